@@ -1,0 +1,58 @@
+"""Prices in integer micro-dollars per 1M tokens, and exact cost arithmetic."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+from ..wire.types import Usage
+
+__all__ = ["Price", "usd_to_micros"]
+
+MICROS_PER_USD = 1_000_000
+TOKENS_PER_MTOK = 1_000_000
+
+
+def usd_to_micros(value: object, *, what: str = "price") -> int:
+    """'2.50' (USD) -> 2_500_000 micro-dollars, exactly. Sub-micro precision is rejected."""
+    try:
+        d = Decimal(str(value)) * MICROS_PER_USD
+    except InvalidOperation:
+        raise ValueError(f"{what}: {value!r} is not a number") from None
+    if d != d.to_integral_value() or d < 0:
+        raise ValueError(f"{what}: {value!r} is negative or finer than one micro-dollar")
+    return int(d)
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    """Micro-dollars per 1M tokens. Cached/cache-write default to the input price when unknown."""
+    input_micros_per_mtok: int = 0
+    output_micros_per_mtok: int = 0
+    cached_input_micros_per_mtok: int | None = None
+    cache_write_micros_per_mtok: int | None = None
+
+    def cost_micros(self, usage: Usage, markup_bps: int = 0) -> int:
+        """Exact cost, rounded up once to a whole micro-dollar. markup in basis points (100 = 1%)."""
+        cached = min(usage.cached_tokens, usage.prompt_tokens)
+        written = min(usage.cache_write_tokens, usage.prompt_tokens - cached)
+        plain = usage.prompt_tokens - cached - written
+        c_in = self.cached_input_micros_per_mtok
+        c_wr = self.cache_write_micros_per_mtok
+        total = (plain * self.input_micros_per_mtok
+                 + cached * (self.input_micros_per_mtok if c_in is None else c_in)
+                 + written * (self.input_micros_per_mtok if c_wr is None else c_wr)
+                 + usage.completion_tokens * self.output_micros_per_mtok)
+        total = total * (10_000 + markup_bps)
+        return -(-total // (TOKENS_PER_MTOK * 10_000))
+
+    def worst_case_micros(self, prompt_tokens: int, max_output_tokens: int, markup_bps: int = 0) -> int:
+        """Upper bound for reservation: no cache discount, every output token generated."""
+        highest_in = max(self.input_micros_per_mtok, self.cache_write_micros_per_mtok or 0)
+        total = (prompt_tokens * highest_in + max_output_tokens * self.output_micros_per_mtok)
+        total = total * (10_000 + markup_bps)
+        return -(-total // (TOKENS_PER_MTOK * 10_000))
+
+    @property
+    def blended_micros_per_mtok(self) -> int:
+        """One number for ranking models by price: 3 input tokens per output token."""
+        return (3 * self.input_micros_per_mtok + self.output_micros_per_mtok) // 4

@@ -1,0 +1,177 @@
+"""Router One's error tree. Every error a client can see is one of these leaves.
+
+    RouterOneError                       (500 api_error / internal_error)
+    ├── InvalidRequest                   400 invalid_request_error  (param names the field)
+    │   ├── UnsupportedParameter         400 invalid_request_error / unsupported_parameter
+    │   ├── CapabilityMismatch           400 invalid_request_error / model_capability_mismatch
+    │   ├── ContextLengthExceeded        400 invalid_request_error / context_length_exceeded
+    │   └── PayloadTooLarge              413 invalid_request_error / payload_too_large
+    ├── AuthenticationFailed             401 authentication_error / invalid_api_key
+    ├── InsufficientBalance              402 billing_error / insufficient_balance
+    ├── PermissionDenied                 403 permission_error / model_not_allowed | key_expired | spend_cap_reached
+    ├── ModelNotFound                    404 invalid_request_error / model_not_found
+    ├── NotFound                         404 invalid_request_error / not_found
+    ├── RateLimited                      429 rate_limit_error / rate_limit_exceeded (+ Retry-After)
+    └── UpstreamError                    a provider failed; carries `retryable` for the router
+        ├── UpstreamRateLimited          429 rate_limit_error / upstream_rate_limited (+ Retry-After)
+        ├── UpstreamBadRequest           400 invalid_request_error / upstream's code (never retried)
+        ├── UpstreamAuthFailed           502 upstream_error / upstream_auth_failed (our config, not the caller's key)
+        ├── UpstreamUnavailable          502/503 upstream_error / upstream_unavailable | overloaded
+        └── UpstreamTimeout              504 timeout_error / upstream_timeout
+
+The body is the seed's shape `{"error": {"message", "type", "code"}}` plus `param` (null unless a
+field is at fault), which also makes it OpenAI's `ErrorResponse`.
+"""
+from __future__ import annotations
+
+import orjson
+
+__all__ = [
+    "RouterOneError", "InvalidRequest", "UnsupportedParameter", "CapabilityMismatch",
+    "ContextLengthExceeded", "PayloadTooLarge", "AuthenticationFailed", "InsufficientBalance",
+    "PermissionDenied", "ModelNotFound", "NotFound", "RateLimited", "UpstreamError",
+    "UpstreamRateLimited", "UpstreamBadRequest", "UpstreamAuthFailed", "UpstreamUnavailable",
+    "UpstreamTimeout",
+]
+
+
+class RouterOneError(Exception):
+    status = 500
+    type = "api_error"
+    code: str | None = "internal_error"
+    default_message = "Internal error"
+
+    def __init__(self, message: str | None = None, *, param: str | None = None,
+                 code: str | None = None, headers: dict[str, str] | None = None) -> None:
+        self.message = message or self.default_message
+        super().__init__(self.message)
+        self.param = param
+        if code is not None:
+            self.code = code
+        self.headers: dict[str, str] = dict(headers or {})
+
+    def to_dict(self) -> dict:
+        return {"error": {"message": self.message, "type": self.type,
+                          "param": self.param, "code": self.code}}
+
+    def body(self) -> bytes:
+        return orjson.dumps(self.to_dict())
+
+
+class InvalidRequest(RouterOneError):
+    status = 400
+    type = "invalid_request_error"
+    code = "invalid_value"
+    default_message = "Invalid request"
+
+
+class UnsupportedParameter(InvalidRequest):
+    code = "unsupported_parameter"
+
+
+class CapabilityMismatch(InvalidRequest):
+    code = "model_capability_mismatch"
+
+
+class ContextLengthExceeded(InvalidRequest):
+    code = "context_length_exceeded"
+
+
+class PayloadTooLarge(InvalidRequest):
+    status = 413
+    code = "payload_too_large"
+
+
+class AuthenticationFailed(RouterOneError):
+    status = 401
+    type = "authentication_error"
+    code = "invalid_api_key"
+    default_message = "Invalid API key"
+
+
+class InsufficientBalance(RouterOneError):
+    status = 402
+    type = "billing_error"
+    code = "insufficient_balance"
+    default_message = "Insufficient balance"
+
+
+class PermissionDenied(RouterOneError):
+    status = 403
+    type = "permission_error"
+    code = "permission_denied"
+    default_message = "Permission denied"
+
+
+class ModelNotFound(RouterOneError):
+    status = 404
+    type = "invalid_request_error"
+    code = "model_not_found"
+    default_message = "Model not found"
+
+
+class NotFound(RouterOneError):
+    status = 404
+    type = "invalid_request_error"
+    code = "not_found"
+    default_message = "Not found"
+
+
+class RateLimited(RouterOneError):
+    status = 429
+    type = "rate_limit_error"
+    code = "rate_limit_exceeded"
+    default_message = "Rate limit exceeded"
+
+
+class UpstreamError(RouterOneError):
+    """A provider call failed. `retryable` tells the router whether another attempt may help."""
+    status = 502
+    type = "upstream_error"
+    code = "upstream_error"
+    default_message = "The upstream provider returned an error"
+    retryable = True
+
+    def __init__(self, message: str | None = None, *, provider: str = "", upstream_status: int = 0,
+                 retry_after_s: float | None = None, **kw) -> None:
+        super().__init__(message, **kw)
+        self.provider = provider
+        self.upstream_status = upstream_status
+        self.retry_after_s = retry_after_s
+        if retry_after_s is not None:
+            self.headers.setdefault("Retry-After", str(max(1, int(retry_after_s + 0.999))))
+
+
+class UpstreamRateLimited(UpstreamError):
+    status = 429
+    type = "rate_limit_error"
+    code = "upstream_rate_limited"
+    default_message = "The upstream provider is rate limiting requests"
+
+
+class UpstreamBadRequest(UpstreamError):
+    status = 400
+    type = "invalid_request_error"
+    code = "upstream_invalid_request"
+    default_message = "The upstream provider rejected the request"
+    retryable = False
+
+
+class UpstreamAuthFailed(UpstreamError):
+    status = 502
+    code = "upstream_auth_failed"
+    default_message = "The upstream provider rejected Router One's credentials"
+    retryable = True  # another deployment may have working credentials
+
+
+class UpstreamUnavailable(UpstreamError):
+    status = 502
+    code = "upstream_unavailable"
+    default_message = "The upstream provider is unavailable"
+
+
+class UpstreamTimeout(UpstreamError):
+    status = 504
+    type = "timeout_error"
+    code = "upstream_timeout"
+    default_message = "The upstream provider timed out"

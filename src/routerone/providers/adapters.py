@@ -1,0 +1,15 @@
+"""The adapter for each wire protocol. One instance each: adapters are stateless."""
+from __future__ import annotations
+
+from .base import ProviderAdapter
+from .openai_compat import OpenAICompatAdapter
+
+__all__ = ["ADAPTERS", "adapter_for"]
+
+ADAPTERS: dict[str, ProviderAdapter] = {
+    "openai": OpenAICompatAdapter(),
+}
+
+
+def adapter_for(protocol: str) -> ProviderAdapter:
+    return ADAPTERS[protocol]

@@ -1,0 +1,118 @@
+"""Adapter for every vendor that speaks OpenAI's chat-completions protocol.
+
+Pass-through by design: the caller's body goes upstream as sent, with the model id rewritten and
+the vendor's renamed/dropped params applied (from `Vendor` data). Router-only fields are removed.
+"""
+from __future__ import annotations
+
+from typing import Mapping
+
+import orjson
+
+from ..errors import UpstreamError, UpstreamUnavailable
+from ..wire.chat import ChatRequest
+from ..wire.types import Usage
+from .base import Deployment, ProviderResult, SSEEvent, UpstreamRequest
+from .status import error_for_status
+
+__all__ = ["OpenAICompatAdapter", "auth_headers"]
+
+ROUTER_ONLY_FIELDS = ("models", "route")
+
+
+def auth_headers(dep: Deployment) -> dict[str, str]:
+    v = dep.vendor
+    headers = {"Content-Type": "application/json", **v.headers}
+    if v.api_key:
+        if v.auth == "bearer":
+            headers["Authorization"] = f"Bearer {v.api_key}"
+        elif v.auth in ("api-key", "x-api-key", "x-goog-api-key"):
+            headers[v.auth] = v.api_key
+    return headers
+
+
+def _url(dep: Deployment, path: str) -> str:
+    v = dep.vendor
+    url = v.base_url.rstrip("/") + path.replace("{model}", dep.upstream_model)
+    if v.query:
+        url += "?" + "&".join(f"{k}={val}" for k, val in v.query.items())
+    return url
+
+
+class OpenAICompatStream:
+    __slots__ = ("usage", "done")
+
+    def __init__(self) -> None:
+        self.usage: Usage | None = None
+        self.done = False
+
+    def feed(self, event: SSEEvent) -> list[dict]:
+        data = event.data
+        if data.startswith("[DONE]"):
+            self.done = True
+            return []
+        try:
+            chunk = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            raise UpstreamUnavailable("upstream sent a malformed stream chunk") from None
+        if not isinstance(chunk, dict):
+            raise UpstreamUnavailable("upstream sent a malformed stream chunk")
+        if "error" in chunk:
+            err = chunk["error"] if isinstance(chunk["error"], dict) else {"message": str(chunk["error"])}
+            raise UpstreamUnavailable(f"upstream stream error: {err.get('message', '')}".strip())
+        usage = chunk.get("usage")
+        if usage:
+            self.usage = Usage.from_openai(usage)
+        if not chunk.get("choices"):
+            return []
+        if usage:
+            chunk["usage"] = None
+        return [chunk]
+
+
+class OpenAICompatAdapter:
+    protocol = "openai"
+
+    def build_request(self, req: ChatRequest, dep: Deployment, *, stream: bool) -> UpstreamRequest:
+        body = dict(req.body)
+        for k in ROUTER_ONLY_FIELDS:
+            body.pop(k, None)
+        body["model"] = dep.upstream_model
+        v = dep.vendor
+        if stream:
+            body["stream"] = True
+            if v.stream_usage:
+                body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
+        for old, new in v.rename.items():
+            if old in body:
+                val = body.pop(old)
+                body.setdefault(new, val)
+        for k in v.drop:
+            body.pop(k, None)
+        return UpstreamRequest(_url(dep, v.chat_path), auth_headers(dep), orjson.dumps(body))
+
+    def parse_response(self, body: bytes, dep: Deployment) -> ProviderResult:
+        try:
+            resp = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise UpstreamUnavailable("upstream returned a body that is not JSON", provider=dep.vendor.name) from None
+        if not isinstance(resp, dict) or not isinstance(resp.get("choices"), list):
+            raise UpstreamUnavailable("upstream returned an unexpected response", provider=dep.vendor.name)
+        return ProviderResult(resp, Usage.from_openai(resp.get("usage")))
+
+    def stream_translator(self, req: ChatRequest, dep: Deployment) -> OpenAICompatStream:
+        return OpenAICompatStream()
+
+    def map_error(self, status: int, headers: Mapping[str, str], body: bytes,
+                  dep: Deployment) -> UpstreamError:
+        message, code = "", None
+        try:
+            err = orjson.loads(body).get("error")
+            if isinstance(err, dict):
+                message, code = str(err.get("message") or ""), err.get("code")
+            elif isinstance(err, str):
+                message = err
+        except (orjson.JSONDecodeError, AttributeError):
+            message = body[:200].decode("utf-8", "replace")
+        return error_for_status(status, message, provider=dep.vendor.name, headers=headers,
+                                upstream_code=code if isinstance(code, str) else None)

@@ -1,0 +1,309 @@
+"""Parse and validate an OpenAI chat-completions request body.
+
+The seed's rules are checked exactly (model required; messages >= 1 valid items; temperature 0..2;
+top_p 0..1; max_tokens >= 1; stream_options only with stream: true). Every other OpenAI field is
+type-checked when present and passed through untouched, as are unknown extra fields. Each failure
+raises `InvalidRequest` with `param` naming the field.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from ..errors import InvalidRequest
+
+__all__ = ["ChatRequest", "parse_chat_request"]
+
+_ROLES = ("system", "developer", "user", "assistant", "tool", "function")
+_USER_PARTS = {"text", "image_url", "input_audio", "file"}
+_NUMBER = (int, float)
+
+
+@dataclass(slots=True)
+class ChatRequest:
+    """A validated request. `body` is the OpenAI wire JSON as received (passed through upstream)."""
+    body: dict[str, Any]
+    model: str
+    messages: list[dict[str, Any]]
+    stream: bool = False
+    include_usage: bool = False
+    max_tokens: int | None = None           # max_completion_tokens or max_tokens, whichever is given
+    fallback_models: list[str] = field(default_factory=list)   # OpenRouter-style `models: [...]`
+    strategy: str | None = None             # per-request routing strategy (`route` body field)
+
+    @property
+    def has_tools(self) -> bool:
+        return bool(self.body.get("tools"))
+
+    @property
+    def has_images(self) -> bool:
+        for m in self.messages:
+            c = m.get("content")
+            if isinstance(c, list) and any(isinstance(p, dict) and p.get("type") == "image_url" for p in c):
+                return True
+        return False
+
+    @property
+    def wants_json_schema(self) -> bool:
+        rf = self.body.get("response_format")
+        return isinstance(rf, dict) and rf.get("type") == "json_schema"
+
+    def prompt_text(self) -> str:
+        """All text the caller sent, concatenated (for token estimates and routing)."""
+        parts: list[str] = []
+        for m in self.messages:
+            c = m.get("content")
+            if isinstance(c, str):
+                parts.append(c)
+            elif isinstance(c, list):
+                parts.extend(p.get("text", "") for p in c if isinstance(p, dict) and p.get("type") == "text")
+            for tc in m.get("tool_calls") or ():
+                fn = tc.get("function") if isinstance(tc, dict) else None
+                if isinstance(fn, dict):
+                    parts.append(str(fn.get("name", "")) + str(fn.get("arguments", "")))
+        if self.body.get("tools"):
+            parts.append(orjson.dumps(self.body["tools"]).decode())
+        return "\n".join(parts)
+
+    def last_user_text(self) -> str:
+        for m in reversed(self.messages):
+            if m.get("role") == "user":
+                c = m.get("content")
+                if isinstance(c, str):
+                    return c
+                if isinstance(c, list):
+                    return "\n".join(p.get("text", "") for p in c if isinstance(p, dict) and p.get("type") == "text")
+        return ""
+
+
+def _fail(param: str, message: str) -> InvalidRequest:
+    return InvalidRequest(message, param=param)
+
+
+def _type_name(v: Any) -> str:
+    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean",
+            int: "an integer", float: "a number", type(None): "null"}.get(type(v), type(v).__name__)
+
+
+def _number(body: dict, key: str, lo: float | None, hi: float | None) -> None:
+    v = body.get(key)
+    if v is None:
+        return
+    if isinstance(v, bool) or not isinstance(v, _NUMBER):
+        raise _fail(key, f"'{key}' must be a number, got {_type_name(v)}")
+    if (lo is not None and v < lo) or (hi is not None and v > hi):
+        raise _fail(key, f"'{key}' must be between {lo:g} and {hi:g}, got {v}" if hi is not None
+                    else f"'{key}' must be >= {lo:g}, got {v}")
+
+
+def _integer(body: dict, key: str, lo: int | None = None, hi: int | None = None) -> int | None:
+    v = body.get(key)
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, int):
+        if isinstance(v, float) and v.is_integer():
+            v = int(v)
+        else:
+            raise _fail(key, f"'{key}' must be an integer, got {_type_name(v)}")
+    if lo is not None and v < lo:
+        raise _fail(key, f"'{key}' must be >= {lo}, got {v}")
+    if hi is not None and v > hi:
+        raise _fail(key, f"'{key}' must be <= {hi}, got {v}")
+    return v
+
+
+def _typed(body: dict, key: str, types: tuple, what: str) -> None:
+    v = body.get(key)
+    if v is not None and (not isinstance(v, types) or (bool not in types and isinstance(v, bool))):
+        raise _fail(key, f"'{key}' must be {what}, got {_type_name(v)}")
+
+
+def _text_parts(parts: list, param: str, allow_refusal: bool = False) -> None:
+    for j, p in enumerate(parts):
+        pp = f"{param}[{j}]"
+        if not isinstance(p, dict):
+            raise _fail(pp, f"'{pp}' must be an object, got {_type_name(p)}")
+        t = p.get("type")
+        if t == "text" and isinstance(p.get("text"), str):
+            continue
+        if allow_refusal and t == "refusal" and isinstance(p.get("refusal"), str):
+            continue
+        raise _fail(pp, f"'{pp}' must be a text part {{'type': 'text', 'text': ...}}")
+
+
+def _user_parts(parts: list, param: str) -> None:
+    for j, p in enumerate(parts):
+        pp = f"{param}[{j}]"
+        if not isinstance(p, dict):
+            raise _fail(pp, f"'{pp}' must be an object, got {_type_name(p)}")
+        t = p.get("type")
+        if t not in _USER_PARTS:
+            raise _fail(f"{pp}.type", f"'{pp}.type' must be one of {', '.join(sorted(_USER_PARTS))}, got {t!r}")
+        if t == "text" and not isinstance(p.get("text"), str):
+            raise _fail(f"{pp}.text", f"'{pp}.text' must be a string")
+        if t == "image_url":
+            iu = p.get("image_url")
+            if not isinstance(iu, dict) or not isinstance(iu.get("url"), str) or not iu["url"]:
+                raise _fail(f"{pp}.image_url.url", f"'{pp}.image_url.url' must be a non-empty string")
+
+
+def _content(m: dict, i: int, role: str) -> None:
+    param = f"messages[{i}].content"
+    c = m.get("content")
+    if role == "assistant" and c is None:
+        if not (m.get("tool_calls") or m.get("function_call")):
+            raise _fail(param, f"'{param}' is required unless the assistant message has 'tool_calls'")
+        return
+    if role == "function" and c is None:
+        return
+    if "content" not in m:
+        raise _fail(param, f"'{param}' is required for a '{role}' message")
+    if isinstance(c, str):
+        return
+    if not isinstance(c, list):
+        raise _fail(param, f"'{param}' must be a string or an array of content parts, got {_type_name(c)}")
+    if not c and role != "assistant":
+        raise _fail(param, f"'{param}' must not be an empty array")
+    if role == "user":
+        _user_parts(c, param)
+    else:
+        _text_parts(c, param, allow_refusal=role == "assistant")
+
+
+def _tool_calls(m: dict, i: int) -> None:
+    tcs = m.get("tool_calls")
+    if tcs is None:
+        return
+    param = f"messages[{i}].tool_calls"
+    if not isinstance(tcs, list):
+        raise _fail(param, f"'{param}' must be an array")
+    for j, tc in enumerate(tcs):
+        pp = f"{param}[{j}]"
+        if not isinstance(tc, dict) or not isinstance(tc.get("id"), str):
+            raise _fail(pp, f"'{pp}' must be an object with a string 'id'")
+        fn = tc.get("function")
+        if tc.get("type", "function") == "function" and (
+                not isinstance(fn, dict) or not isinstance(fn.get("name"), str)
+                or not isinstance(fn.get("arguments"), str)):
+            raise _fail(f"{pp}.function", f"'{pp}.function' must have string 'name' and 'arguments'")
+
+
+def _messages(body: dict) -> list[dict]:
+    if "messages" not in body or body["messages"] is None:
+        raise _fail("messages", "'messages' is required")
+    msgs = body["messages"]
+    if not isinstance(msgs, list):
+        raise _fail("messages", f"'messages' must be an array, got {_type_name(msgs)}")
+    if not msgs:
+        raise _fail("messages", "'messages' must contain at least 1 message")
+    for i, m in enumerate(msgs):
+        if not isinstance(m, dict):
+            raise _fail(f"messages[{i}]", f"'messages[{i}]' must be an object, got {_type_name(m)}")
+        role = m.get("role")
+        if role not in _ROLES:
+            raise _fail(f"messages[{i}].role",
+                        f"'messages[{i}].role' must be one of {', '.join(_ROLES)}, got {role!r}")
+        _content(m, i, role)
+        if role == "tool" and not isinstance(m.get("tool_call_id"), str):
+            raise _fail(f"messages[{i}].tool_call_id", f"'messages[{i}].tool_call_id' is required for a tool message")
+        if role == "assistant":
+            _tool_calls(m, i)
+        if m.get("name") is not None and not isinstance(m["name"], str):
+            raise _fail(f"messages[{i}].name", f"'messages[{i}].name' must be a string")
+    return msgs
+
+
+def _tools(body: dict) -> None:
+    tools = body.get("tools")
+    if tools is None:
+        return
+    if not isinstance(tools, list):
+        raise _fail("tools", f"'tools' must be an array, got {_type_name(tools)}")
+    for j, t in enumerate(tools):
+        if not isinstance(t, dict) or t.get("type") not in ("function", "custom"):
+            raise _fail(f"tools[{j}]", f"'tools[{j}]' must be an object with type 'function' or 'custom'")
+        if t["type"] == "function":
+            fn = t.get("function")
+            if not isinstance(fn, dict) or not isinstance(fn.get("name"), str) or not fn["name"]:
+                raise _fail(f"tools[{j}].function.name", f"'tools[{j}].function.name' is required")
+            if fn.get("parameters") is not None and not isinstance(fn["parameters"], dict):
+                raise _fail(f"tools[{j}].function.parameters", f"'tools[{j}].function.parameters' must be an object")
+    tc = body.get("tool_choice")
+    if tc is not None and not (tc in ("none", "auto", "required") or isinstance(tc, dict)):
+        raise _fail("tool_choice", "'tool_choice' must be 'none', 'auto', 'required' or an object naming a tool")
+
+
+def _stop(body: dict) -> None:
+    s = body.get("stop")
+    if s is None or isinstance(s, str):
+        return
+    if not isinstance(s, list) or not all(isinstance(x, str) for x in s) or not 1 <= len(s) <= 4:
+        raise _fail("stop", "'stop' must be a string or an array of 1 to 4 strings")
+
+
+def _stream(body: dict) -> tuple[bool, bool]:
+    _typed(body, "stream", (bool,), "a boolean")
+    stream = bool(body.get("stream"))
+    so = body.get("stream_options")
+    if so is None:
+        return stream, False
+    if not stream:
+        raise _fail("stream_options", "'stream_options' is only allowed when 'stream' is true")
+    if not isinstance(so, dict):
+        raise _fail("stream_options", f"'stream_options' must be an object, got {_type_name(so)}")
+    iu = so.get("include_usage")
+    if iu is not None and not isinstance(iu, bool):
+        raise _fail("stream_options.include_usage", "'stream_options.include_usage' must be a boolean")
+    return stream, bool(iu)
+
+
+def validate_body(body: Any) -> ChatRequest:
+    if not isinstance(body, dict):
+        raise _fail(None, f"The request body must be a JSON object, got {_type_name(body)}")  # type: ignore[arg-type]
+    model = body.get("model")
+    if model is None or model == "":
+        raise _fail("model", "'model' is required")
+    if not isinstance(model, str):
+        raise _fail("model", f"'model' must be a string, got {_type_name(model)}")
+    messages = _messages(body)
+    _number(body, "temperature", 0, 2)
+    _number(body, "top_p", 0, 1)
+    _number(body, "frequency_penalty", -2, 2)
+    _number(body, "presence_penalty", -2, 2)
+    max_tokens = _integer(body, "max_tokens", lo=1)
+    max_completion = _integer(body, "max_completion_tokens", lo=1)
+    _integer(body, "n", lo=1, hi=128)
+    _integer(body, "seed")
+    _integer(body, "top_logprobs", lo=0, hi=20)
+    stream, include_usage = _stream(body)
+    for key in ("logprobs", "parallel_tool_calls", "store"):
+        _typed(body, key, (bool,), "a boolean")
+    for key in ("user", "reasoning_effort", "service_tier", "safety_identifier", "prompt_cache_key"):
+        _typed(body, key, (str,), "a string")
+    for key in ("logit_bias", "metadata", "response_format", "prediction", "audio", "web_search_options"):
+        _typed(body, key, (dict,), "an object")
+    rf = body.get("response_format")
+    if rf is not None and rf.get("type") not in ("text", "json_object", "json_schema"):
+        raise _fail("response_format.type", "'response_format.type' must be 'text', 'json_object' or 'json_schema'")
+    _stop(body)
+    _tools(body)
+    fallbacks = body.get("models")
+    if fallbacks is not None and (not isinstance(fallbacks, list) or not all(isinstance(x, str) for x in fallbacks)):
+        raise _fail("models", "'models' must be an array of model names")
+    route = body.get("route")
+    if route is not None and not isinstance(route, str):
+        raise _fail("route", "'route' must be a string naming a routing strategy")
+    return ChatRequest(body=body, model=model, messages=messages, stream=stream,
+                       include_usage=include_usage,
+                       max_tokens=max_completion if max_completion is not None else max_tokens,
+                       fallback_models=list(fallbacks or ()), strategy=route)
+
+
+def parse_chat_request(raw: bytes) -> ChatRequest:
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"The request body is not valid JSON: {exc}", code="invalid_json") from None
+    return validate_body(body)

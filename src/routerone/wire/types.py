@@ -1,0 +1,44 @@
+"""Small wire value types shared by providers, billing and the chat service."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(slots=True)
+class Usage:
+    """Token counts of one request, as the upstream reported them (or as counted locally)."""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0          # prompt tokens read from a cache (subset of prompt_tokens)
+    cache_write_tokens: int = 0     # prompt tokens written to a cache (subset of prompt_tokens)
+    reasoning_tokens: int = 0       # subset of completion_tokens
+    estimated: bool = False         # True when counted locally because the upstream gave none
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def to_openai(self) -> dict:
+        out: dict = {"prompt_tokens": self.prompt_tokens,
+                     "completion_tokens": self.completion_tokens,
+                     "total_tokens": self.total_tokens}
+        if self.cached_tokens or self.cache_write_tokens:
+            details: dict = {"cached_tokens": self.cached_tokens}
+            if self.cache_write_tokens:
+                details["cache_write_tokens"] = self.cache_write_tokens
+            out["prompt_tokens_details"] = details
+        if self.reasoning_tokens:
+            out["completion_tokens_details"] = {"reasoning_tokens": self.reasoning_tokens}
+        return out
+
+    @classmethod
+    def from_openai(cls, raw: dict | None) -> "Usage | None":
+        if not isinstance(raw, dict):
+            return None
+        pd = raw.get("prompt_tokens_details") or {}
+        cd = raw.get("completion_tokens_details") or {}
+        return cls(prompt_tokens=int(raw.get("prompt_tokens") or 0),
+                   completion_tokens=int(raw.get("completion_tokens") or 0),
+                   cached_tokens=int(pd.get("cached_tokens") or 0),
+                   cache_write_tokens=int(pd.get("cache_write_tokens") or 0),
+                   reasoning_tokens=int(cd.get("reasoning_tokens") or 0))
