@@ -1,0 +1,297 @@
+"""SQLite store: the embedded default. WAL, one connection, one writer thread.
+
+Every call runs on a single dedicated thread, so transactions never interleave inside a process;
+`BEGIN IMMEDIATE` takes SQLite's write lock up front, so several processes on one file still
+serialize correctly (busy_timeout waits for the lock).
+"""
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Sequence, TypeVar
+
+from . import rows
+from .base import (Account, ApiKey, LedgerEntry, Limits, NewKey, Reservation, Settlement, UsagePage,
+                   UsageQuery, UsageRecord, UsageTotals)
+from .migrations import MIGRATIONS
+
+__all__ = ["SQLiteStore"]
+T = TypeVar("T")
+
+
+class SQLiteStore:
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
+        self._db: sqlite3.Connection | None = None
+
+    # -- plumbing -------------------------------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        if self._db is None:
+            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA foreign_keys=ON")
+            db.execute("PRAGMA busy_timeout=30000")
+            self._db = db
+        return self._db
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, lambda: fn(self._connect()))
+
+    async def _tx(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        def run(db: sqlite3.Connection) -> T:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                out = fn(db)
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+            return out
+        return await self._run(run)
+
+    async def migrate(self) -> None:
+        def run(db: sqlite3.Connection) -> None:
+            db.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at REAL)")
+            done = {r[0] for r in db.execute("SELECT name FROM _migrations")}
+            for name, sql in MIGRATIONS:
+                if name in done:
+                    continue
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    for stmt in _statements(sql.replace("{ID}", "INTEGER PRIMARY KEY AUTOINCREMENT")):
+                        db.execute(stmt)
+                    db.execute("INSERT INTO _migrations VALUES (?, ?)", (name, time.time()))
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+                db.execute("COMMIT")
+        await self._run(run)
+
+    async def close(self) -> None:
+        if self._db is not None:
+            await self._run(lambda db: db.close())
+            self._db = None
+        self._pool.shutdown(wait=True)
+
+    # -- accounts -------------------------------------------------------------------------------
+    async def create_account(self, name: str, *, markup_bps: int = 0, limits: Limits = Limits()) -> Account:
+        def fn(db):
+            cur = db.execute("INSERT INTO accounts (name, markup_bps, rpm, tpm, concurrency, created_at) "
+                             "VALUES (?, ?, ?, ?, ?, ?)",
+                             (name, markup_bps, limits.rpm, limits.tpm, limits.concurrency, time.time()))
+            return _account(db, cur.lastrowid)
+        return await self._tx(fn)
+
+    async def get_account(self, account_id: int) -> Account | None:
+        return await self._run(lambda db: _account(db, account_id))
+
+    async def list_accounts(self) -> list[Account]:
+        return await self._run(lambda db: [rows.account(r) for r in db.execute(
+            f"SELECT {rows.ACCOUNT_COLS} FROM accounts ORDER BY id")])
+
+    async def update_account(self, account_id: int, *, markup_bps: int | None = None,
+                             limits: Limits | None = None) -> Account | None:
+        def fn(db):
+            if markup_bps is not None:
+                db.execute("UPDATE accounts SET markup_bps = ? WHERE id = ?", (markup_bps, account_id))
+            if limits is not None:
+                db.execute("UPDATE accounts SET rpm = ?, tpm = ?, concurrency = ? WHERE id = ?",
+                           (limits.rpm, limits.tpm, limits.concurrency, account_id))
+            _bump(db)
+            return _account(db, account_id)
+        return await self._tx(fn)
+
+    async def adjust_balance(self, account_id: int, amount_micros: int, *, kind: str, note: str = "") -> Account:
+        def fn(db):
+            acc = _account(db, account_id)
+            if acc is None:
+                raise KeyError(account_id)
+            if amount_micros < 0 and acc.available_micros + amount_micros < 0:
+                raise ValueError("debit exceeds the available balance")
+            db.execute("INSERT INTO ledger (account_id, amount_micros, kind, note, created_at) VALUES (?, ?, ?, ?, ?)",
+                       (account_id, amount_micros, kind, note, time.time()))
+            db.execute("UPDATE accounts SET balance_micros = balance_micros + ? WHERE id = ?", (amount_micros, account_id))
+            return _account(db, account_id)
+        return await self._tx(fn)
+
+    async def ledger(self, account_id: int, limit: int = 100) -> list[LedgerEntry]:
+        return await self._run(lambda db: [rows.ledger_entry(r) for r in db.execute(
+            f"SELECT {rows.LEDGER_COLS} FROM ledger WHERE account_id = ? ORDER BY id DESC LIMIT ?",
+            (account_id, limit))])
+
+    async def ledger_sum(self, account_id: int) -> int:
+        return await self._run(lambda db: db.execute(
+            "SELECT COALESCE(SUM(amount_micros), 0) FROM ledger WHERE account_id = ?", (account_id,)).fetchone()[0])
+
+    # -- keys -----------------------------------------------------------------------------------
+    async def create_key(self, new: NewKey) -> ApiKey:
+        def fn(db):
+            cur = db.execute(
+                "INSERT INTO api_keys (account_id, key_hash, prefix, name, role, expires_at, spend_cap_micros,"
+                " allowed_models, rpm, tpm, concurrency, strategy, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (new.account_id, new.key_hash, new.prefix, new.name, new.role, new.expires_at,
+                 new.spend_cap_micros, ",".join(new.allowed_models), new.limits.rpm, new.limits.tpm,
+                 new.limits.concurrency, new.strategy, time.time()))
+            return _key(db, "id = ?", cur.lastrowid)
+        return await self._tx(fn)
+
+    async def key_by_hash(self, key_hash: str) -> ApiKey | None:
+        return await self._run(lambda db: _key(db, "key_hash = ?", key_hash))
+
+    async def get_key(self, key_id: int) -> ApiKey | None:
+        return await self._run(lambda db: _key(db, "id = ?", key_id))
+
+    async def list_keys(self, account_id: int | None = None) -> list[ApiKey]:
+        where, args = ("WHERE account_id = ?", (account_id,)) if account_id is not None else ("", ())
+        return await self._run(lambda db: [rows.api_key(r) for r in db.execute(
+            f"SELECT {rows.KEY_COLS} FROM api_keys {where} ORDER BY id", args)])
+
+    async def update_key(self, key_id: int, *, limits: Limits | None = None, spend_cap_micros: int | None = None,
+                         allowed_models: Sequence[str] | None = None, expires_at: float | None = None) -> ApiKey | None:
+        def fn(db):
+            if limits is not None:
+                db.execute("UPDATE api_keys SET rpm = ?, tpm = ?, concurrency = ? WHERE id = ?",
+                           (limits.rpm, limits.tpm, limits.concurrency, key_id))
+            for col, val in (("spend_cap_micros", spend_cap_micros), ("expires_at", expires_at)):
+                if val is not None:
+                    db.execute(f"UPDATE api_keys SET {col} = ? WHERE id = ?", (val, key_id))
+            if allowed_models is not None:
+                db.execute("UPDATE api_keys SET allowed_models = ? WHERE id = ?", (",".join(allowed_models), key_id))
+            _bump(db)
+            return _key(db, "id = ?", key_id)
+        return await self._tx(fn)
+
+    async def revoke_key(self, key_id: int) -> bool:
+        def fn(db):
+            n = db.execute("UPDATE api_keys SET revoked = 1 WHERE id = ? AND revoked = 0", (key_id,)).rowcount
+            _bump(db)
+            return n > 0
+        return await self._tx(fn)
+
+    async def auth_version(self) -> int:
+        return await self._run(lambda db: db.execute("SELECT version FROM auth_version WHERE id = 1").fetchone()[0])
+
+    # -- billing --------------------------------------------------------------------------------
+    async def reserve(self, r: Reservation) -> bool:
+        def fn(db):
+            n = db.execute("UPDATE accounts SET reserved_micros = reserved_micros + ? "
+                           "WHERE id = ? AND balance_micros - reserved_micros >= ?",
+                           (r.amount_micros, r.account_id, r.amount_micros)).rowcount
+            if n == 0:
+                return False
+            n = db.execute("UPDATE api_keys SET reserved_micros = reserved_micros + ? WHERE id = ? AND "
+                           "(spend_cap_micros IS NULL OR spent_micros + reserved_micros + ? <= spend_cap_micros)",
+                           (r.amount_micros, r.key_id, r.amount_micros)).rowcount
+            if n == 0:
+                raise _Rollback()
+            db.execute("INSERT INTO reservations (request_id, account_id, key_id, amount_micros, expires_at) "
+                       "VALUES (?, ?, ?, ?, ?)", (r.request_id, r.account_id, r.key_id, r.amount_micros, r.expires_at))
+            return True
+        try:
+            return await self._tx(fn)
+        except _Rollback:
+            return False
+
+    async def settle(self, request_id: str, cost_micros: int) -> Settlement | None:
+        return await self._tx(lambda db: _settle(db, request_id, cost_micros))
+
+    async def release_expired(self, now: float) -> int:
+        def fn(db):
+            expired = db.execute("SELECT request_id, account_id, key_id, amount_micros FROM reservations "
+                                 "WHERE state = 'open' AND expires_at < ?", (now,)).fetchall()
+            for req_id, acc, key, amt in expired:
+                db.execute("UPDATE accounts SET reserved_micros = reserved_micros - ? WHERE id = ?", (amt, acc))
+                db.execute("UPDATE api_keys SET reserved_micros = reserved_micros - ? WHERE id = ?", (amt, key))
+                db.execute("UPDATE reservations SET state = 'expired' WHERE request_id = ?", (req_id,))
+            return len(expired)
+        return await self._tx(fn)
+
+    async def open_reservations(self, account_id: int | None = None) -> int:
+        where, args = (" AND account_id = ?", (account_id,)) if account_id is not None else ("", ())
+        return await self._run(lambda db: db.execute(
+            "SELECT COUNT(*) FROM reservations WHERE state = 'open'" + where, args).fetchone()[0])
+
+    # -- usage ----------------------------------------------------------------------------------
+    async def insert_usage(self, records: Sequence[UsageRecord]) -> None:
+        if not records:
+            return
+        data = [rows.usage_tuple(u) for u in records]
+        await self._tx(lambda db: db.executemany(
+            f"INSERT INTO usage ({rows.USAGE_COLS}) VALUES ({','.join('?' * 16)})", data))
+
+    async def query_usage(self, q: UsageQuery) -> UsagePage:
+        where, args = _usage_filter(q)
+        def fn(db):
+            recs = [rows.usage_record(r) for r in db.execute(
+                f"SELECT {rows.USAGE_COLS} FROM usage {where} ORDER BY created_at DESC LIMIT ?", (*args, q.limit))]
+            t = db.execute("SELECT COUNT(*), COALESCE(SUM(prompt_tokens),0), COALESCE(SUM(completion_tokens),0), "
+                           f"COALESCE(SUM(cost_micros),0) FROM usage {where}", args).fetchone()
+            return UsagePage(recs, UsageTotals(*t))
+        return await self._run(fn)
+
+
+class _Rollback(Exception):
+    pass
+
+
+def _statements(sql: str) -> list[str]:
+    return [s.strip() for s in sql.split(";") if s.strip()]
+
+
+def _bump(db: sqlite3.Connection) -> None:
+    db.execute("UPDATE auth_version SET version = version + 1 WHERE id = 1")
+
+
+def _account(db: sqlite3.Connection, account_id: Any) -> Account | None:
+    r = db.execute(f"SELECT {rows.ACCOUNT_COLS} FROM accounts WHERE id = ?", (account_id,)).fetchone()
+    return rows.account(r) if r else None
+
+
+def _key(db: sqlite3.Connection, where: str, arg: Any) -> ApiKey | None:
+    r = db.execute(f"SELECT {rows.KEY_COLS} FROM api_keys WHERE {where}", (arg,)).fetchone()
+    return rows.api_key(r) if r else None
+
+
+def _settle(db: sqlite3.Connection, request_id: str, cost_micros: int) -> Settlement | None:
+    row = db.execute("SELECT account_id, key_id, amount_micros, state, charged_micros FROM reservations "
+                     "WHERE request_id = ?", (request_id,)).fetchone()
+    if row is None:
+        return None
+    account_id, key_id, amount, state, charged = row
+    if state == "settled":
+        bal = db.execute("SELECT balance_micros FROM accounts WHERE id = ?", (account_id,)).fetchone()[0]
+        return Settlement(request_id, charged, bal)
+    if state == "open":
+        charge = min(cost_micros, amount)
+        db.execute("UPDATE accounts SET reserved_micros = reserved_micros - ? WHERE id = ?", (amount, account_id))
+        db.execute("UPDATE api_keys SET reserved_micros = reserved_micros - ? WHERE id = ?", (amount, key_id))
+    else:  # expired: the hold is gone; charge what the balance can still cover
+        avail = db.execute("SELECT balance_micros - reserved_micros FROM accounts WHERE id = ?",
+                           (account_id,)).fetchone()[0]
+        charge = max(0, min(cost_micros, amount, avail))
+    db.execute("UPDATE accounts SET balance_micros = balance_micros - ?, spent_micros = spent_micros + ? "
+               "WHERE id = ?", (charge, charge, account_id))
+    db.execute("UPDATE api_keys SET spent_micros = spent_micros + ? WHERE id = ?", (charge, key_id))
+    if charge:
+        db.execute("INSERT INTO ledger (account_id, amount_micros, kind, note, request_id, created_at) "
+                   "VALUES (?, ?, 'charge', '', ?, ?)", (account_id, -charge, request_id, time.time()))
+    db.execute("UPDATE reservations SET state = 'settled', charged_micros = ? WHERE request_id = ?",
+               (charge, request_id))
+    bal = db.execute("SELECT balance_micros FROM accounts WHERE id = ?", (account_id,)).fetchone()[0]
+    return Settlement(request_id, charge, bal)
+
+
+def _usage_filter(q: UsageQuery) -> tuple[str, tuple]:
+    conds, args = [], []
+    for col, val, op in (("account_id", q.account_id, "="), ("key_id", q.key_id, "="),
+                         ("routed_model", q.model, "="), ("created_at", q.since, ">="),
+                         ("created_at", q.until, "<")):
+        if val is not None:
+            conds.append(f"{col} {op} ?")
+            args.append(val)
+    return ("WHERE " + " AND ".join(conds) if conds else ""), tuple(args)
