@@ -87,10 +87,11 @@ class Catalog:
     """Public model names -> ModelInfo, with aliases and `provider/model` names."""
 
     def __init__(self, models: dict[str, ModelInfo], vendors: dict[str, Vendor],
-                 aliases: dict[str, str] | None = None) -> None:
+                 aliases: dict[str, str] | None = None, fallbacks: dict[str, list[str]] | None = None) -> None:
         self.models = models
         self.vendors = vendors
         self.aliases = aliases or {}
+        self.fallbacks = fallbacks or {}   # model -> ordered fallback models
 
     def available(self) -> list[ModelInfo]:
         """Models with at least one deployment whose vendor is usable (credentials present)."""
@@ -166,4 +167,5 @@ def load_catalog(settings: Settings, *, port: int | None = None) -> Catalog:
                 d = dataclasses.replace(d, rpm=d.rpm or conf.rpm, tpm=d.tpm or conf.tpm)
             deps.append(d)
         models[mid] = dataclasses.replace(m, deployments=tuple(deps))
-    return Catalog(models, vendors, dict(extra.get("aliases", {})))
+    return Catalog(models, vendors, dict(extra.get("aliases", {})),
+                   {k: list(v) for k, v in extra.get("fallbacks", {}).items()})

@@ -1,0 +1,99 @@
+"""create_app(settings): wire the store, limiter, providers, routing and services into an aiohttp app."""
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from .catalog import Catalog, load_catalog
+from .errors import InvalidRequest, NotFound, PayloadTooLarge, RouterOneError
+from .http.admin import add_admin_routes
+from .http.render import error_response
+from .http.routes import add_routes
+from .http.runtime import RUNTIME, Runtime
+from .limits.base import Limiter
+from .limits.factory import make_limiter
+from .providers.transport import Timeouts, Transport
+from .routing.health import Health
+from .routing.planner import Planner
+from .routing.strategies import make_strategies
+from .services.accounts import AccountsService
+from .services.auth import Authenticator
+from .services.billing import Billing
+from .services.call import ChatDeps
+from .services.chat import ChatService
+from .services.usage import UsageWriter
+from .settings import Settings
+from .store.base import Store
+from .store.factory import open_store
+from .testing import fake_openai
+from .tokens import count_text_tokens
+
+__all__ = ["create_app"]
+log = logging.getLogger("routerone")
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler):
+    try:
+        return await handler(request)
+    except web.HTTPRequestEntityTooLarge as exc:
+        return error_response(PayloadTooLarge(f"The request body is larger than the limit of {exc.max_size} bytes"))
+    except web.HTTPNotFound:
+        return error_response(NotFound(f"No route for {request.method} {request.path}"))
+    except web.HTTPMethodNotAllowed:
+        return error_response(InvalidRequest(f"Method {request.method} is not allowed on {request.path}",
+                                             code="method_not_allowed"))
+    except web.HTTPException:
+        raise
+    except RouterOneError as exc:
+        return error_response(exc)
+    except Exception as exc:  # noqa: BLE001 - never a traceback to the client
+        return error_response(exc)
+
+
+def create_app(settings: Settings, *, store: Store | None = None, limiter: Limiter | None = None,
+               catalog: Catalog | None = None) -> web.Application:
+    store = store or open_store(settings.database_url)
+    limiter = limiter or make_limiter(settings)
+    catalog = catalog or load_catalog(settings)
+    health = Health(cooldown_failures=settings.cooldown_failures, cooldown_s=settings.cooldown_s)
+    auth = Authenticator(store, cache_ttl_s=settings.auth_cache_ttl_s)
+    transport = Transport(Timeouts(settings.connect_timeout_s, settings.first_byte_timeout_s, settings.idle_timeout_s))
+    billing = Billing(store, reservation_ttl_s=settings.reservation_ttl_s)
+    usage = UsageWriter(store, flush_interval_s=settings.usage_flush_interval_s, batch_size=settings.usage_batch_size)
+    planner = Planner(catalog, health, make_strategies(), default_strategy=settings.routing_strategy,
+                      willingness_to_pay=settings.willingness_to_pay, fallbacks=catalog.fallbacks)
+    chat = ChatService(ChatDeps(settings, auth, planner, transport, billing, limiter, usage, health))
+    accounts = AccountsService(store, auth)
+    rt = Runtime(settings, catalog, auth, chat, accounts)
+
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[json_errors],
+                          handler_args={"max_field_size": 16384})
+    app[RUNTIME] = rt
+    add_routes(app)
+    add_admin_routes(app)
+    if catalog.vendors["demo"].configured:
+        fake_openai.add_routes(app, "/demo/v1", fake_openai.FakeOptions(demo=True))
+
+    async def startup(app: web.Application) -> None:
+        count_text_tokens("warm up the tokenizer before the first request")
+        await store.migrate()
+        if settings.admin_key:
+            await accounts.bootstrap_admin(settings.admin_key)
+        await auth.start()
+        await billing.start()
+        await usage.start()
+
+    async def cleanup(app: web.Application) -> None:
+        await chat.drain()
+        await usage.stop()
+        await billing.stop()
+        await auth.stop()
+        await transport.close()
+        await limiter.close()
+        await store.close()
+
+    app.on_startup.append(startup)
+    app.on_cleanup.append(cleanup)
+    return app

@@ -1,0 +1,101 @@
+"""Public endpoints: chat completions (JSON and SSE), models, the caller's account, health."""
+from __future__ import annotations
+
+import uuid
+
+from aiohttp import web
+
+from ..catalog import AUTO_MODEL
+from ..errors import InvalidRequest, PayloadTooLarge, RouterOneError
+from .render import error_response, json_response
+from .runtime import RUNTIME
+
+__all__ = ["add_routes"]
+
+_CLIENT_GONE = (ConnectionResetError, ConnectionError)
+
+
+def request_id(request: web.Request) -> str:
+    rid = request.headers.get("x-request-id", "")
+    if rid and len(rid) <= 128 and rid.isascii() and rid.isprintable():
+        return rid
+    return f"req_{uuid.uuid4().hex}"
+
+
+async def read_json_body(request: web.Request) -> bytes:
+    if request.content_type != "application/json":
+        raise InvalidRequest(f"Content-Type must be application/json, got '{request.content_type or 'none'}'",
+                             code="invalid_content_type")
+    try:
+        return await request.read()
+    except web.HTTPRequestEntityTooLarge as exc:
+        raise PayloadTooLarge(f"The request body is larger than the limit of {exc.max_size} bytes") from None
+
+
+async def chat_completions(request: web.Request) -> web.StreamResponse:
+    rt = request.app[RUNTIME]
+    rid = request_id(request)
+    try:
+        auth = await rt.auth.authenticate(request.headers.get("Authorization"))
+        raw = await read_json_body(request)
+        reply = await rt.chat.complete(raw, auth=auth, request_id=rid,
+                                       strategy_header=request.headers.get("x-routerone-strategy"))
+    except Exception as exc:  # noqa: BLE001 - every failure becomes a documented error body
+        return error_response(exc, rid)
+    if reply.stream is None:
+        return web.Response(body=reply.body, headers=reply.headers, content_type="application/json")
+    resp = web.StreamResponse(headers={**reply.headers, "Content-Type": "text/event-stream",
+                                       "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    stream = reply.stream
+    try:
+        await resp.prepare(request)
+        async for data in stream:
+            await resp.write(data)
+    except _CLIENT_GONE:
+        stream.abandon()
+        return resp
+    except BaseException:
+        await stream.close()
+        raise
+    await stream.close()
+    return resp
+
+
+async def list_models(request: web.Request) -> web.Response:
+    rt = request.app[RUNTIME]
+    try:
+        await rt.auth.authenticate(request.headers.get("Authorization"))
+    except RouterOneError as exc:
+        return error_response(exc)
+    data = [{"id": AUTO_MODEL, "object": "model", "created": 0, "owned_by": "routerone"}]
+    data += [{"id": m.id, "object": "model", "created": 0, "owned_by": m.provider} for m in rt.catalog.available()]
+    return json_response({"object": "list", "data": data})
+
+
+async def account(request: web.Request) -> web.Response:
+    rt = request.app[RUNTIME]
+    try:
+        auth = await rt.auth.authenticate(request.headers.get("Authorization"))
+        acc = await rt.accounts.account(auth.account.id)
+    except RouterOneError as exc:
+        return error_response(exc)
+    k = auth.key
+    return json_response({"data": {
+        "account_id": acc.id, "key_id": k.id, "label": k.name, "key_prefix": k.prefix,
+        "balance_micros": acc.balance_micros, "balance": acc.balance_micros / 1e6,
+        "available_micros": acc.available_micros, "spent_micros": acc.spent_micros,
+        "key_spent_micros": k.spent_micros, "spend_cap_micros": k.spend_cap_micros,
+        "expires_at": k.expires_at, "allowed_models": list(k.allowed_models),
+        "limits": {"rpm": k.limits.rpm, "tpm": k.limits.tpm, "concurrency": k.limits.concurrency},
+        "is_admin": k.role == "admin"}})
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return json_response({"status": "ok"})
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/v1/chat/completions", chat_completions)
+    app.router.add_get("/v1/models", list_models)
+    app.router.add_get("/v1/account", account)
+    app.router.add_get("/healthz", healthz)

@@ -1,0 +1,110 @@
+"""Turn a request into a plan: which models, on which deployments, in which order, and why.
+
+Named model: that model, then the request's `models: [...]` list, then the catalog's fallback chain.
+`auto`: every available model that can serve the request and the key may use, ranked by the active
+strategy (per request > per key > gateway default). Deployments of a model are ordered by weight
+(weighted shuffle); deployments in cooldown go last.
+"""
+from __future__ import annotations
+
+import random
+from typing import Mapping, Sequence
+
+from ..catalog import AUTO_MODEL, Catalog, ModelInfo
+from ..errors import CapabilityMismatch, ContextLengthExceeded, InvalidRequest, PermissionDenied
+from ..providers.base import Deployment
+from ..wire.chat import ChatRequest
+from .base import Attempt, Plan, RouteContext, RoutingStrategy
+from .health import Health
+
+__all__ = ["Planner", "capability_problem"]
+
+
+def capability_problem(m: ModelInfo, req: ChatRequest, prompt_tokens: int) -> str | None:
+    """Why `m` cannot serve `req`, or None."""
+    if req.has_images and not m.vision:
+        return f"'{m.id}' does not accept images"
+    if req.has_tools and not m.tools:
+        return f"'{m.id}' does not support tools"
+    if req.wants_json_schema and not m.json_schema:
+        return f"'{m.id}' does not support response_format json_schema"
+    if prompt_tokens > m.context_window:
+        return f"the prompt (~{prompt_tokens} tokens) exceeds '{m.id}' context window of {m.context_window} tokens"
+    if req.max_tokens and req.max_tokens > m.max_output:
+        return f"max_tokens {req.max_tokens} exceeds '{m.id}' maximum output of {m.max_output} tokens"
+    return None
+
+
+def _allowed(m: ModelInfo, allowlist: Sequence[str]) -> bool:
+    return not allowlist or m.id in allowlist
+
+
+class Planner:
+    def __init__(self, catalog: Catalog, health: Health, strategies: Mapping[str, RoutingStrategy], *,
+                 default_strategy: str = "balanced", willingness_to_pay: float = 0.5,
+                 fallbacks: Mapping[str, Sequence[str]] | None = None, rng: random.Random | None = None) -> None:
+        self.catalog = catalog
+        self.health = health
+        self.strategies = strategies
+        self.default_strategy = default_strategy
+        self.ctx = RouteContext(health, willingness_to_pay)
+        self.fallbacks = fallbacks or {}
+        self._rng = rng or random.Random()
+
+    def plan(self, req: ChatRequest, prompt_tokens: int, *, allowlist: Sequence[str] = (),
+             strategy: str | None = None) -> Plan:
+        if req.model == AUTO_MODEL:
+            return self._auto(req, prompt_tokens, allowlist, strategy or self.default_strategy)
+        primary = self.catalog.resolve(req.model)
+        if not _allowed(primary, allowlist):
+            raise PermissionDenied(f"This API key may not use the model '{primary.id}'", param="model",
+                                   code="model_not_allowed")
+        problem = capability_problem(primary, req, prompt_tokens)
+        if problem:
+            cls = ContextLengthExceeded if "context window" in problem else CapabilityMismatch
+            raise cls(f"The request cannot be served: {problem}", param="messages" if cls is ContextLengthExceeded else "model")
+        models, skipped = [primary], []
+        for name in [*req.fallback_models, *self.fallbacks.get(primary.id, ())]:
+            if name == AUTO_MODEL:
+                continue
+            m = self.catalog.resolve(name)
+            if m.id in {x.id for x in models}:
+                continue
+            why = None if _allowed(m, allowlist) else "not allowed for this key"
+            why = why or capability_problem(m, req, prompt_tokens)
+            if why:
+                skipped.append(f"{m.id}: {why}")
+            else:
+                models.append(m)
+        reason = "requested model" + (f", then fallbacks {', '.join(m.id for m in models[1:])}" if len(models) > 1 else "")
+        return Plan(self._attempts(models), "explicit", reason, req.model, skipped)
+
+    def _auto(self, req: ChatRequest, prompt_tokens: int, allowlist: Sequence[str], strategy: str) -> Plan:
+        impl = self.strategies.get(strategy)
+        if impl is None:
+            raise InvalidRequest(f"Unknown routing strategy '{strategy}' (known: {', '.join(sorted(self.strategies))})",
+                                 param="route")
+        pool, skipped = [], []
+        for m in self.catalog.available():
+            why = None if _allowed(m, allowlist) else "not allowed for this key"
+            why = why or capability_problem(m, req, prompt_tokens)
+            (skipped.append(f"{m.id}: {why}") if why else pool.append(m))
+        if not pool:
+            raise CapabilityMismatch("No configured model can serve this request"
+                                     + (f" ({'; '.join(skipped[:3])})" if skipped else ""), param="model")
+        ranked, reason = impl.rank(req, pool, self.ctx)
+        return Plan(self._attempts(ranked), strategy, reason, req.model, skipped)
+
+    def _attempts(self, models: Sequence[ModelInfo]) -> list[Attempt]:
+        out: list[Attempt] = []
+        for m in models:
+            out.extend(Attempt(m, d) for d in self._order(m.deployments))
+        return out
+
+    def _order(self, deps: Sequence[Deployment]) -> list[Deployment]:
+        usable = [d for d in deps if d.vendor.configured]
+        if len(usable) > 1:
+            # weighted shuffle (Efraimidis-Spirakis): key = u^(1/w), larger first
+            usable.sort(key=lambda d: self._rng.random() ** (1.0 / max(d.weight, 1)), reverse=True)
+        hot = [d for d in usable if self.health.available(d.id)]
+        return hot + [d for d in usable if d not in hot]

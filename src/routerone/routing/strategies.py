@@ -1,0 +1,77 @@
+"""Strategies for `model: "auto"`: quality, cost, latency and balanced (the learned router)."""
+from __future__ import annotations
+
+from typing import Sequence
+
+from ..catalog import ModelInfo
+from ..wire.chat import ChatRequest
+from .base import RouteContext, RoutingStrategy
+
+__all__ = ["QualityStrategy", "CostStrategy", "LatencyStrategy", "BalancedStrategy", "make_strategies",
+           "COST_QUALITY_FLOOR"]
+
+COST_QUALITY_FLOOR = 0.6   # `cost` picks the cheapest model at or above this quality score
+
+
+class QualityStrategy:
+    name = "quality"
+
+    def rank(self, req: ChatRequest, models: Sequence[ModelInfo], ctx: RouteContext) -> tuple[list[ModelInfo], str]:
+        ranked = sorted(models, key=lambda m: (-m.quality, m.price.blended_micros_per_mtok))
+        return ranked, f"highest quality score that fits ({ranked[0].quality:.2f})"
+
+
+class CostStrategy:
+    name = "cost"
+
+    def __init__(self, quality_floor: float = COST_QUALITY_FLOOR) -> None:
+        self.quality_floor = quality_floor
+
+    def rank(self, req: ChatRequest, models: Sequence[ModelInfo], ctx: RouteContext) -> tuple[list[ModelInfo], str]:
+        ok = sorted((m for m in models if m.quality >= self.quality_floor),
+                    key=lambda m: (m.price.blended_micros_per_mtok, -m.quality))
+        rest = sorted((m for m in models if m.quality < self.quality_floor), key=lambda m: -m.quality)
+        if not ok:
+            return rest, f"no model reaches quality floor {self.quality_floor:.2f}; strongest first"
+        return ok + rest, f"cheapest model with quality >= {self.quality_floor:.2f}"
+
+
+class LatencyStrategy:
+    name = "latency"
+
+    def rank(self, req: ChatRequest, models: Sequence[ModelInfo], ctx: RouteContext) -> tuple[list[ModelInfo], str]:
+        def ttft(m: ModelInfo) -> float:
+            seen = [h.ttft_ms for d in m.deployments if (h := ctx.health.by_deployment.get(d.id)) and h.ttft_ms]
+            return min(seen) if seen else float("inf")
+        ranked = sorted(models, key=lambda m: (ttft(m), m.price.blended_micros_per_mtok))
+        best = ttft(ranked[0])
+        why = f"fastest time to first token ({best:.0f} ms)" if best != float("inf") else "no latency data yet; cheapest first"
+        return ranked, why
+
+
+class BalancedStrategy:
+    """The learned router: predicted gain of a stronger model, traded against price."""
+    name = "balanced"
+
+    def __init__(self) -> None:
+        from .learned import LearnedRouter, rank_by_value  # numpy-backed; loaded once per process
+        self._router = LearnedRouter.load()
+        self._rank = rank_by_value
+
+    def rank(self, req: ChatRequest, models: Sequence[ModelInfo], ctx: RouteContext) -> tuple[list[ModelInfo], str]:
+        from .learned.value import Candidate
+        gain = self._router.predict_gain(req.last_user_text())
+        cands = [Candidate(m.id, m.quality, m.price.blended_micros_per_mtok) for m in models]
+        names, reason = self._rank(gain, cands, ctx.willingness_to_pay)
+        by_id = {m.id: m for m in models}
+        return [by_id[n] for n in names], reason
+
+
+def make_strategies() -> dict[str, RoutingStrategy]:
+    out: dict[str, RoutingStrategy] = {"quality": QualityStrategy(), "cost": CostStrategy(),
+                                       "latency": LatencyStrategy()}
+    try:
+        out["balanced"] = BalancedStrategy()
+    except ImportError:   # TEMPORARY until the learned router lands
+        out["balanced"] = out["quality"]
+    return out

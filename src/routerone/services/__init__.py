@@ -1,0 +1,1 @@
+"""Services: the chat pipeline, authentication, billing and the usage writer."""

@@ -1,0 +1,80 @@
+"""Reserve the worst case before a call, settle the real cost after (idempotent by request id),
+and sweep reservations whose request died."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+
+from ..billing.prices import Price
+from ..errors import InsufficientBalance, PermissionDenied
+from ..store.base import Reservation, Settlement, Store
+from ..wire.types import Usage
+from .auth import AuthContext
+
+__all__ = ["Billing", "Hold"]
+log = logging.getLogger("routerone.billing")
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    request_id: str
+    amount_micros: int
+    markup_bps: int
+
+
+class Billing:
+    def __init__(self, store: Store, *, reservation_ttl_s: int = 900, sweep_interval_s: float = 10.0) -> None:
+        self.store = store
+        self.reservation_ttl_s = reservation_ttl_s
+        self.sweep_interval_s = sweep_interval_s
+        self.rejections = 0
+        self._task: asyncio.Task | None = None
+
+    async def reserve(self, auth: AuthContext, request_id: str, worst_case_micros: int) -> Hold:
+        key = auth.key
+        if key.spend_cap_micros is not None and key.spent_micros >= key.spend_cap_micros:
+            raise PermissionDenied("This API key has reached its spend cap", code="spend_cap_reached")
+        r = Reservation(request_id, auth.account.id, key.id, worst_case_micros,
+                        time.time() + self.reservation_ttl_s)
+        if not await self.store.reserve(r):
+            self.rejections += 1
+            raise InsufficientBalance()
+        return Hold(request_id, worst_case_micros, auth.account.markup_bps)
+
+    async def settle(self, hold: Hold, price: Price, usage: Usage | None) -> Settlement:
+        cost = price.cost_micros(usage, hold.markup_bps) if usage else 0
+        for attempt in range(5):
+            try:
+                s = await self.store.settle(hold.request_id, cost)
+                return s or Settlement(hold.request_id, 0, 0)
+            except Exception:  # noqa: BLE001 - retried; the reservation sweep is the last resort
+                log.exception("settle failed (attempt %d) for %s", attempt + 1, hold.request_id)
+                await asyncio.sleep(0.05 * 2 ** attempt)
+        raise RuntimeError(f"could not settle {hold.request_id}")
+
+    async def release(self, hold: Hold) -> None:
+        """The call produced nothing billable: close the hold with a zero charge."""
+        await self.store.settle(hold.request_id, 0)
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._sweep(), name="reservation-sweep")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+
+    async def _sweep(self) -> None:
+        while True:
+            await asyncio.sleep(self.sweep_interval_s)
+            try:
+                n = await self.store.release_expired(time.time())
+                if n:
+                    log.warning("released %d expired reservation(s)", n)
+            except Exception:  # noqa: BLE001
+                log.warning("reservation sweep failed", exc_info=True)

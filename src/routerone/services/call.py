@@ -1,0 +1,73 @@
+"""Values carried through one chat request, shared by the JSON and streaming paths."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from ..limits.base import Limiter, LimitTicket
+from ..providers.transport import Transport
+from ..routing.base import Attempt, Plan
+from ..routing.health import Health
+from ..routing.planner import Planner
+from ..settings import Settings
+from ..wire.chat import ChatRequest
+from .auth import AuthContext, Authenticator
+from .billing import Billing, Hold
+from .usage import UsageWriter
+
+if TYPE_CHECKING:
+    from .streaming import ChatStream
+
+__all__ = ["ChatDeps", "Reply", "Call"]
+
+
+@dataclass(slots=True)
+class ChatDeps:
+    settings: Settings
+    auth: Authenticator
+    planner: Planner
+    transport: Transport
+    billing: Billing
+    limiter: Limiter
+    usage: UsageWriter
+    health: Health
+    metrics: object | None = None
+
+
+@dataclass(slots=True)
+class Reply:
+    status: int
+    headers: dict[str, str]
+    body: bytes | None = None
+    stream: "ChatStream | None" = None
+
+
+@dataclass(slots=True)
+class Call:
+    """Everything one request carries through the pipeline."""
+    request_id: str
+    started: float
+    auth: AuthContext
+    req: ChatRequest
+    plan: Plan
+    prompt_tokens: int
+    hold: Hold
+    ticket: LimitTicket | None
+    limit_headers: dict[str, str]
+    tried: list[str] = field(default_factory=list)
+    upstream_ms: float = 0.0
+
+    def headers(self, attempt: Attempt) -> dict[str, str]:
+        h = {"x-request-id": self.request_id, "x-routerone-model": attempt.model.id,
+             "x-routerone-provider": attempt.deployment.vendor.name,
+             "x-routerone-strategy": self.plan.strategy, "x-routerone-reason": _ascii(self.plan.reason),
+             **self.limit_headers}
+        if self.tried:
+            h["x-routerone-fallbacks"] = _ascii(", ".join(self.tried))
+        return h
+
+
+def _ascii(s: str) -> str:
+    return s.encode("ascii", "replace").decode()[:300]
+
+

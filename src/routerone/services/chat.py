@@ -1,0 +1,167 @@
+"""The chat pipeline: authenticate -> validate -> plan -> limit -> reserve -> call -> return -> settle -> record.
+
+`ChatService.complete` returns a `Reply`: a whole JSON body, or an open `ChatStream` (see
+streaming.py) whose first content token has already arrived, so failures before it fail over
+invisibly to the next candidate.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+import orjson
+
+from ..errors import RateLimited, RouterOneError, UpstreamError
+from ..limits.base import LimitRule, LimitTicket
+from ..providers.adapters import adapter_for
+from ..routing.base import Attempt
+from ..store.base import UsageRecord
+from ..tokens import count_prompt_tokens
+from ..wire.chat import ChatRequest, parse_chat_request
+from ..wire.types import Usage
+from .auth import AuthContext
+from .call import Call, ChatDeps, Reply
+from .streaming import open_stream
+
+__all__ = ["ChatService", "ChatDeps", "Reply"]
+
+IMAGE_TOKENS = 1000   # reservation estimate per image part (providers bill 85..1600+)
+
+
+class ChatService:
+    def __init__(self, deps: ChatDeps) -> None:
+        self.d = deps
+        self.background: set[asyncio.Task] = set()
+
+    # -- the pipeline ---------------------------------------------------------------------------
+    async def complete(self, raw: bytes, *, auth: AuthContext, request_id: str | None = None,
+                       strategy_header: str | None = None) -> Reply:
+        started = time.perf_counter()
+        request_id = request_id or f"req_{uuid.uuid4().hex}"
+        req = parse_chat_request(raw)
+        prompt_tokens = count_prompt_tokens(req.prompt_text(), len(req.messages)) + (IMAGE_TOKENS if req.has_images else 0)
+        plan = self.d.planner.plan(req, prompt_tokens, allowlist=auth.key.allowed_models,
+                                   strategy=req.strategy or strategy_header or auth.key.strategy)
+        worst_out = max(req.max_tokens or a.model.output_cap for a in plan.attempts)
+        ticket, limit_headers = await self._acquire_limits(auth, request_id, prompt_tokens + worst_out)
+        try:
+            worst = max(a.model.price.worst_case_micros(prompt_tokens, req.max_tokens or a.model.output_cap,
+                                                        auth.account.markup_bps) for a in plan.attempts)
+            hold = await self.d.billing.reserve(auth, request_id, worst)
+        except BaseException:
+            if ticket:
+                await self.d.limiter.release(ticket, 0)
+            raise
+        call = Call(request_id, started, auth, req, plan, prompt_tokens, hold, ticket, limit_headers)
+        try:
+            if req.stream:
+                return await open_stream(self, call)
+            return await self._complete_json(call)
+        except BaseException as exc:
+            await self._fail(call, exc)
+            raise
+
+    async def _acquire_limits(self, auth: AuthContext, request_id: str, tokens: int) -> tuple[LimitTicket | None, dict]:
+        s, k, a = self.d.settings, auth.key.limits, auth.account.limits
+        rules = [LimitRule(f"key:{auth.key.id}", k.rpm or s.default_rpm, k.tpm or s.default_tpm,
+                           k.concurrency or s.default_concurrency)]
+        if a.rpm or a.tpm or a.concurrency:
+            rules.append(LimitRule(f"acct:{auth.account.id}", a.rpm, a.tpm, a.concurrency))
+        rules = [r for r in rules if r.rpm or r.tpm or r.concurrency]
+        if not rules:
+            return None, {}
+        decision = await self.d.limiter.acquire(rules, request_id, tokens)
+        if not decision.allowed:
+            retry = max(1, int(decision.retry_after_s + 0.999))
+            raise RateLimited(headers={**decision.headers, "Retry-After": str(retry)})
+        return decision.ticket, dict(decision.headers)
+
+    async def _complete_json(self, call: Call) -> Reply:
+        attempt, result = await self.run_attempts(call, self._send_json)
+        usage = result.usage or Usage(call.prompt_tokens, 0, estimated=True)
+        settlement = await self.d.billing.settle(call.hold, attempt.model.price, usage)
+        resp = result.response
+        resp["id"] = resp.get("id") or f"chatcmpl-{call.request_id}"
+        resp["model"] = attempt.model.id
+        resp["usage"] = {**usage.to_openai(), "cost": settlement.charged_micros / 1_000_000}
+        self.finish(call, attempt, usage, settlement.charged_micros, status=200)
+        headers = call.headers(attempt)
+        headers["x-routerone-cost"] = f"{settlement.charged_micros / 1_000_000:.6f}"
+        headers["x-routerone-overhead-ms"] = f"{(time.perf_counter() - call.started) * 1000 - call.upstream_ms:.3f}"
+        return Reply(200, headers, orjson.dumps(resp))
+
+    async def _send_json(self, call: Call, attempt: Attempt):
+        adapter = adapter_for(attempt.deployment.vendor.protocol)
+        up = adapter.build_request(call.req, attempt.deployment, stream=False)
+        t0 = time.perf_counter()
+        resp = await self.d.transport.send(up, provider=attempt.deployment.vendor.name)
+        elapsed_ms = (time.perf_counter() - t0) * 1000
+        call.upstream_ms += elapsed_ms
+        if resp.status >= 400:
+            raise adapter.map_error(resp.status, resp.headers, resp.body, attempt.deployment)
+        result = adapter.parse_response(resp.body, attempt.deployment)
+        self.d.health.record_success(attempt.deployment.id, ttft_ms=None, duration_ms=elapsed_ms,
+                                     completion_tokens=result.usage.completion_tokens if result.usage else 0)
+        return result
+
+    # -- executing a plan -----------------------------------------------------------------------
+    async def run_attempts(self, call: Call, send):
+        """Try the plan's attempts in order; on a retryable error move on, backing off between
+        rounds and honouring Retry-After. A non-retryable error is raised at once."""
+        last: UpstreamError | None = None
+        budget = len(call.plan.attempts) + self.d.settings.max_retries
+        tries = 0
+        while tries < budget:
+            for attempt in call.plan.attempts:
+                if tries >= budget:
+                    break
+                tries += 1
+                try:
+                    return attempt, await send(call, attempt)
+                except UpstreamError as exc:
+                    self.d.health.record_failure(attempt.deployment.id)
+                    call.tried.append(f"{attempt.deployment.id} ({exc.upstream_status or exc.code})")
+                    if not exc.retryable:
+                        raise
+                    last = exc
+            if tries < budget:
+                wait_s = min(last.retry_after_s or 0.25 * tries, 5.0) if last else 0.0
+                await asyncio.sleep(wait_s)
+        assert last is not None
+        raise last
+
+    # -- bookkeeping ----------------------------------------------------------------------------
+    def finish(self, call: Call, attempt: Attempt | None, usage: Usage | None, cost_micros: int, *,
+               status: int, error_type: str | None = None, ttft_ms: float | None = None) -> None:
+        if call.ticket:
+            self.spawn(self.d.limiter.release(call.ticket, usage.total_tokens if usage else 0))
+            call.ticket = None
+        u = usage or Usage()
+        self.d.usage.add(UsageRecord(
+            request_id=call.request_id, key_id=call.auth.key.id, account_id=call.auth.account.id,
+            requested_model=call.req.model, routed_model=attempt.model.id if attempt else "",
+            provider=attempt.deployment.vendor.name if attempt else "", prompt_tokens=u.prompt_tokens,
+            completion_tokens=u.completion_tokens, cached_tokens=u.cached_tokens, cost_micros=cost_micros,
+            latency_ms=(time.perf_counter() - call.started) * 1000, ttft_ms=ttft_ms, status=status,
+            error_type=error_type, stream=call.req.stream, created_at=time.time()))
+        m = self.d.metrics
+        if m is not None:
+            m.record_request(call, attempt, u, cost_micros, status, error_type)  # type: ignore[attr-defined]
+
+    async def _fail(self, call: Call, exc: BaseException) -> None:
+        await self.d.billing.release(call.hold)
+        err = exc if isinstance(exc, RouterOneError) else None
+        self.finish(call, None, None, 0, status=err.status if err else 500,
+                    error_type=(err.code if err else type(exc).__name__))
+
+    def spawn(self, coro) -> None:
+        task = asyncio.create_task(coro)
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+
+    async def drain(self, timeout_s: float = 30.0) -> None:
+        if self.background:
+            await asyncio.wait(list(self.background), timeout=timeout_s)
+
+

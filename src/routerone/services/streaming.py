@@ -1,0 +1,208 @@
+"""Streamed chat completions: hold until the first content token (so earlier failures fail over
+invisibly), then relay upstream chunks as OpenAI SSE, settle, and end with usage and [DONE].
+
+A failure after the first token ends the stream with a chunk whose `finish_reason` is "error"
+(as OpenRouter does) followed by an `{"error": ...}` event, never a silent clean end. A client
+that goes away does not stop billing: the upstream is drained (bounded) to its usage, then settled.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, AsyncIterator
+
+import orjson
+
+from ..errors import RouterOneError, UpstreamError, UpstreamUnavailable
+from ..providers.adapters import adapter_for
+from ..providers.base import StreamTranslator
+from ..providers.sse import SSEDecoder
+from ..providers.transport import UpstreamStream
+from ..routing.base import Attempt
+from ..tokens import count_text_tokens
+from ..wire.types import Usage
+from .call import Call, Reply
+
+if TYPE_CHECKING:
+    from .chat import ChatService
+
+__all__ = ["open_stream", "ChatStream"]
+
+DONE = b"data: [DONE]\n\n"
+
+
+@dataclass(slots=True)
+class _Opened:
+    upstream: UpstreamStream
+    chunks: AsyncIterator[bytes]
+    decoder: SSEDecoder
+    translator: StreamTranslator
+    held: list[dict]
+    pending: "asyncio.Future[bytes] | None"
+    t0: float
+    ttft_ms: float | None
+
+
+def _has_content(chunks: list[dict]) -> bool:
+    for c in chunks:
+        for ch in c.get("choices") or ():
+            d = ch.get("delta") or {}
+            if d.get("content") or d.get("tool_calls") or d.get("refusal") or ch.get("finish_reason"):
+                return True
+    return False
+
+
+async def _send_stream(svc: "ChatService", call: Call, attempt: Attempt) -> _Opened:
+    dep = attempt.deployment
+    adapter = adapter_for(dep.vendor.protocol)
+    up = adapter.build_request(call.req, dep, stream=True)
+    t0 = time.perf_counter()
+    upstream = await svc.d.transport.open(up, provider=dep.vendor.name)
+    if upstream.status >= 400:
+        try:
+            body = await upstream.read_all()
+        finally:
+            upstream.close()
+        raise adapter.map_error(upstream.status, upstream.headers, body, dep)
+    opened = _Opened(upstream, upstream.chunks(), SSEDecoder(), adapter.stream_translator(call.req, dep),
+                     [], None, t0, None)
+    deadline = t0 + svc.d.settings.stream_hold_ms / 1000
+    try:
+        while not _has_content(opened.held) and not opened.translator.done:
+            nxt = asyncio.ensure_future(opened.chunks.__anext__())
+            done, _ = await asyncio.wait({nxt}, timeout=max(0.0, deadline - time.perf_counter()))
+            if not done:           # hold budget spent: commit to this upstream as it is
+                opened.pending = nxt
+                break
+            try:
+                data = nxt.result()
+            except StopAsyncIteration:
+                raise UpstreamUnavailable(f"{dep.vendor.name}: stream ended before any content",
+                                          provider=dep.vendor.name) from None
+            for ev in opened.decoder.feed(data):
+                opened.held.extend(opened.translator.feed(ev))
+    except BaseException:
+        upstream.close()
+        raise
+    if _has_content(opened.held):
+        opened.ttft_ms = (time.perf_counter() - call.started) * 1000
+    return opened
+
+
+async def open_stream(svc: "ChatService", call: Call) -> Reply:
+    attempt, opened = await svc.run_attempts(call, lambda c, a: _send_stream(svc, c, a))
+    headers = call.headers(attempt)
+    headers["x-routerone-overhead-ms"] = f"{(opened.t0 - call.started) * 1000:.3f}"
+    return Reply(200, headers, stream=ChatStream(svc, call, attempt, opened))
+
+
+class ChatStream:
+    def __init__(self, svc: "ChatService", call: Call, attempt: Attempt, opened: _Opened) -> None:
+        self.svc, self.call, self.attempt, self.o = svc, call, attempt, opened
+        self.created = int(time.time())
+        self.stream_id = f"chatcmpl-{call.request_id}"
+        self._text: list[str] = []
+        self._finished = False
+        self._settled = False
+        self._gen = self._run()
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._gen
+
+    def abandon(self) -> None:
+        """The client went away: keep reading upstream (bounded) so the generated tokens are billed."""
+        self.svc.spawn(self._drain(self.svc.d.settings.abandoned_stream_drain_s))
+
+    async def _drain(self, limit_s: float) -> None:
+        async def consume() -> None:
+            async for _ in self._gen:
+                pass
+        try:
+            await asyncio.wait_for(consume(), limit_s)
+        except (asyncio.TimeoutError, Exception):  # noqa: BLE001 - whatever happened, settle below
+            pass
+        finally:
+            await self.close()
+
+    def _frame(self, chunk: dict) -> bytes:
+        chunk["id"] = self.stream_id
+        chunk["object"] = "chat.completion.chunk"
+        chunk["created"] = self.created
+        chunk["model"] = self.attempt.model.id
+        for ch in chunk.get("choices") or ():
+            d = ch.get("delta") or {}
+            if d.get("content"):
+                self._text.append(d["content"])
+            for tc in d.get("tool_calls") or ():
+                self._text.append((tc.get("function") or {}).get("arguments") or "")
+            if ch.get("finish_reason"):
+                self._finished = True
+        return b"data: " + orjson.dumps(chunk) + b"\n\n"
+
+    async def _next_data(self) -> bytes | None:
+        fut, self.o.pending = self.o.pending, None
+        try:
+            return await fut if fut is not None else await self.o.chunks.__anext__()
+        except StopAsyncIteration:
+            return None
+
+    async def _run(self) -> AsyncIterator[bytes]:
+        o, error = self.o, None
+        try:
+            for c in o.held:
+                yield self._frame(c)
+            while not o.translator.done:
+                data = await self._next_data()
+                events = o.decoder.feed(data) if data is not None else o.decoder.close()
+                for ev in events:
+                    for c in o.translator.feed(ev):
+                        if o.ttft_ms is None:
+                            o.ttft_ms = (time.perf_counter() - self.call.started) * 1000
+                        yield self._frame(c)
+                if data is None:
+                    break
+            if not (o.translator.done or self._finished):
+                raise UpstreamUnavailable("The upstream stream ended unexpectedly before it finished",
+                                          provider=self.attempt.deployment.vendor.name)
+        except UpstreamError as exc:
+            error = exc
+        finally:
+            o.upstream.close()
+        usage, cost = await self._settle(error)
+        if error is not None:
+            yield self._frame({"choices": [{"index": 0, "delta": {}, "finish_reason": "error", "logprobs": None}]})
+            yield b"data: " + error.body() + b"\n\n"
+            return
+        if self.call.req.include_usage:
+            u = {**usage.to_openai(), "cost": cost / 1_000_000}
+            yield self._frame({"choices": [], "usage": u})
+        yield DONE
+
+    async def _settle(self, error: RouterOneError | None) -> tuple[Usage, int]:
+        if self._settled:
+            return Usage(), 0
+        self._settled = True
+        usage = self.o.translator.usage
+        if usage is None:
+            usage = Usage(self.call.prompt_tokens, count_text_tokens("".join(self._text)), estimated=True)
+        duration_ms = (time.perf_counter() - self.o.t0) * 1000
+        health = self.svc.d.health
+        dep_id = self.attempt.deployment.id
+        if error is None:
+            health.record_success(dep_id, ttft_ms=self.o.ttft_ms, duration_ms=duration_ms,
+                                  completion_tokens=usage.completion_tokens)
+        else:
+            health.record_failure(dep_id)
+        s = await self.svc.d.billing.settle(self.call.hold, self.attempt.model.price, usage)
+        self.svc.finish(self.call, self.attempt, usage, s.charged_micros,
+                        status=200 if error is None else error.status,
+                        error_type=None if error is None else error.code, ttft_ms=self.o.ttft_ms)
+        return usage, s.charged_micros
+
+    async def close(self) -> None:
+        """Called by the HTTP layer after the last byte (or on shutdown): never leave a hold open."""
+        if not self._settled:
+            await self._gen.aclose()
+            if not self._settled:
+                await self._settle(UpstreamUnavailable("stream closed early"))
