@@ -12,6 +12,7 @@ from .http.render import error_response
 from .http.routes import add_routes
 from .http.runtime import RUNTIME, Runtime
 from .limits.base import Limiter
+from .observability.metrics import Metrics
 from .limits.factory import make_limiter
 from .providers.transport import Timeouts, Transport
 from .routing.health import Health
@@ -64,9 +65,15 @@ def create_app(settings: Settings, *, store: Store | None = None, limiter: Limit
     usage = UsageWriter(store, flush_interval_s=settings.usage_flush_interval_s, batch_size=settings.usage_batch_size)
     planner = Planner(catalog, health, make_strategies(), default_strategy=settings.routing_strategy,
                       willingness_to_pay=settings.willingness_to_pay, fallbacks=catalog.fallbacks)
-    chat = ChatService(ChatDeps(settings, auth, planner, transport, billing, limiter, usage, health))
+    metrics = Metrics()
+    chat = ChatService(ChatDeps(settings, auth, planner, transport, billing, limiter, usage, health, metrics))
     accounts = AccountsService(store, auth)
-    rt = Runtime(settings, catalog, auth, chat, accounts)
+    rt = Runtime(settings, catalog, auth, chat, accounts, metrics)
+    metrics.gauge("routerone_usage_queue_depth", "Usage records waiting to be written", lambda: usage.depth)
+    metrics.gauge("routerone_billing_rejections", "Requests refused for insufficient balance",
+                  lambda: billing.rejections)
+    metrics.gauge("routerone_limiter_fallback_events", "Times the Redis limiter fell back or failed closed",
+                  lambda: getattr(limiter, "fallback_events", 0))
 
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[json_errors],
                           handler_args={"max_field_size": 16384})

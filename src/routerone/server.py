@@ -10,6 +10,7 @@ from typing import Awaitable, Callable
 from aiohttp import web
 
 from .app import create_app
+from .observability.logs import configure_logging
 from .settings import Settings
 
 try:
@@ -26,6 +27,7 @@ def _loop_policy() -> None:
 
 
 def run_worker(settings: Settings, reuse_port: bool = False) -> None:
+    configure_logging(settings.log_level)
     _loop_policy()
     web.run_app(create_app(settings), host=settings.host, port=settings.port, access_log=None,
                 print=None, reuse_port=reuse_port, shutdown_timeout=30)

@@ -7,6 +7,7 @@ from aiohttp import web
 
 from ..catalog import AUTO_MODEL
 from ..errors import InvalidRequest, PayloadTooLarge, RouterOneError
+from ..observability.metrics import CONTENT_TYPE_LATEST
 from .render import error_response, json_response
 from .runtime import RUNTIME
 
@@ -41,6 +42,9 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         reply = await rt.chat.complete(raw, auth=auth, request_id=rid,
                                        strategy_header=request.headers.get("x-routerone-strategy"))
     except Exception as exc:  # noqa: BLE001 - every failure becomes a documented error body
+        code = getattr(exc, "code", None) or "internal_error"
+        if code in ("invalid_api_key", "insufficient_balance") or getattr(exc, "status", 500) < 500:
+            rt.metrics.rejections.labels(code).inc()
         return error_response(exc, rid)
     if reply.stream is None:
         return web.Response(body=reply.body, headers=reply.headers, content_type="application/json")
@@ -94,8 +98,14 @@ async def healthz(request: web.Request) -> web.Response:
     return json_response({"status": "ok"})
 
 
+async def metrics(request: web.Request) -> web.Response:
+    rt = request.app[RUNTIME]
+    return web.Response(body=rt.metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_post("/v1/chat/completions", chat_completions)
     app.router.add_get("/v1/models", list_models)
     app.router.add_get("/v1/account", account)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from ..catalog import Catalog
+from ..observability.metrics import Metrics
 from ..services.accounts import AccountsService
 from ..services.auth import Authenticator
 from ..services.chat import ChatService
@@ -21,7 +22,7 @@ class Runtime:
     auth: Authenticator
     chat: ChatService
     accounts: AccountsService
-    metrics: object | None = None
+    metrics: Metrics
 
 
 RUNTIME: web.AppKey[Runtime] = web.AppKey("routerone", Runtime)

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..limits.base import Limiter, LimitTicket
+from ..observability.metrics import Metrics
 from ..providers.transport import Transport
 from ..routing.base import Attempt, Plan
 from ..routing.health import Health
@@ -31,7 +32,7 @@ class ChatDeps:
     limiter: Limiter
     usage: UsageWriter
     health: Health
-    metrics: object | None = None
+    metrics: Metrics | None = None
 
 
 @dataclass(slots=True)

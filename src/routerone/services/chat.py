@@ -73,6 +73,8 @@ class ChatService:
             return None, {}
         decision = await self.d.limiter.acquire(rules, request_id, tokens)
         if not decision.allowed:
+            if self.d.metrics is not None:
+                self.d.metrics.rejections.labels("rate_limit").inc()
             retry = max(1, int(decision.retry_after_s + 0.999))
             raise RateLimited(headers={**decision.headers, "Retry-After": str(retry)})
         return decision.ticket, dict(decision.headers)
@@ -121,6 +123,10 @@ class ChatService:
                     return attempt, await send(call, attempt)
                 except UpstreamError as exc:
                     self.d.health.record_failure(attempt.deployment.id)
+                    if self.d.metrics is not None:
+                        self.d.metrics.upstream_errors.labels(attempt.deployment.vendor.name, exc.code or "").inc()
+                        if tries < budget:
+                            self.d.metrics.retries.inc()
                     call.tried.append(f"{attempt.deployment.id} ({exc.upstream_status or exc.code})")
                     if not exc.retryable:
                         raise
@@ -147,7 +153,12 @@ class ChatService:
             error_type=error_type, stream=call.req.stream, created_at=time.time()))
         m = self.d.metrics
         if m is not None:
-            m.record_request(call, attempt, u, cost_micros, status, error_type)  # type: ignore[attr-defined]
+            m.record_request(attempt.model.id if attempt else "", attempt.deployment.vendor.name if attempt else "",
+                             status, error_type, time.perf_counter() - call.started,
+                             ttft_ms / 1000 if ttft_ms is not None else None, u.prompt_tokens,
+                             u.completion_tokens, cost_micros)
+            if not call.req.stream and attempt is not None:
+                m.overhead.observe(max(0.0, time.perf_counter() - call.started - call.upstream_ms / 1000))
 
     async def _fail(self, call: Call, exc: BaseException) -> None:
         await self.d.billing.release(call.hold)
