@@ -1,8 +1,9 @@
 """The model catalog: vendors and models as data, resolved against the operator's settings.
 
 Shipped data lives in `providers/data/{vendors,models}.toml`; an operator file (`catalog_path`,
-same format) replaces or adds `[[model]]` entries, adds `[[deployment]]` rows (more places to serve
-a public model, with weights and caps) and `[aliases]`.
+same format) replaces or adds `[[model]]` entries (or, with `replace_shipped_models = true`, is the
+whole catalog), adds `[[deployment]]` rows (more places to serve a public model, with weights and
+caps), `[aliases]` (name -> model) and `[fallbacks]` (model -> ordered fallback models).
 """
 from __future__ import annotations
 
@@ -151,8 +152,8 @@ def load_catalog(settings: Settings, *, port: int | None = None) -> Catalog:
     any_real = any(v.api_key for v in vendors.values())
     if demo == "off" or (demo == "auto" and any_real):
         vendors["demo"] = dataclasses.replace(vendors["demo"], needs_key=True)  # unusable
-    rows = list(_shipped("models.toml")["model"])
     extra: dict[str, Any] = _read(settings.catalog_path) if settings.catalog_path else {}
+    rows = [] if extra.get("replace_shipped_models") else list(_shipped("models.toml")["model"])
     by_id = {r["id"]: r for r in rows}
     for r in extra.get("model", []):
         by_id[r["id"]] = {**by_id.get(r["id"], {}), **r}

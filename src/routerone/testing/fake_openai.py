@@ -136,6 +136,9 @@ async def _chat(request: web.Request) -> web.StreamResponse:
         await asyncio.sleep(delay_ms / 1000)
     if "error" in d or "status" in d:
         return _error(d.get("error") or d["status"], d.get("retry_after"))
+    if "cut" in d and not body.get("stream"):
+        request.transport.close()   # connection dropped before any response
+        return web.Response()
     calls = fake.tool_calls(body, d)
     words, finish = fake.tokens(body, d)
     if calls:
@@ -169,7 +172,8 @@ async def _stream(request, fake, body, d, words, calls, finish, usage, ids) -> w
     await resp.write(chunk({"role": "assistant", "content": ""}))
     for i, w in enumerate(words):
         if "cut" in d and i == d["cut"]:
-            request.transport.close()   # the connection drops with no terminator
+            await asyncio.sleep(0.05)   # let what was sent arrive, then drop the connection, no terminator
+            request.transport.close()
             return resp
         if "stream_error" in d and i == d["stream_error"]:
             err = {"error": {"message": "fake upstream failed mid-stream", "type": "server_error",

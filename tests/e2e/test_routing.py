@@ -1,0 +1,193 @@
+"""Routing end to end: fallbacks on retryable errors, none on a 400, cooldown and recovery, stream
+failover before the first token, `models: [...]` order, capability filtering, routing headers."""
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+
+import openai
+import pytest
+
+from routerone.testing import fake_openai
+from routerone.testing.harness import Gateway
+from routerone.testing.threaded import ThreadedServer
+
+CATALOG = """
+replace_shipped_models = true
+
+[[model]]
+id = "m-primary"
+provider = "openai"
+upstream = "up-primary"
+context_window = 1000
+max_output = 100
+quality = 0.9
+input_usd_per_mtok = "1"
+output_usd_per_mtok = "2"
+
+[[model]]
+id = "m-backup"
+provider = "together"
+upstream = "up-backup"
+context_window = 100000
+max_output = 100
+quality = 0.65
+vision = true
+input_usd_per_mtok = "0.5"
+output_usd_per_mtok = "1"
+
+[[deployment]]
+model = "m-primary"
+provider = "together"
+upstream = "up-primary-2"
+"""
+
+
+def _faults(server: ThreadedServer, faults: list[dict]) -> None:
+    req = urllib.request.Request(server.url + "/_control/faults", data=json.dumps({"faults": faults}).encode(),
+                                 headers={"Content-Type": "application/json"}, method="POST")
+    urllib.request.urlopen(req, timeout=5).read()
+
+
+@pytest.fixture
+def env(tmp_path):
+    """Two fake upstreams: A = provider openai (m-primary), B = provider together (m-backup and a
+    second m-primary deployment with weight 1)."""
+    (tmp_path / "catalog.toml").write_text(CATALOG)
+    with ThreadedServer(fake_openai.make_app) as a, ThreadedServer(fake_openai.make_app) as b:
+        gw = Gateway.for_upstreams(str(tmp_path / "r.db"),
+                                   {"openai": (a.url + "/v1", "sk-a"), "together": (b.url + "/v1", "sk-b")},
+                                   catalog_path=str(tmp_path / "catalog.toml"), max_retries=0,
+                                   cooldown_failures=2, cooldown_s=0.5, stream_hold_ms=2000)
+        with gw:
+            key, _ = gw.new_key()
+            client = openai.OpenAI(base_url=gw.base_url, api_key=key, max_retries=0)
+            yield a, b, gw, client
+
+
+def _models_seen(server: ThreadedServer) -> list[str]:
+    return [r["model"] for r in server.app["fake"].requests]
+
+
+@pytest.mark.parametrize("fault", [{"status": 429, "retry_after": 1}, {"status": 500}, {"status": 503},
+                                   {"status": 529}, {"cut": 0}])
+def test_models_list_falls_back_on_retryable_error(env, fault):
+    a, b, gw, client = env
+    _faults(a, [fault] * 3)
+    raw = client.chat.completions.with_raw_response.create(
+        model="openai/m-primary", messages=[{"role": "user", "content": "hi"}],
+        extra_body={"models": ["m-backup"]})
+    resp = raw.parse()
+    assert resp.model == "m-backup"
+    assert raw.headers["x-routerone-model"] == "m-backup"
+    assert raw.headers["x-routerone-provider"] == "together"
+    assert "openai/up-primary" in raw.headers["x-routerone-fallbacks"]
+    assert _models_seen(b) == ["up-backup"]
+
+
+def test_no_fallback_on_400(env):
+    a, b, gw, client = env
+    _faults(a, [{"status": 400}])
+    with pytest.raises(openai.BadRequestError):
+        client.chat.completions.create(model="openai/m-primary", messages=[{"role": "user", "content": "hi"}],
+                                       extra_body={"models": ["m-backup"]})
+    assert _models_seen(b) == []
+
+
+def test_models_order_is_respected(env):
+    a, b, gw, client = env
+    resp = client.chat.completions.create(model="m-backup", messages=[{"role": "user", "content": "hi"}],
+                                          extra_body={"models": ["m-primary"]})
+    assert resp.model == "m-backup"
+    assert _models_seen(a) == []
+
+
+def test_cooldown_and_recovery(env):
+    a, b, gw, client = env
+    _faults(a, [{"status": 500}, {"status": 500}])
+    for _ in range(2):   # two failures on A's deployment put it in cooldown (cooldown_failures=2)
+        client.chat.completions.create(model="openai/m-primary", messages=[{"role": "user", "content": "hi"}],
+                                       extra_body={"models": ["m-backup"]})
+    health = gw.admin("GET", "/admin/health")["data"]
+    assert health["openai/up-primary"]["cooling_down"] is True
+    # while cooling down, m-primary's healthy deployment on B is tried first
+    n_a = len(a.app["fake"].requests)
+    for _ in range(3):
+        r = client.chat.completions.create(model="m-primary", messages=[{"role": "user", "content": "hi"}])
+        assert r.model == "m-primary"
+    assert len(a.app["fake"].requests) == n_a
+    time.sleep(0.6)      # cooldown over: A is tried again and recovers
+    seen_a = 0
+    for _ in range(12):
+        client.chat.completions.create(model="openai/m-primary", messages=[{"role": "user", "content": "hi"}])
+        seen_a += 1
+    assert len(a.app["fake"].requests) == n_a + seen_a
+    assert gw.admin("GET", "/admin/health")["data"]["openai/up-primary"]["cooling_down"] is False
+
+
+def test_stream_fails_over_invisibly_before_first_token(env):
+    a, b, gw, client = env
+    _faults(a, [{"cut": 0}])    # A drops the connection before any content
+    chunks = list(client.chat.completions.create(
+        model="openai/m-primary", messages=[{"role": "user", "content": "hi"}], stream=True,
+        extra_body={"models": ["m-backup"]}))
+    assert {c.model for c in chunks} == {"m-backup"}
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert chunks[-1].choices[0].finish_reason == "stop"
+
+
+def test_stream_error_after_first_token_ends_with_error_event(env):
+    a, b, gw, client = env
+    _faults(a, [{"cut": 3}])
+    body = {"model": "openai/m-primary", "stream": True, "models": ["m-backup"],
+            "messages": [{"role": "user", "content": "hi"}]}
+    req = urllib.request.Request(gw.base_url + "/chat/completions", data=json.dumps(body).encode(), method="POST",
+                                 headers={"Authorization": f"Bearer {client.api_key}",
+                                          "Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        events = [line[6:].strip().decode() for line in r if line.startswith(b"data: ")]
+    assert "[DONE]" not in events
+    last_chunk, error = json.loads(events[-2]), json.loads(events[-1])
+    assert last_chunk["choices"][0]["finish_reason"] == "error"
+    assert error["error"]["type"] and error["error"]["message"]
+    assert _models_seen(b) == []           # after the first token there is no failover
+
+
+def test_capability_filtering_rejects_before_upstream(env):
+    a, b, gw, client = env
+    image = {"role": "user", "content": [{"type": "text", "text": "what is this"},
+                                         {"type": "image_url", "image_url": {"url": "https://example.com/x.png"}}]}
+    with pytest.raises(openai.BadRequestError) as exc:
+        client.chat.completions.create(model="m-primary", messages=[image])
+    assert "image" in exc.value.body["message"]
+    with pytest.raises(openai.BadRequestError) as exc:
+        client.chat.completions.create(model="m-primary", messages=[{"role": "user", "content": "word " * 2000}])
+    assert exc.value.body["code"] == "context_length_exceeded"
+    assert _models_seen(a) == [] and _models_seen(b) == []
+    # auto picks the model that can serve it
+    raw = client.chat.completions.with_raw_response.create(model="auto", messages=[image])
+    assert raw.parse().model == "m-backup"
+    assert raw.headers["x-routerone-strategy"] == "balanced"
+    assert raw.headers["x-routerone-reason"]
+
+
+@pytest.mark.parametrize("strategy,expected", [("quality", "m-primary"), ("cost", "m-backup")])
+def test_strategy_per_request_header_and_body(env, strategy, expected):
+    a, b, gw, client = env
+    by_header = client.chat.completions.with_raw_response.create(
+        model="auto", messages=[{"role": "user", "content": "hi"}],
+        extra_headers={"x-routerone-strategy": strategy})
+    assert by_header.parse().model == expected
+    assert by_header.headers["x-routerone-strategy"] == strategy
+    by_body = client.chat.completions.create(model="auto", messages=[{"role": "user", "content": "hi"}],
+                                             extra_body={"route": strategy})
+    assert by_body.model == expected
+
+
+def test_unknown_strategy_is_a_400(env):
+    a, b, gw, client = env
+    with pytest.raises(openai.BadRequestError) as exc:
+        client.chat.completions.create(model="auto", messages=[{"role": "user", "content": "hi"}],
+                                       extra_body={"route": "fastest-please"})
+    assert exc.value.body["param"] == "route"
