@@ -191,3 +191,47 @@ def test_unknown_strategy_is_a_400(env):
         client.chat.completions.create(model="auto", messages=[{"role": "user", "content": "hi"}],
                                        extra_body={"route": "fastest-please"})
     assert exc.value.body["param"] == "route"
+
+
+CAPPED = """
+replace_shipped_models = true
+
+[[model]]
+id = "capped"
+provider = "openai"
+context_window = 1000
+max_output = 100
+rpm = 2
+input_usd_per_mtok = "1"
+output_usd_per_mtok = "1"
+
+[[model]]
+id = "spare"
+provider = "together"
+context_window = 1000
+max_output = 100
+input_usd_per_mtok = "1"
+output_usd_per_mtok = "1"
+
+[fallbacks]
+capped = ["spare"]
+"""
+
+
+def test_deployment_at_its_rate_cap_is_skipped_not_hammered(tmp_path):
+    (tmp_path / "catalog.toml").write_text(CAPPED)
+    with ThreadedServer(fake_openai.make_app) as a, ThreadedServer(fake_openai.make_app) as b:
+        gw = Gateway.for_upstreams(str(tmp_path / "r.db"),
+                                   {"openai": (a.url + "/v1", "sk-a"), "together": (b.url + "/v1", "sk-b")},
+                                   catalog_path=str(tmp_path / "catalog.toml"), max_retries=0)
+        with gw:
+            key, _ = gw.new_key()
+            client = openai.OpenAI(base_url=gw.base_url, api_key=key, max_retries=0)
+            served = []
+            for _ in range(5):
+                raw = client.chat.completions.with_raw_response.create(
+                    model="capped", messages=[{"role": "user", "content": "hi"}])
+                served.append(raw.parse().model)
+            assert served == ["capped", "capped", "spare", "spare", "spare"]
+            assert "rate cap" in raw.headers["x-routerone-fallbacks"]
+            assert len(a.app["fake"].requests) == 2

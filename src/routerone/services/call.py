@@ -55,6 +55,7 @@ class Call:
     hold: Hold
     ticket: LimitTicket | None
     limit_headers: dict[str, str]
+    dep_ticket: LimitTicket | None = None        # the deployment cap this attempt holds
     tried: list[str] = field(default_factory=list)
     upstream_ms: float = 0.0
 

@@ -12,7 +12,7 @@ import uuid
 
 import orjson
 
-from ..errors import RateLimited, RouterOneError, UpstreamError
+from ..errors import RateLimited, RouterOneError, UpstreamError, UpstreamRateLimited
 from ..limits.base import LimitRule, LimitTicket
 from ..providers.adapters import adapter_for
 from ..routing.base import Attempt
@@ -119,6 +119,10 @@ class ChatService:
                 if tries >= budget:
                     break
                 tries += 1
+                if not await self._deployment_capacity(call, attempt, tries):
+                    last = last or UpstreamRateLimited(f"{attempt.deployment.id} is at its configured rate cap",
+                                                       provider=attempt.deployment.vendor.name, retry_after_s=1)
+                    continue
                 try:
                     return attempt, await send(call, attempt)
                 except UpstreamError as exc:
@@ -137,12 +141,30 @@ class ChatService:
         assert last is not None
         raise last
 
+    async def _deployment_capacity(self, call: Call, attempt: Attempt, n: int) -> bool:
+        """Per-deployment upstream caps: never send a provider more than its quota; a capped
+        deployment is skipped (recorded in x-routerone-fallbacks), not hammered."""
+        dep = attempt.deployment
+        if not (dep.rpm or dep.tpm):
+            return True
+        tokens = call.prompt_tokens + (call.req.max_tokens or attempt.model.output_cap)
+        decision = await self.d.limiter.acquire([LimitRule(f"dep:{dep.id}", dep.rpm, dep.tpm)],
+                                                f"{call.request_id}:{n}", tokens)
+        if not decision.allowed:
+            call.tried.append(f"{dep.id} (at its rate cap)")
+            return False
+        if call.dep_ticket is not None:
+            self.spawn(self.d.limiter.release(call.dep_ticket, call.dep_ticket.tokens))
+        call.dep_ticket = decision.ticket
+        return True
+
     # -- bookkeeping ----------------------------------------------------------------------------
     def finish(self, call: Call, attempt: Attempt | None, usage: Usage | None, cost_micros: int, *,
                status: int, error_type: str | None = None, ttft_ms: float | None = None) -> None:
-        if call.ticket:
-            self.spawn(self.d.limiter.release(call.ticket, usage.total_tokens if usage else 0))
-            call.ticket = None
+        for ticket in (call.ticket, call.dep_ticket):
+            if ticket is not None:
+                self.spawn(self.d.limiter.release(ticket, usage.total_tokens if usage else 0))
+        call.ticket = call.dep_ticket = None
         u = usage or Usage()
         self.d.usage.add(UsageRecord(
             request_id=call.request_id, key_id=call.auth.key.id, account_id=call.auth.account.id,
