@@ -1,0 +1,306 @@
+"""PostgreSQL store: asyncpg and a connection pool, for several gateway processes on one database.
+
+Same semantics as SQLiteStore, checked by one contract suite (tests/contract).
+
+Concurrency. Transactions run at READ COMMITTED (PostgreSQL's default) and that is enough: every
+money decision is either a conditional UPDATE (`... WHERE balance_micros - reserved_micros >= $1`),
+which PostgreSQL re-evaluates against the newest row version after waiting for the row lock, or is
+taken after `SELECT ... FOR UPDATE`. No decision rests on a stale read, so nothing needs retrying.
+Rows are always locked in one order: reservation, then accounts (ascending id), then keys
+(ascending id), then the auth_version row. Transactions wait on each other but cannot deadlock.
+
+Migrations run under a session advisory lock keyed by the current schema, so processes starting
+together apply each migration once; each migration and its `_migrations` row commit together.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from contextlib import asynccontextmanager
+from typing import AsyncIterator, Mapping, Sequence
+
+import asyncpg
+
+from . import rows
+from .base import (Account, ApiKey, LedgerEntry, Limits, NewKey, Reservation, Settlement, UsagePage,
+                   UsageQuery, UsageRecord, UsageTotals)
+from .migrations import MIGRATIONS
+
+__all__ = ["PostgresStore"]
+
+_MIGRATE_LOCK = 0x5231  # "R1": first half of the advisory lock key; the second is the schema's hash
+_LOCK_ARGS = "$1, hashtext(COALESCE(current_schema(), ''))"
+_USAGE_COLUMNS = [c.strip() for c in rows.USAGE_COLS.split(",")]
+
+
+class PostgresStore:
+    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 10,
+                 server_settings: Mapping[str, str] | None = None) -> None:
+        """`server_settings` (e.g. {"search_path": "tenant_a"}) apply to every pooled connection;
+        query parameters in `url` other than libpq's own do the same."""
+        self.url = url
+        self._min_size = min_size
+        self._max_size = max_size
+        self._server_settings = dict(server_settings) if server_settings else None
+        self._pool: asyncpg.Pool | None = None
+        self._pool_lock = asyncio.Lock()
+
+    # -- plumbing -------------------------------------------------------------------------------
+    async def _db(self) -> asyncpg.Pool:
+        if self._pool is None:
+            async with self._pool_lock:
+                if self._pool is None:
+                    self._pool = await asyncpg.create_pool(
+                        self.url, min_size=self._min_size, max_size=self._max_size,
+                        server_settings=self._server_settings)
+        return self._pool
+
+    @asynccontextmanager
+    async def _tx(self) -> AsyncIterator[asyncpg.Connection]:
+        pool = await self._db()
+        async with pool.acquire() as conn, conn.transaction():
+            yield conn
+
+    async def migrate(self) -> None:
+        pool = await self._db()
+        async with pool.acquire() as conn:
+            await conn.execute(f"SELECT pg_advisory_lock({_LOCK_ARGS})", _MIGRATE_LOCK)
+            try:
+                await conn.execute("CREATE TABLE IF NOT EXISTS _migrations "
+                                   "(name TEXT PRIMARY KEY, applied_at DOUBLE PRECISION)")
+                done = {r[0] for r in await conn.fetch("SELECT name FROM _migrations")}
+                for name, sql in MIGRATIONS:
+                    if name in done:
+                        continue
+                    async with conn.transaction():
+                        await conn.execute(sql.replace("{ID}", "BIGSERIAL PRIMARY KEY"))
+                        await conn.execute("INSERT INTO _migrations VALUES ($1, $2)", name, time.time())
+            finally:  # the pool's reset on release would also drop it (pg_advisory_unlock_all)
+                await conn.execute(f"SELECT pg_advisory_unlock({_LOCK_ARGS})", _MIGRATE_LOCK)
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    # -- accounts -------------------------------------------------------------------------------
+    async def create_account(self, name: str, *, markup_bps: int = 0, limits: Limits = Limits()) -> Account:
+        r = await (await self._db()).fetchrow(
+            "INSERT INTO accounts (name, markup_bps, rpm, tpm, concurrency, created_at) "
+            f"VALUES ($1, $2, $3, $4, $5, $6) RETURNING {rows.ACCOUNT_COLS}",
+            name, markup_bps, limits.rpm, limits.tpm, limits.concurrency, time.time())
+        return rows.account(r)
+
+    async def get_account(self, account_id: int) -> Account | None:
+        r = await (await self._db()).fetchrow(f"SELECT {rows.ACCOUNT_COLS} FROM accounts WHERE id = $1", account_id)
+        return rows.account(r) if r else None
+
+    async def list_accounts(self) -> list[Account]:
+        rs = await (await self._db()).fetch(f"SELECT {rows.ACCOUNT_COLS} FROM accounts ORDER BY id")
+        return [rows.account(r) for r in rs]
+
+    async def update_account(self, account_id: int, *, markup_bps: int | None = None,
+                             limits: Limits | None = None) -> Account | None:
+        async with self._tx() as db:
+            if markup_bps is not None:
+                await db.execute("UPDATE accounts SET markup_bps = $1 WHERE id = $2", markup_bps, account_id)
+            if limits is not None:
+                await db.execute("UPDATE accounts SET rpm = $1, tpm = $2, concurrency = $3 WHERE id = $4",
+                                 limits.rpm, limits.tpm, limits.concurrency, account_id)
+            await _bump(db)
+            r = await db.fetchrow(f"SELECT {rows.ACCOUNT_COLS} FROM accounts WHERE id = $1", account_id)
+        return rows.account(r) if r else None
+
+    async def adjust_balance(self, account_id: int, amount_micros: int, *, kind: str, note: str = "") -> Account:
+        async with self._tx() as db:
+            available_micros = await db.fetchval(
+                "SELECT balance_micros - reserved_micros FROM accounts WHERE id = $1 FOR UPDATE", account_id)
+            if available_micros is None:
+                raise KeyError(account_id)
+            if amount_micros < 0 and available_micros + amount_micros < 0:
+                raise ValueError("debit exceeds the available balance")
+            await db.execute("INSERT INTO ledger (account_id, amount_micros, kind, note, created_at) "
+                             "VALUES ($1, $2, $3, $4, $5)", account_id, amount_micros, kind, note, time.time())
+            r = await db.fetchrow("UPDATE accounts SET balance_micros = balance_micros + $1 WHERE id = $2 "
+                                  f"RETURNING {rows.ACCOUNT_COLS}", amount_micros, account_id)
+        return rows.account(r)
+
+    async def ledger(self, account_id: int, limit: int = 100) -> list[LedgerEntry]:
+        rs = await (await self._db()).fetch(
+            f"SELECT {rows.LEDGER_COLS} FROM ledger WHERE account_id = $1 ORDER BY id DESC LIMIT $2",
+            account_id, limit)
+        return [rows.ledger_entry(r) for r in rs]
+
+    async def ledger_sum(self, account_id: int) -> int:
+        return await (await self._db()).fetchval(
+            "SELECT COALESCE(SUM(amount_micros), 0)::BIGINT FROM ledger WHERE account_id = $1", account_id)
+
+    # -- keys -----------------------------------------------------------------------------------
+    async def create_key(self, new: NewKey) -> ApiKey:
+        r = await (await self._db()).fetchrow(
+            "INSERT INTO api_keys (account_id, key_hash, prefix, name, role, expires_at, spend_cap_micros, "
+            "allowed_models, rpm, tpm, concurrency, strategy, created_at) "
+            f"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING {rows.KEY_COLS}",
+            new.account_id, new.key_hash, new.prefix, new.name, new.role, new.expires_at,
+            new.spend_cap_micros, ",".join(new.allowed_models), new.limits.rpm, new.limits.tpm,
+            new.limits.concurrency, new.strategy, time.time())
+        return rows.api_key(r)
+
+    async def key_by_hash(self, key_hash: str) -> ApiKey | None:
+        r = await (await self._db()).fetchrow(f"SELECT {rows.KEY_COLS} FROM api_keys WHERE key_hash = $1", key_hash)
+        return rows.api_key(r) if r else None
+
+    async def get_key(self, key_id: int) -> ApiKey | None:
+        r = await (await self._db()).fetchrow(f"SELECT {rows.KEY_COLS} FROM api_keys WHERE id = $1", key_id)
+        return rows.api_key(r) if r else None
+
+    async def list_keys(self, account_id: int | None = None) -> list[ApiKey]:
+        where, args = ("WHERE account_id = $1", (account_id,)) if account_id is not None else ("", ())
+        rs = await (await self._db()).fetch(f"SELECT {rows.KEY_COLS} FROM api_keys {where} ORDER BY id", *args)
+        return [rows.api_key(r) for r in rs]
+
+    async def update_key(self, key_id: int, *, limits: Limits | None = None, spend_cap_micros: int | None = None,
+                         allowed_models: Sequence[str] | None = None, expires_at: float | None = None) -> ApiKey | None:
+        async with self._tx() as db:
+            if limits is not None:
+                await db.execute("UPDATE api_keys SET rpm = $1, tpm = $2, concurrency = $3 WHERE id = $4",
+                                 limits.rpm, limits.tpm, limits.concurrency, key_id)
+            for col, val in (("spend_cap_micros", spend_cap_micros), ("expires_at", expires_at)):
+                if val is not None:
+                    await db.execute(f"UPDATE api_keys SET {col} = $1 WHERE id = $2", val, key_id)
+            if allowed_models is not None:
+                await db.execute("UPDATE api_keys SET allowed_models = $1 WHERE id = $2",
+                                 ",".join(allowed_models), key_id)
+            await _bump(db)
+            r = await db.fetchrow(f"SELECT {rows.KEY_COLS} FROM api_keys WHERE id = $1", key_id)
+        return rows.api_key(r) if r else None
+
+    async def revoke_key(self, key_id: int) -> bool:
+        async with self._tx() as db:
+            revoked = await db.fetchval("UPDATE api_keys SET revoked = 1 WHERE id = $1 AND revoked = 0 "
+                                        "RETURNING id", key_id)
+            await _bump(db)
+        return revoked is not None
+
+    async def auth_version(self) -> int:
+        return await (await self._db()).fetchval("SELECT version FROM auth_version WHERE id = 1")
+
+    # -- billing --------------------------------------------------------------------------------
+    async def reserve(self, r: Reservation) -> bool:
+        """One transaction: hold on the account row (conditional UPDATE, row lock), then the key's
+        spend-cap check on the key row, then the reservation row. Any miss rolls back all of it."""
+        try:
+            async with self._tx() as db:
+                held = await db.fetchval(
+                    "UPDATE accounts SET reserved_micros = reserved_micros + $1 "
+                    "WHERE id = $2 AND balance_micros - reserved_micros >= $1 RETURNING id",
+                    r.amount_micros, r.account_id)
+                if held is None:
+                    return False
+                held = await db.fetchval(
+                    "UPDATE api_keys SET reserved_micros = reserved_micros + $1 WHERE id = $2 AND "
+                    "(spend_cap_micros IS NULL OR spent_micros + reserved_micros + $1 <= spend_cap_micros) "
+                    "RETURNING id", r.amount_micros, r.key_id)
+                if held is None:
+                    raise _Rollback()
+                await db.execute("INSERT INTO reservations (request_id, account_id, key_id, amount_micros, "
+                                 "expires_at) VALUES ($1, $2, $3, $4, $5)",
+                                 r.request_id, r.account_id, r.key_id, r.amount_micros, r.expires_at)
+                return True
+        except _Rollback:
+            return False
+
+    async def settle(self, request_id: str, cost_micros: int) -> Settlement | None:
+        async with self._tx() as db:
+            return await _settle(db, request_id, cost_micros)
+
+    async def release_expired(self, now: float) -> int:
+        async with self._tx() as db:
+            expired = await db.fetch(
+                "SELECT request_id, account_id, key_id, amount_micros FROM reservations "
+                "WHERE state = 'open' AND expires_at < $1 ORDER BY request_id FOR UPDATE SKIP LOCKED", now)
+            if not expired:
+                return 0
+            per_account, per_key = Counter[int](), Counter[int]()
+            for _, account_id, key_id, amount_micros in expired:
+                per_account[account_id] += amount_micros
+                per_key[key_id] += amount_micros
+            await db.executemany("UPDATE accounts SET reserved_micros = reserved_micros - $2 WHERE id = $1",
+                                 sorted(per_account.items()))
+            await db.executemany("UPDATE api_keys SET reserved_micros = reserved_micros - $2 WHERE id = $1",
+                                 sorted(per_key.items()))
+            await db.execute("UPDATE reservations SET state = 'expired' WHERE request_id = ANY($1::TEXT[])",
+                             [r[0] for r in expired])
+        return len(expired)
+
+    async def open_reservations(self, account_id: int | None = None) -> int:
+        where, args = (" AND account_id = $1", (account_id,)) if account_id is not None else ("", ())
+        return await (await self._db()).fetchval(
+            "SELECT COUNT(*) FROM reservations WHERE state = 'open'" + where, *args)
+
+    # -- usage ----------------------------------------------------------------------------------
+    async def insert_usage(self, records: Sequence[UsageRecord]) -> None:
+        if not records:
+            return
+        async with self._tx() as db:
+            await db.copy_records_to_table("usage", records=[rows.usage_tuple(u) for u in records],
+                                           columns=_USAGE_COLUMNS)
+
+    async def query_usage(self, q: UsageQuery) -> UsagePage:
+        where, args = _usage_filter(q)
+        async with self._tx() as db:  # one snapshot for the page and its totals
+            recs = await db.fetch(f"SELECT {rows.USAGE_COLS} FROM usage {where} "
+                                  f"ORDER BY created_at DESC LIMIT ${len(args) + 1}", *args, q.limit)
+            t = await db.fetchrow("SELECT COUNT(*), COALESCE(SUM(prompt_tokens), 0)::BIGINT, "
+                                  "COALESCE(SUM(completion_tokens), 0)::BIGINT, "
+                                  f"COALESCE(SUM(cost_micros), 0)::BIGINT FROM usage {where}", *args)
+        return UsagePage([rows.usage_record(r) for r in recs], UsageTotals(*t))
+
+
+class _Rollback(Exception):
+    pass
+
+
+async def _bump(db: asyncpg.Connection) -> None:
+    await db.execute("UPDATE auth_version SET version = version + 1 WHERE id = 1")
+
+
+async def _settle(db: asyncpg.Connection, request_id: str, cost_micros: int) -> Settlement | None:
+    row = await db.fetchrow("SELECT account_id, key_id, amount_micros, state, charged_micros FROM reservations "
+                            "WHERE request_id = $1 FOR UPDATE", request_id)
+    if row is None:
+        return None
+    account_id, key_id, amount_micros, state, charged_micros = row
+    if state == "settled":
+        balance_micros = await db.fetchval("SELECT balance_micros FROM accounts WHERE id = $1", account_id)
+        return Settlement(request_id, charged_micros, balance_micros)
+    if state == "open":
+        charge_micros, release_micros = min(cost_micros, amount_micros), amount_micros
+    else:  # expired: the hold is gone; charge what the balance can still cover
+        available_micros = await db.fetchval(
+            "SELECT balance_micros - reserved_micros FROM accounts WHERE id = $1 FOR UPDATE", account_id)
+        charge_micros, release_micros = max(0, min(cost_micros, amount_micros, available_micros)), 0
+    balance_micros = await db.fetchval(
+        "UPDATE accounts SET reserved_micros = reserved_micros - $1, balance_micros = balance_micros - $2, "
+        "spent_micros = spent_micros + $2 WHERE id = $3 RETURNING balance_micros",
+        release_micros, charge_micros, account_id)
+    await db.execute("UPDATE api_keys SET reserved_micros = reserved_micros - $1, spent_micros = spent_micros + $2 "
+                     "WHERE id = $3", release_micros, charge_micros, key_id)
+    if charge_micros:
+        await db.execute("INSERT INTO ledger (account_id, amount_micros, kind, note, request_id, created_at) "
+                         "VALUES ($1, $2, 'charge', '', $3, $4)", account_id, -charge_micros, request_id, time.time())
+    await db.execute("UPDATE reservations SET state = 'settled', charged_micros = $1 WHERE request_id = $2",
+                     charge_micros, request_id)
+    return Settlement(request_id, charge_micros, balance_micros)
+
+
+def _usage_filter(q: UsageQuery) -> tuple[str, tuple]:
+    conds, args = [], []
+    for col, val, op in (("account_id", q.account_id, "="), ("key_id", q.key_id, "="),
+                         ("routed_model", q.model, "="), ("created_at", q.since, ">="),
+                         ("created_at", q.until, "<")):
+        if val is not None:
+            args.append(val)
+            conds.append(f"{col} {op} ${len(args)}")
+    return ("WHERE " + " AND ".join(conds) if conds else ""), tuple(args)
