@@ -1,6 +1,7 @@
 """The adapter for each wire protocol. One instance each: adapters are stateless."""
 from __future__ import annotations
 
+from .anthropic import AnthropicAdapter
 from .base import ProviderAdapter
 from .openai_compat import OpenAICompatAdapter
 
@@ -8,6 +9,7 @@ __all__ = ["ADAPTERS", "adapter_for"]
 
 ADAPTERS: dict[str, ProviderAdapter] = {
     "openai": OpenAICompatAdapter(),
+    "anthropic": AnthropicAdapter(),
 }
 
 

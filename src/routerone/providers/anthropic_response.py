@@ -1,0 +1,115 @@
+"""Anthropic Messages response and error bodies -> OpenAI shapes (shared by the adapter and the stream).
+
+* text blocks are concatenated into `message.content` (null when the answer is only tool calls);
+* `tool_use` blocks become `tool_calls` in order (`arguments` = compact JSON text of `input`), except
+  the forced response-format tool (`JSON_TOOL_PREFIX...`), whose input becomes `message.content`;
+* thinking / redacted_thinking / server-tool blocks are dropped (thinking tokens still count as
+  `completion_tokens_details.reasoning_tokens`);
+* `stop_reason` -> `finish_reason` by `FINISH_REASONS`; a `tool_use` stop that only called the
+  response-format tool is a plain `stop`;
+* usage: prompt = input + cache_read + cache_creation; cached = cache_read; cache_write =
+  cache_creation; completion = output.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any, Mapping
+
+import orjson
+
+from ..errors import UpstreamError
+from ..wire.types import Usage
+from .anthropic_request import JSON_TOOL_PREFIX
+from .status import error_for_status
+
+__all__ = ["FINISH_REASONS", "ERROR_TYPE_STATUS", "finish_reason", "usage_from_anthropic",
+           "message_to_completion", "error_from_anthropic", "is_json_tool"]
+
+FINISH_REASONS = {
+    "end_turn": "stop", "stop_sequence": "stop", "pause_turn": "stop",
+    "max_tokens": "length", "model_context_window_exceeded": "length",
+    "tool_use": "tool_calls", "refusal": "content_filter",
+}
+# Anthropic `error.type` -> the HTTP status it travels with (used for mid-stream `error` events).
+ERROR_TYPE_STATUS = {
+    "invalid_request_error": 400, "authentication_error": 401, "billing_error": 402,
+    "permission_error": 403, "not_found_error": 404, "request_too_large": 413,
+    "rate_limit_error": 429, "api_error": 500, "timeout_error": 504, "overloaded_error": 529,
+}
+_CONTEXT_TOO_LONG = ("prompt is too long", "input length and `max_tokens` exceed context limit")
+
+
+def is_json_tool(name: str | None) -> bool:
+    return bool(name) and name.startswith(JSON_TOOL_PREFIX)   # type: ignore[union-attr]
+
+
+def finish_reason(stop_reason: str | None, *, called_tools: bool) -> str:
+    reason = FINISH_REASONS.get(stop_reason or "end_turn", "stop")
+    return "stop" if reason == "tool_calls" and not called_tools else reason
+
+
+def _count(raw: Mapping[str, Any], key: str) -> int:
+    value = raw.get(key)
+    return int(value) if isinstance(value, int) else 0
+
+
+def usage_from_anthropic(raw: Mapping[str, Any] | None) -> Usage | None:
+    if not isinstance(raw, Mapping):
+        return None
+    cache_read = _count(raw, "cache_read_input_tokens")
+    cache_write = _count(raw, "cache_creation_input_tokens")
+    details = raw.get("output_tokens_details") or {}
+    return Usage(prompt_tokens=_count(raw, "input_tokens") + cache_read + cache_write,
+                 completion_tokens=_count(raw, "output_tokens"),
+                 cached_tokens=cache_read, cache_write_tokens=cache_write,
+                 reasoning_tokens=_count(details, "thinking_tokens") if isinstance(details, Mapping) else 0)
+
+
+def _tool_call(block: dict) -> dict:
+    return {"id": block["id"], "type": "function",
+            "function": {"name": block["name"], "arguments": orjson.dumps(block.get("input") or {}).decode()}}
+
+
+def message_to_completion(msg: dict) -> dict:
+    """An Anthropic `Message` -> a complete OpenAI `chat.completion` object."""
+    texts: list[str] = []
+    json_answer: str | None = None
+    tool_calls: list[dict] = []
+    for block in msg.get("content") or ():
+        kind = block.get("type")
+        if kind == "text":
+            texts.append(block.get("text") or "")
+        elif kind == "tool_use" and is_json_tool(block.get("name")):
+            json_answer = orjson.dumps(block.get("input") or {}).decode()
+        elif kind == "tool_use":
+            tool_calls.append(_tool_call(block))
+    content = json_answer if json_answer is not None else "".join(texts)
+    message: dict = {"role": "assistant", "content": content or (None if tool_calls else ""),
+                     "refusal": None}
+    if tool_calls:
+        message["tool_calls"] = tool_calls
+    out = {"id": msg.get("id") or "", "object": "chat.completion", "created": int(time.time()),
+           "model": msg.get("model") or "",
+           "choices": [{"index": 0, "message": message, "logprobs": None,
+                        "finish_reason": finish_reason(msg.get("stop_reason"), called_tools=bool(tool_calls))}]}
+    usage = usage_from_anthropic(msg.get("usage"))
+    if usage is not None:
+        out["usage"] = usage.to_openai()
+    return out
+
+
+def error_from_anthropic(status: int, error: Any, *, provider: str,
+                         headers: Mapping[str, str]) -> UpstreamError:
+    """`error` is the `error` object of Anthropic's `ErrorResponse` (or anything else upstream sent)."""
+    err_type, message = None, ""
+    if isinstance(error, dict):
+        err_type, message = error.get("type"), str(error.get("message") or "")
+    elif error is not None:
+        message = str(error)[:200]
+    code = None
+    if status == 400 and any(s in message for s in _CONTEXT_TOO_LONG):
+        code = "context_length_exceeded"
+    elif status == 404 and err_type == "not_found_error":
+        code = "upstream_not_found"
+    detail = f"{message} ({err_type})" if err_type and message else message or (err_type or "")
+    return error_for_status(status, detail, provider=provider, headers=headers, upstream_code=code)

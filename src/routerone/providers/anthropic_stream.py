@@ -1,0 +1,127 @@
+"""Anthropic Messages SSE events -> OpenAI `chat.completion.chunk` dicts (sans-I/O).
+
+| Anthropic event                           | OpenAI chunk                                               |
+|-------------------------------------------|------------------------------------------------------------|
+| message_start                             | `delta: {role: assistant, content: ""}`; input usage kept  |
+| content_block_start text (non-empty)      | `delta.content`                                            |
+| content_block_start tool_use              | `delta.tool_calls[{index: k, id, type, function{name, arguments: ""}}]`, k = position among tool calls (not the block index) |
+| content_block_delta text_delta            | `delta.content`                                            |
+| content_block_delta input_json_delta      | `delta.tool_calls[{index: k, function{arguments}}]`        |
+| response-format tool's input_json_delta   | `delta.content` (the JSON answer streams as content)       |
+| thinking / signature / citations deltas   | nothing                                                    |
+| message_delta with stop_reason            | `delta: {}, finish_reason` (once); cumulative usage kept   |
+| message_stop                              | nothing; `done = True`                                     |
+| ping, content_block_stop, unknown events  | nothing                                                    |
+| error                                     | raises the mapped `UpstreamError` (overloaded is retryable)|
+"""
+from __future__ import annotations
+
+import time
+
+import orjson
+
+from ..errors import UpstreamUnavailable
+from ..wire.types import Usage
+from .anthropic_response import ERROR_TYPE_STATUS, error_from_anthropic, finish_reason, is_json_tool, \
+    usage_from_anthropic
+from .base import SSEEvent
+
+__all__ = ["AnthropicStream"]
+
+_TEXT, _TOOL, _JSON, _OTHER = "text", "tool", "json", "other"
+
+
+class AnthropicStream:
+    """One translator per upstream stream. `usage` is None until `message_start` arrives."""
+
+    __slots__ = ("usage", "done", "_provider", "_id", "_model", "_created", "_blocks", "_tool_count",
+                 "_usage_raw", "_finished")
+
+    def __init__(self, provider: str = "anthropic") -> None:
+        self.usage: Usage | None = None
+        self.done = False
+        self._provider = provider
+        self._id, self._model, self._created = "", "", int(time.time())
+        self._blocks: dict[int, tuple[str, int]] = {}   # content block index -> (kind, tool index)
+        self._tool_count = 0
+        self._usage_raw: dict = {}
+        self._finished = False
+
+    def feed(self, event: SSEEvent) -> list[dict]:
+        try:
+            data = orjson.loads(event.data)
+        except orjson.JSONDecodeError:
+            raise UpstreamUnavailable("upstream sent a malformed stream event", provider=self._provider) from None
+        if not isinstance(data, dict):
+            raise UpstreamUnavailable("upstream sent a malformed stream event", provider=self._provider)
+        kind = data.get("type") or event.event
+        handler = getattr(self, f"_on_{kind}", None) if isinstance(kind, str) else None
+        return handler(data) if handler is not None else []
+
+    # -- chunk helpers -----------------------------------------------------------------------
+    def _chunk(self, delta: dict, finish: str | None = None) -> dict:
+        return {"id": self._id, "object": "chat.completion.chunk", "created": self._created,
+                "model": self._model,
+                "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]}
+
+    def _merge_usage(self, raw: object) -> None:
+        if isinstance(raw, dict):
+            self._usage_raw.update({k: v for k, v in raw.items() if v is not None})
+            self.usage = usage_from_anthropic(self._usage_raw)
+
+    # -- event handlers ----------------------------------------------------------------------
+    def _on_message_start(self, data: dict) -> list[dict]:
+        msg = data.get("message") or {}
+        self._id, self._model = str(msg.get("id") or ""), str(msg.get("model") or "")
+        self._merge_usage(msg.get("usage"))
+        return [self._chunk({"role": "assistant", "content": ""})]
+
+    def _on_content_block_start(self, data: dict) -> list[dict]:
+        block, index = data.get("content_block") or {}, data.get("index", len(self._blocks))
+        kind = block.get("type")
+        if kind == "text":
+            self._blocks[index] = (_TEXT, -1)
+            return [self._chunk({"content": block["text"]})] if block.get("text") else []
+        if kind == "tool_use" and is_json_tool(block.get("name")):
+            self._blocks[index] = (_JSON, -1)
+            return []
+        if kind != "tool_use":
+            self._blocks[index] = (_OTHER, -1)
+            return []
+        k = self._tool_count
+        self._tool_count += 1
+        self._blocks[index] = (_TOOL, k)
+        call = {"index": k, "id": block.get("id") or "", "type": "function",
+                "function": {"name": block.get("name") or "", "arguments": ""}}
+        return [self._chunk({"tool_calls": [call]})]
+
+    def _on_content_block_delta(self, data: dict) -> list[dict]:
+        delta = data.get("delta") or {}
+        kind, k = self._blocks.get(data.get("index"), (_OTHER, -1))
+        if delta.get("type") == "text_delta" and kind == _TEXT and delta.get("text"):
+            return [self._chunk({"content": delta["text"]})]
+        if delta.get("type") != "input_json_delta" or not delta.get("partial_json"):
+            return []
+        if kind == _JSON:
+            return [self._chunk({"content": delta["partial_json"]})]
+        if kind == _TOOL:
+            return [self._chunk({"tool_calls": [{"index": k, "function": {"arguments": delta["partial_json"]}}]})]
+        return []
+
+    def _on_message_delta(self, data: dict) -> list[dict]:
+        self._merge_usage(data.get("usage"))
+        stop_reason = (data.get("delta") or {}).get("stop_reason")
+        if stop_reason is None or self._finished:
+            return []
+        self._finished = True
+        return [self._chunk({}, finish_reason(stop_reason, called_tools=self._tool_count > 0))]
+
+    def _on_message_stop(self, data: dict) -> list[dict]:
+        self.done = True
+        return []
+
+    def _on_error(self, data: dict) -> list[dict]:
+        error = data.get("error")
+        err_type = error.get("type") if isinstance(error, dict) else None
+        status = ERROR_TYPE_STATUS.get(err_type or "", 500)
+        raise error_from_anthropic(status, error, provider=self._provider, headers={})

@@ -1,0 +1,158 @@
+"""Anthropic SSE -> OpenAI chunks, one `.sse` fixture per behaviour (no server).
+
+Raw upstream bytes go through the shared `SSEDecoder` in small uneven pieces, then the adapter's
+translator; every chunk must be a valid `CreateChatCompletionStreamResponse`.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from openai_schema_anthropic import validate_chunk
+from routerone.errors import UpstreamError
+from routerone.providers.anthropic import AnthropicAdapter
+from routerone.providers.anthropic_stream import AnthropicStream
+from routerone.providers.base import Deployment, Vendor
+from routerone.providers.sse import SSEDecoder
+from routerone.wire.types import Usage
+
+FIXTURES = Path(__file__).parent / "fixtures" / "anthropic"
+DEP = Deployment("claude-sonnet-4", Vendor(name="anthropic", protocol="anthropic",
+                                           base_url="https://api.anthropic.com", auth="x-api-key"),
+                 "claude-sonnet-4-20250514")
+
+
+def translate(name: str, *, piece_bytes: int = 7) -> tuple[list[dict], AnthropicStream]:
+    raw = (FIXTURES / f"{name}.sse").read_bytes()
+    decoder, stream = SSEDecoder(), AnthropicAdapter().stream_translator(None, DEP)  # type: ignore[arg-type]
+    chunks: list[dict] = []
+    for i in range(0, len(raw), piece_bytes):
+        for event in decoder.feed(raw[i:i + piece_bytes]):
+            chunks += stream.feed(event)
+    for event in decoder.close():
+        chunks += stream.feed(event)
+    return chunks, stream
+
+
+def accumulate(chunks: list[dict]) -> dict:
+    """What an OpenAI SDK client reassembles from the chunks."""
+    out: dict = {"role": None, "content": "", "tool_calls": {}, "finish_reason": None}
+    for chunk in chunks:
+        validate_chunk(chunk)
+        assert chunk["id"] == chunks[0]["id"] and chunk["created"] == chunks[0]["created"]
+        (choice,) = chunk["choices"]
+        assert out["finish_reason"] is None, "nothing may follow the finish chunk"
+        delta = choice["delta"]
+        out["role"] = out["role"] or delta.get("role")
+        out["content"] += delta.get("content") or ""
+        for call in delta.get("tool_calls") or ():
+            slot = out["tool_calls"].setdefault(call["index"], {"id": None, "name": "", "arguments": ""})
+            if "id" in call:
+                assert slot["id"] is None, "id only on the first fragment"
+                slot["id"], slot["name"] = call["id"], call["function"]["name"]
+                assert call["type"] == "function" and call["function"]["arguments"] == ""
+            slot["arguments"] += (call.get("function") or {}).get("arguments") or ""
+        out["finish_reason"] = choice["finish_reason"]
+    out["tool_calls"] = [out["tool_calls"][k] for k in sorted(out["tool_calls"])]
+    return out
+
+
+CASES = {
+    "text_stream": ("Hello! How can I help?", [], "stop", Usage(12, 9)),
+    "tool_call_stream": ("I'll check the weather.", [("toolu_01NRLabs", "get_weather", '{"city": "Paris"}')],
+                         "tool_calls", Usage(377, 65)),
+    "parallel_tool_calls_stream": ("Checking both.", [("toolu_01Paris", "get_weather", '{"city": "Paris"}'),
+                                                      ("toolu_01Tokyo", "get_weather", '{"city": "Tokyo"}'),
+                                                      ("toolu_01Time", "get_time", "")], "tool_calls", Usage(420, 140)),
+    "max_tokens_stream": ("The history of Rome", [], "length", Usage(20, 4)),
+    "stop_sequence_stream": ("1, 2, 3, ", [], "stop", Usage(15, 7)),
+    "cache_usage_stream": ("Cached.", [], "stop", Usage(2350, 4, cached_tokens=2000, cache_write_tokens=300)),
+    "json_schema_stream": ('{"city": "Paris", "temp_c": 18.5}', [], "stop", Usage(90, 25)),
+    "thinking_stream": ("4", [], "stop", Usage(10, 40)),
+    "refusal_stream": ("I can't", [], "content_filter", Usage(30, 8)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_stream_fixture(name: str) -> None:
+    content, tool_calls, finish, usage = CASES[name]
+    chunks, stream = translate(name)
+    got = accumulate(chunks)
+    assert got["role"] == "assistant" and chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
+    assert got["content"] == content
+    assert [(c["id"], c["name"], c["arguments"]) for c in got["tool_calls"]] == tool_calls
+    assert got["finish_reason"] == finish
+    assert stream.usage == usage
+    assert stream.done
+    assert all(c.get("usage") is None for c in chunks), "usage travels on .usage, never in chunks"
+
+
+def test_tool_call_index_is_position_among_tool_calls_not_block_index() -> None:
+    chunks, _ = translate("parallel_tool_calls_stream")
+    starts = [tc for c in chunks for tc in c["choices"][0]["delta"].get("tool_calls") or () if "id" in tc]
+    assert [(tc["index"], tc["id"]) for tc in starts] == [(0, "toolu_01Paris"), (1, "toolu_01Tokyo"), (2, "toolu_01Time")]
+
+
+def test_chunks_carry_upstream_id_and_model() -> None:
+    chunks, _ = translate("text_stream")
+    assert {c["id"] for c in chunks} == {"msg_01TextStream"}
+    assert {c["model"] for c in chunks} == {"claude-sonnet-4-20250514"}
+    assert all(c["object"] == "chat.completion.chunk" for c in chunks)
+
+
+@pytest.mark.parametrize("piece_bytes", [1, 3, 64, 100000])
+def test_translation_does_not_depend_on_network_chunking(piece_bytes: int) -> None:
+    assert accumulate(translate("tool_call_stream", piece_bytes=piece_bytes)[0]) == accumulate(translate("tool_call_stream")[0])
+
+
+def test_error_event_raises_retryable_overloaded_after_partial_output() -> None:
+    raw = (FIXTURES / "error_event_stream.sse").read_bytes()
+    stream = AnthropicAdapter().stream_translator(None, DEP)  # type: ignore[arg-type]
+    chunks: list[dict] = []
+    with pytest.raises(UpstreamError) as info:
+        for event in SSEDecoder().feed(raw):
+            chunks += stream.feed(event)
+    assert accumulate(chunks)["content"] == "Partial answer"
+    err = info.value
+    assert (err.status, err.code, err.retryable) == (503, "upstream_overloaded", True)
+    assert "Overloaded" in err.message and not stream.done
+    assert stream.usage == Usage(12, 1)
+
+
+def test_json_schema_stream_emits_no_tool_calls() -> None:
+    chunks, _ = translate("json_schema_stream")
+    assert not any("tool_calls" in c["choices"][0]["delta"] for c in chunks)
+
+
+def test_ping_and_unknown_events_are_ignored() -> None:
+    from routerone.providers.base import SSEEvent
+    stream = AnthropicStream()
+    assert stream.feed(SSEEvent("ping", '{"type": "ping"}')) == []
+    assert stream.feed(SSEEvent("future_event", '{"type": "future_event", "x": 1}')) == []
+    assert stream.usage is None and not stream.done
+
+
+def test_malformed_event_is_upstream_error() -> None:
+    from routerone.providers.base import SSEEvent
+    with pytest.raises(UpstreamError):
+        AnthropicStream().feed(SSEEvent("message_start", "{not json"))
+
+
+def test_lean_real_world_stream_without_optional_fields() -> None:
+    """Events as deployed APIs send them (no citations/caller/stop_details, usage without cache fields)."""
+    from routerone.providers.base import SSEEvent
+    events = [
+        '{"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","model":"claude-x",'
+        '"content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":5,"output_tokens":1}}}',
+        '{"type":"content_block_start","index":0,"content_block":{"type":"tool_use","id":"toolu_1","name":"f","input":{}}}',
+        '{"type":"content_block_delta","index":0,"delta":{"type":"input_json_delta","partial_json":"{}"}}',
+        '{"type":"content_block_stop","index":0}',
+        '{"type":"message_delta","delta":{"stop_reason":"tool_use","stop_sequence":null},"usage":{"output_tokens":7}}',
+        '{"type":"message_stop"}',
+    ]
+    stream = AnthropicStream()
+    chunks = [c for data in events for c in stream.feed(SSEEvent(None, data))]
+    got = accumulate(chunks)
+    assert got["tool_calls"] == [{"id": "toolu_1", "name": "f", "arguments": "{}"}]
+    assert got["finish_reason"] == "tool_calls" and stream.done and stream.usage == Usage(5, 7)
