@@ -1,0 +1,179 @@
+"""Redis limiter: several gateway processes or machines share one set of limits.
+
+Every call is exactly one round trip: EVALSHA of the `routerone_ratelimit_v1` Lua script
+(lua/ratelimit_v1.lua), falling back to EVAL (which also caches the script) on NOSCRIPT. The script
+runs the sliding-window log of base.py atomically against the Redis server's clock, so the
+guarantees hold across any number of gateways. Keys live under `ro:rl:v1:<scope>:`; they expire a
+window (or a lease) after their last write. One Redis primary; not Redis Cluster (a decision's rules
+may hash to different slots). At most `max_connections` calls are in flight per limiter; a burst
+queues for a slot (back-pressure, not an outage). Needs Redis >= 5 (effects replication of TIME).
+
+Failure policy, when Redis cannot be reached (connection refused, timeout, read-only replica):
+- "open" (default): decide with the `fallback` limiter (a MemoryLimiter with the same window unless
+  one is given): local, per-process limits, so N gateways admit up to N times a limit.
+- "closed": deny with `retry_after_s` 1 and reason `limiter_unavailable` (`fallback` is unused).
+The first failure of an outage logs one warning on logger "routerone.limits"; each decision taken
+by the policy adds one to `fallback_events` (export it as a metric) and each outage to `outages`.
+During an outage Redis is retried at most once per `probe_interval_s`; the first success logs the
+recovery and Redis decides again. Tickets taken locally are released locally. If a release cannot
+reach Redis, its leases end by themselves after `lease_s` and its unused tokens stay counted.
+If a reply is lost after the script ran, the slot is counted in Redis and the fallback decides too
+(over-counts, never under-counts); the one connection retry is safe because acquire is idempotent.
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from importlib import resources
+from typing import Sequence
+
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError, ReadOnlyError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from routerone.limits.base import (DenyReason, LimitDecision, Limiter, LimitRule, LimitTicket,
+                                   normalize_rules, retry_after_s)
+from routerone.limits.headers import ScopeUsage, rate_limit_headers
+from routerone.limits.memory import MemoryLimiter
+
+__all__ = ["RedisLimiter", "KEY_PREFIX", "SCRIPT_NAME"]
+
+KEY_PREFIX = "ro:rl:v1:"
+SCRIPT_NAME = "routerone_ratelimit_v1"
+_SCRIPT = (resources.files("routerone.limits") / "lua" / "ratelimit_v1.lua").read_bytes()
+_SHA = hashlib.sha1(_SCRIPT).hexdigest()
+_REASONS = {1: DenyReason.RPM, 2: DenyReason.TPM, 3: DenyReason.CONCURRENCY,
+            4: DenyReason.TOKENS_EXCEED_TPM}
+_UNREACHABLE = (RedisConnectionError, RedisTimeoutError, ReadOnlyError, OSError)
+_UNSET = -1
+
+log = logging.getLogger("routerone.limits")
+
+
+class RedisLimiter:
+    probe_interval_s = 1.0     # during an outage, how often one call tries Redis again
+
+    def __init__(self, url: str, *, failure_policy: str = "open", fallback: Limiter | None = None,
+                 window_s: float = 60.0, lease_s: float = 600.0, timeout_s: float = 0.25,
+                 max_connections: int = 64) -> None:
+        if failure_policy not in ("open", "closed"):
+            raise ValueError(f"failure_policy must be 'open' or 'closed', got {failure_policy!r}")
+        if window_s <= 0 or lease_s <= 0:
+            raise ValueError("window_s and lease_s must be > 0")
+        self._redis = Redis.from_url(
+            url, max_connections=max_connections, socket_timeout=timeout_s,
+            socket_connect_timeout=timeout_s, retry=Retry(NoBackoff(), 1))
+        self._slots = asyncio.Semaphore(max_connections)   # a burst queues here, never in the pool
+        self.failure_policy = failure_policy
+        self._owns_fallback = failure_policy == "open" and fallback is None
+        self._fallback: Limiter | None = (
+            None if failure_policy == "closed"
+            else fallback if fallback is not None
+            else MemoryLimiter(window_s=window_s, lease_s=lease_s))
+        self._timing = (str(round(window_s * 1e6)), str(round(lease_s * 1e6)))
+        self._down = False
+        self._probe_at = 0.0
+        self._fallback_used = False
+        self.fallback_events = 0
+        self.outages = 0
+
+    async def acquire(self, rules: Sequence[LimitRule], request_id: str,
+                      tokens: int) -> LimitDecision:
+        if tokens < 0 or not request_id:
+            raise ValueError("acquire needs a request_id and tokens >= 0")
+        rules = normalize_rules(rules)
+        if not rules:
+            return LimitDecision(True, LimitTicket(request_id, (), tokens), 0.0, {})
+        reply = await self._run("acquire", rules, request_id, tokens)
+        if reply is None:
+            return await self._degraded_acquire(rules, request_id, tokens)
+        usage = [ScopeUsage(reply[i], reply[i + 1], reply[i + 2] / 1e6)
+                 for i in range(4, 4 + 3 * len(rules), 3)]
+        headers = rate_limit_headers(rules, usage)
+        if reply[0] == 1:
+            return LimitDecision(True, LimitTicket(request_id, rules, tokens), 0.0, headers)
+        return LimitDecision(False, None, retry_after_s(reply[3] / 1e6), headers,
+                             rules[reply[1] - 1].scope, _REASONS[reply[2]])
+
+    async def release(self, ticket: LimitTicket, tokens_used: int) -> None:
+        if not ticket.rules:
+            return
+        if self._fallback_used and self._fallback is not None:
+            await self._fallback.release(ticket, tokens_used)
+        await self._run("release", ticket.rules, ticket.request_id, max(0, tokens_used))
+
+    async def peek(self, rules: Sequence[LimitRule], tokens: int = 0) -> bool:
+        rules = normalize_rules(rules)
+        if not rules:
+            return True
+        reply = await self._run("peek", rules, "", tokens)
+        if reply is not None:
+            return reply[0] == 1
+        self.fallback_events += 1
+        return self._fallback is not None and await self._fallback.peek(rules, tokens)
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+        if self._owns_fallback and self._fallback is not None:
+            await self._fallback.close()
+
+    async def _run(self, op: str, rules: tuple[LimitRule, ...], rid: str,
+                   tokens: int) -> list[int] | None:
+        """One script call; None when Redis is unreachable (or still in a known outage)."""
+        probe = self._down
+        if probe:
+            now = time.monotonic()
+            if now < self._probe_at:
+                return None
+            self._probe_at = now + self.probe_interval_s      # this call is the probe
+        keys: list[str] = []
+        args: list[str | int] = [op, rid, tokens, *self._timing]
+        for rule in rules:
+            base = KEY_PREFIX + rule.scope
+            keys += (base + ":req", base + ":tok", base + ":tsum", base + ":cc")
+            args += (_or_unset(rule.rpm), _or_unset(rule.tpm), _or_unset(rule.concurrency))
+        async with self._slots:
+            if self._down and not probe:     # an outage began while this call queued
+                return None
+            try:
+                try:
+                    reply = await self._redis.evalsha(_SHA, len(keys), *keys, *args)
+                except NoScriptError:
+                    reply = await self._redis.eval(_SCRIPT, len(keys), *keys, *args)
+            except _UNREACHABLE as exc:
+                self._mark_down(exc)
+                return None
+        if self._down:
+            self._down = False
+            log.warning("Redis limiter reachable again; Redis decides limits again "
+                        "(%d decisions taken by failure_policy=%s so far)",
+                        self.fallback_events, self.failure_policy)
+        return reply
+
+    async def _degraded_acquire(self, rules: tuple[LimitRule, ...], rid: str,
+                                tokens: int) -> LimitDecision:
+        self.fallback_events += 1
+        if self._fallback is None:
+            return LimitDecision(False, None, 1.0, {}, None, DenyReason.UNAVAILABLE)
+        self._fallback_used = True
+        return await self._fallback.acquire(rules, rid, tokens)
+
+    def _mark_down(self, exc: BaseException) -> None:
+        self._probe_at = time.monotonic() + self.probe_interval_s
+        if self._down:
+            return
+        self._down = True
+        self.outages += 1
+        action = ("using local in-process limits" if self._fallback is not None
+                  else "denying requests")
+        log.warning("Redis limiter unreachable (%s: %s); failure_policy=%s: %s until it answers",
+                    type(exc).__name__, exc, self.failure_policy, action)
+
+
+def _or_unset(limit: int | None) -> int:
+    return _UNSET if limit is None else limit
