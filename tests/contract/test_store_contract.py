@@ -53,12 +53,7 @@ async def test_migrate_is_idempotent(store: Store) -> None:
     assert await store.auth_version() == 1
 
 
-async def test_concurrent_first_migration_applies_once(store: Store, store_backend: Backend,
-                                                       request: pytest.FixtureRequest) -> None:
-    if store_backend.name == "sqlite":
-        request.applymarker(pytest.mark.xfail(strict=False, reason=(
-            "SQLiteStore.migrate reads _migrations before BEGIN IMMEDIATE, and PRAGMA journal_mode=WAL "
-            "can fail 'database is locked': racing first starts sometimes fail (store/sqlite.py)")))
+async def test_concurrent_first_migration_applies_once(store: Store, store_backend: Backend) -> None:
     stores = [await store_backend.open("fresh", migrate=False) for _ in range(3)]
     await asyncio.gather(*(s.migrate() for s in stores))
     acc = await _account(stores[0], 100)

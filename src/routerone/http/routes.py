@@ -1,7 +1,8 @@
 """Public endpoints: chat completions (JSON and SSE), models, the caller's account, health."""
 from __future__ import annotations
 
-import uuid
+import itertools
+import secrets
 
 from aiohttp import web
 
@@ -14,13 +15,15 @@ from .runtime import RUNTIME
 __all__ = ["add_routes"]
 
 _CLIENT_GONE = (ConnectionResetError, ConnectionError)
+_ID_PREFIX = f"req_{secrets.token_hex(6)}"   # unique per process; a counter makes ids cheap and unique
+_ID_COUNTER = itertools.count(1)
 
 
 def request_id(request: web.Request) -> str:
     rid = request.headers.get("x-request-id", "")
     if rid and len(rid) <= 128 and rid.isascii() and rid.isprintable():
         return rid
-    return f"req_{uuid.uuid4().hex}"
+    return f"{_ID_PREFIX}{next(_ID_COUNTER):010x}"
 
 
 async def read_json_body(request: web.Request) -> bytes:

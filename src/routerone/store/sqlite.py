@@ -1,4 +1,4 @@
-"""SQLite store: the embedded default. WAL, one connection, one writer thread.
+"""SQLite store: the embedded default. WAL, one connection, one writer thread, group commit.
 
 Every call runs on a single dedicated thread, so transactions never interleave inside a process;
 `BEGIN IMMEDIATE` takes SQLite's write lock up front, so several processes on one file still
@@ -26,12 +26,20 @@ class SQLiteStore:
         self.path = path
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
         self._db: sqlite3.Connection | None = None
+        self._pending: list[tuple[Callable[[sqlite3.Connection], object], asyncio.Future]] = []
+        self._pumping = False
 
     # -- plumbing -------------------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
         if self._db is None:
             db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
-            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA busy_timeout=30000")
+            for attempt in range(50):   # switching to WAL needs a moment alone with a new file
+                try:
+                    db.execute("PRAGMA journal_mode=WAL")
+                    break
+                except sqlite3.OperationalError:
+                    time.sleep(0.02 * (attempt + 1))
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA foreign_keys=ON")
             db.execute("PRAGMA busy_timeout=30000")
@@ -43,33 +51,62 @@ class SQLiteStore:
         return await loop.run_in_executor(self._pool, lambda: fn(self._connect()))
 
     async def _tx(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        def run(db: sqlite3.Connection) -> T:
+        """Run `fn` in a write transaction. Concurrent callers share one transaction (group commit):
+        each runs in its own SAVEPOINT, in arrival order, so results are those of running them one
+        after another, while the commit (the expensive part) is paid once per batch."""
+        fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._pending.append((fn, fut))
+        if not self._pumping:
+            self._pumping = True
+            asyncio.get_running_loop().run_in_executor(self._pool, self._pump, asyncio.get_running_loop())
+        return await fut
+
+    def _pump(self, loop: asyncio.AbstractEventLoop) -> None:
+        db = self._connect()
+        while True:
+            batch, self._pending = self._pending, []
+            if not batch:
+                self._pumping = False
+                if not self._pending:     # nothing slipped in between the check and the flag
+                    return
+                self._pumping = True
+                continue
+            results: list[tuple[asyncio.Future, bool, object]] = []
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                for fn, fut in batch:
+                    db.execute("SAVEPOINT op")
+                    try:
+                        results.append((fut, True, fn(db)))
+                        db.execute("RELEASE op")
+                    except Exception as exc:  # noqa: BLE001 - handed to that caller only
+                        db.execute("ROLLBACK TO op")
+                        db.execute("RELEASE op")
+                        results.append((fut, False, exc))
+                db.execute("COMMIT")
+            except Exception as exc:  # noqa: BLE001 - the whole batch failed: tell every caller
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                results = [(fut, False, exc) for _, fut in batch]
+            loop.call_soon_threadsafe(_resolve, results)
+
+    async def migrate(self) -> None:
+        def run(db: sqlite3.Connection) -> None:
+            # Several processes may start on a new file at once: take the write lock first, then
+            # look at what is applied, so each migration runs exactly once.
             db.execute("BEGIN IMMEDIATE")
             try:
-                out = fn(db)
+                db.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at REAL)")
+                done = {r[0] for r in db.execute("SELECT name FROM _migrations")}
+                for name, sql in MIGRATIONS:
+                    if name not in done:
+                        for stmt in _statements(sql.replace("{ID}", "INTEGER PRIMARY KEY AUTOINCREMENT")):
+                            db.execute(stmt)
+                        db.execute("INSERT INTO _migrations VALUES (?, ?)", (name, time.time()))
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
             db.execute("COMMIT")
-            return out
-        return await self._run(run)
-
-    async def migrate(self) -> None:
-        def run(db: sqlite3.Connection) -> None:
-            db.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at REAL)")
-            done = {r[0] for r in db.execute("SELECT name FROM _migrations")}
-            for name, sql in MIGRATIONS:
-                if name in done:
-                    continue
-                db.execute("BEGIN IMMEDIATE")
-                try:
-                    for stmt in _statements(sql.replace("{ID}", "INTEGER PRIMARY KEY AUTOINCREMENT")):
-                        db.execute(stmt)
-                    db.execute("INSERT INTO _migrations VALUES (?, ?)", (name, time.time()))
-                except BaseException:
-                    db.execute("ROLLBACK")
-                    raise
-                db.execute("COMMIT")
         await self._run(run)
 
     async def close(self) -> None:
@@ -237,6 +274,12 @@ class SQLiteStore:
 
 class _Rollback(Exception):
     pass
+
+
+def _resolve(results: list[tuple[asyncio.Future, bool, object]]) -> None:
+    for fut, ok, value in results:
+        if not fut.done():
+            fut.set_result(value) if ok else fut.set_exception(value)  # type: ignore[arg-type]
 
 
 def _statements(sql: str) -> list[str]:
