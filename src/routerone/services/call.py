@@ -1,6 +1,7 @@
 """Values carried through one chat request, shared by the JSON and streaming paths."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -58,6 +59,15 @@ class Call:
     dep_ticket: LimitTicket | None = None        # the deployment cap this attempt holds
     tried: list[str] = field(default_factory=list)
     upstream_ms: float = 0.0
+
+    def request_for(self, attempt: Attempt) -> ChatRequest:
+        """The request as sent to this attempt: a model whose protocol needs an output limit
+        (Anthropic) gets the catalog's documented default when the caller gave none; the billing
+        reservation already assumed that same limit (ModelInfo.output_cap)."""
+        default = attempt.model.default_max_tokens
+        if self.req.max_tokens is None and default:
+            return dataclasses.replace(self.req, max_tokens=default)
+        return self.req
 
     def headers(self, attempt: Attempt) -> dict[str, str]:
         h = {"x-request-id": self.request_id, "x-routerone-model": attempt.model.id,

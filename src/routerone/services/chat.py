@@ -95,7 +95,7 @@ class ChatService:
 
     async def _send_json(self, call: Call, attempt: Attempt):
         adapter = adapter_for(attempt.deployment.vendor.protocol)
-        up = adapter.build_request(call.req, attempt.deployment, stream=False)
+        up = adapter.build_request(call.request_for(attempt), attempt.deployment, stream=False)
         t0 = time.perf_counter()
         resp = await self.d.transport.send(up, provider=attempt.deployment.vendor.name)
         elapsed_ms = (time.perf_counter() - t0) * 1000

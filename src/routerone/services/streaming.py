@@ -56,7 +56,7 @@ def _has_content(chunks: list[dict]) -> bool:
 async def _send_stream(svc: "ChatService", call: Call, attempt: Attempt) -> _Opened:
     dep = attempt.deployment
     adapter = adapter_for(dep.vendor.protocol)
-    up = adapter.build_request(call.req, dep, stream=True)
+    up = adapter.build_request(call.request_for(attempt), dep, stream=True)
     t0 = time.perf_counter()
     upstream = await svc.d.transport.open(up, provider=dep.vendor.name)
     if upstream.status >= 400:
