@@ -19,11 +19,14 @@ _ID_PREFIX = f"req_{secrets.token_hex(6)}"   # unique per process; a counter mak
 _ID_COUNTER = itertools.count(1)
 
 
-def request_id(request: web.Request) -> str:
-    rid = request.headers.get("x-request-id", "")
-    if rid and len(rid) <= 128 and rid.isascii() and rid.isprintable():
-        return rid
+def new_request_id() -> str:
     return f"{_ID_PREFIX}{next(_ID_COUNTER):010x}"
+
+
+def client_request_id(request: web.Request) -> str | None:
+    """The caller's own x-request-id, echoed back; it is never used as a key (it may repeat)."""
+    rid = request.headers.get("x-request-id", "")
+    return rid if rid and len(rid) <= 128 and rid.isascii() and rid.isprintable() else None
 
 
 async def read_json_body(request: web.Request) -> bytes:
@@ -38,11 +41,12 @@ async def read_json_body(request: web.Request) -> bytes:
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
     rt = request.app[RUNTIME]
-    rid = request_id(request)
+    internal_id = new_request_id()
+    rid = client_request_id(request) or internal_id
     try:
         auth = await rt.auth.authenticate(request.headers.get("Authorization"))
         raw = await read_json_body(request)
-        reply = await rt.chat.complete(raw, auth=auth, request_id=rid,
+        reply = await rt.chat.complete(raw, auth=auth, request_id=internal_id, echo_id=rid,
                                        strategy_header=request.headers.get("x-routerone-strategy"))
     except Exception as exc:  # noqa: BLE001 - every failure becomes a documented error body
         code = getattr(exc, "code", None) or "internal_error"

@@ -56,6 +56,7 @@ class Call:
     hold: Hold
     ticket: LimitTicket | None
     limit_headers: dict[str, str]
+    echo_id: str = ""                             # the x-request-id the caller sees
     dep_ticket: LimitTicket | None = None        # the deployment cap this attempt holds
     tried: list[str] = field(default_factory=list)
     upstream_ms: float = 0.0
@@ -70,7 +71,7 @@ class Call:
         return self.req
 
     def headers(self, attempt: Attempt) -> dict[str, str]:
-        h = {"x-request-id": self.request_id, "x-routerone-model": attempt.model.id,
+        h = {"x-request-id": self.echo_id or self.request_id, "x-routerone-request-id": self.request_id, "x-routerone-model": attempt.model.id,
              "x-routerone-provider": attempt.deployment.vendor.name,
              "x-routerone-strategy": self.plan.strategy, "x-routerone-reason": _ascii(self.plan.reason),
              **self.limit_headers}

@@ -36,7 +36,9 @@ class ChatService:
 
     # -- the pipeline ---------------------------------------------------------------------------
     async def complete(self, raw: bytes, *, auth: AuthContext, request_id: str | None = None,
-                       strategy_header: str | None = None) -> Reply:
+                       echo_id: str | None = None, strategy_header: str | None = None) -> Reply:
+        """`request_id` must be unique (it keys the billing hold); `echo_id` is what the
+        response's x-request-id says (the caller's own id when it sent one)."""
         started = time.perf_counter()
         request_id = request_id or f"req_{uuid.uuid4().hex}"
         req = parse_chat_request(raw)
@@ -53,7 +55,8 @@ class ChatService:
             if ticket:
                 await self.d.limiter.release(ticket, 0)
             raise
-        call = Call(request_id, started, auth, req, plan, prompt_tokens, hold, ticket, limit_headers)
+        call = Call(request_id, started, auth, req, plan, prompt_tokens, hold, ticket, limit_headers,
+                    echo_id=echo_id or request_id)
         try:
             if req.stream:
                 return await open_stream(self, call)
