@@ -10,6 +10,7 @@ from typing import Awaitable, Callable
 
 from .billing.prices import usd_to_micros
 from .catalog import load_catalog
+from .errors import RouterOneError
 from .settings import Settings, SettingsError, load_settings
 from .store.base import Limits
 from .store.factory import open_store
@@ -177,6 +178,9 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"routerone: configuration error: {exc}", file=sys.stderr)
         return 2
+    except RouterOneError as exc:
+        print(f"routerone: {exc.message}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 

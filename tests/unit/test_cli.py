@@ -1,0 +1,56 @@
+"""The operator CLI end to end on a real SQLite file: accounts, keys (shown once, stored hashed), models."""
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+SRC = str(Path(__file__).resolve().parents[2] / "src")
+
+
+def run(db: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    e = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY") and not k.startswith("ROUTERONE_")}
+    e.update({"PYTHONPATH": SRC, **(env or {})})
+    return subprocess.run([sys.executable, "-m", "routerone", "--database-url", f"sqlite:///{db}", *args],
+                          capture_output=True, text=True, env=e, timeout=60)
+
+
+def test_accounts_and_keys_round_trip(tmp_path):
+    db = tmp_path / "r.db"
+    out = run(db, "accounts", "create", "acme", "--balance-usd", "12.5")
+    assert out.returncode == 0, out.stderr
+    acc_id = re.search(r"account (\d+)", out.stdout).group(1)
+    assert "$12.500000" in out.stdout
+    out = run(db, "accounts", "credit", acc_id, "0.000001", "--note", "one micro")
+    assert "$12.500001" in out.stdout
+    out = run(db, "keys", "create", "--account", acc_id, "--name", "ci", "--rpm", "5", "--models", "gpt-4o,auto")
+    assert out.returncode == 0, out.stderr
+    secret = out.stdout.strip().splitlines()[-1]
+    assert secret.startswith("sk-ro-") and len(secret) > 40
+    with sqlite3.connect(db) as c:
+        rows = c.execute("SELECT key_hash, prefix, rpm, allowed_models FROM api_keys").fetchall()
+    assert all(secret not in str(r) for r in rows)           # only the hash and a short prefix are stored
+    assert rows[0][2] == 5 and rows[0][3] == "gpt-4o,auto"
+    listing = run(db, "keys", "list").stdout
+    assert "active" in listing and secret not in listing
+    key_id = listing.split()[0]
+    assert run(db, "keys", "revoke", key_id).stdout.strip() == "revoked"
+    assert "revoked" in run(db, "keys", "list").stdout
+    out = run(db, "accounts", "debit", acc_id, "100")
+    assert out.returncode != 0 and "Traceback" not in out.stderr
+
+
+def test_models_lists_demo_without_credentials_and_real_models_with(tmp_path):
+    db = tmp_path / "r.db"
+    demo = run(db, "models").stdout
+    assert "demo-small" in demo and "gpt-4o" not in demo
+    real = run(db, "models", env={"OPENAI_API_KEY": "sk-test"}).stdout
+    assert "gpt-4o" in real and "demo-small" not in real
+
+
+def test_bad_setting_names_the_key(tmp_path):
+    out = run(tmp_path / "r.db", "models", env={"ROUTERONE_PORT": "eighty"})
+    assert out.returncode == 2 and "ROUTERONE_PORT" in out.stderr
