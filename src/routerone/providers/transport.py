@@ -8,7 +8,7 @@ from typing import AsyncIterator, Mapping
 
 import aiohttp
 
-from ..errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable
+from ..errors import UpstreamTimeout, UpstreamUnavailable
 from .base import UpstreamRequest
 
 __all__ = ["Transport", "Timeouts", "UpstreamResponse", "UpstreamStream"]
@@ -107,7 +107,3 @@ class Transport:
         if self._session is not None:
             await self._session.close()
             self._session = None
-
-
-def is_upstream_error(exc: BaseException) -> bool:
-    return isinstance(exc, UpstreamError)
