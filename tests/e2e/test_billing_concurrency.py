@@ -120,7 +120,7 @@ def sqlite_target(upstream, tmp_path_factory):
         yield Target("sqlite, 1 in-thread gateway", [gw.base_url], gw.url, probe)
 
 
-@pytest.fixture(scope="module", params=["postgres", "sqlite"])
+@pytest.fixture(scope="module", params=[pytest.param("postgres", marks=pytest.mark.postgres), "sqlite"])
 def target(request) -> Target:
     return request.getfixturevalue(f"{request.param}_target")
 
