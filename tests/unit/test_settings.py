@@ -1,0 +1,108 @@
+"""The one settings object: defaults < file < ROUTERONE_* env < explicit overrides; secrets by
+reference; every error names the offending key."""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from routerone.settings import ProviderSettings, Settings, SettingsError, load_settings
+
+
+def test_defaults_without_env_or_file():
+    s = load_settings(env={})
+    assert s == Settings()
+    assert s.max_body_bytes == 20 * 1024 * 1024 and s.max_retries == 2 and s.providers == {}
+
+
+def test_env_values_are_coerced_to_the_field_types():
+    s = load_settings(env={"ROUTERONE_PORT": "9000", "ROUTERONE_FIRST_BYTE_TIMEOUT_S": "2.5",
+                           "ROUTERONE_LOG_CONTENT": "yes", "ROUTERONE_ADMIN_KEY": "sk-admin",
+                           "ROUTERONE_DEFAULT_RPM": "60", "ROUTERONE_MAX_BODY_BYTES": "1024"})
+    assert (s.port, s.first_byte_timeout_s, s.log_content, s.admin_key, s.default_rpm, s.max_body_bytes) == \
+        (9000, 2.5, True, "sk-admin", 60, 1024)
+
+
+def test_precedence_file_then_env_then_overrides(tmp_path):
+    cfg = tmp_path / "r1.toml"
+    cfg.write_text('port = 7000\nhost = "0.0.0.0"\nmax_retries = 5\n')
+    s = load_settings(str(cfg), env={"ROUTERONE_PORT": "7100"})
+    assert (s.port, s.host, s.max_retries) == (7100, "0.0.0.0", 5)
+    s = load_settings(str(cfg), env={"ROUTERONE_PORT": "7100"}, port=7200, host=None)
+    assert (s.port, s.host) == (7200, "0.0.0.0")         # None overrides are ignored
+
+
+def test_config_path_from_env(tmp_path):
+    cfg = tmp_path / "r1.yaml"
+    cfg.write_text("routing_strategy: cost\nproviders:\n  openai:\n    base_url: http://127.0.0.1:9/v1\n    rpm: 60\n")
+    s = load_settings(env={"ROUTERONE_CONFIG": str(cfg)})
+    assert s.routing_strategy == "cost"
+    assert s.providers["openai"] == ProviderSettings(base_url="http://127.0.0.1:9/v1", rpm=60)
+
+
+def test_secrets_by_env_and_file_reference(tmp_path):
+    secret_file = tmp_path / "key.txt"
+    secret_file.write_text("sk-from-file\n")
+    cfg = tmp_path / "r1.toml"
+    cfg.write_text(f'admin_key = {{ "$env" = "MY_ADMIN" }}\n'
+                   f'[providers.anthropic]\napi_key = {{ "$file" = "{secret_file}" }}\n')
+    s = load_settings(str(cfg), env={"MY_ADMIN": "sk-from-env"})
+    assert s.admin_key == "sk-from-env"
+    assert s.providers["anthropic"].api_key == "sk-from-file"
+
+
+def test_provider_keys_from_the_usual_env_vars(tmp_path):
+    s = load_settings(env={"OPENAI_API_KEY": "sk-o", "GEMINI_API_KEY": "g"})
+    assert s.providers["openai"].api_key == "sk-o" and s.providers["gemini"].api_key == "g"
+    cfg = tmp_path / "r1.toml"
+    cfg.write_text('[providers.openai]\nbase_url = "http://x/v1"\n')
+    s = load_settings(str(cfg), env={"OPENAI_API_KEY": "sk-o"})
+    assert s.providers["openai"] == ProviderSettings(api_key="sk-o", base_url="http://x/v1")
+
+
+@pytest.mark.parametrize("env, key", [
+    ({"ROUTERONE_PORT": "eighty"}, "ROUTERONE_PORT"),
+    ({"ROUTERONE_PORT": "0"}, "port"),
+    ({"ROUTERONE_MAX_BODY_BYTES": "0"}, "max_body_bytes"),
+    ({"ROUTERONE_WORKERS": "1.5"}, "ROUTERONE_WORKERS"),
+    ({"ROUTERONE_LOG_CONTENT": "maybe"}, "ROUTERONE_LOG_CONTENT"),
+    ({"ROUTERONE_LIMITER": "postgres"}, "limiter"),
+    ({"ROUTERONE_ROUTING_STRATEGY": "random"}, "routing_strategy"),
+    ({"ROUTERONE_DEMO": "yes"}, "demo"),
+    ({"ROUTERONE_CONFIG": "/nonexistent/r1.toml"}, "/nonexistent/r1.toml"),
+])
+def test_errors_name_the_offending_key(env, key):
+    with pytest.raises(SettingsError, match=key.replace(".", r"\.")):
+        load_settings(env=env)
+
+
+@pytest.mark.parametrize("text, key", [
+    ("prot = 1\n", "prot"),
+    ("port = 'x'\n", "port"),
+    ("[providers.openai]\napi_kye = 'x'\n", "providers.openai.api_kye"),
+    ("[providers.openai]\nrpm = 'fast'\n", "providers.openai.rpm"),
+    ("providers = 3\n", "providers"),
+    ("admin_key = { '$env' = 'NOT_SET_ANYWHERE' }\n", "admin_key"),
+    ("[providers.openai]\napi_key = { '$file' = '/nonexistent/secret' }\n", "providers.openai.api_key"),
+    ("port = \n", "r1.toml"),
+])
+def test_file_errors_name_the_offending_key(tmp_path, text, key):
+    cfg = tmp_path / "r1.toml"
+    cfg.write_text(text)
+    with pytest.raises(SettingsError, match=key.replace(".", r"\.")):
+        load_settings(str(cfg), env={})
+
+
+def test_yaml_file_must_be_a_mapping(tmp_path):
+    cfg = tmp_path / "r1.yml"
+    cfg.write_text("- just\n- a list\n")
+    with pytest.raises(SettingsError, match="r1.yml"):
+        load_settings(str(cfg), env={})
+
+
+def test_settings_are_frozen_and_replace_makes_a_copy():
+    s = Settings()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s.port = 1  # type: ignore[misc]
+    t = s.replace(port=1, max_retries=0)
+    assert (t.port, t.max_retries, s.port, s.max_retries) == (1, 0, 8080, 2)
