@@ -155,9 +155,9 @@ def test_no_first_byte_in_time_is_a_504(gateway, make_openai_client, stream):
     started = time.monotonic()
     with pytest.raises(openai.InternalServerError) as exc:
         result = make_openai_client(gw, key).chat.completions.create(
-            model="gpt-4o", messages=say("[[sleep:1500]]"), stream=stream)
+            model="gpt-4o", messages=say("[[sleep:3000]]"), stream=stream)
         list(result) if stream else None
-    assert time.monotonic() - started < 1.3
+    assert time.monotonic() - started < 2.5
     assert exc.value.status_code == 504
     err = error_of(exc.value)
     assert (err["type"], err["code"]) == ("timeout_error", "upstream_timeout")
@@ -242,9 +242,11 @@ def test_broken_stream_raw_sse(paced_gw, openai_wire, text):
     validate_error(error)
     assert error["error"]["type"] == "upstream_error" and error["error"]["code"] == "upstream_unavailable"
     assert resp.text.endswith("\n\n")
-    # the hold is settled: nothing stays reserved, and the balance is the ledger's sum
+    # the hold is settled: the tokens already relayed are charged, nothing stays reserved
     acc = paced_gw.account(account_id)
     ledger = paced_gw.admin("GET", f"/admin/accounts/{account_id}/ledger")["data"]
+    [charge] = [e for e in ledger if e["kind"] == "charge"]
+    assert charge["amount_micros"] < 0
     assert acc["reserved_micros"] == 0
     assert acc["balance_micros"] == sum(e["amount_micros"] for e in ledger)
 
