@@ -312,3 +312,12 @@ def test_rejected_requests_cost_nothing(gw, funded_key, openai_client: OpenAI):
         openai_client.chat.completions.create(model="gpt-9-ultra", messages=HI)
     acc = gw.account(funded_key[1])
     assert (acc["balance_micros"], acc["reserved_micros"]) == (10_000_000, 0)
+
+
+@pytest.mark.xfail(strict=True, reason="BUG: max_tokens above the model's output limit is a 400 with param 'model' "
+                   "(routing/planner.py capability_problem -> CapabilityMismatch(param='model')), not 'max_tokens'")
+def test_max_tokens_above_the_models_limit_names_max_tokens(openai_client: OpenAI, fake_requests):
+    with pytest.raises(openai.BadRequestError) as exc:
+        openai_client.chat.completions.create(model="gpt-4o", messages=HI, max_tokens=1_000_000)
+    assert fake_requests == []
+    assert exc.value.body["param"] == "max_tokens"
