@@ -1,0 +1,315 @@
+"""Offline evaluation of routing strategies: `run_eval(train_csv, test_csv, prices_json, out_dir)`.
+
+Input CSVs: a `prompt` column; one numeric quality column per model (True/False -> 1/0, judge
+scores as given); optional `<model>|output_tokens` columns and an optional `prompt_tokens...`
+column. Columns named `question_id`, `id`, `category`, `cluster`, `fold` or ending in `_id` or
+`_response` are ignored, as is any column with a non-numeric value.
+Missing quality (empty cell or -1, the arena judge's "unparsable") is handled so:
+  * training: a missing score only drops that (prompt, model) pair from that model's fit;
+  * testing: prompts missing a score of any evaluated model are dropped (counted in the JSON).
+Cost of a prompt on a model, in micro-dollars: prompt tokens x input price + output tokens x
+output price (USD per 1M tokens x tokens = micro-USD). Prompt tokens come from the
+`prompt_tokens...` column, else len(prompt) / 4; output tokens from `<model>|output_tokens`,
+else that model's mean in the file, else DEFAULT_OUTPUT_TOKENS. Models without a price in the
+prices JSON are left out of the cost metrics (listed under `unpriced_models`).
+
+Outputs in out_dir: `eval.json` (all figures) and `cost_quality.png` (plus `routellm_curve.png`
+for two models). See metrics.py for the definitions of APGR, CPT and AIQ.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import metrics as M
+from .learned import strategy as S
+
+DEFAULT_OUTPUT_TOKENS = 256
+IGNORED_COLUMNS = {"prompt", "question_id", "id", "category", "cluster", "fold", "subject"}
+RANDOM_SEED = 0
+
+
+@dataclass
+class Table:
+    prompts: list[str]
+    models: list[str]
+    quality: np.ndarray            # (n, M), NaN = missing
+    prompt_tokens: np.ndarray      # (n,)
+    output_tokens: np.ndarray      # (n, M), NaN = unknown
+    folds: np.ndarray | None = None   # (n,) from a `fold` column, for cross-fitting
+
+
+def subset(table: Table, idx: np.ndarray) -> Table:
+    return Table([table.prompts[i] for i in idx], table.models, table.quality[idx],
+                 table.prompt_tokens[idx], table.output_tokens[idx],
+                 None if table.folds is None else table.folds[idx])
+
+
+def _number(cell: str) -> float | None:
+    c = cell.strip()
+    if c.lower() in ("true", "false"):
+        return 1.0 if c.lower() == "true" else 0.0
+    if c == "":
+        return math.nan
+    try:
+        return float(c)
+    except ValueError:
+        return None
+
+
+def load_table(path: str | Path) -> Table:
+    csv.field_size_limit(sys.maxsize)
+    with open(path, newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    if not rows or "prompt" not in rows[0]:
+        raise ValueError(f"{path}: needs a header with a `prompt` column and at least one row")
+    columns = list(rows[0].keys())
+    prompt_tok_col = next((c for c in columns if c.startswith("prompt_tokens")), None)
+    models, out_cols = [], {}
+    for c in columns:
+        if c.endswith("|output_tokens"):
+            out_cols[c[: -len("|output_tokens")]] = c
+        elif (c in IGNORED_COLUMNS or c == prompt_tok_col or c.endswith("_id")
+              or c.endswith("_response")):
+            continue
+        elif all(_number(r[c] or "") is not None for r in rows):
+            models.append(c)
+    if not models:
+        raise ValueError(f"{path}: no numeric model columns")
+    quality = np.array([[_number(r[m] or "") for m in models] for r in rows], dtype=np.float64)
+    quality[quality == -1.0] = np.nan
+    prompts = [r["prompt"] or "" for r in rows]
+    if prompt_tok_col:
+        ptok = np.array([_number(r[prompt_tok_col] or "") for r in rows], dtype=np.float64)
+    else:
+        ptok = np.full(len(rows), np.nan)
+    est = np.array([len(p) / 4.0 for p in prompts])
+    ptok = np.where(np.isnan(ptok), est, ptok)
+    otok = np.full((len(rows), len(models)), np.nan)
+    for j, m in enumerate(models):
+        if m in out_cols:
+            otok[:, j] = [_number(r[out_cols[m]] or "") for r in rows]
+    folds = None
+    if "fold" in columns:
+        folds = np.array([int(float(r["fold"])) for r in rows])
+    return Table(prompts, models, quality, ptok, otok, folds)
+
+
+def _price_key(name: str) -> str:
+    n = name.lower().rsplit("/", 1)[-1]
+    n = re.sub(r"^open-", "", n)
+    n = re.sub(r"-(instruct|v0\.\d)", "", n)
+    return n
+
+
+def load_prices(path: str | Path, models: list[str]) -> dict[str, tuple[float, float]]:
+    """{model: (input, output) USD per 1M tokens} for the models that have a price."""
+    raw = json.loads(Path(path).read_text())
+    by_key = {}
+    for name, p in raw.items():
+        price = (float(p["input_token_price_per_million"]), float(p["output_token_price_per_million"]))
+        by_key.setdefault(name, price)
+        by_key.setdefault(_price_key(name), price)
+    out = {}
+    for m in models:
+        for key in (m, _price_key(m), re.sub(r"-\d{4}$", "", _price_key(m))):
+            if key in by_key:
+                out[m] = by_key[key]
+                break
+    return out
+
+
+def _fill_output_tokens(table: Table) -> np.ndarray:
+    otok = table.output_tokens.copy()
+    for j in range(otok.shape[1]):
+        col = otok[:, j]
+        mean = float(np.nanmean(col)) if np.any(~np.isnan(col)) else DEFAULT_OUTPUT_TOKENS
+        otok[:, j] = np.where(np.isnan(col), mean, col)
+    return otok
+
+
+def cost_micros(table: Table, prices: dict[str, tuple[float, float]], models: list[str],
+                output_tokens: np.ndarray | None = None) -> np.ndarray:
+    """(n, len(models)) cost of each prompt on each model, micro-dollars."""
+    otok = _fill_output_tokens(table) if output_tokens is None else output_tokens
+    cols = [table.models.index(m) for m in models]
+    pin = np.array([prices[m][0] for m in models])
+    pout = np.array([prices[m][1] for m in models])
+    return table.prompt_tokens[:, None] * pin[None, :] + otok[:, cols] * pout[None, :]
+
+
+def _strong_index(train: Table, models: list[str]) -> int:
+    return int(np.argmax(np.nanmean(train.quality[:, [train.models.index(m) for m in models]], axis=0)))
+
+
+def _two_model(learned_scores: np.ndarray, strong_i: int, q: np.ndarray, models: list[str]) -> dict:
+    strong, weak = models[strong_i], models[1 - strong_i]
+    s_q, w_q = q[:, strong_i], q[:, 1 - strong_i]
+    scores = {
+        "learned": learned_scores,
+        "random": np.random.default_rng(RANDOM_SEED).random(len(s_q)),
+        "oracle": s_q - w_q,
+    }
+    w_mean, s_mean = float(np.mean(w_q)), float(np.mean(s_q))
+    out = {"strong_model": strong, "weak_model": weak, "weak_quality": w_mean,
+           "strong_quality": s_mean, "routers": {}}
+    for name, sc in scores.items():
+        out["routers"][name] = M.routellm_summary(sc, w_q, s_q)
+    out["routers"]["always_weak"] = {"apgr": 0.0, "strong_call_pct": 0.0, "quality": w_mean,
+                                     "cpt_50_pct": None, "cpt_80_pct": None,
+                                     "note": "never reaches any part of the gap"}
+    out["routers"]["always_strong"] = {"apgr": None, "strong_call_pct": 100.0, "quality": s_mean,
+                                       "pgr": 1.0, "cpt_50_pct": 100.0, "cpt_80_pct": 100.0,
+                                       "note": "a single point at 100% strong calls"}
+    return out
+
+
+def _multi_model(test: Table, q: np.ndarray, models: list[str],
+                 prices: dict[str, tuple[float, float]], pred_q: np.ndarray,
+                 pred_cost: np.ndarray) -> dict:
+    cost = cost_micros(test, prices, models)
+    singles = {m: (float(cost[:, j].mean()), float(q[:, j].mean())) for j, m in enumerate(models)}
+    zero_hull = M.upper_hull(list(singles.values()))
+    learned_pts = S.sweep_cost_penalty(pred_q, pred_cost, q, cost)
+    oracle_pts = S.sweep_cost_penalty(q, cost, q, cost)
+    curves = {"learned": learned_pts, "oracle": oracle_pts}
+    hulls = {name: M.upper_hull(pts) for name, pts in curves.items()}
+    hulls["zero_router"] = zero_hull
+    cost_lo = min(c for c, _ in singles.values())
+    cost_hi = max([c for c, _ in singles.values()] + [c for pts in curves.values() for c, _ in pts])
+    best_model = max(models, key=lambda m: (singles[m][1], -singles[m][0]))
+    best_cost, best_q = singles[best_model]
+    out = {"single_models": {m: {"cost_micros_per_prompt": c, "quality": v}
+                             for m, (c, v) in singles.items()},
+           "best_single_model": best_model, "aiq_cost_range_micros": [cost_lo, cost_hi],
+           "routers": {}}
+    for name, hull in hulls.items():
+        entry = {"aiq": M.aiq(hull, cost_lo, cost_hi), "hull": [[c, v] for c, v in hull]}
+        for frac in (0.25, 0.5):
+            kept = M.hull_quality(hull, frac * best_cost)
+            entry[f"quality_at_{int(frac * 100)}pct_best_cost"] = kept
+            entry[f"quality_kept_at_{int(frac * 100)}pct_best_cost"] = kept / best_q if best_q else None
+        if name in curves:
+            entry["points"] = [[c, v] for c, v in curves[name]]
+        out["routers"][name] = entry
+    out["learned_beats_zero_router_aiq"] = out["routers"]["learned"]["aiq"] > out["routers"]["zero_router"]["aiq"]
+    return out
+
+
+def _learned(train: Table, test: Table, models: list[str], priced: list[str],
+             prices: dict[str, tuple[float, float]]) -> dict:
+    """Fit the learned strategy on `train`, predict on `test`."""
+    out = {}
+    if len(models) == 2:
+        strong_i = _strong_index(train, models)
+        gain = S.fit_gain(train, models[strong_i], models[1 - strong_i])
+        out["gain"] = gain.predict(test.prompts)
+    if len(priced) >= 2:
+        qm = S.fit_quality_models(train, priced, prices)
+        out["quality"] = qm.predict(test.prompts)
+        out["cost"] = qm.predicted_cost_micros(test.prompt_tokens)
+    return out
+
+
+def _cross_fitted(table: Table, models, priced, prices) -> dict:
+    """Each row predicted by a strategy trained on the other folds."""
+    out: dict = {}
+    for k in np.unique(table.folds):
+        te = np.flatnonzero(table.folds == k)
+        part = _learned(subset(table, np.flatnonzero(table.folds != k)), subset(table, te),
+                        models, priced, prices)
+        for key, v in part.items():
+            if key not in out:
+                out[key] = np.zeros((len(table.prompts),) + v.shape[1:])
+            out[key][te] = v
+    return out
+
+
+def run_eval(train_csv, test_csv, prices_json, out_dir, *, strategy: str = "learned") -> dict:
+    """Train `strategy` on train_csv, evaluate it on test_csv; write eval.json and PNG plots.
+
+    If train_csv and test_csv are the same file and it has a `fold` column, the evaluation is
+    cross-fitted: each prompt is scored by a strategy trained on the other folds.
+    """
+    if strategy != "learned":
+        raise ValueError(f"unknown strategy {strategy!r} (available: learned)")
+    out_path = Path(out_dir)
+    out_path.mkdir(parents=True, exist_ok=True)
+    train, test = load_table(train_csv), load_table(test_csv)
+    cross_fit = Path(train_csv).resolve() == Path(test_csv).resolve() and test.folds is not None
+    models = [m for m in test.models if m in train.models]
+    if len(models) < 2:
+        raise ValueError("train and test CSVs must share at least two model columns")
+    prices = load_prices(prices_json, models) if prices_json else {}
+    priced = [m for m in models if m in prices]
+    cols = [test.models.index(m) for m in models]
+    complete = np.flatnonzero(~np.isnan(test.quality[:, cols]).any(axis=1))
+    n_rows = len(test.prompts)
+    if cross_fit:
+        pred = _cross_fitted(test, models, priced, prices)
+        pred = {k: v[complete] for k, v in pred.items()}
+        test = subset(test, complete)
+    else:
+        test = subset(test, complete)
+        pred = _learned(train, test, models, priced, prices)
+    q = test.quality[:, cols]
+    result: dict = {"strategy": strategy, "train_csv": str(train_csv), "test_csv": str(test_csv),
+                    "split": "cross-fitted by fold" if cross_fit else "train/test",
+                    "n_train": len(train.prompts), "n_test": len(test.prompts),
+                    "n_test_dropped_missing_quality": n_rows - len(complete),
+                    "models": models, "unpriced_models": [m for m in models if m not in prices]}
+    if len(models) == 2:
+        result["two_model"] = _two_model(pred["gain"], _strong_index(train, models), q, models)
+    if len(priced) >= 2:
+        pq = q[:, [models.index(m) for m in priced]]
+        result["multi_model"] = _multi_model(test, pq, priced, prices, pred["quality"], pred["cost"])
+    from . import evaluation_plot as P
+    result["plots"] = P.write_plots(result, out_path)
+    (out_path / "eval.json").write_text(json.dumps(result, indent=2, default=_json_default))
+    return result
+
+
+def _json_default(o):
+    if isinstance(o, (np.floating, np.integer)):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(type(o).__name__)
+
+
+def summary_lines(result: dict) -> list[str]:
+    """Short human-readable summary of a run_eval result."""
+    lines = [f"test prompts: {result['n_test']} (dropped {result['n_test_dropped_missing_quality']}"
+             f" with missing scores); train prompts: {result['n_train']}"]
+    two = result.get("two_model")
+    if two:
+        lines.append(f"weak {two['weak_model']} = {two['weak_quality']:.4f}, "
+                     f"strong {two['strong_model']} = {two['strong_quality']:.4f}")
+        for name, r in two["routers"].items():
+            a = r.get("apgr")
+            lines.append(f"  {name:14s} APGR {'-' if a is None else f'{a:.3f}'}  "
+                         f"CPT(50%) {_pct(r.get('cpt_50_pct'))}  CPT(80%) {_pct(r.get('cpt_80_pct'))}")
+    multi = result.get("multi_model")
+    if multi:
+        best = multi["best_single_model"]
+        lines.append(f"best single model: {best} ({multi['single_models'][best]['quality']:.3f}, "
+                     f"{multi['single_models'][best]['cost_micros_per_prompt']:.0f} micro-USD/prompt)")
+        for name, r in multi["routers"].items():
+            lines.append(f"  {name:12s} AIQ {r['aiq']:.4f}  quality kept at 25%/50% of best cost: "
+                         f"{r['quality_kept_at_25pct_best_cost']:.3f} / "
+                         f"{r['quality_kept_at_50pct_best_cost']:.3f}")
+    if result.get("unpriced_models"):
+        lines.append(f"no price (left out of cost metrics): {', '.join(result['unpriced_models'])}")
+    lines.extend(f"wrote {p}" for p in result.get("plots", []))
+    return lines
+
+
+def _pct(v) -> str:
+    return "-" if v is None else f"{v:.1f}%"

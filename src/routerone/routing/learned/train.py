@@ -1,0 +1,255 @@
+"""Data preparation and training of the shipped learned-router artefact.
+
+    python -m routerone.routing.learned.train prepare --dataset mmlu|gsm8k|arena --out DIR
+    python -m routerone.routing.learned.train fit [--data DIR] [--out PATH]   (= routerone train-router)
+
+prepare writes DIR/all.csv (every prompt, with its `fold` 0..4), DIR/train.csv (folds 1-4) and
+DIR/test.csv (fold 0, the held-out 20%), plus DIR/prices.json. Folds: the distinct prompts, in
+file order, are shuffled with numpy default_rng(0) and dealt round-robin into 5 folds; duplicate
+prompts share a fold. RouteLLM's contaminated prompts (its `contaminated_prompts.jsonl`,
+`eval_prompt` field) are dropped first. `eval-routing all.csv all.csv` cross-fits on the folds.
+
+fit trains one ridge model of (strong - weak) / quality range on every prompt of MMLU, GSM8K
+(correctness of GPT-4-1106 vs Mixtral-8x7B), arena-bench-v1 and MT-Bench (GPT-4 judge scores of
+the same two models; arena and MT-Bench rows weigh CHAT_ROW_WEIGHT because they look like real
+traffic). Deterministic: same data, same artefact.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import glob
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from . import fit
+from .model import ARTEFACT_PATH, LinearScorer
+from .strategy import GAIN_L2
+
+WEAK = "mistralai/Mixtral-8x7B-Instruct-v0.1"
+STRONG = "gpt-4-1106-preview"
+N_FOLDS = 5
+SEED = 0
+CHAT_ROW_WEIGHT = 3.0
+# Prices of the arena models that routerarena_model_cost.json lacks: approximate list prices of
+# late 2023 (USD per 1M tokens), marked "estimate" in the written prices.json.
+PRICE_ESTIMATES = {
+    "Llama-2-70b-chat": (0.9, 0.9), "Starling-LM-7B-alpha": (0.2, 0.2), "claude-1": (8.0, 24.0),
+    "claude-2.1": (8.0, 24.0), "claude-instant-1": (0.8, 2.4), "openchat_3.5": (0.2, 0.2),
+    "palm-2-chat-bison-001": (1.0, 2.0), "vicuna-33b-v1.3": (0.8, 0.8),
+}
+
+
+def default_data_dir() -> Path:
+    env = os.environ.get("ROUTERONE_ROUTING_DATA")
+    if env:
+        return Path(env)
+    repo_shared = Path(__file__).resolve().parents[4].parent / "shared" / "data" / "routing"
+    return repo_shared if repo_shared.is_dir() else Path("/work/shared/data/routing")
+
+
+def _read_csv(path: Path) -> list[dict]:
+    csv.field_size_limit(sys.maxsize)
+    with open(path, newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _contaminated(path: Path) -> set[str]:
+    return {json.loads(line)["eval_prompt"] for line in path.read_text().splitlines() if line.strip()}
+
+
+def _token_counter():
+    try:
+        import bpe_openai
+        enc = bpe_openai.get_encoding("o200k_base")
+        return lambda text: len(enc.encode(text))
+    except Exception:   # pragma: no cover - the tokenizer is a project dependency
+        return lambda text: max(1, len(text) // 4)
+
+
+def load_mmlu(data: Path) -> list[dict]:
+    bad = _contaminated(data / "routellm" / "mmlu_contaminated_prompts.jsonl")
+    rows = []
+    for f in sorted(glob.glob(str(data / "routellm" / "mmlu_responses" / "mmlu_*.csv"))):
+        subject = Path(f).stem[len("mmlu_"):]
+        for r in _read_csv(Path(f)):
+            if r["prompt"] not in bad:
+                rows.append({"prompt": r["prompt"], "subject": subject, WEAK: r[WEAK], STRONG: r[STRONG],
+                             f"{WEAK}|output_tokens": 1, f"{STRONG}|output_tokens": 1})
+    return rows
+
+
+def load_gsm8k(data: Path) -> list[dict]:
+    bad = _contaminated(data / "routellm" / "gsm8k" / "contaminated_prompts.jsonl")
+    count = _token_counter()
+    rows = []
+    for r in _read_csv(data / "routellm" / "gsm8k" / "gsm8k_responses.csv"):
+        if r["prompt"] in bad:
+            continue
+        row = {"prompt": r["prompt"], "prompt_tokens_o200k": count(r["prompt"])}
+        for m in (WEAK, STRONG):
+            row[m] = r[m]
+            row[f"{m}|output_tokens"] = count(r.get(f"{m}_response") or "")
+        rows.append(row)
+    return rows
+
+
+def load_arena(data: Path) -> list[dict]:
+    scores = _read_csv(data / "arena_bench_v1" / "arena_bench_v1_gpt4_scores.csv")
+    tokens = {r["question_id"]: r for r in _read_csv(data / "arena_bench_v1" / "arena_bench_v1_output_tokens_o200k.csv")}
+    meta = {"question_id", "category", "cluster", "prompt", "prompt_tokens_o200k"}
+    rows = []
+    for r in scores:
+        row = {k: r[k] for k in ("question_id", "prompt", "prompt_tokens_o200k")}
+        for m in (k for k in r if k not in meta):
+            row[m] = r[m]
+            t = tokens.get(r["question_id"], {}).get(m.rsplit("/", 1)[-1], "")
+            if t != "":
+                row[f"{m}|output_tokens"] = t
+        rows.append(row)
+    return rows
+
+
+def load_mtbench(data: Path) -> list[dict]:
+    base = data / "routellm" / "mt_bench"
+    bad = _contaminated(base / "contaminated_prompts.jsonl")
+    questions = [json.loads(line) for line in (base / "question.jsonl").read_text().splitlines() if line]
+    scores: dict[tuple[int, str], list[float]] = {}
+    for line in (base / "judgements.jsonl").read_text().splitlines():
+        if line.strip():
+            j = json.loads(line)
+            if j.get("score", -1) >= 0:
+                scores.setdefault((j["question_id"], j["model"]), []).append(float(j["score"]))
+    rows = []
+    for q in questions:
+        if any(t in bad for t in q["turns"]):
+            continue
+        row = {"prompt": q["turns"][0]}
+        for m in (WEAK, STRONG):
+            v = scores.get((q["question_id"], m))
+            row[m] = float(np.mean(v)) if v else ""
+        rows.append(row)
+    return rows
+
+
+LOADERS = {"mmlu": load_mmlu, "gsm8k": load_gsm8k, "arena": load_arena, "mtbench": load_mtbench}
+
+
+def assign_folds(prompts: list[str], n_folds: int = N_FOLDS, seed: int = SEED) -> list[int]:
+    distinct = list(dict.fromkeys(prompts))
+    order = np.random.default_rng(seed).permutation(len(distinct))
+    fold_of = {distinct[j]: pos % n_folds for pos, j in enumerate(order)}
+    return [fold_of[p] for p in prompts]
+
+
+def _write_csv(path: Path, rows: list[dict]) -> None:
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=columns)
+        w.writeheader()
+        w.writerows(rows)
+
+
+def write_prices(data: Path, models: list[str], out: Path) -> None:
+    from ..evaluation import load_prices
+    known = load_prices(data / "prices" / "routerarena_model_cost.json", models)
+    prices = {}
+    for m in models:
+        base = m.rsplit("/", 1)[-1]
+        if m in known:
+            prices[m] = {"input_token_price_per_million": known[m][0],
+                         "output_token_price_per_million": known[m][1], "source": "routerarena"}
+        elif base in PRICE_ESTIMATES:
+            pin, pout = PRICE_ESTIMATES[base]
+            prices[m] = {"input_token_price_per_million": pin, "output_token_price_per_million": pout,
+                         "source": "estimate"}
+    out.write_text(json.dumps(prices, indent=2))
+
+
+def prepare(dataset: str, out_dir: Path, data: Path | None = None) -> dict:
+    data = data or default_data_dir()
+    rows = LOADERS[dataset](data)
+    folds = assign_folds([r["prompt"] for r in rows])
+    for r, f in zip(rows, folds):
+        r["fold"] = f
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _write_csv(out_dir / "all.csv", rows)
+    _write_csv(out_dir / "train.csv", [r for r in rows if r["fold"] != 0])
+    _write_csv(out_dir / "test.csv", [r for r in rows if r["fold"] == 0])
+    models = [k for k in rows[0] if k not in ("prompt", "subject", "fold", "question_id")
+              and "|" not in k and not k.startswith("prompt_tokens")]
+    write_prices(data, models, out_dir / "prices.json")
+    return {"rows": len(rows), "test_rows": sum(1 for f in folds if f == 0), "models": models}
+
+
+def _num(v) -> float:
+    if isinstance(v, str):
+        if v.strip().lower() in ("true", "false"):
+            return 1.0 if v.strip().lower() == "true" else 0.0
+        if v.strip() in ("", "-1", "-1.0"):
+            return float("nan")
+    return float(v)
+
+
+def training_rows(data: Path) -> tuple[list[str], np.ndarray, np.ndarray, dict]:
+    """(prompts, gain targets in -1..1, row weights, counts per dataset) for the artefact."""
+    prompts, targets, weights, counts = [], [], [], {}
+    for name, span, weight in (("mmlu", 1.0, 1.0), ("gsm8k", 1.0, 1.0),
+                               ("arena", 9.0, CHAT_ROW_WEIGHT), ("mtbench", 9.0, CHAT_ROW_WEIGHT)):
+        n = 0
+        for r in LOADERS[name](data):
+            y = (_num(r[STRONG]) - _num(r[WEAK])) / span
+            if y == y:
+                prompts.append(r["prompt"])
+                targets.append(y)
+                weights.append(weight)
+                n += 1
+        counts[name] = n
+    return prompts, np.array(targets), np.array(weights), counts
+
+
+def train_artefact(data: Path | None = None, out: Path | None = None) -> dict:
+    data = data or default_data_dir()
+    out = Path(out or ARTEFACT_PATH)
+    prompts, y, weights, counts = training_rows(data)
+    feats = fit.featurise(prompts)
+    idx = np.arange(len(prompts))
+    meta = {"target": "(strong - weak) / quality range, clipped to [0, 1] at inference",
+            "strong": STRONG, "weak": WEAK, "rows": counts, "l2": GAIN_L2,
+            "chat_row_weight": CHAT_ROW_WEIGHT}
+    scorer = fit.train_scorer(feats, idx, y, l2=GAIN_L2, loss="squared", sample_weight=weights,
+                              meta=meta)
+    pred = np.clip(fit.score_rows(scorer, feats, idx), 0.0, 1.0)
+    meta["train_gain_quantiles"] = {q: round(float(np.quantile(pred, q / 100)), 4)
+                                    for q in (10, 25, 50, 75, 90)}
+    scorer = LinearScorer(scorer.idf, scorer.coef_sparse, scorer.dense_mean, scorer.dense_std,
+                          scorer.coef_dense, scorer.bias, scorer.link, meta)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    scorer.save(out)
+    return {"path": str(out), "bytes": out.stat().st_size, **meta}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m routerone.routing.learned.train")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    pp = sub.add_parser("prepare", help="write train/test CSVs and prices for one dataset")
+    pp.add_argument("--dataset", choices=sorted(LOADERS), required=True)
+    pp.add_argument("--out", type=Path, required=True)
+    pp.add_argument("--data", type=Path, default=None)
+    pf = sub.add_parser("fit", help="retrain the shipped artefact")
+    pf.add_argument("--data", type=Path, default=None)
+    pf.add_argument("--out", type=Path, default=None)
+    args = p.parse_args(argv)
+    if args.cmd == "prepare":
+        print(json.dumps(prepare(args.dataset, args.out, args.data), indent=2))
+    else:
+        print(json.dumps(train_artefact(args.data, args.out), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
