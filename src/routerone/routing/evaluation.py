@@ -172,12 +172,14 @@ def _two_model(learned_scores: np.ndarray, strong_i: int, q: np.ndarray, models:
 
 
 def _multi_model(test: Table, q: np.ndarray, models: list[str],
-                 prices: dict[str, tuple[float, float]], pred_q: np.ndarray,
-                 pred_cost: np.ndarray) -> dict:
+                 prices: dict[str, tuple[float, float]], pred: dict, strong_i: int) -> dict:
     cost = cost_micros(test, prices, models)
     singles = {m: (float(cost[:, j].mean()), float(q[:, j].mean())) for j, m in enumerate(models)}
     zero_hull = M.upper_hull(list(singles.values()))
-    learned_pts = S.sweep_cost_penalty(pred_q, pred_cost, q, cost)
+    if "quality" in pred:
+        learned_pts = S.sweep_cost_penalty(pred["quality"], pred["cost"], q, cost)
+    else:    # two models: the gain model's threshold sweep
+        learned_pts = S.sweep_gain_threshold(pred["gain"], strong_i, q, cost)
     oracle_pts = S.sweep_cost_penalty(q, cost, q, cost)
     curves = {"learned": learned_pts, "oracle": oracle_pts}
     hulls = {name: M.upper_hull(pts) for name, pts in curves.items()}
@@ -211,7 +213,7 @@ def _learned(train: Table, test: Table, models: list[str], priced: list[str],
         strong_i = _strong_index(train, models)
         gain = S.fit_gain(train, models[strong_i], models[1 - strong_i])
         out["gain"] = gain.predict(test.prompts)
-    if len(priced) >= 2:
+    if len(priced) >= 2 and len(models) > 2:
         qm = S.fit_quality_models(train, priced, prices)
         out["quality"] = qm.predict(test.prompts)
         out["cost"] = qm.predicted_cost_micros(test.prompt_tokens)
@@ -265,11 +267,12 @@ def run_eval(train_csv, test_csv, prices_json, out_dir, *, strategy: str = "lear
                     "n_train": len(train.prompts), "n_test": len(test.prompts),
                     "n_test_dropped_missing_quality": n_rows - len(complete),
                     "models": models, "unpriced_models": [m for m in models if m not in prices]}
+    strong_i = _strong_index(train, models)
     if len(models) == 2:
-        result["two_model"] = _two_model(pred["gain"], _strong_index(train, models), q, models)
+        result["two_model"] = _two_model(pred["gain"], strong_i, q, models)
     if len(priced) >= 2:
         pq = q[:, [models.index(m) for m in priced]]
-        result["multi_model"] = _multi_model(test, pq, priced, prices, pred["quality"], pred["cost"])
+        result["multi_model"] = _multi_model(test, pq, priced, prices, pred, strong_i)
     from . import evaluation_plot as P
     result["plots"] = P.write_plots(result, out_path)
     (out_path / "eval.json").write_text(json.dumps(result, indent=2, default=_json_default))

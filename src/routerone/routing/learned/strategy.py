@@ -76,26 +76,47 @@ class QualityModels:
 
 
 def choose_l2(feats, y: np.ndarray, grid=QUALITY_L2_GRID, n_folds: int = INNER_FOLDS) -> float:
-    """The ridge penalty with the least inner-cross-validated squared error (training rows only;
-    folds dealt round-robin in row order, so deterministic)."""
+    """The ridge penalty with the least inner-cross-validated squared error over all columns of
+    `y` (training rows only; folds dealt round-robin in row order, so deterministic). Uses the
+    dual solution on one kernel; above fit.DUAL_MAX_ROWS rows it returns GAIN_L2 untuned."""
     n = y.shape[0]
-    fold = np.arange(n) % n_folds
+    if n > fit.DUAL_MAX_ROWS or n < 2 * n_folds:
+        return GAIN_L2
+    idx = np.arange(n)
+    idf, mean, std = fit.fit_scaling(feats, idx)
+    X = fit.design(feats, idx, idf, mean, std)
+    K = fit.kernel(X)
+    fold = idx % n_folds
     best, best_err = grid[0], np.inf
     for l2 in grid:
         err, count = 0.0, 0
-        for k in range(n_folds):
-            tr, te = np.flatnonzero(fold != k), np.flatnonzero(fold == k)
-            if len(tr) == 0 or len(te) == 0:
-                continue
-            pred = fit.score_rows(fit.train_scorer(feats, tr, y[tr], l2=l2, loss="squared"),
-                                  feats, te).reshape(len(te), -1)
-            diff = (pred - y[te].reshape(len(te), -1))
-            ok = ~np.isnan(diff)
-            err += float(np.sum(diff[ok] ** 2))
-            count += int(ok.sum())
+        for col in y.reshape(n, -1).T:
+            ok = ~np.isnan(col)
+            for k in range(n_folds):
+                tr = np.flatnonzero(ok & (fold != k))
+                te = np.flatnonzero(ok & (fold == k))
+                if len(tr) < 2 or len(te) == 0:
+                    continue
+                w = fit.fit_ridge_dual(X, K, np.where(ok, col, 0.0), l2, tr)
+                diff = fit.predict(X, w, loss="squared")[te] - col[te]
+                err += float(diff @ diff)
+                count += len(te)
         if count and err / count < best_err:
             best, best_err = l2, err / count
     return best
+
+
+def sweep_gain_threshold(gain: np.ndarray, strong_i: int, true_quality: np.ndarray,
+                         true_cost: np.ndarray) -> list[tuple[float, float]]:
+    """[(mean cost, mean quality)] of "strong model when gain >= t" for t at every percentile."""
+    points = []
+    rows = np.arange(len(gain))
+    for t in np.quantile(gain, np.linspace(0.0, 1.0, 101)):
+        choice = np.where(gain >= t, strong_i, 1 - strong_i)
+        points.append((float(true_cost[rows, choice].mean()), float(true_quality[rows, choice].mean())))
+    choice = np.full(len(gain), 1 - strong_i)
+    points.append((float(true_cost[rows, choice].mean()), float(true_quality[rows, choice].mean())))
+    return points
 
 
 def fit_quality_models(train, models: list[str], prices: dict[str, tuple[float, float]],
