@@ -11,7 +11,7 @@ from pathlib import Path
 
 
 def _eval_routing(args: argparse.Namespace) -> int:
-    from .evaluation import run_eval, summary_lines
+    from .evaluation import run_eval
     try:
         result = run_eval(args.train_csv, args.test_csv, args.prices, args.out)
     except (OSError, ValueError) as exc:
@@ -21,6 +21,37 @@ def _eval_routing(args: argparse.Namespace) -> int:
         print(line)
     print(f"wrote {Path(args.out) / 'eval.json'}")
     return 0
+
+
+def summary_lines(result: dict) -> list[str]:
+    """Short human-readable summary of a run_eval result."""
+    lines = [f"test prompts: {result['n_test']} (dropped {result['n_test_dropped_missing_quality']}"
+             f" with missing scores); train prompts: {result['n_train']}"]
+    two = result.get("two_model")
+    if two:
+        lines.append(f"weak {two['weak_model']} = {two['weak_quality']:.4f}, "
+                     f"strong {two['strong_model']} = {two['strong_quality']:.4f}")
+        for name, r in two["routers"].items():
+            a = r.get("apgr")
+            lines.append(f"  {name:14s} APGR {'-' if a is None else f'{a:.3f}'}  "
+                         f"CPT(50%) {_pct(r.get('cpt_50_pct'))}  CPT(80%) {_pct(r.get('cpt_80_pct'))}")
+    multi = result.get("multi_model")
+    if multi:
+        best = multi["best_single_model"]
+        lines.append(f"best single model: {best} ({multi['single_models'][best]['quality']:.3f}, "
+                     f"{multi['single_models'][best]['cost_micros_per_prompt']:.0f} micro-USD/prompt)")
+        for name, r in multi["routers"].items():
+            lines.append(f"  {name:12s} AIQ {r['aiq']:.4f}  quality kept at 25%/50% of best cost: "
+                         f"{r['quality_kept_at_25pct_best_cost']:.3f} / "
+                         f"{r['quality_kept_at_50pct_best_cost']:.3f}")
+    if result.get("unpriced_models"):
+        lines.append(f"no price (left out of cost metrics): {', '.join(result['unpriced_models'])}")
+    lines.extend(f"wrote {p}" for p in result.get("plots", []))
+    return lines
+
+
+def _pct(v) -> str:
+    return "-" if v is None else f"{v:.1f}%"
 
 
 def _train_router(args: argparse.Namespace) -> int:

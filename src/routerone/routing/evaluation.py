@@ -13,6 +13,12 @@ output price (USD per 1M tokens x tokens = micro-USD). Prompt tokens come from t
 else that model's mean in the file, else DEFAULT_OUTPUT_TOKENS. Models without a price in the
 prices JSON are left out of the cost metrics (listed under `unpriced_models`).
 
+Baselines: two models -> random (uniform scores, seed 0), oracle (true strong - weak),
+always-weak and always-strong; any number of priced models -> every single model, the zero router
+(their convex hull) and an oracle (true qualities and costs through the same penalty sweep).
+The learned strategy is learned/strategy.py: for two models the gain threshold sweep, for more
+the per-model quality ridge with a cost-penalty sweep.
+
 Outputs in out_dir: `eval.json` (all figures) and `cost_quality.png` (plus `routellm_curve.png`
 for two models). See metrics.py for the definitions of APGR, CPT and AIQ.
 """
@@ -252,7 +258,8 @@ def run_eval(train_csv, test_csv, prices_json, out_dir, *, strategy: str = "lear
     prices = load_prices(prices_json, models) if prices_json else {}
     priced = [m for m in models if m in prices]
     cols = [test.models.index(m) for m in models]
-    complete = np.flatnonzero(~np.isnan(test.quality[:, cols]).any(axis=1))
+    scored = cols if len(models) == 2 or len(priced) < 2 else [test.models.index(m) for m in priced]
+    complete = np.flatnonzero(~np.isnan(test.quality[:, scored]).any(axis=1))
     n_rows = len(test.prompts)
     if cross_fit:
         pred = _cross_fitted(test, models, priced, prices)
@@ -285,34 +292,3 @@ def _json_default(o):
     if isinstance(o, np.ndarray):
         return o.tolist()
     raise TypeError(type(o).__name__)
-
-
-def summary_lines(result: dict) -> list[str]:
-    """Short human-readable summary of a run_eval result."""
-    lines = [f"test prompts: {result['n_test']} (dropped {result['n_test_dropped_missing_quality']}"
-             f" with missing scores); train prompts: {result['n_train']}"]
-    two = result.get("two_model")
-    if two:
-        lines.append(f"weak {two['weak_model']} = {two['weak_quality']:.4f}, "
-                     f"strong {two['strong_model']} = {two['strong_quality']:.4f}")
-        for name, r in two["routers"].items():
-            a = r.get("apgr")
-            lines.append(f"  {name:14s} APGR {'-' if a is None else f'{a:.3f}'}  "
-                         f"CPT(50%) {_pct(r.get('cpt_50_pct'))}  CPT(80%) {_pct(r.get('cpt_80_pct'))}")
-    multi = result.get("multi_model")
-    if multi:
-        best = multi["best_single_model"]
-        lines.append(f"best single model: {best} ({multi['single_models'][best]['quality']:.3f}, "
-                     f"{multi['single_models'][best]['cost_micros_per_prompt']:.0f} micro-USD/prompt)")
-        for name, r in multi["routers"].items():
-            lines.append(f"  {name:12s} AIQ {r['aiq']:.4f}  quality kept at 25%/50% of best cost: "
-                         f"{r['quality_kept_at_25pct_best_cost']:.3f} / "
-                         f"{r['quality_kept_at_50pct_best_cost']:.3f}")
-    if result.get("unpriced_models"):
-        lines.append(f"no price (left out of cost metrics): {', '.join(result['unpriced_models'])}")
-    lines.extend(f"wrote {p}" for p in result.get("plots", []))
-    return lines
-
-
-def _pct(v) -> str:
-    return "-" if v is None else f"{v:.1f}%"

@@ -8,7 +8,7 @@ import zlib
 from pathlib import Path
 
 COLOURS = {"learned": (31, 119, 180), "random": (127, 127, 127), "oracle": (44, 160, 44),
-           "zero_router": (214, 39, 40)}
+           "zero_router": (214, 39, 40), "weak": (150, 150, 150), "strong": (214, 39, 40)}
 
 
 def _series(result: dict) -> list[tuple[str, str, str, str, list, list]]:
