@@ -13,7 +13,8 @@ from pathlib import Path
 def _eval_routing(args: argparse.Namespace) -> int:
     from .evaluation import run_eval
     try:
-        result = run_eval(args.train_csv, args.test_csv, args.prices, args.out)
+        result = run_eval(args.train_csv, args.test_csv, args.prices, args.out,
+                          strategy=args.strategy)
     except (OSError, ValueError) as exc:
         print(f"eval-routing: {exc}")
         return 2
@@ -76,6 +77,9 @@ def register(subparsers) -> None:
     p.add_argument("--prices", default=None,
                    help="prices JSON (routerarena_model_cost.json format; USD per 1M tokens)")
     p.add_argument("--out", default="eval-routing-out", help="output directory (eval.json, PNG)")
+    p.add_argument("--strategy", choices=("learned", "balanced"), default="learned",
+                   help="learned: per-model quality ridge + cost penalty (default); balanced: the "
+                        "runtime gain + rank_by_value decision swept over willingness to pay")
     p.set_defaults(func=_eval_routing)
 
     t = subparsers.add_parser(

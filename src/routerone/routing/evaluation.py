@@ -40,6 +40,7 @@ from .learned import strategy as S
 DEFAULT_OUTPUT_TOKENS = 256
 IGNORED_COLUMNS = {"prompt", "question_id", "id", "category", "cluster", "fold", "subject"}
 RANDOM_SEED = 0
+STRATEGIES = ("learned", "balanced")
 
 
 @dataclass
@@ -182,7 +183,10 @@ def _multi_model(test: Table, q: np.ndarray, models: list[str],
     cost = cost_micros(test, prices, models)
     singles = {m: (float(cost[:, j].mean()), float(q[:, j].mean())) for j, m in enumerate(models)}
     zero_hull = M.upper_hull(list(singles.values()))
-    if "quality" in pred:
+    rows = np.arange(len(q))
+    if "choice" in pred:     # balanced: the runtime decision at each willingness to pay
+        learned_pts = [(float(cost[rows, c].mean()), float(q[rows, c].mean())) for c in pred["choice"].T]
+    elif "quality" in pred:
         learned_pts = S.sweep_cost_penalty(pred["quality"], pred["cost"], q, cost)
     else:    # two models: the gain model's threshold sweep
         learned_pts = S.sweep_gain_threshold(pred["gain"], strong_i, q, cost)
@@ -212,30 +216,32 @@ def _multi_model(test: Table, q: np.ndarray, models: list[str],
 
 
 def _learned(train: Table, test: Table, models: list[str], priced: list[str],
-             prices: dict[str, tuple[float, float]]) -> dict:
-    """Fit the learned strategy on `train`, predict on `test`."""
+             prices: dict[str, tuple[float, float]], strategy: str = "learned") -> dict:
+    """Fit the strategy on `train`, predict on `test`."""
     out = {}
     if len(models) == 2:
         strong_i = _strong_index(train, models)
         gain = S.fit_gain(train, models[strong_i], models[1 - strong_i])
         out["gain"] = gain.predict(test.prompts)
-    if len(priced) >= 2 and len(models) > 2:
+    if len(priced) >= 2 and len(models) > 2 and strategy == "balanced":
+        out["choice"] = S.fit_balanced(train, priced, prices).choices(test.prompts)
+    elif len(priced) >= 2 and len(models) > 2:
         qm = S.fit_quality_models(train, priced, prices)
         out["quality"] = qm.predict(test.prompts)
         out["cost"] = qm.predicted_cost_micros(test.prompt_tokens)
     return out
 
 
-def _cross_fitted(table: Table, models, priced, prices) -> dict:
+def _cross_fitted(table: Table, models, priced, prices, strategy: str) -> dict:
     """Each row predicted by a strategy trained on the other folds."""
     out: dict = {}
     for k in np.unique(table.folds):
         te = np.flatnonzero(table.folds == k)
         part = _learned(subset(table, np.flatnonzero(table.folds != k)), subset(table, te),
-                        models, priced, prices)
+                        models, priced, prices, strategy)
         for key, v in part.items():
             if key not in out:
-                out[key] = np.zeros((len(table.prompts),) + v.shape[1:])
+                out[key] = np.zeros((len(table.prompts),) + v.shape[1:], dtype=v.dtype)
             out[key][te] = v
     return out
 
@@ -243,11 +249,15 @@ def _cross_fitted(table: Table, models, priced, prices) -> dict:
 def run_eval(train_csv, test_csv, prices_json, out_dir, *, strategy: str = "learned") -> dict:
     """Train `strategy` on train_csv, evaluate it on test_csv; write eval.json and PNG plots.
 
+    strategy: "learned" (per-model quality ridge + cost penalty; gain threshold for two models)
+    or "balanced" (what `model: auto` runs: one gain model + rank_by_value, swept over the
+    willingness to pay; same as "learned" for two models). Its curve is reported as "learned".
+
     If train_csv and test_csv are the same file and it has a `fold` column, the evaluation is
     cross-fitted: each prompt is scored by a strategy trained on the other folds.
     """
-    if strategy != "learned":
-        raise ValueError(f"unknown strategy {strategy!r} (available: learned)")
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r} (available: {', '.join(STRATEGIES)})")
     out_path = Path(out_dir)
     out_path.mkdir(parents=True, exist_ok=True)
     train, test = load_table(train_csv), load_table(test_csv)
@@ -262,12 +272,12 @@ def run_eval(train_csv, test_csv, prices_json, out_dir, *, strategy: str = "lear
     complete = np.flatnonzero(~np.isnan(test.quality[:, scored]).any(axis=1))
     n_rows = len(test.prompts)
     if cross_fit:
-        pred = _cross_fitted(test, models, priced, prices)
+        pred = _cross_fitted(test, models, priced, prices, strategy)
         pred = {k: v[complete] for k, v in pred.items()}
         test = subset(test, complete)
     else:
         test = subset(test, complete)
-        pred = _learned(train, test, models, priced, prices)
+        pred = _learned(train, test, models, priced, prices, strategy)
     q = test.quality[:, cols]
     result: dict = {"strategy": strategy, "train_csv": str(train_csv), "test_csv": str(test_csv),
                     "split": "cross-fitted by fold" if cross_fit else "train/test",

@@ -175,3 +175,15 @@ def test_plot_falls_back_to_plain_png_without_matplotlib(tmp_path, monkeypatch):
     written = P.write_plots(result, tmp_path)
     assert written == [str(tmp_path / "routellm_curve.png")]
     assert (tmp_path / "routellm_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_run_eval_balanced_strategy_and_unknown_strategy(tmp_path):
+    train = _write(tmp_path / "train.csv", _toy_rows(45, 5, three=True))
+    test = _write(tmp_path / "test.csv", _toy_rows(30, 6, three=True))
+    prices = tmp_path / "prices.json"
+    prices.write_text(json.dumps(PRICES))
+    result = run_eval(train, test, prices, tmp_path / "out", strategy="balanced")
+    learned = result["multi_model"]["routers"]["learned"]
+    assert len(learned["points"]) == 51 and learned["aiq"] > 0
+    with pytest.raises(ValueError):
+        run_eval(train, test, prices, tmp_path / "out2", strategy="nope")

@@ -150,3 +150,51 @@ def sweep_cost_penalty(pred_quality: np.ndarray, pred_cost: np.ndarray, true_qua
             choice = np.argmax(pred_quality - lam * pred_cost, axis=1)
         points.append((float(true_cost[rows, choice].mean()), float(true_quality[rows, choice].mean())))
     return points
+
+
+WTP_STEPS = 51
+
+
+@dataclass
+class BalancedModel:
+    """The runtime `balanced` decision (gain + rank_by_value) with a catalog built from training
+    data: quality = the model's mean training quality, price = its price blended by the
+    training token mix. The gain model is fitted for the strongest model against the cheapest
+    model whose mean quality is at least the average of all models' means."""
+    gain: GainModel
+    candidates: list
+
+    def choices(self, prompts: list[str]) -> np.ndarray:
+        """(n, WTP_STEPS) index of the first-ranked model for wtp = 0, 0.02, ..., 1."""
+        from .value import rank_by_value
+        gains = np.clip(self.gain.predict(prompts), 0.0, 1.0)
+        index = {c.name: j for j, c in enumerate(self.candidates)}
+        out = np.zeros((len(prompts), WTP_STEPS), dtype=np.int64)
+        for k, wtp in enumerate(np.linspace(0.0, 1.0, WTP_STEPS)):
+            for i, g in enumerate(gains):
+                out[i, k] = index[rank_by_value(float(g), self.candidates, float(wtp))[0][0]]
+        return out
+
+
+def fit_balanced(train, models: list[str], prices: dict[str, tuple[float, float]]) -> BalancedModel:
+    from ..evaluation import DEFAULT_OUTPUT_TOKENS
+    from .value import Candidate
+    cols = [train.models.index(m) for m in models]
+    means = np.nanmean(train.quality[:, cols], axis=0)
+    mean_in = float(np.mean(train.prompt_tokens))
+    otok = train.output_tokens[:, cols]
+    mean_out = np.array([float(np.nanmean(otok[:, j])) if np.any(~np.isnan(otok[:, j]))
+                         else DEFAULT_OUTPUT_TOKENS for j in range(len(cols))])
+    pin = np.array([prices[m][0] for m in models])
+    pout = np.array([prices[m][1] for m in models])
+    cost = mean_in * pin + mean_out * pout
+    strong = int(np.argmax(means))
+    decent = [j for j in range(len(models)) if j != strong and means[j] >= means.mean()]
+    pool = decent or [j for j in range(len(models)) if j != strong]
+    weak = min(pool, key=lambda j: cost[j])
+    gain = fit_gain(train, models[strong], models[weak])
+    lo, hi = float(means.min()), float(means.max())
+    blended = cost / (mean_in + mean_out) * 1e6          # micro-USD per 1M tokens
+    cands = [Candidate(m, (float(means[j]) - lo) / (hi - lo) if hi > lo else 0.5, int(round(blended[j])))
+             for j, m in enumerate(models)]
+    return BalancedModel(gain, cands)
