@@ -6,7 +6,7 @@ import logging
 from aiohttp import web
 
 from .catalog import Catalog, load_catalog
-from .errors import InvalidRequest, NotFound, PayloadTooLarge, RouterOneError
+from .errors import MethodNotAllowed, NotFound, PayloadTooLarge, RouterOneError
 from .http.admin import add_admin_routes
 from .http.render import error_response
 from .http.routes import add_routes
@@ -38,13 +38,13 @@ log = logging.getLogger("routerone")
 async def json_errors(request: web.Request, handler):
     try:
         return await handler(request)
-    except web.HTTPRequestEntityTooLarge as exc:
-        return error_response(PayloadTooLarge(f"The request body is larger than the limit of {exc.max_size} bytes"))
+    except web.HTTPRequestEntityTooLarge:
+        return error_response(PayloadTooLarge(
+            f"The request body is larger than the limit of {request.client_max_size} bytes", param=None))
     except web.HTTPNotFound:
         return error_response(NotFound(f"No route for {request.method} {request.path}"))
     except web.HTTPMethodNotAllowed:
-        return error_response(InvalidRequest(f"Method {request.method} is not allowed on {request.path}",
-                                             code="method_not_allowed"))
+        return error_response(MethodNotAllowed(f"Method {request.method} is not allowed on {request.path}"))
     except web.HTTPException:
         raise
     except RouterOneError as exc:
@@ -61,7 +61,8 @@ def create_app(settings: Settings, *, store: Store | None = None, limiter: Limit
     health = Health(cooldown_failures=settings.cooldown_failures, cooldown_s=settings.cooldown_s)
     auth = Authenticator(store, cache_ttl_s=settings.auth_cache_ttl_s)
     transport = Transport(Timeouts(settings.connect_timeout_s, settings.first_byte_timeout_s, settings.idle_timeout_s))
-    billing = Billing(store, reservation_ttl_s=settings.reservation_ttl_s)
+    billing = Billing(store, reservation_ttl_s=settings.reservation_ttl_s,
+                      sweep_interval_s=settings.reservation_sweep_interval_s)
     usage = UsageWriter(store, flush_interval_s=settings.usage_flush_interval_s, batch_size=settings.usage_batch_size)
     planner = Planner(catalog, health, make_strategies(), default_strategy=settings.routing_strategy,
                       willingness_to_pay=settings.willingness_to_pay, fallbacks=catalog.fallbacks)

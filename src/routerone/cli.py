@@ -14,6 +14,7 @@ from .errors import RouterOneError
 from .settings import Settings, SettingsError, load_settings
 from .store.base import Limits
 from .store.factory import open_store
+from .routing import commands as routing_commands
 from .server import serve
 from .services.accounts import AccountsService
 
@@ -163,11 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     m = sub.add_parser("models", help="list the models this configuration serves")
     m.set_defaults(func=cmd_models)
-    try:
-        from .routing import commands as routing_commands
-        routing_commands.register(sub)
-    except ImportError:
-        pass
+    routing_commands.register(sub)
     return p
 
 

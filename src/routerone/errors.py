@@ -5,7 +5,8 @@
     │   ├── UnsupportedParameter         400 invalid_request_error / unsupported_parameter
     │   ├── CapabilityMismatch           400 invalid_request_error / model_capability_mismatch
     │   ├── ContextLengthExceeded        400 invalid_request_error / context_length_exceeded
-    │   └── PayloadTooLarge              413 invalid_request_error / payload_too_large
+    │   ├── PayloadTooLarge              413 invalid_request_error / payload_too_large
+    │   └── MethodNotAllowed             405 invalid_request_error / method_not_allowed
     ├── AuthenticationFailed             401 authentication_error / invalid_api_key
     ├── InsufficientBalance              402 billing_error / insufficient_balance
     ├── PermissionDenied                 403 permission_error / model_not_allowed | key_expired | spend_cap_reached
@@ -28,7 +29,7 @@ import orjson
 
 __all__ = [
     "RouterOneError", "InvalidRequest", "UnsupportedParameter", "CapabilityMismatch",
-    "ContextLengthExceeded", "PayloadTooLarge", "AuthenticationFailed", "InsufficientBalance",
+    "ContextLengthExceeded", "PayloadTooLarge", "MethodNotAllowed", "AuthenticationFailed", "InsufficientBalance",
     "PermissionDenied", "ModelNotFound", "NotFound", "RateLimited", "UpstreamError",
     "UpstreamRateLimited", "UpstreamBadRequest", "UpstreamAuthFailed", "UpstreamUnavailable",
     "UpstreamTimeout",
@@ -63,6 +64,11 @@ class InvalidRequest(RouterOneError):
     type = "invalid_request_error"
     code = "invalid_value"
     default_message = "Invalid request"
+
+
+class MethodNotAllowed(InvalidRequest):
+    status = 405
+    code = "method_not_allowed"
 
 
 class UnsupportedParameter(InvalidRequest):

@@ -53,6 +53,7 @@ class Settings:
     cooldown_s: float = 30.0
     auth_cache_ttl_s: float = 30.0
     reservation_ttl_s: int = 900
+    reservation_sweep_interval_s: float = 10.0
     abandoned_stream_drain_s: float = 30.0
     usage_flush_interval_s: float = 0.5
     usage_batch_size: int = 500

@@ -141,9 +141,6 @@ async def test_v1_account_reports_the_callers_balance_spend_and_limits(gateway: 
     assert status == 401 and body["error"]["code"] == "invalid_api_key"
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: http/routes.py account() reads key_spent_micros from the cached "
-                   "AuthContext (auth cache, 30 s TTL, not invalidated by settle), so it stays stale after the "
-                   "key spends")
 async def test_v1_account_key_spend_is_current(quiet_gateway: Gateway) -> None:
     async with Admin(quiet_gateway.url) as admin:
         key, _, _ = await admin.new_key(10_000)
@@ -205,10 +202,6 @@ async def test_key_spend_cap_stops_the_key_not_the_account(gateway: Gateway, adm
     assert k["spent_micros"] == 3 * COST <= 200
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a key at its spend cap gets 402 insufficient_balance ('Insufficient "
-                   "balance', though the account is funded) until its auth cache entry is reloaded: "
-                   "store.reserve() returns one False for both the account and the key-cap refusal, and "
-                   "services/billing.py Billing.reserve maps every False to InsufficientBalance")
 async def test_key_at_its_spend_cap_is_told_so(quiet_gateway: Gateway) -> None:
     async with Admin(quiet_gateway.url) as admin:
         key, _, _ = await admin.new_key(100_000, spend_cap_micros=2 * COST)

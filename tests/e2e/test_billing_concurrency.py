@@ -331,9 +331,6 @@ class _BarrierStore:
         return found
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: AccountsService.bootstrap_admin is check-then-insert; two "
-                   "gateways starting together with ROUTERONE_ADMIN_KEY on a fresh database race, one dies "
-                   "with a unique violation on api_keys.key_hash (seen with real processes on PostgreSQL)")
 async def test_gateways_starting_together_bootstrap_one_admin_key(tmp_path: Path) -> None:
     from routerone.services.accounts import AccountsService
     from routerone.services.keys import hash_key

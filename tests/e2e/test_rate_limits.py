@@ -267,10 +267,6 @@ class SlowRelease:
         await self.inner.close()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: ChatService.finish (services/chat.py) releases the limiter ticket in a background task "
-    "(self.spawn) while the reply is already being sent, so a sequential client with concurrency=1 "
-    "can be refused: its next request arrives before its previous lease is dropped"))
 def test_a_sequential_client_never_trips_its_own_concurrency_limit(limiter_gateway, openai_wire):
     gw = limiter_gateway(SlowRelease)
     acc = gw.admin("POST", "/admin/accounts", {"name": "seq", "balance_micros": 10_000_000})["data"]

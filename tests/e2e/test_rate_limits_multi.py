@@ -263,11 +263,6 @@ async def test_concurrency_limit_holds_across_gateways(cluster: Cluster, make_as
 SEQUENTIAL_MAX = 1500
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: ChatService.finish (services/chat.py) releases the limiter ticket in a background task "
-    "(self.spawn) while the reply is already on its way, so with the Redis limiter a sequential "
-    "client's next request (here: to another gateway) can reach Redis before its previous lease is "
-    "dropped and is refused by concurrency=1 (about 1-2% of requests)"))
 async def test_concurrency_one_sequential_requests_never_collide(cluster: Cluster, make_async_openai_client):
     """A client that waits for each reply never trips concurrency=1, even when its next request
     goes to another process: the lease must be gone (in Redis) by the time the reply is read.

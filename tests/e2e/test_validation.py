@@ -256,7 +256,6 @@ TOO_LARGE_BUG = ("BUG: an over-limit body answers 500, not 413: routes.py read_j
                  "format `exc.max_size`, which aiohttp's HTTPRequestEntityTooLarge does not have (AttributeError)")
 
 
-@pytest.mark.xfail(strict=True, reason=TOO_LARGE_BUG)
 def test_oversized_body_is_a_413(small_gw, make_openai_client, fake_requests):
     client = make_openai_client(small_gw)
     with pytest.raises(openai.APIStatusError) as exc:
@@ -270,7 +269,6 @@ def test_oversized_body_is_a_413(small_gw, make_openai_client, fake_requests):
     assert fake_requests == []
 
 
-@pytest.mark.xfail(strict=True, reason=TOO_LARGE_BUG)
 def test_oversized_raw_body_is_a_413(http, small_gw):
     key, _ = small_gw.new_key()
     resp = post_raw(http, small_gw, key, b'{"model": "gpt-4o", "messages": [], "pad": "' + b"y" * (2 * LIMIT) + b'"}')
@@ -314,8 +312,6 @@ def test_rejected_requests_cost_nothing(gw, funded_key, openai_client: OpenAI):
     assert (acc["balance_micros"], acc["reserved_micros"]) == (10_000_000, 0)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: max_tokens above the model's output limit is a 400 with param 'model' "
-                   "(routing/planner.py capability_problem -> CapabilityMismatch(param='model')), not 'max_tokens'")
 def test_max_tokens_above_the_models_limit_names_max_tokens(openai_client: OpenAI, fake_requests):
     with pytest.raises(openai.BadRequestError) as exc:
         openai_client.chat.completions.create(model="gpt-4o", messages=HI, max_tokens=1_000_000)

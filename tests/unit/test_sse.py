@@ -69,9 +69,6 @@ def test_field_without_colon():
     assert decode([b"data\ndata\n\n"]) == [SSEEvent(None, "\n")]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG (minor): SSEDecoder deviates from WHATWG framing: it dispatches an "
-                   "event whose data is empty (which OpenAICompatStream then rejects as a malformed chunk), "
-                   "does not end lines at a bare CR, and keeps a leading BOM in the first field name")
 @pytest.mark.parametrize("raw, expected", [
     (b"data:\n\ndata: x\n\n", [SSEEvent(None, "x")]),
     (b"data: a\r\rdata: b\r\r", [SSEEvent(None, "a"), SSEEvent(None, "b")]),

@@ -14,6 +14,9 @@ from .runtime import RUNTIME, Runtime
 
 __all__ = ["add_admin_routes"]
 
+INT32_MAX = 2**31 - 1     # rpm / tpm / concurrency / markup columns are INTEGER
+INT64_MAX = 2**63 - 1     # money columns are BIGINT micro-dollars
+INT32_FIELDS = {"rpm", "tpm", "concurrency", "markup_bps"}
 Handler = Callable[[web.Request, Runtime, dict], Awaitable[Any]]
 
 
@@ -35,6 +38,9 @@ def _int(body: dict, name: str, required: bool = False) -> int | None:
         return None
     if isinstance(v, bool) or not isinstance(v, int):
         raise InvalidRequest(f"'{name}' must be an integer", param=name)
+    limit = INT32_MAX if name in INT32_FIELDS else INT64_MAX
+    if not 0 <= v <= limit:
+        raise InvalidRequest(f"'{name}' must be between 0 and {limit}", param=name)
     return v
 
 

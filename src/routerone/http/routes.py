@@ -35,8 +35,8 @@ async def read_json_body(request: web.Request) -> bytes:
                              code="invalid_content_type")
     try:
         return await request.read()
-    except web.HTTPRequestEntityTooLarge as exc:
-        raise PayloadTooLarge(f"The request body is larger than the limit of {exc.max_size} bytes") from None
+    except web.HTTPRequestEntityTooLarge:
+        raise PayloadTooLarge(f"The request body is larger than the limit of {request.client_max_size} bytes") from None
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
@@ -88,9 +88,9 @@ async def account(request: web.Request) -> web.Response:
     try:
         auth = await rt.auth.authenticate(request.headers.get("Authorization"))
         acc = await rt.accounts.account(auth.account.id)
+        k = await rt.accounts.store.get_key(auth.key.id) or auth.key   # current spend, not the cached one
     except RouterOneError as exc:
         return error_response(exc)
-    k = auth.key
     return json_response({"data": {
         "account_id": acc.id, "key_id": k.id, "label": k.name, "key_prefix": k.prefix,
         "balance_micros": acc.balance_micros, "balance": acc.balance_micros / 1e6,

@@ -1,48 +1,62 @@
-"""Incremental Server-Sent Events decoder (WHATWG framing: lines, blank-line dispatch)."""
+"""Incremental Server-Sent Events decoder (WHATWG framing: lines end at CRLF, LF or CR; a blank
+line dispatches; a leading BOM is dropped; an event with no data is not dispatched)."""
 from __future__ import annotations
 
 from .base import SSEEvent
 
 __all__ = ["SSEDecoder"]
 
+_BOM = b"\xef\xbb\xbf"
+
 
 class SSEDecoder:
     """Feed raw bytes as they arrive; get complete events back. Comments and `id:`/`retry:` are ignored."""
 
-    __slots__ = ("_buf", "_event", "_data")
+    __slots__ = ("_buf", "_event", "_data", "_started")
 
     def __init__(self) -> None:
         self._buf = b""
         self._event: str | None = None
         self._data: list[str] = []
+        self._started = False
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
-        self._buf += chunk
+        buf = self._buf + chunk
+        if not self._started:
+            if len(buf) < len(_BOM) and _BOM.startswith(buf):
+                self._buf = buf
+                return []
+            self._started = True
+            if buf.startswith(_BOM):
+                buf = buf[len(_BOM):]
+        if buf.endswith(b"\r"):          # a CR may be the first half of CRLF: decide next time
+            buf, self._buf = buf[:-1], b"\r"
+        else:
+            self._buf = b""
+        if b"\r" in buf:
+            buf = buf.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        *lines, rest = buf.split(b"\n")
+        self._buf = rest + self._buf if rest else self._buf
         out: list[SSEEvent] = []
-        while True:
-            nl = self._buf.find(b"\n")
-            if nl < 0:
-                break
-            line = self._buf[:nl]
-            self._buf = self._buf[nl + 1:]
-            if line.endswith(b"\r"):
-                line = line[:-1]
+        for line in lines:
             self._line(line.decode("utf-8", "replace"), out)
         return out
 
     def close(self) -> list[SSEEvent]:
         """End of body: dispatch a last event that had no trailing blank line."""
         out: list[SSEEvent] = []
-        if self._buf:
-            self._line(self._buf.decode("utf-8", "replace"), out)
-            self._buf = b""
+        tail = self._buf.rstrip(b"\r")
+        self._buf = b""
+        if tail:
+            self._line(tail.decode("utf-8", "replace"), out)
         self._line("", out)
         return out
 
     def _line(self, line: str, out: list[SSEEvent]) -> None:
         if not line:
-            if self._data:
-                out.append(SSEEvent(self._event, "\n".join(self._data)))
+            data = "\n".join(self._data)
+            if self._data and (data or len(self._data) > 1):
+                out.append(SSEEvent(self._event, data))
             self._event, self._data = None, []
             return
         if line[0] == ":":

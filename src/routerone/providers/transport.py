@@ -80,7 +80,7 @@ class Transport:
         try:
             resp = await asyncio.wait_for(
                 self._client().post(req.url, data=req.body, headers=dict(req.headers), timeout=timeout),
-                t.first_byte_s + t.connect_s)
+                t.first_byte_s)
         except asyncio.TimeoutError:
             raise UpstreamTimeout(f"{provider}: no response within {t.first_byte_s:g}s", provider=provider) from None
         except aiohttp.ClientConnectorError:

@@ -62,7 +62,8 @@ class Planner:
         problem = capability_problem(primary, req, prompt_tokens)
         if problem:
             cls = ContextLengthExceeded if "context window" in problem else CapabilityMismatch
-            raise cls(f"The request cannot be served: {problem}", param="messages" if cls is ContextLengthExceeded else "model")
+            param = "messages" if cls is ContextLengthExceeded else "max_tokens" if "max_tokens" in problem else "model"
+            raise cls(f"The request cannot be served: {problem}", param=param)
         models, skipped = [primary], []
         for name in [*req.fallback_models, *self.fallbacks.get(primary.id, ())]:
             if name == AUTO_MODEL:

@@ -6,6 +6,7 @@ from typing import Sequence
 from ..catalog import ModelInfo
 from ..wire.chat import ChatRequest
 from .base import RouteContext, RoutingStrategy
+from .learned import Candidate, LearnedRouter, rank_by_value
 
 __all__ = ["QualityStrategy", "CostStrategy", "LatencyStrategy", "BalancedStrategy", "make_strategies",
            "COST_QUALITY_FLOOR"]
@@ -54,15 +55,12 @@ class BalancedStrategy:
     name = "balanced"
 
     def __init__(self) -> None:
-        from .learned import LearnedRouter, rank_by_value  # numpy-backed; loaded once per process
-        self._router = LearnedRouter.load()
-        self._rank = rank_by_value
+        self._router = LearnedRouter.load()   # the shipped artefact, loaded once per process
 
     def rank(self, req: ChatRequest, models: Sequence[ModelInfo], ctx: RouteContext) -> tuple[list[ModelInfo], str]:
-        from .learned.value import Candidate
         gain = self._router.predict_gain(req.last_user_text())
         cands = [Candidate(m.id, m.quality, m.price.blended_micros_per_mtok) for m in models]
-        names, reason = self._rank(gain, cands, ctx.willingness_to_pay)
+        names, reason = rank_by_value(gain, cands, ctx.willingness_to_pay)
         by_id = {m.id: m for m in models}
         return [by_id[n] for n in names], reason
 
@@ -70,8 +68,5 @@ class BalancedStrategy:
 def make_strategies() -> dict[str, RoutingStrategy]:
     out: dict[str, RoutingStrategy] = {"quality": QualityStrategy(), "cost": CostStrategy(),
                                        "latency": LatencyStrategy()}
-    try:
-        out["balanced"] = BalancedStrategy()
-    except ImportError:   # TEMPORARY until the learned router lands
-        out["balanced"] = out["quality"]
+    out["balanced"] = BalancedStrategy()
     return out

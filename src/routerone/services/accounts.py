@@ -94,17 +94,10 @@ class AccountsService:
         return await self.store.query_usage(q)
 
     async def bootstrap_admin(self, admin_key: str | None) -> IssuedKey | None:
-        """First start: an 'admin' account and an admin key (the configured one, or a new one).
-        Returns the key when it was created now (to print once), else None."""
-        accounts = await self.store.list_accounts()
-        if admin_key:
-            if await self.store.key_by_hash(hash_key(admin_key)) is not None:
-                return None
-            acc = accounts[0] if accounts else await self.store.create_account("admin")
-            rec = await self.store.create_key(NewKey(acc.id, hash_key(admin_key), display_prefix(admin_key),
-                                                     name="bootstrap admin", role="admin"))
-            return IssuedKey(admin_key, rec)
-        if any(k.role == "admin" and not k.revoked for k in await self.store.list_keys()):
-            return None
-        acc = accounts[0] if accounts else await self.store.create_account("admin")
-        return await self.create_key(acc.id, name="bootstrap admin", role="admin")
+        """First start: an 'admin' account and an admin key (the configured one, or a new one),
+        made atomically so that gateways starting together make exactly one. Returns the key when
+        it was made now (to print once), else None."""
+        secret = admin_key or generate_key()
+        rec = await self.store.bootstrap_admin(hash_key(secret), display_prefix(secret),
+                                               only_if_no_admin=admin_key is None)
+        return IssuedKey(secret, rec) if rec is not None else None

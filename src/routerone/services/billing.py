@@ -40,6 +40,10 @@ class Billing:
                         time.time() + self.reservation_ttl_s)
         if not await self.store.reserve(r):
             self.rejections += 1
+            fresh = await self.store.get_key(key.id)   # refusal path only: which check failed?
+            if fresh is not None and fresh.spend_cap_micros is not None and \
+                    fresh.spent_micros + fresh.reserved_micros + worst_case_micros > fresh.spend_cap_micros:
+                raise PermissionDenied("This API key has reached its spend cap", code="spend_cap_reached")
             raise InsufficientBalance()
         return Hold(request_id, worst_case_micros, auth.account.markup_bps)
 

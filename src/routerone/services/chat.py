@@ -45,10 +45,11 @@ class ChatService:
         prompt_tokens = count_prompt_tokens(req.prompt_text(), len(req.messages)) + (IMAGE_TOKENS if req.has_images else 0)
         plan = self.d.planner.plan(req, prompt_tokens, allowlist=auth.key.allowed_models,
                                    strategy=req.strategy or strategy_header or auth.key.strategy)
-        worst_out = max(req.max_tokens or a.model.output_cap for a in plan.attempts)
+        choices = req.body.get("n") or 1        # every choice may generate the whole output
+        worst_out = choices * max(req.max_tokens or a.model.output_cap for a in plan.attempts)
         ticket, limit_headers = await self._acquire_limits(auth, request_id, prompt_tokens + worst_out)
         try:
-            worst = max(a.model.price.worst_case_micros(prompt_tokens, req.max_tokens or a.model.output_cap,
+            worst = max(a.model.price.worst_case_micros(prompt_tokens, choices * (req.max_tokens or a.model.output_cap),
                                                         auth.account.markup_bps) for a in plan.attempts)
             hold = await self.d.billing.reserve(auth, request_id, worst)
         except BaseException:
@@ -90,7 +91,7 @@ class ChatService:
         resp["id"] = resp.get("id") or f"chatcmpl-{call.request_id}"
         resp["model"] = attempt.model.id
         resp["usage"] = {**usage.to_openai(), "cost": settlement.charged_micros / 1_000_000}
-        self.finish(call, attempt, usage, settlement.charged_micros, status=200)
+        await self.finish(call, attempt, usage, settlement.charged_micros, status=200)
         headers = call.headers(attempt)
         headers["x-routerone-cost"] = f"{settlement.charged_micros / 1_000_000:.6f}"
         headers["x-routerone-overhead-ms"] = f"{(time.perf_counter() - call.started) * 1000 - call.upstream_ms:.3f}"
@@ -162,12 +163,14 @@ class ChatService:
         return True
 
     # -- bookkeeping ----------------------------------------------------------------------------
-    def finish(self, call: Call, attempt: Attempt | None, usage: Usage | None, cost_micros: int, *,
-               status: int, error_type: str | None = None, ttft_ms: float | None = None) -> None:
-        for ticket in (call.ticket, call.dep_ticket):
-            if ticket is not None:
-                self.spawn(self.d.limiter.release(ticket, usage.total_tokens if usage else 0))
+    async def finish(self, call: Call, attempt: Attempt | None, usage: Usage | None, cost_micros: int, *,
+                     status: int, error_type: str | None = None, ttft_ms: float | None = None) -> None:
+        """Give back limiter slots (before the reply goes out, so a client's next request finds
+        its concurrency slot free), then queue the usage record and metrics."""
+        tickets = [t for t in (call.ticket, call.dep_ticket) if t is not None]
         call.ticket = call.dep_ticket = None
+        for ticket in tickets:
+            await self.d.limiter.release(ticket, usage.total_tokens if usage else 0)
         u = usage or Usage()
         self.d.usage.add(UsageRecord(
             request_id=call.request_id, key_id=call.auth.key.id, account_id=call.auth.account.id,
@@ -188,7 +191,7 @@ class ChatService:
     async def _fail(self, call: Call, exc: BaseException) -> None:
         await self.d.billing.release(call.hold)
         err = exc if isinstance(exc, RouterOneError) else None
-        self.finish(call, None, None, 0, status=err.status if err else 500,
+        await self.finish(call, None, None, 0, status=err.status if err else 500,
                     error_type=(err.code if err else type(exc).__name__))
 
     def spawn(self, coro) -> None:

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 __all__ = ["open_stream", "ChatStream"]
 
 DONE = b"data: [DONE]\n\n"
+CLIENT_CLOSED_STATUS = 499   # nginx's "client closed request", for usage records and metrics
 
 
 @dataclass(slots=True)
@@ -179,30 +180,37 @@ class ChatStream:
             yield self._frame({"choices": [], "usage": u})
         yield DONE
 
-    async def _settle(self, error: RouterOneError | None) -> tuple[Usage, int]:
+    async def _settle(self, error: RouterOneError | None, *, client_closed: bool = False) -> tuple[Usage, int]:
         if self._settled:
             return Usage(), 0
         self._settled = True
         usage = self.o.translator.usage
         if usage is None:
             usage = Usage(self.call.prompt_tokens, count_text_tokens("".join(self._text)), estimated=True)
+        elif error is not None or client_closed:
+            # the upstream's final count never came (Anthropic's message_start says 1): bill at
+            # least what was relayed
+            usage.completion_tokens = max(usage.completion_tokens, count_text_tokens("".join(self._text)))
         duration_ms = (time.perf_counter() - self.o.t0) * 1000
         health = self.svc.d.health
         dep_id = self.attempt.deployment.id
-        if error is None:
+        if error is not None:
+            health.record_failure(dep_id)
+        elif not client_closed:
             health.record_success(dep_id, ttft_ms=self.o.ttft_ms, duration_ms=duration_ms,
                                   completion_tokens=usage.completion_tokens)
-        else:
-            health.record_failure(dep_id)
         s = await self.svc.d.billing.settle(self.call.hold, self.attempt.model.price, usage)
-        self.svc.finish(self.call, self.attempt, usage, s.charged_micros,
-                        status=200 if error is None else error.status,
-                        error_type=None if error is None else error.code, ttft_ms=self.o.ttft_ms)
+        status, code = (error.status, error.code) if error else (CLIENT_CLOSED_STATUS, "client_closed") \
+            if client_closed else (200, None)
+        await self.svc.finish(self.call, self.attempt, usage, s.charged_micros, status=status, error_type=code,
+                        ttft_ms=self.o.ttft_ms)
         return usage, s.charged_micros
 
     async def close(self) -> None:
-        """Called by the HTTP layer after the last byte (or on shutdown): never leave a hold open."""
+        """Called by the HTTP layer after the last byte (or on shutdown): never leave a hold open.
+        A stream cut short here was given up by the client (or by shutdown), not by the upstream:
+        it is billed for what was generated and not counted against the deployment's health."""
         if not self._settled:
             await self._gen.aclose()
             if not self._settled:
-                await self._settle(UpstreamUnavailable("stream closed early"))
+                await self._settle(None, client_closed=True)

@@ -147,6 +147,24 @@ class PostgresStore:
             new.limits.concurrency, new.strategy, time.time())
         return rows.api_key(r)
 
+    async def bootstrap_admin(self, key_hash: str, prefix: str, *, only_if_no_admin: bool) -> ApiKey | None:
+        async with self._tx() as db:
+            await db.execute("SELECT pg_advisory_xact_lock(21042, hashtext(current_schema()))")
+            if await db.fetchval("SELECT 1 FROM api_keys WHERE key_hash = $1", key_hash):
+                return None
+            if only_if_no_admin and await db.fetchval(
+                    "SELECT 1 FROM api_keys WHERE role = 'admin' AND revoked = 0 LIMIT 1"):
+                return None
+            account_id = await db.fetchval("SELECT id FROM accounts ORDER BY id LIMIT 1")
+            if account_id is None:
+                account_id = await db.fetchval(
+                    "INSERT INTO accounts (name, created_at) VALUES ('admin', $1) RETURNING id", time.time())
+            r = await db.fetchrow(
+                "INSERT INTO api_keys (account_id, key_hash, prefix, name, role, created_at) "
+                f"VALUES ($1, $2, $3, 'bootstrap admin', 'admin', $4) RETURNING {rows.KEY_COLS}",
+                account_id, key_hash, prefix, time.time())
+            return rows.api_key(r)
+
     async def key_by_hash(self, key_hash: str) -> ApiKey | None:
         r = await (await self._db()).fetchrow(f"SELECT {rows.KEY_COLS} FROM api_keys WHERE key_hash = $1", key_hash)
         return rows.api_key(r) if r else None

@@ -210,6 +210,21 @@ class SQLiteStore:
             return n > 0
         return await self._tx(fn)
 
+    async def bootstrap_admin(self, key_hash: str, prefix: str, *, only_if_no_admin: bool) -> ApiKey | None:
+        def fn(db):
+            if _key(db, "key_hash = ?", key_hash) is not None:
+                return None
+            if only_if_no_admin and db.execute(
+                    "SELECT 1 FROM api_keys WHERE role = 'admin' AND revoked = 0").fetchone():
+                return None
+            first = db.execute("SELECT id FROM accounts ORDER BY id LIMIT 1").fetchone()
+            account_id = first[0] if first else db.execute(
+                "INSERT INTO accounts (name, created_at) VALUES ('admin', ?)", (time.time(),)).lastrowid
+            cur = db.execute("INSERT INTO api_keys (account_id, key_hash, prefix, name, role, created_at) "
+                             "VALUES (?, ?, ?, 'bootstrap admin', 'admin', ?)", (account_id, key_hash, prefix, time.time()))
+            return _key(db, "id = ?", cur.lastrowid)
+        return await self._tx(fn)
+
     async def auth_version(self) -> int:
         return await self._run(lambda db: db.execute("SELECT version FROM auth_version WHERE id = 1").fetchone()[0])
 

@@ -217,6 +217,9 @@ def _messages(body: dict) -> list[dict]:
 
 def _tools(body: dict) -> None:
     tools = body.get("tools")
+    tc = body.get("tool_choice")
+    if tc is not None and not (tc in ("none", "auto", "required") or isinstance(tc, dict)):
+        raise _fail("tool_choice", "'tool_choice' must be 'none', 'auto', 'required' or an object naming a tool")
     if tools is None:
         return
     if not isinstance(tools, list):
@@ -230,9 +233,6 @@ def _tools(body: dict) -> None:
                 raise _fail(f"tools[{j}].function.name", f"'tools[{j}].function.name' is required")
             if fn.get("parameters") is not None and not isinstance(fn["parameters"], dict):
                 raise _fail(f"tools[{j}].function.parameters", f"'tools[{j}].function.parameters' must be an object")
-    tc = body.get("tool_choice")
-    if tc is not None and not (tc in ("none", "auto", "required") or isinstance(tc, dict)):
-        raise _fail("tool_choice", "'tool_choice' must be 'none', 'auto', 'required' or an object naming a tool")
 
 
 def _stop(body: dict) -> None:
