@@ -28,7 +28,6 @@ from .settings import Settings
 from .store.base import Store
 from .store.factory import open_store
 from .testing import fake_openai
-from .tokens import count_text_tokens
 
 __all__ = ["create_app"]
 log = logging.getLogger("routerone")
@@ -85,7 +84,6 @@ def create_app(settings: Settings, *, store: Store | None = None, limiter: Limit
         fake_openai.add_routes(app, "/demo/v1", fake_openai.FakeOptions(demo=True))
 
     async def startup(app: web.Application) -> None:
-        count_text_tokens("warm up the tokenizer before the first request")
         await store.migrate()
         if settings.admin_key:
             await accounts.bootstrap_admin(settings.admin_key)

@@ -17,7 +17,7 @@ from ..limits.base import LimitRule, LimitTicket
 from ..providers.adapters import adapter_for
 from ..routing.base import Attempt
 from ..store.base import UsageRecord
-from ..tokens import count_prompt_tokens
+from ..tokens import count_prompt_tokens, load_tokenizer, needs_tokenizer
 from ..wire.chat import ChatRequest, parse_chat_request
 from ..wire.types import Usage
 from .auth import AuthContext
@@ -42,7 +42,10 @@ class ChatService:
         started = time.perf_counter()
         request_id = request_id or f"req_{uuid.uuid4().hex}"
         req = parse_chat_request(raw)
-        prompt_tokens = count_prompt_tokens(req.prompt_text(), len(req.messages)) + (IMAGE_TOKENS if req.has_images else 0)
+        text = req.prompt_text()
+        if needs_tokenizer(text):      # first long prompt: load the tokenizer off the event loop
+            await asyncio.to_thread(load_tokenizer)
+        prompt_tokens = count_prompt_tokens(text, len(req.messages)) + (IMAGE_TOKENS if req.has_images else 0)
         plan = self.d.planner.plan(req, prompt_tokens, allowlist=auth.key.allowed_models,
                                    strategy=req.strategy or strategy_header or auth.key.strategy)
         choices = req.body.get("n") or 1        # every choice may generate the whole output

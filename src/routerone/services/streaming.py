@@ -149,18 +149,21 @@ class ChatStream:
             return None
 
     async def _run(self) -> AsyncIterator[bytes]:
+        """One write per upstream read: the frames that read produced, joined."""
         o, error = self.o, None
+        out = [self._frame(c) for c in o.held]
         try:
-            for c in o.held:
-                yield self._frame(c)
             while not o.translator.done:
+                if out:
+                    yield b"".join(out)
+                    out = []
                 data = await self._next_data()
                 events = o.decoder.feed(data) if data is not None else o.decoder.close()
                 for ev in events:
                     for c in o.translator.feed(ev):
                         if o.ttft_ms is None:
                             o.ttft_ms = (time.perf_counter() - self.call.started) * 1000
-                        yield self._frame(c)
+                        out.append(self._frame(c))
                 if data is None:
                     break
             if not (o.translator.done or self._finished):
@@ -172,13 +175,15 @@ class ChatStream:
             o.upstream.close()
         usage, cost = await self._settle(error)
         if error is not None:
-            yield self._frame({"choices": [{"index": 0, "delta": {}, "finish_reason": "error", "logprobs": None}]})
-            yield b"data: " + error.body() + b"\n\n"
+            out.append(self._frame({"choices": [{"index": 0, "delta": {}, "finish_reason": "error", "logprobs": None}]}))
+            out.append(b"data: " + error.body() + b"\n\n")
+            yield b"".join(out)
             return
         if self.call.req.include_usage:
             u = {**usage.to_openai(), "cost": cost / 1_000_000}
-            yield self._frame({"choices": [], "usage": u})
-        yield DONE
+            out.append(self._frame({"choices": [], "usage": u}))
+        out.append(DONE)
+        yield b"".join(out)
 
     async def _settle(self, error: RouterOneError | None, *, client_closed: bool = False) -> tuple[Usage, int]:
         if self._settled:
