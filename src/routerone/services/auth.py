@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from ..errors import AuthenticationFailed
 from ..store.base import Account, ApiKey, Store
+from .background import cancel_and_wait
 from .keys import hash_key, looks_like_key
 
 __all__ = ["AuthContext", "Authenticator"]
@@ -44,12 +45,7 @@ class Authenticator:
         self._task = asyncio.create_task(self._poll(), name="auth-version-poll")
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(self._task)
 
     async def _poll(self) -> None:
         while True:

@@ -11,6 +11,7 @@ from ..billing.prices import Price
 from ..errors import InsufficientBalance, PermissionDenied
 from ..store.base import Reservation, Settlement, Store
 from ..wire.types import Usage
+from .background import cancel_and_wait
 from .auth import AuthContext
 
 __all__ = ["Billing", "Hold"]
@@ -66,12 +67,7 @@ class Billing:
         self._task = asyncio.create_task(self._sweep(), name="reservation-sweep")
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(self._task)
 
     async def _sweep(self) -> None:
         while True:

@@ -5,6 +5,7 @@ import asyncio
 import logging
 
 from ..store.base import Store, UsageRecord
+from .background import cancel_and_wait
 
 __all__ = ["UsageWriter"]
 log = logging.getLogger("routerone.usage")
@@ -53,10 +54,5 @@ class UsageWriter:
                 return
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(self._task)
         await self.flush()
