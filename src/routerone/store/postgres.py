@@ -6,8 +6,34 @@ Concurrency. Transactions run at READ COMMITTED (PostgreSQL's default) and that 
 money decision is either a conditional UPDATE (`... WHERE balance_micros - reserved_micros >= $1`),
 which PostgreSQL re-evaluates against the newest row version after waiting for the row lock, or is
 taken after `SELECT ... FOR UPDATE`. No decision rests on a stale read, so nothing needs retrying.
-Rows are always locked in one order: reservation, then accounts (ascending id), then keys
+Rows are always locked in one order: reservation, then keys (ascending id), then accounts
 (ascending id), then the auth_version row. Transactions wait on each other but cannot deadlock.
+The account row comes after the key row because every key of an account shares it: a request
+waiting for its key's row holds nothing that other keys of the account need.
+
+Hot path. `reserve` and `settle` are one statement each (data-modifying CTEs, postgres_sql.py),
+so one round trip and one implicit transaction; asyncpg prepares each once per connection (its
+statement cache). The account row is locked for the statement plus its COMMIT, and no longer.
+
+Durability. A synchronous COMMIT keeps the row locks until the WAL is flushed, so on one account
+(one hot row) requests would serialize on disk flushes. So:
+- `reserve` commits with synchronous_commit = off. A PostgreSQL server crash (not a gateway crash;
+  an OS crash or power loss likewise) can lose reservations committed in the last
+  3 x wal_writer_delay (~600 ms by default). Recovery replays a prefix of the commit order, so the
+  database stays consistent (ledger = balance, nothing negative); a lost reservation just has no
+  hold. Its request, if still running, finds no reservation at settle time after the restart and
+  goes unbilled (settle returns None) - at most the requests reserved in that window, and only if
+  they outlive the restart.
+- `settle` commits with synchronous_commit = off as well, so it too holds the rows only until an
+  in-memory COMMIT, but it then runs a second, tiny synchronous write on its own (uncontended)
+  reservation row (FLUSH_BARRIER) and returns only when that is flushed, which flushes the WAL past
+  the settlement. So a settlement is never acknowledged before it is on disk: a crash before the
+  flush surfaces as an error to the caller, whose retry (billing.settle retries; settle is
+  idempotent) charges it again after recovery, exactly as with a synchronous COMMIT. What remains:
+  other sessions may, for up to ~600 ms, read a settlement that a crash then rolls back (e.g. a
+  balance shown by GET /v1/account). Charges are not lost. Cost: one more round trip, no locks.
+  Setting SETTLE_FLUSH_BARRIER = False gives a plain one-round-trip synchronous settle instead.
+Every other transaction (credits, debits, keys, the expiry sweep) keeps synchronous commit.
 
 Migrations run under a session advisory lock keyed by the current schema, so processes starting
 together apply each migration once; each migration and its `_migrations` row commit together.
@@ -22,6 +48,7 @@ from typing import AsyncIterator, Mapping, Sequence
 
 import asyncpg
 
+from . import postgres_sql as sql
 from . import rows
 from .base import (Account, ApiKey, LedgerEntry, Limits, NewKey, Reservation, Settlement, UsagePage,
                    UsageQuery, UsageRecord, UsageTotals)
@@ -32,6 +59,10 @@ __all__ = ["PostgresStore"]
 _MIGRATE_LOCK = 0x5231  # "R1": first half of the advisory lock key; the second is the schema's hash
 _LOCK_ARGS = "$1, hashtext(COALESCE(current_schema(), ''))"
 _USAGE_COLUMNS = [c.strip() for c in rows.USAGE_COLS.split(",")]
+# Durability of the two hot-path transactions (module docstring, "Durability").
+RESERVE_SYNCHRONOUS_COMMIT = "off"
+SETTLE_FLUSH_BARRIER = True           # async COMMIT, then wait for the flush without holding locks
+SETTLE_SYNCHRONOUS_COMMIT = "on"      # used only if SETTLE_FLUSH_BARRIER is False
 
 
 class PostgresStore:
@@ -206,32 +237,28 @@ class PostgresStore:
 
     # -- billing --------------------------------------------------------------------------------
     async def reserve(self, r: Reservation) -> bool:
-        """One transaction: hold on the account row (conditional UPDATE, row lock), then the key's
-        spend-cap check on the key row, then the reservation row. Any miss rolls back all of it."""
-        try:
-            async with self._tx() as db:
-                held = await db.fetchval(
-                    "UPDATE accounts SET reserved_micros = reserved_micros + $1 "
-                    "WHERE id = $2 AND balance_micros - reserved_micros >= $1 RETURNING id",
-                    r.amount_micros, r.account_id)
-                if held is None:
-                    return False
-                held = await db.fetchval(
-                    "UPDATE api_keys SET reserved_micros = reserved_micros + $1 WHERE id = $2 AND "
-                    "(spend_cap_micros IS NULL OR spent_micros + reserved_micros + $1 <= spend_cap_micros) "
-                    "RETURNING id", r.amount_micros, r.key_id)
-                if held is None:
-                    raise _Rollback()
-                await db.execute("INSERT INTO reservations (request_id, account_id, key_id, amount_micros, "
-                                 "expires_at) VALUES ($1, $2, $3, $4, $5)",
-                                 r.request_id, r.account_id, r.key_id, r.amount_micros, r.expires_at)
-                return True
-        except _Rollback:
-            return False
+        """One statement, one round trip (postgres_sql.RESERVE): key check and lock, then the
+        conditional hold on the account row, then the key's hold and the reservation row; a miss
+        changes nothing. Committed asynchronously (see the module docstring): a reservation lost
+        to a server crash only releases a hold."""
+        return await (await self._db()).fetchval(
+            sql.RESERVE, r.request_id, r.account_id, r.key_id, r.amount_micros, r.expires_at,
+            RESERVE_SYNCHRONOUS_COMMIT)
 
     async def settle(self, request_id: str, cost_micros: int) -> Settlement | None:
-        async with self._tx() as db:
-            return await _settle(db, request_id, cost_micros)
+        """One statement, one round trip (postgres_sql.SETTLE) that holds the key and account rows
+        only until an asynchronous COMMIT; then, if SETTLE_FLUSH_BARRIER, a second round trip that
+        locks nothing hot and returns only once the settlement is on disk (see the module
+        docstring). Idempotent by request id."""
+        pool = await self._db()
+        async with pool.acquire() as db:
+            row = await db.fetchrow(sql.SETTLE, request_id, cost_micros, time.time(),
+                                    "off" if SETTLE_FLUSH_BARRIER else SETTLE_SYNCHRONOUS_COMMIT)
+            if row is None:
+                return None
+            if SETTLE_FLUSH_BARRIER:
+                await db.execute(sql.FLUSH_BARRIER, request_id)
+        return Settlement(request_id, row[0], row[1])
 
     async def release_expired(self, now: float) -> int:
         async with self._tx() as db:
@@ -244,10 +271,10 @@ class PostgresStore:
             for _, account_id, key_id, amount_micros in expired:
                 per_account[account_id] += amount_micros
                 per_key[key_id] += amount_micros
-            await db.executemany("UPDATE accounts SET reserved_micros = reserved_micros - $2 WHERE id = $1",
-                                 sorted(per_account.items()))
             await db.executemany("UPDATE api_keys SET reserved_micros = reserved_micros - $2 WHERE id = $1",
                                  sorted(per_key.items()))
+            await db.executemany("UPDATE accounts SET reserved_micros = reserved_micros - $2 WHERE id = $1",
+                                 sorted(per_account.items()))
             await db.execute("UPDATE reservations SET state = 'expired' WHERE request_id = ANY($1::TEXT[])",
                              [r[0] for r in expired])
         return len(expired)
@@ -276,41 +303,8 @@ class PostgresStore:
         return UsagePage([rows.usage_record(r) for r in recs], UsageTotals(*t))
 
 
-class _Rollback(Exception):
-    pass
-
-
 async def _bump(db: asyncpg.Connection) -> None:
     await db.execute("UPDATE auth_version SET version = version + 1 WHERE id = 1")
-
-
-async def _settle(db: asyncpg.Connection, request_id: str, cost_micros: int) -> Settlement | None:
-    row = await db.fetchrow("SELECT account_id, key_id, amount_micros, state, charged_micros FROM reservations "
-                            "WHERE request_id = $1 FOR UPDATE", request_id)
-    if row is None:
-        return None
-    account_id, key_id, amount_micros, state, charged_micros = row
-    if state == "settled":
-        balance_micros = await db.fetchval("SELECT balance_micros FROM accounts WHERE id = $1", account_id)
-        return Settlement(request_id, charged_micros, balance_micros)
-    if state == "open":
-        charge_micros, release_micros = min(cost_micros, amount_micros), amount_micros
-    else:  # expired: the hold is gone; charge what the balance can still cover
-        available_micros = await db.fetchval(
-            "SELECT balance_micros - reserved_micros FROM accounts WHERE id = $1 FOR UPDATE", account_id)
-        charge_micros, release_micros = max(0, min(cost_micros, amount_micros, available_micros)), 0
-    balance_micros = await db.fetchval(
-        "UPDATE accounts SET reserved_micros = reserved_micros - $1, balance_micros = balance_micros - $2, "
-        "spent_micros = spent_micros + $2 WHERE id = $3 RETURNING balance_micros",
-        release_micros, charge_micros, account_id)
-    await db.execute("UPDATE api_keys SET reserved_micros = reserved_micros - $1, spent_micros = spent_micros + $2 "
-                     "WHERE id = $3", release_micros, charge_micros, key_id)
-    if charge_micros:
-        await db.execute("INSERT INTO ledger (account_id, amount_micros, kind, note, request_id, created_at) "
-                         "VALUES ($1, $2, 'charge', '', $3, $4)", account_id, -charge_micros, request_id, time.time())
-    await db.execute("UPDATE reservations SET state = 'settled', charged_micros = $1 WHERE request_id = $2",
-                     charge_micros, request_id)
-    return Settlement(request_id, charge_micros, balance_micros)
 
 
 def _usage_filter(q: UsageQuery) -> tuple[str, tuple]:
