@@ -1,6 +1,7 @@
 """create_app(settings): wire the store, limiter, providers, routing and services into an aiohttp app."""
 from __future__ import annotations
 
+import gc
 import logging
 
 from aiohttp import web
@@ -90,6 +91,7 @@ def create_app(settings: Settings, *, store: Store | None = None, limiter: Limit
         await auth.start()
         await billing.start()
         await usage.start()
+        gc.freeze()   # start-up objects (catalog, router model, modules) leave the GC's working set
 
     async def cleanup(app: web.Application) -> None:
         await chat.drain()

@@ -55,8 +55,8 @@ class Settings:
     reservation_ttl_s: int = 900
     reservation_sweep_interval_s: float = 10.0
     abandoned_stream_drain_s: float = 30.0
-    usage_flush_interval_s: float = 0.5
-    usage_batch_size: int = 500
+    usage_flush_interval_s: float = 0.2
+    usage_batch_size: int = 200
     default_rpm: int | None = None
     default_tpm: int | None = None
     default_concurrency: int | None = None

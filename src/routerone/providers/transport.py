@@ -40,13 +40,15 @@ class UpstreamStream:
         self.headers = resp.headers
 
     async def read_all(self) -> bytes:
-        return await asyncio.wait_for(self._resp.read(), self._idle_s)
+        async with asyncio.timeout(self._idle_s):   # a deadline, not a new task (cheaper than wait_for)
+            return await self._resp.read()
 
     async def chunks(self) -> AsyncIterator[bytes]:
         content = self._resp.content
         while True:
             try:
-                data = await asyncio.wait_for(content.readany(), self._idle_s)
+                async with asyncio.timeout(self._idle_s):
+                    data = await content.readany()
             except asyncio.TimeoutError:
                 raise UpstreamTimeout("The upstream stream stalled (idle timeout)") from None
             except (aiohttp.ClientError, ConnectionError) as exc:
@@ -63,6 +65,8 @@ class Transport:
     def __init__(self, timeouts: Timeouts | None = None, *, limit: int = 0) -> None:
         self.timeouts = timeouts or Timeouts()
         self._session: aiohttp.ClientSession | None = None
+        self._connect_timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.timeouts.connect_s,
+                                                      connect=self.timeouts.connect_s)
         self._limit = limit
 
     def _client(self) -> aiohttp.ClientSession:
@@ -76,11 +80,10 @@ class Transport:
     async def open(self, req: UpstreamRequest, *, provider: str = "") -> UpstreamStream:
         """Send the request and wait for the status line and headers (the first byte)."""
         t = self.timeouts
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=t.connect_s, connect=t.connect_s)
         try:
-            resp = await asyncio.wait_for(
-                self._client().post(req.url, data=req.body, headers=dict(req.headers), timeout=timeout),
-                t.first_byte_s)
+            async with asyncio.timeout(t.first_byte_s):
+                resp = await self._client().post(req.url, data=req.body, headers=req.headers,
+                                                 timeout=self._connect_timeout)
         except asyncio.TimeoutError:
             raise UpstreamTimeout(f"{provider}: no response within {t.first_byte_s:g}s", provider=provider) from None
         except aiohttp.ClientConnectorError:
