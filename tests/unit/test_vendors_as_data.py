@@ -1,0 +1,46 @@
+"""OpenAI-compatible vendors are rows of data: URL, auth header, renamed and dropped params."""
+from __future__ import annotations
+
+import orjson
+
+from routerone.catalog import load_catalog
+from routerone.providers.openai_compat import OpenAICompatAdapter
+from routerone.settings import ProviderSettings, Settings
+from routerone.wire.chat import validate_body
+
+BODY = {"model": "x", "messages": [{"role": "user", "content": "hi"}], "max_completion_tokens": 5,
+        "seed": 7, "logit_bias": {"1": 2}, "top_k": 3}
+
+
+def build(vendor: str, **conf):
+    settings = Settings(demo="off", providers={vendor: ProviderSettings(api_key="sk-secret", **conf)})
+    cat = load_catalog(settings)
+    dep = next(m for m in cat.models.values() if m.provider == vendor).deployments[0] if vendor != "azure" else None
+    if dep is None:
+        from routerone.providers.base import Deployment
+        dep = Deployment("gpt-4o", cat.vendors["azure"], "my-gpt4o-deployment")
+    req = OpenAICompatAdapter().build_request(validate_body(dict(BODY)), dep, stream=True)
+    return req, orjson.loads(req.body)
+
+
+def test_azure_is_data_deployment_url_api_key_header_and_version():
+    req, body = build("azure", base_url="https://acme.openai.azure.com", api_version="2024-10-21")
+    assert req.url == ("https://acme.openai.azure.com/openai/deployments/my-gpt4o-deployment/chat/completions"
+                       "?api-version=2024-10-21")
+    assert req.headers["api-key"] == "sk-secret" and "Authorization" not in req.headers
+    assert body["stream_options"] == {"include_usage": True}
+
+
+def test_mistral_renames_and_drops():
+    req, body = build("mistral")
+    assert req.url == "https://api.mistral.ai/v1/chat/completions"
+    assert req.headers["Authorization"] == "Bearer sk-secret"
+    assert body["max_tokens"] == 5 and "max_completion_tokens" not in body
+    assert body["random_seed"] == 7 and "seed" not in body
+    assert "logit_bias" not in body and body["top_k"] == 3       # unknown extras pass through
+
+
+def test_openai_passes_everything_through():
+    _, body = build("openai")
+    for k in ("max_completion_tokens", "seed", "logit_bias", "top_k"):
+        assert body[k] == BODY[k]
