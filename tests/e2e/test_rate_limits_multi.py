@@ -207,7 +207,9 @@ K = 5
 TPM_MAX_TOKENS = 40
 # The slow upstream keeps the k admitted requests in flight until every decision is made, so no
 # give-back (release lowers a reservation to the tokens actually used) happens during the burst.
-TPM_CONTENT = "how many tokens does this take? [[sleep:1500]]"
+# Long enough (>= EXACT_COUNT_MIN_BYTES) that the gateway counts it exactly rather than bounding it
+# by its byte length, so the give-back per request is small and the arithmetic below is tight.
+TPM_CONTENT = "how many tokens does this take? " * 130 + "[[sleep:1500]]"
 
 
 async def test_tpm_exactly_k_succeed_across_three_gateways(cluster: Cluster, make_async_openai_client):
