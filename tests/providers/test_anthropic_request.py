@@ -13,7 +13,7 @@ import orjson
 import pytest
 
 from anthropic_schema import validate_anthropic
-from openai_schema_anthropic import openai_spec
+from openai_schema import spec as openai_spec
 from routerone.errors import InvalidRequest
 from routerone.providers.adapters import adapter_for
 from routerone.providers.anthropic import AnthropicAdapter

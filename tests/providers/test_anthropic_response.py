@@ -12,7 +12,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from openai_schema_anthropic import validate_completion
+from openai_schema import validate_completion
 from routerone.errors import UpstreamUnavailable
 from routerone.providers.anthropic import AnthropicAdapter
 from routerone.providers.base import Deployment, Vendor

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from openai_schema_anthropic import validate_chunk
+from openai_schema import validate_chunk
 from routerone.errors import UpstreamError
 from routerone.providers.anthropic import AnthropicAdapter
 from routerone.providers.anthropic_stream import AnthropicStream

@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from anthropic_schema import validate_anthropic, validate_error_body, validate_stream_event
-from openai_schema_anthropic import validate_chunk, validate_completion
+from openai_schema import validate_chunk, validate_completion
 from routerone.providers.anthropic import AnthropicAdapter
 from routerone.errors import UpstreamError
 from routerone.providers.base import Deployment, Vendor

@@ -15,7 +15,7 @@ import pytest
 
 from gemini_fixtures import DEP, chat_request
 from gemini_schema import validate_gemini
-from openai_schema_gemini import validate_openai
+from openai_schema import validate_openai
 from routerone.errors import UpstreamAuthFailed, UpstreamBadRequest, UpstreamRateLimited, UpstreamUnavailable
 from routerone.providers.gemini import GeminiAdapter
 from routerone.providers.sse import SSEDecoder

@@ -16,7 +16,7 @@ import pytest
 
 from gemini_fixtures import FIXTURES, load, sse_events
 from gemini_schema import spec_dir, validate_gemini
-from openai_schema_gemini import validate_openai
+from openai_schema import validate_openai
 
 JSON_FIXTURES = sorted(p.name for p in FIXTURES.glob("*.json"))
 SSE_FIXTURES = sorted(p.name for p in FIXTURES.glob("*.sse"))

@@ -13,7 +13,7 @@ import pytest
 
 from gemini_fixtures import ADAPTER, DEP, load, normalize
 from gemini_schema import gemini_validator, validate_gemini
-from openai_schema_gemini import validate_openai
+from openai_schema import validate_openai
 from routerone.errors import UpstreamError
 from routerone.providers.gemini_response import FINISH_REASONS, finish_reason
 

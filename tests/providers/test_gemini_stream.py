@@ -10,7 +10,7 @@ import pytest
 
 from gemini_fixtures import ADAPTER, DEP, chat_request, load, normalize, sse_events
 from gemini_schema import validate_gemini
-from openai_schema_gemini import validate_openai
+from openai_schema import validate_openai
 from routerone.errors import UpstreamError
 from routerone.providers.base import SSEEvent
 
