@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 from decimal import Decimal
 from typing import Awaitable, Callable

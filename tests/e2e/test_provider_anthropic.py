@@ -21,13 +21,13 @@ import base64
 import json
 from pathlib import Path
 
-import httpx2
 import jsonschema
 import openai
 import pytest
 from openai import OpenAI
 from pydantic import BaseModel
 
+from chat_helpers import accumulate, assistant_turn, charges, everything_validates, raw_post, tool_results  # noqa: F401
 from openai_schema import ERROR_FINISH_REASON, sse_payloads, validate_chunk, validate_completion, validate_error
 from routerone.testing.fake_anthropic import serve_fake_anthropic
 from routerone.tokens import count_text_tokens
@@ -86,61 +86,12 @@ def gw(gateway, upstream):
     return gateway(providers={"anthropic": (upstream.url, KEY)}, max_retries=0)
 
 
-@pytest.fixture(autouse=True)
-def _everything_validates(openai_wire, gw):
-    """Fail in the test (not only at teardown) when any response body/chunk is not OpenAI's shape.
-    (Depends on `gw` only so that a gateway that cannot start reports one error, not two.)"""
-    yield
-    assert openai_wire.responses, "no response went through the recording transport"
-    openai_wire.assert_valid()
-
-
 # -- helpers ----------------------------------------------------------------------------------
-
-def charges(gw, account_id: int) -> list[int]:
-    return [e["amount_micros"] for e in gw.admin("GET", f"/admin/accounts/{account_id}/ledger")["data"]
-            if e["kind"] == "charge"]
-
 
 def sonnet_cost_micros(prompt: int, cached: int, written: int, completion: int) -> int:
     """claude-sonnet-4: $3 in, $0.30 cache read, $3.75 cache write, $15 out per 1M; rounded up once."""
     total = (prompt - cached - written) * 3_000_000 + cached * 300_000 + written * 3_750_000 + completion * 15_000_000
     return -(-total // 1_000_000)
-
-
-def raw_post(openai_wire, gw, key: str, body: dict) -> httpx2.Response:
-    """A raw POST through the recording transport (so its body is spec-checked too)."""
-    with httpx2.Client(transport=openai_wire.transport(), timeout=30) as http:
-        return http.post(gw.base_url + "/chat/completions", json=body, headers={"Authorization": f"Bearer {key}"})
-
-
-def accumulate(chunks) -> tuple[str, dict[int, dict], str | None]:
-    """(content, tool calls by index, finish_reason) from streamed deltas, by OpenAI's rules."""
-    text, calls, finish = "", {}, None
-    for chunk in chunks:
-        for choice in chunk.choices:
-            text += choice.delta.content or ""
-            for tc in choice.delta.tool_calls or ():
-                slot = calls.setdefault(tc.index, {"id": None, "name": None, "arguments": "", "type": None})
-                if tc.id is not None:
-                    assert slot["id"] is None, f"tool call {tc.index} got a second id"
-                    slot["id"], slot["type"] = tc.id, tc.type
-                if tc.function is not None:
-                    slot["name"] = tc.function.name or slot["name"]
-                    slot["arguments"] += tc.function.arguments or ""
-            finish = choice.finish_reason or finish
-    return text, calls, finish
-
-
-def assistant_turn(content: str | None, calls: list[dict]) -> dict:
-    return {"role": "assistant", "content": content, "tool_calls": [
-        {"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
-        for c in calls]}
-
-
-def tool_results(calls: list[dict]) -> list[dict]:
-    return [{"role": "tool", "tool_call_id": c["id"], "content": json.dumps({"result": i})}
-            for i, c in enumerate(calls)]
 
 
 def assert_upstream_tool_turns(sent: dict, calls: list[dict], preamble: str | None) -> None:

@@ -7,7 +7,7 @@ import secrets
 from aiohttp import web
 
 from ..catalog import AUTO_MODEL
-from ..errors import InvalidRequest, PayloadTooLarge, RouterOneError
+from ..errors import InvalidRequest, PayloadTooLarge, RouterOneError, UpstreamError
 from ..observability.metrics import CONTENT_TYPE_LATEST
 from .render import error_response, json_response
 from .runtime import RUNTIME
@@ -49,9 +49,8 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         reply = await rt.chat.complete(raw, auth=auth, request_id=internal_id, echo_id=rid,
                                        strategy_header=request.headers.get("x-routerone-strategy"))
     except Exception as exc:  # noqa: BLE001 - every failure becomes a documented error body
-        code = getattr(exc, "code", None) or "internal_error"
-        if code in ("invalid_api_key", "insufficient_balance") or getattr(exc, "status", 500) < 500:
-            rt.metrics.rejections.labels(code).inc()
+        if isinstance(exc, RouterOneError) and not isinstance(exc, UpstreamError) and exc.status < 500:
+            rt.metrics.rejections.labels(exc.code or exc.type).inc()   # refused before any upstream call
         return error_response(exc, rid)
     if reply.stream is None:
         return web.Response(body=reply.body, headers=reply.headers, content_type="application/json")

@@ -18,7 +18,7 @@ from ..providers.adapters import adapter_for
 from ..routing.base import Attempt
 from ..store.base import UsageRecord
 from ..tokens import count_prompt_tokens, load_tokenizer, needs_tokenizer
-from ..wire.chat import ChatRequest, parse_chat_request
+from ..wire.chat import parse_chat_request
 from ..wire.types import Usage
 from .auth import AuthContext
 from .call import Call, ChatDeps, Reply
