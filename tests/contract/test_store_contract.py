@@ -403,3 +403,70 @@ async def test_concurrent_release_expired_releases_each_hold_once(store: Store, 
     assert sum(released) == 20
     after = await _assert_books_balance(store, acc.id)
     assert after.reserved_micros == 10 * 100
+
+
+async def test_interleaved_reserves_and_settles_across_accounts_and_stores_stay_exact(
+        store: Store, store_backend: Backend) -> None:
+    """Two accounts with two keys each, two stores (two pools), 200 requests that reserve and then
+    settle, all at once, in a shuffled order: nothing deadlocks, every hold is released, and each
+    account's ledger, balance, spent and key spend agree to the micro-dollar."""
+    twin = await store_backend.open()
+    stores = (store, twin)
+    accs = [await _account(store, 1_000_000, name=f"acct{i}") for i in range(2)]
+    keys = [await _key(store, acc, tag=f"k{i}{j}") for i, acc in enumerate(accs) for j in range(2)]
+    rng = random.Random(7)
+    jobs = [(f"m{i}", rng.randrange(4), rng.randrange(1, 5_000), rng.randrange(0, 6_000)) for i in range(200)]
+
+    async def one(i: int, rid: str, k: int, hold_micros: int, cost_micros: int) -> int:
+        key = keys[k]
+        acc = accs[k // 2]
+        s = stores[i % 2]
+        assert await s.reserve(_hold(rid, acc, key, hold_micros))
+        await asyncio.sleep(0)
+        settled = await stores[(i + 1) % 2].settle(rid, cost_micros)
+        assert settled is not None
+        assert settled.charged_micros == min(cost_micros, hold_micros)
+        return settled.charged_micros
+
+    charged = await asyncio.gather(*(one(i, *job) for i, job in enumerate(jobs)))
+    for a, acc in enumerate(accs):
+        spent_micros = sum(c for c, job in zip(charged, jobs) if job[1] // 2 == a)
+        after = await _assert_books_balance(store, acc.id)
+        assert (after.balance_micros, after.reserved_micros, after.spent_micros) == \
+               (1_000_000 - spent_micros, 0, spent_micros)
+    for k, key in enumerate(keys):
+        fresh = await twin.get_key(key.id)
+        assert fresh is not None and fresh.reserved_micros == 0
+        assert fresh.spent_micros == sum(c for c, job in zip(charged, jobs) if job[1] == k)
+    assert await store.open_reservations() == 0
+
+
+async def test_a_duplicate_request_id_among_concurrent_reserves_fails_only_its_caller(store: Store) -> None:
+    acc = await _account(store, 100_000)
+    key = await _key(store, acc)
+    assert await store.reserve(_hold("dup", acc, key, 100))
+    results = await asyncio.gather(*(store.reserve(_hold("dup" if i == 5 else f"d{i}", acc, key, 100))
+                                     for i in range(10)), return_exceptions=True)
+    failed = [i for i, r in enumerate(results) if isinstance(r, BaseException)]
+    assert failed == [5]
+    assert all(r is True for i, r in enumerate(results) if i != 5)
+    after = await store.get_account(acc.id)
+    assert after is not None and after.reserved_micros == 10 * 100
+
+
+async def test_postgres_batches_concurrent_calls_into_few_round_trips(store: Store) -> None:
+    if not isinstance(store, PostgresStore):
+        pytest.skip("round-trip batching is PostgresStore's (SQLiteStore group-commits on its thread)")
+    acc = await _account(store, 10_000_000)
+    key = await _key(store, acc)
+    before = store.round_trips()
+    granted = await asyncio.gather(*(store.reserve(_hold(f"b{i}", acc, key, 1_000)) for i in range(64)))
+    assert all(granted)
+    settled = await asyncio.gather(*(store.settle(f"b{i}", 400) for i in range(64)))
+    assert all(s is not None and s.charged_micros == 400 for s in settled)
+    after = store.round_trips()
+    reserve_trips = after["reserve"] - before["reserve"]
+    settle_trips = after["settle"] - before["settle"]
+    assert 1 <= reserve_trips <= 4 and 1 <= settle_trips <= 4, (reserve_trips, settle_trips)
+    acc_after = await _assert_books_balance(store, acc.id)
+    assert (acc_after.balance_micros, acc_after.reserved_micros) == (10_000_000 - 64 * 400, 0)

@@ -1,94 +1,134 @@
-"""The two hot-path statements of PostgresStore, each one round trip (one implicit transaction).
+"""The hot-path SQL of PostgresStore: two PL/pgSQL routines that reserve and settle a whole batch of
+requests in one round trip (one transaction), plus the statements that call them.
 
-Both lock rows in the store's one order (reservation, then key, then account) and take the
-account row, which every key of the account shares, last. The lock waits happen in MATERIALIZED
-`FOR UPDATE` CTEs, which run as init-plans before the statement that depends on them, so the
-order is fixed by the plan, not left to the executor. Under READ COMMITTED a `FOR UPDATE` (and a
-conditional UPDATE) re-reads the newest committed row version after waiting, so every money
-decision below is taken on the row as it is while we hold its lock.
+Why routines: a gateway under load has many requests reserving and settling at once. Sending each
+as its own statement costs a round trip and a client-side encode/decode apiece; a batch costs one.
+Inside a batch the items run one after another, in the order given, with exactly the semantics of
+running them alone (the conditional checks see every earlier item's effect), so batching changes
+nothing a caller can observe except latency and CPU.
 
-`set_config('synchronous_commit', $n, true)` applies to the statement's own implicit transaction
-only (it is read at COMMIT and reset right after).
+Lock order. Every transaction of the store locks rows in one order: reservations (ascending
+request id), then keys (ascending id), then accounts (ascending id), then the auth_version row.
+A batch takes all its locks up front in that order (`ORDER BY ... FOR UPDATE`, which locks rows as
+they leave the sort), so batches from several processes wait on each other but cannot deadlock,
+with each other or with the store's other transactions. Under READ COMMITTED a row locked after a
+wait is re-read at its newest committed version, and every later statement in the routine takes a
+fresh snapshot, so each money decision is taken on the row as it is while we hold its lock.
+
+`set_config('synchronous_commit', $n, true)` in the calling statement applies to its own implicit
+transaction only (it is read at COMMIT and reset right after); see postgres.py, "Durability".
+
+These are PostgreSQL-only migrations (PG_MIGRATIONS), applied after the portable ones.
 """
 from __future__ import annotations
 
-__all__ = ["RESERVE", "SETTLE", "FLUSH_BARRIER"]
+__all__ = ["PG_MIGRATIONS", "RESERVE_MANY", "SETTLE_MANY", "FLUSH_BARRIER"]
 
-# $1 request_id, $2 account_id, $3 key_id, $4 amount_micros, $5 expires_at, $6 synchronous_commit.
-# -> one row: (granted bool, _). All-or-nothing: the key is checked and locked first; the account
-# hold is a conditional UPDATE that happens only if the key passed; the key's hold and the
-# reservation row follow only if the account hold happened. A failed check leaves nothing changed;
-# a duplicate request id fails the whole statement (unique violation), as before.
-RESERVE = """
-WITH k AS MATERIALIZED (
-    SELECT id FROM api_keys
-    WHERE id = $3::BIGINT
-      AND (spend_cap_micros IS NULL OR spent_micros + reserved_micros + $4::BIGINT <= spend_cap_micros)
-    FOR UPDATE
-), a AS (
-    UPDATE accounts SET reserved_micros = reserved_micros + $4::BIGINT
-    WHERE id = $2::BIGINT AND balance_micros - reserved_micros >= $4::BIGINT AND EXISTS (SELECT 1 FROM k)
-    RETURNING id
-), hold_key AS (
-    UPDATE api_keys SET reserved_micros = reserved_micros + $4::BIGINT
-    WHERE id = $3::BIGINT AND EXISTS (SELECT 1 FROM a)
-), ins AS (
-    INSERT INTO reservations (request_id, account_id, key_id, amount_micros, expires_at)
-    SELECT $1::TEXT, $2::BIGINT, $3::BIGINT, $4::BIGINT, $5::DOUBLE PRECISION FROM a
-)
-SELECT EXISTS (SELECT 1 FROM a), set_config('synchronous_commit', $6::TEXT, true)
+# ro_reserve_many(ids, accounts, keys, amounts, expires) -> BOOLEAN[] (granted, per item, in order).
+# Item i holds amounts[i] iff its key's spend cap (spent + reserved + amount <= cap, when set) and
+# its account's available balance (balance - reserved >= amount) both allow it after items 1..i-1;
+# then the account hold, the key hold and the reservation row are written, else nothing is.
+# A request id that already has a reservation raises unique_violation for the whole batch (the
+# store then retries the items one by one, so only that caller sees the error).
+_RESERVE_MANY_DDL = """
+CREATE OR REPLACE FUNCTION ro_reserve_many(p_ids TEXT[], p_accounts BIGINT[], p_keys BIGINT[],
+                                           p_amounts BIGINT[], p_expires DOUBLE PRECISION[])
+RETURNS BOOLEAN[] LANGUAGE plpgsql AS $$
+DECLARE
+    granted BOOLEAN[] := '{}';
+BEGIN
+    PERFORM 1 FROM api_keys WHERE id = ANY(p_keys) ORDER BY id FOR UPDATE;
+    PERFORM 1 FROM accounts WHERE id = ANY(p_accounts) ORDER BY id FOR UPDATE;
+    FOR i IN 1 .. COALESCE(array_length(p_ids, 1), 0) LOOP
+        UPDATE accounts SET reserved_micros = reserved_micros + p_amounts[i]
+        WHERE id = p_accounts[i] AND balance_micros - reserved_micros >= p_amounts[i]
+          AND EXISTS (SELECT 1 FROM api_keys k WHERE k.id = p_keys[i] AND (k.spend_cap_micros IS NULL
+                      OR k.spent_micros + k.reserved_micros + p_amounts[i] <= k.spend_cap_micros));
+        IF FOUND THEN
+            UPDATE api_keys SET reserved_micros = reserved_micros + p_amounts[i] WHERE id = p_keys[i];
+            INSERT INTO reservations (request_id, account_id, key_id, amount_micros, expires_at)
+            VALUES (p_ids[i], p_accounts[i], p_keys[i], p_amounts[i], p_expires[i]);
+        END IF;
+        granted := granted || FOUND;
+    END LOOP;
+    RETURN granted;
+END $$
 """
 
-# $1 request_id, $2 cost_micros, $3 created_at (ledger), $4 synchronous_commit.
-# -> no row for an unknown request id, else (charged_micros, balance_micros, _).
-# Open: charge min(cost, reserved), release the hold. Expired: the hold is gone; charge what the
-# balance still covers, read under the account lock. Settled: the first charge, nothing written;
-# the balance is read FOR SHARE so that a settle that waited on a concurrent settle of the same
-# request id sees that one's result, not its own statement snapshot.
-SETTLE = """
-WITH r AS MATERIALIZED (
-    SELECT request_id, account_id, key_id, amount_micros, state, charged_micros
-    FROM reservations WHERE request_id = $1::TEXT FOR UPDATE
-), k AS MATERIALIZED (
-    SELECT api_keys.id FROM api_keys
-    WHERE api_keys.id = (SELECT key_id FROM r WHERE state <> 'settled')
-    FOR UPDATE
-), c AS MATERIALIZED (
-    SELECT a.id AS account_id, r.key_id,
-           CASE WHEN r.state = 'open' THEN LEAST($2::BIGINT, r.amount_micros)
-                ELSE GREATEST(0, LEAST($2::BIGINT, r.amount_micros, a.balance_micros - a.reserved_micros))
-           END AS charge,
-           CASE WHEN r.state = 'open' THEN r.amount_micros ELSE 0 END AS release
-    FROM accounts a JOIN r ON a.id = r.account_id
-    WHERE r.state <> 'settled' AND EXISTS (SELECT 1 FROM k)
-    FOR UPDATE OF a
-), ua AS (
-    UPDATE accounts a SET reserved_micros = a.reserved_micros - c.release,
-                          balance_micros = a.balance_micros - c.charge,
-                          spent_micros = a.spent_micros + c.charge
-    FROM c WHERE a.id = c.account_id
-    RETURNING a.balance_micros
-), uk AS (
-    UPDATE api_keys k SET reserved_micros = k.reserved_micros - c.release, spent_micros = k.spent_micros + c.charge
-    FROM c WHERE k.id = c.key_id
-), led AS (
-    INSERT INTO ledger (account_id, amount_micros, kind, note, request_id, created_at)
-    SELECT c.account_id, -c.charge, 'charge', '', $1::TEXT, $3::DOUBLE PRECISION FROM c WHERE c.charge > 0
-), ur AS (
-    UPDATE reservations SET state = 'settled', charged_micros = c.charge
-    FROM c WHERE reservations.request_id = $1::TEXT
-), prev AS MATERIALIZED (
-    SELECT balance_micros FROM accounts
-    WHERE id = (SELECT account_id FROM r WHERE state = 'settled')
-    FOR SHARE
-)
-SELECT COALESCE((SELECT charge FROM c), r.charged_micros),
-       COALESCE((SELECT balance_micros FROM ua), (SELECT balance_micros FROM prev)),
-       set_config('synchronous_commit', $4::TEXT, true)
-FROM r
+# ro_settle_many(ids, costs, now) -> (charged BIGINT[], balances BIGINT[]), per item, in order;
+# both NULL for a request id with no reservation. Per item, by the reservation's state:
+# open: charge min(cost, reserved), release the hold; expired (the sweep already released the
+# hold): charge what the balance still covers, min(cost, reserved, available); settled: the first
+# charge again and the current balance, nothing written (settle is idempotent by request id,
+# also when the same id appears twice in one batch).
+_SETTLE_MANY_DDL = """
+CREATE OR REPLACE FUNCTION ro_settle_many(p_ids TEXT[], p_costs BIGINT[], p_now DOUBLE PRECISION,
+                                          OUT charged BIGINT[], OUT balances BIGINT[])
+LANGUAGE plpgsql AS $$
+DECLARE
+    r RECORD;
+    charge BIGINT;
+    hold BIGINT;
+    bal BIGINT;
+BEGIN
+    charged := '{}';
+    balances := '{}';
+    PERFORM 1 FROM reservations WHERE request_id = ANY(p_ids) ORDER BY request_id FOR UPDATE;
+    PERFORM 1 FROM api_keys WHERE id IN (SELECT key_id FROM reservations
+                                         WHERE request_id = ANY(p_ids) AND state <> 'settled')
+    ORDER BY id FOR UPDATE;
+    PERFORM 1 FROM accounts WHERE id IN (SELECT account_id FROM reservations WHERE request_id = ANY(p_ids))
+    ORDER BY id FOR UPDATE;
+    FOR i IN 1 .. COALESCE(array_length(p_ids, 1), 0) LOOP
+        SELECT account_id, key_id, amount_micros, state, charged_micros INTO r
+        FROM reservations WHERE request_id = p_ids[i];
+        IF NOT FOUND THEN
+            charged := charged || NULL::BIGINT;
+            balances := balances || NULL::BIGINT;
+            CONTINUE;
+        END IF;
+        IF r.state = 'settled' THEN
+            charged := charged || r.charged_micros;
+            balances := balances || (SELECT balance_micros FROM accounts WHERE id = r.account_id);
+            CONTINUE;
+        END IF;
+        IF r.state = 'open' THEN
+            charge := LEAST(p_costs[i], r.amount_micros);
+            hold := r.amount_micros;
+        ELSE
+            SELECT GREATEST(0, LEAST(p_costs[i], r.amount_micros, balance_micros - reserved_micros))
+            INTO charge FROM accounts WHERE id = r.account_id;
+            hold := 0;
+        END IF;
+        UPDATE accounts SET reserved_micros = reserved_micros - hold, balance_micros = balance_micros - charge,
+                            spent_micros = spent_micros + charge
+        WHERE id = r.account_id RETURNING balance_micros INTO bal;
+        UPDATE api_keys SET reserved_micros = reserved_micros - hold, spent_micros = spent_micros + charge
+        WHERE id = r.key_id;
+        IF charge > 0 THEN
+            INSERT INTO ledger (account_id, amount_micros, kind, note, request_id, created_at)
+            VALUES (r.account_id, -charge, 'charge', '', p_ids[i], p_now);
+        END IF;
+        UPDATE reservations SET state = 'settled', charged_micros = charge WHERE request_id = p_ids[i];
+        charged := charged || charge;
+        balances := balances || bal;
+    END LOOP;
+END $$
 """
 
-# A tiny synchronous write on the (uncontended) reservation row: its COMMIT waits until the WAL is
-# flushed up to its own commit record, and so past every earlier commit of this session, including
-# the asynchronous settle just before it. No hot row is locked while it waits.
+PG_MIGRATIONS: list[tuple[str, str]] = [
+    ("pg_0001_batch_routines", _RESERVE_MANY_DDL + ";\n" + _SETTLE_MANY_DDL),
+]
+
+# $1..$5 as ro_reserve_many, $6 synchronous_commit -> one row: (granted BOOLEAN[], _).
+RESERVE_MANY = ("SELECT ro_reserve_many($1::TEXT[], $2::BIGINT[], $3::BIGINT[], $4::BIGINT[], "
+                "$5::DOUBLE PRECISION[]), set_config('synchronous_commit', $6::TEXT, true)")
+
+# $1 ids, $2 costs, $3 now, $4 synchronous_commit -> one row: (charged BIGINT[], balances BIGINT[], _).
+SETTLE_MANY = ("SELECT s.charged, s.balances, set_config('synchronous_commit', $4::TEXT, true) "
+               "FROM ro_settle_many($1::TEXT[], $2::BIGINT[], $3::DOUBLE PRECISION) s")
+
+# A tiny synchronous write on one (uncontended) reservation row of the batch: its COMMIT waits until
+# the WAL is flushed up to its own commit record, and so past every earlier commit of this session,
+# including the asynchronous settle batch just before it. No hot row is locked while it waits.
 FLUSH_BARRIER = "UPDATE reservations SET charged_micros = charged_micros WHERE request_id = $1::TEXT"
