@@ -263,12 +263,12 @@ def summary_line(s: Scenario, r: dict) -> str:
 
 
 # -- profiling ---------------------------------------------------------------------------------------
-def profile(upstream_base: str, tmp: Path, cpus_srv, cpus_lg, duration: float, log) -> None:
+def profile(upstream_base: str, tmp: Path, cpus_srv, cpus_lg, duration: float, log, *, postgres: bool = False) -> None:
     exe, why = ensure_pyspy(HERE / ".venv-tools", log)
     if exe is None:
         log(f"profile skipped: py-spy unavailable ({why})")
         return
-    t = start_routerone("Router One (profiled)", "routerone_prof", upstream_base, tmp, cpus_srv, postgres=False)
+    t = start_routerone("Router One (profiled)", "routerone_prof", upstream_base, tmp, cpus_srv, postgres=postgres)
     if t.skipped:
         log(f"profile skipped: {t.skipped}")
         if t.proc:
@@ -276,7 +276,7 @@ def profile(upstream_base: str, tmp: Path, cpus_srv, cpus_lg, duration: float, l
         return
     md = ["# Router One profile under load", "",
           f"py-spy {subprocess.run([exe, '--version'], capture_output=True, text=True).stdout.strip()}, "
-          f"sampling the embedded gateway (one worker) while bench/loadgen.py drives it for {duration:.0f} s per "
+          f"sampling the gateway ({t.info.get('database', '')}, one worker) while bench/loadgen.py drives it for {duration:.0f} s per "
           "scenario, `--gil`: only the thread holding the GIL is sampled, so the percentages are shares of the "
           "Python CPU time (waits and C code that releases the GIL, such as sqlite3 statements or socket "
           "syscalls, are not counted; uvloop's C event loop shows as the `run_app` frame that calls it).", ""]
@@ -351,6 +351,8 @@ def main() -> int:
     ap.add_argument("--warmup", type=float, help="warm-up seconds per scenario (default 1, quick 0.5)")
     ap.add_argument("--no-pin", action="store_true", help="do not pin processes to CPUs")
     ap.add_argument("--profile", action="store_true", help="also profile Router One with py-spy")
+    ap.add_argument("--profile-postgres", action="store_true",
+                    help="with --profile: profile Router One on PostgreSQL + Redis instead of the embedded default")
     ap.add_argument("--only", default="", help="comma-separated subset: direct,bare,routerone,routerone_pg,litellm")
     ap.add_argument("--out", default=str(RESULTS), help="results directory (default bench/results)")
     ap.add_argument("--keep-tmp", action="store_true", help="keep the temp dir (server logs, databases)")
@@ -443,7 +445,7 @@ def main() -> int:
         print(md)
         log(f"wrote {RESULTS / 'results.md'}, results.json" + (f" ({why})" if why else ", chart.png"))
         if a.profile:
-            profile(up_base, tmp, cpus_srv, cpus_lg, max(duration, 5.0), log)
+            profile(up_base, tmp, cpus_srv, cpus_lg, max(duration, 5.0), log, postgres=a.profile_postgres)
     finally:
         upstream.stop()
         if not a.keep_tmp:
