@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import AsyncIterator, Mapping
+from typing import Mapping
 
 import aiohttp
 
@@ -29,13 +29,22 @@ class UpstreamResponse:
 
 
 class UpstreamStream:
-    """An open upstream response body. Iterate for raw byte chunks; always `close()`."""
+    """An open upstream response body. `read()` it piece by piece; always `close()`.
 
-    __slots__ = ("status", "headers", "_resp", "_idle_s")
+    The idle timeout covers only the time spent waiting in `read()` (a slow client does not trip
+    it). It is one watchdog timer per stream, not one per read: a read just notes when it started
+    waiting; the watchdog, when due, fails a read that has waited `idle_s` or re-arms itself.
+    """
+
+    __slots__ = ("status", "headers", "_resp", "_content", "_idle_s", "_loop", "_waiting_since", "_watchdog")
 
     def __init__(self, resp: aiohttp.ClientResponse, idle_s: float) -> None:
         self._resp = resp
+        self._content = resp.content
         self._idle_s = idle_s
+        self._loop = asyncio.get_running_loop()
+        self._waiting_since: float | None = None
+        self._watchdog: asyncio.TimerHandle | None = None
         self.status = resp.status
         self.headers = resp.headers
 
@@ -43,22 +52,35 @@ class UpstreamStream:
         async with asyncio.timeout(self._idle_s):   # a deadline, not a new task (cheaper than wait_for)
             return await self._resp.read()
 
-    async def chunks(self) -> AsyncIterator[bytes]:
-        content = self._resp.content
-        while True:
-            try:
-                async with asyncio.timeout(self._idle_s):
-                    data = await content.readany()
-            except asyncio.TimeoutError:
-                raise UpstreamTimeout("The upstream stream stalled (idle timeout)") from None
-            except (aiohttp.ClientError, ConnectionError) as exc:
-                raise UpstreamUnavailable(f"The upstream connection failed mid-stream ({type(exc).__name__})") from None
-            if not data:
-                return
-            yield data
+    async def read(self) -> bytes:
+        """The body bytes that have arrived (waiting for some if none have); b"" at its end.
+        Cancelling a waiting read loses nothing: the bytes stay for the next read."""
+        self._waiting_since = now = self._loop.time()
+        if self._watchdog is None:
+            self._watchdog = self._loop.call_at(now + self._idle_s, self._check_idle)
+        try:
+            return await self._content.readany()
+        except (aiohttp.ClientError, ConnectionError) as exc:
+            raise UpstreamUnavailable(f"The upstream connection failed mid-stream ({type(exc).__name__})") from None
+        finally:
+            self._waiting_since = None
+
+    def _check_idle(self) -> None:
+        self._watchdog = None
+        since = self._waiting_since
+        if since is None:                # not reading now: the next read re-arms the watchdog
+            return
+        due = since + self._idle_s
+        if self._loop.time() + 0.001 >= due:     # timers fire to the millisecond
+            self._content.set_exception(UpstreamTimeout("The upstream stream stalled (idle timeout)"))
+        else:
+            self._watchdog = self._loop.call_at(due, self._check_idle)
 
     def close(self) -> None:
-        self._resp.release() if self._resp.content.at_eof() else self._resp.close()
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
+        self._resp.release() if self._content.at_eof() else self._resp.close()
 
 
 class Transport:

@@ -36,11 +36,9 @@ CLIENT_CLOSED_STATUS = 499   # nginx's "client closed request", for usage record
 @dataclass(slots=True)
 class _Opened:
     upstream: UpstreamStream
-    chunks: AsyncIterator[bytes]
     decoder: SSEDecoder
     translator: StreamTranslator
     held: list[dict]
-    pending: "asyncio.Future[bytes] | None"
     t0: float
     ttft_ms: float | None
 
@@ -66,23 +64,20 @@ async def _send_stream(svc: "ChatService", call: Call, attempt: Attempt) -> _Ope
         finally:
             upstream.close()
         raise adapter.map_error(upstream.status, upstream.headers, body, dep)
-    opened = _Opened(upstream, upstream.chunks(), SSEDecoder(), adapter.stream_translator(call.req, dep),
-                     [], None, t0, None)
-    deadline = t0 + svc.d.settings.stream_hold_ms / 1000
+    opened = _Opened(upstream, SSEDecoder(), adapter.stream_translator(call.req, dep), [], t0, None)
+    hold_s = svc.d.settings.stream_hold_ms / 1000 - (time.perf_counter() - t0)
     try:
-        while not _has_content(opened.held) and not opened.translator.done:
-            nxt = asyncio.ensure_future(opened.chunks.__anext__())
-            done, _ = await asyncio.wait({nxt}, timeout=max(0.0, deadline - time.perf_counter()))
-            if not done:           # hold budget spent: commit to this upstream as it is
-                opened.pending = nxt
-                break
-            try:
-                data = nxt.result()
-            except StopAsyncIteration:
-                raise UpstreamUnavailable(f"{dep.vendor.name}: stream ended before any content",
-                                          provider=dep.vendor.name) from None
-            for ev in opened.decoder.feed(data):
-                opened.held.extend(opened.translator.feed(ev))
+        # a cancelled read loses no bytes, so the hold's deadline can simply cancel it
+        async with asyncio.timeout(max(0.0, hold_s)):
+            while not _has_content(opened.held) and not opened.translator.done:
+                data = await upstream.read()
+                if not data:
+                    raise UpstreamUnavailable(f"{dep.vendor.name}: stream ended before any content",
+                                              provider=dep.vendor.name)
+                for ev in opened.decoder.feed(data):
+                    opened.held.extend(opened.translator.feed(ev))
+    except TimeoutError:
+        pass                       # hold budget spent: commit to this upstream as it is
     except BaseException:
         upstream.close()
         raise
@@ -141,30 +136,23 @@ class ChatStream:
                 self._finished = True
         return b"data: " + orjson.dumps(chunk) + b"\n\n"
 
-    async def _next_data(self) -> bytes | None:
-        fut, self.o.pending = self.o.pending, None
-        try:
-            return await fut if fut is not None else await self.o.chunks.__anext__()
-        except StopAsyncIteration:
-            return None
-
     async def _run(self) -> AsyncIterator[bytes]:
         """One write per upstream read: the frames that read produced, joined."""
         o, error = self.o, None
+        read, decoder, translator = o.upstream.read, o.decoder, o.translator
         out = [self._frame(c) for c in o.held]
         try:
-            while not o.translator.done:
+            while not translator.done:
                 if out:
                     yield b"".join(out)
                     out = []
-                data = await self._next_data()
-                events = o.decoder.feed(data) if data is not None else o.decoder.close()
-                for ev in events:
-                    for c in o.translator.feed(ev):
+                data = await read()
+                for ev in decoder.feed(data) if data else decoder.close():
+                    for c in translator.feed(ev):
                         if o.ttft_ms is None:
                             o.ttft_ms = (time.perf_counter() - self.call.started) * 1000
                         out.append(self._frame(c))
-                if data is None:
+                if not data:
                     break
             if not (o.translator.done or self._finished):
                 raise UpstreamUnavailable("The upstream stream ended unexpectedly before it finished",
