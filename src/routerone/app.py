@@ -73,6 +73,8 @@ def create_app(settings: Settings, *, store: Store | None = None, limiter: Limit
     metrics.gauge("routerone_usage_queue_depth", "Usage records waiting to be written", lambda: usage.depth)
     metrics.gauge("routerone_billing_rejections", "Requests refused for insufficient balance",
                   lambda: billing.rejections)
+    metrics.gauge("routerone_billing_uncharged_micros", "Usage cost beyond the reservation, not charged "
+                  "(an upstream reported more usage than the worst case)", lambda: billing.uncharged_micros)
     metrics.gauge("routerone_limiter_fallback_events", "Times the Redis limiter fell back or failed closed",
                   lambda: getattr(limiter, "fallback_events", 0))
 

@@ -171,3 +171,30 @@ def test_fake_upstream_speaks_valid_openai(fake_upstream, make_openai_client):
     with pytest.raises(openai.APIError):      # its mid-stream error event is an ErrorResponse too
         list(client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "[[stream_error:2]]"}],
                                             stream=True))
+
+
+def test_usage_beyond_the_reservation_is_charged_up_to_the_hold_and_counted(gw, funded_key, openai_client: OpenAI):
+    """An upstream that reports more usage than the worst case reserved: the charge stops at the
+    hold (the balance is never taken past what was reserved), and the gap is logged and exported
+    as routerone_billing_uncharged_micros, not lost silently."""
+    import urllib.request
+    secret, account_id = funded_key
+
+    def uncharged_micros() -> float:
+        req = urllib.request.Request(gw.url + "/metrics", headers={"Authorization": f"Bearer {gw.settings.admin_key}"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            text = r.read().decode()
+        [line] = [ln for ln in text.splitlines() if ln.startswith("routerone_billing_uncharged_micros ")]
+        return float(line.split()[1])
+
+    before = uncharged_micros()
+    raw = openai_client.chat.completions.with_raw_response.create(
+        model="gpt-4o", messages=[{"role": "user", "content": "Say hello [[overcount:1000]]"}], max_tokens=5)
+    usage = json.loads(raw.http_response.text)["usage"]
+    assert usage["completion_tokens"] == 1005
+    reported_micros = expected_micros(usage)
+    sent_micros = expected_micros({"prompt_tokens": usage["prompt_tokens"], "completion_tokens": 5})
+    [charge] = charges(gw, account_id)      # the hold: prompt upper bound + max_tokens
+    assert sent_micros <= -charge["amount_micros"] == round(usage["cost"] * 1_000_000) < reported_micros
+    assert gw.account(account_id)["balance_micros"] == 10_000_000 + charge["amount_micros"]
+    assert uncharged_micros() - before == reported_micros + charge["amount_micros"]

@@ -31,6 +31,8 @@ class Billing:
         self.reservation_ttl_s = reservation_ttl_s
         self.sweep_interval_s = sweep_interval_s
         self.rejections = 0
+        self.uncharged_micros = 0      # usage cost beyond what was reserved (never charged; see settle)
+        self.overruns = 0              # settlements where that happened
         self._task: asyncio.Task | None = None
 
     async def reserve(self, auth: AuthContext, request_id: str, worst_case_micros: int) -> Hold:
@@ -49,7 +51,16 @@ class Billing:
         return Hold(request_id, worst_case_micros, auth.account.markup_bps)
 
     async def settle(self, hold: Hold, price: Price, usage: Usage | None) -> Settlement:
+        """Charge min(cost, hold): a balance is never taken past what was reserved for the call. Usage
+        beyond the worst case (an upstream that ignores max_tokens or miscounts) is not charged, but
+        it is not silent either: it is logged and counted (`uncharged_micros`, a metric)."""
         cost = price.cost_micros(usage, hold.markup_bps) if usage else 0
+        if cost > hold.amount_micros:
+            self.overruns += 1
+            self.uncharged_micros += cost - hold.amount_micros
+            log.warning("request %s: upstream usage costs %d micro-USD, more than the %d reserved; "
+                        "charged the reservation, %d uncharged", hold.request_id, cost, hold.amount_micros,
+                        cost - hold.amount_micros)
         for attempt in range(5):
             try:
                 s = await self.store.settle(hold.request_id, cost)

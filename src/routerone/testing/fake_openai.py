@@ -4,7 +4,9 @@ Behaviour is scriptable three ways:
 - options given to `make_app(...)` (latency, chunk pacing, default reply length);
 - directives in the last user message: `[[error:429]]`, `[[error:500]]`, `[[sleep:250]]` (ms before
   the first byte), `[[cut:3]]` (drop the connection after 3 content chunks), `[[stream_error:2]]`
-  (an error event after 2 chunks), `[[tools:2]]` (call 2 tools in parallel), `[[words:20]]`;
+  (an error event after 2 chunks), `[[tools:2]]` (call 2 tools in parallel), `[[words:20]]`,
+  `[[overcount:500]]` (usage reports 500 completion tokens more than were sent: a misbehaving
+  upstream, to test what billing does when usage exceeds the reservation);
 - `POST /_control/faults` with `{"faults": [{"status": 429, "retry_after": 1}, ...]}`: the next
   requests fail in that order (status, or `"cut": n`), then behaviour returns to normal.
 
@@ -144,7 +146,7 @@ async def _chat(request: web.Request) -> web.StreamResponse:
     if calls:
         words, finish = [], "tool_calls"
     usage = {"prompt_tokens": _prompt_tokens(body.get("messages") or []),
-             "completion_tokens": len(words) if not calls else 5 * len(calls)}
+             "completion_tokens": (len(words) if not calls else 5 * len(calls)) + d.get("overcount", 0)}
     usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
     cid, created, model = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time()), body.get("model", "fake")
     if not body.get("stream"):
