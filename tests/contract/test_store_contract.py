@@ -289,6 +289,19 @@ async def test_expired_settle_on_an_empty_account_charges_nothing(store: Store) 
     await _assert_books_balance(store, acc.id)
 
 
+async def test_expired_settle_charges_no_more_than_the_key_spend_cap_still_allows(store: Store) -> None:
+    acc = await _account(store, 100_000)
+    key = await _key(store, acc, spend_cap_micros=1_000)
+    assert await store.reserve(_hold("slow", acc, key, 800, expires_at=10.0))
+    assert await store.release_expired(50.0) == 1          # the hold is gone, the cap has room again
+    assert await store.reserve(_hold("quick", acc, key, 700))
+    assert await store.settle("quick", 700) == Settlement("quick", 700, 100_000 - 700)
+    assert await store.settle("slow", 800) == Settlement("slow", 300, 100_000 - 1_000)
+    capped = await store.get_key(key.id)
+    assert capped is not None and (capped.spent_micros, capped.reserved_micros) == (1_000, 0)
+    await _assert_books_balance(store, acc.id)
+
+
 async def test_balance_never_negative_under_random_operations(store: Store) -> None:
     rng = random.Random(1234)
     acc = await _account(store, 5_000)

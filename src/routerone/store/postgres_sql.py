@@ -58,7 +58,8 @@ END $$
 # ro_settle_many(ids, costs, now) -> (charged BIGINT[], balances BIGINT[]), per item, in order;
 # both NULL for a request id with no reservation. Per item, by the reservation's state:
 # open: charge min(cost, reserved), release the hold; expired (the sweep already released the
-# hold): charge what the balance still covers, min(cost, reserved, available); settled: the first
+# hold): charge what the balance and the key's spend cap still cover, min(cost, reserved,
+# available, cap room); settled: the first
 # charge again and the current balance, nothing written (settle is idempotent by request id,
 # also when the same id appears twice in one batch).
 _SETTLE_MANY_DDL = """
@@ -96,8 +97,9 @@ BEGIN
             charge := LEAST(p_costs[i], r.amount_micros);
             hold := r.amount_micros;
         ELSE
-            SELECT GREATEST(0, LEAST(p_costs[i], r.amount_micros, balance_micros - reserved_micros))
-            INTO charge FROM accounts WHERE id = r.account_id;
+            SELECT GREATEST(0, LEAST(p_costs[i], r.amount_micros, a.balance_micros - a.reserved_micros,
+                                     k.spend_cap_micros - k.spent_micros - k.reserved_micros))
+            INTO charge FROM accounts a, api_keys k WHERE a.id = r.account_id AND k.id = r.key_id;
             hold := 0;
         END IF;
         UPDATE accounts SET reserved_micros = reserved_micros - hold, balance_micros = balance_micros - charge,

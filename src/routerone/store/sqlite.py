@@ -403,10 +403,12 @@ def _settle(db: sqlite3.Connection, request_id: str, cost_micros: int) -> Settle
         charge = min(cost_micros, amount)
         db.execute("UPDATE accounts SET reserved_micros = reserved_micros - ? WHERE id = ?", (amount, account_id))
         db.execute("UPDATE api_keys SET reserved_micros = reserved_micros - ? WHERE id = ?", (amount, key_id))
-    else:  # expired: the hold is gone; charge what the balance can still cover
+    else:  # expired: the hold is gone; charge what the balance and the key's spend cap still cover
         avail = db.execute("SELECT balance_micros - reserved_micros FROM accounts WHERE id = ?",
                            (account_id,)).fetchone()[0]
-        charge = max(0, min(cost_micros, amount, avail))
+        cap_room = db.execute("SELECT spend_cap_micros - spent_micros - reserved_micros FROM api_keys "
+                              "WHERE id = ?", (key_id,)).fetchone()[0]
+        charge = max(0, min(cost_micros, amount, avail, amount if cap_room is None else cap_room))
     db.execute("UPDATE accounts SET balance_micros = balance_micros - ?, spent_micros = spent_micros + ? "
                "WHERE id = ?", (charge, charge, account_id))
     db.execute("UPDATE api_keys SET spent_micros = spent_micros + ? WHERE id = ?", (charge, key_id))
