@@ -1,24 +1,36 @@
 """Redis limiter: several gateway processes or machines share one set of limits.
 
-Every call is exactly one round trip: EVALSHA of the `routerone_ratelimit_v1` Lua script
-(lua/ratelimit_v1.lua), falling back to EVAL (which also caches the script) on NOSCRIPT. The script
-runs the sliding-window log of base.py atomically against the Redis server's clock, so the
-guarantees hold across any number of gateways. Keys live under `ro:rl:v1:<scope>:`; they expire a
-window (or a lease) after their last write. One Redis primary; not Redis Cluster (a decision's rules
-may hash to different slots). At most `max_connections` calls are in flight per limiter; a burst
-queues for a slot (back-pressure, not an outage). Needs Redis >= 5 (effects replication of TIME).
+Each call runs the `routerone_ratelimit_v1` Lua script (lua/ratelimit_v1.lua) once, with EVALSHA.
+The script runs the sliding-window log of base.py atomically against the Redis server's clock, so
+the guarantees hold across any number of gateways. Keys live under `ro:rl:v1:<scope>:`; they expire
+a window (or a lease) after their last write. One Redis primary; not Redis Cluster (a decision's
+rules may hash to different slots). Needs Redis >= 5 (effects replication of TIME).
+
+Calls share round trips. Each call is queued; a sender takes the queue (up to `batch_size` calls,
+default 128) and sends it as ONE non-transactional pipeline of EVALSHAs, so the calls made in the
+same event-loop tick, or while earlier pipelines were in flight, share a round trip. At most
+`max_connections` pipelines (default 2, one pooled connection each) are in flight; later calls wait
+in the queue for the next one (back-pressure, not an outage). A call made alone is one plain
+EVALSHA, so without contention a call is still exactly one round trip; under load one round trip
+carries many calls (`round_trips` counts the round trips sent). Each EVALSHA is atomic on its own
+and a pipeline runs them in queue order, so batching changes no decision: it is one of the orders
+in which the calls could have reached Redis anyway. Replies are read with `raise_on_error=False`:
+an error reply fails only its own call. On NOSCRIPT (after SCRIPT FLUSH or a restart) one more round
+trip sends SCRIPT LOAD and retries just those calls (a call sent alone retries with EVAL).
 
 Failure policy, when Redis cannot be reached (connection refused, timeout, read-only replica):
 - "open" (default): decide with the `fallback` limiter (a MemoryLimiter with the same window unless
   one is given): local, per-process limits, so N gateways admit up to N times a limit.
 - "closed": deny with `retry_after_s` 1 and reason `limiter_unavailable` (`fallback` is unused).
-The first failure of an outage logs one warning on logger "routerone.limits"; each decision taken
-by the policy adds one to `fallback_events` (export it as a metric) and each outage to `outages`.
-During an outage Redis is retried at most once per `probe_interval_s`; the first success logs the
-recovery and Redis decides again. Tickets taken locally are released locally. If a release cannot
-reach Redis, its leases end by themselves after `lease_s` and its unused tokens stay counted.
-If a reply is lost after the script ran, the slot is counted in Redis and the fallback decides too
-(over-counts, never under-counts); the one connection retry is safe because acquire is idempotent.
+When a round trip fails, every call it carried gets the policy's answer. The first failure of an
+outage logs one warning on logger "routerone.limits"; each decision taken by the policy adds one to
+`fallback_events` (export it as a metric) and each outage to `outages`. During an outage Redis is
+retried at most once per `probe_interval_s` (by one call; calls queued meanwhile get the policy's
+answer); the first success logs the recovery and Redis decides again. Tickets taken locally are
+released locally. If a release cannot reach Redis, its leases end by themselves after `lease_s` and
+its unused tokens stay counted. If a reply is lost after the script ran, the slot is counted in
+Redis and the fallback decides too (over-counts, never under-counts); redis-py's one connection
+retry (which resends a whole pipeline) is safe because acquire, release and peek are idempotent.
 """
 from __future__ import annotations
 
@@ -51,6 +63,7 @@ _REASONS = {1: DenyReason.RPM, 2: DenyReason.TPM, 3: DenyReason.CONCURRENCY,
             4: DenyReason.TOKENS_EXCEED_TPM}
 _UNREACHABLE = (RedisConnectionError, RedisTimeoutError, ReadOnlyError, OSError)
 _UNSET = -1
+_Call = tuple[tuple, asyncio.Future, bool]   # (numkeys, *keys, *argv), the reply's future, is probe
 
 log = logging.getLogger("routerone.limits")
 
@@ -60,15 +73,16 @@ class RedisLimiter:
 
     def __init__(self, url: str, *, failure_policy: str = "open", fallback: Limiter | None = None,
                  window_s: float = 60.0, lease_s: float = 600.0, timeout_s: float = 0.25,
-                 max_connections: int = 64) -> None:
+                 max_connections: int = 2, batch_size: int = 128) -> None:
         if failure_policy not in ("open", "closed"):
             raise ValueError(f"failure_policy must be 'open' or 'closed', got {failure_policy!r}")
         if window_s <= 0 or lease_s <= 0:
             raise ValueError("window_s and lease_s must be > 0")
+        if max_connections < 1 or batch_size < 1:
+            raise ValueError("max_connections and batch_size must be >= 1")
         self._redis = Redis.from_url(
             url, max_connections=max_connections, socket_timeout=timeout_s,
             socket_connect_timeout=timeout_s, retry=Retry(NoBackoff(), 1))
-        self._slots = asyncio.Semaphore(max_connections)   # a burst queues here, never in the pool
         self.failure_policy = failure_policy
         self._owns_fallback = failure_policy == "open" and fallback is None
         self._fallback: Limiter | None = (
@@ -76,11 +90,17 @@ class RedisLimiter:
             else fallback if fallback is not None
             else MemoryLimiter(window_s=window_s, lease_s=lease_s))
         self._timing = (str(round(window_s * 1e6)), str(round(lease_s * 1e6)))
+        self._max_senders = max_connections    # pipelines in flight, one pooled connection each
+        self._batch_size = batch_size          # calls per pipeline
+        self._queue: list[_Call] = []          # calls waiting for a round trip
+        self._senders: set[asyncio.Task] = set()
+        self._starting: asyncio.Task | None = None   # a sender that has not taken the queue yet
         self._down = False
         self._probe_at = 0.0
         self._fallback_used = False
         self.fallback_events = 0
         self.outages = 0
+        self.round_trips = 0                   # round trips (pipelines or lone EVALSHAs) sent
 
     async def acquire(self, rules: Sequence[LimitRule], request_id: str,
                       tokens: int) -> LimitDecision:
@@ -118,13 +138,16 @@ class RedisLimiter:
         return self._fallback is not None and await self._fallback.peek(rules, tokens)
 
     async def close(self) -> None:
+        if self._senders:                           # let the round trips in flight finish
+            await asyncio.gather(*self._senders, return_exceptions=True)
         await self._redis.aclose()
         if self._owns_fallback and self._fallback is not None:
             await self._fallback.close()
 
     async def _run(self, op: str, rules: tuple[LimitRule, ...], rid: str,
                    tokens: int) -> list[int] | None:
-        """One script call; None when Redis is unreachable (or still in a known outage)."""
+        """One script call, sent with the other calls waiting for a round trip; None when Redis is
+        unreachable (or still in a known outage)."""
         probe = self._down
         if probe:
             now = time.monotonic()
@@ -137,23 +160,103 @@ class RedisLimiter:
             base = KEY_PREFIX + rule.scope
             keys += (base + ":req", base + ":tok", base + ":tsum", base + ":cc")
             args += (_or_unset(rule.rpm), _or_unset(rule.tpm), _or_unset(rule.concurrency))
-        async with self._slots:
-            if self._down and not probe:     # an outage began while this call queued
-                return None
+        reply = asyncio.get_running_loop().create_future()
+        self._queue.append(((len(keys), *keys, *args), reply, probe))
+        if self._starting is None and len(self._senders) < self._max_senders:
+            self._start_sender()
+        return await reply
+
+    def _start_sender(self) -> None:
+        task = self._starting = asyncio.create_task(self._sender())
+        self._senders.add(task)
+        task.add_done_callback(self._sender_done)
+
+    def _sender_done(self, task: asyncio.Task) -> None:
+        self._senders.discard(task)
+        if self._starting is task:                  # cancelled before it ran
+            self._starting = None
+        if self._queue and self._starting is None and not task.cancelled():
+            self._start_sender()                    # a call queued while this sender was ending
+
+    async def _sender(self) -> None:
+        """Sends what is queued, one pipeline at a time, until the queue is empty. Starts on the
+        next loop iteration, so the calls made in this one share its first round trip."""
+        self._starting = None
+        while self._queue:
+            batch = self._queue[:self._batch_size]
+            del self._queue[:self._batch_size]
+            await self._send(batch)
+            await asyncio.sleep(0)    # the callers just answered may queue their next call first
+
+    async def _send(self, batch: list[_Call]) -> None:
+        calls = []
+        for call in batch:
+            _, future, probe = call
+            if future.done():                   # the caller was cancelled while it queued
+                continue
+            if self._down and not probe:        # an outage began while it queued
+                future.set_result(None)
+            else:
+                calls.append(call)
+        if not calls:
+            return
+        try:
+            replies = await self._round_trip([args for args, _, _ in calls])
+        except _UNREACHABLE as exc:
+            self._mark_down(exc)
+            replies = [None] * len(calls)
+        except BaseException as exc:            # not an outage: each caller gets the error
+            for _, future, _ in calls:
+                if future.done():
+                    continue
+                if isinstance(exc, asyncio.CancelledError):
+                    future.cancel()
+                else:
+                    future.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for (_, future, _), reply in zip(calls, replies):
+            if isinstance(reply, _UNREACHABLE):
+                self._mark_down(reply)
+                reply = None
+            elif reply is not None and not isinstance(reply, Exception) and self._down:
+                self._mark_up()
+            if future.done():
+                continue
+            if isinstance(reply, Exception):
+                future.set_exception(reply)
+            else:
+                future.set_result(reply)
+
+    async def _round_trip(self, calls: list[tuple]) -> list:
+        """The script's replies to `calls`, or the error reply of each call that got one (one more
+        round trip runs the calls that found no script). Raises when the round trip fails."""
+        self.round_trips += 1
+        if len(calls) == 1:
             try:
-                try:
-                    reply = await self._redis.evalsha(_SHA, len(keys), *keys, *args)
-                except NoScriptError:
-                    reply = await self._redis.eval(_SCRIPT, len(keys), *keys, *args)
-            except _UNREACHABLE as exc:
-                self._mark_down(exc)
-                return None
-        if self._down:
-            self._down = False
-            log.warning("Redis limiter reachable again; Redis decides limits again "
-                        "(%d decisions taken by failure_policy=%s so far)",
-                        self.fallback_events, self.failure_policy)
-        return reply
+                return [await self._redis.evalsha(_SHA, *calls[0])]
+            except NoScriptError:
+                self.round_trips += 1
+                return [await self._redis.eval(_SCRIPT, *calls[0])]
+        pipe = self._redis.pipeline(transaction=False)
+        for args in calls:
+            pipe.evalsha(_SHA, *args)
+        replies = await pipe.execute(raise_on_error=False)
+        missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+        if missing:
+            self.round_trips += 1
+            pipe = self._redis.pipeline(transaction=False)
+            pipe.script_load(_SCRIPT)
+            for i in missing:
+                pipe.evalsha(_SHA, *calls[i])
+            try:
+                again = (await pipe.execute(raise_on_error=False))[1:]
+            except _UNREACHABLE as exc:         # the other calls' replies still count
+                again = [exc] * len(missing)
+            for i, reply in zip(missing, again):
+                replies[i] = reply
+        return replies
 
     async def _degraded_acquire(self, rules: tuple[LimitRule, ...], rid: str,
                                 tokens: int) -> LimitDecision:
@@ -162,6 +265,12 @@ class RedisLimiter:
             return LimitDecision(False, None, 1.0, {}, None, DenyReason.UNAVAILABLE)
         self._fallback_used = True
         return await self._fallback.acquire(rules, rid, tokens)
+
+    def _mark_up(self) -> None:
+        self._down = False
+        log.warning("Redis limiter reachable again; Redis decides limits again "
+                    "(%d decisions taken by failure_policy=%s so far)",
+                    self.fallback_events, self.failure_policy)
 
     def _mark_down(self, exc: BaseException) -> None:
         self._probe_at = time.monotonic() + self.probe_interval_s
