@@ -38,8 +38,21 @@ class SSEDecoder:
         *lines, rest = buf.split(b"\n")
         self._buf = rest + self._buf if rest else self._buf
         out: list[SSEEvent] = []
+        data = self._data
         for line in lines:
-            self._line(line.decode("utf-8", "replace"), out)
+            if line.startswith(b"data: "):        # the usual line, decoded here without _line
+                data.append(line[6:].decode("utf-8", "replace"))
+            elif line or not data:
+                self._line(line.decode("utf-8", "replace"), out)
+                data = self._data
+            else:                                 # a blank line ends the event
+                if len(data) == 1:
+                    if data[0]:
+                        out.append(SSEEvent(self._event, data[0]))
+                else:
+                    out.append(SSEEvent(self._event, "\n".join(data)))
+                self._event, self._data = None, []
+                data = self._data
         return out
 
     def close(self) -> list[SSEEvent]:
