@@ -19,6 +19,12 @@ _ID_PREFIX = f"req_{secrets.token_hex(6)}"   # unique per process; a counter mak
 _ID_COUNTER = itertools.count(1)
 
 
+class _HeadersWithFirstChunk(web.StreamResponse):
+    """Status line and headers go out with the first chunk, in one write (aiohttp buffers them
+    until then, as it does for a plain Response), not in a write of their own at prepare()."""
+    _send_headers_immediately = False
+
+
 def new_request_id() -> str:
     return f"{_ID_PREFIX}{next(_ID_COUNTER):010x}"
 
@@ -54,13 +60,18 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         return error_response(exc, rid)
     if reply.stream is None:
         return web.Response(body=reply.body, headers=reply.headers, content_type="application/json")
-    resp = web.StreamResponse(headers={**reply.headers, "Content-Type": "text/event-stream",
-                                       "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
     stream = reply.stream
+    # with chunks already held, the first write follows at once; else the headers go out now
+    response_class = _HeadersWithFirstChunk if stream.has_held_chunks else web.StreamResponse
+    resp = response_class(headers={**reply.headers, "Content-Type": "text/event-stream",
+                                   "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
     try:
         await resp.prepare(request)
         async for data in stream:
-            await resp.write(data)
+            if stream.ended:            # the last bytes, sent with the end of the chunked body
+                await resp.write_eof(data)
+            else:
+                await resp.write(data)
     except _CLIENT_GONE:
         stream.abandon()
         return resp

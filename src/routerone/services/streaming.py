@@ -98,10 +98,19 @@ class ChatStream:
         self.svc, self.call, self.attempt, self.o = svc, call, attempt, opened
         self.created = int(time.time())
         self.stream_id = f"chatcmpl-{call.request_id}"
+        # what every chunk says about itself, whatever the upstream said (one dict.update per chunk)
+        self._stamp = {"id": self.stream_id, "object": "chat.completion.chunk", "created": self.created,
+                       "model": attempt.model.id}
         self._text: list[str] = []
         self._finished = False
         self._settled = False
+        self.ended = False              # true while the last bytes are being handed out
         self._gen = self._run()
+
+    @property
+    def has_held_chunks(self) -> bool:
+        """Chunks read during the hold are waiting: the first iteration yields them at once."""
+        return bool(self.o.held)
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         return self._gen
@@ -122,14 +131,12 @@ class ChatStream:
             await self.close()
 
     def _frame(self, chunk: dict) -> bytes:
-        chunk["id"] = self.stream_id
-        chunk["object"] = "chat.completion.chunk"
-        chunk["created"] = self.created
-        chunk["model"] = self.attempt.model.id
+        chunk.update(self._stamp)     # keys the upstream sent keep their place, as with item assignment
         for ch in chunk.get("choices") or ():
             d = ch.get("delta") or {}
-            if d.get("content"):
-                self._text.append(d["content"])
+            text = d.get("content")
+            if text:
+                self._text.append(text)
             for tc in d.get("tool_calls") or ():
                 self._text.append((tc.get("function") or {}).get("arguments") or "")
             if ch.get("finish_reason"):
@@ -165,12 +172,14 @@ class ChatStream:
         if error is not None:
             out.append(self._frame({"choices": [{"index": 0, "delta": {}, "finish_reason": "error", "logprobs": None}]}))
             out.append(b"data: " + error.body() + b"\n\n")
+            self.ended = True
             yield b"".join(out)
             return
         if self.call.req.include_usage:
             u = {**usage.to_openai(), "cost": cost / 1_000_000}
             out.append(self._frame({"choices": [], "usage": u}))
         out.append(DONE)
+        self.ended = True
         yield b"".join(out)
 
     async def _settle(self, error: RouterOneError | None, *, client_closed: bool = False) -> tuple[Usage, int]:
