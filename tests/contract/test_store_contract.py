@@ -467,9 +467,10 @@ async def test_a_duplicate_request_id_among_concurrent_reserves_fails_only_its_c
     assert after is not None and after.reserved_micros == 10 * 100
 
 
+@pytest.mark.postgres
+@pytest.mark.parametrize("store", ["postgres"], indirect=True)   # SQLite group-commits in-process instead
 async def test_postgres_batches_concurrent_calls_into_few_round_trips(store: Store) -> None:
-    if not isinstance(store, PostgresStore):
-        pytest.skip("round-trip batching is PostgresStore's (SQLiteStore group-commits each loop turn in-process)")
+    assert isinstance(store, PostgresStore)
     acc = await _account(store, 10_000_000)
     key = await _key(store, acc)
     before = store.round_trips()
