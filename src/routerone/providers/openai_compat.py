@@ -47,8 +47,11 @@ class OpenAICompatStream:
         self.done = False
 
     def feed(self, event: SSEEvent) -> list[dict]:
-        data = event.data
-        if data.startswith("[DONE]"):
+        return self.feed_data(event.data.encode())
+
+    def feed_data(self, data: bytes) -> list[dict]:
+        """One event's data (event names mean nothing in this protocol)."""
+        if data.startswith(b"[DONE]"):
             self.done = True
             return []
         try:

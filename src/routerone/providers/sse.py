@@ -55,6 +55,22 @@ class SSEDecoder:
                 data = self._data
         return out
 
+    def data_only(self, chunk: bytes) -> list[bytes] | None:
+        """The data of each event when `chunk` is nothing but whole one-line `data: ` events (how
+        OpenAI-protocol upstreams send them) and no event is pending, still as bytes; else None,
+        and the caller feeds the chunk to `feed`. For callers that ignore event names."""
+        if self._buf or self._data or self._event is not None or not self._started:
+            return None
+        lines = chunk.split(b"\n")           # whole events: [data, b"", data, b"", ..., b""]
+        if len(lines) % 2 == 0 or len(lines) < 3 or any(lines[1::2]) or lines[-1] or b"\r" in chunk:
+            return None                       # a part event, a line out of place, or CRs
+        payloads = lines[0:-1:2]
+        for i, line in enumerate(payloads):
+            if len(line) <= 6 or not line.startswith(b"data: "):
+                return None
+            payloads[i] = line[6:]
+        return payloads
+
     def close(self) -> list[SSEEvent]:
         """End of body: dispatch a last event that had no trailing blank line."""
         out: list[SSEEvent] = []

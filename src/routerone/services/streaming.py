@@ -147,6 +147,7 @@ class ChatStream:
         """One write per upstream read: the frames that read produced, joined."""
         o, error = self.o, None
         read, decoder, translator = o.upstream.read, o.decoder, o.translator
+        feed_data = getattr(translator, "feed_data", None)
         out = [self._frame(c) for c in o.held]
         try:
             while not translator.done:
@@ -154,11 +155,17 @@ class ChatStream:
                     yield b"".join(out)
                     out = []
                 data = await read()
-                for ev in decoder.feed(data) if data else decoder.close():
-                    for c in translator.feed(ev):
-                        if o.ttft_ms is None:
-                            o.ttft_ms = (time.perf_counter() - self.call.started) * 1000
-                        out.append(self._frame(c))
+                payloads = decoder.data_only(data) if feed_data is not None else None
+                if payloads is not None:
+                    for p in payloads:
+                        for c in feed_data(p):
+                            out.append(self._frame(c))
+                else:
+                    for ev in decoder.feed(data) if data else decoder.close():
+                        for c in translator.feed(ev):
+                            out.append(self._frame(c))
+                if o.ttft_ms is None and out:
+                    o.ttft_ms = (time.perf_counter() - self.call.started) * 1000
                 if not data:
                     break
             if not (o.translator.done or self._finished):
