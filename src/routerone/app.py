@@ -10,9 +10,10 @@ from .catalog import Catalog, load_catalog
 from .errors import MethodNotAllowed, NotFound, PayloadTooLarge, RouterOneError
 from .http.admin import add_admin_routes
 from .http.render import error_response
-from .http.routes import add_routes
+from .http.routes import REQUEST_IDS, add_routes, client_request_id, new_request_id
 from .http.runtime import RUNTIME, Runtime
 from .limits.base import Limiter
+from .observability.logs import RequestLog
 from .observability.metrics import Metrics
 from .limits.factory import make_limiter
 from .providers.transport import Timeouts, Transport
@@ -36,21 +37,30 @@ log = logging.getLogger("routerone")
 
 @web.middleware
 async def json_errors(request: web.Request, handler):
+    """Every failure becomes a documented error body, never a traceback; every response carries
+    x-request-id (the caller's own when it sent a usable one, else Router One's unique id, which
+    is also what billing keys on: see routes.REQUEST_IDS)."""
+    internal_id = new_request_id()
+    rid = client_request_id(request) or internal_id
+    request[REQUEST_IDS] = (internal_id, rid)
     try:
-        return await handler(request)
+        resp = await handler(request)
     except web.HTTPRequestEntityTooLarge:
         return error_response(PayloadTooLarge(
-            f"The request body is larger than the limit of {request.client_max_size} bytes", param=None))
+            f"The request body is larger than the limit of {request.client_max_size} bytes", param=None), rid)
     except web.HTTPNotFound:
-        return error_response(NotFound(f"No route for {request.method} {request.path}"))
+        return error_response(NotFound(f"No route for {request.method} {request.path}"), rid)
     except web.HTTPMethodNotAllowed:
-        return error_response(MethodNotAllowed(f"Method {request.method} is not allowed on {request.path}"))
+        return error_response(MethodNotAllowed(f"Method {request.method} is not allowed on {request.path}"), rid)
     except web.HTTPException:
         raise
     except RouterOneError as exc:
-        return error_response(exc)
+        return error_response(exc, rid)
     except Exception as exc:  # noqa: BLE001 - never a traceback to the client
-        return error_response(exc)
+        return error_response(exc, rid)
+    if not resp.prepared and "x-request-id" not in resp.headers:
+        resp.headers["x-request-id"] = rid
+    return resp
 
 
 def create_app(settings: Settings, *, store: Store | None = None, limiter: Limiter | None = None,
@@ -67,7 +77,9 @@ def create_app(settings: Settings, *, store: Store | None = None, limiter: Limit
     planner = Planner(catalog, health, make_strategies(), default_strategy=settings.routing_strategy,
                       willingness_to_pay=settings.willingness_to_pay, fallbacks=catalog.fallbacks)
     metrics = Metrics()
-    chat = ChatService(ChatDeps(settings, auth, planner, transport, billing, limiter, usage, health, metrics))
+    request_log = RequestLog(every_request=settings.log_requests, content=settings.log_content)
+    chat = ChatService(ChatDeps(settings, auth, planner, transport, billing, limiter, usage, health, metrics,
+                                request_log))
     accounts = AccountsService(store, auth)
     rt = Runtime(settings, catalog, auth, chat, accounts, metrics)
     metrics.gauge("routerone_usage_queue_depth", "Usage records waiting to be written", lambda: usage.depth)

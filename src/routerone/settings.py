@@ -65,7 +65,8 @@ class Settings:
     catalog_path: str | None = None           # operator catalog override (TOML/JSON)
     demo: str = "auto"                        # auto (only when no provider has credentials) | on | off
     log_level: str = "info"
-    log_content: bool = False
+    log_requests: bool = False                # one JSON line per request (failures are always logged)
+    log_content: bool = False                 # include prompt and completion text in those lines
     providers: Mapping[str, ProviderSettings] = field(default_factory=dict)
 
     def replace(self, **changes: Any) -> "Settings":

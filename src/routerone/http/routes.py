@@ -7,16 +7,19 @@ import secrets
 from aiohttp import web
 
 from ..catalog import AUTO_MODEL
-from ..errors import InvalidRequest, PayloadTooLarge, RouterOneError, UpstreamError
+from ..errors import InvalidRequest, PayloadTooLarge, RouterOneError
 from ..observability.metrics import CONTENT_TYPE_LATEST
 from .render import error_response, json_response
 from .runtime import RUNTIME
 
-__all__ = ["add_routes"]
+__all__ = ["add_routes", "new_request_id", "client_request_id", "REQUEST_IDS"]
 
 _CLIENT_GONE = (ConnectionResetError, ConnectionError)
 _ID_PREFIX = f"req_{secrets.token_hex(6)}"   # unique per process; a counter makes ids cheap and unique
 _ID_COUNTER = itertools.count(1)
+# (internal id, echoed id), set on every request by app.json_errors: the internal id is unique and
+# keys billing; the echoed one is what x-request-id says (the caller's own when it sent one).
+REQUEST_IDS = web.RequestKey("request_ids", tuple)
 
 
 class _HeadersWithFirstChunk(web.StreamResponse):
@@ -47,16 +50,17 @@ async def read_json_body(request: web.Request) -> bytes:
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
     rt = request.app[RUNTIME]
-    internal_id = new_request_id()
-    rid = client_request_id(request) or internal_id
+    internal_id, rid = request[REQUEST_IDS]
     try:
         auth = await rt.auth.authenticate(request.headers.get("Authorization"))
         raw = await read_json_body(request)
+    except RouterOneError as exc:
+        rt.chat.refused(exc, request_id=internal_id, echo_id=rid)
+        return error_response(exc, rid)
+    try:     # complete() counts and logs its own refusals and failures
         reply = await rt.chat.complete(raw, auth=auth, request_id=internal_id, echo_id=rid,
                                        strategy_header=request.headers.get("x-routerone-strategy"))
     except Exception as exc:  # noqa: BLE001 - every failure becomes a documented error body
-        if isinstance(exc, RouterOneError) and not isinstance(exc, UpstreamError) and exc.status < 500:
-            rt.metrics.rejections.labels(exc.code or exc.type).inc()   # refused before any upstream call
         return error_response(exc, rid)
     if reply.stream is None:
         return web.Response(body=reply.body, headers=reply.headers, content_type="application/json")

@@ -34,6 +34,7 @@ class Metrics:
         self.retries = Counter("routerone_retries", "Attempts beyond the first", registry=r)
         self.rejections = Counter("routerone_rejections", "Requests refused before any upstream call",
                                   ["reason"], registry=r)
+        self._children: dict[tuple, tuple] = {}
 
     def gauge(self, name: str, doc: str, fn: Callable[[], float]) -> None:
         Gauge(name, doc, registry=self.registry).set_function(fn)
@@ -41,17 +42,25 @@ class Metrics:
     def record_request(self, model: str, provider: str, status: int, error_type: str | None,
                        latency_s: float, ttft_s: float | None, prompt_tokens: int, completion_tokens: int,
                        cost_micros: int) -> None:
-        self.requests.labels(model, provider, str(status), error_type or "").inc()
+        key = (model, provider, status, error_type)
+        children = self._children.get(key)
+        if children is None:          # labels() validates and locks on every call: look them up once
+            children = self._children[key] = (
+                self.requests.labels(model, provider, str(status), error_type or ""),
+                *((self.latency.labels(model), self.ttft.labels(model), self.tokens.labels(model, "prompt"),
+                   self.tokens.labels(model, "completion"), self.cost.labels(model)) if model else ()))
+        children[0].inc()
         if model:
-            self.latency.labels(model).observe(latency_s)
+            _, latency, ttft, prompt, completion, cost = children
+            latency.observe(latency_s)
             if ttft_s is not None:
-                self.ttft.labels(model).observe(ttft_s)
+                ttft.observe(ttft_s)
             if prompt_tokens:
-                self.tokens.labels(model, "prompt").inc(prompt_tokens)
+                prompt.inc(prompt_tokens)
             if completion_tokens:
-                self.tokens.labels(model, "completion").inc(completion_tokens)
+                completion.inc(completion_tokens)
             if cost_micros:
-                self.cost.labels(model).inc(cost_micros)
+                cost.inc(cost_micros)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..limits.base import Limiter, LimitTicket
+from ..observability.logs import RequestLog
 from ..observability.metrics import Metrics
 from ..providers.transport import Transport
 from ..routing.base import Attempt, Plan
@@ -34,6 +35,7 @@ class ChatDeps:
     usage: UsageWriter
     health: Health
     metrics: Metrics | None = None
+    request_log: RequestLog | None = None
 
 
 @dataclass(slots=True)

@@ -41,23 +41,29 @@ class ChatService:
         response's x-request-id says (the caller's own id when it sent one)."""
         started = time.perf_counter()
         request_id = request_id or f"req_{uuid.uuid4().hex}"
-        req = parse_chat_request(raw)
-        text = req.prompt_text()
-        if needs_tokenizer(text):      # first long prompt: load the tokenizer off the event loop
-            await asyncio.to_thread(load_tokenizer)
-        prompt_tokens = count_prompt_tokens(text, len(req.messages)) + (IMAGE_TOKENS if req.has_images else 0)
-        plan = self.d.planner.plan(req, prompt_tokens, allowlist=auth.key.allowed_models,
-                                   strategy=req.strategy or strategy_header or auth.key.strategy)
-        choices = req.body.get("n") or 1        # every choice may generate the whole output
-        worst_out = choices * max(req.max_tokens or a.model.output_cap for a in plan.attempts)
-        ticket, limit_headers = await self._acquire_limits(auth, request_id, prompt_tokens + worst_out)
+        try:
+            req = parse_chat_request(raw)
+            text = req.prompt_text()
+            if needs_tokenizer(text):      # first long prompt: load the tokenizer off the event loop
+                await asyncio.to_thread(load_tokenizer)
+            prompt_tokens = count_prompt_tokens(text, len(req.messages)) + (IMAGE_TOKENS if req.has_images else 0)
+            plan = self.d.planner.plan(req, prompt_tokens, allowlist=auth.key.allowed_models,
+                                       strategy=req.strategy or strategy_header or auth.key.strategy)
+            choices = req.body.get("n") or 1        # every choice may generate the whole output
+            worst_out = choices * max(req.max_tokens or a.model.output_cap for a in plan.attempts)
+            ticket, limit_headers = await self._acquire_limits(auth, request_id, prompt_tokens + worst_out)
+        except RouterOneError as exc:
+            self.refused(exc, request_id=request_id, echo_id=echo_id or request_id, auth=auth)
+            raise
         try:
             worst = max(a.model.price.worst_case_micros(prompt_tokens, choices * (req.max_tokens or a.model.output_cap),
                                                         auth.account.markup_bps) for a in plan.attempts)
             hold = await self.d.billing.reserve(auth, request_id, worst)
-        except BaseException:
+        except BaseException as exc:
             if ticket:
                 await self.d.limiter.release(ticket, 0)
+            if isinstance(exc, RouterOneError):
+                self.refused(exc, request_id=request_id, echo_id=echo_id or request_id, auth=auth)
             raise
         call = Call(request_id, started, auth, req, plan, prompt_tokens, hold, ticket, limit_headers,
                     echo_id=echo_id or request_id)
@@ -80,8 +86,6 @@ class ChatService:
             return None, {}
         decision = await self.d.limiter.acquire(rules, request_id, tokens)
         if not decision.allowed:
-            if self.d.metrics is not None:
-                self.d.metrics.rejections.labels("rate_limit").inc()
             retry = max(1, int(decision.retry_after_s + 0.999))
             raise RateLimited(headers={**decision.headers, "Retry-After": str(retry)})
         return decision.ticket, dict(decision.headers)
@@ -94,7 +98,9 @@ class ChatService:
         resp["id"] = resp.get("id") or f"chatcmpl-{call.request_id}"
         resp["model"] = attempt.model.id
         resp["usage"] = {**usage.to_openai(), "cost": settlement.charged_micros / 1_000_000}
-        await self.finish(call, attempt, usage, settlement.charged_micros, status=200)
+        logs_text = self.d.request_log is not None and self.d.request_log.content
+        await self.finish(call, attempt, usage, settlement.charged_micros, status=200,
+                          completion_text=_choice_text(resp) if logs_text else None)
         headers = call.headers(attempt)
         headers["x-routerone-cost"] = f"{settlement.charged_micros / 1_000_000:.6f}"
         headers["x-routerone-overhead-ms"] = f"{(time.perf_counter() - call.started) * 1000 - call.upstream_ms:.3f}"
@@ -167,21 +173,28 @@ class ChatService:
 
     # -- bookkeeping ----------------------------------------------------------------------------
     async def finish(self, call: Call, attempt: Attempt | None, usage: Usage | None, cost_micros: int, *,
-                     status: int, error_type: str | None = None, ttft_ms: float | None = None) -> None:
+                     status: int, error_type: str | None = None, ttft_ms: float | None = None,
+                     completion_text: str | None = None) -> None:
         """Give back limiter slots (before the reply goes out, so a client's next request finds
-        its concurrency slot free), then queue the usage record and metrics."""
+        its concurrency slot free), then queue the usage record, the metrics and the request log
+        line. `completion_text` is read only when the operator turned `log_content` on."""
         tickets = [t for t in (call.ticket, call.dep_ticket) if t is not None]
         call.ticket = call.dep_ticket = None
         for ticket in tickets:
             await self.d.limiter.release(ticket, usage.total_tokens if usage else 0)
         u = usage or Usage()
-        self.d.usage.add(UsageRecord(
+        record = UsageRecord(
             request_id=call.request_id, key_id=call.auth.key.id, account_id=call.auth.account.id,
             requested_model=call.req.model, routed_model=attempt.model.id if attempt else "",
             provider=attempt.deployment.vendor.name if attempt else "", prompt_tokens=u.prompt_tokens,
             completion_tokens=u.completion_tokens, cached_tokens=u.cached_tokens, cost_micros=cost_micros,
             latency_ms=(time.perf_counter() - call.started) * 1000, ttft_ms=ttft_ms, status=status,
-            error_type=error_type, stream=call.req.stream, created_at=time.time()))
+            error_type=error_type, stream=call.req.stream, created_at=time.time())
+        self.d.usage.add(record)
+        rl = self.d.request_log
+        if rl is not None and rl.wants(status):
+            rl.emit(record, echo_id=call.echo_id, prompt=call.req.prompt_text() if rl.content else None,
+                    completion=completion_text)
         m = self.d.metrics
         if m is not None:
             m.record_request(attempt.model.id if attempt else "", attempt.deployment.vendor.name if attempt else "",
@@ -190,6 +203,16 @@ class ChatService:
                              u.completion_tokens, cost_micros)
             if not call.req.stream and attempt is not None:
                 m.overhead.observe(max(0.0, time.perf_counter() - call.started - call.upstream_ms / 1000))
+
+    def refused(self, exc: RouterOneError, *, request_id: str, echo_id: str, auth: AuthContext | None = None) -> None:
+        """A request refused before any upstream call (bad input, auth, limits, balance): counted in
+        routerone_rejections by error code, and logged (see observability.logs.RequestLog)."""
+        if self.d.metrics is not None:
+            self.d.metrics.rejections.labels(exc.code or exc.type).inc()
+        rl = self.d.request_log
+        if rl is not None and rl.wants(exc.status):
+            rl.refused(request_id=request_id, echo_id=echo_id, status=exc.status, error_type=exc.code or exc.type,
+                       key_id=auth.key.id if auth else None, account_id=auth.account.id if auth else None)
 
     async def _fail(self, call: Call, exc: BaseException) -> None:
         await self.d.billing.release(call.hold)
@@ -207,3 +230,14 @@ class ChatService:
             await asyncio.wait(list(self.background), timeout=timeout_s)
 
 
+
+
+def _choice_text(resp: dict) -> str:
+    """The completion's text for the request log: every choice's content, tool calls as JSON."""
+    parts = []
+    for choice in resp.get("choices") or []:
+        msg = choice.get("message") or {}
+        if msg.get("content"):
+            parts.append(msg["content"])
+        parts.extend(orjson.dumps(tc).decode() for tc in msg.get("tool_calls") or [])
+    return "\n".join(parts)

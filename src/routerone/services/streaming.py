@@ -211,8 +211,10 @@ class ChatStream:
         s = await self.svc.d.billing.settle(self.call.hold, self.attempt.model.price, usage)
         status, code = (error.status, error.code) if error else (CLIENT_CLOSED_STATUS, "client_closed") \
             if client_closed else (200, None)
+        rl = self.svc.d.request_log
         await self.svc.finish(self.call, self.attempt, usage, s.charged_micros, status=status, error_type=code,
-                        ttft_ms=self.o.ttft_ms)
+                              ttft_ms=self.o.ttft_ms,
+                              completion_text="".join(self._text) if rl is not None and rl.content else None)
         return usage, s.charged_micros
 
     async def close(self) -> None:
@@ -221,5 +223,6 @@ class ChatStream:
         it is billed for what was generated and not counted against the deployment's health."""
         if not self._settled:
             await self._gen.aclose()
+            self.o.upstream.close()      # idempotent; a stream never iterated has not closed it
             if not self._settled:
                 await self._settle(None, client_closed=True)
