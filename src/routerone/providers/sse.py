@@ -61,6 +61,10 @@ class SSEDecoder:
         and the caller feeds the chunk to `feed`. For callers that ignore event names."""
         if self._buf or self._data or self._event is not None or not self._started:
             return None
+        end = chunk.find(b"\n")
+        if end == len(chunk) - 2 and end > 6 and chunk[-1] == 10 and chunk.startswith(b"data: ") \
+                and b"\r" not in chunk:
+            return [chunk[6:end]]                 # the usual read: one event
         lines = chunk.split(b"\n")           # whole events: [data, b"", data, b"", ..., b""]
         if len(lines) % 2 == 0 or len(lines) < 3 or any(lines[1::2]) or lines[-1] or b"\r" in chunk:
             return None                       # a part event, a line out of place, or CRs
