@@ -36,14 +36,14 @@ class UpstreamStream:
     waiting; the watchdog, when due, fails a read that has waited `idle_s` or re-arms itself.
     """
 
-    __slots__ = ("status", "headers", "_resp", "_content", "_idle_s", "_loop", "_waiting_since", "_watchdog")
+    __slots__ = ("status", "headers", "_resp", "_content", "_idle_s", "_loop", "_wait_start_s", "_watchdog")
 
     def __init__(self, resp: aiohttp.ClientResponse, idle_s: float) -> None:
         self._resp = resp
         self._content = resp.content
         self._idle_s = idle_s
         self._loop = asyncio.get_running_loop()
-        self._waiting_since: float | None = None
+        self._wait_start_s: float | None = None      # loop time when the current read began waiting
         self._watchdog: asyncio.TimerHandle | None = None
         self.status = resp.status
         self.headers = resp.headers
@@ -55,26 +55,26 @@ class UpstreamStream:
     async def read(self) -> bytes:
         """The body bytes that have arrived (waiting for some if none have); b"" at its end.
         Cancelling a waiting read loses nothing: the bytes stay for the next read."""
-        self._waiting_since = now = self._loop.time()
+        self._wait_start_s = now_s = self._loop.time()
         if self._watchdog is None:
-            self._watchdog = self._loop.call_at(now + self._idle_s, self._check_idle)
+            self._watchdog = self._loop.call_at(now_s + self._idle_s, self._check_idle)
         try:
             return await self._content.readany()
         except (aiohttp.ClientError, ConnectionError) as exc:
             raise UpstreamUnavailable(f"The upstream connection failed mid-stream ({type(exc).__name__})") from None
         finally:
-            self._waiting_since = None
+            self._wait_start_s = None
 
     def _check_idle(self) -> None:
         self._watchdog = None
-        since = self._waiting_since
-        if since is None:                # not reading now: the next read re-arms the watchdog
+        start_s = self._wait_start_s
+        if start_s is None:              # not reading now: the next read re-arms the watchdog
             return
-        due = since + self._idle_s
-        if self._loop.time() + 0.001 >= due:     # timers fire to the millisecond
+        due_s = start_s + self._idle_s
+        if self._loop.time() + 0.001 >= due_s:   # timers fire to the millisecond
             self._content.set_exception(UpstreamTimeout("The upstream stream stalled (idle timeout)"))
         else:
-            self._watchdog = self._loop.call_at(due, self._check_idle)
+            self._watchdog = self._loop.call_at(due_s, self._check_idle)
 
     def close(self) -> None:
         if self._watchdog is not None:

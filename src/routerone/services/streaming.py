@@ -155,6 +155,8 @@ class ChatStream:
                     yield b"".join(out)
                     out = []
                 data = await read()
+                # whole one-line data events (how OpenAI-protocol upstreams send) go to the
+                # translator as bytes; anything else takes the full WHATWG decoder
                 payloads = decoder.data_only(data) if feed_data is not None else None
                 if payloads is not None:
                     for p in payloads:
