@@ -87,6 +87,12 @@ def create_app(settings: Settings, *, store: Store | None = None, limiter: Limit
                   lambda: billing.rejections)
     metrics.gauge("routerone_billing_uncharged_micros", "Usage cost beyond the reservation, not charged "
                   "(an upstream reported more usage than the worst case)", lambda: billing.uncharged_micros)
+    if hasattr(store, "round_trips"):      # PostgresStore: how well reserve/settle batch under load
+        for op in ("reserve", "settle"):
+            metrics.gauge(f"routerone_store_{op}_round_trips", f"Database round trips made for {op} batches",
+                          lambda op=op: store.round_trips()[op])
+            metrics.gauge(f"routerone_store_{op}_calls", f"{op} calls carried by those round trips",
+                          lambda op=op: store.batched_calls()[op])
     metrics.gauge("routerone_limiter_fallback_events", "Times the Redis limiter fell back or failed closed",
                   lambda: getattr(limiter, "fallback_events", 0))
 

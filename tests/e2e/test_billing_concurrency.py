@@ -236,6 +236,24 @@ async def check_books(admin: Admin, account_id: int, funded: int, oks: list[Ok],
             "ledger_charges": sum(charges.values())}
 
 
+async def store_batching(target: Target) -> tuple[int, int] | None:
+    """(reserve calls, reserve round trips) summed over the target's gateways, from /metrics;
+    None when the store does not batch (SQLite)."""
+    import aiohttp
+    calls = trips = 0
+    async with aiohttp.ClientSession() as s:
+        for url in target.base_urls:
+            async with s.get(url.removesuffix("/v1") + "/metrics") as r:
+                text = await r.text()
+            found = dict(line.split() for line in text.splitlines()
+                         if line.startswith(("routerone_store_reserve_calls ", "routerone_store_reserve_round_trips ")))
+            if not found:
+                return None
+            calls += int(float(found["routerone_store_reserve_calls"]))
+            trips += int(float(found["routerone_store_reserve_round_trips"]))
+    return calls, trips
+
+
 def report(variant: str, target: Target, **figures: Any) -> None:
     line = ", ".join(f"{k}={v}" for k, v in figures.items())
     print(f"\nFIGURES [{target.name}] {variant}: {line}")
@@ -248,6 +266,7 @@ async def test_funded_for_n_exactly_n_succeed(target: Target) -> None:
         key, account_id, _ = await admin.new_key(funded)
         clients = [AsyncOpenAI(base_url=u, api_key=key, max_retries=0, timeout=60) for u in target.base_urls]
         watch = Watch(target.open_probe, account_id)
+        batching_before = await store_batching(target)
         t0 = time.perf_counter()
         try:   # the upstream holds each call 100 ms, so the N holds really overlap the rejections
             oks, errs = await burst(clients, 10 * N, "[[sleep:100]]", EXACT_MAX_TOKENS)
@@ -256,6 +275,9 @@ async def test_funded_for_n_exactly_n_succeed(target: Target) -> None:
             watch.stop()
             for c in clients:
                 await c.close()
+        if batching_before is not None:     # PostgreSQL: the burst's reserves shared round trips
+            calls, trips = (a - b for a, b in zip(await store_batching(target), batching_before))
+            assert calls == 10 * N and 0 < trips < calls, (calls, trips)
 
         assert_all_402(errs)
         assert len(oks) == N, f"{len(oks)} succeeded, expected exactly {N}"

@@ -286,6 +286,10 @@ class PostgresStore:
         """Batches sent so far, per batcher (each is one round trip, two for settle's flush barrier)."""
         return {"reserve": self._reserves.batches, "settle": self._settles.batches}
 
+    def batched_calls(self) -> dict[str, int]:
+        """Calls those batches carried (calls / round trips = the mean batch size)."""
+        return {"reserve": self._reserves.items, "settle": self._settles.items}
+
     def _release_orphan(self, r: Reservation, granted: bool) -> None:
         """A reserve whose caller went away while its batch ran: release the hold now rather than
         leave it to the expiry sweep."""

@@ -28,6 +28,8 @@ __all__ = ["PG_MIGRATIONS", "RESERVE_MANY", "SETTLE_MANY", "FLUSH_BARRIER"]
 # Item i holds amounts[i] iff its key's spend cap (spent + reserved + amount <= cap, when set) and
 # its account's available balance (balance - reserved >= amount) both allow it after items 1..i-1;
 # then the account hold, the key hold and the reservation row are written, else nothing is.
+# The decisions are taken on the locked rows' values held in local arrays, and each row is then
+# written once per batch (one new row version per account and key, not one per request).
 # A request id that already has a reservation raises unique_violation for the whole batch (the
 # store then retries the items one by one, so only that caller sees the error).
 _RESERVE_MANY_DDL = """
@@ -35,22 +37,42 @@ CREATE OR REPLACE FUNCTION ro_reserve_many(p_ids TEXT[], p_accounts BIGINT[], p_
                                            p_amounts BIGINT[], p_expires DOUBLE PRECISION[])
 RETURNS BOOLEAN[] LANGUAGE plpgsql AS $$
 DECLARE
+    key_ids BIGINT[]; key_room BIGINT[]; key_add BIGINT[];
+    acc_ids BIGINT[]; acc_avail BIGINT[]; acc_add BIGINT[];
     granted BOOLEAN[] := '{}';
+    ki INT; ai INT; ok BOOLEAN;
 BEGIN
-    PERFORM 1 FROM api_keys WHERE id = ANY(p_keys) ORDER BY id FOR UPDATE;
-    PERFORM 1 FROM accounts WHERE id = ANY(p_accounts) ORDER BY id FOR UPDATE;
-    FOR i IN 1 .. COALESCE(array_length(p_ids, 1), 0) LOOP
-        UPDATE accounts SET reserved_micros = reserved_micros + p_amounts[i]
-        WHERE id = p_accounts[i] AND balance_micros - reserved_micros >= p_amounts[i]
-          AND EXISTS (SELECT 1 FROM api_keys k WHERE k.id = p_keys[i] AND (k.spend_cap_micros IS NULL
-                      OR k.spent_micros + k.reserved_micros + p_amounts[i] <= k.spend_cap_micros));
-        IF FOUND THEN
-            UPDATE api_keys SET reserved_micros = reserved_micros + p_amounts[i] WHERE id = p_keys[i];
-            INSERT INTO reservations (request_id, account_id, key_id, amount_micros, expires_at)
-            VALUES (p_ids[i], p_accounts[i], p_keys[i], p_amounts[i], p_expires[i]);
+    SELECT array_agg(id ORDER BY id), array_agg(spend_cap_micros - spent_micros - reserved_micros ORDER BY id)
+    INTO key_ids, key_room
+    FROM (SELECT id, spend_cap_micros, spent_micros, reserved_micros FROM api_keys
+          WHERE id = ANY(p_keys) ORDER BY id FOR UPDATE) k;
+    SELECT array_agg(id ORDER BY id), array_agg(balance_micros - reserved_micros ORDER BY id)
+    INTO acc_ids, acc_avail
+    FROM (SELECT id, balance_micros, reserved_micros FROM accounts
+          WHERE id = ANY(p_accounts) ORDER BY id FOR UPDATE) a;
+    key_add := array_fill(0::BIGINT, ARRAY[COALESCE(cardinality(key_ids), 0)]);
+    acc_add := array_fill(0::BIGINT, ARRAY[COALESCE(cardinality(acc_ids), 0)]);
+    FOR i IN 1 .. COALESCE(cardinality(p_ids), 0) LOOP
+        ki := array_position(key_ids, p_keys[i]);
+        ai := array_position(acc_ids, p_accounts[i]);
+        ok := ki IS NOT NULL AND ai IS NOT NULL AND acc_avail[ai] >= p_amounts[i]
+              AND (key_room[ki] IS NULL OR key_room[ki] >= p_amounts[i]);
+        IF ok THEN
+            acc_avail[ai] := acc_avail[ai] - p_amounts[i];
+            acc_add[ai] := acc_add[ai] + p_amounts[i];
+            key_room[ki] := key_room[ki] - p_amounts[i];       -- stays NULL when there is no cap
+            key_add[ki] := key_add[ki] + p_amounts[i];
         END IF;
-        granted := granted || FOUND;
+        granted := granted || ok;
     END LOOP;
+    INSERT INTO reservations (request_id, account_id, key_id, amount_micros, expires_at)
+    SELECT t.id, t.acc, t.key, t.amount, t.exp
+    FROM unnest(p_ids, p_accounts, p_keys, p_amounts, p_expires, granted) AS t(id, acc, key, amount, exp, ok)
+    WHERE t.ok;
+    UPDATE api_keys k SET reserved_micros = k.reserved_micros + t.add
+    FROM unnest(key_ids, key_add) AS t(id, add) WHERE k.id = t.id AND t.add <> 0;
+    UPDATE accounts a SET reserved_micros = a.reserved_micros + t.add
+    FROM unnest(acc_ids, acc_add) AS t(id, add) WHERE a.id = t.id AND t.add <> 0;
     RETURN granted;
 END $$
 """
@@ -59,62 +81,94 @@ END $$
 # both NULL for a request id with no reservation. Per item, by the reservation's state:
 # open: charge min(cost, reserved), release the hold; expired (the sweep already released the
 # hold): charge what the balance and the key's spend cap still cover, min(cost, reserved,
-# available, cap room); settled: the first
-# charge again and the current balance, nothing written (settle is idempotent by request id,
-# also when the same id appears twice in one batch).
+# available, cap room); settled: the first charge again and the current balance, nothing written
+# (settle is idempotent by request id, also when the same id appears twice in one batch).
+# As in ro_reserve_many, decisions use locked rows held in local arrays and every row is written
+# once per batch.
 _SETTLE_MANY_DDL = """
 CREATE OR REPLACE FUNCTION ro_settle_many(p_ids TEXT[], p_costs BIGINT[], p_now DOUBLE PRECISION,
                                           OUT charged BIGINT[], OUT balances BIGINT[])
 LANGUAGE plpgsql AS $$
 DECLARE
-    r RECORD;
-    charge BIGINT;
-    hold BIGINT;
-    bal BIGINT;
+    r_ids TEXT[]; r_acc BIGINT[]; r_key BIGINT[]; r_amount BIGINT[]; r_state TEXT[]; r_charged BIGINT[];
+    key_ids BIGINT[]; key_room BIGINT[]; key_release BIGINT[]; key_spend BIGINT[];
+    acc_ids BIGINT[]; acc_balance BIGINT[]; acc_reserved BIGINT[];
+    acc_release BIGINT[]; acc_spend BIGINT[];
+    done_ids TEXT[] := '{}'; done_acc BIGINT[] := '{}'; done_charge BIGINT[] := '{}';
+    ri INT; ki INT; ai INT; charge BIGINT; hold BIGINT;
 BEGIN
     charged := '{}';
     balances := '{}';
-    PERFORM 1 FROM reservations WHERE request_id = ANY(p_ids) ORDER BY request_id FOR UPDATE;
-    PERFORM 1 FROM api_keys WHERE id IN (SELECT key_id FROM reservations
-                                         WHERE request_id = ANY(p_ids) AND state <> 'settled')
-    ORDER BY id FOR UPDATE;
-    PERFORM 1 FROM accounts WHERE id IN (SELECT account_id FROM reservations WHERE request_id = ANY(p_ids))
-    ORDER BY id FOR UPDATE;
-    FOR i IN 1 .. COALESCE(array_length(p_ids, 1), 0) LOOP
-        SELECT account_id, key_id, amount_micros, state, charged_micros INTO r
-        FROM reservations WHERE request_id = p_ids[i];
-        IF NOT FOUND THEN
+    SELECT array_agg(request_id ORDER BY request_id), array_agg(account_id ORDER BY request_id),
+           array_agg(key_id ORDER BY request_id), array_agg(amount_micros ORDER BY request_id),
+           array_agg(state ORDER BY request_id), array_agg(charged_micros ORDER BY request_id)
+    INTO r_ids, r_acc, r_key, r_amount, r_state, r_charged
+    FROM (SELECT request_id, account_id, key_id, amount_micros, state, charged_micros FROM reservations
+          WHERE request_id = ANY(p_ids) ORDER BY request_id FOR UPDATE) r;
+    SELECT array_agg(id ORDER BY id), array_agg(spend_cap_micros - spent_micros - reserved_micros ORDER BY id)
+    INTO key_ids, key_room
+    FROM (SELECT id, spend_cap_micros, spent_micros, reserved_micros FROM api_keys
+          WHERE id = ANY(r_key) ORDER BY id FOR UPDATE) k;
+    SELECT array_agg(id ORDER BY id), array_agg(balance_micros ORDER BY id), array_agg(reserved_micros ORDER BY id)
+    INTO acc_ids, acc_balance, acc_reserved
+    FROM (SELECT id, balance_micros, reserved_micros FROM accounts
+          WHERE id = ANY(r_acc) ORDER BY id FOR UPDATE) a;
+    key_release := array_fill(0::BIGINT, ARRAY[COALESCE(cardinality(key_ids), 0)]);
+    key_spend := key_release;
+    acc_release := array_fill(0::BIGINT, ARRAY[COALESCE(cardinality(acc_ids), 0)]);
+    acc_spend := acc_release;
+    FOR i IN 1 .. COALESCE(cardinality(p_ids), 0) LOOP
+        ri := array_position(r_ids, p_ids[i]);
+        IF ri IS NULL THEN
             charged := charged || NULL::BIGINT;
             balances := balances || NULL::BIGINT;
             CONTINUE;
         END IF;
-        IF r.state = 'settled' THEN
-            charged := charged || r.charged_micros;
-            balances := balances || (SELECT balance_micros FROM accounts WHERE id = r.account_id);
+        ai := array_position(acc_ids, r_acc[ri]);
+        IF r_state[ri] = 'settled' THEN
+            charged := charged || r_charged[ri];
+            balances := balances || acc_balance[ai];
             CONTINUE;
         END IF;
-        IF r.state = 'open' THEN
-            charge := LEAST(p_costs[i], r.amount_micros);
-            hold := r.amount_micros;
+        ki := array_position(key_ids, r_key[ri]);
+        IF r_state[ri] = 'open' THEN
+            charge := LEAST(p_costs[i], r_amount[ri]);
+            hold := r_amount[ri];
         ELSE
-            SELECT GREATEST(0, LEAST(p_costs[i], r.amount_micros, a.balance_micros - a.reserved_micros,
-                                     k.spend_cap_micros - k.spent_micros - k.reserved_micros))
-            INTO charge FROM accounts a, api_keys k WHERE a.id = r.account_id AND k.id = r.key_id;
+            charge := GREATEST(0, LEAST(p_costs[i], r_amount[ri], acc_balance[ai] - acc_reserved[ai], key_room[ki]));
             hold := 0;
         END IF;
-        UPDATE accounts SET reserved_micros = reserved_micros - hold, balance_micros = balance_micros - charge,
-                            spent_micros = spent_micros + charge
-        WHERE id = r.account_id RETURNING balance_micros INTO bal;
-        UPDATE api_keys SET reserved_micros = reserved_micros - hold, spent_micros = spent_micros + charge
-        WHERE id = r.key_id;
-        IF charge > 0 THEN
-            INSERT INTO ledger (account_id, amount_micros, kind, note, request_id, created_at)
-            VALUES (r.account_id, -charge, 'charge', '', p_ids[i], p_now);
-        END IF;
-        UPDATE reservations SET state = 'settled', charged_micros = charge WHERE request_id = p_ids[i];
+        acc_balance[ai] := acc_balance[ai] - charge;
+        acc_reserved[ai] := acc_reserved[ai] - hold;
+        acc_release[ai] := acc_release[ai] + hold;
+        acc_spend[ai] := acc_spend[ai] + charge;
+        key_room[ki] := key_room[ki] + hold - charge;
+        key_release[ki] := key_release[ki] + hold;
+        key_spend[ki] := key_spend[ki] + charge;
+        r_state[ri] := 'settled';
+        r_charged[ri] := charge;
+        done_ids := done_ids || p_ids[i];
+        done_acc := done_acc || r_acc[ri];
+        done_charge := done_charge || charge;
         charged := charged || charge;
-        balances := balances || bal;
+        balances := balances || acc_balance[ai];
     END LOOP;
+    IF cardinality(done_ids) = 0 THEN
+        RETURN;
+    END IF;
+    UPDATE reservations r SET state = 'settled', charged_micros = t.charge
+    FROM unnest(done_ids, done_charge) AS t(id, charge) WHERE r.request_id = t.id;
+    UPDATE api_keys k SET reserved_micros = k.reserved_micros - t.rel, spent_micros = k.spent_micros + t.spend
+    FROM unnest(key_ids, key_release, key_spend) AS t(id, rel, spend)
+    WHERE k.id = t.id AND (t.rel <> 0 OR t.spend <> 0);
+    UPDATE accounts a SET reserved_micros = a.reserved_micros - t.rel, balance_micros = a.balance_micros - t.spend,
+                          spent_micros = a.spent_micros + t.spend
+    FROM unnest(acc_ids, acc_release, acc_spend) AS t(id, rel, spend)
+    WHERE a.id = t.id AND (t.rel <> 0 OR t.spend <> 0);
+    INSERT INTO ledger (account_id, amount_micros, kind, note, request_id, created_at)
+    SELECT t.acc, -t.charge, 'charge', '', t.id, p_now
+    FROM unnest(done_ids, done_acc, done_charge) WITH ORDINALITY AS t(id, acc, charge, n)
+    WHERE t.charge > 0 ORDER BY t.n;
 END $$
 """
 
