@@ -1,7 +1,7 @@
-"""RedisLimiter shares round trips between concurrent calls (one pipeline of EVALSHAs) without
-changing a decision: exact admissions, NOSCRIPT inside a batch, one caller's error reply, and Redis
-failing while a batch is in flight. Real Redis at ROUTERONE_TEST_REDIS_URL (see
-test_limiter_contract.py); every test uses its own scopes.
+"""RedisLimiter shares round trips between concurrent calls (one EVALSHA of the script's batch mode)
+without changing a decision: exact admissions, calls of one request run in order, NOSCRIPT before
+and between batches, one caller's error reply, and Redis failing while a batch is in flight. Real
+Redis at ROUTERONE_TEST_REDIS_URL (see test_limiter_contract.py); every test uses its own scopes.
 """
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from urllib.parse import urlsplit
 
 import pytest
 from redis.asyncio import Redis
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import ResponseError
 
-from routerone.limits import KEY_PREFIX, DenyReason, LimitRule, RedisLimiter
+from routerone.limits import KEY_PREFIX, DenyReason, LimitRule, LimitTicket, RedisLimiter
 
 pytestmark = pytest.mark.redis
 
@@ -49,6 +49,19 @@ async def _burst(limiter: RedisLimiter, rules: list[LimitRule], n: int, tokens: 
     return await asyncio.gather(*(limiter.acquire(rules, _rid(), tokens) for _ in range(n)))
 
 
+def _count_commands(limiter: RedisLimiter) -> list[tuple]:
+    """The commands the limiter's client sends from now on (name, number of keys, args)."""
+    sent: list[tuple] = []
+    original = limiter._redis.execute_command
+
+    async def counting(*args, **kwargs):
+        sent.append(args)
+        return await original(*args, **kwargs)
+
+    limiter._redis.execute_command = counting
+    return sent
+
+
 async def test_concurrent_acquires_share_round_trips_and_stay_exact(redis_url, scope):
     limiter = RedisLimiter(redis_url)
     try:
@@ -75,7 +88,70 @@ async def test_concurrent_acquires_share_round_trips_and_stay_exact(redis_url, s
         await limiter.close()
 
 
-async def test_pipelines_in_flight_are_bounded(redis_url, scope):
+async def test_a_batch_of_64_acquires_is_one_command_and_exact(redis_url, scope):
+    limiter = RedisLimiter(redis_url)
+    client = Redis.from_url(redis_url)
+    try:
+        rules = [LimitRule(scope + ":key", rpm=25, tpm=10_000, concurrency=40),
+                 LimitRule(scope + ":acct", tpm=2_000)]
+        assert await limiter.peek(rules)                      # connected, script loaded
+        sent = _count_commands(limiter)
+        before = limiter.round_trips
+        decisions = await _burst(limiter, rules, 64, tokens=100)
+        assert limiter.round_trips - before == 1
+        assert [args[0] for args in sent] == ["EVALSHA"]
+        numkeys, argv = sent[0][2], sent[0][3 + sent[0][2]:]
+        assert numkeys == 8                                   # each scope's four keys, once
+        assert argv[0] == "batch" and len(argv) == 3 + 2 * 64     # request id, the rest
+        assert {spec.split()[0] for spec in argv[4::2]} == {"acquire"}
+        assert [d.allowed for d in decisions] == [True] * 20 + [False] * 44   # tpm 2,000 binds
+        assert {(d.reason, d.denied_scope) for d in decisions[20:]} == {(DenyReason.TPM, rules[1].scope)}
+        assert decisions[0].headers["x-ratelimit-remaining-tokens"] == str(2_000 - 100)
+        assert decisions[19].headers["x-ratelimit-remaining-tokens"] == "0"
+        assert decisions[20].headers["x-ratelimit-remaining-requests"] == str(25 - 20)
+        assert await client.zcard(f"{KEY_PREFIX}{rules[0].scope}:req") == 20
+        assert await client.zcard(f"{KEY_PREFIX}{rules[0].scope}:cc") == 20
+        assert int(await client.get(f"{KEY_PREFIX}{rules[1].scope}:tsum")) == 2_000
+        assert limiter.fallback_events == 0
+    finally:
+        await limiter.close()
+        await client.aclose()
+
+
+async def test_a_batch_runs_the_calls_of_one_request_in_order(redis_url, scope):
+    """One batch: acquire A, acquire B (no slot), release A, acquire C (A's slot), acquire A again
+    (counted already, but its slot is C's now), release C with its tokens unused: each call sees
+    exactly what the calls before it in the batch did."""
+    limiter = RedisLimiter(redis_url)
+    client = Redis.from_url(redis_url)
+    try:
+        rules = (LimitRule(scope + ":key", tpm=1_000, concurrency=1),)
+        assert await limiter.peek(rules)
+        sent = _count_commands(limiter)
+        a, b, c = _rid(), _rid(), _rid()
+        got = await asyncio.gather(
+            limiter.acquire(rules, a, 100), limiter.acquire(rules, b, 100),
+            limiter.release(LimitTicket(a, rules, 100), 40), limiter.acquire(rules, c, 300),
+            limiter.acquire(rules, a, 100), limiter.release(LimitTicket(c, rules, 300), 0),
+            limiter.peek(rules, 700))
+        assert [args[0] for args in sent] == ["EVALSHA"]
+        acquired_a, denied_b, _, acquired_c, again_a, _, peeked = got
+        assert acquired_a.allowed and acquired_c.allowed
+        assert (denied_b.allowed, denied_b.reason) == (False, DenyReason.CONCURRENCY)
+        assert (again_a.allowed, again_a.reason) == (False, DenyReason.CONCURRENCY)
+        assert acquired_c.headers["x-ratelimit-remaining-tokens"] == str(1_000 - 40 - 300)
+        assert again_a.headers["x-ratelimit-remaining-tokens"] == str(1_000 - 40 - 300)
+        assert peeked is True                                  # C's 300 tokens were given back
+        base = f"{KEY_PREFIX}{rules[0].scope}"
+        assert int(await client.get(base + ":tsum")) == 40
+        assert await client.zcard(base + ":cc") == 0
+        assert set(await client.zrange(base + ":req", 0, -1)) == {a.encode(), c.encode()}
+    finally:
+        await limiter.close()
+        await client.aclose()
+
+
+async def test_batches_in_flight_are_bounded(redis_url, scope):
     limiter = RedisLimiter(redis_url, max_connections=1, batch_size=16)
     try:
         rule = LimitRule(scope + ":key", rpm=50)
@@ -97,50 +173,50 @@ async def test_script_flushed_before_a_batch(redis_url, scope):
         rule = LimitRule(scope + ":key", rpm=40, tpm=1000)
         assert await limiter.peek([rule])
         await client.script_flush()
+        sent = _count_commands(limiter)
+        before = limiter.round_trips
         decisions = await _burst(limiter, [rule], 64, tokens=30)
-        assert sum(d.allowed for d in decisions) == 1000 // 30   # tpm binds before rpm
+        assert [d.allowed for d in decisions] == [True] * (1000 // 30) + [False] * (64 - 1000 // 30)
+        assert {d.reason for d in decisions if not d.allowed} == {DenyReason.TPM}   # before rpm
+        assert [args[0] for args in sent] == ["EVALSHA", "EVAL"]   # NOSCRIPT; the same batch again
+        assert limiter.round_trips - before == 2
+        assert await client.zcard(f"{KEY_PREFIX}{rule.scope}:req") == 1000 // 30
+        assert (await _burst(limiter, [rule], 2, tokens=30))[0].reason == DenyReason.TPM   # loaded
+        assert [args[0] for args in sent[2:]] == ["EVALSHA"]
         assert limiter.fallback_events == 0
     finally:
         await limiter.close()
         await client.aclose()
 
 
-async def test_script_flushed_in_the_middle_of_a_batch(redis_url, scope):
-    """SCRIPT FLUSH lands inside the pipeline: the first half runs, the second half gets NOSCRIPT,
-    is retried after SCRIPT LOAD, and every caller gets the decision it would have had."""
-    limiter = RedisLimiter(redis_url)
-    seen: list[object] = []
-    pipeline = limiter._redis.pipeline
+async def test_script_flushed_between_batches(redis_url, scope):
+    """SCRIPT FLUSH lands after the second of four batches (one connection, 16 calls a batch): the
+    third finds no script and is sent again with EVAL, and every caller gets the decision it would
+    have had."""
+    limiter = RedisLimiter(redis_url, max_connections=1, batch_size=16)
+    client = Redis.from_url(redis_url)
+    sent = _count_commands(limiter)
+    evalsha = limiter._redis.evalsha
 
-    def flushing_pipeline(*args, **kwargs):
-        pipe = pipeline(*args, **kwargs)
-        execute = pipe.execute
+    async def flushing_evalsha(*args, **kwargs):
+        reply = await evalsha(*args, **kwargs)
+        if len(sent) == 3:                                      # the peek and two batches ran
+            await client.script_flush()
+        return reply
 
-        async def execute_with_flush(raise_on_error: bool = True):
-            if seen or len(pipe.command_stack) < 2:
-                return await execute(raise_on_error=raise_on_error)
-            mid = len(pipe.command_stack) // 2
-            pipe.command_stack.insert(mid, (("SCRIPT FLUSH",), {}))
-            replies = await execute(raise_on_error=raise_on_error)
-            del replies[mid]
-            seen.extend(replies)
-            return replies
-        pipe.execute = execute_with_flush
-        return pipe
-
-    limiter._redis.pipeline = flushing_pipeline
+    limiter._redis.evalsha = flushing_evalsha
     try:
         rule = LimitRule(scope + ":key", rpm=25)
         assert await limiter.peek([rule])
         before = limiter.round_trips
         decisions = await _burst(limiter, [rule], 64)
-        assert sum(d.allowed for d in decisions) == 25
-        assert limiter.round_trips - before == 2               # the batch; SCRIPT LOAD + retries
-        missing = sum(isinstance(r, NoScriptError) for r in seen)
-        assert 0 < missing < 64 and not isinstance(seen[0], NoScriptError)
+        assert [d.allowed for d in decisions] == [True] * 25 + [False] * 39
+        assert limiter.round_trips - before == 5
+        assert [args[0] for args in sent] == ["EVALSHA"] * 4 + ["EVAL", "EVALSHA"]
         assert limiter.fallback_events == 0
     finally:
         await limiter.close()
+        await client.aclose()
 
 
 async def test_an_error_reply_fails_only_its_caller(redis_url, scope):
@@ -153,8 +229,11 @@ async def test_an_error_reply_fails_only_its_caller(redis_url, scope):
         assert await limiter.peek([good])
         calls = [limiter.acquire([good], _rid(), 0) for _ in range(20)]
         calls.insert(7, limiter.acquire([bad], _rid(), 0))
+        before = limiter.round_trips
         results = await asyncio.gather(*calls, return_exceptions=True)
-        assert isinstance(results.pop(7), ResponseError)
+        assert limiter.round_trips - before == 1                 # one batch, one caller failed
+        error = results.pop(7)
+        assert isinstance(error, ResponseError) and str(error).startswith("WRONGTYPE")
         assert sum(d.allowed for d in results) == 10
         assert (limiter.fallback_events, limiter.outages) == (0, 0)
     finally:
@@ -247,7 +326,7 @@ async def test_redis_failing_mid_batch_gives_every_caller_the_policy_answer(redi
         first = asyncio.ensure_future(_burst(limiter, [rule], 64))
         await asyncio.wait_for(proxy.held.wait(), 5)            # the first batch is in flight
         second = asyncio.ensure_future(_burst(limiter, [rule], 64))
-        await asyncio.sleep(0.01)                               # a second pipeline, and a queue
+        await asyncio.sleep(0.01)                               # a second batch, and a queue
         third = asyncio.ensure_future(_burst(limiter, [rule], 64))   # queued behind both
         await asyncio.sleep(0.01)
         if how == "cut":

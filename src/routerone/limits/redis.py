@@ -1,22 +1,24 @@
 """Redis limiter: several gateway processes or machines share one set of limits.
 
-Each call runs the `routerone_ratelimit_v1` Lua script (lua/ratelimit_v1.lua) once, with EVALSHA.
-The script runs the sliding-window log of base.py atomically against the Redis server's clock, so
-the guarantees hold across any number of gateways. Keys live under `ro:rl:v1:<scope>:`; they expire
-a window (or a lease) after their last write. One Redis primary; not Redis Cluster (a decision's
+Calls run the `routerone_ratelimit_v1` Lua script (lua/ratelimit_v1.lua) with EVALSHA. The script
+runs the sliding-window log of base.py atomically against the Redis server's clock, so the
+guarantees hold across any number of gateways. Keys live under `ro:rl:v1:<scope>:`; they expire a
+window (or a lease) after their last write. One Redis primary; not Redis Cluster (a decision's
 rules may hash to different slots). Needs Redis >= 5 (effects replication of TIME).
 
-Calls share round trips. Each call is queued; a sender takes the queue (up to `batch_size` calls,
-default 128) and sends it as ONE non-transactional pipeline of EVALSHAs, so the calls made in the
-same event-loop tick, or while earlier pipelines were in flight, share a round trip. At most
-`max_connections` pipelines (default 2, one pooled connection each) are in flight; later calls wait
-in the queue for the next one (back-pressure, not an outage). A call made alone is one plain
-EVALSHA, so without contention a call is still exactly one round trip; under load one round trip
-carries many calls (`round_trips` counts the round trips sent). Each EVALSHA is atomic on its own
-and a pipeline runs them in queue order, so batching changes no decision: it is one of the orders
-in which the calls could have reached Redis anyway. Replies are read with `raise_on_error=False`:
-an error reply fails only its own call. On NOSCRIPT (after SCRIPT FLUSH or a restart) one more round
-trip sends SCRIPT LOAD and retries just those calls (a call sent alone retries with EVAL).
+Calls share round trips, and commands. Each call is queued; a sender takes the queue (up to
+`batch_size` calls, default 128) and sends it as ONE EVALSHA of the script's batch mode, which runs
+the calls in queue order, each exactly as it runs alone, and answers them all in one reply (one line
+of integers per call: cheap to send and to parse). So the calls made in the same event-loop tick, or
+while earlier batches were in flight, share a round trip and a command. At most `max_connections`
+batches (default 2, one pooled connection each) are in flight; later calls wait in the queue for the
+next one (back-pressure, not an outage). A call made alone is one plain single-call EVALSHA, so
+without contention a call is still exactly one round trip; under load one round trip carries many
+calls (`round_trips` counts the round trips sent). A script runs atomically, so batching changes no
+decision: it is one of the orders in which the calls could have reached Redis anyway. A call that
+fails in the script (an error reply) fails alone: the script catches its error, returns it as that
+call's reply and runs the next calls. On NOSCRIPT (after SCRIPT FLUSH or a restart) one more round
+trip sends the same command with EVAL, which also loads the script again.
 
 Failure policy, when Redis cannot be reached (connection refused, timeout, read-only replica):
 - "open" (default): decide with the `fallback` limiter (a MemoryLimiter with the same window unless
@@ -30,7 +32,7 @@ answer); the first success logs the recovery and Redis decides again. Tickets ta
 released locally. If a release cannot reach Redis, its leases end by themselves after `lease_s` and
 its unused tokens stay counted. If a reply is lost after the script ran, the slot is counted in
 Redis and the fallback decides too (over-counts, never under-counts); redis-py's one connection
-retry (which resends a whole pipeline) is safe because acquire, release and peek are idempotent.
+retry (which resends a whole batch) is safe because acquire, release and peek are idempotent.
 """
 from __future__ import annotations
 
@@ -63,7 +65,8 @@ _REASONS = {1: DenyReason.RPM, 2: DenyReason.TPM, 3: DenyReason.CONCURRENCY,
             4: DenyReason.TOKENS_EXCEED_TPM}
 _UNREACHABLE = (RedisConnectionError, RedisTimeoutError, ReadOnlyError, OSError)
 _UNSET = -1
-_Call = tuple[tuple, asyncio.Future, bool]   # (numkeys, *keys, *argv), the reply's future, is probe
+# op, rules, request id, tokens, the future of its reply, whether it is the probe of an outage
+_Call = tuple[str, tuple[LimitRule, ...], str, int, asyncio.Future, bool]
 
 log = logging.getLogger("routerone.limits")
 
@@ -90,8 +93,8 @@ class RedisLimiter:
             else fallback if fallback is not None
             else MemoryLimiter(window_s=window_s, lease_s=lease_s))
         self._timing = (str(round(window_s * 1e6)), str(round(lease_s * 1e6)))
-        self._max_senders = max_connections    # pipelines in flight, one pooled connection each
-        self._batch_size = batch_size          # calls per pipeline
+        self._max_senders = max_connections    # batches in flight, one pooled connection each
+        self._batch_size = batch_size          # calls per batch
         self._queue: list[_Call] = []          # calls waiting for a round trip
         self._senders: set[asyncio.Task] = set()
         self._starting: asyncio.Task | None = None   # a sender that has not taken the queue yet
@@ -100,7 +103,7 @@ class RedisLimiter:
         self._fallback_used = False
         self.fallback_events = 0
         self.outages = 0
-        self.round_trips = 0                   # round trips (pipelines or lone EVALSHAs) sent
+        self.round_trips = 0                   # round trips (one EVALSHA or EVAL each) sent
 
     async def acquire(self, rules: Sequence[LimitRule], request_id: str,
                       tokens: int) -> LimitDecision:
@@ -154,14 +157,8 @@ class RedisLimiter:
             if now < self._probe_at:
                 return None
             self._probe_at = now + self.probe_interval_s      # this call is the probe
-        keys: list[str] = []
-        args: list[str | int] = [op, rid, tokens, *self._timing]
-        for rule in rules:
-            base = KEY_PREFIX + rule.scope
-            keys += (base + ":req", base + ":tok", base + ":tsum", base + ":cc")
-            args += (_or_unset(rule.rpm), _or_unset(rule.tpm), _or_unset(rule.concurrency))
         reply = asyncio.get_running_loop().create_future()
-        self._queue.append(((len(keys), *keys, *args), reply, probe))
+        self._queue.append((op, rules, rid, tokens, reply, probe))
         if self._starting is None and len(self._senders) < self._max_senders:
             self._start_sender()
         return await reply
@@ -179,7 +176,7 @@ class RedisLimiter:
             self._start_sender()                    # a call queued while this sender was ending
 
     async def _sender(self) -> None:
-        """Sends what is queued, one pipeline at a time, until the queue is empty. Starts on the
+        """Sends what is queued, one batch at a time, until the queue is empty. Starts on the
         next loop iteration, so the calls made in this one share its first round trip."""
         self._starting = None
         while self._queue:
@@ -191,7 +188,7 @@ class RedisLimiter:
     async def _send(self, batch: list[_Call]) -> None:
         calls = []
         for call in batch:
-            _, future, probe = call
+            future, probe = call[4:]
             if future.done():                   # the caller was cancelled while it queued
                 continue
             if self._down and not probe:        # an outage began while it queued
@@ -201,12 +198,12 @@ class RedisLimiter:
         if not calls:
             return
         try:
-            replies = await self._round_trip([args for args, _, _ in calls])
+            replies = await self._round_trip(calls)
         except _UNREACHABLE as exc:
             self._mark_down(exc)
             replies = [None] * len(calls)
         except BaseException as exc:            # not an outage: each caller gets the error
-            for _, future, _ in calls:
+            for *_, future, _ in calls:
                 if future.done():
                     continue
                 if isinstance(exc, asyncio.CancelledError):
@@ -216,7 +213,7 @@ class RedisLimiter:
             if not isinstance(exc, Exception):
                 raise
             return
-        for (_, future, _), reply in zip(calls, replies):
+        for (*_, future, _), reply in zip(calls, replies):
             if isinstance(reply, _UNREACHABLE):
                 self._mark_down(reply)
                 reply = None
@@ -229,34 +226,38 @@ class RedisLimiter:
             else:
                 future.set_result(reply)
 
-    async def _round_trip(self, calls: list[tuple]) -> list:
-        """The script's replies to `calls`, or the error reply of each call that got one (one more
-        round trip runs the calls that found no script). Raises when the round trip fails."""
-        self.round_trips += 1
+    async def _round_trip(self, calls: list[_Call]) -> list:
+        """The script's replies to `calls`, or the error reply of each call that got one. Raises
+        when the round trip fails (or the whole command gets an error reply)."""
         if len(calls) == 1:
-            try:
-                return [await self._redis.evalsha(_SHA, *calls[0])]
-            except NoScriptError:
-                self.round_trips += 1
-                return [await self._redis.eval(_SCRIPT, *calls[0])]
-        pipe = self._redis.pipeline(transaction=False)
-        for args in calls:
-            pipe.evalsha(_SHA, *args)
-        replies = await pipe.execute(raise_on_error=False)
-        missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
-        if missing:
+            op, rules, rid, tokens = calls[0][:4]
+            keys, args = [], [op, rid, tokens, *self._timing]
+            for rule in rules:
+                keys += _keys(rule.scope)
+                args += (_or_unset(rule.rpm), _or_unset(rule.tpm), _or_unset(rule.concurrency))
+            return [await self._evalsha(len(keys), *keys, *args)]
+        keys, args, first = [], ["batch", *self._timing], {}
+        for op, rules, rid, tokens, _, _ in calls:
+            spec = f"{op} {tokens}"          # one argument: each costs redis-py to encode
+            for rule in rules:               # a scope's four keys are sent once, at KEYS[k:k + 4]
+                k = first.get(rule.scope)
+                if k is None:
+                    k = first[rule.scope] = len(keys) + 1
+                    keys += _keys(rule.scope)
+                spec += (f" {k} {_or_unset(rule.rpm)} {_or_unset(rule.tpm)}"
+                         f" {_or_unset(rule.concurrency)}")
+            args += (rid, spec)
+        text, *errors = await self._evalsha(len(keys), *keys, *args)
+        failed = iter(errors)                # the error replies of the empty lines, in order
+        return [[*map(int, line.split())] if line else next(failed) for line in text.split(b"\n")]
+
+    async def _evalsha(self, *args):
+        self.round_trips += 1
+        try:
+            return await self._redis.evalsha(_SHA, *args)
+        except NoScriptError:                # after SCRIPT FLUSH or a restart; EVAL loads it again
             self.round_trips += 1
-            pipe = self._redis.pipeline(transaction=False)
-            pipe.script_load(_SCRIPT)
-            for i in missing:
-                pipe.evalsha(_SHA, *calls[i])
-            try:
-                again = (await pipe.execute(raise_on_error=False))[1:]
-            except _UNREACHABLE as exc:         # the other calls' replies still count
-                again = [exc] * len(missing)
-            for i, reply in zip(missing, again):
-                replies[i] = reply
-        return replies
+            return await self._redis.eval(_SCRIPT, *args)
 
     async def _degraded_acquire(self, rules: tuple[LimitRule, ...], rid: str,
                                 tokens: int) -> LimitDecision:
@@ -282,6 +283,11 @@ class RedisLimiter:
                   else "denying requests")
         log.warning("Redis limiter unreachable (%s: %s); failure_policy=%s: %s until it answers",
                     type(exc).__name__, exc, self.failure_policy, action)
+
+
+def _keys(scope: str) -> tuple[str, str, str, str]:
+    base = KEY_PREFIX + scope
+    return base + ":req", base + ":tok", base + ":tsum", base + ":cc"
 
 
 def _or_unset(limit: int | None) -> int:

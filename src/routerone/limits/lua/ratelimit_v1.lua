@@ -1,28 +1,41 @@
 -- routerone_ratelimit_v1: Router One's sliding-window-log rate limiter (algorithm: limits/base.py).
 --
 -- IMPORTANT: bump the version in this file's name, in the name above and in KEY_PREFIX
--- ("ro:rl:v1:", redis.py) whenever keys, arguments, results or behaviour change, so old and new
--- gateways can share one Redis during a rolling deploy without reading each other's state.
+-- ("ro:rl:v1:", redis.py) whenever the keys, what they hold or what an operation does change, so
+-- old and new gateways can share one Redis during a rolling deploy without reading each other's
+-- state. (Each gateway runs its own copy of the script, by its SHA: a new way to call it, like the
+-- batch below, needs no bump as long as every operation does exactly what it did.)
 --
 -- KEYS, four per rule, prefix ro:rl:v1:<scope>:
 --   req   ZSET   request_id -> admitted_at (microseconds, Redis server clock)
 --   tok   HASH   request_id -> tokens still counted for it (lowered by release)
 --   tsum  STRING sum of tok
 --   cc    ZSET   request_id -> lease expiry (microseconds): the in-flight requests
--- ARGV: op ("acquire" | "peek" | "release"), request_id, tokens (tokens_used for release),
---       window_us, lease_us, then per rule: rpm, tpm, concurrency (-1 = no such limit)
+--
+-- One operation: ARGV: op ("acquire" | "peek" | "release"), request_id, tokens (tokens_used for
+--   release), window_us, lease_us, then per rule: rpm, tpm, concurrency (-1 = no such limit);
+--   KEYS: the four keys of each rule, in the rules' order.
 -- Returns, for acquire and peek:
 --   {allowed (1|0), denied rule (1-based, 0 = none), reason, wait_us,
 --    then per rule: requests, tokens, reset_us}
 --   reason: 0 none, 1 rpm, 2 tpm, 3 concurrency, 4 tokens exceed tpm (never satisfiable)
 -- and {1} for release.
 -- The whole check-and-record runs atomically, so all rules take the request or none does.
+--
+-- Batch: ARGV: "batch", window_us, lease_us, then two per operation: its request_id, and its
+--   other arguments in one string, separated by spaces: op, tokens, then per rule: the index in
+--   KEYS of the first of its four keys (consecutive; a scope's keys appear once however many
+--   operations use them), rpm, tpm, concurrency. (Fewer arguments cost the client less to send.)
+-- Runs the operations in order, each exactly as if it had been sent alone (at one reading of the
+--   clock), and returns {text, error...}: text has one line per operation ("\n" between lines),
+--   the integers that operation returns alone separated by spaces, or an empty line when it failed;
+--   the error replies follow text, in order. A failed operation leaves what it wrote, as it would
+--   alone, and the next ones still run.
 
-local op, rid = ARGV[1], ARGV[2]
-local tokens = tonumber(ARGV[3])
-local window, lease = tonumber(ARGV[4]), tonumber(ARGV[5])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local window, lease          -- microseconds, from ARGV
+local rid, tokens            -- the request id and tokens of the operation running
 local CHUNK = 500
 local CONCURRENCY_WAIT = 1000000
 
@@ -32,12 +45,10 @@ local function limit(v)
   return v
 end
 
-local rules = {}
-for i = 1, #KEYS / 4 do
-  local a = 5 + (i - 1) * 3
-  rules[i] = {req = KEYS[4 * i - 3], tok = KEYS[4 * i - 2], tsum = KEYS[4 * i - 1],
-              cc = KEYS[4 * i], rpm = limit(ARGV[a + 1]), tpm = limit(ARGV[a + 2]),
-              conc = limit(ARGV[a + 3])}
+-- The rule whose four keys start at KEYS[k], with its limits at args[a], args[a + 1], args[a + 2].
+local function rule(k, args, a)
+  return {req = KEYS[k], tok = KEYS[k + 1], tsum = KEYS[k + 2], cc = KEYS[k + 3],
+          rpm = limit(args[a]), tpm = limit(args[a + 1]), conc = limit(args[a + 2])}
 end
 
 local function absent(key)
@@ -132,7 +143,7 @@ local function reset_us(r, admitted)
   return tonumber(newest[2]) + window - now
 end
 
-if op == 'release' then
+local function release(rules)
   for _, r in ipairs(rules) do
     redis.call('ZREM', r.cc, rid)
     local held = tonumber(redis.call('HGET', r.tok, rid))
@@ -144,22 +155,56 @@ if op == 'release' then
   return {1}
 end
 
-local worst, denied, reason = 0, 0, 0
-for i, r in ipairs(rules) do
-  sweep(r)
-  local wait, why = check(r)
-  if why ~= 0 and reason ~= 4 and (denied == 0 or why == 4 or wait > worst) then
-    worst, denied, reason = wait, i, why
+local function decide(op, rules)
+  local worst, denied, reason = 0, 0, 0
+  for i, r in ipairs(rules) do
+    sweep(r)
+    local wait, why = check(r)
+    if why ~= 0 and reason ~= 4 and (denied == 0 or why == 4 or wait > worst) then
+      worst, denied, reason = wait, i, why
+    end
+  end
+  local admitted = denied == 0 and op == 'acquire'
+  if admitted then
+    for _, r in ipairs(rules) do record(r) end
+  end
+  local out = {denied == 0 and 1 or 0, denied, reason, worst}
+  for _, r in ipairs(rules) do
+    out[#out + 1] = r.count
+    out[#out + 1] = r.sum
+    out[#out + 1] = reset_us(r, admitted)
+  end
+  return out
+end
+
+local function run(op, rules)
+  if op == 'release' then return release(rules) end
+  return decide(op, rules)
+end
+
+if ARGV[1] ~= 'batch' then
+  rid, tokens = ARGV[2], tonumber(ARGV[3])
+  window, lease = tonumber(ARGV[4]), tonumber(ARGV[5])
+  local rules = {}
+  for i = 1, #KEYS / 4 do rules[i] = rule(4 * i - 3, ARGV, 6 + 3 * (i - 1)) end
+  return run(ARGV[1], rules)
+end
+
+window, lease = tonumber(ARGV[2]), tonumber(ARGV[3])
+local lines, reply = {}, {''}
+for a = 4, #ARGV, 2 do
+  local args, rules = {}, {}
+  for word in string.gmatch(ARGV[a + 1], '%S+') do args[#args + 1] = word end
+  rid, tokens = ARGV[a], tonumber(args[2])
+  for b = 3, #args, 4 do rules[#rules + 1] = rule(tonumber(args[b]), args, b + 1) end
+  local ok, out = pcall(run, args[1], rules)
+  if ok then
+    for k = 1, #out do out[k] = string.format('%d', out[k]) end
+    lines[#lines + 1] = table.concat(out, ' ')
+  else          -- the error of redis.call: a table {err = ...} before Redis 7, else a string
+    lines[#lines + 1] = ''
+    reply[#reply + 1] = type(out) == 'table' and out or redis.error_reply(tostring(out))
   end
 end
-local admitted = denied == 0 and op == 'acquire'
-if admitted then
-  for _, r in ipairs(rules) do record(r) end
-end
-local out = {denied == 0 and 1 or 0, denied, reason, worst}
-for _, r in ipairs(rules) do
-  out[#out + 1] = r.count
-  out[#out + 1] = r.sum
-  out[#out + 1] = reset_us(r, admitted)
-end
-return out
+reply[1] = table.concat(lines, '\n')
+return reply
