@@ -157,12 +157,15 @@ def markdown(results: dict) -> str:
 
 
 def chart(results: dict, path: Path) -> str:
+    """Draw the PNG; "" on success, else why not. matplotlib is not one of Router One's dependencies:
+    when this interpreter lacks it, it is installed once into bench/.venv-tools and the chart is
+    drawn there (from the results JSON)."""
     try:
         import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as exc:
-        return f"no chart: {exc}"
+    except ImportError:
+        return _chart_in_tools_venv(results, path)
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
     T = results["targets"]
     keys = [k for k in ("direct", "bare", "routerone", "routerone_pg", "litellm") if k in T and not T[k].get("skipped")]
     labels = {"direct": "direct", "bare": "bare pass-through", "routerone": "Router One",
@@ -216,3 +219,31 @@ def chart(results: dict, path: Path) -> str:
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return ""
+
+
+def _chart_in_tools_venv(results: dict, path: Path) -> str:
+    import json
+    import subprocess
+    import sys
+    import tempfile
+    here = Path(__file__).resolve().parent
+    venv = here / ".venv-tools"
+    py = venv / "bin" / "python"
+    try:
+        if not py.exists():
+            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True, timeout=300)
+        if subprocess.run([str(py), "-c", "import matplotlib"], capture_output=True, timeout=120).returncode:
+            r = subprocess.run([str(py), "-m", "pip", "install", "-q", "matplotlib"], capture_output=True,
+                               text=True, timeout=900)
+            if r.returncode:
+                return f"no chart: matplotlib could not be installed ({(r.stderr or r.stdout).strip()[-200:]})"
+        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+            json.dump(results, f, default=str)
+        code = ("import json, sys; from pathlib import Path; sys.path.insert(0, sys.argv[1]); from report import chart; "
+                "sys.exit(chart(json.load(open(sys.argv[2])), Path(sys.argv[3])) or 0)")
+        r = subprocess.run([str(py), "-c", code, str(here), f.name, str(path)], capture_output=True, text=True,
+                           timeout=300)
+        Path(f.name).unlink(missing_ok=True)
+        return "" if r.returncode == 0 else f"no chart: {(r.stderr or r.stdout).strip()[-300:]}"
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"no chart: {exc}"
