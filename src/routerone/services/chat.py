@@ -230,8 +230,6 @@ class ChatService:
             await asyncio.wait(list(self.background), timeout=timeout_s)
 
 
-
-
 def _choice_text(resp: dict) -> str:
     """The completion's text for the request log: every choice's content, tool calls as JSON."""
     parts = []
