@@ -77,3 +77,15 @@ async def test_a_caller_cancelled_in_flight_gets_its_result_to_on_orphan_and_que
 def test_rejects_nonsense_sizes() -> None:
     with pytest.raises(ValueError):
         Batcher(Recorder(), max_batch=0)
+
+
+async def test_a_flush_cancelled_mid_round_trip_cancels_its_callers_instead_of_stranding_them() -> None:
+    b = Batcher(Recorder(delay_s=1.0))
+    calls = [asyncio.ensure_future(b.submit(i)) for i in range(3)]
+    await asyncio.sleep(0.01)
+    later = asyncio.ensure_future(b.submit(9))
+    await asyncio.sleep(0)
+    for task in list(b._tasks):
+        task.cancel()
+    done, pending = await asyncio.wait([*calls, later], timeout=1)
+    assert not pending and all(t.cancelled() for t in done)

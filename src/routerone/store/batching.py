@@ -61,6 +61,11 @@ class Batcher(Generic[I, R]):
                 self.items += len(batch)
                 try:
                     results = await self._run([item for item, _ in batch])
+                except asyncio.CancelledError:    # shutdown: its callers must not wait forever
+                    for _, fut in batch + self._queue:
+                        fut.cancel()
+                    self._queue.clear()
+                    raise
                 except Exception as exc:  # noqa: BLE001 - retried item by item below
                     if len(batch) == 1:
                         self._set(batch[0], exc=exc)
