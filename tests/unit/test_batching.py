@@ -5,7 +5,7 @@ import asyncio
 
 import pytest
 
-from routerone.store.batching import Batcher
+from routerone.batching import Batcher
 
 
 class Recorder:

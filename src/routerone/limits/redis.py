@@ -6,8 +6,9 @@ guarantees hold across any number of gateways. Keys live under `ro:rl:v1:<scope>
 window (or a lease) after their last write. One Redis primary; not Redis Cluster (a decision's
 rules may hash to different slots). Needs Redis >= 5 (effects replication of TIME).
 
-Calls share round trips, and commands. Each call is queued; a sender takes the queue (up to
-`batch_size` calls, default 128) and sends it as ONE EVALSHA of the script's batch mode, which runs
+Calls share round trips, and commands. Each call is queued in a `Batcher` (routerone.batching, the
+same one PostgresStore uses), which takes the queue (up to `batch_size` calls, default 128); the
+batch goes out as ONE EVALSHA of the script's batch mode, which runs
 the calls in queue order, each exactly as it runs alone, and answers them all in one reply (one line
 of integers per call: cheap to send and to parse). So the calls made in the same event-loop tick, or
 while earlier batches were in flight, share a round trip and a command. At most `max_connections`
@@ -24,7 +25,8 @@ Failure policy, when Redis cannot be reached (connection refused, timeout, read-
 - "open" (default): decide with the `fallback` limiter (a MemoryLimiter with the same window unless
   one is given): local, per-process limits, so N gateways admit up to N times a limit.
 - "closed": deny with `retry_after_s` 1 and reason `limiter_unavailable` (`fallback` is unused).
-When a round trip fails, every call it carried gets the policy's answer. The first failure of an
+When a round trip fails, every call it carried gets the policy's answer (a failure that is not an
+outage, such as an error reply to the whole command, sends the batch back to run call by call). The first failure of an
 outage logs one warning on logger "routerone.limits"; each decision taken by the policy adds one to
 `fallback_events` (export it as a metric) and each outage to `outages`. During an outage Redis is
 retried at most once per `probe_interval_s` (by one call; calls queued meanwhile get the policy's
@@ -36,7 +38,6 @@ retry (which resends a whole batch) is safe because acquire, release and peek ar
 """
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 import time
@@ -50,6 +51,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ReadOnlyError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from routerone.batching import Batcher
 from routerone.limits.base import (DenyReason, LimitDecision, Limiter, LimitRule, LimitTicket,
                                    normalize_rules, retry_after_s)
 from routerone.limits.headers import ScopeUsage, rate_limit_headers
@@ -65,8 +67,8 @@ _REASONS = {1: DenyReason.RPM, 2: DenyReason.TPM, 3: DenyReason.CONCURRENCY,
             4: DenyReason.TOKENS_EXCEED_TPM}
 _UNREACHABLE = (RedisConnectionError, RedisTimeoutError, ReadOnlyError, OSError)
 _UNSET = -1
-# op, rules, request id, tokens, the future of its reply, whether it is the probe of an outage
-_Call = tuple[str, tuple[LimitRule, ...], str, int, asyncio.Future, bool]
+# op, rules, request id, tokens, whether it is the probe of an outage
+_Call = tuple[str, tuple[LimitRule, ...], str, int, bool]
 
 log = logging.getLogger("routerone.limits")
 
@@ -93,11 +95,9 @@ class RedisLimiter:
             else fallback if fallback is not None
             else MemoryLimiter(window_s=window_s, lease_s=lease_s))
         self._timing = (str(round(window_s * 1e6)), str(round(lease_s * 1e6)))
-        self._max_senders = max_connections    # batches in flight, one pooled connection each
-        self._batch_size = batch_size          # calls per batch
-        self._queue: list[_Call] = []          # calls waiting for a round trip
-        self._senders: set[asyncio.Task] = set()
-        self._starting: asyncio.Task | None = None   # a sender that has not taken the queue yet
+        # at most max_connections batches in flight, one pooled connection each
+        self._calls: Batcher[_Call, list[int] | Exception | None] = Batcher(
+            self._send, max_batch=batch_size, max_in_flight=max_connections)
         self._down = False
         self._probe_at = 0.0
         self._fallback_used = False
@@ -141,8 +141,7 @@ class RedisLimiter:
         return self._fallback is not None and await self._fallback.peek(rules, tokens)
 
     async def close(self) -> None:
-        if self._senders:                           # let the round trips in flight finish
-            await asyncio.gather(*self._senders, return_exceptions=True)
+        await self._calls.close()                   # let the round trips in flight finish
         await self._redis.aclose()
         if self._owns_fallback and self._fallback is not None:
             await self._fallback.close()
@@ -157,74 +156,32 @@ class RedisLimiter:
             if now < self._probe_at:
                 return None
             self._probe_at = now + self.probe_interval_s      # this call is the probe
-        reply = asyncio.get_running_loop().create_future()
-        self._queue.append((op, rules, rid, tokens, reply, probe))
-        if self._starting is None and len(self._senders) < self._max_senders:
-            self._start_sender()
-        return await reply
+        reply = await self._calls.submit((op, rules, rid, tokens, probe))
+        if isinstance(reply, Exception):
+            raise reply
+        return reply
 
-    def _start_sender(self) -> None:
-        task = self._starting = asyncio.create_task(self._sender())
-        self._senders.add(task)
-        task.add_done_callback(self._sender_done)
-
-    def _sender_done(self, task: asyncio.Task) -> None:
-        self._senders.discard(task)
-        if self._starting is task:                  # cancelled before it ran
-            self._starting = None
-        if self._queue and self._starting is None and not task.cancelled():
-            self._start_sender()                    # a call queued while this sender was ending
-
-    async def _sender(self) -> None:
-        """Sends what is queued, one batch at a time, until the queue is empty. Starts on the
-        next loop iteration, so the calls made in this one share its first round trip."""
-        self._starting = None
-        while self._queue:
-            batch = self._queue[:self._batch_size]
-            del self._queue[:self._batch_size]
-            await self._send(batch)
-            await asyncio.sleep(0)    # the callers just answered may queue their next call first
-
-    async def _send(self, batch: list[_Call]) -> None:
-        calls = []
-        for call in batch:
-            future, probe = call[4:]
-            if future.done():                   # the caller was cancelled while it queued
-                continue
-            if self._down and not probe:        # an outage began while it queued
-                future.set_result(None)
-            else:
-                calls.append(call)
-        if not calls:
-            return
+    async def _send(self, batch: list[_Call]) -> list[list[int] | Exception | None]:
+        """One batch's replies, in order: the script's, an error reply (that call's own), or None
+        for a call that Redis could not decide (an outage, also one that began while it queued).
+        A failure that is not an outage raises, and the Batcher retries the calls one by one."""
+        replies: list[list[int] | Exception | None] = [None] * len(batch)
+        sent = [i for i, call in enumerate(batch) if call[4] or not self._down]
+        if not sent:
+            return replies
         try:
-            replies = await self._round_trip(calls)
+            got = await self._round_trip([batch[i] for i in sent])
         except _UNREACHABLE as exc:
             self._mark_down(exc)
-            replies = [None] * len(calls)
-        except BaseException as exc:            # not an outage: each caller gets the error
-            for *_, future, _ in calls:
-                if future.done():
-                    continue
-                if isinstance(exc, asyncio.CancelledError):
-                    future.cancel()
-                else:
-                    future.set_exception(exc)
-            if not isinstance(exc, Exception):
-                raise
-            return
-        for (*_, future, _), reply in zip(calls, replies):
+            return replies
+        for i, reply in zip(sent, got):
             if isinstance(reply, _UNREACHABLE):
                 self._mark_down(reply)
                 reply = None
             elif reply is not None and not isinstance(reply, Exception) and self._down:
                 self._mark_up()
-            if future.done():
-                continue
-            if isinstance(reply, Exception):
-                future.set_exception(reply)
-            else:
-                future.set_result(reply)
+            replies[i] = reply
+        return replies
 
     async def _round_trip(self, calls: list[_Call]) -> list:
         """The script's replies to `calls`, or the error reply of each call that got one. Raises
@@ -237,7 +194,7 @@ class RedisLimiter:
                 args += (_or_unset(rule.rpm), _or_unset(rule.tpm), _or_unset(rule.concurrency))
             return [await self._evalsha(len(keys), *keys, *args)]
         keys, args, first = [], ["batch", *self._timing], {}
-        for op, rules, rid, tokens, _, _ in calls:
+        for op, rules, rid, tokens, _ in calls:
             spec = f"{op} {tokens}"          # one argument: each costs redis-py to encode
             for rule in rules:               # a scope's four keys are sent once, at KEYS[k:k + 4]
                 k = first.get(rule.scope)

@@ -53,7 +53,7 @@ import asyncpg
 
 from . import postgres_sql as sql
 from . import rows
-from .batching import Batcher
+from ..batching import Batcher
 from .base import (Account, ApiKey, LedgerEntry, Limits, NewKey, Reservation, Settlement, UsagePage,
                    UsageQuery, UsageRecord, UsageTotals)
 from .migrations import MIGRATIONS

@@ -20,7 +20,7 @@ from typing import Awaitable, Callable, Generic, Sequence, TypeVar
 __all__ = ["Batcher"]
 I = TypeVar("I")
 R = TypeVar("R")
-log = logging.getLogger("routerone.store")
+log = logging.getLogger("routerone.batching")
 
 
 class Batcher(Generic[I, R]):
