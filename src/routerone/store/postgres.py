@@ -11,7 +11,7 @@ Rows are always locked in one order: reservation, then keys (ascending id), then
 The account row comes after the key row because every key of an account shares it: a request
 waiting for its key's row holds nothing that other keys of the account need.
 
-Hot path. `reserve` and `settle` go through batchers (batching.py): the calls that arrive while a
+Hot path. `reserve` and `settle` go through batchers (routerone.batching): the calls that arrive while a
 round trip is in flight share the next one, which runs a PL/pgSQL routine over the whole batch
 (postgres_sql.py) with exactly the semantics of running the calls one after another. Under load a
 request costs a fraction of a round trip instead of three; a lone request costs one event-loop turn
