@@ -5,8 +5,17 @@ import json
 
 import httpx2
 import pytest
+from pydantic import BaseModel
 
-__all__ = ["everything_validates", "charges", "raw_post", "accumulate", "assistant_turn", "tool_results"]
+__all__ = ["everything_validates", "charges", "raw_post", "accumulate", "assistant_turn", "tool_results",
+           "Weather"]
+
+
+class Weather(BaseModel):
+    """The structured answer the SDK's `parse(response_format=...)` tests ask for."""
+    city: str
+    temp_c: float
+    sunny: bool
 
 
 @pytest.fixture(autouse=True)
@@ -21,7 +30,6 @@ def everything_validates(openai_wire, gw):
 def charges(gw, account_id: int) -> list[int]:
     return [e["amount_micros"] for e in gw.admin("GET", f"/admin/accounts/{account_id}/ledger")["data"]
             if e["kind"] == "charge"]
-
 
 
 def raw_post(openai_wire, gw, key: str, body: dict) -> httpx2.Response:

@@ -25,9 +25,8 @@ import jsonschema
 import openai
 import pytest
 from openai import OpenAI
-from pydantic import BaseModel
 
-from chat_helpers import accumulate, assistant_turn, charges, everything_validates, raw_post, tool_results  # noqa: F401
+from chat_helpers import Weather, accumulate, assistant_turn, charges, everything_validates, raw_post, tool_results  # noqa: F401
 from openai_schema import ERROR_FINISH_REASON, sse_payloads, validate_chunk, validate_completion, validate_error
 from routerone.testing.fake_anthropic import serve_fake_anthropic
 from routerone.tokens import count_text_tokens
@@ -341,12 +340,6 @@ def test_json_schema_response_format(openai_client: OpenAI, upstream, stream):
     assert [t["name"] for t in sent["tools"]] == ["json_response__weather"]
     assert sent["tools"][0]["input_schema"] == ANSWER_SCHEMA
     assert sent["tool_choice"] == {"type": "tool", "name": "json_response__weather"}
-
-
-class Weather(BaseModel):
-    city: str
-    temp_c: float
-    sunny: bool
 
 
 def test_sdk_parse_with_pydantic_model(openai_client: OpenAI):

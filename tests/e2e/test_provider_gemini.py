@@ -25,9 +25,8 @@ import jsonschema
 import openai
 import pytest
 from openai import OpenAI
-from pydantic import BaseModel
 
-from chat_helpers import accumulate, assistant_turn, charges, everything_validates, raw_post, tool_results  # noqa: F401
+from chat_helpers import Weather, accumulate, assistant_turn, charges, everything_validates, raw_post, tool_results  # noqa: F401
 from openai_schema import ERROR_FINISH_REASON, sse_payloads, validate_chunk, validate_completion, validate_error
 from routerone.testing.fake_gemini import FakeGeminiServer
 
@@ -334,12 +333,6 @@ def test_json_schema_response_format(openai_client: OpenAI, upstream, stream):
     assert config["responseSchema"]["type"] == "OBJECT"
     assert config["responseSchema"]["required"] == ["city", "temp_c", "sunny"]
     assert config["responseSchema"]["properties"]["temp_c"] == {"type": "NUMBER"}
-
-
-class Weather(BaseModel):
-    city: str
-    temp_c: float
-    sunny: bool
 
 
 def test_sdk_parse_with_pydantic_model(openai_client: OpenAI):
