@@ -189,7 +189,8 @@ class ChatService:
             provider=attempt.deployment.vendor.name if attempt else "", prompt_tokens=u.prompt_tokens,
             completion_tokens=u.completion_tokens, cached_tokens=u.cached_tokens, cost_micros=cost_micros,
             latency_ms=(time.perf_counter() - call.started) * 1000, ttft_ms=ttft_ms, status=status,
-            error_type=error_type, stream=call.req.stream, created_at=time.time())
+            error_type=error_type, stream=call.req.stream, created_at=time.time(),
+            route_reason=call.plan.reason[:500] or None, fallbacks=", ".join(call.tried)[:500] or None)
         self.d.usage.add(record)
         rl = self.d.request_log
         if rl is not None and rl.wants(status):

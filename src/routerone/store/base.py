@@ -114,6 +114,9 @@ class UsageRecord:
     error_type: str | None = None
     stream: bool = False
     created_at: float = 0.0
+    protocol: str = "chat"                    # chat | messages | responses | embeddings
+    route_reason: str | None = None           # the routing plan's reason (x-routerone-reason)
+    fallbacks: str | None = None              # what was tried before the answer (x-routerone-fallbacks)
 
 
 @dataclass(frozen=True, slots=True)

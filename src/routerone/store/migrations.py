@@ -83,4 +83,9 @@ CREATE TABLE usage (
 CREATE INDEX usage_account_time ON usage(account_id, created_at);
 CREATE INDEX usage_key_time ON usage(key_id, created_at);
 """),
+    ("0004_usage_protocol_route", """
+ALTER TABLE usage ADD COLUMN protocol TEXT NOT NULL DEFAULT 'chat';
+ALTER TABLE usage ADD COLUMN route_reason TEXT;
+ALTER TABLE usage ADD COLUMN fallbacks TEXT;
+"""),
 ]

@@ -9,7 +9,8 @@ KEY_COLS = ("id, account_id, prefix, name, role, revoked, expires_at, spend_cap_
 LEDGER_COLS = "id, account_id, amount_micros, kind, note, request_id, created_at"
 USAGE_COLS = ("request_id, key_id, account_id, requested_model, routed_model, provider, prompt_tokens, "
               "completion_tokens, cached_tokens, cost_micros, latency_ms, ttft_ms, status, error_type, "
-              "stream, created_at")
+              "stream, created_at, protocol, route_reason, fallbacks")
+USAGE_COL_COUNT = USAGE_COLS.count(",") + 1
 
 
 def account(r) -> Account:
@@ -30,10 +31,11 @@ def ledger_entry(r) -> LedgerEntry:
 
 
 def usage_record(r) -> UsageRecord:
-    return UsageRecord(*r[:14], stream=bool(r[14]), created_at=r[15])
+    return UsageRecord(*r[:14], stream=bool(r[14]), created_at=r[15], protocol=r[16], route_reason=r[17],
+                       fallbacks=r[18])
 
 
 def usage_tuple(u: UsageRecord) -> tuple:
     return (u.request_id, u.key_id, u.account_id, u.requested_model, u.routed_model, u.provider,
             u.prompt_tokens, u.completion_tokens, u.cached_tokens, u.cost_micros, u.latency_ms,
-            u.ttft_ms, u.status, u.error_type, int(u.stream), u.created_at)
+            u.ttft_ms, u.status, u.error_type, int(u.stream), u.created_at, u.protocol, u.route_reason, u.fallbacks)

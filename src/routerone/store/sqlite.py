@@ -338,7 +338,7 @@ class SQLiteStore:
             return
         data = [rows.usage_tuple(u) for u in records]
         await self._tx(lambda db: db.executemany(
-            f"INSERT INTO usage ({rows.USAGE_COLS}) VALUES ({','.join('?' * 16)})", data))
+            f"INSERT INTO usage ({rows.USAGE_COLS}) VALUES ({','.join('?' * rows.USAGE_COL_COUNT)})", data))
 
     async def query_usage(self, q: UsageQuery) -> UsagePage:
         where, args = _usage_filter(q)
