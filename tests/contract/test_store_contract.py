@@ -126,6 +126,29 @@ async def test_credits_and_debits_write_ledger_rows(store: Store) -> None:
     assert await store.ledger_sum(acc.id + 1000) == 0
 
 
+async def test_ledger_rows_carry_the_actor(store: Store) -> None:
+    acc = await _account(store)
+    await store.adjust_balance(acc.id, 5_000, kind="credit", note="top-up", actor="admin-key:7")
+    await store.adjust_balance(acc.id, -1_000, kind="debit")
+    entries = await store.ledger(acc.id)
+    assert [(e.amount_micros, e.actor) for e in entries] == [(-1_000, ""), (5_000, "admin-key:7")]
+
+
+async def test_audit_log_is_append_only_newest_first(store: Store) -> None:
+    assert await store.list_audit() == []
+    await store.record_audit("admin-key:1", "account.create", "account:2", '{"name": "acme"}')
+    await store.record_audit("console:ops@example.com", "key.revoke", "key:5")
+    await store.record_audit("cli", "account.credit", "account:2", '{"amount_micros": 10}')
+    entries = await store.list_audit()
+    assert [(e.actor, e.action, e.target) for e in entries] == [
+        ("cli", "account.credit", "account:2"), ("console:ops@example.com", "key.revoke", "key:5"),
+        ("admin-key:1", "account.create", "account:2")]
+    assert entries[1].detail == "" and entries[2].detail == '{"name": "acme"}'
+    assert all(e.created_at > 0 for e in entries) and entries[0].id > entries[1].id > entries[2].id
+    assert [e.action for e in await store.list_audit(limit=1)] == ["account.credit"]
+    assert [e.action for e in await store.list_audit(target="account:2")] == ["account.credit", "account.create"]
+
+
 async def test_debit_beyond_available_is_rejected(store: Store) -> None:
     acc = await _account(store, 100)
     key = await _key(store, acc)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, Sequence
 
 __all__ = ["Account", "ApiKey", "Limits", "Reservation", "Settlement", "UsageRecord", "UsageQuery",
-           "Store", "NewKey", "LedgerEntry"]
+           "Store", "NewKey", "LedgerEntry", "AuditEntry"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +94,17 @@ class LedgerEntry:
     note: str
     request_id: str | None
     created_at: float
+    actor: str = ""              # who made a credit/debit ("admin-key:3", "console:ops@x", "cli"); '' for charges
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    id: int
+    created_at: float
+    actor: str                   # "admin-key:<id>", "console:<email>", "cli"
+    action: str                  # e.g. "key.create", "key.revoke", "account.credit"
+    target: str                  # e.g. "key:12", "account:3"
+    detail: str                  # JSON text of what changed (never a secret)
 
 
 @dataclass(slots=True)
@@ -153,8 +164,10 @@ class Store(Protocol):
     async def list_accounts(self) -> list[Account]: ...
     async def update_account(self, account_id: int, *, markup_bps: int | None = None,
                              limits: Limits | None = None) -> Account | None: ...
-    async def adjust_balance(self, account_id: int, amount_micros: int, *, kind: str, note: str = "") -> Account:
-        """Credit (amount > 0) or debit (amount < 0). A debit may not take available below zero."""
+    async def adjust_balance(self, account_id: int, amount_micros: int, *, kind: str, note: str = "",
+                             actor: str = "") -> Account:
+        """Credit (amount > 0) or debit (amount < 0). A debit may not take available below zero.
+        `actor` is recorded on the ledger row (who did it)."""
     async def ledger(self, account_id: int, limit: int = 100) -> list[LedgerEntry]: ...
     async def ledger_sum(self, account_id: int) -> int: ...
 
@@ -184,3 +197,9 @@ class Store(Protocol):
     # usage
     async def insert_usage(self, records: Sequence[UsageRecord]) -> None: ...
     async def query_usage(self, q: UsageQuery) -> UsagePage: ...
+
+    # audit
+    async def record_audit(self, actor: str, action: str, target: str = "", detail: str = "") -> None:
+        """Append one audit entry (who, what, when). Never pass a secret in `detail`."""
+    async def list_audit(self, limit: int = 100, *, target: str | None = None) -> list[AuditEntry]:
+        """Newest first; `target` filters on one object ("account:3")."""

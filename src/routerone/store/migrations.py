@@ -88,4 +88,16 @@ ALTER TABLE usage ADD COLUMN protocol TEXT NOT NULL DEFAULT 'chat';
 ALTER TABLE usage ADD COLUMN route_reason TEXT;
 ALTER TABLE usage ADD COLUMN fallbacks TEXT;
 """),
+    ("0005_audit_log", """
+CREATE TABLE audit_log (
+    id {ID},
+    created_at DOUBLE PRECISION NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    target TEXT NOT NULL DEFAULT '',
+    detail TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX audit_log_time ON audit_log(created_at);
+ALTER TABLE ledger ADD COLUMN actor TEXT NOT NULL DEFAULT '';
+"""),
 ]

@@ -54,8 +54,8 @@ import asyncpg
 from . import postgres_sql as sql
 from . import rows
 from ..batching import Batcher
-from .base import (Account, ApiKey, LedgerEntry, Limits, NewKey, Reservation, Settlement, UsagePage,
-                   UsageQuery, UsageRecord, UsageTotals)
+from .base import (Account, ApiKey, AuditEntry, LedgerEntry, Limits, NewKey, Reservation, Settlement,
+                   UsagePage, UsageQuery, UsageRecord, UsageTotals)
 from .migrations import MIGRATIONS
 
 __all__ = ["PostgresStore"]
@@ -159,7 +159,8 @@ class PostgresStore:
             r = await db.fetchrow(f"SELECT {rows.ACCOUNT_COLS} FROM accounts WHERE id = $1", account_id)
         return rows.account(r) if r else None
 
-    async def adjust_balance(self, account_id: int, amount_micros: int, *, kind: str, note: str = "") -> Account:
+    async def adjust_balance(self, account_id: int, amount_micros: int, *, kind: str, note: str = "",
+                             actor: str = "") -> Account:
         async with self._tx() as db:
             available_micros = await db.fetchval(
                 "SELECT balance_micros - reserved_micros FROM accounts WHERE id = $1 FOR UPDATE", account_id)
@@ -167,8 +168,8 @@ class PostgresStore:
                 raise KeyError(account_id)
             if amount_micros < 0 and available_micros + amount_micros < 0:
                 raise ValueError("debit exceeds the available balance")
-            await db.execute("INSERT INTO ledger (account_id, amount_micros, kind, note, created_at) "
-                             "VALUES ($1, $2, $3, $4, $5)", account_id, amount_micros, kind, note, time.time())
+            await db.execute("INSERT INTO ledger (account_id, amount_micros, kind, note, created_at, actor) "
+                             "VALUES ($1, $2, $3, $4, $5, $6)", account_id, amount_micros, kind, note, time.time(), actor)
             r = await db.fetchrow("UPDATE accounts SET balance_micros = balance_micros + $1 WHERE id = $2 "
                                   f"RETURNING {rows.ACCOUNT_COLS}", amount_micros, account_id)
         return rows.account(r)
@@ -339,6 +340,18 @@ class PostgresStore:
                                   "COALESCE(SUM(completion_tokens), 0)::BIGINT, "
                                   f"COALESCE(SUM(cost_micros), 0)::BIGINT FROM usage {where}", *args)
         return UsagePage([rows.usage_record(r) for r in recs], UsageTotals(*t))
+
+    # -- audit ----------------------------------------------------------------------------------
+    async def record_audit(self, actor: str, action: str, target: str = "", detail: str = "") -> None:
+        await (await self._db()).execute(
+            "INSERT INTO audit_log (created_at, actor, action, target, detail) VALUES ($1, $2, $3, $4, $5)",
+            time.time(), actor, action, target, detail)
+
+    async def list_audit(self, limit: int = 100, *, target: str | None = None) -> list[AuditEntry]:
+        where, args = ("WHERE target = $2", (target,)) if target is not None else ("", ())
+        rs = await (await self._db()).fetch(
+            f"SELECT {rows.AUDIT_COLS} FROM audit_log {where} ORDER BY id DESC LIMIT $1", limit, *args)
+        return [rows.audit_entry(r) for r in rs]
 
 
 async def _bump(db: asyncpg.Connection) -> None:

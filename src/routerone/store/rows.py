@@ -1,12 +1,13 @@
 """Row -> dataclass conversions shared by the SQL stores (both return tuples in column order)."""
 from __future__ import annotations
 
-from .base import Account, ApiKey, LedgerEntry, Limits, UsageRecord
+from .base import Account, ApiKey, AuditEntry, LedgerEntry, Limits, UsageRecord
 
 ACCOUNT_COLS = "id, name, balance_micros, reserved_micros, spent_micros, markup_bps, rpm, tpm, concurrency, created_at"
 KEY_COLS = ("id, account_id, prefix, name, role, revoked, expires_at, spend_cap_micros, spent_micros, "
             "reserved_micros, allowed_models, rpm, tpm, concurrency, strategy, created_at")
-LEDGER_COLS = "id, account_id, amount_micros, kind, note, request_id, created_at"
+LEDGER_COLS = "id, account_id, amount_micros, kind, note, request_id, created_at, actor"
+AUDIT_COLS = "id, created_at, actor, action, target, detail"
 USAGE_COLS = ("request_id, key_id, account_id, requested_model, routed_model, provider, prompt_tokens, "
               "completion_tokens, cached_tokens, cost_micros, latency_ms, ttft_ms, status, error_type, "
               "stream, created_at, protocol, route_reason, fallbacks")
@@ -27,7 +28,11 @@ def api_key(r) -> ApiKey:
 
 def ledger_entry(r) -> LedgerEntry:
     return LedgerEntry(id=r[0], account_id=r[1], amount_micros=r[2], kind=r[3], note=r[4],
-                       request_id=r[5], created_at=r[6])
+                       request_id=r[5], created_at=r[6], actor=r[7])
+
+
+def audit_entry(r) -> AuditEntry:
+    return AuditEntry(id=r[0], created_at=r[1], actor=r[2], action=r[3], target=r[4], detail=r[5])
 
 
 def usage_record(r) -> UsageRecord:

@@ -26,8 +26,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Sequence, TypeVar
 
 from . import rows
-from .base import (Account, ApiKey, LedgerEntry, Limits, NewKey, Reservation, Settlement, UsagePage,
-                   UsageQuery, UsageRecord, UsageTotals)
+from .base import (Account, ApiKey, AuditEntry, LedgerEntry, Limits, NewKey, Reservation, Settlement,
+                   UsagePage, UsageQuery, UsageRecord, UsageTotals)
 from .migrations import MIGRATIONS
 
 __all__ = ["SQLiteStore"]
@@ -209,15 +209,16 @@ class SQLiteStore:
             return _account(db, account_id)
         return await self._tx(fn)
 
-    async def adjust_balance(self, account_id: int, amount_micros: int, *, kind: str, note: str = "") -> Account:
+    async def adjust_balance(self, account_id: int, amount_micros: int, *, kind: str, note: str = "",
+                             actor: str = "") -> Account:
         def fn(db):
             acc = _account(db, account_id)
             if acc is None:
                 raise KeyError(account_id)
             if amount_micros < 0 and acc.available_micros + amount_micros < 0:
                 raise ValueError("debit exceeds the available balance")
-            db.execute("INSERT INTO ledger (account_id, amount_micros, kind, note, created_at) VALUES (?, ?, ?, ?, ?)",
-                       (account_id, amount_micros, kind, note, time.time()))
+            db.execute("INSERT INTO ledger (account_id, amount_micros, kind, note, created_at, actor) "
+                       "VALUES (?, ?, ?, ?, ?, ?)", (account_id, amount_micros, kind, note, time.time(), actor))
             db.execute("UPDATE accounts SET balance_micros = balance_micros + ? WHERE id = ?", (amount_micros, account_id))
             return _account(db, account_id)
         return await self._tx(fn)
@@ -349,6 +350,17 @@ class SQLiteStore:
                            f"COALESCE(SUM(cost_micros),0) FROM usage {where}", args).fetchone()
             return UsagePage(recs, UsageTotals(*t))
         return await self._run(fn)
+
+    # -- audit ----------------------------------------------------------------------------------
+    async def record_audit(self, actor: str, action: str, target: str = "", detail: str = "") -> None:
+        await self._tx(lambda db: db.execute(
+            "INSERT INTO audit_log (created_at, actor, action, target, detail) VALUES (?, ?, ?, ?, ?)",
+            (time.time(), actor, action, target, detail)))
+
+    async def list_audit(self, limit: int = 100, *, target: str | None = None) -> list[AuditEntry]:
+        where, args = ("WHERE target = ?", (target,)) if target is not None else ("", ())
+        return await self._run(lambda db: [rows.audit_entry(r) for r in db.execute(
+            f"SELECT {rows.AUDIT_COLS} FROM audit_log {where} ORDER BY id DESC LIMIT ?", (*args, limit))])
 
 
 def _run_batch(db: sqlite3.Connection, batch: list) -> list[tuple[asyncio.Future, bool, object]]:
