@@ -63,7 +63,11 @@ async def fetch_models(session: aiohttp.ClientSession, entry: ProviderEntry,
             body = await resp.content.read(MAX_LIST_BYTES + 1)
             if len(body) > MAX_LIST_BYTES:
                 raise DiscoveryError(f"{url}: model list larger than {MAX_LIST_BYTES} bytes")
-    except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+    except aiohttp.ClientConnectorError as exc:
+        raise DiscoveryError(f"{url}: cannot connect ({exc.os_error.strerror or exc.os_error})") from None
+    except asyncio.TimeoutError:
+        raise DiscoveryError(f"{url}: no answer within {timeout_s:g} s") from None
+    except (aiohttp.ClientError, OSError) as exc:
         raise DiscoveryError(f"{url}: {type(exc).__name__} {exc}".rstrip()) from None
     return _parse(body, url)
 
@@ -87,8 +91,10 @@ def _to_models(catalog: Catalog, entry: ProviderEntry, listed: list[tuple[str, i
 class Discovery:
     """Keeps the catalog's discovered models fresh while the gateway runs."""
 
-    def __init__(self, catalog: Catalog, *, timeout_s: float = 5.0, first_wait_s: float = 3.0) -> None:
+    def __init__(self, catalog: Catalog, *, timeout_s: float = 5.0, first_wait_s: float = 3.0,
+                 quiet: bool = False) -> None:
         self.catalog = catalog
+        self.quiet = quiet                      # the CLI reports failures itself
         self.timeout_s = timeout_s
         self.first_wait_s = first_wait_s
         self.failures: dict[str, str] = {}      # provider -> last error, while it lasts
@@ -105,7 +111,7 @@ class Discovery:
         except DiscoveryError as exc:
             self.failures[entry.name] = str(exc)
             kept = len(self.catalog.discovered.get(entry.name, ()))
-            log.warning("model discovery for provider %s failed (keeping the last %d models): %s",
+            (log.debug if self.quiet else log.warning)("model discovery for provider %s failed (keeping the last %d models): %s",
                         entry.name, kept, exc)
             return False
         self.failures.pop(entry.name, None)
@@ -148,7 +154,7 @@ class Discovery:
 
 async def discover_once(catalog: Catalog, timeout_s: float = 5.0) -> dict[str, str]:
     """One round for the CLI: every discovering provider in parallel; returns provider -> error."""
-    d = Discovery(catalog, timeout_s=timeout_s)
+    d = Discovery(catalog, timeout_s=timeout_s, quiet=True)
     entries = d.entries()
     if not entries:
         return {}

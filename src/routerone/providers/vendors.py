@@ -90,7 +90,9 @@ def _unknown_price(name: str, conf: ProviderSettings, vendor: Vendor) -> Price |
 
 
 def _entry(name: str, raw: dict[str, Any] | None, conf: ProviderSettings, port: int,
-           warnings: list[str]) -> ProviderEntry:
+           warnings: list[str], named: bool) -> ProviderEntry:
+    """`named`: the operator wrote a [providers.<name>] table (keyless vendors such as vllm are
+    templates, off until named)."""
     known = raw is not None
     if raw is None:
         if not conf.base_url:
@@ -107,8 +109,8 @@ def _entry(name: str, raw: dict[str, Any] | None, conf: ProviderSettings, port: 
                             query=query, headers={**v.headers, **conf.headers})
     if v.protocol == "gemini":
         v = dataclasses.replace(v, base_url=_gemini_url(name, v.base_url, warnings))
-    if not conf.enabled:
-        v = dataclasses.replace(v, api_key=None, needs_key=True)     # never configured
+    if not conf.enabled or (known and not v.needs_key and name != "demo" and not named):
+        v = dataclasses.replace(v, api_key=None, needs_key=True)     # off: disabled, or a keyless template
     discover = conf.discover if conf.discover is not None else \
         raw.get("discover", not known and v.protocol == "openai" and "{model}" not in v.chat_path)
     try:
@@ -126,5 +128,6 @@ def build_providers(settings: Settings, port: int) -> tuple[dict[str, ProviderEn
     warnings: list[str] = []
     out: dict[str, ProviderEntry] = {}
     for name in [*rows, *(n for n in settings.providers if n not in rows)]:
-        out[name] = _entry(name, rows.get(name), settings.providers.get(name, ProviderSettings()), port, warnings)
+        out[name] = _entry(name, rows.get(name), settings.providers.get(name, ProviderSettings()), port, warnings,
+                           named=name in settings.providers)
     return out, warnings
