@@ -74,7 +74,8 @@ def create_app(settings: Settings, *, store: Store | None = None, limiter: Limit
     discovery = Discovery(catalog)
     health = Health(cooldown_failures=settings.cooldown_failures, cooldown_s=settings.cooldown_s)
     auth = Authenticator(store, cache_ttl_s=settings.auth_cache_ttl_s)
-    transport = Transport(Timeouts(settings.connect_timeout_s, settings.first_byte_timeout_s, settings.idle_timeout_s))
+    defaults = Timeouts(settings.connect_timeout_s, settings.first_byte_timeout_s, settings.idle_timeout_s)
+    transport = Transport(defaults, per_provider=catalog.timeouts(defaults))
     billing = Billing(store, reservation_ttl_s=settings.reservation_ttl_s,
                       sweep_interval_s=settings.reservation_sweep_interval_s)
     usage = UsageWriter(store, flush_interval_s=settings.usage_flush_interval_s, batch_size=settings.usage_batch_size)

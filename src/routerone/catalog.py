@@ -26,6 +26,7 @@ from .billing.pricebook import lookup_context_window, vendor_models
 from .catalog_rows import CatalogError, price_for, read_catalog_file, row_fields
 from .errors import ModelNotFound
 from .providers.base import Deployment, Vendor
+from .providers.transport import Timeouts
 from .providers.vendors import ProviderEntry, build_providers, shipped
 from .settings import Settings
 
@@ -116,6 +117,15 @@ class Catalog:
     def set_discovered(self, provider: str, models: Iterable[ModelInfo]) -> None:
         self.discovered = {**self.discovered, provider: tuple(models)}
         self._rebuild()
+
+    def timeouts(self, defaults: Timeouts) -> dict[str, Timeouts]:
+        """Providers with their own connect / first-byte / idle timeouts (the rest use `defaults`)."""
+        out = {}
+        for name, e in self.providers.items():
+            if any(v is not None for v in e.timeouts):
+                c, f, i = e.timeouts
+                out[name] = Timeouts(c or defaults.connect_s, f or defaults.first_byte_s, i or defaults.idle_s)
+        return out
 
     def available(self) -> list[ModelInfo]:
         """Models with at least one deployment whose vendor is usable (credentials present)."""

@@ -167,3 +167,13 @@ def test_paid_box_without_a_price_refuses_unpriced_models(boxes, start, make_ope
     gw, _ = start(f'[providers.paidbox]\nbase_url = "{box.base_url}"\napi_key = "sk-box"\n')
     assert box.models_requests >= 1                                # it was asked, with its key
     assert ids(make_openai_client(gw)) == {"auto"}                 # but nothing is served for free
+
+
+def test_a_providers_own_timeout(boxes, start, make_openai_client):
+    box = boxes(["llama-3-8b"])
+    gw, _ = start(three_lines("gpubox", box) + "first_byte_timeout_s = 0.3\n", max_retries=0)
+    client = make_openai_client(gw)
+    t0 = time.monotonic()
+    with pytest.raises(openai.APIStatusError) as err:
+        client.chat.completions.create(model="llama-3-8b", messages=[{"role": "user", "content": "[[sleep:3000]]"}])
+    assert err.value.status_code == 504 and time.monotonic() - t0 < 2.5      # not the 120 s default

@@ -83,7 +83,7 @@ def _gemini_url(name: str, url: str, warnings: list[str]) -> str:
 
 def _unknown_price(name: str, conf: ProviderSettings, vendor: Vendor) -> Price | None:
     if conf.input_usd_per_mtok is None and conf.output_usd_per_mtok is None:
-        return Price() if not vendor.api_key else None
+        return Price() if not vendor.needs_key and not vendor.api_key else None
     where = f"providers.{name}"
     return Price(usd_to_micros(conf.input_usd_per_mtok or 0, what=f"{where}.input_usd_per_mtok"),
                  usd_to_micros(conf.output_usd_per_mtok or 0, what=f"{where}.output_usd_per_mtok"))
