@@ -75,7 +75,8 @@ def discovered_model(entry: ProviderEntry, upstream: str, *, context_window: int
     mid = public_id or upstream
     return ModelInfo(id=mid, provider=entry.name, context_window=int(ctx),
                      max_output=min(DEFAULT_PROFILE["max_output"], int(ctx)), price=price,
-                     deployments=(Deployment(mid, entry.vendor, upstream),), tools=DEFAULT_PROFILE["tools"],
+                     deployments=(Deployment(mid, entry.vendor, upstream, rpm=entry.rpm, tpm=entry.tpm),),
+                     tools=DEFAULT_PROFILE["tools"],
                      vision=DEFAULT_PROFILE["vision"], json_schema=DEFAULT_PROFILE["json_schema"],
                      quality=DEFAULT_PROFILE["quality"], profile="default", price_source=source)
 
@@ -83,13 +84,18 @@ def discovered_model(entry: ProviderEntry, upstream: str, *, context_window: int
 class Catalog:
     """Public model names -> ModelInfo, with aliases and `provider/model` names.
 
-    `set_discovered` swaps in a provider's freshly listed models; readers on the event loop always
-    see one consistent state (the dicts are rebuilt, then assigned)."""
+    `static`: rows of the catalog files. `named`: models a provider's `models = [...]` names that no
+    row describes. `discovered`: what each provider's `GET /models` listed last; `set_discovered`
+    swaps a provider's list in, and readers on the event loop always see one consistent state (the
+    dicts are rebuilt, then assigned). A named or discovered model whose name another usable model
+    also has is reachable only as `<provider>/<model>`."""
 
     def __init__(self, models: dict[str, ModelInfo], vendors: dict[str, Vendor],
                  aliases: dict[str, str] | None = None, fallbacks: dict[str, list[str]] | None = None, *,
-                 providers: dict[str, ProviderEntry] | None = None, warnings: Iterable[str] = ()) -> None:
+                 providers: dict[str, ProviderEntry] | None = None, warnings: Iterable[str] = (),
+                 named: dict[str, list[ModelInfo]] | None = None) -> None:
         self.static = dict(models)
+        self.named = {p: tuple(ms) for p, ms in (named or {}).items()}
         self.vendors = vendors
         self.providers = providers or {}
         self.aliases = aliases or {}
@@ -101,15 +107,16 @@ class Catalog:
     def _rebuild(self) -> None:
         models = dict(self.static)
         qualified: dict[str, ModelInfo] = {}
-        counts = Counter(m.id for ms in self.discovered.values() for m in ms)
-        for prov, ms in self.discovered.items():
-            for m in ms:
-                if m.id in models or counts[m.id] > 1:       # ambiguous: only `provider/model`
-                    q = f"{prov}/{m.id}"
-                    qualified[q] = dataclasses.replace(
-                        m, id=q, deployments=tuple(dataclasses.replace(d, model=q) for d in m.deployments))
-                else:
-                    models[m.id] = m
+        pool = [(p, m) for src in (self.named, self.discovered) for p, ms in src.items() for m in ms]
+        counts = Counter(m.id for _, m in pool)
+        counts.update(mid for mid, m in models.items() if any(d.vendor.configured for d in m.deployments))
+        for prov, m in pool:
+            if counts[m.id] > 1:                             # ambiguous: only `provider/model`
+                q = f"{prov}/{m.id}"
+                qualified[q] = dataclasses.replace(
+                    m, id=q, deployments=tuple(dataclasses.replace(d, model=q) for d in m.deployments))
+            else:
+                models[m.id] = m
         avail = [m for m in (*models.values(), *qualified.values())
                  if any(d.vendor.configured for d in m.deployments)]
         self.models, self.qualified, self._available = models, qualified, avail
@@ -167,9 +174,10 @@ def _extra_deployments(rows: Iterable[dict], models: dict[str, ModelInfo], vendo
         models[m.id] = dataclasses.replace(m, deployments=deps + (dep,))
 
 
-def _named_models(entries: dict[str, ProviderEntry], models: dict[str, ModelInfo]) -> None:
-    """Exact names in a provider's `models = [...]` that no row describes (wildcards are matched
-    against discovered models, or a known vendor's priced models, elsewhere)."""
+def _named_models(entries: dict[str, ProviderEntry], models: dict[str, ModelInfo]) -> dict[str, list[ModelInfo]]:
+    """Models a provider's `models = [...]` names that no row describes: exact names, and for a
+    known vendor its priced models matching a wildcard (discovery matches the rest)."""
+    out: dict[str, list[ModelInfo]] = {}
     for e in entries.values():
         if not e.vendor.configured or not e.patterns:
             continue
@@ -177,16 +185,14 @@ def _named_models(entries: dict[str, ProviderEntry], models: dict[str, ModelInfo
         if e.known and len(names) < len(e.patterns):
             names += [mid for mid, _ in vendor_models(e.prices_id) if e.wants(mid)]
         for name in names:
-            if name in models and any(d.vendor.name == e.name for d in models[name].deployments):
-                continue
-            if e.discover and name not in e.exact_models:
+            if any(d.vendor.name == e.name and d.upstream_model == name for m in models.values() for d in m.deployments):
                 continue
             m = discovered_model(e, name)
             if m is None:
                 raise CatalogError(f"providers.{e.name}.models: {name!r} has no known price; set "
                                    f"providers.{e.name}.input_usd_per_mtok and output_usd_per_mtok")
-            if name not in models:
-                models[name] = m
+            out.setdefault(e.name, []).append(m)
+    return out
 
 
 def load_catalog(settings: Settings, *, port: int | None = None) -> Catalog:
@@ -212,7 +218,7 @@ def load_catalog(settings: Settings, *, port: int | None = None) -> Catalog:
         if entry is not None and entry.patterns and entry.known and not entry.wants(m.deployments[0].upstream_model):
             continue     # the operator narrowed this vendor to some models
         models[mid] = m
-    _named_models(entries, models)
+    named = _named_models(entries, models)
     _extra_deployments(extra.get("deployment", []), models, vendors)
     for mid, m in list(models.items()):   # provider-level upstream caps apply to every deployment
         deps = []
@@ -224,4 +230,4 @@ def load_catalog(settings: Settings, *, port: int | None = None) -> Catalog:
         models[mid] = dataclasses.replace(m, deployments=tuple(deps))
     return Catalog(models, vendors, dict(extra.get("aliases", {})),
                    {k: list(v) for k, v in extra.get("fallbacks", {}).items()},
-                   providers=entries, warnings=warnings)
+                   providers=entries, warnings=warnings, named=named)

@@ -48,6 +48,8 @@ class ProviderSettings:
     discover: bool | None = _f(None, "ask the provider's `GET /models` for its models (default: on for "
                                "OpenAI-protocol providers that are not a known paid vendor)")
     discovery_interval_s: float = _f(300.0, "how often discovered model lists are refreshed")
+    prices: str | None = _f(None, "whose list prices apply, as a genai-prices provider id (e.g. `openai` for a proxy "
+                            "in front of OpenAI); default: the vendor's own, or the protocol's vendor")
     input_usd_per_mtok: str | None = _f(None, "price (USD per 1M input tokens) of this provider's models that have "
                                         "no known price; default 0 for a keyless provider, else such models are refused")
     output_usd_per_mtok: str | None = _f(None, "same, per 1M output tokens")

@@ -144,3 +144,14 @@ def test_usd_prices_in_settings_are_exact():
     s = Settings(providers={"box": ProviderSettings(base_url="http://x/v1", input_usd_per_mtok="0.000001",
                                                     output_usd_per_mtok="1.5")})
     assert load_catalog(s).providers["box"].unknown_price == Price(1, 1_500_000)
+
+
+def test_operator_named_provider_of_a_vendor_protocol_uses_that_vendors_prices():
+    s = Settings(providers={
+        "claude-proxy": ProviderSettings(base_url="https://proxy.example", protocol="anthropic", api_key="k",
+                                         models=("claude-sonnet-4-20250514",)),
+        "oai-proxy": ProviderSettings(base_url="https://proxy.example/v1", api_key="k", prices="openai",
+                                      models=("gpt-4o-mini",), discover=False)})
+    cat = load_catalog(s)
+    assert cat.resolve("claude-proxy/claude-sonnet-4-20250514").price == lookup_price("anthropic", "claude-sonnet-4-20250514")
+    assert cat.resolve("oai-proxy/gpt-4o-mini").price == Price(150_000, 600_000, 75_000)

@@ -73,8 +73,8 @@ async def fetch_models(session: aiohttp.ClientSession, entry: ProviderEntry,
 
 
 def _to_models(catalog: Catalog, entry: ProviderEntry, listed: list[tuple[str, int | None]]) -> list:
-    static_upstreams = {d.upstream_model for m in catalog.static.values() for d in m.deployments
-                        if d.vendor.name == entry.name}
+    static_upstreams = {d.upstream_model for m in (*catalog.static.values(), *catalog.named.get(entry.name, ()))
+                        for d in m.deployments if d.vendor.name == entry.name}
     out, refused = [], []
     for mid, ctx in listed:
         if not entry.wants(mid) or mid in static_upstreams:
@@ -115,7 +115,12 @@ class Discovery:
                         entry.name, kept, exc)
             return False
         self.failures.pop(entry.name, None)
-        self.catalog.set_discovered(entry.name, _to_models(self.catalog, entry, listed))
+        models = _to_models(self.catalog, entry, listed)
+        before = {m.id for m in self.catalog.discovered.get(entry.name, ())}
+        self.catalog.set_discovered(entry.name, models)
+        if {m.id for m in models} != before and not self.quiet:
+            log.info("provider %s serves %d discovered model(s): %s", entry.name, len(models),
+                     ", ".join(m.id for m in models[:20]) + (" ..." if len(models) > 20 else ""))
         return True
 
     async def _loop(self, entry: ProviderEntry, first: asyncio.Event) -> None:

@@ -34,7 +34,9 @@ _PROTOCOL_DEFAULTS: dict[str, dict[str, Any]] = {
     "azure": {"protocol": "openai", "auth": "api-key", "chat_path": "/openai/deployments/{model}/chat/completions",
               "query": {"api-version": "2024-10-21"}},
 }
-_KNOWN_PROTOCOL = {"azure": "azure"}   # shipped vendor rows whose `protocol` setting is not their wire protocol
+_KNOWN_PROTOCOL = {"azure": "azure"}
+# whose prices an operator-named provider of this protocol charges, unless it says (`prices`)
+_PROTOCOL_PRICES = {"anthropic": "anthropic", "gemini": "google", "azure": "azure"}   # shipped vendor rows whose `protocol` setting is not their wire protocol
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +49,8 @@ class ProviderEntry:
     unknown_price: Price | None           # for models without a known price; None = refuse them
     discovery_interval_s: float = 300.0
     timeouts: tuple[float | None, float | None, float | None] = (None, None, None)
+    rpm: int | None = None                # upstream caps for every deployment on this provider
+    tpm: int | None = None
 
     @property
     def name(self) -> str:
@@ -117,9 +121,10 @@ def _entry(name: str, raw: dict[str, Any] | None, conf: ProviderSettings, port: 
         price = _unknown_price(name, conf, v)
     except ValueError as exc:
         raise SettingsError(str(exc)) from None
-    return ProviderEntry(v, known, raw.get("prices"), bool(discover) and conf.enabled, conf.models, price,
+    prices_id = conf.prices or raw.get("prices") or (None if known else _PROTOCOL_PRICES.get(conf.protocol or ""))
+    return ProviderEntry(v, known, prices_id, bool(discover) and conf.enabled, conf.models, price,
                          conf.discovery_interval_s,
-                         (conf.connect_timeout_s, conf.first_byte_timeout_s, conf.idle_timeout_s))
+                         (conf.connect_timeout_s, conf.first_byte_timeout_s, conf.idle_timeout_s), conf.rpm, conf.tpm)
 
 
 def build_providers(settings: Settings, port: int) -> tuple[dict[str, ProviderEntry], list[str]]:
