@@ -12,7 +12,7 @@ import sys
 import traceback
 from typing import Awaitable, Callable, NoReturn
 
-from .billing.pricebook import vendor_models
+from .billing.pricebook import genai_prices_version, vendor_models
 from .billing.prices import usd_to_micros
 from .catalog import Catalog, load_catalog
 from .cli_errors import explain
@@ -174,8 +174,8 @@ def cmd_models(args: argparse.Namespace) -> int:
     if args.all:
         rows = _all_table(catalog)
         _print_table(["model", "provider", "served", "in $/M", "out $/M"], rows, 2)
-        print(f"{len(rows)} priced models at the configured providers (enable more with "
-              f"[providers.<name>] models = [...])")
+        print(f"{len(rows)} priced models at the configured providers (prices: genai-prices "
+              f"{genai_prices_version()}); enable more with [providers.<name>] models = [...]")
         return 0
     _print_table(["model", "provider", "context", "in $/M", "out $/M", "price", "profile"], _models_table(catalog), 2)
     return 0

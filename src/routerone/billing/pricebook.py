@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as _dt
 from decimal import ROUND_CEILING, Decimal
 from functools import lru_cache
+from importlib.metadata import version
 from typing import Any, Iterator
 
 from .prices import MICROS_PER_USD, Price
@@ -27,7 +28,6 @@ _FIELDS = {"input_mtok": "input_micros_per_mtok", "output_mtok": "output_micros_
 
 
 def genai_prices_version() -> str:
-    from importlib.metadata import version
     return version("genai-prices")
 
 
