@@ -198,8 +198,8 @@ def _named_models(entries: dict[str, ProviderEntry], models: dict[str, ModelInfo
 def load_catalog(settings: Settings, *, port: int | None = None) -> Catalog:
     entries, warnings = build_providers(settings, port or settings.port)
     vendors = {n: e.vendor for n, e in entries.items()}
-    operator_providers = [n for n, p in settings.providers.items() if n != "demo" and p.enabled]
-    if settings.demo == "off" or (settings.demo == "auto" and operator_providers):
+    usable = [n for n, e in entries.items() if n != "demo" and e.vendor.configured]   # keyless ones too
+    if settings.demo == "off" or (settings.demo == "auto" and usable):
         vendors["demo"] = dataclasses.replace(vendors["demo"], needs_key=True)   # unusable
         entries["demo"] = dataclasses.replace(entries["demo"], vendor=vendors["demo"])
     extra = read_catalog_file(settings.catalog_path) if settings.catalog_path else {}
