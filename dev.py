@@ -3,8 +3,9 @@
 
     python3 dev.py serve     # install into ./.venv if needed, then start Router One (SQLite, in-process limits)
     python3 dev.py test      # install into ./.venv if needed, then run the whole test suite
+    python3 dev.py routerone models    # any `routerone` CLI command (same as .venv/bin/routerone models)
 
-Extra arguments go to `routerone serve` / `pytest`. Installation is skipped when pyproject.toml is
+Extra arguments go to `routerone serve` / `pytest` / `routerone`. Installation is skipped when pyproject.toml is
 unchanged since the last one (a hash stamp in .venv).
 """
 from __future__ import annotations
@@ -40,13 +41,14 @@ def ensure_env(extras: str) -> None:
 
 
 def main() -> int:
-    if len(sys.argv) < 2 or sys.argv[1] not in ("serve", "test"):
+    if len(sys.argv) < 2 or sys.argv[1] not in ("serve", "test", "routerone"):
         print(__doc__)
         return 2
     cmd, rest = sys.argv[1], sys.argv[2:]
-    if cmd == "serve":
+    if cmd in ("serve", "routerone"):
         ensure_env("")
-        return subprocess.call([str(PY), "-m", "routerone", "serve", *rest], cwd=os.getcwd())
+        args = ["serve", *rest] if cmd == "serve" else rest
+        return subprocess.call([str(PY), "-m", "routerone", *args], cwd=os.getcwd())
     ensure_env("test")
     return subprocess.call([str(PY), "-m", "pytest", *rest], cwd=ROOT)
 

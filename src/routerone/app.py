@@ -16,6 +16,7 @@ from .limits.base import Limiter
 from .observability.logs import RequestLog
 from .observability.metrics import Metrics
 from .limits.factory import make_limiter
+from .providers.discovery import Discovery
 from .providers.transport import Timeouts, Transport
 from .routing.health import Health
 from .routing.planner import Planner
@@ -68,9 +69,13 @@ def create_app(settings: Settings, *, store: Store | None = None, limiter: Limit
     store = store or open_store(settings.database_url)
     limiter = limiter or make_limiter(settings)
     catalog = catalog or load_catalog(settings)
+    for warning in catalog.warnings:
+        log.warning(warning)
+    discovery = Discovery(catalog)
     health = Health(cooldown_failures=settings.cooldown_failures, cooldown_s=settings.cooldown_s)
     auth = Authenticator(store, cache_ttl_s=settings.auth_cache_ttl_s)
-    transport = Transport(Timeouts(settings.connect_timeout_s, settings.first_byte_timeout_s, settings.idle_timeout_s))
+    defaults = Timeouts(settings.connect_timeout_s, settings.first_byte_timeout_s, settings.idle_timeout_s)
+    transport = Transport(defaults, per_provider=catalog.timeouts(defaults))
     billing = Billing(store, reservation_ttl_s=settings.reservation_ttl_s,
                       sweep_interval_s=settings.reservation_sweep_interval_s)
     usage = UsageWriter(store, flush_interval_s=settings.usage_flush_interval_s, batch_size=settings.usage_batch_size)
@@ -111,9 +116,11 @@ def create_app(settings: Settings, *, store: Store | None = None, limiter: Limit
         await auth.start()
         await billing.start()
         await usage.start()
+        await discovery.start()   # waits a few seconds at most; slow providers join later
         gc.freeze()   # start-up objects (catalog, router model, modules) leave the GC's working set
 
     async def cleanup(app: web.Application) -> None:
+        await discovery.stop()
         await chat.drain()
         await usage.stop()
         await billing.stop()

@@ -1,26 +1,37 @@
-"""The model catalog: vendors and models as data, resolved against the operator's settings.
+"""The model catalog: providers and models as data, resolved against the operator's settings.
 
-Shipped data lives in `providers/data/{vendors,models}.toml`; an operator file (`catalog_path`,
-same format) replaces or adds `[[model]]` entries (or, with `replace_shipped_models = true`, is the
-whole catalog), adds `[[deployment]]` rows (more places to serve a public model, with weights and
-caps), `[aliases]` (name -> model) and `[fallbacks]` (model -> ordered fallback models).
+Where each fact comes from:
+- prices: pydantic's genai-prices (`billing/pricebook.py`); a `[[model]]` row may set its own;
+- context window, output cap, capabilities, routing quality: `providers/data/models.toml` for the
+  models Router One knows; any other model (discovered, or named in a provider's `models = [...]`)
+  gets `DEFAULT_PROFILE`, marked `profile = "default"` so nobody mistakes it for measured data;
+- models of an OpenAI-compatible provider: its `GET /models` (`providers/discovery.py`), merged in
+  with `Catalog.set_discovered` while serving.
+
+An operator file (`catalog_path`, TOML or JSON) replaces or adds `[[model]]` rows (or, with
+`replace_shipped_models = true`, is the whole list), adds `[[deployment]]` rows (more places to
+serve a public model, with weights and caps), `[aliases]` (name -> model) and `[fallbacks]`
+(model -> ordered fallback models). A model is reachable as `<model>` when that name is unique and
+always as `<provider>/<model>`.
 """
 from __future__ import annotations
 
 import dataclasses
-import json
-import tomllib
+from collections import Counter
 from dataclasses import dataclass
-from importlib import resources
-from pathlib import Path
-from typing import Any, Iterable
+from typing import Iterable
 
-from .billing.prices import Price, usd_to_micros
+from .billing.prices import Price
+from .billing.pricebook import lookup_context_window, vendor_models
+from .catalog_rows import CatalogError, price_for, read_catalog_file, row_fields
 from .errors import ModelNotFound
 from .providers.base import Deployment, Vendor
+from .providers.transport import Timeouts
+from .providers.vendors import ProviderEntry, build_providers, shipped
 from .settings import Settings
 
-__all__ = ["ModelInfo", "Catalog", "load_catalog", "AUTO_MODEL"]
+__all__ = ["ModelInfo", "Catalog", "load_catalog", "AUTO_MODEL", "DEFAULT_PROFILE", "CatalogError",
+           "discovered_model"]
 
 AUTO_MODEL = "auto"
 
@@ -40,67 +51,96 @@ class ModelInfo:
     stream_usage: bool = True
     quality: float = 0.5
     label: str = ""
+    profile: str = "catalog"                 # where capabilities/quality come from: catalog | default
+    price_source: str = "catalog"            # genai-prices | catalog | provider | keyless
 
     @property
     def output_cap(self) -> int:
         return self.default_max_tokens or self.max_output
 
 
-def _read(path: Path | str) -> dict[str, Any]:
-    p = Path(path)
-    text = p.read_text()
-    return json.loads(text) if p.suffix == ".json" else tomllib.loads(text)
+# What a model Router One has no data for is assumed to be (documented in the README). Tools and JSON
+# schema pass through (the upstream answers for itself); images are not sent to it by `auto`.
+DEFAULT_PROFILE = {"context_window": 32768, "max_output": 4096, "tools": True, "vision": False,
+                   "json_schema": True, "quality": 0.5}
 
 
-def _shipped(name: str) -> dict[str, Any]:
-    return tomllib.loads(resources.files("routerone.providers").joinpath("data").joinpath(name).read_text())
-
-
-def _vendors(settings: Settings, port: int) -> dict[str, Vendor]:
-    out: dict[str, Vendor] = {}
-    for name, raw in _shipped("vendors.toml").items():
-        conf = settings.providers.get(name)
-        v = Vendor(name=name, protocol=raw["protocol"], base_url=raw["base_url"],
-                   auth=raw.get("auth", "bearer"), chat_path=raw.get("chat_path", "/chat/completions"),
-                   query=dict(raw.get("query", {})), rename=dict(raw.get("rename", {})),
-                   drop=tuple(raw.get("drop", ())), stream_usage=raw.get("stream_usage", True),
-                   needs_key=raw.get("needs_key", True), label=raw.get("label", name))
-        if name == "demo":
-            v = dataclasses.replace(v, base_url=f"http://127.0.0.1:{port}/demo/v1")
-        if conf is not None:
-            v = dataclasses.replace(
-                v, api_key=conf.api_key or v.api_key, base_url=conf.base_url or v.base_url,
-                query={**v.query, "api-version": conf.api_version} if conf.api_version else v.query)
-        out[name] = v
-    return out
-
-
-def _price(raw: dict, where: str) -> Price:
-    def get(k: str) -> int | None:
-        return usd_to_micros(raw[k], what=f"{where}.{k}") if raw.get(k) is not None else None
-    return Price(input_micros_per_mtok=get("input_usd_per_mtok") or 0,
-                 output_micros_per_mtok=get("output_usd_per_mtok") or 0,
-                 cached_input_micros_per_mtok=get("cached_input_usd_per_mtok"),
-                 cache_write_micros_per_mtok=get("cache_write_usd_per_mtok"))
+def discovered_model(entry: ProviderEntry, upstream: str, *, context_window: int | None = None,
+                     public_id: str | None = None) -> ModelInfo | None:
+    """A model Router One has no row for; None when it has no price and must not be served free."""
+    price, source = price_for(entry, upstream, None)
+    if price is None:
+        return None
+    ctx = context_window or lookup_context_window(entry.prices_id, upstream) or DEFAULT_PROFILE["context_window"]
+    mid = public_id or upstream
+    return ModelInfo(id=mid, provider=entry.name, context_window=int(ctx),
+                     max_output=min(DEFAULT_PROFILE["max_output"], int(ctx)), price=price,
+                     deployments=(Deployment(mid, entry.vendor, upstream, rpm=entry.rpm, tpm=entry.tpm),),
+                     tools=DEFAULT_PROFILE["tools"],
+                     vision=DEFAULT_PROFILE["vision"], json_schema=DEFAULT_PROFILE["json_schema"],
+                     quality=DEFAULT_PROFILE["quality"], profile="default", price_source=source)
 
 
 class Catalog:
-    """Public model names -> ModelInfo, with aliases and `provider/model` names."""
+    """Public model names -> ModelInfo, with aliases and `provider/model` names.
+
+    `static`: rows of the catalog files. `named`: models a provider's `models = [...]` names that no
+    row describes. `discovered`: what each provider's `GET /models` listed last; `set_discovered`
+    swaps a provider's list in, and readers on the event loop always see one consistent state (the
+    dicts are rebuilt, then assigned). A named or discovered model whose name another usable model
+    also has is reachable only as `<provider>/<model>`."""
 
     def __init__(self, models: dict[str, ModelInfo], vendors: dict[str, Vendor],
-                 aliases: dict[str, str] | None = None, fallbacks: dict[str, list[str]] | None = None) -> None:
-        self.models = models
+                 aliases: dict[str, str] | None = None, fallbacks: dict[str, list[str]] | None = None, *,
+                 providers: dict[str, ProviderEntry] | None = None, warnings: Iterable[str] = (),
+                 named: dict[str, list[ModelInfo]] | None = None) -> None:
+        self.static = dict(models)
+        self.named = {p: tuple(ms) for p, ms in (named or {}).items()}
         self.vendors = vendors
+        self.providers = providers or {}
         self.aliases = aliases or {}
         self.fallbacks = fallbacks or {}   # model -> ordered fallback models
+        self.warnings = list(warnings)
+        self.discovered: dict[str, tuple[ModelInfo, ...]] = {}
+        self._rebuild()
+
+    def _rebuild(self) -> None:
+        models = dict(self.static)
+        qualified: dict[str, ModelInfo] = {}
+        pool = [(p, m) for src in (self.named, self.discovered) for p, ms in src.items() for m in ms]
+        counts = Counter(m.id for _, m in pool)
+        counts.update(mid for mid, m in models.items() if any(d.vendor.configured for d in m.deployments))
+        for prov, m in pool:
+            if counts[m.id] > 1:                             # ambiguous: only `provider/model`
+                q = f"{prov}/{m.id}"
+                qualified[q] = dataclasses.replace(
+                    m, id=q, deployments=tuple(dataclasses.replace(d, model=q) for d in m.deployments))
+            else:
+                models[m.id] = m
+        avail = [m for m in (*models.values(), *qualified.values())
+                 if any(d.vendor.configured for d in m.deployments)]
+        self.models, self.qualified, self._available = models, qualified, avail
+
+    def set_discovered(self, provider: str, models: Iterable[ModelInfo]) -> None:
+        self.discovered = {**self.discovered, provider: tuple(models)}
+        self._rebuild()
+
+    def timeouts(self, defaults: Timeouts) -> dict[str, Timeouts]:
+        """Providers with their own connect / first-byte / idle timeouts (the rest use `defaults`)."""
+        out = {}
+        for name, e in self.providers.items():
+            if any(v is not None for v in e.timeouts):
+                c, f, i = e.timeouts
+                out[name] = Timeouts(c or defaults.connect_s, f or defaults.first_byte_s, i or defaults.idle_s)
+        return out
 
     def available(self) -> list[ModelInfo]:
         """Models with at least one deployment whose vendor is usable (credentials present)."""
-        return [m for m in self.models.values() if any(d.vendor.configured for d in m.deployments)]
+        return self._available
 
     def resolve(self, name: str) -> ModelInfo:
         name = self.aliases.get(name, name)
-        m = self.models.get(name)
+        m = self.models.get(name) or self.qualified.get(name)
         if m is None and "/" in name:
             vendor, _, rest = name.partition("/")
             base = self.models.get(self.aliases.get(rest, rest))
@@ -109,58 +149,78 @@ class Catalog:
                 if deps:
                     m = dataclasses.replace(base, deployments=deps)
         if m is None or not any(d.vendor.configured for d in m.deployments):
-            raise ModelNotFound(f"The model '{name}' does not exist or is not configured on this gateway",
+            ambiguous = [q for q in self.qualified if q.partition("/")[2] == name]
+            hint = f" (served by several providers: use one of {', '.join(sorted(ambiguous))})" if ambiguous else ""
+            raise ModelNotFound(f"The model '{name}' does not exist or is not configured on this gateway{hint}",
                                 param="model")
         return m
 
 
-def _model(raw: dict, vendors: dict[str, Vendor], where: str) -> ModelInfo:
-    try:
-        vendor = vendors[raw["provider"]]
-    except KeyError:
-        raise ValueError(f"{where}.provider: unknown provider {raw.get('provider')!r}") from None
-    upstream = raw.get("upstream", raw["id"])
-    dep = Deployment(raw["id"], vendor, upstream, rpm=raw.get("rpm"), tpm=raw.get("tpm"))
-    return ModelInfo(
-        id=raw["id"], provider=vendor.name, context_window=int(raw["context_window"]),
-        max_output=int(raw["max_output"]), price=_price(raw, where), deployments=(dep,),
-        default_max_tokens=raw.get("default_max_tokens"), tools=raw.get("tools", True),
-        vision=raw.get("vision", False), json_schema=raw.get("json_schema", True),
-        stream_usage=raw.get("stream_usage", True), quality=float(raw.get("quality", 0.5)),
-        label=raw.get("label", ""))
-
-
-def _extra_deployments(rows: Iterable[dict], models: dict[str, ModelInfo],
-                       vendors: dict[str, Vendor]) -> None:
+def _extra_deployments(rows: Iterable[dict], models: dict[str, ModelInfo], vendors: dict[str, Vendor]) -> None:
     for i, row in enumerate(rows):
         where = f"deployment[{i}]"
+        if not isinstance(row, dict):
+            raise CatalogError(f"{where}: expected a table")
+        unknown = set(row) - {"model", "provider", "upstream", "weight", "rpm", "tpm", "append"}
+        if unknown:
+            raise CatalogError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
         m = models.get(row.get("model", ""))
         if m is None or row.get("provider") not in vendors:
-            raise ValueError(f"{where}: needs a known 'model' and 'provider'")
-        dep = Deployment(m.id, vendors[row["provider"]], row.get("upstream", m.id),
+            raise CatalogError(f"{where}: needs a known 'model' and 'provider' (got {row.get('model')!r}, "
+                               f"{row.get('provider')!r})")
+        dep = Deployment(m.id, vendors[row["provider"]], str(row.get("upstream", m.id)),
                          weight=int(row.get("weight", 1)), rpm=row.get("rpm"), tpm=row.get("tpm"))
         deps = m.deployments if row.get("append", True) else ()
         models[m.id] = dataclasses.replace(m, deployments=deps + (dep,))
 
 
+def _named_models(entries: dict[str, ProviderEntry], models: dict[str, ModelInfo]) -> dict[str, list[ModelInfo]]:
+    """Models a provider's `models = [...]` names that no row describes: exact names, and for a
+    known vendor its priced models matching a wildcard (discovery matches the rest)."""
+    out: dict[str, list[ModelInfo]] = {}
+    for e in entries.values():
+        if not e.vendor.configured or not e.patterns:
+            continue
+        names = list(e.exact_models)
+        if e.known and len(names) < len(e.patterns):
+            names += [mid for mid, _ in vendor_models(e.prices_id) if e.wants(mid)]
+        for name in names:
+            if any(d.vendor.name == e.name and d.upstream_model == name for m in models.values() for d in m.deployments):
+                continue
+            m = discovered_model(e, name)
+            if m is None:
+                raise CatalogError(f"providers.{e.name}.models: {name!r} has no known price; set "
+                                   f"providers.{e.name}.input_usd_per_mtok and output_usd_per_mtok")
+            out.setdefault(e.name, []).append(m)
+    return out
+
+
 def load_catalog(settings: Settings, *, port: int | None = None) -> Catalog:
-    vendors = _vendors(settings, port or settings.port)
-    for name, conf in settings.providers.items():
-        if name not in vendors:
-            raise ValueError(f"providers.{name}: unknown provider (known: {', '.join(sorted(vendors))})")
-    demo = settings.demo
-    any_real = any(v.api_key for v in vendors.values())
-    if demo == "off" or (demo == "auto" and any_real):
-        vendors["demo"] = dataclasses.replace(vendors["demo"], needs_key=True)  # unusable
-    extra: dict[str, Any] = _read(settings.catalog_path) if settings.catalog_path else {}
-    rows = [] if extra.get("replace_shipped_models") else list(_shipped("models.toml")["model"])
-    by_id = {r["id"]: r for r in rows}
-    for r in extra.get("model", []):
+    entries, warnings = build_providers(settings, port or settings.port)
+    vendors = {n: e.vendor for n, e in entries.items()}
+    usable = [n for n, e in entries.items() if n != "demo" and e.vendor.configured]   # keyless ones too
+    if settings.demo == "off" or (settings.demo == "auto" and usable):
+        vendors["demo"] = dataclasses.replace(vendors["demo"], needs_key=True)   # unusable
+        entries["demo"] = dataclasses.replace(entries["demo"], vendor=vendors["demo"])
+    extra = read_catalog_file(settings.catalog_path) if settings.catalog_path else {}
+    rows = [] if extra.get("replace_shipped_models") else list(shipped("models.toml")["model"])
+    by_id: dict[str, dict] = {}
+    for r in rows:
+        by_id[r["id"]] = r
+    for i, r in enumerate(extra.get("model", [])):
+        if not isinstance(r, dict) or not isinstance(r.get("id"), str):
+            raise CatalogError(f"{settings.catalog_path}: model[{i}]: needs an 'id'")
         by_id[r["id"]] = {**by_id.get(r["id"], {}), **r}
-    models = {mid: _model(r, vendors, f"model[{mid}]") for mid, r in by_id.items()}
+    models: dict[str, ModelInfo] = {}
+    for mid, r in by_id.items():
+        entry = entries.get(str(r.get("provider")))
+        m = ModelInfo(**row_fields(r, entry, f"model[{mid}]", DEFAULT_PROFILE))
+        if entry is not None and entry.patterns and entry.known and not entry.wants(m.deployments[0].upstream_model):
+            continue     # the operator narrowed this vendor to some models
+        models[mid] = m
+    named = _named_models(entries, models)
     _extra_deployments(extra.get("deployment", []), models, vendors)
-    # provider-level upstream caps apply to every deployment on that provider
-    for mid, m in list(models.items()):
+    for mid, m in list(models.items()):   # provider-level upstream caps apply to every deployment
         deps = []
         for d in m.deployments:
             conf = settings.providers.get(d.vendor.name)
@@ -169,4 +229,5 @@ def load_catalog(settings: Settings, *, port: int | None = None) -> Catalog:
             deps.append(d)
         models[mid] = dataclasses.replace(m, deployments=tuple(deps))
     return Catalog(models, vendors, dict(extra.get("aliases", {})),
-                   {k: list(v) for k, v in extra.get("fallbacks", {}).items()})
+                   {k: list(v) for k, v in extra.get("fallbacks", {}).items()},
+                   providers=entries, warnings=warnings, named=named)

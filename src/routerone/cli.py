@@ -1,66 +1,93 @@
-"""`routerone serve | keys | accounts | models | usage | eval-routing | train-router` (thin: calls services)."""
+"""`routerone serve | keys | accounts | models | usage | eval-routing | train-router` (thin: calls services).
+
+Every mistake an operator can make (arguments, config, catalog, environment) ends in one line on
+stderr naming the culprit and exit code 2; `--debug` (anywhere on the line) shows the traceback.
+`--config`, `--database-url` and `--debug` are accepted before or after any subcommand.
+"""
 from __future__ import annotations
 
 import argparse
 import asyncio
 import sys
-from decimal import Decimal
-from typing import Awaitable, Callable
+import traceback
+from typing import Awaitable, Callable, NoReturn
 
+from .billing.pricebook import genai_prices_version, vendor_models
 from .billing.prices import usd_to_micros
-from .catalog import load_catalog
+from .catalog import Catalog, load_catalog
+from .cli_errors import explain
+from .cli_usage import add_usage_parser, print_usage, usage_rows
 from .errors import RouterOneError
-from .settings import Settings, SettingsError, load_settings
-from .store.base import Limits
-from .store.factory import open_store
+from .providers.discovery import discover_once
 from .routing import commands as routing_commands
 from .server import serve
 from .services.accounts import AccountsService
+from .settings import Settings, SettingsError, load_settings
+from .store.base import Limits, UsageQuery
+from .store.factory import open_store
 
-__all__ = ["main"]
+__all__ = ["main", "build_parser"]
 
 DEMO_CREDIT_USD = "10"
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (and exit 2), not the whole usage text."""
+
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        raise SystemExit(2)
+
+
+def _usd(value: str) -> int:
+    try:
+        return usd_to_micros(value, what="amount")
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a USD amount (a number >= 0 with at most 6 decimals, e.g. 2.50)") from None
+
+
 def _settings(args: argparse.Namespace) -> Settings:
     over = {k: getattr(args, k) for k in ("host", "port", "workers", "database_url") if getattr(args, k, None) is not None}
-    return load_settings(getattr(args, "config", None), **over)
+    settings = load_settings(getattr(args, "config", None), **over)
+    args._settings = settings   # for error messages
+    return settings
 
 
 def _with_accounts(args: argparse.Namespace, fn: Callable[[AccountsService], Awaitable[int]]) -> int:
+    settings = _settings(args)
+
     async def run() -> int:
-        store = open_store(_settings(args).database_url)
-        await store.migrate()
+        store = open_store(settings.database_url)
         try:
+            await store.migrate()
             return await fn(AccountsService(store))
         finally:
             await store.close()
     return asyncio.run(run())
 
 
-def _usd(value: str) -> int:
-    return usd_to_micros(Decimal(value), what="amount")
-
-
 # -- serve ----------------------------------------------------------------------------------------
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
+    for warning in load_catalog(settings).warnings:     # catalog errors stop here, before binding
+        print(f"routerone: warning: {warning}", file=sys.stderr)
     return serve(settings, bootstrap=_bootstrap)
 
 
 async def _bootstrap(settings: Settings) -> list[str]:
     """First start: admin account + admin key (printed once), demo credit when the demo provider is on."""
     store = open_store(settings.database_url)
-    await store.migrate()
     lines: list[str] = []
     try:
+        await store.migrate()
         svc = AccountsService(store)
         issued = await svc.bootstrap_admin(settings.admin_key)
         if issued is not None:
             lines.append(f"Admin API key (shown once, store it now): {issued.key}")
             if load_catalog(settings).vendors["demo"].configured:
                 await svc.credit(issued.record.account_id, _usd(DEMO_CREDIT_USD), "demo credit")
-                lines.append(f"Demo provider on (no provider credentials set); account credited ${DEMO_CREDIT_USD} of demo balance.")
+                lines.append(f"Demo provider on (no provider configured); account credited ${DEMO_CREDIT_USD} of demo balance.")
     finally:
         await store.close()
     return lines
@@ -72,10 +99,8 @@ def cmd_keys(args: argparse.Namespace) -> int:
         if args.action == "create":
             issued = await svc.create_key(
                 args.account, name=args.name or "", role="admin" if args.admin else "user",
-                spend_cap_micros=_usd(args.spend_cap_usd) if args.spend_cap_usd else None,
-                allowed_models=args.models.split(",") if args.models else (),
-                limits=Limits(args.rpm, args.tpm, args.concurrency),
-                expires_at=args.expires_at)
+                spend_cap_micros=args.spend_cap_usd, allowed_models=args.models.split(",") if args.models else (),
+                limits=Limits(args.rpm, args.tpm, args.concurrency), expires_at=args.expires_at)
             print(f"key id {issued.record.id} for account {issued.record.account_id} (shown once):")
             print(issued.key)
         elif args.action == "list":
@@ -94,7 +119,7 @@ def cmd_accounts(args: argparse.Namespace) -> int:
     async def run(svc: AccountsService) -> int:
         if args.action == "create":
             acc = await svc.create_account(args.name, markup_bps=args.markup_bps or 0,
-                                           initial_micros=_usd(args.balance_usd) if args.balance_usd else 0)
+                                           initial_micros=args.balance_usd or 0)
             print(f"account {acc.id} {acc.name!r} balance ${acc.balance_micros / 1e6:.6f}")
         elif args.action == "list":
             for a in await svc.store.list_accounts():
@@ -102,26 +127,96 @@ def cmd_accounts(args: argparse.Namespace) -> int:
                       f"reserved=${a.reserved_micros / 1e6:.6f} spent=${a.spent_micros / 1e6:.6f}")
         else:
             fn = svc.credit if args.action == "credit" else svc.debit
-            acc = await fn(args.id, _usd(args.amount_usd), args.note or "")
+            acc = await fn(args.id, args.amount_usd, args.note or "")
             print(f"account {acc.id} balance ${acc.balance_micros / 1e6:.6f}")
         return 0
     return _with_accounts(args, run)
 
 
+def _money(micros: int) -> str:
+    return f"{micros / 1e6:.3f}" if micros % 1000 == 0 else f"{micros / 1e6:.6f}"
+
+
+def _models_table(catalog: Catalog) -> list[list[str]]:
+    rows = []
+    for m in sorted(catalog.available(), key=lambda m: (m.provider, m.id)):
+        rows.append([m.id, m.provider, str(m.context_window), _money(m.price.input_micros_per_mtok),
+                     _money(m.price.output_micros_per_mtok), m.price_source, m.profile])
+    return rows
+
+
+def _all_table(catalog: Catalog) -> list[list[str]]:
+    served = {(d.vendor.name, d.upstream_model) for m in catalog.available() for d in m.deployments}
+    rows = []
+    for e in catalog.providers.values():
+        if not e.vendor.configured or e.name == "demo":
+            continue
+        for mid, price in vendor_models(e.prices_id):
+            rows.append([mid, e.name, "on" if (e.name, mid) in served else "-",
+                         _money(price.input_micros_per_mtok), _money(price.output_micros_per_mtok)])
+    return rows
+
+
+def _print_table(header: list[str], rows: list[list[str]], right_from: int) -> None:
+    body = [header, *rows]
+    widths = [max(len(r[i]) for r in body) for i in range(len(header))]
+    for r in body:
+        print("  ".join(c.rjust(w) if right_from <= i < right_from + 3 else c.ljust(w)
+                        for i, (c, w) in enumerate(zip(r, widths))).rstrip())
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     catalog = load_catalog(_settings(args))
-    print(f"{'model':<28} {'provider':<10} {'context':>9} {'in $/M':>8} {'out $/M':>8}")
-    for m in catalog.available():
-        print(f"{m.id:<28} {m.provider:<10} {m.context_window:>9} {m.price.input_micros_per_mtok / 1e6:>8.3f} "
-              f"{m.price.output_micros_per_mtok / 1e6:>8.3f}")
+    for warning in catalog.warnings:
+        print(f"routerone: warning: {warning}", file=sys.stderr)
+    for name, err in asyncio.run(discover_once(catalog)).items():
+        print(f"routerone: warning: provider {name}: model discovery failed: {err}", file=sys.stderr)
+    if args.all:
+        rows = _all_table(catalog)
+        _print_table(["model", "provider", "served", "in $/M", "out $/M"], rows, 2)
+        print(f"{len(rows)} priced models at the configured providers (prices: genai-prices "
+              f"{genai_prices_version()}); enable more with [providers.<name>] models = [...]")
+        return 0
+    _print_table(["model", "provider", "context", "in $/M", "out $/M", "price", "profile"], _models_table(catalog), 2)
     return 0
 
 
+def cmd_usage(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+
+    async def run() -> list[list]:
+        store = open_store(settings.database_url)
+        try:
+            await store.migrate()
+            q = UsageQuery(account_id=args.account, key_id=args.key, model=args.model, since=args.since,
+                           until=args.until)
+            return await usage_rows(store, q, args.by)
+        finally:
+            await store.close()
+    print_usage(asyncio.run(run()), args.by, args.format)
+    return 0
+
+
+def _common(p: argparse.ArgumentParser, top: bool) -> None:
+    d = None if top else argparse.SUPPRESS      # a subcommand's copy never hides the top-level value
+    p.add_argument("--config", default=d, help="TOML or YAML config file (also ROUTERONE_CONFIG)")
+    p.add_argument("--database-url", dest="database_url", default=d, help="sqlite:///file.db or postgresql://...")
+    p.add_argument("--debug", action="store_true", default=False if top else argparse.SUPPRESS,
+                   help="show tracebacks")
+
+
+def _everywhere(p: argparse.ArgumentParser) -> None:
+    for action in p._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                _common(child, top=False)
+                _everywhere(child)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="routerone", description="Router One: a self-hostable LLM router")
-    p.add_argument("--config", help="TOML or YAML config file (also ROUTERONE_CONFIG)")
-    p.add_argument("--database-url", dest="database_url", help="sqlite:///file.db or postgresql://...")
-    sub = p.add_subparsers(dest="command", required=True)
+    p = _Parser(prog="routerone", description="Router One: a self-hostable LLM router")
+    _common(p, top=True)
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     s = sub.add_parser("serve", help="run the gateway")
     s.add_argument("--host")
@@ -130,12 +225,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_serve)
 
     k = sub.add_parser("keys", help="create, list or revoke API keys")
-    ks = k.add_subparsers(dest="action", required=True)
+    ks = k.add_subparsers(dest="action", required=True, parser_class=_Parser)
     kc = ks.add_parser("create")
     kc.add_argument("--account", type=int, required=True)
     kc.add_argument("--name")
     kc.add_argument("--admin", action="store_true")
-    kc.add_argument("--spend-cap-usd")
+    kc.add_argument("--spend-cap-usd", type=_usd)
     kc.add_argument("--models", help="comma-separated allowlist")
     kc.add_argument("--rpm", type=int)
     kc.add_argument("--tpm", type=int)
@@ -148,22 +243,25 @@ def build_parser() -> argparse.ArgumentParser:
     k.set_defaults(func=cmd_keys)
 
     a = sub.add_parser("accounts", help="create and list accounts, credit or debit balances")
-    acs = a.add_subparsers(dest="action", required=True)
+    acs = a.add_subparsers(dest="action", required=True, parser_class=_Parser)
     ac = acs.add_parser("create")
     ac.add_argument("name")
-    ac.add_argument("--balance-usd")
+    ac.add_argument("--balance-usd", type=_usd)
     ac.add_argument("--markup-bps", type=int)
     acs.add_parser("list")
     for action in ("credit", "debit"):
         x = acs.add_parser(action)
         x.add_argument("id", type=int)
-        x.add_argument("amount_usd")
+        x.add_argument("amount_usd", type=_usd)
         x.add_argument("--note")
     a.set_defaults(func=cmd_accounts)
 
     m = sub.add_parser("models", help="list the models this configuration serves")
+    m.add_argument("--all", action="store_true", help="every priced model of the configured providers")
     m.set_defaults(func=cmd_models)
+    add_usage_parser(sub, cmd_usage)
     routing_commands.register(sub)
+    _everywhere(p)
     return p
 
 
@@ -171,14 +269,21 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except SettingsError as exc:
-        print(f"routerone: configuration error: {exc}", file=sys.stderr)
-        return 2
-    except RouterOneError as exc:
-        print(f"routerone: {exc.message}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         return 130
+    except RouterOneError as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(f"routerone: {exc.message}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # noqa: BLE001 - operator mistakes become one line; real bugs keep the traceback
+        line = explain(exc, getattr(args, "_settings", None), getattr(getattr(args, "_settings", None), "port", None))
+        if line is None or args.debug:
+            traceback.print_exc()
+        if line is None:
+            return 1
+        print(f"routerone: {line}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
 Precedence: defaults < file (ROUTERONE_CONFIG or --config) < environment. Secrets in the file may be
 written as ``{"$env": "NAME"}`` or ``{"$file": "/path"}`` instead of the value itself. Every error
-names the offending key.
+names the offending key and value; values are range-checked here, once, so nothing later has to.
+Each field's `doc` metadata is the README's configuration reference (`settings_reference.py`).
 """
 from __future__ import annotations
 
@@ -12,62 +13,89 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
+from urllib.parse import urlsplit
 
-__all__ = ["Settings", "ProviderSettings", "SettingsError", "load_settings"]
+from .billing.prices import usd_to_micros
+
+__all__ = ["Settings", "ProviderSettings", "SettingsError", "load_settings", "PROTOCOLS"]
 
 ENV_PREFIX = "ROUTERONE_"
+PROTOCOLS = ("openai", "anthropic", "gemini", "azure")
 
 
 class SettingsError(ValueError):
     pass
 
 
+def _f(default: Any, doc: str, **kw: Any) -> Any:
+    if callable(default) and not isinstance(default, (int, float, str, bool)):
+        return field(default_factory=default, metadata={"doc": doc, **kw})
+    return field(default=default, metadata={"doc": doc, **kw})
+
+
 @dataclass(frozen=True)
 class ProviderSettings:
-    """Operator overrides for one provider (vendor) entry: credentials and where to reach it."""
-    api_key: str | None = None
-    base_url: str | None = None
-    api_version: str | None = None
-    rpm: int | None = None          # per-deployment upstream caps (requests / tokens per minute)
-    tpm: int | None = None
-    enabled: bool = True
+    """One `[providers.<name>]` table. The name is the operator's; known vendor names
+    (providers/data/vendors.toml) start from that vendor's defaults."""
+    base_url: str | None = _f(None, "where the provider is, e.g. `http://gpu-box:8000/v1` (required for a new name)")
+    api_key: str | None = _f(None, "credential; `{\"$env\" = \"NAME\"}` to read it from the environment")
+    protocol: str | None = _f(None, "openai (default) \\| anthropic \\| gemini \\| azure")
+    api_version: str | None = _f(None, "Azure `api-version` query parameter")
+    headers: Mapping[str, str] = _f(dict, "extra HTTP headers sent with every upstream request")
+    enabled: bool = _f(True, "false: the provider and its models are off (even with a key in the environment)")
+    models: tuple[str, ...] = _f(tuple, "models to serve: exact names or wildcards (`\"llama-*\"`); empty = all "
+                                 "discovered (plus the catalog's for known vendors)")
+    discover: bool | None = _f(None, "ask the provider's `GET /models` for its models (default: on for "
+                               "OpenAI-protocol providers that are not a known paid vendor)")
+    discovery_interval_s: float = _f(300.0, "how often discovered model lists are refreshed")
+    prices: str | None = _f(None, "whose list prices apply, as a genai-prices provider id (e.g. `openai` for a proxy "
+                            "in front of OpenAI); default: the vendor's own, or the protocol's vendor")
+    input_usd_per_mtok: str | None = _f(None, "price (USD per 1M input tokens) of this provider's models that have "
+                                        "no known price; default 0 for a keyless provider, else such models are refused")
+    output_usd_per_mtok: str | None = _f(None, "same, per 1M output tokens")
+    connect_timeout_s: float | None = _f(None, "overrides `connect_timeout_s` for this provider")
+    first_byte_timeout_s: float | None = _f(None, "overrides `first_byte_timeout_s` for this provider")
+    idle_timeout_s: float | None = _f(None, "overrides `idle_timeout_s` for this provider")
+    rpm: int | None = _f(None, "upstream requests per minute cap for every deployment on this provider")
+    tpm: int | None = _f(None, "upstream tokens per minute cap")
 
 
 @dataclass(frozen=True)
 class Settings:
-    host: str = "127.0.0.1"
-    port: int = 8080
-    database_url: str = "sqlite:///routerone.db"
-    redis_url: str | None = None
-    limiter: str = "auto"                     # auto | memory | redis
-    redis_failure_policy: str = "open"        # open (fall back to local limits) | closed (reject)
-    workers: int = 1
-    admin_key: str | None = None              # bootstrap admin key (else one is created and printed)
-    max_body_bytes: int = 20 * 1024 * 1024
-    connect_timeout_s: float = 10.0
-    first_byte_timeout_s: float = 120.0
-    idle_timeout_s: float = 120.0
-    stream_hold_ms: int = 3000                # stream failover budget before the first content token
-    max_retries: int = 2
-    cooldown_failures: int = 3
-    cooldown_s: float = 30.0
-    auth_cache_ttl_s: float = 30.0
-    reservation_ttl_s: int = 900
-    reservation_sweep_interval_s: float = 10.0
-    abandoned_stream_drain_s: float = 30.0
-    usage_flush_interval_s: float = 0.2
-    usage_batch_size: int = 200
-    default_rpm: int | None = None
-    default_tpm: int | None = None
-    default_concurrency: int | None = None
-    routing_strategy: str = "balanced"        # balanced | quality | cost | latency
-    willingness_to_pay: float = 0.5
-    catalog_path: str | None = None           # operator catalog override (TOML/JSON)
-    demo: str = "auto"                        # auto (only when no provider has credentials) | on | off
-    log_level: str = "info"
-    log_requests: bool = False                # one JSON line per request (failures are always logged)
-    log_content: bool = False                 # include prompt and completion text in those lines
-    providers: Mapping[str, ProviderSettings] = field(default_factory=dict)
+    host: str = _f("127.0.0.1", "address to listen on")
+    port: int = _f(8080, "TCP port, 1..65535", min=1, max=65535)
+    database_url: str = _f("sqlite:///routerone.db", "`sqlite:///path.db` or `postgresql://user@host/db`")
+    redis_url: str | None = _f(None, "`redis://host:6379/0`: shared limits across workers and hosts")
+    limiter: str = _f("auto", "auto \\| memory \\| redis")
+    redis_failure_policy: str = _f("open", "open (fall back to local limits) \\| closed (reject) when Redis is down")
+    workers: int = _f(1, "processes sharing the port (needs Redis)", min=1)
+    admin_key: str | None = _f(None, "bootstrap admin key (else one is created and printed once)")
+    max_body_bytes: int = _f(20 * 1024 * 1024, "largest request body accepted", min=1)
+    connect_timeout_s: float = _f(10.0, "upstream connect timeout", min=0.001)
+    first_byte_timeout_s: float = _f(120.0, "upstream time to first byte", min=0.001)
+    idle_timeout_s: float = _f(120.0, "longest pause inside an upstream stream", min=0.001)
+    stream_hold_ms: int = _f(3000, "stream failover budget before the first content token", min=0)
+    max_retries: int = _f(2, "upstream attempts beyond the first", min=0)
+    cooldown_failures: int = _f(3, "consecutive failures that cool a deployment down", min=1)
+    cooldown_s: float = _f(30.0, "how long a cooled-down deployment is skipped", min=0)
+    auth_cache_ttl_s: float = _f(30.0, "how long a key lookup is cached", min=0)
+    reservation_ttl_s: int = _f(900, "a balance hold older than this is released", min=1)
+    reservation_sweep_interval_s: float = _f(10.0, "how often stale holds are swept", min=0.01)
+    abandoned_stream_drain_s: float = _f(30.0, "how long an abandoned stream is drained for its usage", min=0)
+    usage_flush_interval_s: float = _f(0.2, "usage rows are written at least this often", min=0.001)
+    usage_batch_size: int = _f(200, "usage rows per write", min=1)
+    default_rpm: int | None = _f(None, "requests per minute for keys without their own limit", min=1)
+    default_tpm: int | None = _f(None, "tokens per minute for keys without their own limit", min=1)
+    default_concurrency: int | None = _f(None, "concurrent requests for keys without their own limit", min=1)
+    routing_strategy: str = _f("balanced", "`auto`'s default: balanced \\| quality \\| cost \\| latency")
+    willingness_to_pay: float = _f(0.5, "the balanced router's knob, 0 (cheapest) .. 1 (strongest)", min=0, max=1)
+    catalog_path: str | None = _f(None, "operator catalog file (TOML/JSON: `[[model]]`, `[[deployment]]`, "
+                                  "`[aliases]`, `[fallbacks]`)")
+    demo: str = _f("auto", "auto (only when no provider is configured) \\| on \\| off")
+    log_level: str = _f("info", "debug \\| info \\| warning \\| error")
+    log_requests: bool = _f(False, "one JSON log line per request (failures are always logged)")
+    log_content: bool = _f(False, "include prompt and completion text in those lines")
+    providers: Mapping[str, ProviderSettings] = _f(dict, "`[providers.<name>]` tables, see below")
 
     def replace(self, **changes: Any) -> "Settings":
         return dataclasses.replace(self, **changes)
@@ -80,6 +108,7 @@ _CHOICES = {
     "demo": {"auto", "on", "off"},
     "log_level": {"debug", "info", "warning", "error"},
 }
+_URL_SCHEMES = {"database_url": ("sqlite", "postgresql", "postgres"), "redis_url": ("redis", "rediss", "unix")}
 
 # Provider credentials the way users already have them in their environment.
 PROVIDER_ENV_KEYS = {
@@ -99,15 +128,19 @@ def _resolve_secret(value: Any, key: str, env: Mapping[str, str]) -> Any:
         try:
             return Path(value["$file"]).read_text().strip()
         except OSError as exc:
-            raise SettingsError(f"{key}: cannot read secret file {value['$file']!r}: {exc}") from exc
+            raise SettingsError(f"{key}: cannot read secret file {value['$file']!r}: {exc.strerror}") from None
     return value
 
 
-def _coerce(key: str, raw: Any, target: type) -> Any:
+def _type_of(f: dataclasses.Field) -> str:
+    return str(f.type).replace(" | None", "").split("[")[0]
+
+
+def _coerce(key: str, raw: Any, target: str) -> Any:
     if raw is None:
         return None
     try:
-        if target is bool:
+        if target == "bool":
             if isinstance(raw, bool):
                 return raw
             s = str(raw).strip().lower()
@@ -116,23 +149,36 @@ def _coerce(key: str, raw: Any, target: type) -> Any:
             if s in {"0", "false", "no", "off"}:
                 return False
             raise ValueError(raw)
-        if target is int:
+        if target == "int":
             if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
                 raise ValueError(raw)
             return int(raw)
-        if target is float:
-            return float(raw)
+        if target == "float":
+            if isinstance(raw, bool):
+                raise ValueError(raw)
+            v = float(raw)
+            if v != v or v in (float("inf"), float("-inf")):
+                raise ValueError(raw)
+            return v
+        if target == "tuple":
+            items = raw.split(",") if isinstance(raw, str) else raw
+            if not isinstance(items, (list, tuple)) or not all(isinstance(i, str) for i in items):
+                raise ValueError(raw)
+            return tuple(i.strip() for i in items if i.strip())
+        if target == "Mapping":
+            if not isinstance(raw, dict) or not all(isinstance(v, str) for v in raw.values()):
+                raise ValueError(raw)
+            return {str(k): v for k, v in raw.items()}
+        if isinstance(raw, (dict, list)):
+            raise ValueError(raw)
         return str(raw)
     except (TypeError, ValueError):
-        raise SettingsError(f"{key}: expected {target.__name__}, got {raw!r}") from None
+        want = {"tuple": "a list of strings", "Mapping": "a table of strings"}.get(target, target)
+        raise SettingsError(f"{key}: expected {want}, got {raw!r}") from None
 
 
-_FIELD_TYPES: dict[str, type] = {}
-for _f in dataclasses.fields(Settings):
-    if _f.name == "providers":
-        continue
-    _t = str(_f.type).replace(" | None", "")
-    _FIELD_TYPES[_f.name] = {"int": int, "float": float, "bool": bool}.get(_t, str)
+_FIELDS = {f.name: f for f in dataclasses.fields(Settings) if f.name != "providers"}
+_PROVIDER_FIELDS = {f.name: f for f in dataclasses.fields(ProviderSettings)}
 
 
 def _read_file(path: str) -> dict[str, Any]:
@@ -140,7 +186,7 @@ def _read_file(path: str) -> dict[str, Any]:
     try:
         text = p.read_text()
     except OSError as exc:
-        raise SettingsError(f"config file {path!r}: {exc}") from exc
+        raise SettingsError(f"config file {path!r}: {exc.strerror or exc}") from None
     try:
         if p.suffix in {".yaml", ".yml"}:
             import yaml
@@ -148,29 +194,68 @@ def _read_file(path: str) -> dict[str, Any]:
         else:
             data = tomllib.loads(text)
     except Exception as exc:  # noqa: BLE001 - parser errors vary by library; report them by file
-        raise SettingsError(f"config file {path!r} is not valid: {exc}") from exc
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise SettingsError(f"config file {path!r} is not valid: {first}") from None
     if not isinstance(data, dict):
         raise SettingsError(f"config file {path!r}: top level must be a table/mapping")
     return data
 
 
+def _check_url(key: str, url: str, schemes: tuple[str, ...]) -> None:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError as exc:
+        raise SettingsError(f"{key}: {url!r} is not a valid URL ({exc})") from None
+    if parts.scheme not in schemes or (parts.scheme in ("http", "https", "redis", "rediss") and not parts.hostname):
+        raise SettingsError(f"{key}: {url!r} is not a valid URL (expected {' or '.join(s + '://' for s in schemes)}...)")
+
+
+def _check_range(key: str, f: dataclasses.Field, value: Any) -> None:
+    lo, hi = f.metadata.get("min"), f.metadata.get("max")
+    if value is None or (lo is None and hi is None):
+        return
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        span = f"between {lo} and {hi}" if hi is not None else f">= {lo}"
+        raise SettingsError(f"{key}: must be {span}, got {value}")
+
+
+def _provider(name: str, conf: Any, env: Mapping[str, str]) -> ProviderSettings:
+    if not isinstance(conf, dict):
+        raise SettingsError(f"providers.{name}: expected a table")
+    values: dict[str, Any] = {}
+    for k, v in conf.items():
+        key = f"providers.{name}.{k}"
+        if k not in _PROVIDER_FIELDS:
+            raise SettingsError(f"{key}: unknown setting (known: {', '.join(sorted(_PROVIDER_FIELDS))})")
+        t = _type_of(_PROVIDER_FIELDS[k])
+        values[k] = _coerce(key, _resolve_secret(v, key, env), t)
+    p = ProviderSettings(**values)
+    if p.protocol is not None and p.protocol not in PROTOCOLS:
+        raise SettingsError(f"providers.{name}.protocol: {p.protocol!r} is not one of {', '.join(PROTOCOLS)}")
+    if p.base_url is not None:
+        _check_url(f"providers.{name}.base_url", p.base_url, ("http", "https"))
+    for k in ("input_usd_per_mtok", "output_usd_per_mtok"):
+        raw = getattr(p, k)
+        if raw is not None:
+            try:
+                usd_to_micros(raw, what=f"providers.{name}.{k}")
+            except ValueError as exc:
+                raise SettingsError(str(exc)) from None
+    for k in ("discovery_interval_s", "connect_timeout_s", "first_byte_timeout_s", "idle_timeout_s", "rpm", "tpm"):
+        v = getattr(p, k)
+        if v is not None and v <= 0:
+            raise SettingsError(f"providers.{name}.{k}: must be > 0, got {v}")
+    return p
+
+
 def _providers(raw: Any, env: Mapping[str, str]) -> dict[str, ProviderSettings]:
-    out: dict[str, ProviderSettings] = {}
     if raw is not None and not isinstance(raw, dict):
         raise SettingsError("providers: expected a table of provider name -> settings")
-    known = {f.name: f for f in dataclasses.fields(ProviderSettings)}
-    for name, conf in (raw or {}).items():
-        if not isinstance(conf, dict):
-            raise SettingsError(f"providers.{name}: expected a table")
-        values: dict[str, Any] = {}
-        for k, v in conf.items():
-            key = f"providers.{name}.{k}"
-            if k not in known:
-                raise SettingsError(f"{key}: unknown setting (known: {', '.join(sorted(known))})")
-            v = _resolve_secret(v, key, env)
-            t = str(known[k].type).replace(" | None", "")
-            values[k] = _coerce(key, v, {"int": int, "bool": bool}.get(t, str))
-        out[name] = ProviderSettings(**values)
+    out = {str(name): _provider(str(name), conf, env) for name, conf in (raw or {}).items()}
+    for name in out:
+        if not name or "/" in name or name != name.strip():
+            raise SettingsError(f"providers.{name}: a provider name may not be empty or contain '/'")
     for name, var in PROVIDER_ENV_KEYS.items():
         if env.get(var) and not (name in out and out[name].api_key):
             out[name] = dataclasses.replace(out.get(name, ProviderSettings()), api_key=env[var])
@@ -186,20 +271,22 @@ def load_settings(config_path: str | None = None, env: Mapping[str, str] | None 
     for k, v in file_data.items():
         if k == "providers":
             continue
-        if k not in _FIELD_TYPES:
+        if k not in _FIELDS:
             raise SettingsError(f"{k}: unknown setting in {config_path}")
-        values[k] = _coerce(k, _resolve_secret(v, k, env), _FIELD_TYPES[k])
-    for name, t in _FIELD_TYPES.items():
+        values[k] = _coerce(k, _resolve_secret(v, k, env), _type_of(_FIELDS[k]))
+    for name, f in _FIELDS.items():
         var = ENV_PREFIX + name.upper()
         if var in env:
-            values[name] = _coerce(var, env[var], t)
+            values[name] = _coerce(var, env[var], _type_of(f))
     for k, v in overrides.items():
         if v is not None:
             values[k] = v
     for k, allowed in _CHOICES.items():
         if k in values and values[k] not in allowed:
             raise SettingsError(f"{k}: {values[k]!r} is not one of {', '.join(sorted(allowed))}")
-    for k in ("port", "workers", "max_body_bytes"):
-        if k in values and values[k] is not None and values[k] < 1:
-            raise SettingsError(f"{k}: must be >= 1, got {values[k]}")
+    for k, v in values.items():
+        _check_range(k, _FIELDS[k], v)
+    for k, schemes in _URL_SCHEMES.items():
+        if values.get(k):
+            _check_url(k, values[k], schemes)
     return Settings(**values, providers=_providers(file_data.get("providers"), env))

@@ -3,6 +3,7 @@ reference; every error names the offending key."""
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import pytest
 
@@ -106,3 +107,31 @@ def test_settings_are_frozen_and_replace_makes_a_copy():
         s.port = 1  # type: ignore[misc]
     t = s.replace(port=1, max_retries=0)
     assert (t.port, t.max_retries, s.port, s.max_retries) == (1, 0, 8080, 2)
+
+
+@pytest.mark.parametrize("text, culprit", [
+    ("[providers.box]\nbase_url = 'http://x/v1'\nmodels = 'a,b'\nheaders = 3\n", "providers.box.headers"),
+    ("[providers.box]\nbase_url = 'http://x/v1'\nmodels = [1, 2]\n", "providers.box.models"),
+    ("[providers.box]\nbase_url = 'http://x/v1'\nenabled = 'maybe'\n", "providers.box.enabled"),
+    ("[providers.box]\nbase_url = 'http://x/v1'\nfirst_byte_timeout_s = 0\n", "providers.box.first_byte_timeout_s"),
+    ("[providers.box]\nbase_url = 'http://x/v1'\noutput_usd_per_mtok = '-1'\n", "providers.box.output_usd_per_mtok"),
+    ("[providers.box]\nbase_url = 'ftp://x/v1'\n", "providers.box.base_url"),
+    ("['providers'.'a/b']\nbase_url = 'http://x/v1'\n", "providers.a/b"),
+    ("willingness_to_pay = -0.1\n", "willingness_to_pay"),
+    ("first_byte_timeout_s = nan\n", "first_byte_timeout_s"),
+    ("workers = 0\n", "workers"),
+])
+def test_provider_and_range_errors_name_the_key(tmp_path, text, culprit):
+    cfg = tmp_path / "r1.toml"
+    cfg.write_text(text)
+    with pytest.raises(SettingsError, match=re.escape(culprit)):
+        load_settings(str(cfg), env={})
+
+
+def test_provider_lists_tables_and_operator_names(tmp_path):
+    cfg = tmp_path / "r1.toml"
+    cfg.write_text("[providers.gpubox]\nbase_url = 'http://gpu:8000/v1'\nmodels = ['llama-*', 'qwen']\n"
+                   "headers = { x-team = 'ml' }\nenabled = false\ninput_usd_per_mtok = 0.5\n")
+    p = load_settings(str(cfg), env={}).providers["gpubox"]
+    assert (p.models, dict(p.headers), p.enabled, p.input_usd_per_mtok) == (("llama-*", "qwen"), {"x-team": "ml"},
+                                                                           False, "0.5")

@@ -25,14 +25,23 @@ def usd_to_micros(value: object, *, what: str = "price") -> int:
 
 @dataclass(frozen=True, slots=True)
 class Price:
-    """Micro-dollars per 1M tokens. Cached/cache-write default to the input price when unknown."""
+    """Micro-dollars per 1M tokens. Cached/cache-write default to the input price when unknown.
+
+    `long_context` (with `long_context_from_tokens`): the whole request is charged at those prices
+    once its prompt is longer than that many tokens (the providers' "cliff" tiers, e.g. Gemini Pro
+    above 200k tokens).
+    """
     input_micros_per_mtok: int = 0
     output_micros_per_mtok: int = 0
     cached_input_micros_per_mtok: int | None = None
     cache_write_micros_per_mtok: int | None = None
+    long_context_from_tokens: int | None = None
+    long_context: "Price | None" = None
 
     def cost_micros(self, usage: Usage, markup_bps: int = 0) -> int:
         """Exact cost, rounded up once to a whole micro-dollar. markup in basis points (100 = 1%)."""
+        if self.long_context is not None and usage.prompt_tokens > (self.long_context_from_tokens or 0):
+            return self.long_context.cost_micros(usage, markup_bps)
         cached = min(usage.cached_tokens, usage.prompt_tokens)
         written = min(usage.cache_write_tokens, usage.prompt_tokens - cached)
         plain = usage.prompt_tokens - cached - written
@@ -47,6 +56,8 @@ class Price:
 
     def worst_case_micros(self, prompt_tokens: int, max_output_tokens: int, markup_bps: int = 0) -> int:
         """Upper bound for reservation: no cache discount, every output token generated."""
+        if self.long_context is not None and prompt_tokens > (self.long_context_from_tokens or 0):
+            return self.long_context.worst_case_micros(prompt_tokens, max_output_tokens, markup_bps)
         highest_in = max(self.input_micros_per_mtok, self.cache_write_micros_per_mtok or 0)
         total = (prompt_tokens * highest_in + max_output_tokens * self.output_micros_per_mtok)
         total = total * (10_000 + markup_bps)

@@ -84,11 +84,15 @@ class UpstreamStream:
 
 
 class Transport:
-    def __init__(self, timeouts: Timeouts | None = None, *, limit: int = 0) -> None:
+    def __init__(self, timeouts: Timeouts | None = None, *, limit: int = 0,
+                 per_provider: Mapping[str, Timeouts] | None = None) -> None:
         self.timeouts = timeouts or Timeouts()
+        self._per_provider = dict(per_provider or {})     # a provider's own timeouts (settings)
         self._session: aiohttp.ClientSession | None = None
         self._connect_timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.timeouts.connect_s,
                                                       connect=self.timeouts.connect_s)
+        self._connect_timeouts = {name: aiohttp.ClientTimeout(total=None, sock_connect=t.connect_s, connect=t.connect_s)
+                                  for name, t in self._per_provider.items()}
         self._limit = limit
 
     def _client(self) -> aiohttp.ClientSession:
@@ -101,11 +105,11 @@ class Transport:
 
     async def open(self, req: UpstreamRequest, *, provider: str = "") -> UpstreamStream:
         """Send the request and wait for the status line and headers (the first byte)."""
-        t = self.timeouts
+        t = self._per_provider.get(provider, self.timeouts)
         try:
             async with asyncio.timeout(t.first_byte_s):
                 resp = await self._client().post(req.url, data=req.body, headers=req.headers,
-                                                 timeout=self._connect_timeout)
+                                                 timeout=self._connect_timeouts.get(provider, self._connect_timeout))
         except asyncio.TimeoutError:
             raise UpstreamTimeout(f"{provider}: no response within {t.first_byte_s:g}s", provider=provider) from None
         except aiohttp.ClientConnectorError:

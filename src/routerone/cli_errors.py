@@ -1,0 +1,67 @@
+"""What the CLI says when the environment or the input is wrong: one line naming the culprit.
+
+`explain(exc, settings)` turns the exceptions an operator can cause (a database host that does not
+resolve, a database that does not exist, an SQLite path that cannot be opened, a port in use, bad
+values) into that line, or returns None for a real bug (which then keeps its traceback).
+"""
+from __future__ import annotations
+
+import errno
+import socket
+import sqlite3
+from urllib.parse import urlsplit
+
+from .settings import Settings, SettingsError
+
+__all__ = ["explain"]
+
+
+def _db_where(url: str) -> str:
+    if url.startswith("sqlite:///"):
+        return f"SQLite file {url[len('sqlite:///'):]!r}"
+    try:
+        p = urlsplit(url)
+        return f"PostgreSQL at {p.hostname or 'localhost'}:{p.port or 5432}, database {p.path.lstrip('/') or '(default)'!r}"
+    except ValueError:
+        return "the database"
+
+
+def _pg_error(exc: BaseException) -> str | None:
+    try:
+        import asyncpg
+    except ImportError:  # pragma: no cover
+        return None
+    if isinstance(exc, asyncpg.InvalidCatalogNameError):
+        return "database does not exist"
+    if isinstance(exc, asyncpg.InvalidAuthorizationSpecificationError | asyncpg.InvalidPasswordError):
+        return f"authentication failed ({str(exc).splitlines()[0]})"
+    if isinstance(exc, asyncpg.PostgresError):
+        return str(exc).splitlines()[0]
+    return None
+
+
+def explain(exc: BaseException, settings: Settings | None, port: int | None = None) -> str | None:
+    if isinstance(exc, SettingsError):
+        return f"configuration error: {exc}"
+    db = _db_where(settings.database_url) if settings else "the database"
+    if isinstance(exc, socket.gaierror):
+        host = urlsplit(settings.database_url).hostname if settings else None
+        return f"cannot reach {db}: host {host!r} does not resolve ({exc.strerror})"
+    pg = _pg_error(exc)
+    if pg:
+        return f"cannot use {db}: {pg}"
+    if isinstance(exc, sqlite3.Error):
+        return f"cannot open {db}: {exc}"
+    if isinstance(exc, OSError) and exc.errno in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL) and port:
+        host = settings.host if settings else "?"
+        what = {errno.EADDRINUSE: "address already in use", errno.EACCES: "permission denied",
+                errno.EADDRNOTAVAIL: "address not available on this machine"}[exc.errno]
+        return f"cannot listen on {host}:{port}: {what} (set port or --port)"
+    if isinstance(exc, (ConnectionRefusedError, TimeoutError)) or (
+            isinstance(exc, OSError) and exc.errno in (errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ETIMEDOUT)):
+        return f"cannot reach {db}: {exc.strerror or type(exc).__name__}"
+    if isinstance(exc, OSError) and exc.filename:
+        return f"{exc.filename}: {exc.strerror}"
+    if isinstance(exc, OSError) and settings:
+        return f"cannot reach {db}: {exc.strerror or exc}"
+    return None

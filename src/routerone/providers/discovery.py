@@ -1,0 +1,171 @@
+"""Model discovery: an OpenAI-compatible provider's `GET {base_url}/models`, at start and every
+`discovery_interval_s`, merged into the catalog (`Catalog.set_discovered`).
+
+- Start-up waits at most `first_wait_s` for the first round; slower providers join when they answer.
+- A failed refresh (unreachable, non-200, not JSON, wrong shape) is logged and the last good list
+  is kept. All I/O is aiohttp on the event loop; parsing a list is a few microseconds per model.
+- vLLM's `max_model_len` becomes the context window; other fields are ignored.
+- A model with no known price on a provider with an API key and no `input/output_usd_per_mtok` is
+  left out (logged), never served free.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import aiohttp
+import orjson
+
+from ..catalog import Catalog, discovered_model
+from .base import Deployment
+from .openai_compat import auth_headers
+from .vendors import ProviderEntry
+
+__all__ = ["Discovery", "DiscoveryError", "discover_once"]
+
+log = logging.getLogger("routerone.discovery")
+MAX_LIST_BYTES = 8 * 1024 * 1024
+
+
+class DiscoveryError(Exception):
+    pass
+
+
+def _models_url(entry: ProviderEntry) -> str:
+    return entry.vendor.base_url.rstrip("/") + "/models"
+
+
+def _parse(body: bytes, url: str) -> list[tuple[str, int | None]]:
+    try:
+        doc = orjson.loads(body)
+        rows = doc["data"] if isinstance(doc, dict) else None
+        if not isinstance(rows, list):
+            raise TypeError
+        out = []
+        for row in rows:
+            mid = row.get("id") if isinstance(row, dict) else None
+            if isinstance(mid, str) and mid and len(mid) <= 256:
+                ctx = row.get("max_model_len")
+                out.append((mid, ctx if isinstance(ctx, int) and not isinstance(ctx, bool) and ctx > 0 else None))
+        return out
+    except (orjson.JSONDecodeError, TypeError, KeyError):
+        raise DiscoveryError(f"{url}: not an OpenAI model list") from None
+
+
+async def fetch_models(session: aiohttp.ClientSession, entry: ProviderEntry,
+                       timeout_s: float) -> list[tuple[str, int | None]]:
+    url = _models_url(entry)
+    headers = auth_headers(Deployment("", entry.vendor, ""))
+    headers.pop("Content-Type", None)
+    try:
+        async with session.get(url, headers=headers, timeout=aiohttp.ClientTimeout(total=timeout_s)) as resp:
+            if resp.status != 200:
+                raise DiscoveryError(f"{url}: HTTP {resp.status}")
+            body = await resp.content.read(MAX_LIST_BYTES + 1)
+            if len(body) > MAX_LIST_BYTES:
+                raise DiscoveryError(f"{url}: model list larger than {MAX_LIST_BYTES} bytes")
+    except aiohttp.ClientConnectorError as exc:
+        raise DiscoveryError(f"{url}: cannot connect ({exc.os_error.strerror or exc.os_error})") from None
+    except asyncio.TimeoutError:
+        raise DiscoveryError(f"{url}: no answer within {timeout_s:g} s") from None
+    except (aiohttp.ClientError, OSError) as exc:
+        raise DiscoveryError(f"{url}: {type(exc).__name__} {exc}".rstrip()) from None
+    return _parse(body, url)
+
+
+def _to_models(catalog: Catalog, entry: ProviderEntry, listed: list[tuple[str, int | None]]) -> list:
+    static_upstreams = {d.upstream_model for m in (*catalog.static.values(), *catalog.named.get(entry.name, ()))
+                        for d in m.deployments if d.vendor.name == entry.name}
+    out, refused = [], []
+    for mid, ctx in listed:
+        if not entry.wants(mid) or mid in static_upstreams:
+            continue
+        m = discovered_model(entry, mid, context_window=ctx)
+        (out.append(m) if m is not None else refused.append(mid))
+    if refused:
+        log.warning("provider %s: %d model(s) without a known price left out (set providers.%s."
+                    "input_usd_per_mtok / output_usd_per_mtok to serve them): %s", entry.name, len(refused),
+                    entry.name, ", ".join(refused[:10]))
+    return out
+
+
+class Discovery:
+    """Keeps the catalog's discovered models fresh while the gateway runs."""
+
+    def __init__(self, catalog: Catalog, *, timeout_s: float = 5.0, first_wait_s: float = 3.0,
+                 quiet: bool = False) -> None:
+        self.catalog = catalog
+        self.quiet = quiet                      # the CLI reports failures itself
+        self.timeout_s = timeout_s
+        self.first_wait_s = first_wait_s
+        self.failures: dict[str, str] = {}      # provider -> last error, while it lasts
+        self._session: aiohttp.ClientSession | None = None
+        self._tasks: list[asyncio.Task] = []
+
+    def entries(self) -> list[ProviderEntry]:
+        return [e for e in self.catalog.providers.values() if e.discover and e.vendor.configured]
+
+    async def refresh(self, entry: ProviderEntry) -> bool:
+        assert self._session is not None
+        try:
+            listed = await fetch_models(self._session, entry, self.timeout_s)
+        except DiscoveryError as exc:
+            self.failures[entry.name] = str(exc)
+            kept = len(self.catalog.discovered.get(entry.name, ()))
+            (log.debug if self.quiet else log.warning)("model discovery for provider %s failed (keeping the last %d models): %s",
+                        entry.name, kept, exc)
+            return False
+        self.failures.pop(entry.name, None)
+        models = _to_models(self.catalog, entry, listed)
+        before = {m.id for m in self.catalog.discovered.get(entry.name, ())}
+        self.catalog.set_discovered(entry.name, models)
+        if {m.id for m in models} != before and not self.quiet:
+            log.info("provider %s serves %d discovered model(s): %s", entry.name, len(models),
+                     ", ".join(m.id for m in models[:20]) + (" ..." if len(models) > 20 else ""))
+        return True
+
+    async def _loop(self, entry: ProviderEntry, first: asyncio.Event) -> None:
+        try:
+            await self.refresh(entry)
+        finally:
+            first.set()
+        while True:
+            await asyncio.sleep(entry.discovery_interval_s)
+            await self.refresh(entry)
+
+    async def start(self) -> None:
+        entries = self.entries()
+        if not entries:
+            return
+        self._session = aiohttp.ClientSession()
+        firsts = []
+        for e in entries:
+            ev = asyncio.Event()
+            firsts.append(ev)
+            self._tasks.append(asyncio.create_task(self._loop(e, ev), name=f"discovery-{e.name}"))
+        waiters = [asyncio.create_task(ev.wait()) for ev in firsts]
+        _, pending = await asyncio.wait(waiters, timeout=self.first_wait_s)
+        for w in pending:
+            w.cancel()
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+async def discover_once(catalog: Catalog, timeout_s: float = 5.0) -> dict[str, str]:
+    """One round for the CLI: every discovering provider in parallel; returns provider -> error."""
+    d = Discovery(catalog, timeout_s=timeout_s, quiet=True)
+    entries = d.entries()
+    if not entries:
+        return {}
+    d._session = aiohttp.ClientSession()
+    try:
+        await asyncio.gather(*(d.refresh(e) for e in entries))
+    finally:
+        await d._session.close()
+    return d.failures

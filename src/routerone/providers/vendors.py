@@ -1,0 +1,138 @@
+"""Providers as data: the shipped vendor rows (`data/vendors.toml`) merged with the operator's
+`[providers.<any-name>]` tables into one `ProviderEntry` per provider.
+
+A known vendor name starts from that vendor's row (URL, auth style, quirks, where its prices come
+from); any other name starts from its `protocol`'s defaults (openai unless set) and needs a
+`base_url`. Choices made here, documented in the README:
+- a Gemini `base_url` without a version path gets `/v1beta` appended, with a warning (every call
+  would otherwise be a misleading 404);
+- a model with no known price is served at the provider's `input/output_usd_per_mtok`; without
+  them, at 0 when the provider has no API key (self-hosted), else it is refused (never silently
+  free on a paid account).
+"""
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+from urllib.parse import urlsplit
+
+from ..billing.prices import Price, usd_to_micros
+from ..settings import ProviderSettings, Settings, SettingsError
+from .base import Vendor
+
+__all__ = ["ProviderEntry", "build_providers", "shipped"]
+
+# what a provider named by the operator starts from, per protocol
+_PROTOCOL_DEFAULTS: dict[str, dict[str, Any]] = {
+    "openai": {"protocol": "openai", "auth": "bearer"},
+    "anthropic": {"protocol": "anthropic", "auth": "x-api-key"},
+    "gemini": {"protocol": "gemini", "auth": "x-goog-api-key"},
+    "azure": {"protocol": "openai", "auth": "api-key", "chat_path": "/openai/deployments/{model}/chat/completions",
+              "query": {"api-version": "2024-10-21"}},
+}
+_KNOWN_PROTOCOL = {"azure": "azure"}
+# whose prices an operator-named provider of this protocol charges, unless it says (`prices`)
+_PROTOCOL_PRICES = {"anthropic": "anthropic", "gemini": "google", "azure": "azure"}   # shipped vendor rows whose `protocol` setting is not their wire protocol
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderEntry:
+    vendor: Vendor
+    known: bool                           # a shipped vendor row, not an operator-named provider
+    prices_id: str | None                 # the vendor's id in genai-prices
+    discover: bool
+    patterns: tuple[str, ...]             # the operator's model names / wildcards; () = all
+    unknown_price: Price | None           # for models without a known price; None = refuse them
+    discovery_interval_s: float = 300.0
+    timeouts: tuple[float | None, float | None, float | None] = (None, None, None)
+    rpm: int | None = None                # upstream caps for every deployment on this provider
+    tpm: int | None = None
+
+    @property
+    def name(self) -> str:
+        return self.vendor.name
+
+    def wants(self, model: str) -> bool:
+        return not self.patterns or any(fnmatch.fnmatchcase(model, p) for p in self.patterns)
+
+    @property
+    def exact_models(self) -> tuple[str, ...]:
+        return tuple(p for p in self.patterns if not any(c in p for c in "*?["))
+
+
+def shipped(name: str) -> dict[str, Any]:
+    return tomllib.loads(resources.files("routerone.providers").joinpath("data").joinpath(name).read_text())
+
+
+def _vendor_from_row(name: str, raw: dict[str, Any]) -> Vendor:
+    return Vendor(name=name, protocol=raw["protocol"], base_url=raw.get("base_url", ""),
+                  auth=raw.get("auth", "bearer"), chat_path=raw.get("chat_path", "/chat/completions"),
+                  query=dict(raw.get("query", {})), rename=dict(raw.get("rename", {})),
+                  drop=tuple(raw.get("drop", ())), stream_usage=raw.get("stream_usage", True),
+                  needs_key=raw.get("needs_key", True), label=raw.get("label", name))
+
+
+def _gemini_url(name: str, url: str, warnings: list[str]) -> str:
+    path = urlsplit(url).path.rstrip("/")
+    if path.endswith(("/v1beta", "/v1", "/v1alpha")):
+        return url
+    fixed = url.rstrip("/") + "/v1beta"
+    warnings.append(f"providers.{name}.base_url: {url!r} has no API version path; using {fixed!r}")
+    return fixed
+
+
+def _unknown_price(name: str, conf: ProviderSettings, vendor: Vendor) -> Price | None:
+    if conf.input_usd_per_mtok is None and conf.output_usd_per_mtok is None:
+        return Price() if not vendor.needs_key and not vendor.api_key else None
+    where = f"providers.{name}"
+    return Price(usd_to_micros(conf.input_usd_per_mtok or 0, what=f"{where}.input_usd_per_mtok"),
+                 usd_to_micros(conf.output_usd_per_mtok or 0, what=f"{where}.output_usd_per_mtok"))
+
+
+def _entry(name: str, raw: dict[str, Any] | None, conf: ProviderSettings, port: int,
+           warnings: list[str], named: bool) -> ProviderEntry:
+    """`named`: the operator wrote a [providers.<name>] table (keyless vendors such as vllm are
+    templates, off until named)."""
+    known = raw is not None
+    if raw is None:
+        if not conf.base_url:
+            raise SettingsError(f"providers.{name}.base_url: required for a provider that is not a known vendor "
+                                f"(known: {', '.join(sorted(n for n in shipped('vendors.toml') if n != 'demo'))})")
+        raw = {**_PROTOCOL_DEFAULTS[conf.protocol or "openai"], "needs_key": False, "label": name}
+    elif conf.protocol is not None and conf.protocol != _KNOWN_PROTOCOL.get(name, raw["protocol"]):
+        raw = {**raw, **_PROTOCOL_DEFAULTS[conf.protocol]}
+    v = _vendor_from_row(name, raw)
+    if name == "demo":
+        v = dataclasses.replace(v, base_url=f"http://127.0.0.1:{port}/demo/v1")
+    query = {**v.query, "api-version": conf.api_version} if conf.api_version else v.query
+    v = dataclasses.replace(v, api_key=conf.api_key or v.api_key, base_url=conf.base_url or v.base_url,
+                            query=query, headers={**v.headers, **conf.headers})
+    if v.protocol == "gemini":
+        v = dataclasses.replace(v, base_url=_gemini_url(name, v.base_url, warnings))
+    if not conf.enabled or (known and not v.needs_key and name != "demo" and not named):
+        v = dataclasses.replace(v, api_key=None, needs_key=True)     # off: disabled, or a keyless template
+    discover = conf.discover if conf.discover is not None else \
+        raw.get("discover", not known and v.protocol == "openai" and "{model}" not in v.chat_path)
+    try:
+        price = _unknown_price(name, conf, v)
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
+    prices_id = conf.prices or raw.get("prices") or (None if known else _PROTOCOL_PRICES.get(conf.protocol or ""))
+    return ProviderEntry(v, known, prices_id, bool(discover) and conf.enabled, conf.models, price,
+                         conf.discovery_interval_s,
+                         (conf.connect_timeout_s, conf.first_byte_timeout_s, conf.idle_timeout_s), conf.rpm, conf.tpm)
+
+
+def build_providers(settings: Settings, port: int) -> tuple[dict[str, ProviderEntry], list[str]]:
+    """Every shipped vendor plus every operator-named provider; warnings for what was fixed up."""
+    rows = shipped("vendors.toml")
+    warnings: list[str] = []
+    out: dict[str, ProviderEntry] = {}
+    for name in [*rows, *(n for n in settings.providers if n not in rows)]:
+        out[name] = _entry(name, rows.get(name), settings.providers.get(name, ProviderSettings()), port, warnings,
+                           named=name in settings.providers)
+    return out, warnings

@@ -1,0 +1,179 @@
+"""Bring your own models: a self-hosted OpenAI-compatible box (a fake with its own `/v1/models`)
+configured in three lines under a name the operator chose, end to end with the openai SDK: listed by
+`routerone models` and `/v1/models`, callable as `<model>` and `<provider>/<model>`, billed at the
+configured price, chosen by `auto` instead of the demo, two boxes at once, and a failed discovery
+keeping the last list."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import openai
+import pytest
+
+from billing_procs import usage_cost_micros
+from routerone.settings import load_settings
+from routerone.testing.fake_box import FakeBox
+from routerone.testing.harness import ADMIN_KEY, Gateway
+
+SRC = str(Path(__file__).resolve().parents[2] / "src")
+IN_USD, OUT_USD = "0.20", "0.60"     # the operator's price for the box's (unpriced) models
+
+
+def three_lines(name: str, box: FakeBox, price: bool = True) -> str:
+    text = f'[providers.{name}]\nbase_url = "{box.base_url}"\n'
+    return text + (f'input_usd_per_mtok = "{IN_USD}"\noutput_usd_per_mtok = "{OUT_USD}"\n' if price else "")
+
+
+@pytest.fixture
+def boxes():
+    started: list[FakeBox] = []
+
+    def make(models, **kw) -> FakeBox:
+        b = FakeBox(models, **kw).start()
+        started.append(b)
+        return b
+    yield make
+    for b in started:
+        b.stop()
+
+
+@pytest.fixture
+def start(tmp_path):
+    started: list[Gateway] = []
+
+    def make(config: str, **overrides) -> tuple[Gateway, Path]:
+        cfg = tmp_path / f"r1-{len(started)}.toml"
+        cfg.write_text(config)
+        settings = load_settings(str(cfg), env={}, database_url=f"sqlite:///{tmp_path}/gw-{len(started)}.db",
+                                 admin_key=ADMIN_KEY, usage_flush_interval_s=0.05, **overrides)
+        gw = Gateway(settings).start()
+        started.append(gw)
+        return gw, cfg
+    yield make
+    for gw in reversed(started):
+        gw.stop()
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY") and not k.startswith("ROUTERONE_")}
+    env["PYTHONPATH"] = SRC
+    return subprocess.run([sys.executable, "-m", "routerone", *args], capture_output=True, text=True, env=env,
+                          timeout=60)
+
+
+def ids(client) -> set[str]:
+    return {m.id for m in client.models.list()}
+
+
+def test_three_lines_list_call_and_bill(boxes, start, make_openai_client, tmp_path):
+    box = boxes(["llama-3-8b", "qwen2.5-7b"], max_model_len=8192)
+    gw, cfg = start(three_lines("gpubox", box, price=True))
+    out = cli("models", "--config", str(cfg), "--database-url", f"sqlite:///{tmp_path}/cli.db")
+    assert out.returncode == 0, out.stderr
+    rows = {line.split()[0]: line.split() for line in out.stdout.splitlines()[1:]}
+    assert rows["llama-3-8b"][1:] == ["gpubox", "8192", "0.200", "0.600", "provider", "default"]
+    assert set(rows) == {"llama-3-8b", "qwen2.5-7b"}          # the demo is off: a provider exists
+
+    key, account_id = gw.new_key(balance_micros=5_000_000)
+    client = make_openai_client(gw, api_key=key)
+    assert ids(client) == {"auto", "llama-3-8b", "qwen2.5-7b"}
+    costs = []
+    for model in ("llama-3-8b", "gpubox/llama-3-8b", "gpubox/qwen2.5-7b"):
+        raw = client.chat.completions.with_raw_response.create(
+            model=model, messages=[{"role": "user", "content": "hello box"}], max_tokens=5)
+        reply = raw.parse()
+        assert raw.headers["x-routerone-provider"] == "gpubox"
+        assert box.chat_requests[-1]["model"] == model.split("/")[-1]     # the upstream sees its own name
+        u = reply.usage
+        expected = -(-(u.prompt_tokens * 200_000 + u.completion_tokens * 600_000) // 1_000_000)
+        assert usage_cost_micros(u) == expected > 0
+        costs.append(expected)
+    time.sleep(0.3)
+    ledger = gw.admin("GET", f"/admin/accounts/{account_id}/ledger")["data"]
+    charged = sorted(abs(e["amount_micros"]) for e in ledger if e["kind"] == "charge")
+    assert charged == sorted(costs)                               # usage.cost == the ledger charge
+    assert gw.account(account_id)["balance_micros"] == 5_000_000 - sum(costs)
+
+
+def test_keyless_box_is_free_by_default_and_auto_never_picks_the_demo(boxes, start, make_openai_client):
+    box = boxes(["llama-3-8b"])
+    gw, _ = start(three_lines("gpubox", box, price=False))
+    client = make_openai_client(gw)
+    assert ids(client) == {"auto", "llama-3-8b"}
+    for prompt in ("Write a Python function that merges two sorted lists.", "hi"):
+        raw = client.chat.completions.with_raw_response.create(
+            model="auto", messages=[{"role": "user", "content": prompt}])
+        assert raw.headers["x-routerone-provider"] == "gpubox"
+        assert raw.headers["x-routerone-model"] == "llama-3-8b"
+        assert usage_cost_micros(raw.parse().usage) == 0
+    with pytest.raises(openai.NotFoundError):
+        client.chat.completions.create(model="demo-large", messages=[{"role": "user", "content": "x"}])
+
+
+def test_two_boxes_at_once(boxes, start, make_openai_client):
+    a = boxes(["llama-3-8b", "mistral-7b"])
+    b = boxes(["llama-3-8b", "phi-4"])
+    gw, _ = start(three_lines("rack1", a) + three_lines("rack2", b, price=False))
+    client = make_openai_client(gw)
+    assert ids(client) == {"auto", "mistral-7b", "phi-4", "rack1/llama-3-8b", "rack2/llama-3-8b"}
+    for model, box, other in (("mistral-7b", a, b), ("phi-4", b, a), ("rack1/llama-3-8b", a, b),
+                              ("rack2/llama-3-8b", b, a), ("rack2/phi-4", b, a)):
+        n_other = len(other.chat_requests)
+        raw = client.chat.completions.with_raw_response.create(
+            model=model, messages=[{"role": "user", "content": "hi"}], max_tokens=3)
+        assert box.chat_requests[-1]["model"] == model.split("/")[-1]
+        assert len(other.chat_requests) == n_other
+        free = box is b
+        assert (usage_cost_micros(raw.parse().usage) == 0) == free
+    with pytest.raises(openai.NotFoundError) as err:      # served by two boxes: the bare name is ambiguous
+        client.chat.completions.create(model="llama-3-8b", messages=[{"role": "user", "content": "x"}])
+    assert "rack1/llama-3-8b" in str(err.value) and "rack2/llama-3-8b" in str(err.value)
+
+
+def test_discovery_failure_keeps_the_last_list_and_recovers(boxes, start, make_openai_client):
+    box = boxes(["llama-3-8b"])
+    gw, _ = start(three_lines("gpubox", box) + "discovery_interval_s = 0.1\n")
+    client = make_openai_client(gw)
+    assert ids(client) == {"auto", "llama-3-8b"}
+
+    box.models_status = 503
+    seen = box.models_requests
+    deadline = time.monotonic() + 10
+    while box.models_requests < seen + 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert box.models_requests >= seen + 3                        # refreshes kept failing
+    assert ids(client) == {"auto", "llama-3-8b"}                  # the last good list is kept
+    client.chat.completions.create(model="llama-3-8b", messages=[{"role": "user", "content": "x"}], max_tokens=2)
+
+    box.models, box.models_status = ["llama-3-8b", "gemma-2-9b"], 200
+    deadline = time.monotonic() + 10
+    while "gemma-2-9b" not in ids(client) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert ids(client) == {"auto", "llama-3-8b", "gemma-2-9b"}
+
+
+def test_wildcards_pick_the_models_to_serve(boxes, start, make_openai_client):
+    box = boxes(["llama-3-8b", "llama-3-70b", "qwen2.5-7b"])
+    gw, _ = start(three_lines("gpubox", box) + 'models = ["llama-*"]\n')
+    assert ids(make_openai_client(gw)) == {"auto", "llama-3-8b", "llama-3-70b"}
+
+
+def test_paid_box_without_a_price_refuses_unpriced_models(boxes, start, make_openai_client):
+    box = boxes(["llama-3-8b"], api_key="sk-box")
+    gw, _ = start(f'[providers.paidbox]\nbase_url = "{box.base_url}"\napi_key = "sk-box"\n')
+    assert box.models_requests >= 1                                # it was asked, with its key
+    assert ids(make_openai_client(gw)) == {"auto"}                 # but nothing is served for free
+
+
+def test_a_providers_own_timeout(boxes, start, make_openai_client):
+    box = boxes(["llama-3-8b"])
+    gw, _ = start(three_lines("gpubox", box) + "first_byte_timeout_s = 0.3\n", max_retries=0)
+    client = make_openai_client(gw)
+    t0 = time.monotonic()
+    with pytest.raises(openai.APIStatusError) as err:
+        client.chat.completions.create(model="llama-3-8b", messages=[{"role": "user", "content": "[[sleep:3000]]"}])
+    assert err.value.status_code == 504 and time.monotonic() - t0 < 2.5      # not the 120 s default

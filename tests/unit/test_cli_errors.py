@@ -1,0 +1,128 @@
+"""Every mistake an operator can make from the CLI, the config, the catalog or the environment is
+one line on stderr naming the culprit, exit code 2, and never a traceback (table-driven, each case
+run as a real `routerone` process)."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+SRC = str(Path(__file__).resolve().parents[2] / "src")
+PG_URL = os.environ.get("ROUTERONE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def run(tmp: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    e = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY") and not k.startswith("ROUTERONE_")}
+    e.update({"PYTHONPATH": SRC, **(env or {})})
+    return subprocess.run([sys.executable, "-m", "routerone", *args], capture_output=True, text=True, env=e,
+                          timeout=60, cwd=tmp)
+
+
+def _pg_up() -> bool:
+    p = urlsplit(PG_URL)
+    try:
+        socket.create_connection((p.hostname, p.port or 5432), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+PRICE_LESS = '[[model]]\nid = "my-model"\nprovider = "openai"\ncontext_window = 1000\nmax_output = 100\nquality = 0.5\n'
+# (case id, config file text or None, catalog file text or None, CLI args, what the message must name)
+CASES = [
+    ("unknown provider table", '[providers.gpubox]\napi_key = "x"\n', None, ["models"], "providers.gpubox.base_url"),
+    ("unknown provider setting", '[providers.openai]\nbase_ur = "http://x/v1"\n', None, ["models"], "providers.openai.base_ur"),
+    ("unknown protocol", '[providers.box]\nbase_url = "http://x/v1"\nprotocol = "grpc"\n', None, ["models"], "grpc"),
+    ("missing catalog_path", 'catalog_path = "/nonexistent/cat.toml"\n', None, ["models"], "/nonexistent/cat.toml"),
+    ("invalid catalog_path", 'catalog_path = "CATALOG"\n', "[[model]\nid=", ["models"], "cat.toml"),
+    ("catalog typo", 'catalog_path = "CATALOG"\n', PRICE_LESS.replace("quality", "qualty") + 'input_usd_per_mtok = "1"\n',
+     ["models"], "qualty"),
+    ("model without a price", 'catalog_path = "CATALOG"\n', PRICE_LESS, ["models"], "my-model"),
+    ("catalog wrong type", 'catalog_path = "CATALOG"\n', PRICE_LESS.replace("1000", '"big"'), ["models"], "context_window"),
+    ("credit not a number", None, None, ["accounts", "credit", "2", "abc"], "abc"),
+    ("sub-micro amount", None, None, ["accounts", "create", "x", "--balance-usd", "0.0000001"], "0.0000001"),
+    ("host does not resolve", None, None, ["--database-url", "postgresql://router@db.invalid/routerone",
+                                            "accounts", "list"], "db.invalid"),
+    ("sqlite path cannot be opened", None, None, ["accounts", "list", "--database-url",
+                                                  "sqlite:///no/such/dir/r.db"], "no/such/dir/r.db"),
+    ("port out of range", "port = 99999\n", None, ["serve"], "port"),
+    ("port via flag", None, None, ["serve", "--port", "70000"], "70000"),
+    ("willingness_to_pay", "willingness_to_pay = 7\n", None, ["models"], "willingness_to_pay"),
+    ("unknown strategy", 'routing_strategy = "random"\n', None, ["models"], "random"),
+    ("bad provider URL", '[providers.box]\nbase_url = "gpu-box:8000"\n', None, ["models"], "gpu-box:8000"),
+    ("bad database URL", 'database_url = "mysql://db/x"\n', None, ["models"], "mysql://db/x"),
+    ("bad redis URL", 'redis_url = "localhost:6379"\n', None, ["models"], "redis_url"),
+    ("bad provider price", '[providers.box]\nbase_url = "http://x/v1"\ninput_usd_per_mtok = "cheap"\n', None,
+     ["models"], "cheap"),
+    ("config file not TOML", "port = \n", None, ["models"], "r1.toml"),
+    ("usage group", None, None, ["usage", "--by", "week"], "week"),
+    ("usage date", None, None, ["usage", "--since", "yesterday"], "yesterday"),
+    ("unknown subcommand", None, None, ["modles"], "modles"),
+]
+
+
+@pytest.mark.parametrize("case, config, catalog, args, culprit", CASES, ids=[c[0] for c in CASES])
+def test_operator_mistakes_are_one_line_and_exit_2(tmp_path, case, config, catalog, args, culprit):
+    extra: list[str] = []
+    if catalog is not None:
+        (tmp_path / "cat.toml").write_text(catalog)
+    if config is not None:
+        (tmp_path / "r1.toml").write_text(config.replace("CATALOG", str(tmp_path / "cat.toml")))
+        extra = ["--config", str(tmp_path / "r1.toml")]      # after the subcommand: accepted anywhere
+    if not any(a.startswith("--database-url") for a in args) and "database_url" not in (config or ""):
+        extra += ["--database-url", f"sqlite:///{tmp_path}/r.db"]
+    out = run(tmp_path, *args, *extra)
+    assert out.returncode == 2, (out.returncode, out.stdout, out.stderr)
+    assert "Traceback" not in out.stderr + out.stdout
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    assert culprit in lines[0], lines[0]
+
+
+@pytest.mark.skipif(not _pg_up(), reason="PostgreSQL not reachable")
+def test_database_that_does_not_exist(tmp_path):
+    url = PG_URL.rsplit("/", 1)[0] + "/routerone_no_such_db"
+    out = run(tmp_path, "accounts", "list", "--database-url", url)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "routerone_no_such_db" in out.stderr and "does not exist" in out.stderr
+
+
+def test_port_already_in_use(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        out = run(tmp_path, "serve", "--port", str(port), "--database-url", f"sqlite:///{tmp_path}/r.db")
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert out.stderr.strip().splitlines()[-1] == \
+        f"routerone: cannot listen on 127.0.0.1:{port}: address already in use (set port or --port)"
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    out = run(tmp_path, "accounts", "list", "--debug", "--database-url", "sqlite:///no/such/dir/r.db")
+    assert out.returncode == 2 and "Traceback" in out.stderr and "no/such/dir/r.db" in out.stderr
+
+
+def test_disabled_provider_is_off_even_with_a_key_in_the_environment(tmp_path):
+    (tmp_path / "r1.toml").write_text("[providers.openai]\nenabled = false\n")
+    db = f"sqlite:///{tmp_path}/r.db"
+    on = run(tmp_path, "models", "--database-url", db, env={"OPENAI_API_KEY": "sk-x"})
+    assert on.returncode == 0 and "gpt-4o" in on.stdout
+    off = run(tmp_path, "models", "--config", str(tmp_path / "r1.toml"), "--database-url", db,
+              env={"OPENAI_API_KEY": "sk-x"})
+    assert off.returncode == 0, off.stderr
+    assert "gpt-4o" not in off.stdout          # (with nothing else configured, the demo is what is left)
+
+
+def test_gemini_base_url_without_version_is_fixed_with_a_warning(tmp_path):
+    (tmp_path / "r1.toml").write_text('[providers.gemini]\napi_key = "g"\n'
+                                      'base_url = "https://generativelanguage.googleapis.com"\n')
+    out = run(tmp_path, "models", "--config", str(tmp_path / "r1.toml"), "--database-url", f"sqlite:///{tmp_path}/r.db")
+    assert out.returncode == 0, out.stderr
+    assert "providers.gemini.base_url" in out.stderr and "https://generativelanguage.googleapis.com/v1beta" in out.stderr
+    assert "gemini-2.5-flash" in out.stdout
