@@ -42,6 +42,7 @@ class Settings:
     limiter: str = "auto"                     # auto | memory | redis
     redis_failure_policy: str = "open"        # open (fall back to local limits) | closed (reject)
     workers: int = 1
+    drain_timeout_s: float = 30.0             # SIGTERM: how long in-flight requests and streams may finish
     admin_key: str | None = None              # bootstrap admin key (else one is created and printed)
     max_body_bytes: int = 20 * 1024 * 1024
     connect_timeout_s: float = 10.0

@@ -184,3 +184,7 @@ class Store(Protocol):
     # usage
     async def insert_usage(self, records: Sequence[UsageRecord]) -> None: ...
     async def query_usage(self, q: UsageQuery) -> UsagePage: ...
+
+    # health
+    async def ping(self) -> None:
+        """One cheap round trip to the database (readiness); raises when it cannot be reached."""

@@ -341,6 +341,11 @@ class PostgresStore:
         return UsagePage([rows.usage_record(r) for r in recs], UsageTotals(*t))
 
 
+    # -- health ---------------------------------------------------------------------------------
+    async def ping(self) -> None:
+        await (await self._db()).fetchval("SELECT 1")
+
+
 async def _bump(db: asyncpg.Connection) -> None:
     await db.execute("UPDATE auth_version SET version = version + 1 WHERE id = 1")
 
