@@ -101,30 +101,30 @@ async def drain(app: web.Application, runner: web.AppRunner, site: web.SockSite,
     sock.close()
     for conn in waiting:
         await loop.connect_accepted_socket(runner.server, conn)
-    at_signal = {"requests": readiness.in_flight, "streams": readiness.streams, "accepted_at_close": len(waiting)}
+    at_signal = (readiness.in_flight, readiness.streams)
+    completed_before = readiness.completed
     log.warning("draining: stopped accepting (%d waiting connection(s) taken); %d request(s) in flight, "
-                "%d of them streams; waiting up to %.0f s", len(waiting), readiness.in_flight,
-                readiness.streams, timeout_s)
+                "%d of them streams; waiting up to %.0f s", len(waiting), at_signal[0], at_signal[1], timeout_s)
     await asyncio.sleep(ACCEPT_GRACE_S)
     runner.server.pre_shutdown()             # idle keep-alive connections close now, busy ones after
-    peak = readiness.in_flight
     deadline = started + timeout_s
     while readiness.in_flight and time.monotonic() < deadline:
         await asyncio.sleep(0.02)
     cut, cut_streams = readiness.in_flight, readiness.streams
-    waited_s = time.monotonic() - started
+    finished = readiness.completed - completed_before
     await runner.server.shutdown(0.1)        # cancel what is left: a cut stream settles what it sent
     chat = app[RUNTIME].chat
     background = await _bounded(chat.background, max(BACKGROUND_MIN_S, deadline - time.monotonic()))
     await runner.cleanup()                   # settles done; the usage queue is flushed; stores close
     usage = chat.d.usage
-    figures = {**at_signal, "requests_after_grace": peak, "finished": peak - cut, "cut": cut,
-               "cut_streams": cut_streams, "background_cancelled": background, "waited_s": round(waited_s, 3), "usage_written": usage.written,
-               "usage_left": usage.depth, "total_s": round(time.monotonic() - started, 3)}
-    log.warning("drained: %d in-flight request(s) finished, %d cut after the %.0f s bound (%d streams); "
-                "%d background task(s) cancelled; usage records written: %d, left unwritten: %d; "
-                "stopped in %.2f s", figures["finished"], cut, timeout_s, cut_streams, background,
-                usage.written, usage.depth, figures["total_s"])
+    figures = {"in_flight": at_signal[0], "streams": at_signal[1], "accepted_at_close": len(waiting),
+               "finished": finished, "cut": cut, "cut_streams": cut_streams, "background_cancelled": background,
+               "usage_written": usage.written, "usage_left": usage.depth,
+               "total_s": round(time.monotonic() - started, 3)}
+    log.warning("drained: %d request(s) finished (%d in flight at the signal, %d of them streams), %d cut "
+                "after the %.0f s bound (%d streams); %d background task(s) cancelled; usage records "
+                "written: %d, left unwritten: %d; stopped in %.2f s", finished, at_signal[0], at_signal[1],
+                cut, timeout_s, cut_streams, background, usage.written, usage.depth, figures["total_s"])
     return figures
 
 

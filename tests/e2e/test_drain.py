@@ -41,7 +41,7 @@ async def start_gateway(tmp: Path, upstream: FakeUpstream, name: str, **settings
 
 
 async def chat(session: aiohttp.ClientSession, url: str, key: str, *, stream: bool, max_tokens: int,
-               content: str = "hello") -> dict:
+               content: str = "hello", first_chunk: asyncio.Queue | None = None) -> dict:
     body = {"model": MODEL, "messages": [{"role": "user", "content": content}], "max_tokens": max_tokens,
             "stream": stream}
     if stream:
@@ -58,6 +58,9 @@ async def chat(session: aiohttp.ClientSession, url: str, key: str, *, stream: bo
                 if line.startswith(b"data: [DONE]"):
                     out["done"] = True
                 elif line.startswith(b"data: "):
+                    if first_chunk is not None and not out["tokens"] and out["cost"] is None:
+                        first_chunk.put_nowait(True)
+                        first_chunk = None
                     chunk = json.loads(line[6:])
                     if chunk.get("usage"):
                         out["cost"] = chunk["usage"]["cost"]
@@ -111,10 +114,13 @@ async def test_sigterm_lets_in_flight_requests_and_streams_finish_then_exits_0(t
             idle = socket.create_connection(("127.0.0.1", gw.port))       # an open keep-alive connection
             assert http_on(idle, "/readyz") == (200, b'{"status":"ready"}')
             async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as s:
-                streams = [asyncio.create_task(chat(s, gw.url, key, stream=True, max_tokens=20)) for _ in range(5)]
+                started: asyncio.Queue = asyncio.Queue()
                 plain = [asyncio.create_task(chat(s, gw.url, key, stream=False, max_tokens=5,
-                                                  content="[[sleep:1200]] hello")) for _ in range(5)]
-                await asyncio.sleep(0.5)                 # all ten are in flight (streams ~1 s, plain 1.2 s)
+                                                  content="[[sleep:1500]] hello")) for _ in range(5)]
+                streams = [asyncio.create_task(chat(s, gw.url, key, stream=True, max_tokens=20, first_chunk=started))
+                           for _ in range(5)]
+                for _ in streams:                        # all ten in flight: streams ~1 s, plain 1.5 s
+                    await asyncio.wait_for(started.get(), 10)
                 t0 = time.monotonic()
                 gw.proc.send_signal(signal.SIGTERM)
                 while not refused(gw.port):              # stops accepting at once
@@ -136,7 +142,8 @@ async def test_sigterm_lets_in_flight_requests_and_streams_finish_then_exits_0(t
         assert [r["tokens"] for r in results] == [20] * 5 + [5] * 5
         assert told == 5 * 20 * OUTPUT_MICROS_PER_TOKEN + 5 * 5 * OUTPUT_MICROS_PER_TOKEN
         assert exit_code == 0, log
-        assert "drained: 10 in-flight request(s) finished, 0 cut" in log, log
+        # the ten, and the /readyz asked on the old connection while draining
+        assert "drained: 11 request(s) finished (10 in flight at the signal, 5 of them streams), 0 cut" in log, log
         assert "left unwritten: 0" in log, log
         assert money["balance"] == money["want_balance"] == money["ledger_sum"]
         assert (money["usage_rows"], money["usage_cost"], money["open_holds"], money["reserved"]) == (10, told, 0, 0)
@@ -149,8 +156,10 @@ async def test_drain_timeout_cuts_what_outlives_it_and_still_exits_0(tmp_path):
             async with Admin(gw.url) as admin:
                 key, account_id, _ = await admin.new_key(BALANCE)
             async with aiohttp.ClientSession() as s:
-                long_stream = asyncio.create_task(chat(s, gw.url, key, stream=True, max_tokens=100))  # ~5 s
-                await asyncio.sleep(0.5)
+                started: asyncio.Queue = asyncio.Queue()
+                long_stream = asyncio.create_task(chat(s, gw.url, key, stream=True, max_tokens=100,
+                                                       first_chunk=started))  # ~5 s
+                await asyncio.wait_for(started.get(), 10)
                 t0 = time.monotonic()
                 gw.proc.send_signal(signal.SIGTERM)
                 result = await long_stream
@@ -163,7 +172,7 @@ async def test_drain_timeout_cuts_what_outlives_it_and_still_exits_0(tmp_path):
         assert exit_code == 0, log
         assert elapsed < 4.0, f"drain_timeout_s=1 but the process took {elapsed:.2f} s"
         assert not result["done"] and result["tokens"] < 100, result
-        assert "0 in-flight request(s) finished, 1 cut after the 1 s bound (1 streams)" in log, log
+        assert "drained: 0 request(s) finished (1 in flight at the signal, 1 of them streams), 1 cut after the 1 s bound (1 streams)" in log, log
         store = open_store(db_url)
         try:
             assert await store.ledger_sum(account_id) == (await store.get_account(account_id)).balance_micros
