@@ -64,9 +64,21 @@ def _listen(host: str, port: int, reuse_port: bool) -> socket.socket:
     return sock
 
 
+def _raise_fd_limit() -> None:
+    """Each stream holds two sockets (client, upstream): allow as many as the hard limit does."""
+    try:
+        import resource
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft != hard:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ImportError, ValueError, OSError):  # pragma: no cover - not POSIX, or not allowed
+        pass
+
+
 def run_worker(settings: Settings, reuse_port: bool = False) -> None:
     configure_logging(settings.log_level)
     _loop_policy()
+    _raise_fd_limit()
     asyncio.run(_serve(settings, reuse_port))
 
 
