@@ -178,3 +178,35 @@ async def test_drain_timeout_cuts_what_outlives_it_and_still_exits_0(tmp_path):
             assert await store.ledger_sum(account_id) == (await store.get_account(account_id)).balance_micros
         finally:
             await store.close()
+
+
+async def test_connections_waiting_in_the_listen_queue_at_sigterm_are_served_not_reset(tmp_path):
+    """A balancer's connection that the kernel accepted but the process had not taken yet carries a
+    request: closing the listener would reset it (a failed POST). The process is stopped (SIGSTOP)
+    while clients connect and send, then gets SIGTERM and continues: every request is answered."""
+    with FakeUpstream() as upstream:
+        gw, db_url = await start_gateway(tmp_path, upstream, "backlog")
+        try:
+            async with Admin(gw.url) as admin:
+                key, account_id, _ = await admin.new_key(BALANCE)
+            gw.proc.send_signal(signal.SIGSTOP)
+            try:
+                async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as s:
+                    tasks = [asyncio.create_task(chat(s, gw.url, key, stream=i % 2 == 0, max_tokens=3))
+                             for i in range(6)]
+                    await asyncio.sleep(0.5)                  # connected (kernel backlog) and sent
+                    gw.proc.send_signal(signal.SIGTERM)
+                    await asyncio.sleep(0.05)
+                    gw.proc.send_signal(signal.SIGCONT)
+                    results = await asyncio.wait_for(asyncio.gather(*tasks), 30)
+            finally:
+                gw.proc.send_signal(signal.SIGCONT)
+            exit_code = await asyncio.to_thread(gw.proc.wait, 20)
+        finally:
+            gw.stop()
+        log = gw.log_tail(200)
+        print(f"FIGURES drain backlog: statuses={[r['status'] for r in results]}, exit={exit_code}, "
+              f"log={[ln for ln in log.splitlines() if 'drain' in ln]}")
+        assert [r["status"] for r in results] == [200] * 6 and all(r["done"] for r in results), results
+        assert exit_code == 0, log
+        assert refused(gw.port)

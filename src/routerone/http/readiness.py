@@ -59,14 +59,9 @@ class Readiness:
         """{dependency: problem} from the last check, re-checked when older than `cache_s`."""
         if time.monotonic() - self._checked_at < self.cache_s:
             return self._problems
-        if self._check is None:
+        if self._check is None or self._check.done():
             self._check = asyncio.ensure_future(self._run_checks())
-        check = self._check
-        try:
-            return await asyncio.shield(check)
-        finally:
-            if check.done() and self._check is check:
-                self._check = None
+        return await asyncio.shield(self._check)     # a probe that goes away does not cancel it
 
     async def _run_checks(self) -> dict[str, str]:
         checks = {"database": self.store.ping()}
