@@ -135,7 +135,7 @@ async def drain(app: web.Application, runner: web.AppRunner, site: web.SockSite,
                "total_s": round(time.monotonic() - started, 3)}
     log.warning("drained: %d request(s) finished (%d in flight at the signal, %d of them streams), %d cut "
                 "after the %.0f s bound (%d streams); %d background task(s) cancelled; usage records "
-                "written: %d, left unwritten: %d; stopped in %.2f s", finished, at_signal[0], at_signal[1],
+                "written since start: %d, left unwritten: %d; stopped in %.2f s", finished, at_signal[0], at_signal[1],
                 cut, timeout_s, cut_streams, background, usage.written, usage.depth, figures["total_s"])
     return figures
 
