@@ -135,7 +135,9 @@ def main() -> None:
     ap.add_argument("--model", default="gpt-4o-mini")
     ap.add_argument("-c", "--concurrency", type=int, default=1000)
     ap.add_argument("-d", "--duration", type=float, default=6.0)
-    ap.add_argument("--stagger", type=float, default=1.0)
+    ap.add_argument("--stagger", type=float, default=2.0,
+                    help="spread the first requests over this long (default: one paced stream, 20 x 100 ms), "
+                         "so streams start at the steady-state rate, not in one burst")
     ap.add_argument("--pace", type=int, default=100, help="ms between the upstream's chunks")
     ap.add_argument("--words", type=int, default=20, help="content chunks per stream")
     ap.add_argument("--stall-ms", type=float, default=1000.0)
