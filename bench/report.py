@@ -281,7 +281,9 @@ def scale_markdown(out: dict) -> str:
         lines.append("")
     st = out.get("streams", {})
     if st:
-        lines += ["## Concurrent paced streams (20 chunks, 100 ms apart)", "",
+        first = next(iter(st.values()))
+        lines += [f"## Concurrent paced streams (20 chunks, 100 ms apart; first requests spread over "
+                  f"{first.get('stagger_s', 1.0)} s, then closed loop)", "",
                   "| server | concurrent | streams done | stalls (gap > 1 s) | longest gap ms | TTFT p50 ms | TTFT p99 ms | "
                   "total p99 ms | peak RSS MB | errors |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for label, r in st.items():

@@ -123,6 +123,7 @@ async def run(a: argparse.Namespace) -> dict:
     stalls = [g for g in gaps if g > a.stall_ms]
     return {"url": a.url, "concurrency": a.concurrency, "peak_open": peak["open"], "streams": len(ttft),
             "errors": sum(errors.values()), "error_kinds": errors, "pace_ms": a.pace, "words": a.words,
+            "stagger_s": a.stagger,
             "ttft_ms": {"p50": pct(ttft, 50), "p99": pct(ttft, 99), "max": max(ttft, default=None)},
             "max_gap_ms": max(gaps, default=None), "gap_p99_ms": pct(gaps, 99), "stalls": len(stalls),
             "total_ms": {"p50": pct(totals, 50), "p99": pct(totals, 99)}}

@@ -50,9 +50,11 @@ CONCURRENCY = 16            # client loops sending back to back
 BALANCE = 50_000_000        # $50 per account
 CHUNK_MS = 20               # upstream pacing: a 25-token stream takes ~0.5 s
 STREAM_TOKENS = 25
+LIMITER_WINDOW_S = 60       # the production window (the Redis limiter's log of admitted requests)
 FAIL_TIMEOUT_S = 2.0        # nginx's fail_timeout (deploy/nginx/routerone.conf.template, topology_procs)
 PLAIN_TOKENS = 5
 PLAIN_SLEEP_MS = 150
+STEADY_ANSWERS = 30         # answered requests before the kill, and after it before the restart
 
 
 @dataclass
@@ -170,13 +172,21 @@ async def scenario(tmp_path: Path, db_url: str, upstream: FakeUpstream, redis_ur
             results: list[Sent] = []
             stop = asyncio.Event()
             load_task = asyncio.create_task(load(clients, stop, results))
-            await asyncio.sleep(2.0)                                   # steady load on three
+
+            async def answered_since(t: float, n: int, timeout_s: float = 30.0) -> None:
+                """Wait (on a slow machine, longer) until n requests sent after t have been answered."""
+                deadline = time.monotonic() + timeout_s
+                while sum(1 for s in results if s.ok and s.started > t) < n and time.monotonic() < deadline:
+                    await asyncio.sleep(0.1)
+            await asyncio.sleep(1.0)
+            await answered_since(0, STEADY_ANSWERS)                   # steady load on three
 
             # (a) SIGKILL one instance
             killed = gateways[0]
             kill_at = time.monotonic()
             await asyncio.to_thread(killed.kill)
-            await asyncio.sleep(2.0)                                   # traffic goes on on two
+            await asyncio.sleep(1.0)
+            await answered_since(kill_at + 0.05, STEADY_ANSWERS)      # traffic goes on on two
             after_kill = [s for s in results if s.started > kill_at + 0.05]
             await asyncio.to_thread(restart, killed, 1)
             instance_of[await asyncio.to_thread(prefix_of, killed)] = 0
@@ -232,6 +242,7 @@ async def scenario(tmp_path: Path, db_url: str, upstream: FakeUpstream, redis_ur
                     accounts)}
             finally:
                 await conn.close()
+            checked_at = time.monotonic()
             r = aioredis.from_url(redis_url)
             try:
                 logged = {k: await r.zcard(f"{KEY_PREFIX}key:{k}:req") for k in key_ids}
@@ -266,7 +277,8 @@ async def scenario(tmp_path: Path, db_url: str, upstream: FakeUpstream, redis_ur
             assert failed_kill, "the SIGKILL failed no request: load too light to test (a)"
             assert {s.cid for s in failed_kill} <= {s.cid for s in in_flight_on_killed}, [
                 (s.cid, s.error, log.get(s.cid)) for s in failed_kill if s not in in_flight_on_killed][:5]
-            assert len(after_kill) > 20 and all(s.ok for s in after_kill if s.started < roll_at - 1.0)
+            assert sum(s.ok for s in after_kill if s.started < roll_at) >= STEADY_ANSWERS, "traffic did not go on"
+            assert all(s.ok for s in after_kill if s.started < roll_at)
             # (b) the rolling restart failed nothing; each instance drained and exited 0
             assert not failed_roll, [(s.cid, s.error, log.get(s.cid)) for s in failed_roll][:5]
             assert [d[0] for d in drains] == [0] * N_INSTANCES, drains
@@ -284,9 +296,13 @@ async def scenario(tmp_path: Path, db_url: str, upstream: FakeUpstream, redis_ur
             assert sum(acc_rows[a]["reserved_micros"] for a in accounts) == sum(open_holds.values())
             # limiter: every answered request logged with exactly the tokens its usage reported;
             # requests logged but never answered are exactly the leases the kill left behind
-            assert {rid: tok.get(rid) for rid in ok_ids} == {rid: s.total_tokens for rid, s in ok_ids.items()}
-            assert sum(logged.values()) - len(ok) == sum(leases.values()) <= len(failed_kill)
-            assert len(open_holds) <= sum(leases.values())
+            # (the limiter keeps a request for its 60 s window: on a machine so slow that the run
+            # outlasted it, only the requests still inside the window can be checked)
+            in_window = {rid: s for rid, s in ok_ids.items() if s.started > checked_at - LIMITER_WINDOW_S + 2}
+            assert {rid: tok.get(rid) for rid in in_window} == {rid: s.total_tokens for rid, s in in_window.items()}
+            if len(in_window) == len(ok_ids):
+                assert sum(logged.values()) - len(ok) == sum(leases.values()) <= len(failed_kill)
+            assert len(open_holds) <= sum(leases.values()) <= len(failed_kill)
             # usage rows: each with the cost the client was told, none for anything else
             assert all(usage_rows[s.billing_id] == (s.cost_micros, 200) for s in ok if s.billing_id in usage_rows)
             assert set(usage_rows) <= set(ok_ids), set(usage_rows) - set(ok_ids)
