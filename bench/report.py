@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["fmt_ms", "fmt_rps", "get", "checks", "markdown", "chart"]
+__all__ = ["fmt_ms", "fmt_rps", "get", "checks", "markdown", "chart", "scale_markdown"]
 
 
 def fmt_ms(v) -> str:
@@ -247,3 +247,84 @@ def _chart_in_tools_venv(results: dict, path: Path) -> str:
         return "" if r.returncode == 0 else f"no chart: {(r.stderr or r.stdout).strip()[-300:]}"
     except (OSError, subprocess.SubprocessError) as exc:
         return f"no chart: {exc}"
+
+
+# -- bench/scale.py ---------------------------------------------------------------------------------
+def _ratio(a, b) -> str:
+    return "-" if not a or not b else f"{a / b:.2f}x"
+
+
+def scale_markdown(out: dict) -> str:
+    """bench/scale.py's results: throughput tables, the streams table, the targets."""
+    c = out["conditions"]
+    lines = ["# Router One at scale (bench/scale.py)", "",
+             f"{c['started']}; {c['cpus']} CPUs ({c['machine']}), Python {c['python']}; load average "
+             f"{c['loadavg_start'][0]:.1f} at the start, {c.get('loadavg_end', [0])[0]:.1f} at the end; "
+             f"{'--quick, ' if c['quick'] else ''}warm-up {c['warmup_s']} s, measured {c['duration_s']} s per row; "
+             f"{c.get('services', 'no PostgreSQL/Redis')}.", ""]
+    tp = out.get("throughput", {})
+    groups = [("workers", "## `--workers 2` vs one worker (non-streaming, c=64; not pinned)"),
+              ("pinned", "## PostgreSQL + Redis vs embedded (one worker, c=64; gateway on CPU 0, the rest on the others)"),
+              ("topology", "## nginx + 3 instances (c=64)")]
+    for group, title in groups:
+        rows = tp.get(group)
+        if not rows:
+            continue
+        lines += [title, "", "| server | req/s | p50 ms | p99 ms | CPU ms/req | peak RSS MB (largest process) | errors |",
+                  "|---|---:|---:|---:|---:|---:|---:|"]
+        for label, r in rows.items():
+            if "failed" in r:
+                lines.append(f"| {label} | failed: {r['failed'][:80]} | | | | | |")
+                continue
+            lines.append(f"| {label} | {fmt_rps(r['rps'])} | {fmt_ms(r['lat_ms']['p50'])} | {fmt_ms(r['lat_ms']['p99'])} | "
+                         f"{r.get('server_cpu_ms_per_req') or 0:.3f} | {r.get('peak_rss_mb', 0):.1f} | {r['errors']} |")
+        lines.append("")
+    st = out.get("streams", {})
+    if st:
+        first = next(iter(st.values()))
+        lines += [f"## Concurrent paced streams (20 chunks, 100 ms apart; first requests spread over "
+                  f"{first.get('stagger_s', 1.0)} s, then closed loop)", "",
+                  "| server | concurrent | streams done | stalls (gap > 1 s) | longest gap ms | TTFT p50 ms | TTFT p99 ms | "
+                  "total p99 ms | peak RSS MB | errors |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for label, r in st.items():
+            if "failed" in r:
+                lines.append(f"| {label} | failed: {r['failed'][:80]} |||||||||")
+                continue
+            lines.append(f"| {label} | {r['peak_open']} | {r['streams']} | {r['stalls']} | {fmt_ms(r['max_gap_ms'])} | "
+                         f"{fmt_ms(r['ttft_ms']['p50'])} | {fmt_ms(r['ttft_ms']['p99'])} | {fmt_ms(r['total_ms']['p99'])} | "
+                         f"{fmt_ms(r.get('peak_rss_mb'))} | {r['errors']} |")
+        lines.append("")
+    lines += ["## Targets (issue 15)", "", "| target | measured | limit | holds |", "|---|---|---|---|"]
+
+    def rps(group, label):
+        r = tp.get(group, {}).get(label) or {}
+        return r.get("rps")
+
+    def target(name, value, limit, ok):
+        lines.append(f"| {name} | {value} | {limit} | {'-' if ok is None else 'yes' if ok else 'no'} |")
+    w = "workers"
+    for label1, label2, name in (
+            ("embedded, 1 worker (in-process limiter)", "embedded, 2 workers (Redis limiter)",
+             "embedded: 2 workers vs 1 (1 worker with its default in-process limiter)"),
+            ("embedded, 1 worker (Redis limiter)", "embedded, 2 workers (Redis limiter)",
+             "embedded: 2 workers vs 1 (both with the Redis limiter)"),
+            ("PostgreSQL + Redis, 1 worker", "PostgreSQL + Redis, 2 workers", "PostgreSQL + Redis: 2 workers vs 1")):
+        a, b = rps(w, label1), rps(w, label2)
+        target(name, _ratio(b, a), ">= 1.7x", None if not (a and b) else b / a >= 1.7)
+    a, b = rps("pinned", "embedded, 1 worker"), rps("pinned", "PostgreSQL + Redis, 1 worker")
+    target("PostgreSQL + Redis vs embedded (pinned)", "-" if not (a and b) else f"{b / a:.0%}", ">= 60%",
+           None if not (a and b) else b / a >= 0.6)
+    d, g = st.get("direct (upstream)"), st.get("Router One, 1 worker (embedded)")
+    if d and g and "failed" not in d and "failed" not in g:
+        n = f"{g['concurrency']:,} streams, one worker"
+        target(f"{n}: stalls", f"{g['stalls']} of {g['streams']} (longest gap {fmt_ms(g['max_gap_ms'])} ms)",
+               "0", g["stalls"] == 0 and g["errors"] == 0)
+        added = (g["ttft_ms"]["p99"] or 0) - (d["ttft_ms"]["p99"] or 0)
+        target(f"{n}: TTFT p99 added over direct", f"{added:+.1f} ms", "<= 50 ms", added <= 50)
+        target(f"{n}: peak RSS", f"{g.get('peak_rss_mb', 0):.1f} MB", "<= 300 MB",
+               g.get("peak_rss_mb", 0) <= 300)
+    one, topo = rps("pinned", "PostgreSQL + Redis, 1 worker"), rps("topology", "nginx + 3 instances (PostgreSQL + Redis)")
+    if topo:
+        target("nginx + 3 instances vs one instance (PostgreSQL + Redis, c=64)", _ratio(topo, one), "(reported)", None)
+    lines.append("")
+    return "\n".join(lines)

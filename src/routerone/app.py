@@ -9,6 +9,7 @@ from aiohttp import web
 from .catalog import Catalog, load_catalog
 from .errors import MethodNotAllowed, NotFound, PayloadTooLarge, RouterOneError
 from .http.admin import add_admin_routes
+from .http.readiness import Readiness, add_readiness_routes
 from .http.render import error_response
 from .http.routes import REQUEST_IDS, add_routes, client_request_id, new_request_id
 from .http.runtime import RUNTIME, Runtime
@@ -87,7 +88,8 @@ def create_app(settings: Settings, *, store: Store | None = None, limiter: Limit
                                 request_log))
     accounts = AccountsService(store, auth)
     rt = Runtime(settings, catalog, auth, chat, accounts, metrics)
-    metrics.gauge("routerone_usage_queue_depth", "Usage records waiting to be written", lambda: usage.depth)
+    metrics.gauge("routerone_usage_queue_depth", "Usage records waiting to be written", lambda: usage.depth,
+                  live=True)
     metrics.gauge("routerone_billing_rejections", "Requests refused for insufficient balance",
                   lambda: billing.rejections)
     metrics.gauge("routerone_billing_uncharged_micros", "Usage cost beyond the reservation, not charged "
@@ -106,6 +108,8 @@ def create_app(settings: Settings, *, store: Store | None = None, limiter: Limit
     app[RUNTIME] = rt
     add_routes(app)
     add_admin_routes(app)
+    add_readiness_routes(app, Readiness(store, limiter, limiter_required=(
+        getattr(limiter, "failure_policy", None) == "closed")))
     if catalog.vendors["demo"].configured:
         fake_openai.add_routes(app, "/demo/v1", fake_openai.FakeOptions(demo=True))
 
@@ -116,13 +120,18 @@ def create_app(settings: Settings, *, store: Store | None = None, limiter: Limit
         await auth.start()
         await billing.start()
         await usage.start()
+<<<<<<< HEAD
         await discovery.start()   # waits a few seconds at most; slow providers join later
+=======
+        metrics.start()
+>>>>>>> wt/scale
         gc.freeze()   # start-up objects (catalog, router model, modules) leave the GC's working set
 
     async def cleanup(app: web.Application) -> None:
         await discovery.stop()
         await chat.drain()
         await usage.stop()
+        await metrics.stop()
         await billing.stop()
         await auth.stop()
         await transport.close()

@@ -1,16 +1,41 @@
-"""Run the gateway: one process, or `--workers N` processes sharing the port (SO_REUSEPORT)."""
+"""Run the gateway: one process, or `--workers N` processes sharing the port (SO_REUSEPORT).
+
+Graceful drain. On SIGTERM (or SIGINT) a worker
+1. marks itself draining: `/readyz` answers 503 from now on;
+2. stops accepting: it first accepts the connections already waiting in the listen queue (a
+   balancer has sent requests on them; closing the socket would reset them), then closes the
+   listening socket, so a balancer's next connection is refused and goes to another instance;
+3. gives those last connections `ACCEPT_GRACE_S` to start their requests, then closes idle
+   keep-alive connections (a busy one closes after its response);
+4. waits for the requests and streams in flight, at most `drain_timeout_s` (default 30 s); what
+   is still running then is cut;
+5. cancels what is still running, gives background work (limiter give-backs, the upstream tail
+   of an abandoned stream, read so it is billed) what is left of the bound (at least
+   `BACKGROUND_MIN_S`), then runs the app's cleanup: the usage queue is flushed, stores close;
+6. logs what it drained, and exits 0.
+With `--workers N` the parent passes SIGTERM to every worker and exits 0 once all of them have.
+"""
 from __future__ import annotations
 
 import asyncio
+import logging
 import multiprocessing
+import os
+import shutil
 import signal
+import socket
 import sys
+import tempfile
+import time
 from typing import Awaitable, Callable
 
 from aiohttp import web
 
 from .app import create_app
+from .http.readiness import READINESS
+from .http.runtime import RUNTIME
 from .observability.logs import configure_logging
+from .observability.metrics import MULTIPROC_ENV
 from .settings import Settings
 
 try:
@@ -18,7 +43,13 @@ try:
 except ImportError:  # pragma: no cover - Windows
     uvloop = None
 
-__all__ = ["serve", "run_worker"]
+__all__ = ["serve", "run_worker", "ACCEPT_GRACE_S"]
+log = logging.getLogger("routerone.server")
+
+ACCEPT_GRACE_S = 0.2     # for connections accepted at the drain to start their requests
+LISTEN_BACKLOG = 2048
+BACKGROUND_MIN_S = 0.5   # background work gets at least this after the bound (settles are quick)
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 def _loop_policy() -> None:
@@ -26,11 +57,113 @@ def _loop_policy() -> None:
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
+def _listen(host: str, port: int, reuse_port: bool) -> socket.socket:
+    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][0]
+    sock = socket.create_server((host, port), family=family, backlog=LISTEN_BACKLOG, reuse_port=reuse_port)
+    sock.setblocking(False)
+    return sock
+
+
+def _raise_fd_limit() -> None:
+    """Each stream holds two sockets (client, upstream): allow as many as the hard limit does."""
+    try:
+        import resource
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft != hard:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ImportError, ValueError, OSError):  # pragma: no cover - not POSIX, or not allowed
+        pass
+
+
 def run_worker(settings: Settings, reuse_port: bool = False) -> None:
     configure_logging(settings.log_level)
     _loop_policy()
-    web.run_app(create_app(settings), host=settings.host, port=settings.port, access_log=None,
-                print=None, reuse_port=reuse_port, shutdown_timeout=30)
+    _raise_fd_limit()
+    asyncio.run(_serve(settings, reuse_port))
+
+
+async def _serve(settings: Settings, reuse_port: bool) -> None:
+    app = create_app(settings)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
+    await runner.setup()
+    sock = _listen(settings.host, settings.port, reuse_port)
+    site = web.SockSite(runner, sock, backlog=LISTEN_BACKLOG)
+    await site.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in _STOP_SIGNALS:
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+        await drain(app, runner, site, sock, settings.drain_timeout_s)
+    finally:
+        for sig in _STOP_SIGNALS:
+            loop.remove_signal_handler(sig)
+
+
+async def drain(app: web.Application, runner: web.AppRunner, site: web.SockSite, sock: socket.socket,
+                timeout_s: float) -> dict:
+    """Steps 1-6 of the module docstring; returns the figures it logged."""
+    started = time.monotonic()
+    readiness = app[READINESS]
+    readiness.draining = True
+    loop = asyncio.get_running_loop()
+    waiting = _accept_waiting(sock)         # synchronous: nothing runs between this and the close
+    await site.stop()
+    sock.close()
+    for conn in waiting:
+        await loop.connect_accepted_socket(runner.server, conn)
+    at_signal = (readiness.in_flight, readiness.streams)
+    completed_before = readiness.completed
+    log.warning("draining: stopped accepting (%d waiting connection(s) taken); %d request(s) in flight, "
+                "%d of them streams; waiting up to %.0f s", len(waiting), at_signal[0], at_signal[1], timeout_s)
+    await asyncio.sleep(ACCEPT_GRACE_S)
+    runner.server.pre_shutdown()             # idle keep-alive connections close now, busy ones after
+    deadline = started + timeout_s
+    while readiness.in_flight and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+    cut, cut_streams = readiness.in_flight, readiness.streams
+    finished = readiness.completed - completed_before
+    await runner.server.shutdown(0.1)        # cancel what is left: a cut stream settles what it sent
+    chat = app[RUNTIME].chat
+    background = await _bounded(chat.background, max(BACKGROUND_MIN_S, deadline - time.monotonic()))
+    await runner.cleanup()                   # settles done; the usage queue is flushed; stores close
+    usage = chat.d.usage
+    figures = {"in_flight": at_signal[0], "streams": at_signal[1], "accepted_at_close": len(waiting),
+               "finished": finished, "cut": cut, "cut_streams": cut_streams, "background_cancelled": background,
+               "usage_written": usage.written, "usage_left": usage.depth,
+               "total_s": round(time.monotonic() - started, 3)}
+    log.warning("drained: %d request(s) finished (%d in flight at the signal, %d of them streams), %d cut "
+                "after the %.0f s bound (%d streams); %d background task(s) cancelled; usage records "
+                "written since start: %d, left unwritten: %d; stopped in %.2f s", finished, at_signal[0], at_signal[1],
+                cut, timeout_s, cut_streams, background, usage.written, usage.depth, figures["total_s"])
+    return figures
+
+
+async def _bounded(tasks: set[asyncio.Task], timeout_s: float) -> int:
+    """Wait for the service's background work (limiter give-backs, the upstream tail of abandoned
+    streams, read to bill it) at most `timeout_s`; cancel the rest (a cancelled tail settles what
+    it read). Returns how many were cancelled."""
+    if not tasks:
+        return 0
+    _, pending = await asyncio.wait(list(tasks), timeout=timeout_s)
+    for t in pending:
+        t.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    return len(pending)
+
+
+def _accept_waiting(sock: socket.socket) -> list[socket.socket]:
+    taken = []
+    while True:
+        try:
+            conn, _ = sock.accept()
+        except (BlockingIOError, InterruptedError):
+            return taken
+        except OSError:
+            return taken
+        conn.setblocking(False)
+        taken.append(conn)
 
 
 def serve(settings: Settings, *, bootstrap: Callable[[Settings], Awaitable[list[str]]]) -> int:
@@ -46,6 +179,21 @@ def serve(settings: Settings, *, bootstrap: Callable[[Settings], Awaitable[list[
     if settings.workers == 1:
         run_worker(settings)
         return 0
+    return _run_workers(settings)
+
+
+def _run_workers(settings: Settings) -> int:
+    """N spawned workers on one port; /metrics merges them through a multiprocess directory."""
+    own_dir = None
+    metrics_dir = os.environ.get(MULTIPROC_ENV)
+    if metrics_dir:
+        os.makedirs(metrics_dir, exist_ok=True)
+        for name in os.listdir(metrics_dir):     # values of an earlier run must not be summed in
+            if name.endswith(".db"):
+                os.remove(os.path.join(metrics_dir, name))
+    else:
+        metrics_dir = own_dir = tempfile.mkdtemp(prefix="routerone-metrics-")
+        os.environ[MULTIPROC_ENV] = metrics_dir    # inherited by the spawned workers
     ctx = multiprocessing.get_context("spawn")
     procs = [ctx.Process(target=run_worker, args=(settings, True), daemon=False) for _ in range(settings.workers)]
     for p in procs:
@@ -54,9 +202,12 @@ def serve(settings: Settings, *, bootstrap: Callable[[Settings], Awaitable[list[
     def stop(*_):
         for p in procs:
             if p.is_alive():
-                p.terminate()
+                p.terminate()                      # SIGTERM: each worker drains
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     for p in procs:
         p.join()
-    return 0
+    if own_dir:
+        shutil.rmtree(own_dir, ignore_errors=True)
+    failed = [p.exitcode for p in procs if p.exitcode not in (0, -signal.SIGTERM)]
+    return 1 if failed else 0

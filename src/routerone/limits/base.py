@@ -88,6 +88,10 @@ class Limiter(Protocol):
     async def close(self) -> None:
         ...
 
+    async def ping(self) -> None:
+        """Raise when the shared state cannot be reached (readiness); in-process: never."""
+        ...
+
 
 def normalize_rules(rules: Sequence[LimitRule]) -> tuple[LimitRule, ...]:
     """Drop rules without limits; merge repeated scopes into one rule with the tightest limits."""

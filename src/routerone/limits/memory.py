@@ -170,3 +170,6 @@ class MemoryLimiter:
             if not scope.log and not scope.leases:
                 del self._scopes[name]
         self._next_gc = now + self._window_s
+
+    async def ping(self) -> None:
+        return None

@@ -242,6 +242,10 @@ class RedisLimiter:
                     type(exc).__name__, exc, self.failure_policy, action)
 
 
+    async def ping(self) -> None:
+        await self._redis.ping()
+
+
 def _keys(scope: str) -> tuple[str, str, str, str]:
     base = KEY_PREFIX + scope
     return base + ":req", base + ":tok", base + ":tsum", base + ":cc"

@@ -203,3 +203,7 @@ class Store(Protocol):
         """Append one audit entry (who, what, when). Never pass a secret in `detail`."""
     async def list_audit(self, limit: int = 100, *, target: str | None = None) -> list[AuditEntry]:
         """Newest first; `target` filters on one object ("account:3")."""
+
+    # health
+    async def ping(self) -> None:
+        """One cheap round trip to the database (readiness); raises when it cannot be reached."""

@@ -354,6 +354,11 @@ class PostgresStore:
         return [rows.audit_entry(r) for r in rs]
 
 
+    # -- health ---------------------------------------------------------------------------------
+    async def ping(self) -> None:
+        await (await self._db()).fetchval("SELECT 1")
+
+
 async def _bump(db: asyncpg.Connection) -> None:
     await db.execute("UPDATE auth_version SET version = version + 1 WHERE id = 1")
 

@@ -363,6 +363,11 @@ class SQLiteStore:
             f"SELECT {rows.AUDIT_COLS} FROM audit_log {where} ORDER BY id DESC LIMIT ?", (*args, limit))])
 
 
+    # -- health ---------------------------------------------------------------------------------
+    async def ping(self) -> None:
+        await self._run(lambda db: db.execute("SELECT 1").fetchone())
+
+
 def _run_batch(db: sqlite3.Connection, batch: list) -> list[tuple[asyncio.Future, bool, object]]:
     """Inside the transaction BEGIN IMMEDIATE opened: run the calls in order, then COMMIT. No
     savepoints on the hot path (they cost as much as the statements): if any call raises, or the
