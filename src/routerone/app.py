@@ -120,11 +120,8 @@ def create_app(settings: Settings, *, store: Store | None = None, limiter: Limit
         await auth.start()
         await billing.start()
         await usage.start()
-<<<<<<< HEAD
         await discovery.start()   # waits a few seconds at most; slow providers join later
-=======
         metrics.start()
->>>>>>> wt/scale
         gc.freeze()   # start-up objects (catalog, router model, modules) leave the GC's working set
 
     async def cleanup(app: web.Application) -> None:

@@ -62,7 +62,6 @@ class ProviderSettings:
 
 @dataclass(frozen=True)
 class Settings:
-<<<<<<< HEAD
     host: str = _f("127.0.0.1", "address to listen on")
     port: int = _f(8080, "TCP port, 1..65535", min=1, max=65535)
     database_url: str = _f("sqlite:///routerone.db", "`sqlite:///path.db` or `postgresql://user@host/db`")
@@ -70,6 +69,7 @@ class Settings:
     limiter: str = _f("auto", "auto \\| memory \\| redis")
     redis_failure_policy: str = _f("open", "open (fall back to local limits) \\| closed (reject) when Redis is down")
     workers: int = _f(1, "processes sharing the port (needs Redis)", min=1)
+    drain_timeout_s: float = _f(30.0, "on SIGTERM, how long in-flight requests and streams may finish", min=0)
     admin_key: str | None = _f(None, "bootstrap admin key (else one is created and printed once)")
     max_body_bytes: int = _f(20 * 1024 * 1024, "largest request body accepted", min=1)
     connect_timeout_s: float = _f(10.0, "upstream connect timeout", min=0.001)
@@ -97,42 +97,6 @@ class Settings:
     log_requests: bool = _f(False, "one JSON log line per request (failures are always logged)")
     log_content: bool = _f(False, "include prompt and completion text in those lines")
     providers: Mapping[str, ProviderSettings] = _f(dict, "`[providers.<name>]` tables, see below")
-=======
-    host: str = "127.0.0.1"
-    port: int = 8080
-    database_url: str = "sqlite:///routerone.db"
-    redis_url: str | None = None
-    limiter: str = "auto"                     # auto | memory | redis
-    redis_failure_policy: str = "open"        # open (fall back to local limits) | closed (reject)
-    workers: int = 1
-    drain_timeout_s: float = 30.0             # SIGTERM: how long in-flight requests and streams may finish
-    admin_key: str | None = None              # bootstrap admin key (else one is created and printed)
-    max_body_bytes: int = 20 * 1024 * 1024
-    connect_timeout_s: float = 10.0
-    first_byte_timeout_s: float = 120.0
-    idle_timeout_s: float = 120.0
-    stream_hold_ms: int = 3000                # stream failover budget before the first content token
-    max_retries: int = 2
-    cooldown_failures: int = 3
-    cooldown_s: float = 30.0
-    auth_cache_ttl_s: float = 30.0
-    reservation_ttl_s: int = 900
-    reservation_sweep_interval_s: float = 10.0
-    abandoned_stream_drain_s: float = 30.0
-    usage_flush_interval_s: float = 0.2
-    usage_batch_size: int = 200
-    default_rpm: int | None = None
-    default_tpm: int | None = None
-    default_concurrency: int | None = None
-    routing_strategy: str = "balanced"        # balanced | quality | cost | latency
-    willingness_to_pay: float = 0.5
-    catalog_path: str | None = None           # operator catalog override (TOML/JSON)
-    demo: str = "auto"                        # auto (only when no provider has credentials) | on | off
-    log_level: str = "info"
-    log_requests: bool = False                # one JSON line per request (failures are always logged)
-    log_content: bool = False                 # include prompt and completion text in those lines
-    providers: Mapping[str, ProviderSettings] = field(default_factory=dict)
->>>>>>> wt/scale
 
     def replace(self, **changes: Any) -> "Settings":
         return dataclasses.replace(self, **changes)
