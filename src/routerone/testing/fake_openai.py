@@ -42,6 +42,7 @@ class FakeOptions:
     reply_tokens: int = 12           # completion length when the caller sets no max_tokens
     api_key: str | None = None       # when set, requests must carry it as a bearer token
     demo: bool = False               # prefix replies with DEMO_NOTICE
+    natural_length: bool = False     # the reply is reply_tokens long, max_tokens only cuts it (as a model)
 
 
 def _last_user_text(messages: list) -> str:
@@ -93,6 +94,9 @@ class _Fake:
     def tokens(self, body: dict, d: dict) -> tuple[list[str], str]:
         limit = body.get("max_completion_tokens") or body.get("max_tokens")
         n = int(limit) if limit else d.get("words", self.opts.reply_tokens)
+        if self.opts.natural_length and limit:
+            natural = d.get("words", self.opts.reply_tokens)
+            n, limit = min(n, natural), (limit if int(limit) < natural else None)
         words = [(" " + DEMO_NOTICE) if self.opts.demo and i == 0 else _WORDS[i % len(_WORDS)] for i in range(n)]
         rf = body.get("response_format") or {}
         if rf.get("type") in ("json_object", "json_schema") and not limit:

@@ -1,0 +1,12 @@
+"""The route table of the non-chat client protocols (each lives in its own module)."""
+from __future__ import annotations
+
+from aiohttp import web
+
+from .messages import add_messages_routes
+
+__all__ = ["add_protocol_routes"]
+
+
+def add_protocol_routes(app: web.Application) -> None:
+    add_messages_routes(app)
