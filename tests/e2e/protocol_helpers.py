@@ -3,7 +3,9 @@ transport whose responses are checked against the vendor's own spec (Anthropic's
 OpenAI's for responses and embeddings), three fake upstreams, and usage-row lookups."""
 from __future__ import annotations
 
+import base64
 import json
+import struct
 import time
 
 import httpx2
@@ -66,6 +68,14 @@ def _openai_problems(rec) -> list[str]:
     obj = json.loads(body)
     if rec.path.endswith("/embeddings"):
         schema = "CreateEmbeddingResponse"
+        # `encoding_format: base64` (the openai SDK's default) sends each vector as base64 of
+        # little-endian float32, which the spec's `embedding: number[]` does not describe: check
+        # that it decodes, then validate the decoded vector
+        for item in obj.get("data") or ():
+            if isinstance(item, dict) and isinstance(item.get("embedding"), str):
+                raw = base64.b64decode(item["embedding"], validate=True)
+                assert len(raw) % 4 == 0, "base64 embedding is not float32"
+                item["embedding"] = list(struct.unpack(f"<{len(raw) // 4}f", raw))
     elif rec.method == "DELETE":
         schema = None
         if not (obj.get("object") == "response.deleted" and obj.get("deleted") is True and obj.get("id")):

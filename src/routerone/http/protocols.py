@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from .embeddings import add_embeddings_routes
 from .messages import add_messages_routes
 
 __all__ = ["add_protocol_routes"]
@@ -10,3 +11,4 @@ __all__ = ["add_protocol_routes"]
 
 def add_protocol_routes(app: web.Application) -> None:
     add_messages_routes(app)
+    add_embeddings_routes(app)

@@ -26,6 +26,7 @@ import orjson
 from aiohttp import web
 
 from ..tokens import count_text_tokens
+from . import fake_embeddings
 
 __all__ = ["FakeOptions", "make_app", "DEMO_NOTICE"]
 
@@ -220,6 +221,7 @@ def add_routes(app: web.Application, prefix: str, opts: FakeOptions) -> None:
     """Mount the fake under `prefix` (e.g. "/v1" standalone, "/demo/v1" inside Router One)."""
     app["fake"] = _Fake(opts)
     app.router.add_post(prefix + "/chat/completions", _chat)
+    app.router.add_post(prefix + "/embeddings", fake_embeddings.openai_embeddings)
     app.router.add_get(prefix + "/models", _models)
     app.router.add_post("/_control/faults" if prefix == "/v1" else prefix + "/_control/faults", _faults)
 
