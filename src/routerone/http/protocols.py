@@ -5,6 +5,7 @@ from aiohttp import web
 
 from .embeddings import add_embeddings_routes
 from .messages import add_messages_routes
+from .responses import add_responses_routes
 
 __all__ = ["add_protocol_routes"]
 
@@ -12,3 +13,4 @@ __all__ = ["add_protocol_routes"]
 def add_protocol_routes(app: web.Application) -> None:
     add_messages_routes(app)
     add_embeddings_routes(app)
+    add_responses_routes(app)

@@ -88,4 +88,15 @@ ALTER TABLE usage ADD COLUMN protocol TEXT NOT NULL DEFAULT 'chat';
 ALTER TABLE usage ADD COLUMN route_reason TEXT;
 ALTER TABLE usage ADD COLUMN fallbacks TEXT;
 """),
+    ("0006_responses", """
+CREATE TABLE responses (
+    id TEXT PRIMARY KEY,
+    account_id BIGINT NOT NULL,
+    key_id BIGINT NOT NULL,
+    created_at DOUBLE PRECISION NOT NULL,
+    body TEXT NOT NULL,
+    context TEXT NOT NULL
+);
+CREATE INDEX responses_account ON responses(account_id, created_at);
+"""),
 ]
