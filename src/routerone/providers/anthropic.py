@@ -27,9 +27,9 @@ __all__ = ["AnthropicAdapter", "ANTHROPIC_VERSION", "messages_url", "passes_thro
 ANTHROPIC_VERSION = "2023-06-01"
 
 
-def passes_through(req: ChatRequest) -> bool:
+def passes_through(req: ChatRequest | None) -> bool:
     """The request arrived as Anthropic Messages: send its own body, relay the upstream's events."""
-    return req.protocol == "messages" and req.native is not None
+    return req is not None and req.protocol == "messages" and req.native is not None
 
 
 def messages_url(dep: Deployment) -> str:
