@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import time
 
 import orjson
 from aiohttp import web
 
 from ..catalog import AUTO_MODEL
 from ..errors import InvalidRequest, PermissionDenied, RouterOneError
+from ..services.overhead import add_overhead
 from ..tokens import MESSAGE_OVERHEAD_TOKENS, count_text_tokens, load_tokenizer
 from ..wire.chat import validate_body
 from ..wire.messages import completion_to_message, error_body, messages_to_chat, parse_messages_request
@@ -49,7 +51,9 @@ async def messages(request: web.Request) -> web.StreamResponse:
     except Exception as exc:  # noqa: BLE001 - every failure becomes a documented error body
         return anthropic_error(exc, rid)
     if reply.stream is None:
+        t0 = time.perf_counter()
         body = orjson.dumps(completion_to_message(orjson.loads(reply.body)))
+        add_overhead(reply.headers, t0)
         return web.Response(body=body, headers=reply.headers, content_type="application/json")
     return await relay_stream(request, reply, MessagesStreamEncoder().feed)
 

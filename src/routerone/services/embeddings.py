@@ -115,11 +115,11 @@ class EmbeddingsService:
         usage = Usage(tokens, 0, estimated=upstream_tokens is None)
         settlement = await d.billing.settle(call.hold, attempt.model.price, usage)
         await chat.finish(call, attempt, usage, settlement.charged_micros, status=200)
+        body = render_embeddings(vectors, model=attempt.model.id, fmt=req.encoding_format, prompt_tokens=tokens,
+                                 cost_micros=settlement.charged_micros)
         headers = call.headers(attempt)
         headers["x-routerone-cost"] = f"{settlement.charged_micros / 1_000_000:.6f}"
         headers["x-routerone-overhead-ms"] = f"{(time.perf_counter() - call.started) * 1000 - call.upstream_ms:.3f}"
-        body = render_embeddings(vectors, model=attempt.model.id, fmt=req.encoding_format, prompt_tokens=tokens,
-                                 cost_micros=settlement.charged_micros)
         return Reply(200, headers, body)
 
     @staticmethod

@@ -21,6 +21,7 @@ from ..wire.responses_stream import ResponsesStreamEncoder
 from .auth import AuthContext
 from .call import Reply
 from .chat import ChatService
+from .overhead import add_overhead
 
 __all__ = ["ResponsesService", "ResponsesReply"]
 
@@ -66,9 +67,12 @@ class ResponsesService:
         if reply.stream is not None:
             shell = response_shell(body, response_id, created_at, body.get("model") or "")
             return ResponsesReply(reply, encoder=ResponsesStreamEncoder(shell), _save=save)
+        t0 = time.perf_counter()
         resp = completion_to_response(orjson.loads(reply.body), body, response_id, created_at)
         await save(resp)
-        return ResponsesReply(reply, body=orjson.dumps(resp))
+        out = orjson.dumps(resp)
+        add_overhead(reply.headers, t0)
+        return ResponsesReply(reply, body=out)
 
     async def _prior(self, body: dict, auth: AuthContext) -> list[dict]:
         prev_id = body.get("previous_response_id")
@@ -90,3 +94,4 @@ class ResponsesService:
         if not await self.store.delete_response(response_id, auth.account.id):
             raise NotFound(f"Response with id '{response_id}' not found.", param="response_id")
         return orjson.dumps({"id": response_id, "object": "response.deleted", "deleted": True})
+
