@@ -310,3 +310,22 @@ def test_count_tokens(gw, key, client, fakes):
     n = client.messages.count_tokens(model=GPT, messages=[{"role": "user", "content": "hello " * 50}])
     assert 50 <= n.input_tokens < 200
     assert not received(fakes, "openai")
+
+
+# -- routing: auto, fallbacks and their headers -----------------------------------------------------
+
+def test_auto_and_fallback_headers(gw, key, wire, fakes):
+    with wire.client() as http:
+        r = http.post(gw.url + "/v1/messages", headers={"x-api-key": key[0]},
+                      json={"model": "auto", "max_tokens": 64, "messages": HELLO, "route": "cost"})
+        assert r.status_code == 200 and r.headers["x-routerone-strategy"] == "cost"
+        assert r.headers["x-routerone-reason"] and r.json()["model"] == r.headers["x-routerone-model"]
+        fakes["anthropic"].queue_faults({"status": 529})
+        r = http.post(gw.url + "/v1/messages", headers={"x-api-key": key[0]},
+                      json={"model": SONNET, "models": [GPT], "max_tokens": 64, "messages": HELLO})
+    assert r.status_code == 200, r.text
+    assert r.headers["x-routerone-provider"] == "openai" and r.json()["model"] == GPT
+    assert "anthropic/" in r.headers["x-routerone-fallbacks"] and "529" in r.headers["x-routerone-fallbacks"]
+    assert "models" not in fakes["anthropic"].requests[-1]          # Router One's field is not forwarded
+    rows = wait_usage_rows(gw, key[1], 2)
+    assert any(r["fallbacks"] and "529" in r["fallbacks"] and r["protocol"] == "messages" for r in rows)

@@ -20,7 +20,7 @@ from .anthropic_request import DEFAULT_MAX_TOKENS, build_messages_body
 from .anthropic_response import error_from_anthropic, message_to_completion, usage_from_anthropic
 from .anthropic_stream import AnthropicStream
 from .base import Deployment, ProviderResult, UpstreamRequest
-from .openai_compat import auth_headers
+from .openai_compat import ROUTER_ONLY_FIELDS, auth_headers
 
 __all__ = ["AnthropicAdapter", "ANTHROPIC_VERSION", "messages_url", "passes_through"]
 
@@ -67,6 +67,8 @@ class AnthropicAdapter:
         native = req.native or {}
         body = dict(native.get("body") or {})
         body["model"] = dep.upstream_model
+        for key in ROUTER_ONLY_FIELDS:      # Router One's own (fallback models, strategy)
+            body.pop(key, None)
         if stream:
             body["stream"] = True
         else:

@@ -23,6 +23,7 @@ The translation (the reverse of providers/anthropic_request.py):
 | `metadata.user_id`                         | `user`                                                |
 | `output_config.format` json_schema         | `response_format` json_schema                         |
 | `thinking`, `top_k`, `service_tier`, ...   | dropped (not every chat model accepts reasoning knobs)|
+| `models`, `route` (Router One's own)       | the same fields: fallback models, routing strategy    |
 
 Outbound, `completion_to_message` turns the pipeline's chat completion into a `Message`
 (stop -> end_turn, length -> max_tokens, tool_calls -> tool_use, content_filter -> refusal; usage
@@ -39,7 +40,7 @@ from ..errors import InvalidRequest, RouterOneError
 from .chat import ChatRequest, validate_body
 
 __all__ = ["parse_messages_request", "messages_to_chat", "completion_to_message", "anthropic_usage",
-           "error_body", "ERROR_TYPES", "STOP_REASONS", "FORWARDED_HEADERS"]
+           "error_body", "ERROR_TYPES", "STOP_REASONS", "FORWARDED_HEADERS", "ROUTER_FIELDS"]
 
 STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use",
                 "content_filter": "refusal", "function_call": "tool_use"}
@@ -47,6 +48,8 @@ ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 402: "
                403: "permission_error", 404: "not_found_error", 413: "request_too_large",
                429: "rate_limit_error", 500: "api_error", 503: "overloaded_error", 504: "timeout_error",
                529: "overloaded_error"}
+# Router One's request fields (as on chat completions), never sent upstream
+ROUTER_FIELDS = ("models", "route")
 # request headers an Anthropic upstream must see as the client sent them
 FORWARDED_HEADERS = ("anthropic-version", "anthropic-beta")
 
@@ -288,6 +291,9 @@ def messages_to_chat(body: Any) -> dict:
     chat: dict = {"model": model, "messages": _messages(body)}
     _sampling(body, chat)
     _tools(body, chat)
+    for key in ROUTER_FIELDS:        # Router One's own: fallback models, routing strategy
+        if key in body:
+            chat[key] = body[key]
     return chat
 
 

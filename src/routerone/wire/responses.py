@@ -37,7 +37,7 @@ __all__ = ["responses_to_chat", "request_items", "completion_to_response", "resp
            "response_usage", "new_response_id", "parse_body", "context_items", "finish"]
 
 _PASSED = ("temperature", "top_p", "parallel_tool_calls", "user", "safety_identifier", "prompt_cache_key",
-           "service_tier", "metadata")
+           "service_tier", "metadata", "models", "route")   # the last two: Router One's fallbacks, strategy
 
 
 def new_response_id() -> str:
