@@ -10,11 +10,10 @@ import time
 
 import httpx2
 
-from conftest import OpenAIWire
 from openai_schema import openai_errors
 from providers.anthropic_schema import validate_anthropic, validate_error_body, validate_stream_event
 
-__all__ = ["ProtocolWire", "sse_events", "usage_rows", "wait_usage_rows"]
+__all__ = ["make_protocol_wire", "sse_events", "usage_rows", "wait_usage_rows"]
 
 
 def sse_events(body: bytes) -> list[tuple[str | None, dict | str]]:
@@ -85,31 +84,36 @@ def _openai_problems(rec) -> list[str]:
     return [f"{where}: {e}" for e in openai_errors(obj, schema)] if schema else []
 
 
-class ProtocolWire(OpenAIWire):
-    """Records every response (see conftest.OpenAIWire) and checks /v1/messages ones against
-    Anthropic's spec, /v1/responses and /v1/embeddings ones against OpenAI's."""
+def make_protocol_wire(base: type):
+    """A recorder like conftest's OpenAIWire (`base`, taken from the `openai_wire` fixture: test
+    modules cannot import conftest by name) whose responses are checked against the vendor's
+    spec: /v1/messages ones against Anthropic's, /v1/responses and /v1/embeddings ones against
+    OpenAI's, anything else as OpenAIWire checks it."""
 
-    def problems(self) -> list[str]:
-        out = []
-        for rec in self.responses:
-            if "/v1/messages" in rec.path:
-                out += _anthropic_problems(rec)
-            elif "/v1/responses" in rec.path or rec.path.endswith("/embeddings"):
-                out += _openai_problems(rec)
-            else:
-                out += rec.problems()
-        return out
+    class ProtocolWire(base):
+        def problems(self) -> list[str]:
+            out = []
+            for rec in self.responses:
+                if "/v1/messages" in rec.path:
+                    out += _anthropic_problems(rec)
+                elif "/v1/responses" in rec.path or rec.path.endswith("/embeddings"):
+                    out += _openai_problems(rec)
+                else:
+                    out += rec.problems()
+            return out
 
-    def assert_valid(self) -> None:
-        assert self.responses, "no response went through the recording transport"
-        problems = self.problems()
-        assert not problems, "responses that do not match the vendor's spec:\n  " + "\n  ".join(problems[:10])
+        def assert_valid(self) -> None:
+            assert self.responses, "no response went through the recording transport"
+            problems = self.problems()
+            assert not problems, "responses that do not match the vendor's spec:\n  " + "\n  ".join(problems[:10])
 
-    def client(self) -> httpx2.Client:
-        return httpx2.Client(transport=self.transport(), timeout=30)
+        def client(self) -> httpx2.Client:
+            return httpx2.Client(transport=self.transport(), timeout=30)
 
-    def async_client(self) -> httpx2.AsyncClient:
-        return httpx2.AsyncClient(transport=self.async_transport(), timeout=30)
+        def async_client(self) -> httpx2.AsyncClient:
+            return httpx2.AsyncClient(transport=self.async_transport(), timeout=30)
+
+    return ProtocolWire()
 
 
 def usage_rows(gw, account_id: int) -> list[dict]:

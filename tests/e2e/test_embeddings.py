@@ -10,7 +10,7 @@ import openai
 import pytest
 from openai import OpenAI
 
-from protocol_helpers import ProtocolWire, wait_usage_rows
+from protocol_helpers import make_protocol_wire, wait_usage_rows
 from routerone.testing import fake_openai
 from routerone.testing.fake_embeddings import fake_vector
 from routerone.testing.fake_gemini import FakeGeminiServer
@@ -35,8 +35,9 @@ def gw(gateway, fakes):
 
 
 @pytest.fixture
-def wire():
-    w = ProtocolWire()
+def wire(openai_wire):
+    """Every response this test receives, checked against the vendor's spec at teardown."""
+    w = make_protocol_wire(type(openai_wire))
     yield w
     w.assert_valid()
 

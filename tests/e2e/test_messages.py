@@ -1,7 +1,7 @@
 """Issue 14, /v1/messages end to end: the official `anthropic` SDK (sync, async, streaming) -> a real
 Router One -> the fake Anthropic (pass-through), fake OpenAI-compatible and fake Gemini upstreams
 (translation). Every response body and stream event is checked against Anthropic's spec
-(protocol_helpers.ProtocolWire)."""
+(protocol_helpers.make_protocol_wire)."""
 from __future__ import annotations
 
 import base64
@@ -10,7 +10,7 @@ import json
 import anthropic
 import pytest
 
-from protocol_helpers import ProtocolWire, sse_events, wait_usage_rows
+from protocol_helpers import make_protocol_wire, sse_events, wait_usage_rows
 from routerone.testing import fake_openai
 from routerone.testing.fake_anthropic import serve_fake_anthropic
 from routerone.testing.fake_gemini import FakeGeminiServer
@@ -54,8 +54,9 @@ def gw(gateway, fakes):
 
 
 @pytest.fixture
-def wire():
-    w = ProtocolWire()
+def wire(openai_wire):
+    """Every response this test receives, checked against the vendor's spec at teardown."""
+    w = make_protocol_wire(type(openai_wire))
     yield w
     w.assert_valid()
 

@@ -10,7 +10,7 @@ import openai
 import pytest
 from openai import OpenAI
 
-from protocol_helpers import ProtocolWire, sse_events, wait_usage_rows
+from protocol_helpers import make_protocol_wire, sse_events, wait_usage_rows
 from routerone.testing import fake_openai
 from routerone.testing.fake_anthropic import serve_fake_anthropic
 from routerone.testing.fake_gemini import FakeGeminiServer
@@ -43,8 +43,9 @@ def gw(gateway, fakes):
 
 
 @pytest.fixture
-def wire():
-    w = ProtocolWire()
+def wire(openai_wire):
+    """Every response this test receives, checked against the vendor's spec at teardown."""
+    w = make_protocol_wire(type(openai_wire))
     yield w
     w.assert_valid()
 
