@@ -77,11 +77,13 @@ def _image_part(block: dict, param: str) -> dict:
 
 
 def _document_part(block: dict, param: str) -> dict:
-    src = block.get("source") or {}
+    src = block.get("source")
+    src = src if isinstance(src, dict) else {}
     if src.get("type") == "text" and isinstance(src.get("data"), str):
         return {"type": "text", "text": src["data"]}
     if src.get("type") == "base64" and isinstance(src.get("data"), str):
-        file: dict = {"file_data": f"data:{src.get('media_type') or 'application/pdf'};base64,{src['data']}"}
+        media = src.get("media_type") if isinstance(src.get("media_type"), str) else "application/pdf"
+        file: dict = {"file_data": f"data:{media};base64,{src['data']}"}
         if isinstance(block.get("title"), str):
             file["filename"] = block["title"]
         return {"type": "file", "file": file}
@@ -194,7 +196,8 @@ def _messages(body: dict) -> list[dict]:
             out.extend(_assistant_turn(content, f"{param}.content"))
         elif role == "system":
             out.append({"role": "system", "content": [{"type": "text", "text": _text(b, f"{param}.content[{j}]")}
-                                                      for j, b in enumerate(content) if b.get("type") == "text"]})
+                                                      for j, b in enumerate(content)
+                                                      if isinstance(b, dict) and b.get("type") == "text"] or ""})
         else:
             out.extend(_user_turn(content, f"{param}.content"))
     if not any(m["role"] in ("user", "tool") for m in out):

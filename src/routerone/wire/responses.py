@@ -254,6 +254,13 @@ def _echo_tools(body: dict) -> list[dict]:
     return out
 
 
+def _echo_choice(tc: Any) -> str | dict:
+    if tc in ("auto", "none", "required") or (isinstance(tc, dict) and tc.get("type") == "function"
+                                               and isinstance(tc.get("name"), str)):
+        return tc
+    return "auto"
+
+
 def response_shell(body: dict, response_id: str, created_at: int, model: str) -> dict:
     """The Response object before any output: what the request asked for, echoed."""
     text = body.get("text") if isinstance(body.get("text"), dict) else {}
@@ -264,7 +271,7 @@ def response_shell(body: dict, response_id: str, created_at: int, model: str) ->
             "previous_response_id": body.get("previous_response_id"), "reasoning": None,
             "store": body.get("store", True) is not False, "temperature": body.get("temperature", 1.0),
             "text": {"format": (text or {}).get("format") or {"type": "text"}},
-            "tool_choice": body.get("tool_choice") or "auto", "tools": _echo_tools(body),
+            "tool_choice": _echo_choice(body.get("tool_choice")), "tools": _echo_tools(body),
             "top_p": body.get("top_p", 1.0), "truncation": "disabled",
             "metadata": body.get("metadata") or {}}
     if isinstance(body.get("user"), str):
