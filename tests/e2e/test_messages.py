@@ -330,3 +330,43 @@ def test_auto_and_fallback_headers(gw, key, wire, fakes):
     assert "models" not in fakes["anthropic"].requests[-1]          # Router One's field is not forwarded
     rows = wait_usage_rows(gw, key[1], 2)
     assert any(r["fallbacks"] and "529" in r["fallbacks"] and r["protocol"] == "messages" for r in rows)
+
+
+# -- pings during upstream silences ---------------------------------------------------------------
+
+@pytest.fixture
+def paced_gw(gateway, monkeypatch):
+    """A gateway whose only upstream is an OpenAI-compatible fake pausing 250 ms between chunks,
+    with Router One's silence pings every 50 ms."""
+    from routerone.http import messages as messages_route
+    monkeypatch.setattr(messages_route, "PING_INTERVAL_S", 0.05)
+    with ThreadedServer(lambda: fake_openai.make_app(api_key=OAI_KEY, natural_length=True,
+                                                     chunk_interval_ms=250, reply_tokens=4)) as slow:
+        yield gateway(providers={"openai": (slow.url + "/v1", OAI_KEY)}, max_retries=0, stream_hold_ms=0)
+
+
+def test_pings_fill_upstream_silences(paced_gw, wire):
+    key, account = paced_gw.new_key()
+    with wire.client() as http:
+        r = http.post(paced_gw.url + "/v1/messages", headers={"x-api-key": key},
+                      json={"model": GPT, "max_tokens": 64, "messages": HELLO, "stream": True})
+    names = [n for n, _ in sse_events(r.content)]
+    assert names.count("ping") >= 4 and names[-1] == "message_stop"
+    text = "".join(d["delta"]["text"] for n, d in sse_events(r.content) if n == "content_block_delta")
+    assert text == "Hello! This is"
+    client = anthropic.Anthropic(base_url=paced_gw.url, api_key=key, max_retries=0, http_client=wire.client())
+    with client.messages.stream(model=GPT, max_tokens=64, messages=HELLO) as stream:
+        assert "".join(stream.text_stream) == text
+
+
+def test_client_gone_during_a_silence_is_still_billed(paced_gw, wire):
+    key, account = paced_gw.new_key()
+    with wire.client() as http:
+        with http.stream("POST", paced_gw.url + "/v1/messages", headers={"x-api-key": key},
+                         json={"model": GPT, "max_tokens": 64, "messages": HELLO, "stream": True}) as r:
+            for line in r.iter_lines():
+                if "ping" in line:
+                    break                        # leave while Router One waits on the upstream
+    rows = wait_usage_rows(paced_gw, account, 1, timeout_s=10)
+    assert rows and rows[0]["protocol"] == "messages" and rows[0]["cost_micros"] > 0
+    assert paced_gw.account(account)["balance_micros"] == 10_000_000 - rows[0]["cost_micros"]

@@ -2,6 +2,7 @@
 a pipeline stream through a protocol's encoder."""
 from __future__ import annotations
 
+import asyncio
 from typing import Awaitable, Callable
 
 from aiohttp import web
@@ -24,17 +25,36 @@ async def authenticate(request: web.Request, *, x_api_key: bool = False) -> Auth
 
 
 async def relay_stream(request: web.Request, reply: Reply, encode: Callable[[bytes], bytes],
-                       before_last: Callable[[], Awaitable[bytes]] | None = None) -> web.StreamResponse:
+                       before_last: Callable[[], Awaitable[bytes]] | None = None, *,
+                       ping: bytes | None = None, ping_interval_s: float = 15.0) -> web.StreamResponse:
     """Write the pipeline's stream as `encode` renders it. `before_last` runs before the final
     bytes go out (Responses stores the finished response there, so a client that reads the last
-    event and at once sends `previous_response_id` finds it) and may add bytes of its own."""
+    event and at once sends `previous_response_id` finds it) and may add bytes of its own. With
+    `ping`, those bytes are written whenever the upstream is silent for `ping_interval_s` (Claude
+    Code gives up on a stream after 300 s without a byte; upstreams other than Anthropic never ping)."""
     stream = reply.stream
     assert stream is not None
     resp = web.StreamResponse(headers={**reply.headers, "Content-Type": "text/event-stream",
                                        "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    pending: asyncio.Future | None = None
     try:
         await resp.prepare(request)
-        async for data in stream:
+        it = stream.__aiter__()
+        while True:
+            if ping is None:
+                try:
+                    data = await it.__anext__()
+                except StopAsyncIteration:
+                    break
+            else:
+                pending = asyncio.ensure_future(it.__anext__())
+                while not (await asyncio.wait((pending,), timeout=ping_interval_s))[0]:
+                    await resp.write(ping)
+                done, pending = pending, None
+                try:
+                    data = done.result()
+                except StopAsyncIteration:
+                    break
             out = encode(data)
             if stream.ended:
                 if before_last is not None:
@@ -43,10 +63,23 @@ async def relay_stream(request: web.Request, reply: Reply, encode: Callable[[byt
             elif out:
                 await resp.write(out)
     except _CLIENT_GONE:
-        stream.abandon()
+        if pending is not None:        # a read is in flight: abandon the stream once it is done
+            request.app[RUNTIME].chat.spawn(_abandon_after(pending, stream))
+        else:
+            stream.abandon()
         return resp
     except BaseException:
+        if pending is not None:
+            pending.cancel()
         await stream.close()
         raise
     await stream.close()
     return resp
+
+
+async def _abandon_after(pending: asyncio.Future, stream) -> None:
+    try:
+        await pending
+    except BaseException:  # noqa: BLE001 - whatever the read did, the stream is settled below
+        pass
+    stream.abandon()
