@@ -370,3 +370,27 @@ def test_client_gone_during_a_silence_is_still_billed(paced_gw, wire):
     rows = wait_usage_rows(paced_gw, account, 1, timeout_s=10)
     assert rows and rows[0]["protocol"] == "messages" and rows[0]["cost_micros"] > 0
     assert paced_gw.account(account)["balance_micros"] == 10_000_000 - rows[0]["cost_micros"]
+
+
+def test_sdk_prompt_caching_fields_reach_the_anthropic_upstream(gw, key, client, fakes):
+    system = [{"type": "text", "text": "You are a careful assistant. " * 20, "cache_control": {"type": "ephemeral"}}]
+    msgs = [{"role": "user", "content": [{"type": "text", "text": "Long document...", "cache_control":
+                                          {"type": "ephemeral", "ttl": "1h"}}, {"type": "text", "text": "Question?"}]}]
+    tools = [{**WEATHER, "cache_control": {"type": "ephemeral"}}]
+    msg = client.messages.create(model=SONNET, max_tokens=64, system=system, messages=msgs, tools=tools,
+                                 tool_choice={"type": "none"})
+    sent = fakes["anthropic"].requests[-1]
+    assert sent["system"] == system and sent["messages"] == msgs and sent["tools"] == tools
+    assert msg.usage.cache_read_input_tokens == 40 and msg.usage.cache_creation_input_tokens == 8
+    rows = wait_usage_rows(gw, key[1], 1)
+    assert rows[0]["cached_tokens"] == 40
+
+
+def test_model_allowlist_applies(gw, wire, fakes):
+    only_gpt = anthropic.Anthropic(base_url=gw.url, api_key=gw.new_key(allowed_models=[GPT])[0], max_retries=0,
+                                   http_client=wire.client())
+    with pytest.raises(anthropic.PermissionDeniedError) as info:
+        only_gpt.messages.create(model=SONNET, max_tokens=16, messages=HELLO)
+    assert info.value.body["error"]["type"] == "permission_error"
+    assert only_gpt.messages.create(model=GPT, max_tokens=16, messages=HELLO).content[0].text
+    assert not fakes["anthropic"].requests
