@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import urllib.request
 
 import anthropic
 import pytest
@@ -286,6 +287,9 @@ def test_errors_are_anthropic_shaped(gw, wire, fakes):
             assert r.json()["type"] == "error" and r.json()["error"]["type"] == kind
             assert r.json()["request_id"] == r.headers["x-request-id"]
     assert cases[4][0].headers["retry-after"]
+    metrics = urllib.request.urlopen(gw.url + "/metrics").read().decode()
+    for status, n in (("401", 2), ("402", 1), ("429", 1), ("404", 1), ("400", 1), ("200", 1)):
+        assert f'routerone_route_requests_total{{route="messages",status="{status}"}} {n}.0' in metrics, status
 
 
 def test_sdk_raises_its_own_error_classes(gw, wire, fakes):

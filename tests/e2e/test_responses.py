@@ -209,3 +209,35 @@ def test_refusals(gw, key, client, wire):
     with pytest.raises(openai.APIStatusError) as info:
         poor.responses.create(model="gpt-4o", input="hi")
     assert info.value.status_code == 402
+
+
+def test_codex_shaped_request(gw, key, wire, fakes):
+    """What Codex CLI sends: streamed, store false, long instructions, developer + user items, function
+    tools, reasoning/include/prompt_cache_key hints; the upstream gets a plain chat translation."""
+    tools = [{"type": "function", "name": "shell", "description": "Runs a shell command", "strict": False,
+              "parameters": {"type": "object", "properties": {"command": {"type": "array", "items": {"type": "string"}},
+                                                              "workdir": {"type": "string"}},
+                             "required": ["command"], "additionalProperties": False}},
+             {"type": "function", "name": "update_plan", "description": "Updates the plan", "strict": False,
+              "parameters": {"type": "object", "properties": {"plan": {"type": "array", "items": {"type": "string"}}}}}]
+    body = {"model": "gpt-4o", "instructions": "You are Codex, a coding agent. " * 50, "stream": True, "store": False,
+            "input": [{"type": "message", "role": "developer",
+                       "content": [{"type": "input_text", "text": "<environment_context>cwd=/repo</environment_context>"}]},
+                      {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "List the files"}]}],
+            "tools": tools, "tool_choice": "auto", "parallel_tool_calls": False,
+            "reasoning": {"effort": "medium", "summary": "auto"}, "include": ["reasoning.encrypted_content"],
+            "prompt_cache_key": "0199-session"}
+    with wire.client() as http:
+        r = http.post(gw.base_url + "/responses", json=body, headers={"Authorization": f"Bearer {key[0]}"})
+    assert r.status_code == 200, r.text
+    events = sse_events(r.content)
+    done = [d for _, d in events if d["type"] == "response.output_item.done"]
+    assert done and done[0]["item"]["type"] == "function_call" and done[0]["item"]["name"] in ("shell", "update_plan")
+    completed = events[-1][1]
+    assert completed["type"] == "response.completed" and completed["response"]["usage"]["cost"] > 0
+    sent = oai_requests(fakes)[-1]
+    assert [m["role"] for m in sent["messages"]] == ["system", "system", "user"]
+    assert sent["messages"][2]["content"] == [{"type": "text", "text": "List the files"}]
+    assert [t["function"]["name"] for t in sent["tools"]] == ["shell", "update_plan"]
+    assert sent["parallel_tool_calls"] is False and sent["prompt_cache_key"] == "0199-session"
+    assert "reasoning" not in sent and "include" not in sent
