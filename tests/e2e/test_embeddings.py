@@ -143,3 +143,12 @@ def test_metrics_count_requests_by_route(gw, key, client):
     import urllib.request
     text = urllib.request.urlopen(gw.url + "/metrics").read().decode()
     assert 'routerone_route_requests_total{route="embeddings",status="200"} 1.0' in text
+
+
+def test_large_gemini_batch_is_split_and_reassembled(gw, key, client, fakes):
+    texts = [f"sentence number {i}" for i in range(230)]
+    resp = client.embeddings.create(model=GEM, input=texts, dimensions=4)
+    assert len(resp.data) == 230
+    for i in (0, 99, 100, 229):
+        assert np.allclose(resp.data[i].embedding, fake_vector(texts[i], GEM, 4), atol=1e-6)
+    assert resp.usage.prompt_tokens == sum(count_text_tokens(t) for t in texts)

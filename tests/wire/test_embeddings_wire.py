@@ -12,7 +12,8 @@ import pytest
 from openai_schema import validate_openai
 from routerone.errors import InvalidRequest, UpstreamUnavailable
 from routerone.providers.base import Deployment, Vendor
-from routerone.providers.embeddings import build_embeddings_request, parse_embeddings_response
+from routerone.providers.embeddings import (GEMINI_BATCH_MAX, build_embeddings_request, build_embeddings_requests,
+                                            parse_embeddings_response)
 from routerone.wire.embeddings import parse_embeddings_request, render_embeddings
 
 FIXTURES = Path(__file__).parent / "fixtures" / "embeddings"
@@ -31,7 +32,7 @@ def test_upstream_request_and_response(name):
     up = build_embeddings_request(req, dep)
     assert up.url == fx["upstream_url"] and orjson.loads(up.body) == fx["upstream_body"]
     assert "sk-x" in up.headers.get("Authorization", "") or up.headers.get("x-goog-api-key") == "g-x"
-    vectors, tokens = parse_embeddings_response(orjson.dumps(fx["upstream_response"]), req, dep)
+    vectors, tokens = parse_embeddings_response(orjson.dumps(fx["upstream_response"]), len(req.inputs), dep)
     assert vectors == fx["vectors"] and tokens == fx["tokens"]
 
 
@@ -73,4 +74,13 @@ def test_a_short_or_malformed_upstream_answer_is_an_upstream_error():
     for body in (b'{"data": [{"index": 0, "embedding": [0.1]}]}', b'{"data": [{"embedding": "x"}, {"embedding": []}]}',
                  b"not json"):
         with pytest.raises(UpstreamUnavailable):
-            parse_embeddings_response(body, req, dep)
+            parse_embeddings_response(body, len(req.inputs), dep)
+
+
+def test_gemini_batches_are_split():
+    req = parse_embeddings_request(orjson.dumps({"model": "g", "input": [f"t{i}" for i in range(250)]}))
+    parts = build_embeddings_requests(req, Deployment("g", VENDORS["gemini"], "g"))
+    assert [n for _, n in parts] == [GEMINI_BATCH_MAX, GEMINI_BATCH_MAX, 50]
+    texts = [r["content"]["parts"][0]["text"] for up, _ in parts for r in orjson.loads(up.body)["requests"]]
+    assert texts == [f"t{i}" for i in range(250)]
+    assert len(build_embeddings_requests(req, Deployment("m", VENDORS["openai"], "m"))) == 1

@@ -3,12 +3,14 @@
 * OpenAI-compatible: `POST {base_url}/embeddings` with the input as given; vectors are always asked
   for as floats (not every compatible server speaks base64; Router One encodes them itself).
 * Gemini: `POST {base_url}/models/{model}:batchEmbedContents`, one `EmbedContentRequest` per input
-  text (`outputDimensionality` for `dimensions`); token-id input has no Gemini form (400). Gemini
+  text (`outputDimensionality` for `dimensions`), split into batches of GEMINI_BATCH_MAX sent side
+  by side; token-id input has no Gemini form (400). Gemini
   reports no token usage for embeddings, so the caller counts the input itself.
 Upstream errors go through each protocol's own error mapping (`adapter_for(...).map_error`).
 """
 from __future__ import annotations
 
+import dataclasses
 from urllib.parse import quote, urlencode
 
 import orjson
@@ -18,9 +20,22 @@ from ..wire.embeddings import EmbeddingsRequest
 from .base import Deployment, UpstreamRequest
 from .openai_compat import auth_headers
 
-__all__ = ["build_embeddings_request", "parse_embeddings_response", "EMBEDDING_PROTOCOLS"]
+__all__ = ["build_embeddings_requests", "build_embeddings_request", "parse_embeddings_response",
+           "EMBEDDING_PROTOCOLS", "GEMINI_BATCH_MAX"]
 
 EMBEDDING_PROTOCOLS = ("openai", "gemini")
+GEMINI_BATCH_MAX = 100      # batchEmbedContents refuses larger batches
+
+
+def build_embeddings_requests(req: EmbeddingsRequest, dep: Deployment) -> list[tuple[UpstreamRequest, int]]:
+    """The upstream calls for `req`, each with how many inputs it carries; their answers in order
+    give one vector per input (Gemini takes at most GEMINI_BATCH_MAX items per batch; OpenAI all
+    of Router One's MAX_INPUTS)."""
+    if dep.vendor.protocol != "gemini":
+        return [(build_embeddings_request(req, dep), len(req.inputs))]
+    step = GEMINI_BATCH_MAX
+    return [(build_embeddings_request(dataclasses.replace(req, inputs=req.inputs[i:i + step]), dep),
+             len(req.inputs[i:i + step])) for i in range(0, len(req.inputs), step)]
 
 
 def build_embeddings_request(req: EmbeddingsRequest, dep: Deployment) -> UpstreamRequest:
@@ -59,9 +74,10 @@ def _vector(v: object, dep: Deployment) -> list[float]:
     return v
 
 
-def parse_embeddings_response(body: bytes, req: EmbeddingsRequest,
+def parse_embeddings_response(body: bytes, n_inputs: int,
                               dep: Deployment) -> tuple[list[list[float]], int | None]:
-    """-> (one vector per input, in input order; the upstream's prompt token count or None)."""
+    """One upstream answer for `n_inputs` inputs -> (one vector per input, in input order; the
+    upstream's prompt token count or None)."""
     try:
         obj = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -70,15 +86,15 @@ def parse_embeddings_response(body: bytes, req: EmbeddingsRequest,
         raise _bad(dep, "an unexpected response")
     if dep.vendor.protocol == "gemini":
         items = obj.get("embeddings")
-        if not isinstance(items, list) or len(items) != len(req.inputs):
-            raise _bad(dep, f"{len(items) if isinstance(items, list) else 'no'} embeddings for {len(req.inputs)} inputs")
+        if not isinstance(items, list) or len(items) != n_inputs:
+            raise _bad(dep, f"{len(items) if isinstance(items, list) else 'no'} embeddings for {n_inputs} inputs")
         vectors = [_vector((e or {}).get("values") if isinstance(e, dict) else None, dep) for e in items]
         meta = obj.get("usageMetadata")
         tokens = meta.get("promptTokenCount") if isinstance(meta, dict) else None
         return vectors, tokens if isinstance(tokens, int) and tokens > 0 else None
     data = obj.get("data")
-    if not isinstance(data, list) or len(data) != len(req.inputs):
-        raise _bad(dep, f"{len(data) if isinstance(data, list) else 'no'} embeddings for {len(req.inputs)} inputs")
+    if not isinstance(data, list) or len(data) != n_inputs:
+        raise _bad(dep, f"{len(data) if isinstance(data, list) else 'no'} embeddings for {n_inputs} inputs")
     ordered = sorted(data, key=lambda e: e.get("index", 0) if isinstance(e, dict) else 0)
     vectors = [_vector(e.get("embedding") if isinstance(e, dict) else None, dep) for e in ordered]
     usage = obj.get("usage")

@@ -17,7 +17,7 @@ import time
 from ..embedding_catalog import EmbeddingModel
 from ..errors import CapabilityMismatch, InvalidRequest, ModelNotFound, PermissionDenied, RouterOneError
 from ..providers.adapters import adapter_for
-from ..providers.embeddings import build_embeddings_request, parse_embeddings_response
+from ..providers.embeddings import build_embeddings_requests, parse_embeddings_response
 from ..routing.base import Attempt, Plan
 from ..tokens import count_text_tokens, load_tokenizer
 from ..wire.chat import ChatRequest
@@ -99,16 +99,21 @@ class EmbeddingsService:
 
         async def send(call: Call, attempt: Attempt):
             dep = attempt.deployment
-            up = build_embeddings_request(req, dep)
+            ups = build_embeddings_requests(req, dep)
             t0 = time.perf_counter()
-            resp = await d.transport.send(up, provider=dep.vendor.name)
+            resps = await asyncio.gather(*(d.transport.send(up, provider=dep.vendor.name) for up, _ in ups))
             elapsed_ms = (time.perf_counter() - t0) * 1000
             call.upstream_ms += elapsed_ms
-            if resp.status >= 400:
-                raise adapter_for(dep.vendor.protocol).map_error(resp.status, resp.headers, resp.body, dep)
-            out = parse_embeddings_response(resp.body, req, dep)
+            vectors: list[list[float]] = []
+            tokens: int | None = 0
+            for (_, n), resp in zip(ups, resps):
+                if resp.status >= 400:
+                    raise adapter_for(dep.vendor.protocol).map_error(resp.status, resp.headers, resp.body, dep)
+                part, part_tokens = parse_embeddings_response(resp.body, n, dep)
+                vectors += part
+                tokens = None if tokens is None or part_tokens is None else tokens + part_tokens
             d.health.record_success(dep.id, ttft_ms=None, duration_ms=elapsed_ms, completion_tokens=0)
-            return out
+            return vectors, tokens
 
         attempt, (vectors, upstream_tokens) = await chat.run_attempts(call, send)
         tokens = upstream_tokens if upstream_tokens is not None else await self._count(req)

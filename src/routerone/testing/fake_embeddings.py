@@ -4,7 +4,7 @@ fake_openai) and Gemini's `models/{model}:batchEmbedContents` (dispatched by fak
 Vectors are deterministic (seeded by the input text and model) and unit length, so a test can
 check that the same text gives the same vector and that inputs kept their order. Requests are
 checked as the real APIs check them (OpenAI: `CreateEmbeddingRequest`; Gemini: the batch's
-`model` on every item, text parts only) and recorded in the fake's `requests` list. A
+`model` on every item, text parts only, at most 100 items) and recorded in the fake's `requests` list. A
 `[[error:NNN]]` directive in the first input answers with that status.
 """
 from __future__ import annotations
@@ -22,6 +22,7 @@ __all__ = ["fake_vector", "openai_embeddings", "gemini_batch_embed", "OPENAI_DIM
 
 OPENAI_DIMENSIONS = {"text-embedding-3-small": 1536, "text-embedding-3-large": 3072, "text-embedding-ada-002": 1536}
 GEMINI_DIMENSIONS = 3072
+GEMINI_BATCH_MAX = 100
 _ERROR = re.compile(r"\[\[error:(\d+)\]\]")
 
 
@@ -73,6 +74,9 @@ def gemini_batch_embed(model: str, body: object) -> web.Response:
     reqs = body.get("requests") if isinstance(body, dict) else None
     if not isinstance(reqs, list) or not reqs:
         return _google_error(400, "* BatchEmbedContentsRequest.requests: at least one request is required")
+    if len(reqs) > GEMINI_BATCH_MAX:
+        return _google_error(400, f"* BatchEmbedContentsRequest.requests: at most {GEMINI_BATCH_MAX} requests "
+                                  "can be in one batch")
     out = []
     for i, r in enumerate(reqs):
         if not isinstance(r, dict) or r.get("model") != f"models/{model}":
