@@ -241,3 +241,14 @@ def test_codex_shaped_request(gw, key, wire, fakes):
     assert [t["function"]["name"] for t in sent["tools"]] == ["shell", "update_plan"]
     assert sent["parallel_tool_calls"] is False and sent["prompt_cache_key"] == "0199-session"
     assert "reasoning" not in sent and "include" not in sent
+
+
+def test_a_store_failure_still_returns_the_paid_answer(gw, key, client):
+    import sqlite3
+    db = sqlite3.connect(gw.settings.database_url.removeprefix("sqlite:///"))
+    db.execute("DROP TABLE responses")        # the next write fails
+    db.commit()
+    db.close()
+    resp = client.responses.create(model="gpt-4o", input="hi")
+    assert resp.status == "completed" and resp.output_text
+    assert gw.account(key[1])["balance_micros"] < 10_000_000

@@ -8,6 +8,7 @@ response; `store: false` skips it.
 """
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 
@@ -24,6 +25,7 @@ from .chat import ChatService
 from .overhead import add_overhead
 
 __all__ = ["ResponsesService", "ResponsesReply"]
+log = logging.getLogger("routerone.responses")
 
 
 @dataclass(slots=True)
@@ -59,10 +61,18 @@ class ResponsesService:
                                          parse=lambda _raw: responses_to_chat(body, prior))
 
         async def save(resp: dict) -> None:
-            if body.get("store", True) is not False:
+            """A store failure does not take the answer away from a caller who has paid for it: the
+            response is returned (and logged as not stored); a later previous_response_id finds
+            nothing and gets a 404."""
+            if body.get("store", True) is False:
+                return
+            try:
                 await self.store.put_response(StoredResponse(
                     response_id, auth.account.id, auth.key.id, float(created_at), orjson.dumps(resp).decode(),
                     orjson.dumps(context_items(prior, body, resp)).decode()))
+            except Exception:  # noqa: BLE001
+                log.warning("response %s was not stored", response_id, exc_info=True,
+                            extra={"request_id": request_id})
 
         if reply.stream is not None:
             shell = response_shell(body, response_id, created_at, body.get("model") or "")
