@@ -340,13 +340,15 @@ def test_auto_and_fallback_headers(gw, key, wire, fakes):
 
 @pytest.fixture
 def paced_gw(gateway, monkeypatch):
-    """A gateway whose only upstream is an OpenAI-compatible fake pausing 250 ms between chunks,
-    with Router One's silence pings every 50 ms."""
+    """A gateway on an OpenAI-compatible fake pausing 250 ms between chunks and an Anthropic fake
+    pausing 100 ms between events (neither pinging), with Router One's silence pings every 50 ms."""
     from routerone.http import messages as messages_route
     monkeypatch.setattr(messages_route, "PING_INTERVAL_S", 0.05)
     with ThreadedServer(lambda: fake_openai.make_app(api_key=OAI_KEY, natural_length=True,
-                                                     chunk_interval_ms=250, reply_tokens=4)) as slow:
-        yield gateway(providers={"openai": (slow.url + "/v1", OAI_KEY)}, max_retries=0, stream_hold_ms=0)
+                                                     chunk_interval_ms=250, reply_tokens=4)) as slow, \
+            serve_fake_anthropic(api_key=ANT_KEY, chunk_interval_ms=100, ping=False) as slow_ant:
+        yield gateway(providers={"openai": (slow.url + "/v1", OAI_KEY), "anthropic": (slow_ant.url, ANT_KEY)},
+                      max_retries=0, stream_hold_ms=0)
 
 
 def test_pings_fill_upstream_silences(paced_gw, wire):
@@ -398,3 +400,30 @@ def test_model_allowlist_applies(gw, wire, fakes):
     assert info.value.body["error"]["type"] == "permission_error"
     assert only_gpt.messages.create(model=GPT, max_tokens=16, messages=HELLO).content[0].text
     assert not fakes["anthropic"].requests
+
+
+def _assert_error_ended(gw, account, r) -> None:
+    names = [n for n, _ in sse_events(r.content)]
+    assert names[0] == "message_start" and names[-1] == "error" and "message_stop" not in names
+    assert "content_block_delta" in names
+    rows = wait_usage_rows(gw, account, 1)
+    assert rows[0]["protocol"] == "messages" and rows[0]["status"] >= 500 and rows[0]["cost_micros"] > 0
+
+
+def test_mid_stream_failure_pass_through(paced_gw, wire):
+    key, account = paced_gw.new_key()
+    with wire.client() as http:
+        r = http.post(paced_gw.url + "/v1/messages", headers={"x-api-key": key},
+                      json={"model": SONNET, "max_tokens": 64, "stream": True,
+                            "messages": [{"role": "user", "content": "Say hello [[stream_error:2]]"}]})
+    _assert_error_ended(paced_gw, account, r)
+    assert sse_events(r.content)[-1][1]["error"]["type"] == "overloaded_error"
+
+
+def test_mid_stream_failure_translated(paced_gw, wire):
+    key, account = paced_gw.new_key()
+    with wire.client() as http:
+        r = http.post(paced_gw.url + "/v1/messages", headers={"x-api-key": key},
+                      json={"model": GPT, "max_tokens": 64, "stream": True,
+                            "messages": [{"role": "user", "content": "Say hello [[stream_error:2]]"}]})
+    _assert_error_ended(paced_gw, account, r)

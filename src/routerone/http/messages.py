@@ -25,7 +25,7 @@ __all__ = ["add_messages_routes"]
 
 IMAGE_TOKENS = 1000   # as the chat pipeline estimates an image
 PING = b'event: ping\ndata: {"type": "ping"}\n\n'
-PING_INTERVAL_S = 15.0   # during upstream silences (Claude Code gives up after 300 s without a byte)
+PING_INTERVAL_S = 15.0   # during upstream silences after message_start (Claude Code gives up after 300 s)
 
 
 def anthropic_error(exc: BaseException, request_id: str) -> web.Response:
@@ -57,7 +57,8 @@ async def messages(request: web.Request) -> web.StreamResponse:
         body = orjson.dumps(completion_to_message(orjson.loads(reply.body)))
         add_overhead(reply.headers, t0)
         return web.Response(body=body, headers=reply.headers, content_type="application/json")
-    return await relay_stream(request, reply, MessagesStreamEncoder().feed, ping=PING,
+    encoder = MessagesStreamEncoder()
+    return await relay_stream(request, reply, encoder.feed, ping=lambda: PING if encoder.started else b"",
                               ping_interval_s=PING_INTERVAL_S)
 
 

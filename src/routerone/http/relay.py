@@ -26,11 +26,11 @@ async def authenticate(request: web.Request, *, x_api_key: bool = False) -> Auth
 
 async def relay_stream(request: web.Request, reply: Reply, encode: Callable[[bytes], bytes],
                        before_last: Callable[[], Awaitable[bytes]] | None = None, *,
-                       ping: bytes | None = None, ping_interval_s: float = 15.0) -> web.StreamResponse:
+                       ping: Callable[[], bytes] | None = None, ping_interval_s: float = 15.0) -> web.StreamResponse:
     """Write the pipeline's stream as `encode` renders it. `before_last` runs before the final
     bytes go out (Responses stores the finished response there, so a client that reads the last
     event and at once sends `previous_response_id` finds it) and may add bytes of its own. With
-    `ping`, those bytes are written whenever the upstream is silent for `ping_interval_s` (Claude
+    `ping`, what it returns is written whenever the upstream is silent for `ping_interval_s` (Claude
     Code gives up on a stream after 300 s without a byte; upstreams other than Anthropic never ping)."""
     stream = reply.stream
     assert stream is not None
@@ -49,7 +49,9 @@ async def relay_stream(request: web.Request, reply: Reply, encode: Callable[[byt
             else:
                 pending = asyncio.ensure_future(it.__anext__())
                 while not (await asyncio.wait((pending,), timeout=ping_interval_s))[0]:
-                    await resp.write(ping)
+                    beat = ping()
+                    if beat:
+                        await resp.write(beat)
                 done, pending = pending, None
                 try:
                     data = done.result()
