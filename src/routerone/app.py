@@ -9,6 +9,7 @@ from aiohttp import web
 from .catalog import Catalog, load_catalog
 from .errors import MethodNotAllowed, NotFound, PayloadTooLarge, RouterOneError
 from .http.admin import add_admin_routes
+from .http.protocols import add_protocol_routes
 from .http.readiness import Readiness, add_readiness_routes
 from .http.render import error_response
 from .http.routes import REQUEST_IDS, add_routes, client_request_id, new_request_id
@@ -110,6 +111,7 @@ def create_app(settings: Settings, *, store: Store | None = None, limiter: Limit
     add_admin_routes(app)
     add_readiness_routes(app, Readiness(store, limiter, limiter_required=(
         getattr(limiter, "failure_policy", None) == "closed")))
+    add_protocol_routes(app)       # /v1/messages, /v1/responses, /v1/embeddings
     if catalog.vendors["demo"].configured:
         fake_openai.add_routes(app, "/demo/v1", fake_openai.FakeOptions(demo=True))
 

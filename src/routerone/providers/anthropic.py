@@ -20,11 +20,16 @@ from .anthropic_request import DEFAULT_MAX_TOKENS, build_messages_body
 from .anthropic_response import error_from_anthropic, message_to_completion, usage_from_anthropic
 from .anthropic_stream import AnthropicStream
 from .base import Deployment, ProviderResult, UpstreamRequest
-from .openai_compat import auth_headers
+from .openai_compat import ROUTER_ONLY_FIELDS, auth_headers
 
-__all__ = ["AnthropicAdapter", "ANTHROPIC_VERSION", "messages_url"]
+__all__ = ["AnthropicAdapter", "ANTHROPIC_VERSION", "messages_url", "passes_through"]
 
 ANTHROPIC_VERSION = "2023-06-01"
+
+
+def passes_through(req: ChatRequest | None) -> bool:
+    """The request arrived as Anthropic Messages: send its own body, relay the upstream's events."""
+    return req is not None and req.protocol == "messages" and req.native is not None
 
 
 def messages_url(dep: Deployment) -> str:
@@ -46,9 +51,29 @@ class AnthropicAdapter:
         self.default_max_tokens = default_max_tokens
 
     def build_request(self, req: ChatRequest, dep: Deployment, *, stream: bool) -> UpstreamRequest:
+        headers = auth_headers(dep)
+        if passes_through(req):
+            return self._pass_through(req, dep, headers, stream=stream)
         body = build_messages_body(req, dep.upstream_model, stream=stream,
                                    default_max_tokens=self.default_max_tokens)
-        headers = auth_headers(dep)
+        headers.setdefault("anthropic-version", ANTHROPIC_VERSION)
+        return UpstreamRequest(messages_url(dep), headers, orjson.dumps(body))
+
+    @staticmethod
+    def _pass_through(req: ChatRequest, dep: Deployment, headers: dict, *, stream: bool) -> UpstreamRequest:
+        """A /v1/messages request goes upstream as the client sent it (model replaced), with its
+        anthropic-version and anthropic-beta headers: cache_control, thinking signatures, server
+        tools and beta fields survive, which a round trip through the chat shape would lose."""
+        native = req.native or {}
+        body = dict(native.get("body") or {})
+        body["model"] = dep.upstream_model
+        for key in ROUTER_ONLY_FIELDS:      # Router One's own (fallback models, strategy)
+            body.pop(key, None)
+        if stream:
+            body["stream"] = True
+        else:
+            body.pop("stream", None)
+        headers.update(native.get("headers") or {})
         headers.setdefault("anthropic-version", ANTHROPIC_VERSION)
         return UpstreamRequest(messages_url(dep), headers, orjson.dumps(body))
 
@@ -59,10 +84,10 @@ class AnthropicAdapter:
             raise UpstreamUnavailable("upstream returned a body that is not JSON", provider=dep.vendor.name) from None
         if not isinstance(msg, dict) or msg.get("type") != "message" or not isinstance(msg.get("content"), list):
             raise UpstreamUnavailable("upstream returned an unexpected response", provider=dep.vendor.name)
-        return ProviderResult(message_to_completion(msg), usage_from_anthropic(msg.get("usage")))
+        return ProviderResult(message_to_completion(msg), usage_from_anthropic(msg.get("usage")), native=msg)
 
     def stream_translator(self, req: ChatRequest, dep: Deployment) -> AnthropicStream:
-        return AnthropicStream(provider=dep.vendor.name)
+        return AnthropicStream(provider=dep.vendor.name, native=passes_through(req))
 
     def map_error(self, status: int, headers: Mapping[str, str], body: bytes,
                   dep: Deployment) -> UpstreamError:

@@ -35,9 +35,11 @@ class AnthropicStream:
     """One translator per upstream stream. `usage` is None until `message_start` arrives."""
 
     __slots__ = ("usage", "done", "_provider", "_id", "_model", "_created", "_blocks", "_tool_count",
-                 "_usage_raw", "_finished")
+                 "_usage_raw", "_finished", "_native")
 
-    def __init__(self, provider: str = "anthropic") -> None:
+    def __init__(self, provider: str = "anthropic", *, native: bool = False) -> None:
+        """`native`: attach each upstream event to the chunks it produced (`_native`; a chunk with
+        no choices when it produced none), for /v1/messages pass-through."""
         self.usage: Usage | None = None
         self.done = False
         self._provider = provider
@@ -46,6 +48,7 @@ class AnthropicStream:
         self._tool_count = 0
         self._usage_raw: dict = {}
         self._finished = False
+        self._native = native
 
     def feed(self, event: SSEEvent) -> list[dict]:
         try:
@@ -56,7 +59,13 @@ class AnthropicStream:
             raise UpstreamUnavailable("upstream sent a malformed stream event", provider=self._provider)
         kind = data.get("type") or event.event
         handler = getattr(self, f"_on_{kind}", None) if isinstance(kind, str) else None
-        return handler(data) if handler is not None else []
+        chunks = handler(data) if handler is not None else []
+        if self._native:
+            if chunks:
+                chunks[-1]["_native"] = data
+            else:
+                chunks = [{"choices": [], "_native": data}]
+        return chunks
 
     # -- chunk helpers -----------------------------------------------------------------------
     def _chunk(self, delta: dict, finish: str | None = None) -> dict:

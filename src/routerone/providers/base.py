@@ -64,9 +64,11 @@ class UpstreamRequest:
 
 @dataclass(slots=True)
 class ProviderResult:
-    """A non-streamed answer translated to OpenAI: the response object and its usage."""
+    """A non-streamed answer translated to OpenAI: the response object and its usage; `native` is
+    the upstream's own body when it speaks the client's protocol (Anthropic pass-through)."""
     response: dict
     usage: Usage | None
+    native: dict | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,16 +9,18 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from typing import Callable
 
 import orjson
 
 from ..errors import RateLimited, RouterOneError, UpstreamError, UpstreamRateLimited
 from ..limits.base import LimitRule, LimitTicket
+from ..observability.route_metrics import RouteCounter
 from ..providers.adapters import adapter_for
 from ..routing.base import Attempt
 from ..store.base import UsageRecord
 from ..tokens import count_prompt_tokens, load_tokenizer, needs_tokenizer
-from ..wire.chat import parse_chat_request
+from ..wire.chat import ChatRequest, parse_chat_request
 from ..wire.types import Usage
 from .auth import AuthContext
 from .call import Call, ChatDeps, Reply
@@ -33,16 +35,21 @@ class ChatService:
     def __init__(self, deps: ChatDeps) -> None:
         self.d = deps
         self.background: set[asyncio.Task] = set()
+        self.routes = RouteCounter(deps.metrics.registry) if deps.metrics is not None else None
 
     # -- the pipeline ---------------------------------------------------------------------------
     async def complete(self, raw: bytes, *, auth: AuthContext, request_id: str | None = None,
-                       echo_id: str | None = None, strategy_header: str | None = None) -> Reply:
+                       echo_id: str | None = None, strategy_header: str | None = None,
+                       parse: Callable[[bytes], ChatRequest] = parse_chat_request,
+                       protocol: str = "chat") -> Reply:
         """`request_id` must be unique (it keys the billing hold); `echo_id` is what the
-        response's x-request-id says (the caller's own id when it sent one)."""
+        response's x-request-id says (the caller's own id when it sent one). `parse` turns the
+        body into a ChatRequest: other client protocols (wire/messages.py, wire/responses.py)
+        pass their own translation, and the reply is then rendered back by their HTTP route."""
         started = time.perf_counter()
         request_id = request_id or f"req_{uuid.uuid4().hex}"
         try:
-            req = parse_chat_request(raw)
+            req = parse(raw)
             text = req.prompt_text()
             if needs_tokenizer(text):      # first long prompt: load the tokenizer off the event loop
                 await asyncio.to_thread(load_tokenizer)
@@ -53,7 +60,8 @@ class ChatService:
             worst_out = choices * max(req.max_tokens or a.model.output_cap for a in plan.attempts)
             ticket, limit_headers = await self._acquire_limits(auth, request_id, prompt_tokens + worst_out)
         except RouterOneError as exc:
-            self.refused(exc, request_id=request_id, echo_id=echo_id or request_id, auth=auth)
+            self.refused(exc, request_id=request_id, echo_id=echo_id or request_id, auth=auth,
+                         route=protocol)
             raise
         try:
             worst = max(a.model.price.worst_case_micros(prompt_tokens, choices * (req.max_tokens or a.model.output_cap),
@@ -63,7 +71,8 @@ class ChatService:
             if ticket:
                 await self.d.limiter.release(ticket, 0)
             if isinstance(exc, RouterOneError):
-                self.refused(exc, request_id=request_id, echo_id=echo_id or request_id, auth=auth)
+                self.refused(exc, request_id=request_id, echo_id=echo_id or request_id, auth=auth,
+                             route=req.protocol)
             raise
         call = Call(request_id, started, auth, req, plan, prompt_tokens, hold, ticket, limit_headers,
                     echo_id=echo_id or request_id)
@@ -98,6 +107,8 @@ class ChatService:
         resp["id"] = resp.get("id") or f"chatcmpl-{call.request_id}"
         resp["model"] = attempt.model.id
         resp["usage"] = {**usage.to_openai(), "cost": settlement.charged_micros / 1_000_000}
+        if result.native is not None and call.req.native is not None:
+            resp["_native"] = result.native   # the upstream spoke the client's protocol: its own body
         logs_text = self.d.request_log is not None and self.d.request_log.content
         await self.finish(call, attempt, usage, settlement.charged_micros, status=200,
                           completion_text=_choice_text(resp) if logs_text else None)
@@ -190,7 +201,8 @@ class ChatService:
             completion_tokens=u.completion_tokens, cached_tokens=u.cached_tokens, cost_micros=cost_micros,
             latency_ms=(time.perf_counter() - call.started) * 1000, ttft_ms=ttft_ms, status=status,
             error_type=error_type, stream=call.req.stream, created_at=time.time(),
-            route_reason=call.plan.reason[:500] or None, fallbacks=", ".join(call.tried)[:500] or None)
+            route_reason=call.plan.reason[:500] or None, fallbacks=", ".join(call.tried)[:500] or None,
+            protocol=call.req.protocol)
         self.d.usage.add(record)
         rl = self.d.request_log
         if rl is not None and rl.wants(status):
@@ -198,6 +210,7 @@ class ChatService:
                     completion=completion_text)
         m = self.d.metrics
         if m is not None:
+            self.routes.inc(call.req.protocol, status)
             m.record_request(attempt.model.id if attempt else "", attempt.deployment.vendor.name if attempt else "",
                              status, error_type, time.perf_counter() - call.started,
                              ttft_ms / 1000 if ttft_ms is not None else None, u.prompt_tokens,
@@ -205,11 +218,14 @@ class ChatService:
             if not call.req.stream and attempt is not None:
                 m.overhead.observe(max(0.0, time.perf_counter() - call.started - call.upstream_ms / 1000))
 
-    def refused(self, exc: RouterOneError, *, request_id: str, echo_id: str, auth: AuthContext | None = None) -> None:
+    def refused(self, exc: RouterOneError, *, request_id: str, echo_id: str, auth: AuthContext | None = None,
+                route: str = "chat") -> None:
         """A request refused before any upstream call (bad input, auth, limits, balance): counted in
-        routerone_rejections by error code, and logged (see observability.logs.RequestLog)."""
+        routerone_rejections by error code (and routerone_route_requests by route), and logged (see
+        observability.logs.RequestLog)."""
         if self.d.metrics is not None:
             self.d.metrics.rejections.labels(exc.code or exc.type).inc()
+            self.routes.inc(route, exc.status)
         rl = self.d.request_log
         if rl is not None and rl.wants(exc.status):
             rl.refused(request_id=request_id, echo_id=echo_id, status=exc.status, error_type=exc.code or exc.type,

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, Sequence
 
 __all__ = ["Account", "ApiKey", "Limits", "Reservation", "Settlement", "UsageRecord", "UsageQuery",
-           "Store", "NewKey", "LedgerEntry", "AuditEntry"]
+           "Store", "NewKey", "LedgerEntry", "AuditEntry", "StoredResponse"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,3 +207,24 @@ class Store(Protocol):
     # health
     async def ping(self) -> None:
         """One cheap round trip to the database (readiness); raises when it cannot be reached."""
+
+    # stored Responses-API responses (previous_response_id), always scoped to one account
+    async def put_response(self, r: "StoredResponse") -> None:
+        """Insert (or replace) a stored response."""
+    async def get_response(self, response_id: str, account_id: int) -> "StoredResponse | None":
+        """The response with this id if it belongs to `account_id`, else None."""
+    async def delete_response(self, response_id: str, account_id: int) -> bool:
+        """Delete it if it belongs to `account_id`; True when a row was deleted."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResponse:
+    """A Responses-API response kept for `previous_response_id` and GET/DELETE: `body` is the
+    Response object's JSON, `context` the JSON list of input and output items the next turn
+    continues from."""
+    id: str
+    account_id: int
+    key_id: int
+    created_at: float
+    body: str
+    context: str

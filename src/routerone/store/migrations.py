@@ -100,4 +100,15 @@ CREATE TABLE audit_log (
 CREATE INDEX audit_log_time ON audit_log(created_at);
 ALTER TABLE ledger ADD COLUMN actor TEXT NOT NULL DEFAULT '';
 """),
+    ("0006_responses", """
+CREATE TABLE responses (
+    id TEXT PRIMARY KEY,
+    account_id BIGINT NOT NULL,
+    key_id BIGINT NOT NULL,
+    created_at DOUBLE PRECISION NOT NULL,
+    body TEXT NOT NULL,
+    context TEXT NOT NULL
+);
+CREATE INDEX responses_account ON responses(account_id, created_at);
+"""),
 ]

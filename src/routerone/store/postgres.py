@@ -55,7 +55,7 @@ from . import postgres_sql as sql
 from . import rows
 from ..batching import Batcher
 from .base import (Account, ApiKey, AuditEntry, LedgerEntry, Limits, NewKey, Reservation, Settlement,
-                   UsagePage, UsageQuery, UsageRecord, UsageTotals)
+                   StoredResponse, UsagePage, UsageQuery, UsageRecord, UsageTotals)
 from .migrations import MIGRATIONS
 
 __all__ = ["PostgresStore"]
@@ -357,6 +357,24 @@ class PostgresStore:
     # -- health ---------------------------------------------------------------------------------
     async def ping(self) -> None:
         await (await self._db()).fetchval("SELECT 1")
+
+    async def put_response(self, r: StoredResponse) -> None:
+        await (await self._db()).execute(
+            "INSERT INTO responses (id, account_id, key_id, created_at, body, context) VALUES ($1, $2, $3, $4, $5, $6) "
+            "ON CONFLICT (id) DO UPDATE SET account_id = EXCLUDED.account_id, key_id = EXCLUDED.key_id, "
+            "created_at = EXCLUDED.created_at, body = EXCLUDED.body, context = EXCLUDED.context",
+            r.id, r.account_id, r.key_id, r.created_at, r.body, r.context)
+
+    async def get_response(self, response_id: str, account_id: int) -> StoredResponse | None:
+        row = await (await self._db()).fetchrow(
+            "SELECT id, account_id, key_id, created_at, body, context FROM responses WHERE id = $1 AND account_id = $2",
+            response_id, account_id)
+        return StoredResponse(*row) if row else None
+
+    async def delete_response(self, response_id: str, account_id: int) -> bool:
+        status = await (await self._db()).execute("DELETE FROM responses WHERE id = $1 AND account_id = $2",
+                                                  response_id, account_id)
+        return status.endswith(" 1")
 
 
 async def _bump(db: asyncpg.Connection) -> None:

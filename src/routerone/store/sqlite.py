@@ -27,7 +27,7 @@ from typing import Any, Callable, Sequence, TypeVar
 
 from . import rows
 from .base import (Account, ApiKey, AuditEntry, LedgerEntry, Limits, NewKey, Reservation, Settlement,
-                   UsagePage, UsageQuery, UsageRecord, UsageTotals)
+                   StoredResponse, UsagePage, UsageQuery, UsageRecord, UsageTotals)
 from .migrations import MIGRATIONS
 
 __all__ = ["SQLiteStore"]
@@ -366,6 +366,21 @@ class SQLiteStore:
     # -- health ---------------------------------------------------------------------------------
     async def ping(self) -> None:
         await self._run(lambda db: db.execute("SELECT 1").fetchone())
+
+    async def put_response(self, r: StoredResponse) -> None:
+        await self._tx(lambda db: db.execute(
+            "INSERT OR REPLACE INTO responses (id, account_id, key_id, created_at, body, context) "
+            "VALUES (?, ?, ?, ?, ?, ?)", (r.id, r.account_id, r.key_id, r.created_at, r.body, r.context)))
+
+    async def get_response(self, response_id: str, account_id: int) -> StoredResponse | None:
+        row = await self._run(lambda db: db.execute(
+            "SELECT id, account_id, key_id, created_at, body, context FROM responses "
+            "WHERE id = ? AND account_id = ?", (response_id, account_id)).fetchone())
+        return StoredResponse(*row) if row else None
+
+    async def delete_response(self, response_id: str, account_id: int) -> bool:
+        return await self._tx(lambda db: db.execute("DELETE FROM responses WHERE id = ? AND account_id = ?",
+                                                    (response_id, account_id)).rowcount > 0)
 
 
 def _run_batch(db: sqlite3.Connection, batch: list) -> list[tuple[asyncio.Future, bool, object]]:

@@ -37,6 +37,8 @@ from dataclasses import dataclass
 import orjson
 from aiohttp import web
 
+from .fake_embeddings import gemini_batch_embed
+
 from .fake_gemini_content import (check_request, google_error, last_user_text, reply_plan,
                                   response_events)
 from .threaded import ThreadedServer
@@ -92,7 +94,7 @@ FAKE = web.AppKey("fake_gemini", _Fake)
 async def _generate(request: web.Request) -> web.StreamResponse:
     fake = request.app[FAKE]
     model, _, method = request.match_info["target"].partition(":")
-    if method not in ("generateContent", "streamGenerateContent"):
+    if method not in ("generateContent", "streamGenerateContent", "batchEmbedContents"):
         return google_error(404, f"Method not found: {method}")
     denied = fake.auth_error(request)
     if denied is not None:
@@ -101,6 +103,9 @@ async def _generate(request: web.Request) -> web.StreamResponse:
         body = orjson.loads(await request.read())
     except orjson.JSONDecodeError:
         return google_error(400, "Invalid JSON payload received. Unexpected token.")
+    if method == "batchEmbedContents":
+        fake.requests.append({"model": model, "stream": False, "body": body, "api_key": request.headers.get("x-goog-api-key")})
+        return gemini_batch_embed(model, body)
     stream = method == "streamGenerateContent"
     fake.requests.append({"model": model, "stream": stream, "body": body,
                           "api_key": request.headers.get("x-goog-api-key")})

@@ -26,6 +26,7 @@ import orjson
 from aiohttp import web
 
 from ..tokens import count_text_tokens
+from . import fake_embeddings
 
 __all__ = ["FakeOptions", "make_app", "DEMO_NOTICE"]
 
@@ -42,6 +43,7 @@ class FakeOptions:
     reply_tokens: int = 12           # completion length when the caller sets no max_tokens
     api_key: str | None = None       # when set, requests must carry it as a bearer token
     demo: bool = False               # prefix replies with DEMO_NOTICE
+    natural_length: bool = False     # the reply is reply_tokens long, max_tokens only cuts it (as a model)
 
 
 def _last_user_text(messages: list) -> str:
@@ -93,6 +95,9 @@ class _Fake:
     def tokens(self, body: dict, d: dict) -> tuple[list[str], str]:
         limit = body.get("max_completion_tokens") or body.get("max_tokens")
         n = int(limit) if limit else d.get("words", self.opts.reply_tokens)
+        if self.opts.natural_length and limit:
+            natural = d.get("words", self.opts.reply_tokens)
+            n, limit = min(n, natural), (limit if int(limit) < natural else None)
         words = [(" " + DEMO_NOTICE) if self.opts.demo and i == 0 else _WORDS[i % len(_WORDS)] for i in range(n)]
         rf = body.get("response_format") or {}
         if rf.get("type") in ("json_object", "json_schema") and not limit:
@@ -216,6 +221,7 @@ def add_routes(app: web.Application, prefix: str, opts: FakeOptions) -> None:
     """Mount the fake under `prefix` (e.g. "/v1" standalone, "/demo/v1" inside Router One)."""
     app["fake"] = _Fake(opts)
     app.router.add_post(prefix + "/chat/completions", _chat)
+    app.router.add_post(prefix + "/embeddings", fake_embeddings.openai_embeddings)
     app.router.add_get(prefix + "/models", _models)
     app.router.add_post("/_control/faults" if prefix == "/v1" else prefix + "/_control/faults", _faults)
 

@@ -32,6 +32,10 @@ class ChatRequest:
     max_tokens: int | None = None           # max_completion_tokens or max_tokens, whichever is given
     fallback_models: list[str] = field(default_factory=list)   # OpenRouter-style `models: [...]`
     strategy: str | None = None             # per-request routing strategy (`route` body field)
+    # the client protocol this request arrived in (chat | messages | responses), and, for a protocol
+    # an upstream speaks natively (Anthropic messages), the caller's original body for pass-through
+    protocol: str = "chat"
+    native: dict[str, Any] | None = None
 
     @property
     def has_tools(self) -> bool:

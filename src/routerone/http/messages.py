@@ -1,0 +1,97 @@
+"""`POST /v1/messages` and `/v1/messages/count_tokens`: Anthropic's Messages API over the chat
+pipeline (wire/messages.py translates; an Anthropic upstream gets the body as sent). Errors are
+Anthropic-shaped; `x-api-key` or Bearer carry the Router One key."""
+from __future__ import annotations
+
+import asyncio
+import functools
+import time
+
+import orjson
+from aiohttp import web
+
+from ..catalog import AUTO_MODEL
+from ..errors import InvalidRequest, PermissionDenied, RouterOneError
+from ..services.overhead import add_overhead
+from ..tokens import MESSAGE_OVERHEAD_TOKENS, count_text_tokens, load_tokenizer
+from ..wire.chat import validate_body
+from ..wire.messages import completion_to_message, error_body, messages_to_chat, parse_messages_request
+from ..wire.messages_stream import MessagesStreamEncoder
+from .relay import authenticate, relay_stream
+from .routes import REQUEST_IDS, read_json_body
+from .runtime import RUNTIME
+
+__all__ = ["add_messages_routes"]
+
+IMAGE_TOKENS = 1000   # as the chat pipeline estimates an image
+PING = b'event: ping\ndata: {"type": "ping"}\n\n'
+PING_INTERVAL_S = 15.0   # during upstream silences after message_start (Claude Code gives up after 300 s)
+
+
+def anthropic_error(exc: BaseException, request_id: str) -> web.Response:
+    if not isinstance(exc, RouterOneError):
+        exc = RouterOneError()
+    headers = {**exc.headers, "x-request-id": request_id, "request-id": request_id}
+    return web.Response(body=error_body(exc, request_id), status=exc.status, headers=headers,
+                        content_type="application/json")
+
+
+async def messages(request: web.Request) -> web.StreamResponse:
+    rt = request.app[RUNTIME]
+    internal_id, rid = request[REQUEST_IDS]
+    try:
+        auth = await authenticate(request, x_api_key=True)
+        raw = await read_json_body(request)
+    except RouterOneError as exc:
+        rt.chat.refused(exc, request_id=internal_id, echo_id=rid, route="messages")
+        return anthropic_error(exc, rid)
+    parse = functools.partial(parse_messages_request, headers=request.headers)
+    try:
+        reply = await rt.chat.complete(raw, auth=auth, request_id=internal_id, echo_id=rid, parse=parse,
+                                       protocol="messages",
+                                       strategy_header=request.headers.get("x-routerone-strategy"))
+    except Exception as exc:  # noqa: BLE001 - every failure becomes a documented error body
+        return anthropic_error(exc, rid)
+    if reply.stream is None:
+        t0 = time.perf_counter()
+        body = orjson.dumps(completion_to_message(orjson.loads(reply.body)))
+        add_overhead(reply.headers, t0)
+        return web.Response(body=body, headers=reply.headers, content_type="application/json")
+    encoder = MessagesStreamEncoder()
+    return await relay_stream(request, reply, encoder.feed, ping=lambda: PING if encoder.started else b"",
+                              ping_interval_s=PING_INTERVAL_S)
+
+
+async def count_tokens(request: web.Request) -> web.Response:
+    """Router One's own count (o200k tokens of the prompt's text, tools included, plus per-message
+    framing and a flat estimate per image), with no upstream call: an estimate, as Claude Code
+    treats it, not the routed model's exact tokenizer."""
+    rt = request.app[RUNTIME]
+    _, rid = request[REQUEST_IDS]
+    try:
+        auth = await authenticate(request, x_api_key=True)
+        body = orjson.loads(await read_json_body(request))
+        if not isinstance(body, dict):
+            raise InvalidRequest("The request body must be a JSON object")
+        req = validate_body(messages_to_chat({"max_tokens": 1, **body}))
+        if req.model != AUTO_MODEL:
+            model = rt.catalog.resolve(req.model)
+            if auth.key.allowed_models and model.id not in auth.key.allowed_models:
+                raise PermissionDenied(f"This API key may not use the model '{model.id}'", param="model",
+                                       code="model_not_allowed")
+        text = req.prompt_text()
+        if text and load_tokenizer.cache_info().currsize == 0:
+            await asyncio.to_thread(load_tokenizer)      # ~1 s, once: never on the event loop
+        n = count_text_tokens(text) + MESSAGE_OVERHEAD_TOKENS * len(req.messages) + 3 \
+            + (IMAGE_TOKENS if req.has_images else 0)
+    except orjson.JSONDecodeError as exc:
+        return anthropic_error(InvalidRequest(f"The request body is not valid JSON: {exc}", code="invalid_json"), rid)
+    except Exception as exc:  # noqa: BLE001
+        return anthropic_error(exc, rid)
+    return web.Response(body=orjson.dumps({"input_tokens": n}), content_type="application/json",
+                        headers={"x-request-id": rid})
+
+
+def add_messages_routes(app: web.Application) -> None:
+    app.router.add_post("/v1/messages", messages)
+    app.router.add_post("/v1/messages/count_tokens", count_tokens)

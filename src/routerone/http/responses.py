@@ -1,0 +1,63 @@
+"""`POST /v1/responses`, `GET` and `DELETE /v1/responses/{id}` (OpenAI's Responses API; errors in
+the seed's shape, which is OpenAI's)."""
+from __future__ import annotations
+
+from aiohttp import web
+
+from ..errors import RouterOneError
+from ..services.responses import ResponsesService
+from .relay import authenticate, relay_stream
+from .render import error_response
+from .routes import REQUEST_IDS, read_json_body
+from .runtime import RUNTIME
+
+__all__ = ["add_responses_routes", "RESPONSES"]
+
+RESPONSES: web.AppKey[ResponsesService] = web.AppKey("routerone_responses", ResponsesService)
+
+
+async def create(request: web.Request) -> web.StreamResponse:
+    rt, svc = request.app[RUNTIME], request.app[RESPONSES]
+    internal_id, rid = request[REQUEST_IDS]
+    try:
+        auth = await authenticate(request)
+        raw = await read_json_body(request)
+    except RouterOneError as exc:
+        rt.chat.refused(exc, request_id=internal_id, echo_id=rid, route="responses")
+        return error_response(exc, rid)
+    try:
+        out = await svc.create(raw, auth=auth, request_id=internal_id, echo_id=rid,
+                               strategy_header=request.headers.get("x-routerone-strategy"))
+    except Exception as exc:  # noqa: BLE001 - every failure becomes a documented error body
+        return error_response(exc, rid)
+    if out.encoder is None:
+        return web.Response(body=out.body, headers=out.reply.headers, content_type="application/json")
+    return await relay_stream(request, out.reply, out.encoder.feed, before_last=out.finish_stream)
+
+
+async def _by_id(request: web.Request, method: str) -> web.Response:
+    svc = request.app[RESPONSES]
+    _, rid = request[REQUEST_IDS]
+    try:
+        auth = await authenticate(request)
+        op = svc.get if method == "get" else svc.delete
+        body = await op(request.match_info["id"], auth)
+    except Exception as exc:  # noqa: BLE001
+        return error_response(exc, rid)
+    return web.Response(body=body, content_type="application/json", headers={"x-request-id": rid})
+
+
+async def get(request: web.Request) -> web.Response:
+    return await _by_id(request, "get")
+
+
+async def delete(request: web.Request) -> web.Response:
+    return await _by_id(request, "delete")
+
+
+def add_responses_routes(app: web.Application) -> None:
+    rt = app[RUNTIME]
+    app[RESPONSES] = ResponsesService(rt.chat, rt.accounts.store)
+    app.router.add_post("/v1/responses", create)
+    app.router.add_get("/v1/responses/{id}", get)
+    app.router.add_delete("/v1/responses/{id}", delete)

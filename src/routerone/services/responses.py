@@ -1,0 +1,107 @@
+"""The Responses API over the chat pipeline: `previous_response_id` chains read from the store
+(scoped to the caller's account), the request translated (wire/responses.py), the answer rendered
+as a Response and, unless `store: false`, saved for the next turn and for GET/DELETE.
+
+A stored response is written before its reply (or its stream's last event) goes out, so a client
+that continues the chain at once always finds it. That write is one store round trip per stored
+response; `store: false` skips it.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import orjson
+
+from ..errors import NotFound, RouterOneError
+from ..store.base import Store, StoredResponse
+from ..wire.responses import (completion_to_response, context_items, new_response_id, parse_body,
+                              response_shell, responses_to_chat)
+from ..wire.responses_stream import ResponsesStreamEncoder
+from .auth import AuthContext
+from .call import Reply
+from .chat import ChatService
+from .overhead import add_overhead
+
+__all__ = ["ResponsesService", "ResponsesReply"]
+log = logging.getLogger("routerone.responses")
+
+
+@dataclass(slots=True)
+class ResponsesReply:
+    reply: Reply
+    body: bytes | None = None                              # the Response JSON (non-streamed)
+    encoder: ResponsesStreamEncoder | None = None          # streamed: renders the chat stream
+    _save: object = field(default=None, repr=False)
+
+    async def finish_stream(self) -> bytes:
+        """Before the stream's last bytes: store the finished response."""
+        if self._save is not None and self.encoder is not None and self.encoder.final is not None:
+            await self._save(self.encoder.final)      # type: ignore[operator]
+        return b""
+
+
+class ResponsesService:
+    def __init__(self, chat: ChatService, store: Store) -> None:
+        self.chat = chat
+        self.store = store
+
+    async def create(self, raw: bytes, *, auth: AuthContext, request_id: str, echo_id: str,
+                     strategy_header: str | None = None) -> ResponsesReply:
+        try:
+            body = parse_body(raw)
+            prior = await self._prior(body, auth)
+        except RouterOneError as exc:
+            self.chat.refused(exc, request_id=request_id, echo_id=echo_id, auth=auth, route="responses")
+            raise
+        response_id, created_at = new_response_id(), int(time.time())
+        reply = await self.chat.complete(raw, auth=auth, request_id=request_id, echo_id=echo_id,
+                                         strategy_header=strategy_header, protocol="responses",
+                                         parse=lambda _raw: responses_to_chat(body, prior))
+
+        async def save(resp: dict) -> None:
+            """A store failure does not take the answer away from a caller who has paid for it: the
+            response is returned (and logged as not stored); a later previous_response_id finds
+            nothing and gets a 404."""
+            if body.get("store", True) is False:
+                return
+            try:
+                await self.store.put_response(StoredResponse(
+                    response_id, auth.account.id, auth.key.id, float(created_at), orjson.dumps(resp).decode(),
+                    orjson.dumps(context_items(prior, body, resp)).decode()))
+            except Exception:  # noqa: BLE001
+                log.warning("response %s was not stored", response_id, exc_info=True,
+                            extra={"request_id": request_id})
+
+        if reply.stream is not None:
+            shell = response_shell(body, response_id, created_at, body.get("model") or "")
+            return ResponsesReply(reply, encoder=ResponsesStreamEncoder(shell), _save=save)
+        t0 = time.perf_counter()
+        resp = completion_to_response(orjson.loads(reply.body), body, response_id, created_at)
+        await save(resp)
+        out = orjson.dumps(resp)
+        add_overhead(reply.headers, t0)
+        return ResponsesReply(reply, body=out)
+
+    async def _prior(self, body: dict, auth: AuthContext) -> list[dict]:
+        prev_id = body.get("previous_response_id")
+        if not prev_id:
+            return []
+        prev = await self.store.get_response(prev_id, auth.account.id)
+        if prev is None:
+            raise NotFound(f"Previous response with id '{prev_id}' not found.", param="previous_response_id",
+                           code="previous_response_not_found")
+        return orjson.loads(prev.context)
+
+    async def get(self, response_id: str, auth: AuthContext) -> bytes:
+        stored = await self.store.get_response(response_id, auth.account.id)
+        if stored is None:
+            raise NotFound(f"Response with id '{response_id}' not found.", param="response_id")
+        return stored.body.encode()
+
+    async def delete(self, response_id: str, auth: AuthContext) -> bytes:
+        if not await self.store.delete_response(response_id, auth.account.id):
+            raise NotFound(f"Response with id '{response_id}' not found.", param="response_id")
+        return orjson.dumps({"id": response_id, "object": "response.deleted", "deleted": True})
+

@@ -1,0 +1,162 @@
+"""The chat pipeline's SSE stream -> Anthropic Messages SSE events (sans-I/O).
+
+`MessagesStreamEncoder.feed(data)` takes the bytes one write of the chat stream carries (whole
+`data: ...` events: chunks, the usage chunk with `cost`, an `{"error": ...}` event, `[DONE]`) and
+returns the Anthropic events for them, each with its `event:` line (the SDK dispatches on it):
+
+| chat stream                                  | Messages events                                          |
+|----------------------------------------------|----------------------------------------------------------|
+| first chunk                                  | message_start (empty content, usage so far), ping        |
+| `delta.content`                              | content_block_start text (once per run), text_delta      |
+| `delta.tool_calls[k]` with an id             | content_block_start tool_use {id, name, input: {}}       |
+| `delta.tool_calls[k].function.arguments`     | input_json_delta on that tool's block                    |
+| `finish_reason`                              | content_block_stop; the stop reason is kept              |
+| usage chunk                                  | kept for message_delta (with `usage.cost` in USD)        |
+| `[DONE]`                                     | message_delta {stop_reason, usage}, message_stop         |
+| `finish_reason: "error"` + `{"error": ...}`  | `error` event (Anthropic's error types)                  |
+
+Pass-through: when an Anthropic upstream served the request, each chunk carries the upstream's own
+event in `_native` (see providers/anthropic_stream.py); those are relayed as they came (thinking
+and signature deltas included), with the public model id in message_start and Router One's cost
+added to the final message_delta's usage (held back until the settled usage chunk arrives).
+"""
+from __future__ import annotations
+
+import orjson
+
+from .messages import STOP_REASONS, anthropic_usage, message_id
+
+__all__ = ["MessagesStreamEncoder", "sse_event"]
+
+# Router One error types/codes -> Anthropic error types, for errors raised after the 200
+_ERROR_TYPES = {"rate_limit_error": "rate_limit_error", "timeout_error": "timeout_error",
+                "invalid_request_error": "invalid_request_error", "authentication_error": "authentication_error",
+                "billing_error": "billing_error", "permission_error": "permission_error"}
+
+
+def sse_event(data: dict) -> bytes:
+    return b"event: " + data["type"].encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+
+
+class MessagesStreamEncoder:
+    def __init__(self) -> None:
+        self.started = False
+        self.finished = False
+        self._index = -1                  # index of the open content block (-1: none)
+        self._open = False
+        self._kind = ""
+        self._tools: dict[int, int] = {}  # chat tool_call index -> content block index
+        self._stop_reason = "end_turn"
+        self._usage: dict | None = None
+        self._held: list[dict] = []       # pass-through: message_delta / message_stop, until the cost
+        self._model = ""
+
+    def feed(self, data: bytes) -> bytes:
+        out: list[bytes] = []
+        for frame in data.split(b"\n\n"):
+            if frame.startswith(b"data: "):
+                self._payload(frame[6:], out)
+        return b"".join(out)
+
+    # -- one chat-stream event ------------------------------------------------------------------
+    def _payload(self, payload: bytes, out: list[bytes]) -> None:
+        if payload.startswith(b"[DONE]"):
+            self._done(out)
+            return
+        chunk = orjson.loads(payload)
+        if "error" in chunk and "choices" not in chunk:
+            self._error(chunk["error"], out)
+            return
+        native = chunk.get("_native")
+        if native is not None:
+            self._native(native, chunk, out)
+            return
+        if chunk.get("usage"):
+            self._usage = chunk["usage"]
+        if not self.started:
+            self._start(chunk, out)
+        for choice in chunk.get("choices") or ():
+            delta = choice.get("delta") or {}
+            if delta.get("content"):
+                if not self._open or self._kind != "text":
+                    self._new_block({"type": "text", "text": "", "citations": None}, "text", out)
+                out.append(sse_event({"type": "content_block_delta", "index": self._index,
+                                      "delta": {"type": "text_delta", "text": delta["content"]}}))
+            for tc in delta.get("tool_calls") or ():
+                self._tool_delta(tc, out)
+            finish = choice.get("finish_reason")
+            if finish and finish != "error":
+                self._close(out)
+                self._stop_reason = STOP_REASONS.get(finish, "end_turn")
+
+    def _start(self, chunk: dict, out: list[bytes]) -> None:
+        self.started = True
+        self._model = chunk.get("model") or ""
+        msg = {"id": message_id(str(chunk.get("id") or "")), "type": "message", "role": "assistant",
+               "content": [], "model": self._model, "stop_reason": None, "stop_sequence": None,
+               "stop_details": None, "usage": anthropic_usage(self._usage), "container": None}
+        out.append(sse_event({"type": "message_start", "message": msg}))
+        out.append(sse_event({"type": "ping"}))
+
+    def _new_block(self, block: dict, kind: str, out: list[bytes]) -> None:
+        self._close(out)
+        self._index += 1
+        self._open, self._kind = True, kind
+        out.append(sse_event({"type": "content_block_start", "index": self._index, "content_block": block}))
+
+    def _close(self, out: list[bytes]) -> None:
+        if self._open:
+            out.append(sse_event({"type": "content_block_stop", "index": self._index}))
+            self._open = False
+
+    def _tool_delta(self, tc: dict, out: list[bytes]) -> None:
+        k = tc.get("index", 0)
+        fn = tc.get("function") or {}
+        if tc.get("id") and k not in self._tools:
+            self._new_block({"type": "tool_use", "id": tc["id"], "name": fn.get("name") or "", "input": {},
+                             "caller": {"type": "direct"}}, "tool", out)
+            self._tools[k] = self._index
+        args = fn.get("arguments")
+        if args and k in self._tools:
+            out.append(sse_event({"type": "content_block_delta", "index": self._tools[k],
+                                  "delta": {"type": "input_json_delta", "partial_json": args}}))
+
+    def _done(self, out: list[bytes]) -> None:
+        if self.finished:
+            return
+        self.finished = True
+        if self._held:                       # pass-through: the upstream's own closing events
+            for ev in self._held:
+                if ev.get("type") == "message_delta" and self._usage and "cost" in self._usage:
+                    ev["usage"] = {**(ev.get("usage") or {}), "cost": self._usage["cost"]}
+                out.append(sse_event(ev))
+            return
+        if not self.started:
+            self._start({}, out)
+        self._close(out)
+        usage = anthropic_usage(self._usage)
+        for key in ("cache_creation", "inference_geo", "service_tier"):
+            usage.pop(key, None)            # not part of MessageDeltaUsage
+        out.append(sse_event({"type": "message_delta",
+                              "delta": {"stop_reason": self._stop_reason, "stop_sequence": None,
+                                        "stop_details": None, "container": None},
+                              "usage": usage}))
+        out.append(sse_event({"type": "message_stop"}))
+
+    def _error(self, error: dict, out: list[bytes]) -> None:
+        self.finished = True
+        kind = _ERROR_TYPES.get(str(error.get("type")), "api_error")
+        if error.get("code") in ("upstream_overloaded", "overloaded"):
+            kind = "overloaded_error"
+        message = str(error.get("message") or "The upstream stream failed")
+        out.append(sse_event({"type": "error", "error": {"type": kind, "message": message}, "request_id": None}))
+
+    def _native(self, ev: dict, chunk: dict, out: list[bytes]) -> None:
+        self.started = True
+        kind = ev.get("type")
+        if kind == "message_start" and isinstance(ev.get("message"), dict):
+            ev["message"]["model"] = chunk.get("model") or ev["message"].get("model")
+        if kind in ("message_delta", "message_stop"):
+            self._held.append(ev)
+            return
+        out.append(sse_event(ev))

@@ -1,0 +1,164 @@
+"""The chat pipeline's SSE stream -> Responses API streaming events (sans-I/O).
+
+Events are written as OpenAI sends them (`event: <type>` and `data: {...}` with a growing
+`sequence_number`):
+
+| chat stream                                  | Responses events                                            |
+|----------------------------------------------|-------------------------------------------------------------|
+| first chunk                                  | response.created, response.in_progress                      |
+| `delta.content` (first of a run)             | response.output_item.added (message), content_part.added    |
+| `delta.content`                              | response.output_text.delta                                  |
+| `delta.tool_calls[k]` with an id             | (text closed) response.output_item.added (function_call)    |
+| `delta.tool_calls[k].function.arguments`     | response.function_call_arguments.delta                      |
+| `finish_reason`                              | output_text.done / content_part.done / arguments.done /     |
+|                                              | output_item.done for every open item                        |
+| usage chunk, `[DONE]`                        | response.completed (or response.incomplete) with usage+cost |
+| `{"error": ...}`                             | response.failed (status failed, error {code, message})      |
+
+After `[DONE]` (or the error) `final` holds the finished Response object, for storing.
+"""
+from __future__ import annotations
+
+import orjson
+
+from .responses import finish, item_id
+
+__all__ = ["ResponsesStreamEncoder"]
+
+
+class ResponsesStreamEncoder:
+    def __init__(self, shell: dict) -> None:
+        self.resp = shell                       # the Response object being built
+        self.final: dict | None = None
+        self._seq = 0
+        self._text_item: dict | None = None     # the open message item
+        self._calls: dict[int, dict] = {}       # chat tool_call index -> function_call item
+        self._open_calls: list[int] = []
+        self._finish: str | None = None
+        self._usage: dict | None = None
+        self._started = False
+
+    def _event(self, out: list[bytes], data: dict) -> None:
+        data["sequence_number"] = self._seq
+        self._seq += 1
+        out.append(b"event: " + data["type"].encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n")
+
+    def feed(self, data: bytes) -> bytes:
+        out: list[bytes] = []
+        for frame in data.split(b"\n\n"):
+            if frame.startswith(b"data: "):
+                self._payload(frame[6:], out)
+        return b"".join(out)
+
+    def _payload(self, payload: bytes, out: list[bytes]) -> None:
+        if payload.startswith(b"[DONE]"):
+            self._done(out)
+            return
+        chunk = orjson.loads(payload)
+        if "error" in chunk and "choices" not in chunk:
+            self._failed(chunk["error"], out)
+            return
+        if not self._started:
+            self._start(chunk, out)
+        if chunk.get("usage"):
+            self._usage = chunk["usage"]
+        for choice in chunk.get("choices") or ():
+            delta = choice.get("delta") or {}
+            if delta.get("content"):
+                self._text(delta["content"], out)
+            for tc in delta.get("tool_calls") or ():
+                self._tool(tc, out)
+            if choice.get("finish_reason") and choice["finish_reason"] != "error":
+                self._finish = choice["finish_reason"]
+                self._close_all(out)
+
+    def _start(self, chunk: dict, out: list[bytes]) -> None:
+        self._started = True
+        if chunk.get("model"):
+            self.resp["model"] = chunk["model"]
+        self._event(out, {"type": "response.created", "response": dict(self.resp)})
+        self._event(out, {"type": "response.in_progress", "response": dict(self.resp)})
+
+    def _index(self, item: dict) -> int:
+        return self.resp["output"].index(item)
+
+    def _text(self, text: str, out: list[bytes]) -> None:
+        item = self._text_item
+        if item is None:
+            item = self._text_item = {"type": "message", "id": item_id("msg"), "status": "in_progress",
+                                      "role": "assistant", "content": []}
+            self.resp["output"].append(item)
+            idx = self._index(item)
+            self._event(out, {"type": "response.output_item.added", "output_index": idx, "item": dict(item, content=[])})
+            item["content"].append({"type": "output_text", "text": "", "annotations": [], "logprobs": []})
+            self._event(out, {"type": "response.content_part.added", "item_id": item["id"], "output_index": idx,
+                              "content_index": 0, "part": dict(item["content"][0])})
+        item["content"][0]["text"] += text
+        self._event(out, {"type": "response.output_text.delta", "item_id": item["id"],
+                          "output_index": self._index(item), "content_index": 0, "delta": text, "logprobs": []})
+
+    def _close_text(self, out: list[bytes]) -> None:
+        item = self._text_item
+        if item is None or item["status"] != "in_progress":
+            return
+        idx, part = self._index(item), item["content"][0]
+        self._event(out, {"type": "response.output_text.done", "item_id": item["id"], "output_index": idx,
+                          "content_index": 0, "text": part["text"], "logprobs": []})
+        self._event(out, {"type": "response.content_part.done", "item_id": item["id"], "output_index": idx,
+                          "content_index": 0, "part": dict(part)})
+        item["status"] = "completed"
+        self._event(out, {"type": "response.output_item.done", "output_index": idx, "item": item})
+
+    def _tool(self, tc: dict, out: list[bytes]) -> None:
+        k = tc.get("index", 0)
+        fn = tc.get("function") or {}
+        item = self._calls.get(k)
+        if item is None:
+            self._close_text(out)
+            item = self._calls[k] = {"type": "function_call", "id": item_id("fc"),
+                                     "call_id": tc.get("id") or item_id("call"), "name": fn.get("name") or "",
+                                     "arguments": "", "status": "in_progress"}
+            self.resp["output"].append(item)
+            self._open_calls.append(k)
+            self._event(out, {"type": "response.output_item.added", "output_index": self._index(item),
+                              "item": dict(item)})
+        if fn.get("arguments"):
+            item["arguments"] += fn["arguments"]
+            self._event(out, {"type": "response.function_call_arguments.delta", "item_id": item["id"],
+                              "output_index": self._index(item), "delta": fn["arguments"]})
+
+    def _close_all(self, out: list[bytes]) -> None:
+        self._close_text(out)
+        for k in self._open_calls:
+            item = self._calls[k]
+            idx = self._index(item)
+            self._event(out, {"type": "response.function_call_arguments.done", "item_id": item["id"],
+                              "output_index": idx, "name": item["name"], "arguments": item["arguments"]})
+            item["status"] = "completed"
+            self._event(out, {"type": "response.output_item.done", "output_index": idx, "item": dict(item)})
+        self._open_calls = []
+
+    def _done(self, out: list[bytes]) -> None:
+        if self.final is not None:
+            return
+        if not self._started:
+            self._start({}, out)
+        self._close_all(out)
+        resp = finish(self.resp, self._finish, self._usage)
+        self.final = resp
+        kind = "response.completed" if resp["status"] == "completed" else "response.incomplete"
+        self._event(out, {"type": kind, "response": resp})
+
+    def _failed(self, error: dict, out: list[bytes]) -> None:
+        if not self._started:
+            self._start({}, out)
+        resp = self.resp
+        resp["status"] = "failed"
+        code = error.get("code") if error.get("code") in _ERROR_CODES else "server_error"
+        resp["error"] = {"code": code, "message": str(error.get("message") or "The upstream stream failed")}
+        self.final = resp
+        self._event(out, {"type": "response.failed", "response": resp})
+
+
+# ResponseError.code's enum values Router One can meet mid-stream
+_ERROR_CODES = {"server_error", "rate_limit_exceeded", "invalid_prompt"}
