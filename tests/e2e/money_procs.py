@@ -8,6 +8,7 @@ Directives in the last user message:
     [[pace:MS]]      sleep MS milliseconds between stream events
     [[usage:N]]      report N completion tokens (negative with [[neg:1]])
     [[errnul:S]]     answer HTTP status S with an error whose code holds a NUL and control characters
+    [[nousage:1]]    end the stream normally but without a usage chunk (the gateway must count)
 """
 from __future__ import annotations
 
@@ -126,6 +127,9 @@ class MisbehavingUpstream(ThreadedServer):
                 request.transport.close()   # no finish, no usage: the gateway must count what it relayed
                 return resp
             await resp.write(event({}, "length" if not total else "stop"))
+            if d.get("nousage"):
+                await resp.write(b"data: [DONE]\n\n")
+                return resp
             chunk = {"id": cid, "object": "chat.completion.chunk", "created": 0, "model": model, "choices": [],
                      "usage": usage}
             await resp.write(b"data: " + orjson.dumps(chunk) + b"\n\n" + b"data: [DONE]\n\n")
