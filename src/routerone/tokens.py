@@ -19,7 +19,8 @@ from __future__ import annotations
 from functools import lru_cache
 
 __all__ = ["count_text_tokens", "count_prompt_tokens", "needs_tokenizer", "load_tokenizer",
-           "MESSAGE_OVERHEAD_TOKENS", "EXACT_COUNT_MIN_BYTES", "TokenCounter", "PIECE_CHARS"]
+           "MESSAGE_OVERHEAD_TOKENS", "EXACT_COUNT_MIN_BYTES", "TokenCounter", "PIECE_CHARS",
+           "tokenizer_loaded"]
 
 MESSAGE_OVERHEAD_TOKENS = 4    # role and separators per message, as OpenAI's counting guide does
 EXACT_COUNT_MIN_BYTES = 4096
@@ -38,6 +39,10 @@ def needs_tokenizer(text: str) -> bool:
     """True when counting `text` would load the tokenizer now (the caller may do it off-loop)."""
     return (load_tokenizer.cache_info().currsize == 0 and len(text) * 4 >= EXACT_COUNT_MIN_BYTES
             and len(text.encode()) >= EXACT_COUNT_MIN_BYTES)
+
+
+def tokenizer_loaded() -> bool:
+    return load_tokenizer.cache_info().currsize > 0
 
 
 def _count_piece(piece: str) -> int:
@@ -145,12 +150,18 @@ class TokenCounter:
         self._counted = 0
         self._bounding = False     # inside a stretch with no cut point: counting bytes until one
 
+    @property
+    def pending_chars(self) -> int:
+        return self._pending
+
     def add(self, text: str) -> None:
         if not text:
             return
         self._parts.append(text)
         self._pending += len(text)
-        if self._pending > 2 * PIECE_CHARS:
+        # until the tokenizer is loaded (the caller may load it off-loop, see needs_load) a little
+        # more is kept, so that loading it never has to happen in here unless a stream is long
+        if self._pending > 2 * PIECE_CHARS and (tokenizer_loaded() or self._pending > 8 * PIECE_CHARS):
             self._consume(final=False)
 
     def _consume(self, *, final: bool) -> None:

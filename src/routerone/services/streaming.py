@@ -29,7 +29,7 @@ from ..providers.base import StreamTranslator
 from ..providers.sse import SSEDecoder
 from ..providers.transport import UpstreamStream
 from ..routing.base import Attempt
-from ..tokens import TokenCounter
+from ..tokens import PIECE_CHARS, TokenCounter, load_tokenizer, tokenizer_loaded
 from ..wire.types import Usage
 from .call import Call, Reply
 
@@ -40,6 +40,7 @@ __all__ = ["open_stream", "ChatStream"]
 
 DONE = b"data: [DONE]\n\n"
 CLIENT_CLOSED_STATUS = 499   # nginx's "client closed request", for usage records and metrics
+_loading: list = []          # the tokenizer's background load, once started (see ChatStream._relayed)
 LOG_TEXT_CAP = 65_536        # characters of a streamed completion kept for the request log (log_content)
 
 
@@ -160,6 +161,9 @@ class ChatStream:
 
     def _relayed(self, text: str) -> None:
         self._counter.add(text)
+        if self._counter.pending_chars > PIECE_CHARS and not tokenizer_loaded() and not _loading:
+            # a long stream will need the tokenizer to keep its count bounded: load it off the loop
+            _loading.append(asyncio.get_running_loop().run_in_executor(None, load_tokenizer))
         if self._log_text is not None and self._log_chars < LOG_TEXT_CAP:
             self._log_text.append(text[:LOG_TEXT_CAP - self._log_chars])
             self._log_chars += len(self._log_text[-1])

@@ -18,6 +18,7 @@ __all__ = ["is_unavailable", "is_data_error"]
 # (admin shutdown, cannot connect now), 58 system error; 22 data exception, 23 integrity violation.
 _UNAVAILABLE_CLASSES = ("08", "53", "57", "58")
 _DATA_CLASSES = ("22", "23")
+_SQLITE_UNAVAILABLE = ("locked", "busy", "unable to open", "disk i/o", "readonly", "database or disk is full")
 
 
 def _sqlstate(exc: BaseException) -> str:
@@ -29,8 +30,8 @@ def is_unavailable(exc: BaseException) -> bool:
         return False
     if isinstance(exc, (OSError, asyncio.TimeoutError, TimeoutError, ConnectionError)):
         return True
-    if isinstance(exc, sqlite3.OperationalError):
-        return True
+    if isinstance(exc, sqlite3.OperationalError):    # not a SQL mistake ("no such table"): a 500 then
+        return any(w in str(exc).lower() for w in _SQLITE_UNAVAILABLE)
     if _sqlstate(exc)[:2] in _UNAVAILABLE_CLASSES:
         return True
     try:

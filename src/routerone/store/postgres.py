@@ -37,6 +37,12 @@ Durability. A synchronous COMMIT keeps the row locks until the WAL is flushed, s
   Setting SETTLE_FLUSH_BARRIER = False gives a plain one-round-trip synchronous settle batch instead.
 Every other transaction (credits, debits, keys, the expiry sweep) keeps synchronous commit.
 
+Usage rows. `settle_recorded` rides the same settle batcher: its item carries the request's usage
+record, and the batch's routine (ro_settle_record_many, postgres_sql.py) writes the usage rows of
+the items it settles in the same transaction, with the charge as their cost. A charge and its
+usage row are therefore committed (and flushed) together or not at all: a kill -9 cannot leave a
+charge without its row. Still one round trip per batch (plus the flush barrier).
+
 Migrations run under a session advisory lock keyed by the current schema, so processes starting
 together apply each migration once; each migration and its `_migrations` row commit together. The
 portable migrations (migrations.py) come first, then PostgreSQL's own (postgres_sql.PG_MIGRATIONS).

@@ -59,12 +59,16 @@ def clean_text(value: object, cap: int = TEXT_CAP) -> str | None:
     if value is None:
         return None
     s = value if isinstance(value, str) else str(value)
+    if len(s) <= cap and s.isascii() and s.isprintable():     # the usual case, at C speed
+        return s
     if len(s) > cap:
         s = s[:cap - 1] + "\u2026"
     return _UNSTORABLE.sub("\ufffd", s)
 
 
 def clamp_int(value: object, lo: int = 0, hi: int = BIGINT_MAX) -> int:
+    if type(value) is int and lo <= value <= hi:
+        return value
     try:
         v = int(value)  # type: ignore[call-overload]
     except (TypeError, ValueError, OverflowError):
@@ -73,6 +77,8 @@ def clamp_int(value: object, lo: int = 0, hi: int = BIGINT_MAX) -> int:
 
 
 def _finite(value: object, default: float | None = 0.0) -> float | None:
+    if type(value) is float and math.isfinite(value):
+        return value
     try:
         v = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
