@@ -8,6 +8,7 @@ Directives in the last user message:
     [[pace:MS]]      sleep MS milliseconds between stream events
     [[usage:N]]      report N completion tokens (negative with [[neg:1]])
     [[errnul:S]]     answer HTTP status S with an error whose code holds a NUL and control characters
+    [[badusage:1]]   report usage with a string, a 1e300 float and a details field that is not an object
     [[nousage:1]]    end the stream normally but without a usage chunk (the gateway must count)
 """
 from __future__ import annotations
@@ -91,6 +92,9 @@ class MisbehavingUpstream(ThreadedServer):
         n_out = int(body.get("max_tokens") or 5)
         completion = d.get("usage", n_out) * (-1 if d.get("neg") else 1)
         usage = {"prompt_tokens": 7, "completion_tokens": completion, "total_tokens": 7 + completion}
+        if d.get("badusage"):
+            usage = {"prompt_tokens": "lots", "completion_tokens": 1e300, "total_tokens": None,
+                     "prompt_tokens_details": "cached"}
         cid = f"chatcmpl-{uuid.uuid4().hex[:8]}"
         if not body.get("stream"):
             return web.json_response({

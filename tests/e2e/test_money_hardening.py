@@ -156,14 +156,16 @@ def test_bad_upstream_replies_never_stop_usage_recording(tmp_path: Path, upstrea
         assert negative.usage.completion_tokens == 0
         stream = list(ask("[[usage:3000000000]]", stream=True, stream_options={"include_usage": True}))
         assert stream[-1].usage.completion_tokens == 1_000_000_000
+        garbage = ask("[[badusage:1]]")                    # "lots", 1e300, a details string
+        assert (garbage.usage.prompt_tokens, garbage.usage.completion_tokens) == (0, 1_000_000_000)
         for i in range(20):
             ask(f"normal {i}")
-        rows = _assert_books_agree(gw, account_id, 25)
+        rows = _assert_books_agree(gw, account_id, 26)
         by_status = sorted(r.status for r in rows.values())
-        assert by_status[:23] == [200] * 23 and by_status[23] == 400 and by_status[24] >= 500
+        assert by_status[:24] == [200] * 24 and by_status[24] == 400 and by_status[25] >= 500
         # absurd usage costs at most the hold (5 tokens), never more
         assert sorted(r.cost_micros for r in rows.values() if r.completion_tokens == 1_000_000_000) == \
-            [5 * OUT_MICROS] * 2
+            [5 * OUT_MICROS] * 3
         assert all("\x00" not in (r.error_type or "") + (r.fallbacks or "") for r in rows.values())
         billing = gw.runtime.chat.d.billing
         assert billing.usage_flagged >= 3 and billing.uncharged_micros > 0
