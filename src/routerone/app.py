@@ -121,8 +121,8 @@ def create_app(settings: Settings, *, store: Store | None = None, limiter: Limit
 
     async def cleanup(app: web.Application) -> None:
         await chat.drain()
+        await billing.stop()       # its last pending settles may hand records to the usage writer
         await usage.stop()
-        await billing.stop()
         await auth.stop()
         await transport.close()
         await limiter.close()
