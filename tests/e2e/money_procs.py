@@ -6,6 +6,7 @@ Directives in the last user message:
     [[big:N]]        stream N characters of content (deltas of [[delta:D]] characters, default 4096)
     [[cut:1]]        ...then drop the connection (no finish_reason, no usage)
     [[pace:MS]]      sleep MS milliseconds between stream events
+    [[sleep:MS]]     sleep MS milliseconds before answering
     [[usage:N]]      report N completion tokens (negative with [[neg:1]])
     [[errnul:S]]     answer HTTP status S with an error whose code holds a NUL and control characters
     [[badusage:1]]   report usage with a string, a 1e300 float and a details field that is not an object
@@ -85,6 +86,8 @@ class MisbehavingUpstream(ThreadedServer):
         body = orjson.loads(await request.read())
         d = _directives(body)
         model = body.get("model", "fake")
+        if d.get("sleep"):
+            await asyncio.sleep(d["sleep"] / 1000)
         if "errnul" in d:
             err = {"error": {"message": "bad\x00thing", "type": "invalid_request_error",
                              "code": "bad\x00code\x1b[2J" + "z" * 3000}}

@@ -4,7 +4,8 @@ requests arrive, then comes back.
 
 - The stream whose settle fails does not end in a TCP reset: it ends with a `finish_reason:
   "error"` chunk, the usage chunk (with the cost) and an error event (code settle_pending).
-- Its hold is kept (this process does not sweep it even after its TTL) and the charge is written
+- A JSON request in flight is answered (200, with the cost it will be charged).
+- Their holds are kept (this process does not sweep it even after its TTL) and the charge is written
   once the database is back: ledger and balance equal what the client was told in usage.cost, and
   its usage row (with that cost) is there, exactly once.
 - New requests meanwhile get 503 api_error / service_unavailable with Retry-After (a cached key's
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx2
@@ -56,7 +58,13 @@ def test_database_unreachable_mid_stream_and_for_new_requests(tmp_path: Path) ->
                                        "max_tokens": 3}).status_code == 200
                 store = gw.runtime.chat.d.billing.store
 
-                # 1. a stream relaying while the database goes away
+                # 1. a JSON request and a stream in flight while the database goes away
+                pool = ThreadPoolExecutor(1)
+                calls = upstream.calls
+                slow_json = pool.submit(_post, gw, key, {"model": SMALL, "max_tokens": 7, "messages": [
+                    {"role": "user", "content": "slow [[sleep:1200]]"}]})
+                while upstream.calls == calls:                # it has reserved and is at the upstream
+                    time.sleep(0.01)
                 body = {"model": SMALL, "stream": True, "stream_options": {"include_usage": True}, "max_tokens": 20,
                         "messages": [{"role": "user", "content": "slow [[pace:100]]"}]}
                 with httpx2.Client(timeout=60) as http:
@@ -80,6 +88,13 @@ def test_database_unreachable_mid_stream_and_for_new_requests(tmp_path: Path) ->
                 assert told_micros == 20 * OUT_MICROS
                 assert parsed[-1]["error"]["code"] == "settle_pending" and parsed[-1]["error"]["type"] == "api_error"
                 assert events[-1] != "[DONE]"
+                # the JSON reply is delivered with the cost it will be charged (its settle is pending too)
+                json_reply = slow_json.result(30)
+                pool.shutdown()
+                assert json_reply.status_code == 200, json_reply.text
+                json_id = json_reply.headers["x-routerone-request-id"]
+                json_told = round(json_reply.json()["usage"]["cost"] * 1_000_000)
+                assert json_told == 7 * OUT_MICROS
 
                 # 2. new requests while it is down: 503 + Retry-After, for cached and uncached keys
                 for k in (key, fresh_key):
@@ -88,7 +103,7 @@ def test_database_unreachable_mid_stream_and_for_new_requests(tmp_path: Path) ->
                     assert r.json()["error"]["type"] == "api_error"
                     assert r.json()["error"]["code"] == "service_unavailable"
                     assert int(r.headers["Retry-After"]) >= 1
-                assert gw.runtime.chat.d.billing.pending_settles == 1
+                assert gw.runtime.chat.d.billing.pending_settles == 2
 
                 # 3. down for longer than the hold's TTL; this process must not release the hold
                 time.sleep(max(0.0, TTL_S + 1.0 - (time.monotonic() - t_down)))
@@ -100,7 +115,7 @@ def test_database_unreachable_mid_stream_and_for_new_requests(tmp_path: Path) ->
                 assert gw.runtime.chat.d.billing.pending_settles == 0, "the pending settle was never written"
                 charges = {e.request_id: -e.amount_micros for e in gw.call(store.ledger(account_id, 100))
                            if e.kind == "charge"}
-                assert charges[billed_as] == told_micros
+                assert charges[billed_as] == told_micros and charges[json_id] == json_told
                 rows = [r for r in gw.call(store.query_usage(UsageQuery(account_id=account_id, limit=100))).records
                         if r.request_id == billed_as]
                 assert len(rows) == 1 and rows[0].cost_micros == told_micros and rows[0].status == 200
