@@ -78,9 +78,9 @@ def create_app(settings: Settings, *, store: Store | None = None, limiter: Limit
     auth = Authenticator(store, cache_ttl_s=settings.auth_cache_ttl_s)
     defaults = Timeouts(settings.connect_timeout_s, settings.first_byte_timeout_s, settings.idle_timeout_s)
     transport = Transport(defaults, per_provider=catalog.timeouts(defaults))
-    billing = Billing(store, reservation_ttl_s=settings.reservation_ttl_s,
-                      sweep_interval_s=settings.reservation_sweep_interval_s)
     usage = UsageWriter(store, flush_interval_s=settings.usage_flush_interval_s, batch_size=settings.usage_batch_size)
+    billing = Billing(store, reservation_ttl_s=settings.reservation_ttl_s,
+                      sweep_interval_s=settings.reservation_sweep_interval_s, usage=usage)
     planner = Planner(catalog, health, make_strategies(), default_strategy=settings.routing_strategy,
                       willingness_to_pay=settings.willingness_to_pay, fallbacks=catalog.fallbacks)
     metrics = Metrics()
@@ -95,6 +95,12 @@ def create_app(settings: Settings, *, store: Store | None = None, limiter: Limit
                   lambda: billing.rejections)
     metrics.gauge("routerone_billing_uncharged_micros", "Usage cost beyond the reservation, not charged "
                   "(an upstream reported more usage than the worst case)", lambda: billing.uncharged_micros)
+    metrics.gauge("routerone_billing_usage_flagged", "Settlements whose upstream token counts were implausible "
+                  "(negative or above 1e9) and were corrected", lambda: billing.usage_flagged)
+    metrics.gauge("routerone_billing_pending_settles", "Settles waiting for the database (their holds are kept)",
+                  lambda: billing.pending_settles)
+    metrics.gauge("routerone_usage_rejects", "Usage rows the database refused (kept in usage_rejects)",
+                  lambda: usage.rejected)
     if hasattr(store, "round_trips"):      # PostgresStore: how well reserve/settle batch under load
         for op in ("reserve", "settle"):
             metrics.gauge(f"routerone_store_{op}_round_trips", f"Database round trips made for {op} batches",
@@ -129,9 +135,9 @@ def create_app(settings: Settings, *, store: Store | None = None, limiter: Limit
     async def cleanup(app: web.Application) -> None:
         await discovery.stop()
         await chat.drain()
+        await billing.stop()       # its last pending settles may hand records to the usage writer
         await usage.stop()
         await metrics.stop()
-        await billing.stop()
         await auth.stop()
         await transport.close()
         await limiter.close()

@@ -19,6 +19,7 @@
         ├── UpstreamAuthFailed           502 upstream_error / upstream_auth_failed (our config, not the caller's key)
         ├── UpstreamUnavailable          502/503 upstream_error / upstream_unavailable | overloaded
         └── UpstreamTimeout              504 timeout_error / upstream_timeout
+    ServiceUnavailable                   503 api_error / service_unavailable (+ Retry-After): our database
 
 The body is the seed's shape `{"error": {"message", "type", "code"}}` plus `param` (null unless a
 field is at fault), which also makes it OpenAI's `ErrorResponse`.
@@ -32,7 +33,7 @@ __all__ = [
     "ContextLengthExceeded", "PayloadTooLarge", "MethodNotAllowed", "AuthenticationFailed", "InsufficientBalance",
     "PermissionDenied", "ModelNotFound", "NotFound", "RateLimited", "UpstreamError",
     "UpstreamRateLimited", "UpstreamBadRequest", "UpstreamAuthFailed", "UpstreamUnavailable",
-    "UpstreamTimeout",
+    "UpstreamTimeout", "ServiceUnavailable",
 ]
 
 
@@ -181,3 +182,16 @@ class UpstreamTimeout(UpstreamError):
     type = "timeout_error"
     code = "upstream_timeout"
     default_message = "The upstream provider timed out"
+
+
+class ServiceUnavailable(RouterOneError):
+    """Router One's own database cannot be reached: nothing is wrong with the request, retry it."""
+    status = 503
+    type = "api_error"
+    code = "service_unavailable"
+    default_message = "Router One cannot reach its database right now; retry shortly"
+    retry_after_s = 2
+
+    def __init__(self, message: str | None = None, **kw) -> None:
+        super().__init__(message, **kw)
+        self.headers.setdefault("Retry-After", str(self.retry_after_s))

@@ -5,16 +5,28 @@ bytes >= tokens always, and the surplus is small in absolute terms and handed ba
 Prompts of EXACT_COUNT_MIN_BYTES or more are counted exactly with o200k (`bpe-openai`, which ships
 its encodings: no download). The tokenizer costs ~135 MB of memory and ~1 s to load, so it is
 loaded only when a long prompt (or an upstream that reports no usage) first needs it.
+
+Any size. `bpe-openai` refuses one input of 1,000,000 characters or more, or of more than 200,000
+tokens. Long texts are therefore counted in pieces of at most PIECE_CHARS characters, cut only where
+o200k's pre-tokenizer always starts a new token (a space between two letters, or after a newline
+before a letter), so the sum of the pieces' counts is exactly the count of the whole. A piece in
+which no such cut exists (a megabyte without a space, say) is bounded by its UTF-8 length instead:
+never an under-count, never an exception. `TokenCounter` does the same incrementally, for the text
+a stream relays, in memory bounded by PIECE_CHARS whatever the stream's length.
 """
 from __future__ import annotations
 
 from functools import lru_cache
 
 __all__ = ["count_text_tokens", "count_prompt_tokens", "needs_tokenizer", "load_tokenizer",
-           "MESSAGE_OVERHEAD_TOKENS", "EXACT_COUNT_MIN_BYTES"]
+           "MESSAGE_OVERHEAD_TOKENS", "EXACT_COUNT_MIN_BYTES", "TokenCounter", "PIECE_CHARS",
+           "tokenizer_loaded"]
 
 MESSAGE_OVERHEAD_TOKENS = 4    # role and separators per message, as OpenAI's counting guide does
 EXACT_COUNT_MIN_BYTES = 4096
+# A piece is at most this many characters: <= 4 bytes each, so <= 200,000 tokens (every token is at
+# least one byte), inside both of the tokenizer's limits.
+PIECE_CHARS = 50_000
 
 
 @lru_cache(maxsize=1)
@@ -29,12 +41,163 @@ def needs_tokenizer(text: str) -> bool:
             and len(text.encode()) >= EXACT_COUNT_MIN_BYTES)
 
 
+def tokenizer_loaded() -> bool:
+    return load_tokenizer.cache_info().currsize > 0
+
+
+def _count_piece(piece: str) -> int:
+    try:
+        # encode_ordinary: text that looks like a special token ("<|endoftext|>") is plain text here
+        return len(load_tokenizer().encode_ordinary(piece))
+    except ValueError:           # a limit of the tokenizer: bound it (tokens <= bytes)
+        return _bytes(piece)
+
+
+def _bytes(text: str) -> int:
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def _is_cut(text: str, i: int) -> bool:
+    """Does o200k's pre-tokenizer always start a token at text[i]? Yes before a space that sits
+    between two letters, and at a letter right after a newline: no pre-token spans either point
+    (letter runs stop at a space or newline; whitespace and punctuation runs stop at a letter; a
+    pre-token's optional leading character is never a newline), so counting the text on each side
+    separately gives exactly the count of the whole."""
+    if i <= 0 or i + 1 >= len(text):
+        return False
+    if text[i] == " ":
+        return text[i - 1].isalpha() and text[i + 1].isalpha()
+    return text[i - 1] == "\n" and text[i].isalpha()
+
+
+def _last_cut(text: str, lo: int, hi: int) -> int:
+    """The last cut point i with lo < i <= hi, or -1."""
+    best = -1
+    i = hi + 1
+    while True:   # spaces, right to left
+        i = text.rfind(" ", lo + 1, i)
+        if i < 0 or i <= best:
+            break
+        if _is_cut(text, i):
+            best = i
+            break
+    j = hi + 1
+    while True:   # newlines: the cut is the letter after one
+        j = text.rfind("\n", lo, j)
+        if j < 0 or j + 1 <= best:
+            break
+        if _is_cut(text, j + 1) and j + 1 <= hi:
+            best = j + 1
+            break
+    return best
+
+
+def _first_cut(text: str, lo: int) -> int:
+    """The first cut point i > lo, or -1."""
+    best = -1
+    i = lo
+    while True:
+        i = text.find(" ", i + 1)
+        if i < 0:
+            break
+        if _is_cut(text, i):
+            best = i
+            break
+    j = lo
+    while True:
+        j = text.find("\n", j)
+        if j < 0 or (best >= 0 and j + 1 >= best):
+            break
+        if j + 1 > lo and _is_cut(text, j + 1):
+            best = j + 1
+            break
+        j += 1
+    return best
+
+
 def count_text_tokens(text: str) -> int:
-    return len(load_tokenizer().encode(text)) if text else 0
+    """The exact o200k count of `text` when it has a cut point at least every PIECE_CHARS
+    characters (natural language does); else an upper bound (see the module docstring)."""
+    if not text:
+        return 0
+    if len(text) <= PIECE_CHARS:
+        return _count_piece(text)
+    c = TokenCounter()
+    c.add(text)
+    return c.total()
 
 
 def count_prompt_tokens(text: str, n_messages: int) -> int:
     """An upper-leaning count for a prompt: its text plus per-message framing."""
-    n_bytes = len(text.encode())
+    n_bytes = len(text.encode("utf-8", "surrogatepass"))
     body = count_text_tokens(text) if n_bytes >= EXACT_COUNT_MIN_BYTES else n_bytes
     return body + MESSAGE_OVERHEAD_TOKENS * n_messages + 3
+
+
+class TokenCounter:
+    """Counts text appended piece by piece (a stream's deltas) in bounded memory: text is kept only
+    until 2 * PIECE_CHARS characters are pending, then counted up to a cut point and dropped.
+    `total()` equals `count_text_tokens` of the whole text. Between two cut points further apart
+    than PIECE_CHARS (no spaces for 50,000 characters) the text is bounded by its UTF-8 length,
+    which is additive, so that too needs no memory. The tokenizer is loaded only once a stream has
+    relayed PIECE_CHARS characters (or at `total()`)."""
+
+    __slots__ = ("_parts", "_pending", "_counted", "_bounding")
+
+    def __init__(self) -> None:
+        self._parts: list[str] = []
+        self._pending = 0
+        self._counted = 0
+        self._bounding = False     # inside a stretch with no cut point: counting bytes until one
+
+    @property
+    def pending_chars(self) -> int:
+        return self._pending
+
+    def add(self, text: str) -> None:
+        if not text:
+            return
+        self._parts.append(text)
+        self._pending += len(text)
+        # until the tokenizer is loaded (the caller may load it off-loop, see needs_load) a little
+        # more is kept, so that loading it never has to happen in here unless a stream is long
+        if self._pending > 2 * PIECE_CHARS and (tokenizer_loaded() or self._pending > 8 * PIECE_CHARS):
+            self._consume(final=False)
+
+    def _consume(self, *, final: bool) -> None:
+        text = "".join(self._parts)
+        pos, n = 0, len(text)
+        while pos < n:
+            if self._bounding:
+                cut = _first_cut(text, pos)
+                if cut < 0:
+                    # no cut yet: bound what we have; keep one character, a cut's left neighbour
+                    end = n if final else n - 1
+                    self._counted += _bytes(text[pos:end])
+                    pos = end
+                    break
+                self._counted += _bytes(text[pos:cut])
+                pos, self._bounding = cut, False
+                continue
+            if n - pos <= PIECE_CHARS:
+                if final:
+                    self._counted += _count_piece(text[pos:])
+                    pos = n
+                break
+            cut = _last_cut(text, pos, pos + PIECE_CHARS)
+            if cut < 0:
+                self._bounding = True
+                continue
+            self._counted += _count_piece(text[pos:cut])
+            pos = cut
+        rest = text[pos:]
+        self._parts = [rest] if rest else []
+        self._pending = len(rest)
+
+    def total(self) -> int:
+        """The count of everything added so far (the counter can go on after)."""
+        saved = (list(self._parts), self._pending, self._counted, self._bounding)
+        self._consume(final=True)
+        total = self._counted
+        self._parts, self._pending, self._counted, self._bounding = saved
+        return total

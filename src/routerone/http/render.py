@@ -6,7 +6,8 @@ import logging
 import orjson
 from aiohttp import web
 
-from ..errors import RouterOneError
+from ..errors import RouterOneError, ServiceUnavailable
+from ..store.errors import is_unavailable
 
 __all__ = ["json_response", "error_response"]
 log = logging.getLogger("routerone.http")
@@ -19,8 +20,12 @@ def json_response(obj, status: int = 200, headers: dict[str, str] | None = None)
 
 def error_response(exc: BaseException, request_id: str | None = None) -> web.Response:
     if not isinstance(exc, RouterOneError):
-        log.exception("unhandled error", extra={"request_id": request_id}, exc_info=exc)
-        exc = RouterOneError()
+        if is_unavailable(exc):     # our database is down or unreachable: a 503 the client may retry
+            log.warning("database unavailable: %s: %s", type(exc).__name__, exc, extra={"request_id": request_id})
+            exc = ServiceUnavailable()
+        else:
+            log.exception("unhandled error", extra={"request_id": request_id}, exc_info=exc)
+            exc = RouterOneError()
     headers = dict(exc.headers)
     if request_id:
         headers["x-request-id"] = request_id

@@ -1,21 +1,56 @@
 """Reserve the worst case before a call, settle the real cost after (idempotent by request id),
-and sweep reservations whose request died."""
+and sweep reservations whose request died.
+
+A charge and its usage record cannot disagree: `settle(..., record=...)` hands the request's usage
+row to the store, which writes it in the settle's own transaction (Store.settle_recorded) with the
+charge as its cost. A released hold (`release`) writes its failure row the same way.
+
+What comes from upstreams is checked first (`sane_usage`): token counts that are negative are
+taken as 0, counts above MAX_REPORTED_TOKENS as that bound; either way the request is flagged (a
+warning and `usage_flagged`). The charge is then, as always, min(cost, hold): an absurd report
+costs the client at most the worst case it was reserved for, and the part beyond the hold is not
+charged but counted (`uncharged_micros`, exported as routerone_billing_uncharged_micros).
+
+A usage row that the database refuses (it should not happen after rows.usage_tuple, but a
+database may have its own limits) never blocks the charge: the settle is retried without it and
+the record goes to the usage writer's rejects (a log line, a metric, the usage_rejects table).
+
+Database unreachable at settle time: after a few quick retries the settle becomes *pending*: it
+is kept in memory and retried by the background task until the database answers; its hold stays,
+so it will charge exactly min(cost, hold), which is what the caller is told (Settlement.pending).
+While any settle is pending this process does not sweep expired holds (a pending settle's hold
+must not be released before it is charged). If another process sweeps the hold first, the late
+settle charges what the balance and the key's cap still cover (the store's "expired" rule). A
+process that dies with settles pending loses them (their holds expire unbilled): the count is
+exported (routerone_billing_pending_settles) and stop() tries once more before exiting.
+"""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..billing.prices import Price
-from ..errors import InsufficientBalance, PermissionDenied
-from ..store.base import Reservation, Settlement, Store
+from ..errors import InsufficientBalance, PermissionDenied, ServiceUnavailable
+from ..store.base import Reservation, Settlement, Store, UsageRecord
+from ..store.errors import is_data_error, is_unavailable
 from ..wire.types import Usage
 from .background import cancel_and_wait
 from .auth import AuthContext
 
-__all__ = ["Billing", "Hold"]
+if TYPE_CHECKING:
+    from .usage import UsageWriter
+
+__all__ = ["Billing", "Hold", "sane_usage", "MAX_REPORTED_TOKENS"]
 log = logging.getLogger("routerone.billing")
+
+MAX_REPORTED_TOKENS = 1_000_000_000   # per count and request; no model comes near (1M contexts)
+SETTLE_ATTEMPTS = 3                   # in the request, before the settle becomes pending
+PENDING_RETRY_S = 1.0                 # how often pending settles are retried
+_TOKEN_FIELDS = ("prompt_tokens", "completion_tokens", "cached_tokens", "cache_write_tokens", "reasoning_tokens")
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,15 +60,48 @@ class Hold:
     markup_bps: int
 
 
+@dataclass(slots=True)
+class _Pending:
+    hold: Hold
+    cost_micros: int
+    record: UsageRecord | None
+    since: float
+
+
+def sane_usage(usage: Usage) -> tuple[Usage, list[str]]:
+    """Usage with every count an int in [0, MAX_REPORTED_TOKENS], and what had to be changed."""
+    problems, fixed = [], {}
+    for name in _TOKEN_FIELDS:
+        v = getattr(usage, name)
+        try:
+            n = int(v) if not isinstance(v, bool) else 0
+        except (TypeError, ValueError, OverflowError):
+            n = 0
+        n = min(max(n, 0), MAX_REPORTED_TOKENS)
+        if n != v or type(v) is not int:
+            problems.append(f"{name}={v!r}")
+            fixed[name] = n
+    return (dataclasses.replace(usage, **fixed) if fixed else usage), problems
+
+
 class Billing:
-    def __init__(self, store: Store, *, reservation_ttl_s: int = 900, sweep_interval_s: float = 10.0) -> None:
+    def __init__(self, store: Store, *, reservation_ttl_s: int = 900, sweep_interval_s: float = 10.0,
+                 usage: "UsageWriter | None" = None) -> None:
         self.store = store
         self.reservation_ttl_s = reservation_ttl_s
         self.sweep_interval_s = sweep_interval_s
+        self.usage = usage             # where records the usage table refuses go (rejects)
         self.rejections = 0
         self.uncharged_micros = 0      # usage cost beyond what was reserved (never charged; see settle)
         self.overruns = 0              # settlements where that happened
+        self.usage_flagged = 0         # settlements whose upstream usage had to be corrected
+        self._pending: dict[str, _Pending] = {}
+        self.pending_settled = 0       # pending settles written later
         self._task: asyncio.Task | None = None
+
+    @property
+    def pending_settles(self) -> int:
+        return len(self._pending)
 
     async def reserve(self, auth: AuthContext, request_id: str, worst_case_micros: int) -> Hold:
         key = auth.key
@@ -41,19 +109,40 @@ class Billing:
             raise PermissionDenied("This API key has reached its spend cap", code="spend_cap_reached")
         r = Reservation(request_id, auth.account.id, key.id, worst_case_micros,
                         time.time() + self.reservation_ttl_s)
-        if not await self.store.reserve(r):
+        try:
+            granted = await self.store.reserve(r)
+            fresh = None if granted else await self.store.get_key(key.id)  # refusal: which check failed?
+        except Exception as exc:
+            if is_unavailable(exc):
+                log.warning("reserve for %s: database unavailable (%s: %s)", request_id, type(exc).__name__, exc)
+                raise ServiceUnavailable() from exc
+            raise
+        if not granted:
             self.rejections += 1
-            fresh = await self.store.get_key(key.id)   # refusal path only: which check failed?
             if fresh is not None and fresh.spend_cap_micros is not None and \
                     fresh.spent_micros + fresh.reserved_micros + worst_case_micros > fresh.spend_cap_micros:
                 raise PermissionDenied("This API key has reached its spend cap", code="spend_cap_reached")
             raise InsufficientBalance()
         return Hold(request_id, worst_case_micros, auth.account.markup_bps)
 
-    async def settle(self, hold: Hold, price: Price, usage: Usage | None) -> Settlement:
+    def check_usage(self, request_id: str, usage: Usage) -> Usage:
+        """`sane_usage`, logged and counted when something had to change."""
+        fixed, problems = sane_usage(usage)
+        if problems:
+            self.usage_flagged += 1
+            log.warning("request %s: implausible usage from upstream (%s); counted as %s",
+                        request_id, ", ".join(problems), fixed.to_openai())
+        return fixed
+
+    async def settle(self, hold: Hold, price: Price, usage: Usage | None,
+                     record: UsageRecord | None = None) -> Settlement:
         """Charge min(cost, hold): a balance is never taken past what was reserved for the call. Usage
         beyond the worst case (an upstream that ignores max_tokens or miscounts) is not charged, but
-        it is not silent either: it is logged and counted (`uncharged_micros`, a metric)."""
+        it is not silent either: it is logged and counted (`uncharged_micros`, a metric).
+        With `record`, its token counts are set from the (checked) usage and it is written with
+        the charge. Never raises for a database problem: see "pending" in the module docstring."""
+        if usage is not None:
+            usage = self.check_usage(hold.request_id, usage)
         cost = price.cost_micros(usage, hold.markup_bps) if usage else 0
         if cost > hold.amount_micros:
             self.overruns += 1
@@ -61,28 +150,106 @@ class Billing:
             log.warning("request %s: upstream usage costs %d micro-USD, more than the %d reserved; "
                         "charged the reservation, %d uncharged", hold.request_id, cost, hold.amount_micros,
                         cost - hold.amount_micros)
-        for attempt in range(5):
-            try:
-                s = await self.store.settle(hold.request_id, cost)
-                return s or Settlement(hold.request_id, 0, 0)
-            except Exception:  # noqa: BLE001 - retried; the reservation sweep is the last resort
-                log.exception("settle failed (attempt %d) for %s", attempt + 1, hold.request_id)
-                await asyncio.sleep(0.05 * 2 ** attempt)
-        raise RuntimeError(f"could not settle {hold.request_id}")
+        if record is not None and usage is not None:
+            record.prompt_tokens, record.completion_tokens = usage.prompt_tokens, usage.completion_tokens
+            record.cached_tokens = usage.cached_tokens
+        return await self._settle(hold, cost, record)
 
-    async def release(self, hold: Hold) -> None:
-        """The call produced nothing billable: close the hold with a zero charge."""
-        await self.store.settle(hold.request_id, 0)
+    async def release(self, hold: Hold, record: UsageRecord | None = None) -> Settlement:
+        """The call produced nothing billable: close the hold with a zero charge (and its row)."""
+        return await self._settle(hold, 0, record)
+
+    async def _settle(self, hold: Hold, cost: int, record: UsageRecord | None) -> Settlement:
+        rid = hold.request_id
+        p = _Pending(hold, cost, record, time.monotonic())
+        for attempt in range(SETTLE_ATTEMPTS):
+            try:
+                return await self._write(p)
+            except Exception as exc:  # noqa: BLE001 - retried, then pending
+                level = logging.WARNING if is_unavailable(exc) else logging.ERROR
+                log.log(level, "settle of %s failed (attempt %d): %s: %s", rid, attempt + 1,
+                        type(exc).__name__, exc, exc_info=level == logging.ERROR)
+                if attempt + 1 < SETTLE_ATTEMPTS:
+                    await asyncio.sleep(0.05 * 2 ** attempt)
+        self._pending[rid] = p
+        log.warning("settle of %s is pending (database unavailable): %d micro-USD to charge when it is "
+                    "back; its hold of %d stays", rid, min(cost, hold.amount_micros), hold.amount_micros)
+        return Settlement(rid, min(cost, hold.amount_micros), 0, pending=True)
+
+    async def _write(self, p: _Pending) -> Settlement:
+        """One settle; a usage row the database refuses is set aside (p.record = None) and the
+        settle goes on without it."""
+        rid = p.hold.request_id
+        if p.record is not None:
+            try:
+                s = await self.store.settle_recorded(rid, p.cost_micros, p.record)
+            except Exception as exc:
+                if not is_data_error(exc):
+                    raise
+                self._reject(p.record, exc)
+                p.record = None
+            else:
+                if s is None:                    # no reservation (lost): the row goes on its own
+                    self._unrecorded(p.record)
+                    return Settlement(rid, 0, 0)
+                return s
+        s = await self.store.settle(rid, p.cost_micros)
+        return s or Settlement(rid, 0, 0)
+
+    def _reject(self, record: UsageRecord, exc: BaseException) -> None:
+        if self.usage is not None:
+            self.usage.reject(record, exc)
+        else:
+            log.error("usage row for %s refused by the database (%s: %s): %r", record.request_id,
+                      type(exc).__name__, exc, record)
+
+    def _unrecorded(self, record: UsageRecord) -> None:
+        if self.usage is not None:
+            self.usage.add(record)
+
+    async def retry_pending(self) -> int:
+        """Try every pending settle once; returns how many are still pending."""
+        if not self._pending:
+            return 0
+        items = list(self._pending.values())
+
+        async def one(p: _Pending) -> None:
+            try:
+                await self._write(p)
+            except Exception as exc:  # noqa: BLE001 - still pending
+                log.debug("pending settle of %s still failing: %s", p.hold.request_id, exc)
+                return
+            self._pending.pop(p.hold.request_id, None)
+            self.pending_settled += 1
+            log.warning("pending settle of %s written after %.1f s", p.hold.request_id,
+                        time.monotonic() - p.since)
+        for i in range(0, len(items), 256):
+            await asyncio.gather(*(one(p) for p in items[i:i + 256]))
+        return len(self._pending)
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._sweep(), name="reservation-sweep")
 
     async def stop(self) -> None:
         await cancel_and_wait(self._task)
+        if self._pending:
+            try:
+                await asyncio.wait_for(self.retry_pending(), 5.0)
+            except asyncio.TimeoutError:
+                pass
+            for p in self._pending.values():
+                log.error("stopping with the settle of %s still pending: %d micro-USD uncharged, its hold "
+                          "expires unbilled", p.hold.request_id, min(p.cost_micros, p.hold.amount_micros))
 
     async def _sweep(self) -> None:
+        last_sweep = time.monotonic()
         while True:
-            await asyncio.sleep(self.sweep_interval_s)
+            await asyncio.sleep(min(self.sweep_interval_s, PENDING_RETRY_S))
+            if self._pending and await self.retry_pending():
+                continue     # never release holds while their settles wait (module docstring)
+            if time.monotonic() - last_sweep < self.sweep_interval_s:
+                continue
+            last_sweep = time.monotonic()
             try:
                 n = await self.store.release_expired(time.time())
                 if n:

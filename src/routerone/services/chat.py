@@ -101,8 +101,9 @@ class ChatService:
 
     async def _complete_json(self, call: Call) -> Reply:
         attempt, result = await self.run_attempts(call, self._send_json)
-        usage = result.usage or Usage(call.prompt_tokens, 0, estimated=True)
-        settlement = await self.d.billing.settle(call.hold, attempt.model.price, usage)
+        usage = self.d.billing.check_usage(call.request_id, result.usage or Usage(call.prompt_tokens, 0, estimated=True))
+        record = self.usage_record(call, attempt, usage, status=200)
+        settlement = await self.d.billing.settle(call.hold, attempt.model.price, usage, record)
         resp = result.response
         resp["id"] = resp.get("id") or f"chatcmpl-{call.request_id}"
         resp["model"] = attempt.model.id
@@ -110,7 +111,7 @@ class ChatService:
         if result.native is not None and call.req.native is not None:
             resp["_native"] = result.native   # the upstream spoke the client's protocol: its own body
         logs_text = self.d.request_log is not None and self.d.request_log.content
-        await self.finish(call, attempt, usage, settlement.charged_micros, status=200,
+        await self.finish(call, attempt, usage, settlement.charged_micros, status=200, record=record,
                           completion_text=_choice_text(resp) if logs_text else None)
         headers = call.headers(attempt)
         headers["x-routerone-cost"] = f"{settlement.charged_micros / 1_000_000:.6f}"
@@ -183,27 +184,37 @@ class ChatService:
         return True
 
     # -- bookkeeping ----------------------------------------------------------------------------
+    def usage_record(self, call: Call, attempt: Attempt | None, usage: Usage | None, *, status: int,
+                     error_type: str | None = None, ttft_ms: float | None = None) -> UsageRecord:
+        """The request's usage row, to be written with its settle (Billing.settle / release set
+        its cost to the charge)."""
+        u = usage or Usage()
+        return UsageRecord(
+            request_id=call.request_id, key_id=call.auth.key.id, account_id=call.auth.account.id,
+            requested_model=call.req.model, routed_model=attempt.model.id if attempt else "",
+            provider=attempt.deployment.vendor.name if attempt else "", prompt_tokens=u.prompt_tokens,
+            completion_tokens=u.completion_tokens, cached_tokens=u.cached_tokens, cost_micros=0,
+            latency_ms=(time.perf_counter() - call.started) * 1000, ttft_ms=ttft_ms, status=status,
+            error_type=error_type, stream=call.req.stream, created_at=time.time(),
+            route_reason=call.plan.reason[:500] or None, fallbacks=", ".join(call.tried)[:500] or None,
+            protocol=call.req.protocol)
+
     async def finish(self, call: Call, attempt: Attempt | None, usage: Usage | None, cost_micros: int, *,
                      status: int, error_type: str | None = None, ttft_ms: float | None = None,
-                     completion_text: str | None = None) -> None:
+                     completion_text: str | None = None, record: UsageRecord | None = None) -> None:
         """Give back limiter slots (before the reply goes out, so a client's next request finds
-        its concurrency slot free), then queue the usage record, the metrics and the request log
-        line. `completion_text` is read only when the operator turned `log_content` on."""
+        its concurrency slot free), then the metrics and the request log line. `record` is the
+        usage row already handed to the settle; without one, a row is made and queued (the
+        UsageWriter). `completion_text` is read only when the operator turned `log_content` on."""
         tickets = [t for t in (call.ticket, call.dep_ticket) if t is not None]
         call.ticket = call.dep_ticket = None
         for ticket in tickets:
             await self.d.limiter.release(ticket, usage.total_tokens if usage else 0)
         u = usage or Usage()
-        record = UsageRecord(
-            request_id=call.request_id, key_id=call.auth.key.id, account_id=call.auth.account.id,
-            requested_model=call.req.model, routed_model=attempt.model.id if attempt else "",
-            provider=attempt.deployment.vendor.name if attempt else "", prompt_tokens=u.prompt_tokens,
-            completion_tokens=u.completion_tokens, cached_tokens=u.cached_tokens, cost_micros=cost_micros,
-            latency_ms=(time.perf_counter() - call.started) * 1000, ttft_ms=ttft_ms, status=status,
-            error_type=error_type, stream=call.req.stream, created_at=time.time(),
-            route_reason=call.plan.reason[:500] or None, fallbacks=", ".join(call.tried)[:500] or None,
-            protocol=call.req.protocol)
-        self.d.usage.add(record)
+        if record is None:
+            record = self.usage_record(call, attempt, usage, status=status, error_type=error_type, ttft_ms=ttft_ms)
+            record.cost_micros = cost_micros
+            self.d.usage.add(record)
         rl = self.d.request_log
         if rl is not None and rl.wants(status):
             rl.emit(record, echo_id=call.echo_id, prompt=call.req.prompt_text() if rl.content else None,
@@ -232,10 +243,11 @@ class ChatService:
                        key_id=auth.key.id if auth else None, account_id=auth.account.id if auth else None)
 
     async def _fail(self, call: Call, exc: BaseException) -> None:
-        await self.d.billing.release(call.hold)
         err = exc if isinstance(exc, RouterOneError) else None
-        await self.finish(call, None, None, 0, status=err.status if err else 500,
-                    error_type=(err.code if err else type(exc).__name__))
+        status, code = (err.status, err.code) if err else (500, type(exc).__name__)
+        record = self.usage_record(call, None, None, status=status, error_type=code)
+        await self.d.billing.release(call.hold, record)
+        await self.finish(call, None, None, 0, status=status, error_type=code, record=record)
 
     def spawn(self, coro) -> None:
         task = asyncio.create_task(coro)

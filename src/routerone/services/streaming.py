@@ -4,6 +4,15 @@ invisibly), then relay upstream chunks as OpenAI SSE, settle, and end with usage
 A failure after the first token ends the stream with a chunk whose `finish_reason` is "error"
 (as OpenRouter does) followed by an `{"error": ...}` event, never a silent clean end. A client
 that goes away does not stop billing: the upstream is drained (bounded) to its usage, then settled.
+
+Memory per stream is bounded whatever its length: the relayed text is not kept, only counted as it
+passes (tokens.TokenCounter keeps at most ~100k characters), and the request log's copy of the
+completion (only with `log_content`) keeps its first LOG_TEXT_CAP characters.
+
+A settle that cannot be written at the end (database unreachable) does not cut the connection: the
+stream ends like a failed one (a `finish_reason: "error"` chunk, the usage chunk if asked for, and
+an error event saying the charge is pending), and Billing keeps the hold and writes the charge it
+announced in usage.cost when the database is back (see services/billing.py, "pending").
 """
 from __future__ import annotations
 
@@ -14,13 +23,13 @@ from typing import TYPE_CHECKING, AsyncIterator
 
 import orjson
 
-from ..errors import RouterOneError, UpstreamError, UpstreamUnavailable
+from ..errors import RouterOneError, ServiceUnavailable, UpstreamError, UpstreamUnavailable
 from ..providers.adapters import adapter_for
 from ..providers.base import StreamTranslator
 from ..providers.sse import SSEDecoder
 from ..providers.transport import UpstreamStream
 from ..routing.base import Attempt
-from ..tokens import count_text_tokens
+from ..tokens import PIECE_CHARS, TokenCounter, load_tokenizer, tokenizer_loaded
 from ..wire.types import Usage
 from .call import Call, Reply
 
@@ -31,6 +40,8 @@ __all__ = ["open_stream", "ChatStream"]
 
 DONE = b"data: [DONE]\n\n"
 CLIENT_CLOSED_STATUS = 499   # nginx's "client closed request", for usage records and metrics
+_loading: list = []          # the tokenizer's background load, once started (see ChatStream._relayed)
+LOG_TEXT_CAP = 65_536        # characters of a streamed completion kept for the request log (log_content)
 
 
 @dataclass(slots=True)
@@ -101,7 +112,10 @@ class ChatStream:
         # what every chunk says about itself, whatever the upstream said (one dict.update per chunk)
         self._stamp = {"id": self.stream_id, "object": "chat.completion.chunk", "created": self.created,
                        "model": attempt.model.id}
-        self._text: list[str] = []
+        self._counter = TokenCounter()   # the relayed text, counted as it passes (bounded memory)
+        rl = svc.d.request_log
+        self._log_text: list[str] | None = [] if rl is not None and rl.content else None
+        self._log_chars = 0
         self._finished = False
         self._settled = False
         self.ended = False              # true while the last bytes are being handed out
@@ -136,12 +150,25 @@ class ChatStream:
             d = ch.get("delta") or {}
             text = d.get("content")
             if text:
-                self._text.append(text)
+                self._relayed(text)
             for tc in d.get("tool_calls") or ():
-                self._text.append((tc.get("function") or {}).get("arguments") or "")
+                args = (tc.get("function") or {}).get("arguments")
+                if args:
+                    self._relayed(args)
             if ch.get("finish_reason"):
                 self._finished = True
         return b"data: " + orjson.dumps(chunk) + b"\n\n"
+
+    def _relayed(self, text: str) -> None:
+        self._counter.add(text)
+        if self._counter.pending_chars > PIECE_CHARS and not tokenizer_loaded() and not _loading:
+            # a long stream will need the tokenizer to keep its count bounded: load it off the loop
+            _loading.append(asyncio.get_running_loop().run_in_executor(None, load_tokenizer))
+        if self._log_text is not None and self._log_chars < LOG_TEXT_CAP:
+            self._log_text.append(text[:LOG_TEXT_CAP - self._log_chars])
+            self._log_chars += len(self._log_text[-1])
+            if self._log_chars >= LOG_TEXT_CAP:
+                self._log_text.append("\u2026 [truncated]")
 
     async def _run(self) -> AsyncIterator[bytes]:
         """One write per upstream read: the frames that read produced, joined."""
@@ -177,9 +204,16 @@ class ChatStream:
             error = exc
         finally:
             o.upstream.close()
-        usage, cost = await self._settle(error)
+        usage, cost, pending = await self._settle(error)
+        if error is None and pending:
+            error = ServiceUnavailable(
+                f"The reply is complete, but its charge ({cost / 1_000_000:.6f} USD) could not be recorded: "
+                "Router One cannot reach its database. It will be recorded when the database is back; "
+                "there is no need to retry the request.", code="settle_pending")
         if error is not None:
             out.append(self._frame({"choices": [{"index": 0, "delta": {}, "finish_reason": "error", "logprobs": None}]}))
+            if pending and self.call.req.include_usage:
+                out.append(self._frame({"choices": [], "usage": {**usage.to_openai(), "cost": cost / 1_000_000}}))
             out.append(b"data: " + error.body() + b"\n\n")
             self.ended = True
             yield b"".join(out)
@@ -191,17 +225,21 @@ class ChatStream:
         self.ended = True
         yield b"".join(out)
 
-    async def _settle(self, error: RouterOneError | None, *, client_closed: bool = False) -> tuple[Usage, int]:
+    async def _settle(self, error: RouterOneError | None, *,
+                      client_closed: bool = False) -> tuple[Usage, int, bool]:
+        """(usage, charge, pending): pending when the charge could not be written yet."""
         if self._settled:
-            return Usage(), 0
+            return Usage(), 0, False
         self._settled = True
+        billing = self.svc.d.billing
         usage = self.o.translator.usage
         if usage is None:
-            usage = Usage(self.call.prompt_tokens, count_text_tokens("".join(self._text)), estimated=True)
+            usage = Usage(self.call.prompt_tokens, self._counter.total(), estimated=True)
         elif error is not None or client_closed:
             # the upstream's final count never came (Anthropic's message_start says 1): bill at
             # least what was relayed
-            usage.completion_tokens = max(usage.completion_tokens, count_text_tokens("".join(self._text)))
+            usage.completion_tokens = max(usage.completion_tokens, self._counter.total())
+        usage = billing.check_usage(self.call.request_id, usage)
         duration_ms = (time.perf_counter() - self.o.t0) * 1000
         health = self.svc.d.health
         dep_id = self.attempt.deployment.id
@@ -210,14 +248,15 @@ class ChatStream:
         elif not client_closed:
             health.record_success(dep_id, ttft_ms=self.o.ttft_ms, duration_ms=duration_ms,
                                   completion_tokens=usage.completion_tokens)
-        s = await self.svc.d.billing.settle(self.call.hold, self.attempt.model.price, usage)
         status, code = (error.status, error.code) if error else (CLIENT_CLOSED_STATUS, "client_closed") \
             if client_closed else (200, None)
-        rl = self.svc.d.request_log
+        record = self.svc.usage_record(self.call, self.attempt, usage, status=status, error_type=code,
+                                       ttft_ms=self.o.ttft_ms)
+        s = await billing.settle(self.call.hold, self.attempt.model.price, usage, record)
         await self.svc.finish(self.call, self.attempt, usage, s.charged_micros, status=status, error_type=code,
-                              ttft_ms=self.o.ttft_ms,
-                              completion_text="".join(self._text) if rl is not None and rl.content else None)
-        return usage, s.charged_micros
+                              ttft_ms=self.o.ttft_ms, record=record,
+                              completion_text="".join(self._log_text) if self._log_text is not None else None)
+        return usage, s.charged_micros, s.pending
 
     async def close(self) -> None:
         """Called by the HTTP layer after the last byte (or on shutdown): never leave a hold open.

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, Sequence
 
 __all__ = ["Account", "ApiKey", "Limits", "Reservation", "Settlement", "UsageRecord", "UsageQuery",
-           "Store", "NewKey", "LedgerEntry", "AuditEntry", "StoredResponse"]
+           "Store", "NewKey", "LedgerEntry", "AuditEntry", "StoredResponse", "UsageReject"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +83,8 @@ class Settlement:
     request_id: str
     charged_micros: int          # what the ledger recorded (never more than was reserved)
     balance_micros: int          # account balance after the charge
+    pending: bool = False        # not written yet (database unreachable): Billing retries it; the
+                                 # hold stays, so charged_micros is what the retry will charge
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,6 +218,14 @@ class Store(Protocol):
     async def delete_response(self, response_id: str, account_id: int) -> bool:
         """Delete it if it belongs to `account_id`; True when a row was deleted."""
 
+    # usage recorded with the charge (issue 11): a charge and its usage row cannot disagree
+    async def settle_recorded(self, request_id: str, cost_micros: int, record: UsageRecord) -> Settlement | None:
+        """`settle`, and in the same transaction the request's usage row, whose cost_micros is
+        set to the charge. Only the call that settles the reservation writes the row (a repeat
+        returns the first result and writes nothing); no reservation: nothing is written."""
+    async def insert_usage_rejects(self, rejects: Sequence[UsageReject]) -> None:
+        """Keep usage records the usage table refused, for an operator (table usage_rejects)."""
+
 
 @dataclass(frozen=True, slots=True)
 class StoredResponse:
@@ -228,3 +238,11 @@ class StoredResponse:
     created_at: float
     body: str
     context: str
+
+
+@dataclass(frozen=True, slots=True)
+class UsageReject:
+    request_id: str | None
+    reason: str                  # why it could not be written (the database's error, one line)
+    record: str                  # the record as JSON (rows.reject_json)
+    created_at: float

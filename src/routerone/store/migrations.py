@@ -1,12 +1,14 @@
 """Ordered, named schema migrations, applied once each (recorded in `_migrations`).
 
 The SQL is portable between SQLite and PostgreSQL except for the id column type, spelled {ID}.
+A migration whose SQL differs by database gives a dict instead, {"sqlite": ..., "postgresql": ...}
+(read through `migration_sql`); an empty string there means "nothing to do on that database".
 """
 from __future__ import annotations
 
-__all__ = ["MIGRATIONS"]
+__all__ = ["MIGRATIONS", "migration_sql"]
 
-MIGRATIONS: list[tuple[str, str]] = [
+MIGRATIONS: list[tuple[str, str | dict[str, str]]] = [
     ("0001_accounts_keys", """
 CREATE TABLE accounts (
     id {ID},
@@ -111,4 +113,35 @@ CREATE TABLE responses (
 );
 CREATE INDEX responses_account ON responses(account_id, created_at);
 """),
+
+    # Token counts as upstreams really report them (3e9 completion tokens overflowed INTEGER on
+    # PostgreSQL; SQLite integers are already 64-bit), and where usage rows that could not be
+    # written go (see services/usage.py and Billing: logged, counted, kept here for an operator).
+    ("0009_usage_bigint", {
+        "postgresql": """
+ALTER TABLE usage ALTER COLUMN prompt_tokens TYPE BIGINT,
+                  ALTER COLUMN completion_tokens TYPE BIGINT,
+                  ALTER COLUMN cached_tokens TYPE BIGINT;
+CREATE TABLE usage_rejects (
+    id {ID},
+    request_id TEXT,
+    reason TEXT NOT NULL,
+    record TEXT NOT NULL,
+    created_at DOUBLE PRECISION NOT NULL
+);
+""",
+        "sqlite": """
+CREATE TABLE usage_rejects (
+    id {ID},
+    request_id TEXT,
+    reason TEXT NOT NULL,
+    record TEXT NOT NULL,
+    created_at DOUBLE PRECISION NOT NULL
+);
+"""}),
 ]
+
+
+def migration_sql(sql: str | dict[str, str], dialect: str) -> str:
+    """The SQL of one migration for `dialect` ("sqlite" or "postgresql")."""
+    return sql if isinstance(sql, str) else sql[dialect]

@@ -37,6 +37,12 @@ Durability. A synchronous COMMIT keeps the row locks until the WAL is flushed, s
   Setting SETTLE_FLUSH_BARRIER = False gives a plain one-round-trip synchronous settle batch instead.
 Every other transaction (credits, debits, keys, the expiry sweep) keeps synchronous commit.
 
+Usage rows. `settle_recorded` rides the same settle batcher: its item carries the request's usage
+record, and the batch's routine (ro_settle_record_many, postgres_sql.py) writes the usage rows of
+the items it settles in the same transaction, with the charge as their cost. A charge and its
+usage row are therefore committed (and flushed) together or not at all: a kill -9 cannot leave a
+charge without its row. Still one round trip per batch (plus the flush barrier).
+
 Migrations run under a session advisory lock keyed by the current schema, so processes starting
 together apply each migration once; each migration and its `_migrations` row commit together. The
 portable migrations (migrations.py) come first, then PostgreSQL's own (postgres_sql.PG_MIGRATIONS).
@@ -55,8 +61,8 @@ from . import postgres_sql as sql
 from . import rows
 from ..batching import Batcher
 from .base import (Account, ApiKey, AuditEntry, LedgerEntry, Limits, NewKey, Reservation, Settlement,
-                   StoredResponse, UsagePage, UsageQuery, UsageRecord, UsageTotals)
-from .migrations import MIGRATIONS
+                   StoredResponse, UsagePage, UsageQuery, UsageRecord, UsageReject, UsageTotals)
+from .migrations import MIGRATIONS, migration_sql
 
 __all__ = ["PostgresStore"]
 
@@ -69,6 +75,7 @@ SETTLE_FLUSH_BARRIER = True           # async COMMIT, then wait for the flush wi
 SETTLE_SYNCHRONOUS_COMMIT = "on"      # used only if SETTLE_FLUSH_BARRIER is False
 BATCH_MAX = 256                       # calls per round trip
 BATCHES_IN_FLIGHT = 1                 # per batcher (reserve, settle) and process; 2 measured slower
+CONNECT_TIMEOUT_S = 5.0               # a database that does not answer: fail (503) rather than hang
 
 
 class PostgresStore:
@@ -85,7 +92,7 @@ class PostgresStore:
         self._reserves: Batcher[Reservation, bool] = Batcher(
             self._reserve_many, max_batch=BATCH_MAX, max_in_flight=BATCHES_IN_FLIGHT,
             on_orphan=self._release_orphan)
-        self._settles: Batcher[tuple[str, int], Settlement | None] = Batcher(
+        self._settles: Batcher[tuple[str, int, UsageRecord | None], Settlement | None] = Batcher(
             self._settle_many, max_batch=BATCH_MAX, max_in_flight=BATCHES_IN_FLIGHT)
         self._background: set[asyncio.Task] = set()
 
@@ -96,7 +103,7 @@ class PostgresStore:
                 if self._pool is None:
                     self._pool = await asyncpg.create_pool(
                         self.url, min_size=self._min_size, max_size=self._max_size,
-                        server_settings=self._server_settings)
+                        server_settings=self._server_settings, timeout=CONNECT_TIMEOUT_S)
         return self._pool
 
     @asynccontextmanager
@@ -117,7 +124,7 @@ class PostgresStore:
                     if name in done:
                         continue
                     async with conn.transaction():
-                        await conn.execute(ddl.replace("{ID}", "BIGSERIAL PRIMARY KEY"))
+                        await conn.execute(migration_sql(ddl, "postgresql").replace("{ID}", "BIGSERIAL PRIMARY KEY"))
                         await conn.execute("INSERT INTO _migrations VALUES ($1, $2)", name, time.time())
             finally:  # the pool's reset on release would also drop it (pg_advisory_unlock_all)
                 await conn.execute(f"SELECT pg_advisory_unlock({_LOCK_ARGS})", _MIGRATE_LOCK)
@@ -262,7 +269,7 @@ class PostgresStore:
     async def settle(self, request_id: str, cost_micros: int) -> Settlement | None:
         """Batched; returns only once the settlement is on disk (see "Durability"). Idempotent by
         request id."""
-        return await self._settles.submit((request_id, cost_micros))
+        return await self._settles.submit((request_id, cost_micros, None))
 
     async def _reserve_many(self, rs: Sequence[Reservation]) -> list[bool]:
         row = await (await self._db()).fetchrow(
@@ -270,16 +277,24 @@ class PostgresStore:
             [r.amount_micros for r in rs], [r.expires_at for r in rs], RESERVE_SYNCHRONOUS_COMMIT)
         return list(row[0])
 
-    async def _settle_many(self, items: Sequence[tuple[str, int]]) -> list[Settlement | None]:
-        ids = [request_id for request_id, _ in items]
+    async def _settle_many(self, items: Sequence[tuple[str, int, UsageRecord | None]]) -> list[Settlement | None]:
+        """One round trip (two with the flush barrier) for the batch: the settlements and, in the
+        same transaction, the usage rows of the items that carry one (ro_settle_record_many)."""
+        ids = [request_id for request_id, _, _ in items]
+        usage = [rows.usage_tuple(r) if r is not None else _NO_USAGE for _, _, r in items]
+        cols = list(zip(*usage))    # one array per usage column; [0] is the request id, [9] the cost
         pool = await self._db()
         async with pool.acquire() as db:
             charged, balances, _ = await db.fetchrow(
-                sql.SETTLE_MANY, ids, [cost for _, cost in items], time.time(),
+                sql.SETTLE_RECORD_MANY, ids, [cost for _, cost, _ in items], time.time(),
+                [r is not None for _, _, r in items], *cols[1:9], *cols[10:],
                 "off" if SETTLE_FLUSH_BARRIER else SETTLE_SYNCHRONOUS_COMMIT)
             known = [request_id for request_id, c in zip(ids, charged) if c is not None]
             if SETTLE_FLUSH_BARRIER and known:
                 await db.execute(sql.FLUSH_BARRIER, known[0])
+        for (_, _, record), c in zip(items, charged):
+            if record is not None and c is not None:
+                record.cost_micros = c
         return [Settlement(request_id, c, b) if c is not None else None
                 for request_id, c, b in zip(ids, charged, balances)]
 
@@ -375,6 +390,22 @@ class PostgresStore:
         status = await (await self._db()).execute("DELETE FROM responses WHERE id = $1 AND account_id = $2",
                                                   response_id, account_id)
         return status.endswith(" 1")
+
+    # -- usage recorded with the charge (issue 11) ----------------------------------------------
+    async def settle_recorded(self, request_id: str, cost_micros: int, record: UsageRecord) -> Settlement | None:
+        """Batched with the plain settles (one routine, one transaction; see postgres_sql.py)."""
+        return await self._settles.submit((request_id, cost_micros, record))
+
+    async def insert_usage_rejects(self, rejects: Sequence[UsageReject]) -> None:
+        if not rejects:
+            return
+        await (await self._db()).executemany(
+            "INSERT INTO usage_rejects (request_id, reason, record, created_at) VALUES ($1, $2, $3, $4)",
+            [(rows.clean_text(r.request_id), rows.clean_text(r.reason, rows.LONG_TEXT_CAP),
+              rows.clean_text(r.record, 1 << 20), r.created_at) for r in rejects])
+
+
+_NO_USAGE = (None,) * rows.USAGE_COL_COUNT   # placeholders for a settle without a usage row
 
 
 async def _bump(db: asyncpg.Connection) -> None:

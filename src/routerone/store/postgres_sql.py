@@ -22,7 +22,7 @@ These are PostgreSQL-only migrations (PG_MIGRATIONS), applied after the portable
 """
 from __future__ import annotations
 
-__all__ = ["PG_MIGRATIONS", "RESERVE_MANY", "SETTLE_MANY", "FLUSH_BARRIER"]
+__all__ = ["PG_MIGRATIONS", "RESERVE_MANY", "SETTLE_MANY", "FLUSH_BARRIER", "SETTLE_RECORD_MANY"]
 
 # ro_reserve_many(ids, accounts, keys, amounts, expires) -> BOOLEAN[] (granted, per item, in order).
 # Item i holds amounts[i] iff its key's spend cap (spent + reserved + amount <= cap, when set) and
@@ -172,8 +172,53 @@ BEGIN
 END $$
 """
 
+# ro_settle_record_many(ids, costs, now, has_usage, <one array per usage column but cost>) ->
+# (charged, balances) exactly as ro_settle_many, which it calls, and in the same transaction the
+# usage row of every item that has one (has_usage) and that this call settles: its cost_micros is
+# the charge. "This call settles it": the reservation exists, was not 'settled' before (it is
+# locked first, in the store's lock order, so no other batch can settle it in between), and this
+# is the first time the id appears in the batch. A repeat (settle is idempotent) writes no row,
+# so a request has exactly one usage row, written with its charge or not at all.
+_SETTLE_RECORD_MANY_DDL = """
+CREATE OR REPLACE FUNCTION ro_settle_record_many(
+    p_ids TEXT[], p_costs BIGINT[], p_now DOUBLE PRECISION, p_has_usage BOOLEAN[],
+    u_key BIGINT[], u_account BIGINT[], u_requested TEXT[], u_routed TEXT[], u_provider TEXT[],
+    u_prompt BIGINT[], u_completion BIGINT[], u_cached BIGINT[], u_latency DOUBLE PRECISION[],
+    u_ttft DOUBLE PRECISION[], u_status INT[], u_error TEXT[], u_stream INT[],
+    u_created DOUBLE PRECISION[], u_protocol TEXT[], u_reason TEXT[], u_fallbacks TEXT[],
+    OUT charged BIGINT[], OUT balances BIGINT[])
+LANGUAGE plpgsql AS $$
+DECLARE
+    unsettled TEXT[];
+BEGIN
+    SELECT COALESCE(array_agg(request_id ORDER BY request_id) FILTER (WHERE state <> 'settled'), '{}')
+    INTO unsettled
+    FROM (SELECT request_id, state FROM reservations
+          WHERE request_id = ANY(p_ids) ORDER BY request_id FOR UPDATE) r;
+    SELECT s.charged, s.balances INTO charged, balances FROM ro_settle_many(p_ids, p_costs, p_now) s;
+    IF cardinality(unsettled) = 0 THEN
+        RETURN;
+    END IF;
+    INSERT INTO usage (request_id, key_id, account_id, requested_model, routed_model, provider,
+                       prompt_tokens, completion_tokens, cached_tokens, cost_micros, latency_ms, ttft_ms,
+                       status, error_type, stream, created_at, protocol, route_reason, fallbacks)
+    SELECT t.id, t.key, t.acc, t.req, t.routed, t.prov, t.pt, t.ct, t.cached, t.charge, t.lat, t.ttft,
+           t.status, t.err, t.stream, t.created, t.proto, t.reason, t.fb
+    FROM (SELECT u.*, row_number() OVER (PARTITION BY u.id ORDER BY u.n) AS k
+          FROM unnest(p_ids, u_key, u_account, u_requested, u_routed, u_provider, u_prompt, u_completion,
+                      u_cached, charged, u_latency, u_ttft, u_status, u_error, u_stream, u_created,
+                      u_protocol, u_reason, u_fallbacks, p_has_usage) WITH ORDINALITY
+               AS u(id, key, acc, req, routed, prov, pt, ct, cached, charge, lat, ttft, status, err, stream,
+                    created, proto, reason, fb, has, n)) t
+    JOIN unnest(unsettled) AS o(id) ON o.id = t.id
+    WHERE t.k = 1 AND t.has AND t.charge IS NOT NULL
+    ORDER BY t.n;
+END $$
+"""
+
 PG_MIGRATIONS: list[tuple[str, str]] = [
     ("pg_0001_batch_routines", _RESERVE_MANY_DDL + ";\n" + _SETTLE_MANY_DDL),
+    ("pg_0002_settle_record", _SETTLE_RECORD_MANY_DDL),
 ]
 
 # $1..$5 as ro_reserve_many, $6 synchronous_commit -> one row: (granted BOOLEAN[], _).
@@ -188,3 +233,12 @@ SETTLE_MANY = ("SELECT s.charged, s.balances, set_config('synchronous_commit', $
 # the WAL is flushed up to its own commit record, and so past every earlier commit of this session,
 # including the asynchronous settle batch just before it. No hot row is locked while it waits.
 FLUSH_BARRIER = "UPDATE reservations SET charged_micros = charged_micros WHERE request_id = $1::TEXT"
+
+# ro_settle_record_many's arguments ($1 ids, $2 costs, $3 now, $4 has_usage, $5..$21 usage columns),
+# $22 synchronous_commit -> one row: (charged BIGINT[], balances BIGINT[], _).
+SETTLE_RECORD_MANY = (
+    "SELECT s.charged, s.balances, set_config('synchronous_commit', $22::TEXT, true) "
+    "FROM ro_settle_record_many($1::TEXT[], $2::BIGINT[], $3::DOUBLE PRECISION, $4::BOOLEAN[], "
+    "$5::BIGINT[], $6::BIGINT[], $7::TEXT[], $8::TEXT[], $9::TEXT[], $10::BIGINT[], $11::BIGINT[], "
+    "$12::BIGINT[], $13::DOUBLE PRECISION[], $14::DOUBLE PRECISION[], $15::INT[], $16::TEXT[], "
+    "$17::INT[], $18::DOUBLE PRECISION[], $19::TEXT[], $20::TEXT[], $21::TEXT[]) s")

@@ -1,5 +1,17 @@
-"""Row -> dataclass conversions shared by the SQL stores (both return tuples in column order)."""
+"""Row -> dataclass conversions shared by the SQL stores (both return tuples in column order).
+
+`usage_tuple` is also where a usage record is made storable whatever its values came from (an
+upstream's error code, a client's model name): text loses NUL and other control characters (which
+PostgreSQL's TEXT refuses) and lone surrogates (which UTF-8 cannot encode), and is capped in length;
+integers are clamped into BIGINT's range and non-finite floats dropped. Billing decides what an
+absurd token count means for the charge (services/billing.py); this only guarantees the write.
+"""
 from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import asdict
 
 from .base import Account, ApiKey, AuditEntry, LedgerEntry, Limits, UsageRecord
 
@@ -40,7 +52,59 @@ def usage_record(r) -> UsageRecord:
                        fallbacks=r[18])
 
 
+BIGINT_MAX = 2**63 - 1
+TEXT_CAP = 200          # ids, model and provider names, error codes
+LONG_TEXT_CAP = 500     # the routing reason, the fallbacks tried
+_UNSTORABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\ud800-\udfff]")
+
+
+def clean_text(value: object, cap: int = TEXT_CAP) -> str | None:
+    """Text any store accepts: control characters (but tab and newline) and lone surrogates become
+    U+FFFD, NUL included; at most `cap` characters."""
+    if value is None:
+        return None
+    s = value if isinstance(value, str) else str(value)
+    if len(s) <= cap and s.isascii() and s.isprintable():     # the usual case, at C speed
+        return s
+    if len(s) > cap:
+        s = s[:cap - 1] + "\u2026"
+    return _UNSTORABLE.sub("\ufffd", s)
+
+
+def clamp_int(value: object, lo: int = 0, hi: int = BIGINT_MAX) -> int:
+    if type(value) is int and lo <= value <= hi:
+        return value
+    try:
+        v = int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError, OverflowError):
+        return lo
+    return min(max(v, lo), hi)
+
+
+def _finite(value: object, default: float | None = 0.0) -> float | None:
+    if type(value) is float and math.isfinite(value):
+        return value
+    try:
+        v = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return default
+    return v if math.isfinite(v) else default
+
+
 def usage_tuple(u: UsageRecord) -> tuple:
-    return (u.request_id, u.key_id, u.account_id, u.requested_model, u.routed_model, u.provider,
-            u.prompt_tokens, u.completion_tokens, u.cached_tokens, u.cost_micros, u.latency_ms,
-            u.ttft_ms, u.status, u.error_type, int(u.stream), u.created_at, u.protocol, u.route_reason, u.fallbacks)
+    return (clean_text(u.request_id) or "", clamp_int(u.key_id, -BIGINT_MAX), clamp_int(u.account_id, -BIGINT_MAX),
+            clean_text(u.requested_model) or "", clean_text(u.routed_model) or "", clean_text(u.provider) or "",
+            clamp_int(u.prompt_tokens), clamp_int(u.completion_tokens), clamp_int(u.cached_tokens),
+            clamp_int(u.cost_micros, -BIGINT_MAX), _finite(u.latency_ms), _finite(u.ttft_ms, None),
+            clamp_int(u.status, 0, 999), clean_text(u.error_type), int(bool(u.stream)), _finite(u.created_at),
+            clean_text(u.protocol, 40) or "chat", clean_text(u.route_reason, LONG_TEXT_CAP),
+            clean_text(u.fallbacks, LONG_TEXT_CAP))
+
+
+def reject_json(u: object) -> str:
+    """A record that could not be written, as JSON text any store accepts (for usage_rejects)."""
+    try:
+        data = asdict(u)  # type: ignore[call-overload]
+    except TypeError:
+        data = {"repr": repr(u)}
+    return json.dumps(data, ensure_ascii=True, default=repr)

@@ -27,8 +27,8 @@ from typing import Any, Callable, Sequence, TypeVar
 
 from . import rows
 from .base import (Account, ApiKey, AuditEntry, LedgerEntry, Limits, NewKey, Reservation, Settlement,
-                   StoredResponse, UsagePage, UsageQuery, UsageRecord, UsageTotals)
-from .migrations import MIGRATIONS
+                   StoredResponse, UsagePage, UsageQuery, UsageRecord, UsageReject, UsageTotals)
+from .migrations import MIGRATIONS, migration_sql
 
 __all__ = ["SQLiteStore"]
 T = TypeVar("T")
@@ -160,7 +160,8 @@ class SQLiteStore:
                 done = {r[0] for r in db.execute("SELECT name FROM _migrations")}
                 for name, sql in MIGRATIONS:
                     if name not in done:
-                        for stmt in _statements(sql.replace("{ID}", "INTEGER PRIMARY KEY AUTOINCREMENT")):
+                        ddl = migration_sql(sql, "sqlite")
+                        for stmt in _statements(ddl.replace("{ID}", "INTEGER PRIMARY KEY AUTOINCREMENT")):
                             db.execute(stmt)
                         db.execute("INSERT INTO _migrations VALUES (?, ?)", (name, time.time()))
             except BaseException:
@@ -382,6 +383,18 @@ class SQLiteStore:
         return await self._tx(lambda db: db.execute("DELETE FROM responses WHERE id = ? AND account_id = ?",
                                                     (response_id, account_id)).rowcount > 0)
 
+    # -- usage recorded with the charge (issue 11) ----------------------------------------------
+    async def settle_recorded(self, request_id: str, cost_micros: int, record: UsageRecord) -> Settlement | None:
+        return await self._tx(lambda db: _settle(db, request_id, cost_micros, record))
+
+    async def insert_usage_rejects(self, rejects: Sequence[UsageReject]) -> None:
+        if not rejects:
+            return
+        data = [(rows.clean_text(r.request_id), rows.clean_text(r.reason, rows.LONG_TEXT_CAP),
+                 rows.clean_text(r.record, 1 << 20), r.created_at) for r in rejects]
+        await self._tx(lambda db: db.executemany(
+            "INSERT INTO usage_rejects (request_id, reason, record, created_at) VALUES (?, ?, ?, ?)", data))
+
 
 def _run_batch(db: sqlite3.Connection, batch: list) -> list[tuple[asyncio.Future, bool, object]]:
     """Inside the transaction BEGIN IMMEDIATE opened: run the calls in order, then COMMIT. No
@@ -434,7 +447,8 @@ def _key(db: sqlite3.Connection, where: str, arg: Any) -> ApiKey | None:
     return rows.api_key(r) if r else None
 
 
-def _settle(db: sqlite3.Connection, request_id: str, cost_micros: int) -> Settlement | None:
+def _settle(db: sqlite3.Connection, request_id: str, cost_micros: int,
+            record: UsageRecord | None = None) -> Settlement | None:
     row = db.execute("SELECT account_id, key_id, amount_micros, state, charged_micros FROM reservations "
                      "WHERE request_id = ?", (request_id,)).fetchone()
     if row is None:
@@ -461,7 +475,13 @@ def _settle(db: sqlite3.Connection, request_id: str, cost_micros: int) -> Settle
                    "VALUES (?, ?, 'charge', '', ?, ?)", (account_id, -charge, request_id, time.time()))
     db.execute("UPDATE reservations SET state = 'settled', charged_micros = ? WHERE request_id = ?",
                (charge, request_id))
+    if record is not None:
+        record.cost_micros = charge
+        db.execute(_INSERT_USAGE, rows.usage_tuple(record))
     return Settlement(request_id, charge, bal)
+
+
+_INSERT_USAGE = f"INSERT INTO usage ({rows.USAGE_COLS}) VALUES ({','.join('?' * rows.USAGE_COL_COUNT)})"
 
 
 def _usage_filter(q: UsageQuery) -> tuple[str, tuple]:

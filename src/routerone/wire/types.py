@@ -35,10 +35,23 @@ class Usage:
     def from_openai(cls, raw: dict | None) -> "Usage | None":
         if not isinstance(raw, dict):
             return None
-        pd = raw.get("prompt_tokens_details") or {}
-        cd = raw.get("completion_tokens_details") or {}
-        return cls(prompt_tokens=int(raw.get("prompt_tokens") or 0),
-                   completion_tokens=int(raw.get("completion_tokens") or 0),
-                   cached_tokens=int(pd.get("cached_tokens") or 0),
-                   cache_write_tokens=int(pd.get("cache_write_tokens") or 0),
-                   reasoning_tokens=int(cd.get("reasoning_tokens") or 0))
+        pd = raw.get("prompt_tokens_details")
+        cd = raw.get("completion_tokens_details")
+        pd, cd = (pd if isinstance(pd, dict) else {}), (cd if isinstance(cd, dict) else {})
+        return cls(prompt_tokens=_count(raw.get("prompt_tokens")),
+                   completion_tokens=_count(raw.get("completion_tokens")),
+                   cached_tokens=_count(pd.get("cached_tokens")),
+                   cache_write_tokens=_count(pd.get("cache_write_tokens")),
+                   reasoning_tokens=_count(cd.get("reasoning_tokens")))
+
+
+def _count(value) -> int:
+    """A token count from an upstream's JSON: an int (a whole float too); anything else is 0 (what
+    is plausible is Billing's call, see services/billing.sane_usage)."""
+    if isinstance(value, bool):
+        return 0
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return 0

@@ -1,0 +1,72 @@
+"""Issue 11 item 1: token counting works at every size, exactly where the text allows a cut, and as
+an upper bound (never an exception, never an under-count) where it does not; the incremental
+counter a stream uses says the same as counting the whole text, in bounded memory."""
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from routerone.tokens import PIECE_CHARS, TokenCounter, count_prompt_tokens, count_text_tokens, load_tokenizer
+
+WORDS = ["hello", "world", "Zürich", "naïve", "日本語", "don't", "I'm", "x2", "42", "3.14", "!!", "...", "\n", "\n\n",
+         "  ", "\t", "é", "ß", "Привет", "مرحبا", "<|endoftext|>", "😀", "a\u0301", "THE", "CamelCase", "foo_bar",
+         "https://x.y/z", "\r\n", "'s", "—"]
+
+
+def _text(rnd: random.Random, n: int) -> str:
+    out, size = [], 0
+    while size < n:
+        w = rnd.choice(WORDS) + rnd.choice([" ", " ", " ", "\n", "", "  ", ", "])
+        out.append(w)
+        size += len(w)
+    return "".join(out)
+
+
+def _exact(text: str) -> int:
+    # the reference: o200k on the whole text at once, by the library's backend (its Python wrapper
+    # refuses >= 1M characters or > 200k tokens, which is what tokens.py works around)
+    return len(load_tokenizer()._backend.encode(text))
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_pieces_count_exactly_what_the_whole_text_counts(seed: int) -> None:
+    rnd = random.Random(seed)
+    text = _text(rnd, rnd.randint(3 * PIECE_CHARS, 12 * PIECE_CHARS))
+    exact = _exact(text)
+    assert count_text_tokens(text) == exact
+    counter = TokenCounter()
+    i = 0
+    while i < len(text):
+        k = rnd.randint(1, 300)
+        counter.add(text[i:i + k])
+        i += k
+        assert counter.pending_chars <= 8 * PIECE_CHARS + 300   # bounded, whatever the length
+    assert counter.total() == exact
+
+
+def test_beyond_the_tokenizers_limits() -> None:
+    text = "hello world " * 90_000              # 1.08 MB: bpe-openai alone raises here
+    with pytest.raises(ValueError):
+        load_tokenizer().encode_ordinary(text)
+    assert count_text_tokens(text) == 180_001
+    assert count_text_tokens(text * 4) == 720_001
+    assert count_prompt_tokens(text, 1) == 180_001 + 4 + 3
+
+
+def test_text_without_cut_points_is_bounded_by_its_bytes() -> None:
+    blob = "x" * 3_000_000
+    assert count_text_tokens(blob) == 3_000_000                 # >= the real count, no exception
+    mixed = "hello world " * 10_000 + "é" * 200_000 + " and then words again" * 5_000
+    n = count_text_tokens(mixed)
+    assert _exact(mixed) <= n <= len(mixed.encode())
+    special = "<|endoftext|>" * 100_000                         # special-token text is plain text
+    assert count_text_tokens(special) >= 100_000
+
+
+def test_counter_total_can_be_read_more_than_once() -> None:
+    c = TokenCounter()
+    c.add("hello world " * 30_000)
+    first = c.total()
+    c.add(" more")
+    assert c.total() == count_text_tokens("hello world " * 30_000 + " more") and first < c.total()
