@@ -9,6 +9,7 @@ from aiohttp import web
 from .catalog import Catalog, load_catalog
 from .errors import MethodNotAllowed, NotFound, PayloadTooLarge, RouterOneError
 from .http.admin import add_admin_routes
+from .http.apidoc import add_apidoc_routes
 from .http.render import error_response
 from .http.routes import REQUEST_IDS, add_routes, client_request_id, new_request_id
 from .http.runtime import RUNTIME, Runtime
@@ -80,7 +81,7 @@ def create_app(settings: Settings, *, store: Store | None = None, limiter: Limit
     request_log = RequestLog(every_request=settings.log_requests, content=settings.log_content)
     chat = ChatService(ChatDeps(settings, auth, planner, transport, billing, limiter, usage, health, metrics,
                                 request_log))
-    accounts = AccountsService(store, auth)
+    accounts = AccountsService(store, auth, strategies=tuple(planner.strategies))
     rt = Runtime(settings, catalog, auth, chat, accounts, metrics)
     metrics.gauge("routerone_usage_queue_depth", "Usage records waiting to be written", lambda: usage.depth)
     metrics.gauge("routerone_billing_rejections", "Requests refused for insufficient balance",
@@ -101,6 +102,7 @@ def create_app(settings: Settings, *, store: Store | None = None, limiter: Limit
     app[RUNTIME] = rt
     add_routes(app)
     add_admin_routes(app)
+    add_apidoc_routes(app)
     if catalog.vendors["demo"].configured:
         fake_openai.add_routes(app, "/demo/v1", fake_openai.FakeOptions(demo=True))
 
