@@ -1,6 +1,7 @@
 """Admin API bodies and query strings: strict pydantic models, parsed from the raw bytes.
 
-Strict means: JSON types only as declared (a bool is not an integer, "5" is not a number), ranges
+Strict means: JSON types only as declared (a bool is not an integer, "5" is not a number, 1.5 is
+not an integer; 5.0 is the integer 5, as JSON Schema counts it), ranges
 and enums checked, unknown fields refused; every failure is an `InvalidRequest` whose `param`
 names the field. Money is given either in micro-dollars (`*_micros`, an integer) or in US dollars
 (`*_usd`, a decimal string like "12.50" or a JSON number), exact to the micro-dollar: a sub-micro
@@ -114,6 +115,14 @@ def _one_of(data: Any, micros: str, usd: str, *, required: bool) -> Any:
     return data
 
 
+def _exactly_one(a: str, b: str) -> dict:
+    return {"oneOf": [{"required": [a]}, {"required": [b]}]}
+
+
+def _not_both(a: str, b: str) -> dict:
+    return {"not": {"required": [a, b]}}
+
+
 class _Limits(_Strict):
     rpm: Int32 | None = Field(None, description="requests per minute (null: no limit)")
     tpm: Int32 | None = Field(None, description="tokens per minute (null: no limit)")
@@ -122,6 +131,7 @@ class _Limits(_Strict):
 
 class AccountCreate(_Limits):
     """A new account, optionally with an opening balance."""
+    model_config = ConfigDict(json_schema_extra=_not_both("balance_micros", "balance_usd"))
     name: Name
     markup_bps: Annotated[int, Field(ge=0, le=MAX_MARKUP_BPS)] = Field(
         0, description="added to every price, in basis points (100 = +1%)")
@@ -142,6 +152,7 @@ class AccountUpdate(_Limits):
 
 class BalanceChange(_Strict):
     """A credit or a debit: an amount in micro-dollars or in USD (exactly one), and a note."""
+    model_config = ConfigDict(json_schema_extra=_exactly_one("amount_micros", "amount_usd"))
     amount_micros: Annotated[int, Field(ge=1, le=MAX_AMOUNT_MICROS)] | None = None
     amount_usd: _usd(MAX_AMOUNT_MICROS) | None = None
     note: Text = ""
@@ -153,6 +164,7 @@ class BalanceChange(_Strict):
 
 
 class _KeyFields(_Limits):
+    model_config = ConfigDict(json_schema_extra=_not_both("spend_cap_micros", "spend_cap_usd"))
     spend_cap_micros: Annotated[int, Field(ge=0, le=MAX_SPEND_CAP_MICROS)] = Field(
         None, description="the most this key may ever spend")
     spend_cap_usd: _usd(MAX_SPEND_CAP_MICROS) = Field(None, description="the spend cap in USD")
@@ -255,7 +267,7 @@ def parse_body(model: type[M], raw: bytes) -> M:
         raise InvalidRequest("The request body is not valid JSON", code="invalid_json") from None
     if not isinstance(data, dict):
         raise InvalidRequest("The request body must be a JSON object")
-    data = {k: float(v) if isinstance(v, Decimal) and k not in _DECIMAL_FIELDS else v for k, v in data.items()}
+    data = {k: _number(v) if isinstance(v, Decimal) and k not in _DECIMAL_FIELDS else v for k, v in data.items()}
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -264,6 +276,13 @@ def parse_body(model: type[M], raw: bytes) -> M:
 
 
 _DECIMAL_FIELDS = {"balance_usd", "amount_usd", "spend_cap_usd", "expires_at"}
+
+
+def _number(v: Decimal) -> int | float:
+    """A JSON number: an integral one (5, 5.0, 5e3) is an integer, as JSON Schema counts it."""
+    if v.is_finite() and v == v.to_integral_value() and v.adjusted() < 30:
+        return int(v)
+    return float(v)
 
 
 def parse_query(model: type[M], query: Mapping[str, str]) -> M:

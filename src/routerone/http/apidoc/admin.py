@@ -15,7 +15,7 @@ from .common import nullable, operation, path_parameter, query_parameters, ref
 TAG = "Admin API"
 TAGS = [{"name": TAG, "description": (
     "Needs an admin key. Bodies are strict: unknown fields, wrong JSON types (a boolean is not an "
-    "integer, \"5\" is not a number) and out-of-range values are a 400 whose `param` names the field. "
+    "integer, \"5\" is not a number, 1.5 is not an integer) and out-of-range values are a 400 whose `param` names the field. "
     f"Money is integer micro-dollars (`*_micros`) or US dollars (`*_usd`: a decimal string such as "
     f"\"12.50\" or a number, exact to the micro-dollar; finer amounts are refused, never rounded). One "
     f"credit or debit moves at most ${MAX_AMOUNT_MICROS // 10**6:,} and a balance never exceeds "

@@ -10,26 +10,55 @@ TAGS = [{"name": TAG, "description": "What an OpenAI SDK talks to: `base_url=htt
         {"name": OPS_TAG, "description": "Health, metrics and this reference (no key needed)."}]
 
 _NUM = {"type": ["number", "null"]}
+_TEXT_PART = {"type": "object", "required": ["type", "text"],
+              "properties": {"type": {"const": "text"}, "text": {"type": "string"}}}
+_USER_PART = {"anyOf": [
+    _TEXT_PART,
+    {"type": "object", "required": ["type", "image_url"], "properties": {
+        "type": {"const": "image_url"},
+        "image_url": {"type": "object", "required": ["url"], "properties": {"url": {"type": "string", "minLength": 1}}}}},
+    {"type": "object", "required": ["type"], "properties": {"type": {"enum": ["input_audio", "file"]}}}]}
+_ASSISTANT_PART = {"anyOf": [_TEXT_PART, {"type": "object", "required": ["type", "refusal"], "properties": {
+    "type": {"const": "refusal"}, "refusal": {"type": "string"}}}]}
+_TOOL_CALL = {"type": "object", "required": ["id", "function"], "properties": {
+    "id": {"type": "string"}, "type": {"const": "function"},
+    "function": {"type": "object", "required": ["name", "arguments"],
+                 "properties": {"name": {"type": "string"}, "arguments": {"type": "string"}}}}}
+_NAME = {"name": {"type": ["string", "null"]}}
+
+
+def _text_or(parts: dict) -> dict:
+    return {"anyOf": [{"type": "string"}, {"type": "array", "minItems": 1, "items": parts}]}
+
+
 _MESSAGE = {
-    "type": "object", "required": ["role"],
-    "description": "A chat message. `content` is required except on an assistant message with `tool_calls`; "
-                   "a `tool` message needs `tool_call_id`. Unknown fields are passed upstream as received.",
-    "properties": {
-        "role": {"enum": ["system", "developer", "user", "assistant", "tool", "function"]},
-        "content": {"anyOf": [{"type": "string"}, {"type": "null"}, {
-            "type": "array", "minItems": 1, "items": {
-                "type": "object", "required": ["type"],
-                "properties": {"type": {"enum": ["text", "image_url", "input_audio", "file", "refusal"]},
-                               "text": {"type": "string"}}}}]},
-        "name": {"type": ["string", "null"]},
-        "tool_call_id": {"type": "string"},
-        "tool_calls": {"type": ["array", "null"], "items": {
-            "type": "object", "required": ["id", "function"],
-            "properties": {"id": {"type": "string"}, "type": {"const": "function"},
-                           "function": {"type": "object", "required": ["name", "arguments"],
-                                        "properties": {"name": {"type": "string"}, "arguments": {"type": "string"}}}}}},
-    },
+    "description": "A chat message, by role. Unknown fields are passed upstream as received.",
+    "anyOf": [
+        {"type": "object", "required": ["role", "content"], "properties": {
+            "role": {"enum": ["system", "developer"]}, "content": _text_or(_TEXT_PART), **_NAME}},
+        {"type": "object", "required": ["role", "content"], "properties": {
+            "role": {"const": "user"}, "content": _text_or(_USER_PART), **_NAME}},
+        {"type": "object", "required": ["role", "content"], "properties": {
+            "role": {"const": "assistant"}, **_NAME, "tool_calls": {"type": ["array", "null"], "items": _TOOL_CALL},
+            "content": {"anyOf": [{"type": "string"}, {"type": "array", "items": _ASSISTANT_PART}]}}},
+        {"type": "object", "required": ["role", "tool_calls"], "properties": {
+            "role": {"const": "assistant"}, **_NAME, "content": {"type": "null"},
+            "tool_calls": {"type": "array", "minItems": 1, "items": _TOOL_CALL}}},
+        {"type": "object", "required": ["role", "content", "tool_call_id"], "properties": {
+            "role": {"const": "tool"}, "content": _text_or(_TEXT_PART), "tool_call_id": {"type": "string"}}},
+        {"type": "object", "required": ["role"], "properties": {
+            "role": {"const": "function"}, "content": {"anyOf": [{"type": "null"}, _text_or(_TEXT_PART)]}, **_NAME}},
+    ],
 }
+_TOOL = {"anyOf": [
+    {"type": "object", "required": ["type", "function"], "properties": {
+        "type": {"const": "function"},
+        "function": {"type": "object", "required": ["name"], "properties": {
+            "name": {"type": "string", "minLength": 1}, "parameters": {"type": ["object", "null"]}}}}},
+    {"type": "object", "required": ["type"], "properties": {"type": {"const": "custom"}}}]}
+_STRINGS = ("user", "reasoning_effort", "service_tier", "safety_identifier", "prompt_cache_key")
+_OBJECTS = ("logit_bias", "metadata", "prediction", "audio", "web_search_options")
+_BOOLS = ("logprobs", "parallel_tool_calls", "store")
 
 SCHEMAS = {
     "ChatCompletionRequest": {
@@ -55,12 +84,18 @@ SCHEMAS = {
                                "properties": {"include_usage": {"type": ["boolean", "null"]}}},
             "stop": {"anyOf": [{"type": "string"}, {"type": "null"},
                                {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": 4}]},
-            "tools": {"type": ["array", "null"], "items": {"type": "object", "required": ["type"],
-                                                           "properties": {"type": {"enum": ["function", "custom"]}}}},
-            "response_format": {"type": ["object", "null"], "required": ["type"], "properties": {
-                "type": {"enum": ["text", "json_object", "json_schema"]}}},
-            "user": {"type": ["string", "null"]},
+            "tools": {"type": ["array", "null"], "items": _TOOL},
+            "tool_choice": {"anyOf": [{"enum": ["none", "auto", "required"]}, {"type": "object"}, {"type": "null"}]},
+            "response_format": {"anyOf": [{"type": "null"}, {"type": "object", "required": ["type"], "properties": {
+                "type": {"enum": ["text", "json_object", "json_schema"]}}}]},
+            "seed": {"type": ["integer", "null"]},
+            "top_logprobs": {"type": ["integer", "null"], "minimum": 0, "maximum": 20},
+            **{k: {"type": ["string", "null"]} for k in _STRINGS},
+            **{k: {"type": ["object", "null"]} for k in _OBJECTS},
+            **{k: {"type": ["boolean", "null"]} for k in _BOOLS},
         },
+        "anyOf": [{"properties": {"stream_options": {"type": "null"}}},
+                  {"required": ["stream"], "properties": {"stream": {"const": True}}}],
     },
     "ChatCompletion": {
         "type": "object", "required": ["id", "object", "created", "model", "choices"],
@@ -74,6 +109,12 @@ SCHEMAS = {
                 "cost": {"type": "number", "description": "what this request was charged, in USD"}}},
         },
     },
+    "ChatCompletionEvent": {
+        "type": "object", "required": ["data"],
+        "description": "One server-sent event of a streamed completion: `data` holds a chat.completion.chunk "
+                       "(JSON), an `{\"error\": ...}` object if the stream fails after it started (after a chunk "
+                       "with finish_reason \"error\"), or the final `[DONE]`.",
+        "properties": {"data": {"type": "string"}, "event": {"type": "string"}}},
     "Model": {"type": "object", "required": ["id", "object", "created", "owned_by"], "properties": {
         "id": {"type": "string"}, "object": {"const": "model"}, "created": {"type": "integer"},
         "owned_by": {"type": "string", "description": "the provider (`routerone` for auto)"}}},
@@ -99,7 +140,7 @@ PATHS = {
                     "happened. With `stream: true` the reply is `text/event-stream`. The body must be "
                     "`Content-Type: application/json`.",
         ok_content={"application/json": {"schema": ref("ChatCompletion")},
-                    "text/event-stream": {"schema": {"type": "string"}}},
+                    "text/event-stream": {"schema": ref("ChatCompletionEvent")}},
         errors=(400, 402, 403, 404, 413, 429, 502, 503, 504))},
     "/v1/models": {"get": operation(
         "List the models this key may use", TAG, ok=ref("ModelList"), errors=(), operation_id="listModels",
