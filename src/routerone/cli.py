@@ -14,6 +14,7 @@ from .settings import Settings, SettingsError, load_settings
 from .store.base import Limits
 from .store.factory import open_store
 from .routing import commands as routing_commands
+from . import audit_cli
 from .server import serve
 from .services.accounts import AccountsService
 
@@ -164,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     m = sub.add_parser("models", help="list the models this configuration serves")
     m.set_defaults(func=cmd_models)
     routing_commands.register(sub)
+    audit_cli.register(sub)
     return p
 
 

@@ -5,18 +5,20 @@ Each generated request must get: no 5xx; every >= 400 answer in the seed's error
 {"error": {"message", "type", "param", "code"}}; a status, content type and body the document
 declares for that operation (schemathesis' conformance checks); and invalid data refused.
 
-In the suite: a fixed seed and a few examples per operation (well under a minute). The longer run
-(documented in tests/fuzz/README.md), e.g. ~6,000 requests:
+In the suite: a fixed seed and 12 examples per operation (~230 requests, a few seconds). The longer
+run (tests/fuzz/README.md), 300 per operation = 5,704 requests:
 
-    ROUTERONE_FUZZ_EXAMPLES=400 python3 dev.py test -q tests/fuzz -s
+    ROUTERONE_FUZZ_EXAMPLES=300 python3 dev.py test -q tests/fuzz -s
 
-ROUTERONE_FUZZ_SEED changes the seed; the totals (requests, 5xx, shape failures) are printed at the
-end and written to ROUTERONE_FUZZ_REPORT (a JSON file) when it is set.
+ROUTERONE_FUZZ_SEED changes the seed, ROUTERONE_FUZZ_DB=postgres runs it on PostgreSQL; the totals
+(requests, 5xx, shape failures) are printed at the end and written to ROUTERONE_FUZZ_REPORT (a JSON
+file) when it is set.
 """
 from __future__ import annotations
 
 import json
 import os
+import sys
 from collections import Counter
 from pathlib import Path
 from typing import Iterator
@@ -65,12 +67,21 @@ class Target:
 
 
 @pytest.fixture(scope="module")
-def target(fake_upstream, tmp_path_factory) -> Iterator[Target]:
-    db = tmp_path_factory.mktemp("fuzz") / "r1.db"
+def database_url(tmp_path_factory) -> Iterator[str]:
+    """SQLite by default; ROUTERONE_FUZZ_DB=postgres runs the same fuzz on a fresh PostgreSQL database."""
+    if os.environ.get("ROUTERONE_FUZZ_DB") == "postgres":
+        sys.path.insert(0, str(Path(__file__).parent.parent / "e2e"))
+        from billing_procs import pg_database
+        with pg_database() as url:
+            yield url
+    else:
+        yield f"sqlite:///{tmp_path_factory.mktemp('fuzz') / 'r1.db'}"
+
+
+@pytest.fixture(scope="module")
+def target(fake_upstream, database_url: str) -> Iterator[Target]:
     providers = {"openai": ProviderSettings(api_key=fake_upstream.api_key, base_url=fake_upstream.base_url)}
-    with Gateway(Settings(database_url=f"sqlite:///{db}", demo="off", providers=providers,
-                          usage_flush_interval_s=0.05, log_level="ERROR") if _has_log_level() else
-                 Settings(database_url=f"sqlite:///{db}", demo="off", providers=providers,
+    with Gateway(Settings(database_url=database_url, demo="off", providers=providers,
                           usage_flush_interval_s=0.05)) as gw:
         admin = httpx2.Client(base_url=gw.url, headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=30)
         acc = admin.post("/admin/accounts", json={"name": "fuzz", "balance_usd": "100000"}).json()["data"]
@@ -79,10 +90,6 @@ def target(fake_upstream, tmp_path_factory) -> Iterator[Target]:
         yield Target(gw, key["key"], {"keys": admin_key_ids | {key["id"]},
                                       "accounts": {acc["id"], key["account_id"], 1}})
         admin.close()
-
-
-def _has_log_level() -> bool:
-    return "log_level" in Settings.__dataclass_fields__
 
 
 def _shape_problem(response) -> str | None:
@@ -107,7 +114,8 @@ def report() -> Iterator[None]:
     summary = {"requests": STATS["requests"], "5xx": STATS["5xx"], "shape_failures": STATS["shape"],
                "check_failures": STATS["check"], "by_status": {k[7:]: v for k, v in sorted(STATS.items())
                                                                 if k.startswith("status:")},
-               "examples_per_operation_and_mode": EXAMPLES, "seed": SEED, "operations": len(OPERATIONS)}
+               "examples_per_operation": EXAMPLES, "seed": SEED, "operations": len(OPERATIONS),
+               "database": os.environ.get("ROUTERONE_FUZZ_DB", "sqlite")}
     print("\nschemathesis fuzz:", json.dumps(summary))
     if os.environ.get("ROUTERONE_FUZZ_VERBOSE"):
         for k, v in sorted(STATS.items()):
