@@ -135,8 +135,9 @@ class AccountCreate(_Limits):
     name: Name
     markup_bps: Annotated[int, Field(ge=0, le=MAX_MARKUP_BPS)] = Field(
         0, description="added to every price, in basis points (100 = +1%)")
-    balance_micros: Annotated[int, Field(ge=0, le=MAX_BALANCE_MICROS)] | None = None
-    balance_usd: _usd(MAX_BALANCE_MICROS) | None = None
+    balance_micros: Annotated[int, Field(ge=0, le=MAX_BALANCE_MICROS)] | None = Field(
+        None, description="opening balance in micro-dollars")
+    balance_usd: _usd(MAX_BALANCE_MICROS) | None = Field(None, description="opening balance in US dollars")
 
     @model_validator(mode="before")
     @classmethod
@@ -153,9 +154,10 @@ class AccountUpdate(_Limits):
 class BalanceChange(_Strict):
     """A credit or a debit: an amount in micro-dollars or in USD (exactly one), and a note."""
     model_config = ConfigDict(json_schema_extra=_exactly_one("amount_micros", "amount_usd"))
-    amount_micros: Annotated[int, Field(ge=1, le=MAX_AMOUNT_MICROS)] | None = None
-    amount_usd: _usd(MAX_AMOUNT_MICROS) | None = None
-    note: Text = ""
+    amount_micros: Annotated[int, Field(ge=1, le=MAX_AMOUNT_MICROS)] | None = Field(
+        None, description="the amount in micro-dollars (1,000,000 = $1)")
+    amount_usd: _usd(MAX_AMOUNT_MICROS) | None = Field(None, description="the amount in US dollars")
+    note: Text = Field("", description="shown in the ledger")
 
     @model_validator(mode="before")
     @classmethod

@@ -37,7 +37,11 @@ class _Doc:
 
     def type_of(self, schema: dict) -> str:
         if "$ref" in schema:
-            return schema["$ref"].rsplit("/", 1)[-1]
+            name = escape(schema["$ref"].rsplit("/", 1)[-1])
+            return f'<a href="#schema-{name}">{name}</a>'
+        if schema.get("type") == "object" and "properties" in schema and len(schema["properties"]) <= 3:
+            inner = ", ".join(f"{escape(k)}: {self.type_of(v)}" for k, v in schema["properties"].items())
+            return "{" + inner + "}"
         if "enum" in schema:
             return " | ".join(f"<code>{escape(repr(v))}</code>" for v in schema["enum"])
         if "const" in schema:
@@ -59,7 +63,8 @@ class _Doc:
         required = set(schema.get("required", []))
         for name, sub in schema.get("properties", {}).items():
             full = f"{prefix}{name}"
-            notes = ", ".join(f"{k} {escape(str(sub[k]))}" for k in _KEYS if k in sub)
+            notes = ", ".join(f"{k} {escape(str(v[k]))}" for v in (sub, *sub.get("anyOf", ())) for k in _KEYS
+                              if k in v and not (k == "default" and v[k] in (None, "")))
             desc = escape(sub.get("description", ""))
             rows.append(f"<tr><td><code>{escape(full)}</code>{' <small>required</small>' if full and name in required else ''}"
                         f"</td><td>{self.type_of(sub)}</td><td>{desc}{'<br><small>' + notes + '</small>' if notes else ''}"
