@@ -11,6 +11,7 @@ from .errors import MethodNotAllowed, NotFound, PayloadTooLarge, RouterOneError
 from .http.admin import add_admin_routes
 from .http.protocols import add_protocol_routes
 from .http.readiness import Readiness, add_readiness_routes
+from .http.apidoc import add_apidoc_routes
 from .http.render import error_response
 from .http.routes import REQUEST_IDS, add_routes, client_request_id, new_request_id
 from .http.runtime import RUNTIME, Runtime
@@ -87,7 +88,7 @@ def create_app(settings: Settings, *, store: Store | None = None, limiter: Limit
     request_log = RequestLog(every_request=settings.log_requests, content=settings.log_content)
     chat = ChatService(ChatDeps(settings, auth, planner, transport, billing, limiter, usage, health, metrics,
                                 request_log))
-    accounts = AccountsService(store, auth)
+    accounts = AccountsService(store, auth, strategies=tuple(planner.strategies))
     rt = Runtime(settings, catalog, auth, chat, accounts, metrics)
     metrics.gauge("routerone_usage_queue_depth", "Usage records waiting to be written", lambda: usage.depth,
                   live=True)
@@ -118,6 +119,7 @@ def create_app(settings: Settings, *, store: Store | None = None, limiter: Limit
     add_readiness_routes(app, Readiness(store, limiter, limiter_required=(
         getattr(limiter, "failure_policy", None) == "closed")))
     add_protocol_routes(app)       # /v1/messages, /v1/responses, /v1/embeddings
+    add_apidoc_routes(app)
     if catalog.vendors["demo"].configured:
         fake_openai.add_routes(app, "/demo/v1", fake_openai.FakeOptions(demo=True))
 

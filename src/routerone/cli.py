@@ -20,6 +20,7 @@ from .cli_usage import add_usage_parser, print_usage, usage_rows
 from .errors import RouterOneError
 from .providers.discovery import discover_once
 from .routing import commands as routing_commands
+from . import audit_cli
 from .server import serve
 from .services.accounts import AccountsService
 from .settings import Settings, SettingsError, load_settings
@@ -261,6 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.set_defaults(func=cmd_models)
     add_usage_parser(sub, cmd_usage)
     routing_commands.register(sub)
+    audit_cli.register(sub)
     _everywhere(p)
     return p
 

@@ -1,53 +1,54 @@
-"""Admin API (JSON, admin key): accounts, credits/debits, keys, usage, deployment health."""
+"""Admin API (JSON, admin key): accounts, credits/debits, keys, usage, audit, deployment health.
+
+Each handler parses its body / query string with a strict model from wire.admin (400 naming the
+field on any fault), calls one AccountsService method with the actor "admin-key:<id>", renders.
+The reference is /openapi.json (http/apidoc/admin.py describes these routes).
+"""
 from __future__ import annotations
 
 from dataclasses import asdict
 from typing import Any, Awaitable, Callable
 
-import orjson
 from aiohttp import web
 
 from ..errors import InvalidRequest, PermissionDenied, RouterOneError
+from ..services.auth import AuthContext
 from ..store.base import Account, ApiKey, Limits, UsageQuery
+from ..wire.admin import (MAX_ID, AccountCreate, AccountUpdate, AuditQueryParams, BalanceChange, Empty,
+                          KeyCreate, KeysQuery, KeyUpdate, ListQuery, UsageQueryParams, parse_body, parse_query)
 from .render import error_response, json_response
 from .runtime import RUNTIME, Runtime
 
-__all__ = ["add_admin_routes"]
+__all__ = ["add_admin_routes", "ADMIN_ROUTES"]
 
-INT32_MAX = 2**31 - 1     # rpm / tpm / concurrency / markup columns are INTEGER
-INT64_MAX = 2**63 - 1     # money columns are BIGINT micro-dollars
-INT32_FIELDS = {"rpm", "tpm", "concurrency", "markup_bps"}
-Handler = Callable[[web.Request, Runtime, dict], Awaitable[Any]]
+LIMIT_FIELDS = ("rpm", "tpm", "concurrency")
 
 
-def _account(a: Account) -> dict:
-    return {**asdict(a), "available_micros": a.available_micros, "limits": asdict(a.limits)}
+class Call:
+    """One admin request: the runtime, the raw body, the caller (for the audit actor)."""
+    __slots__ = ("request", "rt", "raw", "auth")
+
+    def __init__(self, request: web.Request, rt: Runtime, raw: bytes, auth: AuthContext) -> None:
+        self.request, self.rt, self.raw, self.auth = request, rt, raw, auth
+
+    @property
+    def actor(self) -> str:
+        return f"admin-key:{self.auth.key.id}"
+
+    def id(self, name: str = "id") -> int:
+        text = self.request.match_info[name]
+        if not (text.isascii() and text.isdigit() and len(text) <= 19 and 1 <= int(text) <= MAX_ID):
+            raise InvalidRequest(f"Path parameter '{name}' must be an integer between 1 and {MAX_ID}", param=name)
+        return int(text)
+
+    def query(self, model):
+        return parse_query(model, self.request.query)
+
+    def no_query(self) -> None:
+        parse_query(Empty, self.request.query)
 
 
-def _key(k: ApiKey) -> dict:
-    d = asdict(k)
-    d["allowed_models"] = list(k.allowed_models)
-    return d
-
-
-def _int(body: dict, name: str, required: bool = False) -> int | None:
-    v = body.get(name)
-    if v is None:
-        if required:
-            raise InvalidRequest(f"'{name}' is required", param=name)
-        return None
-    if isinstance(v, bool) or not isinstance(v, int):
-        raise InvalidRequest(f"'{name}' must be an integer", param=name)
-    limit = INT32_MAX if name in INT32_FIELDS else INT64_MAX
-    if not 0 <= v <= limit:
-        raise InvalidRequest(f"'{name}' must be between 0 and {limit}", param=name)
-    return v
-
-
-def _limits(body: dict) -> Limits | None:
-    if not any(k in body for k in ("rpm", "tpm", "concurrency")):
-        return None
-    return Limits(_int(body, "rpm"), _int(body, "tpm"), _int(body, "concurrency"))
+Handler = Callable[[Call], Awaitable[Any]]
 
 
 def admin(fn: Handler) -> Callable[[web.Request], Awaitable[web.Response]]:
@@ -57,126 +58,161 @@ def admin(fn: Handler) -> Callable[[web.Request], Awaitable[web.Response]]:
             auth = await rt.auth.authenticate(request.headers.get("Authorization"))
             if not auth.is_admin:
                 raise PermissionDenied("This endpoint needs an admin key")
-            body: dict = {}
-            if request.can_read_body:
-                try:
-                    body = orjson.loads(await request.read())
-                except orjson.JSONDecodeError:
-                    raise InvalidRequest("The request body is not valid JSON", code="invalid_json") from None
-                if not isinstance(body, dict):
-                    raise InvalidRequest("The request body must be a JSON object")
-            return json_response(await fn(request, rt, body))
+            raw = await request.read() if request.can_read_body else b""
+            return json_response(await fn(Call(request, rt, raw, auth)))
         except RouterOneError as exc:
             return error_response(exc)
+    handler.__name__ = fn.__name__
     return handler
 
 
-def _path_id(request: web.Request, name: str) -> int:
-    try:
-        return int(request.match_info[name])
-    except ValueError:
-        raise InvalidRequest(f"'{name}' must be an integer", param=name) from None
+def _account(a: Account) -> dict:
+    return {**asdict(a), "available_micros": a.available_micros, "limits": asdict(a.limits)}
 
 
-async def list_accounts(request, rt, body):
-    return {"data": [_account(a) for a in await rt.accounts.store.list_accounts()]}
+def _key(k: ApiKey) -> dict:
+    d = asdict(k)
+    d["allowed_models"] = list(k.allowed_models)
+    d["limits"] = asdict(k.limits)
+    return d
 
 
-async def create_account(request, rt, body):
-    name = body.get("name")
-    if not isinstance(name, str) or not name:
-        raise InvalidRequest("'name' is required", param="name")
-    acc = await rt.accounts.create_account(name, markup_bps=_int(body, "markup_bps") or 0,
-                                           limits=_limits(body) or Limits(),
-                                           initial_micros=_int(body, "balance_micros") or 0)
+def _limit_patch(body) -> dict:
+    return {f: getattr(body, f) for f in LIMIT_FIELDS if f in body.model_fields_set}
+
+
+# -- accounts ---------------------------------------------------------------------------------
+async def list_accounts(c: Call):
+    c.no_query()
+    return {"data": [_account(a) for a in await c.rt.accounts.store.list_accounts()]}
+
+
+async def create_account(c: Call):
+    c.no_query()
+    b = parse_body(AccountCreate, c.raw)
+    acc = await c.rt.accounts.create_account(
+        b.name, markup_bps=b.markup_bps, limits=Limits(b.rpm, b.tpm, b.concurrency),
+        initial_micros=b.balance_micros or b.balance_usd or 0, actor=c.actor)
     return {"data": _account(acc)}
 
 
-async def get_account(request, rt, body):
-    return {"data": _account(await rt.accounts.account(_path_id(request, "id")))}
+async def get_account(c: Call):
+    c.no_query()
+    return {"data": _account(await c.rt.accounts.account(c.id()))}
 
 
-async def update_account(request, rt, body):
-    acc = await rt.accounts.update_account(_path_id(request, "id"), markup_bps=_int(body, "markup_bps"),
-                                           limits=_limits(body))
+async def update_account(c: Call):
+    c.no_query()
+    account_id = c.id()
+    b = parse_body(AccountUpdate, c.raw)
+    acc = await c.rt.accounts.update_account(account_id, markup_bps=b.markup_bps, limits=_limit_patch(b),
+                                             actor=c.actor)
     return {"data": _account(acc)}
 
 
-async def credit(request, rt, body):
-    acc = await rt.accounts.credit(_path_id(request, "id"), _int(body, "amount_micros", True), str(body.get("note", "")))
+async def _balance(c: Call, kind: str):
+    c.no_query()
+    account_id = c.id()
+    b = parse_body(BalanceChange, c.raw)
+    fn = c.rt.accounts.credit if kind == "credit" else c.rt.accounts.debit
+    acc = await fn(account_id, b.amount_micros or b.amount_usd, b.note, actor=c.actor,
+                   param="amount_micros" if b.amount_micros else "amount_usd")
     return {"data": _account(acc)}
 
 
-async def debit(request, rt, body):
-    acc = await rt.accounts.debit(_path_id(request, "id"), _int(body, "amount_micros", True), str(body.get("note", "")))
-    return {"data": _account(acc)}
+async def credit(c: Call):
+    return await _balance(c, "credit")
 
 
-async def ledger(request, rt, body):
-    entries = await rt.accounts.store.ledger(_path_id(request, "id"), int(request.query.get("limit", 100)))
-    return {"data": [asdict(e) for e in entries]}
+async def debit(c: Call):
+    return await _balance(c, "debit")
 
 
-async def list_keys(request, rt, body):
-    acc = request.query.get("account_id")
-    return {"data": [_key(k) for k in await rt.accounts.store.list_keys(int(acc) if acc else None)]}
+async def ledger(c: Call):
+    q = c.query(ListQuery)
+    account_id = c.id()
+    await c.rt.accounts.account(account_id)
+    return {"data": [asdict(e) for e in await c.rt.accounts.store.ledger(account_id, q.limit)]}
 
 
-async def create_key(request, rt, body):
-    models = body.get("allowed_models") or []
-    if not isinstance(models, list) or not all(isinstance(m, str) for m in models):
-        raise InvalidRequest("'allowed_models' must be an array of model names", param="allowed_models")
-    expires = body.get("expires_at")
-    if expires is not None and not isinstance(expires, (int, float)):
-        raise InvalidRequest("'expires_at' must be a unix timestamp", param="expires_at")
-    issued = await rt.accounts.create_key(
-        _int(body, "account_id", True), name=str(body.get("name", "")), role=str(body.get("role", "user")),
-        expires_at=expires, spend_cap_micros=_int(body, "spend_cap_micros"), allowed_models=models,
-        limits=_limits(body) or Limits(), strategy=body.get("strategy"))
+# -- keys -------------------------------------------------------------------------------------
+async def list_keys(c: Call):
+    q = c.query(KeysQuery)
+    return {"data": [_key(k) for k in await c.rt.accounts.store.list_keys(q.account_id)]}
+
+
+async def get_key(c: Call):
+    c.no_query()
+    return {"data": _key(await c.rt.accounts.key(c.id()))}
+
+
+async def create_key(c: Call):
+    c.no_query()
+    b = parse_body(KeyCreate, c.raw)
+    issued = await c.rt.accounts.create_key(
+        b.account_id, name=b.name, role=b.role, expires_at=b.expires_at,
+        spend_cap_micros=b.spend_cap_micros if b.spend_cap_usd is None else b.spend_cap_usd,
+        allowed_models=b.allowed_models or (), limits=Limits(b.rpm, b.tpm, b.concurrency),
+        strategy=b.strategy, actor=c.actor)
     return {"data": {**_key(issued.record), "key": issued.key}}
 
 
-async def update_key(request, rt, body):
-    models = body.get("allowed_models")
-    rec = await rt.accounts.update_key(_path_id(request, "id"), limits=_limits(body),
-                                       spend_cap_micros=_int(body, "spend_cap_micros"),
-                                       allowed_models=models, expires_at=body.get("expires_at"))
+async def update_key(c: Call):
+    c.no_query()
+    key_id = c.id()
+    b = parse_body(KeyUpdate, c.raw)
+    rec = await c.rt.accounts.update_key(
+        key_id, limits=_limit_patch(b), allowed_models=b.allowed_models, expires_at=b.expires_at,
+        spend_cap_micros=b.spend_cap_micros if b.spend_cap_usd is None else b.spend_cap_usd, actor=c.actor)
     return {"data": _key(rec)}
 
 
-async def revoke_key(request, rt, body):
-    return {"data": {"revoked": await rt.accounts.revoke_key(_path_id(request, "id"))}}
+async def revoke_key(c: Call):
+    c.no_query()
+    key_id = c.id()
+    parse_body(Empty, c.raw)
+    return {"data": {"revoked": await c.rt.accounts.revoke_key(key_id, actor=c.actor)}}
 
 
-async def usage(request, rt, body):
-    q = request.query
-    def num(name, cast):
-        try:
-            return cast(q[name]) if name in q else None
-        except ValueError:
-            raise InvalidRequest(f"'{name}' must be a number", param=name) from None
-    page = await rt.accounts.usage(UsageQuery(
-        account_id=num("account_id", int), key_id=num("key_id", int), model=q.get("model"),
-        since=num("since", float), until=num("until", float), limit=num("limit", int) or 100))
+# -- reads ------------------------------------------------------------------------------------
+async def usage(c: Call):
+    q = c.query(UsageQueryParams)
+    page = await c.rt.accounts.usage(UsageQuery(account_id=q.account_id, key_id=q.key_id, model=q.model,
+                                                since=q.since, until=q.until, limit=q.limit))
     return {"data": [asdict(r) for r in page.records], "totals": asdict(page.totals)}
 
 
-async def health(request, rt, body):
-    return {"data": {dep: h.as_dict() for dep, h in rt.chat.d.health.by_deployment.items()}}
+async def audit(c: Call):
+    q = c.query(AuditQueryParams)
+    page = await c.rt.accounts.audit(limit=q.limit, target=q.target, actor=q.actor, action=q.action,
+                                     since=q.since, before_id=q.before_id)
+    return {"data": [asdict(e) for e in page.entries], "next_before_id": page.next_before_id}
+
+
+async def health(c: Call):
+    c.no_query()
+    return {"data": {dep: h.as_dict() for dep, h in c.rt.chat.d.health.by_deployment.items()}}
+
+
+ADMIN_ROUTES: tuple[tuple[str, str, Handler], ...] = (
+    ("GET", "/admin/accounts", list_accounts),
+    ("POST", "/admin/accounts", create_account),
+    ("GET", "/admin/accounts/{id}", get_account),
+    ("PATCH", "/admin/accounts/{id}", update_account),
+    ("POST", "/admin/accounts/{id}/credit", credit),
+    ("POST", "/admin/accounts/{id}/debit", debit),
+    ("GET", "/admin/accounts/{id}/ledger", ledger),
+    ("GET", "/admin/keys", list_keys),
+    ("POST", "/admin/keys", create_key),
+    ("GET", "/admin/keys/{id}", get_key),
+    ("PATCH", "/admin/keys/{id}", update_key),
+    ("POST", "/admin/keys/{id}/revoke", revoke_key),
+    ("GET", "/admin/usage", usage),
+    ("GET", "/admin/audit", audit),
+    ("GET", "/admin/health", health),
+)
 
 
 def add_admin_routes(app: web.Application) -> None:
-    r = app.router
-    r.add_get("/admin/accounts", admin(list_accounts))
-    r.add_post("/admin/accounts", admin(create_account))
-    r.add_get("/admin/accounts/{id}", admin(get_account))
-    r.add_patch("/admin/accounts/{id}", admin(update_account))
-    r.add_post("/admin/accounts/{id}/credit", admin(credit))
-    r.add_post("/admin/accounts/{id}/debit", admin(debit))
-    r.add_get("/admin/accounts/{id}/ledger", admin(ledger))
-    r.add_get("/admin/keys", admin(list_keys))
-    r.add_post("/admin/keys", admin(create_key))
-    r.add_patch("/admin/keys/{id}", admin(update_key))
-    r.add_post("/admin/keys/{id}/revoke", admin(revoke_key))
-    r.add_get("/admin/usage", admin(usage))
-    r.add_get("/admin/health", admin(health))
+    for method, path, fn in ADMIN_ROUTES:
+        app.router.add_route(method, path, admin(fn))

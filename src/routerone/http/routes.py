@@ -7,7 +7,7 @@ import secrets
 from aiohttp import web
 
 from ..catalog import AUTO_MODEL
-from ..errors import InvalidRequest, PayloadTooLarge, RouterOneError
+from ..errors import InvalidRequest, ModelNotFound, PayloadTooLarge, RouterOneError
 from ..observability.metrics import CONTENT_TYPE_LATEST
 from .render import error_response, json_response
 from .runtime import RUNTIME
@@ -86,15 +86,49 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     return resp
 
 
+def _model_entry(model_id: str, owned_by: str) -> dict:
+    return {"id": model_id, "object": "model", "created": 0, "owned_by": owned_by}
+
+
+def _usable_models(rt, allowlist) -> list[dict]:
+    """What this key may call: the configured models on its allowlist (all when it has none),
+    and `auto` (which routes among exactly those) when there is at least one."""
+    data = [_model_entry(m.id, m.provider) for m in rt.catalog.available() if not allowlist or m.id in allowlist]
+    return [_model_entry(AUTO_MODEL, "routerone"), *data] if data else []
+
+
 async def list_models(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
     try:
-        await rt.auth.authenticate(request.headers.get("Authorization"))
+        auth = await rt.auth.authenticate(request.headers.get("Authorization"))
     except RouterOneError as exc:
         return error_response(exc)
-    data = [{"id": AUTO_MODEL, "object": "model", "created": 0, "owned_by": "routerone"}]
-    data += [{"id": m.id, "object": "model", "created": 0, "owned_by": m.provider} for m in rt.catalog.available()]
-    return json_response({"object": "list", "data": data})
+    return json_response({"object": "list", "data": _usable_models(rt, auth.key.allowed_models)})
+
+
+async def retrieve_model(request: web.Request) -> web.Response:
+    """`GET /v1/models/{id}` (the SDK's models.retrieve): 404 model_not_found for an id that is
+    unknown, not configured, or not allowed for this key (the same answer: no probing)."""
+    rt = request.app[RUNTIME]
+    name = request.match_info["model"]
+    try:
+        auth = await rt.auth.authenticate(request.headers.get("Authorization"))
+        allow = auth.key.allowed_models
+        not_found = ModelNotFound(f"The model '{name}' does not exist or is not available to this key",
+                                  param="model")
+        if name == AUTO_MODEL:
+            if not _usable_models(rt, allow):
+                raise not_found
+            return json_response(_model_entry(AUTO_MODEL, "routerone"))
+        try:
+            m = rt.catalog.resolve(name)
+        except ModelNotFound:
+            raise not_found from None
+        if allow and m.id not in allow:
+            raise not_found
+    except RouterOneError as exc:
+        return error_response(exc)
+    return json_response(_model_entry(name, m.provider))
 
 
 async def account(request: web.Request) -> web.Response:
@@ -127,6 +161,7 @@ async def metrics(request: web.Request) -> web.Response:
 def add_routes(app: web.Application) -> None:
     app.router.add_post("/v1/chat/completions", chat_completions)
     app.router.add_get("/v1/models", list_models)
+    app.router.add_get("/v1/models/{model:.+}", retrieve_model)
     app.router.add_get("/v1/account", account)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)

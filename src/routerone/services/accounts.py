@@ -1,15 +1,35 @@
-"""Operator actions on accounts, keys and money, shared by the admin API and the CLI."""
+"""Operator actions on accounts, keys and money, shared by the admin API and the CLI.
+
+Every state change is checked here (the admin API checks its bodies first; the CLI and the
+console come straight here), applied, and then recorded in the audit log with its actor:
+"admin-key:<id>" (admin API), "cli", "console:<email>", or "system" (the bootstrap admin key).
+Audit details never hold a secret: a new key is recorded by id, never by its value or prefix.
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Sequence
+import math
+from dataclasses import dataclass, replace
+from typing import Collection, Literal, Mapping, Sequence
+
+import orjson
 
 from ..errors import InvalidRequest, NotFound
-from ..store.base import Account, ApiKey, Limits, NewKey, Store, UsagePage, UsageQuery
+from ..store.base import Account, ApiKey, AuditEntry, Limits, NewKey, Store, UsagePage, UsageQuery
+from ..store.bounds import MAX_AMOUNT_MICROS, MAX_BALANCE_MICROS, MAX_SPEND_CAP_MICROS
 from .auth import Authenticator
 from .keys import display_prefix, generate_key, hash_key
 
-__all__ = ["AccountsService", "IssuedKey"]
+__all__ = ["AccountsService", "IssuedKey", "AuditPage", "LimitsPatch", "DEFAULT_STRATEGIES", "CLI_ACTOR",
+           "AUDIT_SCAN_MAX"]
+
+DEFAULT_STRATEGIES = ("balanced", "quality", "cost", "latency")
+CLI_ACTOR = "cli"
+AUDIT_SCAN_MAX = 10_000          # GET /admin/audit filters within the newest entries of one target
+MAX_INT32 = 2**31 - 1
+MAX_MARKUP_BPS = 1_000_000
+MAX_EXPIRES_AT = 253_402_300_799.0
+LimitName = Literal["rpm", "tpm", "concurrency"]
+LimitsPatch = Mapping[LimitName, "int | None"]   # only the limits to change; None removes one
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,20 +38,82 @@ class IssuedKey:
     record: ApiKey
 
 
+@dataclass(frozen=True, slots=True)
+class AuditPage:
+    entries: list[AuditEntry]
+    next_before_id: int | None       # pass as before_id for the next (older) page; None at the end
+
+
+def _int_in(value: object, lo: int, hi: int, param: str) -> int:
+    if type(value) is not int or not lo <= value <= hi:      # noqa: E721 - bool is not an int here
+        raise InvalidRequest(f"'{param}' must be an integer between {lo} and {hi}", param=param)
+    return value
+
+
+def _text(value: str, param: str, *, max_len: int = 200, required: bool = False) -> str:
+    if not isinstance(value, str) or "\x00" in value or len(value) > max_len or (required and not value):
+        raise InvalidRequest(f"'{param}' must be {'a non-empty' if required else 'a'} string of at most "
+                             f"{max_len} characters without NUL", param=param)
+    return value
+
+
+def _limits(limits: Limits) -> Limits:
+    for name in ("rpm", "tpm", "concurrency"):
+        v = getattr(limits, name)
+        if v is not None:
+            _int_in(v, 0, MAX_INT32, name)
+    return limits
+
+
+def _models(models: Sequence[str]) -> tuple[str, ...]:
+    out = tuple(models)
+    for m in out:     # stored comma-separated: a comma, space or empty name would change the list
+        if not isinstance(m, str) or not m or len(m) > 200 or any(c in m for c in ", \t\n\r\x00"):
+            raise InvalidRequest(f"'allowed_models' must be model ids without commas or spaces, got {m!r}",
+                                 param="allowed_models")
+    return tuple(dict.fromkeys(out))
+
+
+def _expiry(expires_at: float | None) -> float | None:
+    if expires_at is not None and (isinstance(expires_at, bool) or not isinstance(expires_at, (int, float))
+                                   or not math.isfinite(expires_at) or not 0 <= expires_at <= MAX_EXPIRES_AT):
+        raise InvalidRequest(f"'expires_at' must be a unix timestamp between 0 and {MAX_EXPIRES_AT:.0f}",
+                             param="expires_at")
+    return None if expires_at is None else float(expires_at)
+
+
+def _limits_dict(limits: Limits) -> dict:
+    return {"rpm": limits.rpm, "tpm": limits.tpm, "concurrency": limits.concurrency}
+
+
 class AccountsService:
-    def __init__(self, store: Store, auth: Authenticator | None = None) -> None:
+    def __init__(self, store: Store, auth: Authenticator | None = None, *,
+                 strategies: Collection[str] = DEFAULT_STRATEGIES) -> None:
         self.store = store
         self.auth = auth
+        self.strategies = tuple(strategies)
 
     def _changed(self) -> None:
         if self.auth is not None:
             self.auth.invalidate()
 
+    async def _audit(self, actor: str, action: str, target: str, detail: dict) -> None:
+        await self.store.record_audit(actor, action, target, orjson.dumps(detail, option=orjson.OPT_SORT_KEYS).decode())
+
+    # -- accounts and money ---------------------------------------------------------------------
     async def create_account(self, name: str, *, markup_bps: int = 0, limits: Limits = Limits(),
-                             initial_micros: int = 0) -> Account:
-        acc = await self.store.create_account(name, markup_bps=markup_bps, limits=limits)
+                             initial_micros: int = 0, actor: str = CLI_ACTOR) -> Account:
+        _text(name, "name", required=True)
+        _int_in(markup_bps, 0, MAX_MARKUP_BPS, "markup_bps")
+        _limits(limits)
         if initial_micros:
-            acc = await self.store.adjust_balance(acc.id, initial_micros, kind="credit", note="initial balance")
+            _int_in(initial_micros, 0, MAX_BALANCE_MICROS, "balance_micros")
+        acc = await self.store.create_account(name, markup_bps=markup_bps, limits=limits)
+        await self._audit(actor, "account.create", f"account:{acc.id}", {
+            "name": name, "markup_bps": markup_bps, "limits": _limits_dict(limits), "balance_micros": initial_micros})
+        if initial_micros:
+            acc = await self.store.adjust_balance(acc.id, initial_micros, kind="credit", note="initial balance",
+                                                  actor=actor)
         return acc
 
     async def account(self, account_id: int) -> Account:
@@ -40,58 +122,123 @@ class AccountsService:
             raise NotFound(f"No account {account_id}")
         return acc
 
-    async def credit(self, account_id: int, amount_micros: int, note: str = "") -> Account:
-        if amount_micros <= 0:
-            raise InvalidRequest("amount must be positive", param="amount_micros")
-        await self.account(account_id)
-        return await self.store.adjust_balance(account_id, amount_micros, kind="credit", note=note)
+    async def credit(self, account_id: int, amount_micros: int, note: str = "", *, actor: str = CLI_ACTOR,
+                     param: str = "amount_micros") -> Account:
+        return await self._adjust(account_id, amount_micros, "credit", note, actor, param)
 
-    async def debit(self, account_id: int, amount_micros: int, note: str = "") -> Account:
-        if amount_micros <= 0:
-            raise InvalidRequest("amount must be positive", param="amount_micros")
+    async def debit(self, account_id: int, amount_micros: int, note: str = "", *, actor: str = CLI_ACTOR,
+                    param: str = "amount_micros") -> Account:
+        return await self._adjust(account_id, amount_micros, "debit", note, actor, param)
+
+    async def _adjust(self, account_id: int, amount_micros: int, kind: str, note: str, actor: str,
+                      param: str) -> Account:
+        _int_in(amount_micros, 1, MAX_AMOUNT_MICROS, param)
+        _text(note, "note", max_len=1000)
         await self.account(account_id)
+        signed = amount_micros if kind == "credit" else -amount_micros
         try:
-            return await self.store.adjust_balance(account_id, -amount_micros, kind="debit", note=note)
-        except ValueError as exc:
-            raise InvalidRequest(str(exc), param="amount_micros") from None
+            acc = await self.store.adjust_balance(account_id, signed, kind=kind, note=note, actor=actor)
+        except ValueError as exc:       # AmountOutOfRange, or a debit beyond the available balance
+            raise InvalidRequest(str(exc)[0].upper() + str(exc)[1:], param=param) from None
+        except KeyError:
+            raise NotFound(f"No account {account_id}") from None
+        await self._audit(actor, f"account.{kind}", f"account:{account_id}",
+                          {"amount_micros": amount_micros, "note": note, "balance_micros": acc.balance_micros})
+        return acc
+
+    async def update_account(self, account_id: int, *, markup_bps: int | None = None,
+                             limits: LimitsPatch | None = None, actor: str = CLI_ACTOR) -> Account:
+        current = await self.account(account_id)
+        if markup_bps is not None:
+            _int_in(markup_bps, 0, MAX_MARKUP_BPS, "markup_bps")
+        merged = _limits(replace(current.limits, **limits)) if limits else None
+        acc = await self.store.update_account(account_id, markup_bps=markup_bps, limits=merged)
+        if acc is None:
+            raise NotFound(f"No account {account_id}")
+        self._changed()
+        changes = {k: v for k, v in (("markup_bps", markup_bps),) if v is not None}
+        await self._audit(actor, "account.update", f"account:{account_id}", {**changes, **dict(limits or {})})
+        return acc
+
+    # -- keys -----------------------------------------------------------------------------------
+    async def key(self, key_id: int) -> ApiKey:
+        rec = await self.store.get_key(key_id)
+        if rec is None:
+            raise NotFound(f"No key {key_id}")
+        return rec
 
     async def create_key(self, account_id: int, *, name: str = "", role: str = "user",
                          expires_at: float | None = None, spend_cap_micros: int | None = None,
                          allowed_models: Sequence[str] = (), limits: Limits = Limits(),
-                         strategy: str | None = None) -> IssuedKey:
+                         strategy: str | None = None, actor: str = CLI_ACTOR) -> IssuedKey:
         if role not in ("user", "admin"):
-            raise InvalidRequest("role must be 'user' or 'admin'", param="role")
-        await self.account(account_id)
+            raise InvalidRequest("'role' must be 'user' or 'admin'", param="role")
+        if strategy is not None and strategy not in self.strategies:
+            raise InvalidRequest(f"'strategy' must be one of {', '.join(self.strategies)}, got {strategy!r}",
+                                 param="strategy")
+        _text(name, "name")
+        if spend_cap_micros is not None:
+            _int_in(spend_cap_micros, 0, MAX_SPEND_CAP_MICROS, "spend_cap_micros")
+        models, expiry = _models(allowed_models), _expiry(expires_at)
+        _limits(limits)
+        if await self.store.get_account(account_id) is None:
+            raise NotFound(f"No account {account_id}", param="account_id")
         secret = generate_key()
         rec = await self.store.create_key(NewKey(
             account_id=account_id, key_hash=hash_key(secret), prefix=display_prefix(secret), name=name,
-            role=role, expires_at=expires_at, spend_cap_micros=spend_cap_micros,
-            allowed_models=tuple(allowed_models), limits=limits, strategy=strategy))
+            role=role, expires_at=expiry, spend_cap_micros=spend_cap_micros,
+            allowed_models=models, limits=limits, strategy=strategy))
+        await self._audit(actor, "key.create", f"key:{rec.id}", {
+            "account_id": account_id, "name": name, "role": role, "expires_at": expiry,
+            "spend_cap_micros": spend_cap_micros, "allowed_models": list(models), "limits": _limits_dict(limits),
+            "strategy": strategy})
         return IssuedKey(secret, rec)
 
-    async def revoke_key(self, key_id: int) -> bool:
-        if await self.store.get_key(key_id) is None:
-            raise NotFound(f"No key {key_id}")
+    async def revoke_key(self, key_id: int, *, actor: str = CLI_ACTOR) -> bool:
+        await self.key(key_id)
         ok = await self.store.revoke_key(key_id)
         self._changed()
+        if ok:
+            await self._audit(actor, "key.revoke", f"key:{key_id}", {})
         return ok
 
-    async def update_key(self, key_id: int, **changes) -> ApiKey:
-        rec = await self.store.update_key(key_id, **changes)
+    async def update_key(self, key_id: int, *, limits: LimitsPatch | None = None,
+                         spend_cap_micros: int | None = None, allowed_models: Sequence[str] | None = None,
+                         expires_at: float | None = None, actor: str = CLI_ACTOR) -> ApiKey:
+        current = await self.key(key_id)
+        if spend_cap_micros is not None:
+            _int_in(spend_cap_micros, 0, MAX_SPEND_CAP_MICROS, "spend_cap_micros")
+        models = None if allowed_models is None else _models(allowed_models)
+        expiry = _expiry(expires_at)
+        merged = _limits(replace(current.limits, **limits)) if limits else None
+        rec = await self.store.update_key(key_id, limits=merged, spend_cap_micros=spend_cap_micros,
+                                          allowed_models=models, expires_at=expiry)
         if rec is None:
             raise NotFound(f"No key {key_id}")
         self._changed()
+        changes = {k: v for k, v in (("spend_cap_micros", spend_cap_micros), ("expires_at", expiry),
+                                     ("allowed_models", None if models is None else list(models))) if v is not None}
+        await self._audit(actor, "key.update", f"key:{key_id}", {**changes, **dict(limits or {})})
         return rec
 
-    async def update_account(self, account_id: int, **changes) -> Account:
-        acc = await self.store.update_account(account_id, **changes)
-        if acc is None:
-            raise NotFound(f"No account {account_id}")
-        self._changed()
-        return acc
-
+    # -- reads ----------------------------------------------------------------------------------
     async def usage(self, q: UsageQuery) -> UsagePage:
         return await self.store.query_usage(q)
+
+    async def audit(self, *, limit: int = 100, target: str | None = None, actor: str | None = None,
+                    action: str | None = None, since: float | None = None,
+                    before_id: int | None = None) -> AuditPage:
+        """Newest first. `action` ending in "." matches a family ("key."). Filters other than
+        `target` apply within the newest AUDIT_SCAN_MAX entries (of that target)."""
+        def keep(e: AuditEntry) -> bool:
+            return ((before_id is None or e.id < before_id) and (actor is None or e.actor == actor)
+                    and (since is None or e.created_at >= since)
+                    and (action is None or e.action == action or (action.endswith(".") and e.action.startswith(action))))
+        plain = actor is None and action is None and since is None and before_id is None
+        rows = await self.store.list_audit(limit + 1 if plain else AUDIT_SCAN_MAX, target=target)
+        picked = [e for e in rows if keep(e)][:limit + 1]
+        more = len(picked) > limit
+        return AuditPage(picked[:limit], picked[limit - 1].id if more else None)
 
     async def bootstrap_admin(self, admin_key: str | None) -> IssuedKey | None:
         """First start: an 'admin' account and an admin key (the configured one, or a new one),
@@ -100,4 +247,9 @@ class AccountsService:
         secret = admin_key or generate_key()
         rec = await self.store.bootstrap_admin(hash_key(secret), display_prefix(secret),
                                                only_if_no_admin=admin_key is None)
-        return IssuedKey(secret, rec) if rec is not None else None
+        if rec is None:
+            return None
+        await self._audit("system", "key.create", f"key:{rec.id}",
+                          {"account_id": rec.account_id, "role": "admin", "bootstrap": True})
+        return IssuedKey(secret, rec)
+

@@ -60,6 +60,7 @@ import asyncpg
 from . import postgres_sql as sql
 from . import rows
 from ..batching import Batcher
+from .bounds import check_adjustment
 from .base import (Account, ApiKey, AuditEntry, LedgerEntry, Limits, NewKey, Reservation, Settlement,
                    StoredResponse, UsagePage, UsageQuery, UsageRecord, UsageReject, UsageTotals)
 from .migrations import MIGRATIONS, migration_sql
@@ -169,10 +170,12 @@ class PostgresStore:
     async def adjust_balance(self, account_id: int, amount_micros: int, *, kind: str, note: str = "",
                              actor: str = "") -> Account:
         async with self._tx() as db:
-            available_micros = await db.fetchval(
-                "SELECT balance_micros - reserved_micros FROM accounts WHERE id = $1 FOR UPDATE", account_id)
-            if available_micros is None:
+            row = await db.fetchrow(
+                "SELECT balance_micros, reserved_micros FROM accounts WHERE id = $1 FOR UPDATE", account_id)
+            if row is None:
                 raise KeyError(account_id)
+            check_adjustment(row[0], amount_micros)
+            available_micros = row[0] - row[1]
             if amount_micros < 0 and available_micros + amount_micros < 0:
                 raise ValueError("debit exceeds the available balance")
             await db.execute("INSERT INTO ledger (account_id, amount_micros, kind, note, created_at, actor) "

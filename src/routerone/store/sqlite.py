@@ -28,6 +28,7 @@ from typing import Any, Callable, Sequence, TypeVar
 from . import rows
 from .base import (Account, ApiKey, AuditEntry, LedgerEntry, Limits, NewKey, Reservation, Settlement,
                    StoredResponse, UsagePage, UsageQuery, UsageRecord, UsageReject, UsageTotals)
+from .bounds import check_adjustment
 from .migrations import MIGRATIONS, migration_sql
 
 __all__ = ["SQLiteStore"]
@@ -216,6 +217,7 @@ class SQLiteStore:
             acc = _account(db, account_id)
             if acc is None:
                 raise KeyError(account_id)
+            check_adjustment(acc.balance_micros, amount_micros)
             if amount_micros < 0 and acc.available_micros + amount_micros < 0:
                 raise ValueError("debit exceeds the available balance")
             db.execute("INSERT INTO ledger (account_id, amount_micros, kind, note, created_at, actor) "
