@@ -7,6 +7,7 @@ import logging
 from aiohttp import web
 
 from .catalog import Catalog, load_catalog
+from .console import Console, ConsoleUsers, add_console, make_templates
 from .errors import MethodNotAllowed, NotFound, PayloadTooLarge, RouterOneError
 from .http.admin import add_admin_routes
 from .http.render import error_response
@@ -101,6 +102,9 @@ def create_app(settings: Settings, *, store: Store | None = None, limiter: Limit
     app[RUNTIME] = rt
     add_routes(app)
     add_admin_routes(app)
+    if settings.console:
+        add_console(app, Console(settings, store, accounts, catalog, health, planner, chat, ConsoleUsers(store),
+                                 make_templates()))
     if catalog.vendors["demo"].configured:
         fake_openai.add_routes(app, "/demo/v1", fake_openai.FakeOptions(demo=True))
 

@@ -9,6 +9,7 @@ from typing import Awaitable, Callable
 
 from .billing.prices import usd_to_micros
 from .catalog import load_catalog
+from .console import cli as console_cli
 from .errors import RouterOneError
 from .settings import Settings, SettingsError, load_settings
 from .store.base import Limits
@@ -164,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     m = sub.add_parser("models", help="list the models this configuration serves")
     m.set_defaults(func=cmd_models)
     routing_commands.register(sub)
+    console_cli.register(sub, _settings)      # `console-user create` (the console engineer's)
     return p
 
 

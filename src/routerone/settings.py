@@ -67,6 +67,7 @@ class Settings:
     log_level: str = "info"
     log_requests: bool = False                # one JSON line per request (failures are always logged)
     log_content: bool = False                 # include prompt and completion text in those lines
+    console: bool = True                      # the web console at /console (same process and port)
     providers: Mapping[str, ProviderSettings] = field(default_factory=dict)
 
     def replace(self, **changes: Any) -> "Settings":
