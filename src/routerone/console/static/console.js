@@ -107,10 +107,17 @@
     });
   }
 
+  var resizeTimer = null;
+  window.addEventListener("resize", function () {
+    clearTimeout(resizeTimer);
+    resizeTimer = setTimeout(charts, 100);
+  });
+
   function ready() { charts(); playground(); }
-  if (document.readyState === "loading") {
-    document.addEventListener("DOMContentLoaded", ready);
-  } else {
+  // console.js and uPlot are both `defer` scripts: they have all run when DOMContentLoaded fires.
+  if (document.readyState === "complete") {
     ready();
+  } else {
+    document.addEventListener("DOMContentLoaded", ready);
   }
 })();
