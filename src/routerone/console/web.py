@@ -73,7 +73,7 @@ def usd(micros: int | None, digits: int = 6) -> str:
 def when(ts: float | None) -> str:
     if not ts:
         return "—"
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def make_templates() -> jinja2.Environment:

@@ -37,7 +37,7 @@
         width: width, height: 180,
         series: [{}, { label: fig.getAttribute("data-label"), stroke: "#2457d6", fill: "rgba(36,87,214,0.12)", width: 2,
                        value: function (u, v) { return v == null ? "—" : (money ? "$" + v.toFixed(6) : v.toLocaleString()); } }],
-        axes: [{}, { size: 60, values: function (u, vals) { return vals.map(function (v) { return money ? "$" + v : v.toLocaleString(); }); } }],
+        axes: [{}, { size: money ? 78 : 60, values: function (u, vals) { return vals.map(function (v) { return money ? "$" + v : v.toLocaleString(); }); } }],
         scales: { x: { time: true } },
         legend: { show: true }
       }, [data.times, data[series]], plot);
