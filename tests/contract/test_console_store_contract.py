@@ -113,3 +113,12 @@ async def test_key_last_used_is_the_newest_row_per_key(store: Store) -> None:
     assert await store.key_last_used(1) == {5: 300.0, 6: 200.0}
     assert await store.key_last_used() == {5: 300.0, 6: 200.0, 7: 400.0}
     assert await store.key_last_used(9) == {}
+
+
+async def test_usage_count_counts_an_account_and_time_range(store: Store) -> None:
+    await store.insert_usage([_row(i, account_id=1 + i % 2, key_id=1, model="m", at=100.0 + i) for i in range(10)])
+    assert await store.usage_count(UsageQuery()) == 10
+    assert await store.usage_count(UsageQuery(account_id=1)) == 5
+    assert await store.usage_count(UsageQuery(account_id=1, since=102.0, until=106.0)) == 2   # 102, 104
+    assert await store.usage_count(UsageQuery(since=109.0)) == 1
+    assert await store.usage_count(UsageQuery(account_id=3)) == 0

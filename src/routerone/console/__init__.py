@@ -9,6 +9,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from .activity import RollupCache
 from .pages_auth import add_auth_routes, not_found
 from .pages_operator import add_operator_routes
 from .pages_user import add_user_routes
@@ -26,6 +27,7 @@ async def _to_console(request: web.Request) -> web.StreamResponse:
 
 
 def add_console(app: web.Application, console: Console) -> None:
+    console.activity_cache = console.activity_cache or RollupCache(console.store)
     app[CONSOLE] = console
     add_auth_routes(app)
     add_user_routes(app)

@@ -2,12 +2,13 @@
 totals. Pure functions over the store's `usage_rollup` rows."""
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
-from ..store.base import UsageBucket
+from ..store.base import UsageBucket, UsageQuery
 
-__all__ = ["RANGES", "Activity", "build_activity", "pick_range"]
+__all__ = ["RANGES", "Activity", "build_activity", "pick_range", "RollupCache"]
 
 HOUR_S, DAY_S = 3_600, 86_400
 # name -> (span, default bucket)
@@ -56,7 +57,7 @@ def pick_range(name: str | None, by: str | None, now: float) -> tuple[str, float
     """(range name, since, until, bucket_s) from the query string; unknown values -> defaults."""
     name = name if name in RANGES else "7d"
     span, bucket_s = RANGES[name]
-    if by == "hour" and span <= 30 * DAY_S:
+    if by == "hour" and span <= 7 * DAY_S:     # hourly points only up to a week (168 per series)
         bucket_s = HOUR_S
     elif by == "day":
         bucket_s = DAY_S
@@ -87,3 +88,49 @@ def build_activity(buckets: Iterable[UsageBucket], *, since: float, until: float
     act.by_model = sorted(models.values(), key=lambda r: (-r.cost_micros, -r.requests, r.name))
     act.by_key = sorted(keys.values(), key=lambda r: (-r.cost_micros, -r.requests, r.name))
     return act
+
+
+class RollupCache:
+    """The Activity page's roll-up, with its closed part remembered.
+
+    A range [since, until) splits at `closed_until` (a bucket boundary at least `lag_s` in the past):
+    the open part is always read live; the closed part's roll-up is kept (in a small LRU, in this
+    process) together with the number of usage rows it covered, and reused only while
+    `store.usage_count` over the same range still says that number. Usage rows are only ever
+    inserted, so an equal count means the same rows: a late row (written after its range closed)
+    changes the count and the part is read again. Cost when it hits: an index-only COUNT over the
+    closed range plus the open part's roll-up, instead of aggregating every row."""
+
+    def __init__(self, store, *, lag_s: float = 300.0, max_entries: int = 16, max_rows: int = 10_000) -> None:
+        self.store = store
+        self.lag_s = lag_s
+        self.max_entries = max_entries
+        self.max_rows = max_rows
+        self._entries: "OrderedDict[tuple, tuple[int, list[UsageBucket]]]" = OrderedDict()
+        self.hits = self.misses = 0
+
+    async def rollup(self, account_id: int | None, since: float, until: float, bucket_s: int,
+                     now: float) -> list[UsageBucket]:
+        closed_until = max(since, min(until, (now - self.lag_s) // bucket_s * bucket_s))
+        out: list[UsageBucket] = []
+        if closed_until > since:
+            closed = UsageQuery(account_id=account_id, since=since, until=closed_until)
+            key = (account_id, bucket_s, since, closed_until)
+            count = await self.store.usage_count(closed)
+            hit = self._entries.get(key)
+            if hit is not None and hit[0] == count:
+                self.hits += 1
+                self._entries.move_to_end(key)
+                out.extend(hit[1])
+            else:
+                self.misses += 1
+                rows = await self.store.usage_rollup(closed, bucket_s)
+                if len(rows) <= self.max_rows:
+                    self._entries[key] = (count, rows)
+                    while len(self._entries) > self.max_entries:
+                        self._entries.popitem(last=False)
+                out.extend(rows)
+        if until > closed_until:
+            out.extend(await self.store.usage_rollup(
+                UsageQuery(account_id=account_id, since=closed_until, until=until), bucket_s))
+        return out

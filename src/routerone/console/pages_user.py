@@ -11,7 +11,7 @@ from aiohttp import web
 
 from ..catalog import AUTO_MODEL
 from ..errors import InvalidRequest, NotFound
-from ..store.base import Limits, UsageLogQuery, UsageQuery
+from ..store.base import Limits, UsageLogQuery
 from . import forms
 from .activity import RANGES, build_activity, pick_range
 from .users import Viewer
@@ -155,8 +155,10 @@ def _asdict(q: UsageLogQuery) -> dict:
 
 
 async def activity_context(request: web.Request, c: Console, account_id: int | None) -> dict:
-    range_name, since, until, bucket_s = pick_range(request.query.get("range"), request.query.get("by"), now())
-    buckets = await c.store.usage_rollup(UsageQuery(account_id=account_id, since=since, until=until), bucket_s)
+    t = now()
+    range_name, since, until, bucket_s = pick_range(request.query.get("range"), request.query.get("by"), t)
+    assert c.activity_cache is not None
+    buckets = await c.activity_cache.rollup(account_id, since, until, bucket_s, t)
     act = build_activity(buckets, since=since, until=until, bucket_s=bucket_s,
                          key_names=await _key_names(c, account_id))
     return {"act": act, "chart_json": json.dumps(act.chart_data()), "range": range_name,

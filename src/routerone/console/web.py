@@ -21,6 +21,7 @@ from ..services.chat import ChatService
 from ..settings import Settings
 from ..store.base import Store
 from . import security
+from .activity import RollupCache
 from .users import ConsoleUsers, Viewer
 
 __all__ = ["Console", "CONSOLE", "page", "render", "see_other", "COOKIE", "usd", "when"]
@@ -52,6 +53,7 @@ class Console:
     chat: ChatService
     users: ConsoleUsers
     templates: jinja2.Environment
+    activity_cache: "RollupCache | None" = None     # set by add_console
 
 
 CONSOLE: web.AppKey[Console] = web.AppKey("routerone_console", Console)

@@ -225,6 +225,8 @@ class Store(Protocol):
         """One page of usage rows, newest first, filtered as q says."""
     async def key_last_used(self, account_id: int | None = None) -> dict[int, float]:
         """key id -> time of its newest usage row."""
+    async def usage_count(self, q: UsageQuery) -> int:
+        """How many usage rows match q's account and time range (an index-only count)."""
 
 
 @dataclass(frozen=True, slots=True)

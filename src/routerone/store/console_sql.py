@@ -96,3 +96,12 @@ def last_used_sql(account_id: int | None) -> tuple[str, tuple]:
     if account_id is None:
         return "SELECT key_id, MAX(created_at) FROM usage GROUP BY key_id", ()
     return "SELECT key_id, MAX(created_at) FROM usage WHERE account_id = ? GROUP BY key_id", (account_id,)
+
+
+def count_sql(q: UsageQuery) -> tuple[str, tuple]:
+    conds, args = [], []
+    for col, val, op in (("account_id", q.account_id, "="), ("created_at", q.since, ">="), ("created_at", q.until, "<")):
+        if val is not None:
+            conds.append(f"{col} {op} ?")
+            args.append(val)
+    return "SELECT COUNT(*) FROM usage" + (" WHERE " + " AND ".join(conds) if conds else ""), tuple(args)

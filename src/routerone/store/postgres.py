@@ -428,6 +428,10 @@ class PostgresStore:
         sql, args = console_sql.last_used_sql(account_id)
         return {int(k): t for k, t in await (await self._db()).fetch(console_sql.numbered(sql), *args)}
 
+    async def usage_count(self, q: UsageQuery) -> int:
+        sql, args = console_sql.count_sql(q)
+        return int(await (await self._db()).fetchval(console_sql.numbered(sql), *args))
+
 
 async def _bump(db: asyncpg.Connection) -> None:
     await db.execute("UPDATE auth_version SET version = version + 1 WHERE id = 1")

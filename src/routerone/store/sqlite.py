@@ -420,17 +420,36 @@ class SQLiteStore:
         return await self._tx(lambda db: db.execute(
             "DELETE FROM console_sessions WHERE " + " OR ".join(conds), args).rowcount)
 
+    async def _console_read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """The console's aggregate reads (tens of ms over 100k rows) run on a connection of their own
+        in the default executor, not on the store's one thread, so they never hold up the gateway's
+        reads; in WAL mode they do not block writers either."""
+        if not self._inline:                       # in-memory database: only the store's connection sees it
+            return await self._run(fn)
+
+        def run() -> T:
+            db = sqlite3.connect(self.path, timeout=30)
+            try:
+                return fn(db)
+            finally:
+                db.close()
+        return await asyncio.get_running_loop().run_in_executor(None, run)
+
     async def usage_rollup(self, q: UsageQuery, bucket_s: int) -> list[UsageBucket]:
         sql, args = console_sql.rollup_sql(q, bucket_s, postgres=False)
-        return await self._run(lambda db: [console_sql.bucket(r) for r in db.execute(sql, args)])
+        return await self._console_read(lambda db: [console_sql.bucket(r) for r in db.execute(sql, args)])
 
     async def usage_log(self, q: UsageLogQuery) -> list[UsageRecord]:
         sql, args = console_sql.log_sql(q)
-        return await self._run(lambda db: [rows.usage_record(r) for r in db.execute(sql, args)])
+        return await self._console_read(lambda db: [rows.usage_record(r) for r in db.execute(sql, args)])
 
     async def key_last_used(self, account_id: int | None = None) -> dict[int, float]:
         sql, args = console_sql.last_used_sql(account_id)
-        return await self._run(lambda db: {int(k): t for k, t in db.execute(sql, args)})
+        return await self._console_read(lambda db: {int(k): t for k, t in db.execute(sql, args)})
+
+    async def usage_count(self, q: UsageQuery) -> int:
+        sql, args = console_sql.count_sql(q)
+        return await self._console_read(lambda db: int(db.execute(sql, args).fetchone()[0]))
 
 
 def _run_batch(db: sqlite3.Connection, batch: list) -> list[tuple[asyncio.Future, bool, object]]:
