@@ -73,7 +73,7 @@ def new_context(browser) -> Iterator:
 
     def make(**opts):
         ctx = browser.new_context(viewport=LAPTOP, **opts)
-        ctx.set_default_timeout(15_000)
+        ctx.set_default_timeout(30_000)    # the machine may be busy
         contexts.append(ctx)
         return ctx
     yield make

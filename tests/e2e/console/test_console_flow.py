@@ -75,8 +75,7 @@ def test_operator_user_key_sdk_logs_activity_credits_revoke(console_gw, new_cont
     secret = page.input_value("#new-key")
     assert secret.startswith("sk-ro-")
     page.click("button[data-copy='#new-key']")
-    page.wait_for_selector("text=Copied")
-    assert page.evaluate("navigator.clipboard.readText()") == secret
+    page.wait_for_function("async (want) => (await navigator.clipboard.readText()) === want", arg=secret)
     shoot(page, "keys-new-secret")
     page.goto(cg.url + "/keys")                     # shown once: a reload no longer has it
     assert secret not in page.content()
