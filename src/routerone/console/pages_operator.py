@@ -7,7 +7,7 @@ import json
 
 from aiohttp import web
 
-from ..errors import InvalidRequest, NotFound
+from ..errors import InvalidRequest
 from ..routing.base import RouteContext
 from . import forms, security
 from .pages_user import _path_int, activity_context
