@@ -10,9 +10,9 @@ from aiohttp import web
 from ..errors import InvalidRequest
 from ..routing.base import RouteContext
 from . import forms, security
-from .pages_user import _path_int, activity_context
+from .pages_user import activity_context
 from .users import ROLES, Viewer
-from .web import BASE, Console, page, render, see_other
+from .web import BASE, Console, page, path_int, render, see_other
 
 __all__ = ["add_operator_routes"]
 
@@ -64,7 +64,7 @@ async def _adjust(c: Console, viewer: Viewer, account_id: int, amount_micros: in
 
 @page("operator")
 async def account_get(request: web.Request, c: Console, viewer: Viewer) -> web.StreamResponse:
-    return await _account_page(request, c, viewer, _path_int(request, "account_id"))
+    return await _account_page(request, c, viewer, path_int(request, "account_id"))
 
 
 async def _account_page(request, c: Console, viewer: Viewer, account_id: int, *, error: str = "",
@@ -79,7 +79,7 @@ async def _account_page(request, c: Console, viewer: Viewer, account_id: int, *,
 
 @page("operator")
 async def account_balance(request: web.Request, c: Console, viewer: Viewer) -> web.StreamResponse:
-    account_id = _path_int(request, "account_id")
+    account_id = path_int(request, "account_id")
     await c.accounts.account(account_id)
     form = await request.post()
     try:
@@ -97,7 +97,7 @@ async def account_balance(request: web.Request, c: Console, viewer: Viewer) -> w
 
 @page("operator")
 async def account_user_create(request: web.Request, c: Console, viewer: Viewer) -> web.StreamResponse:
-    account_id = _path_int(request, "account_id")
+    account_id = path_int(request, "account_id")
     form = await request.post()
     password = security.generate_password()
     try:
@@ -115,7 +115,7 @@ async def account_user_create(request: web.Request, c: Console, viewer: Viewer) 
 async def account_suspend(request: web.Request, c: Console, viewer: Viewer) -> web.StreamResponse:
     """Suspend: every key of the account revoked and every console user of it disabled (signed out).
     Re-enabling users is one click (Users page); revoked keys stay revoked (new keys are made)."""
-    account_id = _path_int(request, "account_id")
+    account_id = path_int(request, "account_id")
     await c.accounts.account(account_id)
     if account_id == viewer.account_id:
         raise InvalidRequest("You cannot suspend your own account")
@@ -138,7 +138,7 @@ async def users_get(request: web.Request, c: Console, viewer: Viewer) -> web.Str
 
 @page("operator")
 async def user_toggle(request: web.Request, c: Console, viewer: Viewer) -> web.StreamResponse:
-    user_id = _path_int(request, "user_id")
+    user_id = path_int(request, "user_id")
     if user_id == viewer.user_id:
         raise InvalidRequest("You cannot disable yourself")
     disable = request.match_info["action"] == "disable"

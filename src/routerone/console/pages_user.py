@@ -15,7 +15,7 @@ from ..store.base import Limits, UsageLogQuery
 from . import forms
 from .activity import RANGES, build_activity, pick_range
 from .users import Viewer
-from .web import BASE, Console, now, page, render, see_other, when
+from .web import BASE, Console, now, page, path_int, render, see_other, when
 
 __all__ = ["add_user_routes", "LOW_BALANCE_MICROS", "activity_context"]
 
@@ -80,7 +80,7 @@ async def keys_create(request: web.Request, c: Console, viewer: Viewer) -> web.S
 
 @page()
 async def keys_revoke(request: web.Request, c: Console, viewer: Viewer) -> web.StreamResponse:
-    key_id = _path_int(request, "key_id")
+    key_id = path_int(request, "key_id")
     key = await c.store.get_key(key_id)
     if key is None or key.account_id != viewer.account_id:       # another account's key: as if absent
         raise NotFound(f"No key {key_id} in your account")
@@ -175,13 +175,6 @@ async def activity(request: web.Request, c: Console, viewer: Viewer) -> web.Stre
 async def models(request: web.Request, c: Console, viewer: Viewer) -> web.StreamResponse:
     keys = [k for k in await c.store.list_keys(viewer.account_id) if not k.revoked and k.allowed_models]
     return render(request, "models.html", viewer=viewer, models=c.catalog.available(), restricted=keys)
-
-
-def _path_int(request: web.Request, name: str) -> int:
-    raw = request.match_info[name]
-    if not raw.isdigit() or len(raw) > 18:
-        raise NotFound(f"No such {name.replace('_id', '')}")
-    return int(raw)
 
 
 def add_user_routes(app: web.Application) -> None:

@@ -13,7 +13,7 @@ import jinja2
 from aiohttp import web
 
 from ..catalog import Catalog
-from ..errors import RouterOneError
+from ..errors import NotFound, RouterOneError
 from ..routing.health import Health
 from ..routing.planner import Planner
 from ..services.accounts import AccountsService
@@ -24,7 +24,7 @@ from . import security
 from .activity import RollupCache
 from .users import ConsoleUsers, Viewer
 
-__all__ = ["Console", "CONSOLE", "page", "render", "see_other", "COOKIE", "usd", "when"]
+__all__ = ["Console", "CONSOLE", "page", "render", "see_other", "COOKIE", "usd", "when", "path_int"]
 
 COOKIE = "ro_console"
 LOGIN_CSRF_COOKIE = "ro_console_login"
@@ -150,6 +150,14 @@ def set_session_cookie(resp: web.StreamResponse, request: web.Request, token: st
 
 def clear_session_cookie(resp: web.StreamResponse) -> None:
     resp.del_cookie(COOKIE, path=BASE)
+
+
+def path_int(request: web.Request, name: str) -> int:
+    """A numeric path segment ("key_id"); anything else is a 404, never a 500."""
+    raw = request.match_info[name]
+    if not raw.isdigit() or len(raw) > 18:
+        raise NotFound(f"No such {name.replace('_id', '')}")
+    return int(raw)
 
 
 def now() -> float:

@@ -27,8 +27,10 @@ OPERATOR_EMAIL = "ops@example.com"
 OPERATOR_PASSWORD = "operator-password-1"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
+    """Per test module, not per session: Playwright's sync API keeps an event loop running in this
+    thread while it is open, which would break every asyncio test that runs after it."""
     if not shutil.which(CHROMIUM) and not Path(CHROMIUM).exists():
         reason = f"Chromium not found at {CHROMIUM} (apt-get install chromium)"
         if os.environ.get("CI"):
