@@ -7,6 +7,7 @@ import logging
 from aiohttp import web
 
 from .catalog import Catalog, load_catalog
+from .console import Console, ConsoleUsers, add_console, make_templates
 from .errors import MethodNotAllowed, NotFound, PayloadTooLarge, RouterOneError
 from .http.admin import add_admin_routes
 from .http.protocols import add_protocol_routes
@@ -120,6 +121,9 @@ def create_app(settings: Settings, *, store: Store | None = None, limiter: Limit
         getattr(limiter, "failure_policy", None) == "closed")))
     add_protocol_routes(app)       # /v1/messages, /v1/responses, /v1/embeddings
     add_apidoc_routes(app)
+    if settings.console:
+        add_console(app, Console(settings, store, accounts, catalog, health, planner, chat, ConsoleUsers(store),
+                                 make_templates()))
     if catalog.vendors["demo"].configured:
         fake_openai.add_routes(app, "/demo/v1", fake_openai.FakeOptions(demo=True))
 

@@ -17,6 +17,7 @@ from .billing.prices import usd_to_micros
 from .catalog import Catalog, load_catalog
 from .cli_errors import explain
 from .cli_usage import add_usage_parser, print_usage, usage_rows
+from .console import cli as console_cli
 from .errors import RouterOneError
 from .providers.discovery import discover_once
 from .routing import commands as routing_commands
@@ -263,6 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_usage_parser(sub, cmd_usage)
     routing_commands.register(sub)
     audit_cli.register(sub)
+    console_cli.register(sub, _settings)      # `console-user create`
     _everywhere(p)
     return p
 

@@ -96,6 +96,7 @@ class Settings:
     log_level: str = _f("info", "debug \\| info \\| warning \\| error")
     log_requests: bool = _f(False, "one JSON log line per request (failures are always logged)")
     log_content: bool = _f(False, "include prompt and completion text in those lines")
+    console: bool = _f(True, "serve the web console at /console (same process and port)")
     providers: Mapping[str, ProviderSettings] = _f(dict, "`[providers.<name>]` tables, see below")
 
     def replace(self, **changes: Any) -> "Settings":

@@ -226,6 +226,30 @@ class Store(Protocol):
     async def insert_usage_rejects(self, rejects: Sequence[UsageReject]) -> None:
         """Keep usage records the usage table refused, for an operator (table usage_rejects)."""
 
+    # console (web console users, sessions, and the aggregates its pages read)
+    async def create_console_user(self, email: str, password_hash: str, *, account_id: int,
+                                  role: str = "user") -> "ConsoleUser":
+        """A console user (email unique, stored lower-case). ValueError if the email is taken."""
+    async def console_user_by_email(self, email: str) -> "ConsoleUser | None": ...
+    async def get_console_user(self, user_id: int) -> "ConsoleUser | None": ...
+    async def list_console_users(self, account_id: int | None = None) -> "list[ConsoleUser]": ...
+    async def update_console_user(self, user_id: int, *, password_hash: str | None = None,
+                                  disabled: bool | None = None) -> "ConsoleUser | None": ...
+    async def create_console_session(self, session: "ConsoleSession") -> None: ...
+    async def console_session(self, token_hash: str, now: float) -> "tuple[ConsoleSession, ConsoleUser] | None":
+        """The unexpired session with this token hash and its (enabled) user, else None."""
+    async def delete_console_sessions(self, *, token_hash: str | None = None, user_id: int | None = None,
+                                      expired_before: float | None = None) -> int:
+        """Delete sessions matching any given criterion; returns how many."""
+    async def usage_rollup(self, q: UsageQuery, bucket_s: int) -> "list[UsageBucket]":
+        """Usage summed per (time bucket, routed model, key) over q's filters (q.limit is ignored)."""
+    async def usage_log(self, q: "UsageLogQuery") -> list[UsageRecord]:
+        """One page of usage rows, newest first, filtered as q says."""
+    async def key_last_used(self, account_id: int | None = None) -> dict[int, float]:
+        """key id -> time of its newest usage row."""
+    async def usage_count(self, q: UsageQuery) -> int:
+        """How many usage rows match q's account and time range (an index-only count)."""
+
 
 @dataclass(frozen=True, slots=True)
 class StoredResponse:
@@ -246,3 +270,50 @@ class UsageReject:
     reason: str                  # why it could not be written (the database's error, one line)
     record: str                  # the record as JSON (rows.reject_json)
     created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class ConsoleUser:
+    id: int
+    email: str
+    account_id: int
+    role: str                    # user | operator
+    password_hash: str           # argon2id PHC string; never rendered
+    disabled: bool
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class ConsoleSession:
+    token_hash: str              # sha256 of the cookie's token; the token itself is never stored
+    user_id: int
+    csrf_token: str
+    created_at: float
+    expires_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class UsageBucket:
+    bucket_start: float          # unix time, UTC, a multiple of the bucket size
+    routed_model: str
+    key_id: int
+    requests: int
+    errors: int                  # rows with status >= 400
+    prompt_tokens: int
+    completion_tokens: int
+    cost_micros: int
+
+
+@dataclass(frozen=True, slots=True)
+class UsageLogQuery:
+    account_id: int | None = None
+    key_id: int | None = None
+    model: str | None = None     # matches the requested or the routed model
+    status: str | None = None    # "ok" (< 400), "error" (>= 400), or an exact code such as "429"
+    since: float | None = None
+    until: float | None = None
+    limit: int = 50
+    offset: int = 0
+
+
+__all__ += ["ConsoleUser", "ConsoleSession", "UsageBucket", "UsageLogQuery"]

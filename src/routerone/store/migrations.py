@@ -139,6 +139,30 @@ CREATE TABLE usage_rejects (
     created_at DOUBLE PRECISION NOT NULL
 );
 """}),
+    ("0007_console_users", """
+CREATE TABLE console_users (
+    id {ID},
+    email TEXT NOT NULL UNIQUE,
+    password_hash TEXT NOT NULL,
+    account_id BIGINT NOT NULL REFERENCES accounts(id),
+    role TEXT NOT NULL DEFAULT 'user',
+    disabled INTEGER NOT NULL DEFAULT 0,
+    created_at DOUBLE PRECISION NOT NULL
+);
+CREATE INDEX console_users_account ON console_users(account_id);
+CREATE TABLE console_sessions (
+    token_hash TEXT PRIMARY KEY,
+    user_id BIGINT NOT NULL REFERENCES console_users(id),
+    csrf_token TEXT NOT NULL,
+    created_at DOUBLE PRECISION NOT NULL,
+    expires_at DOUBLE PRECISION NOT NULL
+);
+CREATE INDEX console_sessions_user ON console_sessions(user_id);
+CREATE INDEX usage_account_rollup ON usage(account_id, created_at, routed_model, key_id, status,
+                                           prompt_tokens, completion_tokens, cost_micros);
+CREATE INDEX usage_time_rollup ON usage(created_at, routed_model, key_id, status,
+                                        prompt_tokens, completion_tokens, cost_micros);
+"""),
 ]
 
 

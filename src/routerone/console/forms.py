@@ -1,0 +1,71 @@
+"""Form fields -> typed values, each failure an InvalidRequest naming the field."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from decimal import Decimal, InvalidOperation
+from typing import Mapping
+
+from ..billing.prices import usd_to_micros
+from ..errors import InvalidRequest
+
+__all__ = ["text", "opt_int", "opt_usd", "usd_amount", "opt_date", "model_list"]
+
+
+def text(form: Mapping, name: str, *, max_chars: int = 200) -> str:
+    value = form.get(name, "")
+    value = value.strip() if isinstance(value, str) else ""
+    if len(value) > max_chars:
+        raise InvalidRequest(f"{name} is longer than {max_chars} characters", param=name)
+    return value
+
+
+def opt_int(form: Mapping, name: str, *, minimum: int = 1, maximum: int = 10**9) -> int | None:
+    raw = text(form, name)
+    if not raw:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidRequest(f"{name} must be a whole number", param=name) from None
+    if not minimum <= value <= maximum:
+        raise InvalidRequest(f"{name} must be between {minimum} and {maximum}", param=name)
+    return value
+
+
+def opt_usd(form: Mapping, name: str, *, maximum_usd: int = 1_000_000) -> int | None:
+    raw = text(form, name).lstrip("$")
+    if not raw:
+        return None
+    try:
+        if Decimal(raw) > maximum_usd:
+            raise InvalidRequest(f"{name} must be at most ${maximum_usd:,}", param=name)
+        return usd_to_micros(raw, what=name)
+    except (ValueError, InvalidOperation):
+        raise InvalidRequest(f"{name} must be a positive amount in dollars, e.g. 12.50", param=name) from None
+
+
+def usd_amount(form: Mapping, name: str) -> int:
+    value = opt_usd(form, name)
+    if not value:
+        raise InvalidRequest(f"{name} must be a positive amount in dollars, e.g. 12.50", param=name)
+    return value
+
+
+def opt_date(form: Mapping, name: str) -> float | None:
+    """'YYYY-MM-DD' -> unix time of that day's start (UTC)."""
+    raw = text(form, name, max_chars=10)
+    if not raw:
+        return None
+    try:
+        return datetime.strptime(raw, "%Y-%m-%d").replace(tzinfo=timezone.utc).timestamp()
+    except ValueError:
+        raise InvalidRequest(f"{name} must be a date like 2026-12-31", param=name) from None
+
+
+def model_list(form: Mapping, name: str, known: set[str]) -> tuple[str, ...]:
+    raw = text(form, name, max_chars=2000)
+    models = tuple(dict.fromkeys(m.strip() for m in raw.replace("\n", ",").split(",") if m.strip()))
+    unknown = [m for m in models if m not in known]
+    if unknown:
+        raise InvalidRequest(f"{name}: unknown model(s) {', '.join(unknown[:5])}", param=name)
+    return models

@@ -1,0 +1,218 @@
+"""Operator pages: accounts (create, top up / debit, suspend, users), all users, providers and
+models with live health, routing (changed at run time, in this process), gateway-wide activity."""
+from __future__ import annotations
+
+import dataclasses
+import json
+
+from aiohttp import web
+
+from ..errors import InvalidRequest
+from ..routing.base import RouteContext
+from . import forms, security
+from .pages_user import activity_context
+from .users import ROLES, Viewer
+from .web import BASE, Console, page, path_int, render, see_other
+
+__all__ = ["add_operator_routes"]
+
+OP = f"{BASE}/operator"
+
+
+@page("operator")
+async def accounts_get(request: web.Request, c: Console, viewer: Viewer) -> web.StreamResponse:
+    return await _accounts_page(request, c, viewer)
+
+
+async def _accounts_page(request, c: Console, viewer: Viewer, *, error: str = "", status: int = 200):
+    accounts = await c.store.list_accounts()
+    users = await c.store.list_console_users()
+    per_account: dict[int, int] = {}
+    for u in users:
+        per_account[u.account_id] = per_account.get(u.account_id, 0) + 1
+    return render(request, "op_accounts.html", status=status, viewer=viewer, accounts=accounts,
+                  users=per_account, error=error)
+
+
+@page("operator")
+async def accounts_create(request: web.Request, c: Console, viewer: Viewer) -> web.StreamResponse:
+    form = await request.post()
+    try:
+        name = forms.text(form, "name", max_chars=100)
+        if not name:
+            raise InvalidRequest("Give the account a name", param="name")
+        initial = forms.opt_usd(form, "balance_usd")
+    except InvalidRequest as exc:
+        return await _accounts_page(request, c, viewer, error=exc.message, status=400)
+    acc = await c.accounts.create_account(name)
+    await c.store.record_audit(viewer.actor, "account.create", f"account:{acc.id}", json.dumps({"name": name}))
+    if initial:
+        await _adjust(c, viewer, acc.id, initial, "initial balance")
+    return see_other(f"{OP}/accounts/{acc.id}", f"Account {name} created.")
+
+
+async def _adjust(c: Console, viewer: Viewer, account_id: int, amount_micros: int, note: str) -> None:
+    """A top-up (amount > 0) or debit (< 0): one ledger row naming the console user, one audit entry."""
+    kind = "credit" if amount_micros > 0 else "debit"
+    try:
+        await c.store.adjust_balance(account_id, amount_micros, kind=kind, note=note, actor=viewer.actor)
+    except ValueError as exc:
+        raise InvalidRequest(str(exc), param="amount_usd") from None
+    await c.store.record_audit(viewer.actor, f"account.{kind}", f"account:{account_id}",
+                               json.dumps({"amount_micros": amount_micros, "note": note}))
+
+
+@page("operator")
+async def account_get(request: web.Request, c: Console, viewer: Viewer) -> web.StreamResponse:
+    return await _account_page(request, c, viewer, path_int(request, "account_id"))
+
+
+async def _account_page(request, c: Console, viewer: Viewer, account_id: int, *, error: str = "",
+                        status: int = 200, new_user=None, new_password: str = ""):
+    acc = await c.accounts.account(account_id)
+    return render(request, "op_account.html", status=status, viewer=viewer, account=acc,
+                  users=await c.store.list_console_users(account_id), keys=await c.store.list_keys(account_id),
+                  ledger=await c.store.ledger(account_id, 50), error=error, new_user=new_user,
+                  new_password=new_password, roles=ROLES,
+                  audit=await c.store.list_audit(20, target=f"account:{account_id}"))
+
+
+@page("operator")
+async def account_balance(request: web.Request, c: Console, viewer: Viewer) -> web.StreamResponse:
+    account_id = path_int(request, "account_id")
+    await c.accounts.account(account_id)
+    form = await request.post()
+    try:
+        amount = forms.usd_amount(form, "amount_usd")
+        note = forms.text(form, "note", max_chars=200)
+        direction = forms.text(form, "direction")
+        if direction not in ("credit", "debit"):
+            raise InvalidRequest("Choose top up or debit", param="direction")
+        await _adjust(c, viewer, account_id, amount if direction == "credit" else -amount, note)
+    except InvalidRequest as exc:
+        return await _account_page(request, c, viewer, account_id, error=exc.message, status=400)
+    what = "Topped up" if direction == "credit" else "Debited"
+    return see_other(f"{OP}/accounts/{account_id}", f"{what} ${amount / 1e6:,.2f}.")
+
+
+@page("operator")
+async def account_user_create(request: web.Request, c: Console, viewer: Viewer) -> web.StreamResponse:
+    account_id = path_int(request, "account_id")
+    form = await request.post()
+    password = security.generate_password()
+    try:
+        role = forms.text(form, "role") or "user"
+        user = await c.users.create(forms.text(form, "email", max_chars=254), password,
+                                    account_id=account_id, role=role)
+    except InvalidRequest as exc:
+        return await _account_page(request, c, viewer, account_id, error=exc.message, status=400)
+    await c.store.record_audit(viewer.actor, "console_user.create", f"account:{account_id}",
+                               json.dumps({"user_id": user.id, "email": user.email, "role": user.role}))
+    return await _account_page(request, c, viewer, account_id, new_user=user, new_password=password)
+
+
+@page("operator")
+async def account_suspend(request: web.Request, c: Console, viewer: Viewer) -> web.StreamResponse:
+    """Suspend: every key of the account revoked and every console user of it disabled (signed out).
+    Re-enabling users is one click (Users page); revoked keys stay revoked (new keys are made)."""
+    account_id = path_int(request, "account_id")
+    await c.accounts.account(account_id)
+    if account_id == viewer.account_id:
+        raise InvalidRequest("You cannot suspend your own account")
+    keys = [k for k in await c.store.list_keys(account_id) if not k.revoked]
+    for k in keys:
+        await c.accounts.revoke_key(k.id)
+    users = await c.store.list_console_users(account_id)
+    for u in users:
+        await c.users.set_disabled(u.id, True)
+    await c.store.record_audit(viewer.actor, "account.suspend", f"account:{account_id}",
+                               json.dumps({"revoked_keys": [k.id for k in keys], "disabled_users": [u.id for u in users]}))
+    return see_other(f"{OP}/accounts/{account_id}", f"Suspended: {len(keys)} keys revoked, {len(users)} users disabled.")
+
+
+@page("operator")
+async def users_get(request: web.Request, c: Console, viewer: Viewer) -> web.StreamResponse:
+    names = {a.id: a.name for a in await c.store.list_accounts()}
+    return render(request, "op_users.html", viewer=viewer, users=await c.store.list_console_users(), names=names)
+
+
+@page("operator")
+async def user_toggle(request: web.Request, c: Console, viewer: Viewer) -> web.StreamResponse:
+    user_id = path_int(request, "user_id")
+    if user_id == viewer.user_id:
+        raise InvalidRequest("You cannot disable yourself")
+    disable = request.match_info["action"] == "disable"
+    user = await c.users.set_disabled(user_id, disable)
+    await c.store.record_audit(viewer.actor, f"console_user.{'disable' if disable else 'enable'}",
+                               f"account:{user.account_id}", json.dumps({"user_id": user_id}))
+    return see_other(f"{OP}/users", f"{user.email} {'disabled' if disable else 'enabled'}.")
+
+
+@page("operator")
+async def providers(request: web.Request, c: Console, viewer: Viewer) -> web.StreamResponse:
+    vendors = sorted(c.catalog.vendors.values(), key=lambda v: (not v.configured, v.name))
+    rows = []
+    for m in sorted(c.catalog.models.values(), key=lambda m: (m.provider, m.id)):
+        for d in m.deployments:
+            if d.vendor.configured:
+                h = c.health.by_deployment.get(d.id)
+                rows.append({"model": m, "deployment": d, "health": h.as_dict() if h else None})
+    return render(request, "op_providers.html", viewer=viewer, vendors=vendors, rows=rows)
+
+
+@page("operator")
+async def routing_get(request: web.Request, c: Console, viewer: Viewer) -> web.StreamResponse:
+    return _routing_page(request, c, viewer)
+
+
+def _routing_page(request, c: Console, viewer: Viewer, *, error: str = "", status: int = 200):
+    return render(request, "op_routing.html", status=status, viewer=viewer, strategy=c.planner.default_strategy,
+                  strategies=sorted(c.planner.strategies), wtp=c.planner.ctx.willingness_to_pay, error=error)
+
+
+@page("operator")
+async def routing_post(request: web.Request, c: Console, viewer: Viewer) -> web.StreamResponse:
+    """Takes effect at once for this process's next request; not persisted (the settings file is
+    what a restart uses) and, with --workers N, only in the worker that served this page."""
+    form = await request.post()
+    strategy = forms.text(form, "strategy")
+    try:
+        if strategy not in c.planner.strategies:
+            raise InvalidRequest(f"Unknown strategy {strategy!r}", param="strategy")
+        try:
+            wtp = float(forms.text(form, "willingness_to_pay"))
+        except ValueError:
+            raise InvalidRequest("Willingness to pay must be a number from 0 to 1", param="willingness_to_pay") from None
+        if not 0.0 <= wtp <= 1.0:
+            raise InvalidRequest("Willingness to pay must be a number from 0 to 1", param="willingness_to_pay")
+    except InvalidRequest as exc:
+        return _routing_page(request, c, viewer, error=exc.message, status=400)
+    before = {"strategy": c.planner.default_strategy, "willingness_to_pay": c.planner.ctx.willingness_to_pay}
+    c.planner.default_strategy = strategy
+    c.planner.ctx = dataclasses.replace(c.planner.ctx, willingness_to_pay=wtp) \
+        if isinstance(c.planner.ctx, RouteContext) else c.planner.ctx
+    await c.store.record_audit(viewer.actor, "routing.update", "gateway", json.dumps(
+        {"before": before, "after": {"strategy": strategy, "willingness_to_pay": wtp}}))
+    return see_other(f"{OP}/routing", "Routing updated for this process.")
+
+
+@page("operator")
+async def gateway_activity(request: web.Request, c: Console, viewer: Viewer) -> web.StreamResponse:
+    ctx = await activity_context(request, c, None)
+    return render(request, "activity.html", viewer=viewer, scope="gateway", **ctx)
+
+
+def add_operator_routes(app: web.Application) -> None:
+    r = app.router
+    r.add_get(f"{OP}/accounts", accounts_get)
+    r.add_post(f"{OP}/accounts", accounts_create)
+    r.add_get(OP + "/accounts/{account_id}", account_get)
+    r.add_post(OP + "/accounts/{account_id}/balance", account_balance)
+    r.add_post(OP + "/accounts/{account_id}/users", account_user_create)
+    r.add_post(OP + "/accounts/{account_id}/suspend", account_suspend)
+    r.add_get(f"{OP}/users", users_get)
+    r.add_post(OP + "/users/{user_id}/{action:disable|enable}", user_toggle)
+    r.add_get(f"{OP}/providers", providers)
+    r.add_get(f"{OP}/routing", routing_get)
+    r.add_post(f"{OP}/routing", routing_post)
+    r.add_get(f"{OP}/activity", gateway_activity)

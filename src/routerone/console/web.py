@@ -1,0 +1,164 @@
+"""The console's HTTP plumbing: templates, the session check on every page, CSRF on every POST,
+security headers, and HTML error pages. Pages themselves live in pages_*.py."""
+from __future__ import annotations
+
+import functools
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Awaitable, Callable
+from urllib.parse import quote, urlencode
+
+import jinja2
+from aiohttp import web
+
+from ..catalog import Catalog
+from ..errors import NotFound, RouterOneError
+from ..routing.health import Health
+from ..routing.planner import Planner
+from ..services.accounts import AccountsService
+from ..services.chat import ChatService
+from ..settings import Settings
+from ..store.base import Store
+from . import security
+from .activity import RollupCache
+from .users import ConsoleUsers, Viewer
+
+__all__ = ["Console", "CONSOLE", "page", "render", "see_other", "COOKIE", "usd", "when", "path_int"]
+
+COOKIE = "ro_console"
+LOGIN_CSRF_COOKIE = "ro_console_login"
+BASE = "/console"
+
+_SECURITY_HEADERS = {
+    "Content-Security-Policy": ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+                                "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; "
+                                "form-action 'self'; base-uri 'none'"),
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+
+@dataclass(slots=True)
+class Console:
+    """What the console's pages use; built once in create_app."""
+    settings: Settings
+    store: Store
+    accounts: AccountsService
+    catalog: Catalog
+    health: Health
+    planner: Planner
+    chat: ChatService
+    users: ConsoleUsers
+    templates: jinja2.Environment
+    activity_cache: "RollupCache | None" = None     # set by add_console
+
+
+CONSOLE: web.AppKey[Console] = web.AppKey("routerone_console", Console)
+Handler = Callable[[web.Request, Console, Viewer], Awaitable[web.StreamResponse]]
+
+
+def usd(micros: int | None, digits: int = 6) -> str:
+    if micros is None:
+        return "—"
+    sign = "-" if micros < 0 else ""
+    text = f"{abs(micros) / 1e6:,.{digits}f}".rstrip("0")
+    if text.endswith("."):
+        text += "00"
+    elif len(text.split(".")[1]) < 2:
+        text += "0"
+    return f"{sign}${text}"
+
+
+def when(ts: float | None) -> str:
+    if not ts:
+        return "—"
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def make_templates() -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.PackageLoader("routerone.console", "templates"),
+                             autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True,
+                             lstrip_blocks=True)
+    env.filters["usd"] = usd
+    env.filters["when"] = when
+    env.filters["num"] = lambda n: "—" if n is None else f"{n:,}"
+    env.filters["ms"] = lambda v: "—" if v is None else f"{v:,.0f} ms"
+    env.globals["base"] = BASE
+    return env
+
+
+def secure_request(request: web.Request) -> bool:
+    return request.secure or request.headers.get("X-Forwarded-Proto", "").lower() == "https"
+
+
+def render(request: web.Request, template: str, *, status: int = 200, viewer: Viewer | None = None,
+           **ctx) -> web.Response:
+    c = request.app[CONSOLE]
+    html = c.templates.get_template(template).render(
+        viewer=viewer, csrf=viewer.csrf if viewer else "", path=request.path,
+        notice=request.query.get("notice", "")[:200], **ctx)
+    return web.Response(text=html, status=status, content_type="text/html", headers=_SECURITY_HEADERS)
+
+
+def see_other(location: str, notice: str | None = None) -> web.Response:
+    if notice:
+        location += ("&" if "?" in location else "?") + urlencode({"notice": notice})
+    return web.Response(status=303, headers={"Location": location, **_SECURITY_HEADERS})
+
+
+def error_page(request: web.Request, status: int, title: str, message: str,
+               viewer: Viewer | None = None) -> web.Response:
+    return render(request, "error.html", status=status, viewer=viewer, title=title, message=message)
+
+
+def page(role: str = "user") -> Callable[[Handler], Callable[[web.Request], Awaitable[web.StreamResponse]]]:
+    """Every console page and action goes through here: a valid session (else the sign-in page),
+    the role (operator pages refuse users with 403), and on POST the session's CSRF token (403)."""
+    def deco(fn: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        @functools.wraps(fn)
+        async def handler(request: web.Request) -> web.StreamResponse:
+            c = request.app[CONSOLE]
+            viewer = await c.users.viewer(request.cookies.get(COOKIE))
+            if viewer is None:
+                if request.method != "GET":
+                    return error_page(request, 401, "Signed out", "Your session has ended. Sign in again.")
+                return see_other(f"{BASE}/login?next={quote(request.path_qs)}")
+            if role == "operator" and not viewer.is_operator:
+                return error_page(request, 403, "Not allowed", "This page is for operators.", viewer)
+            if request.method == "POST":
+                form = await request.post()
+                token = form.get("csrf") or request.headers.get("x-csrf-token")
+                if not security.same(token if isinstance(token, str) else None, viewer.csrf):
+                    return error_page(request, 403, "Refused",
+                                      "The form's security token is missing or out of date. "
+                                      "Reload the page and try again.", viewer)
+            try:
+                return await fn(request, c, viewer)
+            except RouterOneError as exc:
+                return error_page(request, exc.status, "Could not do that", exc.message, viewer)
+        return handler
+    return deco
+
+
+def set_session_cookie(resp: web.StreamResponse, request: web.Request, token: str, max_age_s: float) -> None:
+    resp.set_cookie(COOKIE, token, path=BASE, httponly=True, secure=secure_request(request),
+                    samesite="Strict", max_age=int(max_age_s))
+
+
+def clear_session_cookie(resp: web.StreamResponse) -> None:
+    resp.del_cookie(COOKIE, path=BASE)
+
+
+def path_int(request: web.Request, name: str) -> int:
+    """A numeric path segment ("key_id"); anything else is a 404, never a 500."""
+    raw = request.match_info[name]
+    if not raw.isdigit() or len(raw) > 18:
+        raise NotFound(f"No such {name.replace('_id', '')}")
+    return int(raw)
+
+
+def now() -> float:
+    return time.time()

@@ -1,0 +1,134 @@
+"""Console pieces without a browser: sign-in throttling in bounded memory, password hashing,
+activity roll-ups, form parsing, and the `routerone console-user create` command."""
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from routerone.cli import main
+from routerone.console import security
+from routerone.console.activity import build_activity, pick_range
+from routerone.console import forms
+from routerone.errors import InvalidRequest
+from routerone.store.base import UsageBucket
+from routerone.store.sqlite import SQLiteStore
+
+
+def test_throttle_blocks_after_max_failures_until_the_window_passes() -> None:
+    t = security.Throttle(max_failures=3, window_s=60)
+    for i in range(3):
+        assert t.retry_after_s("email:a", now=100.0 + i) == 0
+        t.failed("email:a", now=100.0 + i)
+    assert t.retry_after_s("email:a", now=103.0) == pytest.approx(57.0)
+    assert t.retry_after_s("email:b", now=103.0) == 0
+    assert t.retry_after_s("email:a", now=160.5) == 0        # the first failure left the window
+    t.succeeded("email:a")
+    assert t.retry_after_s("email:a", now=104.0) == 0
+
+
+def test_throttle_memory_is_bounded() -> None:
+    t = security.Throttle(max_failures=5, window_s=60, max_keys=100)
+    for i in range(10_000):
+        t.failed(f"ip:{i}", now=1.0)
+    assert len(t) == 100
+    assert t.retry_after_s("ip:9999", now=1.0) == 0 and "ip:9999" in t._failures
+    assert "ip:0" not in t._failures                          # the oldest were forgotten
+
+
+def test_passwords_hash_with_argon2id_and_verify() -> None:
+    h = asyncio.run(security.hash_password("correct horse battery"))
+    assert h.startswith("$argon2id$")
+    assert asyncio.run(security.verify_password(h, "correct horse battery"))
+    assert not asyncio.run(security.verify_password(h, "wrong"))
+    assert not asyncio.run(security.verify_password(None, "anything"))
+    assert not asyncio.run(security.verify_password("not-a-hash", "x"))
+    with pytest.raises(security.PasswordProblem):
+        security.check_new_password("short")
+
+
+def test_activity_fills_every_bucket_and_groups_by_model_and_key() -> None:
+    rng, since, until, bucket_s = pick_range("24h", None, now=86_400 * 10 + 1_800)
+    assert (rng, bucket_s, until - since) == ("24h", 3_600, 86_400)
+    buckets = [UsageBucket(until - 3_600, "m1", 1, 2, 1, 10, 5, 300),
+               UsageBucket(until - 7_200, "m2", 1, 1, 0, 3, 2, 100),
+               UsageBucket(until - 3_600, "m2", 2, 1, 0, 1, 1, 50)]
+    act = build_activity(buckets, since=since, until=until, bucket_s=bucket_s, key_names={1: "laptop"})
+    assert len(act.times) == 24 and act.times[-1] == until - 3_600
+    assert act.requests[-1] == 3 and act.requests[-2] == 1 and sum(act.requests) == 4
+    assert act.cost_usd[-1] == pytest.approx(350 / 1e6)
+    assert [(r.name, r.cost_micros) for r in act.by_model] == [("m1", 300), ("m2", 150)]
+    assert [(r.name, r.requests) for r in act.by_key] == [("laptop", 3), ("key 2", 1)]
+    assert (act.totals.requests, act.totals.errors, act.totals.tokens, act.totals.cost_micros) == (4, 1, 22, 450)
+    assert pick_range("bogus", "day", now=0)[0] == "7d"
+
+
+def test_form_fields_give_clear_errors() -> None:
+    assert forms.opt_usd({"x": "$2.50"}, "x") == 2_500_000
+    assert forms.opt_usd({"x": ""}, "x") is None
+    for bad in ("-1", "abc", "0.0000001", "1e9"):
+        with pytest.raises(InvalidRequest):
+            forms.opt_usd({"x": bad}, "x")
+    with pytest.raises(InvalidRequest):
+        forms.usd_amount({"x": "0"}, "x")
+    with pytest.raises(InvalidRequest):
+        forms.opt_int({"rpm": "0"}, "rpm")
+    assert forms.opt_date({"d": "2030-01-02"}, "d") == 1_893_542_400.0
+    with pytest.raises(InvalidRequest):
+        forms.opt_date({"d": "02/01/2030"}, "d")
+    assert forms.model_list({"m": "a, b,a"}, "m", {"a", "b"}) == ("a", "b")
+    with pytest.raises(InvalidRequest):
+        forms.model_list({"m": "a, nope"}, "m", {"a"})
+
+
+def test_cli_creates_the_operator_and_prints_the_password_once(tmp_path, capsys) -> None:
+    db = f"sqlite:///{tmp_path / 'r1.db'}"
+    assert main(["--database-url", db, "console-user", "create", "--email", "Ops@Example.com", "--operator"]) == 0
+    out = capsys.readouterr().out
+    assert "ops@example.com (operator)" in out
+    password = out.split("initial password (shown once): ")[1].split()[0]
+
+    async def check() -> tuple:
+        store = SQLiteStore(str(tmp_path / "r1.db"))
+        try:
+            user = await store.console_user_by_email("ops@example.com")
+            audit = await store.list_audit(10)
+            return user, await security.verify_password(user.password_hash, password), audit
+        finally:
+            await store.close()
+    user, ok, audit = asyncio.run(check())
+    assert user.role == "operator" and ok and password not in user.password_hash
+    assert [(a.actor, a.action) for a in audit] == [("cli", "console_user.create")]
+    assert main(["--database-url", db, "console-user", "create", "--email", "ops@example.com"]) == 1
+    assert "already exists" in capsys.readouterr().err
+    assert main(["--database-url", db, "console-user", "create", "--email", "not-an-email"]) == 1
+
+
+def test_rollup_cache_reuses_the_closed_part_only_while_its_row_count_holds(tmp_path) -> None:
+    from routerone.console.activity import RollupCache
+    from routerone.store.base import UsageRecord
+
+    def row(i: int, at: float) -> UsageRecord:
+        return UsageRecord(f"r{i}", 1, 1, "auto", "m", "openai", prompt_tokens=1, completion_tokens=1,
+                           cost_micros=10, created_at=at)
+
+    async def run() -> None:
+        store = SQLiteStore(str(tmp_path / "c.db"))
+        await store.migrate()
+        try:
+            now = 100 * 3_600 + 1_000.0
+            await store.insert_usage([row(i, 90 * 3_600 + i) for i in range(5)] + [row(9, now - 10)])
+            cache = RollupCache(store, lag_s=300)
+            since, until = 80 * 3_600.0, 101 * 3_600.0
+
+            async def total() -> int:
+                return sum(b.requests for b in await cache.rollup(1, since, until, 3_600, now))
+            assert await total() == 6 and (cache.hits, cache.misses) == (0, 1)
+            assert await total() == 6 and (cache.hits, cache.misses) == (1, 1)
+            await store.insert_usage([row(20, 85 * 3_600)])          # a late row in the closed part
+            assert await total() == 7 and cache.misses == 2
+            await store.insert_usage([row(21, now - 5)])             # a row in the open part
+            assert await total() == 8 and cache.hits == 2
+        finally:
+            await store.close()
+    asyncio.run(run())
