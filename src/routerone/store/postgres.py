@@ -64,11 +64,8 @@ from ..batching import Batcher
 from .bounds import check_adjustment
 from .base import (Account, ApiKey, AuditEntry, LedgerEntry, Limits, NewKey, Reservation, Settlement,
                    StoredResponse, UsagePage, UsageQuery, UsageRecord, UsageReject, UsageTotals)
-from .migrations import MIGRATIONS, migration_sql
-
-                   UsagePage, UsageQuery, UsageRecord, UsageTotals)
 from .base import ConsoleSession, ConsoleUser, UsageBucket, UsageLogQuery
-from .migrations import MIGRATIONS
+from .migrations import MIGRATIONS, migration_sql
 
 __all__ = ["PostgresStore"]
 

@@ -29,11 +29,8 @@ from . import console_sql, rows
 from .base import (Account, ApiKey, AuditEntry, LedgerEntry, Limits, NewKey, Reservation, Settlement,
                    StoredResponse, UsagePage, UsageQuery, UsageRecord, UsageReject, UsageTotals)
 from .bounds import check_adjustment
-from .migrations import MIGRATIONS, migration_sql
-
-                   UsagePage, UsageQuery, UsageRecord, UsageTotals)
 from .base import ConsoleSession, ConsoleUser, UsageBucket, UsageLogQuery
-from .migrations import MIGRATIONS
+from .migrations import MIGRATIONS, migration_sql
 
 __all__ = ["SQLiteStore"]
 T = TypeVar("T")
