@@ -29,7 +29,7 @@ from .services.usage import UsageWriter
 from .settings import Settings
 from .store.base import Store
 from .store.factory import open_store
-from .testing import fake_openai
+from .providers.demo import demo_state
 
 __all__ = ["create_app"]
 log = logging.getLogger("routerone")
@@ -101,10 +101,10 @@ def create_app(settings: Settings, *, store: Store | None = None, limiter: Limit
     app[RUNTIME] = rt
     add_routes(app)
     add_admin_routes(app)
-    if catalog.vendors["demo"].configured:
-        fake_openai.add_routes(app, "/demo/v1", fake_openai.FakeOptions(demo=True))
+    demo_why = demo_state(settings)[1]
 
     async def startup(app: web.Application) -> None:
+        log.info(demo_why)    # says at start whether the offline demo provider serves requests
         await store.migrate()
         if settings.admin_key:
             await accounts.bootstrap_admin(settings.admin_key)

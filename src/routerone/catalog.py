@@ -18,6 +18,7 @@ from typing import Any, Iterable
 from .billing.prices import Price, usd_to_micros
 from .errors import ModelNotFound
 from .providers.base import Deployment, Vendor
+from .providers.demo import demo_state
 from .settings import Settings
 
 __all__ = ["ModelInfo", "Catalog", "load_catalog", "AUTO_MODEL"]
@@ -65,8 +66,6 @@ def _vendors(settings: Settings, port: int) -> dict[str, Vendor]:
                    query=dict(raw.get("query", {})), rename=dict(raw.get("rename", {})),
                    drop=tuple(raw.get("drop", ())), stream_usage=raw.get("stream_usage", True),
                    needs_key=raw.get("needs_key", True), label=raw.get("label", name))
-        if name == "demo":
-            v = dataclasses.replace(v, base_url=f"http://127.0.0.1:{port}/demo/v1")
         if conf is not None:
             v = dataclasses.replace(
                 v, api_key=conf.api_key or v.api_key, base_url=conf.base_url or v.base_url,
@@ -148,9 +147,7 @@ def load_catalog(settings: Settings, *, port: int | None = None) -> Catalog:
     for name, conf in settings.providers.items():
         if name not in vendors:
             raise ValueError(f"providers.{name}: unknown provider (known: {', '.join(sorted(vendors))})")
-    demo = settings.demo
-    any_real = any(v.api_key for v in vendors.values())
-    if demo == "off" or (demo == "auto" and any_real):
+    if not demo_state(settings)[0]:
         vendors["demo"] = dataclasses.replace(vendors["demo"], needs_key=True)  # unusable
     extra: dict[str, Any] = _read(settings.catalog_path) if settings.catalog_path else {}
     rows = [] if extra.get("replace_shipped_models") else list(_shipped("models.toml")["model"])

@@ -1,4 +1,5 @@
-"""A fake OpenAI-compatible upstream (real socket), also served as Router One's offline demo provider.
+"""A fake OpenAI-compatible upstream (real socket), for the tests only: Router One never mounts it
+(the offline demo is `routerone.providers.demo`, in process).
 
 Behaviour is scriptable three ways:
 - options given to `make_app(...)` (latency, chunk pacing, default reply length);
@@ -27,9 +28,8 @@ from aiohttp import web
 
 from ..tokens import count_text_tokens
 
-__all__ = ["FakeOptions", "make_app", "DEMO_NOTICE"]
+__all__ = ["FakeOptions", "make_app"]
 
-DEMO_NOTICE = "[demo provider: canned reply, not a real model]"
 _DIRECTIVE = re.compile(r"\[\[(\w+):(\d+)\]\]")
 _WORDS = ("Hello", "!", " This", " is", " a", " reply", " from", " the", " fake", " upstream", ".", " Ask",
           " me", " anything", " else", ".")
@@ -41,7 +41,6 @@ class FakeOptions:
     chunk_interval_ms: float = 0.0   # between stream chunks (paced streams)
     reply_tokens: int = 12           # completion length when the caller sets no max_tokens
     api_key: str | None = None       # when set, requests must carry it as a bearer token
-    demo: bool = False               # prefix replies with DEMO_NOTICE
 
 
 def _last_user_text(messages: list) -> str:
@@ -93,7 +92,7 @@ class _Fake:
     def tokens(self, body: dict, d: dict) -> tuple[list[str], str]:
         limit = body.get("max_completion_tokens") or body.get("max_tokens")
         n = int(limit) if limit else d.get("words", self.opts.reply_tokens)
-        words = [(" " + DEMO_NOTICE) if self.opts.demo and i == 0 else _WORDS[i % len(_WORDS)] for i in range(n)]
+        words = [_WORDS[i % len(_WORDS)] for i in range(n)]
         rf = body.get("response_format") or {}
         if rf.get("type") in ("json_object", "json_schema") and not limit:
             words = ['{"answer"', ': "fake"}']
@@ -213,7 +212,7 @@ async def _models(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application, prefix: str, opts: FakeOptions) -> None:
-    """Mount the fake under `prefix` (e.g. "/v1" standalone, "/demo/v1" inside Router One)."""
+    """Mount the fake under `prefix` (e.g. "/v1")."""
     app["fake"] = _Fake(opts)
     app.router.add_post(prefix + "/chat/completions", _chat)
     app.router.add_get(prefix + "/models", _models)
