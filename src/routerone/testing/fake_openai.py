@@ -115,12 +115,12 @@ class _Fake:
         return not self.opts.api_key or request.headers.get("Authorization") == f"Bearer {self.opts.api_key}"
 
 
-def _error(status: int, retry_after: int | None = None) -> web.Response:
+def _error(status: int, retry_after: int | str | None = None) -> web.Response:
     kinds = {429: ("rate_limit_exceeded", "requests"), 401: ("invalid_api_key", "invalid_request_error"),
              400: ("invalid_value", "invalid_request_error")}
     code, typ = kinds.get(status, ("server_error", "server_error"))
     body = {"error": {"message": f"fake upstream error {status}", "type": typ, "param": None, "code": code}}
-    headers = {"Retry-After": str(retry_after)} if retry_after else None
+    headers = {"Retry-After": str(retry_after)} if retry_after else None   # may be any text: "nan", "inf"
     return web.Response(status=status, body=orjson.dumps(body), content_type="application/json", headers=headers)
 
 

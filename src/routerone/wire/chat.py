@@ -139,7 +139,7 @@ def _user_parts(parts: list, param: str) -> None:
         if not isinstance(p, dict):
             raise _fail(pp, f"'{pp}' must be an object, got {_type_name(p)}")
         t = p.get("type")
-        if t not in _USER_PARTS:
+        if not isinstance(t, str) or t not in _USER_PARTS:
             raise _fail(f"{pp}.type", f"'{pp}.type' must be one of {', '.join(sorted(_USER_PARTS))}, got {t!r}")
         if t == "text" and not isinstance(p.get("text"), str):
             raise _fail(f"{pp}.text", f"'{pp}.text' must be a string")
@@ -208,8 +208,7 @@ def _messages(body: dict) -> list[dict]:
         _content(m, i, role)
         if role == "tool" and not isinstance(m.get("tool_call_id"), str):
             raise _fail(f"messages[{i}].tool_call_id", f"'messages[{i}].tool_call_id' is required for a tool message")
-        if role == "assistant":
-            _tool_calls(m, i)
+        _tool_calls(m, i)     # only assistants send them, but any role's must be well formed
         if m.get("name") is not None and not isinstance(m["name"], str):
             raise _fail(f"messages[{i}].name", f"'messages[{i}].name' must be a string")
     return msgs
