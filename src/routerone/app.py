@@ -9,9 +9,11 @@ from aiohttp import web
 from .catalog import Catalog, load_catalog
 from .errors import MethodNotAllowed, NotFound, PayloadTooLarge, RouterOneError
 from .http.admin import add_admin_routes
+from .http.guard import guard_middleware, handler_args as guard_handler_args, quiet_aiohttp
 from .http.render import error_response
 from .http.routes import REQUEST_IDS, add_routes, client_request_id, new_request_id
 from .http.runtime import RUNTIME, Runtime
+from .limits.auth_failures import AuthFailureLimiter
 from .limits.base import Limiter
 from .observability.logs import RequestLog
 from .observability.metrics import Metrics
@@ -69,7 +71,8 @@ def create_app(settings: Settings, *, store: Store | None = None, limiter: Limit
     limiter = limiter or make_limiter(settings)
     catalog = catalog or load_catalog(settings)
     health = Health(cooldown_failures=settings.cooldown_failures, cooldown_s=settings.cooldown_s)
-    auth = Authenticator(store, cache_ttl_s=settings.auth_cache_ttl_s)
+    auth = Authenticator(store, cache_ttl_s=settings.auth_cache_ttl_s, max_entries=settings.auth_cache_max_entries,
+                         failures=AuthFailureLimiter(settings.auth_failures_per_ip_per_minute, window_s=60.0))
     transport = Transport(Timeouts(settings.connect_timeout_s, settings.first_byte_timeout_s, settings.idle_timeout_s))
     billing = Billing(store, reservation_ttl_s=settings.reservation_ttl_s,
                       sweep_interval_s=settings.reservation_sweep_interval_s)
@@ -93,11 +96,17 @@ def create_app(settings: Settings, *, store: Store | None = None, limiter: Limit
                           lambda op=op: store.round_trips()[op])
             metrics.gauge(f"routerone_store_{op}_calls", f"{op} calls carried by those round trips",
                           lambda op=op: store.batched_calls()[op])
+    metrics.gauge("routerone_auth_cache_entries", "Keys held in the authentication caches (bounded)",
+                  lambda: auth.cached_entries)
     metrics.gauge("routerone_limiter_fallback_events", "Times the Redis limiter fell back or failed closed",
                   lambda: getattr(limiter, "fallback_events", 0))
 
-    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[json_errors],
-                          handler_args={"max_field_size": 16384})
+    quiet_aiohttp()
+    guard = guard_middleware(settings)
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[json_errors, guard],
+                          handler_args=guard_handler_args(settings))
+    metrics.gauge("routerone_in_flight_requests", "Requests being served now (capped by max_in_flight_requests)",
+                  guard.in_flight)
     app[RUNTIME] = rt
     add_routes(app)
     add_admin_routes(app)

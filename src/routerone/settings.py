@@ -67,6 +67,16 @@ class Settings:
     log_level: str = "info"
     log_requests: bool = False                # one JSON line per request (failures are always logged)
     log_content: bool = False                 # include prompt and completion text in those lines
+    # client-facing guards (see SECURITY.md): timeouts, caps, body complexity, failed-auth limit
+    client_header_timeout_s: float = 15.0     # request head must arrive within this (also idle keep-alive)
+    client_body_timeout_s: float = 60.0       # whole request body must arrive within this
+    client_write_timeout_s: float = 30.0      # a response write to a client that does not read: give up
+    max_in_flight_requests: int = 4096        # beyond: 503 server_busy (health and metrics exempt)
+    max_messages: int = 10000                 # per chat request
+    max_content_parts: int = 10000            # per chat request, all messages together
+    auth_cache_max_entries: int = 10000       # cached keys (valid, and separately as many unknown ones)
+    auth_failures_per_ip_per_minute: int = 60  # failed authentications per client address; 0 = no limit
+    client_ip_header: str | None = None       # e.g. X-Forwarded-For behind a proxy (rightmost address)
     providers: Mapping[str, ProviderSettings] = field(default_factory=dict)
 
     def replace(self, **changes: Any) -> "Settings":
@@ -199,7 +209,8 @@ def load_settings(config_path: str | None = None, env: Mapping[str, str] | None 
     for k, allowed in _CHOICES.items():
         if k in values and values[k] not in allowed:
             raise SettingsError(f"{k}: {values[k]!r} is not one of {', '.join(sorted(allowed))}")
-    for k in ("port", "workers", "max_body_bytes"):
+    for k in ("port", "workers", "max_body_bytes", "max_in_flight_requests", "max_messages", "max_content_parts",
+              "auth_cache_max_entries", "client_header_timeout_s", "client_body_timeout_s", "client_write_timeout_s"):
         if k in values and values[k] is not None and values[k] < 1:
             raise SettingsError(f"{k}: must be >= 1, got {values[k]}")
     return Settings(**values, providers=_providers(file_data.get("providers"), env))

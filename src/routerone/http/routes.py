@@ -1,7 +1,9 @@
 """Public endpoints: chat completions (JSON and SSE), models, the caller's account, health."""
 from __future__ import annotations
 
+import asyncio
 import itertools
+import logging
 import secrets
 
 from aiohttp import web
@@ -9,12 +11,16 @@ from aiohttp import web
 from ..catalog import AUTO_MODEL
 from ..errors import InvalidRequest, PayloadTooLarge, RouterOneError
 from ..observability.metrics import CONTENT_TYPE_LATEST
+from ..wire.chat import ChatRequest, parse_chat_request
+from .guard import abort
 from .render import error_response, json_response
 from .runtime import RUNTIME
 
 __all__ = ["add_routes", "new_request_id", "client_request_id", "REQUEST_IDS"]
 
+log = logging.getLogger("routerone.http")
 _CLIENT_GONE = (ConnectionResetError, ConnectionError)
+PARSE_OFF_LOOP_BYTES = 256 * 1024
 _ID_PREFIX = f"req_{secrets.token_hex(6)}"   # unique per process; a counter makes ids cheap and unique
 _ID_COUNTER = itertools.count(1)
 # (internal id, echoed id), set on every request by app.json_errors: the internal id is unique and
@@ -48,36 +54,60 @@ async def read_json_body(request: web.Request) -> bytes:
         raise PayloadTooLarge(f"The request body is larger than the limit of {request.client_max_size} bytes") from None
 
 
+async def parse_chat_body(raw: bytes, settings) -> ChatRequest:
+    """Validate a chat body; a big one is parsed in a worker thread so that the event loop keeps
+    serving other requests meanwhile (the message and part caps bound the work either way)."""
+    limits = {"max_messages": settings.max_messages, "max_content_parts": settings.max_content_parts}
+    if len(raw) < PARSE_OFF_LOOP_BYTES:
+        return parse_chat_request(raw, **limits)
+    return await asyncio.to_thread(parse_chat_request, raw, **limits)
+
+
 async def chat_completions(request: web.Request) -> web.StreamResponse:
     rt = request.app[RUNTIME]
     internal_id, rid = request[REQUEST_IDS]
     try:
         auth = await rt.auth.authenticate(request.headers.get("Authorization"))
         raw = await read_json_body(request)
+        parsed = await parse_chat_body(raw, rt.settings)
     except RouterOneError as exc:
         rt.chat.refused(exc, request_id=internal_id, echo_id=rid)
         return error_response(exc, rid)
     try:     # complete() counts and logs its own refusals and failures
-        reply = await rt.chat.complete(raw, auth=auth, request_id=internal_id, echo_id=rid,
+        reply = await rt.chat.complete(parsed, auth=auth, request_id=internal_id, echo_id=rid,
                                        strategy_header=request.headers.get("x-routerone-strategy"))
     except Exception as exc:  # noqa: BLE001 - every failure becomes a documented error body
         return error_response(exc, rid)
     if reply.stream is None:
         return web.Response(body=reply.body, headers=reply.headers, content_type="application/json")
+    return await _relay(request, reply, rt.settings.client_write_timeout_s)
+
+
+async def _relay(request: web.Request, reply, write_timeout_s: float) -> web.StreamResponse:
+    """Relay a stream. A write that the client does not take within `write_timeout_s` (it stopped
+    reading) ends it: the upstream is closed, what was relayed is settled, the connection dropped."""
     stream = reply.stream
     # with chunks already held, the first write follows at once; else the headers go out now
     response_class = _HeadersWithFirstChunk if stream.has_held_chunks else web.StreamResponse
     resp = response_class(headers={**reply.headers, "Content-Type": "text/event-stream",
                                    "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
     try:
-        await resp.prepare(request)
+        async with asyncio.timeout(write_timeout_s):
+            await resp.prepare(request)
         async for data in stream:
-            if stream.ended:            # the last bytes, sent with the end of the chunked body
-                await resp.write_eof(data)
-            else:
-                await resp.write(data)
+            async with asyncio.timeout(write_timeout_s):
+                if stream.ended:            # the last bytes, sent with the end of the chunked body
+                    await resp.write_eof(data)
+                else:
+                    await resp.write(data)
     except _CLIENT_GONE:
         stream.abandon()
+        return resp
+    except TimeoutError:
+        log.warning("stream %s: the client stopped reading for %gs; closing it", request[REQUEST_IDS][0],
+                    write_timeout_s)
+        abort(request)
+        await stream.close()
         return resp
     except BaseException:
         await stream.close()

@@ -12,13 +12,13 @@ import uuid
 
 import orjson
 
-from ..errors import RateLimited, RouterOneError, UpstreamError, UpstreamRateLimited
-from ..limits.base import LimitRule, LimitTicket
+from ..errors import RateLimited, RouterOneError, ServiceUnavailable, UpstreamError, UpstreamRateLimited
+from ..limits.base import DenyReason, LimitRule, LimitTicket
 from ..providers.adapters import adapter_for
 from ..routing.base import Attempt
 from ..store.base import UsageRecord
 from ..tokens import count_prompt_tokens, load_tokenizer, needs_tokenizer
-from ..wire.chat import parse_chat_request
+from ..wire.chat import ChatRequest, parse_chat_request
 from ..wire.types import Usage
 from .auth import AuthContext
 from .call import Call, ChatDeps, Reply
@@ -35,14 +35,14 @@ class ChatService:
         self.background: set[asyncio.Task] = set()
 
     # -- the pipeline ---------------------------------------------------------------------------
-    async def complete(self, raw: bytes, *, auth: AuthContext, request_id: str | None = None,
+    async def complete(self, raw: bytes | ChatRequest, *, auth: AuthContext, request_id: str | None = None,
                        echo_id: str | None = None, strategy_header: str | None = None) -> Reply:
         """`request_id` must be unique (it keys the billing hold); `echo_id` is what the
         response's x-request-id says (the caller's own id when it sent one)."""
         started = time.perf_counter()
         request_id = request_id or f"req_{uuid.uuid4().hex}"
         try:
-            req = parse_chat_request(raw)
+            req = raw if isinstance(raw, ChatRequest) else parse_chat_request(raw)   # the route may parse it
             text = req.prompt_text()
             if needs_tokenizer(text):      # first long prompt: load the tokenizer off the event loop
                 await asyncio.to_thread(load_tokenizer)
@@ -85,6 +85,9 @@ class ChatService:
         if not rules:
             return None, {}
         decision = await self.d.limiter.acquire(rules, request_id, tokens)
+        if not decision.allowed and decision.reason == DenyReason.UNAVAILABLE:   # not the caller's limit
+            raise ServiceUnavailable("Rate limits cannot be checked right now (the limiter is unavailable); "
+                                     "retry shortly", code="limiter_unavailable")
         if not decision.allowed:
             retry = max(1, int(decision.retry_after_s + 0.999))
             raise RateLimited(headers={**decision.headers, "Retry-After": str(retry)})

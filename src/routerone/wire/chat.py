@@ -3,7 +3,8 @@
 The seed's rules are checked exactly (model required; messages >= 1 valid items; temperature 0..2;
 top_p 0..1; max_tokens >= 1; stream_options only with stream: true). Every other OpenAI field is
 type-checked when present and passed through untouched, as are unknown extra fields. Each failure
-raises `InvalidRequest` with `param` naming the field.
+raises `InvalidRequest` with `param` naming the field. The number of messages and of content parts
+is capped (checked before any per-message work, so a huge body costs little to refuse).
 """
 from __future__ import annotations
 
@@ -14,7 +15,10 @@ import orjson
 
 from ..errors import InvalidRequest
 
-__all__ = ["ChatRequest", "parse_chat_request"]
+__all__ = ["ChatRequest", "parse_chat_request", "validate_body", "MAX_MESSAGES", "MAX_CONTENT_PARTS"]
+
+MAX_MESSAGES = 10_000          # defaults of the settings max_messages / max_content_parts
+MAX_CONTENT_PARTS = 10_000
 
 _ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 _USER_PARTS = {"text", "image_url", "input_audio", "file"}
@@ -190,7 +194,7 @@ def _tool_calls(m: dict, i: int) -> None:
             raise _fail(f"{pp}.function", f"'{pp}.function' must have string 'name' and 'arguments'")
 
 
-def _messages(body: dict) -> list[dict]:
+def _messages(body: dict, max_messages: int, max_parts: int) -> list[dict]:
     if "messages" not in body or body["messages"] is None:
         raise _fail("messages", "'messages' is required")
     msgs = body["messages"]
@@ -198,6 +202,13 @@ def _messages(body: dict) -> list[dict]:
         raise _fail("messages", f"'messages' must be an array, got {_type_name(msgs)}")
     if not msgs:
         raise _fail("messages", "'messages' must contain at least 1 message")
+    if len(msgs) > max_messages:
+        raise InvalidRequest(f"'messages' has {len(msgs)} messages; the limit is {max_messages}",
+                             param="messages", code="too_many_messages")
+    parts = sum(len(m["content"]) for m in msgs if isinstance(m, dict) and isinstance(m.get("content"), list))
+    if parts > max_parts:
+        raise InvalidRequest(f"the messages have {parts} content parts together; the limit is {max_parts}",
+                             param="messages", code="too_many_content_parts")
     for i, m in enumerate(msgs):
         if not isinstance(m, dict):
             raise _fail(f"messages[{i}]", f"'messages[{i}]' must be an object, got {_type_name(m)}")
@@ -258,7 +269,7 @@ def _stream(body: dict) -> tuple[bool, bool]:
     return stream, bool(iu)
 
 
-def validate_body(body: Any) -> ChatRequest:
+def validate_body(body: Any, *, max_messages: int = MAX_MESSAGES, max_content_parts: int = MAX_CONTENT_PARTS) -> ChatRequest:
     if not isinstance(body, dict):
         raise _fail(None, f"The request body must be a JSON object, got {_type_name(body)}")  # type: ignore[arg-type]
     model = body.get("model")
@@ -266,7 +277,7 @@ def validate_body(body: Any) -> ChatRequest:
         raise _fail("model", "'model' is required")
     if not isinstance(model, str):
         raise _fail("model", f"'model' must be a string, got {_type_name(model)}")
-    messages = _messages(body)
+    messages = _messages(body, max_messages, max_content_parts)
     _number(body, "temperature", 0, 2)
     _number(body, "top_p", 0, 1)
     _number(body, "frequency_penalty", -2, 2)
@@ -300,9 +311,10 @@ def validate_body(body: Any) -> ChatRequest:
                        fallback_models=list(fallbacks or ()), strategy=route)
 
 
-def parse_chat_request(raw: bytes) -> ChatRequest:
+def parse_chat_request(raw: bytes, *, max_messages: int = MAX_MESSAGES,
+                       max_content_parts: int = MAX_CONTENT_PARTS) -> ChatRequest:
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise InvalidRequest(f"The request body is not valid JSON: {exc}", code="invalid_json") from None
-    return validate_body(body)
+    return validate_body(body, max_messages=max_messages, max_content_parts=max_content_parts)
