@@ -74,6 +74,7 @@ class Settings:
     max_in_flight_requests: int = 4096        # beyond: 503 server_busy (health and metrics exempt)
     max_messages: int = 10000                 # per chat request
     max_content_parts: int = 10000            # per chat request, all messages together
+    max_json_values: int = 250000             # per request body over 1 MiB (an upper-bound count, see wire/chat.py)
     auth_cache_max_entries: int = 10000       # cached keys (valid, and separately as many unknown ones)
     auth_failures_per_ip_per_minute: int = 60  # failed authentications per client address; 0 = no limit
     client_ip_header: str | None = None       # e.g. X-Forwarded-For behind a proxy (rightmost address)
@@ -209,7 +210,7 @@ def load_settings(config_path: str | None = None, env: Mapping[str, str] | None 
     for k, allowed in _CHOICES.items():
         if k in values and values[k] not in allowed:
             raise SettingsError(f"{k}: {values[k]!r} is not one of {', '.join(sorted(allowed))}")
-    for k in ("port", "workers", "max_body_bytes", "max_in_flight_requests", "max_messages", "max_content_parts",
+    for k in ("port", "workers", "max_body_bytes", "max_in_flight_requests", "max_messages", "max_content_parts", "max_json_values",
               "auth_cache_max_entries", "client_header_timeout_s", "client_body_timeout_s", "client_write_timeout_s"):
         if k in values and values[k] is not None and values[k] < 1:
             raise SettingsError(f"{k}: must be >= 1, got {values[k]}")

@@ -11,7 +11,7 @@ from aiohttp import web
 from ..catalog import AUTO_MODEL
 from ..errors import InvalidRequest, PayloadTooLarge, RouterOneError
 from ..observability.metrics import CONTENT_TYPE_LATEST
-from ..wire.chat import ChatRequest, parse_chat_request
+from ..wire.chat import ChatRequest, json_values_bound, parse_chat_request, raise_if_too_complex
 from .guard import abort
 from .render import error_response, json_response
 from .runtime import RUNTIME
@@ -21,6 +21,7 @@ __all__ = ["add_routes", "new_request_id", "client_request_id", "REQUEST_IDS"]
 log = logging.getLogger("routerone.http")
 _CLIENT_GONE = (ConnectionResetError, ConnectionError)
 PARSE_OFF_LOOP_BYTES = 256 * 1024
+CHECK_COMPLEXITY_FROM_BYTES = 1 << 20     # smaller bodies parse in a few ms whatever their shape
 _ID_PREFIX = f"req_{secrets.token_hex(6)}"   # unique per process; a counter makes ids cheap and unique
 _ID_COUNTER = itertools.count(1)
 # (internal id, echoed id), set on every request by app.json_errors: the internal id is unique and
@@ -44,20 +45,34 @@ def client_request_id(request: web.Request) -> str | None:
     return rid if rid and len(rid) <= 128 and rid.isascii() and rid.isprintable() else None
 
 
-async def read_json_body(request: web.Request) -> bytes:
+async def read_json_body(request: web.Request, max_json_values: int | None = None) -> bytes:
+    """The whole body, bounded by `client_max_size`. With `max_json_values`, the body is counted
+    chunk by chunk as it arrives (see wire.chat.json_values_bound) and refused as soon as it is
+    over, before it is all read and long before it is parsed."""
     if request.content_type != "application/json":
         raise InvalidRequest(f"Content-Type must be application/json, got '{request.content_type or 'none'}'",
                              code="invalid_content_type")
-    try:
-        return await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        raise PayloadTooLarge(f"The request body is larger than the limit of {request.client_max_size} bytes") from None
+    if max_json_values is None:
+        try:
+            return await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            raise PayloadTooLarge(f"The request body is larger than the limit of {request.client_max_size} bytes") from None
+    limit_bytes, body, values = request.client_max_size, bytearray(), 0
+    async for chunk in request.content.iter_any():
+        body += chunk
+        values += json_values_bound(chunk)
+        if len(body) > limit_bytes:
+            raise PayloadTooLarge(f"The request body is larger than the limit of {limit_bytes} bytes")
+        if values > max_json_values and len(body) >= CHECK_COMPLEXITY_FROM_BYTES:
+            raise_if_too_complex(values, max_json_values)
+    return bytes(body)
 
 
 async def parse_chat_body(raw: bytes, settings) -> ChatRequest:
-    """Validate a chat body; a big one is parsed in a worker thread so that the event loop keeps
-    serving other requests meanwhile (the message and part caps bound the work either way)."""
-    limits = {"max_messages": settings.max_messages, "max_content_parts": settings.max_content_parts}
+    """Validate a chat body (already counted by read_json_body); a big one is parsed in a worker
+    thread so that the event loop can serve others while it is validated."""
+    limits = {"max_messages": settings.max_messages, "max_content_parts": settings.max_content_parts,
+              "max_json_values": None}
     if len(raw) < PARSE_OFF_LOOP_BYTES:
         return parse_chat_request(raw, **limits)
     return await asyncio.to_thread(parse_chat_request, raw, **limits)
@@ -68,7 +83,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     internal_id, rid = request[REQUEST_IDS]
     try:
         auth = await rt.auth.authenticate(request.headers.get("Authorization"))
-        raw = await read_json_body(request)
+        raw = await read_json_body(request, rt.settings.max_json_values)
         parsed = await parse_chat_body(raw, rt.settings)
     except RouterOneError as exc:
         rt.chat.refused(exc, request_id=internal_id, echo_id=rid)
