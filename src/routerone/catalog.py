@@ -94,8 +94,12 @@ class Catalog:
         self.fallbacks = fallbacks or {}   # model -> ordered fallback models
 
     def available(self) -> list[ModelInfo]:
-        """Models with at least one deployment whose vendor is usable (credentials present)."""
-        return [m for m in self.models.values() if any(d.vendor.configured for d in m.deployments)]
+        """Models with at least one deployment whose vendor is usable (credentials present). The
+        demo's models only while no real model is (`auto` never picks the demo next to a provider;
+        with demo = "on" they still answer when named)."""
+        usable = [m for m in self.models.values() if any(d.vendor.configured for d in m.deployments)]
+        real = [m for m in usable if m.provider != "demo"]
+        return real or usable
 
     def resolve(self, name: str) -> ModelInfo:
         name = self.aliases.get(name, name)

@@ -102,3 +102,13 @@ def test_demo_on_says_so_at_start(tmp_path, caplog):
         pass
     said = [r.getMessage() for r in caplog.records if "demo provider" in r.getMessage()]
     assert said and said[0].startswith("demo provider on")
+
+
+def test_demo_forced_on_next_to_a_provider_is_never_chosen_by_auto(gateway, make_openai_client):
+    gw = gateway(demo="on")           # the fake upstream as "openai", and the demo forced on
+    client = make_openai_client(gw)
+    for _ in range(5):
+        raw = client.chat.completions.with_raw_response.create(model="auto", messages=HELLO)
+        assert raw.headers["x-routerone-provider"] == "openai"
+    named = client.chat.completions.create(model="demo-small", messages=HELLO)   # still there when named
+    assert DEMO_NOTICE in named.choices[0].message.content
