@@ -22,6 +22,7 @@ log = logging.getLogger("routerone.http")
 _CLIENT_GONE = (ConnectionResetError, ConnectionError)
 PARSE_OFF_LOOP_BYTES = 256 * 1024
 CHECK_COMPLEXITY_FROM_BYTES = 1 << 20     # smaller bodies parse in a few ms whatever their shape
+WRITE_NEVER_WAITS_BYTES = 32 * 1024       # below the transport's high-water mark (64 KiB): a write cannot pause
 _ID_PREFIX = f"req_{secrets.token_hex(6)}"   # unique per process; a counter makes ids cheap and unique
 _ID_COUNTER = itertools.count(1)
 # (internal id, echoed id), set on every request by app.json_errors: the internal id is unique and
@@ -81,12 +82,13 @@ async def parse_chat_body(raw: bytes, settings) -> ChatRequest:
 async def chat_completions(request: web.Request) -> web.StreamResponse:
     rt = request.app[RUNTIME]
     internal_id, rid = request[REQUEST_IDS]
+    auth = None
     try:
         auth = await rt.auth.authenticate(request.headers.get("Authorization"))
         raw = await read_json_body(request, rt.settings.max_json_values)
         parsed = await parse_chat_body(raw, rt.settings)
     except RouterOneError as exc:
-        rt.chat.refused(exc, request_id=internal_id, echo_id=rid)
+        rt.chat.refused(exc, request_id=internal_id, echo_id=rid, auth=auth)
         return error_response(exc, rid)
     try:     # complete() counts and logs its own refusals and failures
         reply = await rt.chat.complete(parsed, auth=auth, request_id=internal_id, echo_id=rid,
@@ -106,14 +108,18 @@ async def _relay(request: web.Request, reply, write_timeout_s: float) -> web.Str
     response_class = _HeadersWithFirstChunk if stream.has_held_chunks else web.StreamResponse
     resp = response_class(headers={**reply.headers, "Content-Type": "text/event-stream",
                                    "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    transport = request.transport
     try:
         async with asyncio.timeout(write_timeout_s):
             await resp.prepare(request)
         async for data in stream:
-            async with asyncio.timeout(write_timeout_s):
-                if stream.ended:            # the last bytes, sent with the end of the chunked body
+            if stream.ended:            # the last bytes, sent with the end of the chunked body
+                async with asyncio.timeout(write_timeout_s):
                     await resp.write_eof(data)
-                else:
+            elif transport is not None and transport.get_write_buffer_size() + len(data) < WRITE_NEVER_WAITS_BYTES:
+                await resp.write(data)  # the socket buffer takes it: no deadline (and no timer) needed
+            else:
+                async with asyncio.timeout(write_timeout_s):
                     await resp.write(data)
     except _CLIENT_GONE:
         stream.abandon()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import re
 import time
 from email.utils import parsedate_to_datetime
 from typing import Mapping
@@ -12,6 +13,7 @@ from ..errors import (UpstreamAuthFailed, UpstreamBadRequest, UpstreamError, Ups
 __all__ = ["error_for_status", "retry_after_s", "MAX_RETRY_AFTER_S"]
 
 
+_CODE = re.compile(r"[A-Za-z0-9_.\-]{1,64}")    # an upstream error code passed on: short, plain ASCII
 MAX_RETRY_AFTER_S = 3600.0    # an upstream asking for longer is believed only this far
 
 
@@ -59,6 +61,7 @@ def error_for_status(status: int, message: str, *, provider: str, headers: Mappi
     """The client-facing error for an upstream failure. The caller's key is never at fault for
     401/403 from upstream (those are Router One's credentials), so those become 502."""
     text = f"{provider}: {message}" if message else None
+    upstream_code = upstream_code if upstream_code and _CODE.fullmatch(upstream_code) else None
     kw = dict(provider=provider, upstream_status=status)
     if status == 429:
         return UpstreamRateLimited(text, retry_after_s=retry_after_s(headers), **kw)
