@@ -112,3 +112,51 @@ def test_demo_forced_on_next_to_a_provider_is_never_chosen_by_auto(gateway, make
         assert raw.headers["x-routerone-provider"] == "openai"
     named = client.chat.completions.create(model="demo-small", messages=HELLO)   # still there when named
     assert DEMO_NOTICE in named.choices[0].message.content
+
+
+def test_readme_quickstart_on_a_real_serve_process(tmp_path):
+    """`routerone serve` with nothing configured: the printed key, then the README's curl and SDK calls."""
+    import os
+    import re
+    import socket
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    import httpx2
+    from openai import OpenAI
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY") and not k.startswith("ROUTERONE_")}
+    env.update(PYTHONPATH=str(Path(__file__).resolve().parents[2] / "src"), ROUTERONE_PORT=str(port),
+               ROUTERONE_DATABASE_URL=f"sqlite:///{tmp_path / 'r.db'}")
+    proc = subprocess.Popen([sys.executable, "-m", "routerone", "serve"], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, env=env, text=True)
+    try:
+        lines = []
+        while not any("listening" in ln for ln in lines):
+            lines.append(proc.stdout.readline())
+        key = re.search(r"(sk-ro-\S+)", "".join(lines)).group(1)
+        base = f"http://127.0.0.1:{port}/v1"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                r = httpx2.post(base + "/chat/completions", headers={"Authorization": f"Bearer {key}"},
+                                json={"model": "auto", "messages": HELLO}, timeout=10)
+                break
+            except httpx2.TransportError:
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+        assert r.status_code == 200, r.text
+        assert r.json()["usage"]["cost"] > 0 and r.headers["x-routerone-provider"] == "demo"
+        client = OpenAI(base_url=base, api_key=key, max_retries=0)
+        chunks = list(client.chat.completions.create(model="demo-small", stream=True, messages=HELLO,
+                                                     stream_options={"include_usage": True}))
+        assert chunks[-1].usage.model_extra["cost"] > 0
+        assert httpx2.post(f"http://127.0.0.1:{port}/demo/v1/chat/completions", json={}).status_code == 404
+    finally:
+        proc.terminate()
+        proc.wait(30)
