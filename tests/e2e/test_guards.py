@@ -241,3 +241,42 @@ def test_failed_auth_limit_behind_a_proxy_uses_the_forwarded_address(gateway):
                                         "X-Forwarded-For": f"6.6.6.6, {addr}"}).status_code for i in range(4)]
         assert codes("10.0.0.1") == [401, 401, 401, 429]
         assert codes("10.0.0.2") == [401, 401, 401, 429]      # another client behind the proxy: its own budget
+
+
+def test_a_client_that_does_not_read_a_big_reply_is_dropped():
+    """The write deadline for non-streamed replies, on the guard alone: a 32 MiB reply to a client
+    that never reads is given up after client_write_timeout_s (before: the handler waited forever)."""
+    from aiohttp import web
+
+    from routerone.http.guard import guard_middleware
+    from routerone.settings import Settings
+    from routerone.testing.threaded import ThreadedServer
+
+    guard = guard_middleware(Settings(client_write_timeout_s=1))   # the middleware alone, on a tiny app
+
+    async def big(request):
+        return web.Response(body=b"x" * (32 << 20))
+
+    def make():
+        app = web.Application(middlewares=[guard])
+        app.router.add_get("/big", big)
+        return app
+    with ThreadedServer(make) as srv:
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.connect(("127.0.0.1", srv.port))
+        s.sendall(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+        s.recv(1024)
+        time.sleep(3)                          # past the write deadline, still not reading
+        s.settimeout(3)
+        got, ended = 0, False
+        try:
+            while chunk := s.recv(1 << 20):
+                got += len(chunk)
+            ended = True                       # EOF: the server closed it
+        except ConnectionResetError:
+            ended = True
+        except TimeoutError:                   # what was buffered, then nothing: still held open
+            ended = False
+        s.close()
+    assert ended and got < 32 << 20
