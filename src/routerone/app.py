@@ -13,9 +13,11 @@ from .http.admin import add_admin_routes
 from .http.protocols import add_protocol_routes
 from .http.readiness import Readiness, add_readiness_routes
 from .http.apidoc import add_apidoc_routes
+from .http.guard import guard_middleware, handler_args as guard_handler_args, quiet_aiohttp
 from .http.render import error_response
 from .http.routes import REQUEST_IDS, add_routes, client_request_id, new_request_id
 from .http.runtime import RUNTIME, Runtime
+from .limits.auth_failures import AuthFailureLimiter
 from .limits.base import Limiter
 from .observability.logs import RequestLog
 from .observability.metrics import Metrics
@@ -34,7 +36,6 @@ from .services.usage import UsageWriter
 from .settings import Settings
 from .store.base import Store
 from .store.factory import open_store
-from .testing import fake_openai
 
 __all__ = ["create_app"]
 log = logging.getLogger("routerone")
@@ -77,7 +78,8 @@ def create_app(settings: Settings, *, store: Store | None = None, limiter: Limit
         log.warning(warning)
     discovery = Discovery(catalog)
     health = Health(cooldown_failures=settings.cooldown_failures, cooldown_s=settings.cooldown_s)
-    auth = Authenticator(store, cache_ttl_s=settings.auth_cache_ttl_s)
+    auth = Authenticator(store, cache_ttl_s=settings.auth_cache_ttl_s, max_entries=settings.auth_cache_max_entries,
+                         failures=AuthFailureLimiter(settings.auth_failures_per_ip_per_minute, window_s=60.0))
     defaults = Timeouts(settings.connect_timeout_s, settings.first_byte_timeout_s, settings.idle_timeout_s)
     transport = Transport(defaults, per_provider=catalog.timeouts(defaults))
     usage = UsageWriter(store, flush_interval_s=settings.usage_flush_interval_s, batch_size=settings.usage_batch_size)
@@ -109,11 +111,17 @@ def create_app(settings: Settings, *, store: Store | None = None, limiter: Limit
                           lambda op=op: store.round_trips()[op])
             metrics.gauge(f"routerone_store_{op}_calls", f"{op} calls carried by those round trips",
                           lambda op=op: store.batched_calls()[op])
+    metrics.gauge("routerone_auth_cache_entries", "Keys held in the authentication caches (bounded)",
+                  lambda: auth.cached_entries)
     metrics.gauge("routerone_limiter_fallback_events", "Times the Redis limiter fell back or failed closed",
                   lambda: getattr(limiter, "fallback_events", 0))
 
-    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[json_errors],
-                          handler_args={"max_field_size": 16384})
+    quiet_aiohttp()
+    guard = guard_middleware(settings)
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[json_errors, guard],
+                          handler_args=guard_handler_args(settings))
+    metrics.gauge("routerone_in_flight_requests", "Requests being served now (capped by max_in_flight_requests)",
+                  guard.in_flight)
     app[RUNTIME] = rt
     add_routes(app)
     add_admin_routes(app)
@@ -124,10 +132,10 @@ def create_app(settings: Settings, *, store: Store | None = None, limiter: Limit
     if settings.console:
         add_console(app, Console(settings, store, accounts, catalog, health, planner, chat, ConsoleUsers(store),
                                  make_templates()))
-    if catalog.vendors["demo"].configured:
-        fake_openai.add_routes(app, "/demo/v1", fake_openai.FakeOptions(demo=True))
+    demo_why = catalog.demo_why
 
     async def startup(app: web.Application) -> None:
+        log.info(demo_why)    # says at start whether the offline demo provider serves requests
         await store.migrate()
         if settings.admin_key:
             await accounts.bootstrap_admin(settings.admin_key)

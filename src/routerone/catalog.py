@@ -26,6 +26,7 @@ from .billing.pricebook import lookup_context_window, vendor_models
 from .catalog_rows import CatalogError, price_for, read_catalog_file, row_fields
 from .errors import ModelNotFound
 from .providers.base import Deployment, Vendor
+from .providers.demo import demo_state
 from .providers.transport import Timeouts
 from .providers.vendors import ProviderEntry, build_providers, shipped
 from .settings import Settings
@@ -93,8 +94,9 @@ class Catalog:
     def __init__(self, models: dict[str, ModelInfo], vendors: dict[str, Vendor],
                  aliases: dict[str, str] | None = None, fallbacks: dict[str, list[str]] | None = None, *,
                  providers: dict[str, ProviderEntry] | None = None, warnings: Iterable[str] = (),
-                 named: dict[str, list[ModelInfo]] | None = None) -> None:
+                 named: dict[str, list[ModelInfo]] | None = None, demo_why: str = "") -> None:
         self.static = dict(models)
+        self.demo_why = demo_why          # one sentence: whether the offline demo serves, and why
         self.named = {p: tuple(ms) for p, ms in (named or {}).items()}
         self.vendors = vendors
         self.providers = providers or {}
@@ -117,8 +119,9 @@ class Catalog:
                     m, id=q, deployments=tuple(dataclasses.replace(d, model=q) for d in m.deployments))
             else:
                 models[m.id] = m
-        avail = [m for m in (*models.values(), *qualified.values())
-                 if any(d.vendor.configured for d in m.deployments)]
+        usable = [m for m in (*models.values(), *qualified.values())
+                  if any(d.vendor.configured for d in m.deployments)]
+        avail = [m for m in usable if m.provider != "demo"] or usable   # the demo only while nothing real is
         self.models, self.qualified, self._available = models, qualified, avail
 
     def set_discovered(self, provider: str, models: Iterable[ModelInfo]) -> None:
@@ -135,7 +138,9 @@ class Catalog:
         return out
 
     def available(self) -> list[ModelInfo]:
-        """Models with at least one deployment whose vendor is usable (credentials present)."""
+        """Models with at least one deployment whose vendor is usable (credentials present). The
+        demo's models only while no real model is (`auto` never picks the demo next to a provider;
+        with demo = "on" they still answer when named)."""
         return self._available
 
     def resolve(self, name: str) -> ModelInfo:
@@ -199,7 +204,8 @@ def load_catalog(settings: Settings, *, port: int | None = None) -> Catalog:
     entries, warnings = build_providers(settings, port or settings.port)
     vendors = {n: e.vendor for n, e in entries.items()}
     usable = [n for n, e in entries.items() if n != "demo" and e.vendor.configured]   # keyless ones too
-    if settings.demo == "off" or (settings.demo == "auto" and usable):
+    demo_on, demo_why = demo_state(settings, usable)
+    if not demo_on:
         vendors["demo"] = dataclasses.replace(vendors["demo"], needs_key=True)   # unusable
         entries["demo"] = dataclasses.replace(entries["demo"], vendor=vendors["demo"])
     extra = read_catalog_file(settings.catalog_path) if settings.catalog_path else {}
@@ -230,4 +236,4 @@ def load_catalog(settings: Settings, *, port: int | None = None) -> Catalog:
         models[mid] = dataclasses.replace(m, deployments=tuple(deps))
     return Catalog(models, vendors, dict(extra.get("aliases", {})),
                    {k: list(v) for k, v in extra.get("fallbacks", {}).items()},
-                   providers=entries, warnings=warnings, named=named)
+                   providers=entries, warnings=warnings, named=named, demo_why=demo_why)

@@ -86,7 +86,8 @@ async def _bootstrap(settings: Settings) -> list[str]:
         svc = AccountsService(store)
         issued = await svc.bootstrap_admin(settings.admin_key)
         if issued is not None:
-            lines.append(f"Admin API key (shown once, store it now): {issued.key}")
+            lines.append(f"Admin API key (shown once, store it now): {issued.key}" if settings.admin_key is None
+                         else "Admin API key: the one set in the configuration (admin_key) is registered.")
             if load_catalog(settings).vendors["demo"].configured:
                 await svc.credit(issued.record.account_id, _usd(DEMO_CREDIT_USD), "demo credit")
                 lines.append(f"Demo provider on (no provider configured); account credited ${DEMO_CREDIT_USD} of demo balance.")

@@ -12,7 +12,8 @@
     ├── PermissionDenied                 403 permission_error / model_not_allowed | key_expired | spend_cap_reached
     ├── ModelNotFound                    404 invalid_request_error / model_not_found
     ├── NotFound                         404 invalid_request_error / not_found
-    ├── RateLimited                      429 rate_limit_error / rate_limit_exceeded (+ Retry-After)
+    ├── RateLimited                      429 rate_limit_error / rate_limit_exceeded | too_many_auth_failures (+ Retry-After)
+    ├── ServiceUnavailable               503 api_error / server_busy | limiter_unavailable (+ Retry-After)
     └── UpstreamError                    a provider failed; carries `retryable` for the router
         ├── UpstreamRateLimited          429 rate_limit_error / upstream_rate_limited (+ Retry-After)
         ├── UpstreamBadRequest           400 invalid_request_error / upstream's code (never retried)
@@ -185,13 +186,21 @@ class UpstreamTimeout(UpstreamError):
 
 
 class ServiceUnavailable(RouterOneError):
-    """Router One's own database cannot be reached: nothing is wrong with the request, retry it."""
+    """Router One itself cannot take the request now (not the caller's limit, not an upstream):
+    `server_busy` (the in-flight cap), `limiter_unavailable` (Redis down, failure_policy closed)."""
     status = 503
     type = "api_error"
     code = "service_unavailable"
-    default_message = "Router One cannot reach its database right now; retry shortly"
-    retry_after_s = 2
+    default_message = "Router One is temporarily unable to serve this request"
 
-    def __init__(self, message: str | None = None, **kw) -> None:
+    def __init__(self, message: str | None = None, *, retry_after_s: int = 1, **kw) -> None:
         super().__init__(message, **kw)
-        self.headers.setdefault("Retry-After", str(self.retry_after_s))
+        self.headers.setdefault("Retry-After", str(max(1, int(retry_after_s))))
+
+
+class DatabaseUnavailable(ServiceUnavailable):
+    """Router One's own database cannot be reached: nothing is wrong with the request, retry it."""
+    default_message = "Router One cannot reach its database right now; retry shortly"
+
+    def __init__(self, message: str | None = None, *, retry_after_s: int = 2, **kw) -> None:
+        super().__init__(message, retry_after_s=retry_after_s, **kw)

@@ -97,6 +97,17 @@ class Settings:
     log_requests: bool = _f(False, "one JSON log line per request (failures are always logged)")
     log_content: bool = _f(False, "include prompt and completion text in those lines")
     console: bool = _f(True, "serve the web console at /console (same process and port)")
+    # client-facing guards (see SECURITY.md): timeouts, caps, body complexity, failed-auth limit
+    client_header_timeout_s: float = _f(15.0, "request head must arrive within this (also idle keep-alive)", min=1)
+    client_body_timeout_s: float = _f(60.0, "whole request body must arrive within this", min=1)
+    client_write_timeout_s: float = _f(30.0, "a response write to a client that does not read: give up", min=1)
+    max_in_flight_requests: int = _f(4096, "beyond: 503 server_busy (health and metrics exempt)", min=1)
+    max_messages: int = _f(10000, "per chat request", min=1)
+    max_content_parts: int = _f(10000, "per chat request, all messages together", min=1)
+    max_json_values: int = _f(250000, "per request body over 1 MiB (an upper-bound count, see wire/chat.py)", min=1)
+    auth_cache_max_entries: int = _f(10000, "cached keys (valid, and separately as many unknown ones)", min=1)
+    auth_failures_per_ip_per_minute: int = _f(60, "failed authentications per client address; 0 = no limit", min=0)
+    client_ip_header: str | None = _f(None, "e.g. X-Forwarded-For behind a proxy (rightmost address)")
     providers: Mapping[str, ProviderSettings] = _f(dict, "`[providers.<name>]` tables, see below")
 
     def replace(self, **changes: Any) -> "Settings":

@@ -89,7 +89,7 @@ def test_default_max_tokens_is_configurable_and_service_can_preset_it() -> None:
 
 
 def test_adapter_is_registered() -> None:
-    assert isinstance(adapter_for("anthropic"), AnthropicAdapter)
+    assert isinstance(adapter_for("anthropic").inner, AnthropicAdapter)   # inside the guard (guarded.py)
     assert adapter_for("anthropic").protocol == "anthropic"
 
 

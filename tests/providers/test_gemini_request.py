@@ -33,7 +33,7 @@ def check(fixture: str) -> dict:
 
 
 def test_adapter_is_registered_for_the_gemini_protocol():
-    assert isinstance(adapter_for("gemini"), GeminiAdapter)
+    assert isinstance(adapter_for("gemini").inner, GeminiAdapter)   # inside the guard (guarded.py)
     assert adapter_for("gemini").protocol == "gemini"
 
 

@@ -6,7 +6,7 @@ import logging
 import orjson
 from aiohttp import web
 
-from ..errors import RouterOneError, ServiceUnavailable
+from ..errors import DatabaseUnavailable, RouterOneError
 from ..store.errors import is_unavailable
 
 __all__ = ["json_response", "error_response"]
@@ -22,7 +22,7 @@ def error_response(exc: BaseException, request_id: str | None = None) -> web.Res
     if not isinstance(exc, RouterOneError):
         if is_unavailable(exc):     # our database is down or unreachable: a 503 the client may retry
             log.warning("database unavailable: %s: %s", type(exc).__name__, exc, extra={"request_id": request_id})
-            exc = ServiceUnavailable()
+            exc = DatabaseUnavailable()
         else:
             log.exception("unhandled error", extra={"request_id": request_id}, exc_info=exc)
             exc = RouterOneError()

@@ -1,7 +1,9 @@
 """Public endpoints: chat completions (JSON and SSE), models, the caller's account, health."""
 from __future__ import annotations
 
+import asyncio
 import itertools
+import logging
 import secrets
 
 from aiohttp import web
@@ -9,12 +11,18 @@ from aiohttp import web
 from ..catalog import AUTO_MODEL
 from ..errors import InvalidRequest, ModelNotFound, PayloadTooLarge, RouterOneError
 from ..observability.metrics import CONTENT_TYPE_LATEST
+from ..wire.chat import ChatRequest, json_values_bound, parse_chat_request, raise_if_too_complex
+from .guard import abort
 from .render import error_response, json_response
 from .runtime import RUNTIME
 
 __all__ = ["add_routes", "new_request_id", "client_request_id", "REQUEST_IDS"]
 
+log = logging.getLogger("routerone.http")
 _CLIENT_GONE = (ConnectionResetError, ConnectionError)
+PARSE_OFF_LOOP_BYTES = 256 * 1024
+CHECK_COMPLEXITY_FROM_BYTES = 1 << 20     # smaller bodies parse in a few ms whatever their shape
+WRITE_NEVER_WAITS_BYTES = 32 * 1024       # below the transport's high-water mark (64 KiB): a write cannot pause
 _ID_PREFIX = f"req_{secrets.token_hex(6)}"   # unique per process; a counter makes ids cheap and unique
 _ID_COUNTER = itertools.count(1)
 # (internal id, echoed id), set on every request by app.json_errors: the internal id is unique and
@@ -38,46 +46,89 @@ def client_request_id(request: web.Request) -> str | None:
     return rid if rid and len(rid) <= 128 and rid.isascii() and rid.isprintable() else None
 
 
-async def read_json_body(request: web.Request) -> bytes:
+async def read_json_body(request: web.Request, max_json_values: int | None = None) -> bytes:
+    """The whole body, bounded by `client_max_size`. With `max_json_values`, the body is counted
+    chunk by chunk as it arrives (see wire.chat.json_values_bound) and refused as soon as it is
+    over, before it is all read and long before it is parsed."""
     if request.content_type != "application/json":
         raise InvalidRequest(f"Content-Type must be application/json, got '{request.content_type or 'none'}'",
                              code="invalid_content_type")
-    try:
-        return await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        raise PayloadTooLarge(f"The request body is larger than the limit of {request.client_max_size} bytes") from None
+    if max_json_values is None:
+        try:
+            return await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            raise PayloadTooLarge(f"The request body is larger than the limit of {request.client_max_size} bytes") from None
+    limit_bytes, body, values = request.client_max_size, bytearray(), 0
+    async for chunk in request.content.iter_any():
+        body += chunk
+        values += json_values_bound(chunk)
+        if len(body) > limit_bytes:
+            raise PayloadTooLarge(f"The request body is larger than the limit of {limit_bytes} bytes")
+        if values > max_json_values and len(body) >= CHECK_COMPLEXITY_FROM_BYTES:
+            raise_if_too_complex(values, max_json_values)
+    return bytes(body)
+
+
+async def parse_chat_body(raw: bytes, settings) -> ChatRequest:
+    """Validate a chat body (already counted by read_json_body); a big one is parsed in a worker
+    thread so that the event loop can serve others while it is validated."""
+    limits = {"max_messages": settings.max_messages, "max_content_parts": settings.max_content_parts,
+              "max_json_values": None}
+    if len(raw) < PARSE_OFF_LOOP_BYTES:
+        return parse_chat_request(raw, **limits)
+    return await asyncio.to_thread(parse_chat_request, raw, **limits)
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
     rt = request.app[RUNTIME]
     internal_id, rid = request[REQUEST_IDS]
+    auth = None
     try:
         auth = await rt.auth.authenticate(request.headers.get("Authorization"))
-        raw = await read_json_body(request)
+        raw = await read_json_body(request, rt.settings.max_json_values)
+        parsed = await parse_chat_body(raw, rt.settings)
     except RouterOneError as exc:
-        rt.chat.refused(exc, request_id=internal_id, echo_id=rid)
+        rt.chat.refused(exc, request_id=internal_id, echo_id=rid, auth=auth)
         return error_response(exc, rid)
     try:     # complete() counts and logs its own refusals and failures
-        reply = await rt.chat.complete(raw, auth=auth, request_id=internal_id, echo_id=rid,
+        reply = await rt.chat.complete(parsed, auth=auth, request_id=internal_id, echo_id=rid,
                                        strategy_header=request.headers.get("x-routerone-strategy"))
     except Exception as exc:  # noqa: BLE001 - every failure becomes a documented error body
         return error_response(exc, rid)
     if reply.stream is None:
         return web.Response(body=reply.body, headers=reply.headers, content_type="application/json")
+    return await _relay(request, reply, rt.settings.client_write_timeout_s)
+
+
+async def _relay(request: web.Request, reply, write_timeout_s: float) -> web.StreamResponse:
+    """Relay a stream. A write that the client does not take within `write_timeout_s` (it stopped
+    reading) ends it: the upstream is closed, what was relayed is settled, the connection dropped."""
     stream = reply.stream
     # with chunks already held, the first write follows at once; else the headers go out now
     response_class = _HeadersWithFirstChunk if stream.has_held_chunks else web.StreamResponse
     resp = response_class(headers={**reply.headers, "Content-Type": "text/event-stream",
                                    "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    transport = request.transport
     try:
-        await resp.prepare(request)
+        async with asyncio.timeout(write_timeout_s):
+            await resp.prepare(request)
         async for data in stream:
             if stream.ended:            # the last bytes, sent with the end of the chunked body
-                await resp.write_eof(data)
+                async with asyncio.timeout(write_timeout_s):
+                    await resp.write_eof(data)
+            elif transport is not None and transport.get_write_buffer_size() + len(data) < WRITE_NEVER_WAITS_BYTES:
+                await resp.write(data)  # the socket buffer takes it: no deadline (and no timer) needed
             else:
-                await resp.write(data)
+                async with asyncio.timeout(write_timeout_s):
+                    await resp.write(data)
     except _CLIENT_GONE:
         stream.abandon()
+        return resp
+    except TimeoutError:
+        log.warning("stream %s: the client stopped reading for %gs; closing it", request[REQUEST_IDS][0],
+                    write_timeout_s)
+        abort(request)
+        await stream.close()
         return resp
     except BaseException:
         await stream.close()

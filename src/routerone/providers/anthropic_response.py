@@ -44,7 +44,7 @@ def is_json_tool(name: str | None) -> bool:
 
 
 def finish_reason(stop_reason: str | None, *, called_tools: bool) -> str:
-    reason = FINISH_REASONS.get(stop_reason or "end_turn", "stop")
+    reason = FINISH_REASONS.get(stop_reason if isinstance(stop_reason, str) else "end_turn", "stop")
     return "stop" if reason == "tool_calls" and not called_tools else reason
 
 
@@ -104,6 +104,7 @@ def error_from_anthropic(status: int, error: Any, *, provider: str,
     err_type, message = None, ""
     if isinstance(error, dict):
         err_type, message = error.get("type"), str(error.get("message") or "")
+        err_type = err_type if isinstance(err_type, str) else None
     elif error is not None:
         message = str(error)[:200]
     code = None

@@ -132,5 +132,5 @@ class AnthropicStream:
     def _on_error(self, data: dict) -> list[dict]:
         error = data.get("error")
         err_type = error.get("type") if isinstance(error, dict) else None
-        status = ERROR_TYPE_STATUS.get(err_type or "", 500)
+        status = ERROR_TYPE_STATUS.get(err_type if isinstance(err_type, str) else "", 500)
         raise error_from_anthropic(status, error, provider=self._provider, headers={})

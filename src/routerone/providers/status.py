@@ -1,27 +1,58 @@
 """Map an upstream HTTP status to Router One's error tree (shared by every adapter)."""
 from __future__ import annotations
 
+import math
+import re
+import time
+from email.utils import parsedate_to_datetime
 from typing import Mapping
 
 from ..errors import (UpstreamAuthFailed, UpstreamBadRequest, UpstreamError, UpstreamRateLimited,
                       UpstreamTimeout, UpstreamUnavailable)
 
-__all__ = ["error_for_status", "retry_after_s"]
+__all__ = ["error_for_status", "retry_after_s", "MAX_RETRY_AFTER_S"]
+
+
+_CODE = re.compile(r"[A-Za-z0-9_.\-]{1,64}")    # an upstream error code passed on: short, plain ASCII
+MAX_RETRY_AFTER_S = 3600.0    # an upstream asking for longer is believed only this far
+
+
+def _seconds(value: str, scale: float) -> float | None:
+    """A finite, non-negative number of seconds, capped at MAX_RETRY_AFTER_S; None when unusable
+    ("nan", "inf", "-3", "soon", ...). Upstream headers are untrusted input."""
+    try:
+        v = float(value.strip()) * scale
+    except (ValueError, AttributeError):
+        return None
+    if not math.isfinite(v) or v < 0:
+        return None
+    return min(v, MAX_RETRY_AFTER_S)
+
+
+def _http_date_s(value: str) -> float | None:
+    """Retry-After as an HTTP-date (RFC 9110 10.2.3): seconds from now, or None."""
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when is None or when.tzinfo is None:
+        return None
+    return min(max(0.0, when.timestamp() - time.time()), MAX_RETRY_AFTER_S)
 
 
 def retry_after_s(headers: Mapping[str, str]) -> float | None:
+    """How long the upstream asks us to wait: `retry-after-ms`, else `Retry-After` (seconds or an
+    HTTP-date). Anything not finite, negative or unparseable is ignored (None), never an error."""
     for name in ("retry-after-ms", "Retry-After-Ms"):
         if name in headers:
-            try:
-                return float(headers[name]) / 1000.0
-            except ValueError:
-                pass
+            v = _seconds(headers[name], 0.001)
+            if v is not None:
+                return v
     for name in ("retry-after", "Retry-After"):
         if name in headers:
-            try:
-                return float(headers[name])
-            except ValueError:
-                return None
+            raw = headers[name]
+            v = _seconds(raw, 1.0)
+            return v if v is not None else _http_date_s(raw)
     return None
 
 
@@ -30,6 +61,7 @@ def error_for_status(status: int, message: str, *, provider: str, headers: Mappi
     """The client-facing error for an upstream failure. The caller's key is never at fault for
     401/403 from upstream (those are Router One's credentials), so those become 502."""
     text = f"{provider}: {message}" if message else None
+    upstream_code = upstream_code if upstream_code and _CODE.fullmatch(upstream_code) else None
     kw = dict(provider=provider, upstream_status=status)
     if status == 429:
         return UpstreamRateLimited(text, retry_after_s=retry_after_s(headers), **kw)

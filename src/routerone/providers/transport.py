@@ -10,6 +10,7 @@ import aiohttp
 
 from ..errors import UpstreamTimeout, UpstreamUnavailable
 from .base import UpstreamRequest
+from .demo import DemoStream, is_demo_url, open_demo
 
 __all__ = ["Transport", "Timeouts", "UpstreamResponse", "UpstreamStream"]
 
@@ -103,8 +104,11 @@ class Transport:
                 json_serialize=None)  # type: ignore[arg-type]
         return self._session
 
-    async def open(self, req: UpstreamRequest, *, provider: str = "") -> UpstreamStream:
-        """Send the request and wait for the status line and headers (the first byte)."""
+    async def open(self, req: UpstreamRequest, *, provider: str = "") -> UpstreamStream | DemoStream:
+        """Send the request and wait for the status line and headers (the first byte). A `demo://`
+        URL is answered in process by the demo provider: it never reaches the network."""
+        if is_demo_url(req.url):
+            return open_demo(req.url, req.body)
         t = self._per_provider.get(provider, self.timeouts)
         try:
             async with asyncio.timeout(t.first_byte_s):

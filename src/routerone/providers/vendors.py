@@ -106,8 +106,6 @@ def _entry(name: str, raw: dict[str, Any] | None, conf: ProviderSettings, port: 
     elif conf.protocol is not None and conf.protocol != _KNOWN_PROTOCOL.get(name, raw["protocol"]):
         raw = {**raw, **_PROTOCOL_DEFAULTS[conf.protocol]}
     v = _vendor_from_row(name, raw)
-    if name == "demo":
-        v = dataclasses.replace(v, base_url=f"http://127.0.0.1:{port}/demo/v1")
     query = {**v.query, "api-version": conf.api_version} if conf.api_version else v.query
     v = dataclasses.replace(v, api_key=conf.api_key or v.api_key, base_url=conf.base_url or v.base_url,
                             query=query, headers={**v.headers, **conf.headers})

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..billing.prices import Price
-from ..errors import InsufficientBalance, PermissionDenied, ServiceUnavailable
+from ..errors import DatabaseUnavailable, InsufficientBalance, PermissionDenied
 from ..store.base import Reservation, Settlement, Store, UsageRecord
 from ..store.errors import is_data_error, is_unavailable
 from ..wire.types import Usage
@@ -115,7 +115,7 @@ class Billing:
         except Exception as exc:
             if is_unavailable(exc):
                 log.warning("reserve for %s: database unavailable (%s: %s)", request_id, type(exc).__name__, exc)
-                raise ServiceUnavailable() from exc
+                raise DatabaseUnavailable() from exc
             raise
         if not granted:
             self.rejections += 1

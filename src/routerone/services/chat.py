@@ -13,8 +13,8 @@ from typing import Callable
 
 import orjson
 
-from ..errors import RateLimited, RouterOneError, UpstreamError, UpstreamRateLimited
-from ..limits.base import LimitRule, LimitTicket
+from ..errors import RateLimited, RouterOneError, ServiceUnavailable, UpstreamError, UpstreamRateLimited
+from ..limits.base import DenyReason, LimitRule, LimitTicket
 from ..observability.route_metrics import RouteCounter
 from ..providers.adapters import adapter_for
 from ..routing.base import Attempt
@@ -38,7 +38,7 @@ class ChatService:
         self.routes = RouteCounter(deps.metrics.registry) if deps.metrics is not None else None
 
     # -- the pipeline ---------------------------------------------------------------------------
-    async def complete(self, raw: bytes, *, auth: AuthContext, request_id: str | None = None,
+    async def complete(self, raw: bytes | ChatRequest, *, auth: AuthContext, request_id: str | None = None,
                        echo_id: str | None = None, strategy_header: str | None = None,
                        parse: Callable[[bytes], ChatRequest] = parse_chat_request,
                        protocol: str = "chat") -> Reply:
@@ -49,7 +49,7 @@ class ChatService:
         started = time.perf_counter()
         request_id = request_id or f"req_{uuid.uuid4().hex}"
         try:
-            req = parse(raw)
+            req = raw if isinstance(raw, ChatRequest) else parse(raw)   # the route may parse it
             text = req.prompt_text()
             if needs_tokenizer(text):      # first long prompt: load the tokenizer off the event loop
                 await asyncio.to_thread(load_tokenizer)
@@ -94,6 +94,9 @@ class ChatService:
         if not rules:
             return None, {}
         decision = await self.d.limiter.acquire(rules, request_id, tokens)
+        if not decision.allowed and decision.reason == DenyReason.UNAVAILABLE:   # not the caller's limit
+            raise ServiceUnavailable("Rate limits cannot be checked right now (the limiter is unavailable); "
+                                     "retry shortly", code="limiter_unavailable")
         if not decision.allowed:
             retry = max(1, int(decision.retry_after_s + 0.999))
             raise RateLimited(headers={**decision.headers, "Retry-After": str(retry)})

@@ -1,4 +1,5 @@
-"""A fake OpenAI-compatible upstream (real socket), also served as Router One's offline demo provider.
+"""A fake OpenAI-compatible upstream (real socket), for the tests only: Router One never mounts it
+(the offline demo is `routerone.providers.demo`, in process).
 
 Behaviour is scriptable three ways:
 - options given to `make_app(...)` (latency, chunk pacing, default reply length);
@@ -28,9 +29,8 @@ from aiohttp import web
 from ..tokens import count_text_tokens
 from . import fake_embeddings
 
-__all__ = ["FakeOptions", "make_app", "DEMO_NOTICE"]
+__all__ = ["FakeOptions", "make_app"]
 
-DEMO_NOTICE = "[demo provider: canned reply, not a real model]"
 _DIRECTIVE = re.compile(r"\[\[(\w+):(\d+)\]\]")
 _WORDS = ("Hello", "!", " This", " is", " a", " reply", " from", " the", " fake", " upstream", ".", " Ask",
           " me", " anything", " else", ".")
@@ -42,7 +42,6 @@ class FakeOptions:
     chunk_interval_ms: float = 0.0   # between stream chunks (paced streams)
     reply_tokens: int = 12           # completion length when the caller sets no max_tokens
     api_key: str | None = None       # when set, requests must carry it as a bearer token
-    demo: bool = False               # prefix replies with DEMO_NOTICE
     natural_length: bool = False     # the reply is reply_tokens long, max_tokens only cuts it (as a model)
 
 
@@ -98,7 +97,7 @@ class _Fake:
         if self.opts.natural_length and limit:
             natural = d.get("words", self.opts.reply_tokens)
             n, limit = min(n, natural), (limit if int(limit) < natural else None)
-        words = [(" " + DEMO_NOTICE) if self.opts.demo and i == 0 else _WORDS[i % len(_WORDS)] for i in range(n)]
+        words = [_WORDS[i % len(_WORDS)] for i in range(n)]
         rf = body.get("response_format") or {}
         if rf.get("type") in ("json_object", "json_schema") and not limit:
             words = ['{"answer"', ': "fake"}']
@@ -121,12 +120,12 @@ class _Fake:
         return not self.opts.api_key or request.headers.get("Authorization") == f"Bearer {self.opts.api_key}"
 
 
-def _error(status: int, retry_after: int | None = None) -> web.Response:
+def _error(status: int, retry_after: int | str | None = None) -> web.Response:
     kinds = {429: ("rate_limit_exceeded", "requests"), 401: ("invalid_api_key", "invalid_request_error"),
              400: ("invalid_value", "invalid_request_error")}
     code, typ = kinds.get(status, ("server_error", "server_error"))
     body = {"error": {"message": f"fake upstream error {status}", "type": typ, "param": None, "code": code}}
-    headers = {"Retry-After": str(retry_after)} if retry_after else None
+    headers = {"Retry-After": str(retry_after)} if retry_after else None   # may be any text: "nan", "inf"
     return web.Response(status=status, body=orjson.dumps(body), content_type="application/json", headers=headers)
 
 
@@ -218,7 +217,7 @@ async def _models(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application, prefix: str, opts: FakeOptions) -> None:
-    """Mount the fake under `prefix` (e.g. "/v1" standalone, "/demo/v1" inside Router One)."""
+    """Mount the fake under `prefix` (e.g. "/v1")."""
     app["fake"] = _Fake(opts)
     app.router.add_post(prefix + "/chat/completions", _chat)
     app.router.add_post(prefix + "/embeddings", fake_embeddings.openai_embeddings)

@@ -1,0 +1,164 @@
+"""Guards between the network and the routes: timeouts, the in-flight cap, quiet and redacted logs.
+
+| what                         | how                                                              | setting                        |
+|------------------------------|------------------------------------------------------------------|--------------------------------|
+| request head (slowloris)     | aiohttp closes a connection whose head is not complete this long after it opened or after its previous response (also the idle keep-alive time) | `client_header_timeout_s` |
+| request body                 | a deadline from the head's arrival: a read still waiting then fails with 408 and the connection closes | `client_body_timeout_s` |
+| response writes              | a non-streamed body, and each stream write (routes.py), under a deadline; past it the connection is closed | `client_write_timeout_s` |
+| in-flight requests           | 503 `server_busy` + Retry-After beyond the cap (/healthz, /readyz, /metrics exempt) | `max_in_flight_requests` |
+| head size                    | request line and each header at most 16 KiB, at most 100 headers (aiohttp parser) | - |
+
+Open connections are bounded by the header timeout (a connection that sends nothing useful is closed
+after `client_header_timeout_s`) and, as a hard cap, by the OS file-descriptor limit or a front proxy.
+
+aiohttp's own logging of malformed requests (a traceback at ERROR, with the offending header line,
+API key included) becomes one short line without header values, at most one per
+`MALFORMED_LOG_INTERVAL_S` (the rest counted). Responses say `Server: routerone`, no versions.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from aiohttp import web, web_response
+
+from ..errors import InvalidRequest, ServiceUnavailable
+from ..services.auth import CLIENT_ADDRESS
+from ..settings import Settings
+from .render import error_response
+
+__all__ = ["SERVER_NAME", "handler_args", "guard_middleware", "quiet_aiohttp", "MalformedRequestFilter",
+           "client_address", "BodyTimeout"]
+
+SERVER_NAME = "routerone"
+MAX_HEAD_FIELD_BYTES = 16384
+MAX_HEADERS = 100
+MALFORMED_LOG_INTERVAL_S = 10.0
+EXEMPT_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+_WRITE_DEADLINE_MIN_BYTES = 65536    # smaller bodies fit the socket buffers: they never block
+
+
+class BodyTimeout(InvalidRequest):
+    status = 408
+    code = "request_timeout"
+
+
+def handler_args(settings: Settings) -> dict:
+    """Connection-level knobs of aiohttp's request handler (passed as `web.Application(handler_args=...)`)."""
+    return {"keepalive_timeout": settings.client_header_timeout_s, "max_line_size": MAX_HEAD_FIELD_BYTES,
+            "max_field_size": MAX_HEAD_FIELD_BYTES, "max_headers": MAX_HEADERS, "lingering_time": 2.0}
+
+
+def client_address(request: web.Request, header: str | None) -> str | None:
+    """The client's address: the peer, or behind a proxy the rightmost entry of `header`
+    (the one the proxy itself appended; entries further left are whatever the client claimed)."""
+    if header:
+        value = request.headers.get(header)
+        if value:
+            return value.rsplit(",", 1)[-1].strip()[:64] or request.remote
+    return request.remote
+
+
+def guard_middleware(settings: Settings):
+    """The in-flight cap, the body deadline and the write deadline, as one aiohttp middleware."""
+    cap = settings.max_in_flight_requests
+    body_s, write_s = settings.client_body_timeout_s, settings.client_write_timeout_s
+    ip_header = settings.client_ip_header
+    in_flight = 0
+
+    @web.middleware
+    async def guard(request: web.Request, handler):
+        nonlocal in_flight
+        CLIENT_ADDRESS.set(client_address(request, ip_header))
+        if request.path in EXEMPT_PATHS:
+            return await handler(request)
+        if in_flight >= cap:
+            resp = error_response(ServiceUnavailable("Router One is at its limit of requests in flight; retry shortly",
+                                                     code="server_busy"))
+            return resp
+        in_flight += 1
+        deadline = None
+        if request.body_exists and not request.content.is_eof():
+            deadline = asyncio.get_running_loop().call_later(body_s, _body_late, request, body_s)
+        try:
+            resp = await handler(request)
+            body = getattr(resp, "body", None)
+            if (not resp.prepared and isinstance(body, (bytes, bytearray))
+                    and len(body) >= _WRITE_DEADLINE_MIN_BYTES):
+                await send_with_deadline(request, resp, write_s)
+            return resp
+        finally:
+            in_flight -= 1
+            if deadline is not None:
+                deadline.cancel()
+
+    guard.in_flight = lambda: in_flight    # type: ignore[attr-defined]  (for metrics and tests)
+    return guard
+
+
+def _body_late(request: web.Request, body_s: float) -> None:
+    """The body deadline passed: a read still waiting fails with 408 (the handler answers it, and
+    aiohttp closes a connection whose body was not read to its end)."""
+    if not request.content.is_eof():
+        request.content.set_exception(BodyTimeout(f"The request body did not arrive within {body_s:g}s"))
+
+
+async def send_with_deadline(request: web.Request, resp: web.StreamResponse, timeout_s: float) -> None:
+    """Send a whole response now; a client that does not read it within `timeout_s` loses the
+    connection (aiohttp's own final prepare/write_eof then find it done)."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            await resp.prepare(request)
+            await resp.write_eof()
+    except (TimeoutError, ConnectionError):
+        abort(request)
+
+
+def abort(request: web.Request) -> None:
+    """Drop the client's connection now (a stalled writer's buffered bytes are discarded)."""
+    request.protocol.force_close()
+    transport = request.transport
+    if transport is not None:
+        transport.abort()
+
+
+class MalformedRequestFilter(logging.Filter):
+    """aiohttp.server's 'Error handling request' records: one short line, no header values, no
+    traceback, at most one per interval (the number dropped is said in the next line)."""
+
+    def __init__(self, interval_s: float = MALFORMED_LOG_INTERVAL_S) -> None:
+        super().__init__()
+        self.interval_s = interval_s
+        self._next_s = 0.0
+        self.suppressed = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is None and "Error handling request" not in str(record.msg):
+            return True
+        now = time.monotonic()
+        if now < self._next_s:
+            self.suppressed += 1
+            return False
+        self._next_s = now + self.interval_s
+        peer = record.args[0] if isinstance(record.args, tuple) and record.args else "?"
+        status = getattr(exc, "code", None) or getattr(exc, "status", None) or ""
+        extra = f" ({self.suppressed} more since the last line)" if self.suppressed else ""
+        self.suppressed = 0
+        record.msg = "malformed or aborted HTTP request from %s: %s %s%s"
+        record.args = (peer, type(exc).__name__ if exc else "error", status, extra)
+        record.exc_info = None
+        record.exc_text = None
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+def quiet_aiohttp() -> None:
+    """Install the log filter (once) and take the versions out of the `Server` header. aiohttp
+    sets that header from a module constant, also on the error pages it writes itself (malformed
+    requests, before any route runs), so the constant is what must change."""
+    logger = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, MalformedRequestFilter) for f in logger.filters):
+        logger.addFilter(MalformedRequestFilter())
+    web_response.SERVER_SOFTWARE = SERVER_NAME     # type: ignore[attr-defined]
