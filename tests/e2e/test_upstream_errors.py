@@ -133,6 +133,8 @@ def test_upstream_rejecting_routerones_key_is_a_502_not_a_401(gateway, make_open
         make_openai_client(gw).chat.completions.create(model="gpt-4o", messages=HI)
     assert exc.value.status_code == 502
     assert error_of(exc.value)["code"] == "upstream_auth_failed"
+    assert "'openai'" in error_of(exc.value)["message"]                  # which provider's key to fix
+    assert "sk-wrong-upstream-key" not in str(error_of(exc.value))      # never the key itself
 
 
 def test_unreachable_upstream_is_a_502(gateway, make_openai_client):

@@ -71,7 +71,9 @@ def error_for_status(status: int, message: str, *, provider: str, headers: Mappi
             err.code = "payload_too_large"
         return err
     if status in (401, 403):
-        return UpstreamAuthFailed(None, **kw)
+        # name the provider (never its key) so the operator knows which credentials to fix
+        return UpstreamAuthFailed(f"The upstream provider '{provider}' rejected Router One's credentials "
+                                  f"(check providers.{provider}.api_key)" if provider else None, **kw)
     if status in (408, 504):
         return UpstreamTimeout(text, **kw)
     if status == 529 or status == 503:
