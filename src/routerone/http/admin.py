@@ -8,6 +8,7 @@ import orjson
 from aiohttp import web
 
 from ..errors import InvalidRequest, PermissionDenied, RouterOneError
+from ..routing.wtp import parse_willingness_to_pay
 from ..store.base import Account, ApiKey, Limits, UsageQuery
 from .render import error_response, json_response
 from .runtime import RUNTIME, Runtime
@@ -132,7 +133,8 @@ async def create_key(request, rt, body):
     issued = await rt.accounts.create_key(
         _int(body, "account_id", True), name=str(body.get("name", "")), role=str(body.get("role", "user")),
         expires_at=expires, spend_cap_micros=_int(body, "spend_cap_micros"), allowed_models=models,
-        limits=_limits(body) or Limits(), strategy=body.get("strategy"))
+        limits=_limits(body) or Limits(), strategy=body.get("strategy"),
+        willingness_to_pay=parse_willingness_to_pay(body.get("willingness_to_pay"), "willingness_to_pay"))
     return {"data": {**_key(issued.record), "key": issued.key}}
 
 

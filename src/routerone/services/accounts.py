@@ -58,7 +58,7 @@ class AccountsService:
     async def create_key(self, account_id: int, *, name: str = "", role: str = "user",
                          expires_at: float | None = None, spend_cap_micros: int | None = None,
                          allowed_models: Sequence[str] = (), limits: Limits = Limits(),
-                         strategy: str | None = None) -> IssuedKey:
+                         strategy: str | None = None, willingness_to_pay: float | None = None) -> IssuedKey:
         if role not in ("user", "admin"):
             raise InvalidRequest("role must be 'user' or 'admin'", param="role")
         await self.account(account_id)
@@ -66,7 +66,8 @@ class AccountsService:
         rec = await self.store.create_key(NewKey(
             account_id=account_id, key_hash=hash_key(secret), prefix=display_prefix(secret), name=name,
             role=role, expires_at=expires_at, spend_cap_micros=spend_cap_micros,
-            allowed_models=tuple(allowed_models), limits=limits, strategy=strategy))
+            allowed_models=tuple(allowed_models), limits=limits, strategy=strategy,
+            willingness_to_pay=willingness_to_pay))
         return IssuedKey(secret, rec)
 
     async def revoke_key(self, key_id: int) -> bool:

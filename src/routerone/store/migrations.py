@@ -88,4 +88,7 @@ ALTER TABLE usage ADD COLUMN protocol TEXT NOT NULL DEFAULT 'chat';
 ALTER TABLE usage ADD COLUMN route_reason TEXT;
 ALTER TABLE usage ADD COLUMN fallbacks TEXT;
 """),
+    ("0008_key_wtp", """
+ALTER TABLE api_keys ADD COLUMN willingness_to_pay DOUBLE PRECISION;
+"""),
 ]

@@ -32,6 +32,7 @@ class ChatRequest:
     max_tokens: int | None = None           # max_completion_tokens or max_tokens, whichever is given
     fallback_models: list[str] = field(default_factory=list)   # OpenRouter-style `models: [...]`
     strategy: str | None = None             # per-request routing strategy (`route` body field)
+    willingness_to_pay: float | None = None  # `route.willingness_to_pay`, 0..1
 
     @property
     def has_tools(self) -> bool:
@@ -292,13 +293,30 @@ def validate_body(body: Any) -> ChatRequest:
     fallbacks = body.get("models")
     if fallbacks is not None and (not isinstance(fallbacks, list) or not all(isinstance(x, str) for x in fallbacks)):
         raise _fail("models", "'models' must be an array of model names")
-    route = body.get("route")
-    if route is not None and not isinstance(route, str):
-        raise _fail("route", "'route' must be a string naming a routing strategy")
+    route, wtp = _route(body.get("route"))
     return ChatRequest(body=body, model=model, messages=messages, stream=stream,
                        include_usage=include_usage,
                        max_tokens=max_completion if max_completion is not None else max_tokens,
-                       fallback_models=list(fallbacks or ()), strategy=route)
+                       fallback_models=list(fallbacks or ()), strategy=route, willingness_to_pay=wtp)
+
+
+def _route(route: Any) -> tuple[str | None, float | None]:
+    """`route`: a strategy name, or {"strategy": name, "willingness_to_pay": 0..1} (both optional)."""
+    if route is None or isinstance(route, str):
+        return route, None
+    if not isinstance(route, dict):
+        raise _fail("route", "'route' must be a strategy name or an object with 'strategy' and/or "
+                             "'willingness_to_pay'")
+    unknown = sorted(set(route) - {"strategy", "willingness_to_pay"})
+    if unknown:
+        raise _fail(f"route.{unknown[0]}", f"'route.{unknown[0]}' is not a known field "
+                                           "(known: strategy, willingness_to_pay)")
+    strategy = route.get("strategy")
+    if strategy is not None and not isinstance(strategy, str):
+        raise _fail("route.strategy", "'route.strategy' must be a string naming a routing strategy")
+    from ..routing.wtp import parse_willingness_to_pay
+    wtp = parse_willingness_to_pay(route.get("willingness_to_pay"), "route.willingness_to_pay")
+    return strategy, wtp
 
 
 def parse_chat_request(raw: bytes) -> ChatRequest:
