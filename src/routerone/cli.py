@@ -109,11 +109,12 @@ def cmd_accounts(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
+    from .routing.learned.profiles import profile_source
     catalog = load_catalog(_settings(args))
-    print(f"{'model':<28} {'provider':<10} {'context':>9} {'in $/M':>8} {'out $/M':>8}")
+    print(f"{'model':<28} {'provider':<10} {'context':>9} {'in $/M':>8} {'out $/M':>8}  auto profile")
     for m in catalog.available():
         print(f"{m.id:<28} {m.provider:<10} {m.context_window:>9} {m.price.input_micros_per_mtok / 1e6:>8.3f} "
-              f"{m.price.output_micros_per_mtok / 1e6:>8.3f}")
+              f"{m.price.output_micros_per_mtok / 1e6:>8.3f}  {profile_source(m.id)}")
     return 0
 
 

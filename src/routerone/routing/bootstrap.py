@@ -84,4 +84,9 @@ def multi_model_intervals(router_cost: dict[str, np.ndarray], router_quality: di
         a = np.array(aiq[k])
         out[k] = {"aiq_ci": _interval(a), "aiq_minus_zero_ci": _interval(a - zero),
                   "aiq_minus_zero_boot_mean": float(np.mean(a - zero))}
+    if "random_same_mix" in aiq:
+        rnd = np.array(aiq["random_same_mix"])
+        for k in router_cost:
+            if k != "random_same_mix":
+                out[k]["aiq_minus_random_ci"] = _interval(np.array(aiq[k]) - rnd)
     return out

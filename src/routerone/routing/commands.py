@@ -69,6 +69,10 @@ def _multi_lines(multi: dict) -> list[str]:
         if "aiq_minus_zero_ci" in r:
             lines.append(f"  {'':16s} AIQ - zero router {r['aiq'] - multi['routers']['zero_router']['aiq']:+.4f},"
                          f" 95% interval{_ci(r, 'aiq_minus_zero_ci', '{:+.4f}')}")
+        if "aiq_minus_random_ci" in r:
+            rnd = multi["routers"]["random_same_mix"]["aiq"]
+            lines.append(f"  {'':16s} AIQ - random router (same model mix) {r['aiq'] - rnd:+.4f},"
+                         f" 95% interval{_ci(r, 'aiq_minus_random_ci', '{:+.4f}')}")
     if "picks_by_wtp" in multi:
         for w, picks in multi["picks_by_wtp"].items():
             lines.append(f"  wtp={w}: " + ", ".join(f"{m} x{c}" for m, c in sorted(picks.items(), key=lambda x: -x[1])))

@@ -5,7 +5,10 @@ the profile router's predicted qualities and predicted costs (test prices x the 
 answer lengths; prompt tokens from the data), at every willingness to pay in WTP_GRID. Each setting
 is one operating point (mean realised cost, mean realised quality); the curve is scored by AIQ
 against the zero router (the hull of the single models) and a random router with the same model
-mix (each setting's choices shuffled across prompts: same cost, no per-prompt knowledge). For two
+mix (each setting's choices shuffled across prompts: same cost, no per-prompt knowledge). Both
+curves take the upper hull over 101 noisy settings, which favours them over the zero router's 14
+exact points; the random router carries the same selection effect, so "auto - random router" is
+the fairer test of per-prompt knowledge, and both differences are reported. For two
 models, the predicted quality difference strong - weak is also scored as a RouteLLM router (APGR,
 CPT) beside a random router. Every figure comes with a paired bootstrap 95% interval
 (bootstrap.py).

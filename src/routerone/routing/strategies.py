@@ -59,6 +59,23 @@ class BalancedStrategy:
 
     def __init__(self, router: ProfileRouter | None = None) -> None:
         self.router = router or ProfileRouter.load()   # the artefact, loaded once per process
+        self._pools: dict[tuple, tuple] = {}           # candidate set -> its profile arrays
+
+    def _pool(self, models: Sequence[ModelInfo]) -> tuple:
+        key = tuple((m.id, m.price.input_micros_per_mtok, m.price.output_micros_per_mtok) for m in models)
+        got = self._pools.get(key)
+        if got is None:
+            ids = [m.id for m in models]
+            profiles = [self.router.profile(i) for i in ids]
+            got = (ids, np.array([p.embedding for p in profiles]),
+                   np.array([p.output_tokens for p in profiles]),
+                   np.array([m.price.input_micros_per_mtok for m in models], float) / 1e12,
+                   np.array([m.price.output_micros_per_mtok for m in models], float) / 1e12,
+                   [p.source for p in profiles])
+            if len(self._pools) > 1024:
+                self._pools.clear()
+            self._pools[key] = got
+        return got
 
     def predicted_cost_usd(self, m: ModelInfo, prompt_tokens: int, max_tokens: int | None) -> float:
         out = self.router.profile(m.id).output_tokens
@@ -67,11 +84,12 @@ class BalancedStrategy:
         return (prompt_tokens * m.price.input_micros_per_mtok + out * m.price.output_micros_per_mtok) / 1e12
 
     def rank(self, req: ChatRequest, models: Sequence[ModelInfo], ctx: RouteContext) -> tuple[list[ModelInfo], str]:
-        ids = [m.id for m in models]
-        quality = self.router.predict(req.last_user_text(), ids)
-        cost = np.array([self.predicted_cost_usd(m, ctx.prompt_tokens, req.max_tokens) for m in models])
+        ids, emb, out, pin, pout, sources = self._pool(models)
+        quality = emb @ self.router.traits(req.last_user_text())
+        if req.max_tokens:
+            out = np.minimum(out, float(req.max_tokens))
+        cost = ctx.prompt_tokens * pin + out * pout
         decision = decide(quality, cost, ctx.willingness_to_pay)
-        sources = [self.router.profile(i).source for i in ids]
         return [models[i] for i in decision.order], decision.reason(ids, sources)
 
 

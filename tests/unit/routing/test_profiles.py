@@ -161,7 +161,8 @@ def test_shipped_artefact_profiles_and_size():
     assert ProfileRouter.load() is r
     assert r.profile("gpt-4-1106-preview").source == "trained"
     assert r.profile("gpt-4o").source.startswith("prior:lmarena")
-    assert r.profile("demo-small").source == "default"
+    assert r.profile("demo-small").source == "prior:demo"
+    assert r.profile("some-operator-model").source == "default"
     for prompt in ["hi", "", "é" * 50_000, "def f(x):\n    return x ** 2\n" * 200]:
         assert np.all(np.isfinite(r.predict(prompt, ["gpt-4o", "demo-small", "claude-1"])))
 

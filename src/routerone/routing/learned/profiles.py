@@ -185,3 +185,12 @@ class ProfileRouter:
     def predict(self, prompt: str, names) -> np.ndarray:
         """Predicted quality (0..1 scale, not clipped) of each named model on `prompt`."""
         return self.embeddings(names) @ self.traits(prompt)
+
+
+def profile_source(model_id: str) -> str:
+    """Where `auto` gets this model's quality profile: "trained", "prior:<source>" or "default"
+    (for `routerone models`); "unavailable" if the artefact cannot be read."""
+    try:
+        return ProfileRouter.load().profile(model_id).source
+    except (OSError, ValueError) as exc:   # a broken artefact must not break the listing
+        return f"unavailable ({exc.__class__.__name__})"
