@@ -53,7 +53,6 @@ class Planner:
         self.strategies = strategies
         self.default_strategy = default_strategy
         self.willingness_to_pay = willingness_to_pay
-        self.ctx = RouteContext(health, willingness_to_pay)
         self.sticky = sticky if sticky is not None else StickyMap()
         self.fallbacks = fallbacks or {}
         self._rng = rng or random.Random()

@@ -200,3 +200,16 @@ def test_shipped_strategy_ends_on_every_catalog_subset():
                 if prev is not None:
                     assert c[i] >= c[prev] and q[i] >= q[prev]
                 prev = i
+
+
+def test_routerone_models_shows_where_each_profile_came_from(tmp_path):
+    import os
+    import subprocess
+    import sys
+    env = {**os.environ, "OPENAI_API_KEY": "sk-test", "ROUTERONE_DATABASE_URL": f"sqlite:///{tmp_path / 'r.db'}"}
+    out = subprocess.run([sys.executable, "-m", "routerone", "models"], capture_output=True, text=True,
+                         env=env, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "auto profile" in out.stdout
+    line = next(x for x in out.stdout.splitlines() if x.startswith("gpt-4o-mini "))
+    assert line.rstrip().endswith("prior:lmarena-text-2025-08-04")
