@@ -21,6 +21,7 @@ from .console import cli as console_cli
 from .errors import RouterOneError
 from .providers.discovery import discover_once
 from .routing import commands as routing_commands
+from .routing.learned.profiles import profile_source
 from . import audit_cli
 from .server import serve
 from .services.accounts import AccountsService
@@ -144,7 +145,7 @@ def _models_table(catalog: Catalog) -> list[list[str]]:
     rows = []
     for m in sorted(catalog.available(), key=lambda m: (m.provider, m.id)):
         rows.append([m.id, m.provider, str(m.context_window), _money(m.price.input_micros_per_mtok),
-                     _money(m.price.output_micros_per_mtok), m.price_source, m.profile])
+                     _money(m.price.output_micros_per_mtok), m.price_source, m.profile, profile_source(m.id)])
     return rows
 
 
@@ -180,7 +181,7 @@ def cmd_models(args: argparse.Namespace) -> int:
         print(f"{len(rows)} priced models at the configured providers (prices: genai-prices "
               f"{genai_prices_version()}); enable more with [providers.<name>] models = [...]")
         return 0
-    _print_table(["model", "provider", "context", "in $/M", "out $/M", "price", "profile"], _models_table(catalog), 2)
+    _print_table(["model", "provider", "context", "in $/M", "out $/M", "price", "profile", "auto profile"], _models_table(catalog), 2)
     return 0
 
 

@@ -75,7 +75,7 @@ def test_three_lines_list_call_and_bill(boxes, start, make_openai_client, tmp_pa
     out = cli("models", "--config", str(cfg), "--database-url", f"sqlite:///{tmp_path}/cli.db")
     assert out.returncode == 0, out.stderr
     rows = {line.split()[0]: line.split() for line in out.stdout.splitlines()[1:]}
-    assert rows["llama-3-8b"][1:] == ["gpubox", "8192", "0.200", "0.600", "provider", "default"]
+    assert rows["llama-3-8b"][1:] == ["gpubox", "8192", "0.200", "0.600", "provider", "default", "default"]
     assert set(rows) == {"llama-3-8b", "qwen2.5-7b"}          # the demo is off: a provider exists
 
     key, account_id = gw.new_key(balance_micros=5_000_000)

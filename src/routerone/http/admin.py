@@ -153,7 +153,7 @@ async def create_key(c: Call):
         b.account_id, name=b.name, role=b.role, expires_at=b.expires_at,
         spend_cap_micros=b.spend_cap_micros if b.spend_cap_usd is None else b.spend_cap_usd,
         allowed_models=b.allowed_models or (), limits=Limits(b.rpm, b.tpm, b.concurrency),
-        strategy=b.strategy, actor=c.actor)
+        strategy=b.strategy, willingness_to_pay=b.willingness_to_pay, actor=c.actor)
     return {"data": {**_key(issued.record), "key": issued.key}}
 
 

@@ -92,7 +92,8 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         return error_response(exc, rid)
     try:     # complete() counts and logs its own refusals and failures
         reply = await rt.chat.complete(parsed, auth=auth, request_id=internal_id, echo_id=rid,
-                                       strategy_header=request.headers.get("x-routerone-strategy"))
+                                       strategy_header=request.headers.get("x-routerone-strategy"),
+                                       wtp_header=request.headers.get("x-routerone-willingness-to-pay"))
     except Exception as exc:  # noqa: BLE001 - every failure becomes a documented error body
         return error_response(exc, rid)
     if reply.stream is None:

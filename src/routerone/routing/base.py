@@ -31,6 +31,7 @@ class Plan:
 class RouteContext:
     health: Health
     willingness_to_pay: float = 0.5
+    prompt_tokens: int = 0          # this request's prompt, for the predicted cost
 
 
 class RoutingStrategy(Protocol):

@@ -1,9 +1,15 @@
 """Offline evaluation of routing strategies: `run_eval(train_csv, test_csv, prices_json, out_dir)`.
 
-Input CSVs: a `prompt` column; one numeric quality column per model (True/False -> 1/0, judge
-scores as given); optional `<model>|output_tokens` columns and an optional `prompt_tokens...`
-column. Columns named `question_id`, `id`, `category`, `cluster`, `fold` or ending in `_id` or
-`_response` are ignored, as is any column with a non-numeric value.
+CSV format (one row per prompt; header required):
+  * `prompt` (required): the prompt text;
+  * one quality column per model, named by the model: True/False (-> 1/0) or a number (judge
+    scores as given); an empty cell or -1 (the arena judge's "unparsable") means missing;
+  * optional `<model>|output_tokens`: that model's answer length in tokens on that prompt (cost);
+  * optional `prompt_tokens...` (first column whose name starts so): prompt length in tokens;
+  * optional `fold` (integer): cross-fitting folds when the same CSV is passed as train and test.
+  Ignored, and listed under `ignored_columns` in eval.json: `question_id`, `id`, `category`,
+  `cluster`, `subject`, any other name containing `|` (e.g. `<model>|total_cost`), names ending
+  in `_id` or `_response`, and any column with a non-numeric value.
 Missing quality (empty cell or -1, the arena judge's "unparsable") is handled so:
   * training: a missing score only drops that (prompt, model) pair from that model's fit;
   * testing: prompts missing a score of any evaluated model are dropped (counted in the JSON).
@@ -13,11 +19,11 @@ output price (USD per 1M tokens x tokens = micro-USD). Prompt tokens come from t
 else that model's mean in the file, else DEFAULT_OUTPUT_TOKENS. Models without a price in the
 prices JSON are left out of the cost metrics (listed under `unpriced_models`).
 
-Baselines: two models -> random (uniform scores, seed 0), oracle (true strong - weak),
-always-weak and always-strong; any number of priced models -> every single model, the zero router
-(their convex hull) and an oracle (true qualities and costs through the same penalty sweep).
-The learned strategy is learned/strategy.py: for two models the gain threshold sweep, for more
-the per-model quality ridge with a cost-penalty sweep.
+Strategy "auto" (default; eval_auto.py) is what `model: auto` runs, with paired bootstrap 95%
+intervals (bootstrap.py) and the zero router (the hull of the single models) and a random router
+beside it. Strategy "learned" is the older offline-only per-model ridge (learned/strategy.py):
+for two models the gain threshold sweep, for more the per-model quality ridge with a cost-penalty
+sweep, with baselines random, oracle, always-weak/strong and the zero router.
 
 Outputs in out_dir: `eval.json` (all figures) and `cost_quality.png` (plus `routellm_curve.png`
 for two models). See metrics.py for the definitions of APGR, CPT and AIQ.
@@ -29,7 +35,7 @@ import json
 import math
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +46,7 @@ from .learned import strategy as S
 DEFAULT_OUTPUT_TOKENS = 256
 IGNORED_COLUMNS = {"prompt", "question_id", "id", "category", "cluster", "fold", "subject"}
 RANDOM_SEED = 0
-STRATEGIES = ("learned", "balanced")
+STRATEGIES = ("auto", "balanced", "learned")
 
 
 @dataclass
@@ -51,12 +57,13 @@ class Table:
     prompt_tokens: np.ndarray      # (n,)
     output_tokens: np.ndarray      # (n, M), NaN = unknown
     folds: np.ndarray | None = None   # (n,) from a `fold` column, for cross-fitting
+    ignored_columns: list[str] = field(default_factory=list)
 
 
 def subset(table: Table, idx: np.ndarray) -> Table:
     return Table([table.prompts[i] for i in idx], table.models, table.quality[idx],
                  table.prompt_tokens[idx], table.output_tokens[idx],
-                 None if table.folds is None else table.folds[idx])
+                 None if table.folds is None else table.folds[idx], table.ignored_columns)
 
 
 def _number(cell: str) -> float | None:
@@ -75,26 +82,45 @@ def load_table(path: str | Path) -> Table:
     csv.field_size_limit(sys.maxsize)
     with open(path, newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
-    if not rows or "prompt" not in rows[0]:
-        raise ValueError(f"{path}: needs a header with a `prompt` column and at least one row")
-    columns = list(rows[0].keys())
+    return table_from_rows(rows, str(path))
+
+
+def model_columns(columns: list[str], rows: list[dict]) -> tuple[list[str], dict[str, str], list[str]]:
+    """(model columns, {model: its output-tokens column}, ignored columns) by the CSV rules in the
+    module docstring."""
     prompt_tok_col = next((c for c in columns if c.startswith("prompt_tokens")), None)
-    models, out_cols = [], {}
+    models, out_cols, ignored = [], {}, []
     for c in columns:
         if c.endswith("|output_tokens"):
             out_cols[c[: -len("|output_tokens")]] = c
-        elif (c in IGNORED_COLUMNS or c == prompt_tok_col or c.endswith("_id")
-              or c.endswith("_response")):
+        elif c == "prompt" or c == prompt_tok_col:
             continue
-        elif all(_number(r[c] or "") is not None for r in rows):
+        elif (c in IGNORED_COLUMNS or "|" in c or c.endswith("_id") or c.endswith("_response")
+              or not all(_number(str(r.get(c) if r.get(c) is not None else "")) is not None for r in rows)):
+            ignored.append(c)
+        else:
             models.append(c)
+    return models, {m: c for m, c in out_cols.items() if m in models}, ignored
+
+
+def table_from_rows(rows: list[dict], where: str = "data") -> Table:
+    """A Table from CSV-like rows (dicts of strings or numbers); see the module docstring."""
+    if not rows or "prompt" not in rows[0]:
+        raise ValueError(f"{where}: needs a header with a `prompt` column and at least one row")
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    prompt_tok_col = next((c for c in columns if c.startswith("prompt_tokens")), None)
+    models, out_cols, ignored = model_columns(columns, rows)
     if not models:
-        raise ValueError(f"{path}: no numeric model columns")
-    quality = np.array([[_number(r[m] or "") for m in models] for r in rows], dtype=np.float64)
+        raise ValueError(f"{where}: no numeric model columns")
+
+    def cell(r: dict, c: str) -> str:
+        v = r.get(c)
+        return "" if v is None else str(v)
+    quality = np.array([[_number(cell(r, m)) for m in models] for r in rows], dtype=np.float64)
     quality[quality == -1.0] = np.nan
-    prompts = [r["prompt"] or "" for r in rows]
+    prompts = [cell(r, "prompt") for r in rows]
     if prompt_tok_col:
-        ptok = np.array([_number(r[prompt_tok_col] or "") for r in rows], dtype=np.float64)
+        ptok = np.array([_number(cell(r, prompt_tok_col)) for r in rows], dtype=np.float64)
     else:
         ptok = np.full(len(rows), np.nan)
     est = np.array([len(p) / 4.0 for p in prompts])
@@ -102,11 +128,13 @@ def load_table(path: str | Path) -> Table:
     otok = np.full((len(rows), len(models)), np.nan)
     for j, m in enumerate(models):
         if m in out_cols:
-            otok[:, j] = [_number(r[out_cols[m]] or "") for r in rows]
+            otok[:, j] = [_number(cell(r, out_cols[m])) or np.nan for r in rows]
     folds = None
     if "fold" in columns:
-        folds = np.array([int(float(r["fold"])) for r in rows])
-    return Table(prompts, models, quality, ptok, otok, folds)
+        folds = np.array([int(float(cell(r, "fold") or 0)) for r in rows])
+    t = Table(prompts, models, quality, ptok, otok, folds)
+    t.ignored_columns = ignored
+    return t
 
 
 def _price_key(name: str) -> str:
@@ -223,9 +251,7 @@ def _learned(train: Table, test: Table, models: list[str], priced: list[str],
         strong_i = _strong_index(train, models)
         gain = S.fit_gain(train, models[strong_i], models[1 - strong_i])
         out["gain"] = gain.predict(test.prompts)
-    if len(priced) >= 2 and len(models) > 2 and strategy == "balanced":
-        out["choice"] = S.fit_balanced(train, priced, prices).choices(test.prompts)
-    elif len(priced) >= 2 and len(models) > 2:
+    if len(priced) >= 2 and len(models) > 2:
         qm = S.fit_quality_models(train, priced, prices)
         out["quality"] = qm.predict(test.prompts)
         out["cost"] = qm.predicted_cost_micros(test.prompt_tokens)
@@ -246,16 +272,24 @@ def _cross_fitted(table: Table, models, priced, prices, strategy: str) -> dict:
     return out
 
 
-def run_eval(train_csv, test_csv, prices_json, out_dir, *, strategy: str = "learned") -> dict:
-    """Train `strategy` on train_csv, evaluate it on test_csv; write eval.json and PNG plots.
+def run_eval(train_csv, test_csv, prices_json, out_dir, *, strategy: str = "auto",
+             router: str | None = None, decisions_out: str | None = None, extra_train=(),
+             n_boot: int | None = None) -> dict:
+    """Evaluate a strategy on test_csv; write eval.json and PNG plots.
 
-    strategy: "learned" (per-model quality ridge + cost penalty; gain threshold for two models)
-    or "balanced" (what `model: auto` runs: one gain model + rank_by_value, swept over the
-    willingness to pay; same as "learned" for two models). Its curve is reported as "learned".
+    strategy "auto" (alias "balanced"): exactly what `model: auto` runs (eval_auto.py), with
+    bootstrap intervals and the zero and random routers beside it; `router` = "shipped" or an
+    artefact path scores that artefact without training (train_csv may then be None);
+    `extra_train` = more CSVs to train on; `decisions_out` = per-prompt decisions CSV.
+    strategy "learned": the older offline-only per-model ridge heads with a cost-penalty sweep
+    (gain threshold for two models), kept for comparison.
 
     If train_csv and test_csv are the same file and it has a `fold` column, the evaluation is
     cross-fitted: each prompt is scored by a strategy trained on the other folds.
     """
+    if strategy in ("auto", "balanced"):
+        return _run_auto(train_csv, test_csv, prices_json, out_dir, router=router,
+                         decisions_out=decisions_out, extra_train=extra_train, n_boot=n_boot)
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r} (available: {', '.join(STRATEGIES)})")
     out_path = Path(out_dir)
@@ -290,6 +324,35 @@ def run_eval(train_csv, test_csv, prices_json, out_dir, *, strategy: str = "lear
     if len(priced) >= 2:
         pq = q[:, [models.index(m) for m in priced]]
         result["multi_model"] = _multi_model(test, pq, priced, prices, pred, strong_i)
+    from . import evaluation_plot as P
+    result["plots"] = P.write_plots(result, out_path)
+    (out_path / "eval.json").write_text(json.dumps(result, indent=2, default=_json_default))
+    return result
+
+
+def _run_auto(train_csv, test_csv, prices_json, out_dir, *, router, decisions_out, extra_train,
+              n_boot) -> dict:
+    from . import bootstrap as B
+    from . import eval_auto as A
+    from .learned.profiles import ProfileRouter
+    out_path = Path(out_dir)
+    out_path.mkdir(parents=True, exist_ok=True)
+    test = load_table(test_csv)
+    prices = load_prices(prices_json, test.models) if prices_json else {}
+    extra = [load_table(p) for p in extra_train]
+    kw = {"n_boot": n_boot or B.N_BOOT, "decisions_out": decisions_out, "extra_train": extra}
+    if router:
+        r = ProfileRouter.load(None if router == "shipped" else router)
+        result = A.evaluate_table(test, prices, router=r, **kw)
+        result["router"] = router
+    elif train_csv and Path(train_csv).resolve() == Path(test_csv).resolve() and test.folds is not None:
+        result = A.evaluate_table(test, prices, cross_fit=True, **kw)
+    elif train_csv:
+        result = A.evaluate_table(test, prices, train=load_table(train_csv), **kw)
+    else:
+        raise ValueError("give a TRAIN_CSV, or --router shipped|PATH to score an artefact without training")
+    result.update({"train_csv": None if router else str(train_csv), "test_csv": str(test_csv),
+                   "extra_train": [str(p) for p in extra_train], "ignored_columns": test.ignored_columns})
     from . import evaluation_plot as P
     result["plots"] = P.write_plots(result, out_path)
     (out_path / "eval.json").write_text(json.dumps(result, indent=2, default=_json_default))

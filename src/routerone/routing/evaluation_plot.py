@@ -7,7 +7,7 @@ import struct
 import zlib
 from pathlib import Path
 
-COLOURS = {"learned": (31, 119, 180), "random": (127, 127, 127), "oracle": (44, 160, 44),
+COLOURS = {"learned": (31, 119, 180), "auto": (31, 119, 180), "random_same_mix": (127, 127, 127), "random": (127, 127, 127), "oracle": (44, 160, 44),
            "zero_router": (214, 39, 40), "weak": (150, 150, 150), "strong": (214, 39, 40)}
 
 
@@ -30,7 +30,7 @@ def _series(result: dict) -> list[tuple[str, str, str, str, list, list]]:
                 lines.append((f"{name} (points)", [p[0] for p in r["points"]],
                               [p[1] for p in r["points"]], "."))
             lines.append((f"{name} hull", [p[0] for p in r["hull"]], [p[1] for p in r["hull"]],
-                          "--" if name != "learned" else "-"))
+                          "--" if name not in ("learned", "auto") else "-"))
         singles = [(m, v["cost_micros_per_prompt"], v["quality"])
                    for m, v in multi["single_models"].items()]
         plots.append(("cost_quality.png", "Cost-quality curve (test set)",

@@ -2,7 +2,10 @@
 
 Named model: that model, then the request's `models: [...]` list, then the catalog's fallback chain.
 `auto`: every available model that can serve the request and the key may use, ranked by the active
-strategy (per request > per key > gateway default). Deployments of a model are ordered by weight
+strategy (per request > per key > gateway default), at the willingness to pay chosen the same way.
+A later turn of a conversation stays on the model its first turn got (sticky.py) while that model
+can still serve it and has a healthy deployment; the rest of the ranking stays behind it for
+failover. Deployments of a model are ordered by weight
 (weighted shuffle); deployments in cooldown go last.
 """
 from __future__ import annotations
@@ -16,6 +19,7 @@ from ..providers.base import Deployment
 from ..wire.chat import ChatRequest
 from .base import Attempt, Plan, RouteContext, RoutingStrategy
 from .health import Health
+from .sticky import StickyMap, conversation_key
 
 __all__ = ["Planner", "capability_problem"]
 
@@ -42,19 +46,24 @@ def _allowed(m: ModelInfo, allowlist: Sequence[str]) -> bool:
 class Planner:
     def __init__(self, catalog: Catalog, health: Health, strategies: Mapping[str, RoutingStrategy], *,
                  default_strategy: str = "balanced", willingness_to_pay: float = 0.5,
-                 fallbacks: Mapping[str, Sequence[str]] | None = None, rng: random.Random | None = None) -> None:
+                 fallbacks: Mapping[str, Sequence[str]] | None = None, rng: random.Random | None = None,
+                 sticky: StickyMap | None = None) -> None:
         self.catalog = catalog
         self.health = health
         self.strategies = strategies
         self.default_strategy = default_strategy
-        self.ctx = RouteContext(health, willingness_to_pay)
+        self.willingness_to_pay = willingness_to_pay
+        self.sticky = sticky if sticky is not None else StickyMap()
         self.fallbacks = fallbacks or {}
         self._rng = rng or random.Random()
 
     def plan(self, req: ChatRequest, prompt_tokens: int, *, allowlist: Sequence[str] = (),
-             strategy: str | None = None) -> Plan:
+             strategy: str | None = None, willingness_to_pay: float | None = None, scope: str = "") -> Plan:
+        """`willingness_to_pay`: 0..1 for this request (None: the gateway default); `scope`: who
+        the conversation belongs to (the API key id), for sticky conversations."""
         if req.model == AUTO_MODEL:
-            return self._auto(req, prompt_tokens, allowlist, strategy or self.default_strategy)
+            wtp = self.willingness_to_pay if willingness_to_pay is None else willingness_to_pay
+            return self._auto(req, prompt_tokens, allowlist, strategy or self.default_strategy, wtp, scope)
         primary = self.catalog.resolve(req.model)
         if not _allowed(primary, allowlist):
             raise PermissionDenied(f"This API key may not use the model '{primary.id}'", param="model",
@@ -80,7 +89,8 @@ class Planner:
         reason = "requested model" + (f", then fallbacks {', '.join(m.id for m in models[1:])}" if len(models) > 1 else "")
         return Plan(self._attempts(models), "explicit", reason, req.model, skipped)
 
-    def _auto(self, req: ChatRequest, prompt_tokens: int, allowlist: Sequence[str], strategy: str) -> Plan:
+    def _auto(self, req: ChatRequest, prompt_tokens: int, allowlist: Sequence[str], strategy: str,
+              wtp: float, scope: str) -> Plan:
         impl = self.strategies.get(strategy)
         if impl is None:
             raise InvalidRequest(f"Unknown routing strategy '{strategy}' (known: {', '.join(sorted(self.strategies))})",
@@ -93,8 +103,22 @@ class Planner:
         if not pool:
             raise CapabilityMismatch("No configured model can serve this request"
                                      + (f" ({'; '.join(skipped[:3])})" if skipped else ""), param="model")
-        ranked, reason = impl.rank(req, pool, self.ctx)
+        ranked, reason = impl.rank(req, pool, RouteContext(self.health, wtp, prompt_tokens))
+        ranked, reason = self._stick(req, ranked, reason, scope)
         return Plan(self._attempts(ranked), strategy, reason, req.model, skipped)
+
+    def _stick(self, req: ChatRequest, ranked: list[ModelInfo], reason: str,
+               scope: str) -> tuple[list[ModelInfo], str]:
+        key, later = conversation_key(req.messages, scope)
+        pinned = self.sticky.get(key) if later else None
+        if pinned is not None and pinned != ranked[0].id:
+            m = next((x for x in ranked if x.id == pinned), None)
+            if m is not None and any(self.health.available(d.id) for d in m.deployments if d.vendor.configured):
+                return [m] + [x for x in ranked if x is not m], f"sticky conversation: stays on {m.id} ({reason})"
+        elif pinned is not None:
+            return ranked, f"sticky conversation: stays on {pinned} ({reason})"
+        self.sticky.put(key, ranked[0].id)
+        return ranked, reason
 
     def _attempts(self, models: Sequence[ModelInfo]) -> list[Attempt]:
         out: list[Attempt] = []

@@ -3,10 +3,12 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import numpy as np
+
 from ..catalog import ModelInfo
 from ..wire.chat import ChatRequest
 from .base import RouteContext, RoutingStrategy
-from .learned import Candidate, LearnedRouter, rank_by_value
+from .learned import ProfileRouter, decide
 
 __all__ = ["QualityStrategy", "CostStrategy", "LatencyStrategy", "BalancedStrategy", "make_strategies",
            "COST_QUALITY_FLOOR"]
@@ -51,18 +53,44 @@ class LatencyStrategy:
 
 
 class BalancedStrategy:
-    """The learned router: predicted gain of a stronger model, traded against price."""
+    """The learned router: every candidate's predicted quality on this prompt (profiles.py) and
+    predicted cost for this request, ranked by value at the caller's willingness to pay (value.py)."""
     name = "balanced"
 
-    def __init__(self) -> None:
-        self._router = LearnedRouter.load()   # the shipped artefact, loaded once per process
+    def __init__(self, router: ProfileRouter | None = None) -> None:
+        self.router = router or ProfileRouter.load()   # the artefact, loaded once per process
+        self._pools: dict[tuple, tuple] = {}           # candidate set -> its profile arrays
+
+    def _pool(self, models: Sequence[ModelInfo]) -> tuple:
+        key = tuple((m.id, m.price.input_micros_per_mtok, m.price.output_micros_per_mtok) for m in models)
+        got = self._pools.get(key)
+        if got is None:
+            ids = [m.id for m in models]
+            profiles = [self.router.profile(i) for i in ids]
+            got = (ids, np.array([p.embedding for p in profiles]),
+                   np.array([p.output_tokens for p in profiles]),
+                   np.array([m.price.input_micros_per_mtok for m in models], float) / 1e12,
+                   np.array([m.price.output_micros_per_mtok for m in models], float) / 1e12,
+                   [p.source for p in profiles])
+            if len(self._pools) > 1024:
+                self._pools.clear()
+            self._pools[key] = got
+        return got
+
+    def predicted_cost_usd(self, m: ModelInfo, prompt_tokens: int, max_tokens: int | None) -> float:
+        out = self.router.profile(m.id).output_tokens
+        if max_tokens:
+            out = min(out, float(max_tokens))
+        return (prompt_tokens * m.price.input_micros_per_mtok + out * m.price.output_micros_per_mtok) / 1e12
 
     def rank(self, req: ChatRequest, models: Sequence[ModelInfo], ctx: RouteContext) -> tuple[list[ModelInfo], str]:
-        gain = self._router.predict_gain(req.last_user_text())
-        cands = [Candidate(m.id, m.quality, m.price.blended_micros_per_mtok) for m in models]
-        names, reason = rank_by_value(gain, cands, ctx.willingness_to_pay)
-        by_id = {m.id: m for m in models}
-        return [by_id[n] for n in names], reason
+        ids, emb, out, pin, pout, sources = self._pool(models)
+        quality = emb @ self.router.traits(req.last_user_text())
+        if req.max_tokens:
+            out = np.minimum(out, float(req.max_tokens))
+        cost = ctx.prompt_tokens * pin + out * pout
+        decision = decide(quality, cost, ctx.willingness_to_pay)
+        return [models[i] for i in decision.order], decision.reason(ids, sources)
 
 
 def make_strategies() -> dict[str, RoutingStrategy]:

@@ -170,7 +170,8 @@ class AccountsService:
     async def create_key(self, account_id: int, *, name: str = "", role: str = "user",
                          expires_at: float | None = None, spend_cap_micros: int | None = None,
                          allowed_models: Sequence[str] = (), limits: Limits = Limits(),
-                         strategy: str | None = None, actor: str = CLI_ACTOR) -> IssuedKey:
+                         strategy: str | None = None, willingness_to_pay: float | None = None,
+                         actor: str = CLI_ACTOR) -> IssuedKey:
         if role not in ("user", "admin"):
             raise InvalidRequest("'role' must be 'user' or 'admin'", param="role")
         if strategy is not None and strategy not in self.strategies:
@@ -187,11 +188,12 @@ class AccountsService:
         rec = await self.store.create_key(NewKey(
             account_id=account_id, key_hash=hash_key(secret), prefix=display_prefix(secret), name=name,
             role=role, expires_at=expiry, spend_cap_micros=spend_cap_micros,
-            allowed_models=models, limits=limits, strategy=strategy))
+            allowed_models=models, limits=limits, strategy=strategy,
+            willingness_to_pay=willingness_to_pay))
         await self._audit(actor, "key.create", f"key:{rec.id}", {
             "account_id": account_id, "name": name, "role": role, "expires_at": expiry,
             "spend_cap_micros": spend_cap_micros, "allowed_models": list(models), "limits": _limits_dict(limits),
-            "strategy": strategy})
+            "strategy": strategy, "willingness_to_pay": willingness_to_pay})
         return IssuedKey(secret, rec)
 
     async def revoke_key(self, key_id: int, *, actor: str = CLI_ACTOR) -> bool:

@@ -18,6 +18,7 @@ from ..limits.base import DenyReason, LimitRule, LimitTicket
 from ..observability.route_metrics import RouteCounter
 from ..providers.adapters import adapter_for
 from ..routing.base import Attempt
+from ..routing.wtp import HEADER as WTP_HEADER, parse_willingness_to_pay
 from ..store.base import UsageRecord
 from ..tokens import count_prompt_tokens, load_tokenizer, needs_tokenizer
 from ..wire.chat import ChatRequest, parse_chat_request
@@ -41,7 +42,7 @@ class ChatService:
     async def complete(self, raw: bytes | ChatRequest, *, auth: AuthContext, request_id: str | None = None,
                        echo_id: str | None = None, strategy_header: str | None = None,
                        parse: Callable[[bytes], ChatRequest] = parse_chat_request,
-                       protocol: str = "chat") -> Reply:
+                       protocol: str = "chat", wtp_header: str | None = None) -> Reply:
         """`request_id` must be unique (it keys the billing hold); `echo_id` is what the
         response's x-request-id says (the caller's own id when it sent one). `parse` turns the
         body into a ChatRequest: other client protocols (wire/messages.py, wire/responses.py)
@@ -54,8 +55,14 @@ class ChatService:
             if needs_tokenizer(text):      # first long prompt: load the tokenizer off the event loop
                 await asyncio.to_thread(load_tokenizer)
             prompt_tokens = count_prompt_tokens(text, len(req.messages)) + (IMAGE_TOKENS if req.has_images else 0)
+            wtp = req.willingness_to_pay
+            if wtp is None:
+                wtp = parse_willingness_to_pay(wtp_header, WTP_HEADER)
+            if wtp is None:
+                wtp = getattr(auth.key, "willingness_to_pay", None)
             plan = self.d.planner.plan(req, prompt_tokens, allowlist=auth.key.allowed_models,
-                                       strategy=req.strategy or strategy_header or auth.key.strategy)
+                                       strategy=req.strategy or strategy_header or auth.key.strategy,
+                                       willingness_to_pay=wtp, scope=str(auth.key.id))
             choices = req.body.get("n") or 1        # every choice may generate the whole output
             worst_out = choices * max(req.max_tokens or a.model.output_cap for a in plan.attempts)
             ticket, limit_headers = await self._acquire_limits(auth, request_id, prompt_tokens + worst_out)

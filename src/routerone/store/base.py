@@ -49,6 +49,7 @@ class NewKey:
     allowed_models: tuple[str, ...] = ()
     limits: Limits = Limits()
     strategy: str | None = None
+    willingness_to_pay: float | None = None    # `auto` routing default for this key, 0..1
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +68,7 @@ class ApiKey:
     limits: Limits
     strategy: str | None
     created_at: float
+    willingness_to_pay: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -163,6 +163,9 @@ CREATE INDEX usage_account_rollup ON usage(account_id, created_at, routed_model,
 CREATE INDEX usage_time_rollup ON usage(created_at, routed_model, key_id, status,
                                         prompt_tokens, completion_tokens, cost_micros);
 """),
+    ("0008_key_wtp", """
+ALTER TABLE api_keys ADD COLUMN willingness_to_pay DOUBLE PRECISION;
+"""),
 ]
 
 

@@ -200,11 +200,11 @@ class PostgresStore:
     async def create_key(self, new: NewKey) -> ApiKey:
         r = await (await self._db()).fetchrow(
             "INSERT INTO api_keys (account_id, key_hash, prefix, name, role, expires_at, spend_cap_micros, "
-            "allowed_models, rpm, tpm, concurrency, strategy, created_at) "
-            f"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING {rows.KEY_COLS}",
+            "allowed_models, rpm, tpm, concurrency, strategy, created_at, willingness_to_pay) "
+            f"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING {rows.KEY_COLS}",
             new.account_id, new.key_hash, new.prefix, new.name, new.role, new.expires_at,
             new.spend_cap_micros, ",".join(new.allowed_models), new.limits.rpm, new.limits.tpm,
-            new.limits.concurrency, new.strategy, time.time())
+            new.limits.concurrency, new.strategy, time.time(), new.willingness_to_pay)
         return rows.api_key(r)
 
     async def bootstrap_admin(self, key_hash: str, prefix: str, *, only_if_no_admin: bool) -> ApiKey | None:

@@ -17,7 +17,8 @@ from .base import Account, ApiKey, AuditEntry, LedgerEntry, Limits, UsageRecord
 
 ACCOUNT_COLS = "id, name, balance_micros, reserved_micros, spent_micros, markup_bps, rpm, tpm, concurrency, created_at"
 KEY_COLS = ("id, account_id, prefix, name, role, revoked, expires_at, spend_cap_micros, spent_micros, "
-            "reserved_micros, allowed_models, rpm, tpm, concurrency, strategy, created_at")
+            "reserved_micros, allowed_models, rpm, tpm, concurrency, strategy, created_at, "
+            "willingness_to_pay")
 LEDGER_COLS = "id, account_id, amount_micros, kind, note, request_id, created_at, actor"
 AUDIT_COLS = "id, created_at, actor, action, target, detail"
 USAGE_COLS = ("request_id, key_id, account_id, requested_model, routed_model, provider, prompt_tokens, "
@@ -35,7 +36,8 @@ def api_key(r) -> ApiKey:
     return ApiKey(id=r[0], account_id=r[1], prefix=r[2], name=r[3], role=r[4], revoked=bool(r[5]),
                   expires_at=r[6], spend_cap_micros=r[7], spent_micros=r[8], reserved_micros=r[9],
                   allowed_models=tuple(m for m in (r[10] or "").split(",") if m),
-                  limits=Limits(r[11], r[12], r[13]), strategy=r[14], created_at=r[15])
+                  limits=Limits(r[11], r[12], r[13]), strategy=r[14], created_at=r[15],
+                  willingness_to_pay=r[16])
 
 
 def ledger_entry(r) -> LedgerEntry:

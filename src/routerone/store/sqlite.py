@@ -241,10 +241,11 @@ class SQLiteStore:
         def fn(db):
             cur = db.execute(
                 "INSERT INTO api_keys (account_id, key_hash, prefix, name, role, expires_at, spend_cap_micros,"
-                " allowed_models, rpm, tpm, concurrency, strategy, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " allowed_models, rpm, tpm, concurrency, strategy, created_at, willingness_to_pay)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (new.account_id, new.key_hash, new.prefix, new.name, new.role, new.expires_at,
                  new.spend_cap_micros, ",".join(new.allowed_models), new.limits.rpm, new.limits.tpm,
-                 new.limits.concurrency, new.strategy, time.time()))
+                 new.limits.concurrency, new.strategy, time.time(), new.willingness_to_pay))
             return _key(db, "id = ?", cur.lastrowid)
         return await self._tx(fn)
 

@@ -187,6 +187,9 @@ class KeyCreate(_KeyFields):
     role: Literal["user", "admin"] = "user"
     strategy: str | None = Field(None, description="routing strategy for `auto` with this key "
                                                    "(one of the gateway's strategies, e.g. balanced)")
+    willingness_to_pay: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] | None = Field(
+        None, description="the balanced router's knob for `auto` with this key, 0 (cheapest) .. 1 (strongest); "
+                          "a request's `route.willingness_to_pay` or header overrides it")
 
 
 class KeyUpdate(_KeyFields):

@@ -44,6 +44,7 @@ class ChatRequest:
     # an upstream speaks natively (Anthropic messages), the caller's original body for pass-through
     protocol: str = "chat"
     native: dict[str, Any] | None = None
+    willingness_to_pay: float | None = None  # `route.willingness_to_pay`, 0..1
 
     @property
     def has_tools(self) -> bool:
@@ -310,13 +311,30 @@ def validate_body(body: Any, *, max_messages: int = MAX_MESSAGES, max_content_pa
     fallbacks = body.get("models")
     if fallbacks is not None and (not isinstance(fallbacks, list) or not all(isinstance(x, str) for x in fallbacks)):
         raise _fail("models", "'models' must be an array of model names")
-    route = body.get("route")
-    if route is not None and not isinstance(route, str):
-        raise _fail("route", "'route' must be a string naming a routing strategy")
+    route, wtp = _route(body.get("route"))
     return ChatRequest(body=body, model=model, messages=messages, stream=stream,
                        include_usage=include_usage,
                        max_tokens=max_completion if max_completion is not None else max_tokens,
-                       fallback_models=list(fallbacks or ()), strategy=route)
+                       fallback_models=list(fallbacks or ()), strategy=route, willingness_to_pay=wtp)
+
+
+def _route(route: Any) -> tuple[str | None, float | None]:
+    """`route`: a strategy name, or {"strategy": name, "willingness_to_pay": 0..1} (both optional)."""
+    if route is None or isinstance(route, str):
+        return route, None
+    if not isinstance(route, dict):
+        raise _fail("route", "'route' must be a strategy name or an object with 'strategy' and/or "
+                             "'willingness_to_pay'")
+    unknown = sorted(set(route) - {"strategy", "willingness_to_pay"})
+    if unknown:
+        raise _fail(f"route.{unknown[0]}", f"'route.{unknown[0]}' is not a known field "
+                                           "(known: strategy, willingness_to_pay)")
+    strategy = route.get("strategy")
+    if strategy is not None and not isinstance(strategy, str):
+        raise _fail("route.strategy", "'route.strategy' must be a string naming a routing strategy")
+    from ..routing.wtp import parse_willingness_to_pay
+    wtp = parse_willingness_to_pay(route.get("willingness_to_pay"), "route.willingness_to_pay")
+    return strategy, wtp
 
 
 def json_values_bound(chunk: bytes) -> int:

@@ -93,16 +93,21 @@ def test_run_eval_two_models_end_to_end(tmp_path):
     test = _write(tmp_path / "test.csv", _toy_rows(30, 1))
     prices = tmp_path / "prices.json"
     prices.write_text(json.dumps(PRICES))
-    result = run_eval(train, test, prices, tmp_path / "out")
+    result = run_eval(train, test, prices, tmp_path / "out", n_boot=200)
     two = result["two_model"]
     assert two["strong_model"] == "strong" and two["weak_model"] == "weak"
-    assert two["routers"]["learned"]["apgr"] > 0.8 > two["routers"]["random"]["apgr"]
-    assert two["routers"]["always_weak"]["apgr"] == 0.0
+    auto, rnd = two["routers"]["auto"], two["routers"]["random"]
+    assert auto["apgr"] > 0.8 > rnd["apgr"]
+    lo, hi = auto["apgr_ci"]
+    assert lo <= auto["apgr"] <= hi and lo > 0.5           # an interval, and it excludes a coin
+    assert auto["apgr_minus_random_ci"][0] > 0
     assert "multi_model" in result
     saved = json.loads((tmp_path / "out" / "eval.json").read_text())
-    assert saved["two_model"]["routers"]["learned"]["apgr"] == pytest.approx(two["routers"]["learned"]["apgr"])
+    assert saved["two_model"]["routers"]["auto"]["apgr"] == pytest.approx(auto["apgr"])
     for name in ("routellm_curve.png", "cost_quality.png"):
         assert (tmp_path / "out" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    legacy = run_eval(train, test, prices, tmp_path / "out2", strategy="learned")
+    assert legacy["two_model"]["routers"]["learned"]["apgr"] > 0.8
 
 
 def test_run_eval_many_models_missing_scores_and_cross_fit(tmp_path):
@@ -111,16 +116,43 @@ def test_run_eval_many_models_missing_scores_and_cross_fit(tmp_path):
     rows[5]["large"] = ""
     for i, r in enumerate(rows):
         r["fold"] = i % 5
+        r["large|total_cost"] = 0.5        # not a model: ignored explicitly
     data = _write(tmp_path / "all.csv", rows)
     prices = tmp_path / "prices.json"
     prices.write_text(json.dumps(PRICES))
-    result = run_eval(data, data, prices, tmp_path / "out")
+    decisions = tmp_path / "decisions.csv"
+    result = run_eval(data, data, prices, tmp_path / "out", n_boot=200, decisions_out=str(decisions))
     assert result["split"] == "cross-fitted by fold"
+    assert result["models"] == ["small", "medium", "large"]
+    assert "large|total_cost" in result["ignored_columns"]
     assert result["n_test_dropped_missing_quality"] == 2 and result["n_test"] == 48
     multi = result["multi_model"]
     assert multi["best_single_model"] == "large"
-    assert multi["routers"]["learned"]["aiq"] > multi["routers"]["zero_router"]["aiq"]
+    auto, zero = multi["routers"]["auto"], multi["routers"]["zero_router"]
+    assert auto["aiq"] > zero["aiq"] and auto["aiq_minus_zero_ci"][0] > 0
+    assert "random_same_mix" in multi["routers"] and len(auto["points"]) == 101
+    assert multi["picks_by_wtp"]["0.00"] == {"small": 48} and multi["picks_by_wtp"]["1.00"] == {"large": 48}
     assert (tmp_path / "out" / "cost_quality.png").exists()
+    with open(decisions, newline="") as fh:
+        rows_out = list(csv.DictReader(fh))
+    assert len(rows_out) == 48 and rows_out[0]["choice@wtp=1.00"] == "large"
+    assert "predicted_quality|medium" in rows_out[0]
+
+
+def test_run_eval_scores_an_artefact_without_training(tmp_path):
+    from routerone.routing.learned.train import train_artefact
+    rows = _toy_rows(60, 7, three=True)
+    data = _write(tmp_path / "mine.csv", rows)
+    info = train_artefact(data, tmp_path / "mine.npz")
+    assert info["models"] == ["small", "medium", "large"] and (tmp_path / "mine.npz").is_file()
+    prices = tmp_path / "prices.json"
+    prices.write_text(json.dumps(PRICES))
+    test = _write(tmp_path / "test.csv", _toy_rows(30, 8, three=True))
+    result = run_eval(None, test, prices, tmp_path / "out", router=str(tmp_path / "mine.npz"), n_boot=100)
+    assert result["split"] == "shipped artefact (no training)" and result["train_csv"] is None
+    assert result["multi_model"]["routers"]["auto"]["aiq"] > result["multi_model"]["routers"]["zero_router"]["aiq"]
+    with pytest.raises(ValueError):
+        train_artefact(data, None)      # never the shipped artefact by default
 
 
 def test_load_table_and_prices(tmp_path):
@@ -144,12 +176,21 @@ def test_commands_register_and_run(tmp_path, capsys):
     commands.register(parser.add_subparsers(dest="cmd"))
     train = _write(tmp_path / "train.csv", _toy_rows(30, 3))
     test = _write(tmp_path / "test.csv", _toy_rows(15, 4))
-    args = parser.parse_args(["eval-routing", str(train), str(test), "--out", str(tmp_path / "o")])
+    args = parser.parse_args(["eval-routing", str(train), str(test), "--out", str(tmp_path / "o"),
+                              "--bootstrap", "50"])
     assert args.func(args) == 0
-    assert "APGR" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "APGR" in out and "95% interval" in out
     assert (tmp_path / "o" / "eval.json").exists()
-    args = parser.parse_args(["train-router", "--data", str(tmp_path / "missing")])
+    args = parser.parse_args(["eval-routing", str(test)])
+    assert args.func(args) == 2                       # one CSV needs --router
+    args = parser.parse_args(["train-router", "--data", str(tmp_path / "missing"), "--out", "x.npz"])
     assert args.func(args) == 2
+    args = parser.parse_args(["train-router", "--data", str(train)])
+    assert args.func(args) == 2 and "--out" in capsys.readouterr().out
+    args = parser.parse_args(["train-router", "--data", str(train), "--out", str(tmp_path / "r.npz")])
+    assert args.func(args) == 0 and (tmp_path / "r.npz").is_file()
+    assert "ROUTERONE_ROUTER_MODEL=" in capsys.readouterr().out
 
 
 SHARED = Path(__file__).resolve().parents[4] / "shared" / "data" / "routing"
@@ -177,13 +218,7 @@ def test_plot_falls_back_to_plain_png_without_matplotlib(tmp_path, monkeypatch):
     assert (tmp_path / "routellm_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_run_eval_balanced_strategy_and_unknown_strategy(tmp_path):
+def test_unknown_strategy(tmp_path):
     train = _write(tmp_path / "train.csv", _toy_rows(45, 5, three=True))
-    test = _write(tmp_path / "test.csv", _toy_rows(30, 6, three=True))
-    prices = tmp_path / "prices.json"
-    prices.write_text(json.dumps(PRICES))
-    result = run_eval(train, test, prices, tmp_path / "out", strategy="balanced")
-    learned = result["multi_model"]["routers"]["learned"]
-    assert len(learned["points"]) == 51 and learned["aiq"] > 0
     with pytest.raises(ValueError):
-        run_eval(train, test, prices, tmp_path / "out2", strategy="nope")
+        run_eval(train, train, None, tmp_path / "out2", strategy="nope")

@@ -1,12 +1,12 @@
-"""The learned `auto` router: a per-prompt gain predictor and the `balanced` value ranking.
+"""The learned `auto` router: per-model quality profiles and the `balanced` value decision.
 
-    router = LearnedRouter.load()            # shipped artefact, cached per process
-    gain = router.predict_gain(prompt)       # 0..1
-    names, reason = rank_by_value(gain, candidates, willingness_to_pay)
+    router = ProfileRouter.load()                      # shipped artefact, cached per process
+    q = router.predict(prompt, ["gpt-4o", "gpt-4o-mini"])   # predicted quality per model
+    decision = decide(q, cost_usd, willingness_to_pay)      # value.py
 
-Inference needs numpy only. Training and data preparation live in `train.py`.
+Inference needs numpy only. Training lives in `profile_fit.py` and `train.py`.
 """
-from .model import LearnedRouter
-from .value import DEFAULT_WILLINGNESS_TO_PAY, Candidate, rank_by_value
+from .profiles import Profile, ProfileRouter
+from .value import DEFAULT_WILLINGNESS_TO_PAY, Decision, decide
 
-__all__ = ["LearnedRouter", "Candidate", "rank_by_value", "DEFAULT_WILLINGNESS_TO_PAY"]
+__all__ = ["ProfileRouter", "Profile", "Decision", "decide", "DEFAULT_WILLINGNESS_TO_PAY"]

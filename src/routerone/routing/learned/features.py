@@ -130,13 +130,19 @@ def dense_raw(text: str) -> np.ndarray:
     dots = raw == ord(".")
     decimals = int(np.count_nonzero(digit[:-2] & dots[1:-1] & digit[2:])) if raw.size > 2 else 0
     n = max(raw.size, 1)
+    # one histogram of the whole prompt's bytes gives every single-character count (an ASCII
+    # byte never occurs inside a multi-byte UTF-8 sequence, so byte counts = character counts)
+    hist = np.bincount(np.frombuffer(text.encode("utf-8", "replace"), dtype=np.uint8), minlength=256)
+    c = np.log1p(hist[_COUNTED].astype(np.float64))
     return np.array([
-        _log_count(len(text)), _log_count(text.count(" ") + 1), _log_count(text.count("\n")),
-        _log_count(numbers), _log_count(decimals), _log_count(text.count("?")),
-        _log_count(text.count("%")), _log_count(text.count("$")), _log_count(text.count("/")),
-        _log_count(text.count("=")), _log_count(text.count("(")), _log_count(text.count("```")),
+        _log_count(len(text)), _log_count(int(hist[32]) + 1), c[0],
+        _log_count(numbers), _log_count(decimals), c[1], c[2], c[3], c[4], c[5], c[6],
+        _log_count(text.count("```")),
         float(np.count_nonzero(digit)) / n, float(np.count_nonzero(_UPPER[raw])) / n,
     ], dtype=np.float64)
+
+
+_COUNTED = np.array([ord(ch) for ch in "\n?%$/=("])
 
 
 def tfidf_row(ids: np.ndarray, counts: np.ndarray, idf: np.ndarray) -> np.ndarray:

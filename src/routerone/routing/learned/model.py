@@ -1,16 +1,12 @@
-"""Inference for the learned router: numpy + stdlib only, no download, no GPU.
+"""A linear model over the prompt features of `features.py` (numpy + stdlib only): IDF weights,
+the sparse and dense coefficients, the dense standardisation and a bias; one or K outputs.
 
-The shipped artefact `router_model.npz` (beside this file) holds one linear model over the features
-of `features.py`: IDF weights, the sparse and dense coefficients, the dense standardisation and a
-bias. `LearnedRouter.predict_gain(prompt)` is sigmoid(w . x): the predicted probability that the
-strong model of a pair answers this prompt better than the weak one (trained on RouteLLM's MMLU and
-GSM8K correctness, and on arena-bench / MT-Bench judge scores for GPT-4 vs Mixtral).
-Rebuild it with `routerone train-router` (see train.py); the build is deterministic.
+The profile router (profiles.py) uses one with K = 2 outputs for the prompt traits; the offline
+`learned` evaluation strategy (strategy.py) uses them as gain and per-model quality heads.
 """
 from __future__ import annotations
 
 import json
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +14,6 @@ import numpy as np
 
 from . import features as F
 
-ARTEFACT_PATH = Path(__file__).with_name("router_model.npz")
 FORMAT_VERSION = 1
 
 
@@ -68,33 +63,3 @@ class LinearScorer:
                        dense_mean=z["dense_mean"], dense_std=z["dense_std"],
                        coef_dense=z["coef_dense"], bias=z["bias"], link=str(z["link"]),
                        meta=json.loads(str(z["meta"])))
-
-
-class LearnedRouter:
-    """Predicts how much a prompt needs a strong model. Load once per process with `load()`."""
-
-    _cache: dict[str, "LearnedRouter"] = {}
-    _lock = threading.Lock()
-
-    def __init__(self, scorer: LinearScorer) -> None:
-        self.scorer = scorer
-
-    @classmethod
-    def load(cls, path: Path | str | None = None) -> "LearnedRouter":
-        """The router from `path` (default: the shipped artefact); cached per path."""
-        key = str(Path(path or ARTEFACT_PATH).resolve())
-        with cls._lock:
-            router = cls._cache.get(key)
-            if router is None:
-                router = cls(LinearScorer.from_file(key))
-                cls._cache[key] = router
-        return router
-
-    @property
-    def meta(self) -> dict:
-        return self.scorer.meta
-
-    def predict_gain(self, prompt: str) -> float:
-        """Predicted probability, in [0, 1], that a strong model beats a weak one on `prompt`."""
-        p = float(self.scorer.score(prompt if isinstance(prompt, str) else ""))
-        return min(1.0, max(0.0, p)) if p == p else 0.0

@@ -1,7 +1,7 @@
 """Data preparation and training of the shipped learned-router artefact.
 
     python -m routerone.routing.learned.train prepare --dataset mmlu|gsm8k|arena --out DIR
-    python -m routerone.routing.learned.train fit [--data DIR] [--out PATH]   (= routerone train-router)
+    python -m routerone.routing.learned.train fit [--data DIR|CSV] --out PATH   (= routerone train-router)
 
 prepare writes DIR/all.csv (every prompt, with its `fold` 0..4), DIR/train.csv (folds 1-4) and
 DIR/test.csv (fold 0, the held-out 20%), plus DIR/prices.json. Folds: the distinct prompts, in
@@ -9,10 +9,10 @@ file order, are shuffled with numpy default_rng(0) and dealt round-robin into 5 
 prompts share a fold. RouteLLM's contaminated prompts (its `contaminated_prompts.jsonl`,
 `eval_prompt` field) are dropped first. `eval-routing all.csv all.csv` cross-fits on the folds.
 
-fit trains one ridge model of (strong - weak) / quality range on every prompt of MMLU, GSM8K
-(correctness of GPT-4-1106 vs Mixtral-8x7B), arena-bench-v1 and MT-Bench (GPT-4 judge scores of
-the same two models; arena and MT-Bench rows weigh CHAT_ROW_WEIGHT because they look like real
-traffic). Deterministic: same data, same artefact.
+fit trains the per-model quality profiles (profile_fit.py) on every prompt of MMLU, GSM8K
+(correctness of GPT-4-1106 vs Mixtral-8x7B), arena-bench-v1 (GPT-4 judge scores of 14 models) and
+MT-Bench (judge scores of the same two models), or on one operator CSV. Deterministic: same data,
+same artefact.
 """
 from __future__ import annotations
 
@@ -26,15 +26,12 @@ from pathlib import Path
 
 import numpy as np
 
-from . import fit
-from .model import ARTEFACT_PATH, LinearScorer
-from .strategy import GAIN_L2
+from .profiles import ARTEFACT_PATH
 
 WEAK = "mistralai/Mixtral-8x7B-Instruct-v0.1"
 STRONG = "gpt-4-1106-preview"
 N_FOLDS = 5
 SEED = 0
-CHAT_ROW_WEIGHT = 3.0
 # Prices of the arena models that routerarena_model_cost.json lacks: approximate list prices of
 # late 2023 (USD per 1M tokens), marked "estimate" in the written prices.json.
 PRICE_ESTIMATES = {
@@ -186,51 +183,42 @@ def prepare(dataset: str, out_dir: Path, data: Path | None = None) -> dict:
     return {"rows": len(rows), "test_rows": sum(1 for f in folds if f == 0), "models": models}
 
 
-def _num(v) -> float:
-    if isinstance(v, str):
-        if v.strip().lower() in ("true", "false"):
-            return 1.0 if v.strip().lower() == "true" else 0.0
-        if v.strip() in ("", "-1", "-1.0"):
-            return float("nan")
-    return float(v)
+DATASETS = ("mmlu", "gsm8k", "arena", "mtbench")
 
 
-def training_rows(data: Path) -> tuple[list[str], np.ndarray, np.ndarray, dict]:
-    """(prompts, gain targets in -1..1, row weights, counts per dataset) for the artefact."""
-    prompts, targets, weights, counts = [], [], [], {}
-    for name, span, weight in (("mmlu", 1.0, 1.0), ("gsm8k", 1.0, 1.0),
-                               ("arena", 9.0, CHAT_ROW_WEIGHT), ("mtbench", 9.0, CHAT_ROW_WEIGHT)):
-        n = 0
-        for r in LOADERS[name](data):
-            y = (_num(r[STRONG]) - _num(r[WEAK])) / span
-            if y == y:
-                prompts.append(r["prompt"])
-                targets.append(y)
-                weights.append(weight)
-                n += 1
-        counts[name] = n
-    return prompts, np.array(targets), np.array(weights), counts
+def shared_tables(data: Path | None = None, datasets=DATASETS) -> dict:
+    """{dataset: evaluation.Table} of the shared routing data (contaminated prompts dropped)."""
+    from ..evaluation import table_from_rows
+    data = data or default_data_dir()
+    return {name: table_from_rows(LOADERS[name](data), name) for name in datasets}
+
+
+def training_tables(data: Path) -> dict:
+    """A data directory (the shared routing data) -> its four tables; a CSV file (an operator's
+    labelled data, the eval-routing format) -> that one table."""
+    from ..evaluation import load_table
+    if data.is_dir():
+        return shared_tables(data)
+    return {data.stem: load_table(data)}
 
 
 def train_artefact(data: Path | None = None, out: Path | None = None) -> dict:
-    data = data or default_data_dir()
-    out = Path(out or ARTEFACT_PATH)
-    prompts, y, weights, counts = training_rows(data)
-    feats = fit.featurise(prompts)
-    idx = np.arange(len(prompts))
-    meta = {"target": "(strong - weak) / quality range, clipped to [0, 1] at inference",
-            "strong": STRONG, "weak": WEAK, "rows": counts, "l2": GAIN_L2,
-            "chat_row_weight": CHAT_ROW_WEIGHT}
-    scorer = fit.train_scorer(feats, idx, y, l2=GAIN_L2, loss="squared", sample_weight=weights,
-                              meta=meta)
-    pred = np.clip(fit.score_rows(scorer, feats, idx), 0.0, 1.0)
-    meta["train_gain_quantiles"] = {q: round(float(np.quantile(pred, q / 100)), 4)
-                                    for q in (10, 25, 50, 75, 90)}
-    scorer = LinearScorer(scorer.idf, scorer.coef_sparse, scorer.dense_mean, scorer.dense_std,
-                          scorer.coef_dense, scorer.bias, scorer.link, meta)
+    """Fit the profiles on `data` (see training_tables) and write the artefact to `out`
+    (required: the shipped artefact is rebuilt only when its path is passed explicitly)."""
+    from .profile_fit import fit_profiles
+    if out is None:
+        raise ValueError("an output path is required (the shipped artefact is "
+                         f"{ARTEFACT_PATH}; pass it explicitly to rebuild it)")
+    data = Path(data or default_data_dir())
+    tables = training_tables(data)
+    meta = {"datasets": {name: len(t.prompts) for name, t in tables.items()},
+            "source": str(data.name)}
+    art = fit_profiles(list(tables.values()), meta=meta)
+    out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    scorer.save(out)
-    return {"path": str(out), "bytes": out.stat().st_size, **meta}
+    art.save(out)
+    return {"path": str(out), "bytes": out.stat().st_size, **art.meta,
+            "profiles": {m: [round(float(x), 4) for x in e] for m, e in zip(art.models, art.embeddings)}}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -240,9 +228,9 @@ def main(argv: list[str] | None = None) -> int:
     pp.add_argument("--dataset", choices=sorted(LOADERS), required=True)
     pp.add_argument("--out", type=Path, required=True)
     pp.add_argument("--data", type=Path, default=None)
-    pf = sub.add_parser("fit", help="retrain the shipped artefact")
+    pf = sub.add_parser("fit", help="train a profile artefact (= routerone train-router)")
     pf.add_argument("--data", type=Path, default=None)
-    pf.add_argument("--out", type=Path, default=None)
+    pf.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
     if args.cmd == "prepare":
         print(json.dumps(prepare(args.dataset, args.out, args.data), indent=2))

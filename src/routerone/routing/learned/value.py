@@ -1,87 +1,108 @@
-"""The `balanced` strategy's decision: trade the predicted gain of a stronger model against price.
+"""The `balanced` decision: the best predicted value for the caller's willingness to pay.
 
-Pure functions, no I/O: `rank_by_value(gain, candidates, willingness_to_pay)`.
+Pure functions, no I/O. For one request every candidate m has a predicted quality q_m (0..1, from
+profiles.py) and a predicted cost c_m in USD (prompt tokens x input price + the model's expected
+answer length x output price). The choice maximises
 
-Each candidate gets a utility
-    U = gain * quality_position - price_aversion * price_position
-where quality_position is its catalog quality rescaled to 0 (weakest candidate) .. 1 (strongest),
-price_position its log price rescaled to 0 (cheapest) .. 1 (dearest), and
-    price_aversion = REFERENCE_GAIN * (1 - wtp) / wtp.
-So, between only a weak cheap model and a strong dear one, the strong one wins exactly when
-gain >= price_aversion: at the default wtp = 0.5 that threshold is REFERENCE_GAIN (about the median
-gain the shipped router predicts on its training prompts, so roughly half of typical traffic goes
-to the stronger model); wtp = 1 always picks the strongest candidate, wtp = 0 the cheapest.
+    q_m - c_m / V(wtp),     V(wtp) = V_REF_USD * 10 ** (WTP_DECADES * (wtp - 0.5))
+
+V is what one unit of quality (the whole 0..1 scale) is worth to the caller, in USD per request:
+V_REF_USD at the default wtp = 0.5, spanning WTP_DECADES decades over the knob; wtp = 0 means V = 0
+(the cheapest candidate, ties to the stronger) and wtp = 1 means V = infinity (the strongest
+predicted candidate, ties to the cheaper).
+
+Monotone: if V1 < V2 choose m1 and m2, optimality at each gives (c2 - c1)(1/V1 - 1/V2) >= 0, so
+c2 >= c1 and then q2 - q1 >= (c2 - c1) / V2 >= 0: raising the willingness to pay never picks a
+cheaper or a weaker predicted model. The ranking after the first place (the failover order) is by
+the same utility.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Sequence
+
+import numpy as np
 
 DEFAULT_WILLINGNESS_TO_PAY = 0.5
-REFERENCE_GAIN = 0.12   # threshold on predicted gain at wtp = 0.5 (see module docstring)
+V_REF_USD = 0.05          # USD per request that one unit of quality is worth at wtp = 0.5
+WTP_DECADES = 8.0         # V spans 1e-4 .. 1e4 x V_REF_USD between wtp = 0+ and 1-
+
+
+def value_of_quality(wtp: float) -> float:
+    """V(wtp) in USD per unit of quality; 0 at wtp <= 0, infinity at wtp >= 1."""
+    w = float(wtp)
+    if not w > 0.0:          # also NaN
+        return 0.0
+    if w >= 1.0:
+        return math.inf
+    return V_REF_USD * 10.0 ** (WTP_DECADES * (w - 0.5))
+
+
+def utility_order(quality: np.ndarray, cost: np.ndarray, wtp: float) -> np.ndarray:
+    """Candidate indices best-first for one request (stable, deterministic tie-breaks)."""
+    q = np.nan_to_num(np.asarray(quality, float), nan=-1e9)
+    c = np.asarray(cost, float)
+    v = value_of_quality(wtp)
+    idx = np.arange(len(q))
+    if v == 0.0:
+        keys = (idx, -q, c)                      # cheapest, then stronger, then first listed
+    elif math.isinf(v):
+        keys = (idx, c, -q)                      # strongest, then cheaper, then first listed
+    else:
+        u = q - c / v
+        keys = (idx, -q, c, -u)                  # best utility, then cheaper, then stronger
+    return np.lexsort(keys)
+
+
+def choose_matrix(quality: np.ndarray, cost: np.ndarray, wtps) -> np.ndarray:
+    """(n, len(wtps)) index of the chosen candidate per prompt (rows) and willingness to pay:
+    the same rule as `utility_order(...)[0]`, vectorised for the offline evaluation."""
+    q = np.nan_to_num(np.asarray(quality, float), nan=-1e9)
+    c = np.asarray(cost, float)
+    n, m = q.shape
+    out = np.zeros((n, len(wtps)), dtype=np.int64)
+    for k, w in enumerate(wtps):
+        v = value_of_quality(w)
+        if v == 0.0:
+            primary, secondary = -c, q
+        elif math.isinf(v):
+            primary, secondary = q, -c
+        else:
+            primary, secondary = q - c / v, -c
+        best = primary.max(axis=1, keepdims=True)
+        tied = primary >= best
+        if v != 0.0 and not math.isinf(v):
+            # exact ties on utility: cheaper, then stronger, then first listed
+            sec = np.where(tied, secondary, -np.inf)
+            tied &= sec >= sec.max(axis=1, keepdims=True)
+            sec = np.where(tied, q, -np.inf)
+            tied &= sec >= sec.max(axis=1, keepdims=True)
+        else:
+            sec = np.where(tied, secondary, -np.inf)
+            tied &= sec >= sec.max(axis=1, keepdims=True)
+        out[:, k] = np.argmax(tied, axis=1)
+    return out
 
 
 @dataclass(frozen=True)
-class Candidate:
-    name: str
-    quality: float                 # 0..1 catalog strength, higher is stronger
-    price_micros_per_mtok: int     # blended price, micro-dollars per 1M tokens
+class Decision:
+    order: list[int]          # candidate indices best-first
+    quality: np.ndarray       # predicted quality per candidate
+    cost_usd: np.ndarray      # predicted cost per candidate
+    wtp: float
+
+    def reason(self, names: list[str], sources: list[str] | None = None) -> str:
+        def desc(i: int) -> str:
+            src = f", {sources[i]}" if sources else ""
+            return f"{names[i]} (predicted quality {self.quality[i]:.3f}, est. cost ${self.cost_usd[i]:.6f}{src})"
+        best = self.order[0]
+        text = f"wtp={self.wtp:.2f}: chose {desc(best)}"
+        if len(self.order) > 1:
+            text += f"; runner-up {desc(self.order[1])}"
+        return text
 
 
-def price_aversion(willingness_to_pay: float, reference_gain: float = REFERENCE_GAIN) -> float:
-    """Gain needed to move from the cheapest to the dearest (and strongest) candidate."""
-    wtp = min(1.0, max(0.0, float(willingness_to_pay)))
-    if wtp <= 0.0:
-        return math.inf
-    return reference_gain * (1.0 - wtp) / wtp
-
-
-def _positions(values: list[float]) -> list[float]:
-    lo, hi = min(values), max(values)
-    if hi - lo <= 1e-12:
-        return [0.0] * len(values)
-    return [(v - lo) / (hi - lo) for v in values]
-
-
-def rank_by_value(gain: float, candidates: Sequence[Candidate],
-                  willingness_to_pay: float = DEFAULT_WILLINGNESS_TO_PAY,
-                  *, reference_gain: float = REFERENCE_GAIN) -> tuple[list[str], str]:
-    """Candidate names best-first, and a one-line reason.
-
-    gain: the learned router's predicted gain of a strong over a weak model for this prompt, 0..1.
-    willingness_to_pay: 0..1, default 0.5. 0 = always the cheapest candidate; 1 = always the
-    strongest; in between, the gain a prompt needs before a dearer model is worth it falls as
-    the knob rises (threshold = reference_gain * (1 - wtp) / wtp for the full cheap-to-strong step).
-    Ties go to the cheaper, then the stronger, then the alphabetically first candidate.
-    """
-    g = float(gain) if gain == gain else 0.0
-    g = min(1.0, max(0.0, g))
-    wtp = min(1.0, max(0.0, float(willingness_to_pay)))
-    cands = list(candidates)
-    if not cands:
-        return [], "no candidates"
-    if len(cands) == 1:
-        return [cands[0].name], "only one candidate"
-    q_pos = _positions([c.quality for c in cands])
-    p_pos = _positions([math.log1p(max(0, c.price_micros_per_mtok)) for c in cands])
-    aversion = price_aversion(wtp, reference_gain)
-
-    def utility(i: int) -> float:
-        if math.isinf(aversion):
-            return -p_pos[i] + 1e-9 * q_pos[i]
-        return g * q_pos[i] - aversion * p_pos[i]
-
-    order = sorted(range(len(cands)), key=lambda i: (-utility(i), cands[i].price_micros_per_mtok,
-                                                     -cands[i].quality, cands[i].name))
-    best = order[0]
-    strongest = max(range(len(cands)), key=lambda i: (q_pos[i], -p_pos[i]))
-    names = [cands[i].name for i in order]
-    dq = q_pos[strongest] - q_pos[best]
-    if dq <= 1e-12:
-        need = aversion * max(0.0, p_pos[best] - min(p_pos))
-        return names, (f"predicted gain {g:.2f} >= threshold {need:.2f} at wtp={wtp:.2f}: "
-                       f"strongest model {cands[best].name} is worth its price")
-    need = aversion * (p_pos[strongest] - p_pos[best]) / dq
-    return names, (f"predicted gain {g:.2f} < threshold {need:.2f} at wtp={wtp:.2f}: "
-                   f"cheaper model {cands[best].name} suffices")
+def decide(quality: np.ndarray, cost_usd: np.ndarray, wtp: float) -> Decision:
+    order = utility_order(quality, cost_usd, wtp)
+    return Decision([int(i) for i in order], np.asarray(quality, float), np.asarray(cost_usd, float),
+                    min(1.0, max(0.0, float(wtp))) if wtp == wtp else DEFAULT_WILLINGNESS_TO_PAY)

@@ -1,0 +1,159 @@
+"""Training of the per-model quality profiles (see profiles.py for the model). numpy only.
+
+    artefact = fit_profiles([table_a, table_b, ...])      # evaluation.Table objects
+
+1. Each table's quality is put on 0..1: correctness as is, judge scores (lo..hi) as (s - lo) / span.
+2. Two prompt targets per row: `easy` = mean quality of the models scored on it; `gap` = the slope
+   of quality on the models' ability (their mean quality in that table) times two standard
+   deviations of ability -- for two models exactly strong - weak.
+3. Ridge regressions of both targets on the prompt features (fit.train_scorer). When there are
+   several tables, each row weighs sqrt(largest table rows / its table rows), so a small chat set
+   is not drowned by MMLU's 14k rows.
+4. Each model's profile e_m: ridge least squares of its quality on [1, easy, gap] over the rows it
+   has scores for, the traits predicted out of fold (PROFILE_FOLDS folds), so the profiles see
+   traits as noisy as they are on new prompts.
+5. The prior map: each profile component regressed on the models' published scores
+   (model_priors.toml), over the trained models that have one.
+Deterministic: same tables, same artefact.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import fit
+from .profiles import DEFAULT_OUTPUT_TOKENS, TRAITS, Prior, ProfileArtefact, load_priors, normalise_name
+
+TRAIT_L2 = 1e-3          # ridge penalty of the trait regressions (the gain model's, CV-chosen on MMLU/GSM8K)
+PROFILE_L2 = 1.0         # ridge penalty (sum-of-squares units) on a profile's trait loadings
+PROFILE_FOLDS = 2        # out-of-fold traits for fitting the profiles (0 = in-sample)
+MIN_OUTPUT_TOKENS = 8    # a table whose mean answer is shorter (MMLU's letters) says nothing on length
+
+
+def table_scale(values: np.ndarray) -> tuple[float, float]:
+    """(lo, span) mapping a table's quality to 0..1: correctness stays, judge scores are rescaled."""
+    v = values[~np.isnan(values)]
+    if v.size == 0:
+        return 0.0, 1.0
+    lo, hi = float(v.min()), float(v.max())
+    if hi <= 1.0 and lo >= 0.0:
+        return 0.0, 1.0
+    return lo, max(hi - lo, 1e-9)
+
+
+def _targets(q: np.ndarray) -> np.ndarray:
+    """(n, 2) easy and gap targets of one table's normalised quality (NaN where undefined)."""
+    ability = np.nanmean(q, axis=0)
+    easy = np.nanmean(np.where(np.isnan(q), np.nan, q), axis=1)
+    gap = np.full(q.shape[0], np.nan)
+    for i, row in enumerate(q):
+        ok = ~np.isnan(row) & ~np.isnan(ability)
+        if ok.sum() < 2:
+            continue
+        a = ability[ok] - ability[ok].mean()
+        denom = float(a @ a)
+        if denom <= 1e-12:
+            continue
+        slope = float(a @ (row[ok] - row[ok].mean())) / denom
+        gap[i] = slope * 2.0 * float(np.sqrt(denom / ok.sum()))
+    return np.column_stack([easy, gap])
+
+
+def _merge(tables) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, list[str], np.ndarray]:
+    """prompts, normalised quality (N, M), targets (N, 2), row weights, model names, out tokens (M,)."""
+    names: dict[str, str] = {}
+    for t in tables:
+        for m in t.models:
+            names.setdefault(normalise_name(m), m)
+    keys = list(names)
+    col = {k: j for j, k in enumerate(keys)}
+    n_max = max(len(t.prompts) for t in tables)
+    prompts, blocks, targets, weights = [], [], [], []
+    out_means: list[list[float]] = [[] for _ in keys]
+    for t in tables:
+        lo, span = table_scale(t.quality)
+        q = (t.quality - lo) / span
+        block = np.full((len(t.prompts), len(keys)), np.nan)
+        for j, m in enumerate(t.models):
+            block[:, col[normalise_name(m)]] = q[:, j]
+            o = t.output_tokens[:, j]
+            if np.any(~np.isnan(o)) and float(np.nanmean(o)) >= MIN_OUTPUT_TOKENS:
+                out_means[col[normalise_name(m)]].append(float(np.nanmean(o)))
+        prompts.extend(t.prompts)
+        blocks.append(block)
+        targets.append(_targets(q))
+        w = 1.0 if len(tables) == 1 else float(np.sqrt(n_max / max(len(t.prompts), 1)))
+        weights.append(np.full(len(t.prompts), w))
+    out_tokens = np.array([float(np.mean(v)) if v else np.nan for v in out_means])
+    return (prompts, np.vstack(blocks), np.vstack(targets), np.concatenate(weights),
+            [names[k] for k in keys], out_tokens)
+
+
+def _fit_traits(feats, idx: np.ndarray, targets: np.ndarray, weights: np.ndarray):
+    uniform = bool(np.all(weights[idx] == weights[idx][0]))
+    return fit.train_scorer(feats, idx, targets[idx], l2=TRAIT_L2, loss="squared",
+                            sample_weight=None if uniform else weights[idx])
+
+
+def _oof_traits(feats, targets: np.ndarray, weights: np.ndarray, folds: int) -> np.ndarray:
+    n = targets.shape[0]
+    rows = np.arange(n)
+    if folds < 2 or n < 4 * folds:
+        scorer = _fit_traits(feats, rows, targets, weights)
+        return fit.score_rows(scorer, feats, rows).reshape(n, -1)
+    out = np.zeros((n, targets.shape[1]))
+    fold = np.random.default_rng(0).permutation(n) % folds     # deterministic, not row order
+    for k in range(folds):
+        te, tr = rows[fold == k], rows[fold != k]
+        scorer = _fit_traits(feats, tr, targets, weights)
+        out[te] = fit.score_rows(scorer, feats, te).reshape(len(te), -1)
+    return out
+
+
+def _profile(y: np.ndarray, traits: np.ndarray, w: np.ndarray) -> np.ndarray:
+    ok = ~np.isnan(y)
+    X = np.column_stack([np.ones(ok.sum()), traits[ok]])
+    W = w[ok]
+    A = X.T @ (X * W[:, None])
+    A[1:, 1:] += PROFILE_L2 * np.eye(X.shape[1] - 1)
+    return np.linalg.solve(A, X.T @ (W * y[ok]))
+
+
+def _prior_map(names: list[str], emb: np.ndarray, priors: dict[str, Prior]) -> tuple[np.ndarray, float, float, list[str]]:
+    have = [(j, priors[normalise_name(n)].score) for j, n in enumerate(names) if normalise_name(n) in priors]
+    if not have:
+        return np.zeros((2, emb.shape[1])), 0.0, 0.0, []
+    js = [j for j, _ in have]
+    s = np.array([v for _, v in have], float)
+    center = float(s.mean())
+    scale = float(s.std()) if len(s) > 1 and s.std() > 0 else 100.0
+    z = (s - center) / scale
+    X = np.column_stack([np.ones(len(z)), z])
+    A = X.T @ X + np.diag([0.0, 1e-6])
+    B = np.linalg.solve(A, X.T @ emb[js])
+    return B, center, scale, [names[j] for j in js]
+
+
+def fit_profiles(tables, *, priors: dict[str, Prior] | None = None, folds: int = PROFILE_FOLDS,
+                 meta: dict | None = None) -> ProfileArtefact:
+    if not tables:
+        raise ValueError("no training tables")
+    priors = load_priors() if priors is None else priors
+    prompts, q, targets, weights, names, out_tokens = _merge(tables)
+    feats = fit.featurise(prompts)
+    rows = np.arange(len(prompts))
+    scorer = _fit_traits(feats, rows, targets, weights)
+    traits = _oof_traits(feats, targets, weights, folds)
+    emb = np.array([_profile(q[:, j], traits, weights) for j in range(len(names))])
+    known = out_tokens[~np.isnan(out_tokens)]
+    default_out = float(known.mean()) if known.size else DEFAULT_OUTPUT_TOKENS
+    out_tokens = np.where(np.isnan(out_tokens), default_out, out_tokens)
+    B, center, scale, fitted_on = _prior_map(names, emb, priors)
+    in_sample = fit.score_rows(scorer, feats, rows).reshape(len(prompts), -1)
+    info = {"traits": list(TRAITS), "trait_l2": TRAIT_L2, "profile_l2": PROFILE_L2,
+            "profile_folds": folds, "rows": len(prompts), "models": names,
+            "prior_map_fitted_on": fitted_on, **(meta or {})}
+    from .model import LinearScorer
+    scorer = LinearScorer(scorer.idf, scorer.coef_sparse, scorer.dense_mean, scorer.dense_std,
+                          scorer.coef_dense, scorer.bias, "identity", {})
+    return ProfileArtefact(scorer, names, emb, out_tokens, B, center, scale,
+                           in_sample.mean(axis=0), info)

@@ -1,0 +1,196 @@
+"""Per-model quality prediction for `auto`: prompt traits x model profiles (inference, numpy only).
+
+A two-trait item-response model, fitted by `profile_fit.py`:
+
+    predicted quality of model m on prompt p  =  e_m . [1, easy(p), gap(p)]
+
+  * easy(p): how well models in general do on this prompt (predicted mean quality);
+  * gap(p):  how much stronger models pull ahead on it (predicted slope of quality on ability);
+  both are ridge regressions on the hashed n-gram features of `features.py`;
+  * e_m, the model's profile: its base quality and how it responds to each trait, fitted on the
+    model's own per-prompt scores when the training data has them ("trained"), otherwise mapped
+    from a published ability score in `model_priors.toml` by the linear map score -> profile fitted
+    on the trained models that also have a score ("prior:<source>"), otherwise the mean trained
+    profile ("default"). Quality is on a 0..1 scale (correctness, or a 1-10 judge score mapped to
+    0..1).
+
+`ProfileRouter.load()` reads the shipped artefact `router_model.npz` (or the path in the
+ROUTERONE_ROUTER_MODEL environment variable); `predict(prompt, names)` gives each model's predicted
+quality and `profile(name)` where it came from. The value decision is in `value.py`.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .model import LinearScorer
+
+ARTEFACT_PATH = Path(__file__).with_name("router_model.npz")
+PRIORS_PATH = Path(__file__).with_name("model_priors.toml")
+FORMAT_VERSION = 2
+TRAITS = ("easy", "gap")
+DEFAULT_OUTPUT_TOKENS = 350     # expected answer length of a model the data says nothing about
+
+
+def normalise_name(name: str) -> str:
+    """Lookup key: lower case, no `vendor/` prefix, no trailing date (-20250514, -2024-08-06)."""
+    n = name.strip().lower().rsplit("/", 1)[-1]
+    n = re.sub(r"-(\d{8}|\d{4}-\d{2}-\d{2})$", "", n)
+    return n
+
+
+@dataclass(frozen=True)
+class Prior:
+    score: float
+    source: str
+    row: str = ""
+
+
+def load_priors(path: Path | str | None = None) -> dict[str, Prior]:
+    """{normalised model name: Prior} from the shipped priors file, then the operator's file
+    (ROUTERONE_MODEL_PRIORS, same format), whose entries win."""
+    out: dict[str, Prior] = {}
+    paths = [Path(path) if path else PRIORS_PATH]
+    extra = os.environ.get("ROUTERONE_MODEL_PRIORS")
+    if extra and path is None:
+        paths.append(Path(extra))
+    for p in paths:
+        data = tomllib.loads(p.read_text())
+        for name, entry in data.get("model", {}).items():
+            try:
+                score = float(entry["score"])
+                source = str(entry["source"])
+            except (KeyError, TypeError, ValueError):
+                raise ValueError(f"{p}: model.{name} needs a numeric 'score' and a 'source'") from None
+            out[normalise_name(name)] = Prior(score, source, str(entry.get("row", "")))
+    return out
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    embedding: np.ndarray        # (1 + len(TRAITS),)
+    output_tokens: float         # expected answer length, tokens
+    source: str                  # "trained" | "prior:<source>" | "default"
+
+    @property
+    def base_quality(self) -> float:
+        """Predicted quality on the average training prompt (traits at their mean)."""
+        return float(self.embedding[0])
+
+
+@dataclass
+class ProfileArtefact:
+    scorer: LinearScorer                 # prompt features -> traits (K columns, identity link)
+    models: list[str]                    # trained model names (as in the data)
+    embeddings: np.ndarray               # (M, 1+K)
+    output_tokens: np.ndarray            # (M,)
+    prior_map: np.ndarray                # (2, 1+K): embedding = prior_map[0] + prior_map[1] * z(score)
+    prior_center: float                  # mean and scale of the scores the map was fitted on
+    prior_scale: float
+    trait_mean: np.ndarray               # (K,) mean traits over the training prompts
+    meta: dict
+
+    def save(self, path: Path | str) -> None:
+        s = self.scorer
+        np.savez_compressed(
+            path, format_version=np.int64(FORMAT_VERSION), idf=s.idf.astype(np.float16),
+            coef_sparse=s.coef_sparse.astype(np.float16), dense_mean=s.dense_mean,
+            dense_std=s.dense_std, coef_dense=s.coef_dense, bias=np.asarray(s.bias, np.float64),
+            models=np.array(self.models, dtype=np.str_), embeddings=self.embeddings,
+            output_tokens=self.output_tokens, prior_map=self.prior_map,
+            prior_center=np.float64(self.prior_center), prior_scale=np.float64(self.prior_scale),
+            trait_mean=self.trait_mean, meta=np.str_(json.dumps(self.meta, sort_keys=True)))
+
+    @classmethod
+    def from_file(cls, path: Path | str) -> "ProfileArtefact":
+        with np.load(path, allow_pickle=False) as z:
+            if "format_version" not in z or int(z["format_version"]) != FORMAT_VERSION:
+                raise ValueError(f"{path}: not a router profile artefact (format {FORMAT_VERSION})")
+            scorer = LinearScorer(idf=z["idf"].astype(np.float64),
+                                  coef_sparse=z["coef_sparse"].astype(np.float32),
+                                  dense_mean=z["dense_mean"], dense_std=z["dense_std"],
+                                  coef_dense=z["coef_dense"], bias=z["bias"], link="identity")
+            return cls(scorer, [str(m) for m in z["models"]], z["embeddings"], z["output_tokens"],
+                       z["prior_map"], float(z["prior_center"]), float(z["prior_scale"]),
+                       z["trait_mean"], json.loads(str(z["meta"])))
+
+
+class ProfileRouter:
+    """Predicts every candidate's quality on a prompt. Load once per process with `load()`."""
+
+    _cache: dict[str, "ProfileRouter"] = {}
+    _lock = threading.Lock()
+
+    def __init__(self, artefact: ProfileArtefact, priors: dict[str, Prior] | None = None) -> None:
+        self.artefact = artefact
+        self.priors = load_priors() if priors is None else priors
+        self._trained = {normalise_name(m): j for j, m in enumerate(artefact.models)}
+        self._profiles: dict[str, Profile] = {}
+        self._default = Profile("default", artefact.embeddings.mean(axis=0),
+                                float(np.mean(artefact.output_tokens)) if len(artefact.models)
+                                else DEFAULT_OUTPUT_TOKENS, "default")
+
+    @classmethod
+    def load(cls, path: Path | str | None = None) -> "ProfileRouter":
+        """The router from `path` (default: ROUTERONE_ROUTER_MODEL, else the shipped artefact)."""
+        chosen = path or os.environ.get("ROUTERONE_ROUTER_MODEL") or ARTEFACT_PATH
+        key = str(Path(chosen).resolve())
+        with cls._lock:
+            router = cls._cache.get(key)
+            if router is None:
+                router = cls(ProfileArtefact.from_file(key))
+                cls._cache[key] = router
+        return router
+
+    @property
+    def meta(self) -> dict:
+        return self.artefact.meta
+
+    def profile(self, name: str) -> Profile:
+        """The model's profile and where it came from (trained / prior:<source> / default)."""
+        got = self._profiles.get(name)
+        if got is not None:
+            return got
+        a, key = self.artefact, normalise_name(name)
+        j = self._trained.get(key)
+        prior = self.priors.get(key)
+        if j is not None:
+            got = Profile(name, a.embeddings[j], float(a.output_tokens[j]), "trained")
+        elif prior is not None and a.prior_scale > 0:
+            z = (prior.score - a.prior_center) / a.prior_scale
+            got = Profile(name, a.prior_map[0] + a.prior_map[1] * z, self._default.output_tokens,
+                          f"prior:{prior.source}")
+        else:
+            got = Profile(name, self._default.embedding, self._default.output_tokens, "default")
+        self._profiles[name] = got
+        return got
+
+    def traits(self, prompt: str) -> np.ndarray:
+        """[1, easy, gap] for the prompt."""
+        t = np.asarray(self.artefact.scorer.score(prompt if isinstance(prompt, str) else ""), float)
+        t = np.where(np.isfinite(t), t, self.artefact.trait_mean)
+        return np.concatenate(([1.0], t))
+
+    def embeddings(self, names) -> np.ndarray:
+        return np.array([self.profile(n).embedding for n in names]).reshape(len(names), -1)
+
+    def predict(self, prompt: str, names) -> np.ndarray:
+        """Predicted quality (0..1 scale, not clipped) of each named model on `prompt`."""
+        return self.embeddings(names) @ self.traits(prompt)
+
+
+def profile_source(model_id: str) -> str:
+    """Where `auto` gets this model's quality profile: "trained", "prior:<source>" or "default"
+    (for `routerone models`); "unavailable" if the artefact cannot be read."""
+    try:
+        return ProfileRouter.load().profile(model_id).source
+    except (OSError, ValueError) as exc:   # a broken artefact must not break the listing
+        return f"unavailable ({exc.__class__.__name__})"

@@ -1,0 +1,137 @@
+"""`model: auto` end to end with the openai SDK: willingness to pay per request (body `route` object
+and header) and per key, validation, the reason header, and sticky conversations."""
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+
+import openai
+import pytest
+
+from routerone.testing import fake_openai
+from routerone.testing.harness import Gateway
+from routerone.testing.threaded import ThreadedServer
+
+# Two models with no training data: their profiles come from model_priors.toml (LMArena scores
+# 1380 vs 1288), so gpt-4.1 is the stronger predicted model and gpt-4o-mini the cheaper.
+CATALOG = """
+replace_shipped_models = true
+
+[[model]]
+id = "gpt-4.1"
+provider = "openai"
+context_window = 100000
+max_output = 1000
+input_usd_per_mtok = "2.00"
+output_usd_per_mtok = "8.00"
+
+[[model]]
+id = "gpt-4o-mini"
+provider = "openai"
+context_window = 100000
+max_output = 1000
+input_usd_per_mtok = "0.15"
+output_usd_per_mtok = "0.60"
+"""
+STRONG, CHEAP = "gpt-4.1", "gpt-4o-mini"
+HI = [{"role": "user", "content": "hi"}]
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("auto")
+    (tmp / "catalog.toml").write_text(CATALOG)
+    with ThreadedServer(fake_openai.make_app) as up:
+        gw = Gateway.for_upstreams(str(tmp / "r.db"), {"openai": (up.url + "/v1", "sk-a")},
+                                   catalog_path=str(tmp / "catalog.toml"), max_retries=0)
+        with gw:
+            key, _ = gw.new_key()
+            yield gw, openai.OpenAI(base_url=gw.base_url, api_key=key, max_retries=0)
+
+
+def _ask(client, messages=HI, **kw):
+    return client.chat.completions.with_raw_response.create(model="auto", messages=messages, **kw)
+
+
+@pytest.mark.parametrize("wtp,expected", [(1, STRONG), (0, CHEAP)])
+def test_willingness_to_pay_in_body_and_header(env, wtp, expected):
+    gw, client = env
+    by_body = _ask(client, extra_body={"route": {"strategy": "balanced", "willingness_to_pay": wtp}})
+    assert by_body.parse().model == expected
+    assert by_body.headers["x-routerone-strategy"] == "balanced"
+    by_header = _ask(client, extra_headers={"x-routerone-willingness-to-pay": str(wtp)})
+    assert by_header.parse().model == expected
+    # the body wins over the header
+    other = STRONG if expected == CHEAP else CHEAP
+    both = _ask(client, extra_body={"route": {"willingness_to_pay": wtp}},
+                extra_headers={"x-routerone-willingness-to-pay": "0" if wtp else "1"})
+    assert both.parse().model == expected != other
+
+
+def test_reason_names_predicted_quality_and_cost_of_chosen_and_runner_up(env):
+    gw, client = env
+    raw = _ask(client, extra_headers={"x-routerone-willingness-to-pay": "1"})
+    reason = raw.headers["x-routerone-reason"]
+    chosen, runner = reason.split("; runner-up ")
+    assert f"chose {STRONG} (predicted quality" in chosen and "est. cost $" in chosen
+    assert "prior:lmarena" in chosen
+    assert runner.startswith(f"{CHEAP} (predicted quality") and "est. cost $" in runner
+
+
+@pytest.mark.parametrize("extra", [
+    {"extra_body": {"route": {"willingness_to_pay": 1.5}}, "param": "route.willingness_to_pay"},
+    {"extra_body": {"route": {"willingness_to_pay": "lots"}}, "param": "route.willingness_to_pay"},
+    {"extra_body": {"route": {"wtp": 0.5}}, "param": "route.wtp"},
+    {"extra_headers": {"x-routerone-willingness-to-pay": "abc"}, "param": "x-routerone-willingness-to-pay"},
+    {"extra_headers": {"x-routerone-willingness-to-pay": "-1"}, "param": "x-routerone-willingness-to-pay"},
+])
+def test_bad_willingness_to_pay_is_a_400_naming_the_field(env, extra):
+    gw, client = env
+    param = extra.pop("param")
+    with pytest.raises(openai.BadRequestError) as exc:
+        client.chat.completions.create(model="auto", messages=HI, **extra)
+    assert exc.value.body["param"] == param
+    assert param in exc.value.body["message"]
+
+
+@pytest.mark.parametrize("wtp,expected", [(1.0, STRONG), (0.0, CHEAP)])
+def test_willingness_to_pay_per_key(env, wtp, expected):
+    gw, _ = env
+    key, _ = gw.new_key(willingness_to_pay=wtp)
+    client = openai.OpenAI(base_url=gw.base_url, api_key=key, max_retries=0)
+    assert _ask(client).parse().model == expected
+    # a request's own setting wins over the key's
+    flip = "0" if wtp else "1"
+    assert _ask(client, extra_headers={"x-routerone-willingness-to-pay": flip}).parse().model != expected
+
+
+def test_key_willingness_to_pay_is_validated_and_shown(env):
+    gw, _ = env
+    acc = gw.admin("POST", "/admin/accounts", {"name": "w"})["data"]
+    req = urllib.request.Request(gw.base_url.replace("/v1", "") + "/admin/keys",
+                                 data=json.dumps({"account_id": acc["id"], "willingness_to_pay": 3}).encode(),
+                                 headers={"Authorization": f"Bearer {gw.settings.admin_key}",
+                                          "Content-Type": "application/json"}, method="POST")
+    with pytest.raises(urllib.error.HTTPError) as exc:
+        urllib.request.urlopen(req, timeout=5)
+    assert exc.value.code == 400
+    assert json.loads(exc.value.read())["error"]["param"] == "willingness_to_pay"
+    key = gw.admin("POST", "/admin/keys", {"account_id": acc["id"], "willingness_to_pay": 0.25})["data"]
+    assert key["willingness_to_pay"] == 0.25
+
+
+def test_sticky_conversation_stays_on_first_model(env):
+    gw, client = env
+    turn1 = [{"role": "user", "content": "Plan a three-day trip to Kyoto, please."}]
+    first = _ask(client, messages=turn1, extra_headers={"x-routerone-willingness-to-pay": "1"})
+    assert first.parse().model == STRONG
+    answer = first.parse().choices[0].message.content
+    turn2 = turn1 + [{"role": "assistant", "content": answer}, {"role": "user", "content": "Make it cheaper."}]
+    second = _ask(client, messages=turn2, extra_headers={"x-routerone-willingness-to-pay": "0"})
+    assert second.parse().model == STRONG
+    assert second.headers["x-routerone-reason"].startswith("sticky conversation")
+    # the same follow-up in a fresh conversation is decided by its own setting
+    fresh = [{"role": "user", "content": "Plan a weekend in Osaka."}, {"role": "assistant", "content": "ok"},
+             {"role": "user", "content": "Make it cheaper."}]
+    assert _ask(client, messages=fresh, extra_headers={"x-routerone-willingness-to-pay": "0"}).parse().model == CHEAP
