@@ -66,7 +66,10 @@ def build_document(version: str = "") -> dict:
             "components": {"schemas": schemas,
                            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
                                                           "description": "a Router One key (sk-ro-...); "
-                                                                         "the admin API needs an admin key"}}}}
+                                                                         "the admin API needs an admin key"},
+                                               "x-api-key": {"type": "apiKey", "in": "header", "name": "x-api-key",
+                                                             "description": "a Router One key, as Anthropic clients "
+                                                                            "send it (/v1/messages only)"}}}}
 
 
 def _version() -> str:

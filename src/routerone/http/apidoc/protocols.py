@@ -251,8 +251,15 @@ SCHEMAS = {
 _CALL_ERRORS = (400, 402, 403, 404, 413, 429, 502, 503, 504)
 _ANTHROPIC = ref("AnthropicError")
 
+
+def _either_key(op: dict) -> dict:
+    """Anthropic clients send the key in `x-api-key`; Bearer works too."""
+    op["security"] = [{"bearer": []}, {"x-api-key": []}]
+    return op
+
+
 PATHS = {
-    "/v1/messages": {"post": operation(
+    "/v1/messages": {"post": _either_key(operation(
         "Create a message (Anthropic Messages API)", MESSAGES_TAG, ok=ref("Message"),
         body=ref("CreateMessageRequest"), operation_id="createMessage", errors=_CALL_ERRORS, error_schema=_ANTHROPIC,
         description="Anthropic-compatible, over the same keys, balance, limits and routing as chat completions "
@@ -260,12 +267,12 @@ PATHS = {
                     "to an Anthropic upstream. With `stream: true` the reply is `text/event-stream`. Every error is "
                     "Anthropic-shaped (see AnthropicError).",
         ok_content={"application/json": {"schema": ref("Message")},
-                    "text/event-stream": {"schema": ref("MessageStreamEvent")}})},
-    "/v1/messages/count_tokens": {"post": operation(
+                    "text/event-stream": {"schema": ref("MessageStreamEvent")}}))},
+    "/v1/messages/count_tokens": {"post": _either_key(operation(
         "Count a message's input tokens", MESSAGES_TAG, ok=ref("MessageTokensCount"), body=ref("CountTokensRequest"),
         operation_id="countMessageTokens", errors=(400, 403, 404, 413, 503), error_schema=_ANTHROPIC,
         description="Router One's own estimate, with no upstream call and no charge. 404 for a model that is not "
-                    "configured; 403 for one the key may not use.")},
+                    "configured; 403 for one the key may not use."))},
     "/v1/responses": {"post": operation(
         "Create a response (OpenAI Responses API)", RESPONSES_TAG, ok=ref("Response"),
         body=ref("CreateResponseRequest"), operation_id="createResponse", errors=_CALL_ERRORS,
