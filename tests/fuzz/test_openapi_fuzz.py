@@ -6,8 +6,8 @@ Each generated request must get: no 5xx; every >= 400 answer in the seed's error
 "message"}, "request_id"} on /v1/messages*, as the document says); a status, content type and body the document
 declares for that operation (schemathesis' conformance checks); and invalid data refused.
 
-In the suite: a fixed seed and 12 examples per operation (~230 requests, a few seconds). The longer
-run (tests/fuzz/README.md), 300 per operation = 5,704 requests:
+In the suite: a fixed seed and 12 examples per operation (~305 requests, a few seconds). The longer
+run (tests/fuzz/README.md), 300 per operation = 7,505 requests:
 
     ROUTERONE_FUZZ_EXAMPLES=300 python3 dev.py test -q tests/fuzz -s
 
