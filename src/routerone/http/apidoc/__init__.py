@@ -33,7 +33,9 @@ INFO = {
     "description": "One OpenAI-compatible endpoint in front of many model providers, with its own API keys, "
                    "a prepaid balance, rate limits and `model: \"auto\"`. Authenticate with "
                    "`Authorization: Bearer sk-ro-...`. Every error has the shape "
-                   "`{\"error\": {\"message\", \"type\", \"param\", \"code\"}}`.",
+                   "`{\"error\": {\"message\", \"type\", \"param\", \"code\"}}`, except on the Anthropic-"
+                   "compatible `/v1/messages` (Anthropic's `{\"type\": \"error\", \"error\": {\"type\", "
+                   "\"message\"}}`) and `/readyz` (`{\"status\"}`).",
     "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"},
 }
 _SKIP = {"common", "page"}
