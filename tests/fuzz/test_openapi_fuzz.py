@@ -161,9 +161,10 @@ def _reachable(op, path: str, target: Target) -> list:
             lambda m: op.as_strategy(positive, path_parameters={"model": m}))]
     if path in ("/v1/chat/completions", "/v1/messages", "/v1/messages/count_tokens", "/v1/responses"):
         return [st.tuples(op.as_strategy(positive), st.sampled_from(CHAT_MODELS),
-                          st.sampled_from([None, *target.response_ids])).map(_with_model)]
+                          st.sampled_from([None, *target.response_ids]), st.booleans()).map(_with_model)]
     if path == "/v1/embeddings":
-        return [st.tuples(op.as_strategy(positive), st.sampled_from(EMBEDDING_MODELS), st.none()).map(_with_model)]
+        return [st.tuples(op.as_strategy(positive), st.sampled_from(EMBEDDING_MODELS), st.none(),
+                          st.just(False)).map(_with_model)]
     return []
 
 
@@ -180,11 +181,14 @@ def _integral(value):
 
 def _with_model(args):
     """A configured model, Router One's own fields left to their defaults, a stored (or no)
-    previous response, integral numbers as ints and a token budget the balance covers."""
-    case, model, previous = args
+    previous response, integral numbers as ints, a token budget the balance covers, and half of
+    them streamed (so that the event schemas are checked often)."""
+    case, model, previous, stream = args
     if isinstance(case.body, dict):
         case.body = _integral(case.body)
         case.body["model"] = model
+        if stream:
+            case.body["stream"] = True
         for key in ("max_tokens", "max_output_tokens", "max_completion_tokens"):
             if isinstance(case.body.get(key), int):
                 case.body[key] = min(case.body[key], 256)
@@ -211,7 +215,9 @@ def test_operation(target: Target, method: str, path: str) -> None:
         STATS["requests"] += 1
         STATS[f"status:{response.status_code}"] += 1
         mode = case.meta.generation.mode.value if case.meta is not None else "?"
-        STATS[f"op:{method} {path} {mode} {response.status_code}"] += 1
+        ctype = response.headers.get("content-type") or [""]          # schemathesis: a list per header
+        sse = " sse" if str(ctype[0] if isinstance(ctype, list) else ctype).startswith("text/event-stream") else ""
+        STATS[f"op:{method} {path} {mode} {response.status_code}{sse}"] += 1
         if os.environ.get("ROUTERONE_FUZZ_VERBOSE") == "2" and mode == "positive" and response.status_code == 400:
             print("positive 400:", method, path, str(case.body)[:120], response.json()["error"]["message"][:120])
         if response.status_code >= 500:
