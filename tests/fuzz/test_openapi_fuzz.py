@@ -152,7 +152,7 @@ def _reachable(op, path: str, target: Target) -> list:
     embedding models; /v1/messages translates to the OpenAI fake), `model: "auto"`."""
     positive = GenerationMode.POSITIVE
     if path == "/v1/responses/{id}":      # DELETE may take the first two; GET always finds the last two
-        ids = target.response_ids[:2] if op.method.upper() == "DELETE" else target.response_ids
+        ids = target.response_ids[:2] if op.method.upper() == "DELETE" else target.response_ids[2:]
         return [st.sampled_from(ids).flatmap(lambda i: op.as_strategy(positive, path_parameters={"id": i}))]
     if "{id}" in path:
         return [st.integers(1, 40).flatmap(lambda i: op.as_strategy(positive, path_parameters={"id": i}))]
