@@ -18,6 +18,7 @@ from ..wire.chat import validate_body
 from ..wire.messages import completion_to_message, error_body, messages_to_chat, parse_messages_request
 from ..wire.messages_stream import MessagesStreamEncoder
 from .relay import authenticate, relay_stream
+from .render import as_router_error
 from .routes import REQUEST_IDS, read_json_body
 from .runtime import RUNTIME
 
@@ -29,8 +30,7 @@ PING_INTERVAL_S = 15.0   # during upstream silences after message_start (Claude 
 
 
 def anthropic_error(exc: BaseException, request_id: str) -> web.Response:
-    if not isinstance(exc, RouterOneError):
-        exc = RouterOneError()
+    exc = as_router_error(exc, request_id)      # the database down is a 503 here too, and a bug is logged
     headers = {**exc.headers, "x-request-id": request_id, "request-id": request_id}
     return web.Response(body=error_body(exc, request_id), status=exc.status, headers=headers,
                         content_type="application/json")

@@ -9,7 +9,7 @@ from aiohttp import web
 from ..errors import DatabaseUnavailable, RouterOneError
 from ..store.errors import is_unavailable
 
-__all__ = ["json_response", "error_response"]
+__all__ = ["json_response", "error_response", "as_router_error"]
 log = logging.getLogger("routerone.http")
 
 
@@ -18,14 +18,20 @@ def json_response(obj, status: int = 200, headers: dict[str, str] | None = None)
                         content_type="application/json")
 
 
+def as_router_error(exc: BaseException, request_id: str | None = None) -> RouterOneError:
+    """Any failure as the error a client sees: Router One's own as is, the database down or
+    unreachable as a 503 the client may retry, anything else logged with its traceback and a 500."""
+    if isinstance(exc, RouterOneError):
+        return exc
+    if is_unavailable(exc):
+        log.warning("database unavailable: %s: %s", type(exc).__name__, exc, extra={"request_id": request_id})
+        return DatabaseUnavailable()
+    log.exception("unhandled error", extra={"request_id": request_id}, exc_info=exc)
+    return RouterOneError()
+
+
 def error_response(exc: BaseException, request_id: str | None = None) -> web.Response:
-    if not isinstance(exc, RouterOneError):
-        if is_unavailable(exc):     # our database is down or unreachable: a 503 the client may retry
-            log.warning("database unavailable: %s: %s", type(exc).__name__, exc, extra={"request_id": request_id})
-            exc = DatabaseUnavailable()
-        else:
-            log.exception("unhandled error", extra={"request_id": request_id}, exc_info=exc)
-            exc = RouterOneError()
+    exc = as_router_error(exc, request_id)
     headers = dict(exc.headers)
     if request_id:
         headers["x-request-id"] = request_id

@@ -83,7 +83,8 @@ def parse_embeddings_request(raw: bytes) -> EmbeddingsRequest:
     if "input" not in body:
         raise _fail("input", "'input' is required")
     inputs, ids = _inputs(body["input"])
-    fmt = body.get("encoding_format") or "float"
+    fmt = body.get("encoding_format")
+    fmt = "float" if fmt is None else fmt
     if fmt not in ("float", "base64"):
         raise _fail("encoding_format", "'encoding_format' must be 'float' or 'base64'")
     dims = body.get("dimensions")

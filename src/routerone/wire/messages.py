@@ -207,12 +207,10 @@ def _messages(body: dict) -> list[dict]:
 
 def _tools(body: dict, chat: dict) -> None:
     tools = body.get("tools")
-    if tools is None:
-        return
-    if not isinstance(tools, list):
+    if tools is not None and not isinstance(tools, list):
         raise _fail("tools", "'tools' must be an array")
     out = []
-    for j, t in enumerate(tools):
+    for j, t in enumerate(tools or ()):
         if not isinstance(t, dict):
             raise _fail(f"tools[{j}]", f"'tools[{j}]' must be an object")
         if t.get("type") not in (None, "custom"):

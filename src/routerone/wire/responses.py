@@ -58,6 +58,8 @@ def parse_body(raw: bytes) -> dict:
     prev = body.get("previous_response_id")
     if prev is not None and (not isinstance(prev, str) or not prev):
         raise _fail("previous_response_id", "'previous_response_id' must be a response id string")
+    if body.get("store") is not None and not isinstance(body["store"], bool):
+        raise _fail("store", "'store' must be a boolean")
     return body
 
 
@@ -116,7 +118,7 @@ def _output_text(output: Any, param: str) -> str:
     if isinstance(output, str):
         return output
     if isinstance(output, list):
-        return "".join(p.get("text", "") for p in output if isinstance(p, dict))
+        return "".join(p["text"] for p in output if isinstance(p, dict) and isinstance(p.get("text"), str))
     raise _fail(param, f"'{param}' must be a string or an array of content parts")
 
 
@@ -151,7 +153,7 @@ def items_to_messages(items: list[dict], where: str = "input") -> list[dict]:
 
 def _tools(body: dict, chat: dict) -> None:
     tools = body.get("tools")
-    if tools:
+    if tools is not None:
         if not isinstance(tools, list):
             raise _fail("tools", "'tools' must be an array")
         out = []
@@ -160,22 +162,28 @@ def _tools(body: dict, chat: dict) -> None:
                 kind = t.get("type") if isinstance(t, dict) else None
                 raise UnsupportedParameter(f"'tools[{j}]': tools of type {kind!r} are not supported (function "
                                            "tools only)", param=f"tools[{j}]")
-            fn = {"name": t.get("name"), "parameters": t.get("parameters") or {"type": "object", "properties": {}}}
+            params = t.get("parameters")
+            if params is not None and not isinstance(params, dict):
+                raise _fail(f"tools[{j}].parameters", f"'tools[{j}].parameters' must be an object")
+            fn = {"name": t.get("name"), "parameters": params or {"type": "object", "properties": {}}}
             if isinstance(t.get("description"), str):
                 fn["description"] = t["description"]
             if isinstance(t.get("strict"), bool):
                 fn["strict"] = t["strict"]
             out.append({"type": "function", "function": fn})
-        chat["tools"] = out
+        if out:
+            chat["tools"] = out
     tc = body.get("tool_choice")
-    if tc is None or not tools:
+    if tc is None:
         return
     if tc in ("auto", "none", "required"):
-        chat["tool_choice"] = tc
+        choice: str | dict = tc
     elif isinstance(tc, dict) and tc.get("type") == "function" and isinstance(tc.get("name"), str):
-        chat["tool_choice"] = {"type": "function", "function": {"name": tc["name"]}}
+        choice = {"type": "function", "function": {"name": tc["name"]}}
     else:
         raise _fail("tool_choice", "'tool_choice' must be auto, none, required or {type: function, name}")
+    if tools:
+        chat["tool_choice"] = choice
 
 
 def _format(body: dict, chat: dict) -> None:

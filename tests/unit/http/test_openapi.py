@@ -3,15 +3,20 @@ throughout, and its admin bodies are the very models the handlers validate with.
 from __future__ import annotations
 
 import re
+from types import SimpleNamespace
 
+import orjson
 import pytest
 from jsonschema import Draft202012Validator
 
 from routerone.app import create_app
 from routerone.http.apidoc import area_modules, build_document
+from routerone.errors import InsufficientBalance, InvalidRequest, PayloadTooLarge, ServiceUnavailable
 from routerone.http.apidoc.page import render_page
+from routerone.http.readiness import READINESS, readyz
 from routerone.settings import Settings
 from routerone.wire.admin import BODY_MODELS
+from routerone.wire.messages import error_body
 
 METHODS = {"get", "post", "put", "patch", "delete"}
 NOT_API = ("/console",)        # HTML pages of the web console are not part of the API reference
@@ -50,9 +55,43 @@ def test_the_document_is_openapi_31_with_valid_schemas(doc: dict) -> None:
             assert op["summary"] and op["responses"]["200"], (method, path)
             for code, resp in op["responses"].items():
                 if code != "200":
-                    assert resp["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
+                    assert resp["content"]["application/json"]["schema"] == _error_ref(path, code), (method, path, code)
             names = {p["name"] for p in op.get("parameters", []) if p["in"] == "path"}
             assert names == set(re.findall(r"\{(\w+)\}", path)), (method, path)
+
+
+def _error_ref(path: str, code: str) -> dict:
+    """The seed's Error everywhere, but Anthropic's shape on /v1/messages* and /readyz's own body."""
+    name = ("AnthropicError" if path.startswith("/v1/messages") else
+            "Readiness" if path == "/readyz" else "Error")
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _schema(doc: dict, name: str) -> Draft202012Validator:
+    """A validator for components/schemas/<name>, its $refs resolved within the document."""
+    return Draft202012Validator({**doc["components"]["schemas"][name], "components": doc["components"]})
+
+
+def test_the_error_schemas_describe_the_bodies_really_sent(doc: dict) -> None:
+    anthropic, seed = _schema(doc, "AnthropicError"), _schema(doc, "Error")
+    for exc in (InvalidRequest("bad", param="messages"), InsufficientBalance(), PayloadTooLarge(), ServiceUnavailable()):
+        anthropic.validate(orjson.loads(error_body(exc, "req_1")))
+        seed.validate(exc.to_dict())
+        assert not anthropic.is_valid(exc.to_dict()) and not seed.is_valid(orjson.loads(error_body(exc, None)))
+
+
+async def test_readyz_bodies_fit_the_documented_schema(doc: dict) -> None:
+    ready = _schema(doc, "Readiness")
+    for state, problems, status in ((False, {}, "ready"), (False, {"database": "timeout"}, "unready"),
+                                    (True, {}, "draining")):
+        async def problems_of(p=problems):
+            return p
+        r = SimpleNamespace(draining=state, dependency_problems=problems_of)
+        resp = await readyz(SimpleNamespace(app={READINESS: r}))
+        body = orjson.loads(resp.body)
+        assert body["status"] == status and resp.status == (200 if status == "ready" else 503)
+        ready.validate(body)
+        assert str(resp.status) in doc["paths"]["/readyz"]["get"]["responses"]
 
 
 def test_admin_bodies_are_the_validation_models(doc: dict) -> None:
@@ -64,7 +103,7 @@ def test_admin_bodies_are_the_validation_models(doc: dict) -> None:
 
 def test_areas_merge_and_collisions_are_refused(doc: dict, monkeypatch) -> None:
     mods = area_modules()
-    assert {m.__name__.rsplit(".", 1)[-1] for m in mods} >= {"admin", "public"}
+    assert {m.__name__.rsplit(".", 1)[-1] for m in mods} >= {"admin", "public", "protocols"}
     twin = type("Twin", (), {"PATHS": {"/healthz": {"get": {}}}, "__name__": "twin"})
     monkeypatch.setattr("routerone.http.apidoc.area_modules", lambda: [*mods, twin])
     with pytest.raises(ValueError, match="already described"):

@@ -33,7 +33,9 @@ INFO = {
     "description": "One OpenAI-compatible endpoint in front of many model providers, with its own API keys, "
                    "a prepaid balance, rate limits and `model: \"auto\"`. Authenticate with "
                    "`Authorization: Bearer sk-ro-...`. Every error has the shape "
-                   "`{\"error\": {\"message\", \"type\", \"param\", \"code\"}}`.",
+                   "`{\"error\": {\"message\", \"type\", \"param\", \"code\"}}`, except on the Anthropic-"
+                   "compatible `/v1/messages` (Anthropic's `{\"type\": \"error\", \"error\": {\"type\", "
+                   "\"message\"}}`) and `/readyz` (`{\"status\"}`).",
     "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"},
 }
 _SKIP = {"common", "page"}
@@ -66,7 +68,10 @@ def build_document(version: str = "") -> dict:
             "components": {"schemas": schemas,
                            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
                                                           "description": "a Router One key (sk-ro-...); "
-                                                                         "the admin API needs an admin key"}}}}
+                                                                         "the admin API needs an admin key"},
+                                               "x-api-key": {"type": "apiKey", "in": "header", "name": "x-api-key",
+                                                             "description": "a Router One key, as Anthropic clients "
+                                                                            "send it (/v1/messages only)"}}}}
 
 
 def _version() -> str:

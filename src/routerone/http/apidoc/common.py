@@ -72,9 +72,11 @@ def query_parameters(model) -> list[dict]:
 def operation(summary: str, tag: str, *, ok: dict | None, auth: str | None = "user", description: str = "",
               parameters: list[dict] | None = None, body: dict | None = None, body_required: bool = True,
               errors: tuple[int, ...] = (400, 401), ok_description: str = "OK",
-              ok_content: dict | None = None, operation_id: str | None = None) -> dict:
+              ok_content: dict | None = None, operation_id: str | None = None,
+              error_schema: dict | None = None) -> dict:
     """One operation. `ok` is the JSON schema of the 200 body (or give `ok_content` for another
-    media type); `auth` is "user" (any key), "admin" (an admin key) or None (public)."""
+    media type); `auth` is "user" (any key), "admin" (an admin key) or None (public);
+    `error_schema` replaces the seed's Error for a protocol with its own error shape."""
     op: dict[str, Any] = {"summary": summary, "tags": [tag]}
     if operation_id:
         op["operationId"] = operation_id
@@ -88,7 +90,8 @@ def operation(summary: str, tag: str, *, ok: dict | None, auth: str | None = "us
                                          "content": ok_content if ok_content is not None else json_content(ok or {})}}
     codes = set(errors) | ({401} if auth else set()) | ({403} if auth == "admin" else set())
     for code in sorted(codes):
-        responses[str(code)] = {"description": ERROR_DESCRIPTIONS[code], "content": json_content(ref("Error"))}
+        responses[str(code)] = {"description": ERROR_DESCRIPTIONS[code],
+                                "content": json_content(error_schema or ref("Error"))}
     op["responses"] = responses
     op["security"] = [{"bearer": []}] if auth else []
     if auth == "admin":

@@ -115,6 +115,11 @@ SCHEMAS = {
                        "(JSON), an `{\"error\": ...}` object if the stream fails after it started (after a chunk "
                        "with finish_reason \"error\"), or the final `[DONE]`.",
         "properties": {"data": {"type": "string"}, "event": {"type": "string"}}},
+    "Readiness": {"type": "object", "required": ["status"], "properties": {
+        "status": {"enum": ["ready", "draining", "unready"]},
+        "unreachable": {"type": "object", "additionalProperties": {"type": "string"},
+                        "description": "with `unready`: {dependency (database, redis): `timeout` or the error's "
+                                       "type name}"}}},
     "Model": {"type": "object", "required": ["id", "object", "created", "owned_by"], "properties": {
         "id": {"type": "string"}, "object": {"const": "model"}, "created": {"type": "integer"},
         "owned_by": {"type": "string", "description": "the provider (`routerone` for auto)"}}},
@@ -130,6 +135,16 @@ SCHEMAS = {
             "expires_at": {"type": ["number", "null"]}, "allowed_models": {"type": "array", "items": {"type": "string"}},
             "limits": {"type": "object"}, "is_admin": {"type": "boolean"}}}}},
 }
+
+_readyz = operation(
+    "Readiness", OPS_TAG, auth=None, errors=(), ok=ref("Readiness"), operation_id="readiness",
+    description="200 `{\"status\": \"ready\"}` when the database (and, under the closed Redis failure policy, "
+                "Redis) answers a ping within a second; checks are shared and cached for one second. 503 "
+                "`{\"status\": \"draining\"}` from the moment a drain starts (SIGTERM), or `{\"status\": "
+                "\"unready\", \"unreachable\": {\"database\": \"timeout\"}}` naming each dependency that did "
+                "not answer and the kind of failure. Neither 503 is the error shape: a load balancer reads `status`.")
+_readyz["responses"]["503"] = {"description": "Not ready: draining, or a dependency is unreachable",
+                               "content": {"application/json": {"schema": ref("Readiness")}}}
 
 PATHS = {
     "/v1/chat/completions": {"post": operation(
@@ -157,11 +172,7 @@ PATHS = {
     "/healthz": {"get": operation(
         "Liveness", OPS_TAG, auth=None, errors=(), ok={"type": "object", "required": ["status"],
                                                          "properties": {"status": {"type": "string"}}})},
-    "/readyz": {"get": operation(
-        "Readiness", OPS_TAG, auth=None, errors=(503,), ok={"type": "object", "required": ["status"],
-                                                          "properties": {"status": {"type": "string"}}},
-        description="503 while draining (SIGTERM) or when the database (or, under the closed Redis "
-                    "failure policy, Redis) is unreachable; checks are cached for one second.")},
+    "/readyz": {"get": _readyz},
     "/metrics": {"get": operation(
         "Prometheus metrics", OPS_TAG, auth=None, errors=(), ok=None,
         ok_content={"text/plain": {"schema": {"type": "string"}}})},
