@@ -2,13 +2,11 @@
 models with live health, routing (changed at run time, in this process), gateway-wide activity."""
 from __future__ import annotations
 
-import dataclasses
 import json
 
 from aiohttp import web
 
 from ..errors import InvalidRequest
-from ..routing.base import RouteContext
 from . import forms, security
 from .pages_user import activity_context
 from .users import ROLES, Viewer
@@ -167,7 +165,7 @@ async def routing_get(request: web.Request, c: Console, viewer: Viewer) -> web.S
 
 def _routing_page(request, c: Console, viewer: Viewer, *, error: str = "", status: int = 200):
     return render(request, "op_routing.html", status=status, viewer=viewer, strategy=c.planner.default_strategy,
-                  strategies=sorted(c.planner.strategies), wtp=c.planner.ctx.willingness_to_pay, error=error)
+                  strategies=sorted(c.planner.strategies), wtp=c.planner.willingness_to_pay, error=error)
 
 
 @page("operator")
@@ -187,10 +185,9 @@ async def routing_post(request: web.Request, c: Console, viewer: Viewer) -> web.
             raise InvalidRequest("Willingness to pay must be a number from 0 to 1", param="willingness_to_pay")
     except InvalidRequest as exc:
         return _routing_page(request, c, viewer, error=exc.message, status=400)
-    before = {"strategy": c.planner.default_strategy, "willingness_to_pay": c.planner.ctx.willingness_to_pay}
+    before = {"strategy": c.planner.default_strategy, "willingness_to_pay": c.planner.willingness_to_pay}
     c.planner.default_strategy = strategy
-    c.planner.ctx = dataclasses.replace(c.planner.ctx, willingness_to_pay=wtp) \
-        if isinstance(c.planner.ctx, RouteContext) else c.planner.ctx
+    c.planner.willingness_to_pay = wtp
     await c.store.record_audit(viewer.actor, "routing.update", "gateway", json.dumps(
         {"before": before, "after": {"strategy": strategy, "willingness_to_pay": wtp}}))
     return see_other(f"{OP}/routing", "Routing updated for this process.")
