@@ -34,5 +34,6 @@ def add_console(app: web.Application, console: Console) -> None:
     add_operator_routes(app)
     add_playground_routes(app)
     app.router.add_get(BASE, _to_console)
+    app.router.add_get("/", _to_console)        # the gateway's home page is the console
     app.router.add_static(f"{BASE}/static", STATIC, append_version=False)
     app.router.add_get(BASE + "/{tail:.*}", not_found)

@@ -186,6 +186,14 @@ def test_everything_but_charts_and_streaming_works_without_javascript(user_setup
 
 def test_the_console_can_be_turned_off(gateway) -> None:
     gw = gateway(console=False)
-    with pytest.raises(urllib.error.HTTPError) as err:
-        urllib.request.urlopen(gw.url + "/console/login", timeout=10)
-    assert err.value.code == 404
+    for path in ("/console/login", "/"):
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(gw.url + path, timeout=10)
+        assert err.value.code == 404
+
+
+def test_the_home_page_is_the_console(gateway) -> None:
+    gw = gateway()
+    with urllib.request.urlopen(gw.url + "/", timeout=10) as resp:     # follows the redirects
+        assert resp.url.startswith(gw.url + "/console/") and resp.status == 200
+        assert b"sign in" in resp.read().lower()
