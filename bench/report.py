@@ -336,6 +336,11 @@ def scale_markdown(out: dict) -> str:
         target(f"{n}: TTFT p99 added over direct", f"{added:+.1f} ms", "<= 50 ms", added <= 50)
         target(f"{n}: peak RSS", f"{g.get('peak_rss_mb', 0):.1f} MB", "<= 300 MB",
                g.get("peak_rss_mb", 0) <= 300)
+    d, g = st.get("direct (upstream), keep-alive clients"), st.get("Router One, 1 worker (embedded), keep-alive clients")
+    if d and g and "failed" not in d and "failed" not in g:
+        added = (g["ttft_ms"]["p99"] or 0) - (d["ttft_ms"]["p99"] or 0)
+        target(f"{g['concurrency']:,} streams, one worker, keep-alive clients: TTFT p99 added over direct",
+               f"{added:+.1f} ms ({g['stalls']} stalls of {g['streams']})", "(reported)", None)
     one, topo = rps("pinned", "PostgreSQL + Redis, 1 worker"), rps("topology", "nginx + 3 instances (PostgreSQL + Redis)")
     if topo:
         target("nginx + 3 instances vs one instance (PostgreSQL + Redis, c=64)", _ratio(topo, one), "(reported)", None)

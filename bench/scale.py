@@ -20,6 +20,8 @@ bench/upstream.py and the load bench/loadgen.py (closed loop, keep-alive) or ben
 3. 1,000 concurrent paced streams (20 chunks, 100 ms apart) through one worker (pinned like 2),
    against the upstream alone (direct): streams that stalled (a gap > 1 s between content reads
    that the upstream did not make: it paces at 100 ms), TTFT p99 added over direct, peak RSS.
+   Each stream on a new connection (the targets), then again with clients that keep their
+   connection (as the SDKs do; reported beside).
 4. The same harness against nginx (deploy/nginx/routerone.conf.template) in front of three
    instances on PostgreSQL + Redis, beside one instance.
 
@@ -192,9 +194,11 @@ def loadgen(url: str, key: str, c: int, duration: float, warmup: float, watch: l
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
-def streams(url: str, key: str, a, cpus) -> dict:
+def streams(url: str, key: str, a, cpus, keep_alive: bool = False) -> dict:
     cmd = [PY, str(HERE / "streams.py"), "--url", url + "/v1/chat/completions", "-c", str(a.streams),
            "-d", str(a.stream_duration), "--pace", "100", "--words", "20", "--model", MODEL]
+    if keep_alive:
+        cmd.append("--keep-alive")
     if key:
         cmd += ["--key", key]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=a.stream_duration + 180, preexec_fn=affinity(cpus))
@@ -305,6 +309,17 @@ def main() -> int:
             r["peak_rss_mb"] = peak_rss_mb(g.pids())
             out["streams"]["Router One, 1 worker (embedded)"] = r
             log(f"  one worker: {r}")
+            g.stop()
+            # the same with clients that keep their connection (as the OpenAI/Anthropic SDKs do)
+            r = streams(f"http://127.0.0.1:{upstream_port}", "", a, load_cpus, keep_alive=True)
+            out["streams"]["direct (upstream), keep-alive clients"] = r
+            log(f"  direct, keep-alive: {r}")
+            g = gateway("emb1k", postgres=False, redis=False, cpus=gw_cpu)
+            g.ready()
+            r = streams(g.url, make_key(g.url), a, load_cpus, keep_alive=True)
+            r["peak_rss_mb"] = peak_rss_mb(g.pids())
+            out["streams"]["Router One, 1 worker (embedded), keep-alive clients"] = r
+            log(f"  one worker, keep-alive: {r}")
             g.stop()
         # 4. nginx + 3 instances
         if not a.skip_nginx and not a.skip_postgres:
