@@ -263,7 +263,8 @@ def scale_markdown(out: dict) -> str:
              f"{'--quick, ' if c['quick'] else ''}warm-up {c['warmup_s']} s, measured {c['duration_s']} s per row; "
              f"{c.get('services', 'no PostgreSQL/Redis')}.", ""]
     tp = out.get("throughput", {})
-    groups = [("workers", "## `--workers 2` vs one worker (non-streaming, c=64; not pinned)"),
+    groups = [("workers", "## `--workers 2` vs one worker (non-streaming, c=64; not pinned; load from bench/loadgen.py)"),
+              ("workers (wrk)", "## The same servers, load from `wrk` (C, one thread; see bench/wrkload.py)"),
               ("pinned", "## PostgreSQL + Redis vs embedded (one worker, c=64; gateway on CPU 0, the rest on the others)"),
               ("topology", "## nginx + 3 instances (c=64)")]
     for group, title in groups:
@@ -278,6 +279,16 @@ def scale_markdown(out: dict) -> str:
                 continue
             lines.append(f"| {label} | {fmt_rps(r['rps'])} | {fmt_ms(r['lat_ms']['p50'])} | {fmt_ms(r['lat_ms']['p99'])} | "
                          f"{r.get('server_cpu_ms_per_req') or 0:.3f} | {r.get('peak_rss_mb', 0):.1f} | {r['errors']} |")
+        lines.append("")
+    acct = {label: r["cpu"] for label, r in (tp.get("workers (wrk)") or {}).items() if "cpu" in r}
+    if acct:
+        names = list(next(iter(acct.values()))["cores"])
+        lines += ["## Where the 2 cores went during the wrk rows (CPU time / wall time, in cores)", "",
+                  "| server | " + " | ".join(names) + " | machine busy | machine idle |",
+                  "|---|" + "---:|" * (len(names) + 2)]
+        for label, c in acct.items():
+            lines.append(f"| {label} | " + " | ".join(f"{c['cores'].get(n, 0):.2f}" for n in names) +
+                         f" | {c['machine_busy_cores']:.2f} | {c['machine_idle_cores']:.2f} |")
         lines.append("")
     st = out.get("streams", {})
     if st:
@@ -302,15 +313,17 @@ def scale_markdown(out: dict) -> str:
 
     def target(name, value, limit, ok):
         lines.append(f"| {name} | {value} | {limit} | {'-' if ok is None else 'yes' if ok else 'no'} |")
-    w = "workers"
-    for label1, label2, name in (
-            ("embedded, 1 worker (in-process limiter)", "embedded, 2 workers (Redis limiter)",
-             "embedded: 2 workers vs 1 (1 worker with its default in-process limiter)"),
-            ("embedded, 1 worker (Redis limiter)", "embedded, 2 workers (Redis limiter)",
-             "embedded: 2 workers vs 1 (both with the Redis limiter)"),
-            ("PostgreSQL + Redis, 1 worker", "PostgreSQL + Redis, 2 workers", "PostgreSQL + Redis: 2 workers vs 1")):
-        a, b = rps(w, label1), rps(w, label2)
-        target(name, _ratio(b, a), ">= 1.7x", None if not (a and b) else b / a >= 1.7)
+    for w, tool in (("workers (wrk)", "wrk"), ("workers", "loadgen.py")):
+        if not tp.get(w):
+            continue
+        for label1, label2, name in (
+                ("embedded, 1 worker (in-process limiter)", "embedded, 2 workers (Redis limiter)",
+                 "embedded: 2 workers vs 1 (1 worker with its default in-process limiter)"),
+                ("embedded, 1 worker (Redis limiter)", "embedded, 2 workers (Redis limiter)",
+                 "embedded: 2 workers vs 1 (both with the Redis limiter)"),
+                ("PostgreSQL + Redis, 1 worker", "PostgreSQL + Redis, 2 workers", "PostgreSQL + Redis: 2 workers vs 1")):
+            a, b = rps(w, label1), rps(w, label2)
+            target(f"{name}; load from {tool}", _ratio(b, a), ">= 1.7x", None if not (a and b) else b / a >= 1.7)
     a, b = rps("pinned", "embedded, 1 worker"), rps("pinned", "PostgreSQL + Redis, 1 worker")
     target("PostgreSQL + Redis vs embedded (pinned)", "-" if not (a and b) else f"{b / a:.0%}", ">= 60%",
            None if not (a and b) else b / a >= 0.6)
@@ -323,6 +336,11 @@ def scale_markdown(out: dict) -> str:
         target(f"{n}: TTFT p99 added over direct", f"{added:+.1f} ms", "<= 50 ms", added <= 50)
         target(f"{n}: peak RSS", f"{g.get('peak_rss_mb', 0):.1f} MB", "<= 300 MB",
                g.get("peak_rss_mb", 0) <= 300)
+    d, g = st.get("direct (upstream), keep-alive clients"), st.get("Router One, 1 worker (embedded), keep-alive clients")
+    if d and g and "failed" not in d and "failed" not in g:
+        added = (g["ttft_ms"]["p99"] or 0) - (d["ttft_ms"]["p99"] or 0)
+        target(f"{g['concurrency']:,} streams, one worker, keep-alive clients: TTFT p99 added over direct",
+               f"{added:+.1f} ms ({g['stalls']} stalls of {g['streams']})", "(reported)", None)
     one, topo = rps("pinned", "PostgreSQL + Redis, 1 worker"), rps("topology", "nginx + 3 instances (PostgreSQL + Redis)")
     if topo:
         target("nginx + 3 instances vs one instance (PostgreSQL + Redis, c=64)", _ratio(topo, one), "(reported)", None)

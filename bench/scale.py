@@ -11,13 +11,17 @@ bench/upstream.py and the load bench/loadgen.py (closed loop, keep-alive) or ben
    Redis limiter, so the one-worker run is shown both with the in-process limiter and with Redis)
    and PostgreSQL + Redis. These runs are NOT pinned: two workers on two cores share them with the
    load generator, the upstream, PostgreSQL and Redis, and so does the one worker they are
-   compared with.
+   compared with. Each server is loaded twice: by bench/loadgen.py, then by `wrk` (bench/wrkload.py,
+   installed from Debian when missing; `--no-wrk` skips it), which costs the shared cores less; the
+   wrk runs also account every process's CPU (gateway, upstream, PostgreSQL + Redis, wrk, idle).
 2. PostgreSQL + Redis vs embedded, one worker, c=64, pinned: the gateway on CPU 0; the load
    generator, the upstream, and this run's own PostgreSQL and Redis (started by the script, so
    they can be pinned like the rest) on the other CPUs.
 3. 1,000 concurrent paced streams (20 chunks, 100 ms apart) through one worker (pinned like 2),
    against the upstream alone (direct): streams that stalled (a gap > 1 s between content reads
    that the upstream did not make: it paces at 100 ms), TTFT p99 added over direct, peak RSS.
+   Each stream on a new connection (the targets), then again with clients that keep their
+   connection (as the SDKs do; reported beside).
 4. The same harness against nginx (deploy/nginx/routerone.conf.template) in front of three
    instances on PostgreSQL + Redis, beside one instance.
 
@@ -40,6 +44,7 @@ import time
 from pathlib import Path
 
 from procs import Proc, free_port, http, pin, status_kb, wait_ready
+from wrkload import ensure_wrk, wrk_load
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -189,9 +194,11 @@ def loadgen(url: str, key: str, c: int, duration: float, warmup: float, watch: l
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
-def streams(url: str, key: str, a, cpus) -> dict:
+def streams(url: str, key: str, a, cpus, keep_alive: bool = False) -> dict:
     cmd = [PY, str(HERE / "streams.py"), "--url", url + "/v1/chat/completions", "-c", str(a.streams),
            "-d", str(a.stream_duration), "--pace", "100", "--words", "20", "--model", MODEL]
+    if keep_alive:
+        cmd.append("--keep-alive")
     if key:
         cmd += ["--key", key]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=a.stream_duration + 180, preexec_fn=affinity(cpus))
@@ -213,7 +220,9 @@ def main() -> int:
     ap.add_argument("--skip-postgres", action="store_true")
     ap.add_argument("--shared-services", action="store_true")
     ap.add_argument("--streams", type=int, default=1000)
+    ap.add_argument("--no-wrk", action="store_true", help="the workers rows with bench/loadgen.py only")
     a = ap.parse_args()
+    wrk_exe = None if a.no_wrk else ensure_wrk(log)
     warmup, duration = (0.5, 2.0) if a.quick else (2.0, 8.0)
     a.stream_duration = 3.0 if a.quick else 8.0
     ncpu = os.cpu_count() or 1
@@ -248,7 +257,7 @@ def main() -> int:
             started.append(g)
             return g
 
-        def run_json(label, g: Gateway, cpus, group) -> dict:
+        def run_json(label, g: Gateway, cpus, group, with_wrk=False) -> dict:
             g.ready()
             key = make_key(g.url)
             r = loadgen(g.url, key, 64, duration, warmup, g.pids(), cpus)
@@ -256,19 +265,32 @@ def main() -> int:
             out["throughput"].setdefault(group, {})[label] = r
             log(f"  {group} | {label}: {r.get('rps', 0):,.0f} req/s, p99 {r.get('lat_ms', {}).get('p99')}, "
                 f"errors {r.get('errors')}, cpu {r.get('server_cpu_ms_per_req')}")
+            if with_wrk and wrk_exe:
+                body = json.dumps({"model": MODEL, "messages": [{"role": "user", "content": PROMPT}]},
+                                  separators=(",", ":"))
+                groups = {"gateway": g.pids(), "upstream": up.pids(),
+                          "PostgreSQL + Redis": [p for sp in svc.procs for p in sp.pids()]}
+                w = wrk_load(wrk_exe, g.url + "/v1/chat/completions", key, body, 64, duration, warmup, tmp, groups,
+                             cpus)
+                w["peak_rss_mb"] = peak_rss_mb(g.pids())
+                out["throughput"].setdefault(group + " (wrk)", {})[label] = w
+                log(f"  {group} (wrk) | {label}: {w.get('rps', 0):,.0f} req/s, p99 {w.get('lat_ms', {}).get('p99')}, "
+                    f"errors {w.get('errors')}, cpu {w.get('server_cpu_ms_per_req')}, {w.get('cpu')}")
             g.stop()
             return r
 
         # 1. workers (not pinned: both runs share every core with the load)
         log("1. --workers 2 vs one worker, c=64, not pinned")
-        run_json("embedded, 1 worker (in-process limiter)", gateway("emb1", postgres=False, redis=False), None, "workers")
+        run_json("embedded, 1 worker (in-process limiter)", gateway("emb1", postgres=False, redis=False), None,
+                 "workers", True)
         if not a.skip_postgres:
-            run_json("embedded, 1 worker (Redis limiter)", gateway("emb1r", postgres=False, redis=True), None, "workers")
+            run_json("embedded, 1 worker (Redis limiter)", gateway("emb1r", postgres=False, redis=True), None,
+                     "workers", True)
             run_json("embedded, 2 workers (Redis limiter)", gateway("emb2r", postgres=False, redis=True, workers=2),
-                     None, "workers")
-            run_json("PostgreSQL + Redis, 1 worker", gateway("pg1", postgres=True, redis=True), None, "workers")
+                     None, "workers", True)
+            run_json("PostgreSQL + Redis, 1 worker", gateway("pg1", postgres=True, redis=True), None, "workers", True)
             run_json("PostgreSQL + Redis, 2 workers", gateway("pg2", postgres=True, redis=True, workers=2), None,
-                     "workers")
+                     "workers", True)
         # 2. PostgreSQL + Redis vs embedded, pinned
         log("2. PostgreSQL + Redis vs embedded, one worker, c=64, pinned")
         run_json("embedded, 1 worker", gateway("emb1p", postgres=False, redis=False, cpus=gw_cpu), load_cpus, "pinned")
@@ -287,6 +309,17 @@ def main() -> int:
             r["peak_rss_mb"] = peak_rss_mb(g.pids())
             out["streams"]["Router One, 1 worker (embedded)"] = r
             log(f"  one worker: {r}")
+            g.stop()
+            # the same with clients that keep their connection (as the OpenAI/Anthropic SDKs do)
+            r = streams(f"http://127.0.0.1:{upstream_port}", "", a, load_cpus, keep_alive=True)
+            out["streams"]["direct (upstream), keep-alive clients"] = r
+            log(f"  direct, keep-alive: {r}")
+            g = gateway("emb1k", postgres=False, redis=False, cpus=gw_cpu)
+            g.ready()
+            r = streams(g.url, make_key(g.url), a, load_cpus, keep_alive=True)
+            r["peak_rss_mb"] = peak_rss_mb(g.pids())
+            out["streams"]["Router One, 1 worker (embedded), keep-alive clients"] = r
+            log(f"  one worker, keep-alive: {r}")
             g.stop()
         # 4. nginx + 3 instances
         if not a.skip_nginx and not a.skip_postgres:

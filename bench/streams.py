@@ -1,7 +1,8 @@
 """Many concurrent paced streams: does any stall, what is the time to first token, how many fail.
 
-`-c N` connections each send one streaming chat request, read it to its end, and send the next,
-until `--duration` seconds have passed (their first requests spread over `--stagger` seconds). Per
+`-c N` clients each send one streaming chat request, read it to its end, and send the next,
+until `--duration` seconds have passed (each request on a new connection, or with `--keep-alive`
+on the client's one connection, as the OpenAI and Anthropic SDKs do) (their first requests spread over `--stagger` seconds). Per
 stream it records the time to the first content token and the longest gap between two socket reads
 that carried content. The upstream paces its chunks (`[[pace:MS]]`), so a gap much longer than the
 pace (`--stall-ms`, default 1000) is one the gateway made: a stall. Raw asyncio protocol on uvloop:
@@ -81,7 +82,7 @@ async def run(a: argparse.Namespace) -> dict:
                        "messages": [{"role": "user", "content": f"Stream slowly. [[words:{a.words}]] [[pace:{a.pace}]]"}]},
                       separators=(",", ":")).encode()
     head = [f"POST {u.path} HTTP/1.1", f"Host: {host}:{port}", "Content-Type: application/json",
-            f"Content-Length: {len(body)}", "Connection: close"]
+            f"Content-Length: {len(body)}", "Connection: " + ("keep-alive" if a.keep_alive else "close")]
     if a.key:
         head.append(f"Authorization: Bearer {a.key}")
     raw = ("\r\n".join(head) + "\r\n\r\n").encode() + body
@@ -89,10 +90,16 @@ async def run(a: argparse.Namespace) -> dict:
     deadline = time.perf_counter() + a.stagger + a.duration
     peak = {"open": 0, "now": 0}
 
-    async def one() -> None:
+    async def one(kept: dict) -> None:
         done = loop.create_future()
+        conn = StreamConn(done)
+        tr = kept.pop("tr", None)
         try:
-            tr, conn = await loop.create_connection(lambda: StreamConn(done), host, port)
+            if tr is not None and not tr.is_closing():      # --keep-alive: the previous request's connection
+                conn.transport = tr
+                tr.set_protocol(conn)
+            else:
+                tr, _ = await loop.create_connection(lambda: conn, host, port)
         except OSError as exc:
             errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
             await asyncio.sleep(0.05)
@@ -112,18 +119,24 @@ async def run(a: argparse.Namespace) -> dict:
             errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
         finally:
             peak["now"] -= 1
-            tr.close()
+            if a.keep_alive and done.done() and not done.cancelled() and done.exception() is None:
+                kept["tr"] = tr
+            else:
+                tr.close()
 
     async def worker(i: int) -> None:
         await asyncio.sleep(a.stagger * i / a.concurrency)
+        kept: dict = {}
         while time.perf_counter() < deadline:
-            await one()
+            await one(kept)
+        if kept.get("tr") is not None:
+            kept["tr"].close()
 
     await asyncio.gather(*(worker(i) for i in range(a.concurrency)))
     stalls = [g for g in gaps if g > a.stall_ms]
     return {"url": a.url, "concurrency": a.concurrency, "peak_open": peak["open"], "streams": len(ttft),
             "errors": sum(errors.values()), "error_kinds": errors, "pace_ms": a.pace, "words": a.words,
-            "stagger_s": a.stagger,
+            "stagger_s": a.stagger, "keep_alive": a.keep_alive,
             "ttft_ms": {"p50": pct(ttft, 50), "p99": pct(ttft, 99), "max": max(ttft, default=None)},
             "max_gap_ms": max(gaps, default=None), "gap_p99_ms": pct(gaps, 99), "stalls": len(stalls),
             "total_ms": {"p50": pct(totals, 50), "p99": pct(totals, 99)}}
@@ -142,6 +155,8 @@ def main() -> None:
     ap.add_argument("--pace", type=int, default=100, help="ms between the upstream's chunks")
     ap.add_argument("--words", type=int, default=20, help="content chunks per stream")
     ap.add_argument("--stall-ms", type=float, default=1000.0)
+    ap.add_argument("--keep-alive", action="store_true",
+                    help="each client reuses its connection (default: a new connection per stream)")
     ap.add_argument("--timeout", type=float, default=60.0)
     a = ap.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)

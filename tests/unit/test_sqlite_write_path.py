@@ -86,3 +86,23 @@ async def test_the_checkpointer_truncates_a_grown_wal_and_writers_never_do(tmp_p
         assert acc is not None and acc.reserved_micros == 401
     finally:
         await store.close()
+
+
+async def test_a_lock_held_briefly_is_retried_on_the_loop_not_handed_to_the_thread(tmp_path) -> None:
+    """Two workers on one file hold the write lock for one batch each (microseconds): the loop tries
+    again on its next turns instead of sending the batch to the thread, whose busy handler sleeps."""
+    path = str(tmp_path / "r1.db")
+    store, account_id, key_id = await _funded(path)
+    try:
+        assert await store.reserve(Reservation("first", account_id, key_id, 100, time.time() + 60))
+        other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        other.execute("BEGIN IMMEDIATE")
+        loop = asyncio.get_running_loop()
+        loop.call_later(0.01, lambda: (other.execute("COMMIT"), other.close()))   # held ~10 ms
+        assert await asyncio.wait_for(store.reserve(Reservation("second", account_id, key_id, 100,
+                                                                time.time() + 60)), 5) is True
+        assert store.lock_retries > 0 and store.handoffs == 0
+        acc = await store.get_account(account_id)
+        assert acc is not None and acc.reserved_micros == 200
+    finally:
+        await store.close()
