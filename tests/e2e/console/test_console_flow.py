@@ -14,6 +14,16 @@ from routerone.console.web import CONSOLE
 from conftest import OPERATOR_EMAIL, OPERATOR_PASSWORD, check_no_secrets, shoot, sign_in
 
 
+def wait_until(page, predicate_js: str, arg=None, timeout_s: float = 15.0) -> None:
+    """Poll a JavaScript predicate from the test side. Playwright's wait_for_function polls with
+    an eval inside the page, which the console's Content-Security-Policy (script-src 'self', no
+    unsafe-eval) rightly refuses; page.evaluate goes through the DevTools protocol instead."""
+    deadline = time.monotonic() + timeout_s
+    while not page.evaluate(predicate_js, arg):
+        assert time.monotonic() < deadline, f"never true: {predicate_js}"
+        page.wait_for_timeout(50)
+
+
 def _money(text: str) -> float:
     return float(re.sub(r"[^0-9.\-]", "", text))
 
@@ -75,7 +85,7 @@ def test_operator_user_key_sdk_logs_activity_credits_revoke(console_gw, new_cont
     secret = page.input_value("#new-key")
     assert secret.startswith("sk-ro-")
     page.click("button[data-copy='#new-key']")
-    page.wait_for_function("async (want) => (await navigator.clipboard.readText()) === want", arg=secret)
+    wait_until(page, "async (want) => (await navigator.clipboard.readText()) === want", secret)
     shoot(page, "keys-new-secret")
     page.goto(cg.url + "/keys")                     # shown once: a reload no longer has it
     assert secret not in page.content()
@@ -125,7 +135,7 @@ def test_operator_user_key_sdk_logs_activity_credits_revoke(console_gw, new_cont
     shoot(page, "playground-empty")
     page.fill("textarea[name=prompt]", "What is 2+2?")
     page.click("text=Send")
-    page.wait_for_function("document.getElementById('answer-latency').textContent.length > 0")
+    wait_until(page, "() => document.getElementById('answer-latency').textContent.length > 0")
     assert page.inner_text("#answer-model") and page.inner_text("#answer-reason")
     assert page.inner_text("#answer-cost").startswith("$")
     assert not page.inner_text("#answer-text").startswith("Error")
