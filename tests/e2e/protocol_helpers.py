@@ -1,6 +1,7 @@
 """Helpers for the /v1/messages, /v1/responses and /v1/embeddings end-to-end tests: a recording
 transport whose responses are checked against the vendor's own spec (Anthropic's for messages,
-OpenAI's for responses and embeddings), three fake upstreams, and usage-row lookups."""
+OpenAI's for responses and embeddings), the fixtures the three test modules share (`wire`, `key`;
+import them by name), a gateway over their fake upstreams, and usage-row lookups."""
 from __future__ import annotations
 
 import base64
@@ -9,11 +10,13 @@ import struct
 import time
 
 import httpx2
+import pytest
 
 from openai_schema import openai_errors
 from providers.anthropic_schema import validate_anthropic, validate_error_body, validate_stream_event
 
-__all__ = ["make_protocol_wire", "sse_events", "usage_rows", "wait_usage_rows"]
+__all__ = ["key", "make_protocol_wire", "protocol_gateway", "sse_events", "usage_rows", "wait_usage_rows",
+           "wire"]
 
 
 def sse_events(body: bytes) -> list[tuple[str | None, dict | str]]:
@@ -114,6 +117,28 @@ def make_protocol_wire(base: type):
             return httpx2.AsyncClient(transport=self.async_transport(), timeout=30)
 
     return ProtocolWire()
+
+
+@pytest.fixture
+def wire(openai_wire):
+    """Every response this test receives, checked against the vendor's spec at teardown."""
+    w = make_protocol_wire(type(openai_wire))
+    yield w
+    w.assert_valid()
+
+
+@pytest.fixture
+def key(gw):
+    return gw.new_key(balance_micros=10_000_000)
+
+
+_UPSTREAM_URLS = {"anthropic": lambda f: f.url, "openai": lambda f: f.url + "/v1", "gemini": lambda f: f.base_url}
+
+
+def protocol_gateway(gateway, fakes: dict, api_keys: dict[str, str]):
+    """A gateway (conftest's `gateway` factory) whose providers are the fake upstreams in `fakes`
+    ({"anthropic" | "openai" | "gemini": server}, in that order of preference), with no retries."""
+    return gateway(providers={p: (_UPSTREAM_URLS[p](f), api_keys[p]) for p, f in fakes.items()}, max_retries=0)
 
 
 def usage_rows(gw, account_id: int) -> list[dict]:

@@ -10,7 +10,7 @@ import openai
 import pytest
 from openai import OpenAI
 
-from protocol_helpers import make_protocol_wire, wait_usage_rows
+from protocol_helpers import key, protocol_gateway, wait_usage_rows, wire  # noqa: F401 (fixtures)
 from routerone.testing import fake_openai
 from routerone.testing.fake_embeddings import fake_vector
 from routerone.testing.fake_gemini import FakeGeminiServer
@@ -30,21 +30,7 @@ def fakes():
 @pytest.fixture
 def gw(gateway, fakes):
     fakes["openai"].app["fake"].requests.clear()
-    return gateway(providers={"openai": (fakes["openai"].url + "/v1", OAI_KEY),
-                              "gemini": (fakes["gemini"].base_url, GEM_KEY)}, max_retries=0)
-
-
-@pytest.fixture
-def wire(openai_wire):
-    """Every response this test receives, checked against the vendor's spec at teardown."""
-    w = make_protocol_wire(type(openai_wire))
-    yield w
-    w.assert_valid()
-
-
-@pytest.fixture
-def key(gw):
-    return gw.new_key(balance_micros=10_000_000)
+    return protocol_gateway(gateway, fakes, {"openai": OAI_KEY, "gemini": GEM_KEY})
 
 
 @pytest.fixture

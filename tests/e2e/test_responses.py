@@ -10,7 +10,7 @@ import openai
 import pytest
 from openai import OpenAI
 
-from protocol_helpers import make_protocol_wire, sse_events, wait_usage_rows
+from protocol_helpers import key, protocol_gateway, sse_events, wait_usage_rows, wire  # noqa: F401 (fixtures)
 from routerone.testing import fake_openai
 from routerone.testing.fake_anthropic import serve_fake_anthropic
 from routerone.testing.fake_gemini import FakeGeminiServer
@@ -37,22 +37,7 @@ def oai_requests(fakes) -> list[dict]:
 @pytest.fixture
 def gw(gateway, fakes):
     oai_requests(fakes).clear()
-    return gateway(providers={"anthropic": (fakes["anthropic"].url, ANT_KEY),
-                              "openai": (fakes["openai"].url + "/v1", OAI_KEY),
-                              "gemini": (fakes["gemini"].base_url, GEM_KEY)}, max_retries=0)
-
-
-@pytest.fixture
-def wire(openai_wire):
-    """Every response this test receives, checked against the vendor's spec at teardown."""
-    w = make_protocol_wire(type(openai_wire))
-    yield w
-    w.assert_valid()
-
-
-@pytest.fixture
-def key(gw):
-    return gw.new_key(balance_micros=10_000_000)
+    return protocol_gateway(gateway, fakes, {"anthropic": ANT_KEY, "openai": OAI_KEY, "gemini": GEM_KEY})
 
 
 @pytest.fixture

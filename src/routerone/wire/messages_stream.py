@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import orjson
 
+from .chat_stream_reader import ChatStreamReader
 from .messages import STOP_REASONS, anthropic_usage, message_id
 
 __all__ = ["MessagesStreamEncoder", "sse_event"]
@@ -38,7 +39,7 @@ def sse_event(data: dict) -> bytes:
     return b"event: " + data["type"].encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
 
 
-class MessagesStreamEncoder:
+class MessagesStreamEncoder(ChatStreamReader):
     def __init__(self) -> None:
         self.started = False
         self.finished = False
@@ -51,22 +52,8 @@ class MessagesStreamEncoder:
         self._held: list[dict] = []       # pass-through: message_delta / message_stop, until the cost
         self._model = ""
 
-    def feed(self, data: bytes) -> bytes:
-        out: list[bytes] = []
-        for frame in data.split(b"\n\n"):
-            if frame.startswith(b"data: "):
-                self._payload(frame[6:], out)
-        return b"".join(out)
-
-    # -- one chat-stream event ------------------------------------------------------------------
-    def _payload(self, payload: bytes, out: list[bytes]) -> None:
-        if payload.startswith(b"[DONE]"):
-            self._done(out)
-            return
-        chunk = orjson.loads(payload)
-        if "error" in chunk and "choices" not in chunk:
-            self._error(chunk["error"], out)
-            return
+    # -- one chat-stream chunk (feed, [DONE] and error events: chat_stream_reader.py) -----------
+    def _chunk(self, chunk: dict, out: list[bytes]) -> None:
         native = chunk.get("_native")
         if native is not None:
             self._native(native, chunk, out)

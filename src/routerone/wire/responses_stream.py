@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import orjson
 
+from .chat_stream_reader import ChatStreamReader
 from .responses import finish, item_id
 
 __all__ = ["ResponsesStreamEncoder"]
 
 
-class ResponsesStreamEncoder:
+class ResponsesStreamEncoder(ChatStreamReader):
     def __init__(self, shell: dict) -> None:
         self.resp = shell                       # the Response object being built
         self.final: dict | None = None
@@ -43,21 +44,8 @@ class ResponsesStreamEncoder:
         self._seq += 1
         out.append(b"event: " + data["type"].encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n")
 
-    def feed(self, data: bytes) -> bytes:
-        out: list[bytes] = []
-        for frame in data.split(b"\n\n"):
-            if frame.startswith(b"data: "):
-                self._payload(frame[6:], out)
-        return b"".join(out)
-
-    def _payload(self, payload: bytes, out: list[bytes]) -> None:
-        if payload.startswith(b"[DONE]"):
-            self._done(out)
-            return
-        chunk = orjson.loads(payload)
-        if "error" in chunk and "choices" not in chunk:
-            self._failed(chunk["error"], out)
-            return
+    # feed, and the [DONE] and error events: chat_stream_reader.py
+    def _chunk(self, chunk: dict, out: list[bytes]) -> None:
         if not self._started:
             self._start(chunk, out)
         if chunk.get("usage"):
@@ -149,7 +137,7 @@ class ResponsesStreamEncoder:
         kind = "response.completed" if resp["status"] == "completed" else "response.incomplete"
         self._event(out, {"type": kind, "response": resp})
 
-    def _failed(self, error: dict, out: list[bytes]) -> None:
+    def _error(self, error: dict, out: list[bytes]) -> None:
         if not self._started:
             self._start({}, out)
         resp = self.resp
