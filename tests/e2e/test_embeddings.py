@@ -116,6 +116,19 @@ def test_refusals(gw, wire, client):
         limited.embeddings.create(model=SMALL, input="x")
 
 
+def test_an_input_longer_than_the_model_accepts_is_a_400_before_the_upstream(gw, key, client, fakes):
+    before = len(fakes["openai"].app["fake"].requests)
+    long_text = "hello world " * 9000                  # 18,000 tokens > 8,191 per input
+    fits = "hello world " * 4000                       # 8,000 tokens: over the limit in bytes, not in tokens
+    assert count_text_tokens(long_text) > 8191 >= count_text_tokens(fits) and len(fits) > 8191
+    for bad in (long_text, ["short", long_text], [[1] * 8192]):
+        with pytest.raises(openai.BadRequestError) as info:
+            client.embeddings.create(model=SMALL, input=bad)
+        assert info.value.body["code"] == "context_length_exceeded" and info.value.body["param"] == "input"
+    assert len(fakes["openai"].app["fake"].requests) == before   # refused before any upstream call
+    assert client.embeddings.create(model=SMALL, input=fits).usage.prompt_tokens == count_text_tokens(fits)
+
+
 def test_upstream_error_releases_the_hold(gw, key, client):
     with pytest.raises(openai.RateLimitError):
         client.embeddings.create(model=SMALL, input="[[error:429]] hi")

@@ -15,7 +15,8 @@ import asyncio
 import time
 
 from ..embedding_catalog import EmbeddingModel
-from ..errors import CapabilityMismatch, InvalidRequest, ModelNotFound, PermissionDenied, RouterOneError
+from ..errors import (CapabilityMismatch, ContextLengthExceeded, InvalidRequest, ModelNotFound, PermissionDenied,
+                      RouterOneError)
 from ..providers.adapters import adapter_for
 from ..providers.embeddings import build_embeddings_requests, parse_embeddings_response
 from ..routing.base import Attempt, Plan
@@ -71,6 +72,7 @@ class EmbeddingsService:
         try:
             req = parse_embeddings_request(raw)
             m = self._resolve(req, auth)
+            await self._check_input_sizes(req, m)
             estimate = req.token_estimate()
             ticket, limit_headers = await chat._acquire_limits(auth, request_id, estimate)
         except RouterOneError as exc:
@@ -126,6 +128,24 @@ class EmbeddingsService:
         headers["x-routerone-cost"] = f"{settlement.charged_micros / 1_000_000:.6f}"
         headers["x-routerone-overhead-ms"] = f"{(time.perf_counter() - call.started) * 1000 - call.upstream_ms:.3f}"
         return Reply(200, headers, body)
+
+    @staticmethod
+    async def _check_input_sizes(req: EmbeddingsRequest, m: EmbeddingModel) -> None:
+        """An input item longer than the model accepts is a 400 before any hold or upstream call.
+        A text's UTF-8 byte length bounds its token count from above, so only items over the limit
+        in bytes are counted exactly."""
+        limit = m.info.context_window
+        for i, item in enumerate(req.inputs):
+            size = len(item) if req.tokens_given else len(item.encode())     # type: ignore[union-attr]
+            if size <= limit:
+                continue
+            if not req.tokens_given:
+                if load_tokenizer.cache_info().currsize == 0:
+                    await asyncio.to_thread(load_tokenizer)
+                if count_text_tokens(item) <= limit:                             # type: ignore[arg-type]
+                    continue
+            raise ContextLengthExceeded(f"input[{i}] is longer than the {limit} tokens '{m.info.id}' accepts "
+                                        "per input", param="input")
 
     @staticmethod
     async def _count(req: EmbeddingsRequest) -> int:
