@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import socket
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -27,7 +25,7 @@ from aiohttp import web
 
 from routerone.testing.threaded import ThreadedServer
 
-__all__ = ["MisbehavingUpstream", "TcpProxy", "write_money_catalog", "SMALL", "BIG", "OUT_MICROS"]
+__all__ = ["MisbehavingUpstream", "write_money_catalog", "SMALL", "BIG", "OUT_MICROS"]
 
 SMALL, BIG = "r1-small-ctx", "r1-big-ctx"
 OUT_MICROS = 10          # micro-dollars per output token on both models; input is free
@@ -143,66 +141,3 @@ class MisbehavingUpstream(ThreadedServer):
         except (ConnectionResetError, RuntimeError):
             pass
         return resp
-
-
-class TcpProxy:
-    """127.0.0.1:<port> -> target, in its own thread. `down()` drops every connection and refuses
-    new ones (the database is unreachable); `up()` listens again on the same port."""
-
-    def __init__(self, target_host: str, target_port: int) -> None:
-        self.target = (target_host, target_port)
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True, name="tcp-proxy")
-        self._server: asyncio.base_events.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
-
-    def _call(self, coro):
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(10)
-
-    def start(self) -> "TcpProxy":
-        self._thread.start()
-        self.up()
-        return self
-
-    def up(self) -> None:
-        async def run():
-            self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port, reuse_address=True)
-        self._call(run())
-
-    def down(self) -> None:
-        async def run():
-            if self._server is not None:
-                self._server.close()
-                self._server = None
-            for w in list(self._writers):
-                w.transport.abort()
-            self._writers.clear()
-        self._call(run())
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            ur, uw = await asyncio.open_connection(*self.target)
-        except OSError:
-            writer.transport.abort()
-            return
-        self._writers.update((writer, uw))
-
-        async def pipe(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
-            try:
-                while data := await r.read(65536):
-                    w.write(data)
-                    await w.drain()
-            except (OSError, asyncio.CancelledError):
-                pass
-            finally:
-                w.transport.abort()
-                self._writers.discard(w)
-        await asyncio.gather(pipe(reader, uw), pipe(ur, writer))
-
-    def stop(self) -> None:
-        self.down()
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(5)

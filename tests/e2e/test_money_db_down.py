@@ -24,7 +24,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 from billing_procs import pg_database  # noqa: E402
-from money_procs import OUT_MICROS, SMALL, MisbehavingUpstream, TcpProxy, write_money_catalog  # noqa: E402
+from fault_proxy import FaultProxy  # noqa: E402
+from money_procs import OUT_MICROS, SMALL, MisbehavingUpstream, write_money_catalog  # noqa: E402
 
 from routerone.settings import ProviderSettings, Settings  # noqa: E402
 from routerone.store.base import UsageQuery  # noqa: E402
@@ -44,7 +45,7 @@ def test_database_unreachable_mid_stream_and_for_new_requests(tmp_path: Path) ->
     with pg_database() as url, MisbehavingUpstream() as upstream:
         host_port = url.split("@", 1)[1].split("/", 1)[0]
         host, port = host_port.rsplit(":", 1) if ":" in host_port else (host_port, "5432")
-        proxy = TcpProxy(host, int(port)).start()
+        proxy = FaultProxy(host, int(port)).start()
         proxied = url.replace(f"@{host_port}/", f"@127.0.0.1:{proxy.port}/")
         settings = Settings(database_url=proxied, demo="off",
                             catalog_path=str(write_money_catalog(tmp_path / "catalog.toml")),
@@ -73,7 +74,7 @@ def test_database_unreachable_mid_stream_and_for_new_requests(tmp_path: Path) ->
                         billed_as = resp.headers["x-routerone-request-id"]
                         chunks = resp.iter_bytes()
                         raw = next(chunks)
-                        proxy.down()
+                        proxy.cut()
                         t_down = time.monotonic()
                         for part in chunks:                  # no reset: the stream ends properly
                             raw += part
@@ -107,7 +108,7 @@ def test_database_unreachable_mid_stream_and_for_new_requests(tmp_path: Path) ->
 
                 # 3. down for longer than the hold's TTL; this process must not release the hold
                 time.sleep(max(0.0, TTL_S + 1.0 - (time.monotonic() - t_down)))
-                proxy.up()
+                proxy.restore()
 
                 deadline = time.monotonic() + 20
                 while gw.runtime.chat.d.billing.pending_settles and time.monotonic() < deadline:
