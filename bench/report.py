@@ -317,8 +317,10 @@ def scale_markdown(out: dict) -> str:
         if not tp.get(w):
             continue
         for label1, label2, name in (
+                ("embedded, 1 worker (in-process limiter)", "embedded, 2 workers (shared-memory limiter)",
+                 "embedded: 2 workers vs 1 (the default limiters: shared memory, in-process)"),
                 ("embedded, 1 worker (in-process limiter)", "embedded, 2 workers (Redis limiter)",
-                 "embedded: 2 workers vs 1 (1 worker with its default in-process limiter)"),
+                 "embedded: 2 workers (Redis limiter) vs 1 (in-process limiter)"),
                 ("embedded, 1 worker (Redis limiter)", "embedded, 2 workers (Redis limiter)",
                  "embedded: 2 workers vs 1 (both with the Redis limiter)"),
                 ("PostgreSQL + Redis, 1 worker", "PostgreSQL + Redis, 2 workers", "PostgreSQL + Redis: 2 workers vs 1")):

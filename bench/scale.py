@@ -3,13 +3,14 @@
     .venv/bin/python bench/scale.py            # ~3 minutes; prints the tables, writes results/scale.md
     .venv/bin/python bench/scale.py --quick    # a shorter smoke run of the same harness
     .venv/bin/python bench/scale.py --skip-nginx --skip-streams
+    .venv/bin/python bench/scale.py --skip-postgres --skip-nginx --skip-streams   # embedded rows only
 
 What it measures, each server in its own OS processes on loopback, the fake upstream being
 bench/upstream.py and the load bench/loadgen.py (closed loop, keep-alive) or bench/streams.py:
 
-1. `serve --workers 2` vs one worker, non-streaming c=64: embedded (SQLite; two workers need the
-   Redis limiter, so the one-worker run is shown both with the in-process limiter and with Redis)
-   and PostgreSQL + Redis. These runs are NOT pinned: two workers on two cores share them with the
+1. `serve --workers 2` vs one worker, non-streaming c=64: embedded (SQLite; one worker with its
+   in-process limiter, two workers with the shared-memory limiter they get without Redis; then, with
+   PostgreSQL/Redis started, one and two workers on the Redis limiter) and PostgreSQL + Redis. These runs are NOT pinned: two workers on two cores share them with the
    load generator, the upstream, PostgreSQL and Redis, and so does the one worker they are
    compared with. Each server is loaded twice: by bench/loadgen.py, then by `wrk` (bench/wrkload.py,
    installed from Debian when missing; `--no-wrk` skips it), which costs the shared cores less; the
@@ -283,6 +284,8 @@ def main() -> int:
         log("1. --workers 2 vs one worker, c=64, not pinned")
         run_json("embedded, 1 worker (in-process limiter)", gateway("emb1", postgres=False, redis=False), None,
                  "workers", True)
+        run_json("embedded, 2 workers (shared-memory limiter)", gateway("emb2", postgres=False, redis=False, workers=2),
+                 None, "workers", True)
         if not a.skip_postgres:
             run_json("embedded, 1 worker (Redis limiter)", gateway("emb1r", postgres=False, redis=True), None,
                      "workers", True)
