@@ -111,7 +111,7 @@ async def test_full_entries_refuse_as_unavailable_then_recover_exactly(state):
     assert all([(await limiter.acquire([rule], f"r{i}", 0)).allowed for i in range(8)])
     full = await limiter.acquire([rule], "r8", 0)
     assert not full.allowed and full.reason == DenyReason.UNAVAILABLE and full.ticket is None
-    assert limiter.full_events == 1
+    assert limiter.fallback_events == 1
     assert await limiter.peek([LimitRule(_scope("other"), rpm=1)]) is True     # peek needs no room
     clock.now += 60                                              # the 8 leave the window: room again
     assert all([(await limiter.acquire([rule], f"s{i}", 0)).allowed for i in range(8)])

@@ -143,7 +143,7 @@ class SharedLimiter:
         self._smask, self._bmask, self._nentries = n_scopes - 1, n_buckets - 1, entries
         self._scope_digests: dict[str, int] = {}
         self._warned = False
-        self.full_events = 0
+        self.fallback_events = 0
 
     @classmethod
     def attach(cls, handle: _Handle) -> "SharedLimiter":
@@ -448,7 +448,7 @@ class SharedLimiter:
         h[_H_NFREE] += 1
 
     def _unavailable(self, rules, why: str) -> LimitDecision:
-        self.full_events += 1
+        self.fallback_events += 1
         if not self._warned:
             self._warned = True
             log.warning("shared limiter: refusing requests (503 limiter_unavailable) because %s; raise "
