@@ -122,7 +122,8 @@ def create_app(settings: Settings, *, store: Store | None = None, limiter: Limit
     metrics.gauge("routerone_auth_cache_entries", "Keys held in the authentication caches (bounded)",
                   lambda: auth.cached_entries)
     metrics.gauge("routerone_limiter_fallback_events",
-                  "Times the limiter fell back or failed closed (Redis down, shared memory full)", lambda: getattr(limiter, "fallback_events", 0))
+                  "Times the limiter fell back or failed closed (Redis down, shared memory full)",
+                  lambda: getattr(limiter, "fallback_events", 0))
 
     quiet_aiohttp()
     guard = guard_middleware(settings)
