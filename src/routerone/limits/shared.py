@@ -440,9 +440,10 @@ class SharedLimiter:
         if cur == e:
             self._b_head[b] = e_hnext[e]
         else:
-            while e_hnext[cur] != e:
+            while cur and e_hnext[cur] != e:
                 cur = e_hnext[cur]
-            e_hnext[cur] = e_hnext[e]
+            if cur:
+                e_hnext[cur] = e_hnext[e]
         h = self._header
         e_hnext[e], h[_H_FREE] = h[_H_FREE], e
         h[_H_NFREE] += 1
