@@ -158,3 +158,45 @@ def test_a_block_that_is_not_a_limiter_is_refused():
     finally:
         block.close()
         block.unlink()
+
+
+# -- the same decisions as MemoryLimiter ----------------------------------------------------------------
+@pytest.mark.parametrize("seed", range(4))
+async def test_random_operations_decide_like_the_memory_limiter(state, seed):
+    """A random mix of acquires (repeated request ids too), releases, peeks and clock steps over a few
+    overlapping scopes: every decision, Retry-After and header equals MemoryLimiter's."""
+    import random
+
+    from routerone.limits import MemoryLimiter
+    rng = random.Random(seed)
+    clock = _Clock()
+    memory = MemoryLimiter(window_s=20.0, lease_s=30.0, clock=clock)
+    shared = SharedLimiter(state(entries=2048, scopes=64, window_s=20.0, lease_s=30.0).handle, clock=clock)
+    names = [_scope(n) for n in ("key", "key", "acct", "dep")]
+    limits = [dict(rpm=rng.choice([None, 3, 8]), tpm=rng.choice([None, 200, 500]),
+                   concurrency=rng.choice([None, 2, 4])) for _ in names]
+    tickets = []
+    for step in range(1500):
+        op = rng.random()
+        if op < 0.6:
+            picked = rng.sample(range(len(names)), rng.randint(1, 3))
+            rules = [LimitRule(names[i], **limits[i]) for i in picked]
+            rid, tokens = f"r{rng.randint(0, 400)}", rng.choice([0, 10, 60, 150, 600])
+            a, b = await memory.acquire(rules, rid, tokens), await shared.acquire(rules, rid, tokens)
+            assert (a.allowed, a.reason, a.denied_scope, a.retry_after_s, a.headers) == \
+                   (b.allowed, b.reason, b.denied_scope, b.retry_after_s, b.headers), (step, rules, rid, tokens)
+            if a.allowed:
+                tickets.append(a.ticket)
+        elif op < 0.8 and tickets:
+            ticket = tickets.pop(rng.randrange(len(tickets)))
+            used = rng.randint(0, ticket.tokens + 5)
+            await memory.release(ticket, used)
+            await shared.release(ticket, used)
+        elif op < 0.9:
+            rules = [LimitRule(names[i], **limits[i]) for i in rng.sample(range(len(names)), 2)]
+            tokens = rng.choice([0, 100])
+            assert await memory.peek(rules, tokens) == await shared.peek(rules, tokens), step
+        else:
+            clock.now += rng.choice([0.5, 1.0, 3.0, 7.5, 20.0])
+    assert shared.fallback_events == 0
+    await shared.close()
