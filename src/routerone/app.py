@@ -69,19 +69,12 @@ async def json_errors(request: web.Request, handler):
     return resp
 
 
-# The cyclic GC's thresholds while serving. What matters is the longest pause: a collection stops
-# the event loop, and every request whose first token is due meanwhile waits for it. A pass costs
-# about a microsecond per object it walks: a young pass walks the objects allocated since the last
-# one (the threshold), an older pass also the survivors of the passes before it. Nearly all of a
-# request's objects are freed by reference counting; the survivors are the requests in flight
-# (~200 objects each: ~200,000 with 1,000 open streams), and cycles are rare (< 1 per request).
-# Measured with 1,000 paced streams (thread CPU time of the passes): a young generation of 50,000
-# paused the loop 25-50 ms a few times per run, enough to make the TTFT p99; 1,000 young objects
-# pause < 1 ms, and a middle generation of at most two young batches ~2-4 ms. The full pass walks
-# every object in flight (~100 ms with 1,000 streams): with 5,000 middle passes between two (and
-# CPython's own rule that it waits for a quarter of the old generation to be new), it is minutes
-# apart under that load. Smaller pauses cost more passes: ~3% of a core more at that load.
-GC_THRESHOLDS = (1_000, 2, 5_000)
+# The cyclic GC's thresholds while serving. Python's default (700, 10, 10) runs a young-generation
+# pass every 700 net container allocations: with 1,000 open streams that is hundreds of passes a
+# second, each walking the objects of every request in flight, and a full pass every ~70,000
+# (tens of ms with the loop stopped). Nearly all of a request's objects are freed by reference
+# counting when it ends; the GC is only for cycles, which are rare here, so passes can be rarer.
+GC_THRESHOLDS = (50_000, 20, 100)
 
 
 def create_app(settings: Settings, *, store: Store | None = None, limiter: Limiter | None = None,
