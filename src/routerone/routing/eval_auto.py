@@ -2,7 +2,8 @@
 
 The runtime decision (learned/value.py, `choose_matrix` = `utility_order(...)[0]`) is applied to
 the profile router's predicted qualities and predicted costs (test prices x the router's expected
-answer lengths; prompt tokens from the data), at every willingness to pay in WTP_GRID. Each setting
+answer lengths on this prompt: each model's mean x the prompt's predicted length factor; prompt
+tokens from the data), at every willingness to pay in WTP_GRID. Each setting
 is one operating point (mean realised cost, mean realised quality); the curve is scored by AIQ
 against the zero router (the hull of the single models) and a random router with the same model
 mix (each setting's choices shuffled across prompts: same cost, no per-prompt knowledge). Both
@@ -34,12 +35,14 @@ def predict(router: ProfileRouter, prompts: list[str], prompt_tokens: np.ndarray
             prices: dict[str, tuple[float, float]]) -> tuple[np.ndarray, np.ndarray]:
     """(predicted quality (n, M), predicted cost USD (n, M)) as the runtime computes them."""
     emb = router.embeddings(models)
-    traits = np.array([router.traits(p) for p in prompts]).reshape(len(prompts), -1)
+    views = [router.prompt_view(p) for p in prompts]
+    traits = np.array([v[0] for v in views]).reshape(len(prompts), -1)
+    factor = np.array([v[1] for v in views], float)
     q = traits @ emb.T
     out = np.array([router.profile(m).output_tokens for m in models])
     pin = np.array([prices[m][0] for m in models])
     pout = np.array([prices[m][1] for m in models])
-    cost = (prompt_tokens[:, None] * pin[None, :] + (out * pout)[None, :]) / 1e6
+    cost = (prompt_tokens[:, None] * pin[None, :] + factor[:, None] * (out * pout)[None, :]) / 1e6
     return q, cost
 
 
