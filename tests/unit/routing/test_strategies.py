@@ -98,15 +98,17 @@ def test_quality_and_cost_use_the_predicted_quality_not_the_hand_set_one():
     router = ProfileRouter.load()
     # hand-set qualities upside down with respect to the published priors
     known = [model("gpt-4.1-nano", 0.99, 1), model("gpt-4o", 0.01, 10), model("claude-opus-4", 0.02, 75)]
-    unknown = model("house-model-x", 0.999, 2)
     r = req(messages=[{"role": "user", "content": "Prove that there are infinitely many primes."}])
     predicted = router.predict("Prove that there are infinitely many primes.", [m.id for m in known])
     assert all(router.profile(m.id).source != "default" for m in known)
     ranked, why = QualityStrategy(router).rank(r, known, RouteContext(Health()))
     assert [m.id for m in ranked] == [known[i].id for i in np.argsort(-predicted, kind="stable")]
     assert f"{max(predicted):.2f}" in why
-    ranked, _ = QualityStrategy(router).rank(r, known + [unknown], RouteContext(Health()))
-    assert ranked[0].id == "house-model-x"            # the operator's 0.999 for a model without a profile
+    for hand_set in (0.0, 0.8, 5.0):     # the operator's rating of a model without a profile counts
+        unknown = model("house-model-x", hand_set, 2)
+        ranked, _ = QualityStrategy(router).rank(r, known + [unknown], RouteContext(Health()))
+        scores = list(predicted) + [hand_set]
+        assert [m.id for m in ranked] == [(known + [unknown])[i].id for i in np.argsort(-np.array(scores), kind="stable")]
     floor = float(np.sort(predicted)[-2])             # only the two strongest predicted reach it
     ranked, why = CostStrategy(quality_floor=floor, router=router).rank(r, known, RouteContext(Health()))
     above = [m for m, q in zip(known, predicted) if q >= floor]
