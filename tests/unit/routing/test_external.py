@@ -84,6 +84,9 @@ def test_prepare_llmrouter_fixture(tmp_path):
     assert "ulab-uiuc/LLMRouter" in prov and "MIT" in prov and "mmlu 1, gsm8k 1" in prov
     table = E.load_table(out / "all.csv")
     assert table.models == s["models"]
+    # the source's own prices, for the models it scores (llama3-chatqa has none there)
+    prices = E.load_prices(out / "prices.json", table.models)
+    assert prices == {"qwen2.5-7b-instruct": (0.2, 0.2), "gemma-2-9b-it": (0.1, 0.1)}
     assert {"overlaps", "task"} <= set(table.ignored_columns)
 
 
@@ -102,6 +105,8 @@ def test_prepare_routerarena_fixture(tmp_path):
     assert sorted(table.models) == sorted(s["models"])
     j = table.models.index("claude-3-haiku-20240307")
     assert np.isnan(table.quality[:, j]).sum() == 1
+    assert E.load_prices(out / "prices.json", table.models) == {
+        "claude-3-haiku-20240307": (0.25, 1.25), "gemini-2.0-flash-001": (0.1, 0.4)}
 
 
 def test_models_with_too_few_scores_are_left_out(tmp_path, monkeypatch):

@@ -9,18 +9,22 @@ directory with the repository's files (the unit tests' fixtures). `prepare_<name
 writes out_dir/all.csv in the format of routing/evaluation.py (prompt, one quality column per
 model, optional `<model>|output_tokens`, `prompt_tokens_o200k`, `fold` by train.assign_folds) plus
 `overlaps` (evaluation sets the prompt overlaps; see overlap.py) and `task` (the source's own
-task/benchmark name), both ignored as model columns; and out_dir/PROVENANCE.md (repository,
-commit, paths, licence, transform, counts, overlap counts). Nothing from RouterBench or AlpacaEval
+task/benchmark name), both ignored as model columns; out_dir/PROVENANCE.md (repository,
+commit, paths, licence, transform, counts, overlap counts); and out_dir/prices.json (the source's
+own prices of its models, USD per 1M tokens, in the routerarena_model_cost.json format) when the
+source has them, so that a prepared set can also be evaluated on its own
+(`routerone eval-routing DIR/all.csv DIR/all.csv --prices DIR/prices.json`). Models with fewer
+than MIN_SCORES scores are left out. Nothing from RouterBench or AlpacaEval
 is read by any adapter (see learned/PROVENANCE.md for the sources examined and rejected).
 
 Adapters
   * `llmrouter`: ulab-uiuc/LLMRouter `data/dcrouter_preprocessed/{train,test}.json` (MIT): queries
     of 14 public benchmarks with the score in [0, 1] of 9 open models each (the repository's own
-    runs); scores as given.
+    runs); scores as given; prices from `data/example_data/llm_candidates/default_llm.json`.
   * `routerarena`: RouteWorks/RouterArena `cached_results/<model>.jsonl` (Apache-2.0): the
     RouterArena sub_10 questions answered by a few commercial models, each answer scored by the
     benchmark's own metric (`evaluation_result.score`, in [0, 1]); output tokens as reported by
-    the provider. Every version of each file reachable in the snapshot's history is read (newest
+    the provider; prices from `model_cost/cost.json`. Every version of each file reachable in the snapshot's history is read (newest
     first per question), because models were added and removed over time.
 """
 from __future__ import annotations
@@ -90,6 +94,7 @@ class Prepared:
     models: list[str]
     provenance: dict
     notes: list[str] = field(default_factory=list)
+    prices: dict = field(default_factory=dict)   # {model: (input, output) USD per 1M tokens, source}
 
 
 def _token_counter():
@@ -135,6 +140,11 @@ def finish(prep: Prepared, out_dir: Path, index: OverlapIndex | None = None) -> 
                "overlap_by_kind": dict(sorted(by_kind.items())),
                "rows_without_overlap": sum(1 for r in prep.rows if not r["overlaps"]),
                "tasks": dict(Counter(r.get("task", "") for r in prep.rows).most_common())}
+    prices = {m: {"input_token_price_per_million": pin, "output_token_price_per_million": pout,
+                  "source": src} for m, (pin, pout, src) in prep.prices.items() if m in prep.models}
+    if prices:
+        (out_dir / "prices.json").write_text(json.dumps(prices, indent=2))
+        summary["priced_models"] = sorted(prices)
     (out_dir / "PROVENANCE.md").write_text(_provenance_md(prep, summary))
     return summary
 
@@ -153,7 +163,10 @@ def _provenance_md(prep: Prepared, s: dict) -> str:
              + ", ".join(f"{k} {v}" for k, v in s["overlap_rows"].items()),
              "- overlaps by kind: " + (", ".join(f"{k} {v}" for k, v in s["overlap_by_kind"].items()) or "none"),
              f"- rows overlapping no evaluation set: {s['rows_without_overlap']}",
-             "- tasks: " + ", ".join(f"{k or '(none)'} {v}" for k, v in s["tasks"].items())]
+             "- tasks: " + ", ".join(f"{k or '(none)'} {v}" for k, v in s["tasks"].items()),
+             "- prices.json (USD per 1M tokens): " + (", ".join(
+                 f"{m} {pin}/{pout} ({src})" for m, (pin, pout, src) in prep.prices.items()
+                 if m in s["models"]) or "none")]
     lines += [f"- note: {n}" for n in prep.notes]
     lines += ["", "Not used in any form: RouterBench and AlpacaEval data.", ""]
     return "\n".join(lines)
@@ -163,6 +176,7 @@ def _provenance_md(prep: Prepared, s: dict) -> str:
 # ulab-uiuc/LLMRouter
 
 LLMROUTER_FILES = ("data/dcrouter_preprocessed/train.json", "data/dcrouter_preprocessed/test.json")
+LLMROUTER_PRICES = "data/example_data/llm_candidates/default_llm.json"
 LLMROUTER_QUERIES = ("data/example_data/query_data/default_query_train.jsonl",
                      "data/example_data/query_data/default_query_test.jsonl")
 
@@ -194,8 +208,13 @@ def load_llmrouter(src: Source) -> Prepared:
             rows.append(row)
     if not rows:
         raise ValueError(f"{src.path}: no {' or '.join(LLMROUTER_FILES)} with scores")
-    return Prepared("llmrouter", rows, list(models), {
-        "repo": "ulab-uiuc/LLMRouter", "commit": src.commit, "paths": used + list(LLMROUTER_QUERIES),
+    prices = {}
+    for m, info in json.loads(src.read(LLMROUTER_PRICES) or "{}").items():
+        if isinstance(info, dict) and {"input_price", "output_price"} <= set(info):
+            prices[m] = (float(info["input_price"]), float(info["output_price"]),
+                         f"{LLMROUTER_PRICES} ({info.get('service', '?')})")
+    return Prepared("llmrouter", rows, list(models), prices=prices, provenance={
+        "repo": "ulab-uiuc/LLMRouter", "commit": src.commit, "paths": used + list(LLMROUTER_QUERIES) + [LLMROUTER_PRICES],
         "licence": "MIT (LICENSE, Copyright (c) 2024 U Lab @UIUC)",
         "transform": "one row per distinct `question` (first occurrence kept; train then test); one "
                      "column per model holding `scores[model]` as given (0-1: correctness, or the "
@@ -207,6 +226,7 @@ def load_llmrouter(src: Source) -> Prepared:
 # RouteWorks/RouterArena
 
 ROUTERARENA_DIR = "cached_results"
+ROUTERARENA_PRICES = "model_cost/cost.json"
 
 
 def _maybe_dict(v):
@@ -259,7 +279,14 @@ def load_routerarena(src: Source) -> Prepared:
                 used.add(f"{rel}@{(commit or 'HEAD')[:12]}")
     if not by_q:
         raise ValueError(f"{src.path}: no readable {ROUTERARENA_DIR}/*.jsonl with scores")
-    return Prepared("routerarena", list(by_q.values()), list(models), {
+    prices = {}
+    for m, info in json.loads(src.read(ROUTERARENA_PRICES) or "{}").items():
+        if m in models and isinstance(info, dict):
+            prices[m] = (float(info["input_token_price_per_million"]),
+                         float(info["output_token_price_per_million"]), ROUTERARENA_PRICES)
+    if prices:
+        used.add(ROUTERARENA_PRICES)
+    return Prepared("routerarena", list(by_q.values()), list(models), prices=prices, provenance={
         "repo": "RouteWorks/RouterArena", "commit": src.commit, "paths": sorted(used),
         "licence": "Apache-2.0 (LICENSE)",
         "transform": "one row per `global_index` (kept as question_id); `question` is the prompt; "
