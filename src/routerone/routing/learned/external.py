@@ -74,7 +74,7 @@ class Source:
     def list(self, folder: str, commit: str | None = None) -> list[str]:
         if self.bare:
             out = self._git("ls-tree", "--name-only", f"{commit or 'HEAD'}:{folder}")
-            return [f"{folder}/{n}" for n in out.split()]
+            return [f"{folder}/{n}" for n in out.split("\n") if n]
         d = self.path / folder
         return sorted(f"{folder}/{p.name}" for p in d.iterdir()) if d.is_dir() else []
 
