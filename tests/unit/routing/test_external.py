@@ -64,6 +64,17 @@ def test_overlap_ignores_shared_template_ngrams():
     assert idx.match(template + "Question: item number three about topic three? Answer briefly.") == {"mmlu": "ngram"}
 
 
+def test_overlap_needs_a_fraction_of_long_prompts():
+    stock = "which of the following is a correct description of the motion"   # 3 word 8-grams
+    long_eval = stock + " " + " ".join(f"e{i}" for i in range(60))
+    idx = O.OverlapIndex({"mmlu": [long_eval]})
+    # a long external prompt sharing only the stock phrase is another question ...
+    assert idx.match(stock + " " + " ".join(f"x{i}" for i in range(60))) == {}
+    # ... a short one that is mostly that phrase, or a long one sharing much of the text, is not
+    assert idx.match(stock + "?") == {"mmlu": "ngram"}
+    assert idx.match(long_eval[:200] + " and more words here") == {"mmlu": "ngram"}
+
+
 def test_prepare_llmrouter_fixture(tmp_path):
     out = tmp_path / "llmrouter"
     s = X.prepare_llmrouter(FIX / "llmrouter", out, _index())

@@ -5,10 +5,13 @@ arena-bench-v1 prompts (train.LOADERS, contaminated prompts already dropped). An
 overlaps an evaluation set when, against one of its prompts, it is
   * `exact`: the same string;
   * `normalised`: the same after case folding and collapsing whitespace;
-  * `ngram`: it shares at least min(3, k) of that prompt's k distinctive word 8-grams (words =
-    `\\w+` runs, case folded; an 8-gram is distinctive when at most MAX_OWNERS evaluation prompts
-    contain it, so shared templates such as "Answer:" boilerplate never count). This catches the
-    same benchmark item under another template (an added instruction, other option labels);
+  * `ngram`: it shares at least min(3, k) of that prompt's k distinctive word 8-grams, and at
+    least MIN_SHARED_FRACTION of the smaller of k and its own 8-gram count (words = `\\w+` runs,
+    case folded; an 8-gram is distinctive when at most MAX_OWNERS evaluation prompts contain it,
+    so shared templates never count; the fraction keeps two long prompts that share a few stock
+    phrases apart). This catches the same benchmark item under another template (an added
+    instruction, other option labels). It errs on the side of flagging: a flagged row is only
+    left out of training when its set is evaluated, while a missed one would leak;
   * `id`: for arena prompts, the same question_id / uid.
 Rows carry the names of the sets they overlap in an `overlaps` column ("mmlu;gsm8k", empty when
 none); leave-one-dataset-out drops such rows from training when that set is held out, and
@@ -24,6 +27,7 @@ EVAL_SETS = ("mmlu", "gsm8k", "mtbench", "arena")
 NGRAM = 8
 MAX_OWNERS = 3
 MIN_SHARED = 3
+MIN_SHARED_FRACTION = 0.1
 _WORD = re.compile(r"\w+")
 
 
@@ -59,10 +63,8 @@ class OverlapIndex:
                     owners[g].add(k)
         # distinctive n-grams only; need[k] = shared n-grams that make a match with prompt k
         self.gram_owners = {g: tuple(o) for g, o in owners.items() if len(o) <= MAX_OWNERS}
-        self.need = [0] * len(grams_of)
-        for k, grams in enumerate(grams_of):
-            distinct = sum(1 for g in grams if g in self.gram_owners)
-            self.need[k] = min(MIN_SHARED, distinct) if distinct else 0
+        self.distinct = [sum(1 for g in grams if g in self.gram_owners) for grams in grams_of]
+        self.need = [min(MIN_SHARED, d) for d in self.distinct]
 
     def match(self, prompt: str, qid: str | None = None) -> dict[str, str]:
         """{evaluation set: how it matched (exact|normalised|id|ngram)} for one external prompt."""
@@ -75,12 +77,13 @@ class OverlapIndex:
             for name, ids in self.ids.items():
                 if qid in ids:
                     found.setdefault(name, "id")
+        grams = _ngrams(prompt)
         shared: dict[int, int] = defaultdict(int)
-        for g in _ngrams(prompt):
+        for g in grams:
             for k in self.gram_owners.get(g, ()):
                 shared[k] += 1
         for k, n in shared.items():
-            if self.need[k] and n >= self.need[k]:
+            if n >= self.need[k] and n >= MIN_SHARED_FRACTION * min(self.distinct[k], len(grams)):
                 found.setdefault(self._owner_set[k], "ngram")
         return found
 
