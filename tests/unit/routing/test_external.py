@@ -216,3 +216,32 @@ def test_prepare_cli_for_an_external_dataset(tmp_path, monkeypatch, capsys):
     assert (tmp_path / "all.csv").is_file() and (tmp_path / "PROVENANCE.md").is_file()
     with pytest.raises(SystemExit):
         T.main(["prepare", "--dataset", "routerarena", "--out", str(tmp_path)])
+
+
+def test_commands_take_extra_data(tmp_path, capsys):
+    import argparse
+    from routerone.routing import commands
+    X.prepare_llmrouter(FIX / "llmrouter", tmp_path / "ext" / "llmrouter", _index())
+    rows = [{"prompt": f"{'prove the theorem' if i % 3 == 0 else 'tell me about the weather'} {i}",
+             "weak": 0.0 if i % 3 == 0 else 1.0, "strong": 1.0} for i in range(30)]
+    rows.append({"prompt": GSM_PENS, "weak": 0.0, "strong": 1.0})     # also in the external set
+    train = tmp_path / "train.csv"
+    with open(train, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    parser = argparse.ArgumentParser()
+    commands.register(parser.add_subparsers(dest="cmd"))
+    args = parser.parse_args(["train-router", "--data", str(train), "--extra-data", str(tmp_path / "ext"),
+                              "--out", str(tmp_path / "r.npz")])
+    assert args.func(args) == 0
+    info = json.loads(capsys.readouterr().out.split("\nuse it with")[0])
+    assert info["datasets"] == {"train": 31, "ext:llmrouter": 4}
+    assert {"weak", "strong", "qwen2.5-7b-instruct", "gemma-2-9b-it"} <= set(info["models"])
+    args = parser.parse_args(["eval-routing", str(train), str(train), "--extra-data", str(tmp_path / "ext"),
+                              "--out", str(tmp_path / "o"), "--bootstrap", "20"])
+    assert args.func(args) == 0
+    saved = json.loads((tmp_path / "o" / "eval.json").read_text())
+    assert saved["extra_train_dropped_overlapping_test"] == {str(tmp_path / "ext" / "llmrouter" / "all.csv"): 1}
+    args = parser.parse_args(["eval-routing", "--lodo", "--extra-data", str(tmp_path / "nowhere")])
+    assert args.func(args) == 2 and "no all.csv" in capsys.readouterr().out
