@@ -170,13 +170,15 @@ def evaluate_table(test, prices: dict, *, router: ProfileRouter | None = None, t
 
 
 def run_lodo(data_dir: Path | None, out_dir: Path | str, *, n_boot: int = B.N_BOOT,
-             datasets=None) -> dict:
+             datasets=None, extra_data=()) -> dict:
     """Leave one dataset out over the shared routing data: for each dataset, fit the profiles on
     all the others and score the runtime strategy on it (two models: GPT-4-1106 vs Mixtral APGR;
-    arena: all 14 models, AIQ)."""
+    arena: all 14 models, AIQ). `extra_data`: prepared external sets (train.external_csvs) added
+    to every training set, minus their rows whose `overlaps` names the held-out dataset."""
     import json
     from .evaluation import load_prices, subset
-    from .learned.train import DATASETS, WEAK, STRONG, default_data_dir, shared_tables, write_prices
+    from .learned.train import (DATASETS, WEAK, STRONG, default_data_dir, external_tables,
+                                shared_tables, write_prices)
     data = Path(data_dir or default_data_dir())
     names = list(datasets or DATASETS)
     tables = shared_tables(data)
@@ -185,12 +187,14 @@ def run_lodo(data_dir: Path | None, out_dir: Path | str, *, n_boot: int = B.N_BO
     results = {}
     for name in names:
         test = tables[name]
-        train = [t for k, t in tables.items() if k != name]
+        extra = external_tables(extra_data, exclude=(name,))
+        train = [t for k, t in tables.items() if k != name] + list(extra.values())
         router = _fit_router(train)
         prices_file = out_path / f"prices_{name}.json"
         write_prices(data, test.models, prices_file)
         prices = load_prices(prices_file, test.models)
-        res = {"held_out": name, "trained_on": [k for k in tables if k != name],
+        res = {"held_out": name, "trained_on": [k for k in tables if k != name] + list(extra),
+               "external_rows": {k: len(t.prompts) for k, t in extra.items()},
                "models_trained": router.artefact.models,
                "profile_sources": {m: router.profile(m).source for m in test.models}}
         pair = subset(test, np.arange(len(test.prompts)))
