@@ -71,7 +71,8 @@ def _length_target(out_tokens: np.ndarray) -> np.ndarray:
         keep = np.nanmean(out_tokens, axis=0) >= MIN_OUTPUT_TOKENS
         centred = np.where(keep[None, :], lo - np.nanmean(lo, axis=0)[None, :], np.nan)
         ok = ~np.isnan(centred)
-        return np.where(ok.any(axis=1), np.nansum(np.where(ok, centred, 0.0), axis=1) / np.maximum(ok.sum(axis=1), 1), np.nan)
+        mean = np.where(ok, centred, 0.0).sum(axis=1) / np.maximum(ok.sum(axis=1), 1)
+        return np.where(ok.any(axis=1), mean, np.nan)
 
 
 def _merge(tables) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, list[str], np.ndarray]:
@@ -169,7 +170,8 @@ def fit_profiles(tables, *, priors: dict[str, Prior] | None = None, folds: int =
     out_tokens = np.where(np.isnan(out_tokens), default_out, out_tokens)
     B, center, scale, fitted_on = _prior_map(names, emb, priors)
     in_sample = fit.score_rows(scorer, feats, rows).reshape(len(prompts), -1)
-    info = {"traits": list(TRAITS), "trait_l2": TRAIT_L2, "dense_weight": fit.DENSE_WEIGHT, "profile_l2": PROFILE_L2,
+    info = {"traits": list(TRAITS), "trait_l2": TRAIT_L2, "dense_weight": fit.DENSE_WEIGHT,
+            "profile_l2": PROFILE_L2,
             "profile_folds": folds, "length_norm": length_norm,
             "length_rows": int(has_len.sum()), "rows": len(prompts), "models": names,
             "prior_map_fitted_on": fitted_on, **(meta or {})}
