@@ -201,7 +201,7 @@ def _run_workers(settings: Settings) -> int:
     ctx = multiprocessing.get_context("spawn")
     state = None
     if not uses_redis(settings):
-        state = SharedLimiterState(entries=settings.limiter_entries, ctx=ctx)
+        state = SharedLimiterState(entries=settings.limiter_entries)
     handle = state.handle if state else None
     procs = [ctx.Process(target=run_worker, args=(settings, True, handle), daemon=False)
              for _ in range(settings.workers)]

@@ -65,7 +65,7 @@ def _hammer(handle, rules: list[LimitRule], tokens: int, n: int, hold: bool, bar
 def test_processes_sharing_one_limiter_admit_exactly_r(state, rules, tokens, n, admitted):
     """R+k requests in one window over 3 processes (n each, all at once) -> exactly R admitted."""
     ctx = multiprocessing.get_context("spawn")
-    shared = state(entries=4096, scopes=64, ctx=ctx)
+    shared = state(entries=4096, scopes=64)
     barrier, results = ctx.Barrier(3), ctx.Queue()
     procs = [ctx.Process(target=_hammer, args=(shared.handle, rules, tokens, n, True, barrier, results))
              for _ in range(3)]
@@ -149,12 +149,14 @@ async def test_idle_scopes_make_room_in_the_scope_table(state):
     await limiter.close()
 
 
-def test_a_block_that_is_not_a_limiter_is_refused():
+def test_a_block_that_is_not_a_limiter_is_refused(tmp_path):
     from multiprocessing import shared_memory
     block = shared_memory.SharedMemory(create=True, size=4096)
+    lock_file = tmp_path / "limiter.lock"
+    lock_file.touch()
     try:
         with pytest.raises(ValueError, match="not a limiter state"):
-            SharedLimiter(_Handle(block.name, multiprocessing.get_context("spawn").Lock(), 60.0, 600.0))
+            SharedLimiter(_Handle(block.name, str(lock_file), 60.0, 600.0))
     finally:
         block.close()
         block.unlink()
@@ -200,3 +202,36 @@ async def test_random_operations_decide_like_the_memory_limiter(state, seed):
             clock.now += rng.choice([0.5, 1.0, 3.0, 7.5, 20.0])
     assert shared.fallback_events == 0
     await shared.close()
+
+
+def _die_holding_the_lock(handle, ready) -> None:
+    limiter = SharedLimiter(handle)
+    assert limiter._lock.acquire(timeout=1.0)
+    ready.set()
+    import time
+    time.sleep(60)          # killed here, the lock still held
+
+
+@pytest.mark.slow
+def test_a_worker_killed_holding_the_lock_does_not_wedge_the_others(state):
+    """The lock is a flock: the kernel drops it with its dead holder, so the survivors keep deciding
+    (a process-shared semaphore would stay taken and refuse every limited request from then on)."""
+    ctx = multiprocessing.get_context("spawn")
+    shared = state(entries=4096, scopes=64)
+    ready = ctx.Event()
+    victim = ctx.Process(target=_die_holding_the_lock, args=(shared.handle, ready))
+    victim.start()
+    try:
+        assert ready.wait(30)
+        survivor = SharedLimiter(shared.handle)
+        assert not survivor._lock.acquire(timeout=0.05)      # really held by the other process
+        victim.kill()                                         # SIGKILL: no cleanup in the victim
+        victim.join(10)
+        rule = [LimitRule(_scope("key"), rpm=2)]
+        got = [asyncio.run(survivor.acquire(rule, f"r{i}", 0)) for i in range(3)]
+        assert [d.allowed for d in got] == [True, True, False]
+        assert got[2].reason == DenyReason.RPM
+        asyncio.run(survivor.close())
+    finally:
+        if victim.is_alive():
+            victim.kill()

@@ -1,7 +1,7 @@
 """Shared-memory limiter: the embedded limiter for `serve --workers N` without Redis.
 
 The parent creates a `SharedLimiterState` (one `multiprocessing.shared_memory` block and one
-process-shared lock) before it spawns the workers; each worker attaches a `SharedLimiter` to it
+lock file) before it spawns the workers; each worker attaches a `SharedLimiter` to it
 through the picklable `handle`. The algorithm is the sliding-window log of base.py, the same as
 memory.py, kept in fixed arrays so every process reads and writes the same log:
 
@@ -19,20 +19,26 @@ Bounded memory: `entries` log/lease entries and `scopes` scopes (fixed at creati
 acquire needs more than is free, every scope is swept and the table rebuilt without idle scopes;
 if that is still not enough, the acquire is refused with `DenyReason.UNAVAILABLE` (the gateway
 answers 503 `limiter_unavailable`) and a warning is logged once: never admitted unchecked, never
-corrupted. A lock that is not obtained within `LOCK_TIMEOUT_S` (a worker killed inside the few
-microseconds it holds it) is refused the same way.
+corrupted. The lock is an advisory `flock` on a small file (each process opens it itself): the
+kernel releases it when its holder dies, so a worker killed (even SIGKILL) while holding it cannot
+wedge the others; a lock still not obtained within `LOCK_TIMEOUT_S` (a holder stopped, not dead) is
+refused the same way. A holder killed inside its few microseconds of writing can leave one
+operation half-recorded (a count off by one request until its window passes); nothing is admitted
+unchecked.
 Digests are 64-bit BLAKE2b: two request ids (or scopes) sharing one is a 2^-64 event per pair.
 """
 from __future__ import annotations
 
+import errno
+import fcntl
 import hashlib
 import logging
-import multiprocessing
 import os
+import tempfile
 import time
 from dataclasses import dataclass
 from multiprocessing import shared_memory
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 from routerone.limits.base import (DenyReason, LimitDecision, LimitRule, LimitTicket,
                                    normalize_rules, retry_after_s)
@@ -89,10 +95,50 @@ def _layout(scopes: int, entries: int, buckets: int) -> tuple[list[tuple[str, st
     return arrays, offset
 
 
+class _FileLock:
+    """An exclusive `flock` on `path`, through this object's own open file description: it excludes
+    other processes and other `_FileLock`s on the same path in this one, and the kernel drops it
+    when the holding process dies."""
+
+    __slots__ = ("_fd",)
+    _POLL_S = 0.00005
+
+    def __init__(self, path: str) -> None:
+        self._fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+
+    def acquire(self, timeout: float) -> bool:
+        fd = self._fd
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.EWOULDBLOCK):
+                raise
+        deadline = time.monotonic() + timeout
+        while True:                    # held for microseconds by another process: poll briefly
+            time.sleep(self._POLL_S)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return True
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EWOULDBLOCK):
+                    raise
+            if time.monotonic() >= deadline:
+                return False
+
+    def release(self) -> None:
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
 @dataclass(frozen=True)
 class _Handle:
     shm_name: str
-    lock: Any
+    lock_path: str
     window_s: float
     lease_s: float
 
@@ -101,7 +147,7 @@ class SharedLimiterState:
     """Owned by the parent: the block and the lock. Pass `handle` to the workers; `unlink` at the end."""
 
     def __init__(self, *, entries: int = 1 << 19, scopes: int = 1 << 16, window_s: float = 60.0,
-                 lease_s: float = 600.0, ctx: Any = None) -> None:
+                 lease_s: float = 600.0) -> None:
         if window_s <= 0 or lease_s <= 0 or entries < 1 or scopes < 1:
             raise ValueError("window_s and lease_s must be > 0; entries and scopes >= 1")
         n_scopes, n_buckets = _pow2(scopes), _pow2(entries)
@@ -112,13 +158,19 @@ class SharedLimiterState:
         header[_H_SCOPES], header[_H_ENTRIES], header[_H_BUCKETS] = n_scopes, entries, n_buckets
         header[_H_BUMP], header[_H_MAGIC] = 1, _MAGIC
         header.release()
-        self.handle = _Handle(self.shm.name, (ctx or multiprocessing.get_context("spawn")).Lock(),
-                              window_s, lease_s)
+        lock_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
+        fd, lock_path = tempfile.mkstemp(prefix="routerone-limiter-", suffix=".lock", dir=lock_dir)
+        os.close(fd)
+        self.handle = _Handle(self.shm.name, lock_path, window_s, lease_s)
         self.size_bytes = size
 
     def unlink(self) -> None:
         self.shm.close()
         self.shm.unlink()
+        try:
+            os.unlink(self.handle.lock_path)
+        except FileNotFoundError:
+            pass
 
 
 class SharedLimiter:
@@ -126,12 +178,13 @@ class SharedLimiter:
 
     def __init__(self, handle: _Handle, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._shm = shared_memory.SharedMemory(name=handle.shm_name)
-        self._lock = handle.lock
+        self._lock = _FileLock(handle.lock_path)
         self._window_s, self._lease_s, self._clock = handle.window_s, handle.lease_s, clock
         header = self._shm.buf[:_H_SIZE * 8].cast("q")
         if header[_H_MAGIC] != _MAGIC:
             header.release()
             self._shm.close()
+            self._lock.close()
             raise ValueError("shared limiter: the block is not a limiter state")
         n_scopes, entries, n_buckets = header[_H_SCOPES], header[_H_ENTRIES], header[_H_BUCKETS]
         header.release()
@@ -217,6 +270,7 @@ class SharedLimiter:
             view.release()
         self._views.clear()
         self._shm.close()
+        self._lock.close()
 
     async def ping(self) -> None:
         return None
