@@ -73,8 +73,9 @@ def affinity(cpus):
 
 # -- services: private PostgreSQL and Redis that can be pinned ----------------------------------------
 class Services:
-    def __init__(self, tmp: Path, cpus: set[int] | None, shared: bool) -> None:
+    def __init__(self, tmp: Path, cpus: set[int] | None, shared: bool, pg_settings: tuple[str, ...] = ()) -> None:
         self.tmp, self.cpus, self.shared = tmp, cpus, shared
+        self.pg_settings = pg_settings        # extra `-c name=value` for the private cluster (bench/pg_profile.py)
         self.procs: list[Proc] = []
         self.pg_data: Path | None = None
         self.pg_bin: Path | None = None
@@ -108,7 +109,9 @@ class Services:
         pport = free_port()
         self.procs.append(Proc("postgres", [*as_pg, str(self.pg_bin / "postgres"), "-D", str(self.pg_data), "-p",
                                             str(pport), "-k", str(self.pg_data), "-c", "listen_addresses=127.0.0.1",
-                                            "-c", "max_connections=200"], cpus=self.cpus, log_dir=self.tmp))
+                                            "-c", "max_connections=200",
+                                            *[a for kv in self.pg_settings for a in ("-c", kv)]],
+                                  cpus=self.cpus, log_dir=self.tmp))
         self.pg_admin_url = f"postgresql://postgres@127.0.0.1:{pport}/postgres"
         for _ in range(100):
             if subprocess.run([str(self.pg_bin / "pg_isready"), "-h", "127.0.0.1", "-p", str(pport)],

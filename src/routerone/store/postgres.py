@@ -96,6 +96,7 @@ class PostgresStore(PostgresConsoleMixin):
             on_orphan=self._release_orphan)
         self._settles: Batcher[tuple[str, int, UsageRecord | None], Settlement | None] = Batcher(
             self._settle_many, max_batch=BATCH_MAX, max_in_flight=BATCHES_IN_FLIGHT)
+        self._flushes: Batcher[str, None] = Batcher(self._flush_many, max_batch=BATCH_MAX, max_in_flight=1)
         self._background: set[asyncio.Task] = set()
 
     # -- plumbing -------------------------------------------------------------------------------
@@ -134,6 +135,7 @@ class PostgresStore(PostgresConsoleMixin):
     async def close(self) -> None:
         await self._reserves.close()
         await self._settles.close()
+        await self._flushes.close()
         if self._background:
             await asyncio.gather(*list(self._background), return_exceptions=True)
         if self._pool is not None:
@@ -172,7 +174,7 @@ class PostgresStore(PostgresConsoleMixin):
                              actor: str = "") -> Account:
         async with self._tx() as db:
             row = await db.fetchrow(
-                "SELECT balance_micros, reserved_micros FROM accounts WHERE id = $1 FOR UPDATE", account_id)
+                "SELECT balance_micros, reserved_micros FROM accounts WHERE id = $1 FOR NO KEY UPDATE", account_id)
             if row is None:
                 raise KeyError(account_id)
             check_adjustment(row[0], amount_micros)
@@ -273,34 +275,45 @@ class PostgresStore(PostgresConsoleMixin):
     async def settle(self, request_id: str, cost_micros: int) -> Settlement | None:
         """Batched; returns only once the settlement is on disk (see "Durability"). Idempotent by
         request id."""
-        return await self._settles.submit((request_id, cost_micros, None))
+        return await self._flushed(await self._settles.submit((request_id, cost_micros, None)))
+
+    async def _flushed(self, s: Settlement | None) -> Settlement | None:
+        """`s` once the WAL is flushed past its batch's (asynchronous) COMMIT: the flush barrier,
+        shared by every settlement that is waiting for one (see "Durability")."""
+        if s is not None and SETTLE_FLUSH_BARRIER:
+            await self._flushes.submit(s.request_id)
+        return s
 
     async def _reserve_many(self, rs: Sequence[Reservation]) -> list[bool]:
         row = await (await self._db()).fetchrow(
-            sql.RESERVE_MANY, [r.request_id for r in rs], [r.account_id for r in rs], [r.key_id for r in rs],
+            sql.RESERVE_BATCH, [r.request_id for r in rs], [r.account_id for r in rs], [r.key_id for r in rs],
             [r.amount_micros for r in rs], [r.expires_at for r in rs], RESERVE_SYNCHRONOUS_COMMIT)
         return list(row[0])
 
     async def _settle_many(self, items: Sequence[tuple[str, int, UsageRecord | None]]) -> list[Settlement | None]:
-        """One round trip (two with the flush barrier) for the batch: the settlements and, in the
-        same transaction, the usage rows of the items that carry one (ro_settle_record_many)."""
+        """One round trip for the batch: the settlements and, in the same transaction, the usage
+        rows of the items that carry one (ro_settle_batch). With the flush barrier the COMMIT is
+        asynchronous and each caller then waits for a shared flush (`_flushed`): the next settle
+        batch need not wait for this one's disk flush."""
         ids = [request_id for request_id, _, _ in items]
         usage = [rows.usage_tuple(r) if r is not None else _NO_USAGE for _, _, r in items]
         cols = list(zip(*usage))    # one array per usage column; [0] is the request id, [9] the cost
-        pool = await self._db()
-        async with pool.acquire() as db:
-            charged, balances, _ = await db.fetchrow(
-                sql.SETTLE_RECORD_MANY, ids, [cost for _, cost, _ in items], time.time(),
-                [r is not None for _, _, r in items], *cols[1:9], *cols[10:],
-                "off" if SETTLE_FLUSH_BARRIER else SETTLE_SYNCHRONOUS_COMMIT)
-            known = [request_id for request_id, c in zip(ids, charged) if c is not None]
-            if SETTLE_FLUSH_BARRIER and known:
-                await db.execute(sql.FLUSH_BARRIER, known[0])
+        charged, balances, _ = await (await self._db()).fetchrow(
+            sql.SETTLE_BATCH, ids, [cost for _, cost, _ in items], time.time(),
+            [r is not None for _, _, r in items], *cols[1:9], *cols[10:],
+            "off" if SETTLE_FLUSH_BARRIER else SETTLE_SYNCHRONOUS_COMMIT)
         for (_, _, record), c in zip(items, charged):
             if record is not None and c is not None:
                 record.cost_micros = c
         return [Settlement(request_id, c, b) if c is not None else None
                 for request_id, c, b in zip(ids, charged, balances)]
+
+    async def _flush_many(self, request_ids: Sequence[str]) -> list[None]:
+        """The flush barrier for every settlement whose batch committed before it started: a tiny
+        synchronous write on one of their (settled, uncontended) reservation rows, whose COMMIT
+        returns once the WAL is flushed past it, and so past all their COMMITs."""
+        await (await self._db()).execute(sql.FLUSH_BARRIER, request_ids[0])
+        return [None] * len(request_ids)
 
     def round_trips(self) -> dict[str, int]:
         """Batches sent so far, per batcher (each is one round trip, two for settle's flush barrier)."""
@@ -398,7 +411,7 @@ class PostgresStore(PostgresConsoleMixin):
     # -- usage recorded with the charge (issue 11) ----------------------------------------------
     async def settle_recorded(self, request_id: str, cost_micros: int, record: UsageRecord) -> Settlement | None:
         """Batched with the plain settles (one routine, one transaction; see postgres_sql.py)."""
-        return await self._settles.submit((request_id, cost_micros, record))
+        return await self._flushed(await self._settles.submit((request_id, cost_micros, record)))
 
     async def insert_usage_rejects(self, rejects: Sequence[UsageReject]) -> None:
         if not rejects:
