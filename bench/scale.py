@@ -224,6 +224,9 @@ def main() -> int:
     ap.add_argument("--shared-services", action="store_true")
     ap.add_argument("--streams", type=int, default=1000)
     ap.add_argument("--no-wrk", action="store_true", help="the workers rows with bench/loadgen.py only")
+    ap.add_argument("--postgres-only", action="store_true",
+                    help="of the workers rows, only PostgreSQL + Redis 1 and 2 workers (the pinned rows stay)")
+    ap.add_argument("--results", default="scale", help="write bench/results/<this>.md and .json")
     a = ap.parse_args()
     wrk_exe = None if a.no_wrk else ensure_wrk(log)
     warmup, duration = (0.5, 2.0) if a.quick else (2.0, 8.0)
@@ -284,13 +287,15 @@ def main() -> int:
 
         # 1. workers (not pinned: both runs share every core with the load)
         log("1. --workers 2 vs one worker, c=64, not pinned")
-        run_json("embedded, 1 worker (in-process limiter)", gateway("emb1", postgres=False, redis=False), None,
-                 "workers", True)
-        if not a.skip_postgres:
+        if not a.postgres_only:
+            run_json("embedded, 1 worker (in-process limiter)", gateway("emb1", postgres=False, redis=False), None,
+                     "workers", True)
+        if not a.skip_postgres and not a.postgres_only:
             run_json("embedded, 1 worker (Redis limiter)", gateway("emb1r", postgres=False, redis=True), None,
                      "workers", True)
             run_json("embedded, 2 workers (Redis limiter)", gateway("emb2r", postgres=False, redis=True, workers=2),
                      None, "workers", True)
+        if not a.skip_postgres:
             run_json("PostgreSQL + Redis, 1 worker", gateway("pg1", postgres=True, redis=True), None, "workers", True)
             run_json("PostgreSQL + Redis, 2 workers", gateway("pg2", postgres=True, redis=True, workers=2), None,
                      "workers", True)
@@ -358,8 +363,8 @@ def main() -> int:
     out["conditions"]["loadavg_end"] = os.getloadavg()
     from report import scale_markdown
     md = scale_markdown(out)
-    (RESULTS / "scale.json").write_text(json.dumps(out, indent=1))
-    (RESULTS / "scale.md").write_text(md)
+    (RESULTS / f"{a.results}.json").write_text(json.dumps(out, indent=1))
+    (RESULTS / f"{a.results}.md").write_text(md)
     print(md)
     return 0
 

@@ -5,7 +5,8 @@ Same semantics as SQLiteStore, checked by one contract suite (tests/contract).
 Concurrency. Transactions run at READ COMMITTED (PostgreSQL's default) and that is enough: every
 money decision is either a conditional UPDATE (`... WHERE balance_micros - reserved_micros >= $1`),
 which PostgreSQL re-evaluates against the newest row version after waiting for the row lock, or is
-taken after `SELECT ... FOR UPDATE`. No decision rests on a stale read, so nothing needs retrying.
+taken after `SELECT ... FOR NO KEY UPDATE` (FOR UPDATE in the pg_0001/pg_0002 routines). No decision
+rests on a stale read, so nothing needs retrying.
 Rows are always locked in one order: reservation, then keys (ascending id), then accounts
 (ascending id), then the auth_version row. Transactions wait on each other but cannot deadlock.
 The account row comes after the key row because every key of an account shares it: a request
@@ -15,7 +16,10 @@ Hot path. `reserve` and `settle` go through batchers (routerone.batching): the c
 round trip is in flight share the next one, which runs a PL/pgSQL routine over the whole batch
 (postgres_sql.py) with exactly the semantics of running the calls one after another. Under load a
 request costs a fraction of a round trip instead of three; a lone request costs one event-loop turn
-more. The account row is locked for one batch plus its COMMIT, and no longer.
+more. The key and account rows (hot: every request of a key or account updates them, from every
+process) are locked last in each batch, after every write that does not need them (pg_0003_batch,
+postgres_sql.py), so batches of several processes queue on them only for the decisions, two
+UPDATEs and an in-memory COMMIT.
 
 Durability. A synchronous COMMIT keeps the row locks until the WAL is flushed, so on one account
 (one hot row) requests would serialize on disk flushes. So:
@@ -34,6 +38,8 @@ Durability. A synchronous COMMIT keeps the row locks until the WAL is flushed, s
   idempotent) charges it again after recovery, exactly as with a synchronous COMMIT. What remains:
   other sessions may, for up to ~600 ms, read a settlement that a crash then rolls back (e.g. a
   balance shown by GET /v1/account). Charges are not lost. Cost: one more round trip, no locks.
+  The flush waits are shared (`_flushes`: one barrier for every settlement that committed before it
+  started) and do not hold the settle batcher, so the next settle batch runs during the flush.
   Setting SETTLE_FLUSH_BARRIER = False gives a plain one-round-trip synchronous settle batch instead.
 Every other transaction (credits, debits, keys, the expiry sweep) keeps synchronous commit.
 
