@@ -347,11 +347,15 @@ BEGIN
         INSERT INTO usage (request_id, key_id, account_id, requested_model, routed_model, provider,
                            prompt_tokens, completion_tokens, cached_tokens, cost_micros, latency_ms, ttft_ms,
                            status, error_type, stream, created_at, protocol, route_reason, fallbacks)
-        SELECT p_ids[d.k], u_key[d.k], u_account[d.k], u_requested[d.k], u_routed[d.k], u_provider[d.k],
-               u_prompt[d.k], u_completion[d.k], u_cached[d.k], d.charge, u_latency[d.k], u_ttft[d.k],
-               u_status[d.k], u_error[d.k], u_stream[d.k], u_created[d.k], u_protocol[d.k], u_reason[d.k],
-               u_fallbacks[d.k]
-        FROM unnest(d_k, d_charge) AS d(k, charge) WHERE p_has_usage[d.k] ORDER BY d.k;
+        SELECT u.id, u.key, u.acc, u.req, u.routed, u.prov, u.pt, u.ct, u.cached, d.charge, u.lat, u.ttft,
+               u.status, u.err, u.stream, u.created, u.proto, u.reason, u.fb
+        FROM unnest(d_k, d_charge) AS d(k, charge)
+        JOIN unnest(p_ids, u_key, u_account, u_requested, u_routed, u_provider, u_prompt, u_completion, u_cached,
+                    u_latency, u_ttft, u_status, u_error, u_stream, u_created, u_protocol, u_reason, u_fallbacks,
+                    p_has_usage) WITH ORDINALITY
+             AS u(id, key, acc, req, routed, prov, pt, ct, cached, lat, ttft, status, err, stream, created, proto,
+                  reason, fb, has, n) ON u.n = d.k
+        WHERE u.has ORDER BY d.k;
     END IF;
     -- 2. the hot rows, for the balances returned and the expired items' charges
     SELECT array_agg(id ORDER BY id), array_agg(spend_cap_micros - spent_micros - reserved_micros ORDER BY id)
@@ -431,11 +435,15 @@ BEGIN
         INSERT INTO usage (request_id, key_id, account_id, requested_model, routed_model, provider,
                            prompt_tokens, completion_tokens, cached_tokens, cost_micros, latency_ms, ttft_ms,
                            status, error_type, stream, created_at, protocol, route_reason, fallbacks)
-        SELECT p_ids[x.k], u_key[x.k], u_account[x.k], u_requested[x.k], u_routed[x.k], u_provider[x.k],
-               u_prompt[x.k], u_completion[x.k], u_cached[x.k], x.charge, u_latency[x.k], u_ttft[x.k],
-               u_status[x.k], u_error[x.k], u_stream[x.k], u_created[x.k], u_protocol[x.k], u_reason[x.k],
-               u_fallbacks[x.k]
-        FROM unnest(x_k, x_charge) AS x(k, charge) WHERE p_has_usage[x.k] ORDER BY x.k;
+        SELECT u.id, u.key, u.acc, u.req, u.routed, u.prov, u.pt, u.ct, u.cached, x.charge, u.lat, u.ttft,
+               u.status, u.err, u.stream, u.created, u.proto, u.reason, u.fb
+        FROM unnest(x_k, x_charge) AS x(k, charge)
+        JOIN unnest(p_ids, u_key, u_account, u_requested, u_routed, u_provider, u_prompt, u_completion, u_cached,
+                    u_latency, u_ttft, u_status, u_error, u_stream, u_created, u_protocol, u_reason, u_fallbacks,
+                    p_has_usage) WITH ORDINALITY
+             AS u(id, key, acc, req, routed, prov, pt, ct, cached, lat, ttft, status, err, stream, created, proto,
+                  reason, fb, has, n) ON u.n = x.k
+        WHERE u.has ORDER BY x.k;
     END IF;
     UPDATE api_keys k SET reserved_micros = k.reserved_micros - t.rel, spent_micros = k.spent_micros + t.spend
     FROM unnest(key_ids, key_release, key_spend) AS t(id, rel, spend)
