@@ -112,7 +112,8 @@ class PostgresStore(PostgresConsoleMixin):
                 if self._pool is None:
                     self._pool = await asyncpg.create_pool(
                         self.url, min_size=self._min_size, max_size=self._max_size,
-                        server_settings=self._server_settings, timeout=CONNECT_TIMEOUT_S)
+                        server_settings=self._server_settings, timeout=CONNECT_TIMEOUT_S,
+                        reset=_keep_session)
         return self._pool
 
     @asynccontextmanager
@@ -135,7 +136,7 @@ class PostgresStore(PostgresConsoleMixin):
                     async with conn.transaction():
                         await conn.execute(migration_sql(ddl, "postgresql").replace("{ID}", "BIGSERIAL PRIMARY KEY"))
                         await conn.execute("INSERT INTO _migrations VALUES ($1, $2)", name, time.time())
-            finally:  # the pool's reset on release would also drop it (pg_advisory_unlock_all)
+            finally:  # released explicitly: the pool does not reset sessions (_keep_session)
                 await conn.execute(f"SELECT pg_advisory_unlock({_LOCK_ARGS})", _MIGRATE_LOCK)
 
     async def close(self) -> None:
@@ -429,6 +430,16 @@ class PostgresStore(PostgresConsoleMixin):
 
 
 _NO_USAGE = (None,) * rows.USAGE_COL_COUNT   # placeholders for a settle without a usage row
+
+
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """The pool's reset on release, beyond asyncpg's own (a transaction left open is rolled back,
+    listener callbacks dropped): nothing. asyncpg's default also sends `SELECT
+    pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL` and waits for it, one more round
+    trip per pooled call (per reserve and settle batch too) before the caller gets its result. This
+    store leaves no session state behind: settings are transaction-local (set_config(..., true)),
+    advisory locks are transaction-scoped or released explicitly (migrate), no LISTEN, no cursors
+    outside a transaction."""
 
 
 async def _bump(db: asyncpg.Connection) -> None:
