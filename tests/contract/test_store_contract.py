@@ -556,3 +556,22 @@ async def test_one_batch_of_reserves_grants_in_call_order_and_refusals_leave_not
     assert await store.reserve(_hold("r5", acc, free, 1_000))          # refused before: no row left behind
     fresh = await store.get_key(capped.id)
     assert fresh is not None and fresh.reserved_micros == 1_500
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("store", ["postgres"], indirect=True)   # SQLite commits synchronously instead
+async def test_postgres_settlements_share_their_flush_barriers(store: Store) -> None:
+    """Each settlement returns only after a synchronous flush barrier, and concurrent settlements
+    share one (a flush per settle batch at most, not one per call)."""
+    assert isinstance(store, PostgresStore)
+    acc = await _account(store, 10_000_000)
+    key = await _key(store, acc)
+    assert all(await asyncio.gather(*(store.reserve(_hold(f"f{i}", acc, key, 1_000)) for i in range(64))))
+    before, calls_before = store.round_trips(), store.batched_calls()
+    settled = await asyncio.gather(*(store.settle(f"f{i}", 300) for i in range(64)),
+                                   store.settle("no-such-request", 5))
+    assert all(s is not None and s.charged_micros == 300 for s in settled[:64]) and settled[64] is None
+    after, calls_after = store.round_trips(), store.batched_calls()
+    flushes, settles = after["flush"] - before["flush"], after["settle"] - before["settle"]
+    assert calls_after["flush"] - calls_before["flush"] == 64       # every settlement waited for one
+    assert 1 <= flushes <= settles, (flushes, settles)

@@ -323,12 +323,13 @@ class PostgresStore(PostgresConsoleMixin):
         return [None] * len(request_ids)
 
     def round_trips(self) -> dict[str, int]:
-        """Batches sent so far, per batcher (each is one round trip, two for settle's flush barrier)."""
-        return {"reserve": self._reserves.batches, "settle": self._settles.batches}
+        """Batches sent so far, per batcher (each is one round trip; "flush": the shared flush barriers
+        that settlements wait for)."""
+        return {"reserve": self._reserves.batches, "settle": self._settles.batches, "flush": self._flushes.batches}
 
     def batched_calls(self) -> dict[str, int]:
         """Calls those batches carried (calls / round trips = the mean batch size)."""
-        return {"reserve": self._reserves.items, "settle": self._settles.items}
+        return {"reserve": self._reserves.items, "settle": self._settles.items, "flush": self._flushes.items}
 
     def _release_orphan(self, r: Reservation, granted: bool) -> None:
         """A reserve whose caller went away while its batch ran: release the hold now rather than
