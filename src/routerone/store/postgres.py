@@ -38,8 +38,9 @@ Durability. A synchronous COMMIT keeps the row locks until the WAL is flushed, s
   idempotent) charges it again after recovery, exactly as with a synchronous COMMIT. What remains:
   other sessions may, for up to ~600 ms, read a settlement that a crash then rolls back (e.g. a
   balance shown by GET /v1/account). Charges are not lost. Cost: one more round trip, no locks.
-  The flush waits are shared (`_flushes`: one barrier for every settlement that committed before it
-  started) and do not hold the settle batcher, so the next settle batch runs during the flush.
+  The flush waits do not hold the settle batcher (`_flushes`: one barrier for the settlements of a
+  batch, or of every batch that committed before it started), so the next settle batch runs during
+  the flush.
   Setting SETTLE_FLUSH_BARRIER = False gives a plain one-round-trip synchronous settle batch instead.
 Every other transaction (credits, debits, keys, the expiry sweep) keeps synchronous commit.
 
@@ -83,6 +84,10 @@ SETTLE_FLUSH_BARRIER = True           # async COMMIT, then wait for the flush wi
 SETTLE_SYNCHRONOUS_COMMIT = "on"      # used only if SETTLE_FLUSH_BARRIER is False
 BATCH_MAX = 256                       # calls per round trip
 BATCHES_IN_FLIGHT = 1                 # per batcher (reserve, settle) and process; 2 measured slower
+# Flush barriers may overlap: a settle batch's callers start theirs at once instead of waiting for
+# the previous batch's, so a settlement is committed-but-unacknowledged for one flush, as with the
+# barrier inside the batch (a gateway killed in that window leaves a charge its client never saw).
+FLUSHES_IN_FLIGHT = 4
 CONNECT_TIMEOUT_S = 5.0               # a database that does not answer: fail (503) rather than hang
 
 
@@ -102,7 +107,8 @@ class PostgresStore(PostgresConsoleMixin):
             on_orphan=self._release_orphan)
         self._settles: Batcher[tuple[str, int, UsageRecord | None], Settlement | None] = Batcher(
             self._settle_many, max_batch=BATCH_MAX, max_in_flight=BATCHES_IN_FLIGHT)
-        self._flushes: Batcher[str, None] = Batcher(self._flush_many, max_batch=BATCH_MAX, max_in_flight=1)
+        self._flushes: Batcher[str, None] = Batcher(self._flush_many, max_batch=BATCH_MAX,
+                                                    max_in_flight=FLUSHES_IN_FLIGHT)
         self._background: set[asyncio.Task] = set()
 
     # -- plumbing -------------------------------------------------------------------------------
