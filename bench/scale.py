@@ -3,13 +3,15 @@
     .venv/bin/python bench/scale.py            # ~3 minutes; prints the tables, writes results/scale.md
     .venv/bin/python bench/scale.py --quick    # a shorter smoke run of the same harness
     .venv/bin/python bench/scale.py --skip-nginx --skip-streams
+    .venv/bin/python bench/scale.py --skip-postgres --skip-nginx --skip-streams   # embedded rows only
+    .venv/bin/python bench/scale.py --only-streams --skip-postgres --skip-nginx   # part 3 only (~1 minute)
 
 What it measures, each server in its own OS processes on loopback, the fake upstream being
 bench/upstream.py and the load bench/loadgen.py (closed loop, keep-alive) or bench/streams.py:
 
-1. `serve --workers 2` vs one worker, non-streaming c=64: embedded (SQLite; two workers need the
-   Redis limiter, so the one-worker run is shown both with the in-process limiter and with Redis)
-   and PostgreSQL + Redis. These runs are NOT pinned: two workers on two cores share them with the
+1. `serve --workers 2` vs one worker, non-streaming c=64: embedded (SQLite; one worker with its
+   in-process limiter, two workers with the shared-memory limiter they get without Redis; then, with
+   PostgreSQL/Redis started, one and two workers on the Redis limiter) and PostgreSQL + Redis. These runs are NOT pinned: two workers on two cores share them with the
    load generator, the upstream, PostgreSQL and Redis, and so does the one worker they are
    compared with. Each server is loaded twice: by bench/loadgen.py, then by `wrk` (bench/wrkload.py,
    installed from Debian when missing; `--no-wrk` skips it), which costs the shared cores less; the
@@ -210,6 +212,27 @@ def streams(url: str, key: str, a, cpus, keep_alive: bool = False) -> dict:
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """utime + stime of these processes (from /proc), in seconds."""
+    from loadgen import cpu_seconds as read
+    return read(pids)
+
+
+def gateway_streams(g: "Gateway", a, cpus, keep_alive: bool = False) -> dict:
+    """streams() through a gateway, with its peak RSS and its CPU time per stream (the whole run's
+    CPU time, warm-up included, over the streams completed)."""
+    key = make_key(g.url)
+    pids = g.pids()
+    cpu0 = cpu_seconds(pids)
+    r = streams(g.url, key, a, cpus, keep_alive=keep_alive)
+    cpu_s = cpu_seconds(pids) - cpu0
+    r["peak_rss_mb"] = peak_rss_mb(pids)
+    if r.get("streams"):
+        r["gateway_cpu_s"] = round(cpu_s, 3)
+        r["cpu_ms_per_stream"] = round(cpu_s * 1000 / r["streams"], 3)
+    return r
+
+
 def peak_rss_mb(pids: list[int]) -> float:
     return max((status_kb(p, "VmHWM") for p in pids), default=0) / 1024
 
@@ -220,15 +243,20 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--skip-nginx", action="store_true")
     ap.add_argument("--skip-streams", action="store_true")
+    ap.add_argument("--only-streams", action="store_true",
+                    help="part 3 only (and 4's streams unless --skip-nginx); results go to results/scale-streams.*, "
+                         "not over the full run's scale.*")
     ap.add_argument("--skip-postgres", action="store_true")
     ap.add_argument("--shared-services", action="store_true")
     ap.add_argument("--streams", type=int, default=1000)
     ap.add_argument("--no-wrk", action="store_true", help="the workers rows with bench/loadgen.py only")
     ap.add_argument("--postgres-only", action="store_true",
                     help="of the workers rows, only PostgreSQL + Redis 1 and 2 workers (the pinned rows stay)")
-    ap.add_argument("--results", default="scale", help="write bench/results/<this>.md and .json")
+    ap.add_argument("--results", default="", help="write bench/results/<this>.md and .json (default: scale)")
     a = ap.parse_args()
-    wrk_exe = None if a.no_wrk else ensure_wrk(log)
+    if a.only_streams and a.skip_streams:
+        ap.error("--only-streams and --skip-streams exclude each other")
+    wrk_exe = None if (a.no_wrk or a.only_streams) else ensure_wrk(log)
     warmup, duration = (0.5, 2.0) if a.quick else (2.0, 8.0)
     a.stream_duration = 3.0 if a.quick else 8.0
     ncpu = os.cpu_count() or 1
@@ -286,25 +314,8 @@ def main() -> int:
             return r
 
         # 1. workers (not pinned: both runs share every core with the load)
-        log("1. --workers 2 vs one worker, c=64, not pinned")
-        if not a.postgres_only:
-            run_json("embedded, 1 worker (in-process limiter)", gateway("emb1", postgres=False, redis=False), None,
-                     "workers", True)
-        if not a.skip_postgres and not a.postgres_only:
-            run_json("embedded, 1 worker (Redis limiter)", gateway("emb1r", postgres=False, redis=True), None,
-                     "workers", True)
-            run_json("embedded, 2 workers (Redis limiter)", gateway("emb2r", postgres=False, redis=True, workers=2),
-                     None, "workers", True)
-        if not a.skip_postgres:
-            run_json("PostgreSQL + Redis, 1 worker", gateway("pg1", postgres=True, redis=True), None, "workers", True)
-            run_json("PostgreSQL + Redis, 2 workers", gateway("pg2", postgres=True, redis=True, workers=2), None,
-                     "workers", True)
-        # 2. PostgreSQL + Redis vs embedded, pinned
-        log("2. PostgreSQL + Redis vs embedded, one worker, c=64, pinned")
-        run_json("embedded, 1 worker", gateway("emb1p", postgres=False, redis=False, cpus=gw_cpu), load_cpus, "pinned")
-        if not a.skip_postgres:
-            run_json("PostgreSQL + Redis, 1 worker", gateway("pg1p", postgres=True, redis=True, cpus=gw_cpu), load_cpus,
-                     "pinned")
+        if not a.only_streams:
+            workers_and_pinned(run_json, gateway, a, gw_cpu, load_cpus)
         # 3. streams
         if not a.skip_streams:
             log(f"3. {a.streams} concurrent paced streams")
@@ -313,8 +324,7 @@ def main() -> int:
             log(f"  direct: {r}")
             g = gateway("emb1s", postgres=False, redis=False, cpus=gw_cpu)
             g.ready()
-            r = streams(g.url, make_key(g.url), a, load_cpus)
-            r["peak_rss_mb"] = peak_rss_mb(g.pids())
+            r = gateway_streams(g, a, load_cpus)
             out["streams"]["Router One, 1 worker (embedded)"] = r
             log(f"  one worker: {r}")
             g.stop()
@@ -324,8 +334,7 @@ def main() -> int:
             log(f"  direct, keep-alive: {r}")
             g = gateway("emb1k", postgres=False, redis=False, cpus=gw_cpu)
             g.ready()
-            r = streams(g.url, make_key(g.url), a, load_cpus, keep_alive=True)
-            r["peak_rss_mb"] = peak_rss_mb(g.pids())
+            r = gateway_streams(g, a, load_cpus, keep_alive=True)
             out["streams"]["Router One, 1 worker (embedded), keep-alive clients"] = r
             log(f"  one worker, keep-alive: {r}")
             g.stop()
@@ -345,11 +354,12 @@ def main() -> int:
             ngx.start()
             started.append(ngx)
             key = make_key(gws[0].url)
-            watch = [p for g in gws for p in g.pids()] + [ngx.proc.pid] + _children(ngx.proc.pid)
-            r = loadgen(ngx.url, key, 64, duration, warmup, watch, None)
-            r["peak_rss_mb"] = max(peak_rss_mb(g.pids()) for g in gws)
-            out["throughput"]["topology"] = {"nginx + 3 instances (PostgreSQL + Redis)": r}
-            log(f"  nginx + 3, c=64: {r.get('rps', 0):,.0f} req/s, errors {r.get('errors')}")
+            if not a.only_streams:
+                watch = [p for g in gws for p in g.pids()] + [ngx.proc.pid] + _children(ngx.proc.pid)
+                r = loadgen(ngx.url, key, 64, duration, warmup, watch, None)
+                r["peak_rss_mb"] = max(peak_rss_mb(g.pids()) for g in gws)
+                out["throughput"]["topology"] = {"nginx + 3 instances (PostgreSQL + Redis)": r}
+                log(f"  nginx + 3, c=64: {r.get('rps', 0):,.0f} req/s, errors {r.get('errors')}")
             if not a.skip_streams:
                 r = streams(ngx.url, key, a, None)
                 r["peak_rss_mb"] = max(peak_rss_mb(g.pids()) for g in gws)
@@ -363,10 +373,36 @@ def main() -> int:
     out["conditions"]["loadavg_end"] = os.getloadavg()
     from report import scale_markdown
     md = scale_markdown(out)
-    (RESULTS / f"{a.results}.json").write_text(json.dumps(out, indent=1))
-    (RESULTS / f"{a.results}.md").write_text(md)
+    stem = a.results or ("scale-streams" if a.only_streams else "scale")
+    (RESULTS / f"{stem}.json").write_text(json.dumps(out, indent=1))
+    (RESULTS / f"{stem}.md").write_text(md)
     print(md)
     return 0
+
+
+def workers_and_pinned(run_json, gateway, a, gw_cpu, load_cpus) -> None:
+    """Parts 1 and 2: --workers 2 vs one worker (not pinned), PostgreSQL + Redis vs embedded (pinned)."""
+    log("1. --workers 2 vs one worker, c=64, not pinned")
+    if not a.postgres_only:
+        run_json("embedded, 1 worker (in-process limiter)", gateway("emb1", postgres=False, redis=False), None,
+                 "workers", True)
+        run_json("embedded, 2 workers (shared-memory limiter)", gateway("emb2", postgres=False, redis=False,
+                                                                         workers=2), None, "workers", True)
+    if not a.skip_postgres and not a.postgres_only:
+        run_json("embedded, 1 worker (Redis limiter)", gateway("emb1r", postgres=False, redis=True), None,
+                 "workers", True)
+        run_json("embedded, 2 workers (Redis limiter)", gateway("emb2r", postgres=False, redis=True, workers=2),
+                 None, "workers", True)
+    if not a.skip_postgres:
+        run_json("PostgreSQL + Redis, 1 worker", gateway("pg1", postgres=True, redis=True), None, "workers", True)
+        run_json("PostgreSQL + Redis, 2 workers", gateway("pg2", postgres=True, redis=True, workers=2), None,
+                 "workers", True)
+    # 2. PostgreSQL + Redis vs embedded, pinned
+    log("2. PostgreSQL + Redis vs embedded, one worker, c=64, pinned")
+    run_json("embedded, 1 worker", gateway("emb1p", postgres=False, redis=False, cpus=gw_cpu), load_cpus, "pinned")
+    if not a.skip_postgres:
+        run_json("PostgreSQL + Redis, 1 worker", gateway("pg1p", postgres=True, redis=True, cpus=gw_cpu), load_cpus,
+                 "pinned")
 
 
 def _children(pid: int) -> list[int]:

@@ -121,7 +121,8 @@ def create_app(settings: Settings, *, store: Store | None = None, limiter: Limit
                           lambda op=op: store.batched_calls()[op])
     metrics.gauge("routerone_auth_cache_entries", "Keys held in the authentication caches (bounded)",
                   lambda: auth.cached_entries)
-    metrics.gauge("routerone_limiter_fallback_events", "Times the Redis limiter fell back or failed closed",
+    metrics.gauge("routerone_limiter_fallback_events",
+                  "Times the limiter fell back or failed closed (Redis down, shared memory full)",
                   lambda: getattr(limiter, "fallback_events", 0))
 
     quiet_aiohttp()

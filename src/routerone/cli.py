@@ -225,7 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("serve", help="run the gateway")
     s.add_argument("--host")
     s.add_argument("--port", type=int)
-    s.add_argument("--workers", type=int, help="processes sharing the port (needs the Redis limiter)")
+    s.add_argument("--workers", type=int, help="processes sharing the port (limits shared through shared memory, or Redis)")
     s.set_defaults(func=cmd_serve)
 
     k = sub.add_parser("keys", help="create, list or revoke API keys")

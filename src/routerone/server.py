@@ -34,6 +34,8 @@ from aiohttp import web
 from .app import create_app
 from .http.readiness import READINESS
 from .http.runtime import RUNTIME
+from .limits.factory import uses_redis
+from .limits.shared import SharedLimiter, SharedLimiterState
 from .observability.logs import configure_logging
 from .observability.metrics import MULTIPROC_ENV
 from .settings import Settings
@@ -75,15 +77,16 @@ def _raise_fd_limit() -> None:
         pass
 
 
-def run_worker(settings: Settings, reuse_port: bool = False) -> None:
+def run_worker(settings: Settings, reuse_port: bool = False, shared_limiter=None) -> None:
+    """One worker; `shared_limiter` is a `SharedLimiterState.handle` made by the parent."""
     configure_logging(settings.log_level)
     _loop_policy()
     _raise_fd_limit()
-    asyncio.run(_serve(settings, reuse_port))
+    asyncio.run(_serve(settings, reuse_port, shared_limiter))
 
 
-async def _serve(settings: Settings, reuse_port: bool) -> None:
-    app = create_app(settings)
+async def _serve(settings: Settings, reuse_port: bool, shared_limiter=None) -> None:
+    app = create_app(settings, limiter=SharedLimiter(shared_limiter) if shared_limiter else None)
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
     await runner.setup()
     sock = _listen(settings.host, settings.port, reuse_port)
@@ -167,10 +170,10 @@ def _accept_waiting(sock: socket.socket) -> list[socket.socket]:
 
 
 def serve(settings: Settings, *, bootstrap: Callable[[Settings], Awaitable[list[str]]]) -> int:
-    if settings.workers > 1 and not (settings.limiter == "redis" or (settings.limiter == "auto" and settings.redis_url)):
-        print("routerone: --workers > 1 needs the Redis limiter so limits hold across processes.\n"
-              "Set ROUTERONE_REDIS_URL=redis://127.0.0.1:6379/0 (or redis_url in the config file).",
-              file=sys.stderr)
+    if settings.workers > 1 and settings.limiter == "memory":
+        print("routerone: --workers > 1 cannot use limiter = \"memory\" (each process would keep its own\n"
+              "limits). Use limiter = \"auto\" (shared memory between the workers, or Redis when redis_url\n"
+              "is set) or \"redis\".", file=sys.stderr)
         return 2
     for line in asyncio.run(bootstrap(settings)):
         print(line)
@@ -183,7 +186,8 @@ def serve(settings: Settings, *, bootstrap: Callable[[Settings], Awaitable[list[
 
 
 def _run_workers(settings: Settings) -> int:
-    """N spawned workers on one port; /metrics merges them through a multiprocess directory."""
+    """N spawned workers on one port; /metrics merges them through a multiprocess directory; without
+    Redis their limits live in one shared-memory limiter (limits/shared.py) made here."""
     own_dir = None
     metrics_dir = os.environ.get(MULTIPROC_ENV)
     if metrics_dir:
@@ -195,7 +199,12 @@ def _run_workers(settings: Settings) -> int:
         metrics_dir = own_dir = tempfile.mkdtemp(prefix="routerone-metrics-")
         os.environ[MULTIPROC_ENV] = metrics_dir    # inherited by the spawned workers
     ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=run_worker, args=(settings, True), daemon=False) for _ in range(settings.workers)]
+    state = None
+    if not uses_redis(settings):
+        state = SharedLimiterState(entries=settings.limiter_entries, ctx=ctx)
+    handle = state.handle if state else None
+    procs = [ctx.Process(target=run_worker, args=(settings, True, handle), daemon=False)
+             for _ in range(settings.workers)]
     for p in procs:
         p.start()
 
@@ -209,5 +218,7 @@ def _run_workers(settings: Settings) -> int:
         p.join()
     if own_dir:
         shutil.rmtree(own_dir, ignore_errors=True)
+    if state:
+        state.unlink()
     failed = [p.exitcode for p in procs if p.exitcode not in (0, -signal.SIGTERM)]
     return 1 if failed else 0

@@ -66,9 +66,13 @@ class Settings:
     port: int = _f(8080, "TCP port, 1..65535", min=1, max=65535)
     database_url: str = _f("sqlite:///routerone.db", "`sqlite:///path.db` or `postgresql://user@host/db`")
     redis_url: str | None = _f(None, "`redis://host:6379/0`: shared limits across workers and hosts")
-    limiter: str = _f("auto", "auto \\| memory \\| redis")
+    limiter: str = _f("auto", "auto (Redis when redis_url is set; else in-process, shared memory with "
+                              "`--workers N`) \\| memory \\| redis")
     redis_failure_policy: str = _f("open", "open (fall back to local limits) \\| closed (reject) when Redis is down")
-    workers: int = _f(1, "processes sharing the port (needs Redis)", min=1)
+    workers: int = _f(1, "processes sharing the port; without redis_url their limits live in shared memory", min=1)
+    limiter_entries: int = _f(524_288, "shared-memory limiter (`--workers N`, no Redis): rate-limit log entries "
+                              "it holds, about 64 bytes each; one per limited request and scope per window",
+                              min=1024, max=1 << 28)
     drain_timeout_s: float = _f(30.0, "on SIGTERM, how long in-flight requests and streams may finish", min=0)
     admin_key: str | None = _f(None, "bootstrap admin key (else one is created and printed once)")
     max_body_bytes: int = _f(20 * 1024 * 1024, "largest request body accepted", min=1)

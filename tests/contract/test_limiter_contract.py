@@ -22,7 +22,8 @@ from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
 from routerone.limits import (KEY_PREFIX, DenyReason, LimitDecision, Limiter, LimitRule,
-                              MemoryLimiter, RedisLimiter, format_reset, normalize_rules)
+                              MemoryLimiter, RedisLimiter, SharedLimiter, SharedLimiterState,
+                              format_reset, normalize_rules)
 
 REDIS_URL = os.environ.get("ROUTERONE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
@@ -57,7 +58,7 @@ def require_redis() -> str:
     pytest.skip(message)
 
 
-@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+@pytest.fixture(params=["memory", "shared", pytest.param("redis", marks=pytest.mark.redis)])
 def backend(request: pytest.FixtureRequest) -> str:
     return request.param
 
@@ -65,18 +66,25 @@ def backend(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 async def make_limiter(backend: str):
     made: list[Limiter] = []
+    states: list[SharedLimiterState] = []
 
     def make(*, window_s: float = 60.0, lease_s: float = 600.0) -> Limiter:
         if backend == "redis":
             require_redis()
-        limiter: Limiter = (MemoryLimiter(window_s=window_s, lease_s=lease_s) if backend == "memory"
-                            else RedisLimiter(REDIS_URL, window_s=window_s, lease_s=lease_s))
+        if backend == "shared":       # a small block: the contract must hold without the defaults' room
+            states.append(SharedLimiterState(entries=4096, scopes=256, window_s=window_s, lease_s=lease_s))
+            limiter: Limiter = SharedLimiter(states[-1].handle)
+        else:
+            limiter = (MemoryLimiter(window_s=window_s, lease_s=lease_s) if backend == "memory"
+                       else RedisLimiter(REDIS_URL, window_s=window_s, lease_s=lease_s))
         made.append(limiter)
         return limiter
 
     yield make
     for limiter in made:
         await limiter.close()
+    for state in states:
+        state.unlink()
 
 
 @pytest.fixture
@@ -576,11 +584,11 @@ async def test_redis_decides_again_after_an_outage(scope, caplog):
         await proxy.stop()
 
 
-def test_public_api_is_exported_and_both_limiters_are_async():
+def test_public_api_is_exported_and_the_limiters_are_async():
     import routerone.limits as limits
     assert all(hasattr(limits, name) for name in limits.__all__)
     assert {"Limiter", "LimitRule", "LimitTicket", "LimitDecision", "MemoryLimiter",
-            "RedisLimiter"} <= set(limits.__all__)
-    for cls in (MemoryLimiter, RedisLimiter):
+            "RedisLimiter", "SharedLimiter", "SharedLimiterState"} <= set(limits.__all__)
+    for cls in (MemoryLimiter, SharedLimiter, RedisLimiter):
         for name in ("acquire", "release", "peek", "close"):
             assert asyncio.iscoroutinefunction(getattr(cls, name)), (cls, name)

@@ -4,8 +4,9 @@ Three `python -m routerone serve` processes (separate OS processes, different po
 and one SQLite database file. A key limited to R requests per minute receives 5xR concurrent requests
 spread over the three: exactly R succeed, the rest get the seed's 429 with a Retry-After that says
 when the window frees. The same for a TPM limit in tokens, and for a concurrency limit. Finally
-`serve --workers 2` refuses to start without Redis and, with Redis, serves from two processes on one
-port (SO_REUSEPORT) that share the limits.
+`serve --workers 2` refuses to start with the per-process limiter (`limiter = "memory"`) and, with
+Redis or without it (the shared-memory limiter), serves from two processes on one port (SO_REUSEPORT)
+that share the limits.
 
 The production window (60 s) is used throughout; nothing here waits for it to pass (see
 test_rate_limits.py for the short-window tests). Figures are printed on lines starting with
@@ -283,25 +284,29 @@ async def test_concurrency_one_sequential_requests_never_collide(cluster: Cluste
 
 
 # -- 5. serve --workers -----------------------------------------------------------------------------
-def test_workers_without_redis_exits_with_a_clear_message(tmp_path: Path, upstream: FakeUpstream):
+def test_workers_with_the_per_process_limiter_exit_with_a_clear_message(tmp_path: Path, upstream: FakeUpstream):
     config = write_config(tmp_path / "no-redis.toml", database_url=f"sqlite:///{tmp_path / 'w.sqlite'}",
-                          upstream_url=upstream.base_url, catalog_path=write_catalog(tmp_path / "catalog.toml"))
+                          upstream_url=upstream.base_url, catalog_path=write_catalog(tmp_path / "catalog.toml"),
+                          limiter="memory")
     done = run_cli(config, "serve", "--port", str(free_port()), "--workers", "2", timeout_s=60)
     assert done.returncode != 0, (done.returncode, done.stdout, done.stderr)
-    assert "--workers" in done.stderr and "redis" in done.stderr.lower(), done.stderr
-    assert "ROUTERONE_REDIS_URL" in done.stderr, done.stderr     # tells the operator what to set
+    assert "--workers" in done.stderr and '"memory"' in done.stderr, done.stderr
+    assert '"auto"' in done.stderr and "redis" in done.stderr.lower(), done.stderr   # what to set instead
     assert "listening" not in done.stdout.lower()
 
 
+@pytest.mark.parametrize("limiter", ["redis", "shared"])
 async def test_two_workers_share_one_port_and_the_limits(tmp_path: Path, upstream: FakeUpstream,
-                                                         make_async_openai_client):
-    redis_url = require_redis()
+                                                         make_async_openai_client, limiter: str):
+    """With Redis, or (no redis_url, limiter = "auto") through the shared-memory limiter."""
+    redis_url = require_redis() if limiter == "redis" else None
     db_path = tmp_path / "workers.sqlite"
     db_url = f"sqlite:///{db_path}"
     await bootstrap_admin(db_url)
     isolate_ids(db_path)
     config = write_config(tmp_path / "workers.toml", database_url=db_url, upstream_url=upstream.base_url,
-                          catalog_path=write_catalog(tmp_path / "catalog.toml"), redis_url=redis_url)
+                          catalog_path=write_catalog(tmp_path / "catalog.toml"),
+                          **({"redis_url": redis_url} if redis_url else {}))
     server = ServeProcess(config, tmp_path, "workers", extra_args=["--workers", "2"])
     scopes: list[str] = []
     try:
@@ -330,15 +335,16 @@ async def test_two_workers_share_one_port_and_the_limits(tmp_path: Path, upstrea
                 if len(answered) < 2:
                     await asyncio.sleep(0.2)
 
-        # and the two workers share one set of limits through Redis
+        # and the two workers share one set of limits (through Redis, or shared memory)
         client = make_async_openai_client(server.base_url, api_key=limited, max_retries=0)
         outcomes, _ = await burst([client], 12, "count me", max_tokens=2)
         ok, denied = split(outcomes)
-        figures("workers", workers=len(workers), processes_answering=len(answered), requests_per_process=
+        figures(f"workers ({limiter})", workers=len(workers), processes_answering=len(answered), requests_per_process=
                 sorted(answered.values()), rpm=4, requests=12, successes=len(ok), rate_limited=len(denied))
         assert len(answered) == 2, f"only {len(answered)} process answered: {answered}"
         assert len(ok) == 4 and len(denied) == 8
         check_429s(denied, window_s=WINDOW_S)
     finally:
         await asyncio.to_thread(server.stop)
-        delete_scopes(redis_url, scopes)
+        if redis_url:
+            delete_scopes(redis_url, scopes)

@@ -15,7 +15,8 @@ def _eval_routing(args: argparse.Namespace) -> int:
     try:
         if args.lodo:
             from .eval_auto import run_lodo
-            result = run_lodo(Path(args.data) if args.data else None, args.out, n_boot=args.bootstrap)
+            result = run_lodo(Path(args.data) if args.data else None, args.out, n_boot=args.bootstrap,
+                              extra_data=args.extra_data or ())
             for line in lodo_lines(result):
                 print(line)
             print(f"wrote {Path(args.out) / 'eval_lodo.json'}")
@@ -28,9 +29,11 @@ def _eval_routing(args: argparse.Namespace) -> int:
         else:
             print("eval-routing: give TRAIN_CSV TEST_CSV, or TEST_CSV with --router, or --lodo")
             return 2
+        from .learned.train import external_csvs
+        extra_train = list(args.extra_train or ()) + [str(c) for c in external_csvs(args.extra_data).values()]
         result = run_eval(train, test, args.prices, args.out, strategy=args.strategy,
                           router=args.router, decisions_out=args.decisions_out,
-                          extra_train=args.extra_train or (), n_boot=args.bootstrap)
+                          extra_train=extra_train, n_boot=args.bootstrap)
     except (OSError, ValueError, KeyError) as exc:
         print(f"eval-routing: {exc}")
         return 2
@@ -130,7 +133,7 @@ def _train_router(args: argparse.Namespace) -> int:
         print("train-router: give --out PATH (or --shipped to rebuild the shipped artefact)")
         return 2
     try:
-        info = train_artefact(data, out)
+        info = train_artefact(data, out, args.extra_data or ())
     except (OSError, ValueError, KeyError) as exc:
         print(f"train-router: {exc}")
         return 2
@@ -165,6 +168,10 @@ def register(subparsers) -> None:
     p.add_argument("--lodo", action="store_true",
                    help="leave-one-dataset-out over the routing data directory (--data)")
     p.add_argument("--data", default=None, help="routing data directory for --lodo")
+    p.add_argument("--extra-data", action="append", default=None, metavar="DIR",
+                   help="also train on prepared external sets (repeatable): a prepared directory "
+                        "(all.csv), or a folder of them; --lodo drops the rows overlapping the "
+                        "held-out set, otherwise rows overlapping the test prompts are dropped")
     p.set_defaults(func=_eval_routing)
 
     t = subparsers.add_parser(
@@ -175,6 +182,8 @@ def register(subparsers) -> None:
                    help="routing data directory or a labelled CSV (default: ../shared/data/routing beside "
                         "the checkout, else /work/shared/data/routing; env ROUTERONE_ROUTING_DATA)")
     t.add_argument("--out", default=None, help="artefact path to write")
+    t.add_argument("--extra-data", action="append", default=None, metavar="DIR",
+                   help="also train on prepared external sets (repeatable; see eval-routing)")
     t.add_argument("--shipped", action="store_true",
                    help="overwrite the shipped artefact in the package (maintainers)")
     t.set_defaults(func=_train_router)

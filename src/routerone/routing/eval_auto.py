@@ -2,7 +2,8 @@
 
 The runtime decision (learned/value.py, `choose_matrix` = `utility_order(...)[0]`) is applied to
 the profile router's predicted qualities and predicted costs (test prices x the router's expected
-answer lengths; prompt tokens from the data), at every willingness to pay in WTP_GRID. Each setting
+answer lengths on this prompt: each model's mean x the prompt's predicted length factor; prompt
+tokens from the data), at every willingness to pay in WTP_GRID. Each setting
 is one operating point (mean realised cost, mean realised quality); the curve is scored by AIQ
 against the zero router (the hull of the single models) and a random router with the same model
 mix (each setting's choices shuffled across prompts: same cost, no per-prompt knowledge). Both
@@ -34,12 +35,14 @@ def predict(router: ProfileRouter, prompts: list[str], prompt_tokens: np.ndarray
             prices: dict[str, tuple[float, float]]) -> tuple[np.ndarray, np.ndarray]:
     """(predicted quality (n, M), predicted cost USD (n, M)) as the runtime computes them."""
     emb = router.embeddings(models)
-    traits = np.array([router.traits(p) for p in prompts]).reshape(len(prompts), -1)
+    views = [router.prompt_view(p) for p in prompts]
+    traits = np.array([v[0] for v in views]).reshape(len(prompts), -1)
+    factor = np.array([v[1] for v in views], float)
     q = traits @ emb.T
     out = np.array([router.profile(m).output_tokens for m in models])
     pin = np.array([prices[m][0] for m in models])
     pout = np.array([prices[m][1] for m in models])
-    cost = (prompt_tokens[:, None] * pin[None, :] + (out * pout)[None, :]) / 1e6
+    cost = (prompt_tokens[:, None] * pin[None, :] + factor[:, None] * (out * pout)[None, :]) / 1e6
     return q, cost
 
 
@@ -167,13 +170,15 @@ def evaluate_table(test, prices: dict, *, router: ProfileRouter | None = None, t
 
 
 def run_lodo(data_dir: Path | None, out_dir: Path | str, *, n_boot: int = B.N_BOOT,
-             datasets=None) -> dict:
+             datasets=None, extra_data=()) -> dict:
     """Leave one dataset out over the shared routing data: for each dataset, fit the profiles on
     all the others and score the runtime strategy on it (two models: GPT-4-1106 vs Mixtral APGR;
-    arena: all 14 models, AIQ)."""
+    arena: all 14 models, AIQ). `extra_data`: prepared external sets (train.external_csvs) added
+    to every training set, minus their rows whose `overlaps` names the held-out dataset."""
     import json
     from .evaluation import load_prices, subset
-    from .learned.train import DATASETS, WEAK, STRONG, default_data_dir, shared_tables, write_prices
+    from .learned.train import (DATASETS, WEAK, STRONG, default_data_dir, external_tables,
+                                shared_tables, write_prices)
     data = Path(data_dir or default_data_dir())
     names = list(datasets or DATASETS)
     tables = shared_tables(data)
@@ -182,12 +187,14 @@ def run_lodo(data_dir: Path | None, out_dir: Path | str, *, n_boot: int = B.N_BO
     results = {}
     for name in names:
         test = tables[name]
-        train = [t for k, t in tables.items() if k != name]
+        extra = external_tables(extra_data, exclude=(name,))
+        train = [t for k, t in tables.items() if k != name] + list(extra.values())
         router = _fit_router(train)
         prices_file = out_path / f"prices_{name}.json"
         write_prices(data, test.models, prices_file)
         prices = load_prices(prices_file, test.models)
-        res = {"held_out": name, "trained_on": [k for k in tables if k != name],
+        res = {"held_out": name, "trained_on": [k for k in tables if k != name] + list(extra),
+               "external_rows": {k: len(t.prompts) for k, t in extra.items()},
                "models_trained": router.artefact.models,
                "profile_sources": {m: router.profile(m).source for m in test.models}}
         pair = subset(test, np.arange(len(test.prompts)))

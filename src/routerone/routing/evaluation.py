@@ -7,9 +7,15 @@ CSV format (one row per prompt; header required):
   * optional `<model>|output_tokens`: that model's answer length in tokens on that prompt (cost);
   * optional `prompt_tokens...` (first column whose name starts so): prompt length in tokens;
   * optional `fold` (integer): cross-fitting folds when the same CSV is passed as train and test.
+  * optional `overlaps`: the evaluation sets (mmlu;gsm8k;mtbench;arena) the prompt overlaps, as
+    written for external data (learned/overlap.py); rows overlapping the test CSV's prompts are
+    dropped from `--extra-train` CSVs, and leave-one-dataset-out drops them when that set is
+    held out;
   Ignored, and listed under `ignored_columns` in eval.json: `question_id`, `id`, `category`,
-  `cluster`, `subject`, any other name containing `|` (e.g. `<model>|total_cost`), names ending
-  in `_id` or `_response`, and any column with a non-numeric value.
+  `cluster`, `subject`, `overlaps`, `task` (an external source's task name), any other name
+  containing `|` (e.g. `<model>|total_cost`), names ending in `_id` or `_response`, and any column
+  with a non-numeric value. (`overlaps` is ignored by name: it is empty, hence "numeric", when no
+  row overlaps.)
 Missing quality (empty cell or -1, the arena judge's "unparsable") is handled so:
   * training: a missing score only drops that (prompt, model) pair from that model's fit;
   * testing: prompts missing a score of any evaluated model are dropped (counted in the JSON).
@@ -44,7 +50,8 @@ from . import metrics as M
 from .learned import strategy as S
 
 DEFAULT_OUTPUT_TOKENS = 256
-IGNORED_COLUMNS = {"prompt", "question_id", "id", "category", "cluster", "fold", "subject"}
+IGNORED_COLUMNS = {"prompt", "question_id", "id", "category", "cluster", "fold", "subject",
+                   "overlaps", "task"}
 RANDOM_SEED = 0
 STRATEGIES = ("auto", "balanced", "learned")
 
@@ -339,7 +346,7 @@ def _run_auto(train_csv, test_csv, prices_json, out_dir, *, router, decisions_ou
     out_path.mkdir(parents=True, exist_ok=True)
     test = load_table(test_csv)
     prices = load_prices(prices_json, test.models) if prices_json else {}
-    extra = [load_table(p) for p in extra_train]
+    extra, extra_dropped = extra_tables(extra_train, test.prompts)
     kw = {"n_boot": n_boot or B.N_BOOT, "decisions_out": decisions_out, "extra_train": extra}
     if router:
         r = ProfileRouter.load(None if router == "shipped" else router)
@@ -352,11 +359,34 @@ def _run_auto(train_csv, test_csv, prices_json, out_dir, *, router, decisions_ou
     else:
         raise ValueError("give a TRAIN_CSV, or --router shipped|PATH to score an artefact without training")
     result.update({"train_csv": None if router else str(train_csv), "test_csv": str(test_csv),
-                   "extra_train": [str(p) for p in extra_train], "ignored_columns": test.ignored_columns})
+                   "extra_train": [str(p) for p in extra_train],
+                   "extra_train_dropped_overlapping_test": extra_dropped,
+                   "ignored_columns": test.ignored_columns})
     from . import evaluation_plot as P
     result["plots"] = P.write_plots(result, out_path)
     (out_path / "eval.json").write_text(json.dumps(result, indent=2, default=_json_default))
     return result
+
+
+def extra_tables(paths, test_prompts: list[str]) -> tuple[list[Table], dict[str, int]]:
+    """The extra training CSVs as tables, without their rows that overlap a test prompt (exact,
+    normalised or shared distinctive 8-grams; learned/overlap.py), so that extra data never
+    trains on the prompts it is tested on (nor, when cross-fitting, on test-fold prompts).
+    Returns (tables, {csv: rows dropped})."""
+    if not paths:
+        return [], {}
+    from .learned.overlap import OverlapIndex
+    index = OverlapIndex({"test": list(test_prompts)})
+    csv.field_size_limit(sys.maxsize)
+    tables, dropped = [], {}
+    for p in paths:
+        with open(p, newline="", encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+        kept = [r for r in rows if not index.match(r.get("prompt") or "")]
+        dropped[str(p)] = len(rows) - len(kept)
+        if kept:
+            tables.append(table_from_rows(kept, str(p)))
+    return tables, dropped
 
 
 def _json_default(o):

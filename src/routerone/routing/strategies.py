@@ -16,27 +16,61 @@ __all__ = ["QualityStrategy", "CostStrategy", "LatencyStrategy", "BalancedStrate
 COST_QUALITY_FLOOR = 0.6   # `cost` picks the cheapest model at or above this quality score
 
 
+class _PredictedQuality:
+    """Per-prompt quality of each candidate for `quality` and `cost`: the learned router's
+    prediction (profiles.py) for every model it has a profile for (trained or from a published
+    prior); the catalog row's `quality` only for a model the router knows nothing about ("default"
+    profile), so an operator can still rate an unknown model; when the router artefact cannot be
+    read, the catalog's quality for all (logged once by `routerone models`)."""
+
+    def __init__(self, router: ProfileRouter | None = None) -> None:
+        self._router = router
+        self._broken = False
+
+    def _get_router(self) -> ProfileRouter | None:
+        if self._router is None and not self._broken:
+            try:
+                self._router = ProfileRouter.load()
+            except (OSError, ValueError):
+                self._broken = True
+        return self._router
+
+    def scores(self, req: ChatRequest, models: Sequence[ModelInfo]) -> list[float]:
+        router = self._get_router()
+        if router is None:
+            return [m.quality for m in models]
+        predicted = router.predict(req.last_user_text(), [m.id for m in models])
+        return [m.quality if router.profile(m.id).source == "default" and m.profile == "catalog"
+                else float(q) for m, q in zip(models, predicted)]
+
+
 class QualityStrategy:
     name = "quality"
 
+    def __init__(self, router: ProfileRouter | None = None) -> None:
+        self.predicted = _PredictedQuality(router)
+
     def rank(self, req: ChatRequest, models: Sequence[ModelInfo], ctx: RouteContext) -> tuple[list[ModelInfo], str]:
-        ranked = sorted(models, key=lambda m: (-m.quality, m.price.blended_micros_per_mtok))
-        return ranked, f"highest quality score that fits ({ranked[0].quality:.2f})"
+        q = dict(zip((m.id for m in models), self.predicted.scores(req, models)))
+        ranked = sorted(models, key=lambda m: (-q[m.id], m.price.blended_micros_per_mtok))
+        return ranked, f"highest predicted quality on this prompt ({q[ranked[0].id]:.2f})"
 
 
 class CostStrategy:
     name = "cost"
 
-    def __init__(self, quality_floor: float = COST_QUALITY_FLOOR) -> None:
+    def __init__(self, quality_floor: float = COST_QUALITY_FLOOR, router: ProfileRouter | None = None) -> None:
         self.quality_floor = quality_floor
+        self.predicted = _PredictedQuality(router)
 
     def rank(self, req: ChatRequest, models: Sequence[ModelInfo], ctx: RouteContext) -> tuple[list[ModelInfo], str]:
-        ok = sorted((m for m in models if m.quality >= self.quality_floor),
-                    key=lambda m: (m.price.blended_micros_per_mtok, -m.quality))
-        rest = sorted((m for m in models if m.quality < self.quality_floor), key=lambda m: -m.quality)
+        q = dict(zip((m.id for m in models), self.predicted.scores(req, models)))
+        ok = sorted((m for m in models if q[m.id] >= self.quality_floor),
+                    key=lambda m: (m.price.blended_micros_per_mtok, -q[m.id]))
+        rest = sorted((m for m in models if q[m.id] < self.quality_floor), key=lambda m: -q[m.id])
         if not ok:
-            return rest, f"no model reaches quality floor {self.quality_floor:.2f}; strongest first"
-        return ok + rest, f"cheapest model with quality >= {self.quality_floor:.2f}"
+            return rest, f"no model reaches predicted quality floor {self.quality_floor:.2f}; strongest first"
+        return ok + rest, f"cheapest model with predicted quality >= {self.quality_floor:.2f}"
 
 
 class LatencyStrategy:
@@ -77,15 +111,22 @@ class BalancedStrategy:
             self._pools[key] = got
         return got
 
-    def predicted_cost_usd(self, m: ModelInfo, prompt_tokens: int, max_tokens: int | None) -> float:
-        out = self.router.profile(m.id).output_tokens
+    def predicted_cost_usd(self, m: ModelInfo, prompt_tokens: int, max_tokens: int | None,
+                           prompt: str | None = None) -> float:
+        """What `rank` charges `m` for this request: prompt tokens x input price + the model's
+        expected answer length on `prompt` (its mean x the prompt's length factor; the mean alone
+        without a prompt), capped at max_tokens, x output price."""
+        factor = 1.0 if prompt is None else self.router.prompt_view(prompt)[1]
+        out = self.router.profile(m.id).output_tokens * factor
         if max_tokens:
             out = min(out, float(max_tokens))
         return (prompt_tokens * m.price.input_micros_per_mtok + out * m.price.output_micros_per_mtok) / 1e12
 
     def rank(self, req: ChatRequest, models: Sequence[ModelInfo], ctx: RouteContext) -> tuple[list[ModelInfo], str]:
         ids, emb, out, pin, pout, sources = self._pool(models)
-        quality = emb @ self.router.traits(req.last_user_text())
+        traits, length_factor = self.router.prompt_view(req.last_user_text())
+        quality = emb @ traits
+        out = out * length_factor
         if req.max_tokens:
             out = np.minimum(out, float(req.max_tokens))
         cost = ctx.prompt_tokens * pin + out * pout

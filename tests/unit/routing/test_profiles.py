@@ -126,6 +126,30 @@ def test_profile_artefact_roundtrip(tmp_path, toy_router):
         ProfileArtefact.from_file(_old_format(tmp_path))
 
 
+def test_answer_length_factor_prices_long_answers():
+    """The length trait: prompts whose answers run long (for every model) get a larger factor,
+    and `balanced` prices a model's answer as its mean length x that factor."""
+    n = 160
+    prompts, out = [], []
+    for i in range(n):
+        if i % 2:
+            prompts.append(f"Write a detailed essay about the history of city number {i}")
+            out.append([800.0, 1200.0])
+        else:
+            prompts.append(f"Answer in one word: capital of country number {i}?")
+            out.append([5.0, 9.0])
+    t = Table(prompts, ["big-model", "small-model"], np.ones((n, 2)), np.full(n, 20.0), np.array(out))
+    r = ProfileRouter(fit_profiles([t], priors=PRIORS), priors=PRIORS)
+    _, long_f = r.prompt_view("Write a detailed essay about the history of city number 7")
+    _, short_f = r.prompt_view("Answer in one word: capital of country number 8?")
+    assert long_f > 5 * short_f
+    assert r.artefact.length_norm > 0 and r.meta["length_rows"] == n
+    # no lengths in the data (MMLU's letters): the factor is 1 everywhere
+    t.output_tokens = np.ones((n, 2))
+    flat = ProfileRouter(fit_profiles([t], priors=PRIORS), priors=PRIORS)
+    assert flat.prompt_view("Write a detailed essay")[1] == pytest.approx(1.0, abs=1e-6)
+
+
 def _old_format(tmp_path):
     p = tmp_path / "old.npz"
     np.savez(p, format_version=np.int64(1))
@@ -188,7 +212,7 @@ def test_shipped_strategy_ends_on_every_catalog_subset():
             req = validate_body({"model": "auto", "messages": [{"role": "user", "content": prompt}]})
             pt = len(prompt) // 4
             q = strat.router.predict(prompt, [m.id for m in cand])
-            c = [strat.predicted_cost_usd(m, pt, None) for m in cand]
+            c = [strat.predicted_cost_usd(m, pt, None, prompt) for m in cand]
             top1 = strat.rank(req, cand, RouteContext(Health(), 1.0, pt))[0][0]
             top0 = strat.rank(req, cand, RouteContext(Health(), 0.0, pt))[0][0]
             assert q[cand.index(top1)] == max(q)

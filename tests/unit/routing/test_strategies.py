@@ -1,6 +1,7 @@
 """Each strategy's choice on a constructed catalog, and the planner's filtering."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from routerone.billing.prices import Price
@@ -87,3 +88,29 @@ def test_cooldown_deployment_goes_last():
     for _ in range(20):
         plan = p.plan(validate_body({"model": "x", "messages": [{"role": "user", "content": "x"}]}), 5)
         assert [a.deployment.id for a in plan.attempts] == ["w/x", "v/x"]
+
+
+def test_quality_and_cost_use_the_predicted_quality_not_the_hand_set_one():
+    """`quality` and `cost` rank by the learned router's predicted quality on this prompt for models
+    it has a profile for (trained or prior); a hand-set catalog `quality` counts only for a model the
+    router knows nothing about."""
+    from routerone.routing.learned import ProfileRouter
+    router = ProfileRouter.load()
+    # hand-set qualities upside down with respect to the published priors
+    known = [model("gpt-4.1-nano", 0.99, 1), model("gpt-4o", 0.01, 10), model("claude-opus-4", 0.02, 75)]
+    r = req(messages=[{"role": "user", "content": "Prove that there are infinitely many primes."}])
+    predicted = router.predict("Prove that there are infinitely many primes.", [m.id for m in known])
+    assert all(router.profile(m.id).source != "default" for m in known)
+    ranked, why = QualityStrategy(router).rank(r, known, RouteContext(Health()))
+    assert [m.id for m in ranked] == [known[i].id for i in np.argsort(-predicted, kind="stable")]
+    assert f"{max(predicted):.2f}" in why
+    for hand_set in (0.0, 0.8, 5.0):     # the operator's rating of a model without a profile counts
+        unknown = model("house-model-x", hand_set, 2)
+        ranked, _ = QualityStrategy(router).rank(r, known + [unknown], RouteContext(Health()))
+        scores = list(predicted) + [hand_set]
+        assert [m.id for m in ranked] == [(known + [unknown])[i].id for i in np.argsort(-np.array(scores), kind="stable")]
+    floor = float(np.sort(predicted)[-2])             # only the two strongest predicted reach it
+    ranked, why = CostStrategy(quality_floor=floor, router=router).rank(r, known, RouteContext(Health()))
+    above = [m for m, q in zip(known, predicted) if q >= floor]
+    assert ranked[0].id == min(above, key=lambda m: m.price.blended_micros_per_mtok).id
+    assert "predicted quality" in why

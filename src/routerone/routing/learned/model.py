@@ -1,7 +1,8 @@
 """A linear model over the prompt features of `features.py` (numpy + stdlib only): IDF weights,
 the sparse and dense coefficients, the dense standardisation and a bias; one or K outputs.
 
-The profile router (profiles.py) uses one with K = 2 outputs for the prompt traits; the offline
+The profile router (profiles.py) uses one with K = 3 outputs (the prompt traits easy and gap, and
+the log answer-length factor); the offline
 `learned` evaluation strategy (strategy.py) uses them as gain and per-model quality heads.
 """
 from __future__ import annotations

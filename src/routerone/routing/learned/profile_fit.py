@@ -6,7 +6,9 @@
 2. Two prompt targets per row: `easy` = mean quality of the models scored on it; `gap` = the slope
    of quality on the models' ability (their mean quality in that table) times two standard
    deviations of ability -- for two models exactly strong - weak.
-3. Ridge regressions of both targets on the prompt features (fit.train_scorer). When there are
+   A third target, `length`: the mean over the models of log(answer tokens / the model's mean
+   answer length) on this prompt (tables whose answers are a letter say nothing: NaN).
+3. Ridge regressions of the three targets on the prompt features (fit.train_scorer). When there are
    several tables, each row weighs sqrt(largest table rows / its table rows), so a small chat set
    is not drowned by MMLU's 14k rows.
 4. Each model's profile e_m: ridge least squares of its quality on [1, easy, gap] over the rows it
@@ -18,10 +20,12 @@ Deterministic: same tables, same artefact.
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from . import fit
-from .profiles import DEFAULT_OUTPUT_TOKENS, TRAITS, Prior, ProfileArtefact, load_priors, normalise_name
+from .profiles import DEFAULT_OUTPUT_TOKENS, LENGTH_CLIP, TRAITS, Prior, ProfileArtefact, load_priors, normalise_name
 
 TRAIT_L2 = 1e-3          # ridge penalty of the trait regressions (the gain model's, CV-chosen on MMLU/GSM8K)
 PROFILE_L2 = 1.0         # ridge penalty (sum-of-squares units) on a profile's trait loadings
@@ -58,8 +62,21 @@ def _targets(q: np.ndarray) -> np.ndarray:
     return np.column_stack([easy, gap])
 
 
+def _length_target(out_tokens: np.ndarray) -> np.ndarray:
+    """(n,) mean over the models of log(answer tokens / the model's geometric-mean length); NaN
+    where no model has a length, and for models whose mean answer is under MIN_OUTPUT_TOKENS."""
+    lo = np.log(np.maximum(out_tokens, 1.0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)     # all-NaN columns: no lengths
+        keep = np.nanmean(out_tokens, axis=0) >= MIN_OUTPUT_TOKENS
+        centred = np.where(keep[None, :], lo - np.nanmean(lo, axis=0)[None, :], np.nan)
+        ok = ~np.isnan(centred)
+        mean = np.where(ok, centred, 0.0).sum(axis=1) / np.maximum(ok.sum(axis=1), 1)
+        return np.where(ok.any(axis=1), mean, np.nan)
+
+
 def _merge(tables) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, list[str], np.ndarray]:
-    """prompts, normalised quality (N, M), targets (N, 2), row weights, model names, out tokens (M,)."""
+    """prompts, normalised quality (N, M), targets (N, 3), row weights, model names, out tokens (M,)."""
     names: dict[str, str] = {}
     for t in tables:
         for m in t.models:
@@ -80,7 +97,7 @@ def _merge(tables) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, list[
                 out_means[col[normalise_name(m)]].append(float(np.nanmean(o)))
         prompts.extend(t.prompts)
         blocks.append(block)
-        targets.append(_targets(q))
+        targets.append(np.column_stack([_targets(q), _length_target(t.output_tokens)]))
         w = 1.0 if len(tables) == 1 else float(np.sqrt(n_max / max(len(t.prompts), 1)))
         weights.append(np.full(len(t.prompts), w))
     out_tokens = np.array([float(np.mean(v)) if v else np.nan for v in out_means])
@@ -142,18 +159,24 @@ def fit_profiles(tables, *, priors: dict[str, Prior] | None = None, folds: int =
     feats = fit.featurise(prompts)
     rows = np.arange(len(prompts))
     scorer = _fit_traits(feats, rows, targets, weights)
-    traits = _oof_traits(feats, targets, weights, folds)
+    oof = _oof_traits(feats, targets, weights, folds)
+    traits = oof[:, :len(TRAITS)]
+    has_len = ~np.isnan(targets[:, len(TRAITS)])
+    length_norm = (float(np.mean(np.exp(np.clip(oof[has_len, len(TRAITS)], -LENGTH_CLIP, LENGTH_CLIP))))
+                   if has_len.any() else 1.0)
     emb = np.array([_profile(q[:, j], traits, weights) for j in range(len(names))])
     known = out_tokens[~np.isnan(out_tokens)]
     default_out = float(known.mean()) if known.size else DEFAULT_OUTPUT_TOKENS
     out_tokens = np.where(np.isnan(out_tokens), default_out, out_tokens)
     B, center, scale, fitted_on = _prior_map(names, emb, priors)
     in_sample = fit.score_rows(scorer, feats, rows).reshape(len(prompts), -1)
-    info = {"traits": list(TRAITS), "trait_l2": TRAIT_L2, "profile_l2": PROFILE_L2,
-            "profile_folds": folds, "rows": len(prompts), "models": names,
+    info = {"traits": list(TRAITS), "trait_l2": TRAIT_L2, "dense_weight": fit.DENSE_WEIGHT,
+            "profile_l2": PROFILE_L2,
+            "profile_folds": folds, "length_norm": length_norm,
+            "length_rows": int(has_len.sum()), "rows": len(prompts), "models": names,
             "prior_map_fitted_on": fitted_on, **(meta or {})}
     from .model import LinearScorer
     scorer = LinearScorer(scorer.idf, scorer.coef_sparse, scorer.dense_mean, scorer.dense_std,
                           scorer.coef_dense, scorer.bias, "identity", {})
     return ProfileArtefact(scorer, names, emb, out_tokens, B, center, scale,
-                           in_sample.mean(axis=0), info)
+                           in_sample.mean(axis=0), info, length_norm)

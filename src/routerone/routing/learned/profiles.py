@@ -7,6 +7,9 @@ A two-trait item-response model, fitted by `profile_fit.py`:
   * easy(p): how well models in general do on this prompt (predicted mean quality);
   * gap(p):  how much stronger models pull ahead on it (predicted slope of quality on ability);
   both are ridge regressions on the hashed n-gram features of `features.py`;
+  * length(p): how much longer than usual answers to this prompt run (predicted mean over the
+    models of log(answer tokens / that model's mean)); a model's expected answer length on the prompt
+    is its mean length x exp(length(p)) / length_norm (the mean over training prompts), which prices the request (cost side only);
   * e_m, the model's profile: its base quality and how it responds to each trait, fitted on the
     model's own per-prompt scores when the training data has them ("trained"), otherwise mapped
     from a published ability score in `model_priors.toml` by the linear map score -> profile fitted
@@ -34,8 +37,9 @@ from .model import LinearScorer
 
 ARTEFACT_PATH = Path(__file__).with_name("router_model.npz")
 PRIORS_PATH = Path(__file__).with_name("model_priors.toml")
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 TRAITS = ("easy", "gap")
+LENGTH_CLIP = 3.0            # |predicted log length factor| is clipped to this (a factor of e^3 = 20)
 DEFAULT_OUTPUT_TOKENS = 350     # expected answer length of a model the data says nothing about
 
 
@@ -88,15 +92,16 @@ class Profile:
 
 @dataclass
 class ProfileArtefact:
-    scorer: LinearScorer                 # prompt features -> traits (K columns, identity link)
+    scorer: LinearScorer                 # prompt features -> traits + log length (K+1 columns)
     models: list[str]                    # trained model names (as in the data)
     embeddings: np.ndarray               # (M, 1+K)
     output_tokens: np.ndarray            # (M,)
     prior_map: np.ndarray                # (2, 1+K): embedding = prior_map[0] + prior_map[1] * z(score)
     prior_center: float                  # mean and scale of the scores the map was fitted on
     prior_scale: float
-    trait_mean: np.ndarray               # (K,) mean traits over the training prompts
+    trait_mean: np.ndarray               # (K+1,) mean scorer outputs over the training prompts
     meta: dict
+    length_norm: float = 1.0             # mean exp(length) over the training prompts with lengths
 
     def save(self, path: Path | str) -> None:
         s = self.scorer
@@ -107,7 +112,7 @@ class ProfileArtefact:
             models=np.array(self.models, dtype=np.str_), embeddings=self.embeddings,
             output_tokens=self.output_tokens, prior_map=self.prior_map,
             prior_center=np.float64(self.prior_center), prior_scale=np.float64(self.prior_scale),
-            trait_mean=self.trait_mean, meta=np.str_(json.dumps(self.meta, sort_keys=True)))
+            trait_mean=self.trait_mean, length_norm=np.float64(self.length_norm), meta=np.str_(json.dumps(self.meta, sort_keys=True)))
 
     @classmethod
     def from_file(cls, path: Path | str) -> "ProfileArtefact":
@@ -120,7 +125,7 @@ class ProfileArtefact:
                                   coef_dense=z["coef_dense"], bias=z["bias"], link="identity")
             return cls(scorer, [str(m) for m in z["models"]], z["embeddings"], z["output_tokens"],
                        z["prior_map"], float(z["prior_center"]), float(z["prior_scale"]),
-                       z["trait_mean"], json.loads(str(z["meta"])))
+                       z["trait_mean"], json.loads(str(z["meta"])), float(z["length_norm"]))
 
 
 class ProfileRouter:
@@ -173,11 +178,19 @@ class ProfileRouter:
         self._profiles[name] = got
         return got
 
+    def prompt_view(self, prompt: str) -> tuple[np.ndarray, float]:
+        """([1, easy, gap], answer-length factor) for the prompt, from one scoring of its features.
+        The factor multiplies each model's mean answer length (1 on the average training prompt)."""
+        a = self.artefact
+        t = np.asarray(a.scorer.score(prompt if isinstance(prompt, str) else ""), float)
+        t = np.where(np.isfinite(t), t, a.trait_mean)
+        k = len(TRAITS)
+        factor = float(np.exp(np.clip(t[k], -LENGTH_CLIP, LENGTH_CLIP))) / a.length_norm
+        return np.concatenate(([1.0], t[:k])), factor
+
     def traits(self, prompt: str) -> np.ndarray:
         """[1, easy, gap] for the prompt."""
-        t = np.asarray(self.artefact.scorer.score(prompt if isinstance(prompt, str) else ""), float)
-        t = np.where(np.isfinite(t), t, self.artefact.trait_mean)
-        return np.concatenate(([1.0], t))
+        return self.prompt_view(prompt)[0]
 
     def embeddings(self, names) -> np.ndarray:
         return np.array([self.profile(n).embedding for n in names]).reshape(len(names), -1)

@@ -1,13 +1,21 @@
 """Data preparation and training of the shipped learned-router artefact.
 
-    python -m routerone.routing.learned.train prepare --dataset mmlu|gsm8k|arena --out DIR
-    python -m routerone.routing.learned.train fit [--data DIR|CSV] --out PATH   (= routerone train-router)
+    python -m routerone.routing.learned.train prepare --dataset mmlu|gsm8k|arena|mtbench --out DIR
+    python -m routerone.routing.learned.train prepare --dataset llmrouter|routerarena|... --source SNAPSHOT --out DIR
+    python -m routerone.routing.learned.train fit [--data DIR|CSV] [--extra-data DIR ...] --out PATH
+                                                                   (= routerone train-router)
 
 prepare writes DIR/all.csv (every prompt, with its `fold` 0..4), DIR/train.csv (folds 1-4) and
 DIR/test.csv (fold 0, the held-out 20%), plus DIR/prices.json. Folds: the distinct prompts, in
 file order, are shuffled with numpy default_rng(0) and dealt round-robin into 5 folds; duplicate
 prompts share a fold. RouteLLM's contaminated prompts (its `contaminated_prompts.jsonl`,
 `eval_prompt` field) are dropped first. `eval-routing all.csv all.csv` cross-fits on the folds.
+
+External datasets (external.py) are prepared from a fetched repository snapshot (--source) into
+DIR/all.csv + DIR/PROVENANCE.md, with an `overlaps` column naming the evaluation sets each prompt
+overlaps (overlap.py). `--extra-data DIR` (repeatable; a prepared DIR, its all.csv, or a folder of
+prepared DIRs such as /work/extdata) adds them to training (`fit`, `routerone train-router`,
+`routerone eval-routing --lodo`); leave-one-dataset-out drops the rows overlapping the held-out set.
 
 fit trains the per-model quality profiles (profile_fit.py) on every prompt of MMLU, GSM8K
 (correctness of GPT-4-1106 vs Mixtral-8x7B), arena-bench-v1 (GPT-4 judge scores of 14 models) and
@@ -193,24 +201,55 @@ def shared_tables(data: Path | None = None, datasets=DATASETS) -> dict:
     return {name: table_from_rows(LOADERS[name](data), name) for name in datasets}
 
 
-def training_tables(data: Path) -> dict:
+def training_tables(data: Path, extra_data=()) -> dict:
     """A data directory (the shared routing data) -> its four tables; a CSV file (an operator's
-    labelled data, the eval-routing format) -> that one table."""
+    labelled data, the eval-routing format) -> that one table; plus the prepared external sets
+    in `extra_data` (see external_tables)."""
     from ..evaluation import load_table
-    if data.is_dir():
-        return shared_tables(data)
-    return {data.stem: load_table(data)}
+    tables = shared_tables(data) if data.is_dir() else {data.stem: load_table(data)}
+    tables.update(external_tables(extra_data))
+    return tables
 
 
-def train_artefact(data: Path | None = None, out: Path | None = None) -> dict:
-    """Fit the profiles on `data` (see training_tables) and write the artefact to `out`
-    (required: the shipped artefact is rebuilt only when its path is passed explicitly)."""
+def external_csvs(paths) -> dict[str, Path]:
+    """{name: all.csv} for each of `paths`: an all.csv (or other CSV) file, a prepared directory
+    holding all.csv, or a folder of prepared directories (each subfolder with an all.csv)."""
+    found: dict[str, Path] = {}
+    for p in map(Path, paths or ()):
+        if p.is_file():
+            found[p.parent.name if p.name == "all.csv" else p.stem] = p
+        elif (p / "all.csv").is_file():
+            found[p.name] = p / "all.csv"
+        elif p.is_dir() and sorted(p.glob("*/all.csv")):
+            found.update({f.parent.name: f for f in sorted(p.glob("*/all.csv"))})
+        else:
+            raise ValueError(f"--extra-data {p}: no all.csv there (prepare it first)")
+    return found
+
+
+def external_tables(paths, exclude=()) -> dict:
+    """{name: Table} of prepared external sets, without the rows whose `overlaps` column names a
+    set in `exclude` (e.g. the held-out evaluation set)."""
+    from ..evaluation import table_from_rows
+    from .overlap import split_cell
+    tables = {}
+    for name, path in external_csvs(paths).items():
+        rows = [r for r in _read_csv(path) if not (split_cell(r.get("overlaps")) & set(exclude))]
+        if rows:
+            tables[f"ext:{name}"] = table_from_rows(rows, str(path))
+    return tables
+
+
+def train_artefact(data: Path | None = None, out: Path | None = None, extra_data=()) -> dict:
+    """Fit the profiles on `data` (see training_tables) plus the prepared external sets in
+    `extra_data`, and write the artefact to `out` (required: the shipped artefact is rebuilt only
+    when its path is passed explicitly)."""
     from .profile_fit import fit_profiles
     if out is None:
         raise ValueError("an output path is required (the shipped artefact is "
                          f"{ARTEFACT_PATH}; pass it explicitly to rebuild it)")
     data = Path(data or default_data_dir())
-    tables = training_tables(data)
+    tables = training_tables(data, extra_data)
     meta = {"datasets": {name: len(t.prompts) for name, t in tables.items()},
             "source": str(data.name)}
     art = fit_profiles(list(tables.values()), meta=meta)
@@ -225,17 +264,31 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m routerone.routing.learned.train")
     sub = p.add_subparsers(dest="cmd", required=True)
     pp = sub.add_parser("prepare", help="write train/test CSVs and prices for one dataset")
-    pp.add_argument("--dataset", choices=sorted(LOADERS), required=True)
+    from .external import ADAPTERS
+    pp.add_argument("--dataset", choices=sorted(LOADERS) + sorted(ADAPTERS), required=True)
     pp.add_argument("--out", type=Path, required=True)
-    pp.add_argument("--data", type=Path, default=None)
+    pp.add_argument("--data", type=Path, default=None,
+                    help="shared routing data (default: ../shared/data/routing); external datasets "
+                         "use it for the overlap check")
+    pp.add_argument("--source", type=Path, default=None,
+                    help="external datasets: the fetched repository snapshot (bare git dir or files)")
     pf = sub.add_parser("fit", help="train a profile artefact (= routerone train-router)")
     pf.add_argument("--data", type=Path, default=None)
+    pf.add_argument("--extra-data", type=Path, action="append", default=None, metavar="DIR",
+                    help="also train on prepared external sets (repeatable)")
     pf.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
-    if args.cmd == "prepare":
+    if args.cmd == "prepare" and args.dataset in ADAPTERS:
+        from .external import prepare_external
+        from .overlap import evaluation_index
+        if args.source is None:
+            p.error(f"--dataset {args.dataset} needs --source (the fetched repository snapshot)")
+        index = evaluation_index(args.data)
+        print(json.dumps(prepare_external(args.dataset, args.source, args.out, index), indent=2))
+    elif args.cmd == "prepare":
         print(json.dumps(prepare(args.dataset, args.out, args.data), indent=2))
     else:
-        print(json.dumps(train_artefact(args.data, args.out), indent=2))
+        print(json.dumps(train_artefact(args.data, args.out, args.extra_data or ()), indent=2))
     return 0
 
 
