@@ -75,8 +75,9 @@ def affinity(cpus):
 
 # -- services: private PostgreSQL and Redis that can be pinned ----------------------------------------
 class Services:
-    def __init__(self, tmp: Path, cpus: set[int] | None, shared: bool) -> None:
+    def __init__(self, tmp: Path, cpus: set[int] | None, shared: bool, pg_settings: tuple[str, ...] = ()) -> None:
         self.tmp, self.cpus, self.shared = tmp, cpus, shared
+        self.pg_settings = pg_settings        # extra `-c name=value` for the private cluster (bench/pg_profile.py)
         self.procs: list[Proc] = []
         self.pg_data: Path | None = None
         self.pg_bin: Path | None = None
@@ -110,7 +111,9 @@ class Services:
         pport = free_port()
         self.procs.append(Proc("postgres", [*as_pg, str(self.pg_bin / "postgres"), "-D", str(self.pg_data), "-p",
                                             str(pport), "-k", str(self.pg_data), "-c", "listen_addresses=127.0.0.1",
-                                            "-c", "max_connections=200"], cpus=self.cpus, log_dir=self.tmp))
+                                            "-c", "max_connections=200",
+                                            *[a for kv in self.pg_settings for a in ("-c", kv)]],
+                                  cpus=self.cpus, log_dir=self.tmp))
         self.pg_admin_url = f"postgresql://postgres@127.0.0.1:{pport}/postgres"
         for _ in range(100):
             if subprocess.run([str(self.pg_bin / "pg_isready"), "-h", "127.0.0.1", "-p", str(pport)],
@@ -247,6 +250,9 @@ def main() -> int:
     ap.add_argument("--shared-services", action="store_true")
     ap.add_argument("--streams", type=int, default=1000)
     ap.add_argument("--no-wrk", action="store_true", help="the workers rows with bench/loadgen.py only")
+    ap.add_argument("--postgres-only", action="store_true",
+                    help="of the workers rows, only PostgreSQL + Redis 1 and 2 workers (the pinned rows stay)")
+    ap.add_argument("--results", default="", help="write bench/results/<this>.md and .json (default: scale)")
     a = ap.parse_args()
     if a.only_streams and a.skip_streams:
         ap.error("--only-streams and --skip-streams exclude each other")
@@ -367,7 +373,7 @@ def main() -> int:
     out["conditions"]["loadavg_end"] = os.getloadavg()
     from report import scale_markdown
     md = scale_markdown(out)
-    stem = "scale-streams" if a.only_streams else "scale"
+    stem = a.results or ("scale-streams" if a.only_streams else "scale")
     (RESULTS / f"{stem}.json").write_text(json.dumps(out, indent=1))
     (RESULTS / f"{stem}.md").write_text(md)
     print(md)
@@ -377,15 +383,17 @@ def main() -> int:
 def workers_and_pinned(run_json, gateway, a, gw_cpu, load_cpus) -> None:
     """Parts 1 and 2: --workers 2 vs one worker (not pinned), PostgreSQL + Redis vs embedded (pinned)."""
     log("1. --workers 2 vs one worker, c=64, not pinned")
-    run_json("embedded, 1 worker (in-process limiter)", gateway("emb1", postgres=False, redis=False), None,
-             "workers", True)
-    run_json("embedded, 2 workers (shared-memory limiter)", gateway("emb2", postgres=False, redis=False, workers=2),
-             None, "workers", True)
-    if not a.skip_postgres:
+    if not a.postgres_only:
+        run_json("embedded, 1 worker (in-process limiter)", gateway("emb1", postgres=False, redis=False), None,
+                 "workers", True)
+        run_json("embedded, 2 workers (shared-memory limiter)", gateway("emb2", postgres=False, redis=False,
+                                                                         workers=2), None, "workers", True)
+    if not a.skip_postgres and not a.postgres_only:
         run_json("embedded, 1 worker (Redis limiter)", gateway("emb1r", postgres=False, redis=True), None,
                  "workers", True)
         run_json("embedded, 2 workers (Redis limiter)", gateway("emb2r", postgres=False, redis=True, workers=2),
                  None, "workers", True)
+    if not a.skip_postgres:
         run_json("PostgreSQL + Redis, 1 worker", gateway("pg1", postgres=True, redis=True), None, "workers", True)
         run_json("PostgreSQL + Redis, 2 workers", gateway("pg2", postgres=True, redis=True, workers=2), None,
                  "workers", True)

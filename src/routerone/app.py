@@ -114,7 +114,7 @@ def create_app(settings: Settings, *, store: Store | None = None, limiter: Limit
     metrics.gauge("routerone_usage_rejects", "Usage rows the database refused (kept in usage_rejects)",
                   lambda: usage.rejected)
     if hasattr(store, "round_trips"):      # PostgresStore: how well reserve/settle batch under load
-        for op in ("reserve", "settle"):
+        for op in ("reserve", "settle", "flush"):
             metrics.gauge(f"routerone_store_{op}_round_trips", f"Database round trips made for {op} batches",
                           lambda op=op: store.round_trips()[op])
             metrics.gauge(f"routerone_store_{op}_calls", f"{op} calls carried by those round trips",

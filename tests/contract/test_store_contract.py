@@ -507,3 +507,71 @@ async def test_postgres_batches_concurrent_calls_into_few_round_trips(store: Sto
     assert 1 <= reserve_trips <= 4 and 1 <= settle_trips <= 4, (reserve_trips, settle_trips)
     acc_after = await _assert_books_balance(store, acc.id)
     assert (acc_after.balance_micros, acc_after.reserved_micros) == (10_000_000 - 64 * 400, 0)
+
+
+async def test_one_batch_of_every_kind_of_settle_is_exact_in_call_order(store: Store) -> None:
+    """Settles made in one event-loop turn (one batch on PostgreSQL): open holds, a repeat within the
+    batch, an expired hold whose late charge depends on the items before it, an unknown id, an id
+    settled earlier and a zero charge. Each gets what it would get called alone, in call order."""
+    acc = await _account(store, 10_000)
+    key = await _key(store, acc)
+    assert await store.reserve(_hold("old", acc, key, 6_000, expires_at=100.0))
+    assert await store.release_expired(150.0) == 1
+    assert await store.reserve(_hold("done", acc, key, 500))
+    assert await store.settle("done", 200) == Settlement("done", 200, 9_800)
+    for rid, amount in (("a1", 1_000), ("a2", 2_000), ("a3", 1_500)):
+        assert await store.reserve(_hold(rid, acc, key, amount))
+    calls = [("a1", 700), ("a2", 5_000), ("old", 6_000), ("a1", 999), ("nope", 5), ("done", 1), ("a3", 0)]
+    got = await asyncio.gather(*(store.settle(rid, cost) for rid, cost in calls))
+    # a1: 700 of its 1,000; a2: capped at its 2,000; old (expired): what is then available,
+    # 7,100 - 1,500 still held by a3 = 5,600 (5,300 had it come first); repeats: their first charge
+    assert got == [Settlement("a1", 700, 9_100), Settlement("a2", 2_000, 7_100), Settlement("old", 5_600, 1_500),
+                   Settlement("a1", 700, 1_500), None, Settlement("done", 200, 1_500), Settlement("a3", 0, 1_500)]
+    after = await _assert_books_balance(store, acc.id)
+    assert (after.balance_micros, after.reserved_micros, after.spent_micros) == (1_500, 0, 8_500)
+    fresh = await store.get_key(key.id)
+    assert fresh is not None and (fresh.spent_micros, fresh.reserved_micros) == (8_500, 0)
+    charges = sorted((e.request_id, -e.amount_micros) for e in await store.ledger(acc.id) if e.kind == "charge")
+    assert charges == [("a1", 700), ("a2", 2_000), ("done", 200), ("old", 5_600)]
+    assert await store.open_reservations(acc.id) == 0
+
+
+async def test_one_batch_of_reserves_grants_in_call_order_and_refusals_leave_nothing(store: Store) -> None:
+    """Reserves made in one turn (one batch on PostgreSQL) against a balance and a key cap that run
+    out part-way: each is granted or refused as it would be alone, in call order; a refused one
+    leaves no reservation, so its id can be reserved again later."""
+    acc = await _account(store, 5_000)
+    capped = await _key(store, acc, spend_cap_micros=1_500, tag="capped")
+    free = await _key(store, acc, tag="free")
+    calls = [("r1", capped, 1_000), ("r2", capped, 1_000), ("r3", free, 3_000), ("r4", capped, 500),
+             ("r5", free, 1_000), ("r6", free, 500)]
+    got = await asyncio.gather(*(store.reserve(_hold(rid, acc, k, amount)) for rid, k, amount in calls))
+    # r2: over the cap (1,000 + 1,000 > 1,500); r5: over the balance (4,500 held); r6: fits
+    assert got == [True, False, True, True, False, True]
+    after = await store.get_account(acc.id)
+    assert after is not None and after.reserved_micros == 5_000 and after.available_micros == 0
+    assert await store.open_reservations(acc.id) == 4
+    assert await store.settle("r2", 1) is None and await store.settle("r5", 1) is None
+    assert await store.settle("r3", 1_000) == Settlement("r3", 1_000, 4_000)     # 2,000 available again
+    assert await store.reserve(_hold("r5", acc, free, 1_000))          # refused before: no row left behind
+    fresh = await store.get_key(capped.id)
+    assert fresh is not None and fresh.reserved_micros == 1_500
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("store", ["postgres"], indirect=True)   # SQLite commits synchronously instead
+async def test_postgres_settlements_share_their_flush_barriers(store: Store) -> None:
+    """Each settlement returns only after a synchronous flush barrier, and concurrent settlements
+    share one (a flush per settle batch at most, not one per call)."""
+    assert isinstance(store, PostgresStore)
+    acc = await _account(store, 10_000_000)
+    key = await _key(store, acc)
+    assert all(await asyncio.gather(*(store.reserve(_hold(f"f{i}", acc, key, 1_000)) for i in range(64))))
+    before, calls_before = store.round_trips(), store.batched_calls()
+    settled = await asyncio.gather(*(store.settle(f"f{i}", 300) for i in range(64)),
+                                   store.settle("no-such-request", 5))
+    assert all(s is not None and s.charged_micros == 300 for s in settled[:64]) and settled[64] is None
+    after, calls_after = store.round_trips(), store.batched_calls()
+    flushes, settles = after["flush"] - before["flush"], after["settle"] - before["settle"]
+    assert calls_after["flush"] - calls_before["flush"] == 64       # every settlement waited for one
+    assert 1 <= flushes <= settles, (flushes, settles)

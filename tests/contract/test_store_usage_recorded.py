@@ -119,3 +119,21 @@ async def _rejects(store: Store) -> list[tuple]:
         return [tuple(r) for r in rows]
     return await store._run(lambda db: db.execute(
         "SELECT request_id, reason, record FROM usage_rejects ORDER BY id").fetchall())
+
+
+async def test_one_batch_of_recorded_settles_writes_one_row_per_settled_request(store: Store) -> None:
+    """Recorded settles made in one event-loop turn (one batch on PostgreSQL), open and expired holds,
+    a repeat and an unknown id among them: one usage row per request settled, with its charge."""
+    acc, key = await _funded(store, 1_000)
+    assert await store.reserve(Reservation("late", acc.id, key.id, 900, 100.0))
+    assert await store.release_expired(150.0) == 1
+    for rid in ("a", "b"):
+        assert await store.reserve(Reservation(rid, acc.id, key.id, 300, FAR_FUTURE_S))
+    calls = [("a", 200), ("late", 900), ("a", 50), ("ghost", 10), ("b", 300)]
+    got = await asyncio.gather(*(store.settle_recorded(rid, cost, _record(rid, acc, key)) for rid, cost in calls))
+    # late (expired): what is available after a, with b's 300 still held: 800 - 300 = 500
+    assert [(s.charged_micros, s.balance_micros) if s else None for s in got] == \
+           [(200, 800), (500, 300), (200, 300), None, (300, 0)]
+    rows = await _rows(store, acc)
+    assert {rid: r.cost_micros for rid, r in rows.items()} == {"a": 200, "late": 500, "b": 300}
+    assert await _charges(store, acc) == {"a": 200, "late": 500, "b": 300}

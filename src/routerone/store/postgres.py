@@ -5,7 +5,8 @@ Same semantics as SQLiteStore, checked by one contract suite (tests/contract).
 Concurrency. Transactions run at READ COMMITTED (PostgreSQL's default) and that is enough: every
 money decision is either a conditional UPDATE (`... WHERE balance_micros - reserved_micros >= $1`),
 which PostgreSQL re-evaluates against the newest row version after waiting for the row lock, or is
-taken after `SELECT ... FOR UPDATE`. No decision rests on a stale read, so nothing needs retrying.
+taken after `SELECT ... FOR NO KEY UPDATE` (FOR UPDATE in the pg_0001/pg_0002 routines). No decision
+rests on a stale read, so nothing needs retrying.
 Rows are always locked in one order: reservation, then keys (ascending id), then accounts
 (ascending id), then the auth_version row. Transactions wait on each other but cannot deadlock.
 The account row comes after the key row because every key of an account shares it: a request
@@ -15,7 +16,10 @@ Hot path. `reserve` and `settle` go through batchers (routerone.batching): the c
 round trip is in flight share the next one, which runs a PL/pgSQL routine over the whole batch
 (postgres_sql.py) with exactly the semantics of running the calls one after another. Under load a
 request costs a fraction of a round trip instead of three; a lone request costs one event-loop turn
-more. The account row is locked for one batch plus its COMMIT, and no longer.
+more. The key and account rows (hot: every request of a key or account updates them, from every
+process) are locked last in each batch, after every write that does not need them (pg_0003_batch,
+postgres_sql.py), so batches of several processes queue on them only for the decisions, two
+UPDATEs and an in-memory COMMIT.
 
 Durability. A synchronous COMMIT keeps the row locks until the WAL is flushed, so on one account
 (one hot row) requests would serialize on disk flushes. So:
@@ -34,6 +38,9 @@ Durability. A synchronous COMMIT keeps the row locks until the WAL is flushed, s
   idempotent) charges it again after recovery, exactly as with a synchronous COMMIT. What remains:
   other sessions may, for up to ~600 ms, read a settlement that a crash then rolls back (e.g. a
   balance shown by GET /v1/account). Charges are not lost. Cost: one more round trip, no locks.
+  The flush waits do not hold the settle batcher (`_flushes`: one barrier for the settlements of a
+  batch, or of every batch that committed before it started), so the next settle batch runs during
+  the flush.
   Setting SETTLE_FLUSH_BARRIER = False gives a plain one-round-trip synchronous settle batch instead.
 Every other transaction (credits, debits, keys, the expiry sweep) keeps synchronous commit.
 
@@ -77,6 +84,10 @@ SETTLE_FLUSH_BARRIER = True           # async COMMIT, then wait for the flush wi
 SETTLE_SYNCHRONOUS_COMMIT = "on"      # used only if SETTLE_FLUSH_BARRIER is False
 BATCH_MAX = 256                       # calls per round trip
 BATCHES_IN_FLIGHT = 1                 # per batcher (reserve, settle) and process; 2 measured slower
+# Flush barriers may overlap: a settle batch's callers start theirs at once instead of waiting for
+# the previous batch's, so a settlement is committed-but-unacknowledged for one flush, as with the
+# barrier inside the batch (a gateway killed in that window leaves a charge its client never saw).
+FLUSHES_IN_FLIGHT = 4
 CONNECT_TIMEOUT_S = 5.0               # a database that does not answer: fail (503) rather than hang
 
 
@@ -96,6 +107,8 @@ class PostgresStore(PostgresConsoleMixin):
             on_orphan=self._release_orphan)
         self._settles: Batcher[tuple[str, int, UsageRecord | None], Settlement | None] = Batcher(
             self._settle_many, max_batch=BATCH_MAX, max_in_flight=BATCHES_IN_FLIGHT)
+        self._flushes: Batcher[str, None] = Batcher(self._flush_many, max_batch=BATCH_MAX,
+                                                    max_in_flight=FLUSHES_IN_FLIGHT)
         self._background: set[asyncio.Task] = set()
 
     # -- plumbing -------------------------------------------------------------------------------
@@ -105,7 +118,8 @@ class PostgresStore(PostgresConsoleMixin):
                 if self._pool is None:
                     self._pool = await asyncpg.create_pool(
                         self.url, min_size=self._min_size, max_size=self._max_size,
-                        server_settings=self._server_settings, timeout=CONNECT_TIMEOUT_S)
+                        server_settings=self._server_settings, timeout=CONNECT_TIMEOUT_S,
+                        reset=_keep_session)
         return self._pool
 
     @asynccontextmanager
@@ -128,12 +142,13 @@ class PostgresStore(PostgresConsoleMixin):
                     async with conn.transaction():
                         await conn.execute(migration_sql(ddl, "postgresql").replace("{ID}", "BIGSERIAL PRIMARY KEY"))
                         await conn.execute("INSERT INTO _migrations VALUES ($1, $2)", name, time.time())
-            finally:  # the pool's reset on release would also drop it (pg_advisory_unlock_all)
+            finally:  # released explicitly: the pool does not reset sessions (_keep_session)
                 await conn.execute(f"SELECT pg_advisory_unlock({_LOCK_ARGS})", _MIGRATE_LOCK)
 
     async def close(self) -> None:
         await self._reserves.close()
         await self._settles.close()
+        await self._flushes.close()
         if self._background:
             await asyncio.gather(*list(self._background), return_exceptions=True)
         if self._pool is not None:
@@ -172,7 +187,7 @@ class PostgresStore(PostgresConsoleMixin):
                              actor: str = "") -> Account:
         async with self._tx() as db:
             row = await db.fetchrow(
-                "SELECT balance_micros, reserved_micros FROM accounts WHERE id = $1 FOR UPDATE", account_id)
+                "SELECT balance_micros, reserved_micros FROM accounts WHERE id = $1 FOR NO KEY UPDATE", account_id)
             if row is None:
                 raise KeyError(account_id)
             check_adjustment(row[0], amount_micros)
@@ -273,42 +288,54 @@ class PostgresStore(PostgresConsoleMixin):
     async def settle(self, request_id: str, cost_micros: int) -> Settlement | None:
         """Batched; returns only once the settlement is on disk (see "Durability"). Idempotent by
         request id."""
-        return await self._settles.submit((request_id, cost_micros, None))
+        return await self._flushed(await self._settles.submit((request_id, cost_micros, None)))
+
+    async def _flushed(self, s: Settlement | None) -> Settlement | None:
+        """`s` once the WAL is flushed past its batch's (asynchronous) COMMIT: the flush barrier,
+        shared by every settlement that is waiting for one (see "Durability")."""
+        if s is not None and SETTLE_FLUSH_BARRIER:
+            await self._flushes.submit(s.request_id)
+        return s
 
     async def _reserve_many(self, rs: Sequence[Reservation]) -> list[bool]:
         row = await (await self._db()).fetchrow(
-            sql.RESERVE_MANY, [r.request_id for r in rs], [r.account_id for r in rs], [r.key_id for r in rs],
+            sql.RESERVE_BATCH, [r.request_id for r in rs], [r.account_id for r in rs], [r.key_id for r in rs],
             [r.amount_micros for r in rs], [r.expires_at for r in rs], RESERVE_SYNCHRONOUS_COMMIT)
         return list(row[0])
 
     async def _settle_many(self, items: Sequence[tuple[str, int, UsageRecord | None]]) -> list[Settlement | None]:
-        """One round trip (two with the flush barrier) for the batch: the settlements and, in the
-        same transaction, the usage rows of the items that carry one (ro_settle_record_many)."""
+        """One round trip for the batch: the settlements and, in the same transaction, the usage
+        rows of the items that carry one (ro_settle_batch). With the flush barrier the COMMIT is
+        asynchronous and each caller then waits for a shared flush (`_flushed`): the next settle
+        batch need not wait for this one's disk flush."""
         ids = [request_id for request_id, _, _ in items]
         usage = [rows.usage_tuple(r) if r is not None else _NO_USAGE for _, _, r in items]
         cols = list(zip(*usage))    # one array per usage column; [0] is the request id, [9] the cost
-        pool = await self._db()
-        async with pool.acquire() as db:
-            charged, balances, _ = await db.fetchrow(
-                sql.SETTLE_RECORD_MANY, ids, [cost for _, cost, _ in items], time.time(),
-                [r is not None for _, _, r in items], *cols[1:9], *cols[10:],
-                "off" if SETTLE_FLUSH_BARRIER else SETTLE_SYNCHRONOUS_COMMIT)
-            known = [request_id for request_id, c in zip(ids, charged) if c is not None]
-            if SETTLE_FLUSH_BARRIER and known:
-                await db.execute(sql.FLUSH_BARRIER, known[0])
+        charged, balances, _ = await (await self._db()).fetchrow(
+            sql.SETTLE_BATCH, ids, [cost for _, cost, _ in items], time.time(),
+            [r is not None for _, _, r in items], *cols[1:9], *cols[10:],
+            "off" if SETTLE_FLUSH_BARRIER else SETTLE_SYNCHRONOUS_COMMIT)
         for (_, _, record), c in zip(items, charged):
             if record is not None and c is not None:
                 record.cost_micros = c
         return [Settlement(request_id, c, b) if c is not None else None
                 for request_id, c, b in zip(ids, charged, balances)]
 
+    async def _flush_many(self, request_ids: Sequence[str]) -> list[None]:
+        """The flush barrier for every settlement whose batch committed before it started: a tiny
+        synchronous write on one of their (settled, uncontended) reservation rows, whose COMMIT
+        returns once the WAL is flushed past it, and so past all their COMMITs."""
+        await (await self._db()).execute(sql.FLUSH_BARRIER, request_ids[0])
+        return [None] * len(request_ids)
+
     def round_trips(self) -> dict[str, int]:
-        """Batches sent so far, per batcher (each is one round trip, two for settle's flush barrier)."""
-        return {"reserve": self._reserves.batches, "settle": self._settles.batches}
+        """Batches sent so far, per batcher (each is one round trip; "flush": the shared flush barriers
+        that settlements wait for)."""
+        return {"reserve": self._reserves.batches, "settle": self._settles.batches, "flush": self._flushes.batches}
 
     def batched_calls(self) -> dict[str, int]:
         """Calls those batches carried (calls / round trips = the mean batch size)."""
-        return {"reserve": self._reserves.items, "settle": self._settles.items}
+        return {"reserve": self._reserves.items, "settle": self._settles.items, "flush": self._flushes.items}
 
     def _release_orphan(self, r: Reservation, granted: bool) -> None:
         """A reserve whose caller went away while its batch ran: release the hold now rather than
@@ -398,7 +425,7 @@ class PostgresStore(PostgresConsoleMixin):
     # -- usage recorded with the charge (issue 11) ----------------------------------------------
     async def settle_recorded(self, request_id: str, cost_micros: int, record: UsageRecord) -> Settlement | None:
         """Batched with the plain settles (one routine, one transaction; see postgres_sql.py)."""
-        return await self._settles.submit((request_id, cost_micros, record))
+        return await self._flushed(await self._settles.submit((request_id, cost_micros, record)))
 
     async def insert_usage_rejects(self, rejects: Sequence[UsageReject]) -> None:
         if not rejects:
@@ -410,6 +437,16 @@ class PostgresStore(PostgresConsoleMixin):
 
 
 _NO_USAGE = (None,) * rows.USAGE_COL_COUNT   # placeholders for a settle without a usage row
+
+
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """The pool's reset on release, beyond asyncpg's own (a transaction left open is rolled back,
+    listener callbacks dropped): nothing. asyncpg's default also sends `SELECT
+    pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL` and waits for it, one more round
+    trip per pooled call (per reserve and settle batch too) before the caller gets its result. This
+    store leaves no session state behind: settings are transaction-local (set_config(..., true)),
+    advisory locks are transaction-scoped or released explicitly (migrate), no LISTEN, no cursors
+    outside a transaction."""
 
 
 async def _bump(db: asyncpg.Connection) -> None:
