@@ -134,12 +134,12 @@ async def drain(app: web.Application, runner: web.AppRunner, site: web.SockSite,
     usage = chat.d.usage
     figures = {"in_flight": at_signal[0], "streams": at_signal[1], "accepted_at_close": len(waiting),
                "finished": finished, "cut": cut, "cut_streams": cut_streams, "background_cancelled": background,
-               "usage_written": usage.written, "usage_left": usage.depth,
+               "usage_written": usage.written + chat.d.billing.recorded, "usage_left": usage.depth,
                "total_s": round(time.monotonic() - started, 3)}
     log.warning("drained: %d request(s) finished (%d in flight at the signal, %d of them streams), %d cut "
                 "after the %.0f s bound (%d streams); %d background task(s) cancelled; usage records "
                 "written since start: %d, left unwritten: %d; stopped in %.2f s", finished, at_signal[0], at_signal[1],
-                cut, timeout_s, cut_streams, background, usage.written, usage.depth, figures["total_s"])
+                cut, timeout_s, cut_streams, background, figures["usage_written"], usage.depth, figures["total_s"])
     return figures
 
 

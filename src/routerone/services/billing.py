@@ -97,6 +97,7 @@ class Billing:
         self.usage_flagged = 0         # settlements whose upstream usage had to be corrected
         self._pending: dict[str, _Pending] = {}
         self.pending_settled = 0       # pending settles written later
+        self.recorded = 0              # usage rows written in their settle's own transaction
         self._task: asyncio.Task | None = None
 
     @property
@@ -192,6 +193,7 @@ class Billing:
                 if s is None:                    # no reservation (lost): the row goes on its own
                     self._unrecorded(p.record)
                     return Settlement(rid, 0, 0)
+                self.recorded += 1
                 return s
         s = await self.store.settle(rid, p.cost_micros)
         return s or Settlement(rid, 0, 0)
