@@ -237,3 +237,29 @@ def test_routerone_models_shows_where_each_profile_came_from(tmp_path):
     assert "auto profile" in out.stdout
     line = next(x for x in out.stdout.splitlines() if x.startswith("gpt-4o-mini "))
     assert line.rstrip().endswith("prior:lmarena-text-2025-08-04")
+
+
+def test_an_artefact_from_before_the_length_factor_still_loads(tmp_path):
+    """An operator's `train-router` artefact in format 2 (two scorer outputs, no length_norm) keeps
+    working: same quality predictions from its two traits, and the length factor is 1."""
+    with np.load(ARTEFACT_PATH, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    old = dict(arrays, format_version=np.int64(2), coef_sparse=arrays["coef_sparse"][:, :2],
+               coef_dense=arrays["coef_dense"][:, :2], bias=arrays["bias"][:2],
+               trait_mean=arrays["trait_mean"][:2])
+    del old["length_norm"]
+    path = tmp_path / "v2.npz"
+    np.savez_compressed(path, **old)
+    v2 = ProfileRouter(ProfileArtefact.from_file(path), priors={})
+    v3 = ProfileRouter(ProfileArtefact.from_file(ARTEFACT_PATH), priors={})
+    prompt = "Prove that the square root of 2 is irrational, then write a haiku about it."
+    traits2, factor2 = v2.prompt_view(prompt)
+    traits3, factor3 = v3.prompt_view(prompt)
+    assert factor2 == 1.0 and factor3 != 1.0
+    np.testing.assert_allclose(traits2, traits3)
+    names = v3.artefact.models[:3]
+    np.testing.assert_allclose(v2.predict(prompt, names), v3.predict(prompt, names))
+    bad = dict(arrays, format_version=np.int64(1))
+    np.savez_compressed(tmp_path / "v1.npz", **bad)
+    with pytest.raises(ValueError, match="not a router profile artefact"):
+        ProfileArtefact.from_file(tmp_path / "v1.npz")

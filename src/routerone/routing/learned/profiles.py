@@ -38,6 +38,7 @@ from .model import LinearScorer
 ARTEFACT_PATH = Path(__file__).with_name("router_model.npz")
 PRIORS_PATH = Path(__file__).with_name("model_priors.toml")
 FORMAT_VERSION = 3
+READABLE_FORMATS = (2, 3)       # 2: an operator's `train-router` artefact from before the length factor
 TRAITS = ("easy", "gap")
 LENGTH_CLIP = 3.0            # |predicted log length factor| is clipped to this (a factor of e^3 = 20)
 DEFAULT_OUTPUT_TOKENS = 350     # expected answer length of a model the data says nothing about
@@ -117,7 +118,7 @@ class ProfileArtefact:
     @classmethod
     def from_file(cls, path: Path | str) -> "ProfileArtefact":
         with np.load(path, allow_pickle=False) as z:
-            if "format_version" not in z or int(z["format_version"]) != FORMAT_VERSION:
+            if "format_version" not in z or int(z["format_version"]) not in READABLE_FORMATS:
                 raise ValueError(f"{path}: not a router profile artefact (format {FORMAT_VERSION})")
             scorer = LinearScorer(idf=z["idf"].astype(np.float64),
                                   coef_sparse=z["coef_sparse"].astype(np.float32),
@@ -125,7 +126,8 @@ class ProfileArtefact:
                                   coef_dense=z["coef_dense"], bias=z["bias"], link="identity")
             return cls(scorer, [str(m) for m in z["models"]], z["embeddings"], z["output_tokens"],
                        z["prior_map"], float(z["prior_center"]), float(z["prior_scale"]),
-                       z["trait_mean"], json.loads(str(z["meta"])), float(z["length_norm"]))
+                       z["trait_mean"], json.loads(str(z["meta"])),
+                       float(z["length_norm"]) if "length_norm" in z else 1.0)
 
 
 class ProfileRouter:
@@ -185,7 +187,8 @@ class ProfileRouter:
         t = np.asarray(a.scorer.score(prompt if isinstance(prompt, str) else ""), float)
         t = np.where(np.isfinite(t), t, a.trait_mean)
         k = len(TRAITS)
-        factor = float(np.exp(np.clip(t[k], -LENGTH_CLIP, LENGTH_CLIP))) / a.length_norm
+        # a format-2 artefact has no length output: every prompt gets the model's mean length
+        factor = float(np.exp(np.clip(t[k], -LENGTH_CLIP, LENGTH_CLIP))) / a.length_norm if t.size > k else 1.0
         return np.concatenate(([1.0], t[:k])), factor
 
     def traits(self, prompt: str) -> np.ndarray:
