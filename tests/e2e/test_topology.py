@@ -185,9 +185,10 @@ async def scenario(tmp_path: Path, db_url: str, upstream: FakeUpstream, redis_ur
             killed = gateways[0]
             kill_at = time.monotonic()
             await asyncio.to_thread(killed.kill)
+            dead_at = time.monotonic()     # reaped: a request sent before this may have reached it
             await asyncio.sleep(1.0)
-            await answered_since(kill_at + 0.05, STEADY_ANSWERS)      # traffic goes on on two
-            after_kill = [s for s in results if s.started > kill_at + 0.05]
+            await answered_since(dead_at + 0.05, STEADY_ANSWERS)      # traffic goes on on two
+            after_kill = [s for s in results if s.started > dead_at + 0.05]
             await asyncio.to_thread(restart, killed, 1)
             instance_of[await asyncio.to_thread(prefix_of, killed)] = 0
             await asyncio.sleep(FAIL_TIMEOUT_S + 0.5)           # nginx tries it again after fail_timeout
@@ -217,7 +218,10 @@ async def scenario(tmp_path: Path, db_url: str, upstream: FakeUpstream, redis_ur
             log = parse_access_log(nginx.access_log)
             killed_addr = f"127.0.0.1:{killed.port}"
             failed = [s for s in results if not s.ok]
-            in_flight_on_killed = [s for s in results if s.started < kill_at < s.ended
+            # in flight on the killed instance: sent before it was gone (the SIGKILL is sent from a
+            # thread, so requests sent between kill_at and its death reach it too), still open at
+            # kill_at, and nginx's last try went to it
+            in_flight_on_killed = [s for s in results if s.started < dead_at and s.ended > kill_at
                                    and log.get(s.cid, {}).get("upstream", [""])[-1] == killed_addr]
             failed_kill = [s for s in failed if s.started < roll_at]
             failed_roll = [s for s in failed if s.started >= roll_at or s.ended >= roll_at]
