@@ -12,6 +12,7 @@ import asyncio
 import collections
 import signal
 import sys
+import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -68,10 +69,14 @@ async def test_one_scrape_counts_every_workers_requests_exactly_once(tmp_path: P
                     cost_micros += int(Decimal(r.headers["x-routerone-cost"]) * 1_000_000)
 
             async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as session:
-                for _ in range(15):                      # until both workers have answered some
+                # until both workers have answered some; on a loaded machine the second worker may
+                # still be starting (not yet listening) when the first answers /readyz
+                deadline = time.monotonic() + 30
+                while time.monotonic() < deadline:
                     await asyncio.gather(*(ask(session) for _ in range(20)))
                     if len(answered) == 2 and min(answered.values()) >= 5:
                         break
+                    await asyncio.sleep(0.2)
                 sent = sum(answered.values())
                 scrapes: dict[str, dict] = {}
                 for _ in range(40):                      # a scrape answered by each worker
