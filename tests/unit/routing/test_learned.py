@@ -71,3 +71,20 @@ def test_assign_folds_deterministic_and_duplicates_together():
     assert folds == assign_folds(prompts)
     assert folds[50] == folds[3] and folds[51] == folds[7]
     assert sorted(set(folds)) == [0, 1, 2, 3, 4]
+
+
+def test_sparse_counts_are_np_unique_of_the_hashed_ngrams():
+    """The radix-sorted ids and their counts are exactly np.unique's (sorted, unique, counted)."""
+    import random as _random
+    rng = _random.Random(7)
+    alphabet = "abc def\n0123456789 éü漢字{}()=+-*/?%$\t."
+    for n in (1, 2, 5, 60, 700, 3000, 4001, 9000):
+        text = "".join(rng.choice(alphabet) for _ in range(n))
+        raw = np.frombuffer(F.window(text).encode("utf-8", "replace"), dtype=np.uint8)
+        folded = F._FOLD[raw]
+        parts = F._char_ngrams(folded) + F._word_ngrams(raw, folded)
+        want_ids, want_counts = np.unique(np.concatenate(parts), return_counts=True)
+        ids, counts = F.sparse_counts(text)
+        assert ids.dtype == np.int64 and counts.dtype == np.float64
+        np.testing.assert_array_equal(ids, want_ids.astype(np.int64))
+        np.testing.assert_array_equal(counts, want_counts.astype(np.float64))
