@@ -29,8 +29,6 @@ Digests are 64-bit BLAKE2b: two request ids (or scopes) sharing one is a 2^-64 e
 """
 from __future__ import annotations
 
-import errno
-import fcntl
 import hashlib
 import logging
 import os
@@ -42,6 +40,7 @@ from typing import Callable, Sequence
 
 from routerone.limits.base import (DenyReason, LimitDecision, LimitRule, LimitTicket,
                                    normalize_rules, retry_after_s)
+from routerone.limits.filelock import FileLock
 from routerone.limits.headers import ScopeUsage, rate_limit_headers
 
 __all__ = ["SharedLimiter", "SharedLimiterState", "LOCK_TIMEOUT_S"]
@@ -95,46 +94,6 @@ def _layout(scopes: int, entries: int, buckets: int) -> tuple[list[tuple[str, st
     return arrays, offset
 
 
-class _FileLock:
-    """An exclusive `flock` on `path`, through this object's own open file description: it excludes
-    other processes and other `_FileLock`s on the same path in this one, and the kernel drops it
-    when the holding process dies."""
-
-    __slots__ = ("_fd",)
-    _POLL_S = 0.00005
-
-    def __init__(self, path: str) -> None:
-        self._fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
-
-    def acquire(self, timeout: float) -> bool:
-        fd = self._fd
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return True
-        except OSError as exc:
-            if exc.errno not in (errno.EAGAIN, errno.EWOULDBLOCK):
-                raise
-        deadline = time.monotonic() + timeout
-        while True:                    # held for microseconds by another process: poll briefly
-            time.sleep(self._POLL_S)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return True
-            except OSError as exc:
-                if exc.errno not in (errno.EAGAIN, errno.EWOULDBLOCK):
-                    raise
-            if time.monotonic() >= deadline:
-                return False
-
-    def release(self) -> None:
-        fcntl.flock(self._fd, fcntl.LOCK_UN)
-
-    def close(self) -> None:
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
-
-
 @dataclass(frozen=True)
 class _Handle:
     shm_name: str
@@ -178,7 +137,7 @@ class SharedLimiter:
 
     def __init__(self, handle: _Handle, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._shm = shared_memory.SharedMemory(name=handle.shm_name)
-        self._lock = _FileLock(handle.lock_path)
+        self._lock = FileLock(handle.lock_path)
         self._window_s, self._lease_s, self._clock = handle.window_s, handle.lease_s, clock
         header = self._shm.buf[:_H_SIZE * 8].cast("q")
         if header[_H_MAGIC] != _MAGIC:
