@@ -236,9 +236,11 @@ async def scenario(tmp_path: Path, db_url: str, upstream: FakeUpstream, redis_ur
                 ledger_sum = {r[0]: r[1] for r in await conn.fetch(
                     "SELECT account_id, SUM(amount_micros)::BIGINT FROM ledger WHERE account_id = ANY($1) "
                     "GROUP BY account_id", accounts)}
-                charges = {r[0]: -r[1] for r in await conn.fetch(
-                    "SELECT request_id, amount_micros FROM ledger WHERE kind = 'charge' AND account_id = ANY($1)",
-                    accounts)}
+                charge_rows = await conn.fetch(
+                    "SELECT request_id, account_id, amount_micros FROM ledger WHERE kind = 'charge' "
+                    "AND account_id = ANY($1)", accounts)
+                charges = {r[0]: -r[2] for r in charge_rows}
+                charged_account = {r[0]: r[1] for r in charge_rows}
                 usage_rows = {r[0]: (r[1], r[2]) for r in await conn.fetch(
                     "SELECT request_id, cost_micros, status FROM usage WHERE account_id = ANY($1)", accounts)}
                 open_holds = {r[0]: r[1] for r in await conn.fetch(
@@ -262,6 +264,9 @@ async def scenario(tmp_path: Path, db_url: str, upstream: FakeUpstream, redis_ur
                 told[accounts[s.key]] += s.cost_micros
             ok_ids = {s.billing_id: s for s in ok}
             missing_usage = [s for s in ok if s.billing_id not in usage_rows]
+            # a request in flight on the killed instance whose settle committed in the instant
+            # before the kill, its reply not yet out: charged (with its usage row), never answered
+            unanswered = {rid: c for rid, c in charges.items() if rid not in ok_ids}
             figures = dict(
                 requests=len(results), ok=len(ok), streams=sum(s.stream for s in results),
                 served_by_instance=dict(sorted(served_by.items())),
@@ -271,7 +276,8 @@ async def scenario(tmp_path: Path, db_url: str, upstream: FakeUpstream, redis_ur
                 rolling_restart_s=round(roll_end - roll_at, 2),
                 drain_exit_codes=[d[0] for d in drains], open_holds_left_by_kill=len(open_holds),
                 leases_left_by_kill=sum(leases.values()), usage_rows=len(usage_rows),
-                usage_rows_missing=len(missing_usage), told_micros=sum(told.values()))
+                usage_rows_missing=len(missing_usage), told_micros=sum(told.values()),
+                charged_but_unanswered_by_kill=len(unanswered))
             print(f"FIGURES topology: {figures}")
             for code, lines in drains:
                 for line in lines:
@@ -289,10 +295,17 @@ async def scenario(tmp_path: Path, db_url: str, upstream: FakeUpstream, redis_ur
             assert all(any("drained:" in ln for ln in lines) for _, lines in drains), drains
             assert set(served_by) == {0, 1, 2}, served_by
             # (c) money: balance = credit - what clients were told; ledger = balance; one charge each
+            # (exactly, apart from requests in flight on the killed instance that were charged in the
+            # instant between their settle's commit and their reply: each has its usage row with that
+            # cost, and with the holds the kill left they are no more than were in flight on it)
+            assert len(unanswered) + len(open_holds) <= len(in_flight_on_killed), (unanswered, open_holds)
+            assert all(usage_rows.get(rid, (None,))[0] == c for rid, c in unanswered.items()), unanswered
             for a in accounts:
-                assert acc_rows[a]["balance_micros"] == BALANCE - told[a], (a, acc_rows[a], told[a])
+                lost_reply = sum(c for rid, c in unanswered.items() if charged_account[rid] == a)
+                assert acc_rows[a]["balance_micros"] == BALANCE - told[a] - lost_reply, (a, acc_rows[a], told[a])
                 assert ledger_sum[a] == acc_rows[a]["balance_micros"]
-            assert charges == {s.billing_id: s.cost_micros for s in ok if s.cost_micros}
+            assert {rid: c for rid, c in charges.items() if rid in ok_ids} == \
+                {s.billing_id: s.cost_micros for s in ok if s.cost_micros}
             assert all(s.cost_micros > 0 for s in ok)
             # what the kill left: holds of requests that never answered, no more than failed there
             assert not set(open_holds) & set(ok_ids)
@@ -309,7 +322,7 @@ async def scenario(tmp_path: Path, db_url: str, upstream: FakeUpstream, redis_ur
             assert len(open_holds) <= sum(leases.values()) <= len(failed_kill)
             # usage rows: each with the cost the client was told, none for anything else
             assert all(usage_rows[s.billing_id] == (s.cost_micros, 200) for s in ok if s.billing_id in usage_rows)
-            assert set(usage_rows) <= set(ok_ids), set(usage_rows) - set(ok_ids)
+            assert set(usage_rows) <= set(ok_ids) | set(unanswered), set(usage_rows) - set(ok_ids)
             if missing_usage:
                 lost_on = collections.Counter(instance_of.get(s.billing_id[:-10]) for s in missing_usage)
                 assert all(s.ended <= kill_at and instance_of.get(s.billing_id[:-10]) == 0 for s in missing_usage), \
