@@ -10,7 +10,12 @@
    answer length) on this prompt (tables whose answers are a letter say nothing: NaN).
 3. Ridge regressions of the three targets on the prompt features (fit.train_scorer). When there are
    several tables, each row weighs sqrt(largest table rows / its table rows), so a small chat set
-   is not drowned by MMLU's 14k rows.
+   is not drowned by MMLU's 14k rows; and the `easy` and `gap` targets are regressed *within
+   table*: each table's mean level is subtracted first (`table_levels`), so the n-gram model learns
+   which prompts are harder / favour stronger models inside a dataset, not which dataset a prompt
+   looks like (a cue that misfires on a dataset it never saw). The level is known in training and
+   added back to the traits the profiles are fitted on; on a new prompt it is unknown and is the
+   row-weighted mean level (folded into the scorer's bias). One table: nothing changes.
 4. Each model's profile e_m: ridge least squares of its quality on [1, easy, gap] over the rows it
    has scores for, the traits predicted out of fold (PROFILE_FOLDS folds), so the profiles see
    traits as noisy as they are on new prompts.
@@ -105,6 +110,25 @@ def _merge(tables) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, list[
             [names[k] for k in keys], out_tokens)
 
 
+def table_levels(targets: np.ndarray, weights: np.ndarray, table_of: np.ndarray,
+                 n_tables: int) -> tuple[np.ndarray, np.ndarray]:
+    """((n_tables, K) mean of each trait target per table, (K,) the row-weighted mean level over
+    the rows that have the target), K = len(TRAITS); NaN for a table without that target."""
+    k = len(TRAITS)
+    per_table = np.full((n_tables, k), np.nan)
+    overall = np.zeros(k)
+    for j in range(k):
+        y = targets[:, j]
+        ok = ~np.isnan(y)
+        for t in range(n_tables):
+            have = ok & (table_of == t)
+            if have.any():
+                per_table[t, j] = float(y[have].mean())
+        if ok.any():
+            overall[j] = float(np.sum(weights[ok] * per_table[table_of[ok], j]) / weights[ok].sum())
+    return per_table, overall
+
+
 def _fit_traits(feats, idx: np.ndarray, targets: np.ndarray, weights: np.ndarray):
     uniform = bool(np.all(weights[idx] == weights[idx][0]))
     return fit.train_scorer(feats, idx, targets[idx], l2=TRAIT_L2, loss="squared",
@@ -156,11 +180,19 @@ def fit_profiles(tables, *, priors: dict[str, Prior] | None = None, folds: int =
         raise ValueError("no training tables")
     priors = load_priors() if priors is None else priors
     prompts, q, targets, weights, names, out_tokens = _merge(tables)
+    k = len(TRAITS)
+    table_of = np.repeat(np.arange(len(tables)), [len(t.prompts) for t in tables])
+    level_rows, level = np.zeros((len(prompts), k)), np.zeros(k)
+    if len(tables) > 1:        # within-table trait targets (step 3)
+        per_table, level = table_levels(targets, weights, table_of, len(tables))
+        level_rows = np.where(np.isnan(per_table[table_of]), level[None, :], per_table[table_of])
+        targets = targets.copy()
+        targets[:, :k] -= level_rows
     feats = fit.featurise(prompts)
     rows = np.arange(len(prompts))
     scorer = _fit_traits(feats, rows, targets, weights)
     oof = _oof_traits(feats, targets, weights, folds)
-    traits = oof[:, :len(TRAITS)]
+    traits = oof[:, :k] + level_rows
     has_len = ~np.isnan(targets[:, len(TRAITS)])
     length_norm = (float(np.mean(np.exp(np.clip(oof[has_len, len(TRAITS)], -LENGTH_CLIP, LENGTH_CLIP))))
                    if has_len.any() else 1.0)
@@ -170,13 +202,16 @@ def fit_profiles(tables, *, priors: dict[str, Prior] | None = None, folds: int =
     out_tokens = np.where(np.isnan(out_tokens), default_out, out_tokens)
     B, center, scale, fitted_on = _prior_map(names, emb, priors)
     in_sample = fit.score_rows(scorer, feats, rows).reshape(len(prompts), -1)
-    info = {"traits": list(TRAITS), "trait_l2": TRAIT_L2, "dense_weight": fit.DENSE_WEIGHT,
+    bias = np.array(scorer.bias, float)
+    bias[:k] += level                       # a new prompt's traits: its deviation + the mean level
+    in_sample[:, :k] += level
+    info = {"traits": list(TRAITS), "trait_level": [round(float(v), 6) for v in level], "trait_l2": TRAIT_L2, "dense_weight": fit.DENSE_WEIGHT,
             "profile_l2": PROFILE_L2,
             "profile_folds": folds, "length_norm": length_norm,
             "length_rows": int(has_len.sum()), "rows": len(prompts), "models": names,
             "prior_map_fitted_on": fitted_on, **(meta or {})}
     from .model import LinearScorer
     scorer = LinearScorer(scorer.idf, scorer.coef_sparse, scorer.dense_mean, scorer.dense_std,
-                          scorer.coef_dense, scorer.bias, "identity", {})
+                          scorer.coef_dense, bias, "identity", {})
     return ProfileArtefact(scorer, names, emb, out_tokens, B, center, scale,
                            in_sample.mean(axis=0), info, length_norm)
