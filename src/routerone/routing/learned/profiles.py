@@ -152,7 +152,7 @@ class ProfileArtefact:
             if "format_version" not in z or int(z["format_version"]) not in READABLE_FORMATS:
                 raise ValueError(f"{path}: not a router profile artefact (format {FORMAT_VERSION})")
             coef = z["coef_sparse"].astype(np.float32)
-            n_loto = int(z["n_loto"]) if "n_loto" in z else 0
+            n_loto = int(z["n_loto"]) if int(z["format_version"]) >= 4 and "n_loto" in z else 0
             if n_loto:
                 loto = z["loto_sparse_q"].astype(np.float32) * z["loto_sparse_scale"].astype(np.float32)
                 coef = np.concatenate([coef, loto], axis=1)
