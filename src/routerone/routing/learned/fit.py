@@ -213,13 +213,11 @@ def full_sparse_weights(X: Design, w: np.ndarray) -> np.ndarray:
 
 def train_scorer(feats: Featurised, idx: np.ndarray, targets: np.ndarray, *, l2: float,
                  loss: str = "logistic", sample_weight: np.ndarray | None = None,
-                 meta: dict | None = None, scaling: tuple | None = None):
+                 meta: dict | None = None):
     """Fit scaling and a linear model on rows `idx`; `targets` (len(idx),) or (len(idx), K)
-    (one independent model per column, NaN = missing for that column). Returns a LinearScorer.
-    `scaling`: (idf, dense mean, dense std) to use instead of fitting them on `idx` (so that
-    several scorers share one feature space)."""
+    (one independent model per column, NaN = missing for that column). Returns a LinearScorer."""
     from .model import LinearScorer
-    idf, mean, std = scaling if scaling is not None else fit_scaling(feats, idx)
+    idf, mean, std = fit_scaling(feats, idx)
     X = design(feats, idx, idf, mean, std)
     t = np.asarray(targets, dtype=np.float64)
     multi = t.ndim == 2

@@ -16,10 +16,6 @@
    looks like (a cue that misfires on a dataset it never saw). The level is known in training and
    added back to the traits the profiles are fitted on; on a new prompt it is unknown and is the
    row-weighted mean level (folded into the scorer's bias). One table: nothing changes.
-   Several tables: one more `easy`/`gap` head per table, fitted without that table (same feature
-   scaling); on a prompt, their spread shrinks the predicted deviation toward the mean level
-   (profiles.jackknife_shrink; tau^2 = the weighted variance of the out-of-fold deviations). The
-   profiles are fitted on the traits shrunk the same way (the heads' in-sample predictions).
 4. Each model's profile e_m: ridge least squares of its quality on [1, easy, gap] over the rows it
    has scores for, the traits predicted out of fold (PROFILE_FOLDS folds), so the profiles see
    traits as noisy as they are on new prompts.
@@ -34,8 +30,7 @@ import warnings
 import numpy as np
 
 from . import fit
-from .profiles import (DEFAULT_OUTPUT_TOKENS, LENGTH_CLIP, TRAITS, Prior, ProfileArtefact, jackknife_shrink,
-                       load_priors, normalise_name)
+from .profiles import DEFAULT_OUTPUT_TOKENS, LENGTH_CLIP, TRAITS, Prior, ProfileArtefact, load_priors, normalise_name
 
 TRAIT_L2 = 1e-3          # ridge penalty of the trait regressions (the gain model's, CV-chosen on MMLU/GSM8K)
 PROFILE_L2 = 1.0         # ridge penalty (sum-of-squares units) on a profile's trait loadings
@@ -197,22 +192,6 @@ def fit_profiles(tables, *, priors: dict[str, Prior] | None = None, folds: int =
     rows = np.arange(len(prompts))
     scorer = _fit_traits(feats, rows, targets, weights)
     oof = _oof_traits(feats, targets, weights, folds)
-    loto, tau2 = [], np.zeros(k)
-    if len(tables) > 1:        # leave-one-table-out heads for the shrinkage (step 3)
-        scaling = (scorer.idf, scorer.dense_mean, scorer.dense_std)
-        for t in range(len(tables)):
-            tr = rows[table_of != t]
-            uniform = bool(np.all(weights[tr] == weights[tr][0]))
-            loto.append(fit.train_scorer(feats, tr, targets[tr, :k], l2=TRAIT_L2, loss="squared",
-                                         sample_weight=None if uniform else weights[tr],
-                                         scaling=scaling))
-        heads = np.stack([fit.score_rows(h, feats, rows).reshape(len(rows), k) for h in loto], axis=1)
-        for j in range(k):
-            ok = ~np.isnan(targets[:, j])
-            d, w = oof[ok, j], weights[ok]
-            tau2[j] = float(np.sum(w * (d - np.sum(w * d) / w.sum()) ** 2) / w.sum())
-        oof = oof.copy()
-        oof[:, :k] = jackknife_shrink(heads, oof[:, :k], tau2)
     traits = oof[:, :k] + level_rows
     has_len = ~np.isnan(targets[:, len(TRAITS)])
     length_norm = (float(np.mean(np.exp(np.clip(oof[has_len, len(TRAITS)], -LENGTH_CLIP, LENGTH_CLIP))))
@@ -226,21 +205,13 @@ def fit_profiles(tables, *, priors: dict[str, Prior] | None = None, folds: int =
     bias = np.array(scorer.bias, float)
     bias[:k] += level                       # a new prompt's traits: its deviation + the mean level
     in_sample[:, :k] += level
-    coef_sparse, coef_dense = scorer.coef_sparse, scorer.coef_dense
-    for h in loto:              # the heads as extra scorer columns K+1 ... (profiles.py)
-        coef_sparse = np.column_stack([coef_sparse, h.coef_sparse])
-        coef_dense = np.column_stack([coef_dense, h.coef_dense])
-        bias = np.concatenate([bias, h.bias])
     info = {"traits": list(TRAITS), "trait_level": [round(float(v), 6) for v in level], "trait_l2": TRAIT_L2, "dense_weight": fit.DENSE_WEIGHT,
             "profile_l2": PROFILE_L2,
             "profile_folds": folds, "length_norm": length_norm,
             "length_rows": int(has_len.sum()), "rows": len(prompts), "models": names,
             "prior_map_fitted_on": fitted_on, **(meta or {})}
     from .model import LinearScorer
-    info["shrink_heads"] = len(loto)
-    info["shrink_tau2"] = [float(v) for v in tau2]
-    scorer = LinearScorer(scorer.idf, coef_sparse, scorer.dense_mean, scorer.dense_std,
-                          coef_dense, bias, "identity", {})
+    scorer = LinearScorer(scorer.idf, scorer.coef_sparse, scorer.dense_mean, scorer.dense_std,
+                          scorer.coef_dense, bias, "identity", {})
     return ProfileArtefact(scorer, names, emb, out_tokens, B, center, scale,
-                           in_sample.mean(axis=0), info, length_norm, len(loto),
-                           level if loto else None, tau2 if loto else None)
+                           in_sample.mean(axis=0), info, length_norm)

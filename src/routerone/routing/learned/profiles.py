@@ -17,13 +17,6 @@ A two-trait item-response model, fitted by `profile_fit.py`:
     profile ("default"). Quality is on a 0..1 scale (correctness, or a 1-10 judge score mapped to
     0..1).
 
-Out of domain, the traits shrink toward their mean (`jackknife_shrink`): an artefact trained on
-T >= 2 tables also holds T leave-one-table-out trait heads; the spread of their predictions on a
-prompt is a jackknife estimate v(p) of how much its predicted trait deviation depends on which
-datasets were seen, and the deviation from the mean level is multiplied by tau^2 / (tau^2 + v(p))
-(tau^2: the variance of the out-of-fold predicted deviations in training). A prompt the datasets
-agree on keeps its traits; one they disagree on is decided by the profiles at the mean traits.
-
 `ProfileRouter.load()` reads the shipped artefact `router_model.npz` (or the path in the
 ROUTERONE_ROUTER_MODEL environment variable); `predict(prompt, names)` gives each model's predicted
 quality and `profile(name)` where it came from. The value decision is in `value.py`.
@@ -44,8 +37,8 @@ from .model import LinearScorer
 
 ARTEFACT_PATH = Path(__file__).with_name("router_model.npz")
 PRIORS_PATH = Path(__file__).with_name("model_priors.toml")
-FORMAT_VERSION = 4
-READABLE_FORMATS = (2, 3, 4)    # 2: from before the length factor; 3: before the shrinkage heads
+FORMAT_VERSION = 3
+READABLE_FORMATS = (2, 3)       # 2: an operator's `train-router` artefact from before the length factor
 TRAITS = ("easy", "gap")
 LENGTH_CLIP = 3.0            # |predicted log length factor| is clipped to this (a factor of e^3 = 20)
 DEFAULT_OUTPUT_TOKENS = 350     # expected answer length of a model the data says nothing about
@@ -85,18 +78,6 @@ def load_priors(path: Path | str | None = None) -> dict[str, Prior]:
     return out
 
 
-def jackknife_shrink(heads: np.ndarray, deviation: np.ndarray, tau2: np.ndarray) -> np.ndarray:
-    """The shrunk trait deviations. heads: (..., T, K) leave-one-table-out predictions, deviation:
-    (..., K) the full model's predicted deviation from the mean level, tau2: (K,) signal variance.
-    Factor tau2 / (tau2 + v), v = (T-1)/T * sum_t (head_t - mean)^2; T < 2 leaves it unchanged."""
-    T = heads.shape[-2]
-    if T < 2:
-        return deviation
-    v = (T - 1) / T * np.sum((heads - heads.mean(axis=-2, keepdims=True)) ** 2, axis=-2)
-    tau2 = np.asarray(tau2, float)
-    return deviation * np.where(tau2 > 0, tau2 / np.maximum(tau2 + v, 1e-300), 1.0)
-
-
 @dataclass(frozen=True)
 class Profile:
     name: str
@@ -122,24 +103,12 @@ class ProfileArtefact:
     trait_mean: np.ndarray               # (K+1,) mean scorer outputs over the training prompts
     meta: dict
     length_norm: float = 1.0             # mean exp(length) over the training prompts with lengths
-    n_loto: int = 0                      # leave-one-table-out trait heads (scorer columns K+1 ...)
-    trait_level: np.ndarray | None = None   # (K,) mean trait level (the shrinkage's centre)
-    shrink_tau2: np.ndarray | None = None   # (K,) signal variance of the trait deviations
 
     def save(self, path: Path | str) -> None:
         s = self.scorer
-        k1 = len(TRAITS) + 1
-        main = s.coef_sparse[:, :k1] if s.coef_sparse.ndim == 2 else s.coef_sparse
-        extra = {}
-        if self.n_loto:      # the shrinkage heads as int8 with a scale per column (size budget)
-            loto = np.asarray(s.coef_sparse[:, k1:], np.float64)
-            scale = np.maximum(np.abs(loto).max(axis=0), 1e-12) / 127.0
-            extra = {"n_loto": np.int64(self.n_loto), "loto_sparse_q": np.round(loto / scale).astype(np.int8),
-                     "loto_sparse_scale": scale, "trait_level": np.asarray(self.trait_level, float),
-                     "shrink_tau2": np.asarray(self.shrink_tau2, float)}
         np.savez_compressed(
             path, format_version=np.int64(FORMAT_VERSION), idf=s.idf.astype(np.float16),
-            coef_sparse=main.astype(np.float16), **extra, dense_mean=s.dense_mean,
+            coef_sparse=s.coef_sparse.astype(np.float16), dense_mean=s.dense_mean,
             dense_std=s.dense_std, coef_dense=s.coef_dense, bias=np.asarray(s.bias, np.float64),
             models=np.array(self.models, dtype=np.str_), embeddings=self.embeddings,
             output_tokens=self.output_tokens, prior_map=self.prior_map,
@@ -151,19 +120,14 @@ class ProfileArtefact:
         with np.load(path, allow_pickle=False) as z:
             if "format_version" not in z or int(z["format_version"]) not in READABLE_FORMATS:
                 raise ValueError(f"{path}: not a router profile artefact (format {FORMAT_VERSION})")
-            coef = z["coef_sparse"].astype(np.float32)
-            n_loto = int(z["n_loto"]) if int(z["format_version"]) >= 4 and "n_loto" in z else 0
-            if n_loto:
-                loto = z["loto_sparse_q"].astype(np.float32) * z["loto_sparse_scale"].astype(np.float32)
-                coef = np.concatenate([coef, loto], axis=1)
-            scorer = LinearScorer(idf=z["idf"].astype(np.float64), coef_sparse=coef,
+            scorer = LinearScorer(idf=z["idf"].astype(np.float64),
+                                  coef_sparse=z["coef_sparse"].astype(np.float32),
                                   dense_mean=z["dense_mean"], dense_std=z["dense_std"],
                                   coef_dense=z["coef_dense"], bias=z["bias"], link="identity")
             return cls(scorer, [str(m) for m in z["models"]], z["embeddings"], z["output_tokens"],
                        z["prior_map"], float(z["prior_center"]), float(z["prior_scale"]),
                        z["trait_mean"], json.loads(str(z["meta"])),
-                       float(z["length_norm"]) if "length_norm" in z else 1.0, n_loto,
-                       z["trait_level"] if n_loto else None, z["shrink_tau2"] if n_loto else None)
+                       float(z["length_norm"]) if "length_norm" in z else 1.0)
 
 
 class ProfileRouter:
@@ -221,13 +185,8 @@ class ProfileRouter:
         The factor multiplies each model's mean answer length (1 on the average training prompt)."""
         a = self.artefact
         t = np.asarray(a.scorer.score(prompt if isinstance(prompt, str) else ""), float)
+        t = np.where(np.isfinite(t), t, a.trait_mean)
         k = len(TRAITS)
-        if a.n_loto:
-            heads = t[k + 1:k + 1 + a.n_loto * k].reshape(a.n_loto, k)
-            t = t[:k + 1].copy()
-            if np.all(np.isfinite(heads)) and np.all(np.isfinite(t[:k])):
-                t[:k] = a.trait_level + jackknife_shrink(heads, t[:k] - a.trait_level, a.shrink_tau2)
-        t = np.where(np.isfinite(t), t, a.trait_mean[:t.size])
         # a format-2 artefact has no length output: every prompt gets the model's mean length
         factor = float(np.exp(np.clip(t[k], -LENGTH_CLIP, LENGTH_CLIP))) / a.length_norm if t.size > k else 1.0
         return np.concatenate(([1.0], t[:k])), factor
