@@ -13,7 +13,16 @@ Graceful drain. On SIGTERM (or SIGINT) a worker
    of an abandoned stream, read so it is billed) what is left of the bound (at least
    `BACKGROUND_MIN_S`), then runs the app's cleanup: the usage queue is flushed, stores close;
 6. logs what it drained, and exits 0.
-With `--workers N` the parent passes SIGTERM to every worker and exits 0 once all of them have.
+With `--workers N` the parent passes SIGTERM (or SIGINT, SIGHUP) to every worker and exits 0 once
+all of them have.
+
+Each of the N workers runs in a session of its own (setsid). Linux's scheduler, with autogroup on
+(the default of most distributions' kernels), gives each session one share of CPU: N workers in
+the parent's session would split one share between them, so a load generator, a fake upstream or
+a database (one share each) preempted them more often. Measured on 2 cores at c=64: involuntary
+context switches per request 1.32-1.62 with one session, 1.18-1.22 with one each (what N separate
+instances get). A worker therefore does not see the terminal's signals: the parent forwards them,
+and a worker whose parent dies gets SIGTERM (PR_SET_PDEATHSIG on Linux), so it drains and exits.
 """
 from __future__ import annotations
 
@@ -52,6 +61,7 @@ ACCEPT_GRACE_S = 0.2     # for connections accepted at the drain to start their 
 LISTEN_BACKLOG = 2048
 BACKGROUND_MIN_S = 0.5   # background work gets at least this after the bound (settles are quick)
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+_PR_SET_PDEATHSIG = 1
 
 
 def _loop_policy() -> None:
@@ -77,12 +87,31 @@ def _raise_fd_limit() -> None:
         pass
 
 
-def run_worker(settings: Settings, reuse_port: bool = False, shared_limiter=None) -> None:
-    """One worker; `shared_limiter` is a `SharedLimiterState.handle` made by the parent."""
+def run_worker(settings: Settings, reuse_port: bool = False, shared_limiter=None, parent_pid: int = 0) -> None:
+    """One worker; `shared_limiter` is a `SharedLimiterState.handle` made by the parent; a worker of
+    `--workers N` passes the parent's pid and runs in a session of its own (module docstring)."""
+    if parent_pid:
+        _own_session(parent_pid)
     configure_logging(settings.log_level)
     _loop_policy()
     _raise_fd_limit()
     asyncio.run(_serve(settings, reuse_port, shared_limiter))
+
+
+def _own_session(parent_pid: int) -> None:
+    """A session (so a scheduler autogroup) of its own; SIGTERM when the parent dies."""
+    try:
+        os.setsid()
+    except OSError:            # already a session leader
+        pass
+    if sys.platform.startswith("linux"):
+        import ctypes
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        except (OSError, AttributeError):  # pragma: no cover - no prctl
+            pass
+    if os.getppid() != parent_pid:        # the parent died before the prctl: nobody forwards signals
+        raise SystemExit(0)
 
 
 async def _serve(settings: Settings, reuse_port: bool, shared_limiter=None) -> None:
@@ -203,17 +232,21 @@ def _run_workers(settings: Settings) -> int:
     if not uses_redis(settings):
         state = SharedLimiterState(entries=settings.limiter_entries)
     handle = state.handle if state else None
-    procs = [ctx.Process(target=run_worker, args=(settings, True, handle), daemon=False)
+    procs = [ctx.Process(target=run_worker, args=(settings, True, handle, os.getpid()), daemon=False)
              for _ in range(settings.workers)]
-    for p in procs:
-        p.start()
+    stopping: list[int] = []
 
-    def stop(*_):
+    def stop(signum, _frame=None):
+        stopping.append(signum)
         for p in procs:
             if p.is_alive():
                 p.terminate()                      # SIGTERM: each worker drains
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):   # the workers are in sessions of their own
+        signal.signal(sig, stop)
+    for p in procs:
+        p.start()
+    if stopping:                                   # a signal came while they were starting
+        stop(stopping[0])
     for p in procs:
         p.join()
     if own_dir:

@@ -7,7 +7,9 @@ workers start, which puts prometheus-client in its multiprocess mode: every work
 values to its own mmap'ed files there, and whichever worker answers a scrape reads all of them
 (`MultiProcessCollector`): counters summed, histograms merged bucket by bucket. So one scrape
 reports the whole server. Costs ~3 us more per request (measured: record_request 3.1 -> 6.2 us);
-a single worker keeps the plain in-memory values. Multiprocess mode has no callback gauges, so in
+a single worker keeps the plain in-memory values (and in multiprocess mode each value asks for the
+process id, to notice a fork, from a cached copy: `os.getpid()` is a system call, ~10 a request).
+Multiprocess mode has no callback gauges, so in
 it each gauge is a plain gauge that every worker refreshes from the same callback every
 `GAUGE_REFRESH_S` (and the answering worker just before the scrape): "sum" across workers for the
 running totals, "livesum" for the queue depth (only live workers count). A gauge read in another
@@ -32,8 +34,29 @@ _LATENCY_BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25
 _OVERHEAD_BUCKETS_S = (0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1)
 
 
+_PID = [os.getpid()]
+os.register_at_fork(after_in_child=lambda: _PID.__setitem__(0, os.getpid()))
+
+
+def _cached_pid() -> int:
+    return _PID[0]
+
+
+def _multiprocess_values() -> None:
+    """prometheus-client's multiprocess values with the process id read from `_PID` (kept right by
+    the fork hook) instead of a getpid system call per value update; once per process, before any
+    value exists (each value class keeps its own files, named by pid)."""
+    from prometheus_client import values
+    if getattr(values.ValueClass, "_routerone", False) or not getattr(values.ValueClass, "_multiprocess", False):
+        return                     # done, or prometheus-client was imported outside multiprocess mode
+    cls = values.MultiProcessValue(process_identifier=_cached_pid)
+    cls._routerone = True
+    values.ValueClass = cls
+
+
 class Metrics:
     def __init__(self) -> None:
+        _multiprocess_values()
         r = self.registry = CollectorRegistry()
         self.requests = Counter("routerone_requests", "Chat requests by outcome",
                                 ["model", "provider", "status", "error_type"], registry=r)
