@@ -253,6 +253,10 @@ def main() -> int:
     ap.add_argument("--postgres-only", action="store_true",
                     help="of the workers rows, only PostgreSQL + Redis 1 and 2 workers (the pinned rows stay)")
     ap.add_argument("--results", default="", help="write bench/results/<this>.md and .json (default: scale)")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="run the embedded 1-worker / 2-workers pair this many times, alternating, and report "
+                         "every round and the median ratio (this VM's speed drifts by ~15%% between rows a "
+                         "minute apart; one pair's ratio is not a measurement); default 3")
     a = ap.parse_args()
     if a.only_streams and a.skip_streams:
         ap.error("--only-streams and --skip-streams exclude each other")
@@ -316,6 +320,8 @@ def main() -> int:
         # 1. workers (not pinned: both runs share every core with the load)
         if not a.only_streams:
             workers_and_pinned(run_json, gateway, a, gw_cpu, load_cpus)
+            if not a.postgres_only:
+                embedded_rounds(run_json, gateway, a, out)
         # 3. streams
         if not a.skip_streams:
             log(f"3. {a.streams} concurrent paced streams")
@@ -403,6 +409,31 @@ def workers_and_pinned(run_json, gateway, a, gw_cpu, load_cpus) -> None:
     if not a.skip_postgres:
         run_json("PostgreSQL + Redis, 1 worker", gateway("pg1p", postgres=True, redis=True, cpus=gw_cpu), load_cpus,
                  "pinned")
+
+
+EMB1, EMB2 = "embedded, 1 worker (in-process limiter)", "embedded, 2 workers (shared-memory limiter)"
+
+
+def embedded_rounds(run_json, gateway, a, out: dict) -> None:
+    """Rounds 2..N of the embedded pair (round 1 is part 1's rows), each a fresh 1-worker then a fresh
+    2-workers server under the same loads; every round's req/s go to out["rounds"]."""
+    tp = out["throughput"]
+
+    def rps_of(label: str) -> dict:
+        return {tool: (tp.get(group) or {}).get(label, {}).get("rps")
+                for tool, group in (("loadgen", "workers"), ("wrk", "workers (wrk)"))}
+    rounds = [{EMB1: rps_of(EMB1), EMB2: rps_of(EMB2)}]
+    for n in range(2, max(1, a.rounds) + 1):
+        log(f"1b. embedded pair, round {n} of {a.rounds}")
+        this = {}
+        for label, workers in ((EMB1, 1), (EMB2, 2)):
+            r = run_json(label, gateway(f"emb{workers}_r{n}", postgres=False, redis=False, workers=workers), None,
+                         f"round {n}", True)
+            this[label] = {"loadgen": r.get("rps"), "wrk": (tp.get(f"round {n} (wrk)") or {}).get(label, {}).get("rps")}
+        rounds.append(this)
+        tp.pop(f"round {n}", None)
+        tp.pop(f"round {n} (wrk)", None)
+    out["rounds"] = rounds
 
 
 def _children(pid: int) -> list[int]:
