@@ -41,6 +41,7 @@ from typing import Awaitable, Callable
 from aiohttp import web
 
 from .app import create_app
+from .http.accept import AcceptPoller
 from .http.readiness import READINESS
 from .http.runtime import RUNTIME
 from .limits.factory import uses_redis
@@ -123,10 +124,16 @@ async def _serve(settings: Settings, reuse_port: bool, shared_limiter=None) -> N
     await site.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    # uvloop takes waiting connections too rarely under load (see http/accept.py): poll as well
+    poller = AcceptPoller(sock, runner.server) if uvloop is not None and isinstance(loop, uvloop.Loop) else None
+    if poller is not None:
+        poller.start()
     for sig in _STOP_SIGNALS:
         loop.add_signal_handler(sig, stop.set)
     try:
         await stop.wait()
+        if poller is not None:
+            poller.stop()
         await drain(app, runner, site, sock, settings.drain_timeout_s)
     finally:
         for sig in _STOP_SIGNALS:

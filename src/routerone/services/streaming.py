@@ -173,26 +173,27 @@ class ChatStream:
     async def _run(self) -> AsyncIterator[bytes]:
         """One write per upstream read: the frames that read produced, joined."""
         o, error = self.o, None
-        read, decoder, translator = o.upstream.read, o.decoder, o.translator
+        read, decoder, translator, frame = o.upstream.read, o.decoder, o.translator, self._frame
         feed_data = getattr(translator, "feed_data", None)
-        out = [self._frame(c) for c in o.held]
+        data_only = decoder.data_only if feed_data is not None else None
+        out = [frame(c) for c in o.held]
         try:
             while not translator.done:
                 if out:
-                    yield b"".join(out)
+                    yield out[0] if len(out) == 1 else b"".join(out)
                     out = []
                 data = await read()
                 # whole one-line data events (how OpenAI-protocol upstreams send) go to the
                 # translator as bytes; anything else takes the full WHATWG decoder
-                payloads = decoder.data_only(data) if feed_data is not None else None
+                payloads = data_only(data) if data_only is not None else None
                 if payloads is not None:
                     for p in payloads:
                         for c in feed_data(p):
-                            out.append(self._frame(c))
+                            out.append(frame(c))
                 else:
                     for ev in decoder.feed(data) if data else decoder.close():
                         for c in translator.feed(ev):
-                            out.append(self._frame(c))
+                            out.append(frame(c))
                 if o.ttft_ms is None and out:
                     o.ttft_ms = (time.perf_counter() - self.call.started) * 1000
                 if not data:

@@ -1,0 +1,71 @@
+"""Accept waiting connections on a timer as well, so that new connections are taken within a few
+milliseconds however busy the loop is.
+
+Measured (bench/results/streams-ttft.md, 2026-12-06 session 5): with 1,000 concurrent paced
+streams through one uvloop worker, connections waited in the kernel's accept queue for up to
+300-800 ms (`ss` showed 100-350 of them queued) while the loop itself stayed responsive (a 1 ms
+timer ran at most ~10-30 ms late): uvloop took them from the listening socket far less often than
+it ran its other callbacks. That wait was most of the time to first token the clients saw beyond
+the upstream's. Polling the listening socket every `ACCEPT_POLL_S` (a non-blocking accept, which
+costs a few microseconds when nothing waits) brought it to ~30 ms at p99. uvloop's own accept stays
+in place: whichever sees a connection first takes it; the connection is handed to the same aiohttp
+server (`loop.connect_accepted_socket`, as the graceful drain does with the last waiting ones).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+
+__all__ = ["AcceptPoller", "ACCEPT_POLL_S", "ACCEPT_BATCH"]
+log = logging.getLogger("routerone.server")
+
+ACCEPT_POLL_S = 0.002    # how often the listening socket is polled
+ACCEPT_BATCH = 64        # connections taken per poll at most (the rest at the next one, or by uvloop)
+
+
+class AcceptPoller:
+    """Every `ACCEPT_POLL_S`, accept what waits on `sock` and give it to `protocol_factory`."""
+
+    def __init__(self, sock: socket.socket, protocol_factory) -> None:
+        self._sock = sock
+        self._factory = protocol_factory
+        self._loop = asyncio.get_running_loop()
+        self._timer: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Task] = set()
+        self.accepted = 0
+
+    def start(self) -> None:
+        if self._timer is None:
+            self._timer = self._loop.call_later(ACCEPT_POLL_S, self._poll)
+
+    def stop(self) -> None:
+        """Stop polling (before the drain takes the last waiting connections and closes the socket)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _poll(self) -> None:
+        self._timer = None
+        for _ in range(ACCEPT_BATCH):
+            try:
+                conn, _ = self._sock.accept()
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError as exc:       # out of descriptors, or the socket closed: try again later
+                if self._sock.fileno() == -1:
+                    return
+                log.debug("accept poll: %s", exc)
+                break
+            conn.setblocking(False)
+            self.accepted += 1
+            task = self._loop.create_task(self._connect(conn))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        self._timer = self._loop.call_later(ACCEPT_POLL_S, self._poll)
+
+    async def _connect(self, conn: socket.socket) -> None:
+        try:
+            await self._loop.connect_accepted_socket(self._factory, conn)
+        except OSError:                   # the peer went away before its transport was set up
+            conn.close()
