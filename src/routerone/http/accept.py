@@ -10,6 +10,9 @@ the upstream's. Polling the listening socket every `ACCEPT_POLL_S` (a non-blocki
 costs a few microseconds when nothing waits) brought it to ~30 ms at p99. uvloop's own accept stays
 in place: whichever sees a connection first takes it; the connection is handed to the same aiohttp
 server (`loop.connect_accepted_socket`, as the graceful drain does with the last waiting ones).
+A poll that finds nothing doubles the wait before the next one, up to `ACCEPT_IDLE_MAX_S`, and one
+that takes a connection brings it back to `ACCEPT_POLL_S`: an idle server wakes 50 times a second
+for this, not 500.
 """
 from __future__ import annotations
 
@@ -17,10 +20,11 @@ import asyncio
 import logging
 import socket
 
-__all__ = ["AcceptPoller", "ACCEPT_POLL_S", "ACCEPT_BATCH"]
+__all__ = ["AcceptPoller", "ACCEPT_POLL_S", "ACCEPT_IDLE_MAX_S", "ACCEPT_BATCH"]
 log = logging.getLogger("routerone.server")
 
-ACCEPT_POLL_S = 0.002    # how often the listening socket is polled
+ACCEPT_POLL_S = 0.002    # how often the listening socket is polled while connections are found
+ACCEPT_IDLE_MAX_S = 0.02  # the longest wait between polls once they find nothing
 ACCEPT_BATCH = 64        # connections taken per poll at most (the rest at the next one, or by uvloop)
 
 
@@ -32,11 +36,14 @@ class AcceptPoller:
         self._factory = protocol_factory
         self._loop = asyncio.get_running_loop()
         self._timer: asyncio.TimerHandle | None = None
+        self._interval_s = ACCEPT_POLL_S
         self._tasks: set[asyncio.Task] = set()
         self.accepted = 0
+        self.polls = 0
 
     def start(self) -> None:
         if self._timer is None:
+            self._interval_s = ACCEPT_POLL_S
             self._timer = self._loop.call_later(ACCEPT_POLL_S, self._poll)
 
     def stop(self) -> None:
@@ -47,6 +54,8 @@ class AcceptPoller:
 
     def _poll(self) -> None:
         self._timer = None
+        self.polls += 1
+        before = self.accepted
         for _ in range(ACCEPT_BATCH):
             try:
                 conn, _ = self._sock.accept()
@@ -62,7 +71,8 @@ class AcceptPoller:
             task = self._loop.create_task(self._connect(conn))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-        self._timer = self._loop.call_later(ACCEPT_POLL_S, self._poll)
+        self._interval_s = ACCEPT_POLL_S if self.accepted > before else min(2 * self._interval_s, ACCEPT_IDLE_MAX_S)
+        self._timer = self._loop.call_later(self._interval_s, self._poll)
 
     async def _connect(self, conn: socket.socket) -> None:
         try:

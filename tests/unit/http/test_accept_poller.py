@@ -8,7 +8,7 @@ import socket
 import aiohttp
 from aiohttp import web
 
-from routerone.http.accept import ACCEPT_POLL_S, AcceptPoller
+from routerone.http.accept import ACCEPT_IDLE_MAX_S, ACCEPT_POLL_S, AcceptPoller
 
 
 async def _server():
@@ -56,9 +56,34 @@ async def test_stopped_poller_accepts_nothing_and_a_closed_socket_ends_it():
         await asyncio.sleep(ACCEPT_POLL_S * 20)
         assert poller.accepted == 1          # the waiting connection is taken once polling resumes
         sock.close()
-        await asyncio.sleep(ACCEPT_POLL_S * 5)
+        await asyncio.sleep(ACCEPT_IDLE_MAX_S * 3)
         assert poller._timer is None          # the closed socket stopped the polling
     finally:
         client.close()
         poller.stop()
+        await runner.cleanup()
+
+
+async def test_an_idle_poller_backs_off_and_a_connection_brings_it_back():
+    runner, sock, port = await _server()
+    poller = AcceptPoller(sock, runner.server)
+    poller.start()
+    client = None
+    try:
+        await asyncio.sleep(0.5)
+        # at a fixed ACCEPT_POLL_S that would be ~250 polls; backing off to ACCEPT_IDLE_MAX_S, ~30
+        assert poller.polls <= 0.5 / ACCEPT_IDLE_MAX_S + 10, poller.polls
+        assert poller._interval_s == ACCEPT_IDLE_MAX_S
+        poller.stop()                      # from here the polls are driven by hand, one at a time
+        client = socket.create_connection(("127.0.0.1", port))   # queued: the poller took over accept
+        poller._poll()
+        assert poller.accepted == 1 and poller._interval_s == ACCEPT_POLL_S   # found one: fast again
+        poller.stop()
+        poller._poll()
+        assert poller.accepted == 1 and poller._interval_s == 2 * ACCEPT_POLL_S   # found none: slower
+    finally:
+        if client is not None:
+            client.close()
+        poller.stop()
+        sock.close()
         await runner.cleanup()
