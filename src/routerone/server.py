@@ -116,20 +116,23 @@ def _own_session(parent_pid: int) -> None:
 
 
 async def _serve(settings: Settings, reuse_port: bool, shared_limiter=None) -> None:
+    # the stop signals are caught before the socket listens: a SIGTERM that comes while the worker
+    # starts (from `--workers N`'s parent, or its death) drains it once it listens, never kills it
+    # with connections waiting in its accept queue
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in _STOP_SIGNALS:
+        loop.add_signal_handler(sig, stop.set)
     app = create_app(settings, limiter=SharedLimiter(shared_limiter) if shared_limiter else None)
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
     await runner.setup()
     sock = _listen(settings.host, settings.port, reuse_port)
     site = web.SockSite(runner, sock, backlog=LISTEN_BACKLOG)
     await site.start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
     # uvloop takes waiting connections too rarely under load (see http/accept.py): poll as well
     poller = AcceptPoller(sock, runner.server) if uvloop is not None and isinstance(loop, uvloop.Loop) else None
     if poller is not None:
         poller.start()
-    for sig in _STOP_SIGNALS:
-        loop.add_signal_handler(sig, stop.set)
     try:
         await stop.wait()
         if poller is not None:

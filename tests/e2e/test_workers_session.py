@@ -46,6 +46,12 @@ async def test_workers_have_own_sessions_and_exit_when_the_parent_is_killed(tmp_
             workers = server.workers()
             assert len(workers) == 2, workers
             parent_sid = os.getsid(server.proc.pid)
+            # a worker is listed from its fork on, calls setsid once its interpreter is up, and catches
+            # SIGTERM before it builds its app (which logs the demo provider's state, once per worker)
+            while not (all(os.getsid(pid) == pid for pid in workers)
+                       and server.log_path.read_text(errors="replace").count("demo provider") >= 2) \
+                    and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
             for pid in workers:
                 assert os.getsid(pid) == pid != parent_sid, (pid, os.getsid(pid), parent_sid)
 
