@@ -1,6 +1,6 @@
 """SQLiteStore's web-console methods: console users, sessions, and the Activity and Logs pages' queries.
 
-A mixin: it uses the store's `_tx` and `_run` (sqlite.py), and runs the pages' aggregate reads on
+A mixin: it uses the store's `_tx` and `_run` (sqlite_engine.py), and runs the pages' aggregate reads on
 connections of their own (`_console_read`). The SQL shared with PostgreSQL is in console_sql.py.
 """
 from __future__ import annotations
