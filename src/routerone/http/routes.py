@@ -110,7 +110,6 @@ async def _relay(request: web.Request, reply, write_timeout_s: float) -> web.Str
     resp = response_class(headers={**reply.headers, "Content-Type": "text/event-stream",
                                    "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
     transport = request.transport
-    framed = False      # after the first write: chunks go to the transport framed here (see _write_chunk)
     try:
         async with asyncio.timeout(write_timeout_s):
             await resp.prepare(request)
@@ -119,16 +118,10 @@ async def _relay(request: web.Request, reply, write_timeout_s: float) -> web.Str
                 async with asyncio.timeout(write_timeout_s):
                     await resp.write_eof(data)
             elif transport is not None and transport.get_write_buffer_size() + len(data) < WRITE_NEVER_WAITS_BYTES:
-                # the socket buffer takes it: no deadline (and no timer) needed
-                if framed:
-                    _write_chunk(transport, data)
-                else:
-                    await resp.write(data)        # the first: aiohttp sends the buffered headers with it
-                    framed = resp.chunked and not resp.compression
+                await resp.write(data)  # the socket buffer takes it: no deadline (and no timer) needed
             else:
                 async with asyncio.timeout(write_timeout_s):
                     await resp.write(data)
-                    await request.writer.drain()  # the direct writes are not in aiohttp's own count
     except _CLIENT_GONE:
         stream.abandon()
         return resp
@@ -143,18 +136,6 @@ async def _relay(request: web.Request, reply, write_timeout_s: float) -> web.Str
         raise
     await stream.close()
     return resp
-
-
-def _write_chunk(transport, data: bytes) -> None:
-    """One chunk of a chunked body, the bytes aiohttp's writer would send (size line, data, CRLF), in
-    one transport write: per relayed chunk this skips aiohttp's write path (StreamResponse.write,
-    StreamWriter.write, its chunk framing and drain bookkeeping), which the caller does not need for a
-    write the socket buffer takes at once. An empty chunk would end the body: never written."""
-    if not data:
-        return
-    if transport.is_closing():
-        raise ConnectionResetError("Cannot write to closing transport")
-    transport.write(b"%x\r\n%b\r\n" % (len(data), data))
 
 
 def _model_entry(model_id: str, owned_by: str) -> dict:
