@@ -41,7 +41,7 @@ from typing import Awaitable, Callable
 from aiohttp import web
 
 from .app import create_app
-from .http.accept import AcceptPoller
+from .http.accept import AcceptPoller, refuse_new_connections
 from .http.readiness import READINESS
 from .http.runtime import RUNTIME
 from .limits.factory import uses_redis
@@ -55,10 +55,11 @@ try:
 except ImportError:  # pragma: no cover - Windows
     uvloop = None
 
-__all__ = ["serve", "run_worker", "ACCEPT_GRACE_S"]
+__all__ = ["serve", "run_worker", "drain", "stop_listening", "ACCEPT_GRACE_S"]
 log = logging.getLogger("routerone.server")
 
 ACCEPT_GRACE_S = 0.2     # for connections accepted at the drain to start their requests
+HANDSHAKE_SETTLE_S = 0.05  # for handshakes begun before the drain to reach the accept queue
 LISTEN_BACKLOG = 2048
 BACKGROUND_MIN_S = 0.5   # background work gets at least this after the bound (settles are quick)
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -150,9 +151,7 @@ async def drain(app: web.Application, runner: web.AppRunner, site: web.SockSite,
     readiness = app[READINESS]
     readiness.draining = True
     loop = asyncio.get_running_loop()
-    waiting = _accept_waiting(sock)         # synchronous: nothing runs between this and the close
-    await site.stop()
-    sock.close()
+    waiting = await stop_listening(site, sock)
     for conn in waiting:
         await loop.connect_accepted_socket(runner.server, conn)
     at_signal = (readiness.in_flight, readiness.streams)
@@ -180,6 +179,20 @@ async def drain(app: web.Application, runner: web.AppRunner, site: web.SockSite,
                 "written since start: %d, left unwritten: %d; stopped in %.2f s", finished, at_signal[0], at_signal[1],
                 cut, timeout_s, cut_streams, background, figures["usage_written"], usage.depth, figures["total_s"])
     return figures
+
+
+async def stop_listening(site: web.SockSite, sock: socket.socket) -> list[socket.socket]:
+    """Step 2 of the drain: close the listening socket without resetting a connection the kernel
+    has accepted; returns the connections taken from its queue (to be served). New connection
+    requests are dropped first (http/accept.py), handshakes begun before get HANDSHAKE_SETTLE_S to
+    reach the queue (the site still accepts meanwhile), then the queue is emptied and the socket
+    closed: nothing can enter the queue between the last accept and the close."""
+    if refuse_new_connections(sock):
+        await asyncio.sleep(HANDSHAKE_SETTLE_S)
+    waiting = _accept_waiting(sock)         # synchronous: nothing runs between this and the close
+    await site.stop()
+    sock.close()
+    return waiting
 
 
 async def _bounded(tasks: set[asyncio.Task], timeout_s: float) -> int:

@@ -73,22 +73,30 @@ async def chat(session: aiohttp.ClientSession, url: str, key: str, *, stream: bo
 
 
 def refused(port: int) -> bool:
+    """True once a new connection is refused. While the listening socket is being closed the kernel
+    drops connection requests (server.stop_listening): a connect that times out is not refused yet
+    (a short timeout, so the caller sees the refusal soon after the close)."""
     try:
-        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+        socket.create_connection(("127.0.0.1", port), timeout=0.05).close()
         return False
     except ConnectionRefusedError:
         return True
+    except TimeoutError:
+        return False
 
 
 def http_on(sock: socket.socket, path: str) -> tuple[int, bytes]:
     sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
     data = b""
+    sock.settimeout(10)
     while b"\r\n\r\n" not in data:
-        data += sock.recv(65536)
+        data += (got := sock.recv(65536))
+        assert got, f"connection closed before the answer to {path} ({data!r})"
     head, _, rest = data.partition(b"\r\n\r\n")
     length = int([h for h in head.split(b"\r\n") if h.lower().startswith(b"content-length")][0].split(b":")[1])
     while len(rest) < length:
-        rest += sock.recv(65536)
+        rest += (got := sock.recv(65536))
+        assert got, f"connection closed in the answer to {path}"
     return int(head.split()[1]), rest[:length]
 
 
