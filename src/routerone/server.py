@@ -2,9 +2,11 @@
 
 Graceful drain. On SIGTERM (or SIGINT) a worker
 1. marks itself draining: `/readyz` answers 503 from now on;
-2. stops accepting: it first accepts the connections already waiting in the listen queue (a
-   balancer has sent requests on them; closing the socket would reset them), then closes the
-   listening socket, so a balancer's next connection is refused and goes to another instance;
+2. stops accepting (stop_listening): new connection requests are dropped first (on Linux, a socket
+   filter: nothing can enter the listen queue between the last accept and the close), then it
+   accepts the connections already waiting in the queue (a balancer has sent requests on them;
+   closing the socket would reset them) and closes the listening socket, so a balancer's next
+   connection is refused and goes to another instance;
 3. gives those last connections `ACCEPT_GRACE_S` to start their requests, then closes idle
    keep-alive connections (a busy one closes after its response);
 4. waits for the requests and streams in flight, at most `drain_timeout_s` (default 30 s); what
