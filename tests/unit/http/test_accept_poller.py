@@ -23,25 +23,15 @@ class Served:
 
 
 @pytest.fixture
-async def served() -> AsyncIterator[Served]:
+async def served(hello_runner: web.AppRunner, listening: socket.socket) -> AsyncIterator[Served]:
     """An aiohttp server with no site: a started AcceptPoller is the only thing that accepts on its
     listening socket."""
-    async def hello(request: web.Request) -> web.Response:
-        return web.Response(text="hi " + request.query.get("n", ""))
-    app = web.Application()
-    app.router.add_get("/", hello)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    sock = socket.create_server(("127.0.0.1", 0), backlog=128)
-    sock.setblocking(False)
-    poller = AcceptPoller(sock, runner.server)
+    poller = AcceptPoller(listening, hello_runner.server)
     poller.start()
     try:
-        yield Served(poller, sock, sock.getsockname()[1])
+        yield Served(poller, listening, listening.getsockname()[1])
     finally:
         poller.stop()
-        sock.close()
-        await runner.cleanup()
 
 
 async def test_poller_alone_serves_every_connection(served: Served):

@@ -21,21 +21,11 @@ from routerone.http import accept
 
 
 @pytest.fixture
-async def site():
-    async def hello(request: web.Request) -> web.Response:
-        return web.Response(text="hi")
-    app = web.Application()
-    app.router.add_get("/", hello)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    sock = socket.create_server(("127.0.0.1", 0), backlog=128)
-    sock.setblocking(False)
-    site = web.SockSite(runner, sock)
+async def site(hello_runner: web.AppRunner, listening: socket.socket):
+    """A started site on the listening socket: the server accepts as in production."""
+    site = web.SockSite(hello_runner, listening)
     await site.start()
-    try:
-        yield runner, site, sock, sock.getsockname()
-    finally:
-        await runner.cleanup()
+    return hello_runner, site, listening, listening.getsockname()
 
 
 def connect_started(addr) -> socket.socket:
@@ -88,49 +78,38 @@ class NoSite:
         pass
 
 
-async def test_connections_queued_before_the_close_are_taken_and_served():
-    async def hello(request: web.Request) -> web.Response:
-        return web.Response(text="hi")
-    app = web.Application()
-    app.router.add_get("/", hello)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    sock = socket.create_server(("127.0.0.1", 0), backlog=128)   # nobody accepts: connections queue
-    sock.setblocking(False)
-    clients = [socket.create_connection(sock.getsockname()) for _ in range(3)]
+async def test_connections_queued_before_the_close_are_taken_and_served(hello_runner, listening):
+    addr = listening.getsockname()                  # nobody accepts: the connections queue in the kernel
+    clients = [socket.create_connection(addr) for _ in range(3)]
     try:
         for c in clients:
-            c.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        addr = sock.getsockname()
-        waiting = await server.stop_listening(NoSite(), sock)
+            c.sendall(b"GET /?n=q HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        waiting = await server.stop_listening(NoSite(), listening)
         assert len(waiting) == 3
         loop = asyncio.get_running_loop()
         for conn in waiting:
-            await loop.connect_accepted_socket(runner.server, conn)
+            await loop.connect_accepted_socket(hello_runner.server, conn)
         answers = await asyncio.wait_for(asyncio.gather(*(asyncio.to_thread(c.recv, 1000) for c in clients)), 10)
-        assert all(a.startswith(b"HTTP/1.1 200") and a.endswith(b"hi") for a in answers), answers
+        assert all(a.startswith(b"HTTP/1.1 200") and a.endswith(b"hi q") for a in answers), answers
         with pytest.raises(ConnectionRefusedError):
             socket.create_connection(addr, timeout=2).close()
     finally:
         for c in clients:
             c.close()
-        await runner.cleanup()
 
 
-async def test_the_filter_holds_new_connections_back_and_lets_queued_ones_through():
-    sock = socket.create_server(("127.0.0.1", 0), backlog=16)
-    sock.setblocking(False)
-    addr = sock.getsockname()
+async def test_the_filter_holds_new_connections_back_and_lets_queued_ones_through(listening):
+    addr = listening.getsockname()
     before = socket.create_connection(addr)              # queued before the filter: unaffected
     try:
-        assert accept.refuse_new_connections(sock)
+        assert accept.refuse_new_connections(listening)
         after = connect_started(addr)
         try:
             # its SYN was dropped: not connected, not refused (the client's kernel sends it again ~1 s later)
             _, writable, _ = select.select([], [after], [], 0.3)
             assert not writable and after.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0
             before.sendall(b"sent after the filter")      # segments on a queued connection still arrive
-            conn, _ = sock.accept()
+            conn, _ = listening.accept()
             with conn:
                 conn.setblocking(True)
                 conn.settimeout(5)
@@ -138,9 +117,8 @@ async def test_the_filter_holds_new_connections_back_and_lets_queued_ones_throug
                 conn.sendall(b"answer")
                 assert before.recv(100) == b"answer"
             with pytest.raises(BlockingIOError):
-                sock.accept()                             # the held-back one never reached the queue
+                listening.accept()                        # the held-back one never reached the queue
         finally:
             after.close()
     finally:
         before.close()
-        sock.close()
