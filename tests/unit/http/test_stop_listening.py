@@ -12,12 +12,17 @@ import asyncio
 import errno
 import select
 import socket
+import sys
 
 import pytest
 from aiohttp import web
 
 from routerone import server
 from routerone.http import accept
+
+
+LINUX_ONLY = pytest.mark.skipif(not sys.platform.startswith("linux"),
+                                reason="new connections are held back with a Linux socket filter")
 
 
 @pytest.fixture
@@ -53,6 +58,7 @@ def connect_outcome(c: socket.socket, timeout_s: float) -> int:
     return 0
 
 
+@LINUX_ONLY
 async def test_a_connection_made_as_the_listener_closes_is_refused_not_reset(site, monkeypatch):
     runner, site_, sock, addr = site
     late: list[socket.socket] = []
@@ -98,6 +104,7 @@ async def test_connections_queued_before_the_close_are_taken_and_served(hello_ru
             c.close()
 
 
+@LINUX_ONLY
 async def test_the_filter_holds_new_connections_back_and_lets_queued_ones_through(listening):
     addr = listening.getsockname()
     before = socket.create_connection(addr)              # queued before the filter: unaffected
