@@ -2,9 +2,11 @@
 
 Graceful drain. On SIGTERM (or SIGINT) a worker
 1. marks itself draining: `/readyz` answers 503 from now on;
-2. stops accepting: it first accepts the connections already waiting in the listen queue (a
-   balancer has sent requests on them; closing the socket would reset them), then closes the
-   listening socket, so a balancer's next connection is refused and goes to another instance;
+2. stops accepting (stop_listening): new connection requests are dropped first (on Linux, a socket
+   filter: nothing can enter the listen queue between the last accept and the close), then it
+   accepts the connections already waiting in the queue (a balancer has sent requests on them;
+   closing the socket would reset them) and closes the listening socket, so a balancer's next
+   connection is refused and goes to another instance;
 3. gives those last connections `ACCEPT_GRACE_S` to start their requests, then closes idle
    keep-alive connections (a busy one closes after its response);
 4. waits for the requests and streams in flight, at most `drain_timeout_s` (default 30 s); what
@@ -41,7 +43,7 @@ from typing import Awaitable, Callable
 from aiohttp import web
 
 from .app import create_app
-from .http.accept import AcceptPoller
+from .http.accept import AcceptPoller, refuse_new_connections
 from .http.readiness import READINESS
 from .http.runtime import RUNTIME
 from .limits.factory import uses_redis
@@ -55,10 +57,11 @@ try:
 except ImportError:  # pragma: no cover - Windows
     uvloop = None
 
-__all__ = ["serve", "run_worker", "ACCEPT_GRACE_S"]
+__all__ = ["serve", "run_worker", "drain", "stop_listening", "ACCEPT_GRACE_S"]
 log = logging.getLogger("routerone.server")
 
 ACCEPT_GRACE_S = 0.2     # for connections accepted at the drain to start their requests
+HANDSHAKE_SETTLE_S = 0.01  # for handshakes begun before the drain to reach the accept queue (LAN: < 1 ms)
 LISTEN_BACKLOG = 2048
 BACKGROUND_MIN_S = 0.5   # background work gets at least this after the bound (settles are quick)
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -150,9 +153,7 @@ async def drain(app: web.Application, runner: web.AppRunner, site: web.SockSite,
     readiness = app[READINESS]
     readiness.draining = True
     loop = asyncio.get_running_loop()
-    waiting = _accept_waiting(sock)         # synchronous: nothing runs between this and the close
-    await site.stop()
-    sock.close()
+    waiting = await stop_listening(site, sock)
     for conn in waiting:
         await loop.connect_accepted_socket(runner.server, conn)
     at_signal = (readiness.in_flight, readiness.streams)
@@ -180,6 +181,20 @@ async def drain(app: web.Application, runner: web.AppRunner, site: web.SockSite,
                 "written since start: %d, left unwritten: %d; stopped in %.2f s", finished, at_signal[0], at_signal[1],
                 cut, timeout_s, cut_streams, background, figures["usage_written"], usage.depth, figures["total_s"])
     return figures
+
+
+async def stop_listening(site: web.SockSite, sock: socket.socket) -> list[socket.socket]:
+    """Step 2 of the drain: close the listening socket without resetting a connection the kernel
+    has accepted; returns the connections taken from its queue (to be served). New connection
+    requests are dropped first (http/accept.py), handshakes begun before get HANDSHAKE_SETTLE_S to
+    reach the queue (the site still accepts meanwhile), then the queue is emptied and the socket
+    closed: nothing can enter the queue between the last accept and the close."""
+    if refuse_new_connections(sock):
+        await asyncio.sleep(HANDSHAKE_SETTLE_S)
+    waiting = _accept_waiting(sock)         # synchronous: nothing runs between this and the close
+    await site.stop()
+    sock.close()
+    return waiting
 
 
 async def _bounded(tasks: set[asyncio.Task], timeout_s: float) -> int:

@@ -21,7 +21,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 from billing_procs import (MODEL, OUTPUT_MICROS_PER_TOKEN, Admin, FakeUpstream, GatewayProcess,  # noqa: E402
-                           bootstrap_admin, write_catalog, write_config)
+                           bootstrap_admin, wait_until, write_catalog, write_config)
 
 from routerone.store.base import UsageQuery  # noqa: E402
 from routerone.store.factory import open_store  # noqa: E402
@@ -73,22 +73,42 @@ async def chat(session: aiohttp.ClientSession, url: str, key: str, *, stream: bo
 
 
 def refused(port: int) -> bool:
+    """True once a new connection is refused. While the listening socket is being closed the kernel
+    drops connection requests (server.stop_listening): a connect that times out is not refused yet
+    (a short timeout, so the caller sees the refusal soon after the close)."""
     try:
-        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+        socket.create_connection(("127.0.0.1", port), timeout=0.05).close()
         return False
     except ConnectionRefusedError:
         return True
+    except TimeoutError:
+        return False
+
+
+async def queued_with_data(port: int, n: int) -> bool:
+    """At least n established connections to 127.0.0.1:port hold received bytes not yet read
+    (/proc/net/tcp: the server's side, in the accept queue or accepted and unread)."""
+    rows = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    found = 0
+    for row in rows:
+        f = row.split()
+        local_port, state, rx_queue = int(f[1].split(":")[1], 16), f[3], int(f[4].split(":")[1], 16)
+        found += local_port == port and state == "01" and rx_queue > 0
+    return found >= n
 
 
 def http_on(sock: socket.socket, path: str) -> tuple[int, bytes]:
     sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
     data = b""
+    sock.settimeout(10)
     while b"\r\n\r\n" not in data:
-        data += sock.recv(65536)
+        data += (got := sock.recv(65536))
+        assert got, f"connection closed before the answer to {path} ({data!r})"
     head, _, rest = data.partition(b"\r\n\r\n")
     length = int([h for h in head.split(b"\r\n") if h.lower().startswith(b"content-length")][0].split(b":")[1])
     while len(rest) < length:
-        rest += sock.recv(65536)
+        rest += (got := sock.recv(65536))
+        assert got, f"connection closed in the answer to {path}"
     return int(head.split()[1]), rest[:length]
 
 
@@ -121,6 +141,13 @@ async def test_sigterm_lets_in_flight_requests_and_streams_finish_then_exits_0(t
                            for _ in range(5)]
                 for _ in streams:                        # all ten in flight: streams ~1 s, plain 1.5 s
                     await asyncio.wait_for(started.get(), 10)
+                # the plain ones too: each has reached the upstream (on a loaded machine a plain request
+                # could otherwise still wait to be accepted when the signal comes)
+                fake = upstream.app["fake"]
+
+                async def all_ten_upstream() -> bool:
+                    return len(fake.requests) >= 10
+                assert await wait_until(all_ten_upstream, 10), len(fake.requests)
                 t0 = time.monotonic()
                 gw.proc.send_signal(signal.SIGTERM)
                 while not refused(gw.port):              # stops accepting at once
@@ -195,7 +222,8 @@ async def test_connections_waiting_in_the_listen_queue_at_sigterm_are_served_not
                 async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as s:
                     tasks = [asyncio.create_task(chat(s, gw.url, key, stream=i % 2 == 0, max_tokens=3))
                              for i in range(6)]
-                    await asyncio.sleep(0.5)                  # connected (kernel backlog) and sent
+                    # connected (kernel backlog) and sent, however long a loaded machine takes for it
+                    assert await wait_until(lambda: queued_with_data(gw.port, 6), 20), "the 6 never queued"
                     gw.proc.send_signal(signal.SIGTERM)
                     await asyncio.sleep(0.05)
                     gw.proc.send_signal(signal.SIGCONT)

@@ -201,44 +201,71 @@ def test_rate_limit_headers_on_json_and_streamed_200s_and_on_the_429(gw, make_op
 
 
 # -- 4. concurrency: the extra requests are refused at once, the slots come back -------------------
-SLOW_MS = 800
+# The admitted calls wait upstream until the test releases them (fake_openai's [[hold:ms]]), so "a
+# refusal did not queue behind the slow calls" is "it came before the release", on any machine.
+HOLD = "[[hold:25000]]"   # the upstream's own bound: later than any release below
+REFUSALS_WAIT_S = 15.0    # how long the test waits for the refusals before it releases the upstream
 
 
 async def _timed(coro) -> tuple[str, Any, float]:
-    t = time.monotonic()
+    """(outcome, completion or error, time.monotonic() when it ended)."""
     try:
-        return "ok", await coro, time.monotonic() - t
+        return "ok", await coro, time.monotonic()
     except openai.RateLimitError as exc:
-        return "429", exc, time.monotonic() - t
+        return "429", exc, time.monotonic()
 
 
-async def test_concurrency_limit_refuses_at_once_and_frees_its_slots(gw, make_async_openai_client):
+async def _release(upstream) -> int:
+    """Let the held upstream calls go; how many there were."""
+    def post() -> int:
+        return httpx2.post(upstream.url + "/_control/release", timeout=10).json()["released"]
+    return await asyncio.to_thread(post)
+
+
+async def _reached_upstream(upstream, n: int, timeout_s: float = 15.0) -> bool:
+    """Wait until the fake upstream has received n requests (it keeps their bodies)."""
+    deadline = time.monotonic() + timeout_s
+    while len(upstream.app["fake"].requests) < n and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    return len(upstream.app["fake"].requests) >= n
+
+
+async def test_concurrency_limit_refuses_at_once_and_frees_its_slots(gw, fake_upstream, make_async_openai_client):
     key, _ = gw.new_key(concurrency=2)
     client = make_async_openai_client(gw, key, max_retries=0)
 
-    def slow(ms: int = SLOW_MS):
-        return client.chat.completions.create(model=MODEL, messages=user(f"take your time [[sleep:{ms}]]"),
-                                              max_tokens=3)
-    results = await asyncio.gather(*(_timed(slow()) for _ in range(6)))
+    def slow(hold: str = HOLD):
+        return client.chat.completions.create(model=MODEL, messages=user(f"take your time {hold}"), max_tokens=3)
+    t0 = time.monotonic()
+    tasks = [asyncio.ensure_future(_timed(slow())) for _ in range(6)]
+    pending: set[asyncio.Future] = set(tasks)
+    while len(pending) > 2 and (left := t0 + REFUSALS_WAIT_S - time.monotonic()) > 0:
+        _, pending = await asyncio.wait(pending, timeout=left, return_when=asyncio.FIRST_COMPLETED)
+    released_at = time.monotonic()
+    held = await _release(fake_upstream)
+    results = await asyncio.gather(*tasks)
     ok = [r for r in results if r[0] == "ok"]
     refused = [r for r in results if r[0] == "429"]
     print(f"FIGURES concurrency[in-thread]: concurrency=2, requests=6, successes={len(ok)}, "
-          f"rate_limited={len(refused)}, refused_after_s={[round(r[2], 3) for r in refused]}, "
-          f"served_after_s={[round(r[2], 3) for r in ok]}")
+          f"rate_limited={len(refused)}, refused_after_s={[round(r[2] - t0, 3) for r in refused]}, "
+          f"released_after_s={released_at - t0:.3f}, held_at_release={held}, "
+          f"served_after_s={[round(r[2] - t0, 3) for r in ok]}")
     assert len(ok) == 2 and len(refused) == 4
-    for _, exc, took in refused:
+    for _, exc, ended in refused:
         assert exc.body == SEED_429["error"]
         assert exc.response.headers["retry-after"] == "1"
-        assert took < SLOW_MS / 1000, f"a refusal waited {took:.3f}s: it queued behind the slow calls"
-    for _, _, took in ok:
-        assert took >= SLOW_MS / 1000
+        assert ended < released_at, f"a refusal came {ended - released_at:.3f}s after the release: it queued"
+    for _, _, ended in ok:
+        assert ended > released_at, "an admitted call was not held by the upstream"
     # both calls ended: both slots are free again
-    again = await asyncio.gather(*(_timed(slow(200)) for _ in range(2)))
+    again = await asyncio.gather(*(_timed(slow("[[sleep:200]]")) for _ in range(2)))
     assert [r[0] for r in again] == ["ok", "ok"]
-    # and while two are in flight a third is still refused
-    busy = [asyncio.ensure_future(_timed(slow(600))) for _ in range(2)]
-    await asyncio.sleep(0.2)
-    third = await _timed(slow(0))
+    # and while two are in flight (held upstream) a third is still refused
+    seen = len(fake_upstream.app["fake"].requests)
+    busy = [asyncio.ensure_future(_timed(slow())) for _ in range(2)]
+    assert await _reached_upstream(fake_upstream, seen + 2), "the two busy calls never reached the upstream"
+    third = await _timed(slow("[[sleep:0]]"))
+    await _release(fake_upstream)
     assert third[0] == "429"
     assert [r[0] for r in await asyncio.gather(*busy)] == ["ok", "ok"]
 

@@ -7,7 +7,10 @@ Behaviour is scriptable three ways:
   the first byte), `[[cut:3]]` (drop the connection after 3 content chunks), `[[stream_error:2]]`
   (an error event after 2 chunks), `[[tools:2]]` (call 2 tools in parallel), `[[words:20]]`,
   `[[overcount:500]]` (usage reports 500 completion tokens more than were sent: a misbehaving
-  upstream, to test what billing does when usage exceeds the reservation);
+  upstream, to test what billing does when usage exceeds the reservation), `[[hold:5000]]` (wait
+  before the first byte until `POST /_control/release`, at most 5000 ms);
+- `POST /_control/release`: every request held by `[[hold:ms]]` goes on now; the reply says how
+  many were held (`{"released": n}`), so a test can prove those requests were still in flight;
 - `POST /_control/faults` with `{"faults": [{"status": 429, "retry_after": 1}, ...]}`: the next
   requests fail in that order (status, or `"cut": n`), then behaviour returns to normal.
 
@@ -83,6 +86,27 @@ class _Fake:
         self.faults: list[dict] = []
         self.requests: list[dict] = []   # the bodies received, for assertions in tests
         self.keep_requests = True
+        self.held: set[asyncio.Future] = set()   # requests waiting in [[hold:ms]] for /_control/release
+
+    async def hold(self, max_ms: int) -> None:
+        """Wait until released (POST /_control/release) or max_ms have passed."""
+        gate = asyncio.get_running_loop().create_future()
+        self.held.add(gate)
+        try:
+            await asyncio.wait_for(gate, max_ms / 1000)
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            self.held.discard(gate)
+
+    def release(self) -> int:
+        released = 0
+        for gate in self.held:
+            if not gate.done():
+                gate.set_result(None)
+                released += 1
+        self.held.clear()
+        return released
 
     def plan(self, body: dict) -> dict:
         text = _last_user_text(body.get("messages") or [])
@@ -140,6 +164,8 @@ async def _chat(request: web.Request) -> web.StreamResponse:
     delay_ms = d.get("sleep", 0) + fake.opts.latency_ms
     if delay_ms:
         await asyncio.sleep(delay_ms / 1000)
+    if "hold" in d:
+        await fake.hold(d["hold"])
     if "error" in d or "status" in d:
         return _error(d.get("error") or d["status"], d.get("retry_after"))
     if "cut" in d and not body.get("stream"):
@@ -211,6 +237,10 @@ async def _faults(request: web.Request) -> web.Response:
     return web.json_response({"queued": len(fake.faults)})
 
 
+async def _release(request: web.Request) -> web.Response:
+    return web.json_response({"released": request.app["fake"].release()})
+
+
 async def _models(request: web.Request) -> web.Response:
     return web.json_response({"object": "list", "data": [
         {"id": "fake-model", "object": "model", "created": 0, "owned_by": "fake"}]})
@@ -222,7 +252,9 @@ def add_routes(app: web.Application, prefix: str, opts: FakeOptions) -> None:
     app.router.add_post(prefix + "/chat/completions", _chat)
     app.router.add_post(prefix + "/embeddings", fake_embeddings.openai_embeddings)
     app.router.add_get(prefix + "/models", _models)
-    app.router.add_post("/_control/faults" if prefix == "/v1" else prefix + "/_control/faults", _faults)
+    control = "/_control" if prefix == "/v1" else prefix + "/_control"
+    app.router.add_post(control + "/faults", _faults)
+    app.router.add_post(control + "/release", _release)
 
 
 def make_app(**options) -> web.Application:
