@@ -1,0 +1,226 @@
+"""An OpenAI-compatible upstream (a self-hosted box, say) that answers with readable JSON of the wrong
+shape: stream chunks whose content or tool-call arguments are not text, tool_calls that are not a
+list, a message that is not an object, a reply without usage, a 5 MB error message. Through the
+real gateway on a real socket, with the official `openai` and `anthropic` SDKs: every outcome is a
+documented error (or a correct reply), never a 500, and the books stay exact (the hold closed, one
+usage row per request, the charge on it).
+
+Directive in the last user message: [[reply:NAME]], NAME a key of REPLIES or STREAMS below."""
+from __future__ import annotations
+
+import re
+import sys
+import time
+from pathlib import Path
+
+import anthropic
+import httpx2
+import openai
+import orjson
+import pytest
+from aiohttp import web
+from openai import OpenAI
+
+sys.path.insert(0, str(Path(__file__).parent))
+from money_procs import OUT_MICROS, SMALL, write_money_catalog  # noqa: E402
+
+from routerone.settings import ProviderSettings, Settings  # noqa: E402
+from routerone.store.base import UsageQuery  # noqa: E402
+from routerone.testing.harness import Gateway  # noqa: E402
+from routerone.testing.threaded import ThreadedServer  # noqa: E402
+
+_REPLY = re.compile(r"\[\[reply:(\w+)\]\]")
+USAGE = {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10}
+
+
+def _message(message, usage=USAGE, finish="stop") -> dict:
+    out = {"id": "chatcmpl-h", "object": "chat.completion", "created": 1, "model": "fake-small",
+           "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": None}]}
+    if usage is not None:
+        out["usage"] = usage
+    return out
+
+
+REPLIES = {   # non-streamed: (status, body)
+    "content_number": (200, _message({"role": "assistant", "content": 12345})),
+    "content_object": (200, _message({"role": "assistant", "content": {"a": 1}})),
+    "message_string": (200, _message("hello")),
+    "choice_number": (200, {**_message(None), "choices": [5]}),
+    "tool_calls_string": (200, _message({"role": "assistant", "content": None, "tool_calls": "nope"}, finish="tool_calls")),
+    "tool_call_number": (200, _message({"role": "assistant", "content": None, "tool_calls": [7]}, finish="tool_calls")),
+    "tool_function_string": (200, _message({"role": "assistant", "content": None,
+                                            "tool_calls": [{"id": "c", "type": "function", "function": "f"}]},
+                                           finish="tool_calls")),
+    "tool_arguments_object": (200, _message({"role": "assistant", "content": None, "tool_calls": [
+        {"id": "c", "type": "function", "function": {"name": "f", "arguments": {"a": 1}}}]}, finish="tool_calls")),
+    "no_usage": (200, _message({"role": "assistant", "content": "word " * 40}, usage=None)),
+    "no_usage_tools": (200, _message({"role": "assistant", "content": None, "tool_calls": [
+        {"id": "c", "type": "function", "function": {"name": "f", "arguments": '{"city": "' + "Paris " * 30 + '"}'}}]},
+        usage=None, finish="tool_calls")),
+    "huge_error": (400, {"error": {"message": "m" * 5_000_000, "type": "invalid_request_error", "code": "bad"}}),
+}
+
+
+def _chunk(delta, finish=None) -> dict:
+    return {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "fake-small",
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+
+
+GOOD = _chunk({"role": "assistant", "content": "hello "})
+STREAMS = {   # streamed: the chunk sent after a good first content chunk
+    "s_content_number": _chunk({"content": 5}),
+    "s_content_object": _chunk({"content": {"a": 1}}),
+    "s_tool_calls_string": _chunk({"tool_calls": "x"}),
+    "s_tool_call_number": _chunk({"tool_calls": [5]}),
+    "s_tool_arguments_number": _chunk({"tool_calls": [{"index": 0, "id": "c", "type": "function",
+                                                       "function": {"name": "f", "arguments": 5}}]}),
+    "s_choices_string": {"id": "c", "choices": "abc"},
+    "s_choice_number": {"id": "c", "choices": [5]},
+    "s_delta_string": {"id": "c", "choices": [{"index": 0, "delta": "x"}]},
+}
+
+
+class HostileUpstream(ThreadedServer):
+    def __init__(self) -> None:
+        super().__init__(self._app)
+
+    def _app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self._chat)
+        return app
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        body = orjson.loads(await request.read())
+        text = next((m["content"] for m in reversed(body["messages"]) if isinstance(m.get("content"), str)), "")
+        name = (_REPLY.findall(text) or ["ok"])[-1]
+        if not body.get("stream"):
+            status, reply = REPLIES.get(name, (200, _message({"role": "assistant", "content": "ok"})))
+            return web.Response(status=status, body=orjson.dumps(reply), content_type="application/json")
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        first = STREAMS.get(name.removesuffix("_first"))
+        events = [first] if name.endswith("_first") else [GOOD, first] if first else [GOOD]
+        for ev in events:
+            await resp.write(b"data: " + orjson.dumps(ev) + b"\n\n")
+        await resp.write(b"data: " + orjson.dumps(_chunk({}, "stop")) + b"\n\n")
+        await resp.write(b"data: " + orjson.dumps({"id": "c", "choices": [], "usage": USAGE}) + b"\n\n")
+        await resp.write(b"data: [DONE]\n\n")
+        return resp
+
+
+@pytest.fixture(scope="module")
+def upstream():
+    with HostileUpstream() as up:
+        yield up
+
+
+@pytest.fixture
+def gw(tmp_path: Path, upstream):
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'r1.db'}", demo="off", max_retries=0,
+                        catalog_path=str(write_money_catalog(tmp_path / "catalog.toml")),
+                        providers={"openai": ProviderSettings(api_key="sk-up", base_url=upstream.url + "/v1")},
+                        usage_flush_interval_s=0.05)
+    with Gateway(settings) as gw:
+        yield gw
+
+
+def _rows(gw: Gateway, account_id: int, expected: int) -> list:
+    """The account's usage rows once `expected` are written; the hold closed, the ledger agrees."""
+    store = gw.runtime.chat.d.billing.store
+    deadline = time.monotonic() + 10
+    while True:
+        rows = gw.call(store.query_usage(UsageQuery(account_id=account_id, limit=100))).records
+        if len(rows) >= expected or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert len(rows) == expected, f"{len(rows)} usage rows for {expected} requests"
+    acc = gw.account(account_id)
+    assert acc["reserved_micros"] == 0, "a hold was left open"
+    charged = sum(-e.amount_micros for e in gw.call(store.ledger(account_id, 100)) if e.kind == "charge")
+    assert charged == sum(r.cost_micros for r in rows) == 10_000_000 - acc["balance_micros"]
+    return rows
+
+
+def _client(gw: Gateway, key: str) -> OpenAI:
+    return OpenAI(base_url=gw.base_url, api_key=key, max_retries=0, timeout=30)
+
+
+def _ask(name: str) -> list[dict]:
+    return [{"role": "user", "content": f"hi [[reply:{name}]]"}]
+
+
+@pytest.mark.parametrize("name", sorted(STREAMS))
+def test_a_malformed_stream_chunk_ends_the_stream_with_an_error_and_is_settled(gw, name):
+    key, account_id = gw.new_key()
+    with httpx2.Client(timeout=30) as http:
+        resp = http.post(gw.base_url + "/chat/completions", headers={"Authorization": f"Bearer {key}"},
+                         json={"model": SMALL, "stream": True, "max_tokens": 50, "messages": _ask(name),
+                               "stream_options": {"include_usage": True}})
+    assert resp.status_code == 200
+    events = [ev[6:] for ev in resp.text.split("\n\n") if ev.startswith("data: ")]
+    assert events and events[-1] != "[DONE]", "a malformed upstream chunk must not end in a clean [DONE]"
+    assert orjson.loads(events[-1])["error"]["code"] == "upstream_unavailable"
+    assert orjson.loads(events[-2])["choices"][0]["finish_reason"] == "error"
+    # the SDK sees the failure while iterating, not a silent end
+    with pytest.raises(openai.APIError):
+        list(_client(gw, key).chat.completions.create(model=SMALL, stream=True, max_tokens=50, messages=_ask(name)))
+    rows = _rows(gw, account_id, 2)
+    assert sorted(r.status for r in rows) == [502, 502]
+    assert all(r.completion_tokens >= 1 and r.cost_micros == r.completion_tokens * OUT_MICROS for r in rows), \
+        "the text relayed before the bad chunk is billed"
+
+
+@pytest.mark.parametrize("name", ["s_content_number", "s_choices_string", "s_delta_string"])
+def test_a_malformed_first_chunk_is_a_502_before_the_stream(gw, name):
+    key, account_id = gw.new_key()
+    with pytest.raises(openai.APIStatusError) as ei:
+        _client(gw, key).chat.completions.create(model=SMALL, stream=True, max_tokens=50,
+                                                 messages=_ask(name + "_first"))
+    assert ei.value.status_code == 502 and ei.value.body["code"] == "upstream_unavailable"
+    [row] = _rows(gw, account_id, 1)
+    assert (row.status, row.cost_micros) == (502, 0)
+
+
+SHAPES = ["content_number", "content_object", "message_string", "choice_number", "tool_calls_string",
+          "tool_call_number", "tool_function_string", "tool_arguments_object"]
+
+
+@pytest.mark.parametrize("name", SHAPES)
+def test_a_reply_of_the_wrong_shape_is_a_502_on_every_api_and_not_charged(gw, name):
+    key, account_id = gw.new_key()
+    with pytest.raises(openai.APIStatusError) as ei:
+        _client(gw, key).chat.completions.create(model=SMALL, max_tokens=50, messages=_ask(name))
+    assert ei.value.status_code == 502 and ei.value.body["code"] == "upstream_unavailable"
+    with pytest.raises(openai.APIStatusError) as ei:
+        _client(gw, key).responses.create(model=SMALL, max_output_tokens=50, input=f"hi [[reply:{name}]]")
+    assert ei.value.status_code == 502
+    with pytest.raises(anthropic.APIStatusError) as ai:
+        anthropic.Anthropic(base_url=gw.url, api_key=key, max_retries=0, timeout=30).messages.create(
+            model=SMALL, max_tokens=50, messages=_ask(name))
+    assert ai.value.status_code == 502 and ai.value.body["error"]["type"] == "api_error"
+    rows = _rows(gw, account_id, 3)
+    assert [(r.status, r.cost_micros) for r in rows] == [(502, 0)] * 3
+
+
+@pytest.mark.parametrize("name", ["no_usage", "no_usage_tools"])
+def test_a_reply_without_usage_is_billed_for_its_completion(gw, name):
+    key, account_id = gw.new_key()
+    reply = _client(gw, key).chat.completions.create(model=SMALL, max_tokens=100, messages=_ask(name))
+    assert reply.usage.completion_tokens >= 30, reply.usage
+    [row] = _rows(gw, account_id, 1)
+    assert row.completion_tokens == reply.usage.completion_tokens
+    assert row.cost_micros == reply.usage.completion_tokens * OUT_MICROS > 0
+
+
+def test_a_huge_upstream_error_message_is_cut(gw):
+    key, account_id = gw.new_key()
+    with httpx2.Client(timeout=30) as http:
+        resp = http.post(gw.base_url + "/chat/completions", headers={"Authorization": f"Bearer {key}"},
+                         json={"model": SMALL, "max_tokens": 5, "messages": _ask("huge_error")})
+    assert resp.status_code == 400
+    err = resp.json()["error"]
+    assert err["code"] == "bad" and err["type"] == "invalid_request_error"
+    assert err["message"].startswith("openai: mmm") and len(err["message"]) <= 2_100
+    assert len(resp.content) < 3_000
+    [row] = _rows(gw, account_id, 1)
+    assert (row.status, row.cost_micros) == (400, 0)
