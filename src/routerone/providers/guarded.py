@@ -3,7 +3,9 @@ read is an upstream failure (502 `upstream_unavailable`, retryable, so the route
 never a 500 and never a traceback to the client.
 
 `guarded(adapter)` wraps an adapter's response side (parse_response, stream translators, map_error);
-the translators themselves stay simple. What was malformed is logged (type of fault, provider), not
+the translators themselves stay simple. A reply that reads but has the wrong shape where Router One
+and its clients look (`well_formed_choices`: content that is not text, tool_calls that are not a
+list of objects, ...) is the same 502, whichever protocol the upstream spoke. What was malformed is logged (type of fault, provider), not
 the body.
 """
 from __future__ import annotations
@@ -16,7 +18,7 @@ from ..wire.chat import ChatRequest
 from .base import Deployment, ProviderAdapter, ProviderResult, SSEEvent, UpstreamRequest
 from .status import error_for_status
 
-__all__ = ["guarded", "GuardedAdapter"]
+__all__ = ["guarded", "GuardedAdapter", "well_formed_choices"]
 log = logging.getLogger("routerone.providers")
 
 MALFORMED = (TypeError, AttributeError, KeyError, ValueError, IndexError, OverflowError)
@@ -25,6 +27,41 @@ MALFORMED = (TypeError, AttributeError, KeyError, ValueError, IndexError, Overfl
 def _unreadable(provider: str, what: str, exc: BaseException) -> UpstreamUnavailable:
     log.warning("%s: upstream sent a %s Router One cannot read (%s)", provider, what, type(exc).__name__)
     return UpstreamUnavailable(f"{provider}: upstream sent a {what} Router One cannot read", provider=provider)
+
+
+def well_formed_choices(choices) -> bool:
+    """The parts of a reply that Router One and its clients read have the protocol's types: a list of
+    choice objects, each message an object (or null) whose content is text, a list of parts or null,
+    whose tool_calls are a list of objects with a function object whose arguments are text. Other
+    fields pass through as the upstream sent them."""
+    if choices.__class__ is not list:
+        return False
+    for ch in choices:
+        if ch.__class__ is not dict:
+            return False
+        m = ch.get("message")
+        if m is None:
+            continue
+        if m.__class__ is not dict:
+            return False
+        content = m.get("content")
+        if content is not None and content.__class__ is not str and content.__class__ is not list:
+            return False
+        calls = m.get("tool_calls")
+        if calls is None:
+            continue
+        if calls.__class__ is not list:
+            return False
+        for tc in calls:
+            fn = tc.get("function") if tc.__class__ is dict else False
+            if fn is None:
+                continue
+            if fn.__class__ is not dict:
+                return False
+            args = fn.get("arguments")
+            if args is not None and args.__class__ is not str:
+                return False
+    return True
 
 
 class _GuardedTranslator:
@@ -74,11 +111,15 @@ class GuardedAdapter:
 
     def parse_response(self, body: bytes, dep: Deployment) -> ProviderResult:
         try:
-            return self.inner.parse_response(body, dep)
+            result = self.inner.parse_response(body, dep)
         except RouterOneError:
             raise
         except MALFORMED as exc:
             raise _unreadable(dep.vendor.name, "reply", exc) from None
+        if not well_formed_choices(result.response.get("choices")):
+            log.warning("%s: upstream sent a reply of the wrong shape", dep.vendor.name)
+            raise UpstreamUnavailable("upstream returned an unexpected response", provider=dep.vendor.name)
+        return result
 
     def stream_translator(self, req: ChatRequest, dep: Deployment):
         inner = self.inner.stream_translator(req, dep)

@@ -39,41 +39,6 @@ def _url(dep: Deployment, path: str) -> str:
     return url
 
 
-def _well_formed(choices) -> bool:
-    """The parts of a reply that Router One and its clients read have the protocol's types: a list of
-    choice objects, each message an object (or null) whose content is text, a list of parts or null,
-    whose tool_calls are a list of objects with a function object whose arguments are text. Other
-    fields pass through as the upstream sent them."""
-    if choices.__class__ is not list:
-        return False
-    for ch in choices:
-        if ch.__class__ is not dict:
-            return False
-        m = ch.get("message")
-        if m is None:
-            continue
-        if m.__class__ is not dict:
-            return False
-        content = m.get("content")
-        if content is not None and content.__class__ is not str and content.__class__ is not list:
-            return False
-        calls = m.get("tool_calls")
-        if calls is None:
-            continue
-        if calls.__class__ is not list:
-            return False
-        for tc in calls:
-            fn = tc.get("function") if tc.__class__ is dict else False
-            if fn is None:
-                continue
-            if fn.__class__ is not dict:
-                return False
-            args = fn.get("arguments")
-            if args is not None and args.__class__ is not str:
-                return False
-    return True
-
-
 class OpenAICompatStream:
     __slots__ = ("usage", "done")
 
@@ -134,7 +99,7 @@ class OpenAICompatAdapter:
             resp = orjson.loads(body)
         except orjson.JSONDecodeError:
             raise UpstreamUnavailable("upstream returned a body that is not JSON", provider=dep.vendor.name) from None
-        if not isinstance(resp, dict) or not _well_formed(resp.get("choices")):
+        if not isinstance(resp, dict) or not isinstance(resp.get("choices"), list):
             raise UpstreamUnavailable("upstream returned an unexpected response", provider=dep.vendor.name)
         return ProviderResult(resp, Usage.from_openai(resp.get("usage")))
 
