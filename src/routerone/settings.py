@@ -69,7 +69,8 @@ class Settings:
     limiter: str = _f("auto", "auto (Redis when redis_url is set; else in-process, shared memory with "
                               "`--workers N`) \\| memory \\| redis")
     redis_failure_policy: str = _f("open", "open (fall back to local limits) \\| closed (reject) when Redis is down")
-    workers: int = _f(1, "processes sharing the port; without redis_url their limits live in shared memory", min=1)
+    workers: int = _f(1, "processes sharing the port, 1..256; without redis_url their limits live in shared memory",
+                      min=1, max=256)
     limiter_entries: int = _f(524_288, "shared-memory limiter (`--workers N`, no Redis): rate-limit log entries "
                               "it holds, about 64 bytes each; one per limited request and scope per window",
                               min=1024, max=1 << 28)

@@ -63,6 +63,19 @@ CASES = [
     ("usage group", None, None, ["usage", "--by", "week"], "week"),
     ("usage date", None, None, ["usage", "--since", "yesterday"], "yesterday"),
     ("unknown subcommand", None, None, ["modles"], "modles"),
+    # ids beyond int64 reached the database (OverflowError, a traceback)
+    ("credit an id too large", None, None, ["accounts", "credit", "99999999999999999999999", "5"], "99999999999999999999999"),
+    ("debit a negative id", None, None, ["accounts", "debit", "-3", "5"], "-3"),
+    ("revoke an id too large", None, None, ["keys", "revoke", "99999999999999999999999"], "99999999999999999999999"),
+    ("keys of an account too large", None, None, ["keys", "list", "--account", "99999999999999999999999"], "99999999999999999999999"),
+    ("key for an account too large", None, None, ["keys", "create", "--account", "99999999999999999999999"], "99999999999999999999999"),
+    ("usage of an account too large", None, None, ["usage", "--account", "99999999999999999999999"], "99999999999999999999999"),
+    ("usage of a key too large", None, None, ["usage", "--key", "-99999999999999999999999"], "-99999999999999999999999"),
+    ("console user of an account too large", None, None,
+     ["console-user", "create", "--email", "a@example.com", "--account", "99999999999999999999999"], "99999999999999999999999"),
+    ("audit limit", None, None, ["audit", "--limit", "-5"], "-5"),
+    # 100,000 workers were spawned
+    ("too many workers", None, None, ["serve", "--workers", "100000"], "workers"),
 ]
 
 
@@ -101,6 +114,21 @@ def test_port_already_in_use(tmp_path):
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert out.stderr.strip().splitlines()[-1] == \
         f"routerone: cannot listen on 127.0.0.1:{port}: address already in use (set port or --port)"
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_port_already_in_use_with_workers(tmp_path, workers):
+    """With --workers 2 each worker printed its own traceback (exit 1), after "listening on"."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        out = run(tmp_path, "serve", "--port", str(port), "--workers", workers,
+                  "--database-url", f"sqlite:///{tmp_path}/r.db")
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
+    assert out.stderr.strip().splitlines() == \
+        [f"routerone: cannot listen on 127.0.0.1:{port}: address already in use (set port or --port)"]
+    assert "listening" not in out.stdout
 
 
 def test_debug_shows_the_traceback(tmp_path):
