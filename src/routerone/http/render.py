@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 import orjson
 from aiohttp import web
@@ -35,11 +36,10 @@ def as_router_error(exc: BaseException, request_id: str | None = None) -> Router
 
 def unreadable_body(exc: RequestPayloadError) -> InvalidRequest:
     """A body aiohttp could not read: a Content-Encoding it cannot decode (gzip that is not gzip),
-    or a body cut short. The client's mistake, a 400, not a 500; the connection is closed after it
-    (what is left of the body cannot be skipped to the next request)."""
-    reason = " ".join(str(getattr(exc, "message", "") or exc).split())[:200]
-    return InvalidRequest(f"The request body could not be read: {reason}", code="invalid_body",
-                          headers={"Connection": "close"})
+    or a body cut short. The client's mistake, a 400, not a 500 (app.json_errors closes the connection
+    after it)."""
+    reason = re.sub(r"^\d{3}, message: ", "", " ".join(str(exc).split()))[:200]
+    return InvalidRequest(f"The request body could not be read: {reason}", code="invalid_body")
 
 
 def error_response(exc: BaseException, request_id: str | None = None) -> web.Response:
