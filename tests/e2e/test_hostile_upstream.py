@@ -51,6 +51,10 @@ REPLIES = {   # non-streamed: (status, body)
     "tool_function_string": (200, _message({"role": "assistant", "content": None,
                                             "tool_calls": [{"id": "c", "type": "function", "function": "f"}]},
                                            finish="tool_calls")),
+    "tool_name_number": (200, _message({"role": "assistant", "content": None, "tool_calls": [
+        {"id": "c", "type": "function", "function": {"name": 5, "arguments": "{}"}}]}, finish="tool_calls")),
+    "tool_id_number": (200, _message({"role": "assistant", "content": None, "tool_calls": [
+        {"id": 5, "type": "function", "function": {"name": "f", "arguments": "{}"}}]}, finish="tool_calls")),
     "tool_arguments_object": (200, _message({"role": "assistant", "content": None, "tool_calls": [
         {"id": "c", "type": "function", "function": {"name": "f", "arguments": {"a": 1}}}]}, finish="tool_calls")),
     "no_usage": (200, _message({"role": "assistant", "content": "word " * 40}, usage=None)),
@@ -182,7 +186,7 @@ def test_a_malformed_first_chunk_is_a_502_before_the_stream(gw, name):
 
 
 SHAPES = ["content_number", "content_object", "message_string", "choice_number", "tool_calls_string",
-          "tool_call_number", "tool_function_string", "tool_arguments_object"]
+          "tool_call_number", "tool_function_string", "tool_arguments_object", "tool_name_number", "tool_id_number"]
 
 
 @pytest.mark.parametrize("name", SHAPES)

@@ -32,8 +32,8 @@ def _unreadable(provider: str, what: str, exc: BaseException) -> UpstreamUnavail
 def well_formed_choices(choices) -> bool:
     """The parts of a reply that Router One and its clients read have the protocol's types: a list of
     choice objects, each message an object (or null) whose content is text, a list of parts or null,
-    whose tool_calls are a list of objects with a function object whose arguments are text. Other
-    fields pass through as the upstream sent them."""
+    whose tool_calls are a list of objects (id text or null) with a function object whose name is text
+    and whose arguments are text (or null). Other fields pass through as the upstream sent them."""
     if choices.__class__ is not list:
         return False
     for ch in choices:
@@ -53,10 +53,12 @@ def well_formed_choices(choices) -> bool:
         if calls.__class__ is not list:
             return False
         for tc in calls:
-            fn = tc.get("function") if tc.__class__ is dict else False
+            if tc.__class__ is not dict or tc.get("id", "").__class__ not in (str, type(None)):
+                return False
+            fn = tc.get("function")
             if fn is None:
                 continue
-            if fn.__class__ is not dict:
+            if fn.__class__ is not dict or fn.get("name").__class__ is not str:
                 return False
             args = fn.get("arguments")
             if args is not None and args.__class__ is not str:
