@@ -91,7 +91,22 @@ class HostileUpstream(ThreadedServer):
     def _app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_post("/v1/embeddings", self._embeddings)
         return app
+
+    async def _embeddings(self, request: web.Request) -> web.Response:
+        body = orjson.loads(await request.read())
+        inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        name = (_REPLY.findall(str(inputs)) or ["ok"])[-1]
+        data = [{"object": "embedding", "index": i, "embedding": [0.5, 0.25]} for i in range(len(inputs))]
+        usage = {"prompt_tokens": 3, "total_tokens": 3}
+        if name == "mixed_index":
+            data[0]["index"] = "first"
+        elif name == "index_object":
+            data[0]["index"] = {"i": 0}
+        elif name == "huge_tokens":
+            usage = {"prompt_tokens": 10 ** 30, "total_tokens": 10 ** 30}
+        return web.json_response({"object": "list", "model": body["model"], "data": data, "usage": usage})
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         body = orjson.loads(await request.read())
@@ -228,3 +243,21 @@ def test_a_huge_upstream_error_message_is_cut(gw):
     assert len(resp.content) < 3_000
     [row] = _rows(gw, account_id, 1)
     assert (row.status, row.cost_micros) == (400, 0)
+
+
+@pytest.mark.parametrize("name", ["mixed_index", "index_object"])
+def test_embeddings_of_the_wrong_shape_are_a_502_and_not_charged(gw, name):
+    key, account_id = gw.new_key()
+    with pytest.raises(openai.APIStatusError) as ei:
+        _client(gw, key).embeddings.create(model="text-embedding-3-small", input=["a", f"b [[reply:{name}]]"])
+    assert ei.value.status_code == 502 and ei.value.body["code"] == "upstream_unavailable"
+    [row] = _rows(gw, account_id, 1)
+    assert (row.status, row.cost_micros) == (502, 0)
+
+
+def test_absurd_embedding_usage_costs_at_most_the_hold(gw):
+    key, account_id = gw.new_key()
+    resp = _client(gw, key).embeddings.create(model="text-embedding-3-small", input=["a [[reply:huge_tokens]]"])
+    assert len(resp.data) == 1
+    [row] = _rows(gw, account_id, 1)
+    assert row.status == 200 and 0 < row.cost_micros <= 1_000, row
