@@ -55,6 +55,7 @@ REPLIES = {   # non-streamed: (status, body)
         {"id": "c", "type": "function", "function": {"name": 5, "arguments": "{}"}}]}, finish="tool_calls")),
     "tool_id_number": (200, _message({"role": "assistant", "content": None, "tool_calls": [
         {"id": 5, "type": "function", "function": {"name": "f", "arguments": "{}"}}]}, finish="tool_calls")),
+    "finish_object": (200, _message({"role": "assistant", "content": "hi"}, finish={"why": "stop"})),
     "tool_arguments_object": (200, _message({"role": "assistant", "content": None, "tool_calls": [
         {"id": "c", "type": "function", "function": {"name": "f", "arguments": {"a": 1}}}]}, finish="tool_calls")),
     "no_usage": (200, _message({"role": "assistant", "content": "word " * 40}, usage=None)),
@@ -81,6 +82,7 @@ STREAMS = {   # streamed: the chunk sent after a good first content chunk
     "s_choices_string": {"id": "c", "choices": "abc"},
     "s_choice_number": {"id": "c", "choices": [5]},
     "s_delta_string": {"id": "c", "choices": [{"index": 0, "delta": "x"}]},
+    "s_finish_object": _chunk({}, {"why": "stop"}),
 }
 
 
@@ -201,7 +203,8 @@ def test_a_malformed_first_chunk_is_a_502_before_the_stream(gw, name):
 
 
 SHAPES = ["content_number", "content_object", "message_string", "choice_number", "tool_calls_string",
-          "tool_call_number", "tool_function_string", "tool_arguments_object", "tool_name_number", "tool_id_number"]
+          "tool_call_number", "tool_function_string", "tool_arguments_object", "tool_name_number", "tool_id_number",
+          "finish_object"]
 
 
 @pytest.mark.parametrize("name", SHAPES)
@@ -261,3 +264,18 @@ def test_absurd_embedding_usage_costs_at_most_the_hold(gw):
     assert len(resp.data) == 1
     [row] = _rows(gw, account_id, 1)
     assert row.status == 200 and 0 < row.cost_micros <= 1_000, row
+
+
+@pytest.mark.parametrize("name", ["s_finish_object", "s_content_number", "s_tool_calls_string"])
+def test_a_malformed_stream_chunk_ends_messages_and_responses_streams_with_an_error(gw, name):
+    """/v1/messages and /v1/responses translate the chat stream: a bad chunk was a 500 written into it."""
+    key, account_id = gw.new_key()
+    with httpx2.Client(timeout=30) as http:
+        msgs = http.post(gw.url + "/v1/messages", headers={"x-api-key": key},
+                         json={"model": SMALL, "stream": True, "max_tokens": 50, "messages": _ask(name)})
+        resp = http.post(gw.base_url + "/responses", headers={"Authorization": f"Bearer {key}"},
+                         json={"model": SMALL, "stream": True, "max_output_tokens": 50, "input": f"hi [[reply:{name}]]"})
+    assert msgs.status_code == 200 and "event: error" in msgs.text and "message_stop" not in msgs.text
+    assert resp.status_code == 200 and "response.failed" in resp.text and "response.completed" not in resp.text
+    rows = _rows(gw, account_id, 2)
+    assert sorted(r.status for r in rows) == [502, 502]

@@ -31,13 +31,13 @@ def _unreadable(provider: str, what: str, exc: BaseException) -> UpstreamUnavail
 
 def well_formed_choices(choices) -> bool:
     """The parts of a reply that Router One and its clients read have the protocol's types: a list of
-    choice objects, each message an object (or null) whose content is text, a list of parts or null,
+    choice objects (finish_reason text or null), each message an object (or null) whose content is text, a list of parts or null,
     whose tool_calls are a list of objects (id text or null) with a function object whose name is text
     and whose arguments are text (or null). Other fields pass through as the upstream sent them."""
     if choices.__class__ is not list:
         return False
     for ch in choices:
-        if ch.__class__ is not dict:
+        if ch.__class__ is not dict or ch.get("finish_reason").__class__ not in (str, type(None)):
             return False
         m = ch.get("message")
         if m is None:

@@ -167,8 +167,9 @@ class ChatStream:
 
     def _frame(self, chunk: dict) -> bytes:
         """The chunk as an SSE event, its text counted. A chunk of the wrong shape (choices, a delta,
-        tool calls or a function that are not what the protocol says; content or arguments that are
-        not text) is an upstream failure: the stream ends with an error and is settled."""
+        tool calls or a function that are not what the protocol says; content, arguments or a
+        finish_reason that are not text) is an upstream failure: the stream ends with an error and
+        is settled."""
         chunk.update(self._stamp)     # keys the upstream sent keep their place, as with item assignment
         try:
             for ch in chunk.get("choices") or ():
@@ -186,7 +187,10 @@ class ChatStream:
                             if args.__class__ is not str:
                                 raise TypeError("arguments")
                             self._relayed(args)
-                if ch.get("finish_reason"):
+                finish = ch.get("finish_reason")
+                if finish:
+                    if finish.__class__ is not str:
+                        raise TypeError("finish_reason")
                     self._finished = True
         except (AttributeError, TypeError):
             raise _unreadable_chunk(self.attempt.deployment.vendor.name) from None
