@@ -62,6 +62,10 @@ REPLIES = {   # non-streamed: (status, body)
     "no_usage_tools": (200, _message({"role": "assistant", "content": None, "tool_calls": [
         {"id": "c", "type": "function", "function": {"name": "f", "arguments": '{"city": "' + "Paris " * 30 + '"}'}}]},
         usage=None, finish="tool_calls")),
+    "usage_strings": (200, _message({"role": "assistant", "content": "word " * 40},
+                                    usage={"prompt_tokens": "lots", "completion_tokens": None, "total_tokens": "x"})),
+    "usage_fractions": (200, _message({"role": "assistant", "content": "word " * 40},
+                                      usage={"prompt_tokens": 7.5, "completion_tokens": 2.5})),
     "huge_error": (400, {"error": {"message": "m" * 5_000_000, "type": "invalid_request_error", "code": "bad"}}),
 }
 
@@ -84,6 +88,7 @@ STREAMS = {   # streamed: the chunk sent after a good first content chunk
     "s_delta_string": {"id": "c", "choices": [{"index": 0, "delta": "x"}]},
     "s_finish_object": _chunk({}, {"why": "stop"}),
 }
+STREAM_USAGE = {"s_usage_strings": {"prompt_tokens": "lots", "completion_tokens": None}}
 
 
 class HostileUpstream(ThreadedServer):
@@ -124,7 +129,8 @@ class HostileUpstream(ThreadedServer):
         for ev in events:
             await resp.write(b"data: " + orjson.dumps(ev) + b"\n\n")
         await resp.write(b"data: " + orjson.dumps(_chunk({}, "stop")) + b"\n\n")
-        await resp.write(b"data: " + orjson.dumps({"id": "c", "choices": [], "usage": USAGE}) + b"\n\n")
+        usage = STREAM_USAGE.get(name, USAGE)
+        await resp.write(b"data: " + orjson.dumps({"id": "c", "choices": [], "usage": usage}) + b"\n\n")
         await resp.write(b"data: [DONE]\n\n")
         return resp
 
@@ -224,11 +230,14 @@ def test_a_reply_of_the_wrong_shape_is_a_502_on_every_api_and_not_charged(gw, na
     assert [(r.status, r.cost_micros) for r in rows] == [(502, 0)] * 3
 
 
-@pytest.mark.parametrize("name", ["no_usage", "no_usage_tools"])
+@pytest.mark.parametrize("name", ["no_usage", "no_usage_tools", "usage_strings", "usage_fractions"])
 def test_a_reply_without_usage_is_billed_for_its_completion(gw, name):
+    """No usage, or counts that are not numbers ("lots", null, 2.5): Router One counts (and flags)."""
     key, account_id = gw.new_key()
+    flagged = gw.runtime.chat.d.billing.usage_flagged
     reply = _client(gw, key).chat.completions.create(model=SMALL, max_tokens=100, messages=_ask(name))
-    assert reply.usage.completion_tokens >= 30, reply.usage
+    assert reply.usage.completion_tokens >= 30 and reply.usage.prompt_tokens > 0, reply.usage
+    assert gw.runtime.chat.d.billing.usage_flagged - flagged == (0 if name.startswith("no_usage") else 1)
     [row] = _rows(gw, account_id, 1)
     assert row.completion_tokens == reply.usage.completion_tokens
     assert row.cost_micros == reply.usage.completion_tokens * OUT_MICROS > 0
@@ -279,3 +288,15 @@ def test_a_malformed_stream_chunk_ends_messages_and_responses_streams_with_an_er
     assert resp.status_code == 200 and "response.failed" in resp.text and "response.completed" not in resp.text
     rows = _rows(gw, account_id, 2)
     assert sorted(r.status for r in rows) == [502, 502]
+
+
+def test_a_stream_whose_usage_counts_are_not_numbers_is_billed_for_what_it_relayed(gw):
+    key, account_id = gw.new_key()
+    chunks = list(_client(gw, key).chat.completions.create(
+        model=SMALL, stream=True, max_tokens=50, messages=_ask("s_usage_strings"),
+        stream_options={"include_usage": True}))
+    usage = chunks[-1].usage
+    assert usage.prompt_tokens > 0 and usage.completion_tokens >= 1, usage
+    [row] = _rows(gw, account_id, 1)
+    assert row.status == 200 and row.completion_tokens == usage.completion_tokens
+    assert row.cost_micros == usage.completion_tokens * OUT_MICROS > 0

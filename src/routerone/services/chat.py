@@ -111,7 +111,10 @@ class ChatService:
 
     async def _complete_json(self, call: Call) -> Reply:
         attempt, result = await self.run_attempts(call, self._send_json)
-        usage = result.usage or await _estimated_usage(call, result.response)
+        usage = result.usage
+        if usage is None or usage.unreadable:     # none, or counts that are not numbers: count them here
+            counted = await _estimated_usage(call, result.response)
+            usage = counted if usage is None else usage.filled_from(counted)
         usage = self.d.billing.check_usage(call.request_id, usage)
         record = self.usage_record(call, attempt, usage, status=200)
         settlement = await self.d.billing.settle(call.hold, attempt.model.price, usage, record)

@@ -275,6 +275,8 @@ class ChatStream:
         usage = self.o.translator.usage
         if usage is None:
             usage = Usage(self.call.prompt_tokens, self._counter.total(), estimated=True)
+        elif usage.unreadable:       # counts that are not numbers: Router One's own
+            usage = usage.filled_from(Usage(self.call.prompt_tokens, self._counter.total()))
         elif error is not None or client_closed:
             # the upstream's final count never came (Anthropic's message_start says 1): bill at
             # least what was relayed
