@@ -119,6 +119,17 @@ class HostileUpstream(ThreadedServer):
         body = orjson.loads(await request.read())
         text = next((m["content"] for m in reversed(body["messages"]) if isinstance(m.get("content"), str)), "")
         name = (_REPLY.findall(text) or ["ok"])[-1]
+        if name in ("huge_reply", "huge_reply_chunked", "huge_error_body"):    # 65 MiB: valid JSON, then spaces
+            status = 500 if name == "huge_error_body" else 200
+            big = orjson.dumps(_message({"role": "assistant", "content": "ok"})) + b" " * (65 << 20)
+            if name == "huge_reply_chunked":
+                resp = web.StreamResponse(status=status, headers={"Content-Type": "application/json"})
+                resp.enable_chunked_encoding()
+                await resp.prepare(request)
+                for i in range(0, len(big), 1 << 20):
+                    await resp.write(big[i:i + (1 << 20)])
+                return resp
+            return web.Response(status=status, body=big, content_type="application/json")
         if not body.get("stream"):
             status, reply = REPLIES.get(name, (200, _message({"role": "assistant", "content": "ok"})))
             return web.Response(status=status, body=orjson.dumps(reply), content_type="application/json")
@@ -300,3 +311,15 @@ def test_a_stream_whose_usage_counts_are_not_numbers_is_billed_for_what_it_relay
     [row] = _rows(gw, account_id, 1)
     assert row.status == 200 and row.completion_tokens == usage.completion_tokens
     assert row.cost_micros == usage.completion_tokens * OUT_MICROS > 0
+
+
+@pytest.mark.parametrize("name, stream", [("huge_reply", False), ("huge_reply_chunked", False),
+                                          ("huge_error_body", True)])
+def test_an_upstream_reply_over_64_mib_is_a_502_read_no_further(gw, name, stream):
+    key, account_id = gw.new_key()
+    with pytest.raises(openai.APIStatusError) as ei:
+        _client(gw, key).chat.completions.create(model=SMALL, max_tokens=5, stream=stream, messages=_ask(name))
+    assert ei.value.status_code == 502 and ei.value.body["code"] == "upstream_unavailable"
+    assert "larger than" in ei.value.body["message"]
+    [row] = _rows(gw, account_id, 1)
+    assert (row.status, row.cost_micros) == (502, 0)
