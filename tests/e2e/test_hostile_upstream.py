@@ -135,6 +135,15 @@ class HostileUpstream(ThreadedServer):
             return web.Response(status=status, body=orjson.dumps(reply), content_type="application/json")
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await resp.prepare(request)
+        if name in ("s_huge_line", "s_endless_event"):    # 20 MiB: a line that never ends, an event that never does
+            await resp.write(b"data: " + orjson.dumps(GOOD) + b"\n\n")
+            piece = b"a" * 65536 if name == "s_huge_line" else (b"data: " + b"a" * 1000 + b"\n") * 64
+            try:
+                for _ in range((20 << 20) // len(piece)):
+                    await resp.write(piece)
+            except ConnectionError:
+                pass                     # the gateway gave up on us: as it should
+            return resp
         first = STREAMS.get(name.removesuffix("_first"))
         events = [first] if name.endswith("_first") else [GOOD, first] if first else [GOOD]
         for ev in events:
@@ -323,3 +332,20 @@ def test_an_upstream_reply_over_64_mib_is_a_502_read_no_further(gw, name, stream
     assert "larger than" in ei.value.body["message"]
     [row] = _rows(gw, account_id, 1)
     assert (row.status, row.cost_micros) == (502, 0)
+
+
+@pytest.mark.parametrize("name", ["s_huge_line", "s_endless_event"])
+def test_a_stream_event_over_16_mib_ends_the_stream_quickly_and_is_settled(gw, name):
+    """A 200 MB line without a line end took the gateway's loop ~1 minute (quadratic copying) and
+    ~400 MB of memory; now 16 MiB is the bound of one event."""
+    key, account_id = gw.new_key()
+    t0 = time.monotonic()
+    with httpx2.Client(timeout=60) as http:
+        resp = http.post(gw.base_url + "/chat/completions", headers={"Authorization": f"Bearer {key}"},
+                         json={"model": SMALL, "stream": True, "max_tokens": 50, "messages": _ask(name)})
+    assert time.monotonic() - t0 < 20
+    events = [ev[6:] for ev in resp.text.split("\n\n") if ev.startswith("data: ")]
+    err = orjson.loads(events[-1])["error"]
+    assert err["code"] == "upstream_unavailable" and "larger than" in err["message"]
+    [row] = _rows(gw, account_id, 1)
+    assert row.status == 502 and row.completion_tokens >= 1 and row.cost_micros == row.completion_tokens * OUT_MICROS
