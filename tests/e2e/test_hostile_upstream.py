@@ -31,6 +31,7 @@ from routerone.testing.threaded import ThreadedServer  # noqa: E402
 
 _REPLY = re.compile(r"\[\[reply:(\w+)\]\]")
 USAGE = {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10}
+UPSTREAM_KEY = "sk-upstream-SECRET-0123456789"
 
 
 def _message(message, usage=USAGE, finish="stop") -> dict:
@@ -130,6 +131,16 @@ class HostileUpstream(ThreadedServer):
                     await resp.write(big[i:i + (1 << 20)])
                 return resp
             return web.Response(status=status, body=big, content_type="application/json")
+        if name.startswith("echo_auth"):        # a proxy that echoes the request's credentials in its errors
+            status = 400 if name == "echo_auth" else 503
+            err = {"error": {"message": f"rejected: Authorization: {request.headers.get('Authorization')}",
+                             "type": "invalid_request_error", "code": "bad"}}
+            if not body.get("stream") or name != "echo_auth_stream":
+                return web.Response(status=status, body=orjson.dumps(err), content_type="application/json")
+            resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+            await resp.prepare(request)
+            await resp.write(b"data: " + orjson.dumps(GOOD) + b"\n\n" + b"data: " + orjson.dumps(err) + b"\n\n")
+            return resp
         if not body.get("stream"):
             status, reply = REPLIES.get(name, (200, _message({"role": "assistant", "content": "ok"})))
             return web.Response(status=status, body=orjson.dumps(reply), content_type="application/json")
@@ -165,7 +176,7 @@ def upstream():
 def gw(tmp_path: Path, upstream):
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'r1.db'}", demo="off", max_retries=0,
                         catalog_path=str(write_money_catalog(tmp_path / "catalog.toml")),
-                        providers={"openai": ProviderSettings(api_key="sk-up", base_url=upstream.url + "/v1")},
+                        providers={"openai": ProviderSettings(api_key=UPSTREAM_KEY, base_url=upstream.url + "/v1")},
                         usage_flush_interval_s=0.05)
     with Gateway(settings) as gw:
         yield gw
@@ -349,3 +360,14 @@ def test_a_stream_event_over_16_mib_ends_the_stream_quickly_and_is_settled(gw, n
     assert err["code"] == "upstream_unavailable" and "larger than" in err["message"]
     [row] = _rows(gw, account_id, 1)
     assert row.status == 502 and row.completion_tokens >= 1 and row.cost_micros == row.completion_tokens * OUT_MICROS
+
+
+@pytest.mark.parametrize("name, stream", [("echo_auth", False), ("echo_auth_503", False), ("echo_auth_stream", True)])
+def test_an_upstream_that_echoes_our_key_does_not_hand_it_to_the_client(gw, name, stream):
+    key, account_id = gw.new_key()
+    with httpx2.Client(timeout=30) as http:
+        resp = http.post(gw.base_url + "/chat/completions", headers={"Authorization": f"Bearer {key}"},
+                         json={"model": SMALL, "max_tokens": 5, "stream": stream, "messages": _ask(name)})
+    assert resp.status_code in (400, 502, 503), resp.text[:300]
+    assert "rejected: Authorization: Bearer [redacted]" in resp.text
+    assert UPSTREAM_KEY not in resp.text

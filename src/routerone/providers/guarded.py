@@ -24,6 +24,15 @@ log = logging.getLogger("routerone.providers")
 MALFORMED = (TypeError, AttributeError, KeyError, ValueError, IndexError, OverflowError)
 
 
+def _redacted(exc: RouterOneError, secret: str | None) -> RouterOneError:
+    """An upstream's error message with Router One's own key for it taken out: an upstream (or a
+    proxy in front of it) that echoes the request's credentials must not hand them to a client."""
+    if secret and len(secret) >= 8 and secret in exc.message:
+        exc.message = exc.message.replace(secret, "[redacted]")
+        exc.args = (exc.message,)
+    return exc
+
+
 def _unreadable(provider: str, what: str, exc: BaseException) -> UpstreamUnavailable:
     log.warning("%s: upstream sent a %s Router One cannot read (%s)", provider, what, type(exc).__name__)
     return UpstreamUnavailable(f"{provider}: upstream sent a {what} Router One cannot read", provider=provider)
@@ -67,11 +76,12 @@ def well_formed_choices(choices) -> bool:
 
 
 class _GuardedTranslator:
-    __slots__ = ("_inner", "_provider")
+    __slots__ = ("_inner", "_provider", "_secret")
 
-    def __init__(self, inner, provider: str) -> None:
+    def __init__(self, inner, provider: str, secret: str | None = None) -> None:
         self._inner = inner
         self._provider = provider
+        self._secret = secret
 
     @property
     def usage(self):
@@ -84,8 +94,8 @@ class _GuardedTranslator:
     def feed(self, event: SSEEvent) -> list[dict]:
         try:
             return self._inner.feed(event)
-        except RouterOneError:
-            raise
+        except RouterOneError as exc:
+            raise _redacted(exc, self._secret)
         except MALFORMED as exc:
             raise _unreadable(self._provider, "stream event", exc) from None
 
@@ -97,8 +107,8 @@ class _GuardedDataTranslator(_GuardedTranslator):
     def feed_data(self, data: bytes) -> list[dict]:
         try:
             return self._inner.feed_data(data)
-        except RouterOneError:
-            raise
+        except RouterOneError as exc:
+            raise _redacted(exc, self._secret)
         except MALFORMED as exc:
             raise _unreadable(self._provider, "stream event", exc) from None
 
@@ -126,11 +136,11 @@ class GuardedAdapter:
     def stream_translator(self, req: ChatRequest, dep: Deployment):
         inner = self.inner.stream_translator(req, dep)
         cls = _GuardedDataTranslator if hasattr(inner, "feed_data") else _GuardedTranslator
-        return cls(inner, dep.vendor.name)
+        return cls(inner, dep.vendor.name, dep.vendor.api_key)
 
     def map_error(self, status: int, headers: Mapping[str, str], body: bytes, dep: Deployment) -> UpstreamError:
         try:
-            return self.inner.map_error(status, headers, body, dep)
+            return _redacted(self.inner.map_error(status, headers, body, dep), dep.vendor.api_key)
         except MALFORMED as exc:
             log.warning("%s: upstream error body Router One cannot read (%s)", dep.vendor.name, type(exc).__name__)
             return error_for_status(status, "", provider=dep.vendor.name, headers=headers)
