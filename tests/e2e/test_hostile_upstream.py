@@ -59,6 +59,8 @@ REPLIES = {   # non-streamed: (status, body)
     "finish_object": (200, _message({"role": "assistant", "content": "hi"}, finish={"why": "stop"})),
     "tool_arguments_object": (200, _message({"role": "assistant", "content": None, "tool_calls": [
         {"id": "c", "type": "function", "function": {"name": "f", "arguments": {"a": 1}}}]}, finish="tool_calls")),
+    "content_parts": (200, _message({"role": "assistant", "content": [
+        {"type": "thinking", "thinking": "hmm"}, {"type": "text", "text": "hello "}, 5, {"type": "text", "text": "there"}]})),
     "no_usage": (200, _message({"role": "assistant", "content": "word " * 40}, usage=None)),
     "no_usage_tools": (200, _message({"role": "assistant", "content": None, "tool_calls": [
         {"id": "c", "type": "function", "function": {"name": "f", "arguments": '{"city": "' + "Paris " * 30 + '"}'}}]},
@@ -89,6 +91,7 @@ STREAMS = {   # streamed: the chunk sent after a good first content chunk
     "s_delta_string": {"id": "c", "choices": [{"index": 0, "delta": "x"}]},
     "s_finish_object": _chunk({}, {"why": "stop"}),
 }
+PARTS = {"s_content_parts": _chunk({"content": [{"type": "text", "text": "there"}, {"type": "thinking", "thinking": "x"}]})}
 STREAM_USAGE = {"s_usage_strings": {"prompt_tokens": "lots", "completion_tokens": None}}
 
 
@@ -155,7 +158,7 @@ class HostileUpstream(ThreadedServer):
             except ConnectionError:
                 pass                     # the gateway gave up on us: as it should
             return resp
-        first = STREAMS.get(name.removesuffix("_first"))
+        first = STREAMS.get(name.removesuffix("_first")) or PARTS.get(name)
         events = [first] if name.endswith("_first") else [GOOD, first] if first else [GOOD]
         for ev in events:
             await resp.write(b"data: " + orjson.dumps(ev) + b"\n\n")
@@ -371,3 +374,24 @@ def test_an_upstream_that_echoes_our_key_does_not_hand_it_to_the_client(gw, name
     assert resp.status_code in (400, 502, 503), resp.text[:300]
     assert "rejected: Authorization: Bearer [redacted]" in resp.text
     assert UPSTREAM_KEY not in resp.text
+
+
+def test_content_as_a_list_of_parts_reaches_every_api_as_text(gw):
+    """Some servers (Mistral's reasoning models) send content as a list of parts: it was passed on as a
+    list (an Anthropic text block holding a list; a 500 inside a /v1/responses stream)."""
+    key, account_id = gw.new_key()
+    client = _client(gw, key)
+    assert client.chat.completions.create(model=SMALL, max_tokens=50, messages=_ask("content_parts")) \
+        .choices[0].message.content == "hello there"
+    ant = anthropic.Anthropic(base_url=gw.url, api_key=key, max_retries=0, timeout=30)
+    assert ant.messages.create(model=SMALL, max_tokens=50, messages=_ask("content_parts")).content[0].text \
+        == "hello there"
+    assert client.responses.create(model=SMALL, max_output_tokens=50, input="hi [[reply:content_parts]]") \
+        .output_text == "hello there"
+    chunks = list(client.chat.completions.create(model=SMALL, stream=True, max_tokens=50, messages=_ask("s_content_parts")))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "hello there"
+    events = list(client.responses.create(model=SMALL, stream=True, max_output_tokens=50,
+                                          input="hi [[reply:s_content_parts]]"))
+    assert events[-1].type == "response.completed" and events[-1].response.output_text == "hello there"
+    rows = _rows(gw, account_id, 5)
+    assert all(r.status == 200 for r in rows)

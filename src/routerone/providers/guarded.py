@@ -128,9 +128,15 @@ class GuardedAdapter:
             raise
         except MALFORMED as exc:
             raise _unreadable(dep.vendor.name, "reply", exc) from None
-        if not well_formed_choices(result.response.get("choices")):
+        choices = result.response.get("choices")
+        if not well_formed_choices(choices):
             log.warning("%s: upstream sent a reply of the wrong shape", dep.vendor.name)
             raise UpstreamUnavailable("upstream returned an unexpected response", provider=dep.vendor.name)
+        for ch in choices:
+            m = ch.get("message")
+            if m is not None and m.get("content").__class__ is list:    # parts: their text, as clients expect
+                m["content"] = "".join(p["text"] for p in m["content"]
+                                       if p.__class__ is dict and p.get("text").__class__ is str) or None
         return result
 
     def stream_translator(self, req: ChatRequest, dep: Deployment):

@@ -77,8 +77,9 @@ def _has_content(chunks: list[dict], provider: str) -> bool:
 
 
 def _parts_text(content) -> str:
-    """The text of a content given as a list of parts (some OpenAI-compatible servers send that);
-    anything else is not content (TypeError)."""
+    """The text of a content given as a list of parts (some OpenAI-compatible servers, Mistral's
+    reasoning models say, send that; other parts are left out); anything else is not content
+    (TypeError)."""
     if content.__class__ is not list:
         raise TypeError("content")
     return "".join(p["text"] for p in content if p.__class__ is dict and p.get("text").__class__ is str)
@@ -176,7 +177,9 @@ class ChatStream:
                 d = ch.get("delta") or {}
                 text = d.get("content")
                 if text:
-                    self._relayed(text if text.__class__ is str else _parts_text(text))
+                    if text.__class__ is not str:     # a list of parts: its text, as OpenAI's clients expect
+                        text = d["content"] = _parts_text(text)
+                    self._relayed(text)
                 calls = d.get("tool_calls")
                 if calls:
                     if calls.__class__ is not list:
