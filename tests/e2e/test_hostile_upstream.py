@@ -103,7 +103,39 @@ class HostileUpstream(ThreadedServer):
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_post("/v1/embeddings", self._embeddings)
+        app.router.add_post("/v1/messages", self._anthropic)
+        app.router.add_post("/v1beta/models/{action}", self._gemini)
         return app
+
+    async def _anthropic(self, request: web.Request) -> web.StreamResponse:
+        """Anthropic-shaped, usage counts that are not numbers: "12", null."""
+        body = orjson.loads(await request.read())
+        text = "word " * 40
+        if not body.get("stream"):
+            return web.json_response({"id": "msg_1", "type": "message", "role": "assistant", "model": body["model"],
+                                      "content": [{"type": "text", "text": text}], "stop_reason": "end_turn",
+                                      "usage": {"input_tokens": "12", "output_tokens": None}})
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        for name, data in [
+            ("message_start", {"type": "message_start", "message": {
+                "id": "msg_1", "type": "message", "role": "assistant", "model": body["model"], "content": [],
+                "usage": {"input_tokens": "12", "output_tokens": 1}}}),
+            ("content_block_start", {"type": "content_block_start", "index": 0,
+                                     "content_block": {"type": "text", "text": ""}}),
+            ("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                     "delta": {"type": "text_delta", "text": text}}),
+            ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+            ("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn"},
+                               "usage": {"output_tokens": "forty"}}),
+                ("message_stop", {"type": "message_stop"})]:
+            await resp.write(f"event: {name}\ndata: ".encode() + orjson.dumps(data) + b"\n\n")
+        return resp
+
+    async def _gemini(self, request: web.Request) -> web.Response:
+        return web.json_response({"candidates": [{"content": {"role": "model", "parts": [{"text": "word " * 40}]},
+                                                  "finishReason": "STOP"}],
+                                  "usageMetadata": {"promptTokenCount": "12", "candidatesTokenCount": None}})
 
     async def _embeddings(self, request: web.Request) -> web.Response:
         body = orjson.loads(await request.read())
@@ -179,7 +211,10 @@ def upstream():
 def gw(tmp_path: Path, upstream):
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'r1.db'}", demo="off", max_retries=0,
                         catalog_path=str(write_money_catalog(tmp_path / "catalog.toml")),
-                        providers={"openai": ProviderSettings(api_key=UPSTREAM_KEY, base_url=upstream.url + "/v1")},
+                        providers={"openai": ProviderSettings(api_key=UPSTREAM_KEY, base_url=upstream.url + "/v1"),
+                                   "anthropic": ProviderSettings(api_key="sk-ant-up-0123456789", base_url=upstream.url),
+                                   "gemini": ProviderSettings(api_key="gem-up-0123456789",
+                                                              base_url=upstream.url + "/v1beta")},
                         usage_flush_interval_s=0.05)
     with Gateway(settings) as gw:
         yield gw
@@ -395,3 +430,22 @@ def test_content_as_a_list_of_parts_reaches_every_api_as_text(gw):
     assert events[-1].type == "response.completed" and events[-1].response.output_text == "hello there"
     rows = _rows(gw, account_id, 5)
     assert all(r.status == 200 for r in rows)
+
+
+@pytest.mark.parametrize("model, stream", [("claude-3-5-haiku-20241022", False), ("claude-3-5-haiku-20241022", True),
+                                           ("gemini-2.5-flash", False)])
+def test_anthropic_and_gemini_usage_counts_that_are_not_numbers_are_counted(gw, model, stream):
+    """Anthropic's "12"/null/"forty" and Gemini's "12"/null were billed as 0 tokens, unflagged."""
+    key, account_id = gw.new_key()
+    flagged = gw.runtime.chat.d.billing.usage_flagged
+    client = _client(gw, key)
+    if stream:
+        chunks = list(client.chat.completions.create(model=model, stream=True, max_tokens=100, messages=_ask("x"),
+                                                     stream_options={"include_usage": True}))
+        usage = chunks[-1].usage
+    else:
+        usage = client.chat.completions.create(model=model, max_tokens=100, messages=_ask("x")).usage
+    assert usage.prompt_tokens > 0 and usage.completion_tokens >= 30, usage
+    assert gw.runtime.chat.d.billing.usage_flagged > flagged
+    [row] = _rows(gw, account_id, 1)
+    assert row.status == 200 and row.completion_tokens == usage.completion_tokens and row.cost_micros > 0
