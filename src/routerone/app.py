@@ -8,7 +8,7 @@ from aiohttp import web
 
 from .catalog import Catalog, load_catalog
 from .console import Console, ConsoleUsers, add_console, make_templates
-from .errors import MethodNotAllowed, NotFound, PayloadTooLarge, RouterOneError
+from .errors import MethodNotAllowed, NotFound, PayloadTooLarge
 from .http.admin import add_admin_routes
 from .http.protocols import add_protocol_routes
 from .http.readiness import Readiness, add_readiness_routes
@@ -52,7 +52,7 @@ async def json_errors(request: web.Request, handler):
     try:
         resp = await handler(request)
     except web.HTTPRequestEntityTooLarge:
-        return error_response(PayloadTooLarge(
+        resp = error_response(PayloadTooLarge(
             f"The request body is larger than the limit of {request.client_max_size} bytes", param=None), rid)
     except web.HTTPNotFound:
         return error_response(NotFound(f"No route for {request.method} {request.path}"), rid)
@@ -60,12 +60,15 @@ async def json_errors(request: web.Request, handler):
         return error_response(MethodNotAllowed(f"Method {request.method} is not allowed on {request.path}"), rid)
     except web.HTTPException:
         raise
-    except RouterOneError as exc:
-        return error_response(exc, rid)
-    except Exception as exc:  # noqa: BLE001 - never a traceback to the client
-        return error_response(exc, rid)
-    if not resp.prepared and "x-request-id" not in resp.headers:
-        resp.headers["x-request-id"] = rid
+    except Exception as exc:  # noqa: BLE001 - never a traceback to the client (a RouterOneError: its own body)
+        resp = error_response(exc, rid)
+    if not resp.prepared:
+        if "x-request-id" not in resp.headers:
+            resp.headers["x-request-id"] = rid
+        if request.content.exception() is not None:
+            # the body could not be read (a Content-Encoding that does not match it, a timeout): what
+            # is left of it cannot be told from a next request, so this connection carries no other
+            resp.force_close()
     return resp
 
 

@@ -113,7 +113,7 @@ class Catalog:
         counts = Counter(m.id for _, m in pool)
         counts.update(mid for mid, m in models.items() if any(d.vendor.configured for d in m.deployments))
         for prov, m in pool:
-            if counts[m.id] > 1:                             # ambiguous: only `provider/model`
+            if counts[m.id] > 1 or m.id == AUTO_MODEL:       # ambiguous (or the router's name): only `provider/model`
                 q = f"{prov}/{m.id}"
                 qualified[q] = dataclasses.replace(
                     m, id=q, deployments=tuple(dataclasses.replace(d, model=q) for d in m.deployments))

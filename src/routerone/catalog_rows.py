@@ -39,6 +39,8 @@ def read_catalog_file(path: str) -> dict[str, Any]:
         text = p.read_text()
     except OSError as exc:
         raise CatalogError(f"catalog_path: cannot read {path!r}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise CatalogError(f"catalog_path: {path!r} is not UTF-8 text (offset {exc.start})") from None
     try:
         data = json.loads(text) if p.suffix == ".json" else tomllib.loads(text)
     except ValueError as exc:

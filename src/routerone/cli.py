@@ -15,7 +15,7 @@ from typing import Awaitable, Callable, NoReturn
 from .billing.pricebook import genai_prices_version, vendor_models
 from .billing.prices import usd_to_micros
 from .catalog import Catalog, load_catalog
-from .cli_errors import explain
+from .cli_errors import explain, row_id
 from .cli_usage import add_usage_parser, print_usage, usage_rows
 from .console import cli as console_cli
 from .errors import RouterOneError
@@ -231,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     k = sub.add_parser("keys", help="create, list or revoke API keys")
     ks = k.add_subparsers(dest="action", required=True, parser_class=_Parser)
     kc = ks.add_parser("create")
-    kc.add_argument("--account", type=int, required=True)
+    kc.add_argument("--account", type=row_id, required=True)
     kc.add_argument("--name")
     kc.add_argument("--admin", action="store_true")
     kc.add_argument("--spend-cap-usd", type=_usd)
@@ -241,9 +241,9 @@ def build_parser() -> argparse.ArgumentParser:
     kc.add_argument("--concurrency", type=int)
     kc.add_argument("--expires-at", type=float, help="unix time")
     kl = ks.add_parser("list")
-    kl.add_argument("--account", type=int)
+    kl.add_argument("--account", type=row_id)
     kr = ks.add_parser("revoke")
-    kr.add_argument("id", type=int)
+    kr.add_argument("id", type=row_id)
     k.set_defaults(func=cmd_keys)
 
     a = sub.add_parser("accounts", help="create and list accounts, credit or debit balances")
@@ -255,7 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     acs.add_parser("list")
     for action in ("credit", "debit"):
         x = acs.add_parser(action)
-        x.add_argument("id", type=int)
+        x.add_argument("id", type=row_id)
         x.add_argument("amount_usd", type=_usd)
         x.add_argument("--note")
     a.set_defaults(func=cmd_accounts)

@@ -6,6 +6,7 @@ values) into that line, or returns None for a real bug (which then keeps its tra
 """
 from __future__ import annotations
 
+import argparse
 import errno
 import socket
 import sqlite3
@@ -13,7 +14,26 @@ from urllib.parse import urlsplit
 
 from .settings import Settings, SettingsError
 
-__all__ = ["explain"]
+__all__ = ["explain", "row_id", "int_between"]
+
+MAX_ROW_ID = (1 << 63) - 1     # ids are BIGINT (and SQLite's INTEGER): a larger one can name no row
+
+
+def int_between(lo: int, hi: int, what: str):
+    """An argparse `type`: an integer in lo..hi, else a one-line usage error (not a traceback from
+    the database when it is too large for a column, nor a list of every allowed value)."""
+    def parse(value: str) -> int:
+        try:
+            n = int(value)
+        except ValueError:
+            n = None
+        if n is None or not lo <= n <= hi:
+            raise argparse.ArgumentTypeError(f"{value!r} is not {what} (an integer from {lo} to {hi})")
+        return n
+    return parse
+
+
+row_id = int_between(1, MAX_ROW_ID, "an id")
 
 
 def _db_where(url: str) -> str:

@@ -10,6 +10,7 @@ import sys
 from dataclasses import dataclass
 from typing import AsyncIterator, Iterable
 
+from .cli_errors import row_id
 from .store.base import Store, UsageQuery, UsageRecord
 
 __all__ = ["add_usage_parser", "usage_rows", "GROUPS"]
@@ -43,8 +44,8 @@ def add_usage_parser(sub: argparse._SubParsersAction, func) -> None:
                    help="comma-separated: key, account, model, day (default: day,model)")
     u.add_argument("--since", type=_date, help="from this UTC date/time (inclusive)")
     u.add_argument("--until", type=_date, help="before this UTC date/time (exclusive)")
-    u.add_argument("--account", type=int)
-    u.add_argument("--key", type=int)
+    u.add_argument("--account", type=row_id)
+    u.add_argument("--key", type=row_id)
     u.add_argument("--model", help="routed model name")
     u.add_argument("--format", choices=("table", "csv"), default="table")
     u.set_defaults(func=func)

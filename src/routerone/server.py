@@ -80,6 +80,14 @@ def _listen(host: str, port: int, reuse_port: bool) -> socket.socket:
     return sock
 
 
+def _check_port(host: str, port: int) -> None:
+    """Raise OSError (EADDRINUSE, EACCES, ...) if host:port cannot be listened on, before "listening"
+    is printed or any worker spawned: `--workers N` workers bind with SO_REUSEPORT, so each would
+    fail with a traceback of its own, and next to another `--workers` instance they would share its
+    port without a word. The CLI turns the error into its one line (cli_errors.explain)."""
+    _listen(host, port, reuse_port=False).close()
+
+
 def _raise_fd_limit() -> None:
     """Each stream holds two sockets (client, upstream): allow as many as the hard limit does."""
     try:
@@ -231,6 +239,7 @@ def serve(settings: Settings, *, bootstrap: Callable[[Settings], Awaitable[list[
         return 2
     for line in asyncio.run(bootstrap(settings)):
         print(line)
+    _check_port(settings.host, settings.port)
     url = f"http://{settings.host}:{settings.port}"
     print(f"Router One listening on {url}  (OpenAI base_url: {url}/v1; workers: {settings.workers})", flush=True)
     if settings.workers == 1:

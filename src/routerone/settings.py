@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,7 +70,8 @@ class Settings:
     limiter: str = _f("auto", "auto (Redis when redis_url is set; else in-process, shared memory with "
                               "`--workers N`) \\| memory \\| redis")
     redis_failure_policy: str = _f("open", "open (fall back to local limits) \\| closed (reject) when Redis is down")
-    workers: int = _f(1, "processes sharing the port; without redis_url their limits live in shared memory", min=1)
+    workers: int = _f(1, "processes sharing the port, 1..256; without redis_url their limits live in shared memory",
+                      min=1, max=256)
     limiter_entries: int = _f(524_288, "shared-memory limiter (`--workers N`, no Redis): rate-limit log entries "
                               "it holds, about 64 bytes each; one per limited request and scope per window",
                               min=1024, max=1 << 28)
@@ -137,15 +139,20 @@ PROVIDER_ENV_KEYS = {
 
 def _resolve_secret(value: Any, key: str, env: Mapping[str, str]) -> Any:
     if isinstance(value, dict) and len(value) == 1 and ("$env" in value or "$file" in value):
-        if "$env" in value:
-            name = value["$env"]
-            if name not in env:
-                raise SettingsError(f"{key}: environment variable {name!r} is not set")
-            return env[name]
+        (kind, where), = value.items()
+        if not isinstance(where, str) or not where or "\x00" in where:
+            what = "an environment variable name" if kind == "$env" else "a file path"
+            raise SettingsError(f"{key}: {kind} must be {what} (a non-empty string), got {where!r}")
+        if kind == "$env":
+            if where not in env:
+                raise SettingsError(f"{key}: environment variable {where!r} is not set")
+            return env[where]
         try:
-            return Path(value["$file"]).read_text().strip()
+            return Path(where).read_text().strip()
         except OSError as exc:
-            raise SettingsError(f"{key}: cannot read secret file {value['$file']!r}: {exc.strerror}") from None
+            raise SettingsError(f"{key}: cannot read secret file {where!r}: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise SettingsError(f"{key}: secret file {where!r} is not UTF-8 text") from None
     return value
 
 
@@ -204,6 +211,9 @@ def _read_file(path: str) -> dict[str, Any]:
         text = p.read_text()
     except OSError as exc:
         raise SettingsError(f"config file {path!r}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise SettingsError(f"config file {path!r} is not UTF-8 text (byte {exc.object[exc.start]:#04x} "
+                            f"at offset {exc.start})") from None
     try:
         if p.suffix in {".yaml", ".yml"}:
             import yaml
@@ -218,14 +228,23 @@ def _read_file(path: str) -> dict[str, Any]:
     return data
 
 
+def _without_password(url: str) -> str:
+    """A URL as an error message may show it: a password in it masked."""
+    return re.sub(r"(//[^/@:]*):[^/@]*@", r"\1:***@", url)
+
+
 def _check_url(key: str, url: str, schemes: tuple[str, ...]) -> None:
+    shown = _without_password(url)
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError on a bad port
     except ValueError as exc:
-        raise SettingsError(f"{key}: {url!r} is not a valid URL ({exc})") from None
+        raise SettingsError(f"{key}: {shown!r} is not a valid URL ({_without_password(str(exc))})") from None
     if parts.scheme not in schemes or (parts.scheme in ("http", "https", "redis", "rediss") and not parts.hostname):
-        raise SettingsError(f"{key}: {url!r} is not a valid URL (expected {' or '.join(s + '://' for s in schemes)}...)")
+        raise SettingsError(f"{key}: {shown!r} is not a valid URL (expected {' or '.join(s + '://' for s in schemes)}...)")
+    if parts.scheme == "sqlite" and (not url.startswith("sqlite:///") or len(url) == len("sqlite:///")):
+        raise SettingsError(f"{key}: {shown!r} names no SQLite file (expected sqlite:///path.db, or "
+                            "sqlite:////absolute/path.db)")
 
 
 def _check_range(key: str, f: dataclasses.Field, value: Any) -> None:

@@ -166,6 +166,12 @@ def test_bodies_are_strict(admin: AdminClient) -> None:
     assert admin.bad("POST", "/admin/accounts", raw=b"{nope", param=None)["code"] == "invalid_json"
     assert admin.bad("POST", "/admin/accounts", raw=b'{"name": NaN}', param=None)["code"] == "invalid_json"
     admin.bad("POST", "/admin/accounts", raw=b"[1]", param=None)
+    # a key given twice: which one counts would depend on the parser (the last one did)
+    dup = admin.bad("POST", f"/admin/accounts/{aid}/credit",
+                    raw=b'{"amount_micros": 1, "amount_micros": 900000000}', param="amount_micros")
+    assert dup["code"] == "duplicate_parameter"
+    assert admin.bad("POST", "/admin/accounts", raw=b'{"name": "a", "name": "b"}', param="name")["code"] == \
+        "duplicate_parameter"
     assert admin.ok("GET", f"/admin/accounts/{aid}")["balance_micros"] == 1_000
     assert len(admin.ok("GET", f"/admin/accounts/{aid}/ledger")) == 1
 

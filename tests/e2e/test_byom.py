@@ -115,6 +115,21 @@ def test_keyless_box_is_free_by_default_and_auto_never_picks_the_demo(boxes, sta
         client.chat.completions.create(model="demo-large", messages=[{"role": "user", "content": "x"}])
 
 
+def test_odd_model_ids_from_a_box(boxes, start, make_openai_client):
+    """A box listing "auto" (the router's own name), an id twice, ids with a NUL or a space: "auto" is
+    only `gpubox/auto` (model "auto" still routes), a twice-listed id keeps its bare name (it had
+    become only `gpubox/same`), unusable ids are left out."""
+    box = boxes(["auto", "same", "same", "bad\x00id", "two words", "llama-3-8b"])
+    gw, _ = start(three_lines("gpubox", box, price=False))
+    client = make_openai_client(gw)
+    assert ids(client) == {"auto", "gpubox/auto", "same", "llama-3-8b"}
+    raw = client.chat.completions.with_raw_response.create(model="auto", messages=[{"role": "user", "content": "hi"}])
+    assert raw.headers["x-routerone-strategy"] and raw.headers["x-routerone-reason"]    # routed, not the box's "auto"
+    assert client.chat.completions.create(model="gpubox/auto", messages=[{"role": "user", "content": "hi"}]).model \
+        == "gpubox/auto"
+    assert client.chat.completions.create(model="same", messages=[{"role": "user", "content": "hi"}]).model == "same"
+
+
 def test_two_boxes_at_once(boxes, start, make_openai_client):
     a = boxes(["llama-3-8b", "mistral-7b"])
     b = boxes(["llama-3-8b", "phi-4"])

@@ -55,6 +55,28 @@ def test_malformed_header_lines_are_logged_once_without_values(gw, caplog):
     assert all(r.levelno <= logging.WARNING and r.exc_info is None for r in server_lines)
 
 
+def test_a_malformed_request_is_answered_in_json_without_its_header_values(gw):
+    """aiohttp answered these in text/plain, quoting the offending header line: an API key too."""
+    import orjson
+    bad = {
+        "folded": b"GET /v1/models HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer\r\n " + SECRET.encode() + b"\r\n\r\n",
+        "control character": b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+                             + SECRET.encode() + b"\x01\r\n\r\n",
+        "over 16 KiB": b"GET /v1/models HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + SECRET.encode()
+                       + b"x" * 20_000 + b"\r\n\r\n",
+        "not HTTP": SECRET.encode() + b"\r\n\r\n",
+    }
+    for name, data in bad.items():
+        reply = raw_request(gw.url, data)
+        head, _, body = reply.partition(b"\r\n\r\n")
+        assert head.split(b" ", 2)[1] == b"400", (name, reply[:300])
+        assert b"content-type: application/json" in head.lower(), (name, head)
+        assert SECRET.encode() not in reply, name
+        err = orjson.loads(body)
+        validate_error(err)
+        assert (err["error"]["type"], err["error"]["code"]) == ("invalid_request_error", "invalid_http"), name
+
+
 def test_server_header_names_no_versions(gw):
     ok = httpx2.get(gw.url + "/healthz")
     assert ok.headers["server"] == "routerone"

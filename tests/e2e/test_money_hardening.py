@@ -155,7 +155,8 @@ def test_bad_upstream_replies_never_stop_usage_recording(tmp_path: Path, upstrea
         stream = list(ask("[[usage:3000000000]]", stream=True, stream_options={"include_usage": True}))
         assert stream[-1].usage.completion_tokens == 1_000_000_000
         garbage = ask("[[badusage:1]]")                    # "lots", 1e300, a details string
-        assert (garbage.usage.prompt_tokens, garbage.usage.completion_tokens) == (0, 1_000_000_000)
+        # "lots" is not a count: the prompt is counted by Router One (it was billed as 0); 1e300 is clamped
+        assert garbage.usage.completion_tokens == 1_000_000_000 and 0 < garbage.usage.prompt_tokens < 100
         for i in range(20):
             ask(f"normal {i}")
         rows = _assert_books_agree(gw, account_id, 26)

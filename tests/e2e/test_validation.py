@@ -4,6 +4,7 @@ reaches the upstream. Plus malformed JSON, wrong content type, oversized bodies 
 models (404), the first ones over raw HTTP."""
 from __future__ import annotations
 
+import gzip
 import json
 
 import httpx2
@@ -234,6 +235,33 @@ def test_wrong_content_type_is_a_400(http, gw, funded_key, fake_requests, conten
     assert body["error"]["code"] == "invalid_content_type"
     assert body["error"]["type"] == "invalid_request_error"
     assert fake_requests == []
+
+
+@pytest.mark.parametrize("path", ["/chat/completions", "/embeddings", "/responses", "/messages"])
+def test_a_body_that_does_not_match_its_content_encoding_is_a_400(gw, funded_key, fake_requests, path):
+    """`Content-Encoding: gzip` on a body that is not gzip was a 500 (aiohttp's RequestPayloadError)."""
+    http = httpx2.Client(timeout=30)     # not the OpenAI wire recorder: /messages answers in Anthropic's shape
+    body = json.dumps({"model": "gpt-4o", "messages": HI, "input": "hi", "max_tokens": 5}).encode()
+    resp = http.post(gw.base_url + path, content=body,
+                     headers={"Authorization": f"Bearer {funded_key[0]}", "Content-Type": "application/json",
+                              "Content-Encoding": "gzip"})
+    assert resp.status_code == 400
+    err = resp.json()["error"]
+    assert err["type"] == "invalid_request_error" and "could not be read" in err["message"]
+    if path != "/messages":                  # Anthropic's error shape has no code
+        validate_error(resp.json())
+        assert err["code"] == "invalid_body"
+    admin = http.post(gw.url + "/admin/accounts", content=b'{"name": "x"}',
+                      headers={"Authorization": f"Bearer {gw.settings.admin_key}", "Content-Type": "application/json",
+                               "Content-Encoding": "gzip"})
+    assert admin.status_code == 400 and admin.json()["error"]["code"] == "invalid_body"
+    assert fake_requests == []
+    # a body that is gzip is read as such
+    ok = http.post(gw.base_url + "/chat/completions", content=gzip.compress(body),
+                   headers={"Authorization": f"Bearer {funded_key[0]}", "Content-Type": "application/json",
+                            "Content-Encoding": "gzip"})
+    assert ok.status_code == 200
+    http.close()
 
 
 def test_json_content_type_with_charset_is_accepted(http, gw, funded_key):

@@ -63,6 +63,26 @@ CASES = [
     ("usage group", None, None, ["usage", "--by", "week"], "week"),
     ("usage date", None, None, ["usage", "--since", "yesterday"], "yesterday"),
     ("unknown subcommand", None, None, ["modles"], "modles"),
+    # ids beyond int64 reached the database (OverflowError, a traceback)
+    ("credit an id too large", None, None, ["accounts", "credit", "99999999999999999999999", "5"], "99999999999999999999999"),
+    ("debit a negative id", None, None, ["accounts", "debit", "-3", "5"], "-3"),
+    ("revoke an id too large", None, None, ["keys", "revoke", "99999999999999999999999"], "99999999999999999999999"),
+    ("keys of an account too large", None, None, ["keys", "list", "--account", "99999999999999999999999"], "99999999999999999999999"),
+    ("key for an account too large", None, None, ["keys", "create", "--account", "99999999999999999999999"], "99999999999999999999999"),
+    ("usage of an account too large", None, None, ["usage", "--account", "99999999999999999999999"], "99999999999999999999999"),
+    ("usage of a key too large", None, None, ["usage", "--key", "-99999999999999999999999"], "-99999999999999999999999"),
+    ("console user of an account too large", None, None,
+     ["console-user", "create", "--email", "a@example.com", "--account", "99999999999999999999999"], "99999999999999999999999"),
+    ("audit limit", None, None, ["audit", "--limit", "-5"], "-5"),
+    # tracebacks: a "$env" that is not a name, a SQLite URL without a path
+    ("secret $env not a name", '[providers.box]\nbase_url = "http://x/v1"\napi_key = { "$env" = 5 }\n', None,
+     ["models"], "providers.box.api_key"),
+    ("secret $file not a path", '[providers.box]\nbase_url = "http://x/v1"\napi_key = { "$file" = [] }\n', None,
+     ["models"], "providers.box.api_key"),
+    ("sqlite URL without a path", None, None, ["accounts", "list", "--database-url", "sqlite:///"], "sqlite:///"),
+    ("sqlite URL with two slashes", None, None, ["accounts", "list", "--database-url", "sqlite://r.db"], "sqlite://r.db"),
+    # 100,000 workers were spawned
+    ("too many workers", None, None, ["serve", "--workers", "100000"], "workers"),
 ]
 
 
@@ -101,6 +121,45 @@ def test_port_already_in_use(tmp_path):
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert out.stderr.strip().splitlines()[-1] == \
         f"routerone: cannot listen on 127.0.0.1:{port}: address already in use (set port or --port)"
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_port_already_in_use_with_workers(tmp_path, workers):
+    """With --workers 2 each worker printed its own traceback (exit 1), after "listening on"."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        out = run(tmp_path, "serve", "--port", str(port), "--workers", workers,
+                  "--database-url", f"sqlite:///{tmp_path}/r.db")
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
+    assert out.stderr.strip().splitlines() == \
+        [f"routerone: cannot listen on 127.0.0.1:{port}: address already in use (set port or --port)"]
+    assert "listening" not in out.stdout
+
+
+@pytest.mark.parametrize("where", ["config", "catalog", "secret"])
+def test_files_that_are_not_utf8_are_one_line(tmp_path, where):
+    (tmp_path / "bin.toml").write_bytes(b"\xff\xfeport = 1\n")
+    config = {"config": None, "catalog": f'catalog_path = "{tmp_path}/bin.toml"\n',
+              "secret": f'[providers.box]\nbase_url = "http://x/v1"\napi_key = {{ "$file" = "{tmp_path}/bin.toml" }}\n'}
+    path = tmp_path / "bin.toml"
+    if config[where]:
+        path = tmp_path / "r1.toml"
+        path.write_text(config[where])
+    out = run(tmp_path, "models", "--config", str(path), "--database-url", f"sqlite:///{tmp_path}/r.db")
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
+    [line] = out.stderr.strip().splitlines()
+    assert "UTF-8" in line and "bin.toml" in line, line
+
+
+def test_a_password_in_a_bad_url_is_not_printed(tmp_path):
+    for url in ("postgresql://router:s3cret-pw@db:999999/r1", "redis://:s3cret-pw@cache:99999999/0"):
+        key = "database_url" if url.startswith("postgresql") else "redis_url"
+        (tmp_path / "r1.toml").write_text(f'{key} = "{url}"\n')
+        out = run(tmp_path, "models", "--config", str(tmp_path / "r1.toml"))
+        assert out.returncode == 2 and "Traceback" not in out.stderr
+        assert "s3cret-pw" not in out.stderr + out.stdout and f"{key}:" in out.stderr and "***" in out.stderr
 
 
 def test_debug_shows_the_traceback(tmp_path):

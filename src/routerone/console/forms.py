@@ -5,10 +5,23 @@ from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Mapping
 
+from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
+
 from ..billing.prices import usd_to_micros
 from ..errors import InvalidRequest
 
-__all__ = ["text", "opt_int", "opt_usd", "usd_amount", "opt_date", "model_list"]
+__all__ = ["read_form", "text", "opt_int", "opt_usd", "usd_amount", "opt_date", "model_list"]
+
+
+async def read_form(request: web.Request) -> Mapping:
+    """The posted form. One that no browser sends (multipart without a boundary or with a nameless
+    field, bytes that are not its charset, an unknown charset, a body that does not match its
+    Content-Encoding) is a 400, not a 500 with a traceback."""
+    try:
+        return await request.post()
+    except (ValueError, LookupError, RequestPayloadError):    # UnicodeDecodeError is a ValueError
+        raise InvalidRequest("The form could not be read", code="invalid_body") from None
 
 
 def text(form: Mapping, name: str, *, max_chars: int = 200) -> str:

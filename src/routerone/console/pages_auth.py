@@ -5,6 +5,7 @@ from aiohttp import web
 
 from ..errors import InvalidRequest
 from . import security
+from .forms import read_form
 from .users import SignInRefused, Viewer
 from .web import (BASE, CONSOLE, COOKIE, LOGIN_CSRF_COOKIE, Console, clear_session_cookie, error_page, page,
                   render, secure_request, see_other, set_session_cookie)
@@ -39,7 +40,10 @@ async def login_get(request: web.Request) -> web.StreamResponse:
 
 async def login_post(request: web.Request) -> web.StreamResponse:
     c = request.app[CONSOLE]
-    form = await request.post()
+    try:
+        form = await read_form(request)
+    except InvalidRequest as exc:
+        return _login_form(request, error=exc.message, status=400)
     email, password = str(form.get("email", ""))[:300], str(form.get("password", ""))[:500]
     if not security.same(str(form.get("csrf", "")), request.cookies.get(LOGIN_CSRF_COOKIE)):
         return _login_form(request, error="The form's security token is missing or out of date. Try again.",
@@ -74,7 +78,7 @@ async def password_get(request: web.Request, c: Console, viewer: Viewer) -> web.
 
 @page()
 async def password_post(request: web.Request, c: Console, viewer: Viewer) -> web.StreamResponse:
-    form = await request.post()
+    form = await read_form(request)
     current, new, again = (str(form.get(k, ""))[:500] for k in ("current", "password", "again"))
     try:
         if new != again:

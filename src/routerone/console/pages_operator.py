@@ -34,7 +34,7 @@ async def _accounts_page(request, c: Console, viewer: Viewer, *, error: str = ""
 
 @page("operator")
 async def accounts_create(request: web.Request, c: Console, viewer: Viewer) -> web.StreamResponse:
-    form = await request.post()
+    form = await forms.read_form(request)
     try:
         name = forms.text(form, "name", max_chars=100)
         if not name:
@@ -79,7 +79,7 @@ async def _account_page(request, c: Console, viewer: Viewer, account_id: int, *,
 async def account_balance(request: web.Request, c: Console, viewer: Viewer) -> web.StreamResponse:
     account_id = path_int(request, "account_id")
     await c.accounts.account(account_id)
-    form = await request.post()
+    form = await forms.read_form(request)
     try:
         amount = forms.usd_amount(form, "amount_usd")
         note = forms.text(form, "note", max_chars=200)
@@ -96,7 +96,7 @@ async def account_balance(request: web.Request, c: Console, viewer: Viewer) -> w
 @page("operator")
 async def account_user_create(request: web.Request, c: Console, viewer: Viewer) -> web.StreamResponse:
     account_id = path_int(request, "account_id")
-    form = await request.post()
+    form = await forms.read_form(request)
     password = security.generate_password()
     try:
         role = forms.text(form, "role") or "user"
@@ -172,7 +172,7 @@ def _routing_page(request, c: Console, viewer: Viewer, *, error: str = "", statu
 async def routing_post(request: web.Request, c: Console, viewer: Viewer) -> web.StreamResponse:
     """Takes effect at once for this process's next request; not persisted (the settings file is
     what a restart uses) and, with --workers N, only in the worker that served this page."""
-    form = await request.post()
+    form = await forms.read_form(request)
     strategy = forms.text(form, "strategy")
     try:
         if strategy not in c.planner.strategies:

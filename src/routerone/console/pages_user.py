@@ -54,7 +54,7 @@ async def _keys_page(request: web.Request, c: Console, viewer: Viewer, *, issued
 
 @page()
 async def keys_create(request: web.Request, c: Console, viewer: Viewer) -> web.StreamResponse:
-    form = await request.post()
+    form = await forms.read_form(request)
     known = {AUTO_MODEL, *(m.id for m in c.catalog.available())}
     try:
         name = forms.text(form, "name", max_chars=100)

@@ -70,7 +70,7 @@ async def playground_get(request: web.Request, c: Console, viewer: Viewer) -> we
 @page()
 async def playground_post(request: web.Request, c: Console, viewer: Viewer) -> web.StreamResponse:
     """Without JavaScript: the whole answer at once, rendered on the page."""
-    form = await request.post()
+    form = await forms.read_form(request)
     started = time.perf_counter()
     try:
         raw = _body(form, False, set(_models(c)))
@@ -92,7 +92,7 @@ async def playground_post(request: web.Request, c: Console, viewer: Viewer) -> w
 @page()
 async def playground_stream(request: web.Request, c: Console, viewer: Viewer) -> web.StreamResponse:
     """For console.js: the chat pipeline's own SSE bytes, with its x-routerone-* headers."""
-    form = await request.post()
+    form = await forms.read_form(request)
     try:
         raw = _body(form, True, set(_models(c)))
         reply = await c.chat.complete(raw, auth=await _auth(c, viewer), request_id=new_request_id())

@@ -13,7 +13,7 @@ import jinja2
 from aiohttp import web
 
 from ..catalog import Catalog
-from ..errors import NotFound, RouterOneError
+from ..errors import InvalidRequest, NotFound, RouterOneError
 from ..routing.health import Health
 from ..routing.planner import Planner
 from ..services.accounts import AccountsService
@@ -22,6 +22,7 @@ from ..settings import Settings
 from ..store.base import Store
 from . import security
 from .activity import RollupCache
+from .forms import read_form
 from .users import ConsoleUsers, Viewer
 
 __all__ = ["Console", "CONSOLE", "page", "render", "see_other", "COOKIE", "usd", "when", "path_int"]
@@ -129,7 +130,10 @@ def page(role: str = "user") -> Callable[[Handler], Callable[[web.Request], Awai
             if role == "operator" and not viewer.is_operator:
                 return error_page(request, 403, "Not allowed", "This page is for operators.", viewer)
             if request.method == "POST":
-                form = await request.post()
+                try:
+                    form = await read_form(request)
+                except InvalidRequest as exc:
+                    return error_page(request, exc.status, "Could not do that", exc.message, viewer)
                 token = form.get("csrf") or request.headers.get("x-csrf-token")
                 if not security.same(token if isinstance(token, str) else None, viewer.csrf):
                     return error_page(request, 403, "Refused",

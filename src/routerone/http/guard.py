@@ -13,7 +13,9 @@ after `client_header_timeout_s`) and, as a hard cap, by the OS file-descriptor l
 
 aiohttp's own logging of malformed requests (a traceback at ERROR, with the offending header line,
 API key included) becomes one short line without header values, at most one per
-`MALFORMED_LOG_INTERVAL_S` (the rest counted). Responses say `Server: routerone`, no versions.
+`MALFORMED_LOG_INTERVAL_S` (the rest counted). The error page aiohttp answers them with (text/plain,
+quoting the offending header line, an `Authorization` value included) becomes the documented JSON
+error, which names no header value. Responses say `Server: routerone`, no versions.
 """
 from __future__ import annotations
 
@@ -21,9 +23,9 @@ import asyncio
 import logging
 import time
 
-from aiohttp import web, web_response
+from aiohttp import web, web_protocol, web_response
 
-from ..errors import InvalidRequest, ServiceUnavailable
+from ..errors import InvalidRequest, RouterOneError, ServiceUnavailable
 from ..services.auth import CLIENT_ADDRESS
 from ..settings import Settings
 from .render import error_response
@@ -154,11 +156,35 @@ class MalformedRequestFilter(logging.Filter):
         return True
 
 
+_AIOHTTP_HANDLE_ERROR = web_protocol.RequestHandler.handle_error
+
+
+def _json_handle_error(self, request, status: int = 500, exc: BaseException | None = None,
+                       message: str | None = None) -> web.StreamResponse:
+    """aiohttp's answer to a request it could not parse (or a failure outside every route), as the
+    documented JSON error: the status aiohttp chose, a message naming the kind of fault only."""
+    resp = _AIOHTTP_HANDLE_ERROR(self, request, status, exc, message)   # logs; refuses after output
+    if status < 500:
+        err: RouterOneError = InvalidRequest(
+            f"Malformed HTTP request ({type(exc).__name__ if exc else 'bad request'}): a request line or "
+            f"header that is not valid HTTP, or over {MAX_HEAD_FIELD_BYTES} bytes, or more than "
+            f"{MAX_HEADERS} headers", code="invalid_http")
+        err.status = resp.status
+    else:
+        err = RouterOneError()
+        err.status = resp.status
+    out = web.Response(status=resp.status, body=err.body(), content_type="application/json")
+    out.force_close()
+    return out
+
+
 def quiet_aiohttp() -> None:
-    """Install the log filter (once) and take the versions out of the `Server` header. aiohttp
-    sets that header from a module constant, also on the error pages it writes itself (malformed
-    requests, before any route runs), so the constant is what must change."""
+    """Install the log filter (once), take the versions out of the `Server` header and answer
+    malformed requests in JSON. aiohttp sets that header from a module constant, also on the error
+    pages it writes itself (malformed requests, before any route runs), so the constant is what must
+    change; those pages come from RequestHandler.handle_error, replaced here the same way."""
     logger = logging.getLogger("aiohttp.server")
     if not any(isinstance(f, MalformedRequestFilter) for f in logger.filters):
         logger.addFilter(MalformedRequestFilter())
     web_response.SERVER_SOFTWARE = SERVER_NAME     # type: ignore[attr-defined]
+    web_protocol.RequestHandler.handle_error = _json_handle_error    # type: ignore[method-assign]

@@ -2,14 +2,16 @@
 from __future__ import annotations
 
 import logging
+import re
 
 import orjson
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 
-from ..errors import DatabaseUnavailable, RouterOneError
+from ..errors import DatabaseUnavailable, InvalidRequest, RouterOneError
 from ..store.errors import is_unavailable
 
-__all__ = ["json_response", "error_response", "as_router_error"]
+__all__ = ["json_response", "error_response", "as_router_error", "unreadable_body"]
 log = logging.getLogger("routerone.http")
 
 
@@ -23,11 +25,21 @@ def as_router_error(exc: BaseException, request_id: str | None = None) -> Router
     unreachable as a 503 the client may retry, anything else logged with its traceback and a 500."""
     if isinstance(exc, RouterOneError):
         return exc
+    if isinstance(exc, RequestPayloadError):
+        return unreadable_body(exc)
     if is_unavailable(exc):
         log.warning("database unavailable: %s: %s", type(exc).__name__, exc, extra={"request_id": request_id})
         return DatabaseUnavailable()
     log.exception("unhandled error", extra={"request_id": request_id}, exc_info=exc)
     return RouterOneError()
+
+
+def unreadable_body(exc: RequestPayloadError) -> InvalidRequest:
+    """A body aiohttp could not read: a Content-Encoding it cannot decode (gzip that is not gzip),
+    or a body cut short. The client's mistake, a 400, not a 500 (app.json_errors closes the connection
+    after it)."""
+    reason = re.sub(r"^\d{3}, message: ", "", " ".join(str(exc).split()))[:200]
+    return InvalidRequest(f"The request body could not be read: {reason}", code="invalid_body")
 
 
 def error_response(exc: BaseException, request_id: str | None = None) -> web.Response:

@@ -7,13 +7,14 @@ import logging
 import secrets
 
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 
 from ..catalog import AUTO_MODEL
 from ..errors import InvalidRequest, ModelNotFound, PayloadTooLarge, RouterOneError
 from ..observability.metrics import CONTENT_TYPE_LATEST
 from ..wire.chat import ChatRequest, json_values_bound, parse_chat_request, raise_if_too_complex
 from .guard import abort
-from .render import error_response, json_response
+from .render import error_response, json_response, unreadable_body
 from .runtime import RUNTIME
 
 __all__ = ["add_routes", "new_request_id", "client_request_id", "REQUEST_IDS"]
@@ -53,20 +54,23 @@ async def read_json_body(request: web.Request, max_json_values: int | None = Non
     if request.content_type != "application/json":
         raise InvalidRequest(f"Content-Type must be application/json, got '{request.content_type or 'none'}'",
                              code="invalid_content_type")
-    if max_json_values is None:
-        try:
-            return await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            raise PayloadTooLarge(f"The request body is larger than the limit of {request.client_max_size} bytes") from None
-    limit_bytes, body, values = request.client_max_size, bytearray(), 0
-    async for chunk in request.content.iter_any():
-        body += chunk
-        values += json_values_bound(chunk)
-        if len(body) > limit_bytes:
-            raise PayloadTooLarge(f"The request body is larger than the limit of {limit_bytes} bytes")
-        if values > max_json_values and len(body) >= CHECK_COMPLEXITY_FROM_BYTES:
-            raise_if_too_complex(values, max_json_values)
-    return bytes(body)
+    try:
+        if max_json_values is None:
+            try:
+                return await request.read()
+            except web.HTTPRequestEntityTooLarge:
+                raise PayloadTooLarge(f"The request body is larger than the limit of {request.client_max_size} bytes") from None
+        limit_bytes, body, values = request.client_max_size, bytearray(), 0
+        async for chunk in request.content.iter_any():
+            body += chunk
+            values += json_values_bound(chunk)
+            if len(body) > limit_bytes:
+                raise PayloadTooLarge(f"The request body is larger than the limit of {limit_bytes} bytes")
+            if values > max_json_values and len(body) >= CHECK_COMPLEXITY_FROM_BYTES:
+                raise_if_too_complex(values, max_json_values)
+        return bytes(body)
+    except RequestPayloadError as exc:      # e.g. Content-Encoding: gzip on a body that is not gzip
+        raise unreadable_body(exc) from None
 
 
 async def parse_chat_body(raw: bytes, settings) -> ChatRequest:

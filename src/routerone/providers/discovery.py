@@ -40,10 +40,14 @@ def _parse(body: bytes, url: str) -> list[tuple[str, int | None]]:
         rows = doc["data"] if isinstance(doc, dict) else None
         if not isinstance(rows, list):
             raise TypeError
-        out = []
+        out, seen = [], set()
         for row in rows:
             mid = row.get("id") if isinstance(row, dict) else None
-            if isinstance(mid, str) and mid and len(mid) <= 256:
+            # a usable id: text a client can send and a key allowlist can hold (no NUL, no spaces),
+            # listed once (a second listing of the same id would hide the bare name as ambiguous)
+            if isinstance(mid, str) and mid and len(mid) <= 256 and mid.isprintable() and " " not in mid \
+                    and "," not in mid and mid not in seen:
+                seen.add(mid)
                 ctx = row.get("max_model_len")
                 out.append((mid, ctx if isinstance(ctx, int) and not isinstance(ctx, bool) and ctx > 0 else None))
         return out

@@ -95,7 +95,10 @@ def parse_embeddings_response(body: bytes, n_inputs: int,
     data = obj.get("data")
     if not isinstance(data, list) or len(data) != n_inputs:
         raise _bad(dep, f"{len(data) if isinstance(data, list) else 'no'} embeddings for {n_inputs} inputs")
-    ordered = sorted(data, key=lambda e: e.get("index", 0) if isinstance(e, dict) else 0)
+    index = [e.get("index", 0) if isinstance(e, dict) else 0 for e in data]
+    if not all(type(i) is int for i in index):
+        raise _bad(dep, "an embedding whose index is not an integer")
+    ordered = [e for _, e in sorted(zip(index, data), key=lambda pair: pair[0])]
     vectors = [_vector(e.get("embedding") if isinstance(e, dict) else None, dep) for e in ordered]
     usage = obj.get("usage")
     tokens = usage.get("prompt_tokens") if isinstance(usage, dict) else None

@@ -55,9 +55,13 @@ def usage_from(meta: object) -> Usage | None:
         return v if isinstance(v, int) and not isinstance(v, bool) and v > 0 else 0
 
     thoughts = n("thoughtsTokenCount")
+    # a count sent as something else ("12", null, true): Router One counts it (Usage.filled_from)
+    unreadable = tuple(name for key, name in (("promptTokenCount", "prompt_tokens"),
+                                              ("candidatesTokenCount", "completion_tokens"))
+                       if key in meta and (not isinstance(meta[key], int) or isinstance(meta[key], bool)))
     return Usage(prompt_tokens=n("promptTokenCount") + n("toolUsePromptTokenCount"),
                  completion_tokens=n("candidatesTokenCount") + thoughts,
-                 cached_tokens=n("cachedContentTokenCount"), reasoning_tokens=thoughts)
+                 cached_tokens=n("cachedContentTokenCount"), reasoning_tokens=thoughts, unreadable=unreadable)
 
 
 def join_call_id(call_id: str, signature: str | None) -> str:

@@ -3,7 +3,9 @@ read is an upstream failure (502 `upstream_unavailable`, retryable, so the route
 never a 500 and never a traceback to the client.
 
 `guarded(adapter)` wraps an adapter's response side (parse_response, stream translators, map_error);
-the translators themselves stay simple. What was malformed is logged (type of fault, provider), not
+the translators themselves stay simple. A reply that reads but has the wrong shape where Router One
+and its clients look (`well_formed_choices`: content that is not text, tool_calls that are not a
+list of objects, ...) is the same 502, whichever protocol the upstream spoke. What was malformed is logged (type of fault, provider), not
 the body.
 """
 from __future__ import annotations
@@ -16,10 +18,19 @@ from ..wire.chat import ChatRequest
 from .base import Deployment, ProviderAdapter, ProviderResult, SSEEvent, UpstreamRequest
 from .status import error_for_status
 
-__all__ = ["guarded", "GuardedAdapter"]
+__all__ = ["guarded", "GuardedAdapter", "well_formed_choices"]
 log = logging.getLogger("routerone.providers")
 
 MALFORMED = (TypeError, AttributeError, KeyError, ValueError, IndexError, OverflowError)
+
+
+def _redacted(exc: RouterOneError, secret: str | None) -> RouterOneError:
+    """An upstream's error message with Router One's own key for it taken out: an upstream (or a
+    proxy in front of it) that echoes the request's credentials must not hand them to a client."""
+    if secret and len(secret) >= 8 and secret in exc.message:
+        exc.message = exc.message.replace(secret, "[redacted]")
+        exc.args = (exc.message,)
+    return exc
 
 
 def _unreadable(provider: str, what: str, exc: BaseException) -> UpstreamUnavailable:
@@ -27,12 +38,50 @@ def _unreadable(provider: str, what: str, exc: BaseException) -> UpstreamUnavail
     return UpstreamUnavailable(f"{provider}: upstream sent a {what} Router One cannot read", provider=provider)
 
 
-class _GuardedTranslator:
-    __slots__ = ("_inner", "_provider")
+def well_formed_choices(choices) -> bool:
+    """The parts of a reply that Router One and its clients read have the protocol's types: a list of
+    choice objects (finish_reason text or null), each message an object (or null) whose content is text, a list of parts or null,
+    whose tool_calls are a list of objects (id text or null) with a function object whose name is text
+    and whose arguments are text (or null). Other fields pass through as the upstream sent them."""
+    if choices.__class__ is not list:
+        return False
+    for ch in choices:
+        if ch.__class__ is not dict or ch.get("finish_reason").__class__ not in (str, type(None)):
+            return False
+        m = ch.get("message")
+        if m is None:
+            continue
+        if m.__class__ is not dict:
+            return False
+        content = m.get("content")
+        if content is not None and content.__class__ is not str and content.__class__ is not list:
+            return False
+        calls = m.get("tool_calls")
+        if calls is None:
+            continue
+        if calls.__class__ is not list:
+            return False
+        for tc in calls:
+            if tc.__class__ is not dict or tc.get("id", "").__class__ not in (str, type(None)):
+                return False
+            fn = tc.get("function")
+            if fn is None:
+                continue
+            if fn.__class__ is not dict or fn.get("name").__class__ is not str:
+                return False
+            args = fn.get("arguments")
+            if args is not None and args.__class__ is not str:
+                return False
+    return True
 
-    def __init__(self, inner, provider: str) -> None:
+
+class _GuardedTranslator:
+    __slots__ = ("_inner", "_provider", "_secret")
+
+    def __init__(self, inner, provider: str, secret: str | None = None) -> None:
         self._inner = inner
         self._provider = provider
+        self._secret = secret
 
     @property
     def usage(self):
@@ -45,8 +94,8 @@ class _GuardedTranslator:
     def feed(self, event: SSEEvent) -> list[dict]:
         try:
             return self._inner.feed(event)
-        except RouterOneError:
-            raise
+        except RouterOneError as exc:
+            raise _redacted(exc, self._secret)
         except MALFORMED as exc:
             raise _unreadable(self._provider, "stream event", exc) from None
 
@@ -58,8 +107,8 @@ class _GuardedDataTranslator(_GuardedTranslator):
     def feed_data(self, data: bytes) -> list[dict]:
         try:
             return self._inner.feed_data(data)
-        except RouterOneError:
-            raise
+        except RouterOneError as exc:
+            raise _redacted(exc, self._secret)
         except MALFORMED as exc:
             raise _unreadable(self._provider, "stream event", exc) from None
 
@@ -74,20 +123,30 @@ class GuardedAdapter:
 
     def parse_response(self, body: bytes, dep: Deployment) -> ProviderResult:
         try:
-            return self.inner.parse_response(body, dep)
+            result = self.inner.parse_response(body, dep)
         except RouterOneError:
             raise
         except MALFORMED as exc:
             raise _unreadable(dep.vendor.name, "reply", exc) from None
+        choices = result.response.get("choices")
+        if not well_formed_choices(choices):
+            log.warning("%s: upstream sent a reply of the wrong shape", dep.vendor.name)
+            raise UpstreamUnavailable("upstream returned an unexpected response", provider=dep.vendor.name)
+        for ch in choices:
+            m = ch.get("message")
+            if m is not None and m.get("content").__class__ is list:    # parts: their text, as clients expect
+                m["content"] = "".join(p["text"] for p in m["content"]
+                                       if p.__class__ is dict and p.get("text").__class__ is str) or None
+        return result
 
     def stream_translator(self, req: ChatRequest, dep: Deployment):
         inner = self.inner.stream_translator(req, dep)
         cls = _GuardedDataTranslator if hasattr(inner, "feed_data") else _GuardedTranslator
-        return cls(inner, dep.vendor.name)
+        return cls(inner, dep.vendor.name, dep.vendor.api_key)
 
     def map_error(self, status: int, headers: Mapping[str, str], body: bytes, dep: Deployment) -> UpstreamError:
         try:
-            return self.inner.map_error(status, headers, body, dep)
+            return _redacted(self.inner.map_error(status, headers, body, dep), dep.vendor.api_key)
         except MALFORMED as exc:
             log.warning("%s: upstream error body Router One cannot read (%s)", dep.vendor.name, type(exc).__name__)
             return error_for_status(status, "", provider=dep.vendor.name, headers=headers)

@@ -1,26 +1,50 @@
 """Incremental Server-Sent Events decoder (WHATWG framing: lines end at CRLF, LF or CR; a blank
-line dispatches; a leading BOM is dropped; an event with no data is not dispatched)."""
+line dispatches; a leading BOM is dropped; an event with no data is not dispatched).
+
+An upstream's stream is untrusted input: an event (or a line still without its end) over
+MAX_EVENT_BYTES is an upstream failure, so a stream that never ends a line cannot hold unbounded
+memory. Pieces of a long line are kept as a list until a piece brings a line end, so such a line
+costs linear, not quadratic, copying."""
 from __future__ import annotations
 
+from ..errors import UpstreamUnavailable
 from .base import SSEEvent
 
-__all__ = ["SSEDecoder"]
+__all__ = ["SSEDecoder", "MAX_EVENT_BYTES"]
 
 _BOM = b"\xef\xbb\xbf"
+MAX_EVENT_BYTES = 16 << 20
+
+
+def _too_large() -> UpstreamUnavailable:
+    return UpstreamUnavailable(f"The upstream sent a stream event larger than {MAX_EVENT_BYTES} bytes")
 
 
 class SSEDecoder:
     """Feed raw bytes as they arrive; get complete events back. Comments and `id:`/`retry:` are ignored."""
 
-    __slots__ = ("_buf", "_event", "_data", "_started")
+    __slots__ = ("_buf", "_event", "_data", "_started", "_more", "_more_bytes", "_data_bytes")
 
     def __init__(self) -> None:
         self._buf = b""
         self._event: str | None = None
         self._data: list[str] = []
         self._started = False
+        self._more: list[bytes] = []     # pieces of an unfinished line after _buf (no CR or LF in them)
+        self._more_bytes = 0
+        self._data_bytes = 0             # of the event being read (its data lines so far)
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
+        if self._buf and self._started and b"\n" not in chunk and b"\r" not in chunk \
+                and not self._buf.endswith(b"\r"):
+            self._more.append(chunk)     # still inside one line: keep the piece, join once it ends
+            self._more_bytes += len(chunk)
+            if len(self._buf) + self._more_bytes > MAX_EVENT_BYTES:
+                raise _too_large()
+            return []
+        if self._more:
+            self._buf += b"".join(self._more)
+            self._more, self._more_bytes = [], 0
         buf = self._buf + chunk
         if not self._started:
             if len(buf) < len(_BOM) and _BOM.startswith(buf):
@@ -37,11 +61,16 @@ class SSEDecoder:
             buf = buf.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         *lines, rest = buf.split(b"\n")
         self._buf = rest + self._buf if rest else self._buf
+        if len(self._buf) > MAX_EVENT_BYTES:
+            raise _too_large()
         out: list[SSEEvent] = []
         data = self._data
         for line in lines:
             if line.startswith(b"data: "):        # the usual line, decoded here without _line
                 data.append(line[6:].decode("utf-8", "replace"))
+                self._data_bytes += len(line)
+                if self._data_bytes > MAX_EVENT_BYTES:
+                    raise _too_large()
             elif line or not data:
                 self._line(line.decode("utf-8", "replace"), out)
                 data = self._data
@@ -51,7 +80,7 @@ class SSEDecoder:
                         out.append(SSEEvent(self._event, data[0]))
                 else:
                     out.append(SSEEvent(self._event, "\n".join(data)))
-                self._event, self._data = None, []
+                self._event, self._data, self._data_bytes = None, [], 0
                 data = self._data
         return out
 
@@ -59,7 +88,7 @@ class SSEDecoder:
         """The data of each event when `chunk` is nothing but whole one-line `data: ` events (how
         OpenAI-protocol upstreams send them) and no event is pending, still as bytes; else None,
         and the caller feeds the chunk to `feed`. For callers that ignore event names."""
-        if self._buf or self._data or self._event is not None or not self._started:
+        if self._buf or self._more or self._data or self._event is not None or not self._started:
             return None
         end = chunk.find(b"\n")
         if end == len(chunk) - 2 and end > 6 and chunk[-1] == 10 and chunk.startswith(b"data: ") \
@@ -78,8 +107,8 @@ class SSEDecoder:
     def close(self) -> list[SSEEvent]:
         """End of body: dispatch a last event that had no trailing blank line."""
         out: list[SSEEvent] = []
-        tail = self._buf.rstrip(b"\r")
-        self._buf = b""
+        tail = (self._buf + b"".join(self._more)).rstrip(b"\r")
+        self._buf, self._more, self._more_bytes = b"", [], 0
         if tail:
             self._line(tail.decode("utf-8", "replace"), out)
         self._line("", out)
@@ -90,7 +119,7 @@ class SSEDecoder:
             data = "\n".join(self._data)
             if self._data and (data or len(self._data) > 1):
                 out.append(SSEEvent(self._event, data))
-            self._event, self._data = None, []
+            self._event, self._data, self._data_bytes = None, [], 0
             return
         if line[0] == ":":
             return
@@ -99,5 +128,8 @@ class SSEDecoder:
             value = value[1:]
         if name == "data":
             self._data.append(value)
+            self._data_bytes += len(value)
+            if self._data_bytes > MAX_EVENT_BYTES:
+                raise _too_large()
         elif name == "event":
             self._event = value

@@ -15,6 +15,7 @@ __all__ = ["error_for_status", "retry_after_s", "MAX_RETRY_AFTER_S"]
 
 _CODE = re.compile(r"[A-Za-z0-9_.\-]{1,64}")    # an upstream error code passed on: short, plain ASCII
 MAX_RETRY_AFTER_S = 3600.0    # an upstream asking for longer is believed only this far
+MAX_MESSAGE_CHARS = 2000      # of an upstream's error message, passed on to the client
 
 
 def _seconds(value: str, scale: float) -> float | None:
@@ -60,6 +61,8 @@ def error_for_status(status: int, message: str, *, provider: str, headers: Mappi
                      upstream_code: str | None = None) -> UpstreamError:
     """The client-facing error for an upstream failure. The caller's key is never at fault for
     401/403 from upstream (those are Router One's credentials), so those become 502."""
+    if len(message) > MAX_MESSAGE_CHARS:    # an upstream's message is passed on, within reason
+        message = message[:MAX_MESSAGE_CHARS] + "\u2026"
     text = f"{provider}: {message}" if message else None
     upstream_code = upstream_code if upstream_code and _CODE.fullmatch(upstream_code) else None
     kw = dict(provider=provider, upstream_status=status)

@@ -29,6 +29,9 @@ class UpstreamResponse:
     body: bytes
 
 
+MAX_REPLY_BYTES = 64 << 20    # a non-streamed upstream reply (or error body) beyond this is a 502
+
+
 class UpstreamStream:
     """An open upstream response body. `read()` it piece by piece; always `close()`.
 
@@ -49,9 +52,19 @@ class UpstreamStream:
         self.status = resp.status
         self.headers = resp.headers
 
-    async def read_all(self) -> bytes:
+    async def read_all(self, max_bytes: int = MAX_REPLY_BYTES) -> bytes:
+        """The whole body (a reply that is not streamed, or an error), at most `max_bytes`: an
+        upstream that sends more is an upstream failure, read no further (memory stays bounded)."""
         async with asyncio.timeout(self._idle_s):   # a deadline, not a new task (cheaper than wait_for)
-            return await self._resp.read()
+            length = self._resp.content_length
+            if length is not None and length > max_bytes:
+                raise UpstreamUnavailable(f"The upstream reply is larger than {max_bytes} bytes ({length})")
+            body = bytearray()
+            while chunk := await self._content.readany():
+                body += chunk
+                if len(body) > max_bytes:
+                    raise UpstreamUnavailable(f"The upstream reply is larger than {max_bytes} bytes")
+            return bytes(body)
 
     async def read(self) -> bytes:
         """The body bytes that have arrived (waiting for some if none have); b"" at its end.

@@ -6,8 +6,9 @@ row to the store, which writes it in the settle's own transaction (Store.settle_
 charge as its cost. A released hold (`release`) writes its failure row the same way.
 
 What comes from upstreams is checked first (`sane_usage`): token counts that are negative are
-taken as 0, counts above MAX_REPORTED_TOKENS as that bound; either way the request is flagged (a
-warning and `usage_flagged`). The charge is then, as always, min(cost, hold): an absurd report
+taken as 0, counts above MAX_REPORTED_TOKENS as that bound, and prompt or completion counts that
+are not numbers (a string, null, a fraction) were already replaced by Router One's own count (see
+Usage.filled_from); in every case the request is flagged (a warning and `usage_flagged`). The charge is then, as always, min(cost, hold): an absurd report
 costs the client at most the worst case it was reserved for, and the part beyond the hold is not
 charged but counted (`uncharged_micros`, exported as routerone_billing_uncharged_micros).
 
@@ -70,7 +71,8 @@ class _Pending:
 
 def sane_usage(usage: Usage) -> tuple[Usage, list[str]]:
     """Usage with every count an int in [0, MAX_REPORTED_TOKENS], and what had to be changed."""
-    problems, fixed = [], {}
+    problems = [f"{name} unreadable (counted by Router One)" for name in usage.unreadable]
+    fixed: dict = {"unreadable": ()} if usage.unreadable else {}     # said once, not at every check
     for name in _TOKEN_FIELDS:
         v = getattr(usage, name)
         try:

@@ -20,7 +20,7 @@ from ..providers.adapters import adapter_for
 from ..routing.base import Attempt
 from ..routing.wtp import HEADER as WTP_HEADER, parse_willingness_to_pay
 from ..store.base import UsageRecord
-from ..tokens import count_prompt_tokens, load_tokenizer, needs_tokenizer
+from ..tokens import count_prompt_tokens, count_text_tokens, load_tokenizer, needs_tokenizer
 from ..wire.chat import ChatRequest, parse_chat_request
 from ..wire.types import Usage
 from .auth import AuthContext
@@ -111,7 +111,11 @@ class ChatService:
 
     async def _complete_json(self, call: Call) -> Reply:
         attempt, result = await self.run_attempts(call, self._send_json)
-        usage = self.d.billing.check_usage(call.request_id, result.usage or Usage(call.prompt_tokens, 0, estimated=True))
+        usage = result.usage
+        if usage is None or usage.unreadable:     # none, or counts that are not numbers: count them here
+            counted = await _estimated_usage(call, result.response)
+            usage = counted if usage is None else usage.filled_from(counted)
+        usage = self.d.billing.check_usage(call.request_id, usage)
         record = self.usage_record(call, attempt, usage, status=200)
         settlement = await self.d.billing.settle(call.hold, attempt.model.price, usage, record)
         resp = result.response
@@ -267,6 +271,26 @@ class ChatService:
     async def drain(self, timeout_s: float = 30.0) -> None:
         if self.background:
             await asyncio.wait(list(self.background), timeout=timeout_s)
+
+
+async def _estimated_usage(call: Call, resp: dict) -> Usage:
+    """An upstream that reported no usage: the prompt as counted before the call, the completion
+    counted from the reply's text (content and tool-call arguments), as a stream's would be."""
+    parts = []
+    for choice in resp.get("choices") or ():
+        msg = choice.get("message") or {}
+        content = msg.get("content")
+        if isinstance(content, str):
+            parts.append(content)
+        elif isinstance(content, list):
+            parts.extend(p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
+        for tc in msg.get("tool_calls") or ():
+            fn = tc.get("function") or {}
+            parts.extend(v for v in (fn.get("name"), fn.get("arguments")) if isinstance(v, str))
+    text = "\n".join(parts)
+    if needs_tokenizer(text):     # its first load takes ~1 s: not on the event loop
+        await asyncio.get_running_loop().run_in_executor(None, load_tokenizer)
+    return Usage(call.prompt_tokens, count_text_tokens(text), estimated=True)
 
 
 def _choice_text(resp: dict) -> str:

@@ -54,13 +54,35 @@ class _Opened:
     ttft_ms: float | None
 
 
-def _has_content(chunks: list[dict]) -> bool:
-    for c in chunks:
-        for ch in c.get("choices") or ():
-            d = ch.get("delta") or {}
-            if d.get("content") or d.get("tool_calls") or d.get("refusal") or ch.get("finish_reason"):
-                return True
+def _unreadable_chunk(provider: str) -> UpstreamUnavailable:
+    return UpstreamUnavailable(f"{provider}: upstream sent a stream chunk Router One cannot read", provider=provider)
+
+
+def _has_content(chunks: list[dict], provider: str) -> bool:
+    """Whether the held chunks carry content yet. A chunk of the wrong shape (choices or a delta that
+    is not an object, content that is not text) is an upstream failure, raised before the stream
+    is committed to, so the router can still fail over."""
+    try:
+        for c in chunks:
+            for ch in c.get("choices") or ():
+                d = ch.get("delta") or {}
+                text = d.get("content")
+                if text is not None and text.__class__ is not str and text.__class__ is not list:
+                    raise TypeError("content")
+                if text or d.get("tool_calls") or d.get("refusal") or ch.get("finish_reason"):
+                    return True
+    except (AttributeError, TypeError):
+        raise _unreadable_chunk(provider) from None
     return False
+
+
+def _parts_text(content) -> str:
+    """The text of a content given as a list of parts (some OpenAI-compatible servers, Mistral's
+    reasoning models say, send that; other parts are left out); anything else is not content
+    (TypeError)."""
+    if content.__class__ is not list:
+        raise TypeError("content")
+    return "".join(p["text"] for p in content if p.__class__ is dict and p.get("text").__class__ is str)
 
 
 async def _send_stream(svc: "ChatService", call: Call, attempt: Attempt) -> _Opened:
@@ -80,7 +102,7 @@ async def _send_stream(svc: "ChatService", call: Call, attempt: Attempt) -> _Ope
     try:
         # a cancelled read loses no bytes, so the hold's deadline can simply cancel it
         async with asyncio.timeout(max(0.0, hold_s)):
-            while not _has_content(opened.held) and not opened.translator.done:
+            while not _has_content(opened.held, dep.vendor.name) and not opened.translator.done:
                 data = await upstream.read()
                 if not data:
                     raise UpstreamUnavailable(f"{dep.vendor.name}: stream ended before any content",
@@ -92,7 +114,7 @@ async def _send_stream(svc: "ChatService", call: Call, attempt: Attempt) -> _Ope
     except BaseException:
         upstream.close()
         raise
-    if _has_content(opened.held):
+    if _has_content(opened.held, dep.vendor.name):
         opened.ttft_ms = (time.perf_counter() - call.started) * 1000
     return opened
 
@@ -145,18 +167,36 @@ class ChatStream:
             await self.close()
 
     def _frame(self, chunk: dict) -> bytes:
+        """The chunk as an SSE event, its text counted. A chunk of the wrong shape (choices, a delta,
+        tool calls or a function that are not what the protocol says; content, arguments or a
+        finish_reason that are not text) is an upstream failure: the stream ends with an error and
+        is settled."""
         chunk.update(self._stamp)     # keys the upstream sent keep their place, as with item assignment
-        for ch in chunk.get("choices") or ():
-            d = ch.get("delta") or {}
-            text = d.get("content")
-            if text:
-                self._relayed(text)
-            for tc in d.get("tool_calls") or ():
-                args = (tc.get("function") or {}).get("arguments")
-                if args:
-                    self._relayed(args)
-            if ch.get("finish_reason"):
-                self._finished = True
+        try:
+            for ch in chunk.get("choices") or ():
+                d = ch.get("delta") or {}
+                text = d.get("content")
+                if text:
+                    if text.__class__ is not str:     # a list of parts: its text, as OpenAI's clients expect
+                        text = d["content"] = _parts_text(text)
+                    self._relayed(text)
+                calls = d.get("tool_calls")
+                if calls:
+                    if calls.__class__ is not list:
+                        raise TypeError("tool_calls")
+                    for tc in calls:
+                        args = (tc.get("function") or {}).get("arguments")
+                        if args:
+                            if args.__class__ is not str:
+                                raise TypeError("arguments")
+                            self._relayed(args)
+                finish = ch.get("finish_reason")
+                if finish:
+                    if finish.__class__ is not str:
+                        raise TypeError("finish_reason")
+                    self._finished = True
+        except (AttributeError, TypeError):
+            raise _unreadable_chunk(self.attempt.deployment.vendor.name) from None
         return b"data: " + orjson.dumps(chunk) + b"\n\n"
 
     def _relayed(self, text: str) -> None:
@@ -176,8 +216,10 @@ class ChatStream:
         read, decoder, translator, frame = o.upstream.read, o.decoder, o.translator, self._frame
         feed_data = getattr(translator, "feed_data", None)
         data_only = decoder.data_only if feed_data is not None else None
-        out = [frame(c) for c in o.held]
+        out: list[bytes] = []
         try:
+            for c in o.held:
+                out.append(frame(c))
             while not translator.done:
                 if out:
                     yield out[0] if len(out) == 1 else b"".join(out)
@@ -236,6 +278,8 @@ class ChatStream:
         usage = self.o.translator.usage
         if usage is None:
             usage = Usage(self.call.prompt_tokens, self._counter.total(), estimated=True)
+        elif usage.unreadable:       # counts that are not numbers: Router One's own
+            usage = usage.filled_from(Usage(self.call.prompt_tokens, self._counter.total()))
         elif error is not None or client_closed:
             # the upstream's final count never came (Anthropic's message_start says 1): bill at
             # least what was relayed

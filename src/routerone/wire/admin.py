@@ -264,10 +264,31 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        raise _DuplicateKey(next(k for k, _ in pairs if k in seen or seen.add(k)))
+    return out
+
+
 def parse_body(model: type[M], raw: bytes) -> M:
-    """Validate a JSON body (empty means {}). Numbers keep their exact decimal text (for USD)."""
+    """Validate a JSON body (empty means {}). Numbers keep their exact decimal text (for USD). A key
+    given twice is refused: which of the two counts would depend on the parser (a proxy or a log may
+    read the other one), and an amount must never be ambiguous."""
     try:
-        data = json.loads(raw or b"{}", parse_float=Decimal, parse_constant=_reject_constant)
+        data = json.loads(raw or b"{}", parse_float=Decimal, parse_constant=_reject_constant,
+                          object_pairs_hook=_no_duplicates)
+    except _DuplicateKey as exc:
+        key = exc.key[:100]
+        raise InvalidRequest(f"The field '{key}' is given more than once", param=key,
+                             code="duplicate_parameter") from None
     except (ValueError, RecursionError):
         raise InvalidRequest("The request body is not valid JSON", code="invalid_json") from None
     if not isinstance(data, dict):

@@ -1,6 +1,7 @@
 """Small wire value types shared by providers, billing and the chat service."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 
@@ -13,6 +14,9 @@ class Usage:
     cache_write_tokens: int = 0     # prompt tokens written to a cache (subset of prompt_tokens)
     reasoning_tokens: int = 0       # subset of completion_tokens
     estimated: bool = False         # True when counted locally because the upstream gave none
+    # prompt_tokens / completion_tokens the upstream sent as something that is not a count (a string,
+    # null, a fraction, missing): 0 here, to be counted locally (`filled_from`) and flagged by billing
+    unreadable: tuple[str, ...] = ()
 
     @property
     def total_tokens(self) -> int:
@@ -38,11 +42,27 @@ class Usage:
         pd = raw.get("prompt_tokens_details")
         cd = raw.get("completion_tokens_details")
         pd, cd = (pd if isinstance(pd, dict) else {}), (cd if isinstance(cd, dict) else {})
-        return cls(prompt_tokens=_count(raw.get("prompt_tokens")),
-                   completion_tokens=_count(raw.get("completion_tokens")),
+        prompt, completion = raw.get("prompt_tokens"), raw.get("completion_tokens")
+        unreadable = tuple(name for name, v in (("prompt_tokens", prompt), ("completion_tokens", completion))
+                           if not _readable(v))
+        return cls(prompt_tokens=_count(prompt),
+                   completion_tokens=_count(completion),
                    cached_tokens=_count(pd.get("cached_tokens")),
                    cache_write_tokens=_count(pd.get("cache_write_tokens")),
-                   reasoning_tokens=_count(cd.get("reasoning_tokens")))
+                   reasoning_tokens=_count(cd.get("reasoning_tokens")),
+                   unreadable=unreadable)
+
+    def filled_from(self, counted: "Usage") -> "Usage":
+        """This usage with its unreadable counts replaced by Router One's own (`counted`)."""
+        return dataclasses.replace(
+            self, estimated=True,
+            prompt_tokens=counted.prompt_tokens if "prompt_tokens" in self.unreadable else self.prompt_tokens,
+            completion_tokens=counted.completion_tokens if "completion_tokens" in self.unreadable
+            else self.completion_tokens)
+
+
+def _readable(value) -> bool:
+    return not isinstance(value, bool) and (isinstance(value, int) or (isinstance(value, float) and value.is_integer()))
 
 
 def _count(value) -> int:

@@ -197,3 +197,33 @@ def test_the_home_page_is_the_console(gateway) -> None:
     with urllib.request.urlopen(gw.url + "/", timeout=10) as resp:     # follows the redirects
         assert resp.url.startswith(gw.url + "/console/") and resp.status == 200
         assert b"sign in" in resp.read().lower()
+
+
+BAD_FORMS = {    # bodies no browser sends: each was a 500 with a traceback (aiohttp's request.post() raising)
+    "multipart without a boundary": ("multipart/form-data", b"zzz", {}),
+    "multipart with a nameless field": ("multipart/form-data; boundary=zzz",
+                                       b'--zzz\r\nContent-Disposition: form-data; name="email"\r\n\r\nx\r\n--zzz', {}),
+    "bytes that are not UTF-8": ("application/x-www-form-urlencoded", b"email=\xff\xfe&password=%ff", {}),
+    "an unknown charset": ("application/x-www-form-urlencoded; charset=klingon", b"email=a", {}),
+    "gzip that is not gzip": ("application/x-www-form-urlencoded", b"email=a", {"Content-Encoding": "gzip"}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_FORMS))
+def test_a_malformed_form_is_a_400_page(user_setup, name) -> None:
+    """Sign-in (no session yet) and a signed-in action (the CSRF check reads the form first): 400 pages."""
+    import httpx2
+    cg, acc, _ = user_setup
+    content_type, body, extra = BAD_FORMS[name]
+    with httpx2.Client(base_url=cg.url, timeout=30) as http:
+        login = http.get("/login")
+        resp = http.post("/login", content=body, headers={"Content-Type": content_type, **extra})
+        assert resp.status_code == 400, resp.text[:300]
+        assert "could not be read" in resp.text and "Traceback" not in resp.text
+        csrf = re.search(r'name="csrf" value="([^"]+)"', login.text).group(1)
+        ok = http.post("/login", data={"csrf": csrf, "email": USER_EMAIL, "password": USER_PASSWORD, "next": "/console/"})
+        assert ok.status_code == 303, ok.text[:300]
+        resp = http.post("/keys", content=body, headers={"Content-Type": content_type, **extra})
+        assert resp.status_code == 400 and "could not be read" in resp.text, resp.text[:300]
+        assert http.get("/keys").status_code == 200          # the session still works
+    assert cg.gw.call(cg.gw.app[CONSOLE].store.list_keys(acc)) == []

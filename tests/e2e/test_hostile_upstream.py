@@ -1,0 +1,451 @@
+"""An OpenAI-compatible upstream (a self-hosted box, say) that answers with readable JSON of the wrong
+shape: stream chunks whose content or tool-call arguments are not text, tool_calls that are not a
+list, a message that is not an object, a reply without usage, a 5 MB error message. Through the
+real gateway on a real socket, with the official `openai` and `anthropic` SDKs: every outcome is a
+documented error (or a correct reply), never a 500, and the books stay exact (the hold closed, one
+usage row per request, the charge on it).
+
+Directive in the last user message: [[reply:NAME]], NAME a key of REPLIES or STREAMS below."""
+from __future__ import annotations
+
+import re
+import sys
+import time
+from pathlib import Path
+
+import anthropic
+import httpx2
+import openai
+import orjson
+import pytest
+from aiohttp import web
+from openai import OpenAI
+
+sys.path.insert(0, str(Path(__file__).parent))
+from money_procs import OUT_MICROS, SMALL, write_money_catalog  # noqa: E402
+
+from routerone.settings import ProviderSettings, Settings  # noqa: E402
+from routerone.store.base import UsageQuery  # noqa: E402
+from routerone.testing.harness import Gateway  # noqa: E402
+from routerone.testing.threaded import ThreadedServer  # noqa: E402
+
+_REPLY = re.compile(r"\[\[reply:(\w+)\]\]")
+USAGE = {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10}
+UPSTREAM_KEY = "sk-upstream-SECRET-0123456789"
+
+
+def _message(message, usage=USAGE, finish="stop") -> dict:
+    out = {"id": "chatcmpl-h", "object": "chat.completion", "created": 1, "model": "fake-small",
+           "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": None}]}
+    if usage is not None:
+        out["usage"] = usage
+    return out
+
+
+REPLIES = {   # non-streamed: (status, body)
+    "content_number": (200, _message({"role": "assistant", "content": 12345})),
+    "content_object": (200, _message({"role": "assistant", "content": {"a": 1}})),
+    "message_string": (200, _message("hello")),
+    "choice_number": (200, {**_message(None), "choices": [5]}),
+    "tool_calls_string": (200, _message({"role": "assistant", "content": None, "tool_calls": "nope"}, finish="tool_calls")),
+    "tool_call_number": (200, _message({"role": "assistant", "content": None, "tool_calls": [7]}, finish="tool_calls")),
+    "tool_function_string": (200, _message({"role": "assistant", "content": None,
+                                            "tool_calls": [{"id": "c", "type": "function", "function": "f"}]},
+                                           finish="tool_calls")),
+    "tool_name_number": (200, _message({"role": "assistant", "content": None, "tool_calls": [
+        {"id": "c", "type": "function", "function": {"name": 5, "arguments": "{}"}}]}, finish="tool_calls")),
+    "tool_id_number": (200, _message({"role": "assistant", "content": None, "tool_calls": [
+        {"id": 5, "type": "function", "function": {"name": "f", "arguments": "{}"}}]}, finish="tool_calls")),
+    "finish_object": (200, _message({"role": "assistant", "content": "hi"}, finish={"why": "stop"})),
+    "tool_arguments_object": (200, _message({"role": "assistant", "content": None, "tool_calls": [
+        {"id": "c", "type": "function", "function": {"name": "f", "arguments": {"a": 1}}}]}, finish="tool_calls")),
+    "content_parts": (200, _message({"role": "assistant", "content": [
+        {"type": "thinking", "thinking": "hmm"}, {"type": "text", "text": "hello "}, 5, {"type": "text", "text": "there"}]})),
+    "no_usage": (200, _message({"role": "assistant", "content": "word " * 40}, usage=None)),
+    "no_usage_tools": (200, _message({"role": "assistant", "content": None, "tool_calls": [
+        {"id": "c", "type": "function", "function": {"name": "f", "arguments": '{"city": "' + "Paris " * 30 + '"}'}}]},
+        usage=None, finish="tool_calls")),
+    "usage_strings": (200, _message({"role": "assistant", "content": "word " * 40},
+                                    usage={"prompt_tokens": "lots", "completion_tokens": None, "total_tokens": "x"})),
+    "usage_fractions": (200, _message({"role": "assistant", "content": "word " * 40},
+                                      usage={"prompt_tokens": 7.5, "completion_tokens": 2.5})),
+    "huge_error": (400, {"error": {"message": "m" * 5_000_000, "type": "invalid_request_error", "code": "bad"}}),
+}
+
+
+def _chunk(delta, finish=None) -> dict:
+    return {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "fake-small",
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+
+
+GOOD = _chunk({"role": "assistant", "content": "hello "})
+STREAMS = {   # streamed: the chunk sent after a good first content chunk
+    "s_content_number": _chunk({"content": 5}),
+    "s_content_object": _chunk({"content": {"a": 1}}),
+    "s_tool_calls_string": _chunk({"tool_calls": "x"}),
+    "s_tool_call_number": _chunk({"tool_calls": [5]}),
+    "s_tool_arguments_number": _chunk({"tool_calls": [{"index": 0, "id": "c", "type": "function",
+                                                       "function": {"name": "f", "arguments": 5}}]}),
+    "s_choices_string": {"id": "c", "choices": "abc"},
+    "s_choice_number": {"id": "c", "choices": [5]},
+    "s_delta_string": {"id": "c", "choices": [{"index": 0, "delta": "x"}]},
+    "s_finish_object": _chunk({}, {"why": "stop"}),
+}
+PARTS = {"s_content_parts": _chunk({"content": [{"type": "text", "text": "there"}, {"type": "thinking", "thinking": "x"}]})}
+STREAM_USAGE = {"s_usage_strings": {"prompt_tokens": "lots", "completion_tokens": None}}
+
+
+class HostileUpstream(ThreadedServer):
+    def __init__(self) -> None:
+        super().__init__(self._app)
+
+    def _app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_post("/v1/embeddings", self._embeddings)
+        app.router.add_post("/v1/messages", self._anthropic)
+        app.router.add_post("/v1beta/models/{action}", self._gemini)
+        return app
+
+    async def _anthropic(self, request: web.Request) -> web.StreamResponse:
+        """Anthropic-shaped, usage counts that are not numbers: "12", null."""
+        body = orjson.loads(await request.read())
+        text = "word " * 40
+        if not body.get("stream"):
+            return web.json_response({"id": "msg_1", "type": "message", "role": "assistant", "model": body["model"],
+                                      "content": [{"type": "text", "text": text}], "stop_reason": "end_turn",
+                                      "usage": {"input_tokens": "12", "output_tokens": None}})
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        for name, data in [
+            ("message_start", {"type": "message_start", "message": {
+                "id": "msg_1", "type": "message", "role": "assistant", "model": body["model"], "content": [],
+                "usage": {"input_tokens": "12", "output_tokens": 1}}}),
+            ("content_block_start", {"type": "content_block_start", "index": 0,
+                                     "content_block": {"type": "text", "text": ""}}),
+            ("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                     "delta": {"type": "text_delta", "text": text}}),
+            ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+            ("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn"},
+                               "usage": {"output_tokens": "forty"}}),
+                ("message_stop", {"type": "message_stop"})]:
+            await resp.write(f"event: {name}\ndata: ".encode() + orjson.dumps(data) + b"\n\n")
+        return resp
+
+    async def _gemini(self, request: web.Request) -> web.Response:
+        return web.json_response({"candidates": [{"content": {"role": "model", "parts": [{"text": "word " * 40}]},
+                                                  "finishReason": "STOP"}],
+                                  "usageMetadata": {"promptTokenCount": "12", "candidatesTokenCount": None}})
+
+    async def _embeddings(self, request: web.Request) -> web.Response:
+        body = orjson.loads(await request.read())
+        inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        name = (_REPLY.findall(str(inputs)) or ["ok"])[-1]
+        data = [{"object": "embedding", "index": i, "embedding": [0.5, 0.25]} for i in range(len(inputs))]
+        usage = {"prompt_tokens": 3, "total_tokens": 3}
+        if name == "mixed_index":
+            data[0]["index"] = "first"
+        elif name == "index_object":
+            data[0]["index"] = {"i": 0}
+        elif name == "huge_tokens":
+            usage = {"prompt_tokens": 10 ** 30, "total_tokens": 10 ** 30}
+        return web.json_response({"object": "list", "model": body["model"], "data": data, "usage": usage})
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        body = orjson.loads(await request.read())
+        text = next((m["content"] for m in reversed(body["messages"]) if isinstance(m.get("content"), str)), "")
+        name = (_REPLY.findall(text) or ["ok"])[-1]
+        if name in ("huge_reply", "huge_reply_chunked", "huge_error_body"):    # 65 MiB: valid JSON, then spaces
+            status = 500 if name == "huge_error_body" else 200
+            big = orjson.dumps(_message({"role": "assistant", "content": "ok"})) + b" " * (65 << 20)
+            if name == "huge_reply_chunked":
+                resp = web.StreamResponse(status=status, headers={"Content-Type": "application/json"})
+                resp.enable_chunked_encoding()
+                await resp.prepare(request)
+                for i in range(0, len(big), 1 << 20):
+                    await resp.write(big[i:i + (1 << 20)])
+                return resp
+            return web.Response(status=status, body=big, content_type="application/json")
+        if name.startswith("echo_auth"):        # a proxy that echoes the request's credentials in its errors
+            status = 400 if name == "echo_auth" else 503
+            err = {"error": {"message": f"rejected: Authorization: {request.headers.get('Authorization')}",
+                             "type": "invalid_request_error", "code": "bad"}}
+            if not body.get("stream") or name != "echo_auth_stream":
+                return web.Response(status=status, body=orjson.dumps(err), content_type="application/json")
+            resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+            await resp.prepare(request)
+            await resp.write(b"data: " + orjson.dumps(GOOD) + b"\n\n" + b"data: " + orjson.dumps(err) + b"\n\n")
+            return resp
+        if not body.get("stream"):
+            status, reply = REPLIES.get(name, (200, _message({"role": "assistant", "content": "ok"})))
+            return web.Response(status=status, body=orjson.dumps(reply), content_type="application/json")
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        if name in ("s_huge_line", "s_endless_event"):    # 20 MiB: a line that never ends, an event that never does
+            await resp.write(b"data: " + orjson.dumps(GOOD) + b"\n\n")
+            piece = b"a" * 65536 if name == "s_huge_line" else (b"data: " + b"a" * 1000 + b"\n") * 64
+            try:
+                for _ in range((20 << 20) // len(piece)):
+                    await resp.write(piece)
+            except ConnectionError:
+                pass                     # the gateway gave up on us: as it should
+            return resp
+        first = STREAMS.get(name.removesuffix("_first")) or PARTS.get(name)
+        events = [first] if name.endswith("_first") else [GOOD, first] if first else [GOOD]
+        for ev in events:
+            await resp.write(b"data: " + orjson.dumps(ev) + b"\n\n")
+        await resp.write(b"data: " + orjson.dumps(_chunk({}, "stop")) + b"\n\n")
+        usage = STREAM_USAGE.get(name, USAGE)
+        await resp.write(b"data: " + orjson.dumps({"id": "c", "choices": [], "usage": usage}) + b"\n\n")
+        await resp.write(b"data: [DONE]\n\n")
+        return resp
+
+
+@pytest.fixture(scope="module")
+def upstream():
+    with HostileUpstream() as up:
+        yield up
+
+
+@pytest.fixture
+def gw(tmp_path: Path, upstream):
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'r1.db'}", demo="off", max_retries=0,
+                        catalog_path=str(write_money_catalog(tmp_path / "catalog.toml")),
+                        providers={"openai": ProviderSettings(api_key=UPSTREAM_KEY, base_url=upstream.url + "/v1"),
+                                   "anthropic": ProviderSettings(api_key="sk-ant-up-0123456789", base_url=upstream.url),
+                                   "gemini": ProviderSettings(api_key="gem-up-0123456789",
+                                                              base_url=upstream.url + "/v1beta")},
+                        usage_flush_interval_s=0.05)
+    with Gateway(settings) as gw:
+        yield gw
+
+
+def _rows(gw: Gateway, account_id: int, expected: int) -> list:
+    """The account's usage rows once `expected` are written; the hold closed, the ledger agrees."""
+    store = gw.runtime.chat.d.billing.store
+    deadline = time.monotonic() + 10
+    while True:
+        rows = gw.call(store.query_usage(UsageQuery(account_id=account_id, limit=100))).records
+        if len(rows) >= expected or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert len(rows) == expected, f"{len(rows)} usage rows for {expected} requests"
+    acc = gw.account(account_id)
+    assert acc["reserved_micros"] == 0, "a hold was left open"
+    charged = sum(-e.amount_micros for e in gw.call(store.ledger(account_id, 100)) if e.kind == "charge")
+    assert charged == sum(r.cost_micros for r in rows) == 10_000_000 - acc["balance_micros"]
+    return rows
+
+
+def _client(gw: Gateway, key: str) -> OpenAI:
+    return OpenAI(base_url=gw.base_url, api_key=key, max_retries=0, timeout=30)
+
+
+def _ask(name: str) -> list[dict]:
+    return [{"role": "user", "content": f"hi [[reply:{name}]]"}]
+
+
+@pytest.mark.parametrize("name", sorted(STREAMS))
+def test_a_malformed_stream_chunk_ends_the_stream_with_an_error_and_is_settled(gw, name):
+    key, account_id = gw.new_key()
+    with httpx2.Client(timeout=30) as http:
+        resp = http.post(gw.base_url + "/chat/completions", headers={"Authorization": f"Bearer {key}"},
+                         json={"model": SMALL, "stream": True, "max_tokens": 50, "messages": _ask(name),
+                               "stream_options": {"include_usage": True}})
+    assert resp.status_code == 200
+    events = [ev[6:] for ev in resp.text.split("\n\n") if ev.startswith("data: ")]
+    assert events and events[-1] != "[DONE]", "a malformed upstream chunk must not end in a clean [DONE]"
+    assert orjson.loads(events[-1])["error"]["code"] == "upstream_unavailable"
+    assert orjson.loads(events[-2])["choices"][0]["finish_reason"] == "error"
+    # the SDK sees the failure while iterating, not a silent end
+    with pytest.raises(openai.APIError):
+        list(_client(gw, key).chat.completions.create(model=SMALL, stream=True, max_tokens=50, messages=_ask(name)))
+    rows = _rows(gw, account_id, 2)
+    assert sorted(r.status for r in rows) == [502, 502]
+    assert all(r.completion_tokens >= 1 and r.cost_micros == r.completion_tokens * OUT_MICROS for r in rows), \
+        "the text relayed before the bad chunk is billed"
+
+
+@pytest.mark.parametrize("name", ["s_content_number", "s_choices_string", "s_delta_string"])
+def test_a_malformed_first_chunk_is_a_502_before_the_stream(gw, name):
+    key, account_id = gw.new_key()
+    with pytest.raises(openai.APIStatusError) as ei:
+        _client(gw, key).chat.completions.create(model=SMALL, stream=True, max_tokens=50,
+                                                 messages=_ask(name + "_first"))
+    assert ei.value.status_code == 502 and ei.value.body["code"] == "upstream_unavailable"
+    [row] = _rows(gw, account_id, 1)
+    assert (row.status, row.cost_micros) == (502, 0)
+
+
+SHAPES = ["content_number", "content_object", "message_string", "choice_number", "tool_calls_string",
+          "tool_call_number", "tool_function_string", "tool_arguments_object", "tool_name_number", "tool_id_number",
+          "finish_object"]
+
+
+@pytest.mark.parametrize("name", SHAPES)
+def test_a_reply_of_the_wrong_shape_is_a_502_on_every_api_and_not_charged(gw, name):
+    key, account_id = gw.new_key()
+    with pytest.raises(openai.APIStatusError) as ei:
+        _client(gw, key).chat.completions.create(model=SMALL, max_tokens=50, messages=_ask(name))
+    assert ei.value.status_code == 502 and ei.value.body["code"] == "upstream_unavailable"
+    with pytest.raises(openai.APIStatusError) as ei:
+        _client(gw, key).responses.create(model=SMALL, max_output_tokens=50, input=f"hi [[reply:{name}]]")
+    assert ei.value.status_code == 502
+    with pytest.raises(anthropic.APIStatusError) as ai:
+        anthropic.Anthropic(base_url=gw.url, api_key=key, max_retries=0, timeout=30).messages.create(
+            model=SMALL, max_tokens=50, messages=_ask(name))
+    assert ai.value.status_code == 502 and ai.value.body["error"]["type"] == "api_error"
+    rows = _rows(gw, account_id, 3)
+    assert [(r.status, r.cost_micros) for r in rows] == [(502, 0)] * 3
+
+
+@pytest.mark.parametrize("name", ["no_usage", "no_usage_tools", "usage_strings", "usage_fractions"])
+def test_a_reply_without_usage_is_billed_for_its_completion(gw, name):
+    """No usage, or counts that are not numbers ("lots", null, 2.5): Router One counts (and flags)."""
+    key, account_id = gw.new_key()
+    flagged = gw.runtime.chat.d.billing.usage_flagged
+    reply = _client(gw, key).chat.completions.create(model=SMALL, max_tokens=100, messages=_ask(name))
+    assert reply.usage.completion_tokens >= 30 and reply.usage.prompt_tokens > 0, reply.usage
+    assert gw.runtime.chat.d.billing.usage_flagged - flagged == (0 if name.startswith("no_usage") else 1)
+    [row] = _rows(gw, account_id, 1)
+    assert row.completion_tokens == reply.usage.completion_tokens
+    assert row.cost_micros == reply.usage.completion_tokens * OUT_MICROS > 0
+
+
+def test_a_huge_upstream_error_message_is_cut(gw):
+    key, account_id = gw.new_key()
+    with httpx2.Client(timeout=30) as http:
+        resp = http.post(gw.base_url + "/chat/completions", headers={"Authorization": f"Bearer {key}"},
+                         json={"model": SMALL, "max_tokens": 5, "messages": _ask("huge_error")})
+    assert resp.status_code == 400
+    err = resp.json()["error"]
+    assert err["code"] == "bad" and err["type"] == "invalid_request_error"
+    assert err["message"].startswith("openai: mmm") and len(err["message"]) <= 2_100
+    assert len(resp.content) < 3_000
+    [row] = _rows(gw, account_id, 1)
+    assert (row.status, row.cost_micros) == (400, 0)
+
+
+@pytest.mark.parametrize("name", ["mixed_index", "index_object"])
+def test_embeddings_of_the_wrong_shape_are_a_502_and_not_charged(gw, name):
+    key, account_id = gw.new_key()
+    with pytest.raises(openai.APIStatusError) as ei:
+        _client(gw, key).embeddings.create(model="text-embedding-3-small", input=["a", f"b [[reply:{name}]]"])
+    assert ei.value.status_code == 502 and ei.value.body["code"] == "upstream_unavailable"
+    [row] = _rows(gw, account_id, 1)
+    assert (row.status, row.cost_micros) == (502, 0)
+
+
+def test_absurd_embedding_usage_costs_at_most_the_hold(gw):
+    key, account_id = gw.new_key()
+    resp = _client(gw, key).embeddings.create(model="text-embedding-3-small", input=["a [[reply:huge_tokens]]"])
+    assert len(resp.data) == 1
+    [row] = _rows(gw, account_id, 1)
+    assert row.status == 200 and 0 < row.cost_micros <= 1_000, row
+
+
+@pytest.mark.parametrize("name", ["s_finish_object", "s_content_number", "s_tool_calls_string"])
+def test_a_malformed_stream_chunk_ends_messages_and_responses_streams_with_an_error(gw, name):
+    """/v1/messages and /v1/responses translate the chat stream: a bad chunk was a 500 written into it."""
+    key, account_id = gw.new_key()
+    with httpx2.Client(timeout=30) as http:
+        msgs = http.post(gw.url + "/v1/messages", headers={"x-api-key": key},
+                         json={"model": SMALL, "stream": True, "max_tokens": 50, "messages": _ask(name)})
+        resp = http.post(gw.base_url + "/responses", headers={"Authorization": f"Bearer {key}"},
+                         json={"model": SMALL, "stream": True, "max_output_tokens": 50, "input": f"hi [[reply:{name}]]"})
+    assert msgs.status_code == 200 and "event: error" in msgs.text and "message_stop" not in msgs.text
+    assert resp.status_code == 200 and "response.failed" in resp.text and "response.completed" not in resp.text
+    rows = _rows(gw, account_id, 2)
+    assert sorted(r.status for r in rows) == [502, 502]
+
+
+def test_a_stream_whose_usage_counts_are_not_numbers_is_billed_for_what_it_relayed(gw):
+    key, account_id = gw.new_key()
+    chunks = list(_client(gw, key).chat.completions.create(
+        model=SMALL, stream=True, max_tokens=50, messages=_ask("s_usage_strings"),
+        stream_options={"include_usage": True}))
+    usage = chunks[-1].usage
+    assert usage.prompt_tokens > 0 and usage.completion_tokens >= 1, usage
+    [row] = _rows(gw, account_id, 1)
+    assert row.status == 200 and row.completion_tokens == usage.completion_tokens
+    assert row.cost_micros == usage.completion_tokens * OUT_MICROS > 0
+
+
+@pytest.mark.parametrize("name, stream", [("huge_reply", False), ("huge_reply_chunked", False),
+                                          ("huge_error_body", True)])
+def test_an_upstream_reply_over_64_mib_is_a_502_read_no_further(gw, name, stream):
+    key, account_id = gw.new_key()
+    with pytest.raises(openai.APIStatusError) as ei:
+        _client(gw, key).chat.completions.create(model=SMALL, max_tokens=5, stream=stream, messages=_ask(name))
+    assert ei.value.status_code == 502 and ei.value.body["code"] == "upstream_unavailable"
+    assert "larger than" in ei.value.body["message"]
+    [row] = _rows(gw, account_id, 1)
+    assert (row.status, row.cost_micros) == (502, 0)
+
+
+@pytest.mark.parametrize("name", ["s_huge_line", "s_endless_event"])
+def test_a_stream_event_over_16_mib_ends_the_stream_quickly_and_is_settled(gw, name):
+    """A 200 MB line without a line end took the gateway's loop ~1 minute (quadratic copying) and
+    ~400 MB of memory; now 16 MiB is the bound of one event."""
+    key, account_id = gw.new_key()
+    t0 = time.monotonic()
+    with httpx2.Client(timeout=60) as http:
+        resp = http.post(gw.base_url + "/chat/completions", headers={"Authorization": f"Bearer {key}"},
+                         json={"model": SMALL, "stream": True, "max_tokens": 50, "messages": _ask(name)})
+    assert time.monotonic() - t0 < 20
+    events = [ev[6:] for ev in resp.text.split("\n\n") if ev.startswith("data: ")]
+    err = orjson.loads(events[-1])["error"]
+    assert err["code"] == "upstream_unavailable" and "larger than" in err["message"]
+    [row] = _rows(gw, account_id, 1)
+    assert row.status == 502 and row.completion_tokens >= 1 and row.cost_micros == row.completion_tokens * OUT_MICROS
+
+
+@pytest.mark.parametrize("name, stream", [("echo_auth", False), ("echo_auth_503", False), ("echo_auth_stream", True)])
+def test_an_upstream_that_echoes_our_key_does_not_hand_it_to_the_client(gw, name, stream):
+    key, account_id = gw.new_key()
+    with httpx2.Client(timeout=30) as http:
+        resp = http.post(gw.base_url + "/chat/completions", headers={"Authorization": f"Bearer {key}"},
+                         json={"model": SMALL, "max_tokens": 5, "stream": stream, "messages": _ask(name)})
+    assert resp.status_code in (400, 502, 503), resp.text[:300]
+    assert "rejected: Authorization: Bearer [redacted]" in resp.text
+    assert UPSTREAM_KEY not in resp.text
+
+
+def test_content_as_a_list_of_parts_reaches_every_api_as_text(gw):
+    """Some servers (Mistral's reasoning models) send content as a list of parts: it was passed on as a
+    list (an Anthropic text block holding a list; a 500 inside a /v1/responses stream)."""
+    key, account_id = gw.new_key()
+    client = _client(gw, key)
+    assert client.chat.completions.create(model=SMALL, max_tokens=50, messages=_ask("content_parts")) \
+        .choices[0].message.content == "hello there"
+    ant = anthropic.Anthropic(base_url=gw.url, api_key=key, max_retries=0, timeout=30)
+    assert ant.messages.create(model=SMALL, max_tokens=50, messages=_ask("content_parts")).content[0].text \
+        == "hello there"
+    assert client.responses.create(model=SMALL, max_output_tokens=50, input="hi [[reply:content_parts]]") \
+        .output_text == "hello there"
+    chunks = list(client.chat.completions.create(model=SMALL, stream=True, max_tokens=50, messages=_ask("s_content_parts")))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "hello there"
+    events = list(client.responses.create(model=SMALL, stream=True, max_output_tokens=50,
+                                          input="hi [[reply:s_content_parts]]"))
+    assert events[-1].type == "response.completed" and events[-1].response.output_text == "hello there"
+    rows = _rows(gw, account_id, 5)
+    assert all(r.status == 200 for r in rows)
+
+
+@pytest.mark.parametrize("model, stream", [("claude-3-5-haiku-20241022", False), ("claude-3-5-haiku-20241022", True),
+                                           ("gemini-2.5-flash", False)])
+def test_anthropic_and_gemini_usage_counts_that_are_not_numbers_are_counted(gw, model, stream):
+    """Anthropic's "12"/null/"forty" and Gemini's "12"/null were billed as 0 tokens, unflagged."""
+    key, account_id = gw.new_key()
+    flagged = gw.runtime.chat.d.billing.usage_flagged
+    client = _client(gw, key)
+    if stream:
+        chunks = list(client.chat.completions.create(model=model, stream=True, max_tokens=100, messages=_ask("x"),
+                                                     stream_options={"include_usage": True}))
+        usage = chunks[-1].usage
+    else:
+        usage = client.chat.completions.create(model=model, max_tokens=100, messages=_ask("x")).usage
+    assert usage.prompt_tokens > 0 and usage.completion_tokens >= 30, usage
+    assert gw.runtime.chat.d.billing.usage_flagged > flagged
+    [row] = _rows(gw, account_id, 1)
+    assert row.status == 200 and row.completion_tokens == usage.completion_tokens and row.cost_micros > 0
