@@ -16,13 +16,9 @@
    looks like (a cue that misfires on a dataset it never saw). The level is known in training and
    added back to the traits the profiles are fitted on; on a new prompt it is unknown and is the
    row-weighted mean level (folded into the scorer's bias). One table: nothing changes.
-4. Each model's profile e_m: weighted least squares of its quality on [1, easy, gap] over the rows
-   it has scores for, the traits predicted out of fold (PROFILE_FOLDS folds), so the profiles see
-   traits as noisy as they are on new prompts; then pooled across the models by empirical Bayes
-   (`_pooled_profiles`): each component shrinks toward the models' mean by how little the data
-   tells the models apart on it. The pooling is done with the traits centred on their mean over
-   the training rows (the base is then the model's quality on the average prompt, nearly
-   uncorrelated with its loadings), so it does not depend on the traits' arbitrary origin.
+4. Each model's profile e_m: ridge least squares of its quality on [1, easy, gap] over the rows it
+   has scores for, the traits predicted out of fold (PROFILE_FOLDS folds), so the profiles see
+   traits as noisy as they are on new prompts.
 5. The prior map: each profile component regressed on the models' published scores
    (model_priors.toml), over the trained models that have one.
 Deterministic: same tables, same artefact.
@@ -38,8 +34,7 @@ from .profiles import DEFAULT_OUTPUT_TOKENS, LENGTH_CLIP, TRAITS, Prior, Profile
 
 TRAIT_L2 = 1e-3          # ridge penalty of the trait regressions when there are too few rows for inner CV
 TRAIT_L2_GRID = (1e-2, 1e-3, 1e-4)   # per-row penalties tried by the inner CV (_oof_traits), strong first
-PROFILE_JITTER = 1e-9    # x trace: keeps a profile's normal equations invertible (numerical only)
-EB_ITERATIONS = 200      # fixed-point iterations of the empirical-Bayes pooling (converges in a few)
+PROFILE_L2 = 1.0         # ridge penalty (sum-of-squares units) on a profile's trait loadings
 PROFILE_FOLDS = 2        # out-of-fold traits for fitting the profiles (0 = in-sample)
 MIN_OUTPUT_TOKENS = 8    # a table whose mean answer is shorter (MMLU's letters) says nothing on length
 
@@ -180,45 +175,13 @@ def _oof_traits(feats, targets: np.ndarray, weights: np.ndarray,
     return oof, l2_full
 
 
-def _profile_alone(y: np.ndarray, traits: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(weighted least squares of the model's quality on [1, traits], its sampling covariance
-    s^2 (X'WX)^-1, s^2 the weighted residual variance)."""
+def _profile(y: np.ndarray, traits: np.ndarray, w: np.ndarray) -> np.ndarray:
     ok = ~np.isnan(y)
     X = np.column_stack([np.ones(ok.sum()), traits[ok]])
     W = w[ok]
     A = X.T @ (X * W[:, None])
-    A += PROFILE_JITTER * max(float(np.trace(A)), 1.0) * np.eye(A.shape[0])   # numerical only
-    A_inv = np.linalg.inv(A)
-    e = A_inv @ (X.T @ (W * y[ok]))
-    r = y[ok] - X @ e
-    s2 = float(np.sum(W * r * r)) / max(int(ok.sum()) - X.shape[1], 1)
-    return e, s2 * A_inv
-
-
-def _pooled_profiles(fits: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
-    """Empirical Bayes over the models: e_m ~ N(mu, T), T = diag(t), each fitted e_hat_m ~
-    N(e_m, V_m). mu (precision-weighted mean) and t (method of moments: the variance of the fitted
-    component across models minus its mean sampling variance, at least 0) are iterated to a fixed
-    point; each profile is its posterior mean mu + T (T + V_m)^-1 (e_hat_m - mu). A component the
-    data cannot tell apart across models is pooled; well-measured ones hardly move."""
-    E = np.array([e for e, _ in fits])
-    V = np.array([v for _, v in fits])
-    m = E.shape[0]
-    if m < 2:
-        return E
-    vd = np.einsum("mkk->mk", V)
-    t = E.var(axis=0, ddof=1)
-    for _ in range(EB_ITERATIONS):
-        prec = 1.0 / np.maximum(vd + t[None, :], 1e-300)
-        mu = (prec * E).sum(axis=0) / prec.sum(axis=0)
-        t_new = np.maximum(((E - mu) ** 2).sum(axis=0) / (m - 1) - vd.mean(axis=0), 0.0)
-        done = np.allclose(t_new, t, rtol=1e-9, atol=1e-15)
-        t = t_new
-        if done:
-            break
-    T = np.diag(t)
-    return np.array([mu + T @ np.linalg.solve(T + V[j] + 1e-15 * np.eye(len(t)), E[j] - mu)
-                     for j in range(m)])
+    A[1:, 1:] += PROFILE_L2 * np.eye(X.shape[1] - 1)
+    return np.linalg.solve(A, X.T @ (W * y[ok]))
 
 
 def _prior_map(names: list[str], emb: np.ndarray, priors: dict[str, Prior]) -> tuple[np.ndarray, float, float, list[str]]:
@@ -258,9 +221,7 @@ def fit_profiles(tables, *, priors: dict[str, Prior] | None = None, folds: int =
     has_len = ~np.isnan(targets[:, len(TRAITS)])
     length_norm = (float(np.mean(np.exp(np.clip(oof[has_len, len(TRAITS)], -LENGTH_CLIP, LENGTH_CLIP))))
                    if has_len.any() else 1.0)
-    centre = weights @ traits / weights.sum()     # pooled in a basis whose base is the quality at the mean prompt
-    emb = _pooled_profiles([_profile_alone(q[:, j], traits - centre, weights) for j in range(len(names))])
-    emb[:, 0] -= emb[:, 1:] @ centre
+    emb = np.array([_profile(q[:, j], traits, weights) for j in range(len(names))])
     known = out_tokens[~np.isnan(out_tokens)]
     default_out = float(known.mean()) if known.size else DEFAULT_OUTPUT_TOKENS
     out_tokens = np.where(np.isnan(out_tokens), default_out, out_tokens)
@@ -270,7 +231,7 @@ def fit_profiles(tables, *, priors: dict[str, Prior] | None = None, folds: int =
     bias[:k] += level                       # a new prompt's traits: its deviation + the mean level
     in_sample[:, :k] += level
     info = {"traits": list(TRAITS), "trait_level": [round(float(v), 6) for v in level], "trait_l2": [float(v) for v in trait_l2], "dense_weight": fit.DENSE_WEIGHT,
-            "profiles": "empirical Bayes",
+            "profile_l2": PROFILE_L2,
             "profile_folds": folds, "length_norm": length_norm,
             "length_rows": int(has_len.sum()), "rows": len(prompts), "models": names,
             "prior_map_fitted_on": fitted_on, **(meta or {})}
