@@ -16,6 +16,8 @@
    looks like (a cue that misfires on a dataset it never saw). The level is known in training and
    added back to the traits the profiles are fitted on; on a new prompt it is unknown and is the
    row-weighted mean level (folded into the scorer's bias). One table: nothing changes.
+   Each target's ridge penalty is chosen by inner cross-validation on the training rows
+   (`_oof_traits`, TRAIT_L2_GRID), the same procedure for the shipped data and an operator's.
 4. Each model's profile e_m: ridge least squares of its quality on [1, easy, gap] over the rows it
    has scores for, the traits predicted out of fold (PROFILE_FOLDS folds), so the profiles see
    traits as noisy as they are on new prompts.
