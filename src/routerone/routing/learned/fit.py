@@ -115,12 +115,15 @@ def _objective(X: Design, y: np.ndarray, sw: np.ndarray, w: np.ndarray, l2: floa
 
 def fit_linear(X: Design, y: np.ndarray, *, l2: float, loss: str = "logistic",
                sample_weight: np.ndarray | None = None, max_iter: int = 200,
-               tol: float = 1e-6, memory: int = 10) -> np.ndarray:
-    """Weights [sparse (per compacted column) | dense | bias] minimising loss + l2/2 |w|^2."""
+               tol: float = 1e-6, memory: int = 10, w0: np.ndarray | None = None) -> np.ndarray:
+    """Weights [sparse (per compacted column) | dense | bias] minimising loss + l2/2 |w|^2,
+    starting from `w0` (a fit of the same design, e.g. at another penalty) when given."""
     y = np.asarray(y, dtype=np.float64)
     sw = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
     w = np.zeros(len(X.col_ids) + X.dense.shape[1] + 1)
-    if loss == "squared":
+    if w0 is not None:
+        w = np.array(w0, dtype=np.float64)
+    elif loss == "squared":
         w[-1] = float(np.sum(sw * y) / sw.sum())
     f, g = _objective(X, y, sw, w, l2, loss)
     s_hist: list[np.ndarray] = []
@@ -211,40 +214,61 @@ def full_sparse_weights(X: Design, w: np.ndarray) -> np.ndarray:
     return full
 
 
-def train_scorer(feats: Featurised, idx: np.ndarray, targets: np.ndarray, *, l2: float,
+def train_scorer(feats: Featurised, idx: np.ndarray, targets: np.ndarray, *, l2,
                  loss: str = "logistic", sample_weight: np.ndarray | None = None,
                  meta: dict | None = None):
     """Fit scaling and a linear model on rows `idx`; `targets` (len(idx),) or (len(idx), K)
-    (one independent model per column, NaN = missing for that column). Returns a LinearScorer."""
+    (one independent model per column, NaN = missing for that column); `l2` one penalty or one
+    per column. Returns a LinearScorer."""
+    t = np.asarray(targets, dtype=np.float64)
+    l2s = np.broadcast_to(np.asarray(l2, dtype=np.float64), (1 if t.ndim == 1 else t.shape[1],))
+    return train_scorer_path(feats, idx, targets, l2_path=[l2s], loss=loss,
+                             sample_weight=sample_weight, meta=meta)[0]
+
+
+def train_scorer_path(feats: Featurised, idx: np.ndarray, targets: np.ndarray, *, l2_path,
+                      loss: str = "logistic", sample_weight: np.ndarray | None = None,
+                      meta: dict | None = None) -> list:
+    """One LinearScorer per entry of `l2_path` (each a penalty, or one per target column), all on
+    the same design (built once); an iterative fit starts from the previous entry's weights, so a
+    path from strong to weak penalties costs little more than its last fit."""
     from .model import LinearScorer
     idf, mean, std = fit_scaling(feats, idx)
     X = design(feats, idx, idf, mean, std)
     t = np.asarray(targets, dtype=np.float64)
     multi = t.ndim == 2
     cols = t if multi else t[:, None]
-    sparse_w, dense_w, bias = [], [], []
     dual = loss == "squared" and sample_weight is None and len(idx) <= DUAL_MAX_ROWS
     K = kernel(X) if dual else None
-    for k in range(cols.shape[1]):
-        ok = ~np.isnan(cols[:, k])
-        if not ok.any():     # no target in these rows: a zero model
-            w = np.zeros(len(X.col_ids) + X.dense.shape[1] + 1)
-        elif dual:
-            w = fit_ridge_dual(X, K, np.where(ok, cols[:, k], 0.0), l2, np.flatnonzero(ok))
-        else:   # only the rows this column has a target for (the others would weigh 0)
-            sw = np.ones(len(idx)) if sample_weight is None else np.asarray(sample_weight, float)
-            have = np.flatnonzero(ok)
-            Xk = X if len(have) == len(idx) else X.take(have)
-            w = fit_linear(Xk, cols[have, k], l2=l2, loss=loss, sample_weight=sw[have])
-        sparse_w.append(full_sparse_weights(X, w))
-        dense_w.append(w[len(X.col_ids):-1])
-        bias.append(w[-1])
-    link = "logistic" if loss == "logistic" else "identity"
-    if multi:
-        return LinearScorer(idf, np.stack(sparse_w, axis=1), mean, std, np.stack(dense_w, axis=1),
-                            np.array(bias), link, meta or {})
-    return LinearScorer(idf, sparse_w[0], mean, std, dense_w[0], np.float64(bias[0]), link,
-                        meta or {})
+    sw = np.ones(len(idx)) if sample_weight is None else np.asarray(sample_weight, float)
+    prev: list[np.ndarray | None] = [None] * cols.shape[1]
+    out = []
+    for entry in l2_path:
+        l2s = np.broadcast_to(np.asarray(entry, dtype=np.float64), (cols.shape[1],))
+        sparse_w, dense_w, bias = [], [], []
+        for k in range(cols.shape[1]):
+            ok = ~np.isnan(cols[:, k])
+            if not ok.any():     # no target in these rows: a zero model
+                w = np.zeros(len(X.col_ids) + X.dense.shape[1] + 1)
+            elif dual:
+                w = fit_ridge_dual(X, K, np.where(ok, cols[:, k], 0.0), float(l2s[k]), np.flatnonzero(ok))
+            else:   # only the rows this column has a target for (the others would weigh 0)
+                have = np.flatnonzero(ok)
+                Xk = X if len(have) == len(idx) else X.take(have)
+                w = fit_linear(Xk, cols[have, k], l2=float(l2s[k]), loss=loss, sample_weight=sw[have],
+                               w0=prev[k])
+            prev[k] = w
+            sparse_w.append(full_sparse_weights(X, w))
+            dense_w.append(w[len(X.col_ids):-1])
+            bias.append(w[-1])
+        link = "logistic" if loss == "logistic" else "identity"
+        if multi:
+            out.append(LinearScorer(idf, np.stack(sparse_w, axis=1), mean, std,
+                                    np.stack(dense_w, axis=1), np.array(bias), link, meta or {}))
+        else:
+            out.append(LinearScorer(idf, sparse_w[0], mean, std, dense_w[0], np.float64(bias[0]),
+                                    link, meta or {}))
+    return out
 
 
 def score_rows(scorer, feats: Featurised, idx: np.ndarray) -> np.ndarray:

@@ -16,6 +16,8 @@
    looks like (a cue that misfires on a dataset it never saw). The level is known in training and
    added back to the traits the profiles are fitted on; on a new prompt it is unknown and is the
    row-weighted mean level (folded into the scorer's bias). One table: nothing changes.
+   Each target's ridge penalty is chosen by inner cross-validation on the training rows
+   (`_oof_traits`, TRAIT_L2_GRID), the same procedure for the shipped data and an operator's.
 4. Each model's profile e_m: ridge least squares of its quality on [1, easy, gap] over the rows it
    has scores for, the traits predicted out of fold (PROFILE_FOLDS folds), so the profiles see
    traits as noisy as they are on new prompts.
@@ -32,7 +34,8 @@ import numpy as np
 from . import fit
 from .profiles import DEFAULT_OUTPUT_TOKENS, LENGTH_CLIP, TRAITS, Prior, ProfileArtefact, load_priors, normalise_name
 
-TRAIT_L2 = 1e-3          # ridge penalty of the trait regressions (the gain model's, CV-chosen on MMLU/GSM8K)
+TRAIT_L2 = 1e-3          # ridge penalty of the trait regressions when there are too few rows for inner CV
+TRAIT_L2_GRID = (1e-2, 1e-3, 1e-4)   # per-row penalties tried by the inner CV (_oof_traits), strong first
 PROFILE_L2 = 1.0         # ridge penalty (sum-of-squares units) on a profile's trait loadings
 PROFILE_FOLDS = 2        # out-of-fold traits for fitting the profiles (0 = in-sample)
 MIN_OUTPUT_TOKENS = 8    # a table whose mean answer is shorter (MMLU's letters) says nothing on length
@@ -129,25 +132,49 @@ def table_levels(targets: np.ndarray, weights: np.ndarray, table_of: np.ndarray,
     return per_table, overall
 
 
-def _fit_traits(feats, idx: np.ndarray, targets: np.ndarray, weights: np.ndarray):
+def _fit_traits(feats, idx: np.ndarray, targets: np.ndarray, weights: np.ndarray, l2=TRAIT_L2):
+    return _fit_traits_path(feats, idx, targets, weights, [l2])[0]
+
+
+def _fit_traits_path(feats, idx: np.ndarray, targets: np.ndarray, weights: np.ndarray, l2_path):
     uniform = bool(np.all(weights[idx] == weights[idx][0]))
-    return fit.train_scorer(feats, idx, targets[idx], l2=TRAIT_L2, loss="squared",
-                            sample_weight=None if uniform else weights[idx])
+    return fit.train_scorer_path(feats, idx, targets[idx], l2_path=l2_path, loss="squared",
+                                 sample_weight=None if uniform else weights[idx])
 
 
-def _oof_traits(feats, targets: np.ndarray, weights: np.ndarray, folds: int) -> np.ndarray:
-    n = targets.shape[0]
+def _oof_traits(feats, targets: np.ndarray, weights: np.ndarray,
+                folds: int) -> tuple[np.ndarray, np.ndarray]:
+    """(out-of-fold trait predictions, the penalty per target for the fit on all rows).
+
+    The penalty of each target is chosen by this inner cross-validation (training rows only): the
+    folds are fitted at every penalty of TRAIT_L2_GRID (strong to weak, warm-started), and the one
+    with the least row-weighted out-of-fold squared error is kept, with its out-of-fold predictions.
+    A penalty is a prior on the weights, constant in sum-of-squares units; the per-row penalty of
+    the fit on all rows is the chosen one x (weight of the rows a fold was fitted on / all rows)."""
+    n, k_out = targets.shape
     rows = np.arange(n)
     if folds < 2 or n < 4 * folds:
         scorer = _fit_traits(feats, rows, targets, weights)
-        return fit.score_rows(scorer, feats, rows).reshape(n, -1)
-    out = np.zeros((n, targets.shape[1]))
+        return fit.score_rows(scorer, feats, rows).reshape(n, -1), np.full(k_out, TRAIT_L2)
+    grid = TRAIT_L2_GRID
+    preds = np.zeros((len(grid), n, k_out))
     fold = np.random.default_rng(0).permutation(n) % folds     # deterministic, not row order
+    fitted_share = []
     for k in range(folds):
         te, tr = rows[fold == k], rows[fold != k]
-        scorer = _fit_traits(feats, tr, targets, weights)
-        out[te] = fit.score_rows(scorer, feats, te).reshape(len(te), -1)
-    return out
+        fitted_share.append(weights[tr].sum() / weights.sum())
+        for g, scorer in enumerate(_fit_traits_path(feats, tr, targets, weights, list(grid))):
+            preds[g, te] = fit.score_rows(scorer, feats, te).reshape(len(te), -1)
+    err = np.full((len(grid), k_out), np.inf)
+    for j in range(k_out):
+        ok = ~np.isnan(targets[:, j])
+        if ok.any():
+            r = preds[:, ok, j] - targets[ok, j][None, :]
+            err[:, j] = (r * r) @ weights[ok]
+    best = np.where(np.isfinite(err).any(axis=0), np.argmin(err, axis=0), grid.index(TRAIT_L2))
+    oof = preds[best, rows[:, None], np.arange(k_out)[None, :]]
+    l2_full = np.array([grid[b] for b in best]) * float(np.mean(fitted_share))
+    return oof, l2_full
 
 
 def _profile(y: np.ndarray, traits: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -190,8 +217,8 @@ def fit_profiles(tables, *, priors: dict[str, Prior] | None = None, folds: int =
         targets[:, :k] -= level_rows
     feats = fit.featurise(prompts)
     rows = np.arange(len(prompts))
-    scorer = _fit_traits(feats, rows, targets, weights)
-    oof = _oof_traits(feats, targets, weights, folds)
+    oof, trait_l2 = _oof_traits(feats, targets, weights, folds)
+    scorer = _fit_traits(feats, rows, targets, weights, trait_l2)
     traits = oof[:, :k] + level_rows
     has_len = ~np.isnan(targets[:, len(TRAITS)])
     length_norm = (float(np.mean(np.exp(np.clip(oof[has_len, len(TRAITS)], -LENGTH_CLIP, LENGTH_CLIP))))
@@ -205,7 +232,7 @@ def fit_profiles(tables, *, priors: dict[str, Prior] | None = None, folds: int =
     bias = np.array(scorer.bias, float)
     bias[:k] += level                       # a new prompt's traits: its deviation + the mean level
     in_sample[:, :k] += level
-    info = {"traits": list(TRAITS), "trait_level": [round(float(v), 6) for v in level], "trait_l2": TRAIT_L2, "dense_weight": fit.DENSE_WEIGHT,
+    info = {"traits": list(TRAITS), "trait_level": [round(float(v), 6) for v in level], "trait_l2": [float(v) for v in trait_l2], "dense_weight": fit.DENSE_WEIGHT,
             "profile_l2": PROFILE_L2,
             "profile_folds": folds, "length_norm": length_norm,
             "length_rows": int(has_len.sum()), "rows": len(prompts), "models": names,
