@@ -18,7 +18,7 @@ from ..wire.chat import ChatRequest
 from .base import Deployment, ProviderAdapter, ProviderResult, SSEEvent, UpstreamRequest
 from .status import error_for_status
 
-__all__ = ["guarded", "GuardedAdapter", "well_formed_choices"]
+__all__ = ["guarded", "GuardedAdapter", "well_formed_choices", "parts_text"]
 log = logging.getLogger("routerone.providers")
 
 MALFORMED = (TypeError, AttributeError, KeyError, ValueError, IndexError, OverflowError)
@@ -36,6 +36,15 @@ def _redacted(exc: RouterOneError, secret: str | None) -> RouterOneError:
 def _unreadable(provider: str, what: str, exc: BaseException) -> UpstreamUnavailable:
     log.warning("%s: upstream sent a %s Router One cannot read (%s)", provider, what, type(exc).__name__)
     return UpstreamUnavailable(f"{provider}: upstream sent a {what} Router One cannot read", provider=provider)
+
+
+def parts_text(content) -> str:
+    """The text of a content given as a list of parts (some OpenAI-compatible servers, Mistral's
+    reasoning models say, send that; other parts are left out); anything else is not content
+    (TypeError)."""
+    if content.__class__ is not list:
+        raise TypeError("content")
+    return "".join(p["text"] for p in content if p.__class__ is dict and p.get("text").__class__ is str)
 
 
 def well_formed_choices(choices) -> bool:
@@ -135,8 +144,7 @@ class GuardedAdapter:
         for ch in choices:
             m = ch.get("message")
             if m is not None and m.get("content").__class__ is list:    # parts: their text, as clients expect
-                m["content"] = "".join(p["text"] for p in m["content"]
-                                       if p.__class__ is dict and p.get("text").__class__ is str) or None
+                m["content"] = parts_text(m["content"]) or None
         return result
 
     def stream_translator(self, req: ChatRequest, dep: Deployment):

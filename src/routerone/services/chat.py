@@ -280,10 +280,8 @@ async def _estimated_usage(call: Call, resp: dict) -> Usage:
     for choice in resp.get("choices") or ():
         msg = choice.get("message") or {}
         content = msg.get("content")
-        if isinstance(content, str):
+        if isinstance(content, str):      # a list of parts was joined already (guarded.parse_response)
             parts.append(content)
-        elif isinstance(content, list):
-            parts.extend(p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
         for tc in msg.get("tool_calls") or ():
             fn = tc.get("function") or {}
             parts.extend(v for v in (fn.get("name"), fn.get("arguments")) if isinstance(v, str))

@@ -26,6 +26,7 @@ import orjson
 from ..errors import RouterOneError, ServiceUnavailable, UpstreamError, UpstreamUnavailable
 from ..providers.adapters import adapter_for
 from ..providers.base import StreamTranslator
+from ..providers.guarded import parts_text
 from ..providers.sse import SSEDecoder
 from ..providers.transport import UpstreamStream
 from ..routing.base import Attempt
@@ -74,15 +75,6 @@ def _has_content(chunks: list[dict], provider: str) -> bool:
     except (AttributeError, TypeError):
         raise _unreadable_chunk(provider) from None
     return False
-
-
-def _parts_text(content) -> str:
-    """The text of a content given as a list of parts (some OpenAI-compatible servers, Mistral's
-    reasoning models say, send that; other parts are left out); anything else is not content
-    (TypeError)."""
-    if content.__class__ is not list:
-        raise TypeError("content")
-    return "".join(p["text"] for p in content if p.__class__ is dict and p.get("text").__class__ is str)
 
 
 async def _send_stream(svc: "ChatService", call: Call, attempt: Attempt) -> _Opened:
@@ -178,7 +170,7 @@ class ChatStream:
                 text = d.get("content")
                 if text:
                     if text.__class__ is not str:     # a list of parts: its text, as OpenAI's clients expect
-                        text = d["content"] = _parts_text(text)
+                        text = d["content"] = parts_text(text)
                     self._relayed(text)
                 calls = d.get("tool_calls")
                 if calls:
