@@ -4,6 +4,7 @@
 - Start-up waits at most `first_wait_s` for the first round; slower providers join when they answer.
 - A failed refresh (unreachable, non-200, not JSON, wrong shape) is logged and the last good list
   is kept. All I/O is aiohttp on the event loop; parsing a list is a few microseconds per model.
+- A redirect is not followed (the request carries the provider's key): a failure naming where it pointed.
 - vLLM's `max_model_len` becomes the context window; other fields are ignored.
 - A model with no known price on a provider with an API key and no `input/output_usd_per_mtok` is
   left out (logged), never served free.
@@ -18,6 +19,7 @@ import orjson
 from ..catalog import Catalog, discovered_model
 from .base import Deployment
 from .openai_compat import auth_headers
+from .transport import redirect_target
 from .vendors import ProviderEntry
 
 __all__ = ["Discovery", "DiscoveryError", "discover_once"]
@@ -61,7 +63,11 @@ async def fetch_models(session: aiohttp.ClientSession, entry: ProviderEntry,
     headers = auth_headers(Deployment("", entry.vendor, ""))
     headers.pop("Content-Type", None)
     try:
-        async with session.get(url, headers=headers, timeout=aiohttp.ClientTimeout(total=timeout_s)) as resp:
+        async with session.get(url, headers=headers, timeout=aiohttp.ClientTimeout(total=timeout_s),
+                               allow_redirects=False) as resp:   # never the key to another host
+            if 300 <= resp.status < 400:
+                raise DiscoveryError(f"{url}: HTTP {resp.status}, a redirect to {redirect_target(resp.headers)} "
+                                     "(not followed: set base_url to the final URL)")
             if resp.status != 200:
                 raise DiscoveryError(f"{url}: HTTP {resp.status}")
             body = await resp.content.read(MAX_LIST_BYTES + 1)

@@ -1,5 +1,10 @@
 """The only network code for providers: one pooled aiohttp client, with connect / first-byte /
-idle-between-chunks timeouts. Failures become `UpstreamError`s the router can act on."""
+idle-between-chunks timeouts. Failures become `UpstreamError`s the router can act on.
+
+Redirects are never followed: the request carries the provider's key (`x-api-key`, `api-key`,
+`x-goog-api-key` and an operator's own `headers`, which aiohttp would send on to any host) and the
+caller's prompt. A 3xx is an upstream failure (502, logged with where it pointed, for the operator
+to fix `base_url`)."""
 from __future__ import annotations
 
 import asyncio
@@ -8,11 +13,14 @@ from typing import Mapping
 
 import aiohttp
 
+import logging
+
 from ..errors import UpstreamTimeout, UpstreamUnavailable
 from .base import UpstreamRequest
 from .demo import DemoStream, is_demo_url, open_demo
 
-__all__ = ["Transport", "Timeouts", "UpstreamResponse", "UpstreamStream"]
+__all__ = ["Transport", "Timeouts", "UpstreamResponse", "UpstreamStream", "redirect_target"]
+log = logging.getLogger("routerone.providers")
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +105,12 @@ class UpstreamStream:
         self._resp.release() if self._content.at_eof() else self._resp.close()
 
 
+def redirect_target(headers: Mapping[str, str]) -> str:
+    """Where a 3xx pointed, for a log line: printable, at most 200 characters."""
+    where = headers.get("Location", "")
+    return "".join(c if c.isprintable() else "?" for c in where[:200]) or "(no Location)"
+
+
 class Transport:
     def __init__(self, timeouts: Timeouts | None = None, *, limit: int = 0,
                  per_provider: Mapping[str, Timeouts] | None = None) -> None:
@@ -125,7 +139,7 @@ class Transport:
         t = self._per_provider.get(provider, self.timeouts)
         try:
             async with asyncio.timeout(t.first_byte_s):
-                resp = await self._client().post(req.url, data=req.body, headers=req.headers,
+                resp = await self._client().post(req.url, data=req.body, headers=req.headers, allow_redirects=False,
                                                  timeout=self._connect_timeouts.get(provider, self._connect_timeout))
         except asyncio.TimeoutError:
             raise UpstreamTimeout(f"{provider}: no response within {t.first_byte_s:g}s", provider=provider) from None
@@ -134,6 +148,13 @@ class Transport:
         except (aiohttp.ClientError, ConnectionError, OSError) as exc:
             raise UpstreamUnavailable(f"{provider}: connection failed ({type(exc).__name__})",
                                       provider=provider) from None
+        if 300 <= resp.status < 400:
+            resp.close()
+            log.warning("%s: upstream answered HTTP %d, a redirect to %s; not followed (it would take the "
+                        "provider key and the prompt elsewhere): set the provider's base_url to the final URL",
+                        provider, resp.status, redirect_target(resp.headers))
+            raise UpstreamUnavailable(f"{provider}: the upstream answered with a redirect (HTTP {resp.status}), "
+                                      "which Router One does not follow", provider=provider)
         return UpstreamStream(resp, t.idle_s)
 
     async def send(self, req: UpstreamRequest, *, provider: str = "") -> UpstreamResponse:
