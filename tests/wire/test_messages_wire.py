@@ -141,14 +141,18 @@ def test_pass_through_stream_relays_upstream_events(fixture):
         for chunk in translator.feed(ev):
             chunk.update({"id": "chatcmpl-r", "object": "chat.completion.chunk", "created": 1, "model": "public-model"})
             frames += b"data: " + orjson.dumps(chunk) + b"\n\n"
-    frames += b'data: {"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":1,"cost":0.25}}\n\ndata: [DONE]\n\n'
+    billed = {**translator.usage.to_openai(), "cost": 0.25}     # the usage chunk ChatStream writes
+    frames += b'data: {"choices":[],"usage":' + orjson.dumps(billed) + b'}\n\ndata: [DONE]\n\n'
     events = _encode(frames, per_event=False)
     upstream = [(e.event, orjson.loads(e.data)) for e in SSEDecoder().feed(raw)]
     assert [n for n, _ in events] == [n for n, _ in upstream]
     for (name, got), (_, want) in zip(events, upstream):
         if name == "message_start":
             assert got["message"] == {**want["message"], "model": "public-model"}
-        elif name == "message_delta":
-            assert got == {**want, "usage": {**want["usage"], "cost": 0.25}}
+        elif name == "message_delta":     # cumulative counts: the billed ones (an upstream's null filled in)
+            start = next(d for n, d in upstream if n == "message_start")["message"]["usage"]
+            counts = {k: start.get(k) or 0 for k in ("input_tokens", "cache_creation_input_tokens",
+                                                     "cache_read_input_tokens")}
+            assert got == {**want, "usage": {**want["usage"], **counts, "cost": 0.25}}
         else:
             assert got == want

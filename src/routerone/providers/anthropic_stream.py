@@ -12,10 +12,12 @@
 | message_delta with stop_reason            | `delta: {}, finish_reason` (once); cumulative usage kept   |
 | message_stop                              | nothing; `done = True`                                     |
 | ping, content_block_stop, unknown events  | nothing                                                    |
+| a `type` that is not a plain name         | nothing, not even for pass-through                        |
 | error                                     | raises the mapped `UpstreamError` (overloaded is retryable)|
 """
 from __future__ import annotations
 
+import re
 import time
 
 import orjson
@@ -29,6 +31,7 @@ from .base import SSEEvent
 __all__ = ["AnthropicStream"]
 
 _TEXT, _TOOL, _JSON, _OTHER = "text", "tool", "json", "other"
+_EVENT_NAME = re.compile(r"[a-z_]{1,64}")
 
 
 class AnthropicStream:
@@ -58,9 +61,12 @@ class AnthropicStream:
         if not isinstance(data, dict):
             raise UpstreamUnavailable("upstream sent a malformed stream event", provider=self._provider)
         kind = data.get("type") or event.event
-        handler = getattr(self, f"_on_{kind}", None) if isinstance(kind, str) else None
+        if kind.__class__ is not str or not _EVENT_NAME.fullmatch(kind):
+            return []                   # not an event name (a number, a line break...): nothing to relay
+        handler = getattr(self, f"_on_{kind}", None)
         chunks = handler(data) if handler is not None else []
         if self._native:
+            data["type"] = kind         # relayed with its `event:` line (`event: ping` with `data: {}`)
             if chunks:
                 chunks[-1]["_native"] = data
             else:

@@ -329,6 +329,23 @@ def anthropic_usage(usage: Mapping[str, Any] | None) -> dict:
     return out
 
 
+_COUNTS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+
+
+def billed_usage(upstream: Any, usage: Mapping[str, Any] | None) -> dict:
+    """An Anthropic upstream's own `usage` (pass-through) with the token counts Router One billed
+    (`usage`, the pipeline's OpenAI usage with `cost`), and the cost: an upstream's
+    negative, absurd or unreadable counts (or a `usage` that is not an object) reach the client as
+    what was charged, never as sent."""
+    out = dict(upstream) if isinstance(upstream, dict) else {}
+    if usage:
+        billed = anthropic_usage(usage)
+        out.update({k: billed[k] for k in _COUNTS})
+        if "cost" in billed:
+            out["cost"] = billed["cost"]
+    return out
+
+
 def _tool_use(call: dict) -> dict:
     fn = call.get("function") or {}
     try:
@@ -350,10 +367,7 @@ def completion_to_message(resp: dict) -> dict:
     if isinstance(native, dict):
         msg = dict(native)
         msg["model"] = resp.get("model") or msg.get("model")
-        usage = dict(msg.get("usage") or {})
-        if "cost" in (resp.get("usage") or {}):
-            usage["cost"] = resp["usage"]["cost"]
-        msg["usage"] = usage
+        msg["usage"] = billed_usage(msg.get("usage"), resp.get("usage"))
         return msg
     choice = (resp.get("choices") or [{}])[0]
     m = choice.get("message") or {}

@@ -18,14 +18,15 @@ returns the Anthropic events for them, each with its `event:` line (the SDK disp
 Pass-through: when an Anthropic upstream served the request, each chunk carries the upstream's own
 event in `_native` (see providers/anthropic_stream.py); those are relayed as they came (thinking
 and signature deltas included), with the public model id in message_start and Router One's cost
-added to the final message_delta's usage (held back until the settled usage chunk arrives).
+added to the final message_delta's usage (held back until the settled usage chunk arrives), whose
+token counts are the ones billed (an upstream's negative, absurd or unreadable counts are not relayed).
 """
 from __future__ import annotations
 
 import orjson
 
 from .chat_stream_reader import ChatStreamReader
-from .messages import STOP_REASONS, anthropic_usage, message_id
+from .messages import STOP_REASONS, anthropic_usage, billed_usage, message_id
 
 __all__ = ["MessagesStreamEncoder", "sse_event"]
 
@@ -114,8 +115,9 @@ class MessagesStreamEncoder(ChatStreamReader):
         self.finished = True
         if self._held:                       # pass-through: the upstream's own closing events
             for ev in self._held:
-                if ev.get("type") == "message_delta" and self._usage and "cost" in self._usage:
-                    ev["usage"] = {**(ev.get("usage") or {}), "cost": self._usage["cost"]}
+                if ev.get("type") == "message_delta" and self._usage:
+                    # cumulative counts (as Anthropic sends them): the billed ones, whatever message_start said
+                    ev["usage"] = billed_usage(ev.get("usage"), self._usage)
                 out.append(sse_event(ev))
             return
         if not self.started:

@@ -1,0 +1,158 @@
+"""An Anthropic upstream that sends readable events of the wrong kind, through /v1/messages (where
+Router One relays an Anthropic upstream's own events and body: pass-through) and the chat API:
+a `usage` that is not an object, an event `type` that is not a name (a number, a line break),
+`event: ping` with `data: {}`, negative or absurd counts, a stream that stops without its final
+count. Before: a 500 written into the open stream (or a 500 reply) after the charge, usage sent to
+the client that was not what was billed, the relayed output billed as 1 token. Now: the client
+gets a well-formed reply whose usage is what was charged, and the books are exact.
+
+Real gateway on a real socket, official `anthropic` and `openai` SDKs; only the upstream is faked.
+Directive in the prompt: [[case:NAME]], NAME a key of STREAMS / REPLIES."""
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+
+import anthropic
+import httpx2
+import openai
+import pytest
+from aiohttp import web
+
+from routerone.settings import ProviderSettings, Settings
+from routerone.store.base import UsageQuery
+from routerone.testing.harness import Gateway
+from routerone.testing.threaded import ThreadedServer
+
+MODEL = "claude-3-5-haiku-20241022"
+_CASE = re.compile(r"\[\[case:(\w+)\]\]")
+TEXT = "hello there my friend"
+
+
+def _start(usage=None) -> tuple[str, dict]:
+    return ("message_start", {"type": "message_start", "message": {
+        "id": "msg_h", "type": "message", "role": "assistant", "model": MODEL, "content": [],
+        "stop_reason": None, "stop_sequence": None, "usage": usage or {"input_tokens": 12, "output_tokens": 1}}})
+
+
+BLOCK = [("content_block_start", {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+         ("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": TEXT}}),
+         ("content_block_stop", {"type": "content_block_stop", "index": 0})]
+STOP = ("message_stop", {"type": "message_stop"})
+
+
+def _delta(usage) -> tuple[str, dict]:
+    return ("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                              "usage": usage})
+
+
+STREAMS = {   # the upstream's events, as (event name, data); a data of None is sent as `{}`
+    "usage_list": [_start(), *BLOCK, _delta([1, 2]), STOP],
+    "usage_string": [_start(), *BLOCK, _delta("lots"), STOP],
+    "type_number": [_start(), *BLOCK, ("x", {"type": 5}), _delta({"output_tokens": 6}), STOP],
+    "type_newline": [_start(), *BLOCK, ("x", {"type": "message_stop\n\nevent: message_delta"}),
+                     _delta({"output_tokens": 6}), STOP],
+    "ping_no_type": [_start(), ("ping", None), *BLOCK, _delta({"output_tokens": 6}), STOP],
+    "negative": [_start({"input_tokens": -12, "output_tokens": 1}), *BLOCK, _delta({"output_tokens": -50}), STOP],
+    "absurd": [_start({"input_tokens": 10 ** 30, "output_tokens": 1}), *BLOCK, _delta({"output_tokens": 2 ** 70}), STOP],
+    "no_final_count": [_start(), *BLOCK, STOP],
+}
+REPLIES = {   # non-streamed: `usage` of the message
+    "usage_list": [1, 2], "usage_string": "lots", "negative": {"input_tokens": -12, "output_tokens": -50},
+    "absurd": {"input_tokens": 10 ** 30, "output_tokens": 2 ** 70},
+}
+
+
+class AnthropicUpstream(ThreadedServer):
+    def __init__(self) -> None:
+        super().__init__(self._app)
+
+    def _app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/v1/messages", self._messages)
+        return app
+
+    async def _messages(self, request: web.Request) -> web.StreamResponse:
+        raw = await request.read()
+        body = json.loads(raw)
+        name = _CASE.findall(raw.decode())[-1]
+        if not body.get("stream"):
+            msg = {"id": "msg_h", "type": "message", "role": "assistant", "model": MODEL,
+                   "content": [{"type": "text", "text": TEXT}], "stop_reason": "end_turn", "stop_sequence": None,
+                   "usage": REPLIES.get(name, {"input_tokens": 12, "output_tokens": 6})}
+            return web.Response(body=json.dumps(msg), content_type="application/json")   # json: ints beyond 64 bits
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        for event, data in STREAMS[name]:
+            await resp.write(f"event: {event}\ndata: {json.dumps(data or {})}\n\n".encode())
+        return resp
+
+
+@pytest.fixture(scope="module")
+def gw(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("hostile_anthropic")
+    with AnthropicUpstream() as up:
+        settings = Settings(database_url=f"sqlite:///{tmp / 'r1.db'}", demo="off", max_retries=0,
+                            usage_flush_interval_s=0.05,
+                            providers={"anthropic": ProviderSettings(api_key="sk-ant-up-0123456789", base_url=up.url)})
+        with Gateway(settings) as gw:
+            yield gw
+
+
+def _rows(gw: Gateway, account_id: int, expected: int) -> list:
+    """The account's usage rows once written; the hold closed, the ledger agrees with the rows."""
+    store = gw.runtime.chat.d.billing.store
+    deadline = time.monotonic() + 10
+    while True:
+        rows = gw.call(store.query_usage(UsageQuery(account_id=account_id, limit=100))).records
+        if len(rows) >= expected or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert len(rows) == expected, f"{len(rows)} usage rows for {expected} requests"
+    acc = gw.account(account_id)
+    assert acc["reserved_micros"] == 0, "a hold was left open"
+    charged = sum(-e.amount_micros for e in gw.call(store.ledger(account_id, 100)) if e.kind == "charge")
+    assert charged == sum(r.cost_micros for r in rows) == 10_000_000 - acc["balance_micros"]
+    return rows
+
+
+def _ask(name: str) -> list[dict]:
+    return [{"role": "user", "content": f"hi [[case:{name}]]"}]
+
+
+@pytest.mark.parametrize("name", ["usage_list", "usage_string", "type_number", "type_newline", "ping_no_type",
+                                  "negative", "absurd"])
+def test_a_messages_stream_relayed_from_anthropic_is_well_formed_and_says_what_was_billed(gw, name):
+    key, account_id = gw.new_key()
+    with httpx2.Client(timeout=30) as http:
+        raw = http.post(gw.url + "/v1/messages", headers={"x-api-key": key},
+                        json={"model": MODEL, "stream": True, "max_tokens": 50, "messages": _ask(name)})
+    assert raw.status_code == 200 and "500 Internal" not in raw.text, raw.text[-300:]
+    names = re.findall(r"^event: (.*)$", raw.text, re.M)
+    assert names[-2:] == ["message_delta", "message_stop"] and all(re.fullmatch(r"[a-z_]+", n) for n in names), names
+    client = anthropic.Anthropic(base_url=gw.url, api_key=key, max_retries=0, timeout=30)
+    with client.messages.stream(model=MODEL, max_tokens=50, messages=_ask(name)) as stream:
+        final = stream.get_final_message()
+    assert final.content[0].text == TEXT
+    rows = _rows(gw, account_id, 2)
+    assert all(r.status == 200 and 0 <= r.completion_tokens <= 1000 for r in rows), rows
+    assert rows[0].completion_tokens == rows[1].completion_tokens == final.usage.output_tokens
+    last = json.loads(re.findall(r"^event: message_delta\ndata: (.*)$", raw.text, re.M)[-1])
+    assert last["usage"]["output_tokens"] == rows[0].completion_tokens
+    assert final.usage.input_tokens == last["usage"]["input_tokens"] == rows[0].prompt_tokens
+    assert last["usage"]["cost"] == rows[0].cost_micros / 1_000_000
+
+
+@pytest.mark.parametrize("name", sorted(REPLIES))
+def test_a_messages_reply_relayed_from_anthropic_says_what_was_billed(gw, name):
+    """usage a list or a string was a 500 after the charge; negative or absurd counts were relayed as sent."""
+    key, account_id = gw.new_key()
+    msg = anthropic.Anthropic(base_url=gw.url, api_key=key, max_retries=0, timeout=30).messages.create(
+        model=MODEL, max_tokens=50, messages=_ask(name))
+    assert msg.content[0].text == TEXT
+    [row] = _rows(gw, account_id, 1)
+    assert row.status == 200 and 0 <= row.prompt_tokens < 1000 and 0 <= row.completion_tokens <= 1000, row
+    assert (msg.usage.input_tokens, msg.usage.output_tokens) == (row.prompt_tokens, row.completion_tokens)
+    assert msg.usage.model_extra["cost"] == row.cost_micros / 1_000_000
