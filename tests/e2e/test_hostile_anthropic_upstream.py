@@ -156,3 +156,19 @@ def test_a_messages_reply_relayed_from_anthropic_says_what_was_billed(gw, name):
     assert row.status == 200 and 0 <= row.prompt_tokens < 1000 and 0 <= row.completion_tokens <= 1000, row
     assert (msg.usage.input_tokens, msg.usage.output_tokens) == (row.prompt_tokens, row.completion_tokens)
     assert msg.usage.model_extra["cost"] == row.cost_micros / 1_000_000
+
+
+@pytest.mark.parametrize("name", ["no_final_count", "usage_list"])
+def test_a_stream_whose_final_count_never_came_is_billed_for_what_it_relayed(gw, name):
+    """message_start says output_tokens 1; when no message_delta brings the real count (none at all,
+    or a usage that is not an object), the relayed text was billed as that 1 token."""
+    key, account_id = gw.new_key()
+    flagged = gw.runtime.chat.d.billing.usage_flagged
+    chunks = list(openai.OpenAI(base_url=gw.base_url, api_key=key, max_retries=0, timeout=30).chat.completions.create(
+        model=MODEL, stream=True, max_tokens=50, messages=_ask(name), stream_options={"include_usage": True}))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == TEXT
+    usage = chunks[-1].usage
+    assert usage.completion_tokens >= 4, usage       # "hello there my friend", counted
+    assert gw.runtime.chat.d.billing.usage_flagged > flagged
+    [row] = _rows(gw, account_id, 1)
+    assert row.status == 200 and row.completion_tokens == usage.completion_tokens

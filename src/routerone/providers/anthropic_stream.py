@@ -10,7 +10,7 @@
 | response-format tool's input_json_delta   | `delta.content` (the JSON answer streams as content)       |
 | thinking / signature / citations deltas   | nothing                                                    |
 | message_delta with stop_reason            | `delta: {}, finish_reason` (once); cumulative usage kept   |
-| message_stop                              | nothing; `done = True`                                     |
+| message_stop                              | nothing; `done = True` (no message_delta usage before it: the output is counted by Router One) |
 | ping, content_block_stop, unknown events  | nothing                                                    |
 | a `type` that is not a plain name         | nothing, not even for pass-through                        |
 | error                                     | raises the mapped `UpstreamError` (overloaded is retryable)|
@@ -38,7 +38,7 @@ class AnthropicStream:
     """One translator per upstream stream. `usage` is None until `message_start` arrives."""
 
     __slots__ = ("usage", "done", "_provider", "_id", "_model", "_created", "_blocks", "_tool_count",
-                 "_usage_raw", "_finished", "_native")
+                 "_usage_raw", "_finished", "_native", "_final_count")
 
     def __init__(self, provider: str = "anthropic", *, native: bool = False) -> None:
         """`native`: attach each upstream event to the chunks it produced (`_native`; a chunk with
@@ -52,6 +52,7 @@ class AnthropicStream:
         self._usage_raw: dict = {}
         self._finished = False
         self._native = native
+        self._final_count = False     # a message_delta said how many tokens were output
 
     def feed(self, event: SSEEvent) -> list[dict]:
         try:
@@ -124,7 +125,10 @@ class AnthropicStream:
         return []
 
     def _on_message_delta(self, data: dict) -> list[dict]:
-        self._merge_usage(data.get("usage"))
+        usage = data.get("usage")
+        self._merge_usage(usage)
+        if isinstance(usage, dict) and "output_tokens" in usage:
+            self._final_count = True
         stop_reason = (data.get("delta") or {}).get("stop_reason")
         if stop_reason is None or self._finished:
             return []
@@ -133,6 +137,9 @@ class AnthropicStream:
 
     def _on_message_stop(self, data: dict) -> list[dict]:
         self.done = True
+        if self.usage is not None and not self._final_count and "completion_tokens" not in self.usage.unreadable:
+            # the final count never came (message_start says 1): Router One counts what was relayed
+            self.usage.unreadable += ("completion_tokens",)
         return []
 
     def _on_error(self, data: dict) -> list[dict]:
