@@ -115,6 +115,9 @@ class DemoStream:
     async def read_all(self) -> bytes:
         return b"".join(self._parts)
 
+    def kept_alive(self) -> None:
+        pass
+
     def close(self) -> None:
         self._parts = iter(())
 

@@ -84,6 +84,12 @@ class SSEDecoder:
                 data = self._data
         return out
 
+    @property
+    def between_events(self) -> bool:
+        """No event is part read (nothing buffered but a line end): what was fed so far was whole
+        events, comments or blank lines."""
+        return not (self._data or self._more or self._event is not None or self._buf.strip(b"\r"))
+
     def data_only(self, chunk: bytes) -> list[bytes] | None:
         """The data of each event when `chunk` is nothing but whole one-line `data: ` events (how
         OpenAI-protocol upstreams send them) and no event is pending, still as bytes; else None,

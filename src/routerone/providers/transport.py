@@ -46,9 +46,16 @@ class UpstreamStream:
     The idle timeout covers only the time spent waiting in `read()` (a slow client does not trip
     it). It is one watchdog timer per stream, not one per read: a read just notes when it started
     waiting; the watchdog, when due, fails a read that has waited `idle_s` or re-arms itself.
+
+    Keep-alives do not reset it: a caller that finds a read brought nothing but keep-alives (SSE
+    comments such as OpenRouter's `: OPENROUTER PROCESSING`, Anthropic `ping` events) says so with
+    `kept_alive()`, and the time waited for such reads adds up. A stream is failed once it has
+    waited `idle_s` in all since its last real event, however many keep-alives came in between
+    (before, an upstream sending only comments held the stream and its hold open for ever).
     """
 
-    __slots__ = ("status", "headers", "_resp", "_content", "_idle_s", "_loop", "_wait_start_s", "_watchdog")
+    __slots__ = ("status", "headers", "_resp", "_content", "_idle_s", "_loop", "_wait_start_s", "_watchdog",
+                 "_quiet_s", "_kept_alive")
 
     def __init__(self, resp: aiohttp.ClientResponse, idle_s: float) -> None:
         self._resp = resp
@@ -57,6 +64,8 @@ class UpstreamStream:
         self._loop = asyncio.get_running_loop()
         self._wait_start_s: float | None = None      # loop time when the current read began waiting
         self._watchdog: asyncio.TimerHandle | None = None
+        self._quiet_s = 0.0          # time waited in reads that brought only keep-alives, since a real event
+        self._kept_alive = False     # the last read brought only keep-alives (the caller said so)
         self.status = resp.status
         self.headers = resp.headers
 
@@ -77,24 +86,33 @@ class UpstreamStream:
     async def read(self) -> bytes:
         """The body bytes that have arrived (waiting for some if none have); b"" at its end.
         Cancelling a waiting read loses nothing: the bytes stay for the next read."""
+        if not self._kept_alive:
+            self._quiet_s = 0.0
+        self._kept_alive = False
         self._wait_start_s = now_s = self._loop.time()
         if self._watchdog is None:
-            self._watchdog = self._loop.call_at(now_s + self._idle_s, self._check_idle)
+            self._watchdog = self._loop.call_at(now_s + self._idle_s - self._quiet_s, self._check_idle)
         try:
             return await self._content.readany()
         except (aiohttp.ClientError, ConnectionError) as exc:
             raise UpstreamUnavailable(f"The upstream connection failed mid-stream ({type(exc).__name__})") from None
         finally:
+            self._quiet_s += self._loop.time() - now_s
             self._wait_start_s = None
+
+    def kept_alive(self) -> None:
+        """The last read brought only keep-alives: its wait counts on towards the idle timeout."""
+        self._kept_alive = True
 
     def _check_idle(self) -> None:
         self._watchdog = None
         start_s = self._wait_start_s
         if start_s is None:              # not reading now: the next read re-arms the watchdog
             return
-        due_s = start_s + self._idle_s
+        due_s = start_s + self._idle_s - self._quiet_s
         if self._loop.time() + 0.001 >= due_s:   # timers fire to the millisecond
-            self._content.set_exception(UpstreamTimeout("The upstream stream stalled (idle timeout)"))
+            self._content.set_exception(UpstreamTimeout(
+                f"The upstream stream stalled: no event for {self._idle_s:g} s (idle timeout; keep-alives do not count)"))
         else:
             self._watchdog = self._loop.call_at(due_s, self._check_idle)
 

@@ -77,6 +77,13 @@ def _has_content(chunks: list[dict], provider: str) -> bool:
     return False
 
 
+def _note_keepalives(upstream: UpstreamStream, decoder: SSEDecoder, events: list) -> None:
+    """A read that brought only keep-alives (SSE comments, blank lines, `ping` events) and no part
+    of an event does not reset the idle timeout (transport.UpstreamStream)."""
+    if decoder.between_events and not any(ev.event != "ping" for ev in events):
+        upstream.kept_alive()
+
+
 async def _send_stream(svc: "ChatService", call: Call, attempt: Attempt) -> _Opened:
     dep = attempt.deployment
     adapter = adapter_for(dep.vendor.protocol)
@@ -99,7 +106,9 @@ async def _send_stream(svc: "ChatService", call: Call, attempt: Attempt) -> _Ope
                 if not data:
                     raise UpstreamUnavailable(f"{dep.vendor.name}: stream ended before any content",
                                               provider=dep.vendor.name)
-                for ev in opened.decoder.feed(data):
+                events = opened.decoder.feed(data)
+                _note_keepalives(upstream, opened.decoder, events)
+                for ev in events:
                     opened.held.extend(opened.translator.feed(ev))
     except TimeoutError:
         pass                       # hold budget spent: commit to this upstream as it is
@@ -225,7 +234,10 @@ class ChatStream:
                         for c in feed_data(p):
                             out.append(frame(c))
                 else:
-                    for ev in decoder.feed(data) if data else decoder.close():
+                    events = decoder.feed(data) if data else decoder.close()
+                    if data:
+                        _note_keepalives(o.upstream, decoder, events)
+                    for ev in events:
                         for c in translator.feed(ev):
                             out.append(frame(c))
                 if o.ttft_ms is None and out:

@@ -1,0 +1,166 @@
+"""Keep-alives do not hold a stream open for ever. An upstream that, after some content, sends only
+SSE comments (`: OPENROUTER PROCESSING`, as OpenRouter does while it waits) or Anthropic `ping`
+events reset the idle timer with every one: the stream, its connection and the caller's balance
+hold stayed open as long as the upstream liked. Now the time since the last real event counts,
+keep-alives or not: past `idle_timeout_s` the stream ends with an error event and is settled for
+what was relayed. Keep-alives inside that bound still keep a slow stream alive.
+
+Real gateway on a real socket, official `openai` and `anthropic` SDKs; only the upstreams are faked.
+Directive in the prompt: [[ka:MODE]]."""
+from __future__ import annotations
+
+import asyncio
+import re
+import sys
+import time
+from pathlib import Path
+
+import anthropic
+import openai
+import orjson
+import pytest
+from aiohttp import web
+
+sys.path.insert(0, str(Path(__file__).parent))
+from money_procs import OUT_MICROS, SMALL, write_money_catalog  # noqa: E402
+
+from routerone.settings import ProviderSettings, Settings  # noqa: E402
+from routerone.store.base import UsageQuery  # noqa: E402
+from routerone.testing.harness import Gateway  # noqa: E402
+from routerone.testing.threaded import ThreadedServer  # noqa: E402
+
+IDLE_S = 1.0
+ANTHROPIC_MODEL = "claude-3-5-haiku-20241022"
+_MODE = re.compile(r"\[\[ka:(\w+)\]\]")
+
+
+def _chunk(delta: dict, finish: str | None = None) -> bytes:
+    return b"data: " + orjson.dumps({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
+                                     "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}) + b"\n\n"
+
+
+def _anthropic(name: str, data: dict) -> bytes:
+    return f"event: {name}\ndata: ".encode() + orjson.dumps({"type": name, **data}) + b"\n\n"
+
+
+class KeepAliveUpstream(ThreadedServer):
+    """`forever`: content, then a keep-alive every 50 ms for up to 20 s. `slow`: content, keep-alives
+    for 0.6 s (within the idle timeout), more content, keep-alives again for 0.6 s, the end."""
+
+    def __init__(self) -> None:
+        super().__init__(self._app)
+
+    def _app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self._openai)
+        app.router.add_post("/v1/messages", self._messages)
+        return app
+
+    @staticmethod
+    async def _keepalives(resp: web.StreamResponse, beat: bytes, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        try:
+            while time.monotonic() < deadline:
+                await resp.write(beat)
+                await asyncio.sleep(0.05)
+        except ConnectionError:
+            pass                     # the gateway gave up on us, as it should
+
+    async def _openai(self, request: web.Request) -> web.StreamResponse:
+        mode = _MODE.findall((await request.read()).decode())[-1]
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        await resp.write(_chunk({"role": "assistant", "content": "hello "}))
+        beat = b": OPENROUTER PROCESSING\n\n"
+        if mode == "forever":
+            await self._keepalives(resp, beat, 20)
+            return resp
+        for word in ("there ", "friend"):
+            await self._keepalives(resp, beat, 0.6)
+            await resp.write(_chunk({"content": word}))
+        await resp.write(_chunk({}, "stop"))
+        await resp.write(b"data: " + orjson.dumps({"id": "c", "choices": [], "usage": {
+            "prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}}) + b"\n\ndata: [DONE]\n\n")
+        return resp
+
+    async def _messages(self, request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        await resp.write(_anthropic("message_start", {"message": {
+            "id": "msg_k", "type": "message", "role": "assistant", "model": ANTHROPIC_MODEL, "content": [],
+            "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": 5, "output_tokens": 1}}}))
+        await resp.write(_anthropic("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}}))
+        await resp.write(_anthropic("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": "hello"}}))
+        await self._keepalives(resp, _anthropic("ping", {}), 20)
+        return resp
+
+
+@pytest.fixture(scope="module")
+def gw(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("keepalives")
+    with KeepAliveUpstream() as up:
+        settings = Settings(database_url=f"sqlite:///{tmp / 'r1.db'}", demo="off", max_retries=0,
+                            usage_flush_interval_s=0.05, idle_timeout_s=IDLE_S, stream_hold_ms=200,
+                            catalog_path=str(write_money_catalog(tmp / "catalog.toml")),
+                            providers={"openai": ProviderSettings(api_key="sk-up-0123456789", base_url=up.url + "/v1"),
+                                       "anthropic": ProviderSettings(api_key="sk-ant-0123456789", base_url=up.url)})
+        with Gateway(settings) as gw:
+            yield gw
+
+
+def _row(gw: Gateway, account_id: int):
+    store = gw.runtime.chat.d.billing.store
+    deadline = time.monotonic() + 10
+    while not (rows := gw.call(store.query_usage(UsageQuery(account_id=account_id, limit=10))).records) \
+            and time.monotonic() < deadline:
+        time.sleep(0.05)
+    [row] = rows
+    acc = gw.account(account_id)
+    assert acc["reserved_micros"] == 0, "the hold was left open"
+    assert 10_000_000 - acc["balance_micros"] == row.cost_micros
+    return row
+
+
+def test_a_stream_of_keepalives_only_ends_after_the_idle_timeout_and_is_settled(gw):
+    key, account_id = gw.new_key()
+    client = openai.OpenAI(base_url=gw.base_url, api_key=key, max_retries=0, timeout=30)
+    t0 = time.monotonic()
+    text = ""
+    with pytest.raises(openai.APIError) as ei:
+        for chunk in client.chat.completions.create(model=SMALL, stream=True, max_tokens=50,
+                                                    messages=[{"role": "user", "content": "hi [[ka:forever]]"}]):
+            text += (chunk.choices[0].delta.content or "") if chunk.choices else ""
+    elapsed_s = time.monotonic() - t0
+    assert text == "hello "
+    assert "stalled" in str(ei.value) and "keep-alives do not count" in str(ei.value)
+    assert IDLE_S <= elapsed_s < IDLE_S + 4, elapsed_s
+    row = _row(gw, account_id)
+    assert row.status == 504 and row.completion_tokens >= 1 and row.cost_micros == row.completion_tokens * OUT_MICROS
+
+
+def test_keepalives_within_the_idle_timeout_keep_a_slow_stream_alive(gw):
+    key, account_id = gw.new_key()
+    client = openai.OpenAI(base_url=gw.base_url, api_key=key, max_retries=0, timeout=30)
+    chunks = list(client.chat.completions.create(model=SMALL, stream=True, max_tokens=50,
+                                                 stream_options={"include_usage": True},
+                                                 messages=[{"role": "user", "content": "hi [[ka:slow]]"}]))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "hello there friend"
+    assert chunks[-1].usage.completion_tokens == 3
+    assert _row(gw, account_id).status == 200
+
+
+def test_anthropic_pings_alone_do_not_hold_a_messages_stream_open(gw):
+    key, account_id = gw.new_key()
+    client = anthropic.Anthropic(base_url=gw.url, api_key=key, max_retries=0, timeout=30)
+    t0 = time.monotonic()
+    events = []
+    with pytest.raises(anthropic.APIError) as ei:
+        with client.messages.stream(model=ANTHROPIC_MODEL, max_tokens=50,
+                                    messages=[{"role": "user", "content": "hi"}]) as stream:
+            for ev in stream:
+                events.append(ev.type)
+    assert "stalled" in str(ei.value)
+    assert time.monotonic() - t0 < IDLE_S + 4
+    assert "content_block_delta" in events and "message_stop" not in events
+    row = _row(gw, account_id)
+    assert row.status == 504 and row.completion_tokens >= 1
