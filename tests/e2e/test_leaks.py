@@ -77,6 +77,38 @@ def test_a_malformed_request_is_answered_in_json_without_its_header_values(gw):
         assert (err["error"]["type"], err["error"]["code"]) == ("invalid_request_error", "invalid_http"), name
 
 
+def test_an_unknown_expect_is_a_json_417_and_its_body_is_never_read_as_a_request(gw, funded_key):
+    """aiohttp answered `Expect: foo` itself (before any middleware) with a text/plain 417 quoting the
+    header, and kept the connection: the unread body was then parsed as a second request, so a body
+    holding a request got its own answer on the same connection (a proxy reusing the connection
+    would hand that answer to someone else's request)."""
+    import openai
+    import orjson
+    key, account_id = funded_key
+    smuggled = b"GET /v1/models HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + key.encode() + b"\r\n\r\n"
+    reply = raw_request(gw.url, b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nExpect: " + SECRET.encode()
+                        + b"\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(smuggled)
+                        + smuggled)
+    assert reply.count(b"HTTP/1.1 ") == 1, reply[:600]          # one answer; the connection closed after it
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.split(b" ", 2)[1] == b"417" and b"content-type: application/json" in head.lower(), head
+    assert SECRET.encode() not in reply
+    err = orjson.loads(body)
+    validate_error(err)
+    assert (err["error"]["type"], err["error"]["code"], err["error"]["param"]) == \
+        ("invalid_request_error", "expectation_failed", "Expect")
+    client = openai.OpenAI(base_url=gw.base_url, api_key=key, max_retries=0)
+    try:
+        client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}],
+                                       extra_headers={"Expect": "something-else"})
+        raise AssertionError("an unknown expectation was accepted")
+    except openai.APIStatusError as exc:
+        assert exc.status_code == 417 and exc.body["code"] == "expectation_failed"
+    assert client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}],
+                                          extra_headers={"Expect": "100-continue"}).choices[0].message.content
+    assert gw.account(account_id)["reserved_micros"] == 0
+
+
 def test_server_header_names_no_versions(gw):
     ok = httpx2.get(gw.url + "/healthz")
     assert ok.headers["server"] == "routerone"

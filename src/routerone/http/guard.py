@@ -15,7 +15,8 @@ aiohttp's own logging of malformed requests (a traceback at ERROR, with the offe
 API key included) becomes one short line without header values, at most one per
 `MALFORMED_LOG_INTERVAL_S` (the rest counted). The error page aiohttp answers them with (text/plain,
 quoting the offending header line, an `Authorization` value included) becomes the documented JSON
-error, which names no header value. Responses say `Server: routerone`, no versions.
+error, which names no header value; so does its answer to an `Expect` other than 100-continue (417,
+and the connection closed). Responses say `Server: routerone`, no versions.
 """
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ import asyncio
 import logging
 import time
 
-from aiohttp import web, web_protocol, web_response
+from aiohttp import web, web_protocol, web_response, web_urldispatcher
+from aiohttp.http import HttpVersion11
 
 from ..errors import InvalidRequest, RouterOneError, ServiceUnavailable
 from ..services.auth import CLIENT_ADDRESS
@@ -178,6 +180,24 @@ def _json_handle_error(self, request, status: int = 500, exc: BaseException | No
     return out
 
 
+_AIOHTTP_EXPECT_HANDLER = web_urldispatcher._default_expect_handler
+
+
+async def _json_expect_handler(request: web.Request) -> web.StreamResponse | None:
+    """`Expect: 100-continue` as aiohttp answers it; any other expectation (HTTP/1.1) is the
+    documented JSON error, 417 `expectation_failed`, naming no header value, and the connection is
+    closed: the body was not read, and on a kept-alive connection it would be read as the next
+    request (aiohttp's own text/plain 417 quoted the header and kept the connection)."""
+    if request.version != HttpVersion11 or request.headers.get("Expect", "").lower() == "100-continue":
+        return await _AIOHTTP_EXPECT_HANDLER(request)
+    err = InvalidRequest("Unsupported Expect header: only 100-continue is supported", param="Expect",
+                         code="expectation_failed")
+    err.status = 417
+    resp = web.Response(status=417, body=err.body(), content_type="application/json")
+    resp.force_close()
+    return resp
+
+
 def quiet_aiohttp() -> None:
     """Install the log filter (once), take the versions out of the `Server` header and answer
     malformed requests in JSON. aiohttp sets that header from a module constant, also on the error
@@ -188,3 +208,5 @@ def quiet_aiohttp() -> None:
         logger.addFilter(MalformedRequestFilter())
     web_response.SERVER_SOFTWARE = SERVER_NAME     # type: ignore[attr-defined]
     web_protocol.RequestHandler.handle_error = _json_handle_error    # type: ignore[method-assign]
+    # every route (and the 404/405 ones aiohttp makes per request) takes this default when it is made
+    web_urldispatcher._default_expect_handler = _json_expect_handler   # type: ignore[assignment]
