@@ -149,6 +149,14 @@ class HostileUpstream(ThreadedServer):
             data[0]["index"] = {"i": 0}
         elif name == "huge_tokens":
             usage = {"prompt_tokens": 10 ** 30, "total_tokens": 10 ** 30}
+        elif name == "same_index":            # input 0's vector twice, input 1's lost
+            data[1]["index"] = 0
+        elif name == "index_beyond":
+            data[1]["index"] = 7
+        elif name == "mixed_lengths":
+            data[1]["embedding"] = [0.5, 0.25, 0.125]
+        elif name == "ignores_dimensions" and "dimensions" not in body:
+            return web.json_response({"error": {"message": "the fake wants dimensions here"}}, status=500)
         return web.json_response({"object": "list", "model": body["model"], "data": data, "usage": usage})
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
@@ -326,11 +334,15 @@ def test_a_huge_upstream_error_message_is_cut(gw):
     assert (row.status, row.cost_micros) == (400, 0)
 
 
-@pytest.mark.parametrize("name", ["mixed_index", "index_object"])
+@pytest.mark.parametrize("name", ["mixed_index", "index_object", "same_index", "index_beyond", "mixed_lengths",
+                                  "ignores_dimensions"])
 def test_embeddings_of_the_wrong_shape_are_a_502_and_not_charged(gw, name):
+    """Indexes that are not 0..n-1 each once (a vector lost, another twice: silently the wrong vector
+    for an input), vectors of different lengths, or not the `dimensions` asked for were passed on."""
     key, account_id = gw.new_key()
+    dims = {"dimensions": 3} if name == "ignores_dimensions" else {}
     with pytest.raises(openai.APIStatusError) as ei:
-        _client(gw, key).embeddings.create(model="text-embedding-3-small", input=["a", f"b [[reply:{name}]]"])
+        _client(gw, key).embeddings.create(model="text-embedding-3-small", input=["a", f"b [[reply:{name}]]"], **dims)
     assert ei.value.status_code == 502 and ei.value.body["code"] == "upstream_unavailable"
     [row] = _rows(gw, account_id, 1)
     assert (row.status, row.cost_micros) == (502, 0)

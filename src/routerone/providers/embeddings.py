@@ -20,7 +20,7 @@ from ..wire.embeddings import EmbeddingsRequest
 from .base import Deployment, UpstreamRequest
 from .openai_compat import auth_headers
 
-__all__ = ["build_embeddings_requests", "build_embeddings_request", "parse_embeddings_response",
+__all__ = ["build_embeddings_requests", "build_embeddings_request", "parse_embeddings_response", "check_vectors",
            "EMBEDDING_PROTOCOLS", "GEMINI_BATCH_MAX"]
 
 EMBEDDING_PROTOCOLS = ("openai", "gemini")
@@ -74,6 +74,17 @@ def _vector(v: object, dep: Deployment) -> list[float]:
     return v
 
 
+def check_vectors(vectors: list[list[float]], dimensions: int | None, dep: Deployment) -> None:
+    """The vectors of one request are of one length, the `dimensions` asked for if any: a reply
+    that mixes lengths (or ignores `dimensions`) would break the caller's index, so it is an
+    upstream failure (502, not charged), never passed on."""
+    lengths = {len(v) for v in vectors}
+    if len(lengths) > 1:
+        raise _bad(dep, f"embeddings of different lengths ({', '.join(map(str, sorted(lengths)[:3]))})")
+    if dimensions is not None and lengths != {dimensions}:
+        raise _bad(dep, f"{lengths.pop()}-dimension embeddings for {dimensions} dimensions asked for")
+
+
 def parse_embeddings_response(body: bytes, n_inputs: int,
                               dep: Deployment) -> tuple[list[list[float]], int | None]:
     """One upstream answer for `n_inputs` inputs -> (one vector per input, in input order; the
@@ -95,9 +106,11 @@ def parse_embeddings_response(body: bytes, n_inputs: int,
     data = obj.get("data")
     if not isinstance(data, list) or len(data) != n_inputs:
         raise _bad(dep, f"{len(data) if isinstance(data, list) else 'no'} embeddings for {n_inputs} inputs")
-    index = [e.get("index", 0) if isinstance(e, dict) else 0 for e in data]
+    index = [e.get("index", i) if isinstance(e, dict) else i for i, e in enumerate(data)]
     if not all(type(i) is int for i in index):
         raise _bad(dep, "an embedding whose index is not an integer")
+    if sorted(index) != list(range(n_inputs)):    # each input's vector once: none lost, none twice
+        raise _bad(dep, f"embeddings whose indexes are not 0..{n_inputs - 1}, each once")
     ordered = [e for _, e in sorted(zip(index, data), key=lambda pair: pair[0])]
     vectors = [_vector(e.get("embedding") if isinstance(e, dict) else None, dep) for e in ordered]
     usage = obj.get("usage")

@@ -18,7 +18,7 @@ from ..embedding_catalog import EmbeddingModel
 from ..errors import (CapabilityMismatch, ContextLengthExceeded, InvalidRequest, ModelNotFound, PermissionDenied,
                       RouterOneError)
 from ..providers.adapters import adapter_for
-from ..providers.embeddings import build_embeddings_requests, parse_embeddings_response
+from ..providers.embeddings import build_embeddings_requests, check_vectors, parse_embeddings_response
 from ..routing.base import Attempt, Plan
 from ..tokens import count_text_tokens, load_tokenizer
 from ..wire.chat import ChatRequest
@@ -114,6 +114,7 @@ class EmbeddingsService:
                 part, part_tokens = parse_embeddings_response(resp.body, n, dep)
                 vectors += part
                 tokens = None if tokens is None or part_tokens is None else tokens + part_tokens
+            check_vectors(vectors, req.dimensions, dep)
             d.health.record_success(dep.id, ttft_ms=None, duration_ms=elapsed_ms, completion_tokens=0)
             return vectors, tokens
 
