@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .billing.pricebook import lookup_price
-from .billing.prices import Price, usd_to_micros
+from .billing.prices import Price, price_to_micros
 from .providers.base import Deployment
 from .providers.vendors import ProviderEntry
 from .settings import SettingsError
@@ -78,7 +78,7 @@ def _row_price(r: dict, where: str) -> Price | None:
         return None
     try:
         def get(k: str) -> int | None:
-            return usd_to_micros(r[k], what=f"{where}.{k}") if r.get(k) is not None else None
+            return price_to_micros(r[k], what=f"{where}.{k}") if r.get(k) is not None else None
         return Price(input_micros_per_mtok=get("input_usd_per_mtok") or 0,
                      output_micros_per_mtok=get("output_usd_per_mtok") or 0,
                      cached_input_micros_per_mtok=get("cached_input_usd_per_mtok"),

@@ -10,7 +10,7 @@ import tomllib
 from dataclasses import dataclass
 from importlib import resources
 
-from .billing.prices import Price, usd_to_micros
+from .billing.prices import Price, price_to_micros
 from .catalog import Catalog, ModelInfo
 from .providers.base import Deployment
 from .providers.embeddings import EMBEDDING_PROTOCOLS
@@ -37,7 +37,7 @@ def load_embedding_models(catalog: Catalog) -> dict[str, EmbeddingModel]:
         vendor = catalog.vendors.get(raw["provider"])
         if vendor is None or vendor.protocol not in EMBEDDING_PROTOCOLS:
             continue          # a vendor this gateway does not know, or one with no embeddings API
-        price = Price(input_micros_per_mtok=usd_to_micros(raw["input_usd_per_mtok"], what=f"{where}.input_usd_per_mtok"))
+        price = Price(input_micros_per_mtok=price_to_micros(raw["input_usd_per_mtok"], what=f"{where}.input_usd_per_mtok"))
         dep = Deployment(raw["id"], vendor, raw.get("upstream", raw["id"]))
         info = ModelInfo(id=raw["id"], provider=vendor.name, context_window=int(raw["max_input_tokens"]),
                          max_output=0, price=price, deployments=(dep,), tools=False, json_schema=False)

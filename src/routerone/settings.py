@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Mapping
 from urllib.parse import urlsplit
 
-from .billing.prices import usd_to_micros
+from .billing.prices import price_to_micros
 
 __all__ = ["Settings", "ProviderSettings", "SettingsError", "load_settings", "PROTOCOLS"]
 
@@ -275,7 +275,7 @@ def _provider(name: str, conf: Any, env: Mapping[str, str]) -> ProviderSettings:
         raw = getattr(p, k)
         if raw is not None:
             try:
-                usd_to_micros(raw, what=f"providers.{name}.{k}")
+                price_to_micros(raw, what=f"providers.{name}.{k}")
             except ValueError as exc:
                 raise SettingsError(str(exc)) from None
     for k in ("discovery_interval_s", "connect_timeout_s", "first_byte_timeout_s", "idle_timeout_s", "rpm", "tpm"):

@@ -83,6 +83,13 @@ CASES = [
     ("sqlite URL with two slashes", None, None, ["accounts", "list", "--database-url", "sqlite://r.db"], "sqlite://r.db"),
     # 100,000 workers were spawned
     ("too many workers", None, None, ["serve", "--workers", "100000"], "workers"),
+    # a price too large for a hold to be stored: every request a 500 (and a traceback in `models`)
+    ("provider price too large", '[providers.box]\nbase_url = "http://x/v1"\noutput_usd_per_mtok = "1e30"\n', None,
+     ["models"], "providers.box.output_usd_per_mtok"),
+    ("provider price beyond a float", '[providers.box]\nbase_url = "http://x/v1"\ninput_usd_per_mtok = "1e400"\n',
+     None, ["models"], "1e400"),
+    ("catalog price too large", 'catalog_path = "CATALOG"\n', PRICE_LESS + 'input_usd_per_mtok = "2000000"\n',
+     ["models"], "input_usd_per_mtok"),
 ]
 
 

@@ -1,4 +1,4 @@
 """Money: prices in integer micro-dollars, reservation before a call and settlement after."""
-from .prices import Price, usd_to_micros
+from .prices import Price, price_to_micros, usd_to_micros
 
-__all__ = ["Price", "usd_to_micros"]
+__all__ = ["Price", "price_to_micros", "usd_to_micros"]

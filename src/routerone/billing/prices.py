@@ -6,10 +6,14 @@ from decimal import Decimal, InvalidOperation
 
 from ..wire.types import Usage
 
-__all__ = ["Price", "usd_to_micros"]
+__all__ = ["Price", "usd_to_micros", "price_to_micros", "MAX_PRICE_USD_PER_MTOK"]
 
 MICROS_PER_USD = 1_000_000
 TOKENS_PER_MTOK = 1_000_000
+# $1 per token: far above any model's list price, and low enough that a request's worst case (a
+# context of millions of tokens) stays a small fraction of the 64-bit micro-dollar amounts the
+# database holds
+MAX_PRICE_USD_PER_MTOK = 1_000_000
 
 
 def usd_to_micros(value: object, *, what: str = "price") -> int:
@@ -21,6 +25,17 @@ def usd_to_micros(value: object, *, what: str = "price") -> int:
     if d != d.to_integral_value() or d < 0:
         raise ValueError(f"{what}: {value!r} is negative or finer than one micro-dollar")
     return int(d)
+
+
+def price_to_micros(value: object, *, what: str = "price") -> int:
+    """A price in USD per 1M tokens ('2.50') -> micro-dollars, exactly; above
+    MAX_PRICE_USD_PER_MTOK it is refused (a typo such as "1e30" would make every request's hold
+    too large to store: a 500 on each)."""
+    micros = usd_to_micros(value, what=what)
+    if micros > MAX_PRICE_USD_PER_MTOK * MICROS_PER_USD:
+        raise ValueError(f"{what}: {value!r} is above the highest price accepted "
+                         f"({MAX_PRICE_USD_PER_MTOK:,} USD per 1M tokens)")
+    return micros
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,7 @@ from importlib import resources
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..billing.prices import Price, usd_to_micros
+from ..billing.prices import Price, price_to_micros
 from ..settings import ProviderSettings, Settings, SettingsError
 from .base import Vendor
 
@@ -89,8 +89,8 @@ def _unknown_price(name: str, conf: ProviderSettings, vendor: Vendor) -> Price |
     if conf.input_usd_per_mtok is None and conf.output_usd_per_mtok is None:
         return Price() if not vendor.needs_key and not vendor.api_key else None
     where = f"providers.{name}"
-    return Price(usd_to_micros(conf.input_usd_per_mtok or 0, what=f"{where}.input_usd_per_mtok"),
-                 usd_to_micros(conf.output_usd_per_mtok or 0, what=f"{where}.output_usd_per_mtok"))
+    return Price(price_to_micros(conf.input_usd_per_mtok or 0, what=f"{where}.input_usd_per_mtok"),
+                 price_to_micros(conf.output_usd_per_mtok or 0, what=f"{where}.output_usd_per_mtok"))
 
 
 def _entry(name: str, raw: dict[str, Any] | None, conf: ProviderSettings, port: int,
