@@ -256,6 +256,9 @@ def _check_range(key: str, f: dataclasses.Field, value: Any) -> None:
         raise SettingsError(f"{key}: must be {span}, got {value}")
 
 
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,256}")    # an RFC 9110 token
+
+
 def _provider(name: str, conf: Any, env: Mapping[str, str]) -> ProviderSettings:
     if not isinstance(conf, dict):
         raise SettingsError(f"providers.{name}: expected a table")
@@ -271,6 +274,12 @@ def _provider(name: str, conf: Any, env: Mapping[str, str]) -> ProviderSettings:
         raise SettingsError(f"providers.{name}.protocol: {p.protocol!r} is not one of {', '.join(PROTOCOLS)}")
     if p.base_url is not None:
         _check_url(f"providers.{name}.base_url", p.base_url, ("http", "https"))
+    for h, v in p.headers.items():
+        if not _HEADER_NAME.fullmatch(h):
+            raise SettingsError(f"providers.{name}.headers: {h!r} is not a valid HTTP header name")
+        if any(c < " " and c != "\t" or c == "\x7f" for c in v):
+            raise SettingsError(f"providers.{name}.headers.{h}: a header value may not hold line breaks or "
+                                "other control characters")
     for k in ("input_usd_per_mtok", "output_usd_per_mtok"):
         raw = getattr(p, k)
         if raw is not None:

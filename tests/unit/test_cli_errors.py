@@ -83,6 +83,11 @@ CASES = [
     ("sqlite URL with two slashes", None, None, ["accounts", "list", "--database-url", "sqlite://r.db"], "sqlite://r.db"),
     # 100,000 workers were spawned
     ("too many workers", None, None, ["serve", "--workers", "100000"], "workers"),
+    # a header value with a line break: a traceback from the HTTP client at the first upstream call
+    ("header with a line break", '[providers.box]\nbase_url = "http://x/v1"\nheaders = { X-Team = "a\\nEvil: 1" }\n',
+     None, ["models"], "providers.box.headers.X-Team"),
+    ("header name with a space", '[providers.box]\nbase_url = "http://x/v1"\nheaders = { "X Team" = "a" }\n',
+     None, ["models"], "X Team"),
     # a price too large for a hold to be stored: every request a 500 (and a traceback in `models`)
     ("provider price too large", '[providers.box]\nbase_url = "http://x/v1"\noutput_usd_per_mtok = "1e30"\n', None,
      ["models"], "providers.box.output_usd_per_mtok"),
