@@ -274,6 +274,9 @@ def _provider(name: str, conf: Any, env: Mapping[str, str]) -> ProviderSettings:
         raise SettingsError(f"providers.{name}.protocol: {p.protocol!r} is not one of {', '.join(PROTOCOLS)}")
     if p.base_url is not None:
         _check_url(f"providers.{name}.base_url", p.base_url, ("http", "https"))
+    if name == "demo" and set(conf) - {"enabled"}:
+        raise SettingsError("providers.demo: 'demo' is Router One's built-in demo provider (see the `demo` "
+                            "setting); give your provider another name")
     for h, v in p.headers.items():
         if not _HEADER_NAME.fullmatch(h):
             raise SettingsError(f"providers.{name}.headers: {h!r} is not a valid HTTP header name")

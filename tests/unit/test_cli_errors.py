@@ -95,6 +95,8 @@ CASES = [
      None, ["models"], "1e400"),
     ("catalog price too large", 'catalog_path = "CATALOG"\n', PRICE_LESS + 'input_usd_per_mtok = "2000000"\n',
      ["models"], "input_usd_per_mtok"),
+    # [providers.demo] pointing at one's own box served the canned demo instead, silently
+    ("provider named demo", '[providers.demo]\nbase_url = "http://x/v1"\n', None, ["models"], "providers.demo"),
 ]
 
 
