@@ -88,6 +88,11 @@ CASES = [
      None, ["models"], "providers.box.headers.X-Team"),
     ("header name with a space", '[providers.box]\nbase_url = "http://x/v1"\nheaders = { "X Team" = "a" }\n',
      None, ["models"], "X Team"),
+    # "inf" passed the USD parser's checks and int() of it raised OverflowError: a traceback
+    ("credit inf", None, None, ["accounts", "credit", "2", "inf"], "'inf'"),
+    ("balance Infinity", None, None, ["accounts", "create", "x", "--balance-usd", "Infinity"], "Infinity"),
+    ("provider price inf", '[providers.box]\nbase_url = "http://x/v1"\ninput_usd_per_mtok = "inf"\n', None,
+     ["models"], "providers.box.input_usd_per_mtok"),
     # a price too large for a hold to be stored: every request a 500 (and a traceback in `models`)
     ("provider price too large", '[providers.box]\nbase_url = "http://x/v1"\noutput_usd_per_mtok = "1e30"\n', None,
      ["models"], "providers.box.output_usd_per_mtok"),

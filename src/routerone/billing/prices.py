@@ -22,6 +22,8 @@ def usd_to_micros(value: object, *, what: str = "price") -> int:
         d = Decimal(str(value)) * MICROS_PER_USD
     except InvalidOperation:
         raise ValueError(f"{what}: {value!r} is not a number") from None
+    if not d.is_finite():                       # "inf" (int() of it raised OverflowError), "nan"
+        raise ValueError(f"{what}: {value!r} is not a finite number")
     if d != d.to_integral_value() or d < 0:
         raise ValueError(f"{what}: {value!r} is negative or finer than one micro-dollar")
     return int(d)
