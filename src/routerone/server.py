@@ -50,7 +50,7 @@ from .limits.factory import uses_redis
 from .limits.shared import SharedLimiter, SharedLimiterState
 from .observability.logs import configure_logging
 from .observability.metrics import MULTIPROC_ENV
-from .settings import Settings
+from .settings import Settings, SettingsError
 
 try:
     import uvloop
@@ -74,7 +74,10 @@ def _loop_policy() -> None:
 
 
 def _listen(host: str, port: int, reuse_port: bool) -> socket.socket:
-    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][0]
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][0]
+    except socket.gaierror as exc:      # not the database's host, which the CLI would otherwise name
+        raise SettingsError(f"host: {host!r} is not an address to listen on ({exc.strerror})") from None
     sock = socket.create_server((host, port), family=family, backlog=LISTEN_BACKLOG, reuse_port=reuse_port)
     sock.setblocking(False)
     return sock

@@ -52,6 +52,8 @@ CASES = [
                                                   "sqlite:///no/such/dir/r.db"], "no/such/dir/r.db"),
     ("port out of range", "port = 99999\n", None, ["serve"], "port"),
     ("port via flag", None, None, ["serve", "--port", "70000"], "70000"),
+    # blamed the SQLite file ("cannot reach SQLite file ...: host None does not resolve")
+    ("listen host does not resolve", None, None, ["serve", "--host", "no such host"], "host: 'no such host'"),
     ("willingness_to_pay", "willingness_to_pay = 7\n", None, ["models"], "willingness_to_pay"),
     ("unknown strategy", 'routing_strategy = "random"\n', None, ["models"], "random"),
     ("bad provider URL", '[providers.box]\nbase_url = "gpu-box:8000"\n', None, ["models"], "gpu-box:8000"),
