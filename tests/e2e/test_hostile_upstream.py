@@ -198,6 +198,10 @@ class HostileUpstream(ThreadedServer):
             except ConnectionError:
                 pass                     # the gateway gave up on us: as it should
             return resp
+        if name in ("s_done_only", "s_usage_only"):          # a 200 stream that ends with nothing in it
+            usage = b'data: {"choices":[],"usage":{"prompt_tokens":5,"completion_tokens":7}}\n\n'
+            await resp.write((usage if name == "s_usage_only" else b"") + b"data: [DONE]\n\n")
+            return resp
         first = STREAMS.get(name.removesuffix("_first")) or PARTS.get(name)
         events = [first] if name.endswith("_first") else [GOOD, first] if first else [GOOD]
         for ev in events:
@@ -274,12 +278,14 @@ def test_a_malformed_stream_chunk_ends_the_stream_with_an_error_and_is_settled(g
         "the text relayed before the bad chunk is billed"
 
 
-@pytest.mark.parametrize("name", ["s_content_number", "s_choices_string", "s_delta_string"])
+@pytest.mark.parametrize("name", ["s_content_number_first", "s_choices_string_first", "s_delta_string_first",
+                                  "s_done_only", "s_usage_only"])
 def test_a_malformed_first_chunk_is_a_502_before_the_stream(gw, name):
+    """...and so is a stream with nothing in it but `[DONE]` (and a usage chunk): it was relayed as an
+    empty 200, no choice, no finish_reason (and the usage billed), where a failover was possible."""
     key, account_id = gw.new_key()
     with pytest.raises(openai.APIStatusError) as ei:
-        _client(gw, key).chat.completions.create(model=SMALL, stream=True, max_tokens=50,
-                                                 messages=_ask(name + "_first"))
+        _client(gw, key).chat.completions.create(model=SMALL, stream=True, max_tokens=50, messages=_ask(name))
     assert ei.value.status_code == 502 and ei.value.body["code"] == "upstream_unavailable"
     [row] = _rows(gw, account_id, 1)
     assert (row.status, row.cost_micros) == (502, 0)

@@ -117,6 +117,9 @@ async def _send_stream(svc: "ChatService", call: Call, attempt: Attempt) -> _Ope
         raise
     if _has_content(opened.held, dep.vendor.name):
         opened.ttft_ms = (time.perf_counter() - call.started) * 1000
+    elif opened.translator.done:     # `data: [DONE]` (or a usage chunk) and nothing else: an empty 200 was relayed
+        upstream.close()
+        raise UpstreamUnavailable(f"{dep.vendor.name}: stream ended before any content", provider=dep.vendor.name)
     return opened
 
 
