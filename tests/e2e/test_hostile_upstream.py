@@ -90,6 +90,13 @@ STREAMS = {   # streamed: the chunk sent after a good first content chunk
     "s_choice_number": {"id": "c", "choices": [5]},
     "s_delta_string": {"id": "c", "choices": [{"index": 0, "delta": "x"}]},
     "s_finish_object": _chunk({}, {"why": "stop"}),
+    # a tool call index that is not an integer was a 500 inside /v1/messages and /v1/responses streams
+    "s_tool_index_object": _chunk({"tool_calls": [{"index": {"i": 0}, "id": "c", "type": "function",
+                                                   "function": {"name": "f", "arguments": "{}"}}]}),
+    "s_tool_id_number": _chunk({"tool_calls": [{"index": 0, "id": 5, "type": "function",
+                                                "function": {"name": "f", "arguments": "{}"}}]}),
+    "s_tool_name_number": _chunk({"tool_calls": [{"index": 0, "id": "c", "type": "function",
+                                                  "function": {"name": 5, "arguments": "{}"}}]}),
 }
 PARTS = {"s_content_parts": _chunk({"content": [{"type": "text", "text": "there"}, {"type": "thinking", "thinking": "x"}]})}
 STREAM_USAGE = {"s_usage_strings": {"prompt_tokens": "lots", "completion_tokens": None}}
@@ -362,7 +369,7 @@ def test_absurd_embedding_usage_costs_at_most_the_hold(gw):
     assert row.status == 200 and 0 < row.cost_micros <= 1_000, row
 
 
-@pytest.mark.parametrize("name", ["s_finish_object", "s_content_number", "s_tool_calls_string"])
+@pytest.mark.parametrize("name", ["s_finish_object", "s_content_number", "s_tool_calls_string", "s_tool_index_object"])
 def test_a_malformed_stream_chunk_ends_messages_and_responses_streams_with_an_error(gw, name):
     """/v1/messages and /v1/responses translate the chat stream: a bad chunk was a 500 written into it."""
     key, account_id = gw.new_key()

@@ -55,6 +55,9 @@ class _Opened:
     ttft_ms: float | None
 
 
+_TEXT_OR_NONE = (str, type(None))
+
+
 def _unreadable_chunk(provider: str) -> UpstreamUnavailable:
     return UpstreamUnavailable(f"{provider}: upstream sent a stream chunk Router One cannot read", provider=provider)
 
@@ -173,8 +176,8 @@ class ChatStream:
     def _frame(self, chunk: dict) -> bytes:
         """The chunk as an SSE event, its text counted. A chunk of the wrong shape (choices, a delta,
         tool calls or a function that are not what the protocol says; content, arguments or a
-        finish_reason that are not text) is an upstream failure: the stream ends with an error and
-        is settled."""
+        finish_reason that are not text; a tool call index that is not an integer, an id or a name
+        that is not text) is an upstream failure: the stream ends with an error and is settled."""
         chunk.update(self._stamp)     # keys the upstream sent keep their place, as with item assignment
         try:
             for ch in chunk.get("choices") or ():
@@ -189,7 +192,11 @@ class ChatStream:
                     if calls.__class__ is not list:
                         raise TypeError("tool_calls")
                     for tc in calls:
-                        args = (tc.get("function") or {}).get("arguments")
+                        fn = tc.get("function") or {}
+                        if tc.get("index", 0).__class__ is not int or tc.get("id").__class__ not in _TEXT_OR_NONE \
+                                or fn.get("name").__class__ not in _TEXT_OR_NONE:
+                            raise TypeError("tool call")   # what every client keys tool calls by, and names them
+                        args = fn.get("arguments")
                         if args:
                             if args.__class__ is not str:
                                 raise TypeError("arguments")
