@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 import sys
 import traceback
 from typing import Awaitable, Callable, NoReturn
@@ -42,8 +43,13 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
+_USD_TEXT = re.compile(r"[0-9]+(\.[0-9]+)?")    # ASCII digits: not "١٠٠" or "1_0", which Decimal reads as 100 and 10
+
+
 def _usd(value: str) -> int:
     try:
+        if not _USD_TEXT.fullmatch(value):
+            raise ValueError(value)
         return usd_to_micros(value, what="amount")
     except ValueError:
         raise argparse.ArgumentTypeError(

@@ -93,6 +93,9 @@ CASES = [
     # "inf" passed the USD parser's checks and int() of it raised OverflowError: a traceback
     ("credit inf", None, None, ["accounts", "credit", "2", "inf"], "'inf'"),
     ("balance Infinity", None, None, ["accounts", "create", "x", "--balance-usd", "Infinity"], "Infinity"),
+    # Decimal reads other scripts' digits and underscores: "١٠٠" credited 100 USD, "1_0" 10 (the admin API refuses both)
+    ("credit in Arabic-Indic digits", None, None, ["accounts", "credit", "2", "\u0661\u0660\u0660"], "\u0661\u0660\u0660"),
+    ("spend cap with an underscore", None, None, ["keys", "create", "--account", "2", "--spend-cap-usd", "1_0"], "1_0"),
     ("provider price inf", '[providers.box]\nbase_url = "http://x/v1"\ninput_usd_per_mtok = "inf"\n', None,
      ["models"], "providers.box.input_usd_per_mtok"),
     # a price too large for a hold to be stored: every request a 500 (and a traceback in `models`)
