@@ -23,8 +23,8 @@ def int_between(lo: int, hi: int, what: str):
     """An argparse `type`: an integer in lo..hi, else a one-line usage error (not a traceback from
     the database when it is too large for a column, nor a list of every allowed value)."""
     def parse(value: str) -> int:
-        try:
-            n = int(value)
+        try:   # ASCII digits only: int() also reads "١" (1) and "1_0" (10)
+            n = int(value) if value.isascii() and "_" not in value else None
         except ValueError:
             n = None
         if n is None or not lo <= n <= hi:

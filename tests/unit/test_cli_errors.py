@@ -76,6 +76,8 @@ CASES = [
     ("console user of an account too large", None, None,
      ["console-user", "create", "--email", "a@example.com", "--account", "99999999999999999999999"], "99999999999999999999999"),
     ("audit limit", None, None, ["audit", "--limit", "-5"], "-5"),
+    ("revoke an id in Arabic-Indic digits", None, None, ["keys", "revoke", "\u0661"], "\u0661"),
+    ("credit an id with an underscore", None, None, ["accounts", "credit", "1_0", "5"], "1_0"),
     # tracebacks: a "$env" that is not a name, a SQLite URL without a path
     ("secret $env not a name", '[providers.box]\nbase_url = "http://x/v1"\napi_key = { "$env" = 5 }\n', None,
      ["models"], "providers.box.api_key"),
