@@ -3,7 +3,8 @@ SSE comments (`: OPENROUTER PROCESSING`, as OpenRouter does while it waits) or A
 events reset the idle timer with every one: the stream, its connection and the caller's balance
 hold stayed open as long as the upstream liked. Now the time since the last real event counts,
 keep-alives or not: past `idle_timeout_s` the stream ends with an error event and is settled for
-what was relayed. Keep-alives inside that bound still keep a slow stream alive.
+what was relayed. Keep-alives inside that bound still keep a slow stream alive; a flood of them
+(over 1 MiB between two events) ends the stream at once.
 
 Real gateway on a real socket, official `openai` and `anthropic` SDKs; only the upstreams are faked.
 Directive in the prompt: [[ka:MODE]]."""
@@ -69,11 +70,20 @@ class KeepAliveUpstream(ThreadedServer):
     async def _openai(self, request: web.Request) -> web.StreamResponse:
         mode = _MODE.findall((await request.read()).decode())[-1]
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        if mode == "flood":
+            resp.enable_compression(web.ContentCoding.gzip)
         await resp.prepare(request)
         await resp.write(_chunk({"role": "assistant", "content": "hello "}))
         beat = b": OPENROUTER PROCESSING\n\n"
         if mode == "forever":
             await self._keepalives(resp, beat, 20)
+            return resp
+        if mode == "flood":          # 64 MiB of blank lines, gzip-compressed (~64 KB on the wire)
+            try:
+                for _ in range(64):
+                    await resp.write(b"\n" * (1 << 20))
+            except ConnectionError:
+                pass
             return resp
         for word in ("there ", "friend"):
             await self._keepalives(resp, beat, 0.6)
@@ -164,3 +174,18 @@ def test_anthropic_pings_alone_do_not_hold_a_messages_stream_open(gw):
     assert "content_block_delta" in events and "message_stop" not in events
     row = _row(gw, account_id)
     assert row.status == 504 and row.completion_tokens >= 1
+
+
+def test_a_flood_of_blank_lines_ends_the_stream_at_once(gw):
+    """64 MiB of blank lines (a 64 KB gzip reply) kept the gateway's event loop busy decoding them for
+    ~20 s, every other request waiting, the client seeing nothing; now over 1 MiB of keep-alives
+    between two events ends the stream."""
+    key, account_id = gw.new_key()
+    client = openai.OpenAI(base_url=gw.base_url, api_key=key, max_retries=0, timeout=60)
+    t0 = time.monotonic()
+    with pytest.raises(openai.APIError) as ei:
+        list(client.chat.completions.create(model=SMALL, stream=True, max_tokens=50,
+                                            messages=[{"role": "user", "content": "hi [[ka:flood]]"}]))
+    assert "keep-alives" in str(ei.value) and time.monotonic() - t0 < 5, (str(ei.value), time.monotonic() - t0)
+    row = _row(gw, account_id)
+    assert row.status == 502 and row.completion_tokens >= 1

@@ -115,7 +115,7 @@ class DemoStream:
     async def read_all(self) -> bytes:
         return b"".join(self._parts)
 
-    def kept_alive(self) -> None:
+    def kept_alive(self, nbytes: int) -> None:
         pass
 
     def close(self) -> None:

@@ -38,6 +38,7 @@ class UpstreamResponse:
 
 
 MAX_REPLY_BYTES = 64 << 20    # a non-streamed upstream reply (or error body) beyond this is a 502
+MAX_KEEPALIVE_BYTES = 1 << 20  # of keep-alives between two stream events (OpenRouter's: ~25 bytes every few s)
 
 
 class UpstreamStream:
@@ -51,11 +52,14 @@ class UpstreamStream:
     comments such as OpenRouter's `: OPENROUTER PROCESSING`, Anthropic `ping` events) says so with
     `kept_alive()`, and the time waited for such reads adds up. A stream is failed once it has
     waited `idle_s` in all since its last real event, however many keep-alives came in between
-    (before, an upstream sending only comments held the stream and its hold open for ever).
+    (before, an upstream sending only comments held the stream and its hold open for ever). Nor may
+    they come in bulk: more than MAX_KEEPALIVE_BYTES of them between two events is an upstream
+    failure (a flood of blank lines costs the decoder ~0.3 s of CPU per MiB and the client sees
+    nothing; compressed, 100 MiB of them is a 100 KB reply).
     """
 
     __slots__ = ("status", "headers", "_resp", "_content", "_idle_s", "_loop", "_wait_start_s", "_watchdog",
-                 "_quiet_s", "_kept_alive")
+                 "_quiet_s", "_quiet_bytes", "_kept_alive")
 
     def __init__(self, resp: aiohttp.ClientResponse, idle_s: float) -> None:
         self._resp = resp
@@ -66,6 +70,7 @@ class UpstreamStream:
         self._watchdog: asyncio.TimerHandle | None = None
         self._quiet_s = 0.0          # time waited in reads that brought only keep-alives, since a real event
         self._kept_alive = False     # the last read brought only keep-alives (the caller said so)
+        self._quiet_bytes = 0        # bytes of keep-alives since a real event
         self.status = resp.status
         self.headers = resp.headers
 
@@ -87,7 +92,7 @@ class UpstreamStream:
         """The body bytes that have arrived (waiting for some if none have); b"" at its end.
         Cancelling a waiting read loses nothing: the bytes stay for the next read."""
         if not self._kept_alive:
-            self._quiet_s = 0.0
+            self._quiet_s, self._quiet_bytes = 0.0, 0
         self._kept_alive = False
         self._wait_start_s = now_s = self._loop.time()
         if self._watchdog is None:
@@ -100,9 +105,14 @@ class UpstreamStream:
             self._quiet_s += self._loop.time() - now_s
             self._wait_start_s = None
 
-    def kept_alive(self) -> None:
-        """The last read brought only keep-alives: its wait counts on towards the idle timeout."""
+    def kept_alive(self, nbytes: int) -> None:
+        """The last read (`nbytes`) brought only keep-alives: its wait counts on towards the idle
+        timeout, its bytes towards MAX_KEEPALIVE_BYTES."""
         self._kept_alive = True
+        self._quiet_bytes += nbytes
+        if self._quiet_bytes > MAX_KEEPALIVE_BYTES:
+            raise UpstreamUnavailable(f"The upstream sent over {MAX_KEEPALIVE_BYTES} bytes of keep-alives "
+                                      "(comments, blank lines, pings) without an event")
 
     def _check_idle(self) -> None:
         self._watchdog = None

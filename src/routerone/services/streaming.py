@@ -80,11 +80,12 @@ def _has_content(chunks: list[dict], provider: str) -> bool:
     return False
 
 
-def _note_keepalives(upstream: UpstreamStream, decoder: SSEDecoder, events: list) -> None:
+def _note_keepalives(upstream: UpstreamStream, data: bytes, decoder: SSEDecoder, events: list) -> None:
     """A read that brought only keep-alives (SSE comments, blank lines, `ping` events) and no part
-    of an event does not reset the idle timeout (transport.UpstreamStream)."""
+    of an event does not reset the idle timeout, and such reads are bounded in bytes
+    (transport.UpstreamStream)."""
     if decoder.between_events and not any(ev.event != "ping" for ev in events):
-        upstream.kept_alive()
+        upstream.kept_alive(len(data))
 
 
 async def _send_stream(svc: "ChatService", call: Call, attempt: Attempt) -> _Opened:
@@ -110,7 +111,7 @@ async def _send_stream(svc: "ChatService", call: Call, attempt: Attempt) -> _Ope
                     raise UpstreamUnavailable(f"{dep.vendor.name}: stream ended before any content",
                                               provider=dep.vendor.name)
                 events = opened.decoder.feed(data)
-                _note_keepalives(upstream, opened.decoder, events)
+                _note_keepalives(upstream, data, opened.decoder, events)
                 for ev in events:
                     opened.held.extend(opened.translator.feed(ev))
     except TimeoutError:
@@ -246,7 +247,7 @@ class ChatStream:
                 else:
                     events = decoder.feed(data) if data else decoder.close()
                     if data:
-                        _note_keepalives(o.upstream, decoder, events)
+                        _note_keepalives(o.upstream, data, decoder, events)
                     for ev in events:
                         for c in translator.feed(ev):
                             out.append(frame(c))
