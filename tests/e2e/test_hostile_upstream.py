@@ -32,6 +32,7 @@ from routerone.testing.threaded import ThreadedServer  # noqa: E402
 _REPLY = re.compile(r"\[\[reply:(\w+)\]\]")
 USAGE = {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10}
 UPSTREAM_KEY = "sk-upstream-SECRET-0123456789"
+BOX_TOKEN = "box-proxy-token-SECRET-987654"     # a provider's own header (a proxy's token): as secret as its key
 
 
 def _message(message, usage=USAGE, finish="stop") -> dict:
@@ -183,7 +184,8 @@ class HostileUpstream(ThreadedServer):
             return web.Response(status=status, body=big, content_type="application/json")
         if name.startswith("echo_auth"):        # a proxy that echoes the request's credentials in its errors
             status = 400 if name == "echo_auth" else 503
-            err = {"error": {"message": f"rejected: Authorization: {request.headers.get('Authorization')}",
+            err = {"error": {"message": f"rejected: Authorization: {request.headers.get('Authorization')} "
+                                        f"X-Box-Token: {request.headers.get('X-Box-Token')}",
                              "type": "invalid_request_error", "code": "bad"}}
             if not body.get("stream") or name != "echo_auth_stream":
                 return web.Response(status=status, body=orjson.dumps(err), content_type="application/json")
@@ -230,7 +232,8 @@ def upstream():
 def gw(tmp_path: Path, upstream):
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'r1.db'}", demo="off", max_retries=0,
                         catalog_path=str(write_money_catalog(tmp_path / "catalog.toml")),
-                        providers={"openai": ProviderSettings(api_key=UPSTREAM_KEY, base_url=upstream.url + "/v1"),
+                        providers={"openai": ProviderSettings(api_key=UPSTREAM_KEY, base_url=upstream.url + "/v1",
+                                                              headers={"X-Box-Token": "Token " + BOX_TOKEN}),
                                    "anthropic": ProviderSettings(api_key="sk-ant-up-0123456789", base_url=upstream.url),
                                    "gemini": ProviderSettings(api_key="gem-up-0123456789",
                                                               base_url=upstream.url + "/v1beta")},
@@ -432,8 +435,8 @@ def test_an_upstream_that_echoes_our_key_does_not_hand_it_to_the_client(gw, name
         resp = http.post(gw.base_url + "/chat/completions", headers={"Authorization": f"Bearer {key}"},
                          json={"model": SMALL, "max_tokens": 5, "stream": stream, "messages": _ask(name)})
     assert resp.status_code in (400, 502, 503), resp.text[:300]
-    assert "rejected: Authorization: Bearer [redacted]" in resp.text
-    assert UPSTREAM_KEY not in resp.text
+    assert "rejected: Authorization: Bearer [redacted] X-Box-Token: [redacted]" in resp.text, resp.text[:300]
+    assert UPSTREAM_KEY not in resp.text and BOX_TOKEN not in resp.text
 
 
 def test_content_as_a_list_of_parts_reaches_every_api_as_text(gw):

@@ -15,21 +15,37 @@ from typing import Mapping
 
 from ..errors import RouterOneError, UpstreamError, UpstreamUnavailable
 from ..wire.chat import ChatRequest
-from .base import Deployment, ProviderAdapter, ProviderResult, SSEEvent, UpstreamRequest
+from .base import Deployment, ProviderAdapter, ProviderResult, SSEEvent, UpstreamRequest, Vendor
 from .status import error_for_status
 
-__all__ = ["guarded", "GuardedAdapter", "well_formed_choices", "parts_text"]
+__all__ = ["guarded", "GuardedAdapter", "well_formed_choices", "parts_text", "secrets_of"]
 log = logging.getLogger("routerone.providers")
 
 MALFORMED = (TypeError, AttributeError, KeyError, ValueError, IndexError, OverflowError)
 
 
-def _redacted(exc: RouterOneError, secret: str | None) -> RouterOneError:
-    """An upstream's error message with Router One's own key for it taken out: an upstream (or a
-    proxy in front of it) that echoes the request's credentials must not hand them to a client."""
-    if secret and len(secret) >= 8 and secret in exc.message:
-        exc.message = exc.message.replace(secret, "[redacted]")
-        exc.args = (exc.message,)
+def secrets_of(vendor: Vendor) -> tuple[str, ...]:
+    """What Router One sends a provider that must never come back to a client: its key, and the
+    values of the provider's own `headers` (a token for a proxy in front of a box, an Authorization
+    set by hand), each also without a leading scheme ("Bearer ..."); longest first."""
+    out: set[str] = set()
+    for value in (vendor.api_key, *vendor.headers.values()):
+        if value:
+            out.add(value)
+            out.add(value.partition(" ")[2].strip())
+    return tuple(sorted((v for v in out if len(v) >= 8), key=len, reverse=True))
+
+
+def _redacted(exc: RouterOneError, secrets: tuple[str, ...]) -> RouterOneError:
+    """An upstream's error message with Router One's own credentials for it taken out: an upstream
+    (or a proxy in front of it) that echoes the request's credentials must not hand them to a client."""
+    message = exc.message
+    for secret in secrets:
+        if secret in message:
+            message = message.replace(secret, "[redacted]")
+    if message is not exc.message:
+        exc.message = message
+        exc.args = (message,)
     return exc
 
 
@@ -85,12 +101,12 @@ def well_formed_choices(choices) -> bool:
 
 
 class _GuardedTranslator:
-    __slots__ = ("_inner", "_provider", "_secret")
+    __slots__ = ("_inner", "_provider", "_secrets")
 
-    def __init__(self, inner, provider: str, secret: str | None = None) -> None:
+    def __init__(self, inner, provider: str, secrets: tuple[str, ...] = ()) -> None:
         self._inner = inner
         self._provider = provider
-        self._secret = secret
+        self._secrets = secrets
 
     @property
     def usage(self):
@@ -104,7 +120,7 @@ class _GuardedTranslator:
         try:
             return self._inner.feed(event)
         except RouterOneError as exc:
-            raise _redacted(exc, self._secret)
+            raise _redacted(exc, self._secrets)
         except MALFORMED as exc:
             raise _unreadable(self._provider, "stream event", exc) from None
 
@@ -117,7 +133,7 @@ class _GuardedDataTranslator(_GuardedTranslator):
         try:
             return self._inner.feed_data(data)
         except RouterOneError as exc:
-            raise _redacted(exc, self._secret)
+            raise _redacted(exc, self._secrets)
         except MALFORMED as exc:
             raise _unreadable(self._provider, "stream event", exc) from None
 
@@ -150,11 +166,11 @@ class GuardedAdapter:
     def stream_translator(self, req: ChatRequest, dep: Deployment):
         inner = self.inner.stream_translator(req, dep)
         cls = _GuardedDataTranslator if hasattr(inner, "feed_data") else _GuardedTranslator
-        return cls(inner, dep.vendor.name, dep.vendor.api_key)
+        return cls(inner, dep.vendor.name, secrets_of(dep.vendor))
 
     def map_error(self, status: int, headers: Mapping[str, str], body: bytes, dep: Deployment) -> UpstreamError:
         try:
-            return _redacted(self.inner.map_error(status, headers, body, dep), dep.vendor.api_key)
+            return _redacted(self.inner.map_error(status, headers, body, dep), secrets_of(dep.vendor))
         except MALFORMED as exc:
             log.warning("%s: upstream error body Router One cannot read (%s)", dep.vendor.name, type(exc).__name__)
             return error_for_status(status, "", provider=dep.vendor.name, headers=headers)
