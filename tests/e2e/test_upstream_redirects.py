@@ -9,8 +9,10 @@ Through the real gateway on a real socket, with the official SDKs; only the upst
 from __future__ import annotations
 
 import sys
+import logging
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import anthropic
 import openai
@@ -62,8 +64,11 @@ class Redirector(ThreadedServer):
         return app
 
     async def _redirect(self, request: web.Request) -> web.Response:
+        """...echoing the request's credentials in the Location, which Router One logs."""
         await request.read()
-        return web.Response(status=self.status, headers={"Location": self.other.url + request.path_qs})
+        creds = [request.headers.get(h, "") for h in ("Authorization", "x-api-key", "x-goog-api-key", "X-Box-Token")]
+        return web.Response(status=self.status, headers={"Location": self.other.url + request.path + "?echo="
+                                                         + quote(" ".join(c for c in creds if c))})
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +110,8 @@ def _settled_rows(gw: Gateway, account_id: int, expected: int) -> list:
 
 @pytest.mark.parametrize("provider", ["openai", "anthropic", "gemini"])
 @pytest.mark.parametrize("stream", [False, True])
-def test_a_redirecting_upstream_is_a_502_and_nothing_reaches_the_other_host(gw, other, provider, stream):
+def test_a_redirecting_upstream_is_a_502_and_nothing_reaches_the_other_host(gw, other, provider, stream, caplog):
+    caplog.set_level(logging.INFO)
     other.seen.clear()
     key, account_id = gw.new_key()
     model = MODELS[provider]
@@ -120,6 +126,9 @@ def test_a_redirecting_upstream_is_a_502_and_nothing_reaches_the_other_host(gw, 
             model=model, max_tokens=20, messages=messages, stream=stream)
     assert ai.value.status_code == 502
     assert other.seen == [], "a redirect was followed to another host"
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "redirect to " + other.url in logged and "[redacted]" in logged
+    assert not any(k in logged for k in KEYS.values()), "a provider key in the logs"
     rows = _settled_rows(gw, account_id, 2)
     assert [(r.status, r.cost_micros) for r in rows] == [(502, 0)] * 2
 
@@ -130,6 +139,7 @@ def test_discovery_does_not_follow_a_redirect(gw, other):
     other.seen.clear()
     failures = gw.call(discover_once(gw.runtime.catalog))
     assert "redirect to " + other.url in failures["box"] and "not followed" in failures["box"], failures
+    assert KEYS["box"] not in failures["box"] and "box-token-0123456789" not in failures["box"]
     assert other.seen == [], "discovery followed a redirect to another host"
     served = {m.id for m in openai.OpenAI(base_url=gw.base_url, api_key=gw.new_key()[0]).models.list()}
     assert "stolen-model" not in served and "box/stolen-model" not in served

@@ -66,7 +66,8 @@ async def fetch_models(session: aiohttp.ClientSession, entry: ProviderEntry,
         async with session.get(url, headers=headers, timeout=aiohttp.ClientTimeout(total=timeout_s),
                                allow_redirects=False) as resp:   # never the key to another host
             if 300 <= resp.status < 400:
-                raise DiscoveryError(f"{url}: HTTP {resp.status}, a redirect to {redirect_target(resp.headers)} "
+                where = redirect_target(resp.headers, headers)
+                raise DiscoveryError(f"{url}: HTTP {resp.status}, a redirect to {where} "
                                      "(not followed: set base_url to the final URL)")
             if resp.status != 200:
                 raise DiscoveryError(f"{url}: HTTP {resp.status}")

@@ -121,8 +121,8 @@ class UpstreamStream:
             return
         due_s = start_s + self._idle_s - self._quiet_s
         if self._loop.time() + 0.001 >= due_s:   # timers fire to the millisecond
-            self._content.set_exception(UpstreamTimeout(
-                f"The upstream stream stalled: no event for {self._idle_s:g} s (idle timeout; keep-alives do not count)"))
+            self._content.set_exception(UpstreamTimeout(f"The upstream stream stalled: no event for "
+                                                        f"{self._idle_s:g} s (idle timeout; keep-alives do not count)"))
         else:
             self._watchdog = self._loop.call_at(due_s, self._check_idle)
 
@@ -133,10 +133,15 @@ class UpstreamStream:
         self._resp.release() if self._content.at_eof() else self._resp.close()
 
 
-def redirect_target(headers: Mapping[str, str]) -> str:
-    """Where a 3xx pointed, for a log line: printable, at most 200 characters."""
-    where = headers.get("Location", "")
-    return "".join(c if c.isprintable() else "?" for c in where[:200]) or "(no Location)"
+def redirect_target(headers: Mapping[str, str], sent: Mapping[str, str]) -> str:
+    """Where a 3xx pointed, for a log line: printable, at most 200 characters, and without the
+    credentials of the request (`sent`, its headers) should the upstream have echoed them there."""
+    where = headers.get("Location", "")[:200]
+    for value in sent.values():
+        for secret in (value, value.partition(" ")[2]):
+            if len(secret) >= 8:
+                where = where.replace(secret, "[redacted]")
+    return "".join(c if c.isprintable() else "?" for c in where) or "(no Location)"
 
 
 class Transport:
@@ -180,7 +185,7 @@ class Transport:
             resp.close()
             log.warning("%s: upstream answered HTTP %d, a redirect to %s; not followed (it would take the "
                         "provider key and the prompt elsewhere): set the provider's base_url to the final URL",
-                        provider, resp.status, redirect_target(resp.headers))
+                        provider, resp.status, redirect_target(resp.headers, req.headers))
             raise UpstreamUnavailable(f"{provider}: the upstream answered with a redirect (HTTP {resp.status}), "
                                       "which Router One does not follow", provider=provider)
         return UpstreamStream(resp, t.idle_s)
