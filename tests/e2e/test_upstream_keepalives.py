@@ -78,6 +78,9 @@ class KeepAliveUpstream(ThreadedServer):
         if mode == "forever":
             await self._keepalives(resp, beat, 20)
             return resp
+        if mode == "drip":           # an event that never ends: a byte every 100 ms, for up to 20 s
+            await self._keepalives(resp, b"x", 20)
+            return resp
         if mode == "flood":          # 64 MiB of blank lines, gzip-compressed (~64 KB on the wire)
             try:
                 for _ in range(64):
@@ -146,6 +149,19 @@ def test_a_stream_of_keepalives_only_ends_after_the_idle_timeout_and_is_settled(
     assert IDLE_S <= elapsed_s < IDLE_S + 4, elapsed_s
     row = _row(gw, account_id)
     assert row.status == 504 and row.completion_tokens >= 1 and row.cost_micros == row.completion_tokens * OUT_MICROS
+
+
+def test_an_event_dripped_a_byte_at_a_time_stalls_like_silence(gw):
+    """Any byte reset the idle timer: an event line that never ends, a byte every 50 ms, held the
+    stream open for as long as the upstream went on."""
+    key, account_id = gw.new_key()
+    client = openai.OpenAI(base_url=gw.base_url, api_key=key, max_retries=0, timeout=30)
+    t0 = time.monotonic()
+    with pytest.raises(openai.APIError) as ei:
+        list(client.chat.completions.create(model=SMALL, stream=True, max_tokens=50,
+                                            messages=[{"role": "user", "content": "hi [[ka:drip]]"}]))
+    assert "stalled" in str(ei.value) and time.monotonic() - t0 < IDLE_S + 4, (str(ei.value), time.monotonic() - t0)
+    assert _row(gw, account_id).status == 504
 
 
 def test_keepalives_within_the_idle_timeout_keep_a_slow_stream_alive(gw):

@@ -81,11 +81,11 @@ def _has_content(chunks: list[dict], provider: str) -> bool:
 
 
 def _note_keepalives(upstream: UpstreamStream, data: bytes, decoder: SSEDecoder, events: list) -> None:
-    """A read that brought only keep-alives (SSE comments, blank lines, `ping` events) and no part
-    of an event does not reset the idle timeout, and such reads are bounded in bytes
-    (transport.UpstreamStream)."""
-    if decoder.between_events and not any(ev.event != "ping" for ev in events):
-        upstream.kept_alive(len(data))
+    """A read that completed no event but keep-alives (SSE comments, blank lines, `ping` events)
+    does not reset the idle timeout, nor does one that brought only part of an event (a line
+    dripped a byte at a time); the keep-alives' bytes are bounded too (transport.UpstreamStream)."""
+    if not any(ev.event != "ping" for ev in events):
+        upstream.kept_alive(len(data) if decoder.between_events else 0)
 
 
 async def _send_stream(svc: "ChatService", call: Call, attempt: Attempt) -> _Opened:
