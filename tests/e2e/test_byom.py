@@ -196,3 +196,14 @@ def test_a_providers_own_timeout(boxes, start, make_openai_client):
     # let the box's handler go, so that stopping the box does not wait out the 3 s
     urllib.request.urlopen(urllib.request.Request(box.url + "/_control/release", method="POST"), timeout=5).close()
     assert err.value.status_code == 504 and elapsed_s < 2.5      # not the 120 s default
+
+
+
+def test_a_long_model_list_is_read_whole(boxes, start, make_openai_client):
+    """Discovery read the list with one read(n), which returns what has arrived: a list over ~128 KiB
+    (an aggregator's, a proxy's) came cut and discovery failed ("not an OpenAI model list")."""
+    long_ids = [f"org/{'m' * 230}-{i:05d}" for i in range(1900)]          # ~600 KB of list
+    gw, _ = start(three_lines("gpubox", boxes(long_ids), price=False))
+    client = make_openai_client(gw)
+    assert ids(client) >= set(long_ids)
+    assert client.chat.completions.create(model=long_ids[-1], messages=[{"role": "user", "content": "hi"}]).choices

@@ -5,6 +5,7 @@
 - A failed refresh (unreachable, non-200, not JSON, wrong shape) is logged and the last good list
   is kept. All I/O is aiohttp on the event loop; parsing a list is a few microseconds per model.
 - A redirect is not followed (the request carries the provider's key): a failure naming where it pointed.
+- The list is read whole (up to MAX_LIST_BYTES).
 - vLLM's `max_model_len` becomes the context window; other fields are ignored.
 - A model with no known price on a provider with an API key and no `input/output_usd_per_mtok` is
   left out (logged), never served free.
@@ -71,16 +72,18 @@ async def fetch_models(session: aiohttp.ClientSession, entry: ProviderEntry,
                                      "(not followed: set base_url to the final URL)")
             if resp.status != 200:
                 raise DiscoveryError(f"{url}: HTTP {resp.status}")
-            body = await resp.content.read(MAX_LIST_BYTES + 1)
-            if len(body) > MAX_LIST_BYTES:
-                raise DiscoveryError(f"{url}: model list larger than {MAX_LIST_BYTES} bytes")
+            body = bytearray()       # read(n) returns what has arrived, not n bytes: a list over ~128 KiB was cut
+            async for piece in resp.content.iter_any():
+                body += piece
+                if len(body) > MAX_LIST_BYTES:
+                    raise DiscoveryError(f"{url}: model list larger than {MAX_LIST_BYTES} bytes")
     except aiohttp.ClientConnectorError as exc:
         raise DiscoveryError(f"{url}: cannot connect ({exc.os_error.strerror or exc.os_error})") from None
     except asyncio.TimeoutError:
         raise DiscoveryError(f"{url}: no answer within {timeout_s:g} s") from None
     except (aiohttp.ClientError, OSError) as exc:
         raise DiscoveryError(f"{url}: {type(exc).__name__} {exc}".rstrip()) from None
-    return _parse(body, url)
+    return _parse(bytes(body), url)
 
 
 def _to_models(catalog: Catalog, entry: ProviderEntry, listed: list[tuple[str, int | None]]) -> list:
