@@ -207,3 +207,12 @@ def test_a_long_model_list_is_read_whole(boxes, start, make_openai_client):
     client = make_openai_client(gw)
     assert ids(client) >= set(long_ids)
     assert client.chat.completions.create(model=long_ids[-1], messages=[{"role": "user", "content": "hi"}]).choices
+
+
+def test_at_most_2000_discovered_models_per_provider(boxes, start, make_openai_client):
+    """Every listed model was served: 60,000 made each `auto` request weigh 60,000 candidates (~0.5 s
+    of the event loop per request); now the first 2,000 per provider, with a warning."""
+    many = [f"model-{i:05d}" for i in range(2500)]
+    gw, _ = start(three_lines("big", boxes(many), price=False))
+    served = ids(make_openai_client(gw))
+    assert set(many[:2000]) <= served and not served & set(many[2000:]), len(served)

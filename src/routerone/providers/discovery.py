@@ -5,7 +5,7 @@
 - A failed refresh (unreachable, non-200, not JSON, wrong shape) is logged and the last good list
   is kept. All I/O is aiohttp on the event loop; parsing a list is a few microseconds per model.
 - A redirect is not followed (the request carries the provider's key): a failure naming where it pointed.
-- The list is read whole (up to MAX_LIST_BYTES).
+- The list is read whole (up to MAX_LIST_BYTES); at most MAX_DISCOVERED_MODELS of it are served.
 - vLLM's `max_model_len` becomes the context window; other fields are ignored.
 - A model with no known price on a provider with an API key and no `input/output_usd_per_mtok` is
   left out (logged), never served free.
@@ -27,6 +27,9 @@ __all__ = ["Discovery", "DiscoveryError", "discover_once"]
 
 log = logging.getLogger("routerone.discovery")
 MAX_LIST_BYTES = 8 * 1024 * 1024
+# per provider, after its `models` filter: `auto` weighs every candidate on every request (60,000
+# discovered models made each `auto` request take ~0.5 s of the event loop; 2,000 take ~10 ms)
+MAX_DISCOVERED_MODELS = 2000
 
 
 class DiscoveryError(Exception):
@@ -99,6 +102,10 @@ def _to_models(catalog: Catalog, entry: ProviderEntry, listed: list[tuple[str, i
         log.warning("provider %s: %d model(s) without a known price left out (set providers.%s."
                     "input_usd_per_mtok / output_usd_per_mtok to serve them): %s", entry.name, len(refused),
                     entry.name, ", ".join(refused[:10]))
+    if len(out) > MAX_DISCOVERED_MODELS:
+        log.warning("provider %s lists %d models: serving the first %d (name the ones you want with "
+                    "providers.%s.models = [...])", entry.name, len(out), MAX_DISCOVERED_MODELS, entry.name)
+        out = out[:MAX_DISCOVERED_MODELS]
     return out
 
 
