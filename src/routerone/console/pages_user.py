@@ -12,6 +12,7 @@ from aiohttp import web
 from ..catalog import AUTO_MODEL
 from ..errors import InvalidRequest, NotFound
 from ..store.base import Limits, UsageLogQuery
+from ..wire.csv_cells import safe_row
 from . import forms
 from .activity import RANGES, build_activity, pick_range
 from .users import Viewer
@@ -141,11 +142,11 @@ async def logs_csv(request: web.Request, c: Console, viewer: Viewer) -> web.Stre
                 "status", "error_type", "prompt_tokens", "completion_tokens", "cached_tokens", "cost_usd",
                 "latency_ms", "ttft_ms", "stream", "route_reason", "fallbacks"])
     for r in records:
-        w.writerow([when(r.created_at), r.request_id, names.get(r.key_id, r.key_id), r.requested_model,
+        w.writerow(safe_row([when(r.created_at), r.request_id, names.get(r.key_id, r.key_id), r.requested_model,
                     r.routed_model, r.provider, r.protocol, r.status, r.error_type or "", r.prompt_tokens,
                     r.completion_tokens, r.cached_tokens, f"{r.cost_micros / 1e6:.6f}", round(r.latency_ms, 1),
                     "" if r.ttft_ms is None else round(r.ttft_ms, 1), int(r.stream), r.route_reason or "",
-                    r.fallbacks or ""])
+                    r.fallbacks or ""]))
     return web.Response(text=buf.getvalue(), content_type="text/csv", headers={
         "Content-Disposition": 'attachment; filename="routerone-logs.csv"', "Cache-Control": "no-store"})
 
