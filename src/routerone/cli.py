@@ -125,6 +125,12 @@ def cmd_keys(args: argparse.Namespace) -> int:
     return _with_accounts(args, run)
 
 
+def _printable(text: str) -> str:
+    """A name as the terminal may show it: control characters (an escape sequence that clears the
+    screen or writes the clipboard) as their escapes, the way `keys list` shows names (repr)."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def cmd_accounts(args: argparse.Namespace) -> int:
     async def run(svc: AccountsService) -> int:
         if args.action == "create":
@@ -133,7 +139,7 @@ def cmd_accounts(args: argparse.Namespace) -> int:
             print(f"account {acc.id} {acc.name!r} balance ${acc.balance_micros / 1e6:.6f}")
         elif args.action == "list":
             for a in await svc.store.list_accounts():
-                print(f"{a.id:>4}  {a.name:<20} balance=${a.balance_micros / 1e6:.6f} "
+                print(f"{a.id:>4}  {_printable(a.name):<20} balance=${a.balance_micros / 1e6:.6f} "
                       f"reserved=${a.reserved_micros / 1e6:.6f} spent=${a.spent_micros / 1e6:.6f}")
         else:
             fn = svc.credit if args.action == "credit" else svc.debit

@@ -54,3 +54,13 @@ def test_models_lists_demo_without_credentials_and_real_models_with(tmp_path):
 def test_bad_setting_names_the_key(tmp_path):
     out = run(tmp_path / "r.db", "models", env={"ROUTERONE_PORT": "eighty"})
     assert out.returncode == 2 and "ROUTERONE_PORT" in out.stderr
+
+
+def test_accounts_list_shows_control_characters_in_names_as_escapes(tmp_path):
+    """An account name set through the admin API or the console may hold escape sequences (OSC 52
+    writes the operator's clipboard, CSI 2J clears the screen); `accounts list` printed them raw."""
+    db = tmp_path / "r.db"
+    assert run(db, "accounts", "create", "acme\x1b]52;c;cHduZWQ=\x07\x1b[2J").returncode == 0
+    listing = run(db, "accounts", "list").stdout
+    assert "\x1b" not in listing and "\x07" not in listing
+    assert "acme\\x1b]52;c;cHduZWQ=\\x07\\x1b[2J" in listing, listing
