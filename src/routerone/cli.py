@@ -28,6 +28,7 @@ from .server import serve
 from .services.accounts import AccountsService
 from .settings import Settings, SettingsError, load_settings
 from .store.base import Limits, UsageQuery
+from .store.bounds import MAX_AMOUNT_MICROS
 from .store.factory import open_store
 
 __all__ = ["main", "build_parser"]
@@ -50,10 +51,14 @@ def _usd(value: str) -> int:
     try:
         if not _USD_TEXT.fullmatch(value):
             raise ValueError(value)
-        return usd_to_micros(value, what="amount")
+        micros = usd_to_micros(value, what="amount")
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"{value!r} is not a USD amount (a number >= 0 with at most 6 decimals, e.g. 2.50)") from None
+    if micros > MAX_AMOUNT_MICROS:     # also the largest balance and spend cap (store.bounds)
+        raise argparse.ArgumentTypeError(f"{value!r} is more than the largest amount accepted "
+                                         f"({MAX_AMOUNT_MICROS // 10**6:,} USD)")
+    return micros
 
 
 def _settings(args: argparse.Namespace) -> Settings:

@@ -97,6 +97,9 @@ CASES = [
     ("balance Infinity", None, None, ["accounts", "create", "x", "--balance-usd", "Infinity"], "Infinity"),
     # Decimal reads other scripts' digits and underscores: "١٠٠" credited 100 USD, "1_0" 10 (the admin API refuses both)
     ("credit in Arabic-Indic digits", None, None, ["accounts", "credit", "2", "\u0661\u0660\u0660"], "\u0661\u0660\u0660"),
+    # beyond the store's bounds: exit 1 and a message about 'amount_micros', a field the operator never typed
+    ("credit beyond the bound", None, None, ["accounts", "credit", "2", "99999999999999999999"], "99999999999999999999"),
+    ("balance beyond the bound", None, None, ["accounts", "create", "x", "--balance-usd", "1000000001"], "1000000001"),
     ("spend cap with an underscore", None, None, ["keys", "create", "--account", "2", "--spend-cap-usd", "1_0"], "1_0"),
     ("provider price inf", '[providers.box]\nbase_url = "http://x/v1"\ninput_usd_per_mtok = "inf"\n', None,
      ["models"], "providers.box.input_usd_per_mtok"),
