@@ -92,3 +92,47 @@ def test_multi_table_router_keeps_wtp_ends_and_priors(three_table_router, tmp_pa
     again = ProfileRouter(ProfileArtefact.from_file(path), priors=PRIORS)
     for prompt in ["alpha quiz 2: tricky riddle with a twist 1", "what?"]:
         np.testing.assert_allclose(again.predict(prompt, names), r.predict(prompt, names), atol=2e-2)
+
+
+def _signal_table(tag: str, n: int, flip: bool, rng: np.random.Generator) -> Table:
+    """Like `_table`, but the word that marks the small model's failures can mean the opposite in
+    another dataset (`flip`): a within-table signal that does not transfer between tables."""
+    prompts, q = [], []
+    for i in range(n):
+        tricky = i % 2 == 1
+        word = "tricky riddle with a twist" if tricky else "simple sum of small numbers"
+        prompts.append(f"{tag} quiz {i}: {word} {rng.integers(1000)}")
+        fails = tricky != flip
+        q.append([0.6, 0.6 - (0.4 if fails else 0.0)])
+    return Table(prompts, NAMES, np.array(q), np.full(n, 20.0), np.full((n, 2), 50.0))
+
+
+def test_transfer_shrinkage_keeps_what_transfers_and_drops_what_does_not():
+    """Leave-one-table-out calibration (profile_fit step 6): a `gap` signal that holds in every
+    training table is kept (shrinkage near 1); one that reverses between tables is dropped (0):
+    the router then ranks by the models' base quality, the same on every prompt."""
+    rng = np.random.default_rng(5)
+    same = fit_profiles([_signal_table("alpha", 100, False, rng), _signal_table("beta", 100, False, rng)],
+                        priors=PRIORS)
+    assert same.meta["trait_transfer_shrinkage"][1] > 0.5
+    r = ProfileRouter(same, priors=PRIORS)
+    tricky = r.traits("gamma quiz 5: tricky riddle with a twist 7")
+    simple = r.traits("gamma quiz 5: simple sum of small numbers 7")
+    assert tricky[2] - simple[2] > 0.05
+    flipped = fit_profiles([_signal_table("alpha", 100, False, rng), _signal_table("beta", 100, True, rng)],
+                           priors=PRIORS)
+    assert flipped.meta["trait_transfer_shrinkage"][1] == 0.0
+    r = ProfileRouter(flipped, priors=PRIORS)
+    tricky = r.traits("gamma quiz 5: tricky riddle with a twist 7")
+    simple = r.traits("gamma quiz 5: simple sum of small numbers 7")
+    assert abs(tricky[2] - simple[2]) < 1e-3
+    q = r.predict("gamma quiz 5: tricky riddle with a twist 7", NAMES)
+    assert q[0] > q[1]                        # the base quality still ranks the models
+
+
+def test_one_table_is_not_shrunk(monkeypatch):
+    from routerone.routing.learned import profile_fit
+    t = _table("alpha", 80, 0.5, np.random.default_rng(1))
+    monkeypatch.setattr(profile_fit, "transfer_shrinkage", lambda *a, **k: pytest.fail("called"))
+    art = fit_profiles([t], priors=PRIORS)
+    assert art.meta["trait_transfer_shrinkage"] == [1.0, 1.0]
