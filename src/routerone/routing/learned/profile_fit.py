@@ -23,12 +23,6 @@
    traits as noisy as they are on new prompts.
 5. The prior map: each profile component regressed on the models' published scores
    (model_priors.toml), over the trained models that have one.
-6. Several tables only: each predicted trait deviation (easy, gap) is multiplied by the share of it
-   that carries over to a dataset the regressions never saw (`transfer_shrinkage`: leave one
-   training table out, pooled calibration slope, clipped to [0, 1]), folded into the scorer's
-   weights. The profiles keep the unshrunk out-of-fold traits, so on an unseen kind of prompt the
-   router leans on the models' base quality in proportion to how little the traits transferred
-   between the training sets. One table: nothing changes.
 Deterministic: same tables, same artefact.
 """
 from __future__ import annotations
@@ -183,38 +177,6 @@ def _oof_traits(feats, targets: np.ndarray, weights: np.ndarray,
     return oof, l2_full
 
 
-def transfer_shrinkage(feats, targets: np.ndarray, weights: np.ndarray, table_of: np.ndarray,
-                       n_tables: int, trait_l2: np.ndarray) -> np.ndarray:
-    """(K,) how much of each predicted trait deviation carries over to a dataset the regressions
-    never saw, from the training tables alone (K = len(TRAITS); several tables only).
-
-    For each training table t, the trait regressions are fitted on the other tables (penalties as
-    the full fit's, constant in sum-of-squares units) and predict t's rows. Per trait, the slope
-    lambda of t's realised within-table target on that prediction, pooled over the held-out tables
-    (row-weighted least squares through the origin: a wrong level guess on the unseen table counts
-    as error, as it would at run time), clipped to [0, 1], is the share of a new prompt's predicted
-    deviation that is kept. 1 = the predictions transfer at face value; 0 = they carry nothing to
-    an unseen dataset, and the router chooses by the models' profiles alone (the zero router's kind
-    of choice). No tuned constant."""
-    k = len(TRAITS)
-    num, den = np.zeros(k), np.zeros(k)
-    total = weights.sum()
-    for t in range(n_tables):
-        test, train = np.flatnonzero(table_of == t), np.flatnonzero(table_of != t)
-        if len(train) == 0 or len(test) == 0:
-            continue
-        l2 = trait_l2[:k] * float(total / weights[train].sum())
-        scorer = _fit_traits(feats, train, targets[:, :k], weights, l2)
-        pred = fit.score_rows(scorer, feats, test).reshape(len(test), -1)
-        for j in range(k):
-            y = targets[test, j]
-            ok = ~np.isnan(y)
-            w = weights[test][ok]
-            num[j] += float(np.sum(w * pred[ok, j] * y[ok]))
-            den[j] += float(np.sum(w * pred[ok, j] ** 2))
-    return np.clip(np.where(den > 0, num / np.where(den > 0, den, 1.0), 1.0), 0.0, 1.0)
-
-
 def _profile(y: np.ndarray, traits: np.ndarray, w: np.ndarray) -> np.ndarray:
     ok = ~np.isnan(y)
     X = np.column_stack([np.ones(ok.sum()), traits[ok]])
@@ -266,28 +228,17 @@ def fit_profiles(tables, *, priors: dict[str, Prior] | None = None, folds: int =
     default_out = float(known.mean()) if known.size else DEFAULT_OUTPUT_TOKENS
     out_tokens = np.where(np.isnan(out_tokens), default_out, out_tokens)
     B, center, scale, fitted_on = _prior_map(names, emb, priors)
-    shrink = np.ones(k)
-    coef_sparse, coef_dense = scorer.coef_sparse, scorer.coef_dense
-    bias = np.array(scorer.bias, float)
     in_sample = fit.score_rows(scorer, feats, rows).reshape(len(prompts), -1)
-    if len(tables) > 1:        # step 6: keep the share of a deviation that transfers to a new table
-        shrink = transfer_shrinkage(feats, targets, weights, table_of, len(tables), trait_l2)
-        coef_sparse = np.array(coef_sparse, copy=True)
-        coef_dense = np.array(coef_dense, float, copy=True)
-        coef_sparse[:, :k] *= shrink.astype(coef_sparse.dtype)[None, :]
-        coef_dense[:, :k] *= shrink[None, :]
-        bias[:k] *= shrink
-        in_sample[:, :k] *= shrink
-    bias[:k] += level                       # a new prompt's traits: its (kept) deviation + the mean level
+    bias = np.array(scorer.bias, float)
+    bias[:k] += level                       # a new prompt's traits: its deviation + the mean level
     in_sample[:, :k] += level
-    info = {"traits": list(TRAITS), "trait_level": [round(float(v), 6) for v in level], "trait_l2": [float(v) for v in trait_l2],
-            "trait_transfer_shrinkage": [round(float(v), 6) for v in shrink], "dense_weight": fit.DENSE_WEIGHT,
+    info = {"traits": list(TRAITS), "trait_level": [round(float(v), 6) for v in level], "trait_l2": [float(v) for v in trait_l2], "dense_weight": fit.DENSE_WEIGHT,
             "profile_l2": PROFILE_L2,
             "profile_folds": folds, "length_norm": length_norm,
             "length_rows": int(has_len.sum()), "rows": len(prompts), "models": names,
             "prior_map_fitted_on": fitted_on, **(meta or {})}
     from .model import LinearScorer
-    scorer = LinearScorer(scorer.idf, coef_sparse, scorer.dense_mean, scorer.dense_std,
-                          coef_dense, bias, "identity", {})
+    scorer = LinearScorer(scorer.idf, scorer.coef_sparse, scorer.dense_mean, scorer.dense_std,
+                          scorer.coef_dense, bias, "identity", {})
     return ProfileArtefact(scorer, names, emb, out_tokens, B, center, scale,
                            in_sample.mean(axis=0), info, length_norm)
