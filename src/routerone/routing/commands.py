@@ -13,10 +13,13 @@ from pathlib import Path
 def _eval_routing(args: argparse.Namespace) -> int:
     from .evaluation import run_eval
     try:
+        if args.held_out and not args.lodo:
+            print("eval-routing: --held-out goes with --lodo")
+            return 2
         if args.lodo:
             from .eval_auto import run_lodo
             result = run_lodo(Path(args.data) if args.data else None, args.out, n_boot=args.bootstrap,
-                              extra_data=args.extra_data or ())
+                              datasets=args.held_out, extra_data=args.extra_data or ())
             for line in lodo_lines(result):
                 print(line)
             print(f"wrote {Path(args.out) / 'eval_lodo.json'}")
@@ -168,6 +171,9 @@ def register(subparsers) -> None:
     p.add_argument("--lodo", action="store_true",
                    help="leave-one-dataset-out over the routing data directory (--data)")
     p.add_argument("--data", default=None, help="routing data directory for --lodo")
+    p.add_argument("--held-out", action="append", default=None, metavar="SET",
+                   help="with --lodo: hold out only this set (repeatable; mmlu, gsm8k, arena, mtbench), "
+                        "e.g. one per process to run the sets in parallel")
     p.add_argument("--extra-data", action="append", default=None, metavar="DIR",
                    help="also train on prepared external sets (repeatable): a prepared directory "
                         "(all.csv), or a folder of them; --lodo drops the rows overlapping the "

@@ -181,6 +181,9 @@ def run_lodo(data_dir: Path | None, out_dir: Path | str, *, n_boot: int = B.N_BO
                                 shared_tables, write_prices)
     data = Path(data_dir or default_data_dir())
     names = list(datasets or DATASETS)
+    unknown = [n for n in names if n not in DATASETS]
+    if unknown:
+        raise ValueError(f"held-out set {unknown[0]!r}: not one of {', '.join(DATASETS)}")
     tables = shared_tables(data)
     out_path = Path(out_dir)
     out_path.mkdir(parents=True, exist_ok=True)

@@ -193,6 +193,28 @@ def test_commands_register_and_run(tmp_path, capsys):
     assert "ROUTERONE_ROUTER_MODEL=" in capsys.readouterr().out
 
 
+def test_lodo_held_out_sets(tmp_path, capsys, monkeypatch):
+    """`eval-routing --lodo --held-out SET` (repeatable) runs only those held-out sets; an unknown
+    set or --held-out without --lodo is a usage error (exit 2), not a traceback."""
+    from routerone.routing import eval_auto
+    parser = argparse.ArgumentParser()
+    commands.register(parser.add_subparsers(dest="cmd"))
+    seen = {}
+
+    def fake_run_lodo(data, out, *, n_boot, datasets, extra_data):
+        seen["datasets"] = datasets
+        return {"results": {}}
+    monkeypatch.setattr(eval_auto, "run_lodo", fake_run_lodo)
+    args = parser.parse_args(["eval-routing", "--lodo", "--held-out", "arena", "--held-out", "mtbench",
+                              "--out", str(tmp_path / "o")])
+    assert args.func(args) == 0 and seen["datasets"] == ["arena", "mtbench"]
+    monkeypatch.undo()
+    args = parser.parse_args(["eval-routing", "--lodo", "--held-out", "alpaca", "--out", str(tmp_path / "o")])
+    assert args.func(args) == 2 and "'alpaca': not one of mmlu, gsm8k, arena, mtbench" in capsys.readouterr().out
+    args = parser.parse_args(["eval-routing", "--held-out", "arena"])
+    assert args.func(args) == 2 and "--held-out goes with --lodo" in capsys.readouterr().out
+
+
 SHARED = Path(__file__).resolve().parents[4] / "shared" / "data" / "routing"
 
 

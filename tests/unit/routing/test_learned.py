@@ -74,7 +74,7 @@ def test_assign_folds_deterministic_and_duplicates_together():
 
 
 def test_sparse_counts_are_np_unique_of_the_hashed_ngrams():
-    """The radix-sorted ids and their counts are exactly np.unique's (sorted, unique, counted)."""
+    """The sorted ids and their run-length counts are exactly np.unique's (sorted, unique, counted)."""
     import random as _random
     rng = _random.Random(7)
     alphabet = "abc def\n0123456789 éü漢字{}()=+-*/?%$\t."

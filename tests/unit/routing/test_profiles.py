@@ -263,3 +263,16 @@ def test_an_artefact_from_before_the_length_factor_still_loads(tmp_path):
     np.savez_compressed(tmp_path / "v1.npz", **bad)
     with pytest.raises(ValueError, match="not a router profile artefact"):
         ProfileArtefact.from_file(tmp_path / "v1.npz")
+
+
+def test_value_order_with_non_finite_quality():
+    """A NaN predicted quality ranks as -1e9 (below every real one, above -inf), +inf as the
+    strongest:
+    the order is np.nan_to_num's, also on the fast path for finite qualities."""
+    q = np.array([0.4, np.nan, 0.9, np.inf, -np.inf])
+    c = np.array([1e-4, 1e-6, 2e-4, 5e-4, 1e-7])
+    for w in (0.0, 0.3, 0.5, 1.0):
+        want = utility_order(np.nan_to_num(q, nan=-1e9), c, w)
+        np.testing.assert_array_equal(utility_order(q, c, w), want)
+    assert utility_order(q, c, 1.0)[0] == 3 and list(utility_order(q, c, 1.0)[-2:]) == [1, 4]
+    assert utility_order(q, c, 0.0)[0] == 4

@@ -188,7 +188,7 @@ class ProfileRouter:
         t = np.where(np.isfinite(t), t, a.trait_mean)
         k = len(TRAITS)
         # a format-2 artefact has no length output: every prompt gets the model's mean length
-        factor = float(np.exp(np.clip(t[k], -LENGTH_CLIP, LENGTH_CLIP))) / a.length_norm if t.size > k else 1.0
+        factor = float(np.exp(min(max(t[k], -LENGTH_CLIP), LENGTH_CLIP))) / a.length_norm if t.size > k else 1.0
         return np.concatenate(([1.0], t[:k])), factor
 
     def traits(self, prompt: str) -> np.ndarray:

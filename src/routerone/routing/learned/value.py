@@ -40,7 +40,9 @@ def value_of_quality(wtp: float) -> float:
 
 def utility_order(quality: np.ndarray, cost: np.ndarray, wtp: float) -> np.ndarray:
     """Candidate indices best-first for one request (stable, deterministic tie-breaks)."""
-    q = np.nan_to_num(np.asarray(quality, float), nan=-1e9)
+    q = np.asarray(quality, float)
+    if not np.isfinite(q).all():             # nan_to_num costs more than the rest of the order
+        q = np.nan_to_num(q, nan=-1e9)
     c = np.asarray(cost, float)
     v = value_of_quality(wtp)
     idx = np.arange(len(q))
