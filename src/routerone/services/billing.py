@@ -14,11 +14,13 @@ A charge and its usage record cannot disagree: `settle(..., record=...)` hands t
 row to the store, which writes it in the settle's own transaction (Store.settle_recorded) with the
 charge as its cost. A released hold (`release`) writes its failure row the same way.
 
-What comes from upstreams is checked first (`sane_usage`): token counts that are negative are
-taken as 0, counts above MAX_REPORTED_TOKENS as that bound, and prompt or completion counts that
-are not numbers (a string, null, a fraction) were already replaced by Router One's own count (see
-Usage.filled_from); in every case the request is flagged (a warning and `usage_flagged`). The charge is then, as always, min(cost, hold): an absurd report
-costs the client at most the worst case it was reserved for, and the part beyond the hold is not
+What comes from upstreams is checked first (`sane_usage`): prompt or completion counts that are
+not plausible (not a number, a fraction, negative, above MAX_REPORTED_TOKENS) were already replaced
+by Router One's own count where usage is parsed (Usage.unreadable, Usage.filled_from: a negative
+count with text relayed is billed for that text, not 0); any other count that is negative is taken
+as 0 and one above MAX_REPORTED_TOKENS as that bound; in every case the request is flagged (a
+warning and `usage_flagged`). The charge is then, as always, min(cost, hold): a report beyond the
+worst case costs the client at most what was reserved for it, and the part beyond the hold is not
 charged but counted (`uncharged_micros`, exported as routerone_billing_uncharged_micros).
 
 A usage row that the database refuses (it should not happen after rows.usage_tuple, but a
@@ -48,7 +50,7 @@ from ..billing.prices import Price
 from ..errors import DatabaseUnavailable, InsufficientBalance, PermissionDenied
 from ..store.base import Reservation, Settlement, Store, UsageRecord
 from ..store.errors import is_data_error, is_unavailable
-from ..wire.types import Usage
+from ..wire.types import MAX_REPORTED_TOKENS, Usage
 from .background import cancel_and_wait
 from .auth import AuthContext
 
@@ -58,7 +60,6 @@ if TYPE_CHECKING:
 __all__ = ["Billing", "Hold", "sane_usage", "MAX_REPORTED_TOKENS"]
 log = logging.getLogger("routerone.billing")
 
-MAX_REPORTED_TOKENS = 1_000_000_000   # per count and request; no model comes near (1M contexts)
 SETTLE_ATTEMPTS = 3                   # in the request, before the settle becomes pending
 PENDING_RETRY_S = 1.0                 # how often pending settles are retried
 _TOKEN_FIELDS = ("prompt_tokens", "completion_tokens", "cached_tokens", "cache_write_tokens", "reasoning_tokens")
