@@ -148,3 +148,31 @@ def test_a_json_call_longer_than_the_reservation_ttl_keeps_its_hold(gateway: Gat
     assert comp.usage.completion_tokens == LONG_TOKENS
     _assert_charged_exactly(gw, account_id, raw.headers["x-routerone-request-id"],
                             round(comp.usage.model_extra["cost"] * 1_000_000))
+
+
+@pytest.mark.postgres
+def test_another_gateways_sweep_does_not_release_a_running_calls_hold(tmp_path: Path) -> None:
+    """Two gateways on one PostgreSQL database (two hosts, or --workers): B's sweep, which knows
+    nothing of A's calls, leaves the hold of A's long stream alone because A moved its expiry."""
+    with pg_database() as url, MisbehavingUpstream() as upstream:
+        settings = Settings(database_url=url, demo="off", usage_flush_interval_s=0.05,
+                            catalog_path=str(write_money_catalog(tmp_path / "catalog.toml")),
+                            providers={"openai": ProviderSettings(api_key="sk-up", base_url=upstream.base_url)},
+                            reservation_ttl_s=TTL_S, reservation_sweep_interval_s=SWEEP_S)
+        with Gateway(settings) as a, Gateway(settings) as b:
+            key, account_id = a.new_key(FUNDED)
+            _plant_dead_hold(a, account_id)
+            t0 = time.monotonic()
+            with OpenAI(base_url=a.base_url, api_key=key, max_retries=0, timeout=30) as on_a, \
+                    OpenAI(base_url=b.base_url, api_key=key, max_retries=0, timeout=30) as on_b:
+                raw = on_a.chat.completions.with_raw_response.create(
+                    model=SMALL, max_tokens=LONG_TOKENS, stream=True, stream_options={"include_usage": True},
+                    messages=[{"role": "user", "content": "long [[pace:100]]"}])
+                request_id = raw.headers["x-routerone-request-id"]
+                chunks = iter(raw.parse())
+                next(chunks)
+                _while_the_long_call_runs(b, on_b, account_id, request_id, t0)   # B sweeps, B is asked
+                rest = list(chunks)
+            usage = rest[-1].usage
+            assert usage is not None and usage.completion_tokens == LONG_TOKENS
+            _assert_charged_exactly(a, account_id, request_id, round(usage.model_extra["cost"] * 1_000_000))
