@@ -100,3 +100,12 @@ async def test_a_hold_its_request_keeps_stays_live_and_one_dropped_unsettled_exp
     assert await _expiry(store, "kept") >= now + 1.5 * TTL_S
     await billing.release(kept)
     assert billing.live_holds == 0
+
+
+async def test_a_sweep_interval_too_long_for_the_ttl_is_said_at_start(store: Store, caplog) -> None:
+    for ttl_s, sweep_s, warned in ((100, 10.0, False), (10, 5.0, True)):
+        caplog.clear()
+        billing = Billing(store, reservation_ttl_s=ttl_s, sweep_interval_s=sweep_s)
+        await billing.start()
+        await billing.stop()
+        assert ("reservation_sweep_interval_s" in caplog.text) is warned

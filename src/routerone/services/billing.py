@@ -265,6 +265,10 @@ class Billing:
         return len(self._pending)
 
     async def start(self) -> None:
+        if 2 * self.sweep_interval_s >= self.reservation_ttl_s:
+            log.warning("reservation_sweep_interval_s (%s) is not under half of reservation_ttl_s (%s): a "
+                        "running call's hold may expire between two sweeps, and another process's sweep "
+                        "release it", self.sweep_interval_s, self.reservation_ttl_s)
         self._task = asyncio.create_task(self._sweep(), name="reservation-sweep")
 
     async def stop(self) -> None:
