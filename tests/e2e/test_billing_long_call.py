@@ -1,6 +1,6 @@
 """A call that outlives `reservation_ttl_s` keeps its balance hold (on SQLite and PostgreSQL).
 
-The gateway runs with a 1 s TTL and a 0.1 s sweep. A stream (and a JSON call) that lasts about 3 s:
+The gateway runs with a 1 s TTL and a 0.1 s sweep. A stream (and a JSON call) that lasts about 4 s:
 - its hold is still there after twice the TTL (the sweep extended it), so a concurrent request
   cannot spend the held amount (402), while a hold that is live nowhere (written straight to the
   store, as a dead process leaves it) is released at its TTL;
@@ -31,7 +31,7 @@ from routerone.testing.harness import Gateway  # noqa: E402
 
 TTL_S = 1
 SWEEP_S = 0.1
-LONG_TOKENS = 30                     # paced 100 ms apart: about 3 s, three times the TTL
+LONG_TOKENS = 40                     # paced 100 ms apart: about 4 s, four times the TTL (checked at 2 s)
 HOLD = LONG_TOKENS * OUT_MICROS      # the worst case reserved (input is free), and the exact cost
 DEAD_HOLD = 40
 FUNDED = HOLD + DEAD_HOLD + 60       # while the long call runs: 60 available, 100 once the dead hold expires
@@ -141,7 +141,7 @@ def test_a_json_call_longer_than_the_reservation_ttl_keeps_its_hold(gateway: Gat
     with ThreadPoolExecutor(1) as pool:
         t0 = time.monotonic()
         slow = pool.submit(client.chat.completions.with_raw_response.create, model=SMALL,
-                           max_tokens=LONG_TOKENS, messages=[{"role": "user", "content": "slow [[sleep:3000]]"}])
+                           max_tokens=LONG_TOKENS, messages=[{"role": "user", "content": "slow [[sleep:4000]]"}])
         _while_the_long_call_runs(gw, client, account_id, None, t0)
         raw = slow.result(30)
     comp = raw.parse()
