@@ -114,6 +114,10 @@ def create_app(settings: Settings, *, store: Store | None = None, limiter: Limit
                   "(negative or above 1e9) and were corrected", lambda: billing.usage_flagged)
     metrics.gauge("routerone_billing_pending_settles", "Settles waiting for the database (their holds are kept)",
                   lambda: billing.pending_settles)
+    metrics.gauge("routerone_billing_live_holds", "Holds of calls running in this process (the sweep extends "
+                  "their expiry past reservation_ttl_s)", lambda: billing.live_holds, live=True)
+    metrics.gauge("routerone_billing_holds_extended", "Expiry extensions of live holds written by the sweep",
+                  lambda: billing.holds_extended)
     metrics.gauge("routerone_usage_rejects", "Usage rows the database refused (kept in usage_rejects)",
                   lambda: usage.rejected)
     if hasattr(store, "round_trips"):      # PostgresStore: how well reserve/settle batch under load

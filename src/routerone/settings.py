@@ -86,7 +86,7 @@ class Settings:
     cooldown_failures: int = _f(3, "consecutive failures that cool a deployment down", min=1)
     cooldown_s: float = _f(30.0, "how long a cooled-down deployment is skipped", min=0)
     auth_cache_ttl_s: float = _f(30.0, "how long a key lookup is cached", min=0)
-    reservation_ttl_s: int = _f(900, "a balance hold older than this is released", min=1)
+    reservation_ttl_s: int = _f(900, "a balance hold not renewed for this long is released (a call still running renews its own)", min=1)
     reservation_sweep_interval_s: float = _f(10.0, "how often stale holds are swept", min=0.01)
     abandoned_stream_drain_s: float = _f(30.0, "how long an abandoned stream is drained for its usage", min=0)
     usage_flush_interval_s: float = _f(0.2, "usage rows are written at least this often", min=0.001)

@@ -302,6 +302,58 @@ async def test_release_expired_frees_holds_and_late_settle_charges_only_what_is_
     assert (after.balance_micros, after.spent_micros) == (0, 1_000)
 
 
+async def test_extend_reservations_keeps_open_holds_from_the_sweep_and_leaves_the_rest(store: Store) -> None:
+    acc = await _account(store, 1_000)
+    key = await _key(store, acc)
+    for rid, amount, expires_at in (("live", 300, 100.0), ("dead", 200, 100.0), ("done", 100, 100.0),
+                                    ("later", 50, 900.0)):
+        assert await store.reserve(_hold(rid, acc, key, amount, expires_at=expires_at))
+    assert await store.settle("done", 100) == Settlement("done", 100, 900)
+    assert await store.extend_reservations([], 500.0) == 0
+    # only the open one that expires earlier moves: not the settled one, nor one already expiring later
+    assert await store.extend_reservations(["live", "done", "later", "unknown"], 500.0) == 1
+    assert await store.release_expired(150.0) == 1                  # "dead": not live anywhere
+    assert await store.open_reservations(acc.id) == 2
+    after = await _assert_books_balance(store, acc.id)
+    assert (after.reserved_micros, after.available_micros) == (350, 550)
+    assert await store.extend_reservations(["dead"], 800.0) == 0    # an expired hold is not revived
+    assert await store.release_expired(600.0) == 1                  # "live" expires at its new time
+    assert await store.release_expired(1_000.0) == 1                # "later" kept its own, later one
+    after = await _assert_books_balance(store, acc.id)
+    assert (after.reserved_micros, after.available_micros) == (0, 900)
+    assert (await store.get_key(key.id)).reserved_micros == 0
+
+
+async def test_extended_hold_settles_as_open_charging_min_of_cost_and_hold(store: Store) -> None:
+    acc = await _account(store, 1_000)
+    key = await _key(store, acc)
+    assert await store.reserve(_hold("long", acc, key, 600, expires_at=100.0))
+    assert await store.extend_reservations(["long"], 300.0) == 1
+    assert await store.release_expired(200.0) == 0
+    assert not await store.reserve(_hold("other", acc, key, 500))   # the held 600 cannot be spent twice
+    assert await store.settle("long", 600) == Settlement("long", 600, 400)
+    await _assert_books_balance(store, acc.id)
+
+
+async def test_extend_reservations_many_at_once_and_concurrently_with_settles(
+        store: Store, store_backend: Backend) -> None:
+    twin = await store_backend.open()
+    acc = await _account(store, 100_000)
+    key = await _key(store, acc)
+    ids = [f"r{i}" for i in range(200)]
+    for rid in ids:
+        assert await store.reserve(_hold(rid, acc, key, 100, expires_at=10.0))
+    settled, extended = await asyncio.gather(
+        asyncio.gather(*(twin.settle(rid, 100) for rid in ids[::2])),
+        store.extend_reservations(ids, 1_000.0))
+    assert all(s is not None and s.charged_micros == 100 for s in settled)
+    assert 100 <= extended <= 200
+    assert await store.release_expired(500.0) == 0
+    assert await store.extend_reservations(ids, 2_000.0) == 100
+    after = await _assert_books_balance(store, acc.id)
+    assert (after.reserved_micros, after.balance_micros) == (100 * 100, 100_000 - 100 * 100)
+
+
 async def test_expired_settle_on_an_empty_account_charges_nothing(store: Store) -> None:
     acc = await _account(store, 100)
     key = await _key(store, acc)

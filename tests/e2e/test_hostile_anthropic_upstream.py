@@ -23,6 +23,7 @@ from aiohttp import web
 
 from routerone.settings import ProviderSettings, Settings
 from routerone.store.base import UsageQuery
+from routerone.tokens import count_prompt_tokens, count_text_tokens
 from routerone.testing.harness import Gateway
 from routerone.testing.threaded import ThreadedServer
 
@@ -172,3 +173,35 @@ def test_a_stream_whose_final_count_never_came_is_billed_for_what_it_relayed(gw,
     assert gw.runtime.chat.d.billing.usage_flagged > flagged
     [row] = _rows(gw, account_id, 1)
     assert row.status == 200 and row.completion_tokens == usage.completion_tokens
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+@pytest.mark.parametrize("name", ["negative"])
+def test_implausible_anthropic_counts_are_billed_for_what_router_one_counted(gw, name, stream):
+    """input_tokens -12 / output_tokens -50 billed 0 although text was relayed; now Router One's own
+    counts of the prompt and of the text relayed, through the chat API (streamed and not) and
+    /v1/messages alike. ("absurd", 10**30 / 2**70, already came out this way before session 7.)"""
+    key, account_id = gw.new_key()
+    ask = _ask(name)
+    own = (count_prompt_tokens(ask[0]["content"], 1), count_text_tokens(TEXT))
+    client = openai.OpenAI(base_url=gw.base_url, api_key=key, max_retries=0, timeout=30)
+    if stream:
+        chunks = list(client.chat.completions.create(model=MODEL, stream=True, max_tokens=50, messages=ask,
+                                                     stream_options={"include_usage": True}))
+        assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == TEXT
+        usage = chunks[-1].usage
+    else:
+        usage = client.chat.completions.create(model=MODEL, max_tokens=50, messages=ask).usage
+    assert (usage.prompt_tokens, usage.completion_tokens) == own
+    msg = anthropic.Anthropic(base_url=gw.url, api_key=key, max_retries=0, timeout=30).messages.create(
+        model=MODEL, max_tokens=50, messages=ask, stream=stream)
+    if stream:
+        events = list(msg)
+        out_tokens = [e.usage.output_tokens for e in events if e.type == "message_delta"][-1]
+    else:
+        out_tokens = msg.usage.output_tokens
+    assert out_tokens == own[1]
+    rows = _rows(gw, account_id, 2)
+    assert all(r.status == 200 and r.completion_tokens == own[1] and r.cost_micros > 0 for r in rows), rows
+    assert rows[0].cost_micros == rows[1].cost_micros
+    assert round(usage.model_extra["cost"] * 1_000_000) == rows[0].cost_micros

@@ -26,6 +26,7 @@ from money_procs import OUT_MICROS, SMALL, write_money_catalog  # noqa: E402
 
 from routerone.settings import ProviderSettings, Settings  # noqa: E402
 from routerone.store.base import UsageQuery  # noqa: E402
+from routerone.tokens import count_prompt_tokens, count_text_tokens  # noqa: E402
 from routerone.testing.harness import Gateway  # noqa: E402
 from routerone.testing.threaded import ThreadedServer  # noqa: E402
 
@@ -70,6 +71,11 @@ REPLIES = {   # non-streamed: (status, body)
                                     usage={"prompt_tokens": "lots", "completion_tokens": None, "total_tokens": "x"})),
     "usage_fractions": (200, _message({"role": "assistant", "content": "word " * 40},
                                       usage={"prompt_tokens": 7.5, "completion_tokens": 2.5})),
+    # implausible counts with 40 words relayed: -30 billed 0 (3e9: the whole hold) before session 7
+    "usage_negative": (200, _message({"role": "assistant", "content": "word " * 40},
+                                     usage={"prompt_tokens": -7, "completion_tokens": -30, "total_tokens": -37})),
+    "usage_absurd": (200, _message({"role": "assistant", "content": "word " * 40},
+                                   usage={"prompt_tokens": 3_000_000_000, "completion_tokens": 3_000_000_000})),
     "huge_error": (400, {"error": {"message": "m" * 5_000_000, "type": "invalid_request_error", "code": "bad"}}),
 }
 
@@ -100,7 +106,9 @@ STREAMS = {   # streamed: the chunk sent after a good first content chunk
                                                   "function": {"name": 5, "arguments": "{}"}}]}),
 }
 PARTS = {"s_content_parts": _chunk({"content": [{"type": "text", "text": "there"}, {"type": "thinking", "thinking": "x"}]})}
-STREAM_USAGE = {"s_usage_strings": {"prompt_tokens": "lots", "completion_tokens": None}}
+STREAM_USAGE = {"s_usage_strings": {"prompt_tokens": "lots", "completion_tokens": None},
+                "s_usage_negative": {"prompt_tokens": -7, "completion_tokens": -3},
+                "s_usage_absurd": {"prompt_tokens": 3_000_000_000, "completion_tokens": 3_000_000_000}}
 
 
 class HostileUpstream(ThreadedServer):
@@ -477,3 +485,28 @@ def test_anthropic_and_gemini_usage_counts_that_are_not_numbers_are_counted(gw, 
     assert gw.runtime.chat.d.billing.usage_flagged > flagged
     [row] = _rows(gw, account_id, 1)
     assert row.status == 200 and row.completion_tokens == usage.completion_tokens and row.cost_micros > 0
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+@pytest.mark.parametrize("name", ["usage_negative", "usage_absurd"])
+def test_implausible_usage_counts_are_billed_for_what_router_one_counted(gw, name, stream):
+    """Negative counts (-7, -30) billed 0 although text was relayed, absurd ones (3e9) the whole
+    hold: both are now replaced by Router One's own count, as counts that are not numbers are."""
+    key, account_id = gw.new_key()
+    flagged = gw.runtime.chat.d.billing.usage_flagged
+    ask = _ask(("s_" if stream else "") + name)
+    if stream:
+        chunks = list(_client(gw, key).chat.completions.create(
+            model=SMALL, stream=True, max_tokens=100, messages=ask, stream_options={"include_usage": True}))
+        relayed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        usage = chunks[-1].usage
+    else:
+        reply = _client(gw, key).chat.completions.create(model=SMALL, max_tokens=100, messages=ask)
+        relayed, usage = reply.choices[0].message.content, reply.usage
+    own = (count_prompt_tokens(ask[0]["content"], 1), count_text_tokens(relayed))
+    assert relayed and own[1] > 0
+    assert (usage.prompt_tokens, usage.completion_tokens) == own
+    assert gw.runtime.chat.d.billing.usage_flagged - flagged == 1
+    [row] = _rows(gw, account_id, 1)
+    assert row.status == 200 and (row.prompt_tokens, row.completion_tokens) == own
+    assert row.cost_micros == own[1] * OUT_MICROS == round(usage.model_extra["cost"] * 1_000_000)

@@ -18,7 +18,7 @@ from typing import Any, Mapping
 import orjson
 
 from ..errors import UpstreamError
-from ..wire.types import Usage
+from ..wire.types import Usage, plausible_count
 from .anthropic_request import JSON_TOOL_PREFIX
 from .status import error_for_status
 
@@ -50,7 +50,7 @@ def finish_reason(stop_reason: str | None, *, called_tools: bool) -> str:
 
 def _count(raw: Mapping[str, Any], key: str) -> int:
     value = raw.get(key)
-    return int(value) if isinstance(value, int) and not isinstance(value, bool) else 0
+    return value if isinstance(value, int) and plausible_count(value) else 0
 
 
 def usage_from_anthropic(raw: Mapping[str, Any] | None) -> Usage | None:
@@ -59,9 +59,9 @@ def usage_from_anthropic(raw: Mapping[str, Any] | None) -> Usage | None:
     cache_read = _count(raw, "cache_read_input_tokens")
     cache_write = _count(raw, "cache_creation_input_tokens")
     details = raw.get("output_tokens_details") or {}
-    # a count sent as something else ("12", null, true): Router One counts it (Usage.filled_from)
+    # a count sent as something else ("12", null, true, -12, 10**30): Router One counts it (Usage.filled_from)
     unreadable = tuple(name for key, name in (("input_tokens", "prompt_tokens"), ("output_tokens", "completion_tokens"))
-                       if key in raw and (not isinstance(raw[key], int) or isinstance(raw[key], bool)))
+                       if key in raw and not (isinstance(raw[key], int) and plausible_count(raw[key])))
     return Usage(prompt_tokens=_count(raw, "input_tokens") + cache_read + cache_write,
                  completion_tokens=_count(raw, "output_tokens"),
                  cached_tokens=cache_read, cache_write_tokens=cache_write,

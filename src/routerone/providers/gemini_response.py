@@ -21,7 +21,7 @@ import uuid
 import orjson
 
 from ..errors import UpstreamUnavailable
-from ..wire.types import Usage
+from ..wire.types import Usage, plausible_count
 from .base import Deployment, ProviderResult
 
 __all__ = ["FINISH_REASONS", "finish_reason", "usage_from", "split_call_id", "join_call_id",
@@ -52,13 +52,13 @@ def usage_from(meta: object) -> Usage | None:
 
     def n(key: str) -> int:
         v = meta.get(key)
-        return v if isinstance(v, int) and not isinstance(v, bool) and v > 0 else 0
+        return v if isinstance(v, int) and plausible_count(v) else 0
 
     thoughts = n("thoughtsTokenCount")
-    # a count sent as something else ("12", null, true): Router One counts it (Usage.filled_from)
+    # a count sent as something else ("12", null, true, -3, 10**30): Router One counts it (Usage.filled_from)
     unreadable = tuple(name for key, name in (("promptTokenCount", "prompt_tokens"),
                                               ("candidatesTokenCount", "completion_tokens"))
-                       if key in meta and (not isinstance(meta[key], int) or isinstance(meta[key], bool)))
+                       if key in meta and not (isinstance(meta[key], int) and plausible_count(meta[key])))
     return Usage(prompt_tokens=n("promptTokenCount") + n("toolUsePromptTokenCount"),
                  completion_tokens=n("candidatesTokenCount") + thoughts,
                  cached_tokens=n("cachedContentTokenCount"), reasoning_tokens=thoughts, unreadable=unreadable)

@@ -1,15 +1,26 @@
 """Reserve the worst case before a call, settle the real cost after (idempotent by request id),
 and sweep reservations whose request died.
 
+Live holds: a reservation expires `reservation_ttl_s` after it is made, and any process's sweep
+then releases it. A call may run longer than that (a long stream), so Billing keeps the holds
+reserved here and not yet settled (pending settles included) and, at each sweep, before releasing
+expired ones, moves the expiry of those that are near it (less than half the TTL, or two sweep
+intervals, left) to now + TTL, in one store call for all (Store.extend_reservations). Nothing is
+added to the request's own path: reserve and settle only update an in-memory map. A hold is live
+while its Hold object is referenced: one dropped without a settle or a release (a bug) is no longer
+extended and expires as before, as do the holds of a process that died.
+
 A charge and its usage record cannot disagree: `settle(..., record=...)` hands the request's usage
 row to the store, which writes it in the settle's own transaction (Store.settle_recorded) with the
 charge as its cost. A released hold (`release`) writes its failure row the same way.
 
-What comes from upstreams is checked first (`sane_usage`): token counts that are negative are
-taken as 0, counts above MAX_REPORTED_TOKENS as that bound, and prompt or completion counts that
-are not numbers (a string, null, a fraction) were already replaced by Router One's own count (see
-Usage.filled_from); in every case the request is flagged (a warning and `usage_flagged`). The charge is then, as always, min(cost, hold): an absurd report
-costs the client at most the worst case it was reserved for, and the part beyond the hold is not
+What comes from upstreams is checked first (`sane_usage`): prompt or completion counts that are
+not plausible (not a number, a fraction, negative, above MAX_REPORTED_TOKENS) were already replaced
+by Router One's own count where usage is parsed (Usage.unreadable, Usage.filled_from: a negative
+count with text relayed is billed for that text, not 0); any other count that is negative is taken
+as 0 and one above MAX_REPORTED_TOKENS as that bound; in every case the request is flagged (a
+warning and `usage_flagged`). The charge is then, as always, min(cost, hold): a report beyond the
+worst case costs the client at most what was reserved for it, and the part beyond the hold is not
 charged but counted (`uncharged_micros`, exported as routerone_billing_uncharged_micros).
 
 A usage row that the database refuses (it should not happen after rows.usage_tuple, but a
@@ -31,6 +42,7 @@ import asyncio
 import dataclasses
 import logging
 import time
+import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -38,7 +50,7 @@ from ..billing.prices import Price
 from ..errors import DatabaseUnavailable, InsufficientBalance, PermissionDenied
 from ..store.base import Reservation, Settlement, Store, UsageRecord
 from ..store.errors import is_data_error, is_unavailable
-from ..wire.types import Usage
+from ..wire.types import MAX_REPORTED_TOKENS, Usage
 from .background import cancel_and_wait
 from .auth import AuthContext
 
@@ -48,13 +60,12 @@ if TYPE_CHECKING:
 __all__ = ["Billing", "Hold", "sane_usage", "MAX_REPORTED_TOKENS"]
 log = logging.getLogger("routerone.billing")
 
-MAX_REPORTED_TOKENS = 1_000_000_000   # per count and request; no model comes near (1M contexts)
 SETTLE_ATTEMPTS = 3                   # in the request, before the settle becomes pending
 PENDING_RETRY_S = 1.0                 # how often pending settles are retried
 _TOKEN_FIELDS = ("prompt_tokens", "completion_tokens", "cached_tokens", "cache_write_tokens", "reasoning_tokens")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, weakref_slot=True)
 class Hold:
     request_id: str
     amount_micros: int
@@ -67,6 +78,12 @@ class _Pending:
     cost_micros: int
     record: UsageRecord | None
     since: float
+
+
+@dataclass(slots=True)
+class _Live:
+    hold: "weakref.ref[Hold]"     # dead: the request dropped its hold without settling it
+    expires_at: float             # as last written to the store
 
 
 def sane_usage(usage: Usage) -> tuple[Usage, list[str]]:
@@ -98,6 +115,8 @@ class Billing:
         self.overruns = 0              # settlements where that happened
         self.usage_flagged = 0         # settlements whose upstream usage had to be corrected
         self._pending: dict[str, _Pending] = {}
+        self._live: dict[str, _Live] = {}    # holds reserved here and not yet settled (module docstring)
+        self.holds_extended = 0        # expiry extensions written by the sweep
         self.pending_settled = 0       # pending settles written later
         self.recorded = 0              # usage rows written in their settle's own transaction
         self._task: asyncio.Task | None = None
@@ -105,6 +124,10 @@ class Billing:
     @property
     def pending_settles(self) -> int:
         return len(self._pending)
+
+    @property
+    def live_holds(self) -> int:
+        return len(self._live)
 
     async def reserve(self, auth: AuthContext, request_id: str, worst_case_micros: int) -> Hold:
         key = auth.key
@@ -126,7 +149,9 @@ class Billing:
                     fresh.spent_micros + fresh.reserved_micros + worst_case_micros > fresh.spend_cap_micros:
                 raise PermissionDenied("This API key has reached its spend cap", code="spend_cap_reached")
             raise InsufficientBalance()
-        return Hold(request_id, worst_case_micros, auth.account.markup_bps)
+        hold = Hold(request_id, worst_case_micros, auth.account.markup_bps)
+        self._live[request_id] = _Live(weakref.ref(hold), r.expires_at)
+        return hold
 
     def check_usage(self, request_id: str, usage: Usage) -> Usage:
         """`sane_usage`, logged and counted when something had to change."""
@@ -163,6 +188,13 @@ class Billing:
         return await self._settle(hold, 0, record)
 
     async def _settle(self, hold: Hold, cost: int, record: UsageRecord | None) -> Settlement:
+        try:
+            return await self._settle_or_pend(hold, cost, record)
+        finally:                       # written, or abandoned (cancelled): no longer extended
+            if hold.request_id not in self._pending:
+                self._live.pop(hold.request_id, None)
+
+    async def _settle_or_pend(self, hold: Hold, cost: int, record: UsageRecord | None) -> Settlement:
         rid = hold.request_id
         p = _Pending(hold, cost, record, time.monotonic())
         for attempt in range(SETTLE_ATTEMPTS):
@@ -224,6 +256,7 @@ class Billing:
                 log.debug("pending settle of %s still failing: %s", p.hold.request_id, exc)
                 return
             self._pending.pop(p.hold.request_id, None)
+            self._live.pop(p.hold.request_id, None)
             self.pending_settled += 1
             log.warning("pending settle of %s written after %.1f s", p.hold.request_id,
                         time.monotonic() - p.since)
@@ -232,6 +265,10 @@ class Billing:
         return len(self._pending)
 
     async def start(self) -> None:
+        if 2 * self.sweep_interval_s >= self.reservation_ttl_s:
+            log.warning("reservation_sweep_interval_s (%s) is not under half of reservation_ttl_s (%s): a "
+                        "running call's hold may expire between two sweeps, and another process's sweep "
+                        "release it", self.sweep_interval_s, self.reservation_ttl_s)
         self._task = asyncio.create_task(self._sweep(), name="reservation-sweep")
 
     async def stop(self) -> None:
@@ -249,14 +286,41 @@ class Billing:
         last_sweep = time.monotonic()
         while True:
             await asyncio.sleep(min(self.sweep_interval_s, PENDING_RETRY_S))
-            if self._pending and await self.retry_pending():
-                continue     # never release holds while their settles wait (module docstring)
+            still_pending = bool(self._pending) and await self.retry_pending() > 0
             if time.monotonic() - last_sweep < self.sweep_interval_s:
                 continue
             last_sweep = time.monotonic()
+            await self.extend_live_holds(time.time())
+            if still_pending:
+                continue     # never release holds while their settles wait (module docstring)
             try:
                 n = await self.store.release_expired(time.time())
                 if n:
                     log.warning("released %d expired reservation(s)", n)
             except Exception:  # noqa: BLE001
                 log.warning("reservation sweep failed", exc_info=True)
+
+    async def extend_live_holds(self, now: float) -> int:
+        """Move the expiry of this process's live holds that are near it to now + TTL (one store
+        call); returns how many the store moved. A failure is logged and retried at the next sweep."""
+        margin_s = max(self.reservation_ttl_s / 2, 2 * self.sweep_interval_s)
+        due: list[str] = []
+        for rid, live in list(self._live.items()):
+            if live.hold() is None:
+                del self._live[rid]
+                log.error("hold of %s was dropped without a settle or a release; it expires at its TTL", rid)
+            elif live.expires_at - now < margin_s:
+                due.append(rid)
+        if not due:
+            return 0
+        until = now + self.reservation_ttl_s
+        try:
+            n = await self.store.extend_reservations(due, until)
+        except Exception:  # noqa: BLE001
+            log.warning("extending %d live hold(s) failed", len(due), exc_info=True)
+            return 0
+        for rid in due:
+            if (live := self._live.get(rid)) is not None:
+                live.expires_at = until
+        self.holds_extended += n
+        return n

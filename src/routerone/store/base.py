@@ -196,6 +196,12 @@ class Store(Protocol):
     async def settle(self, request_id: str, cost_micros: int) -> Settlement | None:
         """Charge and release the hold. Idempotent: a repeated call returns the first result."""
     async def release_expired(self, now: float) -> int: ...
+    async def extend_reservations(self, request_ids: Sequence[str], expires_at: float) -> int:
+        """Move the expiry of those of these reservations that are open and expire before
+        `expires_at` to `expires_at`: the holds of calls still running in this process (Billing's
+        sweep). Returns how many were moved; ids that are settled, expired or unknown, or that
+        already expire later, are left alone. A row that another transaction holds (being settled
+        or released right now) may be skipped. One call for all: it runs in the sweep, not per request."""
     async def open_reservations(self, account_id: int | None = None) -> int: ...
 
     # usage

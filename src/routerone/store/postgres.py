@@ -364,6 +364,17 @@ class PostgresStore(PostgresConsoleMixin):
                              [r[0] for r in expired])
         return len(expired)
 
+    async def extend_reservations(self, request_ids: Sequence[str], expires_at: float) -> int:
+        """One statement; SKIP LOCKED: it never waits for (nor deadlocks with) a settle batch or a
+        sweep that holds some of these rows, whose reservations are being closed anyway."""
+        if not request_ids:
+            return 0
+        return int((await (await self._db()).execute(
+            "UPDATE reservations r SET expires_at = $2 FROM (SELECT request_id FROM reservations "
+            "WHERE request_id = ANY($1::TEXT[]) AND state = 'open' AND expires_at < $2 "
+            "ORDER BY request_id FOR UPDATE SKIP LOCKED) t WHERE r.request_id = t.request_id",
+            list(request_ids), expires_at)).rsplit(" ", 1)[1])
+
     async def open_reservations(self, account_id: int | None = None) -> int:
         where, args = (" AND account_id = $1", (account_id,)) if account_id is not None else ("", ())
         return await (await self._db()).fetchval(

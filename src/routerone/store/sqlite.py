@@ -188,6 +188,16 @@ class SQLiteStore(SQLiteEngine, SQLiteConsoleMixin):
             return len(expired)
         return await self._tx(fn)
 
+    async def extend_reservations(self, request_ids: Sequence[str], expires_at: float) -> int:
+        if not request_ids:
+            return 0
+        def fn(db):
+            return sum(db.execute("UPDATE reservations SET expires_at = ? "
+                                  "WHERE request_id = ? AND state = 'open' AND expires_at < ?",
+                                  (expires_at, rid, expires_at)).rowcount
+                       for rid in request_ids)
+        return await self._tx(fn)
+
     async def open_reservations(self, account_id: int | None = None) -> int:
         where, args = (" AND account_id = ?", (account_id,)) if account_id is not None else ("", ())
         return await self._run(lambda db: db.execute(

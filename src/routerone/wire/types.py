@@ -4,6 +4,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+MAX_REPORTED_TOKENS = 1_000_000_000   # per count and request; no model comes near (1M contexts)
+
 
 @dataclass(slots=True)
 class Usage:
@@ -14,8 +16,10 @@ class Usage:
     cache_write_tokens: int = 0     # prompt tokens written to a cache (subset of prompt_tokens)
     reasoning_tokens: int = 0       # subset of completion_tokens
     estimated: bool = False         # True when counted locally because the upstream gave none
-    # prompt_tokens / completion_tokens the upstream sent as something that is not a count (a string,
-    # null, a fraction, missing): 0 here, to be counted locally (`filled_from`) and flagged by billing
+    # prompt_tokens / completion_tokens the upstream sent as something that is not a plausible count
+    # (a string, null, a fraction, missing, a negative number, more than MAX_REPORTED_TOKENS): 0 here,
+    # to be counted locally (`filled_from`) and flagged by billing. A negative count with text relayed
+    # billed 0; an absurd one billed the whole hold: both are Router One's own count instead.
     unreadable: tuple[str, ...] = ()
 
     @property
@@ -44,7 +48,7 @@ class Usage:
         pd, cd = (pd if isinstance(pd, dict) else {}), (cd if isinstance(cd, dict) else {})
         prompt, completion = raw.get("prompt_tokens"), raw.get("completion_tokens")
         unreadable = tuple(name for name, v in (("prompt_tokens", prompt), ("completion_tokens", completion))
-                           if not _readable(v))
+                           if not plausible_count(v))
         return cls(prompt_tokens=_count(prompt),
                    completion_tokens=_count(completion),
                    cached_tokens=_count(pd.get("cached_tokens")),
@@ -61,17 +65,16 @@ class Usage:
             else self.completion_tokens)
 
 
-def _readable(value) -> bool:
-    return not isinstance(value, bool) and (isinstance(value, int) or (isinstance(value, float) and value.is_integer()))
+def plausible_count(value: object) -> bool:
+    """A token count as an upstream's JSON may carry one: an int (a whole float too), not a bool,
+    in [0, MAX_REPORTED_TOKENS]. Anything else is unreadable: Router One counts it (`filled_from`)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    if isinstance(value, float) and not value.is_integer():
+        return False
+    return 0 <= value <= MAX_REPORTED_TOKENS
 
 
 def _count(value) -> int:
-    """A token count from an upstream's JSON: an int (a whole float too); anything else is 0 (what
-    is plausible is Billing's call, see services/billing.sane_usage)."""
-    if isinstance(value, bool):
-        return 0
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return 0
+    """A token count from an upstream's JSON if it is plausible, else 0 (see `plausible_count`)."""
+    return int(value) if plausible_count(value) else 0

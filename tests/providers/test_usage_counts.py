@@ -1,0 +1,53 @@
+"""Token counts an upstream reports are kept only when plausible: an int (a whole float too) in
+[0, MAX_REPORTED_TOKENS]. Anything else (a negative number, more than 1e9, a string, null, a
+fraction, a bool) is marked unreadable where usage is parsed, for every wire protocol, so the chat
+service and the stream relay replace it by Router One's own count (Usage.filled_from). A negative
+count used to be taken as 0 by billing: text relayed for nothing."""
+from __future__ import annotations
+
+import pytest
+
+from routerone.providers.anthropic_response import usage_from_anthropic
+from routerone.providers.gemini_response import usage_from as usage_from_gemini
+from routerone.wire.types import MAX_REPORTED_TOKENS, Usage, plausible_count
+
+IMPLAUSIBLE = [-1, -50, MAX_REPORTED_TOKENS + 1, 3_000_000_000, 2 ** 70, "12", None, 2.5, True, [1]]
+
+
+@pytest.mark.parametrize("value", [0, 1, 12, MAX_REPORTED_TOKENS, 7.0])
+def test_plausible_counts(value) -> None:
+    assert plausible_count(value)
+
+
+@pytest.mark.parametrize("value", IMPLAUSIBLE + [-3.0, 1e300])
+def test_implausible_counts(value) -> None:
+    assert not plausible_count(value)
+
+
+@pytest.mark.parametrize("value", IMPLAUSIBLE)
+def test_openai_usage_marks_an_implausible_count_unreadable(value) -> None:
+    u = Usage.from_openai({"prompt_tokens": 7, "completion_tokens": value})
+    assert u is not None and u.unreadable == ("completion_tokens",)
+    assert (u.prompt_tokens, u.completion_tokens) == (7, 0)
+    filled = u.filled_from(Usage(30, 41))
+    assert (filled.prompt_tokens, filled.completion_tokens, filled.unreadable) == (7, 41, ("completion_tokens",))
+
+
+@pytest.mark.parametrize("value", [v for v in IMPLAUSIBLE if not isinstance(v, float)])
+def test_anthropic_usage_marks_an_implausible_count_unreadable(value) -> None:
+    u = usage_from_anthropic({"input_tokens": value, "output_tokens": 6})
+    assert u is not None and u.unreadable == ("prompt_tokens",)
+    assert u.completion_tokens == 6
+    assert usage_from_anthropic({"input_tokens": 12, "output_tokens": value}).unreadable == ("completion_tokens",)
+
+
+@pytest.mark.parametrize("value", [v for v in IMPLAUSIBLE if not isinstance(v, float)])
+def test_gemini_usage_marks_an_implausible_count_unreadable(value) -> None:
+    u = usage_from_gemini({"promptTokenCount": 12, "candidatesTokenCount": value})
+    assert u is not None and u.unreadable == ("completion_tokens",) and u.prompt_tokens == 12
+
+
+def test_plausible_counts_are_kept_and_nothing_is_unreadable() -> None:
+    assert Usage.from_openai({"prompt_tokens": 0, "completion_tokens": MAX_REPORTED_TOKENS}).unreadable == ()
+    assert usage_from_anthropic({"input_tokens": 0, "output_tokens": 5}).unreadable == ()
+    assert usage_from_gemini({"promptTokenCount": 3, "candidatesTokenCount": 0}).unreadable == ()
