@@ -214,3 +214,50 @@ def test_gemini_base_url_without_version_is_fixed_with_a_warning(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "providers.gemini.base_url" in out.stderr and "https://generativelanguage.googleapis.com/v1beta" in out.stderr
     assert "gemini-2.5-flash" in out.stdout
+
+
+# eval-routing / train-router inputs an operator supplies (their own labelled CSV, a prices file):
+# (case id, file name, its text, the command's arguments with FILE for the file, what the message names)
+GOOD_CSV = "prompt,m-a,m-b\nhello,1,0\nwhat is 2+2,1,1\n"
+EVAL_INPUTS = [
+    ("score inf", "s.csv", "prompt,m-a,m-b\nhello,1,0\nx,inf,1\n", ["eval-routing", "FILE", "--router", "shipped"],
+     "column 'm-a', data row 2"),
+    ("score inf, train", "s.csv", "prompt,m-a,m-b\nhello,1,0\nx,inf,1\n", ["train-router", "--data", "FILE"],
+     "column 'm-a', data row 2"),
+    ("negative prompt tokens", "s.csv", "prompt,m-a,m-b,prompt_tokens\nhello,1,0,-5\n",
+     ["eval-routing", "FILE", "--router", "shipped"], "'prompt_tokens', data row 1: '-5'"),
+    ("infinite output tokens", "s.csv", "prompt,m-a,m-b,m-a|output_tokens\nhello,1,0,inf\n",
+     ["eval-routing", "FILE", "--router", "shipped"], "'m-a|output_tokens', data row 1: 'inf'"),
+    ("fold not a number", "s.csv", "prompt,m-a,m-b,fold\nhello,1,0,abc\nx,1,1,1\n",
+     ["eval-routing", "FILE", "FILE"], "'fold', data row 1: 'abc'"),
+    ("fold a fraction", "s.csv", "prompt,m-a,m-b,fold\nhello,1,0,1.5\nx,1,1,1\n",
+     ["eval-routing", "FILE", "FILE"], "'fold', data row 1: '1.5'"),
+    ("CSV not UTF-8", "s.csv", b"\xff\xfe prompt\n", ["eval-routing", "FILE", "--router", "shipped"], "not UTF-8"),
+    ("prices a list", "p.json", "[1, 2]", ["eval-routing", "GOOD", "--router", "shipped", "--prices", "FILE"],
+     "expected an object"),
+    ("price not a number", "p.json", '{"m-a": {"input_token_price_per_million": "x", '
+     '"output_token_price_per_million": 1}}', ["eval-routing", "GOOD", "--router", "shipped", "--prices", "FILE"],
+     "'m-a' needs"),
+    ("price negative", "p.json", '{"m-a": {"input_token_price_per_million": -5, '
+     '"output_token_price_per_million": 1}}', ["eval-routing", "GOOD", "--router", "shipped", "--prices", "FILE"],
+     "'m-a': prices must be finite"),
+    ("price beyond a float", "p.json", '{"m-a": {"input_token_price_per_million": 1e400, '
+     '"output_token_price_per_million": 1}}', ["eval-routing", "GOOD", "--router", "shipped", "--prices", "FILE"],
+     "'m-a': prices must be finite"),
+    ("prices not JSON", "p.json", "{nope", ["eval-routing", "GOOD", "--router", "shipped", "--prices", "FILE"],
+     "not a JSON prices file"),
+]
+
+
+@pytest.mark.parametrize("case, name, text, args, culprit", EVAL_INPUTS, ids=[c[0] for c in EVAL_INPUTS])
+def test_routing_data_mistakes_are_one_line(tmp_path, case, name, text, args, culprit):
+    f = tmp_path / name
+    f.write_bytes(text if isinstance(text, bytes) else text.encode())
+    (tmp_path / "good.csv").write_text(GOOD_CSV)
+    argv = [str(f) if a == "FILE" else str(tmp_path / "good.csv") if a == "GOOD" else a for a in args]
+    argv += ["--out", str(tmp_path / ("out.npz" if args[0] == "train-router" else "out")), "--bootstrap", "20"] \
+        if args[0] == "eval-routing" else ["--out", str(tmp_path / "out.npz")]
+    p = run(tmp_path, *argv)
+    assert p.returncode != 0, p.stdout
+    out = p.stdout + p.stderr
+    assert "Traceback" not in out and culprit in out and name in out, out

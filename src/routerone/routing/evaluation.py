@@ -6,7 +6,7 @@ CSV format (one row per prompt; header required):
     scores as given); an empty cell or -1 (the arena judge's "unparsable") means missing;
   * optional `<model>|output_tokens`: that model's answer length in tokens on that prompt (cost);
   * optional `prompt_tokens...` (first column whose name starts so): prompt length in tokens;
-  * optional `fold` (integer): cross-fitting folds when the same CSV is passed as train and test.
+  * optional `fold` (integer >= 0): cross-fitting folds when the same CSV is passed as train and test.
   * optional `overlaps`: the evaluation sets (mmlu;gsm8k;mtbench;arena) the prompt overlaps, as
     written for external data (learned/overlap.py); rows overlapping the test CSV's prompts are
     dropped from `--extra-train` CSVs, and leave-one-dataset-out drops them when that set is
@@ -16,6 +16,9 @@ CSV format (one row per prompt; header required):
   containing `|` (e.g. `<model>|total_cost`), names ending in `_id` or `_response`, and any column
   with a non-numeric value. (`overlaps` is ignored by name: it is empty, hence "numeric", when no
   row overlaps.)
+Token counts must be finite and >= 0, and scores finite (`nan` reads as missing); anything else,
+like a prices file that is not {model: {input_token_price_per_million, output_token_price_per_million}}
+with finite prices >= 0, is a ValueError naming the file, the column and the data row.
 Missing quality (empty cell or -1, the arena judge's "unparsable") is handled so:
   * training: a missing score only drops that (prompt, model) pair from that model's fit;
   * testing: prompts missing a score of any evaluated model are dropped (counted in the JSON).
@@ -87,9 +90,25 @@ def _number(cell: str) -> float | None:
 
 def load_table(path: str | Path) -> Table:
     csv.field_size_limit(sys.maxsize)
-    with open(path, newline="", encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh))
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not UTF-8 text (byte {exc.start}); save the CSV as UTF-8") from None
+    except csv.Error as exc:
+        raise ValueError(f"{path}: not a readable CSV ({exc})") from None
     return table_from_rows(rows, str(path))
+
+
+def _checked(values: np.ndarray, cells: list[str], where: str, column: str, *, missing_ok: bool) -> np.ndarray:
+    """`values` (one column) unless one is infinite or negative (or missing when that is not
+    allowed): then a ValueError naming the file, the column and the data row (1 = first row)."""
+    bad = np.isinf(values) | (values < 0) | (np.zeros_like(values, bool) if missing_ok else np.isnan(values))
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ValueError(f"{where}: column {column!r}, data row {i + 1}: {cells[i][:40]!r} is not "
+                         f"{'a count' if column != 'fold' else 'a fold number'} (a finite number >= 0)")
+    return values
 
 
 def model_columns(columns: list[str], rows: list[dict]) -> tuple[list[str], dict[str, str], list[str]]:
@@ -125,9 +144,15 @@ def table_from_rows(rows: list[dict], where: str = "data") -> Table:
         return "" if v is None else str(v)
     quality = np.array([[_number(cell(r, m)) for m in models] for r in rows], dtype=np.float64)
     quality[quality == -1.0] = np.nan
+    if np.isinf(quality).any():       # "inf" parses as a number; NaN ("nan", "") is a missing score
+        i, j = (int(v) for v in np.argwhere(np.isinf(quality))[0])
+        raise ValueError(f"{where}: column {models[j]!r}, data row {i + 1}: a score must be a finite "
+                         "number (an empty cell or -1 means missing)")
     prompts = [cell(r, "prompt") for r in rows]
     if prompt_tok_col:
-        ptok = np.array([_number(cell(r, prompt_tok_col)) for r in rows], dtype=np.float64)
+        cells = [cell(r, prompt_tok_col) for r in rows]
+        ptok = _checked(np.array([_number(c) for c in cells], dtype=np.float64), cells, where, prompt_tok_col,
+                        missing_ok=True)
     else:
         ptok = np.full(len(rows), np.nan)
     est = np.array([len(p) / 4.0 for p in prompts])
@@ -135,10 +160,20 @@ def table_from_rows(rows: list[dict], where: str = "data") -> Table:
     otok = np.full((len(rows), len(models)), np.nan)
     for j, m in enumerate(models):
         if m in out_cols:
-            otok[:, j] = [_number(cell(r, out_cols[m])) or np.nan for r in rows]
+            cells = [cell(r, out_cols[m]) for r in rows]
+            col = _checked(np.array([_number(c) for c in cells], dtype=np.float64), cells, where, out_cols[m],
+                           missing_ok=True)
+            col[col == 0] = np.nan          # 0 tokens: unknown, as before (the model's mean is used)
+            otok[:, j] = col
     folds = None
     if "fold" in columns:
-        folds = np.array([int(float(cell(r, "fold") or 0)) for r in rows])
+        cells = [cell(r, "fold") or "0" for r in rows]
+        fold_f = _checked(np.array([_number(c) for c in cells], dtype=np.float64), cells, where, "fold",
+                          missing_ok=False)
+        if (fold_f != np.floor(fold_f)).any():
+            i = int(np.argmax(fold_f != np.floor(fold_f)))
+            raise ValueError(f"{where}: column 'fold', data row {i + 1}: {cells[i][:40]!r} is not a fold number")
+        folds = fold_f.astype(np.int64)
     t = Table(prompts, models, quality, ptok, otok, folds)
     t.ignored_columns = ignored
     return t
@@ -153,10 +188,22 @@ def _price_key(name: str) -> str:
 
 def load_prices(path: str | Path, models: list[str]) -> dict[str, tuple[float, float]]:
     """{model: (input, output) USD per 1M tokens} for the models that have a price."""
-    raw = json.loads(Path(path).read_text())
+    try:
+        raw = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: not a JSON prices file ({exc})") from None
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: expected an object {{model: {{input_token_price_per_million: ..., "
+                         "output_token_price_per_million: ...}}")
     by_key = {}
     for name, p in raw.items():
-        price = (float(p["input_token_price_per_million"]), float(p["output_token_price_per_million"]))
+        try:
+            price = (float(p["input_token_price_per_million"]), float(p["output_token_price_per_million"]))
+        except (TypeError, KeyError, ValueError):
+            raise ValueError(f"{path}: {name!r} needs input_token_price_per_million and "
+                             "output_token_price_per_million as numbers") from None
+        if not all(math.isfinite(x) and x >= 0 for x in price):
+            raise ValueError(f"{path}: {name!r}: prices must be finite numbers >= 0 (USD per 1M tokens)")
         by_key.setdefault(name, price)
         by_key.setdefault(_price_key(name), price)
     out = {}
