@@ -1,5 +1,7 @@
-"""The only network code for providers: one pooled aiohttp client, with connect / first-byte /
-idle-between-chunks timeouts. Failures become `UpstreamError`s the router can act on."""
+"""The only network code for providers, with connect / first-byte / idle-between-chunks timeouts:
+plain-http upstreams through a lean keep-alive HTTP/1.1 client (http1.py, the cheaper path for
+streams), https ones through one pooled aiohttp client. Failures become `UpstreamError`s the router
+can act on."""
 from __future__ import annotations
 
 import asyncio
@@ -11,6 +13,7 @@ import aiohttp
 from ..errors import UpstreamTimeout, UpstreamUnavailable
 from .base import UpstreamRequest
 from .demo import DemoStream, is_demo_url, open_demo
+from .http1 import Http1Pool, Http1Stream
 
 __all__ = ["Transport", "Timeouts", "UpstreamResponse", "UpstreamStream"]
 
@@ -108,6 +111,7 @@ class Transport:
         self._connect_timeouts = {name: aiohttp.ClientTimeout(total=None, sock_connect=t.connect_s, connect=t.connect_s)
                                   for name, t in self._per_provider.items()}
         self._limit = limit
+        self._http1 = Http1Pool()
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -117,12 +121,14 @@ class Transport:
                 json_serialize=None)  # type: ignore[arg-type]
         return self._session
 
-    async def open(self, req: UpstreamRequest, *, provider: str = "") -> UpstreamStream | DemoStream:
+    async def open(self, req: UpstreamRequest, *, provider: str = "") -> UpstreamStream | Http1Stream | DemoStream:
         """Send the request and wait for the status line and headers (the first byte). A `demo://`
         URL is answered in process by the demo provider: it never reaches the network."""
         if is_demo_url(req.url):
             return open_demo(req.url, req.body)
         t = self._per_provider.get(provider, self.timeouts)
+        if req.url.startswith("http://"):
+            return await self._open_http1(req, provider, t)
         try:
             async with asyncio.timeout(t.first_byte_s):
                 resp = await self._client().post(req.url, data=req.body, headers=req.headers,
@@ -135,6 +141,18 @@ class Transport:
             raise UpstreamUnavailable(f"{provider}: connection failed ({type(exc).__name__})",
                                       provider=provider) from None
         return UpstreamStream(resp, t.idle_s)
+
+    async def _open_http1(self, req: UpstreamRequest, provider: str, t: Timeouts) -> Http1Stream:
+        try:
+            async with asyncio.timeout(t.first_byte_s):
+                return await self._http1.open(req.url, req.headers, req.body, connect_s=t.connect_s, idle_s=t.idle_s)
+        except TimeoutError:
+            raise UpstreamTimeout(f"{provider}: no response within {t.first_byte_s:g}s", provider=provider) from None
+        except UpstreamTimeout as exc:
+            raise UpstreamTimeout(f"{provider}: {exc.message}", provider=provider) from None
+        except UpstreamUnavailable as exc:
+            what = "cannot connect" if exc.message == "cannot connect" else f"connection failed ({exc.message})"
+            raise UpstreamUnavailable(f"{provider}: {what}", provider=provider) from None
 
     async def send(self, req: UpstreamRequest, *, provider: str = "") -> UpstreamResponse:
         stream = await self.open(req, provider=provider)
@@ -150,6 +168,7 @@ class Transport:
         return UpstreamResponse(stream.status, stream.headers, body)
 
     async def close(self) -> None:
+        self._http1.close()
         if self._session is not None:
             await self._session.close()
             self._session = None
