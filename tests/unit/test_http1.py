@@ -164,3 +164,47 @@ async def test_a_header_with_a_line_break_is_refused(serve):
     s = await serve([[b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"]])
     with pytest.raises(UpstreamUnavailable):
         await body_of(serve.transport, s.url, {"X-Key": "a\r\nX-Evil: 1"})
+
+
+async def test_pump_pushes_each_piece_and_raises_what_on_data_raises(serve):
+    s = await serve([[CHUNKED_HEAD + b"4\r\ngood\r\n", b"3\r\nbad\r\n", b"4\r\nrest\r\n0\r\n\r\n"]])
+    stream = await serve.transport.open(UpstreamRequest(s.url, {}, b"{}"))
+    sent = []
+
+    def on_data(data: bytes) -> bytes:
+        if data == b"bad":
+            raise UpstreamUnavailable("a bad chunk")
+        return data.upper()
+    try:
+        with pytest.raises(UpstreamUnavailable, match="a bad chunk"):
+            await stream.pump(on_data, lambda out: sent.append(out) or True, lambda: False)
+        assert sent == [b"GOOD"]
+    finally:
+        stream.close()
+
+
+async def test_a_connection_paused_by_a_full_receiver_is_reused_reading(serve):
+    """The receiver was full on the last piece (reading paused), then the body ended: the pooled
+    connection must read again, or the next request on it never sees its response."""
+    s = await serve([[CHUNKED_HEAD + b"4\r\nlast\r\n0\r\n\r\n"], [CHUNKED_HEAD + b"2\r\nok\r\n0\r\n\r\n"]])
+    stream = await serve.transport.open(UpstreamRequest(s.url, {}, b"{}"))
+    try:
+        verdict = await stream.pump(lambda d: d, lambda out: False, lambda: False)
+        if verdict == "full":
+            assert await stream.read() == b""
+    finally:
+        stream.close()
+    assert await asyncio.wait_for(body_of(serve.transport, s.url), 2) == (200, b"ok")
+    assert s.connections == 1
+
+
+async def test_pump_ends_when_done_and_on_body_end(serve):
+    s = await serve([[CHUNKED_HEAD + b"1\r\na\r\n", b"1\r\nb\r\n", b"1\r\nc\r\n0\r\n\r\n"]])
+    stream = await serve.transport.open(UpstreamRequest(s.url, {}, b"{}"))
+    sent = []
+    try:
+        assert await stream.pump(lambda d: d, lambda out: sent.append(out) or True, lambda: sent[-1:] == [b"b"]) == "end"
+        assert await stream.pump(lambda d: d, lambda out: sent.append(out) or True, lambda: False) == "end"
+        assert b"".join(sent) == b"abc" and await stream.read() == b""
+    finally:
+        stream.close()

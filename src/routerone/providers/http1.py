@@ -56,6 +56,7 @@ class _Conn(asyncio.Protocol):
         self.complete = False
         self.error: Exception | None = None
         self.waiter: asyncio.Future | None = None
+        self.sink: tuple | None = None     # while pumping: (on_data, write, done, future, stream)
         self.paused = False
         self.decoder = None
         self.close_delimited = False
@@ -123,6 +124,9 @@ class _Conn(asyncio.Protocol):
                 raise _failed("a body that does not decode") from None
             if not body:
                 return
+        if self.sink is not None:
+            self._push(body)
+            return
         self.body.append(body)
         self.body_bytes += len(body)
         if self.body_bytes > BUFFER_PAUSE_BYTES and not self.paused:
@@ -135,6 +139,30 @@ class _Conn(asyncio.Protocol):
             self.skip_interim = False
             return
         self._end_body()
+
+    def _push(self, body: bytes) -> None:
+        """Pumping: the bytes go through the caller's `on_data` and out by its `write`, here in the
+        read callback (no task wake-up per piece). Whatever stops the pump resolves its future."""
+        on_data, write, done, fut, stream = self.sink
+        stream._wait_start_s = self.loop.time()        # the idle clock restarts with each piece
+        try:
+            out = on_data(body)
+            verdict = "full" if out and not write(out) else "end" if done() else None
+        except Exception as exc:     # noqa: BLE001 - never into the parser: the pump raises it
+            self.sink = None
+            self._pause()
+            fut.set_exception(exc)
+            return
+        if verdict is not None:
+            self.sink = None
+            if verdict == "full":
+                self._pause()
+            fut.set_result(verdict)
+
+    def _pause(self) -> None:
+        if not self.paused and self.transport is not None:
+            self.paused = True
+            self.transport.pause_reading()
 
     # --- state changes
     def _end_body(self) -> None:
@@ -155,6 +183,11 @@ class _Conn(asyncio.Protocol):
         self.close()
 
     def _wake(self) -> None:
+        sink = self.sink
+        if sink is not None:
+            self.sink = None
+            if not sink[3].done():
+                sink[3].set_result("wake")       # the pump looks at the state itself
         w = self.waiter
         if w is not None:
             self.waiter = None
@@ -200,6 +233,9 @@ class Http1Stream:
         c = self._conn
         if c.body or c.complete or c.error is not None:
             return self._take()
+        if c.paused:                       # a pump paused it for its receiver: reading again now
+            c.paused = False
+            c.transport.resume_reading()
         self._wait_start_s = now_s = self._loop.time()
         if self._watchdog is None:
             self._watchdog = self._loop.call_at(now_s + self._idle_s, self._check_idle)
@@ -211,6 +247,44 @@ class Http1Stream:
             c.waiter = None
             self._wait_start_s = None
         return self._take()
+
+    async def pump(self, on_data, write, done) -> str:
+        """Push the body to the caller instead of being read: each piece as it arrives becomes
+        `on_data(piece)` (bytes to send, maybe b""), handed to `write`, which returns False when its
+        receiver takes no more for now. Returns "full" (reading is paused until the next pump or
+        read), or "end" when `done()` or the body is complete (then `read()` gives b""). An upstream
+        fault, the idle timeout or an exception from `on_data` is raised. Bytes that arrived before
+        go first."""
+        c = self._conn
+        loop = self._loop
+        while True:
+            if c.body:
+                out = on_data(self._take())
+                if out and not write(out):
+                    c._pause()
+                    return "full"
+                if done():
+                    return "end"
+                continue
+            if c.error is not None:
+                raise c.error
+            if c.complete:
+                return "end"
+            if c.paused:
+                c.paused = False
+                c.transport.resume_reading()
+            fut = loop.create_future()
+            c.sink = (on_data, write, done, fut, self)
+            self._wait_start_s = now_s = loop.time()
+            if self._watchdog is None:
+                self._watchdog = loop.call_at(now_s + self._idle_s, self._check_idle)
+            try:
+                verdict = await fut
+            finally:
+                c.sink = None
+                self._wait_start_s = None
+            if verdict != "wake":
+                return verdict
 
     async def read_all(self, max_bytes: int = MAX_REPLY_BYTES) -> bytes:
         """The whole body, at most `max_bytes` (more is an upstream failure, read no further)."""
@@ -294,6 +368,9 @@ class Http1Pool:
 
     def release(self, key: tuple, conn: _Conn) -> None:
         conn.head_done = None          # bytes arriving now are not asked for: the connection closes
+        if conn.paused:                # a pump paused it, then the body ended: an idle one reads
+            conn.paused = False
+            conn.transport.resume_reading()
         conn.idle_since_s = conn.loop.time()
         self._idle.setdefault(key, []).append(conn)
 
