@@ -18,8 +18,8 @@ class Scripted:
     """A raw TCP server: for each request read, writes the next reply's pieces (a short pause
     between pieces, so that each is its own read), and records requests and connections."""
 
-    def __init__(self, replies: list[list[bytes]], close_after: bool = False) -> None:
-        self.replies, self.close_after = list(replies), close_after
+    def __init__(self, replies: list[list[bytes]], close_after: bool = False, pause_s: float = 0.01) -> None:
+        self.replies, self.close_after, self.pause_s = list(replies), close_after, pause_s
         self.requests: list[bytes] = []
         self.connections = 0
 
@@ -34,7 +34,7 @@ class Scripted:
                 for piece in self.replies.pop(0):
                     writer.write(piece)
                     await writer.drain()
-                    await asyncio.sleep(0.01)
+                    await asyncio.sleep(self.pause_s)
                 if self.close_after:
                     break
         except (asyncio.IncompleteReadError, ConnectionError):
@@ -47,8 +47,8 @@ class Scripted:
 async def serve():
     servers = []
 
-    async def start(replies, close_after=False):
-        s = Scripted(replies, close_after)
+    async def start(replies, close_after=False, pause_s=0.01):
+        s = Scripted(replies, close_after, pause_s)
         srv = await asyncio.start_server(s.handle, "127.0.0.1", 0)
         servers.append(srv)
         s.url = f"http://127.0.0.1:{srv.sockets[0].getsockname()[1]}/v1/chat/completions?x=1"
@@ -208,3 +208,29 @@ async def test_pump_ends_when_done_and_on_body_end(serve):
         assert b"".join(sent) == b"abc" and await stream.read() == b""
     finally:
         stream.close()
+
+
+async def test_a_body_left_just_before_its_end_is_pooled_once_the_end_arrives(serve):
+    """A stream stops reading at `[DONE]`; the chunked body's end comes in a segment of its own."""
+    s = await serve([[CHUNKED_HEAD + b"e\r\ndata: [DONE]\n\n\r\n", b"0\r\n\r\n"],
+                     [CHUNKED_HEAD + b"2\r\nok\r\n0\r\n\r\n"]])
+    stream = await serve.transport.open(UpstreamRequest(s.url, {}, b"{}"))
+    assert await stream.read() == b"data: [DONE]\n\n"
+    stream.close()                                     # before the end arrived
+    await asyncio.sleep(0.1)
+    assert await body_of(serve.transport, s.url) == (200, b"ok")
+    assert s.connections == 1
+
+
+@pytest.mark.parametrize("pause_s", [0.2, 0.01])
+async def test_a_body_whose_end_does_not_come_soon_is_closed(serve, monkeypatch, pause_s):
+    """Not within LINGER_S (0.2), or more body instead of its end (0.01): the connection closes."""
+    monkeypatch.setattr(http1, "LINGER_S", 0.05 if pause_s > 0.1 else 1.0)
+    s = await serve([[CHUNKED_HEAD + b"1\r\na\r\n", b"1\r\nb\r\n", b"0\r\n\r\n"],
+                     [CHUNKED_HEAD + b"2\r\nok\r\n0\r\n\r\n"]], pause_s=pause_s)
+    stream = await serve.transport.open(UpstreamRequest(s.url, {}, b"{}"))
+    assert await stream.read() == b"a"
+    stream.close()
+    await asyncio.sleep(0.3)
+    assert await body_of(serve.transport, s.url) == (200, b"ok")
+    assert s.connections == 2

@@ -28,7 +28,8 @@ __all__ = ["Http1Pool", "Http1Stream", "BUFFER_PAUSE_BYTES", "MAX_HEAD_BYTES"]
 BUFFER_PAUSE_BYTES = 1 << 20      # body bytes the caller has not read yet: above this, reading pauses
 MAX_HEAD_BYTES = 64 * 1024        # status line and headers
 MAX_REPLY_BYTES = 64 << 20       # a reply read whole (not streamed), as transport.MAX_REPLY_BYTES
-POOL_IDLE_S = 60.0                # an idle pooled connection older than this is closed, not reused
+POOL_IDLE_S = 60.0
+LINGER_S = 1.0                    # a body the caller stopped reading just before its end: wait this long for it                # an idle pooled connection older than this is closed, not reused
 
 
 def _failed(why: str) -> UpstreamUnavailable:
@@ -57,6 +58,7 @@ class _Conn(asyncio.Protocol):
         self.error: Exception | None = None
         self.waiter: asyncio.Future | None = None
         self.sink: tuple | None = None     # while pumping: (on_data, write, done, future, stream)
+        self.linger: tuple | None = None   # the caller is done, the body's end is awaited: (pool, key, timer)
         self.paused = False
         self.decoder = None
         self.close_delimited = False
@@ -127,6 +129,9 @@ class _Conn(asyncio.Protocol):
         if self.sink is not None:
             self._push(body)
             return
+        if self.linger is not None:        # more than the body's end after the caller was done
+            self._fail(_failed("bytes after the caller was done"))
+            return
         self.body.append(body)
         self.body_bytes += len(body)
         if self.body_bytes > BUFFER_PAUSE_BYTES and not self.paused:
@@ -172,6 +177,11 @@ class _Conn(asyncio.Protocol):
                 self.body.append(tail)
         self.complete = True
         self._wake()
+        if self.linger is not None and self.error is None and self.keep_alive and not self.close_delimited:
+            pool, key, timer = self.linger
+            self.linger = None
+            timer.cancel()
+            pool.release(key, self)
 
     def _fail(self, exc: Exception) -> None:
         if self.error is None and not self.complete:
@@ -196,6 +206,9 @@ class _Conn(asyncio.Protocol):
 
     def close(self) -> None:
         self.closed = True
+        if self.linger is not None:
+            self.linger[2].cancel()
+            self.linger = None
         if self.transport is not None:
             self.transport.close()
 
@@ -317,8 +330,17 @@ class Http1Stream:
         c, self._conn = self._conn, None
         if c is None:
             return
-        if c.complete and not c.closed and c.error is None and c.keep_alive and not c.close_delimited:
+        if c.closed or c.error is not None or not c.keep_alive or c.close_delimited:
+            c.close()
+        elif c.complete:
             self._pool.release(self._key, c)
+        elif not c.body and c.sink is None:
+            # done before the body's end (a stream stops at `[DONE]`; the chunked body's last
+            # `0\r\n\r\n` often comes in a segment of its own): keep it if the end follows soon
+            c.linger = (self._pool, self._key, self._loop.call_later(LINGER_S, c.close))
+            if c.paused:
+                c.paused = False
+                c.transport.resume_reading()
         else:
             c.close()
 
