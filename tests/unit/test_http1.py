@@ -234,3 +234,14 @@ async def test_a_body_whose_end_does_not_come_soon_is_closed(serve, monkeypatch,
     await asyncio.sleep(0.3)
     assert await body_of(serve.transport, s.url) == (200, b"ok")
     assert s.connections == 2
+
+
+async def test_shutdown_closes_a_lingering_connection(serve):
+    s = await serve([[CHUNKED_HEAD + b"1\r\na\r\n", b"0\r\n\r\n"]], pause_s=0.5)
+    stream = await serve.transport.open(UpstreamRequest(s.url, {}, b"{}"))
+    assert await stream.read() == b"a"
+    conn = stream._conn
+    stream.close()
+    assert conn.linger is not None and not conn.closed
+    await serve.transport.close()
+    assert conn.closed and conn.linger is None

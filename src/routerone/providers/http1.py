@@ -181,6 +181,7 @@ class _Conn(asyncio.Protocol):
             pool, key, timer = self.linger
             self.linger = None
             timer.cancel()
+            pool.lingering.discard(self)
             pool.release(key, self)
 
     def _fail(self, exc: Exception) -> None:
@@ -208,6 +209,7 @@ class _Conn(asyncio.Protocol):
         self.closed = True
         if self.linger is not None:
             self.linger[2].cancel()
+            self.linger[0].lingering.discard(self)
             self.linger = None
         if self.transport is not None:
             self.transport.close()
@@ -338,6 +340,7 @@ class Http1Stream:
             # done before the body's end (a stream stops at `[DONE]`; the chunked body's last
             # `0\r\n\r\n` often comes in a segment of its own): keep it if the end follows soon
             c.linger = (self._pool, self._key, self._loop.call_later(LINGER_S, c.close))
+            self._pool.lingering.add(c)
             if c.paused:
                 c.paused = False
                 c.transport.resume_reading()
@@ -351,6 +354,7 @@ class Http1Pool:
 
     def __init__(self) -> None:
         self._idle: dict[tuple, list[_Conn]] = {}
+        self.lingering: set[_Conn] = set()      # waiting for their body's end (Http1Stream.close)
 
     async def open(self, url: str, headers, body: bytes, *, connect_s: float, idle_s: float) -> Http1Stream:
         """Send the request, wait for the response head. The caller bounds the whole wait (first byte)."""
@@ -397,9 +401,8 @@ class Http1Pool:
         self._idle.setdefault(key, []).append(conn)
 
     def close(self) -> None:
-        for conns in self._idle.values():
-            for conn in conns:
-                conn.close()
+        for conn in [*self.lingering, *(c for conns in self._idle.values() for c in conns)]:
+            conn.close()
         self._idle.clear()
 
 
