@@ -15,6 +15,8 @@ import pytest
 
 from openai_schema import validate_error
 
+from routerone.store.base import UsageQuery
+
 HI = [{"role": "user", "content": "hi"}]
 
 
@@ -108,6 +110,12 @@ def test_a_client_that_stops_reading_a_stream_is_cut_off_and_settled(gateway):
         acc = gw.account(account_id)
     assert acc["reserved_micros"] == 0                       # the hold is settled ...
     assert acc["balance_micros"] < 10_000_000                # ... with a charge for what was relayed
+    store = gw.runtime.chat.d.billing.store                  # ... as cut short, not as finished
+    deadline = time.monotonic() + 10
+    while not (rows := gw.call(store.query_usage(UsageQuery(account_id=account_id, limit=10))).records) \
+            and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert [r.status for r in rows] == [499]
     s.settimeout(10)
     with pytest.raises((ConnectionResetError, BrokenPipeError, TimeoutError, OSError)):
         while s.recv(1 << 20):             # what was buffered, then the end of the connection

@@ -16,6 +16,7 @@ from ..wire.chat import ChatRequest, json_values_bound, parse_chat_request, rais
 from .guard import abort
 from .render import error_response, json_response, unreadable_body
 from .runtime import RUNTIME
+from .sink import ChunkedSink
 
 __all__ = ["add_routes", "new_request_id", "client_request_id", "REQUEST_IDS"]
 
@@ -117,6 +118,8 @@ async def _relay(request: web.Request, reply, write_timeout_s: float) -> web.Str
     try:
         async with asyncio.timeout(write_timeout_s):
             await resp.prepare(request)
+        if transport is not None and resp.headers.get("Transfer-Encoding") == "chunked":   # HTTP/1.1, body framed
+            stream.push_to(ChunkedSink(transport, write_timeout_s))
         async for data in stream:
             if stream.ended:            # the last bytes, sent with the end of the chunked body
                 async with asyncio.timeout(write_timeout_s):

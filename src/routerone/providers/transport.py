@@ -1,10 +1,12 @@
-"""The only network code for providers: one pooled aiohttp client, with connect / first-byte /
-idle-between-chunks timeouts. Failures become `UpstreamError`s the router can act on.
+"""The only network code for providers, with connect / first-byte / idle-between-chunks timeouts:
+plain-http upstreams through a lean keep-alive HTTP/1.1 client (http1.py, the cheaper path for
+streams), https ones through one pooled aiohttp client. Failures become `UpstreamError`s the router
+can act on.
 
 Redirects are never followed: the request carries the provider's key (`x-api-key`, `api-key`,
 `x-goog-api-key` and an operator's own `headers`, which aiohttp would send on to any host) and the
 caller's prompt. A 3xx is an upstream failure (502, logged with where it pointed, for the operator
-to fix `base_url`)."""
+to fix `base_url`), on both clients."""
 from __future__ import annotations
 
 import asyncio
@@ -18,6 +20,7 @@ import logging
 from ..errors import UpstreamTimeout, UpstreamUnavailable
 from .base import UpstreamRequest
 from .demo import DemoStream, is_demo_url, open_demo
+from .http1 import Http1Pool, Http1Stream
 
 __all__ = ["Transport", "Timeouts", "UpstreamResponse", "UpstreamStream", "redirect_target"]
 log = logging.getLogger("routerone.providers")
@@ -144,12 +147,21 @@ def redirect_target(headers: Mapping[str, str], sent: Mapping[str, str]) -> str:
     return "".join(c if c.isprintable() else "?" for c in where) or "(no Location)"
 
 
+def _refuse_redirect(provider: str, status: int, headers: Mapping[str, str], req: UpstreamRequest) -> None:
+    log.warning("%s: upstream answered HTTP %d, a redirect to %s; not followed (it would take the "
+                "provider key and the prompt elsewhere): set the provider's base_url to the final URL",
+                provider, status, redirect_target(headers, req.headers))
+    raise UpstreamUnavailable(f"{provider}: the upstream answered with a redirect (HTTP {status}), "
+                              "which Router One does not follow", provider=provider)
+
+
 class Transport:
     def __init__(self, timeouts: Timeouts | None = None, *, limit: int = 0,
                  per_provider: Mapping[str, Timeouts] | None = None) -> None:
         self.timeouts = timeouts or Timeouts()
         self._per_provider = dict(per_provider or {})     # a provider's own timeouts (settings)
         self._session: aiohttp.ClientSession | None = None
+        self._http1 = Http1Pool()
         self._connect_timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.timeouts.connect_s,
                                                       connect=self.timeouts.connect_s)
         self._connect_timeouts = {name: aiohttp.ClientTimeout(total=None, sock_connect=t.connect_s, connect=t.connect_s)
@@ -164,12 +176,18 @@ class Transport:
                 json_serialize=None)  # type: ignore[arg-type]
         return self._session
 
-    async def open(self, req: UpstreamRequest, *, provider: str = "") -> UpstreamStream | DemoStream:
+    async def open(self, req: UpstreamRequest, *, provider: str = "") -> UpstreamStream | Http1Stream | DemoStream:
         """Send the request and wait for the status line and headers (the first byte). A `demo://`
         URL is answered in process by the demo provider: it never reaches the network."""
         if is_demo_url(req.url):
             return open_demo(req.url, req.body)
         t = self._per_provider.get(provider, self.timeouts)
+        if req.url.startswith("http://"):
+            stream = await self._open_http1(req, provider, t)
+            if 300 <= stream.status < 400:
+                stream.close()
+                _refuse_redirect(provider, stream.status, stream.headers, req)
+            return stream
         try:
             async with asyncio.timeout(t.first_byte_s):
                 resp = await self._client().post(req.url, data=req.body, headers=req.headers, allow_redirects=False,
@@ -183,12 +201,20 @@ class Transport:
                                       provider=provider) from None
         if 300 <= resp.status < 400:
             resp.close()
-            log.warning("%s: upstream answered HTTP %d, a redirect to %s; not followed (it would take the "
-                        "provider key and the prompt elsewhere): set the provider's base_url to the final URL",
-                        provider, resp.status, redirect_target(resp.headers, req.headers))
-            raise UpstreamUnavailable(f"{provider}: the upstream answered with a redirect (HTTP {resp.status}), "
-                                      "which Router One does not follow", provider=provider)
+            _refuse_redirect(provider, resp.status, resp.headers, req)
         return UpstreamStream(resp, t.idle_s)
+
+    async def _open_http1(self, req: UpstreamRequest, provider: str, t: Timeouts) -> Http1Stream:
+        try:
+            async with asyncio.timeout(t.first_byte_s):
+                return await self._http1.open(req.url, req.headers, req.body, connect_s=t.connect_s, idle_s=t.idle_s)
+        except TimeoutError:
+            raise UpstreamTimeout(f"{provider}: no response within {t.first_byte_s:g}s", provider=provider) from None
+        except UpstreamTimeout as exc:
+            raise UpstreamTimeout(f"{provider}: {exc.message}", provider=provider) from None
+        except UpstreamUnavailable as exc:
+            what = "cannot connect" if exc.message == "cannot connect" else f"connection failed ({exc.message})"
+            raise UpstreamUnavailable(f"{provider}: {what}", provider=provider) from None
 
     async def send(self, req: UpstreamRequest, *, provider: str = "") -> UpstreamResponse:
         stream = await self.open(req, provider=provider)
@@ -204,6 +230,7 @@ class Transport:
         return UpstreamResponse(stream.status, stream.headers, body)
 
     async def close(self) -> None:
+        self._http1.close()
         if self._session is not None:
             await self._session.close()
             self._session = None

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, AsyncIterator
+from typing import TYPE_CHECKING, AsyncIterator, Protocol
 
 import orjson
 
@@ -37,12 +37,23 @@ from .call import Call, Reply
 if TYPE_CHECKING:
     from .chat import ChatService
 
-__all__ = ["open_stream", "ChatStream"]
+__all__ = ["open_stream", "ChatStream", "ClientSink"]
 
 DONE = b"data: [DONE]\n\n"
 CLIENT_CLOSED_STATUS = 499   # nginx's "client closed request", for usage records and metrics
 _loading: list = []          # the tokenizer's background load, once started (see ChatStream._relayed)
 LOG_TEXT_CAP = 65_536        # characters of a streamed completion kept for the request log (log_content)
+
+
+class ClientSink(Protocol):
+    """Where a pushed stream's bytes go (the HTTP layer's client connection)."""
+
+    def write(self, data: bytes) -> bool:
+        """Send now; False when the client takes no more for now (or is gone)."""
+
+    async def wait_writable(self) -> bool:
+        """Until the client takes bytes again (True) or is gone (False); raises TimeoutError when
+        it stops reading for longer than the write timeout."""
 
 
 @dataclass(slots=True)
@@ -149,6 +160,9 @@ class ChatStream:
         self._finished = False
         self._settled = False
         self.ended = False              # true while the last bytes are being handed out
+        self._sink: ClientSink | None = None
+        self._feed_data = self._data_only = None
+        self._partial: list[bytes] = []
         self._gen = self._run()
 
     @property
@@ -222,37 +236,84 @@ class ChatStream:
             if self._log_chars >= LOG_TEXT_CAP:
                 self._log_text.append("\u2026 [truncated]")
 
+    def push_to(self, sink: "ClientSink") -> None:
+        """Before the first iteration: relay the body by pushing each upstream piece, translated and
+        framed, straight to `sink` from the upstream's read callback (no task wake-up per chunk),
+        where the upstream connection allows it; the iteration then yields only the held chunks and
+        the last bytes. Without it (or on a connection that cannot push) every read is yielded."""
+        self._sink = sink
+
+    def _frames_of(self, data: bytes) -> bytes:
+        """What one upstream read becomes for the client: its events translated, framed and joined
+        (b"" at the end of the body: what the decoder still held)."""
+        out: list[bytes] = []
+        frame, translator = self._frame, self.o.translator
+        # whole one-line data events (how OpenAI-protocol upstreams send) go to the translator as
+        # bytes; anything else takes the full WHATWG decoder
+        payloads = self._data_only(data) if self._data_only is not None and data else None
+        try:
+            if payloads is not None:
+                feed_data = self._feed_data
+                for p in payloads:
+                    for c in feed_data(p):
+                        out.append(frame(c))
+            else:
+                decoder = self.o.decoder
+                events = decoder.feed(data) if data else decoder.close()
+                if data:
+                    _note_keepalives(self.o.upstream, data, decoder, events)
+                for ev in events:
+                    for c in translator.feed(ev):
+                        out.append(frame(c))
+        except UpstreamError:
+            self._partial = out          # the chunks before the fault still go out, before the error
+            raise
+        if not out:
+            return b""
+        if self.o.ttft_ms is None:
+            self.o.ttft_ms = (time.perf_counter() - self.call.started) * 1000
+        return out[0] if len(out) == 1 else b"".join(out)
+
+    def _is_done(self) -> bool:
+        return self.o.translator.done
+
+    async def _push(self) -> None:
+        """Pump the upstream into the sink until the upstream is done or has ended, or the client
+        is gone (then the reads go on, yielded, so that the relay sees it and abandons the stream)."""
+        sink, upstream = self._sink, self.o.upstream
+        while True:
+            verdict = await upstream.pump(self._frames_of, sink.write, self._is_done)
+            if verdict != "full":
+                return
+            if not await sink.wait_writable():   # the client is gone
+                self._sink = None
+                return
+
     async def _run(self) -> AsyncIterator[bytes]:
         """One write per upstream read: the frames that read produced, joined."""
         o, error = self.o, None
-        read, decoder, translator, frame = o.upstream.read, o.decoder, o.translator, self._frame
+        translator, frames_of = o.translator, self._frames_of
         feed_data = getattr(translator, "feed_data", None)
-        data_only = decoder.data_only if feed_data is not None else None
+        self._feed_data = feed_data
+        self._data_only = o.decoder.data_only if feed_data is not None else None
         out: list[bytes] = []
         try:
             for c in o.held:
-                out.append(frame(c))
+                out.append(self._frame(c))
+            if self._sink is not None and getattr(o.upstream, "pump", None) is not None and not translator.done:
+                if out:              # the held chunks go out first (with the headers), through the relay
+                    yield b"".join(out)
+                    out = []
+                await self._push()
+            read = o.upstream.read
             while not translator.done:
                 if out:
                     yield out[0] if len(out) == 1 else b"".join(out)
                     out = []
                 data = await read()
-                # whole one-line data events (how OpenAI-protocol upstreams send) go to the
-                # translator as bytes; anything else takes the full WHATWG decoder
-                payloads = data_only(data) if data_only is not None else None
-                if payloads is not None:
-                    for p in payloads:
-                        for c in feed_data(p):
-                            out.append(frame(c))
-                else:
-                    events = decoder.feed(data) if data else decoder.close()
-                    if data:
-                        _note_keepalives(o.upstream, data, decoder, events)
-                    for ev in events:
-                        for c in translator.feed(ev):
-                            out.append(frame(c))
-                if o.ttft_ms is None and out:
-                    o.ttft_ms = (time.perf_counter() - self.call.started) * 1000
+                framed = frames_of(data)
+                if framed:
+                    out.append(framed)
                 if not data:
                     break
             if not (o.translator.done or self._finished):
@@ -260,6 +321,7 @@ class ChatStream:
                                           provider=self.attempt.deployment.vendor.name)
         except UpstreamError as exc:
             error = exc
+            out += self._partial
         finally:
             o.upstream.close()
         usage, cost, pending = await self._settle(error)

@@ -1,0 +1,457 @@
+"""A lean HTTP/1.1 client for plain-http upstreams (vLLM, Ollama, a sidecar, the benchmarks' fake):
+one asyncio protocol per pooled keep-alive connection, responses parsed by `httptools` (llhttp).
+
+Why not aiohttp's client here: a streamed reply costs it a `ClientRequest`, a `StreamReader` that
+re-feeds its parser on every read, and two `data_received` calls per upstream read; at 1,000
+concurrent streams through one worker that was most of the per-stream CPU (bench/results/
+streams-ttft.md, session 7). https upstreams still go through aiohttp (transport.py).
+
+The upstream's bytes are untrusted: header block, chunk framing and a body that ends early are
+checked by llhttp, buffered body bytes are bounded (reading pauses above BUFFER_PAUSE_BYTES until
+the caller reads), and every fault is an `UpstreamUnavailable` (or `UpstreamTimeout`), never
+another exception. `Accept-Encoding: identity` is asked for; a gzip or deflate body is decoded anyway.
+"""
+from __future__ import annotations
+
+import asyncio
+import zlib
+from collections import deque
+
+import httptools
+from multidict import CIMultiDict, CIMultiDictProxy
+from yarl import URL
+
+from ..errors import UpstreamTimeout, UpstreamUnavailable
+
+__all__ = ["Http1Pool", "Http1Stream", "BUFFER_PAUSE_BYTES", "MAX_HEAD_BYTES", "MAX_KEEPALIVE_BYTES"]
+
+BUFFER_PAUSE_BYTES = 1 << 20      # body bytes the caller has not read yet: above this, reading pauses
+MAX_HEAD_BYTES = 64 * 1024        # status line and headers
+MAX_REPLY_BYTES = 64 << 20       # a reply read whole (not streamed), as transport.MAX_REPLY_BYTES
+POOL_IDLE_S = 60.0                # an idle pooled connection older than this is closed, not reused
+LINGER_S = 1.0                    # a body the caller stopped reading just before its end: wait this long for it
+MAX_KEEPALIVE_BYTES = 1 << 20     # of keep-alives between two stream events (OpenRouter's: ~25 bytes every few s)
+
+
+def _failed(why: str) -> UpstreamUnavailable:
+    return UpstreamUnavailable(f"The upstream connection failed mid-stream ({why})")
+
+
+class _Conn(asyncio.Protocol):
+    """One connection, one request at a time. The parser's callbacks fill the response state."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpResponseParser(self)
+        self.closed = False
+        self.idle_since_s = 0.0
+        self._reset()
+
+    def _reset(self) -> None:
+        self.status = 0
+        self.headers: CIMultiDict[str] = CIMultiDict()
+        self.head_bytes = 0
+        self.head_done: asyncio.Future | None = None
+        self.body: deque[bytes] = deque()
+        self.body_bytes = 0
+        self.complete = False
+        self.error: Exception | None = None
+        self.waiter: asyncio.Future | None = None
+        self.sink: tuple | None = None     # while pumping: (on_data, write, done, future, stream)
+        self.linger: tuple | None = None   # the caller is done, the body's end is awaited: (pool, key, timer)
+        self.paused = False
+        self.decoder = None
+        self.close_delimited = False
+        self.keep_alive = False          # as the response head said (llhttp forgets it once the body ends)
+        self.skip_interim = False
+
+    # --- asyncio.Protocol
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        if self.complete or self.error is not None or self.head_done is None:
+            self._fail(_failed("bytes outside a response"))      # unasked-for bytes: never reuse
+            return
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._fail(_failed("protocol upgrade"))
+        except httptools.HttpParserError as exc:
+            self._fail(_failed(f"malformed HTTP: {type(exc).__name__}"))
+        except UpstreamUnavailable as exc:     # raised by a callback below
+            self._fail(exc)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self.complete or self.error is not None or self.head_done is None:
+            return
+        if self.close_delimited and self.head_done.done():
+            self._end_body()                                       # EOF ends such a body
+        else:
+            self._fail(_failed("connection closed"))
+
+    # --- httptools callbacks
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.head_bytes += len(name) + len(value) + 4
+        if self.head_bytes > MAX_HEAD_BYTES:
+            raise _failed(f"response head over {MAX_HEAD_BYTES} bytes")
+        self.headers.add(name.decode("latin-1"), value.decode("latin-1"))
+
+    def on_status(self, status: bytes) -> None:
+        self.head_bytes += len(status)
+
+    def on_headers_complete(self) -> None:
+        status = self.parser.get_status_code()
+        if 100 <= status < 200:                      # an interim response: the real one follows
+            self.skip_interim, self.headers, self.head_bytes = True, CIMultiDict(), 0
+            return
+        self.status = status
+        self.keep_alive = self.parser.should_keep_alive()
+        h = self.headers
+        coding = h.get("Content-Encoding", "").strip().lower()
+        if coding in ("gzip", "x-gzip", "deflate"):
+            self.decoder = zlib.decompressobj(47)   # gzip or zlib, told apart by the header
+        elif coding not in ("", "identity"):
+            raise _failed(f"unsupported Content-Encoding {coding[:40]!r}")
+        self.close_delimited = "Content-Length" not in h and "chunked" not in h.get("Transfer-Encoding", "").lower()
+        if not self.head_done.done():
+            self.head_done.set_result(None)
+
+    def on_body(self, body: bytes) -> None:
+        if self.decoder is not None:
+            try:
+                body = self.decoder.decompress(body)
+            except zlib.error:
+                raise _failed("a body that does not decode") from None
+            if not body:
+                return
+        if self.sink is not None:
+            self._push(body)
+            return
+        if self.linger is not None:        # more than the body's end after the caller was done
+            self._fail(_failed("bytes after the caller was done"))
+            return
+        self.body.append(body)
+        self.body_bytes += len(body)
+        if self.body_bytes > BUFFER_PAUSE_BYTES and not self.paused:
+            self.paused = True
+            self.transport.pause_reading()
+        self._wake()
+
+    def on_message_complete(self) -> None:
+        if self.skip_interim:
+            self.skip_interim = False
+            return
+        self._end_body()
+
+    def _push(self, body: bytes) -> None:
+        """Pumping: the bytes go through the caller's `on_data` and out by its `write`, here in the
+        read callback (no task wake-up per piece). Whatever stops the pump resolves its future."""
+        on_data, write, done, fut, stream = self.sink
+        try:
+            stream._kept_alive = False
+            out = on_data(body)                        # may say the piece was only keep-alives
+            stream._piece_seen(self.loop.time())       # the idle clock restarts, unless only keep-alives came
+            verdict = "full" if out and not write(out) else "end" if done() else None
+        except Exception as exc:     # noqa: BLE001 - never into the parser: the pump raises it
+            self.sink = None
+            self._pause()
+            fut.set_exception(exc)
+            return
+        if verdict is not None:
+            self.sink = None
+            if verdict == "full":
+                self._pause()
+            fut.set_result(verdict)
+
+    def _pause(self) -> None:
+        if not self.paused and self.transport is not None:
+            self.paused = True
+            self.transport.pause_reading()
+
+    # --- state changes
+    def _end_body(self) -> None:
+        if self.decoder is not None:
+            tail = self.decoder.flush()
+            if tail:
+                self.body.append(tail)
+        self.complete = True
+        self._wake()
+        if self.linger is not None and self.error is None and self.keep_alive and not self.close_delimited:
+            pool, key, timer = self.linger
+            self.linger = None
+            timer.cancel()
+            pool.lingering.discard(self)
+            pool.release(key, self)
+
+    def _fail(self, exc: Exception) -> None:
+        if self.error is None and not self.complete:
+            self.error = exc
+        if self.head_done is not None and not self.head_done.done():
+            self.head_done.set_exception(self.error or exc)
+            self.head_done.exception()               # retrieved: no "never retrieved" warning
+        self._wake()
+        self.close()
+
+    def _wake(self) -> None:
+        sink = self.sink
+        if sink is not None:
+            self.sink = None
+            if not sink[3].done():
+                sink[3].set_result("wake")       # the pump looks at the state itself
+        w = self.waiter
+        if w is not None:
+            self.waiter = None
+            if not w.done():
+                w.set_result(None)
+
+    def close(self) -> None:
+        self.closed = True
+        if self.linger is not None:
+            self.linger[2].cancel()
+            self.linger[0].lingering.discard(self)
+            self.linger = None
+        if self.transport is not None:
+            self.transport.close()
+
+
+class Http1Stream:
+    """An open upstream response: `status`, `headers`, then `read()` until b""; always `close()`.
+    Same contract as transport.UpstreamStream (idle watchdog, cancel-safe reads, keep-alives that do
+    not reset the idle timeout: `kept_alive`)."""
+
+    __slots__ = ("status", "headers", "_conn", "_pool", "_key", "_idle_s", "_loop", "_wait_start_s", "_watchdog",
+                 "_quiet_s", "_quiet_bytes", "_kept_alive")
+
+    def __init__(self, conn: _Conn, pool: "Http1Pool", key: tuple, idle_s: float) -> None:
+        self._conn, self._pool, self._key, self._idle_s = conn, pool, key, idle_s
+        self._loop = conn.loop
+        self._wait_start_s: float | None = None
+        self._watchdog: asyncio.TimerHandle | None = None
+        self._quiet_s = 0.0          # time waited for pieces that brought only keep-alives, since a real event
+        self._quiet_bytes = 0        # bytes of keep-alives since a real event
+        self._kept_alive = False     # the last piece brought only keep-alives (the caller said so)
+        self.status = conn.status
+        self.headers = CIMultiDictProxy(conn.headers)
+
+    def kept_alive(self, nbytes: int) -> None:
+        """The last piece (`nbytes`) brought only keep-alives: its wait counts on towards the idle
+        timeout, its bytes towards MAX_KEEPALIVE_BYTES (as transport.UpstreamStream.kept_alive)."""
+        self._kept_alive = True
+        self._quiet_bytes += nbytes
+        if self._quiet_bytes > MAX_KEEPALIVE_BYTES:
+            raise UpstreamUnavailable(f"The upstream sent over {MAX_KEEPALIVE_BYTES} bytes of keep-alives "
+                                      "(comments, blank lines, pings) without an event")
+
+    def _settle_quiet(self) -> None:
+        """Before a new wait: a real event since the last one resets the keep-alive account."""
+        if not self._kept_alive:
+            self._quiet_s, self._quiet_bytes = 0.0, 0
+        self._kept_alive = False
+
+    def _piece_seen(self, now_s: float) -> None:
+        """Pumping: a piece was handed on; the wait for the next one starts now. The wait for this
+        one counts on when it brought only keep-alives (`_kept_alive` stays set for the next wait)."""
+        if self._kept_alive:
+            if self._wait_start_s is not None:
+                self._quiet_s += now_s - self._wait_start_s
+        else:
+            self._quiet_s, self._quiet_bytes = 0.0, 0
+        self._wait_start_s = now_s
+
+    def _take(self) -> bytes:
+        c = self._conn
+        if c.body:
+            data = c.body.popleft() if len(c.body) == 1 else b"".join(c.body)
+            c.body.clear()
+            c.body_bytes = 0
+            if c.paused:
+                c.paused = False
+                c.transport.resume_reading()
+            return data
+        if c.error is not None:
+            raise c.error
+        return b""                                    # complete: the end of the body
+
+    async def read(self) -> bytes:
+        """The body bytes that have arrived (waiting for some if none have); b"" at its end."""
+        c = self._conn
+        if c.body or c.complete or c.error is not None:
+            return self._take()
+        if c.paused:                       # a pump paused it for its receiver: reading again now
+            c.paused = False
+            c.transport.resume_reading()
+        self._settle_quiet()
+        self._wait_start_s = now_s = self._loop.time()
+        if self._watchdog is None:
+            self._watchdog = self._loop.call_at(now_s + self._idle_s - self._quiet_s, self._check_idle)
+        try:
+            while not (c.body or c.complete or c.error is not None):
+                c.waiter = self._loop.create_future()
+                await c.waiter
+        finally:
+            c.waiter = None
+            self._quiet_s += self._loop.time() - now_s
+            self._wait_start_s = None
+        return self._take()
+
+    async def pump(self, on_data, write, done) -> str:
+        """Push the body to the caller instead of being read: each piece as it arrives becomes
+        `on_data(piece)` (bytes to send, maybe b""), handed to `write`, which returns False when its
+        receiver takes no more for now. Returns "full" (reading is paused until the next pump or
+        read), or "end" when `done()` or the body is complete (then `read()` gives b""). An upstream
+        fault, the idle timeout or an exception from `on_data` is raised. Bytes that arrived before
+        go first."""
+        c = self._conn
+        loop = self._loop
+        while True:
+            if c.body:
+                self._kept_alive = False
+                out = on_data(self._take())
+                if out and not write(out):
+                    c._pause()
+                    return "full"
+                if done():
+                    return "end"
+                continue
+            if c.error is not None:
+                raise c.error
+            if c.complete:
+                return "end"
+            if c.paused:
+                c.paused = False
+                c.transport.resume_reading()
+            fut = loop.create_future()
+            c.sink = (on_data, write, done, fut, self)
+            self._settle_quiet()
+            self._wait_start_s = now_s = loop.time()
+            if self._watchdog is None:
+                self._watchdog = loop.call_at(now_s + self._idle_s - self._quiet_s, self._check_idle)
+            try:
+                verdict = await fut
+            finally:
+                c.sink = None
+                self._wait_start_s = None
+            if verdict != "wake":
+                return verdict
+
+    async def read_all(self, max_bytes: int = MAX_REPLY_BYTES) -> bytes:
+        """The whole body, at most `max_bytes` (more is an upstream failure, read no further)."""
+        async with asyncio.timeout(self._idle_s):
+            length = self.headers.get("Content-Length", "")
+            if length.isdigit() and int(length) > max_bytes:
+                raise UpstreamUnavailable(f"The upstream reply is larger than {max_bytes} bytes ({length})")
+            body = bytearray()
+            while chunk := await self.read():
+                body += chunk
+                if len(body) > max_bytes:
+                    raise UpstreamUnavailable(f"The upstream reply is larger than {max_bytes} bytes")
+            return bytes(body)
+
+    def _check_idle(self) -> None:
+        self._watchdog = None
+        start_s = self._wait_start_s
+        if start_s is None:
+            return
+        due_s = start_s + self._idle_s - self._quiet_s
+        if self._loop.time() + 0.001 >= due_s:
+            self._conn._fail(UpstreamTimeout(f"The upstream stream stalled: no event for {self._idle_s:g} s "
+                                             "(idle timeout; keep-alives do not count)"))
+        else:
+            self._watchdog = self._loop.call_at(due_s, self._check_idle)
+
+    def close(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
+        c, self._conn = self._conn, None
+        if c is None:
+            return
+        if c.closed or c.error is not None or not c.keep_alive or c.close_delimited:
+            c.close()
+        elif c.complete:
+            self._pool.release(self._key, c)
+        elif not c.body and c.sink is None:
+            # done before the body's end (a stream stops at `[DONE]`; the chunked body's last
+            # `0\r\n\r\n` often comes in a segment of its own): keep it if the end follows soon
+            c.linger = (self._pool, self._key, self._loop.call_later(LINGER_S, c.close))
+            self._pool.lingering.add(c)
+            if c.paused:
+                c.paused = False
+                c.transport.resume_reading()
+        else:
+            c.close()
+
+
+class Http1Pool:
+    """Keep-alive connections per (host, port), no limit on their number (as the aiohttp pool it
+    stands beside, `limit=0`); an idle one past POOL_IDLE_S, or one the upstream closed, is dropped."""
+
+    def __init__(self) -> None:
+        self._idle: dict[tuple, list[_Conn]] = {}
+        self.lingering: set[_Conn] = set()      # waiting for their body's end (Http1Stream.close)
+
+    async def open(self, url: str, headers, body: bytes, *, connect_s: float, idle_s: float) -> Http1Stream:
+        """Send the request, wait for the response head. The caller bounds the whole wait (first byte)."""
+        u = URL(url)
+        host, port = u.raw_host or "", u.port or 80
+        key = (host, port)
+        head = _request_head(u, headers, len(body))
+        conn = self._reuse(key)
+        loop = asyncio.get_running_loop()
+        if conn is None:
+            try:
+                async with asyncio.timeout(connect_s):
+                    _, conn = await loop.create_connection(lambda: _Conn(loop), host, port)
+            except TimeoutError:
+                raise UpstreamTimeout(f"cannot connect within {connect_s:g}s") from None
+            except OSError:
+                raise UpstreamUnavailable("cannot connect") from None
+        conn._reset()
+        conn.head_done = loop.create_future()
+        conn.transport.write(head + body)
+        try:
+            await conn.head_done
+        except BaseException:
+            conn.close()
+            raise
+        return Http1Stream(conn, self, key, idle_s)
+
+    def _reuse(self, key: tuple) -> _Conn | None:
+        idle = self._idle.get(key)
+        now_s = asyncio.get_running_loop().time()
+        while idle:
+            conn = idle.pop()
+            if not conn.closed and now_s - conn.idle_since_s < POOL_IDLE_S:
+                return conn
+            conn.close()
+        return None
+
+    def release(self, key: tuple, conn: _Conn) -> None:
+        conn.head_done = None          # bytes arriving now are not asked for: the connection closes
+        if conn.paused:                # a pump paused it, then the body ended: an idle one reads
+            conn.paused = False
+            conn.transport.resume_reading()
+        conn.idle_since_s = conn.loop.time()
+        self._idle.setdefault(key, []).append(conn)
+
+    def close(self) -> None:
+        for conn in [*self.lingering, *(c for conns in self._idle.values() for c in conns)]:
+            conn.close()
+        self._idle.clear()
+
+
+def _request_head(u: URL, headers, body_bytes: int) -> bytes:
+    host = u.raw_host or ""
+    if u.port is not None and u.port != 80:
+        host = f"{host}:{u.port}"
+    lines = [f"POST {u.raw_path_qs or '/'} HTTP/1.1", f"Host: {host}", f"Content-Length: {body_bytes}",
+             "Accept-Encoding: identity"]
+    for name, value in headers.items():
+        if any(ch in name or ch in value for ch in "\r\n\0") or not name or ":" in name:
+            raise UpstreamUnavailable("a configured upstream header is not valid HTTP")
+        if name.lower() not in ("host", "content-length", "accept-encoding", "transfer-encoding", "connection"):
+            lines.append(f"{name}: {value}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8")   # as aiohttp encodes them

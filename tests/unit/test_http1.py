@@ -1,0 +1,247 @@
+"""providers/http1.py, the lean HTTP/1.1 client for http:// upstreams, against scripted raw servers:
+hostile framing (split heads, chunk extensions, bodies that end early, malformed chunks, oversize
+heads), gzip, keep-alive reuse and when a connection must not be reused, and bounded buffering."""
+from __future__ import annotations
+
+import asyncio
+import gzip
+
+import pytest
+
+from routerone.errors import UpstreamUnavailable
+from routerone.providers import http1
+from routerone.providers.base import UpstreamRequest
+from routerone.providers.transport import Timeouts, Transport
+
+
+class Scripted:
+    """A raw TCP server: for each request read, writes the next reply's pieces (a short pause
+    between pieces, so that each is its own read), and records requests and connections."""
+
+    def __init__(self, replies: list[list[bytes]], close_after: bool = False, pause_s: float = 0.01) -> None:
+        self.replies, self.close_after, self.pause_s = list(replies), close_after, pause_s
+        self.requests: list[bytes] = []
+        self.connections = 0
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            while self.replies:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                                  if line.lower().startswith(b"content-length")))
+                self.requests.append(head + await reader.readexactly(length))
+                for piece in self.replies.pop(0):
+                    writer.write(piece)
+                    await writer.drain()
+                    await asyncio.sleep(self.pause_s)
+                if self.close_after:
+                    break
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+
+@pytest.fixture
+async def serve():
+    servers = []
+
+    async def start(replies, close_after=False, pause_s=0.01):
+        s = Scripted(replies, close_after, pause_s)
+        srv = await asyncio.start_server(s.handle, "127.0.0.1", 0)
+        servers.append(srv)
+        s.url = f"http://127.0.0.1:{srv.sockets[0].getsockname()[1]}/v1/chat/completions?x=1"
+        return s
+    t = Transport(Timeouts(1.0, 2.0, 1.0))
+    start.transport = t
+    yield start
+    await t.close()
+    for srv in servers:
+        srv.close()
+
+
+async def body_of(t: Transport, url: str, headers=None) -> tuple[int, bytes]:
+    stream = await t.open(UpstreamRequest(url, headers or {"Authorization": "Bearer k"}, b'{"a":1}'))
+    assert isinstance(stream, http1.Http1Stream)
+    try:
+        out = b""
+        while data := await stream.read():
+            out += data
+        return stream.status, out
+    finally:
+        stream.close()
+
+
+CHUNKED_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+
+async def test_split_head_and_chunk_framing_then_the_connection_is_reused(serve):
+    pieces = [b"HTTP/1.1 200 O", b"K\r\nTransfer-Enc", b"oding: chunked\r\nX-Up: 1\r", b"\n\r\n",
+              b"5;ext=1\r\nhel", b"lo\r\n", b"1", b"\r\n!\r\n0\r\n", b"\r\n"]
+    s = await serve([pieces, [CHUNKED_HEAD + b"2\r\nok\r\n0\r\n\r\n"]])
+    assert await body_of(serve.transport, s.url) == (200, b"hello!")
+    assert await body_of(serve.transport, s.url) == (200, b"ok")
+    assert s.connections == 1                                   # kept alive and reused
+    req = s.requests[0]
+    assert req.startswith(b"POST /v1/chat/completions?x=1 HTTP/1.1\r\n")
+    assert b"\r\nAccept-Encoding: identity\r\n" in req and b"\r\nAuthorization: Bearer k\r\n" in req
+    assert req.endswith(b'\r\n\r\n{"a":1}')
+
+
+async def test_content_length_and_close_delimited_bodies(serve):
+    s = await serve([[b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nab", b"cd"]])
+    assert await body_of(serve.transport, s.url) == (200, b"abcd")
+    s2 = await serve([[b"HTTP/1.1 200 OK\r\n\r\nuntil ", b"the end"]], close_after=True)
+    assert await body_of(serve.transport, s2.url) == (200, b"until the end")
+
+
+async def test_a_body_cut_short_is_an_upstream_failure(serve):
+    s = await serve([[CHUNKED_HEAD + b"5\r\nhello\r\n", b"9\r\nonly"]], close_after=True)
+    with pytest.raises(UpstreamUnavailable, match="connection closed"):
+        await body_of(serve.transport, s.url)
+    s2 = await serve([[b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort"]], close_after=True)
+    with pytest.raises(UpstreamUnavailable):
+        await body_of(serve.transport, s2.url)
+
+
+async def test_malformed_chunks_and_heads_are_upstream_failures(serve):
+    s = await serve([[CHUNKED_HEAD + b"zz\r\nhello\r\n0\r\n\r\n"]])
+    with pytest.raises(UpstreamUnavailable, match="malformed HTTP"):
+        await body_of(serve.transport, s.url)
+    s2 = await serve([[b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * (http1.MAX_HEAD_BYTES + 10) + b"\r\n\r\n"]])
+    with pytest.raises(UpstreamUnavailable, match="connection failed"):
+        await body_of(serve.transport, s2.url)
+    s3 = await serve([[b"SSH-2.0-OpenSSH\r\n\r\n"]])
+    with pytest.raises(UpstreamUnavailable, match="connection failed"):
+        await body_of(serve.transport, s3.url)
+
+
+async def test_no_response_at_all(serve):
+    s = await serve([[]], close_after=True)
+    with pytest.raises(UpstreamUnavailable, match="connection failed"):
+        await body_of(serve.transport, s.url)
+
+
+async def test_a_gzip_body_is_decoded(serve):
+    packed = gzip.compress(b"data: {}\n\n" * 50)
+    s = await serve([[b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n" % len(packed),
+                      packed[:20], packed[20:]]])
+    assert await body_of(serve.transport, s.url) == (200, b"data: {}\n\n" * 50)
+
+
+async def test_connections_that_must_not_be_reused_are_not(serve):
+    close = [b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok"]
+    s = await serve([close, close])
+    assert await body_of(serve.transport, s.url) == (200, b"ok")
+    assert await body_of(serve.transport, s.url) == (200, b"ok")
+    assert s.connections == 2
+    # bytes after a complete response (a confused or hostile upstream): that connection is dropped
+    extra = [b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", b"HTTP/1.1 200 OK\r\n"]
+    s2 = await serve([extra, [b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nnew"]])
+    assert await body_of(serve.transport, s2.url) == (200, b"ok")
+    await asyncio.sleep(0.05)
+    assert await body_of(serve.transport, s2.url) == (200, b"new")
+    assert s2.connections == 2
+
+
+async def test_an_unread_body_is_bounded_in_memory(serve):
+    big = b"x" * (4 * http1.BUFFER_PAUSE_BYTES)
+    s = await serve([[b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(big), big]])
+    stream = await serve.transport.open(UpstreamRequest(s.url, {}, b"{}"))
+    try:
+        await asyncio.sleep(0.3)                   # the server writes all of it; nobody reads
+        assert stream._conn.body_bytes <= http1.BUFFER_PAUSE_BYTES + (1 << 18)
+        got = 0
+        while data := await stream.read():
+            got += len(data)
+        assert got == len(big)
+    finally:
+        stream.close()
+
+
+async def test_a_header_with_a_line_break_is_refused(serve):
+    s = await serve([[b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"]])
+    with pytest.raises(UpstreamUnavailable):
+        await body_of(serve.transport, s.url, {"X-Key": "a\r\nX-Evil: 1"})
+
+
+async def test_pump_pushes_each_piece_and_raises_what_on_data_raises(serve):
+    s = await serve([[CHUNKED_HEAD + b"4\r\ngood\r\n", b"3\r\nbad\r\n", b"4\r\nrest\r\n0\r\n\r\n"]])
+    stream = await serve.transport.open(UpstreamRequest(s.url, {}, b"{}"))
+    sent = []
+
+    def on_data(data: bytes) -> bytes:
+        if data == b"bad":
+            raise UpstreamUnavailable("a bad chunk")
+        return data.upper()
+    try:
+        with pytest.raises(UpstreamUnavailable, match="a bad chunk"):
+            await stream.pump(on_data, lambda out: sent.append(out) or True, lambda: False)
+        assert sent == [b"GOOD"]
+    finally:
+        stream.close()
+
+
+async def test_a_connection_paused_by_a_full_receiver_is_reused_reading(serve):
+    """The receiver was full on the last piece (reading paused), then the body ended: the pooled
+    connection must read again, or the next request on it never sees its response."""
+    s = await serve([[CHUNKED_HEAD + b"4\r\nlast\r\n0\r\n\r\n"], [CHUNKED_HEAD + b"2\r\nok\r\n0\r\n\r\n"]])
+    stream = await serve.transport.open(UpstreamRequest(s.url, {}, b"{}"))
+    try:
+        verdict = await stream.pump(lambda d: d, lambda out: False, lambda: False)
+        if verdict == "full":
+            assert await stream.read() == b""
+    finally:
+        stream.close()
+    assert await asyncio.wait_for(body_of(serve.transport, s.url), 2) == (200, b"ok")
+    assert s.connections == 1
+
+
+async def test_pump_ends_when_done_and_on_body_end(serve):
+    s = await serve([[CHUNKED_HEAD + b"1\r\na\r\n", b"1\r\nb\r\n", b"1\r\nc\r\n0\r\n\r\n"]])
+    stream = await serve.transport.open(UpstreamRequest(s.url, {}, b"{}"))
+    sent = []
+    try:
+        assert await stream.pump(lambda d: d, lambda out: sent.append(out) or True, lambda: sent[-1:] == [b"b"]) == "end"
+        assert await stream.pump(lambda d: d, lambda out: sent.append(out) or True, lambda: False) == "end"
+        assert b"".join(sent) == b"abc" and await stream.read() == b""
+    finally:
+        stream.close()
+
+
+async def test_a_body_left_just_before_its_end_is_pooled_once_the_end_arrives(serve):
+    """A stream stops reading at `[DONE]`; the chunked body's end comes in a segment of its own."""
+    s = await serve([[CHUNKED_HEAD + b"e\r\ndata: [DONE]\n\n\r\n", b"0\r\n\r\n"],
+                     [CHUNKED_HEAD + b"2\r\nok\r\n0\r\n\r\n"]])
+    stream = await serve.transport.open(UpstreamRequest(s.url, {}, b"{}"))
+    assert await stream.read() == b"data: [DONE]\n\n"
+    stream.close()                                     # before the end arrived
+    await asyncio.sleep(0.1)
+    assert await body_of(serve.transport, s.url) == (200, b"ok")
+    assert s.connections == 1
+
+
+@pytest.mark.parametrize("pause_s", [0.2, 0.01])
+async def test_a_body_whose_end_does_not_come_soon_is_closed(serve, monkeypatch, pause_s):
+    """Not within LINGER_S (0.2), or more body instead of its end (0.01): the connection closes."""
+    monkeypatch.setattr(http1, "LINGER_S", 0.05 if pause_s > 0.1 else 1.0)
+    s = await serve([[CHUNKED_HEAD + b"1\r\na\r\n", b"1\r\nb\r\n", b"0\r\n\r\n"],
+                     [CHUNKED_HEAD + b"2\r\nok\r\n0\r\n\r\n"]], pause_s=pause_s)
+    stream = await serve.transport.open(UpstreamRequest(s.url, {}, b"{}"))
+    assert await stream.read() == b"a"
+    stream.close()
+    await asyncio.sleep(0.3)
+    assert await body_of(serve.transport, s.url) == (200, b"ok")
+    assert s.connections == 2
+
+
+async def test_shutdown_closes_a_lingering_connection(serve):
+    s = await serve([[CHUNKED_HEAD + b"1\r\na\r\n", b"0\r\n\r\n"]], pause_s=0.5)
+    stream = await serve.transport.open(UpstreamRequest(s.url, {}, b"{}"))
+    assert await stream.read() == b"a"
+    conn = stream._conn
+    stream.close()
+    assert conn.linger is not None and not conn.closed
+    await serve.transport.close()
+    assert conn.closed and conn.linger is None
