@@ -58,6 +58,7 @@ class _Conn(asyncio.Protocol):
         self.error: Exception | None = None
         self.waiter: asyncio.Future | None = None
         self.sink: tuple | None = None     # while pumping: (on_data, write, done, future, stream)
+        self.pushed: list[bytes] = []       # what this read's pieces gave, written at its end
         self.linger: tuple | None = None   # the caller is done, the body's end is awaited: (pool, key, timer)
         self.paused = False
         self.decoder = None
@@ -75,6 +76,8 @@ class _Conn(asyncio.Protocol):
             return
         try:
             self.parser.feed_data(data)
+            if self.sink is not None:
+                self._flush(None)
         except httptools.HttpParserUpgrade:
             self._fail(_failed("protocol upgrade"))
         except httptools.HttpParserError as exc:
@@ -146,23 +149,43 @@ class _Conn(asyncio.Protocol):
         self._end_body()
 
     def _push(self, body: bytes) -> None:
-        """Pumping: the bytes go through the caller's `on_data` and out by its `write`, here in the
-        read callback (no task wake-up per piece). Whatever stops the pump resolves its future."""
-        on_data, write, done, fut, stream = self.sink
-        stream._wait_start_s = self.loop.time()        # the idle clock restarts with each piece
+        """Pumping: the bytes go through the caller's `on_data`; what that gives goes out by its
+        `write` once per upstream read (`_flush`), here in the read callback (no task wake-up per
+        piece). Whatever stops the pump resolves its future."""
         try:
-            out = on_data(body)
-            verdict = "full" if out and not write(out) else "end" if done() else None
+            out = self.sink[0](body)
+            if out:
+                self.pushed.append(out)
+            if self.sink[2]():
+                self._flush("end")
         except Exception as exc:     # noqa: BLE001 - never into the parser: the pump raises it
+            self._flush(exc)
+
+    def _flush(self, why) -> None:
+        """Write what the pieces of this read gave. `why`: None (the pump goes on unless the
+        receiver is full), "end", "wake" (the pump looks at the state) or an exception to raise."""
+        on_data, write, done, fut, stream = self.sink
+        pushed = self.pushed
+        if fut.done():                 # the pump was cancelled (the stream is being torn down)
             self.sink = None
-            self._pause()
-            fut.set_exception(exc)
+            pushed.clear()
             return
-        if verdict is not None:
-            self.sink = None
-            if verdict == "full":
-                self._pause()
-            fut.set_result(verdict)
+        stream._wait_start_s = self.loop.time()        # the idle clock restarts with each read
+        full = False
+        if pushed:
+            out = pushed[0] if len(pushed) == 1 else b"".join(pushed)
+            pushed.clear()
+            full = not write(out)
+        if why is None and not full:
+            return
+        self.sink = None
+        if isinstance(why, BaseException):
+            self._pause()
+            fut.set_exception(why)
+            return
+        if full:
+            self._pause()
+        fut.set_result(why or "full")
 
     def _pause(self) -> None:
         if not self.paused and self.transport is not None:
@@ -194,11 +217,8 @@ class _Conn(asyncio.Protocol):
         self.close()
 
     def _wake(self) -> None:
-        sink = self.sink
-        if sink is not None:
-            self.sink = None
-            if not sink[3].done():
-                sink[3].set_result("wake")       # the pump looks at the state itself
+        if self.sink is not None:
+            self._flush("wake")                  # the pump looks at the state itself
         w = self.waiter
         if w is not None:
             self.waiter = None
