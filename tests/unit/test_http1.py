@@ -245,3 +245,19 @@ async def test_shutdown_closes_a_lingering_connection(serve):
     assert conn.linger is not None and not conn.closed
     await serve.transport.close()
     assert conn.closed and conn.linger is None
+
+
+async def test_pump_writes_once_per_upstream_read(serve):
+    """Many events in one upstream read (a fast upstream) are one write to the receiver, not one each."""
+    s = await serve([[CHUNKED_HEAD, b"1\r\na\r\n1\r\nb\r\n1\r\nc\r\n", b"0\r\n\r\n"]])
+    stream = await serve.transport.open(UpstreamRequest(s.url, {}, b"{}"))
+    writes, pieces = [], []
+
+    def on_data(data: bytes) -> bytes:
+        pieces.append(data)
+        return data
+    try:
+        assert await stream.pump(on_data, lambda out: writes.append(out) or True, lambda: False) == "end"
+    finally:
+        stream.close()
+    assert pieces == [b"a", b"b", b"c"] and writes == [b"abc"]

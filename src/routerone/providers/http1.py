@@ -59,6 +59,8 @@ class _Conn(asyncio.Protocol):
         self.error: Exception | None = None
         self.waiter: asyncio.Future | None = None
         self.sink: tuple | None = None     # while pumping: (on_data, write, done, future, stream)
+        self.pushed: list[bytes] = []       # what this read's pieces gave, written at its end
+        self.pushed_event = False           # one of this read's pieces brought more than keep-alives
         self.linger: tuple | None = None   # the caller is done, the body's end is awaited: (pool, key, timer)
         self.paused = False
         self.decoder = None
@@ -76,6 +78,8 @@ class _Conn(asyncio.Protocol):
             return
         try:
             self.parser.feed_data(data)
+            if self.sink is not None:
+                self._flush(None)
         except httptools.HttpParserUpgrade:
             self._fail(_failed("protocol upgrade"))
         except httptools.HttpParserError as exc:
@@ -147,24 +151,48 @@ class _Conn(asyncio.Protocol):
         self._end_body()
 
     def _push(self, body: bytes) -> None:
-        """Pumping: the bytes go through the caller's `on_data` and out by its `write`, here in the
-        read callback (no task wake-up per piece). Whatever stops the pump resolves its future."""
-        on_data, write, done, fut, stream = self.sink
+        """Pumping: the bytes go through the caller's `on_data`; what that gives goes out by its
+        `write` once per upstream read (`_flush`), here in the read callback (no task wake-up per
+        piece). Whatever stops the pump resolves its future."""
         try:
+            stream = self.sink[4]
             stream._kept_alive = False
-            out = on_data(body)                        # may say the piece was only keep-alives
-            stream._piece_seen(self.loop.time())       # the idle clock restarts, unless only keep-alives came
-            verdict = "full" if out and not write(out) else "end" if done() else None
+            out = self.sink[0](body)                 # may say the piece was only keep-alives
+            if not stream._kept_alive:
+                self.pushed_event = True
+            if out:
+                self.pushed.append(out)
+            if self.sink[2]():
+                self._flush("end")
         except Exception as exc:     # noqa: BLE001 - never into the parser: the pump raises it
+            self._flush(exc)
+
+    def _flush(self, why) -> None:
+        """Write what the pieces of this read gave. `why`: None (the pump goes on unless the
+        receiver is full), "end", "wake" (the pump looks at the state) or an exception to raise."""
+        on_data, write, done, fut, stream = self.sink
+        pushed = self.pushed
+        if fut.done():                 # the pump was cancelled (the stream is being torn down)
             self.sink = None
-            self._pause()
-            fut.set_exception(exc)
+            pushed.clear()
             return
-        if verdict is not None:
-            self.sink = None
-            if verdict == "full":
-                self._pause()
-            fut.set_result(verdict)
+        stream._kept_alive, self.pushed_event = not self.pushed_event, False
+        stream._read_seen(self.loop.time())            # the idle clock restarts, unless only keep-alives came
+        full = False
+        if pushed:
+            out = pushed[0] if len(pushed) == 1 else b"".join(pushed)
+            pushed.clear()
+            full = not write(out)
+        if why is None and not full:
+            return
+        self.sink = None
+        if isinstance(why, BaseException):
+            self._pause()
+            fut.set_exception(why)
+            return
+        if full:
+            self._pause()
+        fut.set_result(why or "full")
 
     def _pause(self) -> None:
         if not self.paused and self.transport is not None:
@@ -196,11 +224,8 @@ class _Conn(asyncio.Protocol):
         self.close()
 
     def _wake(self) -> None:
-        sink = self.sink
-        if sink is not None:
-            self.sink = None
-            if not sink[3].done():
-                sink[3].set_result("wake")       # the pump looks at the state itself
+        if self.sink is not None:
+            self._flush("wake")                  # the pump looks at the state itself
         w = self.waiter
         if w is not None:
             self.waiter = None
@@ -230,14 +255,14 @@ class Http1Stream:
         self._loop = conn.loop
         self._wait_start_s: float | None = None
         self._watchdog: asyncio.TimerHandle | None = None
-        self._quiet_s = 0.0          # time waited for pieces that brought only keep-alives, since a real event
+        self._quiet_s = 0.0          # time waited for reads that brought only keep-alives, since a real event
         self._quiet_bytes = 0        # bytes of keep-alives since a real event
-        self._kept_alive = False     # the last piece brought only keep-alives (the caller said so)
+        self._kept_alive = False     # the last read brought only keep-alives (the caller said so)
         self.status = conn.status
         self.headers = CIMultiDictProxy(conn.headers)
 
     def kept_alive(self, nbytes: int) -> None:
-        """The last piece (`nbytes`) brought only keep-alives: its wait counts on towards the idle
+        """The last read (`nbytes`) brought only keep-alives: its wait counts on towards the idle
         timeout, its bytes towards MAX_KEEPALIVE_BYTES (as transport.UpstreamStream.kept_alive)."""
         self._kept_alive = True
         self._quiet_bytes += nbytes
@@ -251,9 +276,9 @@ class Http1Stream:
             self._quiet_s, self._quiet_bytes = 0.0, 0
         self._kept_alive = False
 
-    def _piece_seen(self, now_s: float) -> None:
-        """Pumping: a piece was handed on; the wait for the next one starts now. The wait for this
-        one counts on when it brought only keep-alives (`_kept_alive` stays set for the next wait)."""
+    def _read_seen(self, now_s: float) -> None:
+        """Pumping: a read was handed on; the wait for the next one starts now. The wait for this
+        one counts on when it brought only keep-alives (`_kept_alive` then stays set for the next wait)."""
         if self._kept_alive:
             if self._wait_start_s is not None:
                 self._quiet_s += now_s - self._wait_start_s
