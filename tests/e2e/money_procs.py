@@ -23,6 +23,7 @@ from pathlib import Path
 import orjson
 from aiohttp import web
 
+from routerone.store.base import UsageQuery
 from routerone.testing.threaded import ThreadedServer
 
 __all__ = ["MisbehavingUpstream", "write_money_catalog", "SMALL", "BIG", "OUT_MICROS"]
@@ -141,3 +142,21 @@ class MisbehavingUpstream(ThreadedServer):
         except (ConnectionResetError, RuntimeError):
             pass
         return resp
+
+
+def settled_rows(gw, account_id: int, expected: int, *, funded_micros: int = 10_000_000) -> list:
+    """The account's usage rows once `expected` are written (10 s at most); the hold closed, and
+    the ledger's charges = the rows' costs = what left the balance (funded with `funded_micros`)."""
+    store = gw.runtime.chat.d.billing.store
+    deadline = time.monotonic() + 10
+    while True:
+        rows = gw.call(store.query_usage(UsageQuery(account_id=account_id, limit=100))).records
+        if len(rows) >= expected or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert len(rows) == expected, f"{len(rows)} usage rows for {expected} requests"
+    acc = gw.account(account_id)
+    assert acc["reserved_micros"] == 0, "a hold was left open"
+    charged = sum(-e.amount_micros for e in gw.call(store.ledger(account_id, 100)) if e.kind == "charge")
+    assert charged == sum(r.cost_micros for r in rows) == funded_micros - acc["balance_micros"]
+    return rows

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-import time
+import sys
 from pathlib import Path
 
 import anthropic
@@ -21,11 +21,12 @@ import openai
 import pytest
 from aiohttp import web
 
-from routerone.settings import ProviderSettings, Settings
-from routerone.store.base import UsageQuery
-from routerone.tokens import count_prompt_tokens, count_text_tokens
-from routerone.testing.harness import Gateway
-from routerone.testing.threaded import ThreadedServer
+sys.path.insert(0, str(Path(__file__).parent))
+from money_procs import settled_rows  # noqa: E402
+from routerone.settings import ProviderSettings, Settings  # noqa: E402
+from routerone.tokens import count_prompt_tokens, count_text_tokens  # noqa: E402
+from routerone.testing.harness import Gateway  # noqa: E402
+from routerone.testing.threaded import ThreadedServer  # noqa: E402
 
 MODEL = "claude-3-5-haiku-20241022"
 _CASE = re.compile(r"\[\[case:(\w+)\]\]")
@@ -102,23 +103,6 @@ def gw(tmp_path_factory):
             yield gw
 
 
-def _rows(gw: Gateway, account_id: int, expected: int) -> list:
-    """The account's usage rows once written; the hold closed, the ledger agrees with the rows."""
-    store = gw.runtime.chat.d.billing.store
-    deadline = time.monotonic() + 10
-    while True:
-        rows = gw.call(store.query_usage(UsageQuery(account_id=account_id, limit=100))).records
-        if len(rows) >= expected or time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
-    assert len(rows) == expected, f"{len(rows)} usage rows for {expected} requests"
-    acc = gw.account(account_id)
-    assert acc["reserved_micros"] == 0, "a hold was left open"
-    charged = sum(-e.amount_micros for e in gw.call(store.ledger(account_id, 100)) if e.kind == "charge")
-    assert charged == sum(r.cost_micros for r in rows) == 10_000_000 - acc["balance_micros"]
-    return rows
-
-
 def _ask(name: str) -> list[dict]:
     return [{"role": "user", "content": f"hi [[case:{name}]]"}]
 
@@ -137,7 +121,7 @@ def test_a_messages_stream_relayed_from_anthropic_is_well_formed_and_says_what_w
     with client.messages.stream(model=MODEL, max_tokens=50, messages=_ask(name)) as stream:
         final = stream.get_final_message()
     assert final.content[0].text == TEXT
-    rows = _rows(gw, account_id, 2)
+    rows = settled_rows(gw, account_id, 2)
     assert all(r.status == 200 and 0 <= r.completion_tokens <= 1000 for r in rows), rows
     assert rows[0].completion_tokens == rows[1].completion_tokens == final.usage.output_tokens
     last = json.loads(re.findall(r"^event: message_delta\ndata: (.*)$", raw.text, re.M)[-1])
@@ -153,7 +137,7 @@ def test_a_messages_reply_relayed_from_anthropic_says_what_was_billed(gw, name):
     msg = anthropic.Anthropic(base_url=gw.url, api_key=key, max_retries=0, timeout=30).messages.create(
         model=MODEL, max_tokens=50, messages=_ask(name))
     assert msg.content[0].text == TEXT
-    [row] = _rows(gw, account_id, 1)
+    [row] = settled_rows(gw, account_id, 1)
     assert row.status == 200 and 0 <= row.prompt_tokens < 1000 and 0 <= row.completion_tokens <= 1000, row
     assert (msg.usage.input_tokens, msg.usage.output_tokens) == (row.prompt_tokens, row.completion_tokens)
     assert msg.usage.model_extra["cost"] == row.cost_micros / 1_000_000
@@ -171,7 +155,7 @@ def test_a_stream_whose_final_count_never_came_is_billed_for_what_it_relayed(gw,
     usage = chunks[-1].usage
     assert usage.completion_tokens >= 4, usage       # "hello there my friend", counted
     assert gw.runtime.chat.d.billing.usage_flagged > flagged
-    [row] = _rows(gw, account_id, 1)
+    [row] = settled_rows(gw, account_id, 1)
     assert row.status == 200 and row.completion_tokens == usage.completion_tokens
 
 
@@ -201,7 +185,7 @@ def test_implausible_anthropic_counts_are_billed_for_what_router_one_counted(gw,
     else:
         out_tokens = msg.usage.output_tokens
     assert out_tokens == own[1]
-    rows = _rows(gw, account_id, 2)
+    rows = settled_rows(gw, account_id, 2)
     assert all(r.status == 200 and r.completion_tokens == own[1] and r.cost_micros > 0 for r in rows), rows
     assert rows[0].cost_micros == rows[1].cost_micros
     assert round(usage.model_extra["cost"] * 1_000_000) == rows[0].cost_micros

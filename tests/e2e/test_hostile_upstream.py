@@ -22,10 +22,9 @@ from aiohttp import web
 from openai import OpenAI
 
 sys.path.insert(0, str(Path(__file__).parent))
-from money_procs import OUT_MICROS, SMALL, write_money_catalog  # noqa: E402
+from money_procs import OUT_MICROS, SMALL, settled_rows, write_money_catalog  # noqa: E402
 
 from routerone.settings import ProviderSettings, Settings  # noqa: E402
-from routerone.store.base import UsageQuery  # noqa: E402
 from routerone.tokens import count_prompt_tokens, count_text_tokens  # noqa: E402
 from routerone.testing.harness import Gateway  # noqa: E402
 from routerone.testing.threaded import ThreadedServer  # noqa: E402
@@ -250,23 +249,6 @@ def gw(tmp_path: Path, upstream):
         yield gw
 
 
-def _rows(gw: Gateway, account_id: int, expected: int) -> list:
-    """The account's usage rows once `expected` are written; the hold closed, the ledger agrees."""
-    store = gw.runtime.chat.d.billing.store
-    deadline = time.monotonic() + 10
-    while True:
-        rows = gw.call(store.query_usage(UsageQuery(account_id=account_id, limit=100))).records
-        if len(rows) >= expected or time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
-    assert len(rows) == expected, f"{len(rows)} usage rows for {expected} requests"
-    acc = gw.account(account_id)
-    assert acc["reserved_micros"] == 0, "a hold was left open"
-    charged = sum(-e.amount_micros for e in gw.call(store.ledger(account_id, 100)) if e.kind == "charge")
-    assert charged == sum(r.cost_micros for r in rows) == 10_000_000 - acc["balance_micros"]
-    return rows
-
-
 def _client(gw: Gateway, key: str) -> OpenAI:
     return OpenAI(base_url=gw.base_url, api_key=key, max_retries=0, timeout=30)
 
@@ -290,7 +272,7 @@ def test_a_malformed_stream_chunk_ends_the_stream_with_an_error_and_is_settled(g
     # the SDK sees the failure while iterating, not a silent end
     with pytest.raises(openai.APIError):
         list(_client(gw, key).chat.completions.create(model=SMALL, stream=True, max_tokens=50, messages=_ask(name)))
-    rows = _rows(gw, account_id, 2)
+    rows = settled_rows(gw, account_id, 2)
     assert sorted(r.status for r in rows) == [502, 502]
     assert all(r.completion_tokens >= 1 and r.cost_micros == r.completion_tokens * OUT_MICROS for r in rows), \
         "the text relayed before the bad chunk is billed"
@@ -305,7 +287,7 @@ def test_a_malformed_first_chunk_is_a_502_before_the_stream(gw, name):
     with pytest.raises(openai.APIStatusError) as ei:
         _client(gw, key).chat.completions.create(model=SMALL, stream=True, max_tokens=50, messages=_ask(name))
     assert ei.value.status_code == 502 and ei.value.body["code"] == "upstream_unavailable"
-    [row] = _rows(gw, account_id, 1)
+    [row] = settled_rows(gw, account_id, 1)
     assert (row.status, row.cost_micros) == (502, 0)
 
 
@@ -327,7 +309,7 @@ def test_a_reply_of_the_wrong_shape_is_a_502_on_every_api_and_not_charged(gw, na
         anthropic.Anthropic(base_url=gw.url, api_key=key, max_retries=0, timeout=30).messages.create(
             model=SMALL, max_tokens=50, messages=_ask(name))
     assert ai.value.status_code == 502 and ai.value.body["error"]["type"] == "api_error"
-    rows = _rows(gw, account_id, 3)
+    rows = settled_rows(gw, account_id, 3)
     assert [(r.status, r.cost_micros) for r in rows] == [(502, 0)] * 3
 
 
@@ -339,7 +321,7 @@ def test_a_reply_without_usage_is_billed_for_its_completion(gw, name):
     reply = _client(gw, key).chat.completions.create(model=SMALL, max_tokens=100, messages=_ask(name))
     assert reply.usage.completion_tokens >= 30 and reply.usage.prompt_tokens > 0, reply.usage
     assert gw.runtime.chat.d.billing.usage_flagged - flagged == (0 if name.startswith("no_usage") else 1)
-    [row] = _rows(gw, account_id, 1)
+    [row] = settled_rows(gw, account_id, 1)
     assert row.completion_tokens == reply.usage.completion_tokens
     assert row.cost_micros == reply.usage.completion_tokens * OUT_MICROS > 0
 
@@ -354,7 +336,7 @@ def test_a_huge_upstream_error_message_is_cut(gw):
     assert err["code"] == "bad" and err["type"] == "invalid_request_error"
     assert err["message"].startswith("openai: mmm") and len(err["message"]) <= 2_100
     assert len(resp.content) < 3_000
-    [row] = _rows(gw, account_id, 1)
+    [row] = settled_rows(gw, account_id, 1)
     assert (row.status, row.cost_micros) == (400, 0)
 
 
@@ -368,7 +350,7 @@ def test_embeddings_of_the_wrong_shape_are_a_502_and_not_charged(gw, name):
     with pytest.raises(openai.APIStatusError) as ei:
         _client(gw, key).embeddings.create(model="text-embedding-3-small", input=["a", f"b [[reply:{name}]]"], **dims)
     assert ei.value.status_code == 502 and ei.value.body["code"] == "upstream_unavailable"
-    [row] = _rows(gw, account_id, 1)
+    [row] = settled_rows(gw, account_id, 1)
     assert (row.status, row.cost_micros) == (502, 0)
 
 
@@ -376,7 +358,7 @@ def test_absurd_embedding_usage_costs_at_most_the_hold(gw):
     key, account_id = gw.new_key()
     resp = _client(gw, key).embeddings.create(model="text-embedding-3-small", input=["a [[reply:huge_tokens]]"])
     assert len(resp.data) == 1
-    [row] = _rows(gw, account_id, 1)
+    [row] = settled_rows(gw, account_id, 1)
     assert row.status == 200 and 0 < row.cost_micros <= 1_000, row
 
 
@@ -391,7 +373,7 @@ def test_a_malformed_stream_chunk_ends_messages_and_responses_streams_with_an_er
                          json={"model": SMALL, "stream": True, "max_output_tokens": 50, "input": f"hi [[reply:{name}]]"})
     assert msgs.status_code == 200 and "event: error" in msgs.text and "message_stop" not in msgs.text
     assert resp.status_code == 200 and "response.failed" in resp.text and "response.completed" not in resp.text
-    rows = _rows(gw, account_id, 2)
+    rows = settled_rows(gw, account_id, 2)
     assert sorted(r.status for r in rows) == [502, 502]
 
 
@@ -402,7 +384,7 @@ def test_a_stream_whose_usage_counts_are_not_numbers_is_billed_for_what_it_relay
         stream_options={"include_usage": True}))
     usage = chunks[-1].usage
     assert usage.prompt_tokens > 0 and usage.completion_tokens >= 1, usage
-    [row] = _rows(gw, account_id, 1)
+    [row] = settled_rows(gw, account_id, 1)
     assert row.status == 200 and row.completion_tokens == usage.completion_tokens
     assert row.cost_micros == usage.completion_tokens * OUT_MICROS > 0
 
@@ -415,7 +397,7 @@ def test_an_upstream_reply_over_64_mib_is_a_502_read_no_further(gw, name, stream
         _client(gw, key).chat.completions.create(model=SMALL, max_tokens=5, stream=stream, messages=_ask(name))
     assert ei.value.status_code == 502 and ei.value.body["code"] == "upstream_unavailable"
     assert "larger than" in ei.value.body["message"]
-    [row] = _rows(gw, account_id, 1)
+    [row] = settled_rows(gw, account_id, 1)
     assert (row.status, row.cost_micros) == (502, 0)
 
 
@@ -432,7 +414,7 @@ def test_a_stream_event_over_16_mib_ends_the_stream_quickly_and_is_settled(gw, n
     events = [ev[6:] for ev in resp.text.split("\n\n") if ev.startswith("data: ")]
     err = orjson.loads(events[-1])["error"]
     assert err["code"] == "upstream_unavailable" and "larger than" in err["message"]
-    [row] = _rows(gw, account_id, 1)
+    [row] = settled_rows(gw, account_id, 1)
     assert row.status == 502 and row.completion_tokens >= 1 and row.cost_micros == row.completion_tokens * OUT_MICROS
 
 
@@ -464,7 +446,7 @@ def test_content_as_a_list_of_parts_reaches_every_api_as_text(gw):
     events = list(client.responses.create(model=SMALL, stream=True, max_output_tokens=50,
                                           input="hi [[reply:s_content_parts]]"))
     assert events[-1].type == "response.completed" and events[-1].response.output_text == "hello there"
-    rows = _rows(gw, account_id, 5)
+    rows = settled_rows(gw, account_id, 5)
     assert all(r.status == 200 for r in rows)
 
 
@@ -483,7 +465,7 @@ def test_anthropic_and_gemini_usage_counts_that_are_not_numbers_are_counted(gw, 
         usage = client.chat.completions.create(model=model, max_tokens=100, messages=_ask("x")).usage
     assert usage.prompt_tokens > 0 and usage.completion_tokens >= 30, usage
     assert gw.runtime.chat.d.billing.usage_flagged > flagged
-    [row] = _rows(gw, account_id, 1)
+    [row] = settled_rows(gw, account_id, 1)
     assert row.status == 200 and row.completion_tokens == usage.completion_tokens and row.cost_micros > 0
 
 
@@ -507,6 +489,6 @@ def test_implausible_usage_counts_are_billed_for_what_router_one_counted(gw, nam
     assert relayed and own[1] > 0
     assert (usage.prompt_tokens, usage.completion_tokens) == own
     assert gw.runtime.chat.d.billing.usage_flagged - flagged == 1
-    [row] = _rows(gw, account_id, 1)
+    [row] = settled_rows(gw, account_id, 1)
     assert row.status == 200 and (row.prompt_tokens, row.completion_tokens) == own
     assert row.cost_micros == own[1] * OUT_MICROS == round(usage.model_extra["cost"] * 1_000_000)

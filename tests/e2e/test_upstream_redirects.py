@@ -10,22 +10,19 @@ from __future__ import annotations
 
 import sys
 import logging
-import time
 from pathlib import Path
 from urllib.parse import quote
 
 import anthropic
 import openai
-import orjson
 import pytest
 from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).parent))
-from money_procs import SMALL, write_money_catalog  # noqa: E402
+from money_procs import SMALL, settled_rows, write_money_catalog  # noqa: E402
 
 from routerone.providers.discovery import discover_once  # noqa: E402
 from routerone.settings import ProviderSettings, Settings  # noqa: E402
-from routerone.store.base import UsageQuery  # noqa: E402
 from routerone.testing.harness import Gateway  # noqa: E402
 from routerone.testing.threaded import ThreadedServer  # noqa: E402
 
@@ -94,20 +91,6 @@ def gw(request, other, tmp_path_factory):
             yield gw
 
 
-def _settled_rows(gw: Gateway, account_id: int, expected: int) -> list:
-    store = gw.runtime.chat.d.billing.store
-    deadline = time.monotonic() + 10
-    while True:
-        rows = gw.call(store.query_usage(UsageQuery(account_id=account_id, limit=100))).records
-        if len(rows) >= expected or time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
-    assert len(rows) == expected
-    acc = gw.account(account_id)
-    assert acc["reserved_micros"] == 0 and acc["balance_micros"] == 10_000_000
-    return rows
-
-
 @pytest.mark.parametrize("provider", ["openai", "anthropic", "gemini"])
 @pytest.mark.parametrize("stream", [False, True])
 def test_a_redirecting_upstream_is_a_502_and_nothing_reaches_the_other_host(gw, other, provider, stream, caplog):
@@ -129,7 +112,7 @@ def test_a_redirecting_upstream_is_a_502_and_nothing_reaches_the_other_host(gw, 
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert "redirect to " + other.url in logged and "[redacted]" in logged
     assert not any(k in logged for k in KEYS.values()), "a provider key in the logs"
-    rows = _settled_rows(gw, account_id, 2)
+    rows = settled_rows(gw, account_id, 2)
     assert [(r.status, r.cost_micros) for r in rows] == [(502, 0)] * 2
 
 

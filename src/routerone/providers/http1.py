@@ -23,7 +23,7 @@ from yarl import URL
 
 from ..errors import UpstreamTimeout, UpstreamUnavailable
 
-__all__ = ["Http1Pool", "Http1Stream", "BUFFER_PAUSE_BYTES", "MAX_HEAD_BYTES", "MAX_KEEPALIVE_BYTES"]
+__all__ = ["Http1Pool", "Http1Stream", "KeepAliveAccount", "BUFFER_PAUSE_BYTES", "MAX_HEAD_BYTES", "MAX_KEEPALIVE_BYTES"]
 
 BUFFER_PAUSE_BYTES = 1 << 20      # body bytes the caller has not read yet: above this, reading pauses
 MAX_HEAD_BYTES = 64 * 1024        # status line and headers
@@ -31,6 +31,23 @@ MAX_REPLY_BYTES = 64 << 20       # a reply read whole (not streamed), as transpo
 POOL_IDLE_S = 60.0                # an idle pooled connection older than this is closed, not reused
 LINGER_S = 1.0                    # a body the caller stopped reading just before its end: wait this long for it
 MAX_KEEPALIVE_BYTES = 1 << 20     # of keep-alives between two stream events (OpenRouter's: ~25 bytes every few s)
+
+
+class KeepAliveAccount:
+    """What an upstream stream (this module's and transport.UpstreamStream) keeps about keep-alives:
+    a caller that finds a read brought only keep-alives says so with `kept_alive`; the stream then
+    counts that read's wait on towards its idle timeout, and its bytes towards MAX_KEEPALIVE_BYTES."""
+
+    __slots__ = ()
+    _kept_alive: bool
+    _quiet_bytes: int
+
+    def kept_alive(self, nbytes: int) -> None:
+        self._kept_alive = True
+        self._quiet_bytes += nbytes
+        if self._quiet_bytes > MAX_KEEPALIVE_BYTES:
+            raise UpstreamUnavailable(f"The upstream sent over {MAX_KEEPALIVE_BYTES} bytes of keep-alives "
+                                      "(comments, blank lines, pings) without an event")
 
 
 def _failed(why: str) -> UpstreamUnavailable:
@@ -242,7 +259,7 @@ class _Conn(asyncio.Protocol):
             self.transport.close()
 
 
-class Http1Stream:
+class Http1Stream(KeepAliveAccount):
     """An open upstream response: `status`, `headers`, then `read()` until b""; always `close()`.
     Same contract as transport.UpstreamStream (idle watchdog, cancel-safe reads, keep-alives that do
     not reset the idle timeout: `kept_alive`)."""
@@ -260,15 +277,6 @@ class Http1Stream:
         self._kept_alive = False     # the last read brought only keep-alives (the caller said so)
         self.status = conn.status
         self.headers = CIMultiDictProxy(conn.headers)
-
-    def kept_alive(self, nbytes: int) -> None:
-        """The last read (`nbytes`) brought only keep-alives: its wait counts on towards the idle
-        timeout, its bytes towards MAX_KEEPALIVE_BYTES (as transport.UpstreamStream.kept_alive)."""
-        self._kept_alive = True
-        self._quiet_bytes += nbytes
-        if self._quiet_bytes > MAX_KEEPALIVE_BYTES:
-            raise UpstreamUnavailable(f"The upstream sent over {MAX_KEEPALIVE_BYTES} bytes of keep-alives "
-                                      "(comments, blank lines, pings) without an event")
 
     def _settle_quiet(self) -> None:
         """Before a new wait: a real event since the last one resets the keep-alive account."""

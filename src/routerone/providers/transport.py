@@ -20,7 +20,7 @@ import logging
 from ..errors import UpstreamTimeout, UpstreamUnavailable
 from .base import UpstreamRequest
 from .demo import DemoStream, is_demo_url, open_demo
-from .http1 import Http1Pool, Http1Stream
+from .http1 import Http1Pool, Http1Stream, KeepAliveAccount
 
 __all__ = ["Transport", "Timeouts", "UpstreamResponse", "UpstreamStream", "redirect_target"]
 log = logging.getLogger("routerone.providers")
@@ -41,10 +41,9 @@ class UpstreamResponse:
 
 
 MAX_REPLY_BYTES = 64 << 20    # a non-streamed upstream reply (or error body) beyond this is a 502
-MAX_KEEPALIVE_BYTES = 1 << 20  # of keep-alives between two stream events (OpenRouter's: ~25 bytes every few s)
 
 
-class UpstreamStream:
+class UpstreamStream(KeepAliveAccount):
     """An open upstream response body. `read()` it piece by piece; always `close()`.
 
     The idle timeout covers only the time spent waiting in `read()` (a slow client does not trip
@@ -56,7 +55,7 @@ class UpstreamStream:
     `kept_alive()`, and the time waited for such reads adds up. A stream is failed once it has
     waited `idle_s` in all since its last real event, however many keep-alives came in between
     (before, an upstream sending only comments held the stream and its hold open for ever). Nor may
-    they come in bulk: more than MAX_KEEPALIVE_BYTES of them between two events is an upstream
+    they come in bulk: more than http1.MAX_KEEPALIVE_BYTES of them between two events is an upstream
     failure (a flood of blank lines costs the decoder ~0.3 s of CPU per MiB and the client sees
     nothing; compressed, 100 MiB of them is a 100 KB reply).
     """
@@ -107,15 +106,6 @@ class UpstreamStream:
         finally:
             self._quiet_s += self._loop.time() - now_s
             self._wait_start_s = None
-
-    def kept_alive(self, nbytes: int) -> None:
-        """The last read (`nbytes`) brought only keep-alives: its wait counts on towards the idle
-        timeout, its bytes towards MAX_KEEPALIVE_BYTES."""
-        self._kept_alive = True
-        self._quiet_bytes += nbytes
-        if self._quiet_bytes > MAX_KEEPALIVE_BYTES:
-            raise UpstreamUnavailable(f"The upstream sent over {MAX_KEEPALIVE_BYTES} bytes of keep-alives "
-                                      "(comments, blank lines, pings) without an event")
 
     def _check_idle(self) -> None:
         self._watchdog = None
