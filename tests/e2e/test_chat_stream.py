@@ -1,7 +1,8 @@
 """Streamed chat completions through the OpenAI SDK (sync and async) and as raw SSE: OpenAI chunk
 framing, one id/created/model on every chunk, `[DONE]` at the end, and with
 `stream_options.include_usage` a final chunk with empty choices, the whole usage and its cost, which
-is what the ledger charged."""
+is what the ledger charged. Each test runs against both upstream clients: Router One's lean HTTP/1.1
+client (plain-http upstreams, pushed streams) and aiohttp's (https upstreams, `upstream_http1 = false`)."""
 from __future__ import annotations
 
 import json
@@ -15,6 +16,11 @@ from openai_schema import sse_payloads, validate_chunk
 HELLO = [{"role": "user", "content": "Say hello"}]
 REPLY = "Hello! This is a reply from the fake upstream. Ask"
 OPENAI_MODELS = {"gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-4.1-mini"}
+
+
+@pytest.fixture(params=[True, False], ids=["http1", "aiohttp"])
+def gw(request, gateway):
+    return gateway(upstream_http1=request.param)
 
 
 def ledger_charges(gw, account_id: int) -> list[dict]:

@@ -23,10 +23,17 @@ def say(text: str) -> list[dict]:
     return [{"role": "user", "content": text}]
 
 
+@pytest.fixture(params=[True, False], ids=["http1", "aiohttp"])
+def upstream_http1(request) -> bool:
+    """Each test against both upstream clients: the lean HTTP/1.1 one (plain-http upstreams) and
+    aiohttp's (https upstreams; `upstream_http1 = false`)."""
+    return request.param
+
+
 @pytest.fixture
-def egw(gateway):
+def egw(gateway, upstream_http1):
     """A gateway that does not retry, so each upstream failure reaches the client as it is."""
-    return gateway(max_retries=0)
+    return gateway(max_retries=0, upstream_http1=upstream_http1)
 
 
 @pytest.fixture
@@ -185,8 +192,9 @@ def paced_upstream():
 
 
 @pytest.fixture
-def paced_gw(gateway, paced_upstream):
-    return gateway(providers={"openai": (paced_upstream.url + "/v1", "sk-paced-upstream-key")}, max_retries=0)
+def paced_gw(gateway, paced_upstream, upstream_http1):
+    return gateway(providers={"openai": (paced_upstream.url + "/v1", "sk-paced-upstream-key")}, max_retries=0,
+                   upstream_http1=upstream_http1)
 
 
 BREAKS = {"cut": "Tell me a story [[cut:3]]", "stream_error": "Tell me a story [[stream_error:2]]"}

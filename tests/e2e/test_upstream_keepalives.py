@@ -108,12 +108,15 @@ class KeepAliveUpstream(ThreadedServer):
         return resp
 
 
-@pytest.fixture(scope="module")
-def gw(tmp_path_factory):
+@pytest.fixture(scope="module", params=[True, False], ids=["http1", "aiohttp"])
+def gw(request, tmp_path_factory):
+    """Against both upstream clients: the lean HTTP/1.1 one (plain-http upstreams, pushed streams)
+    and aiohttp's (https upstreams; `upstream_http1 = false`)."""
     tmp = tmp_path_factory.mktemp("keepalives")
     with KeepAliveUpstream() as up:
         settings = Settings(database_url=f"sqlite:///{tmp / 'r1.db'}", demo="off", max_retries=0,
                             usage_flush_interval_s=0.05, idle_timeout_s=IDLE_S, stream_hold_ms=200,
+                            upstream_http1=request.param,
                             catalog_path=str(write_money_catalog(tmp / "catalog.toml")),
                             providers={"openai": ProviderSettings(api_key="sk-up-0123456789", base_url=up.url + "/v1"),
                                        "anthropic": ProviderSettings(api_key="sk-ant-0123456789", base_url=up.url)})

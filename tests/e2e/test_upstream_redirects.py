@@ -74,12 +74,16 @@ def other():
         yield srv
 
 
-@pytest.fixture(scope="module", params=[307, 302])
+@pytest.fixture(scope="module", params=[(307, True), (302, True), (307, False)], ids=["307-http1", "302-http1", "307-aiohttp"])
 def gw(request, other, tmp_path_factory):
+    """Redirects refused by both upstream clients: the lean HTTP/1.1 one (plain-http upstreams) and
+    aiohttp's (https upstreams; `upstream_http1 = false`)."""
+    status, http1 = request.param
     tmp = tmp_path_factory.mktemp("redirects")
-    with Redirector(other, request.param) as up:
+    with Redirector(other, status) as up:
         settings = Settings(
             database_url=f"sqlite:///{tmp / 'r1.db'}", demo="off", max_retries=0, usage_flush_interval_s=0.05,
+            upstream_http1=http1,
             catalog_path=str(write_money_catalog(tmp / "catalog.toml")),
             providers={"openai": ProviderSettings(api_key=KEYS["openai"], base_url=up.url + "/v1"),
                        "anthropic": ProviderSettings(api_key=KEYS["anthropic"], base_url=up.url),

@@ -23,7 +23,7 @@ from yarl import URL
 
 from ..errors import UpstreamTimeout, UpstreamUnavailable
 
-__all__ = ["Http1Pool", "Http1Stream", "KeepAliveAccount", "BUFFER_PAUSE_BYTES", "MAX_HEAD_BYTES", "MAX_KEEPALIVE_BYTES"]
+__all__ = ["Http1Pool", "Http1Stream", "IdleWatchdog", "BUFFER_PAUSE_BYTES", "MAX_HEAD_BYTES", "MAX_KEEPALIVE_BYTES"]
 
 BUFFER_PAUSE_BYTES = 1 << 20      # body bytes the caller has not read yet: above this, reading pauses
 MAX_HEAD_BYTES = 64 * 1024        # status line and headers
@@ -33,14 +33,36 @@ LINGER_S = 1.0                    # a body the caller stopped reading just befor
 MAX_KEEPALIVE_BYTES = 1 << 20     # of keep-alives between two stream events (OpenRouter's: ~25 bytes every few s)
 
 
-class KeepAliveAccount:
-    """What an upstream stream (this module's and transport.UpstreamStream) keeps about keep-alives:
-    a caller that finds a read brought only keep-alives says so with `kept_alive`; the stream then
-    counts that read's wait on towards its idle timeout, and its bytes towards MAX_KEEPALIVE_BYTES."""
+class IdleWatchdog:
+    """The idle timeout of an upstream stream (this module's and transport.UpstreamStream): one timer
+    per stream, not one per read; a wait notes when it started (`_wait_start_s`), and the timer, when
+    due, fails a wait that has gone on for `_idle_s` (less the time already spent on keep-alives) or
+    re-arms itself. A caller that finds a read brought only keep-alives says so with `kept_alive`;
+    that read's wait then counts on, and its bytes towards MAX_KEEPALIVE_BYTES."""
 
     __slots__ = ()
     _kept_alive: bool
     _quiet_bytes: int
+    _quiet_s: float
+    _idle_s: float
+    _wait_start_s: float | None
+    _watchdog: asyncio.TimerHandle | None
+    _loop: asyncio.AbstractEventLoop
+
+    def _stalled(self, exc: UpstreamTimeout) -> None:
+        raise NotImplementedError
+
+    def _check_idle(self) -> None:
+        self._watchdog = None
+        start_s = self._wait_start_s
+        if start_s is None:              # not waiting now: the next wait re-arms the watchdog
+            return
+        due_s = start_s + self._idle_s - self._quiet_s
+        if self._loop.time() + 0.001 >= due_s:   # timers fire to the millisecond
+            self._stalled(UpstreamTimeout(f"The upstream stream stalled: no event for {self._idle_s:g} s "
+                                          "(idle timeout; keep-alives do not count)"))
+        else:
+            self._watchdog = self._loop.call_at(due_s, self._check_idle)
 
     def kept_alive(self, nbytes: int) -> None:
         self._kept_alive = True
@@ -259,7 +281,7 @@ class _Conn(asyncio.Protocol):
             self.transport.close()
 
 
-class Http1Stream(KeepAliveAccount):
+class Http1Stream(IdleWatchdog):
     """An open upstream response: `status`, `headers`, then `read()` until b""; always `close()`.
     Same contract as transport.UpstreamStream (idle watchdog, cancel-safe reads, keep-alives that do
     not reset the idle timeout: `kept_alive`)."""
@@ -383,17 +405,8 @@ class Http1Stream(KeepAliveAccount):
                     raise UpstreamUnavailable(f"The upstream reply is larger than {max_bytes} bytes")
             return bytes(body)
 
-    def _check_idle(self) -> None:
-        self._watchdog = None
-        start_s = self._wait_start_s
-        if start_s is None:
-            return
-        due_s = start_s + self._idle_s - self._quiet_s
-        if self._loop.time() + 0.001 >= due_s:
-            self._conn._fail(UpstreamTimeout(f"The upstream stream stalled: no event for {self._idle_s:g} s "
-                                             "(idle timeout; keep-alives do not count)"))
-        else:
-            self._watchdog = self._loop.call_at(due_s, self._check_idle)
+    def _stalled(self, exc: UpstreamTimeout) -> None:
+        self._conn._fail(exc)
 
     def close(self) -> None:
         if self._watchdog is not None:

@@ -20,7 +20,7 @@ import logging
 from ..errors import UpstreamTimeout, UpstreamUnavailable
 from .base import UpstreamRequest
 from .demo import DemoStream, is_demo_url, open_demo
-from .http1 import Http1Pool, Http1Stream, KeepAliveAccount
+from .http1 import Http1Pool, Http1Stream, IdleWatchdog
 
 __all__ = ["Transport", "Timeouts", "UpstreamResponse", "UpstreamStream", "redirect_target"]
 log = logging.getLogger("routerone.providers")
@@ -43,7 +43,7 @@ class UpstreamResponse:
 MAX_REPLY_BYTES = 64 << 20    # a non-streamed upstream reply (or error body) beyond this is a 502
 
 
-class UpstreamStream(KeepAliveAccount):
+class UpstreamStream(IdleWatchdog):
     """An open upstream response body. `read()` it piece by piece; always `close()`.
 
     The idle timeout covers only the time spent waiting in `read()` (a slow client does not trip
@@ -107,17 +107,8 @@ class UpstreamStream(KeepAliveAccount):
             self._quiet_s += self._loop.time() - now_s
             self._wait_start_s = None
 
-    def _check_idle(self) -> None:
-        self._watchdog = None
-        start_s = self._wait_start_s
-        if start_s is None:              # not reading now: the next read re-arms the watchdog
-            return
-        due_s = start_s + self._idle_s - self._quiet_s
-        if self._loop.time() + 0.001 >= due_s:   # timers fire to the millisecond
-            self._content.set_exception(UpstreamTimeout(f"The upstream stream stalled: no event for "
-                                                        f"{self._idle_s:g} s (idle timeout; keep-alives do not count)"))
-        else:
-            self._watchdog = self._loop.call_at(due_s, self._check_idle)
+    def _stalled(self, exc: UpstreamTimeout) -> None:
+        self._content.set_exception(exc)
 
     def close(self) -> None:
         if self._watchdog is not None:
@@ -147,11 +138,12 @@ def _refuse_redirect(provider: str, status: int, headers: Mapping[str, str], req
 
 class Transport:
     def __init__(self, timeouts: Timeouts | None = None, *, limit: int = 0,
-                 per_provider: Mapping[str, Timeouts] | None = None) -> None:
+                 per_provider: Mapping[str, Timeouts] | None = None, http1: bool = True) -> None:
         self.timeouts = timeouts or Timeouts()
         self._per_provider = dict(per_provider or {})     # a provider's own timeouts (settings)
         self._session: aiohttp.ClientSession | None = None
         self._http1 = Http1Pool()
+        self._http1_scheme = "http://" if http1 else None   # plain-http URLs through http1.py (settings.upstream_http1)
         self._connect_timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.timeouts.connect_s,
                                                       connect=self.timeouts.connect_s)
         self._connect_timeouts = {name: aiohttp.ClientTimeout(total=None, sock_connect=t.connect_s, connect=t.connect_s)
@@ -172,7 +164,7 @@ class Transport:
         if is_demo_url(req.url):
             return open_demo(req.url, req.body)
         t = self._per_provider.get(provider, self.timeouts)
-        if req.url.startswith("http://"):
+        if self._http1_scheme is not None and req.url.startswith(self._http1_scheme):
             stream = await self._open_http1(req, provider, t)
             if 300 <= stream.status < 400:
                 stream.close()
