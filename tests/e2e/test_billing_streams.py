@@ -29,15 +29,19 @@ READ_CHUNKS = 3
 FUNDED = 1_000_000
 
 
-@pytest.fixture(scope="module")
-def upstream():
+@pytest.fixture(scope="module", params=[True, False], ids=["http1", "aiohttp"])
+def upstream(request):
+    """The fake upstream, reached through each upstream client in turn (`upstream.http1`): the lean
+    HTTP/1.1 one (plain-http upstreams, pushed streams) and aiohttp's (https upstreams)."""
     with FakeUpstream(chunk_interval_ms=CHUNK_INTERVAL_MS) as up:
+        up.http1 = request.param
         yield up
 
 
 def _gateway(upstream: FakeUpstream, tmp: Path, **overrides) -> Gateway:
     return Gateway.for_upstreams(str(tmp / "r1.db"), {"openai": (upstream.base_url, "sk-fake-upstream")},
-                                 catalog_path=str(write_catalog(tmp / "catalog.toml")), **overrides)
+                                 catalog_path=str(write_catalog(tmp / "catalog.toml")),
+                                 upstream_http1=upstream.http1, **overrides)
 
 
 @pytest.fixture(scope="module")
