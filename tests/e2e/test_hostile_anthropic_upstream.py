@@ -128,6 +128,10 @@ def test_a_messages_stream_relayed_from_anthropic_is_well_formed_and_says_what_w
     assert last["usage"]["output_tokens"] == rows[0].completion_tokens
     assert final.usage.input_tokens == last["usage"]["input_tokens"] == rows[0].prompt_tokens
     assert last["usage"]["cost"] == rows[0].cost_micros / 1_000_000
+    # message_start's counts (before anything is billed) are relayed only when they are plausible:
+    # 10**30 or -12 there made the SDK warn and a typed client's int field overflow or go negative
+    start = json.loads(re.findall(r"^event: message_start\ndata: (.*)$", raw.text, re.M)[0])["message"]["usage"]
+    assert all(isinstance(v, int) and 0 <= v <= 10 ** 9 for k, v in start.items() if k.endswith("_tokens")), start
 
 
 @pytest.mark.parametrize("name", sorted(REPLIES))

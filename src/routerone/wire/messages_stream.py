@@ -27,6 +27,7 @@ import orjson
 
 from .chat_stream_reader import ChatStreamReader
 from .messages import STOP_REASONS, anthropic_usage, billed_usage, message_id
+from .types import plausible_count
 
 __all__ = ["MessagesStreamEncoder", "sse_event"]
 
@@ -144,7 +145,11 @@ class MessagesStreamEncoder(ChatStreamReader):
         self.started = True
         kind = ev.get("type")
         if kind == "message_start" and isinstance(ev.get("message"), dict):
-            ev["message"]["model"] = chunk.get("model") or ev["message"].get("model")
+            msg = ev["message"]
+            msg["model"] = chunk.get("model") or msg.get("model")
+            if isinstance(msg.get("usage"), dict):   # counts so far, before anything is billed: plausible ones only
+                msg["usage"] = {k: (v if not k.endswith("_tokens") or v is None or plausible_count(v) else 0)
+                                for k, v in msg["usage"].items()}
         if kind in ("message_delta", "message_stop"):
             self._held.append(ev)
             return
