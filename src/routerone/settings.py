@@ -175,6 +175,8 @@ def _coerce(key: str, raw: Any, target: str) -> Any:
             if s in {"0", "false", "no", "off"}:
                 return False
             raise ValueError(raw)
+        if target in ("int", "float") and isinstance(raw, str) and not raw.isascii():
+            raise ValueError(raw)        # int() and float() read other scripts' digits ("\uff18\uff10" = 80)
         if target == "int":
             if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
                 raise ValueError(raw)

@@ -66,6 +66,10 @@ def test_provider_keys_from_the_usual_env_vars(tmp_path):
     ({"ROUTERONE_PORT": "0"}, "port"),
     ({"ROUTERONE_MAX_BODY_BYTES": "0"}, "max_body_bytes"),
     ({"ROUTERONE_WORKERS": "1.5"}, "ROUTERONE_WORKERS"),
+    # other scripts' digits: int() reads them ("\uff18\uff10\uff18\uff10" = 8080, "\u0663" = 3)
+    ({"ROUTERONE_PORT": "\uff18\uff10\uff18\uff10"}, "ROUTERONE_PORT"),
+    ({"ROUTERONE_WORKERS": "\u0663"}, "ROUTERONE_WORKERS"),
+    ({"ROUTERONE_IDLE_TIMEOUT_S": "\u0661\u0662\u0660"}, "ROUTERONE_IDLE_TIMEOUT_S"),
     ({"ROUTERONE_LOG_CONTENT": "maybe"}, "ROUTERONE_LOG_CONTENT"),
     ({"ROUTERONE_LIMITER": "postgres"}, "limiter"),
     ({"ROUTERONE_ROUTING_STRATEGY": "random"}, "routing_strategy"),
