@@ -261,3 +261,16 @@ async def test_pump_writes_once_per_upstream_read(serve):
     finally:
         stream.close()
     assert pieces == [b"a", b"b", b"c"] and writes == [b"abc"]
+
+
+@pytest.mark.parametrize("first", [b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", b"HTTP/1.1 204 No Content\r\n\r\n"])
+async def test_bytes_after_a_response_in_the_same_read_are_neither_its_body_nor_the_next_response(serve, first):
+    """A second response (or the start of one) right behind the first, in the same segment: llhttp
+    parses on into it. Before, its body was appended to this one's (`okEVIL!`; a 204 got `EVIL`)
+    and a head cut short was kept in the pooled connection's parser, so the NEXT request (maybe
+    another user's) read the rest of it as its own response."""
+    smuggled = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nEV"
+    s = await serve([[first + smuggled], [b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nnew"]])
+    assert await body_of(serve.transport, s.url) == (int(first[9:12]), first.partition(b"\r\n\r\n")[2])
+    assert await body_of(serve.transport, s.url) == (200, b"new")
+    assert s.connections == 2                      # the first connection was not reused

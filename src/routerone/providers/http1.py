@@ -97,6 +97,10 @@ class _Conn(asyncio.Protocol):
             self._fail(_failed("connection closed"))
 
     # --- httptools callbacks
+    def on_message_begin(self) -> None:
+        if self.complete:        # llhttp parses on, into a second response in the same read: never ours
+            raise _failed("bytes after the response")
+
     def on_header(self, name: bytes, value: bytes) -> None:
         self.head_bytes += len(name) + len(value) + 4
         if self.head_bytes > MAX_HEAD_BYTES:
