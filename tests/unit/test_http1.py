@@ -274,3 +274,13 @@ async def test_bytes_after_a_response_in_the_same_read_are_neither_its_body_nor_
     assert await body_of(serve.transport, s.url) == (int(first[9:12]), first.partition(b"\r\n\r\n")[2])
     assert await body_of(serve.transport, s.url) == (200, b"new")
     assert s.connections == 2                      # the first connection was not reused
+
+
+async def test_a_head_over_the_bound_dripped_over_many_reads_fails_at_the_bound(serve):
+    """httptools keeps a header's value (and the status reason) until it ends; on_header counted
+    only whole headers, so one endless header, 4 KiB a read, grew in memory until the first-byte
+    timeout (at local speeds, gigabytes). Now the head fails once its bytes pass MAX_HEAD_BYTES."""
+    drip = [b"HTTP/1.1 200 OK\r\nX-Endless: "] + [b"a" * 4096] * (3 * http1.MAX_HEAD_BYTES // 4096)
+    s = await serve([drip], pause_s=0.001)
+    with pytest.raises(UpstreamUnavailable, match="response head over"):
+        await body_of(serve.transport, s.url)

@@ -52,6 +52,8 @@ class _Conn(asyncio.Protocol):
         self.status = 0
         self.headers: CIMultiDict[str] = CIMultiDict()
         self.head_bytes = 0
+        self.in_head = True              # the final response's head has not ended yet
+        self.head_fed_bytes = 0          # bytes of the reads that came while in the head
         self.head_done: asyncio.Future | None = None
         self.body: deque[bytes] = deque()
         self.body_bytes = 0
@@ -76,8 +78,12 @@ class _Conn(asyncio.Protocol):
         if self.complete or self.error is not None or self.head_done is None:
             self._fail(_failed("bytes outside a response"))      # unasked-for bytes: never reuse
             return
+        if self.in_head:                 # httptools keeps a header value until it ends: bound the head here
+            self.head_fed_bytes += len(data)
         try:
             self.parser.feed_data(data)
+            if self.in_head and self.head_fed_bytes > MAX_HEAD_BYTES:
+                raise _failed(f"response head over {MAX_HEAD_BYTES} bytes")
             if self.sink is not None:
                 self._flush(None)
         except httptools.HttpParserUpgrade:
@@ -115,7 +121,7 @@ class _Conn(asyncio.Protocol):
         if 100 <= status < 200:                      # an interim response: the real one follows
             self.skip_interim, self.headers, self.head_bytes = True, CIMultiDict(), 0
             return
-        self.status = status
+        self.status, self.in_head = status, False
         self.keep_alive = self.parser.should_keep_alive()
         h = self.headers
         coding = h.get("Content-Encoding", "").strip().lower()
