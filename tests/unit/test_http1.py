@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import tracemalloc
+import zlib
 
 import pytest
 
@@ -284,3 +286,22 @@ async def test_a_head_over_the_bound_dripped_over_many_reads_fails_at_the_bound(
     s = await serve([drip], pause_s=0.001)
     with pytest.raises(UpstreamUnavailable, match="response head over"):
         await body_of(serve.transport, s.url)
+
+
+async def test_a_gzip_bomb_is_decoded_in_bounded_slices(serve):
+    """256 MiB of zeros, 254 KiB gzipped: one upstream read decoded at once was 256 MiB in memory
+    (peak 267 MiB) before read_all's 64 MiB bound could look. Now it is decoded 1 MiB at a time and
+    fails once it passes MAX_REPLY_BYTES, buffered or not."""
+    gz = zlib.compressobj(9, zlib.DEFLATED, 31)
+    zeros = bytes(1 << 20)
+    packed = b"".join(gz.compress(zeros) for _ in range(256)) + gz.flush()
+    s = await serve([[b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n" % len(packed),
+                      packed]])
+    tracemalloc.start()
+    try:
+        with pytest.raises(UpstreamUnavailable, match="over|larger than"):
+            await serve.transport.send(UpstreamRequest(s.url, {}, b"{}"))
+        peak_bytes = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak_bytes < http1.MAX_REPLY_BYTES + (16 << 20)

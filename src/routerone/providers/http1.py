@@ -30,6 +30,7 @@ MAX_HEAD_BYTES = 64 * 1024        # status line and headers
 MAX_REPLY_BYTES = 64 << 20       # a reply read whole (not streamed), as transport.MAX_REPLY_BYTES
 POOL_IDLE_S = 60.0                # an idle pooled connection older than this is closed, not reused
 LINGER_S = 1.0                    # a body the caller stopped reading just before its end: wait this long for it
+DECODE_SLICE_BYTES = 1 << 20      # a compressed body is decoded at most this much at a time
 MAX_KEEPALIVE_BYTES = 1 << 20     # of keep-alives between two stream events (OpenRouter's: ~25 bytes every few s)
 
 
@@ -78,6 +79,7 @@ class _Conn(asyncio.Protocol):
         if self.complete or self.error is not None or self.head_done is None:
             self._fail(_failed("bytes outside a response"))      # unasked-for bytes: never reuse
             return
+        self.decoded_bytes = 0           # what this read's compressed body decodes to (bounded)
         if self.in_head:                 # httptools keeps a header value until it ends: bound the head here
             self.head_fed_bytes += len(data)
         try:
@@ -89,7 +91,10 @@ class _Conn(asyncio.Protocol):
         except httptools.HttpParserUpgrade:
             self._fail(_failed("protocol upgrade"))
         except httptools.HttpParserError as exc:
-            self._fail(_failed(f"malformed HTTP: {type(exc).__name__}"))
+            if isinstance(exc.__context__, UpstreamUnavailable):     # raised by a callback below
+                self._fail(exc.__context__)
+            else:
+                self._fail(_failed(f"malformed HTTP: {type(exc).__name__}"))
         except UpstreamUnavailable as exc:     # raised by a callback below
             self._fail(exc)
 
@@ -134,13 +139,25 @@ class _Conn(asyncio.Protocol):
             self.head_done.set_result(None)
 
     def on_body(self, body: bytes) -> None:
-        if self.decoder is not None:
+        if self.decoder is None:
+            self._on_plain(body)
+            return
+        while True:         # in slices: a gzip bomb's read (256 KiB -> 256 MiB) never decodes at once
             try:
-                body = self.decoder.decompress(body)
+                out = self.decoder.decompress(body, DECODE_SLICE_BYTES)
             except zlib.error:
                 raise _failed("a body that does not decode") from None
-            if not body:
+            body = self.decoder.unconsumed_tail
+            if out:
+                self.decoded_bytes += len(out)
+                if self.decoded_bytes > MAX_REPLY_BYTES or self.body_bytes + len(out) > MAX_REPLY_BYTES:
+                    self.body.clear()              # the reply is failed: nobody reads these
+                    raise _failed(f"a compressed body that decodes to over {MAX_REPLY_BYTES} bytes")
+                self._on_plain(out)
+            if not body and len(out) < DECODE_SLICE_BYTES:
                 return
+
+    def _on_plain(self, body: bytes) -> None:
         if self.sink is not None:
             self._push(body)
             return
