@@ -305,3 +305,18 @@ async def test_a_gzip_bomb_is_decoded_in_bounded_slices(serve):
     finally:
         tracemalloc.stop()
     assert peak_bytes < http1.MAX_REPLY_BYTES + (16 << 20)
+
+
+async def test_an_ipv6_literal_host_is_bracketed_in_the_host_header():
+    """`http://[::1]:port/v1`: the Host header was `::1:port` (not valid HTTP: a strict upstream
+    answers 400); aiohttp sends `[::1]:port`."""
+    s = Scripted([[b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"]])
+    srv = await asyncio.start_server(s.handle, "::1", 0)
+    port = srv.sockets[0].getsockname()[1]
+    t = Transport(Timeouts(1.0, 2.0, 1.0))
+    try:
+        assert await body_of(t, f"http://[::1]:{port}/v1/chat/completions") == (200, b"ok")
+    finally:
+        await t.close()
+        srv.close()
+    assert f"\r\nHost: [::1]:{port}\r\n".encode() in s.requests[0]

@@ -497,6 +497,8 @@ class Http1Pool:
 
 def _request_head(u: URL, headers, body_bytes: int) -> bytes:
     host = u.raw_host or ""
+    if ":" in host:
+        host = f"[{host}]"                 # an IPv6 literal, as in the URL
     if u.port is not None and u.port != 80:
         host = f"{host}:{u.port}"
     lines = [f"POST {u.raw_path_qs or '/'} HTTP/1.1", f"Host: {host}", f"Content-Length: {body_bytes}",
