@@ -320,3 +320,14 @@ async def test_an_ipv6_literal_host_is_bracketed_in_the_host_header():
         await t.close()
         srv.close()
     assert f"\r\nHost: [::1]:{port}\r\n".encode() in s.requests[0]
+
+
+@pytest.mark.parametrize("wbits", [15, -15])
+async def test_deflate_with_or_without_its_zlib_header_is_decoded(serve, wbits):
+    """`Content-Encoding: deflate` is zlib by the RFC, raw deflate from some servers; aiohttp
+    decodes both (it looks at the first byte). Before, raw deflate was an upstream failure here."""
+    z = zlib.compressobj(6, zlib.DEFLATED, wbits)
+    packed = z.compress(b"data: {}\n\n" * 20) + z.flush()
+    s = await serve([[b"HTTP/1.1 200 OK\r\nContent-Encoding: deflate\r\nContent-Length: %d\r\n\r\n" % len(packed),
+                      packed[:3], packed[3:]]])
+    assert await body_of(serve.transport, s.url) == (200, b"data: {}\n\n" * 20)

@@ -67,6 +67,7 @@ class _Conn(asyncio.Protocol):
         self.linger: tuple | None = None   # the caller is done, the body's end is awaited: (pool, key, timer)
         self.paused = False
         self.decoder = None
+        self.deflate_sniff = False       # `deflate`: zlib, or raw deflate as some servers send it (first byte tells)
         self.close_delimited = False
         self.keep_alive = False          # as the response head said (llhttp forgets it once the body ends)
         self.skip_interim = False
@@ -132,6 +133,7 @@ class _Conn(asyncio.Protocol):
         coding = h.get("Content-Encoding", "").strip().lower()
         if coding in ("gzip", "x-gzip", "deflate"):
             self.decoder = zlib.decompressobj(47)   # gzip or zlib, told apart by the header
+            self.deflate_sniff = coding == "deflate"
         elif coding not in ("", "identity"):
             raise _failed(f"unsupported Content-Encoding {coding[:40]!r}")
         self.close_delimited = "Content-Length" not in h and "chunked" not in h.get("Transfer-Encoding", "").lower()
@@ -142,6 +144,10 @@ class _Conn(asyncio.Protocol):
         if self.decoder is None:
             self._on_plain(body)
             return
+        if self.deflate_sniff and body:
+            self.deflate_sniff = False
+            if body[0] & 0x0F != 8:                  # not a zlib header: raw deflate (as aiohttp tells them)
+                self.decoder = zlib.decompressobj(-15)
         while True:         # in slices: a gzip bomb's read (256 KiB -> 256 MiB) never decodes at once
             try:
                 out = self.decoder.decompress(body, DECODE_SLICE_BYTES)
