@@ -331,3 +331,12 @@ async def test_deflate_with_or_without_its_zlib_header_is_decoded(serve, wbits):
     s = await serve([[b"HTTP/1.1 200 OK\r\nContent-Encoding: deflate\r\nContent-Length: %d\r\n\r\n" % len(packed),
                       packed[:3], packed[3:]]])
     assert await body_of(serve.transport, s.url) == (200, b"data: {}\n\n" * 20)
+
+
+async def test_a_host_header_set_by_the_operator_is_the_one_sent(serve):
+    """An upstream behind a proxy that routes by name (`base_url` an address, `headers = {Host = ...}`):
+    aiohttp sends the operator's Host; this client dropped it and sent the address."""
+    s = await serve([[b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"]])
+    assert await body_of(serve.transport, s.url, {"host": "vllm.internal", "Authorization": "Bearer k"}) == (200, b"ok")
+    head = s.requests[0].partition(b"\r\n\r\n")[0].lower()
+    assert head.count(b"\r\nhost: ") == 1 and b"\r\nhost: vllm.internal\r\n" in head + b"\r\n"

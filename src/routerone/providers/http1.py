@@ -507,11 +507,14 @@ def _request_head(u: URL, headers, body_bytes: int) -> bytes:
         host = f"[{host}]"                 # an IPv6 literal, as in the URL
     if u.port is not None and u.port != 80:
         host = f"{host}:{u.port}"
-    lines = [f"POST {u.raw_path_qs or '/'} HTTP/1.1", f"Host: {host}", f"Content-Length: {body_bytes}",
-             "Accept-Encoding: identity"]
+    lines = [f"POST {u.raw_path_qs or '/'} HTTP/1.1", "", f"Content-Length: {body_bytes}", "Accept-Encoding: identity"]
     for name, value in headers.items():
         if any(ch in name or ch in value for ch in "\r\n\0") or not name or ":" in name:
             raise UpstreamUnavailable("a configured upstream header is not valid HTTP")
-        if name.lower() not in ("host", "content-length", "accept-encoding", "transfer-encoding", "connection"):
+        lower = name.lower()
+        if lower == "host":
+            host = value                   # the operator's (a proxy that routes by name), as aiohttp sends it
+        elif lower not in ("content-length", "accept-encoding", "transfer-encoding", "connection"):
             lines.append(f"{name}: {value}")
+    lines[1] = f"Host: {host}"
     return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8")   # as aiohttp encodes them
