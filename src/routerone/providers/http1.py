@@ -8,8 +8,11 @@ streams-ttft.md, session 7). https upstreams still go through aiohttp (transport
 
 The upstream's bytes are untrusted: header block, chunk framing and a body that ends early are
 checked by llhttp, buffered body bytes are bounded (reading pauses above BUFFER_PAUSE_BYTES until
-the caller reads), and every fault is an `UpstreamUnavailable` (or `UpstreamTimeout`), never
-another exception. `Accept-Encoding: identity` is asked for; a gzip or deflate body is decoded anyway.
+the caller reads), the head by the bytes read while in it, and every fault is an
+`UpstreamUnavailable` (or `UpstreamTimeout`), never another exception. Nothing after a complete
+response is taken, neither as its body nor as the next request's response. `Accept-Encoding:
+identity` is asked for; a gzip or deflate (zlib or raw) body is decoded anyway, in slices, at most
+MAX_REPLY_BYTES from one read or unread (a bomb fails, it is not held).
 """
 from __future__ import annotations
 
@@ -67,6 +70,7 @@ class _Conn(asyncio.Protocol):
         self.linger: tuple | None = None   # the caller is done, the body's end is awaited: (pool, key, timer)
         self.paused = False
         self.decoder = None
+        self.decoded_bytes = 0           # what the current read's compressed body decoded to
         self.deflate_sniff = False       # `deflate`: zlib, or raw deflate as some servers send it (first byte tells)
         self.close_delimited = False
         self.keep_alive = False          # as the response head said (llhttp forgets it once the body ends)
@@ -80,7 +84,7 @@ class _Conn(asyncio.Protocol):
         if self.complete or self.error is not None or self.head_done is None:
             self._fail(_failed("bytes outside a response"))      # unasked-for bytes: never reuse
             return
-        self.decoded_bytes = 0           # what this read's compressed body decodes to (bounded)
+        self.decoded_bytes = 0
         if self.in_head:                 # httptools keeps a header value until it ends: bound the head here
             self.head_fed_bytes += len(data)
         try:
