@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import tracemalloc
+import zlib
 
 import pytest
 
@@ -261,3 +263,80 @@ async def test_pump_writes_once_per_upstream_read(serve):
     finally:
         stream.close()
     assert pieces == [b"a", b"b", b"c"] and writes == [b"abc"]
+
+
+@pytest.mark.parametrize("first", [b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", b"HTTP/1.1 204 No Content\r\n\r\n"])
+async def test_bytes_after_a_response_in_the_same_read_are_neither_its_body_nor_the_next_response(serve, first):
+    """A second response (or the start of one) right behind the first, in the same segment: llhttp
+    parses on into it. Before, its body was appended to this one's (`okEVIL!`; a 204 got `EVIL`)
+    and a head cut short was kept in the pooled connection's parser, so the NEXT request (maybe
+    another user's) read the rest of it as its own response."""
+    smuggled = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nEV"
+    s = await serve([[first + smuggled], [b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nnew"]])
+    assert await body_of(serve.transport, s.url) == (int(first[9:12]), first.partition(b"\r\n\r\n")[2])
+    assert await body_of(serve.transport, s.url) == (200, b"new")
+    assert s.connections == 2                      # the first connection was not reused
+
+
+async def test_a_head_over_the_bound_dripped_over_many_reads_fails_at_the_bound(serve):
+    """httptools keeps a header's value (and the status reason) until it ends; on_header counted
+    only whole headers, so one endless header, 4 KiB a read, grew in memory until the first-byte
+    timeout (at local speeds, gigabytes). Now the head fails once its bytes pass MAX_HEAD_BYTES."""
+    drip = [b"HTTP/1.1 200 OK\r\nX-Endless: "] + [b"a" * 4096] * (3 * http1.MAX_HEAD_BYTES // 4096)
+    s = await serve([drip], pause_s=0.001)
+    with pytest.raises(UpstreamUnavailable, match="response head over"):
+        await body_of(serve.transport, s.url)
+
+
+async def test_a_gzip_bomb_is_decoded_in_bounded_slices(serve):
+    """256 MiB of zeros, 254 KiB gzipped: one upstream read decoded at once was 256 MiB in memory
+    (peak 267 MiB) before read_all's 64 MiB bound could look. Now it is decoded 1 MiB at a time and
+    fails once it passes MAX_REPLY_BYTES, buffered or not."""
+    gz = zlib.compressobj(9, zlib.DEFLATED, 31)
+    zeros = bytes(1 << 20)
+    packed = b"".join(gz.compress(zeros) for _ in range(256)) + gz.flush()
+    s = await serve([[b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n" % len(packed),
+                      packed]])
+    tracemalloc.start()
+    try:
+        with pytest.raises(UpstreamUnavailable, match="over|larger than"):
+            await serve.transport.send(UpstreamRequest(s.url, {}, b"{}"))
+        peak_bytes = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak_bytes < http1.MAX_REPLY_BYTES + (16 << 20)
+
+
+async def test_an_ipv6_literal_host_is_bracketed_in_the_host_header():
+    """`http://[::1]:port/v1`: the Host header was `::1:port` (not valid HTTP: a strict upstream
+    answers 400); aiohttp sends `[::1]:port`."""
+    s = Scripted([[b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"]])
+    srv = await asyncio.start_server(s.handle, "::1", 0)
+    port = srv.sockets[0].getsockname()[1]
+    t = Transport(Timeouts(1.0, 2.0, 1.0))
+    try:
+        assert await body_of(t, f"http://[::1]:{port}/v1/chat/completions") == (200, b"ok")
+    finally:
+        await t.close()
+        srv.close()
+    assert f"\r\nHost: [::1]:{port}\r\n".encode() in s.requests[0]
+
+
+@pytest.mark.parametrize("wbits", [15, -15])
+async def test_deflate_with_or_without_its_zlib_header_is_decoded(serve, wbits):
+    """`Content-Encoding: deflate` is zlib by the RFC, raw deflate from some servers; aiohttp
+    decodes both (it looks at the first byte). Before, raw deflate was an upstream failure here."""
+    z = zlib.compressobj(6, zlib.DEFLATED, wbits)
+    packed = z.compress(b"data: {}\n\n" * 20) + z.flush()
+    s = await serve([[b"HTTP/1.1 200 OK\r\nContent-Encoding: deflate\r\nContent-Length: %d\r\n\r\n" % len(packed),
+                      packed[:3], packed[3:]]])
+    assert await body_of(serve.transport, s.url) == (200, b"data: {}\n\n" * 20)
+
+
+async def test_a_host_header_set_by_the_operator_is_the_one_sent(serve):
+    """An upstream behind a proxy that routes by name (`base_url` an address, `headers = {Host = ...}`):
+    aiohttp sends the operator's Host; this client dropped it and sent the address."""
+    s = await serve([[b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"]])
+    assert await body_of(serve.transport, s.url, {"host": "vllm.internal", "Authorization": "Bearer k"}) == (200, b"ok")
+    head = s.requests[0].partition(b"\r\n\r\n")[0].lower()
+    assert head.count(b"\r\nhost: ") == 1 and b"\r\nhost: vllm.internal\r\n" in head + b"\r\n"

@@ -8,8 +8,11 @@ streams-ttft.md, session 7). https upstreams still go through aiohttp (transport
 
 The upstream's bytes are untrusted: header block, chunk framing and a body that ends early are
 checked by llhttp, buffered body bytes are bounded (reading pauses above BUFFER_PAUSE_BYTES until
-the caller reads), and every fault is an `UpstreamUnavailable` (or `UpstreamTimeout`), never
-another exception. `Accept-Encoding: identity` is asked for; a gzip or deflate body is decoded anyway.
+the caller reads), the head by the bytes read while in it, and every fault is an
+`UpstreamUnavailable` (or `UpstreamTimeout`), never another exception. Nothing after a complete
+response is taken, neither as its body nor as the next request's response. `Accept-Encoding:
+identity` is asked for; a gzip or deflate (zlib or raw) body is decoded anyway, in slices, at most
+MAX_REPLY_BYTES from one read or unread (a bomb fails, it is not held).
 """
 from __future__ import annotations
 
@@ -30,6 +33,7 @@ MAX_HEAD_BYTES = 64 * 1024        # status line and headers
 MAX_REPLY_BYTES = 64 << 20       # a reply read whole (not streamed), as transport.MAX_REPLY_BYTES
 POOL_IDLE_S = 60.0                # an idle pooled connection older than this is closed, not reused
 LINGER_S = 1.0                    # a body the caller stopped reading just before its end: wait this long for it
+DECODE_SLICE_BYTES = 1 << 20      # a compressed body is decoded at most this much at a time
 MAX_KEEPALIVE_BYTES = 1 << 20     # of keep-alives between two stream events (OpenRouter's: ~25 bytes every few s)
 
 
@@ -91,6 +95,8 @@ class _Conn(asyncio.Protocol):
         self.status = 0
         self.headers: CIMultiDict[str] = CIMultiDict()
         self.head_bytes = 0
+        self.in_head = True              # the final response's head has not ended yet
+        self.head_fed_bytes = 0          # bytes of the reads that came while in the head
         self.head_done: asyncio.Future | None = None
         self.body: deque[bytes] = deque()
         self.body_bytes = 0
@@ -103,6 +109,8 @@ class _Conn(asyncio.Protocol):
         self.linger: tuple | None = None   # the caller is done, the body's end is awaited: (pool, key, timer)
         self.paused = False
         self.decoder = None
+        self.decoded_bytes = 0           # what the current read's compressed body decoded to
+        self.deflate_sniff = False       # `deflate`: zlib, or raw deflate as some servers send it (first byte tells)
         self.close_delimited = False
         self.keep_alive = False          # as the response head said (llhttp forgets it once the body ends)
         self.skip_interim = False
@@ -115,14 +123,22 @@ class _Conn(asyncio.Protocol):
         if self.complete or self.error is not None or self.head_done is None:
             self._fail(_failed("bytes outside a response"))      # unasked-for bytes: never reuse
             return
+        self.decoded_bytes = 0
+        if self.in_head:                 # httptools keeps a header value until it ends: bound the head here
+            self.head_fed_bytes += len(data)
         try:
             self.parser.feed_data(data)
+            if self.in_head and self.head_fed_bytes > MAX_HEAD_BYTES:
+                raise _failed(f"response head over {MAX_HEAD_BYTES} bytes")
             if self.sink is not None:
                 self._flush(None)
         except httptools.HttpParserUpgrade:
             self._fail(_failed("protocol upgrade"))
         except httptools.HttpParserError as exc:
-            self._fail(_failed(f"malformed HTTP: {type(exc).__name__}"))
+            if isinstance(exc.__context__, UpstreamUnavailable):     # raised by a callback below
+                self._fail(exc.__context__)
+            else:
+                self._fail(_failed(f"malformed HTTP: {type(exc).__name__}"))
         except UpstreamUnavailable as exc:     # raised by a callback below
             self._fail(exc)
 
@@ -136,6 +152,10 @@ class _Conn(asyncio.Protocol):
             self._fail(_failed("connection closed"))
 
     # --- httptools callbacks
+    def on_message_begin(self) -> None:
+        if self.complete:        # llhttp parses on, into a second response in the same read: never ours
+            raise _failed("bytes after the response")
+
     def on_header(self, name: bytes, value: bytes) -> None:
         self.head_bytes += len(name) + len(value) + 4
         if self.head_bytes > MAX_HEAD_BYTES:
@@ -150,12 +170,13 @@ class _Conn(asyncio.Protocol):
         if 100 <= status < 200:                      # an interim response: the real one follows
             self.skip_interim, self.headers, self.head_bytes = True, CIMultiDict(), 0
             return
-        self.status = status
+        self.status, self.in_head = status, False
         self.keep_alive = self.parser.should_keep_alive()
         h = self.headers
         coding = h.get("Content-Encoding", "").strip().lower()
         if coding in ("gzip", "x-gzip", "deflate"):
             self.decoder = zlib.decompressobj(47)   # gzip or zlib, told apart by the header
+            self.deflate_sniff = coding == "deflate"
         elif coding not in ("", "identity"):
             raise _failed(f"unsupported Content-Encoding {coding[:40]!r}")
         self.close_delimited = "Content-Length" not in h and "chunked" not in h.get("Transfer-Encoding", "").lower()
@@ -163,13 +184,29 @@ class _Conn(asyncio.Protocol):
             self.head_done.set_result(None)
 
     def on_body(self, body: bytes) -> None:
-        if self.decoder is not None:
+        if self.decoder is None:
+            self._on_plain(body)
+            return
+        if self.deflate_sniff and body:
+            self.deflate_sniff = False
+            if body[0] & 0x0F != 8:                  # not a zlib header: raw deflate (as aiohttp tells them)
+                self.decoder = zlib.decompressobj(-15)
+        while True:         # in slices: a gzip bomb's read (256 KiB -> 256 MiB) never decodes at once
             try:
-                body = self.decoder.decompress(body)
+                out = self.decoder.decompress(body, DECODE_SLICE_BYTES)
             except zlib.error:
                 raise _failed("a body that does not decode") from None
-            if not body:
+            body = self.decoder.unconsumed_tail
+            if out:
+                self.decoded_bytes += len(out)
+                if self.decoded_bytes > MAX_REPLY_BYTES or self.body_bytes + len(out) > MAX_REPLY_BYTES:
+                    self.body.clear()              # the reply is failed: nobody reads these
+                    raise _failed(f"a compressed body that decodes to over {MAX_REPLY_BYTES} bytes")
+                self._on_plain(out)
+            if not body and len(out) < DECODE_SLICE_BYTES:
                 return
+
+    def _on_plain(self, body: bytes) -> None:
         if self.sink is not None:
             self._push(body)
             return
@@ -491,13 +528,18 @@ class Http1Pool:
 
 def _request_head(u: URL, headers, body_bytes: int) -> bytes:
     host = u.raw_host or ""
+    if ":" in host:
+        host = f"[{host}]"                 # an IPv6 literal, as in the URL
     if u.port is not None and u.port != 80:
         host = f"{host}:{u.port}"
-    lines = [f"POST {u.raw_path_qs or '/'} HTTP/1.1", f"Host: {host}", f"Content-Length: {body_bytes}",
-             "Accept-Encoding: identity"]
+    lines = [f"POST {u.raw_path_qs or '/'} HTTP/1.1", "", f"Content-Length: {body_bytes}", "Accept-Encoding: identity"]
     for name, value in headers.items():
         if any(ch in name or ch in value for ch in "\r\n\0") or not name or ":" in name:
             raise UpstreamUnavailable("a configured upstream header is not valid HTTP")
-        if name.lower() not in ("host", "content-length", "accept-encoding", "transfer-encoding", "connection"):
+        lower = name.lower()
+        if lower == "host":
+            host = value                   # the operator's (a proxy that routes by name), as aiohttp sends it
+        elif lower not in ("content-length", "accept-encoding", "transfer-encoding", "connection"):
             lines.append(f"{name}: {value}")
+    lines[1] = f"Host: {host}"
     return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8")   # as aiohttp encodes them
