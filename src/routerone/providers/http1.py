@@ -1,5 +1,5 @@
 """A lean HTTP/1.1 client for plain-http upstreams (vLLM, Ollama, a sidecar, the benchmarks' fake):
-one asyncio protocol per pooled keep-alive connection, responses parsed by `httptools` (llhttp).
+one asyncio protocol per pooled keep-alive connection (http1_pool.py), responses parsed by `httptools` (llhttp).
 
 Why not aiohttp's client here: a streamed reply costs it a `ClientRequest`, a `StreamReader` that
 re-feeds its parser on every read, and two `data_received` calls per upstream read; at 1,000
@@ -19,61 +19,24 @@ from __future__ import annotations
 import asyncio
 import zlib
 from collections import deque
+from typing import TYPE_CHECKING
 
 import httptools
 from multidict import CIMultiDict, CIMultiDictProxy
-from yarl import URL
 
 from ..errors import UpstreamTimeout, UpstreamUnavailable
+from .idle import IdleWatchdog
 
-__all__ = ["Http1Pool", "Http1Stream", "IdleWatchdog", "BUFFER_PAUSE_BYTES", "MAX_HEAD_BYTES", "MAX_KEEPALIVE_BYTES"]
+if TYPE_CHECKING:
+    from .http1_pool import Http1Pool
+
+__all__ = ["Http1Stream", "BUFFER_PAUSE_BYTES", "MAX_HEAD_BYTES"]
 
 BUFFER_PAUSE_BYTES = 1 << 20      # body bytes the caller has not read yet: above this, reading pauses
 MAX_HEAD_BYTES = 64 * 1024        # status line and headers
 MAX_REPLY_BYTES = 64 << 20       # a reply read whole (not streamed), as transport.MAX_REPLY_BYTES
-POOL_IDLE_S = 60.0                # an idle pooled connection older than this is closed, not reused
 LINGER_S = 1.0                    # a body the caller stopped reading just before its end: wait this long for it
 DECODE_SLICE_BYTES = 1 << 20      # a compressed body is decoded at most this much at a time
-MAX_KEEPALIVE_BYTES = 1 << 20     # of keep-alives between two stream events (OpenRouter's: ~25 bytes every few s)
-
-
-class IdleWatchdog:
-    """The idle timeout of an upstream stream (this module's and transport.UpstreamStream): one timer
-    per stream, not one per read; a wait notes when it started (`_wait_start_s`), and the timer, when
-    due, fails a wait that has gone on for `_idle_s` (less the time already spent on keep-alives) or
-    re-arms itself. A caller that finds a read brought only keep-alives says so with `kept_alive`;
-    that read's wait then counts on, and its bytes towards MAX_KEEPALIVE_BYTES."""
-
-    __slots__ = ()
-    _kept_alive: bool
-    _quiet_bytes: int
-    _quiet_s: float
-    _idle_s: float
-    _wait_start_s: float | None
-    _watchdog: asyncio.TimerHandle | None
-    _loop: asyncio.AbstractEventLoop
-
-    def _stalled(self, exc: UpstreamTimeout) -> None:
-        raise NotImplementedError
-
-    def _check_idle(self) -> None:
-        self._watchdog = None
-        start_s = self._wait_start_s
-        if start_s is None:              # not waiting now: the next wait re-arms the watchdog
-            return
-        due_s = start_s + self._idle_s - self._quiet_s
-        if self._loop.time() + 0.001 >= due_s:   # timers fire to the millisecond
-            self._stalled(UpstreamTimeout(f"The upstream stream stalled: no event for {self._idle_s:g} s "
-                                          "(idle timeout; keep-alives do not count)"))
-        else:
-            self._watchdog = self._loop.call_at(due_s, self._check_idle)
-
-    def kept_alive(self, nbytes: int) -> None:
-        self._kept_alive = True
-        self._quiet_bytes += nbytes
-        if self._quiet_bytes > MAX_KEEPALIVE_BYTES:
-            raise UpstreamUnavailable(f"The upstream sent over {MAX_KEEPALIVE_BYTES} bytes of keep-alives "
-                                      "(comments, blank lines, pings) without an event")
 
 
 def _failed(why: str) -> UpstreamUnavailable:
@@ -466,80 +429,3 @@ class Http1Stream(IdleWatchdog):
                 c.transport.resume_reading()
         else:
             c.close()
-
-
-class Http1Pool:
-    """Keep-alive connections per (host, port), no limit on their number (as the aiohttp pool it
-    stands beside, `limit=0`); an idle one past POOL_IDLE_S, or one the upstream closed, is dropped."""
-
-    def __init__(self) -> None:
-        self._idle: dict[tuple, list[_Conn]] = {}
-        self.lingering: set[_Conn] = set()      # waiting for their body's end (Http1Stream.close)
-
-    async def open(self, url: str, headers, body: bytes, *, connect_s: float, idle_s: float) -> Http1Stream:
-        """Send the request, wait for the response head. The caller bounds the whole wait (first byte)."""
-        u = URL(url)
-        host, port = u.raw_host or "", u.port or 80
-        key = (host, port)
-        head = _request_head(u, headers, len(body))
-        conn = self._reuse(key)
-        loop = asyncio.get_running_loop()
-        if conn is None:
-            try:
-                async with asyncio.timeout(connect_s):
-                    _, conn = await loop.create_connection(lambda: _Conn(loop), host, port)
-            except TimeoutError:
-                raise UpstreamTimeout(f"cannot connect within {connect_s:g}s") from None
-            except OSError:
-                raise UpstreamUnavailable("cannot connect") from None
-        conn._reset()
-        conn.head_done = loop.create_future()
-        conn.transport.write(head + body)
-        try:
-            await conn.head_done
-        except BaseException:
-            conn.close()
-            raise
-        return Http1Stream(conn, self, key, idle_s)
-
-    def _reuse(self, key: tuple) -> _Conn | None:
-        idle = self._idle.get(key)
-        now_s = asyncio.get_running_loop().time()
-        while idle:
-            conn = idle.pop()
-            if not conn.closed and now_s - conn.idle_since_s < POOL_IDLE_S:
-                return conn
-            conn.close()
-        return None
-
-    def release(self, key: tuple, conn: _Conn) -> None:
-        conn.head_done = None          # bytes arriving now are not asked for: the connection closes
-        if conn.paused:                # a pump paused it, then the body ended: an idle one reads
-            conn.paused = False
-            conn.transport.resume_reading()
-        conn.idle_since_s = conn.loop.time()
-        self._idle.setdefault(key, []).append(conn)
-
-    def close(self) -> None:
-        for conn in [*self.lingering, *(c for conns in self._idle.values() for c in conns)]:
-            conn.close()
-        self._idle.clear()
-
-
-def _request_head(u: URL, headers, body_bytes: int) -> bytes:
-    host = u.raw_host or ""
-    if ":" in host:
-        host = f"[{host}]"                 # an IPv6 literal, as in the URL
-    if u.port is not None and u.port != 80:
-        host = f"{host}:{u.port}"
-    lines = [f"POST {u.raw_path_qs or '/'} HTTP/1.1", "", f"Content-Length: {body_bytes}", "Accept-Encoding: identity"]
-    for name, value in headers.items():
-        if any(ch in name or ch in value for ch in "\r\n\0") or not name or ":" in name:
-            raise UpstreamUnavailable("a configured upstream header is not valid HTTP")
-        lower = name.lower()
-        if lower == "host":
-            host = value                   # the operator's (a proxy that routes by name), as aiohttp sends it
-        elif lower not in ("content-length", "accept-encoding", "transfer-encoding", "connection"):
-            lines.append(f"{name}: {value}")
-    lines[1] = f"Host: {host}"
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8")   # as aiohttp encodes them

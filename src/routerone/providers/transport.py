@@ -20,7 +20,9 @@ import logging
 from ..errors import UpstreamTimeout, UpstreamUnavailable
 from .base import UpstreamRequest
 from .demo import DemoStream, is_demo_url, open_demo
-from .http1 import Http1Pool, Http1Stream, IdleWatchdog
+from .http1 import Http1Stream
+from .http1_pool import Http1Pool
+from .idle import IdleWatchdog
 
 __all__ = ["Transport", "Timeouts", "UpstreamResponse", "UpstreamStream", "redirect_target"]
 log = logging.getLogger("routerone.providers")
@@ -55,7 +57,7 @@ class UpstreamStream(IdleWatchdog):
     `kept_alive()`, and the time waited for such reads adds up. A stream is failed once it has
     waited `idle_s` in all since its last real event, however many keep-alives came in between
     (before, an upstream sending only comments held the stream and its hold open for ever). Nor may
-    they come in bulk: more than http1.MAX_KEEPALIVE_BYTES of them between two events is an upstream
+    they come in bulk: more than idle.MAX_KEEPALIVE_BYTES of them between two events is an upstream
     failure (a flood of blank lines costs the decoder ~0.3 s of CPU per MiB and the client sees
     nothing; compressed, 100 MiB of them is a 100 KB reply).
     """

@@ -1,0 +1,91 @@
+"""The pool of the lean HTTP/1.1 client (http1.py): keep-alive connections per (host, port), and
+the request head it writes."""
+from __future__ import annotations
+
+import asyncio
+
+from yarl import URL
+
+from ..errors import UpstreamTimeout, UpstreamUnavailable
+from .http1 import Http1Stream, _Conn
+
+__all__ = ["Http1Pool"]
+
+POOL_IDLE_S = 60.0                # an idle pooled connection older than this is closed, not reused
+
+
+class Http1Pool:
+    """Keep-alive connections per (host, port), no limit on their number (as the aiohttp pool it
+    stands beside, `limit=0`); an idle one past POOL_IDLE_S, or one the upstream closed, is dropped."""
+
+    def __init__(self) -> None:
+        self._idle: dict[tuple, list[_Conn]] = {}
+        self.lingering: set[_Conn] = set()      # waiting for their body's end (Http1Stream.close)
+
+    async def open(self, url: str, headers, body: bytes, *, connect_s: float, idle_s: float) -> Http1Stream:
+        """Send the request, wait for the response head. The caller bounds the whole wait (first byte)."""
+        u = URL(url)
+        host, port = u.raw_host or "", u.port or 80
+        key = (host, port)
+        head = _request_head(u, headers, len(body))
+        conn = self._reuse(key)
+        loop = asyncio.get_running_loop()
+        if conn is None:
+            try:
+                async with asyncio.timeout(connect_s):
+                    _, conn = await loop.create_connection(lambda: _Conn(loop), host, port)
+            except TimeoutError:
+                raise UpstreamTimeout(f"cannot connect within {connect_s:g}s") from None
+            except OSError:
+                raise UpstreamUnavailable("cannot connect") from None
+        conn._reset()
+        conn.head_done = loop.create_future()
+        conn.transport.write(head + body)
+        try:
+            await conn.head_done
+        except BaseException:
+            conn.close()
+            raise
+        return Http1Stream(conn, self, key, idle_s)
+
+    def _reuse(self, key: tuple) -> _Conn | None:
+        idle = self._idle.get(key)
+        now_s = asyncio.get_running_loop().time()
+        while idle:
+            conn = idle.pop()
+            if not conn.closed and now_s - conn.idle_since_s < POOL_IDLE_S:
+                return conn
+            conn.close()
+        return None
+
+    def release(self, key: tuple, conn: _Conn) -> None:
+        conn.head_done = None          # bytes arriving now are not asked for: the connection closes
+        if conn.paused:                # a pump paused it, then the body ended: an idle one reads
+            conn.paused = False
+            conn.transport.resume_reading()
+        conn.idle_since_s = conn.loop.time()
+        self._idle.setdefault(key, []).append(conn)
+
+    def close(self) -> None:
+        for conn in [*self.lingering, *(c for conns in self._idle.values() for c in conns)]:
+            conn.close()
+        self._idle.clear()
+
+
+def _request_head(u: URL, headers, body_bytes: int) -> bytes:
+    host = u.raw_host or ""
+    if ":" in host:
+        host = f"[{host}]"                 # an IPv6 literal, as in the URL
+    if u.port is not None and u.port != 80:
+        host = f"{host}:{u.port}"
+    lines = [f"POST {u.raw_path_qs or '/'} HTTP/1.1", "", f"Content-Length: {body_bytes}", "Accept-Encoding: identity"]
+    for name, value in headers.items():
+        if any(ch in name or ch in value for ch in "\r\n\0") or not name or ":" in name:
+            raise UpstreamUnavailable("a configured upstream header is not valid HTTP")
+        lower = name.lower()
+        if lower == "host":
+            host = value                   # the operator's (a proxy that routes by name), as aiohttp sends it
+        elif lower not in ("content-length", "accept-encoding", "transfer-encoding", "connection"):
+            lines.append(f"{name}: {value}")
+    lines[1] = f"Host: {host}"
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8")   # as aiohttp encodes them

@@ -1,0 +1,51 @@
+"""The idle timeout shared by both upstream streams (transport.UpstreamStream on aiohttp's client,
+http1.Http1Stream on the lean one): keep-alives (SSE comments, blank lines, Anthropic pings) do not
+count as activity, and more than MAX_KEEPALIVE_BYTES of them between two events is an upstream failure."""
+from __future__ import annotations
+
+import asyncio
+
+from ..errors import UpstreamTimeout, UpstreamUnavailable
+
+__all__ = ["IdleWatchdog", "MAX_KEEPALIVE_BYTES"]
+
+MAX_KEEPALIVE_BYTES = 1 << 20     # of keep-alives between two stream events (OpenRouter's: ~25 bytes every few s)
+
+
+class IdleWatchdog:
+    """The idle timeout of an upstream stream (this module's and transport.UpstreamStream): one timer
+    per stream, not one per read; a wait notes when it started (`_wait_start_s`), and the timer, when
+    due, fails a wait that has gone on for `_idle_s` (less the time already spent on keep-alives) or
+    re-arms itself. A caller that finds a read brought only keep-alives says so with `kept_alive`;
+    that read's wait then counts on, and its bytes towards MAX_KEEPALIVE_BYTES."""
+
+    __slots__ = ()
+    _kept_alive: bool
+    _quiet_bytes: int
+    _quiet_s: float
+    _idle_s: float
+    _wait_start_s: float | None
+    _watchdog: asyncio.TimerHandle | None
+    _loop: asyncio.AbstractEventLoop
+
+    def _stalled(self, exc: UpstreamTimeout) -> None:
+        raise NotImplementedError
+
+    def _check_idle(self) -> None:
+        self._watchdog = None
+        start_s = self._wait_start_s
+        if start_s is None:              # not waiting now: the next wait re-arms the watchdog
+            return
+        due_s = start_s + self._idle_s - self._quiet_s
+        if self._loop.time() + 0.001 >= due_s:   # timers fire to the millisecond
+            self._stalled(UpstreamTimeout(f"The upstream stream stalled: no event for {self._idle_s:g} s "
+                                          "(idle timeout; keep-alives do not count)"))
+        else:
+            self._watchdog = self._loop.call_at(due_s, self._check_idle)
+
+    def kept_alive(self, nbytes: int) -> None:
+        self._kept_alive = True
+        self._quiet_bytes += nbytes
+        if self._quiet_bytes > MAX_KEEPALIVE_BYTES:
+            raise UpstreamUnavailable(f"The upstream sent over {MAX_KEEPALIVE_BYTES} bytes of keep-alives "
+                                      "(comments, blank lines, pings) without an event")
