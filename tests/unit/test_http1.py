@@ -340,3 +340,67 @@ async def test_a_host_header_set_by_the_operator_is_the_one_sent(serve):
     assert await body_of(serve.transport, s.url, {"host": "vllm.internal", "Authorization": "Bearer k"}) == (200, b"ok")
     head = s.requests[0].partition(b"\r\n\r\n")[0].lower()
     assert head.count(b"\r\nhost: ") == 1 and b"\r\nhost: vllm.internal\r\n" in head + b"\r\n"
+
+
+async def test_a_pooled_connection_whose_peer_closed_is_not_handed_out(serve):
+    """On the upstream's FIN the transport closes at once (eof_received) but `connection_lost`,
+    which marks the connection closed, comes a loop iteration later: a request in between was
+    written into the closing transport (dropped) and failed."""
+    ok = [b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"]
+    s = await serve([ok, ok])
+    assert await body_of(serve.transport, s.url) == (200, b"ok")
+    pool = serve.transport._http1
+    [conn] = [c for conns in pool._idle.values() for c in conns]
+    conn.transport.close()                      # what the FIN does, connection_lost still to come
+    assert not conn.closed
+    assert pool._reuse(("127.0.0.1", int(s.url.split(":")[2].split("/")[0]))) is None
+
+
+class OnePerConnection:
+    """Answers the first request on a connection with `first`; the second is answered with `then`
+    (maybe nothing), and the connection closed."""
+
+    def __init__(self, first: bytes, then: bytes) -> None:
+        self.first, self.then, self.requests, self.connections = first, then, 0, 0
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            for reply in (self.first, self.then):
+                head = await reader.readuntil(b"\r\n\r\n")
+                await reader.readexactly(int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0]))
+                self.requests += 1
+                writer.write(reply)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+
+@pytest.mark.parametrize("then, resent", [(b"", True), (b"HTTP/1.1 200 OK\r\nContent-", False)],
+                         ids=["unanswered", "answer-begun"])
+async def test_a_request_is_sent_again_only_when_a_reused_connection_closed_before_any_byte(then, resent):
+    ok = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+    s = OnePerConnection(ok, then)
+    srv = await asyncio.start_server(s.handle, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{srv.sockets[0].getsockname()[1]}/v1/chat/completions"
+    t = Transport(Timeouts(1.0, 2.0, 1.0))
+    try:
+        assert await body_of(t, url) == (200, b"ok")
+        if resent:
+            assert await body_of(t, url) == (200, b"ok")     # on a fresh connection
+        else:
+            with pytest.raises(UpstreamUnavailable, match="connection closed"):
+                await body_of(t, url)
+        assert (s.requests, s.connections) == ((3, 2) if resent else (2, 1))
+    finally:
+        await t.close()
+        srv.close()
+
+
+async def test_a_fresh_connection_closed_unanswered_is_not_sent_again(serve):
+    s = await serve([[]], close_after=True)
+    with pytest.raises(UpstreamUnavailable, match="connection closed"):
+        await body_of(serve.transport, s.url)
+    assert (len(s.requests), s.connections) == (1, 1)

@@ -75,6 +75,7 @@ class _Conn(asyncio.Protocol):
         self.decoded_bytes = 0           # what the current read's compressed body decoded to
         self.deflate_sniff = False       # `deflate`: zlib, or raw deflate as some servers send it (first byte tells)
         self.close_delimited = False
+        self.closed_unanswered = False   # the connection ended before any byte of the response came
         self.keep_alive = False          # as the response head said (llhttp forgets it once the body ends)
         self.skip_interim = False
 
@@ -112,6 +113,7 @@ class _Conn(asyncio.Protocol):
         if self.close_delimited and self.head_done.done():
             self._end_body()                                       # EOF ends such a body
         else:
+            self.closed_unanswered = self.head_fed_bytes == 0      # (the pool may send it again)
             self._fail(_failed("connection closed"))
 
     # --- httptools callbacks

@@ -23,24 +23,45 @@ class Http1Pool:
         self.lingering: set[_Conn] = set()      # waiting for their body's end (Http1Stream.close)
 
     async def open(self, url: str, headers, body: bytes, *, connect_s: float, idle_s: float) -> Http1Stream:
-        """Send the request, wait for the response head. The caller bounds the whole wait (first byte)."""
+        """Send the request, wait for the response head. The caller bounds the whole wait (first byte).
+
+        A request that fails on a reused connection before any byte of a response came is sent
+        again, once, on a fresh connection: the server had closed that idle connection (uvicorn,
+        under vLLM, does after 5 s idle) and its FIN or reset crossed the request. Safe, as the
+        server produced no response byte: nothing was relayed or billed, and what Router One sends
+        (completions, messages, embeddings) changes no state upstream; the router's own retries
+        (max_retries) would send it again anyway, after a back-off and a health failure against a
+        healthy upstream. Go's net/http and urllib3 retry such a failure for idempotent requests
+        only (Go also for any request of which nothing was written): a POST in general may not be."""
         u = URL(url)
-        host, port = u.raw_host or "", u.port or 80
-        key = (host, port)
-        head = _request_head(u, headers, len(body))
+        key = (u.raw_host or "", u.port or 80)
+        request = _request_head(u, headers, len(body)) + body
         conn = self._reuse(key)
-        loop = asyncio.get_running_loop()
-        if conn is None:
+        if conn is not None:
             try:
-                async with asyncio.timeout(connect_s):
-                    _, conn = await loop.create_connection(lambda: _Conn(loop), host, port)
-            except TimeoutError:
-                raise UpstreamTimeout(f"cannot connect within {connect_s:g}s") from None
-            except OSError:
-                raise UpstreamUnavailable("cannot connect") from None
+                return await self._send(conn, key, request, idle_s)
+            except UpstreamUnavailable:
+                if not conn.closed_unanswered:
+                    raise
+        conn = await self._connect(key, connect_s)
+        return await self._send(conn, key, request, idle_s)
+
+    @staticmethod
+    async def _connect(key: tuple, connect_s: float) -> _Conn:
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(connect_s):
+                _, conn = await loop.create_connection(lambda: _Conn(loop), *key)
+        except TimeoutError:
+            raise UpstreamTimeout(f"cannot connect within {connect_s:g}s") from None
+        except OSError:
+            raise UpstreamUnavailable("cannot connect") from None
+        return conn
+
+    async def _send(self, conn: _Conn, key: tuple, request: bytes, idle_s: float) -> Http1Stream:
         conn._reset()
-        conn.head_done = loop.create_future()
-        conn.transport.write(head + body)
+        conn.head_done = conn.loop.create_future()
+        conn.transport.write(request)
         try:
             await conn.head_done
         except BaseException:
@@ -49,11 +70,13 @@ class Http1Pool:
         return Http1Stream(conn, self, key, idle_s)
 
     def _reuse(self, key: tuple) -> _Conn | None:
+        """An idle connection to `key`, never one the upstream has closed: `closed` is set by
+        connection_lost, a loop iteration after the FIN (eof_received) has closed the transport."""
         idle = self._idle.get(key)
         now_s = asyncio.get_running_loop().time()
         while idle:
             conn = idle.pop()
-            if not conn.closed and now_s - conn.idle_since_s < POOL_IDLE_S:
+            if not (conn.closed or conn.transport.is_closing()) and now_s - conn.idle_since_s < POOL_IDLE_S:
                 return conn
             conn.close()
         return None

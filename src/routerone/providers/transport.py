@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Mapping
 
 import aiohttp
@@ -138,6 +139,16 @@ def _refuse_redirect(provider: str, status: int, headers: Mapping[str, str], req
                               "which Router One does not follow", provider=provider)
 
 
+async def _on_reuse(session, ctx: SimpleNamespace, params) -> None:
+    ctx.trace_request_ctx.reused = True      # a pooled connection carries this request (Transport._post)
+
+
+def _reuse_trace() -> aiohttp.TraceConfig:
+    trace = aiohttp.TraceConfig()
+    trace.on_connection_reuseconn.append(_on_reuse)
+    return trace
+
+
 class Transport:
     def __init__(self, timeouts: Timeouts | None = None, *, limit: int = 0,
                  per_provider: Mapping[str, Timeouts] | None = None, http1: bool = True) -> None:
@@ -157,7 +168,7 @@ class Transport:
             connector = aiohttp.TCPConnector(limit=self._limit, keepalive_timeout=60, ttl_dns_cache=300)
             self._session = aiohttp.ClientSession(
                 connector=connector, auto_decompress=True, skip_auto_headers=("User-Agent",),
-                json_serialize=None)  # type: ignore[arg-type]
+                json_serialize=None, trace_configs=[_reuse_trace()])  # type: ignore[arg-type]
         return self._session
 
     async def open(self, req: UpstreamRequest, *, provider: str = "") -> UpstreamStream | Http1Stream | DemoStream:
@@ -174,8 +185,7 @@ class Transport:
             return stream
         try:
             async with asyncio.timeout(t.first_byte_s):
-                resp = await self._client().post(req.url, data=req.body, headers=req.headers, allow_redirects=False,
-                                                 timeout=self._connect_timeouts.get(provider, self._connect_timeout))
+                resp = await self._post(req, provider)
         except asyncio.TimeoutError:
             raise UpstreamTimeout(f"{provider}: no response within {t.first_byte_s:g}s", provider=provider) from None
         except aiohttp.ClientConnectorError:
@@ -187,6 +197,21 @@ class Transport:
             resp.close()
             _refuse_redirect(provider, resp.status, resp.headers, req)
         return UpstreamStream(resp, t.idle_s)
+
+    async def _post(self, req: UpstreamRequest, provider: str) -> aiohttp.ClientResponse:
+        """aiohttp's POST, sent again once when it failed on a reused connection before the response
+        head (the server had closed it idle; see Http1Pool.open for why that is safe). aiohttp does
+        this itself for idempotent methods only; whether the connection was reused, its tracing says."""
+        timeout = self._connect_timeouts.get(provider, self._connect_timeout)
+        conn = SimpleNamespace(reused=False)
+        try:
+            return await self._client().post(req.url, data=req.body, headers=req.headers, allow_redirects=False,
+                                             timeout=timeout, trace_request_ctx=conn)
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+            if not conn.reused or isinstance(exc, aiohttp.ClientConnectorError):
+                raise
+        return await self._client().post(req.url, data=req.body, headers=req.headers, allow_redirects=False,
+                                         timeout=timeout, trace_request_ctx=SimpleNamespace(reused=False))
 
     async def _open_http1(self, req: UpstreamRequest, provider: str, t: Timeouts) -> Http1Stream:
         try:

@@ -1,0 +1,109 @@
+"""A raw HTTP/1.1 upstream for the upstream-client end-to-end tests: each reply is bytes a test
+writes (`answer(request_json) -> list of pieces`, each its own write), and what the server does with
+the connection afterwards is the test's choice (`mode`). Runs its own event loop in a thread, so the
+gateway under test reaches it over a real socket."""
+from __future__ import annotations
+
+import asyncio
+import socket
+import struct
+import threading
+from typing import Callable
+
+import orjson
+
+__all__ = ["RawUpstream", "completion_json", "sse_stream", "json_reply", "chunked"]
+
+USAGE = {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10}
+
+
+def completion_json(text: str, model: str, usage: dict = USAGE) -> bytes:
+    return orjson.dumps({"id": "chatcmpl-r", "object": "chat.completion", "created": 1, "model": model,
+                         "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+                                      "finish_reason": "stop", "logprobs": None}], "usage": usage})
+
+
+def sse_stream(words: list[str], model: str, usage: dict = USAGE) -> bytes:
+    """An OpenAI chat-completions SSE body: a role chunk, one chunk per word, the finish, the usage, [DONE]."""
+    def chunk(delta: dict, finish: str | None = None) -> bytes:
+        return b"data: " + orjson.dumps({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": model,
+                                         "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}) + b"\n\n"
+    events = [chunk({"role": "assistant", "content": ""})] + [chunk({"content": w}) for w in words]
+    events.append(chunk({}, "stop"))
+    events.append(b"data: " + orjson.dumps({"id": "c", "object": "chat.completion.chunk", "created": 1,
+                                            "model": model, "choices": [], "usage": usage}) + b"\n\n")
+    return b"".join(events) + b"data: [DONE]\n\n"
+
+
+def json_reply(body: bytes, extra_headers: bytes = b"") -> bytes:
+    return (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n" + extra_headers
+            + b"Content-Length: %d\r\n\r\n" % len(body) + body)
+
+
+def chunked(body: bytes, extra_headers: bytes = b"", terminator: bool = True) -> bytes:
+    """An SSE response head and `body` as one chunk (and the last chunk, unless `terminator` is False)."""
+    return (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n" + extra_headers
+            + b"Transfer-Encoding: chunked\r\n\r\n" + b"%x\r\n" % len(body) + body + b"\r\n"
+            + (b"0\r\n\r\n" if terminator else b""))
+
+
+class RawUpstream:
+    """`mode` says what follows a reply on its connection:
+    "keep":  kept open for the next request;
+    "close": closed at once (the server closes after each response);
+    "drop":  kept open, but the next request on it is read and the connection closed unanswered (a
+             keep-alive timeout that fired as the request crossed it: the FIN was on its way);
+    "reset": kept open, but the next request on it is answered with a TCP reset (the server had
+             closed the socket; the request's bytes arriving there make the kernel reset it).
+    `answer(request)` gives a reply's pieces (each its own write)."""
+
+    def __init__(self, answer: Callable[[dict], list[bytes]]) -> None:
+        self.answer = answer
+        self.mode = "keep"
+        self.connections = 0
+        self.answered = 0
+        self.unanswered = 0           # requests on a connection the server had given up
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True, name="raw-upstream")
+        self._thread.start()
+        self.port = asyncio.run_coroutine_threadsafe(self._listen(), self.loop).result(10)
+        self.base_url = f"http://127.0.0.1:{self.port}/v1"
+
+    async def _listen(self) -> int:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return self._server.sockets[0].getsockname()[1]
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        served = False
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                              if line.lower().startswith(b"content-length:"))
+                if served and self.mode in ("drop", "reset"):
+                    self.unanswered += 1
+                    if self.mode == "reset":     # SO_LINGER 0: close() sends a reset, not a FIN
+                        sock = writer.get_extra_info("socket")
+                        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                        writer.transport.abort()
+                        return
+                    await reader.readexactly(length)
+                    break
+                request = orjson.loads(await reader.readexactly(length))
+                for piece in self.answer(request):
+                    writer.write(piece)
+                    await writer.drain()
+                    await asyncio.sleep(0.005)
+                self.answered += 1
+                served = True
+                if self.mode == "close":
+                    break
+        except (asyncio.IncompleteReadError, ConnectionError, StopIteration):
+            pass
+        finally:
+            writer.close()
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self._server.close)
+        self.loop.call_soon_threadsafe(self.loop.stop)
