@@ -11,13 +11,13 @@ checked by llhttp, buffered body bytes are bounded (reading pauses above BUFFER_
 the caller reads), the head by the bytes read while in it, and every fault is an
 `UpstreamUnavailable` (or `UpstreamTimeout`), never another exception. Nothing after a complete
 response is taken, neither as its body nor as the next request's response. `Accept-Encoding:
-identity` is asked for; a gzip or deflate (zlib or raw) body is decoded anyway, in slices, at most
-MAX_REPLY_BYTES from one read or unread (a bomb fails, it is not held).
+identity` is asked for; a gzip or deflate body is decoded anyway (decode.py: in slices, and one
+that ends before its compressed stream does fails), at most MAX_REPLY_BYTES from one read or
+unread (a bomb fails, it is not held).
 """
 from __future__ import annotations
 
 import asyncio
-import zlib
 from collections import deque
 from typing import TYPE_CHECKING
 
@@ -25,6 +25,7 @@ import httptools
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from ..errors import UpstreamTimeout, UpstreamUnavailable
+from .decode import BodyDecoder
 from .idle import IdleWatchdog
 
 if TYPE_CHECKING:
@@ -36,7 +37,6 @@ BUFFER_PAUSE_BYTES = 1 << 20      # body bytes the caller has not read yet: abov
 MAX_HEAD_BYTES = 64 * 1024        # status line and headers
 MAX_REPLY_BYTES = 64 << 20       # a reply read whole (not streamed), as transport.MAX_REPLY_BYTES
 LINGER_S = 1.0                    # a body the caller stopped reading just before its end: wait this long for it
-DECODE_SLICE_BYTES = 1 << 20      # a compressed body is decoded at most this much at a time
 
 
 def _failed(why: str) -> UpstreamUnavailable:
@@ -71,9 +71,8 @@ class _Conn(asyncio.Protocol):
         self.pushed_event = False           # one of this read's pieces brought more than keep-alives
         self.linger: tuple | None = None   # the caller is done, the body's end is awaited: (pool, key, timer)
         self.paused = False
-        self.decoder = None
+        self.decoder: BodyDecoder | None = None
         self.decoded_bytes = 0           # what the current read's compressed body decoded to
-        self.deflate_sniff = False       # `deflate`: zlib, or raw deflate as some servers send it (first byte tells)
         self.close_delimited = False
         self.closed_unanswered = False   # the connection ended before any byte of the response came
         self.keep_alive = False          # as the response head said (llhttp forgets it once the body ends)
@@ -111,7 +110,10 @@ class _Conn(asyncio.Protocol):
         if self.complete or self.error is not None or self.head_done is None:
             return
         if self.close_delimited and self.head_done.done():
-            self._end_body()                                       # EOF ends such a body
+            try:
+                self._end_body()                                   # EOF ends such a body
+            except UpstreamUnavailable as exc:                     # (a compressed one, maybe early)
+                self._fail(exc)
         else:
             self.closed_unanswered = self.head_fed_bytes == 0      # (the pool may send it again)
             self._fail(_failed("connection closed"))
@@ -138,37 +140,26 @@ class _Conn(asyncio.Protocol):
         self.status, self.in_head = status, False
         self.keep_alive = self.parser.should_keep_alive()
         h = self.headers
-        coding = h.get("Content-Encoding", "").strip().lower()
-        if coding in ("gzip", "x-gzip", "deflate"):
-            self.decoder = zlib.decompressobj(47)   # gzip or zlib, told apart by the header
-            self.deflate_sniff = coding == "deflate"
-        elif coding not in ("", "identity"):
-            raise _failed(f"unsupported Content-Encoding {coding[:40]!r}")
+        self.decoder = BodyDecoder.for_coding(h.get("Content-Encoding", ""))
         self.close_delimited = "Content-Length" not in h and "chunked" not in h.get("Transfer-Encoding", "").lower()
         if not self.head_done.done():
             self.head_done.set_result(None)
 
     def on_body(self, body: bytes) -> None:
-        if self.decoder is None:
+        decoder = self.decoder
+        if decoder is None:
             self._on_plain(body)
             return
-        if self.deflate_sniff and body:
-            self.deflate_sniff = False
-            if body[0] & 0x0F != 8:                  # not a zlib header: raw deflate (as aiohttp tells them)
-                self.decoder = zlib.decompressobj(-15)
         while True:         # in slices: a gzip bomb's read (256 KiB -> 256 MiB) never decodes at once
-            try:
-                out = self.decoder.decompress(body, DECODE_SLICE_BYTES)
-            except zlib.error:
-                raise _failed("a body that does not decode") from None
-            body = self.decoder.unconsumed_tail
+            out = decoder.decode(body)
+            body = b""
             if out:
                 self.decoded_bytes += len(out)
                 if self.decoded_bytes > MAX_REPLY_BYTES or self.body_bytes + len(out) > MAX_REPLY_BYTES:
                     self.body.clear()              # the reply is failed: nobody reads these
                     raise _failed(f"a compressed body that decodes to over {MAX_REPLY_BYTES} bytes")
                 self._on_plain(out)
-            if not body and len(out) < DECODE_SLICE_BYTES:
+            if not decoder.pending:
                 return
 
     def _on_plain(self, body: bytes) -> None:
@@ -242,8 +233,10 @@ class _Conn(asyncio.Protocol):
 
     # --- state changes
     def _end_body(self) -> None:
+        """The body has ended; raises (before anything is taken as complete) when it is a compressed
+        body whose compressed stream had not ended."""
         if self.decoder is not None:
-            tail = self.decoder.flush()
+            tail = self.decoder.end()
             if tail:
                 self.body.append(tail)
         self.complete = True

@@ -20,6 +20,7 @@ import logging
 
 from ..errors import UpstreamTimeout, UpstreamUnavailable
 from .base import UpstreamRequest
+from .decode import ACCEPT_ENCODING, BodyDecoder
 from .demo import DemoStream, is_demo_url, open_demo
 from .http1 import Http1Stream
 from .http1_pool import Http1Pool
@@ -61,14 +62,18 @@ class UpstreamStream(IdleWatchdog):
     they come in bulk: more than idle.MAX_KEEPALIVE_BYTES of them between two events is an upstream
     failure (a flood of blank lines costs the decoder ~0.3 s of CPU per MiB and the client sees
     nothing; compressed, 100 MiB of them is a 100 KB reply).
+
+    A compressed body is decoded here (decode.py), not by aiohttp, whose decoder takes a gzip body
+    that ends before its compressed stream does as complete.
     """
 
-    __slots__ = ("status", "headers", "_resp", "_content", "_idle_s", "_loop", "_wait_start_s", "_watchdog",
-                 "_quiet_s", "_quiet_bytes", "_kept_alive")
+    __slots__ = ("status", "headers", "_resp", "_content", "_decoder", "_idle_s", "_loop", "_wait_start_s",
+                 "_watchdog", "_quiet_s", "_quiet_bytes", "_kept_alive")
 
-    def __init__(self, resp: aiohttp.ClientResponse, idle_s: float) -> None:
+    def __init__(self, resp: aiohttp.ClientResponse, idle_s: float, decoder: BodyDecoder | None = None) -> None:
         self._resp = resp
         self._content = resp.content
+        self._decoder = decoder
         self._idle_s = idle_s
         self._loop = asyncio.get_running_loop()
         self._wait_start_s: float | None = None      # loop time when the current read began waiting
@@ -87,7 +92,7 @@ class UpstreamStream(IdleWatchdog):
             if length is not None and length > max_bytes:
                 raise UpstreamUnavailable(f"The upstream reply is larger than {max_bytes} bytes ({length})")
             body = bytearray()
-            while chunk := await self._content.readany():
+            while chunk := await self._next():
                 body += chunk
                 if len(body) > max_bytes:
                     raise UpstreamUnavailable(f"The upstream reply is larger than {max_bytes} bytes")
@@ -103,12 +108,29 @@ class UpstreamStream(IdleWatchdog):
         if self._watchdog is None:
             self._watchdog = self._loop.call_at(now_s + self._idle_s - self._quiet_s, self._check_idle)
         try:
-            return await self._content.readany()
+            if self._decoder is None:
+                return await self._content.readany()
+            return await self._next()
         except (aiohttp.ClientError, ConnectionError) as exc:
             raise UpstreamUnavailable(f"The upstream connection failed mid-stream ({type(exc).__name__})") from None
         finally:
             self._quiet_s += self._loop.time() - now_s
             self._wait_start_s = None
+
+    async def _next(self) -> bytes:
+        """The next piece of the body, decoded (at most decode.DECODE_SLICE_BYTES of it); b"" at its end."""
+        decoder = self._decoder
+        if decoder is None:
+            return await self._content.readany()
+        while True:
+            if decoder.pending:
+                out = decoder.decode(b"")
+            elif data := await self._content.readany():
+                out = decoder.decode(data)
+            else:
+                return decoder.end()     # the compressed stream must have ended (else UpstreamUnavailable)
+            if out:
+                return out
 
     def _stalled(self, exc: UpstreamTimeout) -> None:
         self._content.set_exception(exc)
@@ -166,9 +188,10 @@ class Transport:
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
             connector = aiohttp.TCPConnector(limit=self._limit, keepalive_timeout=60, ttl_dns_cache=300)
-            self._session = aiohttp.ClientSession(
-                connector=connector, auto_decompress=True, skip_auto_headers=("User-Agent",),
-                json_serialize=None, trace_configs=[_reuse_trace()])  # type: ignore[arg-type]
+            self._session = aiohttp.ClientSession(   # bodies decoded by UpstreamStream (decode.py)
+                connector=connector, auto_decompress=False, headers={"Accept-Encoding": ACCEPT_ENCODING},
+                skip_auto_headers=("User-Agent",), json_serialize=None,
+                trace_configs=[_reuse_trace()])  # type: ignore[arg-type]
         return self._session
 
     async def open(self, req: UpstreamRequest, *, provider: str = "") -> UpstreamStream | Http1Stream | DemoStream:
@@ -196,7 +219,12 @@ class Transport:
         if 300 <= resp.status < 400:
             resp.close()
             _refuse_redirect(provider, resp.status, resp.headers, req)
-        return UpstreamStream(resp, t.idle_s)
+        try:
+            decoder = BodyDecoder.for_coding(resp.headers.get("Content-Encoding", ""))
+        except UpstreamUnavailable as exc:
+            resp.close()
+            raise UpstreamUnavailable(f"{provider}: {exc.message}", provider=provider) from None
+        return UpstreamStream(resp, t.idle_s, decoder)
 
     async def _post(self, req: UpstreamRequest, provider: str) -> aiohttp.ClientResponse:
         """aiohttp's POST, sent again once when it failed on a reused connection before the response
