@@ -11,8 +11,9 @@ import zlib
 import pytest
 
 from routerone.errors import UpstreamUnavailable
-from routerone.providers import http1
+from routerone.providers import http1, http1_stream
 from routerone.providers.base import UpstreamRequest
+from routerone.providers.decode import DECODE_SLICE_BYTES
 from routerone.providers.transport import Timeouts, Transport
 
 
@@ -65,7 +66,7 @@ async def serve():
 
 async def body_of(t: Transport, url: str, headers=None) -> tuple[int, bytes]:
     stream = await t.open(UpstreamRequest(url, headers or {"Authorization": "Bearer k"}, b'{"a":1}'))
-    assert isinstance(stream, http1.Http1Stream)
+    assert isinstance(stream, http1_stream.Http1Stream)
     try:
         out = b""
         while data := await stream.read():
@@ -404,3 +405,76 @@ async def test_a_fresh_connection_closed_unanswered_is_not_sent_again(serve):
     with pytest.raises(UpstreamUnavailable, match="connection closed"):
         await body_of(serve.transport, s.url)
     assert (len(s.requests), s.connections) == (1, 1)
+
+
+def _gzip_reply(data: bytes, framing: str) -> bytes:
+    packed = gzip.compress(data)
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Encoding: gzip\r\n"
+    if framing == "chunked":
+        return head + b"Transfer-Encoding: chunked\r\n\r\n%x\r\n%b\r\n0\r\n\r\n" % (len(packed), packed)
+    if framing == "length":
+        return head + b"Content-Length: %d\r\n\r\n" % len(packed) + packed
+    return head + b"\r\n" + packed
+
+
+@pytest.mark.parametrize("framing", ["chunked", "length", "close"])
+@pytest.mark.parametrize("data", [b"data: {}\n\n" * 800_000, b"".join(b"data: %d\n\n" % i for i in range(600_000))],
+                         ids=["one-read", "many-reads"])
+async def test_a_pushed_compressed_body_is_decoded_only_as_fast_as_the_receiver_takes_it(serve, framing, data):
+    """Pumping, one compressed read was decoded whole (up to MAX_REPLY_BYTES, 64 MiB) into one write,
+    before the receiver could say it was full. Now each slice is written before the next is decoded,
+    and once the receiver is full the compressed rest waits for the next pump. Nothing is lost, and
+    the body's end (in the same read, or later) still ends it: the connection is reused."""
+    ok = [b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"]
+    s = await serve([[_gzip_reply(data, framing)], ok], close_after=framing == "close")
+    stream = await serve.transport.open(UpstreamRequest(s.url, {}, b"{}"))
+    writes = []
+    try:
+        while (verdict := await stream.pump(lambda d: d, lambda out: writes.append(out) and False, lambda: False)) \
+                == "full":
+            pass
+        assert verdict == "end" and await stream.read() == b""
+    finally:
+        stream.close()
+    assert b"".join(writes) == data
+    assert max(map(len, writes)) <= DECODE_SLICE_BYTES and len(writes) >= len(data) // DECODE_SLICE_BYTES
+    if framing != "close":
+        assert await body_of(serve.transport, s.url) == (200, b"ok")
+        assert s.connections == 1
+
+
+async def test_a_pushed_gzip_bomb_is_decoded_a_slice_per_pump(serve):
+    """256 MiB of zeros in 254 KiB: the first pump decoded 64 MiB (the per-read bound) into memory
+    before failing; with a receiver that is full, it now decodes one slice."""
+    gz = zlib.compressobj(9, zlib.DEFLATED, 31)
+    zeros = bytes(1 << 20)
+    packed = b"".join(gz.compress(zeros) for _ in range(256)) + gz.flush()
+    s = await serve([[b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n" % len(packed),
+                      packed]])
+    stream = await serve.transport.open(UpstreamRequest(s.url, {}, b"{}"))
+    tracemalloc.start()
+    try:
+        assert await stream.pump(lambda d: d, lambda out: False, lambda: False) == "full"
+        assert await stream.pump(lambda d: d, lambda out: False, lambda: False) == "full"
+        peak_bytes = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+        stream.close()
+    assert peak_bytes < 4 * DECODE_SLICE_BYTES
+
+
+async def test_a_held_compressed_body_that_ends_early_still_fails_once_decoded(serve):
+    data = b"data: {}\n\n" * 800_000
+    z = zlib.compressobj(6, zlib.DEFLATED, 31)
+    packed = z.compress(data) + z.flush(zlib.Z_SYNC_FLUSH)          # no final block, no trailer
+    s = await serve([[b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n" % len(packed)
+                      + packed]])
+    stream = await serve.transport.open(UpstreamRequest(s.url, {}, b"{}"))
+    writes = []
+    try:
+        with pytest.raises(UpstreamUnavailable, match="ends before its compressed stream"):
+            while await stream.pump(lambda d: d, lambda out: writes.append(out) and False, lambda: False) == "full":
+                pass
+    finally:
+        stream.close()
+    assert b"".join(writes) == data and len(writes) > 1

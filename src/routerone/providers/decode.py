@@ -26,7 +26,8 @@ def _failed(why: str) -> UpstreamUnavailable:
 
 class BodyDecoder:
     """`decode(data)` the compressed bytes as they arrive (at most `max_bytes` out; while `pending`,
-    `decode(b"")` gives the next slice), then `end()` at the body's end."""
+    `decode(b"")` gives the next slice; `keep(data)` holds them undecoded), then `end()` at the
+    body's end, with nothing pending."""
 
     __slots__ = ("_z", "_sniff", "_fed", "_tail", "_full")
 
@@ -52,17 +53,23 @@ class BodyDecoder:
         """Decoded bytes may be waiting: `decode(b"")` before reading more."""
         return self._full or bool(self._tail)
 
+    def keep(self, data: bytes) -> None:
+        """Compressed bytes to decode later, not now (the receiver is full): `pending` then."""
+        if data:
+            self._fed = True
+            self._tail += data
+
     def decode(self, data: bytes, max_bytes: int = DECODE_SLICE_BYTES) -> bytes:
         if data:
             self._fed = True
-            if self._sniff:
-                self._sniff = False
-                if data[0] & 0x0F != 8:           # not a zlib header: raw deflate
-                    self._z = zlib.decompressobj(-15)
             if self._tail:
                 data = self._tail + data
         else:
             data = self._tail
+        if self._sniff and data:
+            self._sniff = False
+            if data[0] & 0x0F != 8:               # not a zlib header: raw deflate
+                self._z = zlib.decompressobj(-15)
         try:
             out = self._z.decompress(data, max_bytes)
         except zlib.error:

@@ -1,5 +1,6 @@
 """A lean HTTP/1.1 client for plain-http upstreams (vLLM, Ollama, a sidecar, the benchmarks' fake):
-one asyncio protocol per pooled keep-alive connection (http1_pool.py), responses parsed by `httptools` (llhttp).
+one asyncio protocol per pooled keep-alive connection (this module; the pool is http1_pool.py, the
+caller's side of a response http1_stream.py), responses parsed by `httptools` (llhttp).
 
 Why not aiohttp's client here: a streamed reply costs it a `ClientRequest`, a `StreamReader` that
 re-feeds its parser on every read, and two `data_received` calls per upstream read; at 1,000
@@ -11,27 +12,23 @@ checked by llhttp, buffered body bytes are bounded (reading pauses above BUFFER_
 the caller reads), the head by the bytes read while in it, and every fault is an
 `UpstreamUnavailable` (or `UpstreamTimeout`), never another exception. Nothing after a complete
 response is taken, neither as its body nor as the next request's response. `Accept-Encoding:
-identity` is asked for; a gzip or deflate body is decoded anyway (decode.py: in slices, and one
-that ends before its compressed stream does fails), at most MAX_REPLY_BYTES from one read or
-unread (a bomb fails, it is not held).
+identity` is asked for; a gzip or deflate body is decoded anyway (decode.py; one that ends before
+its compressed stream does fails), a slice at a time: once the receiver is full (a pump's, or
+BUFFER_PAUSE_BYTES unread) the compressed rest is held, reading paused, and decoded as the receiver
+takes it, so a bomb costs a slice of memory; a read whole fails past MAX_REPLY_BYTES.
 """
 from __future__ import annotations
 
 import asyncio
 from collections import deque
-from typing import TYPE_CHECKING
 
 import httptools
-from multidict import CIMultiDict, CIMultiDictProxy
+from multidict import CIMultiDict
 
-from ..errors import UpstreamTimeout, UpstreamUnavailable
+from ..errors import UpstreamUnavailable
 from .decode import BodyDecoder
-from .idle import IdleWatchdog
 
-if TYPE_CHECKING:
-    from .http1_pool import Http1Pool
-
-__all__ = ["Http1Stream", "BUFFER_PAUSE_BYTES", "MAX_HEAD_BYTES"]
+__all__ = ["BUFFER_PAUSE_BYTES", "MAX_HEAD_BYTES", "MAX_REPLY_BYTES", "LINGER_S"]
 
 BUFFER_PAUSE_BYTES = 1 << 20      # body bytes the caller has not read yet: above this, reading pauses
 MAX_HEAD_BYTES = 64 * 1024        # status line and headers
@@ -73,6 +70,8 @@ class _Conn(asyncio.Protocol):
         self.paused = False
         self.decoder: BodyDecoder | None = None
         self.decoded_bytes = 0           # what the current read's compressed body decoded to
+        self.decode_held = False         # the receiver is full: the compressed rest waits in `decoder`
+        self.end_held = False            # ... and the body's end came meanwhile
         self.close_delimited = False
         self.closed_unanswered = False   # the connection ended before any byte of the response came
         self.keep_alive = False          # as the response head said (llhttp forgets it once the body ends)
@@ -83,7 +82,7 @@ class _Conn(asyncio.Protocol):
         self.transport = transport
 
     def data_received(self, data: bytes) -> None:
-        if self.complete or self.error is not None or self.head_done is None:
+        if self.complete or self.end_held or self.error is not None or self.head_done is None:
             self._fail(_failed("bytes outside a response"))      # unasked-for bytes: never reuse
             return
         self.decoded_bytes = 0
@@ -107,9 +106,12 @@ class _Conn(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        if self.complete or self.error is not None or self.head_done is None:
+        if self.complete or self.end_held or self.error is not None or self.head_done is None:
             return
         if self.close_delimited and self.head_done.done():
+            if self.decode_held:
+                self.end_held = True
+                return
             try:
                 self._end_body()                                   # EOF ends such a body
             except UpstreamUnavailable as exc:                     # (a compressed one, maybe early)
@@ -120,7 +122,7 @@ class _Conn(asyncio.Protocol):
 
     # --- httptools callbacks
     def on_message_begin(self) -> None:
-        if self.complete:        # llhttp parses on, into a second response in the same read: never ours
+        if self.complete or self.end_held:   # llhttp parses on, into a second response in the same read: never ours
             raise _failed("bytes after the response")
 
     def on_header(self, name: bytes, value: bytes) -> None:
@@ -150,17 +152,44 @@ class _Conn(asyncio.Protocol):
         if decoder is None:
             self._on_plain(body)
             return
+        if self.decode_held:
+            decoder.keep(body)
+            return
+        pumping = self.sink is not None
         while True:         # in slices: a gzip bomb's read (256 KiB -> 256 MiB) never decodes at once
-            out = decoder.decode(body)
+            self._decoded(decoder.decode(body))
             body = b""
-            if out:
-                self.decoded_bytes += len(out)
-                if self.decoded_bytes > MAX_REPLY_BYTES or self.body_bytes + len(out) > MAX_REPLY_BYTES:
-                    self.body.clear()              # the reply is failed: nobody reads these
-                    raise _failed(f"a compressed body that decodes to over {MAX_REPLY_BYTES} bytes")
-                self._on_plain(out)
             if not decoder.pending:
                 return
+            if pumping and self.sink is not None:
+                self._flush(None)            # each slice goes out before the next is decoded
+            if self.sink is None and (pumping or self.body_bytes >= BUFFER_PAUSE_BYTES):
+                self.decode_held = True      # the receiver is full, the pump ended, or the caller has
+                self._pause()                # not read: the compressed rest waits (decode_held_slice)
+                return
+
+    def _decoded(self, out: bytes) -> None:
+        if out:
+            self.decoded_bytes += len(out)
+            if self.decoded_bytes > MAX_REPLY_BYTES or self.body_bytes + len(out) > MAX_REPLY_BYTES:
+                self.body.clear()              # the reply is failed: nobody reads these
+                raise _failed(f"a compressed body that decodes to over {MAX_REPLY_BYTES} bytes")
+            self._on_plain(out)
+
+    def decode_held_slice(self) -> None:
+        """One slice of the compressed body held while the receiver was full, into `body` (the
+        stream takes it as any piece read); then the body's end, if it came meanwhile. Reading
+        stays paused until all is decoded. A fault fails the connection."""
+        try:
+            self.decoded_bytes = 0
+            self._decoded(self.decoder.decode(b""))
+            if not self.decoder.pending:
+                self.decode_held = False
+                if self.end_held:
+                    self.end_held = False
+                    self._end_body()
+        except UpstreamUnavailable as exc:
+            self._fail(exc)
 
     def _on_plain(self, body: bytes) -> None:
         if self.sink is not None:
@@ -179,6 +208,9 @@ class _Conn(asyncio.Protocol):
     def on_message_complete(self) -> None:
         if self.skip_interim:
             self.skip_interim = False
+            return
+        if self.decode_held:
+            self.end_held = True         # the end, once what is held is decoded (decode_held_slice)
             return
         self._end_body()
 
@@ -274,153 +306,3 @@ class _Conn(asyncio.Protocol):
             self.linger = None
         if self.transport is not None:
             self.transport.close()
-
-
-class Http1Stream(IdleWatchdog):
-    """An open upstream response: `status`, `headers`, then `read()` until b""; always `close()`.
-    Same contract as transport.UpstreamStream (idle watchdog, cancel-safe reads, keep-alives that do
-    not reset the idle timeout: `kept_alive`)."""
-
-    __slots__ = ("status", "headers", "_conn", "_pool", "_key", "_idle_s", "_loop", "_wait_start_s", "_watchdog",
-                 "_quiet_s", "_quiet_bytes", "_kept_alive")
-
-    def __init__(self, conn: _Conn, pool: "Http1Pool", key: tuple, idle_s: float) -> None:
-        self._conn, self._pool, self._key, self._idle_s = conn, pool, key, idle_s
-        self._loop = conn.loop
-        self._wait_start_s: float | None = None
-        self._watchdog: asyncio.TimerHandle | None = None
-        self._quiet_s = 0.0          # time waited for reads that brought only keep-alives, since a real event
-        self._quiet_bytes = 0        # bytes of keep-alives since a real event
-        self._kept_alive = False     # the last read brought only keep-alives (the caller said so)
-        self.status = conn.status
-        self.headers = CIMultiDictProxy(conn.headers)
-
-    def _settle_quiet(self) -> None:
-        """Before a new wait: a real event since the last one resets the keep-alive account."""
-        if not self._kept_alive:
-            self._quiet_s, self._quiet_bytes = 0.0, 0
-        self._kept_alive = False
-
-    def _read_seen(self, now_s: float) -> None:
-        """Pumping: a read was handed on; the wait for the next one starts now. The wait for this
-        one counts on when it brought only keep-alives (`_kept_alive` then stays set for the next wait)."""
-        if self._kept_alive:
-            if self._wait_start_s is not None:
-                self._quiet_s += now_s - self._wait_start_s
-        else:
-            self._quiet_s, self._quiet_bytes = 0.0, 0
-        self._wait_start_s = now_s
-
-    def _take(self) -> bytes:
-        c = self._conn
-        if c.body:
-            data = c.body.popleft() if len(c.body) == 1 else b"".join(c.body)
-            c.body.clear()
-            c.body_bytes = 0
-            if c.paused:
-                c.paused = False
-                c.transport.resume_reading()
-            return data
-        if c.error is not None:
-            raise c.error
-        return b""                                    # complete: the end of the body
-
-    async def read(self) -> bytes:
-        """The body bytes that have arrived (waiting for some if none have); b"" at its end."""
-        c = self._conn
-        if c.body or c.complete or c.error is not None:
-            return self._take()
-        if c.paused:                       # a pump paused it for its receiver: reading again now
-            c.paused = False
-            c.transport.resume_reading()
-        self._settle_quiet()
-        self._wait_start_s = now_s = self._loop.time()
-        if self._watchdog is None:
-            self._watchdog = self._loop.call_at(now_s + self._idle_s - self._quiet_s, self._check_idle)
-        try:
-            while not (c.body or c.complete or c.error is not None):
-                c.waiter = self._loop.create_future()
-                await c.waiter
-        finally:
-            c.waiter = None
-            self._quiet_s += self._loop.time() - now_s
-            self._wait_start_s = None
-        return self._take()
-
-    async def pump(self, on_data, write, done) -> str:
-        """Push the body to the caller instead of being read: each piece as it arrives becomes
-        `on_data(piece)` (bytes to send, maybe b""), handed to `write`, which returns False when its
-        receiver takes no more for now. Returns "full" (reading is paused until the next pump or
-        read), or "end" when `done()` or the body is complete (then `read()` gives b""). An upstream
-        fault, the idle timeout or an exception from `on_data` is raised. Bytes that arrived before
-        go first."""
-        c = self._conn
-        loop = self._loop
-        while True:
-            if c.body:
-                self._kept_alive = False
-                out = on_data(self._take())
-                if out and not write(out):
-                    c._pause()
-                    return "full"
-                if done():
-                    return "end"
-                continue
-            if c.error is not None:
-                raise c.error
-            if c.complete:
-                return "end"
-            if c.paused:
-                c.paused = False
-                c.transport.resume_reading()
-            fut = loop.create_future()
-            c.sink = (on_data, write, done, fut, self)
-            self._settle_quiet()
-            self._wait_start_s = now_s = loop.time()
-            if self._watchdog is None:
-                self._watchdog = loop.call_at(now_s + self._idle_s - self._quiet_s, self._check_idle)
-            try:
-                verdict = await fut
-            finally:
-                c.sink = None
-                self._wait_start_s = None
-            if verdict != "wake":
-                return verdict
-
-    async def read_all(self, max_bytes: int = MAX_REPLY_BYTES) -> bytes:
-        """The whole body, at most `max_bytes` (more is an upstream failure, read no further)."""
-        async with asyncio.timeout(self._idle_s):
-            length = self.headers.get("Content-Length", "")
-            if length.isdigit() and int(length) > max_bytes:
-                raise UpstreamUnavailable(f"The upstream reply is larger than {max_bytes} bytes ({length})")
-            body = bytearray()
-            while chunk := await self.read():
-                body += chunk
-                if len(body) > max_bytes:
-                    raise UpstreamUnavailable(f"The upstream reply is larger than {max_bytes} bytes")
-            return bytes(body)
-
-    def _stalled(self, exc: UpstreamTimeout) -> None:
-        self._conn._fail(exc)
-
-    def close(self) -> None:
-        if self._watchdog is not None:
-            self._watchdog.cancel()
-            self._watchdog = None
-        c, self._conn = self._conn, None
-        if c is None:
-            return
-        if c.closed or c.error is not None or not c.keep_alive or c.close_delimited:
-            c.close()
-        elif c.complete:
-            self._pool.release(self._key, c)
-        elif not c.body and c.sink is None:
-            # done before the body's end (a stream stops at `[DONE]`; the chunked body's last
-            # `0\r\n\r\n` often comes in a segment of its own): keep it if the end follows soon
-            c.linger = (self._pool, self._key, self._loop.call_later(LINGER_S, c.close))
-            self._pool.lingering.add(c)
-            if c.paused:
-                c.paused = False
-                c.transport.resume_reading()
-        else:
-            c.close()

@@ -7,7 +7,8 @@ import asyncio
 from yarl import URL
 
 from ..errors import UpstreamTimeout, UpstreamUnavailable
-from .http1 import Http1Stream, _Conn
+from .http1 import _Conn
+from .http1_stream import Http1Stream
 
 __all__ = ["Http1Pool"]
 

@@ -1,5 +1,5 @@
 """The idle timeout shared by both upstream streams (transport.UpstreamStream on aiohttp's client,
-http1.Http1Stream on the lean one): keep-alives (SSE comments, blank lines, Anthropic pings) do not
+http1_stream.Http1Stream on the lean one): keep-alives (SSE comments, blank lines, Anthropic pings) do not
 count as activity, and more than MAX_KEEPALIVE_BYTES of them between two events is an upstream failure."""
 from __future__ import annotations
 

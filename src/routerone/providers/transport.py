@@ -22,7 +22,7 @@ from ..errors import UpstreamTimeout, UpstreamUnavailable
 from .base import UpstreamRequest
 from .decode import ACCEPT_ENCODING, BodyDecoder
 from .demo import DemoStream, is_demo_url, open_demo
-from .http1 import Http1Stream
+from .http1_stream import Http1Stream
 from .http1_pool import Http1Pool
 from .idle import IdleWatchdog
 
