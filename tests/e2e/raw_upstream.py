@@ -1,18 +1,28 @@
 """A raw HTTP/1.1 upstream for the upstream-client end-to-end tests: each reply is bytes a test
 writes (`answer(request_json) -> list of pieces`, each its own write), and what the server does with
 the connection afterwards is the test's choice (`mode`). Runs its own event loop in a thread, so the
-gateway under test reaches it over a real socket."""
+gateway under test reaches it over a real socket. Plus a gateway in front of it (`gateway_over`,
+either upstream client, router retries off) and its usage rows (`usage_rows`, `settled_row`)."""
 from __future__ import annotations
 
 import asyncio
 import socket
 import struct
 import threading
-from typing import Callable
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterator
 
 import orjson
+from money_procs import write_money_catalog
 
-__all__ = ["RawUpstream", "completion_json", "sse_stream", "json_reply", "chunked"]
+from routerone.settings import ProviderSettings, Settings
+from routerone.store.base import UsageQuery
+from routerone.testing.harness import Gateway
+
+__all__ = ["RawUpstream", "completion_json", "sse_stream", "json_reply", "chunked", "gateway_over", "usage_rows",
+           "settled_row"]
 
 USAGE = {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10}
 
@@ -99,7 +109,7 @@ class RawUpstream:
                 served = True
                 if self.mode == "close":
                     break
-        except (asyncio.IncompleteReadError, ConnectionError, StopIteration):
+        except (asyncio.IncompleteReadError, ConnectionError, IndexError):
             pass
         finally:
             writer.close()
@@ -107,3 +117,35 @@ class RawUpstream:
     def stop(self) -> None:
         self.loop.call_soon_threadsafe(self._server.close)
         self.loop.call_soon_threadsafe(self.loop.stop)
+
+
+@contextmanager
+def gateway_over(up: RawUpstream, tmp: Path, http1: bool) -> Iterator[Gateway]:
+    """A gateway whose provider "openai" is `up` (the money catalog's models), through the lean
+    HTTP/1.1 client or aiohttp's (`upstream_http1`), router retries off."""
+    settings = Settings(
+        database_url=f"sqlite:///{tmp / 'r1.db'}", demo="off", max_retries=0, usage_flush_interval_s=0.05,
+        upstream_http1=http1, catalog_path=str(write_money_catalog(tmp / "catalog.toml")),
+        providers={"openai": ProviderSettings(api_key="sk-raw-0123456789", base_url=up.base_url)})
+    with Gateway(settings) as gw:
+        yield gw
+
+
+def usage_rows(gw: Gateway, account_id: int, expected: int = 1) -> list:
+    """The account's usage rows, once `expected` are written (or 10 s have passed)."""
+    store = gw.runtime.chat.d.billing.store
+    deadline = time.monotonic() + 10
+    while True:
+        rows = gw.call(store.query_usage(UsageQuery(account_id=account_id, limit=100))).records
+        if len(rows) >= expected or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.05)
+
+
+def settled_row(gw: Gateway, account_id: int):
+    """The account's one usage row, its hold closed and its cost what the balance lost (of 10 USD)."""
+    [row] = usage_rows(gw, account_id)
+    acc = gw.account(account_id)
+    assert acc["reserved_micros"] == 0, "the hold was left open"
+    assert 10_000_000 - acc["balance_micros"] == row.cost_micros
+    return row

@@ -18,12 +18,9 @@ import openai
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from money_procs import OUT_MICROS, SMALL, write_money_catalog  # noqa: E402
-from raw_upstream import RawUpstream, sse_stream  # noqa: E402
+from money_procs import OUT_MICROS, SMALL  # noqa: E402
+from raw_upstream import RawUpstream, gateway_over, settled_row, sse_stream  # noqa: E402
 
-from routerone.settings import ProviderSettings, Settings  # noqa: E402
-from routerone.store.base import UsageQuery  # noqa: E402
-from routerone.testing.harness import Gateway  # noqa: E402
 from routerone.tokens import load_tokenizer  # noqa: E402
 
 BOMB_MIB = 128
@@ -52,12 +49,7 @@ def up():
 
 @pytest.fixture(scope="module", params=[True, False], ids=["http1", "aiohttp"])
 def gw(request, up, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("bomb")
-    settings = Settings(
-        database_url=f"sqlite:///{tmp / 'r1.db'}", demo="off", max_retries=0, usage_flush_interval_s=0.05,
-        upstream_http1=request.param, catalog_path=str(write_money_catalog(tmp / "catalog.toml")),
-        providers={"openai": ProviderSettings(api_key="sk-raw-0123456789", base_url=up.base_url)})
-    with Gateway(settings) as gw:
+    with gateway_over(up, tmp_path_factory.mktemp("bomb"), request.param) as gw:
         yield gw
 
 
@@ -79,12 +71,5 @@ def test_a_gzip_bomb_in_a_stream_ends_it_cleanly_with_memory_bounded(gw):
     assert text == "hello " and "keep-alives" in str(ei.value)
     assert time.monotonic() - t0 < 10
     assert peak_bytes < PEAK_BOUND_BYTES, peak_bytes
-    store = gw.runtime.chat.d.billing.store
-    deadline = time.monotonic() + 10
-    while not (rows := gw.call(store.query_usage(UsageQuery(account_id=account_id, limit=10))).records) \
-            and time.monotonic() < deadline:
-        time.sleep(0.05)
-    [row] = rows
+    row = settled_row(gw, account_id)
     assert row.status == 502 and row.cost_micros == row.completion_tokens * OUT_MICROS
-    acc = gw.account(account_id)
-    assert acc["reserved_micros"] == 0 and 10_000_000 - acc["balance_micros"] == row.cost_micros

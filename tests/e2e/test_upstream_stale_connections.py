@@ -8,19 +8,15 @@ requests in a row, each answered 200 and billed exactly once; against both upstr
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 import openai
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from money_procs import OUT_MICROS, SMALL, write_money_catalog  # noqa: E402
-from raw_upstream import USAGE, RawUpstream, chunked, completion_json, json_reply, sse_stream  # noqa: E402
-
-from routerone.settings import ProviderSettings, Settings  # noqa: E402
-from routerone.store.base import UsageQuery  # noqa: E402
-from routerone.testing.harness import Gateway  # noqa: E402
+from money_procs import OUT_MICROS, SMALL  # noqa: E402
+from raw_upstream import (USAGE, RawUpstream, chunked, completion_json, gateway_over, json_reply,  # noqa: E402
+                          sse_stream, usage_rows)
 
 REQUESTS = 8
 
@@ -40,23 +36,8 @@ def up():
 
 @pytest.fixture(scope="module", params=[True, False], ids=["http1", "aiohttp"])
 def gw(request, up, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("stale")
-    settings = Settings(
-        database_url=f"sqlite:///{tmp / 'r1.db'}", demo="off", max_retries=0, usage_flush_interval_s=0.05,
-        upstream_http1=request.param, catalog_path=str(write_money_catalog(tmp / "catalog.toml")),
-        providers={"openai": ProviderSettings(api_key="sk-raw-0123456789", base_url=up.base_url)})
-    with Gateway(settings) as gw:
+    with gateway_over(up, tmp_path_factory.mktemp("stale"), request.param) as gw:
         yield gw
-
-
-def _rows(gw: Gateway, account_id: int, expected: int) -> list:
-    store = gw.runtime.chat.d.billing.store
-    deadline = time.monotonic() + 10
-    while True:
-        rows = gw.call(store.query_usage(UsageQuery(account_id=account_id, limit=100))).records
-        if len(rows) >= expected or time.monotonic() > deadline:
-            return rows
-        time.sleep(0.05)
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
@@ -79,7 +60,7 @@ def test_requests_on_connections_the_upstream_closed_are_all_answered_and_billed
             assert reply.choices[0].message.content == "hello world"
     if mode != "close":
         assert up.unanswered - unanswered >= REQUESTS - 1     # the race was there to lose, each time
-    rows = _rows(gw, account_id, REQUESTS + 1)
+    rows = usage_rows(gw, account_id, REQUESTS + 1)
     assert len(rows) == REQUESTS + 1
     assert all(r.status == 200 and r.completion_tokens == USAGE["completion_tokens"] for r in rows)
     assert all(r.cost_micros == USAGE["completion_tokens"] * OUT_MICROS for r in rows)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 import sys
-import time
 import zlib
 from pathlib import Path
 
@@ -19,11 +18,9 @@ import openai
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from money_procs import OUT_MICROS, SMALL, write_money_catalog  # noqa: E402
-from raw_upstream import RawUpstream, completion_json, sse_stream  # noqa: E402
+from money_procs import OUT_MICROS, SMALL  # noqa: E402
+from raw_upstream import RawUpstream, completion_json, gateway_over, settled_row, sse_stream  # noqa: E402
 
-from routerone.settings import ProviderSettings, Settings  # noqa: E402
-from routerone.store.base import UsageQuery  # noqa: E402
 from routerone.testing.harness import Gateway  # noqa: E402
 
 _CUT = re.compile(r"\[\[cut:(\w+)-(\w+)-(\w+)\]\]")     # [[cut:KIND-FRAMING-CODING]]
@@ -64,26 +61,8 @@ def up():
 
 @pytest.fixture(scope="module", params=[True, False], ids=["http1", "aiohttp"])
 def gw(request, up, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("truncated")
-    settings = Settings(
-        database_url=f"sqlite:///{tmp / 'r1.db'}", demo="off", max_retries=0, usage_flush_interval_s=0.05,
-        upstream_http1=request.param, catalog_path=str(write_money_catalog(tmp / "catalog.toml")),
-        providers={"openai": ProviderSettings(api_key="sk-raw-0123456789", base_url=up.base_url)})
-    with Gateway(settings) as gw:
+    with gateway_over(up, tmp_path_factory.mktemp("truncated"), request.param) as gw:
         yield gw
-
-
-def _row(gw: Gateway, account_id: int):
-    store = gw.runtime.chat.d.billing.store
-    deadline = time.monotonic() + 10
-    while not (rows := gw.call(store.query_usage(UsageQuery(account_id=account_id, limit=10))).records) \
-            and time.monotonic() < deadline:
-        time.sleep(0.05)
-    [row] = rows
-    acc = gw.account(account_id)
-    assert acc["reserved_micros"] == 0, "the hold was left open"
-    assert 10_000_000 - acc["balance_micros"] == row.cost_micros
-    return row
 
 
 def _client(gw: Gateway) -> tuple[openai.OpenAI, int]:
@@ -100,7 +79,7 @@ def test_a_reply_whose_compressed_stream_ends_early_is_a_502_and_not_charged(gw,
         client.chat.completions.create(model=SMALL, messages=[{"role": "user", "content": f"[[cut:json-{framing}-{coding}]]"}])
     assert ei.value.status_code == 502
     assert ei.value.body["code"] == "upstream_unavailable" and "compressed" in ei.value.body["message"]
-    row = _row(gw, account_id)
+    row = settled_row(gw, account_id)
     assert row.status == 502 and row.cost_micros == 0
 
 
@@ -116,6 +95,6 @@ def test_a_stream_whose_compressed_stream_ends_early_ends_with_an_error_event(gw
             text += (chunk.choices[0].delta.content or "") if chunk.choices else ""
     assert text == "hello world"
     assert "compressed" in str(ei.value)
-    row = _row(gw, account_id)
+    row = settled_row(gw, account_id)
     assert row.status == 502 and row.completion_tokens >= 1
     assert row.cost_micros == row.completion_tokens * OUT_MICROS      # what was relayed, input free
