@@ -65,11 +65,11 @@ ORDER = ["cross-fit mmlu APGR", "cross-fit gsm8k APGR", "cross-fit arena AIQ - z
          "LODO gsm8k APGR", "LODO arena APGR", "LODO mtbench APGR", "LODO arena AIQ - zero"]
 
 
-def main(args: list[str]) -> None:
+def main(args: list[str], label: str = "C1 transfer-calibrated traits") -> None:
     out = Path(args[0])
     base = base_figures()
     cand, lodo = cand_figures(out, "--merge" in args)
-    print("| figure | base (shipped code) | C1 transfer-calibrated traits | d |")
+    print(f"| figure | base (shipped code) | {label} | d |")
     print("|---|---|---|---|")
     ds = []
     for name in ORDER:

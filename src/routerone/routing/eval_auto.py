@@ -114,9 +114,16 @@ def write_decisions(path: Path | str, prompts: list[str], models: list[str], pre
                        + [f"{true_q[i, c]:g}" for c in choice[i]])
 
 
-def _fit_router(tables) -> ProfileRouter:
+def length_set_for(test_prompts, held_out=()):
+    """The shipped length set (learned/lengths.py) without its rows that overlap the test prompts
+    or the held-out evaluation sets, and how many rows were dropped."""
+    from .learned.lengths import load_length_set
+    return load_length_set().excluding(held_out, test_prompts)
+
+
+def _fit_router(tables, lengths=None) -> ProfileRouter:
     from .learned.profile_fit import fit_profiles
-    return ProfileRouter(fit_profiles(list(tables)))
+    return ProfileRouter(fit_profiles(list(tables), lengths=lengths))
 
 
 def evaluate_table(test, prices: dict, *, router: ProfileRouter | None = None, train=None,
@@ -136,24 +143,28 @@ def evaluate_table(test, prices: dict, *, router: ProfileRouter | None = None, t
     n = len(test.prompts)
     pred_q = np.zeros((n, len(cost_models)))
     pred_c = np.zeros((n, len(cost_models)))
+    lengths, length_dropped = (None, 0) if router is not None else length_set_for(test.prompts)
     if router is not None:
         pred_q, pred_c = predict(router, test.prompts, test.prompt_tokens, cost_models, cost_prices)
         split = "shipped artefact (no training)"
     elif cross_fit:
         for k in np.unique(test.folds):
             te, tr = np.flatnonzero(test.folds == k), np.flatnonzero(test.folds != k)
-            r = _fit_router([subset(test, tr), *extra_train])
+            r = _fit_router([subset(test, tr), *extra_train], lengths)
             part = subset(test, te)
             pred_q[te], pred_c[te] = predict(r, part.prompts, part.prompt_tokens, cost_models, cost_prices)
         split = "cross-fitted by fold"
     else:
-        r = _fit_router([train, *extra_train])
+        r = _fit_router([train, *extra_train], lengths)
         pred_q, pred_c = predict(r, test.prompts, test.prompt_tokens, cost_models, cost_prices)
         split = "train/test"
     true_q = test.quality[:, [test.models.index(m) for m in cost_models]]
     result = {"strategy": "auto", "split": split, "n_test": n, "n_test_dropped_missing_quality": dropped,
               "models": models, "unpriced_models": [m for m in models if m not in prices],
               "bootstrap": {"resamples": n_boot, "seed": B.BOOT_SEED, "interval": "2.5-97.5 percentile"}}
+    if lengths is not None:
+        result["length_set"] = {"name": lengths.name, "rows": len(lengths.prompts),
+                                "dropped_overlapping_test": length_dropped}
     if len(cost_models) == 2:
         ref = train.quality if train is not None and router is None else test.quality
         means = [np.nanmean(ref[:, (train if train is not None and router is None else test).models.index(m)])
@@ -192,12 +203,15 @@ def run_lodo(data_dir: Path | None, out_dir: Path | str, *, n_boot: int = B.N_BO
         test = tables[name]
         extra = external_tables(extra_data, exclude=(name,))
         train = [t for k, t in tables.items() if k != name] + list(extra.values())
-        router = _fit_router(train)
+        lengths, length_dropped = length_set_for(test.prompts, held_out=(name,))
+        router = _fit_router(train, lengths)
         prices_file = out_path / f"prices_{name}.json"
         write_prices(data, test.models, prices_file)
         prices = load_prices(prices_file, test.models)
         res = {"held_out": name, "trained_on": [k for k in tables if k != name] + list(extra),
                "external_rows": {k: len(t.prompts) for k, t in extra.items()},
+               "length_set": {"name": lengths.name, "rows": len(lengths.prompts),
+                              "dropped_overlapping_held_out": length_dropped},
                "models_trained": router.artefact.models,
                "profile_sources": {m: router.profile(m).source for m in test.models}}
         pair = subset(test, np.arange(len(test.prompts)))

@@ -228,12 +228,14 @@ def train_scorer(feats: Featurised, idx: np.ndarray, targets: np.ndarray, *, l2,
 
 def train_scorer_path(feats: Featurised, idx: np.ndarray, targets: np.ndarray, *, l2_path,
                       loss: str = "logistic", sample_weight: np.ndarray | None = None,
-                      meta: dict | None = None) -> list:
+                      meta: dict | None = None, scaling: tuple | None = None) -> list:
     """One LinearScorer per entry of `l2_path` (each a penalty, or one per target column), all on
     the same design (built once); an iterative fit starts from the previous entry's weights, so a
-    path from strong to weak penalties costs little more than its last fit."""
+    path from strong to weak penalties costs little more than its last fit. `scaling` = (idf,
+    dense mean, dense std) to use instead of fitting them on the rows (a column that must share
+    another fit's feature scaling)."""
     from .model import LinearScorer
-    idf, mean, std = fit_scaling(feats, idx)
+    idf, mean, std = scaling if scaling is not None else fit_scaling(feats, idx)
     X = design(feats, idx, idf, mean, std)
     t = np.asarray(targets, dtype=np.float64)
     multi = t.ndim == 2

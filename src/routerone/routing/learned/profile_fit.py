@@ -202,7 +202,9 @@ def _prior_map(names: list[str], emb: np.ndarray, priors: dict[str, Prior]) -> t
 
 
 def fit_profiles(tables, *, priors: dict[str, Prior] | None = None, folds: int = PROFILE_FOLDS,
-                 meta: dict | None = None) -> ProfileArtefact:
+                 meta: dict | None = None, lengths=None) -> ProfileArtefact:
+    """`lengths`: a lengths.LengthSet (answer lengths without quality) for the length column and
+    the verbosity of models without trained lengths (length_fit.py); None = the tables only."""
     if not tables:
         raise ValueError("no training tables")
     priors = load_priors() if priors is None else priors
@@ -223,10 +225,20 @@ def fit_profiles(tables, *, priors: dict[str, Prior] | None = None, folds: int =
     has_len = ~np.isnan(targets[:, len(TRAITS)])
     length_norm = (float(np.mean(np.exp(np.clip(oof[has_len, len(TRAITS)], -LENGTH_CLIP, LENGTH_CLIP))))
                    if has_len.any() else 1.0)
+    length_info, verbosity = {}, {}
+    if lengths is not None and len(lengths.prompts):
+        from .length_fit import refit_length, verbosity_tokens
+        length_info = refit_length(scorer, feats, targets[:, k], [len(t.prompts) for t in tables],
+                                   table_of, lengths, k, TRAIT_L2_GRID, max(folds, 2), LENGTH_CLIP)
+        if length_info["rows"]:
+            length_norm = length_info["length_norm"]
+        verbosity = verbosity_tokens(lengths, {normalise_name(n): float(o) for n, o in zip(names, out_tokens)
+                                               if not np.isnan(o)}, normalise_name)
     emb = np.array([_profile(q[:, j], traits, weights) for j in range(len(names))])
     known = out_tokens[~np.isnan(out_tokens)]
     default_out = float(known.mean()) if known.size else DEFAULT_OUTPUT_TOKENS
-    out_tokens = np.where(np.isnan(out_tokens), default_out, out_tokens)
+    out_tokens = np.array([o if not np.isnan(o) else verbosity.get(normalise_name(n), default_out)
+                           for n, o in zip(names, out_tokens)])
     B, center, scale, fitted_on = _prior_map(names, emb, priors)
     in_sample = fit.score_rows(scorer, feats, rows).reshape(len(prompts), -1)
     bias = np.array(scorer.bias, float)
@@ -236,9 +248,10 @@ def fit_profiles(tables, *, priors: dict[str, Prior] | None = None, folds: int =
             "profile_l2": PROFILE_L2,
             "profile_folds": folds, "length_norm": length_norm,
             "length_rows": int(has_len.sum()), "rows": len(prompts), "models": names,
-            "prior_map_fitted_on": fitted_on, **(meta or {})}
+            "prior_map_fitted_on": fitted_on, **({"length_set": length_info} if length_info else {}),
+            **(meta or {})}
     from .model import LinearScorer
     scorer = LinearScorer(scorer.idf, scorer.coef_sparse, scorer.dense_mean, scorer.dense_std,
                           scorer.coef_dense, bias, "identity", {})
     return ProfileArtefact(scorer, names, emb, out_tokens, B, center, scale,
-                           in_sample.mean(axis=0), info, length_norm)
+                           in_sample.mean(axis=0), info, length_norm, verbosity)

@@ -10,6 +10,9 @@ A two-trait item-response model, fitted by `profile_fit.py`:
   * length(p): how much longer than usual answers to this prompt run (predicted mean over the
     models of log(answer tokens / that model's mean)); a model's expected answer length on the prompt
     is its mean length x exp(length(p)) / length_norm (the mean over training prompts), which prices the request (cost side only);
+    the length regression also learns from a length set (answer lengths of many models without
+    quality labels, lengths.py), and a model without trained lengths is expected to answer as long
+    as the set says relative to the trained models (`verbosity`), else as the average trained model;
   * e_m, the model's profile: its base quality and how it responds to each trait, fitted on the
     model's own per-prompt scores when the training data has them ("trained"), otherwise mapped
     from a published ability score in `model_priors.toml` by the linear map score -> profile fitted
@@ -28,7 +31,7 @@ import os
 import re
 import threading
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -103,6 +106,7 @@ class ProfileArtefact:
     trait_mean: np.ndarray               # (K+1,) mean scorer outputs over the training prompts
     meta: dict
     length_norm: float = 1.0             # mean exp(length) over the training prompts with lengths
+    verbosity: dict = field(default_factory=dict)   # {normalised name: expected answer tokens} (length_fit.py)
 
     def save(self, path: Path | str) -> None:
         s = self.scorer
@@ -113,7 +117,10 @@ class ProfileArtefact:
             models=np.array(self.models, dtype=np.str_), embeddings=self.embeddings,
             output_tokens=self.output_tokens, prior_map=self.prior_map,
             prior_center=np.float64(self.prior_center), prior_scale=np.float64(self.prior_scale),
-            trait_mean=self.trait_mean, length_norm=np.float64(self.length_norm), meta=np.str_(json.dumps(self.meta, sort_keys=True)))
+            trait_mean=self.trait_mean, length_norm=np.float64(self.length_norm),
+            verbosity_models=np.array(sorted(self.verbosity), dtype=np.str_),
+            verbosity_tokens=np.array([self.verbosity[m] for m in sorted(self.verbosity)], np.float64),
+            meta=np.str_(json.dumps(self.meta, sort_keys=True)))
 
     @classmethod
     def from_file(cls, path: Path | str) -> "ProfileArtefact":
@@ -127,7 +134,9 @@ class ProfileArtefact:
             return cls(scorer, [str(m) for m in z["models"]], z["embeddings"], z["output_tokens"],
                        z["prior_map"], float(z["prior_center"]), float(z["prior_scale"]),
                        z["trait_mean"], json.loads(str(z["meta"])),
-                       float(z["length_norm"]) if "length_norm" in z else 1.0)
+                       float(z["length_norm"]) if "length_norm" in z else 1.0,
+                       ({str(m): float(t) for m, t in zip(z["verbosity_models"], z["verbosity_tokens"])}
+                        if "verbosity_models" in z else {}))
 
 
 class ProfileRouter:
@@ -173,10 +182,11 @@ class ProfileRouter:
             got = Profile(name, a.embeddings[j], float(a.output_tokens[j]), "trained")
         elif prior is not None and a.prior_scale > 0:
             z = (prior.score - a.prior_center) / a.prior_scale
-            got = Profile(name, a.prior_map[0] + a.prior_map[1] * z, self._default.output_tokens,
-                          f"prior:{prior.source}")
+            got = Profile(name, a.prior_map[0] + a.prior_map[1] * z,
+                          a.verbosity.get(key, self._default.output_tokens), f"prior:{prior.source}")
         else:
-            got = Profile(name, self._default.embedding, self._default.output_tokens, "default")
+            got = Profile(name, self._default.embedding, a.verbosity.get(key, self._default.output_tokens),
+                          "default")
         self._profiles[name] = got
         return got
 

@@ -244,6 +244,7 @@ def train_artefact(data: Path | None = None, out: Path | None = None, extra_data
     """Fit the profiles on `data` (see training_tables) plus the prepared external sets in
     `extra_data`, and write the artefact to `out` (required: the shipped artefact is rebuilt only
     when its path is passed explicitly)."""
+    from .lengths import load_length_set
     from .profile_fit import fit_profiles
     if out is None:
         raise ValueError("an output path is required (the shipped artefact is "
@@ -252,7 +253,7 @@ def train_artefact(data: Path | None = None, out: Path | None = None, extra_data
     tables = training_tables(data, extra_data)
     meta = {"datasets": {name: len(t.prompts) for name, t in tables.items()},
             "source": str(data.name)}
-    art = fit_profiles(list(tables.values()), meta=meta)
+    art = fit_profiles(list(tables.values()), meta=meta, lengths=load_length_set())
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     art.save(out)
@@ -265,7 +266,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = p.add_subparsers(dest="cmd", required=True)
     pp = sub.add_parser("prepare", help="write train/test CSVs and prices for one dataset")
     from .external import ADAPTERS
-    pp.add_argument("--dataset", choices=sorted(LOADERS) + sorted(ADAPTERS), required=True)
+    pp.add_argument("--dataset", choices=sorted(LOADERS) + sorted(ADAPTERS) + ["arenahard_lengths"],
+                    required=True)
     pp.add_argument("--out", type=Path, required=True)
     pp.add_argument("--data", type=Path, default=None,
                     help="shared routing data (default: ../shared/data/routing); external datasets "
@@ -278,7 +280,13 @@ def main(argv: list[str] | None = None) -> int:
                     help="also train on prepared external sets (repeatable)")
     pf.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
-    if args.cmd == "prepare" and args.dataset in ADAPTERS:
+    if args.cmd == "prepare" and args.dataset == "arenahard_lengths":
+        from .lengths import prepare_arenahard_lengths
+        from .overlap import evaluation_index
+        if args.source is None:
+            p.error("--dataset arenahard_lengths needs --source (the fetched repository snapshot)")
+        print(json.dumps(prepare_arenahard_lengths(args.source, args.out, evaluation_index(args.data)), indent=2))
+    elif args.cmd == "prepare" and args.dataset in ADAPTERS:
         from .external import prepare_external
         from .overlap import evaluation_index
         if args.source is None:
