@@ -137,3 +137,24 @@ def test_an_artefact_without_verbosity_still_loads(arena_fits, tmp_path):
     np.savez_compressed(path, **arrays)
     art = ProfileArtefact.from_file(path)
     assert art.verbosity == {}
+
+
+@pytest.mark.parametrize("case", ["no-dir", "no-questions", "bad-question", "bad-answer", "answer-shape"])
+def test_prepare_cli_bad_snapshots_are_one_line(tmp_path, case, capsys):
+    from routerone.routing.learned.train import main
+    src = tmp_path / "src"
+    if case != "no-dir":
+        _snapshot(src)
+        d = src / "data" / "arena-hard-v0.1"
+        if case == "no-questions":
+            (d / "question.jsonl").unlink()
+        elif case == "bad-question":
+            (d / "question.jsonl").write_text('{"question_id": "q1", "turns": []}\n')
+        elif case == "bad-answer":
+            (d / "model_answer" / "o1-mini.jsonl").write_text("{not json\n")
+        else:
+            (d / "model_answer" / "o1-mini.jsonl").write_text('{"question_id": "q1", "choices": 5}\n')
+    rc = main(["prepare", "--dataset", "arenahard_lengths", "--source", str(src), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert err.startswith("python -m routerone.routing.learned.train prepare: ")

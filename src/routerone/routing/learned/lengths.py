@@ -111,10 +111,13 @@ def prepare_arenahard_lengths(source: Path, out_dir: Path, index: OverlapIndex |
     if text is None:
         raise ValueError(f"{source}: no {QUESTIONS}")
     questions = {}
-    for line in text.splitlines():
+    for no, line in enumerate(text.splitlines(), 1):
         if line.strip():
-            q = json.loads(line)
-            questions[str(q["question_id"])] = q["turns"][0]["content"]
+            try:
+                q = json.loads(line)
+                questions[str(q["question_id"])] = str(q["turns"][0]["content"])
+            except (ValueError, KeyError, IndexError, TypeError) as exc:
+                raise ValueError(f"{QUESTIONS} line {no}: not an arena-hard question ({exc})") from None
     lengths: dict[str, dict[str, int]] = {}
     left_out: list[str] = []
     for rel in src.list(ANSWERS):
@@ -124,16 +127,20 @@ def prepare_arenahard_lengths(source: Path, out_dir: Path, index: OverlapIndex |
         if body is None:
             left_out.append(f"{rel} (unreadable: absent or a Git LFS pointer)")
             continue
-        for line in body.splitlines():
+        for no, line in enumerate(body.splitlines(), 1):
             if not line.strip():
                 continue
-            a = json.loads(line)
-            turn = a["choices"][0]["turns"][0]
-            n = turn.get("token_len")
-            if n is None and len(a["choices"][0]["turns"]) == 1:    # newer files: per answer only
-                n = (a.get("conv_metadata") or {}).get("token_len")
-            if isinstance(n, int) and n >= 0 and str(a["question_id"]) in questions:
-                lengths.setdefault(str(a["model_id"]), {})[str(a["question_id"])] = n
+            try:
+                a = json.loads(line)
+                turns = a["choices"][0]["turns"]
+                n = turns[0].get("token_len")
+                if n is None and len(turns) == 1:    # newer files: per answer only
+                    n = (a.get("conv_metadata") or {}).get("token_len")
+                qid, model = str(a["question_id"]), str(a["model_id"])
+            except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+                raise ValueError(f"{rel} line {no}: not an arena-hard answer ({exc!r})") from None
+            if isinstance(n, int) and not isinstance(n, bool) and n >= 0 and qid in questions:
+                lengths.setdefault(model, {})[qid] = n
     models = sorted(m for m, v in lengths.items()
                     if len(v) >= MIN_ANSWERS and not m.startswith(LEFT_OUT_PREFIXES))
     left_out += sorted(f"{m} ({len(v)} answers)" for m, v in lengths.items() if m not in models)

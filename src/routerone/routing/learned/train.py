@@ -29,6 +29,7 @@ import csv
 import glob
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -280,6 +281,16 @@ def main(argv: list[str] | None = None) -> int:
                     help="also train on prepared external sets (repeatable)")
     pf.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
+    try:
+        return _run(p, args)
+    except (OSError, ValueError, KeyError, TypeError, subprocess.CalledProcessError) as exc:
+        # a bad snapshot, data file or path: one line naming it, not a traceback
+        print(f"{p.prog} {args.cmd}: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run(p: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    from .external import ADAPTERS
     if args.cmd == "prepare" and args.dataset == "arenahard_lengths":
         from .lengths import prepare_arenahard_lengths
         from .overlap import evaluation_index
