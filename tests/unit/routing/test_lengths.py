@@ -158,3 +158,19 @@ def test_prepare_cli_bad_snapshots_are_one_line(tmp_path, case, capsys):
     err = capsys.readouterr().err.strip()
     assert rc == 2 and len(err.splitlines()) == 1 and "Traceback" not in err, err
     assert err.startswith("python -m routerone.routing.learned.train prepare: ")
+
+
+@pytest.mark.parametrize("tokens", [[float("nan"), 300.0], [-1.0, 300.0], [300.0], [0.0, 1.0]])
+def test_an_artefact_with_broken_verbosity_is_refused(arena_fits, tmp_path, tokens):
+    """An operator's artefact (ROUTERONE_ROUTER_MODEL) is input like any other: a verbosity that is
+    not one positive finite token count per name is refused when loaded, never a NaN cost."""
+    _, b, _ = arena_fits
+    path = tmp_path / "r.npz"
+    b.save(path)
+    with np.load(path) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["verbosity_models"] = np.array(["m1", "m2"], dtype=np.str_)
+    arrays["verbosity_tokens"] = np.array(tokens, np.float64)
+    np.savez_compressed(path, **arrays)
+    with pytest.raises(ValueError, match="verbosity"):
+        ProfileArtefact.from_file(path)

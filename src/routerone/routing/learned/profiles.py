@@ -134,9 +134,19 @@ class ProfileArtefact:
             return cls(scorer, [str(m) for m in z["models"]], z["embeddings"], z["output_tokens"],
                        z["prior_map"], float(z["prior_center"]), float(z["prior_scale"]),
                        z["trait_mean"], json.loads(str(z["meta"])),
-                       float(z["length_norm"]) if "length_norm" in z else 1.0,
-                       ({str(m): float(t) for m, t in zip(z["verbosity_models"], z["verbosity_tokens"])}
-                        if "verbosity_models" in z else {}))
+                       float(z["length_norm"]) if "length_norm" in z else 1.0, _verbosity(z, path))
+
+
+def _verbosity(z, path) -> dict[str, float]:
+    """The artefact's {model: expected answer tokens} (absent in older artefacts): names and
+    positive finite token counts, one each, or the artefact is refused."""
+    if "verbosity_models" not in z:
+        return {}
+    names, tokens = z["verbosity_models"], z["verbosity_tokens"] if "verbosity_tokens" in z else None
+    if (tokens is None or names.ndim != 1 or tokens.shape != names.shape
+            or not np.issubdtype(tokens.dtype, np.floating) or not np.all(np.isfinite(tokens) & (tokens > 0))):
+        raise ValueError(f"{path}: its verbosity arrays are not one positive token count per model name")
+    return {str(m): float(t) for m, t in zip(names, tokens)}
 
 
 class ProfileRouter:
