@@ -27,12 +27,12 @@ from multidict import CIMultiDict
 
 from ..errors import UpstreamUnavailable
 from .decode import BodyDecoder
+from .idle import MAX_REPLY_BYTES
 
 __all__ = ["BUFFER_PAUSE_BYTES", "MAX_HEAD_BYTES", "MAX_REPLY_BYTES", "LINGER_S"]
 
 BUFFER_PAUSE_BYTES = 1 << 20      # body bytes the caller has not read yet: above this, reading pauses
 MAX_HEAD_BYTES = 64 * 1024        # status line and headers
-MAX_REPLY_BYTES = 64 << 20       # a reply read whole (not streamed), as transport.MAX_REPLY_BYTES
 LINGER_S = 1.0                    # a body the caller stopped reading just before its end: wait this long for it
 
 

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 from multidict import CIMultiDictProxy
 
 from ..errors import UpstreamTimeout, UpstreamUnavailable
-from .http1 import LINGER_S, MAX_REPLY_BYTES
-from .idle import IdleWatchdog
+from .http1 import LINGER_S
+from .idle import MAX_REPLY_BYTES, IdleWatchdog, read_bounded
 
 if TYPE_CHECKING:
     from .http1 import _Conn
@@ -136,16 +136,8 @@ class Http1Stream(IdleWatchdog):
 
     async def read_all(self, max_bytes: int = MAX_REPLY_BYTES) -> bytes:
         """The whole body, at most `max_bytes` (more is an upstream failure, read no further)."""
-        async with asyncio.timeout(self._idle_s):
-            length = self.headers.get("Content-Length", "")
-            if length.isdigit() and int(length) > max_bytes:
-                raise UpstreamUnavailable(f"The upstream reply is larger than {max_bytes} bytes ({length})")
-            body = bytearray()
-            while chunk := await self.read():
-                body += chunk
-                if len(body) > max_bytes:
-                    raise UpstreamUnavailable(f"The upstream reply is larger than {max_bytes} bytes")
-            return bytes(body)
+        length = self.headers.get("Content-Length", "")
+        return await read_bounded(self.read, int(length) if length.isdigit() else None, max_bytes, self._idle_s)
 
     def _stalled(self, exc: UpstreamTimeout) -> None:
         self._conn._fail(exc)

@@ -7,9 +7,24 @@ import asyncio
 
 from ..errors import UpstreamTimeout, UpstreamUnavailable
 
-__all__ = ["IdleWatchdog", "MAX_KEEPALIVE_BYTES"]
+__all__ = ["IdleWatchdog", "MAX_KEEPALIVE_BYTES", "MAX_REPLY_BYTES", "read_bounded"]
 
 MAX_KEEPALIVE_BYTES = 1 << 20     # of keep-alives between two stream events (OpenRouter's: ~25 bytes every few s)
+MAX_REPLY_BYTES = 64 << 20        # a reply read whole (not streamed) or an error body beyond this is a 502
+
+
+async def read_bounded(next_piece, declared_bytes: int | None, max_bytes: int, deadline_s: float) -> bytes:
+    """A whole body from `next_piece()` (b"" at its end), at most `max_bytes` within `deadline_s`:
+    more (declared or sent) is an upstream failure, read no further, so memory stays bounded."""
+    async with asyncio.timeout(deadline_s):      # a deadline, not a new task (cheaper than wait_for)
+        if declared_bytes is not None and declared_bytes > max_bytes:
+            raise UpstreamUnavailable(f"The upstream reply is larger than {max_bytes} bytes ({declared_bytes})")
+        body = bytearray()
+        while chunk := await next_piece():
+            body += chunk
+            if len(body) > max_bytes:
+                raise UpstreamUnavailable(f"The upstream reply is larger than {max_bytes} bytes")
+        return bytes(body)
 
 
 class IdleWatchdog:

@@ -24,7 +24,7 @@ from .decode import ACCEPT_ENCODING, BodyDecoder
 from .demo import DemoStream, is_demo_url, open_demo
 from .http1_stream import Http1Stream
 from .http1_pool import Http1Pool
-from .idle import IdleWatchdog
+from .idle import MAX_REPLY_BYTES, IdleWatchdog, read_bounded
 
 __all__ = ["Transport", "Timeouts", "UpstreamResponse", "UpstreamStream", "redirect_target"]
 log = logging.getLogger("routerone.providers")
@@ -44,7 +44,6 @@ class UpstreamResponse:
     body: bytes
 
 
-MAX_REPLY_BYTES = 64 << 20    # a non-streamed upstream reply (or error body) beyond this is a 502
 
 
 class UpstreamStream(IdleWatchdog):
@@ -87,16 +86,7 @@ class UpstreamStream(IdleWatchdog):
     async def read_all(self, max_bytes: int = MAX_REPLY_BYTES) -> bytes:
         """The whole body (a reply that is not streamed, or an error), at most `max_bytes`: an
         upstream that sends more is an upstream failure, read no further (memory stays bounded)."""
-        async with asyncio.timeout(self._idle_s):   # a deadline, not a new task (cheaper than wait_for)
-            length = self._resp.content_length
-            if length is not None and length > max_bytes:
-                raise UpstreamUnavailable(f"The upstream reply is larger than {max_bytes} bytes ({length})")
-            body = bytearray()
-            while chunk := await self._next():
-                body += chunk
-                if len(body) > max_bytes:
-                    raise UpstreamUnavailable(f"The upstream reply is larger than {max_bytes} bytes")
-            return bytes(body)
+        return await read_bounded(self._next, self._resp.content_length, max_bytes, self._idle_s)
 
     async def read(self) -> bytes:
         """The body bytes that have arrived (waiting for some if none have); b"" at its end.
