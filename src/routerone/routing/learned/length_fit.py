@@ -70,8 +70,7 @@ def refit_length(scorer, feats: fit.Featurised, length_target: np.ndarray, table
     norm_rows = rows[:len(q_rows)] if len(q_rows) else rows
     norm = float(np.mean(np.exp(np.clip(oof[norm_rows], -clip, clip))))
     return {"set": lengths.name, "rows": int(len(set_rows)), "models": len(lengths.models),
-            "quality_rows": int(len(q_rows)), "l2": float(l2), "length_norm": norm,
-            "in_sample_mean": float(np.mean(fit.score_rows(final, all_feats, rows)))}
+            "quality_rows": int(len(q_rows)), "l2": float(l2), "length_norm": norm}
 
 
 def verbosity_tokens(lengths: LengthSet, trained: dict[str, float], normalise) -> dict[str, float]:

@@ -291,19 +291,16 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(p: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     from .external import ADAPTERS
-    if args.cmd == "prepare" and args.dataset == "arenahard_lengths":
-        from .lengths import prepare_arenahard_lengths
-        from .overlap import evaluation_index
-        if args.source is None:
-            p.error("--dataset arenahard_lengths needs --source (the fetched repository snapshot)")
-        print(json.dumps(prepare_arenahard_lengths(args.source, args.out, evaluation_index(args.data)), indent=2))
-    elif args.cmd == "prepare" and args.dataset in ADAPTERS:
+    if args.cmd == "prepare" and (args.dataset in ADAPTERS or args.dataset == "arenahard_lengths"):
         from .external import prepare_external
+        from .lengths import prepare_arenahard_lengths
         from .overlap import evaluation_index
         if args.source is None:
             p.error(f"--dataset {args.dataset} needs --source (the fetched repository snapshot)")
         index = evaluation_index(args.data)
-        print(json.dumps(prepare_external(args.dataset, args.source, args.out, index), indent=2))
+        summary = (prepare_arenahard_lengths(args.source, args.out, index) if args.dataset == "arenahard_lengths"
+                   else prepare_external(args.dataset, args.source, args.out, index))
+        print(json.dumps(summary, indent=2))
     elif args.cmd == "prepare":
         print(json.dumps(prepare(args.dataset, args.out, args.data), indent=2))
     else:
