@@ -57,6 +57,14 @@ def chunked(body: bytes, extra_headers: bytes = b"", terminator: bool = True) ->
             + (b"0\r\n\r\n" if terminator else b""))
 
 
+def _get(head: bytes) -> dict:
+    """A request without a body (discovery's `GET /v1/models`): its method, path and headers."""
+    line, *fields = head.decode("latin-1").split("\r\n")
+    method, path = line.split(" ")[:2]
+    return {"method": method, "path": path,
+            "headers": {k.strip().lower(): v.strip() for k, _, v in (f.partition(":") for f in fields if f)}}
+
+
 class RawUpstream:
     """`mode` says what follows a reply on its connection:
     "keep":  kept open for the next request;
@@ -65,7 +73,8 @@ class RawUpstream:
              keep-alive timeout that fired as the request crossed it: the FIN was on its way);
     "reset": kept open, but the next request on it is answered with a TCP reset (the server had
              closed the socket; the request's bytes arriving there make the kernel reset it).
-    `answer(request)` gives a reply's pieces (each its own write)."""
+    `answer(request)` gives a reply's pieces (each its own write); `request` is the JSON body, or for a
+    request without one (a GET) {"method", "path", "headers"}."""
 
     def __init__(self, answer: Callable[[dict], list[bytes]]) -> None:
         self.answer = answer
@@ -89,8 +98,8 @@ class RawUpstream:
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
-                length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                              if line.lower().startswith(b"content-length:"))
+                length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                               if line.lower().startswith(b"content-length:")), 0)     # a GET has none
                 if served and self.mode in ("drop", "reset"):
                     self.unanswered += 1
                     if self.mode == "reset":     # SO_LINGER 0: close() sends a reset, not a FIN
@@ -100,7 +109,7 @@ class RawUpstream:
                         return
                     await reader.readexactly(length)
                     break
-                request = orjson.loads(await reader.readexactly(length))
+                request = orjson.loads(await reader.readexactly(length)) if length else _get(head)
                 for piece in self.answer(request):
                     writer.write(piece)
                     await writer.drain()

@@ -5,7 +5,9 @@
 - A failed refresh (unreachable, non-200, not JSON, wrong shape) is logged and the last good list
   is kept. All I/O is aiohttp on the event loop; parsing a list is a few microseconds per model.
 - A redirect is not followed (the request carries the provider's key): a failure naming where it pointed.
-- The list is read whole (up to MAX_LIST_BYTES); at most MAX_DISCOVERED_MODELS of it are served.
+- The list is read whole (up to MAX_LIST_BYTES, sent and decoded); at most MAX_DISCOVERED_MODELS of it
+  are served. A gzip/deflate body is decoded by decode.py, not aiohttp (whose decoder takes a body
+  that ends before its compressed stream does as complete): a cut or undecodable list is a failed refresh.
 - vLLM's `max_model_len` becomes the context window; other fields are ignored.
 - A model with no known price on a provider with an API key and no `input/output_usd_per_mtok` is
   left out (logged), never served free.
@@ -18,7 +20,9 @@ import aiohttp
 import orjson
 
 from ..catalog import Catalog, discovered_model
+from ..errors import UpstreamUnavailable
 from .base import Deployment
+from .decode import ACCEPT_ENCODING, BodyDecoder
 from .openai_compat import auth_headers
 from .transport import redirect_target
 from .vendors import ProviderEntry
@@ -75,18 +79,40 @@ async def fetch_models(session: aiohttp.ClientSession, entry: ProviderEntry,
                                      "(not followed: set base_url to the final URL)")
             if resp.status != 200:
                 raise DiscoveryError(f"{url}: HTTP {resp.status}")
-            body = bytearray()       # read(n) returns what has arrived, not n bytes: a list over ~128 KiB was cut
-            async for piece in resp.content.iter_any():
-                body += piece
-                if len(body) > MAX_LIST_BYTES:
-                    raise DiscoveryError(f"{url}: model list larger than {MAX_LIST_BYTES} bytes")
+            body = await _read_list(resp, url)
+    except UpstreamUnavailable as exc:     # decode.py: cut, undecodable, or an unknown Content-Encoding
+        raise DiscoveryError(f"{url}: {exc.message}") from None
     except aiohttp.ClientConnectorError as exc:
         raise DiscoveryError(f"{url}: cannot connect ({exc.os_error.strerror or exc.os_error})") from None
     except asyncio.TimeoutError:
         raise DiscoveryError(f"{url}: no answer within {timeout_s:g} s") from None
     except (aiohttp.ClientError, OSError) as exc:
         raise DiscoveryError(f"{url}: {type(exc).__name__} {exc}".rstrip()) from None
-    return _parse(bytes(body), url)
+    return _parse(body, url)
+
+
+async def _read_list(resp: aiohttp.ClientResponse, url: str) -> bytes:
+    """The whole body, decoded (decode.py): at most MAX_LIST_BYTES received and as many decoded.
+    Read by pieces: read(n) returns what has arrived, not n bytes (a list over ~128 KiB was cut)."""
+    decoder = BodyDecoder.for_coding(resp.headers.get("Content-Encoding", ""))
+    body, received, done = bytearray(), 0, False
+    while not done:
+        if decoder is not None and decoder.pending:
+            body += decoder.decode(b"")
+        elif data := await resp.content.readany():
+            received += len(data)
+            body += data if decoder is None else decoder.decode(data)
+        else:                       # a compressed stream must have ended too (else UpstreamUnavailable)
+            body += decoder.end() if decoder is not None else b""
+            done = True
+        if len(body) > MAX_LIST_BYTES or received > MAX_LIST_BYTES:
+            raise DiscoveryError(f"{url}: model list larger than {MAX_LIST_BYTES} bytes")
+    return bytes(body)
+
+
+def _session() -> aiohttp.ClientSession:
+    """Discovery's client: bodies decoded by _read_list (decode.py), not by aiohttp."""
+    return aiohttp.ClientSession(auto_decompress=False, headers={"Accept-Encoding": ACCEPT_ENCODING})
 
 
 def _to_models(catalog: Catalog, entry: ProviderEntry, listed: list[tuple[str, int | None]]) -> list:
@@ -157,7 +183,7 @@ class Discovery:
         entries = self.entries()
         if not entries:
             return
-        self._session = aiohttp.ClientSession()
+        self._session = _session()
         firsts = []
         for e in entries:
             ev = asyncio.Event()
@@ -184,7 +210,7 @@ async def discover_once(catalog: Catalog, timeout_s: float = 5.0) -> dict[str, s
     entries = d.entries()
     if not entries:
         return {}
-    d._session = aiohttp.ClientSession()
+    d._session = _session()
     try:
         await asyncio.gather(*(d.refresh(e) for e in entries))
     finally:
