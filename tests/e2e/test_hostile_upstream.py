@@ -8,6 +8,7 @@ usage row per request, the charge on it).
 Directive in the last user message: [[reply:NAME]], NAME a key of REPLIES or STREAMS below."""
 from __future__ import annotations
 
+import asyncio
 import re
 import sys
 import time
@@ -33,6 +34,13 @@ _REPLY = re.compile(r"\[\[reply:(\w+)\]\]")
 USAGE = {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10}
 UPSTREAM_KEY = "sk-upstream-SECRET-0123456789"
 BOX_TOKEN = "box-proxy-token-SECRET-987654"     # a provider's own header (a proxy's token): as secret as its key
+
+
+DEEP = "@@deep@@"    # sent as arrays nested 300 deep (`_wire`)
+
+
+def _wire(obj) -> bytes:
+    return orjson.dumps(obj).replace(b'"' + DEEP.encode() + b'"', b"[" * 300 + b"]" * 300)
 
 
 def _message(message, usage=USAGE, finish="stop") -> dict:
@@ -76,6 +84,8 @@ REPLIES = {   # non-streamed: (status, body)
     "usage_absurd": (200, _message({"role": "assistant", "content": "word " * 40},
                                    usage={"prompt_tokens": 3_000_000_000, "completion_tokens": 3_000_000_000})),
     "huge_error": (400, {"error": {"message": "m" * 5_000_000, "type": "invalid_request_error", "code": "bad"}}),
+    # a field nested 300 deep: JSON orjson reads (to 1024 levels) but cannot write (255): a 500 after the charge
+    "deep_extra": (200, {**_message({"role": "assistant", "content": "ok"}), "x": DEEP}),
 }
 
 
@@ -103,6 +113,7 @@ STREAMS = {   # streamed: the chunk sent after a good first content chunk
                                                 "function": {"name": "f", "arguments": "{}"}}]}),
     "s_tool_name_number": _chunk({"tool_calls": [{"index": 0, "id": "c", "type": "function",
                                                   "function": {"name": 5, "arguments": "{}"}}]}),
+    "s_deep_extra": {**_chunk({"content": "there"}), "x": DEEP},
 }
 PARTS = {"s_content_parts": _chunk({"content": [{"type": "text", "text": "there"}, {"type": "thinking", "thinking": "x"}]})}
 STREAM_USAGE = {"s_usage_strings": {"prompt_tokens": "lots", "completion_tokens": None},
@@ -202,7 +213,7 @@ class HostileUpstream(ThreadedServer):
             return resp
         if not body.get("stream"):
             status, reply = REPLIES.get(name, (200, _message({"role": "assistant", "content": "ok"})))
-            return web.Response(status=status, body=orjson.dumps(reply), content_type="application/json")
+            return web.Response(status=status, body=_wire(reply), content_type="application/json")
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await resp.prepare(request)
         if name in ("s_huge_line", "s_endless_event"):    # 20 MiB: a line that never ends, an event that never does
@@ -221,7 +232,9 @@ class HostileUpstream(ThreadedServer):
         first = STREAMS.get(name.removesuffix("_first")) or PARTS.get(name)
         events = [first] if name.endswith("_first") else [GOOD, first] if first else [GOOD]
         for ev in events:
-            await resp.write(b"data: " + orjson.dumps(ev) + b"\n\n")
+            if ev is not GOOD and name == "s_deep_extra":
+                await asyncio.sleep(0.2)    # after the hold (which would fail it over: a 502, as s_deep_extra_first)
+            await resp.write(b"data: " + _wire(ev) + b"\n\n")
         await resp.write(b"data: " + orjson.dumps(_chunk({}, "stop")) + b"\n\n")
         usage = STREAM_USAGE.get(name, USAGE)
         await resp.write(b"data: " + orjson.dumps({"id": "c", "choices": [], "usage": usage}) + b"\n\n")
@@ -279,7 +292,7 @@ def test_a_malformed_stream_chunk_ends_the_stream_with_an_error_and_is_settled(g
 
 
 @pytest.mark.parametrize("name", ["s_content_number_first", "s_choices_string_first", "s_delta_string_first",
-                                  "s_done_only", "s_usage_only"])
+                                  "s_done_only", "s_usage_only", "s_deep_extra_first"])
 def test_a_malformed_first_chunk_is_a_502_before_the_stream(gw, name):
     """...and so is a stream with nothing in it but `[DONE]` (and a usage chunk): it was relayed as an
     empty 200, no choice, no finish_reason (and the usage billed), where a failover was possible."""
@@ -293,7 +306,7 @@ def test_a_malformed_first_chunk_is_a_502_before_the_stream(gw, name):
 
 SHAPES = ["content_number", "content_object", "message_string", "choice_number", "tool_calls_string",
           "tool_call_number", "tool_function_string", "tool_arguments_object", "tool_name_number", "tool_id_number",
-          "finish_object"]
+          "finish_object", "deep_extra"]
 
 
 @pytest.mark.parametrize("name", SHAPES)

@@ -5,13 +5,16 @@ never a 500 and never a traceback to the client.
 `guarded(adapter)` wraps an adapter's response side (parse_response, stream translators, map_error);
 the translators themselves stay simple. A reply that reads but has the wrong shape where Router One
 and its clients look (`well_formed_choices`: content that is not text, tool_calls that are not a
-list of objects, ...) is the same 502, whichever protocol the upstream spoke. What was malformed is logged (type of fault, provider), not
+list of objects, ...) is the same 502, whichever protocol the upstream spoke, and so is one nested
+too deep to be written back (orjson reads 1024 levels, writes 255). What was malformed is logged (type of fault, provider), not
 the body.
 """
 from __future__ import annotations
 
 import logging
 from typing import Mapping
+
+import orjson
 
 from ..errors import RouterOneError, UpstreamError, UpstreamUnavailable
 from ..wire.chat import ChatRequest
@@ -152,6 +155,10 @@ class GuardedAdapter:
         except RouterOneError:
             raise
         except MALFORMED as exc:
+            raise _unreadable(dep.vendor.name, "reply", exc) from None
+        try:    # JSON orjson reads (1024 levels) but cannot write back (255): a 500 after the charge
+            orjson.dumps([result.response, result.native])
+        except TypeError as exc:
             raise _unreadable(dep.vendor.name, "reply", exc) from None
         choices = result.response.get("choices")
         if not well_formed_choices(choices):
