@@ -175,6 +175,10 @@ class HostileUpstream(ThreadedServer):
             data[0]["index"] = {"i": 0}
         elif name == "huge_tokens":
             usage = {"prompt_tokens": 10 ** 30, "total_tokens": 10 ** 30}
+        elif name == "absurd_tokens":          # an integer, unlike 10**30 (a float to a JSON reader)
+            usage = {"prompt_tokens": 3_000_000_000, "total_tokens": 3_000_000_000}
+        elif name == "bool_tokens":
+            usage = {"prompt_tokens": True, "total_tokens": True}
         elif name == "same_index":            # input 0's vector twice, input 1's lost
             data[1]["index"] = 0
         elif name == "index_beyond":
@@ -373,6 +377,21 @@ def test_absurd_embedding_usage_costs_at_most_the_hold(gw):
     assert len(resp.data) == 1
     [row] = settled_rows(gw, account_id, 1)
     assert row.status == 200 and 0 < row.cost_micros <= 1_000, row
+
+
+@pytest.mark.parametrize("name", ["absurd_tokens", "bool_tokens"])
+def test_implausible_embedding_usage_is_billed_for_what_router_one_counted(gw, name):
+    """prompt_tokens 3e9 (an integer) billed the whole hold (one token per byte of input, ~5x the
+    count) and reached the client as sent; `true` was billed as 1 token and sent as `true`. As for
+    chat, an implausible count is Router One's own count, and the client sees what was billed."""
+    key, account_id = gw.new_key()
+    inputs = [f"[[reply:{name}]] " + "word " * 1600 + str(i) for i in range(8)]
+    resp = _client(gw, key).embeddings.create(model="text-embedding-3-small", input=inputs)
+    own = sum(count_text_tokens(t) for t in inputs)
+    assert resp.usage.prompt_tokens == own, resp.usage
+    [row] = settled_rows(gw, account_id, 1)
+    assert row.status == 200 and row.prompt_tokens == own, row
+    assert row.cost_micros == -(-own * 20_000 // 1_000_000) == round(resp.usage.model_extra["cost"] * 1_000_000)
 
 
 @pytest.mark.parametrize("name", ["s_finish_object", "s_content_number", "s_tool_calls_string", "s_tool_index_object"])
