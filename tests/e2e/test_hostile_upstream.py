@@ -66,6 +66,10 @@ REPLIES = {   # non-streamed: (status, body)
     "tool_id_number": (200, _message({"role": "assistant", "content": None, "tool_calls": [
         {"id": 5, "type": "function", "function": {"name": "f", "arguments": "{}"}}]}, finish="tool_calls")),
     "finish_object": (200, _message({"role": "assistant", "content": "hi"}, finish={"why": "stop"})),
+    # a refusal that is not text became an Anthropic text block holding 5, and a Response whose
+    # output_text raised TypeError in the openai SDK (after the charge)
+    "refusal_number": (200, _message({"role": "assistant", "content": None, "refusal": 5})),
+    "refusal_object": (200, _message({"role": "assistant", "content": None, "refusal": {"a": [1]}})),
     "tool_arguments_object": (200, _message({"role": "assistant", "content": None, "tool_calls": [
         {"id": "c", "type": "function", "function": {"name": "f", "arguments": {"a": 1}}}]}, finish="tool_calls")),
     "content_parts": (200, _message({"role": "assistant", "content": [
@@ -310,7 +314,7 @@ def test_a_malformed_first_chunk_is_a_502_before_the_stream(gw, name):
 
 SHAPES = ["content_number", "content_object", "message_string", "choice_number", "tool_calls_string",
           "tool_call_number", "tool_function_string", "tool_arguments_object", "tool_name_number", "tool_id_number",
-          "finish_object", "deep_extra"]
+          "finish_object", "deep_extra", "refusal_number", "refusal_object"]
 
 
 @pytest.mark.parametrize("name", SHAPES)

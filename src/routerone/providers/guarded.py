@@ -69,6 +69,7 @@ def parts_text(content) -> str:
 def well_formed_choices(choices) -> bool:
     """The parts of a reply that Router One and its clients read have the protocol's types: a list of
     choice objects (finish_reason text or null), each message an object (or null) whose content is text, a list of parts or null,
+    whose refusal is text or null (/v1/messages and /v1/responses show it as the answer's text),
     whose tool_calls are a list of objects (id text or null) with a function object whose name is text
     and whose arguments are text (or null). Other fields pass through as the upstream sent them."""
     if choices.__class__ is not list:
@@ -83,6 +84,8 @@ def well_formed_choices(choices) -> bool:
             return False
         content = m.get("content")
         if content is not None and content.__class__ is not str and content.__class__ is not list:
+            return False
+        if m.get("refusal").__class__ not in (str, type(None)):
             return False
         calls = m.get("tool_calls")
         if calls is None:
