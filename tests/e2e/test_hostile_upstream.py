@@ -119,6 +119,17 @@ STREAMS = {   # streamed: the chunk sent after a good first content chunk
                                                   "function": {"name": 5, "arguments": "{}"}}]}),
     "s_deep_extra": {**_chunk({"content": "there"}), "x": DEEP},
 }
+def _call(index, call_id, name, args) -> dict:
+    out = {"type": "function", "function": {"name": name, "arguments": args}}
+    out.update({k: v for k, v in (("index", index), ("id", call_id)) if v is not None})
+    return out
+
+
+CALLS = {   # streamed tool calls: the chunks' tool_calls, as OpenAI-compatible servers number (or not) and name them
+    "s_calls_no_id": [[_call(0, None, "get", "")], [{"index": 0, "function": {"arguments": '{"a": 1}'}}]],
+    "s_calls_same_index": [[_call(0, "call_1", "get", '{"a": 1}')], [_call(0, "call_2", "put", '{"b": 2}')]],
+    "s_calls_no_index": [[_call(None, "call_1", "get", '{"a": 1}'), _call(None, "call_2", "put", '{"b": 2}')]],
+}
 PARTS = {"s_content_parts": _chunk({"content": [{"type": "text", "text": "there"}, {"type": "thinking", "thinking": "x"}]})}
 STREAM_USAGE = {"s_usage_strings": {"prompt_tokens": "lots", "completion_tokens": None},
                 "s_usage_negative": {"prompt_tokens": -7, "completion_tokens": -3},
@@ -239,6 +250,8 @@ class HostileUpstream(ThreadedServer):
             return resp
         first = STREAMS.get(name.removesuffix("_first")) or PARTS.get(name)
         events = [first] if name.endswith("_first") else [GOOD, first] if first else [GOOD]
+        if name in CALLS:
+            events = [_chunk({"role": "assistant", "content": None, "tool_calls": calls}) for calls in CALLS[name]]
         for ev in events:
             if ev is not GOOD and name == "s_deep_extra":
                 await asyncio.sleep(0.2)    # after the hold (which would fail it over: a 502, as s_deep_extra_first)
@@ -381,6 +394,31 @@ def test_absurd_embedding_usage_costs_at_most_the_hold(gw):
     assert len(resp.data) == 1
     [row] = settled_rows(gw, account_id, 1)
     assert row.status == 200 and 0 < row.cost_micros <= 1_000, row
+
+
+@pytest.mark.parametrize("name", sorted(CALLS))
+def test_streamed_tool_calls_without_ids_or_told_apart_by_id_only_reach_messages_and_responses(gw, name):
+    """/v1/messages opened a tool_use block only on a delta with an id: a call without one was lost
+    (stop_reason tool_use, no block). Both encoders keyed calls by index alone: two calls numbered 0
+    (or not numbered) became one, its arguments '{"a": 1}{"b": 2}', the second call lost."""
+    want = [("get", {"a": 1})] if name == "s_calls_no_id" else [("get", {"a": 1}), ("put", {"b": 2})]
+    key, account_id = gw.new_key()
+    ant = anthropic.Anthropic(base_url=gw.url, api_key=key, max_retries=0, timeout=30)
+    with ant.messages.stream(model=SMALL, max_tokens=50, messages=_ask(name)) as stream:
+        msg = stream.get_final_message()
+    blocks = [b for b in msg.content if b.type == "tool_use"]
+    assert [(b.name, b.input) for b in blocks] == want, msg.content
+    assert all(b.id for b in blocks) and len({b.id for b in blocks}) == len(blocks)
+    if name != "s_calls_no_id":
+        assert [b.id for b in blocks] == ["call_1", "call_2"]
+    events = list(_client(gw, key).responses.create(model=SMALL, stream=True, max_output_tokens=50,
+                                                    input=f"hi [[reply:{name}]]"))
+    assert events[-1].type == "response.completed"
+    calls = [o for o in events[-1].response.output if o.type == "function_call"]
+    assert [(c.name, orjson.loads(c.arguments)) for c in calls] == want
+    assert len({c.call_id for c in calls}) == len(calls)
+    rows = settled_rows(gw, account_id, 2)
+    assert all(r.status == 200 for r in rows)
 
 
 @pytest.mark.parametrize("name", ["absurd_tokens", "bool_tokens"])

@@ -8,7 +8,7 @@ Events are written as OpenAI sends them (`event: <type>` and `data: {...}` with 
 | first chunk                                  | response.created, response.in_progress                      |
 | `delta.content` (first of a run)             | response.output_item.added (message), content_part.added    |
 | `delta.content`                              | response.output_text.delta                                  |
-| `delta.tool_calls[k]` with an id             | (text closed) response.output_item.added (function_call)    |
+| `delta.tool_calls[k]`, first (or a new id)   | (text closed) response.output_item.added (function_call)    |
 | `delta.tool_calls[k].function.arguments`     | response.function_call_arguments.delta                      |
 | `finish_reason`                              | output_text.done / content_part.done / arguments.done /     |
 |                                              | output_item.done for every open item                        |
@@ -34,6 +34,7 @@ class ResponsesStreamEncoder(ChatStreamReader):
         self._seq = 0
         self._text_item: dict | None = None     # the open message item
         self._calls: dict[int, dict] = {}       # chat tool_call index -> function_call item
+        self._call_ids: dict[int, str | None] = {}   # chat tool_call index -> the upstream's id of its call
         self._open_calls: list[int] = []
         self._finish: str | None = None
         self._usage: dict | None = None
@@ -98,14 +99,23 @@ class ResponsesStreamEncoder(ChatStreamReader):
         self._event(out, {"type": "response.output_item.done", "output_index": idx, "item": item})
 
     def _tool(self, tc: dict, out: list[bytes]) -> None:
+        """A delta of tool call `index` (0 when absent); one that brings an id other than the one
+        the call at that index came with is a new call (an upstream that numbers every call 0, or
+        none), not more arguments for the last one."""
         k = tc.get("index", 0)
         fn = tc.get("function") or {}
         item = self._calls.get(k)
+        if item is not None and tc.get("id") and self._call_ids.get(k) not in (None, tc["id"]):
+            if k in self._open_calls:
+                self._open_calls.remove(k)
+                self._close_call(item, out)
+            item = None
         if item is None:
             self._close_text(out)
             item = self._calls[k] = {"type": "function_call", "id": item_id("fc"),
                                      "call_id": tc.get("id") or item_id("call"), "name": fn.get("name") or "",
                                      "arguments": "", "status": "in_progress"}
+            self._call_ids[k] = tc.get("id") or None
             self.resp["output"].append(item)
             self._open_calls.append(k)
             self._event(out, {"type": "response.output_item.added", "output_index": self._index(item),
@@ -118,13 +128,15 @@ class ResponsesStreamEncoder(ChatStreamReader):
     def _close_all(self, out: list[bytes]) -> None:
         self._close_text(out)
         for k in self._open_calls:
-            item = self._calls[k]
-            idx = self._index(item)
-            self._event(out, {"type": "response.function_call_arguments.done", "item_id": item["id"],
-                              "output_index": idx, "name": item["name"], "arguments": item["arguments"]})
-            item["status"] = "completed"
-            self._event(out, {"type": "response.output_item.done", "output_index": idx, "item": dict(item)})
+            self._close_call(self._calls[k], out)
         self._open_calls = []
+
+    def _close_call(self, item: dict, out: list[bytes]) -> None:
+        idx = self._index(item)
+        self._event(out, {"type": "response.function_call_arguments.done", "item_id": item["id"],
+                          "output_index": idx, "name": item["name"], "arguments": item["arguments"]})
+        item["status"] = "completed"
+        self._event(out, {"type": "response.output_item.done", "output_index": idx, "item": dict(item)})
 
     def _done(self, out: list[bytes]) -> None:
         if self.final is not None:
