@@ -130,6 +130,12 @@ CALLS = {   # streamed tool calls: the chunks' tool_calls, as OpenAI-compatible 
     "s_calls_same_index": [[_call(0, "call_1", "get", '{"a": 1}')], [_call(0, "call_2", "put", '{"b": 2}')]],
     "s_calls_no_index": [[_call(None, "call_1", "get", '{"a": 1}'), _call(None, "call_2", "put", '{"b": 2}')]],
 }
+WHOLE_STREAMS = {   # streamed: every event but [DONE]
+    # `"error": null` on every chunk (no error: the openai SDK reads it so) failed every stream with a 502
+    "s_error_null": [{**_chunk({"role": "assistant", "content": "hello "}), "error": None},
+                     {**_chunk({"content": "there"}), "error": None}, {**_chunk({}, "stop"), "error": None},
+                     {"id": "c", "choices": [], "usage": USAGE, "error": None}],
+}
 PARTS = {"s_content_parts": _chunk({"content": [{"type": "text", "text": "there"}, {"type": "thinking", "thinking": "x"}]})}
 STREAM_USAGE = {"s_usage_strings": {"prompt_tokens": "lots", "completion_tokens": None},
                 "s_usage_negative": {"prompt_tokens": -7, "completion_tokens": -3},
@@ -243,6 +249,11 @@ class HostileUpstream(ThreadedServer):
                     await resp.write(piece)
             except ConnectionError:
                 pass                     # the gateway gave up on us: as it should
+            return resp
+        if name in WHOLE_STREAMS:
+            for ev in WHOLE_STREAMS[name]:
+                await resp.write(b"data: " + orjson.dumps(ev) + b"\n\n")
+            await resp.write(b"data: [DONE]\n\n")
             return resp
         if name in ("s_done_only", "s_usage_only"):          # a 200 stream that ends with nothing in it
             usage = b'data: {"choices":[],"usage":{"prompt_tokens":5,"completion_tokens":7}}\n\n'
@@ -419,6 +430,16 @@ def test_streamed_tool_calls_without_ids_or_told_apart_by_id_only_reach_messages
     assert len({c.call_id for c in calls}) == len(calls)
     rows = settled_rows(gw, account_id, 2)
     assert all(r.status == 200 for r in rows)
+
+
+def test_a_stream_whose_chunks_say_error_null_is_not_an_error(gw):
+    key, account_id = gw.new_key()
+    chunks = list(_client(gw, key).chat.completions.create(
+        model=SMALL, stream=True, max_tokens=50, messages=_ask("s_error_null"), stream_options={"include_usage": True}))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "hello there"
+    assert chunks[-1].usage.completion_tokens == USAGE["completion_tokens"]
+    [row] = settled_rows(gw, account_id, 1)
+    assert row.status == 200 and row.cost_micros == USAGE["completion_tokens"] * OUT_MICROS
 
 
 @pytest.mark.parametrize("name", ["absurd_tokens", "bool_tokens"])

@@ -60,7 +60,7 @@ class OpenAICompatStream:
             raise UpstreamUnavailable("upstream sent a malformed stream chunk") from None
         if not isinstance(chunk, dict):
             raise UpstreamUnavailable("upstream sent a malformed stream chunk")
-        if "error" in chunk:
+        if chunk.get("error"):        # `"error": null` (or false, "", {}) says there is none, as the openai SDK reads it
             err = chunk["error"] if isinstance(chunk["error"], dict) else {"message": str(chunk["error"])}
             raise UpstreamUnavailable(f"upstream stream error: {err.get('message', '')}".strip())
         usage = chunk.get("usage")
