@@ -135,6 +135,10 @@ WHOLE_STREAMS = {   # streamed: every event but [DONE]
     "s_error_null": [{**_chunk({"role": "assistant", "content": "hello "}), "error": None},
                      {**_chunk({"content": "there"}), "error": None}, {**_chunk({}, "stop"), "error": None},
                      {"id": "c", "choices": [], "usage": USAGE, "error": None}],
+    # usage on the first chunk only (0 output tokens so far), then 40 words: billed 0 output tokens
+    "s_usage_first": [{**_chunk({"role": "assistant", "content": "hello "}),
+                       "usage": {"prompt_tokens": 7, "completion_tokens": 0, "total_tokens": 7}},
+                      _chunk({"content": "word " * 40}), _chunk({}, "stop")],
 }
 PARTS = {"s_content_parts": _chunk({"content": [{"type": "text", "text": "there"}, {"type": "thinking", "thinking": "x"}]})}
 STREAM_USAGE = {"s_usage_strings": {"prompt_tokens": "lots", "completion_tokens": None},
@@ -440,6 +444,23 @@ def test_a_stream_whose_chunks_say_error_null_is_not_an_error(gw):
     assert chunks[-1].usage.completion_tokens == USAGE["completion_tokens"]
     [row] = settled_rows(gw, account_id, 1)
     assert row.status == 200 and row.cost_micros == USAGE["completion_tokens"] * OUT_MICROS
+
+
+def test_a_usage_report_followed_by_more_output_is_not_the_final_count(gw):
+    """A usage that came before more text (an upstream reporting once, early) is not what the stream
+    generated: its output count is Router One's count of what was relayed (and flagged)."""
+    key, account_id = gw.new_key()
+    flagged = gw.runtime.chat.d.billing.usage_flagged
+    chunks = list(_client(gw, key).chat.completions.create(
+        model=SMALL, stream=True, max_tokens=100, messages=_ask("s_usage_first"), stream_options={"include_usage": True}))
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    usage = chunks[-1].usage
+    assert text == "hello " + "word " * 40 and usage.prompt_tokens == 7
+    assert usage.completion_tokens == count_text_tokens(text), usage
+    assert gw.runtime.chat.d.billing.usage_flagged > flagged
+    [row] = settled_rows(gw, account_id, 1)
+    assert row.status == 200 and row.completion_tokens == usage.completion_tokens
+    assert row.cost_micros == usage.completion_tokens * OUT_MICROS > 0
 
 
 @pytest.mark.parametrize("name", ["absurd_tokens", "bool_tokens"])

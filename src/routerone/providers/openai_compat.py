@@ -70,7 +70,19 @@ class OpenAICompatStream:
             return []
         if usage:
             chunk["usage"] = None
+        elif self.usage is not None and "completion_tokens" not in self.usage.unreadable and _has_output(chunk):
+            # output after the last usage report: that count was not the final one (an upstream that
+            # reported once, early); Router One counts what was relayed (Usage.filled_from)
+            self.usage.unreadable += ("completion_tokens",)
         return [chunk]
+
+
+def _has_output(chunk: dict) -> bool:
+    for ch in chunk["choices"]:
+        d = ch.get("delta") or {}
+        if d.get("content") or d.get("tool_calls"):
+            return True
+    return False
 
 
 class OpenAICompatAdapter:
