@@ -135,6 +135,9 @@ WHOLE_STREAMS = {   # streamed: every event but [DONE]
     "s_error_null": [{**_chunk({"role": "assistant", "content": "hello "}), "error": None},
                      {**_chunk({"content": "there"}), "error": None}, {**_chunk({}, "stop"), "error": None},
                      {"id": "c", "choices": [], "usage": USAGE, "error": None}],
+    # an answer the upstream ended with finish_reason "error" (no error object): a clean end on every API
+    "s_finish_error": [_chunk({"role": "assistant", "content": "hello "}), _chunk({"content": "there"}), "pause",
+                       _chunk({}, "error"), {"id": "c", "choices": [], "usage": USAGE}],
     # usage on the first chunk only (0 output tokens so far), then 40 words: billed 0 output tokens
     "s_usage_first": [{**_chunk({"role": "assistant", "content": "hello "}),
                        "usage": {"prompt_tokens": 7, "completion_tokens": 0, "total_tokens": 7}},
@@ -265,6 +268,9 @@ class HostileUpstream(ThreadedServer):
             return resp
         if name in WHOLE_STREAMS:
             for ev in WHOLE_STREAMS[name]:
+                if ev == "pause":
+                    await asyncio.sleep(0.2)     # what follows comes after the hold (mid-stream)
+                    continue
                 await resp.write(b"data: " + orjson.dumps(ev) + b"\n\n")
             await resp.write(b"data: [DONE]\n\n")
             return resp
@@ -453,6 +459,27 @@ def test_a_stream_whose_chunks_say_error_null_is_not_an_error(gw):
     assert chunks[-1].usage.completion_tokens == USAGE["completion_tokens"]
     [row] = settled_rows(gw, account_id, 1)
     assert row.status == 200 and row.cost_micros == USAGE["completion_tokens"] * OUT_MICROS
+
+
+def test_an_answer_the_upstream_ended_with_finish_reason_error_is_a_failed_stream_on_every_api(gw):
+    """finish_reason "error" then [DONE] (an OpenRouter-style error chunk without its error object) was
+    a clean end: /v1/messages said stop_reason end_turn and message_stop, /v1/responses
+    response.completed, the request a 200 and a success for the deployment's health."""
+    key, account_id = gw.new_key()
+    with pytest.raises(openai.APIError):
+        list(_client(gw, key).chat.completions.create(model=SMALL, stream=True, max_tokens=50,
+                                                      messages=_ask("s_finish_error")))
+    with httpx2.Client(timeout=30) as http:
+        msgs = http.post(gw.url + "/v1/messages", headers={"x-api-key": key},
+                         json={"model": SMALL, "stream": True, "max_tokens": 50, "messages": _ask("s_finish_error")})
+        resp = http.post(gw.base_url + "/responses", headers={"Authorization": f"Bearer {key}"},
+                         json={"model": SMALL, "stream": True, "max_output_tokens": 50,
+                               "input": "hi [[reply:s_finish_error]]"})
+    assert msgs.status_code == 200 and "event: error" in msgs.text and "message_stop" not in msgs.text
+    assert resp.status_code == 200 and "response.failed" in resp.text and "response.completed" not in resp.text
+    rows = settled_rows(gw, account_id, 3)
+    assert [r.status for r in rows] == [502] * 3
+    assert all(r.cost_micros == r.completion_tokens * OUT_MICROS > 0 for r in rows), "what was relayed is billed"
 
 
 @pytest.mark.parametrize("model", [SMALL, "gemini-2.5-flash"])

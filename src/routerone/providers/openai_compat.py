@@ -68,6 +68,9 @@ class OpenAICompatStream:
             self.usage = Usage.from_openai(usage)
         if not chunk.get("choices"):
             return []
+        if b'"error"' in data and _ends_in_error(chunk):
+            # an OpenRouter-style error chunk without its error object: the answer failed, it did not end
+            raise UpstreamUnavailable('upstream ended the answer with finish_reason "error"')
         if usage:
             chunk["usage"] = None
         elif self.usage is not None and "completion_tokens" not in self.usage.unreadable and _has_output(chunk):
@@ -75,6 +78,10 @@ class OpenAICompatStream:
             # reported once, early); Router One counts what was relayed (Usage.filled_from)
             self.usage.unreadable += ("completion_tokens",)
         return [chunk]
+
+
+def _ends_in_error(chunk: dict) -> bool:
+    return any(ch.get("finish_reason") == "error" for ch in chunk["choices"] if isinstance(ch, dict))
 
 
 def _has_output(chunk: dict) -> bool:
