@@ -138,6 +138,11 @@ WHOLE_STREAMS = {   # streamed: every event but [DONE]
     # an answer the upstream ended with finish_reason "error" (no error object): a clean end on every API
     "s_finish_error": [_chunk({"role": "assistant", "content": "hello "}), _chunk({"content": "there"}), "pause",
                        _chunk({}, "error"), {"id": "c", "choices": [], "usage": USAGE}],
+    # a byte that is not UTF-8 in a chunk's text: replaced (U+FFFD) when the chunk came in the read that
+    # ended the hold, a failed stream when it came alone in a later read (so: by how TCP cut the bytes)
+    "s_bad_utf8": [_chunk({"role": "assistant", "content": "hello "}), "pause",
+                   orjson.dumps(_chunk({"content": "th@re"})).replace(b"@", b"\xff"), _chunk({}, "stop"),
+                   {"id": "c", "choices": [], "usage": USAGE}],
     # usage on the first chunk only (0 output tokens so far), then 40 words: billed 0 output tokens
     "s_usage_first": [{**_chunk({"role": "assistant", "content": "hello "}),
                        "usage": {"prompt_tokens": 7, "completion_tokens": 0, "total_tokens": 7}},
@@ -271,7 +276,7 @@ class HostileUpstream(ThreadedServer):
                 if ev == "pause":
                     await asyncio.sleep(0.2)     # what follows comes after the hold (mid-stream)
                     continue
-                await resp.write(b"data: " + orjson.dumps(ev) + b"\n\n")
+                await resp.write(b"data: " + (ev if isinstance(ev, bytes) else orjson.dumps(ev)) + b"\n\n")
             await resp.write(b"data: [DONE]\n\n")
             return resp
         if name in ("s_done_only", "s_usage_only"):          # a 200 stream that ends with nothing in it
@@ -480,6 +485,15 @@ def test_an_answer_the_upstream_ended_with_finish_reason_error_is_a_failed_strea
     rows = settled_rows(gw, account_id, 3)
     assert [r.status for r in rows] == [502] * 3
     assert all(r.cost_micros == r.completion_tokens * OUT_MICROS > 0 for r in rows), "what was relayed is billed"
+
+
+def test_a_byte_that_is_not_utf8_is_replaced_wherever_the_read_boundaries_fall(gw):
+    key, account_id = gw.new_key()
+    chunks = list(_client(gw, key).chat.completions.create(model=SMALL, stream=True, max_tokens=50,
+                                                           messages=_ask("s_bad_utf8")))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "hello th\ufffdre"
+    [row] = settled_rows(gw, account_id, 1)
+    assert row.status == 200 and row.cost_micros == USAGE["completion_tokens"] * OUT_MICROS
 
 
 @pytest.mark.parametrize("model", [SMALL, "gemini-2.5-flash"])

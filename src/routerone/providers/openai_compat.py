@@ -57,7 +57,10 @@ class OpenAICompatStream:
         try:
             chunk = orjson.loads(data)
         except orjson.JSONDecodeError:
-            raise UpstreamUnavailable("upstream sent a malformed stream chunk") from None
+            try:      # bytes that are not UTF-8 read as the SSE decoder reads them (U+FFFD), whichever path came here
+                chunk = orjson.loads(data.decode("utf-8", "replace"))
+            except orjson.JSONDecodeError:
+                raise UpstreamUnavailable("upstream sent a malformed stream chunk") from None
         if not isinstance(chunk, dict):
             raise UpstreamUnavailable("upstream sent a malformed stream chunk")
         if chunk.get("error"):        # `"error": null` (or false, "", {}) says there is none, as the openai SDK reads it
