@@ -68,6 +68,9 @@ REPLIES = {   # non-streamed: (status, body)
     "finish_object": (200, _message({"role": "assistant", "content": "hi"}, finish={"why": "stop"})),
     # a refusal that is not text became an Anthropic text block holding 5, and a Response whose
     # output_text raised TypeError in the openai SDK (after the charge)
+    # no choice at all, usage billed: a 200 with nothing in it (/v1/messages: empty content, end_turn;
+    # /v1/responses: completed, no output), where the stream's equivalent is a 502 the router fails over from
+    "no_choices": (200, {**_message(None), "choices": []}),
     "refusal_number": (200, _message({"role": "assistant", "content": None, "refusal": 5})),
     "refusal_object": (200, _message({"role": "assistant", "content": None, "refusal": {"a": [1]}})),
     "tool_arguments_object": (200, _message({"role": "assistant", "content": None, "tool_calls": [
@@ -362,7 +365,7 @@ def test_a_malformed_first_chunk_is_a_502_before_the_stream(gw, name):
 
 SHAPES = ["content_number", "content_object", "message_string", "choice_number", "tool_calls_string",
           "tool_call_number", "tool_function_string", "tool_arguments_object", "tool_name_number", "tool_id_number",
-          "finish_object", "deep_extra", "refusal_number", "refusal_object"]
+          "finish_object", "deep_extra", "refusal_number", "refusal_object", "no_choices"]
 
 
 @pytest.mark.parametrize("name", SHAPES)

@@ -67,12 +67,12 @@ def parts_text(content) -> str:
 
 
 def well_formed_choices(choices) -> bool:
-    """The parts of a reply that Router One and its clients read have the protocol's types: a list of
+    """The parts of a reply that Router One and its clients read have the protocol's types: a non-empty list of
     choice objects (finish_reason text or null), each message an object (or null) whose content is text, a list of parts or null,
     whose refusal is text or null (/v1/messages and /v1/responses show it as the answer's text),
     whose tool_calls are a list of objects (id text or null) with a function object whose name is text
     and whose arguments are text (or null). Other fields pass through as the upstream sent them."""
-    if choices.__class__ is not list:
+    if choices.__class__ is not list or not choices:     # none: an empty 200, as a stream with none is a 502
         return False
     for ch in choices:
         if ch.__class__ is not dict or ch.get("finish_reason").__class__ not in (str, type(None)):
