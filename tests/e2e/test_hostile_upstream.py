@@ -141,6 +141,11 @@ WHOLE_STREAMS = {   # streamed: every event but [DONE]
     # an answer the upstream ended with finish_reason "error" (no error object): a clean end on every API
     "s_finish_error": [_chunk({"role": "assistant", "content": "hello "}), _chunk({"content": "there"}), "pause",
                        _chunk({}, "error"), {"id": "c", "choices": [], "usage": USAGE}],
+    # text, a tool call, more text (Gemini does this): /v1/responses sent the second text as deltas of the
+    # first message after its output_text.done and output_item.done
+    "s_text_tool_text": [_chunk({"role": "assistant", "content": "Before. "}),
+                         _chunk({"tool_calls": [_call(0, "call_1", "get", '{"a": 1}')]}), _chunk({"content": "After."}),
+                         _chunk({}, "tool_calls"), {"id": "c", "choices": [], "usage": USAGE}],
     # a byte that is not UTF-8 in a chunk's text: replaced (U+FFFD) when the chunk came in the read that
     # ended the hold, a failed stream when it came alone in a later read (so: by how TCP cut the bytes)
     "s_bad_utf8": [_chunk({"role": "assistant", "content": "hello "}), "pause",
@@ -488,6 +493,23 @@ def test_an_answer_the_upstream_ended_with_finish_reason_error_is_a_failed_strea
     rows = settled_rows(gw, account_id, 3)
     assert [r.status for r in rows] == [502] * 3
     assert all(r.cost_micros == r.completion_tokens * OUT_MICROS > 0 for r in rows), "what was relayed is billed"
+
+
+def test_text_after_a_tool_call_is_a_new_message_in_a_responses_stream(gw):
+    key, account_id = gw.new_key()
+    events = list(_client(gw, key).responses.create(model=SMALL, stream=True, max_output_tokens=50,
+                                                    input="hi [[reply:s_text_tool_text]]"))
+    done: set[str] = set()
+    for ev in events:
+        if ev.type == "response.output_text.delta":
+            assert ev.item_id not in done, "a text delta for a message already done"
+        elif ev.type == "response.output_item.done":
+            done.add(ev.item.id)
+    out = events[-1].response.output
+    assert [o.type for o in out] == ["message", "function_call", "message"]
+    assert (out[0].content[0].text, out[2].content[0].text) == ("Before. ", "After.")
+    assert all(o.status == "completed" for o in out)
+    settled_rows(gw, account_id, 1)
 
 
 def test_a_byte_that_is_not_utf8_is_replaced_wherever_the_read_boundaries_fall(gw):

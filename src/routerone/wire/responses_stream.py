@@ -73,7 +73,7 @@ class ResponsesStreamEncoder(ChatStreamReader):
 
     def _text(self, text: str, out: list[bytes]) -> None:
         item = self._text_item
-        if item is None:
+        if item is None or item["status"] != "in_progress":     # none yet, or closed by a tool call: a new message
             item = self._text_item = {"type": "message", "id": item_id("msg"), "status": "in_progress",
                                       "role": "assistant", "content": []}
             self.resp["output"].append(item)
