@@ -39,8 +39,12 @@ BOX_TOKEN = "box-proxy-token-SECRET-987654"     # a provider's own header (a pro
 DEEP = "@@deep@@"    # sent as arrays nested 300 deep (`_wire`)
 
 
+DEEPER = "@@deeper@@"    # 1000 deep: Python's repr of it (str()) raises RecursionError
+
+
 def _wire(obj) -> bytes:
-    return orjson.dumps(obj).replace(b'"' + DEEP.encode() + b'"', b"[" * 300 + b"]" * 300)
+    return orjson.dumps(obj).replace(b'"' + DEEP.encode() + b'"', b"[" * 300 + b"]" * 300) \
+        .replace(b'"' + DEEPER.encode() + b'"', b"[" * 1000 + b"]" * 1000)
 
 
 def _message(message, usage=USAGE, finish="stop") -> dict:
@@ -93,6 +97,8 @@ REPLIES = {   # non-streamed: (status, body)
     "huge_error": (400, {"error": {"message": "m" * 5_000_000, "type": "invalid_request_error", "code": "bad"}}),
     # a field nested 300 deep: JSON orjson reads (to 1024 levels) but cannot write (255): a 500 after the charge
     "deep_extra": (200, {**_message({"role": "assistant", "content": "ok"}), "x": DEEP}),
+    # an error message nested 1000 deep: str() of it raised RecursionError, a 500 with a traceback
+    "deep_error": (400, {"error": {"message": DEEPER, "type": "invalid_request_error", "code": "bad"}}),
 }
 
 
@@ -121,6 +127,7 @@ STREAMS = {   # streamed: the chunk sent after a good first content chunk
     "s_tool_name_number": _chunk({"tool_calls": [{"index": 0, "id": "c", "type": "function",
                                                   "function": {"name": 5, "arguments": "{}"}}]}),
     "s_deep_extra": {**_chunk({"content": "there"}), "x": DEEP},
+    "s_deep_error": {"error": DEEPER},
 }
 def _call(index, call_id, name, args) -> dict:
     out = {"type": "function", "function": {"name": name, "arguments": args}}
@@ -296,7 +303,7 @@ class HostileUpstream(ThreadedServer):
         if name in CALLS:
             events = [_chunk({"role": "assistant", "content": None, "tool_calls": calls}) for calls in CALLS[name]]
         for ev in events:
-            if ev is not GOOD and name == "s_deep_extra":
+            if ev is not GOOD and name in ("s_deep_extra", "s_deep_error"):
                 await asyncio.sleep(0.2)    # after the hold (which would fail it over: a 502, as s_deep_extra_first)
             await resp.write(b"data: " + _wire(ev) + b"\n\n")
         await resp.write(b"data: " + orjson.dumps(_chunk({}, "stop")) + b"\n\n")
@@ -356,7 +363,7 @@ def test_a_malformed_stream_chunk_ends_the_stream_with_an_error_and_is_settled(g
 
 
 @pytest.mark.parametrize("name", ["s_content_number_first", "s_choices_string_first", "s_delta_string_first",
-                                  "s_done_only", "s_usage_only", "s_deep_extra_first"])
+                                  "s_done_only", "s_usage_only", "s_deep_extra_first", "s_deep_error_first"])
 def test_a_malformed_first_chunk_is_a_502_before_the_stream(gw, name):
     """...and so is a stream with nothing in it but `[DONE]` (and a usage chunk): it was relayed as an
     empty 200, no choice, no finish_reason (and the usage billed), where a failover was possible."""
@@ -401,6 +408,15 @@ def test_a_reply_without_usage_is_billed_for_its_completion(gw, name):
     [row] = settled_rows(gw, account_id, 1)
     assert row.completion_tokens == reply.usage.completion_tokens
     assert row.cost_micros == reply.usage.completion_tokens * OUT_MICROS > 0
+
+
+def test_an_upstream_error_message_nested_1000_deep_is_its_status_not_a_500(gw):
+    key, account_id = gw.new_key()
+    with pytest.raises(openai.APIStatusError) as ei:
+        _client(gw, key).chat.completions.create(model=SMALL, max_tokens=5, messages=_ask("deep_error"))
+    assert ei.value.status_code == 400 and ei.value.body["code"] == "upstream_invalid_request"
+    [row] = settled_rows(gw, account_id, 1)
+    assert (row.status, row.cost_micros) == (400, 0)
 
 
 def test_a_huge_upstream_error_message_is_cut(gw):

@@ -24,7 +24,8 @@ from .status import error_for_status
 __all__ = ["guarded", "GuardedAdapter", "well_formed_choices", "parts_text", "secrets_of"]
 log = logging.getLogger("routerone.providers")
 
-MALFORMED = (TypeError, AttributeError, KeyError, ValueError, IndexError, OverflowError)
+# RecursionError: str() of a value nested ~1000 deep (orjson reads 1024 levels), an error message say
+MALFORMED = (TypeError, AttributeError, KeyError, ValueError, IndexError, OverflowError, RecursionError)
 
 
 def secrets_of(vendor: Vendor) -> tuple[str, ...]:
