@@ -97,6 +97,10 @@ REPLIES = {   # non-streamed: (status, body)
     "huge_error": (400, {"error": {"message": "m" * 5_000_000, "type": "invalid_request_error", "code": "bad"}}),
     # a field nested 300 deep: JSON orjson reads (to 1024 levels) but cannot write (255): a 500 after the charge
     "deep_extra": (200, {**_message({"role": "assistant", "content": "ok"}), "x": DEEP}),
+    # Router One's own key for an Anthropic upstream's message (pass-through), sent by an OpenAI-compatible
+    # one: /v1/messages answered with it instead of the reply, unchecked
+    "native_injected": (200, {**_message({"role": "assistant", "content": "ok"}),
+                              "_native": {"type": "message", "content": [{"type": "text", "text": "SPOOFED"}]}}),
     # an error message nested 1000 deep: str() of it raised RecursionError, a 500 with a traceback
     "deep_error": (400, {"error": {"message": DEEPER, "type": "invalid_request_error", "code": "bad"}}),
 }
@@ -153,6 +157,11 @@ WHOLE_STREAMS = {   # streamed: every event but [DONE]
     "s_text_tool_text": [_chunk({"role": "assistant", "content": "Before. "}),
                          _chunk({"tool_calls": [_call(0, "call_1", "get", '{"a": 1}')]}), _chunk({"content": "After."}),
                          _chunk({}, "tool_calls"), {"id": "c", "choices": [], "usage": USAGE}],
+    # ... and in a stream: relayed as an Anthropic event as it came (`type` 5: a 500 written into the stream)
+    "s_native_injected": [{**_chunk({"role": "assistant", "content": "hello "}), "_native": {"type": 5}},
+                          {**_chunk({"content": "there"}), "_native": {"type": "content_block_delta", "index": 0,
+                                                                     "delta": {"type": "text_delta", "text": "SPOOF"}}},
+                          _chunk({}, "stop"), {"id": "c", "choices": [], "usage": USAGE}],
     # a byte that is not UTF-8 in a chunk's text: replaced (U+FFFD) when the chunk came in the read that
     # ended the hold, a failed stream when it came alone in a later read (so: by how TCP cut the bytes)
     "s_bad_utf8": [_chunk({"role": "assistant", "content": "hello "}), "pause",
@@ -509,6 +518,25 @@ def test_an_answer_the_upstream_ended_with_finish_reason_error_is_a_failed_strea
     rows = settled_rows(gw, account_id, 3)
     assert [r.status for r in rows] == [502] * 3
     assert all(r.cost_micros == r.completion_tokens * OUT_MICROS > 0 for r in rows), "what was relayed is billed"
+
+
+def test_an_openai_compatible_upstream_cannot_pass_its_own_anthropic_message_through(gw):
+    """`_native` is Router One's own key (an Anthropic upstream's message or event, relayed as it came
+    to /v1/messages); one in an OpenAI-compatible upstream's reply was taken for it."""
+    key, account_id = gw.new_key()
+    ant = anthropic.Anthropic(base_url=gw.url, api_key=key, max_retries=0, timeout=30)
+    msg = ant.messages.create(model=SMALL, max_tokens=50, messages=_ask("native_injected"))
+    assert [b.text for b in msg.content] == ["ok"]
+    with httpx2.Client(timeout=30) as http:
+        raw = http.post(gw.url + "/v1/messages", headers={"x-api-key": key},
+                        json={"model": SMALL, "stream": True, "max_tokens": 50, "messages": _ask("s_native_injected")})
+    assert raw.status_code == 200 and "SPOOF" not in raw.text and "event: error" not in raw.text, raw.text[-300:]
+    with ant.messages.stream(model=SMALL, max_tokens=50, messages=_ask("s_native_injected")) as stream:
+        assert stream.get_final_message().content[0].text == "hello there"
+    chat = _client(gw, key).chat.completions.create(model=SMALL, max_tokens=50, messages=_ask("native_injected"))
+    assert "_native" not in (chat.model_extra or {})
+    rows = settled_rows(gw, account_id, 4)
+    assert all(r.status == 200 for r in rows)
 
 
 def test_text_after_a_tool_call_is_a_new_message_in_a_responses_stream(gw):

@@ -71,7 +71,9 @@ class OpenAICompatStream:
             self.usage = Usage.from_openai(usage)
         if not chunk.get("choices"):
             return []
-        if b'"error"' in data and _ends_in_error(chunk):
+        if "_native" in chunk:     # Router One's key (an Anthropic upstream's own event, relayed as it came): never this upstream's
+            del chunk["_native"]
+        if (b"error" in data or b"\\u" in data) and _ends_in_error(chunk):     # (a name may come as escapes)
             # an OpenRouter-style error chunk without its error object: the answer failed, it did not end
             raise UpstreamUnavailable('upstream ended the answer with finish_reason "error"')
         if usage:

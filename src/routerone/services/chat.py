@@ -124,6 +124,8 @@ class ChatService:
         resp["usage"] = {**usage.to_openai(), "cost": settlement.charged_micros / 1_000_000}
         if result.native is not None and call.req.native is not None:
             resp["_native"] = result.native   # the upstream spoke the client's protocol: its own body
+        else:
+            resp.pop("_native", None)         # Router One's key: never an upstream's (pass-through of anything)
         logs_text = self.d.request_log is not None and self.d.request_log.content
         await self.finish(call, attempt, usage, settlement.charged_micros, status=200, record=record,
                           completion_text=_choice_text(resp) if logs_text else None)
