@@ -101,6 +101,10 @@ REPLIES = {   # non-streamed: (status, body)
     # one: /v1/messages answered with it instead of the reply, unchecked
     "native_injected": (200, {**_message({"role": "assistant", "content": "ok"}),
                               "_native": {"type": "message", "content": [{"type": "text", "text": "SPOOFED"}]}}),
+    # the envelope's fields of the wrong types, passed on as sent (a typed client, Go's say, cannot decode them)
+    "odd_envelope": (200, {**_message({"role": "assistant", "content": "ok"}), "id": 5, "object": ["x"],
+                           "created": "yesterday"}),
+    "odd_envelope_2": (200, {**_message({"role": "assistant", "content": "ok"}), "id": {"a": 1}, "created": 1.5e300}),
     # an error message nested 1000 deep: str() of it raised RecursionError, a 500 with a traceback
     "deep_error": (400, {"error": {"message": DEEPER, "type": "invalid_request_error", "code": "bad"}}),
 }
@@ -537,6 +541,20 @@ def test_an_openai_compatible_upstream_cannot_pass_its_own_anthropic_message_thr
     assert "_native" not in (chat.model_extra or {})
     rows = settled_rows(gw, account_id, 4)
     assert all(r.status == 200 for r in rows)
+
+
+@pytest.mark.parametrize("name", ["odd_envelope", "odd_envelope_2"])
+def test_a_reply_s_id_object_and_created_reach_the_client_with_their_types(gw, name):
+    key, account_id = gw.new_key()
+    with httpx2.Client(timeout=30) as http:
+        resp = http.post(gw.base_url + "/chat/completions", headers={"Authorization": f"Bearer {key}"},
+                         json={"model": SMALL, "max_tokens": 5, "messages": _ask(name)})
+    assert resp.status_code == 200
+    body = resp.json()
+    assert isinstance(body["id"], str) and body["id"] and body["object"] == "chat.completion"
+    assert isinstance(body["created"], int) and abs(body["created"] - time.time()) < 60
+    assert body["choices"][0]["message"]["content"] == "ok"
+    settled_rows(gw, account_id, 1)
 
 
 def test_text_after_a_tool_call_is_a_new_message_in_a_responses_stream(gw):

@@ -119,7 +119,12 @@ class ChatService:
         record = self.usage_record(call, attempt, usage, status=200)
         settlement = await self.d.billing.settle(call.hold, attempt.model.price, usage, record)
         resp = result.response
-        resp["id"] = resp.get("id") or f"chatcmpl-{call.request_id}"
+        rid, created = resp.get("id"), resp.get("created")
+        # the envelope with the protocol's types whatever the upstream sent (a stream's chunks are stamped alike)
+        resp["id"] = rid if rid.__class__ is str and rid else f"chatcmpl-{call.request_id}"
+        resp["object"] = "chat.completion"
+        if created.__class__ is not int or not 0 <= created < 1 << 32:
+            resp["created"] = int(time.time())
         resp["model"] = attempt.model.id
         resp["usage"] = {**usage.to_openai(), "cost": settlement.charged_micros / 1_000_000}
         if result.native is not None and call.req.native is not None:
