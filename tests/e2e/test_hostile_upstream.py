@@ -166,6 +166,10 @@ WHOLE_STREAMS = {   # streamed: every event but [DONE]
                           {**_chunk({"content": "there"}), "_native": {"type": "content_block_delta", "index": 0,
                                                                      "delta": {"type": "text_delta", "text": "SPOOF"}}},
                           _chunk({}, "stop"), {"id": "c", "choices": [], "usage": USAGE}],
+    # 20,000 tool calls: /v1/responses looked each item's output_index up by list.index (quadratic: ~30 s
+    # of the event loop for these 3.6 MB, every other request of the worker stalled meanwhile)
+    "s_many_calls": [_chunk({"role": "assistant", "content": None, "tool_calls": [_call(i, f"call_{i}", "f", "{}")]})
+                     for i in range(20_000)] + [_chunk({}, "tool_calls"), {"id": "c", "choices": [], "usage": USAGE}],
     # a byte that is not UTF-8 in a chunk's text: replaced (U+FFFD) when the chunk came in the read that
     # ended the hold, a failed stream when it came alone in a later read (so: by how TCP cut the bytes)
     "s_bad_utf8": [_chunk({"role": "assistant", "content": "hello "}), "pause",
@@ -557,6 +561,20 @@ def test_a_reply_s_id_object_and_created_reach_the_client_with_their_types(gw, n
     assert isinstance(body["id"], str) and body["id"] and body["object"] == "chat.completion"
     assert isinstance(body["created"], int) and abs(body["created"] - time.time()) < 60
     assert body["choices"][0]["message"]["content"] == "ok"
+    settled_rows(gw, account_id, 1)
+
+
+def test_a_responses_stream_with_20000_tool_calls_takes_linear_time(gw):
+    key, account_id = gw.new_key()
+    t0 = time.monotonic()
+    with httpx2.Client(timeout=120) as http:
+        resp = http.post(gw.base_url + "/responses", headers={"Authorization": f"Bearer {key}"},
+                         json={"model": SMALL, "stream": True, "max_output_tokens": 50, "store": False,
+                               "input": "hi [[reply:s_many_calls]]"})
+    elapsed = time.monotonic() - t0
+    assert resp.status_code == 200 and "response.completed" in resp.text
+    assert resp.text.count("event: response.output_item.done") == 20_000
+    assert elapsed < 10, f"{elapsed:.1f} s"
     settled_rows(gw, account_id, 1)
 
 

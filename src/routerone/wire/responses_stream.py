@@ -36,6 +36,7 @@ class ResponsesStreamEncoder(ChatStreamReader):
         self._calls: dict[int, dict] = {}       # chat tool_call index -> function_call item
         self._call_ids: dict[int, str | None] = {}   # chat tool_call index -> the upstream's id of its call
         self._open_calls: list[int] = []
+        self._positions: dict[str, int] = {}     # output item id -> its output_index
         self._finish: str | None = None
         self._usage: dict | None = None
         self._started = False
@@ -69,14 +70,19 @@ class ResponsesStreamEncoder(ChatStreamReader):
         self._event(out, {"type": "response.in_progress", "response": dict(self.resp)})
 
     def _index(self, item: dict) -> int:
-        return self.resp["output"].index(item)
+        return self._positions[item["id"]]
+
+    def _append(self, item: dict) -> None:
+        """An output item, its output_index kept (list.index per event was quadratic in the items)."""
+        self._positions[item["id"]] = len(self.resp["output"])
+        self.resp["output"].append(item)
 
     def _text(self, text: str, out: list[bytes]) -> None:
         item = self._text_item
         if item is None or item["status"] != "in_progress":     # none yet, or closed by a tool call: a new message
             item = self._text_item = {"type": "message", "id": item_id("msg"), "status": "in_progress",
                                       "role": "assistant", "content": []}
-            self.resp["output"].append(item)
+            self._append(item)
             idx = self._index(item)
             self._event(out, {"type": "response.output_item.added", "output_index": idx, "item": dict(item, content=[])})
             item["content"].append({"type": "output_text", "text": "", "annotations": [], "logprobs": []})
@@ -116,7 +122,7 @@ class ResponsesStreamEncoder(ChatStreamReader):
                                      "call_id": tc.get("id") or item_id("call"), "name": fn.get("name") or "",
                                      "arguments": "", "status": "in_progress"}
             self._call_ids[k] = tc.get("id") or None
-            self.resp["output"].append(item)
+            self._append(item)
             self._open_calls.append(k)
             self._event(out, {"type": "response.output_item.added", "output_index": self._index(item),
                               "item": dict(item)})
