@@ -37,6 +37,7 @@ class ResponsesStreamEncoder(ChatStreamReader):
         self._call_ids: dict[int, str | None] = {}   # chat tool_call index -> the upstream's id of its call
         self._open_calls: list[int] = []
         self._positions: dict[str, int] = {}     # output item id -> its output_index
+        self._pieces: dict[str, list[str]] = {}  # open item id -> its text (or arguments) so far, in pieces
         self._finish: str | None = None
         self._usage: dict | None = None
         self._started = False
@@ -88,7 +89,8 @@ class ResponsesStreamEncoder(ChatStreamReader):
             item["content"].append({"type": "output_text", "text": "", "annotations": [], "logprobs": []})
             self._event(out, {"type": "response.content_part.added", "item_id": item["id"], "output_index": idx,
                               "content_index": 0, "part": dict(item["content"][0])})
-        item["content"][0]["text"] += text
+            self._pieces[item["id"]] = []
+        self._pieces[item["id"]].append(text)
         self._event(out, {"type": "response.output_text.delta", "item_id": item["id"],
                           "output_index": self._index(item), "content_index": 0, "delta": text, "logprobs": []})
 
@@ -96,6 +98,7 @@ class ResponsesStreamEncoder(ChatStreamReader):
         item = self._text_item
         if item is None or item["status"] != "in_progress":
             return
+        self._join_pieces(item)
         idx, part = self._index(item), item["content"][0]
         self._event(out, {"type": "response.output_text.done", "item_id": item["id"], "output_index": idx,
                           "content_index": 0, "text": part["text"], "logprobs": []})
@@ -122,12 +125,17 @@ class ResponsesStreamEncoder(ChatStreamReader):
                                      "call_id": tc.get("id") or item_id("call"), "name": fn.get("name") or "",
                                      "arguments": "", "status": "in_progress"}
             self._call_ids[k] = tc.get("id") or None
+            self._pieces[item["id"]] = []
             self._append(item)
             self._open_calls.append(k)
             self._event(out, {"type": "response.output_item.added", "output_index": self._index(item),
                               "item": dict(item)})
         if fn.get("arguments"):
-            item["arguments"] += fn["arguments"]
+            pieces = self._pieces.get(item["id"])
+            if pieces is not None:
+                pieces.append(fn["arguments"])
+            else:                               # after the call was closed (a finish_reason came): rare
+                item["arguments"] += fn["arguments"]
             self._event(out, {"type": "response.function_call_arguments.delta", "item_id": item["id"],
                               "output_index": self._index(item), "delta": fn["arguments"]})
 
@@ -137,7 +145,17 @@ class ResponsesStreamEncoder(ChatStreamReader):
             self._close_call(self._calls[k], out)
         self._open_calls = []
 
+    def _join_pieces(self, item: dict) -> None:
+        """An open item's text or arguments, joined once (`+=` on a dict value copied all of it per delta)."""
+        pieces = self._pieces.pop(item["id"], None)
+        if pieces is not None:
+            if item["type"] == "message":
+                item["content"][0]["text"] = "".join(pieces)
+            else:
+                item["arguments"] = "".join(pieces)
+
     def _close_call(self, item: dict, out: list[bytes]) -> None:
+        self._join_pieces(item)
         idx = self._index(item)
         self._event(out, {"type": "response.function_call_arguments.done", "item_id": item["id"],
                           "output_index": idx, "name": item["name"], "arguments": item["arguments"]})
@@ -159,6 +177,8 @@ class ResponsesStreamEncoder(ChatStreamReader):
         if not self._started:
             self._start({}, out)
         resp = self.resp
+        for item in resp["output"]:
+            self._join_pieces(item)        # what was streamed of the items still open
         resp["status"] = "failed"
         code = error.get("code") if error.get("code") in _ERROR_CODES else "server_error"
         resp["error"] = {"code": code, "message": str(error.get("message") or "The upstream stream failed")}
