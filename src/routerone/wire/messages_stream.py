@@ -103,13 +103,14 @@ class MessagesStreamEncoder(ChatStreamReader):
 
     def _tool_delta(self, tc: dict, out: list[bytes]) -> None:
         """A delta of tool call `index` (0 when absent). Its first delta opens a tool_use block (the
-        upstream's id, or one of Router One's when it sent none); a delta that brings an id other
-        than the one the open call at that index came with is a new call (an upstream that numbers
-        every call 0, or none): a new block, not its arguments appended to the last call's."""
+        upstream's id, or one of Router One's when it sent none); a delta that brings a name and an id
+        other than the one the call at that index came with is a new call (an upstream that numbers
+        every call 0, or none): a new block, not its arguments appended to the last call's. (A
+        delta with only arguments continues the call, whatever id it carries.)"""
         k = tc.get("index", 0)
         fn = tc.get("function") or {}
         call_id = tc.get("id")
-        if k in self._tools and call_id and self._tool_ids.get(k) not in (None, call_id):
+        if k in self._tools and call_id and fn.get("name") and self._tool_ids.get(k) not in (None, call_id):
             del self._tools[k]
         if k not in self._tools:
             self._new_block({"type": "tool_use", "id": call_id or f"toolu_{secrets.token_hex(12)}",

@@ -108,13 +108,13 @@ class ResponsesStreamEncoder(ChatStreamReader):
         self._event(out, {"type": "response.output_item.done", "output_index": idx, "item": item})
 
     def _tool(self, tc: dict, out: list[bytes]) -> None:
-        """A delta of tool call `index` (0 when absent); one that brings an id other than the one
-        the call at that index came with is a new call (an upstream that numbers every call 0, or
-        none), not more arguments for the last one."""
+        """A delta of tool call `index` (0 when absent); one that brings a name and an id other than
+        the one the call at that index came with is a new call (an upstream that numbers every call
+        0, or none), not more arguments for the last one; one with only arguments continues it."""
         k = tc.get("index", 0)
         fn = tc.get("function") or {}
         item = self._calls.get(k)
-        if item is not None and tc.get("id") and self._call_ids.get(k) not in (None, tc["id"]):
+        if item is not None and tc.get("id") and fn.get("name") and self._call_ids.get(k) not in (None, tc["id"]):
             if k in self._open_calls:
                 self._open_calls.remove(k)
                 self._close_call(item, out)
