@@ -147,6 +147,9 @@ CALLS = {   # streamed tool calls: the chunks' tool_calls, as OpenAI-compatible 
     "s_calls_no_id": [[_call(0, None, "get", "")], [{"index": 0, "function": {"arguments": '{"a": 1}'}}]],
     "s_calls_same_index": [[_call(0, "call_1", "get", '{"a": 1}')], [_call(0, "call_2", "put", '{"b": 2}')]],
     "s_calls_no_index": [[_call(None, "call_1", "get", '{"a": 1}'), _call(None, "call_2", "put", '{"b": 2}')]],
+    # a bare first delta (index and type only), the id and name in the next: one call, named
+    "s_calls_bare_first": [[{"index": 0, "type": "function"}], [_call(0, "call_1", "get", "")],
+                           [{"index": 0, "function": {"arguments": '{"a": 1}'}}]],
     # an id on every delta, a new one each time (no name after the first): still one call
     "s_calls_id_per_delta": [[_call(0, "call_1", "get", "")], [{"index": 0, "id": "call_x", "function": {"arguments": '{"a"'}}],
                              [{"index": 0, "id": "call_y", "function": {"arguments": ': 1}'}}]],
@@ -483,7 +486,7 @@ def test_streamed_tool_calls_without_ids_or_told_apart_by_id_only_reach_messages
     """/v1/messages opened a tool_use block only on a delta with an id: a call without one was lost
     (stop_reason tool_use, no block). Both encoders keyed calls by index alone: two calls numbered 0
     (or not numbered) became one, its arguments '{"a": 1}{"b": 2}', the second call lost."""
-    want = [("get", {"a": 1})] if name in ("s_calls_no_id", "s_calls_id_per_delta") \
+    want = [("get", {"a": 1})] if name in ("s_calls_no_id", "s_calls_id_per_delta", "s_calls_bare_first") \
         else [("get", {"a": 1}), ("put", {"b": 2})]
     key, account_id = gw.new_key()
     ant = anthropic.Anthropic(base_url=gw.url, api_key=key, max_retries=0, timeout=30)

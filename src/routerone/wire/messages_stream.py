@@ -113,6 +113,8 @@ class MessagesStreamEncoder(ChatStreamReader):
         if k in self._tools and call_id and fn.get("name") and self._tool_ids.get(k) not in (None, call_id):
             del self._tools[k]
         if k not in self._tools:
+            if not (call_id or fn.get("name") or fn.get("arguments")):
+                return                          # nothing yet to open a block with (a bare index)
             self._new_block({"type": "tool_use", "id": call_id or f"toolu_{secrets.token_hex(12)}",
                              "name": fn.get("name") or "", "input": {}, "caller": {"type": "direct"}}, "tool", out)
             self._tools[k] = self._index

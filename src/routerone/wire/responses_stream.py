@@ -120,6 +120,8 @@ class ResponsesStreamEncoder(ChatStreamReader):
                 self._close_call(item, out)
             item = None
         if item is None:
+            if not (tc.get("id") or fn.get("name") or fn.get("arguments")):
+                return                          # nothing yet to open an item with (a bare index)
             self._close_text(out)
             item = self._calls[k] = {"type": "function_call", "id": item_id("fc"),
                                      "call_id": tc.get("id") or item_id("call"), "name": fn.get("name") or "",
