@@ -176,6 +176,13 @@ WHOLE_STREAMS = {   # streamed: every event but [DONE]
     # of the event loop for these 3.6 MB, every other request of the worker stalled meanwhile)
     "s_many_calls": [_chunk({"role": "assistant", "content": None, "tool_calls": [_call(i, f"call_{i}", "f", "{}")]})
                      for i in range(20_000)] + [_chunk({}, "tool_calls"), {"id": "c", "choices": [], "usage": USAGE}],
+    # a chunk after [DONE] in the same read: relayed (and counted) as if the upstream had not said it was done
+    "s_after_done": [_chunk({"role": "assistant", "content": "hello"}), "pause", _chunk({}, "stop"),
+                     {"id": "c", "choices": [], "usage": USAGE},
+                     b"[DONE]\n\ndata: " + orjson.dumps(_chunk({"content": " SMUGGLED"}))],
+    "s_after_done_held": [_chunk({"role": "assistant", "content": "hello"}), _chunk({}, "stop"),
+                          {"id": "c", "choices": [], "usage": USAGE},
+                          b"[DONE]\n\ndata: " + orjson.dumps(_chunk({"content": " SMUGGLED"}))],
     # a byte that is not UTF-8 in a chunk's text: replaced (U+FFFD) when the chunk came in the read that
     # ended the hold, a failed stream when it came alone in a later read (so: by how TCP cut the bytes)
     "s_bad_utf8": [_chunk({"role": "assistant", "content": "hello "}), "pause",
@@ -583,6 +590,17 @@ def test_a_responses_stream_with_20000_tool_calls_takes_linear_time(gw):
     assert resp.text.count("event: response.output_item.done") == 20_000
     assert elapsed < 10, f"{elapsed:.1f} s"
     settled_rows(gw, account_id, 1)
+
+
+@pytest.mark.parametrize("name", ["s_after_done", "s_after_done_held"])
+def test_nothing_after_the_upstreams_done_is_relayed(gw, name):
+    key, account_id = gw.new_key()
+    chunks = list(_client(gw, key).chat.completions.create(model=SMALL, stream=True, max_tokens=50, messages=_ask(name),
+                                                           stream_options={"include_usage": True}))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "hello"
+    assert chunks[-1].usage.completion_tokens == USAGE["completion_tokens"]
+    [row] = settled_rows(gw, account_id, 1)
+    assert row.status == 200 and row.cost_micros == USAGE["completion_tokens"] * OUT_MICROS
 
 
 def test_text_after_a_tool_call_is_a_new_message_in_a_responses_stream(gw):

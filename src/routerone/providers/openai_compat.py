@@ -50,7 +50,10 @@ class OpenAICompatStream:
         return self.feed_data(event.data.encode())
 
     def feed_data(self, data: bytes) -> list[dict]:
-        """One event's data (event names mean nothing in this protocol)."""
+        """One event's data (event names mean nothing in this protocol). Nothing after [DONE] is
+        taken (it may come in the same read)."""
+        if self.done:
+            return []
         if data.startswith(b"[DONE]"):
             self.done = True
             return []
