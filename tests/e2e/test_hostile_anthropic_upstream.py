@@ -10,6 +10,7 @@ Real gateway on a real socket, official `anthropic` and `openai` SDKs; only the 
 Directive in the prompt: [[case:NAME]], NAME a key of STREAMS / REPLIES."""
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import sys
@@ -60,7 +61,12 @@ STREAMS = {   # the upstream's events, as (event name, data); a data of None is 
     "negative": [_start({"input_tokens": -12, "output_tokens": 1}), *BLOCK, _delta({"output_tokens": -50}), STOP],
     "absurd": [_start({"input_tokens": 10 ** 30, "output_tokens": 1}), *BLOCK, _delta({"output_tokens": 2 ** 70}), STOP],
     "no_final_count": [_start(), *BLOCK, STOP],
+    # an event nested 300 deep (orjson reads 1024 levels, writes 255): a 500 inside the relayed stream
+    "deep": [_start(), *BLOCK, ("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                                         "delta": {"type": "text_delta", "text": "x"}, "x": "@@deep@@"}),
+             _delta({"output_tokens": 6}), STOP],
 }
+DEEP = ("[" * 300 + "]" * 300).encode()
 REPLIES = {   # non-streamed: `usage` of the message
     "usage_list": [1, 2], "usage_string": "lots", "negative": {"input_tokens": -12, "output_tokens": -50},
     "absurd": {"input_tokens": 10 ** 30, "output_tokens": 2 ** 70},
@@ -84,11 +90,16 @@ class AnthropicUpstream(ThreadedServer):
             msg = {"id": "msg_h", "type": "message", "role": "assistant", "model": MODEL,
                    "content": [{"type": "text", "text": TEXT}], "stop_reason": "end_turn", "stop_sequence": None,
                    "usage": REPLIES.get(name, {"input_tokens": 12, "output_tokens": 6})}
-            return web.Response(body=json.dumps(msg), content_type="application/json")   # json: ints beyond 64 bits
+            if name == "deep":
+                msg["container"] = "@@deep@@"
+            return web.Response(body=json.dumps(msg).encode().replace(b'"@@deep@@"', DEEP),  # json: ints beyond 64 bits
+                                content_type="application/json")
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await resp.prepare(request)
         for event, data in STREAMS[name]:
-            await resp.write(f"event: {event}\ndata: {json.dumps(data or {})}\n\n".encode())
+            if event == "content_block_delta" and name == "deep":
+                await asyncio.sleep(0.2)     # after the hold: mid-stream
+            await resp.write(f"event: {event}\ndata: {json.dumps(data or {})}\n\n".encode().replace(b'"@@deep@@"', DEEP))
         return resp
 
 
@@ -193,3 +204,22 @@ def test_implausible_anthropic_counts_are_billed_for_what_router_one_counted(gw,
     assert all(r.status == 200 and r.completion_tokens == own[1] and r.cost_micros > 0 for r in rows), rows
     assert rows[0].cost_micros == rows[1].cost_micros
     assert round(usage.model_extra["cost"] * 1_000_000) == rows[0].cost_micros
+
+
+def test_a_messages_reply_or_event_nested_too_deep_to_relay_is_an_error_not_a_500(gw):
+    """An Anthropic upstream's message (or stream event) with a field nested 300 deep, relayed as it came
+    on /v1/messages: orjson reads it but cannot write it back, which was a 500 after the charge (and a
+    500 written into the open stream). Now a 502 not charged, or the stream's error event, billed for
+    the text relayed before it."""
+    key, account_id = gw.new_key()
+    client = anthropic.Anthropic(base_url=gw.url, api_key=key, max_retries=0, timeout=30)
+    with pytest.raises(anthropic.APIStatusError) as ei:
+        client.messages.create(model=MODEL, max_tokens=50, messages=_ask("deep"))
+    assert ei.value.status_code == 502 and ei.value.body["error"]["type"] == "api_error"
+    with httpx2.Client(timeout=30) as http:
+        raw = http.post(gw.url + "/v1/messages", headers={"x-api-key": key},
+                        json={"model": MODEL, "stream": True, "max_tokens": 50, "messages": _ask("deep")})
+    assert raw.status_code == 200 and "event: error" in raw.text and "message_stop" not in raw.text, raw.text[-300:]
+    rows = sorted(settled_rows(gw, account_id, 2), key=lambda r: r.stream)
+    assert [(r.status, r.stream) for r in rows] == [(502, False), (502, True)]
+    assert rows[0].cost_micros == 0 and rows[1].completion_tokens >= 4, rows    # TEXT was relayed, and billed

@@ -8,6 +8,7 @@ usage row per request, the charge on it).
 Directive in the last user message: [[reply:NAME]], NAME a key of REPLIES or STREAMS below."""
 from __future__ import annotations
 
+import asyncio
 import re
 import sys
 import time
@@ -35,6 +36,17 @@ UPSTREAM_KEY = "sk-upstream-SECRET-0123456789"
 BOX_TOKEN = "box-proxy-token-SECRET-987654"     # a provider's own header (a proxy's token): as secret as its key
 
 
+DEEP = "@@deep@@"    # sent as arrays nested 300 deep (`_wire`)
+
+
+DEEPER = "@@deeper@@"    # 1000 deep: Python's repr of it (str()) raises RecursionError
+
+
+def _wire(obj) -> bytes:
+    return orjson.dumps(obj).replace(b'"' + DEEP.encode() + b'"', b"[" * 300 + b"]" * 300) \
+        .replace(b'"' + DEEPER.encode() + b'"', b"[" * 1000 + b"]" * 1000)
+
+
 def _message(message, usage=USAGE, finish="stop") -> dict:
     out = {"id": "chatcmpl-h", "object": "chat.completion", "created": 1, "model": "fake-small",
            "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": None}]}
@@ -58,6 +70,13 @@ REPLIES = {   # non-streamed: (status, body)
     "tool_id_number": (200, _message({"role": "assistant", "content": None, "tool_calls": [
         {"id": 5, "type": "function", "function": {"name": "f", "arguments": "{}"}}]}, finish="tool_calls")),
     "finish_object": (200, _message({"role": "assistant", "content": "hi"}, finish={"why": "stop"})),
+    # a refusal that is not text became an Anthropic text block holding 5, and a Response whose
+    # output_text raised TypeError in the openai SDK (after the charge)
+    # no choice at all, usage billed: a 200 with nothing in it (/v1/messages: empty content, end_turn;
+    # /v1/responses: completed, no output), where the stream's equivalent is a 502 the router fails over from
+    "no_choices": (200, {**_message(None), "choices": []}),
+    "refusal_number": (200, _message({"role": "assistant", "content": None, "refusal": 5})),
+    "refusal_object": (200, _message({"role": "assistant", "content": None, "refusal": {"a": [1]}})),
     "tool_arguments_object": (200, _message({"role": "assistant", "content": None, "tool_calls": [
         {"id": "c", "type": "function", "function": {"name": "f", "arguments": {"a": 1}}}]}, finish="tool_calls")),
     "content_parts": (200, _message({"role": "assistant", "content": [
@@ -76,6 +95,18 @@ REPLIES = {   # non-streamed: (status, body)
     "usage_absurd": (200, _message({"role": "assistant", "content": "word " * 40},
                                    usage={"prompt_tokens": 3_000_000_000, "completion_tokens": 3_000_000_000})),
     "huge_error": (400, {"error": {"message": "m" * 5_000_000, "type": "invalid_request_error", "code": "bad"}}),
+    # a field nested 300 deep: JSON orjson reads (to 1024 levels) but cannot write (255): a 500 after the charge
+    "deep_extra": (200, {**_message({"role": "assistant", "content": "ok"}), "x": DEEP}),
+    # Router One's own key for an Anthropic upstream's message (pass-through), sent by an OpenAI-compatible
+    # one: /v1/messages answered with it instead of the reply, unchecked
+    "native_injected": (200, {**_message({"role": "assistant", "content": "ok"}),
+                              "_native": {"type": "message", "content": [{"type": "text", "text": "SPOOFED"}]}}),
+    # the envelope's fields of the wrong types, passed on as sent (a typed client, Go's say, cannot decode them)
+    "odd_envelope": (200, {**_message({"role": "assistant", "content": "ok"}), "id": 5, "object": ["x"],
+                           "created": "yesterday"}),
+    "odd_envelope_2": (200, {**_message({"role": "assistant", "content": "ok"}), "id": {"a": 1}, "created": 1.5e300}),
+    # an error message nested 1000 deep: str() of it raised RecursionError, a 500 with a traceback
+    "deep_error": (400, {"error": {"message": DEEPER, "type": "invalid_request_error", "code": "bad"}}),
 }
 
 
@@ -103,6 +134,64 @@ STREAMS = {   # streamed: the chunk sent after a good first content chunk
                                                 "function": {"name": "f", "arguments": "{}"}}]}),
     "s_tool_name_number": _chunk({"tool_calls": [{"index": 0, "id": "c", "type": "function",
                                                   "function": {"name": 5, "arguments": "{}"}}]}),
+    "s_deep_extra": {**_chunk({"content": "there"}), "x": DEEP},
+    "s_deep_error": {"error": DEEPER},
+}
+def _call(index, call_id, name, args) -> dict:
+    out = {"type": "function", "function": {"name": name, "arguments": args}}
+    out.update({k: v for k, v in (("index", index), ("id", call_id)) if v is not None})
+    return out
+
+
+CALLS = {   # streamed tool calls: the chunks' tool_calls, as OpenAI-compatible servers number (or not) and name them
+    "s_calls_no_id": [[_call(0, None, "get", "")], [{"index": 0, "function": {"arguments": '{"a": 1}'}}]],
+    "s_calls_same_index": [[_call(0, "call_1", "get", '{"a": 1}')], [_call(0, "call_2", "put", '{"b": 2}')]],
+    "s_calls_no_index": [[_call(None, "call_1", "get", '{"a": 1}'), _call(None, "call_2", "put", '{"b": 2}')]],
+    # a bare first delta (index and type only), the id and name in the next: one call, named
+    "s_calls_bare_first": [[{"index": 0, "type": "function"}], [_call(0, "call_1", "get", "")],
+                           [{"index": 0, "function": {"arguments": '{"a": 1}'}}]],
+    # an id on every delta, a new one each time (no name after the first): still one call
+    "s_calls_id_per_delta": [[_call(0, "call_1", "get", "")], [{"index": 0, "id": "call_x", "function": {"arguments": '{"a"'}}],
+                             [{"index": 0, "id": "call_y", "function": {"arguments": ': 1}'}}]],
+}
+WHOLE_STREAMS = {   # streamed: every event but [DONE]
+    # `"error": null` on every chunk (no error: the openai SDK reads it so) failed every stream with a 502
+    "s_error_null": [{**_chunk({"role": "assistant", "content": "hello "}), "error": None},
+                     {**_chunk({"content": "there"}), "error": None}, {**_chunk({}, "stop"), "error": None},
+                     {"id": "c", "choices": [], "usage": USAGE, "error": None}],
+    # an answer the upstream ended with finish_reason "error" (no error object): a clean end on every API
+    "s_finish_error": [_chunk({"role": "assistant", "content": "hello "}), _chunk({"content": "there"}), "pause",
+                       _chunk({}, "error"), {"id": "c", "choices": [], "usage": USAGE}],
+    # text, a tool call, more text (Gemini does this): /v1/responses sent the second text as deltas of the
+    # first message after its output_text.done and output_item.done
+    "s_text_tool_text": [_chunk({"role": "assistant", "content": "Before. "}),
+                         _chunk({"tool_calls": [_call(0, "call_1", "get", '{"a": 1}')]}), _chunk({"content": "After."}),
+                         _chunk({}, "tool_calls"), {"id": "c", "choices": [], "usage": USAGE}],
+    # ... and in a stream: relayed as an Anthropic event as it came (`type` 5: a 500 written into the stream)
+    "s_native_injected": [{**_chunk({"role": "assistant", "content": "hello "}), "_native": {"type": 5}},
+                          {**_chunk({"content": "there"}), "_native": {"type": "content_block_delta", "index": 0,
+                                                                     "delta": {"type": "text_delta", "text": "SPOOF"}}},
+                          _chunk({}, "stop"), {"id": "c", "choices": [], "usage": USAGE}],
+    # 20,000 tool calls: /v1/responses looked each item's output_index up by list.index (quadratic: ~30 s
+    # of the event loop for these 3.6 MB, every other request of the worker stalled meanwhile)
+    "s_many_calls": [_chunk({"role": "assistant", "content": None, "tool_calls": [_call(i, f"call_{i}", "f", "{}")]})
+                     for i in range(20_000)] + [_chunk({}, "tool_calls"), {"id": "c", "choices": [], "usage": USAGE}],
+    # a chunk after [DONE] in the same read: relayed (and counted) as if the upstream had not said it was done
+    "s_after_done": [_chunk({"role": "assistant", "content": "hello"}), "pause", _chunk({}, "stop"),
+                     {"id": "c", "choices": [], "usage": USAGE},
+                     b"[DONE]\n\ndata: " + orjson.dumps(_chunk({"content": " SMUGGLED"}))],
+    "s_after_done_held": [_chunk({"role": "assistant", "content": "hello"}), _chunk({}, "stop"),
+                          {"id": "c", "choices": [], "usage": USAGE},
+                          b"[DONE]\n\ndata: " + orjson.dumps(_chunk({"content": " SMUGGLED"}))],
+    # a byte that is not UTF-8 in a chunk's text: replaced (U+FFFD) when the chunk came in the read that
+    # ended the hold, a failed stream when it came alone in a later read (so: by how TCP cut the bytes)
+    "s_bad_utf8": [_chunk({"role": "assistant", "content": "hello "}), "pause",
+                   orjson.dumps(_chunk({"content": "th@re"})).replace(b"@", b"\xff"), _chunk({}, "stop"),
+                   {"id": "c", "choices": [], "usage": USAGE}],
+    # usage on the first chunk only (0 output tokens so far), then 40 words: billed 0 output tokens
+    "s_usage_first": [{**_chunk({"role": "assistant", "content": "hello "}),
+                       "usage": {"prompt_tokens": 7, "completion_tokens": 0, "total_tokens": 7}},
+                      _chunk({"content": "word " * 40}), _chunk({}, "stop")],
 }
 PARTS = {"s_content_parts": _chunk({"content": [{"type": "text", "text": "there"}, {"type": "thinking", "thinking": "x"}]})}
 STREAM_USAGE = {"s_usage_strings": {"prompt_tokens": "lots", "completion_tokens": None},
@@ -147,7 +236,16 @@ class HostileUpstream(ThreadedServer):
             await resp.write(f"event: {name}\ndata: ".encode() + orjson.dumps(data) + b"\n\n")
         return resp
 
-    async def _gemini(self, request: web.Request) -> web.Response:
+    async def _gemini(self, request: web.Request) -> web.StreamResponse:
+        if "streamGenerateContent" in request.match_info["action"]:   # usage on the first event only
+            resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+            await resp.prepare(request)
+            for ev in [{"candidates": [{"content": {"role": "model", "parts": [{"text": "hello "}]}}],
+                        "usageMetadata": {"promptTokenCount": 7, "candidatesTokenCount": 1}},
+                       {"candidates": [{"content": {"role": "model", "parts": [{"text": "word " * 40}]}}]},
+                       {"candidates": [{"content": {"role": "model", "parts": [{"text": ""}]}, "finishReason": "STOP"}]}]:
+                await resp.write(b"data: " + orjson.dumps(ev) + b"\r\n\r\n")
+            return resp
         return web.json_response({"candidates": [{"content": {"role": "model", "parts": [{"text": "word " * 40}]},
                                                   "finishReason": "STOP"}],
                                   "usageMetadata": {"promptTokenCount": "12", "candidatesTokenCount": None}})
@@ -164,6 +262,10 @@ class HostileUpstream(ThreadedServer):
             data[0]["index"] = {"i": 0}
         elif name == "huge_tokens":
             usage = {"prompt_tokens": 10 ** 30, "total_tokens": 10 ** 30}
+        elif name == "absurd_tokens":          # an integer, unlike 10**30 (a float to a JSON reader)
+            usage = {"prompt_tokens": 3_000_000_000, "total_tokens": 3_000_000_000}
+        elif name == "bool_tokens":
+            usage = {"prompt_tokens": True, "total_tokens": True}
         elif name == "same_index":            # input 0's vector twice, input 1's lost
             data[1]["index"] = 0
         elif name == "index_beyond":
@@ -202,17 +304,28 @@ class HostileUpstream(ThreadedServer):
             return resp
         if not body.get("stream"):
             status, reply = REPLIES.get(name, (200, _message({"role": "assistant", "content": "ok"})))
-            return web.Response(status=status, body=orjson.dumps(reply), content_type="application/json")
+            return web.Response(status=status, body=_wire(reply), content_type="application/json")
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await resp.prepare(request)
-        if name in ("s_huge_line", "s_endless_event"):    # 20 MiB: a line that never ends, an event that never does
+        if name in ("s_huge_line", "s_endless_event", "s_endless_empty_data"):
+            # 20 MiB: a line that never ends, an event that never does (of long data lines, or of `data:`
+            # lines with nothing after the colon, which were not counted: 3.5 million list entries)
             await resp.write(b"data: " + orjson.dumps(GOOD) + b"\n\n")
-            piece = b"a" * 65536 if name == "s_huge_line" else (b"data: " + b"a" * 1000 + b"\n") * 64
+            piece = b"a" * 65536 if name == "s_huge_line" else (b"data: " + b"a" * 1000 + b"\n") * 64 \
+                if name == "s_endless_event" else b"data:\n" * 10_000
             try:
                 for _ in range((20 << 20) // len(piece)):
                     await resp.write(piece)
             except ConnectionError:
                 pass                     # the gateway gave up on us: as it should
+            return resp
+        if name in WHOLE_STREAMS:
+            for ev in WHOLE_STREAMS[name]:
+                if ev == "pause":
+                    await asyncio.sleep(0.2)     # what follows comes after the hold (mid-stream)
+                    continue
+                await resp.write(b"data: " + (ev if isinstance(ev, bytes) else orjson.dumps(ev)) + b"\n\n")
+            await resp.write(b"data: [DONE]\n\n")
             return resp
         if name in ("s_done_only", "s_usage_only"):          # a 200 stream that ends with nothing in it
             usage = b'data: {"choices":[],"usage":{"prompt_tokens":5,"completion_tokens":7}}\n\n'
@@ -220,8 +333,12 @@ class HostileUpstream(ThreadedServer):
             return resp
         first = STREAMS.get(name.removesuffix("_first")) or PARTS.get(name)
         events = [first] if name.endswith("_first") else [GOOD, first] if first else [GOOD]
+        if name in CALLS:
+            events = [_chunk({"role": "assistant", "content": None, "tool_calls": calls}) for calls in CALLS[name]]
         for ev in events:
-            await resp.write(b"data: " + orjson.dumps(ev) + b"\n\n")
+            if ev is not GOOD and name in ("s_deep_extra", "s_deep_error"):
+                await asyncio.sleep(0.2)    # after the hold (which would fail it over: a 502, as s_deep_extra_first)
+            await resp.write(b"data: " + _wire(ev) + b"\n\n")
         await resp.write(b"data: " + orjson.dumps(_chunk({}, "stop")) + b"\n\n")
         usage = STREAM_USAGE.get(name, USAGE)
         await resp.write(b"data: " + orjson.dumps({"id": "c", "choices": [], "usage": usage}) + b"\n\n")
@@ -279,7 +396,7 @@ def test_a_malformed_stream_chunk_ends_the_stream_with_an_error_and_is_settled(g
 
 
 @pytest.mark.parametrize("name", ["s_content_number_first", "s_choices_string_first", "s_delta_string_first",
-                                  "s_done_only", "s_usage_only"])
+                                  "s_done_only", "s_usage_only", "s_deep_extra_first", "s_deep_error_first"])
 def test_a_malformed_first_chunk_is_a_502_before_the_stream(gw, name):
     """...and so is a stream with nothing in it but `[DONE]` (and a usage chunk): it was relayed as an
     empty 200, no choice, no finish_reason (and the usage billed), where a failover was possible."""
@@ -293,7 +410,7 @@ def test_a_malformed_first_chunk_is_a_502_before_the_stream(gw, name):
 
 SHAPES = ["content_number", "content_object", "message_string", "choice_number", "tool_calls_string",
           "tool_call_number", "tool_function_string", "tool_arguments_object", "tool_name_number", "tool_id_number",
-          "finish_object"]
+          "finish_object", "deep_extra", "refusal_number", "refusal_object", "no_choices"]
 
 
 @pytest.mark.parametrize("name", SHAPES)
@@ -324,6 +441,15 @@ def test_a_reply_without_usage_is_billed_for_its_completion(gw, name):
     [row] = settled_rows(gw, account_id, 1)
     assert row.completion_tokens == reply.usage.completion_tokens
     assert row.cost_micros == reply.usage.completion_tokens * OUT_MICROS > 0
+
+
+def test_an_upstream_error_message_nested_1000_deep_is_its_status_not_a_500(gw):
+    key, account_id = gw.new_key()
+    with pytest.raises(openai.APIStatusError) as ei:
+        _client(gw, key).chat.completions.create(model=SMALL, max_tokens=5, messages=_ask("deep_error"))
+    assert ei.value.status_code == 400 and ei.value.body["code"] == "upstream_invalid_request"
+    [row] = settled_rows(gw, account_id, 1)
+    assert (row.status, row.cost_micros) == (400, 0)
 
 
 def test_a_huge_upstream_error_message_is_cut(gw):
@@ -360,6 +486,181 @@ def test_absurd_embedding_usage_costs_at_most_the_hold(gw):
     assert len(resp.data) == 1
     [row] = settled_rows(gw, account_id, 1)
     assert row.status == 200 and 0 < row.cost_micros <= 1_000, row
+
+
+@pytest.mark.parametrize("name", sorted(CALLS))
+def test_streamed_tool_calls_without_ids_or_told_apart_by_id_only_reach_messages_and_responses(gw, name):
+    """/v1/messages opened a tool_use block only on a delta with an id: a call without one was lost
+    (stop_reason tool_use, no block). Both encoders keyed calls by index alone: two calls numbered 0
+    (or not numbered) became one, its arguments '{"a": 1}{"b": 2}', the second call lost."""
+    want = [("get", {"a": 1})] if name in ("s_calls_no_id", "s_calls_id_per_delta", "s_calls_bare_first") \
+        else [("get", {"a": 1}), ("put", {"b": 2})]
+    key, account_id = gw.new_key()
+    ant = anthropic.Anthropic(base_url=gw.url, api_key=key, max_retries=0, timeout=30)
+    with ant.messages.stream(model=SMALL, max_tokens=50, messages=_ask(name)) as stream:
+        msg = stream.get_final_message()
+    blocks = [b for b in msg.content if b.type == "tool_use"]
+    assert [(b.name, b.input) for b in blocks] == want, msg.content
+    assert all(b.id for b in blocks) and len({b.id for b in blocks}) == len(blocks)
+    if name != "s_calls_no_id":
+        assert [b.id for b in blocks] == ["call_1", "call_2"][:len(want)]
+    events = list(_client(gw, key).responses.create(model=SMALL, stream=True, max_output_tokens=50,
+                                                    input=f"hi [[reply:{name}]]"))
+    assert events[-1].type == "response.completed"
+    calls = [o for o in events[-1].response.output if o.type == "function_call"]
+    assert [(c.name, orjson.loads(c.arguments)) for c in calls] == want
+    assert len({c.call_id for c in calls}) == len(calls)
+    rows = settled_rows(gw, account_id, 2)
+    assert all(r.status == 200 for r in rows)
+
+
+def test_a_stream_whose_chunks_say_error_null_is_not_an_error(gw):
+    key, account_id = gw.new_key()
+    chunks = list(_client(gw, key).chat.completions.create(
+        model=SMALL, stream=True, max_tokens=50, messages=_ask("s_error_null"), stream_options={"include_usage": True}))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "hello there"
+    assert chunks[-1].usage.completion_tokens == USAGE["completion_tokens"]
+    [row] = settled_rows(gw, account_id, 1)
+    assert row.status == 200 and row.cost_micros == USAGE["completion_tokens"] * OUT_MICROS
+
+
+def test_an_answer_the_upstream_ended_with_finish_reason_error_is_a_failed_stream_on_every_api(gw):
+    """finish_reason "error" then [DONE] (an OpenRouter-style error chunk without its error object) was
+    a clean end: /v1/messages said stop_reason end_turn and message_stop, /v1/responses
+    response.completed, the request a 200 and a success for the deployment's health."""
+    key, account_id = gw.new_key()
+    with pytest.raises(openai.APIError):
+        list(_client(gw, key).chat.completions.create(model=SMALL, stream=True, max_tokens=50,
+                                                      messages=_ask("s_finish_error")))
+    with httpx2.Client(timeout=30) as http:
+        msgs = http.post(gw.url + "/v1/messages", headers={"x-api-key": key},
+                         json={"model": SMALL, "stream": True, "max_tokens": 50, "messages": _ask("s_finish_error")})
+        resp = http.post(gw.base_url + "/responses", headers={"Authorization": f"Bearer {key}"},
+                         json={"model": SMALL, "stream": True, "max_output_tokens": 50,
+                               "input": "hi [[reply:s_finish_error]]"})
+    assert msgs.status_code == 200 and "event: error" in msgs.text and "message_stop" not in msgs.text
+    assert resp.status_code == 200 and "response.failed" in resp.text and "response.completed" not in resp.text
+    rows = settled_rows(gw, account_id, 3)
+    assert [r.status for r in rows] == [502] * 3
+    assert all(r.cost_micros == r.completion_tokens * OUT_MICROS > 0 for r in rows), "what was relayed is billed"
+
+
+def test_an_openai_compatible_upstream_cannot_pass_its_own_anthropic_message_through(gw):
+    """`_native` is Router One's own key (an Anthropic upstream's message or event, relayed as it came
+    to /v1/messages); one in an OpenAI-compatible upstream's reply was taken for it."""
+    key, account_id = gw.new_key()
+    ant = anthropic.Anthropic(base_url=gw.url, api_key=key, max_retries=0, timeout=30)
+    msg = ant.messages.create(model=SMALL, max_tokens=50, messages=_ask("native_injected"))
+    assert [b.text for b in msg.content] == ["ok"]
+    with httpx2.Client(timeout=30) as http:
+        raw = http.post(gw.url + "/v1/messages", headers={"x-api-key": key},
+                        json={"model": SMALL, "stream": True, "max_tokens": 50, "messages": _ask("s_native_injected")})
+    assert raw.status_code == 200 and "SPOOF" not in raw.text and "event: error" not in raw.text, raw.text[-300:]
+    with ant.messages.stream(model=SMALL, max_tokens=50, messages=_ask("s_native_injected")) as stream:
+        assert stream.get_final_message().content[0].text == "hello there"
+    chat = _client(gw, key).chat.completions.create(model=SMALL, max_tokens=50, messages=_ask("native_injected"))
+    assert "_native" not in (chat.model_extra or {})
+    rows = settled_rows(gw, account_id, 4)
+    assert all(r.status == 200 for r in rows)
+
+
+@pytest.mark.parametrize("name", ["odd_envelope", "odd_envelope_2"])
+def test_a_reply_s_id_object_and_created_reach_the_client_with_their_types(gw, name):
+    key, account_id = gw.new_key()
+    with httpx2.Client(timeout=30) as http:
+        resp = http.post(gw.base_url + "/chat/completions", headers={"Authorization": f"Bearer {key}"},
+                         json={"model": SMALL, "max_tokens": 5, "messages": _ask(name)})
+    assert resp.status_code == 200
+    body = resp.json()
+    assert isinstance(body["id"], str) and body["id"] and body["object"] == "chat.completion"
+    assert isinstance(body["created"], int) and abs(body["created"] - time.time()) < 60
+    assert body["choices"][0]["message"]["content"] == "ok"
+    settled_rows(gw, account_id, 1)
+
+
+def test_a_responses_stream_with_20000_tool_calls_takes_linear_time(gw):
+    key, account_id = gw.new_key()
+    t0 = time.monotonic()
+    with httpx2.Client(timeout=120) as http:
+        resp = http.post(gw.base_url + "/responses", headers={"Authorization": f"Bearer {key}"},
+                         json={"model": SMALL, "stream": True, "max_output_tokens": 50, "store": False,
+                               "input": "hi [[reply:s_many_calls]]"})
+    elapsed = time.monotonic() - t0
+    assert resp.status_code == 200 and "response.completed" in resp.text
+    assert resp.text.count("event: response.output_item.done") == 20_000
+    assert elapsed < 10, f"{elapsed:.1f} s"
+    settled_rows(gw, account_id, 1)
+
+
+@pytest.mark.parametrize("name", ["s_after_done", "s_after_done_held"])
+def test_nothing_after_the_upstreams_done_is_relayed(gw, name):
+    key, account_id = gw.new_key()
+    chunks = list(_client(gw, key).chat.completions.create(model=SMALL, stream=True, max_tokens=50, messages=_ask(name),
+                                                           stream_options={"include_usage": True}))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "hello"
+    assert chunks[-1].usage.completion_tokens == USAGE["completion_tokens"]
+    [row] = settled_rows(gw, account_id, 1)
+    assert row.status == 200 and row.cost_micros == USAGE["completion_tokens"] * OUT_MICROS
+
+
+def test_text_after_a_tool_call_is_a_new_message_in_a_responses_stream(gw):
+    key, account_id = gw.new_key()
+    events = list(_client(gw, key).responses.create(model=SMALL, stream=True, max_output_tokens=50,
+                                                    input="hi [[reply:s_text_tool_text]]"))
+    done: set[str] = set()
+    for ev in events:
+        if ev.type == "response.output_text.delta":
+            assert ev.item_id not in done, "a text delta for a message already done"
+        elif ev.type == "response.output_item.done":
+            done.add(ev.item.id)
+    out = events[-1].response.output
+    assert [o.type for o in out] == ["message", "function_call", "message"]
+    assert (out[0].content[0].text, out[2].content[0].text) == ("Before. ", "After.")
+    assert all(o.status == "completed" for o in out)
+    settled_rows(gw, account_id, 1)
+
+
+def test_a_byte_that_is_not_utf8_is_replaced_wherever_the_read_boundaries_fall(gw):
+    key, account_id = gw.new_key()
+    chunks = list(_client(gw, key).chat.completions.create(model=SMALL, stream=True, max_tokens=50,
+                                                           messages=_ask("s_bad_utf8")))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "hello th\ufffdre"
+    [row] = settled_rows(gw, account_id, 1)
+    assert row.status == 200 and row.cost_micros == USAGE["completion_tokens"] * OUT_MICROS
+
+
+@pytest.mark.parametrize("model", [SMALL, "gemini-2.5-flash"])
+def test_a_usage_report_followed_by_more_output_is_not_the_final_count(gw, model):
+    """A usage that came before more text (an upstream reporting once, early) is not what the stream
+    generated: its output count is Router One's count of what was relayed (and flagged)."""
+    key, account_id = gw.new_key()
+    flagged = gw.runtime.chat.d.billing.usage_flagged
+    chunks = list(_client(gw, key).chat.completions.create(
+        model=model, stream=True, max_tokens=100, messages=_ask("s_usage_first"), stream_options={"include_usage": True}))
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    usage = chunks[-1].usage
+    assert text == "hello " + "word " * 40 and usage.prompt_tokens == 7
+    assert usage.completion_tokens == count_text_tokens(text), usage
+    assert gw.runtime.chat.d.billing.usage_flagged > flagged
+    [row] = settled_rows(gw, account_id, 1)
+    assert row.status == 200 and row.completion_tokens == usage.completion_tokens
+    if model == SMALL:
+        assert row.cost_micros == usage.completion_tokens * OUT_MICROS > 0
+
+
+@pytest.mark.parametrize("name", ["absurd_tokens", "bool_tokens"])
+def test_implausible_embedding_usage_is_billed_for_what_router_one_counted(gw, name):
+    """prompt_tokens 3e9 (an integer) billed the whole hold (one token per byte of input, ~5x the
+    count) and reached the client as sent; `true` was billed as 1 token and sent as `true`. As for
+    chat, an implausible count is Router One's own count, and the client sees what was billed."""
+    key, account_id = gw.new_key()
+    inputs = [f"[[reply:{name}]] " + "word " * 1600 + str(i) for i in range(8)]
+    resp = _client(gw, key).embeddings.create(model="text-embedding-3-small", input=inputs)
+    own = sum(count_text_tokens(t) for t in inputs)
+    assert resp.usage.prompt_tokens == own, resp.usage
+    [row] = settled_rows(gw, account_id, 1)
+    assert row.status == 200 and row.prompt_tokens == own, row
+    assert row.cost_micros == -(-own * 20_000 // 1_000_000) == round(resp.usage.model_extra["cost"] * 1_000_000)
 
 
 @pytest.mark.parametrize("name", ["s_finish_object", "s_content_number", "s_tool_calls_string", "s_tool_index_object"])
@@ -401,7 +702,7 @@ def test_an_upstream_reply_over_64_mib_is_a_502_read_no_further(gw, name, stream
     assert (row.status, row.cost_micros) == (502, 0)
 
 
-@pytest.mark.parametrize("name", ["s_huge_line", "s_endless_event"])
+@pytest.mark.parametrize("name", ["s_huge_line", "s_endless_event", "s_endless_empty_data"])
 def test_a_stream_event_over_16_mib_ends_the_stream_quickly_and_is_settled(gw, name):
     """A 200 MB line without a line end took the gateway's loop ~1 minute (quadratic copying) and
     ~400 MB of memory; now 16 MiB is the bound of one event."""

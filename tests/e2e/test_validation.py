@@ -217,6 +217,30 @@ def test_malformed_json_is_a_400(http, gw, funded_key, fake_requests, content):
     assert fake_requests == []
 
 
+_DEEP = b"[" * 300 + b"]" * 300       # orjson reads 1024 levels but writes only 255: Router One could not send it on
+_DEEP_SCHEMA = b'{"type": "object", "properties": {"a": ' * 150 + b"{}" + b"}}" * 150
+
+
+@pytest.mark.parametrize("path, content", [
+    ("/chat/completions", b'{"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}], "metadata": {"a": %s}}' % _DEEP),
+    ("/chat/completions", b'{"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}], "tools": [{"type": '
+                          b'"function", "function": {"name": "f", "parameters": %s}}]}' % _DEEP_SCHEMA),
+    ("/responses", b'{"model": "gpt-4o", "input": "hi", "metadata": {"a": %s}}' % _DEEP),
+    ("/messages/count_tokens", b'{"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}], "tools": [{"name": '
+                               b'"f", "input_schema": %s}]}' % _DEEP_SCHEMA),
+], ids=["chat-metadata", "chat-tool-schema", "responses", "count-tokens"])
+def test_json_nested_too_deep_to_send_on_is_a_400(http, gw, funded_key, fake_requests, path, content):
+    """Nested 300 levels deep, a body parsed (orjson reads 1024 levels) but could not be written
+    again for the upstream (255): a 500 with a traceback (its hold released). Now a 400 before any hold."""
+    with httpx2.Client(timeout=30) as plain:       # /messages errors are Anthropic's shape, not OpenAI's
+        client = http if not path.startswith("/messages") else plain
+        resp = client.post(gw.base_url + path, content=content,
+                           headers={"Authorization": f"Bearer {funded_key[0]}", "Content-Type": "application/json"})
+    assert resp.status_code == 400, resp.text[:300]
+    assert "json_too_deep" in resp.text
+    assert fake_requests == []
+
+
 @pytest.mark.parametrize("content", [b"[1, 2]", b'"hello"', b"null", b"42"])
 def test_json_that_is_not_an_object_is_a_400(http, gw, funded_key, content):
     resp = post_raw(http, gw, funded_key[0], content)

@@ -14,7 +14,7 @@ from ..catalog import AUTO_MODEL
 from ..errors import InvalidRequest, PermissionDenied, RouterOneError
 from ..services.overhead import add_overhead
 from ..tokens import MESSAGE_OVERHEAD_TOKENS, count_text_tokens, load_tokenizer
-from ..wire.chat import validate_body
+from ..wire.chat import raise_if_too_deep, validate_body
 from ..wire.messages import completion_to_message, error_body, messages_to_chat, parse_messages_request
 from ..wire.messages_stream import MessagesStreamEncoder
 from .relay import authenticate, relay_stream
@@ -70,7 +70,9 @@ async def count_tokens(request: web.Request) -> web.Response:
     _, rid = request[REQUEST_IDS]
     try:
         auth = await authenticate(request, x_api_key=True)
-        body = orjson.loads(await read_json_body(request))
+        raw = await read_json_body(request)
+        body = orjson.loads(raw)
+        raise_if_too_deep(raw, body)
         if not isinstance(body, dict):
             raise InvalidRequest("The request body must be a JSON object")
         req = validate_body(messages_to_chat({"max_tokens": 1, **body}))

@@ -55,6 +55,8 @@ class AnthropicStream:
         self._final_count = False     # a message_delta said how many tokens were output
 
     def feed(self, event: SSEEvent) -> list[dict]:
+        if self.done:                   # nothing after message_stop (in the same read) is taken
+            return []
         try:
             data = orjson.loads(event.data)
         except orjson.JSONDecodeError:

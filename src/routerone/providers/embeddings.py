@@ -17,6 +17,7 @@ import orjson
 
 from ..errors import InvalidRequest, UpstreamUnavailable
 from ..wire.embeddings import EmbeddingsRequest
+from ..wire.types import plausible_count
 from .base import Deployment, UpstreamRequest
 from .openai_compat import auth_headers
 
@@ -88,7 +89,8 @@ def check_vectors(vectors: list[list[float]], dimensions: int | None, dep: Deplo
 def parse_embeddings_response(body: bytes, n_inputs: int,
                               dep: Deployment) -> tuple[list[list[float]], int | None]:
     """One upstream answer for `n_inputs` inputs -> (one vector per input, in input order; the
-    upstream's prompt token count or None)."""
+    upstream's prompt token count, or None when it sent none or one that is not plausible (a bool,
+    a fraction, negative, above MAX_REPORTED_TOKENS: `plausible_count`), for the caller to count)."""
     try:
         obj = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -102,7 +104,7 @@ def parse_embeddings_response(body: bytes, n_inputs: int,
         vectors = [_vector((e or {}).get("values") if isinstance(e, dict) else None, dep) for e in items]
         meta = obj.get("usageMetadata")
         tokens = meta.get("promptTokenCount") if isinstance(meta, dict) else None
-        return vectors, tokens if isinstance(tokens, int) and tokens > 0 else None
+        return vectors, int(tokens) if plausible_count(tokens) and tokens > 0 else None
     data = obj.get("data")
     if not isinstance(data, list) or len(data) != n_inputs:
         raise _bad(dep, f"{len(data) if isinstance(data, list) else 'no'} embeddings for {n_inputs} inputs")
@@ -115,4 +117,4 @@ def parse_embeddings_response(body: bytes, n_inputs: int,
     vectors = [_vector(e.get("embedding") if isinstance(e, dict) else None, dep) for e in ordered]
     usage = obj.get("usage")
     tokens = usage.get("prompt_tokens") if isinstance(usage, dict) else None
-    return vectors, tokens if isinstance(tokens, int) and tokens >= 0 else None
+    return vectors, int(tokens) if plausible_count(tokens) else None

@@ -8,7 +8,8 @@ Each SSE event is a whole `GenerateContentResponse` carrying only new parts. Per
 - `finishReason` -> a separate final chunk `{delta: {}, finish_reason}` (`tool_calls` if the choice
   called tools);
 - `logprobsResult` -> the content chunk's `logprobs`.
-`usageMetadata` updates `usage` (the last one wins; Gemini reports running totals). Gemini has no
+`usageMetadata` updates `usage` (the last one wins; Gemini reports running totals); output after the
+last one makes its completion count Router One's own count of what was relayed. Gemini has no
 terminal sentinel, so `done` turns true once every expected choice (`n`) has a finishReason, or when
 the prompt was blocked. An `{"error": ...}` event raises the mapped `UpstreamError`.
 """
@@ -69,6 +70,12 @@ class GeminiStream:
         out: list[dict] = []
         for cand in candidates:
             out.extend(self._candidate(cand, candidate_index(cand)))
+        if usage is None and self.usage is not None and "completion_tokens" not in self.usage.unreadable \
+                and any(c["choices"][0]["delta"].get("content") or c["choices"][0]["delta"].get("tool_calls")
+                        for c in out):
+            # output after the last usageMetadata: that count was not the final one; Router One
+            # counts what was relayed (Usage.filled_from)
+            self.usage.unreadable += ("completion_tokens",)
         return out
 
     def _candidate(self, cand: dict, index: int) -> list[dict]:

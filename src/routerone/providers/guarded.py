@@ -5,13 +5,16 @@ never a 500 and never a traceback to the client.
 `guarded(adapter)` wraps an adapter's response side (parse_response, stream translators, map_error);
 the translators themselves stay simple. A reply that reads but has the wrong shape where Router One
 and its clients look (`well_formed_choices`: content that is not text, tool_calls that are not a
-list of objects, ...) is the same 502, whichever protocol the upstream spoke. What was malformed is logged (type of fault, provider), not
+list of objects, ...) is the same 502, whichever protocol the upstream spoke, and so is one nested
+too deep to be written back (orjson reads 1024 levels, writes 255). What was malformed is logged (type of fault, provider), not
 the body.
 """
 from __future__ import annotations
 
 import logging
 from typing import Mapping
+
+import orjson
 
 from ..errors import RouterOneError, UpstreamError, UpstreamUnavailable
 from ..wire.chat import ChatRequest
@@ -21,7 +24,8 @@ from .status import error_for_status
 __all__ = ["guarded", "GuardedAdapter", "well_formed_choices", "parts_text", "secrets_of"]
 log = logging.getLogger("routerone.providers")
 
-MALFORMED = (TypeError, AttributeError, KeyError, ValueError, IndexError, OverflowError)
+# RecursionError: str() of a value nested ~1000 deep (orjson reads 1024 levels), an error message say
+MALFORMED = (TypeError, AttributeError, KeyError, ValueError, IndexError, OverflowError, RecursionError)
 
 
 def secrets_of(vendor: Vendor) -> tuple[str, ...]:
@@ -64,11 +68,12 @@ def parts_text(content) -> str:
 
 
 def well_formed_choices(choices) -> bool:
-    """The parts of a reply that Router One and its clients read have the protocol's types: a list of
+    """The parts of a reply that Router One and its clients read have the protocol's types: a non-empty list of
     choice objects (finish_reason text or null), each message an object (or null) whose content is text, a list of parts or null,
+    whose refusal is text or null (/v1/messages and /v1/responses show it as the answer's text),
     whose tool_calls are a list of objects (id text or null) with a function object whose name is text
     and whose arguments are text (or null). Other fields pass through as the upstream sent them."""
-    if choices.__class__ is not list:
+    if choices.__class__ is not list or not choices:     # none: an empty 200, as a stream with none is a 502
         return False
     for ch in choices:
         if ch.__class__ is not dict or ch.get("finish_reason").__class__ not in (str, type(None)):
@@ -80,6 +85,8 @@ def well_formed_choices(choices) -> bool:
             return False
         content = m.get("content")
         if content is not None and content.__class__ is not str and content.__class__ is not list:
+            return False
+        if m.get("refusal").__class__ not in (str, type(None)):
             return False
         calls = m.get("tool_calls")
         if calls is None:
@@ -152,6 +159,10 @@ class GuardedAdapter:
         except RouterOneError:
             raise
         except MALFORMED as exc:
+            raise _unreadable(dep.vendor.name, "reply", exc) from None
+        try:    # JSON orjson reads (1024 levels) but cannot write back (255): a 500 after the charge
+            orjson.dumps([result.response, result.native])
+        except TypeError as exc:
             raise _unreadable(dep.vendor.name, "reply", exc) from None
         choices = result.response.get("choices")
         if not well_formed_choices(choices):

@@ -50,17 +50,23 @@ class OpenAICompatStream:
         return self.feed_data(event.data.encode())
 
     def feed_data(self, data: bytes) -> list[dict]:
-        """One event's data (event names mean nothing in this protocol)."""
+        """One event's data (event names mean nothing in this protocol). Nothing after [DONE] is
+        taken (it may come in the same read)."""
+        if self.done:
+            return []
         if data.startswith(b"[DONE]"):
             self.done = True
             return []
         try:
             chunk = orjson.loads(data)
         except orjson.JSONDecodeError:
-            raise UpstreamUnavailable("upstream sent a malformed stream chunk") from None
+            try:      # bytes that are not UTF-8 read as the SSE decoder reads them (U+FFFD), whichever path came here
+                chunk = orjson.loads(data.decode("utf-8", "replace"))
+            except orjson.JSONDecodeError:
+                raise UpstreamUnavailable("upstream sent a malformed stream chunk") from None
         if not isinstance(chunk, dict):
             raise UpstreamUnavailable("upstream sent a malformed stream chunk")
-        if "error" in chunk:
+        if chunk.get("error"):        # `"error": null` (or false, "", {}) says there is none, as the openai SDK reads it
             err = chunk["error"] if isinstance(chunk["error"], dict) else {"message": str(chunk["error"])}
             raise UpstreamUnavailable(f"upstream stream error: {err.get('message', '')}".strip())
         usage = chunk.get("usage")
@@ -68,9 +74,30 @@ class OpenAICompatStream:
             self.usage = Usage.from_openai(usage)
         if not chunk.get("choices"):
             return []
+        if "_native" in chunk:     # Router One's key (an Anthropic upstream's own event, relayed as it came): never this upstream's
+            del chunk["_native"]
+        if (b"error" in data or b"\\u" in data) and _ends_in_error(chunk):     # (a name may come as escapes)
+            # an OpenRouter-style error chunk without its error object: the answer failed, it did not end
+            raise UpstreamUnavailable('upstream ended the answer with finish_reason "error"')
         if usage:
             chunk["usage"] = None
+        elif self.usage is not None and "completion_tokens" not in self.usage.unreadable and _has_output(chunk):
+            # output after the last usage report: that count was not the final one (an upstream that
+            # reported once, early); Router One counts what was relayed (Usage.filled_from)
+            self.usage.unreadable += ("completion_tokens",)
         return [chunk]
+
+
+def _ends_in_error(chunk: dict) -> bool:
+    return any(ch.get("finish_reason") == "error" for ch in chunk["choices"] if isinstance(ch, dict))
+
+
+def _has_output(chunk: dict) -> bool:
+    for ch in chunk["choices"]:
+        d = ch.get("delta") or {}
+        if d.get("content") or d.get("tool_calls"):
+            return True
+    return False
 
 
 class OpenAICompatAdapter:

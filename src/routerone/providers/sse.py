@@ -134,7 +134,7 @@ class SSEDecoder:
             value = value[1:]
         if name == "data":
             self._data.append(value)
-            self._data_bytes += len(value)
+            self._data_bytes += len(line) + 1    # the line, not its value: `data:` lines with none count too
             if self._data_bytes > MAX_EVENT_BYTES:
                 raise _too_large()
         elif name == "event":

@@ -119,11 +119,18 @@ class ChatService:
         record = self.usage_record(call, attempt, usage, status=200)
         settlement = await self.d.billing.settle(call.hold, attempt.model.price, usage, record)
         resp = result.response
-        resp["id"] = resp.get("id") or f"chatcmpl-{call.request_id}"
+        rid, created = resp.get("id"), resp.get("created")
+        # the envelope with the protocol's types whatever the upstream sent (a stream's chunks are stamped alike)
+        resp["id"] = rid if rid.__class__ is str and rid else f"chatcmpl-{call.request_id}"
+        resp["object"] = "chat.completion"
+        if created.__class__ is not int or not 0 <= created < 1 << 32:
+            resp["created"] = int(time.time())
         resp["model"] = attempt.model.id
         resp["usage"] = {**usage.to_openai(), "cost": settlement.charged_micros / 1_000_000}
         if result.native is not None and call.req.native is not None:
             resp["_native"] = result.native   # the upstream spoke the client's protocol: its own body
+        else:
+            resp.pop("_native", None)         # Router One's key: never an upstream's (pass-through of anything)
         logs_text = self.d.request_log is not None and self.d.request_log.content
         await self.finish(call, attempt, usage, settlement.charged_micros, status=200, record=record,
                           completion_text=_choice_text(resp) if logs_text else None)

@@ -130,6 +130,12 @@ async def _send_stream(svc: "ChatService", call: Call, attempt: Attempt) -> _Ope
     except BaseException:
         upstream.close()
         raise
+    try:
+        for c in opened.held:      # one that cannot be written back (nested too deep): fail over now
+            orjson.dumps(c)
+    except TypeError:
+        upstream.close()
+        raise _unreadable_chunk(dep.vendor.name) from None
     if _has_content(opened.held, dep.vendor.name):
         opened.ttft_ms = (time.perf_counter() - call.started) * 1000
     elif opened.translator.done:     # `data: [DONE]` (or a usage chunk) and nothing else: an empty 200 was relayed
@@ -192,7 +198,8 @@ class ChatStream:
         """The chunk as an SSE event, its text counted. A chunk of the wrong shape (choices, a delta,
         tool calls or a function that are not what the protocol says; content, arguments or a
         finish_reason that are not text; a tool call index that is not an integer, an id or a name
-        that is not text) is an upstream failure: the stream ends with an error and is settled."""
+        that is not text; one nested too deep to be written) is an upstream failure: the stream ends
+        with an error and is settled."""
         chunk.update(self._stamp)     # keys the upstream sent keep their place, as with item assignment
         try:
             for ch in chunk.get("choices") or ():
@@ -221,9 +228,9 @@ class ChatStream:
                     if finish.__class__ is not str:
                         raise TypeError("finish_reason")
                     self._finished = True
+            return b"data: " + orjson.dumps(chunk) + b"\n\n"     # TypeError: nested too deep to write
         except (AttributeError, TypeError):
             raise _unreadable_chunk(self.attempt.deployment.vendor.name) from None
-        return b"data: " + orjson.dumps(chunk) + b"\n\n"
 
     def _relayed(self, text: str) -> None:
         self._counter.add(text)

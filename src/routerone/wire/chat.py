@@ -16,7 +16,7 @@ import orjson
 from ..errors import InvalidRequest
 
 __all__ = ["ChatRequest", "parse_chat_request", "validate_body", "check_complexity", "json_values_bound",
-           "raise_if_too_complex", "MAX_MESSAGES",
+           "raise_if_too_complex", "raise_if_too_deep", "MAX_MESSAGES",
            "MAX_CONTENT_PARTS", "MAX_JSON_VALUES"]
 
 MAX_MESSAGES = 10_000          # defaults of the settings max_messages / max_content_parts / max_json_values
@@ -360,6 +360,25 @@ def raise_if_too_complex(estimate: int, max_values: int) -> None:
                              code="json_too_complex")
 
 
+_DEPTH_MARGIN = 16        # levels a translation may add (a tool schema one level deeper in another protocol)
+
+
+def raise_if_too_deep(raw: bytes, body: Any) -> None:
+    """Refuse a parsed body that Router One could not write again for the upstream: orjson reads
+    JSON nested up to 1024 levels but writes at most 254 (a TypeError, which was a 500 after the
+    hold). Only a body with enough brackets to be that deep is tried (counted in C)."""
+    if raw.count(b"[") + raw.count(b"{") < 254 - _DEPTH_MARGIN:
+        return
+    wrapped: Any = body
+    for _ in range(_DEPTH_MARGIN):
+        wrapped = [wrapped]
+    try:
+        orjson.dumps(wrapped)
+    except TypeError:
+        raise InvalidRequest(f"The request body is nested too deeply (more than {254 - _DEPTH_MARGIN} levels)",
+                             code="json_too_deep") from None
+
+
 def parse_chat_request(raw: bytes, *, max_messages: int = MAX_MESSAGES, max_content_parts: int = MAX_CONTENT_PARTS,
                        max_json_values: int | None = MAX_JSON_VALUES) -> ChatRequest:
     """`max_json_values=None`: the caller already counted (see `json_values_bound`)."""
@@ -369,4 +388,5 @@ def parse_chat_request(raw: bytes, *, max_messages: int = MAX_MESSAGES, max_cont
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise InvalidRequest(f"The request body is not valid JSON: {exc}", code="invalid_json") from None
+    raise_if_too_deep(raw, body)
     return validate_body(body, max_messages=max_messages, max_content_parts=max_content_parts)

@@ -37,7 +37,7 @@ from typing import Any, Mapping
 import orjson
 
 from ..errors import InvalidRequest, RouterOneError
-from .chat import ChatRequest, validate_body
+from .chat import ChatRequest, raise_if_too_deep, validate_body
 
 __all__ = ["parse_messages_request", "messages_to_chat", "completion_to_message", "anthropic_usage",
            "error_body", "ERROR_TYPES", "STOP_REASONS", "FORWARDED_HEADERS", "ROUTER_FIELDS"]
@@ -305,6 +305,7 @@ def parse_messages_request(raw: bytes, headers: Mapping[str, str] | None = None)
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise InvalidRequest(f"The request body is not valid JSON: {exc}", code="invalid_json") from None
+    raise_if_too_deep(raw, body)
     req = validate_body(messages_to_chat(body))
     req.protocol = "messages"
     fwd = {h: headers[h] for h in FORWARDED_HEADERS if headers and headers.get(h)}

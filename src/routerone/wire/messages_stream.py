@@ -8,7 +8,7 @@ returns the Anthropic events for them, each with its `event:` line (the SDK disp
 |----------------------------------------------|----------------------------------------------------------|
 | first chunk                                  | message_start (empty content, usage so far), ping        |
 | `delta.content`                              | content_block_start text (once per run), text_delta      |
-| `delta.tool_calls[k]` with an id             | content_block_start tool_use {id, name, input: {}}       |
+| `delta.tool_calls[k]`, first (or a new id)   | content_block_start tool_use {id, name, input: {}}       |
 | `delta.tool_calls[k].function.arguments`     | input_json_delta on that tool's block                    |
 | `finish_reason`                              | content_block_stop; the stop reason is kept              |
 | usage chunk                                  | kept for message_delta (with `usage.cost` in USD)        |
@@ -22,6 +22,8 @@ added to the final message_delta's usage (held back until the settled usage chun
 token counts are the ones billed (an upstream's negative, absurd or unreadable counts are not relayed).
 """
 from __future__ import annotations
+
+import secrets
 
 import orjson
 
@@ -49,6 +51,7 @@ class MessagesStreamEncoder(ChatStreamReader):
         self._open = False
         self._kind = ""
         self._tools: dict[int, int] = {}  # chat tool_call index -> content block index
+        self._tool_ids: dict[int, str | None] = {}   # chat tool_call index -> the upstream's id of its call
         self._stop_reason = "end_turn"
         self._usage: dict | None = None
         self._held: list[dict] = []       # pass-through: message_delta / message_stop, until the cost
@@ -99,12 +102,23 @@ class MessagesStreamEncoder(ChatStreamReader):
             self._open = False
 
     def _tool_delta(self, tc: dict, out: list[bytes]) -> None:
+        """A delta of tool call `index` (0 when absent). Its first delta opens a tool_use block (the
+        upstream's id, or one of Router One's when it sent none); a delta that brings a name and an id
+        other than the one the call at that index came with is a new call (an upstream that numbers
+        every call 0, or none): a new block, not its arguments appended to the last call's. (A
+        delta with only arguments continues the call, whatever id it carries.)"""
         k = tc.get("index", 0)
         fn = tc.get("function") or {}
-        if tc.get("id") and k not in self._tools:
-            self._new_block({"type": "tool_use", "id": tc["id"], "name": fn.get("name") or "", "input": {},
-                             "caller": {"type": "direct"}}, "tool", out)
+        call_id = tc.get("id")
+        if k in self._tools and call_id and fn.get("name") and self._tool_ids.get(k) not in (None, call_id):
+            del self._tools[k]
+        if k not in self._tools:
+            if not (call_id or fn.get("name") or fn.get("arguments")):
+                return                          # nothing yet to open a block with (a bare index)
+            self._new_block({"type": "tool_use", "id": call_id or f"toolu_{secrets.token_hex(12)}",
+                             "name": fn.get("name") or "", "input": {}, "caller": {"type": "direct"}}, "tool", out)
             self._tools[k] = self._index
+            self._tool_ids[k] = call_id or None
         args = fn.get("arguments")
         if args and k in self._tools:
             out.append(sse_event({"type": "content_block_delta", "index": self._tools[k],

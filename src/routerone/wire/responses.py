@@ -31,7 +31,7 @@ from typing import Any
 import orjson
 
 from ..errors import InvalidRequest, UnsupportedParameter
-from .chat import ChatRequest, validate_body
+from .chat import ChatRequest, raise_if_too_deep, validate_body
 
 __all__ = ["responses_to_chat", "request_items", "completion_to_response", "response_shell", "output_items",
            "response_usage", "new_response_id", "parse_body", "context_items", "finish"]
@@ -53,6 +53,7 @@ def parse_body(raw: bytes) -> dict:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise InvalidRequest(f"The request body is not valid JSON: {exc}", code="invalid_json") from None
+    raise_if_too_deep(raw, body)
     if not isinstance(body, dict):
         raise _fail("body", "The request body must be a JSON object")
     prev = body.get("previous_response_id")

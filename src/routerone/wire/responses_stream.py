@@ -8,7 +8,7 @@ Events are written as OpenAI sends them (`event: <type>` and `data: {...}` with 
 | first chunk                                  | response.created, response.in_progress                      |
 | `delta.content` (first of a run)             | response.output_item.added (message), content_part.added    |
 | `delta.content`                              | response.output_text.delta                                  |
-| `delta.tool_calls[k]` with an id             | (text closed) response.output_item.added (function_call)    |
+| `delta.tool_calls[k]`, first (or a new id)   | (text closed) response.output_item.added (function_call)    |
 | `delta.tool_calls[k].function.arguments`     | response.function_call_arguments.delta                      |
 | `finish_reason`                              | output_text.done / content_part.done / arguments.done /     |
 |                                              | output_item.done for every open item                        |
@@ -34,7 +34,10 @@ class ResponsesStreamEncoder(ChatStreamReader):
         self._seq = 0
         self._text_item: dict | None = None     # the open message item
         self._calls: dict[int, dict] = {}       # chat tool_call index -> function_call item
+        self._call_ids: dict[int, str | None] = {}   # chat tool_call index -> the upstream's id of its call
         self._open_calls: list[int] = []
+        self._positions: dict[str, int] = {}     # output item id -> its output_index
+        self._pieces: dict[str, list[str]] = {}  # open item id -> its text (or arguments) so far, in pieces
         self._finish: str | None = None
         self._usage: dict | None = None
         self._started = False
@@ -68,20 +71,26 @@ class ResponsesStreamEncoder(ChatStreamReader):
         self._event(out, {"type": "response.in_progress", "response": dict(self.resp)})
 
     def _index(self, item: dict) -> int:
-        return self.resp["output"].index(item)
+        return self._positions[item["id"]]
+
+    def _append(self, item: dict) -> None:
+        """An output item, its output_index kept (list.index per event was quadratic in the items)."""
+        self._positions[item["id"]] = len(self.resp["output"])
+        self.resp["output"].append(item)
 
     def _text(self, text: str, out: list[bytes]) -> None:
         item = self._text_item
-        if item is None:
+        if item is None or item["status"] != "in_progress":     # none yet, or closed by a tool call: a new message
             item = self._text_item = {"type": "message", "id": item_id("msg"), "status": "in_progress",
                                       "role": "assistant", "content": []}
-            self.resp["output"].append(item)
+            self._append(item)
             idx = self._index(item)
             self._event(out, {"type": "response.output_item.added", "output_index": idx, "item": dict(item, content=[])})
             item["content"].append({"type": "output_text", "text": "", "annotations": [], "logprobs": []})
             self._event(out, {"type": "response.content_part.added", "item_id": item["id"], "output_index": idx,
                               "content_index": 0, "part": dict(item["content"][0])})
-        item["content"][0]["text"] += text
+            self._pieces[item["id"]] = []
+        self._pieces[item["id"]].append(text)
         self._event(out, {"type": "response.output_text.delta", "item_id": item["id"],
                           "output_index": self._index(item), "content_index": 0, "delta": text, "logprobs": []})
 
@@ -89,6 +98,7 @@ class ResponsesStreamEncoder(ChatStreamReader):
         item = self._text_item
         if item is None or item["status"] != "in_progress":
             return
+        self._join_pieces(item)
         idx, part = self._index(item), item["content"][0]
         self._event(out, {"type": "response.output_text.done", "item_id": item["id"], "output_index": idx,
                           "content_index": 0, "text": part["text"], "logprobs": []})
@@ -98,33 +108,61 @@ class ResponsesStreamEncoder(ChatStreamReader):
         self._event(out, {"type": "response.output_item.done", "output_index": idx, "item": item})
 
     def _tool(self, tc: dict, out: list[bytes]) -> None:
+        """A delta of tool call `index` (0 when absent); one that brings a name and an id other than
+        the one the call at that index came with is a new call (an upstream that numbers every call
+        0, or none), not more arguments for the last one; one with only arguments continues it."""
         k = tc.get("index", 0)
         fn = tc.get("function") or {}
         item = self._calls.get(k)
+        if item is not None and tc.get("id") and fn.get("name") and self._call_ids.get(k) not in (None, tc["id"]):
+            if k in self._open_calls:
+                self._open_calls.remove(k)
+                self._close_call(item, out)
+            item = None
         if item is None:
+            if not (tc.get("id") or fn.get("name") or fn.get("arguments")):
+                return                          # nothing yet to open an item with (a bare index)
             self._close_text(out)
             item = self._calls[k] = {"type": "function_call", "id": item_id("fc"),
                                      "call_id": tc.get("id") or item_id("call"), "name": fn.get("name") or "",
                                      "arguments": "", "status": "in_progress"}
-            self.resp["output"].append(item)
+            self._call_ids[k] = tc.get("id") or None
+            self._pieces[item["id"]] = []
+            self._append(item)
             self._open_calls.append(k)
             self._event(out, {"type": "response.output_item.added", "output_index": self._index(item),
                               "item": dict(item)})
         if fn.get("arguments"):
-            item["arguments"] += fn["arguments"]
+            pieces = self._pieces.get(item["id"])
+            if pieces is not None:
+                pieces.append(fn["arguments"])
+            else:                               # after the call was closed (a finish_reason came): rare
+                item["arguments"] += fn["arguments"]
             self._event(out, {"type": "response.function_call_arguments.delta", "item_id": item["id"],
                               "output_index": self._index(item), "delta": fn["arguments"]})
 
     def _close_all(self, out: list[bytes]) -> None:
         self._close_text(out)
         for k in self._open_calls:
-            item = self._calls[k]
-            idx = self._index(item)
-            self._event(out, {"type": "response.function_call_arguments.done", "item_id": item["id"],
-                              "output_index": idx, "name": item["name"], "arguments": item["arguments"]})
-            item["status"] = "completed"
-            self._event(out, {"type": "response.output_item.done", "output_index": idx, "item": dict(item)})
+            self._close_call(self._calls[k], out)
         self._open_calls = []
+
+    def _join_pieces(self, item: dict) -> None:
+        """An open item's text or arguments, joined once (`+=` on a dict value copied all of it per delta)."""
+        pieces = self._pieces.pop(item["id"], None)
+        if pieces is not None:
+            if item["type"] == "message":
+                item["content"][0]["text"] = "".join(pieces)
+            else:
+                item["arguments"] = "".join(pieces)
+
+    def _close_call(self, item: dict, out: list[bytes]) -> None:
+        self._join_pieces(item)
+        idx = self._index(item)
+        self._event(out, {"type": "response.function_call_arguments.done", "item_id": item["id"],
+                          "output_index": idx, "name": item["name"], "arguments": item["arguments"]})
+        item["status"] = "completed"
+        self._event(out, {"type": "response.output_item.done", "output_index": idx, "item": dict(item)})
 
     def _done(self, out: list[bytes]) -> None:
         if self.final is not None:
@@ -141,6 +179,8 @@ class ResponsesStreamEncoder(ChatStreamReader):
         if not self._started:
             self._start({}, out)
         resp = self.resp
+        for item in resp["output"]:
+            self._join_pieces(item)        # what was streamed of the items still open
         resp["status"] = "failed"
         code = error.get("code") if error.get("code") in _ERROR_CODES else "server_error"
         resp["error"] = {"code": code, "message": str(error.get("message") or "The upstream stream failed")}
