@@ -108,6 +108,15 @@ CASES = [
      ["models"], "providers.box.output_usd_per_mtok"),
     ("provider price beyond a float", '[providers.box]\nbase_url = "http://x/v1"\ninput_usd_per_mtok = "1e400"\n',
      None, ["models"], "1e400"),
+    # Decimal * 10**6 raised decimal.Overflow: a traceback
+    ("provider price beyond Decimal's range", '[providers.box]\nbase_url = "http://x/v1"\ninput_usd_per_mtok = "1e999999999"\n',
+     None, ["models"], "providers.box.input_usd_per_mtok"),
+    # more than 28 significant digits were rounded by the default Decimal context: $1.000000 credited
+    ("balance finer than a micro in 29 digits", None, None,
+     ["accounts", "create", "x", "--balance-usd", "1.0000000000000000000000000001"], "1.0000000000000000000000000001"),
+    ("provider price finer than a micro in 29 digits",
+     '[providers.box]\nbase_url = "http://x/v1"\ninput_usd_per_mtok = "1.0000000000000000000000000001"\n', None,
+     ["models"], "providers.box.input_usd_per_mtok"),
     ("catalog price too large", 'catalog_path = "CATALOG"\n', PRICE_LESS + 'input_usd_per_mtok = "2000000"\n',
      ["models"], "input_usd_per_mtok"),
     # [providers.demo] pointing at one's own box served the canned demo instead, silently
