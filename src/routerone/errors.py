@@ -39,7 +39,7 @@ __all__ = [
 
 
 def _utf8(text: str) -> str:
-    """Text a client sent in a header is read with surrogateescape (b"\xff" -> "\udcff"); quoted in
+    r"""Text a client sent in a header is read with surrogateescape (b"\xff" -> "\udcff"); quoted in
     a message it made the error body unserialisable (orjson refuses lone surrogates): a 500."""
     if isinstance(text, str) and not text.isascii():
         return text.encode("utf-8", "backslashreplace").decode("utf-8")
