@@ -117,6 +117,14 @@ CASES = [
     ("provider price finer than a micro in 29 digits",
      '[providers.box]\nbase_url = "http://x/v1"\ninput_usd_per_mtok = "1.0000000000000000000000000001"\n', None,
      ["models"], "providers.box.input_usd_per_mtok"),
+    # an argument that is not UTF-8 (b"\xff" in argv is "\udcff" in Python) was a UnicodeEncodeError
+    # traceback when it reached the database or the resolver (exit 1)
+    *[(f"{flag} not UTF-8", None, None, [*cmd, "x\udcff"], flag) for flag, cmd in (
+        ("name", ["accounts", "create"]), ("--note", ["accounts", "credit", "1", "1", "--note"]),
+        ("--name", ["keys", "create", "--account", "1", "--name"]),
+        ("--models", ["keys", "create", "--account", "1", "--models"]), ("--model", ["usage", "--model"]),
+        ("--target", ["audit", "--target"]), ("--actor", ["audit", "--actor"]), ("--action", ["audit", "--action"]),
+        ("--email", ["console-user", "create", "--email"]), ("--host", ["serve", "--host"]))],
     ("catalog price too large", 'catalog_path = "CATALOG"\n', PRICE_LESS + 'input_usd_per_mtok = "2000000"\n',
      ["models"], "input_usd_per_mtok"),
     # [providers.demo] pointing at one's own box served the canned demo instead, silently
