@@ -14,7 +14,7 @@ from .billing.pricebook import lookup_price
 from .billing.prices import Price, price_to_micros
 from .providers.base import Deployment
 from .providers.vendors import ProviderEntry
-from .settings import SettingsError
+from .settings import SettingsError, read_text_file
 
 __all__ = ["CatalogError", "read_catalog_file", "row_fields", "price_for"]
 
@@ -36,7 +36,7 @@ _FILE_KEYS = {"model", "deployment", "aliases", "fallbacks", "replace_shipped_mo
 def read_catalog_file(path: str) -> dict[str, Any]:
     p = Path(path)
     try:
-        text = p.read_text()
+        text = read_text_file(path)
     except OSError as exc:
         raise CatalogError(f"catalog_path: cannot read {path!r}: {exc.strerror or exc}") from None
     except UnicodeDecodeError as exc:

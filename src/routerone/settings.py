@@ -8,6 +8,7 @@ Each field's `doc` metadata is the README's configuration reference (`settings_r
 from __future__ import annotations
 
 import dataclasses
+import errno
 import os
 import re
 import tomllib
@@ -18,7 +19,7 @@ from urllib.parse import urlsplit
 
 from .billing.prices import price_to_micros
 
-__all__ = ["Settings", "ProviderSettings", "SettingsError", "load_settings", "PROTOCOLS"]
+__all__ = ["Settings", "ProviderSettings", "SettingsError", "load_settings", "PROTOCOLS", "read_text_file"]
 
 ENV_PREFIX = "ROUTERONE_"
 PROTOCOLS = ("openai", "anthropic", "gemini", "azure")
@@ -139,6 +140,19 @@ PROVIDER_ENV_KEYS = {
 }
 
 
+MAX_FILE_BYTES = 64 * 1024 * 1024     # a config, catalog or secret file: far above any real one
+
+
+def read_text_file(path: str) -> str:
+    """A config, catalog or secret file as UTF-8 text, read up to MAX_FILE_BYTES: a file without an
+    end (/dev/zero) was read until memory ran out. Larger is an OSError (EFBIG), as unreadable is."""
+    with open(path, "rb") as f:
+        data = f.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        raise OSError(errno.EFBIG, f"larger than {MAX_FILE_BYTES // 2**20} MiB", path)
+    return data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")   # newlines as read_text() reads them
+
+
 def _resolve_secret(value: Any, key: str, env: Mapping[str, str]) -> Any:
     if isinstance(value, dict) and len(value) == 1 and ("$env" in value or "$file" in value):
         (kind, where), = value.items()
@@ -150,7 +164,7 @@ def _resolve_secret(value: Any, key: str, env: Mapping[str, str]) -> Any:
                 raise SettingsError(f"{key}: environment variable {where!r} is not set")
             return env[where]
         try:
-            return Path(where).read_text().strip()
+            return read_text_file(where).strip()
         except OSError as exc:
             raise SettingsError(f"{key}: cannot read secret file {where!r}: {exc.strerror}") from None
         except UnicodeDecodeError:
@@ -212,7 +226,7 @@ _PROVIDER_FIELDS = {f.name: f for f in dataclasses.fields(ProviderSettings)}
 def _read_file(path: str) -> dict[str, Any]:
     p = Path(path)
     try:
-        text = p.read_text()
+        text = read_text_file(path)
     except OSError as exc:
         raise SettingsError(f"config file {path!r}: {exc.strerror or exc}") from None
     except UnicodeDecodeError as exc:

@@ -199,6 +199,22 @@ def test_files_that_are_not_utf8_are_one_line(tmp_path, where):
     assert "UTF-8" in line and "bin.toml" in line, line
 
 
+@pytest.mark.parametrize("where", ["config", "catalog", "secret"])
+def test_a_file_without_end_is_one_line(tmp_path, where):
+    """/dev/zero as the config, catalog or secret file was read until memory ran out (a hang, then a
+    MemoryError traceback); such files are read up to a bound, then refused."""
+    config = {"config": None, "catalog": 'catalog_path = "/dev/zero"\n',
+              "secret": '[providers.box]\nbase_url = "http://x/v1"\napi_key = { "$file" = "/dev/zero" }\n'}
+    path = "/dev/zero"
+    if config[where]:
+        path = str(tmp_path / "r1.toml")
+        Path(path).write_text(config[where])
+    out = run(tmp_path, "models", "--config", path, "--database-url", f"sqlite:///{tmp_path}/r.db")
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-2000:]
+    [line] = out.stderr.strip().splitlines()
+    assert "/dev/zero" in line and "larger than" in line, line
+
+
 def test_a_password_in_a_bad_url_is_not_printed(tmp_path):
     for url in ("postgresql://router:s3cret-pw@db:999999/r1", "redis://:s3cret-pw@cache:99999999/0"):
         key = "database_url" if url.startswith("postgresql") else "redis_url"
