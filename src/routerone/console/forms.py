@@ -29,6 +29,8 @@ def text(form: Mapping, name: str, *, max_chars: int = 200) -> str:
     value = value.strip() if isinstance(value, str) else ""
     if len(value) > max_chars:
         raise InvalidRequest(f"{name} is longer than {max_chars} characters", param=name)
+    if "\x00" in value:      # PostgreSQL's text cannot hold it: a 500 when stored or searched for
+        raise InvalidRequest(f"{name} must not contain a NUL character", param=name)
     return value
 
 
