@@ -74,3 +74,13 @@ def test_response_ids_with_a_nul_are_404s(gw: Gateway) -> None:
         r = http.post("/responses", json={"model": "demo-small", "input": "hi", "previous_response_id": "resp_\x00"})
         assert r.status_code == 404, r.text
         assert r.json()["error"]["code"] == "previous_response_not_found"
+
+
+def test_signing_in_with_a_nul_in_the_email_is_a_wrong_email(gw: Gateway) -> None:
+    """Anyone could reach this one: the sign-in form looked the email up as given."""
+    with httpx2.Client(base_url=gw.url, timeout=30, follow_redirects=False) as c:
+        for email in ("ops@example.com\x00", "\x00"):
+            r = c.post("/console/login", data={"email": email, "password": PASSWORD,
+                                               "csrf": _csrf(c.get("/console/login"))})
+            assert r.status_code == 401, (email, r.status_code)
+            assert "Wrong email or password" in r.text
