@@ -48,7 +48,7 @@ class ResponsesService:
         self.store = store
 
     async def create(self, raw: bytes, *, auth: AuthContext, request_id: str, echo_id: str,
-                     strategy_header: str | None = None) -> ResponsesReply:
+                     strategy_header: str | None = None, wtp_header: str | None = None) -> ResponsesReply:
         try:
             body = parse_body(raw)
             prior = await self._prior(body, auth)
@@ -57,7 +57,7 @@ class ResponsesService:
             raise
         response_id, created_at = new_response_id(), int(time.time())
         reply = await self.chat.complete(raw, auth=auth, request_id=request_id, echo_id=echo_id,
-                                         strategy_header=strategy_header, protocol="responses",
+                                         strategy_header=strategy_header, wtp_header=wtp_header, protocol="responses",
                                          parse=lambda _raw: responses_to_chat(body, prior))
 
         async def save(resp: dict) -> None:
