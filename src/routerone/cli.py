@@ -96,11 +96,14 @@ async def _bootstrap(settings: Settings) -> list[str]:
     try:
         await store.migrate()
         svc = AccountsService(store)
+        # the demo credit is for the account the first start makes, once: not for a customer's
+        # account made with the CLI before it, nor again each time a new admin_key is registered
+        first_start = not await store.list_accounts()
         issued = await svc.bootstrap_admin(settings.admin_key)
         if issued is not None:
             lines.append(f"Admin API key (shown once, store it now): {issued.key}" if settings.admin_key is None
                          else "Admin API key: the one set in the configuration (admin_key) is registered.")
-            if load_catalog(settings).vendors["demo"].configured:
+            if first_start and load_catalog(settings).vendors["demo"].configured:
                 await svc.credit(issued.record.account_id, _usd(DEMO_CREDIT_USD), "demo credit")
                 lines.append(f"Demo provider on (no provider configured); account credited ${DEMO_CREDIT_USD} of demo balance.")
     finally:
