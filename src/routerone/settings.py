@@ -216,7 +216,12 @@ def _coerce(key: str, raw: Any, target: str) -> Any:
         return str(raw)
     except (TypeError, ValueError):
         want = {"tuple": "a list of strings", "Mapping": "a table of strings"}.get(target, target)
-        raise SettingsError(f"{key}: expected {want}, got {raw!r}") from None
+        # a secret of the wrong type (a list, a table) is named by its type: its value is never printed
+        got = f"a {type(raw).__name__}" if key.rsplit(".", 1)[-1] in _SECRET_KEYS else repr(raw)
+        raise SettingsError(f"{key}: expected {want}, got {got}") from None
+
+
+_SECRET_KEYS = {"admin_key", "api_key", "headers", "database_url", "redis_url"}
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings) if f.name != "providers"}

@@ -224,6 +224,25 @@ def test_a_password_in_a_bad_url_is_not_printed(tmp_path):
         assert "s3cret-pw" not in out.stderr + out.stdout and f"{key}:" in out.stderr and "***" in out.stderr
 
 
+@pytest.mark.parametrize("config, key", [
+    ('admin_key = ["s3cret-value"]\n', "admin_key"),
+    ('[providers.box]\nbase_url = "http://x/v1"\napi_key = ["s3cret-value"]\n', "providers.box.api_key"),
+    ('[providers.box]\nbase_url = "http://x/v1"\napi_key = { "$env" = "X", "value" = "s3cret-value" }\n',
+     "providers.box.api_key"),
+    ('[providers.box]\nbase_url = "http://x/v1"\nheaders = { "x-api-key" = "s3cret-value", "x-n" = 5 }\n',
+     "providers.box.headers"),
+    ('database_url = ["postgresql://router:s3cret-value@db/r1"]\n', "database_url"),
+], ids=["admin_key", "api_key", "api_key-table", "headers", "database_url"])
+def test_a_secret_of_the_wrong_type_is_not_printed(tmp_path, config, key):
+    """A secret given as a list or a table (a typo in TOML) was printed whole in the error line."""
+    (tmp_path / "r1.toml").write_text(config)
+    out = run(tmp_path, "models", "--config", str(tmp_path / "r1.toml"))
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
+    assert "s3cret-value" not in out.stderr + out.stdout, out.stderr
+    [line] = out.stderr.strip().splitlines()
+    assert f"{key}: expected" in line, line
+
+
 def test_debug_shows_the_traceback(tmp_path):
     out = run(tmp_path, "accounts", "list", "--debug", "--database-url", "sqlite:///no/such/dir/r.db")
     assert out.returncode == 2 and "Traceback" in out.stderr and "no/such/dir/r.db" in out.stderr
