@@ -173,8 +173,15 @@ def _extra_deployments(rows: Iterable[dict], models: dict[str, ModelInfo], vendo
         if m is None or row.get("provider") not in vendors:
             raise CatalogError(f"{where}: needs a known 'model' and 'provider' (got {row.get('model')!r}, "
                                f"{row.get('provider')!r})")
-        dep = Deployment(m.id, vendors[row["provider"]], str(row.get("upstream", m.id)),
-                         weight=int(row.get("weight", 1)), rpm=row.get("rpm"), tpm=row.get("tpm"))
+        for k in ("weight", "rpm", "tpm"):     # int("abc") was a traceback; an rpm of "abc" or -1 a 500 a request
+            v = row.get(k)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+                raise CatalogError(f"{where}.{k}: must be a whole number >= 1, got {v!r}")
+        if not isinstance(row.get("upstream", ""), str) or not isinstance(row.get("append", True), bool):
+            k = "upstream" if not isinstance(row.get("upstream", ""), str) else "append"
+            raise CatalogError(f"{where}.{k}: wrong type {type(row[k]).__name__} ({row[k]!r})")
+        dep = Deployment(m.id, vendors[row["provider"]], row.get("upstream", m.id),
+                         weight=row.get("weight", 1), rpm=row.get("rpm"), tpm=row.get("tpm"))
         deps = m.deployments if row.get("append", True) else ()
         models[m.id] = dataclasses.replace(m, deployments=deps + (dep,))
 

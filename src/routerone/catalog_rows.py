@@ -66,7 +66,7 @@ def _check_row(r: dict, where: str) -> None:
         t = _ROW_TYPES[k]
         if not isinstance(v, t) or (isinstance(v, bool) and t is not bool):
             raise CatalogError(f"{where}.{k}: wrong type {type(v).__name__} ({v!r})")
-    for k in ("context_window", "max_output", "default_max_tokens"):
+    for k in ("context_window", "max_output", "default_max_tokens", "rpm", "tpm"):
         if k in r and r[k] < 1:
             raise CatalogError(f"{where}.{k}: must be >= 1, got {r[k]}")
     if "quality" in r and not 0 <= r["quality"] <= 1:

@@ -33,6 +33,8 @@ def _pg_up() -> bool:
 
 
 PRICE_LESS = '[[model]]\nid = "my-model"\nprovider = "openai"\ncontext_window = 1000\nmax_output = 100\nquality = 0.5\n'
+PRICED = PRICE_LESS + 'input_usd_per_mtok = "1"\noutput_usd_per_mtok = "1"\n'
+DEPLOYMENT = '[[deployment]]\nmodel = "my-model"\nprovider = "openai"\n'
 # (case id, config file text or None, catalog file text or None, CLI args, what the message must name)
 CASES = [
     ("unknown provider table", '[providers.gpubox]\napi_key = "x"\n', None, ["models"], "providers.gpubox.base_url"),
@@ -125,6 +127,16 @@ CASES = [
         ("--models", ["keys", "create", "--account", "1", "--models"]), ("--model", ["usage", "--model"]),
         ("--target", ["audit", "--target"]), ("--actor", ["audit", "--actor"]), ("--action", ["audit", "--action"]),
         ("--email", ["console-user", "create", "--email"]), ("--host", ["serve", "--host"]))],
+    # [[deployment]] numbers were not checked: a weight that is not a whole number was a traceback
+    # (int("abc"), int(nan), int(inf)); an rpm or tpm of "abc" or -1 (also on a [[model]] row) made
+    # every request to the model a 500
+    *[(f"deployment {k} {v}", 'catalog_path = "CATALOG"\n', PRICED + DEPLOYMENT + f"{k} = {v}\n", ["models"],
+       f"deployment[0].{k}") for k, v in (("weight", '"abc"'), ("weight", "nan"), ("weight", "inf"), ("weight", "1.5"),
+                                          ("weight", "[1]"), ("rpm", '"abc"'), ("rpm", "-1"), ("tpm", '"x"'),
+                                          ("tpm", "0"))],
+    ("model rpm -1", 'catalog_path = "CATALOG"\n', PRICED + "rpm = -1\n", ["models"], "model[my-model].rpm"),
+    ("deployment upstream 5", 'catalog_path = "CATALOG"\n', PRICED + DEPLOYMENT + "upstream = 5\n", ["models"],
+     "deployment[0].upstream"),
     ("catalog price too large", 'catalog_path = "CATALOG"\n', PRICE_LESS + 'input_usd_per_mtok = "2000000"\n',
      ["models"], "input_usd_per_mtok"),
     # [providers.demo] pointing at one's own box served the canned demo instead, silently
