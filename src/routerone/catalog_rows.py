@@ -55,6 +55,12 @@ def read_catalog_file(path: str) -> dict[str, Any]:
     for key, kind in (("model", list), ("deployment", list), ("aliases", dict), ("fallbacks", dict)):
         if key in data and not isinstance(data[key], kind):
             raise CatalogError(f"catalog_path: {path!r}: {key} must be {'an array of tables' if kind is list else 'a table'}")
+    for name, target in data.get("aliases", {}).items():      # a number was a 500 on each request for it
+        if not isinstance(target, str):
+            raise CatalogError(f"aliases.{name}: must be a model name (a string), got {target!r}")
+    for name, chain in data.get("fallbacks", {}).items():     # a string was read as its letters
+        if not isinstance(chain, list) or not all(isinstance(m, str) for m in chain):
+            raise CatalogError(f"fallbacks.{name}: must be a list of model names, got {chain!r}")
     return data
 
 

@@ -137,6 +137,13 @@ CASES = [
     ("model rpm -1", 'catalog_path = "CATALOG"\n', PRICED + "rpm = -1\n", ["models"], "model[my-model].rpm"),
     ("deployment upstream 5", 'catalog_path = "CATALOG"\n', PRICED + DEPLOYMENT + "upstream = 5\n", ["models"],
      "deployment[0].upstream"),
+    # an alias to a number passed and made every request for it a 500 (TypeError); a fallback given as
+    # one string was read as its letters ("m1" -> fallbacks "m" and "1")
+    ("alias to a number", 'catalog_path = "CATALOG"\n', PRICED + "[aliases]\nx = 5\n", ["models"], "aliases.x"),
+    ("fallbacks as a string", 'catalog_path = "CATALOG"\n', PRICED + '[fallbacks]\nmy-model = "gpt-4o"\n', ["models"],
+     "fallbacks.my-model"),
+    ("fallbacks with a number", 'catalog_path = "CATALOG"\n', PRICED + "[fallbacks]\nmy-model = [5]\n", ["models"],
+     "fallbacks.my-model"),
     ("catalog price too large", 'catalog_path = "CATALOG"\n', PRICE_LESS + 'input_usd_per_mtok = "2000000"\n',
      ["models"], "input_usd_per_mtok"),
     # [providers.demo] pointing at one's own box served the canned demo instead, silently
