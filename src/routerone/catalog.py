@@ -17,6 +17,7 @@ always as `<provider>/<model>`.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections import Counter
 from dataclasses import dataclass
 from typing import Iterable
@@ -161,6 +162,9 @@ class Catalog:
         return m
 
 
+_MODEL_ID = re.compile(r"[^,\x00-\x20\x7f]{1,200}")
+
+
 def _extra_deployments(rows: Iterable[dict], models: dict[str, ModelInfo], vendors: dict[str, Vendor]) -> None:
     for i, row in enumerate(rows):
         where = f"deployment[{i}]"
@@ -223,6 +227,9 @@ def load_catalog(settings: Settings, *, port: int | None = None) -> Catalog:
     for i, r in enumerate(extra.get("model", [])):
         if not isinstance(r, dict) or not isinstance(r.get("id"), str):
             raise CatalogError(f"{settings.catalog_path}: model[{i}]: needs an 'id'")
+        if not _MODEL_ID.fullmatch(r["id"]) or r["id"] == AUTO_MODEL:   # as the admin API's allowlists name them
+            raise CatalogError(f"{settings.catalog_path}: model[{i}].id: {r['id']!r} is not a model id (1 to 200 "
+                               f"characters, no commas, spaces or control characters; not {AUTO_MODEL!r})")
         by_id[r["id"]] = {**by_id.get(r["id"], {}), **r}
     models: dict[str, ModelInfo] = {}
     for mid, r in by_id.items():

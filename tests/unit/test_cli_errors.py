@@ -144,6 +144,10 @@ CASES = [
      "fallbacks.my-model"),
     ("fallbacks with a number", 'catalog_path = "CATALOG"\n', PRICED + "[fallbacks]\nmy-model = [5]\n", ["models"],
      "fallbacks.my-model"),
+    # a model id no key's allowlist can name (the admin API's model ids: no comma, space or NUL), or
+    # "auto", which is the router itself; a NUL one also failed the usage write on PostgreSQL
+    *[(f"model id {mid!r}", 'catalog_path = "CATALOG"\n', PRICED.replace('"my-model"', f'"{mid}"'), ["models"],
+       "model[") for mid in ("a b", "a,b", "x\\u0000", "", "auto")],
     ("catalog price too large", 'catalog_path = "CATALOG"\n', PRICE_LESS + 'input_usd_per_mtok = "2000000"\n',
      ["models"], "input_usd_per_mtok"),
     # [providers.demo] pointing at one's own box served the canned demo instead, silently
