@@ -317,6 +317,8 @@ def _provider(name: str, conf: Any, env: Mapping[str, str]) -> ProviderSettings:
         v = getattr(p, k)
         if v is not None and v <= 0:
             raise SettingsError(f"providers.{name}.{k}: must be > 0, got {v}")
+    if p.discovery_interval_s < 0.1:     # 1e-300: a GET /models to the provider as fast as the loop turns
+        raise SettingsError(f"providers.{name}.discovery_interval_s: must be >= 0.1, got {p.discovery_interval_s}")
     return p
 
 
@@ -325,8 +327,10 @@ def _providers(raw: Any, env: Mapping[str, str]) -> dict[str, ProviderSettings]:
         raise SettingsError("providers: expected a table of provider name -> settings")
     out = {str(name): _provider(str(name), conf, env) for name, conf in (raw or {}).items()}
     for name in out:
-        if not name or "/" in name or name != name.strip():
-            raise SettingsError(f"providers.{name}: a provider name may not be empty or contain '/'")
+        if not name or "/" in name or any(c.isspace() or not c.isprintable() for c in name):
+            shown = name if name.isprintable() else repr(name)
+            raise SettingsError(f"providers.{shown}: a provider name may not be empty or contain '/', spaces "
+                                "or control characters")
     for name, var in PROVIDER_ENV_KEYS.items():
         if env.get(var) and not (name in out and out[name].api_key):
             out[name] = dataclasses.replace(out.get(name, ProviderSettings()), api_key=env[var])

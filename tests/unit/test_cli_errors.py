@@ -148,6 +148,13 @@ CASES = [
     # "auto", which is the router itself; a NUL one also failed the usage write on PostgreSQL
     *[(f"model id {mid!r}", 'catalog_path = "CATALOG"\n', PRICED.replace('"my-model"', f'"{mid}"'), ["models"],
        "model[") for mid in ("a b", "a,b", "x\\u0000", "", "auto")],
+    # a provider name is the prefix of its models' names (`box/m1`) and a usage row's provider: a
+    # control character (PostgreSQL text cannot hold a NUL) or a space in it was accepted
+    *[(f"provider name {name!r}", f'[providers."{name}"]\nbase_url = "http://x/v1"\n', None, ["models"], "providers.")
+      for name in ("x\\u0000", "a\\tb", "a b")],
+    # discovery every 1e-300 s: a GET /models to the provider as fast as the loop turns
+    ("discovery interval too small", '[providers.box]\nbase_url = "http://x/v1"\ndiscovery_interval_s = 1e-300\n',
+     None, ["models"], "providers.box.discovery_interval_s"),
     ("catalog price too large", 'catalog_path = "CATALOG"\n', PRICE_LESS + 'input_usd_per_mtok = "2000000"\n',
      ["models"], "input_usd_per_mtok"),
     # [providers.demo] pointing at one's own box served the canned demo instead, silently
