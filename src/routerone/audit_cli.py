@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import time
 
-from .cli_errors import int_between
+from .cli_errors import int_between, text
 from .services.accounts import AccountsService
 from .settings import load_settings
 from .store.factory import open_store
@@ -16,9 +16,9 @@ __all__ = ["register"]
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("audit", help="show the audit log (who changed what, when), newest first")
-    p.add_argument("--target", help='one object, e.g. "account:3" or "key:12"')
-    p.add_argument("--actor", help='e.g. "admin-key:1", "cli", "console:ops@example.com"')
-    p.add_argument("--action", help='e.g. "key.revoke", or a family such as "key."')
+    p.add_argument("--target", type=text, help='one object, e.g. "account:3" or "key:12"')
+    p.add_argument("--actor", type=text, help='e.g. "admin-key:1", "cli", "console:ops@example.com"')
+    p.add_argument("--action", type=text, help='e.g. "key.revoke", or a family such as "key."')
     p.add_argument("--limit", type=int_between(1, 1000, "a limit"), default=50, metavar="1..1000")
     p.set_defaults(func=cmd_audit)
 

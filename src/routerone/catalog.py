@@ -17,6 +17,7 @@ always as `<provider>/<model>`.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections import Counter
 from dataclasses import dataclass
 from typing import Iterable
@@ -161,6 +162,9 @@ class Catalog:
         return m
 
 
+_MODEL_ID = re.compile(r"[^,\x00-\x20\x7f]{1,200}")
+
+
 def _extra_deployments(rows: Iterable[dict], models: dict[str, ModelInfo], vendors: dict[str, Vendor]) -> None:
     for i, row in enumerate(rows):
         where = f"deployment[{i}]"
@@ -173,8 +177,15 @@ def _extra_deployments(rows: Iterable[dict], models: dict[str, ModelInfo], vendo
         if m is None or row.get("provider") not in vendors:
             raise CatalogError(f"{where}: needs a known 'model' and 'provider' (got {row.get('model')!r}, "
                                f"{row.get('provider')!r})")
-        dep = Deployment(m.id, vendors[row["provider"]], str(row.get("upstream", m.id)),
-                         weight=int(row.get("weight", 1)), rpm=row.get("rpm"), tpm=row.get("tpm"))
+        for k in ("weight", "rpm", "tpm"):     # int("abc") was a traceback; an rpm of "abc" or -1 a 500 a request
+            v = row.get(k)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+                raise CatalogError(f"{where}.{k}: must be a whole number >= 1, got {v!r}")
+        if not isinstance(row.get("upstream", ""), str) or not isinstance(row.get("append", True), bool):
+            k = "upstream" if not isinstance(row.get("upstream", ""), str) else "append"
+            raise CatalogError(f"{where}.{k}: wrong type {type(row[k]).__name__} ({row[k]!r})")
+        dep = Deployment(m.id, vendors[row["provider"]], row.get("upstream", m.id),
+                         weight=row.get("weight", 1), rpm=row.get("rpm"), tpm=row.get("tpm"))
         deps = m.deployments if row.get("append", True) else ()
         models[m.id] = dataclasses.replace(m, deployments=deps + (dep,))
 
@@ -216,6 +227,9 @@ def load_catalog(settings: Settings, *, port: int | None = None) -> Catalog:
     for i, r in enumerate(extra.get("model", [])):
         if not isinstance(r, dict) or not isinstance(r.get("id"), str):
             raise CatalogError(f"{settings.catalog_path}: model[{i}]: needs an 'id'")
+        if not _MODEL_ID.fullmatch(r["id"]) or r["id"] == AUTO_MODEL:   # as the admin API's allowlists name them
+            raise CatalogError(f"{settings.catalog_path}: model[{i}].id: {r['id']!r} is not a model id (1 to 200 "
+                               f"characters, no commas, spaces or control characters; not {AUTO_MODEL!r})")
         by_id[r["id"]] = {**by_id.get(r["id"], {}), **r}
     models: dict[str, ModelInfo] = {}
     for mid, r in by_id.items():

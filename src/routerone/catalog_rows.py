@@ -14,7 +14,7 @@ from .billing.pricebook import lookup_price
 from .billing.prices import Price, price_to_micros
 from .providers.base import Deployment
 from .providers.vendors import ProviderEntry
-from .settings import SettingsError
+from .settings import SettingsError, read_text_file
 
 __all__ = ["CatalogError", "read_catalog_file", "row_fields", "price_for"]
 
@@ -36,7 +36,7 @@ _FILE_KEYS = {"model", "deployment", "aliases", "fallbacks", "replace_shipped_mo
 def read_catalog_file(path: str) -> dict[str, Any]:
     p = Path(path)
     try:
-        text = p.read_text()
+        text = read_text_file(path)
     except OSError as exc:
         raise CatalogError(f"catalog_path: cannot read {path!r}: {exc.strerror or exc}") from None
     except UnicodeDecodeError as exc:
@@ -55,6 +55,12 @@ def read_catalog_file(path: str) -> dict[str, Any]:
     for key, kind in (("model", list), ("deployment", list), ("aliases", dict), ("fallbacks", dict)):
         if key in data and not isinstance(data[key], kind):
             raise CatalogError(f"catalog_path: {path!r}: {key} must be {'an array of tables' if kind is list else 'a table'}")
+    for name, target in data.get("aliases", {}).items():      # a number was a 500 on each request for it
+        if not isinstance(target, str):
+            raise CatalogError(f"aliases.{name}: must be a model name (a string), got {target!r}")
+    for name, chain in data.get("fallbacks", {}).items():     # a string was read as its letters
+        if not isinstance(chain, list) or not all(isinstance(m, str) for m in chain):
+            raise CatalogError(f"fallbacks.{name}: must be a list of model names, got {chain!r}")
     return data
 
 
@@ -66,7 +72,7 @@ def _check_row(r: dict, where: str) -> None:
         t = _ROW_TYPES[k]
         if not isinstance(v, t) or (isinstance(v, bool) and t is not bool):
             raise CatalogError(f"{where}.{k}: wrong type {type(v).__name__} ({v!r})")
-    for k in ("context_window", "max_output", "default_max_tokens"):
+    for k in ("context_window", "max_output", "default_max_tokens", "rpm", "tpm"):
         if k in r and r[k] < 1:
             raise CatalogError(f"{where}.{k}: must be >= 1, got {r[k]}")
     if "quality" in r and not 0 <= r["quality"] <= 1:

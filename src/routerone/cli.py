@@ -16,7 +16,7 @@ from typing import Awaitable, Callable, NoReturn
 from .billing.pricebook import genai_prices_version, vendor_models
 from .billing.prices import usd_to_micros
 from .catalog import Catalog, load_catalog
-from .cli_errors import explain, row_id
+from .cli_errors import explain, row_id, text
 from .cli_usage import add_usage_parser, print_usage, usage_rows
 from .console import cli as console_cli
 from .errors import RouterOneError
@@ -96,11 +96,14 @@ async def _bootstrap(settings: Settings) -> list[str]:
     try:
         await store.migrate()
         svc = AccountsService(store)
+        # the demo credit is for the account the first start makes, once: not for a customer's
+        # account made with the CLI before it, nor again each time a new admin_key is registered
+        first_start = not await store.list_accounts()
         issued = await svc.bootstrap_admin(settings.admin_key)
         if issued is not None:
             lines.append(f"Admin API key (shown once, store it now): {issued.key}" if settings.admin_key is None
                          else "Admin API key: the one set in the configuration (admin_key) is registered.")
-            if load_catalog(settings).vendors["demo"].configured:
+            if first_start and load_catalog(settings).vendors["demo"].configured:
                 await svc.credit(issued.record.account_id, _usd(DEMO_CREDIT_USD), "demo credit")
                 lines.append(f"Demo provider on (no provider configured); account credited ${DEMO_CREDIT_USD} of demo balance.")
     finally:
@@ -240,7 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     s = sub.add_parser("serve", help="run the gateway")
-    s.add_argument("--host")
+    s.add_argument("--host", type=text)
     s.add_argument("--port", type=int)
     s.add_argument("--workers", type=int, help="processes sharing the port (limits shared through shared memory, or Redis)")
     s.set_defaults(func=cmd_serve)
@@ -249,10 +252,10 @@ def build_parser() -> argparse.ArgumentParser:
     ks = k.add_subparsers(dest="action", required=True, parser_class=_Parser)
     kc = ks.add_parser("create")
     kc.add_argument("--account", type=row_id, required=True)
-    kc.add_argument("--name")
+    kc.add_argument("--name", type=text)
     kc.add_argument("--admin", action="store_true")
     kc.add_argument("--spend-cap-usd", type=_usd)
-    kc.add_argument("--models", help="comma-separated allowlist")
+    kc.add_argument("--models", type=text, help="comma-separated allowlist")
     kc.add_argument("--rpm", type=int)
     kc.add_argument("--tpm", type=int)
     kc.add_argument("--concurrency", type=int)
@@ -266,7 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     a = sub.add_parser("accounts", help="create and list accounts, credit or debit balances")
     acs = a.add_subparsers(dest="action", required=True, parser_class=_Parser)
     ac = acs.add_parser("create")
-    ac.add_argument("name")
+    ac.add_argument("name", type=text)
     ac.add_argument("--balance-usd", type=_usd)
     ac.add_argument("--markup-bps", type=int)
     acs.add_parser("list")
@@ -274,7 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
         x = acs.add_parser(action)
         x.add_argument("id", type=row_id)
         x.add_argument("amount_usd", type=_usd)
-        x.add_argument("--note")
+        x.add_argument("--note", type=text)
     a.set_defaults(func=cmd_accounts)
 
     m = sub.add_parser("models", help="list the models this configuration serves")

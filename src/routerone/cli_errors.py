@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from .settings import Settings, SettingsError
 
-__all__ = ["explain", "row_id", "int_between"]
+__all__ = ["explain", "row_id", "int_between", "text"]
 
 MAX_ROW_ID = (1 << 63) - 1     # ids are BIGINT (and SQLite's INTEGER): a larger one can name no row
 
@@ -34,6 +34,16 @@ def int_between(lo: int, hi: int, what: str):
 
 
 row_id = int_between(1, MAX_ROW_ID, "an id")
+
+
+def text(value: str) -> str:
+    """An argparse `type` for a name, note, filter or host: UTF-8 text. Bytes that are not (b"\\xff"
+    reaches Python as "\\udcff") failed as a UnicodeEncodeError traceback in the database or resolver."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not UTF-8 text") from None
+    return value
 
 
 def _db_where(url: str) -> str:

@@ -10,7 +10,7 @@ import sys
 from dataclasses import dataclass
 from typing import AsyncIterator, Iterable
 
-from .cli_errors import row_id
+from .cli_errors import row_id, text
 from .store.base import Store, UsageQuery, UsageRecord
 from .wire.csv_cells import safe_row
 
@@ -47,7 +47,7 @@ def add_usage_parser(sub: argparse._SubParsersAction, func) -> None:
     u.add_argument("--until", type=_date, help="before this UTC date/time (exclusive)")
     u.add_argument("--account", type=row_id)
     u.add_argument("--key", type=row_id)
-    u.add_argument("--model", help="routed model name")
+    u.add_argument("--model", type=text, help="routed model name")
     u.add_argument("--format", choices=("table", "csv"), default="table")
     u.set_defaults(func=func)
 

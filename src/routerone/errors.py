@@ -38,6 +38,14 @@ __all__ = [
 ]
 
 
+def _utf8(text: str) -> str:
+    r"""Text a client sent in a header is read with surrogateescape (b"\xff" -> "\udcff"); quoted in
+    a message it made the error body unserialisable (orjson refuses lone surrogates): a 500."""
+    if isinstance(text, str) and not text.isascii():
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
 class RouterOneError(Exception):
     status = 500
     type = "api_error"
@@ -46,9 +54,9 @@ class RouterOneError(Exception):
 
     def __init__(self, message: str | None = None, *, param: str | None = None,
                  code: str | None = None, headers: dict[str, str] | None = None) -> None:
-        self.message = message or self.default_message
+        self.message = _utf8(message or self.default_message)
         super().__init__(self.message)
-        self.param = param
+        self.param = _utf8(param)
         if code is not None:
             self.code = code
         self.headers: dict[str, str] = dict(headers or {})

@@ -8,6 +8,7 @@ Each field's `doc` metadata is the README's configuration reference (`settings_r
 from __future__ import annotations
 
 import dataclasses
+import errno
 import os
 import re
 import tomllib
@@ -18,7 +19,7 @@ from urllib.parse import urlsplit
 
 from .billing.prices import price_to_micros
 
-__all__ = ["Settings", "ProviderSettings", "SettingsError", "load_settings", "PROTOCOLS"]
+__all__ = ["Settings", "ProviderSettings", "SettingsError", "load_settings", "PROTOCOLS", "read_text_file"]
 
 ENV_PREFIX = "ROUTERONE_"
 PROTOCOLS = ("openai", "anthropic", "gemini", "azure")
@@ -139,6 +140,19 @@ PROVIDER_ENV_KEYS = {
 }
 
 
+MAX_FILE_BYTES = 64 * 1024 * 1024     # a config, catalog or secret file: far above any real one
+
+
+def read_text_file(path: str) -> str:
+    """A config, catalog or secret file as UTF-8 text, read up to MAX_FILE_BYTES: a file without an
+    end (/dev/zero) was read until memory ran out. Larger is an OSError (EFBIG), as unreadable is."""
+    with open(path, "rb") as f:
+        data = f.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        raise OSError(errno.EFBIG, f"larger than {MAX_FILE_BYTES // 2**20} MiB", path)
+    return data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")   # newlines as read_text() reads them
+
+
 def _resolve_secret(value: Any, key: str, env: Mapping[str, str]) -> Any:
     if isinstance(value, dict) and len(value) == 1 and ("$env" in value or "$file" in value):
         (kind, where), = value.items()
@@ -150,7 +164,7 @@ def _resolve_secret(value: Any, key: str, env: Mapping[str, str]) -> Any:
                 raise SettingsError(f"{key}: environment variable {where!r} is not set")
             return env[where]
         try:
-            return Path(where).read_text().strip()
+            return read_text_file(where).strip()
         except OSError as exc:
             raise SettingsError(f"{key}: cannot read secret file {where!r}: {exc.strerror}") from None
         except UnicodeDecodeError:
@@ -202,7 +216,12 @@ def _coerce(key: str, raw: Any, target: str) -> Any:
         return str(raw)
     except (TypeError, ValueError):
         want = {"tuple": "a list of strings", "Mapping": "a table of strings"}.get(target, target)
-        raise SettingsError(f"{key}: expected {want}, got {raw!r}") from None
+        # a secret of the wrong type (a list, a table) is named by its type: its value is never printed
+        got = f"a {type(raw).__name__}" if key.rsplit(".", 1)[-1] in _SECRET_KEYS else repr(raw)
+        raise SettingsError(f"{key}: expected {want}, got {got}") from None
+
+
+_SECRET_KEYS = {"admin_key", "api_key", "headers", "database_url", "redis_url"}
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings) if f.name != "providers"}
@@ -212,7 +231,7 @@ _PROVIDER_FIELDS = {f.name: f for f in dataclasses.fields(ProviderSettings)}
 def _read_file(path: str) -> dict[str, Any]:
     p = Path(path)
     try:
-        text = p.read_text()
+        text = read_text_file(path)
     except OSError as exc:
         raise SettingsError(f"config file {path!r}: {exc.strerror or exc}") from None
     except UnicodeDecodeError as exc:
@@ -298,6 +317,8 @@ def _provider(name: str, conf: Any, env: Mapping[str, str]) -> ProviderSettings:
         v = getattr(p, k)
         if v is not None and v <= 0:
             raise SettingsError(f"providers.{name}.{k}: must be > 0, got {v}")
+    if p.discovery_interval_s < 0.1:     # 1e-300: a GET /models to the provider as fast as the loop turns
+        raise SettingsError(f"providers.{name}.discovery_interval_s: must be >= 0.1, got {p.discovery_interval_s}")
     return p
 
 
@@ -306,8 +327,10 @@ def _providers(raw: Any, env: Mapping[str, str]) -> dict[str, ProviderSettings]:
         raise SettingsError("providers: expected a table of provider name -> settings")
     out = {str(name): _provider(str(name), conf, env) for name, conf in (raw or {}).items()}
     for name in out:
-        if not name or "/" in name or name != name.strip():
-            raise SettingsError(f"providers.{name}: a provider name may not be empty or contain '/'")
+        if not name or "/" in name or any(c.isspace() or not c.isprintable() for c in name):
+            shown = name if name.isprintable() else repr(name)
+            raise SettingsError(f"providers.{shown}: a provider name may not be empty or contain '/', spaces "
+                                "or control characters")
     for name, var in PROVIDER_ENV_KEYS.items():
         if env.get(var) and not (name in out and out[name].api_key):
             out[name] = dataclasses.replace(out.get(name, ProviderSettings()), api_key=env[var])

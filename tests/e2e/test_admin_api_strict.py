@@ -187,6 +187,25 @@ def test_usd_amounts_are_exact(admin: AdminClient) -> None:
     assert key["spend_cap_micros"] == 250_000
 
 
+def test_usd_numbers_beyond_decimal_arithmetic_are_400s_never_rounded(admin: AdminClient) -> None:
+    """A JSON number such as 1e999999999 made `Decimal * 10**6` raise decimal.Overflow (a 500), and
+    one with more than 28 significant digits was rounded by the default Decimal context to a whole
+    micro-dollar (1.0000000000000000000000000001 USD credited 1,000,000 micro-dollars)."""
+    aid = admin.account(balance_micros=5)
+    key = admin.ok("POST", "/admin/keys", {"account_id": aid})["id"]
+    for number in ("1e999999999", "1.0000000000000000000000000001", "123456789.00000000000000000000000000001"):
+        for method, path, field in (("POST", "/admin/accounts", "balance_usd"),
+                                    ("POST", f"/admin/accounts/{aid}/credit", "amount_usd"),
+                                    ("POST", f"/admin/accounts/{aid}/debit", "amount_usd"),
+                                    ("POST", "/admin/keys", "spend_cap_usd"),
+                                    ("PATCH", f"/admin/keys/{key}", "spend_cap_usd")):
+            extra = {"POST /admin/accounts": '"name": "n", ', "POST /admin/keys": f'"account_id": {aid}, '}
+            raw = f'{{{extra.get(f"{method} {path}", "")}"{field}": {number}}}'.encode()
+            admin.bad(method, path, raw=raw, param=field)
+    assert admin.ok("GET", f"/admin/accounts/{aid}")["balance_micros"] == 5
+    assert admin.ok("GET", f"/admin/keys/{key}")["spend_cap_micros"] is None
+
+
 def test_patch_changes_only_the_fields_given(admin: AdminClient) -> None:
     aid = admin.account(1_000)
     key = admin.ok("POST", "/admin/keys", {"account_id": aid, "rpm": 10, "tpm": 1000, "concurrency": 3})

@@ -135,3 +135,31 @@ def test_sticky_conversation_stays_on_first_model(env):
     fresh = [{"role": "user", "content": "Plan a weekend in Osaka."}, {"role": "assistant", "content": "ok"},
              {"role": "user", "content": "Make it cheaper."}]
     assert _ask(client, messages=fresh, extra_headers={"x-routerone-willingness-to-pay": "0"}).parse().model == CHEAP
+
+
+@pytest.mark.parametrize("route", ["messages", "responses"])
+def test_willingness_to_pay_header_on_messages_and_responses(env, route):
+    """The header was read on /v1/chat/completions only: /v1/messages and /v1/responses ignored it
+    (an out-of-range value was a 200, not the documented 400 naming the header)."""
+    gw, _ = env
+    key, _ = gw.new_key()
+
+    def post(question: str, wtp: str) -> tuple[int, dict, dict]:
+        body = ({"model": "auto", "max_tokens": 20, "messages": [{"role": "user", "content": question}]}
+                if route == "messages" else {"model": "auto", "input": question})
+        req = urllib.request.Request(f"{gw.base_url}/{route}", data=json.dumps(body).encode(), method="POST",
+                                     headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json",
+                                              "x-routerone-willingness-to-pay": wtp})
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                return resp.status, dict(resp.headers), json.loads(resp.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, dict(exc.headers), json.loads(exc.read())
+
+    # a fresh question each time: a later turn would stay on its first model (sticky conversations)
+    for wtp, expected in (("1", STRONG), ("0", CHEAP)):
+        status, headers, _ = post(f"Explain recursion to a child ({route}, {wtp})", wtp)
+        assert status == 200 and headers["x-routerone-model"] == expected, (wtp, status, headers)
+    status, _, body = post("hi", "1.5")
+    assert status == 400, body
+    assert "x-routerone-willingness-to-pay" in body["error"]["message"]

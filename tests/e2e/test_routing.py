@@ -235,3 +235,25 @@ def test_deployment_at_its_rate_cap_is_skipped_not_hammered(tmp_path):
             assert served == ["capped", "capped", "spare", "spare", "spare"]
             assert "rate cap" in raw.headers["x-routerone-fallbacks"]
             assert len(a.app["fake"].requests) == 2
+
+
+def test_a_catalog_fallback_that_is_not_served_does_not_take_the_model_down(tmp_path):
+    """[fallbacks] naming a model this gateway does not serve (a typo, or a discovered model its
+    provider no longer lists) made every request for the primary model a 404 about that other model;
+    it is skipped, the primary still answers and the next fallback stays."""
+    (tmp_path / "catalog.toml").write_text(CATALOG + '\n[fallbacks]\nm-primary = ["no-such-model", "m-backup"]\n')
+    with ThreadedServer(fake_openai.make_app) as a, ThreadedServer(fake_openai.make_app) as b:
+        gw = Gateway.for_upstreams(str(tmp_path / "r.db"),
+                                   {"openai": (a.url + "/v1", "sk-a"), "together": (b.url + "/v1", "sk-b")},
+                                   catalog_path=str(tmp_path / "catalog.toml"), max_retries=0)
+        with gw:
+            key, _ = gw.new_key()
+            client = openai.OpenAI(base_url=gw.base_url, api_key=key, max_retries=0)
+            raw = client.chat.completions.with_raw_response.create(
+                model="m-primary", messages=[{"role": "user", "content": "hi"}])
+            assert raw.parse().model == "m-primary"
+            assert "m-backup" in raw.headers["x-routerone-reason"]
+            # a client's own `models` list naming an unknown model is still the client's 404
+            with pytest.raises(openai.NotFoundError):
+                client.chat.completions.create(model="m-primary", messages=[{"role": "user", "content": "hi"}],
+                                               extra_body={"models": ["no-such-model"]})

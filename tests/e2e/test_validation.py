@@ -369,3 +369,22 @@ def test_max_tokens_above_the_models_limit_names_max_tokens(openai_client: OpenA
         openai_client.chat.completions.create(model="gpt-4o", messages=HI, max_tokens=1_000_000)
     assert fake_requests == []
     assert exc.value.body["param"] == "max_tokens"
+
+
+@pytest.mark.parametrize("path, body", [
+    ("/chat/completions", {"model": "auto", "messages": HI}),
+    ("/responses", {"model": "auto", "input": "hi"}),
+    ("/messages", {"model": "auto", "messages": HI, "max_tokens": 5}),
+], ids=["chat", "responses", "messages"])
+def test_a_strategy_header_that_is_not_utf8_is_a_400(gw, funded_key, fake_requests, path, body):
+    """`x-routerone-strategy: \\xff` (aiohttp reads header bytes with surrogateescape) was a 500: the
+    400 naming the unknown strategy could not be serialised (orjson refuses lone surrogates)."""
+    with httpx2.Client(timeout=30) as http:
+        resp = http.post(gw.base_url + path, content=json.dumps(body).encode(),
+                         headers={"Authorization": f"Bearer {funded_key[0]}", "Content-Type": "application/json",
+                                  "x-routerone-strategy": b"cost\xff"})
+    assert resp.status_code == 400, resp.text
+    err = resp.json()["error"]
+    assert err["type"] == "invalid_request_error" and "Unknown routing strategy" in err["message"]
+    assert "cost\\udcff" in err["message"]
+    assert fake_requests == []

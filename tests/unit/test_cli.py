@@ -64,3 +64,42 @@ def test_accounts_list_shows_control_characters_in_names_as_escapes(tmp_path):
     listing = run(db, "accounts", "list").stdout
     assert "\x1b" not in listing and "\x07" not in listing
     assert "acme\\x1b]52;c;cHduZWQ=\\x07\\x1b[2J" in listing, listing
+
+
+def _serve_once(db: Path, admin_key: str) -> str:
+    """`routerone serve` with this admin_key until it listens, then SIGTERM; what it printed."""
+    import signal
+    import socket
+    e = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY") and not k.startswith("ROUTERONE_")}
+    e.update({"PYTHONPATH": SRC, "ROUTERONE_ADMIN_KEY": admin_key})
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    p = subprocess.Popen([sys.executable, "-m", "routerone", "--database-url", f"sqlite:///{db}", "serve",
+                          "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=e)
+    lines = []
+    try:
+        for line in p.stdout:
+            lines.append(line)
+            if "listening on" in line:
+                break
+    finally:
+        p.send_signal(signal.SIGTERM)
+        p.wait(timeout=60)
+    return "".join(lines)
+
+
+def test_the_demo_credit_is_given_once_and_only_to_the_gateways_own_account(tmp_path):
+    """The $10 demo credit went to whatever account had the first id each time a new admin_key was
+    registered: a customer's account made with the CLI before the first `serve` got it, and again
+    after every change of admin_key ($45 for a $25 account after two starts)."""
+    db = tmp_path / "r.db"
+    assert run(db, "accounts", "create", "acme", "--balance-usd", "25").returncode == 0
+    for key in ("sk-ro-first-admin-key-000000001", "sk-ro-second-admin-key-00000002"):
+        assert "registered" in _serve_once(db, key)
+    assert "balance=$25.000000" in run(db, "accounts", "list").stdout
+
+    fresh = tmp_path / "fresh.db"
+    assert "$10 of demo balance" in _serve_once(fresh, "sk-ro-first-admin-key-000000001")
+    assert "demo balance" not in _serve_once(fresh, "sk-ro-second-admin-key-00000002")
+    assert "balance=$10.000000" in run(fresh, "accounts", "list").stdout

@@ -33,6 +33,8 @@ def _pg_up() -> bool:
 
 
 PRICE_LESS = '[[model]]\nid = "my-model"\nprovider = "openai"\ncontext_window = 1000\nmax_output = 100\nquality = 0.5\n'
+PRICED = PRICE_LESS + 'input_usd_per_mtok = "1"\noutput_usd_per_mtok = "1"\n'
+DEPLOYMENT = '[[deployment]]\nmodel = "my-model"\nprovider = "openai"\n'
 # (case id, config file text or None, catalog file text or None, CLI args, what the message must name)
 CASES = [
     ("unknown provider table", '[providers.gpubox]\napi_key = "x"\n', None, ["models"], "providers.gpubox.base_url"),
@@ -108,6 +110,51 @@ CASES = [
      ["models"], "providers.box.output_usd_per_mtok"),
     ("provider price beyond a float", '[providers.box]\nbase_url = "http://x/v1"\ninput_usd_per_mtok = "1e400"\n',
      None, ["models"], "1e400"),
+    # Decimal * 10**6 raised decimal.Overflow: a traceback
+    ("provider price beyond Decimal's range", '[providers.box]\nbase_url = "http://x/v1"\ninput_usd_per_mtok = "1e999999999"\n',
+     None, ["models"], "providers.box.input_usd_per_mtok"),
+    # more than 28 significant digits were rounded by the default Decimal context: $1.000000 credited
+    ("balance finer than a micro in 29 digits", None, None,
+     ["accounts", "create", "x", "--balance-usd", "1.0000000000000000000000000001"], "1.0000000000000000000000000001"),
+    ("provider price finer than a micro in 29 digits",
+     '[providers.box]\nbase_url = "http://x/v1"\ninput_usd_per_mtok = "1.0000000000000000000000000001"\n', None,
+     ["models"], "providers.box.input_usd_per_mtok"),
+    # an argument that is not UTF-8 (b"\xff" in argv is "\udcff" in Python) was a UnicodeEncodeError
+    # traceback when it reached the database or the resolver (exit 1)
+    *[(f"{flag} not UTF-8", None, None, [*cmd, "x\udcff"], flag) for flag, cmd in (
+        ("name", ["accounts", "create"]), ("--note", ["accounts", "credit", "1", "1", "--note"]),
+        ("--name", ["keys", "create", "--account", "1", "--name"]),
+        ("--models", ["keys", "create", "--account", "1", "--models"]), ("--model", ["usage", "--model"]),
+        ("--target", ["audit", "--target"]), ("--actor", ["audit", "--actor"]), ("--action", ["audit", "--action"]),
+        ("--email", ["console-user", "create", "--email"]), ("--host", ["serve", "--host"]))],
+    # [[deployment]] numbers were not checked: a weight that is not a whole number was a traceback
+    # (int("abc"), int(nan), int(inf)); an rpm or tpm of "abc" or -1 (also on a [[model]] row) made
+    # every request to the model a 500
+    *[(f"deployment {k} {v}", 'catalog_path = "CATALOG"\n', PRICED + DEPLOYMENT + f"{k} = {v}\n", ["models"],
+       f"deployment[0].{k}") for k, v in (("weight", '"abc"'), ("weight", "nan"), ("weight", "inf"), ("weight", "1.5"),
+                                          ("weight", "[1]"), ("rpm", '"abc"'), ("rpm", "-1"), ("tpm", '"x"'),
+                                          ("tpm", "0"))],
+    ("model rpm -1", 'catalog_path = "CATALOG"\n', PRICED + "rpm = -1\n", ["models"], "model[my-model].rpm"),
+    ("deployment upstream 5", 'catalog_path = "CATALOG"\n', PRICED + DEPLOYMENT + "upstream = 5\n", ["models"],
+     "deployment[0].upstream"),
+    # an alias to a number passed and made every request for it a 500 (TypeError); a fallback given as
+    # one string was read as its letters ("m1" -> fallbacks "m" and "1")
+    ("alias to a number", 'catalog_path = "CATALOG"\n', PRICED + "[aliases]\nx = 5\n", ["models"], "aliases.x"),
+    ("fallbacks as a string", 'catalog_path = "CATALOG"\n', PRICED + '[fallbacks]\nmy-model = "gpt-4o"\n', ["models"],
+     "fallbacks.my-model"),
+    ("fallbacks with a number", 'catalog_path = "CATALOG"\n', PRICED + "[fallbacks]\nmy-model = [5]\n", ["models"],
+     "fallbacks.my-model"),
+    # a model id no key's allowlist can name (the admin API's model ids: no comma, space or NUL), or
+    # "auto", which is the router itself; a NUL one also failed the usage write on PostgreSQL
+    *[(f"model id {mid!r}", 'catalog_path = "CATALOG"\n', PRICED.replace('"my-model"', f'"{mid}"'), ["models"],
+       "model[") for mid in ("a b", "a,b", "x\\u0000", "", "auto")],
+    # a provider name is the prefix of its models' names (`box/m1`) and a usage row's provider: a
+    # control character (PostgreSQL text cannot hold a NUL) or a space in it was accepted
+    *[(f"provider name {name!r}", f'[providers."{name}"]\nbase_url = "http://x/v1"\n', None, ["models"], "providers.")
+      for name in ("x\\u0000", "a\\tb", "a b")],
+    # discovery every 1e-300 s: a GET /models to the provider as fast as the loop turns
+    ("discovery interval too small", '[providers.box]\nbase_url = "http://x/v1"\ndiscovery_interval_s = 1e-300\n',
+     None, ["models"], "providers.box.discovery_interval_s"),
     ("catalog price too large", 'catalog_path = "CATALOG"\n', PRICE_LESS + 'input_usd_per_mtok = "2000000"\n',
      ["models"], "input_usd_per_mtok"),
     # [providers.demo] pointing at one's own box served the canned demo instead, silently
@@ -182,6 +229,22 @@ def test_files_that_are_not_utf8_are_one_line(tmp_path, where):
     assert "UTF-8" in line and "bin.toml" in line, line
 
 
+@pytest.mark.parametrize("where", ["config", "catalog", "secret"])
+def test_a_file_without_end_is_one_line(tmp_path, where):
+    """/dev/zero as the config, catalog or secret file was read until memory ran out (a hang, then a
+    MemoryError traceback); such files are read up to a bound, then refused."""
+    config = {"config": None, "catalog": 'catalog_path = "/dev/zero"\n',
+              "secret": '[providers.box]\nbase_url = "http://x/v1"\napi_key = { "$file" = "/dev/zero" }\n'}
+    path = "/dev/zero"
+    if config[where]:
+        path = str(tmp_path / "r1.toml")
+        Path(path).write_text(config[where])
+    out = run(tmp_path, "models", "--config", path, "--database-url", f"sqlite:///{tmp_path}/r.db")
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-2000:]
+    [line] = out.stderr.strip().splitlines()
+    assert "/dev/zero" in line and "larger than" in line, line
+
+
 def test_a_password_in_a_bad_url_is_not_printed(tmp_path):
     for url in ("postgresql://router:s3cret-pw@db:999999/r1", "redis://:s3cret-pw@cache:99999999/0"):
         key = "database_url" if url.startswith("postgresql") else "redis_url"
@@ -189,6 +252,25 @@ def test_a_password_in_a_bad_url_is_not_printed(tmp_path):
         out = run(tmp_path, "models", "--config", str(tmp_path / "r1.toml"))
         assert out.returncode == 2 and "Traceback" not in out.stderr
         assert "s3cret-pw" not in out.stderr + out.stdout and f"{key}:" in out.stderr and "***" in out.stderr
+
+
+@pytest.mark.parametrize("config, key", [
+    ('admin_key = ["s3cret-value"]\n', "admin_key"),
+    ('[providers.box]\nbase_url = "http://x/v1"\napi_key = ["s3cret-value"]\n', "providers.box.api_key"),
+    ('[providers.box]\nbase_url = "http://x/v1"\napi_key = { "$env" = "X", "value" = "s3cret-value" }\n',
+     "providers.box.api_key"),
+    ('[providers.box]\nbase_url = "http://x/v1"\nheaders = { "x-api-key" = "s3cret-value", "x-n" = 5 }\n',
+     "providers.box.headers"),
+    ('database_url = ["postgresql://router:s3cret-value@db/r1"]\n', "database_url"),
+], ids=["admin_key", "api_key", "api_key-table", "headers", "database_url"])
+def test_a_secret_of_the_wrong_type_is_not_printed(tmp_path, config, key):
+    """A secret given as a list or a table (a typo in TOML) was printed whole in the error line."""
+    (tmp_path / "r1.toml").write_text(config)
+    out = run(tmp_path, "models", "--config", str(tmp_path / "r1.toml"))
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
+    assert "s3cret-value" not in out.stderr + out.stdout, out.stderr
+    [line] = out.stderr.strip().splitlines()
+    assert f"{key}: expected" in line, line
 
 
 def test_debug_shows_the_traceback(tmp_path):

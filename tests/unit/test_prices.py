@@ -18,7 +18,9 @@ def test_usd_to_micros_is_exact(value, micros):
     assert usd_to_micros(value) == micros
 
 
-@pytest.mark.parametrize("value", ["0.0000001", "-1", "abc", "", None, "1.2345678"])
+@pytest.mark.parametrize("value", ["0.0000001", "-1", "abc", "", None, "1.2345678",
+                                   # decimal.Overflow, and 29 significant digits rounded by Decimal's context
+                                   "1e999999999", "1.0000000000000000000000000001", "-1e999999999"])
 def test_usd_to_micros_rejects_what_it_cannot_represent(value):
     with pytest.raises(ValueError, match="price"):
         usd_to_micros(value)

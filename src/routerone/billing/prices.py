@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal, InvalidOperation
 
 from ..wire.types import Usage
 
@@ -16,14 +16,20 @@ TOKENS_PER_MTOK = 1_000_000
 MAX_PRICE_USD_PER_MTOK = 1_000_000
 
 
+_EXACT = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN)
+
+
 def usd_to_micros(value: object, *, what: str = "price") -> int:
     """'2.50' (USD) -> 2_500_000 micro-dollars, exactly. Sub-micro precision is rejected."""
     try:
-        d = Decimal(str(value)) * MICROS_PER_USD
+        d = Decimal(str(value))
     except InvalidOperation:
         raise ValueError(f"{what}: {value!r} is not a number") from None
     if not d.is_finite():                       # "inf" (int() of it raised OverflowError), "nan"
         raise ValueError(f"{what}: {value!r} is not a finite number")
+    if d.adjusted() > 30:                       # "1e999999999": * 10**6 raised decimal.Overflow
+        raise ValueError(f"{what}: {value!r} is too large")
+    d = d.scaleb(6, _EXACT)                     # exact: the default context rounds to 28 digits
     if d != d.to_integral_value() or d < 0:
         raise ValueError(f"{what}: {value!r} is negative or finer than one micro-dollar")
     return int(d)

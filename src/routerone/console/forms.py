@@ -1,6 +1,7 @@
 """Form fields -> typed values, each failure an InvalidRequest naming the field."""
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Mapping
@@ -29,17 +30,22 @@ def text(form: Mapping, name: str, *, max_chars: int = 200) -> str:
     value = value.strip() if isinstance(value, str) else ""
     if len(value) > max_chars:
         raise InvalidRequest(f"{name} is longer than {max_chars} characters", param=name)
+    if "\x00" in value:      # PostgreSQL's text cannot hold it: a 500 when stored or searched for
+        raise InvalidRequest(f"{name} must not contain a NUL character", param=name)
     return value
+
+
+_DIGITS = re.compile(r"[0-9]{1,30}")
+_USD = re.compile(r"[0-9]{1,30}(\.[0-9]{0,30})?|\.[0-9]{1,30}")     # 12.50, 12, 12., .5
 
 
 def opt_int(form: Mapping, name: str, *, minimum: int = 1, maximum: int = 10**9) -> int | None:
     raw = text(form, name)
     if not raw:
         return None
-    try:
-        value = int(raw)
-    except ValueError:
-        raise InvalidRequest(f"{name} must be a whole number", param=name) from None
+    if not _DIGITS.fullmatch(raw):     # int() also reads "١" (1) and "1_0" (10)
+        raise InvalidRequest(f"{name} must be a whole number", param=name)
+    value = int(raw)
     if not minimum <= value <= maximum:
         raise InvalidRequest(f"{name} must be between {minimum} and {maximum}", param=name)
     return value
@@ -50,6 +56,8 @@ def opt_usd(form: Mapping, name: str, *, maximum_usd: int = 1_000_000) -> int | 
     if not raw:
         return None
     try:
+        if not _USD.fullmatch(raw):     # Decimal also reads "١٠٠" (100), "1_0" (10) and "1e2" (100)
+            raise ValueError(raw)
         if Decimal(raw) > maximum_usd:
             raise InvalidRequest(f"{name} must be at most ${maximum_usd:,}", param=name)
         return usd_to_micros(raw, what=name)

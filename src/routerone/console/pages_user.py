@@ -102,7 +102,7 @@ async def credits(request: web.Request, c: Console, viewer: Viewer) -> web.Strea
 
 def _log_query(request: web.Request, account_id: int | None, key_ids: set[int] | None) -> tuple[UsageLogQuery, dict]:
     q = request.query
-    f = {k: q.get(k, "").strip()[:100] for k in ("key", "model", "status", "from", "to")}
+    f = {k: forms.text({k: q.get(k, "")[:100]}, k, max_chars=100) for k in ("key", "model", "status", "from", "to")}
     key_id = forms.opt_int(f, "key")
     if key_id is not None and key_ids is not None and key_id not in key_ids:
         raise NotFound(f"No key {key_id} in your account")

@@ -12,6 +12,7 @@ from aiohttp import web
 
 from ..catalog import AUTO_MODEL
 from ..errors import InvalidRequest, PermissionDenied, RouterOneError
+from ..routing.wtp import HEADER as WTP_HEADER
 from ..services.overhead import add_overhead
 from ..tokens import MESSAGE_OVERHEAD_TOKENS, count_text_tokens, load_tokenizer
 from ..wire.chat import raise_if_too_deep, validate_body
@@ -49,7 +50,8 @@ async def messages(request: web.Request) -> web.StreamResponse:
     try:
         reply = await rt.chat.complete(raw, auth=auth, request_id=internal_id, echo_id=rid, parse=parse,
                                        protocol="messages",
-                                       strategy_header=request.headers.get("x-routerone-strategy"))
+                                       strategy_header=request.headers.get("x-routerone-strategy"),
+                                       wtp_header=request.headers.get(WTP_HEADER))
     except Exception as exc:  # noqa: BLE001 - every failure becomes a documented error body
         return anthropic_error(exc, rid)
     if reply.stream is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from ..errors import RouterOneError
+from ..routing.wtp import HEADER as WTP_HEADER
 from ..services.responses import ResponsesService
 from .relay import authenticate, relay_stream
 from .render import error_response
@@ -27,7 +28,8 @@ async def create(request: web.Request) -> web.StreamResponse:
         return error_response(exc, rid)
     try:
         out = await svc.create(raw, auth=auth, request_id=internal_id, echo_id=rid,
-                               strategy_header=request.headers.get("x-routerone-strategy"))
+                               strategy_header=request.headers.get("x-routerone-strategy"),
+                               wtp_header=request.headers.get(WTP_HEADER))
     except Exception as exc:  # noqa: BLE001 - every failure becomes a documented error body
         return error_response(exc, rid)
     if out.encoder is None:

@@ -14,7 +14,7 @@ import random
 from typing import Mapping, Sequence
 
 from ..catalog import AUTO_MODEL, Catalog, ModelInfo
-from ..errors import CapabilityMismatch, ContextLengthExceeded, InvalidRequest, PermissionDenied
+from ..errors import CapabilityMismatch, ContextLengthExceeded, InvalidRequest, ModelNotFound, PermissionDenied
 from ..providers.base import Deployment
 from ..wire.chat import ChatRequest
 from .base import Attempt, Plan, RouteContext, RoutingStrategy
@@ -74,10 +74,18 @@ class Planner:
             param = "messages" if cls is ContextLengthExceeded else "max_tokens" if "max_tokens" in problem else "model"
             raise cls(f"The request cannot be served: {problem}", param=param)
         models, skipped = [primary], []
-        for name in [*req.fallback_models, *self.fallbacks.get(primary.id, ())]:
+        requested = len(req.fallback_models)
+        for i, name in enumerate([*req.fallback_models, *self.fallbacks.get(primary.id, ())]):
             if name == AUTO_MODEL:
                 continue
-            m = self.catalog.resolve(name)
+            try:
+                m = self.catalog.resolve(name)
+            except ModelNotFound:
+                if i < requested:       # the client's own `models` list: its mistake, a 404
+                    raise
+                # the catalog's [fallbacks] naming a model not served (now): skipped, not a 404 for the primary
+                skipped.append(f"{name}: not served by this gateway")
+                continue
             if m.id in {x.id for x in models}:
                 continue
             why = None if _allowed(m, allowlist) else "not allowed for this key"

@@ -48,7 +48,7 @@ class ResponsesService:
         self.store = store
 
     async def create(self, raw: bytes, *, auth: AuthContext, request_id: str, echo_id: str,
-                     strategy_header: str | None = None) -> ResponsesReply:
+                     strategy_header: str | None = None, wtp_header: str | None = None) -> ResponsesReply:
         try:
             body = parse_body(raw)
             prior = await self._prior(body, auth)
@@ -57,7 +57,7 @@ class ResponsesService:
             raise
         response_id, created_at = new_response_id(), int(time.time())
         reply = await self.chat.complete(raw, auth=auth, request_id=request_id, echo_id=echo_id,
-                                         strategy_header=strategy_header, protocol="responses",
+                                         strategy_header=strategy_header, wtp_header=wtp_header, protocol="responses",
                                          parse=lambda _raw: responses_to_chat(body, prior))
 
         async def save(resp: dict) -> None:
@@ -88,20 +88,25 @@ class ResponsesService:
         prev_id = body.get("previous_response_id")
         if not prev_id:
             return []
-        prev = await self.store.get_response(prev_id, auth.account.id)
+        prev = await self.store.get_response(prev_id, auth.account.id) if _storable(prev_id) else None
         if prev is None:
             raise NotFound(f"Previous response with id '{prev_id}' not found.", param="previous_response_id",
                            code="previous_response_not_found")
         return orjson.loads(prev.context)
 
     async def get(self, response_id: str, auth: AuthContext) -> bytes:
-        stored = await self.store.get_response(response_id, auth.account.id)
+        stored = await self.store.get_response(response_id, auth.account.id) if _storable(response_id) else None
         if stored is None:
             raise NotFound(f"Response with id '{response_id}' not found.", param="response_id")
         return stored.body.encode()
 
     async def delete(self, response_id: str, auth: AuthContext) -> bytes:
-        if not await self.store.delete_response(response_id, auth.account.id):
+        if not _storable(response_id) or not await self.store.delete_response(response_id, auth.account.id):
             raise NotFound(f"Response with id '{response_id}' not found.", param="response_id")
         return orjson.dumps({"id": response_id, "object": "response.deleted", "deleted": True})
 
+
+def _storable(response_id: str) -> bool:
+    """An id with a NUL names no stored response (PostgreSQL's text cannot hold one: looking it up
+    was a 500 there)."""
+    return "\x00" not in response_id

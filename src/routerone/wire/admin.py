@@ -14,7 +14,7 @@ import json
 import math
 import re
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal, InvalidOperation
 from typing import Annotated, Any, Literal, Mapping, TypeVar
 
 from pydantic import (BaseModel, ConfigDict, Field, PlainValidator, ValidationError, WithJsonSchema,
@@ -42,6 +42,9 @@ _RFC3339 = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}
 _NO_NUL = r"^[^\x00]*$"
 
 
+_EXACT = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN)
+
+
 def usd_to_micros(value: Any, *, maximum: int = MAX_AMOUNT_MICROS) -> int:
     """A USD amount (decimal string, int, or an exact decimal) -> integer micro-dollars, > 0 and <=
     maximum. Sub-micro amounts raise ValueError (never rounded)."""
@@ -57,10 +60,15 @@ def usd_to_micros(value: Any, *, maximum: int = MAX_AMOUNT_MICROS) -> int:
             raise ValueError("must be a finite number")
         value = Decimal(repr(value))
     try:
-        micros = Decimal(value) * 1_000_000
+        value = Decimal(value)
     except InvalidOperation:
         raise ValueError("is not a number") from None
-    if not micros.is_finite() or micros != micros.to_integral_value():
+    if not value.is_finite():
+        raise ValueError("must be a finite number")
+    if value.adjusted() > 18:           # far above any maximum; 1e999999999 * 10**6 would overflow
+        raise ValueError(f"must be more than 0 and at most {maximum / 1e6:.0f} USD")
+    micros = value.scaleb(6, _EXACT)     # never rounded (the default context keeps 28 digits)
+    if micros != micros.to_integral_value():
         raise ValueError("is more precise than a micro-dollar (at most 6 decimals)")
     if not 0 < micros <= maximum:
         raise ValueError(f"must be more than 0 and at most {maximum / 1e6:.0f} USD")

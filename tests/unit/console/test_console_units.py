@@ -81,6 +81,22 @@ def test_form_fields_give_clear_errors() -> None:
         forms.model_list({"m": "a, nope"}, "m", {"a"})
 
 
+def test_form_numbers_are_ascii_digits() -> None:
+    """Decimal and int read other scripts' digits and underscores: a top-up of "١٠٠" credited
+    100 USD, "1_0" 10 (a typo of 1.0) and "1e2" 100; an rpm of "1_0" was 10. The CLI and the admin
+    API refuse all of them; so does the console now."""
+    for bad in ("\u0661\u0660\u0660", "1_0", "1e2", "1E2", "\uff11", "0x10", " 1 0"):
+        with pytest.raises(InvalidRequest) as info:
+            forms.opt_usd({"amount_usd": bad}, "amount_usd")
+        assert info.value.param == "amount_usd"
+    for bad in ("\u0661\u0660", "1_0", "\uff11"):
+        with pytest.raises(InvalidRequest) as info:
+            forms.opt_int({"rpm": bad}, "rpm")
+        assert info.value.param == "rpm"
+    assert forms.opt_usd({"x": " $12.50 "}, "x") == 12_500_000 and forms.opt_int({"x": "60"}, "x") == 60
+    assert forms.opt_usd({"x": ".5"}, "x") == 500_000 and forms.opt_usd({"x": "3."}, "x") == 3_000_000
+
+
 def test_cli_creates_the_operator_and_prints_the_password_once(tmp_path, capsys) -> None:
     db = f"sqlite:///{tmp_path / 'r1.db'}"
     assert main(["--database-url", db, "console-user", "create", "--email", "Ops@Example.com", "--operator"]) == 0
