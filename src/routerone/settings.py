@@ -77,7 +77,8 @@ class Settings:
                               "it holds, about 64 bytes each; one per limited request and scope per window",
                               min=1024, max=1 << 28)
     drain_timeout_s: float = _f(30.0, "on SIGTERM, how long in-flight requests and streams may finish", min=0)
-    admin_key: str | None = _f(None, "bootstrap admin key (else one is created and printed once)")
+    admin_key: str | None = _f(None, "bootstrap admin key (else one is created and printed once); "
+                                     "a new value revokes the admin key an earlier value registered")
     max_body_bytes: int = _f(20 * 1024 * 1024, "largest request body accepted", min=1)
     connect_timeout_s: float = _f(10.0, "upstream connect timeout", min=0.001)
     first_byte_timeout_s: float = _f(120.0, "upstream time to first byte", min=0.001)

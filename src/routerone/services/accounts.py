@@ -7,6 +7,7 @@ Audit details never hold a secret: a new key is recorded by id, never by its val
 """
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, replace
 from typing import Collection, Literal, Mapping, Sequence
@@ -24,6 +25,8 @@ __all__ = ["AccountsService", "IssuedKey", "AuditPage", "LimitsPatch", "DEFAULT_
 
 DEFAULT_STRATEGIES = ("balanced", "quality", "cost", "latency")
 CLI_ACTOR = "cli"
+CONFIGURED_ADMIN = "configured admin"   # the name of an admin key registered from admin_key
+log = logging.getLogger("routerone.accounts")
 AUDIT_SCAN_MAX = 10_000          # GET /admin/audit filters within the newest entries of one target
 MAX_INT32 = 2**31 - 1
 MAX_MARKUP_BPS = 1_000_000
@@ -248,10 +251,30 @@ class AccountsService:
         it was made now (to print once), else None."""
         secret = admin_key or generate_key()
         rec = await self.store.bootstrap_admin(hash_key(secret), display_prefix(secret),
-                                               only_if_no_admin=admin_key is None)
-        if rec is None:
-            return None
-        await self._audit("system", "key.create", f"key:{rec.id}",
-                          {"account_id": rec.account_id, "role": "admin", "bootstrap": True})
-        return IssuedKey(secret, rec)
+                                               only_if_no_admin=admin_key is None,
+                                               name=CONFIGURED_ADMIN if admin_key else "bootstrap admin")
+        if rec is not None:
+            await self._audit("system", "key.create", f"key:{rec.id}",
+                              {"account_id": rec.account_id, "role": "admin", "bootstrap": True})
+        if admin_key:
+            await self._retire_configured_admins(hash_key(admin_key))
+        return IssuedKey(secret, rec) if rec is not None else None
+
+    async def _retire_configured_admins(self, key_hash: str) -> None:
+        """admin_key changed in the configuration (a leaked key rotated, say): the admin keys an
+        earlier configuration registered are revoked. Only older ones, and only while the configured
+        key itself is active: a gateway still started with the old configuration (a rolling
+        restart) finds its key revoked and revokes nothing, nor do two starting together undo each
+        other. Keys made with the admin API or the CLI, and the generated first-start key, stay."""
+        current = await self.store.key_by_hash(key_hash)
+        if current is None or current.revoked:
+            if current is not None:
+                log.warning("the admin_key in the configuration was revoked: it is not an admin key")
+            return
+        for k in await self.store.list_keys(current.account_id):
+            if k.name == CONFIGURED_ADMIN and k.role == "admin" and not k.revoked and k.id < current.id:
+                if await self.store.revoke_key(k.id):
+                    self._changed()
+                    await self._audit("system", "key.revoke", f"key:{k.id}",
+                                      {"reason": "admin_key changed in the configuration"})
 

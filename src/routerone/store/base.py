@@ -183,7 +183,8 @@ class Store(Protocol):
     async def update_key(self, key_id: int, *, limits: Limits | None = None, spend_cap_micros: int | None = None,
                          allowed_models: Sequence[str] | None = None, expires_at: float | None = None) -> ApiKey | None: ...
     async def revoke_key(self, key_id: int) -> bool: ...
-    async def bootstrap_admin(self, key_hash: str, prefix: str, *, only_if_no_admin: bool) -> ApiKey | None:
+    async def bootstrap_admin(self, key_hash: str, prefix: str, *, only_if_no_admin: bool,
+                              name: str = "bootstrap admin") -> ApiKey | None:
         """Atomically, once across processes: an 'admin' account (the first account, made if there
         is none) and an admin key with this hash. Returns the key if made now, None if it (or, with
         only_if_no_admin, any active admin key) already exists."""

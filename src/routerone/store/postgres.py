@@ -221,7 +221,8 @@ class PostgresStore(PostgresConsoleMixin):
             new.limits.concurrency, new.strategy, time.time(), new.willingness_to_pay)
         return rows.api_key(r)
 
-    async def bootstrap_admin(self, key_hash: str, prefix: str, *, only_if_no_admin: bool) -> ApiKey | None:
+    async def bootstrap_admin(self, key_hash: str, prefix: str, *, only_if_no_admin: bool,
+                              name: str = "bootstrap admin") -> ApiKey | None:
         async with self._tx() as db:
             await db.execute("SELECT pg_advisory_xact_lock(21042, hashtext(current_schema()))")
             if await db.fetchval("SELECT 1 FROM api_keys WHERE key_hash = $1", key_hash):
@@ -235,8 +236,8 @@ class PostgresStore(PostgresConsoleMixin):
                     "INSERT INTO accounts (name, created_at) VALUES ('admin', $1) RETURNING id", time.time())
             r = await db.fetchrow(
                 "INSERT INTO api_keys (account_id, key_hash, prefix, name, role, created_at) "
-                f"VALUES ($1, $2, $3, 'bootstrap admin', 'admin', $4) RETURNING {rows.KEY_COLS}",
-                account_id, key_hash, prefix, time.time())
+                f"VALUES ($1, $2, $3, $4, 'admin', $5) RETURNING {rows.KEY_COLS}",
+                account_id, key_hash, prefix, name, time.time())
             return rows.api_key(r)
 
     async def key_by_hash(self, key_hash: str) -> ApiKey | None:

@@ -137,7 +137,8 @@ class SQLiteStore(SQLiteEngine, SQLiteConsoleMixin):
             return n > 0
         return await self._tx(fn)
 
-    async def bootstrap_admin(self, key_hash: str, prefix: str, *, only_if_no_admin: bool) -> ApiKey | None:
+    async def bootstrap_admin(self, key_hash: str, prefix: str, *, only_if_no_admin: bool,
+                              name: str = "bootstrap admin") -> ApiKey | None:
         def fn(db):
             if _key(db, "key_hash = ?", key_hash) is not None:
                 return None
@@ -148,7 +149,7 @@ class SQLiteStore(SQLiteEngine, SQLiteConsoleMixin):
             account_id = first[0] if first else db.execute(
                 "INSERT INTO accounts (name, created_at) VALUES ('admin', ?)", (time.time(),)).lastrowid
             cur = db.execute("INSERT INTO api_keys (account_id, key_hash, prefix, name, role, created_at) "
-                             "VALUES (?, ?, ?, 'bootstrap admin', 'admin', ?)", (account_id, key_hash, prefix, time.time()))
+                             "VALUES (?, ?, ?, ?, 'admin', ?)", (account_id, key_hash, prefix, name, time.time()))
             return _key(db, "id = ?", cur.lastrowid)
         return await self._tx(fn)
 
