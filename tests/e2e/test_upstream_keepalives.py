@@ -78,6 +78,9 @@ class KeepAliveUpstream(ThreadedServer):
         if mode == "forever":
             await self._keepalives(resp, beat, 20)
             return resp
+        if mode == "empty":          # events that give the client nothing, for up to 20 s
+            await self._keepalives(resp, b'data: {"id":"c","object":"chat.completion.chunk","choices":[]}\n\n', 20)
+            return resp
         if mode == "drip":           # an event that never ends: a byte every 100 ms, for up to 20 s
             await self._keepalives(resp, b"x", 20)
             return resp
@@ -152,6 +155,21 @@ def test_a_stream_of_keepalives_only_ends_after_the_idle_timeout_and_is_settled(
     assert IDLE_S <= elapsed_s < IDLE_S + 4, elapsed_s
     row = _row(gw, account_id)
     assert row.status == 504 and row.completion_tokens >= 1 and row.cost_micros == row.completion_tokens * OUT_MICROS
+
+
+def test_chunks_without_choices_sent_for_ever_stall_like_keepalives(gw):
+    """An OpenAI-protocol upstream that, after some content, sends `{"choices": []}` every 50 ms:
+    each was a real event, so the stream, its connection and the hold stayed open as long as the
+    upstream liked. Events that give the client nothing count as keep-alives now."""
+    key, account_id = gw.new_key()
+    client = openai.OpenAI(base_url=gw.base_url, api_key=key, max_retries=0, timeout=30)
+    t0 = time.monotonic()
+    with pytest.raises(openai.APIError) as ei:
+        list(client.chat.completions.create(model=SMALL, stream=True, max_tokens=50,
+                                            messages=[{"role": "user", "content": "hi [[ka:empty]]"}]))
+    assert "stalled" in str(ei.value) and time.monotonic() - t0 < IDLE_S + 4, (str(ei.value), time.monotonic() - t0)
+    row = _row(gw, account_id)
+    assert row.status == 504 and row.completion_tokens >= 1
 
 
 def test_an_event_dripped_a_byte_at_a_time_stalls_like_silence(gw):

@@ -254,6 +254,7 @@ class ChatStream:
         """What one upstream read becomes for the client: its events translated, framed and joined
         (b"" at the end of the body: what the decoder still held)."""
         out: list[bytes] = []
+        whole_events = False             # the decoder's path: this read ended on an event boundary, with events
         frame, translator = self._frame, self.o.translator
         # whole one-line data events (how OpenAI-protocol upstreams send) go to the translator as
         # bytes; anything else takes the full WHATWG decoder
@@ -269,6 +270,7 @@ class ChatStream:
                 events = decoder.feed(data) if data else decoder.close()
                 if data:
                     _note_keepalives(self.o.upstream, data, decoder, events)
+                    whole_events = decoder.between_events and any(ev.event != "ping" for ev in events)
                 for ev in events:
                     for c in translator.feed(ev):
                         out.append(frame(c))
@@ -276,6 +278,12 @@ class ChatStream:
             self._partial = out          # the chunks before the fault still go out, before the error
             raise
         if not out:
+            if data and self._feed_data is not None and (payloads is not None or whole_events):
+                # OpenAI protocol: whole events that gave the client nothing (`{"choices": []}` sent
+                # for ever) are keep-alives, or such an upstream would hold the stream and its hold
+                # open for ever. (Not the other protocols: Anthropic's thinking deltas give nothing
+                # either, for minutes of real work.)
+                self.o.upstream.kept_alive(len(data))
             return b""
         if self.o.ttft_ms is None:
             self.o.ttft_ms = (time.perf_counter() - self.call.started) * 1000
