@@ -17,7 +17,7 @@ from typing import Mapping
 import orjson
 
 from ..errors import RouterOneError, UpstreamError, UpstreamUnavailable
-from ..wire.chat import ChatRequest
+from ..wire.chat import ChatRequest, could_be_too_deep
 from .base import Deployment, ProviderAdapter, ProviderResult, SSEEvent, UpstreamRequest, Vendor
 from .status import error_for_status
 
@@ -160,10 +160,11 @@ class GuardedAdapter:
             raise
         except MALFORMED as exc:
             raise _unreadable(dep.vendor.name, "reply", exc) from None
-        try:    # JSON orjson reads (1024 levels) but cannot write back (255): a 500 after the charge
-            orjson.dumps([result.response, result.native])
-        except TypeError as exc:
-            raise _unreadable(dep.vendor.name, "reply", exc) from None
+        if could_be_too_deep(body):     # JSON orjson reads (1024 levels) but cannot write back (255): a 500 after the charge
+            try:
+                orjson.dumps([result.response, result.native])
+            except TypeError as exc:
+                raise _unreadable(dep.vendor.name, "reply", exc) from None
         choices = result.response.get("choices")
         if not well_formed_choices(choices):
             log.warning("%s: upstream sent a reply of the wrong shape", dep.vendor.name)

@@ -16,7 +16,7 @@ import orjson
 from ..errors import InvalidRequest
 
 __all__ = ["ChatRequest", "parse_chat_request", "validate_body", "check_complexity", "json_values_bound",
-           "raise_if_too_complex", "raise_if_too_deep", "MAX_MESSAGES",
+           "raise_if_too_complex", "raise_if_too_deep", "could_be_too_deep", "MAX_MESSAGES",
            "MAX_CONTENT_PARTS", "MAX_JSON_VALUES"]
 
 MAX_MESSAGES = 10_000          # defaults of the settings max_messages / max_content_parts / max_json_values
@@ -363,11 +363,17 @@ def raise_if_too_complex(estimate: int, max_values: int) -> None:
 _DEPTH_MARGIN = 16        # levels a translation may add (a tool schema one level deeper in another protocol)
 
 
+def could_be_too_deep(raw: bytes) -> bool:
+    """Whether JSON text has enough brackets to nest, with a translation's margin, deeper than orjson
+    writes (254 levels; it reads 1024). Counted in C: nothing is tried for the usual body."""
+    return raw.count(b"[") + raw.count(b"{") >= 254 - _DEPTH_MARGIN
+
+
 def raise_if_too_deep(raw: bytes, body: Any) -> None:
     """Refuse a parsed body that Router One could not write again for the upstream: orjson reads
     JSON nested up to 1024 levels but writes at most 254 (a TypeError, which was a 500 after the
-    hold). Only a body with enough brackets to be that deep is tried (counted in C)."""
-    if raw.count(b"[") + raw.count(b"{") < 254 - _DEPTH_MARGIN:
+    hold). Only a body with enough brackets to be that deep is tried."""
+    if not could_be_too_deep(raw):
         return
     wrapped: Any = body
     for _ in range(_DEPTH_MARGIN):
