@@ -88,6 +88,28 @@ def test_slow_body_is_a_408(gateway):
     assert ok
 
 
+
+def test_a_declared_body_over_the_limit_is_a_413_before_it_is_sent(gateway):
+    """Content-Length above max_body_bytes: answered at once, not after reading up to the limit (or,
+    for a client that sends only the head, after client_body_timeout_s with a 408)."""
+    gw = gateway(client_body_timeout_s=5)
+    key, _ = gw.new_key()
+    host, port = _hostport(gw)
+
+    async def run() -> tuple[bytes, float]:
+        r, w = await asyncio.open_connection(host, port)
+        w.write(f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {10**12}\r\n\r\n{{\"model\"".encode())
+        await w.drain()
+        t0 = time.monotonic()
+        head = await asyncio.wait_for(r.readuntil(b"\r\n\r\n"), 10)
+        took = time.monotonic() - t0
+        w.close()
+        return head, took
+    head, took = asyncio.run(run())
+    assert head.startswith(b"HTTP/1.1 413"), head
+    assert took < 2, took
+
 def test_a_client_that_stops_reading_a_stream_is_cut_off_and_settled(gateway):
     """The client asks for a long stream and never reads it. Once a write has waited
     client_write_timeout_s, the upstream is closed, what was relayed is settled, the connection is

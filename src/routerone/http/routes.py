@@ -55,6 +55,9 @@ async def read_json_body(request: web.Request, max_json_values: int | None = Non
     if request.content_type != "application/json":
         raise InvalidRequest(f"Content-Type must be application/json, got '{request.content_type or 'none'}'",
                              code="invalid_content_type")
+    declared = request.content_length       # refused before any of it is read (it was read up to the limit first)
+    if declared is not None and declared > request.client_max_size:
+        raise PayloadTooLarge(f"The request body is larger than the limit of {request.client_max_size} bytes")
     try:
         if max_json_values is None:
             try:
