@@ -67,19 +67,25 @@ def test_slow_request_heads_are_closed(gateway):
     assert all(asyncio.run(run()))
 
 
+async def _part_body(gw, key: str, content_length: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, bytes, float]:
+    """A chat request head declaring `content_length` and the first 8 bytes of its body; the
+    response head and the seconds it took to come."""
+    host, port = _hostport(gw)
+    r, w = await asyncio.open_connection(host, port)
+    w.write(f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {content_length}\r\n\r\n{{\"model\"".encode())
+    await w.drain()
+    t0 = time.monotonic()
+    head = await asyncio.wait_for(r.readuntil(b"\r\n\r\n"), 10)
+    return r, w, head, time.monotonic() - t0
+
+
 def test_slow_body_is_a_408(gateway):
     gw = gateway(client_body_timeout_s=1)
     key, _ = gw.new_key()
-    host, port = _hostport(gw)
 
     async def run() -> tuple[bytes, bool]:
-        r, w = await asyncio.open_connection(host, port)
-        w.write(f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n"
-                f"Content-Type: application/json\r\nContent-Length: 5000\r\n\r\n{{\"model\"".encode())
-        await w.drain()
-        t0 = time.monotonic()
-        head = await asyncio.wait_for(r.readuntil(b"\r\n\r\n"), 10)
-        took = time.monotonic() - t0
+        r, w, head, took = await _part_body(gw, key, 5000)
         closed = await _closed_within(r, 5)
         w.close()
         return head, took < 5 and closed
@@ -88,27 +94,20 @@ def test_slow_body_is_a_408(gateway):
     assert ok
 
 
-
 def test_a_declared_body_over_the_limit_is_a_413_before_it_is_sent(gateway):
     """Content-Length above max_body_bytes: answered at once, not after reading up to the limit (or,
     for a client that sends only the head, after client_body_timeout_s with a 408)."""
     gw = gateway(client_body_timeout_s=5)
     key, _ = gw.new_key()
-    host, port = _hostport(gw)
 
     async def run() -> tuple[bytes, float]:
-        r, w = await asyncio.open_connection(host, port)
-        w.write(f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n"
-                f"Content-Type: application/json\r\nContent-Length: {10**12}\r\n\r\n{{\"model\"".encode())
-        await w.drain()
-        t0 = time.monotonic()
-        head = await asyncio.wait_for(r.readuntil(b"\r\n\r\n"), 10)
-        took = time.monotonic() - t0
+        _, w, head, took = await _part_body(gw, key, 10**12)
         w.close()
         return head, took
     head, took = asyncio.run(run())
     assert head.startswith(b"HTTP/1.1 413"), head
     assert took < 2, took
+
 
 def test_a_client_that_stops_reading_a_stream_is_cut_off_and_settled(gateway):
     """The client asks for a long stream and never reads it. Once a write has waited
