@@ -23,7 +23,9 @@ def _safe_next(raw: str | None) -> str:
 def _login_form(request: web.Request, *, error: str = "", status: int = 200, email: str = "") -> web.Response:
     """The sign-in form carries a pre-session CSRF token that must match a cookie (double submit),
     so another site cannot sign a browser in to an account of its choosing."""
-    token = request.cookies.get(LOGIN_CSRF_COOKIE) or security.new_token()
+    token = request.cookies.get(LOGIN_CSRF_COOKIE)
+    if not security.looks_like_token(token):
+        token = security.new_token()
     resp = render(request, "login.html", status=status, login_csrf=token, error=error, email=email,
                   next=_safe_next(request.query.get("next")))
     resp.set_cookie(LOGIN_CSRF_COOKIE, token, path=BASE, httponly=True, secure=secure_request(request),

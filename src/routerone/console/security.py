@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 import secrets
 import time
 from collections import OrderedDict
@@ -15,7 +16,7 @@ from collections import OrderedDict
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-__all__ = ["hash_password", "verify_password", "new_token", "token_hash", "same", "Throttle",
+__all__ = ["hash_password", "verify_password", "new_token", "token_hash", "same", "looks_like_token", "Throttle",
            "PasswordProblem", "check_new_password", "generate_password"]
 
 _HASHER = PasswordHasher()        # argon2id
@@ -58,12 +59,23 @@ def new_token() -> str:
     return secrets.token_urlsafe(32)
 
 
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,100}")
+
+
+def looks_like_token(value: object) -> bool:
+    """True for what new_token() makes (URL-safe base64, at most 100 characters). A cookie or form
+    field that is anything else (bytes that are not UTF-8 arrive as lone surrogates, which cannot be
+    encoded again) names no session and matches no token."""
+    return isinstance(value, str) and _TOKEN.fullmatch(value) is not None
+
+
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
 def same(a: str | None, b: str | None) -> bool:
-    return bool(a) and bool(b) and secrets.compare_digest(a.encode(), b.encode())   # type: ignore[union-attr]
+    return (looks_like_token(a) and looks_like_token(b)
+            and secrets.compare_digest(a.encode(), b.encode()))    # type: ignore[union-attr]
 
 
 class Throttle:

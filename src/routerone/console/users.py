@@ -98,7 +98,7 @@ class ConsoleUsers:
         return token, _viewer(session, user)
 
     async def viewer(self, token: str | None) -> Viewer | None:
-        if not token or len(token) > 100:
+        if not security.looks_like_token(token):
             return None
         found = await self.store.console_session(security.token_hash(token), time.time())
         return _viewer(*found) if found else None
