@@ -1,6 +1,8 @@
 """Sign-in, sign-out and password change."""
 from __future__ import annotations
 
+import re
+
 from aiohttp import web
 
 from ..errors import InvalidRequest
@@ -13,9 +15,16 @@ from .web import (BASE, CONSOLE, COOKIE, LOGIN_CSRF_COOKIE, Console, clear_sessi
 __all__ = ["add_auth_routes"]
 
 
+_NEXT = re.compile(r"/console/[!-~]{0,2000}")      # printable ASCII: what a browser's own URL holds
+
+
 def _safe_next(raw: str | None) -> str:
-    """Only a path inside the console (no open redirect to another site)."""
-    if raw and raw.startswith(BASE + "/") and not raw.startswith("//") and "\\" not in raw:
+    """Only a path inside the console (no open redirect to another site). Printable ASCII only: a
+    CR, LF or NUL cannot go in a Location header (aiohttp dropped the connection after the session
+    was made), a tab is stripped by browsers, and a backslash or a '..' segment may leave /console."""
+    path = (raw or "").split("?", 1)[0]
+    if (raw and _NEXT.fullmatch(raw) and "\\" not in raw
+            and ".." not in path.split("/") and "%2e" not in path.lower()):
         return raw
     return BASE + "/"
 

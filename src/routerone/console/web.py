@@ -126,7 +126,7 @@ def page(role: str = "user") -> Callable[[Handler], Callable[[web.Request], Awai
             if viewer is None:
                 if request.method != "GET":
                     return error_page(request, 401, "Signed out", "Your session has ended. Sign in again.")
-                return see_other(f"{BASE}/login?next={quote(request.path_qs)}")
+                return see_other(f"{BASE}/login?next={quote(request.raw_path)}")    # as sent: ASCII
             if role == "operator" and not viewer.is_operator:
                 return error_page(request, 403, "Not allowed", "This page is for operators.", viewer)
             if request.method == "POST":

@@ -37,3 +37,31 @@ def test_a_cookie_that_is_not_utf8_is_no_session_not_a_500(console_gw, cookie) -
                          content=b"csrf=abc&email=a%40b.c&password=x")
         assert resp.status_code == 403 and "security token" in resp.text, resp.text[:200]
         assert _sign_in(http).status_code == 303               # and the gateway still signs people in
+
+
+HOSTILE_NEXT = ["/console/\r\nSet-Cookie: planted=1", "/console/\nx", "/console/\x00", "/console/\u2028",
+                "/console/\t/x", "/console/../../elsewhere", "/console/%2e%2e/%2e%2e/elsewhere", "/console/\\evil",
+                "https://evil.example/", "//evil.example/", "/console/" + "a" * 3000]
+
+
+@pytest.mark.parametrize("next_", HOSTILE_NEXT, ids=range(len(HOSTILE_NEXT)))
+def test_a_hostile_next_parameter_lands_on_the_console_home(console_gw, next_) -> None:
+    """A CR, LF or NUL in `next` went into the Location header: aiohttp dropped the connection
+    (after the session had been made, so the browser never got its cookie); '..' segments, tabs and
+    non-ASCII are refused too. Sign-in and the signed-in sign-in page both redirect to /console/."""
+    with _client(console_gw) as http:
+        resp = _sign_in(http, next_=next_)
+        assert resp.status_code == 303 and resp.headers["location"] == "/console/", resp.headers.get("location")
+        assert "planted" not in str(resp.headers)
+        resp = http.get("/login", params={"next": next_})           # signed in: straight on
+        assert resp.status_code == 303 and resp.headers["location"] == "/console/"
+        assert http.get("/keys").status_code == 200
+
+
+def test_next_survives_sign_in_for_a_console_page(console_gw) -> None:
+    with _client(console_gw) as http:
+        first = http.get("/logs?model=gpt-4o&status=ok")
+        assert first.status_code == 303
+        assert first.headers["location"] == "/console/login?next=/console/logs%3Fmodel%3Dgpt-4o%26status%3Dok"
+        resp = _sign_in(http, next_="/console/logs?model=gpt-4o&status=ok")
+        assert resp.headers["location"] == "/console/logs?model=gpt-4o&status=ok"
