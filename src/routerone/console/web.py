@@ -25,7 +25,8 @@ from .activity import RollupCache
 from .forms import read_form
 from .users import ConsoleUsers, Viewer
 
-__all__ = ["Console", "CONSOLE", "page", "render", "see_other", "COOKIE", "usd", "when", "path_int"]
+__all__ = ["Console", "CONSOLE", "page", "render", "see_other", "COOKIE", "usd", "when", "path_int",
+           "add_security_headers"]
 
 COOKIE = "ro_console"
 LOGIN_CSRF_COOKIE = "ro_console_login"
@@ -89,6 +90,19 @@ def make_templates() -> jinja2.Environment:
     env.filters["ms"] = lambda v: "—" if v is None else f"{v:,.0f} ms"
     env.globals["base"] = BASE
     return env
+
+
+async def add_security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """on_response_prepare: every response under /console (static files, the CSV export, the
+    playground's stream and JSON errors, aiohttp's own 403/405s) gets the pages' security headers.
+    Static files keep their caching (no Cache-Control: no-store)."""
+    path = request.path
+    if path != "/" and path != BASE and not path.startswith(BASE + "/"):
+        return
+    static = path.startswith(BASE + "/static/")
+    for name, value in _SECURITY_HEADERS.items():
+        if not (static and name == "Cache-Control"):
+            response.headers.setdefault(name, value)
 
 
 def secure_request(request: web.Request) -> bool:

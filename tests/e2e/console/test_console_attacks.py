@@ -65,3 +65,35 @@ def test_next_survives_sign_in_for_a_console_page(console_gw) -> None:
         assert first.headers["location"] == "/console/login?next=/console/logs%3Fmodel%3Dgpt-4o%26status%3Dok"
         resp = _sign_in(http, next_="/console/logs?model=gpt-4o&status=ok")
         assert resp.headers["location"] == "/console/logs?model=gpt-4o&status=ok"
+
+
+PAGE_HEADERS = {"content-security-policy": "frame-ancestors 'none'", "x-frame-options": "DENY",
+                "x-content-type-options": "nosniff", "referrer-policy": "no-referrer"}
+
+
+def test_every_console_response_has_the_security_headers(console_gw) -> None:
+    """Static files, the CSV export, the playground stream (and its JSON errors), aiohttp's own
+    403 (a static folder) and 405 (another method) had none of them: no nosniff, no frame-ancestors."""
+    with _client(console_gw) as http:
+        _sign_in(http)
+        csrf = CSRF.search(http.get("/playground").text).group(1)
+        responses = {
+            "static js": http.get("/static/console.js"),
+            "static folder": http.get("/static/"),
+            "csv": http.get("/logs.csv"),
+            "stream": http.post("/playground/stream", data={"prompt": "hi", "model": "auto"},
+                                headers={"x-csrf-token": csrf}),
+            "stream error": http.post("/playground/stream", data={"prompt": "hi", "model": "no-such-model"},
+                                      headers={"x-csrf-token": csrf}),
+            "405": http.request("DELETE", "/keys"),
+            "page": http.get("/keys"),
+        }
+        for what, resp in responses.items():
+            for name, part in PAGE_HEADERS.items():
+                assert part in resp.headers.get(name, ""), (what, resp.status_code, name, dict(resp.headers))
+            if not what.startswith("static"):
+                assert resp.headers.get("cache-control") == "no-store", (what, dict(resp.headers))
+        assert responses["static js"].status_code == 200 and "no-store" not in responses["static js"].headers.get(
+            "cache-control", "")
+        api = http.get(console_gw.gw.url + "/v1/models")          # the API is not the console's business
+        assert "x-frame-options" not in api.headers
