@@ -97,7 +97,7 @@ async def password_post(request: web.Request, c: Console, viewer: Viewer) -> web
         token, viewer = await c.users.change_password(viewer, current, new)
     except InvalidRequest as exc:
         return render(request, "password.html", status=400, viewer=viewer, error=exc.message)
-    resp = see_other(f"{BASE}/password", "Password changed. Other sessions were signed out.")
+    resp = see_other(f"{BASE}/password", "Password changed. Other sessions were signed out.", viewer)
     set_session_cookie(resp, request, token, c.users.session_ttl_s)
     return resp
 

@@ -46,7 +46,7 @@ async def accounts_create(request: web.Request, c: Console, viewer: Viewer) -> w
     await c.store.record_audit(viewer.actor, "account.create", f"account:{acc.id}", json.dumps({"name": name}))
     if initial:
         await _adjust(c, viewer, acc.id, initial, "initial balance")
-    return see_other(f"{OP}/accounts/{acc.id}", f"Account {name} created.")
+    return see_other(f"{OP}/accounts/{acc.id}", f"Account {name} created.", viewer)
 
 
 async def _adjust(c: Console, viewer: Viewer, account_id: int, amount_micros: int, note: str) -> None:
@@ -90,7 +90,7 @@ async def account_balance(request: web.Request, c: Console, viewer: Viewer) -> w
     except InvalidRequest as exc:
         return await _account_page(request, c, viewer, account_id, error=exc.message, status=400)
     what = "Topped up" if direction == "credit" else "Debited"
-    return see_other(f"{OP}/accounts/{account_id}", f"{what} ${amount / 1e6:,.2f}.")
+    return see_other(f"{OP}/accounts/{account_id}", f"{what} ${amount / 1e6:,.2f}.", viewer)
 
 
 @page("operator")
@@ -125,7 +125,8 @@ async def account_suspend(request: web.Request, c: Console, viewer: Viewer) -> w
         await c.users.set_disabled(u.id, True)
     await c.store.record_audit(viewer.actor, "account.suspend", f"account:{account_id}",
                                json.dumps({"revoked_keys": [k.id for k in keys], "disabled_users": [u.id for u in users]}))
-    return see_other(f"{OP}/accounts/{account_id}", f"Suspended: {len(keys)} keys revoked, {len(users)} users disabled.")
+    return see_other(f"{OP}/accounts/{account_id}", f"Suspended: {len(keys)} keys revoked, {len(users)} users disabled.",
+                     viewer)
 
 
 @page("operator")
@@ -143,7 +144,7 @@ async def user_toggle(request: web.Request, c: Console, viewer: Viewer) -> web.S
     user = await c.users.set_disabled(user_id, disable)
     await c.store.record_audit(viewer.actor, f"console_user.{'disable' if disable else 'enable'}",
                                f"account:{user.account_id}", json.dumps({"user_id": user_id}))
-    return see_other(f"{OP}/users", f"{user.email} {'disabled' if disable else 'enabled'}.")
+    return see_other(f"{OP}/users", f"{user.email} {'disabled' if disable else 'enabled'}.", viewer)
 
 
 @page("operator")
@@ -190,7 +191,7 @@ async def routing_post(request: web.Request, c: Console, viewer: Viewer) -> web.
     c.planner.willingness_to_pay = wtp
     await c.store.record_audit(viewer.actor, "routing.update", "gateway", json.dumps(
         {"before": before, "after": {"strategy": strategy, "willingness_to_pay": wtp}}))
-    return see_other(f"{OP}/routing", "Routing updated for this process.")
+    return see_other(f"{OP}/routing", "Routing updated for this process.", viewer)
 
 
 @page("operator")

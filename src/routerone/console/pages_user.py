@@ -89,7 +89,7 @@ async def keys_revoke(request: web.Request, c: Console, viewer: Viewer) -> web.S
         await c.accounts.revoke_key(key_id)
         await c.store.record_audit(viewer.actor, "key.revoke", f"key:{key_id}",
                                    json.dumps({"account_id": key.account_id, "prefix": key.prefix}))
-    return see_other(f"{BASE}/keys", f"Key {key.name or key.prefix} revoked.")
+    return see_other(f"{BASE}/keys", f"Key {key.name or key.prefix} revoked.", viewer)
 
 
 @page()

@@ -3,6 +3,8 @@ security headers, and HTML error pages. Pages themselves live in pages_*.py."""
 from __future__ import annotations
 
 import functools
+import hashlib
+import hmac
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -114,13 +116,39 @@ def render(request: web.Request, template: str, *, status: int = 200, viewer: Vi
     c = request.app[CONSOLE]
     html = c.templates.get_template(template).render(
         viewer=viewer, csrf=viewer.csrf if viewer else "", path=request.path,
-        notice=request.query.get("notice", "")[:200], **ctx)
+        notice=_notice(request, viewer), **ctx)
     return web.Response(text=html, status=status, content_type="text/html", headers=_SECURITY_HEADERS)
 
 
-def see_other(location: str, notice: str | None = None) -> web.Response:
+PUBLIC_NOTICES = frozenset({"Signed out."})      # shown to anyone, signed in or not
+
+
+def _notice_sig(csrf: str, notice: str) -> str:
+    return hmac.new(csrf.encode(), notice.encode("utf-8", "replace"), hashlib.sha256).hexdigest()[:32]
+
+
+def _notice(request: web.Request, viewer: Viewer | None) -> str:
+    """The `notice` in the query string, only if this console wrote it: one of PUBLIC_NOTICES, or
+    signed (see_other) with the viewer's session CSRF token. Anything else is dropped, so a link
+    from elsewhere cannot put its own words ("call this number") on a console page."""
+    notice = request.query.get("notice", "")
+    if not notice or len(notice) > 300:
+        return ""
+    if notice in PUBLIC_NOTICES:
+        return notice
+    if viewer is not None and security.same(request.query.get("sig"), _notice_sig(viewer.csrf, notice)):
+        return notice
+    return ""
+
+
+def see_other(location: str, notice: str | None = None, viewer: Viewer | None = None) -> web.Response:
+    """A 303 to `location`; a `notice` to show there is signed for `viewer`'s session (or must be
+    one of PUBLIC_NOTICES)."""
     if notice:
-        location += ("&" if "?" in location else "?") + urlencode({"notice": notice})
+        params = {"notice": notice}
+        if viewer is not None:
+            params["sig"] = _notice_sig(viewer.csrf, notice)
+        location += ("&" if "?" in location else "?") + urlencode(params)
     return web.Response(status=303, headers={"Location": location, **_SECURITY_HEADERS})
 
 

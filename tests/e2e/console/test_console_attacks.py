@@ -97,3 +97,28 @@ def test_every_console_response_has_the_security_headers(console_gw) -> None:
             "cache-control", "")
         api = http.get(console_gw.gw.url + "/v1/models")          # the API is not the console's business
         assert "x-frame-options" not in api.headers
+
+
+def test_a_notice_in_a_link_from_elsewhere_is_not_shown(console_gw) -> None:
+    """`?notice=` was shown on any page, signed in or not: a link could put its own words on the
+    gateway's sign-in page or keys page. Now only notices the console signed for this session are."""
+    spoof = "Your account is locked. Call +1 555 0100 now."
+    with _client(console_gw) as http:
+        assert spoof not in http.get("/login", params={"notice": spoof}).text
+        _sign_in(http)
+        for path in ("/keys", "/", "/operator/accounts"):
+            assert spoof not in http.get(path, params={"notice": spoof}).text, path
+            assert spoof not in http.get(path, params={"notice": spoof, "sig": "0" * 32}).text, path
+        # the console's own notices still show: revoke a key, follow the redirect
+        csrf = CSRF.search(http.get("/keys").text).group(1)
+        http.post("/keys", data={"csrf": csrf, "name": "short-lived"})
+        key_id = re.search(r'/keys/(\d+)/revoke', http.get("/keys").text).group(1)
+        done = http.post(f"/keys/{key_id}/revoke", data={"csrf": csrf})
+        assert done.status_code == 303
+        assert "Key short-lived revoked." in http.get(done.headers["location"]).text
+        # ... but not in another session (the signature is the session's)
+        with _client(console_gw) as other:
+            _sign_in(other)
+            assert "Key short-lived revoked." not in other.get(done.headers["location"]).text
+        out = http.post("/logout", data={"csrf": csrf})
+        assert "Signed out." in http.get(out.headers["location"]).text
