@@ -5,7 +5,7 @@ import re
 
 from aiohttp import web
 
-from ..errors import InvalidRequest
+from ..errors import InvalidRequest, RateLimited
 from . import security
 from .forms import read_form
 from .users import SignInRefused, Viewer
@@ -95,8 +95,10 @@ async def password_post(request: web.Request, c: Console, viewer: Viewer) -> web
         if new != again:
             raise InvalidRequest("The two new passwords differ", param="again")
         token, viewer = await c.users.change_password(viewer, current, new)
-    except InvalidRequest as exc:
-        return render(request, "password.html", status=400, viewer=viewer, error=exc.message)
+    except (InvalidRequest, RateLimited) as exc:
+        resp = render(request, "password.html", status=exc.status, viewer=viewer, error=exc.message)
+        resp.headers.update(exc.headers)
+        return resp
     resp = see_other(f"{BASE}/password", "Password changed. Other sessions were signed out.", viewer)
     set_session_cookie(resp, request, token, c.users.session_ttl_s)
     return resp

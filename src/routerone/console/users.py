@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from ..errors import InvalidRequest, NotFound
+from ..errors import InvalidRequest, NotFound, RateLimited
 from ..store.base import ConsoleSession, ConsoleUser, Store
 from . import security
 
@@ -108,10 +108,18 @@ class ConsoleUsers:
 
     async def change_password(self, viewer: Viewer, current: str, new: str) -> tuple[str, Viewer]:
         """Checks the current password, sets the new one, ends every session of the user and
-        starts a new one (returned, like sign_in)."""
+        starts a new one (returned, like sign_in). Wrong current passwords count in the sign-in
+        throttle (a stolen session must not be a way to guess the password without limit)."""
+        key = "email:" + viewer.email       # the sign-in throttle: both guess the same password
+        wait = self.by_email.retry_after_s(key)
+        if wait:
+            raise RateLimited(f"Too many wrong passwords. Try again in {int(wait // 60) + 1} minutes.",
+                              headers={"Retry-After": str(int(wait) + 1)})
         user = await self.store.get_console_user(viewer.user_id)
         if user is None or not await security.verify_password(user.password_hash, current):
+            self.by_email.failed(key)
             raise InvalidRequest("The current password is wrong", param="current")
+        self.by_email.succeeded(key)
         try:
             security.check_new_password(new)
         except security.PasswordProblem as exc:

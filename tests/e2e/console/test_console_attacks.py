@@ -8,6 +8,9 @@ import re
 import httpx2
 import pytest
 
+from routerone.console import security
+from routerone.console.web import CONSOLE
+
 from conftest import OPERATOR_EMAIL, OPERATOR_PASSWORD
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
@@ -122,3 +125,24 @@ def test_a_notice_in_a_link_from_elsewhere_is_not_shown(console_gw) -> None:
             assert "Key short-lived revoked." not in other.get(done.headers["location"]).text
         out = http.post("/logout", data={"csrf": csrf})
         assert "Signed out." in http.get(out.headers["location"]).text
+
+
+def test_guessing_the_current_password_on_the_password_page_is_throttled(console_gw) -> None:
+    """The password page checked the current password with no limit: whoever held a session (a
+    borrowed laptop, a stolen cookie) could guess the password itself at argon2 speed, forever.
+    Wrong guesses now count in the sign-in throttle (5 per 15 minutes per email)."""
+    with _client(console_gw) as http:
+        _sign_in(http)
+        csrf = CSRF.search(http.get("/password").text).group(1)
+        new = {"password": "brand-new-password-1", "again": "brand-new-password-1"}
+        for i in range(5):
+            resp = http.post("/password", data={"csrf": csrf, "current": f"guess-{i}-xyz", **new})
+            assert resp.status_code == 400 and "The current password is wrong" in resp.text
+        resp = http.post("/password", data={"csrf": csrf, "current": OPERATOR_PASSWORD, **new})
+        assert resp.status_code == 429 and "Too many wrong passwords" in resp.text
+        assert int(resp.headers["retry-after"]) > 0
+    store = console_gw.gw.app[CONSOLE].store
+    user = console_gw.gw.call(store.console_user_by_email(OPERATOR_EMAIL))
+    assert console_gw.gw.call(security.verify_password(user.password_hash, OPERATOR_PASSWORD))  # unchanged
+    with _client(console_gw) as http:
+        assert _sign_in(http).status_code == 429             # and sign-in is held back as well
