@@ -35,7 +35,7 @@ LOGIN_CSRF_COOKIE = "ro_console_login"
 BASE = "/console"
 
 _SECURITY_HEADERS = {
-    "Content-Security-Policy": ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "Content-Security-Policy": ("default-src 'self'; script-src 'self'; style-src 'self'; "
                                 "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; "
                                 "form-action 'self'; base-uri 'none'"),
     "X-Frame-Options": "DENY",

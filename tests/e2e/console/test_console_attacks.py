@@ -98,6 +98,8 @@ def test_every_console_response_has_the_security_headers(console_gw) -> None:
                 assert resp.headers.get("cache-control") == "no-store", (what, dict(resp.headers))
         assert responses["static js"].status_code == 200 and "no-store" not in responses["static js"].headers.get(
             "cache-control", "")
+        csp = responses["page"].headers["content-security-policy"]
+        assert "unsafe-inline" not in csp and "unsafe-eval" not in csp     # style-src allowed inline styles
         api = http.get(console_gw.gw.url + "/v1/models")          # the API is not the console's business
         assert "x-frame-options" not in api.headers
 
