@@ -6,6 +6,7 @@ import re
 from aiohttp import web
 
 from ..errors import InvalidRequest, RateLimited
+from ..services.auth import CLIENT_ADDRESS
 from . import security
 from .forms import read_form
 from .users import SignInRefused, Viewer
@@ -59,7 +60,7 @@ async def login_post(request: web.Request) -> web.StreamResponse:
     if not security.same(str(form.get("csrf", "")), request.cookies.get(LOGIN_CSRF_COOKIE)):
         return _login_form(request, error="The form's security token is missing or out of date. Try again.",
                            status=403, email=email)
-    ip = request.remote or "unknown"
+    ip = CLIENT_ADDRESS.get() or request.remote or "unknown"    # behind a proxy: client_ip_header's
     try:
         token, viewer = await c.users.sign_in(email, password, ip)
     except SignInRefused as exc:

@@ -148,3 +148,24 @@ def test_guessing_the_current_password_on_the_password_page_is_throttled(console
     assert console_gw.gw.call(security.verify_password(user.password_hash, OPERATOR_PASSWORD))  # unchanged
     with _client(console_gw) as http:
         assert _sign_in(http).status_code == 429             # and sign-in is held back as well
+
+
+def test_behind_a_proxy_the_sign_in_throttle_counts_each_client_not_the_proxy(gateway) -> None:
+    """With client_ip_header set (Router One behind a proxy), sign-in counted failures per TCP peer,
+    the proxy: 30 wrong passwords from anyone locked every user out of the console. It now uses
+    the same client address as the API's own limits."""
+    gw = gateway(client_ip_header="X-Forwarded-For")
+    account = gw.admin("GET", "/admin/accounts")["data"][0]["id"]
+    gw.call(gw.app[CONSOLE].users.create(OPERATOR_EMAIL, OPERATOR_PASSWORD, account_id=account, role="operator"))
+    with httpx2.Client(base_url=gw.url + "/console", timeout=30) as http:
+        csrf = CSRF.search(http.get("/login").text).group(1)
+        attacker = {"X-Forwarded-For": "203.0.113.7"}
+        for i in range(30):                                  # the per-address limit, spread over emails
+            resp = http.post("/login", headers=attacker, data={"csrf": csrf, "email": f"guess{i % 6}@example.com",
+                                                              "password": "wrong-password"})
+            assert resp.status_code == 401, (i, resp.status_code)
+        resp = http.post("/login", headers=attacker, data={"csrf": csrf, "email": "fresh@example.com", "password": "x"})
+        assert resp.status_code == 429                          # the attacker is held back...
+        resp = http.post("/login", headers={"X-Forwarded-For": "198.51.100.2"},
+                         data={"csrf": csrf, "email": OPERATOR_EMAIL, "password": OPERATOR_PASSWORD})
+        assert resp.status_code == 303, resp.text[:300]        # ...the operator, from elsewhere, is not
