@@ -3,6 +3,7 @@ models with live health, routing (changed at run time, in this process), gateway
 from __future__ import annotations
 
 import json
+import re
 
 from aiohttp import web
 
@@ -15,6 +16,7 @@ from .web import BASE, Console, page, path_int, render, see_other
 __all__ = ["add_operator_routes"]
 
 OP = f"{BASE}/operator"
+_FRACTION = re.compile(r"[0-9]{1,3}(\.[0-9]{0,20})?|\.[0-9]{1,20}")     # 0.5, 1, 1., .25
 
 
 @page("operator")
@@ -178,12 +180,11 @@ async def routing_post(request: web.Request, c: Console, viewer: Viewer) -> web.
     try:
         if strategy not in c.planner.strategies:
             raise InvalidRequest(f"Unknown strategy {strategy!r}", param="strategy")
-        try:
-            wtp = float(forms.text(form, "willingness_to_pay"))
-        except ValueError:
-            raise InvalidRequest("Willingness to pay must be a number from 0 to 1", param="willingness_to_pay") from None
-        if not 0.0 <= wtp <= 1.0:
+        raw = forms.text(form, "willingness_to_pay")
+        # ASCII only: float() also reads "٠.٥" (0.5), "0_1" (0.1), "1e-1" and " nan"
+        if not _FRACTION.fullmatch(raw) or not 0.0 <= float(raw) <= 1.0:
             raise InvalidRequest("Willingness to pay must be a number from 0 to 1", param="willingness_to_pay")
+        wtp = float(raw)
     except InvalidRequest as exc:
         return _routing_page(request, c, viewer, error=exc.message, status=400)
     before = {"strategy": c.planner.default_strategy, "willingness_to_pay": c.planner.willingness_to_pay}

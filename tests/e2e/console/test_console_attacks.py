@@ -169,3 +169,21 @@ def test_behind_a_proxy_the_sign_in_throttle_counts_each_client_not_the_proxy(ga
         resp = http.post("/login", headers={"X-Forwarded-For": "198.51.100.2"},
                          data={"csrf": csrf, "email": OPERATOR_EMAIL, "password": OPERATOR_PASSWORD})
         assert resp.status_code == 303, resp.text[:300]        # ...the operator, from elsewhere, is not
+
+
+@pytest.mark.parametrize("raw", ["٠.٥", "0_1", "1e-1", "nan", "-0", "0.5.5", " ", "1" * 40])
+def test_willingness_to_pay_is_a_plain_decimal(console_gw, raw) -> None:
+    """float() read Arabic-Indic digits, underscores and exponents: "٠.٥" set 0.5. Like every other
+    console number, only ASCII digits are a number; the rest is a 400 that names the field."""
+    planner = console_gw.gw.app[CONSOLE].planner
+    before = planner.willingness_to_pay
+    with _client(console_gw) as http:
+        _sign_in(http)
+        csrf = CSRF.search(http.get("/operator/routing").text).group(1)
+        resp = http.post("/operator/routing", data={"csrf": csrf, "strategy": planner.default_strategy,
+                                                   "willingness_to_pay": raw})
+        assert resp.status_code == 400 and "Willingness to pay must be a number from 0 to 1" in resp.text
+        assert planner.willingness_to_pay == before
+        ok = http.post("/operator/routing", data={"csrf": csrf, "strategy": planner.default_strategy,
+                                                 "willingness_to_pay": ".25"})
+        assert ok.status_code == 303 and planner.willingness_to_pay == 0.25
