@@ -187,3 +187,16 @@ def test_willingness_to_pay_is_a_plain_decimal(console_gw, raw) -> None:
         ok = http.post("/operator/routing", data={"csrf": csrf, "strategy": planner.default_strategy,
                                                  "willingness_to_pay": ".25"})
         assert ok.status_code == 303 and planner.willingness_to_pay == 0.25
+
+
+@pytest.mark.parametrize("status", ["²", "¹²³", "٤٠٤", "４０４", "600", "99"])
+def test_a_logs_status_filter_that_is_not_an_ascii_status_code_is_a_400(console_gw, status) -> None:
+    """str.isdigit() is true of superscripts and other scripts' digits: `?status=²` reached int()
+    and was a 500 on Logs and on the CSV export."""
+    with _client(console_gw) as http:
+        _sign_in(http)
+        for path in ("/logs", "/logs.csv"):
+            resp = http.get(path, params={"status": status})
+            assert resp.status_code == 400, (path, resp.status_code, resp.text[:200])
+            assert "status must be ok, error or an HTTP status code" in resp.text
+        assert http.get("/logs", params={"status": "404"}).status_code == 200
