@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
+import re
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -198,10 +199,13 @@ def clear_session_cookie(resp: web.StreamResponse) -> None:
     resp.del_cookie(COOKIE, path=BASE)
 
 
+_ROW_ID = re.compile(r"[0-9]{1,18}")
+
+
 def path_int(request: web.Request, name: str) -> int:
     """A numeric path segment ("key_id"); anything else is a 404, never a 500."""
     raw = request.match_info[name]
-    if not raw.isdigit() or len(raw) > 18:
+    if not _ROW_ID.fullmatch(raw):     # not str.isdigit(): "²" passed it and int() raised (a 500), "٣" was 3
         raise NotFound(f"No such {name.replace('_id', '')}")
     return int(raw)
 

@@ -200,3 +200,21 @@ def test_a_logs_status_filter_that_is_not_an_ascii_status_code_is_a_400(console_
             assert resp.status_code == 400, (path, resp.status_code, resp.text[:200])
             assert "status must be ok, error or an HTTP status code" in resp.text
         assert http.get("/logs", params={"status": "404"}).status_code == 200
+
+
+@pytest.mark.parametrize("row_id", ["²", "¹²", "٣", "１"])
+def test_an_id_in_a_console_path_is_ascii_digits(console_gw, row_id) -> None:
+    """str.isdigit() let "²" through to int(): a 500 on every page with an id in its path (account,
+    key revoke, balance, user enable); "٣" and "１" named rows 3 and 1. Now all are 404s."""
+    gw = console_gw.gw
+    for _ in range(3):
+        gw.new_key()                                            # accounts 1..4 exist
+    with _client(console_gw) as http:
+        _sign_in(http)
+        csrf = CSRF.search(http.get("/operator/accounts").text).group(1)
+        assert http.get(f"/operator/accounts/{row_id}").status_code == 404
+        for path in (f"/keys/{row_id}/revoke", f"/operator/accounts/{row_id}/balance",
+                     f"/operator/accounts/{row_id}/suspend", f"/operator/users/{row_id}/disable"):
+            resp = http.post(path, data={"csrf": csrf, "amount_usd": "1", "direction": "credit"})
+            assert resp.status_code == 404, (path, resp.status_code, resp.text[:200])
+    assert all(not k["revoked"] for k in gw.admin("GET", "/admin/keys")["data"])
