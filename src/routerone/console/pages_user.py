@@ -63,6 +63,8 @@ async def keys_create(request: web.Request, c: Console, viewer: Viewer) -> web.S
         name = forms.text(form, "name", max_chars=100)
         if not name:
             raise InvalidRequest("Give the key a name", param="name")
+        if name == PLAYGROUND_KEY_NAME:     # the playground would pick it up: a playground key with a known secret
+            raise InvalidRequest(f"The name {PLAYGROUND_KEY_NAME!r} is the playground's; choose another", param="name")
         expires_at = forms.opt_date(form, "expires")
         if expires_at is not None and expires_at <= now():
             raise InvalidRequest("The expiry date must be in the future", param="expires")

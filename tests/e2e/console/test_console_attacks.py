@@ -218,3 +218,19 @@ def test_an_id_in_a_console_path_is_ascii_digits(console_gw, row_id) -> None:
             resp = http.post(path, data={"csrf": csrf, "amount_usd": "1", "direction": "credit"})
             assert resp.status_code == 404, (path, resp.status_code, resp.text[:200])
     assert all(not k["revoked"] for k in gw.admin("GET", "/admin/keys")["data"])
+
+
+def test_a_key_cannot_take_the_playground_keys_name(console_gw) -> None:
+    """The playground bills through the account's key named "Console playground", whose secret was
+    never kept. A user could create a key with that name: the playground then ran on a key whose
+    secret is known (usable from outside), and Overview hid it from the key list."""
+    store = console_gw.gw.app[CONSOLE].store
+    account = console_gw.gw.admin("GET", "/admin/accounts")["data"][0]["id"]
+    before = console_gw.gw.call(store.list_keys(account))
+    with _client(console_gw) as http:
+        _sign_in(http)
+        csrf = CSRF.search(http.get("/keys").text).group(1)
+        resp = http.post("/keys", data={"csrf": csrf, "name": "Console playground"})
+        assert resp.status_code == 400 and "is the playground&#39;s" in resp.text
+        assert 'id="new-key"' not in resp.text
+    assert console_gw.gw.call(store.list_keys(account)) == before
