@@ -1,6 +1,8 @@
 """The console attacked from outside over real sockets, without a browser: hostile cookies, `next=`
-and `notice=` parameters, security headers on every response, password guessing. Each test here
-was a defect found by an outside-reviewer pass (session 10)."""
+and `notice=` parameters, security headers on every response, password guessing (the password
+page, sign-in behind a proxy), ids and numbers in other scripts' digits, the playground key's name.
+Each test was a defect found by an outside-reviewer pass (session 10), except
+test_next_survives_sign_in_for_a_console_page, which checks the next= fix keeps good paths."""
 from __future__ import annotations
 
 import re
