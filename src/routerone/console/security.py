@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import ipaddress
 import re
 import secrets
 import time
@@ -17,7 +18,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 __all__ = ["hash_password", "verify_password", "new_token", "token_hash", "same", "looks_like_token", "Throttle",
-           "PasswordProblem", "check_new_password", "generate_password"]
+           "PasswordProblem", "check_new_password", "generate_password", "address_block"]
 
 _HASHER = PasswordHasher()        # argon2id
 _DUMMY_HASH = _HASHER.hash("not a real password: equalises the time of unknown emails")
@@ -76,6 +77,20 @@ def token_hash(token: str) -> str:
 def same(a: str | None, b: str | None) -> bool:
     return (looks_like_token(a) and looks_like_token(b)
             and secrets.compare_digest(a.encode(), b.encode()))    # type: ignore[union-attr]
+
+
+def address_block(address: str) -> str:
+    """What the per-address sign-in throttle counts: an IPv4 address, or an IPv6 address's /64 (one
+    client usually holds a whole /64, and could otherwise try from a new address each time)."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return address
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    if ip.version == 6:
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
 
 
 class Throttle:

@@ -76,6 +76,7 @@ class ConsoleUsers:
         """(session token for the cookie, viewer). Raises SignInRefused, with one message for
         every wrong email/password combination."""
         email = email.strip().lower()[:254]
+        ip = security.address_block(ip)
         wait = max(self.by_email.retry_after_s("email:" + email), self.by_ip.retry_after_s("ip:" + ip))
         if wait:
             raise SignInRefused(f"Too many failed sign-ins. Try again in {int(wait // 60) + 1} minutes.", wait)

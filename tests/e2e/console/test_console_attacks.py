@@ -152,25 +152,43 @@ def test_guessing_the_current_password_on_the_password_page_is_throttled(console
         assert _sign_in(http).status_code == 429             # and sign-in is held back as well
 
 
+def _behind_a_proxy(gateway):
+    gw = gateway(client_ip_header="X-Forwarded-For")
+    account = gw.admin("GET", "/admin/accounts")["data"][0]["id"]
+    gw.call(gw.app[CONSOLE].users.create(OPERATOR_EMAIL, OPERATOR_PASSWORD, account_id=account, role="operator"))
+    return gw
+
+
+def _thirty_failures_then(gw, attackers: list[str], fresh_attacker: str, operator_at: str) -> None:
+    """30 wrong passwords (the per-address limit, spread over 6 emails so none hits its own limit)
+    from `attackers` in turn; then one more from `fresh_attacker` must be a 429 and the operator's
+    right password from `operator_at` a 303."""
+    with httpx2.Client(base_url=gw.url + "/console", timeout=30) as http:
+        csrf = CSRF.search(http.get("/login").text).group(1)
+        for i in range(30):
+            resp = http.post("/login", headers={"X-Forwarded-For": attackers[i % len(attackers)]},
+                             data={"csrf": csrf, "email": f"guess{i % 6}@example.com", "password": "wrong-password"})
+            assert resp.status_code == 401, (i, resp.status_code)
+        resp = http.post("/login", headers={"X-Forwarded-For": fresh_attacker},
+                         data={"csrf": csrf, "email": "fresh@example.com", "password": "x"})
+        assert resp.status_code == 429                          # the attacker is held back...
+        resp = http.post("/login", headers={"X-Forwarded-For": operator_at},
+                         data={"csrf": csrf, "email": OPERATOR_EMAIL, "password": OPERATOR_PASSWORD})
+        assert resp.status_code == 303, resp.text[:300]        # ...the operator, from elsewhere, is not
+
+
 def test_behind_a_proxy_the_sign_in_throttle_counts_each_client_not_the_proxy(gateway) -> None:
     """With client_ip_header set (Router One behind a proxy), sign-in counted failures per TCP peer,
     the proxy: 30 wrong passwords from anyone locked every user out of the console. It now uses
     the same client address as the API's own limits."""
-    gw = gateway(client_ip_header="X-Forwarded-For")
-    account = gw.admin("GET", "/admin/accounts")["data"][0]["id"]
-    gw.call(gw.app[CONSOLE].users.create(OPERATOR_EMAIL, OPERATOR_PASSWORD, account_id=account, role="operator"))
-    with httpx2.Client(base_url=gw.url + "/console", timeout=30) as http:
-        csrf = CSRF.search(http.get("/login").text).group(1)
-        attacker = {"X-Forwarded-For": "203.0.113.7"}
-        for i in range(30):                                  # the per-address limit, spread over emails
-            resp = http.post("/login", headers=attacker, data={"csrf": csrf, "email": f"guess{i % 6}@example.com",
-                                                              "password": "wrong-password"})
-            assert resp.status_code == 401, (i, resp.status_code)
-        resp = http.post("/login", headers=attacker, data={"csrf": csrf, "email": "fresh@example.com", "password": "x"})
-        assert resp.status_code == 429                          # the attacker is held back...
-        resp = http.post("/login", headers={"X-Forwarded-For": "198.51.100.2"},
-                         data={"csrf": csrf, "email": OPERATOR_EMAIL, "password": OPERATOR_PASSWORD})
-        assert resp.status_code == 303, resp.text[:300]        # ...the operator, from elsewhere, is not
+    _thirty_failures_then(_behind_a_proxy(gateway), ["203.0.113.7"], "203.0.113.7", "198.51.100.2")
+
+
+def test_the_sign_in_throttle_counts_an_ipv6_clients_whole_64(gateway) -> None:
+    """Each IPv6 address had its own 30 failures: a client holding a /64 (the usual allocation)
+    sprayed passwords over every user without limit by changing address each time."""
+    attackers = [f"2001:db8:1:2::{i:x}" for i in range(1, 31)]
+    _thirty_failures_then(_behind_a_proxy(gateway), attackers, "2001:db8:1:2:ffff::1", "2001:db8:9:9::1")
 
 
 @pytest.mark.parametrize("raw", ["٠.٥", "0_1", "1e-1", "nan", "-0", "0.5.5", " ", "1" * 40])
