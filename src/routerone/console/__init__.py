@@ -15,7 +15,7 @@ from .pages_operator import add_operator_routes
 from .pages_user import add_user_routes
 from .playground import add_playground_routes
 from .users import ConsoleUsers
-from .web import BASE, CONSOLE, Console, make_templates, see_other
+from .web import BASE, CONSOLE, Console, add_security_headers, make_templates, see_other
 
 __all__ = ["add_console", "Console", "ConsoleUsers", "make_templates"]
 
@@ -29,6 +29,7 @@ async def _to_console(request: web.Request) -> web.StreamResponse:
 def add_console(app: web.Application, console: Console) -> None:
     console.activity_cache = console.activity_cache or RollupCache(console.store)
     app[CONSOLE] = console
+    app.on_response_prepare.append(add_security_headers)
     add_auth_routes(app)
     add_user_routes(app)
     add_operator_routes(app)

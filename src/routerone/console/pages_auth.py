@@ -1,9 +1,12 @@
 """Sign-in, sign-out and password change."""
 from __future__ import annotations
 
+import re
+
 from aiohttp import web
 
-from ..errors import InvalidRequest
+from ..errors import InvalidRequest, RateLimited
+from ..services.auth import CLIENT_ADDRESS
 from . import security
 from .forms import read_form
 from .users import SignInRefused, Viewer
@@ -13,9 +16,16 @@ from .web import (BASE, CONSOLE, COOKIE, LOGIN_CSRF_COOKIE, Console, clear_sessi
 __all__ = ["add_auth_routes"]
 
 
+_NEXT = re.compile(r"/console/[!-~]{0,2000}")      # printable ASCII: what a browser's own URL holds
+
+
 def _safe_next(raw: str | None) -> str:
-    """Only a path inside the console (no open redirect to another site)."""
-    if raw and raw.startswith(BASE + "/") and not raw.startswith("//") and "\\" not in raw:
+    """Only a path inside the console (no open redirect to another site). Printable ASCII only: a
+    CR, LF or NUL cannot go in a Location header (aiohttp dropped the connection after the session
+    was made), a tab is stripped by browsers, and a backslash or a '..' segment may leave /console."""
+    path = (raw or "").split("?", 1)[0]
+    if (raw and _NEXT.fullmatch(raw) and "\\" not in raw
+            and ".." not in path.split("/") and "%2e" not in path.lower()):
         return raw
     return BASE + "/"
 
@@ -23,7 +33,9 @@ def _safe_next(raw: str | None) -> str:
 def _login_form(request: web.Request, *, error: str = "", status: int = 200, email: str = "") -> web.Response:
     """The sign-in form carries a pre-session CSRF token that must match a cookie (double submit),
     so another site cannot sign a browser in to an account of its choosing."""
-    token = request.cookies.get(LOGIN_CSRF_COOKIE) or security.new_token()
+    token = request.cookies.get(LOGIN_CSRF_COOKIE)
+    if not security.looks_like_token(token):
+        token = security.new_token()
     resp = render(request, "login.html", status=status, login_csrf=token, error=error, email=email,
                   next=_safe_next(request.query.get("next")))
     resp.set_cookie(LOGIN_CSRF_COOKIE, token, path=BASE, httponly=True, secure=secure_request(request),
@@ -48,7 +60,7 @@ async def login_post(request: web.Request) -> web.StreamResponse:
     if not security.same(str(form.get("csrf", "")), request.cookies.get(LOGIN_CSRF_COOKIE)):
         return _login_form(request, error="The form's security token is missing or out of date. Try again.",
                            status=403, email=email)
-    ip = request.remote or "unknown"
+    ip = CLIENT_ADDRESS.get() or request.remote or "unknown"    # behind a proxy: client_ip_header's
     try:
         token, viewer = await c.users.sign_in(email, password, ip)
     except SignInRefused as exc:
@@ -84,9 +96,11 @@ async def password_post(request: web.Request, c: Console, viewer: Viewer) -> web
         if new != again:
             raise InvalidRequest("The two new passwords differ", param="again")
         token, viewer = await c.users.change_password(viewer, current, new)
-    except InvalidRequest as exc:
-        return render(request, "password.html", status=400, viewer=viewer, error=exc.message)
-    resp = see_other(f"{BASE}/password", "Password changed. Other sessions were signed out.")
+    except (InvalidRequest, RateLimited) as exc:
+        resp = render(request, "password.html", status=exc.status, viewer=viewer, error=exc.message)
+        resp.headers.update(exc.headers)
+        return resp
+    resp = see_other(f"{BASE}/password", "Password changed. Other sessions were signed out.", viewer)
     set_session_cookie(resp, request, token, c.users.session_ttl_s)
     return resp
 

@@ -3,6 +3,7 @@ models with live health, routing (changed at run time, in this process), gateway
 from __future__ import annotations
 
 import json
+import re
 
 from aiohttp import web
 
@@ -15,6 +16,7 @@ from .web import BASE, Console, page, path_int, render, see_other
 __all__ = ["add_operator_routes"]
 
 OP = f"{BASE}/operator"
+_FRACTION = re.compile(r"[0-9]{1,3}(\.[0-9]{0,20})?|\.[0-9]{1,20}")     # 0.5, 1, 1., .25
 
 
 @page("operator")
@@ -46,7 +48,7 @@ async def accounts_create(request: web.Request, c: Console, viewer: Viewer) -> w
     await c.store.record_audit(viewer.actor, "account.create", f"account:{acc.id}", json.dumps({"name": name}))
     if initial:
         await _adjust(c, viewer, acc.id, initial, "initial balance")
-    return see_other(f"{OP}/accounts/{acc.id}", f"Account {name} created.")
+    return see_other(f"{OP}/accounts/{acc.id}", f"Account {name} created.", viewer)
 
 
 async def _adjust(c: Console, viewer: Viewer, account_id: int, amount_micros: int, note: str) -> None:
@@ -90,7 +92,7 @@ async def account_balance(request: web.Request, c: Console, viewer: Viewer) -> w
     except InvalidRequest as exc:
         return await _account_page(request, c, viewer, account_id, error=exc.message, status=400)
     what = "Topped up" if direction == "credit" else "Debited"
-    return see_other(f"{OP}/accounts/{account_id}", f"{what} ${amount / 1e6:,.2f}.")
+    return see_other(f"{OP}/accounts/{account_id}", f"{what} ${amount / 1e6:,.2f}.", viewer)
 
 
 @page("operator")
@@ -125,7 +127,8 @@ async def account_suspend(request: web.Request, c: Console, viewer: Viewer) -> w
         await c.users.set_disabled(u.id, True)
     await c.store.record_audit(viewer.actor, "account.suspend", f"account:{account_id}",
                                json.dumps({"revoked_keys": [k.id for k in keys], "disabled_users": [u.id for u in users]}))
-    return see_other(f"{OP}/accounts/{account_id}", f"Suspended: {len(keys)} keys revoked, {len(users)} users disabled.")
+    return see_other(f"{OP}/accounts/{account_id}", f"Suspended: {len(keys)} keys revoked, {len(users)} users disabled.",
+                     viewer)
 
 
 @page("operator")
@@ -143,7 +146,7 @@ async def user_toggle(request: web.Request, c: Console, viewer: Viewer) -> web.S
     user = await c.users.set_disabled(user_id, disable)
     await c.store.record_audit(viewer.actor, f"console_user.{'disable' if disable else 'enable'}",
                                f"account:{user.account_id}", json.dumps({"user_id": user_id}))
-    return see_other(f"{OP}/users", f"{user.email} {'disabled' if disable else 'enabled'}.")
+    return see_other(f"{OP}/users", f"{user.email} {'disabled' if disable else 'enabled'}.", viewer)
 
 
 @page("operator")
@@ -177,12 +180,11 @@ async def routing_post(request: web.Request, c: Console, viewer: Viewer) -> web.
     try:
         if strategy not in c.planner.strategies:
             raise InvalidRequest(f"Unknown strategy {strategy!r}", param="strategy")
-        try:
-            wtp = float(forms.text(form, "willingness_to_pay"))
-        except ValueError:
-            raise InvalidRequest("Willingness to pay must be a number from 0 to 1", param="willingness_to_pay") from None
-        if not 0.0 <= wtp <= 1.0:
+        raw = forms.text(form, "willingness_to_pay")
+        # ASCII only: float() also reads "٠.٥" (0.5), "0_1" (0.1), "1e-1" and " nan"
+        if not _FRACTION.fullmatch(raw) or not 0.0 <= float(raw) <= 1.0:
             raise InvalidRequest("Willingness to pay must be a number from 0 to 1", param="willingness_to_pay")
+        wtp = float(raw)
     except InvalidRequest as exc:
         return _routing_page(request, c, viewer, error=exc.message, status=400)
     before = {"strategy": c.planner.default_strategy, "willingness_to_pay": c.planner.willingness_to_pay}
@@ -190,7 +192,7 @@ async def routing_post(request: web.Request, c: Console, viewer: Viewer) -> web.
     c.planner.willingness_to_pay = wtp
     await c.store.record_audit(viewer.actor, "routing.update", "gateway", json.dumps(
         {"before": before, "after": {"strategy": strategy, "willingness_to_pay": wtp}}))
-    return see_other(f"{OP}/routing", "Routing updated for this process.")
+    return see_other(f"{OP}/routing", "Routing updated for this process.", viewer)
 
 
 @page("operator")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from urllib.parse import urlencode
 
 from aiohttp import web
@@ -24,6 +25,7 @@ LOW_BALANCE_MICROS = 1_000_000        # warn below $1 available
 LOG_PAGE = 50
 CSV_MAX_ROWS = 10_000
 PLAYGROUND_KEY_NAME = "Console playground"
+_HTTP_STATUS = re.compile(r"[1-5][0-9][0-9]")
 
 
 async def _key_names(c: Console, account_id: int | None) -> dict[int, str]:
@@ -61,6 +63,8 @@ async def keys_create(request: web.Request, c: Console, viewer: Viewer) -> web.S
         name = forms.text(form, "name", max_chars=100)
         if not name:
             raise InvalidRequest("Give the key a name", param="name")
+        if name == PLAYGROUND_KEY_NAME:     # the playground would pick it up: a playground key with a known secret
+            raise InvalidRequest(f"The name {PLAYGROUND_KEY_NAME!r} is the playground's; choose another", param="name")
         expires_at = forms.opt_date(form, "expires")
         if expires_at is not None and expires_at <= now():
             raise InvalidRequest("The expiry date must be in the future", param="expires")
@@ -89,7 +93,7 @@ async def keys_revoke(request: web.Request, c: Console, viewer: Viewer) -> web.S
         await c.accounts.revoke_key(key_id)
         await c.store.record_audit(viewer.actor, "key.revoke", f"key:{key_id}",
                                    json.dumps({"account_id": key.account_id, "prefix": key.prefix}))
-    return see_other(f"{BASE}/keys", f"Key {key.name or key.prefix} revoked.")
+    return see_other(f"{BASE}/keys", f"Key {key.name or key.prefix} revoked.", viewer)
 
 
 @page()
@@ -107,7 +111,8 @@ def _log_query(request: web.Request, account_id: int | None, key_ids: set[int] |
     if key_id is not None and key_ids is not None and key_id not in key_ids:
         raise NotFound(f"No key {key_id} in your account")
     status = f["status"] or None
-    if status not in (None, "ok", "error") and not (status.isdigit() and 100 <= int(status) <= 599):
+    # ASCII digits only: str.isdigit() is also true of "²" and "٤٠٤", and int("²") raised (a 500)
+    if status not in (None, "ok", "error") and not _HTTP_STATUS.fullmatch(status):
         raise InvalidRequest("status must be ok, error or an HTTP status code", param="status")
     since, until = forms.opt_date(f, "from"), forms.opt_date(f, "to")
     page_no = forms.opt_int(dict(q), "page", maximum=100_000) or 1

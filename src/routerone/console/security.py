@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import ipaddress
+import re
 import secrets
 import time
 from collections import OrderedDict
@@ -15,8 +17,8 @@ from collections import OrderedDict
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-__all__ = ["hash_password", "verify_password", "new_token", "token_hash", "same", "Throttle",
-           "PasswordProblem", "check_new_password", "generate_password"]
+__all__ = ["hash_password", "verify_password", "new_token", "token_hash", "same", "looks_like_token", "Throttle",
+           "PasswordProblem", "check_new_password", "generate_password", "address_block"]
 
 _HASHER = PasswordHasher()        # argon2id
 _DUMMY_HASH = _HASHER.hash("not a real password: equalises the time of unknown emails")
@@ -58,12 +60,37 @@ def new_token() -> str:
     return secrets.token_urlsafe(32)
 
 
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,100}")
+
+
+def looks_like_token(value: object) -> bool:
+    """True for what new_token() makes (URL-safe base64, at most 100 characters). A cookie or form
+    field that is anything else (bytes that are not UTF-8 arrive as lone surrogates, which cannot be
+    encoded again) names no session and matches no token."""
+    return isinstance(value, str) and _TOKEN.fullmatch(value) is not None
+
+
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
 def same(a: str | None, b: str | None) -> bool:
-    return bool(a) and bool(b) and secrets.compare_digest(a.encode(), b.encode())   # type: ignore[union-attr]
+    return (looks_like_token(a) and looks_like_token(b)
+            and secrets.compare_digest(a.encode(), b.encode()))    # type: ignore[union-attr]
+
+
+def address_block(address: str) -> str:
+    """What the per-address sign-in throttle counts: an IPv4 address, or an IPv6 address's /64 (one
+    client usually holds a whole /64, and could otherwise try from a new address each time)."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return address
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    if ip.version == 6:
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
 
 
 class Throttle:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from ..errors import InvalidRequest, NotFound
+from ..errors import InvalidRequest, NotFound, RateLimited
 from ..store.base import ConsoleSession, ConsoleUser, Store
 from . import security
 
@@ -76,6 +76,7 @@ class ConsoleUsers:
         """(session token for the cookie, viewer). Raises SignInRefused, with one message for
         every wrong email/password combination."""
         email = email.strip().lower()[:254]
+        ip = security.address_block(ip)
         wait = max(self.by_email.retry_after_s("email:" + email), self.by_ip.retry_after_s("ip:" + ip))
         if wait:
             raise SignInRefused(f"Too many failed sign-ins. Try again in {int(wait // 60) + 1} minutes.", wait)
@@ -98,7 +99,7 @@ class ConsoleUsers:
         return token, _viewer(session, user)
 
     async def viewer(self, token: str | None) -> Viewer | None:
-        if not token or len(token) > 100:
+        if not security.looks_like_token(token):
             return None
         found = await self.store.console_session(security.token_hash(token), time.time())
         return _viewer(*found) if found else None
@@ -108,10 +109,18 @@ class ConsoleUsers:
 
     async def change_password(self, viewer: Viewer, current: str, new: str) -> tuple[str, Viewer]:
         """Checks the current password, sets the new one, ends every session of the user and
-        starts a new one (returned, like sign_in)."""
+        starts a new one (returned, like sign_in). Wrong current passwords count in the sign-in
+        throttle (a stolen session must not be a way to guess the password without limit)."""
+        key = "email:" + viewer.email       # the sign-in throttle: both guess the same password
+        wait = self.by_email.retry_after_s(key)
+        if wait:
+            raise RateLimited(f"Too many wrong passwords. Try again in {int(wait // 60) + 1} minutes.",
+                              headers={"Retry-After": str(int(wait) + 1)})
         user = await self.store.get_console_user(viewer.user_id)
         if user is None or not await security.verify_password(user.password_hash, current):
+            self.by_email.failed(key)
             raise InvalidRequest("The current password is wrong", param="current")
+        self.by_email.succeeded(key)
         try:
             security.check_new_password(new)
         except security.PasswordProblem as exc:

@@ -3,6 +3,9 @@ security headers, and HTML error pages. Pages themselves live in pages_*.py."""
 from __future__ import annotations
 
 import functools
+import hashlib
+import hmac
+import re
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -25,14 +28,15 @@ from .activity import RollupCache
 from .forms import read_form
 from .users import ConsoleUsers, Viewer
 
-__all__ = ["Console", "CONSOLE", "page", "render", "see_other", "COOKIE", "usd", "when", "path_int"]
+__all__ = ["Console", "CONSOLE", "page", "render", "see_other", "COOKIE", "usd", "when", "path_int",
+           "add_security_headers"]
 
 COOKIE = "ro_console"
 LOGIN_CSRF_COOKIE = "ro_console_login"
 BASE = "/console"
 
 _SECURITY_HEADERS = {
-    "Content-Security-Policy": ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "Content-Security-Policy": ("default-src 'self'; script-src 'self'; style-src 'self'; "
                                 "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; "
                                 "form-action 'self'; base-uri 'none'"),
     "X-Frame-Options": "DENY",
@@ -91,6 +95,19 @@ def make_templates() -> jinja2.Environment:
     return env
 
 
+async def add_security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """on_response_prepare: every response under /console (static files, the CSV export, the
+    playground's stream and JSON errors, aiohttp's own 403/405s) gets the pages' security headers.
+    Static files keep their caching (no Cache-Control: no-store)."""
+    path = request.path
+    if path != "/" and path != BASE and not path.startswith(BASE + "/"):
+        return
+    static = path.startswith(BASE + "/static/")
+    for name, value in _SECURITY_HEADERS.items():
+        if not (static and name == "Cache-Control"):
+            response.headers.setdefault(name, value)
+
+
 def secure_request(request: web.Request) -> bool:
     return request.secure or request.headers.get("X-Forwarded-Proto", "").lower() == "https"
 
@@ -100,13 +117,39 @@ def render(request: web.Request, template: str, *, status: int = 200, viewer: Vi
     c = request.app[CONSOLE]
     html = c.templates.get_template(template).render(
         viewer=viewer, csrf=viewer.csrf if viewer else "", path=request.path,
-        notice=request.query.get("notice", "")[:200], **ctx)
+        notice=_notice(request, viewer), **ctx)
     return web.Response(text=html, status=status, content_type="text/html", headers=_SECURITY_HEADERS)
 
 
-def see_other(location: str, notice: str | None = None) -> web.Response:
+PUBLIC_NOTICES = frozenset({"Signed out."})      # shown to anyone, signed in or not
+
+
+def _notice_sig(csrf: str, notice: str) -> str:
+    return hmac.new(csrf.encode(), notice.encode("utf-8", "replace"), hashlib.sha256).hexdigest()[:32]
+
+
+def _notice(request: web.Request, viewer: Viewer | None) -> str:
+    """The `notice` in the query string, only if this console wrote it: one of PUBLIC_NOTICES, or
+    signed (see_other) with the viewer's session CSRF token. Anything else is dropped, so a link
+    from elsewhere cannot put its own words ("call this number") on a console page."""
+    notice = request.query.get("notice", "")
+    if not notice or len(notice) > 300:
+        return ""
+    if notice in PUBLIC_NOTICES:
+        return notice
+    if viewer is not None and security.same(request.query.get("sig"), _notice_sig(viewer.csrf, notice)):
+        return notice
+    return ""
+
+
+def see_other(location: str, notice: str | None = None, viewer: Viewer | None = None) -> web.Response:
+    """A 303 to `location`; a `notice` to show there is signed for `viewer`'s session (or must be
+    one of PUBLIC_NOTICES)."""
     if notice:
-        location += ("&" if "?" in location else "?") + urlencode({"notice": notice})
+        params = {"notice": notice}
+        if viewer is not None:
+            params["sig"] = _notice_sig(viewer.csrf, notice)
+        location += ("&" if "?" in location else "?") + urlencode(params)
     return web.Response(status=303, headers={"Location": location, **_SECURITY_HEADERS})
 
 
@@ -126,7 +169,7 @@ def page(role: str = "user") -> Callable[[Handler], Callable[[web.Request], Awai
             if viewer is None:
                 if request.method != "GET":
                     return error_page(request, 401, "Signed out", "Your session has ended. Sign in again.")
-                return see_other(f"{BASE}/login?next={quote(request.path_qs)}")
+                return see_other(f"{BASE}/login?next={quote(request.raw_path)}")    # as sent: ASCII
             if role == "operator" and not viewer.is_operator:
                 return error_page(request, 403, "Not allowed", "This page is for operators.", viewer)
             if request.method == "POST":
@@ -156,10 +199,13 @@ def clear_session_cookie(resp: web.StreamResponse) -> None:
     resp.del_cookie(COOKIE, path=BASE)
 
 
+_ROW_ID = re.compile(r"[0-9]{1,18}")
+
+
 def path_int(request: web.Request, name: str) -> int:
     """A numeric path segment ("key_id"); anything else is a 404, never a 500."""
     raw = request.match_info[name]
-    if not raw.isdigit() or len(raw) > 18:
+    if not _ROW_ID.fullmatch(raw):     # not str.isdigit(): "²" passed it and int() raised (a 500), "٣" was 3
         raise NotFound(f"No such {name.replace('_id', '')}")
     return int(raw)
 

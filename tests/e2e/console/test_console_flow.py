@@ -68,6 +68,8 @@ def test_operator_user_key_sdk_logs_activity_credits_revoke(console_gw, new_cont
     ctx = new_context(permissions=["clipboard-read", "clipboard-write"])
     page = ctx.new_page()
     page.on("dialog", lambda d: d.accept())
+    refused: list[str] = []             # the browser's Content-Security-Policy reports (none allowed)
+    page.on("console", lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None)
     account_id, password = _operator_sets_up_account(page, cg)
     shoot(page, "login")
 
@@ -153,4 +155,5 @@ def test_operator_user_key_sdk_logs_activity_credits_revoke(console_gw, new_cont
     assert ("console:alice@acme.test", "key.create") in actions
     assert ("console:alice@acme.test", "key.revoke") in actions
     assert (f"console:{OPERATOR_EMAIL}", "account.credit") in actions
+    assert refused == []            # charts, copy buttons and the playground need no inline style or script
 

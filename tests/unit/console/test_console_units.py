@@ -36,6 +36,16 @@ def test_throttle_memory_is_bounded() -> None:
     assert "ip:0" not in t._failures                          # the oldest were forgotten
 
 
+def test_the_address_throttle_counts_ipv4_addresses_and_ipv6_64s() -> None:
+    block = security.address_block
+    assert block("203.0.113.7") == "203.0.113.7"
+    assert block("2001:db8:1:2::1") == block("2001:db8:1:2:ffff:ffff:ffff:ffff") == "2001:db8:1:2::/64"
+    assert block("2001:db8:1:3::1") != block("2001:db8:1:2::1")
+    assert block("::ffff:203.0.113.7") == "203.0.113.7"          # IPv4-mapped: the IPv4 address
+    assert block("fe80::1%eth0") == "fe80::/64"
+    assert block("unknown") == "unknown" and block("") == ""
+
+
 def test_passwords_hash_with_argon2id_and_verify() -> None:
     h = asyncio.run(security.hash_password("correct horse battery"))
     assert h.startswith("$argon2id$")
