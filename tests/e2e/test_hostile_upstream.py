@@ -176,6 +176,13 @@ WHOLE_STREAMS = {   # streamed: every event but [DONE]
     # of the event loop for these 3.6 MB, every other request of the worker stalled meanwhile)
     "s_many_calls": [_chunk({"role": "assistant", "content": None, "tool_calls": [_call(i, f"call_{i}", "f", "{}")]})
                      for i in range(20_000)] + [_chunk({}, "tool_calls"), {"id": "c", "choices": [], "usage": USAGE}],
+    # parallel calls whose arguments come interleaved (call 0's, call 1's, call 0's again): /v1/messages
+    # had closed call 0's block when call 1's opened, and sent call 0's late arguments to the closed block
+    "s_calls_interleaved": [_chunk({"role": "assistant", "content": None, "tool_calls": [_call(0, "call_1", "get", '{"a"')]}),
+                            _chunk({"tool_calls": [_call(1, "call_2", "put", '{"b": 2')]}),
+                            _chunk({"tool_calls": [{"index": 0, "function": {"arguments": ': 1}'}}]}),
+                            _chunk({"tool_calls": [{"index": 1, "function": {"arguments": '}'}}]}),
+                            _chunk({}, "tool_calls"), {"id": "c", "choices": [], "usage": USAGE}],
     # a chunk after [DONE] in the same read: relayed (and counted) as if the upstream had not said it was done
     "s_after_done": [_chunk({"role": "assistant", "content": "hello"}), "pause", _chunk({}, "stop"),
                      {"id": "c", "choices": [], "usage": USAGE},
@@ -512,6 +519,27 @@ def test_streamed_tool_calls_without_ids_or_told_apart_by_id_only_reach_messages
     assert len({c.call_id for c in calls}) == len(calls)
     rows = settled_rows(gw, account_id, 2)
     assert all(r.status == 200 for r in rows)
+
+
+def test_interleaved_tool_call_arguments_never_reach_a_closed_block(gw):
+    """An OpenAI-protocol upstream interleaving two calls' arguments: /v1/messages closed call 0's
+    tool_use block when call 1's opened, then sent call 0's remaining arguments to it as
+    input_json_delta (a client acting at content_block_stop ran the call with `{}`)."""
+    key, account_id = gw.new_key()
+    ant = anthropic.Anthropic(base_url=gw.url, api_key=key, max_retries=0, timeout=30)
+    stopped: dict[int, dict] = {}         # block index -> the tool's input when its stop came
+    with ant.messages.stream(model=SMALL, max_tokens=50, messages=_ask("s_calls_interleaved")) as stream:
+        for event in stream:
+            if event.type == "content_block_delta":
+                assert event.index not in stopped, f"a delta to block {event.index} after its stop"
+            elif event.type == "content_block_stop":
+                stopped[event.index] = dict(event.content_block.input)
+        msg = stream.get_final_message()
+    assert [(b.name, b.input) for b in msg.content] == [("get", {"a": 1}), ("put", {"b": 2})]
+    assert stopped == {0: {"a": 1}, 1: {"b": 2}}
+    assert msg.stop_reason == "tool_use"
+    [row] = settled_rows(gw, account_id, 1)
+    assert row.status == 200
 
 
 def test_a_stream_whose_chunks_say_error_null_is_not_an_error(gw):
