@@ -183,6 +183,14 @@ WHOLE_STREAMS = {   # streamed: every event but [DONE]
                             _chunk({"tool_calls": [{"index": 0, "function": {"arguments": ': 1}'}}]}),
                             _chunk({"tool_calls": [{"index": 1, "function": {"arguments": '}'}}]}),
                             _chunk({}, "tool_calls"), {"id": "c", "choices": [], "usage": USAGE}],
+    # a valid usage, then a later chunk whose usage is not an object: it replaced the valid one (with
+    # nothing), and the stream was billed on Router One's estimate
+    **{f"s_usage_then_{kind}": [_chunk({"role": "assistant", "content": "hello there"}), _chunk({}, "stop"),
+                                {"id": "c", "choices": [], "usage": USAGE},
+                                {**_chunk({}), "choices": [], "usage": bad}]
+       for kind, bad in (("number", 5), ("list", [1, 2]), ("string", "lots"))},
+    "s_usage_only_number": [_chunk({"role": "assistant", "content": "hello there"}), _chunk({}, "stop"),
+                            {"id": "c", "choices": [], "usage": 5}],
     # a chunk after [DONE] in the same read: relayed (and counted) as if the upstream had not said it was done
     "s_after_done": [_chunk({"role": "assistant", "content": "hello"}), "pause", _chunk({}, "stop"),
                      {"id": "c", "choices": [], "usage": USAGE},
@@ -540,6 +548,31 @@ def test_interleaved_tool_call_arguments_never_reach_a_closed_block(gw):
     assert msg.stop_reason == "tool_use"
     [row] = settled_rows(gw, account_id, 1)
     assert row.status == 200
+
+
+@pytest.mark.parametrize("kind", ["number", "list", "string"])
+def test_a_later_usage_that_is_not_an_object_keeps_the_valid_one(gw, kind):
+    key, account_id = gw.new_key()
+    flagged = gw.runtime.chat.d.billing.usage_flagged
+    chunks = list(_client(gw, key).chat.completions.create(
+        model=SMALL, stream=True, max_tokens=100, messages=_ask(f"s_usage_then_{kind}"),
+        stream_options={"include_usage": True}))
+    assert (chunks[-1].usage.prompt_tokens, chunks[-1].usage.completion_tokens) == (7, 3), chunks[-1].usage
+    assert gw.runtime.chat.d.billing.usage_flagged == flagged
+    [row] = settled_rows(gw, account_id, 1)
+    assert (row.status, row.prompt_tokens, row.completion_tokens) == (200, 7, 3)
+    assert row.cost_micros == 3 * OUT_MICROS
+
+
+def test_a_stream_whose_only_usage_is_not_an_object_is_billed_on_router_ones_count(gw):
+    key, account_id = gw.new_key()
+    chunks = list(_client(gw, key).chat.completions.create(
+        model=SMALL, stream=True, max_tokens=100, messages=_ask("s_usage_only_number"),
+        stream_options={"include_usage": True}))
+    assert chunks[-1].usage.completion_tokens == count_text_tokens("hello there")
+    [row] = settled_rows(gw, account_id, 1)
+    assert (row.status, row.completion_tokens) == (200, count_text_tokens("hello there"))
+    assert row.cost_micros == row.completion_tokens * OUT_MICROS
 
 
 def test_a_stream_whose_chunks_say_error_null_is_not_an_error(gw):
