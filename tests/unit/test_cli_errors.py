@@ -157,6 +157,15 @@ CASES = [
      None, ["models"], "providers.box.discovery_interval_s"),
     ("catalog price too large", 'catalog_path = "CATALOG"\n', PRICE_LESS + 'input_usd_per_mtok = "2000000"\n',
      ["models"], "input_usd_per_mtok"),
+    # 1e9 retries of a failing request were accepted; so was a `prices` that names no genai-prices
+    # provider (a typo, a number): the provider's models silently priced from nowhere (keyless: free)
+    ("max_retries too large", "max_retries = 1000000000\n", None, ["models"], "max_retries: must be between 0 and 10"),
+    ("provider prices unknown", '[providers.box]\nbase_url = "http://x/v1"\nprices = "nope"\n', None, ["models"],
+     "providers.box.prices: 'nope'"),
+    ("provider prices a number", '[providers.box]\nbase_url = "http://x/v1"\nprices = 5\n', None, ["models"],
+     "providers.box.prices: 5"),
+    ("provider prices a table", '[providers.box]\nbase_url = "http://x/v1"\nprices = { a = 1 }\n', None, ["models"],
+     "providers.box.prices"),
     # [providers.demo] pointing at one's own box served the canned demo instead, silently
     ("provider named demo", '[providers.demo]\nbase_url = "http://x/v1"\n', None, ["models"], "providers.demo"),
 ]
