@@ -11,6 +11,7 @@ import dataclasses
 import errno
 import os
 import re
+import stat
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -146,12 +147,34 @@ MAX_FILE_BYTES = 64 * 1024 * 1024     # a config, catalog or secret file: far ab
 
 def read_text_file(path: str) -> str:
     """A config, catalog or secret file as UTF-8 text, read up to MAX_FILE_BYTES: a file without an
-    end (/dev/zero) was read until memory ran out. Larger is an OSError (EFBIG), as unreadable is."""
-    with open(path, "rb") as f:
+    end (/dev/zero) was read until memory ran out. Larger is an OSError (EFBIG), as unreadable is;
+    so is a file that is not a regular one (a FIFO blocked start-up for ever, waiting for a writer;
+    a directory, a device such as /dev/tty): opened without blocking, and looked at before reading."""
+    if "\x00" in path:                  # open() raises ValueError on it
+        raise OSError(errno.EINVAL, "a path with a NUL byte", path)
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise OSError(errno.EINVAL, f"not a regular file ({_file_kind(mode)})", path)
+        os.set_blocking(fd, True)
+        f = os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+    with f:
         data = f.read(MAX_FILE_BYTES + 1)
     if len(data) > MAX_FILE_BYTES:
         raise OSError(errno.EFBIG, f"larger than {MAX_FILE_BYTES // 2**20} MiB", path)
     return data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")   # newlines as read_text() reads them
+
+
+def _file_kind(mode: int) -> str:
+    for test, kind in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISDIR, "a directory"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return kind
+    return "not a file"
 
 
 def _resolve_secret(value: Any, key: str, env: Mapping[str, str]) -> Any:

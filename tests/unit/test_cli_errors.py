@@ -238,20 +238,42 @@ def test_files_that_are_not_utf8_are_one_line(tmp_path, where):
     assert "UTF-8" in line and "bin.toml" in line, line
 
 
+def _special_file(tmp: Path, kind: str) -> str:
+    if kind == "fifo":
+        os.mkfifo(tmp / "fifo")
+        return str(tmp / "fifo")
+    if kind == "directory":
+        (tmp / "dir").mkdir()
+        return str(tmp / "dir")
+    if kind == "too large":                  # sparse: 65 MiB that take no disk
+        with open(tmp / "big.toml", "wb") as f:
+            f.truncate(65 << 20)
+        return str(tmp / "big.toml")
+    return "/dev/zero"
+
+
+@pytest.mark.parametrize("kind, says", [("/dev/zero", "not a regular file (a character device)"),
+                                        ("fifo", "not a regular file (a FIFO)"),
+                                        ("directory", "not a regular file (a directory)"),
+                                        ("too large", "larger than 64 MiB")])
 @pytest.mark.parametrize("where", ["config", "catalog", "secret"])
-def test_a_file_without_end_is_one_line(tmp_path, where):
+def test_a_file_without_end_or_not_a_file_is_one_line(tmp_path, where, kind, says):
     """/dev/zero as the config, catalog or secret file was read until memory ran out (a hang, then a
-    MemoryError traceback); such files are read up to a bound, then refused."""
-    config = {"config": None, "catalog": 'catalog_path = "/dev/zero"\n',
-              "secret": '[providers.box]\nbase_url = "http://x/v1"\napi_key = { "$file" = "/dev/zero" }\n'}
-    path = "/dev/zero"
+    MemoryError traceback); a FIFO blocked start-up for ever (open() waits for a writer). A file that
+    is not a regular one is refused before it is read, and a regular one is read up to a bound."""
+    path = _special_file(tmp_path, kind)
+    config = {"config": None, "catalog": f'catalog_path = "{path}"\n',
+              "secret": f'[providers.box]\nbase_url = "http://x/v1"\napi_key = {{ "$file" = "{path}" }}\n'}
     if config[where]:
         path = str(tmp_path / "r1.toml")
         Path(path).write_text(config[where])
-    out = run(tmp_path, "models", "--config", path, "--database-url", f"sqlite:///{tmp_path}/r.db")
+    e = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY") and not k.startswith("ROUTERONE_")}
+    out = subprocess.run([sys.executable, "-m", "routerone", "models", "--config", path,
+                          "--database-url", f"sqlite:///{tmp_path}/r.db"], capture_output=True, text=True,
+                         env={**e, "PYTHONPATH": SRC}, timeout=30, cwd=tmp_path, stdin=subprocess.DEVNULL)
     assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-2000:]
     [line] = out.stderr.strip().splitlines()
-    assert "/dev/zero" in line and "larger than" in line, line
+    assert says in line and (kind if kind.startswith("/") else "") in line, line
 
 
 def test_a_password_in_a_bad_url_is_not_printed(tmp_path):
