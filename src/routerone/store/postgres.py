@@ -173,6 +173,9 @@ class PostgresStore(PostgresConsoleMixin):
         rs = await (await self._db()).fetch(f"SELECT {rows.ACCOUNT_COLS} FROM accounts ORDER BY id")
         return [rows.account(r) for r in rs]
 
+    async def has_accounts(self) -> bool:
+        return await (await self._db()).fetchval("SELECT EXISTS (SELECT 1 FROM accounts)")
+
     async def update_account(self, account_id: int, *, markup_bps: int | None = None,
                              limits: Limits | None = None) -> Account | None:
         async with self._tx() as db:
