@@ -98,7 +98,7 @@ async def _bootstrap(settings: Settings) -> list[str]:
         svc = AccountsService(store)
         # the demo credit is for the account the first start makes, once: not for a customer's
         # account made with the CLI before it, nor again each time a new admin_key is registered
-        first_start = not await store.list_accounts()
+        first_start = not await store.has_accounts()
         issued = await svc.bootstrap_admin(settings.admin_key)
         if issued is not None:
             lines.append(f"Admin API key (shown once, store it now): {issued.key}" if settings.admin_key is None

@@ -11,6 +11,7 @@ import dataclasses
 import errno
 import os
 import re
+import stat
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,7 +87,7 @@ class Settings:
     upstream_http1: bool = _f(True, "plain-http upstreams (vLLM, Ollama, a sidecar) through Router One's lean "
                               "HTTP/1.1 client; false: through aiohttp's client, as https upstreams always are")
     stream_hold_ms: int = _f(3000, "stream failover budget before the first content token", min=0)
-    max_retries: int = _f(2, "upstream attempts beyond the first", min=0)
+    max_retries: int = _f(2, "upstream attempts beyond the first, 0..10", min=0, max=10)
     cooldown_failures: int = _f(3, "consecutive failures that cool a deployment down", min=1)
     cooldown_s: float = _f(30.0, "how long a cooled-down deployment is skipped", min=0)
     auth_cache_ttl_s: float = _f(30.0, "how long a key lookup is cached", min=0)
@@ -146,12 +147,34 @@ MAX_FILE_BYTES = 64 * 1024 * 1024     # a config, catalog or secret file: far ab
 
 def read_text_file(path: str) -> str:
     """A config, catalog or secret file as UTF-8 text, read up to MAX_FILE_BYTES: a file without an
-    end (/dev/zero) was read until memory ran out. Larger is an OSError (EFBIG), as unreadable is."""
-    with open(path, "rb") as f:
+    end (/dev/zero) was read until memory ran out. Larger is an OSError (EFBIG), as unreadable is;
+    so is a file that is not a regular one (a FIFO blocked start-up for ever, waiting for a writer;
+    a directory, a device such as /dev/tty): opened without blocking, and looked at before reading."""
+    if "\x00" in path:                  # open() raises ValueError on it
+        raise OSError(errno.EINVAL, "a path with a NUL byte", path)
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise OSError(errno.EINVAL, f"not a regular file ({_file_kind(mode)})", path)
+        os.set_blocking(fd, True)
+        f = os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+    with f:
         data = f.read(MAX_FILE_BYTES + 1)
     if len(data) > MAX_FILE_BYTES:
         raise OSError(errno.EFBIG, f"larger than {MAX_FILE_BYTES // 2**20} MiB", path)
     return data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")   # newlines as read_text() reads them
+
+
+def _file_kind(mode: int) -> str:
+    for test, kind in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISDIR, "a directory"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return kind
+    return "not a file"
 
 
 def _resolve_secret(value: Any, key: str, env: Mapping[str, str]) -> Any:
@@ -283,6 +306,17 @@ def _check_range(key: str, f: dataclasses.Field, value: Any) -> None:
 _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,256}")    # an RFC 9110 token
 
 
+def _check_prices_id(name: str, raw: Any) -> None:
+    """`prices` names a genai-prices provider: anything else (a typo, a number) silently priced the
+    provider's models from nowhere (its own prices, or none: keyless or refused)."""
+    from .billing.pricebook import price_provider_ids
+    known = price_provider_ids()
+    if not isinstance(raw, str) or raw not in known:
+        got = repr(raw) if isinstance(raw, str) else f"{raw!r} (a {type(raw).__name__})"
+        raise SettingsError(f"providers.{name}.prices: {got[:80]} is not a genai-prices provider id "
+                            f"(known: {', '.join(sorted(known))})")
+
+
 def _provider(name: str, conf: Any, env: Mapping[str, str]) -> ProviderSettings:
     if not isinstance(conf, dict):
         raise SettingsError(f"providers.{name}: expected a table")
@@ -307,6 +341,8 @@ def _provider(name: str, conf: Any, env: Mapping[str, str]) -> ProviderSettings:
         if any(c < " " and c != "\t" or c == "\x7f" for c in v):
             raise SettingsError(f"providers.{name}.headers.{h}: a header value may not hold line breaks or "
                                 "other control characters")
+    if "prices" in conf and p.prices is not None:
+        _check_prices_id(name, conf["prices"])
     for k in ("input_usd_per_mtok", "output_usd_per_mtok"):
         raw = getattr(p, k)
         if raw is not None:

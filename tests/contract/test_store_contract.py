@@ -111,6 +111,13 @@ async def test_accounts_crud(store: Store) -> None:
     assert await store.update_account(b.id + 1000, markup_bps=1) is None
 
 
+async def test_has_accounts_says_whether_any_exists(store: Store) -> None:
+    """Start-up's first-start test (cli._bootstrap) listed every account on every start to know."""
+    assert await store.has_accounts() is False
+    await store.create_account("first")
+    assert await store.has_accounts() is True
+
+
 async def test_credits_and_debits_write_ledger_rows(store: Store) -> None:
     acc = await _account(store)
     await store.adjust_balance(acc.id, 1_000_000, kind="credit", note="stripe")

@@ -6,6 +6,7 @@ import json
 import urllib.error
 import urllib.request
 
+import httpx2
 import openai
 import pytest
 
@@ -163,3 +164,35 @@ def test_willingness_to_pay_header_on_messages_and_responses(env, route):
     status, _, body = post("hi", "1.5")
     assert status == 400, body
     assert "x-routerone-willingness-to-pay" in body["error"]["message"]
+
+
+_ENDPOINTS = {   # path -> (body, where the error's message and type are)
+    "/v1/chat/completions": ({"model": "auto", "messages": HI}, lambda b: b["error"]),
+    "/v1/messages": ({"model": "auto", "max_tokens": 16, "messages": HI}, lambda b: b["error"]),
+    "/v1/responses": ({"model": "auto", "input": "hi"}, lambda b: b["error"]),
+}
+
+
+@pytest.mark.parametrize("header, values", [("x-routerone-willingness-to-pay", ["1", "0"]),
+                                            ("X-RouterOne-Strategy", ["quality", "cost"])])
+@pytest.mark.parametrize("path", list(_ENDPOINTS))
+def test_a_routing_header_repeated_with_different_values_is_a_400_naming_it(env, path, header, values):
+    """The first value was used, silently (a proxy appending its own value had no effect, or the
+    client's had none): now a 400 invalid_request_error naming the header, on all three endpoints
+    (Anthropic's error shape on /v1/messages); the same value repeated is that value."""
+    gw, client = env
+    body, error_of = _ENDPOINTS[path]
+    auth = [("Authorization", f"Bearer {client.api_key}")]
+    with httpx2.Client(timeout=30) as http:
+        r = http.post(gw.url + path, json=body, headers=auth + [(header, v) for v in values])
+        assert r.status_code == 400, r.text
+        err = error_of(r.json())
+        assert err["type"] == "invalid_request_error" and header.lower() in err["message"]
+        if path == "/v1/messages":
+            assert r.json()["type"] == "error"
+        else:
+            assert err["param"] == header.lower()
+        same = http.post(gw.url + path, json=body, headers=auth + [(header, values[0])] * 2)
+        assert same.status_code == 200, same.text
+    if header.startswith("x-routerone-w"):
+        assert same.headers["x-routerone-model"] == STRONG

@@ -176,6 +176,21 @@ WHOLE_STREAMS = {   # streamed: every event but [DONE]
     # of the event loop for these 3.6 MB, every other request of the worker stalled meanwhile)
     "s_many_calls": [_chunk({"role": "assistant", "content": None, "tool_calls": [_call(i, f"call_{i}", "f", "{}")]})
                      for i in range(20_000)] + [_chunk({}, "tool_calls"), {"id": "c", "choices": [], "usage": USAGE}],
+    # parallel calls whose arguments come interleaved (call 0's, call 1's, call 0's again): /v1/messages
+    # had closed call 0's block when call 1's opened, and sent call 0's late arguments to the closed block
+    "s_calls_interleaved": [_chunk({"role": "assistant", "content": None, "tool_calls": [_call(0, "call_1", "get", '{"a"')]}),
+                            _chunk({"tool_calls": [_call(1, "call_2", "put", '{"b": 2')]}),
+                            _chunk({"tool_calls": [{"index": 0, "function": {"arguments": ': 1}'}}]}),
+                            _chunk({"tool_calls": [{"index": 1, "function": {"arguments": '}'}}]}),
+                            _chunk({}, "tool_calls"), {"id": "c", "choices": [], "usage": USAGE}],
+    # a valid usage, then a later chunk whose usage is not an object: it replaced the valid one (with
+    # nothing), and the stream was billed on Router One's estimate
+    **{f"s_usage_then_{kind}": [_chunk({"role": "assistant", "content": "hello there"}), _chunk({}, "stop"),
+                                {"id": "c", "choices": [], "usage": USAGE},
+                                {**_chunk({}), "choices": [], "usage": bad}]
+       for kind, bad in (("number", 5), ("list", [1, 2]), ("string", "lots"))},
+    "s_usage_only_number": [_chunk({"role": "assistant", "content": "hello there"}), _chunk({}, "stop"),
+                            {"id": "c", "choices": [], "usage": 5}],
     # a chunk after [DONE] in the same read: relayed (and counted) as if the upstream had not said it was done
     "s_after_done": [_chunk({"role": "assistant", "content": "hello"}), "pause", _chunk({}, "stop"),
                      {"id": "c", "choices": [], "usage": USAGE},
@@ -512,6 +527,52 @@ def test_streamed_tool_calls_without_ids_or_told_apart_by_id_only_reach_messages
     assert len({c.call_id for c in calls}) == len(calls)
     rows = settled_rows(gw, account_id, 2)
     assert all(r.status == 200 for r in rows)
+
+
+def test_interleaved_tool_call_arguments_never_reach_a_closed_block(gw):
+    """An OpenAI-protocol upstream interleaving two calls' arguments: /v1/messages closed call 0's
+    tool_use block when call 1's opened, then sent call 0's remaining arguments to it as
+    input_json_delta (a client acting at content_block_stop ran the call with `{}`)."""
+    key, account_id = gw.new_key()
+    ant = anthropic.Anthropic(base_url=gw.url, api_key=key, max_retries=0, timeout=30)
+    stopped: dict[int, dict] = {}         # block index -> the tool's input when its stop came
+    with ant.messages.stream(model=SMALL, max_tokens=50, messages=_ask("s_calls_interleaved")) as stream:
+        for event in stream:
+            if event.type == "content_block_delta":
+                assert event.index not in stopped, f"a delta to block {event.index} after its stop"
+            elif event.type == "content_block_stop":
+                stopped[event.index] = dict(event.content_block.input)
+        msg = stream.get_final_message()
+    assert [(b.name, b.input) for b in msg.content] == [("get", {"a": 1}), ("put", {"b": 2})]
+    assert stopped == {0: {"a": 1}, 1: {"b": 2}}
+    assert msg.stop_reason == "tool_use"
+    [row] = settled_rows(gw, account_id, 1)
+    assert row.status == 200
+
+
+@pytest.mark.parametrize("kind", ["number", "list", "string"])
+def test_a_later_usage_that_is_not_an_object_keeps_the_valid_one(gw, kind):
+    key, account_id = gw.new_key()
+    flagged = gw.runtime.chat.d.billing.usage_flagged
+    chunks = list(_client(gw, key).chat.completions.create(
+        model=SMALL, stream=True, max_tokens=100, messages=_ask(f"s_usage_then_{kind}"),
+        stream_options={"include_usage": True}))
+    assert (chunks[-1].usage.prompt_tokens, chunks[-1].usage.completion_tokens) == (7, 3), chunks[-1].usage
+    assert gw.runtime.chat.d.billing.usage_flagged == flagged
+    [row] = settled_rows(gw, account_id, 1)
+    assert (row.status, row.prompt_tokens, row.completion_tokens) == (200, 7, 3)
+    assert row.cost_micros == 3 * OUT_MICROS
+
+
+def test_a_stream_whose_only_usage_is_not_an_object_is_billed_on_router_ones_count(gw):
+    key, account_id = gw.new_key()
+    chunks = list(_client(gw, key).chat.completions.create(
+        model=SMALL, stream=True, max_tokens=100, messages=_ask("s_usage_only_number"),
+        stream_options={"include_usage": True}))
+    assert chunks[-1].usage.completion_tokens == count_text_tokens("hello there")
+    [row] = settled_rows(gw, account_id, 1)
+    assert (row.status, row.completion_tokens) == (200, count_text_tokens("hello there"))
+    assert row.cost_micros == row.completion_tokens * OUT_MICROS
 
 
 def test_a_stream_whose_chunks_say_error_null_is_not_an_error(gw):

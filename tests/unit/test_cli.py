@@ -103,3 +103,26 @@ def test_the_demo_credit_is_given_once_and_only_to_the_gateways_own_account(tmp_
     assert "$10 of demo balance" in _serve_once(fresh, "sk-ro-first-admin-key-000000001")
     assert "demo balance" not in _serve_once(fresh, "sk-ro-second-admin-key-00000002")
     assert "balance=$10.000000" in run(fresh, "accounts", "list").stdout
+
+
+def test_start_up_asks_whether_an_account_exists_without_listing_them(tmp_path, monkeypatch):
+    """The bootstrap listed every account (every row, on every start) to know whether this was the
+    first start; it asks the store whether one exists. The first start still gets the demo credit,
+    a later one does not."""
+    import asyncio
+
+    from routerone.cli import _bootstrap
+    from routerone.settings import Settings
+    from routerone.store.sqlite import SQLiteStore
+
+    async def no_listing(self):
+        raise AssertionError("start-up listed every account")
+
+    monkeypatch.setattr(SQLiteStore, "list_accounts", no_listing)
+    db = tmp_path / "r.db"
+    first = asyncio.run(_bootstrap(Settings(database_url=f"sqlite:///{db}", demo="on",
+                                            admin_key="sk-ro-first-admin-key-000000001")))
+    assert any("demo balance" in line for line in first), first
+    again = asyncio.run(_bootstrap(Settings(database_url=f"sqlite:///{db}", demo="on",
+                                            admin_key="sk-ro-second-admin-key-00000002")))
+    assert again and not any("demo balance" in line for line in again), again

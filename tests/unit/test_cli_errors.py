@@ -157,6 +157,15 @@ CASES = [
      None, ["models"], "providers.box.discovery_interval_s"),
     ("catalog price too large", 'catalog_path = "CATALOG"\n', PRICE_LESS + 'input_usd_per_mtok = "2000000"\n',
      ["models"], "input_usd_per_mtok"),
+    # 1e9 retries of a failing request were accepted; so was a `prices` that names no genai-prices
+    # provider (a typo, a number): the provider's models silently priced from nowhere (keyless: free)
+    ("max_retries too large", "max_retries = 1000000000\n", None, ["models"], "max_retries: must be between 0 and 10"),
+    ("provider prices unknown", '[providers.box]\nbase_url = "http://x/v1"\nprices = "nope"\n', None, ["models"],
+     "providers.box.prices: 'nope'"),
+    ("provider prices a number", '[providers.box]\nbase_url = "http://x/v1"\nprices = 5\n', None, ["models"],
+     "providers.box.prices: 5"),
+    ("provider prices a table", '[providers.box]\nbase_url = "http://x/v1"\nprices = { a = 1 }\n', None, ["models"],
+     "providers.box.prices"),
     # [providers.demo] pointing at one's own box served the canned demo instead, silently
     ("provider named demo", '[providers.demo]\nbase_url = "http://x/v1"\n', None, ["models"], "providers.demo"),
 ]
@@ -229,20 +238,42 @@ def test_files_that_are_not_utf8_are_one_line(tmp_path, where):
     assert "UTF-8" in line and "bin.toml" in line, line
 
 
+def _special_file(tmp: Path, kind: str) -> str:
+    if kind == "fifo":
+        os.mkfifo(tmp / "fifo")
+        return str(tmp / "fifo")
+    if kind == "directory":
+        (tmp / "dir").mkdir()
+        return str(tmp / "dir")
+    if kind == "too large":                  # sparse: 65 MiB that take no disk
+        with open(tmp / "big.toml", "wb") as f:
+            f.truncate(65 << 20)
+        return str(tmp / "big.toml")
+    return "/dev/zero"
+
+
+@pytest.mark.parametrize("kind, says", [("/dev/zero", "not a regular file (a character device)"),
+                                        ("fifo", "not a regular file (a FIFO)"),
+                                        ("directory", "not a regular file (a directory)"),
+                                        ("too large", "larger than 64 MiB")])
 @pytest.mark.parametrize("where", ["config", "catalog", "secret"])
-def test_a_file_without_end_is_one_line(tmp_path, where):
+def test_a_file_without_end_or_not_a_file_is_one_line(tmp_path, where, kind, says):
     """/dev/zero as the config, catalog or secret file was read until memory ran out (a hang, then a
-    MemoryError traceback); such files are read up to a bound, then refused."""
-    config = {"config": None, "catalog": 'catalog_path = "/dev/zero"\n',
-              "secret": '[providers.box]\nbase_url = "http://x/v1"\napi_key = { "$file" = "/dev/zero" }\n'}
-    path = "/dev/zero"
+    MemoryError traceback); a FIFO blocked start-up for ever (open() waits for a writer). A file that
+    is not a regular one is refused before it is read, and a regular one is read up to a bound."""
+    path = _special_file(tmp_path, kind)
+    config = {"config": None, "catalog": f'catalog_path = "{path}"\n',
+              "secret": f'[providers.box]\nbase_url = "http://x/v1"\napi_key = {{ "$file" = "{path}" }}\n'}
     if config[where]:
         path = str(tmp_path / "r1.toml")
         Path(path).write_text(config[where])
-    out = run(tmp_path, "models", "--config", path, "--database-url", f"sqlite:///{tmp_path}/r.db")
+    e = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY") and not k.startswith("ROUTERONE_")}
+    out = subprocess.run([sys.executable, "-m", "routerone", "models", "--config", path,
+                          "--database-url", f"sqlite:///{tmp_path}/r.db"], capture_output=True, text=True,
+                         env={**e, "PYTHONPATH": SRC}, timeout=30, cwd=tmp_path, stdin=subprocess.DEVNULL)
     assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-2000:]
     [line] = out.stderr.strip().splitlines()
-    assert "/dev/zero" in line and "larger than" in line, line
+    assert says in line and (kind if kind.startswith("/") else "") in line, line
 
 
 def test_a_password_in_a_bad_url_is_not_printed(tmp_path):

@@ -4,15 +4,17 @@ stream does is an upstream failure; and through aiohttp's client (https upstream
 stays bounded in memory as on the lean client."""
 from __future__ import annotations
 
+import gzip
 import tracemalloc
 import zlib
 
 import pytest
 from aiohttp import web
+from multidict import CIMultiDict
 
 from routerone.errors import UpstreamUnavailable
 from routerone.providers.base import UpstreamRequest
-from routerone.providers.decode import DECODE_SLICE_BYTES, BodyDecoder
+from routerone.providers.decode import DECODE_SLICE_BYTES, BodyDecoder, codings_of
 from routerone.providers.transport import MAX_REPLY_BYTES, Timeouts, Transport
 
 TEXT = b'data: {"choices":[{"delta":{"content":"hello"}}]}\n\n' * 200
@@ -102,3 +104,32 @@ async def test_through_aiohttp_a_gzip_bomb_is_bounded_and_a_cut_gzip_body_fails(
     finally:
         await t.close()
         await runner.cleanup()
+
+
+def _all(decoder: BodyDecoder, body: bytes, step: int, max_bytes: int) -> bytes:
+    out = b""
+    for i in range(0, len(body), step):
+        out += decoder.decode(body[i:i + step], max_bytes)
+        while decoder.pending:
+            out += decoder.decode(b"", max_bytes)
+    return out + decoder.end()
+
+
+@pytest.mark.parametrize("step, max_bytes", [(1, 7), (3, 1), (5, 64), (1 << 20, DECODE_SLICE_BYTES)])
+def test_every_member_of_a_gzip_body_is_decoded_in_slices(step, max_bytes):
+    """Before, decoding stopped at the end of the first member: the rest of the body was dropped."""
+    parts = [b"hello " * 50, b"", b"world" * 70]
+    body = b"".join(gzip.compress(p) for p in parts)
+    assert _all(BodyDecoder.for_coding("gzip"), body, step, max_bytes) == b"".join(parts)
+    assert _all(BodyDecoder.for_coding("gzip"), body + bytes(5), step, max_bytes) == b"".join(parts)   # padding
+    for bad in (body + b"junk", body + gzip.compress(b"more")[:12], body + b"\x1f"):
+        with pytest.raises(UpstreamUnavailable):
+            _all(BodyDecoder.for_coding("gzip"), bad, step, max_bytes)
+
+
+def test_codings_in_a_list_or_a_repeated_header():
+    assert BodyDecoder.for_coding("identity, gzip") is not None and BodyDecoder.for_coding("identity, ") is None
+    assert codings_of(CIMultiDict([("Content-Encoding", "identity"), ("Content-Encoding", "br")])) == "identity, br"
+    for coding in ("identity, br", "gzip, gzip", "gzip, br", "zstd"):
+        with pytest.raises(UpstreamUnavailable, match="unsupported Content-Encoding"):
+            BodyDecoder.for_coding(coding)

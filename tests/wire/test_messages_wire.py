@@ -105,9 +105,11 @@ def test_translated_stream_event_sequence():
     names = [n for n, _ in events]
     assert names == ["message_start", "ping",
                      "content_block_start", "content_block_delta", "content_block_delta", "content_block_stop",
-                     "content_block_start", "content_block_delta", "content_block_delta", "content_block_stop",
-                     "content_block_start", "content_block_delta", "content_block_stop",
+                     "content_block_start", "content_block_delta", "content_block_delta",
+                     "content_block_start", "content_block_delta",      # tool_use blocks stay open to the end
+                     "content_block_stop", "content_block_stop",
                      "message_delta", "message_stop"]
+    assert [d["index"] for n, d in events if n == "content_block_stop"] == [0, 1, 2]
     assert events[0][1]["message"]["id"] == "msg_req_s1" and events[0][1]["message"]["model"] == "gpt-4o"
     starts = [d["content_block"] for n, d in events if n == "content_block_start"]
     assert [b["type"] for b in starts] == ["text", "tool_use", "tool_use"]

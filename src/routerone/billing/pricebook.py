@@ -21,7 +21,7 @@ from typing import Any, Iterator
 
 from .prices import MICROS_PER_USD, Price
 
-__all__ = ["lookup_price", "lookup_context_window", "vendor_models", "genai_prices_version"]
+__all__ = ["lookup_price", "lookup_context_window", "vendor_models", "genai_prices_version", "price_provider_ids"]
 
 _FIELDS = {"input_mtok": "input_micros_per_mtok", "output_mtok": "output_micros_per_mtok",
            "cache_read_mtok": "cached_input_micros_per_mtok", "cache_write_mtok": "cache_write_micros_per_mtok"}
@@ -35,6 +35,11 @@ def genai_prices_version() -> str:
 def _providers() -> dict[str, Any]:
     from genai_prices.data import providers   # the bundled snapshot: a Python module, no I/O beyond import
     return {p.id: p for p in providers}
+
+
+def price_provider_ids() -> frozenset[str]:
+    """The provider ids genai-prices knows (what a provider's `prices` setting may name)."""
+    return frozenset(_providers())
 
 
 def _micros(usd_per_mtok: Decimal) -> int:

@@ -12,7 +12,6 @@ from aiohttp import web
 
 from ..catalog import AUTO_MODEL
 from ..errors import InvalidRequest, PermissionDenied, RouterOneError
-from ..routing.wtp import HEADER as WTP_HEADER
 from ..services.overhead import add_overhead
 from ..tokens import MESSAGE_OVERHEAD_TOKENS, count_text_tokens, load_tokenizer
 from ..wire.chat import raise_if_too_deep, validate_body
@@ -21,6 +20,7 @@ from ..wire.messages_stream import MessagesStreamEncoder
 from .relay import authenticate, relay_stream
 from .render import as_router_error
 from .routes import REQUEST_IDS, read_json_body
+from .routing_headers import routing_headers
 from .runtime import RUNTIME
 
 __all__ = ["add_messages_routes"]
@@ -42,6 +42,7 @@ async def messages(request: web.Request) -> web.StreamResponse:
     internal_id, rid = request[REQUEST_IDS]
     try:
         auth = await authenticate(request, x_api_key=True)
+        routing = routing_headers(request.headers)
         raw = await read_json_body(request)
     except RouterOneError as exc:
         rt.chat.refused(exc, request_id=internal_id, echo_id=rid, route="messages")
@@ -50,8 +51,7 @@ async def messages(request: web.Request) -> web.StreamResponse:
     try:
         reply = await rt.chat.complete(raw, auth=auth, request_id=internal_id, echo_id=rid, parse=parse,
                                        protocol="messages",
-                                       strategy_header=request.headers.get("x-routerone-strategy"),
-                                       wtp_header=request.headers.get(WTP_HEADER))
+                                       strategy_header=routing.strategy, wtp_header=routing.wtp)
     except Exception as exc:  # noqa: BLE001 - every failure becomes a documented error body
         return anthropic_error(exc, rid)
     if reply.stream is None:

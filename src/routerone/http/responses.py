@@ -5,11 +5,11 @@ from __future__ import annotations
 from aiohttp import web
 
 from ..errors import RouterOneError
-from ..routing.wtp import HEADER as WTP_HEADER
 from ..services.responses import ResponsesService
 from .relay import authenticate, relay_stream
 from .render import error_response
 from .routes import REQUEST_IDS, read_json_body
+from .routing_headers import routing_headers
 from .runtime import RUNTIME
 
 __all__ = ["add_responses_routes", "RESPONSES"]
@@ -22,14 +22,14 @@ async def create(request: web.Request) -> web.StreamResponse:
     internal_id, rid = request[REQUEST_IDS]
     try:
         auth = await authenticate(request)
+        routing = routing_headers(request.headers)
         raw = await read_json_body(request)
     except RouterOneError as exc:
         rt.chat.refused(exc, request_id=internal_id, echo_id=rid, route="responses")
         return error_response(exc, rid)
     try:
         out = await svc.create(raw, auth=auth, request_id=internal_id, echo_id=rid,
-                               strategy_header=request.headers.get("x-routerone-strategy"),
-                               wtp_header=request.headers.get(WTP_HEADER))
+                               strategy_header=routing.strategy, wtp_header=routing.wtp)
     except Exception as exc:  # noqa: BLE001 - every failure becomes a documented error body
         return error_response(exc, rid)
     if out.encoder is None:

@@ -15,6 +15,7 @@ from ..observability.metrics import CONTENT_TYPE_LATEST
 from ..wire.chat import ChatRequest, json_values_bound, parse_chat_request, raise_if_too_complex
 from .guard import abort
 from .render import error_response, json_response, unreadable_body
+from .routing_headers import routing_headers
 from .runtime import RUNTIME
 from .sink import ChunkedSink
 
@@ -93,6 +94,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     auth = None
     try:
         auth = await rt.auth.authenticate(request.headers.get("Authorization"))
+        routing = routing_headers(request.headers)
         raw = await read_json_body(request, rt.settings.max_json_values)
         parsed = await parse_chat_body(raw, rt.settings)
     except RouterOneError as exc:
@@ -100,8 +102,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         return error_response(exc, rid)
     try:     # complete() counts and logs its own refusals and failures
         reply = await rt.chat.complete(parsed, auth=auth, request_id=internal_id, echo_id=rid,
-                                       strategy_header=request.headers.get("x-routerone-strategy"),
-                                       wtp_header=request.headers.get("x-routerone-willingness-to-pay"))
+                                       strategy_header=routing.strategy, wtp_header=routing.wtp)
     except Exception as exc:  # noqa: BLE001 - every failure becomes a documented error body
         return error_response(exc, rid)
     if reply.stream is None:

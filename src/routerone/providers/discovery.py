@@ -22,7 +22,7 @@ import orjson
 from ..catalog import Catalog, discovered_model
 from ..errors import UpstreamUnavailable
 from .base import Deployment
-from .decode import ACCEPT_ENCODING, BodyDecoder
+from .decode import ACCEPT_ENCODING, BodyDecoder, codings_of
 from .openai_compat import auth_headers
 from .transport import redirect_target
 from .vendors import ProviderEntry
@@ -94,7 +94,7 @@ async def fetch_models(session: aiohttp.ClientSession, entry: ProviderEntry,
 async def _read_list(resp: aiohttp.ClientResponse, url: str) -> bytes:
     """The whole body, decoded (decode.py): at most MAX_LIST_BYTES received and as many decoded.
     Read by pieces: read(n) returns what has arrived, not n bytes (a list over ~128 KiB was cut)."""
-    decoder = BodyDecoder.for_coding(resp.headers.get("Content-Encoding", ""))
+    decoder = BodyDecoder.for_coding(codings_of(resp.headers))
     body, received, done = bytearray(), 0, False
     while not done:
         if decoder is not None and decoder.pending:

@@ -26,7 +26,7 @@ import httptools
 from multidict import CIMultiDict
 
 from ..errors import UpstreamUnavailable
-from .decode import BodyDecoder
+from .decode import BodyDecoder, codings_of
 from .idle import MAX_REPLY_BYTES
 
 __all__ = ["BUFFER_PAUSE_BYTES", "MAX_HEAD_BYTES", "MAX_REPLY_BYTES", "LINGER_S"]
@@ -142,7 +142,7 @@ class _Conn(asyncio.Protocol):
         self.status, self.in_head = status, False
         self.keep_alive = self.parser.should_keep_alive()
         h = self.headers
-        self.decoder = BodyDecoder.for_coding(h.get("Content-Encoding", ""))
+        self.decoder = BodyDecoder.for_coding(codings_of(h))
         self.close_delimited = "Content-Length" not in h and "chunked" not in h.get("Transfer-Encoding", "").lower()
         if not self.head_done.done():
             self.head_done.set_result(None)

@@ -70,8 +70,9 @@ class OpenAICompatStream:
             err = chunk["error"] if isinstance(chunk["error"], dict) else {"message": str(chunk["error"])}
             raise UpstreamUnavailable(f"upstream stream error: {err.get('message', '')}".strip())
         usage = chunk.get("usage")
-        if usage:
-            self.usage = Usage.from_openai(usage)
+        reported = Usage.from_openai(usage) if usage else None     # None: absent, or not an object (5, [..], "x")
+        if reported is not None:         # a usage that is not an object never replaces a valid one
+            self.usage = reported
         if not chunk.get("choices"):
             return []
         if "_native" in chunk:     # Router One's key (an Anthropic upstream's own event, relayed as it came): never this upstream's
@@ -81,7 +82,7 @@ class OpenAICompatStream:
             raise UpstreamUnavailable('upstream ended the answer with finish_reason "error"')
         if usage:
             chunk["usage"] = None
-        elif self.usage is not None and "completion_tokens" not in self.usage.unreadable and _has_output(chunk):
+        if reported is None and self.usage is not None and "completion_tokens" not in self.usage.unreadable and _has_output(chunk):
             # output after the last usage report: that count was not the final one (an upstream that
             # reported once, early); Router One counts what was relayed (Usage.filled_from)
             self.usage.unreadable += ("completion_tokens",)

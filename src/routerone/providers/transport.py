@@ -20,7 +20,7 @@ import logging
 
 from ..errors import UpstreamTimeout, UpstreamUnavailable
 from .base import UpstreamRequest
-from .decode import ACCEPT_ENCODING, BodyDecoder
+from .decode import ACCEPT_ENCODING, BodyDecoder, codings_of
 from .demo import DemoStream, is_demo_url, open_demo
 from .http1_stream import Http1Stream
 from .http1_pool import Http1Pool
@@ -210,7 +210,7 @@ class Transport:
             resp.close()
             _refuse_redirect(provider, resp.status, resp.headers, req)
         try:
-            decoder = BodyDecoder.for_coding(resp.headers.get("Content-Encoding", ""))
+            decoder = BodyDecoder.for_coding(codings_of(resp.headers))
         except UpstreamUnavailable as exc:
             resp.close()
             raise UpstreamUnavailable(f"{provider}: {exc.message}", provider=provider) from None

@@ -88,25 +88,20 @@ class ResponsesService:
         prev_id = body.get("previous_response_id")
         if not prev_id:
             return []
-        prev = await self.store.get_response(prev_id, auth.account.id) if _storable(prev_id) else None
+        prev = await self.store.get_response(prev_id, auth.account.id)
         if prev is None:
             raise NotFound(f"Previous response with id '{prev_id}' not found.", param="previous_response_id",
                            code="previous_response_not_found")
         return orjson.loads(prev.context)
 
     async def get(self, response_id: str, auth: AuthContext) -> bytes:
-        stored = await self.store.get_response(response_id, auth.account.id) if _storable(response_id) else None
+        stored = await self.store.get_response(response_id, auth.account.id)
         if stored is None:
             raise NotFound(f"Response with id '{response_id}' not found.", param="response_id")
         return stored.body.encode()
 
     async def delete(self, response_id: str, auth: AuthContext) -> bytes:
-        if not _storable(response_id) or not await self.store.delete_response(response_id, auth.account.id):
+        if not await self.store.delete_response(response_id, auth.account.id):
             raise NotFound(f"Response with id '{response_id}' not found.", param="response_id")
         return orjson.dumps({"id": response_id, "object": "response.deleted", "deleted": True})
 
-
-def _storable(response_id: str) -> bool:
-    """An id with a NUL names no stored response (PostgreSQL's text cannot hold one: looking it up
-    was a 500 there)."""
-    return "\x00" not in response_id

@@ -72,6 +72,7 @@ from .base import (Account, ApiKey, AuditEntry, LedgerEntry, Limits, NewKey, Res
                    StoredResponse, UsagePage, UsageQuery, UsageRecord, UsageReject, UsageTotals)
 from .migrations import MIGRATIONS, migration_sql
 from .postgres_console import PostgresConsoleMixin
+from .text import has_nul, refuse_nul
 
 __all__ = ["PostgresStore"]
 
@@ -157,6 +158,7 @@ class PostgresStore(PostgresConsoleMixin):
 
     # -- accounts -------------------------------------------------------------------------------
     async def create_account(self, name: str, *, markup_bps: int = 0, limits: Limits = Limits()) -> Account:
+        refuse_nul([("name", name)])
         r = await (await self._db()).fetchrow(
             "INSERT INTO accounts (name, markup_bps, rpm, tpm, concurrency, created_at) "
             f"VALUES ($1, $2, $3, $4, $5, $6) RETURNING {rows.ACCOUNT_COLS}",
@@ -170,6 +172,9 @@ class PostgresStore(PostgresConsoleMixin):
     async def list_accounts(self) -> list[Account]:
         rs = await (await self._db()).fetch(f"SELECT {rows.ACCOUNT_COLS} FROM accounts ORDER BY id")
         return [rows.account(r) for r in rs]
+
+    async def has_accounts(self) -> bool:
+        return await (await self._db()).fetchval("SELECT EXISTS (SELECT 1 FROM accounts)")
 
     async def update_account(self, account_id: int, *, markup_bps: int | None = None,
                              limits: Limits | None = None) -> Account | None:
@@ -185,6 +190,7 @@ class PostgresStore(PostgresConsoleMixin):
 
     async def adjust_balance(self, account_id: int, amount_micros: int, *, kind: str, note: str = "",
                              actor: str = "") -> Account:
+        refuse_nul([("kind", kind), ("note", note), ("actor", actor)])
         async with self._tx() as db:
             row = await db.fetchrow(
                 "SELECT balance_micros, reserved_micros FROM accounts WHERE id = $1 FOR NO KEY UPDATE", account_id)
@@ -212,6 +218,8 @@ class PostgresStore(PostgresConsoleMixin):
 
     # -- keys -----------------------------------------------------------------------------------
     async def create_key(self, new: NewKey) -> ApiKey:
+        refuse_nul([("key_hash", new.key_hash), ("prefix", new.prefix), ("name", new.name), ("role", new.role),
+                    ("allowed_models", new.allowed_models), ("strategy", new.strategy)])
         r = await (await self._db()).fetchrow(
             "INSERT INTO api_keys (account_id, key_hash, prefix, name, role, expires_at, spend_cap_micros, "
             "allowed_models, rpm, tpm, concurrency, strategy, created_at, willingness_to_pay) "
@@ -223,6 +231,7 @@ class PostgresStore(PostgresConsoleMixin):
 
     async def bootstrap_admin(self, key_hash: str, prefix: str, *, only_if_no_admin: bool,
                               name: str = "bootstrap admin") -> ApiKey | None:
+        refuse_nul([("key_hash", key_hash), ("prefix", prefix), ("name", name)])
         async with self._tx() as db:
             await db.execute("SELECT pg_advisory_xact_lock(21042, hashtext(current_schema()))")
             if await db.fetchval("SELECT 1 FROM api_keys WHERE key_hash = $1", key_hash):
@@ -241,6 +250,8 @@ class PostgresStore(PostgresConsoleMixin):
             return rows.api_key(r)
 
     async def key_by_hash(self, key_hash: str) -> ApiKey | None:
+        if has_nul(key_hash):
+            return None
         r = await (await self._db()).fetchrow(f"SELECT {rows.KEY_COLS} FROM api_keys WHERE key_hash = $1", key_hash)
         return rows.api_key(r) if r else None
 
@@ -390,6 +401,8 @@ class PostgresStore(PostgresConsoleMixin):
                                            columns=_USAGE_COLUMNS)
 
     async def query_usage(self, q: UsageQuery) -> UsagePage:
+        if has_nul(q.model):
+            return UsagePage([], UsageTotals(0, 0, 0, 0))
         where, args = _usage_filter(q)
         async with self._tx() as db:  # one snapshot for the page and its totals
             recs = await db.fetch(f"SELECT {rows.USAGE_COLS} FROM usage {where} "
@@ -401,11 +414,14 @@ class PostgresStore(PostgresConsoleMixin):
 
     # -- audit ----------------------------------------------------------------------------------
     async def record_audit(self, actor: str, action: str, target: str = "", detail: str = "") -> None:
+        refuse_nul([("actor", actor), ("action", action), ("target", target), ("detail", detail)])
         await (await self._db()).execute(
             "INSERT INTO audit_log (created_at, actor, action, target, detail) VALUES ($1, $2, $3, $4, $5)",
             time.time(), actor, action, target, detail)
 
     async def list_audit(self, limit: int = 100, *, target: str | None = None) -> list[AuditEntry]:
+        if has_nul(target):
+            return []
         where, args = ("WHERE target = $2", (target,)) if target is not None else ("", ())
         rs = await (await self._db()).fetch(
             f"SELECT {rows.AUDIT_COLS} FROM audit_log {where} ORDER BY id DESC LIMIT $1", limit, *args)
@@ -417,6 +433,7 @@ class PostgresStore(PostgresConsoleMixin):
         await (await self._db()).fetchval("SELECT 1")
 
     async def put_response(self, r: StoredResponse) -> None:
+        refuse_nul([("id", r.id), ("body", r.body), ("context", r.context)])
         await (await self._db()).execute(
             "INSERT INTO responses (id, account_id, key_id, created_at, body, context) VALUES ($1, $2, $3, $4, $5, $6) "
             "ON CONFLICT (id) DO UPDATE SET account_id = EXCLUDED.account_id, key_id = EXCLUDED.key_id, "
@@ -424,12 +441,16 @@ class PostgresStore(PostgresConsoleMixin):
             r.id, r.account_id, r.key_id, r.created_at, r.body, r.context)
 
     async def get_response(self, response_id: str, account_id: int) -> StoredResponse | None:
+        if has_nul(response_id):
+            return None
         row = await (await self._db()).fetchrow(
             "SELECT id, account_id, key_id, created_at, body, context FROM responses WHERE id = $1 AND account_id = $2",
             response_id, account_id)
         return StoredResponse(*row) if row else None
 
     async def delete_response(self, response_id: str, account_id: int) -> bool:
+        if has_nul(response_id):
+            return False
         status = await (await self._db()).execute("DELETE FROM responses WHERE id = $1 AND account_id = $2",
                                                   response_id, account_id)
         return status.endswith(" 1")

@@ -13,6 +13,7 @@ import asyncpg
 
 from . import console_sql, rows
 from .base import ConsoleSession, ConsoleUser, UsageBucket, UsageLogQuery, UsageQuery, UsageRecord
+from .text import has_nul, refuse_nul
 
 __all__ = ["PostgresConsoleMixin"]
 
@@ -23,6 +24,7 @@ class PostgresConsoleMixin:
 
     async def create_console_user(self, email: str, password_hash: str, *, account_id: int,
                                   role: str = "user") -> ConsoleUser:
+        refuse_nul([("email", email), ("password_hash", password_hash), ("role", role)])
         try:
             r = await (await self._db()).fetchrow(
                 "INSERT INTO console_users (email, password_hash, account_id, role, created_at) "
@@ -33,6 +35,8 @@ class PostgresConsoleMixin:
         return console_sql.console_user(r)
 
     async def console_user_by_email(self, email: str) -> ConsoleUser | None:
+        if has_nul(email):
+            return None
         return await self._console_user("email = $1", email.lower())
 
     async def get_console_user(self, user_id: int) -> ConsoleUser | None:
@@ -50,6 +54,7 @@ class PostgresConsoleMixin:
 
     async def update_console_user(self, user_id: int, *, password_hash: str | None = None,
                                   disabled: bool | None = None) -> ConsoleUser | None:
+        refuse_nul([("password_hash", password_hash)])
         async with self._tx() as db:
             if password_hash is not None:
                 await db.execute("UPDATE console_users SET password_hash = $1 WHERE id = $2", password_hash, user_id)
@@ -59,17 +64,22 @@ class PostgresConsoleMixin:
         return console_sql.console_user(r) if r else None
 
     async def create_console_session(self, session: ConsoleSession) -> None:
+        refuse_nul([("token_hash", session.token_hash), ("csrf_token", session.csrf_token)])
         await (await self._db()).execute(
             f"INSERT INTO console_sessions ({console_sql.SESSION_COLS}) VALUES ($1, $2, $3, $4, $5)",
             session.token_hash, session.user_id, session.csrf_token, session.created_at, session.expires_at)
 
     async def console_session(self, token_hash: str, now: float) -> tuple[ConsoleSession, ConsoleUser] | None:
+        if has_nul(token_hash):
+            return None
         r = await (await self._db()).fetchrow(console_sql.numbered(console_sql.SESSION_JOIN), token_hash, now)
         return console_sql.console_session(r) if r else None
 
     async def delete_console_sessions(self, *, token_hash: str | None = None, user_id: int | None = None,
                                       expired_before: float | None = None) -> int:
         conds, args = [], []
+        if has_nul(token_hash):
+            token_hash = None           # names no session; the other conditions still apply
         for cond, val in (("token_hash = ?", token_hash), ("user_id = ?", user_id), ("expires_at < ?", expired_before)):
             if val is not None:
                 conds.append(cond)
@@ -81,10 +91,14 @@ class PostgresConsoleMixin:
         return int(status.split()[-1])
 
     async def usage_rollup(self, q: UsageQuery, bucket_s: int) -> list[UsageBucket]:
+        if has_nul(q.model):
+            return []
         sql, args = console_sql.rollup_sql(q, bucket_s, postgres=True)
         return [console_sql.bucket(r) for r in await (await self._db()).fetch(console_sql.numbered(sql), *args)]
 
     async def usage_log(self, q: UsageLogQuery) -> list[UsageRecord]:
+        if has_nul(q.model, q.status):
+            return []
         sql, args = console_sql.log_sql(q)
         return [rows.usage_record(r) for r in await (await self._db()).fetch(console_sql.numbered(sql), *args)]
 
@@ -93,5 +107,7 @@ class PostgresConsoleMixin:
         return {int(k): t for k, t in await (await self._db()).fetch(console_sql.numbered(sql), *args)}
 
     async def usage_count(self, q: UsageQuery) -> int:
+        if has_nul(q.model):
+            return 0
         sql, args = console_sql.count_sql(q)
         return int(await (await self._db()).fetchval(console_sql.numbered(sql), *args))

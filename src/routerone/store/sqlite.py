@@ -55,6 +55,9 @@ class SQLiteStore(SQLiteEngine, SQLiteConsoleMixin):
         return await self._run(lambda db: [rows.account(r) for r in db.execute(
             f"SELECT {rows.ACCOUNT_COLS} FROM accounts ORDER BY id")])
 
+    async def has_accounts(self) -> bool:
+        return await self._run(lambda db: db.execute("SELECT EXISTS (SELECT 1 FROM accounts)").fetchone()[0] == 1)
+
     async def update_account(self, account_id: int, *, markup_bps: int | None = None,
                              limits: Limits | None = None) -> Account | None:
         def fn(db):

@@ -10,10 +10,16 @@ returns the Anthropic events for them, each with its `event:` line (the SDK disp
 | `delta.content`                              | content_block_start text (once per run), text_delta      |
 | `delta.tool_calls[k]`, first (or a new id)   | content_block_start tool_use {id, name, input: {}}       |
 | `delta.tool_calls[k].function.arguments`     | input_json_delta on that tool's block                    |
-| `finish_reason`                              | content_block_stop; the stop reason is kept              |
+| `finish_reason`                              | the stop reason is kept                                  |
 | usage chunk                                  | kept for message_delta (with `usage.cost` in USD)        |
-| `[DONE]`                                     | message_delta {stop_reason, usage}, message_stop         |
+| `[DONE]`                                     | content_block_stop of each open block (in index order),  |
+|                                              | message_delta {stop_reason, usage}, message_stop         |
 | `finish_reason: "error"` + `{"error": ...}`  | `error` event (Anthropic's error types)                  |
+
+A text block is closed when another block starts; a tool_use block stays open until the end: an
+OpenAI-protocol upstream may interleave the arguments of parallel calls (call 0's, call 1's, call
+0's again), and a delta is never sent to a block whose content_block_stop has gone out (a client
+acts on a tool call at its stop, with the input it has then).
 
 Pass-through: when an Anthropic upstream served the request, each chunk carries the upstream's own
 event in `_native` (see providers/anthropic_stream.py); those are relayed as they came (thinking
@@ -47,9 +53,9 @@ class MessagesStreamEncoder(ChatStreamReader):
     def __init__(self) -> None:
         self.started = False
         self.finished = False
-        self._index = -1                  # index of the open content block (-1: none)
-        self._open = False
-        self._kind = ""
+        self._index = -1                  # index of the last content block started (-1: none)
+        self._text_open = False           # that block is a text block, still open
+        self._open_tools: list[int] = []  # tool_use blocks still open (all close at the end)
         self._tools: dict[int, int] = {}  # chat tool_call index -> content block index
         self._tool_ids: dict[int, str | None] = {}   # chat tool_call index -> the upstream's id of its call
         self._stop_reason = "end_turn"
@@ -70,15 +76,15 @@ class MessagesStreamEncoder(ChatStreamReader):
         for choice in chunk.get("choices") or ():
             delta = choice.get("delta") or {}
             if delta.get("content"):
-                if not self._open or self._kind != "text":
-                    self._new_block({"type": "text", "text": "", "citations": None}, "text", out)
+                if not self._text_open:
+                    self._new_block({"type": "text", "text": "", "citations": None}, out)
+                    self._text_open = True
                 out.append(sse_event({"type": "content_block_delta", "index": self._index,
                                       "delta": {"type": "text_delta", "text": delta["content"]}}))
             for tc in delta.get("tool_calls") or ():
                 self._tool_delta(tc, out)
             finish = choice.get("finish_reason")
             if finish and finish != "error":
-                self._close(out)
                 self._stop_reason = STOP_REASONS.get(finish, "end_turn")
 
     def _start(self, chunk: dict, out: list[bytes]) -> None:
@@ -90,16 +96,19 @@ class MessagesStreamEncoder(ChatStreamReader):
         out.append(sse_event({"type": "message_start", "message": msg}))
         out.append(sse_event({"type": "ping"}))
 
-    def _new_block(self, block: dict, kind: str, out: list[bytes]) -> None:
-        self._close(out)
+    def _new_block(self, block: dict, out: list[bytes]) -> None:
+        """Starts the next block; an open text block ends first (tool_use blocks stay open)."""
+        if self._text_open:
+            out.append(sse_event({"type": "content_block_stop", "index": self._index}))
+            self._text_open = False
         self._index += 1
-        self._open, self._kind = True, kind
         out.append(sse_event({"type": "content_block_start", "index": self._index, "content_block": block}))
 
-    def _close(self, out: list[bytes]) -> None:
-        if self._open:
-            out.append(sse_event({"type": "content_block_stop", "index": self._index}))
-            self._open = False
+    def _close_all(self, out: list[bytes]) -> None:
+        last = [self._index] if self._text_open else []
+        for index in sorted(self._open_tools + last):
+            out.append(sse_event({"type": "content_block_stop", "index": index}))
+        self._open_tools, self._text_open = [], False
 
     def _tool_delta(self, tc: dict, out: list[bytes]) -> None:
         """A delta of tool call `index` (0 when absent). Its first delta opens a tool_use block (the
@@ -116,8 +125,9 @@ class MessagesStreamEncoder(ChatStreamReader):
             if not (call_id or fn.get("name") or fn.get("arguments")):
                 return                          # nothing yet to open a block with (a bare index)
             self._new_block({"type": "tool_use", "id": call_id or f"toolu_{secrets.token_hex(12)}",
-                             "name": fn.get("name") or "", "input": {}, "caller": {"type": "direct"}}, "tool", out)
+                             "name": fn.get("name") or "", "input": {}, "caller": {"type": "direct"}}, out)
             self._tools[k] = self._index
+            self._open_tools.append(self._index)
             self._tool_ids[k] = call_id or None
         args = fn.get("arguments")
         if args and k in self._tools:
@@ -137,7 +147,7 @@ class MessagesStreamEncoder(ChatStreamReader):
             return
         if not self.started:
             self._start({}, out)
-        self._close(out)
+        self._close_all(out)
         usage = anthropic_usage(self._usage)
         for key in ("cache_creation", "inference_geo", "service_tier"):
             usage.pop(key, None)            # not part of MessageDeltaUsage
