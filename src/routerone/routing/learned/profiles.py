@@ -16,8 +16,10 @@ A two-trait item-response model, fitted by `profile_fit.py`:
   * e_m, the model's profile: its base quality and how it responds to each trait, fitted on the
     model's own per-prompt scores when the training data has them ("trained"), otherwise mapped
     from a published ability score in `model_priors.toml` by the linear map score -> profile fitted
-    on the trained models that also have a score ("prior:<source>"), otherwise the mean trained
-    profile ("default"). Quality is on a 0..1 scale (correctness, or a 1-10 judge score mapped to
+    on the trained models that also have a score ("prior:<source>"), otherwise found by a looser
+    name in the whole leaderboard snapshot those scores came from (leaderboard.py; "prior:<source>
+    as '<row>'", or "trained as '<model>'" when the row is a trained model), otherwise the mean
+    trained profile ("default"). Quality is on a 0..1 scale (correctness, or a 1-10 judge score mapped to
     0..1).
 
 `ProfileRouter.load()` reads the shipped artefact `router_model.npz` (or the path in the
@@ -36,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .leaderboard import SOURCE as LEADERBOARD_SOURCE, Leaderboard
 from .model import LinearScorer
 
 ARTEFACT_PATH = Path(__file__).with_name("router_model.npz")
@@ -155,9 +158,16 @@ class ProfileRouter:
     _cache: dict[str, "ProfileRouter"] = {}
     _lock = threading.Lock()
 
-    def __init__(self, artefact: ProfileArtefact, priors: dict[str, Prior] | None = None) -> None:
+    def __init__(self, artefact: ProfileArtefact, priors: dict[str, Prior] | None = None,
+                 board: Leaderboard | None = None) -> None:
+        """`priors` None: the shipped priors file (and the operator's) and the whole leaderboard
+        snapshot behind it (leaderboard.py); given priors: those, and `board` only if given."""
         self.artefact = artefact
-        self.priors = load_priors() if priors is None else priors
+        self.board = board
+        if priors is None:
+            priors = load_priors()
+            self.board = board or Leaderboard.load()
+        self.priors = priors
         self._trained = {normalise_name(m): j for j, m in enumerate(artefact.models)}
         self._profiles: dict[str, Profile] = {}
         self._default = Profile("default", artefact.embeddings.mean(axis=0),
@@ -187,13 +197,24 @@ class ProfileRouter:
             return got
         a, key = self.artefact, normalise_name(name)
         j = self._trained.get(key)
-        prior = self.priors.get(key)
+        prior, source, verbosity_key = self.priors.get(key), "", key
         if j is not None:
-            got = Profile(name, a.embeddings[j], float(a.output_tokens[j]), "trained")
+            pass
+        elif prior is not None:
+            source = f"prior:{prior.source}"
+        elif self.board is not None:
+            row = self.board.find(name)          # a looser name of a published model (leaderboard.py)
+            if row is not None:
+                j = self._trained.get(normalise_name(row.name))     # that model is a trained one
+                prior, source = Prior(row.score, LEADERBOARD_SOURCE, row.name), f"prior:{LEADERBOARD_SOURCE} as '{row.name}'"
+                verbosity_key = key if key in a.verbosity else normalise_name(row.name)
+        if j is not None:
+            got = Profile(name, a.embeddings[j], float(a.output_tokens[j]),
+                          f"trained as '{a.models[j]}'" if source else "trained")
         elif prior is not None and a.prior_scale > 0:
             z = (prior.score - a.prior_center) / a.prior_scale
             got = Profile(name, a.prior_map[0] + a.prior_map[1] * z,
-                          a.verbosity.get(key, self._default.output_tokens), f"prior:{prior.source}")
+                          a.verbosity.get(verbosity_key, self._default.output_tokens), source)
         else:
             got = Profile(name, self._default.embedding, a.verbosity.get(key, self._default.output_tokens),
                           "default")

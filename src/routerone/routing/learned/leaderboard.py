@@ -1,0 +1,129 @@
+"""Published ability scores for models the router has no training data on, found by looser names.
+
+`model_priors.toml` holds hand-checked entries (the trained models and the catalog's). A model named
+otherwise (an operator's `mistralai/mixtral-8x7b-chat`, an evaluation's `claude-v2`, `gpt4_1106_preview`)
+used to fall to the "default" profile: the mean trained model, a silent constant. This module reads the
+whole LMArena text leaderboard snapshot those entries came from (`data/lmarena_text_2025-08-04.csv`,
+266 rows; provenance in `data/lmarena_text.PROVENANCE.md`) and finds a model's row by its name, in
+this order, stopping at the first step that finds any row:
+
+1. the same canonical name: lower case, no `vendor/` prefix, spaces / `_` / `.` / brackets as `-`
+   ("Claude 3.5 Sonnet (20241022)" -> `claude-3-5-sonnet-20241022`);
+2. the same name without a trailing date (`-20241022`, `-2024-10-22`, `-08-2024`); several dated rows
+   -> the newest (what an undated alias of a provider points to);
+3. the same loose tokens: letters and digits split apart (`gpt4` -> `gpt 4`), the packaging words
+   `chat instruct it hf v`, a leading `meta` and a trailing `0` version dropped (`claude-v2` = "Claude-2.0",
+   `claude-instant-v1` = "Claude-Instant-1", `wizardlm-13b-v1.2` = "WizardLM-13b-v1.2");
+4. the loose tokens as the start of exactly one row's (`mixtral-8x7b-chat` = "Mixtral-8x7B-Instruct-v0.1";
+   `mistral-7b-chat` starts both v0.1 and v0.2: no match).
+
+Rows found at a step with different scores and no dates to order them: no match (never a guess). Every
+found prior names its row, which `routerone models` shows.
+"""
+from __future__ import annotations
+
+import csv
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["Leaderboard", "BoardRow", "canonical", "loose_tokens", "SOURCE"]
+
+SOURCE = "lmarena-text-2025-08-04"
+BOARD_PATH = Path(__file__).with_name("data") / "lmarena_text_2025-08-04.csv"
+PACKAGING = frozenset({"chat", "instruct", "it", "hf", "v"})
+
+_DATE = re.compile(r"-(?:(\d{4})(\d{2})(\d{2})|(\d{4})-(\d{2})-(\d{2})|(\d{2})-(\d{4}))$")
+
+
+@dataclass(frozen=True)
+class BoardRow:
+    name: str          # as the leaderboard writes it
+    score: float
+
+
+def canonical(name: str) -> str:
+    n = name.strip().lower().rsplit("/", 1)[-1]
+    n = n.replace("+", "-plus")
+    n = re.sub(r"[\s_.()\[\]]+", "-", n)
+    return re.sub(r"-{2,}", "-", n).strip("-")
+
+
+def _split_date(key: str) -> tuple[str, str]:
+    """(the canonical name without a trailing date, the date as YYYYMMDD or '')."""
+    m = _DATE.search(key)
+    if not m:
+        return key, ""
+    g = m.groups()
+    date = "".join(g[0:3]) if g[0] else "".join(g[3:6]) if g[3] else g[7] + g[6] + "00"
+    return key[:m.start()], date
+
+
+def loose_tokens(name: str) -> tuple[str, ...]:
+    base, _ = _split_date(canonical(name))
+    tokens = [t for t in re.findall(r"[a-z]+|\d+", base) if t not in PACKAGING]
+    if tokens[:1] == ["meta"] and len(tokens) > 2:   # "Meta-Llama-3.1-8B-Instruct" = llama3.1:8b
+        tokens.pop(0)
+    if len(tokens) >= 2 and tokens[-1] == "0" and tokens[-2].isdigit():
+        tokens.pop()
+    return tuple(tokens)
+
+
+class Leaderboard:
+    """The snapshot's rows, searchable by the steps in the module docstring."""
+
+    def __init__(self, rows: list[BoardRow]) -> None:
+        self.rows = rows
+        self._exact: dict[str, list[int]] = {}
+        self._undated: dict[str, list[int]] = {}
+        self._loose: dict[tuple[str, ...], list[int]] = {}
+        self._dates: list[str] = []
+        for i, row in enumerate(rows):
+            key = canonical(row.name)
+            base, date = _split_date(key)
+            self._dates.append(date)
+            self._exact.setdefault(key, []).append(i)
+            self._undated.setdefault(base, []).append(i)
+            self._loose.setdefault(loose_tokens(row.name), []).append(i)
+
+    @classmethod
+    def load(cls, path: Path | str = BOARD_PATH) -> "Leaderboard":
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = [BoardRow(r["model"].strip(), float(r["arena_score"])) for r in csv.DictReader(f)
+                    if r.get("model", "").strip() and _is_number(r.get("arena_score"))]
+        return cls(rows)
+
+    def _one(self, found: list[int]) -> BoardRow | None:
+        """The row a set of candidates names: one score, else the newest when all are dated."""
+        if not found:
+            return None
+        if len({self.rows[i].score for i in found}) == 1:
+            return self.rows[found[0]]
+        if all(self._dates[i] for i in found):
+            newest = max(self._dates[i] for i in found)
+            best = [i for i in found if self._dates[i] == newest]
+            if len({self.rows[i].score for i in best}) == 1:
+                return self.rows[best[0]]
+        return None
+
+    def find(self, name: str) -> BoardRow | None:
+        key = canonical(name)
+        if not key:
+            return None
+        base, _ = _split_date(key)
+        tokens = loose_tokens(name)
+        for found in (self._exact.get(key, []), self._undated.get(base, []), self._loose.get(tokens, [])):
+            if found:
+                return self._one(found)
+        if len(tokens) < 2:               # a bare family name ("gpt", "claude") is no model
+            return None
+        starts = [i for t, rows in self._loose.items() if t[:len(tokens)] == tokens for i in rows]
+        return self._one(starts)
+
+
+def _is_number(text) -> bool:
+    try:
+        v = float(text)
+    except (TypeError, ValueError):
+        return False
+    return v == v and abs(v) != float("inf")
