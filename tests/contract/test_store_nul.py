@@ -49,9 +49,10 @@ async def test_lookups_by_a_nul_bearing_string_find_nothing(store: Store) -> Non
     (lambda s, acc: s.put_response(StoredResponse(f"resp_{NUL}", acc, 1, 1.0, "{}", "[]")), "id"),
 ])
 async def test_a_write_of_a_nul_is_a_value_error_naming_the_field_on_postgres(store: Store, write, field) -> None:
-    if type(store).__name__ != "PostgresStore":
-        pytest.skip("SQLite's text holds a NUL")
     acc = (await store.create_account("acme")).id
+    if type(store).__name__ != "PostgresStore":      # SQLite's text holds a NUL: the write is kept
+        await write(store, acc)
+        return
     with pytest.raises(ValueError, match=f"^{field} may not contain a NUL"):
         await write(store, acc)
     assert (await store.get_account(acc)).balance_micros == 0
