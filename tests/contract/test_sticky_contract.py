@@ -82,7 +82,7 @@ async def make_store(backend: str, ns: str):
             store: StickyStore = RedisStickyStore(REDIS_URL, ttl_s=ttl_s)
         elif backend == "shared":
             if not states:
-                states.append(SharedStickyState(slots=1024, ttl_s=ttl_s))
+                states.append(SharedStickyState(slots=8192, ttl_s=ttl_s))  # 300 keys: no bucket overflows
             store = SharedStickyTable(states[0].handle)
         else:
             store = StickyMap(ttl_s=ttl_s)
@@ -233,6 +233,26 @@ async def test_redis_unreachable_answers_unknown_logs_once(caplog):
         await s.close()
 
 
+async def test_redis_error_reply_fails_only_its_own_call(ns, caplog):
+    url = require_redis()
+    client = redis.Redis.from_url(url)
+    client.rpush(STICKY_KEY_PREFIX + ns + "list", "x")       # a key GETEX answers WRONGTYPE for
+    client.close()
+    s = RedisStickyStore(url)
+    try:
+        await s.remember(ns + "ok", "m1")
+        with caplog.at_level(logging.WARNING, logger="routerone.routing"):
+            found = await asyncio.gather(s.lookup(ns + "list"), s.lookup(ns + "ok"), s.lookup(ns + "list"))
+        assert found == [None, "m1", None] and s.fallback_events == 2 and s.outages == 0
+        assert len([r for r in caplog.records if "error reply" in r.getMessage()]) == 1
+        assert await s.lookup(ns + "ok") == "m1"                 # not taken for an outage
+    finally:
+        await s.close()
+        client = redis.Redis.from_url(url)
+        client.delete(STICKY_KEY_PREFIX + ns + "list", STICKY_KEY_PREFIX + ns + "ok")
+        client.close()
+
+
 # --- shared memory: bounded, LRU within a bucket --------------------------------------------------
 
 async def test_shared_table_is_bounded_and_keeps_recently_used():
@@ -247,6 +267,26 @@ async def test_shared_table_is_bounded_and_keeps_recently_used():
         assert sum(t.get(f"k{i}") is not None for i in range(2000)) == 64 - 1
         t.put("long", "x" * (MODEL_ID_BYTES + 1))  # an id that does not fit is not pinned
         assert t.get("long") is None and WAYS == 8
+    finally:
+        await t.close()
+        state.unlink()
+
+
+async def test_shared_table_repin_keeps_one_entry_per_conversation():
+    """A conversation re-pinned while an earlier entry of its bucket is free updates its own entry
+    (it was written to the free one too: two entries for one conversation)."""
+    now = [0.0]
+    state = SharedStickyState(slots=WAYS, ttl_s=60)       # one bucket: every key shares it
+    t = SharedStickyTable(state.handle, clock=lambda: now[0])
+    try:
+        for i in range(WAYS):
+            t.put(f"k{i}", "old")
+        now[0] = 30.0
+        assert all(t.get(f"k{i}") == "old" for i in range(1, WAYS))
+        now[0] = 61.0
+        assert t.get("k0") is None                          # expired: its entry is freed
+        t.put("k3", "new")
+        assert t.get("k3") == "new" and len(t) == WAYS - 1
     finally:
         await t.close()
         state.unlink()

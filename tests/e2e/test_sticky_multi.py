@@ -9,6 +9,7 @@ the model its first turn got, whichever gateway process serves it.
    over a new connection (the SDK's pool is per client), which SO_REUSEPORT hands to either worker:
    with a per-process map about half the second turns switched model (all 12 staying put by
    chance: 2^-12).
+3. Redis down: nothing fails; conversations are decided afresh, and the outage is logged once.
 
 The catalog is test_auto_routing.py's: gpt-4.1 (stronger, chosen at willingness to pay 1) and
 gpt-4o-mini (cheaper, chosen at 0).
@@ -16,6 +17,7 @@ gpt-4o-mini (cheaper, chosen at 0).
 from __future__ import annotations
 
 import asyncio
+import socket
 import sys
 import uuid
 from pathlib import Path
@@ -148,3 +150,24 @@ def test_workers_share_sticky_conversations_without_redis(tmp_path, upstream):
         assert not moved, f"{len(moved)}/{CONVERSATIONS} second turns left the first turn's model: {moved}"
     finally:
         gw.stop()
+
+
+def test_redis_down_routes_afresh_and_never_fails(tmp_path, upstream):
+    """redis_url names a port nothing listens on: every turn is answered (decided afresh, the
+    limiter's failure policy `open` admits), and the sticky store's outage is logged once."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        dead = f"redis://127.0.0.1:{sock.getsockname()[1]}/0"
+    (gw,) = start(tmp_path, upstream, ["gw-no-redis"], redis_url=dead)
+    try:
+        key, _ = new_key(gw)
+        for i in range(3):
+            t1 = [{"role": "user", "content": f"Conversation {i} ({uuid.uuid4().hex})."}]
+            assert ask(gw, key, t1, "1")[0] == STRONG
+            later, reason, _ = ask(gw, key, turn2(t1, "ok"), "0")
+            assert later == CHEAP and not reason.startswith("sticky"), reason     # decided afresh
+    finally:
+        gw.stop()
+    log = gw.log_path.read_text(errors="replace")
+    assert log.count("Redis sticky store unreachable") == 1, gw.log_tail()
+    assert "Traceback" not in log, gw.log_tail()

@@ -9,7 +9,8 @@ The table is set-associative: `slots` entries (a power of two) in buckets of `WA
 conversation's 64-bit key digest picks its bucket, and a pin takes the conversation's own entry,
 else a free or expired one, else the bucket's least recently used (smallest expiry: an entry
 expires `ttl_s` after its last use). So memory is fixed and eviction is LRU within a bucket (an
-approximation of the in-process map's global LRU). Per entry: the key digest, the expiry
+approximation of the in-process map's global LRU: a bucket that gets more than `WAYS` live
+conversations drops its least recently used before the table is full). Per entry: the key digest, the expiry
 (CLOCK_MONOTONIC, one clock for every process) and the model id, at most `MODEL_ID_BYTES` bytes of
 UTF-8 (a longer id is not pinned: such a conversation is decided afresh each turn).
 
