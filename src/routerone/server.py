@@ -294,7 +294,12 @@ def _run_workers(settings: Settings) -> int:
         state = SharedLimiterState(entries=settings.limiter_entries)
     handle = state.handle if state else None
     # without Redis, sticky conversations live in one shared-memory table too (routing/sticky_shared.py)
-    sticky = None if settings.redis_url else SharedStickyState()
+    try:
+        sticky = None if settings.redis_url else SharedStickyState()
+    except BaseException:              # /dev/shm too small: the limiter's block must not be left behind
+        if state:
+            state.unlink()
+        raise
     procs = [ctx.Process(target=run_worker, args=(settings, True, handle, os.getpid(),
                                                   sticky.handle if sticky else None), daemon=False)
              for _ in range(settings.workers)]
