@@ -22,6 +22,7 @@ from .limits.base import Limiter
 from .observability.logs import RequestLog
 from .observability.metrics import Metrics
 from .limits.factory import make_limiter
+from .routing.sticky_factory import make_sticky_store
 from .providers.discovery import Discovery
 from .providers.transport import Timeouts, Transport
 from .routing.health import Health
@@ -81,7 +82,8 @@ GC_THRESHOLDS = (50_000, 20, 100)
 
 
 def create_app(settings: Settings, *, store: Store | None = None, limiter: Limiter | None = None,
-               catalog: Catalog | None = None) -> web.Application:
+               catalog: Catalog | None = None, shared_sticky=None) -> web.Application:
+    """`shared_sticky`: the `SharedStickyState.handle` of `serve --workers N` without Redis."""
     store = store or open_store(settings.database_url)
     limiter = limiter or make_limiter(settings)
     catalog = catalog or load_catalog(settings)
@@ -96,8 +98,9 @@ def create_app(settings: Settings, *, store: Store | None = None, limiter: Limit
     usage = UsageWriter(store, flush_interval_s=settings.usage_flush_interval_s, batch_size=settings.usage_batch_size)
     billing = Billing(store, reservation_ttl_s=settings.reservation_ttl_s,
                       sweep_interval_s=settings.reservation_sweep_interval_s, usage=usage)
+    sticky = make_sticky_store(settings, shared_sticky)
     planner = Planner(catalog, health, make_strategies(), default_strategy=settings.routing_strategy,
-                      willingness_to_pay=settings.willingness_to_pay, fallbacks=catalog.fallbacks)
+                      willingness_to_pay=settings.willingness_to_pay, fallbacks=catalog.fallbacks, sticky=sticky)
     metrics = Metrics()
     request_log = RequestLog(every_request=settings.log_requests, content=settings.log_content)
     chat = ChatService(ChatDeps(settings, auth, planner, transport, billing, limiter, usage, health, metrics,
@@ -131,6 +134,9 @@ def create_app(settings: Settings, *, store: Store | None = None, limiter: Limit
     metrics.gauge("routerone_limiter_fallback_events",
                   "Times the limiter fell back or failed closed (Redis down, shared memory full)",
                   lambda: getattr(limiter, "fallback_events", 0))
+    metrics.gauge("routerone_sticky_fallback_events",
+                  "Sticky-conversation lookups or pins not answered (Redis down, shared table busy): "
+                  "routed afresh", lambda: getattr(sticky, "fallback_events", 0))
 
     quiet_aiohttp()
     guard = guard_middleware(settings)
@@ -172,6 +178,7 @@ def create_app(settings: Settings, *, store: Store | None = None, limiter: Limit
         await auth.stop()
         await transport.close()
         await limiter.close()
+        await sticky.close()
         await store.close()
 
     app.on_startup.append(startup)

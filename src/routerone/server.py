@@ -48,6 +48,7 @@ from .http.readiness import READINESS
 from .http.runtime import RUNTIME
 from .limits.factory import uses_redis
 from .limits.shared import SharedLimiter, SharedLimiterState
+from .routing.sticky_shared import SharedStickyState
 from .observability.logs import configure_logging
 from .observability.metrics import MULTIPROC_ENV
 from .settings import Settings, SettingsError
@@ -102,16 +103,18 @@ def _raise_fd_limit() -> None:
         pass
 
 
-def run_worker(settings: Settings, reuse_port: bool = False, shared_limiter=None, parent_pid: int = 0) -> None:
-    """One worker; `shared_limiter` is a `SharedLimiterState.handle` made by the parent; a worker of
-    `--workers N` passes the parent's pid and runs in a session of its own (module docstring)."""
+def run_worker(settings: Settings, reuse_port: bool = False, shared_limiter=None, parent_pid: int = 0,
+               shared_sticky=None) -> None:
+    """One worker; `shared_limiter` is a `SharedLimiterState.handle` and `shared_sticky` a
+    `SharedStickyState.handle` made by the parent; a worker of `--workers N` passes the parent's
+    pid and runs in a session of its own (module docstring)."""
     if parent_pid:
         _own_session(parent_pid)
     configure_logging(settings.log_level)
     _limit_malloc_arenas()
     _loop_policy()
     _raise_fd_limit()
-    asyncio.run(_serve(settings, reuse_port, shared_limiter))
+    asyncio.run(_serve(settings, reuse_port, shared_limiter, shared_sticky))
 
 
 _M_ARENA_MAX = -8          # glibc's mallopt parameter
@@ -148,7 +151,7 @@ def _own_session(parent_pid: int) -> None:
         raise SystemExit(0)
 
 
-async def _serve(settings: Settings, reuse_port: bool, shared_limiter=None) -> None:
+async def _serve(settings: Settings, reuse_port: bool, shared_limiter=None, shared_sticky=None) -> None:
     # the stop signals are caught before the socket listens: a SIGTERM that comes while the worker
     # starts (from `--workers N`'s parent, or its death) drains it once it listens, never kills it
     # with connections waiting in its accept queue
@@ -156,7 +159,8 @@ async def _serve(settings: Settings, reuse_port: bool, shared_limiter=None) -> N
     loop = asyncio.get_running_loop()
     for sig in _STOP_SIGNALS:
         loop.add_signal_handler(sig, stop.set)
-    app = create_app(settings, limiter=SharedLimiter(shared_limiter) if shared_limiter else None)
+    app = create_app(settings, limiter=SharedLimiter(shared_limiter) if shared_limiter else None,
+                     shared_sticky=shared_sticky)
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
     await runner.setup()
     sock = _listen(settings.host, settings.port, reuse_port)
@@ -272,7 +276,8 @@ def serve(settings: Settings, *, bootstrap: Callable[[Settings], Awaitable[list[
 
 def _run_workers(settings: Settings) -> int:
     """N spawned workers on one port; /metrics merges them through a multiprocess directory; without
-    Redis their limits live in one shared-memory limiter (limits/shared.py) made here."""
+    Redis their limits live in one shared-memory limiter (limits/shared.py) made here, and their
+    sticky conversations in one shared-memory table (routing/sticky_shared.py)."""
     own_dir = None
     metrics_dir = os.environ.get(MULTIPROC_ENV)
     if metrics_dir:
@@ -288,7 +293,15 @@ def _run_workers(settings: Settings) -> int:
     if not uses_redis(settings):
         state = SharedLimiterState(entries=settings.limiter_entries)
     handle = state.handle if state else None
-    procs = [ctx.Process(target=run_worker, args=(settings, True, handle, os.getpid()), daemon=False)
+    # without Redis, sticky conversations live in one shared-memory table too (routing/sticky_shared.py)
+    try:
+        sticky = None if settings.redis_url else SharedStickyState()
+    except BaseException:              # /dev/shm too small: the limiter's block must not be left behind
+        if state:
+            state.unlink()
+        raise
+    procs = [ctx.Process(target=run_worker, args=(settings, True, handle, os.getpid(),
+                                                  sticky.handle if sticky else None), daemon=False)
              for _ in range(settings.workers)]
     stopping: list[int] = []
 
@@ -309,5 +322,7 @@ def _run_workers(settings: Settings) -> int:
         shutil.rmtree(own_dir, ignore_errors=True)
     if state:
         state.unlink()
+    if sticky:
+        sticky.unlink()
     failed = [p.exitcode for p in procs if p.exitcode not in (0, -signal.SIGTERM)]
     return 1 if failed else 0

@@ -68,7 +68,8 @@ class Settings:
     host: str = _f("127.0.0.1", "address to listen on")
     port: int = _f(8080, "TCP port, 1..65535", min=1, max=65535)
     database_url: str = _f("sqlite:///routerone.db", "`sqlite:///path.db` or `postgresql://user@host/db`")
-    redis_url: str | None = _f(None, "`redis://host:6379/0`: shared limits across workers and hosts")
+    redis_url: str | None = _f(None, "`redis://host:6379/0`: shared limits and sticky conversations across "
+                                     "workers and hosts")
     limiter: str = _f("auto", "auto (Redis when redis_url is set; else in-process, shared memory with "
                               "`--workers N`) \\| memory \\| redis")
     redis_failure_policy: str = _f("open", "open (fall back to local limits) \\| closed (reject) when Redis is down")

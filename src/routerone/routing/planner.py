@@ -5,12 +5,15 @@ Named model: that model, then the request's `models: [...]` list, then the catal
 strategy (per request > per key > gateway default), at the willingness to pay chosen the same way.
 A later turn of a conversation stays on the model its first turn got (sticky.py) while that model
 can still serve it and has a healthy deployment; the rest of the ranking stays behind it for
-failover. Deployments of a model are ordered by weight
-(weighted shuffle); deployments in cooldown go last.
+failover. An in-process sticky store (sticky.py's seam) is asked synchronously inside `plan`; a
+remote one (Redis) is asked by awaiting `recall` first (when `needs_recall`), and its answer is
+passed to `plan`. Deployments of a model are ordered by weight (weighted shuffle); deployments in
+cooldown go last.
 """
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 from ..catalog import AUTO_MODEL, Catalog, ModelInfo
@@ -19,9 +22,18 @@ from ..providers.base import Deployment
 from ..wire.chat import ChatRequest
 from .base import Attempt, Plan, RouteContext, RoutingStrategy
 from .health import Health
-from .sticky import StickyMap, conversation_key
+from .sticky import StickyMap, StickyStore, conversation_key
 
-__all__ = ["Planner", "capability_problem"]
+__all__ = ["Planner", "Recall", "capability_problem"]
+
+
+@dataclass(frozen=True, slots=True)
+class Recall:
+    """A sticky lookup done before planning: the conversation's key, whether the request is a later
+    turn, and the model the store had pinned (None: none, expired, or the store did not answer)."""
+    key: str
+    later: bool
+    pinned: str | None
 
 
 def capability_problem(m: ModelInfo, req: ChatRequest, prompt_tokens: int) -> str | None:
@@ -47,7 +59,7 @@ class Planner:
     def __init__(self, catalog: Catalog, health: Health, strategies: Mapping[str, RoutingStrategy], *,
                  default_strategy: str = "balanced", willingness_to_pay: float = 0.5,
                  fallbacks: Mapping[str, Sequence[str]] | None = None, rng: random.Random | None = None,
-                 sticky: StickyMap | None = None) -> None:
+                 sticky: StickyStore | None = None) -> None:
         self.catalog = catalog
         self.health = health
         self.strategies = strategies
@@ -57,13 +69,26 @@ class Planner:
         self.fallbacks = fallbacks or {}
         self._rng = rng or random.Random()
 
+    def needs_recall(self, req: ChatRequest) -> bool:
+        """Whether `recall` must be awaited before `plan`: `auto` with a remote sticky store."""
+        return self.sticky.remote and req.model == AUTO_MODEL
+
+    async def recall(self, req: ChatRequest, scope: str = "") -> Recall:
+        """The remote sticky store's answer for this conversation: one round trip for a later turn,
+        none for a first turn."""
+        key, later = conversation_key(req.messages, scope)
+        return Recall(key, later, await self.sticky.lookup(key) if later else None)
+
     def plan(self, req: ChatRequest, prompt_tokens: int, *, allowlist: Sequence[str] = (),
-             strategy: str | None = None, willingness_to_pay: float | None = None, scope: str = "") -> Plan:
+             strategy: str | None = None, willingness_to_pay: float | None = None, scope: str = "",
+             recall: Recall | None = None) -> Plan:
         """`willingness_to_pay`: 0..1 for this request (None: the gateway default); `scope`: who
-        the conversation belongs to (the API key id), for sticky conversations."""
+        the conversation belongs to (the API key id), for sticky conversations; `recall`: what
+        `recall` found (a remote sticky store); without it the store is asked synchronously."""
         if req.model == AUTO_MODEL:
             wtp = self.willingness_to_pay if willingness_to_pay is None else willingness_to_pay
-            return self._auto(req, prompt_tokens, allowlist, strategy or self.default_strategy, wtp, scope)
+            return self._auto(req, prompt_tokens, allowlist, strategy or self.default_strategy, wtp, scope,
+                              recall)
         primary = self.catalog.resolve(req.model)
         if not _allowed(primary, allowlist):
             raise PermissionDenied(f"This API key may not use the model '{primary.id}'", param="model",
@@ -98,7 +123,7 @@ class Planner:
         return Plan(self._attempts(models), "explicit", reason, req.model, skipped)
 
     def _auto(self, req: ChatRequest, prompt_tokens: int, allowlist: Sequence[str], strategy: str,
-              wtp: float, scope: str) -> Plan:
+              wtp: float, scope: str, recall: Recall | None = None) -> Plan:
         impl = self.strategies.get(strategy)
         if impl is None:
             raise InvalidRequest(f"Unknown routing strategy '{strategy}' (known: {', '.join(sorted(self.strategies))})",
@@ -112,20 +137,23 @@ class Planner:
             raise CapabilityMismatch("No configured model can serve this request"
                                      + (f" ({'; '.join(skipped[:3])})" if skipped else ""), param="model")
         ranked, reason = impl.rank(req, pool, RouteContext(self.health, wtp, prompt_tokens))
-        ranked, reason = self._stick(req, ranked, reason, scope)
+        ranked, reason = self._stick(req, ranked, reason, scope, recall)
         return Plan(self._attempts(ranked), strategy, reason, req.model, skipped)
 
     def _stick(self, req: ChatRequest, ranked: list[ModelInfo], reason: str,
-               scope: str) -> tuple[list[ModelInfo], str]:
-        key, later = conversation_key(req.messages, scope)
-        pinned = self.sticky.get(key) if later else None
+               scope: str, recall: Recall | None) -> tuple[list[ModelInfo], str]:
+        if recall is None:
+            key, later = conversation_key(req.messages, scope)
+            pinned = self.sticky.get(key) if later else None
+        else:
+            key, later, pinned = recall.key, recall.later, recall.pinned
         if pinned is not None and pinned != ranked[0].id:
             m = next((x for x in ranked if x.id == pinned), None)
             if m is not None and any(self.health.available(d.id) for d in m.deployments if d.vendor.configured):
                 return [m] + [x for x in ranked if x is not m], f"sticky conversation: stays on {m.id} ({reason})"
         elif pinned is not None:
             return ranked, f"sticky conversation: stays on {pinned} ({reason})"
-        self.sticky.put(key, ranked[0].id)
+        self.sticky.pin(key, ranked[0].id)
         return ranked, reason
 
     def _attempts(self, models: Sequence[ModelInfo]) -> list[Attempt]:

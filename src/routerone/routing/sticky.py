@@ -3,21 +3,57 @@
 A conversation is identified by a hash of its opening -- the messages before the first assistant
 message -- plus a scope (the API key), so turn 1 ([system, user]) and turn n ([system, user,
 assistant, ..., user]) share a key without storing any text. Entries live `ttl_s` seconds from
-their last use, and at most `max_entries` are kept (least recently used dropped first), so memory
-is bounded. The map is per process: behind a load balancer without session affinity another
-instance re-decides (and pins its own choice), which costs a prompt-cache miss, not correctness.
+their last use (a lookup that finds one refreshes it).
+
+The seam, as limits/ has for rate limits: a `StickyStore` remembers key -> model id, one contract
+suite (tests/contract/test_sticky_contract.py) for its implementations:
+- `StickyMap` (here): in-process, at most `max_entries` kept (least recently used dropped first).
+  `remote` is False: the planner asks it synchronously, no await, no I/O.
+- `RedisStickyStore` (sticky_redis.py, when `redis_url` is set): one key per conversation under
+  `ro:sticky:v1:`, shared by every worker and instance on that Redis. `remote` is True: the caller
+  awaits `lookup` (one GETEX round trip) for a later turn of an `auto` request before planning;
+  first turns and named models cost no round trip (a pin is written in the background).
+- `SharedStickyTable` (sticky_shared.py): `serve --workers N` without Redis, one shared-memory
+  table for the workers of one machine.
+A store that cannot answer (Redis down) answers "not known": the conversation is decided afresh,
+never failed.
 """
 from __future__ import annotations
 
 import hashlib
 import time
 from collections import OrderedDict
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 import orjson
 
 DEFAULT_TTL_S = 3600.0
 DEFAULT_MAX_ENTRIES = 100_000
+
+__all__ = ["StickyStore", "StickyMap", "conversation_key", "DEFAULT_TTL_S", "DEFAULT_MAX_ENTRIES"]
+
+
+class StickyStore(Protocol):
+    remote: bool     # True: `lookup` is a network round trip (await it); False: `get` answers at once
+
+    def get(self, key: str) -> str | None:
+        """The pinned model, refreshing its TTL; without I/O. A remote store returns None (unknown)."""
+        ...
+
+    async def lookup(self, key: str) -> str | None:
+        """The pinned model, refreshing its TTL; None when unknown, expired or unreachable."""
+        ...
+
+    async def remember(self, key: str, model: str) -> None:
+        """Pin `key` to `model` (TTL from now); waits until written (or failed: never raises)."""
+        ...
+
+    def pin(self, key: str, model: str) -> None:
+        """`remember` without waiting: a remote store writes in the background."""
+        ...
+
+    async def close(self) -> None:
+        ...
 
 
 def conversation_key(messages: Sequence[dict[str, Any]], scope: str = "") -> tuple[str, bool]:
@@ -37,6 +73,9 @@ def conversation_key(messages: Sequence[dict[str, Any]], scope: str = "") -> tup
 
 
 class StickyMap:
+    """In-process `StickyStore`: an LRU dict bounded by `max_entries`."""
+    remote = False
+
     def __init__(self, ttl_s: float = DEFAULT_TTL_S, max_entries: int = DEFAULT_MAX_ENTRIES,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.ttl_s = ttl_s
@@ -65,3 +104,14 @@ class StickyMap:
         self._entries.move_to_end(key)
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)
+
+    pin = put
+
+    async def lookup(self, key: str) -> str | None:
+        return self.get(key)
+
+    async def remember(self, key: str, model: str) -> None:
+        self.put(key, model)
+
+    async def close(self) -> None:
+        pass

@@ -60,9 +60,12 @@ class ChatService:
                 wtp = parse_willingness_to_pay(wtp_header, WTP_HEADER)
             if wtp is None:
                 wtp = getattr(auth.key, "willingness_to_pay", None)
-            plan = self.d.planner.plan(req, prompt_tokens, allowlist=auth.key.allowed_models,
-                                       strategy=req.strategy or strategy_header or auth.key.strategy,
-                                       willingness_to_pay=wtp, scope=str(auth.key.id))
+            planner = self.d.planner
+            # a remote sticky store (Redis) is asked before planning, off the loop; in-process: inside plan
+            recall = await planner.recall(req, str(auth.key.id)) if planner.needs_recall(req) else None
+            plan = planner.plan(req, prompt_tokens, allowlist=auth.key.allowed_models,
+                                strategy=req.strategy or strategy_header or auth.key.strategy,
+                                willingness_to_pay=wtp, scope=str(auth.key.id), recall=recall)
             choices = req.body.get("n") or 1        # every choice may generate the whole output
             worst_out = choices * max(req.max_tokens or a.model.output_cap for a in plan.attempts)
             ticket, limit_headers = await self._acquire_limits(auth, request_id, prompt_tokens + worst_out)
