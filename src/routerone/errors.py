@@ -17,7 +17,7 @@
     └── UpstreamError                    a provider failed; carries `retryable` for the router
         ├── UpstreamRateLimited          429 rate_limit_error / upstream_rate_limited (+ Retry-After)
         ├── UpstreamBadRequest           400 invalid_request_error / upstream's code (never retried)
-        ├── UpstreamAuthFailed           502 upstream_error / upstream_auth_failed (our config, not the caller's key)
+        ├── UpstreamAuthFailed           502 upstream_error / upstream_auth_failed (our config, not the caller's key; x-should-retry: false)
         ├── UpstreamUnavailable          502/503 upstream_error / upstream_unavailable | overloaded
         └── UpstreamTimeout              504 timeout_error / upstream_timeout
     ServiceUnavailable                   503 api_error / service_unavailable (+ Retry-After): our database
@@ -174,10 +174,17 @@ class UpstreamBadRequest(UpstreamError):
 
 
 class UpstreamAuthFailed(UpstreamError):
+    """Router One's credentials were rejected: another deployment may have working ones (the router
+    moves on, never back to this one), but the client retrying would fail the same way until an
+    operator fixes the key, so the SDKs are told not to (`x-should-retry: false`)."""
     status = 502
     code = "upstream_auth_failed"
     default_message = "The upstream provider rejected Router One's credentials"
     retryable = True  # another deployment may have working credentials
+
+    def __init__(self, message: str | None = None, **kw) -> None:
+        super().__init__(message, **kw)
+        self.headers.setdefault("x-should-retry", "false")
 
 
 class UpstreamUnavailable(UpstreamError):

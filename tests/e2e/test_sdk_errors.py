@@ -175,6 +175,10 @@ ROWS = [
     # -- upstream failures, OpenAI-compatible upstream ---------------------------------------------
     Row("oai-up-400", O, chat(), OE.BadRequestError, 400, {"type": "invalid_request_error"}, upstream=1,
         text="[[error:400]]"),
+    Row("oai-up-401", O, chat(), OE.InternalServerError, 502, {"code": "upstream_auth_failed"}, upstream=1,
+        text="[[error:401]]", headers=NO_RETRY),
+    Row("oai-up-403", O, chat(), OE.InternalServerError, 502, {"code": "upstream_auth_failed"}, upstream=1,
+        text="[[error:403]]", headers=NO_RETRY),
     Row("oai-up-404", O, chat(), OE.BadRequestError, 400, {"type": "invalid_request_error"}, upstream=1,
         text="[[error:404]]"),
     Row("oai-up-408", O, chat(), OE.InternalServerError, 504, {"type": "timeout_error", "code": "upstream_timeout"},
@@ -212,6 +216,8 @@ ROWS = [
     # -- upstream failures, Anthropic upstream on /v1/messages ---------------------------------------
     Row("ant-up-400", A, messages(), AE.BadRequestError, 400, {"type": "invalid_request_error"}, upstream=1,
         text="[[error:400]]"),
+    Row("ant-up-401", A, messages(), AE.InternalServerError, 502, {"type": "api_error"}, upstream=1,
+        text="[[error:401]]", headers=NO_RETRY),
     Row("ant-up-429", A, messages(), AE.RateLimitError, 429, {"type": "rate_limit_error"}, sdk_attempts=3, upstream=3,
         text="[[error:429]] [[retry_after:1]]", headers={"retry-after": "1"}, gateway={"max_retries": 0}),
     Row("ant-up-500", A, messages(), AE.InternalServerError, 502, {"type": "api_error"}, sdk_attempts=3, upstream=3,

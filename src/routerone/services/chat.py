@@ -13,7 +13,8 @@ from typing import Callable
 
 import orjson
 
-from ..errors import RateLimited, RouterOneError, ServiceUnavailable, UpstreamError, UpstreamRateLimited
+from ..errors import (RateLimited, RouterOneError, ServiceUnavailable, UpstreamAuthFailed, UpstreamError,
+                      UpstreamRateLimited)
 from ..limits.base import DenyReason, LimitRule, LimitTicket
 from ..observability.route_metrics import RouteCounter
 from ..providers.adapters import adapter_for
@@ -160,10 +161,13 @@ class ChatService:
         last: UpstreamError | None = None
         budget = len(call.plan.attempts) + self.d.settings.max_retries
         tries = 0
+        refused_keys: set[str] = set()   # deployments that rejected Router One's credentials: they would again
         while tries < budget:
             for attempt in call.plan.attempts:
                 if tries >= budget:
                     break
+                if attempt.deployment.id in refused_keys:
+                    continue
                 tries += 1
                 if not await self._deployment_capacity(call, attempt, tries):
                     last = last or UpstreamRateLimited(f"{attempt.deployment.id} is at its configured rate cap",
@@ -180,7 +184,11 @@ class ChatService:
                     call.tried.append(f"{attempt.deployment.id} ({exc.upstream_status or exc.code})")
                     if not exc.retryable:
                         raise
+                    if isinstance(exc, UpstreamAuthFailed):
+                        refused_keys.add(attempt.deployment.id)
                     last = exc
+            if refused_keys and all(a.deployment.id in refused_keys for a in call.plan.attempts):
+                break
             if tries < budget:
                 wait_s = min(last.retry_after_s or 0.25 * tries, 5.0) if last else 0.0
                 await asyncio.sleep(wait_s)
