@@ -222,6 +222,8 @@ ROWS = [
         text="[[error:429]] [[retry_after:1]]", headers={"retry-after": "1"}, gateway={"max_retries": 0}),
     Row("ant-up-500", A, messages(), AE.InternalServerError, 502, {"type": "api_error"}, sdk_attempts=3, upstream=3,
         text="[[error:500]]", gateway={"max_retries": 0}),
+    Row("ant-up-529", A, messages(), AE.OverloadedError, 529, {"type": "overloaded_error"}, sdk_attempts=3,
+        upstream=3, text="[[error:529]]", gateway={"max_retries": 0}),
     Row("ant-up-timeout", A, messages(), AE.GatewayTimeoutError, 504, {"type": "timeout_error"}, sdk_attempts=3,
         upstream=3, text="[[sleep:1500]]", gateway={"max_retries": 0, "first_byte_timeout_s": 0.3}),
     Row("ant-all-down", A, messages(), AE.InternalServerError, 502, {"type": "api_error"}, sdk_attempts=3,

@@ -30,10 +30,16 @@ PING = b'event: ping\ndata: {"type": "ping"}\n\n'
 PING_INTERVAL_S = 15.0   # during upstream silences after message_start (Claude Code gives up after 300 s)
 
 
+OVERLOADED_STATUS = 529   # Anthropic's own status for overloaded_error (its SDK raises OverloadedError on it)
+
+
 def anthropic_error(exc: BaseException, request_id: str) -> web.Response:
+    """An error in Anthropic's shape. An upstream's 529 (`upstream_overloaded`, a 503 on the OpenAI
+    surfaces, which know no 529) stays a 529 here, as Anthropic answers it."""
     exc = as_router_error(exc, request_id)      # the database down is a 503 here too, and a bug is logged
     headers = {**exc.headers, "x-request-id": request_id, "request-id": request_id}
-    return web.Response(body=error_body(exc, request_id), status=exc.status, headers=headers,
+    status = OVERLOADED_STATUS if exc.code == "upstream_overloaded" else exc.status
+    return web.Response(body=error_body(exc, request_id), status=status, headers=headers,
                         content_type="application/json")
 
 
