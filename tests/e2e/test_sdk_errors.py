@@ -125,6 +125,14 @@ ROWS = [
     Row("ant-models-list", A, lambda c, t: c.models.list(), None, 200, {}),
     Row("ant-count-tokens-unknown-model", A, count_tokens("no-such-model"), AE.NotFoundError, 404,
         {"type": "not_found_error"}),
+    Row("ant-models-get-unknown", A, lambda c, t: c.models.retrieve("no-such-model"), AE.NotFoundError, 404,
+        {"type": "not_found_error"}),
+    Row("ant-models-list-bad-key", A, lambda c, t: c.models.list(), AE.AuthenticationError, 401,
+        {"type": "authentication_error"}, key="bad"),
+    Row("ant-models-get-bad-key", A, lambda c, t: c.models.retrieve(CLAUDE), AE.AuthenticationError, 401,
+        {"type": "authentication_error"}, key="bad"),
+    Row("ant-models-list-x-api-key", A, lambda c, t: c.models.list(), None, 200, {}, key="x-api-key"),
+    Row("ant-messages-x-api-key", A, messages(), None, 200, {}, key="x-api-key", upstream=1),
     # -- models ----------------------------------------------------------------------------------
     Row("oai-chat-model-not-allowed", O, chat(), OE.PermissionDeniedError, 403,
         {"type": "permission_error", "code": "model_not_allowed", "param": "model"}, key="mini-only"),
@@ -243,6 +251,7 @@ ROWS = [
 # -- the harness --------------------------------------------------------------------------------
 
 def make_key(gw, kind: str) -> str:
+    """The caller's key (make_client sends a "x-api-key" one in that header, as Claude Code may)."""
     if kind == "missing":
         return ""
     if kind == "bad":
@@ -287,9 +296,11 @@ def make_client(row: Row, gw, secret: str, wire):
         return openai.OpenAI(base_url=gw.base_url, api_key=secret or "unused", max_retries=row.sdk_retries,
                              http_client=wire.client(),
                              default_headers={"Authorization": ""} if not secret else None)
-    return anthropic.Anthropic(base_url=gw.url, api_key=secret or None, max_retries=row.sdk_retries,
-                               http_client=wire.client(),
-                               default_headers={"x-api-key": ""} if not secret else None)
+    if row.key == "x-api-key":
+        return anthropic.Anthropic(base_url=gw.url, api_key=None, max_retries=row.sdk_retries,
+                                   http_client=wire.client(), default_headers={"x-api-key": secret})
+    return anthropic.Anthropic(base_url=gw.url, api_key=secret, max_retries=row.sdk_retries,
+                               http_client=wire.client())
 
 
 def error_fields(row: Row, exc) -> dict:
