@@ -18,6 +18,7 @@
         ├── UpstreamRateLimited          429 rate_limit_error / upstream_rate_limited (+ Retry-After)
         ├── UpstreamBadRequest           400 invalid_request_error / upstream's code (never retried)
         ├── UpstreamAuthFailed           502 upstream_error / upstream_auth_failed (our config, not the caller's key; x-should-retry: false)
+        │   └── UpstreamQuotaExhausted   502 upstream_error / upstream_quota_exhausted (the provider account's credits; x-should-retry: false)
         ├── UpstreamUnavailable          502/503 upstream_error / upstream_unavailable | overloaded
         └── UpstreamTimeout              504 timeout_error / upstream_timeout
     ServiceUnavailable                   503 api_error / service_unavailable (+ Retry-After): our database
@@ -33,7 +34,7 @@ __all__ = [
     "RouterOneError", "InvalidRequest", "UnsupportedParameter", "CapabilityMismatch",
     "ContextLengthExceeded", "PayloadTooLarge", "MethodNotAllowed", "AuthenticationFailed", "InsufficientBalance",
     "PermissionDenied", "ModelNotFound", "NotFound", "RateLimited", "UpstreamError",
-    "UpstreamRateLimited", "UpstreamBadRequest", "UpstreamAuthFailed", "UpstreamUnavailable",
+    "UpstreamRateLimited", "UpstreamBadRequest", "UpstreamAuthFailed", "UpstreamQuotaExhausted", "UpstreamUnavailable",
     "UpstreamTimeout", "ServiceUnavailable",
 ]
 
@@ -147,6 +148,7 @@ class UpstreamError(RouterOneError):
     code = "upstream_error"
     default_message = "The upstream provider returned an error"
     retryable = True
+    until_operator_acts = False   # True: this deployment answers the same until an operator acts
 
     def __init__(self, message: str | None = None, *, provider: str = "", upstream_status: int = 0,
                  retry_after_s: float | None = None, **kw) -> None:
@@ -175,16 +177,25 @@ class UpstreamBadRequest(UpstreamError):
 
 class UpstreamAuthFailed(UpstreamError):
     """Router One's credentials were rejected: another deployment may have working ones (the router
-    moves on, never back to this one), but the client retrying would fail the same way until an
-    operator fixes the key, so the SDKs are told not to (`x-should-retry: false`)."""
+    moves on, never back to this one: `until_operator_acts`), but the client retrying would fail the
+    same way until an operator fixes the key, so the SDKs are told not to (`x-should-retry: false`)."""
     status = 502
     code = "upstream_auth_failed"
     default_message = "The upstream provider rejected Router One's credentials"
     retryable = True  # another deployment may have working credentials
+    until_operator_acts = True
 
     def __init__(self, message: str | None = None, **kw) -> None:
         super().__init__(message, **kw)
         self.headers.setdefault("x-should-retry", "false")
+
+
+class UpstreamQuotaExhausted(UpstreamAuthFailed):
+    """The provider's account Router One uses is out of credits or quota (402, 429
+    `insufficient_quota`, Anthropic's "credit balance is too low"): the operator's to fix, like a
+    rejected key. Not a rate limit: no Retry-After, and no retry would help."""
+    code = "upstream_quota_exhausted"
+    default_message = "The upstream provider's account is out of credits or quota"
 
 
 class UpstreamUnavailable(UpstreamError):

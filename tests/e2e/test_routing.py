@@ -71,7 +71,7 @@ def _models_seen(server: ThreadedServer) -> list[str]:
 
 
 @pytest.mark.parametrize("fault", [{"status": 429, "retry_after": 1}, {"status": 500}, {"status": 503}, {"status": 401},
-                                   {"status": 529}, {"cut": 0}])
+                                   {"status": 402}, {"status": 529}, {"cut": 0}])
 def test_models_list_falls_back_on_retryable_error(env, fault):
     a, b, gw, client = env
     _faults(a, [fault] * 3)

@@ -55,6 +55,7 @@ class Row:
     gateway: dict = field(default_factory=dict)
     sdk_retries: int = 2
     check: Callable[[Any], None] | None = None  # with exc=None: what the call returned
+    faults: tuple = ()                          # queued on the fake Anthropic upstream first
 
 
 # -- the calls ----------------------------------------------------------------------------------
@@ -102,6 +103,8 @@ def count_tokens(model=CLAUDE):
 
 
 BIG = "x" * 8192
+CREDIT_TOO_LOW = ("Your credit balance is too low to access the Anthropic API. Please go to Plans & Billing to "
+                  "upgrade or purchase credits.")
 O, A = "openai", "anthropic"
 OE, AE = openai, anthropic
 AUTH = {"type": "authentication_error", "code": "invalid_api_key"}
@@ -187,6 +190,10 @@ ROWS = [
         text="[[error:401]]", headers=NO_RETRY),
     Row("oai-up-403", O, chat(), OE.InternalServerError, 502, {"code": "upstream_auth_failed"}, upstream=1,
         text="[[error:403]]", headers=NO_RETRY),
+    Row("oai-up-402", O, chat(), OE.InternalServerError, 502, {"code": "upstream_quota_exhausted"}, upstream=1,
+        text="[[error:402]]", headers=NO_RETRY),
+    Row("oai-up-429-insufficient-quota", O, chat(), OE.InternalServerError, 502, {"code": "upstream_quota_exhausted"},
+        upstream=1, text="[[error:429]] [[quota:1]]", headers={**NO_RETRY, "retry-after": None}),
     Row("oai-up-404", O, chat(), OE.BadRequestError, 400, {"type": "invalid_request_error"}, upstream=1,
         text="[[error:404]]"),
     Row("oai-up-408", O, chat(), OE.InternalServerError, 504, {"type": "timeout_error", "code": "upstream_timeout"},
@@ -226,6 +233,10 @@ ROWS = [
         text="[[error:400]]"),
     Row("ant-up-401", A, messages(), AE.InternalServerError, 502, {"type": "api_error"}, upstream=1,
         text="[[error:401]]", headers=NO_RETRY),
+    Row("ant-up-402", A, messages(), AE.InternalServerError, 502, {"type": "api_error"}, upstream=1,
+        text="[[error:402]]", headers=NO_RETRY),
+    Row("ant-up-credit-balance-too-low", A, messages(), AE.InternalServerError, 502, {"type": "api_error"},
+        upstream=1, headers=NO_RETRY, faults=({"status": 400, "message": CREDIT_TOO_LOW},)),
     Row("ant-up-429", A, messages(), AE.RateLimitError, 429, {"type": "rate_limit_error"}, sdk_attempts=3, upstream=3,
         text="[[error:429]] [[retry_after:1]]", headers={"retry-after": "1"}, gateway={"max_retries": 0}),
     Row("ant-up-500", A, messages(), AE.InternalServerError, 502, {"type": "api_error"}, sdk_attempts=3, upstream=3,
@@ -318,6 +329,7 @@ def test_failure_as_the_sdk_sees_it(row: Row, gateway, fakes, wire):
     client = make_client(row, gw, secret, wire)
     fakes["openai"].app["fake"].requests.clear()
     fakes["anthropic"].requests.clear()
+    fakes["anthropic"].fake.faults[:] = list(row.faults)
     sent_before = len(wire.responses)
     try:
         if row.exc is None:

@@ -13,8 +13,7 @@ from typing import Callable
 
 import orjson
 
-from ..errors import (RateLimited, RouterOneError, ServiceUnavailable, UpstreamAuthFailed, UpstreamError,
-                      UpstreamRateLimited)
+from ..errors import RateLimited, RouterOneError, ServiceUnavailable, UpstreamError, UpstreamRateLimited
 from ..limits.base import DenyReason, LimitRule, LimitTicket
 from ..observability.route_metrics import RouteCounter
 from ..providers.adapters import adapter_for
@@ -161,12 +160,12 @@ class ChatService:
         last: UpstreamError | None = None
         budget = len(call.plan.attempts) + self.d.settings.max_retries
         tries = 0
-        refused_keys: set[str] = set()   # deployments that rejected Router One's credentials: they would again
+        stuck: set[str] = set()   # deployments that will answer the same until an operator acts (a rejected key)
         while tries < budget:
             for attempt in call.plan.attempts:
                 if tries >= budget:
                     break
-                if attempt.deployment.id in refused_keys:
+                if attempt.deployment.id in stuck:
                     continue
                 tries += 1
                 if not await self._deployment_capacity(call, attempt, tries):
@@ -184,10 +183,10 @@ class ChatService:
                     call.tried.append(f"{attempt.deployment.id} ({exc.upstream_status or exc.code})")
                     if not exc.retryable:
                         raise
-                    if isinstance(exc, UpstreamAuthFailed):
-                        refused_keys.add(attempt.deployment.id)
+                    if exc.until_operator_acts:
+                        stuck.add(attempt.deployment.id)
                     last = exc
-            if refused_keys and all(a.deployment.id in refused_keys for a in call.plan.attempts):
+            if stuck and all(a.deployment.id in stuck for a in call.plan.attempts):
                 break
             if tries < budget:
                 wait_s = min(last.retry_after_s or 0.25 * tries, 5.0) if last else 0.0
