@@ -22,6 +22,7 @@ from protocol_helpers import wire  # noqa: F401 (fixture)
 from routerone.testing import fake_openai
 from routerone.testing.fake_anthropic import serve_fake_anthropic
 from routerone.testing.threaded import ThreadedServer
+from routerone.tokens import load_tokenizer
 
 OAI_KEY, ANT_KEY = "sk-oai-errs-0123456789", "sk-ant-errs-0123456789"
 GPT, CLAUDE = "gpt-4o", "claude-sonnet-4-20250514"
@@ -30,6 +31,7 @@ PRESENT = object()     # a header that must be there, whatever its value
 
 @pytest.fixture(scope="module")
 def fakes():
+    load_tokenizer()     # the fakes count tokens on their event loop: a first load there (~1 s) delays requests
     with ThreadedServer(lambda: fake_openai.make_app(api_key=OAI_KEY, chunk_interval_ms=15)) as oai, \
             serve_fake_anthropic(api_key=ANT_KEY, chunk_interval_ms=15) as ant:
         yield {"openai": oai, "anthropic": ant}
@@ -67,6 +69,14 @@ def chat(model=GPT, **kw):
 def chat_stream(c, text):
     for _ in c.chat.completions.create(model=GPT, messages=[{"role": "user", "content": text}], stream=True):
         pass
+
+
+def ant_stream(model=CLAUDE):
+    def call(c, text):
+        with c.messages.stream(model=model, max_tokens=64, messages=[{"role": "user", "content": text}]) as s:
+            for _ in s:
+                pass
+    return call
 
 
 def responses(model=GPT, **kw):
@@ -183,6 +193,10 @@ ROWS = [
     Row("oai-responses-no-balance", O, responses(), OE.APIStatusError, 402, {"code": "insufficient_balance"},
         key="broke"),
     Row("ant-messages-no-balance", A, messages(), AE.PaymentRequiredError, 402, {"type": "billing_error"}, key="broke"),
+    Row("oai-chat-spend-cap", O, chat(), OE.PermissionDeniedError, 403,
+        {"type": "permission_error", "code": "spend_cap_reached"}, key="capped"),
+    Row("ant-messages-spend-cap", A, messages(), AE.PermissionDeniedError, 403, {"type": "permission_error"},
+        key="capped"),
     # -- upstream failures, OpenAI-compatible upstream ---------------------------------------------
     Row("oai-up-400", O, chat(), OE.BadRequestError, 400, {"type": "invalid_request_error"}, upstream=1,
         text="[[error:400]]"),
@@ -228,6 +242,23 @@ ROWS = [
         sdk_attempts=3, upstream=3, text="[[error:500]]", gateway={"max_retries": 0}),
     Row("oai-responses-up-400", O, responses(), OE.BadRequestError, 400, {"type": "invalid_request_error"},
         upstream=1, text="[[error:400]]"),
+    Row("oai-up-503-retry-after", O, chat(), OE.InternalServerError, 503, {"code": "upstream_unavailable"},
+        sdk_attempts=3, upstream=3, text="[[error:503]] [[retry_after:1]]", headers={"retry-after": "1"},
+        gateway={"max_retries": 0}),
+    Row("oai-chat-stream-up-429", O, chat_stream, OE.RateLimitError, 429, {"code": "upstream_rate_limited"},
+        sdk_attempts=3, upstream=3, text="[[error:429]] [[retry_after:1]]", headers={"retry-after": "1"},
+        gateway={"max_retries": 0}),
+    Row("oai-chat-stream-up-timeout", O, chat_stream, OE.InternalServerError, 504, {"code": "upstream_timeout"},
+        sdk_attempts=3, upstream=3, text="[[sleep:1500]]", gateway={"max_retries": 0, "first_byte_timeout_s": 0.3}),
+    Row("oai-responses-stream-up-500", O, responses_stream, OE.InternalServerError, 502,
+        {"code": "upstream_unavailable"}, sdk_attempts=3, upstream=3, text="[[error:500]]",
+        gateway={"max_retries": 0}),
+    Row("oai-embeddings-up-429", O, embed(), OE.RateLimitError, 429, {"code": "upstream_rate_limited"},
+        sdk_attempts=3, upstream=3, text="[[error:429]]", gateway={"max_retries": 0}),
+    Row("oai-embeddings-up-400", O, embed(), OE.BadRequestError, 400, {"type": "invalid_request_error"},
+        upstream=1, text="[[error:400]]"),
+    Row("oai-embeddings-up-500", O, embed(), OE.InternalServerError, 502, {"code": "upstream_unavailable"},
+        sdk_attempts=3, upstream=3, text="[[error:500]]", gateway={"max_retries": 0}),
     # -- upstream failures, Anthropic upstream on /v1/messages ---------------------------------------
     Row("ant-up-400", A, messages(), AE.BadRequestError, 400, {"type": "invalid_request_error"}, upstream=1,
         text="[[error:400]]"),
@@ -243,6 +274,13 @@ ROWS = [
         text="[[error:500]]", gateway={"max_retries": 0}),
     Row("ant-up-529", A, messages(), AE.OverloadedError, 529, {"type": "overloaded_error"}, sdk_attempts=3,
         upstream=3, text="[[error:529]]", gateway={"max_retries": 0}),
+    Row("ant-stream-up-529", A, ant_stream(), AE.OverloadedError, 529, {"type": "overloaded_error"},
+        sdk_attempts=3, upstream=3, text="[[error:529]]", gateway={"max_retries": 0}),
+    Row("ant-over-oai-up-429", A, messages(GPT), AE.RateLimitError, 429, {"type": "rate_limit_error"},
+        sdk_attempts=3, upstream=3, text="[[error:429]] [[retry_after:1]]", headers={"retry-after": "1"},
+        gateway={"max_retries": 0}),
+    Row("ant-over-oai-up-400", A, messages(GPT), AE.BadRequestError, 400, {"type": "invalid_request_error"},
+        upstream=1, text="[[error:400]]"),
     Row("ant-up-timeout", A, messages(), AE.GatewayTimeoutError, 504, {"type": "timeout_error"}, sdk_attempts=3,
         upstream=3, text="[[sleep:1500]]", gateway={"max_retries": 0, "first_byte_timeout_s": 0.3}),
     Row("ant-all-down", A, messages(), AE.InternalServerError, 502, {"type": "api_error"}, sdk_attempts=3,
@@ -250,6 +288,8 @@ ROWS = [
     # -- a stream that fails after content went out (a 200 was sent: no status, no retry) -----------
     Row("oai-chat-stream-error", O, chat_stream, OE.APIError, None, {"type": "upstream_error"}, upstream=1,
         text="Tell me a story [[stream_error:2]]"),
+    Row("ant-over-oai-stream-error", A, ant_stream(GPT), AE.APIStatusError, None, {"type": "api_error"},
+        upstream=1, text="Tell me a story [[stream_error:2]]"),
     Row("oai-chat-stream-cut", O, chat_stream, OE.APIError, None, {"type": "upstream_error"}, upstream=1,
         text="Tell me a story [[cut:3]]"),
     Row("oai-responses-stream-error", O, responses_stream, None, 200, {}, upstream=1,
@@ -279,6 +319,8 @@ def make_key(gw, kind: str) -> str:
         rec = gw.admin("POST", "/admin/keys", {"account_id": acc["id"]})["data"]
         gw.admin("POST", f"/admin/keys/{rec['id']}/revoke", {})
         return rec["key"]
+    if kind == "capped":        # a cap below any request's worst case
+        return gw.new_key(spend_cap_micros=1)[0]
     if kind == "tpm-small":
         return gw.new_key(tpm=40)[0]
     if kind == "rpm-spent":
@@ -346,6 +388,9 @@ def test_failure_as_the_sdk_sees_it(row: Row, gateway, fakes, wire):
     exc = info.value
     time.sleep(0.05)      # a request the gateway abandoned may still be on its way to the upstream
     assert (len(wire.responses) - sent_before, upstream_requests(fakes)) == (row.sdk_attempts, row.upstream)
+    # a streaming call's failed attempts that the SDK retried were closed unread: nothing to check in them
+    mine = wire.responses[sent_before:]
+    wire.responses[sent_before:] = [r for r in mine[:-1] if r.body or r.status < 400] + mine[-1:]
     if row.status is None:    # raised mid-stream: the 200 stands
         assert not isinstance(exc, (openai.APIStatusError,)) or row.sdk == "anthropic"
         assert wire.responses[-1].status == 200
