@@ -219,6 +219,8 @@ ROWS = [
     Row("oai-up-429-retry-after", O, chat(), OE.RateLimitError, 429,
         {"type": "rate_limit_error", "code": "upstream_rate_limited"}, sdk_attempts=3, upstream=3,
         text="[[error:429]] [[retry_after:1]]", headers={"retry-after": "1"}, gateway={"max_retries": 0}),
+    Row("oai-up-429-retry-after-long", O, chat(), OE.RateLimitError, 429, {"code": "upstream_rate_limited"},
+        upstream=1, text="[[error:429]] [[retry_after:300]]", headers={"retry-after": "300"}),
     Row("oai-up-429", O, chat(), OE.RateLimitError, 429, {"code": "upstream_rate_limited"}, sdk_attempts=3,
         upstream=3, text="[[error:429]]", headers={"retry-after": None}, gateway={"max_retries": 0}),
     Row("oai-up-500", O, chat(), OE.InternalServerError, 502, {"type": "upstream_error", "code": "upstream_unavailable"},

@@ -30,6 +30,7 @@ from .streaming import open_stream
 __all__ = ["ChatService", "ChatDeps", "Reply"]
 
 IMAGE_TOKENS = 1000   # reservation estimate per image part (providers bill 85..1600+)
+MAX_RETRY_WAIT_S = 5.0   # the longest the router waits between rounds of attempts
 
 
 class ChatService:
@@ -156,11 +157,13 @@ class ChatService:
     # -- executing a plan -----------------------------------------------------------------------
     async def run_attempts(self, call: Call, send):
         """Try the plan's attempts in order; on a retryable error move on, backing off between
-        rounds and honouring Retry-After. A non-retryable error is raised at once."""
+        rounds and honouring Retry-After. A non-retryable error is raised at once. A deployment is
+        not tried again in this request when it will answer the same until an operator acts (a
+        rejected key, a drained account) or asks for a longer wait than MAX_RETRY_WAIT_S."""
         last: UpstreamError | None = None
         budget = len(call.plan.attempts) + self.d.settings.max_retries
         tries = 0
-        stuck: set[str] = set()   # deployments that will answer the same until an operator acts (a rejected key)
+        stuck: set[str] = set()   # deployments not to try again in this request
         while tries < budget:
             for attempt in call.plan.attempts:
                 if tries >= budget:
@@ -183,13 +186,13 @@ class ChatService:
                     call.tried.append(f"{attempt.deployment.id} ({exc.upstream_status or exc.code})")
                     if not exc.retryable:
                         raise
-                    if exc.until_operator_acts:
+                    if exc.until_operator_acts or (exc.retry_after_s or 0.0) > MAX_RETRY_WAIT_S:
                         stuck.add(attempt.deployment.id)
                     last = exc
             if stuck and all(a.deployment.id in stuck for a in call.plan.attempts):
                 break
             if tries < budget:
-                wait_s = min(last.retry_after_s or 0.25 * tries, 5.0) if last else 0.0
+                wait_s = min(last.retry_after_s or 0.25 * tries, MAX_RETRY_WAIT_S) if last else 0.0
                 await asyncio.sleep(wait_s)
         assert last is not None
         raise last
