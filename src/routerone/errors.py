@@ -16,7 +16,7 @@
     ├── ServiceUnavailable               503 api_error / server_busy | limiter_unavailable (+ Retry-After)
     └── UpstreamError                    a provider failed; carries `retryable` for the router
         ├── UpstreamRateLimited          429 rate_limit_error / upstream_rate_limited (+ Retry-After)
-        ├── UpstreamBadRequest           400 invalid_request_error / upstream's code (never retried)
+        ├── UpstreamBadRequest           400 invalid_request_error / upstream's code (never retried; 413 stays 413)
         ├── UpstreamAuthFailed           502 upstream_error / upstream_auth_failed (our config, not the caller's key; x-should-retry: false)
         │   └── UpstreamQuotaExhausted   502 upstream_error / upstream_quota_exhausted (the provider account's credits; x-should-retry: false)
         ├── UpstreamUnavailable          502/503 upstream_error / upstream_unavailable | overloaded

@@ -75,8 +75,8 @@ def error_for_status(status: int, message: str, *, provider: str, headers: Mappi
         return UpstreamRateLimited(text, retry_after_s=retry_after_s(headers), **kw)
     if status in (400, 404, 413, 422):
         err = UpstreamBadRequest(text, code=upstream_code or "upstream_invalid_request", **kw)
-        if status == 413:
-            err.code = "payload_too_large"
+        if status == 413:     # as Router One's own too-large body: 413 payload_too_large (Anthropic: request_too_large)
+            err.status, err.code = 413, "payload_too_large"
         return err
     if status in (401, 403):
         # name the provider (never its key) so the operator knows which credentials to fix
