@@ -186,8 +186,14 @@ ROWS = [
     # -- the caller's limits and money -----------------------------------------------------------
     Row("oai-chat-rpm", O, chat(), OE.RateLimitError, 429, {"type": "rate_limit_error", "code": "rate_limit_exceeded"},
         key="rpm-spent", headers={"retry-after": PRESENT, "x-ratelimit-limit-requests": "1"}, sdk_retries=0),
-    Row("oai-chat-tpm", O, chat(), OE.RateLimitError, 429, {"type": "rate_limit_error", "code": "rate_limit_exceeded"},
-        key="tpm-small", headers={"retry-after": PRESENT, "x-ratelimit-limit-tokens": "40"}, sdk_retries=0),
+    Row("oai-chat-tpm", O, chat(max_tokens=30), OE.RateLimitError, 429,
+        {"type": "rate_limit_error", "code": "rate_limit_exceeded"}, key="tpm-spent",
+        headers={"retry-after": PRESENT, "x-ratelimit-limit-tokens": "100"}, sdk_retries=0),
+    Row("oai-chat-over-whole-tpm", O, chat(), OE.RateLimitError, 429,
+        {"type": "rate_limit_error", "code": "rate_limit_exceeded"}, key="tpm-small",
+        headers={"retry-after": None, "x-should-retry": "false", "x-ratelimit-limit-tokens": "100"}),
+    Row("ant-messages-over-whole-tpm", A, messages(max_tokens=500), AE.RateLimitError, 429,
+        {"type": "rate_limit_error"}, key="tpm-small", headers={"retry-after": None, "x-should-retry": "false"}),
     Row("ant-messages-rpm", A, messages(), AE.RateLimitError, 429, {"type": "rate_limit_error"},
         key="rpm-spent", headers={"retry-after": PRESENT}, sdk_retries=0),
     Row("oai-chat-no-balance", O, chat(), OE.APIStatusError, 402,
@@ -327,12 +333,12 @@ def make_key(gw, kind: str) -> str:
         return rec["key"]
     if kind == "capped":        # a cap below any request's worst case
         return gw.new_key(spend_cap_micros=1)[0]
-    if kind == "tpm-small":
-        return gw.new_key(tpm=40)[0]
-    if kind == "rpm-spent":
-        secret = gw.new_key(rpm=1)[0]
+    if kind == "tpm-small":      # less than any request without a small max_tokens may use
+        return gw.new_key(tpm=100)[0]
+    if kind in ("rpm-spent", "tpm-spent"):
+        secret = gw.new_key(**({"rpm": 1} if kind == "rpm-spent" else {"tpm": 100}))[0]
         c = openai.OpenAI(base_url=gw.base_url, api_key=secret, max_retries=0)
-        c.chat.completions.create(model=GPT, messages=[{"role": "user", "content": "hi " * 20}])
+        c.chat.completions.create(model=GPT, messages=[{"role": "user", "content": "hi"}], max_tokens=80)
         c.close()
         return secret
     return gw.new_key()[0]

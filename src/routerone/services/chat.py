@@ -105,6 +105,15 @@ class ChatService:
         if not decision.allowed and decision.reason == DenyReason.UNAVAILABLE:   # not the caller's limit
             raise ServiceUnavailable("Rate limits cannot be checked right now (the limiter is unavailable); "
                                      "retry shortly", code="limiter_unavailable")
+        if not decision.allowed and decision.reason == DenyReason.TOKENS_EXCEED_TPM:
+            # more than the whole per-minute budget: waiting never helps, so no Retry-After and the
+            # SDKs are told not to retry (they would wait a minute, twice, for the same answer)
+            tpm = next((r.tpm for r in rules if r.scope == decision.denied_scope), None)
+            whose = "account" if (decision.denied_scope or "").startswith("acct:") else "key"
+            raise RateLimited(f"Rate limit exceeded: this request may use up to {tokens} tokens (its prompt and "
+                              f"max_tokens), more than this {whose}'s limit of {tpm} tokens per minute; it cannot "
+                              "succeed as it is: lower max_tokens or shorten the prompt",
+                              headers={**decision.headers, "x-should-retry": "false"})
         if not decision.allowed:
             retry = max(1, int(decision.retry_after_s + 0.999))
             raise RateLimited(headers={**decision.headers, "Retry-After": str(retry)})
