@@ -110,9 +110,9 @@ class ChatService:
             # SDKs are told not to retry (they would wait a minute, twice, for the same answer)
             tpm = next((r.tpm for r in rules if r.scope == decision.denied_scope), None)
             whose = "account" if (decision.denied_scope or "").startswith("acct:") else "key"
-            raise RateLimited(f"Rate limit exceeded: this request may use up to {tokens} tokens (its prompt and "
-                              f"max_tokens), more than this {whose}'s limit of {tpm} tokens per minute; it cannot "
-                              "succeed as it is: lower max_tokens or shorten the prompt",
+            raise RateLimited(f"Rate limit exceeded: this request may use up to {tokens} tokens (its input plus the "
+                              f"most it may generate), more than this {whose}'s limit of {tpm} tokens per minute; it "
+                              "cannot succeed as it is: lower max_tokens or shorten the input",
                               headers={**decision.headers, "x-should-retry": "false"})
         if not decision.allowed:
             retry = max(1, int(decision.retry_after_s + 0.999))
