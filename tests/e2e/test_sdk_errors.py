@@ -264,6 +264,8 @@ ROWS = [
         sdk_attempts=3, upstream=3, text="[[sleep:1500]]", gateway={"max_retries": 0, "first_byte_timeout_s": 0.3}),
     Row("oai-up-refused", O, chat(), OE.InternalServerError, 502, {"code": "upstream_unavailable"},
         sdk_attempts=3, gateway={"max_retries": 0, "providers": "refused"}),
+    Row("oai-auto-all-down", O, chat("auto"), OE.InternalServerError, 502, {"code": "upstream_unavailable"},
+        sdk_attempts=3, gateway={"providers": "refused"}),
     Row("oai-responses-up-429", O, responses(), OE.RateLimitError, 429, {"code": "upstream_rate_limited"},
         sdk_attempts=3, upstream=3, text="[[error:429]] [[retry_after:1]]", headers={"retry-after": "1"},
         gateway={"max_retries": 0}),
@@ -432,6 +434,7 @@ def test_failure_as_the_sdk_sees_it(row: Row, gateway, fakes, wire):
         assert headers.get("x-request-id")
         if row.sdk == "anthropic":
             assert headers.get("request-id") and exc.request_id == headers["request-id"]
+            assert exc.body["request_id"] == headers["request-id"]
         for name, want in {**({"x-should-retry": None} if row.sdk_attempts > 1 else {}), **row.headers}.items():
             if want is PRESENT:
                 assert headers.get(name), f"{name} missing"
