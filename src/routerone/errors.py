@@ -21,6 +21,7 @@
         │   └── UpstreamQuotaExhausted   502 upstream_error / upstream_quota_exhausted (the provider account's credits; x-should-retry: false)
         ├── UpstreamUnavailable          502/503 upstream_error / upstream_unavailable | overloaded
         └── UpstreamTimeout              504 timeout_error / upstream_timeout
+            └── UpstreamNoResponse       504 (no first byte in time: that deployment is not asked again)
     ServiceUnavailable                   503 api_error / service_unavailable (+ Retry-After): our database
 
 The body is the seed's shape `{"error": {"message", "type", "code"}}` plus `param` (null unless a
@@ -34,8 +35,8 @@ __all__ = [
     "RouterOneError", "InvalidRequest", "UnsupportedParameter", "CapabilityMismatch",
     "ContextLengthExceeded", "PayloadTooLarge", "MethodNotAllowed", "AuthenticationFailed", "InsufficientBalance",
     "PermissionDenied", "ModelNotFound", "NotFound", "RateLimited", "UpstreamError",
-    "UpstreamRateLimited", "UpstreamBadRequest", "UpstreamAuthFailed", "UpstreamQuotaExhausted", "UpstreamUnavailable",
-    "UpstreamTimeout", "ServiceUnavailable",
+    "UpstreamRateLimited", "UpstreamBadRequest", "UpstreamAuthFailed", "UpstreamQuotaExhausted",
+    "UpstreamUnavailable", "UpstreamTimeout", "UpstreamNoResponse", "ServiceUnavailable",
 ]
 
 
@@ -148,7 +149,7 @@ class UpstreamError(RouterOneError):
     code = "upstream_error"
     default_message = "The upstream provider returned an error"
     retryable = True
-    until_operator_acts = False   # True: this deployment answers the same until an operator acts
+    retry_same_deployment = True   # False: the router does not ask this deployment again in this request
 
     def __init__(self, message: str | None = None, *, provider: str = "", upstream_status: int = 0,
                  retry_after_s: float | None = None, **kw) -> None:
@@ -177,13 +178,13 @@ class UpstreamBadRequest(UpstreamError):
 
 class UpstreamAuthFailed(UpstreamError):
     """Router One's credentials were rejected: another deployment may have working ones (the router
-    moves on, never back to this one: `until_operator_acts`), but the client retrying would fail the
+    moves on, never back to this one: `retry_same_deployment`), but the client retrying would fail the
     same way until an operator fixes the key, so the SDKs are told not to (`x-should-retry: false`)."""
     status = 502
     code = "upstream_auth_failed"
     default_message = "The upstream provider rejected Router One's credentials"
     retryable = True  # another deployment may have working credentials
-    until_operator_acts = True
+    retry_same_deployment = False   # it answers the same until an operator acts
 
     def __init__(self, message: str | None = None, **kw) -> None:
         super().__init__(message, **kw)
@@ -209,6 +210,13 @@ class UpstreamTimeout(UpstreamError):
     type = "timeout_error"
     code = "upstream_timeout"
     default_message = "The upstream provider timed out"
+
+
+class UpstreamNoResponse(UpstreamTimeout):
+    """No first byte within `first_byte_timeout_s` (120 s by default): asking the same deployment
+    again would make the caller wait that long once more for each router retry (and again for each
+    SDK retry): other deployments are tried, not this one."""
+    retry_same_deployment = False
 
 
 class ServiceUnavailable(RouterOneError):

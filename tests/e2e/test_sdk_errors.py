@@ -262,6 +262,8 @@ ROWS = [
         sdk_attempts=3, upstream=9, text="[[error:500]]"),
     Row("oai-up-timeout", O, chat(), OE.InternalServerError, 504, {"type": "timeout_error", "code": "upstream_timeout"},
         sdk_attempts=3, upstream=3, text="[[sleep:1500]]", gateway={"max_retries": 0, "first_byte_timeout_s": 0.3}),
+    Row("oai-up-timeout-router-retries", O, chat(), OE.InternalServerError, 504, {"code": "upstream_timeout"},
+        sdk_attempts=3, upstream=3, text="[[sleep:1500]]", gateway={"first_byte_timeout_s": 0.3}),
     Row("oai-up-refused", O, chat(), OE.InternalServerError, 502, {"code": "upstream_unavailable"},
         sdk_attempts=3, gateway={"max_retries": 0, "providers": "refused"}),
     Row("oai-auto-all-down", O, chat("auto"), OE.InternalServerError, 502, {"code": "upstream_unavailable"},

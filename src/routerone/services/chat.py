@@ -168,7 +168,8 @@ class ChatService:
         """Try the plan's attempts in order; on a retryable error move on, backing off between
         rounds and honouring Retry-After. A non-retryable error is raised at once. A deployment is
         not tried again in this request when it will answer the same until an operator acts (a
-        rejected key, a drained account) or asks for a longer wait than MAX_RETRY_WAIT_S."""
+        rejected key, a drained account), gave no first byte in time (UpstreamNoResponse), or asks
+        for a longer wait than MAX_RETRY_WAIT_S."""
         last: UpstreamError | None = None
         budget = len(call.plan.attempts) + self.d.settings.max_retries
         tries = 0
@@ -195,7 +196,7 @@ class ChatService:
                     call.tried.append(f"{attempt.deployment.id} ({exc.upstream_status or exc.code})")
                     if not exc.retryable:
                         raise
-                    if exc.until_operator_acts or (exc.retry_after_s or 0.0) > MAX_RETRY_WAIT_S:
+                    if not exc.retry_same_deployment or (exc.retry_after_s or 0.0) > MAX_RETRY_WAIT_S:
                         stuck.add(attempt.deployment.id)
                     last = exc
             if stuck and all(a.deployment.id in stuck for a in call.plan.attempts):
