@@ -90,6 +90,7 @@ def funded_key(gw: Gateway) -> tuple[str, int]:
 class _Recorded:
     def __init__(self, request: httpx2.Request, response: httpx2.Response) -> None:
         self.method, self.path = request.method, request.url.path
+        self.anthropic_client = "anthropic-version" in request.headers   # Anthropic's SDKs always send it
         self.status = response.status_code
         self.content_type = response.headers.get("content-type", "")
         self.body = bytearray()

@@ -16,10 +16,12 @@
     ├── ServiceUnavailable               503 api_error / server_busy | limiter_unavailable (+ Retry-After)
     └── UpstreamError                    a provider failed; carries `retryable` for the router
         ├── UpstreamRateLimited          429 rate_limit_error / upstream_rate_limited (+ Retry-After)
-        ├── UpstreamBadRequest           400 invalid_request_error / upstream's code (never retried)
-        ├── UpstreamAuthFailed           502 upstream_error / upstream_auth_failed (our config, not the caller's key)
+        ├── UpstreamBadRequest           400 invalid_request_error / upstream's code (never retried; 413 stays 413)
+        ├── UpstreamAuthFailed           502 upstream_error / upstream_auth_failed (our config, not the caller's key; x-should-retry: false)
+        │   └── UpstreamQuotaExhausted   502 upstream_error / upstream_quota_exhausted (the provider account's credits; x-should-retry: false)
         ├── UpstreamUnavailable          502/503 upstream_error / upstream_unavailable | overloaded
         └── UpstreamTimeout              504 timeout_error / upstream_timeout
+            └── UpstreamNoResponse       504 (no first byte in time: that deployment is not asked again)
     ServiceUnavailable                   503 api_error / service_unavailable (+ Retry-After): our database
 
 The body is the seed's shape `{"error": {"message", "type", "code"}}` plus `param` (null unless a
@@ -33,8 +35,8 @@ __all__ = [
     "RouterOneError", "InvalidRequest", "UnsupportedParameter", "CapabilityMismatch",
     "ContextLengthExceeded", "PayloadTooLarge", "MethodNotAllowed", "AuthenticationFailed", "InsufficientBalance",
     "PermissionDenied", "ModelNotFound", "NotFound", "RateLimited", "UpstreamError",
-    "UpstreamRateLimited", "UpstreamBadRequest", "UpstreamAuthFailed", "UpstreamUnavailable",
-    "UpstreamTimeout", "ServiceUnavailable",
+    "UpstreamRateLimited", "UpstreamBadRequest", "UpstreamAuthFailed", "UpstreamQuotaExhausted",
+    "UpstreamUnavailable", "UpstreamTimeout", "UpstreamNoResponse", "ServiceUnavailable",
 ]
 
 
@@ -147,6 +149,7 @@ class UpstreamError(RouterOneError):
     code = "upstream_error"
     default_message = "The upstream provider returned an error"
     retryable = True
+    retry_same_deployment = True   # False: the router does not ask this deployment again in this request
 
     def __init__(self, message: str | None = None, *, provider: str = "", upstream_status: int = 0,
                  retry_after_s: float | None = None, **kw) -> None:
@@ -174,10 +177,26 @@ class UpstreamBadRequest(UpstreamError):
 
 
 class UpstreamAuthFailed(UpstreamError):
+    """Router One's credentials were rejected: another deployment may have working ones (the router
+    moves on, never back to this one: `retry_same_deployment`), but the client retrying would fail the
+    same way until an operator fixes the key, so the SDKs are told not to (`x-should-retry: false`)."""
     status = 502
     code = "upstream_auth_failed"
     default_message = "The upstream provider rejected Router One's credentials"
     retryable = True  # another deployment may have working credentials
+    retry_same_deployment = False   # it answers the same until an operator acts
+
+    def __init__(self, message: str | None = None, **kw) -> None:
+        super().__init__(message, **kw)
+        self.headers.setdefault("x-should-retry", "false")
+
+
+class UpstreamQuotaExhausted(UpstreamAuthFailed):
+    """The provider's account Router One uses is out of credits or quota (402, 429
+    `insufficient_quota`, Anthropic's "credit balance is too low"): the operator's to fix, like a
+    rejected key. Not a rate limit: no Retry-After, and no retry would help."""
+    code = "upstream_quota_exhausted"
+    default_message = "The upstream provider's account is out of credits or quota"
 
 
 class UpstreamUnavailable(UpstreamError):
@@ -191,6 +210,13 @@ class UpstreamTimeout(UpstreamError):
     type = "timeout_error"
     code = "upstream_timeout"
     default_message = "The upstream provider timed out"
+
+
+class UpstreamNoResponse(UpstreamTimeout):
+    """No first byte within `first_byte_timeout_s` (120 s by default): asking the same deployment
+    again would make the caller wait that long once more for each router retry (and again for each
+    SDK retry): other deployments are tried, not this one."""
+    retry_same_deployment = False
 
 
 class ServiceUnavailable(RouterOneError):

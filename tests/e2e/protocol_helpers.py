@@ -90,15 +90,15 @@ def _openai_problems(rec) -> list[str]:
 def make_protocol_wire(base: type):
     """A recorder like conftest's OpenAIWire (`base`, taken from the `openai_wire` fixture: test
     modules cannot import conftest by name) whose responses are checked against the vendor's
-    spec: /v1/messages ones against Anthropic's, /v1/responses and /v1/embeddings ones against
-    OpenAI's, anything else as OpenAIWire checks it."""
+    spec: /v1/messages ones (and any error an Anthropic client gets) against Anthropic's,
+    /v1/responses and /v1/embeddings ones against OpenAI's, anything else as OpenAIWire checks it."""
 
     class ProtocolWire(base):
         def problems(self) -> list[str]:
             out = []
             for rec in self.responses:
-                if "/v1/messages" in rec.path:
-                    out += _anthropic_problems(rec)
+                if "/v1/messages" in rec.path or (rec.anthropic_client and rec.status >= 400):
+                    out += _anthropic_problems(rec)   # /v1/models errors too, for an Anthropic client
                 elif "/v1/responses" in rec.path or rec.path.endswith("/embeddings"):
                     out += _openai_problems(rec)
                 else:

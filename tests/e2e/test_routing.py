@@ -70,8 +70,8 @@ def _models_seen(server: ThreadedServer) -> list[str]:
     return [r["model"] for r in server.app["fake"].requests]
 
 
-@pytest.mark.parametrize("fault", [{"status": 429, "retry_after": 1}, {"status": 500}, {"status": 503},
-                                   {"status": 529}, {"cut": 0}])
+@pytest.mark.parametrize("fault", [{"status": 429, "retry_after": 1}, {"status": 500}, {"status": 503}, {"status": 401},
+                                   {"status": 402}, {"status": 529}, {"cut": 0}])
 def test_models_list_falls_back_on_retryable_error(env, fault):
     a, b, gw, client = env
     _faults(a, [fault] * 3)

@@ -15,10 +15,10 @@ from ..errors import InvalidRequest, PermissionDenied, RouterOneError
 from ..services.overhead import add_overhead
 from ..tokens import MESSAGE_OVERHEAD_TOKENS, count_text_tokens, load_tokenizer
 from ..wire.chat import raise_if_too_deep, validate_body
-from ..wire.messages import completion_to_message, error_body, messages_to_chat, parse_messages_request
+from ..wire.messages import completion_to_message, messages_to_chat, parse_messages_request
 from ..wire.messages_stream import MessagesStreamEncoder
 from .relay import authenticate, relay_stream
-from .render import as_router_error
+from .render import anthropic_error
 from .routes import REQUEST_IDS, read_json_body
 from .routing_headers import routing_headers
 from .runtime import RUNTIME
@@ -28,13 +28,6 @@ __all__ = ["add_messages_routes"]
 IMAGE_TOKENS = 1000   # as the chat pipeline estimates an image
 PING = b'event: ping\ndata: {"type": "ping"}\n\n'
 PING_INTERVAL_S = 15.0   # during upstream silences after message_start (Claude Code gives up after 300 s)
-
-
-def anthropic_error(exc: BaseException, request_id: str) -> web.Response:
-    exc = as_router_error(exc, request_id)      # the database down is a 503 here too, and a bug is logged
-    headers = {**exc.headers, "x-request-id": request_id, "request-id": request_id}
-    return web.Response(body=error_body(exc, request_id), status=exc.status, headers=headers,
-                        content_type="application/json")
 
 
 async def messages(request: web.Request) -> web.StreamResponse:

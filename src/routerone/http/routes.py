@@ -14,7 +14,8 @@ from ..errors import InvalidRequest, ModelNotFound, PayloadTooLarge, RouterOneEr
 from ..observability.metrics import CONTENT_TYPE_LATEST
 from ..wire.chat import ChatRequest, json_values_bound, parse_chat_request, raise_if_too_complex
 from .guard import abort
-from .render import error_response, json_response, unreadable_body
+from .relay import authenticate
+from .render import error_response, error_response_for, json_response, unreadable_body
 from .routing_headers import routing_headers
 from .runtime import RUNTIME
 from .sink import ChunkedSink
@@ -161,11 +162,13 @@ def _usable_models(rt, allowlist) -> list[dict]:
 
 
 async def list_models(request: web.Request) -> web.Response:
+    """Shared by OpenAI and Anthropic clients: the key in Bearer or (Anthropic's) `x-api-key`, the
+    error in the caller's protocol's shape (render.error_response_for)."""
     rt = request.app[RUNTIME]
     try:
-        auth = await rt.auth.authenticate(request.headers.get("Authorization"))
+        auth = await authenticate(request, x_api_key=True)
     except RouterOneError as exc:
-        return error_response(exc)
+        return error_response_for(request, exc, request[REQUEST_IDS][1])
     return json_response({"object": "list", "data": _usable_models(rt, auth.key.allowed_models)})
 
 
@@ -175,7 +178,7 @@ async def retrieve_model(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
     name = request.match_info["model"]
     try:
-        auth = await rt.auth.authenticate(request.headers.get("Authorization"))
+        auth = await authenticate(request, x_api_key=True)
         allow = auth.key.allowed_models
         not_found = ModelNotFound(f"The model '{name}' does not exist or is not available to this key",
                                   param="model")
@@ -190,7 +193,7 @@ async def retrieve_model(request: web.Request) -> web.Response:
         if allow and m.id not in allow:
             raise not_found
     except RouterOneError as exc:
-        return error_response(exc)
+        return error_response_for(request, exc, request[REQUEST_IDS][1])
     return json_response(_model_entry(name, m.provider))
 
 

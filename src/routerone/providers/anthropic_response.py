@@ -37,6 +37,7 @@ ERROR_TYPE_STATUS = {
     "rate_limit_error": 429, "api_error": 500, "timeout_error": 504, "overloaded_error": 529,
 }
 _CONTEXT_TOO_LONG = ("prompt is too long", "input length and `max_tokens` exceed context limit")
+_CREDIT_TOO_LOW = "credit balance is too low"   # "Your credit balance is too low to access the Anthropic API..."
 
 
 def is_json_tool(name: str | None) -> bool:
@@ -112,6 +113,8 @@ def error_from_anthropic(status: int, error: Any, *, provider: str,
     elif error is not None:
         message = str(error)[:200]
     code = None
+    if status == 400 and _CREDIT_TOO_LOW in message.lower():
+        status = 402          # Anthropic says a drained account with a 400: the operator's, not the caller's
     if status == 400 and any(s in message for s in _CONTEXT_TOO_LONG):
         code = "context_length_exceeded"
     elif status == 404 and err_type == "not_found_error":

@@ -7,8 +7,8 @@ import time
 from email.utils import parsedate_to_datetime
 from typing import Mapping
 
-from ..errors import (UpstreamAuthFailed, UpstreamBadRequest, UpstreamError, UpstreamRateLimited,
-                      UpstreamTimeout, UpstreamUnavailable)
+from ..errors import (UpstreamAuthFailed, UpstreamBadRequest, UpstreamError, UpstreamQuotaExhausted,
+                      UpstreamRateLimited, UpstreamTimeout, UpstreamUnavailable)
 
 __all__ = ["error_for_status", "retry_after_s", "MAX_RETRY_AFTER_S"]
 
@@ -60,18 +60,23 @@ def retry_after_s(headers: Mapping[str, str]) -> float | None:
 def error_for_status(status: int, message: str, *, provider: str, headers: Mapping[str, str],
                      upstream_code: str | None = None) -> UpstreamError:
     """The client-facing error for an upstream failure. The caller's key is never at fault for
-    401/403 from upstream (those are Router One's credentials), so those become 502."""
+    401/403 from upstream (those are Router One's credentials), so those become 502; nor for 402 or
+    a 429 `insufficient_quota` (the provider account's credits), 502 likewise."""
     if len(message) > MAX_MESSAGE_CHARS:    # an upstream's message is passed on, within reason
         message = message[:MAX_MESSAGE_CHARS] + "\u2026"
     text = f"{provider}: {message}" if message else None
     upstream_code = upstream_code if upstream_code and _CODE.fullmatch(upstream_code) else None
     kw = dict(provider=provider, upstream_status=status)
+    if status == 402 or (status == 429 and upstream_code == "insufficient_quota"):
+        # the provider account's credits: not a rate limit (waiting does not help), the operator's to fix
+        return UpstreamQuotaExhausted(f"The upstream provider '{provider}' refused: its account is out of credits "
+                                      f"or quota ({message[:300]})" if provider else None, **kw)
     if status == 429:
         return UpstreamRateLimited(text, retry_after_s=retry_after_s(headers), **kw)
     if status in (400, 404, 413, 422):
         err = UpstreamBadRequest(text, code=upstream_code or "upstream_invalid_request", **kw)
-        if status == 413:
-            err.code = "payload_too_large"
+        if status == 413:     # as Router One's own too-large body: 413 payload_too_large (Anthropic: request_too_large)
+            err.status, err.code = 413, "payload_too_large"
         return err
     if status in (401, 403):
         # name the provider (never its key) so the operator knows which credentials to fix

@@ -18,7 +18,7 @@ import aiohttp
 
 import logging
 
-from ..errors import UpstreamTimeout, UpstreamUnavailable
+from ..errors import UpstreamNoResponse, UpstreamTimeout, UpstreamUnavailable
 from .base import UpstreamRequest
 from .decode import ACCEPT_ENCODING, BodyDecoder, codings_of
 from .demo import DemoStream, is_demo_url, open_demo
@@ -200,7 +200,7 @@ class Transport:
             async with asyncio.timeout(t.first_byte_s):
                 resp = await self._post(req, provider)
         except asyncio.TimeoutError:
-            raise UpstreamTimeout(f"{provider}: no response within {t.first_byte_s:g}s", provider=provider) from None
+            raise UpstreamNoResponse(f"{provider}: no response within {t.first_byte_s:g}s", provider=provider) from None
         except aiohttp.ClientConnectorError:
             raise UpstreamUnavailable(f"{provider}: cannot connect", provider=provider) from None
         except (aiohttp.ClientError, ConnectionError, OSError) as exc:
@@ -236,7 +236,7 @@ class Transport:
             async with asyncio.timeout(t.first_byte_s):
                 return await self._http1.open(req.url, req.headers, req.body, connect_s=t.connect_s, idle_s=t.idle_s)
         except TimeoutError:
-            raise UpstreamTimeout(f"{provider}: no response within {t.first_byte_s:g}s", provider=provider) from None
+            raise UpstreamNoResponse(f"{provider}: no response within {t.first_byte_s:g}s", provider=provider) from None
         except UpstreamTimeout as exc:
             raise UpstreamTimeout(f"{provider}: {exc.message}", provider=provider) from None
         except UpstreamUnavailable as exc:

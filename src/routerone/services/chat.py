@@ -30,6 +30,7 @@ from .streaming import open_stream
 __all__ = ["ChatService", "ChatDeps", "Reply"]
 
 IMAGE_TOKENS = 1000   # reservation estimate per image part (providers bill 85..1600+)
+MAX_RETRY_WAIT_S = 5.0   # the longest the router waits between rounds of attempts
 
 
 class ChatService:
@@ -107,6 +108,15 @@ class ChatService:
         if not decision.allowed and decision.reason == DenyReason.UNAVAILABLE:   # not the caller's limit
             raise ServiceUnavailable("Rate limits cannot be checked right now (the limiter is unavailable); "
                                      "retry shortly", code="limiter_unavailable")
+        if not decision.allowed and decision.reason == DenyReason.TOKENS_EXCEED_TPM:
+            # more than the whole per-minute budget: waiting never helps, so no Retry-After and the
+            # SDKs are told not to retry (they would wait a minute, twice, for the same answer)
+            tpm = next((r.tpm for r in rules if r.scope == decision.denied_scope), None)
+            whose = "account" if (decision.denied_scope or "").startswith("acct:") else "key"
+            raise RateLimited(f"Rate limit exceeded: this request may use up to {tokens} tokens (its input plus the "
+                              f"most it may generate), more than this {whose}'s limit of {tpm} tokens per minute; it "
+                              "cannot succeed as it is: lower max_tokens or shorten the input",
+                              headers={**decision.headers, "x-should-retry": "false"})
         if not decision.allowed:
             retry = max(1, int(decision.retry_after_s + 0.999))
             raise RateLimited(headers={**decision.headers, "Retry-After": str(retry)})
@@ -159,14 +169,20 @@ class ChatService:
     # -- executing a plan -----------------------------------------------------------------------
     async def run_attempts(self, call: Call, send):
         """Try the plan's attempts in order; on a retryable error move on, backing off between
-        rounds and honouring Retry-After. A non-retryable error is raised at once."""
+        rounds and honouring Retry-After. A non-retryable error is raised at once. A deployment is
+        not tried again in this request when it will answer the same until an operator acts (a
+        rejected key, a drained account), gave no first byte in time (UpstreamNoResponse), or asks
+        for a longer wait than MAX_RETRY_WAIT_S."""
         last: UpstreamError | None = None
         budget = len(call.plan.attempts) + self.d.settings.max_retries
         tries = 0
+        stuck: set[str] = set()   # deployments not to try again in this request
         while tries < budget:
             for attempt in call.plan.attempts:
                 if tries >= budget:
                     break
+                if attempt.deployment.id in stuck:
+                    continue
                 tries += 1
                 if not await self._deployment_capacity(call, attempt, tries):
                     last = last or UpstreamRateLimited(f"{attempt.deployment.id} is at its configured rate cap",
@@ -183,9 +199,13 @@ class ChatService:
                     call.tried.append(f"{attempt.deployment.id} ({exc.upstream_status or exc.code})")
                     if not exc.retryable:
                         raise
+                    if not exc.retry_same_deployment or (exc.retry_after_s or 0.0) > MAX_RETRY_WAIT_S:
+                        stuck.add(attempt.deployment.id)
                     last = exc
+            if stuck and all(a.deployment.id in stuck for a in call.plan.attempts):
+                break
             if tries < budget:
-                wait_s = min(last.retry_after_s or 0.25 * tries, 5.0) if last else 0.0
+                wait_s = min(last.retry_after_s or 0.25 * tries, MAX_RETRY_WAIT_S) if last else 0.0
                 await asyncio.sleep(wait_s)
         assert last is not None
         raise last

@@ -6,9 +6,10 @@ Behaviour is scriptable three ways:
 - directives in the last user message: `[[error:429]]`, `[[error:500]]`, `[[sleep:250]]` (ms before
   the first byte), `[[cut:3]]` (drop the connection after 3 content chunks), `[[stream_error:2]]`
   (an error event after 2 chunks), `[[tools:2]]` (call 2 tools in parallel), `[[words:20]]`,
-  `[[overcount:500]]` (usage reports 500 completion tokens more than were sent: a misbehaving
-  upstream, to test what billing does when usage exceeds the reservation), `[[hold:5000]]` (wait
-  before the first byte until `POST /_control/release`, at most 5000 ms);
+  `[[quota:1]]` (with `[[error:429]]`: code `insufficient_quota`), `[[overcount:500]]` (usage
+  reports 500 completion tokens more than were sent: a misbehaving upstream, to test what billing
+  does when usage exceeds the reservation), `[[hold:5000]]` (wait before the first byte until
+  `POST /_control/release`, at most 5000 ms);
 - `POST /_control/release`: every request held by `[[hold:ms]]` goes on now; the reply says how
   many were held (`{"released": n}`), so a test can prove those requests were still in flight;
 - `POST /_control/faults` with `{"faults": [{"status": 429, "retry_after": 1}, ...]}`: the next
@@ -144,10 +145,12 @@ class _Fake:
         return not self.opts.api_key or request.headers.get("Authorization") == f"Bearer {self.opts.api_key}"
 
 
-def _error(status: int, retry_after: int | str | None = None) -> web.Response:
+def _error(status: int, retry_after: int | str | None = None, quota: bool = False) -> web.Response:
     kinds = {429: ("rate_limit_exceeded", "requests"), 401: ("invalid_api_key", "invalid_request_error"),
              400: ("invalid_value", "invalid_request_error")}
     code, typ = kinds.get(status, ("server_error", "server_error"))
+    if quota:     # OpenAI's "You exceeded your current quota" (a 429 that waiting does not cure)
+        code = typ = "insufficient_quota"
     body = {"error": {"message": f"fake upstream error {status}", "type": typ, "param": None, "code": code}}
     headers = {"Retry-After": str(retry_after)} if retry_after else None   # may be any text: "nan", "inf"
     return web.Response(status=status, body=orjson.dumps(body), content_type="application/json", headers=headers)
@@ -167,7 +170,7 @@ async def _chat(request: web.Request) -> web.StreamResponse:
     if "hold" in d:
         await fake.hold(d["hold"])
     if "error" in d or "status" in d:
-        return _error(d.get("error") or d["status"], d.get("retry_after"))
+        return _error(d.get("error") or d["status"], d.get("retry_after"), bool(d.get("quota")))
     if "cut" in d and not body.get("stream"):
         request.transport.close()   # connection dropped before any response
         return web.Response()
