@@ -17,6 +17,8 @@ import threading
 import time
 from urllib.parse import urlsplit
 
+LONG_GAP_S = 0.05     # gaps longer than this are listed (seconds since start, milliseconds)
+
 
 def main() -> None:
     url, key = sys.argv[1], sys.argv[2]
@@ -28,6 +30,7 @@ def main() -> None:
     n, errors, max_gap_s, worst_at = 0, 0, 0.0, 0.0
     start = last = time.monotonic()
     said_ready = False
+    long_gaps: list[tuple[float, float]] = []
     while not stop.is_set():
         try:
             conn.request("GET", "/v1/models", headers=headers)
@@ -43,6 +46,8 @@ def main() -> None:
             errors += 1
             continue
         n += 1
+        if said_ready and now - last > LONG_GAP_S:
+            long_gaps.append((round(now - start, 3), round((now - last) * 1000, 1)))
         if now - last > max_gap_s and said_ready:
             max_gap_s, worst_at = now - last, now - start
         last = now
@@ -50,7 +55,7 @@ def main() -> None:
             said_ready = True
             print("ready", flush=True)
     print(json.dumps({"requests": n, "errors": errors, "max_gap_ms": round(max_gap_s * 1000, 1),
-                      "worst_at_s": round(worst_at, 3)}), flush=True)
+                      "worst_at_s": round(worst_at, 3), "long_gaps": long_gaps[:20]}), flush=True)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,8 @@ run beside others on 2 cores), still a fraction of every "before".
 from __future__ import annotations
 
 import json
+import socket
+import time
 import sys
 from pathlib import Path
 from typing import Iterator
@@ -107,3 +109,34 @@ def test_huge_embeddings_inputs_do_not_stall_other_clients(gw: StallGateway, bod
         assert len(reply["data"]) == 300
     assert_settled(gw, before, charged=status == 200)
     assert gap_ms < STALL_BAR_MS, f"another client waited {gap_ms} ms"
+
+
+# -- the tokenizer's first load (~1 s) never on the event loop -----------------------------------
+
+@pytest.fixture
+def paced_upstream() -> Iterator[FakeUpstream]:
+    with FakeUpstream(chunk_interval_ms=20) as up:
+        yield up
+
+
+def test_a_stream_cut_by_its_client_is_counted_without_stalling_other_clients(tmp_path, paced_upstream) -> None:
+    """A fresh gateway (the tokenizer not loaded yet): a client opens a stream, reads a little and
+    goes away. The stream's settle counts the relayed text (the upstream's own count never came),
+    and that loaded the tokenizer on the event loop: every other client waited ~1 s."""
+    with stall_gateway(tmp_path, paced_upstream, log_level="warning", abandoned_stream_drain_s=0.2) as g:
+        body = json.dumps({"model": "stall-chat", "stream": True, "max_tokens": 1000,
+                           "messages": [{"role": "user", "content": "hello"}]}).encode()
+        before = g.account()
+        with StallProbe(g.url, g.key, settle_s=2.5) as probe:
+            s = socket.create_connection(("127.0.0.1", g.proc.port))
+            s.sendall(f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {g.key}\r\n"
+                      f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
+            got = b""
+            while got.count(b"data: ") < 10:
+                got += s.recv(4096)
+            s.close()
+        deadline = time.monotonic() + 10
+        while (acc := g.account())["reserved_micros"] and time.monotonic() < deadline:
+            time.sleep(0.1)
+    assert acc["reserved_micros"] == 0 and acc["balance_micros"] < before["balance_micros"]   # billed, released
+    assert probe.max_gap_ms < STALL_BAR_MS, f"another client waited {probe.max_gap_ms} ms"
