@@ -140,3 +140,19 @@ def test_a_stream_cut_by_its_client_is_counted_without_stalling_other_clients(tm
             time.sleep(0.1)
     assert acc["reserved_micros"] == 0 and acc["balance_micros"] < before["balance_micros"]   # billed, released
     assert probe.max_gap_ms < STALL_BAR_MS, f"another client waited {probe.max_gap_ms} ms"
+
+
+def test_a_reply_without_usage_is_counted_without_stalling_other_clients(tmp_path, upstream) -> None:
+    """A fresh gateway, an upstream reply without `usage`: Router One counts the completion itself.
+    A short completion did not look like it needed the tokenizer (tokens.needs_tokenizer is about
+    long texts) and the count loaded it on the event loop: every other client waited ~1 s."""
+    with stall_gateway(tmp_path, upstream, log_level="warning") as g:
+        body = json.dumps({"model": "stall-chat", "max_tokens": 20,
+                           "messages": [{"role": "user", "content": "hello [[nousage:1]]"}]}).encode()
+        before = g.account()
+        with StallProbe(g.url, g.key, settle_s=0.5) as probe:
+            status, out = post_raw(g.url, "/v1/chat/completions", g.key, body)
+        after = g.account()
+    assert status == 200 and json.loads(out)["usage"]["completion_tokens"] == 20, out
+    assert after["reserved_micros"] == 0 and after["balance_micros"] < before["balance_micros"]
+    assert probe.max_gap_ms < STALL_BAR_MS, f"another client waited {probe.max_gap_ms} ms"

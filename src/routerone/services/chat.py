@@ -21,7 +21,7 @@ from ..providers.adapters import adapter_for
 from ..routing.base import Attempt
 from ..routing.wtp import HEADER as WTP_HEADER, parse_willingness_to_pay
 from ..store.base import UsageRecord
-from ..tokens import count_prompt_tokens, count_text_tokens, load_tokenizer, needs_tokenizer
+from ..tokens import count_prompt_tokens, count_text_tokens, load_tokenizer, needs_tokenizer, tokenizer_loaded
 from ..wire.chat import ChatRequest, parse_chat_request
 from ..wire.types import Usage
 from .auth import AuthContext
@@ -313,7 +313,7 @@ async def _estimated_usage(call: Call, resp: dict) -> Usage:
             fn = tc.get("function") or {}
             parts.extend(v for v in (fn.get("name"), fn.get("arguments")) if isinstance(v, str))
     text = "\n".join(parts)
-    if needs_tokenizer(text):     # its first load takes ~1 s: not on the event loop
+    if text and not tokenizer_loaded():     # counting any text loads it: ~1 s the first time, not on the event loop
         await asyncio.get_running_loop().run_in_executor(None, load_tokenizer)
     return Usage(call.prompt_tokens, count_text_tokens(text), estimated=True)
 
