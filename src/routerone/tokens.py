@@ -126,6 +126,7 @@ def count_text_tokens(text: str) -> int:
         return 0
     if len(text) <= PIECE_CHARS:
         return _count_piece(text)
+    load_tokenizer()      # the whole text is here: counted exactly (the counter alone would bound it by bytes)
     c = TokenCounter()
     c.add(text)
     return c.total()

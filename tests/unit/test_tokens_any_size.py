@@ -74,7 +74,7 @@ def test_counter_total_can_be_read_more_than_once() -> None:
 
 _UNLOADED_COUNTER = """
 import random, sys
-from routerone.tokens import PIECE_CHARS, TokenCounter, tokenizer_loaded
+from routerone.tokens import PIECE_CHARS, TokenCounter, count_text_tokens, tokenizer_loaded
 rnd = random.Random(7)
 words = ["hello", "world", "stream", "token", "é", "x" * 30]
 text = " ".join(rnd.choice(words) for _ in range(400_000)) + "\\n" + "y" * 600_000 + " tail words"
@@ -84,6 +84,15 @@ for i in range(0, len(text), 97):
     assert c.pending_chars <= 8 * PIECE_CHARS + 97, c.pending_chars   # UNLOADED_MAX_CHARS
 print(tokenizer_loaded(), len(text.encode()))
 print(c.total())
+"""
+
+_FRESH_COUNT = """
+import random
+from routerone.tokens import count_text_tokens
+rnd = random.Random(7)
+words = ["hello", "world", "stream", "token", "é", "x" * 30]
+text = " ".join(rnd.choice(words) for _ in range(400_000)) + "\\n" + "y" * 600_000 + " tail words"
+print(count_text_tokens(text))
 """
 
 
@@ -103,3 +112,7 @@ def test_a_counter_never_loads_the_tokenizer_while_text_is_added(tmp_path) -> No
     words = ["hello", "world", "stream", "token", "é", "x" * 30]
     text = " ".join(rnd.choice(words) for _ in range(400_000)) + "\n" + "y" * 600_000 + " tail words"
     assert _exact(text) <= total <= int(n_bytes)
+    # the whole-text count, in a fresh interpreter too, stays exact (it loads the tokenizer itself)
+    fresh = subprocess.run([sys.executable, "-c", _FRESH_COUNT], capture_output=True, text=True, timeout=120)
+    assert fresh.returncode == 0, fresh.stderr[-2000:]
+    assert int(fresh.stdout) == count_text_tokens(text)
