@@ -12,7 +12,9 @@ o200k's pre-tokenizer always starts a new token (a space between two letters, or
 before a letter), so the sum of the pieces' counts is exactly the count of the whole. A piece in
 which no such cut exists (a megabyte without a space, say) is bounded by its UTF-8 length instead:
 never an under-count, never an exception. `TokenCounter` does the same incrementally, for the text
-a stream relays, in memory bounded by PIECE_CHARS whatever the stream's length.
+a stream relays, in memory bounded by PIECE_CHARS whatever the stream's length; it never loads the
+tokenizer itself while text is added (a stream's read callback runs on the event loop): text beyond
+UNLOADED_MAX_CHARS that arrives before the tokenizer is loaded (off the loop) is bounded by bytes.
 """
 from __future__ import annotations
 
@@ -27,6 +29,8 @@ EXACT_COUNT_MIN_BYTES = 4096
 # A piece is at most this many characters: <= 4 bytes each, so <= 200,000 tokens (every token is at
 # least one byte), inside both of the tokenizer's limits.
 PIECE_CHARS = 50_000
+# what a TokenCounter keeps before the tokenizer is loaded; beyond it the older text is bounded by bytes
+UNLOADED_MAX_CHARS = 8 * PIECE_CHARS
 
 
 @lru_cache(maxsize=1)
@@ -122,6 +126,7 @@ def count_text_tokens(text: str) -> int:
         return 0
     if len(text) <= PIECE_CHARS:
         return _count_piece(text)
+    load_tokenizer()      # the whole text is here: counted exactly (the counter alone would bound it by bytes)
     c = TokenCounter()
     c.add(text)
     return c.total()
@@ -159,10 +164,38 @@ class TokenCounter:
             return
         self._parts.append(text)
         self._pending += len(text)
-        # until the tokenizer is loaded (the caller may load it off-loop, see needs_load) a little
-        # more is kept, so that loading it never has to happen in here unless a stream is long
-        if self._pending > 2 * PIECE_CHARS and (tokenizer_loaded() or self._pending > 8 * PIECE_CHARS):
-            self._consume(final=False)
+        # until the tokenizer is loaded (the caller loads it off the event loop) a little more is
+        # kept; past UNLOADED_MAX_CHARS the older text is bounded by its bytes: the tokenizer is
+        # never loaded in here (~1 s: a stream's read callback is on the event loop)
+        if self._pending > 2 * PIECE_CHARS:
+            if tokenizer_loaded():
+                self._consume(final=False)
+            elif self._pending > UNLOADED_MAX_CHARS:
+                self._bound_older()
+
+    def _bound_older(self) -> None:
+        """All but the last PIECE_CHARS characters, counted by their UTF-8 length (never less than
+        their tokens), up to a cut point where there is one (so the rest is counted exactly, and
+        the sum is additive), else into a stretch without one (`_bounding`, as `_consume` does)."""
+        text = "".join(self._parts)
+        keep_from = len(text) - PIECE_CHARS
+        cut = -1 if self._bounding else _last_cut(text, 0, keep_from)
+        if cut > 0:
+            self._counted += _bytes(text[:cut])
+        else:
+            if self._bounding:          # the stretch without a cut point may end in what is kept
+                cut = _first_cut(text, 0)
+                if 0 < cut <= keep_from:
+                    self._counted += _bytes(text[:cut])
+                    self._bounding = False
+                    rest = text[cut:]
+                    self._parts, self._pending = [rest], len(rest)
+                    return
+            cut = keep_from
+            self._counted += _bytes(text[:cut])
+            self._bounding = True
+        rest = text[cut:]
+        self._parts, self._pending = [rest], len(rest)
 
     def _consume(self, *, final: bool) -> None:
         text = "".join(self._parts)

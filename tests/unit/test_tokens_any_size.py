@@ -70,3 +70,49 @@ def test_counter_total_can_be_read_more_than_once() -> None:
     first = c.total()
     c.add(" more")
     assert c.total() == count_text_tokens("hello world " * 30_000 + " more") and first < c.total()
+
+
+_UNLOADED_COUNTER = """
+import random, sys
+from routerone.tokens import PIECE_CHARS, TokenCounter, count_text_tokens, tokenizer_loaded
+rnd = random.Random(7)
+words = ["hello", "world", "stream", "token", "é", "x" * 30]
+text = " ".join(rnd.choice(words) for _ in range(400_000)) + "\\n" + "y" * 600_000 + " tail words"
+c = TokenCounter()
+for i in range(0, len(text), 97):
+    c.add(text[i:i + 97])
+    assert c.pending_chars <= 8 * PIECE_CHARS + 97, c.pending_chars   # UNLOADED_MAX_CHARS
+print(tokenizer_loaded(), len(text.encode()))
+print(c.total())
+"""
+
+_FRESH_COUNT = """
+import random
+from routerone.tokens import count_text_tokens
+rnd = random.Random(7)
+words = ["hello", "world", "stream", "token", "é", "x" * 30]
+text = " ".join(rnd.choice(words) for _ in range(400_000)) + "\\n" + "y" * 600_000 + " tail words"
+print(count_text_tokens(text))
+"""
+
+
+def test_a_counter_never_loads_the_tokenizer_while_text_is_added(tmp_path) -> None:
+    """A stream's text is added from its read callback, on the event loop: the tokenizer's first
+    load (~1 s) must not happen there (it stalled every client). Without the tokenizer, the counter
+    keeps UNLOADED_MAX_CHARS at most and bounds the older text by its bytes: never an under-count.
+    Run in a fresh interpreter, where nothing has loaded the tokenizer yet."""
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, "-c", _UNLOADED_COUNTER], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    loaded_while_adding, n_bytes = out.stdout.split("\n")[0].split()
+    total = int(out.stdout.split("\n")[1])
+    assert loaded_while_adding == "False"
+    rnd = random.Random(7)
+    words = ["hello", "world", "stream", "token", "é", "x" * 30]
+    text = " ".join(rnd.choice(words) for _ in range(400_000)) + "\n" + "y" * 600_000 + " tail words"
+    assert _exact(text) <= total <= int(n_bytes)
+    # the whole-text count, in a fresh interpreter too, stays exact (it loads the tokenizer itself)
+    fresh = subprocess.run([sys.executable, "-c", _FRESH_COUNT], capture_output=True, text=True, timeout=120)
+    assert fresh.returncode == 0, fresh.stderr[-2000:]
+    assert int(fresh.stdout) == count_text_tokens(text)

@@ -12,6 +12,7 @@ from aiohttp import web
 
 from ..catalog import AUTO_MODEL
 from ..errors import InvalidRequest, PermissionDenied, RouterOneError
+from ..offload import run_heavy
 from ..services.overhead import add_overhead
 from ..tokens import MESSAGE_OVERHEAD_TOKENS, count_text_tokens, load_tokenizer
 from ..wire.chat import raise_if_too_deep, validate_body
@@ -66,11 +67,7 @@ async def count_tokens(request: web.Request) -> web.Response:
     try:
         auth = await authenticate(request, x_api_key=True)
         raw = await read_json_body(request)
-        body = orjson.loads(raw)
-        raise_if_too_deep(raw, body)
-        if not isinstance(body, dict):
-            raise InvalidRequest("The request body must be a JSON object")
-        req = validate_body(messages_to_chat({"max_tokens": 1, **body}))
+        req = await run_heavy(len(raw), _count_request, raw)      # a large body: off the event loop
         if req.model != AUTO_MODEL:
             model = rt.catalog.resolve(req.model)
             if auth.key.allowed_models and model.id not in auth.key.allowed_models:
@@ -79,14 +76,27 @@ async def count_tokens(request: web.Request) -> web.Response:
         text = req.prompt_text()
         if text and load_tokenizer.cache_info().currsize == 0:
             await asyncio.to_thread(load_tokenizer)      # ~1 s, once: never on the event loop
-        n = count_text_tokens(text) + MESSAGE_OVERHEAD_TOKENS * len(req.messages) + 3 \
-            + (IMAGE_TOKENS if req.has_images else 0)
+        n = await run_heavy(len(raw), _count_tokens, req, text)
     except orjson.JSONDecodeError as exc:
         return anthropic_error(InvalidRequest(f"The request body is not valid JSON: {exc}", code="invalid_json"), rid)
     except Exception as exc:  # noqa: BLE001
         return anthropic_error(exc, rid)
     return web.Response(body=orjson.dumps({"input_tokens": n}), content_type="application/json",
                         headers={"x-request-id": rid})
+
+
+def _count_request(raw: bytes):
+    """A count_tokens body as a validated chat request (its `max_tokens` is not needed here)."""
+    body = orjson.loads(raw)
+    raise_if_too_deep(raw, body)
+    if not isinstance(body, dict):
+        raise InvalidRequest("The request body must be a JSON object")
+    return validate_body(messages_to_chat({"max_tokens": 1, **body}))
+
+
+def _count_tokens(req, text: str) -> int:
+    return (count_text_tokens(text) + MESSAGE_OVERHEAD_TOKENS * len(req.messages) + 3
+            + (IMAGE_TOKENS if req.has_images else 0))
 
 
 def add_messages_routes(app: web.Application) -> None:

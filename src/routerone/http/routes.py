@@ -12,6 +12,7 @@ from aiohttp.web_protocol import RequestPayloadError
 from ..catalog import AUTO_MODEL
 from ..errors import InvalidRequest, ModelNotFound, PayloadTooLarge, RouterOneError
 from ..observability.metrics import CONTENT_TYPE_LATEST
+from ..offload import run_heavy
 from ..wire.chat import ChatRequest, json_values_bound, parse_chat_request, raise_if_too_complex
 from .guard import abort
 from .relay import authenticate
@@ -24,7 +25,6 @@ __all__ = ["add_routes", "new_request_id", "client_request_id", "REQUEST_IDS"]
 
 log = logging.getLogger("routerone.http")
 _CLIENT_GONE = (ConnectionResetError, ConnectionError)
-PARSE_OFF_LOOP_BYTES = 256 * 1024
 CHECK_COMPLEXITY_FROM_BYTES = 1 << 20     # smaller bodies parse in a few ms whatever their shape
 WRITE_NEVER_WAITS_BYTES = 32 * 1024       # below the transport's high-water mark (64 KiB): a write cannot pause
 _ID_PREFIX = f"req_{secrets.token_hex(6)}"   # unique per process; a counter makes ids cheap and unique
@@ -80,13 +80,11 @@ async def read_json_body(request: web.Request, max_json_values: int | None = Non
 
 
 async def parse_chat_body(raw: bytes, settings) -> ChatRequest:
-    """Validate a chat body (already counted by read_json_body); a big one is parsed in a worker
-    thread so that the event loop can serve others while it is validated."""
+    """Validate a chat body (already counted by read_json_body); a big one is parsed off the
+    event loop (offload.run_heavy) so that the loop can serve others while it is validated."""
     limits = {"max_messages": settings.max_messages, "max_content_parts": settings.max_content_parts,
               "max_json_values": None}
-    if len(raw) < PARSE_OFF_LOOP_BYTES:
-        return parse_chat_request(raw, **limits)
-    return await asyncio.to_thread(parse_chat_request, raw, **limits)
+    return await run_heavy(len(raw), parse_chat_request, raw, **limits)
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
@@ -103,7 +101,8 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         return error_response(exc, rid)
     try:     # complete() counts and logs its own refusals and failures
         reply = await rt.chat.complete(parsed, auth=auth, request_id=internal_id, echo_id=rid,
-                                       strategy_header=routing.strategy, wtp_header=routing.wtp)
+                                       strategy_header=routing.strategy, wtp_header=routing.wtp,
+                                       body_bytes=len(raw))
     except Exception as exc:  # noqa: BLE001 - every failure becomes a documented error body
         return error_response(exc, rid)
     if reply.stream is None:

@@ -33,6 +33,7 @@ __all__ = ["BUFFER_PAUSE_BYTES", "MAX_HEAD_BYTES", "MAX_REPLY_BYTES", "LINGER_S"
 
 BUFFER_PAUSE_BYTES = 1 << 20      # body bytes the caller has not read yet: above this, reading pauses
 MAX_HEAD_BYTES = 64 * 1024        # status line and headers
+YIELD_AFTER_BYTES = 16 * 1024     # a pumped stream reads at most about this much per turn of the event loop
 LINGER_S = 1.0                    # a body the caller stopped reading just before its end: wait this long for it
 
 
@@ -49,6 +50,8 @@ class _Conn(asyncio.Protocol):
         self.parser = httptools.HttpResponseParser(self)
         self.closed = False
         self.idle_since_s = 0.0
+        self.read_since_yield = 0        # body bytes pumped since reading last paused for the loop's others
+        self.yielding = False            # reading paused until the loop's next turn (_maybe_yield)
         self._reset()
 
     def _reset(self) -> None:
@@ -94,6 +97,7 @@ class _Conn(asyncio.Protocol):
                 raise _failed(f"response head over {MAX_HEAD_BYTES} bytes")
             if self.sink is not None:
                 self._flush(None)
+                self._maybe_yield(len(data))
         except httptools.HttpParserUpgrade:
             self._fail(_failed("protocol upgrade"))
         except httptools.HttpParserError as exc:
@@ -257,6 +261,24 @@ class _Conn(asyncio.Protocol):
         if full:
             self._pause()
         fut.set_result(why or "full")
+
+    def _maybe_yield(self, n_bytes: int) -> None:
+        """A pumped stream that has read YIELD_AFTER_BYTES since it last let the loop run others
+        pauses reading until the loop's next turn: the loop (libuv reads a socket that has data up
+        to 32 times in a row) would otherwise relay a fast upstream's megabytes in one go while every
+        other client waits (one stream of 20 MB at full speed: 0.76 s)."""
+        self.read_since_yield += n_bytes
+        if self.read_since_yield < YIELD_AFTER_BYTES or self.paused or self.yielding or self.transport is None:
+            return
+        self.read_since_yield = 0
+        self.yielding = True
+        self.transport.pause_reading()
+        self.loop.call_soon(self._end_yield)
+
+    def _end_yield(self) -> None:
+        self.yielding = False
+        if not self.paused and not self.closed and self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
 
     def _pause(self) -> None:
         if not self.paused and self.transport is not None:

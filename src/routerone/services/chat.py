@@ -16,11 +16,12 @@ import orjson
 from ..errors import RateLimited, RouterOneError, ServiceUnavailable, UpstreamError, UpstreamRateLimited
 from ..limits.base import DenyReason, LimitRule, LimitTicket
 from ..observability.route_metrics import RouteCounter
+from ..offload import OFF_LOOP_BYTES, run_heavy
 from ..providers.adapters import adapter_for
 from ..routing.base import Attempt
 from ..routing.wtp import HEADER as WTP_HEADER, parse_willingness_to_pay
 from ..store.base import UsageRecord
-from ..tokens import count_prompt_tokens, count_text_tokens, load_tokenizer, needs_tokenizer
+from ..tokens import count_prompt_tokens, count_text_tokens, load_tokenizer, needs_tokenizer, tokenizer_loaded
 from ..wire.chat import ChatRequest, parse_chat_request
 from ..wire.types import Usage
 from .auth import AuthContext
@@ -43,19 +44,27 @@ class ChatService:
     async def complete(self, raw: bytes | ChatRequest, *, auth: AuthContext, request_id: str | None = None,
                        echo_id: str | None = None, strategy_header: str | None = None,
                        parse: Callable[[bytes], ChatRequest] = parse_chat_request,
-                       protocol: str = "chat", wtp_header: str | None = None) -> Reply:
+                       protocol: str = "chat", wtp_header: str | None = None,
+                       body_bytes: int | None = None) -> Reply:
         """`request_id` must be unique (it keys the billing hold); `echo_id` is what the
         response's x-request-id says (the caller's own id when it sent one). `parse` turns the
         body into a ChatRequest: other client protocols (wire/messages.py, wire/responses.py)
-        pass their own translation, and the reply is then rendered back by their HTTP route."""
+        pass their own translation, and the reply is then rendered back by their HTTP route.
+        `body_bytes` is the size of the body a parsed `raw` came from (else len(raw)): from
+        offload.OFF_LOOP_BYTES on, parsing and counting the prompt run off the event loop."""
         started = time.perf_counter()
+        if body_bytes is None:
+            body_bytes = len(raw) if isinstance(raw, (bytes, bytearray)) else 0
         request_id = request_id or f"req_{uuid.uuid4().hex}"
         try:
-            req = raw if isinstance(raw, ChatRequest) else parse(raw)   # the route may parse it
-            text = req.prompt_text()
-            if needs_tokenizer(text):      # first long prompt: load the tokenizer off the event loop
-                await asyncio.to_thread(load_tokenizer)
-            prompt_tokens = count_prompt_tokens(text, len(req.messages)) + (IMAGE_TOKENS if req.has_images else 0)
+            if body_bytes >= OFF_LOOP_BYTES:     # a large body: parse and count it off the event loop
+                req, prompt_tokens = await run_heavy(body_bytes, _parse_and_count, raw, parse)
+            else:
+                req = raw if isinstance(raw, ChatRequest) else parse(raw)   # the route may parse it
+                text = req.prompt_text()
+                if needs_tokenizer(text):      # first long prompt: load the tokenizer off the event loop
+                    await asyncio.to_thread(load_tokenizer)
+                prompt_tokens = _prompt_tokens(req, text)
             wtp = req.willingness_to_pay
             if wtp is None:
                 wtp = parse_willingness_to_pay(wtp_header, WTP_HEADER)
@@ -303,6 +312,17 @@ class ChatService:
             await asyncio.wait(list(self.background), timeout=timeout_s)
 
 
+def _prompt_tokens(req: ChatRequest, text: str) -> int:
+    return count_prompt_tokens(text, len(req.messages)) + (IMAGE_TOKENS if req.has_images else 0)
+
+
+def _parse_and_count(raw: bytes | ChatRequest, parse: Callable[[bytes], ChatRequest]) -> tuple[ChatRequest, int]:
+    """Parse (unless parsed) and count the prompt: the CPU-heavy part of a large request, run in
+    offload's pool (the tokenizer loads there too, on first need)."""
+    req = raw if isinstance(raw, ChatRequest) else parse(raw)
+    return req, _prompt_tokens(req, req.prompt_text())
+
+
 async def _estimated_usage(call: Call, resp: dict) -> Usage:
     """An upstream that reported no usage: the prompt as counted before the call, the completion
     counted from the reply's text (content and tool-call arguments), as a stream's would be."""
@@ -316,7 +336,7 @@ async def _estimated_usage(call: Call, resp: dict) -> Usage:
             fn = tc.get("function") or {}
             parts.extend(v for v in (fn.get("name"), fn.get("arguments")) if isinstance(v, str))
     text = "\n".join(parts)
-    if needs_tokenizer(text):     # its first load takes ~1 s: not on the event loop
+    if text and not tokenizer_loaded():     # counting any text loads it: ~1 s the first time, not on the event loop
         await asyncio.get_running_loop().run_in_executor(None, load_tokenizer)
     return Usage(call.prompt_tokens, count_text_tokens(text), estimated=True)
 

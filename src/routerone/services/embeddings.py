@@ -20,7 +20,8 @@ from ..errors import (CapabilityMismatch, ContextLengthExceeded, InvalidRequest,
 from ..providers.adapters import adapter_for
 from ..providers.embeddings import build_embeddings_requests, check_vectors, parse_embeddings_response
 from ..routing.base import Attempt, Plan
-from ..tokens import count_text_tokens, load_tokenizer
+from ..offload import run_heavy
+from ..tokens import count_text_tokens, load_tokenizer, tokenizer_loaded
 from ..wire.chat import ChatRequest
 from ..wire.embeddings import EmbeddingsRequest, parse_embeddings_request, render_embeddings
 from ..wire.types import Usage
@@ -70,9 +71,10 @@ class EmbeddingsService:
         chat, d = self.chat, self.chat.d
         started = time.perf_counter()
         try:
-            req = parse_embeddings_request(raw)
+            size = len(raw)           # a large body is parsed and counted off the event loop (offload)
+            req = await run_heavy(size, parse_embeddings_request, raw)
             m = self._resolve(req, auth)
-            await self._check_input_sizes(req, m)
+            await self._check_input_sizes(req, m, size)
             estimate = req.token_estimate()
             ticket, limit_headers = await chat._acquire_limits(auth, request_id, estimate)
         except RouterOneError as exc:
@@ -91,12 +93,12 @@ class EmbeddingsService:
         call = Call(request_id, started, auth, shell, self._plan(m), estimate, hold, ticket, limit_headers,
                     echo_id=echo_id)
         try:
-            return await self._run(call, req)
+            return await self._run(call, req, size)
         except BaseException as exc:
             await chat._fail(call, exc)
             raise
 
-    async def _run(self, call: Call, req: EmbeddingsRequest) -> Reply:
+    async def _run(self, call: Call, req: EmbeddingsRequest, size_bytes: int) -> Reply:
         chat, d = self.chat, self.chat.d
 
         async def send(call: Call, attempt: Attempt):
@@ -119,7 +121,7 @@ class EmbeddingsService:
             return vectors, tokens
 
         attempt, (vectors, upstream_tokens) = await chat.run_attempts(call, send)
-        tokens = upstream_tokens if upstream_tokens is not None else await self._count(req)
+        tokens = upstream_tokens if upstream_tokens is not None else await self._count(req, size_bytes)
         usage = Usage(tokens, 0, estimated=upstream_tokens is None)
         settlement = await d.billing.settle(call.hold, attempt.model.price, usage)
         await chat.finish(call, attempt, usage, settlement.charged_micros, status=200)
@@ -131,27 +133,39 @@ class EmbeddingsService:
         return Reply(200, headers, body)
 
     @staticmethod
-    async def _check_input_sizes(req: EmbeddingsRequest, m: EmbeddingModel) -> None:
+    async def _check_input_sizes(req: EmbeddingsRequest, m: EmbeddingModel, size_bytes: int) -> None:
         """An input item longer than the model accepts is a 400 before any hold or upstream call.
         A text's UTF-8 byte length bounds its token count from above, so only items over the limit
-        in bytes are counted exactly."""
+        in bytes are counted exactly (off the event loop when the body is large)."""
         limit = m.info.context_window
-        for i, item in enumerate(req.inputs):
-            size = len(item) if req.tokens_given else len(item.encode())     # type: ignore[union-attr]
-            if size <= limit:
-                continue
-            if not req.tokens_given:
-                if load_tokenizer.cache_info().currsize == 0:
-                    await asyncio.to_thread(load_tokenizer)
-                if count_text_tokens(item) <= limit:                             # type: ignore[arg-type]
-                    continue
+        if not req.tokens_given and not tokenizer_loaded() and any(
+                len(t) * 4 > limit and len(t.encode()) > limit for t in req.inputs):   # type: ignore[union-attr]
+            await asyncio.to_thread(load_tokenizer)     # an item to count exactly: ~1 s once, never on the loop
+        i = await run_heavy(size_bytes, _first_too_long, req, limit)
+        if i is not None:
             raise ContextLengthExceeded(f"input[{i}] is longer than the {limit} tokens '{m.info.id}' accepts "
                                         "per input", param="input")
 
     @staticmethod
-    async def _count(req: EmbeddingsRequest) -> int:
+    async def _count(req: EmbeddingsRequest, size_bytes: int) -> int:
         if req.tokens_given:
             return req.token_estimate()
         if load_tokenizer.cache_info().currsize == 0:
             await asyncio.to_thread(load_tokenizer)     # ~1 s once, never on the event loop
-        return sum(count_text_tokens(t) for t in req.inputs)   # type: ignore[arg-type]
+        return await run_heavy(size_bytes, _count_inputs, req)
+
+
+def _first_too_long(req: EmbeddingsRequest, limit: int) -> int | None:
+    """The index of the first input item over `limit` tokens, or None."""
+    for i, item in enumerate(req.inputs):
+        size = len(item) if req.tokens_given else len(item.encode())     # type: ignore[union-attr]
+        if size <= limit:
+            continue
+        if not req.tokens_given and count_text_tokens(item) <= limit:     # type: ignore[arg-type]
+            continue
+        return i
+    return None
+
+
+def _count_inputs(req: EmbeddingsRequest) -> int:
+    return sum(count_text_tokens(t) for t in req.inputs)   # type: ignore[arg-type]

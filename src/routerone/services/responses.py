@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import orjson
 
 from ..errors import NotFound, RouterOneError
+from ..offload import run_heavy
 from ..store.base import Store, StoredResponse
 from ..wire.responses import (completion_to_response, context_items, new_response_id, parse_body,
                               response_shell, responses_to_chat)
@@ -50,7 +51,7 @@ class ResponsesService:
     async def create(self, raw: bytes, *, auth: AuthContext, request_id: str, echo_id: str,
                      strategy_header: str | None = None, wtp_header: str | None = None) -> ResponsesReply:
         try:
-            body = parse_body(raw)
+            body = await run_heavy(len(raw), parse_body, raw)     # a large body: off the event loop
             prior = await self._prior(body, auth)
         except RouterOneError as exc:
             self.chat.refused(exc, request_id=request_id, echo_id=echo_id, auth=auth, route="responses")

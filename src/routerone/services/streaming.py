@@ -365,9 +365,16 @@ class ChatStream:
         """(usage, charge, pending): pending when the charge could not be written yet."""
         if self._settled:
             return Usage(), 0, False
+        usage = self.o.translator.usage
+        if (usage is None or usage.unreadable or error is not None or client_closed) and not tokenizer_loaded() \
+                and self._counter.pending_chars:
+            # total() below counts with the tokenizer: its first load (~1 s) never on the event loop
+            # (before the settled mark: a cancellation meanwhile leaves the settle to close())
+            await asyncio.to_thread(load_tokenizer)
+            if self._settled:
+                return Usage(), 0, False
         self._settled = True
         billing = self.svc.d.billing
-        usage = self.o.translator.usage
         if usage is None:
             usage = Usage(self.call.prompt_tokens, self._counter.total(), estimated=True)
         elif usage.unreadable:       # counts that are not numbers: Router One's own

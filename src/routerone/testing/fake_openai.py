@@ -9,7 +9,8 @@ Behaviour is scriptable three ways:
   `[[quota:1]]` (with `[[error:429]]`: code `insufficient_quota`), `[[overcount:500]]` (usage
   reports 500 completion tokens more than were sent: a misbehaving upstream, to test what billing
   does when usage exceeds the reservation), `[[hold:5000]]` (wait before the first byte until
-  `POST /_control/release`, at most 5000 ms);
+  `POST /_control/release`, at most 5000 ms), `[[nousage:1]]` (a non-streamed reply without
+  `usage`, as some upstreams send);
 - `POST /_control/release`: every request held by `[[hold:ms]]` goes on now; the reply says how
   many were held (`{"released": n}`), so a test can prove those requests were still in flight;
 - `POST /_control/faults` with `{"faults": [{"status": 429, "retry_after": 1}, ...]}`: the next
@@ -186,10 +187,12 @@ async def _chat(request: web.Request) -> web.StreamResponse:
         msg = {"role": "assistant", "content": None if calls else "".join(words), "refusal": None}
         if calls:
             msg["tool_calls"] = calls
-        return web.json_response({
-            "id": cid, "object": "chat.completion", "created": created, "model": model,
-            "choices": [{"index": 0, "message": msg, "finish_reason": finish, "logprobs": None}],
-            "usage": usage}, dumps=lambda o: orjson.dumps(o).decode())
+        reply = {"id": cid, "object": "chat.completion", "created": created, "model": model,
+                 "choices": [{"index": 0, "message": msg, "finish_reason": finish, "logprobs": None}],
+                 "usage": usage}
+        if d.get("nousage"):
+            del reply["usage"]
+        return web.json_response(reply, dumps=lambda o: orjson.dumps(o).decode())
     return await _stream(request, fake, body, d, words, calls, finish, usage, (cid, created, model))
 
 
