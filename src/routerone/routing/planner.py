@@ -36,6 +36,15 @@ class Recall:
     pinned: str | None
 
 
+def _conversation_key(req: ChatRequest, scope: str) -> tuple[str, bool]:
+    """sticky.conversation_key of the request, once per request (Planner.prepare may have made it)."""
+    memo_key = ("conversation_key", scope)
+    got = req.memo.get(memo_key)
+    if got is None:
+        got = req.memo[memo_key] = conversation_key(req.messages, scope)
+    return got
+
+
 def capability_problem(m: ModelInfo, req: ChatRequest, prompt_tokens: int) -> str | None:
     """Why `m` cannot serve `req`, or None."""
     if req.has_images and not m.vision:
@@ -69,6 +78,18 @@ class Planner:
         self.fallbacks = fallbacks or {}
         self._rng = rng or random.Random()
 
+    def prepare(self, req: ChatRequest, scope: str = "", strategy: str | None = None) -> None:
+        """For `auto`: the CPU-heavy per-request parts of planning (the conversation key's hash of
+        the opening messages, the strategy's view of the prompt), kept in `req.memo` for `plan`.
+        Pure: the caller runs it off the event loop for a large body (a 20 MB prompt: ~0.2 s)."""
+        if req.model != AUTO_MODEL:
+            return
+        _conversation_key(req, scope)
+        impl = self.strategies.get(strategy or self.default_strategy)
+        prepare = getattr(impl, "prepare", None)
+        if prepare is not None:
+            prepare(req)
+
     def needs_recall(self, req: ChatRequest) -> bool:
         """Whether `recall` must be awaited before `plan`: `auto` with a remote sticky store."""
         return self.sticky.remote and req.model == AUTO_MODEL
@@ -76,7 +97,7 @@ class Planner:
     async def recall(self, req: ChatRequest, scope: str = "") -> Recall:
         """The remote sticky store's answer for this conversation: one round trip for a later turn,
         none for a first turn."""
-        key, later = conversation_key(req.messages, scope)
+        key, later = _conversation_key(req, scope)
         return Recall(key, later, await self.sticky.lookup(key) if later else None)
 
     def plan(self, req: ChatRequest, prompt_tokens: int, *, allowlist: Sequence[str] = (),
@@ -143,7 +164,7 @@ class Planner:
     def _stick(self, req: ChatRequest, ranked: list[ModelInfo], reason: str,
                scope: str, recall: Recall | None) -> tuple[list[ModelInfo], str]:
         if recall is None:
-            key, later = conversation_key(req.messages, scope)
+            key, later = _conversation_key(req, scope)
             pinned = self.sticky.get(key) if later else None
         else:
             key, later, pinned = recall.key, recall.later, recall.pinned

@@ -122,9 +122,18 @@ class BalancedStrategy:
             out = min(out, float(max_tokens))
         return (prompt_tokens * m.price.input_micros_per_mtok + out * m.price.output_micros_per_mtok) / 1e12
 
+    def prepare(self, req: ChatRequest) -> tuple:
+        """The prompt's features -> (traits, answer-length factor), once per request (kept in
+        req.memo; Planner.prepare may run this off the event loop for a large prompt)."""
+        memo_key = ("prompt_view", id(self.router))
+        got = req.memo.get(memo_key)
+        if got is None:
+            got = req.memo[memo_key] = self.router.prompt_view(req.last_user_text())
+        return got
+
     def rank(self, req: ChatRequest, models: Sequence[ModelInfo], ctx: RouteContext) -> tuple[list[ModelInfo], str]:
         ids, emb, out, pin, pout, sources = self._pool(models)
-        traits, length_factor = self.router.prompt_view(req.last_user_text())
+        traits, length_factor = self.prepare(req)
         quality = emb @ traits
         out = out * length_factor
         if req.max_tokens:

@@ -71,10 +71,12 @@ class ChatService:
             if wtp is None:
                 wtp = getattr(auth.key, "willingness_to_pay", None)
             planner = self.d.planner
+            strategy = req.strategy or strategy_header or auth.key.strategy
+            if body_bytes >= OFF_LOOP_BYTES:     # auto on a large prompt: hash and featurise it off the loop
+                await run_heavy(body_bytes, planner.prepare, req, str(auth.key.id), strategy)
             # a remote sticky store (Redis) is asked before planning, off the loop; in-process: inside plan
             recall = await planner.recall(req, str(auth.key.id)) if planner.needs_recall(req) else None
-            plan = planner.plan(req, prompt_tokens, allowlist=auth.key.allowed_models,
-                                strategy=req.strategy or strategy_header or auth.key.strategy,
+            plan = planner.plan(req, prompt_tokens, allowlist=auth.key.allowed_models, strategy=strategy,
                                 willingness_to_pay=wtp, scope=str(auth.key.id), recall=recall)
             choices = req.body.get("n") or 1        # every choice may generate the whole output
             worst_out = choices * max(req.max_tokens or a.model.output_cap for a in plan.attempts)

@@ -45,6 +45,9 @@ class ChatRequest:
     protocol: str = "chat"
     native: dict[str, Any] | None = None
     willingness_to_pay: float | None = None  # `route.willingness_to_pay`, 0..1
+    # routing's per-request results computed ahead, off the event loop for a large body
+    # (Planner.prepare): the conversation key, the strategy's view of the prompt
+    memo: dict[Any, Any] = field(default_factory=dict)
 
     @property
     def has_tools(self) -> bool:

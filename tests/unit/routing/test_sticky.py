@@ -120,3 +120,31 @@ def test_route_object_in_the_body():
         with pytest.raises(InvalidRequest) as exc:
             validate_body({"model": "auto", "messages": TURN1, "route": bad})
         assert exc.value.param == param
+
+
+def test_prepare_computes_what_plan_then_uses(monkeypatch):
+    """Planner.prepare (run off the event loop for a large body) makes the conversation key and the
+    strategy's view of the prompt; plan then hashes and featurises nothing again."""
+    import routerone.routing.planner as planner_mod
+    from routerone.routing.learned.profiles import ProfileRouter
+    from routerone.routing.strategies import BalancedStrategy
+
+    p = make_planner()
+    balanced = BalancedStrategy()
+    p.strategies = {"test": ByQuality(), "balanced": balanced}
+    req = validate_body({"model": "auto", "messages": TURN2})
+    p.prepare(req, "k1", "balanced")
+    assert req.memo[("conversation_key", "k1")] == conversation_key(TURN2, "k1")
+    view = req.memo[("prompt_view", id(balanced.router))]
+    assert view[1] == ProfileRouter.load().prompt_view("more")[1]
+
+    def no(*a, **k):
+        raise AssertionError("computed again")
+    monkeypatch.setattr(planner_mod, "conversation_key", no)
+    monkeypatch.setattr(balanced.router, "prompt_view", no)
+    got = p.plan(req, 10, willingness_to_pay=0.5, scope="k1", strategy="balanced")
+    assert got.attempts and got.strategy == "balanced"
+    # a named model: nothing prepared
+    named = validate_body({"model": "strong", "messages": TURN2})
+    p.prepare(named, "k1", "balanced")
+    assert named.memo == {}
