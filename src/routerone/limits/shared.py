@@ -43,7 +43,7 @@ from routerone.limits.base import (DenyReason, LimitDecision, LimitRule, LimitTi
 from routerone.limits.filelock import FileLock
 from routerone.limits.headers import ScopeUsage, rate_limit_headers
 
-__all__ = ["SharedLimiter", "SharedLimiterState", "LOCK_TIMEOUT_S"]
+__all__ = ["SharedLimiter", "SharedLimiterState", "LOCK_TIMEOUT_S", "new_lock_file", "unlink_block"]
 log = logging.getLogger("routerone.limits")
 
 LOCK_TIMEOUT_S = 1.0
@@ -117,19 +117,29 @@ class SharedLimiterState:
         header[_H_SCOPES], header[_H_ENTRIES], header[_H_BUCKETS] = n_scopes, entries, n_buckets
         header[_H_BUMP], header[_H_MAGIC] = 1, _MAGIC
         header.release()
-        lock_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
-        fd, lock_path = tempfile.mkstemp(prefix="routerone-limiter-", suffix=".lock", dir=lock_dir)
-        os.close(fd)
-        self.handle = _Handle(self.shm.name, lock_path, window_s, lease_s)
+        self.handle = _Handle(self.shm.name, new_lock_file("limiter"), window_s, lease_s)
         self.size_bytes = size
 
     def unlink(self) -> None:
-        self.shm.close()
-        self.shm.unlink()
-        try:
-            os.unlink(self.handle.lock_path)
-        except FileNotFoundError:
-            pass
+        unlink_block(self.shm, self.handle.lock_path)
+
+
+def new_lock_file(kind: str) -> str:
+    """A fresh, empty lock file for a shared block's FileLock (in /dev/shm where there is one)."""
+    lock_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
+    fd, lock_path = tempfile.mkstemp(prefix=f"routerone-{kind}-", suffix=".lock", dir=lock_dir)
+    os.close(fd)
+    return lock_path
+
+
+def unlink_block(shm: shared_memory.SharedMemory, lock_path: str) -> None:
+    """The owner's end of a shared block: the memory and its lock file removed."""
+    shm.close()
+    shm.unlink()
+    try:
+        os.unlink(lock_path)
+    except FileNotFoundError:
+        pass
 
 
 class SharedLimiter:

@@ -30,7 +30,7 @@ import orjson
 DEFAULT_TTL_S = 3600.0
 DEFAULT_MAX_ENTRIES = 100_000
 
-__all__ = ["StickyStore", "StickyMap", "conversation_key", "DEFAULT_TTL_S", "DEFAULT_MAX_ENTRIES"]
+__all__ = ["StickyStore", "LocalStickyStore", "StickyMap", "conversation_key", "DEFAULT_TTL_S", "DEFAULT_MAX_ENTRIES"]
 
 
 class StickyStore(Protocol):
@@ -72,9 +72,31 @@ def conversation_key(messages: Sequence[dict[str, Any]], scope: str = "") -> tup
     return h.hexdigest(), later
 
 
-class StickyMap:
-    """In-process `StickyStore`: an LRU dict bounded by `max_entries`."""
+class LocalStickyStore:
+    """The async face of a store that answers at once, without I/O (its own `get` and `put`)."""
     remote = False
+
+    def get(self, key: str) -> str | None:
+        raise NotImplementedError
+
+    def put(self, key: str, model: str) -> None:
+        raise NotImplementedError
+
+    def pin(self, key: str, model: str) -> None:
+        self.put(key, model)
+
+    async def lookup(self, key: str) -> str | None:
+        return self.get(key)
+
+    async def remember(self, key: str, model: str) -> None:
+        self.put(key, model)
+
+    async def close(self) -> None:
+        pass
+
+
+class StickyMap(LocalStickyStore):
+    """In-process `StickyStore`: an LRU dict bounded by `max_entries`."""
 
     def __init__(self, ttl_s: float = DEFAULT_TTL_S, max_entries: int = DEFAULT_MAX_ENTRIES,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -106,12 +128,3 @@ class StickyMap:
             self._entries.popitem(last=False)
 
     pin = put
-
-    async def lookup(self, key: str) -> str | None:
-        return self.get(key)
-
-    async def remember(self, key: str, model: str) -> None:
-        self.put(key, model)
-
-    async def close(self) -> None:
-        pass

@@ -24,16 +24,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import tempfile
 import time
 from dataclasses import dataclass
 from multiprocessing import shared_memory
 from typing import Callable
 
 from ..limits.filelock import FileLock
-from ..limits.shared import _check_room
-from .sticky import DEFAULT_TTL_S
+from ..limits.shared import _check_room, new_lock_file, unlink_block
+from .sticky import DEFAULT_TTL_S, LocalStickyStore
 
 __all__ = ["SharedStickyState", "SharedStickyTable", "WAYS", "MODEL_ID_BYTES", "LOCK_TIMEOUT_S"]
 log = logging.getLogger("routerone.routing")
@@ -87,24 +85,15 @@ class SharedStickyState:
         header = self.shm.buf[:_HEADER * 8].cast("q")
         header[1], header[0] = slots, _MAGIC
         header.release()
-        lock_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
-        fd, lock_path = tempfile.mkstemp(prefix="routerone-sticky-", suffix=".lock", dir=lock_dir)
-        os.close(fd)
-        self.handle = _Handle(self.shm.name, lock_path, ttl_s)
+        self.handle = _Handle(self.shm.name, new_lock_file("sticky"), ttl_s)
         self.size_bytes = size
 
     def unlink(self) -> None:
-        self.shm.close()
-        self.shm.unlink()
-        try:
-            os.unlink(self.handle.lock_path)
-        except FileNotFoundError:
-            pass
+        unlink_block(self.shm, self.handle.lock_path)
 
 
-class SharedStickyTable:
+class SharedStickyTable(LocalStickyStore):
     """A worker's view of a `SharedStickyState` (see the module docstring)."""
-    remote = False
 
     def __init__(self, handle: _Handle, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._shm = shared_memory.SharedMemory(name=handle.shm_name)
@@ -180,12 +169,6 @@ class SharedStickyTable:
             self._lock.release()
 
     pin = put
-
-    async def lookup(self, key: str) -> str | None:
-        return self.get(key)
-
-    async def remember(self, key: str, model: str) -> None:
-        self.put(key, model)
 
     async def close(self) -> None:
         for view in (self._keys, self._expiry, self._lengths, self._names):
