@@ -78,7 +78,10 @@ def test_three_lines_list_call_and_bill(boxes, start, make_openai_client, tmp_pa
     out = cli("models", "--config", str(cfg), "--database-url", f"sqlite:///{tmp_path}/cli.db")
     assert out.returncode == 0, out.stderr
     rows = {line.split()[0]: line.split() for line in out.stdout.splitlines()[1:]}
-    assert rows["llama-3-8b"][1:] == ["gpubox", "8192", "0.200", "0.600", "provider", "default", "default"]
+    # auto profile: the published score of the leaderboard row the name finds (leaderboard.py)
+    assert rows["llama-3-8b"][1:] == ["gpubox", "8192", "0.200", "0.600", "provider", "default",
+                                      "prior:lmarena-text-2025-08-04", "as", "'Llama-3-8B-Instruct'"]
+    assert rows["qwen2.5-7b"][-1] == "default"                  # no row on the leaderboard
     assert set(rows) == {"llama-3-8b", "qwen2.5-7b"}          # the demo is off: a provider exists
 
     key, account_id = gw.new_key(balance_micros=5_000_000)
