@@ -13,6 +13,7 @@ from typing import Callable
 
 import orjson
 
+from ..catalog import AUTO_MODEL
 from ..errors import RateLimited, RouterOneError, ServiceUnavailable, UpstreamError, UpstreamRateLimited
 from ..limits.base import DenyReason, LimitRule, LimitTicket
 from ..observability.route_metrics import RouteCounter
@@ -72,7 +73,7 @@ class ChatService:
                 wtp = getattr(auth.key, "willingness_to_pay", None)
             planner = self.d.planner
             strategy = req.strategy or strategy_header or auth.key.strategy
-            if body_bytes >= OFF_LOOP_BYTES:     # auto on a large prompt: hash and featurise it off the loop
+            if body_bytes >= OFF_LOOP_BYTES and req.model == AUTO_MODEL:   # hash and featurise it off the loop
                 await run_heavy(body_bytes, planner.prepare, req, str(auth.key.id), strategy)
             # a remote sticky store (Redis) is asked before planning, off the loop; in-process: inside plan
             recall = await planner.recall(req, str(auth.key.id)) if planner.needs_recall(req) else None
