@@ -111,6 +111,7 @@ def main() -> int:
     health = Health()
 
     def decide(req, tokens: int) -> None:
+        req.memo.clear()      # a request is decided once: nothing kept from an earlier decision on it
         strategy.rank(req, models, RouteContext(health, args.wtp, tokens))
 
     for rs in reqs.values():          # warm-up
