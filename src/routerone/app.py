@@ -13,7 +13,7 @@ from .http.admin import add_admin_routes
 from .http.protocols import add_protocol_routes
 from .http.readiness import Readiness, add_readiness_routes
 from .http.apidoc import add_apidoc_routes
-from .http.guard import guard_middleware, handler_args as guard_handler_args, quiet_aiohttp
+from .http.guard import BODY_BUDGET, guard_middleware, handler_args as guard_handler_args, quiet_aiohttp
 from .http.render import error_response
 from .http.routes import REQUEST_IDS, add_routes, client_request_id, new_request_id
 from .http.runtime import RUNTIME, Runtime
@@ -144,6 +144,9 @@ def create_app(settings: Settings, *, store: Store | None = None, limiter: Limit
                           handler_args=guard_handler_args(settings))
     metrics.gauge("routerone_in_flight_requests", "Requests being served now (capped by max_in_flight_requests)",
                   guard.in_flight)
+    app[BODY_BUDGET] = guard.body_budget
+    metrics.gauge("routerone_body_bytes_in_flight", "Bytes of request bodies held now (capped by "
+                  "max_body_bytes_in_flight)", lambda: guard.body_budget.held_bytes)
     app[RUNTIME] = rt
     add_routes(app)
     add_admin_routes(app)

@@ -114,6 +114,8 @@ class Settings:
     client_body_timeout_s: float = _f(60.0, "whole request body must arrive within this", min=1)
     client_write_timeout_s: float = _f(30.0, "a response write to a client that does not read: give up", min=1)
     max_in_flight_requests: int = _f(4096, "beyond: 503 server_busy (health and metrics exempt)", min=1)
+    max_body_bytes_in_flight: int = _f(1 << 30, "request bodies held in memory at once, all requests; a body "
+                                       "of 1 MiB or more beyond it: 503 server_busy", min=1)
     max_messages: int = _f(10000, "per chat request", min=1)
     max_content_parts: int = _f(10000, "per chat request, all messages together", min=1)
     max_json_values: int = _f(250000, "per request body over 1 MiB (an upper-bound count, see wire/chat.py)", min=1)

@@ -309,3 +309,52 @@ def test_a_client_that_does_not_read_a_big_reply_is_dropped():
             ended = False
         s.close()
     assert ended and got < 32 << 20
+
+
+def _metric(text: str, name: str) -> float:
+    return float(next(line.split()[-1] for line in text.splitlines() if line.startswith(name + " ")))
+
+
+async def _chunks(data: bytes, size: int = 256 * 1024):
+    for at in range(0, len(data), size):
+        yield data[at:at + size]
+        await asyncio.sleep(0)
+
+
+def test_body_budget_refuses_a_big_body_while_others_are_held_and_lets_small_ones_pass(gateway):
+    """Bodies held at once are bounded (max_body_bytes_in_flight): without it, a caller with any key
+    could have 4,096 bodies of 20 MiB held at once (about 50 MB of memory each, measured)."""
+    gw = gateway(max_body_bytes_in_flight=3584 * 1024)   # 3.5 MiB
+    key, _ = gw.new_key()
+    pad = b" " * (1536 * 1024)      # 1.5 MiB of JSON whitespace: two such bodies fit the budget, three do not
+
+    def padded(content: str) -> bytes:    # a big body, a small prompt (within the model's context window)
+        return orjson.dumps({"model": "gpt-4o", "max_tokens": 5,
+                             "messages": [{"role": "user", "content": content}]})[:-1] + pad + b"}"
+    slow, big = padded("[[sleep:2000]] hi"), padded("hi")
+    as_json = {"Content-Type": "application/json"}
+
+    async def run():
+        async with httpx2.AsyncClient(timeout=30, headers={"Authorization": f"Bearer {key}"}) as c:
+            url = gw.base_url + "/chat/completions"
+            held = [asyncio.create_task(c.post(url, content=slow, headers=as_json)) for _ in range(2)]
+            await asyncio.sleep(0.7)
+            held_bytes = _metric((await c.get(gw.url + "/metrics")).text, "routerone_body_bytes_in_flight")
+            busy = await c.post(url, content=big, headers=as_json)
+            small = await c.post(url, json={"model": "gpt-4o", "messages": HI})
+            chunked = await c.post(url, content=_chunks(big), headers=as_json)
+            done = await asyncio.gather(*held)
+            after = await c.post(url, content=big, headers=as_json)
+            left = _metric((await c.get(gw.url + "/metrics")).text, "routerone_body_bytes_in_flight")
+            return held_bytes, busy, small, chunked, done, after, left
+    held_bytes, busy, small, chunked, done, after, left = asyncio.run(run())
+    assert [r.status_code for r in done] == [200, 200], [r.text for r in done]
+    assert held_bytes >= 2 * len(pad)
+    for refused in (busy, chunked):                  # declared length, and chunked (counted as it arrives)
+        assert refused.status_code == 503, refused.text
+        validate_error(refused.json())
+        assert refused.json()["error"]["code"] == "server_busy" and refused.headers["Retry-After"] == "1"
+        assert "max_body_bytes_in_flight" in refused.json()["error"]["message"]
+    assert small.status_code == 200, small.text
+    assert after.status_code == 200, after.text
+    assert left == 0

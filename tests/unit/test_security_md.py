@@ -22,6 +22,7 @@ def test_every_limit_in_security_md_matches_the_settings_default():
             assert str(defaults[name]) == default.strip(), f"{name}: SECURITY.md says {default.strip()}, " \
                                                            f"the code {defaults[name]}"
     for name in ("client_header_timeout_s", "client_body_timeout_s", "client_write_timeout_s",
-                 "max_in_flight_requests", "max_messages", "max_json_values", "auth_failures_per_ip_per_minute"):
+                 "max_in_flight_requests", "max_body_bytes_in_flight", "max_messages", "max_json_values",
+                 "auth_failures_per_ip_per_minute"):
         assert f"`{name}`" in text
     assert str(Settings().max_in_flight_requests) in text

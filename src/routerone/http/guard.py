@@ -6,6 +6,7 @@
 | request body                 | a deadline from the head's arrival: a read still waiting then fails with 408 and the connection closes | `client_body_timeout_s` |
 | response writes              | a non-streamed body, and each stream write (routes.py), under a deadline; past it the connection is closed | `client_write_timeout_s` |
 | in-flight requests           | 503 `server_busy` + Retry-After beyond the cap (/healthz, /readyz, /metrics exempt) | `max_in_flight_requests` |
+| request bodies held at once  | a body of 1 MiB or more that would take the bytes held past the budget: 503 `server_busy` + Retry-After, before it is read (`BodyBudget`) | `max_body_bytes_in_flight` |
 | head size                    | request line and each header at most 16 KiB, at most 100 headers (aiohttp parser) | - |
 
 Open connections are bounded by the header timeout (a connection that sends nothing useful is closed
@@ -33,7 +34,7 @@ from ..settings import Settings
 from .render import error_response
 
 __all__ = ["SERVER_NAME", "handler_args", "guard_middleware", "quiet_aiohttp", "MalformedRequestFilter",
-           "client_address", "BodyTimeout"]
+           "client_address", "BodyTimeout", "BodyBudget", "BODY_BUDGET"]
 
 SERVER_NAME = "routerone"
 MAX_HEAD_FIELD_BYTES = 16384
@@ -46,6 +47,39 @@ _WRITE_DEADLINE_MIN_BYTES = 65536    # smaller bodies fit the socket buffers: th
 class BodyTimeout(InvalidRequest):
     status = 408
     code = "request_timeout"
+
+
+class BodyBudget:
+    """The bytes of request bodies held in memory, all requests of this process together.
+
+    Every body counts from the moment it is read (its declared length at once, else chunk by chunk)
+    until its request ends, since the parsed request lives that long. A body of `ALWAYS_BYTES` or
+    more that would take the total past `limit_bytes` is refused with 503 `server_busy` before the
+    rest of it is read; smaller bodies always pass (their number is capped by
+    `max_in_flight_requests`), so one client's huge prompts cannot starve everyone's small ones.
+    Without it, `max_in_flight_requests` bodies of `max_body_bytes` each could be held at once
+    (4,096 x 20 MiB: the process is killed for memory long before)."""
+
+    ALWAYS_BYTES = 1 << 20
+
+    def __init__(self, limit_bytes: int) -> None:
+        self.limit_bytes = limit_bytes
+        self.held_bytes = 0
+
+    def take(self, request: web.Request, n_bytes: int, body_bytes: int) -> None:
+        """Count `n_bytes` more of `request`'s body, whose size so far (with them) is `body_bytes`."""
+        if (body_bytes >= self.ALWAYS_BYTES and self.held_bytes + n_bytes > self.limit_bytes):
+            raise ServiceUnavailable("Router One is holding as many request bodies as it may "
+                                     "(max_body_bytes_in_flight); retry shortly", code="server_busy")
+        self.held_bytes += n_bytes
+        request[_HELD] = request.get(_HELD, 0) + n_bytes
+
+    def release(self, request: web.Request) -> None:
+        self.held_bytes -= request.pop(_HELD, 0)
+
+
+_HELD = web.RequestKey("body_bytes_held", int)
+BODY_BUDGET: web.AppKey[BodyBudget] = web.AppKey("routerone_body_budget", BodyBudget)
 
 
 def handler_args(settings: Settings) -> dict:
@@ -65,8 +99,11 @@ def client_address(request: web.Request, header: str | None) -> str | None:
 
 
 def guard_middleware(settings: Settings):
-    """The in-flight cap, the body deadline and the write deadline, as one aiohttp middleware."""
+    """The in-flight cap, the body deadline, the write deadline and the release of a request's
+    share of the body budget (`guard.body_budget`; bodies are counted as they are read), as one
+    aiohttp middleware."""
     cap = settings.max_in_flight_requests
+    budget = BodyBudget(settings.max_body_bytes_in_flight)
     body_s, write_s = settings.client_body_timeout_s, settings.client_write_timeout_s
     ip_header = settings.client_ip_header
     in_flight = 0
@@ -94,10 +131,12 @@ def guard_middleware(settings: Settings):
             return resp
         finally:
             in_flight -= 1
+            budget.release(request)
             if deadline is not None:
                 deadline.cancel()
 
     guard.in_flight = lambda: in_flight    # type: ignore[attr-defined]  (for metrics and tests)
+    guard.body_budget = budget             # type: ignore[attr-defined]
     return guard
 
 

@@ -14,7 +14,7 @@ from ..errors import InvalidRequest, ModelNotFound, PayloadTooLarge, RouterOneEr
 from ..observability.metrics import CONTENT_TYPE_LATEST
 from ..offload import run_heavy
 from ..wire.chat import ChatRequest, json_values_bound, parse_chat_request, raise_if_too_complex
-from .guard import abort
+from .guard import BODY_BUDGET, abort
 from .relay import authenticate
 from .render import error_response, error_response_for, json_response, unreadable_body
 from .routing_headers import routing_headers
@@ -51,29 +51,36 @@ def client_request_id(request: web.Request) -> str | None:
 
 
 async def read_json_body(request: web.Request, max_json_values: int | None = None) -> bytes:
-    """The whole body, bounded by `client_max_size`. With `max_json_values`, the body is counted
-    chunk by chunk as it arrives (see wire.chat.json_values_bound) and refused as soon as it is
-    over, before it is all read and long before it is parsed."""
+    """The whole body, bounded by `client_max_size` and counted against the process's body budget
+    (guard.BodyBudget: the declared length before any of it is read, then what arrives beyond it).
+    With `max_json_values`, the body is counted chunk by chunk as it arrives (see
+    wire.chat.json_values_bound) and refused as soon as it is over, before it is all read and long
+    before it is parsed."""
     if request.content_type != "application/json":
         raise InvalidRequest(f"Content-Type must be application/json, got '{request.content_type or 'none'}'",
                              code="invalid_content_type")
+    limit_bytes = request.client_max_size
     declared = request.content_length       # refused before any of it is read (it was read up to the limit first)
-    if declared is not None and declared > request.client_max_size:
-        raise PayloadTooLarge(f"The request body is larger than the limit of {request.client_max_size} bytes")
+    if declared is not None and declared > limit_bytes:
+        raise PayloadTooLarge(f"The request body is larger than the limit of {limit_bytes} bytes")
+    budget = request.app.get(BODY_BUDGET)
+    counted = 0
+    if budget is not None and declared:
+        budget.take(request, declared, declared)
+        counted = declared
+    body, values = bytearray(), 0
     try:
-        if max_json_values is None:
-            try:
-                return await request.read()
-            except web.HTTPRequestEntityTooLarge:
-                raise PayloadTooLarge(f"The request body is larger than the limit of {request.client_max_size} bytes") from None
-        limit_bytes, body, values = request.client_max_size, bytearray(), 0
         async for chunk in request.content.iter_any():
             body += chunk
-            values += json_values_bound(chunk)
             if len(body) > limit_bytes:
                 raise PayloadTooLarge(f"The request body is larger than the limit of {limit_bytes} bytes")
-            if values > max_json_values and len(body) >= CHECK_COMPLEXITY_FROM_BYTES:
-                raise_if_too_complex(values, max_json_values)
+            if budget is not None and len(body) > counted:      # chunked, or inflated by Content-Encoding
+                budget.take(request, len(body) - counted, len(body))
+                counted = len(body)
+            if max_json_values is not None:
+                values += json_values_bound(chunk)
+                if values > max_json_values and len(body) >= CHECK_COMPLEXITY_FROM_BYTES:
+                    raise_if_too_complex(values, max_json_values)
         return bytes(body)
     except RequestPayloadError as exc:      # e.g. Content-Encoding: gzip on a body that is not gzip
         raise unreadable_body(exc) from None
