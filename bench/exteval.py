@@ -21,7 +21,8 @@ Steps (all outputs under --work; the report is written to --md):
    subprocess (the literal CLI), figures read from its eval.json. eval-routing does not drop rows whose
    `overlaps` column names an evaluation set (with --router nothing is trained, and the column is
    ignored), so the headline figures keep them; a sensitivity run on the rows overlapping none is
-   reported beside (WORK/data/NAME-nooverlap.csv).
+   reported beside (WORK/data/NAME-nooverlap.csv), and one without the models that get the "default"
+   profile (no prior found; WORK/data/NAME-priors.csv).
 3. per task (llmrouter: its 14 tasks; routerarena: benchmark families with >= MIN_TASK_ROWS rows, the
    family being the `task` name up to its first `_`): the same command on that task's rows.
 4. decisions: the shipped router's choice per prompt at every willingness to pay of eval-routing's
@@ -281,13 +282,20 @@ def run_set(name: str, data: Path, work: Path, n_boot: int) -> dict:
     res["no_overlap"] = figures(eval_cli(data.parent / f"{name}-nooverlap.csv", prices_json,
                                          work / "ev" / f"{name}-nooverlap", n_boot))
     res["overlap_rows"] = len(rows) - len(clean)
+    router = ProfileRouter.load(ARTEFACT_PATH)
+    default = {m for m in load_table(all_csv).models if router.profile(m).source == "default"}
+    if default:          # sensitivity: only the models the router has a published prior for
+        keep = [f for f in fields if f.split("|", 1)[0] not in default]
+        _write_rows(data.parent / f"{name}-priors.csv", keep, [{f: r[f] for f in keep} for r in rows])
+        res["prior_models_only"] = figures(eval_cli(data.parent / f"{name}-priors.csv", prices_json,
+                                                    work / "ev" / f"{name}-priors", n_boot))
+        res["default_profile_models"] = sorted(default)
     groups: dict[str, list[dict]] = {}
     for r in rows:
         groups.setdefault(task_of(name, r.get("task", "")), []).append(r)
     res["tasks"] = {}
     table = load_table(all_csv)
     prices = load_prices(prices_json, table.models)
-    router = ProfileRouter.load(ARTEFACT_PATH)
     res["decisions"] = {"all": decision_stats(table, prices, router, np.arange(len(table.prompts)))}
     tasks_col = [task_of(name, r.get("task", "")) for r in rows]
     for task, trows in sorted(groups.items(), key=lambda kv: -len(kv[1])):
@@ -361,11 +369,15 @@ def report(results: dict, args) -> str:
         src = r["decisions"]["all"]["profile_sources"]
         for p in r["prices"]:
             g = p["genai"]
-            L.append(f"| {p['model']} | {p['in']:g}/{p['out']:g} | {p['source']} | "
-                     f"{'not in genai-prices' if g is None else f'{g[0]:g}/{g[1]:g} ({g[2]})'} | {src.get(p['model'], '-')} |")
+            genai = "not in genai-prices" if g is None else f"{g[0]:g}/{g[1]:g} ({g[2]})"
+            L.append(f"| {p['model']} | {p['in']:g}/{p['out']:g} | {p['source']} | {genai} "
+                     f"| {src.get(p['model'], '-')} |")
         L += ["", FIG_HEAD, _fig_row("all rows (what eval-routing scores)", r["whole"]),
               _fig_row(f"rows overlapping no evaluation set (sensitivity; {r['overlap_rows']} dropped)",
                        r["no_overlap"])]
+        if "prior_models_only" in r:
+            L.append(_fig_row("only the models with an LMArena prior (sensitivity; without the default-profile "
+                              + ", ".join(r["default_profile_models"]) + ")", r["prior_models_only"]))
         if "apgr" in r["whole"]:
             w = r["whole"]
             L += ["", f"Two models: the predicted quality gap as a RouteLLM router: APGR {w['apgr']:.3f} "
