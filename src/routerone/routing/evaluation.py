@@ -388,7 +388,7 @@ def _run_auto(train_csv, test_csv, prices_json, out_dir, *, router, decisions_ou
               n_boot) -> dict:
     from . import bootstrap as B
     from . import eval_auto as A
-    from .learned.profiles import ProfileRouter
+    from .learned.profiles import ARTEFACT_PATH, ProfileRouter
     out_path = Path(out_dir)
     out_path.mkdir(parents=True, exist_ok=True)
     test = load_table(test_csv)
@@ -396,7 +396,8 @@ def _run_auto(train_csv, test_csv, prices_json, out_dir, *, router, decisions_ou
     extra, extra_dropped = extra_tables(extra_train, test.prompts)
     kw = {"n_boot": n_boot or B.N_BOOT, "decisions_out": decisions_out, "extra_train": extra}
     if router:
-        r = ProfileRouter.load(None if router == "shipped" else router)
+        # "shipped" is the packaged artefact, not ROUTERONE_ROUTER_MODEL (an operator's, for serving)
+        r = ProfileRouter.load(ARTEFACT_PATH if router == "shipped" else router)
         result = A.evaluate_table(test, prices, router=r, **kw)
         result["router"] = router
     elif train_csv and Path(train_csv).resolve() == Path(test_csv).resolve() and test.folds is not None:

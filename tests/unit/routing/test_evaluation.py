@@ -155,6 +155,25 @@ def test_run_eval_scores_an_artefact_without_training(tmp_path):
         train_artefact(data, None)      # never the shipped artefact by default
 
 
+def test_router_shipped_is_the_packaged_artefact_whatever_the_environment(tmp_path, monkeypatch):
+    """`--router shipped` scores the artefact in the package, even when ROUTERONE_ROUTER_MODEL (the
+    serving setting) names an operator's artefact: it used to score that one, labelled "shipped"."""
+    from routerone.routing.learned.profiles import ARTEFACT_PATH
+    from routerone.routing.learned.train import train_artefact
+    mine = tmp_path / "mine.npz"
+    train_artefact(_write(tmp_path / "mine.csv", _toy_rows(60, 7, three=True)), mine)
+    prices = tmp_path / "prices.json"
+    prices.write_text(json.dumps(PRICES))
+    test = _write(tmp_path / "test.csv", _toy_rows(30, 8, three=True))
+
+    def points(router: str, out: str) -> list:
+        return run_eval(None, test, prices, tmp_path / out, router=router, n_boot=20)["multi_model"]["routers"]["auto"]["points"]
+    packaged, operators = points(str(ARTEFACT_PATH), "packaged"), points(str(mine), "mine")
+    assert packaged != operators                  # the two artefacts route these prompts differently
+    monkeypatch.setenv("ROUTERONE_ROUTER_MODEL", str(mine))
+    assert points("shipped", "shipped") == packaged
+
+
 def test_load_table_and_prices(tmp_path):
     path = _write(tmp_path / "t.csv", [{"question_id": "abc", "prompt": "x", "m1": "True", "m2": "7.5",
                                         "m2|output_tokens": "12", "notes": "free text"}])
