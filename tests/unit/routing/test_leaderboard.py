@@ -34,6 +34,7 @@ def test_the_shipped_snapshot_is_whole(board):
     ("mistralai/mixtral-8x7b-chat", "Mixtral-8x7B-Instruct-v0.1"),       # the start of one row
     ("command-r-plus", "Command R+ (08-2024)"),                          # + is plus; MM-YYYY dates
     ("command-r", "Command R (08-2024)"),
+    ("deepseek-v2", "Deepseek-v2-API-0628"),                             # not v2.5 (a version is not extended)
 ])
 def test_looser_names_find_their_row(board, name, row):
     found = board.find(name)
@@ -47,6 +48,7 @@ def test_looser_names_find_their_row(board, name, row):
     "llama3",
     "gpt", "claude", "", "   ", "/", "\x00", "a" * 10_000,
     "my-private-model-a",
+    "WizardLMTeam/WizardLM-13B-V1.0",  # not v1.2: a prefix never extends a version number
 ])
 def test_ambiguous_or_unknown_names_find_nothing(board, name):
     assert board.find(name) is None

@@ -15,7 +15,9 @@ this order, stopping at the first step that finds any row:
    `chat instruct it hf v`, a leading `meta` and a trailing `0` version dropped (`claude-v2` = "Claude-2.0",
    `claude-instant-v1` = "Claude-Instant-1", `wizardlm-13b-v1.2` = "WizardLM-13b-v1.2");
 4. the loose tokens as the start of exactly one row's (`mixtral-8x7b-chat` = "Mixtral-8x7B-Instruct-v0.1";
-   `mistral-7b-chat` starts both v0.1 and v0.2: no match).
+   `mistral-7b-chat` starts both v0.1 and v0.2: no match), but never by extending a version number:
+   `WizardLM-13B-V1.0` (tokens `wizardlm 13 b 1`) is not "WizardLM-13b-v1.2" (`... 1 2`), `deepseek-v2`
+   is not "DeepSeek-V2.5".
 
 Rows found at a step with different scores and no dates to order them: no match (never a guess). Every
 found prior names its row, which `routerone models` shows.
@@ -117,7 +119,10 @@ class Leaderboard:
                 return self._one(found)
         if len(tokens) < 2:               # a bare family name ("gpt", "claude") is no model
             return None
-        starts = [i for t, rows in self._loose.items() if t[:len(tokens)] == tokens for i in rows]
+        n = len(tokens)
+        version = tokens[-1].isdigit()
+        starts = [i for t, rows in self._loose.items()
+                  if t[:n] == tokens and not (version and len(t) > n and t[n].isdigit()) for i in rows]
         return self._one(starts)
 
 
