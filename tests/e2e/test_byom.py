@@ -81,7 +81,8 @@ def test_three_lines_list_call_and_bill(boxes, start, make_openai_client, tmp_pa
     # auto profile: the published score of the leaderboard row the name finds (leaderboard.py)
     assert rows["llama-3-8b"][1:] == ["gpubox", "8192", "0.200", "0.600", "provider", "default",
                                       "prior:lmarena-text-2025-08-04", "as", "'Llama-3-8B-Instruct'"]
-    assert rows["qwen2.5-7b"][-1] == "default"                  # no row on the leaderboard
+    # not on LMArena: the Open LLM Leaderboard's model of that very name (the base model)
+    assert rows["qwen2.5-7b"][-3:] == ["prior:open-llm-leaderboard-v2-2025-03-21", "as", "'Qwen/Qwen2.5-7B'"]
     assert set(rows) == {"llama-3-8b", "qwen2.5-7b"}          # the demo is off: a provider exists
 
     key, account_id = gw.new_key(balance_micros=5_000_000)

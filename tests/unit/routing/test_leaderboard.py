@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from routerone.routing.learned.leaderboard import BoardRow, Leaderboard, canonical, loose_tokens
+from routerone.routing.learned.leaderboard import BoardRow, Leaderboard, OpenBoard, OpenRow, canonical, loose_tokens
 from routerone.routing.learned.profiles import Prior, ProfileRouter
 
 
@@ -93,3 +93,62 @@ def test_the_priors_file_wins_and_given_priors_use_no_board_unless_asked():
     assert own.profile("claude-instant-v1").source == "default"
     both = ProfileRouter(shipped.artefact, priors={}, board=Leaderboard.load())
     assert both.profile("claude-instant-v1").source.startswith("trained as 'claude-instant-1'")
+
+
+# --- open models LMArena never rated: the Open LLM Leaderboard v2 snapshot (OpenBoard) ---
+
+@pytest.fixture(scope="module")
+def open_board(board) -> OpenBoard:
+    return OpenBoard.load(board)
+
+
+def test_the_open_board_is_whole_and_calibrated_on_shared_chat_models(open_board):
+    assert len(open_board.rows) == 4573          # 4,576 rows: one flagged, two without an org (`gpt2`)
+    assert open_board.pairs == 58
+    assert open_board.slope > 0 and 0.8 < open_board.correlation < 0.9
+    # a better average is a better arena-scale score
+    assert open_board.find("Qwen/Qwen2.5-72B-Instruct").score > open_board.find("Qwen/Qwen2.5-7B-Instruct").score
+
+
+@pytest.mark.parametrize("name, hf_id", [
+    ("Qwen/Qwen2.5-7B-Instruct", "Qwen/Qwen2.5-7B-Instruct"),               # exact id
+    ("qwen/qwen2.5-7b-instruct", "Qwen/Qwen2.5-7B-Instruct"),               # case
+    ("Qwen2.5-7B-Instruct", "Qwen/Qwen2.5-7B-Instruct"),                    # one upload of that name
+    ("mistralai/Mistral-7B-Instruct-v0.3", "mistralai/Mistral-7B-Instruct-v0.3"),
+    ("gemma-2-9b-it", "google/gemma-2-9b-it"),   # re-uploaded by others: the original has > 2x their likes
+])
+def test_open_models_are_found_by_id_or_by_their_original_upload(open_board, name, hf_id):
+    assert open_board.find(name).name == hf_id
+
+
+@pytest.mark.parametrize("name", ["nvidia/llama3-chatqa-1.5-8b", "my-private-model-a", "gpt-4o", "", "/",
+                                  "\x00", "a" * 10_000])
+def test_names_not_on_the_open_board_find_nothing(open_board, name):
+    assert open_board.find(name) is None
+
+
+def test_open_board_rules_on_made_up_rows():
+    arena = Leaderboard([BoardRow(f"Model-{i}B-Chat", 1000 + 10 * i) for i in range(12)])
+    rows = [OpenRow(f"org/Model-{i}B-Chat", 20.0 + i, 100, True) for i in range(12)]
+    rows += [OpenRow("lab/New-1B", 30.0, 5, False), OpenRow("lab/New-1B", 32.0, 5, False),   # two precisions
+             OpenRow("copy/New-1B", 10.0, 2, False),                                         # a re-upload
+             OpenRow("a/Twin-1B", 25.0, 10, False), OpenRow("b/Twin-1B", 26.0, 6, False)]    # no clear original
+    ob = OpenBoard(rows, arena)
+    assert ob.pairs == 12 and ob.slope == pytest.approx(10.0) and ob.intercept == pytest.approx(800.0)
+    assert ob.correlation == pytest.approx(1.0)
+    assert ob.find("lab/New-1B").score == pytest.approx(800 + 10 * 31.0)       # the mean of its two rows
+    assert ob.find("new-1b").name == "lab/New-1B"                             # 5 likes > 2 x 2
+    assert ob.find("twin-1b") is None and ob.find("b/Twin-1B").score == pytest.approx(1060.0)
+    too_few = OpenBoard(rows[:5] + rows[12:], arena)                          # 5 shared models: no line
+    assert too_few.find("lab/New-1B") is None
+
+
+def test_an_open_model_gets_its_mapped_prior_and_arena_rated_ones_keep_theirs(open_board):
+    r = ProfileRouter.load()
+    p = r.profile("Qwen/Qwen2.5-7B-Instruct")
+    assert p.source == "prior:open-llm-leaderboard-v2-2025-03-21 as 'Qwen/Qwen2.5-7B-Instruct'"
+    a = r.artefact
+    z = (open_board.find("Qwen/Qwen2.5-7B-Instruct").score - a.prior_center) / a.prior_scale
+    np.testing.assert_allclose(p.embedding, a.prior_map[0] + a.prior_map[1] * z)
+    assert r.profile("meta-llama/Llama-3.1-8B-Instruct").source.startswith("prior:lmarena")   # LMArena first
+    assert r.profile("nvidia/llama3-chatqa-1.5-8b").source == "default"

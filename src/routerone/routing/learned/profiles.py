@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .leaderboard import SOURCE as LEADERBOARD_SOURCE, Leaderboard
+from .leaderboard import OPEN_SOURCE, SOURCE as LEADERBOARD_SOURCE, Leaderboard, OpenBoard
 from .model import LinearScorer
 
 ARTEFACT_PATH = Path(__file__).with_name("router_model.npz")
@@ -159,14 +159,16 @@ class ProfileRouter:
     _lock = threading.Lock()
 
     def __init__(self, artefact: ProfileArtefact, priors: dict[str, Prior] | None = None,
-                 board: Leaderboard | None = None) -> None:
-        """`priors` None: the shipped priors file (and the operator's) and the whole leaderboard
-        snapshot behind it (leaderboard.py); given priors: those, and `board` only if given."""
+                 board: Leaderboard | None = None, open_board: OpenBoard | None = None) -> None:
+        """`priors` None: the shipped priors file (and the operator's), the whole leaderboard
+        snapshot behind it and the open models' leaderboard (leaderboard.py); given priors: those,
+        and the boards only if given."""
         self.artefact = artefact
-        self.board = board
+        self.board, self.open_board = board, open_board
         if priors is None:
             priors = load_priors()
             self.board = board or Leaderboard.load()
+            self.open_board = open_board or OpenBoard.load(self.board)
         self.priors = priors
         self._trained = {normalise_name(m): j for j, m in enumerate(artefact.models)}
         self._profiles: dict[str, Profile] = {}
@@ -202,12 +204,15 @@ class ProfileRouter:
             pass
         elif prior is not None:
             source = f"prior:{prior.source}"
-        elif self.board is not None:
-            row = self.board.find(name)          # a looser name of a published model (leaderboard.py)
-            if row is not None:
-                j = self._trained.get(normalise_name(row.name))     # that model is a trained one
-                prior, source = Prior(row.score, LEADERBOARD_SOURCE, row.name), f"prior:{LEADERBOARD_SOURCE} as '{row.name}'"
-                verbosity_key = key if key in a.verbosity else normalise_name(row.name)
+        elif (row := self.board.find(name) if self.board is not None else None) is not None:
+            # a looser name of a published model (leaderboard.py)
+            j = self._trained.get(normalise_name(row.name))     # that model is a trained one
+            prior, source = Prior(row.score, LEADERBOARD_SOURCE, row.name), f"prior:{LEADERBOARD_SOURCE} as '{row.name}'"
+            verbosity_key = key if key in a.verbosity else normalise_name(row.name)
+        elif (row := self.open_board.find(name) if self.open_board is not None else None) is not None:
+            # an open model LMArena never rated: its Open LLM Leaderboard average on the arena scale
+            prior = Prior(row.score, OPEN_SOURCE, row.name)
+            source = f"prior:{OPEN_SOURCE} as '{row.name}'"
         if j is not None:
             got = Profile(name, a.embeddings[j], float(a.output_tokens[j]),
                           f"trained as '{a.models[j]}'" if source else "trained")
