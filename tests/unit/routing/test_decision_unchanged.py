@@ -31,6 +31,7 @@ from routerone.providers.base import Deployment, Vendor
 from routerone.routing.base import RouteContext
 from routerone.routing.health import Health
 from routerone.routing.learned import features as F
+from routerone.routing.learned.model import LinearScorer
 from routerone.routing.learned.profiles import LENGTH_CLIP, TRAITS
 from routerone.routing.learned.value import value_of_quality
 from routerone.routing.strategies import BalancedStrategy
@@ -137,6 +138,36 @@ def test_traits_equal_the_reference(strategy, k):
     want_traits, want_factor = reference_view(strategy.router, CORPUS[k])
     np.testing.assert_allclose(traits, want_traits, rtol=0, atol=1e-9)
     assert factor == pytest.approx(want_factor, rel=1e-9)
+
+
+def two_table_score(s: LinearScorer, ids, counts, dense_raw):
+    """score_features as it was before the one-table gather: idf and coef_sparse read apart."""
+    vals = (1.0 + np.log(counts)) * np.take(s.idf, ids)
+    norm = float(np.sqrt(vals @ vals))
+    if norm > 0:
+        vals = vals / norm
+    return vals @ np.take(s.coef_sparse, ids, axis=0) + ((dense_raw - s.dense_mean) / s.dense_std) @ s.coef_dense + s.bias
+
+
+@pytest.mark.parametrize("coef_type", [np.float16, np.float32, np.float64])
+@pytest.mark.parametrize("k", [None, 3])
+def test_one_table_gather_scores_bitwise_as_two_tables(coef_type, k):
+    rng = np.random.default_rng(5)
+    shape = (F.N_BUCKETS,) if k is None else (F.N_BUCKETS, k)
+    coef = (rng.normal(size=shape) * 3).astype(coef_type).astype(np.float32 if coef_type != np.float64 else coef_type)
+    idf = rng.uniform(0.5, 12, F.N_BUCKETS).astype(np.float16).astype(np.float64)
+    if coef_type == np.float64:
+        idf[7] = 1e300                       # held by neither float16 nor float32
+    dense_shape = (F.N_DENSE,) if k is None else (F.N_DENSE, k)
+    s = LinearScorer(idf=idf, coef_sparse=coef, dense_mean=rng.normal(size=F.N_DENSE),
+                     dense_std=rng.uniform(0.5, 2, F.N_DENSE), coef_dense=rng.normal(size=dense_shape),
+                     bias=rng.normal(size=() if k is None else (k,)), link="identity")
+    assert s.bucket_rows.dtype == {np.float16: np.float16, np.float32: np.float32, np.float64: np.float64}[coef_type]
+    for text in CORPUS[::4] + ["x" * 10, "`" * 7]:
+        feats = F.prompt_features(text)
+        got, want = s.score_features(*feats), two_table_score(s, *feats)
+        assert np.shape(got) == np.shape(want)
+        np.testing.assert_array_equal(got, want)
 
 
 V = Vendor("v", "openai", "http://127.0.0.1:1/v1", api_key="k")

@@ -29,6 +29,11 @@ class LinearScorer:
     bias: np.ndarray             # () or (K,)
     link: str = "logistic"
     meta: dict = field(default_factory=dict)
+    # [idf, coef_sparse...] per bucket in one row (see _bucket_rows), built once here
+    bucket_rows: np.ndarray = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "bucket_rows", _bucket_rows(self.idf, self.coef_sparse))
 
     def score(self, prompt: str) -> np.ndarray | float:
         return self.score_features(*F.prompt_features(prompt))
@@ -36,13 +41,16 @@ class LinearScorer:
     def score_features(self, ids: np.ndarray, counts: np.ndarray,
                        dense_raw: np.ndarray) -> np.ndarray | float:
         """The score from precomputed features (`features.sparse_counts` and `dense_raw`)."""
-        # np.take, not fancy indexing: the same rows, ~5x faster for a (buckets, K) table
-        vals = (1.0 + np.log(counts)) * np.take(self.idf, ids)
+        # one gather of the prompt's rows (np.take, not fancy indexing: ~5x faster), each value as
+        # stored in idf / coef_sparse (the table holds them exactly), then float64 as before
+        rows = np.take(self.bucket_rows, ids, axis=0)
+        vals = (1.0 + np.log(counts)) * rows[:, 0]
         norm = float(np.sqrt(vals @ vals))
         if norm > 0:
             vals = vals / norm
+        coef = rows[:, 1] if self.coef_sparse.ndim == 1 else rows[:, 1:]
         dense = (dense_raw - self.dense_mean) / self.dense_std
-        s = vals @ np.take(self.coef_sparse, ids, axis=0) + dense @ self.coef_dense + self.bias
+        s = vals @ coef.astype(np.float64) + dense @ self.coef_dense + self.bias
         if self.link == "logistic":
             return 1.0 / (1.0 + np.exp(-s))
         return s
@@ -64,3 +72,18 @@ class LinearScorer:
                        dense_mean=z["dense_mean"], dense_std=z["dense_std"],
                        coef_dense=z["coef_dense"], bias=z["bias"], link=str(z["link"]),
                        meta=json.loads(str(z["meta"])))
+
+
+def _bucket_rows(idf: np.ndarray, coef_sparse: np.ndarray) -> np.ndarray:
+    """(N_BUCKETS, 1 + K): each bucket's idf and sparse coefficients side by side, in the narrowest
+    float type that holds every value exactly (float16 for an artefact from `save`, which stores
+    them so). A prompt's ~3k buckets are then one gather of one cache line each from a 2 MB table,
+    instead of two gathers from 5 MB: the scorer's cost on a cold cache was mostly these misses."""
+    coef = coef_sparse.reshape(len(idf), -1)
+    for dtype in (np.float16, np.float32):
+        rows = np.empty((len(idf), 1 + coef.shape[1]), dtype)
+        with np.errstate(over="ignore", invalid="ignore"):     # a value too large: not exact, next type
+            rows[:, 0], rows[:, 1:] = idf, coef
+        if np.array_equal(rows[:, 0], idf) and np.array_equal(rows[:, 1:], coef):
+            return rows
+    return np.column_stack((idf, coef)).astype(np.float64)
