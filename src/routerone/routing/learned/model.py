@@ -41,8 +41,8 @@ class LinearScorer:
     def score_features(self, ids: np.ndarray, counts: np.ndarray,
                        dense_raw: np.ndarray) -> np.ndarray | float:
         """The score from precomputed features (`features.sparse_counts` and `dense_raw`)."""
-        # one gather of the prompt's rows (np.take, not fancy indexing: ~5x faster), each value as
-        # stored in idf / coef_sparse (the table holds them exactly), then float64 as before
+        # one gather of the prompt's rows (np.take, not fancy indexing: ~5x faster); the table
+        # holds idf and coef_sparse exactly, and the arithmetic is float64 as before
         rows = np.take(self.bucket_rows, ids, axis=0)
         vals = (1.0 + np.log(counts)) * rows[:, 0]
         norm = float(np.sqrt(vals @ vals))
@@ -75,15 +75,15 @@ class LinearScorer:
 
 
 def _bucket_rows(idf: np.ndarray, coef_sparse: np.ndarray) -> np.ndarray:
-    """(N_BUCKETS, 1 + K): each bucket's idf and sparse coefficients side by side, in the narrowest
-    float type that holds every value exactly (float16 for an artefact from `save`, which stores
-    them so). A prompt's ~3k buckets are then one gather of one cache line each from a 2 MB table,
-    instead of two gathers from 5 MB: the scorer's cost on a cold cache was mostly these misses."""
+    """(N_BUCKETS, 1 + K): each bucket's idf and sparse coefficients side by side, as float32 when
+    that holds every value exactly (an artefact's, stored as float16 or float32), else float64.
+    A prompt's ~3k buckets are then one gather of one 16-byte row each (with K = 3) instead of
+    two gathers from two tables: on a cold cache the scorer's cost was mostly these misses.
+    (Not float16, though exact too: numpy converts float16 to float64 ~5x slower than float32.)"""
     coef = coef_sparse.reshape(len(idf), -1)
-    for dtype in (np.float16, np.float32):
-        rows = np.empty((len(idf), 1 + coef.shape[1]), dtype)
-        with np.errstate(over="ignore", invalid="ignore"):     # a value too large: not exact, next type
-            rows[:, 0], rows[:, 1:] = idf, coef
-        if np.array_equal(rows[:, 0], idf) and np.array_equal(rows[:, 1:], coef):
-            return rows
+    rows = np.empty((len(idf), 1 + coef.shape[1]), np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):         # too large for float32: not exact
+        rows[:, 0], rows[:, 1:] = idf, coef
+    if np.array_equal(rows[:, 0], idf) and np.array_equal(rows[:, 1:], coef):
+        return rows
     return np.column_stack((idf, coef)).astype(np.float64)
