@@ -31,9 +31,12 @@ class LinearScorer:
     meta: dict = field(default_factory=dict)
     # [idf, coef_sparse...] per bucket in one row (see _bucket_rows), built once here
     bucket_rows: np.ndarray = field(init=False, repr=False, compare=False)
+    _coef_columns: np.ndarray = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "bucket_rows", _bucket_rows(self.idf, self.coef_sparse))
+        rows = _bucket_rows(self.idf, self.coef_sparse)
+        object.__setattr__(self, "bucket_rows", rows)
+        object.__setattr__(self, "_coef_columns", np.arange(1, rows.shape[1]))
 
     def score(self, prompt: str) -> np.ndarray | float:
         return self.score_features(*F.prompt_features(prompt))
@@ -48,9 +51,13 @@ class LinearScorer:
         norm = float(np.sqrt(vals @ vals))
         if norm > 0:
             vals = vals / norm
-        coef = rows[:, 1] if self.coef_sparse.ndim == 1 else rows[:, 1:]
+        # the coefficients as one C-contiguous block (what the product was given before: a
+        # strided view is ~10 us slower to cast, and changes the BLAS call's rounding)
+        coef = np.take(rows, self._coef_columns, axis=1)
+        if self.coef_sparse.ndim == 1:
+            coef = coef[:, 0]
         dense = (dense_raw - self.dense_mean) / self.dense_std
-        s = vals @ coef.astype(np.float64) + dense @ self.coef_dense + self.bias
+        s = vals @ coef + dense @ self.coef_dense + self.bias
         if self.link == "logistic":
             return 1.0 / (1.0 + np.exp(-s))
         return s
