@@ -78,12 +78,12 @@ def window(text: str) -> str:
 _WORD_SEED, _BIGRAM_SEED = 7, 11
 
 
-def _word_bounds(idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(first byte, one past the last byte) of every word of the window's bytes (as intp)."""
+def _word_bounds(idx: np.ndarray) -> np.ndarray:
+    """[start, stop, start, stop, ...]: the first byte and one past the last byte of every word of
+    the window's bytes (as intp)."""
     edge = np.zeros(idx.size + 2, dtype=bool)        # word bytes, with a non-word byte each side
     np.take(_WORD, idx, out=edge[1:-1])
-    at = np.flatnonzero(edge[1:] != edge[:-1])       # where a word starts, then where it stops
-    return at[0::2], at[1::2]
+    return (edge[1:] != edge[:-1]).nonzero()[0]
 
 
 def _hash_ngrams(idx: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int, int]]]:
@@ -93,12 +93,11 @@ def _hash_ngrams(idx: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int, int]
 
     Character n-grams: Horner's rule makes each n-gram's hash the (n-1)-gram's times 257 plus the
     next folded byte, so the 4- and 5-grams extend the 3-grams in one pass each. Words: a word's
-    hash sum b[i] P^(e-1-i) over its bytes [s, e) is P^(e-1) (prefix[e] - prefix[s]), with
-    prefix[k] = sum over i < k of b[i] Q^i and Q = 1/P mod 2^64."""
+    hash sum b[i] P^(e-1-i) over its bytes [s, e) is P^(e-1) sum b[i] Q^i, Q = 1/P mod 2^64."""
     b = _FOLD_U64[idx]
     size = b.size
-    starts, stops = _word_bounds(idx)
-    n_words = starts.size
+    bounds = _word_bounds(idx)
+    n_words = bounds.size // 2
     char_sizes = [size - n + 1 for n in CHAR_NGRAMS if size >= n]
     out = np.empty(sum(char_sizes) + n_words + max(n_words - 1, 0), dtype=_U64)
     parts: list[tuple[int, int, int]] = []
@@ -113,12 +112,12 @@ def _hash_ngrams(idx: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int, int]
             at += m
         h = nxt
     if n_words:
-        prefix = np.empty(size + 1, dtype=_U64)
-        prefix[0] = 0
-        np.cumsum(b * _Q_POW[:size], out=prefix[1:])
+        weighted = np.empty(size + 1, dtype=_U64)     # b[i] Q^i, and a 0 for a word that ends last
+        np.multiply(b, _Q_POW[:size], out=weighted[:size])
+        weighted[size] = 0
         words = out[at:at + n_words]
-        np.subtract(prefix[stops], prefix[starts], out=words)
-        np.multiply(words, _P_POW[stops - 1], out=words)
+        # the sums over [start, stop) and then over each gap [stop, next start): keep the words'
+        np.multiply(np.add.reduceat(weighted, bounds)[0::2], _P_POW[bounds[1::2] - 1], out=words)
         parts.append((at, at + n_words, _WORD_SEED))
         at += n_words
     if n_words > 1:
@@ -167,7 +166,7 @@ def _sparse_from_bytes(idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     edge = np.empty(ids.size + 1, dtype=bool)         # where a run of one bucket starts, and the end
     edge[0] = edge[-1] = True
     np.not_equal(ids[1:], ids[:-1], out=edge[1:-1])
-    at = np.flatnonzero(edge)
+    at = edge.nonzero()[0]
     return ids[at[:-1]].astype(np.int64), (at[1:] - at[:-1]).astype(np.float64)
 
 
