@@ -33,7 +33,7 @@ from routerone.routing.health import Health
 from routerone.routing.learned import features as F
 from routerone.routing.learned.model import LinearScorer
 from routerone.routing.learned.profiles import LENGTH_CLIP, TRAITS
-from routerone.routing.learned.value import value_of_quality
+from routerone.routing.learned.value import utility_order, value_of_quality
 from routerone.routing.strategies import BalancedStrategy
 from routerone.wire.chat import validate_body
 
@@ -202,6 +202,11 @@ def reference_rank(router, text: str, models: list[ModelInfo], prompt_tokens: in
         if max_tokens:
             out = min(out, float(max_tokens))
         cost.append((prompt_tokens * m.price.input_micros_per_mtok + out * m.price.output_micros_per_mtok) / 1e12)
+    return [models[i].id for i in reference_order(quality, cost, wtp)], quality, cost
+
+
+def reference_order(quality, cost, wtp: float) -> list[int]:
+    """value.py's documented order, with the index as an explicit last key."""
     v = value_of_quality(wtp)
     if v == 0.0:
         key = lambda i: (cost[i], -quality[i], i)  # noqa: E731
@@ -209,8 +214,17 @@ def reference_rank(router, text: str, models: list[ModelInfo], prompt_tokens: in
         key = lambda i: (-quality[i], cost[i], i)  # noqa: E731
     else:
         key = lambda i: (-(quality[i] - cost[i] / v), cost[i], -quality[i], i)  # noqa: E731
-    order = sorted(range(len(models)), key=key)
-    return [models[i].id for i in order], quality, cost
+    return sorted(range(len(quality)), key=key)
+
+
+def test_value_order_breaks_full_ties_by_the_listed_order():
+    rng = np.random.default_rng(3)
+    for _ in range(300):
+        n = int(rng.integers(1, 25))
+        quality = rng.choice([0.2, 0.5, 0.5 + 1e-12, 0.9], n)
+        cost = rng.choice([0.0, 1e-6, 2e-6, 1e-3], n)
+        for wtp in (0.0, 0.3, 0.5, 0.8, 1.0):
+            assert utility_order(quality, cost, wtp).tolist() == reference_order(quality, cost, wtp)
 
 
 @pytest.mark.parametrize("k", range(0, len(CORPUS), 3))
