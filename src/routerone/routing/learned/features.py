@@ -1,10 +1,12 @@
 """Prompt features for the learned router: hashed character and word n-grams plus a few counts.
 
 Everything is vectorised numpy over the prompt's UTF-8 bytes, so one prompt costs a bounded time
-(~0.2 ms at 8k tokens) whatever its length: only a fixed window (the first `HEAD_CHARS` and the
+(~0.16 ms at 8k tokens) whatever its length: only a fixed window (the first `HEAD_CHARS` and the
 last `TAIL_CHARS` characters) is hashed; the single-character counts are over the whole prompt.
-`prompt_features` gives both parts from one encoding (the run-time path); tests compare every
-output bitwise with the written-out definitions (tests/unit/routing/test_features_reference.py).
+`prompt_features` gives both parts from one encoding (the run-time path): every n-gram's hash
+goes into one uint64 array, bucketed in place, sorted once as int32 and run-length counted. Tests
+compare every output bitwise with the written-out definitions (tests/unit/routing/
+test_features_reference.py) and with values frozen from earlier code (test_decision_unchanged.py).
 
 Sparse part (hashed into `2**HASH_BITS` buckets, one shared space):
   - character 3-, 4- and 5-grams of the lower-cased window, digits folded to '0', whitespace to ' ';
