@@ -84,7 +84,7 @@ def _word_bounds(idx: np.ndarray) -> np.ndarray:
     """[start, stop, start, stop, ...]: the first byte and one past the last byte of every word of
     the window's bytes (as intp)."""
     edge = np.zeros(idx.size + 2, dtype=bool)        # word bytes, with a non-word byte each side
-    np.take(_WORD, idx, out=edge[1:-1])
+    _WORD.take(idx, out=edge[1:-1])
     return (edge[1:] != edge[:-1]).nonzero()[0]
 
 
@@ -180,11 +180,11 @@ def sparse_counts(text: str) -> tuple[np.ndarray, np.ndarray]:
 def _fence_count(whole: np.ndarray) -> int:
     """text.count("```") from the prompt's UTF-8 bytes: non-overlapping matches, left to right, so
     each maximal run of L backticks holds L // 3 (a backtick byte is a backtick character)."""
-    at = np.flatnonzero(whole == _BACKTICK)
+    at = (whole == _BACKTICK).nonzero()[0]
     if at.size < 3:
         return 0
     # the last backtick of each run (`at` positions; -1 before the first run), then the lengths
-    last = np.concatenate(((-1,), np.flatnonzero(at[1:] - at[:-1] != 1), (at.size - 1,)))
+    last = np.concatenate(((-1,), (at[1:] - at[:-1] != 1).nonzero()[0], (at.size - 1,)))
     return int(((last[1:] - last[:-1]) // 3).sum())
 
 

@@ -44,16 +44,16 @@ class LinearScorer:
     def score_features(self, ids: np.ndarray, counts: np.ndarray,
                        dense_raw: np.ndarray) -> np.ndarray | float:
         """The score from precomputed features (`features.sparse_counts` and `dense_raw`)."""
-        # one gather of the prompt's rows (np.take, not fancy indexing: ~5x faster); the table
+        # one gather of the prompt's rows (take, not fancy indexing: ~5x faster); the table
         # holds idf and coef_sparse exactly, and the arithmetic is float64 as before
-        rows = np.take(self.bucket_rows, ids, axis=0)
+        rows = self.bucket_rows.take(ids, axis=0)
         vals = (1.0 + np.log(counts)) * rows[:, 0]
         norm = float(np.sqrt(vals @ vals))
         if norm > 0:
             vals = vals / norm
         # the coefficients as one C-contiguous block (what the product was given before: a
         # strided view is ~10 us slower to cast, and changes the BLAS call's rounding)
-        coef = np.take(rows, self._coef_columns, axis=1)
+        coef = rows.take(self._coef_columns, axis=1)
         if self.coef_sparse.ndim == 1:
             coef = coef[:, 0]
         dense = (dense_raw - self.dense_mean) / self.dense_std
