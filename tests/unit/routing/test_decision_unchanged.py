@@ -49,7 +49,8 @@ def _piece(rng: random.Random) -> str:
     if kind == 0:
         return " ".join(rng.choice(PROSE) for _ in range(rng.randint(3, 25))).capitalize() + rng.choice(".?!")
     if kind == 1:
-        return f"Compute {rng.randint(0, 99999)} * {rng.uniform(0, 999):.{rng.randint(0, 4)}f} = ? ({rng.randint(1, 99)}%)"
+        product = f"{rng.randint(0, 99999)} * {rng.uniform(0, 999):.{rng.randint(0, 4)}f}"
+        return f"Compute {product} = ? ({rng.randint(1, 99)}%)"
     if kind == 2:
         return (f"```{rng.choice(['python', 'js', ''])}\ndef f{rng.randint(0, 99)}(x, y=[1, 2]):\n"
                 f"\treturn x ** {rng.randint(2, 9)} / y[0]  # $cost = a/b\n```")
@@ -146,7 +147,8 @@ def two_table_score(s: LinearScorer, ids, counts, dense_raw):
     norm = float(np.sqrt(vals @ vals))
     if norm > 0:
         vals = vals / norm
-    return vals @ np.take(s.coef_sparse, ids, axis=0) + ((dense_raw - s.dense_mean) / s.dense_std) @ s.coef_dense + s.bias
+    dense = (dense_raw - s.dense_mean) / s.dense_std
+    return vals @ np.take(s.coef_sparse, ids, axis=0) + dense @ s.coef_dense + s.bias
 
 
 @pytest.mark.parametrize("coef_type", [np.float16, np.float32, np.float64])
