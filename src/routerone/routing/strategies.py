@@ -93,6 +93,7 @@ class BalancedStrategy:
 
     def __init__(self, router: ProfileRouter | None = None) -> None:
         self.router = router or ProfileRouter.load()   # the artefact, loaded once per process
+        self.router.artefact.scorer.bucket_rows        # its gather table (~5 ms), not on the first request
         self._pools: dict[tuple, tuple] = {}           # candidate set -> its profile arrays
 
     def _pool(self, models: Sequence[ModelInfo]) -> tuple:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -29,14 +30,16 @@ class LinearScorer:
     bias: np.ndarray             # () or (K,)
     link: str = "logistic"
     meta: dict = field(default_factory=dict)
-    # [idf, coef_sparse...] per bucket in one row (see _bucket_rows), built once here
-    bucket_rows: np.ndarray = field(init=False, repr=False, compare=False)
-    _coef_columns: np.ndarray = field(init=False, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        rows = _bucket_rows(self.idf, self.coef_sparse)
-        object.__setattr__(self, "bucket_rows", rows)
-        object.__setattr__(self, "_coef_columns", np.arange(1, rows.shape[1]))
+    @cached_property
+    def bucket_rows(self) -> np.ndarray:
+        """[idf, coef_sparse...] per bucket in one row (see _bucket_rows); built on first use, so
+        the scorers a training path only keeps for their weights never hold one."""
+        return _bucket_rows(self.idf, self.coef_sparse)
+
+    @cached_property
+    def _coef_columns(self) -> np.ndarray:
+        return np.arange(1, self.bucket_rows.shape[1])
 
     def score(self, prompt: str) -> np.ndarray | float:
         return self.score_features(*F.prompt_features(prompt))
