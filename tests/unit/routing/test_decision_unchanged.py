@@ -172,6 +172,22 @@ def test_one_table_gather_scores_bitwise_as_two_tables(coef_type, k):
         np.testing.assert_array_equal(got, want)
 
 
+def test_scorer_changed_in_place_before_scoring_scores_with_the_change_and_then_locks():
+    rng = np.random.default_rng(9)
+    s = LinearScorer(idf=np.ones(F.N_BUCKETS), coef_sparse=np.zeros((F.N_BUCKETS, 2), np.float32),
+                     dense_mean=np.zeros(F.N_DENSE), dense_std=np.ones(F.N_DENSE),
+                     coef_dense=np.zeros((F.N_DENSE, 2)), bias=np.zeros(2), link="identity")
+    s.coef_sparse[:, 1] = rng.normal(size=F.N_BUCKETS)      # as length_fit.refit_length does
+    feats = F.prompt_features("Prove that 2 + 2 = 4, then explain it.")
+    got = s.score_features(*feats)
+    assert got[1] != 0.0
+    np.testing.assert_array_equal(got, two_table_score(s, *feats))
+    with pytest.raises(ValueError):                          # a later change would be a stale score
+        s.coef_sparse[0, 0] = 1.0
+    with pytest.raises(ValueError):
+        s.idf[0] = 2.0
+
+
 V = Vendor("v", "openai", "http://127.0.0.1:1/v1", api_key="k")
 NAMES = ("gpt-4o", "gpt-4o-mini", "claude-3-5-sonnet", "claude-3-haiku", "gemini-1.5-pro", "gemini-2.0-flash",
          "llama-3.3-70b-versatile", "deepseek-reasoner", "gpt-4.1-nano", "claude-opus-4", "mistral-large",

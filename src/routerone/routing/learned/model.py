@@ -34,8 +34,13 @@ class LinearScorer:
     @cached_property
     def bucket_rows(self) -> np.ndarray:
         """[idf, coef_sparse...] per bucket in one row (see _bucket_rows); built on first use, so
-        the scorers a training path only keeps for their weights never hold one."""
-        return _bucket_rows(self.idf, self.coef_sparse)
+        the scorers a training path only keeps for their weights never hold one. From then on
+        `idf` and `coef_sparse` are read-only: changed in place (training's refit_length does,
+        before any scoring) they would silently disagree with the copy the scores come from."""
+        rows = _bucket_rows(self.idf, self.coef_sparse)
+        self.idf.flags.writeable = False
+        self.coef_sparse.flags.writeable = False
+        return rows
 
     @cached_property
     def _coef_columns(self) -> np.ndarray:
