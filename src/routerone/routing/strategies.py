@@ -93,10 +93,13 @@ class BalancedStrategy:
 
     def __init__(self, router: ProfileRouter | None = None) -> None:
         self.router = router or ProfileRouter.load()   # the artefact, loaded once per process
+        self.router.artefact.scorer.bucket_rows        # its gather table (~5 ms), not on the first request
         self._pools: dict[tuple, tuple] = {}           # candidate set -> its profile arrays
 
     def _pool(self, models: Sequence[ModelInfo]) -> tuple:
-        key = tuple((m.id, m.price.input_micros_per_mtok, m.price.output_micros_per_mtok) for m in models)
+        # keyed by the candidates' identities: a ModelInfo is frozen, and the entry keeps the
+        # objects themselves (last item), so no other object can take one of their ids meanwhile
+        key = tuple(map(id, models))
         got = self._pools.get(key)
         if got is None:
             ids = [m.id for m in models]
@@ -105,7 +108,7 @@ class BalancedStrategy:
                    np.array([p.output_tokens for p in profiles]),
                    np.array([m.price.input_micros_per_mtok for m in models], float) / 1e12,
                    np.array([m.price.output_micros_per_mtok for m in models], float) / 1e12,
-                   [p.source for p in profiles])
+                   [p.source for p in profiles], tuple(models))
             if len(self._pools) > 1024:
                 self._pools.clear()
             self._pools[key] = got
@@ -132,7 +135,7 @@ class BalancedStrategy:
         return got
 
     def rank(self, req: ChatRequest, models: Sequence[ModelInfo], ctx: RouteContext) -> tuple[list[ModelInfo], str]:
-        ids, emb, out, pin, pout, sources = self._pool(models)
+        ids, emb, out, pin, pout, sources, _ = self._pool(models)
         traits, length_factor = self.prepare(req)
         quality = emb @ traits
         out = out * length_factor

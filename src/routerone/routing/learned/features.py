@@ -1,10 +1,12 @@
 """Prompt features for the learned router: hashed character and word n-grams plus a few counts.
 
 Everything is vectorised numpy over the prompt's UTF-8 bytes, so one prompt costs a bounded time
-(~0.2 ms at 8k tokens) whatever its length: only a fixed window (the first `HEAD_CHARS` and the
+(~0.16 ms at 8k tokens) whatever its length: only a fixed window (the first `HEAD_CHARS` and the
 last `TAIL_CHARS` characters) is hashed; the single-character counts are over the whole prompt.
-`prompt_features` gives both parts from one encoding (the run-time path); tests compare every
-output bitwise with the written-out definitions (tests/unit/routing/test_features_reference.py).
+`prompt_features` gives both parts from one encoding (the run-time path): every n-gram's hash
+goes into one uint64 array, bucketed in place, sorted once as int32 and run-length counted. Tests
+compare every output bitwise with the written-out definitions (tests/unit/routing/
+test_features_reference.py) and with values frozen from earlier code (test_decision_unchanged.py).
 
 Sparse part (hashed into `2**HASH_BITS` buckets, one shared space):
   - character 3-, 4- and 5-grams of the lower-cased window, digits folded to '0', whitespace to ' ';
@@ -75,69 +77,73 @@ def window(text: str) -> str:
     return text[:HEAD_CHARS] + "\n" + text[-TAIL_CHARS:]
 
 
-def _bucket_into(h: np.ndarray, seed: int, out: np.ndarray) -> None:
-    """out[:] = ((h + seed) * _MIX) >> _SHIFT, the bucket of each hash (uint64, in place in `out`)."""
-    np.add(h, _U64(seed), out=out)
-    np.multiply(out, _MIX, out=out)
-    np.right_shift(out, _SHIFT, out=out)
+_WORD_SEED, _BIGRAM_SEED = 7, 11
 
 
-def _bucket(h: np.ndarray, seed: int) -> np.ndarray:
-    out = np.empty(len(h), dtype=_U64)
-    _bucket_into(h, seed, out)
-    return out
+def _word_bounds(idx: np.ndarray) -> np.ndarray:
+    """[start, stop, start, stop, ...]: the first byte and one past the last byte of every word of
+    the window's bytes (as intp)."""
+    edge = np.zeros(idx.size + 2, dtype=bool)        # word bytes, with a non-word byte each side
+    _WORD.take(idx, out=edge[1:-1])
+    return (edge[1:] != edge[:-1]).nonzero()[0]
 
 
-def _char_hashes(b: np.ndarray) -> list[tuple[np.ndarray, int]]:
-    """(polynomial hash of every character n-gram, its seed) for n in CHAR_NGRAMS (3, 4, 5), from
-    the folded bytes as uint64. Horner's rule makes each n-gram's hash the (n-1)-gram's times 257
-    plus the next byte (exact in uint64), so 4- and 5-grams extend the 3-grams in one pass each."""
-    out: list[tuple[np.ndarray, int]] = []
-    size = len(b)
-    h = None
-    for n in range(1, CHAR_NGRAMS[-1] + 1):
-        if size < n:
-            break
-        h = b if h is None else h[:size - n + 1] * _U64(257) + b[n - 1:]
+def _hash_ngrams(idx: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int, int]]]:
+    """The polynomial hash of every n-gram of the window, unseeded, in one uint64 array, and
+    (start, stop, seed) of each kind's part of it: character n-grams for n in CHAR_NGRAMS (seed
+    1000 n), words (7), word bigrams (11). All arithmetic wraps in uint64 by design.
+
+    Character n-grams: Horner's rule makes each n-gram's hash the (n-1)-gram's times 257 plus the
+    next folded byte, so the 4- and 5-grams extend the 3-grams in one pass each. Words: a word's
+    hash sum b[i] P^(e-1-i) over its bytes [s, e) is P^(e-1) sum b[i] Q^i, Q = 1/P mod 2^64."""
+    b = _FOLD_U64[idx]
+    size = b.size
+    bounds = _word_bounds(idx)
+    n_words = bounds.size // 2
+    char_sizes = [size - n + 1 for n in CHAR_NGRAMS if size >= n]
+    out = np.empty(sum(char_sizes) + n_words + max(n_words - 1, 0), dtype=_U64)
+    parts: list[tuple[int, int, int]] = []
+    at, h = 0, b
+    for n in range(2, max((n for n in CHAR_NGRAMS if n <= size), default=1) + 1):
+        m = size - n + 1
+        nxt = out[at:at + m] if n in CHAR_NGRAMS else np.empty(m, dtype=_U64)
+        np.multiply(h[:m], _U64(257), out=nxt)
+        np.add(nxt, b[n - 1:], out=nxt)
         if n in CHAR_NGRAMS:
-            out.append((h, 1000 * n))
-    return out
+            parts.append((at, at + m, 1000 * n))
+            at += m
+        h = nxt
+    if n_words:
+        weighted = np.empty(size + 1, dtype=_U64)     # b[i] Q^i, and a 0 for a word that ends last
+        np.multiply(b, _Q_POW[:size], out=weighted[:size])
+        weighted[size] = 0
+        words = out[at:at + n_words]
+        # the sums over [start, stop) and then over each gap [stop, next start): keep the words'
+        np.multiply(np.add.reduceat(weighted, bounds)[0::2], _P_POW[bounds[1::2] - 1], out=words)
+        parts.append((at, at + n_words, _WORD_SEED))
+        at += n_words
+    if n_words > 1:
+        pairs = out[at:at + n_words - 1]
+        np.multiply(words[:-1], _U64(1000003), out=pairs)
+        np.add(pairs, words[1:], out=pairs)
+        parts.append((at, at + n_words - 1, _BIGRAM_SEED))
+    return out, parts
 
 
-def _char_ngrams(folded: np.ndarray) -> list[np.ndarray]:
-    return [_bucket(h, seed) for h, seed in _char_hashes(folded.astype(_U64))]
+def _buckets_in_place(h: np.ndarray, parts: list[tuple[int, int, int]]) -> np.ndarray:
+    """h[:] = ((h + seed) * _MIX) >> _SHIFT, each part with its seed: the bucket of every n-gram."""
+    for start, stop, seed in parts:
+        np.add(h[start:stop], _U64(seed), out=h[start:stop])
+    np.multiply(h, _MIX, out=h)
+    np.right_shift(h, _SHIFT, out=h)
+    return h
 
 
-def _word_hashes(is_word: np.ndarray, b: np.ndarray) -> list[tuple[np.ndarray, int]]:
-    """(hash of every word, 7) and (hash of every word bigram, 11); `is_word` marks the bytes
-    that belong to a word, `b` is the folded bytes as uint64."""
-    starts = np.flatnonzero(is_word[1:] > is_word[:-1]) + 1
-    ends = np.flatnonzero(is_word[:-1] > is_word[1:])          # inclusive
-    if is_word[0]:
-        starts = np.concatenate(([0], starts))
-    if is_word[-1]:
-        ends = np.append(ends, len(is_word) - 1)
-    if starts.size == 0:
-        return []
-    # polynomial hash of each word from prefix sums: sum b[i] P^(e-i) = P^e * sum b[i] Q^i
-    prefix = np.cumsum(b * _Q_POW[:len(b)], dtype=_U64)
-    before = prefix[starts - 1]
-    if starts[0] == 0:
-        before[0] = 0
-    words = (prefix[ends] - before) * _P_POW[ends]
-    out = [(words, 7)]
-    if len(words) > 1:
-        out.append((words[:-1] * _U64(1000003) + words[1:], 11))
-    return out
-
-
-def _word_ngrams(raw: np.ndarray, folded: np.ndarray) -> list[np.ndarray]:
-    return [_bucket(h, seed) for h, seed in _word_hashes(_WORD[raw], folded.astype(_U64))]
-
-
-def _sorted_ids(h: np.ndarray) -> np.ndarray:
-    """The bucket ids (< 2**HASH_BITS) sorted ascending, as int32."""
-    return np.sort(h.astype(np.int32))
+def _hashed_ngrams(idx: np.ndarray) -> list[np.ndarray]:
+    """The bucket of every n-gram of the window's bytes (as intp), one array per kind (for tests)."""
+    h, parts = _hash_ngrams(idx)
+    _buckets_in_place(h, parts)
+    return [h[start:stop] for start, stop, _ in parts]
 
 
 _EMPTY = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64))
@@ -150,28 +156,20 @@ def _window_bytes(text: str) -> tuple[np.ndarray, np.ndarray]:
     return raw, raw.astype(np.intp)
 
 
-def _sparse_from_bytes(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _sparse_from_bytes(idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """`sparse_counts` of the window's bytes as intp indices."""
-    if raw.size == 0:
+    h, parts = _hash_ngrams(idx)
+    if h.size == 0:
         return _EMPTY
-    b = _FOLD_U64[raw]
-    hashes = _char_hashes(b) + _word_hashes(_WORD[raw], b)
-    if not hashes:
-        return _EMPTY
-    # every n-gram's bucket into one array, then sorted (numpy's SIMD sort of int32: ~4x faster
-    # than np.unique on uint64 for a long prompt's ~13k n-grams) and run-length counted
-    buckets = np.empty(sum(len(h) for h, _ in hashes), dtype=_U64)
-    at = 0
-    for h, seed in hashes:
-        _bucket_into(h, seed, buckets[at:at + len(h)])
-        at += len(h)
-    ids = _sorted_ids(buckets)
-    first = np.empty(ids.size, dtype=bool)
-    first[0] = True
-    np.not_equal(ids[1:], ids[:-1], out=first[1:])
-    starts = np.flatnonzero(first)
-    counts = np.diff(np.append(starts, ids.size))
-    return ids[starts].astype(np.int64), counts.astype(np.float64)
+    # the buckets (< 2**HASH_BITS) sorted as int32 (numpy's SIMD sort: ~4x faster than np.unique
+    # on uint64 for a long prompt's ~13k n-grams), then run-length counted
+    ids = _buckets_in_place(h, parts).astype(np.int32)
+    ids.sort()
+    edge = np.empty(ids.size + 1, dtype=bool)         # where a run of one bucket starts, and the end
+    edge[0] = edge[-1] = True
+    np.not_equal(ids[1:], ids[:-1], out=edge[1:-1])
+    at = edge.nonzero()[0]
+    return ids[at[:-1]].astype(np.int64), (at[1:] - at[:-1]).astype(np.float64)
 
 
 def sparse_counts(text: str) -> tuple[np.ndarray, np.ndarray]:
@@ -182,13 +180,12 @@ def sparse_counts(text: str) -> tuple[np.ndarray, np.ndarray]:
 def _fence_count(whole: np.ndarray) -> int:
     """text.count("```") from the prompt's UTF-8 bytes: non-overlapping matches, left to right, so
     each maximal run of L backticks holds L // 3 (a backtick byte is a backtick character)."""
-    is_tick = whole == _BACKTICK
-    if np.count_nonzero(is_tick) < 3:
+    at = (whole == _BACKTICK).nonzero()[0]
+    if at.size < 3:
         return 0
-    at = np.flatnonzero(is_tick)
-    breaks = np.flatnonzero(np.diff(at) != 1)
-    run_lengths = np.diff(np.concatenate(([-1], breaks, [at.size - 1])))
-    return int(np.sum(run_lengths // 3))
+    # the last backtick of each run (`at` positions; -1 before the first run), then the lengths
+    last = np.concatenate(((-1,), (at[1:] - at[:-1] != 1).nonzero()[0], (at.size - 1,)))
+    return int(((last[1:] - last[:-1]) // 3).sum())
 
 
 def _dense_from_bytes(text: str, raw: np.ndarray, idx: np.ndarray) -> np.ndarray:
@@ -197,8 +194,7 @@ def _dense_from_bytes(text: str, raw: np.ndarray, idx: np.ndarray) -> np.ndarray
         np.frombuffer(text.encode("utf-8", "replace"), dtype=np.uint8)
     digit = _DIGIT[idx]
     numbers = int(np.count_nonzero(digit[1:] > digit[:-1])) + int(digit[0]) if raw.size else 0
-    dots = raw == ord(".")
-    decimals = int(np.count_nonzero(digit[:-2] & dots[1:-1] & digit[2:])) if raw.size > 2 else 0
+    decimals = int(np.count_nonzero(digit[:-2] & (raw[1:-1] == ord(".")) & digit[2:])) if raw.size > 2 else 0
     n = max(raw.size, 1)
     # counts of single characters over the whole prompt (an ASCII byte never occurs inside a
     # multi-byte UTF-8 sequence, so byte counts = character counts); one compare-and-count per

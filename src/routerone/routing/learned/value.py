@@ -45,14 +45,14 @@ def utility_order(quality: np.ndarray, cost: np.ndarray, wtp: float) -> np.ndarr
         q = np.nan_to_num(q, nan=-1e9)
     c = np.asarray(cost, float)
     v = value_of_quality(wtp)
-    idx = np.arange(len(q))
+    # np.lexsort is stable: what every key ties on stays in the listed order (the last tie-break)
     if v == 0.0:
-        keys = (idx, -q, c)                      # cheapest, then stronger, then first listed
+        keys = (-q, c)                           # cheapest, then stronger, then first listed
     elif math.isinf(v):
-        keys = (idx, c, -q)                      # strongest, then cheaper, then first listed
+        keys = (c, -q)                           # strongest, then cheaper, then first listed
     else:
         u = q - c / v
-        keys = (idx, -q, c, -u)                  # best utility, then cheaper, then stronger
+        keys = (-q, c, -u)                       # best utility, then cheaper, then stronger
     return np.lexsort(keys)
 
 
@@ -106,5 +106,5 @@ class Decision:
 
 def decide(quality: np.ndarray, cost_usd: np.ndarray, wtp: float) -> Decision:
     order = utility_order(quality, cost_usd, wtp)
-    return Decision([int(i) for i in order], np.asarray(quality, float), np.asarray(cost_usd, float),
+    return Decision(order.tolist(), np.asarray(quality, float), np.asarray(cost_usd, float),
                     min(1.0, max(0.0, float(wtp))) if wtp == wtp else DEFAULT_WILLINGNESS_TO_PAY)
