@@ -400,6 +400,8 @@ def load_settings(config_path: str | None = None, env: Mapping[str, str] | None 
     for k, v in values.items():
         _check_range(k, _FIELDS[k], v)
     for k, schemes in _URL_SCHEMES.items():
-        if values.get(k):
+        # an empty redis_url is no Redis (as unset); an empty database_url names no database (it
+        # reached the store as a traceback)
+        if values.get(k) or (k == "database_url" and values.get(k) == ""):
             _check_url(k, values[k], schemes)
     return Settings(**values, providers=_providers(file_data.get("providers"), env))

@@ -1,0 +1,149 @@
+"""Hostile operator inputs found by playing a new operator (round 5): each one a real `routerone`
+process, each a single stderr line naming the flag, variable or file and what is allowed, exit 2,
+and no traceback.
+
+Before: the service's own checks answered (`'rpm' must be an integer between 0 and 2147483647`,
+naming no flag, exit 1); `--models ""` made a key with no allowlist; an empty database URL was a
+traceback; ROUTERONE_ROUTER_MODEL / ROUTERONE_MODEL_PRIORS were read after "listening on", a
+missing one said only "No such file or directory", a broken one was a traceback, a FIFO hung
+start-up for ever (SIGTERM did not end it)."""
+from __future__ import annotations
+
+import os
+import socket
+import sqlite3
+import subprocess
+
+import pytest
+
+from test_cli_errors import run
+
+
+def _one_line_exit_2(out: subprocess.CompletedProcess, *culprits: str) -> str:
+    assert out.returncode == 2, (out.returncode, out.stdout, out.stderr)
+    assert "Traceback" not in out.stderr + out.stdout
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    for culprit in culprits:
+        assert culprit in lines[0], lines[0]
+    return lines[0]
+
+
+def _db(tmp_path) -> list[str]:
+    return ["--database-url", f"sqlite:///{tmp_path}/r.db"]
+
+
+@pytest.fixture
+def account(tmp_path) -> str:
+    out = run(tmp_path, "accounts", "create", "acme", "--balance-usd", "5", *_db(tmp_path))
+    assert out.returncode == 0, out.stderr
+    return out.stdout.split()[1]
+
+
+# (case, args after the account fixture's id is put in for ACC, what the line must name)
+FLAG_CASES = [
+    ("negative rpm", ["keys", "create", "--account", "ACC", "--rpm", "-5"], ["--rpm", "-5", "2147483647"]),
+    ("rpm beyond INTEGER", ["keys", "create", "--account", "ACC", "--tpm", "99999999999999999999"], ["--tpm"]),
+    ("negative concurrency", ["keys", "create", "--account", "ACC", "--concurrency", "-1"], ["--concurrency"]),
+    ("expiry nan", ["keys", "create", "--account", "ACC", "--expires-at", "nan"], ["--expires-at", "unix time"]),
+    ("expiry inf", ["keys", "create", "--account", "ACC", "--expires-at", "inf"], ["--expires-at"]),
+    ("expiry negative", ["keys", "create", "--account", "ACC", "--expires-at", "-1"], ["--expires-at"]),
+    ("expiry in ms", ["keys", "create", "--account", "ACC", "--expires-at", "1796637511000"], ["--expires-at"]),
+    ("allowlist empty", ["keys", "create", "--account", "ACC", "--models", ""], ["--models", "model ids"]),
+    ("allowlist with a hole", ["keys", "create", "--account", "ACC", "--models", "a,,auto"], ["--models", "'a,,auto'"]),
+    ("allowlist with a space", ["keys", "create", "--account", "ACC", "--models", "gpt-4o, auto"], ["--models"]),
+    ("key name too long", ["keys", "create", "--account", "ACC", "--name", "n" * 201], ["--name", "200"]),
+    ("key for no account", ["keys", "create", "--account", "999"], ["No account 999"]),
+    ("account name empty", ["accounts", "create", ""], ["name", "1 to 200"]),
+    ("account name too long", ["accounts", "create", "x" * 201], ["name", "1 to 200"]),
+    ("markup negative", ["accounts", "create", "x", "--markup-bps", "-100"], ["--markup-bps", "1000000"]),
+    ("markup too large", ["accounts", "create", "x", "--markup-bps", "99999999999"], ["--markup-bps"]),
+    ("credit zero", ["accounts", "credit", "ACC", "0"], ["amount_usd", "more than 0 USD"]),
+    ("debit zero", ["accounts", "debit", "ACC", "0.000000"], ["amount_usd", "more than 0 USD"]),
+    ("note too long", ["accounts", "credit", "ACC", "1", "--note", "n" * 1001], ["--note", "1000"]),
+    ("credit no account", ["accounts", "credit", "999", "1"], ["No account 999"]),
+    ("debit beyond the balance", ["accounts", "debit", "ACC", "6"], ["available balance"]),
+    ("config path empty", ["models", "--config", ""], ["--config"]),
+    ("database URL empty", ["accounts", "list", "--database-url", ""], ["database_url", "''"]),
+]
+
+
+@pytest.mark.parametrize("case, args, culprits", FLAG_CASES, ids=[c[0] for c in FLAG_CASES])
+def test_flag_mistakes_name_the_flag_and_exit_2(tmp_path, account, case, args, culprits):
+    args = [account if a == "ACC" else a for a in args]
+    db = [] if "--database-url" in args else _db(tmp_path)
+    _one_line_exit_2(run(tmp_path, *args, *db), *culprits)
+
+
+def test_a_refused_key_or_account_is_not_written(tmp_path, account):
+    """The flags are checked before anything is stored: no key row, no audit row for a refusal."""
+    run(tmp_path, "keys", "create", "--account", account, "--models", "", *_db(tmp_path))
+    run(tmp_path, "accounts", "create", "x", "--markup-bps", "-1", *_db(tmp_path))
+    with sqlite3.connect(tmp_path / "r.db") as c:
+        assert c.execute("SELECT COUNT(*) FROM api_keys").fetchone() == (0,)
+        assert c.execute("SELECT COUNT(*) FROM accounts").fetchone() == (1,)
+
+
+def test_models_flag_keeps_the_allowlist(tmp_path, account):
+    out = run(tmp_path, "keys", "create", "--account", account, "--models", "gpt-4o,auto,gpt-4o", *_db(tmp_path))
+    assert out.returncode == 0, out.stderr
+    with sqlite3.connect(tmp_path / "r.db") as c:
+        assert c.execute("SELECT allowed_models FROM api_keys").fetchone() == ("gpt-4o,auto",)
+
+
+def test_empty_database_url_in_the_environment(tmp_path):
+    out = run(tmp_path, "accounts", "list", env={"ROUTERONE_DATABASE_URL": ""})
+    _one_line_exit_2(out, "database_url", "sqlite://")
+
+
+@pytest.fixture
+def bad_files(tmp_path) -> dict[str, str]:
+    (tmp_path / "dir").mkdir()
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "garbage.npz").write_text("garbage\n")
+    (tmp_path / "priors_not_tables.toml").write_text("model = 5\n")
+    (tmp_path / "priors_bad_score.toml").write_text('[model."x"]\nscore = "high"\nsource = "me"\n')
+    (tmp_path / "priors_not_toml.toml").write_text("[model\n")
+    return {name: str(tmp_path / name) for name in
+            ("missing", "dir", "fifo", "garbage.npz", "priors_not_tables.toml", "priors_bad_score.toml",
+             "priors_not_toml.toml")}
+
+
+ROUTER_FILE_CASES = [
+    ("ROUTERONE_ROUTER_MODEL", "missing", "No such file"),
+    ("ROUTERONE_ROUTER_MODEL", "dir", "not a regular file"),
+    ("ROUTERONE_ROUTER_MODEL", "fifo", "not a regular file"),
+    ("ROUTERONE_ROUTER_MODEL", "garbage.npz", "not an .npz archive"),
+    ("ROUTERONE_MODEL_PRIORS", "missing", "No such file"),
+    ("ROUTERONE_MODEL_PRIORS", "fifo", "not a regular file"),
+    ("ROUTERONE_MODEL_PRIORS", "priors_not_tables.toml", "'model' must be tables"),
+    ("ROUTERONE_MODEL_PRIORS", "priors_bad_score.toml", "model.x needs a numeric 'score'"),
+    ("ROUTERONE_MODEL_PRIORS", "priors_not_toml.toml", "not valid TOML"),
+]
+
+
+@pytest.mark.parametrize("var, name, why", ROUTER_FILE_CASES, ids=[f"{c[0]}-{c[1]}" for c in ROUTER_FILE_CASES])
+def test_router_files_are_checked_before_serve_listens(tmp_path, bad_files, var, name, why):
+    with socket.socket() as s:           # a free port: without the check, serve listened on it
+        s.bind(("127.0.0.1", 0))
+        port = str(s.getsockname()[1])
+    out = run(tmp_path, "serve", "--port", port, *_db(tmp_path), env={var: bad_files[name]})
+    line = _one_line_exit_2(out, var, repr(bad_files[name]), why)
+    assert "listening" not in out.stdout, (out.stdout, line)
+
+
+def test_models_lists_with_a_warning_naming_a_broken_router_file(tmp_path, bad_files):
+    out = run(tmp_path, "models", *_db(tmp_path), env={"ROUTERONE_ROUTER_MODEL": bad_files["fifo"]})
+    assert out.returncode == 0 and "demo-small" in out.stdout, out.stderr
+    assert "ROUTERONE_ROUTER_MODEL" in out.stderr and bad_files["fifo"] in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_eval_routing_router_that_is_not_an_artefact(tmp_path, bad_files):
+    """numpy's word for a text file was "This file contains pickled (object) data ... load it unsafely"."""
+    (tmp_path / "scores.csv").write_text("prompt,m1,m2\nhello,1,0\nworld,0,1\n")
+    out = run(tmp_path, "eval-routing", str(tmp_path / "scores.csv"), "--router", bad_files["garbage.npz"],
+              "--out", str(tmp_path / "ev"))
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-2000:]
+    said = out.stdout + out.stderr
+    assert "not an .npz archive" in said and "pickle" not in said, said
