@@ -69,7 +69,7 @@ def _usd_above_zero(value: str) -> int:
 
 
 # the service's own bounds, checked here so that a mistake names the flag and exits 2 (usage error)
-_limit = int_between(0, MAX_INT32, "a limit")
+_limit = int_between(1, MAX_INT32, "a limit; leave it out for none")
 _name = text_of_length(0, 200, "a name")
 
 
@@ -274,7 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     kc.add_argument("--admin", action="store_true")
     kc.add_argument("--spend-cap-usd", type=_usd)
     kc.add_argument("--models", type=model_list, help="comma-separated allowlist, e.g. gpt-4o-mini,auto")
-    kc.add_argument("--rpm", type=_limit, help="requests per minute (0 refuses every request)")
+    kc.add_argument("--rpm", type=_limit, help="requests per minute")
     kc.add_argument("--tpm", type=_limit, help="tokens per minute")
     kc.add_argument("--concurrency", type=_limit, help="requests at once")
     kc.add_argument("--expires-at", type=number_between(0, MAX_EXPIRES_AT, "a unix time in seconds"),

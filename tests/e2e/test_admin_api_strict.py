@@ -143,6 +143,11 @@ def test_bodies_are_strict(admin: AdminClient) -> None:
         ("POST", "/admin/accounts", {"name": "x", "rpm": 1.5}, "rpm"),
         ("POST", "/admin/accounts", {"name": "x", "rpm": "5"}, "rpm"),
         ("POST", "/admin/accounts", {"name": "x", "rpm": -1}, "rpm"),
+        # a limit of 0 was stored and meant no limit (`rpm or default`): a key "stopped" with it ran free
+        ("POST", "/admin/accounts", {"name": "x", "rpm": 0}, "rpm"),
+        ("POST", "/admin/keys", {"account_id": aid, "tpm": 0}, "tpm"),
+        ("PATCH", f"/admin/accounts/{aid}", {"concurrency": 0}, "concurrency"),
+        ("PATCH", "/admin/keys/1", {"rpm": 0}, "rpm"),
         ("POST", "/admin/accounts", {"name": "x", "markup_bps": 2**31}, "markup_bps"),
         ("POST", "/admin/accounts", {"name": ""}, "name"),
         ("POST", "/admin/accounts", {"name": "a\x00b"}, "name"),                             # PostgreSQL's 500

@@ -45,6 +45,8 @@ FLAG_CASES = [
     ("negative rpm", ["keys", "create", "--account", "ACC", "--rpm", "-5"], ["--rpm", "-5", "2147483647"]),
     ("rpm beyond INTEGER", ["keys", "create", "--account", "ACC", "--tpm", "99999999999999999999"], ["--tpm"]),
     ("negative concurrency", ["keys", "create", "--account", "ACC", "--concurrency", "-1"], ["--concurrency"]),
+    # 0 was stored and read as no limit at all: a key meant to be stopped ran unlimited
+    ("zero rpm", ["keys", "create", "--account", "ACC", "--rpm", "0"], ["--rpm", "'0'", "from 1"]),
     ("expiry nan", ["keys", "create", "--account", "ACC", "--expires-at", "nan"], ["--expires-at", "unix time"]),
     ("expiry inf", ["keys", "create", "--account", "ACC", "--expires-at", "inf"], ["--expires-at"]),
     ("expiry negative", ["keys", "create", "--account", "ACC", "--expires-at", "-1"], ["--expires-at"]),

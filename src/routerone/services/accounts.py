@@ -61,10 +61,12 @@ def _text(value: str, param: str, *, max_len: int = 200, required: bool = False)
 
 
 def _limits(limits: Limits) -> Limits:
+    """rpm / tpm / concurrency: 1.. or None (no limit). 0 was stored and then read as no limit at all
+    (`rpm or default_rpm`), so an operator's 0 meant to stop a key let it through unlimited."""
     for name in ("rpm", "tpm", "concurrency"):
         v = getattr(limits, name)
         if v is not None:
-            _int_in(v, 0, MAX_INT32, name)
+            _int_in(v, 1, MAX_INT32, name)
     return limits
 
 
