@@ -264,8 +264,7 @@ def _read_file(path: str) -> dict[str, Any]:
                             f"at offset {exc.start})") from None
     try:
         if p.suffix in {".yaml", ".yml"}:
-            import yaml
-            data = yaml.safe_load(text) or {}
+            data = _yaml_without_repeats(text) or {}
         else:
             data = tomllib.loads(text)
     except Exception as exc:  # noqa: BLE001 - parser errors vary by library; report them by file
@@ -274,6 +273,43 @@ def _read_file(path: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise SettingsError(f"config file {path!r}: top level must be a table/mapping")
     return data
+
+
+def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """json.loads' object_pairs_hook: a key given twice is an error, not the last one silently (TOML
+    already refuses it)."""
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise ValueError(f"key {k!r} is given twice")
+        out[k] = v
+    return out
+
+
+def _yaml_without_repeats(text: str) -> Any:
+    """yaml.safe_load, but a mapping key given twice (a second `providers: gpubox:`, a second `port:`)
+    is an error: PyYAML kept the last one silently."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    def mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict:
+        seen: set = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":     # `<<: *defaults`, whose keys may be overridden
+                continue
+            key = loader.construct_object(key_node)
+            try:
+                repeated = key in seen
+                seen.add(key)
+            except TypeError:           # an unhashable key: construct_mapping refuses it
+                continue
+            if repeated:
+                raise ValueError(f"key {key!r} is given twice (line {key_node.start_mark.line + 1})")
+        return loader.construct_mapping(node)
+    Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
+    return yaml.load(text, Loader=Loader)    # noqa: S506 - a SafeLoader subclass
 
 
 def _without_password(url: str) -> str:

@@ -149,3 +149,30 @@ def test_eval_routing_router_that_is_not_an_artefact(tmp_path, bad_files):
     assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-2000:]
     said = out.stdout + out.stderr
     assert "not an .npz archive" in said and "pickle" not in said, said
+
+
+TWICE_CASES = [
+    ("yaml provider twice", "r1.yaml", "providers:\n  gpubox:\n    base_url: http://a:8000/v1\n"
+     "  gpubox:\n    base_url: http://b:11434/v1\n", "'gpubox' is given twice (line 4)"),
+    ("yaml setting twice", "r1.yaml", "port: 8080\ndemo: 'off'\nport: 9090\n", "'port' is given twice (line 3)"),
+    ("json catalog key twice", "cat.json", '{"aliases": {"a": "gpt-4o", "a": "gpt-4o-mini"}}', "'a' is given twice"),
+]
+
+
+@pytest.mark.parametrize("case, name, text, culprit", TWICE_CASES, ids=[c[0] for c in TWICE_CASES])
+def test_a_key_given_twice_is_an_error_not_the_last_one(tmp_path, case, name, text, culprit):
+    """PyYAML and json kept the last of two equal keys silently (a second `gpubox:` replaced the
+    first box; TOML already refused it)."""
+    (tmp_path / name).write_text(text)
+    config = tmp_path / name
+    if name.endswith(".json"):
+        config = tmp_path / "r1.toml"
+        config.write_text(f'catalog_path = "{tmp_path / name}"\n')
+    _one_line_exit_2(run(tmp_path, "models", "--config", str(config), *_db(tmp_path)), culprit, name)
+
+
+def test_yaml_merge_keys_may_still_be_overridden(tmp_path):
+    (tmp_path / "r1.yaml").write_text("providers:\n  box: &box\n    base_url: http://127.0.0.1:9/v1\n"
+                                      "    discover: false\n  box2:\n    <<: *box\n    base_url: http://127.0.0.1:10/v1\n")
+    out = run(tmp_path, "models", "--config", str(tmp_path / "r1.yaml"), *_db(tmp_path))
+    assert out.returncode == 0, out.stderr
