@@ -331,6 +331,18 @@ def _check_url(key: str, url: str, schemes: tuple[str, ...]) -> None:
                             "sqlite:////absolute/path.db)")
 
 
+def _check_combinations(values: dict[str, Any]) -> None:
+    """Settings that cannot go together: found at start, for every subcommand (limiter = "redis"
+    without redis_url was a traceback from `serve`)."""
+    limiter = values.get("limiter", "auto")
+    if limiter == "redis" and not values.get("redis_url"):
+        raise SettingsError("limiter: 'redis' needs redis_url (ROUTERONE_REDIS_URL), e.g. redis://127.0.0.1:6379/0")
+    if limiter == "memory" and values.get("workers", 1) > 1:
+        raise SettingsError(f"workers: --workers {values['workers']} cannot use limiter = \"memory\" (each "
+                            "process would keep its own limits); use limiter = \"auto\" (shared memory between "
+                            "the workers, or Redis when redis_url is set) or \"redis\"")
+
+
 def _check_range(key: str, f: dataclasses.Field, value: Any) -> None:
     lo, hi = f.metadata.get("min"), f.metadata.get("max")
     if value is None or (lo is None and hi is None):
@@ -435,6 +447,7 @@ def load_settings(config_path: str | None = None, env: Mapping[str, str] | None 
             raise SettingsError(f"{k}: {values[k]!r} is not one of {', '.join(sorted(allowed))}")
     for k, v in values.items():
         _check_range(k, _FIELDS[k], v)
+    _check_combinations(values)
     for k, schemes in _URL_SCHEMES.items():
         # an empty redis_url is no Redis (as unset); an empty database_url names no database (it
         # reached the store as a traceback)

@@ -176,3 +176,20 @@ def test_yaml_merge_keys_may_still_be_overridden(tmp_path):
                                       "    discover: false\n  box2:\n    <<: *box\n    base_url: http://127.0.0.1:10/v1\n")
     out = run(tmp_path, "models", "--config", str(tmp_path / "r1.yaml"), *_db(tmp_path))
     assert out.returncode == 0, out.stderr
+
+
+@pytest.mark.parametrize("env, args, culprits", [
+    ({"ROUTERONE_LIMITER": "redis"}, ["serve"], ["limiter", "needs redis_url", "ROUTERONE_REDIS_URL"]),
+    ({"ROUTERONE_LIMITER": "redis"}, ["accounts", "list"], ["limiter", "needs redis_url"]),
+    ({"ROUTERONE_LIMITER": "memory"}, ["serve", "--workers", "2"], ["--workers 2", '"memory"', '"auto"']),
+], ids=["redis-limiter-serve", "redis-limiter-accounts", "memory-limiter-workers"])
+def test_settings_that_cannot_go_together(tmp_path, env, args, culprits):
+    """limiter = "redis" without redis_url was a traceback from serve (exit 1); the workers refusal
+    was three lines."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = str(s.getsockname()[1])
+    extra = ["--port", port] if args[0] == "serve" else []
+    out = run(tmp_path, *args, *extra, *_db(tmp_path), env=env)
+    _one_line_exit_2(out, *culprits)
+    assert "listening" not in out.stdout and "Admin API key" not in out.stdout
