@@ -193,3 +193,17 @@ def test_settings_that_cannot_go_together(tmp_path, env, args, culprits):
     out = run(tmp_path, *args, *extra, *_db(tmp_path), env=env)
     _one_line_exit_2(out, *culprits)
     assert "listening" not in out.stdout and "Admin API key" not in out.stdout
+
+
+@pytest.mark.parametrize("config, said", [
+    ("port = 18123\n", "sign in at http://127.0.0.1:18123/console/"),
+    ('host = "::1"\nport = 8081\n', "sign in at http://[::1]:8081/console/"),
+    ("console = false\n", "the console is off"),
+])
+def test_console_user_create_says_where_to_sign_in(tmp_path, config, said):
+    """It printed "sign in at http://<host>:<port>/console/" whatever the configuration said."""
+    (tmp_path / "r1.toml").write_text(config)
+    out = run(tmp_path, "console-user", "create", "--email", "ops@example.com", "--operator",
+              "--config", str(tmp_path / "r1.toml"), *_db(tmp_path))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1].startswith(said), out.stdout
