@@ -207,3 +207,44 @@ def test_console_user_create_says_where_to_sign_in(tmp_path, config, said):
               "--config", str(tmp_path / "r1.toml"), *_db(tmp_path))
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1].startswith(said), out.stdout
+
+
+SCORES = "prompt,m1,m2\nhello,1,0\nworld,0,1\n"
+
+
+@pytest.mark.parametrize("args, culprits", [
+    (["eval-routing", "FIFO", "--router", "shipped"], ["CSV", "is not a file"]),
+    (["eval-routing", "CSV", "--router", "shipped", "--prices", "FIFO"], ["--prices", "is not a file"]),
+    (["eval-routing", "CSV", "CSV", "--extra-train", "FIFO"], ["--extra-train", "is not a file"]),
+    (["train-router", "--data", "FIFO", "--out", "OUT/r.npz"], ["--data", "is not a file or directory"]),
+    (["eval-routing", "MISSING", "--router", "shipped"], ["CSV", "No such file"]),
+], ids=["eval-csv-fifo", "eval-prices-fifo", "eval-extra-train-fifo", "train-data-fifo", "eval-csv-missing"])
+def test_learned_router_commands_refuse_a_fifo_input(tmp_path, args, culprits):
+    """A FIFO as a CSV, prices or data path made eval-routing / train-router wait for a writer for ever."""
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "s.csv").write_text(SCORES)
+    where = {"FIFO": str(tmp_path / "fifo"), "CSV": str(tmp_path / "s.csv"), "OUT": str(tmp_path),
+             "MISSING": str(tmp_path / "missing.csv")}
+    args = [where.get(a, a.replace("OUT", str(tmp_path))) for a in args]
+    if args[0] == "eval-routing":
+        args += ["--out", str(tmp_path / "ev")]
+    try:
+        out = run(tmp_path, *args)
+    except subprocess.TimeoutExpired:
+        pytest.fail("waited for a writer on the FIFO")
+    _one_line_exit_2(out, *culprits)
+
+
+def test_train_router_out_is_the_file_it_writes(tmp_path):
+    """numpy's savez adds ".npz": `--out my_router` wrote my_router.npz, then failed looking for
+    my_router (exit 2 after the work); `--out DIR` wrote DIR.npz and said to serve ROUTERONE_ROUTER_MODEL=DIR."""
+    (tmp_path / "s.csv").write_text(SCORES)
+    out = run(tmp_path, "train-router", "--data", str(tmp_path / "s.csv"), "--out", str(tmp_path / "my_router"))
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "my_router.npz").is_file()
+    assert out.stdout.strip().splitlines()[-1] == \
+        f"use it with: ROUTERONE_ROUTER_MODEL={tmp_path / 'my_router.npz'} routerone serve"
+    (tmp_path / "dir").mkdir()
+    out = run(tmp_path, "train-router", "--data", str(tmp_path / "s.csv"), "--out", str(tmp_path / "dir"))
+    _one_line_exit_2(out, "--out", "is a directory", "router.npz")
+    assert not (tmp_path / "dir.npz").exists()
