@@ -224,6 +224,10 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 def cmd_usage(args: argparse.Namespace) -> int:
     settings = _settings(args)
+    if args.since is not None and args.until is not None and args.since >= args.until:
+        print("routerone usage: error: --since must be before --until (--until is exclusive); nothing "
+              "can match", file=sys.stderr)      # was an empty table, as if nothing had been used
+        return 2
 
     async def run() -> list[list]:
         store = open_store(settings.database_url)

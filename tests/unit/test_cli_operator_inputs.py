@@ -67,6 +67,9 @@ FLAG_CASES = [
     ("debit beyond the balance", ["accounts", "debit", "ACC", "6"], ["available balance"]),
     ("config path empty", ["models", "--config", ""], ["--config"]),
     ("database URL empty", ["accounts", "list", "--database-url", ""], ["database_url", "''"]),
+    ("usage group twice", ["usage", "--by", "day,day"], ["--by", "'day,day'", "once"]),
+    ("usage since after until", ["usage", "--since", "2027-01-01", "--until", "2026-01-01"], ["--since", "--until"]),
+    ("usage since equals until", ["usage", "--since", "2026-01-01", "--until", "2026-01-01"], ["--since"]),
 ]
 
 
