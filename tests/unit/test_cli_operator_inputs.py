@@ -251,3 +251,27 @@ def test_train_router_out_is_the_file_it_writes(tmp_path):
     out = run(tmp_path, "train-router", "--data", str(tmp_path / "s.csv"), "--out", str(tmp_path / "dir"))
     _one_line_exit_2(out, "--out", "is a directory", "router.npz")
     assert not (tmp_path / "dir.npz").exists()
+
+
+@pytest.mark.parametrize("config, warning", [
+    ('[providers.openai]\nbase_url = "http://127.0.0.1:9/v1"\n',
+     "providers.openai: off: it needs an API key (api_key = ..., or OPENAI_API_KEY in the environment)"),
+    ('[providers.box]\nbase_url = "http://127.0.0.1:9/v1"\nprotocol = "anthropic"\n',
+     "providers.box: serves no model (no model discovery for protocol anthropic)"),
+    ('[providers.box]\nbase_url = "http://127.0.0.1:9/v1"\ndiscover = false\n',
+     "providers.box: serves no model (discover = false)"),
+], ids=["known-vendor-pointed-at-a-box-without-a-key", "anthropic-protocol-without-models", "discovery-off"])
+def test_a_provider_table_that_serves_nothing_is_said(tmp_path, config, warning):
+    """Each of these served nothing without a word: with no other provider the demo answered instead
+    (pointing [providers.openai] at one's own box is a common first try)."""
+    (tmp_path / "r1.toml").write_text(config)
+    out = run(tmp_path, "models", "--config", str(tmp_path / "r1.toml"), *_db(tmp_path))
+    assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
+    assert f"routerone: warning: {warning}" in out.stderr.splitlines()[0], out.stderr
+
+
+def test_a_provider_that_serves_its_named_models_has_no_warning(tmp_path):
+    (tmp_path / "r1.toml").write_text('[providers.box]\nbase_url = "http://127.0.0.1:9/v1"\ndiscover = false\n'
+                                      'models = ["my-model"]\n[providers.openai]\nenabled = false\n')
+    out = run(tmp_path, "models", "--config", str(tmp_path / "r1.toml"), *_db(tmp_path))
+    assert out.returncode == 0 and out.stderr == "" and "my-model" in out.stdout, out.stderr
