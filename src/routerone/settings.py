@@ -331,6 +331,16 @@ def _check_url(key: str, url: str, schemes: tuple[str, ...]) -> None:
                             "sqlite:////absolute/path.db)")
 
 
+def _choice_from_bool(key: str, value: bool) -> str:
+    """YAML reads `demo: off` as the boolean false (YAML 1.1), which became "demo: 'False' is not one of
+    auto, off, on"; a setting whose choices are on/off takes the boolean as meant, others say to quote."""
+    allowed = _CHOICES[key]
+    if {"on", "off"} <= allowed:
+        return "on" if value else "off"
+    raise SettingsError(f"{key}: got the boolean {str(value).lower()}; write one of {', '.join(sorted(allowed))} "
+                        f"as a quoted string, e.g. {key} = \"{sorted(allowed)[0]}\"")
+
+
 def _check_combinations(values: dict[str, Any]) -> None:
     """Settings that cannot go together: found at start, for every subcommand (limiter = "redis"
     without redis_url was a traceback from `serve`)."""
@@ -434,6 +444,8 @@ def load_settings(config_path: str | None = None, env: Mapping[str, str] | None 
             continue
         if k not in _FIELDS:
             raise SettingsError(f"{k}: unknown setting in {config_path}")
+        if k in _CHOICES and isinstance(v, bool):
+            v = _choice_from_bool(k, v)
         values[k] = _coerce(k, _resolve_secret(v, k, env), _type_of(_FIELDS[k]))
     for name, f in _FIELDS.items():
         var = ENV_PREFIX + name.upper()
@@ -443,6 +455,8 @@ def load_settings(config_path: str | None = None, env: Mapping[str, str] | None 
         if v is not None:
             values[k] = v
     for k, allowed in _CHOICES.items():
+        if isinstance(values.get(k), str):          # ROUTERONE_LOG_LEVEL=DEBUG, routing_strategy = "Cost"
+            values[k] = values[k].strip().lower()
         if k in values and values[k] not in allowed:
             raise SettingsError(f"{k}: {values[k]!r} is not one of {', '.join(sorted(allowed))}")
     for k, v in values.items():

@@ -275,3 +275,24 @@ def test_a_provider_that_serves_its_named_models_has_no_warning(tmp_path):
                                       'models = ["my-model"]\n[providers.openai]\nenabled = false\n')
     out = run(tmp_path, "models", "--config", str(tmp_path / "r1.toml"), *_db(tmp_path))
     assert out.returncode == 0 and out.stderr == "" and "my-model" in out.stdout, out.stderr
+
+
+@pytest.mark.parametrize("name, text, env, expect", [
+    ("r1.yaml", "demo: off\n", {}, ("ok", "model  provider")),      # YAML 1.1 reads `off` as false
+    ("r1.yaml", "demo: on\n", {}, ("ok", "demo-small")),
+    ("r1.yaml", "log_level: DEBUG\n", {}, ("ok", "demo-small")),
+    ("r1.toml", 'routing_strategy = "Cost"\n', {}, ("ok", "demo-small")),
+    ("r1.toml", "", {"ROUTERONE_LOG_LEVEL": "WARNING"}, ("ok", "demo-small")),
+    ("r1.yaml", "routing_strategy: yes\n", {}, ("error", "routing_strategy: got the boolean true")),
+    ("r1.toml", "limiter = false\n", {}, ("error", "limiter: got the boolean false")),
+], ids=["yaml-demo-off", "yaml-demo-on", "yaml-log-level-upper", "toml-strategy-capital", "env-log-level-upper",
+        "yaml-strategy-yes", "toml-limiter-false"])
+def test_choice_settings_as_operators_write_them(tmp_path, name, text, env, expect):
+    """`demo: off` in YAML was "demo: 'False' is not one of auto, off, on"; DEBUG and "Cost" were refused."""
+    (tmp_path / name).write_text(text)
+    out = run(tmp_path, "models", "--config", str(tmp_path / name), *_db(tmp_path), env=env)
+    kind, said = expect
+    if kind == "ok":
+        assert out.returncode == 0 and said in out.stdout, out.stderr
+    else:
+        _one_line_exit_2(out, said, "quoted string")
