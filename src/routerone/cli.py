@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import re
 import sys
 import traceback
@@ -314,12 +315,21 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _quiet_stdout() -> None:
+    """After EPIPE, point stdout at /dev/null so that the interpreter's last flush does not fail too."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:           # `routerone usage | head`: the reader left; not a database error
+        _quiet_stdout()
+        return 1
     except RouterOneError as exc:     # the service refused: an operator's mistake (no such account, ...)
         if args.debug:
             traceback.print_exc()

@@ -13,6 +13,7 @@ import os
 import socket
 import sqlite3
 import subprocess
+import sys
 
 import pytest
 
@@ -296,3 +297,19 @@ def test_choice_settings_as_operators_write_them(tmp_path, name, text, env, expe
         assert out.returncode == 0 and said in out.stdout, out.stderr
     else:
         _one_line_exit_2(out, said, "quoted string")
+
+
+def test_a_reader_that_leaves_early_is_not_a_database_error(tmp_path):
+    """`routerone models | head -1` ended with "routerone: cannot reach SQLite file ...: Broken pipe"
+    (exit 2): the pipe's EPIPE was taken for the database's."""
+    from test_cli_errors import SRC
+    r, w = os.pipe()
+    os.close(r)                       # the reader is gone before the first line
+    try:
+        out = subprocess.run([sys.executable, "-m", "routerone", "models", *_db(tmp_path)], stdout=w,
+                             stderr=subprocess.PIPE, text=True, timeout=60, cwd=tmp_path,
+                             env={**{k: v for k, v in os.environ.items() if not k.startswith("ROUTERONE_")},
+                                  "PYTHONPATH": SRC})
+    finally:
+        os.close(w)
+    assert out.returncode == 1 and out.stderr == "", out.stderr
