@@ -70,6 +70,12 @@ def _limits(limits: Limits) -> Limits:
     return limits
 
 
+def _stored(limits: Limits) -> Limits:
+    """Limits as stored, a 0 from before 0 was refused read as what it did: no limit (so that a PATCH
+    of another limit is not refused for a value the caller did not send)."""
+    return Limits(*(v or None for v in (limits.rpm, limits.tpm, limits.concurrency)))
+
+
 def _models(models: Sequence[str]) -> tuple[str, ...]:
     out = tuple(models)
     for m in out:     # stored comma-separated: a comma, space or empty name would change the list
@@ -156,7 +162,7 @@ class AccountsService:
         current = await self.account(account_id)
         if markup_bps is not None:
             _int_in(markup_bps, 0, MAX_MARKUP_BPS, "markup_bps")
-        merged = _limits(replace(current.limits, **limits)) if limits else None
+        merged = _limits(replace(_stored(current.limits), **limits)) if limits else None
         acc = await self.store.update_account(account_id, markup_bps=markup_bps, limits=merged)
         if acc is None:
             raise NotFound(f"No account {account_id}")
@@ -217,7 +223,7 @@ class AccountsService:
             _int_in(spend_cap_micros, 0, MAX_SPEND_CAP_MICROS, "spend_cap_micros")
         models = None if allowed_models is None else _models(allowed_models)
         expiry = _expiry(expires_at)
-        merged = _limits(replace(current.limits, **limits)) if limits else None
+        merged = _limits(replace(_stored(current.limits), **limits)) if limits else None
         rec = await self.store.update_key(key_id, limits=merged, spend_cap_micros=spend_cap_micros,
                                           allowed_models=models, expires_at=expiry)
         if rec is None:
