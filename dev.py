@@ -29,15 +29,22 @@ def ensure_env(extras: str) -> None:
     if not PY.exists():
         print("creating .venv ...", flush=True)
         venv.EnvBuilder(with_pip=True).create(VENV)
-    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + extras.encode()).hexdigest()
-    stamp = VENV / f".installed-{extras or 'base'}"
-    if stamp.exists() and stamp.read_text() == digest:
+    if _installed(extras) or (not extras and _installed("test")):    # test's install holds Router One too
         return
     print(f"installing Router One{f' [{extras}]' if extras else ''} into .venv ...", flush=True)
     target = f"{ROOT}[{extras}]" if extras else str(ROOT)
     subprocess.run([str(PY), "-m", "pip", "install", "-q", "--upgrade", "pip"], check=True)
     subprocess.run([str(PY), "-m", "pip", "install", "-q", "-e", target], check=True)
-    stamp.write_text(digest)
+    (VENV / f".installed-{extras or 'base'}").write_text(_digest(extras))
+
+
+def _digest(extras: str) -> str:
+    return hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + extras.encode()).hexdigest()
+
+
+def _installed(extras: str) -> bool:
+    stamp = VENV / f".installed-{extras or 'base'}"
+    return stamp.exists() and stamp.read_text() == _digest(extras)
 
 
 def main() -> int:
@@ -48,7 +55,12 @@ def main() -> int:
     if cmd in ("serve", "routerone"):
         ensure_env("")
         args = ["serve", *rest] if cmd == "serve" else rest
-        return subprocess.call([str(PY), "-m", "routerone", *args], cwd=os.getcwd())
+        argv = [str(PY), "-m", "routerone", *args]
+        if os.name == "posix":
+            # Router One becomes this process: a SIGTERM (kill, a supervisor, a container stop) reaches
+            # it and it drains; as a child it was orphaned, still listening, when dev.py was ended
+            os.execv(argv[0], argv)
+        return subprocess.call(argv, cwd=os.getcwd())
     ensure_env("test")
     return subprocess.call([str(PY), "-m", "pytest", *rest], cwd=ROOT)
 

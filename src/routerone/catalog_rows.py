@@ -14,7 +14,7 @@ from .billing.pricebook import lookup_price
 from .billing.prices import Price, price_to_micros
 from .providers.base import Deployment
 from .providers.vendors import ProviderEntry
-from .settings import SettingsError, read_text_file
+from .settings import SettingsError, read_text_file, unique_keys
 
 __all__ = ["CatalogError", "read_catalog_file", "row_fields", "price_for"]
 
@@ -42,7 +42,7 @@ def read_catalog_file(path: str) -> dict[str, Any]:
     except UnicodeDecodeError as exc:
         raise CatalogError(f"catalog_path: {path!r} is not UTF-8 text (offset {exc.start})") from None
     try:
-        data = json.loads(text) if p.suffix == ".json" else tomllib.loads(text)
+        data = json.loads(text, object_pairs_hook=unique_keys) if p.suffix == ".json" else tomllib.loads(text)
     except ValueError as exc:
         raise CatalogError(f"catalog_path: {path!r} is not valid {'JSON' if p.suffix == '.json' else 'TOML'}: "
                            f"{str(exc).splitlines()[0]}") from None

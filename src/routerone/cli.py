@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import re
 import sys
 import traceback
@@ -16,16 +17,16 @@ from typing import Awaitable, Callable, NoReturn
 from .billing.pricebook import genai_prices_version, vendor_models
 from .billing.prices import usd_to_micros
 from .catalog import Catalog, load_catalog
-from .cli_errors import explain, row_id, text
+from .cli_errors import explain, int_between, model_list, number_between, row_id, text, text_of_length
 from .cli_usage import add_usage_parser, print_usage, usage_rows
 from .console import cli as console_cli
 from .errors import RouterOneError
 from .providers.discovery import discover_once
 from .routing import commands as routing_commands
-from .routing.learned.profiles import profile_source
+from .routing.learned.profiles import ProfileRouter, RouterFileError, profile_source
 from . import audit_cli
 from .server import serve
-from .services.accounts import AccountsService
+from .services.accounts import MAX_EXPIRES_AT, MAX_INT32, MAX_MARKUP_BPS, AccountsService
 from .settings import Settings, SettingsError, load_settings
 from .store.base import Limits, UsageQuery
 from .store.bounds import MAX_AMOUNT_MICROS
@@ -61,6 +62,18 @@ def _usd(value: str) -> int:
     return micros
 
 
+def _usd_above_zero(value: str) -> int:
+    micros = _usd(value)
+    if micros == 0:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an amount to move (more than 0 USD, e.g. 2.50)")
+    return micros
+
+
+# the service's own bounds, checked here so that a mistake names the flag and exits 2 (usage error)
+_limit = int_between(1, MAX_INT32, "a limit; leave it out for none")
+_name = text_of_length(0, 200, "a name")
+
+
 def _settings(args: argparse.Namespace) -> Settings:
     over = {k: getattr(args, k) for k in ("host", "port", "workers", "database_url") if getattr(args, k, None) is not None}
     settings = load_settings(getattr(args, "config", None), **over)
@@ -86,6 +99,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
     for warning in load_catalog(settings).warnings:     # catalog errors stop here, before binding
         print(f"routerone: warning: {warning}", file=sys.stderr)
+    ProfileRouter.load()          # so do the router's files (RouterFileError: one line, exit 2)
     return serve(settings, bootstrap=_bootstrap)
 
 
@@ -117,7 +131,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
         if args.action == "create":
             issued = await svc.create_key(
                 args.account, name=args.name or "", role="admin" if args.admin else "user",
-                spend_cap_micros=args.spend_cap_usd, allowed_models=args.models.split(",") if args.models else (),
+                spend_cap_micros=args.spend_cap_usd, allowed_models=args.models or (),
                 limits=Limits(args.rpm, args.tpm, args.concurrency), expires_at=args.expires_at)
             print(f"key id {issued.record.id} for account {issued.record.account_id} (shown once):")
             print(issued.key)
@@ -195,6 +209,10 @@ def cmd_models(args: argparse.Namespace) -> int:
         print(f"routerone: warning: {warning}", file=sys.stderr)
     for name, err in asyncio.run(discover_once(catalog)).items():
         print(f"routerone: warning: provider {name}: model discovery failed: {err}", file=sys.stderr)
+    try:
+        ProfileRouter.load()
+    except RouterFileError as exc:      # the listing still shows what is served; `serve` refuses to start
+        print(f"routerone: warning: {exc} (auto profile: unavailable; serve will not start)", file=sys.stderr)
     if args.all:
         rows = _all_table(catalog)
         _print_table(["model", "provider", "served", "in $/M", "out $/M"], rows, 2)
@@ -207,6 +225,10 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 def cmd_usage(args: argparse.Namespace) -> int:
     settings = _settings(args)
+    if args.since is not None and args.until is not None and args.since >= args.until:
+        print("routerone usage: error: --since must be before --until (--until is exclusive); nothing "
+              "can match", file=sys.stderr)      # was an empty table, as if nothing had been used
+        return 2
 
     async def run() -> list[list]:
         store = open_store(settings.database_url)
@@ -223,7 +245,8 @@ def cmd_usage(args: argparse.Namespace) -> int:
 
 def _common(p: argparse.ArgumentParser, top: bool) -> None:
     d = None if top else argparse.SUPPRESS      # a subcommand's copy never hides the top-level value
-    p.add_argument("--config", default=d, help="TOML or YAML config file (also ROUTERONE_CONFIG)")
+    p.add_argument("--config", default=d, type=text_of_length(1, 4096, "a config file path"),
+                   help="TOML or YAML config file (also ROUTERONE_CONFIG)")
     p.add_argument("--database-url", dest="database_url", default=d, help="sqlite:///file.db or postgresql://...")
     p.add_argument("--debug", action="store_true", default=False if top else argparse.SUPPRESS,
                    help="show tracebacks")
@@ -252,14 +275,15 @@ def build_parser() -> argparse.ArgumentParser:
     ks = k.add_subparsers(dest="action", required=True, parser_class=_Parser)
     kc = ks.add_parser("create")
     kc.add_argument("--account", type=row_id, required=True)
-    kc.add_argument("--name", type=text)
+    kc.add_argument("--name", type=_name)
     kc.add_argument("--admin", action="store_true")
     kc.add_argument("--spend-cap-usd", type=_usd)
-    kc.add_argument("--models", type=text, help="comma-separated allowlist")
-    kc.add_argument("--rpm", type=int)
-    kc.add_argument("--tpm", type=int)
-    kc.add_argument("--concurrency", type=int)
-    kc.add_argument("--expires-at", type=float, help="unix time")
+    kc.add_argument("--models", type=model_list, help="comma-separated allowlist, e.g. gpt-4o-mini,auto")
+    kc.add_argument("--rpm", type=_limit, help="requests per minute")
+    kc.add_argument("--tpm", type=_limit, help="tokens per minute")
+    kc.add_argument("--concurrency", type=_limit, help="requests at once")
+    kc.add_argument("--expires-at", type=number_between(0, MAX_EXPIRES_AT, "a unix time in seconds"),
+                    help="unix time in seconds")
     kl = ks.add_parser("list")
     kl.add_argument("--account", type=row_id)
     kr = ks.add_parser("revoke")
@@ -269,15 +293,15 @@ def build_parser() -> argparse.ArgumentParser:
     a = sub.add_parser("accounts", help="create and list accounts, credit or debit balances")
     acs = a.add_subparsers(dest="action", required=True, parser_class=_Parser)
     ac = acs.add_parser("create")
-    ac.add_argument("name", type=text)
+    ac.add_argument("name", type=text_of_length(1, 200, "an account name"))
     ac.add_argument("--balance-usd", type=_usd)
-    ac.add_argument("--markup-bps", type=int)
+    ac.add_argument("--markup-bps", type=int_between(0, MAX_MARKUP_BPS, "a markup in basis points"))
     acs.add_parser("list")
     for action in ("credit", "debit"):
         x = acs.add_parser(action)
         x.add_argument("id", type=row_id)
-        x.add_argument("amount_usd", type=_usd)
-        x.add_argument("--note", type=text)
+        x.add_argument("amount_usd", type=_usd_above_zero)
+        x.add_argument("--note", type=text_of_length(0, 1000, "a note"))
     a.set_defaults(func=cmd_accounts)
 
     m = sub.add_parser("models", help="list the models this configuration serves")
@@ -291,17 +315,26 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _quiet_stdout() -> None:
+    """After EPIPE, point stdout at /dev/null so that the interpreter's last flush does not fail too."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         return 130
-    except RouterOneError as exc:
+    except BrokenPipeError:           # `routerone usage | head`: the reader left; not a database error
+        _quiet_stdout()
+        return 1
+    except RouterOneError as exc:     # the service refused: an operator's mistake (no such account, ...)
         if args.debug:
             traceback.print_exc()
         print(f"routerone: {exc.message}", file=sys.stderr)
-        return 1
+        return 2 if exc.status < 500 else 1
     except Exception as exc:  # noqa: BLE001 - operator mistakes become one line; real bugs keep the traceback
         line = explain(exc, getattr(args, "_settings", None), getattr(getattr(args, "_settings", None), "port", None))
         if line is None or args.debug:

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import argparse
 import errno
+import math
 import socket
 import sqlite3
 from urllib.parse import urlsplit
 
+from .routing.learned.profiles import RouterFileError
 from .settings import Settings, SettingsError
 
-__all__ = ["explain", "row_id", "int_between", "text"]
+__all__ = ["explain", "row_id", "int_between", "text", "text_of_length", "number_between", "model_list"]
 
 MAX_ROW_ID = (1 << 63) - 1     # ids are BIGINT (and SQLite's INTEGER): a larger one can name no row
 
@@ -46,6 +48,45 @@ def text(value: str) -> str:
     return value
 
 
+def text_of_length(lo: int, hi: int, what: str):
+    """An argparse `type`: UTF-8 text of lo..hi characters (the service's own bounds, said with the
+    argument's name instead of the field's: `'name' must be a non-empty string ...` named no flag)."""
+    def parse(value: str) -> str:
+        value = text(value)
+        if not lo <= len(value) <= hi:
+            raise argparse.ArgumentTypeError(f"{_shown(value)} is not {what} ({lo} to {hi} characters)")
+        return value
+    return parse
+
+
+def number_between(lo: float, hi: float, what: str):
+    """An argparse `type`: a finite number in lo..hi (not nan, inf or "1e999")."""
+    def parse(value: str) -> float:
+        try:
+            n = float(value) if value.isascii() and "_" not in value else math.nan
+        except ValueError:
+            n = math.nan
+        if not (math.isfinite(n) and lo <= n <= hi):
+            raise argparse.ArgumentTypeError(f"{_shown(value)} is not {what} (a number from {lo:.0f} to {hi:.0f})")
+        return n
+    return parse
+
+
+def model_list(value: str) -> tuple[str, ...]:
+    """An argparse `type` for `--models a,b,auto`: at least one model id, none empty, no spaces. An
+    empty value ("" from an unset shell variable) made a key without an allowlist: every model."""
+    items = text(value).split(",")
+    bad = next((m for m in items if not m or len(m) > 200 or any(c.isspace() or c == "\x00" for c in m)), None)
+    if bad is not None:
+        raise argparse.ArgumentTypeError(f"{_shown(value)} is not a comma-separated list of model ids "
+                                         f"(e.g. gpt-4o-mini,auto; {_shown(bad)} is not a model id)")
+    return tuple(dict.fromkeys(items))
+
+
+def _shown(value: str) -> str:
+    return repr(value if len(value) <= 60 else value[:60] + "...")
+
+
 def _db_where(url: str) -> str:
     if url.startswith("sqlite:///"):
         return f"SQLite file {url[len('sqlite:///'):]!r}"
@@ -73,6 +114,8 @@ def _pg_error(exc: BaseException) -> str | None:
 def explain(exc: BaseException, settings: Settings | None, port: int | None = None) -> str | None:
     if isinstance(exc, SettingsError):
         return f"configuration error: {exc}"
+    if isinstance(exc, RouterFileError):     # ROUTERONE_ROUTER_MODEL, ROUTERONE_MODEL_PRIORS, --router
+        return str(exc)
     db = _db_where(settings.database_url) if settings else "the database"
     if isinstance(exc, socket.gaierror):
         host = urlsplit(settings.database_url).hostname if settings else None

@@ -36,6 +36,8 @@ def _groups(value: str) -> tuple[str, ...]:
     bad = [p for p in parts if p not in GROUPS]
     if bad or not parts:
         raise argparse.ArgumentTypeError(f"{value!r}: group by one or more of {', '.join(GROUPS)}")
+    if len(set(parts)) < len(parts):       # `day,day` printed the same column twice
+        raise argparse.ArgumentTypeError(f"{value!r}: name each group once")
     return parts
 
 

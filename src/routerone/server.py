@@ -259,9 +259,9 @@ def _accept_waiting(sock: socket.socket) -> list[socket.socket]:
 
 def serve(settings: Settings, *, bootstrap: Callable[[Settings], Awaitable[list[str]]]) -> int:
     if settings.workers > 1 and settings.limiter == "memory":
-        print("routerone: --workers > 1 cannot use limiter = \"memory\" (each process would keep its own\n"
-              "limits). Use limiter = \"auto\" (shared memory between the workers, or Redis when redis_url\n"
-              "is set) or \"redis\".", file=sys.stderr)
+        print("routerone: --workers > 1 cannot use limiter = \"memory\" (each process would keep its own "
+              "limits); use limiter = \"auto\" (shared memory between the workers, or Redis when redis_url "
+              "is set) or \"redis\"", file=sys.stderr)
         return 2
     for line in asyncio.run(bootstrap(settings)):
         print(line)

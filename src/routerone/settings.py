@@ -266,8 +266,7 @@ def _read_file(path: str) -> dict[str, Any]:
                             f"at offset {exc.start})") from None
     try:
         if p.suffix in {".yaml", ".yml"}:
-            import yaml
-            data = yaml.safe_load(text) or {}
+            data = _yaml_without_repeats(text) or {}
         else:
             data = tomllib.loads(text)
     except Exception as exc:  # noqa: BLE001 - parser errors vary by library; report them by file
@@ -276,6 +275,43 @@ def _read_file(path: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise SettingsError(f"config file {path!r}: top level must be a table/mapping")
     return data
+
+
+def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """json.loads' object_pairs_hook: a key given twice is an error, not the last one silently (TOML
+    already refuses it)."""
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise ValueError(f"key {k!r} is given twice")
+        out[k] = v
+    return out
+
+
+def _yaml_without_repeats(text: str) -> Any:
+    """yaml.safe_load, but a mapping key given twice (a second `providers: gpubox:`, a second `port:`)
+    is an error: PyYAML kept the last one silently."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    def mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict:
+        seen: set = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":     # `<<: *defaults`, whose keys may be overridden
+                continue
+            key = loader.construct_object(key_node)
+            try:
+                repeated = key in seen
+                seen.add(key)
+            except TypeError:           # an unhashable key: construct_mapping refuses it
+                continue
+            if repeated:
+                raise ValueError(f"key {key!r} is given twice (line {key_node.start_mark.line + 1})")
+        return loader.construct_mapping(node)
+    Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
+    return yaml.load(text, Loader=Loader)    # noqa: S506 - a SafeLoader subclass
 
 
 def _without_password(url: str) -> str:
@@ -295,6 +331,28 @@ def _check_url(key: str, url: str, schemes: tuple[str, ...]) -> None:
     if parts.scheme == "sqlite" and (not url.startswith("sqlite:///") or len(url) == len("sqlite:///")):
         raise SettingsError(f"{key}: {shown!r} names no SQLite file (expected sqlite:///path.db, or "
                             "sqlite:////absolute/path.db)")
+
+
+def _choice_from_bool(key: str, value: bool) -> str:
+    """YAML reads `demo: off` as the boolean false (YAML 1.1), which became "demo: 'False' is not one of
+    auto, off, on"; a setting whose choices are on/off takes the boolean as meant, others say to quote."""
+    allowed = _CHOICES[key]
+    if {"on", "off"} <= allowed:
+        return "on" if value else "off"
+    raise SettingsError(f"{key}: got the boolean {str(value).lower()}; write one of {', '.join(sorted(allowed))} "
+                        f"as a quoted string, e.g. {key} = \"{sorted(allowed)[0]}\"")
+
+
+def _check_combinations(values: dict[str, Any]) -> None:
+    """Settings that cannot go together: found at start, for every subcommand (limiter = "redis"
+    without redis_url was a traceback from `serve`)."""
+    limiter = values.get("limiter", "auto")
+    if limiter == "redis" and not values.get("redis_url"):
+        raise SettingsError("limiter: 'redis' needs redis_url (ROUTERONE_REDIS_URL), e.g. redis://127.0.0.1:6379/0")
+    if limiter == "memory" and values.get("workers", 1) > 1:
+        raise SettingsError(f"workers: --workers {values['workers']} cannot use limiter = \"memory\" (each "
+                            "process would keep its own limits); use limiter = \"auto\" (shared memory between "
+                            "the workers, or Redis when redis_url is set) or \"redis\"")
 
 
 def _check_range(key: str, f: dataclasses.Field, value: Any) -> None:
@@ -388,6 +446,8 @@ def load_settings(config_path: str | None = None, env: Mapping[str, str] | None 
             continue
         if k not in _FIELDS:
             raise SettingsError(f"{k}: unknown setting in {config_path}")
+        if k in _CHOICES and isinstance(v, bool):
+            v = _choice_from_bool(k, v)
         values[k] = _coerce(k, _resolve_secret(v, k, env), _type_of(_FIELDS[k]))
     for name, f in _FIELDS.items():
         var = ENV_PREFIX + name.upper()
@@ -397,11 +457,16 @@ def load_settings(config_path: str | None = None, env: Mapping[str, str] | None 
         if v is not None:
             values[k] = v
     for k, allowed in _CHOICES.items():
+        if isinstance(values.get(k), str):          # ROUTERONE_LOG_LEVEL=DEBUG, routing_strategy = "Cost"
+            values[k] = values[k].strip().lower()
         if k in values and values[k] not in allowed:
             raise SettingsError(f"{k}: {values[k]!r} is not one of {', '.join(sorted(allowed))}")
     for k, v in values.items():
         _check_range(k, _FIELDS[k], v)
+    _check_combinations(values)
     for k, schemes in _URL_SCHEMES.items():
-        if values.get(k):
+        # an empty redis_url is no Redis (as unset); an empty database_url names no database (it
+        # reached the store as a traceback)
+        if values.get(k) or (k == "database_url" and values.get(k) == ""):
             _check_url(k, values[k], schemes)
     return Settings(**values, providers=_providers(file_data.get("providers"), env))

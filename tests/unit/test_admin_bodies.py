@@ -36,7 +36,7 @@ def _check_parsed(model, parsed) -> None:
         assert v is None or (type(v) is int and 0 <= v <= MAX_BALANCE_MICROS)
     for name in ("rpm", "tpm", "concurrency"):
         v = getattr(parsed, name, None)
-        assert v is None or (type(v) is int and 0 <= v < 2**31)
+        assert v is None or (type(v) is int and 1 <= v < 2**31)
     models = getattr(parsed, "allowed_models", None)
     assert models is None or all(m and "," not in m and "\x00" not in m for m in models)
     name = getattr(parsed, "name", "")

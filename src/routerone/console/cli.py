@@ -47,6 +47,15 @@ def _create(args: argparse.Namespace, settings) -> int:
         print(f"console user {user.email} ({user.role}) in account {account_id}")
         if not args.password_stdin:
             print(f"initial password (shown once): {password}")
-        print("sign in at http://<host>:<port>/console/")
+        print(_where(settings))
         return 0
     return asyncio.run(run())
+
+
+def _where(settings) -> str:
+    """Where this configuration serves the console ("http://<host>:<port>" told the operator nothing)."""
+    if not settings.console:
+        return "the console is off in this configuration (console = false): set console = true to sign in"
+    host = settings.host if settings.host not in ("0.0.0.0", "::", "") else "<this machine's address>"
+    host = f"[{host}]" if ":" in host else host
+    return f"sign in at http://{host}:{settings.port}/console/"

@@ -168,7 +168,8 @@ async def routing_get(request: web.Request, c: Console, viewer: Viewer) -> web.S
 
 def _routing_page(request, c: Console, viewer: Viewer, *, error: str = "", status: int = 200):
     return render(request, "op_routing.html", status=status, viewer=viewer, strategy=c.planner.default_strategy,
-                  strategies=sorted(c.planner.strategies), wtp=c.planner.willingness_to_pay, error=error)
+                  strategies=sorted(c.planner.strategies), wtp=c.planner.willingness_to_pay, error=error,
+                  workers=c.settings.workers)
 
 
 @page("operator")
@@ -192,7 +193,8 @@ async def routing_post(request: web.Request, c: Console, viewer: Viewer) -> web.
     c.planner.willingness_to_pay = wtp
     await c.store.record_audit(viewer.actor, "routing.update", "gateway", json.dumps(
         {"before": before, "after": {"strategy": strategy, "willingness_to_pay": wtp}}))
-    return see_other(f"{OP}/routing", "Routing updated for this process.", viewer)
+    also = f" (1 of {c.settings.workers} worker processes: see the note)" if c.settings.workers > 1 else ""
+    return see_other(f"{OP}/routing", f"Routing updated for this process{also}.", viewer)
 
 
 @page("operator")

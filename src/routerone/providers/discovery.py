@@ -124,6 +124,12 @@ def _to_models(catalog: Catalog, entry: ProviderEntry, listed: list[tuple[str, i
             continue
         m = discovered_model(entry, mid, context_window=ctx)
         (out.append(m) if m is not None else refused.append(mid))
+    if entry.patterns and listed and not any(entry.wants(mid) for mid, _ in listed):
+        # it served nothing and said nothing: `auto` then answered "No configured model can serve this request"
+        log.warning("provider %s: its models filter %s matches none of the %d model(s) it lists (%s): a name or "
+                    "wildcard must match a whole listed name, case included (e.g. \"*llama*\")", entry.name,
+                    list(entry.patterns), len(listed), ", ".join(mid for mid, _ in listed[:5])
+                    + (", ..." if len(listed) > 5 else ""))
     if refused:
         log.warning("provider %s: %d model(s) without a known price left out (set providers.%s."
                     "input_usd_per_mtok / output_usd_per_mtok to serve them): %s", entry.name, len(refused),

@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..billing.prices import Price, price_to_micros
-from ..settings import ProviderSettings, Settings, SettingsError
+from ..settings import PROVIDER_ENV_KEYS, ProviderSettings, Settings, SettingsError
 from .base import Vendor
 
 __all__ = ["ProviderEntry", "build_providers", "shipped"]
@@ -133,4 +133,23 @@ def build_providers(settings: Settings, port: int) -> tuple[dict[str, ProviderEn
     for name in [*rows, *(n for n in settings.providers if n not in rows)]:
         out[name] = _entry(name, rows.get(name), settings.providers.get(name, ProviderSettings()), port, warnings,
                            named=name in settings.providers)
+    for name, conf in settings.providers.items():
+        warning = _serves_nothing(out[name], conf)
+        if warning:
+            warnings.append(f"providers.{name}: {warning}")
     return out, warnings
+
+
+def _serves_nothing(e: ProviderEntry, conf: ProviderSettings) -> str | None:
+    """Why a provider table the operator wrote serves no model, said at start: each was silent (and
+    with no other provider, the demo answered instead)."""
+    if not conf.enabled:
+        return None
+    if not e.vendor.configured:       # `[providers.openai] base_url = "http://my-box/v1"` and no key
+        var = PROVIDER_ENV_KEYS.get(e.name)
+        return (f"off: it needs an API key (api_key = ...{f', or {var} in the environment' if var else ''}); "
+                "a server that takes no key is a provider of another name, e.g. [providers.mybox]")
+    if not e.known and not e.discover and not e.exact_models:
+        why = "discover = false" if conf.discover is False else f"no model discovery for protocol {e.vendor.protocol}"
+        return f"serves no model ({why}): name them, e.g. models = [\"my-model\"]"
+    return None

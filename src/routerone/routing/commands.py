@@ -7,14 +7,36 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import stat
+import sys
 from pathlib import Path
+
+
+def _input_file(value: str) -> str:
+    """An argparse `type` for a CSV or JSON to read: a FIFO made the command wait for a writer for ever."""
+    return _existing(value, dirs=False)
+
+
+def _file_or_dir(value: str) -> str:
+    return _existing(value, dirs=True)
+
+
+def _existing(value: str, *, dirs: bool) -> str:
+    try:
+        mode = os.stat(value).st_mode
+    except (OSError, ValueError) as exc:
+        raise argparse.ArgumentTypeError(f"{value!r}: {getattr(exc, 'strerror', None) or exc}") from None
+    if not (stat.S_ISREG(mode) or (dirs and stat.S_ISDIR(mode))):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a {'file or directory' if dirs else 'file'}")
+    return value
 
 
 def _eval_routing(args: argparse.Namespace) -> int:
     from .evaluation import run_eval
     try:
         if args.held_out and not args.lodo:
-            print("eval-routing: --held-out goes with --lodo")
+            print("eval-routing: --held-out goes with --lodo", file=sys.stderr)
             return 2
         if args.lodo:
             from .eval_auto import run_lodo
@@ -30,7 +52,7 @@ def _eval_routing(args: argparse.Namespace) -> int:
         elif len(csvs) == 2:
             train, test = csvs
         else:
-            print("eval-routing: give TRAIN_CSV TEST_CSV, or TEST_CSV with --router, or --lodo")
+            print("eval-routing: give TRAIN_CSV TEST_CSV, or TEST_CSV with --router, or --lodo", file=sys.stderr)
             return 2
         from .learned.train import external_csvs
         extra_train = list(args.extra_train or ()) + [str(c) for c in external_csvs(args.extra_data).values()]
@@ -38,7 +60,7 @@ def _eval_routing(args: argparse.Namespace) -> int:
                           router=args.router, decisions_out=args.decisions_out,
                           extra_train=extra_train, n_boot=args.bootstrap)
     except (OSError, ValueError, KeyError) as exc:
-        print(f"eval-routing: {exc}")
+        print(f"eval-routing: {exc}", file=sys.stderr)
         return 2
     for line in summary_lines(result):
         print(line)
@@ -129,20 +151,20 @@ def _train_router(args: argparse.Namespace) -> int:
     from .learned.train import default_data_dir, train_artefact
     data = Path(args.data) if args.data else default_data_dir()
     if not data.exists():
-        print(f"train-router: no data at {data} (use --data DIR|CSV)")
+        print(f"train-router: no data at {data} (use --data DIR|CSV)", file=sys.stderr)
         return 2
     out = ARTEFACT_PATH if args.shipped else (Path(args.out) if args.out else None)
     if out is None:
-        print("train-router: give --out PATH (or --shipped to rebuild the shipped artefact)")
+        print("train-router: give --out PATH (or --shipped to rebuild the shipped artefact)", file=sys.stderr)
         return 2
     try:
         info = train_artefact(data, out, args.extra_data or ())
     except (OSError, ValueError, KeyError) as exc:
-        print(f"train-router: {exc}")
+        print(f"train-router: {exc}", file=sys.stderr)
         return 2
     print(json.dumps(info, indent=2))
     if not args.shipped:
-        print(f"use it with: ROUTERONE_ROUTER_MODEL={out} routerone serve")
+        print(f"use it with: ROUTERONE_ROUTER_MODEL={info['path']} routerone serve")
     return 0
 
 
@@ -154,8 +176,9 @@ def register(subparsers) -> None:
                     "twice, with a `fold` column, to cross-fit); or score an artefact on TEST_CSV with "
                     "--router; or --lodo: leave one dataset of the routing data out at a time. "
                     "CSV format: see routerone/routing/evaluation.py.")
-    p.add_argument("csvs", nargs="*", metavar="CSV", help="TRAIN_CSV TEST_CSV, or TEST_CSV with --router")
-    p.add_argument("--prices", default=None,
+    p.add_argument("csvs", nargs="*", metavar="CSV", type=_input_file,
+                   help="TRAIN_CSV TEST_CSV, or TEST_CSV with --router")
+    p.add_argument("--prices", default=None, type=_input_file,
                    help="prices JSON (routerarena_model_cost.json format; USD per 1M tokens)")
     p.add_argument("--out", default="eval-routing-out", help="output directory (eval.json, PNG)")
     p.add_argument("--strategy", choices=("auto", "balanced", "learned"), default="auto",
@@ -165,7 +188,7 @@ def register(subparsers) -> None:
                    help="score this artefact without training ('shipped' = the one in the package)")
     p.add_argument("--decisions-out", default=None, metavar="FILE",
                    help="write per-prompt decisions (predicted quality/cost per model, choices) to FILE")
-    p.add_argument("--extra-train", action="append", default=None, metavar="CSV",
+    p.add_argument("--extra-train", action="append", default=None, metavar="CSV", type=_input_file,
                    help="also train on this CSV (repeatable)")
     p.add_argument("--bootstrap", type=int, default=1000, metavar="N", help="bootstrap resamples (1000)")
     p.add_argument("--lodo", action="store_true",
@@ -184,7 +207,7 @@ def register(subparsers) -> None:
         "train-router", help="train a learned-router artefact on labelled data",
         description="Fit the per-model quality profiles on the routing data directory or on one CSV "
                     "(the eval-routing format) and write the artefact to --out (deterministic).")
-    t.add_argument("--data", default=None,
+    t.add_argument("--data", default=None, type=_file_or_dir,
                    help="routing data directory or a labelled CSV (default: ../shared/data/routing beside "
                         "the checkout, else /work/shared/data/routing; env ROUTERONE_ROUTING_DATA)")
     t.add_argument("--out", default=None, help="artefact path to write")

@@ -154,6 +154,10 @@ class Planner:
             why = None if _allowed(m, allowlist) else "not allowed for this key"
             why = why or capability_problem(m, req, prompt_tokens)
             (skipped.append(f"{m.id}: {why}") if why else pool.append(m))
+        if not pool and not skipped:      # nothing served at all, not a request that asks too much
+            raise CapabilityMismatch("No model is served by this gateway: `routerone models` lists what its "
+                                     "configuration serves (a provider's discovery may have failed, or its "
+                                     "`models` filter matched none)", param="model")
         if not pool:
             raise CapabilityMismatch("No configured model can serve this request"
                                      + (f" ({'; '.join(skipped[:3])})" if skipped else ""), param="model")

@@ -61,11 +61,19 @@ def _text(value: str, param: str, *, max_len: int = 200, required: bool = False)
 
 
 def _limits(limits: Limits) -> Limits:
+    """rpm / tpm / concurrency: 1.. or None (no limit). 0 was stored and then read as no limit at all
+    (`rpm or default_rpm`), so an operator's 0 meant to stop a key let it through unlimited."""
     for name in ("rpm", "tpm", "concurrency"):
         v = getattr(limits, name)
         if v is not None:
-            _int_in(v, 0, MAX_INT32, name)
+            _int_in(v, 1, MAX_INT32, name)
     return limits
+
+
+def _stored(limits: Limits) -> Limits:
+    """Limits as stored, a 0 from before 0 was refused read as what it did: no limit (so that a PATCH
+    of another limit is not refused for a value the caller did not send)."""
+    return Limits(*(v or None for v in (limits.rpm, limits.tpm, limits.concurrency)))
 
 
 def _models(models: Sequence[str]) -> tuple[str, ...]:
@@ -154,7 +162,7 @@ class AccountsService:
         current = await self.account(account_id)
         if markup_bps is not None:
             _int_in(markup_bps, 0, MAX_MARKUP_BPS, "markup_bps")
-        merged = _limits(replace(current.limits, **limits)) if limits else None
+        merged = _limits(replace(_stored(current.limits), **limits)) if limits else None
         acc = await self.store.update_account(account_id, markup_bps=markup_bps, limits=merged)
         if acc is None:
             raise NotFound(f"No account {account_id}")
@@ -215,7 +223,7 @@ class AccountsService:
             _int_in(spend_cap_micros, 0, MAX_SPEND_CAP_MICROS, "spend_cap_micros")
         models = None if allowed_models is None else _models(allowed_models)
         expiry = _expiry(expires_at)
-        merged = _limits(replace(current.limits, **limits)) if limits else None
+        merged = _limits(replace(_stored(current.limits), **limits)) if limits else None
         rec = await self.store.update_key(key_id, limits=merged, spend_cap_micros=spend_cap_micros,
                                           allowed_models=models, expires_at=expiry)
         if rec is None:

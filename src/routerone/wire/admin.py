@@ -105,7 +105,8 @@ Timestamp = Annotated[float, PlainValidator(_timestamp), WithJsonSchema({
     "description": "unix time in seconds, or an RFC 3339 date-time with a time zone"})]
 Text = Annotated[str, Field(max_length=1000, pattern=_NO_NUL)]
 Name = Annotated[str, Field(min_length=1, max_length=200, pattern=_NO_NUL)]
-Int32 = Annotated[int, Field(ge=0, le=MAX_INT32)]
+# a limit of 0 was stored and meant no limit at all (`rpm or default`); 1.. or null (no limit)
+Limit = Annotated[int, Field(ge=1, le=MAX_INT32)]
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 ModelName = Annotated[str, Field(pattern=_MODEL_NAME)]
 
@@ -132,9 +133,9 @@ def _not_both(a: str, b: str) -> dict:
 
 
 class _Limits(_Strict):
-    rpm: Int32 | None = Field(None, description="requests per minute (null: no limit)")
-    tpm: Int32 | None = Field(None, description="tokens per minute (null: no limit)")
-    concurrency: Int32 | None = Field(None, description="requests in flight at once (null: no limit)")
+    rpm: Limit | None = Field(None, description="requests per minute, >= 1 (null: no limit)")
+    tpm: Limit | None = Field(None, description="tokens per minute, >= 1 (null: no limit)")
+    concurrency: Limit | None = Field(None, description="requests in flight at once, >= 1 (null: no limit)")
 
 
 class AccountCreate(_Limits):

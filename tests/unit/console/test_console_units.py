@@ -125,9 +125,9 @@ def test_cli_creates_the_operator_and_prints_the_password_once(tmp_path, capsys)
     user, ok, audit = asyncio.run(check())
     assert user.role == "operator" and ok and password not in user.password_hash
     assert [(a.actor, a.action) for a in audit] == [("cli", "console_user.create")]
-    assert main(["--database-url", db, "console-user", "create", "--email", "ops@example.com"]) == 1
+    assert main(["--database-url", db, "console-user", "create", "--email", "ops@example.com"]) == 2  # refused: exit 2
     assert "already exists" in capsys.readouterr().err
-    assert main(["--database-url", db, "console-user", "create", "--email", "not-an-email"]) == 1
+    assert main(["--database-url", db, "console-user", "create", "--email", "not-an-email"]) == 2
 
 
 def test_rollup_cache_reuses_the_closed_part_only_while_its_row_count_holds(tmp_path) -> None:

@@ -203,10 +203,11 @@ def test_commands_register_and_run(tmp_path, capsys):
     assert (tmp_path / "o" / "eval.json").exists()
     args = parser.parse_args(["eval-routing", str(test)])
     assert args.func(args) == 2                       # one CSV needs --router
-    args = parser.parse_args(["train-router", "--data", str(tmp_path / "missing"), "--out", "x.npz"])
-    assert args.func(args) == 2
+    with pytest.raises(SystemExit) as exit_:       # a usage error naming --data (errors go to stderr)
+        parser.parse_args(["train-router", "--data", str(tmp_path / "missing"), "--out", "x.npz"])
+    assert exit_.value.code == 2 and "--data" in capsys.readouterr().err
     args = parser.parse_args(["train-router", "--data", str(train)])
-    assert args.func(args) == 2 and "--out" in capsys.readouterr().out
+    assert args.func(args) == 2 and "--out" in capsys.readouterr().err
     args = parser.parse_args(["train-router", "--data", str(train), "--out", str(tmp_path / "r.npz")])
     assert args.func(args) == 0 and (tmp_path / "r.npz").is_file()
     assert "ROUTERONE_ROUTER_MODEL=" in capsys.readouterr().out
@@ -229,9 +230,9 @@ def test_lodo_held_out_sets(tmp_path, capsys, monkeypatch):
     assert args.func(args) == 0 and seen["datasets"] == ["arena", "mtbench"]
     monkeypatch.undo()
     args = parser.parse_args(["eval-routing", "--lodo", "--held-out", "alpaca", "--out", str(tmp_path / "o")])
-    assert args.func(args) == 2 and "'alpaca': not one of mmlu, gsm8k, arena, mtbench" in capsys.readouterr().out
+    assert args.func(args) == 2 and "'alpaca': not one of mmlu, gsm8k, arena, mtbench" in capsys.readouterr().err
     args = parser.parse_args(["eval-routing", "--held-out", "arena"])
-    assert args.func(args) == 2 and "--held-out goes with --lodo" in capsys.readouterr().out
+    assert args.func(args) == 2 and "--held-out goes with --lodo" in capsys.readouterr().err
 
 
 SHARED = Path(__file__).resolve().parents[4] / "shared" / "data" / "routing"

@@ -244,4 +244,4 @@ def test_commands_take_extra_data(tmp_path, capsys):
     saved = json.loads((tmp_path / "o" / "eval.json").read_text())
     assert saved["extra_train_dropped_overlapping_test"] == {str(tmp_path / "ext" / "llmrouter" / "all.csv"): 1}
     args = parser.parse_args(["eval-routing", "--lodo", "--extra-data", str(tmp_path / "nowhere")])
-    assert args.func(args) == 2 and "no all.csv" in capsys.readouterr().out
+    assert args.func(args) == 2 and "no all.csv" in capsys.readouterr().err

@@ -28,21 +28,34 @@ quality and `profile(name)` where it came from. The value decision is in `value.
 """
 from __future__ import annotations
 
+import errno
 import json
+import math
 import os
 import re
+import stat
 import threading
 import tomllib
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from ...settings import read_text_file
 from .leaderboard import OPEN_SOURCE, SOURCE as LEADERBOARD_SOURCE, Leaderboard, OpenBoard
 from .model import LinearScorer
 
 ARTEFACT_PATH = Path(__file__).with_name("router_model.npz")
 PRIORS_PATH = Path(__file__).with_name("model_priors.toml")
+ROUTER_ENV = "ROUTERONE_ROUTER_MODEL"     # the operator's artefact (`routerone train-router --out`)
+PRIORS_ENV = "ROUTERONE_MODEL_PRIORS"     # the operator's priors file, same format as PRIORS_PATH
+
+
+class RouterFileError(ValueError):
+    """A router artefact or priors file that cannot be used. The message names the file, and the
+    variable that named it: a missing one was a bare "No such file or directory" after "listening",
+    a broken one a traceback, a FIFO a start-up that waited for ever (and ignored SIGTERM)."""
 FORMAT_VERSION = 3
 READABLE_FORMATS = (2, 3)       # 2: an operator's `train-router` artefact from before the length factor
 TRAITS = ("easy", "gap")
@@ -68,19 +81,40 @@ def load_priors(path: Path | str | None = None) -> dict[str, Prior]:
     """{normalised model name: Prior} from the shipped priors file, then the operator's file
     (ROUTERONE_MODEL_PRIORS, same format), whose entries win."""
     out: dict[str, Prior] = {}
-    paths = [Path(path) if path else PRIORS_PATH]
-    extra = os.environ.get("ROUTERONE_MODEL_PRIORS")
+    paths = [(Path(path) if path else PRIORS_PATH, "")]
+    extra = os.environ.get(PRIORS_ENV)
     if extra and path is None:
-        paths.append(Path(extra))
-    for p in paths:
-        data = tomllib.loads(p.read_text())
-        for name, entry in data.get("model", {}).items():
-            try:
-                score = float(entry["score"])
-                source = str(entry["source"])
-            except (KeyError, TypeError, ValueError):
-                raise ValueError(f"{p}: model.{name} needs a numeric 'score' and a 'source'") from None
-            out[normalise_name(name)] = Prior(score, source, str(entry.get("row", "")))
+        paths.append((Path(extra), f"{PRIORS_ENV}: "))
+    for p, named_by in paths:
+        for name, prior in _priors_file(p, f"{named_by}{str(p)!r}").items():
+            out[normalise_name(name)] = prior
+    return out
+
+
+def _priors_file(p: Path, where: str) -> dict[str, Prior]:
+    try:
+        data = tomllib.loads(read_text_file(str(p)))
+    except OSError as exc:
+        raise RouterFileError(f"{where}: cannot read it: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise RouterFileError(f"{where}: not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise RouterFileError(f"{where}: not valid TOML ({exc})") from None
+    models = data.get("model", {})
+    if not isinstance(models, dict):
+        raise RouterFileError(f"{where}: 'model' must be tables such as [model.\"my-model\"]")
+    out: dict[str, Prior] = {}
+    for name, entry in models.items():
+        try:
+            if not isinstance(entry, dict) or isinstance(entry["score"], bool):
+                raise TypeError(entry)
+            score = float(entry["score"])
+            source = str(entry["source"])
+            if not math.isfinite(score):
+                raise ValueError(score)
+        except (KeyError, TypeError, ValueError):
+            raise RouterFileError(f"{where}: model.{name} needs a numeric 'score' and a 'source'") from None
+        out[name] = Prior(score, source, str(entry.get("row", "")))
     return out
 
 
@@ -127,9 +161,24 @@ class ProfileArtefact:
 
     @classmethod
     def from_file(cls, path: Path | str) -> "ProfileArtefact":
+        """The artefact at `path`; RouterFileError (naming the path) if it cannot be read or is not one."""
+        try:
+            if not stat.S_ISREG(os.stat(path).st_mode):      # a FIFO: np.load waited for a writer for ever
+                raise OSError(errno.EINVAL, "not a regular file")
+            return cls._read(path)
+        except OSError as exc:
+            raise RouterFileError(f"{str(path)!r}: cannot read it: {exc.strerror or exc}") from None
+        except (ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:   # np.load's and ours
+            raise RouterFileError(f"{str(path)!r}: not a router profile artefact (an .npz written by "
+                                  f"`routerone train-router`): {exc}") from None
+
+    @classmethod
+    def _read(cls, path: Path | str) -> "ProfileArtefact":
+        if not zipfile.is_zipfile(path):     # else np.load's word for it is "contains pickled data"
+            raise ValueError("not an .npz archive")
         with np.load(path, allow_pickle=False) as z:
             if "format_version" not in z or int(z["format_version"]) not in READABLE_FORMATS:
-                raise ValueError(f"{path}: not a router profile artefact (format {FORMAT_VERSION})")
+                raise ValueError(f"no format {' or '.join(map(str, READABLE_FORMATS))} artefact")
             scorer = LinearScorer(idf=z["idf"].astype(np.float64),
                                   coef_sparse=z["coef_sparse"].astype(np.float32),
                                   dense_mean=z["dense_mean"], dense_std=z["dense_std"],
@@ -148,7 +197,7 @@ def _verbosity(z, path) -> dict[str, float]:
     names, tokens = z["verbosity_models"], z["verbosity_tokens"] if "verbosity_tokens" in z else None
     if (tokens is None or names.ndim != 1 or tokens.shape != names.shape
             or not np.issubdtype(tokens.dtype, np.floating) or not np.all(np.isfinite(tokens) & (tokens > 0))):
-        raise ValueError(f"{path}: its verbosity arrays are not one positive token count per model name")
+        raise ValueError("its verbosity arrays are not one positive token count per model name")
     return {str(m): float(t) for m, t in zip(names, tokens)}
 
 
@@ -179,12 +228,17 @@ class ProfileRouter:
     @classmethod
     def load(cls, path: Path | str | None = None) -> "ProfileRouter":
         """The router from `path` (default: ROUTERONE_ROUTER_MODEL, else the shipped artefact)."""
-        chosen = path or os.environ.get("ROUTERONE_ROUTER_MODEL") or ARTEFACT_PATH
+        chosen = path or os.environ.get(ROUTER_ENV) or ARTEFACT_PATH
+        named_by = f"{ROUTER_ENV}: " if not path and os.environ.get(ROUTER_ENV) else ""
         key = str(Path(chosen).resolve())
         with cls._lock:
             router = cls._cache.get(key)
             if router is None:
-                router = cls(ProfileArtefact.from_file(key))
+                try:
+                    artefact = ProfileArtefact.from_file(key)
+                except RouterFileError as exc:
+                    raise RouterFileError(f"{named_by}{exc}") from None
+                router = cls(artefact)
                 cls._cache[key] = router
         return router
 

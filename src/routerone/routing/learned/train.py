@@ -241,6 +241,16 @@ def external_tables(paths, exclude=()) -> dict:
     return tables
 
 
+def artefact_path(out: Path | str) -> Path:
+    """Where the artefact for `--out out` is written: numpy's savez adds ".npz" to a name without it,
+    so `--out my_router` wrote my_router.npz and then failed (or, for a directory, told the operator
+    to serve ROUTERONE_ROUTER_MODEL=<the directory>)."""
+    out = Path(out)
+    if out.is_dir():
+        raise ValueError(f"--out {str(out)!r} is a directory: give a file path, e.g. {out / 'router.npz'}")
+    return out if out.name.endswith(".npz") else out.with_name(out.name + ".npz")
+
+
 def train_artefact(data: Path | None = None, out: Path | None = None, extra_data=()) -> dict:
     """Fit the profiles on `data` (see training_tables) plus the prepared external sets in
     `extra_data`, and write the artefact to `out` (required: the shipped artefact is rebuilt only
@@ -250,12 +260,12 @@ def train_artefact(data: Path | None = None, out: Path | None = None, extra_data
     if out is None:
         raise ValueError("an output path is required (the shipped artefact is "
                          f"{ARTEFACT_PATH}; pass it explicitly to rebuild it)")
+    out = artefact_path(out)
     data = Path(data or default_data_dir())
     tables = training_tables(data, extra_data)
     meta = {"datasets": {name: len(t.prompts) for name, t in tables.items()},
             "source": str(data.name)}
     art = fit_profiles(list(tables.values()), meta=meta, lengths=load_length_set())
-    out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     art.save(out)
     return {"path": str(out), "bytes": out.stat().st_size, **art.meta,
