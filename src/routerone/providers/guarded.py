@@ -21,7 +21,8 @@ from ..wire.chat import ChatRequest, could_be_too_deep
 from .base import Deployment, ProviderAdapter, ProviderResult, SSEEvent, UpstreamRequest, Vendor
 from .status import error_for_status
 
-__all__ = ["guarded", "GuardedAdapter", "well_formed_choices", "parts_text", "secrets_of"]
+__all__ = ["guarded", "GuardedAdapter", "well_formed_choices", "parts_text", "secrets_of", "spec_finish_reason",
+           "FINISH_REASONS"]
 log = logging.getLogger("routerone.providers")
 
 # RecursionError: str() of a value nested ~1000 deep (orjson reads 1024 levels), an error message say
@@ -65,6 +66,44 @@ def parts_text(content) -> str:
     if content.__class__ is not list:
         raise TypeError("content")
     return "".join(p["text"] for p in content if p.__class__ is dict and p.get("text").__class__ is str)
+
+
+# OpenAI's finish_reason values; what other servers say instead (TGI's "eos_token", an Anthropic-style
+# "max_tokens"...) is mapped to its meaning, anything else to "stop" (as /v1/messages maps it to end_turn)
+FINISH_REASONS = frozenset(("stop", "length", "tool_calls", "content_filter", "function_call"))
+_OTHER_FINISH_REASONS = {"eos_token": "stop", "eos": "stop", "stop_sequence": "stop", "end_turn": "stop",
+                         "max_tokens": "length", "model_length": "length", "tool_use": "tool_calls"}
+
+
+def spec_finish_reason(finish: str) -> str:
+    """An upstream's finish_reason (text) as one of OpenAI's values."""
+    if finish in FINISH_REASONS:
+        return finish
+    return _OTHER_FINISH_REASONS.get(finish, "stop")
+
+
+def _spec_choices(choices: list) -> None:
+    """Well-formed choices (`well_formed_choices`) with the fields OpenAI's ChatCompletion requires
+    and their values: an OpenAI-compatible server may leave out `refusal`, `logprobs` or the
+    message's `role`, or send its own finish_reason (or an index or logprobs of the wrong type);
+    before, they reached the client as sent, a reply a typed client could not read."""
+    for position, ch in enumerate(choices):
+        if ch.get("index").__class__ is not int:
+            ch["index"] = position
+        if ch.get("logprobs").__class__ is not dict:
+            ch["logprobs"] = None
+        finish = ch.get("finish_reason")
+        if finish is not None and finish not in FINISH_REASONS:
+            ch["finish_reason"] = spec_finish_reason(finish)
+        m = ch.get("message")
+        if m is None:
+            m = ch["message"] = {"content": None}
+        m["role"] = "assistant"
+        m.setdefault("refusal", None)
+        if m.get("content").__class__ is list:    # parts: their text, as clients expect
+            m["content"] = parts_text(m["content"]) or None
+        elif "content" not in m:
+            m["content"] = None
 
 
 def well_formed_choices(choices) -> bool:
@@ -169,10 +208,7 @@ class GuardedAdapter:
         if not well_formed_choices(choices):
             log.warning("%s: upstream sent a reply of the wrong shape", dep.vendor.name)
             raise UpstreamUnavailable("upstream returned an unexpected response", provider=dep.vendor.name)
-        for ch in choices:
-            m = ch.get("message")
-            if m is not None and m.get("content").__class__ is list:    # parts: their text, as clients expect
-                m["content"] = parts_text(m["content"]) or None
+        _spec_choices(choices)
         return result
 
     def stream_translator(self, req: ChatRequest, dep: Deployment):

@@ -26,7 +26,7 @@ import orjson
 from ..errors import RouterOneError, ServiceUnavailable, UpstreamError, UpstreamUnavailable
 from ..providers.adapters import adapter_for
 from ..providers.base import StreamTranslator
-from ..providers.guarded import parts_text
+from ..providers.guarded import FINISH_REASONS, parts_text, spec_finish_reason
 from ..providers.sse import SSEDecoder
 from ..providers.transport import UpstreamStream
 from ..routing.base import Attempt
@@ -197,13 +197,26 @@ class ChatStream:
     def _frame(self, chunk: dict) -> bytes:
         """The chunk as an SSE event, its text counted. A chunk of the wrong shape (choices, a delta,
         tool calls or a function that are not what the protocol says; content, arguments or a
-        finish_reason that are not text; a tool call index that is not an integer, an id or a name
-        that is not text; one nested too deep to be written) is an upstream failure: the stream ends
-        with an error and is settled."""
+        finish_reason that are not text; a choice or tool call index that is not an integer, an id
+        or a name that is not text; one nested too deep to be written) is an upstream failure: the
+        stream ends with an error and is settled. What a server may leave out or name its own way
+        is put as OpenAI's protocol has it: a missing index (0) or delta ({}), a role other than
+        assistant, logprobs that are not an object (null), a finish_reason of its own
+        (`spec_finish_reason`)."""
         chunk.update(self._stamp)     # keys the upstream sent keep their place, as with item assignment
         try:
             for ch in chunk.get("choices") or ():
-                d = ch.get("delta") or {}
+                if ch.setdefault("index", 0).__class__ is not int:
+                    raise TypeError("choice index")   # how a client tells the choices apart
+                d = ch.get("delta")
+                if d.__class__ is not dict:
+                    if d is not None:
+                        raise TypeError("delta")
+                    d = ch["delta"] = {}
+                if "role" in d and d["role"] != "assistant":
+                    d["role"] = "assistant"
+                if "logprobs" in ch and ch["logprobs"].__class__ is not dict:
+                    ch["logprobs"] = None
                 text = d.get("content")
                 if text:
                     if text.__class__ is not str:     # a list of parts: its text, as OpenAI's clients expect
@@ -227,6 +240,8 @@ class ChatStream:
                 if finish:
                     if finish.__class__ is not str:
                         raise TypeError("finish_reason")
+                    if finish not in FINISH_REASONS and finish != "error":    # "error": Router One's own
+                        ch["finish_reason"] = spec_finish_reason(finish)
                     self._finished = True
             return b"data: " + orjson.dumps(chunk) + b"\n\n"     # TypeError: nested too deep to write
         except (AttributeError, TypeError):

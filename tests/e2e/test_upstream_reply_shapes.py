@@ -1,0 +1,127 @@
+"""The defects test_upstream_fuzz.py found, one test each: upstream replies that read, but whose
+fields a client relies on were missing or of the wrong type, and reached the client as sent.
+
+- an OpenAI-compatible reply without `refusal` / `logprobs` / the message's role, with its own
+  finish_reason (TGI's "eos_token") or an index that is not a number: /v1/chat/completions gave it
+  on as sent (not a ChatCompletion: a typed client cannot read it); now the fields are OpenAI's;
+- the same in a stream's chunks (a finish_reason of its own, `logprobs: ""`, `delta: null`, a role
+  other than assistant); a choice index that is not an integer is a malformed chunk (an error);
+- a tool call without an id reached /v1/messages as a tool_use block with an empty id;
+- /v1/messages passes an Anthropic upstream's message and events on as they came: a message whose
+  id is not text, whose role is missing, a tool_use whose input is null, a message_start without a
+  message, a content_block_delta without its index were relayed (the anthropic SDK's stream helper
+  raised TypeError on them); now they are the upstream's failure (502, or the stream's error event);
+- ...and its usage as sent, without the fields Anthropic's Usage requires (`server_tool_use`...)
+  or with them of the wrong type (`cache_creation: []`); now complete, the wrong types Router One's.
+
+Real gateway on a real socket, the official SDKs; only the upstream is faked (raw bytes)."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import anthropic
+import openai
+import orjson
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from money_procs import SMALL, settled_rows  # noqa: E402
+from protocol_helpers import make_protocol_wire, sse_events  # noqa: E402
+from raw_upstream import RawUpstream, gateway_over_protocols  # noqa: E402
+from upstream_mutations import (ANT_MODEL, UPSTREAM_KEYS, anthropic_events, anthropic_reply, chunk_frames,  # noqa: E402
+                                openai_events, openai_reply, sse_body, whole)
+
+
+@pytest.fixture(scope="module")
+def served():
+    """{"pieces": [...]}: what the upstream answers next (raw bytes)."""
+    state: dict = {"pieces": []}
+    up = RawUpstream(lambda request: state["pieces"])
+    state["up"] = up
+    yield state
+    up.stop()
+
+
+@pytest.fixture
+def gw(served, tmp_path):
+    with gateway_over_protocols(served["up"], tmp_path, UPSTREAM_KEYS) as gw:
+        yield gw
+
+
+@pytest.fixture
+def wire(openai_wire):
+    w = make_protocol_wire(type(openai_wire))
+    yield w
+    w.assert_valid()
+
+
+def _oai(gw, key, wire) -> openai.OpenAI:
+    return openai.OpenAI(base_url=gw.base_url, api_key=key, max_retries=0, timeout=30, http_client=wire.client())
+
+
+def _ant(gw, key, wire) -> anthropic.Anthropic:
+    return anthropic.Anthropic(base_url=gw.url, api_key=key, max_retries=0, timeout=30, http_client=wire.client())
+
+
+HI = [{"role": "user", "content": "hi"}]
+
+
+@pytest.mark.parametrize("finish, expected", [("eos_token", "stop"), ("max_tokens", "length"), ("<eos>", "stop"),
+                                              ("stop", "stop"), ("tool_calls", "tool_calls")])
+def test_a_reply_without_refusal_logprobs_or_role_reaches_chat_completions_as_openai_s(gw, served, wire, finish,
+                                                                                       expected):
+    reply = openai_reply()
+    choice = reply["choices"][0]
+    del choice["logprobs"], choice["message"]["refusal"], choice["message"]["role"]
+    choice["finish_reason"], choice["index"] = finish, ""
+    served["pieces"] = whole(orjson.dumps(reply))
+    key, account_id = gw.new_key()
+    out = _oai(gw, key, wire).chat.completions.create(model=SMALL, max_tokens=50, messages=HI)
+    [body] = [orjson.loads(bytes(r.body)) for r in wire.responses]
+    got = body["choices"][0]
+    assert (got["index"], got["logprobs"], got["finish_reason"]) == (0, None, expected)
+    assert got["message"]["role"] == "assistant" and got["message"]["refusal"] is None
+    assert out.choices[0].message.content == reply["choices"][0]["message"]["content"]
+    settled_rows(gw, account_id, 1)
+
+
+def test_a_reply_with_logprobs_of_the_wrong_type_has_none(gw, served, wire):
+    reply = openai_reply()
+    reply["choices"][0]["logprobs"] = ""
+    served["pieces"] = whole(orjson.dumps(reply))
+    key, _ = gw.new_key()
+    _oai(gw, key, wire).chat.completions.create(model=SMALL, max_tokens=50, messages=HI)
+    assert orjson.loads(bytes(wire.responses[0].body))["choices"][0]["logprobs"] is None
+
+
+def test_streamed_chunks_with_their_own_finish_reason_role_and_logprobs_reach_the_client_as_openai_s(
+        gw, served, wire):
+    events = openai_events()
+    events[0]["choices"][0]["delta"]["role"] = "bot"
+    events[1]["choices"][0]["logprobs"] = ""
+    events[2]["choices"][0]["delta"] = None           # nothing in it
+    events[3]["choices"][0]["finish_reason"] = "eos_token"
+    del events[1]["choices"][0]["index"]
+    served["pieces"] = chunk_frames([sse_body("openai", events)])
+    key, account_id = gw.new_key()
+    chunks = list(_oai(gw, key, wire).chat.completions.create(
+        model=SMALL, max_tokens=50, messages=HI, stream=True, stream_options={"include_usage": True}))
+    data = [d for _, d in sse_events(bytes(wire.responses[0].body)) if isinstance(d, dict)]
+    assert data[0]["choices"][0]["delta"]["role"] == "assistant"
+    assert data[1]["choices"][0]["logprobs"] is None and data[1]["choices"][0]["index"] == 0
+    assert data[2]["choices"][0]["delta"] == {}
+    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["stop"]
+    settled_rows(gw, account_id, 1)
+
+
+@pytest.mark.parametrize("index", [0.5, "0", None])
+def test_a_streamed_choice_whose_index_is_not_an_integer_is_a_malformed_chunk(gw, served, wire, index):
+    events = openai_events()
+    events[2]["choices"][0]["index"] = index
+    served["pieces"] = chunk_frames([sse_body("openai", events)])
+    key, account_id = gw.new_key()
+    with pytest.raises(openai.APIError):
+        list(_oai(gw, key, wire).chat.completions.create(model=SMALL, max_tokens=50, messages=HI, stream=True))
+    [row] = settled_rows(gw, account_id, 1)
+    assert row.status == 502
