@@ -125,3 +125,15 @@ def test_a_streamed_choice_whose_index_is_not_an_integer_is_a_malformed_chunk(gw
         list(_oai(gw, key, wire).chat.completions.create(model=SMALL, max_tokens=50, messages=HI, stream=True))
     [row] = settled_rows(gw, account_id, 1)
     assert row.status == 502
+
+
+def test_a_tool_call_without_an_id_is_a_tool_use_with_one_on_messages(gw, served, wire):
+    reply = openai_reply(tools=True)
+    del reply["choices"][0]["message"]["tool_calls"][0]["id"]
+    served["pieces"] = whole(orjson.dumps(reply))
+    key, _ = gw.new_key()
+    msg = _ant(gw, key, wire).messages.create(model=SMALL, max_tokens=50, messages=HI)
+    [block] = msg.content
+    assert block.type == "tool_use" and block.id.startswith("toolu_") and len(block.id) > 6
+    assert block.name == "get" and block.input == {"city": "Paris"}
+

@@ -32,6 +32,7 @@ split back into uncached input, cache reads and cache writes, plus `usage.cost` 
 """
 from __future__ import annotations
 
+import secrets
 from typing import Any, Mapping
 
 import orjson
@@ -353,8 +354,10 @@ def _tool_use(call: dict) -> dict:
         args = orjson.loads(fn.get("arguments") or "{}")
     except orjson.JSONDecodeError:
         args = None
-    return {"type": "tool_use", "id": call.get("id") or "", "name": fn.get("name") or "",
-            "input": args if isinstance(args, dict) else {}, "caller": {"type": "direct"}}
+    # a call without an id (some OpenAI-compatible servers send none) gets one, as in a stream: the
+    # client answers it with a tool_result naming that id, and an empty one was an invalid block
+    return {"type": "tool_use", "id": call.get("id") or f"toolu_{secrets.token_hex(12)}",
+            "name": fn.get("name") or "", "input": args if isinstance(args, dict) else {}, "caller": {"type": "direct"}}
 
 
 def message_id(chat_id: str) -> str:
