@@ -137,3 +137,76 @@ def test_a_tool_call_without_an_id_is_a_tool_use_with_one_on_messages(gw, served
     assert block.type == "tool_use" and block.id.startswith("toolu_") and len(block.id) > 6
     assert block.name == "get" and block.input == {"city": "Paris"}
 
+
+def _without(obj: dict, *path):
+    *parents, last = path
+    for k in parents:
+        obj = obj[k]
+    del obj[last]
+
+
+ANT_REPLIES = {   # an Anthropic upstream's message, changed so: (path, value or None to delete it)
+    "id_number": (("id",), -1), "id_null": (("id",), None), "no_role": (("role",), "DELETE"),
+    "block_type_garbage": (("content", 0, "type"), "<script>"),
+}
+ANT_TOOL_REPLIES = {"tool_input_null": (("content", 0, "input"), None), "tool_id_empty": (("content", 0, "id"), "")}
+
+
+@pytest.mark.parametrize("name", sorted(ANT_REPLIES) + sorted(ANT_TOOL_REPLIES))
+def test_an_anthropic_message_of_the_wrong_shape_is_a_502_on_messages_and_not_charged(gw, served, wire, name):
+    tools = name in ANT_TOOL_REPLIES
+    path, value = (ANT_TOOL_REPLIES if tools else ANT_REPLIES)[name]
+    msg = anthropic_reply(tools)
+    if value == "DELETE":
+        _without(msg, *path)
+    else:
+        target = msg
+        for k in path[:-1]:
+            target = target[k]
+        target[path[-1]] = value
+    served["pieces"] = whole(orjson.dumps(msg))
+    key, account_id = gw.new_key()
+    with pytest.raises(anthropic.APIStatusError) as ei:
+        _ant(gw, key, wire).messages.create(model=ANT_MODEL, max_tokens=50, messages=HI)
+    assert ei.value.status_code == 502 and ei.value.body["error"]["type"] == "api_error"
+    [row] = settled_rows(gw, account_id, 1)
+    assert (row.status, row.cost_micros) == (502, 0)
+
+
+def _anthropic_stream(change) -> list:
+    events = anthropic_events()
+    change(events)
+    return chunk_frames([sse_body("anthropic", events)])
+
+
+def test_a_message_start_without_a_message_is_a_502_before_the_stream(gw, served, wire):
+    served["pieces"] = _anthropic_stream(lambda evs: evs[0].update(message=None))
+    key, account_id = gw.new_key()
+    with pytest.raises(anthropic.APIStatusError) as ei:
+        with _ant(gw, key, wire).messages.stream(model=ANT_MODEL, max_tokens=50, messages=HI) as stream:
+            stream.get_final_message()
+    assert ei.value.status_code == 502
+    settled_rows(gw, account_id, 1)
+
+
+@pytest.mark.parametrize("change", ["delta_no_index", "delta_index_text", "block_start_list", "block_start_id_object"])
+def test_a_passed_through_event_without_what_the_sdk_reads_ends_the_stream_with_an_error(gw, served, wire, change):
+    """The anthropic SDK's stream helper (which builds the message from the events) raised TypeError
+    or IndexError on these relayed events; now the stream ends with an `error` event (APIError)."""
+    def edit(evs):
+        if change == "delta_no_index":
+            del evs[4]["index"]
+        elif change == "delta_index_text":
+            evs[4]["index"] = "x"
+        elif change == "block_start_list":
+            evs[2]["content_block"] = []
+        else:
+            evs[2]["content_block"] = {"type": "tool_use", "id": {}, "name": "get", "input": {}}
+    served["pieces"] = _anthropic_stream(edit)
+    key, account_id = gw.new_key()
+    with pytest.raises(anthropic.APIError):
+        with _ant(gw, key, wire).messages.stream(model=ANT_MODEL, max_tokens=50, messages=HI) as stream:
+            stream.get_final_message()
+    [row] = settled_rows(gw, account_id, 1)
+    assert row.status == 502
+
