@@ -210,3 +210,46 @@ def test_a_passed_through_event_without_what_the_sdk_reads_ends_the_stream_with_
     [row] = settled_rows(gw, account_id, 1)
     assert row.status == 502
 
+
+USAGE_REQUIRED = {"input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens",
+                  "cache_creation", "inference_geo", "output_tokens_details", "server_tool_use", "service_tier"}
+
+
+@pytest.mark.parametrize("usage", [None, "DELETE", {"input_tokens": 9, "output_tokens": 5},
+                                   {"input_tokens": 9, "output_tokens": 5, "cache_creation": [], "server_tool_use": 5,
+                                    "service_tier": 7, "future_field": "kept"}])
+def test_a_passed_through_usage_has_every_field_of_anthropic_s_usage(gw, served, wire, usage):
+    msg = anthropic_reply()
+    if usage == "DELETE":
+        del msg["usage"]
+    else:
+        msg["usage"] = usage
+    served["pieces"] = whole(orjson.dumps(msg))
+    key, account_id = gw.new_key()
+    out = _ant(gw, key, wire).messages.create(model=ANT_MODEL, max_tokens=50, messages=HI)
+    got = orjson.loads(bytes(wire.responses[0].body))["usage"]
+    assert USAGE_REQUIRED <= set(got)
+    assert got["cache_creation"] is None and got["server_tool_use"] is None
+    if isinstance(usage, dict) and "future_field" in usage:
+        assert got["future_field"] == "kept" and got["service_tier"] == "standard"     # Router One's own
+    [row] = settled_rows(gw, account_id, 1)
+    assert out.usage.output_tokens == row.completion_tokens
+
+
+def test_a_streamed_usage_without_server_tool_use_is_complete_in_message_delta(gw, served, wire):
+    def edit(evs):
+        evs[0]["message"]["usage"] = [1]          # not an object: none counted yet
+        del evs[-2]["usage"]["server_tool_use"]
+        evs[-2]["usage"]["output_tokens_details"] = 5
+    served["pieces"] = _anthropic_stream(edit)
+    key, account_id = gw.new_key()
+    with _ant(gw, key, wire).messages.stream(model=ANT_MODEL, max_tokens=50, messages=HI) as stream:
+        final = stream.get_final_message()
+    events = sse_events(bytes(wire.responses[0].body))
+    start = next(d for n, d in events if n == "message_start")["message"]["usage"]
+    delta = next(d for n, d in events if n == "message_delta")["usage"]
+    assert start["input_tokens"] == 0 and USAGE_REQUIRED <= set(start)
+    assert delta["server_tool_use"] is None and delta["output_tokens_details"] is None
+    assert "cache_creation" not in delta and "service_tier" not in delta      # not in MessageDeltaUsage
+    [row] = settled_rows(gw, account_id, 1)
+    assert final.usage.output_tokens == row.completion_tokens

@@ -334,17 +334,28 @@ def anthropic_usage(usage: Mapping[str, Any] | None) -> dict:
 _COUNTS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
 
 
-def billed_usage(upstream: Any, usage: Mapping[str, Any] | None) -> dict:
+# the fields of Anthropic's Usage that are an object or null, or text or null (others pass as sent);
+# MessageDeltaUsage (a stream's message_delta) has no cache_creation, inference_geo or service_tier
+_TYPED = {"cache_creation": dict, "output_tokens_details": dict, "server_tool_use": dict,
+          "service_tier": str, "inference_geo": str}
+_NOT_IN_DELTA = ("cache_creation", "inference_geo", "service_tier")
+
+
+def billed_usage(upstream: Any, usage: Mapping[str, Any] | None, *, delta: bool = False) -> dict:
     """An Anthropic upstream's own `usage` (pass-through) with the token counts Router One billed
     (`usage`, the pipeline's OpenAI usage with `cost`), and the cost: an upstream's
     negative, absurd or unreadable counts (or a `usage` that is not an object) reach the client as
-    what was charged, never as sent."""
-    out = dict(upstream) if isinstance(upstream, dict) else {}
-    if usage:
-        billed = anthropic_usage(usage)
-        out.update({k: billed[k] for k in _COUNTS})
-        if "cost" in billed:
-            out["cost"] = billed["cost"]
+    what was charged, never as sent. Every field Anthropic's Usage requires is there (a usage
+    without `server_tool_use`, or none at all, was relayed so), and one of the wrong type
+    (`cache_creation: []`) is Router One's own (null; service_tier "standard"). `delta`: for a
+    message_delta (MessageDeltaUsage)."""
+    billed = anthropic_usage(usage)
+    out = {k: v for k, v in billed.items() if not (delta and k in _NOT_IN_DELTA)}
+    for k, v in (upstream.items() if isinstance(upstream, dict) else ()):
+        if k in _COUNTS or k == "cost" or (k in _TYPED and v is not None and v.__class__ is not _TYPED[k]):
+            continue      # a count or the cost: the billed one; a field of the wrong type: Router One's
+        if not (delta and k in _NOT_IN_DELTA):
+            out[k] = v
     return out
 
 

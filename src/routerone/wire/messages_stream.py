@@ -142,7 +142,7 @@ class MessagesStreamEncoder(ChatStreamReader):
             for ev in self._held:
                 if ev.get("type") == "message_delta" and self._usage:
                     # cumulative counts (as Anthropic sends them): the billed ones, whatever message_start said
-                    ev["usage"] = billed_usage(ev.get("usage"), self._usage)
+                    ev["usage"] = billed_usage(ev.get("usage"), self._usage, delta=True)
                 out.append(sse_event(ev))
             return
         if not self.started:
@@ -174,6 +174,8 @@ class MessagesStreamEncoder(ChatStreamReader):
             if isinstance(msg.get("usage"), dict):   # counts so far, before anything is billed: plausible ones only
                 msg["usage"] = {k: (v if not k.endswith("_tokens") or v is None or plausible_count(v) else 0)
                                 for k, v in msg["usage"].items()}
+            else:                                    # none, or not an object: none counted yet
+                msg["usage"] = anthropic_usage(None)
         if kind in ("message_delta", "message_stop"):
             self._held.append(ev)
             return
