@@ -42,6 +42,7 @@ class Case:
     close: bool = False           # the upstream closes the connection after the reply
     slow: bool = False            # a stall or a huge body: expected to take up to the timeouts
     surfaces: tuple[str, ...] = ()   # filled in by `cases`
+    client: str = "http1"         # Router One's upstream client: http1 (plain http) or aiohttp (https's)
 
 
 # -- raw JSON values ----------------------------------------------------------------------------
@@ -484,16 +485,20 @@ SURFACES = ("chat", "messages", "responses")
 
 
 def cases(seed: int, per_protocol_json: int = 24) -> list[Case]:
-    """Every case once, each on one client surface (rotating), in a fixed order."""
+    """Every case once, each on one client surface (rotating), in a fixed order; the framing and
+    HTTP cases alternate between Router One's two upstream clients."""
     rng = random.Random(seed)
     Raw.table = []
     out: list[Case] = []
+    wire = 0
     for protocol in PROTOCOLS:
         out += _reply_mutations(protocol, rng, per_protocol_json)
         out += _stream_mutations(protocol, rng, per_protocol_json)
         out += _string_bombs(protocol)
-        out += _framing(protocol, rng)
-        out += _http(protocol, rng)
+        for case in _framing(protocol, rng) + _http(protocol, rng):   # bytes each client reads its own way
+            case.client = ("http1", "aiohttp")[wire % 2]
+            wire += 1
+            out.append(case)
     for i, case in enumerate(out):
         case.surfaces = (SURFACES[i % 3],)
     return out
