@@ -253,3 +253,16 @@ def test_a_streamed_usage_without_server_tool_use_is_complete_in_message_delta(g
     assert "cache_creation" not in delta and "service_tier" not in delta      # not in MessageDeltaUsage
     [row] = settled_rows(gw, account_id, 1)
     assert final.usage.output_tokens == row.completion_tokens
+
+
+@pytest.mark.parametrize("delta", [{"type": "text_delta"}, {"type": "text_delta", "text": None}])
+def test_a_passed_through_text_delta_without_its_text_ends_the_stream_with_an_error(gw, served, wire, delta):
+    """The anthropic SDK's stream helper appends a text_delta's text to its block: TypeError on these."""
+    served["pieces"] = _anthropic_stream(lambda evs: evs[4].update(delta=delta))
+    key, account_id = gw.new_key()
+    with pytest.raises(anthropic.APIError):
+        with _ant(gw, key, wire).messages.stream(model=ANT_MODEL, max_tokens=50, messages=HI) as stream:
+            stream.get_final_message()
+    [row] = settled_rows(gw, account_id, 1)
+    assert row.status == 502
+

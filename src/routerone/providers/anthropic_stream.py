@@ -39,11 +39,16 @@ def _is_index(value) -> bool:
     return value.__class__ is int
 
 
+# the text a delta of each known type carries (the SDKs' accumulators append it to the block)
+_DELTA_TEXT = {"text_delta": "text", "input_json_delta": "partial_json", "thinking_delta": "thinking",
+               "signature_delta": "signature"}
+
+
 def _relayable(kind: str, data: dict) -> bool:
     """Whether an event relayed as it came (pass-through) has what the SDKs read in it: a
     message_start's message (a message, with an id, the assistant's role, a list of content), a block's index (an
     integer) and its content block or delta (objects with a type; a block's fields as
-    `well_formed_block` says), a message_delta's delta (an object). An event that has not is the
+    `well_formed_block` says, a delta's text as `_DELTA_TEXT`), a message_delta's delta (an object). An event that has not is the
     upstream's failure (the stream ends with an error), never relayed for a client's SDK to choke on
     (message_start with no message, a delta with no index: its stream accumulator raised)."""
     if kind == "message_start":
@@ -54,8 +59,11 @@ def _relayable(kind: str, data: dict) -> bool:
         return _is_index(data.get("index")) and well_formed_block(data.get("content_block"))
     if kind == "content_block_delta":
         delta = data.get("delta")
-        return _is_index(data.get("index")) and delta.__class__ is dict and delta.get("type").__class__ is str \
-            and TYPE_NAME.fullmatch(delta["type"]) is not None
+        if not (_is_index(data.get("index")) and delta.__class__ is dict and delta.get("type").__class__ is str
+                and TYPE_NAME.fullmatch(delta["type"]) is not None):
+            return False
+        field = _DELTA_TEXT.get(delta["type"])
+        return field is None or delta.get(field).__class__ is str
     if kind == "content_block_stop":
         return _is_index(data.get("index"))
     if kind == "message_delta":
