@@ -266,3 +266,28 @@ def test_a_passed_through_text_delta_without_its_text_ends_the_stream_with_an_er
     [row] = settled_rows(gw, account_id, 1)
     assert row.status == 502
 
+
+def test_a_passed_through_message_start_s_usage_has_integer_counts_and_every_field(gw, served, wire):
+    def edit(evs):
+        msg = evs[0]["message"]
+        msg["usage"] = {"input_tokens": None, "output_tokens": "1", "cache_read_input_tokens": 3.0}
+        del msg["container"], msg["stop_details"]
+    served["pieces"] = _anthropic_stream(edit)
+    key, _ = gw.new_key()
+    with _ant(gw, key, wire).messages.stream(model=ANT_MODEL, max_tokens=50, messages=HI) as stream:
+        stream.get_final_message()
+    start = next(d for n, d in sse_events(bytes(wire.responses[0].body)) if n == "message_start")["message"]
+    assert USAGE_REQUIRED <= set(start["usage"])
+    assert (start["usage"]["input_tokens"], start["usage"]["output_tokens"],
+            start["usage"]["cache_read_input_tokens"]) == (0, 0, 3)
+    assert start["container"] is None and start["stop_details"] is None
+
+
+def test_a_passed_through_message_without_container_or_stop_details_has_them(gw, served, wire):
+    msg = anthropic_reply()
+    del msg["container"], msg["stop_details"], msg["stop_sequence"]
+    served["pieces"] = whole(orjson.dumps(msg))
+    key, _ = gw.new_key()
+    _ant(gw, key, wire).messages.create(model=ANT_MODEL, max_tokens=50, messages=HI)
+    got = orjson.loads(bytes(wire.responses[0].body))
+    assert (got["container"], got["stop_details"], got["stop_sequence"]) == (None, None, None)

@@ -39,9 +39,11 @@ import orjson
 
 from ..errors import InvalidRequest, RouterOneError
 from .chat import ChatRequest, raise_if_too_deep, validate_body
+from .types import plausible_count
 
 __all__ = ["parse_messages_request", "messages_to_chat", "completion_to_message", "anthropic_usage",
-           "error_body", "ERROR_TYPES", "STOP_REASONS", "FORWARDED_HEADERS", "ROUTER_FIELDS"]
+           "error_body", "ERROR_TYPES", "STOP_REASONS", "FORWARDED_HEADERS", "ROUTER_FIELDS", "start_usage",
+           "MESSAGE_DEFAULTS"]
 
 STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use",
                 "content_filter": "refusal", "function_call": "tool_use"}
@@ -359,6 +361,21 @@ def billed_usage(upstream: Any, usage: Mapping[str, Any] | None, *, delta: bool 
     return out
 
 
+def start_usage(upstream: Any) -> dict:
+    """A relayed message_start's `usage`, before anything is billed: the upstream's counts so far
+    where plausible (an integer in range; else 0: null, "12", -5 were relayed as sent) with every
+    field Anthropic's Usage requires, those of the wrong type Router One's (as `billed_usage`)."""
+    out = anthropic_usage(None)
+    for k, v in (upstream.items() if isinstance(upstream, dict) else ()):
+        if k.endswith("_tokens"):
+            out[k] = int(v) if plausible_count(v) else 0
+        elif k == "cost" or (k in _TYPED and v is not None and v.__class__ is not _TYPED[k]):
+            continue
+        else:
+            out[k] = v
+    return out
+
+
 def _tool_use(call: dict) -> dict:
     fn = call.get("function") or {}
     try:
@@ -375,12 +392,16 @@ def message_id(chat_id: str) -> str:
     return chat_id if chat_id.startswith("msg_") else "msg_" + chat_id.removeprefix("chatcmpl-")
 
 
+# fields of Anthropic's Message an upstream (an older API version, a proxy) may leave out: null
+MESSAGE_DEFAULTS = {"stop_sequence": None, "stop_details": None, "container": None}
+
+
 def completion_to_message(resp: dict) -> dict:
     """The pipeline's chat completion -> an Anthropic `Message`. An Anthropic upstream's own message
     (kept by pass-through in `_native`) is returned as it came, with the public model id and cost."""
     native = resp.get("_native")
     if isinstance(native, dict):
-        msg = dict(native)
+        msg = {**MESSAGE_DEFAULTS, **native}
         msg["model"] = resp.get("model") or msg.get("model")
         msg["usage"] = billed_usage(msg.get("usage"), resp.get("usage"))
         return msg

@@ -34,8 +34,7 @@ import secrets
 import orjson
 
 from .chat_stream_reader import ChatStreamReader
-from .messages import STOP_REASONS, anthropic_usage, billed_usage, message_id
-from .types import plausible_count
+from .messages import MESSAGE_DEFAULTS, STOP_REASONS, anthropic_usage, billed_usage, message_id, start_usage
 
 __all__ = ["MessagesStreamEncoder", "sse_event"]
 
@@ -171,11 +170,9 @@ class MessagesStreamEncoder(ChatStreamReader):
         if kind == "message_start" and isinstance(ev.get("message"), dict):
             msg = ev["message"]
             msg["model"] = chunk.get("model") or msg.get("model")
-            if isinstance(msg.get("usage"), dict):   # counts so far, before anything is billed: plausible ones only
-                msg["usage"] = {k: (v if not k.endswith("_tokens") or v is None or plausible_count(v) else 0)
-                                for k, v in msg["usage"].items()}
-            else:                                    # none, or not an object: none counted yet
-                msg["usage"] = anthropic_usage(None)
+            msg["usage"] = start_usage(msg.get("usage"))    # counts so far, before anything is billed
+            for k, v in MESSAGE_DEFAULTS.items():
+                msg.setdefault(k, v)
         if kind in ("message_delta", "message_stop"):
             self._held.append(ev)
             return
