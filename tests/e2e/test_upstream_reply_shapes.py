@@ -291,3 +291,43 @@ def test_a_passed_through_message_without_container_or_stop_details_has_them(gw,
     _ant(gw, key, wire).messages.create(model=ANT_MODEL, max_tokens=50, messages=HI)
     got = orjson.loads(bytes(wire.responses[0].body))
     assert (got["container"], got["stop_details"], got["stop_sequence"]) == (None, None, None)
+
+
+@pytest.mark.parametrize("fingerprint, tier", [(True, "premium"), (5, ["a"]), ({"a": 1}, {"b": 2})])
+def test_a_reply_s_fingerprint_service_tier_and_tool_call_type_are_openai_s(gw, served, wire, fingerprint, tier):
+    reply = openai_reply(tools=True)
+    reply["system_fingerprint"], reply["service_tier"] = fingerprint, tier
+    reply["choices"][0]["message"]["tool_calls"][0]["type"] = "func"
+    served["pieces"] = whole(orjson.dumps(reply))
+    key, _ = gw.new_key()
+    _oai(gw, key, wire).chat.completions.create(model=SMALL, max_tokens=50, messages=HI)
+    got = orjson.loads(bytes(wire.responses[0].body))
+    assert "system_fingerprint" not in got and got["service_tier"] is None
+    assert got["choices"][0]["message"]["tool_calls"][0]["type"] == "function"
+
+
+@pytest.mark.parametrize("fingerprint, tier", [(True, "premium"), (5, ["a"])])
+def test_streamed_chunks_fingerprint_service_tier_and_tool_call_type_are_openai_s(gw, served, wire, fingerprint, tier):
+    events = openai_events(tools=True)
+    for ev in events:
+        ev["system_fingerprint"], ev["service_tier"] = fingerprint, tier
+    events[0]["choices"][0]["delta"]["tool_calls"][0]["type"] = "func"
+    served["pieces"] = chunk_frames([sse_body("openai", events)])
+    key, account_id = gw.new_key()
+    list(_oai(gw, key, wire).chat.completions.create(model=SMALL, max_tokens=50, messages=HI, stream=True))
+    data = [d for _, d in sse_events(bytes(wire.responses[0].body)) if isinstance(d, dict)]
+    assert {("system_fingerprint" in d, d["service_tier"]) for d in data} == {(False, None)}
+    assert data[0]["choices"][0]["delta"]["tool_calls"][0]["type"] == "function"
+    settled_rows(gw, account_id, 1)
+
+
+@pytest.mark.parametrize("calls", ["", {}, 0])
+def test_streamed_tool_calls_that_are_not_a_list_are_a_malformed_chunk(gw, served, wire, calls):
+    events = openai_events()
+    events[2]["choices"][0]["delta"]["tool_calls"] = calls
+    served["pieces"] = chunk_frames([sse_body("openai", events)])
+    key, account_id = gw.new_key()
+    with pytest.raises(openai.APIError):
+        list(_oai(gw, key, wire).chat.completions.create(model=SMALL, max_tokens=50, messages=HI, stream=True))
+    [row] = settled_rows(gw, account_id, 1)
+    assert row.status == 502

@@ -22,7 +22,7 @@ from .base import Deployment, ProviderAdapter, ProviderResult, SSEEvent, Upstrea
 from .status import error_for_status
 
 __all__ = ["guarded", "GuardedAdapter", "well_formed_choices", "parts_text", "secrets_of", "spec_finish_reason",
-           "FINISH_REASONS"]
+           "spec_envelope", "FINISH_REASONS"]
 log = logging.getLogger("routerone.providers")
 
 # RecursionError: str() of a value nested ~1000 deep (orjson reads 1024 levels), an error message say
@@ -82,6 +82,20 @@ def spec_finish_reason(finish: str) -> str:
     return _OTHER_FINISH_REASONS.get(finish, "stop")
 
 
+_SERVICE_TIERS = frozenset(("auto", "default", "flex", "scale", "priority"))
+
+
+def spec_envelope(resp: dict) -> None:
+    """A completion's (or chunk's) optional `system_fingerprint` (text; left out otherwise) and
+    `service_tier` (one of OpenAI's; null otherwise) as OpenAI has them: an upstream's `true` or `5`
+    reached the client."""
+    if "system_fingerprint" in resp and resp["system_fingerprint"].__class__ is not str:
+        del resp["system_fingerprint"]
+    tier = resp.get("service_tier")
+    if tier is not None and (tier.__class__ is not str or tier not in _SERVICE_TIERS):   # [] or {}: unhashable
+        resp["service_tier"] = None
+
+
 def _spec_choices(choices: list) -> None:
     """Well-formed choices (`well_formed_choices`) with the fields OpenAI's ChatCompletion requires
     and their values: an OpenAI-compatible server may leave out `refusal`, `logprobs` or the
@@ -104,6 +118,9 @@ def _spec_choices(choices: list) -> None:
             m["content"] = parts_text(m["content"]) or None
         elif "content" not in m:
             m["content"] = None
+        for tc in m.get("tool_calls") or ():
+            if tc.get("type", "function") != "function":
+                tc["type"] = "function"            # the only type of a chat tool call
 
 
 def well_formed_choices(choices) -> bool:
@@ -209,6 +226,7 @@ class GuardedAdapter:
             log.warning("%s: upstream sent a reply of the wrong shape", dep.vendor.name)
             raise UpstreamUnavailable("upstream returned an unexpected response", provider=dep.vendor.name)
         _spec_choices(choices)
+        spec_envelope(result.response)
         return result
 
     def stream_translator(self, req: ChatRequest, dep: Deployment):

@@ -26,7 +26,7 @@ import orjson
 from ..errors import RouterOneError, ServiceUnavailable, UpstreamError, UpstreamUnavailable
 from ..providers.adapters import adapter_for
 from ..providers.base import StreamTranslator
-from ..providers.guarded import FINISH_REASONS, parts_text, spec_finish_reason
+from ..providers.guarded import FINISH_REASONS, parts_text, spec_envelope, spec_finish_reason
 from ..providers.sse import SSEDecoder
 from ..providers.transport import UpstreamStream
 from ..routing.base import Attempt
@@ -202,8 +202,11 @@ class ChatStream:
         stream ends with an error and is settled. What a server may leave out or name its own way
         is put as OpenAI's protocol has it: a missing index (0) or delta ({}), a role other than
         assistant, logprobs that are not an object (null), a finish_reason of its own
-        (`spec_finish_reason`)."""
+        (`spec_finish_reason`), a tool call type other than "function", a system_fingerprint or
+        service_tier of the wrong type or value (`spec_envelope`)."""
         chunk.update(self._stamp)     # keys the upstream sent keep their place, as with item assignment
+        if "system_fingerprint" in chunk or "service_tier" in chunk:
+            spec_envelope(chunk)
         try:
             for ch in chunk.get("choices") or ():
                 if ch.setdefault("index", 0).__class__ is not int:
@@ -223,10 +226,12 @@ class ChatStream:
                         text = d["content"] = parts_text(text)
                     self._relayed(text)
                 calls = d.get("tool_calls")
-                if calls:
+                if calls is not None:
                     if calls.__class__ is not list:
-                        raise TypeError("tool_calls")
+                        raise TypeError("tool_calls")        # "" and {} too: not a list of calls
                     for tc in calls:
+                        if tc.get("type", "function") != "function":
+                            tc["type"] = "function"          # the only type of a chat tool call
                         fn = tc.get("function") or {}
                         if tc.get("index", 0).__class__ is not int or tc.get("id").__class__ not in _TEXT_OR_NONE \
                                 or fn.get("name").__class__ not in _TEXT_OR_NONE:
