@@ -331,3 +331,21 @@ def test_streamed_tool_calls_that_are_not_a_list_are_a_malformed_chunk(gw, serve
         list(_oai(gw, key, wire).chat.completions.create(model=SMALL, max_tokens=50, messages=HI, stream=True))
     [row] = settled_rows(gw, account_id, 1)
     assert row.status == 502
+
+
+@pytest.mark.parametrize("end", ["no_message_stop", "message_stop_type_nul"])
+def test_a_passed_through_stream_that_ends_after_message_delta_still_ends_with_message_stop(gw, served, wire, end):
+    def edit(evs):
+        if end == "no_message_stop":
+            del evs[-1]
+        else:
+            evs[-1]["type"] = "a\x00b"             # not an event name: nothing to relay
+    served["pieces"] = _anthropic_stream(edit)
+    key, account_id = gw.new_key()
+    with _ant(gw, key, wire).messages.stream(model=ANT_MODEL, max_tokens=50, messages=HI) as stream:
+        final = stream.get_final_message()
+    names = [n for n, _ in sse_events(bytes(wire.responses[0].body))]
+    assert names[-2:] == ["message_delta", "message_stop"]
+    assert final.stop_reason == "end_turn"
+    [row] = settled_rows(gw, account_id, 1)
+    assert row.status == 200

@@ -143,6 +143,11 @@ class MessagesStreamEncoder(ChatStreamReader):
                     # cumulative counts (as Anthropic sends them): the billed ones, whatever message_start said
                     ev["usage"] = billed_usage(ev.get("usage"), self._usage, delta=True)
                 out.append(sse_event(ev))
+            if self._held[-1].get("type") != "message_stop":
+                # the upstream's stream ended after its message_delta (the answer was finished: the
+                # chat stream says [DONE]) without message_stop, or with one of a type that is no
+                # name: a client waits for message_stop, so the stream ends with Router One's
+                out.append(sse_event({"type": "message_stop"}))
             return
         if not self.started:
             self._start({}, out)
