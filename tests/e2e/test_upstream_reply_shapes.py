@@ -349,3 +349,27 @@ def test_a_passed_through_stream_that_ends_after_message_delta_still_ends_with_m
     assert final.stop_reason == "end_turn"
     [row] = settled_rows(gw, account_id, 1)
     assert row.status == 200
+
+
+@pytest.mark.parametrize("call_id", [None, "", "DELETE"])
+def test_a_tool_call_without_an_id_gets_one_on_chat_completions(gw, served, wire, call_id):
+    reply = openai_reply(tools=True)
+    call = reply["choices"][0]["message"]["tool_calls"][0]
+    if call_id == "DELETE":
+        del call["id"]
+    else:
+        call["id"] = call_id
+    served["pieces"] = whole(orjson.dumps(reply))
+    key, _ = gw.new_key()
+    out = _oai(gw, key, wire).chat.completions.create(model=SMALL, max_tokens=50, messages=HI)
+    got = out.choices[0].message.tool_calls[0]
+    assert got.id.startswith("call_") and len(got.id) > 5 and got.function.name == "get"
+
+
+def test_a_streamed_empty_finish_reason_is_none(gw, served, wire):
+    events = openai_events()
+    events[1]["choices"][0]["finish_reason"] = ""
+    served["pieces"] = chunk_frames([sse_body("openai", events)])
+    key, _ = gw.new_key()
+    chunks = list(_oai(gw, key, wire).chat.completions.create(model=SMALL, max_tokens=50, messages=HI, stream=True))
+    assert [c.choices[0].finish_reason for c in chunks if c.choices] == [None, None, None, "stop"]

@@ -12,6 +12,7 @@ the body.
 from __future__ import annotations
 
 import logging
+import secrets
 from typing import Mapping
 
 import orjson
@@ -121,6 +122,8 @@ def _spec_choices(choices: list) -> None:
         for tc in m.get("tool_calls") or ():
             if tc.get("type", "function") != "function":
                 tc["type"] = "function"            # the only type of a chat tool call
+            if not tc.get("id"):                   # none, null or "": the client's tool message must name one
+                tc["id"] = f"call_{secrets.token_hex(12)}"
 
 
 def well_formed_choices(choices) -> bool:

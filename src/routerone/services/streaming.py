@@ -242,7 +242,9 @@ class ChatStream:
                                 raise TypeError("arguments")
                             self._relayed(args)
                 finish = ch.get("finish_reason")
-                if finish:
+                if finish == "":
+                    ch["finish_reason"] = None           # not finished (an empty name is none)
+                elif finish:
                     if finish.__class__ is not str:
                         raise TypeError("finish_reason")
                     if finish not in FINISH_REASONS and finish != "error":    # "error": Router One's own
