@@ -485,20 +485,24 @@ SURFACES = ("chat", "messages", "responses")
 
 
 def cases(seed: int, per_protocol_json: int = 24) -> list[Case]:
-    """Every case once, each on one client surface (rotating), in a fixed order; the framing and
-    HTTP cases alternate between Router One's two upstream clients."""
+    """Every case once, each on one client surface (rotating; the quick SSE framing cases on all
+    three: each surface ends a stream its own way), in a fixed order; the framing and HTTP cases
+    alternate between Router One's two upstream clients."""
     rng = random.Random(seed)
     Raw.table = []
     out: list[Case] = []
     wire = 0
+    everywhere: set[int] = set()      # the SSE framing cases that are quick: on every surface
     for protocol in PROTOCOLS:
         out += _reply_mutations(protocol, rng, per_protocol_json)
         out += _stream_mutations(protocol, rng, per_protocol_json)
         out += _string_bombs(protocol)
-        for case in _framing(protocol, rng) + _http(protocol, rng):   # bytes each client reads its own way
+        framing = _framing(protocol, rng)
+        everywhere |= {id(c) for c in framing if not c.slow}
+        for case in framing + _http(protocol, rng):   # bytes each client reads its own way
             case.client = ("http1", "aiohttp")[wire % 2]
             wire += 1
             out.append(case)
     for i, case in enumerate(out):
-        case.surfaces = (SURFACES[i % 3],)
+        case.surfaces = SURFACES if id(case) in everywhere else (SURFACES[i % 3],)
     return out
