@@ -374,3 +374,35 @@ def test_a_streamed_empty_finish_reason_is_none(gw, served, wire):
     key, _ = gw.new_key()
     chunks = list(_oai(gw, key, wire).chat.completions.create(model=SMALL, max_tokens=50, messages=HI, stream=True))
     assert [c.choices[0].finish_reason for c in chunks if c.choices] == [None, None, None, "stop"]
+
+
+@pytest.mark.parametrize("tools", [False, True])
+def test_a_reply_whose_finish_reason_is_null_says_why_it_ended(gw, served, wire, tools):
+    reply = openai_reply(tools=tools)
+    reply["choices"][0]["finish_reason"] = None
+    if tools:
+        del reply["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"]
+    served["pieces"] = whole(orjson.dumps(reply))
+    key, _ = gw.new_key()
+    out = _oai(gw, key, wire).chat.completions.create(model=SMALL, max_tokens=50, messages=HI)
+    assert out.choices[0].finish_reason == ("tool_calls" if tools else "stop")
+    if tools:
+        assert out.choices[0].message.tool_calls[0].function.arguments == "{}"
+
+
+def test_streamed_chunks_without_finish_reason_have_it_and_object_arguments_are_malformed(gw, served, wire):
+    events = openai_events()
+    del events[1]["choices"][0]["finish_reason"]
+    served["pieces"] = chunk_frames([sse_body("openai", events)])
+    key, _ = gw.new_key()
+    list(_oai(gw, key, wire).chat.completions.create(model=SMALL, max_tokens=50, messages=HI, stream=True))
+    data = [d for _, d in sse_events(bytes(wire.responses[0].body)) if isinstance(d, dict) and d.get("choices")]
+    assert all("finish_reason" in d["choices"][0] for d in data)
+    events = openai_events(tools=True)
+    events[1]["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"] = {}
+    served["pieces"] = chunk_frames([sse_body("openai", events)])
+    key, account_id = gw.new_key()
+    with pytest.raises(openai.APIError):
+        list(_oai(gw, key, wire).chat.completions.create(model=SMALL, max_tokens=50, messages=HI, stream=True))
+    [row] = settled_rows(gw, account_id, 1)
+    assert row.status == 502

@@ -107,12 +107,14 @@ def _spec_choices(choices: list) -> None:
             ch["index"] = position
         if ch.get("logprobs").__class__ is not dict:
             ch["logprobs"] = None
-        finish = ch.get("finish_reason")
-        if finish is not None and finish not in FINISH_REASONS:
-            ch["finish_reason"] = spec_finish_reason(finish)
         m = ch.get("message")
         if m is None:
             m = ch["message"] = {"content": None}
+        finish = ch.get("finish_reason")
+        if finish is None:                         # a reply is finished: null or none said why
+            ch["finish_reason"] = "tool_calls" if m.get("tool_calls") else "stop"
+        elif finish not in FINISH_REASONS:
+            ch["finish_reason"] = spec_finish_reason(finish)
         m["role"] = "assistant"
         m.setdefault("refusal", None)
         if m.get("content").__class__ is list:    # parts: their text, as clients expect
@@ -124,6 +126,11 @@ def _spec_choices(choices: list) -> None:
                 tc["type"] = "function"            # the only type of a chat tool call
             if not tc.get("id"):                   # none, null or "": the client's tool message must name one
                 tc["id"] = f"call_{secrets.token_hex(12)}"
+            fn = tc.get("function")
+            if fn is None:
+                fn = tc["function"] = {"name": ""}
+            if fn.get("arguments") is None:        # none said: a call without arguments
+                fn["arguments"] = "{}"
 
 
 def well_formed_choices(choices) -> bool:

@@ -237,11 +237,12 @@ class ChatStream:
                                 or fn.get("name").__class__ not in _TEXT_OR_NONE:
                             raise TypeError("tool call")   # what every client keys tool calls by, and names them
                         args = fn.get("arguments")
-                        if args:
+                        if args is not None:
                             if args.__class__ is not str:
-                                raise TypeError("arguments")
-                            self._relayed(args)
-                finish = ch.get("finish_reason")
+                                raise TypeError("arguments")     # {} too: not text
+                            if args:
+                                self._relayed(args)
+                finish = ch.setdefault("finish_reason", None)     # a key every chunk's choice has
                 if finish == "":
                     ch["finish_reason"] = None           # not finished (an empty name is none)
                 elif finish:
