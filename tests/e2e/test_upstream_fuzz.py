@@ -276,13 +276,14 @@ def _wire_class(openai_wire):
 # Cases whose replies pass on, as the upstream sent them, fields Router One does not read (their
 # other invariants are checked): an Anthropic upstream's message relayed to /v1/messages keeps its
 # citations, caller, container, stop_details, stop_sequence, stop_reason (Anthropic adds values), a
-# tool id's characters, output_tokens_details and service_tier text; an OpenAI-compatible or Gemini
+# tool id's characters, output_tokens_details, server_tool_use and service_tier text (of the right
+# types: billed_usage); an OpenAI-compatible or Gemini
 # tool call whose name was lost (no function, an empty name) is a tool_use block with an empty name,
 # and an OpenAI-compatible call id's characters pass on to /v1/messages.
 LEFT_ALONE = [re.compile(p) for p in (
     r"^anthropic/(json|sse)/.*(citations|caller|container|stop_details|stop_sequence|stop_reason|"
-    r"output_tokens_details|service_tier|content_block\.id|content\.0\.id)",
-    r"^openai/sse/tools/ev0\.choices\.0\.delta[=:]",
+    r"output_tokens_details|server_tool_use|service_tier|content_block\.id|content\.0\.id)",
+    r"^openai/sse/tools/ev0\.choices\.0\.delta([=:]|\.tool_calls\.0\.id=)",
     r"^openai/json/tools/choices\.0\.message\.tool_calls\.0\.(id=|function[=:])",
     r"^gemini/(json|sse)/tools/.*functionCall\.name")]
 ALL = cases(SEED, int(os.environ.get("ROUTERONE_UPFUZZ_JSON_CASES", "24")))
