@@ -235,6 +235,7 @@ def run_case(gw: Gateway, up: RawUpstream, state: dict, case: Case, surface: str
         problems.append(f"SDK raised {type(exc).__name__}: {exc}"[:300])
     elapsed_s = time.monotonic() - t0
     outcomes.append(outcome)
+    _SLOWEST[:] = sorted(_SLOWEST + [(round(elapsed_s, 2), case.name, surface)], reverse=True)[:3]
     state["case"] = None
     if elapsed_s > CASE_BOUND_S:
         problems.append(f"took {elapsed_s:.1f} s")
@@ -260,6 +261,7 @@ def run_case(gw: Gateway, up: RawUpstream, state: dict, case: Case, surface: str
 
 
 _WIRE_BASE: list = []
+_SLOWEST: list = []     # the 3 slowest cases so far: (seconds, name, surface)
 
 
 def _wire_base():
@@ -277,15 +279,15 @@ def _wire_class(openai_wire):
 # other invariants are checked): an Anthropic upstream's message relayed to /v1/messages keeps its
 # citations, caller, container, stop_details, stop_sequence, stop_reason (Anthropic adds values), a
 # tool id's characters, output_tokens_details, server_tool_use and service_tier text (of the right
-# types: billed_usage); an OpenAI-compatible or Gemini
-# tool call whose name was lost (no function, an empty name) is a tool_use block with an empty name,
-# and an OpenAI-compatible call id's characters pass on to /v1/messages.
+# types: billed_usage); an OpenAI-compatible call id's characters pass on to /v1/messages.
 LEFT_ALONE = [re.compile(p) for p in (
     r"^anthropic/(json|sse)/.*(citations|caller|container|stop_details|stop_sequence|stop_reason|"
     r"output_tokens_details|server_tool_use|service_tier|content_block\.id|content\.0\.id)",
-    r"^openai/sse/tools/ev0\.choices\.0\.delta([=:]|\.tool_calls\.0\.id=)",
-    r"^openai/json/tools/choices\.0\.message\.tool_calls\.0\.(id=|function[=:])",
-    r"^gemini/(json|sse)/tools/.*functionCall\.name")]
+    r"^openai/sse/tools/ev0\.choices\.0\.delta\.tool_calls\.0\.id=",
+    r"^openai/json/tools/choices\.0\.message\.tool_calls\.0\.id=")]
+# A tool call whose name the upstream lost (no function, an empty name, its first delta dropped) is a
+# tool_use block with an empty name on /v1/messages: what else could it be called.
+NAMELESS_TOOL_USE = re.compile(r"'type': 'tool_use', 'id': '[^']*', 'name': '', ")
 ALL = cases(SEED, int(os.environ.get("ROUTERONE_UPFUZZ_JSON_CASES", "24")))
 
 
@@ -299,6 +301,7 @@ def _run_all(envs: dict, selected: list[Case], label: str, protocol: str) -> Non
             problems = run_case(gw, up, state, case, surface, outcomes)
             if any(rx.search(case.name) for rx in LEFT_ALONE):
                 problems = [p for p in problems if " -> 200" not in p]    # their shape as sent: see LEFT_ALONE
+            problems = [p for p in problems if not NAMELESS_TOOL_USE.search(p)]
             failures += [f"{case.name} @{surface}{'/stream' if case.stream else ''}: {p}" for p in problems]
     # the process still serves
     for client, (gw, up, state, lines) in envs.items():
@@ -314,7 +317,7 @@ def _run_all(envs: dict, selected: list[Case], label: str, protocol: str) -> Non
     for env in envs.values():
         env[3].tracebacks.clear()
     print(f"\nupfuzz {label}: {len(selected)} cases, outcomes {dict(Counter(outcomes))}, "
-          f"{len(lines.lines)} log lines scanned, {len(failures)} failures")
+          f"{len(lines.lines)} log lines scanned, slowest {_SLOWEST}, {len(failures)} failures")
     if os.environ.get("ROUTERONE_UPFUZZ_REPORT"):
         Path(os.environ["ROUTERONE_UPFUZZ_REPORT"] + f".{label}").write_text("\n".join(failures))
     assert not failures, f"{len(failures)} invariant failures:\n  " + "\n  ".join(failures[:60])
