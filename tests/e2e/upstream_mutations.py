@@ -481,6 +481,47 @@ def _http(protocol: str, rng: random.Random) -> list[Case]:
     return out
 
 
+def _oddities(protocol: str) -> list[Case]:
+    """Streams whose every event is valid, in an order or number the protocol does not have."""
+    evs = VALID[protocol][1](False)
+    tools = VALID[protocol][1](True)
+    seqs: dict[str, list] = {"twice": evs + evs, "reversed": evs[::-1], "last-first": evs[-1:] + evs[:-1],
+                             "text-and-tools": evs[:-1] + tools, "only-last": evs[-1:]}
+    if protocol == "anthropic":
+        start, ping, b_start, d1, d2, b_stop, m_delta, m_stop = evs
+        renamed = sse_body(protocol, evs).replace(b"event: content_block_delta", b"event: message_stop")
+        seqs.update({
+            "delta-unstarted-block": [start, {**d1, "index": 5}, b_stop, m_delta, m_stop],
+            "stop-unstarted-block": [start, b_start, d1, {**b_stop, "index": 9}, m_delta, m_stop],
+            "block-restarted": [start, b_start, d1, b_start, d2, b_stop, m_delta, m_stop],
+            "two-message-deltas": [start, b_start, d1, b_stop, m_delta, {**m_delta, "usage": {"output_tokens": 900}},
+                                   m_stop],
+            "error-mid-stream": [start, b_start, d1, {"type": "error", "error": {"type": "overloaded_error",
+                                                                                   "message": "busy"}}],
+            "error-odd": [start, b_start, d1, {"type": "error", "error": ["x"]}],
+            "event-name-lies": [renamed]})
+    elif protocol == "gemini":
+        seqs.update({
+            "blocked-garbage": [{"promptFeedback": {"blockReason": 5}}],
+            "feedback-string": [{**evs[0], "promptFeedback": "blocked"}] + evs[1:],
+            "index-collision": [{**evs[0], "candidates": evs[0]["candidates"] * 2}] + evs[1:],
+            "finish-unknown": evs[:-1] + [{**evs[-1], "candidates": [{**evs[-1]["candidates"][0],
+                                                                      "finishReason": "EXPLODED"}]}],
+            "usage-shrinks": evs[:-1] + [{**evs[-1], "usageMetadata": {"promptTokenCount": 1,
+                                                                      "candidatesTokenCount": 0}}],
+            "error-mid-stream": evs[:1] + [{"error": {"code": 503, "message": "busy", "status": "UNAVAILABLE"}}]})
+    else:
+        choice1 = {**evs[1], "choices": [{**evs[1]["choices"][0], "index": 1}]}
+        seqs.update({
+            "second-choice": evs[:2] + [choice1] + evs[2:],
+            "usage-every-chunk": [{**e, "usage": {"prompt_tokens": 9, "completion_tokens": i}} for i, e in enumerate(evs)],
+            "error-mid-stream": evs[:2] + [{"error": {"message": "busy", "type": "server_error", "code": 5}}],
+            "error-string": evs[:2] + [{"error": "busy"}],
+            "two-finishes": evs[:-1] + [evs[-2]] + evs[-1:]})
+    return [Case(f"{protocol}/odd-{name}", protocol, True, chunk_frames([sse_body(protocol, seq)]))
+            for name, seq in seqs.items()]
+
+
 SURFACES = ("chat", "messages", "responses")
 
 
@@ -497,7 +538,7 @@ def cases(seed: int, per_protocol_json: int = 24) -> list[Case]:
         out += _reply_mutations(protocol, rng, per_protocol_json)
         out += _stream_mutations(protocol, rng, per_protocol_json)
         out += _string_bombs(protocol)
-        framing = _framing(protocol, rng)
+        framing = _framing(protocol, rng) + _oddities(protocol)
         everywhere |= {id(c) for c in framing if not c.slow}
         for case in framing + _http(protocol, rng):   # bytes each client reads its own way
             case.client = ("http1", "aiohttp")[wire % 2]
