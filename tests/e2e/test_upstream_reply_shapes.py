@@ -406,3 +406,18 @@ def test_streamed_chunks_without_finish_reason_have_it_and_object_arguments_are_
         list(_oai(gw, key, wire).chat.completions.create(model=SMALL, max_tokens=50, messages=HI, stream=True))
     [row] = settled_rows(gw, account_id, 1)
     assert row.status == 502
+
+
+def test_tool_calls_null_are_left_out_of_replies_and_chunks(gw, served, wire):
+    reply = openai_reply()
+    reply["choices"][0]["message"]["tool_calls"] = None
+    served["pieces"] = whole(orjson.dumps(reply))
+    key, _ = gw.new_key()
+    _oai(gw, key, wire).chat.completions.create(model=SMALL, max_tokens=50, messages=HI)
+    assert "tool_calls" not in orjson.loads(bytes(wire.responses[0].body))["choices"][0]["message"]
+    events = openai_events()
+    events[1]["choices"][0]["delta"]["tool_calls"] = None
+    served["pieces"] = chunk_frames([sse_body("openai", events)])
+    list(_oai(gw, key, wire).chat.completions.create(model=SMALL, max_tokens=50, messages=HI, stream=True))
+    data = [d for _, d in sse_events(bytes(wire.responses[1].body)) if isinstance(d, dict) and d.get("choices")]
+    assert not any("tool_calls" in d["choices"][0]["delta"] for d in data)

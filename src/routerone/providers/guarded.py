@@ -121,6 +121,8 @@ def _spec_choices(choices: list) -> None:
             m["content"] = parts_text(m["content"]) or None
         elif "content" not in m:
             m["content"] = None
+        if "tool_calls" in m and m["tool_calls"] is None:
+            del m["tool_calls"]                    # null: none (OpenAI's message has a list or no key)
         for tc in m.get("tool_calls") or ():
             if tc.get("type", "function") != "function":
                 tc["type"] = "function"            # the only type of a chat tool call

@@ -226,7 +226,9 @@ class ChatStream:
                         text = d["content"] = parts_text(text)
                     self._relayed(text)
                 calls = d.get("tool_calls")
-                if calls is not None:
+                if calls is None:
+                    d.pop("tool_calls", None)               # null: none (OpenAI's delta has a list or no key)
+                else:
                     if calls.__class__ is not list:
                         raise TypeError("tool_calls")        # "" and {} too: not a list of calls
                     for tc in calls:
