@@ -14,7 +14,11 @@ Per case, the invariants:
 - the process still serves (a valid request on each surface, after all cases);
 - no provider key in any response (headers or body) or log line.
 
-Fixed seed, every case once on one surface; ROUTERONE_UPFUZZ_SEED picks another seed,
+Two gateways, one per upstream client (the lean HTTP/1.1 one, aiohttp's: the framing and HTTP cases
+alternate), and a third with the router's retries on for the Retry-After cases. ~100 s.
+
+Fixed seed, every case once on one surface (the quick SSE framing cases on all three);
+ROUTERONE_UPFUZZ_SEED picks another seed,
 ROUTERONE_UPFUZZ_JSON_CASES how many JSON mutations per protocol and mode (default 24), and
 ROUTERONE_UPFUZZ_REPORT=/path writes each protocol's failures to /path.PROTOCOL."""
 from __future__ import annotations
