@@ -93,6 +93,7 @@ class _Recorded:
         self.anthropic_client = "anthropic-version" in request.headers   # Anthropic's SDKs always send it
         self.status = response.status_code
         self.content_type = response.headers.get("content-type", "")
+        self.headers = dict(response.headers)
         self.body = bytearray()
 
     def problems(self) -> list[str]:

@@ -21,8 +21,8 @@ from routerone.settings import ProviderSettings, Settings
 from routerone.store.base import UsageQuery
 from routerone.testing.harness import Gateway
 
-__all__ = ["RawUpstream", "completion_json", "sse_stream", "json_reply", "chunked", "gateway_over", "usage_rows",
-           "settled_row"]
+__all__ = ["RawUpstream", "completion_json", "sse_stream", "json_reply", "chunked", "gateway_over",
+           "gateway_over_protocols", "usage_rows", "settled_row"]
 
 USAGE = {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10}
 
@@ -73,8 +73,9 @@ class RawUpstream:
              keep-alive timeout that fired as the request crossed it: the FIN was on its way);
     "reset": kept open, but the next request on it is answered with a TCP reset (the server had
              closed the socket; the request's bytes arriving there make the kernel reset it).
-    `answer(request)` gives a reply's pieces (each its own write); `request` is the JSON body, or for a
-    request without one (a GET) {"method", "path", "headers"}."""
+    `answer(request)` gives a reply's pieces (each its own write, `pause_s` apart; a float piece is a
+    pause of that many seconds instead); `request` is the JSON body, or for a request without one (a
+    GET) {"method", "path", "headers"}. `path` is the latest request's path (and query)."""
 
     def __init__(self, answer: Callable[[dict], list[bytes]]) -> None:
         self.answer = answer
@@ -82,6 +83,8 @@ class RawUpstream:
         self.connections = 0
         self.answered = 0
         self.unanswered = 0           # requests on a connection the server had given up
+        self.pause_s = 0.005          # between two written pieces
+        self.path = ""
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True, name="raw-upstream")
         self._thread.start()
@@ -110,10 +113,14 @@ class RawUpstream:
                     await reader.readexactly(length)
                     break
                 request = orjson.loads(await reader.readexactly(length)) if length else _get(head)
+                self.path = head.split(b" ", 2)[1].decode("latin-1")
                 for piece in self.answer(request):
+                    if isinstance(piece, float):
+                        await asyncio.sleep(piece)
+                        continue
                     writer.write(piece)
                     await writer.drain()
-                    await asyncio.sleep(0.005)
+                    await asyncio.sleep(self.pause_s)
                 self.answered += 1
                 served = True
                 if self.mode == "close":
@@ -137,6 +144,23 @@ def gateway_over(up: RawUpstream, tmp: Path, http1: bool) -> Iterator[Gateway]:
         upstream_http1=http1, catalog_path=str(write_money_catalog(tmp / "catalog.toml")),
         providers={"openai": ProviderSettings(api_key="sk-raw-0123456789", base_url=up.base_url)})
     with Gateway(settings) as gw:
+        yield gw
+
+
+@contextmanager
+def gateway_over_protocols(up: RawUpstream, tmp: Path, keys: dict[str, str], **overrides) -> Iterator[Gateway]:
+    """A gateway whose providers "openai" (the money catalog's models), "anthropic" and "gemini" (the
+    built-in catalog's) all are `up` (requests to /v1/chat/completions, /v1/messages and
+    /v1beta/models/...; `up.path` tells them apart), with `keys` ({provider: api_key}), router retries
+    off unless `overrides` say otherwise."""
+    root = up.base_url.removesuffix("/v1")
+    base = dict(database_url=f"sqlite:///{tmp / 'r1.db'}", demo="off", max_retries=0, usage_flush_interval_s=0.05,
+                catalog_path=str(write_money_catalog(tmp / "catalog.toml")),
+                providers={"openai": ProviderSettings(api_key=keys["openai"], base_url=root + "/v1"),
+                           "anthropic": ProviderSettings(api_key=keys["anthropic"], base_url=root),
+                           "gemini": ProviderSettings(api_key=keys["gemini"], base_url=root + "/v1beta")})
+    base.update(overrides)
+    with Gateway(Settings(**base)) as gw:
         yield gw
 
 

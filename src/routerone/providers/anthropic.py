@@ -17,7 +17,7 @@ import orjson
 from ..errors import UpstreamError, UpstreamUnavailable
 from ..wire.chat import ChatRequest
 from .anthropic_request import DEFAULT_MAX_TOKENS, build_messages_body
-from .anthropic_response import error_from_anthropic, message_to_completion, usage_from_anthropic
+from .anthropic_response import error_from_anthropic, message_to_completion, usage_from_anthropic, well_formed_message
 from .anthropic_stream import AnthropicStream
 from .base import Deployment, ProviderResult, UpstreamRequest
 from .openai_compat import ROUTER_ONLY_FIELDS, auth_headers
@@ -82,7 +82,8 @@ class AnthropicAdapter:
             msg = orjson.loads(body)
         except orjson.JSONDecodeError:
             raise UpstreamUnavailable("upstream returned a body that is not JSON", provider=dep.vendor.name) from None
-        if not isinstance(msg, dict) or msg.get("type") != "message" or not isinstance(msg.get("content"), list):
+        if not isinstance(msg, dict) or msg.get("type") != "message" or not isinstance(msg.get("content"), list) \
+                or not well_formed_message(msg):
             raise UpstreamUnavailable("upstream returned an unexpected response", provider=dep.vendor.name)
         return ProviderResult(message_to_completion(msg), usage_from_anthropic(msg.get("usage")), native=msg)
 

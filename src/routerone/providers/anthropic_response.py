@@ -12,6 +12,7 @@
 """
 from __future__ import annotations
 
+import re
 import time
 from typing import Any, Mapping
 
@@ -23,7 +24,8 @@ from .anthropic_request import JSON_TOOL_PREFIX
 from .status import error_for_status
 
 __all__ = ["FINISH_REASONS", "ERROR_TYPE_STATUS", "finish_reason", "usage_from_anthropic",
-           "message_to_completion", "error_from_anthropic", "is_json_tool"]
+           "message_to_completion", "error_from_anthropic", "is_json_tool", "well_formed_message",
+           "well_formed_block", "TYPE_NAME"]
 
 FINISH_REASONS = {
     "end_turn": "stop", "stop_sequence": "stop", "pause_turn": "stop",
@@ -73,6 +75,40 @@ def usage_from_anthropic(raw: Mapping[str, Any] | None) -> Usage | None:
 def _tool_call(block: dict) -> dict:
     return {"id": block["id"], "type": "function",
             "function": {"name": block["name"], "arguments": orjson.dumps(block.get("input") or {}).decode()}}
+
+
+TYPE_NAME = re.compile(r"[a-z0-9_]{1,64}")     # a block's, delta's or event's type: a plain name
+# the fields of a content block that Router One and the SDKs read, by block type (others pass as sent)
+_BLOCK_FIELDS: dict[str, tuple[tuple[str, type], ...]] = {
+    "text": (("text", str),), "thinking": (("thinking", str),),
+    "tool_use": (("id", str), ("name", str), ("input", dict)),
+    "server_tool_use": (("id", str), ("name", str), ("input", dict)),
+}
+
+
+def well_formed_block(block) -> bool:
+    """A content block: an object with a type name (a type Router One does not know passes: Anthropic
+    adds some), and the fields of its type (`_BLOCK_FIELDS`);
+    a tool call's id is not empty (the client's tool_result names it)."""
+    if block.__class__ is not dict or block.get("type").__class__ is not str or not TYPE_NAME.fullmatch(block["type"]):
+        return False
+    fields = _BLOCK_FIELDS.get(block["type"], ())
+    if any(block.get(name).__class__ is not kind for name, kind in fields):
+        return False
+    return not (fields and "id" in block and not block["id"])
+
+
+def well_formed_message(msg: dict) -> bool:
+    """The parts of an Anthropic `Message` that Router One and its clients read have the protocol's
+    types: an id (text), the assistant's role, well-formed content blocks, a stop_reason that is text
+    or null. /v1/messages passes an Anthropic upstream's message on as it came (usage aside: the
+    billed counts replace it), so one that is not is the upstream's failure (502), as a chat
+    completion of the wrong shape is (guarded.well_formed_choices)."""
+    if msg.get("id").__class__ is not str or not msg["id"] or msg.get("role") != "assistant":
+        return False
+    if msg.get("stop_reason").__class__ not in (str, type(None)):
+        return False
+    return all(well_formed_block(b) for b in msg.get("content") or ())
 
 
 def message_to_completion(msg: dict) -> dict:

@@ -13,6 +13,7 @@
 | message_stop                              | nothing; `done = True` (no message_delta usage before it: the output is counted by Router One) |
 | ping, content_block_stop, unknown events  | nothing                                                    |
 | a `type` that is not a plain name         | nothing, not even for pass-through                        |
+| pass-through: a known event without what the SDKs read (`_relayable`) | raises UpstreamUnavailable (malformed) |
 | error                                     | raises the mapped `UpstreamError` (overloaded is retryable)|
 """
 from __future__ import annotations
@@ -25,13 +26,49 @@ import orjson
 from ..errors import UpstreamUnavailable
 from ..wire.types import Usage
 from .anthropic_response import ERROR_TYPE_STATUS, error_from_anthropic, finish_reason, is_json_tool, \
-    usage_from_anthropic
+    usage_from_anthropic, well_formed_block, TYPE_NAME
 from .base import SSEEvent
 
 __all__ = ["AnthropicStream"]
 
 _TEXT, _TOOL, _JSON, _OTHER = "text", "tool", "json", "other"
 _EVENT_NAME = re.compile(r"[a-z_]{1,64}")
+
+
+def _is_index(value) -> bool:
+    return value.__class__ is int
+
+
+# the text a delta of each known type carries (the SDKs' accumulators append it to the block)
+_DELTA_TEXT = {"text_delta": "text", "input_json_delta": "partial_json", "thinking_delta": "thinking",
+               "signature_delta": "signature"}
+
+
+def _relayable(kind: str, data: dict) -> bool:
+    """Whether an event relayed as it came (pass-through) has what the SDKs read in it: a
+    message_start's message (a message, with an id, the assistant's role, a list of content), a block's index (an
+    integer) and its content block or delta (objects with a type; a block's fields as
+    `well_formed_block` says, a delta's text as `_DELTA_TEXT`), a message_delta's delta (an object). An event that has not is the
+    upstream's failure (the stream ends with an error), never relayed for a client's SDK to choke on
+    (message_start with no message, a delta with no index: its stream accumulator raised)."""
+    if kind == "message_start":
+        msg = data.get("message")
+        return msg.__class__ is dict and msg.get("type") == "message" and msg.get("id").__class__ is str \
+            and msg.get("role") == "assistant" and msg.get("content", []).__class__ is list
+    if kind == "content_block_start":
+        return _is_index(data.get("index")) and well_formed_block(data.get("content_block"))
+    if kind == "content_block_delta":
+        delta = data.get("delta")
+        if not (_is_index(data.get("index")) and delta.__class__ is dict and delta.get("type").__class__ is str
+                and TYPE_NAME.fullmatch(delta["type"]) is not None):
+            return False
+        field = _DELTA_TEXT.get(delta["type"])
+        return field is None or delta.get(field).__class__ is str
+    if kind == "content_block_stop":
+        return _is_index(data.get("index"))
+    if kind == "message_delta":
+        return data.get("delta").__class__ is dict
+    return True
 
 
 class AnthropicStream:
@@ -66,6 +103,8 @@ class AnthropicStream:
         kind = data.get("type") or event.event
         if kind.__class__ is not str or not _EVENT_NAME.fullmatch(kind):
             return []                   # not an event name (a number, a line break...): nothing to relay
+        if self._native and not _relayable(kind, data):
+            raise UpstreamUnavailable("upstream sent a malformed stream event", provider=self._provider)
         handler = getattr(self, f"_on_{kind}", None)
         chunks = handler(data) if handler is not None else []
         if self._native:

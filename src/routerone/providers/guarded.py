@@ -12,6 +12,7 @@ the body.
 from __future__ import annotations
 
 import logging
+import secrets
 from typing import Mapping
 
 import orjson
@@ -21,7 +22,8 @@ from ..wire.chat import ChatRequest, could_be_too_deep
 from .base import Deployment, ProviderAdapter, ProviderResult, SSEEvent, UpstreamRequest, Vendor
 from .status import error_for_status
 
-__all__ = ["guarded", "GuardedAdapter", "well_formed_choices", "parts_text", "secrets_of"]
+__all__ = ["guarded", "GuardedAdapter", "well_formed_choices", "parts_text", "secrets_of", "spec_finish_reason",
+           "spec_envelope", "FINISH_REASONS"]
 log = logging.getLogger("routerone.providers")
 
 # RecursionError: str() of a value nested ~1000 deep (orjson reads 1024 levels), an error message say
@@ -65,6 +67,72 @@ def parts_text(content) -> str:
     if content.__class__ is not list:
         raise TypeError("content")
     return "".join(p["text"] for p in content if p.__class__ is dict and p.get("text").__class__ is str)
+
+
+# OpenAI's finish_reason values; what other servers say instead (TGI's "eos_token", an Anthropic-style
+# "max_tokens"...) is mapped to its meaning, anything else to "stop" (as /v1/messages maps it to end_turn)
+FINISH_REASONS = frozenset(("stop", "length", "tool_calls", "content_filter", "function_call"))
+_OTHER_FINISH_REASONS = {"eos_token": "stop", "eos": "stop", "stop_sequence": "stop", "end_turn": "stop",
+                         "max_tokens": "length", "model_length": "length", "tool_use": "tool_calls"}
+
+
+def spec_finish_reason(finish: str) -> str:
+    """An upstream's finish_reason (text) as one of OpenAI's values."""
+    if finish in FINISH_REASONS:
+        return finish
+    return _OTHER_FINISH_REASONS.get(finish, "stop")
+
+
+_SERVICE_TIERS = frozenset(("auto", "default", "flex", "scale", "priority"))
+
+
+def spec_envelope(resp: dict) -> None:
+    """A completion's (or chunk's) optional `system_fingerprint` (text; left out otherwise) and
+    `service_tier` (one of OpenAI's; null otherwise) as OpenAI has them: an upstream's `true` or `5`
+    reached the client."""
+    if "system_fingerprint" in resp and resp["system_fingerprint"].__class__ is not str:
+        del resp["system_fingerprint"]
+    tier = resp.get("service_tier")
+    if tier is not None and (tier.__class__ is not str or tier not in _SERVICE_TIERS):   # [] or {}: unhashable
+        resp["service_tier"] = None
+
+
+def _spec_choices(choices: list) -> None:
+    """Well-formed choices (`well_formed_choices`) with the fields OpenAI's ChatCompletion requires
+    and their values: an OpenAI-compatible server may leave out `refusal`, `logprobs` or the
+    message's `role`, or send its own finish_reason (or an index or logprobs of the wrong type);
+    before, they reached the client as sent, a reply a typed client could not read."""
+    for position, ch in enumerate(choices):
+        if ch.get("index").__class__ is not int:
+            ch["index"] = position
+        if ch.get("logprobs").__class__ is not dict:
+            ch["logprobs"] = None
+        m = ch.get("message")
+        if m is None:
+            m = ch["message"] = {"content": None}
+        finish = ch.get("finish_reason")
+        if finish is None:                         # a reply is finished: null or none said why
+            ch["finish_reason"] = "tool_calls" if m.get("tool_calls") else "stop"
+        elif finish not in FINISH_REASONS:
+            ch["finish_reason"] = spec_finish_reason(finish)
+        m["role"] = "assistant"
+        m.setdefault("refusal", None)
+        if m.get("content").__class__ is list:    # parts: their text, as clients expect
+            m["content"] = parts_text(m["content"]) or None
+        elif "content" not in m:
+            m["content"] = None
+        if "tool_calls" in m and m["tool_calls"] is None:
+            del m["tool_calls"]                    # null: none (OpenAI's message has a list or no key)
+        for tc in m.get("tool_calls") or ():
+            if tc.get("type", "function") != "function":
+                tc["type"] = "function"            # the only type of a chat tool call
+            if not tc.get("id"):                   # none, null or "": the client's tool message must name one
+                tc["id"] = f"call_{secrets.token_hex(12)}"
+            fn = tc.get("function")
+            if fn is None:
+                fn = tc["function"] = {"name": ""}
+            if fn.get("arguments") is None:        # none said: a call without arguments
+                fn["arguments"] = "{}"
 
 
 def well_formed_choices(choices) -> bool:
@@ -169,10 +237,8 @@ class GuardedAdapter:
         if not well_formed_choices(choices):
             log.warning("%s: upstream sent a reply of the wrong shape", dep.vendor.name)
             raise UpstreamUnavailable("upstream returned an unexpected response", provider=dep.vendor.name)
-        for ch in choices:
-            m = ch.get("message")
-            if m is not None and m.get("content").__class__ is list:    # parts: their text, as clients expect
-                m["content"] = parts_text(m["content"]) or None
+        _spec_choices(choices)
+        spec_envelope(result.response)
         return result
 
     def stream_translator(self, req: ChatRequest, dep: Deployment):

@@ -26,7 +26,7 @@ import orjson
 from ..errors import RouterOneError, ServiceUnavailable, UpstreamError, UpstreamUnavailable
 from ..providers.adapters import adapter_for
 from ..providers.base import StreamTranslator
-from ..providers.guarded import parts_text
+from ..providers.guarded import FINISH_REASONS, parts_text, spec_envelope, spec_finish_reason
 from ..providers.sse import SSEDecoder
 from ..providers.transport import UpstreamStream
 from ..routing.base import Attempt
@@ -197,36 +197,61 @@ class ChatStream:
     def _frame(self, chunk: dict) -> bytes:
         """The chunk as an SSE event, its text counted. A chunk of the wrong shape (choices, a delta,
         tool calls or a function that are not what the protocol says; content, arguments or a
-        finish_reason that are not text; a tool call index that is not an integer, an id or a name
-        that is not text; one nested too deep to be written) is an upstream failure: the stream ends
-        with an error and is settled."""
+        finish_reason that are not text; a choice or tool call index that is not an integer, an id
+        or a name that is not text; one nested too deep to be written) is an upstream failure: the
+        stream ends with an error and is settled. What a server may leave out or name its own way
+        is put as OpenAI's protocol has it: a missing index (0) or delta ({}), a role other than
+        assistant, logprobs that are not an object (null), a finish_reason of its own
+        (`spec_finish_reason`), a tool call type other than "function", a system_fingerprint or
+        service_tier of the wrong type or value (`spec_envelope`)."""
         chunk.update(self._stamp)     # keys the upstream sent keep their place, as with item assignment
+        if "system_fingerprint" in chunk or "service_tier" in chunk:
+            spec_envelope(chunk)
         try:
             for ch in chunk.get("choices") or ():
-                d = ch.get("delta") or {}
+                if ch.setdefault("index", 0).__class__ is not int:
+                    raise TypeError("choice index")   # how a client tells the choices apart
+                d = ch.get("delta")
+                if d.__class__ is not dict:
+                    if d is not None:
+                        raise TypeError("delta")
+                    d = ch["delta"] = {}
+                if "role" in d and d["role"] != "assistant":
+                    d["role"] = "assistant"
+                if "logprobs" in ch and ch["logprobs"].__class__ is not dict:
+                    ch["logprobs"] = None
                 text = d.get("content")
                 if text:
                     if text.__class__ is not str:     # a list of parts: its text, as OpenAI's clients expect
                         text = d["content"] = parts_text(text)
                     self._relayed(text)
                 calls = d.get("tool_calls")
-                if calls:
+                if calls is None:
+                    d.pop("tool_calls", None)               # null: none (OpenAI's delta has a list or no key)
+                else:
                     if calls.__class__ is not list:
-                        raise TypeError("tool_calls")
+                        raise TypeError("tool_calls")        # "" and {} too: not a list of calls
                     for tc in calls:
+                        if tc.get("type", "function") != "function":
+                            tc["type"] = "function"          # the only type of a chat tool call
                         fn = tc.get("function") or {}
                         if tc.get("index", 0).__class__ is not int or tc.get("id").__class__ not in _TEXT_OR_NONE \
                                 or fn.get("name").__class__ not in _TEXT_OR_NONE:
                             raise TypeError("tool call")   # what every client keys tool calls by, and names them
                         args = fn.get("arguments")
-                        if args:
+                        if args is not None:
                             if args.__class__ is not str:
-                                raise TypeError("arguments")
-                            self._relayed(args)
-                finish = ch.get("finish_reason")
-                if finish:
+                                raise TypeError("arguments")     # {} too: not text
+                            if args:
+                                self._relayed(args)
+                finish = ch.setdefault("finish_reason", None)     # a key every chunk's choice has
+                if finish == "":
+                    ch["finish_reason"] = None           # not finished (an empty name is none)
+                elif finish:
                     if finish.__class__ is not str:
                         raise TypeError("finish_reason")
+                    if finish not in FINISH_REASONS and finish != "error":    # "error": Router One's own
+                        ch["finish_reason"] = spec_finish_reason(finish)
                     self._finished = True
             return b"data: " + orjson.dumps(chunk) + b"\n\n"     # TypeError: nested too deep to write
         except (AttributeError, TypeError):

@@ -32,15 +32,18 @@ split back into uncached input, cache reads and cache writes, plus `usage.cost` 
 """
 from __future__ import annotations
 
+import secrets
 from typing import Any, Mapping
 
 import orjson
 
 from ..errors import InvalidRequest, RouterOneError
 from .chat import ChatRequest, raise_if_too_deep, validate_body
+from .types import plausible_count
 
 __all__ = ["parse_messages_request", "messages_to_chat", "completion_to_message", "anthropic_usage",
-           "error_body", "ERROR_TYPES", "STOP_REASONS", "FORWARDED_HEADERS", "ROUTER_FIELDS"]
+           "error_body", "ERROR_TYPES", "STOP_REASONS", "FORWARDED_HEADERS", "ROUTER_FIELDS", "start_usage",
+           "MESSAGE_DEFAULTS"]
 
 STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use",
                 "content_filter": "refusal", "function_call": "tool_use"}
@@ -333,17 +336,43 @@ def anthropic_usage(usage: Mapping[str, Any] | None) -> dict:
 _COUNTS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
 
 
-def billed_usage(upstream: Any, usage: Mapping[str, Any] | None) -> dict:
+# the fields of Anthropic's Usage that are an object or null, or text or null (others pass as sent);
+# MessageDeltaUsage (a stream's message_delta) has no cache_creation, inference_geo or service_tier
+_TYPED = {"cache_creation": dict, "output_tokens_details": dict, "server_tool_use": dict,
+          "service_tier": str, "inference_geo": str}
+_NOT_IN_DELTA = ("cache_creation", "inference_geo", "service_tier")
+
+
+def billed_usage(upstream: Any, usage: Mapping[str, Any] | None, *, delta: bool = False) -> dict:
     """An Anthropic upstream's own `usage` (pass-through) with the token counts Router One billed
     (`usage`, the pipeline's OpenAI usage with `cost`), and the cost: an upstream's
     negative, absurd or unreadable counts (or a `usage` that is not an object) reach the client as
-    what was charged, never as sent."""
-    out = dict(upstream) if isinstance(upstream, dict) else {}
-    if usage:
-        billed = anthropic_usage(usage)
-        out.update({k: billed[k] for k in _COUNTS})
-        if "cost" in billed:
-            out["cost"] = billed["cost"]
+    what was charged, never as sent. Every field Anthropic's Usage requires is there (a usage
+    without `server_tool_use`, or none at all, was relayed so), and one of the wrong type
+    (`cache_creation: []`) is Router One's own (null; service_tier "standard"). `delta`: for a
+    message_delta (MessageDeltaUsage)."""
+    billed = anthropic_usage(usage)
+    out = {k: v for k, v in billed.items() if not (delta and k in _NOT_IN_DELTA)}
+    for k, v in (upstream.items() if isinstance(upstream, dict) else ()):
+        if k in _COUNTS or k == "cost" or (k in _TYPED and v is not None and v.__class__ is not _TYPED[k]):
+            continue      # a count or the cost: the billed one; a field of the wrong type: Router One's
+        if not (delta and k in _NOT_IN_DELTA):
+            out[k] = v
+    return out
+
+
+def start_usage(upstream: Any) -> dict:
+    """A relayed message_start's `usage`, before anything is billed: the upstream's counts so far
+    where plausible (an integer in range; else 0: null, "12", -5 were relayed as sent) with every
+    field Anthropic's Usage requires, those of the wrong type Router One's (as `billed_usage`)."""
+    out = anthropic_usage(None)
+    for k, v in (upstream.items() if isinstance(upstream, dict) else ()):
+        if k.endswith("_tokens"):
+            out[k] = int(v) if plausible_count(v) else 0
+        elif k == "cost" or (k in _TYPED and v is not None and v.__class__ is not _TYPED[k]):
+            continue
+        else:
+            out[k] = v
     return out
 
 
@@ -353,12 +382,18 @@ def _tool_use(call: dict) -> dict:
         args = orjson.loads(fn.get("arguments") or "{}")
     except orjson.JSONDecodeError:
         args = None
-    return {"type": "tool_use", "id": call.get("id") or "", "name": fn.get("name") or "",
-            "input": args if isinstance(args, dict) else {}, "caller": {"type": "direct"}}
+    # a call without an id (some OpenAI-compatible servers send none) gets one, as in a stream: the
+    # client answers it with a tool_result naming that id, and an empty one was an invalid block
+    return {"type": "tool_use", "id": call.get("id") or f"toolu_{secrets.token_hex(12)}",
+            "name": fn.get("name") or "", "input": args if isinstance(args, dict) else {}, "caller": {"type": "direct"}}
 
 
 def message_id(chat_id: str) -> str:
     return chat_id if chat_id.startswith("msg_") else "msg_" + chat_id.removeprefix("chatcmpl-")
+
+
+# fields of Anthropic's Message an upstream (an older API version, a proxy) may leave out: null
+MESSAGE_DEFAULTS = {"stop_sequence": None, "stop_details": None, "container": None}
 
 
 def completion_to_message(resp: dict) -> dict:
@@ -366,7 +401,7 @@ def completion_to_message(resp: dict) -> dict:
     (kept by pass-through in `_native`) is returned as it came, with the public model id and cost."""
     native = resp.get("_native")
     if isinstance(native, dict):
-        msg = dict(native)
+        msg = {**MESSAGE_DEFAULTS, **native}
         msg["model"] = resp.get("model") or msg.get("model")
         msg["usage"] = billed_usage(msg.get("usage"), resp.get("usage"))
         return msg

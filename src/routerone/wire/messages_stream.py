@@ -34,8 +34,7 @@ import secrets
 import orjson
 
 from .chat_stream_reader import ChatStreamReader
-from .messages import STOP_REASONS, anthropic_usage, billed_usage, message_id
-from .types import plausible_count
+from .messages import MESSAGE_DEFAULTS, STOP_REASONS, anthropic_usage, billed_usage, message_id, start_usage
 
 __all__ = ["MessagesStreamEncoder", "sse_event"]
 
@@ -142,8 +141,13 @@ class MessagesStreamEncoder(ChatStreamReader):
             for ev in self._held:
                 if ev.get("type") == "message_delta" and self._usage:
                     # cumulative counts (as Anthropic sends them): the billed ones, whatever message_start said
-                    ev["usage"] = billed_usage(ev.get("usage"), self._usage)
+                    ev["usage"] = billed_usage(ev.get("usage"), self._usage, delta=True)
                 out.append(sse_event(ev))
+            if self._held[-1].get("type") != "message_stop":
+                # the upstream's stream ended after its message_delta (the answer was finished: the
+                # chat stream says [DONE]) without message_stop, or with one of a type that is no
+                # name: a client waits for message_stop, so the stream ends with Router One's
+                out.append(sse_event({"type": "message_stop"}))
             return
         if not self.started:
             self._start({}, out)
@@ -171,9 +175,9 @@ class MessagesStreamEncoder(ChatStreamReader):
         if kind == "message_start" and isinstance(ev.get("message"), dict):
             msg = ev["message"]
             msg["model"] = chunk.get("model") or msg.get("model")
-            if isinstance(msg.get("usage"), dict):   # counts so far, before anything is billed: plausible ones only
-                msg["usage"] = {k: (v if not k.endswith("_tokens") or v is None or plausible_count(v) else 0)
-                                for k, v in msg["usage"].items()}
+            msg["usage"] = start_usage(msg.get("usage"))    # counts so far, before anything is billed
+            for k, v in MESSAGE_DEFAULTS.items():
+                msg.setdefault(k, v)
         if kind in ("message_delta", "message_stop"):
             self._held.append(ev)
             return
