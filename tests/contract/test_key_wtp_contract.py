@@ -1,7 +1,7 @@
 """A key's willingness to pay (migration 0008_key_wtp) is stored and read back by every store."""
 from __future__ import annotations
 
-from routerone.store.base import NewKey, Store
+from routerone.store.base import Limits, NewKey, Store
 
 
 async def test_key_willingness_to_pay_roundtrip(store: Store):
@@ -15,3 +15,28 @@ async def test_key_willingness_to_pay_roundtrip(store: Store):
     assert again is not None and again.willingness_to_pay == 0.3
     listed = {k.prefix: k.willingness_to_pay for k in await store.list_keys(acc.id)}
     assert listed == {"p1": None, "p2": 0.3}
+
+
+async def test_update_key_changes_name_strategy_and_willingness_to_pay_in_place(store: Store):
+    """PATCH /admin/keys/{id}: the fields given change, the others stay; None puts strategy and
+    willingness to pay back to the gateway default; every change bumps auth_version (so auth
+    caches in every process reload the key)."""
+    acc = await store.create_account("patch")
+    key = await store.create_key(NewKey(account_id=acc.id, key_hash="h-patch", prefix="p3", name="old",
+                                        strategy="cost", willingness_to_pay=0.0, limits=Limits(rpm=7)))
+    version = await store.auth_version()
+    wtp = await store.update_key(key.id, willingness_to_pay=1.0)
+    assert wtp is not None and (wtp.name, wtp.strategy, wtp.willingness_to_pay, wtp.limits) == (
+        "old", "cost", 1.0, Limits(rpm=7))
+    assert await store.auth_version() == version + 1
+    renamed = await store.update_key(key.id, name="new", strategy="balanced")
+    assert renamed is not None and (renamed.name, renamed.strategy, renamed.willingness_to_pay) == (
+        "new", "balanced", 1.0)
+    defaults = await store.update_key(key.id, strategy=None, willingness_to_pay=None)
+    assert defaults is not None and (defaults.name, defaults.strategy, defaults.willingness_to_pay) == (
+        "new", None, None)
+    assert await store.key_by_hash("h-patch") == defaults
+    assert await store.auth_version() == version + 3
+    untouched = await store.update_key(key.id, name="")
+    assert untouched is not None and (untouched.name, untouched.strategy, untouched.willingness_to_pay) == ("", None, None)
+    assert await store.update_key(key.id + 1000, willingness_to_pay=0.5) is None

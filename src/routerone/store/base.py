@@ -7,11 +7,21 @@ processes; `settle` is idempotent by request id.
 """
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
-from typing import Protocol, Sequence
+from typing import Final, Literal, Protocol, Sequence
 
 __all__ = ["Account", "ApiKey", "Limits", "Reservation", "Settlement", "UsageRecord", "UsageQuery",
-           "Store", "NewKey", "LedgerEntry", "AuditEntry", "StoredResponse", "UsageReject"]
+           "Store", "NewKey", "LedgerEntry", "AuditEntry", "StoredResponse", "UsageReject", "Unset", "UNSET"]
+
+
+class Unset(enum.Enum):
+    """A field a patch leaves alone, where None is a value (a key's strategy or willingness to pay:
+    None means the gateway's default)."""
+    UNSET = "unset"
+
+
+UNSET: Final = Unset.UNSET
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,7 +194,11 @@ class Store(Protocol):
     async def get_key(self, key_id: int) -> ApiKey | None: ...
     async def list_keys(self, account_id: int | None = None) -> list[ApiKey]: ...
     async def update_key(self, key_id: int, *, limits: Limits | None = None, spend_cap_micros: int | None = None,
-                         allowed_models: Sequence[str] | None = None, expires_at: float | None = None) -> ApiKey | None: ...
+                         allowed_models: Sequence[str] | None = None, expires_at: float | None = None,
+                         name: str | None = None, strategy: str | None | Literal[Unset.UNSET] = UNSET,
+                         willingness_to_pay: float | None | Literal[Unset.UNSET] = UNSET) -> ApiKey | None:
+        """Change the fields given (None: unchanged; for strategy and willingness_to_pay None is the
+        gateway default and UNSET leaves them alone), in one transaction that bumps auth_version."""
     async def revoke_key(self, key_id: int) -> bool: ...
     async def bootstrap_admin(self, key_hash: str, prefix: str, *, only_if_no_admin: bool,
                               name: str = "bootstrap admin") -> ApiKey | None:

@@ -69,7 +69,7 @@ from . import rows
 from ..batching import Batcher
 from .bounds import check_adjustment
 from .base import (Account, ApiKey, AuditEntry, LedgerEntry, Limits, NewKey, Reservation, Settlement,
-                   StoredResponse, UsagePage, UsageQuery, UsageRecord, UsageReject, UsageTotals)
+                   StoredResponse, UNSET, Unset, UsagePage, UsageQuery, UsageRecord, UsageReject, UsageTotals)
 from .migrations import MIGRATIONS, migration_sql
 from .postgres_console import PostgresConsoleMixin
 from .text import has_nul, refuse_nul
@@ -265,14 +265,23 @@ class PostgresStore(PostgresConsoleMixin):
         return [rows.api_key(r) for r in rs]
 
     async def update_key(self, key_id: int, *, limits: Limits | None = None, spend_cap_micros: int | None = None,
-                         allowed_models: Sequence[str] | None = None, expires_at: float | None = None) -> ApiKey | None:
+                         allowed_models: Sequence[str] | None = None, expires_at: float | None = None,
+                         name: str | None = None, strategy: str | None | Unset = UNSET,
+                         willingness_to_pay: float | None | Unset = UNSET) -> ApiKey | None:
+        refuse_nul([("name", name), ("strategy", None if strategy is UNSET else strategy),
+                    ("allowed_models", allowed_models)])
         async with self._tx() as db:
             if limits is not None:
                 await db.execute("UPDATE api_keys SET rpm = $1, tpm = $2, concurrency = $3 WHERE id = $4",
                                  limits.rpm, limits.tpm, limits.concurrency, key_id)
-            for col, val in (("spend_cap_micros", spend_cap_micros), ("expires_at", expires_at)):
+            for col, val in (("spend_cap_micros", spend_cap_micros), ("expires_at", expires_at), ("name", name)):
                 if val is not None:
                     await db.execute(f"UPDATE api_keys SET {col} = $1 WHERE id = $2", val, key_id)
+            if strategy is not UNSET:       # None: back to the gateway's default
+                await db.execute("UPDATE api_keys SET strategy = $1 WHERE id = $2", strategy, key_id)
+            if willingness_to_pay is not UNSET:
+                await db.execute("UPDATE api_keys SET willingness_to_pay = $1 WHERE id = $2",
+                                 willingness_to_pay, key_id)
             if allowed_models is not None:
                 await db.execute("UPDATE api_keys SET allowed_models = $1 WHERE id = $2",
                                  ",".join(allowed_models), key_id)

@@ -9,7 +9,7 @@ from typing import Any, Sequence
 
 from . import rows
 from .base import (Account, ApiKey, AuditEntry, LedgerEntry, Limits, NewKey, Reservation, Settlement,
-                   StoredResponse, UsagePage, UsageQuery, UsageRecord, UsageReject, UsageTotals)
+                   StoredResponse, UNSET, Unset, UsagePage, UsageQuery, UsageRecord, UsageReject, UsageTotals)
 from .bounds import check_adjustment
 from .migrations import MIGRATIONS, migration_sql
 from .sqlite_console import SQLiteConsoleMixin
@@ -119,13 +119,18 @@ class SQLiteStore(SQLiteEngine, SQLiteConsoleMixin):
             f"SELECT {rows.KEY_COLS} FROM api_keys {where} ORDER BY id", args)])
 
     async def update_key(self, key_id: int, *, limits: Limits | None = None, spend_cap_micros: int | None = None,
-                         allowed_models: Sequence[str] | None = None, expires_at: float | None = None) -> ApiKey | None:
+                         allowed_models: Sequence[str] | None = None, expires_at: float | None = None,
+                         name: str | None = None, strategy: str | None | Unset = UNSET,
+                         willingness_to_pay: float | None | Unset = UNSET) -> ApiKey | None:
         def fn(db):
             if limits is not None:
                 db.execute("UPDATE api_keys SET rpm = ?, tpm = ?, concurrency = ? WHERE id = ?",
                            (limits.rpm, limits.tpm, limits.concurrency, key_id))
-            for col, val in (("spend_cap_micros", spend_cap_micros), ("expires_at", expires_at)):
+            for col, val in (("spend_cap_micros", spend_cap_micros), ("expires_at", expires_at), ("name", name)):
                 if val is not None:
+                    db.execute(f"UPDATE api_keys SET {col} = ? WHERE id = ?", (val, key_id))
+            for col, val in (("strategy", strategy), ("willingness_to_pay", willingness_to_pay)):
+                if val is not UNSET:     # None: back to the gateway's default
                     db.execute(f"UPDATE api_keys SET {col} = ? WHERE id = ?", (val, key_id))
             if allowed_models is not None:
                 db.execute("UPDATE api_keys SET allowed_models = ? WHERE id = ?", (",".join(allowed_models), key_id))
