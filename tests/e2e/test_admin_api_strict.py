@@ -224,6 +224,39 @@ def test_patch_changes_only_the_fields_given(admin: AdminClient) -> None:
     assert acc["limits"]["concurrency"] == 5 and acc["markup_bps"] == 100
 
 
+def test_patch_name_strategy_and_willingness_to_pay_validated_as_on_create(admin: AdminClient) -> None:
+    """PATCH /admin/keys/{id} takes name, strategy and willingness_to_pay (before: 400 unknown field):
+    validated as on create, a refusal changes nothing, each change is one audit entry (null kept:
+    "back to the gateway default"), and the key's secret keeps working."""
+    aid = admin.account(1_000_000)
+    key = admin.ok("POST", "/admin/keys", {"account_id": aid, "name": "ci", "strategy": "cost",
+                                           "willingness_to_pay": 0.25, "rpm": 10})
+    path = f"/admin/keys/{key['id']}"
+    for bad in (b"1.5", b"-0.1", b"1.0000001", b'"0.5"', b"true", b"[0.5]", b"{}", b"1e400"):
+        admin.bad("PATCH", path, raw=b'{"willingness_to_pay": %s}' % bad, param="willingness_to_pay")
+    admin.bad("PATCH", path, raw=b'{"willingness_to_pay": NaN}', param=None)       # not JSON
+    err = admin.bad("PATCH", path, {"strategy": "bogus"}, param="strategy")
+    assert "balanced" in err["message"] and "bogus" in err["message"]
+    for bad_name in (None, "n" * 201, "a\x00b", 5):
+        admin.bad("PATCH", path, {"name": bad_name}, param="name")
+    admin.bad("PATCH", path, {"strategy": 5}, param="strategy")
+    assert admin.ok("GET", path) == {k: v for k, v in key.items() if k != "key"}
+
+    after = admin.ok("PATCH", path, {"name": "ci-2", "willingness_to_pay": 1})
+    assert (after["name"], after["strategy"], after["willingness_to_pay"], after["limits"]["rpm"]) == (
+        "ci-2", "cost", 1.0, 10)
+    after = admin.ok("PATCH", path, {"strategy": None, "willingness_to_pay": None})
+    assert (after["name"], after["strategy"], after["willingness_to_pay"]) == ("ci-2", None, None)
+    assert admin.ok("PATCH", path, {"strategy": "quality"})["strategy"] == "quality"
+    assert _chat(admin.gw, key["key"]) == 200
+
+    entries = admin.call("GET", "/admin/audit", params={"target": f"key:{key['id']}"})[1]["data"]
+    assert [e["action"] for e in entries] == ["key.update"] * 3 + ["key.create"]
+    assert [json.loads(e["detail"]) for e in entries[:3]] == [
+        {"strategy": "quality"}, {"strategy": None, "willingness_to_pay": None},
+        {"name": "ci-2", "willingness_to_pay": 1.0}]
+
+
 # -- issue 11 item 10: query strings and ids ----------------------------------------------------
 def test_query_strings_and_ids_are_400s_naming_the_parameter(admin: AdminClient) -> None:
     aid = admin.account(1_000)

@@ -107,6 +107,35 @@ def test_willingness_to_pay_per_key(env, wtp, expected):
     assert _ask(client, extra_headers={"x-routerone-willingness-to-pay": flip}).parse().model != expected
 
 
+def test_a_keys_willingness_to_pay_and_strategy_are_patched_in_place(env):
+    """PATCH /admin/keys/{id} (issue 16): an operator makes a key's `auto` stronger or cheaper without
+    a new secret. The same key picks the other model on its next request (the reason names the wtp);
+    null puts it back to the gateway default (0.5). Before: 400 "Unknown field 'willingness_to_pay'"."""
+    gw, _ = env
+    key, acc = gw.new_key(willingness_to_pay=0)
+    kid = gw.admin("GET", f"/admin/keys?account_id={acc}")["data"][0]["id"]
+    client = openai.OpenAI(base_url=gw.base_url, api_key=key, max_retries=0)
+
+    def picked() -> tuple[str, str, str]:
+        raw = _ask(client)
+        return raw.parse().model, raw.headers["x-routerone-reason"], raw.headers["x-routerone-strategy"]
+
+    model, reason, _ = picked()
+    assert model == CHEAP and reason.startswith(f"wtp=0.00: chose {CHEAP}"), reason
+    patched = gw.admin("PATCH", f"/admin/keys/{kid}", {"willingness_to_pay": 1})["data"]
+    assert patched["willingness_to_pay"] == 1.0 and patched["strategy"] is None
+    model, reason, strategy = picked()
+    assert model == STRONG and reason.startswith(f"wtp=1.00: chose {STRONG}") and strategy == "balanced", reason
+    patched = gw.admin("PATCH", f"/admin/keys/{kid}", {"willingness_to_pay": None, "strategy": "cost"})["data"]
+    assert patched["willingness_to_pay"] is None and patched["strategy"] == "cost"
+    model, _, strategy = picked()
+    assert (model, strategy) == (CHEAP, "cost")
+    patched = gw.admin("PATCH", f"/admin/keys/{kid}", {"strategy": None})["data"]
+    assert patched["strategy"] is None and patched["willingness_to_pay"] is None
+    _, reason, strategy = picked()
+    assert strategy == "balanced" and reason.startswith("wtp=0.50: chose "), reason
+
+
 def test_key_willingness_to_pay_is_validated_and_shown(env):
     gw, _ = env
     acc = gw.admin("POST", "/admin/accounts", {"name": "w"})["data"]

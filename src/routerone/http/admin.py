@@ -13,7 +13,7 @@ from aiohttp import web
 
 from ..errors import InvalidRequest, PermissionDenied, RouterOneError
 from ..services.auth import AuthContext
-from ..store.base import Account, ApiKey, Limits, UsageQuery
+from ..store.base import UNSET, Account, ApiKey, Limits, UsageQuery
 from ..wire.admin import (MAX_ID, AccountCreate, AccountUpdate, AuditQueryParams, BalanceChange, Empty,
                           KeyCreate, KeysQuery, KeyUpdate, ListQuery, UsageQueryParams, parse_body, parse_query)
 from .render import error_response, json_response
@@ -161,9 +161,12 @@ async def update_key(c: Call):
     c.no_query()
     key_id = c.id()
     b = parse_body(KeyUpdate, c.raw)
+    given = b.model_fields_set
     rec = await c.rt.accounts.update_key(
         key_id, limits=_limit_patch(b), allowed_models=b.allowed_models, expires_at=b.expires_at,
-        spend_cap_micros=b.spend_cap_micros if b.spend_cap_usd is None else b.spend_cap_usd, actor=c.actor)
+        spend_cap_micros=b.spend_cap_micros if b.spend_cap_usd is None else b.spend_cap_usd, name=b.name,
+        strategy=b.strategy if "strategy" in given else UNSET,
+        willingness_to_pay=b.willingness_to_pay if "willingness_to_pay" in given else UNSET, actor=c.actor)
     return {"data": _key(rec)}
 
 

@@ -15,7 +15,7 @@ from typing import Collection, Literal, Mapping, Sequence
 import orjson
 
 from ..errors import InvalidRequest, NotFound
-from ..store.base import Account, ApiKey, AuditEntry, Limits, NewKey, Store, UsagePage, UsageQuery
+from ..store.base import UNSET, Account, ApiKey, AuditEntry, Limits, NewKey, Store, Unset, UsagePage, UsageQuery
 from ..store.bounds import MAX_AMOUNT_MICROS, MAX_BALANCE_MICROS, MAX_SPEND_CAP_MICROS
 from .auth import Authenticator
 from .keys import display_prefix, generate_key, hash_key
@@ -91,6 +91,15 @@ def _expiry(expires_at: float | None) -> float | None:
         raise InvalidRequest(f"'expires_at' must be a unix timestamp between 0 and {MAX_EXPIRES_AT:.0f}",
                              param="expires_at")
     return None if expires_at is None else float(expires_at)
+
+
+def _wtp(value: float | None) -> float | None:
+    """A key's willingness to pay: a finite number 0..1, or None (the gateway default)."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                              or not math.isfinite(value) or not 0 <= value <= 1):
+        raise InvalidRequest(f"'willingness_to_pay' must be a number from 0 to 1 (or null for the gateway "
+                             f"default), got {str(value)[:40]!r}", param="willingness_to_pay")
+    return None if value is None else float(value)
 
 
 def _limits_dict(limits: Limits) -> dict:
@@ -172,6 +181,13 @@ class AccountsService:
         return acc
 
     # -- keys -----------------------------------------------------------------------------------
+    def _strategy(self, strategy: str | None) -> str | None:
+        """One of the gateway's strategies, or None (the gateway default)."""
+        if strategy is not None and strategy not in self.strategies:
+            raise InvalidRequest(f"'strategy' must be one of {', '.join(self.strategies)} (or null for the "
+                                 f"gateway default), got {str(strategy)[:40]!r}", param="strategy")
+        return strategy
+
     async def key(self, key_id: int) -> ApiKey:
         rec = await self.store.get_key(key_id)
         if rec is None:
@@ -185,9 +201,8 @@ class AccountsService:
                          actor: str = CLI_ACTOR) -> IssuedKey:
         if role not in ("user", "admin"):
             raise InvalidRequest("'role' must be 'user' or 'admin'", param="role")
-        if strategy is not None and strategy not in self.strategies:
-            raise InvalidRequest(f"'strategy' must be one of {', '.join(self.strategies)}, got {strategy!r}",
-                                 param="strategy")
+        self._strategy(strategy)
+        willingness_to_pay = _wtp(willingness_to_pay)
         _text(name, "name")
         if spend_cap_micros is not None:
             _int_in(spend_cap_micros, 0, MAX_SPEND_CAP_MICROS, "spend_cap_micros")
@@ -217,21 +232,35 @@ class AccountsService:
 
     async def update_key(self, key_id: int, *, limits: LimitsPatch | None = None,
                          spend_cap_micros: int | None = None, allowed_models: Sequence[str] | None = None,
-                         expires_at: float | None = None, actor: str = CLI_ACTOR) -> ApiKey:
+                         expires_at: float | None = None, name: str | None = None,
+                         strategy: str | None | Unset = UNSET, willingness_to_pay: float | None | Unset = UNSET,
+                         actor: str = CLI_ACTOR) -> ApiKey:
+        """Only the fields given change. `strategy` / `willingness_to_pay`: None puts them back to the
+        gateway default, UNSET leaves them alone. Requests see the change as a revocation: at once in
+        this process, within the auth poll interval in the others (the store bumps auth_version)."""
         current = await self.key(key_id)
         if spend_cap_micros is not None:
             _int_in(spend_cap_micros, 0, MAX_SPEND_CAP_MICROS, "spend_cap_micros")
+        if name is not None:
+            _text(name, "name")
+        if strategy is not UNSET:
+            self._strategy(strategy)
+        if willingness_to_pay is not UNSET:
+            willingness_to_pay = _wtp(willingness_to_pay)
         models = None if allowed_models is None else _models(allowed_models)
         expiry = _expiry(expires_at)
         merged = _limits(replace(_stored(current.limits), **limits)) if limits else None
         rec = await self.store.update_key(key_id, limits=merged, spend_cap_micros=spend_cap_micros,
-                                          allowed_models=models, expires_at=expiry)
+                                          allowed_models=models, expires_at=expiry, name=name, strategy=strategy,
+                                          willingness_to_pay=willingness_to_pay)
         if rec is None:
             raise NotFound(f"No key {key_id}")
         self._changed()
-        changes = {k: v for k, v in (("spend_cap_micros", spend_cap_micros), ("expires_at", expiry),
+        changes = {k: v for k, v in (("spend_cap_micros", spend_cap_micros), ("expires_at", expiry), ("name", name),
                                      ("allowed_models", None if models is None else list(models))) if v is not None}
-        await self._audit(actor, "key.update", f"key:{key_id}", {**changes, **dict(limits or {})})
+        routing = {k: v for k, v in (("strategy", strategy), ("willingness_to_pay", willingness_to_pay))
+                   if v is not UNSET}         # kept when None: the audit says "back to the default"
+        await self._audit(actor, "key.update", f"key:{key_id}", {**changes, **routing, **dict(limits or {})})
         return rec
 
     # -- reads ----------------------------------------------------------------------------------

@@ -189,20 +189,28 @@ class _KeyFields(_Limits):
         return _one_of(data, "spend_cap_micros", "spend_cap_usd", required=False)
 
 
+KeyName = Annotated[str, Field(max_length=200, pattern=_NO_NUL)]
+Wtp = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+_STRATEGY = "routing strategy for `auto` with this key (one of the gateway's strategies, e.g. balanced)"
+_WTP = ("the balanced router's knob for `auto` with this key, 0 (cheapest) .. 1 (strongest); "
+        "a request's `route.willingness_to_pay` or header overrides it")
+
+
 class KeyCreate(_KeyFields):
     """A new API key for an account; the secret is in the reply, shown once."""
     account_id: Id
-    name: Annotated[str, Field(max_length=200, pattern=_NO_NUL)] = ""
+    name: KeyName = ""
     role: Literal["user", "admin"] = "user"
-    strategy: str | None = Field(None, description="routing strategy for `auto` with this key "
-                                                   "(one of the gateway's strategies, e.g. balanced)")
-    willingness_to_pay: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] | None = Field(
-        None, description="the balanced router's knob for `auto` with this key, 0 (cheapest) .. 1 (strongest); "
-                          "a request's `route.willingness_to_pay` or header overrides it")
+    strategy: str | None = Field(None, description=f"{_STRATEGY}; null: the gateway's default")
+    willingness_to_pay: Wtp | None = Field(None, description=f"{_WTP}; null: the gateway's default")
 
 
 class KeyUpdate(_KeyFields):
-    """Changes to a key: only the fields given change; null removes a limit."""
+    """Changes to a key: only the fields given change; null removes a limit, and puts strategy and
+    willingness_to_pay back to the gateway's default."""
+    name: KeyName = Field(None, description="the key's name")
+    strategy: str | None = Field(None, description=f"{_STRATEGY}; null: back to the gateway's default")
+    willingness_to_pay: Wtp | None = Field(None, description=f"{_WTP}; null: back to the gateway's default")
 
 
 class Empty(_Strict):

@@ -51,6 +51,7 @@ SCHEMAS = {**_defs["$defs"],
                             "spend_cap_micros": _INT_OR_NULL, "spent_micros": _INT, "reserved_micros": _INT,
                             "allowed_models": {"type": "array", "items": {"type": "string"}},
                             "limits": _LIMITS, "strategy": {"type": ["string", "null"]},
+                            "willingness_to_pay": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
                             "created_at": {"type": "number"}}},
            "IssuedKey": {"allOf": [ref("AdminKey"), {
                "type": "object", "required": ["key"],
@@ -106,10 +107,12 @@ PATHS = {
                     operation_id="createKey", description="The reply's `key` is the secret, shown this once.")},
     "/admin/keys/{id}": {
         "get": _op("Get a key", ok=_KEY, parameters=_ID, errors=(400, 404), operation_id="getKey"),
-        "patch": _op("Change a key's limits, spend cap, allowlist or expiry", ok=_KEY, parameters=_ID,
-                     errors=(400, 404), body=ref(KeyUpdate.__name__), operation_id="updateKey",
-                     description="Only the fields given change; `null` removes a limit; `allowed_models: []` "
-                                 "lifts the restriction.")},
+        "patch": _op("Change a key's name, limits, spend cap, allowlist, expiry, strategy or willingness to pay",
+                     ok=_KEY, parameters=_ID, errors=(400, 404), body=ref(KeyUpdate.__name__), operation_id="updateKey",
+                     description="Only the fields given change; `null` removes a limit and puts `strategy` or "
+                                 "`willingness_to_pay` back to the gateway's default; `allowed_models: []` "
+                                 "lifts the restriction. The secret stays the same; requests see the change "
+                                 "as they see a revocation.")},
     "/admin/keys/{id}/revoke": {"post": _op(
         "Revoke a key", ok=_data({"type": "object", "required": ["revoked"], "properties": {
             "revoked": {"type": "boolean", "description": "false when it already was"}}}),
