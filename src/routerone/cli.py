@@ -17,7 +17,8 @@ from typing import Awaitable, Callable, NoReturn
 from .billing.pricebook import genai_prices_version, vendor_models
 from .billing.prices import usd_to_micros
 from .catalog import Catalog, load_catalog
-from .cli_errors import explain, int_between, model_list, number_between, row_id, text, text_of_length
+from .cli_errors import (explain, int_between, model_list, number_between, one_of, or_default, row_id, text,
+                         text_of_length)
 from .cli_usage import add_usage_parser, print_usage, usage_rows
 from .console import cli as console_cli
 from .errors import RouterOneError
@@ -26,9 +27,9 @@ from .routing import commands as routing_commands
 from .routing.learned.profiles import ProfileRouter, RouterFileError, profile_source
 from . import audit_cli
 from .server import serve
-from .services.accounts import MAX_EXPIRES_AT, MAX_INT32, MAX_MARKUP_BPS, AccountsService
+from .services.accounts import DEFAULT_STRATEGIES, MAX_EXPIRES_AT, MAX_INT32, MAX_MARKUP_BPS, AccountsService
 from .settings import Settings, SettingsError, load_settings
-from .store.base import Limits, UsageQuery
+from .store.base import UNSET, ApiKey, Limits, UsageQuery
 from .store.bounds import MAX_AMOUNT_MICROS
 from .store.factory import open_store
 
@@ -135,6 +136,8 @@ def cmd_keys(args: argparse.Namespace) -> int:
                 limits=Limits(args.rpm, args.tpm, args.concurrency), expires_at=args.expires_at)
             print(f"key id {issued.record.id} for account {issued.record.account_id} (shown once):")
             print(issued.key)
+        elif args.action == "update":
+            return await _update_key(svc, args)
         elif args.action == "list":
             for k in await svc.store.list_keys(args.account):
                 state = "revoked" if k.revoked else "active"
@@ -145,6 +148,25 @@ def cmd_keys(args: argparse.Namespace) -> int:
             print("revoked" if ok else "already revoked")
         return 0
     return _with_accounts(args, run)
+
+
+KEY_UPDATE_FLAGS = {"name": "--name", "strategy": "--strategy", "willingness_to_pay": "--willingness-to-pay"}
+
+
+async def _update_key(svc: AccountsService, args: argparse.Namespace) -> int:
+    given = {f: getattr(args, f) for f in KEY_UPDATE_FLAGS if getattr(args, f) is not UNSET}
+    if not given:
+        print(f"routerone keys update: error: nothing to change (give {', '.join(KEY_UPDATE_FLAGS.values())})",
+              file=sys.stderr)
+        return 2
+    print(_key_routing(await svc.update_key(args.id, **given)))
+    return 0
+
+
+def _key_routing(k: ApiKey) -> str:
+    wtp = "default" if k.willingness_to_pay is None else f"{k.willingness_to_pay:g}"
+    return (f"key {k.id} name={k.name!r} strategy={k.strategy or 'default'} "
+            f"willingness_to_pay={wtp}")
 
 
 def _printable(text: str) -> str:
@@ -271,7 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--workers", type=int, help="processes sharing the port (limits shared through shared memory, or Redis)")
     s.set_defaults(func=cmd_serve)
 
-    k = sub.add_parser("keys", help="create, list or revoke API keys")
+    k = sub.add_parser("keys", help="create, update, list or revoke API keys")
     ks = k.add_subparsers(dest="action", required=True, parser_class=_Parser)
     kc = ks.add_parser("create")
     kc.add_argument("--account", type=row_id, required=True)
@@ -284,6 +306,14 @@ def build_parser() -> argparse.ArgumentParser:
     kc.add_argument("--concurrency", type=_limit, help="requests at once")
     kc.add_argument("--expires-at", type=number_between(0, MAX_EXPIRES_AT, "a unix time in seconds"),
                     help="unix time in seconds")
+    ku = ks.add_parser("update", help="change a key's name, strategy or willingness to pay (same secret)")
+    ku.add_argument("id", type=row_id)
+    ku.add_argument("--name", type=_name, default=UNSET)
+    ku.add_argument("--strategy", default=UNSET, type=or_default(one_of(DEFAULT_STRATEGIES, "a routing strategy")),
+                    help=f"routing strategy for `auto` ({', '.join(DEFAULT_STRATEGIES)}), or 'default'")
+    ku.add_argument("--willingness-to-pay", dest="willingness_to_pay", default=UNSET,
+                    type=or_default(number_between(0, 1, "a willingness to pay")),
+                    help="`auto`'s knob for this key, 0 (cheapest) .. 1 (strongest), or 'default'")
     kl = ks.add_parser("list")
     kl.add_argument("--account", type=row_id)
     kr = ks.add_parser("revoke")

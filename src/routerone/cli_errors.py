@@ -16,7 +16,8 @@ from urllib.parse import urlsplit
 from .routing.learned.profiles import RouterFileError
 from .settings import Settings, SettingsError
 
-__all__ = ["explain", "row_id", "int_between", "text", "text_of_length", "number_between", "model_list"]
+__all__ = ["explain", "row_id", "int_between", "text", "text_of_length", "number_between", "model_list", "one_of",
+           "or_default", "DEFAULT_WORD"]
 
 MAX_ROW_ID = (1 << 63) - 1     # ids are BIGINT (and SQLite's INTEGER): a larger one can name no row
 
@@ -70,6 +71,31 @@ def number_between(lo: float, hi: float, what: str):
             raise argparse.ArgumentTypeError(f"{_shown(value)} is not {what} (a number from {lo:.0f} to {hi:.0f})")
         return n
     return parse
+
+
+def one_of(choices: tuple[str, ...], what: str):
+    """An argparse `type`: one of `choices` (said in one line, with what is allowed)."""
+    def parse(value: str) -> str:
+        if value not in choices:
+            raise argparse.ArgumentTypeError(f"{_shown(value)} is not {what} (one of {', '.join(choices)})")
+        return value
+    return parse
+
+
+DEFAULT_WORD = "default"
+
+
+def or_default(parse):
+    """An argparse `type`: the word `default` (None: back to the gateway's default), else `parse`'s
+    value. A word, not "": an unset shell variable must not reset a key."""
+    def parse_or_default(value: str):
+        if value == DEFAULT_WORD:
+            return None
+        try:
+            return parse(value)
+        except argparse.ArgumentTypeError as exc:
+            raise argparse.ArgumentTypeError(f"{exc} or {DEFAULT_WORD!r} for the gateway's default") from None
+    return parse_or_default
 
 
 def model_list(value: str) -> tuple[str, ...]:

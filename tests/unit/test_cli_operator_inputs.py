@@ -9,6 +9,7 @@ missing one said only "No such file or directory", a broken one was a traceback,
 start-up for ever (SIGTERM did not end it)."""
 from __future__ import annotations
 
+import json
 import os
 import socket
 import sqlite3
@@ -17,6 +18,7 @@ import sys
 
 import pytest
 
+from routerone.services.keys import hash_key
 from test_cli_errors import run
 
 
@@ -57,6 +59,21 @@ FLAG_CASES = [
     ("allowlist with a space", ["keys", "create", "--account", "ACC", "--models", "gpt-4o, auto"], ["--models"]),
     ("key name too long", ["keys", "create", "--account", "ACC", "--name", "n" * 201], ["--name", "200"]),
     ("key for no account", ["keys", "create", "--account", "999"], ["No account 999"]),
+    # keys update: a key's routing in place; "default" (not "": an unset variable) resets a setting
+    ("update wtp above 1", ["keys", "update", "1", "--willingness-to-pay", "1.5"],
+     ["--willingness-to-pay", "'1.5'", "0 to 1", "'default'"]),
+    ("update wtp nan", ["keys", "update", "1", "--willingness-to-pay", "nan"], ["--willingness-to-pay", "'nan'"]),
+    ("update wtp inf", ["keys", "update", "1", "--willingness-to-pay", "inf"], ["--willingness-to-pay"]),
+    ("update wtp negative", ["keys", "update", "1", "--willingness-to-pay", "-0.1"], ["--willingness-to-pay"]),
+    ("update wtp empty", ["keys", "update", "1", "--willingness-to-pay", ""], ["--willingness-to-pay", "''"]),
+    ("update wtp not ascii", ["keys", "update", "1", "--willingness-to-pay", "\u0661"], ["--willingness-to-pay"]),
+    ("update strategy unknown", ["keys", "update", "1", "--strategy", "bogus"],
+     ["--strategy", "'bogus'", "balanced", "latency"]),
+    ("update strategy empty", ["keys", "update", "1", "--strategy", ""], ["--strategy", "''"]),
+    ("update name too long", ["keys", "update", "1", "--name", "n" * 201], ["--name", "200"]),
+    ("update nothing", ["keys", "update", "1"], ["nothing to change", "--strategy", "--willingness-to-pay"]),
+    ("update no key", ["keys", "update", "999", "--name", "x"], ["No key 999"]),
+    ("update id zero", ["keys", "update", "0", "--name", "x"], ["id", "'0'"]),
     ("account name empty", ["accounts", "create", ""], ["name", "1 to 200"]),
     ("account name too long", ["accounts", "create", "x" * 201], ["name", "1 to 200"]),
     ("markup negative", ["accounts", "create", "x", "--markup-bps", "-100"], ["--markup-bps", "1000000"]),
@@ -88,6 +105,33 @@ def test_a_refused_key_or_account_is_not_written(tmp_path, account):
     with sqlite3.connect(tmp_path / "r.db") as c:
         assert c.execute("SELECT COUNT(*) FROM api_keys").fetchone() == (0,)
         assert c.execute("SELECT COUNT(*) FROM accounts").fetchone() == (1,)
+
+
+def test_keys_update_changes_routing_in_place_and_is_audited(tmp_path, account):
+    """`keys update` changes a key's name, strategy and willingness to pay, keeping its secret;
+    `default` puts a setting back to the gateway's; a refused value writes nothing."""
+    out = run(tmp_path, "keys", "create", "--account", account, "--name", "app", *_db(tmp_path))
+    assert out.returncode == 0, out.stderr
+    key_id, secret = out.stdout.split()[2], out.stdout.splitlines()[1]
+    out = run(tmp_path, "keys", "update", key_id, "--willingness-to-pay", "0.25", "--strategy", "cost",
+              "--name", "app-2", *_db(tmp_path))
+    assert out.returncode == 0 and out.stdout.strip() == (
+        f"key {key_id} name='app-2' strategy=cost willingness_to_pay=0.25"), (out.stdout, out.stderr)
+    _one_line_exit_2(run(tmp_path, "keys", "update", key_id, "--willingness-to-pay", "2", *_db(tmp_path)))
+    with sqlite3.connect(tmp_path / "r.db") as c:
+        assert c.execute("SELECT name, strategy, willingness_to_pay FROM api_keys").fetchall() == [("app-2", "cost", 0.25)]
+    out = run(tmp_path, "keys", "update", key_id, "--willingness-to-pay", "default", *_db(tmp_path))
+    assert out.returncode == 0 and out.stdout.strip().endswith("strategy=cost willingness_to_pay=default"), out.stdout
+    out = run(tmp_path, "keys", "update", key_id, "--strategy", "default", *_db(tmp_path))
+    assert out.returncode == 0 and "strategy=default willingness_to_pay=default" in out.stdout, out.stdout
+    with sqlite3.connect(tmp_path / "r.db") as c:
+        assert c.execute("SELECT name, strategy, willingness_to_pay FROM api_keys").fetchall() == [("app-2", None, None)]
+        assert c.execute("SELECT COUNT(*) FROM api_keys WHERE key_hash = ?", (hash_key(secret),)).fetchone() == (1,)
+        audit = c.execute("SELECT actor, action, detail FROM audit_log WHERE action = 'key.update' ORDER BY id").fetchall()
+    assert [(a, act) for a, act, _ in audit] == [("cli", "key.update")] * 3
+    assert [json.loads(d) for _, _, d in audit] == [
+        {"name": "app-2", "strategy": "cost", "willingness_to_pay": 0.25}, {"willingness_to_pay": None},
+        {"strategy": None}]
 
 
 def test_models_flag_keeps_the_allowlist(tmp_path, account):
