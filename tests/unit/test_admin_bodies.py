@@ -39,8 +39,10 @@ def _check_parsed(model, parsed) -> None:
         assert v is None or (type(v) is int and 1 <= v < 2**31)
     models = getattr(parsed, "allowed_models", None)
     assert models is None or all(m and "," not in m and "\x00" not in m for m in models)
-    name = getattr(parsed, "name", "")
-    assert "\x00" not in name
+    name = getattr(parsed, "name", None)        # KeyUpdate: None when not given
+    assert name is None or "\x00" not in name
+    wtp = getattr(parsed, "willingness_to_pay", None)
+    assert wtp is None or (type(wtp) in (int, float) and 0 <= wtp <= 1)
 
 
 @pytest.mark.parametrize("model", BODY_MODELS, ids=lambda m: m.__name__)
