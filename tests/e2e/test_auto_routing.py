@@ -3,13 +3,19 @@ and header) and per key, validation, the reason header, and sticky conversations
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import httpx2
 import openai
 import pytest
 
+import routerone
 from routerone.testing import fake_openai
 from routerone.testing.harness import Gateway
 from routerone.testing.threaded import ThreadedServer
@@ -134,6 +140,26 @@ def test_a_keys_willingness_to_pay_and_strategy_are_patched_in_place(env):
     assert patched["strategy"] is None and patched["willingness_to_pay"] is None
     _, reason, strategy = picked()
     assert strategy == "balanced" and reason.startswith("wtp=0.50: chose "), reason
+
+
+def test_keys_update_from_another_process_reaches_the_running_gateway(env):
+    """`routerone keys update` writes the database from its own process: the running gateway, whose
+    auth cache holds the key, picks the change up with its auth_version poll (as a revocation)."""
+    gw, _ = env
+    key, acc = gw.new_key(willingness_to_pay=0)
+    kid = gw.admin("GET", f"/admin/keys?account_id={acc}")["data"][0]["id"]
+    client = openai.OpenAI(base_url=gw.base_url, api_key=key, max_retries=0)
+    assert _ask(client).parse().model == CHEAP                       # the key is now cached
+    env_vars = {k: v for k, v in os.environ.items() if not k.startswith("ROUTERONE_")}
+    out = subprocess.run([sys.executable, "-m", "routerone", "keys", "update", str(kid), "--willingness-to-pay",
+                          "1", "--database-url", gw.settings.database_url], capture_output=True, text=True,
+                         timeout=60, env={**env_vars, "PYTHONPATH": str(Path(routerone.__file__).parents[1])})
+    assert out.returncode == 0 and "willingness_to_pay=1" in out.stdout, out.stderr
+    deadline = time.monotonic() + 5.0          # the poll runs every 1 s (measured: seen after 0.66 s)
+    while (raw := _ask(client)).parse().model != STRONG:
+        assert time.monotonic() < deadline, raw.headers["x-routerone-reason"]
+        time.sleep(0.05)
+    assert raw.headers["x-routerone-reason"].startswith("wtp=1.00")
 
 
 def test_key_willingness_to_pay_is_validated_and_shown(env):
