@@ -150,13 +150,13 @@ def cmd_keys(args: argparse.Namespace) -> int:
     return _with_accounts(args, run)
 
 
-KEY_UPDATE_FLAGS = {"name": "--name", "strategy": "--strategy", "willingness_to_pay": "--willingness-to-pay"}
+_KEY_UPDATE_FLAGS = {"name": "--name", "strategy": "--strategy", "willingness_to_pay": "--willingness-to-pay"}
 
 
 async def _update_key(svc: AccountsService, args: argparse.Namespace) -> int:
-    given = {f: getattr(args, f) for f in KEY_UPDATE_FLAGS if getattr(args, f) is not UNSET}
+    given = {f: getattr(args, f) for f in _KEY_UPDATE_FLAGS if getattr(args, f) is not UNSET}
     if not given:
-        print(f"routerone keys update: error: nothing to change (give {', '.join(KEY_UPDATE_FLAGS.values())})",
+        print(f"routerone keys update: error: nothing to change (give {', '.join(_KEY_UPDATE_FLAGS.values())})",
               file=sys.stderr)
         return 2
     print(_key_routing(await svc.update_key(args.id, **given)))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Final, Literal, Protocol, Sequence
+from typing import Final, Protocol, Sequence
 
 __all__ = ["Account", "ApiKey", "Limits", "Reservation", "Settlement", "UsageRecord", "UsageQuery",
            "Store", "NewKey", "LedgerEntry", "AuditEntry", "StoredResponse", "UsageReject", "Unset", "UNSET"]
@@ -195,8 +195,8 @@ class Store(Protocol):
     async def list_keys(self, account_id: int | None = None) -> list[ApiKey]: ...
     async def update_key(self, key_id: int, *, limits: Limits | None = None, spend_cap_micros: int | None = None,
                          allowed_models: Sequence[str] | None = None, expires_at: float | None = None,
-                         name: str | None = None, strategy: str | None | Literal[Unset.UNSET] = UNSET,
-                         willingness_to_pay: float | None | Literal[Unset.UNSET] = UNSET) -> ApiKey | None:
+                         name: str | None = None, strategy: str | None | Unset = UNSET,
+                         willingness_to_pay: float | None | Unset = UNSET) -> ApiKey | None:
         """Change the fields given (None: unchanged; for strategy and willingness_to_pay None is the
         gateway default and UNSET leaves them alone), in one transaction that bumps auth_version."""
     async def revoke_key(self, key_id: int) -> bool: ...
