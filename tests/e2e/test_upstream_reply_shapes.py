@@ -68,6 +68,28 @@ def _ant(gw, key, wire) -> anthropic.Anthropic:
 HI = [{"role": "user", "content": "hi"}]
 
 
+def _ends_as_malformed(gw, served, wire, events: list) -> None:
+    """An OpenAI-compatible stream of `events` reaches the openai SDK as an APIError (the stream's
+    error event), and is settled once as an upstream failure (502)."""
+    served["pieces"] = chunk_frames([sse_body("openai", events)])
+    key, account_id = gw.new_key()
+    with pytest.raises(openai.APIError):
+        list(_oai(gw, key, wire).chat.completions.create(model=SMALL, max_tokens=50, messages=HI, stream=True))
+    [row] = settled_rows(gw, account_id, 1)
+    assert row.status == 502
+
+
+def _ant_stream_ends_as_malformed(gw, wire) -> None:
+    """The served Anthropic stream reaches the anthropic SDK's stream helper as an APIError (the
+    stream's error event), and is settled once as an upstream failure (502)."""
+    key, account_id = gw.new_key()
+    with pytest.raises(anthropic.APIError):
+        with _ant(gw, key, wire).messages.stream(model=ANT_MODEL, max_tokens=50, messages=HI) as stream:
+            stream.get_final_message()
+    [row] = settled_rows(gw, account_id, 1)
+    assert row.status == 502
+
+
 @pytest.mark.parametrize("finish, expected", [("eos_token", "stop"), ("max_tokens", "length"), ("<eos>", "stop"),
                                               ("stop", "stop"), ("tool_calls", "tool_calls")])
 def test_a_reply_without_refusal_logprobs_or_role_reaches_chat_completions_as_openai_s(gw, served, wire, finish,
@@ -120,12 +142,7 @@ def test_streamed_chunks_with_their_own_finish_reason_role_and_logprobs_reach_th
 def test_a_streamed_choice_whose_index_is_not_an_integer_is_a_malformed_chunk(gw, served, wire, index):
     events = openai_events()
     events[2]["choices"][0]["index"] = index
-    served["pieces"] = chunk_frames([sse_body("openai", events)])
-    key, account_id = gw.new_key()
-    with pytest.raises(openai.APIError):
-        list(_oai(gw, key, wire).chat.completions.create(model=SMALL, max_tokens=50, messages=HI, stream=True))
-    [row] = settled_rows(gw, account_id, 1)
-    assert row.status == 502
+    _ends_as_malformed(gw, served, wire, events)
 
 
 def test_a_tool_call_without_an_id_is_a_tool_use_with_one_on_messages(gw, served, wire):
@@ -204,12 +221,7 @@ def test_a_passed_through_event_without_what_the_sdk_reads_ends_the_stream_with_
         else:
             evs[2]["content_block"] = {"type": "tool_use", "id": {}, "name": "get", "input": {}}
     served["pieces"] = _anthropic_stream(edit)
-    key, account_id = gw.new_key()
-    with pytest.raises(anthropic.APIError):
-        with _ant(gw, key, wire).messages.stream(model=ANT_MODEL, max_tokens=50, messages=HI) as stream:
-            stream.get_final_message()
-    [row] = settled_rows(gw, account_id, 1)
-    assert row.status == 502
+    _ant_stream_ends_as_malformed(gw, wire)
 
 
 USAGE_REQUIRED = {"input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens",
@@ -260,12 +272,7 @@ def test_a_streamed_usage_without_server_tool_use_is_complete_in_message_delta(g
 def test_a_passed_through_text_delta_without_its_text_ends_the_stream_with_an_error(gw, served, wire, delta):
     """The anthropic SDK's stream helper appends a text_delta's text to its block: TypeError on these."""
     served["pieces"] = _anthropic_stream(lambda evs: evs[4].update(delta=delta))
-    key, account_id = gw.new_key()
-    with pytest.raises(anthropic.APIError):
-        with _ant(gw, key, wire).messages.stream(model=ANT_MODEL, max_tokens=50, messages=HI) as stream:
-            stream.get_final_message()
-    [row] = settled_rows(gw, account_id, 1)
-    assert row.status == 502
+    _ant_stream_ends_as_malformed(gw, wire)
 
 
 def test_a_passed_through_message_start_s_usage_has_integer_counts_and_every_field(gw, served, wire):
@@ -326,12 +333,7 @@ def test_streamed_chunks_fingerprint_service_tier_and_tool_call_type_are_openai_
 def test_streamed_tool_calls_that_are_not_a_list_are_a_malformed_chunk(gw, served, wire, calls):
     events = openai_events()
     events[2]["choices"][0]["delta"]["tool_calls"] = calls
-    served["pieces"] = chunk_frames([sse_body("openai", events)])
-    key, account_id = gw.new_key()
-    with pytest.raises(openai.APIError):
-        list(_oai(gw, key, wire).chat.completions.create(model=SMALL, max_tokens=50, messages=HI, stream=True))
-    [row] = settled_rows(gw, account_id, 1)
-    assert row.status == 502
+    _ends_as_malformed(gw, served, wire, events)
 
 
 @pytest.mark.parametrize("end", ["no_message_stop", "message_stop_type_nul"])
@@ -400,12 +402,7 @@ def test_streamed_chunks_without_finish_reason_have_it_and_object_arguments_are_
     assert all("finish_reason" in d["choices"][0] for d in data)
     events = openai_events(tools=True)
     events[1]["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"] = {}
-    served["pieces"] = chunk_frames([sse_body("openai", events)])
-    key, account_id = gw.new_key()
-    with pytest.raises(openai.APIError):
-        list(_oai(gw, key, wire).chat.completions.create(model=SMALL, max_tokens=50, messages=HI, stream=True))
-    [row] = settled_rows(gw, account_id, 1)
-    assert row.status == 502
+    _ends_as_malformed(gw, served, wire, events)
 
 
 def test_tool_calls_null_are_left_out_of_replies_and_chunks(gw, served, wire):
