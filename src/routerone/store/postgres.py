@@ -68,10 +68,11 @@ from . import postgres_sql as sql
 from . import rows
 from ..batching import Batcher
 from .bounds import check_adjustment
-from .base import (Account, ApiKey, AuditEntry, LedgerEntry, Limits, NewKey, Reservation, Settlement,
-                   StoredResponse, UNSET, Unset, UsagePage, UsageQuery, UsageRecord, UsageReject, UsageTotals)
+from .base import (Account, ApiKey, LedgerEntry, Limits, NewKey, Reservation, Settlement, UNSET, Unset,
+                   UsagePage, UsageQuery, UsageRecord, UsageReject, UsageTotals)
 from .migrations import MIGRATIONS, migration_sql
 from .postgres_console import PostgresConsoleMixin
+from .postgres_records import PostgresRecordsMixin
 from .text import has_nul, refuse_nul
 
 __all__ = ["PostgresStore"]
@@ -92,7 +93,7 @@ FLUSHES_IN_FLIGHT = 4
 CONNECT_TIMEOUT_S = 5.0               # a database that does not answer: fail (503) rather than hang
 
 
-class PostgresStore(PostgresConsoleMixin):
+class PostgresStore(PostgresConsoleMixin, PostgresRecordsMixin):
     def __init__(self, url: str, *, min_size: int = 1, max_size: int = 10,
                  server_settings: Mapping[str, str] | None = None) -> None:
         """`server_settings` (e.g. {"search_path": "tenant_a"}) apply to every pooled connection;
@@ -421,48 +422,9 @@ class PostgresStore(PostgresConsoleMixin):
                                   f"COALESCE(SUM(cost_micros), 0)::BIGINT FROM usage {where}", *args)
         return UsagePage([rows.usage_record(r) for r in recs], UsageTotals(*t))
 
-    # -- audit ----------------------------------------------------------------------------------
-    async def record_audit(self, actor: str, action: str, target: str = "", detail: str = "") -> None:
-        refuse_nul([("actor", actor), ("action", action), ("target", target), ("detail", detail)])
-        await (await self._db()).execute(
-            "INSERT INTO audit_log (created_at, actor, action, target, detail) VALUES ($1, $2, $3, $4, $5)",
-            time.time(), actor, action, target, detail)
-
-    async def list_audit(self, limit: int = 100, *, target: str | None = None) -> list[AuditEntry]:
-        if has_nul(target):
-            return []
-        where, args = ("WHERE target = $2", (target,)) if target is not None else ("", ())
-        rs = await (await self._db()).fetch(
-            f"SELECT {rows.AUDIT_COLS} FROM audit_log {where} ORDER BY id DESC LIMIT $1", limit, *args)
-        return [rows.audit_entry(r) for r in rs]
-
-
     # -- health ---------------------------------------------------------------------------------
     async def ping(self) -> None:
         await (await self._db()).fetchval("SELECT 1")
-
-    async def put_response(self, r: StoredResponse) -> None:
-        refuse_nul([("id", r.id), ("body", r.body), ("context", r.context)])
-        await (await self._db()).execute(
-            "INSERT INTO responses (id, account_id, key_id, created_at, body, context) VALUES ($1, $2, $3, $4, $5, $6) "
-            "ON CONFLICT (id) DO UPDATE SET account_id = EXCLUDED.account_id, key_id = EXCLUDED.key_id, "
-            "created_at = EXCLUDED.created_at, body = EXCLUDED.body, context = EXCLUDED.context",
-            r.id, r.account_id, r.key_id, r.created_at, r.body, r.context)
-
-    async def get_response(self, response_id: str, account_id: int) -> StoredResponse | None:
-        if has_nul(response_id):
-            return None
-        row = await (await self._db()).fetchrow(
-            "SELECT id, account_id, key_id, created_at, body, context FROM responses WHERE id = $1 AND account_id = $2",
-            response_id, account_id)
-        return StoredResponse(*row) if row else None
-
-    async def delete_response(self, response_id: str, account_id: int) -> bool:
-        if has_nul(response_id):
-            return False
-        status = await (await self._db()).execute("DELETE FROM responses WHERE id = $1 AND account_id = $2",
-                                                  response_id, account_id)
-        return status.endswith(" 1")
 
     # -- usage recorded with the charge (issue 11) ----------------------------------------------
     async def settle_recorded(self, request_id: str, cost_micros: int, record: UsageRecord) -> Settlement | None:

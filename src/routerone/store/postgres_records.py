@@ -1,0 +1,57 @@
+"""PostgresStore's records kept beside the money: the audit log and stored Responses API replies.
+
+A mixin: it uses the store's pool (`_db`, postgres.py).
+"""
+from __future__ import annotations
+
+import time
+from typing import Awaitable, Callable
+
+import asyncpg
+
+from . import rows
+from .base import AuditEntry, StoredResponse
+from .text import has_nul, refuse_nul
+
+__all__ = ["PostgresRecordsMixin"]
+
+
+class PostgresRecordsMixin:
+    _db: Callable[[], Awaitable[asyncpg.Pool]]
+
+    async def record_audit(self, actor: str, action: str, target: str = "", detail: str = "") -> None:
+        refuse_nul([("actor", actor), ("action", action), ("target", target), ("detail", detail)])
+        await (await self._db()).execute(
+            "INSERT INTO audit_log (created_at, actor, action, target, detail) VALUES ($1, $2, $3, $4, $5)",
+            time.time(), actor, action, target, detail)
+
+    async def list_audit(self, limit: int = 100, *, target: str | None = None) -> list[AuditEntry]:
+        if has_nul(target):
+            return []
+        where, args = ("WHERE target = $2", (target,)) if target is not None else ("", ())
+        rs = await (await self._db()).fetch(
+            f"SELECT {rows.AUDIT_COLS} FROM audit_log {where} ORDER BY id DESC LIMIT $1", limit, *args)
+        return [rows.audit_entry(r) for r in rs]
+
+    async def put_response(self, r: StoredResponse) -> None:
+        refuse_nul([("id", r.id), ("body", r.body), ("context", r.context)])
+        await (await self._db()).execute(
+            "INSERT INTO responses (id, account_id, key_id, created_at, body, context) VALUES ($1, $2, $3, $4, $5, $6) "
+            "ON CONFLICT (id) DO UPDATE SET account_id = EXCLUDED.account_id, key_id = EXCLUDED.key_id, "
+            "created_at = EXCLUDED.created_at, body = EXCLUDED.body, context = EXCLUDED.context",
+            r.id, r.account_id, r.key_id, r.created_at, r.body, r.context)
+
+    async def get_response(self, response_id: str, account_id: int) -> StoredResponse | None:
+        if has_nul(response_id):
+            return None
+        row = await (await self._db()).fetchrow(
+            "SELECT id, account_id, key_id, created_at, body, context FROM responses WHERE id = $1 AND account_id = $2",
+            response_id, account_id)
+        return StoredResponse(*row) if row else None
+
+    async def delete_response(self, response_id: str, account_id: int) -> bool:
+        if has_nul(response_id):
+            return False
+        status = await (await self._db()).execute("DELETE FROM responses WHERE id = $1 AND account_id = $2",
+                                                  response_id, account_id)
+        return status.endswith(" 1")
