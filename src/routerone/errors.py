@@ -199,6 +199,22 @@ class UpstreamQuotaExhausted(UpstreamAuthFailed):
     default_message = "The upstream provider's account is out of credits or quota"
 
 
+class UpstreamModelNotFound(UpstreamError):
+    """The upstream does not know the model Router One asked for (404): the deployment's `upstream`
+    name or the provider's base_url is wrong, which the catalog says is served, so it is neither the
+    caller's request (not a 400) nor something a retry fixes. Another deployment may serve it (the
+    router moves on, never back to this one); SDKs are told not to retry."""
+    status = 502
+    code = "upstream_model_not_found"
+    default_message = "The upstream provider does not serve the model Router One asked for"
+    retryable = True
+    retry_same_deployment = False
+
+    def __init__(self, message: str | None = None, **kw) -> None:
+        super().__init__(message, **kw)
+        self.headers.setdefault("x-should-retry", "false")
+
+
 class UpstreamUnavailable(UpstreamError):
     status = 502
     code = "upstream_unavailable"

@@ -71,7 +71,7 @@ def _models_seen(server: ThreadedServer) -> list[str]:
 
 
 @pytest.mark.parametrize("fault", [{"status": 429, "retry_after": 1}, {"status": 500}, {"status": 503}, {"status": 401},
-                                   {"status": 402}, {"status": 529}, {"cut": 0}])
+                                   {"status": 402}, {"status": 404}, {"status": 529}, {"cut": 0}])
 def test_models_list_falls_back_on_retryable_error(env, fault):
     a, b, gw, client = env
     _faults(a, [fault] * 3)
@@ -86,13 +86,30 @@ def test_models_list_falls_back_on_retryable_error(env, fault):
     assert _models_seen(b) == ["up-backup"]
 
 
-def test_no_fallback_on_400(env):
+@pytest.mark.parametrize("status", [400, 422])
+def test_no_fallback_on_400(env, status):
     a, b, gw, client = env
-    _faults(a, [{"status": 400}])
+    _faults(a, [{"status": status}])
     with pytest.raises(openai.BadRequestError):
         client.chat.completions.create(model="openai/m-primary", messages=[{"role": "user", "content": "hi"}],
                                        extra_body={"models": ["m-backup"]})
     assert _models_seen(b) == []
+
+
+def test_an_upstream_that_does_not_know_the_model_is_the_operators_502_not_the_callers_400(env):
+    """An upstream 404 means the deployment's upstream name or base_url is wrong (Router One's catalog
+    says the model is served): not the caller's request. Another deployment is tried (above); when
+    none is left the caller gets a 502 naming the provider, and SDKs are told not to retry."""
+    a, b, gw, client = env
+    _faults(a, [{"status": 404}] * 3)
+    with pytest.raises(openai.InternalServerError) as exc:
+        client.with_options(max_retries=0).chat.completions.create(
+            model="openai/m-primary", messages=[{"role": "user", "content": "hi"}])
+    err = exc.value.body
+    assert exc.value.status_code == 502 and err["code"] == "upstream_model_not_found", err
+    assert "'openai'" in err["message"] and "sk-a" not in err["message"]
+    assert exc.value.response.headers["x-should-retry"] == "false"
+    assert len(a.app["fake"].requests) == 1          # not asked again in this request
 
 
 def test_models_order_is_respected(env):

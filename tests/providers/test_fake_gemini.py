@@ -244,7 +244,7 @@ async def test_unknown_fields_are_rejected_like_google(fake):
 async def test_unknown_model_is_not_found():
     with FakeGeminiServer(known_models=("gemini-2.5-pro",)) as server:
         err, body = await expect_error(server, body_of())
-        assert body["status"] == "NOT_FOUND" and err.code == "model_not_found"
+        assert body["status"] == "NOT_FOUND" and err.code == "upstream_model_not_found" and err.status == 502
 
 
 async def test_mid_stream_cut(fake):

@@ -5,8 +5,8 @@ per-parameter policy), `anthropic_response` (Message / error bodies -> OpenAI) a
 (SSE events -> chunks). This module wires them to the `ProviderAdapter` protocol.
 
 Upstream errors keep their status semantics through `status.error_for_status`: 429 and 529 (-> 503
-`upstream_overloaded`) and 5xx are retryable; 400/404/413 are the caller's and are not; 401/403 are
-Router One's credentials (502). A 400 "prompt is too long" carries `code: context_length_exceeded`.
+`upstream_overloaded`) and 5xx are retryable; 400/413 are the caller's and are not; 401/403 are
+Router One's credentials and 404 the deployment's model name (502, another deployment is tried). A 400 "prompt is too long" carries `code: context_length_exceeded`.
 """
 from __future__ import annotations
 

@@ -153,7 +153,5 @@ def error_from_anthropic(status: int, error: Any, *, provider: str,
         status = 402          # Anthropic says a drained account with a 400: the operator's, not the caller's
     if status == 400 and any(s in message for s in _CONTEXT_TOO_LONG):
         code = "context_length_exceeded"
-    elif status == 404 and err_type == "not_found_error":
-        code = "upstream_not_found"
     detail = f"{message} ({err_type})" if err_type and message else message or (err_type or "")
     return error_for_status(status, detail, provider=provider, headers=headers, upstream_code=code)

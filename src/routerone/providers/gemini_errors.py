@@ -8,7 +8,7 @@ Body: `{"error": {"code": <http>, "message", "status": <google.rpc.Code name>, "
   configuration: treated as 403 (-> `UpstreamAuthFailed`).
 - 429 `RESOURCE_EXHAUSTED`: `google.rpc.RetryInfo.retryDelay` ("43s") becomes `retry_after_s` when no
   `Retry-After` header says otherwise.
-- 404 `NOT_FOUND` keeps the shared 404 rule with code `model_not_found`.
+- 404 `NOT_FOUND` keeps the shared 404 rule: 502 `upstream_model_not_found` (the deployment's model name).
 - `upstream_status` always records the status Google actually sent.
 """
 from __future__ import annotations
@@ -85,8 +85,7 @@ def _from_error(status: int, err: dict | None, fallback_text: str, headers: Mapp
     elif status == 400 and rpc == "FAILED_PRECONDITION":
         effective = 403
     text = f"{rpc}: {message}" if rpc and message else message
-    error = error_for_status(effective, text, provider=provider, headers=hdrs,
-                             upstream_code="model_not_found" if status == 404 else None)
+    error = error_for_status(effective, text, provider=provider, headers=hdrs)
     error.upstream_status = status
     return error
 

@@ -7,8 +7,8 @@ import time
 from email.utils import parsedate_to_datetime
 from typing import Mapping
 
-from ..errors import (UpstreamAuthFailed, UpstreamBadRequest, UpstreamError, UpstreamQuotaExhausted,
-                      UpstreamRateLimited, UpstreamTimeout, UpstreamUnavailable)
+from ..errors import (UpstreamAuthFailed, UpstreamBadRequest, UpstreamError, UpstreamModelNotFound,
+                      UpstreamQuotaExhausted, UpstreamRateLimited, UpstreamTimeout, UpstreamUnavailable)
 
 __all__ = ["error_for_status", "retry_after_s", "MAX_RETRY_AFTER_S"]
 
@@ -61,7 +61,8 @@ def error_for_status(status: int, message: str, *, provider: str, headers: Mappi
                      upstream_code: str | None = None) -> UpstreamError:
     """The client-facing error for an upstream failure. The caller's key is never at fault for
     401/403 from upstream (those are Router One's credentials), so those become 502; nor for 402 or
-    a 429 `insufficient_quota` (the provider account's credits), 502 likewise."""
+    a 429 `insufficient_quota` (the provider account's credits), 502 likewise; nor for a 404 (the
+    deployment's upstream model name or base_url), 502 `upstream_model_not_found`."""
     if len(message) > MAX_MESSAGE_CHARS:    # an upstream's message is passed on, within reason
         message = message[:MAX_MESSAGE_CHARS] + "\u2026"
     text = f"{provider}: {message}" if message else None
@@ -73,7 +74,12 @@ def error_for_status(status: int, message: str, *, provider: str, headers: Mappi
                                       f"or quota ({message[:300]})" if provider else None, **kw)
     if status == 429:
         return UpstreamRateLimited(text, retry_after_s=retry_after_s(headers), **kw)
-    if status in (400, 404, 413, 422):
+    if status == 404:
+        # the catalog says this deployment serves the model: its upstream name or base_url is the operator's to fix
+        return UpstreamModelNotFound(f"The upstream provider '{provider}' does not serve the model Router One "
+                                     f"asked for (check providers.{provider}.base_url and the model's upstream "
+                                     f"name): {message}" if provider else text, **kw)
+    if status in (400, 413, 422):
         err = UpstreamBadRequest(text, code=upstream_code or "upstream_invalid_request", **kw)
         if status == 413:     # as Router One's own too-large body: 413 payload_too_large (Anthropic: request_too_large)
             err.status, err.code = 413, "payload_too_large"

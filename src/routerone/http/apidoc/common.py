@@ -30,8 +30,9 @@ ERROR_DESCRIPTIONS = {
     405: "Method not allowed on this path (`method_not_allowed`)",
     413: "The request body is larger than `max_body_bytes` (`payload_too_large`)",
     429: "Rate limited (`rate_limit_exceeded`, `upstream_rate_limited`), with Retry-After",
-    502: "An upstream provider failed (`upstream_error`, `upstream_unavailable`; `upstream_auth_failed` and "
-         "`upstream_quota_exhausted`, Router One's provider account, come with `x-should-retry: false`)",
+    502: "An upstream provider failed (`upstream_error`, `upstream_unavailable`; `upstream_auth_failed`, "
+         "`upstream_quota_exhausted` (Router One's provider account) and `upstream_model_not_found` (a "
+         "deployment's upstream model name) come with `x-should-retry: false`)",
     503: "A dependency is unavailable (database, upstream overloaded), with Retry-After when known",
     504: "An upstream provider timed out (`upstream_timeout`)",
 }
