@@ -179,11 +179,22 @@ print(resp.status, n)
 """
 
 
-def test_a_fast_upstream_stream_does_not_starve_other_clients(gw: StallGateway) -> None:
+@pytest.fixture(scope="module")
+def gw_aiohttp(tmp_path_factory, upstream: FakeUpstream) -> Iterator[StallGateway]:
+    """The same gateway reading its upstream with aiohttp (what https upstreams use)."""
+    with stall_gateway(tmp_path_factory.mktemp("huge-aiohttp"), upstream, log_level="warning",
+                       upstream_http1=False) as g:
+        yield g
+
+
+@pytest.mark.parametrize("client", ["http1", "aiohttp"])
+def test_a_fast_upstream_stream_does_not_starve_other_clients(request, client: str) -> None:
     """An upstream that sends its stream as fast as the network goes (the fake: 60k tokens, ~13 MB
     of SSE at once; a hostile or a cached upstream may): the event loop read and relayed it in long
     runs (libuv reads a socket with data up to 32 times in a row) and the other client waited
-    0.4-0.8 s. Reading now pauses for a turn of the loop every YIELD_AFTER_BYTES."""
+    0.4-0.8 s. Reading now pauses for a turn of the loop every YIELD_AFTER_BYTES, with either
+    upstream client (aiohttp's reader hands over buffered bytes without ever suspending)."""
+    gw: StallGateway = request.getfixturevalue("gw" if client == "http1" else "gw_aiohttp")
     status, _ = post_raw(gw.url, "/v1/chat/completions", gw.key, json.dumps(     # the tokenizer loaded first
         {"model": "stall-chat", "max_tokens": 5, "messages": [{"role": "user", "content": words(8000)}]}).encode())
     assert status == 200

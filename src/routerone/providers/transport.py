@@ -22,6 +22,7 @@ from ..errors import UpstreamNoResponse, UpstreamTimeout, UpstreamUnavailable
 from .base import UpstreamRequest
 from .decode import ACCEPT_ENCODING, BodyDecoder, codings_of
 from .demo import DemoStream, is_demo_url, open_demo
+from .http1 import YIELD_AFTER_BYTES
 from .http1_stream import Http1Stream
 from .http1_pool import Http1Pool
 from .idle import MAX_REPLY_BYTES, IdleWatchdog, read_bounded
@@ -67,7 +68,7 @@ class UpstreamStream(IdleWatchdog):
     """
 
     __slots__ = ("status", "headers", "_resp", "_content", "_decoder", "_idle_s", "_loop", "_wait_start_s",
-                 "_watchdog", "_quiet_s", "_quiet_bytes", "_kept_alive")
+                 "_watchdog", "_quiet_s", "_quiet_bytes", "_kept_alive", "_read_since_yield")
 
     def __init__(self, resp: aiohttp.ClientResponse, idle_s: float, decoder: BodyDecoder | None = None) -> None:
         self._resp = resp
@@ -80,6 +81,7 @@ class UpstreamStream(IdleWatchdog):
         self._quiet_s = 0.0          # time waited in reads that brought only keep-alives, since a real event
         self._kept_alive = False     # the last read brought only keep-alives (the caller said so)
         self._quiet_bytes = 0        # bytes of keep-alives since a real event
+        self._read_since_yield = 0   # bytes handed over since this stream last let the loop run others
         self.status = resp.status
         self.headers = resp.headers
 
@@ -94,13 +96,19 @@ class UpstreamStream(IdleWatchdog):
         if not self._kept_alive:
             self._quiet_s, self._quiet_bytes = 0.0, 0
         self._kept_alive = False
+        if self._read_since_yield >= YIELD_AFTER_BYTES:
+            # aiohttp's readany returns buffered bytes without suspending: a fast upstream's
+            # megabytes would be relayed in one run while every other client waits (as http1.py's
+            # `_maybe_yield`, one turn of the loop every YIELD_AFTER_BYTES)
+            self._read_since_yield = 0
+            await asyncio.sleep(0)
         self._wait_start_s = now_s = self._loop.time()
         if self._watchdog is None:
             self._watchdog = self._loop.call_at(now_s + self._idle_s - self._quiet_s, self._check_idle)
         try:
-            if self._decoder is None:
-                return await self._content.readany()
-            return await self._next()
+            data = await (self._content.readany() if self._decoder is None else self._next())
+            self._read_since_yield += len(data)
+            return data
         except (aiohttp.ClientError, ConnectionError) as exc:
             raise UpstreamUnavailable(f"The upstream connection failed mid-stream ({type(exc).__name__})") from None
         finally:
