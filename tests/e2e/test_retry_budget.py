@@ -16,8 +16,8 @@ import urllib.request
 
 import openai
 import pytest
-from raw_upstream import usage_rows
 
+from routerone.store.base import UsageQuery
 from routerone.testing import fake_openai
 from routerone.testing.threaded import ThreadedServer
 
@@ -58,6 +58,17 @@ def _calls(server: ThreadedServer) -> int:
     return len(server.app["fake"].requests)
 
 
+def _usage_statuses(gw, account_id: int, expected: int) -> list[int]:
+    """The statuses of the account's usage rows, once `expected` are written (or 10 s have passed)."""
+    store = gw.runtime.chat.d.billing.store
+    deadline = time.monotonic() + 10
+    while True:
+        rows = gw.call(store.query_usage(UsageQuery(account_id=account_id, limit=expected + 10))).records
+        if len(rows) >= expected or time.monotonic() > deadline:
+            return [r.status for r in rows]
+        time.sleep(0.05)
+
+
 def _metric(gw, name: str) -> float:
     with urllib.request.urlopen(gw.url + "/metrics", timeout=5) as resp:
         text = resp.read().decode()
@@ -96,8 +107,7 @@ async def test_steady_failure_costs_the_provider_about_one_call_per_request(env,
           f"ratio {ratio:.3f}, {elapsed_s:.2f} s")
     assert {(e.status_code, e.code) for e in errors} == {(503, "upstream_unavailable")}
     assert ratio <= 1.05
-    rows = await asyncio.to_thread(usage_rows, gw, account_id, N_CONCURRENT)
-    assert len(rows) == N_CONCURRENT and {r.status for r in rows} == {503}
+    assert await asyncio.to_thread(_usage_statuses, gw, account_id, N_CONCURRENT) == [503] * N_CONCURRENT
     assert gw.account(account_id)["reserved_micros"] == 0
     assert _metric(gw, "routerone_retries_throttled_total") >= 1
 
@@ -170,7 +180,7 @@ def test_retries_come_back_when_the_provider_recovers(env, make_openai_client):
     assert exc.value.status_code == 503 and exc.value.code == "upstream_unavailable"
     assert _calls(a) - n_a == 1
     assert _metric(gw, "routerone_retries_throttled_total") == throttled + 1
-    for _ in range(60):                  # the provider is back: 0 tokens + 60 x 0.1 > half of 10
+    for _ in range(70):   # the provider is back: 0 + 70 x 0.1 = 7 tokens; the transient error takes 1: 6 > 10 / 2
         client.chat.completions.create(model="m-a", messages=HI)
     _faults(a, [{"status": 503}])
     n_a = _calls(a)
