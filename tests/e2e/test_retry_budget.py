@@ -112,7 +112,8 @@ async def test_steady_failure_costs_the_provider_about_one_call_per_request(env,
     assert _metric(gw, "routerone_retries_throttled_total") >= 1
 
 
-def test_sequential_failures_are_not_amplified_either(env, make_openai_client):
+@pytest.mark.parametrize("stream", [False, True])
+def test_sequential_failures_are_not_amplified_either(env, make_openai_client, stream):
     """One request at a time (no concurrency for an in-flight budget to see): after the budget's
     first few retries, each failing request costs the provider one call and fails at once."""
     a, b, make = env
@@ -121,8 +122,8 @@ def test_sequential_failures_are_not_amplified_either(env, make_openai_client):
     n = 30
     for _ in range(n):
         with pytest.raises(openai.InternalServerError):
-            client.chat.completions.create(model="m-a", messages=FAILING)
-    print(f"\nsteady 503, {n} sequential requests: {_calls(a)} upstream calls")
+            client.chat.completions.create(model="m-a", messages=FAILING, stream=stream)
+    print(f"\nsteady 503, {n} sequential requests (stream={stream}): {_calls(a)} upstream calls")
     assert _calls(a) <= n + 5           # the bucket's first half: 10 tokens, retries while more than 5
 
 
