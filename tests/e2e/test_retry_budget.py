@@ -198,3 +198,24 @@ def test_retry_budget_off_retries_as_before(env, make_openai_client):
         with pytest.raises(openai.InternalServerError):
             client.chat.completions.create(model="m-a", messages=FAILING)
     assert _calls(a) == 16
+
+
+def test_retry_after_is_honoured_as_before(env, make_openai_client):
+    """A healthy deployment's one 429 with Retry-After: 1 is retried there after that wait; once the
+    deployment's budget is spent, the same 429 reaches the client at once, its Retry-After kept."""
+    a, b, make = env
+    gw = make()
+    client = make_openai_client(gw)
+    _faults(a, [{"status": 429, "retry_after": 1}])
+    started = time.monotonic()
+    assert client.chat.completions.create(model="m-a", messages=HI).model == "m-a"
+    assert _calls(a) == 2 and time.monotonic() - started >= 1.0
+    for _ in range(10):
+        with pytest.raises(openai.InternalServerError):
+            client.chat.completions.create(model="m-a", messages=FAILING)
+    _faults(a, [{"status": 429, "retry_after": 1}])
+    n_a, started = _calls(a), time.monotonic()
+    with pytest.raises(openai.RateLimitError) as exc:
+        client.chat.completions.create(model="m-a", messages=HI)
+    assert exc.value.response.headers["retry-after"] == "1"
+    assert _calls(a) - n_a == 1 and time.monotonic() - started < 1.0
