@@ -90,7 +90,9 @@ def create_app(settings: Settings, *, store: Store | None = None, limiter: Limit
     for warning in catalog.warnings:
         log.warning(warning)
     discovery = Discovery(catalog)
-    health = Health(cooldown_failures=settings.cooldown_failures, cooldown_s=settings.cooldown_s)
+    health = Health(cooldown_failures=settings.cooldown_failures, cooldown_s=settings.cooldown_s,
+                    retry_budget_tokens=settings.retry_budget_tokens,
+                    retry_budget_token_ratio=settings.retry_budget_token_ratio)
     auth = Authenticator(store, cache_ttl_s=settings.auth_cache_ttl_s, max_entries=settings.auth_cache_max_entries,
                          failures=AuthFailureLimiter(settings.auth_failures_per_ip_per_minute, window_s=60.0))
     defaults = Timeouts(settings.connect_timeout_s, settings.first_byte_timeout_s, settings.idle_timeout_s)

@@ -91,6 +91,10 @@ class Settings:
     max_retries: int = _f(2, "upstream attempts beyond the first, 0..10", min=0, max=10)
     cooldown_failures: int = _f(3, "consecutive failures that cool a deployment down", min=1)
     cooldown_s: float = _f(30.0, "how long a cooled-down deployment is skipped", min=0)
+    retry_budget_tokens: int = _f(10, "retry budget per deployment and process, 0..1000 (0 = off): a retryable "
+                                  "failure takes a token, a success gives back `retry_budget_token_ratio`; the "
+                                  "same deployment is retried only while over half are left", min=0, max=1000)
+    retry_budget_token_ratio: float = _f(0.1, "tokens a success gives back, 0.001..1", min=0.001, max=1)
     auth_cache_ttl_s: float = _f(30.0, "how long a key lookup is cached", min=0)
     reservation_ttl_s: int = _f(900, "a balance hold not renewed for this long is released (a call still running renews its own)", min=1)
     reservation_sweep_interval_s: float = _f(10.0, "how often stale holds are swept", min=0.01)

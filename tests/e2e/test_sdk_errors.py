@@ -238,7 +238,7 @@ ROWS = [
     Row("oai-up-404", O, chat(), OE.InternalServerError, 502, {"type": "upstream_error", "code": "upstream_model_not_found"},
         upstream=1, text="[[error:404]]", headers=NO_RETRY),
     Row("oai-up-408", O, chat(), OE.InternalServerError, 504, {"type": "timeout_error", "code": "upstream_timeout"},
-        sdk_attempts=3, upstream=9, text="[[error:408]]"),
+        sdk_attempts=3, upstream=6, text="[[error:408]]"),    # 3 + 2 + 1: the retry budget (test_retry_budget)
     Row("oai-up-413", O, chat(), OE.APIStatusError, 413, {"type": "invalid_request_error", "code": "payload_too_large"},
         upstream=1, text="[[error:413]]"),
     Row("oai-up-422", O, chat(), OE.BadRequestError, 400, {"type": "invalid_request_error"}, upstream=1,
@@ -259,7 +259,7 @@ ROWS = [
     Row("oai-up-529", O, chat(), OE.InternalServerError, 503, {"code": "upstream_overloaded"},
         sdk_attempts=3, upstream=3, text="[[error:529]]", gateway={"max_retries": 0}),
     Row("oai-up-500-router-retries", O, chat(), OE.InternalServerError, 502, {"code": "upstream_unavailable"},
-        sdk_attempts=3, upstream=9, text="[[error:500]]"),
+        sdk_attempts=3, upstream=6, text="[[error:500]]"),    # 3 + 2 + 1: the retry budget (test_retry_budget)
     Row("oai-up-timeout", O, chat(), OE.InternalServerError, 504, {"type": "timeout_error", "code": "upstream_timeout"},
         sdk_attempts=3, upstream=3, text="[[sleep:1500]]", gateway={"max_retries": 0, "first_byte_timeout_s": 0.3}),
     Row("oai-up-timeout-router-retries", O, chat(), OE.InternalServerError, 504, {"code": "upstream_timeout"},

@@ -124,6 +124,8 @@ def test_settings_are_frozen_and_replace_makes_a_copy():
     ("willingness_to_pay = -0.1\n", "willingness_to_pay"),
     ("first_byte_timeout_s = nan\n", "first_byte_timeout_s"),
     ("workers = 0\n", "workers"),
+    ("retry_budget_tokens = 1001\n", "retry_budget_tokens"),
+    ("retry_budget_token_ratio = 0\n", "retry_budget_token_ratio"),
 ])
 def test_provider_and_range_errors_name_the_key(tmp_path, text, culprit):
     cfg = tmp_path / "r1.toml"

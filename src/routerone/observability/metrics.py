@@ -71,6 +71,8 @@ class Metrics:
         self.upstream_errors = Counter("routerone_upstream_errors", "Upstream failures by provider and code",
                                        ["provider", "code"], registry=r)
         self.retries = Counter("routerone_retries", "Attempts beyond the first", registry=r)
+        self.retries_throttled = Counter("routerone_retries_throttled", "Retries not made: the deployment's "
+                                         "retry budget was spent", registry=r)
         self.rejections = Counter("routerone_rejections", "Requests refused before any upstream call",
                                   ["reason"], registry=r)
         self._children: dict[tuple, tuple] = {}

@@ -1,5 +1,12 @@
 """Live health per deployment: moving averages of time to first token, tokens per second and
-error rate, plus a cooldown (circuit breaker) for a deployment that keeps failing."""
+error rate, a cooldown (circuit breaker) for a deployment that keeps failing, and a retry budget.
+
+The retry budget is gRPC's retry throttling (gRFC A6), per deployment: a bucket of
+`retry_budget_tokens` tokens, full at start; a retryable failure takes one, a success gives back
+`retry_budget_token_ratio`; the router retries a deployment only while more than half the bucket is
+left. First attempts and failover to another deployment are never throttled, so in a steady
+failure a deployment gets about one call per request instead of 1 + max_retries. Counted in
+thousandths so the half-way test is exact. All of this is per process, as the cooldown is."""
 from __future__ import annotations
 
 import time
@@ -19,11 +26,13 @@ class DeploymentHealth:
     errors: int = 0
     consecutive_failures: int = 0
     cooldown_until: float = 0.0
+    retry_milli_tokens: int = 0   # the retry budget's bucket, in thousandths of a token
 
     def as_dict(self) -> dict:
         return {"ttft_ms": self.ttft_ms, "tokens_per_s": self.tokens_per_s, "error_rate": round(self.error_rate, 4),
                 "requests": self.requests, "errors": self.errors,
-                "cooling_down": self.cooldown_until > time.monotonic()}
+                "cooling_down": self.cooldown_until > time.monotonic(),
+                "retry_tokens": self.retry_milli_tokens / 1000}
 
 
 def _ewma(old: float | None, new: float) -> float:
@@ -31,16 +40,24 @@ def _ewma(old: float | None, new: float) -> float:
 
 
 class Health:
-    def __init__(self, *, cooldown_failures: int = 3, cooldown_s: float = 30.0) -> None:
+    def __init__(self, *, cooldown_failures: int = 3, cooldown_s: float = 30.0, retry_budget_tokens: int = 10,
+                 retry_budget_token_ratio: float = 0.1) -> None:
         self.by_deployment: dict[str, DeploymentHealth] = {}
         self.cooldown_failures = cooldown_failures
         self.cooldown_s = cooldown_s
+        self.retry_max_milli = retry_budget_tokens * 1000          # 0: retries are never throttled
+        self.retry_refill_milli = round(retry_budget_token_ratio * 1000)
 
     def get(self, dep_id: str) -> DeploymentHealth:
         h = self.by_deployment.get(dep_id)
         if h is None:
-            h = self.by_deployment[dep_id] = DeploymentHealth()
+            h = self.by_deployment[dep_id] = DeploymentHealth(retry_milli_tokens=self.retry_max_milli)
         return h
+
+    def retry_allowed(self, dep_id: str) -> bool:
+        """May the router try this deployment again within a request (its retry budget)?"""
+        h = self.by_deployment.get(dep_id)
+        return not self.retry_max_milli or h is None or h.retry_milli_tokens > self.retry_max_milli // 2
 
     def available(self, dep_id: str, now: float | None = None) -> bool:
         h = self.by_deployment.get(dep_id)
@@ -51,6 +68,7 @@ class Health:
         h.requests += 1
         h.consecutive_failures = 0
         h.cooldown_until = 0.0
+        h.retry_milli_tokens = min(self.retry_max_milli, h.retry_milli_tokens + self.retry_refill_milli)
         h.error_rate = _ewma(h.error_rate, 0.0)
         if ttft_ms is not None:
             h.ttft_ms = _ewma(h.ttft_ms, ttft_ms)
@@ -58,8 +76,11 @@ class Health:
         if completion_tokens > 1 and gen_ms > 0:
             h.tokens_per_s = _ewma(h.tokens_per_s, completion_tokens / (gen_ms / 1000))
 
-    def record_failure(self, dep_id: str, now: float | None = None) -> None:
+    def record_failure(self, dep_id: str, now: float | None = None, *, retryable: bool = True) -> None:
+        """`retryable` False (the caller's error, e.g. a 400): the retry budget is not charged."""
         h = self.get(dep_id)
+        if retryable:
+            h.retry_milli_tokens = max(0, h.retry_milli_tokens - 1000)
         h.requests += 1
         h.errors += 1
         h.consecutive_failures += 1

@@ -183,37 +183,45 @@ class ChatService:
         """Try the plan's attempts in order; on a retryable error move on, backing off between
         rounds and honouring Retry-After. A non-retryable error is raised at once. A deployment is
         not tried again in this request when it will answer the same until an operator acts (a
-        rejected key, a drained account), gave no first byte in time (UpstreamNoResponse), or asks
-        for a longer wait than MAX_RETRY_WAIT_S."""
+        rejected key, a drained account), gave no first byte in time (UpstreamNoResponse), asks
+        for a longer wait than MAX_RETRY_WAIT_S, or has spent its retry budget (Health: first
+        attempts and failover to another deployment are never throttled)."""
         last: UpstreamError | None = None
         budget = len(call.plan.attempts) + self.d.settings.max_retries
-        tries = 0
+        tries = sent = 0
         stuck: set[str] = set()   # deployments not to try again in this request
+        tried: set[str] = set()   # deployments tried in this request: another try is a retry
         while tries < budget:
             for attempt in call.plan.attempts:
                 if tries >= budget:
                     break
-                if attempt.deployment.id in stuck:
+                dep_id = attempt.deployment.id
+                if dep_id in stuck or (dep_id in tried and self._retry_throttled(dep_id, stuck)):
                     continue
                 tries += 1
+                tried.add(dep_id)
                 if not await self._deployment_capacity(call, attempt, tries):
-                    last = last or UpstreamRateLimited(f"{attempt.deployment.id} is at its configured rate cap",
+                    last = last or UpstreamRateLimited(f"{dep_id} is at its configured rate cap",
                                                        provider=attempt.deployment.vendor.name, retry_after_s=1)
                     continue
+                if sent and self.d.metrics is not None:
+                    self.d.metrics.retries.inc()
+                sent += 1
                 try:
                     return attempt, await send(call, attempt)
                 except UpstreamError as exc:
-                    self.d.health.record_failure(attempt.deployment.id)
+                    self.d.health.record_failure(dep_id, retryable=exc.retryable)
                     if self.d.metrics is not None:
                         self.d.metrics.upstream_errors.labels(attempt.deployment.vendor.name, exc.code or "").inc()
-                        if tries < budget:
-                            self.d.metrics.retries.inc()
-                    call.tried.append(f"{attempt.deployment.id} ({exc.upstream_status or exc.code})")
+                    call.tried.append(f"{dep_id} ({exc.upstream_status or exc.code})")
                     if not exc.retryable:
                         raise
                     if not exc.retry_same_deployment or (exc.retry_after_s or 0.0) > MAX_RETRY_WAIT_S:
-                        stuck.add(attempt.deployment.id)
+                        stuck.add(dep_id)
                     last = exc
+            if tries < budget:     # no back-off for a round with nothing left to try
+                for dep_id in tried - stuck:
+                    self._retry_throttled(dep_id, stuck)
             if stuck and all(a.deployment.id in stuck for a in call.plan.attempts):
                 break
             if tries < budget:
@@ -221,6 +229,15 @@ class ChatService:
                 await asyncio.sleep(wait_s)
         assert last is not None
         raise last
+
+    def _retry_throttled(self, dep_id: str, stuck: set[str]) -> bool:
+        """The deployment's retry budget is spent: no more tries of it in this request (counted once)."""
+        if self.d.health.retry_allowed(dep_id):
+            return False
+        stuck.add(dep_id)
+        if self.d.metrics is not None:
+            self.d.metrics.retries_throttled.inc()
+        return True
 
     async def _deployment_capacity(self, call: Call, attempt: Attempt, n: int) -> bool:
         """Per-deployment upstream caps: never send a provider more than its quota; a capped
