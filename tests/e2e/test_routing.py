@@ -120,6 +120,19 @@ def test_models_order_is_respected(env):
     assert _models_seen(a) == []
 
 
+def test_a_callers_bad_requests_do_not_cool_a_deployment_down_for_everyone(env):
+    """Upstream 400s are about the request, not the deployment: before, `cooldown_failures` of
+    them in a row (any one key could send them) put the deployment in cooldown for every caller."""
+    a, b, gw, client = env
+    client.chat.completions.create(model="openai/m-primary", messages=[{"role": "user", "content": "hi"}])
+    _faults(a, [{"status": 400}] * 3)
+    for _ in range(3):
+        with pytest.raises(openai.BadRequestError):
+            client.chat.completions.create(model="openai/m-primary", messages=[{"role": "user", "content": "hi"}])
+    health = gw.admin("GET", "/admin/health")["data"]["openai/up-primary"]
+    assert health["cooling_down"] is False and health["errors"] == 0, health
+
+
 def test_cooldown_and_recovery(env):
     a, b, gw, client = env
     _faults(a, [{"status": 500}, {"status": 500}])

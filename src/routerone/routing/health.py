@@ -76,11 +76,11 @@ class Health:
         if completion_tokens > 1 and gen_ms > 0:
             h.tokens_per_s = _ewma(h.tokens_per_s, completion_tokens / (gen_ms / 1000))
 
-    def record_failure(self, dep_id: str, now: float | None = None, *, retryable: bool = True) -> None:
-        """`retryable` False (the caller's error, e.g. a 400): the retry budget is not charged."""
+    def record_failure(self, dep_id: str, now: float | None = None) -> None:
+        """A failure of the deployment (never the caller's error, e.g. a 400: the router does not
+        record those, so they neither cool a deployment down nor spend its retry budget)."""
         h = self.get(dep_id)
-        if retryable:
-            h.retry_milli_tokens = max(0, h.retry_milli_tokens - 1000)
+        h.retry_milli_tokens = max(0, h.retry_milli_tokens - 1000)
         h.requests += 1
         h.errors += 1
         h.consecutive_failures += 1

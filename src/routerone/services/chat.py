@@ -210,7 +210,8 @@ class ChatService:
                 try:
                     return attempt, await send(call, attempt)
                 except UpstreamError as exc:
-                    self.d.health.record_failure(dep_id, retryable=exc.retryable)
+                    if exc.retryable:    # a 400 is about the request, not the deployment's health
+                        self.d.health.record_failure(dep_id)
                     if self.d.metrics is not None:
                         self.d.metrics.upstream_errors.labels(attempt.deployment.vendor.name, exc.code or "").inc()
                     call.tried.append(f"{dep_id} ({exc.upstream_status or exc.code})")
