@@ -11,7 +11,7 @@ from ..errors import InvalidRequest
 from . import forms, security
 from .pages_user import activity_context
 from .users import ROLES, Viewer
-from .web import BASE, Console, page, path_int, render, see_other
+from .web import BASE, Console, page, path_int, render, see_other, usd
 
 __all__ = ["add_operator_routes"]
 
@@ -92,7 +92,7 @@ async def account_balance(request: web.Request, c: Console, viewer: Viewer) -> w
     except InvalidRequest as exc:
         return await _account_page(request, c, viewer, account_id, error=exc.message, status=400)
     what = "Topped up" if direction == "credit" else "Debited"
-    return see_other(f"{OP}/accounts/{account_id}", f"{what} ${amount / 1e6:,.2f}.", viewer)
+    return see_other(f"{OP}/accounts/{account_id}", f"{what} {usd(amount)}.", viewer)
 
 
 @page("operator")

@@ -17,7 +17,7 @@ from ..wire.csv_cells import safe_row
 from . import forms
 from .activity import RANGES, build_activity, pick_range
 from .users import Viewer
-from .web import BASE, Console, now, page, path_int, render, see_other, when
+from .web import BASE, Console, now, page, path_int, render, see_other, usd_decimal, when
 
 __all__ = ["add_user_routes", "LOW_BALANCE_MICROS", "activity_context"]
 
@@ -149,7 +149,7 @@ async def logs_csv(request: web.Request, c: Console, viewer: Viewer) -> web.Stre
     for r in records:
         w.writerow(safe_row([when(r.created_at), r.request_id, names.get(r.key_id, r.key_id), r.requested_model,
                     r.routed_model, r.provider, r.protocol, r.status, r.error_type or "", r.prompt_tokens,
-                    r.completion_tokens, r.cached_tokens, f"{r.cost_micros / 1e6:.6f}", round(r.latency_ms, 1),
+                    r.completion_tokens, r.cached_tokens, usd_decimal(r.cost_micros), round(r.latency_ms, 1),
                     "" if r.ttft_ms is None else round(r.ttft_ms, 1), int(r.stream), r.route_reason or "",
                     r.fallbacks or ""]))
     return web.Response(text=buf.getvalue(), content_type="text/csv", headers={

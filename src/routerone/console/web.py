@@ -28,8 +28,8 @@ from .activity import RollupCache
 from .forms import read_form
 from .users import ConsoleUsers, Viewer
 
-__all__ = ["Console", "CONSOLE", "page", "render", "see_other", "COOKIE", "usd", "when", "path_int",
-           "add_security_headers"]
+__all__ = ["Console", "CONSOLE", "page", "render", "see_other", "COOKIE", "usd", "usd_decimal", "when",
+           "path_int", "add_security_headers"]
 
 COOKIE = "ro_console"
 LOGIN_CSRF_COOKIE = "ro_console_login"
@@ -65,16 +65,21 @@ CONSOLE: web.AppKey[Console] = web.AppKey("routerone_console", Console)
 Handler = Callable[[web.Request, Console, Viewer], Awaitable[web.StreamResponse]]
 
 
-def usd(micros: int | None, digits: int = 6) -> str:
+def usd_decimal(micros: int) -> str:
+    """Integer micro-dollars as an exact decimal string with six places ("-0.000001"): integer
+    arithmetic, as a float (micros / 1e6) rounds past 2**53 micros and would need rounding to print."""
+    whole, frac = divmod(abs(micros), 1_000_000)
+    return f"{'-' if micros < 0 else ''}{whole}.{frac:06d}"
+
+
+def usd(micros: int | None) -> str:
+    """For pages: "$1,234.50", "$0.000001", "-$0.999999"; every micro-dollar shown, never rounded
+    (a balance of $0.999999 must not read "$1.00" next to a below-$1 warning), at least 2 places."""
     if micros is None:
         return "—"
-    sign = "-" if micros < 0 else ""
-    text = f"{abs(micros) / 1e6:,.{digits}f}".rstrip("0")
-    if text.endswith("."):
-        text += "00"
-    elif len(text.split(".")[1]) < 2:
-        text += "0"
-    return f"{sign}${text}"
+    whole, frac = divmod(abs(micros), 1_000_000)
+    cents = f"{frac:06d}".rstrip("0").ljust(2, "0")
+    return f"{'-' if micros < 0 else ''}${whole:,}.{cents}"
 
 
 def when(ts: float | None) -> str:
