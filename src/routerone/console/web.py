@@ -29,7 +29,7 @@ from .forms import read_form
 from .users import ConsoleUsers, Viewer
 
 __all__ = ["Console", "CONSOLE", "page", "render", "see_other", "COOKIE", "usd", "usd_decimal", "when",
-           "path_int", "add_security_headers"]
+           "path_int", "add_security_headers", "clip"]
 
 COOKIE = "ro_console"
 LOGIN_CSRF_COOKIE = "ro_console_login"
@@ -82,6 +82,14 @@ def usd(micros: int | None) -> str:
     return f"{'-' if micros < 0 else ''}${whole:,}.{cents}"
 
 
+def clip(text: object, max_chars: int = 100) -> str:
+    """Stored text shortened for display ("NNNN…"): a name the store holds may be longer than the
+    200 characters the admin API and console accept (an older version, SQL), and a list must not
+    carry 100,000 of them. Detail pages show the full value."""
+    text = "" if text is None else str(text)
+    return text if len(text) <= max_chars else text[:max_chars - 1] + "…"
+
+
 def when(ts: float | None) -> str:
     if not ts:
         return "—"
@@ -94,6 +102,7 @@ def make_templates() -> jinja2.Environment:
                              lstrip_blocks=True)
     env.filters["usd"] = usd
     env.filters["when"] = when
+    env.filters["clip"] = clip
     env.filters["num"] = lambda n: "—" if n is None else f"{n:,}"
     env.filters["ms"] = lambda v: "—" if v is None else f"{v:,.0f} ms"
     env.globals["base"] = BASE

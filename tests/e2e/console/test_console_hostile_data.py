@@ -1,0 +1,151 @@
+"""Stored data that someone other than the viewing operator controls, rendered in a real browser:
+account and key names and ledger notes (admin API), console user emails, model ids an upstream's
+`GET /v1/models` lists, and usage rows (routing reasons, error types). Every console page must show
+such text as text: no script runs (no dialog, no Content-Security-Policy report, no element the data
+made), the page keeps its width (long unbroken names wrap or scroll inside their table), and the
+hostile text is on the page, escaped, not dropped."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from routerone.console.web import CONSOLE
+from routerone.store.base import UsageRecord
+from routerone.testing.fake_box import FakeBox
+
+from conftest import LAPTOP, OPERATOR_EMAIL, OPERATOR_PASSWORD, PHONE, sign_in
+
+PASSWORD = "hostile-password-1"
+EMAIL = "<svg/onload=alert('email')>@evil.test"
+# model ids an upstream lists: printable, no spaces (what discovery keeps), so HTML-ish by slashes
+MODEL_IMG = "<img/src=x/onerror=alert('model')>"
+MODEL_SCRIPT = "</script><script>alert('model2')</script>"
+MODEL_LONG = "m" * 256                                  # the longest id discovery keeps, no break in it
+ACCOUNT = "<script>alert('account')</script>\u202eevil\u200b" + "A" * 150     # 200 characters
+KEY_XSS = "\"><img src=x onerror=alert('key')>"
+KEY_LONG = "K" * 200                                    # the admin API's longest name, no break in it
+NOTE = "</td></tr></table><script>alert('note')</script>"
+HUGE_NAME = "N" * 100_000
+REASON = "</script><img src=x onerror=alert('reason')>"
+USER_PAGES = ["/", "/keys", "/credits", "/logs", "/activity", "/models", "/playground"]
+OPERATOR_PAGES = ["/operator/accounts", "/operator/users", "/operator/providers", "/operator/routing",
+                  "/operator/activity"]
+# what the data could have made if it were markup: none of these is on any console page
+INJECTED = "main img, main svg, main iframe, main object, main b, script:not([src]):not(#chart-data)"
+
+
+@pytest.fixture
+def box():
+    b = FakeBox([MODEL_IMG, MODEL_SCRIPT, MODEL_LONG, "plain-model"]).start()
+    yield b
+    b.stop()
+
+
+@pytest.fixture
+def hostile(gateway, fake_upstream, box):
+    """A gateway whose keyless provider `box` lists hostile model ids, an account full of hostile
+    names, and usage rows for them. Returns (console gateway, account id)."""
+    from conftest import ConsoleGateway
+    gw = gateway(providers={"openai": (fake_upstream.base_url, fake_upstream.api_key), "box": (box.base_url, None)})
+    cg = ConsoleGateway(gw)
+    admin_account = gw.admin("GET", "/admin/accounts")["data"][0]["id"]
+    cg.create_user(OPERATOR_EMAIL, OPERATOR_PASSWORD, account_id=admin_account, role="operator")
+    acc = gw.admin("POST", "/admin/accounts", {"name": ACCOUNT})["data"]["id"]
+    gw.admin("POST", f"/admin/accounts/{acc}/credit", {"amount_micros": 5_000_000, "note": NOTE})
+    cg.create_user(EMAIL, PASSWORD, account_id=acc)
+    keys = [gw.admin("POST", "/admin/keys", {"account_id": acc, "name": name,
+                                             **({"allowed_models": [MODEL_IMG]} if name == KEY_XSS else {})})["data"]
+            for name in (KEY_XSS, KEY_LONG)]
+    store = gw.app[CONSOLE].store                                            # type: ignore[index]
+    t = time.time() - 120
+    rows = [UsageRecord(request_id=f"r-{i}", key_id=keys[i % 2]["id"], account_id=acc, requested_model=model,
+                        routed_model=model, provider="box", cost_micros=1_234, created_at=t + i, status=status,
+                        error_type=error, route_reason=REASON, fallbacks=MODEL_SCRIPT)
+            for i, (model, status, error) in enumerate([(MODEL_IMG, 200, None), (MODEL_SCRIPT, 502, REASON),
+                                                        (MODEL_LONG, 200, None)])]
+    gw.call(store.insert_usage(rows))
+    gw.call(store.create_account(HUGE_NAME))    # past the services' 200: what an older version or SQL could store
+    return cg, acc
+
+
+def _watch(page) -> list[str]:
+    """Everything the page must not do: a dialog (alert/confirm/prompt), a CSP report, a JS error."""
+    bad: list[str] = []
+    page.on("dialog", lambda d: (bad.append(f"dialog: {d.message}"), d.dismiss()))
+    page.on("console", lambda m: bad.append(f"console {m.type}: {m.text}")
+            if m.type == "error" and not m.text.startswith("Failed to load resource") else None)
+    page.on("response", lambda r: bad.append(f"{r.status} {r.url}")
+            if r.status >= 400 and not r.url.endswith("/favicon.ico") else None)   # e.g. a src= the data made
+    page.on("pageerror", lambda e: bad.append(f"pageerror: {e}"))
+    return bad
+
+
+def _check(page, url: str, bad: list[str]) -> str:
+    resp = page.goto(url)
+    assert resp is not None and resp.status == 200, (url, resp and resp.status)
+    page.wait_for_load_state("load")
+    assert page.locator(INJECTED).count() == 0, (url, page.locator(INJECTED).evaluate_all(
+        "els => els.map(e => e.outerHTML.slice(0, 120))"))
+    for size in (LAPTOP, PHONE):
+        page.set_viewport_size(size)
+        page.wait_for_timeout(300)            # charts redraw for the new width (console.js, on resize)
+        wide = page.evaluate("() => document.documentElement.scrollWidth")
+        culprits = page.evaluate("""(w) => [...document.querySelectorAll('body *')].filter(e =>
+            e.getBoundingClientRect().right > w).slice(0, 4).map(e => e.tagName + '.' + e.className + ' ' +
+            Math.round(e.getBoundingClientRect().right) + ' ' + (e.textContent || '').slice(0, 40))""", size["width"])
+        assert wide <= size["width"], f"{culprits} {url} is {wide}px wide at {size['width']}px: hostile text broke the layout"
+    page.set_viewport_size(LAPTOP)
+    assert bad == [], (url, bad)
+    return page.inner_text("body")
+
+
+def test_hostile_stored_text_is_shown_as_text_on_every_page(hostile, new_context) -> None:
+    cg, acc = hostile
+    user = new_context().new_page()
+    bad = _watch(user)
+    user.goto(cg.url + "/login")        # the email is not one the browser's own check lets through
+    user.evaluate("() => document.querySelector('main form').noValidate = true")
+    user.fill("input[name=email]", EMAIL)
+    user.fill("input[name=password]", PASSWORD)
+    user.click("button[type=submit]")
+    user.wait_for_url(cg.url + "/")
+    seen = {path: _check(user, cg.url + path, bad) for path in USER_PAGES}
+    assert EMAIL in seen["/"] and ACCOUNT.strip() in seen["/"]
+    assert KEY_XSS in seen["/keys"] and KEY_LONG in seen["/keys"]
+    assert NOTE in seen["/credits"]
+    assert MODEL_IMG in seen["/logs"] and REASON in seen["/logs"] and MODEL_SCRIPT in seen["/logs"]
+    assert MODEL_SCRIPT in seen["/activity"] and KEY_XSS in seen["/activity"]
+    assert MODEL_IMG in seen["/models"] and KEY_XSS in seen["/models"]
+    user.goto(cg.url + "/keys")                      # the revoke confirmation quotes the name as text
+    bad.clear()
+    user.locator(f"tr:has-text('{KEY_LONG}') >> text=Revoke").click()
+    assert any(KEY_LONG in b for b in bad) and not user.locator(INJECTED).count()
+
+    op = new_context().new_page()
+    bad = _watch(op)
+    sign_in(op, cg, OPERATOR_EMAIL, OPERATOR_PASSWORD)
+    op.wait_for_url(cg.url + "/")
+    seen = {path: _check(op, cg.url + path, bad) for path in [*OPERATOR_PAGES, f"/operator/accounts/{acc}"]}
+    assert ACCOUNT[:99] + "…" in seen["/operator/accounts"] and EMAIL in seen["/operator/users"]
+    assert MODEL_IMG in seen["/operator/providers"] and MODEL_LONG in seen["/operator/providers"]
+    page = seen[f"/operator/accounts/{acc}"]
+    assert EMAIL in page and KEY_XSS in page and NOTE in page and ACCOUNT.strip() in page
+
+
+def test_a_100k_character_name_is_shortened_and_the_full_value_is_on_its_page(hostile, new_context) -> None:
+    cg, _ = hostile
+    huge_id = [a["id"] for a in cg.gw.admin("GET", "/admin/accounts")["data"] if a["name"] == HUGE_NAME][0]
+    op = new_context().new_page()
+    bad = _watch(op)
+    sign_in(op, cg, OPERATOR_EMAIL, OPERATOR_PASSWORD)
+    op.wait_for_url(cg.url + "/")
+    _check(op, cg.url + "/operator/accounts", bad)
+    link = op.locator(f"a[href$='/operator/accounts/{huge_id}']")
+    assert len(link.inner_text()) <= 120 and link.inner_text().endswith("…")      # shortened in the list
+    assert len(op.content()) < len(HUGE_NAME)                                     # not sent whole in the list
+    _check(op, f"{cg.url}/operator/accounts/{huge_id}", bad)
+    assert op.locator("h1").bounding_box()["height"] < 200                     # the heading is not a wall of text
+    assert HUGE_NAME in op.text_content("main")                                   # the full value is reachable
+    op.click("text=Full name")
+    assert op.locator("details.fullname").evaluate("d => d.open")
