@@ -10,6 +10,7 @@ from aiohttp import web
 from ..errors import InvalidRequest
 from . import forms, security
 from .pages_user import activity_context
+from .paging import paginate, top_rows
 from .users import ROLES, Viewer
 from .web import BASE, Console, page, path_int, render, see_other, usd
 
@@ -25,13 +26,24 @@ async def accounts_get(request: web.Request, c: Console, viewer: Viewer) -> web.
 
 
 async def _accounts_page(request, c: Console, viewer: Viewer, *, error: str = "", status: int = 200):
+    """50 a page; `q` finds a name (any part, any case) or an id; `sort` id | name | balance | spent."""
     accounts = await c.store.list_accounts()
-    users = await c.store.list_console_users()
+    q = forms.text({"q": request.query.get("q", "")[:200]}, "q").casefold()
+    if q:
+        accounts = [a for a in accounts if q in a.name.casefold() or q == str(a.id)]
+    sort = request.query.get("sort", "id")
+    if sort in _ACCOUNT_SORTS:
+        accounts.sort(key=_ACCOUNT_SORTS[sort])
     per_account: dict[int, int] = {}
-    for u in users:
+    for u in await c.store.list_console_users():
         per_account[u.account_id] = per_account.get(u.account_id, 0) + 1
-    return render(request, "op_accounts.html", status=status, viewer=viewer, accounts=accounts,
-                  users=per_account, error=error)
+    return render(request, "op_accounts.html", status=status, viewer=viewer, accounts=paginate(request, accounts),
+                  users=per_account, error=error, q=q, sort=sort if sort in _ACCOUNT_SORTS else "id",
+                  sorts=list(_ACCOUNT_SORTS))
+
+
+_ACCOUNT_SORTS = {"id": lambda a: a.id, "name": lambda a: (a.name.casefold(), a.id),
+                  "balance": lambda a: (-a.balance_micros, a.id), "spent": lambda a: (-a.spent_micros, a.id)}
 
 
 @page("operator")
@@ -70,8 +82,10 @@ async def account_get(request: web.Request, c: Console, viewer: Viewer) -> web.S
 async def _account_page(request, c: Console, viewer: Viewer, account_id: int, *, error: str = "",
                         status: int = 200, new_user=None, new_password: str = ""):
     acc = await c.accounts.account(account_id)
+    users, more_users = top_rows(await c.store.list_console_users(account_id))
+    keys, more_keys = top_rows((await c.store.list_keys(account_id))[::-1])       # the newest 50
     return render(request, "op_account.html", status=status, viewer=viewer, account=acc,
-                  users=await c.store.list_console_users(account_id), keys=await c.store.list_keys(account_id),
+                  users=users, more_users=more_users, keys=keys, more_keys=more_keys,
                   ledger=await c.store.ledger(account_id, 50), error=error, new_user=new_user,
                   new_password=new_password, roles=ROLES,
                   audit=await c.store.list_audit(20, target=f"account:{account_id}"))
@@ -134,7 +148,8 @@ async def account_suspend(request: web.Request, c: Console, viewer: Viewer) -> w
 @page("operator")
 async def users_get(request: web.Request, c: Console, viewer: Viewer) -> web.StreamResponse:
     names = {a.id: a.name for a in await c.store.list_accounts()}
-    return render(request, "op_users.html", viewer=viewer, users=await c.store.list_console_users(), names=names)
+    users = paginate(request, await c.store.list_console_users())
+    return render(request, "op_users.html", viewer=viewer, users=users, names=names)
 
 
 @page("operator")

@@ -16,6 +16,7 @@ from ..store.base import Limits, UsageLogQuery
 from ..wire.csv_cells import safe_row
 from . import forms
 from .activity import RANGES, build_activity, pick_range
+from .paging import paginate, top_rows
 from .users import Viewer
 from .web import BASE, Console, now, page, path_int, render, see_other, usd_decimal, when
 
@@ -23,6 +24,7 @@ __all__ = ["add_user_routes", "LOW_BALANCE_MICROS", "activity_context"]
 
 LOW_BALANCE_MICROS = 1_000_000        # warn below $1 available
 LOG_PAGE = 50
+KEY_CHOICES = 50              # keys offered in the Logs page's key filter
 CSV_MAX_ROWS = 10_000
 PLAYGROUND_KEY_NAME = "Console playground"
 _HTTP_STATUS = re.compile(r"[1-5][0-9][0-9]")
@@ -48,7 +50,7 @@ async def keys_get(request: web.Request, c: Console, viewer: Viewer) -> web.Stre
 
 async def _keys_page(request: web.Request, c: Console, viewer: Viewer, *, issued=None, error: str = "",
                      status: int = 200, form=None) -> web.Response:
-    keys = await c.store.list_keys(viewer.account_id)
+    keys = paginate(request, (await c.store.list_keys(viewer.account_id))[::-1])     # newest first
     last_used = await c.store.key_last_used(viewer.account_id)
     models = [AUTO_MODEL] + [m.id for m in c.catalog.available()]
     return render(request, "keys.html", status=status, viewer=viewer, keys=keys, last_used=last_used,
@@ -128,8 +130,14 @@ async def logs(request: web.Request, c: Console, viewer: Viewer) -> web.StreamRe
     records = await c.store.usage_log(query)
     more, records = len(records) > LOG_PAGE, records[:LOG_PAGE]
     models = sorted({AUTO_MODEL, *(m.id for m in c.catalog.available())})
+    # the filter offers the newest KEY_CHOICES keys (and the chosen one); any key's own logs are a
+    # link from the Keys page, so 1,000 keys are not 1,000 options on every Logs page
+    choices = dict(sorted(names.items(), reverse=True)[:KEY_CHOICES])
+    if filters["key"] and int(filters["key"]) in names:
+        choices[int(filters["key"])] = names[int(filters["key"])]
     return render(request, "logs.html", viewer=viewer, records=records, names=names, filters=filters,
-                  more=more, models=models, query_string=_without_page(request))
+                  more=more, models=models, query_string=_without_page(request), key_choices=choices,
+                  more_keys=len(names) - len(choices))
 
 
 def _without_page(request: web.Request) -> str:
@@ -167,8 +175,11 @@ async def activity_context(request: web.Request, c: Console, account_id: int | N
     buckets = await c.activity_cache.rollup(account_id, since, until, bucket_s, t)
     act = build_activity(buckets, since=since, until=until, bucket_s=bucket_s,
                          key_names=await _key_names(c, account_id))
+    act.by_model, more_models = top_rows(act.by_model)       # the biggest 50 (totals count them all)
+    act.by_key, more_keys = top_rows(act.by_key)
     return {"act": act, "chart_json": json.dumps(act.chart_data()), "range": range_name,
-            "ranges": list(RANGES), "by": "hour" if bucket_s == 3_600 else "day"}
+            "ranges": list(RANGES), "by": "hour" if bucket_s == 3_600 else "day",
+            "hidden": {"By model": more_models, "By key": more_keys}}
 
 
 @page()
