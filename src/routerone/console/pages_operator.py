@@ -12,7 +12,7 @@ from . import forms, security
 from .pages_user import activity_context
 from .paging import paginate, top_rows
 from .users import ROLES, Viewer
-from .web import BASE, Console, page, path_int, render, see_other, usd
+from .web import BASE, Console, clip, page, path_int, render, see_other, usd
 
 __all__ = ["add_operator_routes"]
 
@@ -60,7 +60,7 @@ async def accounts_create(request: web.Request, c: Console, viewer: Viewer) -> w
     await c.store.record_audit(viewer.actor, "account.create", f"account:{acc.id}", json.dumps({"name": name}))
     if initial:
         await _adjust(c, viewer, acc.id, initial, "initial balance")
-    return see_other(f"{OP}/accounts/{acc.id}", f"Account {name} created.", viewer)
+    return see_other(f"{OP}/accounts/{acc.id}", f"Account {clip(name)} created.", viewer)
 
 
 async def _adjust(c: Console, viewer: Viewer, account_id: int, amount_micros: int, note: str) -> None:
@@ -161,7 +161,7 @@ async def user_toggle(request: web.Request, c: Console, viewer: Viewer) -> web.S
     user = await c.users.set_disabled(user_id, disable)
     await c.store.record_audit(viewer.actor, f"console_user.{'disable' if disable else 'enable'}",
                                f"account:{user.account_id}", json.dumps({"user_id": user_id}))
-    return see_other(f"{OP}/users", f"{user.email} {'disabled' if disable else 'enabled'}.", viewer)
+    return see_other(f"{OP}/users", f"{clip(user.email, 254)} {'disabled' if disable else 'enabled'}.", viewer)
 
 
 @page("operator")

@@ -18,7 +18,7 @@ from . import forms
 from .activity import RANGES, build_activity, pick_range
 from .paging import paginate, top_rows
 from .users import Viewer
-from .web import BASE, Console, now, page, path_int, render, see_other, usd_decimal, when
+from .web import BASE, Console, clip, now, page, path_int, render, see_other, usd_decimal, when
 
 __all__ = ["add_user_routes", "LOW_BALANCE_MICROS", "activity_context"]
 
@@ -95,7 +95,7 @@ async def keys_revoke(request: web.Request, c: Console, viewer: Viewer) -> web.S
         await c.accounts.revoke_key(key_id)
         await c.store.record_audit(viewer.actor, "key.revoke", f"key:{key_id}",
                                    json.dumps({"account_id": key.account_id, "prefix": key.prefix}))
-    return see_other(f"{BASE}/keys", f"Key {key.name or key.prefix} revoked.", viewer)
+    return see_other(f"{BASE}/keys", f"Key {clip(key.name or key.prefix, 200)} revoked.", viewer)
 
 
 @page()

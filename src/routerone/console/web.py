@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import re
 import time
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Awaitable, Callable
@@ -29,7 +30,7 @@ from .forms import read_form
 from .users import ConsoleUsers, Viewer
 
 __all__ = ["Console", "CONSOLE", "page", "render", "see_other", "COOKIE", "usd", "usd_decimal", "when",
-           "path_int", "add_security_headers", "clip"]
+           "path_int", "add_security_headers", "clip", "isolate"]
 
 COOKIE = "ro_console"
 LOGIN_CSRF_COOKIE = "ro_console_login"
@@ -82,12 +83,24 @@ def usd(micros: int | None) -> str:
     return f"{'-' if micros < 0 else ''}${whole:,}.{cents}"
 
 
+_BIDI_CLASSES = frozenset({"R", "AL", "RLE", "RLO", "LRE", "LRO", "PDF", "RLI", "LRI", "FSI", "PDI"})
+
+
+def isolate(text: str) -> str:
+    """Text with right-to-left letters or bidi controls between FSI and PDI (Unicode isolates): an
+    unclosed U+202E in a name otherwise reverses the rest of its line ("Account abc‮def created."
+    read "Account abc .detaerc fed"). Other text is returned as it is."""
+    if any(unicodedata.bidirectional(ch) in _BIDI_CLASSES for ch in text):
+        return "\u2068" + text + "\u2069"
+    return text
+
+
 def clip(text: object, max_chars: int = 100) -> str:
-    """Stored text shortened for display ("NNNN…"): a name the store holds may be longer than the
-    200 characters the admin API and console accept (an older version, SQL), and a list must not
-    carry 100,000 of them. Detail pages show the full value."""
+    """Stored text shortened for display ("NNNN…") and isolated (see isolate): a name the store
+    holds may be longer than the 200 characters the admin API and console accept (an older
+    version, SQL), and a list must not carry 100,000 of them. Detail pages show the full value."""
     text = "" if text is None else str(text)
-    return text if len(text) <= max_chars else text[:max_chars - 1] + "…"
+    return isolate(text if len(text) <= max_chars else text[:max_chars - 1] + "…")
 
 
 def when(ts: float | None) -> str:

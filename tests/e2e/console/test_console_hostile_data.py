@@ -149,3 +149,34 @@ def test_a_100k_character_name_is_shortened_and_the_full_value_is_on_its_page(ho
     assert HUGE_NAME in op.text_content("main")                                   # the full value is reachable
     op.click("text=Full name")
     assert op.locator("details.fullname").evaluate("d => d.open")
+
+
+def test_a_right_to_left_override_in_a_name_does_not_reorder_the_text_after_it(hostile, new_context) -> None:
+    """U+202E in an account name, unclosed: without isolation it reverses the rest of the line, so
+    the heading's "#id" moves to the left of the name and a notice reads backwards."""
+    cg, acc = hostile
+    op = new_context().new_page()
+    sign_in(op, cg, OPERATOR_EMAIL, OPERATOR_PASSWORD)
+    op.wait_for_url(cg.url + "/")
+    op.goto(cg.url + "/operator/accounts")
+    op.fill("input[name=name]", "abc\u202edef")
+    op.click("text=Create account")
+    op.wait_for_selector("p.notice")
+    # the x of each word of the notice, in reading order: left to right
+    xs = op.evaluate(WORD_XS, ["p.notice", ["Account", "def", "created"]])
+    assert xs == sorted(xs), f"the notice reads backwards after the name: {xs}"
+    name_x = op.evaluate(WORD_XS, ["h1", ["def"]])[0]
+    assert op.locator("h1 span.muted").bounding_box()["x"] > name_x, "the #id moved before the name"
+
+
+# the left edge of each word (first occurrence in the element's text nodes), as laid out
+WORD_XS = """([sel, words]) => {
+    const el = document.querySelector(sel), out = [];
+    const walker = document.createTreeWalker(el, NodeFilter.SHOW_TEXT), nodes = [];
+    while (walker.nextNode()) nodes.push(walker.currentNode);
+    for (const word of words) {
+        const node = nodes.find(n => n.textContent.includes(word)), i = node.textContent.indexOf(word);
+        const r = document.createRange(); r.setStart(node, i); r.setEnd(node, i + word.length);
+        out.push(r.getBoundingClientRect().left);
+    }
+    return out; }"""
