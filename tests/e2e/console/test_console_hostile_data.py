@@ -6,6 +6,7 @@ made), the page keeps its width (long unbroken names wrap or scroll inside their
 hostile text is on the page, escaped, not dropped."""
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -180,3 +181,69 @@ WORD_XS = """([sel, words]) => {
         out.push(r.getBoundingClientRect().left);
     }
     return out; }"""
+
+
+UPSTREAM_HTML = "<img src=x onerror=alert('upstream')></p><script>alert('upstream2')</script>"
+
+
+def _html_upstream_app():
+    """An upstream whose error messages and answers are HTML: model `says-html` answers with it
+    (plain and streamed), `fails-html` refuses with it (a 400, passed on to the client)."""
+    from aiohttp import web
+
+    async def models(request):
+        return web.json_response({"object": "list", "data": [
+            {"id": m, "object": "model", "created": 0, "owned_by": "x"} for m in ("says-html", "fails-html")]})
+
+    async def chat(request):
+        body = await request.json()
+        if body["model"] == "fails-html":
+            return web.json_response({"error": {"message": UPSTREAM_HTML, "type": "invalid_request_error",
+                                                "param": None, "code": UPSTREAM_HTML}}, status=400)
+        usage = {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
+        if not body.get("stream"):
+            return web.json_response({"id": "c", "object": "chat.completion", "created": 1, "model": body["model"],
+                                      "choices": [{"index": 0, "finish_reason": "stop", "logprobs": None,
+                                                   "message": {"role": "assistant", "content": UPSTREAM_HTML}}],
+                                      "usage": usage})
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        for chunk in ({"choices": [{"index": 0, "delta": {"role": "assistant", "content": UPSTREAM_HTML},
+                                    "finish_reason": None}]},
+                      {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}, {"choices": [], "usage": usage}):
+            chunk.update({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": body["model"]})
+            await resp.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+        await resp.write(b"data: [DONE]\n\n")
+        return resp
+
+    app = web.Application()
+    app.router.add_get("/v1/models", models)
+    app.router.add_post("/v1/chat/completions", chat)
+    return app
+
+
+@pytest.mark.parametrize("javascript", [True, False])
+def test_html_in_an_upstreams_answer_or_error_is_text_in_the_playground(gateway, fake_upstream, new_context,
+                                                                       javascript) -> None:
+    from conftest import ConsoleGateway
+    from routerone.testing.threaded import ThreadedServer
+    with ThreadedServer(_html_upstream_app) as up:
+        gw = gateway(providers={"htmlbox": (up.url + "/v1", None)})
+        cg = ConsoleGateway(gw)
+        acc = gw.admin("POST", "/admin/accounts", {"name": "p", "balance_micros": 5_000_000})["data"]["id"]
+        cg.create_user("p@html.test", PASSWORD, account_id=acc)
+        page = new_context(java_script_enabled=javascript).new_page()
+        bad = _watch(page)
+        sign_in(page, cg, "p@html.test", PASSWORD)
+        page.wait_for_url(cg.url + "/")
+        for model, where in (("says-html", "#answer-text"), ("fails-html", "#answer-text" if javascript else "p.error")):
+            page.goto(cg.url + "/playground")
+            page.select_option("select[name=model]", model)
+            page.fill("textarea[name=prompt]", "hello")
+            page.click("text=Send")
+            deadline = time.monotonic() + 15
+            while UPSTREAM_HTML not in (page.locator(where).text_content() or ""):
+                assert time.monotonic() < deadline, (model, page.locator(where).text_content())
+                page.wait_for_timeout(100)
+            assert page.locator(INJECTED).count() == 0
+            assert [b for b in bad if not (model == "fails-html" and b.startswith("400 "))] == [], bad
