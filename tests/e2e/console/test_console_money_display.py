@@ -79,3 +79,10 @@ def test_a_top_up_of_one_micro_dollar_says_so(console_gw, new_context) -> None:
     page.wait_for_url(re.compile(r".*notice=.*"))
     assert page.inner_text("p.notice") == "Topped up $0.000001."        # was "Topped up $0.00."
     assert page.inner_text("#account-balance") == "$0.000001"
+    page.fill("input[name=amount_usd]", "0.000001")                      # and back: a negative ledger amount
+    page.check("input[name=direction][value=debit]")
+    page.click("text=Apply")
+    page.wait_for_selector("text=Debited $0.000001.")
+    assert page.inner_text("#account-balance") == "$0.00"
+    amounts = page.locator("section:has(h2:text('Ledger')) td.num").all_inner_texts()
+    assert amounts[:2] == ["-$0.000001", "$0.000001"], amounts
