@@ -167,13 +167,14 @@ async def user_toggle(request: web.Request, c: Console, viewer: Viewer) -> web.S
 @page("operator")
 async def providers(request: web.Request, c: Console, viewer: Viewer) -> web.StreamResponse:
     vendors = sorted(c.catalog.vendors.values(), key=lambda v: (not v.configured, v.name))
-    rows = []
-    for m in sorted(c.catalog.models.values(), key=lambda m: (m.provider, m.id)):
-        for d in m.deployments:
-            if d.vendor.configured:
-                h = c.health.by_deployment.get(d.id)
-                rows.append({"model": m, "deployment": d, "health": h.as_dict() if h else None})
-    return render(request, "op_providers.html", viewer=viewer, vendors=vendors, rows=rows)
+    q = forms.text({"q": request.query.get("q", "")[:200]}, "q").casefold()
+    pairs = [(m, d) for m in sorted(c.catalog.models.values(), key=lambda m: (m.provider, m.id))
+             for d in m.deployments if d.vendor.configured
+             and (not q or q in m.id.casefold() or q in d.vendor.name.casefold())]
+    page = paginate(request, pairs)                    # health only for the rows shown
+    rows = [{"model": m, "deployment": d, "health": h.as_dict() if (h := c.health.by_deployment.get(d.id)) else None}
+            for m, d in page.rows]
+    return render(request, "op_providers.html", viewer=viewer, vendors=vendors, rows=rows, page=page, q=q)
 
 
 @page("operator")

@@ -191,7 +191,11 @@ async def activity(request: web.Request, c: Console, viewer: Viewer) -> web.Stre
 @page()
 async def models(request: web.Request, c: Console, viewer: Viewer) -> web.StreamResponse:
     keys = [k for k in await c.store.list_keys(viewer.account_id) if not k.revoked and k.allowed_models]
-    return render(request, "models.html", viewer=viewer, models=c.catalog.available(), restricted=keys)
+    restricted, more_restricted = top_rows(keys[::-1], 20)
+    q = forms.text({"q": request.query.get("q", "")[:200]}, "q").casefold()
+    available = [m for m in c.catalog.available() if q in m.id.casefold()] if q else c.catalog.available()
+    return render(request, "models.html", viewer=viewer, models=paginate(request, available), q=q,
+                  restricted=restricted, more_restricted=more_restricted)
 
 
 def add_user_routes(app: web.Application) -> None:

@@ -1,4 +1,5 @@
-"""The console at scale, in a real browser: 1,000 accounts, 1,000 keys in one account and 100,000
+"""The console at scale, in a real browser: 1,000 accounts, 1,000 keys in one account, 2,000 models
+from a self-hosted box and 100,000
 usage rows over 30 days (made through the admin API and the store's bulk `insert_usage`, the
 path the usage sink writes by). Every operator and user page loads in bounded time and renders a
 bounded number of rows (paged), and paging, filters and sorting still work. Prints each page's load
@@ -15,22 +16,32 @@ import pytest
 
 from routerone.console.web import CONSOLE
 from routerone.store.base import UsageRecord
+from routerone.testing.fake_box import FakeBox
 
 from conftest import OPERATOR_EMAIL, OPERATOR_PASSWORD, ConsoleGateway, sign_in
 
-N_ACCOUNTS, N_KEYS, N_ROWS = 1_000, 1_000, 100_000
+N_ACCOUNTS, N_KEYS, N_ROWS, N_MODELS = 1_000, 1_000, 100_000, 2_000
 MODELS = ["gpt-4o", "gpt-4o-mini", "o3-mini", "gpt-4.1", "gpt-4.1-mini"]
 USER_EMAIL, PASSWORD = "big@scale.test", "scale-password-1"
 MAX_LOAD_S = 3.0            # per page, on a busy 2-core machine (measured well under 1 s when idle)
 MAX_ROWS = 100              # no table on any page renders more rows than this
 
 
+@pytest.fixture
+def box():
+    """A self-hosted box listing as many models as discovery keeps (2,000)."""
+    b = FakeBox([f"box-model-{i:04d}" for i in range(N_MODELS)]).start()
+    yield b
+    b.stop()
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def big_gateway(request, gateway):
+def big_gateway(request, gateway, fake_upstream, box):
     """A gateway with an operator, on SQLite or on a fresh PostgreSQL database. The database is made
     and dropped from another thread: Playwright's sync API keeps an event loop running in this one."""
+    providers = {"openai": (fake_upstream.base_url, fake_upstream.api_key), "box": (box.base_url, None)}
     if request.param == "sqlite":
-        yield gateway()
+        yield gateway(providers=providers)
         return
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))      # tests/e2e, for its PostgreSQL helper
     from billing_procs import pg_database
@@ -38,7 +49,7 @@ def big_gateway(request, gateway):
         db = pg_database()
         url = pool.submit(db.__enter__).result()
         try:
-            yield gateway(database_url=url)      # dropped WITH (FORCE) before the gateway stops
+            yield gateway(database_url=url, providers=providers)      # dropped WITH (FORCE) before the gateway stops
         finally:
             pool.submit(db.__exit__, None, None, None).result()
 
@@ -101,7 +112,7 @@ def test_every_page_is_paged_and_fast_with_100k_rows_and_1000_keys_and_accounts(
     user.wait_for_url(cg.url + "/")
     for path in ["/", "/keys", "/keys?page=20", "/credits", "/logs", "/logs?page=2000", f"/logs?key={keys[3]}",
                  "/logs?model=gpt-4o&status=429", "/activity", "/activity?range=90d&by=day", "/models",
-                 "/playground"]:
+                 "/models?page=40", "/playground"]:
         _load(user, cg.url + path, timings, problems)
     # paging and filters still find the right rows
     _load(user, f"{cg.url}/logs?key={keys[3]}&page=2", timings, problems)
@@ -112,6 +123,15 @@ def test_every_page_is_paged_and_fast_with_100k_rows_and_1000_keys_and_accounts(
     assert len(routed) == 50 and set(routed) == {"gpt-4o"} and set(statuses) == {"429"}, (set(routed), set(statuses))
     text = _load(user, cg.url + "/keys?page=2", timings, problems)         # newest first, 50 a page
     assert "key 0949" in text and "key 0950" not in text and "key 0900" in text and "key 0899" not in text
+    _load(user, cg.url + "/models?q=box-model-1234", timings, problems)                   # the filter finds one
+    assert user.locator("main tbody tr").all_inner_texts()[0].startswith("box-model-1234")
+    assert user.locator("main tbody tr").count() == 1
+    user.goto(cg.url + "/playground")             # 2,000 models: a name with suggestions, not a select
+    user.fill("input[name=model]", "box-model-1999")
+    user.fill("textarea[name=prompt]", "hello")
+    user.click("text=Send")
+    user.wait_for_selector("#answer-latency:not(:empty)")
+    assert user.inner_text("#answer-model") == "box-model-1999", user.inner_text("#answer-text")
     t0 = time.perf_counter()
     csv_text = user.request.get(cg.url + "/logs.csv").text()
     timings["/logs.csv"] = (time.perf_counter() - t0, len(csv_text))
@@ -132,7 +152,7 @@ def test_every_page_is_paged_and_fast_with_100k_rows_and_1000_keys_and_accounts(
     assert "customer 0777" in text and "customer 0778" not in text
 
     print(f"\npage load times (Chromium, {cg.gw.settings.database_url.split(':')[0]}, 100k usage rows, "
-          "1,000 keys, 1,000 accounts):")
+          "1,000 keys, 1,000 accounts, 2,000 models):")
     for path, (s, size) in timings.items():
         print(f"  {s * 1000:7.0f} ms  {size / 1024:7.1f} KiB  {path}")
     assert not problems, problems
