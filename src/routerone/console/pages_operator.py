@@ -10,7 +10,7 @@ from aiohttp import web
 from ..errors import InvalidRequest
 from . import forms, security
 from .pages_user import activity_context
-from .paging import paginate, top_rows
+from .paging import paginate, search_text, top_rows
 from .users import ROLES, Viewer
 from .web import BASE, Console, clip, page, path_int, render, see_other, usd
 
@@ -28,9 +28,9 @@ async def accounts_get(request: web.Request, c: Console, viewer: Viewer) -> web.
 async def _accounts_page(request, c: Console, viewer: Viewer, *, error: str = "", status: int = 200):
     """50 a page; `q` finds a name (any part, any case) or an id; `sort` id | name | balance | spent."""
     accounts = await c.store.list_accounts()
-    q = forms.text({"q": request.query.get("q", "")[:200]}, "q").casefold()
+    q = search_text(request)
     if q:
-        accounts = [a for a in accounts if q in a.name.casefold() or q == str(a.id)]
+        accounts = [a for a in accounts if q.casefold() in a.name.casefold() or q.lstrip("#") == str(a.id)]
     sort = request.query.get("sort", "id")
     if sort in _ACCOUNT_SORTS:
         accounts.sort(key=_ACCOUNT_SORTS[sort])
@@ -167,10 +167,11 @@ async def user_toggle(request: web.Request, c: Console, viewer: Viewer) -> web.S
 @page("operator")
 async def providers(request: web.Request, c: Console, viewer: Viewer) -> web.StreamResponse:
     vendors = sorted(c.catalog.vendors.values(), key=lambda v: (not v.configured, v.name))
-    q = forms.text({"q": request.query.get("q", "")[:200]}, "q").casefold()
+    q = search_text(request)
+    needle = q.casefold()
     pairs = [(m, d) for m in sorted(c.catalog.models.values(), key=lambda m: (m.provider, m.id))
              for d in m.deployments if d.vendor.configured
-             and (not q or q in m.id.casefold() or q in d.vendor.name.casefold())]
+             and (needle in m.id.casefold() or needle in d.vendor.name.casefold())]
     page = paginate(request, pairs)                    # health only for the rows shown
     rows = [{"model": m, "deployment": d, "health": h.as_dict() if (h := c.health.by_deployment.get(d.id)) else None}
             for m, d in page.rows]

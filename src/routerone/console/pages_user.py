@@ -16,7 +16,7 @@ from ..store.base import Limits, UsageLogQuery
 from ..wire.csv_cells import safe_row
 from . import forms
 from .activity import RANGES, build_activity, pick_range
-from .paging import paginate, top_rows
+from .paging import paginate, search_text, top_rows
 from .users import Viewer
 from .web import BASE, Console, clip, now, page, path_int, render, see_other, usd_decimal, when
 
@@ -192,8 +192,8 @@ async def activity(request: web.Request, c: Console, viewer: Viewer) -> web.Stre
 async def models(request: web.Request, c: Console, viewer: Viewer) -> web.StreamResponse:
     keys = [k for k in await c.store.list_keys(viewer.account_id) if not k.revoked and k.allowed_models]
     restricted, more_restricted = top_rows(keys[::-1], 20)
-    q = forms.text({"q": request.query.get("q", "")[:200]}, "q").casefold()
-    available = [m for m in c.catalog.available() if q in m.id.casefold()] if q else c.catalog.available()
+    q = search_text(request)
+    available = [m for m in c.catalog.available() if q.casefold() in m.id.casefold()]
     return render(request, "models.html", viewer=viewer, models=paginate(request, available), q=q,
                   restricted=restricted, more_restricted=more_restricted)
 

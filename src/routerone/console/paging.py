@@ -12,7 +12,7 @@ from aiohttp import web
 
 from . import forms
 
-__all__ = ["Pager", "paginate", "PER_PAGE", "top_rows"]
+__all__ = ["Pager", "paginate", "PER_PAGE", "top_rows", "search_text"]
 
 T = TypeVar("T")
 PER_PAGE = 50
@@ -42,6 +42,11 @@ def paginate(request: web.Request, items: Sequence[T], per_page: int = PER_PAGE)
     page = min(requested, pages)
     rest = urlencode([(k, v) for k, v in request.query.items() if k != "page" and v])
     return Pager(items[(page - 1) * per_page:page * per_page], page, pages, len(items), rest)
+
+
+def search_text(request: web.Request) -> str:
+    """A list page's `?q=` filter as typed (stripped, at most 200 characters; a NUL is a 400)."""
+    return forms.text({"q": request.query.get("q", "")[:200]}, "q")
 
 
 def top_rows(rows: Sequence[T], limit: int = PER_PAGE) -> tuple[Sequence[T], int]:

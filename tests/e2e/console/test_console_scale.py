@@ -158,6 +158,10 @@ def test_every_page_is_paged_and_fast_with_100k_rows_and_1000_keys_and_accounts(
     text = _load(op, cg.url + "/operator/accounts?q=customer+0777", timings, problems)
     assert "customer 0777" in text and "customer 0778" not in text
 
+    for bad in ("/operator/accounts?q=%00", "/operator/accounts?page=0", "/models?page=x", "/keys?page=%C2%B2"):
+        assert op.request.get(cg.url + bad).status == 400, bad        # a clear 400 page, never a 500
+    assert op.request.get(cg.url + "/operator/accounts?page=99999").ok  # past the end: the last page
+
     print(f"\npage load times (Chromium, {cg.gw.settings.database_url.split(':')[0]}, 100k usage rows, "
           "1,000 keys, 1,000 accounts, 1,000 users, 2,000 models; "
           "/activity?range=7d&by=hour is /activity again, its closed part from the roll-up cache):")
