@@ -16,7 +16,7 @@ from ..store.base import Limits, UsageLogQuery
 from ..wire.csv_cells import safe_row
 from . import forms
 from .activity import RANGES, build_activity, pick_range
-from .paging import paginate, search_text, top_rows
+from .paging import PER_PAGE, paginate, search_text, top_rows
 from .users import Viewer
 from .web import BASE, Console, clip, now, page, path_int, render, see_other, usd_decimal, when
 
@@ -100,10 +100,15 @@ async def keys_revoke(request: web.Request, c: Console, viewer: Viewer) -> web.S
 
 @page()
 async def credits(request: web.Request, c: Console, viewer: Viewer) -> web.StreamResponse:
+    """The ledger 50 entries a page, newest first; `?before=ID` pages back (by entry id, so new
+    charges arriving meanwhile do not shift the page)."""
     acc = await c.accounts.account(viewer.account_id)
-    ledger = await c.store.ledger(viewer.account_id, 200)
-    return render(request, "credits.html", viewer=viewer, account=acc, ledger=ledger,
-                  low=acc.available_micros < LOW_BALANCE_MICROS, low_micros=LOW_BALANCE_MICROS)
+    before = forms.opt_int(dict(request.query), "before", maximum=2**63 - 1)
+    ledger = await c.store.ledger(viewer.account_id, PER_PAGE + 1, before_id=before)
+    older = ledger[PER_PAGE - 1].id if len(ledger) > PER_PAGE else None
+    return render(request, "credits.html", viewer=viewer, account=acc, ledger=ledger[:PER_PAGE], older=older,
+                  paged=before is not None, low=acc.available_micros < LOW_BALANCE_MICROS,
+                  low_micros=LOW_BALANCE_MICROS)
 
 
 def _log_query(request: web.Request, account_id: int | None, key_ids: set[int] | None) -> tuple[UsageLogQuery, dict]:

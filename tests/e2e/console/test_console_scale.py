@@ -21,7 +21,7 @@ from routerone.testing.fake_box import FakeBox
 
 from conftest import OPERATOR_EMAIL, OPERATOR_PASSWORD, ConsoleGateway, sign_in
 
-N_ACCOUNTS, N_KEYS, N_ROWS, N_MODELS, N_USERS = 1_000, 1_000, 100_000, 2_000, 1_000
+N_ACCOUNTS, N_KEYS, N_ROWS, N_MODELS, N_USERS, N_LEDGER = 1_000, 1_000, 100_000, 2_000, 1_000, 260
 MODELS = ["gpt-4o", "gpt-4o-mini", "o3-mini", "gpt-4.1", "gpt-4.1-mini"]
 USER_EMAIL, PASSWORD = "big@scale.test", "scale-password-1"
 MAX_LOAD_S = 3.0            # per page, on a busy 2-core machine (measured well under 1 s when idle)
@@ -69,6 +69,8 @@ def big(big_gateway):
             for i in range(N_KEYS)]
     cg.create_user(USER_EMAIL, PASSWORD, account_id=acc)
     store = gw.app[CONSOLE].store                                        # type: ignore[index]
+    for i in range(N_LEDGER):                   # a ledger longer than a page
+        gw.call(store.adjust_balance(acc, 1, kind="credit", note=f"top-up {i:04d}", actor="test"))
     # 1,000 console users (one password hash for all: argon2id per user would be minutes)
     one_hash = gw.call(hash_password("scale-users-password"))
     for i in range(N_USERS):
@@ -132,6 +134,17 @@ def test_every_page_is_paged_and_fast_with_100k_rows_and_1000_keys_and_accounts(
     _load(user, cg.url + "/models?q=box-model-1234", timings, problems)                   # the filter finds one
     assert user.locator("main tbody tr").all_inner_texts()[0].startswith("box-model-1234")
     assert user.locator("main tbody tr").count() == 1
+    _load(user, cg.url + "/credits", timings, problems)          # the whole ledger, page by page
+    notes: list[str] = []
+    for _ in range(10):
+        notes += user.locator("main tbody td.note").all_inner_texts()
+        older = user.locator("a[rel=next]")
+        if not older.count():
+            break
+        older.click()
+        user.wait_for_load_state("load")
+    assert notes[0] == f"top-up {N_LEDGER - 1:04d}" and "top-up 0000" in notes, notes[-3:]
+    assert notes.count("top-up 0000") == 1 and len([n for n in notes if n.startswith("top-up")]) == N_LEDGER
     user.goto(cg.url + "/playground")             # 2,000 models: a name with suggestions, not a select
     user.fill("input[name=model]", "box-model-1999")
     user.fill("textarea[name=prompt]", "hello")
