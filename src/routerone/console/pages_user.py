@@ -182,7 +182,7 @@ async def activity_context(request: web.Request, c: Console, account_id: int | N
                          key_names=await _key_names(c, account_id))
     act.by_model, more_models = top_rows(act.by_model)       # the biggest 50 (totals count them all)
     act.by_key, more_keys = top_rows(act.by_key)
-    return {"act": act, "chart_json": json.dumps(act.chart_data()), "range": range_name,
+    return {"act": act, "chart": act.chart_data(), "range": range_name,
             "ranges": list(RANGES), "by": "hour" if bucket_s == 3_600 else "day",
             "hidden": {"By model": more_models, "By key": more_keys}}
 
