@@ -6,6 +6,8 @@ made), the page keeps its width (long unbroken names wrap or scroll inside their
 hostile text is on the page, escaped, not dropped."""
 from __future__ import annotations
 
+import csv
+import io
 import json
 import time
 
@@ -26,9 +28,11 @@ MODEL_LONG = "m" * 256                                  # the longest id discove
 ACCOUNT = "<script>alert('account')</script>\u202eevil\u200b" + "A" * 150     # 200 characters
 KEY_XSS = "\"><img src=x onerror=alert('key')>"
 KEY_LONG = "K" * 200                                    # the admin API's longest name, no break in it
+KEY_CONTROL = "ctl\x01\x07\x1b[2J\x7f\r\nname\u2028end"     # control characters (no NUL: refused)
 NOTE = "</td></tr></table><script>alert('note')</script>"
 HUGE_NAME = "N" * 100_000
 REASON = "</script><img src=x onerror=alert('reason')>"
+USAGE_ROWS = [(MODEL_IMG, 200, None), (MODEL_SCRIPT, 502, REASON), (MODEL_LONG, 200, None)]
 USER_PAGES = ["/", "/keys", "/credits", "/logs", "/activity", "/models", "/playground"]
 OPERATOR_PAGES = ["/operator/accounts", "/operator/users", "/operator/providers", "/operator/routing",
                   "/operator/activity"]
@@ -57,14 +61,13 @@ def hostile(gateway, fake_upstream, box):
     cg.create_user(EMAIL, PASSWORD, account_id=acc)
     keys = [gw.admin("POST", "/admin/keys", {"account_id": acc, "name": name,
                                              **({"allowed_models": [MODEL_IMG]} if name == KEY_XSS else {})})["data"]
-            for name in (KEY_XSS, KEY_LONG)]
+            for name in (KEY_XSS, KEY_LONG, KEY_CONTROL)]
     store = gw.app[CONSOLE].store                                            # type: ignore[index]
     t = time.time() - 120
-    rows = [UsageRecord(request_id=f"r-{i}", key_id=keys[i % 2]["id"], account_id=acc, requested_model=model,
+    rows = [UsageRecord(request_id=f"r-{i}", key_id=keys[i % 3]["id"], account_id=acc, requested_model=model,
                         routed_model=model, provider="box", cost_micros=1_234, created_at=t + i, status=status,
                         error_type=error, route_reason=REASON, fallbacks=MODEL_SCRIPT)
-            for i, (model, status, error) in enumerate([(MODEL_IMG, 200, None), (MODEL_SCRIPT, 502, REASON),
-                                                        (MODEL_LONG, 200, None)])]
+            for i, (model, status, error) in enumerate(USAGE_ROWS)]
     gw.call(store.insert_usage(rows))
     gw.call(store.create_account(HUGE_NAME))    # past the services' 200: what an older version or SQL could store
     return cg, acc
@@ -114,7 +117,9 @@ def test_hostile_stored_text_is_shown_as_text_on_every_page(hostile, new_context
     seen = {path: _check(user, cg.url + path, bad) for path in USER_PAGES}
     assert EMAIL in seen["/"] and ACCOUNT.strip() in seen["/"]
     assert KEY_XSS in seen["/keys"] and KEY_LONG in seen["/keys"]
-    assert NOTE in seen["/credits"]
+    assert NOTE in seen["/credits"] and "ctl" in seen["/keys"]
+    csv_text = user.request.get(cg.url + "/logs.csv").text()          # the export stays one row per request
+    assert len(list(csv.reader(io.StringIO(csv_text)))) == 1 + len(USAGE_ROWS)
     assert MODEL_IMG in seen["/logs"] and REASON in seen["/logs"] and MODEL_SCRIPT in seen["/logs"]
     assert MODEL_SCRIPT in seen["/activity"] and KEY_XSS in seen["/activity"]
     assert MODEL_IMG in seen["/models"] and KEY_XSS in seen["/models"]
