@@ -19,7 +19,7 @@ from routerone.console.web import CONSOLE
 from routerone.store.base import UsageRecord
 from routerone.testing.fake_box import FakeBox
 
-from conftest import OPERATOR_EMAIL, OPERATOR_PASSWORD, ConsoleGateway, sign_in
+from conftest import LAPTOP, OPERATOR_EMAIL, OPERATOR_PASSWORD, PHONE, ConsoleGateway, sign_in
 
 N_ACCOUNTS, N_KEYS, N_ROWS, N_MODELS, N_USERS, N_LEDGER = 1_000, 1_000, 100_000, 2_000, 1_000, 260
 MODELS = ["gpt-4o", "gpt-4o-mini", "o3-mini", "gpt-4.1", "gpt-4.1-mini"]
@@ -174,6 +174,15 @@ def test_every_page_is_paged_and_fast_with_100k_rows_and_1000_keys_and_accounts(
     for bad in ("/operator/accounts?q=%00", "/operator/accounts?page=0", "/models?page=x", "/keys?page=%C2%B2"):
         assert op.request.get(cg.url + bad).status == 400, bad        # a clear 400 page, never a 500
     assert op.request.get(cg.url + "/operator/accounts?page=99999").ok  # past the end: the last page
+
+    for who, path in ((user, "/keys?page=2"), (user, "/credits?before=100"), (op, "/operator/accounts?page=2"),
+                      (op, "/operator/users?page=2"), (op, "/models?page=2"), (op, "/operator/providers?page=2")):
+        who.set_viewport_size(PHONE)                              # a pager fits a phone
+        who.goto(cg.url + path)
+        assert who.locator("nav.pager").count() == 1, path
+        wide = who.evaluate("() => document.documentElement.scrollWidth")
+        assert wide <= PHONE["width"], f"{path} is {wide}px wide on a phone"
+        who.set_viewport_size(LAPTOP)
 
     print(f"\npage load times (Chromium, {cg.gw.settings.database_url.split(':')[0]}, 100k usage rows, "
           "1,000 keys, 1,000 accounts, 1,000 users, 2,000 models; "
