@@ -172,10 +172,10 @@ async def providers(request: web.Request, c: Console, viewer: Viewer) -> web.Str
     pairs = [(m, d) for m in sorted(c.catalog.models.values(), key=lambda m: (m.provider, m.id))
              for d in m.deployments if d.vendor.configured
              and (needle in m.id.casefold() or needle in d.vendor.name.casefold())]
-    page = paginate(request, pairs)                    # health only for the rows shown
+    paged = paginate(request, pairs)                   # health only for the rows shown
     rows = [{"model": m, "deployment": d, "health": h.as_dict() if (h := c.health.by_deployment.get(d.id)) else None}
-            for m, d in page.rows]
-    return render(request, "op_providers.html", viewer=viewer, vendors=vendors, rows=rows, page=page, q=q)
+            for m, d in paged.rows]
+    return render(request, "op_providers.html", viewer=viewer, vendors=vendors, rows=rows, paged=paged, q=q)
 
 
 @page("operator")
