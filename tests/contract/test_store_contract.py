@@ -128,6 +128,9 @@ async def test_credits_and_debits_write_ledger_rows(store: Store) -> None:
         (-250_000, "debit", "refund", None), (1_000_000, "credit", "stripe", None)]
     assert all(e.account_id == acc.id and e.created_at > 0 for e in entries)
     assert [e.amount_micros for e in await store.ledger(acc.id, limit=1)] == [-250_000]
+    # the next page: entries older than a given one (the console's Credits "Older" link)
+    assert [e.note for e in await store.ledger(acc.id, 10, before_id=entries[0].id)] == ["stripe"]
+    assert await store.ledger(acc.id, 10, before_id=entries[1].id) == []
     assert await store.ledger_sum(acc.id) == 750_000
     await _assert_books_balance(store, acc.id)
     assert await store.ledger_sum(acc.id + 1000) == 0

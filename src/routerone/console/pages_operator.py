@@ -10,8 +10,9 @@ from aiohttp import web
 from ..errors import InvalidRequest
 from . import forms, security
 from .pages_user import activity_context
+from .paging import paginate, search_text, top_rows
 from .users import ROLES, Viewer
-from .web import BASE, Console, page, path_int, render, see_other
+from .web import BASE, Console, clip, page, path_int, render, see_other, usd
 
 __all__ = ["add_operator_routes"]
 
@@ -25,13 +26,24 @@ async def accounts_get(request: web.Request, c: Console, viewer: Viewer) -> web.
 
 
 async def _accounts_page(request, c: Console, viewer: Viewer, *, error: str = "", status: int = 200):
+    """50 a page; `q` finds a name (any part, any case) or an id; `sort` id | name | balance | spent."""
     accounts = await c.store.list_accounts()
-    users = await c.store.list_console_users()
+    q = search_text(request)
+    if q:
+        accounts = [a for a in accounts if q.casefold() in a.name.casefold() or q.lstrip("#") == str(a.id)]
+    sort = request.query.get("sort", "id")
+    if sort in _ACCOUNT_SORTS:
+        accounts.sort(key=_ACCOUNT_SORTS[sort])
     per_account: dict[int, int] = {}
-    for u in users:
+    for u in await c.store.list_console_users():
         per_account[u.account_id] = per_account.get(u.account_id, 0) + 1
-    return render(request, "op_accounts.html", status=status, viewer=viewer, accounts=accounts,
-                  users=per_account, error=error)
+    return render(request, "op_accounts.html", status=status, viewer=viewer, accounts=paginate(request, accounts),
+                  users=per_account, error=error, q=q, sort=sort if sort in _ACCOUNT_SORTS else "id",
+                  sorts=list(_ACCOUNT_SORTS))
+
+
+_ACCOUNT_SORTS = {"id": lambda a: a.id, "name": lambda a: (a.name.casefold(), a.id),
+                  "balance": lambda a: (-a.balance_micros, a.id), "spent": lambda a: (-a.spent_micros, a.id)}
 
 
 @page("operator")
@@ -48,7 +60,7 @@ async def accounts_create(request: web.Request, c: Console, viewer: Viewer) -> w
     await c.store.record_audit(viewer.actor, "account.create", f"account:{acc.id}", json.dumps({"name": name}))
     if initial:
         await _adjust(c, viewer, acc.id, initial, "initial balance")
-    return see_other(f"{OP}/accounts/{acc.id}", f"Account {name} created.", viewer)
+    return see_other(f"{OP}/accounts/{acc.id}", f"Account {clip(name)} created.", viewer)
 
 
 async def _adjust(c: Console, viewer: Viewer, account_id: int, amount_micros: int, note: str) -> None:
@@ -70,8 +82,10 @@ async def account_get(request: web.Request, c: Console, viewer: Viewer) -> web.S
 async def _account_page(request, c: Console, viewer: Viewer, account_id: int, *, error: str = "",
                         status: int = 200, new_user=None, new_password: str = ""):
     acc = await c.accounts.account(account_id)
+    users, more_users = top_rows(await c.store.list_console_users(account_id))
+    keys, more_keys = top_rows((await c.store.list_keys(account_id))[::-1])       # the newest 50
     return render(request, "op_account.html", status=status, viewer=viewer, account=acc,
-                  users=await c.store.list_console_users(account_id), keys=await c.store.list_keys(account_id),
+                  users=users, more_users=more_users, keys=keys, more_keys=more_keys,
                   ledger=await c.store.ledger(account_id, 50), error=error, new_user=new_user,
                   new_password=new_password, roles=ROLES,
                   audit=await c.store.list_audit(20, target=f"account:{account_id}"))
@@ -92,7 +106,7 @@ async def account_balance(request: web.Request, c: Console, viewer: Viewer) -> w
     except InvalidRequest as exc:
         return await _account_page(request, c, viewer, account_id, error=exc.message, status=400)
     what = "Topped up" if direction == "credit" else "Debited"
-    return see_other(f"{OP}/accounts/{account_id}", f"{what} ${amount / 1e6:,.2f}.", viewer)
+    return see_other(f"{OP}/accounts/{account_id}", f"{what} {usd(amount)}.", viewer)
 
 
 @page("operator")
@@ -134,7 +148,8 @@ async def account_suspend(request: web.Request, c: Console, viewer: Viewer) -> w
 @page("operator")
 async def users_get(request: web.Request, c: Console, viewer: Viewer) -> web.StreamResponse:
     names = {a.id: a.name for a in await c.store.list_accounts()}
-    return render(request, "op_users.html", viewer=viewer, users=await c.store.list_console_users(), names=names)
+    users = paginate(request, await c.store.list_console_users())
+    return render(request, "op_users.html", viewer=viewer, users=users, names=names)
 
 
 @page("operator")
@@ -146,19 +161,21 @@ async def user_toggle(request: web.Request, c: Console, viewer: Viewer) -> web.S
     user = await c.users.set_disabled(user_id, disable)
     await c.store.record_audit(viewer.actor, f"console_user.{'disable' if disable else 'enable'}",
                                f"account:{user.account_id}", json.dumps({"user_id": user_id}))
-    return see_other(f"{OP}/users", f"{user.email} {'disabled' if disable else 'enabled'}.", viewer)
+    return see_other(f"{OP}/users", f"{clip(user.email, 254)} {'disabled' if disable else 'enabled'}.", viewer)
 
 
 @page("operator")
 async def providers(request: web.Request, c: Console, viewer: Viewer) -> web.StreamResponse:
     vendors = sorted(c.catalog.vendors.values(), key=lambda v: (not v.configured, v.name))
-    rows = []
-    for m in sorted(c.catalog.models.values(), key=lambda m: (m.provider, m.id)):
-        for d in m.deployments:
-            if d.vendor.configured:
-                h = c.health.by_deployment.get(d.id)
-                rows.append({"model": m, "deployment": d, "health": h.as_dict() if h else None})
-    return render(request, "op_providers.html", viewer=viewer, vendors=vendors, rows=rows)
+    q = search_text(request)
+    needle = q.casefold()
+    pairs = [(m, d) for m in sorted(c.catalog.models.values(), key=lambda m: (m.provider, m.id))
+             for d in m.deployments if d.vendor.configured
+             and (needle in m.id.casefold() or needle in d.vendor.name.casefold())]
+    paged = paginate(request, pairs)                   # health only for the rows shown
+    rows = [{"model": m, "deployment": d, "health": h.as_dict() if (h := c.health.by_deployment.get(d.id)) else None}
+            for m, d in paged.rows]
+    return render(request, "op_providers.html", viewer=viewer, vendors=vendors, rows=rows, paged=paged, q=q)
 
 
 @page("operator")

@@ -16,13 +16,15 @@ from ..store.base import Limits, UsageLogQuery
 from ..wire.csv_cells import safe_row
 from . import forms
 from .activity import RANGES, build_activity, pick_range
+from .paging import PER_PAGE, paginate, search_text, top_rows
 from .users import Viewer
-from .web import BASE, Console, now, page, path_int, render, see_other, when
+from .web import BASE, Console, clip, now, page, path_int, render, see_other, usd_decimal, when
 
 __all__ = ["add_user_routes", "LOW_BALANCE_MICROS", "activity_context"]
 
 LOW_BALANCE_MICROS = 1_000_000        # warn below $1 available
 LOG_PAGE = 50
+KEY_CHOICES = 50              # keys offered in the Logs page's key filter
 CSV_MAX_ROWS = 10_000
 PLAYGROUND_KEY_NAME = "Console playground"
 _HTTP_STATUS = re.compile(r"[1-5][0-9][0-9]")
@@ -48,7 +50,7 @@ async def keys_get(request: web.Request, c: Console, viewer: Viewer) -> web.Stre
 
 async def _keys_page(request: web.Request, c: Console, viewer: Viewer, *, issued=None, error: str = "",
                      status: int = 200, form=None) -> web.Response:
-    keys = await c.store.list_keys(viewer.account_id)
+    keys = paginate(request, (await c.store.list_keys(viewer.account_id))[::-1])     # newest first
     last_used = await c.store.key_last_used(viewer.account_id)
     models = [AUTO_MODEL] + [m.id for m in c.catalog.available()]
     return render(request, "keys.html", status=status, viewer=viewer, keys=keys, last_used=last_used,
@@ -93,15 +95,20 @@ async def keys_revoke(request: web.Request, c: Console, viewer: Viewer) -> web.S
         await c.accounts.revoke_key(key_id)
         await c.store.record_audit(viewer.actor, "key.revoke", f"key:{key_id}",
                                    json.dumps({"account_id": key.account_id, "prefix": key.prefix}))
-    return see_other(f"{BASE}/keys", f"Key {key.name or key.prefix} revoked.", viewer)
+    return see_other(f"{BASE}/keys", f"Key {clip(key.name or key.prefix, 200)} revoked.", viewer)
 
 
 @page()
 async def credits(request: web.Request, c: Console, viewer: Viewer) -> web.StreamResponse:
+    """The ledger 50 entries a page, newest first; `?before=ID` pages back (by entry id, so new
+    charges arriving meanwhile do not shift the page)."""
     acc = await c.accounts.account(viewer.account_id)
-    ledger = await c.store.ledger(viewer.account_id, 200)
-    return render(request, "credits.html", viewer=viewer, account=acc, ledger=ledger,
-                  low=acc.available_micros < LOW_BALANCE_MICROS, low_micros=LOW_BALANCE_MICROS)
+    before = forms.opt_int(dict(request.query), "before", maximum=2**63 - 1)
+    ledger = await c.store.ledger(viewer.account_id, PER_PAGE + 1, before_id=before)
+    older = ledger[PER_PAGE - 1].id if len(ledger) > PER_PAGE else None
+    return render(request, "credits.html", viewer=viewer, account=acc, ledger=ledger[:PER_PAGE], older=older,
+                  paged=before is not None, low=acc.available_micros < LOW_BALANCE_MICROS,
+                  low_micros=LOW_BALANCE_MICROS)
 
 
 def _log_query(request: web.Request, account_id: int | None, key_ids: set[int] | None) -> tuple[UsageLogQuery, dict]:
@@ -128,8 +135,14 @@ async def logs(request: web.Request, c: Console, viewer: Viewer) -> web.StreamRe
     records = await c.store.usage_log(query)
     more, records = len(records) > LOG_PAGE, records[:LOG_PAGE]
     models = sorted({AUTO_MODEL, *(m.id for m in c.catalog.available())})
+    # the filter offers the newest KEY_CHOICES keys (and the chosen one); any key's own logs are a
+    # link from the Keys page, so 1,000 keys are not 1,000 options on every Logs page
+    choices = dict(sorted(names.items(), reverse=True)[:KEY_CHOICES])
+    if filters["key"] and int(filters["key"]) in names:
+        choices[int(filters["key"])] = names[int(filters["key"])]
     return render(request, "logs.html", viewer=viewer, records=records, names=names, filters=filters,
-                  more=more, models=models, query_string=_without_page(request))
+                  more=more, models=models, query_string=_without_page(request), key_choices=choices,
+                  more_keys=len(names) - len(choices))
 
 
 def _without_page(request: web.Request) -> str:
@@ -149,7 +162,7 @@ async def logs_csv(request: web.Request, c: Console, viewer: Viewer) -> web.Stre
     for r in records:
         w.writerow(safe_row([when(r.created_at), r.request_id, names.get(r.key_id, r.key_id), r.requested_model,
                     r.routed_model, r.provider, r.protocol, r.status, r.error_type or "", r.prompt_tokens,
-                    r.completion_tokens, r.cached_tokens, f"{r.cost_micros / 1e6:.6f}", round(r.latency_ms, 1),
+                    r.completion_tokens, r.cached_tokens, usd_decimal(r.cost_micros), round(r.latency_ms, 1),
                     "" if r.ttft_ms is None else round(r.ttft_ms, 1), int(r.stream), r.route_reason or "",
                     r.fallbacks or ""]))
     return web.Response(text=buf.getvalue(), content_type="text/csv", headers={
@@ -167,8 +180,11 @@ async def activity_context(request: web.Request, c: Console, account_id: int | N
     buckets = await c.activity_cache.rollup(account_id, since, until, bucket_s, t)
     act = build_activity(buckets, since=since, until=until, bucket_s=bucket_s,
                          key_names=await _key_names(c, account_id))
-    return {"act": act, "chart_json": json.dumps(act.chart_data()), "range": range_name,
-            "ranges": list(RANGES), "by": "hour" if bucket_s == 3_600 else "day"}
+    act.by_model, more_models = top_rows(act.by_model)       # the biggest 50 (totals count them all)
+    act.by_key, more_keys = top_rows(act.by_key)
+    return {"act": act, "chart": act.chart_data(), "range": range_name,
+            "ranges": list(RANGES), "by": "hour" if bucket_s == 3_600 else "day",
+            "hidden": {"By model": more_models, "By key": more_keys}}
 
 
 @page()
@@ -180,7 +196,11 @@ async def activity(request: web.Request, c: Console, viewer: Viewer) -> web.Stre
 @page()
 async def models(request: web.Request, c: Console, viewer: Viewer) -> web.StreamResponse:
     keys = [k for k in await c.store.list_keys(viewer.account_id) if not k.revoked and k.allowed_models]
-    return render(request, "models.html", viewer=viewer, models=c.catalog.available(), restricted=keys)
+    restricted, more_restricted = top_rows(keys[::-1], 20)
+    q = search_text(request)
+    available = [m for m in c.catalog.available() if q.casefold() in m.id.casefold()]
+    return render(request, "models.html", viewer=viewer, models=paginate(request, available), q=q,
+                  restricted=restricted, more_restricted=more_restricted)
 
 
 def add_user_routes(app: web.Application) -> None:

@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import re
 import time
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Awaitable, Callable
@@ -28,8 +29,8 @@ from .activity import RollupCache
 from .forms import read_form
 from .users import ConsoleUsers, Viewer
 
-__all__ = ["Console", "CONSOLE", "page", "render", "see_other", "COOKIE", "usd", "when", "path_int",
-           "add_security_headers"]
+__all__ = ["Console", "CONSOLE", "page", "render", "see_other", "COOKIE", "usd", "usd_decimal", "when",
+           "path_int", "add_security_headers", "clip", "isolate"]
 
 COOKIE = "ro_console"
 LOGIN_CSRF_COOKIE = "ro_console_login"
@@ -65,16 +66,41 @@ CONSOLE: web.AppKey[Console] = web.AppKey("routerone_console", Console)
 Handler = Callable[[web.Request, Console, Viewer], Awaitable[web.StreamResponse]]
 
 
-def usd(micros: int | None, digits: int = 6) -> str:
+def usd_decimal(micros: int) -> str:
+    """Integer micro-dollars as an exact decimal string with six places ("-0.000001"): integer
+    arithmetic, as a float (micros / 1e6) rounds past 2**53 micros and would need rounding to print."""
+    whole, frac = divmod(abs(micros), 1_000_000)
+    return f"{'-' if micros < 0 else ''}{whole}.{frac:06d}"
+
+
+def usd(micros: int | None) -> str:
+    """For pages: "$1,234.50", "$0.000001", "-$0.999999"; every micro-dollar shown, never rounded
+    (a balance of $0.999999 must not read "$1.00" next to a below-$1 warning), at least 2 places."""
     if micros is None:
         return "—"
-    sign = "-" if micros < 0 else ""
-    text = f"{abs(micros) / 1e6:,.{digits}f}".rstrip("0")
-    if text.endswith("."):
-        text += "00"
-    elif len(text.split(".")[1]) < 2:
-        text += "0"
-    return f"{sign}${text}"
+    whole, frac = divmod(abs(micros), 1_000_000)
+    cents = f"{frac:06d}".rstrip("0").ljust(2, "0")
+    return f"{'-' if micros < 0 else ''}${whole:,}.{cents}"
+
+
+_BIDI_CLASSES = frozenset({"R", "AL", "RLE", "RLO", "LRE", "LRO", "PDF", "RLI", "LRI", "FSI", "PDI"})
+
+
+def isolate(text: str) -> str:
+    """Text with right-to-left letters or bidi controls between FSI and PDI (Unicode isolates): an
+    unclosed U+202E in a name otherwise reverses the rest of its line ("Account abc‮def created."
+    read "Account abc .detaerc fed"). Other text is returned as it is."""
+    if any(unicodedata.bidirectional(ch) in _BIDI_CLASSES for ch in text):
+        return "\u2068" + text + "\u2069"
+    return text
+
+
+def clip(text: object, max_chars: int = 100) -> str:
+    """Stored text shortened for display ("NNNN…") and isolated (see isolate): a name the store
+    holds may be longer than the 200 characters the admin API and console accept (an older
+    version, SQL), and a list must not carry 100,000 of them. Detail pages show the full value."""
+    text = "" if text is None else str(text)
+    return isolate(text if len(text) <= max_chars else text[:max_chars - 1] + "…")
 
 
 def when(ts: float | None) -> str:
@@ -89,6 +115,7 @@ def make_templates() -> jinja2.Environment:
                              lstrip_blocks=True)
     env.filters["usd"] = usd
     env.filters["when"] = when
+    env.filters["clip"] = clip
     env.filters["num"] = lambda n: "—" if n is None else f"{n:,}"
     env.filters["ms"] = lambda v: "—" if v is None else f"{v:,.0f} ms"
     env.globals["base"] = BASE

@@ -185,7 +185,8 @@ class Store(Protocol):
                              actor: str = "") -> Account:
         """Credit (amount > 0) or debit (amount < 0). A debit may not take available below zero.
         `actor` is recorded on the ledger row (who did it)."""
-    async def ledger(self, account_id: int, limit: int = 100) -> list[LedgerEntry]: ...
+    async def ledger(self, account_id: int, limit: int = 100, *, before_id: int | None = None) -> list[LedgerEntry]:
+        """Newest first; with `before_id`, only entries older than that one (the next page)."""
     async def ledger_sum(self, account_id: int) -> int: ...
 
     # keys

@@ -207,10 +207,10 @@ class PostgresStore(PostgresConsoleMixin, PostgresRecordsMixin):
                                   f"RETURNING {rows.ACCOUNT_COLS}", amount_micros, account_id)
         return rows.account(r)
 
-    async def ledger(self, account_id: int, limit: int = 100) -> list[LedgerEntry]:
+    async def ledger(self, account_id: int, limit: int = 100, *, before_id: int | None = None) -> list[LedgerEntry]:
         rs = await (await self._db()).fetch(
-            f"SELECT {rows.LEDGER_COLS} FROM ledger WHERE account_id = $1 ORDER BY id DESC LIMIT $2",
-            account_id, limit)
+            f"SELECT {rows.LEDGER_COLS} FROM ledger WHERE account_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
+            account_id, rows.MAX_ROW_ID if before_id is None else before_id, limit)
         return [rows.ledger_entry(r) for r in rs]
 
     async def ledger_sum(self, account_id: int) -> int:

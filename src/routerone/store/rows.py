@@ -20,6 +20,7 @@ KEY_COLS = ("id, account_id, prefix, name, role, revoked, expires_at, spend_cap_
             "reserved_micros, allowed_models, rpm, tpm, concurrency, strategy, created_at, "
             "willingness_to_pay")
 LEDGER_COLS = "id, account_id, amount_micros, kind, note, request_id, created_at, actor"
+MAX_ROW_ID = 2**63 - 1           # above every id (BIGINT): "before no id in particular"
 AUDIT_COLS = "id, created_at, actor, action, target, detail"
 USAGE_COLS = ("request_id, key_id, account_id, requested_model, routed_model, provider, prompt_tokens, "
               "completion_tokens, cached_tokens, cost_micros, latency_ms, ttft_ms, status, error_type, "

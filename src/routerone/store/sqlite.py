@@ -85,10 +85,10 @@ class SQLiteStore(SQLiteEngine, SQLiteConsoleMixin):
             return _account(db, account_id)
         return await self._tx(fn)
 
-    async def ledger(self, account_id: int, limit: int = 100) -> list[LedgerEntry]:
+    async def ledger(self, account_id: int, limit: int = 100, *, before_id: int | None = None) -> list[LedgerEntry]:
         return await self._run(lambda db: [rows.ledger_entry(r) for r in db.execute(
-            f"SELECT {rows.LEDGER_COLS} FROM ledger WHERE account_id = ? ORDER BY id DESC LIMIT ?",
-            (account_id, limit))])
+            f"SELECT {rows.LEDGER_COLS} FROM ledger WHERE account_id = ? AND id < ? ORDER BY id DESC LIMIT ?",
+            (account_id, rows.MAX_ROW_ID if before_id is None else before_id, limit))])
 
     async def ledger_sum(self, account_id: int) -> int:
         return await self._run(lambda db: db.execute(

@@ -1,0 +1,54 @@
+"""Pages of a list for console tables: no page renders more than `per_page` rows, whatever the
+store holds (1,000 keys, 1,000 accounts). The lists are read whole from the store (an indexed scan
+of small rows, milliseconds at these sizes) and only the page is rendered, which is where the time
+and the bytes went (a 1,000-key Keys page was 830 KiB of HTML)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Generic, Sequence, TypeVar
+from urllib.parse import urlencode
+
+from aiohttp import web
+
+from . import forms
+
+__all__ = ["Pager", "paginate", "PER_PAGE", "top_rows", "search_text"]
+
+T = TypeVar("T")
+PER_PAGE = 50
+MAX_PAGE = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class Pager(Generic[T]):
+    rows: Sequence[T]
+    page: int
+    pages: int
+    total: int
+    base_query: str              # the request's query string without `page`
+
+    def href(self, page: int) -> str:
+        return "?" + (self.base_query + "&" if self.base_query else "") + f"page={page}"
+
+    @property
+    def first_row(self) -> int:          # 1-based, for "rows 51-100 of 1,000"
+        return (self.page - 1) * PER_PAGE + 1 if self.total else 0
+
+
+def paginate(request: web.Request, items: Sequence[T], per_page: int = PER_PAGE) -> Pager[T]:
+    """The page named by `?page=` (1 by default; past the last page, the last page)."""
+    requested = forms.opt_int(dict(request.query), "page", maximum=MAX_PAGE) or 1
+    pages = max(1, -(-len(items) // per_page))
+    page = min(requested, pages)
+    rest = urlencode([(k, v) for k, v in request.query.items() if k != "page" and v])
+    return Pager(items[(page - 1) * per_page:page * per_page], page, pages, len(items), rest)
+
+
+def search_text(request: web.Request) -> str:
+    """A list page's `?q=` filter as typed (stripped, at most 200 characters; a NUL is a 400)."""
+    return forms.text({"q": request.query.get("q", "")[:200]}, "q")
+
+
+def top_rows(rows: Sequence[T], limit: int = PER_PAGE) -> tuple[Sequence[T], int]:
+    """The first `limit` rows (already sorted, biggest first) and how many were left out."""
+    return rows[:limit], max(0, len(rows) - limit)
