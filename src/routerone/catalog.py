@@ -17,10 +17,11 @@ always as `<provider>/<model>`.
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import re
 from collections import Counter
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Iterable, Sequence
 
 from .billing.prices import Price
 from .billing.pricebook import lookup_context_window, vendor_models
@@ -143,6 +144,34 @@ class Catalog:
         demo's models only while no real model is (`auto` never picks the demo next to a provider;
         with demo = "on" they still answer when named)."""
         return self._available
+
+    def allows(self, allowlist: Sequence[str], model_id: str) -> bool:
+        """A key's allowlist ([]: every model) lets it call `model_id` (a resolved model's id): named
+        by its id, by an alias of it, as `<provider>/<id>` (the id, whichever provider serves it), or by
+        a `*` pattern (`gpt-4o*`) that matches the id."""
+        return not allowlist or model_id in allowlist or any(
+            self.aliases.get(entry) == model_id or entry.partition("/")[2] == model_id
+            or ("*" in entry and fnmatch.fnmatchcase(model_id, entry)) for entry in allowlist)
+
+    def unknown_models(self, names: Iterable[str]) -> list[str]:
+        """The allowlist entries that name no model this catalog knows (configured or not): not
+        `auto`, an id, an alias, a `provider/model` name, nor a `*` pattern matching one of them. A
+        typo made a key that could call nothing."""
+        ids = {*self.static, *self.models, *self.qualified,
+               *(m.id for src in (self.named, self.discovered) for ms in src.values() for m in ms)}
+        ids |= {f"{d.vendor.name}/{mid}" for mid, m in self.static.items() for d in m.deployments}
+
+        def known(name: str) -> bool:
+            if name == AUTO_MODEL or name in ids or name in self.aliases:
+                return True
+            if "*" in name:
+                return any(fnmatch.fnmatchcase(i, name) for i in ids)
+            try:
+                self.resolve(name)
+                return True
+            except ModelNotFound:
+                return False
+        return [n for n in dict.fromkeys(names) if not known(n)]
 
     def resolve(self, name: str) -> ModelInfo:
         name = self.aliases.get(name, name)

@@ -82,14 +82,20 @@ def _settings(args: argparse.Namespace) -> Settings:
     return settings
 
 
-def _with_accounts(args: argparse.Namespace, fn: Callable[[AccountsService], Awaitable[int]]) -> int:
+def _with_accounts(args: argparse.Namespace, fn: Callable[[AccountsService], Awaitable[int]],
+                   models: tuple[str, ...] = ()) -> int:
+    """`models`: a key's allowlist, checked against this configuration's catalog (and, when a name is
+    not in it, against what the providers' discovery lists)."""
     settings = _settings(args)
+    catalog = load_catalog(settings) if models else None
 
     async def run() -> int:
+        if catalog is not None and catalog.unknown_models(models):
+            await discover_once(catalog)
         store = open_store(settings.database_url)
         try:
             await store.migrate()
-            return await fn(AccountsService(store))
+            return await fn(AccountsService(store, catalog=catalog))
         finally:
             await store.close()
     return asyncio.run(run())
@@ -147,7 +153,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
             ok = await svc.revoke_key(args.id)
             print("revoked" if ok else "already revoked")
         return 0
-    return _with_accounts(args, run)
+    return _with_accounts(args, run, models=tuple(getattr(args, "models", None) or ()))
 
 
 _KEY_UPDATE_FLAGS = {"name": "--name", "strategy": "--strategy", "willingness_to_pay": "--willingness-to-pay"}

@@ -141,6 +141,26 @@ def test_models_flag_keeps_the_allowlist(tmp_path, account):
         assert c.execute("SELECT allowed_models FROM api_keys").fetchone() == ("gpt-4o,auto",)
 
 
+def test_models_flag_refuses_a_model_nothing_serves(tmp_path, account):
+    """`--models gpt-4o-minii` made a key that could call nothing: refused, naming the name, and
+    nothing written; a `*` pattern that matches a catalog model is accepted."""
+    line = _one_line_exit_2(run(tmp_path, "keys", "create", "--account", account, "--models",
+                                "gpt-4o,gpt-4o-minii,auto", *_db(tmp_path)), "gpt-4o-minii")
+    assert "'gpt-4o'" not in line, line
+    with sqlite3.connect(tmp_path / "r.db") as c:
+        assert c.execute("SELECT COUNT(*) FROM api_keys").fetchone() == (0,)
+    out = run(tmp_path, "keys", "create", "--account", account, "--models", "gpt-4o*,demo-small", *_db(tmp_path))
+    assert out.returncode == 0, out.stderr
+
+
+@pytest.mark.parametrize("since", ["1764547200", "2025-12-01", "2025-12-01T00:00:00Z", "2025-12-01T01:00:00+01:00"])
+def test_usage_bounds_take_unix_seconds_and_iso_8601(tmp_path, since):
+    """`routerone usage` took ISO dates only while GET /admin/usage took unix seconds only: both
+    take both now (the same instant, 2025-12-01 00:00 UTC, four ways)."""
+    out = run(tmp_path, "usage", "--since", since, "--until", "1764633600", *_db(tmp_path))
+    assert out.returncode == 0, out.stderr
+
+
 def test_empty_database_url_in_the_environment(tmp_path):
     out = run(tmp_path, "accounts", "list", env={"ROUTERONE_DATABASE_URL": ""})
     _one_line_exit_2(out, "database_url", "sqlite://")

@@ -14,6 +14,7 @@ from typing import Collection, Literal, Mapping, Sequence
 
 import orjson
 
+from ..catalog import Catalog
 from ..errors import InvalidRequest, NotFound
 from ..store.base import UNSET, Account, ApiKey, AuditEntry, Limits, NewKey, Store, Unset, UsagePage, UsageQuery
 from ..store.bounds import MAX_AMOUNT_MICROS, MAX_BALANCE_MICROS, MAX_SPEND_CAP_MICROS
@@ -108,10 +109,11 @@ def _limits_dict(limits: Limits) -> dict:
 
 class AccountsService:
     def __init__(self, store: Store, auth: Authenticator | None = None, *,
-                 strategies: Collection[str] = DEFAULT_STRATEGIES) -> None:
+                 strategies: Collection[str] = DEFAULT_STRATEGIES, catalog: Catalog | None = None) -> None:
         self.store = store
         self.auth = auth
         self.strategies = tuple(strategies)
+        self.catalog = catalog        # when given, a key's allowed_models must name models it knows
 
     def _changed(self) -> None:
         if self.auth is not None:
@@ -188,6 +190,15 @@ class AccountsService:
                                  f"gateway default), got {str(strategy)[:40]!r}", param="strategy")
         return strategy
 
+    def _known_models(self, models: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = self.catalog.unknown_models(models) if self.catalog is not None else []
+        if unknown:
+            shown = ", ".join(repr(m) for m in unknown[:10]) + (f" (and {len(unknown) - 10} more)" if len(unknown) > 10 else "")
+            raise InvalidRequest(f"'allowed_models' names no model this gateway knows: {shown} (not a catalog "
+                                 "model, alias or `provider/model` name, nor a `*` pattern matching one; "
+                                 "`auto` is the router)", param="allowed_models")
+        return models
+
     async def key(self, key_id: int) -> ApiKey:
         rec = await self.store.get_key(key_id)
         if rec is None:
@@ -206,7 +217,7 @@ class AccountsService:
         _text(name, "name")
         if spend_cap_micros is not None:
             _int_in(spend_cap_micros, 0, MAX_SPEND_CAP_MICROS, "spend_cap_micros")
-        models, expiry = _models(allowed_models), _expiry(expires_at)
+        models, expiry = self._known_models(_models(allowed_models)), _expiry(expires_at)
         _limits(limits)
         if await self.store.get_account(account_id) is None:
             raise NotFound(f"No account {account_id}", param="account_id")
@@ -247,7 +258,7 @@ class AccountsService:
             self._strategy(strategy)
         if willingness_to_pay is not UNSET:
             willingness_to_pay = _wtp(willingness_to_pay)
-        models = None if allowed_models is None else _models(allowed_models)
+        models = None if allowed_models is None else self._known_models(_models(allowed_models))
         expiry = _expiry(expires_at)
         merged = _limits(replace(_stored(current.limits), **limits)) if limits else None
         rec = await self.store.update_key(key_id, limits=merged, spend_cap_micros=spend_cap_micros,
