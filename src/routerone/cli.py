@@ -17,8 +17,8 @@ from typing import Awaitable, Callable, NoReturn
 from .billing.pricebook import genai_prices_version, vendor_models
 from .billing.prices import usd_to_micros
 from .catalog import Catalog, load_catalog
-from .cli_errors import (explain, int_between, model_list, number_between, one_of, or_default, row_id, text,
-                         text_of_length)
+from .cli_errors import (explain, int_between, model_list, number_between, one_of, or_default, or_none, row_id,
+                         text, text_of_length)
 from .cli_usage import add_usage_parser, print_usage, usage_rows
 from .console import cli as console_cli
 from .errors import RouterOneError
@@ -156,7 +156,8 @@ def cmd_keys(args: argparse.Namespace) -> int:
     return _with_accounts(args, run, models=tuple(getattr(args, "models", None) or ()))
 
 
-_KEY_UPDATE_FLAGS = {"name": "--name", "strategy": "--strategy", "willingness_to_pay": "--willingness-to-pay"}
+_KEY_UPDATE_FLAGS = {"name": "--name", "strategy": "--strategy", "willingness_to_pay": "--willingness-to-pay",
+                     "spend_cap_micros": "--spend-cap-usd", "expires_at": "--expires-at"}
 
 
 async def _update_key(svc: AccountsService, args: argparse.Namespace) -> int:
@@ -312,8 +313,14 @@ def build_parser() -> argparse.ArgumentParser:
     kc.add_argument("--concurrency", type=_limit, help="requests at once")
     kc.add_argument("--expires-at", type=number_between(0, MAX_EXPIRES_AT, "a unix time in seconds"),
                     help="unix time in seconds")
-    ku = ks.add_parser("update", help="change a key's name, strategy or willingness to pay (same secret)")
+    ku = ks.add_parser("update", help="change a key's name, strategy, willingness to pay, spend cap or expiry "
+                                      "(same secret)")
     ku.add_argument("id", type=row_id)
+    ku.add_argument("--spend-cap-usd", dest="spend_cap_micros", default=UNSET, type=or_none(_usd),
+                    help="the most the key may ever spend, in USD, or 'none' to remove the cap")
+    ku.add_argument("--expires-at", dest="expires_at", default=UNSET,
+                    type=or_none(number_between(0, MAX_EXPIRES_AT, "a unix time in seconds")),
+                    help="unix time in seconds, or 'none': never expires")
     ku.add_argument("--name", type=_name, default=UNSET)
     ku.add_argument("--strategy", default=UNSET, type=or_default(one_of(DEFAULT_STRATEGIES, "a routing strategy")),
                     help=f"routing strategy for `auto` ({', '.join(DEFAULT_STRATEGIES)}), or 'default'")

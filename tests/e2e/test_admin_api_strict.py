@@ -306,6 +306,25 @@ def test_usage_and_audit_time_bounds_take_iso_8601_too(admin: AdminClient) -> No
     assert admin.call("GET", "/admin/audit", params={"since": day})[0] == 200
 
 
+def test_patch_null_clears_a_keys_spend_cap_and_expiry(admin: AdminClient) -> None:
+    """A spend cap or expiry set on a key could not be removed: `null` was a 400 (or ignored). Now it
+    clears it and the key works again; a field left out stays as it was."""
+    aid = admin.account(1_000_000)
+    key = admin.ok("POST", "/admin/keys", {"account_id": aid, "spend_cap_micros": 0, "expires_at": 1_000})
+    assert _chat(admin.gw, key["key"]) in (401, 402, 403)           # expired (and capped at $0)
+    kid = key["id"]
+    same = admin.ok("PATCH", f"/admin/keys/{kid}", {"name": "n"})
+    assert (same["spend_cap_micros"], same["expires_at"]) == (0, 1_000.0)
+    assert admin.ok("PATCH", f"/admin/keys/{kid}", {"expires_at": None})["expires_at"] is None
+    assert admin.ok("PATCH", f"/admin/keys/{kid}", {"spend_cap_usd": None})["spend_cap_micros"] is None
+    assert _chat(admin.gw, key["key"]) == 200
+    admin.ok("PATCH", f"/admin/keys/{kid}", {"spend_cap_usd": "1"})
+    assert admin.ok("PATCH", f"/admin/keys/{kid}", {"spend_cap_micros": None})["spend_cap_micros"] is None
+    admin.bad("PATCH", f"/admin/keys/{kid}", {"spend_cap_micros": None, "spend_cap_usd": None}, param="spend_cap_usd")
+    entries = admin.call("GET", "/admin/audit", params={"target": f"key:{kid}", "limit": "3"})[1]["data"]
+    assert json.loads(entries[0]["detail"]) == {"spend_cap_micros": None}          # audited as cleared
+
+
 # -- issue 11 item 10: query strings and ids ----------------------------------------------------
 def test_query_strings_and_ids_are_400s_naming_the_parameter(admin: AdminClient) -> None:
     aid = admin.account(1_000)

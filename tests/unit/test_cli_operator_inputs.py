@@ -161,6 +161,25 @@ def test_usage_bounds_take_unix_seconds_and_iso_8601(tmp_path, since):
     assert out.returncode == 0, out.stderr
 
 
+def test_keys_update_sets_and_clears_spend_cap_and_expiry(tmp_path, account):
+    """`keys update` could not change a key's spend cap or expiry, and nothing could remove them:
+    `--spend-cap-usd none` / `--expires-at none` clear them, a value sets them."""
+    out = run(tmp_path, "keys", "create", "--account", account, "--spend-cap-usd", "2", "--expires-at",
+              "2000000000", *_db(tmp_path))
+    assert out.returncode == 0, out.stderr
+    key_id = out.stdout.split()[2]
+    out = run(tmp_path, "keys", "update", key_id, "--spend-cap-usd", "none", *_db(tmp_path))
+    assert out.returncode == 0, out.stderr
+    with sqlite3.connect(tmp_path / "r.db") as c:
+        assert c.execute("SELECT spend_cap_micros, expires_at FROM api_keys").fetchall() == [(None, 2e9)]
+    out = run(tmp_path, "keys", "update", key_id, "--expires-at", "none", "--spend-cap-usd", "3.5", *_db(tmp_path))
+    assert out.returncode == 0, out.stderr
+    with sqlite3.connect(tmp_path / "r.db") as c:
+        assert c.execute("SELECT spend_cap_micros, expires_at FROM api_keys").fetchall() == [(3_500_000, None)]
+    _one_line_exit_2(run(tmp_path, "keys", "update", key_id, "--spend-cap-usd", "nothing", *_db(tmp_path)),
+                     "--spend-cap-usd", "'none'")
+
+
 def test_empty_database_url_in_the_environment(tmp_path):
     out = run(tmp_path, "accounts", "list", env={"ROUTERONE_DATABASE_URL": ""})
     _one_line_exit_2(out, "database_url", "sqlite://")

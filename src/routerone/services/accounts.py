@@ -242,15 +242,16 @@ class AccountsService:
         return ok
 
     async def update_key(self, key_id: int, *, limits: LimitsPatch | None = None,
-                         spend_cap_micros: int | None = None, allowed_models: Sequence[str] | None = None,
-                         expires_at: float | None = None, name: str | None = None,
+                         spend_cap_micros: int | None | Unset = UNSET, allowed_models: Sequence[str] | None = None,
+                         expires_at: float | None | Unset = UNSET, name: str | None = None,
                          strategy: str | None | Unset = UNSET, willingness_to_pay: float | None | Unset = UNSET,
                          actor: str = CLI_ACTOR) -> ApiKey:
-        """Only the fields given change. `strategy` / `willingness_to_pay`: None puts them back to the
-        gateway default, UNSET leaves them alone. Requests see the change as a revocation: at once in
+        """Only the fields given change. `spend_cap_micros` / `expires_at`: None removes the cap or
+        expiry; `strategy` / `willingness_to_pay`: None puts them back to the gateway default; UNSET
+        leaves any of them alone. Requests see the change as a revocation: at once in
         this process, within the auth poll interval in the others (the store bumps auth_version)."""
         current = await self.key(key_id)
-        if spend_cap_micros is not None:
+        if spend_cap_micros is not None and spend_cap_micros is not UNSET:
             _int_in(spend_cap_micros, 0, MAX_SPEND_CAP_MICROS, "spend_cap_micros")
         if name is not None:
             _text(name, "name")
@@ -259,7 +260,7 @@ class AccountsService:
         if willingness_to_pay is not UNSET:
             willingness_to_pay = _wtp(willingness_to_pay)
         models = None if allowed_models is None else self._known_models(_models(allowed_models))
-        expiry = _expiry(expires_at)
+        expiry = expires_at if expires_at is UNSET else _expiry(expires_at)
         merged = _limits(replace(_stored(current.limits), **limits)) if limits else None
         rec = await self.store.update_key(key_id, limits=merged, spend_cap_micros=spend_cap_micros,
                                           allowed_models=models, expires_at=expiry, name=name, strategy=strategy,
@@ -267,10 +268,11 @@ class AccountsService:
         if rec is None:
             raise NotFound(f"No key {key_id}")
         self._changed()
-        changes = {k: v for k, v in (("spend_cap_micros", spend_cap_micros), ("expires_at", expiry), ("name", name),
-                                     ("allowed_models", None if models is None else list(models))) if v is not None}
-        routing = {k: v for k, v in (("strategy", strategy), ("willingness_to_pay", willingness_to_pay))
-                   if v is not UNSET}         # kept when None: the audit says "back to the default"
+        changes = {k: v for k, v in (("name", name), ("allowed_models", None if models is None else list(models)))
+                   if v is not None}
+        routing = {k: v for k, v in (("spend_cap_micros", spend_cap_micros), ("expires_at", expiry),
+                                     ("strategy", strategy), ("willingness_to_pay", willingness_to_pay))
+                   if v is not UNSET}         # kept when None: the audit says "removed" / "back to the default"
         await self._audit(actor, "key.update", f"key:{key_id}", {**changes, **routing, **dict(limits or {})})
         return rec
 

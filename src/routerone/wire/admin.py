@@ -207,12 +207,12 @@ class BalanceChange(_Strict):
 
 class _KeyFields(_Limits):
     model_config = ConfigDict(json_schema_extra=_not_both("spend_cap_micros", "spend_cap_usd"))
-    spend_cap_micros: Annotated[int, Field(ge=0, le=MAX_SPEND_CAP_MICROS)] = Field(
-        None, description="the most this key may ever spend")
-    spend_cap_usd: _usd(MAX_SPEND_CAP_MICROS) = Field(None, description="the spend cap in USD")
+    spend_cap_micros: Annotated[int, Field(ge=0, le=MAX_SPEND_CAP_MICROS)] | None = Field(
+        None, description="the most this key may ever spend (null: no cap)")
+    spend_cap_usd: _usd(MAX_SPEND_CAP_MICROS) | None = Field(None, description="the spend cap in USD (null: no cap)")
     allowed_models: Annotated[list[ModelName], Field(max_length=MAX_MODELS)] = Field(
         None, description="model ids this key may use ([]: any model); `auto` routes among them")
-    expires_at: Timestamp = Field(None, description="when the key stops working")
+    expires_at: Timestamp | None = Field(None, description="when the key stops working (null: never)")
 
     @model_validator(mode="before")
     @classmethod
