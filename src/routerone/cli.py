@@ -139,7 +139,8 @@ def cmd_keys(args: argparse.Namespace) -> int:
             issued = await svc.create_key(
                 args.account, name=args.name or "", role="admin" if args.admin else "user",
                 spend_cap_micros=args.spend_cap_usd, allowed_models=args.models or (),
-                limits=Limits(args.rpm, args.tpm, args.concurrency), expires_at=args.expires_at)
+                limits=Limits(args.rpm, args.tpm, args.concurrency), expires_at=args.expires_at,
+                strategy=args.strategy, willingness_to_pay=args.willingness_to_pay)
             print(f"key id {issued.record.id} for account {issued.record.account_id} (shown once):")
             print(issued.key)
         elif args.action == "update":
@@ -313,6 +314,12 @@ def build_parser() -> argparse.ArgumentParser:
     kc.add_argument("--concurrency", type=_limit, help="requests at once")
     kc.add_argument("--expires-at", type=number_between(0, MAX_EXPIRES_AT, "a unix time in seconds"),
                     help="unix time in seconds")
+    kc.add_argument("--strategy", type=one_of(DEFAULT_STRATEGIES, "a routing strategy"),
+                    help=f"routing strategy for `auto` with this key ({', '.join(DEFAULT_STRATEGIES)}); "
+                         "default: the gateway's routing_strategy")
+    kc.add_argument("--willingness-to-pay", dest="willingness_to_pay",
+                    type=number_between(0, 1, "a willingness to pay"),
+                    help="`auto`'s knob for this key, 0 (cheapest) .. 1 (strongest); default: the gateway's")
     ku = ks.add_parser("update", help="change a key's name, strategy, willingness to pay, spend cap or expiry "
                                       "(same secret)")
     ku.add_argument("id", type=row_id)

@@ -180,6 +180,22 @@ def test_keys_update_sets_and_clears_spend_cap_and_expiry(tmp_path, account):
                      "--spend-cap-usd", "'none'")
 
 
+def test_keys_create_takes_strategy_and_willingness_to_pay(tmp_path, account):
+    """POST /admin/keys took `strategy` and `willingness_to_pay`; `keys create` had no flags for
+    them (a key had to be made, then updated)."""
+    out = run(tmp_path, "keys", "create", "--account", account, "--strategy", "cost", "--willingness-to-pay",
+              "0.3", *_db(tmp_path))
+    assert out.returncode == 0, out.stderr
+    with sqlite3.connect(tmp_path / "r.db") as c:
+        assert c.execute("SELECT strategy, willingness_to_pay FROM api_keys").fetchall() == [("cost", 0.3)]
+        detail = c.execute("SELECT detail FROM audit_log WHERE action = 'key.create'").fetchone()[0]
+    assert (json.loads(detail)["strategy"], json.loads(detail)["willingness_to_pay"]) == ("cost", 0.3)
+    _one_line_exit_2(run(tmp_path, "keys", "create", "--account", account, "--strategy", "random", *_db(tmp_path)),
+                     "--strategy", "random")
+    _one_line_exit_2(run(tmp_path, "keys", "create", "--account", account, "--willingness-to-pay", "1.5",
+                         *_db(tmp_path)), "--willingness-to-pay", "1.5")
+
+
 def test_empty_database_url_in_the_environment(tmp_path):
     out = run(tmp_path, "accounts", "list", env={"ROUTERONE_DATABASE_URL": ""})
     _one_line_exit_2(out, "database_url", "sqlite://")
