@@ -153,11 +153,11 @@ class Catalog:
             self.aliases.get(entry) == model_id or entry.partition("/")[2] == model_id
             or ("*" in entry and fnmatch.fnmatchcase(model_id, entry)) for entry in allowlist)
 
-    def unknown_models(self, names: Iterable[str]) -> list[str]:
-        """The allowlist entries that name no model this catalog knows (configured or not): not
-        `auto`, an id, an alias, a `provider/model` name, nor a `*` pattern matching one of them. A
-        typo made a key that could call nothing."""
-        ids = {*self.static, *self.models, *self.qualified,
+    def unknown_models(self, names: Iterable[str], also: Iterable[str] = ()) -> list[str]:
+        """The allowlist entries that name no model this catalog knows (configured or not) nor one of
+        the ids `also` (the embedding models): not `auto`, an id, an alias, a `provider/model` name,
+        nor a `*` pattern matching one of them. A typo made a key that could call nothing."""
+        ids = {*also, *self.static, *self.models, *self.qualified,
                *(m.id for src in (self.named, self.discovered) for ms in src.values() for m in ms)}
         ids |= {f"{d.vendor.name}/{mid}" for mid, m in self.static.items() for d in m.deployments}
 

@@ -15,6 +15,7 @@ from typing import Collection, Literal, Mapping, Sequence
 import orjson
 
 from ..catalog import Catalog
+from ..embedding_catalog import load_embedding_models
 from ..errors import InvalidRequest, NotFound
 from ..store.base import UNSET, Account, ApiKey, AuditEntry, Limits, NewKey, Store, Unset, UsagePage, UsageQuery
 from ..store.bounds import MAX_AMOUNT_MICROS, MAX_BALANCE_MICROS, MAX_SPEND_CAP_MICROS
@@ -114,6 +115,7 @@ class AccountsService:
         self.auth = auth
         self.strategies = tuple(strategies)
         self.catalog = catalog        # when given, a key's allowed_models must name models it knows
+        self.embedding_ids = tuple(load_embedding_models(catalog)) if catalog is not None else ()
 
     def _changed(self) -> None:
         if self.auth is not None:
@@ -191,7 +193,7 @@ class AccountsService:
         return strategy
 
     def _known_models(self, models: tuple[str, ...]) -> tuple[str, ...]:
-        unknown = self.catalog.unknown_models(models) if self.catalog is not None else []
+        unknown = self.catalog.unknown_models(models, self.embedding_ids) if self.catalog is not None else []
         if unknown:
             shown = ", ".join(repr(m) for m in unknown[:10]) + (f" (and {len(unknown) - 10} more)" if len(unknown) > 10 else "")
             raise InvalidRequest(f"'allowed_models' names no model this gateway knows: {shown} (not a catalog "
