@@ -107,7 +107,7 @@ def create_app(settings: Settings, *, store: Store | None = None, limiter: Limit
     request_log = RequestLog(every_request=settings.log_requests, content=settings.log_content)
     chat = ChatService(ChatDeps(settings, auth, planner, transport, billing, limiter, usage, health, metrics,
                                 request_log))
-    accounts = AccountsService(store, auth, strategies=tuple(planner.strategies))
+    accounts = AccountsService(store, auth, strategies=tuple(planner.strategies), catalog=catalog)
     rt = Runtime(settings, catalog, auth, chat, accounts, metrics)
     metrics.gauge("routerone_usage_queue_depth", "Usage records waiting to be written", lambda: usage.depth,
                   live=True)

@@ -17,10 +17,11 @@ always as `<provider>/<model>`.
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import re
 from collections import Counter
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Iterable, Sequence
 
 from .billing.prices import Price
 from .billing.pricebook import lookup_context_window, vendor_models
@@ -105,6 +106,7 @@ class Catalog:
         self.fallbacks = fallbacks or {}   # model -> ordered fallback models
         self.warnings = list(warnings)
         self.discovered: dict[str, tuple[ModelInfo, ...]] = {}
+        self._allow_cache: dict[tuple[str, ...], tuple[frozenset[str], re.Pattern | None]] = {}
         self._rebuild()
 
     def _rebuild(self) -> None:
@@ -143,6 +145,49 @@ class Catalog:
         demo's models only while no real model is (`auto` never picks the demo next to a provider;
         with demo = "on" they still answer when named)."""
         return self._available
+
+    def allows(self, allowlist: Sequence[str], model_id: str) -> bool:
+        """A key's allowlist ([]: every model) lets it call `model_id` (a resolved model's id): named
+        by its id, by an alias of it, as `<provider>/<id>` (the id, whichever provider serves it), or by
+        a `*` pattern (`gpt-4o*`) that matches the id."""
+        if not allowlist or model_id in allowlist:
+            return True
+        ids, patterns = self._allow_rules(allowlist)
+        return model_id in ids or (patterns is not None and patterns.match(model_id) is not None)
+
+    def _allow_rules(self, allowlist: Sequence[str]) -> tuple[frozenset[str], re.Pattern | None]:
+        """An allowlist as a set of ids and one regex, made once per allowlist (a 1,000-entry list
+        checked entry by entry cost 1.4 ms per model, 18 ms per `auto` request over 13 models)."""
+        key = allowlist if isinstance(allowlist, tuple) else tuple(allowlist)
+        rules = self._allow_cache.get(key)
+        if rules is None:
+            ids = frozenset({self.aliases.get(e, e) for e in key} | {e.partition("/")[2] for e in key if "/" in e})
+            globs = [fnmatch.translate(e) for e in key if "*" in e]
+            rules = (ids, re.compile("|".join(globs)) if globs else None)
+            if len(self._allow_cache) >= 4096:
+                self._allow_cache.clear()
+            self._allow_cache[key] = rules
+        return rules
+
+    def unknown_models(self, names: Iterable[str], also: Iterable[str] = ()) -> list[str]:
+        """The allowlist entries that name no model this catalog knows (configured or not) nor one of
+        the ids `also` (the embedding models): not `auto`, an id, an alias, a `provider/model` name,
+        nor a `*` pattern matching one of them. A typo made a key that could call nothing."""
+        ids = {*also, *self.static, *self.models, *self.qualified,
+               *(m.id for src in (self.named, self.discovered) for ms in src.values() for m in ms)}
+        ids |= {f"{d.vendor.name}/{mid}" for mid, m in self.static.items() for d in m.deployments}
+
+        def known(name: str) -> bool:
+            if name == AUTO_MODEL or name in ids or name in self.aliases:
+                return True
+            if "*" in name:
+                return any(fnmatch.fnmatchcase(i, name) for i in ids)
+            try:
+                self.resolve(name)
+                return True
+            except ModelNotFound:
+                return False
+        return [n for n in dict.fromkeys(names) if not known(n)]
 
     def resolve(self, name: str) -> ModelInfo:
         name = self.aliases.get(name, name)

@@ -17,8 +17,8 @@ from typing import Awaitable, Callable, NoReturn
 from .billing.pricebook import genai_prices_version, vendor_models
 from .billing.prices import usd_to_micros
 from .catalog import Catalog, load_catalog
-from .cli_errors import (explain, int_between, model_list, number_between, one_of, or_default, row_id, text,
-                         text_of_length)
+from .cli_errors import (explain, int_between, model_list, number_between, one_of, or_default, or_none, row_id,
+                         text, text_of_length)
 from .cli_usage import add_usage_parser, print_usage, usage_rows
 from .console import cli as console_cli
 from .errors import RouterOneError
@@ -82,14 +82,20 @@ def _settings(args: argparse.Namespace) -> Settings:
     return settings
 
 
-def _with_accounts(args: argparse.Namespace, fn: Callable[[AccountsService], Awaitable[int]]) -> int:
+def _with_accounts(args: argparse.Namespace, fn: Callable[[AccountsService], Awaitable[int]],
+                   models: tuple[str, ...] = ()) -> int:
+    """`models`: a key's allowlist, checked against this configuration's catalog (and, when a name is
+    not in it, against what the providers' discovery lists)."""
     settings = _settings(args)
+    catalog = load_catalog(settings) if models else None
 
     async def run() -> int:
+        if catalog is not None and catalog.unknown_models(models):
+            await discover_once(catalog)
         store = open_store(settings.database_url)
         try:
             await store.migrate()
-            return await fn(AccountsService(store))
+            return await fn(AccountsService(store, catalog=catalog))
         finally:
             await store.close()
     return asyncio.run(run())
@@ -133,7 +139,8 @@ def cmd_keys(args: argparse.Namespace) -> int:
             issued = await svc.create_key(
                 args.account, name=args.name or "", role="admin" if args.admin else "user",
                 spend_cap_micros=args.spend_cap_usd, allowed_models=args.models or (),
-                limits=Limits(args.rpm, args.tpm, args.concurrency), expires_at=args.expires_at)
+                limits=Limits(args.rpm, args.tpm, args.concurrency), expires_at=args.expires_at,
+                strategy=args.strategy, willingness_to_pay=args.willingness_to_pay)
             print(f"key id {issued.record.id} for account {issued.record.account_id} (shown once):")
             print(issued.key)
         elif args.action == "update":
@@ -147,10 +154,11 @@ def cmd_keys(args: argparse.Namespace) -> int:
             ok = await svc.revoke_key(args.id)
             print("revoked" if ok else "already revoked")
         return 0
-    return _with_accounts(args, run)
+    return _with_accounts(args, run, models=tuple(getattr(args, "models", None) or ()))
 
 
-_KEY_UPDATE_FLAGS = {"name": "--name", "strategy": "--strategy", "willingness_to_pay": "--willingness-to-pay"}
+_KEY_UPDATE_FLAGS = {"name": "--name", "strategy": "--strategy", "willingness_to_pay": "--willingness-to-pay",
+                     "spend_cap_micros": "--spend-cap-usd", "expires_at": "--expires-at"}
 
 
 async def _update_key(svc: AccountsService, args: argparse.Namespace) -> int:
@@ -306,8 +314,20 @@ def build_parser() -> argparse.ArgumentParser:
     kc.add_argument("--concurrency", type=_limit, help="requests at once")
     kc.add_argument("--expires-at", type=number_between(0, MAX_EXPIRES_AT, "a unix time in seconds"),
                     help="unix time in seconds")
-    ku = ks.add_parser("update", help="change a key's name, strategy or willingness to pay (same secret)")
+    kc.add_argument("--strategy", type=one_of(DEFAULT_STRATEGIES, "a routing strategy"),
+                    help=f"routing strategy for `auto` with this key ({', '.join(DEFAULT_STRATEGIES)}); "
+                         "default: the gateway's routing_strategy")
+    kc.add_argument("--willingness-to-pay", dest="willingness_to_pay",
+                    type=number_between(0, 1, "a willingness to pay"),
+                    help="`auto`'s knob for this key, 0 (cheapest) .. 1 (strongest); default: the gateway's")
+    ku = ks.add_parser("update", help="change a key's name, strategy, willingness to pay, spend cap or expiry "
+                                      "(same secret)")
     ku.add_argument("id", type=row_id)
+    ku.add_argument("--spend-cap-usd", dest="spend_cap_micros", default=UNSET, type=or_none(_usd),
+                    help="the most the key may ever spend, in USD, or 'none' to remove the cap")
+    ku.add_argument("--expires-at", dest="expires_at", default=UNSET,
+                    type=or_none(number_between(0, MAX_EXPIRES_AT, "a unix time in seconds")),
+                    help="unix time in seconds, or 'none': never expires")
     ku.add_argument("--name", type=_name, default=UNSET)
     ku.add_argument("--strategy", default=UNSET, type=or_default(one_of(DEFAULT_STRATEGIES, "a routing strategy")),
                     help=f"routing strategy for `auto` ({', '.join(DEFAULT_STRATEGIES)}), or 'default'")

@@ -98,6 +98,19 @@ def or_default(parse):
     return parse_or_default
 
 
+def or_none(parse):
+    """An argparse `type`: the word `none` (None: remove the spend cap or expiry), else `parse`'s
+    value. A word, not "": an unset shell variable must not remove a cap."""
+    def parse_or_none(value: str):
+        if value == "none":
+            return None
+        try:
+            return parse(value)
+        except argparse.ArgumentTypeError as exc:
+            raise argparse.ArgumentTypeError(f"{exc} or 'none' to remove it") from None
+    return parse_or_none
+
+
 def model_list(value: str) -> tuple[str, ...]:
     """An argparse `type` for `--models a,b,auto`: at least one model id, none empty, no spaces. An
     empty value ("" from an unset shell variable) made a key without an allowlist: every model."""

@@ -6,6 +6,7 @@ import argparse
 import csv
 import datetime as dt
 import math
+import re
 import sys
 from dataclasses import dataclass
 from typing import AsyncIterator, Iterable
@@ -21,11 +22,15 @@ PAGE = 5000
 
 
 def _date(value: str) -> float:
-    """YYYY-MM-DD or an ISO date-time (UTC unless it says otherwise) -> unix time."""
+    """YYYY-MM-DD, an ISO date-time (UTC unless it says otherwise) or unix seconds (as GET
+    /admin/usage takes them) -> unix time."""
+    if re.fullmatch(r"[0-9]{1,15}(\.[0-9]{1,9})?", value):
+        return float(value)
     try:
         d = dt.datetime.fromisoformat(value)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a date (YYYY-MM-DD or YYYY-MM-DDTHH:MM)") from None
+        raise argparse.ArgumentTypeError(f"{value!r} is not a date (YYYY-MM-DD, YYYY-MM-DDTHH:MM[:SS][Z|+HH:MM] "
+                                         "or unix seconds)") from None
     if d.tzinfo is None:
         d = d.replace(tzinfo=dt.timezone.utc)
     return d.timestamp()

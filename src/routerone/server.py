@@ -263,9 +263,11 @@ def serve(settings: Settings, *, bootstrap: Callable[[Settings], Awaitable[list[
               "limits); use limiter = \"auto\" (shared memory between the workers, or Redis when redis_url "
               "is set) or \"redis\"", file=sys.stderr)
         return 2
+    # the address first: a first start that cannot listen printed (and registered) an admin key
+    # for a gateway that never ran
+    _check_port(settings.host, settings.port)
     for line in asyncio.run(bootstrap(settings)):
         print(line)
-    _check_port(settings.host, settings.port)
     url = f"http://{settings.host}:{settings.port}"
     print(f"Router One listening on {url}  (OpenAI base_url: {url}/v1; workers: {settings.workers})", flush=True)
     if settings.workers == 1:

@@ -79,8 +79,8 @@ class Settings:
                               "it holds, about 64 bytes each; one per limited request and scope per window",
                               min=1024, max=1 << 28)
     drain_timeout_s: float = _f(30.0, "on SIGTERM, how long in-flight requests and streams may finish", min=0)
-    admin_key: str | None = _f(None, "bootstrap admin key (else one is created and printed once); "
-                                     "a new value revokes the admin key an earlier value registered")
+    admin_key: str | None = _f(None, "bootstrap admin key, at least 16 characters (else one is created and "
+                                     "printed once); a new value revokes the admin key an earlier value registered")
     max_body_bytes: int = _f(20 * 1024 * 1024, "largest request body accepted", min=1)
     connect_timeout_s: float = _f(10.0, "upstream connect timeout", min=0.001)
     first_byte_timeout_s: float = _f(120.0, "upstream time to first byte", min=0.001)
@@ -359,6 +359,18 @@ def _check_combinations(values: dict[str, Any]) -> None:
                             "the workers, or Redis when redis_url is set) or \"redis\"")
 
 
+MIN_ADMIN_KEY_CHARS = 16     # a generated key is 49 (sk-ro- and 43 random characters)
+
+
+def _check_admin_key(value: str | None) -> None:
+    """An operator's admin_key opens the whole admin API: "admin" (or an empty secret file) was
+    registered as it. Shorter than MIN_ADMIN_KEY_CHARS is refused; the value is never printed."""
+    if value is not None and len(value) < MIN_ADMIN_KEY_CHARS:
+        raise SettingsError(f"admin_key: must be at least {MIN_ADMIN_KEY_CHARS} characters, got {len(value)}; "
+                            "use a random one (e.g. sk-ro-admin-$(openssl rand -hex 24)) or leave admin_key "
+                            "unset for a generated one")
+
+
 def _check_range(key: str, f: dataclasses.Field, value: Any) -> None:
     lo, hi = f.metadata.get("min"), f.metadata.get("max")
     if value is None or (lo is None and hi is None):
@@ -468,6 +480,7 @@ def load_settings(config_path: str | None = None, env: Mapping[str, str] | None 
     for k, v in values.items():
         _check_range(k, _FIELDS[k], v)
     _check_combinations(values)
+    _check_admin_key(values.get("admin_key"))
     for k, schemes in _URL_SCHEMES.items():
         # an empty redis_url is no Redis (as unset); an empty database_url names no database (it
         # reached the store as a traceback)

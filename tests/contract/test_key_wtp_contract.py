@@ -40,3 +40,18 @@ async def test_update_key_changes_name_strategy_and_willingness_to_pay_in_place(
     untouched = await store.update_key(key.id, name="")
     assert untouched is not None and (untouched.name, untouched.strategy, untouched.willingness_to_pay) == ("", None, None)
     assert await store.update_key(key.id + 1000, willingness_to_pay=0.5) is None
+
+
+async def test_update_key_clears_spend_cap_and_expiry_with_none(store: Store):
+    """A key's spend cap and expiry could be set by PATCH but never removed (None meant unchanged):
+    None now clears them, as it does strategy; left out (UNSET), they stay."""
+    acc = await store.create_account("clear")
+    key = await store.create_key(NewKey(account_id=acc.id, key_hash="h-clear", prefix="p4",
+                                        spend_cap_micros=5_000, expires_at=2_000_000_000.0))
+    kept = await store.update_key(key.id, name="kept")
+    assert kept is not None and (kept.spend_cap_micros, kept.expires_at) == (5_000, 2_000_000_000.0)
+    no_cap = await store.update_key(key.id, spend_cap_micros=None)
+    assert no_cap is not None and (no_cap.spend_cap_micros, no_cap.expires_at) == (None, 2_000_000_000.0)
+    no_expiry = await store.update_key(key.id, expires_at=None)
+    assert no_expiry is not None and (no_expiry.spend_cap_micros, no_expiry.expires_at) == (None, None)
+    assert await store.key_by_hash("h-clear") == no_expiry

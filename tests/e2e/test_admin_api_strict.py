@@ -107,6 +107,25 @@ def test_allowed_models_must_be_a_list_of_model_ids(admin: AdminClient) -> None:
     assert _chat(admin.gw, key["key"]) == 200
 
 
+def test_allowed_models_naming_no_model_are_refused(admin: AdminClient) -> None:
+    """A typo in allowed_models ("gpt-4o-minii") made a key that could call nothing, silently: a name
+    no catalog entry, alias or `provider/model` id knows is a 400 naming it; `auto` and a `*` pattern
+    that matches a model are accepted, and the pattern is what the key may then call."""
+    aid = admin.account(1_000_000)
+    err = admin.bad("POST", "/admin/keys", {"account_id": aid, "allowed_models": ["gpt-4o", "gpt-4o-minii", "nope-*"]},
+                    param="allowed_models")
+    assert "gpt-4o-minii" in err["message"] and "nope-*" in err["message"] and "'gpt-4o'" not in err["message"]
+    assert all(k["account_id"] != aid for k in admin.ok("GET", "/admin/keys"))          # nothing made
+    key = admin.ok("POST", "/admin/keys", {"account_id": aid, "allowed_models": ["gpt-4o-mini*", "auto"]})
+    assert _chat(admin.gw, key["key"]) == 200
+    err = admin.bad("PATCH", f"/admin/keys/{key['id']}", {"allowed_models": ["gtp-4o"]}, param="allowed_models")
+    assert "gtp-4o" in err["message"]
+    assert admin.ok("GET", f"/admin/keys/{key['id']}")["allowed_models"] == ["gpt-4o-mini*", "auto"]
+    assert admin.ok("PATCH", f"/admin/keys/{key['id']}", {"allowed_models": ["openai/gpt-4o"]})["allowed_models"] == \
+        ["openai/gpt-4o"]
+    assert admin.ok("POST", "/admin/keys", {"account_id": aid, "allowed_models": ["claude-sonnet-4-20250514"]})  # known, not configured
+
+
 def test_an_unknown_strategy_is_refused_at_creation(admin: AdminClient) -> None:
     aid = admin.account(1_000_000)
     err = admin.bad("POST", "/admin/keys", {"account_id": aid, "strategy": "bogus"}, param="strategy")
@@ -255,6 +274,55 @@ def test_patch_name_strategy_and_willingness_to_pay_validated_as_on_create(admin
     assert [json.loads(e["detail"]) for e in entries[:3]] == [
         {"strategy": "quality"}, {"strategy": None, "willingness_to_pay": None},
         {"name": "ci-2", "willingness_to_pay": 1.0}]
+
+
+def test_usage_and_audit_time_bounds_take_iso_8601_too(admin: AdminClient) -> None:
+    """GET /admin/usage took unix seconds only for since/until: `2026-12-01` was a 400. A date (UTC
+    midnight), an RFC 3339 date-time (Z or an offset; without one, UTC) or unix seconds are the same
+    bound; anything else is a 400 naming the parameter."""
+    aid = admin.account(1_000_000)
+    key = admin.ok("POST", "/admin/keys", {"account_id": aid})
+    assert _chat(admin.gw, key["key"]) == 200
+    time.sleep(0.3)                                      # the usage row is written within the flush interval
+    now = time.time()
+    day = time.strftime("%Y-%m-%d", time.gmtime(now))
+    start = time.mktime(time.strptime(day, "%Y-%m-%d")) - time.timezone      # that day's UTC midnight
+
+    def usage(**params: str) -> int:
+        status, body = admin.call("GET", "/admin/usage", params={"account_id": str(aid), **params})
+        assert status == 200, (params, body)
+        return body["totals"]["requests"]
+    assert usage(since=str(int(start))) == 1 and usage(since=day) == 1
+    assert usage(since=day + "T00:00:00Z", until=str(int(now) + 60)) == 1
+    hour_ahead = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now + 3600))
+    assert usage(until=hour_ahead + "Z") == 1 and usage(since=hour_ahead + "Z") == 0
+    # the same instant written with an offset: an hour ahead in UTC is now + 1 h in UTC+01:00 wall-clock terms
+    assert usage(since=time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now + 7200)) + "+01:00") == 0
+    assert usage(until=time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now + 7200)) + "+01:00") == 1
+    for bad in ("yesterday", "2026-13-01", "2026-12-01T25:00:00Z", "12/01/2026", "", "1e999"):
+        err = admin.bad("GET", "/admin/usage", params={"since": bad}, param="since")
+        assert "ISO 8601" in err["message"], err
+    admin.bad("GET", "/admin/usage", params={"until": "tomorrow"}, param="until")
+    assert admin.call("GET", "/admin/audit", params={"since": day})[0] == 200
+
+
+def test_patch_null_clears_a_keys_spend_cap_and_expiry(admin: AdminClient) -> None:
+    """A spend cap or expiry set on a key could not be removed: `null` was a 400 (or ignored). Now it
+    clears it and the key works again; a field left out stays as it was."""
+    aid = admin.account(1_000_000)
+    key = admin.ok("POST", "/admin/keys", {"account_id": aid, "spend_cap_micros": 0, "expires_at": 1_000})
+    assert _chat(admin.gw, key["key"]) in (401, 402, 403)           # expired (and capped at $0)
+    kid = key["id"]
+    same = admin.ok("PATCH", f"/admin/keys/{kid}", {"name": "n"})
+    assert (same["spend_cap_micros"], same["expires_at"]) == (0, 1_000.0)
+    assert admin.ok("PATCH", f"/admin/keys/{kid}", {"expires_at": None})["expires_at"] is None
+    assert admin.ok("PATCH", f"/admin/keys/{kid}", {"spend_cap_usd": None})["spend_cap_micros"] is None
+    assert _chat(admin.gw, key["key"]) == 200
+    admin.ok("PATCH", f"/admin/keys/{kid}", {"spend_cap_usd": "1"})
+    assert admin.ok("PATCH", f"/admin/keys/{kid}", {"spend_cap_micros": None})["spend_cap_micros"] is None
+    admin.bad("PATCH", f"/admin/keys/{kid}", {"spend_cap_micros": None, "spend_cap_usd": None}, param="spend_cap_usd")
+    entries = admin.call("GET", "/admin/audit", params={"target": f"key:{kid}", "limit": "3"})[1]["data"]
+    assert json.loads(entries[0]["detail"]) == {"spend_cap_micros": None}          # audited as cleared
 
 
 # -- issue 11 item 10: query strings and ids ----------------------------------------------------

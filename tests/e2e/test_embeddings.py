@@ -114,6 +114,10 @@ def test_refusals(gw, wire, client):
                      http_client=wire.client())
     with pytest.raises(openai.PermissionDeniedError):
         limited.embeddings.create(model=SMALL, input="x")
+    # an embedding model is a model an allowlist may name (the allowlist check knows them too)
+    only_small = OpenAI(base_url=gw.base_url, api_key=gw.new_key(allowed_models=[SMALL])[0], max_retries=0,
+                        http_client=wire.client())
+    assert only_small.embeddings.create(model=SMALL, input="x").data
 
 
 def test_an_input_longer_than_the_model_accepts_is_a_400_before_the_upstream(gw, key, client, fakes):

@@ -374,3 +374,57 @@ def test_routing_data_mistakes_are_one_line(tmp_path, case, name, text, args, cu
     assert p.returncode != 0, p.stdout
     out = p.stdout + p.stderr
     assert "Traceback" not in out and culprit in out and name in out, out
+
+
+@pytest.mark.parametrize("how", ["env", "config", "secret file"])
+@pytest.mark.parametrize("weak", ["hunter2", "", "sk-ro-15-chars!"])
+def test_a_weak_configured_admin_key_is_refused_at_start(tmp_path, how, weak):
+    """admin_key = "admin" (4 characters) was registered as the admin key: the whole admin API behind
+    a guessable secret. Shorter than 16 characters is one line naming admin_key (never the value), exit 2."""
+    env: dict = {}
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()            # were it not refused, serve would stop at this port (not run for ever)
+    args = ["serve", "--port", str(busy.getsockname()[1]), "--database-url", f"sqlite:///{tmp_path}/r.db"]
+    if how == "env":
+        env["ROUTERONE_ADMIN_KEY"] = weak
+    elif how == "config":
+        (tmp_path / "r1.toml").write_text(f'admin_key = "{weak}"\n')
+        args += ["--config", str(tmp_path / "r1.toml")]
+    else:
+        (tmp_path / "admin.key").write_text(weak + "\n")
+        (tmp_path / "r1.toml").write_text(f'admin_key = {{ "$file" = "{tmp_path}/admin.key" }}\n')
+        args += ["--config", str(tmp_path / "r1.toml")]
+    with busy:
+        out = run(tmp_path, *args, env=env)
+    assert out.returncode == 2 and "Traceback" not in out.stderr, (out.returncode, out.stderr)
+    [line] = out.stderr.strip().splitlines()
+    assert "admin_key" in line and "16 characters" in line, line
+    assert (not weak or weak not in line) and not out.stdout, (line, out.stdout)
+    assert not (tmp_path / "r.db").exists()          # nothing registered
+
+
+def test_an_admin_key_of_16_characters_is_accepted(tmp_path):
+    out = run(tmp_path, "models", "--database-url", f"sqlite:///{tmp_path}/r.db",
+              env={"ROUTERONE_ADMIN_KEY": "sk-ro-16-chars!!"})
+    assert out.returncode == 0, out.stderr
+
+
+@pytest.mark.parametrize("host", ["999.1.1.1", "192.0.2.1"])     # not an address; not this machine's
+def test_a_host_that_cannot_be_listened_on_prints_no_admin_key(tmp_path, host):
+    """The first start printed the generated admin key (and registered it), then failed to bind:
+    a secret for a gateway that never ran. The address is tried first."""
+    out = run(tmp_path, "serve", "--host", host, "--port", "8999", "--database-url", f"sqlite:///{tmp_path}/r.db")
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
+    assert "Admin API key" not in out.stdout and "sk-ro-" not in out.stdout + out.stderr, out.stdout
+    [line] = out.stderr.strip().splitlines()
+    assert host in line, line
+
+
+def test_a_port_in_use_prints_no_admin_key(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        out = run(tmp_path, "serve", "--port", str(port), "--database-url", f"sqlite:///{tmp_path}/r.db")
+    assert out.returncode == 2 and "Admin API key" not in out.stdout, out.stdout

@@ -141,6 +141,61 @@ def test_models_flag_keeps_the_allowlist(tmp_path, account):
         assert c.execute("SELECT allowed_models FROM api_keys").fetchone() == ("gpt-4o,auto",)
 
 
+def test_models_flag_refuses_a_model_nothing_serves(tmp_path, account):
+    """`--models gpt-4o-minii` made a key that could call nothing: refused, naming the name, and
+    nothing written; a `*` pattern that matches a catalog model is accepted."""
+    line = _one_line_exit_2(run(tmp_path, "keys", "create", "--account", account, "--models",
+                                "gpt-4o,gpt-4o-minii,auto", *_db(tmp_path)), "gpt-4o-minii")
+    assert "'gpt-4o'" not in line, line
+    with sqlite3.connect(tmp_path / "r.db") as c:
+        assert c.execute("SELECT COUNT(*) FROM api_keys").fetchone() == (0,)
+    out = run(tmp_path, "keys", "create", "--account", account, "--models", "gpt-4o*,demo-small", *_db(tmp_path))
+    assert out.returncode == 0, out.stderr
+
+
+@pytest.mark.parametrize("since", ["1764547200", "2025-12-01", "2025-12-01T00:00:00Z", "2025-12-01T01:00:00+01:00"])
+def test_usage_bounds_take_unix_seconds_and_iso_8601(tmp_path, since):
+    """`routerone usage` took ISO dates only while GET /admin/usage took unix seconds only: both
+    take both now (the same instant, 2025-12-01 00:00 UTC, four ways)."""
+    out = run(tmp_path, "usage", "--since", since, "--until", "1764633600", *_db(tmp_path))
+    assert out.returncode == 0, out.stderr
+
+
+def test_keys_update_sets_and_clears_spend_cap_and_expiry(tmp_path, account):
+    """`keys update` could not change a key's spend cap or expiry, and nothing could remove them:
+    `--spend-cap-usd none` / `--expires-at none` clear them, a value sets them."""
+    out = run(tmp_path, "keys", "create", "--account", account, "--spend-cap-usd", "2", "--expires-at",
+              "2000000000", *_db(tmp_path))
+    assert out.returncode == 0, out.stderr
+    key_id = out.stdout.split()[2]
+    out = run(tmp_path, "keys", "update", key_id, "--spend-cap-usd", "none", *_db(tmp_path))
+    assert out.returncode == 0, out.stderr
+    with sqlite3.connect(tmp_path / "r.db") as c:
+        assert c.execute("SELECT spend_cap_micros, expires_at FROM api_keys").fetchall() == [(None, 2e9)]
+    out = run(tmp_path, "keys", "update", key_id, "--expires-at", "none", "--spend-cap-usd", "3.5", *_db(tmp_path))
+    assert out.returncode == 0, out.stderr
+    with sqlite3.connect(tmp_path / "r.db") as c:
+        assert c.execute("SELECT spend_cap_micros, expires_at FROM api_keys").fetchall() == [(3_500_000, None)]
+    _one_line_exit_2(run(tmp_path, "keys", "update", key_id, "--spend-cap-usd", "nothing", *_db(tmp_path)),
+                     "--spend-cap-usd", "'none'")
+
+
+def test_keys_create_takes_strategy_and_willingness_to_pay(tmp_path, account):
+    """POST /admin/keys took `strategy` and `willingness_to_pay`; `keys create` had no flags for
+    them (a key had to be made, then updated)."""
+    out = run(tmp_path, "keys", "create", "--account", account, "--strategy", "cost", "--willingness-to-pay",
+              "0.3", *_db(tmp_path))
+    assert out.returncode == 0, out.stderr
+    with sqlite3.connect(tmp_path / "r.db") as c:
+        assert c.execute("SELECT strategy, willingness_to_pay FROM api_keys").fetchall() == [("cost", 0.3)]
+        detail = c.execute("SELECT detail FROM audit_log WHERE action = 'key.create'").fetchone()[0]
+    assert (json.loads(detail)["strategy"], json.loads(detail)["willingness_to_pay"]) == ("cost", 0.3)
+    _one_line_exit_2(run(tmp_path, "keys", "create", "--account", account, "--strategy", "random", *_db(tmp_path)),
+                     "--strategy", "random")
+    _one_line_exit_2(run(tmp_path, "keys", "create", "--account", account, "--willingness-to-pay", "1.5",
+                         *_db(tmp_path)), "--willingness-to-pay", "1.5")
+
+
 def test_empty_database_url_in_the_environment(tmp_path):
     out = run(tmp_path, "accounts", "list", env={"ROUTERONE_DATABASE_URL": ""})
     _one_line_exit_2(out, "database_url", "sqlite://")

@@ -18,10 +18,10 @@ def test_defaults_without_env_or_file():
 
 def test_env_values_are_coerced_to_the_field_types():
     s = load_settings(env={"ROUTERONE_PORT": "9000", "ROUTERONE_FIRST_BYTE_TIMEOUT_S": "2.5",
-                           "ROUTERONE_LOG_CONTENT": "yes", "ROUTERONE_ADMIN_KEY": "sk-admin",
+                           "ROUTERONE_LOG_CONTENT": "yes", "ROUTERONE_ADMIN_KEY": "sk-admin-0123456789",
                            "ROUTERONE_DEFAULT_RPM": "60", "ROUTERONE_MAX_BODY_BYTES": "1024"})
     assert (s.port, s.first_byte_timeout_s, s.log_content, s.admin_key, s.default_rpm, s.max_body_bytes) == \
-        (9000, 2.5, True, "sk-admin", 60, 1024)
+        (9000, 2.5, True, "sk-admin-0123456789", 60, 1024)
 
 
 def test_precedence_file_then_env_then_overrides(tmp_path):
@@ -47,8 +47,8 @@ def test_secrets_by_env_and_file_reference(tmp_path):
     cfg = tmp_path / "r1.toml"
     cfg.write_text(f'admin_key = {{ "$env" = "MY_ADMIN" }}\n'
                    f'[providers.anthropic]\napi_key = {{ "$file" = "{secret_file}" }}\n')
-    s = load_settings(str(cfg), env={"MY_ADMIN": "sk-from-env"})
-    assert s.admin_key == "sk-from-env"
+    s = load_settings(str(cfg), env={"MY_ADMIN": "sk-from-env-0123456789"})
+    assert s.admin_key == "sk-from-env-0123456789"
     assert s.providers["anthropic"].api_key == "sk-from-file"
 
 

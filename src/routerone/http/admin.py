@@ -162,9 +162,12 @@ async def update_key(c: Call):
     key_id = c.id()
     b = parse_body(KeyUpdate, c.raw)
     given = b.model_fields_set
+    cap_given = given & {"spend_cap_micros", "spend_cap_usd"}      # null: no cap
     rec = await c.rt.accounts.update_key(
-        key_id, limits=_limit_patch(b), allowed_models=b.allowed_models, expires_at=b.expires_at,
-        spend_cap_micros=b.spend_cap_micros if b.spend_cap_usd is None else b.spend_cap_usd, name=b.name,
+        key_id, limits=_limit_patch(b), allowed_models=b.allowed_models,
+        expires_at=b.expires_at if "expires_at" in given else UNSET,
+        spend_cap_micros=(b.spend_cap_micros if b.spend_cap_usd is None else b.spend_cap_usd) if cap_given else UNSET,
+        name=b.name,
         strategy=b.strategy if "strategy" in given else UNSET,
         willingness_to_pay=b.willingness_to_pay if "willingness_to_pay" in given else UNSET, actor=c.actor)
     return {"data": _key(rec)}

@@ -60,10 +60,6 @@ def capability_problem(m: ModelInfo, req: ChatRequest, prompt_tokens: int) -> st
     return None
 
 
-def _allowed(m: ModelInfo, allowlist: Sequence[str]) -> bool:
-    return not allowlist or m.id in allowlist
-
-
 class Planner:
     def __init__(self, catalog: Catalog, health: Health, strategies: Mapping[str, RoutingStrategy], *,
                  default_strategy: str = "balanced", willingness_to_pay: float = 0.5,
@@ -111,7 +107,7 @@ class Planner:
             return self._auto(req, prompt_tokens, allowlist, strategy or self.default_strategy, wtp, scope,
                               recall)
         primary = self.catalog.resolve(req.model)
-        if not _allowed(primary, allowlist):
+        if not self.catalog.allows(allowlist, primary.id):
             raise PermissionDenied(f"This API key may not use the model '{primary.id}'", param="model",
                                    code="model_not_allowed")
         problem = capability_problem(primary, req, prompt_tokens)
@@ -134,7 +130,7 @@ class Planner:
                 continue
             if m.id in {x.id for x in models}:
                 continue
-            why = None if _allowed(m, allowlist) else "not allowed for this key"
+            why = None if self.catalog.allows(allowlist, m.id) else "not allowed for this key"
             why = why or capability_problem(m, req, prompt_tokens)
             if why:
                 skipped.append(f"{m.id}: {why}")
@@ -151,7 +147,7 @@ class Planner:
                                  param="route")
         pool, skipped = [], []
         for m in self.catalog.available():
-            why = None if _allowed(m, allowlist) else "not allowed for this key"
+            why = None if self.catalog.allows(allowlist, m.id) else "not allowed for this key"
             why = why or capability_problem(m, req, prompt_tokens)
             (skipped.append(f"{m.id}: {why}") if why else pool.append(m))
         if not pool and not skipped:      # nothing served at all, not a request that asks too much

@@ -14,6 +14,8 @@ from typing import Collection, Literal, Mapping, Sequence
 
 import orjson
 
+from ..catalog import Catalog
+from ..embedding_catalog import load_embedding_models
 from ..errors import InvalidRequest, NotFound
 from ..store.base import UNSET, Account, ApiKey, AuditEntry, Limits, NewKey, Store, Unset, UsagePage, UsageQuery
 from ..store.bounds import MAX_AMOUNT_MICROS, MAX_BALANCE_MICROS, MAX_SPEND_CAP_MICROS
@@ -108,10 +110,12 @@ def _limits_dict(limits: Limits) -> dict:
 
 class AccountsService:
     def __init__(self, store: Store, auth: Authenticator | None = None, *,
-                 strategies: Collection[str] = DEFAULT_STRATEGIES) -> None:
+                 strategies: Collection[str] = DEFAULT_STRATEGIES, catalog: Catalog | None = None) -> None:
         self.store = store
         self.auth = auth
         self.strategies = tuple(strategies)
+        self.catalog = catalog        # when given, a key's allowed_models must name models it knows
+        self.embedding_ids = tuple(load_embedding_models(catalog)) if catalog is not None else ()
 
     def _changed(self) -> None:
         if self.auth is not None:
@@ -188,6 +192,15 @@ class AccountsService:
                                  f"gateway default), got {str(strategy)[:40]!r}", param="strategy")
         return strategy
 
+    def _known_models(self, models: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = self.catalog.unknown_models(models, self.embedding_ids) if self.catalog is not None else []
+        if unknown:
+            shown = ", ".join(repr(m) for m in unknown[:10]) + (f" (and {len(unknown) - 10} more)" if len(unknown) > 10 else "")
+            raise InvalidRequest(f"'allowed_models' names no model this gateway knows: {shown} (not a catalog "
+                                 "model, alias or `provider/model` name, nor a `*` pattern matching one; "
+                                 "`auto` is the router)", param="allowed_models")
+        return models
+
     async def key(self, key_id: int) -> ApiKey:
         rec = await self.store.get_key(key_id)
         if rec is None:
@@ -206,7 +219,7 @@ class AccountsService:
         _text(name, "name")
         if spend_cap_micros is not None:
             _int_in(spend_cap_micros, 0, MAX_SPEND_CAP_MICROS, "spend_cap_micros")
-        models, expiry = _models(allowed_models), _expiry(expires_at)
+        models, expiry = self._known_models(_models(allowed_models)), _expiry(expires_at)
         _limits(limits)
         if await self.store.get_account(account_id) is None:
             raise NotFound(f"No account {account_id}", param="account_id")
@@ -231,15 +244,16 @@ class AccountsService:
         return ok
 
     async def update_key(self, key_id: int, *, limits: LimitsPatch | None = None,
-                         spend_cap_micros: int | None = None, allowed_models: Sequence[str] | None = None,
-                         expires_at: float | None = None, name: str | None = None,
+                         spend_cap_micros: int | None | Unset = UNSET, allowed_models: Sequence[str] | None = None,
+                         expires_at: float | None | Unset = UNSET, name: str | None = None,
                          strategy: str | None | Unset = UNSET, willingness_to_pay: float | None | Unset = UNSET,
                          actor: str = CLI_ACTOR) -> ApiKey:
-        """Only the fields given change. `strategy` / `willingness_to_pay`: None puts them back to the
-        gateway default, UNSET leaves them alone. Requests see the change as a revocation: at once in
+        """Only the fields given change. `spend_cap_micros` / `expires_at`: None removes the cap or
+        expiry; `strategy` / `willingness_to_pay`: None puts them back to the gateway default; UNSET
+        leaves any of them alone. Requests see the change as a revocation: at once in
         this process, within the auth poll interval in the others (the store bumps auth_version)."""
         current = await self.key(key_id)
-        if spend_cap_micros is not None:
+        if spend_cap_micros is not None and spend_cap_micros is not UNSET:
             _int_in(spend_cap_micros, 0, MAX_SPEND_CAP_MICROS, "spend_cap_micros")
         if name is not None:
             _text(name, "name")
@@ -247,8 +261,8 @@ class AccountsService:
             self._strategy(strategy)
         if willingness_to_pay is not UNSET:
             willingness_to_pay = _wtp(willingness_to_pay)
-        models = None if allowed_models is None else _models(allowed_models)
-        expiry = _expiry(expires_at)
+        models = None if allowed_models is None else self._known_models(_models(allowed_models))
+        expiry = expires_at if expires_at is UNSET else _expiry(expires_at)
         merged = _limits(replace(_stored(current.limits), **limits)) if limits else None
         rec = await self.store.update_key(key_id, limits=merged, spend_cap_micros=spend_cap_micros,
                                           allowed_models=models, expires_at=expiry, name=name, strategy=strategy,
@@ -256,10 +270,11 @@ class AccountsService:
         if rec is None:
             raise NotFound(f"No key {key_id}")
         self._changed()
-        changes = {k: v for k, v in (("spend_cap_micros", spend_cap_micros), ("expires_at", expiry), ("name", name),
-                                     ("allowed_models", None if models is None else list(models))) if v is not None}
-        routing = {k: v for k, v in (("strategy", strategy), ("willingness_to_pay", willingness_to_pay))
-                   if v is not UNSET}         # kept when None: the audit says "back to the default"
+        changes = {k: v for k, v in (("name", name), ("allowed_models", None if models is None else list(models)))
+                   if v is not None}
+        routing = {k: v for k, v in (("spend_cap_micros", spend_cap_micros), ("expires_at", expiry),
+                                     ("strategy", strategy), ("willingness_to_pay", willingness_to_pay))
+                   if v is not UNSET}         # kept when None: the audit says "removed" / "back to the default"
         await self._audit(actor, "key.update", f"key:{key_id}", {**changes, **routing, **dict(limits or {})})
         return rec
 

@@ -52,7 +52,7 @@ class EmbeddingsService:
                 raise ModelNotFound(f"The embedding model '{name}' does not exist or is not configured on this "
                                     "gateway", param="model") from None
             raise CapabilityMismatch(f"'{name}' is a chat model; it cannot create embeddings", param="model")
-        if auth.key.allowed_models and m.info.id not in auth.key.allowed_models:
+        if not self.chat.d.planner.catalog.allows(auth.key.allowed_models, m.info.id):
             raise PermissionDenied(f"This API key may not use the model '{m.info.id}'", param="model",
                                    code="model_not_allowed")
         if req.dimensions is not None and (not m.custom_dimensions or req.dimensions > m.dimensions):

@@ -194,12 +194,13 @@ class Store(Protocol):
     async def key_by_hash(self, key_hash: str) -> ApiKey | None: ...
     async def get_key(self, key_id: int) -> ApiKey | None: ...
     async def list_keys(self, account_id: int | None = None) -> list[ApiKey]: ...
-    async def update_key(self, key_id: int, *, limits: Limits | None = None, spend_cap_micros: int | None = None,
-                         allowed_models: Sequence[str] | None = None, expires_at: float | None = None,
-                         name: str | None = None, strategy: str | None | Unset = UNSET,
+    async def update_key(self, key_id: int, *, limits: Limits | None = None,
+                         spend_cap_micros: int | None | Unset = UNSET, allowed_models: Sequence[str] | None = None,
+                         expires_at: float | None | Unset = UNSET, name: str | None = None, strategy: str | None | Unset = UNSET,
                          willingness_to_pay: float | None | Unset = UNSET) -> ApiKey | None:
-        """Change the fields given (None: unchanged; for strategy and willingness_to_pay None is the
-        gateway default and UNSET leaves them alone), in one transaction that bumps auth_version."""
+        """Change the fields given (None: unchanged; for spend_cap_micros and expires_at None removes
+        the cap or expiry, for strategy and willingness_to_pay it is the gateway default, and UNSET
+        leaves them alone), in one transaction that bumps auth_version."""
     async def revoke_key(self, key_id: int) -> bool: ...
     async def bootstrap_admin(self, key_hash: str, prefix: str, *, only_if_no_admin: bool,
                               name: str = "bootstrap admin") -> ApiKey | None:

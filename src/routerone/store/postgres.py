@@ -265,9 +265,9 @@ class PostgresStore(PostgresConsoleMixin, PostgresRecordsMixin):
         rs = await (await self._db()).fetch(f"SELECT {rows.KEY_COLS} FROM api_keys {where} ORDER BY id", *args)
         return [rows.api_key(r) for r in rs]
 
-    async def update_key(self, key_id: int, *, limits: Limits | None = None, spend_cap_micros: int | None = None,
-                         allowed_models: Sequence[str] | None = None, expires_at: float | None = None,
-                         name: str | None = None, strategy: str | None | Unset = UNSET,
+    async def update_key(self, key_id: int, *, limits: Limits | None = None,
+                         spend_cap_micros: int | None | Unset = UNSET, allowed_models: Sequence[str] | None = None,
+                         expires_at: float | None | Unset = UNSET, name: str | None = None, strategy: str | None | Unset = UNSET,
                          willingness_to_pay: float | None | Unset = UNSET) -> ApiKey | None:
         refuse_nul([("name", name), ("strategy", None if strategy is UNSET else strategy),
                     ("allowed_models", allowed_models)])
@@ -275,8 +275,10 @@ class PostgresStore(PostgresConsoleMixin, PostgresRecordsMixin):
             if limits is not None:
                 await db.execute("UPDATE api_keys SET rpm = $1, tpm = $2, concurrency = $3 WHERE id = $4",
                                  limits.rpm, limits.tpm, limits.concurrency, key_id)
-            for col, val in (("spend_cap_micros", spend_cap_micros), ("expires_at", expires_at), ("name", name)):
-                if val is not None:
+            if name is not None:
+                await db.execute("UPDATE api_keys SET name = $1 WHERE id = $2", name, key_id)
+            for col, val in (("spend_cap_micros", spend_cap_micros), ("expires_at", expires_at)):
+                if val is not UNSET:        # None: no cap, no expiry
                     await db.execute(f"UPDATE api_keys SET {col} = $1 WHERE id = $2", val, key_id)
             if strategy is not UNSET:       # None: back to the gateway's default
                 await db.execute("UPDATE api_keys SET strategy = $1 WHERE id = $2", strategy, key_id)

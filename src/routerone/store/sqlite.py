@@ -118,19 +118,19 @@ class SQLiteStore(SQLiteEngine, SQLiteConsoleMixin):
         return await self._run(lambda db: [rows.api_key(r) for r in db.execute(
             f"SELECT {rows.KEY_COLS} FROM api_keys {where} ORDER BY id", args)])
 
-    async def update_key(self, key_id: int, *, limits: Limits | None = None, spend_cap_micros: int | None = None,
-                         allowed_models: Sequence[str] | None = None, expires_at: float | None = None,
-                         name: str | None = None, strategy: str | None | Unset = UNSET,
+    async def update_key(self, key_id: int, *, limits: Limits | None = None,
+                         spend_cap_micros: int | None | Unset = UNSET, allowed_models: Sequence[str] | None = None,
+                         expires_at: float | None | Unset = UNSET, name: str | None = None, strategy: str | None | Unset = UNSET,
                          willingness_to_pay: float | None | Unset = UNSET) -> ApiKey | None:
         def fn(db):
             if limits is not None:
                 db.execute("UPDATE api_keys SET rpm = ?, tpm = ?, concurrency = ? WHERE id = ?",
                            (limits.rpm, limits.tpm, limits.concurrency, key_id))
-            for col, val in (("spend_cap_micros", spend_cap_micros), ("expires_at", expires_at), ("name", name)):
-                if val is not None:
-                    db.execute(f"UPDATE api_keys SET {col} = ? WHERE id = ?", (val, key_id))
-            for col, val in (("strategy", strategy), ("willingness_to_pay", willingness_to_pay)):
-                if val is not UNSET:     # None: back to the gateway's default
+            if name is not None:
+                db.execute("UPDATE api_keys SET name = ? WHERE id = ?", (name, key_id))
+            for col, val in (("spend_cap_micros", spend_cap_micros), ("expires_at", expires_at),
+                             ("strategy", strategy), ("willingness_to_pay", willingness_to_pay)):
+                if val is not UNSET:     # None: no cap, no expiry, the gateway's default
                     db.execute(f"UPDATE api_keys SET {col} = ? WHERE id = ?", (val, key_id))
             if allowed_models is not None:
                 db.execute("UPDATE api_keys SET allowed_models = ? WHERE id = ?", (",".join(allowed_models), key_id))

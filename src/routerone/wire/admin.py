@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from datetime import datetime
+from datetime import datetime, timezone
 from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal, InvalidOperation
 from typing import Annotated, Any, Literal, Mapping, TypeVar
 
@@ -99,6 +99,37 @@ def _timestamp(value: Any) -> float:
     return ts
 
 
+_ISO_DATE_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}([Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,9})?)?"
+                            r"([Zz]|[+-][0-9]{2}:?[0-9]{2})?)?")
+_UNIX_SECONDS = re.compile(r"[0-9]{1,15}(\.[0-9]{1,9})?")
+_QUERY_TIME = ("must be unix seconds or an ISO 8601 date or date-time (2026-12-01, 2026-12-01T10:00:00Z, "
+               "2026-12-01T10:00:00+02:00; UTC when no offset is given)")
+
+
+def _query_time(value: Any) -> float:
+    """A time bound in a query string: unix seconds, or an ISO 8601 / RFC 3339 date or date-time
+    (a date is its UTC midnight; without an offset, UTC), as `routerone usage --since` reads it."""
+    if not isinstance(value, str):
+        raise ValueError(_QUERY_TIME)
+    if _UNIX_SECONDS.fullmatch(value):
+        ts = float(value)
+    elif _ISO_DATE_TIME.fullmatch(value):
+        try:
+            dt = datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(_QUERY_TIME) from None
+        ts = (dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)).timestamp()
+    else:
+        raise ValueError(_QUERY_TIME)
+    if not 0 <= ts <= MAX_EXPIRES_AT:
+        raise ValueError(f"must be between 0 and {MAX_EXPIRES_AT:.0f} (year 9999)")
+    return ts
+
+
+QueryTime = Annotated[float, PlainValidator(_query_time), WithJsonSchema({
+    "anyOf": [{"type": "string", "pattern": r"^[0-9]{1,15}(\.[0-9]{1,9})?$"}, {"type": "string", "format": "date"},
+              {"type": "string", "format": "date-time"}],
+    "description": "unix seconds, or an ISO 8601 date or date-time (UTC when no offset is given)"})]
 Timestamp = Annotated[float, PlainValidator(_timestamp), WithJsonSchema({
     "anyOf": [{"type": "number", "minimum": 0, "maximum": MAX_EXPIRES_AT},
               {"type": "string", "format": "date-time"}],
@@ -176,12 +207,12 @@ class BalanceChange(_Strict):
 
 class _KeyFields(_Limits):
     model_config = ConfigDict(json_schema_extra=_not_both("spend_cap_micros", "spend_cap_usd"))
-    spend_cap_micros: Annotated[int, Field(ge=0, le=MAX_SPEND_CAP_MICROS)] = Field(
-        None, description="the most this key may ever spend")
-    spend_cap_usd: _usd(MAX_SPEND_CAP_MICROS) = Field(None, description="the spend cap in USD")
+    spend_cap_micros: Annotated[int, Field(ge=0, le=MAX_SPEND_CAP_MICROS)] | None = Field(
+        None, description="the most this key may ever spend (null: no cap)")
+    spend_cap_usd: _usd(MAX_SPEND_CAP_MICROS) | None = Field(None, description="the spend cap in USD (null: no cap)")
     allowed_models: Annotated[list[ModelName], Field(max_length=MAX_MODELS)] = Field(
         None, description="model ids this key may use ([]: any model); `auto` routes among them")
-    expires_at: Timestamp = Field(None, description="when the key stops working")
+    expires_at: Timestamp | None = Field(None, description="when the key stops working (null: never)")
 
     @model_validator(mode="before")
     @classmethod
@@ -229,8 +260,8 @@ class UsageQueryParams(_Strict):
     account_id: Id | None = None
     key_id: Id | None = None
     model: Annotated[str, Field(min_length=1, max_length=200, pattern=_NO_NUL)] | None = None
-    since: Annotated[float, Field(ge=0, le=MAX_EXPIRES_AT)] | None = None
-    until: Annotated[float, Field(ge=0, le=MAX_EXPIRES_AT)] | None = None
+    since: QueryTime | None = None
+    until: QueryTime | None = None
     limit: Annotated[int, Field(ge=1, le=MAX_PAGE)] = 100
 
 
@@ -241,7 +272,7 @@ class AuditQueryParams(_Strict):
         None, description='e.g. "admin-key:1", "cli", "console:ops@example.com"')
     action: Annotated[str, Field(min_length=1, max_length=100, pattern=_NO_NUL)] | None = Field(
         None, description='e.g. "key.create"; a prefix ending in "." matches a family ("key.")')
-    since: Annotated[float, Field(ge=0, le=MAX_EXPIRES_AT)] | None = None
+    since: QueryTime | None = None
     before_id: Id | None = Field(None, description="paging: entries older than this id (the previous "
                                                    "page's `next_before_id`)")
     limit: Annotated[int, Field(ge=1, le=1000)] = 100
@@ -345,7 +376,7 @@ def parse_query(model: type[M], query: Mapping[str, str]) -> M:
 
 def _query_value(model: type[BaseModel], name: str, text: str) -> Any:
     field = model.model_fields.get(name)
-    if field is None:
+    if field is None or name in ("since", "until"):         # QueryTime: its own parser
         return text
     kinds = repr(field.annotation)
     is_int = re.search(r"\bint\b", kinds) is not None

@@ -109,7 +109,7 @@ PATHS = {
         "get": _op("Get a key", ok=_KEY, parameters=_ID, errors=(400, 404), operation_id="getKey"),
         "patch": _op("Change a key's name, limits, spend cap, allowlist, expiry, strategy or willingness to pay",
                      ok=_KEY, parameters=_ID, errors=(400, 404), body=ref(KeyUpdate.__name__), operation_id="updateKey",
-                     description="Only the fields given change; `null` removes a limit and puts `strategy` or "
+                     description="Only the fields given change; `null` removes a limit, the spend cap or the expiry and puts `strategy` or "
                                  "`willingness_to_pay` back to the gateway's default; `allowed_models: []` "
                                  "lifts the restriction. The secret stays the same; requests see the change "
                                  "as they see a revocation.")},
