@@ -17,7 +17,7 @@ from routerone.console.web import CONSOLE
 from routerone.store.base import UsageRecord
 from routerone.testing.fake_box import FakeBox
 
-from conftest import LAPTOP, OPERATOR_EMAIL, OPERATOR_PASSWORD, PHONE, sign_in
+from conftest import LAPTOP, OPERATOR_EMAIL, OPERATOR_PASSWORD, PHONE, ConsoleGateway, sign_in
 
 PASSWORD = "hostile-password-1"
 EMAIL = "<svg/onload=alert('email')>@evil.test"
@@ -51,7 +51,6 @@ def box():
 def hostile(gateway, fake_upstream, box):
     """A gateway whose keyless provider `box` lists hostile model ids, an account full of hostile
     names, and usage rows for them. Returns (console gateway, account id)."""
-    from conftest import ConsoleGateway
     gw = gateway(providers={"openai": (fake_upstream.base_url, fake_upstream.api_key), "box": (box.base_url, None)})
     cg = ConsoleGateway(gw)
     admin_account = gw.admin("GET", "/admin/accounts")["data"][0]["id"]
