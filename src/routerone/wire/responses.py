@@ -292,13 +292,21 @@ def item_id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(16)}"
 
 
+def text_part(text: str) -> dict:
+    return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+
+
 def output_items(message: dict) -> list[dict]:
     """A chat completion's message -> Responses output items (a message, then function calls)."""
     items: list[dict] = []
-    text = message.get("content") or message.get("refusal")
-    if text:
+    content = []
+    if isinstance(message.get("content"), str) and message["content"]:
+        content.append(text_part(message["content"]))
+    if isinstance(message.get("refusal"), str) and message["refusal"]:     # a refusal is not the answer
+        content.append({"type": "refusal", "refusal": message["refusal"]})
+    if content:
         items.append({"type": "message", "id": item_id("msg"), "status": "completed", "role": "assistant",
-                      "content": [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}]})
+                      "content": content})
     for tc in message.get("tool_calls") or ():
         fn = tc.get("function") or {}
         items.append({"type": "function_call", "id": item_id("fc"), "call_id": tc.get("id") or item_id("call"),
