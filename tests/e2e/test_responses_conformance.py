@@ -177,7 +177,6 @@ REFUSED = {
     "prompt": {"prompt": {"id": "pmpt_123", "version": "2"}},
     "background": {"background": True},
     "top_logprobs": {"top_logprobs": 3},
-    "context_management": {"context_management": [{"type": "compaction", "compact_threshold": 1000}]},
     "moderation": {"moderation": {"model": "omni-moderation-latest"}},
     "tools[0]": {"tools": [{"type": "file_search", "vector_store_ids": ["vs_1"]}]},
     "tool_choice": {"tool_choice": {"type": "web_search_preview"}},
@@ -198,7 +197,8 @@ def test_harmless_parameters_are_accepted(up, client):
     resp = client.responses.create(
         model=MODEL, input="hi", background=False, top_logprobs=0, truncation="disabled", max_tool_calls=3,
         stream_options=None, include=["message.output_text.logprobs"], prompt_cache_key="k1",
-        safety_identifier="user-1", prompt_cache_retention="24h", service_tier="auto", metadata={"a": "b"})
+        safety_identifier="user-1", prompt_cache_retention="24h", service_tier="auto", metadata={"a": "b"},
+        reasoning={"summary": "auto"}, context_management=[{"type": "compaction", "compact_threshold": 100000}])
     assert resp.status == "completed" and resp.metadata == {"a": "b"}
     sent = up["requests"][-1]
     assert sent["prompt_cache_key"] == "k1" and sent["safety_identifier"] == "user-1"

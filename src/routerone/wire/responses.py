@@ -203,6 +203,40 @@ def _format(body: dict, chat: dict) -> None:
         raise _fail("text.format.type", "'text.format.type' must be text, json_object or json_schema")
 
 
+# CreateResponse parameters whose dropping would change the answer, and what value of each is
+# harmless (accepted, nothing to do). Anything else: a 400 naming the parameter.
+_REFUSED: dict[str, tuple[tuple, str]] = {
+    "conversation": ((), "conversations are not supported; continue with previous_response_id"),
+    "prompt": ((), "stored prompt templates are not supported; send instructions and input"),
+    "background": ((False,), "background responses are not supported; stream or wait for the answer"),
+    "top_logprobs": ((0,), "logprobs are not supported on /v1/responses"),
+    "moderation": ((), "moderation is not supported"),
+}
+_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
+
+
+def _refuse_unsupported(body: dict) -> None:
+    for key, (harmless, why) in _REFUSED.items():
+        value = body.get(key)
+        if value is not None and not any(value == v and type(value) is type(v) for v in harmless):
+            raise UnsupportedParameter(f"'{key}' is not supported by Router One: {why}", param=key)
+
+
+def _reasoning(body: dict, chat: dict) -> None:
+    """`reasoning.effort` -> `reasoning_effort` (each provider maps or refuses it as on chat);
+    `reasoning.summary` is dropped: no reasoning items are returned."""
+    reasoning = body.get("reasoning")
+    if reasoning is None:
+        return
+    if not isinstance(reasoning, dict):
+        raise _fail("reasoning", "'reasoning' must be an object")
+    effort = reasoning.get("effort")
+    if effort is not None:
+        if effort not in _EFFORTS:
+            raise _fail("reasoning.effort", f"'reasoning.effort' must be one of {', '.join(_EFFORTS)}")
+        chat["reasoning_effort"] = effort
+
+
 def responses_to_chat(body: dict, prior: list[dict]) -> ChatRequest:
     """The pipeline's request for a `CreateResponse` body continuing `prior` items."""
     model = body.get("model")
@@ -217,6 +251,8 @@ def responses_to_chat(body: dict, prior: list[dict]) -> ChatRequest:
     messages += items_to_messages(prior, "previous_response") if prior else []
     messages += items_to_messages(request_items(body))
     chat: dict = {"model": model, "messages": messages}
+    _refuse_unsupported(body)
+    _reasoning(body, chat)
     for key in _PASSED:
         if body.get(key) is not None:
             chat[key] = body[key]
@@ -270,6 +306,13 @@ def _echo_choice(tc: Any) -> str | dict:
     return "auto"
 
 
+def _echo_reasoning(body: dict) -> dict | None:
+    r = body.get("reasoning")
+    if not isinstance(r, dict) or r.get("effort") is None:
+        return None
+    return {"effort": r["effort"], "summary": None}
+
+
 def response_shell(body: dict, response_id: str, created_at: int, model: str) -> dict:
     """The Response object before any output: what the request asked for, echoed."""
     text = body.get("text") if isinstance(body.get("text"), dict) else {}
@@ -277,7 +320,7 @@ def response_shell(body: dict, response_id: str, created_at: int, model: str) ->
             "completed_at": None, "error": None, "incomplete_details": None,
             "instructions": body.get("instructions"), "max_output_tokens": body.get("max_output_tokens"),
             "model": model, "output": [], "parallel_tool_calls": body.get("parallel_tool_calls", True),
-            "previous_response_id": body.get("previous_response_id"), "reasoning": None,
+            "previous_response_id": body.get("previous_response_id"), "reasoning": _echo_reasoning(body),
             "store": body.get("store", True) is not False, "temperature": body.get("temperature", 1.0),
             "text": {"format": (text or {}).get("format") or {"type": "text"}},
             "tool_choice": _echo_choice(body.get("tool_choice")), "tools": _echo_tools(body),
