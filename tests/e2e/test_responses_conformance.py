@@ -240,3 +240,18 @@ def test_usage_is_what_was_billed(up, gw, account, client, streamed):
     assert round(usage["cost"] * 1e6) == row.cost_micros
     if cost_header is not None:            # a stream's cost is known only at its end
         assert round(float(cost_header) * 1e6) == row.cost_micros
+
+
+
+def test_a_failed_stream_shows_what_was_billed(up, gw, account, wire):
+    """A stream that fails after its first words is billed for them: response.failed says how much."""
+    up["reply"] = stream([{"content": "Half an "}, {"content": "answer"}], error=True)
+    events = raw_stream(gw, account, wire, {"input": "hi"})
+    failed = events[-1]["response"]
+    assert failed["status"] == "failed"
+    [row] = usage_rows(gw, account[1])
+    assert row.status == 502 and row.cost_micros > 0
+    usage = failed.get("usage")
+    assert usage is not None, "response.failed does not say what the failed stream cost"
+    assert (usage["input_tokens"], usage["output_tokens"]) == (row.prompt_tokens, row.completion_tokens)
+    assert round(usage["cost"] * 1e6) == row.cost_micros

@@ -14,7 +14,8 @@ Events are written as OpenAI sends them (`event: <type>` and `data: {...}` with 
 | `finish_reason`                              | output_text.done / content_part.done / arguments.done /     |
 |                                              | output_item.done for every open item                        |
 | usage chunk, `[DONE]`                        | response.completed (or response.incomplete) with usage+cost |
-| `{"error": ...}`                             | response.failed (status failed, error {code, message})      |
+| `{"error": ...}`                             | response.failed (status failed, error {code, message}, the  |
+|                                              | usage billed, which the pipeline sends before the error)    |
 
 After `[DONE]` (or the error) `final` holds the finished Response object, for storing.
 """
@@ -23,7 +24,7 @@ from __future__ import annotations
 import orjson
 
 from .chat_stream_reader import ChatStreamReader
-from .responses import finish, item_id, text_part
+from .responses import finish, item_id, response_usage, text_part
 
 __all__ = ["ResponsesStreamEncoder"]
 
@@ -202,6 +203,8 @@ class ResponsesStreamEncoder(ChatStreamReader):
         for item in resp["output"]:
             self._join_pieces(item)        # what was streamed of the items still open
         resp["status"] = "failed"
+        if self._usage is not None:                 # what the failed stream was billed
+            resp["usage"] = response_usage(self._usage)
         code = error.get("code") if error.get("code") in _ERROR_CODES else "server_error"
         resp["error"] = {"code": code, "message": str(error.get("message") or "The upstream stream failed")}
         self.final = resp
