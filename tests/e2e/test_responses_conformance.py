@@ -152,6 +152,13 @@ def test_json_schema_format_is_translated_and_echoed(up, client):
         "type": "json_schema", "json_schema": {"name": "capital", "schema": schema, "strict": True}}
 
 
+def test_text_verbosity_is_passed_on_and_echoed(up, client):
+    up["reply"] = completion({"content": "Short."})
+    resp = client.responses.create(model=MODEL, input="Explain", text={"verbosity": "low"})
+    assert up["requests"][-1]["verbosity"] == "low"
+    assert resp.text.verbosity == "low" and resp.text.format.type == "text"
+
+
 def test_reasoning_effort_is_passed_on_and_echoed(up, client):
     up["reply"] = completion({"content": "42"}, usage={
         "prompt_tokens": 7, "completion_tokens": 30, "total_tokens": 37,

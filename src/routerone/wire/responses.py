@@ -16,9 +16,13 @@ the `previous_response_id` chain, `prior`) into a chat-completions body:
 | function `tools`, `tool_choice`                  | function tools, auto/none/required/named       |
 | `max_output_tokens`, `temperature`, `top_p`,     | `max_tokens`, `temperature`, `top_p`,          |
 | `parallel_tool_calls`, `user`, `text.format`     | `parallel_tool_calls`, `user`, `response_format`|
+| `text.verbosity`, `reasoning.effort`             | `verbosity`, `reasoning_effort`                |
 
 Hosted tools (web_search, file_search, computer use, MCP, ...) have no chat form: a 400 naming the
-tool. Outbound, `completion_to_response` builds the `Response` object (output message and
+tool; so are `conversation`, `prompt`, `background: true`, `top_logprobs` > 0 and `moderation`
+(dropping them would change the answer). Dropped, as they do not: `include`, `reasoning.summary`,
+`truncation`, `max_tool_calls`, `stream_options`, `context_management`, `prompt_cache_retention`,
+`prompt_cache_options`, `background_options`, `image`, `access_programs`. Outbound, `completion_to_response` builds the `Response` object (output message and
 `function_call` items, usage with `cost` in USD), and `context_items` the items the next turn of a
 `previous_response_id` chain continues from.
 """
@@ -189,6 +193,13 @@ def _tools(body: dict, chat: dict) -> None:
 
 def _format(body: dict, chat: dict) -> None:
     text = body.get("text")
+    if text is not None and not isinstance(text, dict):
+        raise _fail("text", "'text' must be an object")
+    verbosity = (text or {}).get("verbosity")
+    if verbosity is not None:
+        if verbosity not in ("low", "medium", "high"):
+            raise _fail("text.verbosity", "'text.verbosity' must be low, medium or high")
+        chat["verbosity"] = verbosity
     fmt = text.get("format") if isinstance(text, dict) else None
     if not isinstance(fmt, dict) or fmt.get("type") in (None, "text"):
         return
@@ -306,6 +317,13 @@ def _echo_choice(tc: Any) -> str | dict:
     return "auto"
 
 
+def _echo_text(text: dict) -> dict:
+    out = {"format": text.get("format") or {"type": "text"}}
+    if text.get("verbosity") is not None:
+        out["verbosity"] = text["verbosity"]
+    return out
+
+
 def _echo_reasoning(body: dict) -> dict | None:
     r = body.get("reasoning")
     if not isinstance(r, dict) or r.get("effort") is None:
@@ -322,7 +340,7 @@ def response_shell(body: dict, response_id: str, created_at: int, model: str) ->
             "model": model, "output": [], "parallel_tool_calls": body.get("parallel_tool_calls", True),
             "previous_response_id": body.get("previous_response_id"), "reasoning": _echo_reasoning(body),
             "store": body.get("store", True) is not False, "temperature": body.get("temperature", 1.0),
-            "text": {"format": (text or {}).get("format") or {"type": "text"}},
+            "text": _echo_text(text),
             "tool_choice": _echo_choice(body.get("tool_choice")), "tools": _echo_tools(body),
             "top_p": body.get("top_p", 1.0), "truncation": "disabled",
             "metadata": body.get("metadata") or {}}
