@@ -199,6 +199,26 @@ def test_a_parameter_that_changes_the_answer_is_refused(up, client, param):
     assert up["requests"] == []
 
 
+INVALID = {   # each a 400 naming the parameter as the caller wrote it (not its chat translation)
+    "text.format.name": {"text": {"format": {"type": "json_schema", "schema": {"type": "object"}}}},
+    "text.format.schema": {"text": {"format": {"type": "json_schema", "name": "x"}}},
+    "metadata": {"metadata": {"a": 1}},
+    "tool_choice": {"tool_choice": "required"},
+    "truncation": {"truncation": "sometimes"},
+    "max_output_tokens": {"max_output_tokens": 5000},            # over the model's maximum output (100)
+    "tools[0].name": {"tools": [{"type": "function", "parameters": {"type": "object"}}]},
+}
+
+
+@pytest.mark.parametrize("param", list(INVALID))
+def test_an_invalid_parameter_is_a_400_naming_it(up, client, param):
+    up["reply"] = completion({"content": "unused"})
+    with pytest.raises(openai.BadRequestError) as info:
+        client.responses.create(model=MODEL, input="hi", extra_body=INVALID[param])
+    assert info.value.body["param"] == param, info.value.body
+    assert up["requests"] == []
+
+
 def test_harmless_parameters_are_accepted(up, client):
     up["reply"] = completion({"content": "ok"})
     resp = client.responses.create(

@@ -18,7 +18,7 @@ from ..errors import NotFound, RouterOneError
 from ..offload import run_heavy
 from ..store.base import Store, StoredResponse
 from ..wire.responses import (completion_to_response, context_items, new_response_id, parse_body,
-                              response_shell, responses_to_chat)
+                              response_shell, responses_param, responses_to_chat)
 from ..wire.responses_stream import ResponsesStreamEncoder
 from .auth import AuthContext
 from .call import Reply
@@ -57,9 +57,15 @@ class ResponsesService:
             self.chat.refused(exc, request_id=request_id, echo_id=echo_id, auth=auth, route="responses")
             raise
         response_id, created_at = new_response_id(), int(time.time())
-        reply = await self.chat.complete(raw, auth=auth, request_id=request_id, echo_id=echo_id,
-                                         strategy_header=strategy_header, wtp_header=wtp_header, protocol="responses",
-                                         parse=lambda _raw: responses_to_chat(body, prior))
+        try:
+            reply = await self.chat.complete(raw, auth=auth, request_id=request_id, echo_id=echo_id,
+                                             strategy_header=strategy_header, wtp_header=wtp_header,
+                                             protocol="responses", parse=lambda _raw: responses_to_chat(body, prior))
+        except RouterOneError as exc:       # named as the caller sent it: max_output_tokens, not max_tokens
+            renamed = responses_param(exc.param)
+            if renamed != exc.param:
+                exc.message, exc.param = exc.message.replace(exc.param, renamed), renamed
+            raise
 
         async def save(resp: dict) -> None:
             """A store failure does not take the answer away from a caller who has paid for it: the

@@ -22,12 +22,15 @@ Hosted tools (web_search, file_search, computer use, MCP, ...) have no chat form
 tool; so are `conversation`, `prompt`, `background: true`, `top_logprobs` > 0 and `moderation`
 (dropping them would change the answer). Dropped, as they do not: `include`, `reasoning.summary`,
 `truncation`, `max_tool_calls`, `stream_options`, `context_management`, `prompt_cache_retention`,
-`prompt_cache_options`, `background_options`, `image`, `access_programs`. Outbound, `completion_to_response` builds the `Response` object (output message and
-`function_call` items, usage with `cost` in USD), and `context_items` the items the next turn of a
-`previous_response_id` chain continues from.
+`prompt_cache_options`, `background_options`, `image`, `access_programs`. An error from the chat
+pipeline names the parameter as the caller wrote it (`responses_param`: `max_tokens` ->
+`max_output_tokens`). Outbound, `completion_to_response` builds the `Response` object (output
+message and `function_call` items, usage with `cost` in USD), and `context_items` the items the
+next turn of a `previous_response_id` chain continues from.
 """
 from __future__ import annotations
 
+import re
 import secrets
 import time
 from typing import Any
@@ -37,8 +40,8 @@ import orjson
 from ..errors import InvalidRequest, UnsupportedParameter
 from .chat import ChatRequest, raise_if_too_deep, validate_body
 
-__all__ = ["responses_to_chat", "request_items", "completion_to_response", "response_shell", "output_items",
-           "response_usage", "new_response_id", "parse_body", "context_items", "finish"]
+__all__ = ["responses_to_chat", "responses_param", "request_items", "completion_to_response", "response_shell",
+           "output_items", "response_usage", "new_response_id", "parse_body", "context_items", "finish"]
 
 _PASSED = ("temperature", "top_p", "parallel_tool_calls", "user", "safety_identifier", "prompt_cache_key",
            "service_tier", "metadata", "models", "route")   # the last two: Router One's fallbacks, strategy
@@ -189,6 +192,8 @@ def _tools(body: dict, chat: dict) -> None:
         raise _fail("tool_choice", "'tool_choice' must be auto, none, required or {type: function, name}")
     if tools:
         chat["tool_choice"] = choice
+    elif choice not in ("auto", "none"):        # a call is demanded and there is nothing to call
+        raise _fail("tool_choice", "'tool_choice' requires a tool to call, and 'tools' is empty")
 
 
 def _format(body: dict, chat: dict) -> None:
@@ -206,7 +211,11 @@ def _format(body: dict, chat: dict) -> None:
     if fmt["type"] == "json_object":
         chat["response_format"] = {"type": "json_object"}
     elif fmt["type"] == "json_schema":
-        spec = {"name": fmt.get("name") or "response", "schema": fmt.get("schema") or {}}
+        if not isinstance(fmt.get("name"), str) or not fmt["name"]:
+            raise _fail("text.format.name", "'text.format.name' is required for a json_schema format")
+        if not isinstance(fmt.get("schema"), dict):
+            raise _fail("text.format.schema", "'text.format.schema' must be a JSON Schema object")
+        spec = {"name": fmt["name"], "schema": fmt["schema"]}
         if isinstance(fmt.get("strict"), bool):
             spec["strict"] = fmt["strict"]
         chat["response_format"] = {"type": "json_schema", "json_schema": spec}
@@ -231,6 +240,33 @@ def _refuse_unsupported(body: dict) -> None:
         value = body.get(key)
         if value is not None and not any(value == v and type(value) is type(v) for v in harmless):
             raise UnsupportedParameter(f"'{key}' is not supported by Router One: {why}", param=key)
+    if body.get("truncation") not in (None, "auto", "disabled"):
+        raise _fail("truncation", "'truncation' must be auto or disabled")
+    meta = body.get("metadata")
+    if meta is not None and not (isinstance(meta, dict) and len(meta) <= 16 and all(
+            isinstance(k, str) and len(k) <= 64 and isinstance(v, str) and len(v) <= 512 for k, v in meta.items())):
+        raise _fail("metadata", "'metadata' must be an object of at most 16 string values (keys up to 64 "
+                                "characters, values up to 512)")
+
+
+_CHAT_PARAMS = ((re.compile(r"^max_tokens\b"), "max_output_tokens"),
+                (re.compile(r"^reasoning_effort\b"), "reasoning.effort"),
+                (re.compile(r"^verbosity\b"), "text.verbosity"),
+                (re.compile(r"^response_format(\.json_schema)?"), "text.format"),
+                (re.compile(r"^(tools\[\d+\])\.function"), r"\1"),
+                (re.compile(r"^tool_choice\.function"), "tool_choice"))
+
+
+def responses_param(param: str | None) -> str | None:
+    """The CreateResponse name of a chat request's `param` (`max_tokens` -> `max_output_tokens`,
+    `tools[0].function.name` -> `tools[0].name`, ...): an error names what the caller sent."""
+    if not param:
+        return param
+    for pattern, repl in _CHAT_PARAMS:
+        renamed = pattern.sub(repl, param, count=1)
+        if renamed != param:
+            return renamed
+    return param
 
 
 def _reasoning(body: dict, chat: dict) -> None:
