@@ -234,6 +234,9 @@ def test_harmless_parameters_are_accepted(up, client):
 def test_unsupported_endpoints_are_clean_404s(up, client):
     up["reply"] = completion({"content": "ok"})
     resp = client.responses.create(model=MODEL, input="hi")
+    with pytest.raises(openai.BadRequestError) as info:     # replaying a stored response's events: not kept
+        list(client.responses.retrieve(resp.id, stream=True))
+    assert info.value.body["param"] == "stream"
     with pytest.raises(openai.NotFoundError):
         client.responses.input_items.list(resp.id)
     with pytest.raises(openai.NotFoundError):

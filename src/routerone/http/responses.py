@@ -42,8 +42,11 @@ async def _by_id(request: web.Request, method: str) -> web.Response:
     _, rid = request[REQUEST_IDS]
     try:
         auth = await authenticate(request)
-        op = svc.get if method == "get" else svc.delete
-        body = await op(request.match_info["id"], auth)
+        if method == "get":
+            stream = request.query.get("stream", "").lower() in ("true", "1")
+            body = await svc.get(request.match_info["id"], auth, stream=stream)
+        else:
+            body = await svc.delete(request.match_info["id"], auth)
     except Exception as exc:  # noqa: BLE001
         return error_response(exc, rid)
     return web.Response(body=body, content_type="application/json", headers={"x-request-id": rid})

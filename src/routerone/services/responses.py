@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from ..errors import NotFound, RouterOneError
+from ..errors import NotFound, RouterOneError, UnsupportedParameter
 from ..offload import run_heavy
 from ..store.base import Store, StoredResponse
 from ..wire.responses import (completion_to_response, context_items, new_response_id, parse_body,
@@ -101,7 +101,10 @@ class ResponsesService:
                            code="previous_response_not_found")
         return orjson.loads(prev.context)
 
-    async def get(self, response_id: str, auth: AuthContext) -> bytes:
+    async def get(self, response_id: str, auth: AuthContext, *, stream: bool = False) -> bytes:
+        if stream:         # the SDK's retrieve(stream=True) replays the events: they are not kept
+            raise UnsupportedParameter("'stream' is not supported: a stored response's events are not kept; "
+                                       "retrieve it without stream", param="stream")
         stored = await self.store.get_response(response_id, auth.account.id)
         if stored is None:
             raise NotFound(f"Response with id '{response_id}' not found.", param="response_id")
