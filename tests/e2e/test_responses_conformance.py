@@ -229,6 +229,7 @@ def test_harmless_parameters_are_accepted(up, client):
     assert resp.status == "completed" and resp.metadata == {"a": "b"}
     sent = up["requests"][-1]
     assert sent["prompt_cache_key"] == "k1" and sent["safety_identifier"] == "user-1"
+    assert sent["prompt_cache_retention"] == "24h"      # chat has it too (other upstreams drop it)
 
 
 def test_unsupported_endpoints_are_clean_404s(up, client):

@@ -16,15 +16,16 @@ the `previous_response_id` chain, `prior`) into a chat-completions body:
 | function `tools`, `tool_choice`                  | function tools, auto/none/required/named       |
 | `max_output_tokens`, `temperature`, `top_p`,     | `max_tokens`, `temperature`, `top_p`,          |
 | `parallel_tool_calls`, `user`, `text.format`     | `parallel_tool_calls`, `user`, `response_format`|
+| `safety_identifier`, `service_tier`, `metadata`, | the same (each provider passes, maps or drops  |
+| `prompt_cache_key/_retention/_options`           | them as on /v1/chat/completions)               |
 | `text.verbosity`, `reasoning.effort`             | `verbosity`, `reasoning_effort`                |
 
 Hosted tools (web_search, file_search, computer use, MCP, ...) have no chat form: a 400 naming the
 tool; so are `conversation`, `prompt`, `background: true`, `top_logprobs` > 0 and `moderation`
 (dropping them would change the answer). Dropped, as they do not: `include`, `reasoning.summary`,
-`truncation`, `max_tool_calls`, `stream_options`, `context_management`, `prompt_cache_retention`,
-`prompt_cache_options`, `background_options`, `image`, `access_programs`. An error from the chat
-pipeline names the parameter as the caller wrote it (`responses_param`: `max_tokens` ->
-`max_output_tokens`). Outbound, `completion_to_response` builds the `Response` object (output
+`truncation`, `max_tool_calls`, `stream_options`, `context_management`, `background_options`,
+`image`, `access_programs`. An error from the chat pipeline names the parameter as the caller
+wrote it (`responses_param`: `max_tokens` -> `max_output_tokens`). Outbound, `completion_to_response` builds the `Response` object (output
 message and `function_call` items, usage with `cost` in USD), and `context_items` the items the
 next turn of a `previous_response_id` chain continues from.
 """
@@ -44,7 +45,7 @@ __all__ = ["responses_to_chat", "responses_param", "request_items", "completion_
            "output_items", "response_usage", "new_response_id", "parse_body", "context_items", "finish"]
 
 _PASSED = ("temperature", "top_p", "parallel_tool_calls", "user", "safety_identifier", "prompt_cache_key",
-           "service_tier", "metadata", "models", "route")   # the last two: Router One's fallbacks, strategy
+           "prompt_cache_retention", "prompt_cache_options", "service_tier", "metadata", "models", "route")   # the last two: Router One's fallbacks, strategy
 
 
 def new_response_id() -> str:
