@@ -207,6 +207,11 @@ INVALID = {   # each a 400 naming the parameter as the caller wrote it (not its 
     "truncation": {"truncation": "sometimes"},
     "max_output_tokens": {"max_output_tokens": 5000},            # over the model's maximum output (100)
     "tools[0].name": {"tools": [{"type": "function", "parameters": {"type": "object"}}]},
+    "input[1].output[1]": {"input": [        # a tool's image result: chat's tool messages hold text only
+        {"type": "function_call", "call_id": "c1", "name": "snap", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "c1", "output": [
+            {"type": "input_text", "text": "the chart:"},
+            {"type": "input_image", "image_url": "https://example.com/chart.png"}]}]},
 }
 
 

@@ -126,8 +126,13 @@ def _message(item: dict, param: str) -> dict:
 def _output_text(output: Any, param: str) -> str:
     if isinstance(output, str):
         return output
-    if isinstance(output, list):
-        return "".join(p["text"] for p in output if isinstance(p, dict) and isinstance(p.get("text"), str))
+    if isinstance(output, list):       # text parts only: a tool message has no images or files
+        for j, p in enumerate(output):
+            if not (isinstance(p, dict) and p.get("type") in ("input_text", "output_text", "text")
+                    and isinstance(p.get("text"), str)):
+                raise UnsupportedParameter(f"'{param}[{j}]': a function_call_output may hold text parts only",
+                                           param=f"{param}[{j}]")
+        return "".join(p["text"] for p in output)
     raise _fail(param, f"'{param}' must be a string or an array of content parts")
 
 
