@@ -64,7 +64,10 @@ class ResponsesService:
         except RouterOneError as exc:       # named as the caller sent it: max_output_tokens, not max_tokens
             renamed = responses_param(exc.param)
             if renamed != exc.param:
-                exc.message, exc.param = exc.message.replace(exc.param, renamed), renamed
+                quoted = f"'{exc.param}'"
+                exc.message = (exc.message.replace(quoted, f"'{renamed}'") if quoted in exc.message
+                               else exc.message.replace(exc.param, renamed, 1))
+                exc.param = renamed
             raise
 
         async def save(resp: dict) -> None:
