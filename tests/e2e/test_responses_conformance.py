@@ -152,6 +152,20 @@ def test_json_schema_format_is_translated_and_echoed(up, client):
         "type": "json_schema", "json_schema": {"name": "capital", "schema": schema, "strict": True}}
 
 
+def test_sdk_parse_with_a_pydantic_format(up, client):
+    from pydantic import BaseModel
+
+    class Capital(BaseModel):
+        city: str
+    up["reply"] = completion({"content": '{"city": "Paris"}'})
+    resp = client.responses.parse(model=MODEL, input="Capital of France?", text_format=Capital)
+    assert resp.output_parsed == Capital(city="Paris")
+    sent = up["requests"][-1]["response_format"]
+    assert sent["type"] == "json_schema" and sent["json_schema"]["name"] == "Capital"
+    assert sent["json_schema"]["strict"] is True
+    assert sent["json_schema"]["schema"]["properties"] == {"city": {"title": "City", "type": "string"}}
+
+
 def test_text_verbosity_is_passed_on_and_echoed(up, client):
     up["reply"] = completion({"content": "Short."})
     resp = client.responses.create(model=MODEL, input="Explain", text={"verbosity": "low"})
