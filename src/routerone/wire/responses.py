@@ -128,7 +128,7 @@ def _output_text(output: Any, param: str) -> str:
         return output
     if isinstance(output, list):       # text parts only: a tool message has no images or files
         for j, p in enumerate(output):
-            if not (isinstance(p, dict) and p.get("type") in ("input_text", "output_text", "text")
+            if not (isinstance(p, dict) and p.get("type", "text") in ("input_text", "output_text", "text")
                     and isinstance(p.get("text"), str)):
                 raise UnsupportedParameter(f"'{param}[{j}]': a function_call_output may hold text parts only",
                                            param=f"{param}[{j}]")
