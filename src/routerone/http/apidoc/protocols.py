@@ -302,9 +302,11 @@ PATHS = {
         ok_content={"application/json": {"schema": ref("Response")},
                     "text/event-stream": {"schema": ref("ResponseStreamEvent")}})},
     "/v1/responses/{id}": {
-        "get": operation("Retrieve a stored response", RESPONSES_TAG, ok=ref("Response"), errors=(404, 503),
+        "get": operation("Retrieve a stored response", RESPONSES_TAG, ok=ref("Response"), errors=(400, 404, 503),
                          operation_id="getResponse",
-                         parameters=[path_parameter("id", _STR, "a response id (resp_...) of the caller's account")],
+                         parameters=[path_parameter("id", _STR, "a response id (resp_...) of the caller's account"),
+                                     {"name": "stream", "in": "query", "required": False, "schema": {"type": "string"},
+                                      "description": "true (replaying the events) is not supported: a 400"}],
                          description="404 for an id that is unknown, deleted, not stored, or another account's."),
         "delete": operation("Delete a stored response", RESPONSES_TAG, ok=ref("ResponseDeleted"), errors=(404, 503),
                             operation_id="deleteResponse",
