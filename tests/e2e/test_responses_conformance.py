@@ -261,6 +261,10 @@ def test_unsupported_endpoints_are_clean_404s(up, client):
         client.responses.input_items.list(resp.id)
     with pytest.raises(openai.NotFoundError):
         client.responses.cancel(resp.id)
+    with pytest.raises(openai.NotFoundError):          # was a 405 "POST is not allowed" (GET was)
+        client.responses.compact(model=MODEL, input="hi")
+    with pytest.raises(openai.NotFoundError):
+        client.responses.input_tokens.count(model=MODEL, input="hi")
 
 
 # -- usage is what was billed -------------------------------------------------------------------------

@@ -310,7 +310,12 @@ PATHS = {
                          description="404 for an id that is unknown, deleted, not stored, or another account's."),
         "delete": operation("Delete a stored response", RESPONSES_TAG, ok=ref("ResponseDeleted"), errors=(404, 503),
                             operation_id="deleteResponse",
-                            parameters=[path_parameter("id", _STR, "a response id (resp_...) of the caller's account")])},
+                            parameters=[path_parameter("id", _STR, "a response id (resp_...) of the caller's account")]),
+        "post": operation(
+            "Not supported: compact, input_tokens", RESPONSES_TAG, ok=None, errors=(404,), ok_description="never",
+            operation_id="responsesNotSupported", parameters=[path_parameter("id", _STR, "compact, input_tokens")],
+            description="The openai SDK's `responses.compact` and `responses.input_tokens.count`: always a 404 "
+                        "`not_supported`.")},
     "/v1/embeddings": {"post": operation(
         "Create embeddings", RESPONSES_TAG, ok=ref("EmbeddingList"), body=ref("CreateEmbeddingRequest"),
         operation_id="createEmbedding", errors=_CALL_ERRORS,
