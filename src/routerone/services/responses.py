@@ -18,7 +18,8 @@ from ..errors import NotFound, RouterOneError, UnsupportedParameter
 from ..offload import run_heavy
 from ..store.base import Store, StoredResponse
 from ..wire.responses import (completion_to_response, context_items, new_response_id, parse_body,
-                              response_shell, responses_param, responses_to_chat)
+                              response_shell, responses_to_chat)
+from ..wire.responses_params import responses_param
 from ..wire.responses_stream import ResponsesStreamEncoder
 from .auth import AuthContext
 from .call import Reply

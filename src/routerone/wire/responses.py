@@ -24,14 +24,13 @@ Hosted tools (web_search, file_search, computer use, MCP, ...) have no chat form
 tool; so are `conversation`, `prompt`, `background: true`, `top_logprobs` > 0 and `moderation`
 (dropping them would change the answer). Dropped, as they do not: `include`, `reasoning.summary`,
 `truncation`, `max_tool_calls`, `stream_options`, `context_management`, `background_options`,
-`image`, `access_programs`. An error from the chat pipeline names the parameter as the caller
-wrote it (`responses_param`: `max_tokens` -> `max_output_tokens`). Outbound, `completion_to_response` builds the `Response` object (output
+`image`, `access_programs` (the policy, and the Responses names of chat parameters an error names:
+wire/responses_params.py). Outbound, `completion_to_response` builds the `Response` object (output
 message and `function_call` items, usage with `cost` in USD), and `context_items` the items the
 next turn of a `previous_response_id` chain continues from.
 """
 from __future__ import annotations
 
-import re
 import secrets
 import time
 from typing import Any
@@ -40,12 +39,14 @@ import orjson
 
 from ..errors import InvalidRequest, UnsupportedParameter
 from .chat import ChatRequest, raise_if_too_deep, validate_body
+from .responses_params import reasoning_to_chat, refuse_unsupported
 
-__all__ = ["responses_to_chat", "responses_param", "request_items", "completion_to_response", "response_shell",
+__all__ = ["responses_to_chat", "request_items", "completion_to_response", "response_shell",
            "output_items", "response_usage", "new_response_id", "parse_body", "context_items", "finish"]
 
+# passed on as they are (the last two: Router One's fallbacks and strategy)
 _PASSED = ("temperature", "top_p", "parallel_tool_calls", "user", "safety_identifier", "prompt_cache_key",
-           "prompt_cache_retention", "prompt_cache_options", "service_tier", "metadata", "models", "route")   # the last two: Router One's fallbacks, strategy
+           "prompt_cache_retention", "prompt_cache_options", "service_tier", "metadata", "models", "route")
 
 
 def new_response_id() -> str:
@@ -229,67 +230,6 @@ def _format(body: dict, chat: dict) -> None:
         raise _fail("text.format.type", "'text.format.type' must be text, json_object or json_schema")
 
 
-# CreateResponse parameters whose dropping would change the answer, and what value of each is
-# harmless (accepted, nothing to do). Anything else: a 400 naming the parameter.
-_REFUSED: dict[str, tuple[tuple, str]] = {
-    "conversation": ((), "conversations are not supported; continue with previous_response_id"),
-    "prompt": ((), "stored prompt templates are not supported; send instructions and input"),
-    "background": ((False,), "background responses are not supported; stream or wait for the answer"),
-    "top_logprobs": ((0,), "logprobs are not supported on /v1/responses"),
-    "moderation": ((), "moderation is not supported"),
-}
-_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
-
-
-def _refuse_unsupported(body: dict) -> None:
-    for key, (harmless, why) in _REFUSED.items():
-        value = body.get(key)
-        if value is not None and not any(value == v and type(value) is type(v) for v in harmless):
-            raise UnsupportedParameter(f"'{key}' is not supported by Router One: {why}", param=key)
-    if body.get("truncation") not in (None, "auto", "disabled"):
-        raise _fail("truncation", "'truncation' must be auto or disabled")
-    meta = body.get("metadata")
-    if meta is not None and not (isinstance(meta, dict) and len(meta) <= 16 and all(
-            isinstance(k, str) and len(k) <= 64 and isinstance(v, str) and len(v) <= 512 for k, v in meta.items())):
-        raise _fail("metadata", "'metadata' must be an object of at most 16 string values (keys up to 64 "
-                                "characters, values up to 512)")
-
-
-_CHAT_PARAMS = ((re.compile(r"^max_tokens\b"), "max_output_tokens"),
-                (re.compile(r"^reasoning_effort\b"), "reasoning.effort"),
-                (re.compile(r"^verbosity\b"), "text.verbosity"),
-                (re.compile(r"^response_format(\.json_schema)?"), "text.format"),
-                (re.compile(r"^(tools\[\d+\])\.function"), r"\1"),
-                (re.compile(r"^tool_choice\.function"), "tool_choice"))
-
-
-def responses_param(param: str | None) -> str | None:
-    """The CreateResponse name of a chat request's `param` (`max_tokens` -> `max_output_tokens`,
-    `tools[0].function.name` -> `tools[0].name`, ...): an error names what the caller sent."""
-    if not param:
-        return param
-    for pattern, repl in _CHAT_PARAMS:
-        renamed = pattern.sub(repl, param, count=1)
-        if renamed != param:
-            return renamed
-    return param
-
-
-def _reasoning(body: dict, chat: dict) -> None:
-    """`reasoning.effort` -> `reasoning_effort` (each provider maps or refuses it as on chat);
-    `reasoning.summary` is dropped: no reasoning items are returned."""
-    reasoning = body.get("reasoning")
-    if reasoning is None:
-        return
-    if not isinstance(reasoning, dict):
-        raise _fail("reasoning", "'reasoning' must be an object")
-    effort = reasoning.get("effort")
-    if effort is not None:
-        if effort not in _EFFORTS:
-            raise _fail("reasoning.effort", f"'reasoning.effort' must be one of {', '.join(_EFFORTS)}")
-        chat["reasoning_effort"] = effort
-
-
 def responses_to_chat(body: dict, prior: list[dict]) -> ChatRequest:
     """The pipeline's request for a `CreateResponse` body continuing `prior` items."""
     model = body.get("model")
@@ -304,8 +244,8 @@ def responses_to_chat(body: dict, prior: list[dict]) -> ChatRequest:
     messages += items_to_messages(prior, "previous_response") if prior else []
     messages += items_to_messages(request_items(body))
     chat: dict = {"model": model, "messages": messages}
-    _refuse_unsupported(body)
-    _reasoning(body, chat)
+    refuse_unsupported(body)
+    reasoning_to_chat(body, chat)
     for key in _PASSED:
         if body.get(key) is not None:
             chat[key] = body[key]
