@@ -101,6 +101,9 @@ def test_a_refusal_is_a_refusal_part_not_output_text(up, client):
     assert [p.model_dump(exclude_none=True) for p in msg.content] == [
         {"type": "refusal", "refusal": "I can't help with that."}]
     assert resp.output_text == ""           # the SDK's answer text is not the refusal
+    up["reply"] = completion({"content": "Fine."})
+    client.responses.create(model=MODEL, input="Something else then", previous_response_id=resp.id)
+    assert up["requests"][-1]["messages"][1] == {"role": "assistant", "content": "I can't help with that."}
 
 
 def test_a_streamed_refusal_is_streamed_as_refusal_events(up, client):
