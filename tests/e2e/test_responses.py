@@ -237,3 +237,25 @@ def test_a_store_failure_still_returns_the_paid_answer(gw, key, client):
     resp = client.responses.create(model="gpt-4o", input="hi")
     assert resp.status == "completed" and resp.output_text
     assert gw.account(key[1])["balance_micros"] < 10_000_000
+
+
+@pytest.mark.parametrize("provider", list(MODELS))
+@pytest.mark.parametrize("stream", [False, True])
+def test_max_output_tokens_hit_over_every_upstream(gw, key, client, wire, provider, stream):
+    """A reply cut at max_output_tokens is `incomplete` (reason max_output_tokens) whichever
+    upstream answered, streamed (`response.incomplete`) or not; its usage is what was billed."""
+    body = {"model": MODELS[provider], "input": "Tell me a long story " + "[[words:60]]", "max_output_tokens": 16}
+    if stream:
+        with wire.client() as http:
+            r = http.post(gw.base_url + "/responses", json={**body, "stream": True},
+                          headers={"Authorization": f"Bearer {key[0]}"})
+        events = [d for _, d in sse_events(r.content)]
+        assert events[-1]["type"] == "response.incomplete", [e["type"] for e in events]
+        resp = events[-1]["response"]
+    else:
+        resp = client.responses.create(**body).model_dump()
+    assert resp["status"] == "incomplete" and resp["incomplete_details"] == {"reason": "max_output_tokens"}
+    assert 0 < resp["usage"]["output_tokens"] <= 16
+    [row] = wait_usage_rows(gw, key[1], 1)
+    assert row["completion_tokens"] == resp["usage"]["output_tokens"]
+    assert row["cost_micros"] == round(resp["usage"]["cost"] * 1e6)

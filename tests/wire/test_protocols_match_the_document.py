@@ -12,7 +12,7 @@ import orjson
 import pytest
 from jsonschema import Draft202012Validator
 
-from routerone.errors import InvalidRequest
+from routerone.errors import InvalidRequest, UnsupportedParameter
 from routerone.http.apidoc import build_document
 from routerone.wire.embeddings import parse_embeddings_request
 from routerone.wire.messages import messages_to_chat, parse_messages_request
@@ -127,9 +127,13 @@ def test_values_the_document_forbids_are_400s(parse, body):
 
 
 def test_a_function_output_part_without_string_text_is_no_crash():
-    """It was a TypeError (a 500): parts without a string `text` are now skipped."""
-    body = {"model": "m", "input": [{"type": "function_call", "call_id": "c", "name": "f", "arguments": "{}"},
-                                    {"type": "function_call_output", "call_id": "c",
-                                     "output": [{"type": "input_text", "text": 5}, {"text": "ok"}]}]}
-    req = responses_to_chat(parse_body(orjson.dumps(body)), [])
+    """It was a TypeError (a 500): a part without a string `text` is a 400 naming it (it was
+    skipped, which also dropped a tool's image results unnoticed); text parts are joined."""
+    def output(parts: list) -> dict:
+        return {"model": "m", "input": [{"type": "function_call", "call_id": "c", "name": "f", "arguments": "{}"},
+                                        {"type": "function_call_output", "call_id": "c", "output": parts}]}
+    with pytest.raises(UnsupportedParameter) as info:
+        responses_to_chat(parse_body(orjson.dumps(output([{"type": "input_text", "text": 5}, {"text": "ok"}]))), [])
+    assert info.value.param == "input[1].output[0]"
+    req = responses_to_chat(parse_body(orjson.dumps(output([{"type": "input_text", "text": "o"}, {"text": "k"}]))), [])
     assert req.messages[-1] == {"role": "tool", "tool_call_id": "c", "content": "ok"}

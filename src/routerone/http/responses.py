@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..errors import RouterOneError
+from ..errors import NotFound, RouterOneError
 from ..services.responses import ResponsesService
 from .relay import authenticate, relay_stream
 from .render import error_response
@@ -42,8 +42,11 @@ async def _by_id(request: web.Request, method: str) -> web.Response:
     _, rid = request[REQUEST_IDS]
     try:
         auth = await authenticate(request)
-        op = svc.get if method == "get" else svc.delete
-        body = await op(request.match_info["id"], auth)
+        if method == "get":
+            stream = request.query.get("stream", "").lower() in ("true", "1")
+            body = await svc.get(request.match_info["id"], auth, stream=stream)
+        else:
+            body = await svc.delete(request.match_info["id"], auth)
     except Exception as exc:  # noqa: BLE001
         return error_response(exc, rid)
     return web.Response(body=body, content_type="application/json", headers={"x-request-id": rid})
@@ -57,9 +60,21 @@ async def delete(request: web.Request) -> web.Response:
     return await _by_id(request, "delete")
 
 
+async def not_supported(request: web.Request) -> web.Response:
+    """`POST /v1/responses/compact`, `/input_tokens` (the SDK's compact and input_tokens.count): a
+    404 saying so, not the 405 that `GET /v1/responses/{id}` would otherwise imply."""
+    _, rid = request[REQUEST_IDS]
+    try:
+        await authenticate(request)
+        raise NotFound(f"POST {request.path} is not supported by Router One", code="not_supported")
+    except Exception as exc:  # noqa: BLE001
+        return error_response(exc, rid)
+
+
 def add_responses_routes(app: web.Application) -> None:
     rt = app[RUNTIME]
     app[RESPONSES] = ResponsesService(rt.chat, rt.accounts.store)
     app.router.add_post("/v1/responses", create)
     app.router.add_get("/v1/responses/{id}", get)
     app.router.add_delete("/v1/responses/{id}", delete)
+    app.router.add_post("/v1/responses/{id}", not_supported)

@@ -14,11 +14,12 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from ..errors import NotFound, RouterOneError
+from ..errors import NotFound, RouterOneError, UnsupportedParameter
 from ..offload import run_heavy
 from ..store.base import Store, StoredResponse
 from ..wire.responses import (completion_to_response, context_items, new_response_id, parse_body,
                               response_shell, responses_to_chat)
+from ..wire.responses_params import responses_param
 from ..wire.responses_stream import ResponsesStreamEncoder
 from .auth import AuthContext
 from .call import Reply
@@ -57,9 +58,18 @@ class ResponsesService:
             self.chat.refused(exc, request_id=request_id, echo_id=echo_id, auth=auth, route="responses")
             raise
         response_id, created_at = new_response_id(), int(time.time())
-        reply = await self.chat.complete(raw, auth=auth, request_id=request_id, echo_id=echo_id,
-                                         strategy_header=strategy_header, wtp_header=wtp_header, protocol="responses",
-                                         parse=lambda _raw: responses_to_chat(body, prior))
+        try:
+            reply = await self.chat.complete(raw, auth=auth, request_id=request_id, echo_id=echo_id,
+                                             strategy_header=strategy_header, wtp_header=wtp_header,
+                                             protocol="responses", parse=lambda _raw: responses_to_chat(body, prior))
+        except RouterOneError as exc:       # named as the caller sent it: max_output_tokens, not max_tokens
+            renamed = responses_param(exc.param)
+            if renamed != exc.param:
+                quoted = f"'{exc.param}'"
+                exc.message = (exc.message.replace(quoted, f"'{renamed}'") if quoted in exc.message
+                               else exc.message.replace(exc.param, renamed, 1))
+                exc.param = renamed
+            raise
 
         async def save(resp: dict) -> None:
             """A store failure does not take the answer away from a caller who has paid for it: the
@@ -95,7 +105,10 @@ class ResponsesService:
                            code="previous_response_not_found")
         return orjson.loads(prev.context)
 
-    async def get(self, response_id: str, auth: AuthContext) -> bytes:
+    async def get(self, response_id: str, auth: AuthContext, *, stream: bool = False) -> bytes:
+        if stream:         # the SDK's retrieve(stream=True) replays the events: they are not kept
+            raise UnsupportedParameter("'stream' is not supported: a stored response's events are not kept; "
+                                       "retrieve it without stream", param="stream")
         stored = await self.store.get_response(response_id, auth.account.id)
         if stored is None:
             raise NotFound(f"Response with id '{response_id}' not found.", param="response_id")

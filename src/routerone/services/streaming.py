@@ -2,8 +2,9 @@
 invisibly), then relay upstream chunks as OpenAI SSE, settle, and end with usage and [DONE].
 
 A failure after the first token ends the stream with a chunk whose `finish_reason` is "error"
-(as OpenRouter does) followed by an `{"error": ...}` event, never a silent clean end. A client
-that goes away does not stop billing: the upstream is drained (bounded) to its usage, then settled.
+(as OpenRouter does) followed by an `{"error": ...}` event (on /v1/responses, the usage billed in
+between), never a silent clean end. A client that goes away does not stop billing: the upstream is
+drained (bounded) to its usage, then settled.
 
 Memory per stream is bounded whatever its length: the relayed text is not kept, only counted as it
 passes (tokens.TokenCounter keeps at most ~100k characters), and the request log's copy of the
@@ -372,7 +373,9 @@ class ChatStream:
                 "there is no need to retry the request.", code="settle_pending")
         if error is not None:
             out.append(self._frame({"choices": [{"index": 0, "delta": {}, "finish_reason": "error", "logprobs": None}]}))
-            if pending and self.call.req.include_usage:
+            # what the failed stream was billed: for a pending charge (its cost is announced), and on
+            # /v1/responses always (response.failed carries the usage; chat streams keep their shape)
+            if self.call.req.include_usage and (pending or self.call.req.protocol == "responses"):
                 out.append(self._frame({"choices": [], "usage": {**usage.to_openai(), "cost": cost / 1_000_000}}))
             out.append(b"data: " + error.body() + b"\n\n")
             self.ended = True

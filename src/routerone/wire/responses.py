@@ -16,11 +16,18 @@ the `previous_response_id` chain, `prior`) into a chat-completions body:
 | function `tools`, `tool_choice`                  | function tools, auto/none/required/named       |
 | `max_output_tokens`, `temperature`, `top_p`,     | `max_tokens`, `temperature`, `top_p`,          |
 | `parallel_tool_calls`, `user`, `text.format`     | `parallel_tool_calls`, `user`, `response_format`|
+| `safety_identifier`, `service_tier`, `metadata`, | the same (each provider passes, maps or drops  |
+| `prompt_cache_key/_retention/_options`           | them as on /v1/chat/completions)               |
+| `text.verbosity`, `reasoning.effort`             | `verbosity`, `reasoning_effort`                |
 
 Hosted tools (web_search, file_search, computer use, MCP, ...) have no chat form: a 400 naming the
-tool. Outbound, `completion_to_response` builds the `Response` object (output message and
-`function_call` items, usage with `cost` in USD), and `context_items` the items the next turn of a
-`previous_response_id` chain continues from.
+tool; so are `conversation`, `prompt`, `background: true`, `top_logprobs` > 0 and `moderation`
+(dropping them would change the answer). Dropped, as they do not: `include`, `reasoning.summary`,
+`truncation`, `max_tool_calls`, `stream_options`, `context_management`, `background_options`,
+`image`, `access_programs` (the policy, and the Responses names of chat parameters an error names:
+wire/responses_params.py). Outbound, `completion_to_response` builds the `Response` object (output
+message and `function_call` items, usage with `cost` in USD), and `context_items` the items the
+next turn of a `previous_response_id` chain continues from.
 """
 from __future__ import annotations
 
@@ -32,12 +39,14 @@ import orjson
 
 from ..errors import InvalidRequest, UnsupportedParameter
 from .chat import ChatRequest, raise_if_too_deep, validate_body
+from .responses_params import reasoning_to_chat, refuse_unsupported
 
-__all__ = ["responses_to_chat", "request_items", "completion_to_response", "response_shell", "output_items",
-           "response_usage", "new_response_id", "parse_body", "context_items", "finish"]
+__all__ = ["responses_to_chat", "request_items", "completion_to_response", "response_shell",
+           "output_items", "response_usage", "new_response_id", "parse_body", "context_items", "finish"]
 
+# passed on as they are (the last two: Router One's fallbacks and strategy)
 _PASSED = ("temperature", "top_p", "parallel_tool_calls", "user", "safety_identifier", "prompt_cache_key",
-           "service_tier", "metadata", "models", "route")   # the last two: Router One's fallbacks, strategy
+           "prompt_cache_retention", "prompt_cache_options", "service_tier", "metadata", "models", "route")
 
 
 def new_response_id() -> str:
@@ -118,8 +127,13 @@ def _message(item: dict, param: str) -> dict:
 def _output_text(output: Any, param: str) -> str:
     if isinstance(output, str):
         return output
-    if isinstance(output, list):
-        return "".join(p["text"] for p in output if isinstance(p, dict) and isinstance(p.get("text"), str))
+    if isinstance(output, list):       # text parts only: a tool message has no images or files
+        for j, p in enumerate(output):
+            if not (isinstance(p, dict) and p.get("type", "text") in ("input_text", "output_text", "text")
+                    and isinstance(p.get("text"), str)):
+                raise UnsupportedParameter(f"'{param}[{j}]': a function_call_output may hold text parts only",
+                                           param=f"{param}[{j}]")
+        return "".join(p["text"] for p in output)
     raise _fail(param, f"'{param}' must be a string or an array of content parts")
 
 
@@ -185,17 +199,30 @@ def _tools(body: dict, chat: dict) -> None:
         raise _fail("tool_choice", "'tool_choice' must be auto, none, required or {type: function, name}")
     if tools:
         chat["tool_choice"] = choice
+    elif choice not in ("auto", "none"):        # a call is demanded and there is nothing to call
+        raise _fail("tool_choice", "'tool_choice' requires a tool to call, and 'tools' is empty")
 
 
 def _format(body: dict, chat: dict) -> None:
     text = body.get("text")
+    if text is not None and not isinstance(text, dict):
+        raise _fail("text", "'text' must be an object")
+    verbosity = (text or {}).get("verbosity")
+    if verbosity is not None:
+        if verbosity not in ("low", "medium", "high"):
+            raise _fail("text.verbosity", "'text.verbosity' must be low, medium or high")
+        chat["verbosity"] = verbosity
     fmt = text.get("format") if isinstance(text, dict) else None
     if not isinstance(fmt, dict) or fmt.get("type") in (None, "text"):
         return
     if fmt["type"] == "json_object":
         chat["response_format"] = {"type": "json_object"}
     elif fmt["type"] == "json_schema":
-        spec = {"name": fmt.get("name") or "response", "schema": fmt.get("schema") or {}}
+        if not isinstance(fmt.get("name"), str) or not fmt["name"]:
+            raise _fail("text.format.name", "'text.format.name' is required for a json_schema format")
+        if not isinstance(fmt.get("schema"), dict):
+            raise _fail("text.format.schema", "'text.format.schema' must be a JSON Schema object")
+        spec = {"name": fmt["name"], "schema": fmt["schema"]}
         if isinstance(fmt.get("strict"), bool):
             spec["strict"] = fmt["strict"]
         chat["response_format"] = {"type": "json_schema", "json_schema": spec}
@@ -217,6 +244,8 @@ def responses_to_chat(body: dict, prior: list[dict]) -> ChatRequest:
     messages += items_to_messages(prior, "previous_response") if prior else []
     messages += items_to_messages(request_items(body))
     chat: dict = {"model": model, "messages": messages}
+    refuse_unsupported(body)
+    reasoning_to_chat(body, chat)
     for key in _PASSED:
         if body.get(key) is not None:
             chat[key] = body[key]
@@ -270,6 +299,20 @@ def _echo_choice(tc: Any) -> str | dict:
     return "auto"
 
 
+def _echo_text(text: dict) -> dict:
+    out = {"format": text.get("format") or {"type": "text"}}
+    if text.get("verbosity") is not None:
+        out["verbosity"] = text["verbosity"]
+    return out
+
+
+def _echo_reasoning(body: dict) -> dict | None:
+    r = body.get("reasoning")
+    if not isinstance(r, dict) or r.get("effort") is None:
+        return None
+    return {"effort": r["effort"], "summary": None}
+
+
 def response_shell(body: dict, response_id: str, created_at: int, model: str) -> dict:
     """The Response object before any output: what the request asked for, echoed."""
     text = body.get("text") if isinstance(body.get("text"), dict) else {}
@@ -277,9 +320,9 @@ def response_shell(body: dict, response_id: str, created_at: int, model: str) ->
             "completed_at": None, "error": None, "incomplete_details": None,
             "instructions": body.get("instructions"), "max_output_tokens": body.get("max_output_tokens"),
             "model": model, "output": [], "parallel_tool_calls": body.get("parallel_tool_calls", True),
-            "previous_response_id": body.get("previous_response_id"), "reasoning": None,
+            "previous_response_id": body.get("previous_response_id"), "reasoning": _echo_reasoning(body),
             "store": body.get("store", True) is not False, "temperature": body.get("temperature", 1.0),
-            "text": {"format": (text or {}).get("format") or {"type": "text"}},
+            "text": _echo_text(text),
             "tool_choice": _echo_choice(body.get("tool_choice")), "tools": _echo_tools(body),
             "top_p": body.get("top_p", 1.0), "truncation": "disabled",
             "metadata": body.get("metadata") or {}}
@@ -292,13 +335,21 @@ def item_id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(16)}"
 
 
+def text_part(text: str) -> dict:
+    return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+
+
 def output_items(message: dict) -> list[dict]:
     """A chat completion's message -> Responses output items (a message, then function calls)."""
     items: list[dict] = []
-    text = message.get("content") or message.get("refusal")
-    if text:
+    content = []
+    if isinstance(message.get("content"), str) and message["content"]:
+        content.append(text_part(message["content"]))
+    if isinstance(message.get("refusal"), str) and message["refusal"]:     # a refusal is not the answer
+        content.append({"type": "refusal", "refusal": message["refusal"]})
+    if content:
         items.append({"type": "message", "id": item_id("msg"), "status": "completed", "role": "assistant",
-                      "content": [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}]})
+                      "content": content})
     for tc in message.get("tool_calls") or ():
         fn = tc.get("function") or {}
         items.append({"type": "function_call", "id": item_id("fc"), "call_id": tc.get("id") or item_id("call"),

@@ -8,12 +8,14 @@ Events are written as OpenAI sends them (`event: <type>` and `data: {...}` with 
 | first chunk                                  | response.created, response.in_progress                      |
 | `delta.content` (first of a run)             | response.output_item.added (message), content_part.added    |
 | `delta.content`                              | response.output_text.delta                                  |
+| `delta.refusal` (a run of it)                | content_part.added (refusal), response.refusal.delta        |
 | `delta.tool_calls[k]`, first (or a new id)   | (text closed) response.output_item.added (function_call)    |
 | `delta.tool_calls[k].function.arguments`     | response.function_call_arguments.delta                      |
 | `finish_reason`                              | output_text.done / content_part.done / arguments.done /     |
 |                                              | output_item.done for every open item                        |
 | usage chunk, `[DONE]`                        | response.completed (or response.incomplete) with usage+cost |
-| `{"error": ...}`                             | response.failed (status failed, error {code, message})      |
+| `{"error": ...}`                             | response.failed (status failed, error {code, message}, the  |
+|                                              | usage billed, which the pipeline sends before the error)    |
 
 After `[DONE]` (or the error) `final` holds the finished Response object, for storing.
 """
@@ -22,7 +24,7 @@ from __future__ import annotations
 import orjson
 
 from .chat_stream_reader import ChatStreamReader
-from .responses import finish, item_id
+from .responses import finish, item_id, response_usage, text_part
 
 __all__ = ["ResponsesStreamEncoder"]
 
@@ -57,6 +59,8 @@ class ResponsesStreamEncoder(ChatStreamReader):
             delta = choice.get("delta") or {}
             if delta.get("content"):
                 self._text(delta["content"], out)
+            if isinstance(delta.get("refusal"), str) and delta["refusal"]:
+                self._text(delta["refusal"], out, "refusal")
             for tc in delta.get("tool_calls") or ():
                 self._tool(tc, out)
             if choice.get("finish_reason") and choice["finish_reason"] != "error":
@@ -78,34 +82,50 @@ class ResponsesStreamEncoder(ChatStreamReader):
         self._positions[item["id"]] = len(self.resp["output"])
         self.resp["output"].append(item)
 
-    def _text(self, text: str, out: list[bytes]) -> None:
+    def _text(self, text: str, out: list[bytes], kind: str = "output_text") -> None:
+        """A delta of the answer's text (`kind` output_text) or of a refusal (`kind` refusal): a part
+        of that kind in the open message item, opened (and the other kind's part closed) if need be."""
         item = self._text_item
         if item is None or item["status"] != "in_progress":     # none yet, or closed by a tool call: a new message
             item = self._text_item = {"type": "message", "id": item_id("msg"), "status": "in_progress",
                                       "role": "assistant", "content": []}
             self._append(item)
-            idx = self._index(item)
-            self._event(out, {"type": "response.output_item.added", "output_index": idx, "item": dict(item, content=[])})
-            item["content"].append({"type": "output_text", "text": "", "annotations": [], "logprobs": []})
-            self._event(out, {"type": "response.content_part.added", "item_id": item["id"], "output_index": idx,
-                              "content_index": 0, "part": dict(item["content"][0])})
+            self._event(out, {"type": "response.output_item.added", "output_index": self._index(item),
+                              "item": dict(item, content=[])})
+        if item["id"] not in self._pieces or item["content"][-1]["type"] != kind:
+            self._close_part(item, out)
+            item["content"].append(text_part("") if kind == "output_text" else {"type": "refusal", "refusal": ""})
+            self._event(out, {"type": "response.content_part.added", "item_id": item["id"],
+                              "output_index": self._index(item), "content_index": len(item["content"]) - 1,
+                              "part": dict(item["content"][-1])})
             self._pieces[item["id"]] = []
         self._pieces[item["id"]].append(text)
-        self._event(out, {"type": "response.output_text.delta", "item_id": item["id"],
-                          "output_index": self._index(item), "content_index": 0, "delta": text, "logprobs": []})
+        delta = {"type": f"response.{kind}.delta", "item_id": item["id"], "output_index": self._index(item),
+                 "content_index": len(item["content"]) - 1, "delta": text}
+        if kind == "output_text":
+            delta["logprobs"] = []
+        self._event(out, delta)
+
+    def _close_part(self, item: dict, out: list[bytes]) -> None:
+        """The message item's open content part (if any): its text joined, its done events."""
+        if item["id"] not in self._pieces:
+            return
+        self._join_pieces(item)
+        idx, at, part = self._index(item), len(item["content"]) - 1, item["content"][-1]
+        common = {"item_id": item["id"], "output_index": idx, "content_index": at}
+        if part["type"] == "refusal":
+            self._event(out, {"type": "response.refusal.done", **common, "refusal": part["refusal"]})
+        else:
+            self._event(out, {"type": "response.output_text.done", **common, "text": part["text"], "logprobs": []})
+        self._event(out, {"type": "response.content_part.done", **common, "part": dict(part)})
 
     def _close_text(self, out: list[bytes]) -> None:
         item = self._text_item
         if item is None or item["status"] != "in_progress":
             return
-        self._join_pieces(item)
-        idx, part = self._index(item), item["content"][0]
-        self._event(out, {"type": "response.output_text.done", "item_id": item["id"], "output_index": idx,
-                          "content_index": 0, "text": part["text"], "logprobs": []})
-        self._event(out, {"type": "response.content_part.done", "item_id": item["id"], "output_index": idx,
-                          "content_index": 0, "part": dict(part)})
+        self._close_part(item, out)
         item["status"] = "completed"
-        self._event(out, {"type": "response.output_item.done", "output_index": idx, "item": item})
+        self._event(out, {"type": "response.output_item.done", "output_index": self._index(item), "item": item})
 
     def _tool(self, tc: dict, out: list[bytes]) -> None:
         """A delta of tool call `index` (0 when absent); one that brings a name and an id other than
@@ -152,7 +172,8 @@ class ResponsesStreamEncoder(ChatStreamReader):
         pieces = self._pieces.pop(item["id"], None)
         if pieces is not None:
             if item["type"] == "message":
-                item["content"][0]["text"] = "".join(pieces)
+                part = item["content"][-1]
+                part["refusal" if part["type"] == "refusal" else "text"] = "".join(pieces)
             else:
                 item["arguments"] = "".join(pieces)
 
@@ -182,6 +203,8 @@ class ResponsesStreamEncoder(ChatStreamReader):
         for item in resp["output"]:
             self._join_pieces(item)        # what was streamed of the items still open
         resp["status"] = "failed"
+        if self._usage is not None:                 # what the failed stream was billed
+            resp["usage"] = response_usage(self._usage)
         code = error.get("code") if error.get("code") in _ERROR_CODES else "server_error"
         resp["error"] = {"code": code, "message": str(error.get("message") or "The upstream stream failed")}
         self.final = resp

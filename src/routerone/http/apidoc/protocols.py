@@ -115,6 +115,7 @@ _RESPONSE_EVENTS = ["response.created", "response.in_progress", "response.output
                     "response.content_part.added", "response.output_text.delta", "response.output_text.done",
                     "response.content_part.done", "response.output_item.done",
                     "response.function_call_arguments.delta", "response.function_call_arguments.done",
+                    "response.refusal.delta", "response.refusal.done",
                     "response.completed", "response.incomplete", "response.failed"]
 
 
@@ -144,7 +145,9 @@ _INPUT_ITEM = {"anyOf": [
         **_MSG_TYPE, "role": {"enum": ["system", "developer", "assistant"]},
         "content": {"anyOf": [_STR, {"type": "array", "items": _TEXT_PART}]}}},
     _block("function_call", call_id=_STR, name=_STR, arguments=_STR),
-    _block("function_call_output", call_id=_STR, output={"anyOf": [_STR, {"type": "array"}]}),
+    _block("function_call_output", call_id=_STR, output={"anyOf": [_STR, {"type": "array", "items": {
+        "type": "object", "required": ["text"], "description": "text parts only (a chat tool message holds text)",
+        "properties": {"type": {"enum": ["input_text", "output_text", "text"]}, "text": _STR}}}]}),
     _block("reasoning")]}
 _FUNCTION_TOOL = {"type": "object", "required": ["type", "name"], "properties": {
     "type": {"const": "function"}, "name": _NONEMPTY, "parameters": {"type": ["object", "null"]},
@@ -183,9 +186,13 @@ SCHEMAS = {
             "request_id": {"type": ["string", "null"]}}},
     "CreateResponseRequest": {
         "type": "object", "required": ["model", "input"],
-        "description": "OpenAI's `CreateResponse`. The fields below are checked; others (`reasoning`, `include`, "
-                       "`truncation`, ...) are accepted and not used. Hosted tools and item types other than "
-                       "those below are a 400 naming them.",
+        "description": "OpenAI's `CreateResponse`. The fields below are checked; `reasoning.effort` and "
+                       "`text.verbosity` go on as chat's `reasoning_effort` and `verbosity` (each provider maps "
+                       "or refuses them as on /v1/chat/completions). `conversation`, `prompt`, `moderation`, "
+                       "`background: true` and `top_logprobs` > 0 are a 400 naming them, as are hosted tools "
+                       "and item types other than those below; others (`include`, `reasoning.summary`, "
+                       "`max_tool_calls`, `context_management`, `stream_options`, ...) are accepted and not "
+                       "used.",
         "properties": {
             "model": {**_NONEMPTY, "examples": ["auto"]},
             "input": {"anyOf": [_STR, {"type": "array", "minItems": 1, "items": _INPUT_ITEM}]},
@@ -198,12 +205,25 @@ SCHEMAS = {
             "top_p": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
             "parallel_tool_calls": {"type": ["boolean", "null"]},
             **{k: {"type": ["string", "null"]} for k in ("user", "safety_identifier", "prompt_cache_key", "service_tier")},
-            "metadata": {"type": ["object", "null"]},
+            "metadata": {"type": ["object", "null"], "maxProperties": 16, "propertyNames": {"maxLength": 64},
+                         "additionalProperties": {"type": "string", "maxLength": 512}},
+            "truncation": {"enum": ["auto", "disabled", None], "description": "auto is not performed"},
+            "reasoning": {"type": ["object", "null"], "properties": {"effort": {
+                "enum": ["none", "minimal", "low", "medium", "high", "xhigh", "max", None]}}},
+            **{k: {"type": "null", "description": "not supported: a 400"} for k in ("conversation", "prompt",
+                                                                                   "moderation")},
+            "background": {"enum": [False, None], "description": "true is not supported: a 400"},
+            "top_logprobs": {"enum": [0, None], "description": "logprobs are not supported: a 400"},
             "tools": {"type": ["array", "null"], "items": _FUNCTION_TOOL, "description": "function tools only"},
             "tool_choice": {"anyOf": [{"type": "null"}, {"enum": ["auto", "none", "required"]},
                                       {"type": "object", "required": ["type", "name"],
                                        "properties": {"type": {"const": "function"}, "name": _STR}}]},
-            "text": {"properties": {"format": {"properties": {"type": {"enum": [None, "text", "json_object", "json_schema"]}}}}},
+            "text": {"type": ["object", "null"], "properties": {
+                "verbosity": {"enum": ["low", "medium", "high", None]},
+                "format": {"properties": {"type": {"enum": [None, "text", "json_object", "json_schema"]}},
+                           "if": {"properties": {"type": {"const": "json_schema"}}, "required": ["type"]},
+                           "then": {"required": ["name", "schema"],
+                                    "properties": {"name": _NONEMPTY, "schema": {"type": "object"}}}}}},
             **_ROUTER_FIELDS,
         }},
     "Response": {
@@ -282,13 +302,20 @@ PATHS = {
         ok_content={"application/json": {"schema": ref("Response")},
                     "text/event-stream": {"schema": ref("ResponseStreamEvent")}})},
     "/v1/responses/{id}": {
-        "get": operation("Retrieve a stored response", RESPONSES_TAG, ok=ref("Response"), errors=(404, 503),
+        "get": operation("Retrieve a stored response", RESPONSES_TAG, ok=ref("Response"), errors=(400, 404, 503),
                          operation_id="getResponse",
-                         parameters=[path_parameter("id", _STR, "a response id (resp_...) of the caller's account")],
+                         parameters=[path_parameter("id", _STR, "a response id (resp_...) of the caller's account"),
+                                     {"name": "stream", "in": "query", "required": False, "schema": {"type": "string"},
+                                      "description": "true (replaying the events) is not supported: a 400"}],
                          description="404 for an id that is unknown, deleted, not stored, or another account's."),
         "delete": operation("Delete a stored response", RESPONSES_TAG, ok=ref("ResponseDeleted"), errors=(404, 503),
                             operation_id="deleteResponse",
-                            parameters=[path_parameter("id", _STR, "a response id (resp_...) of the caller's account")])},
+                            parameters=[path_parameter("id", _STR, "a response id (resp_...) of the caller's account")]),
+        "post": operation(
+            "Not supported: compact, input_tokens", RESPONSES_TAG, ok=None, errors=(404,), ok_description="never",
+            operation_id="responsesNotSupported", parameters=[path_parameter("id", _STR, "compact, input_tokens")],
+            description="The openai SDK's `responses.compact` and `responses.input_tokens.count`: always a 404 "
+                        "`not_supported`.")},
     "/v1/embeddings": {"post": operation(
         "Create embeddings", RESPONSES_TAG, ok=ref("EmbeddingList"), body=ref("CreateEmbeddingRequest"),
         operation_id="createEmbedding", errors=_CALL_ERRORS,
