@@ -1,0 +1,116 @@
+"""Nothing the caller asks for is silently dropped: a request parameter an upstream cannot honour is
+either translated, refused with a 400 naming it (`param`, code `unsupported_parameter`, no upstream
+call), or - only for pure hints with no observable contract (`store`, `metadata`, `user`,
+`service_tier`, prompt-cache hints, `prediction`) - dropped as documented in README's parameter table.
+
+Through the official SDKs against a real Router One in front of the fakes:
+- an OpenAI-protocol vendor whose API lacks a parameter (Groq: logprobs, logit_bias, audio) refuses
+  it instead of removing it from the body; its hints are still removed and the call answers;
+- the Gemini adapter refuses a parameter it does not know (`moderation`, an `extra_body` key) as the
+  Anthropic adapter does, instead of ignoring it;
+- /v1/messages with an Anthropic server tool (web search) to a non-Anthropic upstream is refused:
+  answering without the tool the caller gave would change the answer.
+"""
+from __future__ import annotations
+
+import anthropic
+import openai
+import pytest
+from openai import OpenAI
+
+from conftest import FAKE_UPSTREAM_KEY
+from routerone.testing.fake_gemini import FakeGeminiServer
+
+GROQ = "llama-3.1-8b-instant"
+FLASH = "gemini-2.5-flash"
+GEM_KEY = "gemini-test-key"
+HELLO = [{"role": "user", "content": "Say hello"}]
+
+
+def refused(call, param: str) -> dict:
+    with pytest.raises(openai.BadRequestError) as ei:
+        call()
+    body = ei.value.body
+    assert body["param"] == param and body["code"] == "unsupported_parameter", body
+    assert f"'{param}'" in body["message"]
+    return body
+
+
+# -- an OpenAI-protocol vendor lacking a parameter ---------------------------------------------
+
+@pytest.fixture
+def groq_client(gateway, fake_upstream, fake_requests, make_openai_client) -> OpenAI:
+    """Router One whose only provider is the shipped `groq` vendor, pointed at the fake OpenAI."""
+    return make_openai_client(gateway(providers={"groq": (fake_upstream.base_url, FAKE_UPSTREAM_KEY)},
+                                      max_retries=0))
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("param, kwargs", [
+    ("logprobs", {"logprobs": True, "top_logprobs": 2}),
+    ("logit_bias", {"logit_bias": {"50256": -100}}),
+    ("audio", {"modalities": ["text", "audio"], "audio": {"voice": "alloy", "format": "wav"}}),
+])
+def test_vendor_without_a_meaningful_param_refuses_it(groq_client: OpenAI, fake_requests, param, kwargs, stream):
+    refused(lambda: groq_client.chat.completions.create(model=GROQ, messages=HELLO, stream=stream, **kwargs), param)
+    assert fake_requests == []
+
+
+def test_vendor_drops_only_hints_and_neutral_values(groq_client: OpenAI, fake_requests):
+    resp = groq_client.chat.completions.create(
+        model=GROQ, messages=HELLO, store=True, metadata={"app": "x"}, logprobs=False, logit_bias={},
+        modalities=["text"], max_completion_tokens=50, seed=7)
+    assert resp.choices[0].message.content
+    sent = fake_requests[-1]
+    for gone in ("store", "metadata", "logprobs", "logit_bias", "modalities", "max_completion_tokens"):
+        assert gone not in sent, gone
+    assert sent["max_tokens"] == 50 and sent["seed"] == 7
+
+
+# -- Gemini: an unknown parameter ---------------------------------------------------------------
+
+@pytest.fixture
+def gemini():
+    with FakeGeminiServer(api_key=GEM_KEY) as fake:
+        yield fake
+
+
+@pytest.fixture
+def gemini_client(gateway, gemini, make_openai_client) -> OpenAI:
+    return make_openai_client(gateway(providers={"gemini": (gemini.base_url, GEM_KEY)}, max_retries=0))
+
+
+@pytest.mark.parametrize("param, kwargs", [
+    ("moderation", {"moderation": {"model": "omni-moderation-latest"}}),
+    ("min_p", {"extra_body": {"min_p": 0.1}}),
+])
+def test_gemini_refuses_a_param_it_does_not_know(gemini_client: OpenAI, gemini, param, kwargs):
+    refused(lambda: gemini_client.chat.completions.create(model=FLASH, messages=HELLO, **kwargs), param)
+    assert gemini.requests == []
+
+
+def test_gemini_still_takes_its_mapped_params_and_hints(gemini_client: OpenAI, gemini):
+    resp = gemini_client.chat.completions.create(
+        model=FLASH, messages=HELLO, top_p=0.5, seed=3, user="u1", store=True, metadata={"a": "b"},
+        service_tier="auto", parallel_tool_calls=True, extra_body={"top_k": 20, "models": [FLASH]})
+    assert resp.choices[0].message.content
+    config = gemini.requests[-1]["body"]["generationConfig"]
+    assert config["topP"] == 0.5 and config["seed"] == 3 and config["topK"] == 20
+
+
+# -- /v1/messages: a server tool to a non-Anthropic upstream ---------------------------------------
+
+def test_messages_server_tool_to_openai_upstream_is_refused(gateway, fake_upstream, fake_requests, key_for):
+    gw = gateway(max_retries=0)
+    client = anthropic.Anthropic(base_url=gw.url, api_key=key_for(gw), max_retries=0)
+    with pytest.raises(anthropic.BadRequestError) as ei:
+        client.messages.create(model="gpt-4o", max_tokens=64, messages=HELLO,
+                               tools=[{"type": "web_search_20250305", "name": "web_search", "max_uses": 2}])
+    err = ei.value.body["error"]
+    assert err["type"] == "invalid_request_error" and "'tools[0]'" in err["message"]
+    assert fake_requests == []
+
+
+@pytest.fixture
+def key_for():
+    return lambda gw: gw.new_key(balance_micros=10_000_000)[0]
