@@ -19,6 +19,7 @@ import pytest
 from openai import OpenAI
 
 from conftest import FAKE_UPSTREAM_KEY
+from routerone.testing.fake_anthropic import serve_fake_anthropic
 from routerone.testing.fake_gemini import FakeGeminiServer
 
 GROQ = "llama-3.1-8b-instant"
@@ -100,17 +101,40 @@ def test_gemini_still_takes_its_mapped_params_and_hints(gemini_client: OpenAI, g
 
 # -- /v1/messages: a server tool to a non-Anthropic upstream ---------------------------------------
 
-def test_messages_server_tool_to_openai_upstream_is_refused(gateway, fake_upstream, fake_requests, key_for):
-    gw = gateway(max_retries=0)
-    client = anthropic.Anthropic(base_url=gw.url, api_key=key_for(gw), max_retries=0)
-    with pytest.raises(anthropic.BadRequestError) as ei:
-        client.messages.create(model="gpt-4o", max_tokens=64, messages=HELLO,
-                               tools=[{"type": "web_search_20250305", "name": "web_search", "max_uses": 2}])
-    err = ei.value.body["error"]
-    assert err["type"] == "invalid_request_error" and "'tools[0]'" in err["message"]
-    assert fake_requests == []
+WEB_SEARCH = {"type": "web_search_20250305", "name": "web_search", "max_uses": 2}
+ANT_KEY = "sk-ant-fake"
 
 
 @pytest.fixture
-def key_for():
-    return lambda gw: gw.new_key(balance_micros=10_000_000)[0]
+def claude():
+    with serve_fake_anthropic(api_key=ANT_KEY) as fake:
+        yield fake
+
+
+@pytest.fixture
+def messages_client(gateway, fake_upstream, fake_requests, gemini, claude):
+    gw = gateway(providers={"openai": (fake_upstream.base_url, FAKE_UPSTREAM_KEY), "gemini": (gemini.base_url, GEM_KEY),
+                            "anthropic": (claude.url, ANT_KEY)}, max_retries=0)
+    client = anthropic.Anthropic(base_url=gw.url, api_key=gw.new_key(balance_micros=10_000_000)[0], max_retries=0)
+    yield client
+    client.close()
+
+
+@pytest.mark.parametrize("model", ["gpt-4o", FLASH])
+@pytest.mark.parametrize("param, kwargs", [
+    ("tools[1]", {"tools": [{"name": "get_time", "input_schema": {"type": "object"}}, WEB_SEARCH]}),
+    ("mcp_servers", {"extra_body": {"mcp_servers": [{"type": "url", "url": "https://mcp.example.com/sse", "name": "x"}]}}),
+])
+def test_messages_server_tool_to_a_translating_upstream_is_refused(messages_client, fake_requests, gemini, model,
+                                                                    param, kwargs):
+    with pytest.raises(anthropic.BadRequestError) as ei:
+        messages_client.messages.create(model=model, max_tokens=64, messages=HELLO, **kwargs)
+    err = ei.value.body["error"]
+    assert err["type"] == "invalid_request_error" and f"'{param}'" in err["message"], err
+    assert fake_requests == [] and gemini.requests == []
+
+
+def test_messages_server_tool_reaches_an_anthropic_upstream(messages_client, claude):
+    msg = messages_client.messages.create(model="claude-sonnet-4-20250514", max_tokens=64, messages=HELLO,
+                                          tools=[WEB_SEARCH])
+    assert msg.content and claude.requests[-1]["tools"] == [WEB_SEARCH]

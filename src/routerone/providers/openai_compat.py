@@ -129,6 +129,7 @@ class OpenAICompatAdapter:
     protocol = "openai"
 
     def build_request(self, req: ChatRequest, dep: Deployment, *, stream: bool) -> UpstreamRequest:
+        req.refuse_native_only(dep.vendor.label or dep.vendor.name)
         body = dict(req.body)
         for k in ROUTER_ONLY_FIELDS:
             body.pop(k, None)

@@ -16,7 +16,8 @@ The translation (the reverse of providers/anthropic_request.py):
 | document block, base64 PDF / plain text    | `file` part with `file_data` / text part              |
 | assistant `tool_use` blocks                | `tool_calls` (`arguments` = compact JSON of `input`)  |
 | user `tool_result` blocks                  | one `tool` message each, before the turn's other parts|
-| thinking / redacted_thinking / server tools| dropped (no chat equivalent; kept by pass-through)    |
+| thinking / redacted_thinking blocks        | dropped (no chat equivalent; kept by pass-through)    |
+| server tools (`web_search_...`), `mcp_servers` | refused (400 naming it) by a non-Anthropic upstream |
 | `tools` (custom) / `tool_choice`           | function tools / auto, required, named, none          |
 | `disable_parallel_tool_use`                | `parallel_tool_calls: false`                          |
 | `stop_sequences` (<= 4)                    | `stop`                                                |
@@ -217,7 +218,7 @@ def _tools(body: dict, chat: dict) -> None:
         if not isinstance(t, dict):
             raise _fail(f"tools[{j}]", f"'tools[{j}]' must be an object")
         if t.get("type") not in (None, "custom"):
-            continue       # versioned server/client tools (bash_..., web_search_...): Anthropic only
+            continue       # versioned server/client tools (bash_..., web_search_...): native_only()
         if not isinstance(t.get("name"), str) or not t["name"]:
             raise _fail(f"tools[{j}].name", f"'tools[{j}].name' is required")
         schema = t.get("input_schema")
@@ -301,6 +302,16 @@ def messages_to_chat(body: Any) -> dict:
     return chat
 
 
+def native_only(body: dict) -> list[tuple[str, str]]:
+    """What in `body` only an Anthropic upstream can honour: server and versioned client tools (web
+    search, code execution, bash, ...), MCP servers. Dropping them would answer a different question."""
+    out = [(f"tools[{j}]", f"Anthropic tool type {t.get('type')!r}")
+           for j, t in enumerate(body.get("tools") or ()) if isinstance(t, dict) and t.get("type") not in (None, "custom")]
+    if body.get("mcp_servers"):
+        out.append(("mcp_servers", "Anthropic's MCP connector"))
+    return out
+
+
 def parse_messages_request(raw: bytes, headers: Mapping[str, str] | None = None) -> ChatRequest:
     """The pipeline's `parse` for /v1/messages; `headers` are the client's, of which
     FORWARDED_HEADERS go to an Anthropic upstream with the original body."""
@@ -311,6 +322,7 @@ def parse_messages_request(raw: bytes, headers: Mapping[str, str] | None = None)
     raise_if_too_deep(raw, body)
     req = validate_body(messages_to_chat(body))
     req.protocol = "messages"
+    req.native_only = native_only(body)
     fwd = {h: headers[h] for h in FORWARDED_HEADERS if headers and headers.get(h)}
     req.native = {"body": body, "headers": fwd}
     return req
