@@ -138,3 +138,25 @@ def test_messages_server_tool_reaches_an_anthropic_upstream(messages_client, cla
     msg = messages_client.messages.create(model="claude-sonnet-4-20250514", max_tokens=64, messages=HELLO,
                                           tools=[WEB_SEARCH])
     assert msg.content and claude.requests[-1]["tools"] == [WEB_SEARCH]
+
+
+# -- Anthropic: strict schemas ----------------------------------------------------------------------
+
+@pytest.fixture
+def claude_client(gateway, claude, make_openai_client) -> OpenAI:
+    return make_openai_client(gateway(providers={"anthropic": (claude.url, ANT_KEY)}, max_retries=0))
+
+
+def test_anthropic_json_schema_and_tool_strict_become_strict_tools(claude_client: OpenAI, claude):
+    """`strict: true` (what `chat.completions.parse` sends) asks for guaranteed schema adherence:
+    Anthropic's tool `strict` gives it; without it the answer could break the schema."""
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"],
+              "additionalProperties": False}
+    weather = {"type": "function", "function": {"name": "get_weather", "parameters": schema, "strict": True}}
+    loose = {"type": "function", "function": {"name": "get_time", "parameters": {"type": "object"}}}
+    claude_client.chat.completions.create(
+        model="claude-sonnet-4-20250514", messages=HELLO, tools=[weather, loose],
+        response_format={"type": "json_schema", "json_schema": {"name": "answer", "strict": True, "schema": schema}})
+    sent = {t["name"]: t for t in claude.requests[-1]["tools"]}
+    assert sent["get_weather"]["strict"] is True and "strict" not in sent["get_time"]
+    assert sent["json_response__answer"]["strict"] is True
