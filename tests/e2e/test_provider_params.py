@@ -160,3 +160,19 @@ def test_anthropic_json_schema_and_tool_strict_become_strict_tools(claude_client
     sent = {t["name"]: t for t in claude.requests[-1]["tools"]}
     assert sent["get_weather"]["strict"] is True and "strict" not in sent["get_time"]
     assert sent["json_response__answer"]["strict"] is True
+
+
+# -- Gemini: parallel_tool_calls false -----------------------------------------------------------------
+
+WEATHER = {"type": "function", "function": {"name": "get_weather", "parameters": {
+    "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
+
+
+def test_gemini_refuses_parallel_tool_calls_false(gemini_client: OpenAI, gemini):
+    """Gemini has no switch for it: the caller relying on at most one call could get several."""
+    refused(lambda: gemini_client.chat.completions.create(model=FLASH, messages=HELLO, tools=[WEATHER],
+                                                          parallel_tool_calls=False), "parallel_tool_calls")
+    assert gemini.requests == []
+    gemini_client.chat.completions.create(model=FLASH, messages=HELLO, parallel_tool_calls=False)   # no tools: nothing asked
+    gemini_client.chat.completions.create(model=FLASH, messages=HELLO, tools=[WEATHER], parallel_tool_calls=True)
+    assert len(gemini.requests) == 2

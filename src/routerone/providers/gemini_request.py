@@ -37,7 +37,7 @@ MAPPED_PARAMS = frozenset({
     "model", "messages", "stream", "temperature", "top_p", "top_k", "n", "presence_penalty",
     "frequency_penalty", "max_tokens", "max_completion_tokens", "stop", "seed", "logprobs", "top_logprobs",
     "response_format", "reasoning_effort", "tools", "tool_choice", "functions", "function_call",
-    "service_tier", "modalities"})
+    "service_tier", "modalities", "parallel_tool_calls"})
 
 REJECTED_PARAMS = {
     "logit_bias": "Gemini has no token-level logit bias",
@@ -48,8 +48,7 @@ REJECTED_PARAMS = {
     "moderation": "Gemini has no moderation pass to report",
 }
 DROPPED_PARAMS = ("user", "metadata", "store", "safety_identifier", "prompt_cache_key",
-                  "prompt_cache_retention", "prompt_cache_options", "parallel_tool_calls",
-                  "stream_options", "models", "route")   # the last two: Router One's own
+                  "prompt_cache_retention", "prompt_cache_options", "stream_options", "models", "route")   # the last two: Router One's own
 # reasoning_effort -> thinkingConfig.thinkingBudget (accepted by Gemini 2.5 and 3; thinkingLevel
 # is rejected by models before Gemini 3, per the discovery document).
 THINKING_BUDGET_TOKENS = {"none": 0, "minimal": 512, "low": 1024, "medium": 8192, "high": 24576,
@@ -97,6 +96,9 @@ def _reject_unsupported(body: dict) -> None:
     for key, why in REJECTED_PARAMS.items():
         if body.get(key) not in (None, {}, [], _NO_OP.get(key)):
             raise UnsupportedParameter(f"'{key}' is not supported by Gemini models: {why}", param=key)
+    if body.get("parallel_tool_calls") is False and (body.get("tools") or body.get("functions")):
+        raise UnsupportedParameter("'parallel_tool_calls' false is not supported by Gemini models: they may "
+                                   "call several tools at once", param="parallel_tool_calls")
     modalities = body.get("modalities")
     if isinstance(modalities, list) and any(m != "text" for m in modalities):
         raise UnsupportedParameter("'modalities' other than 'text' are not supported by Gemini models",
