@@ -13,6 +13,8 @@ Through the official SDKs against a real Router One in front of the fakes:
 """
 from __future__ import annotations
 
+import json
+
 import anthropic
 import openai
 import pytest
@@ -176,3 +178,32 @@ def test_gemini_refuses_parallel_tool_calls_false(gemini_client: OpenAI, gemini)
     gemini_client.chat.completions.create(model=FLASH, messages=HELLO, parallel_tool_calls=False)   # no tools: nothing asked
     gemini_client.chat.completions.create(model=FLASH, messages=HELLO, tools=[WEATHER], parallel_tool_calls=True)
     assert len(gemini.requests) == 2
+
+
+# -- one rule per class: service_tier is priced (refused where the tier is missing), prediction a hint --
+
+@pytest.fixture
+def deepseek_client(gateway, fake_upstream, fake_requests, make_openai_client) -> OpenAI:
+    return make_openai_client(gateway(providers={"deepseek": (fake_upstream.base_url, FAKE_UPSTREAM_KEY)},
+                                      max_retries=0))
+
+
+def test_service_tier_the_vendor_lacks_is_refused(deepseek_client: OpenAI, fake_requests):
+    """flex (cheaper, slower) or priority (dearer, faster): answered at standard price and speed
+    instead would not be what the caller chose."""
+    refused(lambda: deepseek_client.chat.completions.create(model="deepseek-chat", messages=HELLO,
+                                                            service_tier="flex"), "service_tier")
+    assert fake_requests == []
+    deepseek_client.chat.completions.create(model="deepseek-chat", messages=HELLO, service_tier="auto")
+    assert "service_tier" not in fake_requests[-1]
+
+
+@pytest.mark.parametrize("target", ["claude", "gemini"])
+def test_prediction_is_a_dropped_hint(request, target):
+    """Predicted Outputs only speed an answer up; an upstream without them gives the same answer."""
+    client, fake = ((request.getfixturevalue("claude_client"), request.getfixturevalue("claude")) if target == "claude"
+                    else (request.getfixturevalue("gemini_client"), request.getfixturevalue("gemini")))
+    model = "claude-sonnet-4-20250514" if target == "claude" else FLASH
+    resp = client.chat.completions.create(model=model, messages=HELLO,
+                                          prediction={"type": "content", "content": "Hello there"})
+    assert resp.choices[0].message.content and "prediction" not in json.dumps(fake.requests[-1])

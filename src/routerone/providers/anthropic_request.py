@@ -4,7 +4,7 @@ Every OpenAI request field has exactly one policy (a test walks OpenAI's spec to
 
 * mapped        - translated (see `build_messages_body` and the helpers below);
 * dropped       - hints with no observable contract (`seed`, `store`, `metadata`, prompt-cache
-                  hints, router-only `models`/`route`): ignored;
+                  hints, `prediction`, router-only `models`/`route`): ignored;
 * neutral-only  - accepted only at the value that asks for nothing (`n: 1`, `logprobs: false`,
                   `presence_penalty: 0`, `modalities: ["text"]`, ...); any other value is a 400
                   `UnsupportedParameter` naming the field, because the caller expects data or
@@ -52,12 +52,12 @@ MAPPED_PARAMS = frozenset({
     "temperature", "top_p", "stop", "tools", "tool_choice", "parallel_tool_calls",
     "response_format", "user", "safety_identifier", "service_tier"})
 DROPPED_PARAMS = frozenset({"seed", "store", "metadata", "prompt_cache_key", "prompt_cache_retention",
-                            "prompt_cache_options", "models", "route"})
+                            "prompt_cache_options", "prediction", "models", "route"})
 # Accepted (and dropped) only when null or one of these values; anything else is a 400.
 NEUTRAL_VALUES: dict[str, tuple] = {
     "n": (1,), "logprobs": (False,), "top_logprobs": (0,), "logit_bias": ({},),
     "presence_penalty": (0,), "frequency_penalty": (0,), "modalities": (["text"],),
-    "verbosity": ("medium",), "reasoning_effort": ("none",), "audio": (), "prediction": (),
+    "verbosity": ("medium",), "reasoning_effort": ("none",), "audio": (),
     "web_search_options": (), "moderation": (), "functions": (), "function_call": ()}
 ANTHROPIC_PASSTHROUGH = frozenset({"top_k", "thinking", "cache_control", "output_config", "container",
                                    "inference_geo"})

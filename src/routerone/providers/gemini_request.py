@@ -44,11 +44,11 @@ REJECTED_PARAMS = {
     "audio": "Gemini chat output is text only",
     "web_search_options": "web search is not available through the Gemini adapter",
     "verbosity": "Gemini has no verbosity control",
-    "prediction": "Gemini has no predicted outputs",
     "moderation": "Gemini has no moderation pass to report",
 }
 DROPPED_PARAMS = ("user", "metadata", "store", "safety_identifier", "prompt_cache_key",
-                  "prompt_cache_retention", "prompt_cache_options", "stream_options", "models", "route")   # the last two: Router One's own
+                  "prompt_cache_retention", "prompt_cache_options", "stream_options", "prediction",
+                  "models", "route")   # the last two: Router One's own
 # reasoning_effort -> thinkingConfig.thinkingBudget (accepted by Gemini 2.5 and 3; thinkingLevel
 # is rejected by models before Gemini 3, per the discovery document).
 THINKING_BUDGET_TOKENS = {"none": 0, "minimal": 512, "low": 1024, "medium": 8192, "high": 24576,

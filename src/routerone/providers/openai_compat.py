@@ -25,7 +25,7 @@ ROUTER_ONLY_FIELDS = ("models", "route")
 NEUTRAL_VALUES: dict[str, tuple] = {
     "n": (1,), "logprobs": (False,), "top_logprobs": (0,), "logit_bias": ({},),
     "presence_penalty": (0,), "frequency_penalty": (0,), "modalities": (["text"],),
-    "verbosity": ("medium",), "reasoning_effort": ("none",)}
+    "verbosity": ("medium",), "reasoning_effort": ("none",), "service_tier": ("auto", "default")}
 
 
 def is_neutral(key: str, value) -> bool:
