@@ -207,3 +207,9 @@ def test_prediction_is_a_dropped_hint(request, target):
     resp = client.chat.completions.create(model=model, messages=HELLO,
                                           prediction={"type": "content", "content": "Hello there"})
     assert resp.choices[0].message.content and "prediction" not in json.dumps(fake.requests[-1])
+
+
+def test_messages_top_k_reaches_gemini_as_top_k(messages_client, gemini):
+    """top_k is a sampling knob Gemini has (chat's `top_k` extension): translated, not dropped."""
+    messages_client.messages.create(model=FLASH, max_tokens=64, messages=HELLO, extra_body={"top_k": 20})
+    assert gemini.requests[-1]["body"]["generationConfig"]["topK"] == 20

@@ -23,7 +23,8 @@ The translation (the reverse of providers/anthropic_request.py):
 | `stop_sequences` (<= 4)                    | `stop`                                                |
 | `metadata.user_id`                         | `user`                                                |
 | `output_config.format` json_schema         | `response_format` json_schema                         |
-| `thinking`, `top_k`, `service_tier`, ...   | dropped (not every chat model accepts reasoning knobs)|
+| `top_k`                                    | `top_k` (Gemini topK; OpenAI servers get it as sent)  |
+| `thinking`, `service_tier`, ...            | dropped (not every chat model accepts reasoning knobs)|
 | `models`, `route` (Router One's own)       | the same fields: fallback models, routing strategy    |
 
 Outbound, `completion_to_message` turns the pipeline's chat completion into a `Message`
@@ -263,6 +264,11 @@ def _sampling(body: dict, chat: dict) -> None:
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1:
                 raise _fail(key, f"'{key}' must be a number between 0 and 1")
             chat[key] = v
+    top_k = body.get("top_k")
+    if top_k is not None:
+        if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 0:
+            raise _fail("top_k", "'top_k' must be an integer >= 0")
+        chat["top_k"] = top_k      # chat's `top_k` extension: Gemini's topK, passed to OpenAI-protocol servers
     stops = body.get("stop_sequences")
     if stops is not None:
         if not isinstance(stops, list) or not all(isinstance(s, str) for s in stops):
