@@ -213,3 +213,28 @@ def test_messages_top_k_reaches_gemini_as_top_k(messages_client, gemini):
     """top_k is a sampling knob Gemini has (chat's `top_k` extension): translated, not dropped."""
     messages_client.messages.create(model=FLASH, max_tokens=64, messages=HELLO, extra_body={"top_k": 20})
     assert gemini.requests[-1]["body"]["generationConfig"]["topK"] == 20
+
+
+SEARCH_RESULT = {"type": "search_result", "source": "https://example.com/a", "title": "A",
+                 "content": [{"type": "text", "text": "Paris is the capital of France."}]}
+
+
+@pytest.mark.parametrize("model", ["gpt-4o", FLASH])
+@pytest.mark.parametrize("param, content", [
+    ("messages[0].content[1]", [{"type": "text", "text": "Capital?"}, SEARCH_RESULT]),
+    ("messages[2].content[0].content[0]", None),
+])
+def test_messages_block_a_translation_would_lose_is_refused(messages_client, fake_requests, gemini, model, param,
+                                                           content):
+    """A user block (or tool result block) with no chat equivalent is the caller's data: not left out."""
+    if content is None:
+        messages = [{"role": "user", "content": "Capital?"},
+                    {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "search", "input": {}}]},
+                    {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": [SEARCH_RESULT]}]}]
+        tools = [{"name": "search", "input_schema": {"type": "object"}}]
+    else:
+        messages, tools = [{"role": "user", "content": content}], []
+    with pytest.raises(anthropic.BadRequestError) as ei:
+        messages_client.messages.create(model=model, max_tokens=64, messages=messages, tools=tools)
+    assert f"'{param}'" in ei.value.body["error"]["message"], ei.value.body
+    assert fake_requests == [] and gemini.requests == []

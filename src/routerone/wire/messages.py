@@ -17,7 +17,7 @@ The translation (the reverse of providers/anthropic_request.py):
 | assistant `tool_use` blocks                | `tool_calls` (`arguments` = compact JSON of `input`)  |
 | user `tool_result` blocks                  | one `tool` message each, before the turn's other parts|
 | thinking / redacted_thinking blocks        | dropped (no chat equivalent; kept by pass-through)    |
-| server tools (`web_search_...`), `mcp_servers` | refused (400 naming it) by a non-Anthropic upstream |
+| server tools (`web_search_...`), `mcp_servers`, other user blocks (`search_result`, ...) | refused (400 naming it) by a non-Anthropic upstream |
 | `tools` (custom) / `tool_choice`           | function tools / auto, required, named, none          |
 | `disable_parallel_tool_use`                | `parallel_tool_calls: false`                          |
 | `stop_sequences` (<= 4)                    | `stop`                                                |
@@ -147,7 +147,7 @@ def _user_turn(content: list, param: str) -> list[dict]:
             parts.extend(images)
         elif kind is None:
             raise _fail(pp, f"'{pp}' must be a content block object with a 'type'")
-        # search results, container uploads, ...: no chat equivalent, dropped
+        # search results, container uploads, ...: no chat equivalent (native_only() refuses them)
     return tools + ([{"role": "user", "content": parts}] if parts else [])
 
 
@@ -315,6 +315,24 @@ def native_only(body: dict) -> list[tuple[str, str]]:
            for j, t in enumerate(body.get("tools") or ()) if isinstance(t, dict) and t.get("type") not in (None, "custom")]
     if body.get("mcp_servers"):
         out.append(("mcp_servers", "Anthropic's MCP connector"))
+    for i, m in enumerate(body.get("messages") or ()):
+        if isinstance(m, dict) and m.get("role") == "user" and isinstance(m.get("content"), list):
+            out += _untranslated_blocks(m["content"], f"messages[{i}].content", _USER_BLOCKS)
+    return out
+
+
+_USER_BLOCKS = ("text", "image", "document", "tool_result")     # what _user_turn translates
+
+
+def _untranslated_blocks(blocks: list, param: str, known: tuple) -> list[tuple[str, str]]:
+    """User content (search results, container uploads, ...) that the translation would leave out."""
+    out = []
+    for j, b in enumerate(blocks):
+        kind = b.get("type") if isinstance(b, dict) else None
+        if kind not in known:
+            out.append((f"{param}[{j}]", f"content block type {kind!r}"))
+        elif kind == "tool_result" and isinstance(b.get("content"), list):
+            out += _untranslated_blocks(b["content"], f"{param}[{j}].content", ("text", "image"))
     return out
 
 
