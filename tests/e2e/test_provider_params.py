@@ -238,3 +238,19 @@ def test_messages_block_a_translation_would_lose_is_refused(messages_client, fak
         messages_client.messages.create(model=model, max_tokens=64, messages=messages, tools=tools)
     assert f"'{param}'" in ei.value.body["error"]["message"], ei.value.body
     assert fake_requests == [] and gemini.requests == []
+
+
+# -- routing: a deployment that would refuse is skipped while another can answer ---------------------
+
+def test_fallback_that_can_honour_a_refused_param_answers(gateway, fake_upstream, fake_requests, make_openai_client):
+    """`models: [groq model, gpt-4o]` with logprobs: Groq cannot give them, gpt-4o can; the caller
+    gets gpt-4o's answer with logprobs sent, not Groq's refusal. With no such fallback, the refusal."""
+    gw = gateway(providers={"groq": (fake_upstream.base_url, FAKE_UPSTREAM_KEY),
+                            "openai": (fake_upstream.base_url, FAKE_UPSTREAM_KEY)}, max_retries=0)
+    client = make_openai_client(gw)
+    raw = client.chat.completions.with_raw_response.create(model=GROQ, messages=HELLO, logprobs=True,
+                                                           extra_body={"models": ["gpt-4o"]})
+    assert raw.parse().model == "gpt-4o" and raw.headers["x-routerone-provider"] == "openai"
+    assert [r["model"] for r in fake_requests] == ["gpt-4o"] and fake_requests[0]["logprobs"] is True
+    refused(lambda: client.chat.completions.create(model=GROQ, messages=HELLO, logprobs=True, stream=True,
+                                                   extra_body={"models": [GROQ]}), "logprobs")

@@ -17,7 +17,7 @@ The translation (the reverse of providers/anthropic_request.py):
 | assistant `tool_use` blocks                | `tool_calls` (`arguments` = compact JSON of `input`)  |
 | user `tool_result` blocks                  | one `tool` message each, before the turn's other parts|
 | thinking / redacted_thinking blocks        | dropped (no chat equivalent; kept by pass-through)    |
-| server tools (`web_search_...`), `mcp_servers`, other user blocks (`search_result`, ...) | refused (400 naming it) by a non-Anthropic upstream |
+| server tools, `mcp_servers`, other user blocks | refused, naming it, by a non-Anthropic upstream  |
 | `tools` (custom) / `tool_choice`           | function tools / auto, required, named, none          |
 | `disable_parallel_tool_use`                | `parallel_tool_calls: false`                          |
 | `stop_sequences` (<= 4)                    | `stop`                                                |
@@ -311,8 +311,8 @@ def messages_to_chat(body: Any) -> dict:
 def native_only(body: dict) -> list[tuple[str, str]]:
     """What in `body` only an Anthropic upstream can honour: server and versioned client tools (web
     search, code execution, bash, ...), MCP servers. Dropping them would answer a different question."""
-    out = [(f"tools[{j}]", f"Anthropic tool type {t.get('type')!r}")
-           for j, t in enumerate(body.get("tools") or ()) if isinstance(t, dict) and t.get("type") not in (None, "custom")]
+    out = [(f"tools[{j}]", f"Anthropic tool type {t.get('type')!r}") for j, t in enumerate(body.get("tools") or ())
+           if isinstance(t, dict) and t.get("type") not in (None, "custom")]
     if body.get("mcp_servers"):
         out.append(("mcp_servers", "Anthropic's MCP connector"))
     for i, m in enumerate(body.get("messages") or ()):
