@@ -178,3 +178,37 @@ def test_default_verbosity_is_accepted():
     body = {"model": "m", "messages": [{"role": "user", "content": "x"}], "verbosity": "medium"}
     up = ADAPTER.build_request(chat_request(body), DEP, stream=False)
     assert orjson.loads(up.body) == {"contents": [{"role": "user", "parts": [{"text": "x"}]}]}
+
+
+def test_every_openai_request_field_and_sdk_argument_has_one_policy() -> None:
+    """OpenAI's CreateChatCompletionRequest and the installed SDK's `chat.completions.create` keyword
+    arguments: each is mapped, dropped (a hint) or rejected, so a new one cannot be lost silently."""
+    import inspect
+
+    from openai.resources.chat.completions import Completions
+    from openai_schema import spec as openai_spec
+    from routerone.providers.gemini_request import DROPPED_PARAMS, MAPPED_PARAMS, REJECTED_PARAMS
+
+    schemas = openai_spec()["components"]["schemas"]
+    fields: set[str] = set()
+
+    def collect(schema: dict) -> None:
+        if "$ref" in schema:
+            collect(schemas[schema["$ref"].rsplit("/", 1)[1]])
+        for part in schema.get("allOf", ()):
+            collect(part)
+        fields.update(schema.get("properties", {}))
+
+    collect(schemas["CreateChatCompletionRequest"])
+    fields |= set(inspect.signature(Completions.create).parameters) - {
+        "self", "extra_headers", "extra_query", "extra_body", "timeout"}
+    policies = [MAPPED_PARAMS, set(DROPPED_PARAMS), set(REJECTED_PARAMS)]
+    assert fields - set().union(*policies) == set()
+    assert all(not (a & b) for i, a in enumerate(policies) for b in policies[i + 1:])
+
+
+def test_unknown_parameter_is_unsupported_naming_it() -> None:
+    with pytest.raises(UnsupportedParameter) as ei:
+        ADAPTER.build_request(chat_request({"model": "gemini-2.5-flash", "messages": [{"role": "user", "content": "hi"}],
+                                            "safety_settings": [{"category": "x"}]}), DEP, stream=False)
+    assert ei.value.param == "safety_settings"

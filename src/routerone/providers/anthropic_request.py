@@ -4,7 +4,7 @@ Every OpenAI request field has exactly one policy (a test walks OpenAI's spec to
 
 * mapped        - translated (see `build_messages_body` and the helpers below);
 * dropped       - hints with no observable contract (`seed`, `store`, `metadata`, prompt-cache
-                  hints, router-only `models`/`route`): ignored;
+                  hints, `prediction`, router-only `models`/`route`): ignored;
 * neutral-only  - accepted only at the value that asks for nothing (`n: 1`, `logprobs: false`,
                   `presence_penalty: 0`, `modalities: ["text"]`, ...); any other value is a 400
                   `UnsupportedParameter` naming the field, because the caller expects data or
@@ -23,8 +23,9 @@ Rules where OpenAI and Anthropic differ:
   `JSON_TOOL_PREFIX + schema name` whose `input_schema` is the schema; the response side turns
   that tool's input back into `message.content` JSON text (works on every Claude model, unlike
   `output_config.format`). With caller tools too, the answer tool is added beside them and an auto
-  tool_choice becomes `any` (call a tool or answer); a named tool_choice is kept. `strict` and
-  tool `strict` have no portable slot and are dropped.
+  tool_choice becomes `any` (call a tool or answer); a named tool_choice is kept. `strict: true`
+  (on the json_schema or on a function tool) becomes the Anthropic tool's `strict: true`, which
+  guarantees the input matches the schema.
 * system/developer messages are hoisted, in order, into top-level `system` (joined by a blank
   line); consecutive same-role turns are merged; tool messages become `tool_result` blocks at the
   start of one user turn.
@@ -51,12 +52,12 @@ MAPPED_PARAMS = frozenset({
     "temperature", "top_p", "stop", "tools", "tool_choice", "parallel_tool_calls",
     "response_format", "user", "safety_identifier", "service_tier"})
 DROPPED_PARAMS = frozenset({"seed", "store", "metadata", "prompt_cache_key", "prompt_cache_retention",
-                            "prompt_cache_options", "models", "route"})
+                            "prompt_cache_options", "prediction", "models", "route"})
 # Accepted (and dropped) only when null or one of these values; anything else is a 400.
 NEUTRAL_VALUES: dict[str, tuple] = {
     "n": (1,), "logprobs": (False,), "top_logprobs": (0,), "logit_bias": ({},),
     "presence_penalty": (0,), "frequency_penalty": (0,), "modalities": (["text"],),
-    "verbosity": ("medium",), "reasoning_effort": ("none",), "audio": (), "prediction": (),
+    "verbosity": ("medium",), "reasoning_effort": ("none",), "audio": (),
     "web_search_options": (), "moderation": (), "functions": (), "function_call": ()}
 ANTHROPIC_PASSTHROUGH = frozenset({"top_k", "thinking", "cache_control", "output_config", "container",
                                    "inference_geo"})
@@ -253,6 +254,8 @@ def _tools(body: dict) -> list[dict]:
         tool = {"name": fn["name"], "input_schema": schema}
         if fn.get("description"):
             tool["description"] = fn["description"]
+        if fn.get("strict") is True:
+            tool["strict"] = True
         out.append(tool)
     return out
 
@@ -268,9 +271,12 @@ def _json_tool(rf: dict | None) -> dict | None:
     schema = dict(spec.get("schema") or {"type": "object"})
     if schema.setdefault("type", "object") != "object":
         raise _unsupported("response_format.json_schema.schema", "the schema's root must be an object")
-    return {"name": JSON_TOOL_PREFIX + str(spec.get("name") or "response"),
+    tool = {"name": JSON_TOOL_PREFIX + str(spec.get("name") or "response"),
             "description": spec.get("description") or "Give the answer as JSON matching this schema.",
             "input_schema": schema}
+    if spec.get("strict") is True:
+        tool["strict"] = True
+    return tool
 
 
 def _tool_choice(body: dict, tools: list[dict], json_tool: dict | None) -> dict | None:

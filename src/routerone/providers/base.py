@@ -29,7 +29,8 @@ class Vendor:
     chat_path: str = "/chat/completions"  # may hold {model} (Azure deployments)
     query: Mapping[str, str] = field(default_factory=dict)  # e.g. Azure api-version
     rename: Mapping[str, str] = field(default_factory=dict)  # OpenAI param -> vendor param
-    drop: tuple[str, ...] = ()            # OpenAI params this vendor rejects
+    drop: tuple[str, ...] = ()            # pure-hint OpenAI params this vendor rejects: removed
+    refuse: tuple[str, ...] = ()          # OpenAI params it lacks that change the answer: a 400 unless neutral
     headers: Mapping[str, str] = field(default_factory=dict)
     stream_usage: bool = True             # honours stream_options.include_usage
     needs_key: bool = True

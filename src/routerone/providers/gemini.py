@@ -41,6 +41,7 @@ class GeminiAdapter:
     protocol = "gemini"
 
     def build_request(self, req: ChatRequest, dep: Deployment, *, stream: bool) -> UpstreamRequest:
+        req.refuse_native_only("Gemini")
         body = build_body(req)
         return UpstreamRequest(gemini_url(dep, stream=stream), auth_headers(dep), orjson.dumps(body))
 

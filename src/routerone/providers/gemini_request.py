@@ -12,8 +12,10 @@ Messages:
   `tool` messages -> `functionResponse {id, name, response}`, `name` found from the matching earlier
   tool call; `response` is the content if it is a JSON object, else `{"result": <JSON value or text>}`.
 - message `name` fields have no Gemini equivalent (dropped).
-Parameters: see `_generation_config` and `gemini_tools`; the rest are dropped (bookkeeping
-only) or rejected with `UnsupportedParameter` (they would change the output and Gemini cannot).
+Parameters: `MAPPED_PARAMS` are translated (`_generation_config`, `gemini_tools`); `DROPPED_PARAMS`
+are pure hints (bookkeeping, caching, routing) and ignored; `REJECTED_PARAMS` and any other key are
+rejected with `UnsupportedParameter` naming it (they would change the output and Gemini cannot), as
+the Anthropic adapter does: nothing the caller asks for is silently lost.
 """
 from __future__ import annotations
 
@@ -29,24 +31,30 @@ from .gemini_jsonschema import to_gemini_schema
 from .gemini_response import split_call_id
 from .gemini_tools import tool_config, tools
 
-__all__ = ["build_body", "REJECTED_PARAMS", "DROPPED_PARAMS", "THINKING_BUDGET_TOKENS"]
+__all__ = ["build_body", "MAPPED_PARAMS", "REJECTED_PARAMS", "DROPPED_PARAMS", "THINKING_BUDGET_TOKENS"]
+
+MAPPED_PARAMS = frozenset({
+    "model", "messages", "stream", "temperature", "top_p", "top_k", "n", "presence_penalty",
+    "frequency_penalty", "max_tokens", "max_completion_tokens", "stop", "seed", "logprobs", "top_logprobs",
+    "response_format", "reasoning_effort", "tools", "tool_choice", "functions", "function_call",
+    "service_tier", "modalities", "parallel_tool_calls"})
 
 REJECTED_PARAMS = {
     "logit_bias": "Gemini has no token-level logit bias",
     "audio": "Gemini chat output is text only",
     "web_search_options": "web search is not available through the Gemini adapter",
     "verbosity": "Gemini has no verbosity control",
-    "prediction": "Gemini has no predicted outputs",
+    "moderation": "Gemini has no moderation pass to report",
 }
 DROPPED_PARAMS = ("user", "metadata", "store", "safety_identifier", "prompt_cache_key",
-                  "prompt_cache_retention", "prompt_cache_options", "parallel_tool_calls",
-                  "stream_options")
+                  "prompt_cache_retention", "prompt_cache_options", "stream_options", "prediction",
+                  "models", "route")   # the last two: Router One's own
 # reasoning_effort -> thinkingConfig.thinkingBudget (accepted by Gemini 2.5 and 3; thinkingLevel
 # is rejected by models before Gemini 3, per the discovery document).
 THINKING_BUDGET_TOKENS = {"none": 0, "minimal": 512, "low": 1024, "medium": 8192, "high": 24576,
                           "xhigh": 32768, "max": 32768}
 _NO_OP = {"verbosity": "medium"}   # the default: asking for it changes nothing
-_SERVICE_TIERS = {"default": "standard", "flex": "flex", "priority": "priority"}
+_SERVICE_TIERS = {"auto": None, "default": "standard", "flex": "flex", "priority": "priority"}
 _INT32_MAX = 2**31 - 1
 
 
@@ -69,16 +77,28 @@ def build_body(req: ChatRequest) -> dict:
     generation = _generation_config(req)
     if generation:
         out["generationConfig"] = generation
-    tier = _SERVICE_TIERS.get(body.get("service_tier") or "")
+    tier = body.get("service_tier")
+    if tier is not None and tier not in _SERVICE_TIERS:
+        raise UnsupportedParameter(f"'service_tier' {tier!r} has no Gemini equivalent (auto, default, flex, "
+                                   "priority)", param="service_tier")
+    tier = _SERVICE_TIERS.get(tier or "auto")
     if tier:
         out["serviceTier"] = tier
     return out
 
 
 def _reject_unsupported(body: dict) -> None:
+    for key, value in body.items():
+        if value is not None and key not in MAPPED_PARAMS and key not in DROPPED_PARAMS \
+                and key not in REJECTED_PARAMS:
+            raise UnsupportedParameter(f"'{key}' is not supported by Gemini models: unknown parameter (only "
+                                       "OpenAI chat parameters and top_k are accepted)", param=key)
     for key, why in REJECTED_PARAMS.items():
         if body.get(key) not in (None, {}, [], _NO_OP.get(key)):
             raise UnsupportedParameter(f"'{key}' is not supported by Gemini models: {why}", param=key)
+    if body.get("parallel_tool_calls") is False and (body.get("tools") or body.get("functions")):
+        raise UnsupportedParameter("'parallel_tool_calls' false is not supported by Gemini models: they may "
+                                   "call several tools at once", param="parallel_tool_calls")
     modalities = body.get("modalities")
     if isinstance(modalities, list) and any(m != "text" for m in modalities):
         raise UnsupportedParameter("'modalities' other than 'text' are not supported by Gemini models",

@@ -6,7 +6,8 @@
   `strict` has no equivalent (dropped); `custom` tools -> 400.
 - `tool_choice`: auto -> AUTO, none -> NONE, required -> ANY, `{function: {name}}` -> ANY +
   `allowedFunctionNames: [name]`, `allowed_tools` -> ANY + the names (mode required) or AUTO (mode
-  auto); `parallel_tool_calls` has no switch (dropped).
+  auto); `parallel_tool_calls` has no switch: true is the default, false (with tools) is refused
+  in gemini_request.
 """
 from __future__ import annotations
 

@@ -2,6 +2,9 @@
 
 Pass-through by design: the caller's body goes upstream as sent, with the model id rewritten and
 the vendor's renamed/dropped params applied (from `Vendor` data). Router-only fields are removed.
+A param in the vendor's `refuse` list is a 400 naming it, unless its value asks for nothing
+(`NEUTRAL_VALUES`: then it is removed like a dropped hint): the caller never gets an answer that
+silently lacks what it asked for (logprobs, audio, a logit bias).
 """
 from __future__ import annotations
 
@@ -9,15 +12,36 @@ from typing import Mapping
 
 import orjson
 
-from ..errors import UpstreamError, UpstreamUnavailable
+from ..errors import UnsupportedParameter, UpstreamError, UpstreamUnavailable
 from ..wire.chat import ChatRequest
 from ..wire.types import Usage
 from .base import Deployment, ProviderResult, SSEEvent, UpstreamRequest
 from .status import error_for_status
 
-__all__ = ["OpenAICompatAdapter", "auth_headers"]
+__all__ = ["OpenAICompatAdapter", "auth_headers", "NEUTRAL_VALUES", "is_neutral"]
 
 ROUTER_ONLY_FIELDS = ("models", "route")
+# The values of a param that ask for nothing: accepted (and removed) where the param is refused.
+NEUTRAL_VALUES: dict[str, tuple] = {
+    "n": (1,), "logprobs": (False,), "top_logprobs": (0,), "logit_bias": ({},),
+    "presence_penalty": (0,), "frequency_penalty": (0,), "modalities": (["text"],),
+    "verbosity": ("medium",), "reasoning_effort": ("none",), "service_tier": ("auto", "default")}
+
+
+def is_neutral(key: str, value) -> bool:
+    """None, or a value of NEUTRAL_VALUES[key] (False is not 0 here, nor True 1)."""
+    return value is None or any(value == v and isinstance(value, bool) == isinstance(v, bool)
+                                for v in NEUTRAL_VALUES.get(key, ()))
+
+
+def refuse_unsupported(body: dict, vendor) -> None:
+    """Remove the vendor's refused params when neutral; raise for the first that is not."""
+    for key in vendor.refuse:
+        if key in body and not is_neutral(key, body[key]):
+            raise UnsupportedParameter(f"'{key}' is not supported by {vendor.label or vendor.name}: its API has "
+                                       "no equivalent", param=key)
+    for key in vendor.refuse:
+        body.pop(key, None)
 
 
 def auth_headers(dep: Deployment) -> dict[str, str]:
@@ -105,11 +129,13 @@ class OpenAICompatAdapter:
     protocol = "openai"
 
     def build_request(self, req: ChatRequest, dep: Deployment, *, stream: bool) -> UpstreamRequest:
+        req.refuse_native_only(dep.vendor.label or dep.vendor.name)
         body = dict(req.body)
         for k in ROUTER_ONLY_FIELDS:
             body.pop(k, None)
         body["model"] = dep.upstream_model
         v = dep.vendor
+        refuse_unsupported(body, v)
         if stream:
             body["stream"] = True
             if v.stream_usage:

@@ -72,7 +72,8 @@ def _vendor_from_row(name: str, raw: dict[str, Any]) -> Vendor:
     return Vendor(name=name, protocol=raw["protocol"], base_url=raw.get("base_url", ""),
                   auth=raw.get("auth", "bearer"), chat_path=raw.get("chat_path", "/chat/completions"),
                   query=dict(raw.get("query", {})), rename=dict(raw.get("rename", {})),
-                  drop=tuple(raw.get("drop", ())), stream_usage=raw.get("stream_usage", True),
+                  drop=tuple(raw.get("drop", ())), refuse=tuple(raw.get("refuse", ())),
+                  stream_usage=raw.get("stream_usage", True),
                   needs_key=raw.get("needs_key", True), label=raw.get("label", name))
 
 

@@ -14,7 +14,8 @@ from typing import Callable
 import orjson
 
 from ..catalog import AUTO_MODEL
-from ..errors import RateLimited, RouterOneError, ServiceUnavailable, UpstreamError, UpstreamRateLimited
+from ..errors import (RateLimited, RouterOneError, ServiceUnavailable, UnsupportedParameter, UpstreamError,
+                      UpstreamRateLimited)
 from ..limits.base import DenyReason, LimitRule, LimitTicket
 from ..observability.route_metrics import RouteCounter
 from ..offload import OFF_LOOP_BYTES, run_heavy
@@ -181,12 +182,15 @@ class ChatService:
     # -- executing a plan -----------------------------------------------------------------------
     async def run_attempts(self, call: Call, send):
         """Try the plan's attempts in order; on a retryable error move on, backing off between
-        rounds and honouring Retry-After. A non-retryable error is raised at once. A deployment is
+        rounds and honouring Retry-After. A deployment whose adapter refuses a parameter
+        (UnsupportedParameter, before any upstream call) is skipped for one that can honour it; the
+        refusal is the answer when none can. A non-retryable error is raised at once. A deployment is
         not tried again in this request when it will answer the same until an operator acts (a
         rejected key, a drained account), gave no first byte in time (UpstreamNoResponse), asks
         for a longer wait than MAX_RETRY_WAIT_S, or has spent its retry budget (Health: first
         attempts and failover to another deployment are never throttled)."""
         last: UpstreamError | None = None
+        refused: UnsupportedParameter | None = None    # the first deployment's refusal of a parameter
         budget = len(call.plan.attempts) + self.d.settings.max_retries
         tries = sent = 0
         stuck: set[str] = set()   # deployments not to try again in this request
@@ -209,6 +213,11 @@ class ChatService:
                 sent += 1
                 try:
                     return attempt, await send(call, attempt)
+                except UnsupportedParameter as exc:     # raised building the request: nothing was sent
+                    sent -= 1
+                    stuck.add(dep_id)
+                    call.tried.append(f"{dep_id} (unsupported {exc.param})")
+                    refused = refused or exc
                 except UpstreamError as exc:
                     if exc.retryable:    # a 400 is about the request, not the deployment's health
                         self.d.health.record_failure(dep_id)
@@ -225,9 +234,13 @@ class ChatService:
                     self._retry_throttled(dep_id, stuck)
             if stuck and all(a.deployment.id in stuck for a in call.plan.attempts):
                 break
+            if last is None and refused is not None:
+                break       # every other deployment was skipped (at its rate cap) or refused too
             if tries < budget:
                 wait_s = min(last.retry_after_s or 0.25 * tries, MAX_RETRY_WAIT_S) if last else 0.0
                 await asyncio.sleep(wait_s)
+        if last is None and refused is not None:
+            raise refused
         assert last is not None
         raise last
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from ..errors import InvalidRequest
+from ..errors import InvalidRequest, UnsupportedParameter
 
 __all__ = ["ChatRequest", "parse_chat_request", "validate_body", "check_complexity", "json_values_bound",
            "raise_if_too_complex", "raise_if_too_deep", "could_be_too_deep", "MAX_MESSAGES",
@@ -44,10 +44,20 @@ class ChatRequest:
     # an upstream speaks natively (Anthropic messages), the caller's original body for pass-through
     protocol: str = "chat"
     native: dict[str, Any] | None = None
+    # (param, what) the caller asked for that only an upstream speaking its protocol natively can
+    # honour (an Anthropic server tool on /v1/messages): a translating adapter refuses the request
+    native_only: list[tuple[str, str]] = field(default_factory=list)
     willingness_to_pay: float | None = None  # `route.willingness_to_pay`, 0..1
     # routing's per-request results computed ahead, off the event loop for a large body
     # (Planner.prepare): the conversation key, the strategy's view of the prompt
     memo: dict[Any, Any] = field(default_factory=dict)
+
+    def refuse_native_only(self, upstream: str) -> None:
+        """Raise `UnsupportedParameter` for the first thing a translation to `upstream` would lose."""
+        if self.native_only:
+            param, what = self.native_only[0]
+            raise UnsupportedParameter(f"'{param}' ({what}) is not supported by {upstream} models: only an "
+                                       "upstream speaking this API natively can honour it", param=param)
 
     @property
     def has_tools(self) -> bool:

@@ -16,13 +16,15 @@ The translation (the reverse of providers/anthropic_request.py):
 | document block, base64 PDF / plain text    | `file` part with `file_data` / text part              |
 | assistant `tool_use` blocks                | `tool_calls` (`arguments` = compact JSON of `input`)  |
 | user `tool_result` blocks                  | one `tool` message each, before the turn's other parts|
-| thinking / redacted_thinking / server tools| dropped (no chat equivalent; kept by pass-through)    |
+| thinking / redacted_thinking blocks        | dropped (no chat equivalent; kept by pass-through)    |
+| server tools, `mcp_servers`, other user blocks | refused, naming it, by a non-Anthropic upstream  |
 | `tools` (custom) / `tool_choice`           | function tools / auto, required, named, none          |
 | `disable_parallel_tool_use`                | `parallel_tool_calls: false`                          |
 | `stop_sequences` (<= 4)                    | `stop`                                                |
 | `metadata.user_id`                         | `user`                                                |
 | `output_config.format` json_schema         | `response_format` json_schema                         |
-| `thinking`, `top_k`, `service_tier`, ...   | dropped (not every chat model accepts reasoning knobs)|
+| `top_k`                                    | `top_k` (Gemini topK; OpenAI servers get it as sent)  |
+| `thinking`, `service_tier`, ...            | dropped (not every chat model accepts reasoning knobs)|
 | `models`, `route` (Router One's own)       | the same fields: fallback models, routing strategy    |
 
 Outbound, `completion_to_message` turns the pipeline's chat completion into a `Message`
@@ -145,7 +147,7 @@ def _user_turn(content: list, param: str) -> list[dict]:
             parts.extend(images)
         elif kind is None:
             raise _fail(pp, f"'{pp}' must be a content block object with a 'type'")
-        # search results, container uploads, ...: no chat equivalent, dropped
+        # search results, container uploads, ...: no chat equivalent (native_only() refuses them)
     return tools + ([{"role": "user", "content": parts}] if parts else [])
 
 
@@ -217,7 +219,7 @@ def _tools(body: dict, chat: dict) -> None:
         if not isinstance(t, dict):
             raise _fail(f"tools[{j}]", f"'tools[{j}]' must be an object")
         if t.get("type") not in (None, "custom"):
-            continue       # versioned server/client tools (bash_..., web_search_...): Anthropic only
+            continue       # versioned server/client tools (bash_..., web_search_...): native_only()
         if not isinstance(t.get("name"), str) or not t["name"]:
             raise _fail(f"tools[{j}].name", f"'tools[{j}].name' is required")
         schema = t.get("input_schema")
@@ -262,6 +264,11 @@ def _sampling(body: dict, chat: dict) -> None:
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1:
                 raise _fail(key, f"'{key}' must be a number between 0 and 1")
             chat[key] = v
+    top_k = body.get("top_k")
+    if top_k is not None:
+        if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 0:
+            raise _fail("top_k", "'top_k' must be an integer >= 0")
+        chat["top_k"] = top_k      # chat's `top_k` extension: Gemini's topK, passed to OpenAI-protocol servers
     stops = body.get("stop_sequences")
     if stops is not None:
         if not isinstance(stops, list) or not all(isinstance(s, str) for s in stops):
@@ -301,6 +308,34 @@ def messages_to_chat(body: Any) -> dict:
     return chat
 
 
+def native_only(body: dict) -> list[tuple[str, str]]:
+    """What in `body` only an Anthropic upstream can honour: server and versioned client tools (web
+    search, code execution, bash, ...), MCP servers. Dropping them would answer a different question."""
+    out = [(f"tools[{j}]", f"Anthropic tool type {t.get('type')!r}") for j, t in enumerate(body.get("tools") or ())
+           if isinstance(t, dict) and t.get("type") not in (None, "custom")]
+    if body.get("mcp_servers"):
+        out.append(("mcp_servers", "Anthropic's MCP connector"))
+    for i, m in enumerate(body.get("messages") or ()):
+        if isinstance(m, dict) and m.get("role") == "user" and isinstance(m.get("content"), list):
+            out += _untranslated_blocks(m["content"], f"messages[{i}].content", _USER_BLOCKS)
+    return out
+
+
+_USER_BLOCKS = ("text", "image", "document", "tool_result")     # what _user_turn translates
+
+
+def _untranslated_blocks(blocks: list, param: str, known: tuple) -> list[tuple[str, str]]:
+    """User content (search results, container uploads, ...) that the translation would leave out."""
+    out = []
+    for j, b in enumerate(blocks):
+        kind = b.get("type") if isinstance(b, dict) else None
+        if kind not in known:
+            out.append((f"{param}[{j}]", f"content block type {kind!r}"))
+        elif kind == "tool_result" and isinstance(b.get("content"), list):
+            out += _untranslated_blocks(b["content"], f"{param}[{j}].content", ("text", "image"))
+    return out
+
+
 def parse_messages_request(raw: bytes, headers: Mapping[str, str] | None = None) -> ChatRequest:
     """The pipeline's `parse` for /v1/messages; `headers` are the client's, of which
     FORWARDED_HEADERS go to an Anthropic upstream with the original body."""
@@ -311,6 +346,7 @@ def parse_messages_request(raw: bytes, headers: Mapping[str, str] | None = None)
     raise_if_too_deep(raw, body)
     req = validate_body(messages_to_chat(body))
     req.protocol = "messages"
+    req.native_only = native_only(body)
     fwd = {h: headers[h] for h in FORWARDED_HEADERS if headers and headers.get(h)}
     req.native = {"body": body, "headers": fwd}
     return req
