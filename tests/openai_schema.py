@@ -202,3 +202,20 @@ def wire_problems(method: str, path: str, status: int, content_type: str, body: 
     if status >= 400:
         return check(obj, "ErrorResponse")
     return check(obj, "CreateChatCompletionResponse" if is_chat else "ListModelsResponse")
+
+
+def chat_request_fields() -> set[str]:
+    """Every property of OpenAI's CreateChatCompletionRequest (through $ref and allOf): what a
+    provider translation must decide about, one way or another."""
+    schemas = spec()["components"]["schemas"]
+    fields: set[str] = set()
+
+    def collect(schema: dict) -> None:
+        if "$ref" in schema:
+            collect(schemas[schema["$ref"].rsplit("/", 1)[1]])
+        for part in schema.get("allOf", ()):
+            collect(part)
+        fields.update(schema.get("properties", {}))
+
+    collect(schemas["CreateChatCompletionRequest"])
+    return fields

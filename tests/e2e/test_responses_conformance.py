@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from money_procs import OUT_MICROS, SMALL
-from protocol_helpers import make_protocol_wire, sse_events
+from protocol_helpers import sse_events, wire  # noqa: F401 (fixture)
 from raw_upstream import RawUpstream, chunked, gateway_over, json_reply, usage_rows
 
 MODEL = SMALL
@@ -37,13 +37,6 @@ def gw(up, tmp_path):
     up["requests"].clear()
     with gateway_over(up["server"], tmp_path, http1=True) as gw:
         yield gw
-
-
-@pytest.fixture
-def wire(openai_wire):
-    w = make_protocol_wire(type(openai_wire))
-    yield w
-    w.assert_valid()
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 from money_procs import SMALL, settled_rows  # noqa: E402
-from protocol_helpers import make_protocol_wire, sse_events  # noqa: E402
+from protocol_helpers import sse_events, wire  # noqa: E402,F401 (fixture)
 from raw_upstream import RawUpstream, gateway_over_protocols  # noqa: E402
 from upstream_mutations import (ANT_MODEL, UPSTREAM_KEYS, anthropic_events, anthropic_reply, chunk_frames,  # noqa: E402
                                 openai_events, openai_reply, sse_body, whole)
@@ -48,13 +48,6 @@ def served():
 def gw(served, tmp_path):
     with gateway_over_protocols(served["up"], tmp_path, UPSTREAM_KEYS) as gw:
         yield gw
-
-
-@pytest.fixture
-def wire(openai_wire):
-    w = make_protocol_wire(type(openai_wire))
-    yield w
-    w.assert_valid()
 
 
 def _oai(gw, key, wire) -> openai.OpenAI:

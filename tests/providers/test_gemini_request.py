@@ -186,20 +186,10 @@ def test_every_openai_request_field_and_sdk_argument_has_one_policy() -> None:
     import inspect
 
     from openai.resources.chat.completions import Completions
-    from openai_schema import spec as openai_spec
+    from openai_schema import chat_request_fields
     from routerone.providers.gemini_request import DROPPED_PARAMS, MAPPED_PARAMS, REJECTED_PARAMS
 
-    schemas = openai_spec()["components"]["schemas"]
-    fields: set[str] = set()
-
-    def collect(schema: dict) -> None:
-        if "$ref" in schema:
-            collect(schemas[schema["$ref"].rsplit("/", 1)[1]])
-        for part in schema.get("allOf", ()):
-            collect(part)
-        fields.update(schema.get("properties", {}))
-
-    collect(schemas["CreateChatCompletionRequest"])
+    fields = chat_request_fields()
     fields |= set(inspect.signature(Completions.create).parameters) - {
         "self", "extra_headers", "extra_query", "extra_body", "timeout"}
     policies = [MAPPED_PARAMS, set(DROPPED_PARAMS), set(REJECTED_PARAMS)]
