@@ -20,7 +20,6 @@ import openai
 import pytest
 from openai import OpenAI
 
-from conftest import FAKE_UPSTREAM_KEY
 from routerone.testing.fake_anthropic import serve_fake_anthropic
 from routerone.testing.fake_gemini import FakeGeminiServer
 
@@ -44,7 +43,7 @@ def refused(call, param: str) -> dict:
 @pytest.fixture
 def groq_client(gateway, fake_upstream, fake_requests, make_openai_client) -> OpenAI:
     """Router One whose only provider is the shipped `groq` vendor, pointed at the fake OpenAI."""
-    return make_openai_client(gateway(providers={"groq": (fake_upstream.base_url, FAKE_UPSTREAM_KEY)},
+    return make_openai_client(gateway(providers={"groq": (fake_upstream.base_url, fake_upstream.api_key)},
                                       max_retries=0))
 
 
@@ -115,7 +114,7 @@ def claude():
 
 @pytest.fixture
 def messages_client(gateway, fake_upstream, fake_requests, gemini, claude):
-    gw = gateway(providers={"openai": (fake_upstream.base_url, FAKE_UPSTREAM_KEY), "gemini": (gemini.base_url, GEM_KEY),
+    gw = gateway(providers={"openai": (fake_upstream.base_url, fake_upstream.api_key), "gemini": (gemini.base_url, GEM_KEY),
                             "anthropic": (claude.url, ANT_KEY)}, max_retries=0)
     client = anthropic.Anthropic(base_url=gw.url, api_key=gw.new_key(balance_micros=10_000_000)[0], max_retries=0)
     yield client
@@ -184,7 +183,7 @@ def test_gemini_refuses_parallel_tool_calls_false(gemini_client: OpenAI, gemini)
 
 @pytest.fixture
 def deepseek_client(gateway, fake_upstream, fake_requests, make_openai_client) -> OpenAI:
-    return make_openai_client(gateway(providers={"deepseek": (fake_upstream.base_url, FAKE_UPSTREAM_KEY)},
+    return make_openai_client(gateway(providers={"deepseek": (fake_upstream.base_url, fake_upstream.api_key)},
                                       max_retries=0))
 
 
@@ -245,8 +244,8 @@ def test_messages_block_a_translation_would_lose_is_refused(messages_client, fak
 def test_fallback_that_can_honour_a_refused_param_answers(gateway, fake_upstream, fake_requests, make_openai_client):
     """`models: [groq model, gpt-4o]` with logprobs: Groq cannot give them, gpt-4o can; the caller
     gets gpt-4o's answer with logprobs sent, not Groq's refusal. With no such fallback, the refusal."""
-    gw = gateway(providers={"groq": (fake_upstream.base_url, FAKE_UPSTREAM_KEY),
-                            "openai": (fake_upstream.base_url, FAKE_UPSTREAM_KEY)}, max_retries=0)
+    gw = gateway(providers={"groq": (fake_upstream.base_url, fake_upstream.api_key),
+                            "openai": (fake_upstream.base_url, fake_upstream.api_key)}, max_retries=0)
     client = make_openai_client(gw)
     raw = client.chat.completions.with_raw_response.create(model=GROQ, messages=HELLO, logprobs=True,
                                                            extra_body={"models": ["gpt-4o"]})
