@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import orjson
+import pytest
 
 from routerone.catalog import load_catalog
+from routerone.errors import UnsupportedParameter
 from routerone.providers.openai_compat import OpenAICompatAdapter
 from routerone.settings import ProviderSettings, Settings
 from routerone.wire.chat import validate_body
@@ -12,14 +14,14 @@ BODY = {"model": "x", "messages": [{"role": "user", "content": "hi"}], "max_comp
         "seed": 7, "logit_bias": {"1": 2}, "top_k": 3}
 
 
-def build(vendor: str, **conf):
+def build(vendor: str, body: dict | None = None, **conf):
     settings = Settings(demo="off", providers={vendor: ProviderSettings(api_key="sk-secret", **conf)})
     cat = load_catalog(settings)
     dep = next(m for m in cat.models.values() if m.provider == vendor).deployments[0] if vendor != "azure" else None
     if dep is None:
         from routerone.providers.base import Deployment
         dep = Deployment("gpt-4o", cat.vendors["azure"], "my-gpt4o-deployment")
-    req = OpenAICompatAdapter().build_request(validate_body(dict(BODY)), dep, stream=True)
+    req = OpenAICompatAdapter().build_request(validate_body(dict(BODY if body is None else body)), dep, stream=True)
     return req, orjson.loads(req.body)
 
 
@@ -31,13 +33,16 @@ def test_azure_is_data_deployment_url_api_key_header_and_version():
     assert body["stream_options"] == {"include_usage": True}
 
 
-def test_mistral_renames_and_drops():
-    req, body = build("mistral")
+def test_mistral_renames_drops_hints_and_refuses_what_it_lacks():
+    req, body = build("mistral", {**{k: v for k, v in BODY.items() if k != "logit_bias"}, "user": "u-1"})
     assert req.url == "https://api.mistral.ai/v1/chat/completions"
     assert req.headers["Authorization"] == "Bearer sk-secret"
     assert body["max_tokens"] == 5 and "max_completion_tokens" not in body
     assert body["random_seed"] == 7 and "seed" not in body
-    assert "logit_bias" not in body and body["top_k"] == 3       # unknown extras pass through
+    assert "user" not in body and body["top_k"] == 3       # a hint dropped; unknown extras pass through
+    with pytest.raises(UnsupportedParameter) as exc:       # logit_bias changes the answer: refused, not dropped
+        build("mistral")
+    assert exc.value.param == "logit_bias"
 
 
 def test_openai_passes_everything_through():

@@ -229,7 +229,6 @@ def _html_upstream_app():
 @pytest.mark.parametrize("javascript", [True, False])
 def test_html_in_an_upstreams_answer_or_error_is_text_in_the_playground(gateway, fake_upstream, new_context,
                                                                        javascript) -> None:
-    from conftest import ConsoleGateway
     from routerone.testing.threaded import ThreadedServer
     with ThreadedServer(_html_upstream_app) as up:
         gw = gateway(providers={"htmlbox": (up.url + "/v1", None)})
