@@ -30,7 +30,10 @@ pytestmark = [pytest.mark.slow]
 STREAMS = 20
 CHARS = int(os.environ.get("MEM_CHARS", 4_000_000))
 DELTA = 256
-MAX_GROWTH_MIB = 60      # measured: a few MiB now; ~100+ MiB per 20 streams before
+# Measured (session 12, 2 cores): +29..+51 MiB on this code and on session 11's alike, once +62 in a
+# whole-suite CI run (allocator arenas, not text); before the fix +157 MiB. 80 keeps the test
+# well below the leak it guards against without failing on the allocator's spread.
+MAX_GROWTH_MIB = 80
 
 
 def _rss_mib(pid: int) -> tuple[float, float]:
