@@ -85,30 +85,27 @@ def one_of(choices: tuple[str, ...], what: str):
 DEFAULT_WORD = "default"
 
 
-def or_default(parse):
-    """An argparse `type`: the word `default` (None: back to the gateway's default), else `parse`'s
-    value. A word, not "": an unset shell variable must not reset a key."""
-    def parse_or_default(value: str):
-        if value == DEFAULT_WORD:
+def _or_word(parse, word: str, meaning: str):
+    """An argparse `type`: `word` (None), else `parse`'s value. A word, not "": an unset shell
+    variable must not reset or remove anything."""
+    def parse_or_word(value: str):
+        if value == word:
             return None
         try:
             return parse(value)
         except argparse.ArgumentTypeError as exc:
-            raise argparse.ArgumentTypeError(f"{exc} or {DEFAULT_WORD!r} for the gateway's default") from None
-    return parse_or_default
+            raise argparse.ArgumentTypeError(f"{exc} or {word!r} {meaning}") from None
+    return parse_or_word
+
+
+def or_default(parse):
+    """`default` puts a key's strategy or willingness to pay back to the gateway's default."""
+    return _or_word(parse, DEFAULT_WORD, "for the gateway's default")
 
 
 def or_none(parse):
-    """An argparse `type`: the word `none` (None: remove the spend cap or expiry), else `parse`'s
-    value. A word, not "": an unset shell variable must not remove a cap."""
-    def parse_or_none(value: str):
-        if value == "none":
-            return None
-        try:
-            return parse(value)
-        except argparse.ArgumentTypeError as exc:
-            raise argparse.ArgumentTypeError(f"{exc} or 'none' to remove it") from None
-    return parse_or_none
+    """`none` removes a key's spend cap or expiry."""
+    return _or_word(parse, "none", "to remove it")
 
 
 def model_list(value: str) -> tuple[str, ...]:
