@@ -287,3 +287,84 @@ def test_a_catalog_fallback_that_is_not_served_does_not_take_the_model_down(tmp_
             with pytest.raises(openai.NotFoundError):
                 client.chat.completions.create(model="m-primary", messages=[{"role": "user", "content": "hi"}],
                                                extra_body={"models": ["no-such-model"]})
+
+
+REFUSING = """
+replace_shipped_models = true
+
+[[model]]
+id = "m"
+provider = "openai"
+context_window = 1000
+max_output = 100
+input_usd_per_mtok = "1"
+output_usd_per_mtok = "1"
+
+[[model]]
+id = "g"
+provider = "groq"
+context_window = 1000
+max_output = 100
+rpm = 1
+input_usd_per_mtok = "1"
+output_usd_per_mtok = "1"
+
+[[model]]
+id = "spare"
+provider = "together"
+context_window = 1000
+max_output = 100
+input_usd_per_mtok = "1"
+output_usd_per_mtok = "1"
+
+[fallbacks]
+m = ["g", "spare"]
+g = ["spare"]
+"""
+
+
+def _retries_total(gw: Gateway) -> float:
+    with urllib.request.urlopen(gw.base_url.rsplit("/v1", 1)[0] + "/metrics", timeout=5) as r:
+        lines = r.read().decode().splitlines()
+    return sum(float(line.split()[-1]) for line in lines if line.startswith("routerone_retries_total"))
+
+
+@pytest.fixture
+def refusing(tmp_path):
+    """m (openai, A) -> g (groq, B: refuses logprobs; rpm 1) -> spare (together, C)."""
+    (tmp_path / "catalog.toml").write_text(REFUSING)
+    with ThreadedServer(fake_openai.make_app) as a, ThreadedServer(fake_openai.make_app) as b, \
+            ThreadedServer(fake_openai.make_app) as c:
+        gw = Gateway.for_upstreams(str(tmp_path / "r.db"), {"openai": (a.url + "/v1", "sk-a"),
+                                                            "groq": (b.url + "/v1", "sk-b"),
+                                                            "together": (c.url + "/v1", "sk-c")},
+                                   catalog_path=str(tmp_path / "catalog.toml"), max_retries=0)
+        with gw:
+            key, _ = gw.new_key()
+            yield a, b, c, gw, openai.OpenAI(base_url=gw.base_url, api_key=key, max_retries=0)
+
+
+def test_a_deployment_that_refuses_a_param_does_not_spend_its_rate_cap(refusing):
+    """Groq refuses logprobs before any call, so g's one request a minute is not used by the two
+    requests that asked for them (spare answered those); the next plain request is g's. It used to
+    find g "at its rate cap" and go to spare."""
+    a, b, c, gw, client = refusing
+    hi = [{"role": "user", "content": "hi"}]
+    for _ in range(2):
+        raw = client.chat.completions.with_raw_response.create(model="g", messages=hi, logprobs=True)
+        assert raw.parse().model == "spare" and "unsupported logprobs" in raw.headers["x-routerone-fallbacks"]
+    raw = client.chat.completions.with_raw_response.create(model="g", messages=hi)
+    assert raw.parse().model == "g", raw.headers.get("x-routerone-fallbacks")
+    assert len(b.app["fake"].requests) == 1 and len(c.app["fake"].requests) == 2
+
+
+def test_a_refused_deployment_is_not_counted_as_a_retry(refusing):
+    """m fails (sent), g refuses logprobs (nothing sent), spare answers: one retry was sent, not two."""
+    a, b, c, gw, client = refusing
+    _faults(a, [{"status": 500}])
+    before = _retries_total(gw)
+    raw = client.chat.completions.with_raw_response.create(model="m", messages=[{"role": "user", "content": "hi"}],
+                                                           logprobs=True)
+    assert raw.parse().model == "spare"
+    assert _retries_total(gw) - before == 1, raw.headers["x-routerone-fallbacks"]
+    assert len(b.app["fake"].requests) == 0

@@ -20,6 +20,7 @@ from ..limits.base import DenyReason, LimitRule, LimitTicket
 from ..observability.route_metrics import RouteCounter
 from ..offload import OFF_LOOP_BYTES, run_heavy
 from ..providers.adapters import adapter_for
+from ..providers.base import UpstreamRequest
 from ..routing.base import Attempt
 from ..routing.wtp import HEADER as WTP_HEADER, parse_willingness_to_pay
 from ..store.base import UsageRecord
@@ -136,7 +137,7 @@ class ChatService:
         return decision.ticket, dict(decision.headers)
 
     async def _complete_json(self, call: Call) -> Reply:
-        attempt, result = await self.run_attempts(call, self._send_json)
+        attempt, result = await self.run_attempts(call, self.build_json, self._send_json)
         usage = result.usage
         if usage is None or usage.unreadable:     # none, or counts that are not numbers: count them here
             counted = await _estimated_usage(call, result.response)
@@ -165,9 +166,13 @@ class ChatService:
         headers["x-routerone-overhead-ms"] = f"{(time.perf_counter() - call.started) * 1000 - call.upstream_ms:.3f}"
         return Reply(200, headers, orjson.dumps(resp))
 
-    async def _send_json(self, call: Call, attempt: Attempt):
+    @staticmethod
+    def build_json(call: Call, attempt: Attempt) -> UpstreamRequest:
+        return adapter_for(attempt.deployment.vendor.protocol).build_request(
+            call.request_for(attempt), attempt.deployment, stream=False)
+
+    async def _send_json(self, call: Call, attempt: Attempt, up: UpstreamRequest):
         adapter = adapter_for(attempt.deployment.vendor.protocol)
-        up = adapter.build_request(call.request_for(attempt), attempt.deployment, stream=False)
         t0 = time.perf_counter()
         resp = await self.d.transport.send(up, provider=attempt.deployment.vendor.name)
         elapsed_ms = (time.perf_counter() - t0) * 1000
@@ -180,10 +185,12 @@ class ChatService:
         return result
 
     # -- executing a plan -----------------------------------------------------------------------
-    async def run_attempts(self, call: Call, send):
+    async def run_attempts(self, call: Call, build, send):
         """Try the plan's attempts in order; on a retryable error move on, backing off between
-        rounds and honouring Retry-After. A deployment whose adapter refuses a parameter
-        (UnsupportedParameter, before any upstream call) is skipped for one that can honour it; the
+        rounds and honouring Retry-After. `build(call, attempt)` makes an attempt's upstream request
+        (once per deployment, before its rate cap is taken) and `send(call, attempt, built)` sends it.
+        A deployment whose adapter refuses a parameter (UnsupportedParameter from `build`: nothing
+        taken, nothing sent, no retry counted) is skipped for one that can honour it; the
         refusal is the answer when none can. A non-retryable error is raised at once. A deployment is
         not tried again in this request when it will answer the same until an operator acts (a
         rejected key, a drained account), gave no first byte in time (UpstreamNoResponse), asks
@@ -195,6 +202,7 @@ class ChatService:
         tries = sent = 0
         stuck: set[str] = set()   # deployments not to try again in this request
         tried: set[str] = set()   # deployments tried in this request: another try is a retry
+        built: dict[str, object] = {}   # each deployment's upstream request, made once
         while tries < budget:
             for attempt in call.plan.attempts:
                 if tries >= budget:
@@ -204,6 +212,14 @@ class ChatService:
                     continue
                 tries += 1
                 tried.add(dep_id)
+                if dep_id not in built:
+                    try:
+                        built[dep_id] = build(call, attempt)
+                    except UnsupportedParameter as exc:
+                        stuck.add(dep_id)
+                        call.tried.append(f"{dep_id} (unsupported {exc.param})")
+                        refused = refused or exc
+                        continue
                 if not await self._deployment_capacity(call, attempt, tries):
                     last = last or UpstreamRateLimited(f"{dep_id} is at its configured rate cap",
                                                        provider=attempt.deployment.vendor.name, retry_after_s=1)
@@ -212,12 +228,7 @@ class ChatService:
                     self.d.metrics.retries.inc()
                 sent += 1
                 try:
-                    return attempt, await send(call, attempt)
-                except UnsupportedParameter as exc:     # raised building the request: nothing was sent
-                    sent -= 1
-                    stuck.add(dep_id)
-                    call.tried.append(f"{dep_id} (unsupported {exc.param})")
-                    refused = refused or exc
+                    return attempt, await send(call, attempt, built[dep_id])
                 except UpstreamError as exc:
                     if exc.retryable:    # a 400 is about the request, not the deployment's health
                         self.d.health.record_failure(dep_id)

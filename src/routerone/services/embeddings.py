@@ -101,9 +101,8 @@ class EmbeddingsService:
     async def _run(self, call: Call, req: EmbeddingsRequest, size_bytes: int) -> Reply:
         chat, d = self.chat, self.chat.d
 
-        async def send(call: Call, attempt: Attempt):
+        async def send(call: Call, attempt: Attempt, ups):
             dep = attempt.deployment
-            ups = build_embeddings_requests(req, dep)
             t0 = time.perf_counter()
             resps = await asyncio.gather(*(d.transport.send(up, provider=dep.vendor.name) for up, _ in ups))
             elapsed_ms = (time.perf_counter() - t0) * 1000
@@ -120,7 +119,8 @@ class EmbeddingsService:
             d.health.record_success(dep.id, ttft_ms=None, duration_ms=elapsed_ms, completion_tokens=0)
             return vectors, tokens
 
-        attempt, (vectors, upstream_tokens) = await chat.run_attempts(call, send)
+        attempt, (vectors, upstream_tokens) = await chat.run_attempts(
+            call, lambda c, a: build_embeddings_requests(req, a.deployment), send)
         tokens = upstream_tokens if upstream_tokens is not None else await self._count(req, size_bytes)
         usage = Usage(tokens, 0, estimated=upstream_tokens is None)
         settlement = await d.billing.settle(call.hold, attempt.model.price, usage)

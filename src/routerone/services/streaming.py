@@ -26,7 +26,7 @@ import orjson
 
 from ..errors import RouterOneError, ServiceUnavailable, UpstreamError, UpstreamUnavailable
 from ..providers.adapters import adapter_for
-from ..providers.base import StreamTranslator
+from ..providers.base import StreamTranslator, UpstreamRequest
 from ..providers.guarded import FINISH_REASONS, parts_text, spec_envelope, spec_finish_reason
 from ..providers.sse import SSEDecoder
 from ..providers.transport import UpstreamStream
@@ -100,10 +100,14 @@ def _note_keepalives(upstream: UpstreamStream, data: bytes, decoder: SSEDecoder,
         upstream.kept_alive(len(data) if decoder.between_events else 0)
 
 
-async def _send_stream(svc: "ChatService", call: Call, attempt: Attempt) -> _Opened:
+def _build_stream(call: Call, attempt: Attempt) -> UpstreamRequest:
+    return adapter_for(attempt.deployment.vendor.protocol).build_request(call.request_for(attempt),
+                                                                         attempt.deployment, stream=True)
+
+
+async def _send_stream(svc: "ChatService", call: Call, attempt: Attempt, up: UpstreamRequest) -> _Opened:
     dep = attempt.deployment
     adapter = adapter_for(dep.vendor.protocol)
-    up = adapter.build_request(call.request_for(attempt), dep, stream=True)
     t0 = time.perf_counter()
     upstream = await svc.d.transport.open(up, provider=dep.vendor.name)
     if upstream.status >= 400:
@@ -146,7 +150,7 @@ async def _send_stream(svc: "ChatService", call: Call, attempt: Attempt) -> _Ope
 
 
 async def open_stream(svc: "ChatService", call: Call) -> Reply:
-    attempt, opened = await svc.run_attempts(call, lambda c, a: _send_stream(svc, c, a))
+    attempt, opened = await svc.run_attempts(call, _build_stream, lambda c, a, up: _send_stream(svc, c, a, up))
     headers = call.headers(attempt)
     headers["x-routerone-overhead-ms"] = f"{(opened.t0 - call.started) * 1000:.3f}"
     return Reply(200, headers, stream=ChatStream(svc, call, attempt, opened))
