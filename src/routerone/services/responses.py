@@ -107,14 +107,18 @@ class ResponsesService:
         return ResponsesReply(reply, body=out)
 
     async def _prior(self, body: dict, auth: AuthContext) -> list[dict]:
+        return orjson.loads(await self._prior_context(body, auth))
+
+    async def _prior_context(self, body: dict, auth: AuthContext) -> str:
+        """The stored context (JSON) of the `previous_response_id` chain, "[]" without one."""
         prev_id = body.get("previous_response_id")
         if not prev_id:
-            return []
+            return "[]"
         prev = await self.store.get_response(prev_id, auth.account.id)
         if prev is None:
             raise NotFound(f"Previous response with id '{prev_id}' not found.", param="previous_response_id",
                            code="previous_response_not_found")
-        return orjson.loads(prev.context)
+        return prev.context
 
     async def get(self, response_id: str, auth: AuthContext, *, stream: bool = False) -> bytes:
         if stream:         # the SDK's retrieve(stream=True) replays the events: they are not kept
@@ -147,17 +151,17 @@ class ResponsesService:
         body = await run_heavy(len(raw), parse_body, raw)
         if body.get("model") is None:
             body["model"] = AUTO_MODEL
-        prior = await self._prior(body, auth)
-        req = await run_heavy(len(raw), responses_to_chat, body, prior)
+        context = await self._prior_context(body, auth)
+        size = len(raw) + len(context)
+        req = await run_heavy(size, _count_request, body, context)
         if req.model != AUTO_MODEL:
             model = self.catalog.resolve(req.model)
             if not self.catalog.allows(auth.key.allowed_models, model.id):
                 raise PermissionDenied(f"This API key may not use the model '{model.id}'", param="model",
                                        code="model_not_allowed")
-        text = req.prompt_text()
-        if text and not tokenizer_loaded():
+        if not tokenizer_loaded():
             await asyncio.to_thread(load_tokenizer)      # ~1 s, once: never on the event loop
-        n = await run_heavy(len(text), _count, req, text)
+        n = await run_heavy(size, _count, req)
         return orjson.dumps({"object": "response.input_tokens", "input_tokens": n})
 
     async def _stored(self, response_id: str, auth: AuthContext) -> StoredResponse:
@@ -176,6 +180,10 @@ def _items_page(stored: StoredResponse, query: ItemsQuery) -> bytes:
     return orjson.dumps(item_page(input_item_resources(stored.id, orjson.loads(stored.context), n_output), query))
 
 
-def _count(req: ChatRequest, text: str) -> int:
-    return count_message_tokens(text, len(req.messages)) + (IMAGE_TOKENS if req.has_images else 0)
+def _count_request(body: dict, context: str) -> ChatRequest:
+    return responses_to_chat(body, orjson.loads(context))
+
+
+def _count(req: ChatRequest) -> int:
+    return count_message_tokens(req.prompt_text(), len(req.messages)) + (IMAGE_TOKENS if req.has_images else 0)
 
