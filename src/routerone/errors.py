@@ -6,6 +6,7 @@
     │   ├── CapabilityMismatch           400 invalid_request_error / model_capability_mismatch
     │   ├── ContextLengthExceeded        400 invalid_request_error / context_length_exceeded
     │   ├── PayloadTooLarge              413 invalid_request_error / payload_too_large
+    │   ├── NotCancellable               400 invalid_request_error / null (cancel: no background responses)
     │   └── MethodNotAllowed             405 invalid_request_error / method_not_allowed
     ├── AuthenticationFailed             401 authentication_error / invalid_api_key
     ├── InsufficientBalance              402 billing_error / insufficient_balance
@@ -33,8 +34,8 @@ import orjson
 
 __all__ = [
     "RouterOneError", "InvalidRequest", "UnsupportedParameter", "CapabilityMismatch",
-    "ContextLengthExceeded", "PayloadTooLarge", "MethodNotAllowed", "AuthenticationFailed", "InsufficientBalance",
-    "PermissionDenied", "ModelNotFound", "NotFound", "RateLimited", "UpstreamError",
+    "ContextLengthExceeded", "PayloadTooLarge", "NotCancellable", "MethodNotAllowed", "AuthenticationFailed",
+    "InsufficientBalance", "PermissionDenied", "ModelNotFound", "NotFound", "RateLimited", "UpstreamError",
     "UpstreamRateLimited", "UpstreamBadRequest", "UpstreamAuthFailed", "UpstreamQuotaExhausted",
     "UpstreamUnavailable", "UpstreamTimeout", "UpstreamNoResponse", "ServiceUnavailable",
 ]
@@ -98,6 +99,13 @@ class ContextLengthExceeded(InvalidRequest):
 class PayloadTooLarge(InvalidRequest):
     status = 413
     code = "payload_too_large"
+
+
+class NotCancellable(InvalidRequest):
+    """OpenAI's answer to `POST /v1/responses/{id}/cancel` for a response that was not created with
+    `background: true` (Router One creates none that are): its message, no param, no code."""
+    code = None
+    default_message = "Cannot cancel a synchronous response."
 
 
 class AuthenticationFailed(RouterOneError):

@@ -22,7 +22,7 @@ from functools import lru_cache
 
 __all__ = ["count_text_tokens", "count_prompt_tokens", "needs_tokenizer", "load_tokenizer",
            "MESSAGE_OVERHEAD_TOKENS", "EXACT_COUNT_MIN_BYTES", "TokenCounter", "PIECE_CHARS",
-           "tokenizer_loaded"]
+           "tokenizer_loaded", "count_message_tokens"]
 
 MESSAGE_OVERHEAD_TOKENS = 4    # role and separators per message, as OpenAI's counting guide does
 EXACT_COUNT_MIN_BYTES = 4096
@@ -137,6 +137,12 @@ def count_prompt_tokens(text: str, n_messages: int) -> int:
     n_bytes = len(text.encode("utf-8", "surrogatepass"))
     body = count_text_tokens(text) if n_bytes >= EXACT_COUNT_MIN_BYTES else n_bytes
     return body + MESSAGE_OVERHEAD_TOKENS * n_messages + 3
+
+
+def count_message_tokens(text: str, n_messages: int) -> int:
+    """A prompt's count as the counting endpoints answer it (`/v1/messages/count_tokens`,
+    `/v1/responses/input_tokens`): its text counted exactly plus per-message framing."""
+    return count_text_tokens(text) + MESSAGE_OVERHEAD_TOKENS * n_messages + 3
 
 
 class TokenCounter:

@@ -33,3 +33,17 @@ async def test_put_replaces_a_response_with_the_same_id(store: Store) -> None:
     await store.put_response(StoredResponse("resp_2", a, ka, 2.0, '{"v": 2}', '[1]'))
     got = await store.get_response("resp_2", a)
     assert got is not None and (got.created_at, got.body, got.context) == (2.0, '{"v": 2}', "[1]")
+
+
+async def test_the_context_keeps_input_items_in_order_with_their_ids(store: Store) -> None:
+    """GET /v1/responses/{id}/input_items pages on the stored context's items and their ids: both
+    backends give back every item, in order, exactly as written (nested parts, non-ASCII, 500 items)."""
+    a, ka = await _owner(store, "dave")
+    items = [{"id": f"msg_{i:04d}", "type": "message", "role": "user",
+              "content": [{"type": "input_text", "text": f"tür {i} ✓"},
+                          {"type": "input_image", "image_url": "https://example.com/a.png", "detail": "auto"}]}
+             for i in range(500)]
+    items.append({"id": "fc_1", "type": "function_call", "call_id": "call_1", "name": "f", "arguments": "{}"})
+    await store.put_response(StoredResponse("resp_3", a, ka, 3.0, '{"output": []}', json.dumps(items)))
+    got = await store.get_response("resp_3", a)
+    assert got is not None and json.loads(got.context) == items

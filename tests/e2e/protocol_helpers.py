@@ -82,6 +82,10 @@ def _openai_problems(rec) -> list[str]:
         schema = None
         if not (obj.get("object") == "response.deleted" and obj.get("deleted") is True and obj.get("id")):
             return [f"{where}: not a deletion confirmation: {obj}"]
+    elif rec.path.endswith("/input_items"):
+        schema = "ResponseItemList"
+    elif rec.path.endswith("/responses/input_tokens"):
+        schema = "TokenCountsResource"
     else:
         schema = "Response"
     return [f"{where}: {e}" for e in openai_errors(obj, schema)] if schema else []

@@ -92,11 +92,16 @@ def test_a_20mb_prompt_is_served_without_stalling_other_clients(gw: StallGateway
     assert gap_ms < STALL_BAR_MS, f"another client waited {gap_ms} ms"
 
 
-def test_count_tokens_of_a_20mb_prompt_does_not_stall_other_clients(gw: StallGateway) -> None:
-    status, reply, gap_ms = expensive(gw, "/v1/messages/count_tokens",
-                                      {"model": "stall-chat", "messages": CHAT_PROMPT["messages"]})
+@pytest.mark.parametrize("path,body", [
+    ("/v1/messages/count_tokens", {"model": "stall-chat", "messages": CHAT_PROMPT["messages"]}),
+    ("/v1/responses/input_tokens", {"model": "stall-chat", "input": words(BODY_BYTES)}),
+], ids=["messages", "responses"])
+def test_count_tokens_of_a_20mb_prompt_does_not_stall_other_clients(gw: StallGateway, path: str, body: dict) -> None:
+    before = gw.account()
+    status, reply, gap_ms = expensive(gw, path, body)
     assert status == 200 and reply["input_tokens"] > 3_000_000, reply
     assert gap_ms < STALL_BAR_MS, f"another client waited {gap_ms} ms"
+    assert_settled(gw, before, charged=False)
 
 
 @pytest.mark.parametrize("body,status", [

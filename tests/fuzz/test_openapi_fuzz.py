@@ -154,12 +154,16 @@ def _reachable(op, path: str, target: Target) -> list:
     if path == "/v1/responses/{id}":      # DELETE may take the first two; GET always finds the last two
         ids = target.response_ids[:2] if op.method.upper() == "DELETE" else target.response_ids[2:]
         return [st.sampled_from(ids).flatmap(lambda i: op.as_strategy(positive, path_parameters={"id": i}))]
+    if path in ("/v1/responses/{id}/input_items", "/v1/responses/{id}/cancel"):     # never deleted
+        return [st.sampled_from(target.response_ids[2:]).flatmap(
+            lambda i: op.as_strategy(positive, path_parameters={"id": i}))]
     if "{id}" in path:
         return [st.integers(1, 40).flatmap(lambda i: op.as_strategy(positive, path_parameters={"id": i}))]
     if path == "/v1/models/{model}":
         return [st.sampled_from(CHAT_MODELS).flatmap(
             lambda m: op.as_strategy(positive, path_parameters={"model": m}))]
-    if path in ("/v1/chat/completions", "/v1/messages", "/v1/messages/count_tokens", "/v1/responses"):
+    if path in ("/v1/chat/completions", "/v1/messages", "/v1/messages/count_tokens", "/v1/responses",
+                "/v1/responses/input_tokens"):
         return [st.tuples(op.as_strategy(positive), st.sampled_from(CHAT_MODELS),
                           st.sampled_from([None, *target.response_ids]), st.booleans()).map(_with_model)]
     if path == "/v1/embeddings":

@@ -74,6 +74,14 @@ def _responses(body):
     responses_to_chat(parse_body(orjson.dumps(body)), [])
 
 
+def _input_tokens(body):
+    """As services/responses.py `count_input_tokens` checks a body: without a model, as `auto`."""
+    parsed = parse_body(orjson.dumps(body))
+    if parsed.get("model") is None:
+        parsed["model"] = "auto"
+    responses_to_chat(parsed, [])
+
+
 def _embeddings(body):
     parse_embeddings_request(orjson.dumps(body))
 
@@ -88,6 +96,7 @@ CASES = [
     ("CreateMessageRequest", _messages, _fixture("messages", "images_documents_request.json", "messages")),
     ("CountTokensRequest", _count_tokens, _fixture("messages", "tool_round_trip_request.json", "messages")),
     ("CreateResponseRequest", _responses, _fixture("responses", "items_request.json", "responses")),
+    ("CountResponseTokensRequest", _input_tokens, _fixture("responses", "items_request.json", "responses")),
     ("CreateEmbeddingRequest", _embeddings, _fixture("embeddings", "openai_batch.json", "request")),
 ]
 

@@ -71,7 +71,8 @@ def test_completion_to_response_and_the_next_turns_context():
                              "output_tokens": 4, "output_tokens_details": {"reasoning_tokens": 0},
                              "total_tokens": 14, "cost": 0.01}
     ctx = context_items([], body, resp)
-    assert ctx[0] == {"type": "message", "role": "user", "content": "Weather?"} and ctx[1:] == resp["output"]
+    assert ctx[0] == {"type": "message", "role": "user", "content": "Weather?", "id": ctx[0]["id"]}
+    assert ctx[0]["id"].startswith("msg_") and ctx[1:] == resp["output"]
     nxt = responses_to_chat({"model": "gpt-4o", "input": [{"type": "function_call_output", "call_id": "call_9",
                                                            "output": "18C"}]}, ctx)
     assert [m["role"] for m in nxt.messages] == ["user", "assistant", "tool"]      # instructions not carried

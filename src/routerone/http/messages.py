@@ -14,7 +14,7 @@ from ..catalog import AUTO_MODEL
 from ..errors import InvalidRequest, PermissionDenied, RouterOneError
 from ..offload import run_heavy
 from ..services.overhead import add_overhead
-from ..tokens import MESSAGE_OVERHEAD_TOKENS, count_text_tokens, load_tokenizer
+from ..tokens import count_message_tokens, load_tokenizer
 from ..wire.chat import raise_if_too_deep, validate_body
 from ..wire.messages import completion_to_message, messages_to_chat, parse_messages_request
 from ..wire.messages_stream import MessagesStreamEncoder
@@ -95,8 +95,7 @@ def _count_request(raw: bytes):
 
 
 def _count_tokens(req, text: str) -> int:
-    return (count_text_tokens(text) + MESSAGE_OVERHEAD_TOKENS * len(req.messages) + 3
-            + (IMAGE_TOKENS if req.has_images else 0))
+    return count_message_tokens(text, len(req.messages)) + (IMAGE_TOKENS if req.has_images else 0)
 
 
 def add_messages_routes(app: web.Application) -> None:

@@ -1,11 +1,17 @@
-"""`POST /v1/responses`, `GET` and `DELETE /v1/responses/{id}` (OpenAI's Responses API; errors in
-the seed's shape, which is OpenAI's)."""
+"""OpenAI's Responses API: `POST /v1/responses`, `POST /v1/responses/input_tokens`, `GET` and
+`DELETE /v1/responses/{id}`, `GET /v1/responses/{id}/input_items`, `POST /v1/responses/{id}/cancel`
+(errors in the seed's shape, which is OpenAI's). Each parses, calls one ResponsesService method,
+renders."""
 from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
 from ..errors import NotFound, RouterOneError
+from ..services.auth import AuthContext
 from ..services.responses import ResponsesService
+from ..wire.responses_items import parse_items_query
 from .relay import authenticate, relay_stream
 from .render import error_response
 from .routes import REQUEST_IDS, read_json_body
@@ -37,32 +43,50 @@ async def create(request: web.Request) -> web.StreamResponse:
     return await relay_stream(request, out.reply, out.encoder.feed, before_last=out.finish_stream)
 
 
-async def _by_id(request: web.Request, method: str) -> web.Response:
+async def _answer(request: web.Request, call: Callable[[ResponsesService, AuthContext], Awaitable[bytes]]
+                  ) -> web.Response:
+    """Authenticate, run one service call, answer its JSON (or the error it raised)."""
     svc = request.app[RESPONSES]
     _, rid = request[REQUEST_IDS]
     try:
-        auth = await authenticate(request)
-        if method == "get":
-            stream = request.query.get("stream", "").lower() in ("true", "1")
-            body = await svc.get(request.match_info["id"], auth, stream=stream)
-        else:
-            body = await svc.delete(request.match_info["id"], auth)
-    except Exception as exc:  # noqa: BLE001
+        body = await call(svc, await authenticate(request))
+    except Exception as exc:  # noqa: BLE001 - every failure becomes a documented error body
         return error_response(exc, rid)
     return web.Response(body=body, content_type="application/json", headers={"x-request-id": rid})
 
 
 async def get(request: web.Request) -> web.Response:
-    return await _by_id(request, "get")
+    stream = request.query.get("stream", "").lower() in ("true", "1")
+    return await _answer(request, lambda svc, auth: svc.get(request.match_info["id"], auth, stream=stream))
 
 
 async def delete(request: web.Request) -> web.Response:
-    return await _by_id(request, "delete")
+    return await _answer(request, lambda svc, auth: svc.delete(request.match_info["id"], auth))
+
+
+async def input_items(request: web.Request) -> web.Response:
+    """`GET /v1/responses/{id}/input_items?after=&before=&limit=&order=&include=` (the SDK sends
+    `include[]=`)."""
+    async def call(svc: ResponsesService, auth: AuthContext) -> bytes:
+        q = request.query
+        query = parse_items_query(q, [*q.getall("include", ()), *q.getall("include[]", ())])
+        return await svc.input_items(request.match_info["id"], auth, query)
+    return await _answer(request, call)
+
+
+async def cancel(request: web.Request) -> web.Response:
+    return await _answer(request, lambda svc, auth: svc.cancel(request.match_info["id"], auth))
+
+
+async def input_tokens(request: web.Request) -> web.Response:
+    async def call(svc: ResponsesService, auth: AuthContext) -> bytes:
+        return await svc.count_input_tokens(await read_json_body(request), auth)
+    return await _answer(request, call)
 
 
 async def not_supported(request: web.Request) -> web.Response:
-    """`POST /v1/responses/compact`, `/input_tokens` (the SDK's compact and input_tokens.count): a
-    404 saying so, not the 405 that `GET /v1/responses/{id}` would otherwise imply."""
+    """`POST /v1/responses/compact` (the SDK's compact) and any other POST to `/v1/responses/{id}`:
+    a 404 saying so, not the 405 that `GET /v1/responses/{id}` would otherwise imply."""
     _, rid = request[REQUEST_IDS]
     try:
         await authenticate(request)
@@ -73,8 +97,11 @@ async def not_supported(request: web.Request) -> web.Response:
 
 def add_responses_routes(app: web.Application) -> None:
     rt = app[RUNTIME]
-    app[RESPONSES] = ResponsesService(rt.chat, rt.accounts.store)
+    app[RESPONSES] = ResponsesService(rt.chat, rt.accounts.store, rt.catalog)
     app.router.add_post("/v1/responses", create)
+    app.router.add_post("/v1/responses/input_tokens", input_tokens)      # before /v1/responses/{id}
     app.router.add_get("/v1/responses/{id}", get)
     app.router.add_delete("/v1/responses/{id}", delete)
     app.router.add_post("/v1/responses/{id}", not_supported)
+    app.router.add_get("/v1/responses/{id}/input_items", input_items)
+    app.router.add_post("/v1/responses/{id}/cancel", cancel)

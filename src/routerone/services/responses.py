@@ -5,25 +5,35 @@ as a Response and, unless `store: false`, saved for the next turn and for GET/DE
 A stored response is written before its reply (or its stream's last event) goes out, so a client
 that continues the chain at once always finds it. That write is one store round trip per stored
 response; `store: false` skips it.
+
+Around a stored response (the caller's account only; any other id is a 404): GET, DELETE, its input
+items (read from the stored context, paged: wire/responses_items.py) and cancel, which is always
+OpenAI's 400 for a response that is not a background one (Router One refuses `background`).
+`count_input_tokens` counts a request as /v1/messages/count_tokens does: no upstream call, no charge.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
 
 import orjson
 
-from ..errors import NotFound, RouterOneError, UnsupportedParameter
+from ..catalog import AUTO_MODEL, Catalog
+from ..errors import NotCancellable, NotFound, PermissionDenied, RouterOneError, UnsupportedParameter
 from ..offload import run_heavy
 from ..store.base import Store, StoredResponse
+from ..tokens import count_message_tokens, load_tokenizer, tokenizer_loaded
+from ..wire.chat import ChatRequest
 from ..wire.responses import (completion_to_response, context_items, new_response_id, parse_body,
                               response_shell, responses_to_chat)
+from ..wire.responses_items import ItemsQuery, input_item_resources, item_page
 from ..wire.responses_params import responses_param
 from ..wire.responses_stream import ResponsesStreamEncoder
 from .auth import AuthContext
 from .call import Reply
-from .chat import ChatService
+from .chat import IMAGE_TOKENS, ChatService
 from .overhead import add_overhead
 
 __all__ = ["ResponsesService", "ResponsesReply"]
@@ -45,9 +55,10 @@ class ResponsesReply:
 
 
 class ResponsesService:
-    def __init__(self, chat: ChatService, store: Store) -> None:
+    def __init__(self, chat: ChatService, store: Store, catalog: Catalog) -> None:
         self.chat = chat
         self.store = store
+        self.catalog = catalog
 
     async def create(self, raw: bytes, *, auth: AuthContext, request_id: str, echo_id: str,
                      strategy_header: str | None = None, wtp_header: str | None = None) -> ResponsesReply:
@@ -96,26 +107,83 @@ class ResponsesService:
         return ResponsesReply(reply, body=out)
 
     async def _prior(self, body: dict, auth: AuthContext) -> list[dict]:
+        return orjson.loads(await self._prior_context(body, auth))
+
+    async def _prior_context(self, body: dict, auth: AuthContext) -> str:
+        """The stored context (JSON) of the `previous_response_id` chain, "[]" without one."""
         prev_id = body.get("previous_response_id")
         if not prev_id:
-            return []
+            return "[]"
         prev = await self.store.get_response(prev_id, auth.account.id)
         if prev is None:
             raise NotFound(f"Previous response with id '{prev_id}' not found.", param="previous_response_id",
                            code="previous_response_not_found")
-        return orjson.loads(prev.context)
+        return prev.context
 
     async def get(self, response_id: str, auth: AuthContext, *, stream: bool = False) -> bytes:
         if stream:         # the SDK's retrieve(stream=True) replays the events: they are not kept
             raise UnsupportedParameter("'stream' is not supported: a stored response's events are not kept; "
                                        "retrieve it without stream", param="stream")
-        stored = await self.store.get_response(response_id, auth.account.id)
-        if stored is None:
-            raise NotFound(f"Response with id '{response_id}' not found.", param="response_id")
-        return stored.body.encode()
+        return (await self._stored(response_id, auth)).body.encode()
 
     async def delete(self, response_id: str, auth: AuthContext) -> bytes:
         if not await self.store.delete_response(response_id, auth.account.id):
-            raise NotFound(f"Response with id '{response_id}' not found.", param="response_id")
+            raise _not_found(response_id)
         return orjson.dumps({"id": response_id, "object": "response.deleted", "deleted": True})
+
+    async def input_items(self, response_id: str, auth: AuthContext, query: ItemsQuery) -> bytes:
+        """One page of the response's input items (a ResponseItemList)."""
+        stored = await self._stored(response_id, auth)
+        return await run_heavy(len(stored.context), _items_page, stored, query)
+
+    async def cancel(self, response_id: str, auth: AuthContext) -> bytes:
+        """Only a background response can be cancelled and there are none: the caller's stored
+        response gets OpenAI's 400 for a synchronous one (it is left as it is), any other id a 404."""
+        await self._stored(response_id, auth)
+        raise NotCancellable()
+
+    async def count_input_tokens(self, raw: bytes, auth: AuthContext) -> bytes:
+        """`POST /v1/responses/input_tokens`: the request's text (its chain's items, instructions,
+        input and tools) counted with Router One's tokenizer plus per-message framing and a flat
+        estimate per image, as /v1/messages/count_tokens does. The model is checked (404 unknown,
+        403 not allowed for the key); a request without one counts as `auto`: the count does not
+        depend on it."""
+        body = await run_heavy(len(raw), parse_body, raw)
+        if body.get("model") is None:
+            body["model"] = AUTO_MODEL
+        context = await self._prior_context(body, auth)
+        size = len(raw) + len(context)
+        req = await run_heavy(size, _count_request, body, context)
+        if req.model != AUTO_MODEL:
+            model = self.catalog.resolve(req.model)
+            if not self.catalog.allows(auth.key.allowed_models, model.id):
+                raise PermissionDenied(f"This API key may not use the model '{model.id}'", param="model",
+                                       code="model_not_allowed")
+        if not tokenizer_loaded():
+            await asyncio.to_thread(load_tokenizer)      # ~1 s, once: never on the event loop
+        n = await run_heavy(size, _count, req)
+        return orjson.dumps({"object": "response.input_tokens", "input_tokens": n})
+
+    async def _stored(self, response_id: str, auth: AuthContext) -> StoredResponse:
+        stored = await self.store.get_response(response_id, auth.account.id)
+        if stored is None:
+            raise _not_found(response_id)
+        return stored
+
+
+def _not_found(response_id: str) -> NotFound:
+    return NotFound(f"Response with id '{response_id}' not found.", param="response_id")
+
+
+def _items_page(stored: StoredResponse, query: ItemsQuery) -> bytes:
+    n_output = len(orjson.loads(stored.body).get("output") or ())
+    return orjson.dumps(item_page(input_item_resources(stored.id, orjson.loads(stored.context), n_output), query))
+
+
+def _count_request(body: dict, context: str) -> ChatRequest:
+    return responses_to_chat(body, orjson.loads(context))
+
+
+def _count(req: ChatRequest) -> int:
+    return count_message_tokens(req.prompt_text(), len(req.messages)) + (IMAGE_TOKENS if req.has_images else 0)
 

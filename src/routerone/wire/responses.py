@@ -39,6 +39,7 @@ import orjson
 
 from ..errors import InvalidRequest, UnsupportedParameter
 from .chat import ChatRequest, raise_if_too_deep, validate_body
+from .responses_items import with_item_ids
 from .responses_params import reasoning_to_chat, refuse_unsupported
 
 __all__ = ["responses_to_chat", "request_items", "completion_to_response", "response_shell",
@@ -379,5 +380,6 @@ def completion_to_response(completion: dict, body: dict, response_id: str, creat
 
 def context_items(prior: list[dict], body: dict, resp: dict) -> list[dict]:
     """What a later `previous_response_id` turn continues from: the chain's items, this request's
-    input items, and this response's output items (instructions are not carried over)."""
-    return [*prior, *request_items(body), *resp.get("output", [])]
+    input items (each with an id: what `input_items` lists and pages on), and this response's output
+    items (instructions are not carried over)."""
+    return [*prior, *with_item_ids(request_items(body)), *resp.get("output", [])]

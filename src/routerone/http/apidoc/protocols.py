@@ -1,5 +1,6 @@
 """The other client protocols: Anthropic Messages (`/v1/messages`, `/count_tokens`), OpenAI
-Responses (`/v1/responses`, get and delete by id) and Embeddings (`/v1/embeddings`).
+Responses (`/v1/responses`, get and delete by id, input_items, cancel, input_tokens) and Embeddings
+(`/v1/embeddings`).
 
 The request schemas say what Router One itself checks (wire/messages.py, wire/responses.py,
 wire/embeddings.py, then the chat rules of wire/chat.py on the translation), no more: every other
@@ -9,6 +10,7 @@ the gateway enforces with a 400; the vendors' own specs (../shared/specs) descri
 """
 from __future__ import annotations
 
+from ...wire.responses_items import INCLUDABLE
 from .common import nullable, operation, path_parameter, ref
 
 MESSAGES_TAG = "Anthropic Messages API"
@@ -242,6 +244,23 @@ SCHEMAS = {
                                   "is response.completed, response.incomplete or response.failed)."),
     "ResponseDeleted": {"type": "object", "required": ["id", "object", "deleted"], "properties": {
         "id": _STR, "object": {"const": "response.deleted"}, "deleted": {"const": True}}},
+    "ResponseItemList": {
+        "type": "object", "required": ["object", "data", "first_id", "last_id", "has_more"],
+        "description": "OpenAI's `ResponseItemList`: the items a response was generated from (the "
+                       "previous_response_id chain's items, then its own input; not the instructions).",
+        "properties": {
+            "object": {"const": "list"},
+            "data": {"type": "array", "items": {"type": "object", "required": ["id", "type"], "properties": {
+                "id": _STR, "type": {"enum": ["message", "function_call", "function_call_output", "reasoning"]}}}},
+            "first_id": {"type": ["string", "null"]}, "last_id": {"type": ["string", "null"]},
+            "has_more": {"type": "boolean"}}},
+    "CountResponseTokensRequest": {
+        "type": "object", "required": ["input"],
+        "description": "OpenAI's `TokenCountsBody`, checked as CreateResponseRequest checks the same fields; "
+                       "without `model`, counted as `auto`.",
+        "properties": {"model": nullable(_NONEMPTY)}},
+    "ResponseInputTokens": {"type": "object", "required": ["object", "input_tokens"], "properties": {
+        "object": {"const": "response.input_tokens"}, "input_tokens": {"type": "integer", "minimum": 0}}},
     "CreateEmbeddingRequest": {
         "type": "object", "required": ["model", "input"],
         "description": "OpenAI's embeddings request; other fields are accepted and not used.",
@@ -268,8 +287,18 @@ SCHEMAS = {
                 "prompt_tokens": {"type": "integer"}, "total_tokens": {"type": "integer"}, **_USAGE_COST}}}},
 }
 
+# the input_tokens body: the CreateResponse fields it shares, checked the same way
+SCHEMAS["CountResponseTokensRequest"]["properties"].update(
+    {k: SCHEMAS["CreateResponseRequest"]["properties"][k] for k in (
+        "input", "instructions", "previous_response_id", "tools", "tool_choice", "text", "reasoning", "truncation",
+        "parallel_tool_calls", "conversation")})
+
 _CALL_ERRORS = (400, 402, 403, 404, 413, 429, 502, 503, 504)
 _ANTHROPIC = ref("AnthropicError")
+
+
+def _query(name: str, schema: dict, description: str) -> dict:
+    return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
 
 
 def _either_key(op: dict) -> dict:
@@ -312,10 +341,35 @@ PATHS = {
                             operation_id="deleteResponse",
                             parameters=[path_parameter("id", _STR, "a response id (resp_...) of the caller's account")]),
         "post": operation(
-            "Not supported: compact, input_tokens", RESPONSES_TAG, ok=None, errors=(404,), ok_description="never",
-            operation_id="responsesNotSupported", parameters=[path_parameter("id", _STR, "compact, input_tokens")],
-            description="The openai SDK's `responses.compact` and `responses.input_tokens.count`: always a 404 "
-                        "`not_supported`.")},
+            "Not supported: compact", RESPONSES_TAG, ok=None, errors=(404,), ok_description="never",
+            operation_id="responsesNotSupported", parameters=[path_parameter("id", _STR, "compact")],
+            description="The openai SDK's `responses.compact`: always a 404 `not_supported`.")},
+    "/v1/responses/{id}/input_items": {"get": operation(
+        "List a stored response's input items", RESPONSES_TAG, ok=ref("ResponseItemList"), errors=(400, 404, 503),
+        operation_id="listInputItems",
+        parameters=[path_parameter("id", _STR, "a response id (resp_...) of the caller's account"),
+                    _query("limit", {"type": "integer", "minimum": 1, "maximum": 100}, "1 to 100, default 20"),
+                    _query("order", {"enum": ["asc", "desc"]}, "desc (the default): newest first"),
+                    _query("after", _STR, "an item id: the items after it (a 400 if the list has no such id)"),
+                    _query("before", _STR, "an item id: the items just before it (a 400 if the list has no such id)"),
+                    _query("include", {"type": "array", "items": {"enum": list(INCLUDABLE)}},
+                           "OpenAI's IncludeEnum values; items are returned as stored")],
+        description="404 for an id that is unknown, deleted, not stored, or another account's.")},
+    "/v1/responses/{id}/cancel": {"post": operation(
+        "Cancel a response (never possible)", RESPONSES_TAG, ok=None, errors=(400, 404), ok_description="never",
+        operation_id="cancelResponse",
+        parameters=[path_parameter("id", _STR, "a response id (resp_...) of the caller's account")],
+        description="Only background responses can be cancelled and Router One makes none: the caller's "
+                    "stored response gets OpenAI's 400 \"Cannot cancel a synchronous response.\" (param and "
+                    "code null); any other id a 404.")},
+    "/v1/responses/input_tokens": {"post": operation(
+        "Count a response request's input tokens", RESPONSES_TAG, ok=ref("ResponseInputTokens"),
+        body=ref("CountResponseTokensRequest"), operation_id="countResponseInputTokens",
+        errors=(400, 403, 404, 413, 503),
+        description="Router One's own count (o200k tokens of the text, the previous_response_id chain, "
+                    "instructions and tools included, plus per-message framing and a flat estimate per image), "
+                    "with no upstream call and no charge. 404 for a model that is not configured or a "
+                    "previous_response_id not found; 403 for a model the key may not use.")},
     "/v1/embeddings": {"post": operation(
         "Create embeddings", RESPONSES_TAG, ok=ref("EmbeddingList"), body=ref("CreateEmbeddingRequest"),
         operation_id="createEmbedding", errors=_CALL_ERRORS,
