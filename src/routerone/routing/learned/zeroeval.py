@@ -217,7 +217,8 @@ def summary_check(src: Source, before_fixes: bool = False) -> dict[str, dict[str
     """{task: {summary model name: (our accuracy, result_dirs/<task>.summary.json's "Acc" or None)}}."""
     out: dict[str, dict[str, tuple[float, float | None]]] = {}
     for task, by_model in task_accuracies(src, before_fixes).items():
-        summary = {r.get("Model"): r.get("Acc") for r in json.loads(src.read(f"result_dirs/{task}.summary.json") or "[]")}
+        rows = json.loads(src.read(f"result_dirs/{task}.summary.json") or "[]")
+        summary = {r.get("Model"): r.get("Acc") for r in rows}
         out[task] = {}
         for stem, acc in by_model.items():
             name = summary_name(stem)
