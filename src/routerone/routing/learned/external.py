@@ -26,6 +26,9 @@ Adapters
     benchmark's own metric (`evaluation_result.score`, in [0, 1]); output tokens as reported by
     the provider; prices from `model_cost/cost.json`. Every version of each file reachable in the snapshot's history is read (newest
     first per question), because models were added and removed over time.
+  * `zeroeval`: yuchenlin/ZeroEval `result_dirs/{gsm,math-l5,crux}/<model>.json` (Apache-2.0):
+    ~40-50 models' answers, judged 0/1 as the repository's own scripts judge them (zeroeval.py);
+    prices from genai-prices for the models it knows.
 """
 from __future__ import annotations
 
@@ -297,7 +300,12 @@ def load_routerarena(src: Source) -> Prepared:
                "commercial models whose terms of use also apply"])
 
 
-ADAPTERS = {"llmrouter": load_llmrouter, "routerarena": load_routerarena}
+def load_zeroeval(src: Source) -> Prepared:
+    from .zeroeval import load_zeroeval as load     # a sibling module (judges of its own)
+    return load(src)
+
+
+ADAPTERS = {"llmrouter": load_llmrouter, "routerarena": load_routerarena, "zeroeval": load_zeroeval}
 
 
 def prepare_external(name: str, source: Path, out_dir: Path, index: OverlapIndex | None = None) -> dict:
