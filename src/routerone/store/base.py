@@ -231,8 +231,10 @@ class Store(Protocol):
     # audit
     async def record_audit(self, actor: str, action: str, target: str = "", detail: str = "") -> None:
         """Append one audit entry (who, what, when). Never pass a secret in `detail`."""
-    async def list_audit(self, limit: int = 100, *, target: str | None = None) -> list[AuditEntry]:
-        """Newest first; `target` filters on one object ("account:3")."""
+    async def list_audit(self, limit: int = 100, *, target: str | None = None,
+                         before_id: int | None = None) -> list[AuditEntry]:
+        """Newest first; `target` filters on one object ("account:3"); with `before_id`, only
+        entries older than that one (the next page)."""
 
     # health
     async def ping(self) -> None:
