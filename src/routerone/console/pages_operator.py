@@ -10,7 +10,7 @@ from aiohttp import web
 from ..errors import InvalidRequest
 from . import forms, security
 from .pages_user import activity_context
-from .paging import keyset, paginate, search_text, top_rows
+from .paging import keyset, name_matches, paginate, search_text, top_rows
 from .users import ROLES, Viewer
 from .web import BASE, Console, clip, page, path_int, render, see_other, usd
 
@@ -30,7 +30,7 @@ async def _accounts_page(request, c: Console, viewer: Viewer, *, error: str = ""
     accounts = await c.store.list_accounts()
     q = search_text(request)
     if q:
-        accounts = [a for a in accounts if q.casefold() in a.name.casefold() or q.lstrip("#") == str(a.id)]
+        accounts = [a for a in accounts if name_matches(q, a.name) or q.lstrip("#") == str(a.id)]
     sort = request.query.get("sort", "id")
     if sort in _ACCOUNT_SORTS:
         accounts.sort(key=_ACCOUNT_SORTS[sort])

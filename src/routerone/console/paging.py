@@ -11,8 +11,9 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from . import forms
+from .web import reveal, without_invisible
 
-__all__ = ["Pager", "paginate", "PER_PAGE", "top_rows", "search_text", "Keyset", "keyset"]
+__all__ = ["Pager", "paginate", "PER_PAGE", "top_rows", "search_text", "Keyset", "keyset", "name_matches"]
 
 T = TypeVar("T")
 PER_PAGE = 50
@@ -74,6 +75,14 @@ async def keyset(request: web.Request, param: str, fetch: Callable[[int, int | N
         return (f"?{query}" if query else request.path) + (f"#{anchor}" if anchor else "")
     return Keyset(rows[:per_page], href(None) if before is not None else None,
                   href(older) if older is not None else None)
+
+
+def name_matches(q: str, name: str) -> bool:
+    """A list's name filter: `q` anywhere in the name, any case, also ignoring the name's invisible
+    characters (so "admin" finds "ad\u200bmin", the lookalike an operator is looking for) or as
+    shown with them revealed (copied from a list: "ad⟨U+200B⟩min")."""
+    needle = q.casefold()
+    return any(needle in form.casefold() for form in (name, without_invisible(name), reveal(name)))
 
 
 def search_text(request: web.Request) -> str:
