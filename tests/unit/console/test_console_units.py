@@ -151,7 +151,9 @@ def test_rollup_cache_reuses_the_closed_part_only_while_its_row_count_holds(tmp_
             since, until = 80 * 3_600.0, 101 * 3_600.0
 
             async def total() -> int:
-                return sum(b.requests for b in await cache.rollup(1, since, until, 3_600, now))
+                summary = await cache.rollup(1, since, until, 3_600, now)
+                assert sum(b.requests for b in summary.by_key) == sum(b.requests for b in summary.by_time_model)
+                return sum(b.requests for b in summary.by_time_model)
             assert await total() == 6 and (cache.hits, cache.misses) == (0, 1)
             assert await total() == 6 and (cache.hits, cache.misses) == (1, 1)
             await store.insert_usage([row(20, 85 * 3_600)])          # a late row in the closed part
