@@ -85,6 +85,31 @@ async def test_usage_rollup_sums_per_bucket_model_and_key(store: Store) -> None:
     assert await store.usage_rollup(UsageQuery(account_id=3), 3_600) == []
 
 
+async def test_usage_summary_sums_per_bucket_and_model_and_per_key_in_the_database(store: Store) -> None:
+    """The Activity page's read (session 13): the same sums as usage_rollup, in two small groupings
+    (per bucket and model, per key) instead of one row per (bucket, model, key)."""
+    rows = [_row(1, account_id=1, key_id=11, model="m1", at=3_600.0 * 10 + 5),
+            _row(2, account_id=1, key_id=11, model="m1", at=3_600.0 * 10 + 3_599, status=502, cost=0),
+            _row(3, account_id=1, key_id=12, model="m2", at=3_600.0 * 10 + 100, cost=250),
+            _row(4, account_id=1, key_id=12, model="m1", at=3_600.0 * 11 + 1),
+            _row(5, account_id=2, key_id=21, model="m1", at=3_600.0 * 10 + 1, cost=999)]
+    await store.insert_usage(rows)
+    got = await store.usage_summary(UsageQuery(account_id=1), 3_600)
+    assert sorted((b.bucket_start, b.routed_model, b.key_id, b.requests, b.errors, b.prompt_tokens,
+                   b.completion_tokens, b.cost_micros) for b in got.by_time_model) == [
+        (36_000.0, "m1", 0, 2, 1, 20, 8, 100), (36_000.0, "m2", 0, 1, 0, 10, 4, 250),
+        (39_600.0, "m1", 0, 1, 0, 10, 4, 100)]
+    assert sorted((b.bucket_start, b.routed_model, b.key_id, b.requests, b.errors, b.prompt_tokens,
+                   b.completion_tokens, b.cost_micros) for b in got.by_key) == [
+        (0.0, "", 11, 2, 1, 20, 8, 100), (0.0, "", 12, 2, 0, 20, 8, 350)]
+    gateway = await store.usage_summary(UsageQuery(since=36_000.0, until=39_600.0), 86_400)
+    assert [(b.bucket_start, b.routed_model, b.requests, b.cost_micros) for b in sorted(
+        gateway.by_time_model, key=lambda b: b.routed_model)] == [(0.0, "m1", 3, 1_099), (0.0, "m2", 1, 250)]
+    assert sorted((b.key_id, b.requests) for b in gateway.by_key) == [(11, 2), (12, 1), (21, 1)]
+    empty = await store.usage_summary(UsageQuery(account_id=3), 3_600)
+    assert (empty.by_time_model, empty.by_key) == ([], [])
+
+
 async def test_usage_log_filters_and_pages_newest_first(store: Store) -> None:
     rows = [_row(i, account_id=1 + i % 2, key_id=10 + i % 3, model=("m1", "m2")[i % 2], at=1_000.0 + i,
                  status=(200, 429, 502, 200)[i % 4]) for i in range(20)]

@@ -159,6 +159,18 @@ async def test_audit_log_is_append_only_newest_first(store: Store) -> None:
     assert [e.action for e in await store.list_audit(target="account:2")] == ["account.credit", "account.create"]
 
 
+async def test_audit_pages_back_by_id_within_a_target(store: Store) -> None:
+    """`before_id`: entries older than that one (an account's console page, 50 a page, to the first)."""
+    for i in range(7):
+        await store.record_audit("cli", f"step.{i}", "account:2" if i % 2 == 0 else "account:3")
+    newest = await store.list_audit(2, target="account:2")
+    assert [e.action for e in newest] == ["step.6", "step.4"]
+    older = await store.list_audit(2, target="account:2", before_id=newest[-1].id)
+    assert [e.action for e in older] == ["step.2", "step.0"]
+    assert await store.list_audit(2, target="account:2", before_id=older[-1].id) == []
+    assert [e.action for e in await store.list_audit(3, before_id=newest[0].id)] == ["step.5", "step.4", "step.3"]
+
+
 async def test_debit_beyond_available_is_rejected(store: Store) -> None:
     acc = await _account(store, 100)
     key = await _key(store, acc)

@@ -29,6 +29,7 @@ async def test_lookups_by_a_nul_bearing_string_find_nothing(store: Store) -> Non
     page = await store.query_usage(UsageQuery(model=NUL))
     assert page.records == [] and page.totals.requests == 0
     assert await store.usage_rollup(UsageQuery(model=NUL), 3600) == []
+    assert (await store.usage_summary(UsageQuery(model=NUL), 3600)).rows == 0
     assert await store.usage_log(UsageLogQuery(model=NUL)) == []
     assert await store.usage_count(UsageQuery(model=NUL)) == 0
     # ... and what is there is still found

@@ -1,12 +1,13 @@
 """Activity: usage rolled up per hour or day into chart series, per-model and per-key tables and
-totals. Pure functions over the store's `usage_rollup` rows."""
+totals. Pure functions over the store's `usage_summary` rows (summed per bucket and model, and per
+key, in the database)."""
 from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
-from ..store.base import UsageBucket, UsageQuery
+from ..store.base import UsageBucket, UsageQuery, UsageSummary
 
 __all__ = ["RANGES", "Activity", "build_activity", "pick_range", "RollupCache"]
 
@@ -66,7 +67,9 @@ def pick_range(name: str | None, by: str | None, now: float) -> tuple[str, float
 
 
 def build_activity(buckets: Iterable[UsageBucket], *, since: float, until: float, bucket_s: int,
-                   key_names: Mapping[int, str]) -> Activity:
+                   key_names: Mapping[int, str], key_buckets: Iterable[UsageBucket] | None = None) -> Activity:
+    """Series, by-model rows and totals from `buckets`; by-key rows from `key_buckets` when given
+    (usage_summary's per-key sums), else from `buckets` (usage_rollup's rows)."""
     act = Activity(bucket_s)
     first = since // bucket_s * bucket_s
     slots = int((until - first) // bucket_s)
@@ -81,8 +84,11 @@ def build_activity(buckets: Iterable[UsageBucket], *, since: float, until: float
             reqs[i] += b.requests
             toks[i] += b.prompt_tokens + b.completion_tokens
         models.setdefault(b.routed_model, Row(b.routed_model)).add(b)
-        keys.setdefault(b.key_id, Row(key_names.get(b.key_id) or f"key {b.key_id}")).add(b)
+        if key_buckets is None:
+            keys.setdefault(b.key_id, Row(key_names.get(b.key_id) or f"key {b.key_id}")).add(b)
         act.totals.add(b)
+    for b in key_buckets or ():
+        keys.setdefault(b.key_id, Row(key_names.get(b.key_id) or f"key {b.key_id}")).add(b)
     act.cost_usd = [c / 1e6 for c in cost]
     act.requests, act.tokens = reqs, toks
     act.by_model = sorted(models.values(), key=lambda r: (-r.cost_micros, -r.requests, r.name))
@@ -91,7 +97,7 @@ def build_activity(buckets: Iterable[UsageBucket], *, since: float, until: float
 
 
 class RollupCache:
-    """The Activity page's roll-up, with its closed part remembered.
+    """The Activity page's sums (Store.usage_summary), with its closed part remembered.
 
     A range [since, until) splits at `closed_until` (a bucket boundary at least `lag_s` in the past):
     the open part is always read live; the closed part's roll-up is kept (in a small LRU, in this
@@ -106,13 +112,13 @@ class RollupCache:
         self.lag_s = lag_s
         self.max_entries = max_entries
         self.max_rows = max_rows
-        self._entries: "OrderedDict[tuple, tuple[int, list[UsageBucket]]]" = OrderedDict()
+        self._entries: "OrderedDict[tuple, tuple[int, UsageSummary]]" = OrderedDict()
         self.hits = self.misses = 0
 
     async def rollup(self, account_id: int | None, since: float, until: float, bucket_s: int,
-                     now: float) -> list[UsageBucket]:
+                     now: float) -> UsageSummary:
         closed_until = max(since, min(until, (now - self.lag_s) // bucket_s * bucket_s))
-        out: list[UsageBucket] = []
+        out = UsageSummary()
         if closed_until > since:
             closed = UsageQuery(account_id=account_id, since=since, until=closed_until)
             key = (account_id, bucket_s, since, closed_until)
@@ -124,13 +130,13 @@ class RollupCache:
                 out.extend(hit[1])
             else:
                 self.misses += 1
-                rows = await self.store.usage_rollup(closed, bucket_s)
-                if len(rows) <= self.max_rows:
+                rows = await self.store.usage_summary(closed, bucket_s)
+                if rows.rows <= self.max_rows:
                     self._entries[key] = (count, rows)
                     while len(self._entries) > self.max_entries:
                         self._entries.popitem(last=False)
                 out.extend(rows)
         if until > closed_until:
-            out.extend(await self.store.usage_rollup(
+            out.extend(await self.store.usage_summary(
                 UsageQuery(account_id=account_id, since=closed_until, until=until), bucket_s))
         return out

@@ -10,7 +10,7 @@ from aiohttp import web
 from ..errors import InvalidRequest
 from . import forms, security
 from .pages_user import activity_context
-from .paging import paginate, search_text, top_rows
+from .paging import keyset, name_matches, paginate, search_text, top_rows
 from .users import ROLES, Viewer
 from .web import BASE, Console, clip, page, path_int, render, see_other, usd
 
@@ -30,7 +30,7 @@ async def _accounts_page(request, c: Console, viewer: Viewer, *, error: str = ""
     accounts = await c.store.list_accounts()
     q = search_text(request)
     if q:
-        accounts = [a for a in accounts if q.casefold() in a.name.casefold() or q.lstrip("#") == str(a.id)]
+        accounts = [a for a in accounts if name_matches(q, a.name) or q.lstrip("#") == str(a.id)]
     sort = request.query.get("sort", "id")
     if sort in _ACCOUNT_SORTS:
         accounts.sort(key=_ACCOUNT_SORTS[sort])
@@ -84,11 +84,15 @@ async def _account_page(request, c: Console, viewer: Viewer, account_id: int, *,
     acc = await c.accounts.account(account_id)
     users, more_users = top_rows(await c.store.list_console_users(account_id))
     keys, more_keys = top_rows((await c.store.list_keys(account_id))[::-1])       # the newest 50
+    # the ledger and the audit entries 50 a page, newest first, each with its own Older link
+    ledger = await keyset(request, "ledger_before", anchor="ledger",
+                          fetch=lambda n, before: c.store.ledger(account_id, n, before_id=before))
+    audit = await keyset(request, "audit_before", anchor="audit", fetch=lambda n, before: c.store.list_audit(
+        n, target=f"account:{account_id}", before_id=before))
     return render(request, "op_account.html", status=status, viewer=viewer, account=acc,
                   users=users, more_users=more_users, keys=keys, more_keys=more_keys,
-                  ledger=await c.store.ledger(account_id, 50), error=error, new_user=new_user,
-                  new_password=new_password, roles=ROLES,
-                  audit=await c.store.list_audit(20, target=f"account:{account_id}"))
+                  ledger=ledger, error=error, new_user=new_user,
+                  new_password=new_password, roles=ROLES, audit=audit)
 
 
 @page("operator")

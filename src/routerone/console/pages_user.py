@@ -177,9 +177,9 @@ async def activity_context(request: web.Request, c: Console, account_id: int | N
     t = now()
     range_name, since, until, bucket_s = pick_range(request.query.get("range"), request.query.get("by"), t)
     assert c.activity_cache is not None
-    buckets = await c.activity_cache.rollup(account_id, since, until, bucket_s, t)
-    act = build_activity(buckets, since=since, until=until, bucket_s=bucket_s,
-                         key_names=await _key_names(c, account_id))
+    summary = await c.activity_cache.rollup(account_id, since, until, bucket_s, t)
+    act = build_activity(summary.by_time_model, since=since, until=until, bucket_s=bucket_s,
+                         key_names=await _key_names(c, account_id), key_buckets=summary.by_key)
     act.by_model, more_models = top_rows(act.by_model)       # the biggest 50 (totals count them all)
     act.by_key, more_keys = top_rows(act.by_key)
     return {"act": act, "chart": act.chart_data(), "range": range_name,

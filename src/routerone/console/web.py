@@ -30,7 +30,8 @@ from .forms import read_form
 from .users import ConsoleUsers, Viewer
 
 __all__ = ["Console", "CONSOLE", "page", "render", "see_other", "COOKIE", "usd", "usd_decimal", "when",
-           "path_int", "add_security_headers", "clip", "isolate"]
+           "path_int", "add_security_headers", "clip", "isolate", "reveal",
+           "without_invisible"]
 
 COOKIE = "ro_console"
 LOGIN_CSRF_COOKIE = "ro_console_login"
@@ -95,12 +96,55 @@ def isolate(text: str) -> str:
     return text
 
 
-def clip(text: object, max_chars: int = 100) -> str:
-    """Stored text shortened for display ("NNNN…") and isolated (see isolate): a name the store
-    holds may be longer than the 200 characters the admin API and console accept (an older
-    version, SQL), and a list must not carry 100,000 of them. Detail pages show the full value."""
+# Characters that show nothing (or nothing but a change of direction): zero-width spaces and
+# joiners, bidi marks and controls, word joiner and invisible operators, BOM, soft hyphen, tag
+# characters, variation selectors, fillers (Hangul, Khmer, Mongolian) and the grapheme joiner.
+_INVISIBLE = re.compile("[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f"
+                        "\u202a-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff9-\ufffb"
+                        "\U0001d173-\U0001d17a\U000e0000-\U000e007f\U000e0100-\U000e01ef]")
+_MARK_OPEN, _MARK_CLOSE = "\u27e8", "\u27e9"          # ⟨U+200B⟩
+
+
+def _marker(m: re.Match) -> str:
+    ch, s, i = m.group(), m.string, m.start()
+    before = s[i - 1] if i else ""
+    after = s[i + 1] if i + 1 < len(s) else ""
+    # emoji keep theirs: a presentation selector after a symbol ("❤️"), a joiner between two ("👨‍👩‍👧")
+    if ch in "\ufe0e\ufe0f" and before and unicodedata.category(before) == "So":
+        return ch
+    if (ch == "\u200d" and after and unicodedata.category(after) == "So"
+            and before and (before == "\ufe0f" or unicodedata.category(before) in ("So", "Sk"))):
+        return ch
+    return f"{_MARK_OPEN}U+{ord(ch):04X}{_MARK_CLOSE}"
+
+
+def reveal(text: object) -> str:
+    """Stored text with each invisible character shown as a marker, "ad⟨U+200B⟩min": otherwise a
+    lookalike name ("admin" and "ad\u200bmin", a key, an account, a console user's email) cannot
+    be told from the real one in a list. Text, not markup: templates escape it as any other."""
     text = "" if text is None else str(text)
-    return isolate(text if len(text) <= max_chars else text[:max_chars - 1] + "…")
+    return _INVISIBLE.sub(_marker, text)
+
+
+def without_invisible(text: str) -> str:
+    """The text with its invisible characters (those reveal marks) left out."""
+    return _INVISIBLE.sub("", text)
+
+
+def clip(text: object, max_chars: int = 100) -> str:
+    """Stored text with its invisible characters revealed (see reveal), shortened for display
+    ("NNNN…", never cutting a marker in half) and isolated (see isolate): a name the store holds
+    may be longer than the 200 characters the admin API and console accept (an older version,
+    SQL), and a list must not carry 100,000 of them. Detail pages show the full value."""
+    text = "" if text is None else str(text)
+    shown = reveal(text[:max_chars + 1])       # a character is at least one shown character
+    if len(shown) > max_chars:
+        shown = shown[:max_chars - 1]
+        opened = shown.rfind(_MARK_OPEN)
+        if opened > shown.rfind(_MARK_CLOSE):     # cut inside a marker: cut before it
+            shown = shown[:opened]
+        shown += "…"
+    return isolate(shown)
 
 
 def when(ts: float | None) -> str:
@@ -116,6 +160,7 @@ def make_templates() -> jinja2.Environment:
     env.filters["usd"] = usd
     env.filters["when"] = when
     env.filters["clip"] = clip
+    env.filters["reveal"] = reveal
     env.filters["num"] = lambda n: "—" if n is None else f"{n:,}"
     env.filters["ms"] = lambda v: "—" if v is None else f"{v:,.0f} ms"
     env.globals["base"] = BASE

@@ -231,8 +231,10 @@ class Store(Protocol):
     # audit
     async def record_audit(self, actor: str, action: str, target: str = "", detail: str = "") -> None:
         """Append one audit entry (who, what, when). Never pass a secret in `detail`."""
-    async def list_audit(self, limit: int = 100, *, target: str | None = None) -> list[AuditEntry]:
-        """Newest first; `target` filters on one object ("account:3")."""
+    async def list_audit(self, limit: int = 100, *, target: str | None = None,
+                         before_id: int | None = None) -> list[AuditEntry]:
+        """Newest first; `target` filters on one object ("account:3"); with `before_id`, only
+        entries older than that one (the next page)."""
 
     # health
     async def ping(self) -> None:
@@ -271,6 +273,10 @@ class Store(Protocol):
         """Delete sessions matching any given criterion; returns how many."""
     async def usage_rollup(self, q: UsageQuery, bucket_s: int) -> "list[UsageBucket]":
         """Usage summed per (time bucket, routed model, key) over q's filters (q.limit is ignored)."""
+    async def usage_summary(self, q: UsageQuery, bucket_s: int) -> "UsageSummary":
+        """usage_rollup's sums in two smaller groupings, read in one snapshot: per (time bucket,
+        routed model), key_id 0, and per key, bucket_start 0.0 and routed_model "" (what the
+        Activity page shows: ~1,000 rows for 100k usage rows, not one per bucket, model and key)."""
     async def usage_log(self, q: "UsageLogQuery") -> list[UsageRecord]:
         """One page of usage rows, newest first, filtered as q says."""
     async def key_last_used(self, account_id: int | None = None) -> dict[int, float]:
@@ -332,6 +338,21 @@ class UsageBucket:
     cost_micros: int
 
 
+@dataclass(slots=True)
+class UsageSummary:
+    """Store.usage_summary: usage summed per (time bucket, routed model) and per key."""
+    by_time_model: list[UsageBucket] = field(default_factory=list)
+    by_key: list[UsageBucket] = field(default_factory=list)
+
+    @property
+    def rows(self) -> int:
+        return len(self.by_time_model) + len(self.by_key)
+
+    def extend(self, other: "UsageSummary") -> None:
+        self.by_time_model.extend(other.by_time_model)
+        self.by_key.extend(other.by_key)
+
+
 @dataclass(frozen=True, slots=True)
 class UsageLogQuery:
     account_id: int | None = None
@@ -344,4 +365,4 @@ class UsageLogQuery:
     offset: int = 0
 
 
-__all__ += ["ConsoleUser", "ConsoleSession", "UsageBucket", "UsageLogQuery"]
+__all__ += ["ConsoleUser", "ConsoleSession", "UsageBucket", "UsageLogQuery", "UsageSummary"]

@@ -12,7 +12,7 @@ from typing import Awaitable, Callable
 import asyncpg
 
 from . import console_sql, rows
-from .base import ConsoleSession, ConsoleUser, UsageBucket, UsageLogQuery, UsageQuery, UsageRecord
+from .base import ConsoleSession, ConsoleUser, UsageBucket, UsageLogQuery, UsageQuery, UsageRecord, UsageSummary
 from .text import has_nul, refuse_nul
 
 __all__ = ["PostgresConsoleMixin"]
@@ -95,6 +95,16 @@ class PostgresConsoleMixin:
             return []
         sql, args = console_sql.rollup_sql(q, bucket_s, postgres=True)
         return [console_sql.bucket(r) for r in await (await self._db()).fetch(console_sql.numbered(sql), *args)]
+
+    async def usage_summary(self, q: UsageQuery, bucket_s: int) -> UsageSummary:
+        if has_nul(q.model):
+            return UsageSummary()
+        (by_time_sql, by_time_args), (by_key_sql, by_key_args) = console_sql.summary_sql(q, bucket_s, postgres=True)
+        async with (await self._db()).acquire() as conn:
+            async with conn.transaction(isolation="repeatable_read", readonly=True):     # one snapshot
+                by_time = await conn.fetch(console_sql.numbered(by_time_sql), *by_time_args)
+                by_key = await conn.fetch(console_sql.numbered(by_key_sql), *by_key_args)
+        return UsageSummary([console_sql.bucket(r) for r in by_time], [console_sql.bucket(r) for r in by_key])
 
     async def usage_log(self, q: UsageLogQuery) -> list[UsageRecord]:
         if has_nul(q.model, q.status):

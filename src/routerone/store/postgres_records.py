@@ -25,12 +25,15 @@ class PostgresRecordsMixin:
             "INSERT INTO audit_log (created_at, actor, action, target, detail) VALUES ($1, $2, $3, $4, $5)",
             time.time(), actor, action, target, detail)
 
-    async def list_audit(self, limit: int = 100, *, target: str | None = None) -> list[AuditEntry]:
+    async def list_audit(self, limit: int = 100, *, target: str | None = None,
+                         before_id: int | None = None) -> list[AuditEntry]:
         if has_nul(target):
             return []
-        where, args = ("WHERE target = $2", (target,)) if target is not None else ("", ())
+        where, args = ("AND target = $3", (target,)) if target is not None else ("", ())
+        before = rows.MAX_ROW_ID if before_id is None else before_id
         rs = await (await self._db()).fetch(
-            f"SELECT {rows.AUDIT_COLS} FROM audit_log {where} ORDER BY id DESC LIMIT $1", limit, *args)
+            f"SELECT {rows.AUDIT_COLS} FROM audit_log WHERE id < $2 {where} ORDER BY id DESC LIMIT $1",
+            limit, before, *args)
         return [rows.audit_entry(r) for r in rs]
 
     async def put_response(self, r: StoredResponse) -> None:

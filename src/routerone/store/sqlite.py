@@ -236,10 +236,13 @@ class SQLiteStore(SQLiteEngine, SQLiteConsoleMixin):
             "INSERT INTO audit_log (created_at, actor, action, target, detail) VALUES (?, ?, ?, ?, ?)",
             (time.time(), actor, action, target, detail)))
 
-    async def list_audit(self, limit: int = 100, *, target: str | None = None) -> list[AuditEntry]:
-        where, args = ("WHERE target = ?", (target,)) if target is not None else ("", ())
+    async def list_audit(self, limit: int = 100, *, target: str | None = None,
+                         before_id: int | None = None) -> list[AuditEntry]:
+        where, args = ("AND target = ?", (target,)) if target is not None else ("", ())
+        before = rows.MAX_ROW_ID if before_id is None else before_id
         return await self._run(lambda db: [rows.audit_entry(r) for r in db.execute(
-            f"SELECT {rows.AUDIT_COLS} FROM audit_log {where} ORDER BY id DESC LIMIT ?", (*args, limit))])
+            f"SELECT {rows.AUDIT_COLS} FROM audit_log WHERE id < ? {where} ORDER BY id DESC LIMIT ?",
+            (before, *args, limit))])
 
 
     # -- health ---------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import time
 from typing import Any, Awaitable, Callable, TypeVar
 
 from . import console_sql, rows
-from .base import ConsoleSession, ConsoleUser, UsageBucket, UsageLogQuery, UsageQuery, UsageRecord
+from .base import ConsoleSession, ConsoleUser, UsageBucket, UsageLogQuery, UsageQuery, UsageRecord, UsageSummary
 
 __all__ = ["SQLiteConsoleMixin"]
 T = TypeVar("T")
@@ -96,6 +96,21 @@ class SQLiteConsoleMixin:
     async def usage_rollup(self, q: UsageQuery, bucket_s: int) -> list[UsageBucket]:
         sql, args = console_sql.rollup_sql(q, bucket_s, postgres=False)
         return await self._console_read(lambda db: [console_sql.bucket(r) for r in db.execute(sql, args)])
+
+    async def usage_summary(self, q: UsageQuery, bucket_s: int) -> UsageSummary:
+        (by_time_sql, by_time_args), (by_key_sql, by_key_args) = console_sql.summary_sql(q, bucket_s, postgres=False)
+
+        def fn(db: sqlite3.Connection) -> UsageSummary:
+            began = not db.in_transaction
+            if began:
+                db.execute("BEGIN")            # one snapshot for both reads (WAL)
+            try:
+                return UsageSummary([console_sql.bucket(r) for r in db.execute(by_time_sql, by_time_args)],
+                                    [console_sql.bucket(r) for r in db.execute(by_key_sql, by_key_args)])
+            finally:
+                if began:
+                    db.execute("COMMIT")
+        return await self._console_read(fn)
 
     async def usage_log(self, q: UsageLogQuery) -> list[UsageRecord]:
         sql, args = console_sql.log_sql(q)

@@ -6,6 +6,7 @@ test_next_survives_sign_in_for_a_console_page, which checks the next= fix keeps 
 from __future__ import annotations
 
 import re
+import time
 
 import httpx2
 import pytest
@@ -189,6 +190,36 @@ def test_the_sign_in_throttle_counts_an_ipv6_clients_whole_64(gateway) -> None:
     sprayed passwords over every user without limit by changing address each time."""
     attackers = [f"2001:db8:1:2::{i:x}" for i in range(1, 31)]
     _thirty_failures_then(_behind_a_proxy(gateway), attackers, "2001:db8:1:2:ffff::1", "2001:db8:9:9::1")
+
+
+def test_one_email_guessed_from_many_addresses_is_locked_then_unlocked(gateway) -> None:
+    """Session 13's check of the per-email lockout: five wrong passwords for one email, each from
+    another client address (behind a proxy: X-Forwarded-For, which this gateway trusts), lock that
+    email: its right password from a new address is refused (429, Retry-After) while other emails
+    still sign in from the same addresses; once the window has passed, the right password works.
+    The window is shortened for the test (the gateway's own throttle, 15 s instead of 15 minutes)."""
+    gw = _behind_a_proxy(gateway)
+    users = gw.app[CONSOLE].users
+    users.by_email = security.Throttle(max_failures=5, window_s=15.0)
+    other = "other@example.com"
+    gw.call(users.create(other, "other-password-1", account_id=gw.admin("GET", "/admin/accounts")["data"][0]["id"]))
+    with httpx2.Client(base_url=gw.url + "/console", timeout=30) as http:
+        csrf = CSRF.search(http.get("/login").text).group(1)
+
+        def attempt(ip: str, email: str, password: str) -> httpx2.Response:
+            http.cookies.clear()
+            http.cookies.set("ro_console_login", csrf, path="/console")
+            return http.post("/login", headers={"X-Forwarded-For": ip},
+                             data={"csrf": csrf, "email": email, "password": password})
+        for i in range(5):
+            assert attempt(f"203.0.113.{i + 1}", OPERATOR_EMAIL, f"guess-{i}").status_code == 401, i
+        locked = attempt("198.51.100.77", OPERATOR_EMAIL, OPERATOR_PASSWORD)
+        assert locked.status_code == 429 and "Too many failed sign-ins" in locked.text
+        wait_s = int(locked.headers["retry-after"])
+        assert 0 < wait_s <= 16 and "ro_console=" not in locked.headers.get("set-cookie", "")
+        assert attempt("203.0.113.1", other, "other-password-1").status_code == 303    # only that email
+        time.sleep(wait_s)
+        assert attempt("198.51.100.78", OPERATOR_EMAIL, OPERATOR_PASSWORD).status_code == 303
 
 
 @pytest.mark.parametrize("raw", ["٠.٥", "0_1", "1e-1", "nan", "-0", "0.5.5", " ", "1" * 40])

@@ -1,5 +1,6 @@
 """Console pieces without a browser: sign-in throttling in bounded memory, password hashing,
-activity roll-ups, form parsing, and the `routerone console-user create` command."""
+activity roll-ups, form parsing, invisible characters in names, and the `routerone console-user
+create` command."""
 from __future__ import annotations
 
 import asyncio
@@ -10,6 +11,8 @@ from routerone.cli import main
 from routerone.console import security
 from routerone.console.activity import build_activity, pick_range
 from routerone.console import forms
+from routerone.console.paging import name_matches
+from routerone.console.web import clip, make_templates
 from routerone.errors import InvalidRequest
 from routerone.store.base import UsageBucket
 from routerone.store.sqlite import SQLiteStore
@@ -148,7 +151,9 @@ def test_rollup_cache_reuses_the_closed_part_only_while_its_row_count_holds(tmp_
             since, until = 80 * 3_600.0, 101 * 3_600.0
 
             async def total() -> int:
-                return sum(b.requests for b in await cache.rollup(1, since, until, 3_600, now))
+                summary = await cache.rollup(1, since, until, 3_600, now)
+                assert sum(b.requests for b in summary.by_key) == sum(b.requests for b in summary.by_time_model)
+                return sum(b.requests for b in summary.by_time_model)
             assert await total() == 6 and (cache.hits, cache.misses) == (0, 1)
             assert await total() == 6 and (cache.hits, cache.misses) == (1, 1)
             await store.insert_usage([row(20, 85 * 3_600)])          # a late row in the closed part
@@ -158,3 +163,37 @@ def test_rollup_cache_reuses_the_closed_part_only_while_its_row_count_holds(tmp_
         finally:
             await store.close()
     asyncio.run(run())
+
+
+INVISIBLE = ["\u200b", "\u200c", "\u200d", "\u200e", "\u200f", "\u2060", "\u2061", "\u2062", "\u2063",
+             "\u2064", "\ufeff", "\u00ad", "\U000e0001", "\U000e0041", "\U000e007f", "\ufe00", "\ufe0f",
+             "\U000e0100", "\U000e01ef", "\u202e", "\u2066", "\u115f", "\u3164", "\u034f", "\u180e"]
+
+
+@pytest.mark.parametrize("ch", INVISIBLE, ids=[f"U+{ord(c):04X}" for c in INVISIBLE])
+def test_an_invisible_character_in_a_name_is_shown_as_a_marker(ch) -> None:
+    """`admin` and `ad<U+200B>min` (or a tag character, a variation selector, a soft hyphen) read
+    the same in every list: a lookalike account, key or console user. They are shown as markers."""
+    marker = f"\u27e8U+{ord(ch):04X}\u27e9"
+    assert clip("ad" + ch + "min") == f"ad{marker}min" != clip("admin") == "admin"
+    env = make_templates()                          # the markers are text: still escaped
+    html = env.from_string("{{ name | clip }}|{{ name | reveal }}").render(name="<b>" + ch + "</b>")
+    assert html == f"&lt;b&gt;{marker}&lt;/b&gt;|&lt;b&gt;{marker}&lt;/b&gt;"
+
+
+def test_names_with_markers_are_clipped_whole_and_emoji_keep_their_joiners() -> None:
+    shown = clip("\u200b" * 50, 100)                 # 50 invisible characters: 450 shown, clipped to 100
+    assert len(shown) <= 100 and shown.endswith("\u27e9…") and shown.count("\u27e8") == shown.count("\u27e9")
+    assert clip("x" * 99 + "\u200b") == "x" * 99 + "…"        # a marker is never cut in half
+    assert clip("heart \u2764\ufe0f") == "heart \u2764\ufe0f"     # an emoji's presentation selector
+    family = "\U0001f468\u200d\U0001f469\u200d\U0001f467"
+    assert clip(family) == family and clip("a\u200d\U0001f469") == "a\u27e8U+200D\u27e9\U0001f469"
+    assert clip("\u05e9\u05dc\u05d5\u05dd\u200f") == "\u2068\u05e9\u05dc\u05d5\u05dd\u27e8U+200F\u27e9\u2069"  # still isolated
+
+
+def test_a_name_search_finds_names_with_invisible_characters() -> None:
+    """Searching `admin` finds `ad<U+200B>min` too (the lookalike is what an operator looks for),
+    and so does the name as shown, copied from a list."""
+    assert name_matches("admin", "ad\u200bmin") and name_matches("ADMIN", "Admin")
+    assert name_matches("ad\u27e8U+200B\u27e9min", "ad\u200bmin") and name_matches("ad\u200bmin", "ad\u200bmin")
+    assert not name_matches("admin", "adm1n")
