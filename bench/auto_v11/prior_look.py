@@ -49,7 +49,7 @@ import numpy as np
 from routerone.routing.learned.leaderboard import OPEN_BOARD_PATH, Leaderboard
 
 SETS = ("llmrouter", "zeroeval", "routerarena")
-META = {"prompt", "task", "overlaps", "prompt_tokens_o200k", "fold"}
+META = {"prompt", "task", "overlaps", "prompt_tokens_o200k", "fold", "question_id"}
 SCORES = ("arena", "mmlu", "v2avg", "mmlupro", "z_ar_mm")
 MIN_MODELS = 4
 RESAMPLES = 1000
@@ -178,24 +178,29 @@ def spearman(score: np.ndarray, means: np.ndarray) -> np.ndarray:
         return (b @ a) / den
 
 
-def look(name: str, models: list[str], rows: list[dict], scores: dict[str, dict[str, float]], rng) -> dict:
-    """One task (or a whole set): correlations, intervals, top-1."""
-    have = [m for m in models if all(k in scores.get(m, {}) for k in SCORES[:-1])]
+def look(name: str, models: list[str], rows: list[dict], scores: dict[str, dict[str, float]], rng,
+         need: tuple[str, ...] = SCORES[:-1]) -> dict:
+    """One task (or a whole set): correlations, intervals, top-1, over the models with every score in `need`."""
+    have = [m for m in models if all(k in scores.get(m, {}) for k in need)]
     have = [m for m in have if any(_num(r.get(m)) is not None for r in rows)]
+    res = {"task": name, "n_prompts": 0, "models": have}
+    if len(have) < MIN_MODELS:
+        return res
     q = [[_num(r.get(m)) for m in have] for r in rows]
     q = np.array([v for v in q if all(x is not None for x in v)], dtype=float).reshape(-1, len(have))
-    res = {"task": name, "n_prompts": int(q.shape[0]), "models": have}
-    if len(have) < MIN_MODELS or q.shape[0] == 0:
+    res["n_prompts"] = int(q.shape[0])
+    if q.shape[0] == 0:
         return res
-    sv = {k: np.array([scores[m][k] for m in have], dtype=float) for k in SCORES[:-1]}
+    sv = {k: np.array([scores[m][k] for m in have], dtype=float) for k in need}
     z = lambda v: (v - v.mean()) / (v.std() or 1.0)  # noqa: E731
-    sv["z_ar_mm"] = (z(sv["arena"]) + z(sv["mmlu"])) / 2
+    if "mmlu" in need:
+        sv["z_ar_mm"] = (z(sv["arena"]) + z(sv["mmlu"])) / 2
     means = q.mean(axis=0)
     n = q.shape[0]
     w = rng.multinomial(n, np.full(n, 1.0 / n), size=RESAMPLES).astype(float)
     boot = (w @ q) / n
     res["realised"] = dict(zip(have, means.round(4).tolist()))
-    for k in SCORES:
+    for k in sv:
         point = float(spearman(sv[k], means[None, :])[0])
         b = spearman(sv[k], boot)
         res[k] = (point, *np.nanpercentile(b, [2.5, 97.5]).tolist())
@@ -265,6 +270,39 @@ def main(root: Path, v1_path: Path) -> None:
     print("\nTop-1 share (tasks with >= 4 compared models): "
           + "; ".join(f"{s}: " + ", ".join(f"{k} {above[s]['_top1'][k]}/{above[s]['_counted']}" for k in SCORES)
                       for s in above if above[s].get("_counted")))
+
+    pairwise(scores, np.random.default_rng(1))
+
+
+def pairwise(scores: dict[str, dict[str, float]], rng) -> None:
+    """ADDED AFTER THE FIRST RUN, not part of the declared rule: each second score against arena over
+    the models that have both (more models per task than "every score"; a different model set per score)."""
+    print("\n## Added after the first run (not the rule): each score vs arena, models with both\n")
+    print("| set | task | score | models | prompts | arena | score | score - arena 95% | top-1 arena/score |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    tally: dict[tuple[str, str], list[int]] = {}
+    for s in SETS:
+        if s not in _TABLES:
+            continue
+        models, rows = _TABLES[s]
+        tasks = sorted({r["task"] for r in rows})
+        for k in ("mmlu", "v2avg", "mmlupro"):
+            t_above = tally.setdefault((s, k), [0, 0, len(tasks)])
+            for t in tasks + ["(whole set)"]:
+                sub = rows if t == "(whole set)" else [r for r in rows if r["task"] == t]
+                res = look(t, models, sub, scores, rng, need=("arena", k))
+                if "arena" not in res:
+                    if t == "(whole set)":
+                        print(f"| {s} | all tasks | {k} | {len(res['models'])} (n<{MIN_MODELS}) | | | | | |")
+                    continue
+                d = res[k + "-arena"]
+                print(f"| {s} | {t} | {k} | {len(res['models'])} | {res['n_prompts']} | {fmt(res['arena'])} | "
+                      f"{fmt(res[k])} | [{d[0]:+.2f}, {d[1]:+.2f}] | {int(res['top1_arena'])}/{int(res['top1_' + k])} |")
+                if t != "(whole set)":
+                    t_above[0] += int(res[k][0] > res["arena"][0])
+                    t_above[1] += 1
+    print("\nTasks where the score's point correlation is above arena's / tasks with >= 4 models / all tasks: "
+          + "; ".join(f"{s} {k} {a}/{c}/{n}" for (s, k), (a, c, n) in tally.items()))
 
 
 if __name__ == "__main__":
