@@ -33,7 +33,7 @@ Rule fixed in advance: a score is "worth a candidate" only if its point correlat
 arena's on a majority (> half) of ALL tasks of a set (n<4 tasks count as not above), in at least two of
 the three sets, counting only models with every score. Anything else: not worth a candidate.
 
-Run: PYTHONPATH=src .venv/bin/python bench/auto_v11/prior_look.py DIR HF_V1_CSV > OUT
+Run: PYTHONPATH=src .venv/bin/python bench/auto_v11/prior_look.py DIR HF_V1_CSV [REDUX_JSON] > OUT
   (DIR holds the prepared sets as DIR/<set>/all.csv; HF_V1_CSV = `git show
   528598214f8f7a42d2259acec7a612c80b82da46:csv/huggingface_v1.csv` of the fetched snapshot.)
 """
@@ -271,12 +271,44 @@ def main(root: Path, v1_path: Path) -> None:
           + "; ".join(f"{s}: " + ", ".join(f"{k} {above[s]['_top1'][k]}/{above[s]['_counted']}" for k in SCORES)
                       for s in above if above[s].get("_counted")))
 
-    pairwise(scores, np.random.default_rng(1))
+    extra = ("mmlu", "v2avg", "mmlupro")
+    if len(sys.argv) > 3:     # ZeroEval's own MMLU-Redux summary (added after the first run, see pairwise)
+        import json
+        for rec in json.loads(Path(sys.argv[3]).read_text(encoding="utf-8")):
+            if (v := _num(rec.get("Acc"))) is not None:
+                scores.setdefault(rec["Model"], {})["redux"] = v
+        extra += ("redux",)
+    pairwise(scores, np.random.default_rng(1), extra)
+    pairs(scores, ("arena",) + extra)
 
 
-def pairwise(scores: dict[str, dict[str, float]], rng) -> None:
+PAIRS = (("zeroeval", "gpt-4o-2024-08-06", "gpt-4o-mini-2024-07-18"),
+         ("llmrouter", "llama-3.1-nemotron-51b-instruct", "llama-3.3-nemotron-super-49b-v1"))
+
+
+def pairs(scores: dict[str, dict[str, float]], keys: tuple[str, ...]) -> None:
+    """Added after the first run: the two orderings the brief names, realised per task vs each score."""
+    print("\n## Added after the first run: the two pairs the arena prior orders wrongly\n")
+    for s, a, b in PAIRS:
+        if s not in _TABLES:
+            continue
+        _, rows = _TABLES[s]
+        cells = []
+        for t in sorted({r["task"] for r in rows}):
+            qa = [(_num(r.get(a)), _num(r.get(b))) for r in rows if r["task"] == t]
+            qa = [(x, y) for x, y in qa if x is not None and y is not None]
+            if qa:
+                cells.append(f"{t} {np.mean([x for x, _ in qa]):.3f} vs {np.mean([y for _, y in qa]):.3f}")
+        ga, gb = scores.get(a, {}), scores.get(b, {})
+        orders = [f"{k} {ga[k]:.4g} vs {gb[k]:.4g}" if k in ga and k in gb else f"{k} -" for k in keys]
+        print(f"- {s}: {a} vs {b}: realised " + "; ".join(cells) + ". Scores: " + "; ".join(orders))
+
+
+def pairwise(scores: dict[str, dict[str, float]], rng, extra: tuple[str, ...]) -> None:
     """ADDED AFTER THE FIRST RUN, not part of the declared rule: each second score against arena over
-    the models that have both (more models per task than "every score"; a different model set per score)."""
+    the models that have both (more models per task than "every score"; a different model set per score).
+    `redux` = MMLU-Redux accuracy from ZeroEval's own result_dirs/mmlu-redux.summary.json (the set's
+    model names; same harness as the ZeroEval tasks, so not independent of them)."""
     print("\n## Added after the first run (not the rule): each score vs arena, models with both\n")
     print("| set | task | score | models | prompts | arena | score | score - arena 95% | top-1 arena/score |")
     print("|---|---|---|---|---|---|---|---|---|")
@@ -286,14 +318,15 @@ def pairwise(scores: dict[str, dict[str, float]], rng) -> None:
             continue
         models, rows = _TABLES[s]
         tasks = sorted({r["task"] for r in rows})
-        for k in ("mmlu", "v2avg", "mmlupro"):
+        for k in extra:
             t_above = tally.setdefault((s, k), [0, 0, len(tasks)])
             for t in tasks + ["(whole set)"]:
                 sub = rows if t == "(whole set)" else [r for r in rows if r["task"] == t]
                 res = look(t, models, sub, scores, rng, need=("arena", k))
                 if "arena" not in res:
                     if t == "(whole set)":
-                        print(f"| {s} | all tasks | {k} | {len(res['models'])} (n<{MIN_MODELS}) | | | | | |")
+                        why = f"n<{MIN_MODELS}" if len(res["models"]) < MIN_MODELS else "no prompt all of them answered"
+                        print(f"| {s} | all tasks | {k} | {len(res['models'])} ({why}) | | | | | |")
                     continue
                 d = res[k + "-arena"]
                 print(f"| {s} | {t} | {k} | {len(res['models'])} | {res['n_prompts']} | {fmt(res['arena'])} | "
