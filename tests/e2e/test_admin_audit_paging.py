@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
+import time
 from pathlib import Path
 
 import httpx2
@@ -77,3 +78,6 @@ def test_audit_pages_back_to_the_first_entry(backend: str, tmp_path: Path, fake_
         family, _ = _pages(http, action="account.", limit="1000")
         assert len(family) == EXTRA_ENTRIES and family[-1]["id"] == ids[-2]
         assert _pages(http, target="account:3", limit="1000")[0] == [e for e in everything if e["target"] == "account:3"]
+        hour_ago, later = str(int(oldest["created_at"]) - 3600), str(int(time.time()) + 3600)
+        assert _pages(http, since=hour_ago, limit="1000")[0] == everything
+        assert _pages(http, since=later) == ([], 1)           # the scan stops at the first older entry
