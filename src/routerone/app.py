@@ -17,6 +17,7 @@ from .http.guard import BODY_BUDGET, guard_middleware, handler_args as guard_han
 from .http.render import error_response
 from .http.routes import REQUEST_IDS, add_routes, client_request_id, new_request_id
 from .http.runtime import RUNTIME, Runtime
+from .http.transport_security import add_transport_security
 from .limits.auth_failures import AuthFailureLimiter
 from .limits.base import Limiter
 from .observability.logs import RequestLog
@@ -150,6 +151,7 @@ def create_app(settings: Settings, *, store: Store | None = None, limiter: Limit
     metrics.gauge("routerone_body_bytes_in_flight", "Bytes of request bodies held now (capped by "
                   "max_body_bytes_in_flight)", lambda: guard.body_budget.held_bytes)
     app[RUNTIME] = rt
+    add_transport_security(app)
     add_routes(app)
     add_admin_routes(app)
     add_readiness_routes(app, Readiness(store, limiter, limiter_required=(

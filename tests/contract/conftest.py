@@ -7,7 +7,9 @@ skip with the reason, or fail when CI is set (a CI run must not go green without
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import sqlite3
 import uuid
 from pathlib import Path
 from typing import AsyncIterator
@@ -42,6 +44,10 @@ class Backend:
     async def _make(self, database: str) -> Store:
         raise NotImplementedError
 
+    async def index_columns(self, table: str, database: str = "main") -> dict[str, list[str]]:
+        """The indexes on `table` (name -> its columns in order), read from the catalog."""
+        raise NotImplementedError
+
     async def aclose(self) -> None:
         for store in self._stores:
             await store.close()
@@ -56,6 +62,11 @@ class SQLiteBackend(Backend):
 
     async def _make(self, database: str) -> Store:
         return SQLiteStore(str(self._root / f"{database}.db"))
+
+    async def index_columns(self, table: str, database: str = "main") -> dict[str, list[str]]:
+        with contextlib.closing(sqlite3.connect(self._root / f"{database}.db")) as db:
+            names = [r[1] for r in db.execute(f"PRAGMA index_list({table})")]
+            return {n: [r[2] for r in db.execute(f"PRAGMA index_info({n})")] for n in names}
 
 
 class PostgresBackend(Backend):
@@ -73,6 +84,18 @@ class PostgresBackend(Backend):
             await self._admin.execute(f'CREATE SCHEMA "{schema}"')
             self._schemas.add(schema)
         return PostgresStore(PG_URL, min_size=1, max_size=10, server_settings={"search_path": schema})
+
+    async def index_columns(self, table: str, database: str = "main") -> dict[str, list[str]]:
+        rs = await self._admin.fetch(
+            "SELECT i.relname, a.attname FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid "
+            "JOIN pg_class t ON t.oid = x.indrelid JOIN pg_namespace n ON n.oid = t.relnamespace "
+            "JOIN LATERAL unnest(x.indkey) WITH ORDINALITY k(attnum, pos) ON true "
+            "JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = k.attnum "
+            "WHERE n.nspname = $1 AND t.relname = $2 ORDER BY i.relname, k.pos", f"{self._prefix}_{database}", table)
+        out: dict[str, list[str]] = {}
+        for r in rs:
+            out.setdefault(r[0], []).append(r[1])
+        return out
 
     async def aclose(self) -> None:
         try:

@@ -18,6 +18,7 @@ from aiohttp import web
 
 from ..catalog import Catalog
 from ..errors import InvalidRequest, NotFound, RouterOneError
+from ..http.transport_security import secure_request
 from ..routing.health import Health
 from ..routing.planner import Planner
 from ..services.accounts import AccountsService
@@ -178,10 +179,6 @@ async def add_security_headers(request: web.Request, response: web.StreamRespons
     for name, value in _SECURITY_HEADERS.items():
         if not (static and name == "Cache-Control"):
             response.headers.setdefault(name, value)
-
-
-def secure_request(request: web.Request) -> bool:
-    return request.secure or request.headers.get("X-Forwarded-Proto", "").lower() == "https"
 
 
 def render(request: web.Request, template: str, *, status: int = 200, viewer: Viewer | None = None,

@@ -29,7 +29,9 @@ DEFAULT_STRATEGIES = ("balanced", "quality", "cost", "latency")
 CLI_ACTOR = "cli"
 CONFIGURED_ADMIN = "configured admin"   # the name of an admin key registered from admin_key
 log = logging.getLogger("routerone.accounts")
-AUDIT_SCAN_MAX = 10_000          # GET /admin/audit filters within the newest entries of one target
+AUDIT_SCAN_MAX = 10_000          # entries one GET /admin/audit reads at most to filter by actor/action/since
+AUDIT_SCAN_CHUNK = 1_000         # ... in store pages of this many
+AUDIT_CLOCK_SLACK_S = 60.0       # ids follow time only up to clock differences between gateways
 MAX_INT32 = 2**31 - 1
 MAX_MARKUP_BPS = 1_000_000
 MAX_EXPIRES_AT = 253_402_300_799.0
@@ -47,6 +49,13 @@ class IssuedKey:
 class AuditPage:
     entries: list[AuditEntry]
     next_before_id: int | None       # pass as before_id for the next (older) page; None at the end
+
+
+def _audit_page(entries: list[AuditEntry], limit: int, scan_cursor: int | None) -> AuditPage:
+    """The first `limit` of `entries` (one more means there are more), else go on from scan_cursor."""
+    if len(entries) > limit:
+        return AuditPage(entries[:limit], entries[limit - 1].id)
+    return AuditPage(entries, scan_cursor)
 
 
 def _int_in(value: object, lo: int, hi: int, param: str) -> int:
@@ -285,17 +294,34 @@ class AccountsService:
     async def audit(self, *, limit: int = 100, target: str | None = None, actor: str | None = None,
                     action: str | None = None, since: float | None = None,
                     before_id: int | None = None) -> AuditPage:
-        """Newest first. `action` ending in "." matches a family ("key."). Filters other than
-        `target` apply within the newest AUDIT_SCAN_MAX entries (of that target)."""
+        """Newest first, paged back to the first entry with `before_id` = the previous page's
+        `next_before_id`. `action` ending in "." matches a family ("key."). The store applies
+        `target` and `before_id`; `actor`, `action` and `since` are applied here over at most
+        AUDIT_SCAN_MAX entries per call: when that many are read first, the page holds fewer than
+        `limit` entries (maybe none) and `next_before_id` goes on from the last one read."""
+        if actor is None and action is None and since is None:
+            rows = await self.store.list_audit(limit + 1, target=target, before_id=before_id)
+            return _audit_page(rows, limit, None)
+
         def keep(e: AuditEntry) -> bool:
-            return ((before_id is None or e.id < before_id) and (actor is None or e.actor == actor)
-                    and (since is None or e.created_at >= since)
+            return ((actor is None or e.actor == actor) and (since is None or e.created_at >= since)
                     and (action is None or e.action == action or (action.endswith(".") and e.action.startswith(action))))
-        plain = actor is None and action is None and since is None and before_id is None
-        rows = await self.store.list_audit(limit + 1 if plain else AUDIT_SCAN_MAX, target=target)
-        picked = [e for e in rows if keep(e)][:limit + 1]
-        more = len(picked) > limit
-        return AuditPage(picked[:limit], picked[limit - 1].id if more else None)
+        picked: list[AuditEntry] = []
+        cursor, scanned = before_id, 0
+        while scanned < AUDIT_SCAN_MAX:
+            want = min(AUDIT_SCAN_CHUNK, AUDIT_SCAN_MAX - scanned)
+            rows = await self.store.list_audit(want, target=target, before_id=cursor)
+            for e in rows:
+                scanned, cursor = scanned + 1, e.id
+                if since is not None and e.created_at < since - AUDIT_CLOCK_SLACK_S:
+                    return _audit_page(picked, limit, None)     # all older entries are older still
+                if keep(e):
+                    picked.append(e)
+                    if len(picked) > limit:
+                        return _audit_page(picked, limit, None)
+            if len(rows) < want:                                 # the first entry was read
+                return _audit_page(picked, limit, None)
+        return _audit_page(picked, limit, cursor)
 
     async def bootstrap_admin(self, admin_key: str | None) -> IssuedKey | None:
         """First start: an 'admin' account and an admin key (the configured one, or a new one),

@@ -166,6 +166,11 @@ CREATE INDEX usage_time_rollup ON usage(created_at, routed_model, key_id, status
     ("0008_key_wtp", """
 ALTER TABLE api_keys ADD COLUMN willingness_to_pay DOUBLE PRECISION;
 """),
+    # One target's page (an account's console page, GET /admin/audit?target=) read by
+    # `WHERE target = ? AND id < ? ORDER BY id DESC`: without it, a deep page walked the log by id.
+    ("0010_audit_target", """
+CREATE INDEX audit_log_target ON audit_log(target, id);
+"""),
 ]
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pydantic.json_schema import models_json_schema
 
+from ...services.accounts import AUDIT_SCAN_MAX
 from ...store.bounds import MAX_AMOUNT_MICROS, MAX_BALANCE_MICROS
 from ...wire.admin import (BODY_MODELS, MAX_ID, AccountCreate, AccountUpdate, AuditQueryParams, BalanceChange,
                            KeyCreate, KeysQuery, KeyUpdate, ListQuery, UsageQueryParams)
@@ -126,7 +127,10 @@ PATHS = {
                                                         "completion_tokens": _INT, "cost_micros": _INT}}}})},
     "/admin/audit": {"get": _op(
         "The audit log, newest first", operation_id="getAudit", parameters=query_parameters(AuditQueryParams),
-        description="Who changed what and when. Page with `before_id` = the previous page's `next_before_id`.",
+        description="Who changed what and when. Page with `before_id` = the previous page's `next_before_id`, "
+                    "back to the first entry (`next_before_id` null). Filtered by `actor`, `action` or `since`, "
+                    f"a page reads at most {AUDIT_SCAN_MAX:,} entries and may hold fewer than `limit` (or none): go on "
+                    "while `next_before_id` is not null.",
         ok={"type": "object", "required": ["data", "next_before_id"], "properties": {
             "data": {"type": "array", "items": ref("AuditEntry")}, "next_before_id": nullable(_INT)}})},
     "/admin/health": {"get": _op(
