@@ -154,11 +154,12 @@ def cmd_keys(args: argparse.Namespace) -> int:
             ok = await svc.revoke_key(args.id)
             print("revoked" if ok else "already revoked")
         return 0
-    return _with_accounts(args, run, models=tuple(getattr(args, "models", None) or ()))
+    models = getattr(args, "models", None)        # create: a list or None; update: a list, None or UNSET
+    return _with_accounts(args, run, models=models if isinstance(models, tuple) else ())
 
 
 _KEY_UPDATE_FLAGS = {"name": "--name", "strategy": "--strategy", "willingness_to_pay": "--willingness-to-pay",
-                     "spend_cap_micros": "--spend-cap-usd", "expires_at": "--expires-at"}
+                     "spend_cap_micros": "--spend-cap-usd", "expires_at": "--expires-at", "models": "--models"}
 
 
 async def _update_key(svc: AccountsService, args: argparse.Namespace) -> int:
@@ -167,7 +168,10 @@ async def _update_key(svc: AccountsService, args: argparse.Namespace) -> int:
         print(f"routerone keys update: error: nothing to change (give {', '.join(_KEY_UPDATE_FLAGS.values())})",
               file=sys.stderr)
         return 2
-    print(_key_routing(await svc.update_key(args.id, **given)))
+    if "models" in given:           # `--models none`: no allowlist, every model
+        given["allowed_models"] = given.pop("models") or ()
+    k = await svc.update_key(args.id, **given)
+    print(_key_routing(k) if "allowed_models" not in given else f"{_key_routing(k)} models={','.join(k.allowed_models) or 'any'}")
     return 0
 
 
@@ -320,14 +324,17 @@ def build_parser() -> argparse.ArgumentParser:
     kc.add_argument("--willingness-to-pay", dest="willingness_to_pay",
                     type=number_between(0, 1, "a willingness to pay"),
                     help="`auto`'s knob for this key, 0 (cheapest) .. 1 (strongest); default: the gateway's")
-    ku = ks.add_parser("update", help="change a key's name, strategy, willingness to pay, spend cap or expiry "
-                                      "(same secret)")
+    ku = ks.add_parser("update", help="change a key's name, strategy, willingness to pay, spend cap, expiry "
+                                      "or model allowlist (same secret)")
     ku.add_argument("id", type=row_id)
     ku.add_argument("--spend-cap-usd", dest="spend_cap_micros", default=UNSET, type=or_none(_usd),
                     help="the most the key may ever spend, in USD, or 'none' to remove the cap")
     ku.add_argument("--expires-at", dest="expires_at", default=UNSET,
                     type=or_none(number_between(0, MAX_EXPIRES_AT, "a unix time in seconds")),
                     help="unix time in seconds, or 'none': never expires")
+    ku.add_argument("--models", default=UNSET, type=or_none(model_list),
+                    help="comma-separated allowlist (replaces the key's), e.g. gpt-4o-mini,auto; "
+                         "'none': every model")
     ku.add_argument("--name", type=_name, default=UNSET)
     ku.add_argument("--strategy", default=UNSET, type=or_default(one_of(DEFAULT_STRATEGIES, "a routing strategy")),
                     help=f"routing strategy for `auto` ({', '.join(DEFAULT_STRATEGIES)}), or 'default'")

@@ -74,6 +74,8 @@ FLAG_CASES = [
     ("update nothing", ["keys", "update", "1"], ["nothing to change", "--strategy", "--willingness-to-pay"]),
     ("update no key", ["keys", "update", "999", "--name", "x"], ["No key 999"]),
     ("update id zero", ["keys", "update", "0", "--name", "x"], ["id", "'0'"]),
+    ("update allowlist empty", ["keys", "update", "1", "--models", ""], ["--models", "''", "'none'"]),
+    ("update allowlist with a hole", ["keys", "update", "1", "--models", "a,,auto"], ["--models", "'a,,auto'"]),
     ("account name empty", ["accounts", "create", ""], ["name", "1 to 200"]),
     ("account name too long", ["accounts", "create", "x" * 201], ["name", "1 to 200"]),
     ("markup negative", ["accounts", "create", "x", "--markup-bps", "-100"], ["--markup-bps", "1000000"]),
@@ -178,6 +180,31 @@ def test_keys_update_sets_and_clears_spend_cap_and_expiry(tmp_path, account):
         assert c.execute("SELECT spend_cap_micros, expires_at FROM api_keys").fetchall() == [(3_500_000, None)]
     _one_line_exit_2(run(tmp_path, "keys", "update", key_id, "--spend-cap-usd", "nothing", *_db(tmp_path)),
                      "--spend-cap-usd", "'none'")
+
+
+def test_keys_update_models_sets_checks_and_clears_the_allowlist(tmp_path, account):
+    """`keys update` had no `--models` (the admin PATCH takes `allowed_models`): a key's allowlist
+    could not be changed from the CLI. Names are checked against the catalog as on create; `none`
+    clears the list (every model); a refused list changes nothing."""
+    out = run(tmp_path, "keys", "create", "--account", account, "--models", "gpt-4o,auto", *_db(tmp_path))
+    assert out.returncode == 0, out.stderr
+    key_id = out.stdout.split()[2]
+    out = run(tmp_path, "keys", "update", key_id, "--models", "gpt-4o-mini,demo-small,gpt-4o-mini", *_db(tmp_path))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().endswith("models=gpt-4o-mini,demo-small"), out.stdout
+    line = _one_line_exit_2(run(tmp_path, "keys", "update", key_id, "--models", "gpt-4o-minii,auto", *_db(tmp_path)),
+                            "gpt-4o-minii")
+    assert "'auto'" not in line, line
+    with sqlite3.connect(tmp_path / "r.db") as c:
+        assert c.execute("SELECT allowed_models FROM api_keys").fetchall() == [("gpt-4o-mini,demo-small",)]
+    out = run(tmp_path, "keys", "update", key_id, "--models", "none", *_db(tmp_path))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().endswith("models=any"), out.stdout
+    with sqlite3.connect(tmp_path / "r.db") as c:
+        assert c.execute("SELECT allowed_models FROM api_keys").fetchall() == [("",)]
+        audit = c.execute("SELECT detail FROM audit_log WHERE action = 'key.update' ORDER BY id").fetchall()
+    assert [json.loads(d) for d, in audit] == [{"allowed_models": ["gpt-4o-mini", "demo-small"]},
+                                               {"allowed_models": []}]
 
 
 def test_keys_create_takes_strategy_and_willingness_to_pay(tmp_path, account):
