@@ -21,7 +21,7 @@ from .cli_errors import (explain, int_between, model_list, number_between, one_o
                          text, text_of_length)
 from .cli_usage import add_usage_parser, print_usage, usage_rows
 from .console import cli as console_cli
-from .errors import RouterOneError
+from .errors import InvalidRequest, RouterOneError
 from .providers.discovery import discover_once
 from .routing import commands as routing_commands
 from .routing.learned.profiles import ProfileRouter, RouterFileError, profile_source
@@ -90,15 +90,26 @@ def _with_accounts(args: argparse.Namespace, fn: Callable[[AccountsService], Awa
     catalog = load_catalog(settings) if models else None
 
     async def run() -> int:
-        if catalog is not None and catalog.unknown_models(models):
-            await discover_once(catalog)
+        failed = await discover_once(catalog) if catalog is not None and catalog.unknown_models(models) else {}
         store = open_store(settings.database_url)
         try:
             await store.migrate()
             return await fn(AccountsService(store, catalog=catalog))
+        except InvalidRequest as exc:
+            if exc.param == "allowed_models":
+                _say_models_flag(exc, failed)
+            raise
         finally:
             await store.close()
     return asyncio.run(run())
+
+
+def _say_models_flag(exc: InvalidRequest, failed: dict[str, str]) -> None:
+    """The service's refusal of a key's allowlist, said with the flag (not the admin API's field) and,
+    when a provider's model list could not be read (the box is down), which one and why."""
+    exc.message = exc.message.replace("'allowed_models'", "--models", 1)
+    if failed:
+        exc.message += "; model discovery failed: " + "; ".join(f"provider {name}: {err}" for name, err in failed.items())
 
 
 # -- serve ----------------------------------------------------------------------------------------
