@@ -109,7 +109,7 @@ def _say_models_flag(exc: InvalidRequest, failed: dict[str, str]) -> None:
     when a provider's model list could not be read (the box is down), which one and why."""
     exc.message = exc.message.replace("'allowed_models'", "--models", 1)
     if failed:
-        exc.message += "; model discovery failed: " + "; ".join(f"provider {name}: {err}" for name, err in failed.items())
+        exc.message += "; model discovery failed: " + "; ".join(f"provider {p}: {err}" for p, err in failed.items())
 
 
 # -- serve ----------------------------------------------------------------------------------------
@@ -182,7 +182,8 @@ async def _update_key(svc: AccountsService, args: argparse.Namespace) -> int:
     if "models" in given:           # `--models none`: no allowlist, every model
         given["allowed_models"] = given.pop("models") or ()
     k = await svc.update_key(args.id, **given)
-    print(_key_routing(k) if "allowed_models" not in given else f"{_key_routing(k)} models={','.join(k.allowed_models) or 'any'}")
+    models = f" models={','.join(k.allowed_models) or 'any'}" if "allowed_models" in given else ""
+    print(_key_routing(k) + models)
     return 0
 
 
