@@ -35,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -134,7 +135,8 @@ def start_routerone(label: str, key: str, upstream_base: str, tmp: Path, cpus, *
         t.skipped = f"Router One did not start: {why}"
         return t
     pin(proc.pid, cpus)
-    st, acc = http("POST", base + "/admin/accounts", {"name": "bench", "balance_micros": 10**12}, ADMIN_KEY)
+    st, acc = http("POST", base + "/admin/accounts",       # account names are unique
+                   {"name": f"bench-{uuid.uuid4().hex[:12]}", "balance_micros": 10**12}, ADMIN_KEY)
     if st != 200:
         t.skipped = f"admin POST /admin/accounts -> {st}: {acc}"
         return t

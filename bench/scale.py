@@ -43,6 +43,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 from procs import Proc, free_port, http, pin, status_kb, wait_ready
@@ -180,7 +181,8 @@ class Gateway:
 
 
 def make_key(base_url: str) -> str:
-    st, acc = http("POST", base_url + "/admin/accounts", {"name": "bench", "balance_micros": 10**12}, ADMIN_KEY)
+    st, acc = http("POST", base_url + "/admin/accounts",   # account names are unique
+                   {"name": f"bench-{uuid.uuid4().hex[:12]}", "balance_micros": 10**12}, ADMIN_KEY)
     assert st == 200, acc
     st, key = http("POST", base_url + "/admin/keys", {"account_id": acc["data"]["id"], "name": "bench",
                                                      "rpm": 100_000_000, "tpm": 2_000_000_000}, ADMIN_KEY)

@@ -21,7 +21,7 @@ from .cli_errors import (explain, int_between, model_list, number_between, one_o
                          text, text_of_length)
 from .cli_usage import add_usage_parser, print_usage, usage_rows
 from .console import cli as console_cli
-from .errors import RouterOneError
+from .errors import InvalidRequest, RouterOneError
 from .providers.discovery import discover_once
 from .routing import commands as routing_commands
 from .routing.learned.profiles import ProfileRouter, RouterFileError, profile_source
@@ -90,15 +90,26 @@ def _with_accounts(args: argparse.Namespace, fn: Callable[[AccountsService], Awa
     catalog = load_catalog(settings) if models else None
 
     async def run() -> int:
-        if catalog is not None and catalog.unknown_models(models):
-            await discover_once(catalog)
+        failed = await discover_once(catalog) if catalog is not None and catalog.unknown_models(models) else {}
         store = open_store(settings.database_url)
         try:
             await store.migrate()
             return await fn(AccountsService(store, catalog=catalog))
+        except InvalidRequest as exc:
+            if exc.param == "allowed_models":
+                _say_models_flag(exc, failed)
+            raise
         finally:
             await store.close()
     return asyncio.run(run())
+
+
+def _say_models_flag(exc: InvalidRequest, failed: dict[str, str]) -> None:
+    """The service's refusal of a key's allowlist, said with the flag (not the admin API's field) and,
+    when a provider's model list could not be read (the box is down), which one and why."""
+    exc.message = exc.message.replace("'allowed_models'", "--models", 1)
+    if failed:
+        exc.message += "; model discovery failed: " + "; ".join(f"provider {p}: {err}" for p, err in failed.items())
 
 
 # -- serve ----------------------------------------------------------------------------------------
@@ -154,11 +165,12 @@ def cmd_keys(args: argparse.Namespace) -> int:
             ok = await svc.revoke_key(args.id)
             print("revoked" if ok else "already revoked")
         return 0
-    return _with_accounts(args, run, models=tuple(getattr(args, "models", None) or ()))
+    models = getattr(args, "models", None)        # create: a list or None; update: a list, None or UNSET
+    return _with_accounts(args, run, models=models if isinstance(models, tuple) else ())
 
 
 _KEY_UPDATE_FLAGS = {"name": "--name", "strategy": "--strategy", "willingness_to_pay": "--willingness-to-pay",
-                     "spend_cap_micros": "--spend-cap-usd", "expires_at": "--expires-at"}
+                     "spend_cap_micros": "--spend-cap-usd", "expires_at": "--expires-at", "models": "--models"}
 
 
 async def _update_key(svc: AccountsService, args: argparse.Namespace) -> int:
@@ -167,7 +179,11 @@ async def _update_key(svc: AccountsService, args: argparse.Namespace) -> int:
         print(f"routerone keys update: error: nothing to change (give {', '.join(_KEY_UPDATE_FLAGS.values())})",
               file=sys.stderr)
         return 2
-    print(_key_routing(await svc.update_key(args.id, **given)))
+    if "models" in given:           # `--models none`: no allowlist, every model
+        given["allowed_models"] = given.pop("models") or ()
+    k = await svc.update_key(args.id, **given)
+    models = f" models={','.join(k.allowed_models) or 'any'}" if "allowed_models" in given else ""
+    print(_key_routing(k) + models)
     return 0
 
 
@@ -320,14 +336,17 @@ def build_parser() -> argparse.ArgumentParser:
     kc.add_argument("--willingness-to-pay", dest="willingness_to_pay",
                     type=number_between(0, 1, "a willingness to pay"),
                     help="`auto`'s knob for this key, 0 (cheapest) .. 1 (strongest); default: the gateway's")
-    ku = ks.add_parser("update", help="change a key's name, strategy, willingness to pay, spend cap or expiry "
-                                      "(same secret)")
+    ku = ks.add_parser("update", help="change a key's name, strategy, willingness to pay, spend cap, expiry "
+                                      "or model allowlist (same secret)")
     ku.add_argument("id", type=row_id)
     ku.add_argument("--spend-cap-usd", dest="spend_cap_micros", default=UNSET, type=or_none(_usd),
                     help="the most the key may ever spend, in USD, or 'none' to remove the cap")
     ku.add_argument("--expires-at", dest="expires_at", default=UNSET,
                     type=or_none(number_between(0, MAX_EXPIRES_AT, "a unix time in seconds")),
                     help="unix time in seconds, or 'none': never expires")
+    ku.add_argument("--models", default=UNSET, type=or_none(model_list),
+                    help="comma-separated allowlist (replaces the key's), e.g. gpt-4o-mini,auto; "
+                         "'none': every model")
     ku.add_argument("--name", type=_name, default=UNSET)
     ku.add_argument("--strategy", default=UNSET, type=or_default(one_of(DEFAULT_STRATEGIES, "a routing strategy")),
                     help=f"routing strategy for `auto` ({', '.join(DEFAULT_STRATEGIES)}), or 'default'")

@@ -13,6 +13,7 @@
     ├── PermissionDenied                 403 permission_error / model_not_allowed | key_expired | spend_cap_reached
     ├── ModelNotFound                    404 invalid_request_error / model_not_found
     ├── NotFound                         404 invalid_request_error / not_found
+    ├── Conflict                         409 invalid_request_error / account_name_taken
     ├── RateLimited                      429 rate_limit_error / rate_limit_exceeded | too_many_auth_failures (+ Retry-After)
     ├── ServiceUnavailable               503 api_error / server_busy | limiter_unavailable (+ Retry-After)
     └── UpstreamError                    a provider failed; carries `retryable` for the router
@@ -36,6 +37,8 @@ __all__ = [
     "RouterOneError", "InvalidRequest", "UnsupportedParameter", "CapabilityMismatch",
     "ContextLengthExceeded", "PayloadTooLarge", "NotCancellable", "MethodNotAllowed", "AuthenticationFailed",
     "InsufficientBalance", "PermissionDenied", "ModelNotFound", "NotFound", "RateLimited", "UpstreamError",
+    "ContextLengthExceeded", "PayloadTooLarge", "MethodNotAllowed", "AuthenticationFailed", "InsufficientBalance",
+    "PermissionDenied", "ModelNotFound", "NotFound", "Conflict", "RateLimited", "UpstreamError",
     "UpstreamRateLimited", "UpstreamBadRequest", "UpstreamAuthFailed", "UpstreamQuotaExhausted",
     "UpstreamUnavailable", "UpstreamTimeout", "UpstreamNoResponse", "ServiceUnavailable",
 ]
@@ -141,6 +144,14 @@ class NotFound(RouterOneError):
     type = "invalid_request_error"
     code = "not_found"
     default_message = "Not found"
+
+
+class Conflict(RouterOneError):
+    """The change would clash with what is stored (an account name another account has)."""
+    status = 409
+    type = "invalid_request_error"
+    code = "conflict"
+    default_message = "Conflict"
 
 
 class RateLimited(RouterOneError):

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from routerone.store.base import (Account, ApiKey, Limits, NewKey, Reservation, Settlement, Store, UsageQuery,
-                                  UsageRecord)
+from routerone.store.base import (Account, ApiKey, DuplicateAccountName, Limits, NewKey, Reservation, Settlement,
+                                  Store, UsageQuery, UsageRecord)
 from routerone.store.factory import open_store
 from routerone.store.postgres import PostgresStore
 from routerone.store.sqlite import SQLiteStore
@@ -109,6 +109,48 @@ async def test_accounts_crud(store: Store) -> None:
     assert updated is not None and updated.markup_bps == 300 and updated.limits == Limits(rpm=10)
     assert await store.auth_version() == version + 2
     assert await store.update_account(b.id + 1000, markup_bps=1) is None
+
+
+async def test_an_account_name_is_taken_once_case_insensitive_and_trimmed(store: Store) -> None:
+    """Two accounts could have one name, and the CLI and console then listed two "Acme"s."""
+    acme = await store.create_account("Acme Corp")
+    for same in ("Acme Corp", "acme corp", "  ACME CORP\t", "Acme Corp\n"):
+        with pytest.raises(DuplicateAccountName) as err:
+            await store.create_account(same)
+        assert (err.value.account_id, err.value.name) == (acme.id, "Acme Corp")
+    assert [a.name for a in await store.list_accounts()] == ["Acme Corp"]
+    assert (await store.create_account("Acme Corp 2")).name == "Acme Corp 2"
+    assert (await store.create_account("Acme  Corp")).name == "Acme  Corp"      # inner spaces are the name's
+
+
+async def test_accounts_created_at_once_with_one_name_make_one(store: Store) -> None:
+    made = await asyncio.gather(*(store.create_account(f"Race{' ' * i}") for i in range(6)), return_exceptions=True)
+    assert sum(isinstance(m, Account) for m in made) == 1, made
+    assert sum(isinstance(m, DuplicateAccountName) for m in made) == 5, made
+    assert len(await store.list_accounts()) == 1
+
+
+async def _insert_account_row(store: Store, name: str) -> None:
+    """An account as a database from before names were unique holds it (no check on the way in)."""
+    sql = "INSERT INTO accounts (name, created_at) VALUES ({p}, 0)"
+    if isinstance(store, PostgresStore):
+        await (await store._db()).execute(sql.format(p="$1"), name)
+    else:
+        await store._tx(lambda db: db.execute(sql.format(p="?"), (name,)))
+
+
+async def test_duplicate_names_an_old_database_holds_keep_working(store: Store) -> None:
+    for name in ("old", "OLD ", "old"):
+        await _insert_account_row(store, name)
+    await store.migrate()                          # no unique index to build: nothing to fail
+    ids = [a.id for a in await store.list_accounts()]
+    assert len(ids) == 3
+    for account_id in ids:
+        assert (await store.adjust_balance(account_id, 5, kind="credit")).balance_micros == 5
+        assert (await store.update_account(account_id, markup_bps=10)).markup_bps == 10
+    with pytest.raises(DuplicateAccountName) as err:
+        await store.create_account("Old")
+    assert err.value.account_id in ids
 
 
 async def test_has_accounts_says_whether_any_exists(store: Store) -> None:

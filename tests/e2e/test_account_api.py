@@ -212,6 +212,20 @@ async def test_key_at_its_spend_cap_is_told_so(quiet_gateway: Gateway) -> None:
         err.response.json()
 
 
+async def test_an_account_name_another_account_has_is_a_409(admin: Admin) -> None:
+    """Two accounts could share a name (the CLI and console then listed two of them): the second is
+    refused, ignoring case and surrounding spaces, in the documented error shape; nothing is made."""
+    first = await admin.ok("POST", "/admin/accounts", {"name": "Globex"})
+    before = len(await admin.ok("GET", "/admin/accounts"))
+    for same in ("Globex", "  GLOBEX "):
+        status, body = await admin.call("POST", "/admin/accounts", {"name": same, "balance_micros": 5})
+        assert status == 409, body
+        assert body["error"]["type"] == "invalid_request_error" and body["error"]["param"] == "name"
+        assert body["error"]["code"] == "account_name_taken"
+        assert f"account {first['id']}" in body["error"]["message"] and "'Globex'" in body["error"]["message"]
+    assert len(await admin.ok("GET", "/admin/accounts")) == before
+
+
 # -- expiry and allowlist -----------------------------------------------------------------------------
 async def test_expired_key_gets_401(gateway: Gateway, admin: Admin) -> None:
     acc = await admin.ok("POST", "/admin/accounts", {"name": "exp", "balance_micros": 10_000})

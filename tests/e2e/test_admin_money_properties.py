@@ -5,6 +5,7 @@ the sum of the accepted amounts and the ledger's sum, all integers, never above 
 from __future__ import annotations
 
 import json
+import uuid
 from decimal import Decimal
 from pathlib import Path
 from typing import Iterator
@@ -69,7 +70,7 @@ def _expected(kind: str, body: dict, balance: int) -> int | None:
 def test_any_credit_and_debit_sequence_keeps_the_account_exact(gateway: Gateway, ops) -> None:
     headers = {"Authorization": f"Bearer {ADMIN_KEY}", "Content-Type": "application/json"}
     with httpx2.Client(base_url=gateway.url, headers=headers, timeout=30) as http:
-        aid = http.post("/admin/accounts", json={"name": "prop"}).json()["data"]["id"]
+        aid = http.post("/admin/accounts", json={"name": f"prop-{uuid.uuid4().hex[:12]}"}).json()["data"]["id"]
         balance, accepted = 0, []
         for kind, body in ops:
             r = http.post(f"/admin/accounts/{aid}/{kind}", content=json.dumps(body).encode())

@@ -11,6 +11,7 @@ check the header instead."""
 from __future__ import annotations
 
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -336,6 +337,10 @@ ROWS = [
 
 # -- the harness --------------------------------------------------------------------------------
 
+def _unique(name: str) -> str:
+    return f"{name}-{uuid.uuid4().hex[:12]}"       # account names are unique
+
+
 def make_key(gw, kind: str) -> str:
     """The caller's key (make_client sends a "x-api-key" one in that header, as Claude Code may)."""
     if kind == "missing":
@@ -347,10 +352,10 @@ def make_key(gw, kind: str) -> str:
     if kind == "mini-only":
         return gw.new_key(allowed_models=["gpt-4o-mini"])[0]
     if kind == "expired":
-        acc = gw.admin("POST", "/admin/accounts", {"name": "t", "balance_micros": 10_000_000})["data"]
+        acc = gw.admin("POST", "/admin/accounts", {"name": _unique("t"), "balance_micros": 10_000_000})["data"]
         return gw.admin("POST", "/admin/keys", {"account_id": acc["id"], "expires_at": time.time() - 1})["data"]["key"]
     if kind == "revoked":
-        acc = gw.admin("POST", "/admin/accounts", {"name": "t", "balance_micros": 10_000_000})["data"]
+        acc = gw.admin("POST", "/admin/accounts", {"name": _unique("t"), "balance_micros": 10_000_000})["data"]
         rec = gw.admin("POST", "/admin/keys", {"account_id": acc["id"]})["data"]
         gw.admin("POST", f"/admin/keys/{rec['id']}/revoke", {})
         return rec["key"]

@@ -74,6 +74,8 @@ FLAG_CASES = [
     ("update nothing", ["keys", "update", "1"], ["nothing to change", "--strategy", "--willingness-to-pay"]),
     ("update no key", ["keys", "update", "999", "--name", "x"], ["No key 999"]),
     ("update id zero", ["keys", "update", "0", "--name", "x"], ["id", "'0'"]),
+    ("update allowlist empty", ["keys", "update", "1", "--models", ""], ["--models", "''", "'none'"]),
+    ("update allowlist with a hole", ["keys", "update", "1", "--models", "a,,auto"], ["--models", "'a,,auto'"]),
     ("account name empty", ["accounts", "create", ""], ["name", "1 to 200"]),
     ("account name too long", ["accounts", "create", "x" * 201], ["name", "1 to 200"]),
     ("markup negative", ["accounts", "create", "x", "--markup-bps", "-100"], ["--markup-bps", "1000000"]),
@@ -145,12 +147,28 @@ def test_models_flag_refuses_a_model_nothing_serves(tmp_path, account):
     """`--models gpt-4o-minii` made a key that could call nothing: refused, naming the name, and
     nothing written; a `*` pattern that matches a catalog model is accepted."""
     line = _one_line_exit_2(run(tmp_path, "keys", "create", "--account", account, "--models",
-                                "gpt-4o,gpt-4o-minii,auto", *_db(tmp_path)), "gpt-4o-minii")
+                                "gpt-4o,gpt-4o-minii,auto", *_db(tmp_path)), "gpt-4o-minii", "--models")
     assert "'gpt-4o'" not in line, line
     with sqlite3.connect(tmp_path / "r.db") as c:
         assert c.execute("SELECT COUNT(*) FROM api_keys").fetchone() == (0,)
     out = run(tmp_path, "keys", "create", "--account", account, "--models", "gpt-4o*,demo-small", *_db(tmp_path))
     assert out.returncode == 0, out.stderr
+
+
+def test_a_model_refused_while_a_box_is_down_says_discovery_failed(tmp_path, account):
+    """With the operator's box down, `--models <a model of the box>` said only that the gateway knows
+    no such model (and named the admin API's `allowed_models`, not the flag): the line now names the
+    flag and the provider whose model list could not be read."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]       # closed again: nothing listens there
+    (tmp_path / "r1.toml").write_text(f'[providers.gpubox]\nbase_url = "http://127.0.0.1:{port}/v1"\n')
+    key_id = run(tmp_path, "keys", "create", "--account", account, *_db(tmp_path)).stdout.split()[2]
+    for action in (["create", "--account", account], ["update", key_id]):
+        line = _one_line_exit_2(run(tmp_path, "keys", *action, "--models", "Qwen/Qwen2.5-7B-Instruct",
+                                    "--config", str(tmp_path / "r1.toml"), *_db(tmp_path)),
+                                "--models", "'Qwen/Qwen2.5-7B-Instruct'", "gpubox", "discovery failed")
+        assert "allowed_models" not in line, line
 
 
 @pytest.mark.parametrize("since", ["1764547200", "2025-12-01", "2025-12-01T00:00:00Z", "2025-12-01T01:00:00+01:00"])
@@ -178,6 +196,40 @@ def test_keys_update_sets_and_clears_spend_cap_and_expiry(tmp_path, account):
         assert c.execute("SELECT spend_cap_micros, expires_at FROM api_keys").fetchall() == [(3_500_000, None)]
     _one_line_exit_2(run(tmp_path, "keys", "update", key_id, "--spend-cap-usd", "nothing", *_db(tmp_path)),
                      "--spend-cap-usd", "'none'")
+
+
+def test_keys_update_models_sets_checks_and_clears_the_allowlist(tmp_path, account):
+    """`keys update` had no `--models` (the admin PATCH takes `allowed_models`): a key's allowlist
+    could not be changed from the CLI. Names are checked against the catalog as on create; `none`
+    clears the list (every model); a refused list changes nothing."""
+    out = run(tmp_path, "keys", "create", "--account", account, "--models", "gpt-4o,auto", *_db(tmp_path))
+    assert out.returncode == 0, out.stderr
+    key_id = out.stdout.split()[2]
+    out = run(tmp_path, "keys", "update", key_id, "--models", "gpt-4o-mini,demo-small,gpt-4o-mini", *_db(tmp_path))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().endswith("models=gpt-4o-mini,demo-small"), out.stdout
+    line = _one_line_exit_2(run(tmp_path, "keys", "update", key_id, "--models", "gpt-4o-minii,auto", *_db(tmp_path)),
+                            "gpt-4o-minii")
+    assert "'auto'" not in line, line
+    with sqlite3.connect(tmp_path / "r.db") as c:
+        assert c.execute("SELECT allowed_models FROM api_keys").fetchall() == [("gpt-4o-mini,demo-small",)]
+    out = run(tmp_path, "keys", "update", key_id, "--models", "none", *_db(tmp_path))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().endswith("models=any"), out.stdout
+    with sqlite3.connect(tmp_path / "r.db") as c:
+        assert c.execute("SELECT allowed_models FROM api_keys").fetchall() == [("",)]
+        audit = c.execute("SELECT detail FROM audit_log WHERE action = 'key.update' ORDER BY id").fetchall()
+    assert [json.loads(d) for d, in audit] == [{"allowed_models": ["gpt-4o-mini", "demo-small"]},
+                                               {"allowed_models": []}]
+
+
+def test_an_account_name_another_account_has_is_refused(tmp_path, account):
+    """`accounts create acme` twice made two "acme"s that `accounts list` could not tell apart."""
+    for same in ("acme", " ACME "):
+        _one_line_exit_2(run(tmp_path, "accounts", "create", same, *_db(tmp_path)), f"account {account}", "'acme'")
+    with sqlite3.connect(tmp_path / "r.db") as c:
+        assert c.execute("SELECT id, name FROM accounts").fetchall() == [(int(account), "acme")]
+        assert c.execute("SELECT COUNT(*) FROM audit_log WHERE action = 'account.create'").fetchone() == (1,)
 
 
 def test_keys_create_takes_strategy_and_willingness_to_pay(tmp_path, account):

@@ -7,7 +7,7 @@ import re
 
 from aiohttp import web
 
-from ..errors import InvalidRequest
+from ..errors import Conflict, InvalidRequest
 from . import forms, security
 from .pages_user import activity_context
 from .paging import keyset, name_matches, paginate, search_text, top_rows
@@ -56,8 +56,10 @@ async def accounts_create(request: web.Request, c: Console, viewer: Viewer) -> w
         initial = forms.opt_usd(form, "balance_usd")
     except InvalidRequest as exc:
         return await _accounts_page(request, c, viewer, error=exc.message, status=400)
-    acc = await c.accounts.create_account(name)
-    await c.store.record_audit(viewer.actor, "account.create", f"account:{acc.id}", json.dumps({"name": name}))
+    try:          # audited there, once, as this console user (it was also recorded as "cli")
+        acc = await c.accounts.create_account(name, actor=viewer.actor)
+    except Conflict as exc:           # another account has the name
+        return await _accounts_page(request, c, viewer, error=exc.message, status=exc.status)
     if initial:
         await _adjust(c, viewer, acc.id, initial, "initial balance")
     return see_other(f"{OP}/accounts/{acc.id}", f"Account {clip(name)} created.", viewer)

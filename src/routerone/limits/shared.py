@@ -32,7 +32,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import tempfile
 import time
 from dataclasses import dataclass
 from multiprocessing import shared_memory
@@ -40,7 +39,7 @@ from typing import Callable, Sequence
 
 from routerone.limits.base import (DenyReason, LimitDecision, LimitRule, LimitTicket,
                                    normalize_rules, retry_after_s)
-from routerone.limits.filelock import FileLock
+from routerone.limits.filelock import FileLock, OwnedLockFile, new_lock_file
 from routerone.limits.headers import ScopeUsage, rate_limit_headers
 
 __all__ = ["SharedLimiter", "SharedLimiterState", "LOCK_TIMEOUT_S", "new_lock_file", "unlink_block"]
@@ -117,29 +116,19 @@ class SharedLimiterState:
         header[_H_SCOPES], header[_H_ENTRIES], header[_H_BUCKETS] = n_scopes, entries, n_buckets
         header[_H_BUMP], header[_H_MAGIC] = 1, _MAGIC
         header.release()
-        self.handle = _Handle(self.shm.name, new_lock_file("limiter"), window_s, lease_s)
+        self.lock_file = new_lock_file("limiter")
+        self.handle = _Handle(self.shm.name, self.lock_file.path, window_s, lease_s)
         self.size_bytes = size
 
     def unlink(self) -> None:
-        unlink_block(self.shm, self.handle.lock_path)
+        unlink_block(self.shm, self.lock_file)
 
 
-def new_lock_file(kind: str) -> str:
-    """A fresh, empty lock file for a shared block's FileLock (in /dev/shm where there is one)."""
-    lock_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
-    fd, lock_path = tempfile.mkstemp(prefix=f"routerone-{kind}-", suffix=".lock", dir=lock_dir)
-    os.close(fd)
-    return lock_path
-
-
-def unlink_block(shm: shared_memory.SharedMemory, lock_path: str) -> None:
+def unlink_block(shm: shared_memory.SharedMemory, lock_file: OwnedLockFile) -> None:
     """The owner's end of a shared block: the memory and its lock file removed."""
     shm.close()
     shm.unlink()
-    try:
-        os.unlink(lock_path)
-    except FileNotFoundError:
-        pass
+    lock_file.remove()
 
 
 class SharedLimiter:

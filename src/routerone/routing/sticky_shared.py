@@ -85,11 +85,12 @@ class SharedStickyState:
         header = self.shm.buf[:_HEADER * 8].cast("q")
         header[1], header[0] = slots, _MAGIC
         header.release()
-        self.handle = _Handle(self.shm.name, new_lock_file("sticky"), ttl_s)
+        self.lock_file = new_lock_file("sticky")
+        self.handle = _Handle(self.shm.name, self.lock_file.path, ttl_s)
         self.size_bytes = size
 
     def unlink(self) -> None:
-        unlink_block(self.shm, self.handle.lock_path)
+        unlink_block(self.shm, self.lock_file)
 
 
 class SharedStickyTable(LocalStickyStore):

@@ -16,8 +16,9 @@ import orjson
 
 from ..catalog import Catalog
 from ..embedding_catalog import load_embedding_models
-from ..errors import InvalidRequest, NotFound
-from ..store.base import UNSET, Account, ApiKey, AuditEntry, Limits, NewKey, Store, Unset, UsagePage, UsageQuery
+from ..errors import Conflict, InvalidRequest, NotFound
+from ..store.base import (UNSET, Account, ApiKey, AuditEntry, DuplicateAccountName, Limits, NewKey, Store, Unset,
+                          UsagePage, UsageQuery)
 from ..store.bounds import MAX_AMOUNT_MICROS, MAX_BALANCE_MICROS, MAX_SPEND_CAP_MICROS
 from .auth import Authenticator
 from .keys import display_prefix, generate_key, hash_key
@@ -141,7 +142,12 @@ class AccountsService:
         _limits(limits)
         if initial_micros:
             _int_in(initial_micros, 0, MAX_BALANCE_MICROS, "balance_micros")
-        acc = await self.store.create_account(name, markup_bps=markup_bps, limits=limits)
+        try:
+            acc = await self.store.create_account(name, markup_bps=markup_bps, limits=limits)
+        except DuplicateAccountName as exc:
+            raise Conflict(f"The name is taken: account {exc.account_id} is named {exc.name!r} (account names are "
+                           "unique, ignoring case and surrounding spaces)", param="name",
+                           code="account_name_taken") from None
         await self._audit(actor, "account.create", f"account:{acc.id}", {
             "name": name, "markup_bps": markup_bps, "limits": _limits_dict(limits), "balance_micros": initial_micros})
         if initial_micros:

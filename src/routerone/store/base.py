@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Final, Protocol, Sequence
+from typing import Final, Iterable, Protocol, Sequence
 
 __all__ = ["Account", "ApiKey", "Limits", "Reservation", "Settlement", "UsageRecord", "UsageQuery",
-           "Store", "NewKey", "LedgerEntry", "AuditEntry", "StoredResponse", "UsageReject", "Unset", "UNSET"]
+           "Store", "NewKey", "LedgerEntry", "AuditEntry", "StoredResponse", "UsageReject", "Unset", "UNSET",
+           "DuplicateAccountName", "account_name_key", "refuse_taken_name"]
 
 
 class Unset(enum.Enum):
@@ -22,6 +23,29 @@ class Unset(enum.Enum):
 
 
 UNSET: Final = Unset.UNSET
+
+
+def account_name_key(name: str) -> str:
+    """What makes two account names the same: case (casefold) and the ends' whitespace do not count."""
+    return name.strip().casefold()
+
+
+class DuplicateAccountName(ValueError):
+    """`create_account` with a name another account has (`account_name_key`): `account_id` / `name`
+    are that account's. Databases from before the check may hold duplicates; they keep working."""
+
+    def __init__(self, account_id: int, name: str) -> None:
+        super().__init__(f"account {account_id} is already named {name!r}")
+        self.account_id, self.name = account_id, name
+
+
+def refuse_taken_name(accounts: Iterable[tuple[int, str]], name: str) -> None:
+    """Raise DuplicateAccountName for the first of `accounts` (id, name) named like `name`. Compared
+    in Python, not SQL: SQLite's lower() folds ASCII only, PostgreSQL's depends on the locale."""
+    key = account_name_key(name)
+    for account_id, other in accounts:
+        if account_name_key(other) == key:
+            raise DuplicateAccountName(account_id, other)
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,7 +197,8 @@ class Store(Protocol):
     async def close(self) -> None: ...
 
     # accounts and money
-    async def create_account(self, name: str, *, markup_bps: int = 0, limits: Limits = Limits()) -> Account: ...
+    async def create_account(self, name: str, *, markup_bps: int = 0, limits: Limits = Limits()) -> Account:
+        """DuplicateAccountName when another account has this name (atomic: of two at once, one wins)."""
     async def get_account(self, account_id: int) -> Account | None: ...
     async def list_accounts(self) -> list[Account]: ...
     async def has_accounts(self) -> bool:

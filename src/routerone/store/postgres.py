@@ -69,7 +69,7 @@ from . import rows
 from ..batching import Batcher
 from .bounds import check_adjustment
 from .base import (Account, ApiKey, LedgerEntry, Limits, NewKey, Reservation, Settlement, UNSET, Unset,
-                   UsagePage, UsageQuery, UsageRecord, UsageReject, UsageTotals)
+                   UsagePage, UsageQuery, UsageRecord, UsageReject, UsageTotals, refuse_taken_name)
 from .migrations import MIGRATIONS, migration_sql
 from .postgres_console import PostgresConsoleMixin
 from .postgres_records import PostgresRecordsMixin
@@ -77,6 +77,7 @@ from .text import has_nul, refuse_nul
 
 __all__ = ["PostgresStore"]
 
+_ACCOUNT_NAME_LOCK = 21043   # create_account's transaction lock (21042: bootstrap_admin's), with the schema's hash
 _MIGRATE_LOCK = 0x5231  # "R1": first half of the advisory lock key; the second is the schema's hash
 _LOCK_ARGS = "$1, hashtext(COALESCE(current_schema(), ''))"
 _USAGE_COLUMNS = [c.strip() for c in rows.USAGE_COLS.split(",")]
@@ -160,10 +161,13 @@ class PostgresStore(PostgresConsoleMixin, PostgresRecordsMixin):
     # -- accounts -------------------------------------------------------------------------------
     async def create_account(self, name: str, *, markup_bps: int = 0, limits: Limits = Limits()) -> Account:
         refuse_nul([("name", name)])
-        r = await (await self._db()).fetchrow(
-            "INSERT INTO accounts (name, markup_bps, rpm, tpm, concurrency, created_at) "
-            f"VALUES ($1, $2, $3, $4, $5, $6) RETURNING {rows.ACCOUNT_COLS}",
-            name, markup_bps, limits.rpm, limits.tpm, limits.concurrency, time.time())
+        async with self._tx() as db:     # the lock: of two creating one name at once, the second sees the first
+            await db.execute("SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))", _ACCOUNT_NAME_LOCK)
+            refuse_taken_name(await db.fetch("SELECT id, name FROM accounts ORDER BY id"), name)
+            r = await db.fetchrow(
+                "INSERT INTO accounts (name, markup_bps, rpm, tpm, concurrency, created_at) "
+                f"VALUES ($1, $2, $3, $4, $5, $6) RETURNING {rows.ACCOUNT_COLS}",
+                name, markup_bps, limits.rpm, limits.tpm, limits.concurrency, time.time())
         return rows.account(r)
 
     async def get_account(self, account_id: int) -> Account | None:

@@ -9,7 +9,8 @@ from typing import Any, Sequence
 
 from . import rows
 from .base import (Account, ApiKey, AuditEntry, LedgerEntry, Limits, NewKey, Reservation, Settlement,
-                   StoredResponse, UNSET, Unset, UsagePage, UsageQuery, UsageRecord, UsageReject, UsageTotals)
+                   StoredResponse, UNSET, Unset, UsagePage, UsageQuery, UsageRecord, UsageReject, UsageTotals,
+                   refuse_taken_name)
 from .bounds import check_adjustment
 from .migrations import MIGRATIONS, migration_sql
 from .sqlite_console import SQLiteConsoleMixin
@@ -41,7 +42,8 @@ class SQLiteStore(SQLiteEngine, SQLiteConsoleMixin):
 
     # -- accounts -------------------------------------------------------------------------------
     async def create_account(self, name: str, *, markup_bps: int = 0, limits: Limits = Limits()) -> Account:
-        def fn(db):
+        def fn(db):         # one writer: nothing can take the name between the check and the insert
+            refuse_taken_name(db.execute("SELECT id, name FROM accounts ORDER BY id"), name)
             cur = db.execute("INSERT INTO accounts (name, markup_bps, rpm, tpm, concurrency, created_at) "
                              "VALUES (?, ?, ?, ?, ?, ?)",
                              (name, markup_bps, limits.rpm, limits.tpm, limits.concurrency, time.time()))

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
+import uuid
 from typing import Any
 
 from ..app import create_app
@@ -53,7 +54,8 @@ class Gateway(ThreadedServer):
 
     def new_key(self, balance_micros: int = 10_000_000, **key_opts: Any) -> tuple[str, int]:
         """A fresh account funded with `balance_micros` and a user key on it: (secret, account_id)."""
-        acc = self.admin("POST", "/admin/accounts", {"name": "test", "balance_micros": balance_micros})["data"]
+        name = f"test-{uuid.uuid4().hex[:12]}"         # account names are unique
+        acc = self.admin("POST", "/admin/accounts", {"name": name, "balance_micros": balance_micros})["data"]
         key = self.admin("POST", "/admin/keys", {"account_id": acc["id"], **key_opts})["data"]
         return key["key"], acc["id"]
 

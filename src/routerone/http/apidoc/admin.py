@@ -86,8 +86,10 @@ PATHS = {
     "/admin/accounts": {
         "get": _op("List accounts", ok=_list("AdminAccount"), operation_id="listAccounts"),
         "post": _op("Create an account", ok=_ACCOUNT, body=ref(AccountCreate.__name__), operation_id="createAccount",
+                    errors=(400, 409),
                     description="An opening balance (`balance_micros` or `balance_usd`) is credited with the "
-                                "note 'initial balance'.")},
+                                "note 'initial balance'. A name another account has (ignoring case and "
+                                "surrounding spaces) is a 409 `account_name_taken`.")},
     "/admin/accounts/{id}": {
         "get": _op("Get an account", ok=_ACCOUNT, parameters=_ID, errors=(400, 404), operation_id="getAccount"),
         "patch": _op("Change an account's markup or limits", ok=_ACCOUNT, parameters=_ID, errors=(400, 404),

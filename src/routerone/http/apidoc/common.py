@@ -28,6 +28,7 @@ ERROR_DESCRIPTIONS = {
     403: "The key may not do this (`permission_denied`, `model_not_allowed`, `spend_cap_reached`)",
     404: "Not found (`not_found`, `model_not_found`)",
     405: "Method not allowed on this path (`method_not_allowed`)",
+    409: "Clashes with what is stored (`account_name_taken`: another account has this name)",
     413: "The request body is larger than `max_body_bytes` (`payload_too_large`)",
     429: "Rate limited (`rate_limit_exceeded`, `upstream_rate_limited`), with Retry-After",
     502: "An upstream provider failed (`upstream_error`, `upstream_unavailable`; `upstream_auth_failed`, "
