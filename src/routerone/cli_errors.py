@@ -17,7 +17,7 @@ from .routing.learned.profiles import RouterFileError
 from .settings import Settings, SettingsError
 
 __all__ = ["explain", "row_id", "int_between", "text", "text_of_length", "number_between", "model_list", "one_of",
-           "or_default", "DEFAULT_WORD"]
+           "or_default", "or_none", "DEFAULT_WORD"]
 
 MAX_ROW_ID = (1 << 63) - 1     # ids are BIGINT (and SQLite's INTEGER): a larger one can name no row
 

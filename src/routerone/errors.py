@@ -36,9 +36,8 @@ import orjson
 __all__ = [
     "RouterOneError", "InvalidRequest", "UnsupportedParameter", "CapabilityMismatch",
     "ContextLengthExceeded", "PayloadTooLarge", "NotCancellable", "MethodNotAllowed", "AuthenticationFailed",
-    "InsufficientBalance", "PermissionDenied", "ModelNotFound", "NotFound", "RateLimited", "UpstreamError",
-    "ContextLengthExceeded", "PayloadTooLarge", "MethodNotAllowed", "AuthenticationFailed", "InsufficientBalance",
-    "PermissionDenied", "ModelNotFound", "NotFound", "Conflict", "RateLimited", "UpstreamError",
+    "InsufficientBalance", "PermissionDenied", "ModelNotFound", "NotFound", "Conflict", "RateLimited",
+    "UpstreamError",
     "UpstreamRateLimited", "UpstreamBadRequest", "UpstreamAuthFailed", "UpstreamQuotaExhausted",
     "UpstreamUnavailable", "UpstreamTimeout", "UpstreamNoResponse", "ServiceUnavailable",
 ]
