@@ -23,7 +23,7 @@ async def create(request: web.Request) -> web.StreamResponse:
     try:
         auth = await authenticate(request)
         routing = routing_headers(request.headers)
-        raw = await read_json_body(request)
+        raw = await read_json_body(request, rt.settings.max_json_values)
     except RouterOneError as exc:
         rt.chat.refused(exc, request_id=internal_id, echo_id=rid, route="responses")
         return error_response(exc, rid)
