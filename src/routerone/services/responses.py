@@ -53,7 +53,7 @@ class ResponsesService:
                      strategy_header: str | None = None, wtp_header: str | None = None) -> ResponsesReply:
         try:
             body = await run_heavy(len(raw), parse_body, raw)     # a large body: off the event loop
-            prior = await self._prior(body, auth)
+            prior, prior_bytes = await self._prior(body, auth)
         except RouterOneError as exc:
             self.chat.refused(exc, request_id=request_id, echo_id=echo_id, auth=auth, route="responses")
             raise
@@ -61,7 +61,8 @@ class ResponsesService:
         try:
             reply = await self.chat.complete(raw, auth=auth, request_id=request_id, echo_id=echo_id,
                                              strategy_header=strategy_header, wtp_header=wtp_header,
-                                             protocol="responses", parse=lambda _raw: responses_to_chat(body, prior))
+                                             protocol="responses", parse=lambda _raw: responses_to_chat(body, prior),
+                                             body_bytes=len(raw) + prior_bytes)   # the chain's items are prompt too
         except RouterOneError as exc:       # named as the caller sent it: max_output_tokens, not max_tokens
             renamed = responses_param(exc.param)
             if renamed != exc.param:
@@ -95,15 +96,17 @@ class ResponsesService:
         add_overhead(reply.headers, t0)
         return ResponsesReply(reply, body=out)
 
-    async def _prior(self, body: dict, auth: AuthContext) -> list[dict]:
+    async def _prior(self, body: dict, auth: AuthContext) -> tuple[list[dict], int]:
+        """The stored chain's items and their size in bytes. A short request may continue a chain of
+        megabytes: its reading (here), translation and token count run off the event loop by that size."""
         prev_id = body.get("previous_response_id")
         if not prev_id:
-            return []
+            return [], 0
         prev = await self.store.get_response(prev_id, auth.account.id)
         if prev is None:
             raise NotFound(f"Previous response with id '{prev_id}' not found.", param="previous_response_id",
                            code="previous_response_not_found")
-        return orjson.loads(prev.context)
+        return await run_heavy(len(prev.context), orjson.loads, prev.context), len(prev.context)
 
     async def get(self, response_id: str, auth: AuthContext, *, stream: bool = False) -> bytes:
         if stream:         # the SDK's retrieve(stream=True) replays the events: they are not kept
