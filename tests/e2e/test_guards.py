@@ -365,3 +365,38 @@ def test_body_budget_refuses_a_big_body_while_others_are_held_and_lets_small_one
     assert small.status_code == 200, small.text
     assert after.status_code == 200, after.text
     assert left == 0
+
+
+def test_body_budget_counts_the_stored_chain_a_responses_request_continues(gateway):
+    """Session 13: a `/v1/responses` request of a few bytes naming a `previous_response_id` holds the
+    stored chain's items in memory (read, parsed, translated) for as long as it runs, but only its own
+    body was counted: any number of such requests, each holding a large chain, passed the budget."""
+    gw = gateway(max_body_bytes_in_flight=3584 * 1024)   # 3.5 MiB
+    key, _ = gw.new_key()
+    pad = "x" * (1536 * 1024)       # 1.5 MiB kept in the stored items (an extra field of an input item)
+    as_json = {"Content-Type": "application/json"}
+
+    async def run():
+        async with httpx2.AsyncClient(timeout=30, headers={"Authorization": f"Bearer {key}"}) as c:
+            url = gw.base_url + "/responses"
+            first = await c.post(url, json={"model": "gpt-4o", "max_output_tokens": 5,
+                                            "input": [{"role": "user", "content": "hi", "pad": pad}]})
+            assert first.status_code == 200, first.text
+            more = {"model": "gpt-4o", "max_output_tokens": 5, "previous_response_id": first.json()["id"]}
+            held = [asyncio.create_task(c.post(url, json={**more, "input": "[[sleep:2000]] and?"}))
+                    for _ in range(2)]
+            await asyncio.sleep(0.7)
+            held_bytes = _metric((await c.get(gw.url + "/metrics")).text, "routerone_body_bytes_in_flight")
+            busy = await c.post(url, json={**more, "input": "and?"}, headers=as_json)
+            done = await asyncio.gather(*held)
+            after = await c.post(url, json={**more, "input": "and?"})
+            left = _metric((await c.get(gw.url + "/metrics")).text, "routerone_body_bytes_in_flight")
+            return held_bytes, busy, done, after, left
+    held_bytes, busy, done, after, left = asyncio.run(run())
+    assert [r.status_code for r in done] == [200, 200], [r.text for r in done]
+    assert held_bytes >= 2 * len(pad), held_bytes
+    assert busy.status_code == 503, busy.text
+    validate_error(busy.json())
+    assert busy.json()["error"]["code"] == "server_busy" and busy.headers["Retry-After"] == "1"
+    assert after.status_code == 200, after.text
+    assert left == 0

@@ -6,6 +6,7 @@ from aiohttp import web
 
 from ..errors import NotFound, RouterOneError
 from ..services.responses import ResponsesService
+from .guard import BODY_BUDGET
 from .relay import authenticate, relay_stream
 from .render import error_response
 from .routes import REQUEST_IDS, read_json_body
@@ -28,8 +29,10 @@ async def create(request: web.Request) -> web.StreamResponse:
         rt.chat.refused(exc, request_id=internal_id, echo_id=rid, route="responses")
         return error_response(exc, rid)
     try:
+        budget = request.app.get(BODY_BUDGET)
         out = await svc.create(raw, auth=auth, request_id=internal_id, echo_id=rid,
-                               strategy_header=routing.strategy, wtp_header=routing.wtp)
+                               strategy_header=routing.strategy, wtp_header=routing.wtp,
+                               hold_bytes=None if budget is None else lambda n: budget.take(request, n, n))
     except Exception as exc:  # noqa: BLE001 - every failure becomes a documented error body
         return error_response(exc, rid)
     if out.encoder is None:

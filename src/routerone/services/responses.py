@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import orjson
 
@@ -50,10 +51,13 @@ class ResponsesService:
         self.store = store
 
     async def create(self, raw: bytes, *, auth: AuthContext, request_id: str, echo_id: str,
-                     strategy_header: str | None = None, wtp_header: str | None = None) -> ResponsesReply:
+                     strategy_header: str | None = None, wtp_header: str | None = None,
+                     hold_bytes: Callable[[int], None] | None = None) -> ResponsesReply:
+        """`hold_bytes(n)` counts the stored chain's size as body bytes held (the HTTP layer's body
+        budget: it may refuse with 503 server_busy); the chain lives as long as the request does."""
         try:
             body = await run_heavy(len(raw), parse_body, raw)     # a large body: off the event loop
-            prior, prior_bytes = await self._prior(body, auth)
+            prior, prior_bytes = await self._prior(body, auth, hold_bytes)
         except RouterOneError as exc:
             self.chat.refused(exc, request_id=request_id, echo_id=echo_id, auth=auth, route="responses")
             raise
@@ -96,7 +100,8 @@ class ResponsesService:
         add_overhead(reply.headers, t0)
         return ResponsesReply(reply, body=out)
 
-    async def _prior(self, body: dict, auth: AuthContext) -> tuple[list[dict], int]:
+    async def _prior(self, body: dict, auth: AuthContext,
+                     hold_bytes: Callable[[int], None] | None = None) -> tuple[list[dict], int]:
         """The stored chain's items and their size in bytes. A short request may continue a chain of
         megabytes: its reading (here), translation and token count run off the event loop by that size."""
         prev_id = body.get("previous_response_id")
@@ -106,6 +111,8 @@ class ResponsesService:
         if prev is None:
             raise NotFound(f"Previous response with id '{prev_id}' not found.", param="previous_response_id",
                            code="previous_response_not_found")
+        if hold_bytes is not None:
+            hold_bytes(len(prev.context))
         return await run_heavy(len(prev.context), orjson.loads, prev.context), len(prev.context)
 
     async def get(self, response_id: str, auth: AuthContext, *, stream: bool = False) -> bytes:
