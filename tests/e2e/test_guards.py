@@ -400,3 +400,28 @@ def test_body_budget_counts_the_stored_chain_a_responses_request_continues(gatew
     assert busy.json()["error"]["code"] == "server_busy" and busy.headers["Retry-After"] == "1"
     assert after.status_code == 200, after.text
     assert left == 0
+
+
+def test_a_responses_chain_cannot_grow_past_max_body_bytes(gateway):
+    """Session 13: each stored response keeps its whole chain (the previous items, this input, this
+    output). Fields the translation does not read (an input item's extra keys, here) count as no
+    prompt token, so a chain grew by up to max_body_bytes per turn, without bound, each turn a tiny
+    billed call: a 2 MiB body limit let 1 MiB turns build a 3 MiB stored row, then 4, ... Continuing
+    a chain whose items and the new body together exceed max_body_bytes is now a 400 naming
+    previous_response_id, before any upstream call, and nothing is stored."""
+    gw = gateway(max_body_bytes=2 * 1024 * 1024)
+    key, account = gw.new_key()
+    pad = "x" * (1024 * 1024)
+    with httpx2.Client(timeout=30, headers={"Authorization": f"Bearer {key}"}) as c:
+        url = gw.base_url + "/responses"
+        turn = {"model": "gpt-4o", "max_output_tokens": 5, "input": [{"role": "user", "content": "hi", "pad": pad}]}
+        first = c.post(url, json=turn)
+        assert first.status_code == 200, first.text
+        second = c.post(url, json={**turn, "previous_response_id": first.json()["id"]})
+        assert second.status_code == 400, second.text[:300]
+        validate_error(second.json())
+        assert second.json()["error"]["param"] == "previous_response_id"
+        short = c.post(url, json={"model": "gpt-4o", "max_output_tokens": 5, "input": "and?",
+                                  "previous_response_id": first.json()["id"]})
+        assert short.status_code == 200, short.text[:300]      # a chain within the limit continues
+    assert gw.account(account)["available_micros"] == gw.account(account)["balance_micros"]

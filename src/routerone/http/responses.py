@@ -76,7 +76,7 @@ async def not_supported(request: web.Request) -> web.Response:
 
 def add_responses_routes(app: web.Application) -> None:
     rt = app[RUNTIME]
-    app[RESPONSES] = ResponsesService(rt.chat, rt.accounts.store)
+    app[RESPONSES] = ResponsesService(rt.chat, rt.accounts.store, max_chain_bytes=rt.settings.max_body_bytes)
     app.router.add_post("/v1/responses", create)
     app.router.add_get("/v1/responses/{id}", get)
     app.router.add_delete("/v1/responses/{id}", delete)

@@ -15,7 +15,7 @@ from typing import Callable
 
 import orjson
 
-from ..errors import NotFound, RouterOneError, UnsupportedParameter
+from ..errors import InvalidRequest, NotFound, RouterOneError, UnsupportedParameter
 from ..offload import run_heavy
 from ..store.base import Store, StoredResponse
 from ..wire.responses import (completion_to_response, context_items, new_response_id, parse_body,
@@ -46,9 +46,10 @@ class ResponsesReply:
 
 
 class ResponsesService:
-    def __init__(self, chat: ChatService, store: Store) -> None:
+    def __init__(self, chat: ChatService, store: Store, max_chain_bytes: int | None = None) -> None:
         self.chat = chat
         self.store = store
+        self.max_chain_bytes = max_chain_bytes    # a stored chain plus the body continuing it (max_body_bytes)
 
     async def create(self, raw: bytes, *, auth: AuthContext, request_id: str, echo_id: str,
                      strategy_header: str | None = None, wtp_header: str | None = None,
@@ -58,6 +59,13 @@ class ResponsesService:
         try:
             body = await run_heavy(len(raw), parse_body, raw)     # a large body: off the event loop
             prior, prior_bytes = await self._prior(body, auth, hold_bytes)
+            if prior_bytes and self.max_chain_bytes is not None and prior_bytes + len(raw) > self.max_chain_bytes:
+                # each response stores its whole chain, and fields the translation does not read count
+                # as no prompt token: without this a chain grew by a body per turn, without bound
+                raise InvalidRequest(f"The chain of previous_response_id holds {prior_bytes} bytes: with this body, "
+                                     f"more than the limit of {self.max_chain_bytes} (max_body_bytes); start a new "
+                                     "chain (send the input you need)", param="previous_response_id",
+                                     code="previous_response_too_large")
         except RouterOneError as exc:
             self.chat.refused(exc, request_id=request_id, echo_id=echo_id, auth=auth, route="responses")
             raise
