@@ -425,3 +425,38 @@ def test_a_responses_chain_cannot_grow_past_max_body_bytes(gateway):
                                   "previous_response_id": first.json()["id"]})
         assert short.status_code == 200, short.text[:300]      # a chain within the limit continues
     assert gw.account(account)["available_micros"] == gw.account(account)["balance_micros"]
+
+
+def test_body_budget_counts_a_stored_response_read_back(gateway):
+    """Session 13: `GET /v1/responses/{id}` reads the stored response (and its chain) into memory and
+    holds it until the client has taken it, at no cost to the caller; it was not counted, so any
+    number of slow readers could each hold a large one. It now counts as a body does: past the budget,
+    503 server_busy."""
+    gw = gateway(max_body_bytes_in_flight=3584 * 1024)   # 3.5 MiB
+    key, _ = gw.new_key()
+    pad = b" " * (1536 * 1024)
+    slow = orjson.dumps({"model": "gpt-4o", "max_tokens": 5,
+                         "messages": [{"role": "user", "content": "[[sleep:2000]] hi"}]})[:-1] + pad + b"}"
+    as_json = {"Content-Type": "application/json"}
+
+    async def run():
+        async with httpx2.AsyncClient(timeout=30, headers={"Authorization": f"Bearer {key}"}) as c:
+            made = await c.post(gw.base_url + "/responses", json={"model": "gpt-4o", "max_output_tokens": 5,
+                                                                  "input": "hi", "user": "u" * len(pad)})
+            assert made.status_code == 200, made.text[:300]
+            url = gw.base_url + "/responses/" + made.json()["id"]
+            held = [asyncio.create_task(c.post(gw.base_url + "/chat/completions", content=slow, headers=as_json))
+                    for _ in range(2)]
+            await asyncio.sleep(0.7)
+            busy = await c.get(url)
+            done = await asyncio.gather(*held)
+            after = await c.get(url)
+            left = _metric((await c.get(gw.url + "/metrics")).text, "routerone_body_bytes_in_flight")
+            return busy, done, after, left
+    busy, done, after, left = asyncio.run(run())
+    assert [r.status_code for r in done] == [200, 200], [r.text for r in done]
+    assert busy.status_code == 503, busy.text[:300]
+    validate_error(busy.json())
+    assert busy.json()["error"]["code"] == "server_busy" and busy.headers["Retry-After"] == "1"
+    assert after.status_code == 200 and len(after.content) > len(pad)
+    assert left == 0

@@ -47,7 +47,9 @@ async def _by_id(request: web.Request, method: str) -> web.Response:
         auth = await authenticate(request)
         if method == "get":
             stream = request.query.get("stream", "").lower() in ("true", "1")
-            body = await svc.get(request.match_info["id"], auth, stream=stream)
+            budget = request.app.get(BODY_BUDGET)
+            body = await svc.get(request.match_info["id"], auth, stream=stream,
+                                 hold_bytes=None if budget is None else lambda n: budget.take(request, n, n))
         else:
             body = await svc.delete(request.match_info["id"], auth)
     except Exception as exc:  # noqa: BLE001

@@ -123,13 +123,17 @@ class ResponsesService:
             hold_bytes(len(prev.context))
         return await run_heavy(len(prev.context), orjson.loads, prev.context), len(prev.context)
 
-    async def get(self, response_id: str, auth: AuthContext, *, stream: bool = False) -> bytes:
+    async def get(self, response_id: str, auth: AuthContext, *, stream: bool = False,
+                  hold_bytes: Callable[[int], None] | None = None) -> bytes:
+        """`hold_bytes(n)`: as on create, the stored response read counts as body bytes held."""
         if stream:         # the SDK's retrieve(stream=True) replays the events: they are not kept
             raise UnsupportedParameter("'stream' is not supported: a stored response's events are not kept; "
                                        "retrieve it without stream", param="stream")
         stored = await self.store.get_response(response_id, auth.account.id)
         if stored is None:
             raise NotFound(f"Response with id '{response_id}' not found.", param="response_id")
+        if hold_bytes is not None:
+            hold_bytes(len(stored.body) + len(stored.context))
         return stored.body.encode()
 
     async def delete(self, response_id: str, auth: AuthContext) -> bytes:
