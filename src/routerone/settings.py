@@ -79,7 +79,7 @@ class Settings:
                               "it holds, about 64 bytes each; one per limited request and scope per window",
                               min=1024, max=1 << 28)
     drain_timeout_s: float = _f(30.0, "on SIGTERM, how long in-flight requests and streams may finish", min=0)
-    admin_key: str | None = _f(None, "bootstrap admin key, at least 16 characters (else one is created and "
+    admin_key: str | None = _f(None, "bootstrap admin key: `sk-` then printable ASCII, 20 to 200 characters in all (else one is created and "
                                      "printed once); a new value revokes the admin key an earlier value registered")
     max_body_bytes: int = _f(20 * 1024 * 1024, "largest request body accepted", min=1)
     connect_timeout_s: float = _f(10.0, "upstream connect timeout", min=0.001)
@@ -369,6 +369,15 @@ def _check_admin_key(value: str | None) -> None:
         raise SettingsError(f"admin_key: must be at least {MIN_ADMIN_KEY_CHARS} characters, got {len(value)}; "
                             "use a random one (e.g. sk-ro-admin-$(openssl rand -hex 24)) or leave admin_key "
                             "unset for a generated one")
+    if value is not None and not _SIGNS_IN.fullmatch(value):
+        raise SettingsError("admin_key: a bearer token is read as a key only when it starts with 'sk-' and is 20 "
+                            "to 200 printable ASCII characters (no spaces at either end), so this one could never "
+                            "sign in; use e.g. sk-ro-admin-$(openssl rand -hex 24)")
+
+
+# what services/keys.looks_like_key lets through and an HTTP client can send (printable ASCII; the
+# header's outer spaces are not part of it)
+_SIGNS_IN = re.compile(r"sk-[ -~]{16,196}[!-~]")
 
 
 def _check_range(key: str, f: dataclasses.Field, value: Any) -> None:

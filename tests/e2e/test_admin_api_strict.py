@@ -92,6 +92,18 @@ def test_a_bad_expires_at_is_refused_and_the_key_keeps_working(admin: AdminClien
     assert later["expires_at"] == 1_893_456_000.0
 
 
+def test_an_expires_at_integer_too_large_for_a_float_is_a_400(admin: AdminClient) -> None:
+    """Session 13: `expires_at` written as an integer of 309 digits or more (JSON has no size limit)
+    could not become a float (OverflowError): a 500 on POST and PATCH /admin/keys."""
+    aid = admin.account(1_000_000)
+    key = admin.ok("POST", "/admin/keys", {"account_id": aid})
+    for huge in (10**309, -(10**400), 10**4000):
+        admin.bad("POST", "/admin/keys", {"account_id": aid, "expires_at": huge}, param="expires_at")
+        admin.bad("PATCH", f"/admin/keys/{key['id']}", {"expires_at": huge}, param="expires_at")
+    assert admin.ok("GET", f"/admin/keys/{key['id']}")["expires_at"] is None
+    assert _chat(admin.gw, key["key"]) == 200
+
+
 def test_allowed_models_must_be_a_list_of_model_ids(admin: AdminClient) -> None:
     aid = admin.account(1_000_000)
     key = admin.ok("POST", "/admin/keys", {"account_id": aid, "allowed_models": ["gpt-4o"]})

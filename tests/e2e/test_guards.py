@@ -182,21 +182,29 @@ def test_message_and_part_caps(gw, messages, code):
 
 _UPLOADER = """
 import asyncio, sys, orjson, httpx2
-url, key, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
-body = orjson.dumps({"model": "gpt-4o", "messages": [{"role": "user", "content": "hello world ok "}] * 400_000})
+url, key, n, items = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+body = orjson.dumps({"model": "gpt-4o", "max_tokens": 5, items: [{"role": "user", "content": "hello world ok "}] * 400_000})
 async def main():
     async with httpx2.AsyncClient(timeout=60) as c:
         rs = await asyncio.gather(*(c.post(url, content=body, headers={"Authorization": "Bearer " + key,
                                    "Content-Type": "application/json"}) for _ in range(n)))
-    print(len(body), orjson.dumps([[r.status_code, r.json()["error"]["code"]] for r in rs]).decode())
+    print(len(body), orjson.dumps([[r.status_code, r.json()["error"].get("code", "too many JSON values"
+                                    in r.json()["error"]["message"])] for r in rs]).decode())
 asyncio.run(main())
 """
 
 
-def test_a_huge_body_does_not_stall_the_loop(gw):
+@pytest.mark.parametrize("path,items,code", [("/chat/completions", "messages", "json_too_complex"),
+                                             ("/responses", "input", "json_too_complex"),
+                                             ("/messages", "messages", True),          # Anthropic's error shape
+                                             ("/messages/count_tokens", "messages", True),
+                                             ("/responses/input_tokens", "input", "json_too_complex")])
+def test_a_huge_body_does_not_stall_the_loop(gw, path, items, code):
     """Six bodies of 16.8 MiB with 400k messages each, sent by another process (before: /healthz
     stalled 431 ms for one, 2.5 s for six; the gateway's loop 6 s here): refused with 400 from a count
-    made as the body arrives, and the gateway's event loop never waits long meanwhile."""
+    made as the body arrives, and the gateway's event loop never waits long meanwhile. Session 13:
+    /v1/responses (400k input items) and /v1/messages were not counted, parsed whole and translated
+    before `too_many_messages`: the loop waited 1.1 s and 0.8 s for six such bodies."""
     key, _ = gw.new_key()
     worst_lag_s = [0.0]
 
@@ -207,14 +215,14 @@ def test_a_huge_body_does_not_stall_the_loop(gw):
             worst_lag_s[0] = max(worst_lag_s[0], time.perf_counter() - t0 - 0.002)
     monitor = asyncio.run_coroutine_threadsafe(lag_monitor(), gw.loop)
     try:
-        out = subprocess.run([sys.executable, "-c", _UPLOADER, gw.base_url + "/chat/completions", key, "6"],
+        out = subprocess.run([sys.executable, "-c", _UPLOADER, gw.base_url + path, key, "6", items],
                              capture_output=True, text=True, timeout=120)
     finally:
         monitor.cancel()
     size, replies = out.stdout.split(" ", 1)
     print(f"\nFIGURES gateway event loop worst lag {worst_lag_s[0] * 1000:.1f} ms while 6 bodies of "
           f"{int(size) / 2 ** 20:.1f} MiB / 400k messages were refused")
-    assert orjson.loads(replies) == [[400, "json_too_complex"]] * 6, out.stderr[-2000:]
+    assert orjson.loads(replies) == [[400, code]] * 6, out.stderr[-2000:]
     assert worst_lag_s[0] < 0.2      # measured ~30 ms; generous for a shared CI machine
 
 
@@ -357,4 +365,99 @@ def test_body_budget_refuses_a_big_body_while_others_are_held_and_lets_small_one
         assert "max_body_bytes_in_flight" in refused.json()["error"]["message"]
     assert small.status_code == 200, small.text
     assert after.status_code == 200, after.text
+    assert left == 0
+
+
+def test_body_budget_counts_the_stored_chain_a_responses_request_continues(gateway):
+    """Session 13: a `/v1/responses` request of a few bytes naming a `previous_response_id` holds the
+    stored chain's items in memory (read, parsed, translated) for as long as it runs, but only its own
+    body was counted: any number of such requests, each holding a large chain, passed the budget."""
+    gw = gateway(max_body_bytes_in_flight=3584 * 1024)   # 3.5 MiB
+    key, _ = gw.new_key()
+    pad = "x" * (1536 * 1024)       # 1.5 MiB kept in the stored items (an extra field of an input item)
+    as_json = {"Content-Type": "application/json"}
+
+    async def run():
+        async with httpx2.AsyncClient(timeout=30, headers={"Authorization": f"Bearer {key}"}) as c:
+            url = gw.base_url + "/responses"
+            first = await c.post(url, json={"model": "gpt-4o", "max_output_tokens": 5,
+                                            "input": [{"role": "user", "content": "hi", "pad": pad}]})
+            assert first.status_code == 200, first.text
+            more = {"model": "gpt-4o", "max_output_tokens": 5, "previous_response_id": first.json()["id"]}
+            held = [asyncio.create_task(c.post(url, json={**more, "input": "[[sleep:2000]] and?"}))
+                    for _ in range(2)]
+            await asyncio.sleep(0.7)
+            held_bytes = _metric((await c.get(gw.url + "/metrics")).text, "routerone_body_bytes_in_flight")
+            busy = await c.post(url, json={**more, "input": "and?"}, headers=as_json)
+            done = await asyncio.gather(*held)
+            after = await c.post(url, json={**more, "input": "and?"})
+            left = _metric((await c.get(gw.url + "/metrics")).text, "routerone_body_bytes_in_flight")
+            return held_bytes, busy, done, after, left
+    held_bytes, busy, done, after, left = asyncio.run(run())
+    assert [r.status_code for r in done] == [200, 200], [r.text for r in done]
+    assert held_bytes >= 2 * len(pad), held_bytes
+    assert busy.status_code == 503, busy.text
+    validate_error(busy.json())
+    assert busy.json()["error"]["code"] == "server_busy" and busy.headers["Retry-After"] == "1"
+    assert after.status_code == 200, after.text
+    assert left == 0
+
+
+def test_a_responses_chain_cannot_grow_past_max_body_bytes(gateway):
+    """Session 13: each stored response keeps its whole chain (the previous items, this input, this
+    output). Fields the translation does not read (an input item's extra keys, here) count as no
+    prompt token, so a chain grew by up to max_body_bytes per turn, without bound, each turn a tiny
+    billed call: a 2 MiB body limit let 1 MiB turns build a 3 MiB stored row, then 4, ... Continuing
+    a chain whose items and the new body together exceed max_body_bytes is now a 400 naming
+    previous_response_id, before any upstream call, and nothing is stored."""
+    gw = gateway(max_body_bytes=2 * 1024 * 1024)
+    key, account = gw.new_key()
+    pad = "x" * (1024 * 1024)
+    with httpx2.Client(timeout=30, headers={"Authorization": f"Bearer {key}"}) as c:
+        url = gw.base_url + "/responses"
+        turn = {"model": "gpt-4o", "max_output_tokens": 5, "input": [{"role": "user", "content": "hi", "pad": pad}]}
+        first = c.post(url, json=turn)
+        assert first.status_code == 200, first.text
+        second = c.post(url, json={**turn, "previous_response_id": first.json()["id"]})
+        assert second.status_code == 400, second.text[:300]
+        validate_error(second.json())
+        assert second.json()["error"]["param"] == "previous_response_id"
+        short = c.post(url, json={"model": "gpt-4o", "max_output_tokens": 5, "input": "and?",
+                                  "previous_response_id": first.json()["id"]})
+        assert short.status_code == 200, short.text[:300]      # a chain within the limit continues
+    assert gw.account(account)["available_micros"] == gw.account(account)["balance_micros"]
+
+
+def test_body_budget_counts_a_stored_response_read_back(gateway):
+    """Session 13: `GET /v1/responses/{id}` reads the stored response (and its chain) into memory and
+    holds it until the client has taken it, at no cost to the caller; it was not counted, so any
+    number of slow readers could each hold a large one. It now counts as a body does: past the budget,
+    503 server_busy."""
+    gw = gateway(max_body_bytes_in_flight=3584 * 1024)   # 3.5 MiB
+    key, _ = gw.new_key()
+    pad = b" " * (1536 * 1024)
+    slow = orjson.dumps({"model": "gpt-4o", "max_tokens": 5,
+                         "messages": [{"role": "user", "content": "[[sleep:2000]] hi"}]})[:-1] + pad + b"}"
+    as_json = {"Content-Type": "application/json"}
+
+    async def run():
+        async with httpx2.AsyncClient(timeout=30, headers={"Authorization": f"Bearer {key}"}) as c:
+            made = await c.post(gw.base_url + "/responses", json={"model": "gpt-4o", "max_output_tokens": 5,
+                                                                  "input": "hi", "user": "u" * len(pad)})
+            assert made.status_code == 200, made.text[:300]
+            url = gw.base_url + "/responses/" + made.json()["id"]
+            held = [asyncio.create_task(c.post(gw.base_url + "/chat/completions", content=slow, headers=as_json))
+                    for _ in range(2)]
+            await asyncio.sleep(0.7)
+            busy = await c.get(url)
+            done = await asyncio.gather(*held)
+            after = await c.get(url)
+            left = _metric((await c.get(gw.url + "/metrics")).text, "routerone_body_bytes_in_flight")
+            return busy, done, after, left
+    busy, done, after, left = asyncio.run(run())
+    assert [r.status_code for r in done] == [200, 200], [r.text for r in done]
+    assert busy.status_code == 503, busy.text[:300]
+    validate_error(busy.json())
+    assert busy.json()["error"]["code"] == "server_busy" and busy.headers["Retry-After"] == "1"
+    assert after.status_code == 200 and len(after.content) > len(pad)
     assert left == 0

@@ -92,6 +92,23 @@ def test_a_20mb_prompt_is_served_without_stalling_other_clients(gw: StallGateway
     assert gap_ms < STALL_BAR_MS, f"another client waited {gap_ms} ms"
 
 
+def test_a_short_request_continuing_a_20mb_response_does_not_stall_other_clients(gw: StallGateway) -> None:
+    """Session 13: a `previous_response_id` brings the stored chain's items (here a 20 MB prompt)
+    into a request of a few bytes. Its context was read, translated and its tokens counted on the
+    event loop, as only the request's own size sent that work to a thread: each such short request
+    stalled every other client (measured ~1 s), and could be repeated at will."""
+    status, first, _ = expensive(gw, "/v1/responses", {"model": "stall-chat", "max_output_tokens": 16,
+                                                       "input": words(BODY_BYTES)})
+    assert status == 200, first
+    before = gw.account()
+    status, reply, gap_ms = expensive(gw, "/v1/responses", {"model": "stall-chat", "max_output_tokens": 16,
+                                                            "previous_response_id": first["id"], "input": "and?"})
+    assert status == 200, reply
+    assert reply["usage"]["input_tokens"] > 3_000_000
+    assert_settled(gw, before, charged=True)
+    assert gap_ms < STALL_BAR_MS, f"another client waited {gap_ms} ms"
+
+
 @pytest.mark.parametrize("path,body", [
     ("/v1/messages/count_tokens", {"model": "stall-chat", "messages": CHAT_PROMPT["messages"]}),
     ("/v1/responses/input_tokens", {"model": "stall-chat", "input": words(BODY_BYTES)}),

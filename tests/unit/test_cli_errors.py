@@ -404,10 +404,36 @@ def test_a_weak_configured_admin_key_is_refused_at_start(tmp_path, how, weak):
     assert not (tmp_path / "r.db").exists()          # nothing registered
 
 
-def test_an_admin_key_of_16_characters_is_accepted(tmp_path):
+def test_an_admin_key_that_can_sign_in_is_accepted(tmp_path):
     out = run(tmp_path, "models", "--database-url", f"sqlite:///{tmp_path}/r.db",
-              env={"ROUTERONE_ADMIN_KEY": "sk-ro-16-chars!!"})
+              env={"ROUTERONE_ADMIN_KEY": "sk-ro-20-characters!"})
     assert out.returncode == 0, out.stderr
+
+
+@pytest.mark.parametrize("unusable", [
+    "sk-ro-16-chars!!", "sk-ro-19-characters",          # API keys are 20 characters or more
+    "my-admin-secret-0123456789", "0123456789abcdef0123456789abcdef",   # no `sk-`: `openssl rand -hex 16`
+    "sk-" + "a" * 198,                                   # over 200
+    "sk-ro-\u043a\u043b\u044e\u0447-0123456789abc",     # not ASCII: no HTTP client sends it
+    "sk-ro-admin-0123456789\x01", "sk-ro-admin-0123456789 ",   # a control character; a trailing space
+    "sk-ro-admin-\udcff-0123456789",                      # bytes that are not UTF-8 (a traceback)
+], ids=["16", "19", "no-prefix", "hex", "201", "cyrillic", "control", "trailing-space", "not-utf8"])
+def test_an_admin_key_that_could_never_sign_in_is_refused_at_start(tmp_path, unusable):
+    """Session 13: `admin_key` was checked for length (16) only, but a bearer token is read as a key
+    only when it starts with `sk-`, is 20 to 200 characters and ASCII (services/keys.looks_like_key):
+    a configured `openssl rand -hex 24` or a 16-character key was registered ("the one set in the
+    configuration is registered") and then every admin call was a 401; bytes that are not UTF-8 were
+    a traceback. Now one line naming admin_key (never the value), exit 2, nothing registered."""
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    with busy:
+        out = run(tmp_path, "serve", "--port", str(busy.getsockname()[1]), "--database-url",
+                  f"sqlite:///{tmp_path}/r.db", env={"ROUTERONE_ADMIN_KEY": unusable})
+    assert out.returncode == 2 and "Traceback" not in out.stderr, (out.returncode, out.stderr)
+    [line] = out.stderr.strip().splitlines()
+    assert "admin_key" in line and "sk-" in line and unusable.strip() not in line and not out.stdout, line
+    assert not (tmp_path / "r.db").exists()
 
 
 @pytest.mark.parametrize("host", ["999.1.1.1", "192.0.2.1"])     # not an address; not this machine's

@@ -126,11 +126,11 @@ def test_config_file_is_shared_loads_and_its_secret_files_are_mounted(compose, k
     for p in secret_paths:
         f = tmp_path / Path(p).name
         # a secret file holds the value as written (a URL must still be a valid URL)
-        f.write_text(f"postgresql://router@db/{f.name}\n" if "url" in f.name else f"value-of-{f.name}\n")
+        f.write_text(f"postgresql://router@db/{f.name}\n" if "url" in f.name else f"sk-ro-value-of-{f.name}\n")
         local = local.replace(p, str(f))
     (tmp_path / "routerone.toml").write_text(local)
     s = load_settings(str(tmp_path / "routerone.toml"), env={})
-    assert s.admin_key == "value-of-routerone_admin_key"
+    assert s.admin_key == "sk-ro-value-of-routerone_admin_key"
     assert s.database_url == "postgresql://router@db/routerone_database_url"
     assert (s.limiter, s.redis_url) == ("redis", "redis://redis:6379/0")
 

@@ -18,10 +18,10 @@ def test_defaults_without_env_or_file():
 
 def test_env_values_are_coerced_to_the_field_types():
     s = load_settings(env={"ROUTERONE_PORT": "9000", "ROUTERONE_FIRST_BYTE_TIMEOUT_S": "2.5",
-                           "ROUTERONE_LOG_CONTENT": "yes", "ROUTERONE_ADMIN_KEY": "sk-admin-0123456789",
+                           "ROUTERONE_LOG_CONTENT": "yes", "ROUTERONE_ADMIN_KEY": "sk-admin-01234567890",
                            "ROUTERONE_DEFAULT_RPM": "60", "ROUTERONE_MAX_BODY_BYTES": "1024"})
     assert (s.port, s.first_byte_timeout_s, s.log_content, s.admin_key, s.default_rpm, s.max_body_bytes) == \
-        (9000, 2.5, True, "sk-admin-0123456789", 60, 1024)
+        (9000, 2.5, True, "sk-admin-01234567890", 60, 1024)
 
 
 def test_precedence_file_then_env_then_overrides(tmp_path):

@@ -37,7 +37,7 @@ async def messages(request: web.Request) -> web.StreamResponse:
     try:
         auth = await authenticate(request, x_api_key=True)
         routing = routing_headers(request.headers)
-        raw = await read_json_body(request)
+        raw = await read_json_body(request, rt.settings.max_json_values)
     except RouterOneError as exc:
         rt.chat.refused(exc, request_id=internal_id, echo_id=rid, route="messages")
         return anthropic_error(exc, rid)
@@ -66,7 +66,7 @@ async def count_tokens(request: web.Request) -> web.Response:
     _, rid = request[REQUEST_IDS]
     try:
         auth = await authenticate(request, x_api_key=True)
-        raw = await read_json_body(request)
+        raw = await read_json_body(request, rt.settings.max_json_values)
         req = await run_heavy(len(raw), _count_request, raw)      # a large body: off the event loop
         if req.model != AUTO_MODEL:
             model = rt.catalog.resolve(req.model)

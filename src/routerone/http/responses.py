@@ -12,6 +12,7 @@ from ..errors import NotFound, RouterOneError
 from ..services.auth import AuthContext
 from ..services.responses import ResponsesService
 from ..wire.responses_items import parse_items_query
+from .guard import BODY_BUDGET
 from .relay import authenticate, relay_stream
 from .render import error_response
 from .routes import REQUEST_IDS, read_json_body
@@ -29,13 +30,13 @@ async def create(request: web.Request) -> web.StreamResponse:
     try:
         auth = await authenticate(request)
         routing = routing_headers(request.headers)
-        raw = await read_json_body(request)
+        raw = await read_json_body(request, rt.settings.max_json_values)
     except RouterOneError as exc:
         rt.chat.refused(exc, request_id=internal_id, echo_id=rid, route="responses")
         return error_response(exc, rid)
     try:
         out = await svc.create(raw, auth=auth, request_id=internal_id, echo_id=rid,
-                               strategy_header=routing.strategy, wtp_header=routing.wtp)
+                               strategy_header=routing.strategy, wtp_header=routing.wtp, hold_bytes=_hold(request))
     except Exception as exc:  # noqa: BLE001 - every failure becomes a documented error body
         return error_response(exc, rid)
     if out.encoder is None:
@@ -55,9 +56,17 @@ async def _answer(request: web.Request, call: Callable[[ResponsesService, AuthCo
     return web.Response(body=body, content_type="application/json", headers={"x-request-id": rid})
 
 
+def _hold(request: web.Request):
+    """A stored response or chain read for this request counts as body bytes held (503 server_busy
+    past max_body_bytes_in_flight), as a body does."""
+    budget = request.app.get(BODY_BUDGET)
+    return None if budget is None else lambda n: budget.take(request, n, n)
+
+
 async def get(request: web.Request) -> web.Response:
     stream = request.query.get("stream", "").lower() in ("true", "1")
-    return await _answer(request, lambda svc, auth: svc.get(request.match_info["id"], auth, stream=stream))
+    return await _answer(request, lambda svc, auth: svc.get(request.match_info["id"], auth, stream=stream,
+                                                            hold_bytes=_hold(request)))
 
 
 async def delete(request: web.Request) -> web.Response:
@@ -70,7 +79,7 @@ async def input_items(request: web.Request) -> web.Response:
     async def call(svc: ResponsesService, auth: AuthContext) -> bytes:
         q = request.query
         query = parse_items_query(q, [*q.getall("include", ()), *q.getall("include[]", ())])
-        return await svc.input_items(request.match_info["id"], auth, query)
+        return await svc.input_items(request.match_info["id"], auth, query, hold_bytes=_hold(request))
     return await _answer(request, call)
 
 
@@ -80,7 +89,8 @@ async def cancel(request: web.Request) -> web.Response:
 
 async def input_tokens(request: web.Request) -> web.Response:
     async def call(svc: ResponsesService, auth: AuthContext) -> bytes:
-        return await svc.count_input_tokens(await read_json_body(request), auth)
+        raw = await read_json_body(request, request.app[RUNTIME].settings.max_json_values)
+        return await svc.count_input_tokens(raw, auth, hold_bytes=_hold(request))
     return await _answer(request, call)
 
 
@@ -97,7 +107,7 @@ async def not_supported(request: web.Request) -> web.Response:
 
 def add_responses_routes(app: web.Application) -> None:
     rt = app[RUNTIME]
-    app[RESPONSES] = ResponsesService(rt.chat, rt.accounts.store, rt.catalog)
+    app[RESPONSES] = ResponsesService(rt.chat, rt.accounts.store, rt.catalog, max_chain_bytes=rt.settings.max_body_bytes)
     app.router.add_post("/v1/responses", create)
     app.router.add_post("/v1/responses/input_tokens", input_tokens)      # before /v1/responses/{id}
     app.router.add_get("/v1/responses/{id}", get)

@@ -21,6 +21,7 @@ import orjson
 
 from ..catalog import Catalog, discovered_model
 from ..errors import UpstreamUnavailable
+from ..offload import run_heavy
 from .base import Deployment
 from .decode import ACCEPT_ENCODING, BodyDecoder, codings_of
 from .openai_compat import auth_headers
@@ -88,7 +89,7 @@ async def fetch_models(session: aiohttp.ClientSession, entry: ProviderEntry,
         raise DiscoveryError(f"{url}: no answer within {timeout_s:g} s") from None
     except (aiohttp.ClientError, OSError) as exc:
         raise DiscoveryError(f"{url}: {type(exc).__name__} {exc}".rstrip()) from None
-    return _parse(body, url)
+    return await run_heavy(len(body), _parse, body, url)      # a long list (MAX_LIST_BYTES): off the event loop
 
 
 async def _read_list(resp: aiohttp.ClientResponse, url: str) -> bytes:
@@ -118,10 +119,13 @@ def _session() -> aiohttp.ClientSession:
 def _to_models(catalog: Catalog, entry: ProviderEntry, listed: list[tuple[str, int | None]]) -> list:
     static_upstreams = {d.upstream_model for m in (*catalog.static.values(), *catalog.named.get(entry.name, ()))
                         for d in m.deployments if d.vendor.name == entry.name}
-    out, refused = [], []
+    out, refused, more = [], [], False
     for mid, ctx in listed:
         if not entry.wants(mid) or mid in static_upstreams:
             continue
+        if len(out) == MAX_DISCOVERED_MODELS:    # the rest are not served: not priced and profiled either
+            more = True
+            break
         m = discovered_model(entry, mid, context_window=ctx)
         (out.append(m) if m is not None else refused.append(mid))
     if entry.patterns and listed and not any(entry.wants(mid) for mid, _ in listed):
@@ -134,10 +138,9 @@ def _to_models(catalog: Catalog, entry: ProviderEntry, listed: list[tuple[str, i
         log.warning("provider %s: %d model(s) without a known price left out (set providers.%s."
                     "input_usd_per_mtok / output_usd_per_mtok to serve them): %s", entry.name, len(refused),
                     entry.name, ", ".join(refused[:10]))
-    if len(out) > MAX_DISCOVERED_MODELS:
+    if more:
         log.warning("provider %s lists %d models: serving the first %d (name the ones you want with "
-                    "providers.%s.models = [...])", entry.name, len(out), MAX_DISCOVERED_MODELS, entry.name)
-        out = out[:MAX_DISCOVERED_MODELS]
+                    "providers.%s.models = [...])", entry.name, len(listed), MAX_DISCOVERED_MODELS, entry.name)
     return out
 
 
@@ -168,7 +171,7 @@ class Discovery:
                         entry.name, kept, exc)
             return False
         self.failures.pop(entry.name, None)
-        models = _to_models(self.catalog, entry, listed)
+        models = await run_heavy(len(listed) * 64, _to_models, self.catalog, entry, listed)   # a long list: off the loop
         before = {m.id for m in self.catalog.discovered.get(entry.name, ())}
         self.catalog.set_discovered(entry.name, models)
         if {m.id for m in models} != before and not self.quiet:

@@ -17,11 +17,12 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import orjson
 
 from ..catalog import AUTO_MODEL, Catalog
-from ..errors import NotCancellable, NotFound, PermissionDenied, RouterOneError, UnsupportedParameter
+from ..errors import InvalidRequest, NotCancellable, NotFound, PermissionDenied, RouterOneError, UnsupportedParameter
 from ..offload import run_heavy
 from ..store.base import Store, StoredResponse
 from ..tokens import count_message_tokens, load_tokenizer, tokenizer_loaded
@@ -55,16 +56,27 @@ class ResponsesReply:
 
 
 class ResponsesService:
-    def __init__(self, chat: ChatService, store: Store, catalog: Catalog) -> None:
+    def __init__(self, chat: ChatService, store: Store, catalog: Catalog, max_chain_bytes: int | None = None) -> None:
         self.chat = chat
         self.store = store
         self.catalog = catalog
+        self.max_chain_bytes = max_chain_bytes    # a stored chain plus the body continuing it (max_body_bytes)
 
     async def create(self, raw: bytes, *, auth: AuthContext, request_id: str, echo_id: str,
-                     strategy_header: str | None = None, wtp_header: str | None = None) -> ResponsesReply:
+                     strategy_header: str | None = None, wtp_header: str | None = None,
+                     hold_bytes: Callable[[int], None] | None = None) -> ResponsesReply:
+        """`hold_bytes(n)` counts the stored chain's size as body bytes held (the HTTP layer's body
+        budget: it may refuse with 503 server_busy); the chain lives as long as the request does."""
         try:
             body = await run_heavy(len(raw), parse_body, raw)     # a large body: off the event loop
-            prior = await self._prior(body, auth)
+            prior, prior_bytes = await self._prior(body, auth, hold_bytes)
+            if prior_bytes and self.max_chain_bytes is not None and prior_bytes + len(raw) > self.max_chain_bytes:
+                # each response stores its whole chain, and fields the translation does not read count
+                # as no prompt token: without this a chain grew by a body per turn, without bound
+                raise InvalidRequest(f"The chain of previous_response_id holds {prior_bytes} bytes: with this body, "
+                                     f"more than the limit of {self.max_chain_bytes} (max_body_bytes); start a new "
+                                     "chain (send the input you need)", param="previous_response_id",
+                                     code="previous_response_too_large")
         except RouterOneError as exc:
             self.chat.refused(exc, request_id=request_id, echo_id=echo_id, auth=auth, route="responses")
             raise
@@ -72,7 +84,8 @@ class ResponsesService:
         try:
             reply = await self.chat.complete(raw, auth=auth, request_id=request_id, echo_id=echo_id,
                                              strategy_header=strategy_header, wtp_header=wtp_header,
-                                             protocol="responses", parse=lambda _raw: responses_to_chat(body, prior))
+                                             protocol="responses", parse=lambda _raw: responses_to_chat(body, prior),
+                                             body_bytes=len(raw) + prior_bytes)   # the chain's items are prompt too
         except RouterOneError as exc:       # named as the caller sent it: max_output_tokens, not max_tokens
             renamed = responses_param(exc.param)
             if renamed != exc.param:
@@ -106,34 +119,47 @@ class ResponsesService:
         add_overhead(reply.headers, t0)
         return ResponsesReply(reply, body=out)
 
-    async def _prior(self, body: dict, auth: AuthContext) -> list[dict]:
-        return orjson.loads(await self._prior_context(body, auth))
+    async def _prior(self, body: dict, auth: AuthContext,
+                     hold_bytes: Callable[[int], None] | None = None) -> tuple[list[dict], int]:
+        """The stored chain's items and their size in bytes. A short request may continue a chain of
+        megabytes: its reading (here), translation and token count run off the event loop by that size."""
+        context = await self._prior_context(body, auth, hold_bytes)
+        if context is None:
+            return [], 0
+        return await run_heavy(len(context), orjson.loads, context), len(context)
 
-    async def _prior_context(self, body: dict, auth: AuthContext) -> str:
-        """The stored context (JSON) of the `previous_response_id` chain, "[]" without one."""
+    async def _prior_context(self, body: dict, auth: AuthContext,
+                             hold_bytes: Callable[[int], None] | None = None) -> str | None:
+        """The stored context (JSON) of the `previous_response_id` chain, None without one; its size
+        is counted by `hold_bytes` (the body budget)."""
         prev_id = body.get("previous_response_id")
         if not prev_id:
-            return "[]"
+            return None
         prev = await self.store.get_response(prev_id, auth.account.id)
         if prev is None:
             raise NotFound(f"Previous response with id '{prev_id}' not found.", param="previous_response_id",
                            code="previous_response_not_found")
+        if hold_bytes is not None:
+            hold_bytes(len(prev.context))
         return prev.context
 
-    async def get(self, response_id: str, auth: AuthContext, *, stream: bool = False) -> bytes:
+    async def get(self, response_id: str, auth: AuthContext, *, stream: bool = False,
+                  hold_bytes: Callable[[int], None] | None = None) -> bytes:
+        """`hold_bytes(n)`: as on create, the stored response read counts as body bytes held."""
         if stream:         # the SDK's retrieve(stream=True) replays the events: they are not kept
             raise UnsupportedParameter("'stream' is not supported: a stored response's events are not kept; "
                                        "retrieve it without stream", param="stream")
-        return (await self._stored(response_id, auth)).body.encode()
+        return (await self._stored(response_id, auth, hold_bytes)).body.encode()
 
     async def delete(self, response_id: str, auth: AuthContext) -> bytes:
         if not await self.store.delete_response(response_id, auth.account.id):
             raise _not_found(response_id)
         return orjson.dumps({"id": response_id, "object": "response.deleted", "deleted": True})
 
-    async def input_items(self, response_id: str, auth: AuthContext, query: ItemsQuery) -> bytes:
+    async def input_items(self, response_id: str, auth: AuthContext, query: ItemsQuery,
+                          hold_bytes: Callable[[int], None] | None = None) -> bytes:
         """One page of the response's input items (a ResponseItemList)."""
-        stored = await self._stored(response_id, auth)
+        stored = await self._stored(response_id, auth, hold_bytes)
         return await run_heavy(len(stored.context), _items_page, stored, query)
 
     async def cancel(self, response_id: str, auth: AuthContext) -> bytes:
@@ -142,7 +168,8 @@ class ResponsesService:
         await self._stored(response_id, auth)
         raise NotCancellable()
 
-    async def count_input_tokens(self, raw: bytes, auth: AuthContext) -> bytes:
+    async def count_input_tokens(self, raw: bytes, auth: AuthContext,
+                                 hold_bytes: Callable[[int], None] | None = None) -> bytes:
         """`POST /v1/responses/input_tokens`: the request's text (its chain's items, instructions,
         input and tools) counted with Router One's tokenizer plus per-message framing and a flat
         estimate per image, as /v1/messages/count_tokens does. The model is checked (404 unknown,
@@ -151,7 +178,7 @@ class ResponsesService:
         body = await run_heavy(len(raw), parse_body, raw)
         if body.get("model") is None:
             body["model"] = AUTO_MODEL
-        context = await self._prior_context(body, auth)
+        context = await self._prior_context(body, auth, hold_bytes) or "[]"
         size = len(raw) + len(context)
         req = await run_heavy(size, _count_request, body, context)
         if req.model != AUTO_MODEL:
@@ -164,10 +191,13 @@ class ResponsesService:
         n = await run_heavy(size, _count, req)
         return orjson.dumps({"object": "response.input_tokens", "input_tokens": n})
 
-    async def _stored(self, response_id: str, auth: AuthContext) -> StoredResponse:
+    async def _stored(self, response_id: str, auth: AuthContext,
+                      hold_bytes: Callable[[int], None] | None = None) -> StoredResponse:
         stored = await self.store.get_response(response_id, auth.account.id)
         if stored is None:
             raise _not_found(response_id)
+        if hold_bytes is not None:
+            hold_bytes(len(stored.body) + len(stored.context))
         return stored
 
 

@@ -93,7 +93,10 @@ def _timestamp(value: Any) -> float:
         value = dt.timestamp()
     elif isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
         raise ValueError("must be a unix timestamp (seconds) or an RFC 3339 date-time with a time zone")
-    ts = float(value)
+    try:
+        ts = float(value)
+    except OverflowError:       # an integer of 309+ digits (JSON sets no size): no float holds it
+        ts = math.inf
     if not (math.isfinite(ts) and 0 <= ts <= MAX_EXPIRES_AT):
         raise ValueError(f"must be between 0 and {MAX_EXPIRES_AT:.0f} (year 9999)")
     return ts
