@@ -22,7 +22,7 @@ from routerone.store.base import UsageQuery
 from routerone.testing.harness import Gateway
 
 __all__ = ["RawUpstream", "completion_json", "sse_stream", "json_reply", "chunked", "gateway_over",
-           "gateway_over_protocols", "usage_rows", "settled_row"]
+           "gateway_over_protocols", "usage_rows", "settled_row", "scripted_upstream"]
 
 USAGE = {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10}
 
@@ -133,6 +133,23 @@ class RawUpstream:
     def stop(self) -> None:
         self.loop.call_soon_threadsafe(self._server.close)
         self.loop.call_soon_threadsafe(self.loop.stop)
+
+
+@contextmanager
+def scripted_upstream(reply: bytes | list[bytes] | None = None) -> Iterator[dict]:
+    """A RawUpstream that answers `state["reply"]` (one reply, or a list of chunks: a test sets it)
+    and records each request in `state["requests"]`; `state["server"]` is the server."""
+    state: dict = {"reply": reply, "requests": []}
+
+    def answer(request: dict) -> list[bytes]:
+        state["requests"].append(request)
+        out = state["reply"]
+        return out if isinstance(out, list) else [out]
+    state["server"] = server = RawUpstream(answer)
+    try:
+        yield state
+    finally:
+        server.stop()
 
 
 @contextmanager

@@ -13,23 +13,15 @@ import pytest
 
 from money_procs import OUT_MICROS, SMALL
 from protocol_helpers import sse_events, wire  # noqa: F401 (fixture)
-from raw_upstream import RawUpstream, chunked, gateway_over, json_reply, usage_rows
+from raw_upstream import chunked, gateway_over, json_reply, scripted_upstream, usage_rows
 
 MODEL = SMALL
 
 
 @pytest.fixture(scope="module")
 def up():
-    state: dict = {"reply": None, "requests": []}
-
-    def answer(request: dict) -> list[bytes]:
-        state["requests"].append(request)
-        reply = state["reply"]
-        return reply if isinstance(reply, list) else [reply]
-    server = RawUpstream(answer)
-    state["server"] = server
-    yield state
-    server.stop()
+    with scripted_upstream() as state:
+        yield state
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import pytest
 
 from money_procs import SMALL
 from protocol_helpers import wire  # noqa: F401 (fixture)
-from raw_upstream import RawUpstream, gateway_over, json_reply, usage_rows
+from raw_upstream import gateway_over, json_reply, scripted_upstream, usage_rows
 
 MODEL = SMALL
 WEATHER = {"type": "function", "name": "get_weather", "description": "Current weather in a city", "strict": False,
@@ -30,15 +30,8 @@ def completion(message: dict) -> bytes:
 
 @pytest.fixture(scope="module")
 def up():
-    state: dict = {"reply": completion({"content": "Hello Ada."}), "requests": []}
-
-    def answer(request: dict) -> list[bytes]:
-        state["requests"].append(request)
-        return [state["reply"]]
-    server = RawUpstream(answer)
-    state["server"] = server
-    yield state
-    server.stop()
+    with scripted_upstream(completion({"content": "Hello Ada."})) as state:
+        yield state
 
 
 @pytest.fixture
