@@ -2,6 +2,7 @@
 
 Every mistake an operator can make (arguments, config, catalog, environment) ends in one line on
 stderr naming the culprit and exit code 2; `--debug` (anywhere on the line) shows the traceback.
+`models` exits 1 when no model could be listed because a provider's discovery failed (its box is down).
 `--config`, `--database-url` and `--debug` are accepted before or after any subcommand.
 """
 from __future__ import annotations
@@ -11,14 +12,15 @@ import asyncio
 import os
 import re
 import sys
+import time
 import traceback
 from typing import Awaitable, Callable, NoReturn
 
 from .billing.pricebook import genai_prices_version, vendor_models
 from .billing.prices import usd_to_micros
 from .catalog import Catalog, load_catalog
-from .cli_errors import (explain, int_between, model_list, number_between, one_of, or_default, or_none, row_id,
-                         text, text_of_length)
+from .cli_errors import (explain, int_between, model_list, number_between, one_of, or_default, or_none,
+                         require_database, row_id, text, text_of_length)
 from .cli_usage import add_usage_parser, print_usage, usage_rows
 from .console import cli as console_cli
 from .errors import InvalidRequest, RouterOneError
@@ -83,10 +85,11 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _with_accounts(args: argparse.Namespace, fn: Callable[[AccountsService], Awaitable[int]],
-                   models: tuple[str, ...] = ()) -> int:
+                   models: tuple[str, ...] = (), making: str | None = None) -> int:
     """`models`: a key's allowlist, checked against this configuration's catalog (and, when a name is
-    not in it, against what the providers' discovery lists)."""
+    not in it, against what the providers' discovery lists). `making`: what may start a new database."""
     settings = _settings(args)
+    require_database(settings.database_url, making=making)
     catalog = load_catalog(settings) if models else None
 
     async def run() -> int:
@@ -160,7 +163,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
             for k in await svc.store.list_keys(args.account):
                 state = "revoked" if k.revoked else "active"
                 print(f"{k.id:>4}  {k.prefix:<20} account={k.account_id} role={k.role} {state} "
-                      f"spent=${k.spent_micros / 1e6:.6f} name={k.name!r}")
+                      f"spent=${k.spent_micros / 1e6:.6f} name={k.name!r} {_key_bounds(k)}")
         else:
             ok = await svc.revoke_key(args.id)
             print("revoked" if ok else "already revoked")
@@ -185,6 +188,16 @@ async def _update_key(svc: AccountsService, args: argparse.Namespace) -> int:
     models = f" models={','.join(k.allowed_models) or 'any'}" if "allowed_models" in given else ""
     print(_key_routing(k) + models)
     return 0
+
+
+def _key_bounds(k: ApiKey) -> str:
+    """What a key may do, after `keys list`'s older columns (scripts read those by position)."""
+    lim = k.limits
+    cap = "none" if k.spend_cap_micros is None else f"${k.spend_cap_micros / 1e6:.6f}"
+    expires = "never" if k.expires_at is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(k.expires_at))
+    rpm, tpm, concurrency = ("-" if n is None else n for n in (lim.rpm, lim.tpm, lim.concurrency))
+    return (f"models={','.join(k.allowed_models) or 'any'} rpm={rpm} tpm={tpm} concurrency={concurrency} "
+            f"cap={cap} expires={expires}")
 
 
 def _key_routing(k: ApiKey) -> str:
@@ -214,7 +227,7 @@ def cmd_accounts(args: argparse.Namespace) -> int:
             acc = await fn(args.id, args.amount_usd, args.note or "")
             print(f"account {acc.id} balance ${acc.balance_micros / 1e6:.6f}")
         return 0
-    return _with_accounts(args, run)
+    return _with_accounts(args, run, making="account" if args.action == "create" else None)
 
 
 def _money(micros: int) -> str:
@@ -253,7 +266,8 @@ def cmd_models(args: argparse.Namespace) -> int:
     catalog = load_catalog(_settings(args))
     for warning in catalog.warnings:
         print(f"routerone: warning: {warning}", file=sys.stderr)
-    for name, err in asyncio.run(discover_once(catalog)).items():
+    failed = asyncio.run(discover_once(catalog))
+    for name, err in failed.items():
         print(f"routerone: warning: provider {name}: model discovery failed: {err}", file=sys.stderr)
     try:
         ProfileRouter.load()
@@ -265,7 +279,12 @@ def cmd_models(args: argparse.Namespace) -> int:
         print(f"{len(rows)} priced models at the configured providers (prices: genai-prices "
               f"{genai_prices_version()}); enable more with [providers.<name>] models = [...]")
         return 0
-    _print_table(["model", "provider", "context", "in $/M", "out $/M", "price", "profile", "auto profile"], _models_table(catalog), 2)
+    rows = _models_table(catalog)
+    if not rows and failed:     # a box down: was a bare header and exit 0, as if listing had worked
+        print(f"routerone: no model could be listed: model discovery failed at {', '.join(failed)} "
+              "(see the warnings above); nothing is served from there until it answers", file=sys.stderr)
+        return 1
+    _print_table(["model", "provider", "context", "in $/M", "out $/M", "price", "profile", "auto profile"], rows, 2)
     return 0
 
 
@@ -275,6 +294,7 @@ def cmd_usage(args: argparse.Namespace) -> int:
         print("routerone usage: error: --since must be before --until (--until is exclusive); nothing "
               "can match", file=sys.stderr)      # was an empty table, as if nothing had been used
         return 2
+    require_database(settings.database_url)
 
     async def run() -> list[list]:
         store = open_store(settings.database_url)

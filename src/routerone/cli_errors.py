@@ -9,15 +9,17 @@ from __future__ import annotations
 import argparse
 import errno
 import math
+import os
 import socket
 import sqlite3
+import sys
 from urllib.parse import urlsplit
 
 from .routing.learned.profiles import RouterFileError
 from .settings import Settings, SettingsError
 
 __all__ = ["explain", "row_id", "int_between", "text", "text_of_length", "number_between", "model_list", "one_of",
-           "or_default", "or_none", "DEFAULT_WORD"]
+           "or_default", "or_none", "DEFAULT_WORD", "NoDatabase", "require_database"]
 
 MAX_ROW_ID = (1 << 63) - 1     # ids are BIGINT (and SQLite's INTEGER): a larger one can name no row
 
@@ -123,6 +125,29 @@ def _shown(value: str) -> str:
     return repr(value if len(value) <= 60 else value[:60] + "...")
 
 
+class NoDatabase(Exception):
+    """The SQLite file a command other than `serve` would use does not exist (its message: one line)."""
+
+
+def require_database(url: str, *, making: str | None = None) -> None:
+    """Refuse an SQLite file that does not exist: opening it made a new empty database (the default
+    `sqlite:///routerone.db` is relative to the current directory), where a key or a credit "worked"
+    but never reached the gateway's own database. `serve` makes the file; so may the commands that
+    set up a first account or console user before it (`making`: what they make), saying so on stderr."""
+    path = url[len("sqlite:///"):] if url.startswith("sqlite:///") else None
+    if not path or path == ":memory:" or path.startswith("file::memory:") or os.path.exists(path):
+        return
+    where = os.path.abspath(path)
+    relative = "" if os.path.isabs(path) else f"; {url!r} is relative to the current directory"
+    if making:
+        print(f"routerone: note: no database at {where}: making a new one for this {making}{relative}; "
+              "`routerone serve` must use the same one", file=sys.stderr)
+        return
+    raise NoDatabase(f"no database at {where} (the SQLite file does not exist{relative}): start `routerone serve` "
+                     "there first to create it, or name the gateway's database with --database-url, "
+                     "ROUTERONE_DATABASE_URL or database_url in the config")
+
+
 def _db_where(url: str) -> str:
     if url.startswith("sqlite:///"):
         return f"SQLite file {url[len('sqlite:///'):]!r}"
@@ -150,6 +175,8 @@ def _pg_error(exc: BaseException) -> str | None:
 def explain(exc: BaseException, settings: Settings | None, port: int | None = None) -> str | None:
     if isinstance(exc, SettingsError):
         return f"configuration error: {exc}"
+    if isinstance(exc, NoDatabase):
+        return str(exc)
     if isinstance(exc, RouterFileError):     # ROUTERONE_ROUTER_MODEL, ROUTERONE_MODEL_PRIORS, --router
         return str(exc)
     db = _db_where(settings.database_url) if settings else "the database"

@@ -172,9 +172,10 @@ def test_a_model_refused_while_a_box_is_down_says_discovery_failed(tmp_path, acc
 
 
 @pytest.mark.parametrize("since", ["1764547200", "2025-12-01", "2025-12-01T00:00:00Z", "2025-12-01T01:00:00+01:00"])
-def test_usage_bounds_take_unix_seconds_and_iso_8601(tmp_path, since):
+def test_usage_bounds_take_unix_seconds_and_iso_8601(tmp_path, account, since):
     """`routerone usage` took ISO dates only while GET /admin/usage took unix seconds only: both
-    take both now (the same instant, 2025-12-01 00:00 UTC, four ways)."""
+    take both now (the same instant, 2025-12-01 00:00 UTC, four ways). (`account`: the database must
+    exist; `usage` refuses a missing SQLite file.)"""
     out = run(tmp_path, "usage", "--since", since, "--until", "1764633600", *_db(tmp_path))
     assert out.returncode == 0, out.stderr
 
@@ -351,8 +352,11 @@ def test_settings_that_cannot_go_together(tmp_path, env, args, culprits):
 
 
 @pytest.mark.parametrize("config, said", [
-    ("port = 18123\n", "sign in at http://127.0.0.1:18123/console/"),
-    ('host = "::1"\nport = 8081\n', "sign in at http://[::1]:8081/console/"),
+    ("port = 18123\n", "sign in at /console/ on the address `routerone serve` listens on (with this "
+                        "configuration http://127.0.0.1:18123/console/, unless serve was started with --host "
+                        "or --port)"),
+    ('host = "::1"\nport = 8081\n', "sign in at /console/ on the address `routerone serve` listens on (with this "
+                                    "configuration http://[::1]:8081/console/, unless"),
     ("console = false\n", "the console is off"),
 ])
 def test_console_user_create_says_where_to_sign_in(tmp_path, config, said):

@@ -8,7 +8,7 @@ import json
 import sys
 from typing import Callable
 
-from ..cli_errors import row_id, text
+from ..cli_errors import require_database, row_id, text
 from ..store.factory import open_store
 from . import security
 from .users import ConsoleUsers
@@ -28,6 +28,7 @@ def register(sub, settings_from: Callable[[argparse.Namespace], object]) -> None
 
 
 def _create(args: argparse.Namespace, settings) -> int:
+    require_database(settings.database_url, making="console user")
     password = sys.stdin.readline().rstrip("\n") if args.password_stdin else security.generate_password()
 
     async def run() -> int:
@@ -53,9 +54,11 @@ def _create(args: argparse.Namespace, settings) -> int:
 
 
 def _where(settings) -> str:
-    """Where this configuration serves the console ("http://<host>:<port>" told the operator nothing)."""
+    """Where this configuration serves the console ("http://<host>:<port>" told the operator nothing).
+    Said as the configuration's: `serve --host/--port` win, and this command cannot know them."""
     if not settings.console:
         return "the console is off in this configuration (console = false): set console = true to sign in"
     host = settings.host if settings.host not in ("0.0.0.0", "::", "") else "<this machine's address>"
     host = f"[{host}]" if ":" in host else host
-    return f"sign in at http://{host}:{settings.port}/console/"
+    return (f"sign in at /console/ on the address `routerone serve` listens on (with this configuration "
+            f"http://{host}:{settings.port}/console/, unless serve was started with --host or --port)")

@@ -8,6 +8,8 @@ import re
 from aiohttp import web
 
 from ..errors import Conflict, InvalidRequest
+from ..providers.base import Vendor
+from ..providers.vendors import keyless_templates
 from . import forms, security
 from .pages_user import activity_context
 from .paging import keyset, name_matches, paginate, search_text, top_rows
@@ -181,7 +183,17 @@ async def providers(request: web.Request, c: Console, viewer: Viewer) -> web.Str
     paged = paginate(request, pairs)                   # health only for the rows shown
     rows = [{"model": m, "deployment": d, "health": h.as_dict() if (h := c.health.by_deployment.get(d.id)) else None}
             for m, d in paged.rows]
-    return render(request, "op_providers.html", viewer=viewer, vendors=vendors, rows=rows, paged=paged, q=q)
+    return render(request, "op_providers.html", viewer=viewer, vendors=vendors, rows=rows, paged=paged, q=q,
+                  vendor_status={v.name: _vendor_status(v) for v in vendors})
+
+
+def _vendor_status(v: Vendor) -> str:
+    """A keyless template (vllm, ollama) is off until named, not missing a key ("no credentials" said so)."""
+    if v.configured:
+        return "configured"
+    if v.name in keyless_templates():
+        return f"keyless, off (add [providers.{v.name}])"
+    return "no credentials"
 
 
 @page("operator")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import functools
 import tomllib
 from dataclasses import dataclass
 from importlib import resources
@@ -24,7 +25,7 @@ from ..billing.prices import Price, price_to_micros
 from ..settings import PROVIDER_ENV_KEYS, ProviderSettings, Settings, SettingsError
 from .base import Vendor
 
-__all__ = ["ProviderEntry", "build_providers", "shipped"]
+__all__ = ["ProviderEntry", "build_providers", "shipped", "keyless_templates"]
 
 # what a provider named by the operator starts from, per protocol
 _PROTOCOL_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -66,6 +67,12 @@ class ProviderEntry:
 
 def shipped(name: str) -> dict[str, Any]:
     return tomllib.loads(resources.files("routerone.providers").joinpath("data").joinpath(name).read_text())
+
+
+@functools.cache
+def keyless_templates() -> frozenset[str]:
+    """Shipped vendors that take no key (vllm, ollama): off until a [providers.<name>] table names them."""
+    return frozenset(n for n, row in shipped("vendors.toml").items() if not row.get("needs_key", True) and n != "demo")
 
 
 def _vendor_from_row(name: str, raw: dict[str, Any]) -> Vendor:
