@@ -34,6 +34,7 @@ from .services.auth import Authenticator
 from .services.billing import Billing
 from .services.call import ChatDeps
 from .services.chat import ChatService
+from .services.retention import ResponsePurge
 from .services.usage import UsageWriter
 from .settings import Settings
 from .store.base import Store
@@ -102,6 +103,7 @@ def create_app(settings: Settings, *, store: Store | None = None, limiter: Limit
     billing = Billing(store, reservation_ttl_s=settings.reservation_ttl_s,
                       sweep_interval_s=settings.reservation_sweep_interval_s, usage=usage)
     sticky = make_sticky_store(settings, shared_sticky)
+    purge = ResponsePurge(store, settings.responses_retention_days, settings.responses_purge_interval_s)
     planner = Planner(catalog, health, make_strategies(), default_strategy=settings.routing_strategy,
                       willingness_to_pay=settings.willingness_to_pay, fallbacks=catalog.fallbacks, sticky=sticky)
     metrics = Metrics()
@@ -124,6 +126,8 @@ def create_app(settings: Settings, *, store: Store | None = None, limiter: Limit
                   "their expiry past reservation_ttl_s)", lambda: billing.live_holds, live=True)
     metrics.gauge("routerone_billing_holds_extended", "Expiry extensions of live holds written by the sweep",
                   lambda: billing.holds_extended)
+    metrics.gauge("routerone_responses_purged", "Expired stored responses deleted by the background purge "
+                  "(responses_retention_days)", lambda: purge.purged)
     metrics.gauge("routerone_usage_rejects", "Usage rows the database refused (kept in usage_rejects)",
                   lambda: usage.rejected)
     if hasattr(store, "round_trips"):      # PostgresStore: how well reserve/settle batch under load
@@ -171,6 +175,7 @@ def create_app(settings: Settings, *, store: Store | None = None, limiter: Limit
         await auth.start()
         await billing.start()
         await usage.start()
+        await purge.start()
         await discovery.start()   # waits a few seconds at most; slow providers join later
         metrics.start()
         gc.freeze()   # start-up objects (catalog, router model, modules) leave the GC's working set
@@ -181,6 +186,7 @@ def create_app(settings: Settings, *, store: Store | None = None, limiter: Limit
         await chat.drain()
         await billing.stop()       # its last pending settles may hand records to the usage writer
         await usage.stop()
+        await purge.stop()
         await metrics.stop()
         await auth.stop()
         await transport.close()

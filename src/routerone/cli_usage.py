@@ -13,6 +13,7 @@ from typing import AsyncIterator, Iterable
 
 from .cli_errors import row_id, text
 from .store.base import Store, UsageQuery, UsageRecord
+from .wire.admin import MAX_EXPIRES_AT
 from .wire.csv_cells import safe_row
 
 __all__ = ["add_usage_parser", "usage_rows", "GROUPS"]
@@ -25,15 +26,18 @@ def _date(value: str) -> float:
     """YYYY-MM-DD, an ISO date-time (UTC unless it says otherwise) or unix seconds (as GET
     /admin/usage takes them) -> unix time."""
     if re.fullmatch(r"[0-9]{1,15}(\.[0-9]{1,9})?", value):
-        return float(value)
-    try:
-        d = dt.datetime.fromisoformat(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a date (YYYY-MM-DD, YYYY-MM-DDTHH:MM[:SS][Z|+HH:MM] "
-                                         "or unix seconds)") from None
-    if d.tzinfo is None:
-        d = d.replace(tzinfo=dt.timezone.utc)
-    return d.timestamp()
+        ts = float(value)
+    else:
+        try:
+            d = dt.datetime.fromisoformat(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{value!r} is not a date (YYYY-MM-DD, YYYY-MM-DDTHH:MM[:SS][Z|+HH:MM] "
+                                             "or unix seconds)") from None
+        ts = (d if d.tzinfo else d.replace(tzinfo=dt.timezone.utc)).timestamp()
+    if not 0 <= ts <= MAX_EXPIRES_AT:      # the bounds GET /admin/usage takes (wire/admin.py)
+        raise argparse.ArgumentTypeError(f"{value!r} is outside 1970-01-01 .. 9999-12-31T23:59:59Z "
+                                         f"(unix seconds 0 .. {MAX_EXPIRES_AT:.0f})")
+    return ts
 
 
 def _groups(value: str) -> tuple[str, ...]:

@@ -113,6 +113,11 @@ class Settings:
     log_requests: bool = _f(False, "one JSON log line per request (failures are always logged)")
     log_content: bool = _f(False, "include prompt and completion text in those lines")
     console: bool = _f(True, "serve the web console at /console (same process and port)")
+    responses_retention_days: int = _f(30, "stored `/v1/responses` responses (their whole input chain and output) "
+                                       "are deleted this many days after they were made, 0..36500 (0 = kept "
+                                       "until deleted); `store: false` stores nothing", min=0, max=36500)
+    responses_purge_interval_s: float = _f(3600.0, "how often expired stored responses are deleted (in batches; "
+                                           "an expired one is a 404 at once)", min=0.01)
     # client-facing guards (see SECURITY.md): timeouts, caps, body complexity, failed-auth limit
     client_header_timeout_s: float = _f(15.0, "request head must arrive within this (also idle keep-alive)", min=1)
     client_body_timeout_s: float = _f(60.0, "whole request body must arrive within this", min=1)

@@ -1,6 +1,9 @@
 """A key's willingness to pay (migration 0008_key_wtp) is stored and read back by every store."""
 from __future__ import annotations
 
+import math
+
+from routerone.services.accounts import AccountsService
 from routerone.store.base import Limits, NewKey, Store
 
 
@@ -55,3 +58,17 @@ async def test_update_key_clears_spend_cap_and_expiry_with_none(store: Store):
     no_expiry = await store.update_key(key.id, expires_at=None)
     assert no_expiry is not None and (no_expiry.spend_cap_micros, no_expiry.expires_at) == (None, None)
     assert await store.key_by_hash("h-clear") == no_expiry
+
+
+async def test_minus_zero_willingness_to_pay_is_stored_as_zero(store: Store):
+    """`willingness_to_pay: -0.0` (admin API, `--willingness-to-pay -0`) was kept as -0.0: PostgreSQL
+    stored it so, and the audit row said -0.0 on both stores. It is 0.0 on create and on update."""
+    svc = AccountsService(store)
+    acc = await store.create_account("wtp-minus-zero")
+    issued = await svc.create_key(acc.id, willingness_to_pay=-0.0)
+    updated = await svc.update_key(issued.record.id, willingness_to_pay=-0.0)
+    got = await store.get_key(issued.record.id)
+    for k in (issued.record, updated, got):
+        assert k is not None and k.willingness_to_pay == 0.0 and math.copysign(1, k.willingness_to_pay) == 1, k
+    details = [e.detail for e in await store.list_audit(target=f"key:{issued.record.id}")]
+    assert details and all("-0.0" not in d for d in details), details

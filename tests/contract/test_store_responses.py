@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import json
+import time
 
+from routerone.services.retention import ResponsePurge
 from routerone.store.base import NewKey, Store, StoredResponse
 
 
@@ -47,3 +49,46 @@ async def test_the_context_keeps_input_items_in_order_with_their_ids(store: Stor
     await store.put_response(StoredResponse("resp_3", a, ka, 3.0, '{"output": []}', json.dumps(items)))
     got = await store.get_response("resp_3", a)
     assert got is not None and json.loads(got.context) == items
+
+
+async def test_purge_deletes_responses_created_before_the_cutoff_in_bounded_batches(store: Store) -> None:
+    """Retention (responses_retention_days): the background purge deletes at most `limit` rows a call,
+    oldest first, of every account, and nothing created at or after the cutoff."""
+    (a, ka), (b, kb) = await _owner(store, "erin"), await _owner(store, "frank")
+    for i in range(5):
+        await store.put_response(StoredResponse(f"resp_old_{i}", a if i % 2 else b, ka if i % 2 else kb,
+                                                100.0 + i, "{}", "[]"))
+    await store.put_response(StoredResponse("resp_new", a, ka, 200.0, "{}", "[]"))
+    await store.put_response(StoredResponse("resp_edge", a, ka, 150.0, "{}", "[]"))
+    assert await store.purge_responses(150.0, 2) == 2
+    assert await store.get_response("resp_old_0", b) is None and await store.get_response("resp_old_1", a) is None
+    assert await store.get_response("resp_old_2", b) is not None
+    assert await store.purge_responses(150.0, 10) == 3
+    assert await store.purge_responses(150.0, 10) == 0
+    assert {await store.get_response(i, a) is not None for i in ("resp_new", "resp_edge")} == {True}
+
+
+async def test_delete_with_created_after_deletes_an_expired_response_but_reports_it_absent(store: Store) -> None:
+    """DELETE /v1/responses/{id} of an expired response is a 404, as everywhere else: the row is
+    deleted all the same (purged on read)."""
+    a, ka = await _owner(store, "gina")
+    await store.put_response(StoredResponse("resp_exp", a, ka, 100.0, "{}", "[]"))
+    await store.put_response(StoredResponse("resp_live", a, ka, 300.0, "{}", "[]"))
+    assert await store.delete_response("resp_exp", a, created_after=200.0) is False
+    assert await store.get_response("resp_exp", a) is None
+    assert await store.delete_response("resp_live", a, created_after=200.0) is True
+    assert await store.delete_response("resp_missing", a, created_after=200.0) is False
+
+
+async def test_the_purge_takes_every_expired_response_a_batch_at_a_time(store: Store) -> None:
+    """ResponsePurge (the background task's one round): batches of `batch_rows` until a short one;
+    retention 0 deletes nothing."""
+    a, ka = await _owner(store, "hank")
+    now = time.time()
+    for i in range(5):
+        await store.put_response(StoredResponse(f"resp_p{i}", a, ka, now - 2 * 86_400 - i, "{}", "[]"))
+    await store.put_response(StoredResponse("resp_recent", a, ka, now - 3_600, "{}", "[]"))
+    assert await ResponsePurge(store, 0, 3600, batch_rows=2).purge_expired() == 0
+    purge = ResponsePurge(store, 1, 3600, batch_rows=2)
+    assert await purge.purge_expired() == 5 and purge.purged == 5
+    assert await store.get_response("resp_p0", a) is None and await store.get_response("resp_recent", a) is not None

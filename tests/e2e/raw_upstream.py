@@ -154,12 +154,13 @@ def scripted_upstream(reply: bytes | list[bytes] | None = None) -> Iterator[dict
 
 @contextmanager
 def gateway_over(up: RawUpstream, tmp: Path, http1: bool) -> Iterator[Gateway]:
+def gateway_over(up: RawUpstream, tmp: Path, http1: bool, **overrides) -> Iterator[Gateway]:
     """A gateway whose provider "openai" is `up` (the money catalog's models), through the lean
-    HTTP/1.1 client or aiohttp's (`upstream_http1`), router retries off."""
+    HTTP/1.1 client or aiohttp's (`upstream_http1`), router retries off; `overrides`: other settings."""
     settings = Settings(
         database_url=f"sqlite:///{tmp / 'r1.db'}", demo="off", max_retries=0, usage_flush_interval_s=0.05,
         upstream_http1=http1, catalog_path=str(write_money_catalog(tmp / "catalog.toml")),
-        providers={"openai": ProviderSettings(api_key="sk-raw-0123456789", base_url=up.base_url)})
+        providers={"openai": ProviderSettings(api_key="sk-raw-0123456789", base_url=up.base_url)}, **overrides)
     with Gateway(settings) as gw:
         yield gw
 

@@ -10,6 +10,7 @@ start-up for ever (SIGTERM did not end it)."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import socket
 import sqlite3
@@ -90,6 +91,11 @@ FLAG_CASES = [
     ("usage group twice", ["usage", "--by", "day,day"], ["--by", "'day,day'", "once"]),
     ("usage since after until", ["usage", "--since", "2027-01-01", "--until", "2026-01-01"], ["--since", "--until"]),
     ("usage since equals until", ["usage", "--since", "2026-01-01", "--until", "2026-01-01"], ["--since"]),
+    # the bounds GET /admin/usage takes (0 .. year 9999): the CLI read earlier or later ones silently
+    ("usage since before 1970", ["usage", "--since", "1969-12-31"], ["--since", "'1969-12-31'", "9999"]),
+    ("usage until before 1970", ["usage", "--until", "1969-12-31T23:59:59Z"], ["--until", "1969-12-31T23:59:59Z"]),
+    ("usage until after 9999", ["usage", "--until", "999999999999999"], ["--until", "'999999999999999'", "9999"]),
+    ("usage since after 9999 by its offset", ["usage", "--since", "9999-12-31T23:59:59-01:00"], ["--since", "9999"]),
 ]
 
 
@@ -247,6 +253,25 @@ def test_keys_create_takes_strategy_and_willingness_to_pay(tmp_path, account):
                      "--strategy", "random")
     _one_line_exit_2(run(tmp_path, "keys", "create", "--account", account, "--willingness-to-pay", "1.5",
                          *_db(tmp_path)), "--willingness-to-pay", "1.5")
+
+
+@pytest.mark.parametrize("command", ["create", "update"])
+def test_willingness_to_pay_minus_zero_is_stored_as_zero(tmp_path, account, command):
+    """`--willingness-to-pay -0` (and the admin API's -0.0) was stored as -0.0, shown as `-0`."""
+    out = run(tmp_path, "keys", "create", "--account", account, *_db(tmp_path))
+    assert out.returncode == 0, out.stderr
+    key_id = out.stdout.split()[2]
+    args = (["keys", "update", key_id] if command == "update" else ["keys", "create", "--account", account])
+    out = run(tmp_path, *args, "--willingness-to-pay", "-0", *_db(tmp_path))
+    assert out.returncode == 0, out.stderr
+    assert "-0" not in out.stdout, out.stdout
+    with sqlite3.connect(tmp_path / "r.db") as c:
+        stored = [r[0] for r in c.execute("SELECT willingness_to_pay FROM api_keys WHERE willingness_to_pay "
+                                          "IS NOT NULL")]
+        detail = c.execute("SELECT detail FROM audit_log WHERE action = ? ORDER BY id DESC",
+                           (f"key.{command}",)).fetchone()[0]
+    assert stored == [0.0] and math.copysign(1, stored[0]) == 1, stored
+    assert math.copysign(1, json.loads(detail)["willingness_to_pay"]) == 1, detail       # the audit row too
 
 
 def test_empty_database_url_in_the_environment(tmp_path):

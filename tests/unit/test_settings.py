@@ -141,3 +141,27 @@ def test_provider_lists_tables_and_operator_names(tmp_path):
     p = load_settings(str(cfg), env={}).providers["gpubox"]
     assert (p.models, dict(p.headers), p.enabled, p.input_usd_per_mtok) == (("llama-*", "qwen"), {"x-team": "ml"},
                                                                            False, "0.5")
+
+
+def test_responses_retention_days_defaults_to_30_and_0_keeps_until_deleted(tmp_path):
+    """Stored /v1/responses responses (prompts included) were kept until DELETE: now 30 days, as
+    OpenAI's default; 0 keeps them until deleted; the purge runs every responses_purge_interval_s."""
+    s = load_settings(env={})
+    assert (s.responses_retention_days, s.responses_purge_interval_s) == (30, 3600.0)
+    s = load_settings(env={"ROUTERONE_RESPONSES_RETENTION_DAYS": "0", "ROUTERONE_RESPONSES_PURGE_INTERVAL_S": "60"})
+    assert (s.responses_retention_days, s.responses_purge_interval_s) == (0, 60.0)
+    cfg = tmp_path / "r1.toml"
+    cfg.write_text("responses_retention_days = 7\n")
+    assert load_settings(str(cfg), env={}).responses_retention_days == 7
+
+
+@pytest.mark.parametrize("env, key", [
+    ({"ROUTERONE_RESPONSES_RETENTION_DAYS": "-1"}, "responses_retention_days: must be between 0 and 36500"),
+    ({"ROUTERONE_RESPONSES_RETENTION_DAYS": "1.5"}, "ROUTERONE_RESPONSES_RETENTION_DAYS"),
+    ({"ROUTERONE_RESPONSES_RETENTION_DAYS": "99999999"}, "responses_retention_days"),
+    ({"ROUTERONE_RESPONSES_PURGE_INTERVAL_S": "0"}, "responses_purge_interval_s"),
+    ({"ROUTERONE_RESPONSES_PURGE_INTERVAL_S": "nan"}, "ROUTERONE_RESPONSES_PURGE_INTERVAL_S"),
+])
+def test_responses_retention_settings_are_range_checked(env, key):
+    with pytest.raises(SettingsError, match=key):
+        load_settings(env=env)

@@ -111,7 +111,7 @@ def _wtp(value: float | None) -> float | None:
                               or not math.isfinite(value) or not 0 <= value <= 1):
         raise InvalidRequest(f"'willingness_to_pay' must be a number from 0 to 1 (or null for the gateway "
                              f"default), got {str(value)[:40]!r}", param="willingness_to_pay")
-    return None if value is None else float(value)
+    return None if value is None else float(value) + 0.0     # -0 (a -0.0 was stored and audited so) is 0.0
 
 
 def _limits_dict(limits: Limits) -> dict:

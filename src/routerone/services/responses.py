@@ -10,6 +10,9 @@ Around a stored response (the caller's account only; any other id is a 404): GET
 items (read from the stored context, paged: wire/responses_items.py) and cancel, which is always
 OpenAI's 400 for a response that is not a background one (Router One refuses `background`).
 `count_input_tokens` counts a request as /v1/messages/count_tokens does: no upstream call, no charge.
+
+A stored response older than `retention_days` (services/retention.py) is a 404 on every one of
+these, as an unknown id is, and the row found so is deleted there and then.
 """
 from __future__ import annotations
 
@@ -36,6 +39,7 @@ from .auth import AuthContext
 from .call import Reply
 from .chat import IMAGE_TOKENS, ChatService
 from .overhead import add_overhead
+from .retention import retention_cutoff
 
 __all__ = ["ResponsesService", "ResponsesReply"]
 log = logging.getLogger("routerone.responses")
@@ -56,11 +60,13 @@ class ResponsesReply:
 
 
 class ResponsesService:
-    def __init__(self, chat: ChatService, store: Store, catalog: Catalog, max_chain_bytes: int | None = None) -> None:
+    def __init__(self, chat: ChatService, store: Store, catalog: Catalog, max_chain_bytes: int | None = None,
+                 retention_days: int = 0) -> None:
         self.chat = chat
         self.store = store
         self.catalog = catalog
         self.max_chain_bytes = max_chain_bytes    # a stored chain plus the body continuing it (max_body_bytes)
+        self.retention_days = retention_days      # 0: stored responses are kept until deleted
 
     async def create(self, raw: bytes, *, auth: AuthContext, request_id: str, echo_id: str,
                      strategy_header: str | None = None, wtp_header: str | None = None,
@@ -135,7 +141,7 @@ class ResponsesService:
         prev_id = body.get("previous_response_id")
         if not prev_id:
             return None
-        prev = await self.store.get_response(prev_id, auth.account.id)
+        prev = await self._unexpired(prev_id, auth)
         if prev is None:
             raise NotFound(f"Previous response with id '{prev_id}' not found.", param="previous_response_id",
                            code="previous_response_not_found")
@@ -152,8 +158,9 @@ class ResponsesService:
         return (await self._stored(response_id, auth, hold_bytes)).body.encode()
 
     async def delete(self, response_id: str, auth: AuthContext) -> bytes:
-        if not await self.store.delete_response(response_id, auth.account.id):
-            raise _not_found(response_id)
+        if not await self.store.delete_response(response_id, auth.account.id,
+                                                created_after=retention_cutoff(self.retention_days)):
+            raise _not_found(response_id)         # an expired one is deleted, and a 404 as elsewhere
         return orjson.dumps({"id": response_id, "object": "response.deleted", "deleted": True})
 
     async def input_items(self, response_id: str, auth: AuthContext, query: ItemsQuery,
@@ -193,11 +200,21 @@ class ResponsesService:
 
     async def _stored(self, response_id: str, auth: AuthContext,
                       hold_bytes: Callable[[int], None] | None = None) -> StoredResponse:
-        stored = await self.store.get_response(response_id, auth.account.id)
+        stored = await self._unexpired(response_id, auth)
         if stored is None:
             raise _not_found(response_id)
         if hold_bytes is not None:
             hold_bytes(len(stored.body) + len(stored.context))
+        return stored
+
+    async def _unexpired(self, response_id: str, auth: AuthContext) -> StoredResponse | None:
+        """The caller's stored response, None if there is none or it has expired (then it is
+        deleted now rather than at the next background purge)."""
+        stored = await self.store.get_response(response_id, auth.account.id)
+        cutoff = retention_cutoff(self.retention_days)
+        if stored is not None and cutoff is not None and stored.created_at < cutoff:
+            await self.store.delete_response(response_id, auth.account.id)
+            return None
         return stored
 
 

@@ -270,8 +270,12 @@ class Store(Protocol):
         """Insert (or replace) a stored response."""
     async def get_response(self, response_id: str, account_id: int) -> "StoredResponse | None":
         """The response with this id if it belongs to `account_id`, else None."""
-    async def delete_response(self, response_id: str, account_id: int) -> bool:
-        """Delete it if it belongs to `account_id`; True when a row was deleted."""
+    async def delete_response(self, response_id: str, account_id: int, *, created_after: float | None = None) -> bool:
+        """Delete it if it belongs to `account_id`; True when a row was deleted. With `created_after`,
+        a row created before it (expired) is deleted all the same, but reported as False."""
+    async def purge_responses(self, created_before: float, limit: int) -> int:
+        """Delete at most `limit` stored responses created before `created_before` (any account,
+        oldest first); how many were deleted. Never holds the event loop for the deletion."""
 
     # usage recorded with the charge (issue 11): a charge and its usage row cannot disagree
     async def settle_recorded(self, request_id: str, cost_micros: int, record: UsageRecord) -> Settlement | None:

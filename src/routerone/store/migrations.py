@@ -171,6 +171,11 @@ ALTER TABLE api_keys ADD COLUMN willingness_to_pay DOUBLE PRECISION;
     ("0010_audit_target", """
 CREATE INDEX audit_log_target ON audit_log(target, id);
 """),
+    # Stored responses expire (responses_retention_days): the purge deletes the oldest first, of every
+    # account, by `WHERE created_at < ? ORDER BY created_at LIMIT ?`.
+    ("0011_responses_time", """
+CREATE INDEX responses_time ON responses(created_at);
+"""),
 ]
 
 

@@ -52,9 +52,15 @@ class PostgresRecordsMixin:
             response_id, account_id)
         return StoredResponse(*row) if row else None
 
-    async def delete_response(self, response_id: str, account_id: int) -> bool:
+    async def delete_response(self, response_id: str, account_id: int, *, created_after: float | None = None) -> bool:
         if has_nul(response_id):
             return False
-        status = await (await self._db()).execute("DELETE FROM responses WHERE id = $1 AND account_id = $2",
-                                                  response_id, account_id)
-        return status.endswith(" 1")
+        created_at = await (await self._db()).fetchval(
+            "DELETE FROM responses WHERE id = $1 AND account_id = $2 RETURNING created_at", response_id, account_id)
+        return created_at is not None and (created_after is None or created_at >= created_after)
+
+    async def purge_responses(self, created_before: float, limit: int) -> int:
+        status = await (await self._db()).execute(
+            "DELETE FROM responses WHERE id IN (SELECT id FROM responses WHERE created_at < $1 "
+            "ORDER BY created_at LIMIT $2)", created_before, limit)
+        return int(status.split()[-1])

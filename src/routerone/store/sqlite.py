@@ -262,9 +262,16 @@ class SQLiteStore(SQLiteEngine, SQLiteConsoleMixin):
             "WHERE id = ? AND account_id = ?", (response_id, account_id)).fetchone())
         return StoredResponse(*row) if row else None
 
-    async def delete_response(self, response_id: str, account_id: int) -> bool:
-        return await self._tx(lambda db: db.execute("DELETE FROM responses WHERE id = ? AND account_id = ?",
-                                                    (response_id, account_id)).rowcount > 0)
+    async def delete_response(self, response_id: str, account_id: int, *, created_after: float | None = None) -> bool:
+        row = await self._tx(lambda db: db.execute("DELETE FROM responses WHERE id = ? AND account_id = ? "
+                                                   "RETURNING created_at", (response_id, account_id)).fetchone())
+        return row is not None and (created_after is None or row[0] >= created_after)
+
+    async def purge_responses(self, created_before: float, limit: int) -> int:
+        # on the writer thread, not in the loop's group commit: a row may hold megabytes of chain
+        return await self._run(lambda db: db.execute(
+            "DELETE FROM responses WHERE id IN (SELECT id FROM responses WHERE created_at < ? "
+            "ORDER BY created_at LIMIT ?)", (created_before, limit)).rowcount)
 
     # -- usage recorded with the charge (issue 11) ----------------------------------------------
     async def settle_recorded(self, request_id: str, cost_micros: int, record: UsageRecord) -> Settlement | None:
