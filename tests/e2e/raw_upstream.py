@@ -153,7 +153,6 @@ def scripted_upstream(reply: bytes | list[bytes] | None = None) -> Iterator[dict
 
 
 @contextmanager
-def gateway_over(up: RawUpstream, tmp: Path, http1: bool) -> Iterator[Gateway]:
 def gateway_over(up: RawUpstream, tmp: Path, http1: bool, **overrides) -> Iterator[Gateway]:
     """A gateway whose provider "openai" is `up` (the money catalog's models), through the lean
     HTTP/1.1 client or aiohttp's (`upstream_http1`), router retries off; `overrides`: other settings."""
