@@ -15,6 +15,7 @@ import sqlite3
 import sys
 from urllib.parse import urlsplit
 
+from .catalog import allowlist_pattern_error
 from .routing.learned.profiles import RouterFileError
 from .settings import Settings, SettingsError
 
@@ -118,6 +119,9 @@ def model_list(value: str) -> tuple[str, ...]:
     if bad is not None:
         raise argparse.ArgumentTypeError(f"{_shown(value)} is not a comma-separated list of model ids "
                                          f"(e.g. gpt-4o-mini,auto; {_shown(bad)} is not a model id)")
+    slow = allowlist_pattern_error(items)
+    if slow is not None:
+        raise argparse.ArgumentTypeError(f"an allowlist {slow}")
     return tuple(dict.fromkeys(items))
 
 

@@ -26,6 +26,10 @@ from routerone.testing.harness import ADMIN_KEY, Gateway
 sys.path.insert(0, str(Path(__file__).parent))
 from billing_procs import pg_database  # noqa: E402
 
+# distinct `*` patterns that each match gpt-4o-mini (`g*`, `gp*i`, ...): a key may hold them, up to a bound
+_MINI_PATTERNS = list(dict.fromkeys(f"{n[:a]}*{n[b:]}" for n in ["gpt-4o-mini"] for a in range(1, len(n))
+                                    for b in range(a, len(n))))
+
 
 
 class AdminClient:
@@ -116,6 +120,24 @@ def test_allowed_models_must_be_a_list_of_model_ids(admin: AdminClient) -> None:
     assert admin.ok("GET", f"/admin/keys/{kid}")["allowed_models"] == ["gpt-4o"]   # still restricted
     assert _chat(admin.gw, key["key"]) == 403
     assert admin.ok("PATCH", f"/admin/keys/{kid}", {"allowed_models": ["gpt-4o-mini"]})["allowed_models"] == ["gpt-4o-mini"]
+    assert _chat(admin.gw, key["key"]) == 200
+
+
+def test_allowed_models_patterns_are_bounded(admin: AdminClient) -> None:
+    """Session 13: 1,000 patterns with many `*` took up to ~1.9 s to compile (one regex) on the first
+    request of such a key, on the event loop: at most 32 `*` patterns a key and 16 `*` a pattern."""
+    aid = admin.account(1_000_000)
+    many = _MINI_PATTERNS[:33]
+    err = admin.bad("POST", "/admin/keys", {"account_id": aid, "allowed_models": many}, param="allowed_models")
+    assert "32" in err["message"] and "'*'" in err["message"], err
+    starry = "gpt-4o" + "*" * 17
+    err = admin.bad("POST", "/admin/keys", {"account_id": aid, "allowed_models": [starry]}, param="allowed_models")
+    assert "16" in err["message"] and starry in err["message"], err
+    assert all(k["account_id"] != aid for k in admin.ok("GET", "/admin/keys"))          # nothing made
+    key = admin.ok("POST", "/admin/keys", {"account_id": aid, "allowed_models": many[:32] + ["gpt-4o-mini"]})
+    admin.bad("PATCH", f"/admin/keys/{key['id']}", {"allowed_models": [*many, "gpt-4o-mini"]}, param="allowed_models")
+    admin.bad("PATCH", f"/admin/keys/{key['id']}", {"allowed_models": [starry]}, param="allowed_models")
+    assert len(admin.ok("GET", f"/admin/keys/{key['id']}")["allowed_models"]) == 33     # unchanged
     assert _chat(admin.gw, key["key"]) == 200
 
 

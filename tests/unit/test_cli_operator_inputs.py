@@ -33,6 +33,11 @@ def _one_line_exit_2(out: subprocess.CompletedProcess, *culprits: str) -> str:
     return lines[0]
 
 
+# distinct `*` patterns that each match gpt-4o-mini (`g*`, `gp*i`, ...): a key may hold them, up to a bound
+_MINI_PATTERNS = list(dict.fromkeys(f"{n[:a]}*{n[b:]}" for n in ["gpt-4o-mini"] for a in range(1, len(n))
+                                    for b in range(a, len(n))))
+
+
 def _db(tmp_path) -> list[str]:
     return ["--database-url", f"sqlite:///{tmp_path}/r.db"]
 
@@ -59,6 +64,13 @@ FLAG_CASES = [
     ("allowlist with a hole", ["keys", "create", "--account", "ACC", "--models", "a,,auto"], ["--models", "'a,,auto'"]),
     ("allowlist with a space", ["keys", "create", "--account", "ACC", "--models", "gpt-4o, auto"], ["--models"]),
     ("key name too long", ["keys", "create", "--account", "ACC", "--name", "n" * 201], ["--name", "200"]),
+    # session 13: 1,000 `*` patterns took ~1.9 s to compile on a key's first request, on the event loop
+    ("allowlist too many patterns", ["keys", "create", "--account", "ACC", "--models",
+                                     ",".join(_MINI_PATTERNS[:33])], ["--models", "32", "'*'"]),
+    ("allowlist pattern too many stars", ["keys", "create", "--account", "ACC", "--models", "gpt" + "*" * 17],
+     ["--models", "16", "'*'"]),
+    ("update allowlist too many stars", ["keys", "update", "1", "--models", "auto,g*p*t*-*4*o*m*i*n*i*a*b*c*d*e*f*g*h*"],
+     ["--models", "16"]),
     ("key for no account", ["keys", "create", "--account", "999"], ["No account 999"]),
     # keys update: a key's routing in place; "default" (not "": an unset variable) resets a setting
     ("update wtp above 1", ["keys", "update", "1", "--willingness-to-pay", "1.5"],

@@ -14,7 +14,7 @@ from typing import Collection, Literal, Mapping, Sequence
 
 import orjson
 
-from ..catalog import Catalog
+from ..catalog import Catalog, allowlist_pattern_error
 from ..embedding_catalog import load_embedding_models
 from ..errors import Conflict, InvalidRequest, NotFound
 from ..store.base import (UNSET, Account, ApiKey, AuditEntry, DuplicateAccountName, Limits, NewKey, Store, Unset,
@@ -94,6 +94,9 @@ def _models(models: Sequence[str]) -> tuple[str, ...]:
         if not isinstance(m, str) or not m or len(m) > 200 or any(c in m for c in ", \t\n\r\x00"):
             raise InvalidRequest(f"'allowed_models' must be model ids without commas or spaces, got {m!r}",
                                  param="allowed_models")
+    slow = allowlist_pattern_error(out)
+    if slow is not None:
+        raise InvalidRequest(f"'allowed_models' {slow}", param="allowed_models")
     return tuple(dict.fromkeys(out))
 
 
