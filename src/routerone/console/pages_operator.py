@@ -9,7 +9,7 @@ from aiohttp import web
 
 from ..errors import Conflict, InvalidRequest
 from ..providers.base import Vendor
-from ..providers.vendors import keyless_templates
+from ..providers.vendors import ProviderEntry, keyless_templates
 from . import forms, security
 from .pages_user import activity_context
 from .paging import keyset, name_matches, paginate, search_text, top_rows
@@ -184,13 +184,16 @@ async def providers(request: web.Request, c: Console, viewer: Viewer) -> web.Str
     rows = [{"model": m, "deployment": d, "health": h.as_dict() if (h := c.health.by_deployment.get(d.id)) else None}
             for m, d in paged.rows]
     return render(request, "op_providers.html", viewer=viewer, vendors=vendors, rows=rows, paged=paged, q=q,
-                  vendor_status={v.name: _vendor_status(v) for v in vendors})
+                  vendor_status={v.name: _vendor_status(v, c.catalog.providers.get(v.name)) for v in vendors})
 
 
-def _vendor_status(v: Vendor) -> str:
-    """A keyless template (vllm, ollama) is off until named, not missing a key ("no credentials" said so)."""
+def _vendor_status(v: Vendor, entry: ProviderEntry | None) -> str:
+    """A keyless template (vllm, ollama) is off until named, not missing a key ("no credentials" said so);
+    one turned off with `enabled = false` is disabled, whether or not it has a key."""
     if v.configured:
         return "configured"
+    if entry is not None and not entry.enabled:
+        return "disabled (enabled = false)"
     if v.name in keyless_templates():
         return f"keyless, off (add [providers.{v.name}])"
     return "no credentials"

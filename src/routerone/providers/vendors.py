@@ -52,6 +52,7 @@ class ProviderEntry:
     timeouts: tuple[float | None, float | None, float | None] = (None, None, None)
     rpm: int | None = None                # upstream caps for every deployment on this provider
     tpm: int | None = None
+    enabled: bool = True                  # false: `enabled = false` turned it off (its key, if any, dropped)
 
     @property
     def name(self) -> str:
@@ -130,7 +131,8 @@ def _entry(name: str, raw: dict[str, Any] | None, conf: ProviderSettings, port: 
     prices_id = conf.prices or raw.get("prices") or (None if known else _PROTOCOL_PRICES.get(conf.protocol or ""))
     return ProviderEntry(v, known, prices_id, bool(discover) and conf.enabled, conf.models, price,
                          conf.discovery_interval_s,
-                         (conf.connect_timeout_s, conf.first_byte_timeout_s, conf.idle_timeout_s), conf.rpm, conf.tpm)
+                         (conf.connect_timeout_s, conf.first_byte_timeout_s, conf.idle_timeout_s), conf.rpm, conf.tpm,
+                         conf.enabled)
 
 
 def build_providers(settings: Settings, port: int) -> tuple[dict[str, ProviderEntry], list[str]]:
