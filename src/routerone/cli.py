@@ -2,7 +2,8 @@
 
 Every mistake an operator can make (arguments, config, catalog, environment) ends in one line on
 stderr naming the culprit and exit code 2; `--debug` (anywhere on the line) shows the traceback.
-`models` exits 1 when no model could be listed because a provider's discovery failed (its box is down).
+`models` (and `models --all`) exits 1 when no model could be listed because a provider's discovery
+failed (its box is down).
 `--config`, `--database-url` and `--debug` are accepted before or after any subcommand.
 """
 from __future__ import annotations
@@ -163,7 +164,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
             for k in await svc.store.list_keys(args.account):
                 state = "revoked" if k.revoked else "active"
                 print(f"{k.id:>4}  {k.prefix:<20} account={k.account_id} role={k.role} {state} "
-                      f"spent=${k.spent_micros / 1e6:.6f} name={k.name!r} {_key_bounds(k)}")
+                      f"spent=${k.spent_micros / 1e6:.6f} name={_name_column(k.name)} {_key_bounds(k)}")
         else:
             ok = await svc.revoke_key(args.id)
             print("revoked" if ok else "already revoked")
@@ -202,7 +203,7 @@ def _key_bounds(k: ApiKey) -> str:
 
 def _key_routing(k: ApiKey) -> str:
     wtp = "default" if k.willingness_to_pay is None else f"{k.willingness_to_pay:g}"
-    return (f"key {k.id} name={k.name!r} strategy={k.strategy or 'default'} "
+    return (f"key {k.id} name={_name_column(k.name)} strategy={k.strategy or 'default'} "
             f"willingness_to_pay={wtp}")
 
 
@@ -228,6 +229,12 @@ def cmd_accounts(args: argparse.Namespace) -> int:
             print(f"account {acc.id} balance ${acc.balance_micros / 1e6:.6f}")
         return 0
     return _with_accounts(args, run, making="account" if args.action == "create" else None)
+
+
+def _name_column(name: str) -> str:
+    """A key's name as one whitespace-free column: repr() (other whitespace is escaped already) with
+    a space as \\x20, still a Python literal that ast.literal_eval reads back."""
+    return repr(name).replace(" ", "\\x20")
 
 
 def _money(micros: int) -> str:
@@ -273,17 +280,16 @@ def cmd_models(args: argparse.Namespace) -> int:
         ProfileRouter.load()
     except RouterFileError as exc:      # the listing still shows what is served; `serve` refuses to start
         print(f"routerone: warning: {exc} (auto profile: unavailable; serve will not start)", file=sys.stderr)
-    if args.all:
-        rows = _all_table(catalog)
-        _print_table(["model", "provider", "served", "in $/M", "out $/M"], rows, 2)
-        print(f"{len(rows)} priced models at the configured providers (prices: genai-prices "
-              f"{genai_prices_version()}); enable more with [providers.<name>] models = [...]")
-        return 0
-    rows = _models_table(catalog)
+    rows = _all_table(catalog) if args.all else _models_table(catalog)
     if not rows and failed:     # a box down: was a bare header and exit 0, as if listing had worked
         print(f"routerone: no model could be listed: model discovery failed at {', '.join(failed)} "
               "(see the warnings above); nothing is served from there until it answers", file=sys.stderr)
         return 1
+    if args.all:
+        _print_table(["model", "provider", "served", "in $/M", "out $/M"], rows, 2)
+        print(f"{len(rows)} priced models at the configured providers (prices: genai-prices "
+              f"{genai_prices_version()}); enable more with [providers.<name>] models = [...]")
+        return 0
     _print_table(["model", "provider", "context", "in $/M", "out $/M", "price", "profile", "auto profile"], rows, 2)
     return 0
 

@@ -6,6 +6,7 @@ hid a key's allowlist, limits, spend cap and expiry; `models` with every provide
 and exited 0; `console-user create` printed the config's port as a fact; `audit` could not page."""
 from __future__ import annotations
 
+import ast
 import os
 import socket
 import sqlite3
@@ -93,6 +94,21 @@ def test_keys_list_shows_allowlist_limits_spend_cap_and_expiry_after_the_old_col
     assert plain.split()[7:] == ["models=any", "rpm=-", "tpm=-", "concurrency=-", "cap=none", "expires=never"]
 
 
+def test_keys_list_keeps_a_name_with_spaces_in_one_column(tmp_path, capsys):
+    """Session 13: `name='ci key'` split into two columns; a space is written \\x20 (still a Python
+    string literal, so ast.literal_eval reads the name back), every other column where it was."""
+    db = ["--database-url", f"sqlite:///{tmp_path / 'r.db'}"]
+    assert main([*db, "accounts", "create", "acme"]) == 0
+    assert main([*db, "keys", "create", "--account", "1", "--name", "ci key 'two'"]) == 0
+    capsys.readouterr()
+    assert main([*db, "keys", "list"]) == 0
+    cols = capsys.readouterr().out.split()
+    assert len(cols) == 13 and cols[2:6] == ["account=1", "role=user", "active", "spent=$0.000000"], cols
+    assert cols[6] == "name=\"ci\\x20key\\x20'two'\"", cols[6]
+    assert ast.literal_eval(cols[6].removeprefix("name=")) == "ci key 'two'"
+    assert cols[7:] == ["models=any", "rpm=-", "tpm=-", "concurrency=-", "cap=none", "expires=never"]
+
+
 # -- 3. models with every provider down ----------------------------------------------------------
 def _closed_port() -> int:
     with socket.socket() as s:
@@ -103,6 +119,18 @@ def _closed_port() -> int:
 def test_models_with_the_only_box_down_says_nothing_could_be_listed_and_exits_1(tmp_path):
     (tmp_path / "r.toml").write_text(f'[providers.vllm]\nbase_url = "http://127.0.0.1:{_closed_port()}/v1"\n')
     out = run(tmp_path, "models", "--config", str(tmp_path / "r.toml"))
+    assert out.returncode == 1, (out.stdout, out.stderr)
+    assert "Traceback" not in out.stderr and out.stdout == ""
+    lines = out.stderr.strip().splitlines()
+    assert "provider vllm: model discovery failed" in lines[0]
+    assert lines[-1].startswith("routerone: no model could be listed") and "vllm" in lines[-1]
+
+
+def test_models_all_with_the_only_box_down_exits_1_too(tmp_path):
+    """Session 13: `models --all` printed a bare header and "0 priced models" and exited 0 when every
+    provider's box was down; it exits 1 as `models` does, saying why."""
+    (tmp_path / "r.toml").write_text(f'[providers.vllm]\nbase_url = "http://127.0.0.1:{_closed_port()}/v1"\n')
+    out = run(tmp_path, "models", "--all", "--config", str(tmp_path / "r.toml"))
     assert out.returncode == 1, (out.stdout, out.stderr)
     assert "Traceback" not in out.stderr and out.stdout == ""
     lines = out.stderr.strip().splitlines()
