@@ -92,9 +92,13 @@ def create_app(settings: Settings, *, store: Store | None = None, limiter: Limit
     for warning in catalog.warnings:
         log.warning(warning)
     discovery = Discovery(catalog)
+    board = None
+    if settings.redis_url:     # cooldowns shared by every worker and instance on this Redis
+        from .routing.cooldown_redis import RedisCooldownBoard
+        board = RedisCooldownBoard(settings.redis_url, lambda: catalog.vendors)
     health = Health(cooldown_failures=settings.cooldown_failures, cooldown_s=settings.cooldown_s,
                     retry_budget_tokens=settings.retry_budget_tokens,
-                    retry_budget_token_ratio=settings.retry_budget_token_ratio)
+                    retry_budget_token_ratio=settings.retry_budget_token_ratio, board=board)
     auth = Authenticator(store, cache_ttl_s=settings.auth_cache_ttl_s, max_entries=settings.auth_cache_max_entries,
                          failures=AuthFailureLimiter(settings.auth_failures_per_ip_per_minute, window_s=60.0))
     defaults = Timeouts(settings.connect_timeout_s, settings.first_byte_timeout_s, settings.idle_timeout_s)
@@ -144,6 +148,9 @@ def create_app(settings: Settings, *, store: Store | None = None, limiter: Limit
     metrics.gauge("routerone_sticky_fallback_events",
                   "Sticky-conversation lookups or pins not answered (Redis down, shared table busy): "
                   "routed afresh", lambda: getattr(sticky, "fallback_events", 0))
+    metrics.gauge("routerone_cooldown_board_fallback_events",
+                  "Round trips to the shared cooldown board (Redis) that failed: cooldowns were "
+                  "per process meanwhile", lambda: getattr(board, "fallback_events", 0))
 
     quiet_aiohttp()
     guard = guard_middleware(settings)
@@ -177,6 +184,8 @@ def create_app(settings: Settings, *, store: Store | None = None, limiter: Limit
         await usage.start()
         await purge.start()
         await discovery.start()   # waits a few seconds at most; slow providers join later
+        if board is not None:
+            await board.start()
         metrics.start()
         gc.freeze()   # start-up objects (catalog, router model, modules) leave the GC's working set
         gc.set_threshold(*GC_THRESHOLDS)
@@ -192,6 +201,8 @@ def create_app(settings: Settings, *, store: Store | None = None, limiter: Limit
         await transport.close()
         await limiter.close()
         await sticky.close()
+        if board is not None:
+            await board.close()
         await store.close()
 
     app.on_startup.append(startup)
