@@ -80,8 +80,9 @@ class RedisCooldownBoard:
         self._read = self._redis.register_script(_READ)
         self._vendors = base_urls
         self._tags: dict[str, str] = {}            # base_url -> address tag (memo)
-        self._until: dict[str, float] = {}         # dep id -> end of its shared cooldown (monotonic)
+        self.shared: dict[str, float] = {}         # dep id -> end of its shared cooldown (monotonic): the local copy
         self._tasks: set[asyncio.Task] = set()
+        self._writes = asyncio.Lock()              # one write at a time: the refresh keeps the other connection
         self._refresher: asyncio.Task | None = None
         self._down = False
         self.fallback_events = 0
@@ -90,10 +91,10 @@ class RedisCooldownBoard:
 
     # -- the hot path: local reads only --------------------------------------------------------
     def until(self, dep_id: str) -> float:
-        return self._until.get(dep_id, 0.0)
+        return self.shared.get(dep_id, 0.0)
 
     def cooling(self, now: float) -> dict[str, float]:
-        return {d: t for d, t in self._until.items() if t > now}
+        return {d: t for d, t in self.shared.items() if t > now}
 
     # -- state changes (rare): one background round trip each ------------------------------------
     def publish(self, dep_id: str, cooldown_s: float) -> None:
@@ -104,7 +105,7 @@ class RedisCooldownBoard:
         self._spawn(self._publish(keys=[COOLDOWN_KEY], args=[member, max(1, round(cooldown_s * 1000))]))
 
     def clear(self, dep_id: str) -> None:
-        self._until.pop(dep_id, None)
+        self.shared.pop(dep_id, None)
         member = self._member(dep_id)
         if member is not None:
             self._spawn(self._redis.zrem(COOLDOWN_KEY, member))
@@ -113,12 +114,16 @@ class RedisCooldownBoard:
         if self._refresher is None:
             self._refresher = asyncio.get_running_loop().create_task(self._refresh_loop())
 
+    async def flush(self) -> None:
+        """Wait for the publishes and clears sent so far."""
+        if self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
     async def close(self) -> None:
         if self._refresher is not None:
             self._refresher.cancel()
             await asyncio.gather(self._refresher, return_exceptions=True)
-        if self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self.flush()
         await self._redis.aclose()
 
     async def refresh(self) -> None:
@@ -133,7 +138,9 @@ class RedisCooldownBoard:
             vendor = vendors.get(dep_id.split("/", 1)[0])
             if vendor is not None and self._tag(vendor.base_url) == tag:
                 fresh[dep_id] = sent + int(reply[i + 1]) / 1000
-        self._until = fresh
+        if fresh != self.shared:                     # in place: Health holds this dict
+            self.shared.clear()
+            self.shared.update(fresh)
         self.refreshes += 1
 
     async def _refresh_loop(self) -> None:
@@ -149,7 +156,8 @@ class RedisCooldownBoard:
     def _spawn(self, call) -> None:
         async def run() -> None:
             try:
-                await call
+                async with self._writes:
+                    await call
             except (RedisError, OSError) as exc:
                 self._failed(exc)
         task = asyncio.get_running_loop().create_task(run())

@@ -51,7 +51,8 @@ def _ewma(old: float | None, new: float) -> float:
 class CooldownBoard(Protocol):
     """Cooldowns shared between processes (routing/cooldown_redis.py)."""
 
-    def until(self, dep_id: str) -> float: ...                  # end of its shared cooldown (monotonic), or 0
+    shared: dict[str, float]     # dep id -> end of its shared cooldown (monotonic): updated in place
+    def until(self, dep_id: str) -> float: ...                  # end of its shared cooldown, or 0
     def publish(self, dep_id: str, cooldown_s: float) -> None: ...
     def clear(self, dep_id: str) -> None: ...
     def cooling(self, now: float) -> dict[str, float]: ...     # deployments in a shared cooldown at `now`
@@ -62,6 +63,7 @@ class Health:
                  retry_budget_token_ratio: float = 0.1, board: CooldownBoard | None = None) -> None:
         self.by_deployment: dict[str, DeploymentHealth] = {}
         self.board = board
+        self._shared: dict[str, float] = board.shared if board is not None else {}
         self.cooldown_failures = cooldown_failures
         self.cooldown_s = cooldown_s
         self.retry_max_milli = retry_budget_tokens * 1000          # 0: retries are never throttled
@@ -80,11 +82,11 @@ class Health:
 
     def available(self, dep_id: str, now: float | None = None) -> bool:
         h = self.by_deployment.get(dep_id)
-        board = self.board
-        if h is None and board is None:
+        shared = self._shared                # the board's local copy (empty: nothing cooled down elsewhere)
+        if h is None and not shared:
             return True
         now = time.monotonic() if now is None else now
-        return (h is None or h.cooldown_until <= now) and (board is None or board.until(dep_id) <= now)
+        return (h is None or h.cooldown_until <= now) and (not shared or shared.get(dep_id, 0.0) <= now)
 
     def report(self) -> dict[str, dict]:
         """`as_dict` of every deployment this process has health of or knows to be cooled down elsewhere."""
