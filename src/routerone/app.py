@@ -84,8 +84,9 @@ GC_THRESHOLDS = (50_000, 20, 100)
 
 
 def create_app(settings: Settings, *, store: Store | None = None, limiter: Limiter | None = None,
-               catalog: Catalog | None = None, shared_sticky=None) -> web.Application:
-    """`shared_sticky`: the `SharedStickyState.handle` of `serve --workers N` without Redis."""
+               catalog: Catalog | None = None, shared_sticky=None, shared_cooldowns=None) -> web.Application:
+    """`shared_sticky`, `shared_cooldowns`: the `SharedStickyState.handle` and `SharedCooldownState.handle`
+    of `serve --workers N` without Redis."""
     store = store or open_store(settings.database_url)
     limiter = limiter or make_limiter(settings)
     catalog = catalog or load_catalog(settings)
@@ -96,6 +97,9 @@ def create_app(settings: Settings, *, store: Store | None = None, limiter: Limit
     if settings.redis_url:     # cooldowns shared by every worker and instance on this Redis
         from .routing.cooldown_redis import RedisCooldownBoard
         board = RedisCooldownBoard(settings.redis_url, lambda: catalog.vendors)
+    elif shared_cooldowns is not None:   # the workers of `serve --workers N` without Redis
+        from .routing.cooldown_shared import SharedCooldownBoard
+        board = SharedCooldownBoard(shared_cooldowns)
     health = Health(cooldown_failures=settings.cooldown_failures, cooldown_s=settings.cooldown_s,
                     retry_budget_tokens=settings.retry_budget_tokens,
                     retry_budget_token_ratio=settings.retry_budget_token_ratio, board=board)
@@ -149,8 +153,8 @@ def create_app(settings: Settings, *, store: Store | None = None, limiter: Limit
                   "Sticky-conversation lookups or pins not answered (Redis down, shared table busy): "
                   "routed afresh", lambda: getattr(sticky, "fallback_events", 0))
     metrics.gauge("routerone_cooldown_board_fallback_events",
-                  "Round trips to the shared cooldown board (Redis) that failed: cooldowns were "
-                  "per process meanwhile", lambda: getattr(board, "fallback_events", 0))
+                  "Cooldowns not shared (Redis round trips failed; the workers' shared table "
+                  "busy or full): those were per process", lambda: getattr(board, "fallback_events", 0))
 
     quiet_aiohttp()
     guard = guard_middleware(settings)

@@ -2,7 +2,8 @@
 Health starts is seen by another's after one refresh and ended by a success there; a gateway whose
 provider has another address shares nothing; a network cut (tests/e2e/fault_proxy.py) leaves
 routing on local health with known cooldowns kept, logged once, and the first refresh after it
-shares again. Redis unreachable: skipped, or failed when CI is set (as the sticky contract tests)."""
+shares again. Redis unreachable: skipped, or failed when CI is set (as the sticky contract tests).
+The shared-memory table of `serve --workers N` without Redis (routing/cooldown_shared.py) too."""
 from __future__ import annotations
 
 import asyncio
@@ -16,6 +17,7 @@ from urllib.parse import urlsplit
 import redis
 
 from routerone.routing.cooldown_redis import COOLDOWN_KEY, RedisCooldownBoard, address_tag
+from routerone.routing.cooldown_shared import DEP_ID_BYTES, SharedCooldownBoard, SharedCooldownState
 from routerone.routing.health import Health
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "e2e"))
@@ -107,3 +109,28 @@ async def test_redis_cut_keeps_local_health_and_known_cooldowns_then_shares_agai
             client.zrem(COOLDOWN_KEY, f"v/model-b|{address_tag(base)}")
         finally:
             client.close()
+
+
+async def test_workers_table_shares_a_cooldown_and_its_end():
+    """SharedCooldownBoard (serve --workers N without Redis): two workers' boards on one block."""
+    state = SharedCooldownState(slots=4)
+    one, two = SharedCooldownBoard(state.handle), SharedCooldownBoard(state.handle)
+    h1, h2 = (Health(cooldown_failures=1, cooldown_s=60, board=b) for b in (one, two))
+    try:
+        h1.record_failure(DEP)
+        assert h2.available(DEP)                       # until its next refresh
+        two.refresh()
+        assert not h2.available(DEP) and h2.report()[DEP]["cooling_down"] is True
+        h2.record_success(DEP, ttft_ms=None, duration_ms=10.0, completion_tokens=1)
+        one.refresh()
+        assert one.until(DEP) == 0.0 and h1.report()[DEP]["cooling_down"] is True   # its own stays
+        for i in range(5):                             # 5 cooldowns in 4 entries: the soonest-ending goes
+            one.publish(f"v/m{i}", 60 + i)
+        two.refresh()
+        assert sorted(two.cooling(0.0)) == ["v/m1", "v/m2", "v/m3", "v/m4"] and one.fallback_events == 1
+        one.publish("v/" + "x" * DEP_ID_BYTES, 60)    # too long to share: left to the worker's own health
+        assert one.fallback_events == 2
+    finally:
+        await one.close()
+        await two.close()
+        state.unlink()

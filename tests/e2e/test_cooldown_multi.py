@@ -7,7 +7,8 @@ everything) and together/up-primary-2 on upstream GOOD. Instance A sends two req
 `openai/m-primary` (BAD only, falling back to m-backup): with cooldown_failures 2 it cools BAD's
 deployment down. Then instance B serves m-primary 12 times: before, its own health knew nothing of
 BAD's failures, and its weighted shuffle sent about half the requests to BAD first (all 12 missing
-it by chance: 2^-12); now BAD gets none of them. Redis down: nothing fails, each instance cools the
+it by chance: 2^-12); now BAD gets none of them. `serve --workers 2` without Redis: the workers
+share cooldowns through shared memory. Redis down: nothing fails, each instance cools the
 deployment down for itself, and the outage is logged once.
 """
 from __future__ import annotations
@@ -74,16 +75,17 @@ def _hits(server: FakeUpstream) -> int:
     return len(server.app["fake"].requests)
 
 
-def start(tmp: Path, bad: FakeUpstream, good: FakeUpstream, names: list[str], **settings) -> list[ServeProcess]:
+def start(tmp: Path, bad: FakeUpstream, good: FakeUpstream, names: list[str], extra_args: list[str] = (),
+          **settings) -> list[ServeProcess]:
     db_url = f"sqlite:///{tmp / 'shared.sqlite'}"
     asyncio.run(bootstrap_admin(db_url))
     (tmp / "catalog.toml").write_text(CATALOG)
     config = write_config(tmp / "gateway.toml", database_url=db_url, upstream_url=bad.base_url,
-                          catalog_path=tmp / "catalog.toml", max_retries=0, cooldown_failures=2,
-                          cooldown_s=60.0, **settings)
+                          catalog_path=tmp / "catalog.toml", **{"max_retries": 0, "cooldown_failures": 2,
+                                                                "cooldown_s": 60.0, **settings})
     with config.open("a") as f:
         f.write(f'\n[providers.together]\napi_key = "sk-fake-good"\nbase_url = "{good.base_url}"\n')
-    procs = [ServeProcess(config, tmp, name) for name in names]
+    procs = [ServeProcess(config, tmp, name, extra_args=list(extra_args)) for name in names]
     for p in procs:
         p.start()
     for p in procs:
@@ -105,10 +107,10 @@ def health(gw: ServeProcess) -> dict:
     return asyncio.run(get())
 
 
-def cool_down_on(gw: ServeProcess, key: str) -> None:
-    """Two requests pinned to BAD's deployment (falling back to m-backup): two failures cool it down."""
+def cool_down_on(gw: ServeProcess, key: str, failures: int = 2) -> None:
+    """Requests pinned to BAD's deployment (falling back to m-backup): `failures` cool it down."""
     with openai.OpenAI(base_url=gw.base_url, api_key=key, max_retries=0) as client:
-        for _ in range(2):
+        for _ in range(failures):
             r = client.chat.completions.create(model="openai/m-primary", messages=HI,
                                                extra_body={"models": ["m-backup"]})
             assert r.model == "m-backup"
@@ -153,6 +155,33 @@ def test_a_cooldown_started_on_one_instance_is_honoured_by_another(tmp_path, ups
             client.zrem(COOLDOWN_KEY, *ours)
         finally:
             client.close()
+
+
+WORKER_REQUESTS = 30
+
+
+def test_workers_without_redis_share_a_cooldown(tmp_path, upstreams):
+    """`serve --workers 2`, no Redis, cooldown_failures 1: one request's failure on BAD cools it
+    down in the worker that served it. Each later request comes over a new connection, which
+    SO_REUSEPORT hands to either worker: before, the other worker knew nothing of it and sent
+    about a quarter of the requests to BAD first (none of 30 by chance: 0.75^30, 2e-4); now BAD
+    gets none."""
+    bad, good = upstreams
+    (gw,) = start(tmp_path, bad, good, ["gw-workers"], extra_args=["--workers", "2"], cooldown_failures=1)
+    try:
+        assert len(gw.workers()) == 2
+        key = new_key(gw)
+        with openai.OpenAI(base_url=gw.base_url, api_key=key, max_retries=0) as client:
+            assert client.chat.completions.create(model="openai/m-primary", messages=HI,
+                                                  extra_body={"models": ["m-backup"]}).model == "m-backup"
+        assert _hits(bad) == 1
+        time.sleep(0.5)               # five refreshes of each worker's copy (every 0.1 s)
+        for _ in range(WORKER_REQUESTS):
+            serve_primary(gw, key, 1)         # a client (a connection) of its own each
+        assert _hits(bad) == 1, f"{_hits(bad) - 1} of {WORKER_REQUESTS} requests went to the cooled-down deployment"
+    finally:
+        gw.stop()
+    assert "Traceback" not in gw.log_path.read_text(errors="replace"), gw.log_tail()
 
 
 def test_redis_down_keeps_cooldowns_per_instance_and_never_fails(tmp_path, upstreams):

@@ -8,8 +8,8 @@ left. First attempts and failover to another deployment are never throttled, so 
 failure a deployment gets about one call per request instead of 1 + max_retries. Counted in
 thousandths so the half-way test is exact. The moving averages and the retry budget are per process.
 
-The cooldown is per process too unless a `board` shares it (routing/cooldown_redis.py, with
-`redis_url`): a cooldown this process starts is published to the board, and a deployment another
+The cooldown is per process too unless a `board` shares it (routing/cooldown_redis.py with
+`redis_url`; routing/cooldown_shared.py between the workers of `serve --workers N` without it): a cooldown this process starts is published to the board, and a deployment another
 process cooled down is skipped here too until its cooldown ends; `available` reads only the
 board's local copy (no round trip). A success on a deployment ends its shared cooldown as it ends
 the local one."""
@@ -49,7 +49,7 @@ def _ewma(old: float | None, new: float) -> float:
 
 
 class CooldownBoard(Protocol):
-    """Cooldowns shared between processes (routing/cooldown_redis.py)."""
+    """Cooldowns shared between processes (routing/cooldown_redis.py, routing/cooldown_shared.py)."""
 
     shared: dict[str, float]     # dep id -> end of its shared cooldown (monotonic): updated in place
     def until(self, dep_id: str) -> float: ...                  # end of its shared cooldown, or 0
