@@ -1,6 +1,9 @@
 """Per-request cost of shared cooldowns (routing/cooldown_redis.py): `Health.available` without a
 board (per-process cooldowns, as before) and with a started RedisCooldownBoard whose shared set
-holds `--cooled` cooled-down deployments; plus the background refresh's cost (one round trip).
+holds `--cooled` cooled-down deployments; plus the background refresh's cost (one round trip), and
+the refresh of the shared-memory table of `serve --workers N` without Redis (cooldown_shared.py:
+the same dict on the hot path; its refresh reads a generation counter, and copies the table only
+when another worker wrote).
 
     PYTHONPATH=src .venv/bin/python bench/cooldown_board.py [--deployments 40] [--cooled 5] [--calls 200000]
 
@@ -17,7 +20,8 @@ import statistics
 import time
 from types import SimpleNamespace
 
-from routerone.routing.cooldown_redis import COOLDOWN_KEY, RedisCooldownBoard
+from routerone.routing.cooldown_redis import RedisCooldownBoard
+from routerone.routing.cooldown_shared import SharedCooldownBoard, SharedCooldownState
 from routerone.routing.health import Health
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -69,6 +73,26 @@ async def main(args: argparse.Namespace) -> None:
               f"; Redis round trips per request: 0")
         print(f"  background refresh (every {board.refresh_interval_s} s): median {statistics.median(refresh_s) * 1e6:.0f} us "
               f"wall, {refresh_cpu_us:.0f} us CPU")
+        state = SharedCooldownState()
+        one, two = SharedCooldownBoard(state.handle), SharedCooldownBoard(state.handle)
+        try:
+            for d in deps[:args.cooled]:
+                one.publish(d, 60.0)
+            t = time.perf_counter_ns()
+            for _ in range(1000):
+                two.refresh()                   # unchanged: one memory read
+            same_ns = (time.perf_counter_ns() - t) / 1000
+            t = time.perf_counter_ns()
+            for i in range(200):
+                one.publish(deps[i % args.cooled] if args.cooled else deps[0], 60.0 + i)
+                two.refresh()                   # changed: the table copied under the lock
+            changed_us = (time.perf_counter_ns() - t) / 200 / 1000
+            print(f"  workers' shared table: refresh (every {two.refresh_interval_s} s) {same_ns:.0f} ns unchanged, "
+                  f"{changed_us:.0f} us after a write (publish + copy)")
+        finally:
+            await one.close()
+            await two.close()
+            state.unlink()
     finally:
         for d in deps[:args.cooled]:
             board.clear(d)

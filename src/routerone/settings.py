@@ -89,8 +89,8 @@ class Settings:
                               "HTTP/1.1 client; false: through aiohttp's client, as https upstreams always are")
     stream_hold_ms: int = _f(3000, "stream failover budget before the first content token", min=0)
     max_retries: int = _f(2, "upstream attempts beyond the first, 0..10", min=0, max=10)
-    cooldown_failures: int = _f(3, "consecutive failures that cool a deployment down (for every instance on "
-                                              "`redis_url`'s Redis)", min=1)
+    cooldown_failures: int = _f(3, "consecutive failures that cool a deployment down (for every "
+                                              "instance on `redis_url`'s Redis, every worker of `--workers N`)", min=1)
     cooldown_s: float = _f(30.0, "how long a cooled-down deployment is skipped", min=0)
     retry_budget_tokens: int = _f(10, "retry budget per deployment and process, 0..1000 (0 = off): a retryable "
                                   "failure takes a token, a success gives back `retry_budget_token_ratio`; the "
