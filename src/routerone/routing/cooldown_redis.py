@@ -57,7 +57,7 @@ local r = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf', 'WITHSCORES')
 local out = {}
 for i = 1, #r, 2 do
   out[#out + 1] = r[i]
-  out[#out + 1] = math.floor(tonumber(r[i + 1]) - now)
+  out[#out + 1] = math.floor(math.min(tonumber(r[i + 1]) - now, 1e12))   -- an integer reply, even for +inf
 end
 return out
 """
