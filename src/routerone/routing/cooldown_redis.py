@@ -83,6 +83,7 @@ class RedisCooldownBoard:
         self.shared: dict[str, float] = {}         # dep id -> end of its shared cooldown (monotonic): the local copy
         self._tasks: set[asyncio.Task] = set()
         self._writes = asyncio.Lock()              # one write at a time: the refresh keeps the other connection
+        self._cleared: dict[str, float] = {}       # dep id -> when its clear reached Redis (inf: not yet)
         self._refresher: asyncio.Task | None = None
         self._down = False
         self.fallback_events = 0
@@ -108,7 +109,9 @@ class RedisCooldownBoard:
         self.shared.pop(dep_id, None)
         member = self._member(dep_id)
         if member is not None:
-            self._spawn(self._redis.zrem(COOLDOWN_KEY, member))
+            self._cleared[dep_id] = float("inf")   # a refresh read before the ZREM lands must not bring it back
+            self._spawn(self._redis.zrem(COOLDOWN_KEY, member),
+                        lambda: self._cleared.__setitem__(dep_id, time.monotonic()))
 
     async def start(self) -> None:
         if self._refresher is None:
@@ -136,8 +139,9 @@ class RedisCooldownBoard:
             member = reply[i].decode() if isinstance(reply[i], bytes) else str(reply[i])
             dep_id, _, tag = member.rpartition("|")
             vendor = vendors.get(dep_id.split("/", 1)[0])
-            if vendor is not None and self._tag(vendor.base_url) == tag:
+            if vendor is not None and self._tag(vendor.base_url) == tag and self._cleared.get(dep_id, 0.0) < sent:
                 fresh[dep_id] = sent + int(reply[i + 1]) / 1000
+        self._cleared = {d: t for d, t in self._cleared.items() if t >= sent}
         if fresh != self.shared:                     # in place: Health holds this dict
             self.shared.clear()
             self.shared.update(fresh)
@@ -153,13 +157,16 @@ class RedisCooldownBoard:
                 self._ok()
             await asyncio.sleep(self.refresh_interval_s)
 
-    def _spawn(self, call) -> None:
+    def _spawn(self, call, done: Callable[[], None] | None = None) -> None:
         async def run() -> None:
             try:
                 async with self._writes:
                     await call
             except (RedisError, OSError) as exc:
                 self._failed(exc)
+            finally:
+                if done is not None:
+                    done()
         task = asyncio.get_running_loop().create_task(run())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
