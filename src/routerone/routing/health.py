@@ -9,9 +9,10 @@ failure a deployment gets about one call per request instead of 1 + max_retries.
 thousandths so the half-way test is exact. The moving averages and the retry budget are per process.
 
 The cooldown is per process too unless a `board` shares it (routing/cooldown_redis.py with
-`redis_url`; routing/cooldown_shared.py between the workers of `serve --workers N` without it): a cooldown this process starts is published to the board, and a deployment another
-process cooled down is skipped here too until its cooldown ends; `available` reads only the
-board's local copy (no round trip). A success on a deployment ends its shared cooldown as it ends
+`redis_url`; routing/cooldown_shared.py between the workers of `serve --workers N` without it): a
+cooldown this process starts is published to the board, and a deployment another process cooled
+down is skipped here too until its cooldown ends; `available` reads only the board's local copy
+(no round trip). A success on a deployment ends its shared cooldown as it ends
 the local one."""
 from __future__ import annotations
 
