@@ -84,17 +84,25 @@ GC_THRESHOLDS = (50_000, 20, 100)
 
 
 def create_app(settings: Settings, *, store: Store | None = None, limiter: Limiter | None = None,
-               catalog: Catalog | None = None, shared_sticky=None) -> web.Application:
-    """`shared_sticky`: the `SharedStickyState.handle` of `serve --workers N` without Redis."""
+               catalog: Catalog | None = None, shared_sticky=None, shared_cooldowns=None) -> web.Application:
+    """`shared_sticky`, `shared_cooldowns`: the `SharedStickyState.handle` and `SharedCooldownState.handle`
+    of `serve --workers N` without Redis."""
     store = store or open_store(settings.database_url)
     limiter = limiter or make_limiter(settings)
     catalog = catalog or load_catalog(settings)
     for warning in catalog.warnings:
         log.warning(warning)
     discovery = Discovery(catalog)
+    board = None
+    if settings.redis_url:     # cooldowns shared by every worker and instance on this Redis
+        from .routing.cooldown_redis import RedisCooldownBoard
+        board = RedisCooldownBoard(settings.redis_url, lambda: catalog.vendors)
+    elif shared_cooldowns is not None:   # the workers of `serve --workers N` without Redis
+        from .routing.cooldown_shared import SharedCooldownBoard
+        board = SharedCooldownBoard(shared_cooldowns)
     health = Health(cooldown_failures=settings.cooldown_failures, cooldown_s=settings.cooldown_s,
                     retry_budget_tokens=settings.retry_budget_tokens,
-                    retry_budget_token_ratio=settings.retry_budget_token_ratio)
+                    retry_budget_token_ratio=settings.retry_budget_token_ratio, board=board)
     auth = Authenticator(store, cache_ttl_s=settings.auth_cache_ttl_s, max_entries=settings.auth_cache_max_entries,
                          failures=AuthFailureLimiter(settings.auth_failures_per_ip_per_minute, window_s=60.0))
     defaults = Timeouts(settings.connect_timeout_s, settings.first_byte_timeout_s, settings.idle_timeout_s)
@@ -144,6 +152,9 @@ def create_app(settings: Settings, *, store: Store | None = None, limiter: Limit
     metrics.gauge("routerone_sticky_fallback_events",
                   "Sticky-conversation lookups or pins not answered (Redis down, shared table busy): "
                   "routed afresh", lambda: getattr(sticky, "fallback_events", 0))
+    metrics.gauge("routerone_cooldown_board_fallback_events",
+                  "Cooldowns not shared (Redis round trips failed; the workers' shared table "
+                  "busy or full): those were per process", lambda: getattr(board, "fallback_events", 0))
 
     quiet_aiohttp()
     guard = guard_middleware(settings)
@@ -177,6 +188,8 @@ def create_app(settings: Settings, *, store: Store | None = None, limiter: Limit
         await usage.start()
         await purge.start()
         await discovery.start()   # waits a few seconds at most; slow providers join later
+        if board is not None:
+            await board.start()
         metrics.start()
         gc.freeze()   # start-up objects (catalog, router model, modules) leave the GC's working set
         gc.set_threshold(*GC_THRESHOLDS)
@@ -192,6 +205,8 @@ def create_app(settings: Settings, *, store: Store | None = None, limiter: Limit
         await transport.close()
         await limiter.close()
         await sticky.close()
+        if board is not None:
+            await board.close()
         await store.close()
 
     app.on_startup.append(startup)

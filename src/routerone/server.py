@@ -48,6 +48,7 @@ from .http.readiness import READINESS
 from .http.runtime import RUNTIME
 from .limits.factory import uses_redis
 from .limits.shared import SharedLimiter, SharedLimiterState
+from .routing.cooldown_shared import SharedCooldownState
 from .routing.sticky_shared import SharedStickyState
 from .observability.logs import configure_logging
 from .observability.metrics import MULTIPROC_ENV
@@ -104,9 +105,9 @@ def _raise_fd_limit() -> None:
 
 
 def run_worker(settings: Settings, reuse_port: bool = False, shared_limiter=None, parent_pid: int = 0,
-               shared_sticky=None) -> None:
-    """One worker; `shared_limiter` is a `SharedLimiterState.handle` and `shared_sticky` a
-    `SharedStickyState.handle` made by the parent; a worker of `--workers N` passes the parent's
+               shared_sticky=None, shared_cooldowns=None) -> None:
+    """One worker; `shared_limiter` is a `SharedLimiterState.handle`, `shared_sticky` a
+    `SharedStickyState.handle` and `shared_cooldowns` a `SharedCooldownState.handle` made by the parent; a worker of `--workers N` passes the parent's
     pid and runs in a session of its own (module docstring)."""
     if parent_pid:
         _own_session(parent_pid)
@@ -114,7 +115,7 @@ def run_worker(settings: Settings, reuse_port: bool = False, shared_limiter=None
     _limit_malloc_arenas()
     _loop_policy()
     _raise_fd_limit()
-    asyncio.run(_serve(settings, reuse_port, shared_limiter, shared_sticky))
+    asyncio.run(_serve(settings, reuse_port, shared_limiter, shared_sticky, shared_cooldowns))
 
 
 _M_ARENA_MAX = -8          # glibc's mallopt parameter
@@ -151,7 +152,8 @@ def _own_session(parent_pid: int) -> None:
         raise SystemExit(0)
 
 
-async def _serve(settings: Settings, reuse_port: bool, shared_limiter=None, shared_sticky=None) -> None:
+async def _serve(settings: Settings, reuse_port: bool, shared_limiter=None, shared_sticky=None,
+                 shared_cooldowns=None) -> None:
     # the stop signals are caught before the socket listens: a SIGTERM that comes while the worker
     # starts (from `--workers N`'s parent, or its death) drains it once it listens, never kills it
     # with connections waiting in its accept queue
@@ -160,7 +162,7 @@ async def _serve(settings: Settings, reuse_port: bool, shared_limiter=None, shar
     for sig in _STOP_SIGNALS:
         loop.add_signal_handler(sig, stop.set)
     app = create_app(settings, limiter=SharedLimiter(shared_limiter) if shared_limiter else None,
-                     shared_sticky=shared_sticky)
+                     shared_sticky=shared_sticky, shared_cooldowns=shared_cooldowns)
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
     await runner.setup()
     sock = _listen(settings.host, settings.port, reuse_port)
@@ -296,14 +298,19 @@ def _run_workers(settings: Settings) -> int:
         state = SharedLimiterState(entries=settings.limiter_entries)
     handle = state.handle if state else None
     # without Redis, sticky conversations live in one shared-memory table too (routing/sticky_shared.py)
+    # and deployment cooldowns in one shared-memory table (routing/cooldown_shared.py)
+    sticky = cooldowns = None
     try:
         sticky = None if settings.redis_url else SharedStickyState()
-    except BaseException:              # /dev/shm too small: the limiter's block must not be left behind
-        if state:
-            state.unlink()
+        cooldowns = None if settings.redis_url else SharedCooldownState()
+    except BaseException:              # /dev/shm too small: the blocks made must not be left behind
+        for block in (state, sticky):
+            if block:
+                block.unlink()
         raise
     procs = [ctx.Process(target=run_worker, args=(settings, True, handle, os.getpid(),
-                                                  sticky.handle if sticky else None), daemon=False)
+                                                  sticky.handle if sticky else None,
+                                                  cooldowns.handle if cooldowns else None), daemon=False)
              for _ in range(settings.workers)]
     stopping: list[int] = []
 
@@ -326,5 +333,7 @@ def _run_workers(settings: Settings) -> int:
         state.unlink()
     if sticky:
         sticky.unlink()
+    if cooldowns:
+        cooldowns.unlink()
     failed = [p.exitcode for p in procs if p.exitcode not in (0, -signal.SIGTERM)]
     return 1 if failed else 0

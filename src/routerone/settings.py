@@ -68,8 +68,8 @@ class Settings:
     host: str = _f("127.0.0.1", "address to listen on")
     port: int = _f(8080, "TCP port, 1..65535", min=1, max=65535)
     database_url: str = _f("sqlite:///routerone.db", "`sqlite:///path.db` or `postgresql://user@host/db`")
-    redis_url: str | None = _f(None, "`redis://host:6379/0`: shared limits and sticky conversations across "
-                                     "workers and hosts")
+    redis_url: str | None = _f(None, "`redis://host:6379/0`: shared limits, sticky conversations and "
+                                     "deployment cooldowns across workers and hosts")
     limiter: str = _f("auto", "auto (Redis when redis_url is set; else in-process, shared memory with "
                               "`--workers N`) \\| memory \\| redis")
     redis_failure_policy: str = _f("open", "open (fall back to local limits) \\| closed (reject) when Redis is down")
@@ -89,7 +89,8 @@ class Settings:
                               "HTTP/1.1 client; false: through aiohttp's client, as https upstreams always are")
     stream_hold_ms: int = _f(3000, "stream failover budget before the first content token", min=0)
     max_retries: int = _f(2, "upstream attempts beyond the first, 0..10", min=0, max=10)
-    cooldown_failures: int = _f(3, "consecutive failures that cool a deployment down", min=1)
+    cooldown_failures: int = _f(3, "consecutive failures that cool a deployment down (for every "
+                                              "instance on `redis_url`'s Redis, every worker of `--workers N`)", min=1)
     cooldown_s: float = _f(30.0, "how long a cooled-down deployment is skipped", min=0)
     retry_budget_tokens: int = _f(10, "retry budget per deployment and process, 0..1000 (0 = off): a retryable "
                                   "failure takes a token, a success gives back `retry_budget_token_ratio`; the "

@@ -181,8 +181,8 @@ async def providers(request: web.Request, c: Console, viewer: Viewer) -> web.Str
              for d in m.deployments if d.vendor.configured
              and (needle in m.id.casefold() or needle in d.vendor.name.casefold())]
     paged = paginate(request, pairs)                   # health only for the rows shown
-    rows = [{"model": m, "deployment": d, "health": h.as_dict() if (h := c.health.by_deployment.get(d.id)) else None}
-            for m, d in paged.rows]
+    report = c.health.report()
+    rows = [{"model": m, "deployment": d, "health": report.get(d.id)} for m, d in paged.rows]
     return render(request, "op_providers.html", viewer=viewer, vendors=vendors, rows=rows, paged=paged, q=q,
                   vendor_status={v.name: _vendor_status(v, c.catalog.providers.get(v.name)) for v in vendors})
 

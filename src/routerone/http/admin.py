@@ -197,7 +197,7 @@ async def audit(c: Call):
 
 async def health(c: Call):
     c.no_query()
-    return {"data": {dep: h.as_dict() for dep, h in c.rt.chat.d.health.by_deployment.items()}}
+    return {"data": c.rt.chat.d.health.report()}
 
 
 ADMIN_ROUTES: tuple[tuple[str, str, Handler], ...] = (

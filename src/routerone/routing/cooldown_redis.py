@@ -1,0 +1,197 @@
+"""Shared cooldowns through Redis: once any instance (or worker) on one Redis cools a deployment
+down, every instance skips it until the cooldown ends, as LiteLLM shares its cooldowns.
+
+State: one sorted set `ro:cool:v1`, member `<deployment id>|<12 hex digits of BLAKE2b(base_url)>`
+(two gateways share a deployment's cooldown only when they send to the same upstream address; the
+address itself is not stored), score the end of the cooldown in the Redis server's milliseconds
+(its TIME: the hosts' clocks never enter). The key expires with its last cooldown.
+
+Hot path: none. `until(dep_id)` reads a local dict. A background task refreshes that dict every
+`refresh_interval_s` (one round trip: a script that answers the members still cooling and their
+remaining milliseconds), so a cooldown started elsewhere is seen within that interval. Starting a
+cooldown (`publish`) and ending one early on a success (`clear`) are one background round trip
+each, made only when health changes state, never per request.
+
+Redis down: routing goes on with each process's own health (every instance still cools a
+deployment down for itself after `cooldown_failures` failures); shared cooldowns already known are
+kept until they end. The first failure of an outage logs one warning on logger "routerone.routing",
+each failed round trip adds one to `fallback_events`, and the refresh is the probe: the first
+success logs the recovery. The retry budget stays per process (a shared bucket would need a round
+trip per retry).
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from typing import Callable, Mapping
+
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+__all__ = ["RedisCooldownBoard", "COOLDOWN_KEY"]
+
+COOLDOWN_KEY = "ro:cool:v1"
+log = logging.getLogger("routerone.routing")
+
+# KEYS[1] the set; ARGV: member, cooldown ms. Keeps the later end when one is already set.
+_PUBLISH = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local ends = now + tonumber(ARGV[2])
+local cur = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if (not cur) or tonumber(cur) < ends then redis.call('ZADD', KEYS[1], ends, ARGV[1]) end
+local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+redis.call('PEXPIREAT', KEYS[1], math.floor(tonumber(last[2])) + 1000)
+return 1
+"""
+# KEYS[1] the set: {member, remaining ms, ...} of the cooldowns not over yet
+_READ = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local r = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf', 'WITHSCORES')
+local out = {}
+for i = 1, #r, 2 do
+  out[#out + 1] = r[i]
+  out[#out + 1] = math.floor(math.min(tonumber(r[i + 1]) - now, 1e12))   -- an integer reply, even for +inf
+end
+return out
+"""
+
+
+def address_tag(base_url: str) -> str:
+    return hashlib.blake2b(base_url.encode(), digest_size=6).hexdigest()
+
+
+class RedisCooldownBoard:
+    refresh_interval_s = 0.5
+
+    def __init__(self, url: str, base_urls: Callable[[], Mapping[str, object]], *,
+                 timeout_s: float = 0.25) -> None:
+        """`base_urls()`: the catalog's vendors by name (each with a `base_url`), read at each use
+        so deployments discovered later are covered."""
+        self._redis = Redis.from_url(url, max_connections=2, socket_timeout=timeout_s,
+                                     socket_connect_timeout=timeout_s, retry=Retry(NoBackoff(), 0))
+        self._publish = self._redis.register_script(_PUBLISH)
+        self._read = self._redis.register_script(_READ)
+        self._vendors = base_urls
+        self._tags: dict[str, str] = {}            # base_url -> address tag (memo)
+        self.shared: dict[str, float] = {}         # dep id -> end of its shared cooldown (monotonic): the local copy
+        self._tasks: set[asyncio.Task] = set()
+        self._writes = asyncio.Lock()              # one write at a time: the refresh keeps the other connection
+        self._cleared: dict[str, float] = {}       # dep id -> when its clear reached Redis (inf: not yet)
+        self._refresher: asyncio.Task | None = None
+        self._down = False
+        self.fallback_events = 0
+        self.outages = 0
+        self.refreshes = 0
+
+    # -- the hot path: local reads only --------------------------------------------------------
+    def until(self, dep_id: str) -> float:
+        return self.shared.get(dep_id, 0.0)
+
+    def cooling(self, now: float) -> dict[str, float]:
+        return {d: t for d, t in self.shared.items() if t > now}
+
+    # -- state changes (rare): one background round trip each ------------------------------------
+    def publish(self, dep_id: str, cooldown_s: float) -> None:
+        """This process cooled `dep_id` down (its own health holds that already): tell the others."""
+        member = self._member(dep_id)
+        if member is None:
+            return
+        self._spawn(self._publish(keys=[COOLDOWN_KEY], args=[member, max(1, round(cooldown_s * 1000))]))
+
+    def clear(self, dep_id: str) -> None:
+        self.shared.pop(dep_id, None)
+        member = self._member(dep_id)
+        if member is not None:
+            self._cleared[dep_id] = float("inf")   # a refresh read before the ZREM lands must not bring it back
+            self._spawn(self._redis.zrem(COOLDOWN_KEY, member),
+                        lambda: self._cleared.__setitem__(dep_id, time.monotonic()))
+
+    async def start(self) -> None:
+        if self._refresher is None:
+            self._refresher = asyncio.get_running_loop().create_task(self._refresh_loop())
+
+    async def flush(self) -> None:
+        """Wait for the publishes and clears sent so far."""
+        if self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def close(self) -> None:
+        if self._refresher is not None:
+            self._refresher.cancel()
+            await asyncio.gather(self._refresher, return_exceptions=True)
+        await self.flush()
+        await self._redis.aclose()
+
+    async def refresh(self) -> None:
+        """One read of the shared set into the local dict (raises on a failed round trip)."""
+        sent = time.monotonic()
+        reply = await self._read(keys=[COOLDOWN_KEY])
+        vendors = self._vendors()
+        fresh: dict[str, float] = {}
+        for i in range(0, len(reply) - 1, 2):
+            member = reply[i].decode() if isinstance(reply[i], bytes) else str(reply[i])
+            dep_id, _, tag = member.rpartition("|")
+            vendor = vendors.get(dep_id.split("/", 1)[0])
+            if vendor is not None and self._tag(vendor.base_url) == tag and self._cleared.get(dep_id, 0.0) < sent:
+                fresh[dep_id] = sent + int(reply[i + 1]) / 1000
+        self._cleared = {d: t for d, t in self._cleared.items() if t >= sent}
+        if fresh != self.shared:                     # in place: Health holds this dict
+            self.shared.clear()
+            self.shared.update(fresh)
+        self.refreshes += 1
+
+    async def _refresh_loop(self) -> None:
+        while True:
+            try:
+                await self.refresh()
+            except (RedisError, OSError) as exc:
+                self._failed(exc)
+            else:
+                self._ok()
+            await asyncio.sleep(self.refresh_interval_s)
+
+    def _spawn(self, call, done: Callable[[], None] | None = None) -> None:
+        async def run() -> None:
+            try:
+                async with self._writes:
+                    await call
+            except (RedisError, OSError) as exc:
+                self._failed(exc)
+            finally:
+                if done is not None:
+                    done()
+        task = asyncio.get_running_loop().create_task(run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _member(self, dep_id: str) -> str | None:
+        vendor = self._vendors().get(dep_id.split("/", 1)[0])
+        return None if vendor is None else f"{dep_id}|{self._tag(vendor.base_url)}"
+
+    def _tag(self, base_url: str) -> str:
+        tag = self._tags.get(base_url)
+        if tag is None:
+            tag = self._tags[base_url] = address_tag(base_url)
+        return tag
+
+    def _ok(self) -> None:
+        if self._down:
+            self._down = False
+            log.warning("Redis cooldown board reachable again: cooldowns are shared again "
+                        "(%d round trips failed meanwhile)", self.fallback_events)
+
+    def _failed(self, exc: BaseException) -> None:
+        self.fallback_events += 1
+        if self._down:
+            return
+        self._down = True
+        self.outages += 1
+        log.warning("Redis cooldown board unreachable (%s: %s): each process keeps its own deployment "
+                    "cooldowns until it answers", type(exc).__name__, exc)
