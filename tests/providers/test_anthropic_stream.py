@@ -37,7 +37,7 @@ def translate(name: str, *, piece_bytes: int = 7) -> tuple[list[dict], Anthropic
 
 def accumulate(chunks: list[dict]) -> dict:
     """What an OpenAI SDK client reassembles from the chunks."""
-    out: dict = {"role": None, "content": "", "tool_calls": {}, "finish_reason": None}
+    out: dict = {"role": None, "content": "", "reasoning": "", "tool_calls": {}, "finish_reason": None}
     for chunk in chunks:
         validate_chunk(chunk)
         assert chunk["id"] == chunks[0]["id"] and chunk["created"] == chunks[0]["created"]
@@ -46,6 +46,7 @@ def accumulate(chunks: list[dict]) -> dict:
         delta = choice["delta"]
         out["role"] = out["role"] or delta.get("role")
         out["content"] += delta.get("content") or ""
+        out["reasoning"] += delta.get("reasoning_content") or ""
         for call in delta.get("tool_calls") or ():
             slot = out["tool_calls"].setdefault(call["index"], {"id": None, "name": "", "arguments": ""})
             if "id" in call:
@@ -86,6 +87,21 @@ def test_stream_fixture(name: str) -> None:
     assert stream.usage == usage
     assert stream.done
     assert all(c.get("usage") is None for c in chunks), "usage travels on .usage, never in chunks"
+
+
+def test_thinking_streams_as_reasoning_content_never_content() -> None:
+    """thinking_delta -> delta.reasoning_content (LiteLLM/DeepSeek convention); signatures and
+    redacted_thinking give nothing; a second thinking block is set off by a blank line."""
+    chunks, stream = translate("thinking_stream")
+    got = accumulate(chunks)
+    assert (got["content"], got["reasoning"]) == ("4", "2 + 2 is 4.")
+    chunks, stream = translate("redacted_thinking_stream", piece_bytes=5)
+    got = accumulate(chunks)
+    assert got["content"] == "" and got["reasoning"] == "I need the weather first.\n\nThen the time."
+    assert [(c["id"], c["arguments"]) for c in got["tool_calls"]] == [("toolu_01W", '{"city": "Paris"}')]
+    assert got["finish_reason"] == "tool_calls"
+    assert stream.usage == Usage(10, 90, reasoning_tokens=60)
+    assert not any("EqQB" in str(c) or "EmwK" in str(c) for c in chunks), "signatures and redacted data are not relayed"
 
 
 def test_tool_call_index_is_position_among_tool_calls_not_block_index() -> None:

@@ -26,6 +26,8 @@ Rules where OpenAI and Anthropic differ:
   tool_choice becomes `any` (call a tool or answer); a named tool_choice is kept. `strict: true`
   (on the json_schema or on a function tool) becomes the Anthropic tool's `strict: true`, which
   guarantees the input matches the schema.
+* `reasoning_effort` becomes `thinking: {type: enabled, budget_tokens}` by the table and rules in
+  `anthropic_thinking` ("none" sends nothing).
 * system/developer messages are hoisted, in order, into top-level `system` (joined by a blank
   line); consecutive same-role turns are merged; tool messages become `tool_result` blocks at the
   start of one user turn.
@@ -39,6 +41,7 @@ import orjson
 
 from ..errors import InvalidRequest, UnsupportedParameter
 from ..wire.chat import ChatRequest
+from .anthropic_thinking import thinking_for
 
 __all__ = ["build_messages_body", "DEFAULT_MAX_TOKENS", "JSON_TOOL_PREFIX", "MAPPED_PARAMS",
            "DROPPED_PARAMS", "NEUTRAL_VALUES", "ANTHROPIC_PASSTHROUGH", "sanitize_tool_id"]
@@ -50,14 +53,14 @@ IMAGE_MEDIA_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
 MAPPED_PARAMS = frozenset({
     "model", "messages", "max_tokens", "max_completion_tokens", "stream", "stream_options",
     "temperature", "top_p", "stop", "tools", "tool_choice", "parallel_tool_calls",
-    "response_format", "user", "safety_identifier", "service_tier"})
+    "response_format", "user", "safety_identifier", "service_tier", "reasoning_effort"})
 DROPPED_PARAMS = frozenset({"seed", "store", "metadata", "prompt_cache_key", "prompt_cache_retention",
                             "prompt_cache_options", "prediction", "models", "route"})
 # Accepted (and dropped) only when null or one of these values; anything else is a 400.
 NEUTRAL_VALUES: dict[str, tuple] = {
     "n": (1,), "logprobs": (False,), "top_logprobs": (0,), "logit_bias": ({},),
     "presence_penalty": (0,), "frequency_penalty": (0,), "modalities": (["text"],),
-    "verbosity": ("medium",), "reasoning_effort": ("none",), "audio": (),
+    "verbosity": ("medium",), "audio": (),
     "web_search_options": (), "moderation": (), "functions": (), "function_call": ()}
 ANTHROPIC_PASSTHROUGH = frozenset({"top_k", "thinking", "cache_control", "output_config", "container",
                                    "inference_geo"})
@@ -349,6 +352,9 @@ def build_messages_body(req: ChatRequest, upstream_model: str, *, stream: bool,
     _sampling(body, out)
     for key in ANTHROPIC_PASSTHROUGH & body.keys():
         out[key] = body[key]
+    thinking = thinking_for(body, out)
+    if thinking is not None:
+        out["thinking"] = thinking
     if stream:
         out["stream"] = True
     return out

@@ -8,7 +8,8 @@
 | content_block_delta text_delta            | `delta.content`                                            |
 | content_block_delta input_json_delta      | `delta.tool_calls[{index: k, function{arguments}}]`        |
 | response-format tool's input_json_delta   | `delta.content` (the JSON answer streams as content)       |
-| thinking / signature / citations deltas   | nothing                                                    |
+| thinking_delta                            | `delta.reasoning_content` (LiteLLM/DeepSeek convention); a later thinking block's first text after "\n\n" |
+| signature / citations deltas, redacted_thinking | nothing                                              |
 | message_delta with stop_reason            | `delta: {}, finish_reason` (once); cumulative usage kept   |
 | message_stop                              | nothing; `done = True` (no message_delta usage before it: the output is counted by Router One) |
 | ping, content_block_stop, unknown events  | nothing                                                    |
@@ -25,13 +26,13 @@ import orjson
 
 from ..errors import UpstreamUnavailable
 from ..wire.types import Usage
-from .anthropic_response import ERROR_TYPE_STATUS, error_from_anthropic, finish_reason, is_json_tool, \
-    usage_from_anthropic, well_formed_block, TYPE_NAME
+from .anthropic_response import ERROR_TYPE_STATUS, THOUGHT_SEPARATOR, error_from_anthropic, finish_reason, \
+    is_json_tool, usage_from_anthropic, well_formed_block, TYPE_NAME
 from .base import SSEEvent
 
 __all__ = ["AnthropicStream"]
 
-_TEXT, _TOOL, _JSON, _OTHER = "text", "tool", "json", "other"
+_TEXT, _TOOL, _JSON, _THINK, _OTHER = "text", "tool", "json", "thinking", "other"
 _EVENT_NAME = re.compile(r"[a-z_]{1,64}")
 
 
@@ -75,7 +76,7 @@ class AnthropicStream:
     """One translator per upstream stream. `usage` is None until `message_start` arrives."""
 
     __slots__ = ("usage", "done", "_provider", "_id", "_model", "_created", "_blocks", "_tool_count",
-                 "_usage_raw", "_finished", "_native", "_final_count")
+                 "_usage_raw", "_finished", "_native", "_final_count", "_thought", "_thinking_started")
 
     def __init__(self, provider: str = "anthropic", *, native: bool = False) -> None:
         """`native`: attach each upstream event to the chunks it produced (`_native`; a chunk with
@@ -90,6 +91,8 @@ class AnthropicStream:
         self._finished = False
         self._native = native
         self._final_count = False     # a message_delta said how many tokens were output
+        self._thought = False          # some thinking text was relayed (the next block's is set off)
+        self._thinking_started: set[int] = set()   # thinking blocks whose text has begun
 
     def feed(self, event: SSEEvent) -> list[dict]:
         if self.done:                   # nothing after message_stop (in the same read) is taken
@@ -142,6 +145,10 @@ class AnthropicStream:
         if kind == "tool_use" and is_json_tool(block.get("name")):
             self._blocks[index] = (_JSON, -1)
             return []
+        if kind == "thinking":
+            self._blocks[index] = (_THINK, -1)
+            text = block.get("thinking")
+            return self._thinking(index, text) if text and text.__class__ is str else []
         if kind != "tool_use":
             self._blocks[index] = (_OTHER, -1)
             return []
@@ -157,6 +164,9 @@ class AnthropicStream:
         kind, k = self._blocks.get(data.get("index"), (_OTHER, -1))
         if delta.get("type") == "text_delta" and kind == _TEXT and delta.get("text"):
             return [self._chunk({"content": delta["text"]})]
+        if delta.get("type") == "thinking_delta" and kind == _THINK and delta.get("thinking") \
+                and delta["thinking"].__class__ is str:
+            return self._thinking(data["index"], delta["thinking"])
         if delta.get("type") != "input_json_delta" or not delta.get("partial_json"):
             return []
         if kind == _JSON:
@@ -164,6 +174,14 @@ class AnthropicStream:
         if kind == _TOOL:
             return [self._chunk({"tool_calls": [{"index": k, "function": {"arguments": delta["partial_json"]}}]})]
         return []
+
+    def _thinking(self, index: int, text: str) -> list[dict]:
+        if index not in self._thinking_started:
+            self._thinking_started.add(index)
+            if self._thought:
+                text = THOUGHT_SEPARATOR + text
+        self._thought = True
+        return [self._chunk({"reasoning_content": text})]
 
     def _on_message_delta(self, data: dict) -> list[dict]:
         usage = data.get("usage")
