@@ -41,7 +41,7 @@ import orjson
 
 from ..errors import InvalidRequest, UnsupportedParameter
 from ..wire.chat import ChatRequest
-from .anthropic_thinking import thinking_for
+from .anthropic_thinking import thinking_blocks_of, thinking_for, without_thinking
 
 __all__ = ["build_messages_body", "DEFAULT_MAX_TOKENS", "JSON_TOOL_PREFIX", "MAPPED_PARAMS",
            "DROPPED_PARAMS", "NEUTRAL_VALUES", "ANTHROPIC_PASSTHROUGH", "sanitize_tool_id"]
@@ -177,7 +177,9 @@ def _tool_use(call: dict, param: str) -> dict:
 
 
 def _assistant_blocks(m: dict, param: str) -> list[dict]:
-    blocks = _text_blocks(m.get("content"), f"{param}.content")
+    """Its `thinking_blocks` (sent back signed, as a reply gave them: they open the turn), text, a
+    refusal as text, tool calls; `reasoning_content` is not sent (the signed blocks carry it)."""
+    blocks = thinking_blocks_of(m, param) + _text_blocks(m.get("content"), f"{param}.content")
     if isinstance(m.get("refusal"), str) and m["refusal"]:
         blocks.append({"type": "text", "text": m["refusal"]})
     blocks += [_tool_use(c, f"{param}.tool_calls[{j}]") for j, c in enumerate(m.get("tool_calls") or ())]
@@ -355,6 +357,8 @@ def build_messages_body(req: ChatRequest, upstream_model: str, *, stream: bool,
     thinking = thinking_for(body, out)
     if thinking is not None:
         out["thinking"] = thinking
+    elif not (isinstance(out.get("thinking"), dict) and out["thinking"].get("type") in ("enabled", "adaptive")):
+        out["messages"] = without_thinking(out["messages"])
     if stream:
         out["stream"] = True
     return out

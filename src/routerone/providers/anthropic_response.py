@@ -5,7 +5,9 @@
   the forced response-format tool (`JSON_TOOL_PREFIX...`), whose input becomes `message.content`;
 * thinking blocks' text becomes `message.reasoning_content` (the non-standard field LiteLLM and
   DeepSeek use; several blocks joined by a blank line; no key when there is no thinking text), never
-  `content`; their signatures, redacted_thinking (encrypted) and server-tool blocks are dropped.
+  `content`; the signed thinking and redacted_thinking blocks themselves become
+  `message.thinking_blocks` (LiteLLM's field; sent back, they keep thinking on in a tool loop: see
+  anthropic_thinking); server-tool blocks are dropped.
   Thinking tokens are output tokens: in `completion_tokens`, and in
   `completion_tokens_details.reasoning_tokens` when Anthropic reports `output_tokens_details`
   (not estimated from the text: it may be a summary of the raw thinking);
@@ -29,7 +31,7 @@ from .status import error_for_status
 
 __all__ = ["FINISH_REASONS", "ERROR_TYPE_STATUS", "finish_reason", "usage_from_anthropic",
            "message_to_completion", "error_from_anthropic", "is_json_tool", "well_formed_message",
-           "well_formed_block", "TYPE_NAME", "THOUGHT_SEPARATOR"]
+           "well_formed_block", "TYPE_NAME", "THOUGHT_SEPARATOR", "signed_block"]
 
 FINISH_REASONS = {
     "end_turn": "stop", "stop_sequence": "stop", "pause_turn": "stop",
@@ -116,18 +118,33 @@ def well_formed_message(msg: dict) -> bool:
     return all(well_formed_block(b) for b in msg.get("content") or ())
 
 
+def signed_block(block: dict) -> dict | None:
+    """A thinking block as `thinking_blocks` carries it (thinking and signature; redacted_thinking's
+    data), or None when it lacks them (a client could not send it back)."""
+    if block.get("type") == "redacted_thinking":
+        return {"type": "redacted_thinking", "data": block["data"]} if block.get("data").__class__ is str else None
+    if block.get("thinking").__class__ is str and block.get("signature").__class__ is str and block["signature"]:
+        return {"type": "thinking", "thinking": block["thinking"], "signature": block["signature"]}
+    return None
+
+
 def message_to_completion(msg: dict) -> dict:
     """An Anthropic `Message` -> a complete OpenAI `chat.completion` object."""
     texts: list[str] = []
     json_answer: str | None = None
     tool_calls: list[dict] = []
     thoughts: list[str] = []
+    blocks: list[dict] = []           # the signed thinking blocks, for the client to send back
     for block in msg.get("content") or ():
         kind = block.get("type")
         if kind == "text":
             texts.append(block.get("text") or "")
-        elif kind == "thinking" and block.get("thinking") and block["thinking"].__class__ is str:
-            thoughts.append(block["thinking"])
+        elif kind in ("thinking", "redacted_thinking"):
+            signed = signed_block(block)
+            if signed is not None:
+                blocks.append(signed)
+            if kind == "thinking" and block.get("thinking") and block["thinking"].__class__ is str:
+                thoughts.append(block["thinking"])
         elif kind == "tool_use" and is_json_tool(block.get("name")):
             json_answer = orjson.dumps(block.get("input") or {}).decode()
         elif kind == "tool_use":
@@ -137,6 +154,8 @@ def message_to_completion(msg: dict) -> dict:
                      "refusal": None}
     if thoughts:
         message["reasoning_content"] = THOUGHT_SEPARATOR.join(thoughts)
+    if blocks:
+        message["thinking_blocks"] = blocks
     if tool_calls:
         message["tool_calls"] = tool_calls
     out = {"id": msg.get("id") or "", "object": "chat.completion", "created": int(time.time()),
