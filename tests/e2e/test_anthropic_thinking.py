@@ -6,8 +6,9 @@ and refuses what the real API refuses with thinking on.
 Covered: the Messages request carries `thinking: {type: enabled, budget_tokens}` (the budget clamped
 to half of the catalog's default max_tokens); the thinking text reaches the client as
 `message.reasoning_content` / `delta.reasoning_content`, never as content; thinking tokens are billed
-as completion tokens and reported as reasoning_tokens; a tool loop continued with the SDK's own
-message object (no signed thinking blocks) goes through with thinking off for that turn; a
+as completion tokens and reported as reasoning_tokens; the signed blocks come back as
+`thinking_blocks` and, sent back (the SDK's own message object does), keep thinking on in a tool
+loop, streamed or not; without them that turn goes through with thinking off; a
 temperature thinking refuses is a 400 naming it, with no upstream call; a stream that fails during the
 thinking bills at least the reasoning already relayed; /v1/responses with `reasoning.effort`.
 """
@@ -89,24 +90,77 @@ def test_reasoning_effort_streaming(gw, funded_key, openai_client: OpenAI, upstr
     assert gw.account(funded_key[1])["reserved_micros"] == 0
 
 
-def test_tool_loop_continued_with_the_sdk_message_turns_thinking_off(openai_client: OpenAI, upstream):
+def test_tool_loop_continued_with_the_sdk_message_keeps_thinking_on(openai_client: OpenAI, upstream):
+    """Appending the reply's message object (the openai SDK sends its extra fields back) carries
+    the signed thinking blocks (`thinking_blocks`): Anthropic gets them unchanged, thinking stays on."""
     history = [{"role": "user", "content": "Weather in Paris?"}]
     first = openai_client.chat.completions.create(model=SONNET, messages=history, tools=[WEATHER],
                                                   reasoning_effort="low")
     msg = first.choices[0].message
     assert first.choices[0].finish_reason == "tool_calls" and msg.model_extra["reasoning_content"] == THOUGHT
+    [block] = msg.model_extra["thinking_blocks"]
+    assert block["type"] == "thinking" and block["thinking"] == THOUGHT and block["signature"]
     history += [msg, {"role": "tool", "tool_call_id": msg.tool_calls[0].id, "content": "18C"}]
     second = openai_client.chat.completions.create(model=SONNET, messages=history, tools=[WEATHER],
                                                    reasoning_effort="low")
     assert second.choices[0].finish_reason == "stop" and second.choices[0].message.content == REPLY
+    sent = upstream.requests[1]
+    assert sent["thinking"] == {"type": "enabled", "budget_tokens": 1024}
+    assert sent["messages"][1]["content"][0] == block, "the signed block opens the assistant turn, unchanged"
+    assert second.choices[0].message.model_extra["reasoning_content"] == THOUGHT
+
+
+def test_tool_loop_continued_without_thinking_blocks_turns_thinking_off(openai_client: OpenAI, upstream):
+    """A client that rebuilds the assistant message (content and tool calls only) cannot give the
+    signed blocks back: that turn goes without thinking (else Anthropic refuses it); the next user
+    turn thinks again."""
+    history = [{"role": "user", "content": "Weather in Paris?"}]
+    first = openai_client.chat.completions.create(model=SONNET, messages=history, tools=[WEATHER],
+                                                  reasoning_effort="low", stream=True)
+    calls: dict = {}
+    for chunk in first:
+        for tc in chunk.choices[0].delta.tool_calls or () if chunk.choices else ():
+            slot = calls.setdefault(tc.index, {"id": tc.id, "arguments": ""})
+            slot["arguments"] += tc.function.arguments or ""
+    call = calls[0]
+    history += [{"role": "assistant", "content": None, "tool_calls": [
+                    {"id": call["id"], "type": "function", "function": {"name": "get_weather", "arguments": call["arguments"]}}]},
+                {"role": "tool", "tool_call_id": call["id"], "content": "18C"}]
+    second = openai_client.chat.completions.create(model=SONNET, messages=history, tools=[WEATHER],
+                                                   reasoning_effort="low")
+    assert second.choices[0].finish_reason == "stop" and second.choices[0].message.content == REPLY
     assert upstream.requests[0]["thinking"]["type"] == "enabled"
-    assert "thinking" not in upstream.requests[1], "no signed thinking blocks to send back: thinking off"
-    # the next user turn thinks again
+    assert "thinking" not in upstream.requests[1]
+    assert "reasoning_content" not in (second.choices[0].message.model_extra or {})
     history += [second.choices[0].message, {"role": "user", "content": "Thanks"}]
     third = openai_client.chat.completions.create(model=SONNET, messages=history, tools=[WEATHER],
                                                   reasoning_effort="low")
     assert third.choices[0].message.model_extra["reasoning_content"] == THOUGHT
     assert upstream.requests[2]["thinking"] == {"type": "enabled", "budget_tokens": 1024}
+
+
+def test_streamed_thinking_blocks_sent_back_keep_thinking_on(openai_client: OpenAI, upstream):
+    """Streamed, each signed block arrives whole in one `delta.thinking_blocks`; sent back on the
+    assistant message, thinking stays on for the tool loop's next turn."""
+    history = [{"role": "user", "content": "Weather in Paris?"}]
+    blocks, calls = [], {}
+    for chunk in openai_client.chat.completions.create(model=SONNET, messages=history, tools=[WEATHER],
+                                                       reasoning_effort="low", stream=True):
+        for choice in chunk.choices:
+            blocks += (choice.delta.model_extra or {}).get("thinking_blocks") or []
+            for tc in choice.delta.tool_calls or ():
+                slot = calls.setdefault(tc.index, {"id": tc.id, "arguments": ""})
+                slot["arguments"] += tc.function.arguments or ""
+    assert [b["thinking"] for b in blocks] == [THOUGHT]
+    call = calls[0]
+    history += [{"role": "assistant", "content": None, "thinking_blocks": blocks, "tool_calls": [
+                    {"id": call["id"], "type": "function", "function": {"name": "get_weather", "arguments": call["arguments"]}}]},
+                {"role": "tool", "tool_call_id": call["id"], "content": "18C"}]
+    second = openai_client.chat.completions.create(model=SONNET, messages=history, tools=[WEATHER],
+                                                   reasoning_effort="low")
+    assert second.choices[0].message.content == REPLY
+    assert upstream.requests[1]["thinking"]["type"] == "enabled"
+    assert upstream.requests[1]["messages"][1]["content"][0] == blocks[0]
 
 
 def test_what_thinking_refuses_is_a_400_without_upstream_call(gw, funded_key, openai_client: OpenAI, upstream):

@@ -22,7 +22,8 @@ Extended thinking (`thinking: {type: enabled|adaptive}`), as the real API: the a
 `thinking` block (text + signature; streamed as thinking_delta events then one signature_delta),
 whose tokens are in `output_tokens` and in `output_tokens_details.thinking_tokens`. Its rules are
 400s: budget_tokens >= 1024 and < max_tokens, temperature only 1, top_p >= 0.95, no top_k, no
-forced tool_choice, and in a tool loop the last assistant turn must start with its thinking block.
+forced tool_choice, and in a tool loop the last assistant turn must start with its thinking block
+(signatures are not checked: tests compare what came back with what was given).
 
 Behaviour: with tools (and tool_choice not none) the answer is tool calls, unless the last user turn
 carries `tool_result` blocks, which gets a text answer. A forced tool (`tool_choice: tool`) gets exactly
