@@ -199,3 +199,9 @@ def test_pass_through_keeps_no_thinking_blocks() -> None:
     assert not any("thinking_blocks" in ch["delta"] for c in chunks for ch in c["choices"])
     assert "".join(ch["delta"].get("reasoning_content") or "" for c in chunks for ch in c["choices"]) == "2 + 2 is 4."
     assert stream._signed == {}
+
+
+def test_a_block_stop_with_an_index_that_is_not_a_number_is_ignored() -> None:
+    from routerone.providers.base import SSEEvent
+    stream = AnthropicStream()
+    assert stream.feed(SSEEvent("content_block_stop", '{"type": "content_block_stop", "index": [0]}')) == []

@@ -200,7 +200,8 @@ class AnthropicStream:
             built[field].append(text)
 
     def _on_content_block_stop(self, data: dict) -> list[dict]:
-        built = self._signed.pop(data.get("index"), None)     # type: ignore[arg-type]
+        index = data.get("index")
+        built = self._signed.pop(index, None) if _is_index(index) else None
         if built is None:
             return []
         for field in ("thinking", "signature"):
