@@ -411,3 +411,20 @@ def test_tool_calls_null_are_left_out_of_replies_and_chunks(gw, served, wire):
     list(_oai(gw, key, wire).chat.completions.create(model=SMALL, max_tokens=50, messages=HI, stream=True))
     data = [d for _, d in sse_events(bytes(wire.responses[1].body)) if isinstance(d, dict) and d.get("choices")]
     assert not any("tool_calls" in d["choices"][0]["delta"] for d in data)
+
+
+def test_an_anthropic_reply_with_unreadable_output_count_bills_its_thinking_text_too(gw, served, wire):
+    """output_tokens that is not a number: Router One counts the reply, thinking (reasoning_content,
+    billed as output by Anthropic) included, not only its answer text."""
+    from routerone.tokens import count_text_tokens
+    thought = "First I weigh every option carefully, one by one, before I answer. " * 8
+    msg = anthropic_reply()
+    msg["content"].insert(0, {"type": "thinking", "thinking": thought, "signature": "EqQBsig"})
+    msg["usage"]["output_tokens"] = "many"
+    served["pieces"] = whole(orjson.dumps(msg))
+    key, account_id = gw.new_key()
+    out = _oai(gw, key, wire).chat.completions.create(model=ANT_MODEL, max_tokens=4000, messages=HI,
+                                                      reasoning_effort="low")
+    assert out.choices[0].message.model_extra["reasoning_content"] == thought
+    [row] = settled_rows(gw, account_id, 1)
+    assert row.completion_tokens >= count_text_tokens(thought) + count_text_tokens(out.choices[0].message.content)

@@ -37,7 +37,8 @@ def translate(name: str, *, piece_bytes: int = 7) -> tuple[list[dict], Anthropic
 
 def accumulate(chunks: list[dict]) -> dict:
     """What an OpenAI SDK client reassembles from the chunks."""
-    out: dict = {"role": None, "content": "", "tool_calls": {}, "finish_reason": None}
+    out: dict = {"role": None, "content": "", "reasoning": "", "thinking_blocks": [], "tool_calls": {},
+                 "finish_reason": None}
     for chunk in chunks:
         validate_chunk(chunk)
         assert chunk["id"] == chunks[0]["id"] and chunk["created"] == chunks[0]["created"]
@@ -46,6 +47,8 @@ def accumulate(chunks: list[dict]) -> dict:
         delta = choice["delta"]
         out["role"] = out["role"] or delta.get("role")
         out["content"] += delta.get("content") or ""
+        out["reasoning"] += delta.get("reasoning_content") or ""
+        out["thinking_blocks"] += delta.get("thinking_blocks") or []
         for call in delta.get("tool_calls") or ():
             slot = out["tool_calls"].setdefault(call["index"], {"id": None, "name": "", "arguments": ""})
             if "id" in call:
@@ -86,6 +89,27 @@ def test_stream_fixture(name: str) -> None:
     assert stream.usage == usage
     assert stream.done
     assert all(c.get("usage") is None for c in chunks), "usage travels on .usage, never in chunks"
+
+
+def test_thinking_streams_as_reasoning_content_never_content() -> None:
+    """thinking_delta -> delta.reasoning_content (LiteLLM/DeepSeek convention); redacted_thinking
+    gives no text; a second thinking block is set off by a blank line."""
+    chunks, stream = translate("thinking_stream")
+    got = accumulate(chunks)
+    assert (got["content"], got["reasoning"]) == ("4", "2 + 2 is 4.")
+    chunks, stream = translate("redacted_thinking_stream", piece_bytes=5)
+    got = accumulate(chunks)
+    assert got["content"] == "" and got["reasoning"] == "I need the weather first.\n\nThen the time."
+    assert [(c["id"], c["arguments"]) for c in got["tool_calls"]] == [("toolu_01W", '{"city": "Paris"}')]
+    assert got["finish_reason"] == "tool_calls"
+    assert stream.usage == Usage(10, 90, reasoning_tokens=60)
+    # each signed block, whole, once it is complete (LiteLLM's thinking_blocks; sent back, it keeps thinking on)
+    assert got["thinking_blocks"] == [
+        {"type": "redacted_thinking", "data": "EmwKAhgBEgy3va3pzix/LafPsn4aDFIT2Xlxh0L5L8rLVyIw"},
+        {"type": "thinking", "thinking": "I need the weather first.", "signature": "EqQBCgIYAhIMa"},
+        {"type": "thinking", "thinking": "Then the time.", "signature": "EqQBCgIYAhIMb"}]
+    assert accumulate(translate("thinking_stream")[0])["thinking_blocks"] == [
+        {"type": "thinking", "thinking": "2 + 2 is 4.", "signature": "EqQBCgIYAhIM"}]
 
 
 def test_tool_call_index_is_position_among_tool_calls_not_block_index() -> None:
@@ -156,3 +180,28 @@ def test_lean_real_world_stream_without_optional_fields() -> None:
     got = accumulate(chunks)
     assert got["tool_calls"] == [{"id": "toolu_1", "name": "f", "arguments": "{}"}]
     assert got["finish_reason"] == "tool_calls" and stream.done and stream.usage == Usage(5, 7)
+
+
+def test_a_thinking_block_too_long_to_keep_is_not_given_back_cut(monkeypatch) -> None:
+    from routerone.providers import anthropic_stream
+    monkeypatch.setattr(anthropic_stream, "SIGNED_BLOCK_CAP_CHARS", 8)
+    got = accumulate(translate("thinking_stream")[0])
+    assert got["reasoning"] == "2 + 2 is 4." and got["thinking_blocks"] == []
+    monkeypatch.setattr(anthropic_stream, "SIGNED_BLOCK_CAP_CHARS", 100)
+    assert len(accumulate(translate("thinking_stream")[0])["thinking_blocks"]) == 1
+
+
+def test_pass_through_keeps_no_thinking_blocks() -> None:
+    """/v1/messages relays the events themselves: the translator keeps no copy of the thinking."""
+    stream = AnthropicStream(native=True)
+    raw = (FIXTURES / "thinking_stream.sse").read_bytes()
+    chunks = [c for e in SSEDecoder().feed(raw) for c in stream.feed(e)]
+    assert not any("thinking_blocks" in ch["delta"] for c in chunks for ch in c["choices"])
+    assert "".join(ch["delta"].get("reasoning_content") or "" for c in chunks for ch in c["choices"]) == "2 + 2 is 4."
+    assert stream._signed == {}
+
+
+def test_a_block_stop_with_an_index_that_is_not_a_number_is_ignored() -> None:
+    from routerone.providers.base import SSEEvent
+    stream = AnthropicStream()
+    assert stream.feed(SSEEvent("content_block_stop", '{"type": "content_block_stop", "index": [0]}')) == []

@@ -239,3 +239,59 @@ def test_adapter_roundtrip_mid_stream_error(fake) -> None:
         roundtrip(fake, {"model": "claude", "stream": True,
                          "messages": [{"role": "user", "content": "[[stream_error:3]]"}]}, stream=True)
     assert info.value.retryable and info.value.code == "upstream_overloaded"
+
+
+# -- extended thinking, as the real API does it ----------------------------------------------------
+THINK = {"type": "enabled", "budget_tokens": 1024}
+
+
+def test_thinking_message_and_stream_match_spec(fake) -> None:
+    msg = orjson.loads(post(fake.url, body(max_tokens=2000, thinking=THINK))[2])
+    validate_anthropic(msg, "Message")
+    assert [b["type"] for b in msg["content"]] == ["thinking", "text"]
+    assert msg["content"][0]["thinking"] and msg["content"][0]["signature"]
+    thinking_tokens = msg["usage"]["output_tokens_details"]["thinking_tokens"]
+    assert 0 < thinking_tokens < msg["usage"]["output_tokens"], "output_tokens include the thinking"
+    evs = events(post(fake.url, body(max_tokens=2000, thinking=THINK, stream=True))[2])
+    assert [d["content_block"]["type"] for n, d in evs if n == "content_block_start"] == ["thinking", "text"]
+    kinds = [d["delta"]["type"] for n, d in evs if n == "content_block_delta" and d["index"] == 0]
+    assert set(kinds) == {"thinking_delta", "signature_delta"} and kinds[-1] == "signature_delta"
+    (final,) = [d for n, d in evs if n == "message_delta"]
+    assert final["usage"]["output_tokens_details"] == {"thinking_tokens": thinking_tokens}
+
+
+def test_sdk_parses_thinking_stream(fake) -> None:
+    with sdk(fake).messages.stream(model=MODEL, max_tokens=2000, thinking=THINK,
+                                   messages=[{"role": "user", "content": "Hi"}]) as stream:
+        final = stream.get_final_message()
+    assert [b.type for b in final.content] == ["thinking", "text"] and final.content[0].signature
+
+
+@pytest.mark.parametrize("extra,words", [
+    ({"thinking": {"type": "enabled", "budget_tokens": 2000}}, "budget_tokens"),
+    ({"thinking": {"type": "enabled", "budget_tokens": 512}, "max_tokens": 2000}, "budget_tokens"),
+    ({"thinking": THINK, "max_tokens": 2000, "temperature": 0.5}, "temperature"),
+    ({"thinking": THINK, "max_tokens": 2000, "top_k": 5}, "top_k"),
+    ({"thinking": THINK, "max_tokens": 2000, "tools": [WEATHER], "tool_choice": {"type": "any"}}, "tool_choice"),
+])
+def test_thinking_rules_are_enforced(fake, extra: dict, words: str) -> None:
+    status, _, raw = post(fake.url, {**body(), **extra})
+    assert status == 400 and words in orjson.loads(raw)["error"]["message"]
+
+
+def test_thinking_tool_loop_needs_the_signed_thinking_blocks(fake) -> None:
+    first = orjson.loads(post(fake.url, body("weather?", max_tokens=2000, thinking=THINK, tools=[WEATHER]))[2])
+    assert [b["type"] for b in first["content"]] == ["thinking", "text", "tool_use"]
+    results = [{"type": "tool_result", "tool_use_id": b["id"], "content": "18C"}
+               for b in first["content"] if b["type"] == "tool_use"]
+
+    def follow(assistant_content: list, **extra) -> tuple[int, dict]:
+        b = body("weather?", max_tokens=2000, tools=[WEATHER], **extra)
+        b["messages"] += [{"role": "assistant", "content": assistant_content}, {"role": "user", "content": results}]
+        status, _, raw = post(fake.url, b)
+        return status, orjson.loads(raw)
+    assert follow(first["content"], thinking=THINK)[0] == 200
+    stripped = [b for b in first["content"] if b["type"] != "thinking"]
+    status, err = follow(stripped, thinking=THINK)
+    assert status == 400 and "must start with a thinking block" in err["error"]["message"]
+    assert follow(stripped)[0] == 200, "without thinking, earlier thinking blocks are not needed"

@@ -26,6 +26,8 @@ Rules where OpenAI and Anthropic differ:
   tool_choice becomes `any` (call a tool or answer); a named tool_choice is kept. `strict: true`
   (on the json_schema or on a function tool) becomes the Anthropic tool's `strict: true`, which
   guarantees the input matches the schema.
+* `reasoning_effort` becomes `thinking: {type: enabled, budget_tokens}` by the table and rules in
+  `anthropic_thinking` ("none" sends nothing).
 * system/developer messages are hoisted, in order, into top-level `system` (joined by a blank
   line); consecutive same-role turns are merged; tool messages become `tool_result` blocks at the
   start of one user turn.
@@ -39,6 +41,7 @@ import orjson
 
 from ..errors import InvalidRequest, UnsupportedParameter
 from ..wire.chat import ChatRequest
+from .anthropic_thinking import thinking_blocks_of, thinking_for, without_thinking
 
 __all__ = ["build_messages_body", "DEFAULT_MAX_TOKENS", "JSON_TOOL_PREFIX", "MAPPED_PARAMS",
            "DROPPED_PARAMS", "NEUTRAL_VALUES", "ANTHROPIC_PASSTHROUGH", "sanitize_tool_id"]
@@ -50,14 +53,14 @@ IMAGE_MEDIA_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
 MAPPED_PARAMS = frozenset({
     "model", "messages", "max_tokens", "max_completion_tokens", "stream", "stream_options",
     "temperature", "top_p", "stop", "tools", "tool_choice", "parallel_tool_calls",
-    "response_format", "user", "safety_identifier", "service_tier"})
+    "response_format", "user", "safety_identifier", "service_tier", "reasoning_effort"})
 DROPPED_PARAMS = frozenset({"seed", "store", "metadata", "prompt_cache_key", "prompt_cache_retention",
                             "prompt_cache_options", "prediction", "models", "route"})
 # Accepted (and dropped) only when null or one of these values; anything else is a 400.
 NEUTRAL_VALUES: dict[str, tuple] = {
     "n": (1,), "logprobs": (False,), "top_logprobs": (0,), "logit_bias": ({},),
     "presence_penalty": (0,), "frequency_penalty": (0,), "modalities": (["text"],),
-    "verbosity": ("medium",), "reasoning_effort": ("none",), "audio": (),
+    "verbosity": ("medium",), "audio": (),
     "web_search_options": (), "moderation": (), "functions": (), "function_call": ()}
 ANTHROPIC_PASSTHROUGH = frozenset({"top_k", "thinking", "cache_control", "output_config", "container",
                                    "inference_geo"})
@@ -174,7 +177,9 @@ def _tool_use(call: dict, param: str) -> dict:
 
 
 def _assistant_blocks(m: dict, param: str) -> list[dict]:
-    blocks = _text_blocks(m.get("content"), f"{param}.content")
+    """Its `thinking_blocks` (sent back signed, as a reply gave them: they open the turn), text, a
+    refusal as text, tool calls; `reasoning_content` is not sent (the signed blocks carry it)."""
+    blocks = thinking_blocks_of(m, param) + _text_blocks(m.get("content"), f"{param}.content")
     if isinstance(m.get("refusal"), str) and m["refusal"]:
         blocks.append({"type": "text", "text": m["refusal"]})
     blocks += [_tool_use(c, f"{param}.tool_calls[{j}]") for j, c in enumerate(m.get("tool_calls") or ())]
@@ -349,6 +354,11 @@ def build_messages_body(req: ChatRequest, upstream_model: str, *, stream: bool,
     _sampling(body, out)
     for key in ANTHROPIC_PASSTHROUGH & body.keys():
         out[key] = body[key]
+    thinking = thinking_for(body, out)
+    if thinking is not None:
+        out["thinking"] = thinking
+    elif not (isinstance(out.get("thinking"), dict) and out["thinking"].get("type") in ("enabled", "adaptive")):
+        out["messages"] = without_thinking(out["messages"])
     if stream:
         out["stream"] = True
     return out

@@ -3,8 +3,14 @@
 * text blocks are concatenated into `message.content` (null when the answer is only tool calls);
 * `tool_use` blocks become `tool_calls` in order (`arguments` = compact JSON text of `input`), except
   the forced response-format tool (`JSON_TOOL_PREFIX...`), whose input becomes `message.content`;
-* thinking / redacted_thinking / server-tool blocks are dropped (thinking tokens still count as
-  `completion_tokens_details.reasoning_tokens`);
+* thinking blocks' text becomes `message.reasoning_content` (the non-standard field LiteLLM and
+  DeepSeek use; several blocks joined by a blank line; no key when there is no thinking text), never
+  `content`; the signed thinking and redacted_thinking blocks themselves become
+  `message.thinking_blocks` (LiteLLM's field; sent back, they keep thinking on in a tool loop: see
+  anthropic_thinking); server-tool blocks are dropped.
+  Thinking tokens are output tokens: in `completion_tokens`, and in
+  `completion_tokens_details.reasoning_tokens` when Anthropic reports `output_tokens_details`
+  (not estimated from the text: it may be a summary of the raw thinking);
 * `stop_reason` -> `finish_reason` by `FINISH_REASONS`; a `tool_use` stop that only called the
   response-format tool is a plain `stop`;
 * usage: prompt = input + cache_read + cache_creation; cached = cache_read; cache_write =
@@ -25,7 +31,7 @@ from .status import error_for_status
 
 __all__ = ["FINISH_REASONS", "ERROR_TYPE_STATUS", "finish_reason", "usage_from_anthropic",
            "message_to_completion", "error_from_anthropic", "is_json_tool", "well_formed_message",
-           "well_formed_block", "TYPE_NAME"]
+           "well_formed_block", "TYPE_NAME", "THOUGHT_SEPARATOR", "signed_block"]
 
 FINISH_REASONS = {
     "end_turn": "stop", "stop_sequence": "stop", "pause_turn": "stop",
@@ -38,6 +44,7 @@ ERROR_TYPE_STATUS = {
     "permission_error": 403, "not_found_error": 404, "request_too_large": 413,
     "rate_limit_error": 429, "api_error": 500, "timeout_error": 504, "overloaded_error": 529,
 }
+THOUGHT_SEPARATOR = "\n\n"        # between the texts of two thinking blocks of one reply
 _CONTEXT_TOO_LONG = ("prompt is too long", "input length and `max_tokens` exceed context limit")
 _CREDIT_TOO_LOW = "credit balance is too low"   # "Your credit balance is too low to access the Anthropic API..."
 
@@ -111,15 +118,33 @@ def well_formed_message(msg: dict) -> bool:
     return all(well_formed_block(b) for b in msg.get("content") or ())
 
 
+def signed_block(block: dict) -> dict | None:
+    """A thinking block as `thinking_blocks` carries it (thinking and signature; redacted_thinking's
+    data), or None when it lacks them (a client could not send it back)."""
+    if block.get("type") == "redacted_thinking":
+        return {"type": "redacted_thinking", "data": block["data"]} if block.get("data").__class__ is str else None
+    if block.get("thinking").__class__ is str and block.get("signature").__class__ is str and block["signature"]:
+        return {"type": "thinking", "thinking": block["thinking"], "signature": block["signature"]}
+    return None
+
+
 def message_to_completion(msg: dict) -> dict:
     """An Anthropic `Message` -> a complete OpenAI `chat.completion` object."""
     texts: list[str] = []
     json_answer: str | None = None
     tool_calls: list[dict] = []
+    thoughts: list[str] = []
+    blocks: list[dict] = []           # the signed thinking blocks, for the client to send back
     for block in msg.get("content") or ():
         kind = block.get("type")
         if kind == "text":
             texts.append(block.get("text") or "")
+        elif kind in ("thinking", "redacted_thinking"):
+            signed = signed_block(block)
+            if signed is not None:
+                blocks.append(signed)
+            if kind == "thinking" and block.get("thinking") and block["thinking"].__class__ is str:
+                thoughts.append(block["thinking"])
         elif kind == "tool_use" and is_json_tool(block.get("name")):
             json_answer = orjson.dumps(block.get("input") or {}).decode()
         elif kind == "tool_use":
@@ -127,6 +152,10 @@ def message_to_completion(msg: dict) -> dict:
     content = json_answer if json_answer is not None else "".join(texts)
     message: dict = {"role": "assistant", "content": content or (None if tool_calls else ""),
                      "refusal": None}
+    if thoughts:
+        message["reasoning_content"] = THOUGHT_SEPARATOR.join(thoughts)
+    if blocks:
+        message["thinking_blocks"] = blocks
     if tool_calls:
         message["tool_calls"] = tool_calls
     out = {"id": msg.get("id") or "", "object": "chat.completion", "created": int(time.time()),

@@ -8,10 +8,12 @@
 | content_block_delta text_delta            | `delta.content`                                            |
 | content_block_delta input_json_delta      | `delta.tool_calls[{index: k, function{arguments}}]`        |
 | response-format tool's input_json_delta   | `delta.content` (the JSON answer streams as content)       |
-| thinking / signature / citations deltas   | nothing                                                    |
+| thinking_delta                            | `delta.reasoning_content` (LiteLLM/DeepSeek convention); a later thinking block's first text after "\n\n" |
+| content_block_stop of a thinking / redacted_thinking block | `delta.thinking_blocks: [the whole signed block]` (LiteLLM's field) |
+| citations deltas                          | nothing                                                    |
 | message_delta with stop_reason            | `delta: {}, finish_reason` (once); cumulative usage kept   |
 | message_stop                              | nothing; `done = True` (no message_delta usage before it: the output is counted by Router One) |
-| ping, content_block_stop, unknown events  | nothing                                                    |
+| ping, other content_block_stop, unknown events | nothing                                               |
 | a `type` that is not a plain name         | nothing, not even for pass-through                        |
 | pass-through: a known event without what the SDKs read (`_relayable`) | raises UpstreamUnavailable (malformed) |
 | error                                     | raises the mapped `UpstreamError` (overloaded is retryable)|
@@ -25,14 +27,15 @@ import orjson
 
 from ..errors import UpstreamUnavailable
 from ..wire.types import Usage
-from .anthropic_response import ERROR_TYPE_STATUS, error_from_anthropic, finish_reason, is_json_tool, \
-    usage_from_anthropic, well_formed_block, TYPE_NAME
+from .anthropic_response import ERROR_TYPE_STATUS, THOUGHT_SEPARATOR, error_from_anthropic, finish_reason, \
+    is_json_tool, signed_block, usage_from_anthropic, well_formed_block, TYPE_NAME
 from .base import SSEEvent
 
 __all__ = ["AnthropicStream"]
 
-_TEXT, _TOOL, _JSON, _OTHER = "text", "tool", "json", "other"
+_TEXT, _TOOL, _JSON, _THINK, _OTHER = "text", "tool", "json", "thinking", "other"
 _EVENT_NAME = re.compile(r"[a-z_]{1,64}")
+SIGNED_BLOCK_CAP_CHARS = 2_000_000   # a thinking block kept whole for `thinking_blocks` (128k tokens ~ 0.5M chars)
 
 
 def _is_index(value) -> bool:
@@ -75,7 +78,8 @@ class AnthropicStream:
     """One translator per upstream stream. `usage` is None until `message_start` arrives."""
 
     __slots__ = ("usage", "done", "_provider", "_id", "_model", "_created", "_blocks", "_tool_count",
-                 "_usage_raw", "_finished", "_native", "_final_count")
+                 "_usage_raw", "_finished", "_native", "_final_count", "_thought", "_thinking_started",
+                 "_signed")
 
     def __init__(self, provider: str = "anthropic", *, native: bool = False) -> None:
         """`native`: attach each upstream event to the chunks it produced (`_native`; a chunk with
@@ -90,6 +94,9 @@ class AnthropicStream:
         self._finished = False
         self._native = native
         self._final_count = False     # a message_delta said how many tokens were output
+        self._thought = False          # some thinking text was relayed (the next block's is set off)
+        self._thinking_started: set[int] = set()   # thinking blocks whose text has begun
+        self._signed: dict[int, dict] = {}   # open thinking blocks, as built from their deltas
 
     def feed(self, event: SSEEvent) -> list[dict]:
         if self.done:                   # nothing after message_stop (in the same read) is taken
@@ -142,6 +149,15 @@ class AnthropicStream:
         if kind == "tool_use" and is_json_tool(block.get("name")):
             self._blocks[index] = (_JSON, -1)
             return []
+        if kind in ("thinking", "redacted_thinking"):
+            self._blocks[index] = (_THINK, -1)
+            if not self._native:          # /v1/messages relays the events themselves
+                self._signed[index] = {"type": kind, "data": block.get("data"), "thinking": [block.get("thinking")],
+                                       "signature": [block.get("signature")], "chars": 0}
+            if kind == "redacted_thinking":
+                return []
+            text = block.get("thinking")
+            return self._thinking(index, text) if text and text.__class__ is str else []
         if kind != "tool_use":
             self._blocks[index] = (_OTHER, -1)
             return []
@@ -157,6 +173,12 @@ class AnthropicStream:
         kind, k = self._blocks.get(data.get("index"), (_OTHER, -1))
         if delta.get("type") == "text_delta" and kind == _TEXT and delta.get("text"):
             return [self._chunk({"content": delta["text"]})]
+        if kind == _THINK and delta.get("type") in ("signature_delta", "thinking_delta"):
+            field = "signature" if delta["type"] == "signature_delta" else "thinking"
+            self._keep(data["index"], field, delta.get(field))
+        if delta.get("type") == "thinking_delta" and kind == _THINK and delta.get("thinking") \
+                and delta["thinking"].__class__ is str:
+            return self._thinking(data["index"], delta["thinking"])
         if delta.get("type") != "input_json_delta" or not delta.get("partial_json"):
             return []
         if kind == _JSON:
@@ -164,6 +186,36 @@ class AnthropicStream:
         if kind == _TOOL:
             return [self._chunk({"tool_calls": [{"index": k, "function": {"arguments": delta["partial_json"]}}]})]
         return []
+
+    def _keep(self, index: int, field: str, text) -> None:
+        """A thinking block's text or signature, kept until the block ends; one too long to keep
+        (a hostile upstream's endless thinking) is not given back at all, rather than cut."""
+        built = self._signed.get(index)
+        if built is None or text.__class__ is not str:
+            return
+        built["chars"] += len(text)
+        if built["chars"] > SIGNED_BLOCK_CAP_CHARS:
+            del self._signed[index]
+        else:
+            built[field].append(text)
+
+    def _on_content_block_stop(self, data: dict) -> list[dict]:
+        index = data.get("index")
+        built = self._signed.pop(index, None) if _is_index(index) else None
+        if built is None:
+            return []
+        for field in ("thinking", "signature"):
+            built[field] = "".join(p for p in built[field] if p.__class__ is str)
+        block = signed_block(built)
+        return [self._chunk({"thinking_blocks": [block]})] if block is not None else []
+
+    def _thinking(self, index: int, text: str) -> list[dict]:
+        if index not in self._thinking_started:
+            self._thinking_started.add(index)
+            if self._thought:
+                text = THOUGHT_SEPARATOR + text
+        self._thought = True
+        return [self._chunk({"reasoning_content": text})]
 
     def _on_message_delta(self, data: dict) -> list[dict]:
         usage = data.get("usage")

@@ -370,13 +370,14 @@ def _parse_and_count(raw: bytes | ChatRequest, parse: Callable[[bytes], ChatRequ
 
 async def _estimated_usage(call: Call, resp: dict) -> Usage:
     """An upstream that reported no usage: the prompt as counted before the call, the completion
-    counted from the reply's text (content and tool-call arguments), as a stream's would be."""
+    counted from the reply's text (content, reasoning_content and tool-call arguments), as a
+    stream's would be."""
     parts = []
     for choice in resp.get("choices") or ():
         msg = choice.get("message") or {}
-        content = msg.get("content")
-        if isinstance(content, str):      # a list of parts was joined already (guarded.parse_response)
-            parts.append(content)
+        for text in (msg.get("reasoning_content"), msg.get("content")):
+            if isinstance(text, str):     # a list of parts was joined already (guarded.parse_response)
+                parts.append(text)
         for tc in msg.get("tool_calls") or ():
             fn = tc.get("function") or {}
             parts.extend(v for v in (fn.get("name"), fn.get("arguments")) if isinstance(v, str))

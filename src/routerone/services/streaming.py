@@ -75,7 +75,8 @@ def _unreadable_chunk(provider: str) -> UpstreamUnavailable:
 
 
 def _has_content(chunks: list[dict], provider: str) -> bool:
-    """Whether the held chunks carry content yet. A chunk of the wrong shape (choices or a delta that
+    """Whether the held chunks carry content yet (reasoning text is content here: a thinking model
+    streams it for minutes before its answer). A chunk of the wrong shape (choices or a delta that
     is not an object, content that is not text) is an upstream failure, raised before the stream
     is committed to, so the router can still fail over."""
     try:
@@ -85,7 +86,8 @@ def _has_content(chunks: list[dict], provider: str) -> bool:
                 text = d.get("content")
                 if text is not None and text.__class__ is not str and text.__class__ is not list:
                     raise TypeError("content")
-                if text or d.get("tool_calls") or d.get("refusal") or ch.get("finish_reason"):
+                if text or d.get("tool_calls") or d.get("refusal") or ch.get("finish_reason") \
+                        or d.get("reasoning_content").__class__ is str and d["reasoning_content"]:
                     return True
     except (AttributeError, TypeError):
         raise _unreadable_chunk(provider) from None
@@ -230,6 +232,9 @@ class ChatStream:
                     if text.__class__ is not str:     # a list of parts: its text, as OpenAI's clients expect
                         text = d["content"] = parts_text(text)
                     self._relayed(text)
+                reasoning = d.get("reasoning_content")     # (Anthropic's thinking, DeepSeek's): output tokens
+                if reasoning and reasoning.__class__ is str:
+                    self._relayed(reasoning, log=False)
                 calls = d.get("tool_calls")
                 if calls is None:
                     d.pop("tool_calls", None)               # null: none (OpenAI's delta has a list or no key)
@@ -262,12 +267,14 @@ class ChatStream:
         except (AttributeError, TypeError):
             raise _unreadable_chunk(self.attempt.deployment.vendor.name) from None
 
-    def _relayed(self, text: str) -> None:
+    def _relayed(self, text: str, *, log: bool = True) -> None:
+        """Count relayed output text (billed if the upstream's own count never comes); with `log`,
+        keep it for the request log too (the answer's text, not reasoning)."""
         self._counter.add(text)
         if self._counter.pending_chars > PIECE_CHARS and not tokenizer_loaded() and not _loading:
             # a long stream will need the tokenizer to keep its count bounded: load it off the loop
             _loading.append(asyncio.get_running_loop().run_in_executor(None, load_tokenizer))
-        if self._log_text is not None and self._log_chars < LOG_TEXT_CAP:
+        if log and self._log_text is not None and self._log_chars < LOG_TEXT_CAP:
             self._log_text.append(text[:LOG_TEXT_CAP - self._log_chars])
             self._log_chars += len(self._log_text[-1])
             if self._log_chars >= LOG_TEXT_CAP:
@@ -311,8 +318,8 @@ class ChatStream:
             if data and self._feed_data is not None and (payloads is not None or whole_events):
                 # OpenAI protocol: whole events that gave the client nothing (`{"choices": []}` sent
                 # for ever) are keep-alives, or such an upstream would hold the stream and its hold
-                # open for ever. (Not the other protocols: Anthropic's thinking deltas give nothing
-                # either, for minutes of real work.)
+                # open for ever. (Not the other protocols: Anthropic's signature deltas and redacted
+                # thinking give nothing either, for minutes of real work.)
                 self.o.upstream.kept_alive(len(data))
             return b""
         if self.o.ttft_ms is None:

@@ -18,6 +18,13 @@ or `make_app(**options)` for an aiohttp test server. Options (`FakeAnthropicOpti
   latency_ms, chunk_interval_ms   delay before the response / between stream events
   ping               send a `ping` event after `message_start`
 
+Extended thinking (`thinking: {type: enabled|adaptive}`), as the real API: the answer opens with a
+`thinking` block (text + signature; streamed as thinking_delta events then one signature_delta),
+whose tokens are in `output_tokens` and in `output_tokens_details.thinking_tokens`. Its rules are
+400s: budget_tokens >= 1024 and < max_tokens, temperature only 1, top_p >= 0.95, no top_k, no
+forced tool_choice, and in a tool loop the last assistant turn must start with its thinking block
+(signatures are not checked: tests compare what came back with what was given).
+
 Behaviour: with tools (and tool_choice not none) the answer is tool calls, unless the last user turn
 carries `tool_result` blocks, which gets a text answer. A forced tool (`tool_choice: tool`) gets exactly
 one call. `stop_sequences` cut the text (`stop_reason: stop_sequence`); an answer longer than
@@ -77,6 +84,7 @@ class _Answer:
     stop_sequence: str | None
     output_tokens: int
     pieces: dict[int, list[str]]   # block index -> the deltas to stream
+    thinking_tokens: int = 0
 
 
 class _Fake:
@@ -135,6 +143,53 @@ def _validate(body: object) -> str | None:
     return None
 
 
+def _thinking_on(body: dict) -> bool:
+    thinking = body.get("thinking")
+    return isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive")
+
+
+def _thinking_problem(body: dict) -> str | None:
+    """What the real API refuses with thinking on (its error texts, shortened)."""
+    thinking = body["thinking"]
+    if thinking["type"] == "enabled":
+        budget = thinking.get("budget_tokens")
+        if not isinstance(budget, int) or budget < 1024:
+            return "thinking.enabled.budget_tokens: Input should be greater than or equal to 1024"
+        if budget >= body["max_tokens"]:
+            return "`max_tokens` must be greater than `thinking.budget_tokens`"
+    if body.get("temperature", 1) != 1:
+        return "`temperature` may only be set to 1 when thinking is enabled"
+    if body.get("top_p", 1) < 0.95:
+        return "`top_p` must be greater than or equal to 0.95 when thinking is enabled"
+    if "top_k" in body:
+        return "`top_k` is not supported when thinking is enabled"
+    if (body.get("tool_choice") or {}).get("type") in ("any", "tool"):
+        return "Thinking may not be enabled when tool_choice forces tool use."
+    msgs = body["messages"]
+    last, before = msgs[-1], msgs[-2] if len(msgs) > 1 else {}
+    if isinstance(last.get("content"), list) and any(isinstance(b, dict) and b.get("type") == "tool_result"
+                                                     for b in last["content"]):
+        content = before.get("content")
+        first = content[0] if isinstance(content, list) and content else {"type": "text"}
+        if first.get("type") not in ("thinking", "redacted_thinking"):
+            return (f"messages.{len(msgs) - 2}.content.0.type: Expected `thinking` or `redacted_thinking`, but "
+                    f"found `{first.get('type')}`. When `thinking` is enabled, a final `assistant` message must "
+                    "start with a thinking block (preceeding the lastmost set of `tool_use` and `tool_result` "
+                    "blocks). We recommend you include thinking blocks from previous turns. To avoid this "
+                    "requirement, disable `thinking`.")
+    return None
+
+
+_THOUGHT = ("Let", " me", " think", " this", " through", " step", " by", " step", ".")
+
+
+def _with_thinking(answer: _Answer) -> _Answer:
+    block = {"type": "thinking", "thinking": "".join(_THOUGHT), "signature": f"Eq{uuid.uuid4().hex}"}
+    pieces = {0: list(_THOUGHT), **{i + 1: p for i, p in answer.pieces.items()}}
+    return _Answer([block, *answer.blocks], answer.stop_reason, answer.stop_sequence,
+                   answer.output_tokens + len(_THOUGHT), pieces, thinking_tokens=len(_THOUGHT))
+
+
 def _placeholder(schema: dict) -> object:
     if schema.get("enum"):
         return schema["enum"][0]
@@ -189,7 +244,7 @@ def _tool_answer(fake: _Fake, body: dict, d: dict) -> _Answer | None:
     return _Answer(blocks, "tool_use", None, out, pieces)
 
 
-def _usage(fake: _Fake, body: dict, output_tokens: int) -> dict:
+def _usage(fake: _Fake, body: dict, output_tokens: int, thinking_tokens: int = 0) -> dict:
     texts = _texts(body.get("system")) + [t for m in body["messages"] if isinstance(m, dict)
                                            for t in _texts(m.get("content"))]
     o = fake.opts
@@ -197,7 +252,8 @@ def _usage(fake: _Fake, body: dict, output_tokens: int) -> dict:
     return {"input_tokens": max(1, count_text_tokens("\n".join(texts))),
             "cache_creation_input_tokens": write, "cache_read_input_tokens": o.cache_read_input_tokens,
             "cache_creation": {"ephemeral_5m_input_tokens": write, "ephemeral_1h_input_tokens": 0},
-            "output_tokens": output_tokens, "output_tokens_details": None, "server_tool_use": None,
+            "output_tokens": output_tokens,
+            "output_tokens_details": {"thinking_tokens": thinking_tokens} if thinking_tokens else None, "server_tool_use": None,
             "service_tier": "standard", "inference_geo": None}
 
 
@@ -218,7 +274,7 @@ async def _messages(request: web.Request) -> web.StreamResponse:
         body = orjson.loads(await request.read())
     except orjson.JSONDecodeError:
         return _error(400, "request body is not valid JSON")
-    problem = _validate(body)
+    problem = _validate(body) or (_thinking_problem(body) if _thinking_on(body) else None)
     if problem:
         return _error(400, problem)
     fake.requests.append(body)
@@ -232,11 +288,19 @@ async def _messages(request: web.Request) -> web.StreamResponse:
     if "error" in d or "status" in d:
         return _error(d.get("error") or d["status"], d.get("message"), d.get("retry_after"))
     answer = _tool_answer(fake, body, d) or _text_answer(fake, body, d)
-    msg = _message(body, answer, _usage(fake, body, answer.output_tokens))
+    if _thinking_on(body):
+        answer = _with_thinking(answer)
+    msg = _message(body, answer, _usage(fake, body, answer.output_tokens, answer.thinking_tokens))
     if not body.get("stream"):
         return web.Response(body=orjson.dumps(msg), content_type="application/json",
                             headers={"request-id": f"req_fake{uuid.uuid4().hex[:20]}"})
     return await _stream(request, fake, msg, answer, d)
+
+
+# how each block type starts (its streamed fields empty) and which delta carries its pieces
+_EMPTY = {"text": {"text": ""}, "tool_use": {"input": {}}, "thinking": {"thinking": "", "signature": ""}}
+_DELTA = {"text": ("text_delta", "text"), "tool_use": ("input_json_delta", "partial_json"),
+          "thinking": ("thinking_delta", "thinking")}
 
 
 async def _stream(request: web.Request, fake: _Fake, msg: dict, answer: _Answer, d: dict) -> web.StreamResponse:
@@ -256,18 +320,20 @@ async def _stream(request: web.Request, fake: _Fake, msg: dict, answer: _Answer,
     if fake.opts.ping:
         await send({"type": "ping"})
     for index, block in enumerate(answer.blocks):
-        is_text = block["type"] == "text"
-        start = {**block, "text": ""} if is_text else {**block, "input": {}}
+        kind = block["type"]
+        start = {**block, **_EMPTY[kind]}
         await send({"type": "content_block_start", "index": index, "content_block": start})
         for piece in answer.pieces.get(index, ()):
             if "stream_error" in d and deltas_sent == d["stream_error"]:
                 await send({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"},
                             "request_id": f"req_fake{uuid.uuid4().hex[:20]}"})
                 return resp
-            delta = {"type": "text_delta", "text": piece} if is_text else {"type": "input_json_delta",
-                                                                           "partial_json": piece}
-            await send({"type": "content_block_delta", "index": index, "delta": delta})
+            delta_type, field = _DELTA[kind]
+            await send({"type": "content_block_delta", "index": index, "delta": {"type": delta_type, field: piece}})
             deltas_sent += 1
+        if kind == "thinking":
+            await send({"type": "content_block_delta", "index": index,
+                        "delta": {"type": "signature_delta", "signature": block["signature"]}})
         await send({"type": "content_block_stop", "index": index})
     await send({"type": "message_delta",
                 "delta": {"stop_reason": msg["stop_reason"], "stop_sequence": msg["stop_sequence"],

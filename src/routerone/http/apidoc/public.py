@@ -91,6 +91,14 @@ SCHEMAS = {
             "seed": {"type": ["integer", "null"]},
             "top_logprobs": {"type": ["integer", "null"], "minimum": 0, "maximum": 20},
             **{k: {"type": ["string", "null"]} for k in _STRINGS},
+            "reasoning_effort": {"type": ["string", "null"], "description": (
+                "Anthropic: extended thinking, `thinking.budget_tokens` minimal/low 1024, medium 8192, high 24576, "
+                "xhigh/max 32768, at most half of max_tokens (none: no thinking); Gemini: `thinkingBudget`. The "
+                "reasoning text comes back as the non-standard `message.reasoning_content` / "
+                "`delta.reasoning_content` (LiteLLM's and DeepSeek's field), its tokens in "
+                "`usage.completion_tokens` and `completion_tokens_details.reasoning_tokens`; Anthropic's signed "
+                "blocks as `thinking_blocks` (LiteLLM's field), which an assistant message sends back to keep "
+                "thinking on in a tool loop")},
             **{k: {"type": ["object", "null"]} for k in _OBJECTS},
             **{k: {"type": ["boolean", "null"]} for k in _BOOLS},
         },
