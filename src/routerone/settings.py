@@ -78,6 +78,10 @@ class Settings:
                                        "until deleted); `store: false` stores nothing", min=0, max=36500)
     responses_purge_interval_s: float = _f(3600.0, "how often expired stored responses are deleted (in batches; "
                                            "an expired one is a 404 at once)", min=0.01)
+    responses_store: bool = _f(True, "false: `/v1/responses` stores nothing (no request, chain or output), whatever "
+                               "`store` a request sends; every response says `\"store\": false`, and "
+                               "`previous_response_id`, `GET /v1/responses/{id}`, `input_items` and `cancel` are a "
+                               "400 `response_storage_disabled` (DELETE still deletes one stored before)")
     # client-facing guards (see SECURITY.md): timeouts, caps, body complexity, failed-auth limit
     client_header_timeout_s: float = _f(15.0, "request head must arrive within this (also idle keep-alive)", min=1)
     client_body_timeout_s: float = _f(60.0, "whole request body must arrive within this", min=1)
