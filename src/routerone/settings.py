@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from .http.forwarded import LOOPBACK, TrustedProxies
 from .settings_providers import PROTOCOLS, PROVIDER_ENV_KEYS, ProviderSettings, _providers
 from .settings_readers import (MAX_FILE_BYTES, SettingsError, _check_url, _coerce, _f, _read_file,
                                _resolve_secret, _type_of, read_text_file, unique_keys)
@@ -94,7 +95,12 @@ class Settings:
     max_json_values: int = _f(250000, "per request body over 1 MiB (an upper-bound count, see wire/chat.py)", min=1)
     auth_cache_max_entries: int = _f(10000, "cached keys (valid, and separately as many unknown ones)", min=1)
     auth_failures_per_ip_per_minute: int = _f(60, "failed authentications per client address; 0 = no limit", min=0)
-    client_ip_header: str | None = _f(None, "e.g. X-Forwarded-For behind a proxy (rightmost address)")
+    client_ip_header: str | None = _f(None, "e.g. X-Forwarded-For behind a proxy (rightmost address); read only "
+                                            "from a peer in `trusted_proxies`")
+    trusted_proxies: tuple[str, ...] = _f(LOOPBACK, "peers whose forwarded headers count (`X-Forwarded-Proto: "
+                                          "https` for HSTS and the console's Secure cookies, `client_ip_header`): "
+                                          "addresses or CIDRs, `*` = any peer; from any other peer its own "
+                                          "address and the real transport decide")
     providers: Mapping[str, ProviderSettings] = _f(dict, "`[providers.<name>]` tables, see below")
 
     def replace(self, **changes: Any) -> "Settings":
@@ -197,6 +203,10 @@ def load_settings(config_path: str | None = None, env: Mapping[str, str] | None 
         _check_range(k, _FIELDS[k], v)
     _check_combinations(values)
     _check_admin_key(values.get("admin_key"))
+    try:
+        TrustedProxies(values.get("trusted_proxies", ()))
+    except ValueError as exc:
+        raise SettingsError(f"trusted_proxies: {exc}") from None
     for k, schemes in _URL_SCHEMES.items():
         # an empty redis_url is no Redis (as unset); an empty database_url names no database (it
         # reached the store as a traceback)
