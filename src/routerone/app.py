@@ -13,6 +13,7 @@ from .http.admin import add_admin_routes
 from .http.protocols import add_protocol_routes
 from .http.readiness import Readiness, add_readiness_routes
 from .http.apidoc import add_apidoc_routes
+from .http.forwarded import TrustedProxies
 from .http.guard import BODY_BUDGET, guard_middleware, handler_args as guard_handler_args, quiet_aiohttp
 from .http.render import error_response
 from .http.routes import REQUEST_IDS, add_routes, client_request_id, new_request_id
@@ -166,7 +167,7 @@ def create_app(settings: Settings, *, store: Store | None = None, limiter: Limit
     metrics.gauge("routerone_body_bytes_in_flight", "Bytes of request bodies held now (capped by "
                   "max_body_bytes_in_flight)", lambda: guard.body_budget.held_bytes)
     app[RUNTIME] = rt
-    add_transport_security(app)
+    add_transport_security(app, TrustedProxies(settings.trusted_proxies))
     add_routes(app)
     add_admin_routes(app)
     add_readiness_routes(app, Readiness(store, limiter, limiter_required=(

@@ -26,6 +26,8 @@ def _type(f: dataclasses.Field) -> str:
 
 
 def _default(f: dataclasses.Field) -> str:
+    if isinstance(f.default, tuple):
+        return f"`{', '.join(f.default)}`" if f.default else "empty"
     if f.default is not dataclasses.MISSING:
         return "—" if f.default is None else f"`{str(f.default).lower() if isinstance(f.default, bool) else f.default}`"
     return "empty"

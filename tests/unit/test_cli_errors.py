@@ -168,6 +168,11 @@ CASES = [
      "providers.box.prices"),
     # [providers.demo] pointing at one's own box served the canned demo instead, silently
     ("provider named demo", '[providers.demo]\nbase_url = "http://x/v1"\n', None, ["models"], "providers.demo"),
+    # forwarded headers are honoured from these peers only: a typo must not fall back to trusting any
+    ("trusted_proxies bad CIDR", 'trusted_proxies = ["127.0.0.1", "10.0.0.0/33"]\n', None, ["serve"],
+     "trusted_proxies: '10.0.0.0/33'"),
+    ("trusted_proxies a host name", 'trusted_proxies = ["proxy.internal"]\n', None, ["models"],
+     "trusted_proxies: 'proxy.internal'"),
 ]
 
 

@@ -31,6 +31,7 @@ from aiohttp.http import HttpVersion11
 from ..errors import InvalidRequest, RouterOneError, ServiceUnavailable
 from ..services.auth import CLIENT_ADDRESS
 from ..settings import Settings
+from .forwarded import LOOPBACK, TrustedProxies
 from .render import error_response
 
 __all__ = ["SERVER_NAME", "handler_args", "guard_middleware", "quiet_aiohttp", "MalformedRequestFilter",
@@ -42,6 +43,7 @@ MAX_HEADERS = 100
 MALFORMED_LOG_INTERVAL_S = 10.0
 EXEMPT_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 _WRITE_DEADLINE_MIN_BYTES = 65536    # smaller bodies fit the socket buffers: they never block
+_LOOPBACK_ONLY = TrustedProxies(LOOPBACK)
 
 
 class BodyTimeout(InvalidRequest):
@@ -88,10 +90,11 @@ def handler_args(settings: Settings) -> dict:
             "max_field_size": MAX_HEAD_FIELD_BYTES, "max_headers": MAX_HEADERS, "lingering_time": 2.0}
 
 
-def client_address(request: web.Request, header: str | None) -> str | None:
-    """The client's address: the peer, or behind a proxy the rightmost entry of `header`
-    (the one the proxy itself appended; entries further left are whatever the client claimed)."""
-    if header:
+def client_address(request: web.Request, header: str | None, proxies: TrustedProxies | None = None) -> str | None:
+    """The client's address: the peer, or behind a proxy in `proxies` (default: loopback) the
+    rightmost entry of `header` (the one the proxy itself appended; entries further left are
+    whatever the client claimed). Any other peer's `header` is not read: it is the client's own."""
+    if header and (_LOOPBACK_ONLY if proxies is None else proxies).trusts(request.remote):
         value = request.headers.get(header)
         if value:
             return value.rsplit(",", 1)[-1].strip()[:64] or request.remote
@@ -106,12 +109,13 @@ def guard_middleware(settings: Settings):
     budget = BodyBudget(settings.max_body_bytes_in_flight)
     body_s, write_s = settings.client_body_timeout_s, settings.client_write_timeout_s
     ip_header = settings.client_ip_header
+    proxies = TrustedProxies(settings.trusted_proxies)
     in_flight = 0
 
     @web.middleware
     async def guard(request: web.Request, handler):
         nonlocal in_flight
-        CLIENT_ADDRESS.set(client_address(request, ip_header))
+        CLIENT_ADDRESS.set(client_address(request, ip_header, proxies))
         if request.path in EXEMPT_PATHS:
             return await handler(request)
         if in_flight >= cap:

@@ -109,7 +109,8 @@ def add_responses_routes(app: web.Application) -> None:
     rt = app[RUNTIME]
     app[RESPONSES] = ResponsesService(rt.chat, rt.accounts.store, rt.catalog,
                                       max_chain_bytes=rt.settings.max_body_bytes,
-                                      retention_days=rt.settings.responses_retention_days)
+                                      retention_days=rt.settings.responses_retention_days,
+                                      store_responses=rt.settings.responses_store)
     app.router.add_post("/v1/responses", create)
     app.router.add_post("/v1/responses/input_tokens", input_tokens)      # before /v1/responses/{id}
     app.router.add_get("/v1/responses/{id}", get)

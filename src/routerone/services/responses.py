@@ -13,6 +13,11 @@ OpenAI's 400 for a response that is not a background one (Router One refuses `ba
 
 A stored response older than `retention_days` (services/retention.py) is a 404 on every one of
 these, as an unknown id is, and the row found so is deleted there and then.
+
+With `store_responses` off (the `responses_store` setting) nothing is stored, whatever `store` the
+request says (its Response says `"store": false`), and everything that reads the store but DELETE is
+a 400 `response_storage_disabled` before any store read or upstream call (DELETE still removes a
+response stored before the switch).
 """
 from __future__ import annotations
 
@@ -61,12 +66,13 @@ class ResponsesReply:
 
 class ResponsesService:
     def __init__(self, chat: ChatService, store: Store, catalog: Catalog, max_chain_bytes: int | None = None,
-                 retention_days: int = 0) -> None:
+                 retention_days: int = 0, store_responses: bool = True) -> None:
         self.chat = chat
         self.store = store
         self.catalog = catalog
         self.max_chain_bytes = max_chain_bytes    # a stored chain plus the body continuing it (max_body_bytes)
         self.retention_days = retention_days      # 0: stored responses are kept until deleted
+        self.store_responses = store_responses    # False: nothing is stored or read back (responses_store)
 
     async def create(self, raw: bytes, *, auth: AuthContext, request_id: str, echo_id: str,
                      strategy_header: str | None = None, wtp_header: str | None = None,
@@ -75,6 +81,8 @@ class ResponsesService:
         budget: it may refuse with 503 server_busy); the chain lives as long as the request does."""
         try:
             body = await run_heavy(len(raw), parse_body, raw)     # a large body: off the event loop
+            if not self.store_responses:
+                body["store"] = False          # echoed as such, and save() stores nothing
             prior, prior_bytes = await self._prior(body, auth, hold_bytes)
             if prior_bytes and self.max_chain_bytes is not None and prior_bytes + len(raw) > self.max_chain_bytes:
                 # each response stores its whole chain, and fields the translation does not read count
@@ -141,6 +149,8 @@ class ResponsesService:
         prev_id = body.get("previous_response_id")
         if not prev_id:
             return None
+        if not self.store_responses:
+            raise _storage_disabled("previous_response_id")
         prev = await self._unexpired(prev_id, auth)
         if prev is None:
             raise NotFound(f"Previous response with id '{prev_id}' not found.", param="previous_response_id",
@@ -200,6 +210,8 @@ class ResponsesService:
 
     async def _stored(self, response_id: str, auth: AuthContext,
                       hold_bytes: Callable[[int], None] | None = None) -> StoredResponse:
+        if not self.store_responses:
+            raise _storage_disabled("response_id")
         stored = await self._unexpired(response_id, auth)
         if stored is None:
             raise _not_found(response_id)
@@ -220,6 +232,12 @@ class ResponsesService:
 
 def _not_found(response_id: str) -> NotFound:
     return NotFound(f"Response with id '{response_id}' not found.", param="response_id")
+
+
+def _storage_disabled(param: str) -> InvalidRequest:
+    return InvalidRequest("This server stores no responses (responses_store = false): send the whole "
+                          "conversation as input instead of previous_response_id; responses cannot be "
+                          "retrieved, listed or cancelled", param=param, code="response_storage_disabled")
 
 
 def _items_page(stored: StoredResponse, query: ItemsQuery) -> bytes:

@@ -327,7 +327,9 @@ PATHS = {
         body=ref("CreateResponseRequest"), operation_id="createResponse", errors=_CALL_ERRORS,
         description="Over every upstream (translated to chat where it has no Responses API). Stored per account "
                     "unless `store: false`; `previous_response_id` continues a stored response of the caller's "
-                    "account (404 `previous_response_not_found` otherwise).",
+                    "account (404 `previous_response_not_found` otherwise). With `responses_store = false` nothing "
+                    "is stored (`\"store\": false` in every response) and `previous_response_id` is a 400 "
+                    "`response_storage_disabled`.",
         ok_content={"application/json": {"schema": ref("Response")},
                     "text/event-stream": {"schema": ref("ResponseStreamEvent")}})},
     "/v1/responses/{id}": {
@@ -336,7 +338,9 @@ PATHS = {
                          parameters=[path_parameter("id", _STR, "a response id (resp_...) of the caller's account"),
                                      {"name": "stream", "in": "query", "required": False, "schema": {"type": "string"},
                                       "description": "true (replaying the events) is not supported: a 400"}],
-                         description="404 for an id that is unknown, deleted, not stored, or another account's."),
+                         description="404 for an id that is unknown, deleted, not stored, or another account's; "
+                                     "400 `response_storage_disabled` when the server stores none "
+                                     "(`responses_store = false`)."),
         "delete": operation("Delete a stored response", RESPONSES_TAG, ok=ref("ResponseDeleted"), errors=(404, 503),
                             operation_id="deleteResponse",
                             parameters=[path_parameter("id", _STR, "a response id (resp_...) of the caller's account")]),
@@ -354,14 +358,16 @@ PATHS = {
                     _query("before", _STR, "an item id: the items just before it (a 400 if the list has no such id)"),
                     _query("include", {"type": "array", "items": {"enum": list(INCLUDABLE)}},
                            "OpenAI's IncludeEnum values; items are returned as stored")],
-        description="404 for an id that is unknown, deleted, not stored, or another account's.")},
+        description="404 for an id that is unknown, deleted, not stored, or another account's; 400 "
+                    "`response_storage_disabled` when the server stores none (`responses_store = false`).")},
     "/v1/responses/{id}/cancel": {"post": operation(
         "Cancel a response (never possible)", RESPONSES_TAG, ok=None, errors=(400, 404), ok_description="never",
         operation_id="cancelResponse",
         parameters=[path_parameter("id", _STR, "a response id (resp_...) of the caller's account")],
         description="Only background responses can be cancelled and Router One makes none: the caller's "
                     "stored response gets OpenAI's 400 \"Cannot cancel a synchronous response.\" (param and "
-                    "code null); any other id a 404.")},
+                    "code null); any other id a 404; with `responses_store = false`, a 400 "
+                    "`response_storage_disabled`.")},
     "/v1/responses/input_tokens": {"post": operation(
         "Count a response request's input tokens", RESPONSES_TAG, ok=ref("ResponseInputTokens"),
         body=ref("CountResponseTokensRequest"), operation_id="countResponseInputTokens",
