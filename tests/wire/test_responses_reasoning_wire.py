@@ -8,8 +8,10 @@ import json
 
 import orjson
 import pytest
+from jsonschema import Draft202012Validator
 
 from openai_schema import validate_openai
+from routerone.http.apidoc import build_document
 from routerone.wire.responses import completion_to_response, context_items, response_shell, responses_to_chat
 from routerone.wire.responses_stream import ResponsesStreamEncoder
 
@@ -122,3 +124,12 @@ def test_stream_failing_while_reasoning_keeps_what_was_streamed():
     assert events[-1]["type"] == "response.failed"
     assert enc.final["output"][0]["content"] == [{"type": "reasoning_text", "text": "Half a thou"}]
     validate_openai(enc.final, "Response")
+
+
+def test_router_ones_own_document_describes_the_reasoning_item_and_events():
+    """/openapi.json's Response and ResponseStreamEvent name the reasoning item and its events."""
+    schemas = build_document()["components"]["schemas"]
+    events, enc = _stream({"reasoning_content": "Hm."}, {"content": "Hi"})
+    Draft202012Validator({**schemas["Response"], "components": {"schemas": schemas}}).validate(enc.final)
+    names = set(schemas["ResponseStreamEvent"]["properties"]["event"]["enum"])
+    assert {e["type"] for e in events} <= names
