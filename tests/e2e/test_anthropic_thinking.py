@@ -257,3 +257,22 @@ def test_responses_chain_with_a_reasoning_item_continues(openai_client: OpenAI, 
                                 {"role": "user", "content": "Again"}]
     items = openai_client.responses.input_items.list(second.id, order="asc").data
     assert [i.type for i in items] == ["message", "reasoning", "message", "message"]
+
+
+def test_responses_tool_loop_past_a_reasoning_item(openai_client: OpenAI, upstream):
+    """A function_call answer with its reasoning item, continued with the tool's output: the chain
+    translates (the reasoning item dropped); without its signed blocks, Anthropic gets that turn with
+    thinking off (what it allows), and the answer comes back."""
+    tool = {"type": "function", "name": "get_weather", "parameters": WEATHER["function"]["parameters"]}
+    first = openai_client.responses.create(model=SONNET, input="Weather in Paris?", tools=[tool],
+                                           reasoning={"effort": "low"})
+    assert [o.type for o in first.output] == ["reasoning", "message", "function_call"]
+    call = first.output[-1]
+    second = openai_client.responses.create(model=SONNET, previous_response_id=first.id, tools=[tool],
+                                            reasoning={"effort": "low"},
+                                            input=[{"type": "function_call_output", "call_id": call.call_id,
+                                                    "output": "18C"}])
+    assert second.status == "completed" and second.output_text == REPLY
+    sent = upstream.requests[-1]
+    assert "thinking" not in sent
+    assert [b["type"] for b in sent["messages"][1]["content"]] == ["text", "tool_use"]

@@ -75,3 +75,15 @@ def test_reasoning_effort_none_asks_for_no_thoughts(gw, funded_key, openai_clien
     assert resp.choices[0].message.content == REPLY
     assert "reasoning_content" not in (resp.choices[0].message.model_extra or {})
     assert resp.usage.completion_tokens == 12, "a budget of 0 thinks nothing"
+
+
+def test_responses_returns_the_thoughts_as_a_reasoning_item(gw, funded_key, openai_client: OpenAI, upstream):
+    resp = openai_client.responses.create(model=FLASH, input="Say hello", reasoning={"effort": "low"})
+    reasoning, message = resp.output
+    assert reasoning.type == "reasoning" and [c.text for c in reasoning.content] == [FAKE_THOUGHT]
+    assert resp.output_text == REPLY and message.type == "message"
+    assert resp.usage.output_tokens_details.reasoning_tokens == THOUGHTS_TOKENS
+    events = list(openai_client.responses.create(model=FLASH, input="Say hello", reasoning={"effort": "low"},
+                                                 stream=True))
+    assert "".join(e.delta for e in events if e.type == "response.reasoning_text.delta") == FAKE_THOUGHT
+    assert events[-1].response.output_text == REPLY
