@@ -453,3 +453,22 @@ def test_a_vllm_reply_s_reasoning_text_is_billed_when_it_reports_no_usage(gw, se
         text = out.choices[0].message.content
     [row] = settled_rows(gw, account_id, 1)
     assert row.completion_tokens >= count_text_tokens(thought + text)     # was the text's alone
+
+
+def test_a_vllm_stream_s_reasoning_reaches_the_client_before_its_answer(gw, served, wire):
+    """`delta.reasoning` is output, as `reasoning_content` is: the stream commits on it (the hold
+    waited for content, up to stream_hold_ms, while a reasoning model thought)."""
+    import time
+    events = openai_events()
+    first = sse_body("openai", [events[0], {**events[1], "choices": [
+        {"index": 0, "delta": {"reasoning": "Let me think."}, "finish_reason": None}]}]).removesuffix(b"data: [DONE]\n\n")
+    rest = sse_body("openai", events[1:])
+    served["pieces"] = chunk_frames([first], terminator=False) + [1.5, b"%x\r\n" % len(rest) + rest + b"\r\n0\r\n\r\n"]
+    key, _ = gw.new_key()
+    t0 = time.monotonic()
+    stream = _oai(gw, key, wire).chat.completions.create(model=SMALL, max_tokens=50, messages=HI, stream=True)
+    seen = []
+    for chunk in stream:
+        if chunk.choices and chunk.choices[0].delta.model_extra.get("reasoning"):
+            seen.append(time.monotonic() - t0)
+    assert len(seen) == 1 and seen[0] < 1.2, seen
