@@ -10,7 +10,8 @@ as completion tokens and reported as reasoning_tokens; the signed blocks come ba
 `thinking_blocks` and, sent back (the SDK's own message object does), keep thinking on in a tool
 loop, streamed or not; without them that turn goes through with thinking off; a
 temperature thinking refuses is a 400 naming it, with no upstream call; a stream that fails during the
-thinking bills at least the reasoning already relayed; /v1/responses with `reasoning.effort`.
+thinking bills at least the reasoning already relayed; /v1/responses with `reasoning.effort`: the
+thinking as a `reasoning` output item (streamed: its events), a chain continued past it.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import json
 import openai
 import pytest
 from openai import OpenAI
+from openai.types.responses import ResponseReasoningItem, ResponseReasoningTextDeltaEvent, ResponseReasoningTextDoneEvent
 
 from chat_helpers import charges, everything_validates  # noqa: F401
 from routerone.testing.fake_anthropic import serve_fake_anthropic
@@ -194,15 +196,83 @@ def test_stream_failing_during_thinking_bills_the_reasoning_relayed(paced_gw, ma
 
 
 def test_responses_reasoning_effort(gw, funded_key, openai_client: OpenAI, upstream):
+    """/v1/responses: the thinking is a `reasoning` item (raw reasoning text: `content` of
+    reasoning_text parts, no summary) before the message; `output_text` is the answer only."""
     resp = openai_client.responses.create(model=SONNET, input="Say hello", reasoning={"effort": "medium"},
                                           max_output_tokens=20000)
     assert upstream.requests[-1]["thinking"] == {"type": "enabled", "budget_tokens": 8192}
-    assert resp.output_text == REPLY and THOUGHT not in json.dumps(resp.model_dump())
+    assert resp.output_text == REPLY
+    reasoning, message = resp.output
+    assert isinstance(reasoning, ResponseReasoningItem) and reasoning.summary == []
+    assert [c.text for c in reasoning.content] == [THOUGHT] and reasoning.id.startswith("rs_")
+    assert message.type == "message" and THOUGHT not in json.dumps(message.model_dump())
     assert resp.usage.output_tokens == 12 + THOUGHT_TOKENS
     assert resp.usage.output_tokens_details.reasoning_tokens == THOUGHT_TOKENS
-    stream = openai_client.responses.create(model=SONNET, input="Say hello", reasoning={"effort": "high"},
-                                            stream=True)
-    events = list(stream)
+    assert charges(gw, funded_key[1]) == [-sonnet_cost_micros(resp.usage.input_tokens, 12 + THOUGHT_TOKENS)]
+
+
+def test_responses_stream_reasoning_events(openai_client: OpenAI, upstream):
+    """Streamed: the reasoning item's events (output_item.added, content_part.added,
+    reasoning_text.delta/.done, ...) at output_index 0, then the message's at 1; every event is
+    one the SDK knows (parsed into its own event class)."""
+    events = list(openai_client.responses.create(model=SONNET, input="Say hello", reasoning={"effort": "high"},
+                                                 stream=True))
     assert upstream.requests[-1]["thinking"] == {"type": "enabled", "budget_tokens": 4096}
-    done = [e for e in events if e.type == "response.completed"][0].response
-    assert done.output_text == REPLY and done.usage.output_tokens == 12 + THOUGHT_TOKENS
+    for e in events:
+        assert type(e).__module__.startswith("openai.types.responses.") and type(e).__name__.endswith("Event"), e
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    types = [e.type for e in events]
+    n_thought = THOUGHT_TOKENS
+    assert types[:7] == ["response.created", "response.in_progress", "response.output_item.added",
+                         "response.content_part.added", *["response.reasoning_text.delta"] * 3]
+    assert types[2 + 2 + n_thought:2 + 2 + n_thought + 3] == [
+        "response.reasoning_text.done", "response.content_part.done", "response.output_item.done"]
+    deltas = [e for e in events if isinstance(e, ResponseReasoningTextDeltaEvent)]
+    assert "".join(e.delta for e in deltas) == THOUGHT and {e.output_index for e in deltas} == {0}
+    [done_text] = [e for e in events if isinstance(e, ResponseReasoningTextDoneEvent)]
+    assert done_text.text == THOUGHT and done_text.item_id == events[2].item.id
+    assert {e.output_index for e in events if e.type == "response.output_text.delta"} == {1}
+    done = events[-1].response
+    assert events[-1].type == "response.completed" and done.output_text == REPLY
+    assert [o.type for o in done.output] == ["reasoning", "message"]
+    assert done.output[0].content[0].text == THOUGHT
+    assert done.usage.output_tokens == 12 + THOUGHT_TOKENS
+    assert done.usage.output_tokens_details.reasoning_tokens == THOUGHT_TOKENS
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_responses_chain_with_a_reasoning_item_continues(openai_client: OpenAI, upstream, stream):
+    """A stored response's reasoning item does not break the next turn: it is not sent on (its text
+    alone is no Anthropic input); the earlier answer is, as an assistant turn."""
+    first = openai_client.responses.create(model=SONNET, input="Say hello", reasoning={"effort": "low"},
+                                           stream=stream)
+    if stream:
+        first = [e for e in first if e.type == "response.completed"][0].response
+    assert first.output[0].type == "reasoning"
+    second = openai_client.responses.create(model=SONNET, input="Again", previous_response_id=first.id,
+                                            reasoning={"effort": "low"})
+    assert second.output_text == REPLY and second.previous_response_id == first.id
+    sent = upstream.requests[-1]
+    assert sent["messages"] == [{"role": "user", "content": "Say hello"}, {"role": "assistant", "content": REPLY},
+                                {"role": "user", "content": "Again"}]
+    items = openai_client.responses.input_items.list(second.id, order="asc").data
+    assert [i.type for i in items] == ["message", "reasoning", "message", "message"]
+
+
+def test_responses_tool_loop_past_a_reasoning_item(openai_client: OpenAI, upstream):
+    """A function_call answer with its reasoning item, continued with the tool's output: the chain
+    translates (the reasoning item dropped); without its signed blocks, Anthropic gets that turn with
+    thinking off (what it allows), and the answer comes back."""
+    tool = {"type": "function", "name": "get_weather", "parameters": WEATHER["function"]["parameters"]}
+    first = openai_client.responses.create(model=SONNET, input="Weather in Paris?", tools=[tool],
+                                           reasoning={"effort": "low"})
+    assert [o.type for o in first.output] == ["reasoning", "message", "function_call"]
+    call = first.output[-1]
+    second = openai_client.responses.create(model=SONNET, previous_response_id=first.id, tools=[tool],
+                                            reasoning={"effort": "low"},
+                                            input=[{"type": "function_call_output", "call_id": call.call_id,
+                                                    "output": "18C"}])
+    assert second.status == "completed" and second.output_text == REPLY
+    sent = upstream.requests[-1]
+    assert "thinking" not in sent
+    assert [b["type"] for b in sent["messages"][1]["content"]] == ["text", "tool_use"]

@@ -293,3 +293,22 @@ def test_a_failed_stream_shows_what_was_billed(up, gw, account, wire):
     assert usage is not None, "response.failed does not say what the failed stream cost"
     assert (usage["input_tokens"], usage["output_tokens"]) == (row.prompt_tokens, row.completion_tokens)
     assert round(usage["cost"] * 1e6) == row.cost_micros
+
+
+# -- reasoning from an OpenAI-compatible upstream ---------------------------------------------------
+
+@pytest.mark.parametrize("field", ["reasoning_content", "reasoning"])     # DeepSeek's, vLLM's
+def test_an_openai_compatible_upstream_s_reasoning_is_a_reasoning_item(gw, account, client, up, field):
+    usage = {"prompt_tokens": 7, "completion_tokens": 9, "total_tokens": 16,
+             "completion_tokens_details": {"reasoning_tokens": 6}}
+    up["reply"] = completion({"content": "Paris.", field: "The capital of France is Paris."}, usage=usage)
+    resp = client.responses.create(model=MODEL, input="Capital of France?")
+    assert [o.type for o in resp.output] == ["reasoning", "message"] and resp.output_text == "Paris."
+    assert resp.output[0].content[0].text == "The capital of France is Paris." and resp.output[0].summary == []
+    assert resp.usage.output_tokens_details.reasoning_tokens == 6
+    up["reply"] = stream([{field: "The capital "}, {field: "is Paris."}, {"content": "Paris."}], usage=usage)
+    events = list(client.responses.create(model=MODEL, input="Capital of France?", stream=True))
+    assert "".join(e.delta for e in events if e.type == "response.reasoning_text.delta") == "The capital is Paris."
+    done = events[-1].response
+    assert done.output_text == "Paris." and [o.type for o in done.output] == ["reasoning", "message"]
+    assert done.usage.output_tokens_details.reasoning_tokens == 6

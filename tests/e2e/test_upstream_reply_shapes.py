@@ -428,3 +428,47 @@ def test_an_anthropic_reply_with_unreadable_output_count_bills_its_thinking_text
     assert out.choices[0].message.model_extra["reasoning_content"] == thought
     [row] = settled_rows(gw, account_id, 1)
     assert row.completion_tokens >= count_text_tokens(thought) + count_text_tokens(out.choices[0].message.content)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_vllm_reply_s_reasoning_text_is_billed_when_it_reports_no_usage(gw, served, wire, stream):
+    """vLLM's reasoning parsers send the reasoning as `reasoning` (DeepSeek's `reasoning_content`):
+    an upstream without usage is counted by Router One, that text included (output tokens)."""
+    from routerone.tokens import count_text_tokens
+    thought = "First I weigh every option carefully, one by one, before I answer. " * 3
+    if stream:
+        events = openai_events()[:-1]                      # no usage chunk
+        events.insert(1, {**events[1], "choices": [{"index": 0, "delta": {"reasoning": thought}, "finish_reason": None}]})
+        served["pieces"] = chunk_frames([sse_body("openai", events)])
+    else:
+        reply = openai_reply()
+        reply["choices"][0]["message"]["reasoning"] = thought
+        del reply["usage"]
+        served["pieces"] = whole(orjson.dumps(reply))
+    key, account_id = gw.new_key()
+    out = _oai(gw, key, wire).chat.completions.create(model=SMALL, max_tokens=100, messages=HI, stream=stream)
+    if stream:
+        text = "".join(c.choices[0].delta.content or "" for c in out if c.choices)
+    else:
+        text = out.choices[0].message.content
+    [row] = settled_rows(gw, account_id, 1)
+    assert row.completion_tokens >= count_text_tokens(thought + text)     # was the text's alone
+
+
+def test_a_vllm_stream_s_reasoning_reaches_the_client_before_its_answer(gw, served, wire):
+    """`delta.reasoning` is output, as `reasoning_content` is: the stream commits on it (the hold
+    waited for content, up to stream_hold_ms, while a reasoning model thought)."""
+    import time
+    events = openai_events()
+    first = sse_body("openai", [events[0], {**events[1], "choices": [
+        {"index": 0, "delta": {"reasoning": "Let me think."}, "finish_reason": None}]}]).removesuffix(b"data: [DONE]\n\n")
+    rest = sse_body("openai", events[1:])
+    served["pieces"] = chunk_frames([first], terminator=False) + [1.5, b"%x\r\n" % len(rest) + rest + b"\r\n0\r\n\r\n"]
+    key, _ = gw.new_key()
+    t0 = time.monotonic()
+    stream = _oai(gw, key, wire).chat.completions.create(model=SMALL, max_tokens=50, messages=HI, stream=True)
+    seen = []
+    for chunk in stream:
+        if chunk.choices and chunk.choices[0].delta.model_extra.get("reasoning"):
+            seen.append(time.monotonic() - t0)
+    assert len(seen) == 1 and seen[0] < 1.2, seen

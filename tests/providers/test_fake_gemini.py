@@ -20,6 +20,7 @@ from routerone.errors import UpstreamAuthFailed, UpstreamBadRequest, UpstreamRat
 from routerone.providers.gemini import GeminiAdapter
 from routerone.providers.sse import SSEDecoder
 from routerone.testing.fake_gemini import FakeGeminiServer
+from routerone.testing.fake_gemini_content import FAKE_THOUGHT
 
 KEY = "test-gemini-key"
 ADAPTER = GeminiAdapter()
@@ -178,13 +179,15 @@ async def test_call_ids_and_thought_signatures_round_trip():
 async def test_usage_cached_thoughts():
     with FakeGeminiServer(cached_tokens=3, thoughts_tokens=7) as server:
         resp = await complete(server, body_of("one two three four five", reasoning_effort="low", max_tokens=2))
-        assert server.requests[-1]["body"]["generationConfig"]["thinkingConfig"] == {"thinkingBudget": 1024}
+        assert server.requests[-1]["body"]["generationConfig"]["thinkingConfig"] == {"thinkingBudget": 1024,
+                                                                                   "includeThoughts": True}
+        assert resp["choices"][0]["message"]["reasoning_content"] == FAKE_THOUGHT
         assert resp["usage"] == {"prompt_tokens": 5, "completion_tokens": 9, "total_tokens": 14,
                                  "prompt_tokens_details": {"cached_tokens": 3},
                                  "completion_tokens_details": {"reasoning_tokens": 7}}
 
 
-async def test_thought_parts_are_sent_and_dropped():
+async def test_thought_parts_are_sent_and_returned_as_reasoning():
     with FakeGeminiServer(thoughts_tokens=5) as server:
         body = {"contents": [{"role": "user", "parts": [{"text": "hi [[words:2]]"}]}],
                 "generationConfig": {"thinkingConfig": {"includeThoughts": True}}}
@@ -194,7 +197,16 @@ async def test_thought_parts_are_sent_and_dropped():
                 raw = await r.read()
         validate_gemini(orjson.loads(raw), "GenerateContentResponse")
         assert orjson.loads(raw)["candidates"][0]["content"]["parts"][0]["thought"] is True
-        assert ADAPTER.parse_response(raw, DEP).response["choices"][0]["message"]["content"] == "Hello!"
+        message = ADAPTER.parse_response(raw, DEP).response["choices"][0]["message"]
+        assert (message["content"], message["reasoning_content"]) == ("Hello!", FAKE_THOUGHT)
+
+
+async def test_thinking_budget_zero_thinks_nothing():
+    with FakeGeminiServer(thoughts_tokens=5) as server:
+        resp = await complete(server, body_of("hi [[words:2]]", reasoning_effort="none"))
+        assert "reasoning_content" not in resp["choices"][0]["message"]
+        assert "reasoning_tokens" not in resp["usage"].get("completion_tokens_details", {})
+        assert resp["usage"]["completion_tokens"] == 2
 
 
 async def test_candidate_count(fake):

@@ -100,3 +100,14 @@ def test_keepalive_and_blank_events_are_ignored():
     translator = ADAPTER.stream_translator(chat_request(_DEFAULT_REQUEST), DEP)
     assert translator.feed(SSEEvent(None, "")) == []
     assert translator.usage is None and not translator.done
+
+
+def test_thoughts_after_the_last_usage_are_counted_by_router_one():
+    """Thought text after the last usageMetadata: that count was not the final one (as for content)."""
+    translator = ADAPTER.stream_translator(chat_request(_DEFAULT_REQUEST), DEP)
+    translator.feed(SSEEvent(None, orjson.dumps({"candidates": [{"content": {"role": "model", "parts": [
+        {"text": "Hm", "thought": True}]}}], "usageMetadata": {"promptTokenCount": 3, "thoughtsTokenCount": 1}}).decode()))
+    chunks = translator.feed(SSEEvent(None, orjson.dumps({"candidates": [{"content": {"role": "model", "parts": [
+        {"text": " more thinking", "thought": True}]}}]}).decode()))
+    assert chunks[0]["choices"][0]["delta"] == {"reasoning_content": " more thinking"}
+    assert "completion_tokens" in translator.usage.unreadable

@@ -305,4 +305,6 @@ def _generation_config(req: ChatRequest) -> dict:
             raise UnsupportedParameter(f"'reasoning_effort' {effort!r} has no Gemini equivalent",
                                        param="reasoning_effort")
         config["thinkingConfig"] = {"thinkingBudget": THINKING_BUDGET_TOKENS[effort]}
+        if effort != "none":        # the thought text, returned as reasoning_content (never content)
+            config["thinkingConfig"]["includeThoughts"] = True
     return config

@@ -1,8 +1,9 @@
 """Gemini `GenerateContentResponse` -> OpenAI `chat.completion`, and the pieces the stream shares.
 
 - `candidates[i]` -> `choices[i]` (index = `candidate.index`, which proto JSON omits when 0).
-- non-thought `text` parts are concatenated into `message.content`; `thought: true` parts are dropped;
-  other part kinds (inline images, executable code) have no Chat Completions slot and are dropped.
+- non-thought `text` parts are concatenated into `message.content`; the text of `thought: true` parts
+  (asked for with `includeThoughts` when `reasoning_effort` is set) into `message.reasoning_content`
+  (LiteLLM's and DeepSeek's field, as for Anthropic's thinking), never into content; other part kinds (inline images, executable code) have no Chat Completions slot and are dropped.
 - `functionCall` parts -> `tool_calls` (`arguments` = JSON text of `args`; `id` = `functionCall.id` or a
   synthesized `call_<hex>`). A `thoughtSignature` on the part rides along inside the id
   (`<id>~ts~<signature>`) so the next request can echo it (Gemini 3 rejects function-call turns whose
@@ -81,20 +82,25 @@ def _tool_call(part: dict) -> dict:
             "function": {"name": str(fc.get("name", "")), "arguments": orjson.dumps(args).decode()}}
 
 
-def split_parts(candidate: dict) -> tuple[str | None, list[dict]]:
-    """The candidate's visible text (None if it has no text part) and its tool calls."""
+def split_parts(candidate: dict) -> tuple[str | None, list[dict], str]:
+    """The candidate's visible text (None if it has no text part), its tool calls and its thought
+    text ("" if none)."""
     content = candidate.get("content")
     parts = content.get("parts") if isinstance(content, dict) else None
     texts: list[str] = []
+    thoughts: list[str] = []
     calls: list[dict] = []
     for part in parts if isinstance(parts, list) else ():
-        if not isinstance(part, dict) or part.get("thought"):
+        if not isinstance(part, dict):
             continue
-        if isinstance(part.get("text"), str):
+        if part.get("thought") is True:
+            if isinstance(part.get("text"), str):
+                thoughts.append(part["text"])
+        elif isinstance(part.get("text"), str):
             texts.append(part["text"])
         elif isinstance(part.get("functionCall"), dict):
             calls.append(_tool_call(part))
-    return ("".join(texts) if texts else None), calls
+    return ("".join(texts) if texts else None), calls, "".join(thoughts)
 
 
 def _token_logprob(c: dict) -> dict:
@@ -122,8 +128,10 @@ def candidate_index(candidate: dict) -> int:
 
 
 def _choice(candidate: dict, index: int) -> dict:
-    text, calls = split_parts(candidate)
+    text, calls, thoughts = split_parts(candidate)
     message: dict = {"role": "assistant", "content": text, "refusal": None}
+    if thoughts:
+        message["reasoning_content"] = thoughts
     if calls:
         message["tool_calls"] = calls
     return {"index": index, "message": message,

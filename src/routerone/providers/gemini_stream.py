@@ -2,7 +2,7 @@
 
 Each SSE event is a whole `GenerateContentResponse` carrying only new parts. Per event and candidate:
 - the first chunk of a choice carries `role: "assistant"`;
-- visible text -> one `content` delta (thought parts are dropped);
+- thought text (`thought: true` parts) -> `reasoning_content`, visible text -> `content`, in one delta;
 - each `functionCall` part -> one complete `tool_calls` entry (`index` = position among this choice's
   tool calls so far, with `id`, `type`, `name` and the full `arguments` in one fragment);
 - `finishReason` -> a separate final chunk `{delta: {}, finish_reason}` (`tool_calls` if the choice
@@ -72,7 +72,7 @@ class GeminiStream:
             out.extend(self._candidate(cand, candidate_index(cand)))
         if usage is None and self.usage is not None and "completion_tokens" not in self.usage.unreadable \
                 and any(c["choices"][0]["delta"].get("content") or c["choices"][0]["delta"].get("tool_calls")
-                        for c in out):
+                        or c["choices"][0]["delta"].get("reasoning_content") for c in out):
             # output after the last usageMetadata: that count was not the final one; Router One
             # counts what was relayed (Usage.filled_from)
             self.usage.unreadable += ("completion_tokens",)
@@ -84,7 +84,9 @@ class GeminiStream:
         if index not in self._started:
             self._started.add(index)
             delta["role"] = "assistant"
-        text, calls = split_parts(cand)
+        text, calls, thoughts = split_parts(cand)
+        if thoughts:
+            delta["reasoning_content"] = thoughts
         if text:
             delta["content"] = text
         if calls:

@@ -370,12 +370,12 @@ def _parse_and_count(raw: bytes | ChatRequest, parse: Callable[[bytes], ChatRequ
 
 async def _estimated_usage(call: Call, resp: dict) -> Usage:
     """An upstream that reported no usage: the prompt as counted before the call, the completion
-    counted from the reply's text (content, reasoning_content and tool-call arguments), as a
-    stream's would be."""
+    counted from the reply's text (content, reasoning_content or vLLM's reasoning, and tool-call
+    arguments), as a stream's would be."""
     parts = []
     for choice in resp.get("choices") or ():
         msg = choice.get("message") or {}
-        for text in (msg.get("reasoning_content"), msg.get("content")):
+        for text in (msg.get("reasoning_content"), msg.get("reasoning"), msg.get("content")):
             if isinstance(text, str):     # a list of parts was joined already (guarded.parse_response)
                 parts.append(text)
         for tc in msg.get("tool_calls") or ():

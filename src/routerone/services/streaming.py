@@ -87,7 +87,8 @@ def _has_content(chunks: list[dict], provider: str) -> bool:
                 if text is not None and text.__class__ is not str and text.__class__ is not list:
                     raise TypeError("content")
                 if text or d.get("tool_calls") or d.get("refusal") or ch.get("finish_reason") \
-                        or d.get("reasoning_content").__class__ is str and d["reasoning_content"]:
+                        or d.get("reasoning_content").__class__ is str and d["reasoning_content"] \
+                        or d.get("reasoning").__class__ is str and d["reasoning"]:
                     return True
     except (AttributeError, TypeError):
         raise _unreadable_chunk(provider) from None
@@ -232,9 +233,10 @@ class ChatStream:
                     if text.__class__ is not str:     # a list of parts: its text, as OpenAI's clients expect
                         text = d["content"] = parts_text(text)
                     self._relayed(text)
-                reasoning = d.get("reasoning_content")     # (Anthropic's thinking, DeepSeek's): output tokens
-                if reasoning and reasoning.__class__ is str:
-                    self._relayed(reasoning, log=False)
+                # reasoning text (Anthropic's thinking, Gemini's thoughts, DeepSeek's; vLLM's `reasoning`): output tokens
+                for reasoning in (d.get("reasoning_content"), d.get("reasoning")):
+                    if reasoning and reasoning.__class__ is str:
+                        self._relayed(reasoning, log=False)
                 calls = d.get("tool_calls")
                 if calls is None:
                     d.pop("tool_calls", None)               # null: none (OpenAI's delta has a list or no key)

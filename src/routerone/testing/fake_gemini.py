@@ -21,7 +21,9 @@ Behaviour (all outputs follow the discovery document's shapes):
   (names from `allowedFunctionNames` or the declarations, args sampled from the schema); once the
   last turn carries a `functionResponse`, answers text that quotes the first response.
 - usage: promptTokenCount = words in the prompt; `cached_tokens`, `thoughts_tokens` reported as
-  cachedContentTokenCount / thoughtsTokenCount (plus a `thought: true` part when includeThoughts).
+  cachedContentTokenCount / thoughtsTokenCount (none with `thinkingBudget: 0`, as Google); with
+  `includeThoughts` the thought text too, before the answer: one `thought: true` part, or (streamed)
+  one per event over several events (`FAKE_THOUGHT_PIECES`).
 - directives in the last user text (or queued faults, same keys): `[[error:429|500|503|504|400|404]]`,
   `[[cut:N]]` (drop the connection after N events), `[[stream_error:N]]`, `[[tools:N]]`,
   `[[words:N]]`, `[[sleep:MS]]`, `[[block:1]]` (prompt blocked), `[[safety:1]]`, `[[thoughts:N]]`,

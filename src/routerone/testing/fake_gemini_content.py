@@ -125,6 +125,12 @@ def _sample(schema: Any) -> Any:
     return {"INTEGER": 1, "NUMBER": 1.5, "BOOLEAN": True, "NULL": None}.get(kind, "fake")
 
 
+# the thought text (includeThoughts), as the real API sends it: a bolded heading, then prose; streamed
+# as one `thought: true` part per piece, before any answer part
+FAKE_THOUGHT_PIECES = ("**Thinking it through**\n", "The fake considers ", "the request.")
+FAKE_THOUGHT = "".join(FAKE_THOUGHT_PIECES)
+
+
 @dataclass
 class Plan:
     candidates: int = 1
@@ -132,7 +138,7 @@ class Plan:
     calls: list[dict] = field(default_factory=list)    # functionCall parts
     finish: str = "STOP"
     blocked: bool = False
-    thought: str | None = None
+    thought: tuple[str, ...] = ()     # thought text pieces (one SSE event each)
     prompt_tokens: int = 1
     cached_tokens: int = 0
     thoughts_tokens: int = 0
@@ -209,8 +215,11 @@ def reply_plan(body: dict, d: dict, opts: Any) -> Plan:
     plan = Plan(candidates=max(1, int(config.get("candidateCount") or 1)), prompt_tokens=prompt,
                 cached_tokens=min(prompt, d.get("cached", opts.cached_tokens)),
                 thoughts_tokens=d.get("thoughts", opts.thoughts_tokens), blocked=bool(d.get("block")))
-    if plan.thoughts_tokens and (config.get("thinkingConfig") or {}).get("includeThoughts"):
-        plan.thought = "**Thinking it through**\nThe fake considers the request."
+    thinking = config.get("thinkingConfig") or {}
+    if thinking.get("thinkingBudget") == 0:       # thinking off: no thoughts, none counted (as Google)
+        plan.thoughts_tokens = 0
+    if plan.thoughts_tokens and thinking.get("includeThoughts"):
+        plan.thought = FAKE_THOUGHT_PIECES
     if d.get("safety"):
         plan.finish = "SAFETY"
         return plan
@@ -255,13 +264,14 @@ def response_events(plan: Plan, *, model_version: str, response_id: str, stream:
         return [{"promptFeedback": {"blockReason": "SAFETY", "safetyRatings": [
             {"category": "HARM_CATEGORY_DANGEROUS_CONTENT", "probability": "HIGH", "blocked": True}]},
             "usageMetadata": _usage(plan, 0), **meta}]
-    thought = [{"text": plan.thought, "thought": True}] if plan.thought else []
     total = plan.candidates * (len(plan.pieces) + 5 * len(plan.calls))
     if not stream:
         text = [{"text": "".join(plan.pieces)}] if plan.pieces else []
+        thought = [{"text": "".join(plan.thought), "thought": True}] if plan.thought else []
         return [{"candidates": _candidates(plan, thought + text + plan.calls, True),
                  "usageMetadata": _usage(plan, total), **meta}]
-    steps = ([thought] if thought else []) + [[{"text": p}] for p in plan.pieces] + ([plan.calls] if plan.calls else [])
+    steps = ([[{"text": t, "thought": True}] for t in plan.thought] + [[{"text": p}] for p in plan.pieces]
+             + ([plan.calls] if plan.calls else []))
     steps = steps or [[]]
     events, emitted = [], 0
     for k, parts in enumerate(steps):

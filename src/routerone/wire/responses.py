@@ -12,7 +12,7 @@ the `previous_response_id` chain, `prior`) into a chat-completions body:
 |   `input_file`                                   |                                                |
 | `function_call` items                            | `tool_calls` of one assistant message          |
 | `function_call_output` item                      | a `tool` message                               |
-| `reasoning` items                                | dropped                                        |
+| `reasoning` items                                | dropped (wire/responses_reasoning.py)          |
 | function `tools`, `tool_choice`                  | function tools, auto/none/required/named       |
 | `max_output_tokens`, `temperature`, `top_p`,     | `max_tokens`, `temperature`, `top_p`,          |
 | `parallel_tool_calls`, `user`, `text.format`     | `parallel_tool_calls`, `user`, `response_format`|
@@ -25,8 +25,9 @@ tool; so are `conversation`, `prompt`, `background: true`, `top_logprobs` > 0 an
 (dropping them would change the answer). Dropped, as they do not: `include`, `reasoning.summary`,
 `truncation`, `max_tool_calls`, `stream_options`, `context_management`, `background_options`,
 `image`, `access_programs` (the policy, and the Responses names of chat parameters an error names:
-wire/responses_params.py). Outbound, `completion_to_response` builds the `Response` object (output
-message and `function_call` items, usage with `cost` in USD), and `context_items` the items the
+wire/responses_params.py). Outbound, `completion_to_response` builds the `Response` object (a
+`reasoning` item for the message's `reasoning_content`, the output message and `function_call`
+items, usage with `cost` in USD), and `context_items` the items the
 next turn of a `previous_response_id` chain continues from.
 """
 from __future__ import annotations
@@ -41,6 +42,7 @@ from ..errors import InvalidRequest, UnsupportedParameter
 from .chat import ChatRequest, raise_if_too_deep, validate_body
 from .responses_items import with_item_ids
 from .responses_params import reasoning_to_chat, refuse_unsupported
+from .responses_reasoning import reasoning_item, reasoning_of
 
 __all__ = ["responses_to_chat", "request_items", "completion_to_response", "response_shell",
            "output_items", "response_usage", "new_response_id", "parse_body", "context_items", "finish"]
@@ -341,8 +343,10 @@ def text_part(text: str) -> dict:
 
 
 def output_items(message: dict) -> list[dict]:
-    """A chat completion's message -> Responses output items (a message, then function calls)."""
-    items: list[dict] = []
+    """A chat completion's message -> Responses output items (its reasoning, a message, then function
+    calls)."""
+    reasoning = reasoning_of(message)
+    items: list[dict] = [reasoning_item(reasoning)] if reasoning else []
     content = []
     if isinstance(message.get("content"), str) and message["content"]:
         content.append(text_part(message["content"]))

@@ -6,18 +6,23 @@ Events are written as OpenAI sends them (`event: <type>` and `data: {...}` with 
 | chat stream                                  | Responses events                                            |
 |----------------------------------------------|-------------------------------------------------------------|
 | first chunk                                  | response.created, response.in_progress                      |
+| `delta.reasoning_content` (first of a run)   | (text closed) response.output_item.added (reasoning),       |
+|                                              | content_part.added (reasoning_text)                         |
+| `delta.reasoning_content`                    | response.reasoning_text.delta                               |
 | `delta.content` (first of a run)             | response.output_item.added (message), content_part.added    |
 | `delta.content`                              | response.output_text.delta                                  |
 | `delta.refusal` (a run of it)                | content_part.added (refusal), response.refusal.delta        |
 | `delta.tool_calls[k]`, first (or a new id)   | (text closed) response.output_item.added (function_call)    |
 | `delta.tool_calls[k].function.arguments`     | response.function_call_arguments.delta                      |
+| content or a tool call after reasoning       | reasoning_text.done, content_part.done, output_item.done    |
 | `finish_reason`                              | output_text.done / content_part.done / arguments.done /     |
 |                                              | output_item.done for every open item                        |
 | usage chunk, `[DONE]`                        | response.completed (or response.incomplete) with usage+cost |
 | `{"error": ...}`                             | response.failed (status failed, error {code, message}, the  |
 |                                              | usage billed, which the pipeline sends before the error)    |
 
-After `[DONE]` (or the error) `final` holds the finished Response object, for storing.
+After `[DONE]` (or the error) `final` holds the finished Response object, for storing. Reasoning
+(vLLM's `delta.reasoning` too) is the item wire/responses_reasoning.py describes.
 """
 from __future__ import annotations
 
@@ -25,6 +30,7 @@ import orjson
 
 from .chat_stream_reader import ChatStreamReader
 from .responses import finish, item_id, response_usage, text_part
+from .responses_reasoning import reasoning_item, reasoning_of
 
 __all__ = ["ResponsesStreamEncoder"]
 
@@ -35,6 +41,7 @@ class ResponsesStreamEncoder(ChatStreamReader):
         self.final: dict | None = None
         self._seq = 0
         self._text_item: dict | None = None     # the open message item
+        self._reasoning: dict | None = None     # the open reasoning item
         self._calls: dict[int, dict] = {}       # chat tool_call index -> function_call item
         self._call_ids: dict[int, str | None] = {}   # chat tool_call index -> the upstream's id of its call
         self._open_calls: list[int] = []
@@ -57,6 +64,9 @@ class ResponsesStreamEncoder(ChatStreamReader):
             self._usage = chunk["usage"]
         for choice in chunk.get("choices") or ():
             delta = choice.get("delta") or {}
+            reasoning = reasoning_of(delta)
+            if reasoning:
+                self._reason(reasoning, out)
             if delta.get("content"):
                 self._text(delta["content"], out)
             if isinstance(delta.get("refusal"), str) and delta["refusal"]:
@@ -82,9 +92,41 @@ class ResponsesStreamEncoder(ChatStreamReader):
         self._positions[item["id"]] = len(self.resp["output"])
         self.resp["output"].append(item)
 
+    def _reason(self, text: str, out: list[bytes]) -> None:
+        """A delta of reasoning text: the open reasoning item's one reasoning_text part, the item
+        opened (and an open message closed: its answer came before this reasoning) if need be."""
+        item = self._reasoning
+        if item is None or item["status"] != "in_progress":
+            self._close_text(out)
+            item = self._reasoning = reasoning_item(None, "in_progress")
+            self._append(item)
+            self._event(out, {"type": "response.output_item.added", "output_index": self._index(item),
+                              "item": dict(item, content=[])})
+            item["content"].append({"type": "reasoning_text", "text": ""})
+            self._event(out, {"type": "response.content_part.added", "item_id": item["id"],
+                              "output_index": self._index(item), "content_index": 0, "part": dict(item["content"][0])})
+            self._pieces[item["id"]] = []
+        self._pieces[item["id"]].append(text)
+        self._event(out, {"type": "response.reasoning_text.delta", "item_id": item["id"],
+                          "output_index": self._index(item), "content_index": 0, "delta": text})
+
+    def _close_reasoning(self, out: list[bytes]) -> None:
+        item = self._reasoning
+        if item is None or item["status"] != "in_progress":
+            return
+        self._join_pieces(item)
+        common = {"item_id": item["id"], "output_index": self._index(item), "content_index": 0}
+        part = item["content"][0]
+        self._event(out, {"type": "response.reasoning_text.done", **common, "text": part["text"]})
+        self._event(out, {"type": "response.content_part.done", **common, "part": dict(part)})
+        item["status"] = "completed"
+        self._event(out, {"type": "response.output_item.done", "output_index": common["output_index"],
+                          "item": dict(item, content=[dict(part)])})
+
     def _text(self, text: str, out: list[bytes], kind: str = "output_text") -> None:
         """A delta of the answer's text (`kind` output_text) or of a refusal (`kind` refusal): a part
         of that kind in the open message item, opened (and the other kind's part closed) if need be."""
+        self._close_reasoning(out)
         item = self._text_item
         if item is None or item["status"] != "in_progress":     # none yet, or closed by a tool call: a new message
             item = self._text_item = {"type": "message", "id": item_id("msg"), "status": "in_progress",
@@ -142,6 +184,7 @@ class ResponsesStreamEncoder(ChatStreamReader):
         if item is None:
             if not (tc.get("id") or fn.get("name") or fn.get("arguments")):
                 return                          # nothing yet to open an item with (a bare index)
+            self._close_reasoning(out)
             self._close_text(out)
             item = self._calls[k] = {"type": "function_call", "id": item_id("fc"),
                                      "call_id": tc.get("id") or item_id("call"), "name": fn.get("name") or "",
@@ -162,6 +205,7 @@ class ResponsesStreamEncoder(ChatStreamReader):
                               "output_index": self._index(item), "delta": fn["arguments"]})
 
     def _close_all(self, out: list[bytes]) -> None:
+        self._close_reasoning(out)
         self._close_text(out)
         for k in self._open_calls:
             self._close_call(self._calls[k], out)
@@ -174,6 +218,8 @@ class ResponsesStreamEncoder(ChatStreamReader):
             if item["type"] == "message":
                 part = item["content"][-1]
                 part["refusal" if part["type"] == "refusal" else "text"] = "".join(pieces)
+            elif item["type"] == "reasoning":
+                item["content"][0]["text"] = "".join(pieces)
             else:
                 item["arguments"] = "".join(pieces)
 

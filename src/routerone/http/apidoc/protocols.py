@@ -118,6 +118,7 @@ _RESPONSE_EVENTS = ["response.created", "response.in_progress", "response.output
                     "response.content_part.done", "response.output_item.done",
                     "response.function_call_arguments.delta", "response.function_call_arguments.done",
                     "response.refusal.delta", "response.refusal.done",
+                    "response.reasoning_text.delta", "response.reasoning_text.done",
                     "response.completed", "response.incomplete", "response.failed"]
 
 
@@ -233,8 +234,11 @@ SCHEMAS = {
         "properties": {
             "id": _STR, "object": {"const": "response"}, "created_at": {"type": "integer"},
             "status": {"enum": ["completed", "incomplete", "failed", "in_progress"]}, "model": _STR,
-            "output": {"type": "array", "items": {"type": "object", "required": ["type"], "properties": {
-                "type": {"enum": ["message", "function_call"]}}}},
+            "output": {"type": "array", "description": (
+                "A `reasoning` item (the model's reasoning text, from chat's `reasoning_content`: `content` of "
+                "`reasoning_text` parts, `summary` empty) comes before the message it led to; sent back, it is "
+                "dropped."), "items": {"type": "object", "required": ["type"], "properties": {
+                "type": {"enum": ["reasoning", "message", "function_call"]}}}},
             "previous_response_id": {"type": ["string", "null"]},
             "usage": {"type": "object", "properties": {"input_tokens": {"type": "integer"},
                                                        "output_tokens": {"type": "integer"},

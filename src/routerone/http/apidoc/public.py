@@ -93,7 +93,8 @@ SCHEMAS = {
             **{k: {"type": ["string", "null"]} for k in _STRINGS},
             "reasoning_effort": {"type": ["string", "null"], "description": (
                 "Anthropic: extended thinking, `thinking.budget_tokens` minimal/low 1024, medium 8192, high 24576, "
-                "xhigh/max 32768, at most half of max_tokens (none: no thinking); Gemini: `thinkingBudget`. The "
+                "xhigh/max 32768, at most half of max_tokens (none: no thinking); Gemini: `thinkingBudget` with "
+                "`includeThoughts` (none: a budget of 0). The "
                 "reasoning text comes back as the non-standard `message.reasoning_content` / "
                 "`delta.reasoning_content` (LiteLLM's and DeepSeek's field), its tokens in "
                 "`usage.completion_tokens` and `completion_tokens_details.reasoning_tokens`; Anthropic's signed "
