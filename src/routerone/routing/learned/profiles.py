@@ -100,6 +100,8 @@ def _priors_file(p: Path, where: str) -> dict[str, Prior]:
         raise RouterFileError(f"{where}: not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise RouterFileError(f"{where}: not valid TOML ({exc})") from None
+    except RecursionError:          # arrays or tables nested ~1,000 deep: tomllib recurses
+        raise RouterFileError(f"{where}: not valid TOML (nested too deep)") from None
     models = data.get("model", {})
     if not isinstance(models, dict):
         raise RouterFileError(f"{where}: 'model' must be tables such as [model.\"my-model\"]")
