@@ -19,6 +19,7 @@ from typing import Any, Mapping
 from urllib.parse import urlsplit
 
 from .billing.prices import price_to_micros
+from .yaml_config import yaml_without_repeats
 
 __all__ = ["Settings", "ProviderSettings", "SettingsError", "load_settings", "PROTOCOLS", "read_text_file"]
 
@@ -277,7 +278,7 @@ def _read_file(path: str) -> dict[str, Any]:
                             f"at offset {exc.start})") from None
     try:
         if p.suffix in {".yaml", ".yml"}:
-            data = _yaml_without_repeats(text) or {}
+            data = yaml_without_repeats(text) or {}
         else:
             data = tomllib.loads(text)
     except Exception as exc:  # noqa: BLE001 - parser errors vary by library; report them by file
@@ -297,75 +298,6 @@ def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
             raise ValueError(f"key {k!r} is given twice")
         out[k] = v
     return out
-
-
-def _yaml_without_repeats(text: str) -> Any:
-    """yaml.safe_load, but a mapping key given twice (a second `providers: gpubox:`, a second `port:`)
-    is an error: PyYAML kept the last one silently."""
-    import yaml
-
-    class Loader(yaml.SafeLoader):
-        pass
-
-    def mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict:
-        seen: set = set()
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":     # `<<: *defaults`, whose keys may be overridden
-                continue
-            key = loader.construct_object(key_node)
-            try:
-                repeated = key in seen
-                seen.add(key)
-            except TypeError:           # an unhashable key: construct_mapping refuses it
-                continue
-            if repeated:
-                raise ValueError(f"key {key!r} is given twice (line {key_node.start_mark.line + 1})")
-        return loader.construct_mapping(node)
-    Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
-    loader = Loader(text)
-    try:
-        node = loader.get_single_node()
-        if node is None:
-            return None
-        _check_alias_expansion(node)
-        return loader.construct_document(node)
-    finally:
-        loader.dispose()
-
-
-def _yaml_children(node: Any) -> list:
-    import yaml
-    if isinstance(node, yaml.MappingNode):
-        return [n for pair in node.value for n in pair]
-    return list(node.value) if isinstance(node, yaml.SequenceNode) else []
-
-
-MAX_YAML_ALIAS_VALUES = 100_000     # values aliases may add to those written (`<<: *defaults` adds a few)
-
-
-def _check_alias_expansion(root: Any) -> None:
-    """A YAML "billion laughs" (9 lists of 9 aliases to the list before) is 300 bytes that stand for
-    9**9 values: shared when loaded, but any walk or repr of them (an error message) took minutes and
-    GBs. The composed node graph is measured as expanded, without expanding it."""
-    expanded: dict[int, int] = {}       # id(node) -> values it stands for, itself included
-    started: set[int] = set()
-    stack: list[tuple[Any, bool]] = [(root, False)]
-    while stack:
-        node, done = stack.pop()
-        kids = _yaml_children(node)
-        if done:
-            expanded[id(node)] = 1 + sum(expanded[id(k)] for k in kids)
-            continue
-        if id(node) in expanded:
-            continue
-        if id(node) in started:
-            raise ValueError(f"a YAML alias refers to a value that holds it (line {node.start_mark.line + 1})")
-        started.add(id(node))
-        stack.append((node, True))
-        stack.extend((k, False) for k in reversed(kids) if id(k) not in expanded)
-    if expanded[id(root)] - len(expanded) > MAX_YAML_ALIAS_VALUES:
-        raise ValueError(f"its aliases stand for {expanded[id(root)]:,} values, more than {MAX_YAML_ALIAS_VALUES:,} "
-                         "beyond the ones written (a YAML \"billion laughs\"?)")
 
 
 def _without_password(url: str) -> str:
@@ -504,9 +436,18 @@ def _providers(raw: Any, env: Mapping[str, str]) -> dict[str, ProviderSettings]:
             shown = name if name.isprintable() else repr(name)
             raise SettingsError(f"providers.{shown}: a provider name may not be empty or contain '/', spaces "
                                 "or control characters")
+    from_env = set()
     for name, var in PROVIDER_ENV_KEYS.items():
         if env.get(var) and not (name in out and out[name].api_key):
             out[name] = dataclasses.replace(out.get(name, ProviderSettings()), api_key=env[var])
+            from_env.add(name)
+    for name, p in out.items():
+        # a two-line secret file reached the Authorization header (aiohttp's "header injection"
+        # traceback); the key itself is never printed
+        if p.api_key and any(c < " " and c != "\t" or c == "\x7f" for c in p.api_key):
+            where = f" (from {PROVIDER_ENV_KEYS[name]})" if name in from_env else ""
+            raise SettingsError(f"providers.{name}.api_key{where}: a key may not hold line breaks or other control "
+                                "characters (a secret file of more than one line?)")
     return out
 
 

@@ -202,3 +202,20 @@ def test_a_value_of_the_wrong_type_is_shown_shortened(tmp_path):
     with pytest.raises(SettingsError, match="port: expected int") as exc:
         load_settings(str(cfg), env={})
     assert len(str(exc.value)) < 300
+
+
+@pytest.mark.parametrize("how", ["file", "inline", "env"])
+def test_a_provider_key_with_a_line_break_is_refused_without_printing_it(tmp_path, how):
+    """A two-line `$file` secret (or "\\n" in the value, or in OPENAI_API_KEY) reached the upstream
+    request's Authorization header: `routerone models` ended in aiohttp's "header injection"
+    traceback. Now one line naming the setting, the key not shown."""
+    (tmp_path / "key.txt").write_text("sk-secret-AAAA\nsk-secret-BBBB\n")
+    value = {"file": f'{{ "$file" = "{tmp_path / "key.txt"}" }}', "inline": '"sk-secret-AAAA\\r\\nX-Evil: 1"'}
+    cfg = tmp_path / "r1.toml"
+    name = "openai" if how == "env" else "box"
+    cfg.write_text(f'[providers.{name}]\nbase_url = "http://127.0.0.1:9/v1"\n'
+                   + (f"api_key = {value[how]}\n" if how != "env" else ""))
+    env = {"OPENAI_API_KEY": "sk-secret-AAAA\nsk-secret-BBBB"} if how == "env" else {}
+    with pytest.raises(SettingsError, match=f"providers\\.{name}\\.api_key.*line break") as exc:
+        load_settings(str(cfg), env=env)
+    assert "sk-secret" not in str(exc.value)
