@@ -6,6 +6,7 @@ names the file, the model and the key: unknown keys (`qualty`), wrong types, a m
 from __future__ import annotations
 
 import json
+import reprlib
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,9 @@ def read_catalog_file(path: str) -> dict[str, Any]:
     except ValueError as exc:
         raise CatalogError(f"catalog_path: {path!r} is not valid {'JSON' if p.suffix == '.json' else 'TOML'}: "
                            f"{str(exc).splitlines()[0]}") from None
+    except RecursionError:      # arrays or tables nested ~1,000 deep: json and tomllib recurse
+        raise CatalogError(f"catalog_path: {path!r} is not valid {'JSON' if p.suffix == '.json' else 'TOML'}: "
+                           "nested too deep") from None
     if not isinstance(data, dict):
         raise CatalogError(f"catalog_path: {path!r}: top level must be a table")
     unknown = set(data) - _FILE_KEYS
@@ -57,11 +61,21 @@ def read_catalog_file(path: str) -> dict[str, Any]:
             raise CatalogError(f"catalog_path: {path!r}: {key} must be {'an array of tables' if kind is list else 'a table'}")
     for name, target in data.get("aliases", {}).items():      # a number was a 500 on each request for it
         if not isinstance(target, str):
-            raise CatalogError(f"aliases.{name}: must be a model name (a string), got {target!r}")
+            raise CatalogError(f"aliases.{name}: must be a model name (a string), got {_shown(target)}")
     for name, chain in data.get("fallbacks", {}).items():     # a string was read as its letters
         if not isinstance(chain, list) or not all(isinstance(m, str) for m in chain):
-            raise CatalogError(f"fallbacks.{name}: must be a list of model names, got {chain!r}")
+            raise CatalogError(f"fallbacks.{name}: must be a list of model names, got {_shown(chain)}")
     return data
+
+
+def _shown(value: Any) -> str:
+    """A value for an error line, shortened (reprlib: a few items, a few levels): its repr could be
+    megabytes, or nested too deep to write."""
+    return _SHORT.repr(value)
+
+
+_SHORT = reprlib.Repr()
+_SHORT.maxstring = _SHORT.maxother = 100
 
 
 def _check_row(r: dict, where: str) -> None:

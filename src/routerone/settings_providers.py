@@ -119,7 +119,16 @@ def _providers(raw: Any, env: Mapping[str, str]) -> dict[str, ProviderSettings]:
             shown = name if name.isprintable() else repr(name)
             raise SettingsError(f"providers.{shown}: a provider name may not be empty or contain '/', spaces "
                                 "or control characters")
+    from_env = set()
     for name, var in PROVIDER_ENV_KEYS.items():
         if env.get(var) and not (name in out and out[name].api_key):
             out[name] = dataclasses.replace(out.get(name, ProviderSettings()), api_key=env[var])
+            from_env.add(name)
+    for name, p in out.items():
+        # a two-line secret file reached the Authorization header (aiohttp's "header injection"
+        # traceback); the key itself is never printed
+        if p.api_key and any(c < " " and c != "\t" or c == "\x7f" for c in p.api_key):
+            where = f" (from {PROVIDER_ENV_KEYS[name]})" if name in from_env else ""
+            raise SettingsError(f"providers.{name}.api_key{where}: a key may not hold line breaks or other control "
+                                "characters (a secret file of more than one line?)")
     return out

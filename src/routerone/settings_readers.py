@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any, Mapping
 from urllib.parse import urlsplit
 
+from .yaml_config import yaml_without_repeats
+
 __all__ = ["SettingsError", "MAX_FILE_BYTES", "read_text_file", "unique_keys"]
 
 
@@ -129,6 +131,8 @@ def _coerce(key: str, raw: Any, target: str) -> Any:
         want = {"tuple": "a list of strings", "Mapping": "a table of strings"}.get(target, target)
         # a secret of the wrong type (a list, a table) is named by its type: its value is never printed
         got = f"a {type(raw).__name__}" if key.rsplit(".", 1)[-1] in _SECRET_KEYS else repr(raw)
+        if len(got) > 120:               # `port = "<1 MB>"` was a 1 MB error line
+            got = f"{got[:100]}... (a {type(raw).__name__} of {len(raw):,} {'characters' if isinstance(raw, str) else 'items'})"
         raise SettingsError(f"{key}: expected {want}, got {got}") from None
 
 
@@ -147,7 +151,7 @@ def _read_file(path: str) -> dict[str, Any]:
                             f"at offset {exc.start})") from None
     try:
         if p.suffix in {".yaml", ".yml"}:
-            data = _yaml_without_repeats(text) or {}
+            data = yaml_without_repeats(text) or {}
         else:
             data = tomllib.loads(text)
     except Exception as exc:  # noqa: BLE001 - parser errors vary by library; report them by file
@@ -167,32 +171,6 @@ def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
             raise ValueError(f"key {k!r} is given twice")
         out[k] = v
     return out
-
-
-def _yaml_without_repeats(text: str) -> Any:
-    """yaml.safe_load, but a mapping key given twice (a second `providers: gpubox:`, a second `port:`)
-    is an error: PyYAML kept the last one silently."""
-    import yaml
-
-    class Loader(yaml.SafeLoader):
-        pass
-
-    def mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict:
-        seen: set = set()
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":     # `<<: *defaults`, whose keys may be overridden
-                continue
-            key = loader.construct_object(key_node)
-            try:
-                repeated = key in seen
-                seen.add(key)
-            except TypeError:           # an unhashable key: construct_mapping refuses it
-                continue
-            if repeated:
-                raise ValueError(f"key {key!r} is given twice (line {key_node.start_mark.line + 1})")
-        return loader.construct_mapping(node)
-    Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
-    return yaml.load(text, Loader=Loader)    # noqa: S506 - a SafeLoader subclass
 
 
 def _without_password(url: str) -> str:

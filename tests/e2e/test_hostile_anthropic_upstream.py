@@ -46,6 +46,10 @@ BLOCK = [("content_block_start", {"type": "content_block_start", "index": 0, "co
 STOP = ("message_stop", {"type": "message_stop"})
 
 
+def _block(index: int) -> list[tuple[str, dict]]:
+    return [(event, {**data, "index": index}) for event, data in BLOCK]
+
+
 def _delta(usage) -> tuple[str, dict]:
     return ("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None},
                               "usage": usage})
@@ -61,6 +65,14 @@ STREAMS = {   # the upstream's events, as (event name, data); a data of None is 
     "negative": [_start({"input_tokens": -12, "output_tokens": 1}), *BLOCK, _delta({"output_tokens": -50}), STOP],
     "absurd": [_start({"input_tokens": 10 ** 30, "output_tokens": 1}), *BLOCK, _delta({"output_tokens": 2 ** 70}), STOP],
     "no_final_count": [_start(), *BLOCK, STOP],
+    # a block numbered 10**9, or 1 as the first: relayed as sent, the anthropic SDK's stream helper raised
+    # IndexError (it files a delta at content[index]; Anthropic numbers a message's blocks 0, 1, ...)
+    "index_huge": [_start(), *_block(10 ** 9), _delta({"output_tokens": 6}), STOP],
+    "index_from_1": [_start(), *_block(1), _delta({"output_tokens": 6}), STOP],
+    # a delta to a block never started: no block for a client to put it in
+    "index_unstarted": [_start(), *BLOCK, ("content_block_delta", {"type": "content_block_delta", "index": 7,
+                                                                   "delta": {"type": "text_delta", "text": "x"}}),
+                        _delta({"output_tokens": 6}), STOP],
     # an event nested 300 deep (orjson reads 1024 levels, writes 255): a 500 inside the relayed stream
     "deep": [_start(), *BLOCK, ("content_block_delta", {"type": "content_block_delta", "index": 0,
                                                          "delta": {"type": "text_delta", "text": "x"}, "x": "@@deep@@"}),
@@ -97,7 +109,7 @@ class AnthropicUpstream(ThreadedServer):
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await resp.prepare(request)
         for event, data in STREAMS[name]:
-            if event == "content_block_delta" and name == "deep":
+            if event == "content_block_delta" and name in ("deep", "index_unstarted"):
                 await asyncio.sleep(0.2)     # after the hold: mid-stream
             await resp.write(f"event: {event}\ndata: {json.dumps(data or {})}\n\n".encode().replace(b'"@@deep@@"', DEEP))
         return resp
@@ -119,7 +131,7 @@ def _ask(name: str) -> list[dict]:
 
 
 @pytest.mark.parametrize("name", ["usage_list", "usage_string", "type_number", "type_newline", "ping_no_type",
-                                  "negative", "absurd"])
+                                  "negative", "absurd", "index_huge", "index_from_1"])
 def test_a_messages_stream_relayed_from_anthropic_is_well_formed_and_says_what_was_billed(gw, name):
     key, account_id = gw.new_key()
     with httpx2.Client(timeout=30) as http:
@@ -132,6 +144,7 @@ def test_a_messages_stream_relayed_from_anthropic_is_well_formed_and_says_what_w
     with client.messages.stream(model=MODEL, max_tokens=50, messages=_ask(name)) as stream:
         final = stream.get_final_message()
     assert final.content[0].text == TEXT
+    assert {e["index"] for e in map(json.loads, re.findall(r"^data: (.*)$", raw.text, re.M)) if "index" in e} <= {0}
     rows = settled_rows(gw, account_id, 2)
     assert all(r.status == 200 and 0 <= r.completion_tokens <= 1000 for r in rows), rows
     assert rows[0].completion_tokens == rows[1].completion_tokens == final.usage.output_tokens
@@ -223,3 +236,13 @@ def test_a_messages_reply_or_event_nested_too_deep_to_relay_is_an_error_not_a_50
     rows = sorted(settled_rows(gw, account_id, 2), key=lambda r: r.stream)
     assert [(r.status, r.stream) for r in rows] == [(502, False), (502, True)]
     assert rows[0].cost_micros == 0 and rows[1].completion_tokens >= 4, rows    # TEXT was relayed, and billed
+
+
+def test_a_delta_to_a_block_never_started_ends_a_relayed_stream_with_an_error(gw):
+    key, account_id = gw.new_key()
+    with httpx2.Client(timeout=30) as http:
+        raw = http.post(gw.url + "/v1/messages", headers={"x-api-key": key},
+                        json={"model": MODEL, "stream": True, "max_tokens": 50, "messages": _ask("index_unstarted")})
+    assert raw.status_code == 200 and "event: error" in raw.text and "message_stop" not in raw.text, raw.text[-300:]
+    [row] = settled_rows(gw, account_id, 1)
+    assert row.status == 502 and row.completion_tokens >= 4, row      # TEXT was relayed, and billed

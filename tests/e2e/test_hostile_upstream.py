@@ -153,6 +153,10 @@ CALLS = {   # streamed tool calls: the chunks' tool_calls, as OpenAI-compatible 
     # an id on every delta, a new one each time (no name after the first): still one call
     "s_calls_id_per_delta": [[_call(0, "call_1", "get", "")], [{"index": 0, "id": "call_x", "function": {"arguments": '{"a"'}}],
                              [{"index": 0, "id": "call_y", "function": {"arguments": ': 1}'}}]],
+    # numbered from 10**9, then -1 (OpenAI numbers a choice's calls 0, 1, 2...): relayed as sent, the
+    # openai SDK's stream helper raised IndexError (it files call `index` at tool_calls[index])
+    "s_calls_odd_index": [[_call(10**9, "call_1", "get", '{"a"')], [{"index": 10**9, "function": {"arguments": ': 1}'}}],
+                          [_call(-1, "call_2", "put", '{"b": 2}')]],
 }
 WHOLE_STREAMS = {   # streamed: every event but [DONE]
     # `"error": null` on every chunk (no error: the openai SDK reads it so) failed every stream with a 502
@@ -183,6 +187,12 @@ WHOLE_STREAMS = {   # streamed: every event but [DONE]
                             _chunk({"tool_calls": [{"index": 0, "function": {"arguments": ': 1}'}}]}),
                             _chunk({"tool_calls": [{"index": 1, "function": {"arguments": '}'}}]}),
                             _chunk({}, "tool_calls"), {"id": "c", "choices": [], "usage": USAGE}],
+    # the answer's one choice numbered 5, or -1: relayed as sent, the openai SDK's stream helper raised
+    # IndexError (5), or gave a completion whose one choice is number -1
+    **{f"s_choice_index_{name}": [{**_chunk({"role": "assistant", "content": "hello "}), "choices": [
+        {"index": i, "delta": {"role": "assistant", "content": "hello "}, "finish_reason": None}]},
+        {**_chunk({}), "choices": [{"index": i, "delta": {"content": "there"}, "finish_reason": "stop"}]},
+        {"id": "c", "choices": [], "usage": USAGE}] for name, i in (("5", 5), ("minus_1", -1))},
     # a valid usage, then a later chunk whose usage is not an object: it replaced the valid one (with
     # nothing), and the stream was billed on Router One's estimate
     **{f"s_usage_then_{kind}": [_chunk({"role": "assistant", "content": "hello there"}), _chunk({}, "stop"),
@@ -507,10 +517,17 @@ def test_absurd_embedding_usage_costs_at_most_the_hold(gw):
 def test_streamed_tool_calls_without_ids_or_told_apart_by_id_only_reach_messages_and_responses(gw, name):
     """/v1/messages opened a tool_use block only on a delta with an id: a call without one was lost
     (stop_reason tool_use, no block). Both encoders keyed calls by index alone: two calls numbered 0
-    (or not numbered) became one, its arguments '{"a": 1}{"b": 2}', the second call lost."""
+    (or not numbered) became one, its arguments '{"a": 1}{"b": 2}', the second call lost. The chat
+    stream relayed the upstream's numbers: the openai SDK's stream helper merged two calls numbered 0
+    into one named "getput", and raised on calls not numbered (TypeError), not from 0 (IndexError)
+    or a first delta without a function (AssertionError)."""
     want = [("get", {"a": 1})] if name in ("s_calls_no_id", "s_calls_id_per_delta", "s_calls_bare_first") \
         else [("get", {"a": 1}), ("put", {"b": 2})]
     key, account_id = gw.new_key()
+    with _client(gw, key).chat.completions.stream(model=SMALL, max_tokens=50, messages=_ask(name)) as stream:
+        got = stream.get_final_completion().choices[0].message.tool_calls
+    assert [(c.name, orjson.loads(c.arguments)) for c in (f.function for f in got)] == want, got
+    assert len({c.id for c in got}) == len(got)
     ant = anthropic.Anthropic(base_url=gw.url, api_key=key, max_retries=0, timeout=30)
     with ant.messages.stream(model=SMALL, max_tokens=50, messages=_ask(name)) as stream:
         msg = stream.get_final_message()
@@ -525,8 +542,18 @@ def test_streamed_tool_calls_without_ids_or_told_apart_by_id_only_reach_messages
     calls = [o for o in events[-1].response.output if o.type == "function_call"]
     assert [(c.name, orjson.loads(c.arguments)) for c in calls] == want
     assert len({c.call_id for c in calls}) == len(calls)
-    rows = settled_rows(gw, account_id, 2)
+    rows = settled_rows(gw, account_id, 3)
     assert all(r.status == 200 for r in rows)
+
+
+@pytest.mark.parametrize("name", ["s_choice_index_5", "s_choice_index_minus_1"])
+def test_a_stream_s_choice_numbered_other_than_0_reaches_the_openai_sdk_as_choice_0(gw, name):
+    key, account_id = gw.new_key()
+    with _client(gw, key).chat.completions.stream(model=SMALL, max_tokens=50, messages=_ask(name)) as stream:
+        done = stream.get_final_completion()
+    assert [(c.index, c.message.content, c.finish_reason) for c in done.choices] == [(0, "hello there", "stop")]
+    [row] = settled_rows(gw, account_id, 1)
+    assert (row.status, row.completion_tokens) == (200, 3)
 
 
 def test_interleaved_tool_call_arguments_never_reach_a_closed_block(gw):

@@ -155,3 +155,26 @@ def test_operator_named_provider_of_a_vendor_protocol_uses_that_vendors_prices()
     cat = load_catalog(s)
     assert cat.resolve("claude-proxy/claude-sonnet-4-20250514").price == lookup_price("anthropic", "claude-sonnet-4-20250514")
     assert cat.resolve("oai-proxy/gpt-4o-mini").price == Price(150_000, 600_000, 75_000)
+
+
+@pytest.mark.parametrize("name, text", [
+    ("cat.json", '{"aliases": ' + "[" * 100_000 + "]" * 100_000 + "}"),
+    ("cat.toml", "[aliases]\na = " + "[" * 100_000 + "]" * 100_000 + "\n"),
+])
+def test_a_catalog_nested_too_deep_is_a_catalog_error_not_a_traceback(tmp_path, name, text):
+    """json and tomllib raised RecursionError: `routerone models` (and serve) ended in a traceback."""
+    p = tmp_path / name
+    p.write_text(text)
+    with pytest.raises(CatalogError, match=f"{name}.*nested too deep"):
+        load_catalog(Settings(catalog_path=str(p)))
+
+
+@pytest.mark.parametrize("key, value", [("aliases", "[1" + ", 1" * 500_000 + "]"), ("fallbacks", "[" * 950 + "]" * 950),
+                                        ("aliases", '"gpt-4o", "b": ' + "[" * 950 + "]" * 950)])
+def test_a_catalog_value_of_the_wrong_type_is_shown_shortened(tmp_path, key, value):
+    """A 1 MB alias target was a 1.5 MB error line (and one nested 950 deep could pass its repr's depth)."""
+    p = tmp_path / "cat.json"
+    p.write_text(f'{{"{key}": {{"a": {value}}}}}')
+    with pytest.raises(CatalogError, match=f"{key}") as exc:
+        load_catalog(Settings(catalog_path=str(p)))
+    assert len(str(exc.value)) < 300

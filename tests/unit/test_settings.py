@@ -165,3 +165,57 @@ def test_responses_retention_days_defaults_to_30_and_0_keeps_until_deleted(tmp_p
 def test_responses_retention_settings_are_range_checked(env, key):
     with pytest.raises(SettingsError, match=key):
         load_settings(env=env)
+
+
+def _alias_bomb(levels: int) -> str:
+    """A YAML "billion laughs": 9 strings, then `levels` lists of 9 aliases to the one before."""
+    defs, prev = ['&l0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]'], "l0"
+    for i in range(1, levels):
+        defs.append(f"&l{i} [" + ",".join([f"*{prev}"] * 9) + "]")
+        prev = f"l{i}"
+    return "port: [" + ", ".join(defs) + "]\n"
+
+
+def test_a_yaml_alias_bomb_is_refused_before_it_is_expanded(tmp_path):
+    """A 300-byte YAML file whose aliases stand for 9**7 values became a 39 MB error line after ~1 s
+    (9**9: a CLI or `serve` busy for minutes, using GBs, before its first line)."""
+    cfg = tmp_path / "r1.yaml"
+    cfg.write_text(_alias_bomb(7))
+    with pytest.raises(SettingsError) as exc:
+        load_settings(str(cfg), env={})
+    said = str(exc.value)
+    assert "r1.yaml" in said and "aliases" in said and len(said) < 300, said[:300]
+
+
+def test_yaml_aliases_that_repeat_a_few_values_still_load(tmp_path):
+    cfg = tmp_path / "r1.yaml"
+    cfg.write_text("providers:\n  box: &box\n    base_url: http://127.0.0.1:9/v1\n    models: &m [a, b, c]\n"
+                   "  box2:\n    <<: *box\n    base_url: http://127.0.0.1:10/v1\n    models: *m\n")
+    s = load_settings(str(cfg), env={})
+    assert s.providers["box2"].models == ("a", "b", "c") and s.providers["box2"].base_url == "http://127.0.0.1:10/v1"
+
+
+def test_a_value_of_the_wrong_type_is_shown_shortened(tmp_path):
+    """`port = "<1 MB>"` was a 1 MB error line."""
+    cfg = tmp_path / "r1.toml"
+    cfg.write_text(f'port = "{"9x" * 500_000}"\n')
+    with pytest.raises(SettingsError, match="port: expected int") as exc:
+        load_settings(str(cfg), env={})
+    assert len(str(exc.value)) < 300
+
+
+@pytest.mark.parametrize("how", ["file", "inline", "env"])
+def test_a_provider_key_with_a_line_break_is_refused_without_printing_it(tmp_path, how):
+    """A two-line `$file` secret (or "\\n" in the value, or in OPENAI_API_KEY) reached the upstream
+    request's Authorization header: `routerone models` ended in aiohttp's "header injection"
+    traceback. Now one line naming the setting, the key not shown."""
+    (tmp_path / "key.txt").write_text("sk-secret-AAAA\nsk-secret-BBBB\n")
+    value = {"file": f'{{ "$file" = "{tmp_path / "key.txt"}" }}', "inline": '"sk-secret-AAAA\\r\\nX-Evil: 1"'}
+    cfg = tmp_path / "r1.toml"
+    name = "openai" if how == "env" else "box"
+    cfg.write_text(f'[providers.{name}]\nbase_url = "http://127.0.0.1:9/v1"\n'
+                   + (f"api_key = {value[how]}\n" if how != "env" else ""))
+    env = {"OPENAI_API_KEY": "sk-secret-AAAA\nsk-secret-BBBB"} if how == "env" else {}
+    with pytest.raises(SettingsError, match=f"providers\\.{name}\\.api_key.*line break") as exc:
+        load_settings(str(cfg), env=env)
+    assert "sk-secret" not in str(exc.value)

@@ -74,12 +74,15 @@ def _relayable(kind: str, data: dict) -> bool:
     return True
 
 
+_BLOCK_EVENTS = frozenset(("content_block_start", "content_block_delta", "content_block_stop"))
+
+
 class AnthropicStream:
     """One translator per upstream stream. `usage` is None until `message_start` arrives."""
 
     __slots__ = ("usage", "done", "_provider", "_id", "_model", "_created", "_blocks", "_tool_count",
                  "_usage_raw", "_finished", "_native", "_final_count", "_thought", "_thinking_started",
-                 "_signed")
+                 "_signed", "_relayed_blocks", "_relayed_count")
 
     def __init__(self, provider: str = "anthropic", *, native: bool = False) -> None:
         """`native`: attach each upstream event to the chunks it produced (`_native`; a chunk with
@@ -97,6 +100,8 @@ class AnthropicStream:
         self._thought = False          # some thinking text was relayed (the next block's is set off)
         self._thinking_started: set[int] = set()   # thinking blocks whose text has begun
         self._signed: dict[int, dict] = {}   # open thinking blocks, as built from their deltas
+        self._relayed_blocks: dict[int, int] = {}     # pass-through: upstream block index -> the client's
+        self._relayed_count = 0                       # ... and the blocks started so far
 
     def feed(self, event: SSEEvent) -> list[dict]:
         if self.done:                   # nothing after message_stop (in the same read) is taken
@@ -116,11 +121,26 @@ class AnthropicStream:
         chunks = handler(data) if handler is not None else []
         if self._native:
             data["type"] = kind         # relayed with its `event:` line (`event: ping` with `data: {}`)
+            if kind in _BLOCK_EVENTS:
+                data["index"] = self._relayed_index(kind, data["index"])
             if chunks:
                 chunks[-1]["_native"] = data
             else:
                 chunks = [{"choices": [], "_native": data}]
         return chunks
+
+    def _relayed_index(self, kind: str, index: int) -> int:
+        """A relayed block's index as Anthropic numbers a message's blocks: 0, 1, ... in the order
+        they start. The SDKs file a delta at content[index]: an upstream's 10**9, or a first block
+        numbered 1, raised IndexError in the anthropic SDK's stream helper; a delta or stop for a
+        block never started has no block to go to (the upstream's failure)."""
+        blocks = self._relayed_blocks
+        if kind == "content_block_start":
+            blocks[index] = self._relayed_count
+            self._relayed_count += 1
+        elif index not in blocks:
+            raise UpstreamUnavailable("upstream sent a malformed stream event", provider=self._provider)
+        return blocks[index]
 
     # -- chunk helpers -----------------------------------------------------------------------
     def _chunk(self, delta: dict, finish: str | None = None) -> dict:

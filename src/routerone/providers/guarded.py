@@ -256,3 +256,39 @@ class GuardedAdapter:
 
 def guarded(adapter: ProviderAdapter) -> GuardedAdapter:
     return GuardedAdapter(adapter)
+
+
+class StreamNumbering:
+    """A chat stream's choice and tool call indices as OpenAI numbers them: a stream's choices 0,
+    1, ... and each choice's calls 0, 1, ..., in the order they first come. The openai SDK's stream
+    helper files a delta at `choices[index]` and `tool_calls[index]`: an upstream's 10**9, -1, a
+    gap, a call without an index, or two calls both numbered 0 (told apart by their ids, as
+    /v1/messages and /v1/responses tell them: a delta bringing an id and a name other than its
+    call's starts a new call) raised IndexError or TypeError there, or merged the calls. Memory:
+    one entry per choice and call the stream holds."""
+    __slots__ = ("_choices", "_calls")
+
+    def __init__(self) -> None:
+        self._choices: dict[int, int] = {}            # upstream's choice index -> the client's
+        self._calls: dict[int, dict] = {}             # client's choice index -> {upstream call index: [client's, id]}
+
+    def choice(self, index: int) -> int:
+        got = self._choices.get(index)
+        if got is None:
+            got = self._choices[index] = len(self._choices)
+        return got
+
+    def call(self, choice: int, tc: dict) -> int:
+        calls = self._calls.get(choice)
+        if calls is None:
+            calls = self._calls[choice] = {"n": 0}
+        k, call_id = tc.get("index", 0), tc.get("id")
+        got = calls.get(k)
+        if got is not None and call_id and (tc.get("function") or {}).get("name") and got[1] not in (None, call_id):
+            got = None                                 # a new call at that index
+        if got is None:
+            got = calls[k] = [calls["n"], call_id or None]
+            calls["n"] += 1
+        elif got[1] is None and call_id:
+            got[1] = call_id                           # a bare first delta, its id in the next
+        return got[0]

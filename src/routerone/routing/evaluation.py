@@ -192,6 +192,8 @@ def load_prices(path: str | Path, models: list[str]) -> dict[str, tuple[float, f
         raw = json.loads(Path(path).read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"{path}: not a JSON prices file ({exc})") from None
+    except RecursionError:              # arrays or objects nested ~1,000 deep: json recurses
+        raise ValueError(f"{path}: not a JSON prices file (nested too deep)") from None
     if not isinstance(raw, dict):
         raise ValueError(f"{path}: expected an object {{model: {{input_token_price_per_million: ..., "
                          "output_token_price_per_million: ...}}")

@@ -27,7 +27,7 @@ import orjson
 from ..errors import RouterOneError, ServiceUnavailable, UpstreamError, UpstreamUnavailable
 from ..providers.adapters import adapter_for
 from ..providers.base import StreamTranslator, UpstreamRequest
-from ..providers.guarded import FINISH_REASONS, parts_text, spec_envelope, spec_finish_reason
+from ..providers.guarded import FINISH_REASONS, StreamNumbering, parts_text, spec_envelope, spec_finish_reason
 from ..providers.sse import SSEDecoder
 from ..providers.transport import UpstreamStream
 from ..routing.base import Attempt
@@ -172,6 +172,7 @@ class ChatStream:
         self._log_text: list[str] | None = [] if rl is not None and rl.content else None
         self._log_chars = 0
         self._finished = False
+        self._numbering = StreamNumbering()   # choices and tool calls numbered 0, 1, ... as OpenAI does
         self._settled = False
         self.ended = False              # true while the last bytes are being handed out
         self._sink: ClientSink | None = None
@@ -202,13 +203,15 @@ class ChatStream:
         finally:
             await self.close()
 
-    def _frame(self, chunk: dict) -> bytes:
+    def _frame(self, chunk: dict, own: bool = False) -> bytes:
         """The chunk as an SSE event, its text counted. A chunk of the wrong shape (choices, a delta,
         tool calls or a function that are not what the protocol says; content, arguments or a
         finish_reason that are not text; a choice or tool call index that is not an integer, an id
         or a name that is not text; one nested too deep to be written) is an upstream failure: the
         stream ends with an error and is settled. What a server may leave out or name its own way
-        is put as OpenAI's protocol has it: a missing index (0) or delta ({}), a role other than
+        is put as OpenAI's protocol has it: choices and tool calls numbered 0, 1, ... in the order
+        they come (`StreamNumbering`; not Router One's `own` chunks), a tool call's function ({}),
+        a missing delta ({}), a role other than
         assistant, logprobs that are not an object (null), a finish_reason of its own
         (`spec_finish_reason`), a tool call type other than "function", a system_fingerprint or
         service_tier of the wrong type or value (`spec_envelope`)."""
@@ -216,9 +219,13 @@ class ChatStream:
         if "system_fingerprint" in chunk or "service_tier" in chunk:
             spec_envelope(chunk)
         try:
+            numbering = None if own else self._numbering
             for ch in chunk.get("choices") or ():
-                if ch.setdefault("index", 0).__class__ is not int:
+                ix = ch.setdefault("index", 0)
+                if ix.__class__ is not int:
                     raise TypeError("choice index")   # how a client tells the choices apart
+                if numbering is not None:
+                    ix = ch["index"] = numbering.choice(ix)
                 d = ch.get("delta")
                 if d.__class__ is not dict:
                     if d is not None:
@@ -246,10 +253,14 @@ class ChatStream:
                     for tc in calls:
                         if tc.get("type", "function") != "function":
                             tc["type"] = "function"          # the only type of a chat tool call
-                        fn = tc.get("function") or {}
+                        fn = tc.get("function")
+                        if fn is None:
+                            fn = tc["function"] = {}         # the openai SDK's stream helper asserts one
                         if tc.get("index", 0).__class__ is not int or tc.get("id").__class__ not in _TEXT_OR_NONE \
                                 or fn.get("name").__class__ not in _TEXT_OR_NONE:
                             raise TypeError("tool call")   # what every client keys tool calls by, and names them
+                        if numbering is not None:
+                            tc["index"] = numbering.call(ix, tc)
                         args = fn.get("arguments")
                         if args is not None:
                             if args.__class__ is not str:
@@ -385,18 +396,18 @@ class ChatStream:
                 "Router One cannot reach its database. It will be recorded when the database is back; "
                 "there is no need to retry the request.", code="settle_pending")
         if error is not None:
-            out.append(self._frame({"choices": [{"index": 0, "delta": {}, "finish_reason": "error", "logprobs": None}]}))
+            out.append(self._frame({"choices": [{"index": 0, "delta": {}, "finish_reason": "error", "logprobs": None}]}, own=True))
             # what the failed stream was billed: for a pending charge (its cost is announced), and on
             # /v1/responses always (response.failed carries the usage; chat streams keep their shape)
             if self.call.req.include_usage and (pending or self.call.req.protocol == "responses"):
-                out.append(self._frame({"choices": [], "usage": {**usage.to_openai(), "cost": cost / 1_000_000}}))
+                out.append(self._frame({"choices": [], "usage": {**usage.to_openai(), "cost": cost / 1_000_000}}, own=True))
             out.append(b"data: " + error.body() + b"\n\n")
             self.ended = True
             yield b"".join(out)
             return
         if self.call.req.include_usage:
             u = {**usage.to_openai(), "cost": cost / 1_000_000}
-            out.append(self._frame({"choices": [], "usage": u}))
+            out.append(self._frame({"choices": [], "usage": u}, own=True))
         out.append(DONE)
         self.ended = True
         yield b"".join(out)

@@ -264,3 +264,11 @@ def test_unknown_strategy(tmp_path):
     train = _write(tmp_path / "train.csv", _toy_rows(45, 5, three=True))
     with pytest.raises(ValueError):
         run_eval(train, train, None, tmp_path / "out2", strategy="nope")
+
+
+def test_a_prices_file_nested_too_deep_is_a_value_error_not_a_traceback(tmp_path):
+    """`eval-routing --prices` with 100,000 nested arrays: json raised RecursionError (a traceback)."""
+    prices = tmp_path / "p.json"
+    prices.write_text('{"gpt-4": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    with pytest.raises(ValueError, match="not a JSON prices file.*nested too deep"):
+        load_prices(prices, ["gpt-4"])

@@ -276,3 +276,14 @@ def test_value_order_with_non_finite_quality():
         np.testing.assert_array_equal(utility_order(q, c, w), want)
     assert utility_order(q, c, 1.0)[0] == 3 and list(utility_order(q, c, 1.0)[-2:]) == [1, 4]
     assert utility_order(q, c, 0.0)[0] == 4
+
+
+def test_an_artefact_whose_meta_is_nested_too_deep_is_refused_not_a_traceback(tmp_path):
+    """An operator's artefact (ROUTERONE_ROUTER_MODEL) whose `meta` JSON nests 100,000 arrays:
+    json.loads raised RecursionError, a traceback from `routerone models` and `serve`."""
+    with np.load(ARTEFACT_PATH) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["meta"] = np.str_("[" * 100_000 + "]" * 100_000)
+    np.savez_compressed(tmp_path / "deep.npz", **arrays)
+    with pytest.raises(ValueError, match="not a router profile artefact.*nested too deep"):
+        ProfileArtefact.from_file(tmp_path / "deep.npz")

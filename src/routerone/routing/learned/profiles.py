@@ -100,6 +100,8 @@ def _priors_file(p: Path, where: str) -> dict[str, Prior]:
         raise RouterFileError(f"{where}: not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise RouterFileError(f"{where}: not valid TOML ({exc})") from None
+    except RecursionError:          # arrays or tables nested ~1,000 deep: tomllib recurses
+        raise RouterFileError(f"{where}: not valid TOML (nested too deep)") from None
     models = data.get("model", {})
     if not isinstance(models, dict):
         raise RouterFileError(f"{where}: 'model' must be tables such as [model.\"my-model\"]")
@@ -168,9 +170,10 @@ class ProfileArtefact:
             return cls._read(path)
         except OSError as exc:
             raise RouterFileError(f"{str(path)!r}: cannot read it: {exc.strerror or exc}") from None
-        except (ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:   # np.load's and ours
+        except (ValueError, KeyError, EOFError, zipfile.BadZipFile, RecursionError) as exc:   # np.load's and ours
+            why = "its meta is nested too deep" if isinstance(exc, RecursionError) else exc
             raise RouterFileError(f"{str(path)!r}: not a router profile artefact (an .npz written by "
-                                  f"`routerone train-router`): {exc}") from None
+                                  f"`routerone train-router`): {why}") from None
 
     @classmethod
     def _read(cls, path: Path | str) -> "ProfileArtefact":
