@@ -179,6 +179,23 @@ def test_discovery_failure_keeps_the_last_list_and_recovers(boxes, start, make_o
     assert ids(client) == {"auto", "llama-3-8b", "gemma-2-9b"}
 
 
+def test_a_box_that_comes_up_after_the_gateway_is_served_within_seconds(boxes, start, make_openai_client):
+    """vLLM loads its weights for minutes, so Router One often starts first: its failed first discovery
+    is retried within seconds (backing off to `discovery_interval_s`), not only 5 minutes later (a
+    new operator's box stayed a 404 for the whole default interval)."""
+    box = boxes(["llama-3-8b"])
+    box.models_status = 503                                       # still loading
+    gw, _ = start(three_lines("gpubox", box))                     # default discovery_interval_s (300 s)
+    client = make_openai_client(gw)
+    assert "llama-3-8b" not in ids(client)
+    box.models_status = 200                                       # the box is up
+    deadline = time.monotonic() + 15
+    while "llama-3-8b" not in ids(client) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert ids(client) == {"auto", "llama-3-8b"}
+    client.chat.completions.create(model="llama-3-8b", messages=[{"role": "user", "content": "x"}], max_tokens=2)
+
+
 def test_wildcards_pick_the_models_to_serve(boxes, start, make_openai_client):
     box = boxes(["llama-3-8b", "llama-3-70b", "qwen2.5-7b"])
     gw, _ = start(three_lines("gpubox", box) + 'models = ["llama-*"]\n')
