@@ -196,6 +196,18 @@ def test_a_box_that_comes_up_after_the_gateway_is_served_within_seconds(boxes, s
     client.chat.completions.create(model="llama-3-8b", messages=[{"role": "user", "content": "x"}], max_tokens=2)
 
 
+def test_auto_reason_names_both_profiles_of_hugging_face_named_models(boxes, start, make_openai_client):
+    """A vLLM box serves models by their Hugging Face ids: `auto`'s reason for two of them ran past
+    300 characters and the header was cut in the middle of the runner-up's profile source."""
+    box = boxes(["meta-llama/Llama-3.1-8B-Instruct", "Qwen/Qwen2.5-7B-Instruct"], max_model_len=8192)
+    gw, _ = start(three_lines("gpubox", box, price=False))
+    raw = make_openai_client(gw).chat.completions.with_raw_response.create(
+        model="auto", messages=[{"role": "user", "content": "hi"}])
+    reason = raw.headers["x-routerone-reason"]
+    assert len(reason) > 300 and reason.endswith(")"), reason
+    assert "as 'Meta-Llama-3.1-8B-Instruct')" in reason and "as 'Qwen/Qwen2.5-7B-Instruct')" in reason, reason
+
+
 def test_wildcards_pick_the_models_to_serve(boxes, start, make_openai_client):
     box = boxes(["llama-3-8b", "llama-3-70b", "qwen2.5-7b"])
     gw, _ = start(three_lines("gpubox", box) + 'models = ["llama-*"]\n')
