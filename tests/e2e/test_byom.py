@@ -182,12 +182,18 @@ def test_discovery_failure_keeps_the_last_list_and_recovers(boxes, start, make_o
 def test_a_box_that_comes_up_after_the_gateway_is_served_within_seconds(boxes, start, make_openai_client):
     """vLLM loads its weights for minutes, so Router One often starts first: its failed first discovery
     is retried within seconds (backing off to `discovery_interval_s`), not only 5 minutes later (a
-    new operator's box stayed a 404 for the whole default interval)."""
+    new operator's box stayed a 404 for the whole default interval). Until then a call names the
+    provider whose list could not be read."""
     box = boxes(["llama-3-8b"])
     box.models_status = 503                                       # still loading
     gw, _ = start(three_lines("gpubox", box))                     # default discovery_interval_s (300 s)
     client = make_openai_client(gw)
     assert "llama-3-8b" not in ids(client)
+    with pytest.raises(openai.NotFoundError) as err:              # says why, without the box's address
+        client.chat.completions.create(model="llama-3-8b", messages=[{"role": "user", "content": "x"}])
+    message = err.value.response.json()["error"]["message"]
+    assert "provider gpubox" in message and "could not be read" in message, message
+    assert box.base_url.split("//")[1].split("/")[0] not in message, message
     box.models_status = 200                                       # the box is up
     deadline = time.monotonic() + 15
     while "llama-3-8b" not in ids(client) and time.monotonic() < deadline:

@@ -169,11 +169,13 @@ class Discovery:
             listed = await fetch_models(self._session, entry, self.timeout_s)
         except DiscoveryError as exc:
             self.failures[entry.name] = str(exc)
+            self.catalog.discovery_failing = self.catalog.discovery_failing | {entry.name}
             kept = len(self.catalog.discovered.get(entry.name, ()))
             (log.debug if self.quiet else log.warning)("model discovery for provider %s failed (keeping the last %d models): %s",
                         entry.name, kept, exc)
             return False
         self.failures.pop(entry.name, None)
+        self.catalog.discovery_failing = self.catalog.discovery_failing - {entry.name}
         models = await run_heavy(len(listed) * 64, _to_models, self.catalog, entry, listed)   # a long list: off the loop
         before = {m.id for m in self.catalog.discovered.get(entry.name, ())}
         self.catalog.set_discovered(entry.name, models)
