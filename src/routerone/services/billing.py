@@ -115,8 +115,9 @@ def _cap_message(cap_micros: int, spent_micros: int, reserved_micros: int, worst
     if spent_micros >= cap_micros:
         return "This API key has reached its spend cap"
     held = " and holds for calls in flight" if reserved_micros else ""
-    return (f"This request could cost up to {_usd(worst_case_micros)} (its max_tokens at the model's price), "
-            f"more than the {_usd(max(left, 0))} left of this API key's {_usd(cap_micros)} spend cap "
+    return (f"This request could cost up to {_usd(worst_case_micros)} (its prompt and max_tokens, or the "
+            f"model's output cap, at the model's price), more than the {_usd(max(left, 0))} left of this "
+            f"API key's {_usd(cap_micros)} spend cap "
             f"(after what it spent{held}); send a lower max_tokens or raise the cap")
 
 
