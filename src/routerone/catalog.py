@@ -125,6 +125,7 @@ class Catalog:
         self.fallbacks = fallbacks or {}   # model -> ordered fallback models
         self.warnings = list(warnings)
         self.discovered: dict[str, tuple[ModelInfo, ...]] = {}
+        self.discovery_failing: frozenset[str] = frozenset()   # providers whose last `GET /models` failed
         self._allow_cache: dict[tuple[str, ...], tuple[frozenset[str], re.Pattern | None]] = {}
         self._rebuild()
 
@@ -221,6 +222,9 @@ class Catalog:
         if m is None or not any(d.vendor.configured for d in m.deployments):
             ambiguous = [q for q in self.qualified if q.partition("/")[2] == name]
             hint = f" (served by several providers: use one of {', '.join(sorted(ambiguous))})" if ambiguous else ""
+            if not hint and self.discovery_failing:     # the provider's name only: its address is not the caller's
+                names = ", ".join(f"provider {p}" for p in sorted(self.discovery_failing))
+                hint = f" (the model list of {names} could not be read: its models are served once it answers)"
             raise ModelNotFound(f"The model '{name}' does not exist or is not configured on this gateway{hint}",
                                 param="model")
         return m

@@ -338,8 +338,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     s = sub.add_parser("serve", help="run the gateway")
-    s.add_argument("--host", type=text)
-    s.add_argument("--port", type=int)
+    s.add_argument("--host", type=text, help="address to listen on (default 127.0.0.1, or `host`)")
+    s.add_argument("--port", type=int, help="TCP port (default 8080, or `port`)")
     s.add_argument("--workers", type=int, help="processes sharing the port (limits shared through shared memory, or Redis)")
     s.set_defaults(func=cmd_serve)
 

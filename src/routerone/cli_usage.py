@@ -19,6 +19,7 @@ from .wire.csv_cells import safe_row
 __all__ = ["add_usage_parser", "usage_rows", "GROUPS"]
 
 GROUPS = ("key", "account", "model", "day")
+UNROUTED = "(not routed)"      # the table's label for requests with no routed model (CSV: empty)
 PAGE = 5000
 
 
@@ -119,6 +120,9 @@ def print_usage(rows: list[list], by: tuple[str, ...], fmt: str) -> None:
         w.writerows(safe_row(r) for r in out)
         return
     total = sum(r[-1] for r in rows)
+    if "model" in by:     # refused before a model was chosen (every provider down, an unknown model)
+        i = by.index("model")
+        out = [[*r[:i], r[i] or UNROUTED, *r[i + 1:]] for r in out]
     body = [header, *([str(c) for c in r] for r in out)]
     widths = [max(len(row[i]) for row in body) for i in range(len(header))]
     for row in body:

@@ -212,6 +212,22 @@ async def test_key_at_its_spend_cap_is_told_so(quiet_gateway: Gateway) -> None:
         err.response.json()
 
 
+async def test_a_request_costlier_than_the_cap_leaves_is_told_why(quiet_gateway: Gateway) -> None:
+    """A key with nothing spent whose cap is below one request's worst case (max_tokens at the
+    model's price) was told it "has reached its spend cap": the message now says what the request
+    could cost, what the cap leaves, and what to do."""
+    async with Admin(quiet_gateway.url) as admin:
+        key, aid, kid = await admin.new_key(100_000, spend_cap_micros=COST - 30)
+        err = await chat_error(quiet_gateway, key)
+        k = next(k for k in await admin.ok("GET", f"/admin/keys?account_id={aid}") if k["id"] == kid)
+    body = err.response.json()["error"]
+    assert (err.status_code, body["type"], body["code"]) == (403, "permission_error", "spend_cap_reached"), body
+    assert "reached" not in body["message"], body
+    assert "$0.000050" in body["message"] and "$0.000020 left" in body["message"], body
+    assert "max_tokens" in body["message"] and "spend cap" in body["message"], body
+    assert (k["spent_micros"], k["reserved_micros"]) == (0, 0)
+
+
 async def test_an_account_name_another_account_has_is_a_409(admin: Admin) -> None:
     """Two accounts could share a name (the CLI and console then listed two of them): the second is
     refused, ignoring case and surrounding spaces, in the documented error shape; nothing is made."""

@@ -179,6 +179,41 @@ def test_discovery_failure_keeps_the_last_list_and_recovers(boxes, start, make_o
     assert ids(client) == {"auto", "llama-3-8b", "gemma-2-9b"}
 
 
+def test_a_box_that_comes_up_after_the_gateway_is_served_within_seconds(boxes, start, make_openai_client):
+    """vLLM loads its weights for minutes, so Router One often starts first: its failed first discovery
+    is retried within seconds (backing off to `discovery_interval_s`), not only 5 minutes later (a
+    new operator's box stayed a 404 for the whole default interval). Until then a call names the
+    provider whose list could not be read."""
+    box = boxes(["llama-3-8b"])
+    box.models_status = 503                                       # still loading
+    gw, _ = start(three_lines("gpubox", box))                     # default discovery_interval_s (300 s)
+    client = make_openai_client(gw)
+    assert "llama-3-8b" not in ids(client)
+    with pytest.raises(openai.NotFoundError) as err:              # says why, without the box's address
+        client.chat.completions.create(model="llama-3-8b", messages=[{"role": "user", "content": "x"}])
+    message = err.value.response.json()["error"]["message"]
+    assert "provider gpubox" in message and "could not be read" in message, message
+    assert box.base_url.split("//")[1].split("/")[0] not in message, message
+    box.models_status = 200                                       # the box is up
+    deadline = time.monotonic() + 15
+    while "llama-3-8b" not in ids(client) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert ids(client) == {"auto", "llama-3-8b"}
+    client.chat.completions.create(model="llama-3-8b", messages=[{"role": "user", "content": "x"}], max_tokens=2)
+
+
+def test_auto_reason_names_both_profiles_of_hugging_face_named_models(boxes, start, make_openai_client):
+    """A vLLM box serves models by their Hugging Face ids: `auto`'s reason for two of them ran past
+    300 characters and the header was cut in the middle of the runner-up's profile source."""
+    box = boxes(["meta-llama/Llama-3.1-8B-Instruct", "Qwen/Qwen2.5-7B-Instruct"], max_model_len=8192)
+    gw, _ = start(three_lines("gpubox", box, price=False))
+    raw = make_openai_client(gw).chat.completions.with_raw_response.create(
+        model="auto", messages=[{"role": "user", "content": "hi"}])
+    reason = raw.headers["x-routerone-reason"]
+    assert len(reason) > 300 and reason.endswith(")"), reason
+    assert "as 'Meta-Llama-3.1-8B-Instruct')" in reason and "as 'Qwen/Qwen2.5-7B-Instruct')" in reason, reason
+
+
 def test_wildcards_pick_the_models_to_serve(boxes, start, make_openai_client):
     box = boxes(["llama-3-8b", "llama-3-70b", "qwen2.5-7b"])
     gw, _ = start(three_lines("gpubox", box) + 'models = ["llama-*"]\n')

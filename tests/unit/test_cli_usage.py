@@ -85,3 +85,16 @@ def test_paging_keeps_rows_that_share_a_timestamp(tmp_path, monkeypatch):
         finally:
             await s.close()
     assert asyncio.run(go()) == [["m", 23, 230, 115, 23]]
+
+
+def test_requests_never_routed_have_a_label_in_the_table(tmp_path):
+    """Requests refused before any model was chosen (every provider down, an unknown model) have no
+    routed model: the table showed a blank first column, read as a misaligned row; CSV keeps it empty."""
+    db = tmp_path / "r.db"
+    unrouted = UsageRecord("r9", 1, 1, "auto", "", "", created_at=DAY1 + 3)
+    seed(db, [*RECORDS, unrouted])
+    lines = run(db, "--by", "model", "--account", "1").stdout.splitlines()
+    assert lines[1].split() == ["(not", "routed)", "1", "0", "0", "0.000000"], lines
+    assert lines[-1] == "total: 4 requests, $0.000300"
+    out = run(db, "--by", "model", "--account", "1", "--format", "csv")
+    assert list(csv.reader(io.StringIO(out.stdout)))[1] == ["", "1", "0", "0", "0.000000"]

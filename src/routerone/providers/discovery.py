@@ -3,7 +3,9 @@
 
 - Start-up waits at most `first_wait_s` for the first round; slower providers join when they answer.
 - A failed refresh (unreachable, non-200, not JSON, wrong shape) is logged and the last good list
-  is kept. All I/O is aiohttp on the event loop; parsing a list is a few microseconds per model.
+  is kept; the next one comes sooner, RETRY_FIRST_S then doubling up to `discovery_interval_s` (a
+  vLLM box still loading its weights when the gateway starts is served seconds after it is up).
+  All I/O is aiohttp on the event loop; parsing a list is a few microseconds per model.
 - A redirect is not followed (the request carries the provider's key): a failure naming where it pointed.
 - The list is read whole (up to MAX_LIST_BYTES, sent and decoded); at most MAX_DISCOVERED_MODELS of it
   are served. A gzip/deflate body is decoded by decode.py, not aiohttp (whose decoder takes a body
@@ -35,6 +37,7 @@ MAX_LIST_BYTES = 8 * 1024 * 1024
 # per provider, after its `models` filter: `auto` weighs every candidate on every request (60,000
 # discovered models made each `auto` request take 0.3-0.65 s of the event loop; 2,000 add some 10-30 ms)
 MAX_DISCOVERED_MODELS = 2000
+RETRY_FIRST_S = 2.0        # after a failed refresh; doubled after each further one, up to the interval
 
 
 class DiscoveryError(Exception):
@@ -166,11 +169,13 @@ class Discovery:
             listed = await fetch_models(self._session, entry, self.timeout_s)
         except DiscoveryError as exc:
             self.failures[entry.name] = str(exc)
+            self.catalog.discovery_failing = self.catalog.discovery_failing | {entry.name}
             kept = len(self.catalog.discovered.get(entry.name, ()))
             (log.debug if self.quiet else log.warning)("model discovery for provider %s failed (keeping the last %d models): %s",
                         entry.name, kept, exc)
             return False
         self.failures.pop(entry.name, None)
+        self.catalog.discovery_failing = self.catalog.discovery_failing - {entry.name}
         models = await run_heavy(len(listed) * 64, _to_models, self.catalog, entry, listed)   # a long list: off the loop
         before = {m.id for m in self.catalog.discovered.get(entry.name, ())}
         self.catalog.set_discovered(entry.name, models)
@@ -181,12 +186,18 @@ class Discovery:
 
     async def _loop(self, entry: ProviderEntry, first: asyncio.Event) -> None:
         try:
-            await self.refresh(entry)
+            ok = await self.refresh(entry)
         finally:
             first.set()
+        retry_s = RETRY_FIRST_S
         while True:
-            await asyncio.sleep(entry.discovery_interval_s)
-            await self.refresh(entry)
+            if ok:
+                retry_s = RETRY_FIRST_S
+                await asyncio.sleep(entry.discovery_interval_s)
+            else:
+                await asyncio.sleep(min(retry_s, entry.discovery_interval_s))
+                retry_s *= 2
+            ok = await self.refresh(entry)
 
     async def start(self) -> None:
         entries = self.entries()

@@ -103,6 +103,24 @@ def sane_usage(usage: Usage) -> tuple[Usage, list[str]]:
     return (dataclasses.replace(usage, **fixed) if fixed else usage), problems
 
 
+def _usd(micros: int) -> str:
+    return f"${micros // 1_000_000}.{micros % 1_000_000:06d}"
+
+
+def _cap_message(cap_micros: int, spent_micros: int, reserved_micros: int, worst_case_micros: int) -> str:
+    """Why a key under its cap is refused: this request's worst case (its max_tokens at the model's
+    price, held until it ends) is more than the cap leaves (a key with nothing spent was told it "has
+    reached" its cap)."""
+    left = cap_micros - spent_micros - reserved_micros
+    if spent_micros >= cap_micros:
+        return "This API key has reached its spend cap"
+    held = " and holds for calls in flight" if reserved_micros else ""
+    return (f"This request could cost up to {_usd(worst_case_micros)} (its prompt and max_tokens, or the "
+            f"model's output cap, at the model's price), more than the {_usd(max(left, 0))} left of this "
+            f"API key's {_usd(cap_micros)} spend cap "
+            f"(after what it spent{held}); send a lower max_tokens or raise the cap")
+
+
 class Billing:
     def __init__(self, store: Store, *, reservation_ttl_s: int = 900, sweep_interval_s: float = 10.0,
                  usage: "UsageWriter | None" = None) -> None:
@@ -147,7 +165,8 @@ class Billing:
             self.rejections += 1
             if fresh is not None and fresh.spend_cap_micros is not None and \
                     fresh.spent_micros + fresh.reserved_micros + worst_case_micros > fresh.spend_cap_micros:
-                raise PermissionDenied("This API key has reached its spend cap", code="spend_cap_reached")
+                raise PermissionDenied(_cap_message(fresh.spend_cap_micros, fresh.spent_micros, fresh.reserved_micros,
+                                                    worst_case_micros), code="spend_cap_reached")
             raise InsufficientBalance()
         hold = Hold(request_id, worst_case_micros, auth.account.markup_bps)
         self._live[request_id] = _Live(weakref.ref(hold), r.expires_at)

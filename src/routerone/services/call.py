@@ -82,7 +82,12 @@ class Call:
         return h
 
 
+# two 256-character model ids (vLLM serves Hugging Face ids) with their profile sources fit; at 300
+# `auto`'s reason for two such models was cut inside the runner-up's source
+MAX_ROUTE_HEADER_CHARS = 1000
+
+
 def _ascii(s: str) -> str:
-    return s.encode("ascii", "replace").decode()[:300]
+    return s.encode("ascii", "replace").decode()[:MAX_ROUTE_HEADER_CHARS]
 
 
