@@ -165,3 +165,27 @@ async def test_hostile_members_neither_stop_the_refresh_nor_cool_a_deployment_do
         await reader.close()
         client.delete(COOLDOWN_KEY)
         client.close()
+
+
+async def test_workers_table_written_over_by_another_process_keeps_routing():
+    """The shared-memory table scribbled over (a stray writer): lengths out of range and an end of
+    NaN are read without error, and an end of +inf (the deployment skipped for ever: no request,
+    so no success ends it) is no cooldown."""
+    state = SharedCooldownState(slots=4)
+    one, two = SharedCooldownBoard(state.handle), SharedCooldownBoard(state.handle)
+    h2 = Health(cooldown_failures=1, cooldown_s=60, board=two)
+    try:
+        for i, dep in enumerate(("v/inf", "v/nan", "v/long", "v/neg")):
+            one.publish(dep, 60)
+        one._ends[0], one._ends[1] = float("inf"), float("nan")
+        one._lengths[2], one._lengths[3] = 10**9, -5
+        one._header[2] += 1
+        two.refresh()
+        assert h2.available("v/inf") and h2.available("v/nan")
+        one.publish("v/fresh", 60)
+        two.refresh()
+        assert not h2.available("v/fresh")
+    finally:
+        await one.close()
+        await two.close()
+        state.unlink()
