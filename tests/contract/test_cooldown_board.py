@@ -136,3 +136,56 @@ async def test_workers_table_shares_a_cooldown_and_its_end():
         await one.close()
         await two.close()
         state.unlink()
+
+
+async def test_hostile_members_neither_stop_the_refresh_nor_cool_a_deployment_down_for_ever():
+    """Another program wrote into `ro:cool:v1`: a member that is not UTF-8 (the background refresh
+    raised UnicodeDecodeError and its task died: nothing was shared again until a restart) and a
+    score of +inf (the deployment was skipped for 31 years, and every publish failed at PEXPIREAT,
+    leaving the key without an expiry). On its own Redis database: the key's content is this test's."""
+    parts = urlsplit(require_redis())
+    url = parts._replace(path="/13").geturl()
+    base = f"http://up-{uuid.uuid4().hex[:8]}.invalid/v1"
+    client = redis.Redis.from_url(url)
+    client.delete(COOLDOWN_KEY)
+    client.zadd(COOLDOWN_KEY, {b"\xff\xfe|junk": 4e12, f"v/model-inf|{address_tag(base)}": float("inf")})
+    writer, reader = RedisCooldownBoard(url, _vendors(base)), RedisCooldownBoard(url, _vendors(base))
+    hw, hr = (Health(cooldown_failures=1, cooldown_s=60, board=b) for b in (writer, reader))
+    try:
+        reader.refresh_interval_s = 0.02
+        await reader.start()
+        hw.record_failure(DEP)
+        await writer.flush()
+        await _until(lambda: not hr.available(DEP))
+        assert not reader._refresher.done()
+        assert hr.available("v/model-inf") and writer.fallback_events == 0
+        assert 0 < client.pttl(COOLDOWN_KEY) <= 61_000 + 1000
+    finally:
+        await writer.close()
+        await reader.close()
+        client.delete(COOLDOWN_KEY)
+        client.close()
+
+
+async def test_workers_table_written_over_by_another_process_keeps_routing():
+    """The shared-memory table scribbled over (a stray writer): lengths out of range and an end of
+    NaN are read without error, and an end of +inf (the deployment skipped for ever: no request,
+    so no success ends it) is no cooldown."""
+    state = SharedCooldownState(slots=4)
+    one, two = SharedCooldownBoard(state.handle), SharedCooldownBoard(state.handle)
+    h2 = Health(cooldown_failures=1, cooldown_s=60, board=two)
+    try:
+        for i, dep in enumerate(("v/inf", "v/nan", "v/long", "v/neg")):
+            one.publish(dep, 60)
+        one._ends[0], one._ends[1] = float("inf"), float("nan")
+        one._lengths[2], one._lengths[3] = 10**9, -5
+        one._header[2] += 1
+        two.refresh()
+        assert h2.available("v/inf") and h2.available("v/nan")
+        one.publish("v/fresh", 60)
+        two.refresh()
+        assert not h2.available("v/fresh")
+    finally:
+        await one.close()
+        await two.close()
+        state.unlink()

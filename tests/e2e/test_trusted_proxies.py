@@ -86,3 +86,22 @@ def test_peer_matching():
     assert [proxies.trusts(p) for p in ("11.0.0.1", "127.0.0.1", "::1", "fe80::1", "192.168.1.8", "", None, "x")] \
         == [False] * 8
     assert TrustedProxies(("*",)).trusts(None) and not TrustedProxies(()).trusts("127.0.0.1")
+
+
+def test_an_ipv4_mapped_entry_matches_that_peer_however_the_socket_gives_it():
+    """`::ffff:10.0.0.5` (how a dual-stack socket's logs show an IPv4 proxy) never matched: the peer
+    is compared as IPv4 (10.0.0.5), the entry stayed an IPv6 network."""
+    proxies = TrustedProxies(("::ffff:10.0.0.5", "::ffff:192.168.0.0/112"))
+    assert [proxies.trusts(p) for p in ("10.0.0.5", "::ffff:10.0.0.5", "192.168.7.1", "::ffff:192.168.7.1")] \
+        == [True] * 4
+    assert [proxies.trusts(p) for p in ("10.0.0.6", "192.169.0.1", "::1")] == [False] * 3
+
+
+def test_a_forwarded_address_with_a_port_is_limited_as_that_address(gateway):
+    """A proxy that appends `address:port` (IIS ARR, Azure Application Gateway) gave every client
+    connection a fresh per-address auth-failure budget: the port was part of the address."""
+    gw = gateway(auth_failures_per_ip_per_minute=3, client_ip_header="X-Forwarded-For",
+                 trusted_proxies=("127.0.0.1",))
+    assert _auth_failure_codes(gw, "10.0.0.1:50001") == [401, 401, 401, 429]
+    for same in ("10.0.0.1:50002", "[::ffff:10.0.0.1]:50003", "::ffff:10.0.0.1"):
+        assert _auth_failure_codes(gw, same) == [429] * 4, same

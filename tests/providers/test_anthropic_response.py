@@ -60,3 +60,15 @@ def test_unexpected_body_is_upstream_unavailable(body: bytes) -> None:
     with pytest.raises(UpstreamUnavailable) as info:
         AnthropicAdapter().parse_response(body, DEP)
     assert info.value.retryable
+
+
+@pytest.mark.parametrize("details, reasoning", [
+    ({"thinking_tokens": 500}, 40), ({"thinking_tokens": 12}, 12), ({"thinking_tokens": -5}, 0),
+    ({"thinking_tokens": "12"}, 0), ({"thinking_tokens": 1e30}, 0), ([12], 0), ("12", 0), (None, 0)])
+def test_thinking_tokens_are_a_part_of_the_output_tokens_never_more(details, reasoning) -> None:
+    """An upstream's `output_tokens_details` of the wrong type or value: no reasoning tokens; more
+    thinking tokens than output tokens (reasoning_tokens above completion_tokens for the client) are
+    the output tokens at most."""
+    from routerone.providers.anthropic_response import usage_from_anthropic
+    usage = usage_from_anthropic({"input_tokens": 3, "output_tokens": 40, "output_tokens_details": details})
+    assert (usage.completion_tokens, usage.reasoning_tokens) == (40, reasoning)

@@ -205,3 +205,26 @@ def test_a_block_stop_with_an_index_that_is_not_a_number_is_ignored() -> None:
     from routerone.providers.base import SSEEvent
     stream = AnthropicStream()
     assert stream.feed(SSEEvent("content_block_stop", '{"type": "content_block_stop", "index": [0]}')) == []
+
+
+def test_thinking_blocks_never_stopped_keep_at_most_the_cap_together() -> None:
+    """A hostile upstream opening thinking block after thinking block, none of them stopped, each
+    just under the cap: the kept text grew by the cap per block (2 MB each, no bound in all)."""
+    import orjson
+    from routerone.providers import anthropic_stream
+    from routerone.providers.base import SSEEvent
+    cap = anthropic_stream.SIGNED_BLOCK_CAP_CHARS
+    stream = AnthropicStream()
+    piece = "x" * (cap // 4)
+    relayed = 0
+    for index in range(6):
+        stream.feed(SSEEvent("content_block_start", orjson.dumps({
+            "type": "content_block_start", "index": index, "content_block": {"type": "thinking", "thinking": ""}})))
+        for _ in range(3):
+            for c in stream.feed(SSEEvent("content_block_delta", orjson.dumps({
+                    "type": "content_block_delta", "index": index,
+                    "delta": {"type": "thinking_delta", "thinking": piece}}))):
+                relayed += len(c["choices"][0]["delta"].get("reasoning_content") or "")
+    kept = sum(len(p) for b in stream._signed.values() for f in ("thinking", "signature") for p in b[f] if p)
+    assert kept <= cap
+    assert relayed >= 6 * 3 * len(piece)          # the reasoning text itself is all relayed

@@ -31,7 +31,7 @@ from aiohttp.http import HttpVersion11
 from ..errors import InvalidRequest, RouterOneError, ServiceUnavailable
 from ..services.auth import CLIENT_ADDRESS
 from ..settings import Settings
-from .forwarded import LOOPBACK, TrustedProxies
+from .forwarded import LOOPBACK, TrustedProxies, forwarded_address
 from .render import error_response
 
 __all__ = ["SERVER_NAME", "handler_args", "guard_middleware", "quiet_aiohttp", "MalformedRequestFilter",
@@ -93,11 +93,12 @@ def handler_args(settings: Settings) -> dict:
 def client_address(request: web.Request, header: str | None, proxies: TrustedProxies | None = None) -> str | None:
     """The client's address: the peer, or behind a proxy in `proxies` (default: loopback) the
     rightmost entry of `header` (the one the proxy itself appended; entries further left are
-    whatever the client claimed). Any other peer's `header` is not read: it is the client's own."""
+    whatever the client claimed; a port the proxy added is left out: `forwarded_address`). Any
+    other peer's `header` is not read: it is the client's own."""
     if header and (_LOOPBACK_ONLY if proxies is None else proxies).trusts(request.remote):
         value = request.headers.get(header)
         if value:
-            return value.rsplit(",", 1)[-1].strip()[:64] or request.remote
+            return forwarded_address(value) or request.remote
     return request.remote
 
 

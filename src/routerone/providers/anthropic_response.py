@@ -72,11 +72,14 @@ def usage_from_anthropic(raw: Mapping[str, Any] | None) -> Usage | None:
     # a count sent as something else ("12", null, true, -12, 10**30): Router One counts it (Usage.filled_from)
     unreadable = tuple(name for key, name in (("input_tokens", "prompt_tokens"), ("output_tokens", "completion_tokens"))
                        if key in raw and not (isinstance(raw[key], int) and plausible_count(raw[key])))
+    completion = _count(raw, "output_tokens")
+    reasoning = _count(details, "thinking_tokens") if isinstance(details, Mapping) else 0
+    if "completion_tokens" not in unreadable:
+        reasoning = min(reasoning, completion)     # a part of the output tokens, never more
     return Usage(prompt_tokens=_count(raw, "input_tokens") + cache_read + cache_write,
-                 completion_tokens=_count(raw, "output_tokens"),
+                 completion_tokens=completion,
                  cached_tokens=cache_read, cache_write_tokens=cache_write,
-                 reasoning_tokens=_count(details, "thinking_tokens") if isinstance(details, Mapping) else 0,
-                 unreadable=unreadable)
+                 reasoning_tokens=reasoning, unreadable=unreadable)
 
 
 def _tool_call(block: dict) -> dict:

@@ -35,7 +35,7 @@ __all__ = ["AnthropicStream"]
 
 _TEXT, _TOOL, _JSON, _THINK, _OTHER = "text", "tool", "json", "thinking", "other"
 _EVENT_NAME = re.compile(r"[a-z_]{1,64}")
-SIGNED_BLOCK_CAP_CHARS = 2_000_000   # a thinking block kept whole for `thinking_blocks` (128k tokens ~ 0.5M chars)
+SIGNED_BLOCK_CAP_CHARS = 2_000_000   # the thinking blocks kept whole for `thinking_blocks`, open ones together (128k tokens ~ 0.5M chars)
 
 
 def _is_index(value) -> bool:
@@ -82,7 +82,7 @@ class AnthropicStream:
 
     __slots__ = ("usage", "done", "_provider", "_id", "_model", "_created", "_blocks", "_tool_count",
                  "_usage_raw", "_finished", "_native", "_final_count", "_thought", "_thinking_started",
-                 "_signed", "_relayed_blocks", "_relayed_count")
+                 "_signed", "_relayed_blocks", "_relayed_count", "_kept_chars")
 
     def __init__(self, provider: str = "anthropic", *, native: bool = False) -> None:
         """`native`: attach each upstream event to the chunks it produced (`_native`; a chunk with
@@ -102,6 +102,7 @@ class AnthropicStream:
         self._signed: dict[int, dict] = {}   # open thinking blocks, as built from their deltas
         self._relayed_blocks: dict[int, int] = {}     # pass-through: upstream block index -> the client's
         self._relayed_count = 0                       # ... and the blocks started so far
+        self._kept_chars = 0                 # their text and signatures' length, together
 
     def feed(self, event: SSEEvent) -> list[dict]:
         if self.done:                   # nothing after message_stop (in the same read) is taken
@@ -172,8 +173,11 @@ class AnthropicStream:
         if kind in ("thinking", "redacted_thinking"):
             self._blocks[index] = (_THINK, -1)
             if not self._native:          # /v1/messages relays the events themselves
-                self._signed[index] = {"type": kind, "data": block.get("data"), "thinking": [block.get("thinking")],
-                                       "signature": [block.get("signature")], "chars": 0}
+                self._forget(index)
+                self._signed[index] = {"type": kind, "data": block.get("data"), "thinking": [], "signature": [],
+                                       "chars": 0}
+                for field in ("data", "thinking", "signature"):     # counted toward the cap as deltas are
+                    self._keep(index, field, block.get(field))
             if kind == "redacted_thinking":
                 return []
             text = block.get("thinking")
@@ -208,20 +212,30 @@ class AnthropicStream:
         return []
 
     def _keep(self, index: int, field: str, text) -> None:
-        """A thinking block's text or signature, kept until the block ends; one too long to keep
-        (a hostile upstream's endless thinking) is not given back at all, rather than cut."""
+        """A thinking block's text or signature, kept until the block ends; one that takes the open
+        blocks over the cap (a hostile upstream's endless thinking, or blocks never stopped) is not
+        given back at all, rather than cut."""
         built = self._signed.get(index)
         if built is None or text.__class__ is not str:
             return
         built["chars"] += len(text)
-        if built["chars"] > SIGNED_BLOCK_CAP_CHARS:
-            del self._signed[index]
+        self._kept_chars += len(text)
+        if self._kept_chars > SIGNED_BLOCK_CAP_CHARS:
+            self._forget(index)
+        elif field == "data":
+            built["data"] = text
         else:
             built[field].append(text)
 
+    def _forget(self, index) -> dict | None:
+        built = self._signed.pop(index, None)
+        if built is not None:
+            self._kept_chars -= built["chars"]
+        return built
+
     def _on_content_block_stop(self, data: dict) -> list[dict]:
         index = data.get("index")
-        built = self._signed.pop(index, None) if _is_index(index) else None
+        built = self._forget(index) if _is_index(index) else None
         if built is None:
             return []
         for field in ("thinking", "signature"):

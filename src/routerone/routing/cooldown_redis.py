@@ -4,7 +4,9 @@ down, every instance skips it until the cooldown ends, as LiteLLM shares its coo
 State: one sorted set `ro:cool:v1`, member `<deployment id>|<12 hex digits of BLAKE2b(base_url)>`
 (two gateways share a deployment's cooldown only when they send to the same upstream address; the
 address itself is not stored), score the end of the cooldown in the Redis server's milliseconds
-(its TIME: the hosts' clocks never enter). The key expires with its last cooldown.
+(its TIME: the hosts' clocks never enter). The key expires with its last cooldown. A shared cooldown
+lasts at most `MAX_SHARED_COOLDOWN_MS` (7 days; a longer `cooldown_s` stays the process's own): a
+later end, or a member that is no deployment's, written by another program, is ignored.
 
 Hot path: none. `until(dep_id)` reads a local dict. A background task refreshes that dict every
 `refresh_interval_s` (one round trip: a script that answers the members still cooling and their
@@ -35,13 +37,16 @@ from redis.exceptions import RedisError
 __all__ = ["RedisCooldownBoard", "COOLDOWN_KEY"]
 
 COOLDOWN_KEY = "ro:cool:v1"
+MAX_SHARED_COOLDOWN_MS = 7 * 86_400_000   # an end further away (+inf: written by another program) is no cooldown
 log = logging.getLogger("routerone.routing")
 
-# KEYS[1] the set; ARGV: member, cooldown ms. Keeps the later end when one is already set.
+# KEYS[1] the set; ARGV: member, cooldown ms (<= ARGV[3]), ARGV[3] the furthest end from now. Keeps
+# the later end when one is already set; drops ends past the furthest (+inf broke the PEXPIREAT).
 _PUBLISH = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '(' .. (now + tonumber(ARGV[3])), '+inf')
 local ends = now + tonumber(ARGV[2])
 local cur = redis.call('ZSCORE', KEYS[1], ARGV[1])
 if (not cur) or tonumber(cur) < ends then redis.call('ZADD', KEYS[1], ends, ARGV[1]) end
@@ -49,15 +54,16 @@ local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
 redis.call('PEXPIREAT', KEYS[1], math.floor(tonumber(last[2])) + 1000)
 return 1
 """
-# KEYS[1] the set: {member, remaining ms, ...} of the cooldowns not over yet
+# KEYS[1] the set, ARGV[1] the furthest end from now: {member, remaining ms, ...} of the cooldowns
+# not over yet
 _READ = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local r = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf', 'WITHSCORES')
+local r = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, now + tonumber(ARGV[1]), 'WITHSCORES')
 local out = {}
 for i = 1, #r, 2 do
   out[#out + 1] = r[i]
-  out[#out + 1] = math.floor(math.min(tonumber(r[i + 1]) - now, 1e12))   -- an integer reply, even for +inf
+  out[#out + 1] = math.floor(tonumber(r[i + 1]) - now)
 end
 return out
 """
@@ -103,7 +109,8 @@ class RedisCooldownBoard:
         member = self._member(dep_id)
         if member is None:
             return
-        self._spawn(self._publish(keys=[COOLDOWN_KEY], args=[member, max(1, round(cooldown_s * 1000))]))
+        self._spawn(self._publish(keys=[COOLDOWN_KEY], args=[member, min(max(1, round(cooldown_s * 1000)), MAX_SHARED_COOLDOWN_MS),
+                                                             MAX_SHARED_COOLDOWN_MS]))
 
     def clear(self, dep_id: str) -> None:
         self.shared.pop(dep_id, None)
@@ -132,11 +139,11 @@ class RedisCooldownBoard:
     async def refresh(self) -> None:
         """One read of the shared set into the local dict (raises on a failed round trip)."""
         sent = time.monotonic()
-        reply = await self._read(keys=[COOLDOWN_KEY])
+        reply = await self._read(keys=[COOLDOWN_KEY], args=[MAX_SHARED_COOLDOWN_MS])
         vendors = self._vendors()
         fresh: dict[str, float] = {}
         for i in range(0, len(reply) - 1, 2):
-            member = reply[i].decode() if isinstance(reply[i], bytes) else str(reply[i])
+            member = reply[i].decode(errors="replace") if isinstance(reply[i], bytes) else str(reply[i])
             dep_id, _, tag = member.rpartition("|")
             vendor = vendors.get(dep_id.split("/", 1)[0])
             if vendor is not None and self._tag(vendor.base_url) == tag and self._cleared.get(dep_id, 0.0) < sent:
@@ -152,6 +159,8 @@ class RedisCooldownBoard:
             try:
                 await self.refresh()
             except (RedisError, OSError) as exc:
+                self._failed(exc)
+            except Exception as exc:  # noqa: BLE001 - a reply of a shape nobody foresaw: the refresh goes on
                 self._failed(exc)
             else:
                 self._ok()

@@ -15,7 +15,8 @@ the lock (microseconds), only when health changes state. A lock not obtained wit
 `LOCK_TIMEOUT_S`, a full table (every entry live: the soonest-ending one is replaced) or an id too
 long leaves that cooldown to the worker's own health: counted in `fallback_events` (the lock's,
 logged once). A holder killed mid-write can leave one entry nobody finds (its digest is written
-last). The retry budget stays per process.
+last). A cooldown shared here lasts at most `MAX_SHARED_COOLDOWN_S` (7 days, as with Redis): an
+end further away (the table written over by another process) is ignored. The retry budget stays per process.
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from typing import Callable
 
 from ..limits.filelock import FileLock
 from ..limits.shared import _check_room, new_lock_file, unlink_block
+from .cooldown_redis import MAX_SHARED_COOLDOWN_MS
 
 __all__ = ["SharedCooldownState", "SharedCooldownBoard", "SLOTS", "DEP_ID_BYTES"]
 log = logging.getLogger("routerone.routing")
@@ -36,6 +38,7 @@ log = logging.getLogger("routerone.routing")
 SLOTS = 1024
 DEP_ID_BYTES = 240
 LOCK_TIMEOUT_S = 0.05
+MAX_SHARED_COOLDOWN_S = MAX_SHARED_COOLDOWN_MS / 1000   # a later end (+inf: the table written over) is none
 _MAGIC = 0x524F434431          # "ROCD1"
 _HEADER = 3                    # int64: magic, slots, generation
 
@@ -129,7 +132,7 @@ class SharedCooldownBoard:
             if slot < 0:                                   # full: the soonest-ending one goes
                 self.fallback_events += 1
                 slot = min(range(self._slots), key=ends.__getitem__)
-            end = now + cooldown_s
+            end = now + min(cooldown_s, MAX_SHARED_COOLDOWN_S)
             if keys[slot] == k and ends[slot] > end:
                 return
             keys[slot] = 0
@@ -164,7 +167,7 @@ class SharedCooldownBoard:
             now, keys, ends, lengths = self._clock(), self._keys, self._ends, self._lengths
             fresh = {}
             for i in range(self._slots):
-                if keys[i] != 0 and ends[i] > now:
+                if keys[i] != 0 and now < ends[i] <= now + MAX_SHARED_COOLDOWN_S:
                     at = i * DEP_ID_BYTES
                     fresh[bytes(self._ids[at:at + lengths[i]]).decode(errors="replace")] = ends[i]
             self._seen = self._header[2]
