@@ -301,10 +301,11 @@ def bad_files(tmp_path) -> dict[str, str]:
     (tmp_path / "priors_not_tables.toml").write_text("model = 5\n")
     (tmp_path / "priors_bad_score.toml").write_text('[model."x"]\nscore = "high"\nsource = "me"\n')
     (tmp_path / "priors_not_toml.toml").write_text("[model\n")
+    (tmp_path / "priors_huge_score.toml").write_text('[model."x"]\nscore = 1e308\nsource = "me"\n')   # was accepted
     (tmp_path / "priors_deep.toml").write_text("x = " + "[" * 100_000 + "]" * 100_000 + "\n")   # was a RecursionError traceback
     return {name: str(tmp_path / name) for name in
             ("missing", "dir", "fifo", "garbage.npz", "priors_not_tables.toml", "priors_bad_score.toml",
-             "priors_not_toml.toml", "priors_deep.toml")}
+             "priors_not_toml.toml", "priors_deep.toml", "priors_huge_score.toml")}
 
 
 ROUTER_FILE_CASES = [
@@ -317,6 +318,7 @@ ROUTER_FILE_CASES = [
     ("ROUTERONE_MODEL_PRIORS", "priors_not_tables.toml", "'model' must be tables"),
     ("ROUTERONE_MODEL_PRIORS", "priors_bad_score.toml", "model.x needs a numeric 'score'"),
     ("ROUTERONE_MODEL_PRIORS", "priors_not_toml.toml", "not valid TOML"),
+    ("ROUTERONE_MODEL_PRIORS", "priors_huge_score.toml", "model.x score 1e+308 is outside 0 < score <= 5000"),
     ("ROUTERONE_MODEL_PRIORS", "priors_deep.toml", "not valid TOML (nested too deep)"),
 ]
 

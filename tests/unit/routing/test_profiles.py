@@ -177,6 +177,27 @@ def test_operator_priors_override(tmp_path, monkeypatch):
         load_priors()
 
 
+@pytest.mark.parametrize("score", ["1e308", "5000.5", "0", "-1200"])
+def test_operator_prior_score_outside_the_arena_range_is_refused(tmp_path, monkeypatch, score):
+    """1e308 was accepted and `auto`'s reason showed a 300-digit predicted quality."""
+    extra = tmp_path / "p.toml"
+    extra.write_text(f'[model."my-model"]\nscore = {score}\nsource = "my-eval"\n')
+    monkeypatch.setenv("ROUTERONE_MODEL_PRIORS", str(extra))
+    with pytest.raises(ValueError) as got:
+        load_priors()
+    said = str(got.value)
+    assert str(extra) in said and "model.my-model" in said and repr(float(score)) in said, said
+    assert "0 < score <= 5000" in said, said
+
+
+@pytest.mark.parametrize("score", ["5000", "0.5", "1250", "71.3"])
+def test_operator_prior_score_inside_the_range_is_kept(tmp_path, monkeypatch, score):
+    extra = tmp_path / "p.toml"
+    extra.write_text(f'[model."my-model"]\nscore = {score}\nsource = "my-eval"\n')
+    monkeypatch.setenv("ROUTERONE_MODEL_PRIORS", str(extra))
+    assert load_priors()["my-model"].score == float(score)
+
+
 # --- the shipped artefact with the shipped catalog ---------------------------------------------
 
 def test_shipped_artefact_profiles_and_size():

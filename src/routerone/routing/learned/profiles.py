@@ -50,6 +50,12 @@ ARTEFACT_PATH = Path(__file__).with_name("router_model.npz")
 PRIORS_PATH = Path(__file__).with_name("model_priors.toml")
 ROUTER_ENV = "ROUTERONE_ROUTER_MODEL"     # the operator's artefact (`routerone train-router --out`)
 PRIORS_ENV = "ROUTERONE_MODEL_PRIORS"     # the operator's priors file, same format as PRIORS_PATH
+# Every prior's score, whatever its source, goes through the one map score -> profile fitted on
+# LMArena scores, so it is read on the arena scale (Elo-like: 400 points = 10:1 odds; the shipped
+# snapshot's 266 models span 840..1,470). 0 < score <= 5000 is generous on purpose: it never refuses
+# a real arena score, now or after years of growth, yet refuses a typo or 1e308, which the linear
+# map turned into an absurd predicted quality (a 300-digit number in `auto`'s reason header).
+PRIOR_SCORE_MIN, PRIOR_SCORE_MAX = 0.0, 5000.0     # 0 < score <= 5000
 
 
 class RouterFileError(ValueError):
@@ -116,6 +122,9 @@ def _priors_file(p: Path, where: str) -> dict[str, Prior]:
                 raise ValueError(score)
         except (KeyError, TypeError, ValueError):
             raise RouterFileError(f"{where}: model.{name} needs a numeric 'score' and a 'source'") from None
+        if not PRIOR_SCORE_MIN < score <= PRIOR_SCORE_MAX:
+            raise RouterFileError(f"{where}: model.{name} score {score!r} is outside "
+                                  f"{PRIOR_SCORE_MIN:g} < score <= {PRIOR_SCORE_MAX:g} (an arena-scale score)")
         out[name] = Prior(score, source, str(entry.get("row", "")))
     return out
 
