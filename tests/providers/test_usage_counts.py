@@ -51,3 +51,31 @@ def test_plausible_counts_are_kept_and_nothing_is_unreadable() -> None:
     assert Usage.from_openai({"prompt_tokens": 0, "completion_tokens": MAX_REPORTED_TOKENS}).unreadable == ()
     assert usage_from_anthropic({"input_tokens": 0, "output_tokens": 5}).unreadable == ()
     assert usage_from_gemini({"promptTokenCount": 3, "candidatesTokenCount": 0}).unreadable == ()
+
+
+@pytest.mark.parametrize("details, reasoning", [
+    ({"reasoning_tokens": 500}, 40), ({"reasoning_tokens": 12}, 12), ({"reasoning_tokens": -5}, 0),
+    ({"reasoning_tokens": "12"}, 0), ({"reasoning_tokens": 1e30}, 0), ({"reasoning_tokens": None}, 0),
+    ([12], 0), ("12", 0), (None, 0)])
+def test_openai_reasoning_tokens_are_a_part_of_the_completion_tokens_never_more(details, reasoning) -> None:
+    """As Anthropic's thinking tokens (usage_from_anthropic): 500 reasoning tokens of 40 completion
+    tokens were relayed to the client as they came, from a reply and from a stream's usage chunk."""
+    import orjson
+    from routerone.providers.openai_compat import OpenAICompatStream
+    raw = {"prompt_tokens": 3, "completion_tokens": 40, "completion_tokens_details": details}
+    u = Usage.from_openai(raw)
+    assert (u.completion_tokens, u.reasoning_tokens) == (40, reasoning)
+    assert u.to_openai().get("completion_tokens_details", {}).get("reasoning_tokens", 0) == reasoning
+    stream = OpenAICompatStream()
+    stream.feed_data(orjson.dumps({"choices": [], "usage": raw}))
+    assert (stream.usage.completion_tokens, stream.usage.reasoning_tokens) == (40, reasoning)
+
+
+def test_openai_reasoning_tokens_are_not_bounded_by_an_unreadable_completion_count() -> None:
+    """An unreadable completion count is 0 until Router One counts it: the reasoning tokens are
+    then bounded by that count, not dropped."""
+    u = Usage.from_openai({"prompt_tokens": 3, "completion_tokens": "40",
+                           "completion_tokens_details": {"reasoning_tokens": 30}})
+    assert u.reasoning_tokens == 30
+    filled = u.filled_from(Usage(3, 25))
+    assert (filled.completion_tokens, filled.reasoning_tokens) == (25, 25)

@@ -49,20 +49,24 @@ class Usage:
         prompt, completion = raw.get("prompt_tokens"), raw.get("completion_tokens")
         unreadable = tuple(name for name, v in (("prompt_tokens", prompt), ("completion_tokens", completion))
                            if not plausible_count(v))
+        reasoning = _count(cd.get("reasoning_tokens"))     # not a plausible count: 0
+        if "completion_tokens" not in unreadable:
+            reasoning = min(reasoning, _count(completion))     # a part of the completion tokens, never more
         return cls(prompt_tokens=_count(prompt),
                    completion_tokens=_count(completion),
                    cached_tokens=_count(pd.get("cached_tokens")),
                    cache_write_tokens=_count(pd.get("cache_write_tokens")),
-                   reasoning_tokens=_count(cd.get("reasoning_tokens")),
+                   reasoning_tokens=reasoning,
                    unreadable=unreadable)
 
     def filled_from(self, counted: "Usage") -> "Usage":
-        """This usage with its unreadable counts replaced by Router One's own (`counted`)."""
+        """This usage with its unreadable counts replaced by Router One's own (`counted`); the
+        reasoning tokens stay a part of the completion tokens."""
+        completion = counted.completion_tokens if "completion_tokens" in self.unreadable else self.completion_tokens
         return dataclasses.replace(
             self, estimated=True,
             prompt_tokens=counted.prompt_tokens if "prompt_tokens" in self.unreadable else self.prompt_tokens,
-            completion_tokens=counted.completion_tokens if "completion_tokens" in self.unreadable
-            else self.completion_tokens)
+            completion_tokens=completion, reasoning_tokens=min(self.reasoning_tokens, completion))
 
 
 def plausible_count(value: object) -> bool:
