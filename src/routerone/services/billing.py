@@ -108,9 +108,10 @@ def _usd(micros: int) -> str:
 
 
 def _cap_message(cap_micros: int, spent_micros: int, reserved_micros: int, worst_case_micros: int) -> str:
-    """Why a key under its cap is refused: this request's worst case (its max_tokens at the model's
-    price, held until it ends) is more than the cap leaves (a key with nothing spent was told it "has
-    reached" its cap)."""
+    """Why a key is refused at its spend cap. Spent at or over the cap: it "has reached" it. Else this
+    request's worst case (its prompt and max_tokens, or the model's output cap, at the model's price,
+    held until it ends) is more than the cap leaves after what the key spent and holds for calls in
+    flight; the message gives both amounts (a key with nothing spent was told it "has reached" its cap)."""
     left = cap_micros - spent_micros - reserved_micros
     if spent_micros >= cap_micros:
         return "This API key has reached its spend cap"
