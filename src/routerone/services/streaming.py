@@ -8,7 +8,8 @@ drained (bounded) to its usage, then settled.
 
 Memory per stream is bounded whatever its length: the relayed text is not kept, only counted as it
 passes (tokens.TokenCounter keeps at most ~100k characters), and the request log's copy of the
-completion (only with `log_content`) keeps its first LOG_TEXT_CAP characters.
+completion (only with `log_content`) keeps its first LOG_TEXT_CAP characters. Each chunk's checks
+and the counting are in stream_chunks.py.
 
 A settle that cannot be written at the end (database unreachable) does not cut the connection: the
 stream ends like a failed one (a `finish_reason: "error"` chunk, the usage chunk if asked for, and
@@ -27,13 +28,14 @@ import orjson
 from ..errors import RouterOneError, ServiceUnavailable, UpstreamError, UpstreamUnavailable
 from ..providers.adapters import adapter_for
 from ..providers.base import StreamTranslator, UpstreamRequest
-from ..providers.guarded import FINISH_REASONS, StreamNumbering, parts_text, spec_envelope, spec_finish_reason
+from ..providers.guarded import StreamNumbering, spec_envelope
 from ..providers.sse import SSEDecoder
 from ..providers.transport import UpstreamStream
 from ..routing.base import Attempt
-from ..tokens import PIECE_CHARS, TokenCounter, load_tokenizer, tokenizer_loaded
+from ..tokens import load_tokenizer, tokenizer_loaded
 from ..wire.types import Usage
 from .call import Call, Reply
+from .stream_chunks import RelayedText, has_content, spec_chunk, unreadable_chunk
 
 if TYPE_CHECKING:
     from .chat import ChatService
@@ -42,8 +44,6 @@ __all__ = ["open_stream", "ChatStream", "ClientSink"]
 
 DONE = b"data: [DONE]\n\n"
 CLIENT_CLOSED_STATUS = 499   # nginx's "client closed request", for usage records and metrics
-_loading: list = []          # the tokenizer's background load, once started (see ChatStream._relayed)
-LOG_TEXT_CAP = 65_536        # characters of a streamed completion kept for the request log (log_content)
 
 
 class ClientSink(Protocol):
@@ -65,34 +65,6 @@ class _Opened:
     held: list[dict]
     t0: float
     ttft_ms: float | None
-
-
-_TEXT_OR_NONE = (str, type(None))
-
-
-def _unreadable_chunk(provider: str) -> UpstreamUnavailable:
-    return UpstreamUnavailable(f"{provider}: upstream sent a stream chunk Router One cannot read", provider=provider)
-
-
-def _has_content(chunks: list[dict], provider: str) -> bool:
-    """Whether the held chunks carry content yet (reasoning text is content here: a thinking model
-    streams it for minutes before its answer). A chunk of the wrong shape (choices or a delta that
-    is not an object, content that is not text) is an upstream failure, raised before the stream
-    is committed to, so the router can still fail over."""
-    try:
-        for c in chunks:
-            for ch in c.get("choices") or ():
-                d = ch.get("delta") or {}
-                text = d.get("content")
-                if text is not None and text.__class__ is not str and text.__class__ is not list:
-                    raise TypeError("content")
-                if text or d.get("tool_calls") or d.get("refusal") or ch.get("finish_reason") \
-                        or d.get("reasoning_content").__class__ is str and d["reasoning_content"] \
-                        or d.get("reasoning").__class__ is str and d["reasoning"]:
-                    return True
-    except (AttributeError, TypeError):
-        raise _unreadable_chunk(provider) from None
-    return False
 
 
 def _note_keepalives(upstream: UpstreamStream, data: bytes, decoder: SSEDecoder, events: list) -> None:
@@ -124,7 +96,7 @@ async def _send_stream(svc: "ChatService", call: Call, attempt: Attempt, up: Ups
     try:
         # a cancelled read loses no bytes, so the hold's deadline can simply cancel it
         async with asyncio.timeout(max(0.0, hold_s)):
-            while not _has_content(opened.held, dep.vendor.name) and not opened.translator.done:
+            while not has_content(opened.held, dep.vendor.name) and not opened.translator.done:
                 data = await upstream.read()
                 if not data:
                     raise UpstreamUnavailable(f"{dep.vendor.name}: stream ended before any content",
@@ -143,8 +115,8 @@ async def _send_stream(svc: "ChatService", call: Call, attempt: Attempt, up: Ups
             orjson.dumps(c)
     except TypeError:
         upstream.close()
-        raise _unreadable_chunk(dep.vendor.name) from None
-    if _has_content(opened.held, dep.vendor.name):
+        raise unreadable_chunk(dep.vendor.name) from None
+    if has_content(opened.held, dep.vendor.name):
         opened.ttft_ms = (time.perf_counter() - call.started) * 1000
     elif opened.translator.done:     # `data: [DONE]` (or a usage chunk) and nothing else: an empty 200 was relayed
         upstream.close()
@@ -167,10 +139,9 @@ class ChatStream:
         # what every chunk says about itself, whatever the upstream said (one dict.update per chunk)
         self._stamp = {"id": self.stream_id, "object": "chat.completion.chunk", "created": self.created,
                        "model": attempt.model.id}
-        self._counter = TokenCounter()   # the relayed text, counted as it passes (bounded memory)
         rl = svc.d.request_log
-        self._log_text: list[str] | None = [] if rl is not None and rl.content else None
-        self._log_chars = 0
+        self._text = RelayedText(keep_log=rl is not None and rl.content)   # counted as it passes (bounded)
+        self._relayed = self._text.add
         self._finished = False
         self._numbering = StreamNumbering()   # choices and tool calls numbered 0, 1, ... as OpenAI does
         self._settled = False
@@ -219,79 +190,11 @@ class ChatStream:
         if "system_fingerprint" in chunk or "service_tier" in chunk:
             spec_envelope(chunk)
         try:
-            numbering = None if own else self._numbering
-            for ch in chunk.get("choices") or ():
-                ix = ch.setdefault("index", 0)
-                if ix.__class__ is not int:
-                    raise TypeError("choice index")   # how a client tells the choices apart
-                if numbering is not None:
-                    ix = ch["index"] = numbering.choice(ix)
-                d = ch.get("delta")
-                if d.__class__ is not dict:
-                    if d is not None:
-                        raise TypeError("delta")
-                    d = ch["delta"] = {}
-                if "role" in d and d["role"] != "assistant":
-                    d["role"] = "assistant"
-                if "logprobs" in ch and ch["logprobs"].__class__ is not dict:
-                    ch["logprobs"] = None
-                text = d.get("content")
-                if text:
-                    if text.__class__ is not str:     # a list of parts: its text, as OpenAI's clients expect
-                        text = d["content"] = parts_text(text)
-                    self._relayed(text)
-                # reasoning text (Anthropic's thinking, Gemini's thoughts, DeepSeek's; vLLM's `reasoning`): output tokens
-                for reasoning in (d.get("reasoning_content"), d.get("reasoning")):
-                    if reasoning and reasoning.__class__ is str:
-                        self._relayed(reasoning, log=False)
-                calls = d.get("tool_calls")
-                if calls is None:
-                    d.pop("tool_calls", None)               # null: none (OpenAI's delta has a list or no key)
-                else:
-                    if calls.__class__ is not list:
-                        raise TypeError("tool_calls")        # "" and {} too: not a list of calls
-                    for tc in calls:
-                        if tc.get("type", "function") != "function":
-                            tc["type"] = "function"          # the only type of a chat tool call
-                        fn = tc.get("function")
-                        if fn is None:
-                            fn = tc["function"] = {}         # the openai SDK's stream helper asserts one
-                        if tc.get("index", 0).__class__ is not int or tc.get("id").__class__ not in _TEXT_OR_NONE \
-                                or fn.get("name").__class__ not in _TEXT_OR_NONE:
-                            raise TypeError("tool call")   # what every client keys tool calls by, and names them
-                        if numbering is not None:
-                            tc["index"] = numbering.call(ix, tc)
-                        args = fn.get("arguments")
-                        if args is not None:
-                            if args.__class__ is not str:
-                                raise TypeError("arguments")     # {} too: not text
-                            if args:
-                                self._relayed(args)
-                finish = ch.setdefault("finish_reason", None)     # a key every chunk's choice has
-                if finish == "":
-                    ch["finish_reason"] = None           # not finished (an empty name is none)
-                elif finish:
-                    if finish.__class__ is not str:
-                        raise TypeError("finish_reason")
-                    if finish not in FINISH_REASONS and finish != "error":    # "error": Router One's own
-                        ch["finish_reason"] = spec_finish_reason(finish)
-                    self._finished = True
+            if spec_chunk(chunk, None if own else self._numbering, self._relayed):
+                self._finished = True
             return b"data: " + orjson.dumps(chunk) + b"\n\n"     # TypeError: nested too deep to write
         except (AttributeError, TypeError):
-            raise _unreadable_chunk(self.attempt.deployment.vendor.name) from None
-
-    def _relayed(self, text: str, *, log: bool = True) -> None:
-        """Count relayed output text (billed if the upstream's own count never comes); with `log`,
-        keep it for the request log too (the answer's text, not reasoning)."""
-        self._counter.add(text)
-        if self._counter.pending_chars > PIECE_CHARS and not tokenizer_loaded() and not _loading:
-            # a long stream will need the tokenizer to keep its count bounded: load it off the loop
-            _loading.append(asyncio.get_running_loop().run_in_executor(None, load_tokenizer))
-        if log and self._log_text is not None and self._log_chars < LOG_TEXT_CAP:
-            self._log_text.append(text[:LOG_TEXT_CAP - self._log_chars])
-            self._log_chars += len(self._log_text[-1])
-            if self._log_chars >= LOG_TEXT_CAP:
-                self._log_text.append("\u2026 [truncated]")
+            raise unreadable_chunk(self.attempt.deployment.vendor.name) from None
 
     def push_to(self, sink: "ClientSink") -> None:
         """Before the first iteration: relay the body by pushing each upstream piece, translated and
@@ -419,7 +322,7 @@ class ChatStream:
             return Usage(), 0, False
         usage = self.o.translator.usage
         if (usage is None or usage.unreadable or error is not None or client_closed) and not tokenizer_loaded() \
-                and self._counter.pending_chars:
+                and self._text.counter.pending_chars:
             # total() below counts with the tokenizer: its first load (~1 s) never on the event loop
             # (before the settled mark: a cancellation meanwhile leaves the settle to close())
             await asyncio.to_thread(load_tokenizer)
@@ -428,13 +331,13 @@ class ChatStream:
         self._settled = True
         billing = self.svc.d.billing
         if usage is None:
-            usage = Usage(self.call.prompt_tokens, self._counter.total(), estimated=True)
+            usage = Usage(self.call.prompt_tokens, self._text.counter.total(), estimated=True)
         elif usage.unreadable:       # counts that are not numbers: Router One's own
-            usage = usage.filled_from(Usage(self.call.prompt_tokens, self._counter.total()))
+            usage = usage.filled_from(Usage(self.call.prompt_tokens, self._text.counter.total()))
         elif error is not None or client_closed:
             # the upstream's final count never came (Anthropic's message_start says 1): bill at
             # least what was relayed
-            usage.completion_tokens = max(usage.completion_tokens, self._counter.total())
+            usage.completion_tokens = max(usage.completion_tokens, self._text.counter.total())
         usage = billing.check_usage(self.call.request_id, usage)
         duration_ms = (time.perf_counter() - self.o.t0) * 1000
         health = self.svc.d.health
@@ -451,7 +354,7 @@ class ChatStream:
         s = await billing.settle(self.call.hold, self.attempt.model.price, usage, record)
         await self.svc.finish(self.call, self.attempt, usage, s.charged_micros, status=status, error_type=code,
                               ttft_ms=self.o.ttft_ms, record=record,
-                              completion_text="".join(self._log_text) if self._log_text is not None else None)
+                              completion_text=self._text.logged())
         return usage, s.charged_micros, s.pending
 
     async def close(self) -> None:
