@@ -34,10 +34,11 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
+from .health import MAX_SHARED_COOLDOWN_MS
+
 __all__ = ["RedisCooldownBoard", "COOLDOWN_KEY"]
 
 COOLDOWN_KEY = "ro:cool:v1"
-MAX_SHARED_COOLDOWN_MS = 7 * 86_400_000   # an end further away (+inf: written by another program) is no cooldown
 log = logging.getLogger("routerone.routing")
 
 # KEYS[1] the set; ARGV: member, cooldown ms (<= ARGV[3]), ARGV[3] the furthest end from now. Keeps

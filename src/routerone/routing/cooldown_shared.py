@@ -30,7 +30,7 @@ from typing import Callable
 
 from ..limits.filelock import FileLock
 from ..limits.shared import _check_room, new_lock_file, unlink_block
-from .cooldown_redis import MAX_SHARED_COOLDOWN_MS
+from .health import MAX_SHARED_COOLDOWN_MS
 
 __all__ = ["SharedCooldownState", "SharedCooldownBoard", "SLOTS", "DEP_ID_BYTES"]
 log = logging.getLogger("routerone.routing")

@@ -23,6 +23,9 @@ from typing import Protocol
 __all__ = ["Health", "DeploymentHealth", "CooldownBoard"]
 
 ALPHA = 0.2   # weight of the newest sample in the moving averages
+# the longest cooldown a `CooldownBoard` shares (a later end, e.g. +inf written by another program, is none);
+# here, not in cooldown_redis.py, so the workers' table (cooldown_shared.py) loads no Redis client
+MAX_SHARED_COOLDOWN_MS = 7 * 86_400_000
 
 
 @dataclass(slots=True)
