@@ -82,6 +82,7 @@ class RawUpstream:
         self.mode = "keep"
         self.connections = 0
         self.answered = 0
+        self.received = 0             # requests read whole (counted before any answer is written)
         self.unanswered = 0           # requests on a connection the server had given up
         self.pause_s = 0.005          # between two written pieces
         self.path = ""
@@ -113,6 +114,7 @@ class RawUpstream:
                     await reader.readexactly(length)
                     break
                 request = orjson.loads(await reader.readexactly(length)) if length else _get(head)
+                self.received += 1
                 self.path = head.split(b" ", 2)[1].decode("latin-1")
                 for piece in self.answer(request):
                     if isinstance(piece, float):

@@ -66,7 +66,7 @@ def test_store_off_persists_nothing_whatever_the_client_sends(up, tmp_path, wire
             assert resp.output_text == "Noted."
             assert resp.store is False, "the response says it was stored"
         assert _stored_rows(tmp_path) == 0, "a response was stored with responses_store = false"
-        asked = up.answered
+        asked = up.received         # (`answered` counts a stream after its last write and pause: later)
 
         rid = made[0].id
         calls = {
@@ -89,7 +89,7 @@ def test_store_off_persists_nothing_whatever_the_client_sends(up, tmp_path, wire
             assert "responses_store" in err["message"], name
         with pytest.raises(openai.NotFoundError):        # nothing stored: nothing to delete
             client.responses.delete(rid)
-        assert up.answered == asked, "a refused previous_response_id still called the upstream"
+        assert up.received == asked, "a refused previous_response_id still called the upstream"
         assert _stored_rows(tmp_path) == 0
         client.close()
 
