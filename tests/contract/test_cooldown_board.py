@@ -177,9 +177,10 @@ async def test_workers_table_written_over_by_another_process_keeps_routing():
     try:
         for i, dep in enumerate(("v/inf", "v/nan", "v/long", "v/neg")):
             one.publish(dep, 60)
-        one._ends[0], one._ends[1] = float("inf"), float("nan")
-        one._lengths[2], one._lengths[3] = 10**9, -5
-        one._header[2] += 1
+        table = one._table                               # the block, written over by another process
+        table.times[0], table.times[1] = float("inf"), float("nan")
+        table.lengths[2], table.lengths[3] = 10**9, -5
+        table.header[2] += 1
         two.refresh()
         assert h2.available("v/inf") and h2.available("v/nan")
         one.publish("v/fresh", 60)

@@ -1,8 +1,8 @@
 """Shared cooldowns for the workers of one `serve --workers N` without Redis: once a worker cools a
 deployment down, the others skip it too until the cooldown ends (with Redis: cooldown_redis.py).
 
-The parent creates a `SharedCooldownState` (one `multiprocessing.shared_memory` block and one lock
-file, as limits/shared.py and routing/sticky_shared.py do) before it spawns the workers; each
+The parent creates a `SharedCooldownState` (a `SlotBlock` of routing/slot_table.py, as
+routing/sticky_shared.py's) before it spawns the workers; each
 attaches a `SharedCooldownBoard` through the picklable `handle`. The block holds `SLOTS` entries
 (deployment id, at most `DEP_ID_BYTES` bytes of UTF-8, its 64-bit digest and the cooldown's end on
 CLOCK_MONOTONIC, one clock for every process) and a generation counter that every write bumps.
@@ -21,92 +21,44 @@ end further away (the table written over by another process) is ignored. The ret
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import logging
 import time
-from dataclasses import dataclass
-from multiprocessing import shared_memory
 from typing import Callable
 
-from ..limits.filelock import FileLock
-from ..limits.shared import _check_room, new_lock_file, unlink_block
 from .health import MAX_SHARED_COOLDOWN_MS
+from .slot_table import SlotBlock, SlotHandle, SlotTable, digest
 
 __all__ = ["SharedCooldownState", "SharedCooldownBoard", "SLOTS", "DEP_ID_BYTES"]
-log = logging.getLogger("routerone.routing")
 
 SLOTS = 1024
 DEP_ID_BYTES = 240
 LOCK_TIMEOUT_S = 0.05
 MAX_SHARED_COOLDOWN_S = MAX_SHARED_COOLDOWN_MS / 1000   # a later end (+inf: the table written over) is none
-_MAGIC = 0x524F434431          # "ROCD1"
-_HEADER = 3                    # int64: magic, slots, generation
+_TABLE = {"magic": 0x524F434431, "header_ints": 3, "name_bytes": DEP_ID_BYTES}   # "ROCD1"; header[2]: generation
 
 
-def _layout(slots: int) -> tuple[int, int, int, int, int]:
-    """Byte offsets of digests (int64), ends (float64), lengths (int32), ids; total size."""
-    keys = _HEADER * 8
-    ends = keys + slots * 8
-    lengths = ends + slots * 8
-    ids = lengths + slots * 4
-    return keys, ends, lengths, ids, ids + slots * DEP_ID_BYTES
-
-
-def _digest(dep_id: str) -> int:
-    value = int.from_bytes(hashlib.blake2b(dep_id.encode(), digest_size=8).digest(), "little", signed=True)
-    return value or 1            # 0: a free entry
-
-
-@dataclass(frozen=True)
-class _Handle:
-    shm_name: str
-    lock_path: str
-
-
-class SharedCooldownState:
+class SharedCooldownState(SlotBlock):
     """Owned by the parent: the block and the lock. Pass `handle` to the workers; `unlink` at the end."""
 
     def __init__(self, *, slots: int = SLOTS) -> None:
-        size = _layout(slots)[-1]
-        _check_room(size)
-        self.shm = shared_memory.SharedMemory(create=True, size=size)
-        header = self.shm.buf[:_HEADER * 8].cast("q")
-        header[1], header[0] = slots, _MAGIC
-        header.release()
-        self.lock_file = new_lock_file("cooldown")
-        self.handle = _Handle(self.shm.name, self.lock_file.path)
-
-    def unlink(self) -> None:
-        unlink_block(self.shm, self.lock_file)
+        super().__init__("cooldown", slots=slots, **_TABLE)
 
 
 class SharedCooldownBoard:
     """A worker's view of a `SharedCooldownState` (see the module docstring); a `CooldownBoard`."""
     refresh_interval_s = 0.1
 
-    def __init__(self, handle: _Handle, *, clock: Callable[[], float] = time.monotonic) -> None:
-        self._shm = shared_memory.SharedMemory(name=handle.shm_name)
-        self._lock = FileLock(handle.lock_path)
+    def __init__(self, handle: SlotHandle, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self._table = SlotTable(handle, what="shared cooldowns", lock_timeout_s=LOCK_TIMEOUT_S,
+                                if_unlocked="that cooldown stays this worker's own", **_TABLE)
         self._clock = clock
-        header = self._shm.buf[:_HEADER * 8].cast("q")
-        if header[0] != _MAGIC:
-            header.release()
-            self._shm.close()
-            self._lock.close()
-            raise ValueError("shared cooldowns: the block is not a cooldown table")
-        self._slots = header[1]
-        self._header = header
-        keys, ends, lengths, ids, size = _layout(self._slots)
-        buf = self._shm.buf
-        self._keys = buf[keys:ends].cast("q")
-        self._ends = buf[ends:lengths].cast("d")
-        self._lengths = buf[lengths:ids].cast("i")
-        self._ids = buf[ids:size]
         self._seen = -1                        # the generation the local copy was read at
         self.shared: dict[str, float] = {}     # dep id -> end of its shared cooldown: the local copy
         self._refresher: asyncio.Task | None = None
-        self._warned = False
-        self.fallback_events = 0
+        self._unshared = 0                     # an id too long, the table full
+
+    @property
+    def fallback_events(self) -> int:
+        return self._unshared + self._table.lock_misses
 
     # -- the hot path: local reads only --------------------------------------------------------
     def until(self, dep_id: str) -> float:
@@ -119,60 +71,54 @@ class SharedCooldownBoard:
     def publish(self, dep_id: str, cooldown_s: float) -> None:
         name = dep_id.encode()
         if len(name) > DEP_ID_BYTES:
-            self.fallback_events += 1
+            self._unshared += 1
             return
-        if not self._locked():
+        t = self._table
+        if not t.locked():
             return
         try:
-            k, now = _digest(dep_id), self._clock()
-            keys, ends = self._keys, self._ends
-            slot = next((i for i in range(self._slots) if keys[i] == k), -1)
+            k, now = digest(dep_id), self._clock()
+            keys, ends, slots = t.keys, t.times, range(t.slots)
+            slot = next((i for i in slots if keys[i] == k), -1)
             if slot < 0:
-                slot = next((i for i in range(self._slots) if keys[i] == 0 or ends[i] <= now), -1)
+                slot = next((i for i in slots if keys[i] == 0 or ends[i] <= now), -1)
             if slot < 0:                                   # full: the soonest-ending one goes
-                self.fallback_events += 1
-                slot = min(range(self._slots), key=ends.__getitem__)
+                self._unshared += 1
+                slot = min(slots, key=ends.__getitem__)
             end = now + min(cooldown_s, MAX_SHARED_COOLDOWN_S)
             if keys[slot] == k and ends[slot] > end:
                 return
-            keys[slot] = 0
-            at = slot * DEP_ID_BYTES
-            self._ids[at:at + len(name)] = name
-            self._lengths[slot] = len(name)
-            ends[slot] = end
-            keys[slot] = k
-            self._header[2] += 1
+            t.set(slot, k, end, name)
+            t.header[2] += 1
         finally:
-            self._lock.release()
+            t.release()
 
     def clear(self, dep_id: str) -> None:
         self.shared.pop(dep_id, None)
-        if not self._locked():
+        t = self._table
+        if not t.locked():
             return
         try:
-            k = _digest(dep_id)
-            for i in range(self._slots):
-                if self._keys[i] == k:
-                    self._keys[i] = 0
-                    self._header[2] += 1
+            k = digest(dep_id)
+            for i in range(t.slots):
+                if t.keys[i] == k:
+                    t.keys[i] = 0
+                    t.header[2] += 1
         finally:
-            self._lock.release()
+            t.release()
 
     def refresh(self) -> None:
         """Copy the live entries into the local dict if another write happened since the last copy."""
-        generation = self._header[2]
-        if generation == self._seen or not self._locked():
+        t = self._table
+        if t.header[2] == self._seen or not t.locked():
             return
         try:
-            now, keys, ends, lengths = self._clock(), self._keys, self._ends, self._lengths
-            fresh = {}
-            for i in range(self._slots):
-                if keys[i] != 0 and now < ends[i] <= now + MAX_SHARED_COOLDOWN_S:
-                    at = i * DEP_ID_BYTES
-                    fresh[bytes(self._ids[at:at + lengths[i]]).decode(errors="replace")] = ends[i]
-            self._seen = self._header[2]
+            now, keys, ends = self._clock(), t.keys, t.times
+            fresh = {t.name(i): ends[i] for i in range(t.slots)
+                     if keys[i] != 0 and now < ends[i] <= now + MAX_SHARED_COOLDOWN_S}
+            self._seen = t.header[2]
         finally:
-            self._lock.release()
+            t.release()
         self.shared.clear()                    # in place: Health holds this dict
         self.shared.update(fresh)
 
@@ -187,22 +133,9 @@ class SharedCooldownBoard:
         if self._refresher is not None:
             self._refresher.cancel()
             await asyncio.gather(self._refresher, return_exceptions=True)
-        for view in (self._header, self._keys, self._ends, self._lengths, self._ids):
-            view.release()
-        self._shm.close()
-        self._lock.close()
+        self._table.close()
 
     async def _refresh_loop(self) -> None:
         while True:
             self.refresh()
             await asyncio.sleep(self.refresh_interval_s)
-
-    def _locked(self) -> bool:
-        if self._lock.acquire(timeout=LOCK_TIMEOUT_S):
-            return True
-        self.fallback_events += 1
-        if not self._warned:
-            self._warned = True
-            log.warning("shared cooldowns: lock not obtained within %.2f s; that cooldown stays this "
-                        "worker's own (logged once)", LOCK_TIMEOUT_S)
-        return False
