@@ -126,7 +126,7 @@ class Catalog:
         self.warnings = list(warnings)
         self.discovered: dict[str, tuple[ModelInfo, ...]] = {}
         self.discovery_failing: frozenset[str] = frozenset()   # providers whose last `GET /models` failed
-        self._allow_cache: dict[tuple[str, ...], tuple[frozenset[str], re.Pattern | None]] = {}
+        self._allow_cache: dict[tuple[str, ...], tuple] = {}
         self._rebuild()
 
     def _rebuild(self) -> None:
@@ -166,24 +166,53 @@ class Catalog:
         with demo = "on" they still answer when named)."""
         return self._available
 
-    def allows(self, allowlist: Sequence[str], model_id: str) -> bool:
-        """A key's allowlist ([]: every model) lets it call `model_id` (a resolved model's id): named
-        by its id, by an alias of it, as `<provider>/<id>` (the id, whichever provider serves it), or by
-        a `*` pattern (`gpt-4o*`) that matches the id."""
-        if not allowlist or model_id in allowlist:
-            return True
-        ids, patterns = self._allow_rules(allowlist)
-        return model_id in ids or (patterns is not None and patterns.match(model_id) is not None)
+    def allows(self, allowlist: Sequence[str], model: ModelInfo) -> bool:
+        """A key's allowlist lets it call `model` (a resolved model) through at least one deployment."""
+        return self.permitted(allowlist, model) is not None
 
-    def _allow_rules(self, allowlist: Sequence[str]) -> tuple[frozenset[str], re.Pattern | None]:
-        """An allowlist as a set of ids and one regex, made once per allowlist (a 1,000-entry list
-        checked entry by entry cost 1.4 ms per model, 18 ms per `auto` request over 13 models)."""
+    def permitted(self, allowlist: Sequence[str], model: ModelInfo) -> ModelInfo | None:
+        """`model` with only the deployments a key's allowlist ([]: every model) lets it use, or None.
+
+        Named by its id, by an alias of it, or by a `*` pattern (`gpt-4o*`) matching the id: every
+        deployment (any provider). Named as `<provider>/<id>` (or `<provider>/<alias>`, or a pattern
+        `<provider>/gpt-4o*`) only: that provider's deployments, so the key's requests, their failover
+        and `auto` never reach another provider serving the same model; None when none of them is usable."""
+        if not allowlist or model.id in allowlist:
+            return model
+        ids, patterns, pins, pin_globs = self._allow_rules(allowlist)
+        if model.id in ids or (patterns is not None and patterns.match(model.id) is not None):
+            return model
+        providers = pins.get(model.id, frozenset()) | {p for p, glob in pin_globs if glob.match(model.id)}
+        if not providers:
+            return None
+        deps = tuple(d for d in model.deployments if d.vendor.name in providers)
+        if not any(d.vendor.configured for d in deps):
+            return None
+        return model if len(deps) == len(model.deployments) else dataclasses.replace(model, deployments=deps)
+
+    def _allow_rules(self, allowlist: Sequence[str]) -> tuple[frozenset[str], re.Pattern | None,
+                                                            dict[str, frozenset[str]], list[tuple[str, re.Pattern]]]:
+        """An allowlist as the ids any provider may serve, one regex of its `*` patterns, and the
+        providers each `<provider>/<model>` entry pins (model id -> providers; pattern -> provider),
+        made once per allowlist (a 1,000-entry list checked entry by entry cost 1.4 ms per model,
+        18 ms per `auto` request over 13 models)."""
         key = allowlist if isinstance(allowlist, tuple) else tuple(allowlist)
         rules = self._allow_cache.get(key)
         if rules is None:
-            ids = frozenset({self.aliases.get(e, e) for e in key} | {e.partition("/")[2] for e in key if "/" in e})
+            ids = frozenset(self.aliases.get(e, e) for e in key)
             globs = [fnmatch.translate(e) for e in key if "*" in e]
-            rules = (ids, re.compile("|".join(globs)) if globs else None)
+            pins: dict[str, set[str]] = {}
+            pin_globs: list[tuple[str, re.Pattern]] = []
+            for e in key:
+                provider, _, rest = e.partition("/")
+                if not rest or "*" in provider:
+                    continue
+                if "*" in rest:
+                    pin_globs.append((provider, re.compile(fnmatch.translate(rest))))
+                else:
+                    pins.setdefault(self.aliases.get(rest, rest), set()).add(provider)
+            rules = (ids, re.compile("|".join(globs)) if globs else None,
+                     {m: frozenset(ps) for m, ps in pins.items()}, pin_globs)
             if len(self._allow_cache) >= 4096:
                 self._allow_cache.clear()
             self._allow_cache[key] = rules

@@ -70,7 +70,7 @@ async def count_tokens(request: web.Request) -> web.Response:
         req = await run_heavy(len(raw), _count_request, raw)      # a large body: off the event loop
         if req.model != AUTO_MODEL:
             model = rt.catalog.resolve(req.model)
-            if not rt.catalog.allows(auth.key.allowed_models, model.id):
+            if not rt.catalog.allows(auth.key.allowed_models, model):
                 raise PermissionDenied(f"This API key may not use the model '{model.id}'", param="model",
                                        code="model_not_allowed")
         text = req.prompt_text()

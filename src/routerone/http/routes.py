@@ -163,7 +163,7 @@ def _model_entry(model_id: str, owned_by: str) -> dict:
 def _usable_models(rt, allowlist) -> list[dict]:
     """What this key may call: the configured models on its allowlist (all when it has none),
     and `auto` (which routes among exactly those) when there is at least one."""
-    data = [_model_entry(m.id, m.provider) for m in rt.catalog.available() if rt.catalog.allows(allowlist, m.id)]
+    data = [_model_entry(m.id, m.provider) for m in rt.catalog.available() if rt.catalog.allows(allowlist, m)]
     return [_model_entry(AUTO_MODEL, "routerone"), *data] if data else []
 
 
@@ -196,7 +196,7 @@ async def retrieve_model(request: web.Request) -> web.Response:
             m = rt.catalog.resolve(name)
         except ModelNotFound:
             raise not_found from None
-        if not rt.catalog.allows(allow, m.id):
+        if not rt.catalog.allows(allow, m):
             raise not_found
     except RouterOneError as exc:
         return error_response_for(request, exc, request[REQUEST_IDS][1])

@@ -106,9 +106,10 @@ class Planner:
             wtp = self.willingness_to_pay if willingness_to_pay is None else willingness_to_pay
             return self._auto(req, prompt_tokens, allowlist, strategy or self.default_strategy, wtp, scope,
                               recall)
-        primary = self.catalog.resolve(req.model)
-        if not self.catalog.allows(allowlist, primary.id):
-            raise PermissionDenied(f"This API key may not use the model '{primary.id}'", param="model",
+        resolved = self.catalog.resolve(req.model)
+        primary = self.catalog.permitted(allowlist, resolved)     # only the deployments the key may use
+        if primary is None:
+            raise PermissionDenied(f"This API key may not use the model '{resolved.id}'", param="model",
                                    code="model_not_allowed")
         problem = capability_problem(primary, req, prompt_tokens)
         if problem:
@@ -130,8 +131,10 @@ class Planner:
                 continue
             if m.id in {x.id for x in models}:
                 continue
-            why = None if self.catalog.allows(allowlist, m.id) else "not allowed for this key"
+            allowed = self.catalog.permitted(allowlist, m)
+            why = None if allowed is not None else "not allowed for this key"
             why = why or capability_problem(m, req, prompt_tokens)
+            m = allowed or m
             if why:
                 skipped.append(f"{m.id}: {why}")
             else:
@@ -147,9 +150,10 @@ class Planner:
                                  param="route")
         pool, skipped = [], []
         for m in self.catalog.available():
-            why = None if self.catalog.allows(allowlist, m.id) else "not allowed for this key"
+            allowed = self.catalog.permitted(allowlist, m)     # a `provider/model` entry: that provider's only
+            why = None if allowed is not None else "not allowed for this key"
             why = why or capability_problem(m, req, prompt_tokens)
-            (skipped.append(f"{m.id}: {why}") if why else pool.append(m))
+            (skipped.append(f"{m.id}: {why}") if why else pool.append(allowed))
         if not pool and not skipped:      # nothing served at all, not a request that asks too much
             raise CapabilityMismatch("No model is served by this gateway: `routerone models` lists what its "
                                      "configuration serves (a provider's discovery may have failed, or its "

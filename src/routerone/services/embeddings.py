@@ -12,6 +12,7 @@ Fallback is across the deployments of the requested model only.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 
 from ..embedding_catalog import EmbeddingModel
@@ -52,9 +53,11 @@ class EmbeddingsService:
                 raise ModelNotFound(f"The embedding model '{name}' does not exist or is not configured on this "
                                     "gateway", param="model") from None
             raise CapabilityMismatch(f"'{name}' is a chat model; it cannot create embeddings", param="model")
-        if not self.chat.d.planner.catalog.allows(auth.key.allowed_models, m.info.id):
+        info = self.chat.d.planner.catalog.permitted(auth.key.allowed_models, m.info)
+        if info is None:
             raise PermissionDenied(f"This API key may not use the model '{m.info.id}'", param="model",
                                    code="model_not_allowed")
+        m = dataclasses.replace(m, info=info)        # a `provider/model` entry: that provider's deployments
         if req.dimensions is not None and (not m.custom_dimensions or req.dimensions > m.dimensions):
             raise CapabilityMismatch(f"'{m.info.id}' cannot return {req.dimensions}-dimension vectors"
                                      + (f" (at most {m.dimensions})" if m.custom_dimensions else ""),

@@ -200,7 +200,7 @@ class ResponsesService:
         req = await run_heavy(size, _count_request, body, context)
         if req.model != AUTO_MODEL:
             model = self.catalog.resolve(req.model)
-            if not self.catalog.allows(auth.key.allowed_models, model.id):
+            if not self.catalog.allows(auth.key.allowed_models, model):
                 raise PermissionDenied(f"This API key may not use the model '{model.id}'", param="model",
                                        code="model_not_allowed")
         if not tokenizer_loaded():
