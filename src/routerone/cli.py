@@ -30,7 +30,8 @@ from .routing import commands as routing_commands
 from .routing.learned.profiles import ProfileRouter, RouterFileError, profile_source
 from . import audit_cli
 from .server import serve
-from .services.accounts import DEFAULT_STRATEGIES, MAX_EXPIRES_AT, MAX_INT32, MAX_MARKUP_BPS, AccountsService
+from .services.accounts import (DEFAULT_STRATEGIES, DEMO_CREDIT_NOTE, MAX_EXPIRES_AT, MAX_INT32, MAX_MARKUP_BPS,
+                                AccountsService)
 from .settings import Settings, SettingsError, load_settings
 from .store.base import UNSET, ApiKey, Limits, UsageQuery
 from .store.bounds import MAX_AMOUNT_MICROS
@@ -126,7 +127,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 async def _bootstrap(settings: Settings) -> list[str]:
-    """First start: admin account + admin key (printed once), demo credit when the demo provider is on."""
+    """First start: admin account + admin key (printed once), demo credit when the demo provider is on;
+    a start with the demo off takes back what is left of that credit (once: nothing is left then)."""
     store = open_store(settings.database_url)
     lines: list[str] = []
     try:
@@ -139,9 +141,14 @@ async def _bootstrap(settings: Settings) -> list[str]:
         if issued is not None:
             lines.append(f"Admin API key (shown once, store it now): {issued.key}" if settings.admin_key is None
                          else "Admin API key: the one set in the configuration (admin_key) is registered.")
-            if first_start and load_catalog(settings).vendors["demo"].configured:
-                await svc.credit(issued.record.account_id, _usd(DEMO_CREDIT_USD), "demo credit")
-                lines.append(f"Demo provider on (no provider configured); account credited ${DEMO_CREDIT_USD} of demo balance.")
+        demo_on = load_catalog(settings).vendors["demo"].configured
+        if issued is not None and first_start and demo_on:
+            await svc.credit(issued.record.account_id, _usd(DEMO_CREDIT_USD), DEMO_CREDIT_NOTE)
+            lines.append(f"Demo provider on (no provider configured); account credited ${DEMO_CREDIT_USD} of demo balance.")
+        elif not demo_on and (taken := await svc.withdraw_demo_credit()) is not None:
+            dollars, micros = divmod(taken[1], 1_000_000)
+            lines.append(f"Demo provider off: the unspent ${dollars}.{micros:06d} of demo credit was withdrawn "
+                         "from the admin account (a ledger debit).")
     finally:
         await store.close()
     return lines

@@ -24,10 +24,14 @@ from .auth import Authenticator
 from .keys import display_prefix, generate_key, hash_key
 
 __all__ = ["AccountsService", "IssuedKey", "AuditPage", "LimitsPatch", "DEFAULT_STRATEGIES", "CLI_ACTOR",
+           "DEMO_CREDIT_NOTE",
            "AUDIT_SCAN_MAX"]
 
 DEFAULT_STRATEGIES = ("balanced", "quality", "cost", "latency")
 CLI_ACTOR = "cli"
+SYSTEM_ACTOR = "system"
+DEMO_CREDIT_NOTE = "demo credit"                 # the ledger note of the first start's demo credit
+DEMO_WITHDRAWN_NOTE = "demo credit withdrawn"    # ... and of its withdrawal once the demo is off
 CONFIGURED_ADMIN = "configured admin"   # the name of an admin key registered from admin_key
 log = logging.getLogger("routerone.accounts")
 AUDIT_SCAN_MAX = 10_000          # entries one GET /admin/audit reads at most to filter by actor/action/since
@@ -187,6 +191,19 @@ class AccountsService:
         await self._audit(actor, f"account.{kind}", f"account:{account_id}",
                           {"amount_micros": amount_micros, "note": note, "balance_micros": acc.balance_micros})
         return acc
+
+    async def withdraw_demo_credit(self) -> tuple[int, int] | None:
+        """The demo is off: what is left of the demo credit the first start gave the admin account is
+        debited from it, once (Store.withdraw_unspent_grant), audited. (account id, micros) or None."""
+        taken = await self.store.withdraw_unspent_grant(grant_note=DEMO_CREDIT_NOTE, note=DEMO_WITHDRAWN_NOTE,
+                                                         actor=SYSTEM_ACTOR)
+        if taken is not None:
+            account_id, micros = taken
+            await self._audit(SYSTEM_ACTOR, "account.debit", f"account:{account_id}",
+                              {"amount_micros": micros, "note": DEMO_WITHDRAWN_NOTE})
+            log.info("demo provider off: the unspent demo credit (%d micro-dollars) was withdrawn from account %d",
+                     micros, account_id)
+        return taken
 
     async def update_account(self, account_id: int, *, markup_bps: int | None = None,
                              limits: LimitsPatch | None = None, actor: str = CLI_ACTOR) -> Account:

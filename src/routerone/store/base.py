@@ -213,6 +213,11 @@ class Store(Protocol):
     async def ledger(self, account_id: int, limit: int = 100, *, before_id: int | None = None) -> list[LedgerEntry]:
         """Newest first; with `before_id`, only entries older than that one (the next page)."""
     async def ledger_sum(self, account_id: int) -> int: ...
+    async def withdraw_unspent_grant(self, *, grant_note: str, note: str, actor: str) -> tuple[int, int] | None:
+        """On the first account (the one the first start makes): debit (kind debit, `note`, `actor`)
+        what is left of its first credit noted `grant_note` (bounds.unspent_grant_micros), in one
+        transaction, so that gateways starting together take it once. Returns (account id, micros
+        taken), or None when nothing was."""
 
     # keys
     async def create_key(self, new: NewKey) -> ApiKey: ...

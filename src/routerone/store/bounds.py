@@ -10,7 +10,7 @@ silently turns into a REAL past int64) and PostgreSQL (which raises). Both bound
 from __future__ import annotations
 
 __all__ = ["MAX_AMOUNT_MICROS", "MAX_BALANCE_MICROS", "MAX_SPEND_CAP_MICROS", "AmountOutOfRange",
-           "check_adjustment"]
+           "check_adjustment", "unspent_grant_micros"]
 
 MAX_AMOUNT_MICROS = 10**15        # $1,000,000,000 per credit or debit
 MAX_BALANCE_MICROS = 10**15       # $1,000,000,000 per account balance
@@ -30,3 +30,10 @@ def check_adjustment(balance_micros: int, amount_micros: int) -> None:
     if balance_micros + amount_micros > MAX_BALANCE_MICROS:
         raise AmountOutOfRange(f"the balance would exceed the maximum of {MAX_BALANCE_MICROS} micro-dollars "
                                f"(${MAX_BALANCE_MICROS // 10**6:,})")
+
+
+def unspent_grant_micros(grant_micros: int, used_micros: int, available_micros: int) -> int:
+    """What is left of a credit grant (the demo's) to withdraw: everything taken from the account
+    since the grant (charges, debits, earlier withdrawals: `used_micros`, >= 0) used the grant first;
+    never more than the available balance (a request in flight keeps its hold)."""
+    return max(0, min(grant_micros - used_micros, available_micros))

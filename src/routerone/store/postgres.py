@@ -67,7 +67,7 @@ import asyncpg
 from . import postgres_sql as sql
 from . import rows
 from ..batching import Batcher
-from .bounds import check_adjustment
+from .bounds import check_adjustment, unspent_grant_micros
 from .base import (Account, ApiKey, LedgerEntry, Limits, NewKey, Reservation, Settlement, UNSET, Unset,
                    UsagePage, UsageQuery, UsageRecord, UsageReject, UsageTotals, refuse_taken_name)
 from .migrations import MIGRATIONS, migration_sql
@@ -210,6 +210,26 @@ class PostgresStore(PostgresConsoleMixin, PostgresRecordsMixin):
             r = await db.fetchrow("UPDATE accounts SET balance_micros = balance_micros + $1 WHERE id = $2 "
                                   f"RETURNING {rows.ACCOUNT_COLS}", amount_micros, account_id)
         return rows.account(r)
+
+    async def withdraw_unspent_grant(self, *, grant_note: str, note: str, actor: str) -> tuple[int, int] | None:
+        refuse_nul([("note", note), ("actor", actor)])
+        async with self._tx() as db:
+            acc = await db.fetchrow("SELECT id, balance_micros - reserved_micros FROM accounts ORDER BY id LIMIT 1 "
+                                    "FOR NO KEY UPDATE")        # gateways starting together: one at a time
+            grant = acc and await db.fetchrow(
+                "SELECT id, amount_micros FROM ledger WHERE account_id = $1 AND kind = 'credit' AND note = $2 "
+                "ORDER BY id LIMIT 1", acc[0], grant_note)
+            if not grant:
+                return None
+            used = -await db.fetchval("SELECT COALESCE(SUM(amount_micros), 0) FROM ledger WHERE account_id = $1 "
+                                      "AND id > $2 AND amount_micros < 0", acc[0], grant[0])
+            amount = unspent_grant_micros(grant[1], int(used), acc[1])
+            if amount:
+                await db.execute("INSERT INTO ledger (account_id, amount_micros, kind, note, created_at, actor) "
+                                 "VALUES ($1, $2, 'debit', $3, $4, $5)", acc[0], -amount, note, time.time(), actor)
+                await db.execute("UPDATE accounts SET balance_micros = balance_micros - $1 WHERE id = $2",
+                                 amount, acc[0])
+        return (acc[0], amount) if amount else None
 
     async def ledger(self, account_id: int, limit: int = 100, *, before_id: int | None = None) -> list[LedgerEntry]:
         rs = await (await self._db()).fetch(

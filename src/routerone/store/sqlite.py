@@ -11,7 +11,7 @@ from . import rows
 from .base import (Account, ApiKey, AuditEntry, LedgerEntry, Limits, NewKey, Reservation, Settlement,
                    StoredResponse, UNSET, Unset, UsagePage, UsageQuery, UsageRecord, UsageReject, UsageTotals,
                    refuse_taken_name)
-from .bounds import check_adjustment
+from .bounds import check_adjustment, unspent_grant_micros
 from .migrations import MIGRATIONS, migration_sql
 from .sqlite_console import SQLiteConsoleMixin
 from .sqlite_engine import SQLiteEngine
@@ -95,6 +95,24 @@ class SQLiteStore(SQLiteEngine, SQLiteConsoleMixin):
     async def ledger_sum(self, account_id: int) -> int:
         return await self._run(lambda db: db.execute(
             "SELECT COALESCE(SUM(amount_micros), 0) FROM ledger WHERE account_id = ?", (account_id,)).fetchone()[0])
+
+    async def withdraw_unspent_grant(self, *, grant_note: str, note: str, actor: str) -> tuple[int, int] | None:
+        def fn(db):
+            first = db.execute("SELECT id FROM accounts ORDER BY id LIMIT 1").fetchone()
+            grant = first and db.execute(
+                "SELECT id, amount_micros FROM ledger WHERE account_id = ? AND kind = 'credit' AND note = ? "
+                "ORDER BY id LIMIT 1", (first[0], grant_note)).fetchone()
+            if not grant:
+                return None
+            used = -db.execute("SELECT COALESCE(SUM(amount_micros), 0) FROM ledger WHERE account_id = ? "
+                               "AND id > ? AND amount_micros < 0", (first[0], grant[0])).fetchone()[0]
+            amount = unspent_grant_micros(grant[1], used, _account(db, first[0]).available_micros)
+            if amount:
+                db.execute("INSERT INTO ledger (account_id, amount_micros, kind, note, created_at, actor) "
+                           "VALUES (?, ?, 'debit', ?, ?, ?)", (first[0], -amount, note, time.time(), actor))
+                db.execute("UPDATE accounts SET balance_micros = balance_micros - ? WHERE id = ?", (amount, first[0]))
+            return (first[0], amount) if amount else None
+        return await self._tx(fn)
 
     # -- keys -----------------------------------------------------------------------------------
     async def create_key(self, new: NewKey) -> ApiKey:
