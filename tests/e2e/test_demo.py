@@ -3,6 +3,7 @@ any provider is configured, saying so at start (issue 11 item 6, issue 12 item 3
 from __future__ import annotations
 
 import logging
+import re
 import urllib.error
 import urllib.request
 
@@ -162,3 +163,15 @@ def test_readme_quickstart_on_a_real_serve_process(tmp_path):
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+def test_auto_shows_the_demo_models_quality_on_the_0_to_1_scale(demo_gw, make_openai_client):
+    """demo-large's made-up arena score was mapped like a real model's: predicted quality 1.022 on
+    "Hello" in the reason header. The demo models now have their catalog quality on every prompt."""
+    client = make_openai_client(demo_gw)
+    for prompt in ("Hello", "Prove that there are infinitely many primes."):
+        raw = client.chat.completions.with_raw_response.create(
+            model="auto", messages=[{"role": "user", "content": prompt}])
+        why = raw.headers["x-routerone-reason"]
+        shown = sorted(float(q) for q in re.findall(r"predicted quality (\d+\.\d+)", why))
+        assert shown == [0.4, 0.8], why

@@ -9,6 +9,7 @@ from ..catalog import ModelInfo
 from ..wire.chat import ChatRequest
 from .base import RouteContext, RoutingStrategy
 from .learned import ProfileRouter, decide
+from .learned.value import shown_quality
 
 __all__ = ["QualityStrategy", "CostStrategy", "LatencyStrategy", "BalancedStrategy", "make_strategies",
            "COST_QUALITY_FLOOR"]
@@ -53,7 +54,7 @@ class QualityStrategy:
     def rank(self, req: ChatRequest, models: Sequence[ModelInfo], ctx: RouteContext) -> tuple[list[ModelInfo], str]:
         q = dict(zip((m.id for m in models), self.predicted.scores(req, models)))
         ranked = sorted(models, key=lambda m: (-q[m.id], m.price.blended_micros_per_mtok))
-        return ranked, f"highest predicted quality on this prompt ({q[ranked[0].id]:.2f})"
+        return ranked, f"highest predicted quality on this prompt ({shown_quality(q[ranked[0].id], 2)})"
 
 
 class CostStrategy:

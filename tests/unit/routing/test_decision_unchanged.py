@@ -33,7 +33,7 @@ from routerone.routing.health import Health
 from routerone.routing.learned import features as F
 from routerone.routing.learned.model import LinearScorer
 from routerone.routing.learned.profiles import LENGTH_CLIP, TRAITS
-from routerone.routing.learned.value import utility_order, value_of_quality
+from routerone.routing.learned.value import shown_quality, utility_order, value_of_quality
 from routerone.routing.strategies import BalancedStrategy
 from routerone.wire.chat import validate_body
 
@@ -258,7 +258,7 @@ def test_ranking_equals_the_reference(strategy, k):
                                                    max_tokens, wtp)
         assert [m.id for m in ranked] == want_order
         best = NAMES.index(want_order[0])
-        assert f"chose {want_order[0]} (predicted quality {quality[best]:.3f}, est. cost ${cost[best]:.6f}" in why
+        assert f"chose {want_order[0]} (predicted quality {shown_quality(quality[best])}, est. cost ${cost[best]:.6f}" in why
 
 
 if __name__ == "__main__":

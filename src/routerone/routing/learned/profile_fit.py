@@ -187,7 +187,8 @@ def _profile(y: np.ndarray, traits: np.ndarray, w: np.ndarray) -> np.ndarray:
 
 
 def _prior_map(names: list[str], emb: np.ndarray, priors: dict[str, Prior]) -> tuple[np.ndarray, float, float, list[str]]:
-    have = [(j, priors[normalise_name(n)].score) for j, n in enumerate(names) if normalise_name(n) in priors]
+    scored = {k: p.score for k, p in priors.items() if p.score is not None}     # not a fixed-quality prior
+    have = [(j, scored[normalise_name(n)]) for j, n in enumerate(names) if normalise_name(n) in scored]
     if not have:
         return np.zeros((2, emb.shape[1])), 0.0, 0.0, []
     js = [j for j, _ in have]

@@ -78,9 +78,12 @@ def normalise_name(name: str) -> str:
 
 @dataclass(frozen=True)
 class Prior:
-    score: float
+    """A published arena-scale `score` (mapped to a profile), or a fixed `quality` (0..1, the same
+    on every prompt: the demo's canned models, whose made-up scores mapped past 1)."""
+    score: float | None
     source: str
     row: str = ""
+    quality: float | None = None
 
 
 def load_priors(path: Path | str | None = None) -> dict[str, Prior]:
@@ -113,15 +116,22 @@ def _priors_file(p: Path, where: str) -> dict[str, Prior]:
         raise RouterFileError(f"{where}: 'model' must be tables such as [model.\"my-model\"]")
     out: dict[str, Prior] = {}
     for name, entry in models.items():
+        fixed = isinstance(entry, dict) and "quality" in entry and "score" not in entry
         try:
-            if not isinstance(entry, dict) or isinstance(entry["score"], bool):
+            if not isinstance(entry, dict) or isinstance(value := entry["quality" if fixed else "score"], bool):
                 raise TypeError(entry)
-            score = float(entry["score"])
+            score = float(value)
             source = str(entry["source"])
             if not math.isfinite(score):
                 raise ValueError(score)
         except (KeyError, TypeError, ValueError):
-            raise RouterFileError(f"{where}: model.{name} needs a numeric 'score' and a 'source'") from None
+            raise RouterFileError(f"{where}: model.{name} needs a numeric 'score' (or 'quality') and a "
+                                  "'source'") from None
+        if fixed:
+            if not 0 <= score <= 1:
+                raise RouterFileError(f"{where}: model.{name} quality {score!r} is outside 0..1")
+            out[name] = Prior(None, source, str(entry.get("row", "")), quality=score)
+            continue
         if not PRIOR_SCORE_MIN < score <= PRIOR_SCORE_MAX:
             raise RouterFileError(f"{where}: model.{name} score {score!r} is outside "
                                   f"{PRIOR_SCORE_MIN:g} < score <= {PRIOR_SCORE_MAX:g} (an arena-scale score)")
@@ -282,6 +292,9 @@ class ProfileRouter:
         if j is not None:
             got = Profile(name, a.embeddings[j], float(a.output_tokens[j]),
                           f"trained as '{a.models[j]}'" if source else "trained")
+        elif prior is not None and prior.quality is not None:       # the same on every prompt
+            got = Profile(name, np.array([prior.quality] + [0.0] * len(TRAITS)),
+                          a.verbosity.get(verbosity_key, self._default.output_tokens), source)
         elif prior is not None and a.prior_scale > 0:
             z = (prior.score - a.prior_center) / a.prior_scale
             got = Profile(name, a.prior_map[0] + a.prior_map[1] * z,

@@ -86,6 +86,15 @@ def choose_matrix(quality: np.ndarray, cost: np.ndarray, wtps) -> np.ndarray:
     return out
 
 
+def shown_quality(q: float, digits: int = 3) -> str:
+    """A predicted quality as a reason shows it: on the 0..1 scale it is read on. The linear
+    prediction can leave it for a strong model on an easy prompt (1.43); the ranking keeps the
+    uncapped score, which the text then gives too, so that it still explains the order."""
+    q = float(q)
+    capped = min(1.0, max(0.0, q)) if q == q else q
+    return f"{capped:.{digits}f}" if capped == q else f"{capped:.{digits}f} (uncapped score {q:.{digits}f})"
+
+
 @dataclass(frozen=True)
 class Decision:
     order: list[int]          # candidate indices best-first
@@ -96,7 +105,7 @@ class Decision:
     def reason(self, names: list[str], sources: list[str] | None = None) -> str:
         def desc(i: int) -> str:
             src = f", {sources[i]}" if sources else ""
-            return f"{names[i]} (predicted quality {self.quality[i]:.3f}, est. cost ${self.cost_usd[i]:.6f}{src})"
+            return f"{names[i]} (predicted quality {shown_quality(self.quality[i])}, est. cost ${self.cost_usd[i]:.6f}{src})"
         best = self.order[0]
         text = f"wtp={self.wtp:.2f}: chose {desc(best)}"
         if len(self.order) > 1:
