@@ -5,14 +5,13 @@ names the file, the model and the key: unknown keys (`qualty`), wrong types, a m
 """
 from __future__ import annotations
 
-import json
 import reprlib
-import tomllib
 from pathlib import Path
 from typing import Any
 
 from .billing.pricebook import lookup_price
 from .billing.prices import Price, price_to_micros
+from .nested_parse import parse_json, parse_toml
 from .providers.base import Deployment
 from .providers.vendors import ProviderEntry
 from .settings import SettingsError, read_text_file, unique_keys
@@ -43,13 +42,10 @@ def read_catalog_file(path: str) -> dict[str, Any]:
     except UnicodeDecodeError as exc:
         raise CatalogError(f"catalog_path: {path!r} is not UTF-8 text (offset {exc.start})") from None
     try:
-        data = json.loads(text, object_pairs_hook=unique_keys) if p.suffix == ".json" else tomllib.loads(text)
-    except ValueError as exc:
+        data = parse_json(text, object_pairs_hook=unique_keys) if p.suffix == ".json" else parse_toml(text)
+    except ValueError as exc:       # NestedTooDeep too: "nested too deep"
         raise CatalogError(f"catalog_path: {path!r} is not valid {'JSON' if p.suffix == '.json' else 'TOML'}: "
                            f"{str(exc).splitlines()[0]}") from None
-    except RecursionError:      # arrays or tables nested ~1,000 deep: json and tomllib recurse
-        raise CatalogError(f"catalog_path: {path!r} is not valid {'JSON' if p.suffix == '.json' else 'TOML'}: "
-                           "nested too deep") from None
     if not isinstance(data, dict):
         raise CatalogError(f"catalog_path: {path!r}: top level must be a table")
     unknown = set(data) - _FILE_KEYS

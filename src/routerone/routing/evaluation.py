@@ -49,6 +49,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..nested_parse import NestedTooDeep, parse_json
 from . import metrics as M
 from .learned import strategy as S
 
@@ -189,11 +190,9 @@ def _price_key(name: str) -> str:
 def load_prices(path: str | Path, models: list[str]) -> dict[str, tuple[float, float]]:
     """{model: (input, output) USD per 1M tokens} for the models that have a price."""
     try:
-        raw = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raw = parse_json(Path(path).read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, NestedTooDeep) as exc:
         raise ValueError(f"{path}: not a JSON prices file ({exc})") from None
-    except RecursionError:              # arrays or objects nested ~1,000 deep: json recurses
-        raise ValueError(f"{path}: not a JSON prices file (nested too deep)") from None
     if not isinstance(raw, dict):
         raise ValueError(f"{path}: expected an object {{model: {{input_token_price_per_million: ..., "
                          "output_token_price_per_million: ...}}")

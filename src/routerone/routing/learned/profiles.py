@@ -42,6 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ...nested_parse import NestedTooDeep, parse_json, parse_toml
 from ...settings import read_text_file
 from .leaderboard import OPEN_SOURCE, SOURCE as LEADERBOARD_SOURCE, Leaderboard, OpenBoard
 from .model import LinearScorer
@@ -102,15 +103,13 @@ def load_priors(path: Path | str | None = None) -> dict[str, Prior]:
 
 def _priors_file(p: Path, where: str) -> dict[str, Prior]:
     try:
-        data = tomllib.loads(read_text_file(str(p)))
+        data = parse_toml(read_text_file(str(p)))
     except OSError as exc:
         raise RouterFileError(f"{where}: cannot read it: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
         raise RouterFileError(f"{where}: not UTF-8 text") from None
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, NestedTooDeep) as exc:
         raise RouterFileError(f"{where}: not valid TOML ({exc})") from None
-    except RecursionError:          # arrays or tables nested ~1,000 deep: tomllib recurses
-        raise RouterFileError(f"{where}: not valid TOML (nested too deep)") from None
     models = data.get("model", {})
     if not isinstance(models, dict):
         raise RouterFileError(f"{where}: 'model' must be tables such as [model.\"my-model\"]")
@@ -189,8 +188,8 @@ class ProfileArtefact:
             return cls._read(path)
         except OSError as exc:
             raise RouterFileError(f"{str(path)!r}: cannot read it: {exc.strerror or exc}") from None
-        except (ValueError, KeyError, EOFError, zipfile.BadZipFile, RecursionError) as exc:   # np.load's and ours
-            why = "its meta is nested too deep" if isinstance(exc, RecursionError) else exc
+        except (ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:   # np.load's and ours
+            why = "its meta is nested too deep" if isinstance(exc, NestedTooDeep) else exc
             raise RouterFileError(f"{str(path)!r}: not a router profile artefact (an .npz written by "
                                   f"`routerone train-router`): {why}") from None
 
@@ -207,7 +206,7 @@ class ProfileArtefact:
                                   coef_dense=z["coef_dense"], bias=z["bias"], link="identity")
             return cls(scorer, [str(m) for m in z["models"]], z["embeddings"], z["output_tokens"],
                        z["prior_map"], float(z["prior_center"]), float(z["prior_scale"]),
-                       z["trait_mean"], json.loads(str(z["meta"])),
+                       z["trait_mean"], parse_json(str(z["meta"])),
                        float(z["length_norm"]) if "length_norm" in z else 1.0, _verbosity(z, path))
 
 
