@@ -214,7 +214,8 @@ class _KeyFields(_Limits):
         None, description="the most this key may ever spend (null: no cap)")
     spend_cap_usd: _usd(MAX_SPEND_CAP_MICROS) | None = Field(None, description="the spend cap in USD (null: no cap)")
     allowed_models: Annotated[list[ModelName], Field(max_length=MAX_MODELS)] = Field(
-        None, description="model ids this key may use ([]: any model; `provider/model`: only through that provider); `auto` routes among them")
+        None, description="model ids this key may use ([]: any model; `provider/model`: only through that "
+                          "provider); `auto` routes among them")
     expires_at: Timestamp | None = Field(None, description="when the key stops working (null: never)")
 
     @model_validator(mode="before")
