@@ -271,6 +271,12 @@ class HostileUpstream(ThreadedServer):
                        {"candidates": [{"content": {"role": "model", "parts": [{"text": ""}]}, "finishReason": "STOP"}]}]:
                 await resp.write(b"data: " + orjson.dumps(ev) + b"\r\n\r\n")
             return resp
+        body = await request.read()
+        if b"[[reply:thoughts_absurd]]" in body:      # thoughts relayed, their count absurd
+            return web.json_response({"candidates": [{"content": {"role": "model", "parts": [
+                {"text": "thinking hard " * 30, "thought": True}, {"text": "word " * 40}]}, "finishReason": "STOP"}],
+                "usageMetadata": {"promptTokenCount": 7, "candidatesTokenCount": 40,
+                                  "thoughtsTokenCount": 3_000_000_000}})
         return web.json_response({"candidates": [{"content": {"role": "model", "parts": [{"text": "word " * 40}]},
                                                   "finishReason": "STOP"}],
                                   "usageMetadata": {"promptTokenCount": "12", "candidatesTokenCount": None}})
@@ -856,6 +862,22 @@ def test_anthropic_and_gemini_usage_counts_that_are_not_numbers_are_counted(gw, 
     assert gw.runtime.chat.d.billing.usage_flagged > flagged
     [row] = settled_rows(gw, account_id, 1)
     assert row.status == 200 and row.completion_tokens == usage.completion_tokens and row.cost_micros > 0
+
+
+def test_gemini_absurd_thoughts_count_is_billed_for_what_router_one_counted_and_flagged(gw):
+    """thoughtsTokenCount 3e9 was taken as 0, unflagged: 40 completion tokens billed for an answer
+    with 90 words of thinking relayed. Now the completion is Router One's count (thoughts included,
+    never below the 40 candidates' tokens), flagged as other implausible counts are."""
+    key, account_id = gw.new_key()
+    flagged = gw.runtime.chat.d.billing.usage_flagged
+    reply = _client(gw, key).chat.completions.create(model="gemini-2.5-flash", max_tokens=100,
+                                                     messages=_ask("thoughts_absurd"))
+    message = reply.choices[0].message
+    relayed = count_text_tokens("\n".join([message.model_extra["reasoning_content"], message.content]))
+    assert reply.usage.completion_tokens == relayed > 40, reply.usage
+    assert gw.runtime.chat.d.billing.usage_flagged - flagged == 1
+    [row] = settled_rows(gw, account_id, 1)
+    assert row.status == 200 and row.completion_tokens == relayed and row.cost_micros > 0
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])

@@ -64,9 +64,14 @@ class Usage:
 
     def filled_from(self, counted: "Usage") -> "Usage":
         """This usage with its unreadable counts replaced by Router One's own (`counted`); the
-        reasoning tokens stay a part of the completion tokens, the cached ones of the prompt tokens."""
-        completion = counted.completion_tokens if "completion_tokens" in self.unreadable else self.completion_tokens
-        prompt = counted.prompt_tokens if "prompt_tokens" in self.unreadable else self.prompt_tokens
+        reasoning tokens stay a part of the completion tokens, the cached ones of the prompt tokens.
+        What the upstream's readable parts of an unreadable total still say is a floor (Gemini's
+        candidates beside unreadable thoughts): never billed less than that."""
+        completion, prompt = self.completion_tokens, self.prompt_tokens
+        if "completion_tokens" in self.unreadable:
+            completion = max(counted.completion_tokens, completion)
+        if "prompt_tokens" in self.unreadable:
+            prompt = max(counted.prompt_tokens, prompt)
         cached, written = _prompt_parts(prompt, self.cached_tokens, self.cache_write_tokens)
         return dataclasses.replace(
             self, estimated=True, prompt_tokens=prompt, cached_tokens=cached, cache_write_tokens=written,
