@@ -303,6 +303,10 @@ class HostileUpstream(ThreadedServer):
             data[1]["index"] = 7
         elif name == "mixed_lengths":
             data[1]["embedding"] = [0.5, 0.25, 0.125]
+        elif name == "beyond_float32":        # inf as OpenAI's base64 (little-endian float32)
+            data[1]["embedding"] = [0.5, 1e39]
+        elif name == "beyond_float32_int":
+            data[1]["embedding"] = [0.5, -(10 ** 39)]
         elif name == "ignores_dimensions" and "dimensions" not in body:
             return web.json_response({"error": {"message": "the fake wants dimensions here"}}, status=500)
         return web.json_response({"object": "list", "model": body["model"], "data": data, "usage": usage})
@@ -507,6 +511,21 @@ def test_embeddings_of_the_wrong_shape_are_a_502_and_not_charged(gw, name):
     with pytest.raises(openai.APIStatusError) as ei:
         _client(gw, key).embeddings.create(model="text-embedding-3-small", input=["a", f"b [[reply:{name}]]"], **dims)
     assert ei.value.status_code == 502 and ei.value.body["code"] == "upstream_unavailable"
+    [row] = settled_rows(gw, account_id, 1)
+    assert (row.status, row.cost_micros) == (502, 0)
+
+
+@pytest.mark.parametrize("fmt", ["float", "base64"])
+@pytest.mark.parametrize("name", ["beyond_float32", "beyond_float32_int"])
+def test_embedding_values_beyond_float32_are_a_502_and_not_charged(gw, name, fmt):
+    """A value no float32 holds (embeddings are float32) became inf in base64 output, passed on and
+    charged (and as floats the same reply was passed on as sent): an invalid reply in both formats."""
+    key, account_id = gw.new_key()
+    with pytest.raises(openai.APIStatusError) as ei:
+        _client(gw, key).embeddings.create(model="text-embedding-3-small", input=["a", f"b [[reply:{name}]]"],
+                                           encoding_format=fmt)
+    assert ei.value.status_code == 502 and ei.value.body["code"] == "upstream_unavailable"
+    assert "float32" in ei.value.body["message"]
     [row] = settled_rows(gw, account_id, 1)
     assert (row.status, row.cost_micros) == (502, 0)
 
