@@ -12,10 +12,9 @@ from ..errors import UpstreamOverran, UpstreamTimeout, UpstreamUnavailable
 
 __all__ = ["IdleWatchdog", "MAX_KEEPALIVE_BYTES", "MAX_REPLY_BYTES", "NO_DEADLINE_S", "read_bounded"]
 
-NO_DEADLINE_S = math.inf
-
 MAX_KEEPALIVE_BYTES = 1 << 20     # of keep-alives between two stream events (OpenRouter's: ~25 bytes every few s)
 MAX_REPLY_BYTES = 64 << 20        # a reply read whole (not streamed) or an error body beyond this is a 502
+NO_DEADLINE_S = math.inf          # a stream's overall deadline until `limit_until` sets one
 
 
 async def read_bounded(next_piece, declared_bytes: int | None, max_bytes: int, deadline_s: float) -> bytes:
@@ -72,7 +71,7 @@ class IdleWatchdog:
         now_s = self._loop.time() + 0.001          # timers fire to the millisecond
         if now_s >= self._deadline_s:
             self._stalled(UpstreamOverran(f"The upstream reply took longer than {self._limit_s:g} s in all "
-                                          "(stream_timeout_s), though it never stalled"))
+                                          "(stream_timeout_s)"))
             return
         start_s = self._wait_start_s
         if start_s is None:              # not waiting now: the next wait re-arms the watchdog
