@@ -106,7 +106,8 @@ def create_app(settings: Settings, *, store: Store | None = None, limiter: Limit
                     retry_budget_token_ratio=settings.retry_budget_token_ratio, board=board)
     auth = Authenticator(store, cache_ttl_s=settings.auth_cache_ttl_s, max_entries=settings.auth_cache_max_entries,
                          failures=AuthFailureLimiter(settings.auth_failures_per_ip_per_minute, window_s=60.0))
-    defaults = Timeouts(settings.connect_timeout_s, settings.first_byte_timeout_s, settings.idle_timeout_s)
+    defaults = Timeouts(settings.connect_timeout_s, settings.first_byte_timeout_s, settings.idle_timeout_s,
+                        settings.stream_timeout_s)
     transport = Transport(defaults, per_provider=catalog.timeouts(defaults), http1=settings.upstream_http1)
     usage = UsageWriter(store, flush_interval_s=settings.usage_flush_interval_s, batch_size=settings.usage_batch_size)
     billing = Billing(store, reservation_ttl_s=settings.reservation_ttl_s,

@@ -152,12 +152,13 @@ class Catalog:
         self._rebuild()
 
     def timeouts(self, defaults: Timeouts) -> dict[str, Timeouts]:
-        """Providers with their own connect / first-byte / idle timeouts (the rest use `defaults`)."""
+        """Providers with their own connect / first-byte / idle / stream timeouts (the rest use `defaults`)."""
         out = {}
         for name, e in self.providers.items():
             if any(v is not None for v in e.timeouts):
-                c, f, i = e.timeouts
-                out[name] = Timeouts(c or defaults.connect_s, f or defaults.first_byte_s, i or defaults.idle_s)
+                c, f, i, s = e.timeouts
+                out[name] = Timeouts(c or defaults.connect_s, f or defaults.first_byte_s, i or defaults.idle_s,
+                                     s or defaults.stream_s)
         return out
 
     def available(self) -> list[ModelInfo]:

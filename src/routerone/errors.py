@@ -23,7 +23,8 @@
         │   └── UpstreamQuotaExhausted   502 upstream_error / upstream_quota_exhausted (the provider account's credits; x-should-retry: false)
         ├── UpstreamUnavailable          502/503 upstream_error / upstream_unavailable | overloaded
         └── UpstreamTimeout              504 timeout_error / upstream_timeout
-            └── UpstreamNoResponse       504 (no first byte in time: that deployment is not asked again)
+            ├── UpstreamNoResponse       504 (no first byte in time: that deployment is not asked again)
+            └── UpstreamOverran          504 (the reply not all in within stream_timeout_s: nor is it)
     ServiceUnavailable                   503 api_error / service_unavailable (+ Retry-After): our database
 
 The body is the seed's shape `{"error": {"message", "type", "code"}}` plus `param` (null unless a
@@ -39,7 +40,8 @@ __all__ = [
     "InsufficientBalance", "PermissionDenied", "ModelNotFound", "NotFound", "Conflict", "RateLimited",
     "UpstreamError",
     "UpstreamRateLimited", "UpstreamBadRequest", "UpstreamAuthFailed", "UpstreamQuotaExhausted",
-    "UpstreamUnavailable", "UpstreamTimeout", "UpstreamNoResponse", "ServiceUnavailable",
+    "UpstreamUnavailable", "UpstreamTimeout", "UpstreamNoResponse", "UpstreamOverran",
+    "ServiceUnavailable",
 ]
 
 
@@ -250,6 +252,12 @@ class UpstreamNoResponse(UpstreamTimeout):
     """No first byte within `first_byte_timeout_s` (120 s by default): asking the same deployment
     again would make the caller wait that long once more for each router retry (and again for each
     SDK retry): other deployments are tried, not this one."""
+    retry_same_deployment = False
+
+
+class UpstreamOverran(UpstreamTimeout):
+    """The reply was not all in within `stream_timeout_s` (an hour by default), though it never
+    stalled: asking the same deployment again could take as long; other deployments are tried."""
     retry_same_deployment = False
 
 

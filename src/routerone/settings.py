@@ -46,6 +46,9 @@ class Settings:
     connect_timeout_s: float = _f(10.0, "upstream connect timeout", min=0.001)
     first_byte_timeout_s: float = _f(120.0, "upstream time to first byte", min=0.001)
     idle_timeout_s: float = _f(120.0, "longest pause inside an upstream stream (keep-alive comments and pings do not count as activity)", min=0.001)
+    stream_timeout_s: float = _f(3600.0, "longest an upstream reply may take in all, from the request sent to its last byte, "
+                                 "however steadily it arrives (long reasoning answers: 128k tokens at ~50 tokens/s "
+                                 "is ~45 min)", min=0.001)
     upstream_http1: bool = _f(True, "plain-http upstreams (vLLM, Ollama, a sidecar) through Router One's lean "
                               "HTTP/1.1 client; false: through aiohttp's client, as https upstreams always are")
     stream_hold_ms: int = _f(3000, "stream failover budget before the first content token", min=0)

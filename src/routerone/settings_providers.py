@@ -39,6 +39,7 @@ class ProviderSettings:
     connect_timeout_s: float | None = _f(None, "overrides `connect_timeout_s` for this provider")
     first_byte_timeout_s: float | None = _f(None, "overrides `first_byte_timeout_s` for this provider")
     idle_timeout_s: float | None = _f(None, "overrides `idle_timeout_s` for this provider")
+    stream_timeout_s: float | None = _f(None, "overrides `stream_timeout_s` for this provider")
     rpm: int | None = _f(None, "upstream requests per minute cap for every deployment on this provider")
     tpm: int | None = _f(None, "upstream tokens per minute cap")
 
@@ -101,7 +102,8 @@ def _provider(name: str, conf: Any, env: Mapping[str, str]) -> ProviderSettings:
                 price_to_micros(raw, what=f"providers.{name}.{k}")
             except ValueError as exc:
                 raise SettingsError(str(exc)) from None
-    for k in ("discovery_interval_s", "connect_timeout_s", "first_byte_timeout_s", "idle_timeout_s", "rpm", "tpm"):
+    for k in ("discovery_interval_s", "connect_timeout_s", "first_byte_timeout_s", "idle_timeout_s",
+              "stream_timeout_s", "rpm", "tpm"):
         v = getattr(p, k)
         if v is not None and v <= 0:
             raise SettingsError(f"providers.{name}.{k}: must be > 0, got {v}")

@@ -271,6 +271,12 @@ class HostileUpstream(ThreadedServer):
                        {"candidates": [{"content": {"role": "model", "parts": [{"text": ""}]}, "finishReason": "STOP"}]}]:
                 await resp.write(b"data: " + orjson.dumps(ev) + b"\r\n\r\n")
             return resp
+        body = await request.read()
+        if b"[[reply:thoughts_absurd]]" in body:      # thoughts relayed, their count absurd
+            return web.json_response({"candidates": [{"content": {"role": "model", "parts": [
+                {"text": "thinking hard " * 30, "thought": True}, {"text": "word " * 40}]}, "finishReason": "STOP"}],
+                "usageMetadata": {"promptTokenCount": 7, "candidatesTokenCount": 40,
+                                  "thoughtsTokenCount": 3_000_000_000}})
         return web.json_response({"candidates": [{"content": {"role": "model", "parts": [{"text": "word " * 40}]},
                                                   "finishReason": "STOP"}],
                                   "usageMetadata": {"promptTokenCount": "12", "candidatesTokenCount": None}})
@@ -297,6 +303,10 @@ class HostileUpstream(ThreadedServer):
             data[1]["index"] = 7
         elif name == "mixed_lengths":
             data[1]["embedding"] = [0.5, 0.25, 0.125]
+        elif name == "beyond_float32":        # inf as OpenAI's base64 (little-endian float32)
+            data[1]["embedding"] = [0.5, 1e39]
+        elif name == "beyond_float32_int":
+            data[1]["embedding"] = [0.5, -(10 ** 39)]
         elif name == "ignores_dimensions" and "dimensions" not in body:
             return web.json_response({"error": {"message": "the fake wants dimensions here"}}, status=500)
         return web.json_response({"object": "list", "model": body["model"], "data": data, "usage": usage})
@@ -501,6 +511,21 @@ def test_embeddings_of_the_wrong_shape_are_a_502_and_not_charged(gw, name):
     with pytest.raises(openai.APIStatusError) as ei:
         _client(gw, key).embeddings.create(model="text-embedding-3-small", input=["a", f"b [[reply:{name}]]"], **dims)
     assert ei.value.status_code == 502 and ei.value.body["code"] == "upstream_unavailable"
+    [row] = settled_rows(gw, account_id, 1)
+    assert (row.status, row.cost_micros) == (502, 0)
+
+
+@pytest.mark.parametrize("fmt", ["float", "base64"])
+@pytest.mark.parametrize("name", ["beyond_float32", "beyond_float32_int"])
+def test_embedding_values_beyond_float32_are_a_502_and_not_charged(gw, name, fmt):
+    """A value no float32 holds (embeddings are float32) became inf in base64 output, passed on and
+    charged (and as floats the same reply was passed on as sent): an invalid reply in both formats."""
+    key, account_id = gw.new_key()
+    with pytest.raises(openai.APIStatusError) as ei:
+        _client(gw, key).embeddings.create(model="text-embedding-3-small", input=["a", f"b [[reply:{name}]]"],
+                                           encoding_format=fmt)
+    assert ei.value.status_code == 502 and ei.value.body["code"] == "upstream_unavailable"
+    assert "float32" in ei.value.body["message"]
     [row] = settled_rows(gw, account_id, 1)
     assert (row.status, row.cost_micros) == (502, 0)
 
@@ -856,6 +881,22 @@ def test_anthropic_and_gemini_usage_counts_that_are_not_numbers_are_counted(gw, 
     assert gw.runtime.chat.d.billing.usage_flagged > flagged
     [row] = settled_rows(gw, account_id, 1)
     assert row.status == 200 and row.completion_tokens == usage.completion_tokens and row.cost_micros > 0
+
+
+def test_gemini_absurd_thoughts_count_is_billed_for_what_router_one_counted_and_flagged(gw):
+    """thoughtsTokenCount 3e9 was taken as 0, unflagged: 40 completion tokens billed for an answer
+    with 90 words of thinking relayed. Now the completion is Router One's count (thoughts included,
+    never below the 40 candidates' tokens), flagged as other implausible counts are."""
+    key, account_id = gw.new_key()
+    flagged = gw.runtime.chat.d.billing.usage_flagged
+    reply = _client(gw, key).chat.completions.create(model="gemini-2.5-flash", max_tokens=100,
+                                                     messages=_ask("thoughts_absurd"))
+    message = reply.choices[0].message
+    relayed = count_text_tokens("\n".join([message.model_extra["reasoning_content"], message.content]))
+    assert reply.usage.completion_tokens == relayed > 40, reply.usage
+    assert gw.runtime.chat.d.billing.usage_flagged - flagged == 1
+    [row] = settled_rows(gw, account_id, 1)
+    assert row.status == 200 and row.completion_tokens == relayed and row.cost_micros > 0
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])

@@ -105,3 +105,27 @@ def test_a_forwarded_address_with_a_port_is_limited_as_that_address(gateway):
     assert _auth_failure_codes(gw, "10.0.0.1:50001") == [401, 401, 401, 429]
     for same in ("10.0.0.1:50002", "[::ffff:10.0.0.1]:50003", "::ffff:10.0.0.1"):
         assert _auth_failure_codes(gw, same) == [429] * 4, same
+
+
+def _hsts_with(gw: Gateway, proto_lines: list[str]) -> str | None:
+    key, _ = gw.new_key()
+    headers = [("Authorization", f"Bearer {key}")] + [("X-Forwarded-Proto", v) for v in proto_lines]
+    with httpx2.Client(base_url=gw.url, timeout=30) as http:
+        resp = http.get("/v1/models", headers=headers)
+    assert resp.status_code == 200
+    return resp.headers.get("strict-transport-security")
+
+
+@pytest.mark.parametrize("lines, hsts", [
+    (["https", "http"], None),          # the client's line first, then the one the proxy appended
+    (["https, http"], None),            # the same, as one line
+    (["http", "https"], HSTS),
+    (["http, https"], HSTS),
+    (["HTTPS"], HSTS),
+    (["https,"], None),                 # the proxy's own entry is empty: no https it vouches for
+], ids=str)
+def test_the_proto_a_trusted_proxy_appended_decides_not_the_clients(gateway, lines, hsts):
+    """X-Forwarded-Proto was read from its first line only: a client behind a trusted proxy that
+    appends (rather than replaces) the header could claim https itself. The last entry, the one the
+    nearest trusted proxy appended, counts, as for the client's address."""
+    assert _hsts_with(gateway(), lines) == hsts

@@ -79,3 +79,57 @@ def test_openai_reasoning_tokens_are_not_bounded_by_an_unreadable_completion_cou
     assert u.reasoning_tokens == 30
     filled = u.filled_from(Usage(3, 25))
     assert (filled.completion_tokens, filled.reasoning_tokens) == (25, 25)
+
+
+@pytest.mark.parametrize("details, cached, written", [
+    ({"cached_tokens": 500}, 40, 0), ({"cached_tokens": 12}, 12, 0), ({"cached_tokens": -5}, 0, 0),
+    ({"cached_tokens": "12"}, 0, 0), ({"cached_tokens": 1e30}, 0, 0),
+    ({"cached_tokens": 30, "cache_write_tokens": 500}, 30, 10), ({"cache_write_tokens": 50}, 0, 40),
+    ([12], 0, 0), (None, 0, 0)])
+def test_openai_cached_tokens_are_a_part_of_the_prompt_tokens_never_more(details, cached, written) -> None:
+    """As reasoning tokens of the completion: 500 cached tokens of a 40-token prompt were relayed to
+    the client and stored as they came (billing clamped them), from a reply and a stream's usage."""
+    import orjson
+    from routerone.providers.openai_compat import OpenAICompatStream
+    raw = {"prompt_tokens": 40, "completion_tokens": 3, "prompt_tokens_details": details}
+    u = Usage.from_openai(raw)
+    assert (u.prompt_tokens, u.cached_tokens, u.cache_write_tokens) == (40, cached, written)
+    reported = u.to_openai().get("prompt_tokens_details", {})
+    assert (reported.get("cached_tokens", 0), reported.get("cache_write_tokens", 0)) == (cached, written)
+    stream = OpenAICompatStream()
+    stream.feed_data(orjson.dumps({"choices": [], "usage": raw}))
+    assert (stream.usage.cached_tokens, stream.usage.cache_write_tokens) == (cached, written)
+
+
+def test_openai_cached_tokens_are_not_bounded_by_an_unreadable_prompt_count() -> None:
+    u = Usage.from_openai({"prompt_tokens": None, "completion_tokens": 3, "prompt_tokens_details": {"cached_tokens": 30}})
+    assert u.cached_tokens == 30
+    filled = u.filled_from(Usage(25, 3))
+    assert (filled.prompt_tokens, filled.cached_tokens) == (25, 25)
+
+
+@pytest.mark.parametrize("value", [v for v in IMPLAUSIBLE if not isinstance(v, float)])
+def test_gemini_implausible_thoughts_are_counted_by_router_one_and_never_bill_less(value) -> None:
+    """thoughtsTokenCount is a part of the completion Gemini bills: one that is not a plausible
+    count was taken as 0, unflagged (the thinking not billed). The completion count is unreadable
+    now, as for any other implausible count: Router One counts what was relayed (the thoughts
+    included), flagged, and never less than the candidates' own readable count."""
+    u = usage_from_gemini({"promptTokenCount": 12, "candidatesTokenCount": 30, "thoughtsTokenCount": value})
+    assert u is not None and u.unreadable == ("completion_tokens",) and u.prompt_tokens == 12
+    filled = u.filled_from(Usage(12, 500))            # the thoughts were relayed: counted
+    assert (filled.completion_tokens, filled.reasoning_tokens) == (500, 0)
+    assert u.filled_from(Usage(12, 10)).completion_tokens == 30    # hidden thoughts: the candidates at least
+
+
+@pytest.mark.parametrize("value", [v for v in IMPLAUSIBLE if not isinstance(v, float)])
+def test_gemini_implausible_tool_use_prompt_count_is_counted_by_router_one(value) -> None:
+    u = usage_from_gemini({"promptTokenCount": 12, "toolUsePromptTokenCount": value, "candidatesTokenCount": 3})
+    assert u is not None and u.unreadable == ("prompt_tokens",)
+    assert u.filled_from(Usage(40, 3)).prompt_tokens == 40 and u.filled_from(Usage(5, 3)).prompt_tokens == 12
+
+
+def test_a_flagged_gemini_usage_is_billed_on_router_ones_count() -> None:
+    from routerone.services.billing import sane_usage
+    u = usage_from_gemini({"promptTokenCount": 12, "candidatesTokenCount": 30, "thoughtsTokenCount": 10**30})
+    fixed, problems = sane_usage(u.filled_from(Usage(12, 500)))
+    assert problems == ["completion_tokens unreadable (counted by Router One)"] and fixed.completion_tokens == 500

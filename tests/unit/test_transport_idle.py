@@ -9,7 +9,7 @@ import time
 import pytest
 from aiohttp import web
 
-from routerone.errors import UpstreamTimeout
+from routerone.errors import UpstreamOverran, UpstreamTimeout
 from routerone.providers.base import UpstreamRequest
 from routerone.providers.transport import Timeouts, Transport
 
@@ -71,3 +71,49 @@ async def test_a_cancelled_read_loses_nothing(upstream):
         assert await stream.read() == b"two"    # waited again, well within the idle timeout
     finally:
         stream.close()
+
+
+@pytest.fixture(params=[True, False], ids=["http1", "aiohttp"])
+async def trickle(request):
+    """A body that never ends: a byte every 50 ms for up to 3 s (well within the idle timeout)."""
+    async def handler(req: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse()
+        await resp.prepare(req)
+        try:
+            for _ in range(60):
+                await resp.write(b"x")
+                await asyncio.sleep(0.05)
+        except ConnectionError:
+            pass
+        return resp
+    app = web.Application()
+    app.router.add_post("/t", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]   # type: ignore[union-attr]
+    transport = Transport(Timeouts(1.0, 5.0, IDLE_S, STREAM_S), http1=request.param)
+    yield lambda: transport.open(UpstreamRequest(f"http://127.0.0.1:{port}/t", {}, b""))
+    await transport.close()
+    await runner.cleanup()
+
+
+STREAM_S = 0.6
+
+
+async def test_a_body_trickling_past_the_stream_timeout_fails_waiting_or_not(trickle):
+    """Reads that never wait `idle_s` went on for as long as the upstream liked; past `stream_s`
+    (from the request sent) the stream fails, whether a read is waiting then or the caller is busy
+    elsewhere (its next read raises)."""
+    for busy_s in (0.0, 2 * STREAM_S):
+        t0 = time.perf_counter()
+        stream = await trickle()
+        try:
+            await asyncio.sleep(busy_s)
+            with pytest.raises(UpstreamOverran, match="stream_timeout_s"):
+                while await stream.read():
+                    pass
+            assert STREAM_S - 0.01 <= time.perf_counter() - t0 < STREAM_S + 0.5 + busy_s
+        finally:
+            stream.close()

@@ -8,6 +8,7 @@ peer's own address and the real transport decide.
     proxies = TrustedProxies(settings.trusted_proxies)   # ValueError naming a bad entry
     proxies.trusts(request.remote)
     forwarded_address("6.6.6.6, 10.0.0.1:5123")          # "10.0.0.1": what the proxy appended
+    forwarded_proto(["https", "http"])                   # "http": likewise (header lines in order)
 
 Peers and entries are compared as IPv4 when they are IPv4-mapped (`::ffff:10.0.0.5`, as a
 dual-stack socket gives an IPv4 peer; an entry `::ffff:10.0.0.0/104` is 10.0.0.0/8).
@@ -17,7 +18,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 
-__all__ = ["TrustedProxies", "ANY_PEER", "LOOPBACK", "forwarded_address"]
+__all__ = ["TrustedProxies", "ANY_PEER", "LOOPBACK", "forwarded_address", "forwarded_proto"]
 
 ANY_PEER = "*"
 LOOPBACK = ("127.0.0.0/8", "::1")      # the setting's default
@@ -83,3 +84,13 @@ def forwarded_address(value: str) -> str:
     if address.version == 6 and address.ipv4_mapped is not None:
         address = address.ipv4_mapped
     return str(address)
+
+
+def forwarded_proto(lines: Iterable[str]) -> str:
+    """The scheme in X-Forwarded-Proto's lines (in the order they came): the last entry of the last
+    line, lower-case (the one the nearest trusted proxy appended; the earlier ones anyone could have
+    sent, as for `forwarded_address`). A proxy that replaces the header gives one entry anyway."""
+    last = ""
+    for line in lines:
+        last = line
+    return last.rsplit(",", 1)[-1].strip()[:16].lower()

@@ -26,6 +26,8 @@ __all__ = ["build_embeddings_requests", "build_embeddings_request", "parse_embed
 
 EMBEDDING_PROTOCOLS = ("openai", "gemini")
 GEMINI_BATCH_MAX = 100      # batchEmbedContents refuses larger batches
+FLOAT32_MAX = 3.4028234663852886e38      # the largest finite float32
+_NUMBER = (int, float)                   # exactly (not bool)
 
 
 def build_embeddings_requests(req: EmbeddingsRequest, dep: Deployment) -> list[tuple[UpstreamRequest, int]]:
@@ -70,8 +72,14 @@ def _bad(dep: Deployment, what: str) -> UpstreamUnavailable:
 
 
 def _vector(v: object, dep: Deployment) -> list[float]:
-    if not isinstance(v, list) or not v or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v):
+    """An embedding as numbers float32 holds (OpenAI's base64 is little-endian float32): a value
+    beyond its range would be inf there; it is an invalid reply in either format (502, not charged)."""
+    if not isinstance(v, list) or not v:
         raise _bad(dep, "an embedding that is not an array of numbers")
+    if not all(x.__class__ in _NUMBER and -FLOAT32_MAX <= x <= FLOAT32_MAX for x in v):
+        if not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v):
+            raise _bad(dep, "an embedding that is not an array of numbers")
+        raise _bad(dep, f"an embedding value beyond float32's range (±{FLOAT32_MAX:.7g})")
     return v
 
 

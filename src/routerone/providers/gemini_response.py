@@ -56,10 +56,13 @@ def usage_from(meta: object) -> Usage | None:
         return v if isinstance(v, int) and plausible_count(v) else 0
 
     thoughts = n("thoughtsTokenCount")
-    # a count sent as something else ("12", null, true, -3, 10**30): Router One counts it (Usage.filled_from)
-    unreadable = tuple(name for key, name in (("promptTokenCount", "prompt_tokens"),
-                                              ("candidatesTokenCount", "completion_tokens"))
-                       if key in meta and not (isinstance(meta[key], int) and plausible_count(meta[key])))
+    # a count sent as something else ("12", null, true, -3, 10**30): Router One counts it (Usage.filled_from);
+    # the thoughts are a part of the completion (billed), the tool-use prompt of the prompt, so one of
+    # those unreadable makes its total unreadable (it was taken as 0: the thinking billed for nothing)
+    unreadable = tuple(dict.fromkeys(
+        name for key, name in (("promptTokenCount", "prompt_tokens"), ("toolUsePromptTokenCount", "prompt_tokens"),
+                               ("candidatesTokenCount", "completion_tokens"), ("thoughtsTokenCount", "completion_tokens"))
+        if key in meta and not (isinstance(meta[key], int) and plausible_count(meta[key]))))
     return Usage(prompt_tokens=n("promptTokenCount") + n("toolUsePromptTokenCount"),
                  completion_tokens=n("candidatesTokenCount") + thoughts,
                  cached_tokens=n("cachedContentTokenCount"), reasoning_tokens=thoughts, unreadable=unreadable)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections import OrderedDict
 from typing import Mapping
 
 import orjson
@@ -258,37 +259,60 @@ def guarded(adapter: ProviderAdapter) -> GuardedAdapter:
     return GuardedAdapter(adapter)
 
 
+MAX_CHOICES_REMEMBERED = 128      # OpenAI's own cap on `n`
+MAX_CALLS_REMEMBERED = 256        # tool calls, all choices together: far more than a model runs at once
+_ID_KEPT_CHARS = 128              # a longer call id is remembered by its hash (ids may be 16 MiB)
+
+
 class StreamNumbering:
     """A chat stream's choice and tool call indices as OpenAI numbers them: a stream's choices 0,
     1, ... and each choice's calls 0, 1, ..., in the order they first come. The openai SDK's stream
     helper files a delta at `choices[index]` and `tool_calls[index]`: an upstream's 10**9, -1, a
     gap, a call without an index, or two calls both numbered 0 (told apart by their ids, as
     /v1/messages and /v1/responses tell them: a delta bringing an id and a name other than its
-    call's starts a new call) raised IndexError or TypeError there, or merged the calls. Memory:
-    one entry per choice and call the stream holds."""
-    __slots__ = ("_choices", "_calls")
+    call's starts a new call) raised IndexError or TypeError there, or merged the calls.
+
+    Memory is bounded whatever the stream's length: the last MAX_CHOICES_REMEMBERED choices and
+    MAX_CALLS_REMEMBERED tool calls seen (least recently seen forgotten first), each call id by at
+    most _ID_KEPT_CHARS characters or its hash. A delta for a forgotten one is numbered as a new
+    one (the next number: the SDK's helper opens a new choice or call there); before, every index
+    and id (whole) was kept for the stream's life, so a hostile upstream could grow it at will."""
+    __slots__ = ("_choices", "_calls", "_next_choice", "_next_call")
 
     def __init__(self) -> None:
-        self._choices: dict[int, int] = {}            # upstream's choice index -> the client's
-        self._calls: dict[int, dict] = {}             # client's choice index -> {upstream call index: [client's, id]}
+        self._choices: OrderedDict[int, int] = OrderedDict()      # upstream's choice index -> the client's
+        self._calls: OrderedDict[tuple[int, int], list] = OrderedDict()   # (client's choice, upstream call index) -> [client's, id]
+        self._next_choice = 0
+        self._next_call: dict[int, int] = {}          # client's choice index -> its next call number
 
     def choice(self, index: int) -> int:
         got = self._choices.get(index)
         if got is None:
-            got = self._choices[index] = len(self._choices)
+            got = self._choices[index] = self._next_choice
+            self._next_choice += 1
+            if len(self._choices) > MAX_CHOICES_REMEMBERED:
+                self._next_call.pop(self._choices.popitem(last=False)[1], None)
+        else:
+            self._choices.move_to_end(index)
         return got
 
     def call(self, choice: int, tc: dict) -> int:
-        calls = self._calls.get(choice)
-        if calls is None:
-            calls = self._calls[choice] = {"n": 0}
-        k, call_id = tc.get("index", 0), tc.get("id")
-        got = calls.get(k)
+        key, call_id = (choice, tc.get("index", 0)), tc.get("id")
+        if call_id:
+            call_id = call_id if len(call_id) <= _ID_KEPT_CHARS else hash(call_id)
+        got = self._calls.get(key)
         if got is not None and call_id and (tc.get("function") or {}).get("name") and got[1] not in (None, call_id):
             got = None                                 # a new call at that index
         if got is None:
-            got = calls[k] = [calls["n"], call_id or None]
-            calls["n"] += 1
-        elif got[1] is None and call_id:
-            got[1] = call_id                           # a bare first delta, its id in the next
+            n = self._next_call.get(choice, 0)
+            self._next_call[choice] = n + 1
+            got = [n, call_id or None]
+            self._calls.pop(key, None)
+            self._calls[key] = got
+            if len(self._calls) > MAX_CALLS_REMEMBERED:
+                self._calls.popitem(last=False)
+        else:
+            self._calls.move_to_end(key)
+            if got[1] is None and call_id:
+                got[1] = call_id                       # a bare first delta, its id in the next
         return got[0]

@@ -9,7 +9,7 @@ from multidict import CIMultiDictProxy
 
 from ..errors import UpstreamTimeout, UpstreamUnavailable
 from .http1 import LINGER_S
-from .idle import MAX_REPLY_BYTES, IdleWatchdog, read_bounded
+from .idle import MAX_REPLY_BYTES, NO_DEADLINE_S, IdleWatchdog, read_bounded
 
 if TYPE_CHECKING:
     from .http1 import _Conn
@@ -24,7 +24,7 @@ class Http1Stream(IdleWatchdog):
     not reset the idle timeout: `kept_alive`)."""
 
     __slots__ = ("status", "headers", "_conn", "_pool", "_key", "_idle_s", "_loop", "_wait_start_s", "_watchdog",
-                 "_quiet_s", "_quiet_bytes", "_kept_alive")
+                 "_quiet_s", "_quiet_bytes", "_kept_alive", "_deadline_s", "_limit_s")
 
     def __init__(self, conn: _Conn, pool: "Http1Pool", key: tuple, idle_s: float) -> None:
         self._conn, self._pool, self._key, self._idle_s = conn, pool, key, idle_s
@@ -34,6 +34,7 @@ class Http1Stream(IdleWatchdog):
         self._quiet_s = 0.0          # time waited for reads that brought only keep-alives, since a real event
         self._quiet_bytes = 0        # bytes of keep-alives since a real event
         self._kept_alive = False     # the last read brought only keep-alives (the caller said so)
+        self._deadline_s, self._limit_s = NO_DEADLINE_S, NO_DEADLINE_S    # limit_until
         self.status = conn.status
         self.headers = CIMultiDictProxy(conn.headers)
 
@@ -80,7 +81,7 @@ class Http1Stream(IdleWatchdog):
         self._settle_quiet()
         self._wait_start_s = now_s = self._loop.time()
         if self._watchdog is None:
-            self._watchdog = self._loop.call_at(now_s + self._idle_s - self._quiet_s, self._check_idle)
+            self._arm(now_s)
         try:
             while not (c.body or c.complete or c.error is not None):
                 c.waiter = self._loop.create_future()
@@ -125,7 +126,7 @@ class Http1Stream(IdleWatchdog):
             self._settle_quiet()
             self._wait_start_s = now_s = loop.time()
             if self._watchdog is None:
-                self._watchdog = loop.call_at(now_s + self._idle_s - self._quiet_s, self._check_idle)
+                self._arm(now_s)
             try:
                 verdict = await fut
             finally:

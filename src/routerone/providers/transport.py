@@ -1,4 +1,5 @@
-"""The only network code for providers, with connect / first-byte / idle-between-chunks timeouts:
+"""The only network code for providers, with connect / first-byte / idle-between-chunks timeouts
+and an overall one for the whole reply (`stream_timeout_s`):
 plain-http upstreams through a lean keep-alive HTTP/1.1 client (http1.py, the cheaper path for
 streams), https ones through one pooled aiohttp client. Failures become `UpstreamError`s the router
 can act on.
@@ -25,7 +26,7 @@ from .demo import DemoStream, is_demo_url, open_demo
 from .http1 import YIELD_AFTER_BYTES
 from .http1_stream import Http1Stream
 from .http1_pool import Http1Pool
-from .idle import MAX_REPLY_BYTES, IdleWatchdog, read_bounded
+from .idle import MAX_REPLY_BYTES, NO_DEADLINE_S, IdleWatchdog, read_bounded
 
 __all__ = ["Transport", "Timeouts", "UpstreamResponse", "UpstreamStream", "redirect_target"]
 log = logging.getLogger("routerone.providers")
@@ -36,6 +37,7 @@ class Timeouts:
     connect_s: float = 10.0
     first_byte_s: float = 120.0
     idle_s: float = 120.0
+    stream_s: float = 3600.0      # the whole reply, from the request sent (settings.stream_timeout_s)
 
 
 @dataclass(slots=True)
@@ -68,7 +70,7 @@ class UpstreamStream(IdleWatchdog):
     """
 
     __slots__ = ("status", "headers", "_resp", "_content", "_decoder", "_idle_s", "_loop", "_wait_start_s",
-                 "_watchdog", "_quiet_s", "_quiet_bytes", "_kept_alive", "_read_since_yield")
+                 "_watchdog", "_quiet_s", "_quiet_bytes", "_kept_alive", "_read_since_yield", "_deadline_s", "_limit_s")
 
     def __init__(self, resp: aiohttp.ClientResponse, idle_s: float, decoder: BodyDecoder | None = None) -> None:
         self._resp = resp
@@ -82,6 +84,7 @@ class UpstreamStream(IdleWatchdog):
         self._kept_alive = False     # the last read brought only keep-alives (the caller said so)
         self._quiet_bytes = 0        # bytes of keep-alives since a real event
         self._read_since_yield = 0   # bytes handed over since this stream last let the loop run others
+        self._deadline_s, self._limit_s = NO_DEADLINE_S, NO_DEADLINE_S    # limit_until
         self.status = resp.status
         self.headers = resp.headers
 
@@ -104,7 +107,7 @@ class UpstreamStream(IdleWatchdog):
             await asyncio.sleep(0)
         self._wait_start_s = now_s = self._loop.time()
         if self._watchdog is None:
-            self._watchdog = self._loop.call_at(now_s + self._idle_s - self._quiet_s, self._check_idle)
+            self._arm(now_s)
         try:
             data = await (self._content.readany() if self._decoder is None else self._next())
             self._read_since_yield += len(data)
@@ -198,11 +201,13 @@ class Transport:
         if is_demo_url(req.url):
             return open_demo(req.url, req.body)
         t = self._per_provider.get(provider, self.timeouts)
+        deadline_s = asyncio.get_running_loop().time() + t.stream_s     # the whole reply, from now
         if self._http1_scheme is not None and req.url.startswith(self._http1_scheme):
             stream = await self._open_http1(req, provider, t)
             if 300 <= stream.status < 400:
                 stream.close()
                 _refuse_redirect(provider, stream.status, stream.headers, req)
+            stream.limit_until(deadline_s, t.stream_s)
             return stream
         try:
             async with asyncio.timeout(t.first_byte_s):
@@ -222,7 +227,9 @@ class Transport:
         except UpstreamUnavailable as exc:
             resp.close()
             raise UpstreamUnavailable(f"{provider}: {exc.message}", provider=provider) from None
-        return UpstreamStream(resp, t.idle_s, decoder)
+        stream = UpstreamStream(resp, t.idle_s, decoder)
+        stream.limit_until(deadline_s, t.stream_s)
+        return stream
 
     async def _post(self, req: UpstreamRequest, provider: str) -> aiohttp.ClientResponse:
         """aiohttp's POST, sent again once when it failed on a reused connection before the response

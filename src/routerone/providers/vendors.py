@@ -49,7 +49,7 @@ class ProviderEntry:
     patterns: tuple[str, ...]             # the operator's model names / wildcards; () = all
     unknown_price: Price | None           # for models without a known price; None = refuse them
     discovery_interval_s: float = 300.0
-    timeouts: tuple[float | None, float | None, float | None] = (None, None, None)
+    timeouts: tuple[float | None, ...] = (None, None, None, None)   # connect, first byte, idle, stream
     rpm: int | None = None                # upstream caps for every deployment on this provider
     tpm: int | None = None
     enabled: bool = True                  # false: `enabled = false` turned it off (its key, if any, dropped)
@@ -131,7 +131,8 @@ def _entry(name: str, raw: dict[str, Any] | None, conf: ProviderSettings, port: 
     prices_id = conf.prices or raw.get("prices") or (None if known else _PROTOCOL_PRICES.get(conf.protocol or ""))
     return ProviderEntry(v, known, prices_id, bool(discover) and conf.enabled, conf.models, price,
                          conf.discovery_interval_s,
-                         (conf.connect_timeout_s, conf.first_byte_timeout_s, conf.idle_timeout_s), conf.rpm, conf.tpm,
+                         (conf.connect_timeout_s, conf.first_byte_timeout_s, conf.idle_timeout_s, conf.stream_timeout_s),
+                         conf.rpm, conf.tpm,
                          conf.enabled)
 
 

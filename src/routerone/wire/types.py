@@ -52,21 +52,37 @@ class Usage:
         reasoning = _count(cd.get("reasoning_tokens"))     # not a plausible count: 0
         if "completion_tokens" not in unreadable:
             reasoning = min(reasoning, _count(completion))     # a part of the completion tokens, never more
+        cached, written = _count(pd.get("cached_tokens")), _count(pd.get("cache_write_tokens"))
+        if "prompt_tokens" not in unreadable:                  # parts of the prompt tokens, never more
+            cached, written = _prompt_parts(_count(prompt), cached, written)
         return cls(prompt_tokens=_count(prompt),
                    completion_tokens=_count(completion),
-                   cached_tokens=_count(pd.get("cached_tokens")),
-                   cache_write_tokens=_count(pd.get("cache_write_tokens")),
+                   cached_tokens=cached,
+                   cache_write_tokens=written,
                    reasoning_tokens=reasoning,
                    unreadable=unreadable)
 
     def filled_from(self, counted: "Usage") -> "Usage":
         """This usage with its unreadable counts replaced by Router One's own (`counted`); the
-        reasoning tokens stay a part of the completion tokens."""
-        completion = counted.completion_tokens if "completion_tokens" in self.unreadable else self.completion_tokens
+        reasoning tokens stay a part of the completion tokens, the cached ones of the prompt tokens.
+        What the upstream's readable parts of an unreadable total still say is a floor (Gemini's
+        candidates beside unreadable thoughts): never billed less than that."""
+        completion, prompt = self.completion_tokens, self.prompt_tokens
+        if "completion_tokens" in self.unreadable:
+            completion = max(counted.completion_tokens, completion)
+        if "prompt_tokens" in self.unreadable:
+            prompt = max(counted.prompt_tokens, prompt)
+        cached, written = _prompt_parts(prompt, self.cached_tokens, self.cache_write_tokens)
         return dataclasses.replace(
-            self, estimated=True,
-            prompt_tokens=counted.prompt_tokens if "prompt_tokens" in self.unreadable else self.prompt_tokens,
+            self, estimated=True, prompt_tokens=prompt, cached_tokens=cached, cache_write_tokens=written,
             completion_tokens=completion, reasoning_tokens=min(self.reasoning_tokens, completion))
+
+
+def _prompt_parts(prompt: int, cached: int, written: int) -> tuple[int, int]:
+    """Cached (read) and cache-written tokens as parts of the prompt's, never more together (as
+    billing.prices prices them: reads first)."""
+    cached = min(cached, prompt)
+    return cached, min(written, prompt - cached)
 
 
 def plausible_count(value: object) -> bool:
