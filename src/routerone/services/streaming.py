@@ -321,6 +321,8 @@ class ChatStream:
         if self._settled:
             return Usage(), 0, False
         usage = self.o.translator.usage
+        if usage is not None and 0 in (usage.prompt_tokens, usage.completion_tokens):
+            usage = usage.implausible_zeros(prompt=self.call.prompt_tokens > 0, output=not self._text.counter.empty)
         if (usage is None or usage.unreadable or error is not None or client_closed) and not tokenizer_loaded() \
                 and self._text.counter.pending_chars:
             # total() below counts with the tokenizer: its first load (~1 s) never on the event loop
