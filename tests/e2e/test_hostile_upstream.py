@@ -303,6 +303,8 @@ class HostileUpstream(ThreadedServer):
             data[1]["index"] = 7
         elif name == "mixed_lengths":
             data[1]["embedding"] = [0.5, 0.25, 0.125]
+        elif name == "beyond_float32":         # a vector is float32: 1e39 was sent as +inf (base64, a warning logged)
+            data[1]["embedding"] = [0.5, -1e39]
         elif name == "ignores_dimensions" and "dimensions" not in body:
             return web.json_response({"error": {"message": "the fake wants dimensions here"}}, status=500)
         return web.json_response({"object": "list", "model": body["model"], "data": data, "usage": usage})
@@ -498,10 +500,12 @@ def test_a_huge_upstream_error_message_is_cut(gw):
 
 
 @pytest.mark.parametrize("name", ["mixed_index", "index_object", "same_index", "index_beyond", "mixed_lengths",
-                                  "ignores_dimensions"])
+                                  "ignores_dimensions", "beyond_float32"])
 def test_embeddings_of_the_wrong_shape_are_a_502_and_not_charged(gw, name):
     """Indexes that are not 0..n-1 each once (a vector lost, another twice: silently the wrong vector
-    for an input), vectors of different lengths, or not the `dimensions` asked for were passed on."""
+    for an input), vectors of different lengths, not the `dimensions` asked for, or a value no
+    float32 holds (-1e39: -inf in the SDK's default base64, numpy's overflow warning in the log)
+    were passed on."""
     key, account_id = gw.new_key()
     dims = {"dimensions": 3} if name == "ignores_dimensions" else {}
     with pytest.raises(openai.APIStatusError) as ei:

@@ -69,9 +69,14 @@ def _bad(dep: Deployment, what: str) -> UpstreamUnavailable:
     return UpstreamUnavailable(f"upstream returned {what}", provider=dep.vendor.name)
 
 
+FLOAT32_MAX = 3.4028234663852886e38     # a vector is float32 (base64 is float32 bytes): a value past it is inf
+
+
 def _vector(v: object, dep: Deployment) -> list[float]:
-    if not isinstance(v, list) or not v or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v):
-        raise _bad(dep, "an embedding that is not an array of numbers")
+    """An upstream's vector: numbers (not bools) that a float32 holds, or a 502."""
+    if not isinstance(v, list) or not v or not all(
+            (x.__class__ is float or x.__class__ is int) and -FLOAT32_MAX <= x <= FLOAT32_MAX for x in v):
+        raise _bad(dep, "an embedding that is not an array of float32 numbers")
     return v
 
 
