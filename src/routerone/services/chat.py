@@ -26,6 +26,7 @@ from ..routing.wtp import HEADER as WTP_HEADER, parse_willingness_to_pay
 from ..store.base import UsageRecord
 from ..tokens import count_prompt_tokens, count_text_tokens, load_tokenizer, needs_tokenizer, tokenizer_loaded
 from ..wire.chat import ChatRequest, parse_chat_request
+from ..wire.responses_reasoning import reasoning_texts
 from ..wire.types import Usage
 from .auth import AuthContext
 from .call import Call, ChatDeps, Reply
@@ -386,9 +387,9 @@ def _output_text(resp: dict) -> str:
     parts = []
     for choice in resp.get("choices") or ():
         msg = choice.get("message") or {}
-        for text in (msg.get("reasoning_content"), msg.get("reasoning"), msg.get("content")):
-            if isinstance(text, str):     # a list of parts was joined already (guarded.parse_response)
-                parts.append(text)
+        parts.extend(reasoning_texts(msg))     # the same text as both fields: once
+        if isinstance(msg.get("content"), str):     # a list of parts was joined already (guarded.parse_response)
+            parts.append(msg["content"])
         for tc in msg.get("tool_calls") or ():
             fn = tc.get("function") or {}
             parts.extend(v for v in (fn.get("name"), fn.get("arguments")) if isinstance(v, str))

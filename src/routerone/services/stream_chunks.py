@@ -10,6 +10,7 @@ from typing import Callable
 from ..errors import UpstreamUnavailable
 from ..providers.guarded import FINISH_REASONS, StreamNumbering, parts_text, spec_finish_reason
 from ..tokens import PIECE_CHARS, TokenCounter, load_tokenizer, tokenizer_loaded
+from ..wire.responses_reasoning import reasoning_texts
 
 __all__ = ["LOG_TEXT_CAP", "RelayedText", "has_content", "spec_chunk", "unreadable_chunk"]
 
@@ -71,9 +72,8 @@ def spec_chunk(chunk: dict, numbering: StreamNumbering | None,
                 text = d["content"] = parts_text(text)
             relayed(text)
         # reasoning text (Anthropic's thinking, Gemini's thoughts, DeepSeek's; vLLM's `reasoning`): output tokens
-        for reasoning in (d.get("reasoning_content"), d.get("reasoning")):
-            if reasoning and reasoning.__class__ is str:
-                relayed(reasoning, log=False)
+        for reasoning in reasoning_texts(d):     # the same text as both fields: counted once
+            relayed(reasoning, log=False)
         calls = d.get("tool_calls")
         if calls is None:
             d.pop("tool_calls", None)               # null: none (OpenAI's delta has a list or no key)
