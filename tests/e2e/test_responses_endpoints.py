@@ -235,3 +235,21 @@ def test_input_tokens_count_refusals(gw, client, wire):
     limited = sdk(gw, gw.new_key(allowed_models=["gpt-4o"])[0], wire)
     with pytest.raises(openai.PermissionDeniedError):
         limited.responses.input_tokens.count(model=MODEL, input="hi")
+
+
+REASONING_ONLY = [{"type": "reasoning", "id": "rs_1", "summary": [],
+                   "content": [{"type": "reasoning_text", "text": "thought"}]}]
+
+
+@pytest.mark.parametrize("items", [REASONING_ONLY, [{"role": "user", "content": "x"}] * 10_001],
+                         ids=["only_reasoning", "too_many"])
+def test_an_input_refused_names_input_not_chats_messages(up, client, items):
+    """Input with nothing to send (a reasoning item alone: it is dropped) or too many items was a 400
+    naming 'messages', a parameter /v1/responses does not have; create and input_tokens alike."""
+    for call in (lambda: client.responses.create(model=MODEL, input=items),
+                 lambda: client.responses.input_tokens.count(model=MODEL, input=items)):
+        with pytest.raises(openai.BadRequestError) as info:
+            call()
+        assert info.value.body["param"] == "input", info.value.body
+        assert "'messages'" not in info.value.body["message"]
+    assert up["requests"] == []
