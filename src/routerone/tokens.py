@@ -165,6 +165,11 @@ class TokenCounter:
     def pending_chars(self) -> int:
         return self._pending
 
+    @property
+    def empty(self) -> bool:
+        """No text was added (or only empty strings)."""
+        return not self._pending and not self._counted and not self._bounding
+
     def add(self, text: str) -> None:
         if not text:
             return

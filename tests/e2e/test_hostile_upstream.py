@@ -94,6 +94,9 @@ REPLIES = {   # non-streamed: (status, body)
                                      usage={"prompt_tokens": -7, "completion_tokens": -30, "total_tokens": -37})),
     "usage_absurd": (200, _message({"role": "assistant", "content": "word " * 40},
                                    usage={"prompt_tokens": 3_000_000_000, "completion_tokens": 3_000_000_000})),
+    # 0 for a prompt and for 40 words relayed (a self-hosted server that counts nothing): billed $0
+    "usage_zero": (200, _message({"role": "assistant", "content": "word " * 40},
+                                 usage={"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0})),
     "huge_error": (400, {"error": {"message": "m" * 5_000_000, "type": "invalid_request_error", "code": "bad"}}),
     # a field nested 300 deep: JSON orjson reads (to 1024 levels) but cannot write (255): a 500 after the charge
     "deep_extra": (200, {**_message({"role": "assistant", "content": "ok"}), "x": DEEP}),
@@ -221,7 +224,8 @@ WHOLE_STREAMS = {   # streamed: every event but [DONE]
 PARTS = {"s_content_parts": _chunk({"content": [{"type": "text", "text": "there"}, {"type": "thinking", "thinking": "x"}]})}
 STREAM_USAGE = {"s_usage_strings": {"prompt_tokens": "lots", "completion_tokens": None},
                 "s_usage_negative": {"prompt_tokens": -7, "completion_tokens": -3},
-                "s_usage_absurd": {"prompt_tokens": 3_000_000_000, "completion_tokens": 3_000_000_000}}
+                "s_usage_absurd": {"prompt_tokens": 3_000_000_000, "completion_tokens": 3_000_000_000},
+                "s_usage_zero": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}}
 
 
 class HostileUpstream(ThreadedServer):
@@ -297,6 +301,8 @@ class HostileUpstream(ThreadedServer):
             usage = {"prompt_tokens": 3_000_000_000, "total_tokens": 3_000_000_000}
         elif name == "bool_tokens":
             usage = {"prompt_tokens": True, "total_tokens": True}
+        elif name == "zero_tokens":           # no input is 0 tokens: a server that counts nothing
+            usage = {"prompt_tokens": 0, "total_tokens": 0}
         elif name == "same_index":            # input 0's vector twice, input 1's lost
             data[1]["index"] = 0
         elif name == "index_beyond":
@@ -505,7 +511,9 @@ def test_a_huge_upstream_error_message_is_cut(gw):
                                   "ignores_dimensions"])
 def test_embeddings_of_the_wrong_shape_are_a_502_and_not_charged(gw, name):
     """Indexes that are not 0..n-1 each once (a vector lost, another twice: silently the wrong vector
-    for an input), vectors of different lengths, or not the `dimensions` asked for were passed on."""
+    for an input), vectors of different lengths, or not the `dimensions` asked for (a value no
+    float32 holds: test_embedding_values_beyond_float32_are_a_502_and_not_charged)
+    were passed on."""
     key, account_id = gw.new_key()
     dims = {"dimensions": 3} if name == "ignores_dimensions" else {}
     with pytest.raises(openai.APIStatusError) as ei:
@@ -761,11 +769,12 @@ def test_a_usage_report_followed_by_more_output_is_not_the_final_count(gw, model
         assert row.cost_micros == usage.completion_tokens * OUT_MICROS > 0
 
 
-@pytest.mark.parametrize("name", ["absurd_tokens", "bool_tokens"])
+@pytest.mark.parametrize("name", ["absurd_tokens", "bool_tokens", "zero_tokens"])
 def test_implausible_embedding_usage_is_billed_for_what_router_one_counted(gw, name):
     """prompt_tokens 3e9 (an integer) billed the whole hold (one token per byte of input, ~5x the
-    count) and reached the client as sent; `true` was billed as 1 token and sent as `true`. As for
-    chat, an implausible count is Router One's own count, and the client sees what was billed."""
+    count) and reached the client as sent; `true` was billed as 1 token and sent as `true`; 0 (no
+    input is 0 tokens) was billed $0. As for chat, an implausible count is Router One's own count,
+    and the client sees what was billed."""
     key, account_id = gw.new_key()
     inputs = [f"[[reply:{name}]] " + "word " * 1600 + str(i) for i in range(8)]
     resp = _client(gw, key).embeddings.create(model="text-embedding-3-small", input=inputs)
@@ -900,10 +909,12 @@ def test_gemini_absurd_thoughts_count_is_billed_for_what_router_one_counted_and_
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
-@pytest.mark.parametrize("name", ["usage_negative", "usage_absurd"])
+@pytest.mark.parametrize("name", ["usage_negative", "usage_absurd", "usage_zero"])
 def test_implausible_usage_counts_are_billed_for_what_router_one_counted(gw, name, stream):
     """Negative counts (-7, -30) billed 0 although text was relayed, absurd ones (3e9) the whole
-    hold: both are now replaced by Router One's own count, as counts that are not numbers are."""
+    hold: both are now replaced by Router One's own count, as counts that are not numbers are. So
+    is 0 for a prompt (every request has one) or for output that was relayed: 0 and 0 with 40 words
+    relayed billed $0 (session 15)."""
     key, account_id = gw.new_key()
     flagged = gw.runtime.chat.d.billing.usage_flagged
     ask = _ask(("s_" if stream else "") + name)

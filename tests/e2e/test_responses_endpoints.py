@@ -114,6 +114,25 @@ def test_input_items_pages_with_after_before_and_limit(client, chain):
     assert [i.id for i in with_include.data] == every[::-1]          # images are kept as sent anyway
 
 
+def test_input_items_with_one_id_twice_page_to_the_end(client):
+    """Items sent with an id another item has (a client that sends a reply's output back beside
+    previous_response_id, or its own ids twice): `after` found the first of them every time, so the
+    SDK's auto-pagination returned the second for ever. In the list each id now names one item: a
+    repeat gets an id of its own (the same on every call)."""
+    import itertools
+    first = client.responses.create(model=MODEL, input="Hi")
+    again = [{"type": "message", "id": first.output[0].id, "role": "assistant", "content": "Hello Ada."}]
+    dup = {"type": "message", "id": "msg_mine", "role": "user"}
+    second = client.responses.create(model=MODEL, previous_response_id=first.id, input=again + [
+        {**dup, "content": "one"}, {**dup, "content": "two"}, {**dup, "content": "three"}])
+    walked = list(itertools.islice(client.responses.input_items.list(second.id, order="asc", limit=1), 20))
+    assert [_text(i) for i in walked] == ["Hi", "Hello Ada.", "Hello Ada.", "one", "two", "three"]
+    ids = [i.id for i in walked]
+    assert len(set(ids)) == len(ids) and ids[1] == first.output[0].id and ids[3] == "msg_mine"
+    assert [i.id for i in client.responses.input_items.list(second.id, order="asc").data] == ids
+    assert [i.id for i in client.responses.input_items.list(second.id, limit=2)] == ids[::-1]
+
+
 def test_input_items_of_function_calls_fit_the_spec(up, client):
     up["reply"] = completion({"content": None, "tool_calls": [
         {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Oslo"}'}}]})
@@ -235,3 +254,21 @@ def test_input_tokens_count_refusals(gw, client, wire):
     limited = sdk(gw, gw.new_key(allowed_models=["gpt-4o"])[0], wire)
     with pytest.raises(openai.PermissionDeniedError):
         limited.responses.input_tokens.count(model=MODEL, input="hi")
+
+
+REASONING_ONLY = [{"type": "reasoning", "id": "rs_1", "summary": [],
+                   "content": [{"type": "reasoning_text", "text": "thought"}]}]
+
+
+@pytest.mark.parametrize("items", [REASONING_ONLY, [{"role": "user", "content": "x"}] * 10_001],
+                         ids=["only_reasoning", "too_many"])
+def test_an_input_refused_names_input_not_chats_messages(up, client, items):
+    """Input with nothing to send (a reasoning item alone: it is dropped) or too many items was a 400
+    naming 'messages', a parameter /v1/responses does not have; create and input_tokens alike."""
+    for call in (lambda: client.responses.create(model=MODEL, input=items),
+                 lambda: client.responses.input_tokens.count(model=MODEL, input=items)):
+        with pytest.raises(openai.BadRequestError) as info:
+            call()
+        assert info.value.body["param"] == "input", info.value.body
+        assert "'messages'" not in info.value.body["message"]
+    assert up["requests"] == []

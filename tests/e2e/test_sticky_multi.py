@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import sys
+import time
 import uuid
 from pathlib import Path
 from typing import Iterator
@@ -171,3 +172,32 @@ def test_redis_down_routes_afresh_and_never_fails(tmp_path, upstream):
     log = gw.log_path.read_text(errors="replace")
     assert log.count("Redis sticky store unreachable") == 1, gw.log_tail()
     assert "Traceback" not in log, gw.log_tail()
+
+
+def test_a_sticky_entry_that_is_not_utf8_is_routed_afresh(tmp_path, upstream):
+    """A conversation's entry in Redis that is not UTF-8 (written by another program on that Redis,
+    or corrupted) failed the lookup's whole pipeline: a 500 with a traceback for that conversation's
+    every later turn (GETEX kept the entry alive) and for any lookup batched with it. Now that
+    conversation is decided afresh and pinned again, as for an entry naming no model."""
+    redis_url = require_redis()
+    (gw,) = start(tmp_path, upstream, ["gw-bad-entry"], redis_url=redis_url)
+    client = redis.Redis.from_url(redis_url)
+    key, key_id = new_key(gw)
+    t1 = [{"role": "user", "content": f"Plan a trip to Nara ({uuid.uuid4().hex})."}]
+    entry = STICKY_KEY_PREFIX + conversation_key(t1, str(key_id))[0]
+    try:
+        assert ask(gw, key, t1, "1")[0] == STRONG
+        client.set(entry, b"\xff\xfe gpt-4.1", px=60_000)
+        later, reason, _ = ask(gw, key, turn2(t1, "ok"), "0")
+        assert later == CHEAP and not reason.startswith("sticky"), reason     # decided afresh
+        deadline = time.monotonic() + 5                                        # and pinned again (a pin
+        while client.get(entry) != CHEAP.encode() and time.monotonic() < deadline:   # does not wait)
+            time.sleep(0.05)
+        assert client.get(entry) == CHEAP.encode()
+        later, reason, _ = ask(gw, key, turn2(t1, "ok"), "1")
+        assert later == CHEAP and reason.startswith("sticky conversation"), reason
+    finally:
+        gw.stop()
+        client.delete(entry)
+        client.close()
+    assert "Traceback" not in gw.log_path.read_text(errors="replace"), gw.log_tail()

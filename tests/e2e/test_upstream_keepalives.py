@@ -40,6 +40,11 @@ def _chunk(delta: dict, finish: str | None = None) -> bytes:
                                      "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}) + b"\n\n"
 
 
+# deltas that give the client nothing: none, a role again, empty content or a null one
+EMPTY_CHOICES = {"delta_empty": {}, "delta_role": {"role": "assistant"}, "delta_blank": {"content": ""},
+                 "delta_null": {"content": None, "tool_calls": None}}
+
+
 def _anthropic(name: str, data: dict) -> bytes:
     return f"event: {name}\ndata: ".encode() + orjson.dumps({"type": name, **data}) + b"\n\n"
 
@@ -80,6 +85,15 @@ class KeepAliveUpstream(ThreadedServer):
             return resp
         if mode == "empty":          # events that give the client nothing, for up to 20 s
             await self._keepalives(resp, b'data: {"id":"c","object":"chat.completion.chunk","choices":[]}\n\n', 20)
+            return resp
+        if mode == "audio":          # 2 MiB of audio deltas over 1.5 s (no text): real output, then the end
+            for _ in range(32):
+                await resp.write(_chunk({"audio": {"id": "audio_1", "data": "A" * 65536}}))
+                await asyncio.sleep(0.05)
+            await resp.write(_chunk({}, "stop") + b"data: [DONE]\n\n")
+            return resp
+        if mode in EMPTY_CHOICES:    # a choice whose delta says nothing, for up to 20 s
+            await self._keepalives(resp, _chunk(EMPTY_CHOICES[mode]), 20)
             return resp
         if mode == "drip":           # an event that never ends: a byte every 100 ms, for up to 20 s
             await self._keepalives(resp, b"x", 20)
@@ -170,6 +184,33 @@ def test_chunks_without_choices_sent_for_ever_stall_like_keepalives(gw):
     assert "stalled" in str(ei.value) and time.monotonic() - t0 < IDLE_S + 4, (str(ei.value), time.monotonic() - t0)
     row = _row(gw, account_id)
     assert row.status == 504 and row.completion_tokens >= 1
+
+
+@pytest.mark.parametrize("mode", sorted(EMPTY_CHOICES))
+def test_choices_whose_delta_says_nothing_sent_for_ever_stall_like_keepalives(gw, mode):
+    """As `{"choices": []}`: `{"choices": [{"delta": {}}]}` every 50 ms after some content was relayed
+    (a delta that says nothing) and counted as activity, so the stream and its hold stayed open for
+    as long as the upstream liked (20 s here with a 1 s idle timeout)."""
+    key, account_id = gw.new_key()
+    client = openai.OpenAI(base_url=gw.base_url, api_key=key, max_retries=0, timeout=30)
+    t0 = time.monotonic()
+    with pytest.raises(openai.APIError) as ei:
+        list(client.chat.completions.create(model=SMALL, stream=True, max_tokens=50,
+                                            messages=[{"role": "user", "content": f"hi [[ka:{mode}]]"}]))
+    assert "stalled" in str(ei.value) and time.monotonic() - t0 < IDLE_S + 4, (str(ei.value), time.monotonic() - t0)
+    row = _row(gw, account_id)
+    assert row.status == 504 and row.completion_tokens >= 1
+
+
+def test_a_delta_without_text_that_says_something_is_activity(gw):
+    """Audio deltas (no text, 2 MiB over longer than the idle timeout) are output: the stream runs to
+    its end (as keep-alives it would have been cut at 1 MiB)."""
+    key, _ = gw.new_key()
+    client = openai.OpenAI(base_url=gw.base_url, api_key=key, max_retries=0, timeout=30)
+    chunks = list(client.chat.completions.create(model=SMALL, stream=True, max_tokens=50,
+                                                 messages=[{"role": "user", "content": "hi [[ka:audio]]"}]))
+    assert sum(1 for c in chunks if c.choices and c.choices[0].delta.audio) == 32
+    assert chunks[-1].choices[0].finish_reason == "stop"
 
 
 def test_an_event_dripped_a_byte_at_a_time_stalls_like_silence(gw):

@@ -455,6 +455,36 @@ def test_a_vllm_reply_s_reasoning_text_is_billed_when_it_reports_no_usage(gw, se
     assert row.completion_tokens >= count_text_tokens(thought + text)     # was the text's alone
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_reasoning_sent_as_both_reasoning_and_reasoning_content_is_billed_once(gw, served, wire, stream):
+    """vLLM while it renamed the field (and mlx-vlm's server) send the same text as `reasoning` and as
+    `reasoning_content`: without usage Router One counted it twice (203 output tokens for 102, past
+    max_tokens: the whole hold charged)."""
+    from routerone.tokens import count_text_tokens
+    thought = "First I weigh every option carefully, one by one, before I answer. " * 3
+    if stream:
+        events = openai_events()[:-1]                      # no usage chunk
+        events.insert(1, {**events[1], "choices": [{"index": 0, "delta": {"reasoning": thought,
+                                                                           "reasoning_content": thought},
+                                                    "finish_reason": None}]})
+        served["pieces"] = chunk_frames([sse_body("openai", events)])
+    else:
+        reply = openai_reply()
+        reply["choices"][0]["message"].update(reasoning=thought, reasoning_content=thought)
+        del reply["usage"]
+        served["pieces"] = whole(orjson.dumps(reply))
+    key, account_id = gw.new_key()
+    out = _oai(gw, key, wire).chat.completions.create(model=SMALL, max_tokens=100, messages=HI, stream=stream)
+    if stream:
+        chunks = list(out)
+        text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    else:
+        text = out.choices[0].message.content
+    [row] = settled_rows(gw, account_id, 1)
+    # the reply's own parts, counted as Router One counts a reply (its texts joined by a line break)
+    assert row.completion_tokens == count_text_tokens(thought + ("" if stream else "\n") + text)
+
+
 def test_a_vllm_stream_s_reasoning_reaches_the_client_before_its_answer(gw, served, wire):
     """`delta.reasoning` is output, as `reasoning_content` is: the stream commits on it (the hold
     waited for content, up to stream_hold_ms, while a reasoning model thought)."""

@@ -98,7 +98,8 @@ def parse_embeddings_response(body: bytes, n_inputs: int,
                               dep: Deployment) -> tuple[list[list[float]], int | None]:
     """One upstream answer for `n_inputs` inputs -> (one vector per input, in input order; the
     upstream's prompt token count, or None when it sent none or one that is not plausible (a bool,
-    a fraction, negative, above MAX_REPORTED_TOKENS: `plausible_count`), for the caller to count)."""
+    a fraction, negative, above MAX_REPORTED_TOKENS: `plausible_count`; 0, as every input has a
+    token), for the caller to count)."""
     try:
         obj = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -125,4 +126,4 @@ def parse_embeddings_response(body: bytes, n_inputs: int,
     vectors = [_vector(e.get("embedding") if isinstance(e, dict) else None, dep) for e in ordered]
     usage = obj.get("usage")
     tokens = usage.get("prompt_tokens") if isinstance(usage, dict) else None
-    return vectors, int(tokens) if plausible_count(tokens) else None
+    return vectors, int(tokens) if plausible_count(tokens) and tokens > 0 else None     # no input is 0 tokens

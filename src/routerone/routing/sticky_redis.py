@@ -118,7 +118,10 @@ class RedisStickyStore:
         replies = await pipe.execute(raise_on_error=False)
         if self._down:
             self._mark_up()
-        return [r if isinstance(r, ResponseError) else r.decode() if op == "get" and isinstance(r, bytes)
+        # an entry that is not UTF-8 (another program's, or corrupted) names no model: decoded with
+        # U+FFFD it matches none, the conversation is decided afresh and pinned again (a strict
+        # decode failed the whole batch: a 500 for every call in it)
+        return [r if isinstance(r, ResponseError) else r.decode(errors="replace") if op == "get" and isinstance(r, bytes)
                 else None for (op, _, _), r in zip(batch, replies)]
 
     def _mark_up(self) -> None:

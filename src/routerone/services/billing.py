@@ -15,7 +15,8 @@ row to the store, which writes it in the settle's own transaction (Store.settle_
 charge as its cost. A released hold (`release`) writes its failure row the same way.
 
 What comes from upstreams is checked first (`sane_usage`): prompt or completion counts that are
-not plausible (not a number, a fraction, negative, above MAX_REPORTED_TOKENS) were already replaced
+not plausible (not a number, a fraction, negative, above MAX_REPORTED_TOKENS; 0 for a prompt or
+for output that was relayed: Usage.implausible_zeros) were already replaced
 by Router One's own count where usage is parsed (Usage.unreadable, Usage.filled_from: a negative
 count with text relayed is billed for that text, not 0); any other count that is negative is taken
 as 0 and one above MAX_REPORTED_TOKENS as that bound; in every case the request is flagged (a

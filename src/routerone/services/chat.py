@@ -26,6 +26,7 @@ from ..routing.wtp import HEADER as WTP_HEADER, parse_willingness_to_pay
 from ..store.base import UsageRecord
 from ..tokens import count_prompt_tokens, count_text_tokens, load_tokenizer, needs_tokenizer, tokenizer_loaded
 from ..wire.chat import ChatRequest, parse_chat_request
+from ..wire.responses_reasoning import reasoning_texts
 from ..wire.types import Usage
 from .auth import AuthContext
 from .call import Call, ChatDeps, Reply
@@ -139,6 +140,8 @@ class ChatService:
     async def _complete_json(self, call: Call) -> Reply:
         attempt, result = await self.run_attempts(call, self.build_json, self._send_json)
         usage = result.usage
+        if usage is not None and 0 in (usage.prompt_tokens, usage.completion_tokens):
+            usage = usage.implausible_zeros(prompt=call.prompt_tokens > 0, output=bool(_output_text(result.response)))
         if usage is None or usage.unreadable:     # none, or counts that are not numbers: count them here
             counted = await _estimated_usage(call, result.response)
             usage = counted if usage is None else usage.filled_from(counted)
@@ -372,19 +375,25 @@ async def _estimated_usage(call: Call, resp: dict) -> Usage:
     """An upstream that reported no usage: the prompt as counted before the call, the completion
     counted from the reply's text (content, reasoning_content or vLLM's reasoning, and tool-call
     arguments), as a stream's would be."""
-    parts = []
-    for choice in resp.get("choices") or ():
-        msg = choice.get("message") or {}
-        for text in (msg.get("reasoning_content"), msg.get("reasoning"), msg.get("content")):
-            if isinstance(text, str):     # a list of parts was joined already (guarded.parse_response)
-                parts.append(text)
-        for tc in msg.get("tool_calls") or ():
-            fn = tc.get("function") or {}
-            parts.extend(v for v in (fn.get("name"), fn.get("arguments")) if isinstance(v, str))
-    text = "\n".join(parts)
+    text = _output_text(resp)
     if text and not tokenizer_loaded():     # counting any text loads it: ~1 s the first time, not on the event loop
         await asyncio.get_running_loop().run_in_executor(None, load_tokenizer)
     return Usage(call.prompt_tokens, count_text_tokens(text), estimated=True)
+
+
+def _output_text(resp: dict) -> str:
+    """The reply's output as counted for billing: content, reasoning_content or vLLM's reasoning,
+    tool calls' names and arguments ("" if none)."""
+    parts = []
+    for choice in resp.get("choices") or ():
+        msg = choice.get("message") or {}
+        parts.extend(reasoning_texts(msg))     # the same text as both fields: once
+        if isinstance(msg.get("content"), str):     # a list of parts was joined already (guarded.parse_response)
+            parts.append(msg["content"])
+        for tc in msg.get("tool_calls") or ():
+            fn = tc.get("function") or {}
+            parts.extend(v for v in (fn.get("name"), fn.get("arguments")) if isinstance(v, str))
+    return "\n".join(parts)
 
 
 def _choice_text(resp: dict) -> str:

@@ -101,12 +101,7 @@ class ResponsesService:
                                              protocol="responses", parse=lambda _raw: responses_to_chat(body, prior),
                                              body_bytes=len(raw) + prior_bytes)   # the chain's items are prompt too
         except RouterOneError as exc:       # named as the caller sent it: max_output_tokens, not max_tokens
-            renamed = responses_param(exc.param)
-            if renamed != exc.param:
-                quoted = f"'{exc.param}'"
-                exc.message = (exc.message.replace(quoted, f"'{renamed}'") if quoted in exc.message
-                               else exc.message.replace(exc.param, renamed, 1))
-                exc.param = renamed
+            _rename_param(exc)
             raise
 
         async def save(resp: dict) -> None:
@@ -197,7 +192,11 @@ class ResponsesService:
             body["model"] = AUTO_MODEL
         context = await self._prior_context(body, auth, hold_bytes) or "[]"
         size = len(raw) + len(context)
-        req = await run_heavy(size, _count_request, body, context)
+        try:
+            req = await run_heavy(size, _count_request, body, context)
+        except RouterOneError as exc:      # as create names it: input, not messages
+            _rename_param(exc)
+            raise
         if req.model != AUTO_MODEL:
             model = self.catalog.resolve(req.model)
             if not self.catalog.allows(auth.key.allowed_models, model):
@@ -252,3 +251,13 @@ def _count_request(body: dict, context: str) -> ChatRequest:
 def _count(req: ChatRequest) -> int:
     return count_message_tokens(req.prompt_text(), len(req.messages)) + (IMAGE_TOKENS if req.has_images else 0)
 
+
+def _rename_param(exc: RouterOneError) -> None:
+    """An error about the translated chat request, named as the caller sent it (`responses_param`):
+    input, not messages; max_output_tokens, not max_tokens."""
+    renamed = responses_param(exc.param)
+    if renamed != exc.param:
+        quoted = f"'{exc.param}'"
+        exc.message = (exc.message.replace(quoted, f"'{renamed}'") if quoted in exc.message
+                       else exc.message.replace(exc.param, renamed, 1))
+        exc.param = renamed

@@ -10,8 +10,9 @@ from typing import Callable
 from ..errors import UpstreamUnavailable
 from ..providers.guarded import FINISH_REASONS, StreamNumbering, parts_text, spec_finish_reason
 from ..tokens import PIECE_CHARS, TokenCounter, load_tokenizer, tokenizer_loaded
+from ..wire.responses_reasoning import reasoning_texts
 
-__all__ = ["LOG_TEXT_CAP", "RelayedText", "has_content", "spec_chunk", "unreadable_chunk"]
+__all__ = ["LOG_TEXT_CAP", "RelayedText", "has_content", "says_something", "spec_chunk", "unreadable_chunk"]
 
 LOG_TEXT_CAP = 65_536        # characters of a streamed completion kept for the request log (log_content)
 _loading: list = []          # the tokenizer's background load, once started (see RelayedText.add)
@@ -71,9 +72,8 @@ def spec_chunk(chunk: dict, numbering: StreamNumbering | None,
                 text = d["content"] = parts_text(text)
             relayed(text)
         # reasoning text (Anthropic's thinking, Gemini's thoughts, DeepSeek's; vLLM's `reasoning`): output tokens
-        for reasoning in (d.get("reasoning_content"), d.get("reasoning")):
-            if reasoning and reasoning.__class__ is str:
-                relayed(reasoning, log=False)
+        for reasoning in reasoning_texts(d):     # the same text as both fields: counted once
+            relayed(reasoning, log=False)
         calls = d.get("tool_calls")
         if calls is None:
             d.pop("tool_calls", None)               # null: none (OpenAI's delta has a list or no key)
@@ -107,6 +107,21 @@ def spec_chunk(chunk: dict, numbering: StreamNumbering | None,
                 ch["finish_reason"] = spec_finish_reason(finish)
             finished = True
     return finished
+
+
+def says_something(chunk: dict) -> bool:
+    """Whether a chunk (as `spec_chunk` put it) gives the client anything: usage, a finish, or a
+    delta value other than its role (text, reasoning, tool calls, a refusal, audio, ...). A delta
+    that is `{}`, a role again or empty content says nothing."""
+    if chunk.get("usage"):
+        return True
+    for ch in chunk.get("choices") or ():
+        if ch.get("finish_reason"):
+            return True
+        for key, value in ch["delta"].items():
+            if value and key != "role":
+                return True
+    return False
 
 
 class RelayedText:

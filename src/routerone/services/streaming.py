@@ -35,7 +35,7 @@ from ..routing.base import Attempt
 from ..tokens import load_tokenizer, tokenizer_loaded
 from ..wire.types import Usage
 from .call import Call, Reply
-from .stream_chunks import RelayedText, has_content, spec_chunk, unreadable_chunk
+from .stream_chunks import RelayedText, has_content, says_something, spec_chunk, unreadable_chunk
 
 if TYPE_CHECKING:
     from .chat import ChatService
@@ -143,6 +143,7 @@ class ChatStream:
         self._text = RelayedText(keep_log=rl is not None and rl.content)   # counted as it passes (bounded)
         self._relayed = self._text.add
         self._finished = False
+        self._said = False              # a chunk of the read being framed said something (says_something)
         self._numbering = StreamNumbering()   # choices and tool calls numbered 0, 1, ... as OpenAI does
         self._settled = False
         self.ended = False              # true while the last bytes are being handed out
@@ -192,6 +193,8 @@ class ChatStream:
         try:
             if spec_chunk(chunk, None if own else self._numbering, self._relayed):
                 self._finished = True
+            if not self._said:
+                self._said = says_something(chunk)
             return b"data: " + orjson.dumps(chunk) + b"\n\n"     # TypeError: nested too deep to write
         except (AttributeError, TypeError):
             raise unreadable_chunk(self.attempt.deployment.vendor.name) from None
@@ -212,6 +215,7 @@ class ChatStream:
         # whole one-line data events (how OpenAI-protocol upstreams send) go to the translator as
         # bytes; anything else takes the full WHATWG decoder
         payloads = self._data_only(data) if self._data_only is not None and data else None
+        self._said = False
         try:
             if payloads is not None:
                 feed_data = self._feed_data
@@ -230,13 +234,14 @@ class ChatStream:
         except UpstreamError:
             self._partial = out          # the chunks before the fault still go out, before the error
             raise
+        if not self._said and data and self._feed_data is not None and (payloads is not None or whole_events):
+            # OpenAI protocol: whole events that gave the client nothing (`{"choices": []}`, or
+            # choices whose delta says nothing: `{"delta": {}}` sent for ever; relayed all the same)
+            # are keep-alives, or such an upstream would hold the stream and its hold open for ever.
+            # (Not the other protocols: Anthropic's signature deltas and redacted thinking give
+            # nothing either, for minutes of real work.)
+            self.o.upstream.kept_alive(len(data))
         if not out:
-            if data and self._feed_data is not None and (payloads is not None or whole_events):
-                # OpenAI protocol: whole events that gave the client nothing (`{"choices": []}` sent
-                # for ever) are keep-alives, or such an upstream would hold the stream and its hold
-                # open for ever. (Not the other protocols: Anthropic's signature deltas and redacted
-                # thinking give nothing either, for minutes of real work.)
-                self.o.upstream.kept_alive(len(data))
             return b""
         if self.o.ttft_ms is None:
             self.o.ttft_ms = (time.perf_counter() - self.call.started) * 1000
@@ -321,6 +326,8 @@ class ChatStream:
         if self._settled:
             return Usage(), 0, False
         usage = self.o.translator.usage
+        if usage is not None and 0 in (usage.prompt_tokens, usage.completion_tokens):
+            usage = usage.implausible_zeros(prompt=self.call.prompt_tokens > 0, output=not self._text.counter.empty)
         if (usage is None or usage.unreadable or error is not None or client_closed) and not tokenizer_loaded() \
                 and self._text.counter.pending_chars:
             # total() below counts with the tokenizer: its first load (~1 s) never on the event loop

@@ -5,8 +5,9 @@ A response's input items are the items it was generated from: the `previous_resp
 items (each earlier turn's input and output), then the request's own `input`; `instructions` are
 not items. They are the stored context (wire/responses.py `context_items`) less the response's own
 output items. Each is given the shape OpenAI returns it in: an `id` (the one it was sent with or
-given when stored, `with_item_ids`; an item stored before ids were kept gets one derived from the
-response id and its position, the same on every call), a `status`, and message content as parts
+given when stored, `with_item_ids`; an item stored before ids were kept, or whose id an earlier item
+of the list has, gets one derived from the response id and its position, the same on every call),
+a `status`, and message content as parts
 (`input_text` for user/system/developer, `output_text` for assistant).
 
 Paging (`ItemsQuery`): `order` desc (the default) or asc, `limit` 1..100 (20), `after` an item id
@@ -113,10 +114,22 @@ def _resource(item: dict, fallback_id: str) -> dict:
 
 
 def input_item_resources(response_id: str, context: list[dict], n_output: int) -> list[dict]:
-    """The input items (oldest first) of a response stored with `context` and `n_output` output items."""
+    """The input items (oldest first) of a response stored with `context` and `n_output` output items,
+    each id naming one item: a repeat of an earlier item's id (a client that sent a reply's output
+    back beside previous_response_id, or its own ids twice) gets the derived one, so `after` always
+    moves on (it found the first of them each time: the SDK's auto-pagination never ended)."""
     inputs = context[:len(context) - n_output] if n_output else context
-    return [_resource(item, _derived_id(response_id, i, item.get("type", "message")))
-            for i, item in enumerate(inputs) if isinstance(item, dict)]
+    out, seen = [], set()
+    for i, item in enumerate(inputs):
+        if not isinstance(item, dict):
+            continue
+        derived = _derived_id(response_id, i, item.get("type", "message"))
+        resource = _resource(item, derived)
+        if resource["id"] in seen:
+            resource["id"] = derived
+        seen.add(resource["id"])
+        out.append(resource)
+    return out
 
 
 def _position(ids: list[str], item_id: str, param: str) -> int:

@@ -40,7 +40,8 @@ def refuse_unsupported(body: dict) -> None:
                                 "characters, values up to 512)")
 
 
-_CHAT_PARAMS = ((re.compile(r"^max_tokens\b"), "max_output_tokens"),
+_CHAT_PARAMS = ((re.compile(r"^messages$"), "input"),      # not messages[i]: instructions and dropped items shift i
+                (re.compile(r"^max_tokens\b"), "max_output_tokens"),
                 (re.compile(r"^reasoning_effort\b"), "reasoning.effort"),
                 (re.compile(r"^verbosity\b"), "text.verbosity"),
                 (re.compile(r"^response_format(\.json_schema)?"), "text.format"),
@@ -49,7 +50,7 @@ _CHAT_PARAMS = ((re.compile(r"^max_tokens\b"), "max_output_tokens"),
 
 
 def responses_param(param: str | None) -> str | None:
-    """The CreateResponse name of a chat request's `param` (`max_tokens` -> `max_output_tokens`,
+    """The CreateResponse name of a chat request's `param` (`messages` -> `input`, `max_tokens` -> `max_output_tokens`,
     `tools[0].function.name` -> `tools[0].name`, ...): an error names what the caller sent."""
     if not param:
         return param

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import secrets
 
-__all__ = ["reasoning_of", "reasoning_item"]
+__all__ = ["reasoning_of", "reasoning_texts", "reasoning_item"]
 
 
 def reasoning_of(message: dict) -> str:
@@ -27,6 +27,14 @@ def reasoning_of(message: dict) -> str:
     if text.__class__ is not str or not text:
         text = message.get("reasoning")     # vLLM's name for it
     return text if text.__class__ is str else ""
+
+
+def reasoning_texts(message: dict) -> tuple[str, ...]:
+    """The reasoning texts a chat message (or delta) carries, as output to count: `reasoning_content`
+    and vLLM's `reasoning`, the same text once (vLLM while it renamed the field, and mlx-vlm's server,
+    send it as both)."""
+    texts = [t for t in (message.get("reasoning_content"), message.get("reasoning")) if t.__class__ is str and t]
+    return (texts[0],) if len(texts) == 2 and texts[0] == texts[1] else tuple(texts)
 
 
 def reasoning_item(text: str | None, status: str = "completed") -> dict:

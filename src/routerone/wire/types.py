@@ -17,7 +17,8 @@ class Usage:
     reasoning_tokens: int = 0       # subset of completion_tokens
     estimated: bool = False         # True when counted locally because the upstream gave none
     # prompt_tokens / completion_tokens the upstream sent as something that is not a plausible count
-    # (a string, null, a fraction, missing, a negative number, more than MAX_REPORTED_TOKENS): 0 here,
+    # (a string, null, a fraction, missing, a negative number, more than MAX_REPORTED_TOKENS; 0 for a
+    # prompt or for output that was relayed: `implausible_zeros`): 0 here,
     # to be counted locally (`filled_from`) and flagged by billing. A negative count with text relayed
     # billed 0; an absurd one billed the whole hold: both are Router One's own count instead.
     unreadable: tuple[str, ...] = ()
@@ -61,6 +62,14 @@ class Usage:
                    cache_write_tokens=written,
                    reasoning_tokens=reasoning,
                    unreadable=unreadable)
+
+    def implausible_zeros(self, *, prompt: bool, output: bool) -> "Usage":
+        """This usage with a count of 0 made unreadable (for Router One to count) where there was
+        something to count: a prompt (`prompt`: every request has one) or output relayed (`output`).
+        A server that counts nothing says 0 and 0: the reply was billed $0."""
+        zeros = tuple(name for name, had in (("prompt_tokens", prompt), ("completion_tokens", output))
+                      if had and getattr(self, name) == 0 and name not in self.unreadable)
+        return dataclasses.replace(self, unreadable=self.unreadable + zeros) if zeros else self
 
     def filled_from(self, counted: "Usage") -> "Usage":
         """This usage with its unreadable counts replaced by Router One's own (`counted`); the
