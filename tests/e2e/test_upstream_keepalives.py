@@ -23,10 +23,9 @@ import pytest
 from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).parent))
-from money_procs import OUT_MICROS, SMALL, write_money_catalog  # noqa: E402
+from money_procs import OUT_MICROS, SMALL, settled_rows, write_money_catalog  # noqa: E402
 
 from routerone.settings import ProviderSettings, Settings  # noqa: E402
-from routerone.store.base import UsageQuery  # noqa: E402
 from routerone.testing.harness import Gateway  # noqa: E402
 from routerone.testing.threaded import ThreadedServer  # noqa: E402
 
@@ -141,18 +140,6 @@ def gw(request, tmp_path_factory):
             yield gw
 
 
-def _row(gw: Gateway, account_id: int):
-    store = gw.runtime.chat.d.billing.store
-    deadline = time.monotonic() + 10
-    while not (rows := gw.call(store.query_usage(UsageQuery(account_id=account_id, limit=10))).records) \
-            and time.monotonic() < deadline:
-        time.sleep(0.05)
-    [row] = rows
-    acc = gw.account(account_id)
-    assert acc["reserved_micros"] == 0, "the hold was left open"
-    assert 10_000_000 - acc["balance_micros"] == row.cost_micros
-    return row
-
 
 def test_a_stream_of_keepalives_only_ends_after_the_idle_timeout_and_is_settled(gw):
     key, account_id = gw.new_key()
@@ -167,7 +154,7 @@ def test_a_stream_of_keepalives_only_ends_after_the_idle_timeout_and_is_settled(
     assert text == "hello "
     assert "stalled" in str(ei.value) and "keep-alives do not count" in str(ei.value)
     assert IDLE_S <= elapsed_s < IDLE_S + 4, elapsed_s
-    row = _row(gw, account_id)
+    row = settled_rows(gw, account_id, 1)[0]
     assert row.status == 504 and row.completion_tokens >= 1 and row.cost_micros == row.completion_tokens * OUT_MICROS
 
 
@@ -182,7 +169,7 @@ def test_chunks_without_choices_sent_for_ever_stall_like_keepalives(gw):
         list(client.chat.completions.create(model=SMALL, stream=True, max_tokens=50,
                                             messages=[{"role": "user", "content": "hi [[ka:empty]]"}]))
     assert "stalled" in str(ei.value) and time.monotonic() - t0 < IDLE_S + 4, (str(ei.value), time.monotonic() - t0)
-    row = _row(gw, account_id)
+    row = settled_rows(gw, account_id, 1)[0]
     assert row.status == 504 and row.completion_tokens >= 1
 
 
@@ -198,7 +185,7 @@ def test_choices_whose_delta_says_nothing_sent_for_ever_stall_like_keepalives(gw
         list(client.chat.completions.create(model=SMALL, stream=True, max_tokens=50,
                                             messages=[{"role": "user", "content": f"hi [[ka:{mode}]]"}]))
     assert "stalled" in str(ei.value) and time.monotonic() - t0 < IDLE_S + 4, (str(ei.value), time.monotonic() - t0)
-    row = _row(gw, account_id)
+    row = settled_rows(gw, account_id, 1)[0]
     assert row.status == 504 and row.completion_tokens >= 1
 
 
@@ -223,7 +210,7 @@ def test_an_event_dripped_a_byte_at_a_time_stalls_like_silence(gw):
         list(client.chat.completions.create(model=SMALL, stream=True, max_tokens=50,
                                             messages=[{"role": "user", "content": "hi [[ka:drip]]"}]))
     assert "stalled" in str(ei.value) and time.monotonic() - t0 < IDLE_S + 4, (str(ei.value), time.monotonic() - t0)
-    assert _row(gw, account_id).status == 504
+    assert settled_rows(gw, account_id, 1)[0].status == 504
 
 
 def test_keepalives_within_the_idle_timeout_keep_a_slow_stream_alive(gw):
@@ -234,7 +221,7 @@ def test_keepalives_within_the_idle_timeout_keep_a_slow_stream_alive(gw):
                                                  messages=[{"role": "user", "content": "hi [[ka:slow]]"}]))
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "hello there friend"
     assert chunks[-1].usage.completion_tokens == 3
-    assert _row(gw, account_id).status == 200
+    assert settled_rows(gw, account_id, 1)[0].status == 200
 
 
 def test_anthropic_pings_alone_do_not_hold_a_messages_stream_open(gw):
@@ -250,7 +237,7 @@ def test_anthropic_pings_alone_do_not_hold_a_messages_stream_open(gw):
     assert "stalled" in str(ei.value)
     assert time.monotonic() - t0 < IDLE_S + 4
     assert "content_block_delta" in events and "message_stop" not in events
-    row = _row(gw, account_id)
+    row = settled_rows(gw, account_id, 1)[0]
     assert row.status == 504 and row.completion_tokens >= 1
 
 
@@ -265,5 +252,5 @@ def test_a_flood_of_blank_lines_ends_the_stream_at_once(gw):
         list(client.chat.completions.create(model=SMALL, stream=True, max_tokens=50,
                                             messages=[{"role": "user", "content": "hi [[ka:flood]]"}]))
     assert "keep-alives" in str(ei.value) and time.monotonic() - t0 < 5, (str(ei.value), time.monotonic() - t0)
-    row = _row(gw, account_id)
+    row = settled_rows(gw, account_id, 1)[0]
     assert row.status == 502 and row.completion_tokens >= 1

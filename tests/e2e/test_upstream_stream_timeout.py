@@ -21,10 +21,9 @@ import pytest
 from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).parent))
-from money_procs import OUT_MICROS, SMALL, write_money_catalog  # noqa: E402
+from money_procs import OUT_MICROS, SMALL, settled_rows, write_money_catalog  # noqa: E402
 
 from routerone.settings import ProviderSettings, Settings  # noqa: E402
-from routerone.store.base import UsageQuery  # noqa: E402
 from routerone.testing.harness import Gateway  # noqa: E402
 from routerone.testing.threaded import ThreadedServer  # noqa: E402
 
@@ -103,21 +102,9 @@ def gw(request, tmp_path_factory):
             yield gw
 
 
-def _row(gw: Gateway, account_id: int):
-    store = gw.runtime.chat.d.billing.store
-    deadline = time.monotonic() + 10
-    while not (rows := gw.call(store.query_usage(UsageQuery(account_id=account_id, limit=10))).records) \
-            and time.monotonic() < deadline:
-        time.sleep(0.05)
-    [row] = rows
-    acc = gw.account(account_id)
-    assert acc["reserved_micros"] == 0, "the hold was left open"
-    assert 10_000_000 - acc["balance_micros"] == row.cost_micros
-    return row
-
 
 def _assert_billed_for_relayed(gw: Gateway, account_id: int, words: int, *, catalog_priced: bool = True) -> None:
-    row = _row(gw, account_id)
+    row = settled_rows(gw, account_id, 1)[0]
     assert row.status == 504 and row.error_type == "upstream_timeout", (row.status, row.error_type)
     assert row.completion_tokens >= words and row.cost_micros > 0
     if catalog_priced:
