@@ -8,6 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).parent))
+from serve_procs import serve_until_listening  # noqa: E402
+
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 
 
@@ -68,25 +71,9 @@ def test_accounts_list_shows_control_characters_in_names_as_escapes(tmp_path):
 
 def _serve_once(db: Path, admin_key: str) -> str:
     """`routerone serve` with this admin_key until it listens, then SIGTERM; what it printed."""
-    import signal
-    import socket
     e = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY") and not k.startswith("ROUTERONE_")}
     e.update({"PYTHONPATH": SRC, "ROUTERONE_ADMIN_KEY": admin_key})
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    p = subprocess.Popen([sys.executable, "-m", "routerone", "--database-url", f"sqlite:///{db}", "serve",
-                          "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=e)
-    lines = []
-    try:
-        for line in p.stdout:
-            lines.append(line)
-            if "listening on" in line:
-                break
-    finally:
-        p.send_signal(signal.SIGTERM)
-        p.wait(timeout=60)
-    return "".join(lines)
+    return serve_until_listening(db, e)
 
 
 def test_the_demo_credit_is_given_once_and_only_to_the_gateways_own_account(tmp_path):

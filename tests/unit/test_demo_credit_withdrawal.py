@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
-from routerone.cli import _bootstrap
-from routerone.settings import Settings
-from routerone.store.sqlite import SQLiteStore
+sys.path.insert(0, str(Path(__file__).parent))
+from serve_procs import serve_until_listening  # noqa: E402
+
+from routerone.cli import _bootstrap  # noqa: E402
+from routerone.settings import Settings  # noqa: E402
+from routerone.store.sqlite import SQLiteStore  # noqa: E402
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 ADMIN_KEY = "sk-ro-first-admin-key-000000001"
@@ -77,19 +78,4 @@ def _env(**extra: str) -> dict:
 
 def _serve_once(db: Path, demo: str) -> str:
     """`routerone serve` with demo = `demo` until it listens, then SIGTERM; what it printed."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    p = subprocess.Popen([sys.executable, "-m", "routerone", "--database-url", f"sqlite:///{db}", "serve",
-                          "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                         env=_env(ROUTERONE_DEMO=demo))
-    lines = []
-    try:
-        for line in p.stdout:
-            lines.append(line)
-            if "listening on" in line:
-                break
-    finally:
-        p.send_signal(signal.SIGTERM)
-        p.wait(timeout=60)
-    return "".join(lines)
+    return serve_until_listening(db, _env(ROUTERONE_DEMO=demo))
