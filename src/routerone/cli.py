@@ -1,4 +1,5 @@
-"""`routerone serve | keys | accounts | models | usage | eval-routing | train-router` (thin: calls services).
+"""`routerone serve | keys | accounts | models | usage | copy-database | eval-routing | train-router` (thin: calls
+services).
 
 Every mistake an operator can make (arguments, config, catalog, environment) ends in one line on
 stderr naming the culprit and exit code 2; `--debug` (anywhere on the line) shows the traceback.
@@ -28,7 +29,7 @@ from .errors import InvalidRequest, RouterOneError
 from .providers.discovery import discover_once
 from .routing import commands as routing_commands
 from .routing.learned.profiles import ProfileRouter, RouterFileError, profile_source
-from . import audit_cli
+from . import audit_cli, copy_cli
 from .server import serve
 from .services.accounts import (DEFAULT_STRATEGIES, DEMO_CREDIT_NOTE, MAX_EXPIRES_AT, MAX_INT32, MAX_MARKUP_BPS,
                                 AccountsService)
@@ -412,6 +413,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_usage_parser(sub, cmd_usage)
     routing_commands.register(sub)
     audit_cli.register(sub)
+    copy_cli.register(sub)
     console_cli.register(sub, _settings)      # `console-user create`
     _everywhere(p)
     return p

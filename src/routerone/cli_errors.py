@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from .catalog import allowlist_pattern_error
 from .routing.learned.profiles import RouterFileError
 from .settings import Settings, SettingsError
+from .store.copy import CopyRefused
 
 __all__ = ["explain", "row_id", "int_between", "text", "text_of_length", "number_between", "model_list", "one_of",
            "or_default", "or_none", "DEFAULT_WORD", "NoDatabase", "require_database"]
@@ -179,7 +180,7 @@ def _pg_error(exc: BaseException) -> str | None:
 def explain(exc: BaseException, settings: Settings | None, port: int | None = None) -> str | None:
     if isinstance(exc, SettingsError):
         return f"configuration error: {exc}"
-    if isinstance(exc, NoDatabase):
+    if isinstance(exc, (NoDatabase, CopyRefused)):
         return str(exc)
     if isinstance(exc, RouterFileError):     # ROUTERONE_ROUTER_MODEL, ROUTERONE_MODEL_PRIORS, --router
         return str(exc)
