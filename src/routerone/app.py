@@ -8,7 +8,7 @@ from aiohttp import web
 
 from .catalog import Catalog, load_catalog
 from .console import Console, ConsoleUsers, add_console, make_templates
-from .errors import MethodNotAllowed, NotFound, PayloadTooLarge
+from .errors import MethodNotAllowed, NotFound, PayloadTooLarge, echo
 from .http.admin import add_admin_routes
 from .http.protocols import add_protocol_routes
 from .http.readiness import Readiness, add_readiness_routes
@@ -59,9 +59,9 @@ async def json_errors(request: web.Request, handler):
         resp = error_response(PayloadTooLarge(
             f"The request body is larger than the limit of {request.client_max_size} bytes", param=None), rid)
     except web.HTTPNotFound:
-        return error_response(NotFound(f"No route for {request.method} {request.path}"), rid)
+        return error_response(NotFound(f"No route for {request.method} {echo(request.path)}"), rid)
     except web.HTTPMethodNotAllowed:
-        return error_response(MethodNotAllowed(f"Method {request.method} is not allowed on {request.path}"), rid)
+        return error_response(MethodNotAllowed(f"Method {request.method} is not allowed on {echo(request.path)}"), rid)
     except web.HTTPException:
         raise
     except Exception as exc:  # noqa: BLE001 - never a traceback to the client (a RouterOneError: its own body)

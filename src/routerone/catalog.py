@@ -26,7 +26,7 @@ from typing import Iterable, Sequence
 from .billing.prices import Price
 from .billing.pricebook import lookup_context_window, vendor_models
 from .catalog_rows import CatalogError, price_for, read_catalog_file, row_fields
-from .errors import ModelNotFound
+from .errors import ModelNotFound, echo
 from .providers.base import Deployment, Vendor
 from .providers.demo import demo_state
 from .providers.transport import Timeouts
@@ -255,7 +255,7 @@ class Catalog:
             if not hint and self.discovery_failing:     # the provider's name only: its address is not the caller's
                 names = ", ".join(f"provider {p}" for p in sorted(self.discovery_failing))
                 hint = f" (the model list of {names} could not be read: its models are served once it answers)"
-            raise ModelNotFound(f"The model '{name}' does not exist or is not configured on this gateway{hint}",
+            raise ModelNotFound(f"The model '{echo(name)}' does not exist or is not configured on this gateway{hint}",
                                 param="model")
         return m
 

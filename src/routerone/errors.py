@@ -41,8 +41,16 @@ __all__ = [
     "UpstreamError",
     "UpstreamRateLimited", "UpstreamBadRequest", "UpstreamAuthFailed", "UpstreamQuotaExhausted",
     "UpstreamUnavailable", "UpstreamTimeout", "UpstreamNoResponse", "UpstreamOverran",
-    "ServiceUnavailable",
+    "ServiceUnavailable", "echo", "MAX_ECHO_CHARS",
 ]
+
+MAX_ECHO_CHARS = 200     # of a model name, id or path a client sent, quoted back in an error message
+
+
+def echo(text: str) -> str:
+    """`text` the client sent, as an error message quotes it: at most MAX_ECHO_CHARS characters,
+    then an ellipsis (a 100 KB model name was echoed whole in its 404)."""
+    return text if len(text) <= MAX_ECHO_CHARS else text[:MAX_ECHO_CHARS] + "\u2026"
 
 
 def _utf8(text: str) -> str:

@@ -83,3 +83,48 @@ async def test_gateways_starting_together_withdraw_it_once(store: Store, store_b
     got = await asyncio.gather(*(_withdraw(s) for s in [store, *others]))
     assert sorted(got) == [0, 0, 0, 10_000_000]
     assert (await store.get_account(acc.id)).balance_micros == 0
+
+
+async def _rewrite_charges(store: Store, backend: str, account_id: int, amount_micros: int) -> None:
+    """Straight into the table (never done by Router One: the ledger is append-only): the account's
+    charges each say `amount_micros`. A withdrawal that sums the ledger again sees the grant as less
+    used than it was; one that finds its own earlier, complete withdrawal does not read it."""
+    if backend == "sqlite":
+        await store._tx(lambda db: db.execute("UPDATE ledger SET amount_micros = ? WHERE account_id = ? "
+                                              "AND kind = 'charge'", (amount_micros, account_id)))
+    else:
+        async with store._tx() as db:
+            await db.execute("UPDATE ledger SET amount_micros = $1 WHERE account_id = $2 AND kind = 'charge'",
+                             amount_micros, account_id)
+
+
+async def test_a_start_after_the_complete_withdrawal_does_not_sum_the_ledger_again(store: Store,
+                                                                                  store_backend) -> None:
+    """Every start with the demo off summed the admin account's ledger since the grant, also long
+    after the credit was withdrawn (a sum that grows with every charge). The complete withdrawal's
+    entry is looked for first: found, nothing is summed and nothing taken."""
+    acc = await _granted(store)
+    await _charge(store, acc, 3_000_000, "r1")
+    assert await _withdraw(store) == 7_000_000
+    await store.adjust_balance(acc.id, 50_000_000, kind="credit", note="real money")
+    await _rewrite_charges(store, store_backend.name, acc.id, -1_000_000)
+    assert await _withdraw(store) == 0                       # summed again, 2 would have been taken
+    assert (await store.get_account(acc.id)).balance_micros == 50_000_000
+
+
+async def test_after_a_partial_withdrawal_the_rest_is_still_taken(store: Store, store_backend) -> None:
+    """A withdrawal held back by a request in flight is noted as partial: the next start still
+    sums, and takes the rest once the hold is settled; after that, nothing is summed."""
+    acc = await _granted(store)
+    key = await store.create_key(NewKey(account_id=acc.id, key_hash="h-held", prefix="r1-x"))
+    assert await store.reserve(Reservation("held", acc.id, key.id, 4_000_000, FAR_FUTURE_S))
+    assert await _withdraw(store) == 6_000_000
+    partial = (await store.ledger(acc.id, limit=1))[0]
+    assert partial.note.startswith(WITHDRAWN) and partial.note != WITHDRAWN
+    await store.settle("held", 1_000_000)
+    assert await _withdraw(store) == 3_000_000
+    assert (await store.ledger(acc.id, limit=1))[0].note == WITHDRAWN
+    await store.adjust_balance(acc.id, 5_000_000, kind="credit", note="real money")
+    await _rewrite_charges(store, store_backend.name, acc.id, 0)
+    assert await _withdraw(store) == 0
+    assert (await store.get_account(acc.id)).balance_micros == 5_000_000

@@ -102,6 +102,29 @@ def test_bad_willingness_to_pay_is_a_400_naming_the_field(env, extra):
     assert param in exc.value.body["message"]
 
 
+@pytest.mark.parametrize("raw", ["\u0660.5", "0_5", "\uff10.5", "1_0", "0x1", "nan", "1" * 1000])
+def test_willingness_to_pay_header_is_a_plain_ascii_decimal(env, raw):
+    """float() read Arabic-Indic and full-width digits ("\u0660.5" was 0.5) and underscores ("0_5"
+    was 5.0, then refused as "got 5.0"). Only a plain ASCII decimal is a number; the 400 names the
+    header and echoes the value as sent, shortened."""
+    gw, client = env
+    resp = httpx2.post(f"{gw.base_url}/chat/completions", json={"model": "auto", "messages": HI}, timeout=30,
+                       headers={"Authorization": f"Bearer {client.api_key}",
+                                "x-routerone-willingness-to-pay": raw.encode()})
+    assert resp.status_code == 400, resp.text
+    err = resp.json()["error"]
+    assert err["param"] == "x-routerone-willingness-to-pay" and "x-routerone-willingness-to-pay" in err["message"]
+    assert repr(raw[:40]) in err["message"] and len(err["message"]) < 200, err["message"]
+    assert "5.0" not in err["message"]
+
+
+@pytest.mark.parametrize("raw,expected", [(".9", STRONG), ("1e-1", CHEAP), ("+0.00", CHEAP), ("1.", STRONG)])
+def test_willingness_to_pay_header_plain_decimals_still_read(env, raw, expected):
+    gw, client = env
+    ask = [{"role": "user", "content": f"A fresh question about {raw}"}]
+    assert _ask(client, messages=ask, extra_headers={"x-routerone-willingness-to-pay": raw}).parse().model == expected
+
+
 @pytest.mark.parametrize("wtp,expected", [(1.0, STRONG), (0.0, CHEAP)])
 def test_willingness_to_pay_per_key(env, wtp, expected):
     gw, _ = env

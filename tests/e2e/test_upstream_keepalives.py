@@ -31,6 +31,7 @@ from routerone.testing.threaded import ThreadedServer  # noqa: E402
 
 IDLE_S = 1.0
 ANTHROPIC_MODEL = "claude-3-5-haiku-20241022"
+GEMINI_MODEL = "gemini-2.5-flash"
 _MODE = re.compile(r"\[\[ka:(\w+)\]\]")
 
 
@@ -48,6 +49,35 @@ def _anthropic(name: str, data: dict) -> bytes:
     return f"event: {name}\ndata: ".encode() + orjson.dumps({"type": name, **data}) + b"\n\n"
 
 
+# Anthropic events that say nothing, sent for ever after some text (`ping` itself: the messages test)
+EMPTY_ANTHROPIC = {
+    "anthropic_blank_text": _anthropic("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": ""}}),
+    "anthropic_ping_data_only": b'data: {"type": "ping"}\n\n',          # a ping without its `event:` line
+    "anthropic_empty_event": b"event: message\ndata: {}\n\n",
+    "anthropic_message_delta_empty": _anthropic("message_delta", {"delta": {}}),
+}
+_GEMINI_USAGE = {"promptTokenCount": 5, "candidatesTokenCount": 1, "totalTokenCount": 6}
+
+
+def _gemini(candidates: list | None, usage: dict | None = _GEMINI_USAGE) -> bytes:
+    event: dict = {"modelVersion": GEMINI_MODEL, "responseId": "r1"}
+    if candidates is not None:
+        event["candidates"] = candidates
+    if usage is not None:
+        event["usageMetadata"] = usage
+    return b"data: " + orjson.dumps(event) + b"\r\n\r\n"
+
+
+# Gemini events that say nothing, sent for ever after some text
+EMPTY_GEMINI = {
+    "gemini_no_parts": _gemini([{"content": {"role": "model", "parts": []}, "index": 0}]),
+    "gemini_blank_text": _gemini([{"content": {"role": "model", "parts": [{"text": ""}]}, "index": 0}]),
+    "gemini_no_content": _gemini([{"index": 0}]),
+    "gemini_no_candidates": _gemini(None),
+    "gemini_bare": _gemini(None, None),
+}
+
+
 class KeepAliveUpstream(ThreadedServer):
     """`forever`: content, then a keep-alive every 50 ms for up to 20 s. `slow`: content, keep-alives
     for 0.6 s (within the idle timeout), more content, keep-alives again for 0.6 s, the end."""
@@ -59,7 +89,25 @@ class KeepAliveUpstream(ThreadedServer):
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._openai)
         app.router.add_post("/v1/messages", self._messages)
+        app.router.add_post("/v1beta/models/{action}", self._gemini)
         return app
+
+    async def _gemini(self, request: web.Request) -> web.StreamResponse:
+        modes = _MODE.findall((await request.read()).decode())
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        await resp.write(_gemini([{"content": {"role": "model", "parts": [{"text": "hello"}]}, "index": 0}]))
+        if modes and modes[-1] in EMPTY_GEMINI:
+            await self._keepalives(resp, EMPTY_GEMINI[modes[-1]], 20)
+            return resp
+        for n, word in enumerate((" there", " friend"), start=2):      # real events, slower than the idle timeout
+            await asyncio.sleep(0.6)
+            usage = {"promptTokenCount": 5, "candidatesTokenCount": n, "totalTokenCount": 5 + n}
+            await resp.write(_gemini([{"content": {"role": "model", "parts": [{"text": word}]}, "index": 0}], usage))
+        await resp.write(_gemini([{"content": {"role": "model", "parts": [{"text": ""}]}, "finishReason": "STOP",
+                                   "index": 0}], {"promptTokenCount": 5, "candidatesTokenCount": 3,
+                                                  "totalTokenCount": 8}))
+        return resp
 
     @staticmethod
     async def _keepalives(resp: web.StreamResponse, beat: bytes, seconds: float) -> None:
@@ -113,6 +161,7 @@ class KeepAliveUpstream(ThreadedServer):
         return resp
 
     async def _messages(self, request: web.Request) -> web.StreamResponse:
+        body = await request.read()
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await resp.prepare(request)
         await resp.write(_anthropic("message_start", {"message": {
@@ -120,7 +169,8 @@ class KeepAliveUpstream(ThreadedServer):
             "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": 5, "output_tokens": 1}}}))
         await resp.write(_anthropic("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}}))
         await resp.write(_anthropic("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": "hello"}}))
-        await self._keepalives(resp, _anthropic("ping", {}), 20)
+        modes = _MODE.findall(body.decode())
+        await self._keepalives(resp, EMPTY_ANTHROPIC[modes[-1]] if modes else _anthropic("ping", {}), 20)
         return resp
 
 
@@ -135,7 +185,9 @@ def gw(request, tmp_path_factory):
                             upstream_http1=request.param,
                             catalog_path=str(write_money_catalog(tmp / "catalog.toml")),
                             providers={"openai": ProviderSettings(api_key="sk-up-0123456789", base_url=up.url + "/v1"),
-                                       "anthropic": ProviderSettings(api_key="sk-ant-0123456789", base_url=up.url)})
+                                       "anthropic": ProviderSettings(api_key="sk-ant-0123456789", base_url=up.url),
+                                       "gemini": ProviderSettings(api_key="gem-up-0123456789",
+                                                                  base_url=up.url + "/v1beta")})
         with Gateway(settings) as gw:
             yield gw
 
@@ -187,6 +239,39 @@ def test_choices_whose_delta_says_nothing_sent_for_ever_stall_like_keepalives(gw
     assert "stalled" in str(ei.value) and time.monotonic() - t0 < IDLE_S + 4, (str(ei.value), time.monotonic() - t0)
     row = settled_rows(gw, account_id, 1)[0]
     assert row.status == 504 and row.completion_tokens >= 1
+
+
+@pytest.mark.parametrize("mode", sorted(EMPTY_ANTHROPIC) + sorted(EMPTY_GEMINI))
+def test_anthropic_and_gemini_events_that_say_nothing_sent_for_ever_stall_like_keepalives(gw, mode):
+    """As the OpenAI protocol's empty deltas: an Anthropic `content_block_delta` with empty text, a
+    ping without its `event:` line, an empty event or an empty `message_delta`, a Gemini chunk with no
+    parts, empty text, no content or no candidates, every 50 ms after some text, each counted as
+    activity: the stream and its hold stayed open until stream_timeout_s (20 s here, idle 1 s)."""
+    key, account_id = gw.new_key()
+    client = openai.OpenAI(base_url=gw.base_url, api_key=key, max_retries=0, timeout=30)
+    model = ANTHROPIC_MODEL if mode.startswith("anthropic") else GEMINI_MODEL
+    t0 = time.monotonic()
+    text = ""
+    with pytest.raises(openai.APIError) as ei:
+        for chunk in client.chat.completions.create(model=model, stream=True, max_tokens=50,
+                                                    messages=[{"role": "user", "content": f"hi [[ka:{mode}]]"}]):
+            text += (chunk.choices[0].delta.content or "") if chunk.choices else ""
+    assert "stalled" in str(ei.value) and time.monotonic() - t0 < IDLE_S + 4, (str(ei.value), time.monotonic() - t0)
+    assert text == "hello"
+    row = _row(gw, account_id)
+    assert row.status == 504 and row.completion_tokens >= 1
+
+
+def test_a_slow_gemini_stream_of_real_events_is_not_cut(gw):
+    """Gemini events that carry text (each later than the one before, within the idle timeout) and
+    its last chunk (empty text, a finishReason and the final usage) are activity: the stream ends."""
+    key, account_id = gw.new_key()
+    client = openai.OpenAI(base_url=gw.base_url, api_key=key, max_retries=0, timeout=30)
+    chunks = list(client.chat.completions.create(model=GEMINI_MODEL, stream=True, max_tokens=50,
+                                                 messages=[{"role": "user", "content": "hi"}]))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "hello there friend"
+    assert chunks[-1].choices[0].finish_reason == "stop"
+    assert _row(gw, account_id).status == 200
 
 
 def test_a_delta_without_text_that_says_something_is_activity(gw):

@@ -228,3 +228,38 @@ def test_thinking_blocks_never_stopped_keep_at_most_the_cap_together() -> None:
     kept = sum(len(p) for b in stream._signed.values() for f in ("thinking", "signature") for p in b[f] if p)
     assert kept <= cap
     assert relayed >= 6 * 3 * len(piece)          # the reasoning text itself is all relayed
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in FIXTURES.glob("*.sse")))
+def test_in_recorded_streams_only_pings_are_quiet(name: str) -> None:
+    """`quiet` (a keep-alive for the idle timeout) marks events that say nothing; in real streams
+    those are the pings and a tool call's first delta, `partial_json: ""` (a signature delta or a
+    block's start or stop relays little, but is work)."""
+    from routerone.providers.base import SSEEvent
+    decoder, stream = SSEDecoder(), AnthropicStream()
+    for event in [*decoder.feed((FIXTURES / f"{name}.sse").read_bytes()), *decoder.close()]:
+        try:
+            stream.feed(event)
+        except UpstreamError:
+            break
+        empty = event.event == "ping" or '"partial_json":""' in event.data.replace(" ", "")
+        assert stream.quiet is (empty and not stream.done), (name, event)
+    assert stream.feed(SSEEvent("content_block_delta", '{"type": "content_block_delta", "index": 0, '
+                                '"delta": {"type": "signature_delta", "signature": "EqQB"}}')) == [] and not stream.quiet
+
+
+@pytest.mark.parametrize("data,quiet", [
+    ('{"type": "ping"}', True),
+    ('{}', True),
+    ('{"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": ""}}', True),
+    ('{"type": "content_block_delta", "index": 0, "delta": {"type": "thinking_delta", "thinking": ""}}', True),
+    ('{"type": "message_delta", "delta": {}}', True),
+    ('{"type": "message_delta", "delta": {}, "usage": {"output_tokens": 3}}', False),
+    ('{"type": "future_event", "x": 1}', False),
+    ('{"type": "content_block_delta", "index": 0, "delta": {"type": "citations_delta", "citation": {}}}', False),
+])
+def test_quiet_events(data: str, quiet: bool) -> None:
+    from routerone.providers.base import SSEEvent
+    stream = AnthropicStream()
+    stream.feed(SSEEvent("message", data))
+    assert stream.quiet is quiet

@@ -111,3 +111,31 @@ def test_thoughts_after_the_last_usage_are_counted_by_router_one():
         {"text": " more thinking", "thought": True}]}}]}).decode()))
     assert chunks[0]["choices"][0]["delta"] == {"reasoning_content": " more thinking"}
     assert "completion_tokens" in translator.usage.unreadable
+
+
+@pytest.mark.parametrize("name", ["text_stream", "function_call_stream", "max_tokens_stream", "thoughts_stream",
+                                  "multiple_candidates_stream", "logprobs_stream", "safety_stream"])
+def test_no_event_of_a_recorded_stream_is_quiet(name):
+    """`quiet` (a keep-alive for the idle timeout) is for events that say nothing; none of a real
+    stream's are."""
+    translator = ADAPTER.stream_translator(chat_request(_DEFAULT_REQUEST), DEP)
+    for ev in sse_events(f"{name}.sse"):
+        translator.feed(ev)
+        assert not translator.quiet, (name, ev)
+
+
+@pytest.mark.parametrize("event,quiet", [
+    ({"candidates": [{"content": {"role": "model", "parts": []}}]}, True),
+    ({"candidates": [{"content": {"role": "model", "parts": [{"text": ""}]}, "index": 0}]}, True),
+    ({"candidates": [{"index": 0}]}, True),
+    ({}, True),
+    ({"usageMetadata": {"promptTokenCount": 3, "thoughtsTokenCount": 9}}, False),      # thinking: the totals grew
+    ({"candidates": [{"content": {"parts": [{"text": "", "thoughtSignature": "c2ln"}]}}]}, False),
+    ({"candidates": [{"content": {"parts": [{"text": ""}]}, "finishReason": "STOP"}]}, False),
+])
+def test_quiet_events(event, quiet):
+    translator = ADAPTER.stream_translator(chat_request(_DEFAULT_REQUEST), DEP)
+    translator.feed(SSEEvent(None, orjson.dumps({"candidates": [{"content": {"role": "model", "parts": [
+        {"text": "Hi"}]}}], "usageMetadata": {"promptTokenCount": 3, "thoughtsTokenCount": 1}}).decode()))
+    translator.feed(SSEEvent(None, orjson.dumps(event).decode()))
+    assert translator.quiet is quiet

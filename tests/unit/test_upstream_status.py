@@ -14,6 +14,7 @@ from routerone.providers.status import MAX_RETRY_AFTER_S, error_for_status, retr
     ("5", 5.0), ("0.5", 0.5), ("0", 0.0), ("nan", None), ("inf", None), ("-inf", None), ("-3", None),
     ("1e999", None), ("soon", None), ("", None), ("99999999", MAX_RETRY_AFTER_S),
     ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0), ("Wed, 99 Oct 2015 07:28:00 GMT", None),
+    ("\u0663\u0660", None), ("\uff13", None), ("3_0", None), ("\u00a03", None),    # float() read these as 30, 3, 30, 3
 ])
 def test_retry_after_is_finite_bounded_or_ignored(value, expected):
     assert retry_after_s({"Retry-After": value}) == expected

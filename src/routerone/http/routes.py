@@ -10,7 +10,7 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestPayloadError
 
 from ..catalog import AUTO_MODEL
-from ..errors import InvalidRequest, ModelNotFound, PayloadTooLarge, RouterOneError
+from ..errors import InvalidRequest, ModelNotFound, PayloadTooLarge, RouterOneError, echo
 from ..observability.metrics import CONTENT_TYPE_LATEST
 from ..offload import run_heavy
 from ..wire.chat import ChatRequest, json_values_bound, parse_chat_request, raise_if_too_complex
@@ -186,7 +186,7 @@ async def retrieve_model(request: web.Request) -> web.Response:
     try:
         auth = await authenticate(request, x_api_key=True)
         allow = auth.key.allowed_models
-        not_found = ModelNotFound(f"The model '{name}' does not exist or is not available to this key",
+        not_found = ModelNotFound(f"The model '{echo(name)}' does not exist or is not available to this key",
                                   param="model")
         if name == AUTO_MODEL:
             if not _usable_models(rt, allow):

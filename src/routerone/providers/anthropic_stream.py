@@ -14,6 +14,7 @@
 | message_delta with stop_reason            | `delta: {}, finish_reason` (once); cumulative usage kept   |
 | message_stop                              | nothing; `done = True` (no message_delta usage before it: the output is counted by Router One) |
 | ping, other content_block_stop, unknown events | nothing                                               |
+| empty events (`quiet`): ping (by `type` or `event:`), a delta of empty text, a `message_delta` with no stop_reason or usage, an unknown event with nothing but its type | nothing, and a keep-alive for the idle timeout |
 | a `type` that is not a plain name         | nothing, not even for pass-through                        |
 | pass-through: a known event without what the SDKs read (`_relayable`) | raises UpstreamUnavailable (malformed) |
 | error                                     | raises the mapped `UpstreamError` (overloaded is retryable)|
@@ -77,10 +78,27 @@ def _relayable(kind: str, data: dict) -> bool:
 _BLOCK_EVENTS = frozenset(("content_block_start", "content_block_delta", "content_block_stop"))
 
 
+def _empty(kind: str, data: dict, known: bool) -> bool:
+    """Whether an event says nothing and shows no work: a ping (however named), a delta whose text is
+    empty, a message_delta with neither a stop_reason nor usage, an unknown event with nothing but its
+    type. Sent every 50 ms these held a stream and its hold open until stream_timeout_s; they are
+    keep-alives now. (A signature delta, a redacted thinking block, a block's start or stop are work.)"""
+    if kind == "ping":
+        return True
+    if kind == "content_block_delta":
+        delta = data.get("delta")
+        field = _DELTA_TEXT.get(delta.get("type")) if delta.__class__ is dict else None
+        return field is not None and delta.get(field) == ""
+    if kind == "message_delta":
+        delta = data.get("delta")
+        return not data.get("usage") and not (delta.__class__ is dict and delta.get("stop_reason"))
+    return not known and not any(k != "type" for k in data)
+
+
 class AnthropicStream:
     """One translator per upstream stream. `usage` is None until `message_start` arrives."""
 
-    __slots__ = ("usage", "done", "_provider", "_id", "_model", "_created", "_blocks", "_tool_count",
+    __slots__ = ("usage", "done", "quiet", "_provider", "_id", "_model", "_created", "_blocks", "_tool_count",
                  "_usage_raw", "_finished", "_native", "_final_count", "_thought", "_thinking_started",
                  "_signed", "_relayed_blocks", "_relayed_count", "_kept_chars")
 
@@ -89,6 +107,7 @@ class AnthropicStream:
         no choices when it produced none), for /v1/messages pass-through."""
         self.usage: Usage | None = None
         self.done = False
+        self.quiet = False             # the last event fed was empty (`_empty`): a keep-alive
         self._provider = provider
         self._id, self._model, self._created = "", "", int(time.time())
         self._blocks: dict[int, tuple[str, int]] = {}   # content block index -> (kind, tool index)
@@ -105,6 +124,7 @@ class AnthropicStream:
         self._kept_chars = 0                 # their text and signatures' length, together
 
     def feed(self, event: SSEEvent) -> list[dict]:
+        self.quiet = False
         if self.done:                   # nothing after message_stop (in the same read) is taken
             return []
         try:
@@ -115,10 +135,12 @@ class AnthropicStream:
             raise UpstreamUnavailable("upstream sent a malformed stream event", provider=self._provider)
         kind = data.get("type") or event.event
         if kind.__class__ is not str or not _EVENT_NAME.fullmatch(kind):
+            self.quiet = True
             return []                   # not an event name (a number, a line break...): nothing to relay
         if self._native and not _relayable(kind, data):
             raise UpstreamUnavailable("upstream sent a malformed stream event", provider=self._provider)
         handler = getattr(self, f"_on_{kind}", None)
+        self.quiet = _empty(kind, data, handler is not None)
         chunks = handler(data) if handler is not None else []
         if self._native:
             data["type"] = kind         # relayed with its `event:` line (`event: ping` with `data: {}`)

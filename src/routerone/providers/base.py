@@ -84,9 +84,13 @@ class StreamTranslator(Protocol):
     `feed` returns chunks whose `id`, `created` and `model` the chat service fills in. A usage-only
     chunk (empty `choices`) is never returned: usage is exposed on `usage` instead. An upstream error
     event raises `UpstreamError`. `done` becomes true once the upstream has said it finished.
+    `quiet` says the last event fed was empty by its protocol (an Anthropic `ping` or delta of empty
+    text, a Gemini chunk with no parts...): a keep-alive, which does not reset the idle timeout.
+    (The OpenAI protocol's are judged on the chunks themselves: `says_something`.)
     """
     usage: Usage | None
     done: bool
+    quiet: bool
 
     def feed(self, event: SSEEvent) -> list[dict]: ...
 

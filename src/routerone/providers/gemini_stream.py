@@ -29,12 +29,14 @@ __all__ = ["GeminiStream"]
 
 
 class GeminiStream:
-    __slots__ = ("usage", "done", "_provider", "_id", "_created", "_model", "_choices", "_started",
-                 "_tool_calls", "_finished")
+    __slots__ = ("usage", "done", "quiet", "_provider", "_id", "_created", "_model", "_choices", "_started",
+                 "_tool_calls", "_finished", "_usage_raw")
 
     def __init__(self, model: str, *, choices: int = 1, provider: str = "gemini") -> None:
         self.usage: Usage | None = None
         self.done = False
+        self.quiet = False             # the last event fed said nothing (`_says_nothing`): a keep-alive
+        self._usage_raw: object = None     # the last usageMetadata, as sent
         self._provider = provider
         self._id: str | None = None
         self._created = int(time.time())
@@ -45,6 +47,7 @@ class GeminiStream:
         self._finished: set[int] = set()
 
     def feed(self, event: SSEEvent) -> list[dict]:
+        self.quiet = True
         data = event.data.strip()
         if not data:
             return []
@@ -56,6 +59,7 @@ class GeminiStream:
             raise UpstreamUnavailable("Gemini sent a malformed stream event", provider=self._provider)
         if "error" in resp:
             raise error_from_event(resp["error"], provider=self._provider)
+        self.quiet = self._says_nothing(resp)
         if self._id is None:
             self._id = completion_id(resp)
         if isinstance(resp.get("modelVersion"), str):
@@ -77,6 +81,29 @@ class GeminiStream:
             # counts what was relayed (Usage.filled_from)
             self.usage.unreadable += ("completion_tokens",)
         return out
+
+    def _says_nothing(self, resp: dict) -> bool:
+        """An event with no candidate that has a part other than empty text (no parts, no content,
+        no candidates), no finishReason, no blocked prompt, and the same usageMetadata as before (or
+        none): sent every 50 ms such events held a stream and its hold open until stream_timeout_s.
+        Running usage totals that grow are work (thinking that streams nothing), not a keep-alive."""
+        usage = resp.get("usageMetadata")
+        if usage is not None and usage != self._usage_raw:
+            self._usage_raw = usage
+            return False
+        if resp.get("promptFeedback"):
+            return False
+        for cand in resp.get("candidates") or ():
+            if not isinstance(cand, dict):
+                continue
+            if cand.get("finishReason") not in (None, "", "FINISH_REASON_UNSPECIFIED"):
+                return False
+            content = cand.get("content")
+            parts = content.get("parts") if isinstance(content, dict) else None
+            for part in parts if isinstance(parts, list) else ():
+                if not (isinstance(part, dict) and part.get("text") == "" and set(part) <= {"text", "thought"}):
+                    return False
+        return True
 
     def _candidate(self, cand: dict, index: int) -> list[dict]:
         out = []

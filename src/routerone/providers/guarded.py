@@ -192,6 +192,10 @@ class _GuardedTranslator:
     def done(self) -> bool:
         return self._inner.done
 
+    @property
+    def quiet(self) -> bool:
+        return self._inner.quiet
+
     def feed(self, event: SSEEvent) -> list[dict]:
         try:
             return self._inner.feed(event)

@@ -9,6 +9,7 @@ from typing import Mapping
 
 from ..errors import (UpstreamAuthFailed, UpstreamBadRequest, UpstreamError, UpstreamModelNotFound,
                       UpstreamQuotaExhausted, UpstreamRateLimited, UpstreamTimeout, UpstreamUnavailable)
+from ..wire.decimal_text import ascii_decimal
 
 __all__ = ["error_for_status", "retry_after_s", "MAX_RETRY_AFTER_S"]
 
@@ -21,10 +22,10 @@ MAX_MESSAGE_CHARS = 2000      # of an upstream's error message, passed on to the
 def _seconds(value: str, scale: float) -> float | None:
     """A finite, non-negative number of seconds, capped at MAX_RETRY_AFTER_S; None when unusable
     ("nan", "inf", "-3", "soon", ...). Upstream headers are untrusted input."""
-    try:
-        v = float(value.strip()) * scale
-    except (ValueError, AttributeError):
+    number = ascii_decimal(value) if isinstance(value, str) else None     # not float(): it reads "٣٠", "3_0"
+    if number is None:
         return None
+    v = number * scale
     if not math.isfinite(v) or v < 0:
         return None
     return min(v, MAX_RETRY_AFTER_S)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 
 from ..errors import InvalidRequest
+from ..wire.decimal_text import ascii_decimal, shown
 
 HEADER = "x-routerone-willingness-to-pay"
 
@@ -13,12 +14,11 @@ def parse_willingness_to_pay(value: object, param: str) -> float | None:
     as a float; anything else is a 400 naming `param`."""
     if value is None:
         return None
-    if isinstance(value, str):
-        try:
-            value = float(value.strip())
-        except ValueError:
-            raise InvalidRequest(f"'{param}' must be a number between 0 and 1, got {value[:40]!r}",
-                                 param=param) from None
+    if isinstance(value, str):     # a header's text: a plain ASCII decimal (not "٠.5", "0_5", "nan")
+        number = ascii_decimal(value)
+        if number is None or not 0.0 <= number <= 1.0:
+            raise InvalidRequest(f"'{param}' must be a number between 0 and 1, got {shown(value)}", param=param)
+        return number + 0.0
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise InvalidRequest(f"'{param}' must be a number between 0 and 1, got {type(value).__name__}",
                              param=param)

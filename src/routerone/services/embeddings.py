@@ -17,7 +17,7 @@ import time
 
 from ..embedding_catalog import EmbeddingModel
 from ..errors import (CapabilityMismatch, ContextLengthExceeded, InvalidRequest, ModelNotFound, PermissionDenied,
-                      RouterOneError)
+                      RouterOneError, echo)
 from ..providers.adapters import adapter_for
 from ..providers.embeddings import build_embeddings_requests, check_vectors, parse_embeddings_response
 from ..routing.base import Attempt, Plan
@@ -50,7 +50,7 @@ class EmbeddingsService:
             try:
                 self.chat.d.planner.catalog.resolve(name)
             except ModelNotFound:
-                raise ModelNotFound(f"The embedding model '{name}' does not exist or is not configured on this "
+                raise ModelNotFound(f"The embedding model '{echo(name)}' does not exist or is not configured on this "
                                     "gateway", param="model") from None
             raise CapabilityMismatch(f"'{name}' is a chat model; it cannot create embeddings", param="model")
         info = self.chat.d.planner.catalog.permitted(auth.key.allowed_models, m.info)

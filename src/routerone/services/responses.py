@@ -30,7 +30,7 @@ from typing import Callable
 import orjson
 
 from ..catalog import AUTO_MODEL, Catalog
-from ..errors import InvalidRequest, NotCancellable, NotFound, PermissionDenied, RouterOneError, UnsupportedParameter
+from ..errors import InvalidRequest, NotCancellable, NotFound, PermissionDenied, RouterOneError, UnsupportedParameter, echo
 from ..offload import run_heavy
 from ..store.base import Store, StoredResponse
 from ..tokens import count_message_tokens, load_tokenizer, tokenizer_loaded
@@ -148,7 +148,7 @@ class ResponsesService:
             raise _storage_disabled("previous_response_id")
         prev = await self._unexpired(prev_id, auth)
         if prev is None:
-            raise NotFound(f"Previous response with id '{prev_id}' not found.", param="previous_response_id",
+            raise NotFound(f"Previous response with id '{echo(prev_id)}' not found.", param="previous_response_id",
                            code="previous_response_not_found")
         if hold_bytes is not None:
             hold_bytes(len(prev.context))
@@ -230,7 +230,7 @@ class ResponsesService:
 
 
 def _not_found(response_id: str) -> NotFound:
-    return NotFound(f"Response with id '{response_id}' not found.", param="response_id")
+    return NotFound(f"Response with id '{echo(response_id)}' not found.", param="response_id")
 
 
 def _storage_disabled(param: str) -> InvalidRequest:

@@ -211,6 +211,7 @@ class ChatStream:
         (b"" at the end of the body: what the decoder still held)."""
         out: list[bytes] = []
         whole_events = False             # the decoder's path: this read ended on an event boundary, with events
+        quiet = False                    # ... and each was empty by its protocol (translator.quiet)
         frame, translator = self._frame, self.o.translator
         # whole one-line data events (how OpenAI-protocol upstreams send) go to the translator as
         # bytes; anything else takes the full WHATWG decoder
@@ -228,18 +229,22 @@ class ChatStream:
                 if data:
                     _note_keepalives(self.o.upstream, data, decoder, events)
                     whole_events = decoder.between_events and any(ev.event != "ping" for ev in events)
+                quiet = True
                 for ev in events:
                     for c in translator.feed(ev):
                         out.append(frame(c))
+                    quiet = quiet and translator.quiet
         except UpstreamError:
             self._partial = out          # the chunks before the fault still go out, before the error
             raise
-        if not self._said and data and self._feed_data is not None and (payloads is not None or whole_events):
-            # OpenAI protocol: whole events that gave the client nothing (`{"choices": []}`, or
-            # choices whose delta says nothing: `{"delta": {}}` sent for ever; relayed all the same)
-            # are keep-alives, or such an upstream would hold the stream and its hold open for ever.
-            # (Not the other protocols: Anthropic's signature deltas and redacted thinking give
-            # nothing either, for minutes of real work.)
+        if not self._said and data and (payloads is not None or whole_events) \
+                and (self._feed_data is not None or quiet):
+            # Whole events that gave the client nothing are keep-alives, or such an upstream would
+            # hold the stream and its hold open for ever. OpenAI protocol: judged on the chunks
+            # (`{"choices": []}`, or choices whose delta says nothing: `{"delta": {}}`; relayed all
+            # the same). Anthropic and Gemini: events their translator calls empty (`quiet`: a delta
+            # of empty text, a chunk with no parts), not all that relay nothing (a signature delta
+            # or redacted thinking relays nothing either, after minutes of real work).
             self.o.upstream.kept_alive(len(data))
         if not out:
             return b""

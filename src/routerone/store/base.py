@@ -217,7 +217,9 @@ class Store(Protocol):
         """On the first account (the one the first start makes): debit (kind debit, `note`, `actor`)
         what is left of its first credit noted `grant_note` (bounds.unspent_grant_micros), in one
         transaction, so that gateways starting together take it once. Returns (account id, micros
-        taken), or None when nothing was."""
+        taken), or None when nothing was. A withdrawal of all that was left is noted `note` (by
+        `actor`); once one is in the ledger, or with nothing available, the ledger since the grant
+        is not summed again; one held back by requests in flight is noted partial (bounds.withdrawal_note)."""
 
     # keys
     async def create_key(self, new: NewKey) -> ApiKey: ...

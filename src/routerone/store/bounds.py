@@ -32,6 +32,15 @@ def check_adjustment(balance_micros: int, amount_micros: int) -> None:
                                f"(${MAX_BALANCE_MICROS // 10**6:,})")
 
 
+PARTIAL_WITHDRAWAL = " (in part: the rest was held by requests in flight)"
+
+
+def withdrawal_note(note: str, grant_micros: int, used_micros: int, amount_micros: int) -> str:
+    """The withdrawal's ledger note: `note` when it took all that was left of the grant (later starts
+    find it and read no further), else marked partial (a later start sums again and takes the rest)."""
+    return note if amount_micros >= grant_micros - used_micros else note + PARTIAL_WITHDRAWAL
+
+
 def unspent_grant_micros(grant_micros: int, used_micros: int, available_micros: int) -> int:
     """What is left of a credit grant (the demo's) to withdraw: everything taken from the account
     since the grant (charges, debits, earlier withdrawals: `used_micros`, >= 0) used the grant first;

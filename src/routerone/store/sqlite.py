@@ -11,7 +11,7 @@ from . import rows
 from .base import (Account, ApiKey, AuditEntry, LedgerEntry, Limits, NewKey, Reservation, Settlement,
                    StoredResponse, UNSET, Unset, UsagePage, UsageQuery, UsageRecord, UsageReject, UsageTotals,
                    refuse_taken_name)
-from .bounds import check_adjustment, unspent_grant_micros
+from .bounds import check_adjustment, unspent_grant_micros, withdrawal_note
 from .migrations import MIGRATIONS, migration_sql
 from .sqlite_console import SQLiteConsoleMixin
 from .sqlite_engine import SQLiteEngine
@@ -104,12 +104,19 @@ class SQLiteStore(SQLiteEngine, SQLiteConsoleMixin):
                 "ORDER BY id LIMIT 1", (first[0], grant_note)).fetchone()
             if not grant:
                 return None
+            # withdrawn in full already, or nothing to take: the ledger since the grant is not summed
+            available = _account(db, first[0]).available_micros
+            if available <= 0 or db.execute(
+                    "SELECT 1 FROM ledger WHERE account_id = ? AND id > ? AND kind = 'debit' AND note = ? "
+                    "AND actor = ? LIMIT 1", (first[0], grant[0], note, actor)).fetchone():
+                return None
             used = -db.execute("SELECT COALESCE(SUM(amount_micros), 0) FROM ledger WHERE account_id = ? "
                                "AND id > ? AND amount_micros < 0", (first[0], grant[0])).fetchone()[0]
-            amount = unspent_grant_micros(grant[1], used, _account(db, first[0]).available_micros)
+            amount = unspent_grant_micros(grant[1], used, available)
             if amount:
                 db.execute("INSERT INTO ledger (account_id, amount_micros, kind, note, created_at, actor) "
-                           "VALUES (?, ?, 'debit', ?, ?, ?)", (first[0], -amount, note, time.time(), actor))
+                           "VALUES (?, ?, 'debit', ?, ?, ?)",
+                           (first[0], -amount, withdrawal_note(note, grant[1], used, amount), time.time(), actor))
                 db.execute("UPDATE accounts SET balance_micros = balance_micros - ? WHERE id = ?", (amount, first[0]))
             return (first[0], amount) if amount else None
         return await self._tx(fn)

@@ -22,6 +22,7 @@ from pydantic import (BaseModel, ConfigDict, Field, PlainValidator, ValidationEr
 
 from ..errors import InvalidRequest
 from ..store.bounds import MAX_AMOUNT_MICROS, MAX_BALANCE_MICROS, MAX_SPEND_CAP_MICROS
+from .decimal_text import ascii_decimal
 
 __all__ = ["AccountCreate", "AccountUpdate", "BalanceChange", "KeyCreate", "KeyUpdate", "Empty",
            "ListQuery", "KeysQuery", "UsageQueryParams", "AuditQueryParams", "parse_body", "parse_query",
@@ -390,8 +391,8 @@ def _query_value(model: type[BaseModel], name: str, text: str) -> Any:
                 raise ValueError
             return int(text)
         if re.search(r"\bfloat\b", kinds):
-            value = float(text)
-            if not math.isfinite(value):
+            value = ascii_decimal(text)     # not float(): it reads "٠.5", "0_5", "nan"
+            if value is None:
                 raise ValueError
             return value
     except ValueError:
