@@ -35,8 +35,10 @@ async def _poll_a_while(store: FlakyStore) -> None:
     await auth.stop()
 
 
-@pytest.mark.parametrize("failure", [ConnectionRefusedError(111, "Connection refused"),
-                                     asyncpg.InternalClientError("cannot switch to state 11; another operation (2) is in progress")],
+DROPPED = asyncpg.InternalClientError("cannot switch to state 11; another operation (2) is in progress")
+
+
+@pytest.mark.parametrize("failure", [ConnectionRefusedError(111, "Connection refused"), DROPPED],
                          ids=["refused", "dropped-mid-operation"])
 async def test_an_unreachable_database_is_one_line_without_a_traceback(failure, caplog: pytest.LogCaptureFixture):
     with caplog.at_level(logging.WARNING, logger="routerone.auth"):
