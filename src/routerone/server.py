@@ -53,6 +53,7 @@ from .routing.sticky_shared import SharedStickyState
 from .observability.logs import configure_logging
 from .observability.metrics import MULTIPROC_ENV
 from .settings import Settings, SettingsError
+from .tokens import load_tokenizer, tokenizer_loaded
 
 try:
     import uvloop
@@ -203,6 +204,10 @@ async def drain(app: web.Application, runner: web.AppRunner, site: web.SockSite,
         await asyncio.sleep(0.02)
     cut, cut_streams = readiness.in_flight, readiness.streams
     finished = readiness.completed - completed_before
+    if cut_streams and not tokenizer_loaded():
+        # a cut stream is billed for what it sent, counted with the tokenizer: its first load (~1 s)
+        # here, off the loop, not inside the cut settles (cancelled after BACKGROUND_MIN_S: holds left open)
+        await asyncio.to_thread(load_tokenizer)
     await runner.server.shutdown(0.1)        # cancel what is left: a cut stream settles what it sent
     chat = app[RUNTIME].chat
     background = await _bounded(chat.background, max(BACKGROUND_MIN_S, deadline - time.monotonic()))

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from ..errors import AuthenticationFailed, RateLimited
 from ..limits.auth_failures import AuthFailureLimiter
 from ..store.base import Account, ApiKey, Store
+from ..store.errors import is_unavailable
 from .background import cancel_and_wait
 from .keys import hash_key, looks_like_key
 
@@ -64,13 +65,22 @@ class Authenticator:
         await cancel_and_wait(self._task)
 
     async def _poll(self) -> None:
+        unavailable = False
         while True:
             await asyncio.sleep(self.poll_interval_s)
             try:
                 v = await self.store.auth_version()
-            except Exception:  # noqa: BLE001 - a store hiccup must not kill the poller
-                log.warning("auth version poll failed", exc_info=True)
+            except Exception as exc:  # noqa: BLE001 - a store hiccup must not kill the poller
+                if not is_unavailable(exc):
+                    log.warning("auth version poll failed", exc_info=True)
+                elif not unavailable:    # an outage: one line, no traceback, until a poll answers
+                    log.warning("auth version poll failed: database unavailable (%s: %s); said once until "
+                                "a poll answers", type(exc).__name__, exc)
+                unavailable = unavailable or is_unavailable(exc)
                 continue
+            if unavailable:
+                unavailable = False
+                log.warning("auth version poll answers again")
             if v != self._version:
                 self._version = v
                 self.invalidate()

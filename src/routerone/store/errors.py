@@ -38,8 +38,11 @@ def is_unavailable(exc: BaseException) -> bool:
         import asyncpg
     except ImportError:  # pragma: no cover - asyncpg is a dependency
         return False
-    # "connection is closed", "pool is closing", a connection lost mid-query
-    return isinstance(exc, (asyncpg.InterfaceError, asyncpg.PostgresConnectionError))
+    # "connection is closed", "pool is closing", a connection lost mid-query; InternalClientError:
+    # a pooled connection the server dropped mid-operation (pg_terminate_backend), whose protocol
+    # state asyncpg can no longer switch ("cannot switch to state 12; another operation (2) is in progress")
+    return isinstance(exc, (asyncpg.InterfaceError, asyncpg.PostgresConnectionError,
+                            asyncpg.InternalClientError))
 
 
 def is_data_error(exc: BaseException) -> bool:
