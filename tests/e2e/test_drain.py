@@ -201,11 +201,16 @@ async def test_drain_timeout_cuts_what_outlives_it_and_still_exits_0(tmp_path):
         assert elapsed < 4.0, f"drain_timeout_s=1 but the process took {elapsed:.2f} s"
         assert not result["done"] and result["tokens"] < 100, result
         assert "drained: 0 request(s) finished (1 in flight at the signal, 1 of them streams), 1 cut after the 1 s bound (1 streams)" in log, log
-        store = open_store(db_url)
-        try:
-            assert await store.ledger_sum(account_id) == (await store.get_account(account_id)).balance_micros
-        finally:
-            await store.close()
+        # cut and settled for what was sent (session 15: the cut stream's settle loaded the tokenizer,
+        # ~1 s, and was cancelled by the shutdown: its hold stayed open, nothing charged or recorded)
+        assert 0 < result["tokens"], result
+        state = await reconcile(db_url, account_id, 0, 1)
+        assert state["open_holds"] == 0 and state["reserved"] == 0, (state, log)
+        assert state["usage_rows"] == 1, (state, log)
+        charged = BALANCE - state["balance"]
+        # at least the tokens the client received, never the whole hold
+        assert result["tokens"] * OUTPUT_MICROS_PER_TOKEN <= charged < 100 * OUTPUT_MICROS_PER_TOKEN, (state, result)
+        assert state["usage_cost"] == charged and state["ledger_sum"] == state["balance"], state
 
 
 async def test_connections_waiting_in_the_listen_queue_at_sigterm_are_served_not_reset(tmp_path):
@@ -239,35 +244,3 @@ async def test_connections_waiting_in_the_listen_queue_at_sigterm_are_served_not
         assert [r["status"] for r in results] == [200] * 6 and all(r["done"] for r in results), results
         assert exit_code == 0, log
         assert refused(gw.port)
-
-
-async def test_a_stream_cut_by_the_drain_bound_is_settled_for_what_was_sent(tmp_path):
-    """blackbox11: streams still running when `drain_timeout_s` ran out were cut, but their holds
-    stayed open and nothing was charged or recorded (README: "cut and settled for what was sent"):
-    their settle first loads the tokenizer (~1 s) to count what was sent, and was cancelled first by
-    the handler shutdown (0.1 s) and then as background work (BACKGROUND_MIN_S)."""
-    with FakeUpstream(chunk_interval_ms=CHUNK_MS) as upstream:
-        gw, db_url = await start_gateway(tmp_path, upstream, "cutsettle", drain_timeout_s=1.0)
-        try:
-            async with Admin(gw.url) as admin:
-                key, account_id, _ = await admin.new_key(BALANCE)
-            async with aiohttp.ClientSession() as s:
-                started: asyncio.Queue = asyncio.Queue()
-                long_stream = asyncio.create_task(chat(s, gw.url, key, stream=True, max_tokens=100,
-                                                       first_chunk=started))  # ~5 s
-                await asyncio.wait_for(started.get(), 10)
-                gw.proc.send_signal(signal.SIGTERM)
-                result = await long_stream
-            exit_code = await asyncio.to_thread(gw.proc.wait, 20)
-        finally:
-            gw.stop()
-        log = gw.log_tail(200)
-        assert exit_code == 0, log
-        assert not result["done"] and 0 < result["tokens"] < 100, result
-        state = await reconcile(db_url, account_id, 0, 1)
-        assert state["open_holds"] == 0 and state["reserved"] == 0, (state, log)
-        assert state["usage_rows"] == 1, (state, log)
-        charged = BALANCE - state["balance"]
-        # settled for what was sent: at least the tokens the client received, never the whole hold
-        assert result["tokens"] * OUTPUT_MICROS_PER_TOKEN <= charged < 100 * OUTPUT_MICROS_PER_TOKEN, (state, result)
-        assert state["usage_cost"] == charged and state["ledger_sum"] == state["balance"], state
