@@ -125,3 +125,18 @@ def test_two_pinned_providers_share_the_model(env):
     seen = {c.chat.completions.with_raw_response.create(model="gpt-4o", messages=HI).headers["x-routerone-provider"]
             for _ in range(3)}
     assert "together" in seen
+
+
+@pytest.mark.parametrize("entry,providers", [("*/gpt-4o", {"openai", "together"}), ("open*/gpt-4o", {"openai"}),
+                                             ("tog*/gpt-4*", {"together"})])
+def test_a_pattern_in_the_provider_part_pins_the_providers_it_matches(env, entry, providers):
+    """`*/gpt-4o` allowed nothing (a 403 for every request: no provider is named `*`), where before
+    this session's pinning it allowed gpt-4o through any provider; a provider pattern now pins the
+    providers it matches."""
+    a, b, client = env
+    c = client([entry])
+    seen = {c.chat.completions.with_raw_response.create(model="gpt-4o", messages=HI).headers["x-routerone-provider"]
+            for _ in range(12)}
+    assert seen <= providers and seen, seen
+    if providers == {"openai"}:
+        assert _seen(b) == []
