@@ -105,3 +105,14 @@ def test_copy_from_a_missing_file_or_to_sqlite_is_one_line(tmp_path: Path, pg_ta
     assert run(tmp_path, "accounts", "create", "acme").returncode == 0
     to_sqlite = run(tmp_path, "copy-database", "--from", "sqlite:///routerone.db", "--database-url", "sqlite:///b.db")
     assert to_sqlite.returncode == 2 and "postgresql://" in to_sqlite.stderr, to_sqlite.stderr
+
+
+def test_a_source_that_is_not_an_sqlite_database_is_named_not_postgres(tmp_path: Path, pg_target: str) -> None:
+    """A source of random bytes (or a directory) was reported as "cannot open PostgreSQL at ...:
+    file is not a database": the SQLite error was explained as the target's."""
+    (tmp_path / "junk.db").write_bytes(b"\x00\x01 not sqlite " * 512)
+    (tmp_path / "adir.db").mkdir()
+    for name in ("junk.db", "adir.db"):
+        out = run(tmp_path, "copy-database", "--from", f"sqlite:///{name}", "--database-url", pg_target)
+        assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
+        assert name in out.stderr and "PostgreSQL" not in out.stderr, out.stderr

@@ -51,11 +51,14 @@ def _converter(pg_type: str) -> Callable[[Any], Any]:
 
 
 async def copy_sqlite_to_postgres(sqlite_path: str, postgres_url: str) -> CopyReport:
-    source_store = SQLiteStore(sqlite_path)
     try:
-        await source_store.migrate()
-    finally:
-        await source_store.close()
+        source_store = SQLiteStore(sqlite_path)
+        try:
+            await source_store.migrate()
+        finally:
+            await source_store.close()
+    except sqlite3.Error as exc:        # not the target's error: say which file it is
+        raise CopyRefused(f"cannot read the SQLite database {sqlite_path!r}: {exc}") from None
     target_store = PostgresStore(postgres_url, min_size=1, max_size=1)
     try:
         await target_store.migrate()
