@@ -258,7 +258,7 @@ def test_anthropic_and_gemini_events_that_say_nothing_sent_for_ever_stall_like_k
             text += (chunk.choices[0].delta.content or "") if chunk.choices else ""
     assert "stalled" in str(ei.value) and time.monotonic() - t0 < IDLE_S + 4, (str(ei.value), time.monotonic() - t0)
     assert text == "hello"
-    row = _row(gw, account_id)
+    row = settled_rows(gw, account_id, 1)[0]
     assert row.status == 504 and row.completion_tokens >= 1
 
 
@@ -271,7 +271,7 @@ def test_a_slow_gemini_stream_of_real_events_is_not_cut(gw):
                                                  messages=[{"role": "user", "content": "hi"}]))
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "hello there friend"
     assert chunks[-1].choices[0].finish_reason == "stop"
-    assert _row(gw, account_id).status == 200
+    assert settled_rows(gw, account_id, 1)[0].status == 200
 
 
 def test_a_delta_without_text_that_says_something_is_activity(gw):
