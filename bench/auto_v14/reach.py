@@ -17,8 +17,12 @@ from pathlib import Path
 import numpy as np
 
 from routerone.routing import eval_auto as E
-from routerone.routing.evaluation import cost_micros, load_prices, subset
+from routerone.routing.evaluation import cost_micros, load_prices, load_table, subset
+from routerone.routing.learned.profile_fit import table_scale
 from routerone.routing.learned.train import STRONG, WEAK, default_data_dir, shared_tables, write_prices
+
+
+RT = "/tmp/rt"    # `prepare --dataset NAME --out /tmp/rt/NAME` for arena and mtbench
 
 
 def fmt(v, ci):
@@ -32,8 +36,10 @@ def lodo_router(tables, name):
 
 
 def fold_means(test, cols):
-    """(n, M) per-prompt: each model's mean quality over the OTHER folds of the set."""
-    q = test.quality[:, cols]
+    """(n, M) per-prompt: each model's mean quality over the OTHER folds of the set, in the
+    router's units (the set's quality normalised by table_scale, as profile_fit trains on it)."""
+    lo, span = table_scale(test.quality)
+    q = (test.quality[:, cols] - lo) / span
     out = np.zeros_like(q)
     for k in np.unique(test.folds):
         te, tr = test.folds == k, test.folds != k
@@ -41,8 +47,8 @@ def fold_means(test, cols):
     return out
 
 
-def part1(tables, data):
-    test = tables["arena"]
+def part1(tables, data, folded):
+    test = folded["arena"]
     complete = np.flatnonzero(~np.isnan(test.quality).any(axis=1))
     test = subset(test, complete)
     with tempfile.TemporaryDirectory() as tmp:
@@ -75,11 +81,11 @@ def apgr_line(label, res):
     return f"{label} | {a['apgr']:.3f} [{lo:.3f}, {hi:.3f}] | {half:.3f} | {0.5 + (a['apgr'] - lo):.3f}"
 
 
-def part2(tables):
+def part2(tables, folded):
     print("## 2. Two models, GPT-4-1106 vs Mixtral")
     print("set, router | APGR [95%] | half-width | APGR needed for the lower end to clear 0.5 (at this width)")
     for name in ("arena", "mtbench"):
-        test = tables[name]
+        test = folded[name]
         cols = [test.models.index(m) for m in (STRONG, WEAK)]
         keep = np.flatnonzero(~np.isnan(test.quality[:, cols]).any(axis=1))
         full = subset(test, keep)
@@ -105,6 +111,10 @@ def part2(tables):
 
 if __name__ == "__main__":
     data = default_data_dir()
-    tables = shared_tables(data)
-    part1(tables, data)
-    part2(tables)
+    tables = shared_tables(data)      # what --lodo fits on (no fold column)
+    # the prepared CSVs (README "Reproducing the figures"): the same rows with eval-routing's folds
+    folded = {k: load_table(f"{RT}/{k}/all.csv") for k in ("arena", "mtbench")}
+    for k, t in folded.items():
+        assert t.folds is not None and len(np.unique(t.folds)) > 1, k
+    part1(tables, data, folded)
+    part2(tables, folded)
