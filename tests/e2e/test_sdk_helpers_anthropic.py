@@ -10,7 +10,10 @@ from __future__ import annotations
 import json
 
 import anthropic
+import httpx2
 import pytest
+from providers.anthropic_schema import validate_anthropic
+from pydantic import BaseModel
 
 from protocol_helpers import key, protocol_gateway, wire  # noqa: F401 (fixtures)
 from routerone.testing import fake_openai
@@ -117,3 +120,61 @@ def test_other_routes_name_the_request_id_as_anthropic_does(client, call):
         raw = client.models.with_raw_response.retrieve(MODELS["anthropic"])
     assert raw.headers["request-id"] and raw.headers["request-id"] == raw.headers["x-request-id"]
     assert raw.parse()._request_id == raw.headers["request-id"]
+
+
+class Answer(BaseModel):
+    answer: str
+
+
+# the fake Anthropic answers its canned text whatever `output_config.format` says, and the fake
+# OpenAI answers JSON only without a max_tokens (which Anthropic requires): the translation to an
+# OpenAI upstream is checked on what it received, the SDK's parse over Gemini's answer
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+def test_parse_with_an_output_format(client, fakes, stream):
+    kw = dict(model=MODELS["gemini"], max_tokens=256, messages=[{"role": "user", "content": "The answer?"}],
+              output_format=Answer)
+    if stream:
+        with client.messages.stream(**kw) as s:
+            text = "".join(s.text_stream)
+            msg = s.get_final_message()
+        assert json.loads(text) == {"answer": "fake"}
+    else:
+        msg = client.messages.parse(**kw)
+    assert msg.parsed_output == Answer(answer="fake") and msg.stop_reason == "end_turn"
+    with pytest.raises(ValueError):     # the fake's text is not JSON: the SDK says so
+        client.messages.parse(**{**kw, "model": MODELS["openai"]})
+    fmt = fakes["openai"].app["fake"].requests[-1]["response_format"]
+    assert fmt["type"] == "json_schema" and fmt["json_schema"]["schema"]["properties"] == {
+        "answer": {"title": "Answer", "type": "string"}}
+
+
+def _models_page(gw, key, **query) -> tuple[int, dict]:
+    with httpx2.Client(timeout=30) as http:
+        r = http.get(gw.url + "/v1/models", params=query,
+                     headers={"x-api-key": key[0], "anthropic-version": "2023-06-01"})
+    return r.status_code, r.json()
+
+
+def test_models_list_pages_as_anthropic_does(gw, key, client):
+    everything = [m.id for m in client.models.list(limit=1000)]
+    assert set(MODELS.values()) <= set(everything) and len(everything) == len(set(everything)) > 3
+    assert [m.id for m in client.models.list(limit=2)] == everything     # the SDK follows has_more / last_id
+    page = client.models.list(limit=2)
+    assert [m.id for m in page.data] == everything[:2] and page.has_more is True
+    assert (page.first_id, page.last_id) == (everything[0], everything[1])
+    status, body = _models_page(gw, key, limit=2, after_id=everything[1])
+    assert status == 200 and [m["id"] for m in body["data"]] == everything[2:4]
+    status, body = _models_page(gw, key, limit=2, before_id=everything[3])
+    assert status == 200 and [m["id"] for m in body["data"]] == everything[1:3] and body["has_more"] is True
+    status, body = _models_page(gw, key, after_id=everything[-1])
+    assert status == 200 and body == {"data": [], "first_id": None, "last_id": None, "has_more": False}
+    validate_anthropic(_models_page(gw, key)[1], "ListResponse_ModelInfo_")
+    for limit in (0, 1001, "x"):
+        status, body = _models_page(gw, key, limit=limit)
+        assert status == 400 and body["error"]["type"] == "invalid_request_error", body
+    one = client.models.with_raw_response.retrieve(MODELS["anthropic"])
+    info = json.loads(one.http_response.content)
+    validate_anthropic(info, "ModelInfo")
+    assert info["id"] == MODELS["anthropic"] and info["max_input_tokens"] > 0 and info["max_tokens"] > 0
+    m = one.parse()
+    assert (m.type, m.display_name, m.created_at.year) == ("model", MODELS["anthropic"], 1970)
