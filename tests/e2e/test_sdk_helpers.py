@@ -174,6 +174,51 @@ def test_responses_parse_with_a_pydantic_function_tool(client, provider):
     assert calls[0].parsed_arguments == GetWeather(city=FAKE_STRING[provider])
 
 
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_responses_stream_function_call_events_with_a_pydantic_tool(client, provider):
+    tool = openai.pydantic_responses_function_tool(GetWeather)
+    with client.responses.stream(model=MODELS[provider], input="Weather in Paris?", tools=[tool]) as s:
+        events = list(s)
+        final = s.get_final_response()
+    deltas = [e for e in events if e.type == "response.function_call_arguments.delta"]
+    dones = [e for e in events if e.type == "response.function_call_arguments.done"]
+    assert deltas and dones and "".join(e.delta for e in deltas if e.output_index == dones[0].output_index) == \
+        dones[0].arguments
+    calls = [o for o in final.output if o.type == "function_call"]
+    assert [c.arguments for c in calls] == [e.arguments for e in dones]
+    assert calls[0].name == "GetWeather" and calls[0].parsed_arguments == GetWeather(city=FAKE_STRING[provider])
+
+
+# -- error classes the SDK raises for a Gemini upstream's failures (OpenAI and Anthropic upstreams:
+# test_sdk_errors) -------------------------------------------------------------------------------
+
+GEMINI_FAILURES = [   # directive, openai SDK class, status, error type, code
+    ("[[error:400]]", openai.BadRequestError, 400, "invalid_request_error", None),
+    ("[[error:404]]", openai.InternalServerError, 502, "upstream_error", "upstream_model_not_found"),
+    ("[[error:429]]", openai.RateLimitError, 429, "rate_limit_error", "upstream_rate_limited"),
+    ("[[error:500]]", openai.InternalServerError, 502, "upstream_error", "upstream_unavailable"),
+    ("[[error:503]]", openai.InternalServerError, 503, "upstream_error", "upstream_unavailable"),
+    ("[[error:504]]", openai.InternalServerError, 504, "timeout_error", "upstream_timeout"),
+]
+
+
+@pytest.mark.parametrize("directive, cls, status, typ, code", GEMINI_FAILURES, ids=[f[0][8:11] for f in GEMINI_FAILURES])
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+def test_gemini_upstream_failures_as_the_openai_sdk_raises_them(client, directive, cls, status, typ, code, stream):
+    with pytest.raises(cls) as info:
+        if stream:
+            with client.chat.completions.stream(model=MODELS["gemini"], messages=[
+                    {"role": "user", "content": "hi " + directive}]) as s:
+                s.get_final_completion()
+        else:
+            client.chat.completions.create(model=MODELS["gemini"], messages=[{"role": "user", "content": "hi " + directive}])
+    exc = info.value
+    assert exc.status_code == status and exc.type == typ and exc.response.headers["x-request-id"]
+    if code is not None:
+        assert exc.code == code
+    assert exc.message
+
+
 # -- raw and streaming responses: headers ------------------------------------------------------------
 
 @pytest.mark.parametrize("provider", PROVIDERS)

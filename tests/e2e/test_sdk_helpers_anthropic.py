@@ -178,3 +178,28 @@ def test_models_list_pages_as_anthropic_does(gw, key, client):
     assert info["id"] == MODELS["anthropic"] and info["max_input_tokens"] > 0 and info["max_tokens"] > 0
     m = one.parse()
     assert (m.type, m.display_name, m.created_at.year) == ("model", MODELS["anthropic"], 1970)
+
+
+GEMINI_FAILURES = [   # directive, anthropic SDK class, status, error type
+    ("[[error:400]]", anthropic.BadRequestError, 400, "invalid_request_error"),
+    ("[[error:404]]", anthropic.InternalServerError, 502, "api_error"),
+    ("[[error:429]]", anthropic.RateLimitError, 429, "rate_limit_error"),
+    ("[[error:500]]", anthropic.InternalServerError, 502, "api_error"),
+    ("[[error:503]]", anthropic.InternalServerError, 503, "overloaded_error"),
+    ("[[error:504]]", anthropic.GatewayTimeoutError, 504, "timeout_error"),
+]
+
+
+@pytest.mark.parametrize("directive, cls, status, typ", GEMINI_FAILURES, ids=[f[0][8:11] for f in GEMINI_FAILURES])
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+def test_gemini_upstream_failures_as_the_anthropic_sdk_raises_them(client, directive, cls, status, typ, stream):
+    kw = dict(model=MODELS["gemini"], max_tokens=64, messages=[{"role": "user", "content": "hi " + directive}])
+    with pytest.raises(cls) as info:
+        if stream:
+            with client.messages.stream(**kw) as s:
+                s.get_final_message()
+        else:
+            client.messages.create(**kw)
+    exc = info.value
+    assert exc.status_code == status and exc.body["error"]["type"] == typ and exc.body["error"]["message"]
+    assert exc.request_id and exc.request_id == exc.response.headers["request-id"]
