@@ -133,6 +133,36 @@ def test_stream_text_events_and_final_completion(client, provider):
     assert len({e.chunk.id for e in chunks}) == 1 and final.id == chunks[0].chunk.id
 
 
+def test_stream_helper_keeps_candidates_apart(client):
+    """n=2 (Gemini's candidateCount): the helper's per-choice events and final choices."""
+    with client.chat.completions.stream(model=MODELS["gemini"], messages=ASK, n=2, response_format=Answer) as s:
+        events = list(s)
+        final = s.get_final_completion()
+    assert [c.index for c in final.choices] == [0, 1]
+    assert [c.message.parsed for c in final.choices] == [Answer(answer="fake")] * 2
+    dones = [e for e in events if e.type == "content.done"]      # one per choice (the events carry no index)
+    assert sorted(e.content for e in dones) == sorted(c.message.content for c in final.choices)
+    assert all(e.parsed == Answer(answer="fake") for e in dones) and len(dones) == 2
+
+
+async def test_async_parse_and_stream_helpers(gw, key, wire):
+    async with openai.AsyncOpenAI(base_url=gw.base_url, api_key=key[0], max_retries=0,
+                                  http_client=wire.async_client()) as c:
+        done = await c.chat.completions.parse(model=MODELS["anthropic"], messages=WEATHER_ASK,
+                                              tools=[openai.pydantic_function_tool(GetWeather)])
+        assert done.choices[0].message.tool_calls[0].function.parsed_arguments == GetWeather(city="Paris")
+        async with c.chat.completions.stream(model=MODELS["gemini"], messages=ASK, response_format=Answer) as s:
+            async for _ in s:
+                pass
+            final = await s.get_final_completion()
+        assert final.choices[0].message.parsed == Answer(answer="fake")
+        async with c.responses.stream(model=MODELS["openai"], input="hi", text_format=Answer) as rs:
+            async for _ in rs:
+                pass
+            resp = await rs.get_final_response()
+        assert resp.output_parsed == Answer(answer="fake")
+
+
 # -- responses helpers ------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("provider", PROVIDERS)
