@@ -10,6 +10,7 @@ from .catalog import Catalog, load_catalog
 from .console import Console, ConsoleUsers, add_console, make_templates
 from .errors import MethodNotAllowed, NotFound, PayloadTooLarge, echo
 from .http.admin import add_admin_routes
+from .http.models import add_model_routes
 from .http.protocols import add_protocol_routes
 from .http.readiness import Readiness, add_readiness_routes
 from .http.apidoc import add_apidoc_routes
@@ -170,6 +171,7 @@ def create_app(settings: Settings, *, store: Store | None = None, limiter: Limit
     app[RUNTIME] = rt
     add_transport_security(app, TrustedProxies(settings.trusted_proxies))
     add_routes(app)
+    add_model_routes(app)
     add_admin_routes(app)
     add_readiness_routes(app, Readiness(store, limiter, limiter_required=(
         getattr(limiter, "failure_policy", None) == "closed")))

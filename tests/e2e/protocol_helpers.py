@@ -45,6 +45,9 @@ def _anthropic_problems(rec) -> list[str]:
                 validate_stream_event(name, data)
         elif rec.path.endswith("/count_tokens"):
             validate_anthropic(json.loads(bytes(rec.body)), "CountMessageTokensResponse")
+        elif rec.path.startswith("/v1/models"):
+            validate_anthropic(json.loads(bytes(rec.body)),
+                               "ListResponse_ModelInfo_" if rec.path == "/v1/models" else "ModelInfo")
         else:
             validate_anthropic(json.loads(bytes(rec.body)), "Message")
     except AssertionError as exc:
@@ -101,8 +104,9 @@ def make_protocol_wire(base: type):
         def problems(self) -> list[str]:
             out = []
             for rec in self.responses:
-                if "/v1/messages" in rec.path or (rec.anthropic_client and rec.status >= 400):
-                    out += _anthropic_problems(rec)   # /v1/models errors too, for an Anthropic client
+                if "/v1/messages" in rec.path or (rec.anthropic_client and (
+                        rec.status >= 400 or rec.path.startswith("/v1/models"))):
+                    out += _anthropic_problems(rec)   # /v1/models too, for an Anthropic client
                 elif "/v1/responses" in rec.path or rec.path.endswith("/embeddings"):
                     out += _openai_problems(rec)
                 else:

@@ -98,6 +98,19 @@ def _count_tokens(req, text: str) -> int:
     return count_message_tokens(text, len(req.messages)) + (IMAGE_TOKENS if req.has_images else 0)
 
 
+async def _name_request_id(request: web.Request, response: web.StreamResponse) -> None:
+    """on_response_prepare: Anthropic's API names every response's id in `request-id` (its SDKs read
+    it: `message._request_id`, `with_raw_response`), errors and successes, streamed or not; Router
+    One's is its x-request-id. For /v1/messages* and any client that sends `anthropic-version`."""
+    if "request-id" in response.headers:
+        return
+    if request.path.startswith("/v1/messages") or "anthropic-version" in request.headers:
+        rid = response.headers.get("x-request-id") or request.get(REQUEST_IDS, ("", ""))[1]
+        if rid:
+            response.headers["request-id"] = rid
+
+
 def add_messages_routes(app: web.Application) -> None:
     app.router.add_post("/v1/messages", messages)
     app.router.add_post("/v1/messages/count_tokens", count_tokens)
+    app.on_response_prepare.append(_name_request_id)

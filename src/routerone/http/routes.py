@@ -1,4 +1,4 @@
-"""Public endpoints: chat completions (JSON and SSE), models, the caller's account, health."""
+"""Public endpoints: chat completions (JSON and SSE), the caller's account, health (models: models.py)."""
 from __future__ import annotations
 
 import asyncio
@@ -9,14 +9,13 @@ import secrets
 from aiohttp import web
 from aiohttp.web_protocol import RequestPayloadError
 
-from ..catalog import AUTO_MODEL
-from ..errors import InvalidRequest, ModelNotFound, PayloadTooLarge, RouterOneError, echo
+from ..errors import InvalidRequest, PayloadTooLarge, RouterOneError
 from ..observability.metrics import CONTENT_TYPE_LATEST
 from ..offload import run_heavy
 from ..wire.chat import ChatRequest, json_values_bound, parse_chat_request, raise_if_too_complex
 from .guard import BODY_BUDGET, abort
 from .relay import authenticate
-from .render import error_response, error_response_for, json_response, unreadable_body
+from .render import error_response, json_response, unreadable_body
 from .routing_headers import routing_headers
 from .runtime import RUNTIME
 from .sink import ChunkedSink
@@ -156,53 +155,6 @@ async def _relay(request: web.Request, reply, write_timeout_s: float) -> web.Str
     return resp
 
 
-def _model_entry(model_id: str, owned_by: str) -> dict:
-    return {"id": model_id, "object": "model", "created": 0, "owned_by": owned_by}
-
-
-def _usable_models(rt, allowlist) -> list[dict]:
-    """What this key may call: the configured models on its allowlist (all when it has none),
-    and `auto` (which routes among exactly those) when there is at least one."""
-    data = [_model_entry(m.id, m.provider) for m in rt.catalog.available() if rt.catalog.allows(allowlist, m)]
-    return [_model_entry(AUTO_MODEL, "routerone"), *data] if data else []
-
-
-async def list_models(request: web.Request) -> web.Response:
-    """Shared by OpenAI and Anthropic clients: the key in Bearer or (Anthropic's) `x-api-key`, the
-    error in the caller's protocol's shape (render.error_response_for)."""
-    rt = request.app[RUNTIME]
-    try:
-        auth = await authenticate(request, x_api_key=True)
-    except RouterOneError as exc:
-        return error_response_for(request, exc, request[REQUEST_IDS][1])
-    return json_response({"object": "list", "data": _usable_models(rt, auth.key.allowed_models)})
-
-
-async def retrieve_model(request: web.Request) -> web.Response:
-    """`GET /v1/models/{id}` (the SDK's models.retrieve): 404 model_not_found for an id that is
-    unknown, not configured, or not allowed for this key (the same answer: no probing)."""
-    rt = request.app[RUNTIME]
-    name = request.match_info["model"]
-    try:
-        auth = await authenticate(request, x_api_key=True)
-        allow = auth.key.allowed_models
-        not_found = ModelNotFound(f"The model '{echo(name)}' does not exist or is not available to this key",
-                                  param="model")
-        if name == AUTO_MODEL:
-            if not _usable_models(rt, allow):
-                raise not_found
-            return json_response(_model_entry(AUTO_MODEL, "routerone"))
-        try:
-            m = rt.catalog.resolve(name)
-        except ModelNotFound:
-            raise not_found from None
-        if not rt.catalog.allows(allow, m):
-            raise not_found
-    except RouterOneError as exc:
-        return error_response_for(request, exc, request[REQUEST_IDS][1])
-    return json_response(_model_entry(name, m.provider))
-
-
 async def account(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
     try:
@@ -232,8 +184,6 @@ async def metrics(request: web.Request) -> web.Response:
 
 def add_routes(app: web.Application) -> None:
     app.router.add_post("/v1/chat/completions", chat_completions)
-    app.router.add_get("/v1/models", list_models)
-    app.router.add_get("/v1/models/{model:.+}", retrieve_model)
     app.router.add_get("/v1/account", account)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)

@@ -169,7 +169,9 @@ PATHS = {
     "/v1/models": {"get": operation(
         "List the models this key may use", TAG, ok=ref("ModelList"), errors=(), operation_id="listModels",
         description="The configured models on the key's allowlist (all of them when it has none), and `auto` "
-                    "(which routes among exactly those) when there is at least one.")},
+                    "(which routes among exactly those) when there is at least one. A client that sends "
+                    "`anthropic-version` gets Anthropic's shape: `{data: [ModelInfo], first_id, last_id, "
+                    "has_more}`, paged by `limit` (1..1000, default 20), `after_id`, `before_id`.")},
     "/v1/models/{model}": {"get": operation(
         "Retrieve a model", TAG, ok=ref("Model"), errors=(404,), operation_id="retrieveModel",
         parameters=[path_parameter("model", {"type": "string", "minLength": 1},
