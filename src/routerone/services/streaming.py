@@ -35,7 +35,7 @@ from ..routing.base import Attempt
 from ..tokens import load_tokenizer, tokenizer_loaded
 from ..wire.types import Usage
 from .call import Call, Reply
-from .stream_chunks import RelayedText, has_content, says_something, spec_chunk, unreadable_chunk
+from .stream_chunks import RelayedText, has_content, spec_chunk, unreadable_chunk
 
 if TYPE_CHECKING:
     from .chat import ChatService
@@ -143,7 +143,7 @@ class ChatStream:
         self._text = RelayedText(keep_log=rl is not None and rl.content)   # counted as it passes (bounded)
         self._relayed = self._text.add
         self._finished = False
-        self._said = False              # a chunk of the read being framed said something (says_something)
+        self._said = False              # a chunk of the read being framed said something (spec_chunk)
         self._numbering = StreamNumbering()   # choices and tool calls numbered 0, 1, ... as OpenAI does
         self._settled = False
         self.ended = False              # true while the last bytes are being handed out
@@ -191,10 +191,11 @@ class ChatStream:
         if "system_fingerprint" in chunk or "service_tier" in chunk:
             spec_envelope(chunk)
         try:
-            if spec_chunk(chunk, None if own else self._numbering, self._relayed):
+            finished, said = spec_chunk(chunk, None if own else self._numbering, self._relayed)
+            if finished:
                 self._finished = True
-            if not self._said:
-                self._said = says_something(chunk)
+            if said:
+                self._said = True
             return b"data: " + orjson.dumps(chunk) + b"\n\n"     # TypeError: nested too deep to write
         except (AttributeError, TypeError):
             raise unreadable_chunk(self.attempt.deployment.vendor.name) from None
