@@ -210,7 +210,7 @@ class UpstreamAuthFailed(UpstreamError):
     same way until an operator fixes the key, so the SDKs are told not to (`x-should-retry: false`)."""
     status = 502
     code = "upstream_auth_failed"
-    default_message = "The upstream provider rejected Router One's credentials"
+    default_message = "The upstream provider rejected Router One's credentials for this request"
     retryable = True  # another deployment may have working credentials
     retry_same_deployment = False   # it answers the same until an operator acts
 

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
+from routerone.store import postgres, sqlite
 from routerone.store.base import NewKey, Reservation, Store
+from routerone.store.migrations import MIGRATIONS
 
 GRANT, WITHDRAWN, ACTOR = "demo credit", "demo credit withdrawn", "system"
 FAR_FUTURE_S = 4_102_444_800.0
@@ -128,3 +132,63 @@ async def test_after_a_partial_withdrawal_the_rest_is_still_taken(store: Store, 
     await _rewrite_charges(store, store_backend.name, acc.id, 0)
     assert await _withdraw(store) == 0
     assert (await store.get_account(acc.id)).balance_micros == 5_000_000
+
+
+async def test_the_complete_withdrawal_is_found_whatever_its_note_says(store: Store, store_backend) -> None:
+    """A complete withdrawal was recognised only by its note's exact text (the partial one's differs
+    by a suffix): a later version wording the note otherwise would sum the ledger again at every
+    start and take what that sum says. It is marked as the grant's withdrawal now (grant_withdrawals),
+    whatever its note."""
+    acc = await _granted(store)
+    await _charge(store, acc, 3_000_000, "r1")
+    assert await _withdraw(store) == 7_000_000
+    await store.adjust_balance(acc.id, 50_000_000, kind="credit", note="real money")
+    await _rewrite_charges(store, store_backend.name, acc.id, -1_000_000)
+    reworded = await store.withdraw_unspent_grant(grant_note=GRANT, note="demo credit taken back", actor=ACTOR)
+    assert reworded is None                                  # summed again, 2 would have been taken
+    assert (await store.get_account(acc.id)).balance_micros == 50_000_000
+
+
+async def test_an_old_style_complete_withdrawal_still_counts(store: Store, store_backend) -> None:
+    """A database written before the marker holds only the complete withdrawal's ledger debit, noted
+    `note` by `actor`: that still counts as withdrawn (no second debit, nothing summed)."""
+    acc = await _granted(store)
+    await _charge(store, acc, 3_000_000, "r1")
+    await store.adjust_balance(acc.id, -7_000_000, kind="debit", note=WITHDRAWN, actor=ACTOR)   # as before
+    await store.adjust_balance(acc.id, 50_000_000, kind="credit", note="real money")
+    await _rewrite_charges(store, store_backend.name, acc.id, -1_000_000)
+    assert await _withdraw(store) == 0                       # summed again, 2 would have been taken
+    assert (await store.get_account(acc.id)).balance_micros == 50_000_000
+
+
+async def test_a_partial_withdrawal_is_not_marked_complete(store: Store, store_backend) -> None:
+    """Held back by a request in flight, the withdrawal is partial whatever its note: the next start,
+    with another note, still takes the rest."""
+    acc = await _granted(store)
+    key = await store.create_key(NewKey(account_id=acc.id, key_hash="h-held", prefix="r1-x"))
+    assert await store.reserve(Reservation("held", acc.id, key.id, 4_000_000, FAR_FUTURE_S))
+    assert await _withdraw(store) == 6_000_000
+    await store.settle("held", 1_000_000)
+    assert await store.withdraw_unspent_grant(grant_note=GRANT, note="reworded", actor=ACTOR) == (acc.id, 3_000_000)
+    assert await _withdraw(store) == 0
+    assert (await store.get_account(acc.id)).balance_micros == 0
+
+
+async def test_a_database_from_before_the_marker_upgrades_and_is_not_debited_again(
+        store: Store, store_backend, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Made by the release before 0012_grant_withdrawals, whose complete withdrawal is only a ledger
+    debit noted `note` by `actor`: migrated, a start takes nothing more."""
+    before = [m for m in MIGRATIONS if m[0] != "0012_grant_withdrawals"]
+    assert len(before) == len(MIGRATIONS) - 1
+    with monkeypatch.context() as m:
+        m.setattr(sqlite, "MIGRATIONS", before)
+        m.setattr(postgres, "MIGRATIONS", before)
+        old = await store_backend.open("old")
+        acc = await _granted(old)
+        await _charge(old, acc, 3_000_000, "r1")
+        await old.adjust_balance(acc.id, -7_000_000, kind="debit", note=WITHDRAWN, actor=ACTOR)   # as it wrote
+        await old.adjust_balance(acc.id, 50_000_000, kind="credit", note="real money")
+        await _rewrite_charges(old, store_backend.name, acc.id, -1_000_000)
+    upgraded = await store_backend.open("old")               # migrates with today's list
+    assert await _withdraw(upgraded) == 0                    # summed again, 2 would have been taken
+    assert (await upgraded.get_account(acc.id)).balance_micros == 50_000_000

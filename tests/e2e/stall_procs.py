@@ -132,6 +132,7 @@ class StallProbe:
         self.url, self.key, self.settle_s = url, key, settle_s
         self.proc: subprocess.Popen | None = None
         self.result: dict = {}
+        self.window_s = 0.0                # how long it measured (from ready to the end of the block)
 
     def __enter__(self) -> "StallProbe":
         self.proc = subprocess.Popen([sys.executable, str(PROBE_SCRIPT), self.url, self.key],
@@ -139,11 +140,13 @@ class StallProbe:
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
         assert line.strip() == "ready", f"probe did not start: {line!r}"
+        self._t0 = time.monotonic()
         return self
 
     def __exit__(self, *exc) -> None:
         assert self.proc is not None and self.proc.stdin is not None
         time.sleep(self.settle_s)          # a stall that outlives the expensive request's reply counts too
+        self.window_s = time.monotonic() - self._t0
         out, _ = self.proc.communicate("", timeout=60)
         self.result = json.loads(out.strip().splitlines()[-1])
 

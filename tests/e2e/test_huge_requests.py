@@ -9,7 +9,8 @@ released either way). Measured before the fixes (worst gap of the other client):
 prompt 1,100 ms, /v1/messages 690 ms, /v1/responses 570 ms, /v1/messages/count_tokens 610 ms, an
 embeddings input of 20 MB 585 ms, 300 token-id arrays of 8,000 ids 510 ms; after, each under
 100 ms on an idle machine. The bar here is STALL_BAR_MS (room for a loaded CI machine: these tests
-run beside others on 2 cores), still a fraction of every "before". The last two cases: in a fresh
+run beside others on 2 cores), still a fraction of every "before"; a gap over it is compared with
+the machine's own noise in the same run (`assert_no_stall`). The last two cases: in a fresh
 gateway the tokenizer's first load (~1 s) ran on the event loop from a stream's settle and from the
 count of a reply without usage (another client waited ~0.8 s).
 """
@@ -53,13 +54,28 @@ def gw(tmp_path_factory, upstream: FakeUpstream) -> Iterator[StallGateway]:
         yield g
 
 
-def expensive(gw: StallGateway, path: str, body: dict) -> tuple[int, dict, float]:
-    """Send `body` while the probe runs: (status, reply, the probe's worst gap in ms)."""
+def expensive(gw: StallGateway, path: str, body: dict) -> tuple[int, dict, StallProbe]:
+    """Send `body` while the probe runs: (status, reply, the probe: see `assert_no_stall`)."""
     raw = json.dumps(body).encode()
     assert len(raw) < 20 * MB
     with StallProbe(gw.url, gw.key) as probe:
         status, out = post_raw(gw.url, path, gw.key, raw, timeout_s=60)
-    return status, json.loads(out), probe.max_gap_ms
+    return status, json.loads(out), probe
+
+
+def assert_no_stall(gw: StallGateway, probe: StallProbe) -> None:
+    """The other client never waited STALL_BAR_MS more than this machine makes it wait anyway.
+    Under STALL_BAR_MS: passed. Over it, the same probe runs again on the same gateway, in the same
+    run, for as long (at least 1 s) with nothing else sent, and the bar is STALL_BAR_MS above that
+    baseline. Why: at a load of 8-10 on 2 cores, scheduling alone kept the probe waiting 250 ms and
+    more and the fixed bar flaked. It can still fail: a stall of the event loop adds to the noise
+    (every "before" above is 0.5-1.1 s of CPU on the loop, which a loaded machine makes longer)."""
+    if probe.max_gap_ms < STALL_BAR_MS:
+        return
+    with StallProbe(gw.url, gw.key, settle_s=0) as idle:
+        time.sleep(max(probe.window_s, 1.0))
+    assert probe.max_gap_ms < STALL_BAR_MS + idle.max_gap_ms, \
+        f"another client waited {probe.max_gap_ms} ms (with nothing else sent: {idle.max_gap_ms} ms)"
 
 
 def assert_settled(gw: StallGateway, before: dict, *, charged: bool) -> None:
@@ -85,11 +101,11 @@ def test_a_20mb_prompt_is_served_without_stalling_other_clients(gw: StallGateway
     `model: "auto"`, hashing the opening for sticky conversations and featurising the prompt for
     the learned router took another 0.1-0.3 s there (Planner.prepare now runs off the loop)."""
     before = gw.account()
-    status, reply, gap_ms = expensive(gw, path, body)
+    status, reply, probe = expensive(gw, path, body)
     assert status == 200, reply
     assert reply["usage"].get("prompt_tokens", reply["usage"].get("input_tokens")) > 3_000_000
     assert_settled(gw, before, charged=True)
-    assert gap_ms < STALL_BAR_MS, f"another client waited {gap_ms} ms"
+    assert_no_stall(gw, probe)
 
 
 def test_a_short_request_continuing_a_20mb_response_does_not_stall_other_clients(gw: StallGateway) -> None:
@@ -101,12 +117,12 @@ def test_a_short_request_continuing_a_20mb_response_does_not_stall_other_clients
                                                        "input": words(BODY_BYTES)})
     assert status == 200, first
     before = gw.account()
-    status, reply, gap_ms = expensive(gw, "/v1/responses", {"model": "stall-chat", "max_output_tokens": 16,
-                                                            "previous_response_id": first["id"], "input": "and?"})
+    status, reply, probe = expensive(gw, "/v1/responses", {"model": "stall-chat", "max_output_tokens": 16,
+                                                           "previous_response_id": first["id"], "input": "and?"})
     assert status == 200, reply
     assert reply["usage"]["input_tokens"] > 3_000_000
     assert_settled(gw, before, charged=True)
-    assert gap_ms < STALL_BAR_MS, f"another client waited {gap_ms} ms"
+    assert_no_stall(gw, probe)
 
 
 @pytest.mark.parametrize("path,body", [
@@ -115,9 +131,9 @@ def test_a_short_request_continuing_a_20mb_response_does_not_stall_other_clients
 ], ids=["messages", "responses"])
 def test_count_tokens_of_a_20mb_prompt_does_not_stall_other_clients(gw: StallGateway, path: str, body: dict) -> None:
     before = gw.account()
-    status, reply, gap_ms = expensive(gw, path, body)
+    status, reply, probe = expensive(gw, path, body)
     assert status == 200 and reply["input_tokens"] > 3_000_000, reply
-    assert gap_ms < STALL_BAR_MS, f"another client waited {gap_ms} ms"
+    assert_no_stall(gw, probe)
     assert_settled(gw, before, charged=False)
 
 
@@ -129,14 +145,14 @@ def test_huge_embeddings_inputs_do_not_stall_other_clients(gw: StallGateway, bod
     """A 20 MB input item was counted on the event loop to find it too long (0.6 s); 2.4 million
     token ids were validated there one by one (0.3 s)."""
     before = gw.account()
-    got, reply, gap_ms = expensive(gw, "/v1/embeddings", body)
+    got, reply, probe = expensive(gw, "/v1/embeddings", body)
     assert got == status, reply
     if status == 400:
         assert reply["error"]["code"] == "context_length_exceeded" and reply["error"]["param"] == "input"
     else:
         assert len(reply["data"]) == 300
     assert_settled(gw, before, charged=status == 200)
-    assert gap_ms < STALL_BAR_MS, f"another client waited {gap_ms} ms"
+    assert_no_stall(gw, probe)
 
 
 # -- the tokenizer's first load (~1 s) never on the event loop -----------------------------------
@@ -166,8 +182,8 @@ def test_a_stream_cut_by_its_client_is_counted_without_stalling_other_clients(tm
         deadline = time.monotonic() + 10
         while (acc := g.account())["reserved_micros"] and time.monotonic() < deadline:
             time.sleep(0.1)
-    assert acc["reserved_micros"] == 0 and acc["balance_micros"] < before["balance_micros"]   # billed, released
-    assert probe.max_gap_ms < STALL_BAR_MS, f"another client waited {probe.max_gap_ms} ms"
+        assert acc["reserved_micros"] == 0 and acc["balance_micros"] < before["balance_micros"]   # billed, released
+        assert_no_stall(g, probe)
 
 
 def test_a_reply_without_usage_is_counted_without_stalling_other_clients(tmp_path, upstream) -> None:
@@ -181,9 +197,9 @@ def test_a_reply_without_usage_is_counted_without_stalling_other_clients(tmp_pat
         with StallProbe(g.url, g.key, settle_s=0.5) as probe:
             status, out = post_raw(g.url, "/v1/chat/completions", g.key, body)
         after = g.account()
-    assert status == 200 and json.loads(out)["usage"]["completion_tokens"] == 20, out
-    assert after["reserved_micros"] == 0 and after["balance_micros"] < before["balance_micros"]
-    assert probe.max_gap_ms < STALL_BAR_MS, f"another client waited {probe.max_gap_ms} ms"
+        assert status == 200 and json.loads(out)["usage"]["completion_tokens"] == 20, out
+        assert after["reserved_micros"] == 0 and after["balance_micros"] < before["balance_micros"]
+        assert_no_stall(g, probe)
 
 
 # -- a fast upstream stream vs the other clients ------------------------------------------------
@@ -229,4 +245,4 @@ def test_a_fast_upstream_stream_does_not_starve_other_clients(request, client: s
     status_text, n_bytes = out.stdout.split()
     assert status_text == "200" and int(n_bytes) > 10_000_000, out.stderr[-2000:]
     assert_settled(gw, before, charged=True)
-    assert probe.max_gap_ms < STALL_BAR_MS, f"another client waited {probe.max_gap_ms} ms"
+    assert_no_stall(gw, probe)

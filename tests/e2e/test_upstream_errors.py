@@ -5,6 +5,7 @@ never a silent clean end and never `[DONE]`. Failed requests are not charged."""
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import time
 
@@ -134,14 +135,30 @@ def test_upstream_400_is_passed_on_and_not_retried(gateway, make_openai_client, 
     assert len(fake_requests) == 1
 
 
-def test_upstream_rejecting_routerones_key_is_a_502_not_a_401(gateway, make_openai_client, fake_upstream):
+AUTH_FAILED_MESSAGE = "The upstream provider rejected Router One's credentials for this request"
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+def test_upstream_rejecting_routerones_key_is_a_502_not_a_401(gateway, make_openai_client, fake_upstream, caplog,
+                                                              stream):
+    """Which provider's key to fix, and where it is configured, is the operator's business: the
+    client was told "(check providers.openai.api_key)". The client is told its request met
+    rejected credentials (no provider, no config field); the operator's log line names both."""
+    caplog.set_level(logging.WARNING, logger="routerone")
     gw = gateway(providers={"openai": (fake_upstream.base_url, "sk-wrong-upstream-key-000")}, max_retries=0)
     with pytest.raises(openai.InternalServerError) as exc:
-        make_openai_client(gw).chat.completions.create(model="gpt-4o", messages=HI)
-    assert exc.value.status_code == 502
-    assert error_of(exc.value)["code"] == "upstream_auth_failed"
-    assert "'openai'" in error_of(exc.value)["message"]                  # which provider's key to fix
-    assert "sk-wrong-upstream-key" not in str(error_of(exc.value))      # never the key itself
+        create = make_openai_client(gw).chat.completions.create
+        list(create(model="gpt-4o", messages=HI, stream=True)) if stream else create(model="gpt-4o", messages=HI)
+    assert exc.value.status_code == 502 and exc.value.response.headers["x-should-retry"] == "false"
+    error = error_of(exc.value)
+    assert (error["type"], error["code"], error["message"]) == ("upstream_error", "upstream_auth_failed",
+                                                                AUTH_FAILED_MESSAGE)
+    body = exc.value.response.text
+    assert "providers." not in body and "openai" not in body            # neither the provider nor its config
+    assert "sk-wrong-upstream-key" not in body                          # never the key itself
+    said = [r.getMessage() for r in caplog.records if "credentials" in r.getMessage()]
+    assert said and all("openai" in m and "providers.openai.api_key" in m for m in said), said
+    assert not any("sk-wrong-upstream-key" in r.getMessage() for r in caplog.records)
 
 
 def test_unreachable_upstream_is_a_502(gateway, make_openai_client):

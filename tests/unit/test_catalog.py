@@ -121,8 +121,10 @@ def test_unknown_price_refused_on_a_keyed_provider_unless_set():
 
 
 def test_discovery_parses_only_what_it_can_trust():
-    assert _parse(b'{"data": [{"id": "a", "max_model_len": 4096}, {"id": "b", "max_model_len": true}, {"x": 1}, 3]}',
-                  "u") == [("a", 4096), ("b", None)]
+    listing = _parse(b'{"data": [{"id": "a", "max_model_len": 4096}, {"id": "b", "max_model_len": true}, {"x": 1}, 3, '
+                     b'{"id": "a b"}, {"id": "a"}, {"id": "c\\u0000"}]}', "u")
+    assert listing.models == [("a", 4096), ("b", None)]
+    assert (listing.refused, listing.first_refused) == (2, "a b")      # left out, and said (discovery's log)
     for bad in (b"nope", b"[]", b'{"data": 1}', b'{"object": "list"}'):
         with pytest.raises(DiscoveryError, match="not an OpenAI model list"):
             _parse(bad, "u")

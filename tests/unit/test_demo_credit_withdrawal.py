@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -32,10 +33,10 @@ async def _ledger(db: Path):
         await store.close()
 
 
-async def _adjust(db: Path, amount_micros: int, kind: str, note: str) -> None:
+async def _adjust(db: Path, amount_micros: int, kind: str, note: str, actor: str = "") -> None:
     store = SQLiteStore(str(db))
     try:
-        await store.adjust_balance(1, amount_micros, kind=kind, note=note)
+        await store.adjust_balance(1, amount_micros, kind=kind, note=note, actor=actor)
     finally:
         await store.close()
 
@@ -57,6 +58,24 @@ def test_the_unspent_demo_credit_is_withdrawn_once_when_the_demo_is_off(tmp_path
 
     assert not any("demo credit" in line for line in _start(db, "off"))    # once
     assert asyncio.run(_ledger(db))[0].balance_micros == 40_000_000
+
+
+def test_a_database_with_only_the_old_style_withdrawal_is_not_debited_again(tmp_path):
+    """A database from before grant_withdrawals holds the complete withdrawal as a ledger debit noted
+    "demo credit withdrawn" by "system" and nothing else: a start with the demo off takes nothing
+    more, and does not sum the ledger again (the spending since the grant is rewritten smaller
+    below, straight into the table: a sum would take $2 of the operator's money)."""
+    db = tmp_path / "r.db"
+    _start(db, "on")
+    asyncio.run(_adjust(db, -2_500_000, "debit", "used on the demo"))
+    asyncio.run(_adjust(db, -7_500_000, "debit", "demo credit withdrawn", actor="system"))   # as written before
+    asyncio.run(_adjust(db, 40_000_000, "credit", "the operator's own money"))
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE ledger SET amount_micros = -500000 WHERE note = 'used on the demo'")
+    lines = _start(db, "off")
+    assert not any("demo credit" in line for line in lines), lines
+    acc, ledger = asyncio.run(_ledger(db))
+    assert acc.balance_micros == 40_000_000 and ledger[0].note == "the operator's own money"
 
 
 def test_a_real_serve_with_the_demo_off_says_so_and_the_balance_is_back_to_the_operators(tmp_path):

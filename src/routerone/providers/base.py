@@ -86,7 +86,7 @@ class StreamTranslator(Protocol):
     event raises `UpstreamError`. `done` becomes true once the upstream has said it finished.
     `quiet` says the last event fed was empty by its protocol (an Anthropic `ping` or delta of empty
     text, a Gemini chunk with no parts...): a keep-alive, which does not reset the idle timeout.
-    (The OpenAI protocol's are judged on the chunks themselves: `says_something`.)
+    (The OpenAI protocol's are judged on the chunks themselves: `spec_chunk`'s "said".)
     """
     usage: Usage | None
     done: bool

@@ -11,6 +11,8 @@
   are served. A gzip/deflate body is decoded by decode.py, not aiohttp (whose decoder takes a body
   that ends before its compressed stream does as complete): a cut or undecodable list is a failed refresh.
 - vLLM's `max_model_len` becomes the context window; other fields are ignored.
+- An id no client could send (over MAX_ID_CHARS characters, unprintable, with a space or a comma) is
+  left out: one warning per provider per refresh says how many, with the first escaped and clipped.
 - A model with no known price on a provider with an API key and no `input/output_usd_per_mtok` is
   left out (logged), never served free.
 """
@@ -18,6 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
+
 import aiohttp
 import orjson
 
@@ -38,6 +42,8 @@ MAX_LIST_BYTES = 8 * 1024 * 1024
 # discovered models made each `auto` request take 0.3-0.65 s of the event loop; 2,000 add some 10-30 ms)
 MAX_DISCOVERED_MODELS = 2000
 RETRY_FIRST_S = 2.0        # after a failed refresh; doubled after each further one, up to the interval
+MAX_ID_CHARS = 256         # a discovered model id's length, at most
+PREVIEW_CHARS = 80         # of the first refused id, in the log line
 
 
 class DiscoveryError(Exception):
@@ -48,29 +54,51 @@ def _models_url(entry: ProviderEntry) -> str:
     return entry.vendor.base_url.rstrip("/") + "/models"
 
 
-def _parse(body: bytes, url: str) -> list[tuple[str, int | None]]:
+@dataclass(slots=True)
+class Listing:
+    """An upstream's model list as read: the usable ids (with vLLM's max_model_len), and how many
+    ids no client could send were left out, with the first of them (as listed: see `preview`)."""
+    models: list[tuple[str, int | None]]
+    refused: int = 0
+    first_refused: str = ""
+
+
+def _parse(body: bytes, url: str) -> Listing:
     try:
         doc = orjson.loads(body)
         rows = doc["data"] if isinstance(doc, dict) else None
         if not isinstance(rows, list):
             raise TypeError
-        out, seen = [], set()
+        listing, seen = Listing([]), set()
         for row in rows:
             mid = row.get("id") if isinstance(row, dict) else None
-            # a usable id: text a client can send and a key allowlist can hold (no NUL, no spaces),
-            # listed once (a second listing of the same id would hide the bare name as ambiguous)
-            if isinstance(mid, str) and mid and len(mid) <= 256 and mid.isprintable() and " " not in mid \
-                    and "," not in mid and mid not in seen:
+            if not isinstance(mid, str) or not mid or mid in seen:
+                continue        # no id, or listed once already (a second listing would hide the bare name as ambiguous)
+            # a usable id: text a client can send and a key allowlist can hold (no NUL, no spaces)
+            if len(mid) <= MAX_ID_CHARS and mid.isprintable() and " " not in mid and "," not in mid:
                 seen.add(mid)
                 ctx = row.get("max_model_len")
-                out.append((mid, ctx if isinstance(ctx, int) and not isinstance(ctx, bool) and ctx > 0 else None))
-        return out
+                listing.models.append((mid, ctx if isinstance(ctx, int) and not isinstance(ctx, bool) and ctx > 0
+                                       else None))
+            else:
+                listing.refused += 1
+                listing.first_refused = listing.first_refused or mid
+        return listing
     except (orjson.JSONDecodeError, TypeError, KeyError):
         raise DiscoveryError(f"{url}: not an OpenAI model list") from None
 
 
-async def fetch_models(session: aiohttp.ClientSession, entry: ProviderEntry,
-                       timeout_s: float) -> list[tuple[str, int | None]]:
+def preview(text: str, secret: str | None) -> str:
+    """An id from an upstream as a log line may show it: the provider's key (`secret`) taken out,
+    unprintable characters escaped (no forged lines, no terminal escapes), at most PREVIEW_CHARS
+    characters of it, and its length when clipped."""
+    if secret:
+        text = text.replace(secret, "<key>")
+    shown = repr(text[:PREVIEW_CHARS])
+    return shown if len(text) <= PREVIEW_CHARS else f"{shown}... ({len(text)} characters)"
+
+
+async def fetch_models(session: aiohttp.ClientSession, entry: ProviderEntry, timeout_s: float) -> Listing:
     url = _models_url(entry)
     headers = auth_headers(Deployment("", entry.vendor, ""))
     headers.pop("Content-Type", None)
@@ -166,7 +194,7 @@ class Discovery:
     async def refresh(self, entry: ProviderEntry) -> bool:
         assert self._session is not None
         try:
-            listed = await fetch_models(self._session, entry, self.timeout_s)
+            listing = await fetch_models(self._session, entry, self.timeout_s)
         except DiscoveryError as exc:
             self.failures[entry.name] = str(exc)
             self.catalog.discovery_failing = self.catalog.discovery_failing | {entry.name}
@@ -176,6 +204,12 @@ class Discovery:
             return False
         self.failures.pop(entry.name, None)
         self.catalog.discovery_failing = self.catalog.discovery_failing - {entry.name}
+        if listing.refused:
+            (log.debug if self.quiet else log.warning)(
+                "provider %s lists %d model id(s) no client could send (over %d characters, unprintable "
+                "characters, spaces or commas): left out; the first: %s", entry.name, listing.refused,
+                MAX_ID_CHARS, preview(listing.first_refused, entry.vendor.api_key))
+        listed = listing.models
         models = await run_heavy(len(listed) * 64, _to_models, self.catalog, entry, listed)   # a long list: off the loop
         before = {m.id for m in self.catalog.discovered.get(entry.name, ())}
         self.catalog.set_discovered(entry.name, models)

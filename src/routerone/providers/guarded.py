@@ -253,10 +253,14 @@ class GuardedAdapter:
 
     def map_error(self, status: int, headers: Mapping[str, str], body: bytes, dep: Deployment) -> UpstreamError:
         try:
-            return _redacted(self.inner.map_error(status, headers, body, dep), secrets_of(dep.vendor))
+            err = _redacted(self.inner.map_error(status, headers, body, dep), secrets_of(dep.vendor))
         except MALFORMED as exc:
             log.warning("%s: upstream error body Router One cannot read (%s)", dep.vendor.name, type(exc).__name__)
-            return error_for_status(status, "", provider=dep.vendor.name, headers=headers)
+            err = error_for_status(status, "", provider=dep.vendor.name, headers=headers)
+        if err.code == "upstream_auth_failed":     # the client is told no more than that (status.py)
+            log.warning("%s: upstream answered HTTP %d: it rejected Router One's credentials (check "
+                        "providers.%s.api_key)", dep.vendor.name, status, dep.vendor.name)
+        return err
 
 
 def guarded(adapter: ProviderAdapter) -> GuardedAdapter:

@@ -65,7 +65,7 @@ def _url(dep: Deployment, path: str) -> str:
 
 class OpenAICompatStream:
     __slots__ = ("usage", "done")
-    quiet = False        # its chunks are judged themselves (services/stream_chunks.says_something)
+    quiet = False        # its chunks are judged themselves (services/stream_chunks.spec_chunk)
 
     def __init__(self) -> None:
         self.usage: Usage | None = None

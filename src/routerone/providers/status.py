@@ -86,9 +86,9 @@ def error_for_status(status: int, message: str, *, provider: str, headers: Mappi
             err.status, err.code = 413, "payload_too_large"
         return err
     if status in (401, 403):
-        # name the provider (never its key) so the operator knows which credentials to fix
-        return UpstreamAuthFailed(f"The upstream provider '{provider}' rejected Router One's credentials "
-                                  f"(check providers.{provider}.api_key)" if provider else None, **kw)
+        # which provider's key to fix, and where it is set, is the operator's: said in the log
+        # (GuardedAdapter.map_error), not to the client
+        return UpstreamAuthFailed(**kw)
     if status in (408, 504):
         return UpstreamTimeout(text, **kw)
     if status == 529 or status == 503:

@@ -32,6 +32,7 @@ CLI_ACTOR = "cli"
 SYSTEM_ACTOR = "system"
 DEMO_CREDIT_NOTE = "demo credit"                 # the ledger note of the first start's demo credit
 DEMO_WITHDRAWN_NOTE = "demo credit withdrawn"    # ... and of its withdrawal once the demo is off
+# (keep its text: databases from before grant_withdrawals know a complete withdrawal only by it)
 CONFIGURED_ADMIN = "configured admin"   # the name of an admin key registered from admin_key
 log = logging.getLogger("routerone.accounts")
 AUDIT_SCAN_MAX = 10_000          # entries one GET /admin/audit reads at most to filter by actor/action/since

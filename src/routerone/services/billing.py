@@ -15,9 +15,10 @@ row to the store, which writes it in the settle's own transaction (Store.settle_
 charge as its cost. A released hold (`release`) writes its failure row the same way.
 
 What comes from upstreams is checked first (`sane_usage`): prompt or completion counts that are
-not plausible (not a number, a fraction, negative, above MAX_REPORTED_TOKENS; 0 for a prompt or
-for output that was relayed: Usage.implausible_zeros) were already replaced
-by Router One's own count where usage is parsed (Usage.unreadable, Usage.filled_from: a negative
+not plausible (not a number, a fraction, negative, above MAX_REPORTED_TOKENS) were marked where
+usage is parsed (Usage.unreadable), and `usage_to_bill`, where every path's reported usage meets
+Router One's own count, marks 0 for a prompt or for output that was relayed
+(Usage.implausible_zeros) and replaces them all by that count (Usage.filled_from: a negative
 count with text relayed is billed for that text, not 0); any other count that is negative is taken
 as 0 and one above MAX_REPORTED_TOKENS as that bound; in every case the request is flagged (a
 warning and `usage_flagged`). The charge is then, as always, min(cost, hold): a report beyond the
@@ -45,7 +46,7 @@ import logging
 import time
 import weakref
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Awaitable, Callable
 
 from ..billing.prices import Price
 from ..errors import DatabaseUnavailable, InsufficientBalance, PermissionDenied
@@ -58,7 +59,7 @@ from .auth import AuthContext
 if TYPE_CHECKING:
     from .usage import UsageWriter
 
-__all__ = ["Billing", "Hold", "sane_usage", "MAX_REPORTED_TOKENS"]
+__all__ = ["Billing", "Hold", "sane_usage", "usage_to_bill", "MAX_REPORTED_TOKENS"]
 log = logging.getLogger("routerone.billing")
 
 SETTLE_ATTEMPTS = 3                   # in the request, before the settle becomes pending
@@ -102,6 +103,22 @@ def sane_usage(usage: Usage) -> tuple[Usage, list[str]]:
             problems.append(f"{name}={v!r}")
             fixed[name] = n
     return (dataclasses.replace(usage, **fixed) if fixed else usage), problems
+
+
+async def usage_to_bill(reported: Usage | None, *, prompt_tokens: int, has_output: Callable[[], bool],
+                        count: Callable[[], Awaitable[Usage]]) -> Usage:
+    """The usage a reply or stream is billed for, before `Billing.check_usage`: the upstream's
+    `reported` counts where plausible, else Router One's own (`count`, awaited only then: it may
+    load the tokenizer). A count of 0 where there was something to count (a prompt of
+    `prompt_tokens`, output relayed: `has_output`) is not plausible either: a server that counts
+    nothing says 0 and 0 (Usage.implausible_zeros). No usage at all: the count, estimated."""
+    if reported is not None and 0 in (reported.prompt_tokens, reported.completion_tokens):
+        reported = reported.implausible_zeros(prompt=prompt_tokens > 0, output=has_output())
+    if reported is None:
+        return await count()
+    if reported.unreadable:          # counts that are not numbers, or implausible: Router One's own
+        return reported.filled_from(await count())
+    return reported
 
 
 def _usd(micros: int) -> str:

@@ -29,6 +29,7 @@ from ..wire.chat import ChatRequest, parse_chat_request
 from ..wire.responses_reasoning import reasoning_texts
 from ..wire.types import Usage
 from .auth import AuthContext
+from .billing import usage_to_bill
 from .call import Call, ChatDeps, Reply
 from .streaming import open_stream
 
@@ -139,12 +140,9 @@ class ChatService:
 
     async def _complete_json(self, call: Call) -> Reply:
         attempt, result = await self.run_attempts(call, self.build_json, self._send_json)
-        usage = result.usage
-        if usage is not None and 0 in (usage.prompt_tokens, usage.completion_tokens):
-            usage = usage.implausible_zeros(prompt=call.prompt_tokens > 0, output=bool(_output_text(result.response)))
-        if usage is None or usage.unreadable:     # none, or counts that are not numbers: count them here
-            counted = await _estimated_usage(call, result.response)
-            usage = counted if usage is None else usage.filled_from(counted)
+        usage = await usage_to_bill(result.usage, prompt_tokens=call.prompt_tokens,
+                                    has_output=lambda: bool(_output_text(result.response)),
+                                    count=lambda: _estimated_usage(call, result.response))
         usage = self.d.billing.check_usage(call.request_id, usage)
         record = self.usage_record(call, attempt, usage, status=200)
         settlement = await self.d.billing.settle(call.hold, attempt.model.price, usage, record)

@@ -12,7 +12,7 @@ from ..providers.guarded import FINISH_REASONS, StreamNumbering, parts_text, spe
 from ..tokens import PIECE_CHARS, TokenCounter, load_tokenizer, tokenizer_loaded
 from ..wire.responses_reasoning import reasoning_texts
 
-__all__ = ["LOG_TEXT_CAP", "RelayedText", "has_content", "says_something", "spec_chunk", "unreadable_chunk"]
+__all__ = ["LOG_TEXT_CAP", "RelayedText", "has_content", "spec_chunk", "unreadable_chunk"]
 
 LOG_TEXT_CAP = 65_536        # characters of a streamed completion kept for the request log (log_content)
 _loading: list = []          # the tokenizer's background load, once started (see RelayedText.add)
@@ -45,12 +45,16 @@ def has_content(chunks: list[dict], provider: str) -> bool:
 
 
 def spec_chunk(chunk: dict, numbering: StreamNumbering | None,
-               relayed: Callable[..., None]) -> bool:
+               relayed: Callable[..., None]) -> tuple[bool, bool]:
     """Check one chunk's choices and put them as OpenAI's protocol has it, in place; `relayed` gets
-    its output text (reasoning with log=False). True when a choice finished. Raises TypeError or
-    AttributeError for a chunk of the wrong shape (the caller's upstream failure); see
+    its output text (reasoning with log=False). Returns (finished, said): whether a choice
+    finished, and whether the chunk (as put) gives the client anything: usage, a finish, or a delta
+    value other than its role (text, reasoning, tool calls, a refusal, audio, ...); a delta that is
+    `{}`, a role again or empty content says nothing (how a keep-alive chunk is told apart). Raises
+    TypeError or AttributeError for a chunk of the wrong shape (the caller's upstream failure); see
     ChatStream._frame for what is checked and what is put right."""
     finished = False
+    said = bool(chunk.get("usage"))
     for ch in chunk.get("choices") or ():
         ix = ch.setdefault("index", 0)
         if ix.__class__ is not int:
@@ -97,6 +101,11 @@ def spec_chunk(chunk: dict, numbering: StreamNumbering | None,
                         raise TypeError("arguments")     # {} too: not text
                     if args:
                         relayed(args)
+        if not said:       # the delta as put: its content text, no null tool_calls
+            for key, value in d.items():
+                if value and key != "role":
+                    said = True
+                    break
         finish = ch.setdefault("finish_reason", None)     # a key every chunk's choice has
         if finish == "":
             ch["finish_reason"] = None           # not finished (an empty name is none)
@@ -105,23 +114,8 @@ def spec_chunk(chunk: dict, numbering: StreamNumbering | None,
                 raise TypeError("finish_reason")
             if finish not in FINISH_REASONS and finish != "error":    # "error": Router One's own
                 ch["finish_reason"] = spec_finish_reason(finish)
-            finished = True
-    return finished
-
-
-def says_something(chunk: dict) -> bool:
-    """Whether a chunk (as `spec_chunk` put it) gives the client anything: usage, a finish, or a
-    delta value other than its role (text, reasoning, tool calls, a refusal, audio, ...). A delta
-    that is `{}`, a role again or empty content says nothing."""
-    if chunk.get("usage"):
-        return True
-    for ch in chunk.get("choices") or ():
-        if ch.get("finish_reason"):
-            return True
-        for key, value in ch["delta"].items():
-            if value and key != "role":
-                return True
-    return False
+            finished = said = True
+    return finished, said
 
 
 class RelayedText:

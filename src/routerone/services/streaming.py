@@ -34,8 +34,9 @@ from ..providers.transport import UpstreamStream
 from ..routing.base import Attempt
 from ..tokens import load_tokenizer, tokenizer_loaded
 from ..wire.types import Usage
+from .billing import usage_to_bill
 from .call import Call, Reply
-from .stream_chunks import RelayedText, has_content, says_something, spec_chunk, unreadable_chunk
+from .stream_chunks import RelayedText, has_content, spec_chunk, unreadable_chunk
 
 if TYPE_CHECKING:
     from .chat import ChatService
@@ -143,7 +144,7 @@ class ChatStream:
         self._text = RelayedText(keep_log=rl is not None and rl.content)   # counted as it passes (bounded)
         self._relayed = self._text.add
         self._finished = False
-        self._said = False              # a chunk of the read being framed said something (says_something)
+        self._said = False              # a chunk of the read being framed said something (spec_chunk)
         self._numbering = StreamNumbering()   # choices and tool calls numbered 0, 1, ... as OpenAI does
         self._settled = False
         self.ended = False              # true while the last bytes are being handed out
@@ -191,10 +192,11 @@ class ChatStream:
         if "system_fingerprint" in chunk or "service_tier" in chunk:
             spec_envelope(chunk)
         try:
-            if spec_chunk(chunk, None if own else self._numbering, self._relayed):
+            finished, said = spec_chunk(chunk, None if own else self._numbering, self._relayed)
+            if finished:
                 self._finished = True
-            if not self._said:
-                self._said = says_something(chunk)
+            if said:
+                self._said = True
             return b"data: " + orjson.dumps(chunk) + b"\n\n"     # TypeError: nested too deep to write
         except (AttributeError, TypeError):
             raise unreadable_chunk(self.attempt.deployment.vendor.name) from None
@@ -325,28 +327,33 @@ class ChatStream:
         self.ended = True
         yield b"".join(out)
 
+    async def _tokenizer_loaded(self) -> None:
+        """Before total() counts relayed text with the tokenizer: its first load (~1 s) never on
+        the event loop (before the settled mark: a cancellation meanwhile leaves the settle to close())."""
+        if not tokenizer_loaded() and self._text.counter.pending_chars:
+            await asyncio.to_thread(load_tokenizer)
+
     async def _settle(self, error: RouterOneError | None, *,
                       client_closed: bool = False) -> tuple[Usage, int, bool]:
         """(usage, charge, pending): pending when the charge could not be written yet."""
         if self._settled:
             return Usage(), 0, False
-        usage = self.o.translator.usage
-        if usage is not None and 0 in (usage.prompt_tokens, usage.completion_tokens):
-            usage = usage.implausible_zeros(prompt=self.call.prompt_tokens > 0, output=not self._text.counter.empty)
-        if (usage is None or usage.unreadable or error is not None or client_closed) and not tokenizer_loaded() \
-                and self._text.counter.pending_chars:
-            # total() below counts with the tokenizer: its first load (~1 s) never on the event loop
-            # (before the settled mark: a cancellation meanwhile leaves the settle to close())
-            await asyncio.to_thread(load_tokenizer)
-            if self._settled:
-                return Usage(), 0, False
+        counted = False
+
+        async def own_count() -> Usage:
+            nonlocal counted
+            counted = True
+            await self._tokenizer_loaded()
+            return Usage(self.call.prompt_tokens, self._text.counter.total(), estimated=True)
+        if error is not None or client_closed:
+            await self._tokenizer_loaded()      # what was relayed is counted below whatever was reported
+        usage = await usage_to_bill(self.o.translator.usage, prompt_tokens=self.call.prompt_tokens,
+                                    has_output=lambda: not self._text.counter.empty, count=own_count)
+        if self._settled:            # settled meanwhile (close(), while the tokenizer loaded)
+            return Usage(), 0, False
         self._settled = True
         billing = self.svc.d.billing
-        if usage is None:
-            usage = Usage(self.call.prompt_tokens, self._text.counter.total(), estimated=True)
-        elif usage.unreadable:       # counts that are not numbers: Router One's own
-            usage = usage.filled_from(Usage(self.call.prompt_tokens, self._text.counter.total()))
-        elif error is not None or client_closed:
+        if not counted and (error is not None or client_closed):
             # the upstream's final count never came (Anthropic's message_start says 1): bill at
             # least what was relayed
             usage.completion_tokens = max(usage.completion_tokens, self._text.counter.total())

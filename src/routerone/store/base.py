@@ -218,8 +218,10 @@ class Store(Protocol):
         what is left of its first credit noted `grant_note` (bounds.unspent_grant_micros), in one
         transaction, so that gateways starting together take it once. Returns (account id, micros
         taken), or None when nothing was. A withdrawal of all that was left is noted `note` (by
-        `actor`); once one is in the ledger, or with nothing available, the ledger since the grant
-        is not summed again; one held back by requests in flight is noted partial (bounds.withdrawal_note)."""
+        `actor`) and marked in grant_withdrawals; once one is (or, in a database from before that
+        table, a debit noted `note` by `actor` is in the ledger), or with nothing available, the
+        ledger since the grant is not summed again; one held back by requests in flight is noted
+        partial (bounds.withdrawal_note) and not marked."""
 
     # keys
     async def create_key(self, new: NewKey) -> ApiKey: ...

@@ -10,7 +10,7 @@ silently turns into a REAL past int64) and PostgreSQL (which raises). Both bound
 from __future__ import annotations
 
 __all__ = ["MAX_AMOUNT_MICROS", "MAX_BALANCE_MICROS", "MAX_SPEND_CAP_MICROS", "AmountOutOfRange",
-           "check_adjustment", "unspent_grant_micros"]
+           "check_adjustment", "unspent_grant_micros", "withdrawal_note", "withdrew_all"]
 
 MAX_AMOUNT_MICROS = 10**15        # $1,000,000,000 per credit or debit
 MAX_BALANCE_MICROS = 10**15       # $1,000,000,000 per account balance
@@ -35,10 +35,16 @@ def check_adjustment(balance_micros: int, amount_micros: int) -> None:
 PARTIAL_WITHDRAWAL = " (in part: the rest was held by requests in flight)"
 
 
+def withdrew_all(grant_micros: int, used_micros: int, amount_micros: int) -> bool:
+    """Whether a withdrawal took all that was left of the grant: marked so (grant_withdrawals), later
+    starts find it and read no further; else a later start sums again and takes the rest."""
+    return amount_micros >= grant_micros - used_micros
+
+
 def withdrawal_note(note: str, grant_micros: int, used_micros: int, amount_micros: int) -> str:
-    """The withdrawal's ledger note: `note` when it took all that was left of the grant (later starts
-    find it and read no further), else marked partial (a later start sums again and takes the rest)."""
-    return note if amount_micros >= grant_micros - used_micros else note + PARTIAL_WITHDRAWAL
+    """The withdrawal's ledger note (for people: `withdrew_all` is what later starts go by): `note`,
+    or marked partial when it did not take all that was left."""
+    return note if withdrew_all(grant_micros, used_micros, amount_micros) else note + PARTIAL_WITHDRAWAL
 
 
 def unspent_grant_micros(grant_micros: int, used_micros: int, available_micros: int) -> int:

@@ -2,8 +2,8 @@
 
 Moving from the embedded default to PostgreSQL keeps everything: accounts with their balances,
 holds and markups, API keys (the same secrets keep working: only their hashes are stored; revoked
-ones stay revoked), the ledger, usage rows, the audit log, stored responses, console users and
-their sessions. Rows keep their ids, and PostgreSQL's id sequences are moved past them, so the
+ones stay revoked), the ledger (and which credit grants were withdrawn), usage rows, the audit log,
+stored responses, console users and their sessions. Rows keep their ids, and PostgreSQL's id sequences are moved past them, so the
 next account or key is numbered after the copied ones. It is all one transaction: a failed copy
 leaves the target as empty as it found it.
 
@@ -26,8 +26,8 @@ from .sqlite import SQLiteStore
 __all__ = ["COPIED_TABLES", "CopyRefused", "CopyReport", "copy_sqlite_to_postgres"]
 
 # parents before the rows that reference them
-COPIED_TABLES = ("accounts", "api_keys", "ledger", "reservations", "usage", "audit_log", "responses",
-                 "usage_rejects", "console_users", "console_sessions")
+COPIED_TABLES = ("accounts", "api_keys", "ledger", "grant_withdrawals", "reservations", "usage", "audit_log",
+                 "responses", "usage_rejects", "console_users", "console_sessions")
 _NOT_COPIED = {"_migrations", "auth_version", "sqlite_sequence"}   # auth_version: one row, set below
 _BATCH_ROWS = 5_000
 

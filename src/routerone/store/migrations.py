@@ -176,6 +176,17 @@ CREATE INDEX audit_log_target ON audit_log(target, id);
     ("0011_responses_time", """
 CREATE INDEX responses_time ON responses(created_at);
 """),
+    # A credit grant (the demo's) withdrawn in full: Store.withdraw_unspent_grant found its earlier
+    # complete withdrawal by the ledger note's exact text (a partial one's has a suffix). One row per
+    # grant now; a database from before still has only the note, which still counts.
+    ("0012_grant_withdrawals", """
+CREATE TABLE grant_withdrawals (
+    grant_id BIGINT PRIMARY KEY,
+    account_id BIGINT NOT NULL REFERENCES accounts(id),
+    ledger_id BIGINT NOT NULL,
+    created_at DOUBLE PRECISION NOT NULL
+);
+"""),
 ]
 
 

@@ -67,7 +67,7 @@ import asyncpg
 from . import postgres_sql as sql
 from . import rows
 from ..batching import Batcher
-from .bounds import check_adjustment, unspent_grant_micros, withdrawal_note
+from .bounds import check_adjustment, unspent_grant_micros, withdrawal_note, withdrew_all
 from .base import (Account, ApiKey, LedgerEntry, Limits, NewKey, Reservation, Settlement, UNSET, Unset,
                    UsagePage, UsageQuery, UsageRecord, UsageReject, UsageTotals, refuse_taken_name)
 from .migrations import MIGRATIONS, migration_sql
@@ -221,18 +221,25 @@ class PostgresStore(PostgresConsoleMixin, PostgresRecordsMixin):
                 "ORDER BY id LIMIT 1", acc[0], grant_note)
             if not grant:
                 return None
-            # withdrawn in full already, or nothing to take: the ledger since the grant is not summed
+            # withdrawn in full already (marked; before 0012 only its note said so), or nothing to
+            # take: the ledger since the grant is not summed
             if acc[1] <= 0 or await db.fetchval(
+                    "SELECT 1 FROM grant_withdrawals WHERE grant_id = $2 UNION ALL "
                     "SELECT 1 FROM ledger WHERE account_id = $1 AND id > $2 AND kind = 'debit' AND note = $3 "
                     "AND actor = $4 LIMIT 1", acc[0], grant[0], note, actor):
                 return None
-            used = -await db.fetchval("SELECT COALESCE(SUM(amount_micros), 0) FROM ledger WHERE account_id = $1 "
-                                      "AND id > $2 AND amount_micros < 0", acc[0], grant[0])
-            amount = unspent_grant_micros(grant[1], int(used), acc[1])
+            used = int(-await db.fetchval("SELECT COALESCE(SUM(amount_micros), 0) FROM ledger WHERE account_id = $1 "
+                                          "AND id > $2 AND amount_micros < 0", acc[0], grant[0]))
+            amount = unspent_grant_micros(grant[1], used, acc[1])
             if amount:
-                await db.execute("INSERT INTO ledger (account_id, amount_micros, kind, note, created_at, actor) "
-                                 "VALUES ($1, $2, 'debit', $3, $4, $5)", acc[0], -amount,
-                                 withdrawal_note(note, grant[1], int(used), amount), time.time(), actor)
+                now = time.time()
+                debit_id = await db.fetchval(
+                    "INSERT INTO ledger (account_id, amount_micros, kind, note, created_at, actor) "
+                    "VALUES ($1, $2, 'debit', $3, $4, $5) RETURNING id", acc[0], -amount,
+                    withdrawal_note(note, grant[1], used, amount), now, actor)
+                if withdrew_all(grant[1], used, amount):
+                    await db.execute("INSERT INTO grant_withdrawals (grant_id, account_id, ledger_id, created_at) "
+                                     "VALUES ($1, $2, $3, $4)", grant[0], acc[0], debit_id, now)
                 await db.execute("UPDATE accounts SET balance_micros = balance_micros - $1 WHERE id = $2",
                                  amount, acc[0])
         return (acc[0], amount) if amount else None

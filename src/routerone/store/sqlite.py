@@ -11,7 +11,7 @@ from . import rows
 from .base import (Account, ApiKey, AuditEntry, LedgerEntry, Limits, NewKey, Reservation, Settlement,
                    StoredResponse, UNSET, Unset, UsagePage, UsageQuery, UsageRecord, UsageReject, UsageTotals,
                    refuse_taken_name)
-from .bounds import check_adjustment, unspent_grant_micros, withdrawal_note
+from .bounds import check_adjustment, unspent_grant_micros, withdrawal_note, withdrew_all
 from .migrations import MIGRATIONS, migration_sql
 from .sqlite_console import SQLiteConsoleMixin
 from .sqlite_engine import SQLiteEngine
@@ -104,19 +104,25 @@ class SQLiteStore(SQLiteEngine, SQLiteConsoleMixin):
                 "ORDER BY id LIMIT 1", (first[0], grant_note)).fetchone()
             if not grant:
                 return None
-            # withdrawn in full already, or nothing to take: the ledger since the grant is not summed
+            # withdrawn in full already (marked; before 0012 only its note said so), or nothing to
+            # take: the ledger since the grant is not summed
             available = _account(db, first[0]).available_micros
             if available <= 0 or db.execute(
+                    "SELECT 1 FROM grant_withdrawals WHERE grant_id = ? UNION ALL "
                     "SELECT 1 FROM ledger WHERE account_id = ? AND id > ? AND kind = 'debit' AND note = ? "
-                    "AND actor = ? LIMIT 1", (first[0], grant[0], note, actor)).fetchone():
+                    "AND actor = ? LIMIT 1", (grant[0], first[0], grant[0], note, actor)).fetchone():
                 return None
             used = -db.execute("SELECT COALESCE(SUM(amount_micros), 0) FROM ledger WHERE account_id = ? "
                                "AND id > ? AND amount_micros < 0", (first[0], grant[0])).fetchone()[0]
             amount = unspent_grant_micros(grant[1], used, available)
             if amount:
-                db.execute("INSERT INTO ledger (account_id, amount_micros, kind, note, created_at, actor) "
-                           "VALUES (?, ?, 'debit', ?, ?, ?)",
-                           (first[0], -amount, withdrawal_note(note, grant[1], used, amount), time.time(), actor))
+                now = time.time()
+                debit = db.execute("INSERT INTO ledger (account_id, amount_micros, kind, note, created_at, actor) "
+                                   "VALUES (?, ?, 'debit', ?, ?, ?)",
+                                   (first[0], -amount, withdrawal_note(note, grant[1], used, amount), now, actor))
+                if withdrew_all(grant[1], used, amount):
+                    db.execute("INSERT INTO grant_withdrawals (grant_id, account_id, ledger_id, created_at) "
+                               "VALUES (?, ?, ?, ?)", (grant[0], first[0], debit.lastrowid, now))
                 db.execute("UPDATE accounts SET balance_micros = balance_micros - ? WHERE id = ?", (amount, first[0]))
             return (first[0], amount) if amount else None
         return await self._tx(fn)
