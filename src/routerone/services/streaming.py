@@ -364,7 +364,8 @@ class ChatStream:
         record = self.svc.usage_record(self.call, self.attempt, usage, status=status, error_type=code,
                                        ttft_ms=self.o.ttft_ms)
         s = await billing.settle(self.call.hold, self.attempt.model.price, usage, record)
-        await self.svc.finish(self.call, self.attempt, usage, s.charged_micros, status=status, error_type=code,
+        await self.svc.finish(self.call, self.attempt, usage, s.charged_micros, status=status,
+                              error_type=error.metric_code if error else code,
                               ttft_ms=self.o.ttft_ms, record=record,
                               completion_text=self._text.logged())
         return usage, s.charged_micros, s.pending
