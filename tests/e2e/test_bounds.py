@@ -3,14 +3,18 @@ audit): every per-process structure it can grow stays bounded. Real gateway, rea
 upstream is scripted."""
 from __future__ import annotations
 
-import orjson
+import socket
+import time
 import urllib.request
+
+import orjson
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from raw_upstream import RawUpstream, gateway_over
 from money_procs import SMALL
+from routerone.store.base import UsageQuery
 
 DISTINCT = 40
 
@@ -55,3 +59,62 @@ def test_upstream_error_codes_are_passed_on_but_never_become_metric_labels(tmp_p
         up.stop()
     assert codes == {"upstream_invalid_request"}, sorted(codes)[:5]
     assert error_types == {"upstream_invalid_request"}, sorted(error_types)[:5]
+
+
+LONG_CATALOG = """
+[[model]]
+id = "long-output"
+provider = "openai"
+upstream = "fake-model"
+context_window = 1000000
+max_output = 1000000
+input_usd_per_mtok = "1"
+output_usd_per_mtok = "2"
+quality = 0.5
+"""
+
+
+@pytest.mark.parametrize("path, body", [
+    ("/v1/messages", {"model": "long-output", "stream": True, "max_tokens": 400000,
+                      "messages": [{"role": "user", "content": "go"}]}),
+    ("/v1/responses", {"model": "long-output", "stream": True, "max_output_tokens": 400000, "input": "go"}),
+])
+def test_a_client_that_stops_reading_a_messages_or_responses_stream_is_cut_off_and_settled(gateway, tmp_path,
+                                                                                             path, body):
+    """As on /v1/chat/completions: a client that asks for a long stream and never reads it is cut off
+    once a write has waited client_write_timeout_s, and what was relayed is settled. /v1/messages and
+    /v1/responses wrote without a deadline: the write waited for ever, holding the connection, the
+    upstream's and the caller's balance hold (the sweep extends a live hold)."""
+    catalog = tmp_path / "long.toml"
+    catalog.write_text(LONG_CATALOG)
+    gw = gateway(client_write_timeout_s=1, catalog_path=str(catalog))
+    key, account_id = gw.new_key()
+    raw = orjson.dumps(body)
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    host, port = gw.url.removeprefix("http://").split(":")
+    s.connect((host, int(port)))
+    s.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n"
+              f"Content-Type: application/json\r\nContent-Length: {len(raw)}\r\n\r\n".encode() + raw)
+    try:
+        s.recv(1024)                       # the head and a first event arrive; then the client stops reading
+        deadline = time.monotonic() + 20
+        acc = gw.account(account_id)
+        while time.monotonic() < deadline and acc["reserved_micros"] != 0:
+            time.sleep(0.25)
+            acc = gw.account(account_id)
+        assert acc["reserved_micros"] == 0, acc               # the hold is settled ...
+        assert acc["balance_micros"] < 10_000_000             # ... with a charge for what was relayed
+        store = gw.runtime.chat.d.billing.store
+        deadline = time.monotonic() + 10
+        while not (rows := gw.call(store.query_usage(UsageQuery(account_id=account_id, limit=10))).records) \
+                and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert [r.status for r in rows] == [499]              # cut short by the client, not finished
+        s.settimeout(10)
+        with pytest.raises(OSError):      # what was buffered, then the end of the connection
+            while s.recv(1 << 20):
+                pass
+            raise ConnectionResetError("closed")
+    finally:
+        s.close()
