@@ -118,3 +118,46 @@ def test_a_client_that_stops_reading_a_messages_or_responses_stream_is_cut_off_a
             raise ConnectionResetError("closed")
     finally:
         s.close()
+
+
+def _established(port: int) -> int:
+    """TCP connections in ESTABLISHED state whose local port is `port` (the upstream's side)."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as f:
+            for line in list(f)[1:]:
+                local, state = line.split()[1], line.split()[3]
+                if int(local.rsplit(":", 1)[1], 16) == port and state == "01":
+                    count += 1
+    return count
+
+
+def test_idle_upstream_connections_left_by_a_burst_are_closed(tmp_path, monkeypatch):
+    """The lean HTTP/1.1 client's pool keeps a burst's connections for reuse and dropped one past
+    POOL_IDLE_S only when a request reached it: it reuses the newest first, so after a burst of 40
+    concurrent calls, steady one-at-a-time traffic (or none) left the other 39 open for ever on an
+    upstream that keeps idle connections (Ollama, Go's server: no idle timeout), a file descriptor
+    each on both sides. They are closed once idle for POOL_IDLE_S, with or without traffic."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from raw_upstream import completion_json, json_reply
+    from routerone.providers import http1_pool
+    monkeypatch.setattr(http1_pool, "POOL_IDLE_S", 1.0)
+    up = RawUpstream(lambda request: [0.3, json_reply(completion_json("hi", SMALL))])
+    try:
+        with gateway_over(up, tmp_path, http1=True) as gw:
+            key, _ = gw.new_key()
+            body = {"model": SMALL, "messages": [{"role": "user", "content": "hi"}]}
+            with ThreadPoolExecutor(40) as pool:
+                statuses = list(pool.map(lambda _: _post(gw, key, body)[0], range(40)))
+            assert statuses == [200] * 40
+            assert _established(up.port) >= 30           # the burst's connections, pooled
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and _established(up.port) > 1:
+                assert _post(gw, key, body)[0] == 200    # steady traffic, one at a time
+                time.sleep(0.2)
+            assert _established(up.port) <= 1
+            time.sleep(2.5)                              # and with no traffic at all
+            assert _established(up.port) == 0
+    finally:
+        up.stop()
