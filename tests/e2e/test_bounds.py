@@ -161,3 +161,39 @@ def test_idle_upstream_connections_left_by_a_burst_are_closed(tmp_path, monkeypa
             assert _established(up.port) == 0
     finally:
         up.stop()
+
+
+def test_a_responses_stream_far_past_the_output_allowed_is_ended_not_kept_whole(tmp_path):
+    """A /v1/responses stream keeps the whole output (its done events, response.completed and the
+    stored response repeat it), so an upstream that ignores max_tokens and streams on made the
+    gateway keep all of it: 100M characters for a 100-token model took the process +1.1 GB and
+    sent the client 500 MB. Past 32 characters a token of what the request allows (plus 1M) the
+    stream now ends as response.failed, billed for what was relayed."""
+    from money_procs import MisbehavingUpstream, write_money_catalog
+    from routerone.settings import ProviderSettings, Settings
+    from routerone.testing.harness import Gateway
+    with MisbehavingUpstream() as up:
+        settings = Settings(database_url=f"sqlite:///{tmp_path / 'r1.db'}", demo="off", max_retries=0,
+                            usage_flush_interval_s=0.05, catalog_path=str(write_money_catalog(tmp_path / "c.toml")),
+                            providers={"openai": ProviderSettings(api_key="sk-raw-0123456789", base_url=up.base_url)})
+        with Gateway(settings) as gw:
+            key, account_id = gw.new_key()
+            raw = orjson.dumps({"model": SMALL, "stream": True, "store": False,
+                                "input": [{"role": "user", "content": "go [[big:20000000]] [[delta:65536]]"}]})
+            host, port = gw.url.removeprefix("http://").split(":")
+            got = bytearray()
+            with socket.create_connection((host, int(port)), timeout=60) as s:
+                s.sendall(f"POST /v1/responses HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n"
+                          f"Content-Type: application/json\r\nContent-Length: {len(raw)}\r\nConnection: close\r\n\r\n"
+                          .encode() + raw)
+                while chunk := s.recv(1 << 20):
+                    got += chunk
+                    assert len(got) < 64 << 20, "the whole output, kept and repeated"
+            assert b"HTTP/1.1 200" in got[:20]
+            assert b"event: response.failed" in got and b"far past the 100 output tokens" in got, got[-600:]
+            assert len(got) < 8 << 20
+            deadline = time.monotonic() + 10
+            while gw.account(account_id)["reserved_micros"] and time.monotonic() < deadline:
+                time.sleep(0.1)
+            acc = gw.account(account_id)
+            assert acc["reserved_micros"] == 0 and acc["balance_micros"] < 10_000_000

@@ -35,7 +35,8 @@ from ..routing.base import Attempt
 from ..tokens import load_tokenizer, tokenizer_loaded
 from ..wire.types import Usage
 from .call import Call, Reply
-from .stream_chunks import RelayedText, has_content, says_something, spec_chunk, unreadable_chunk
+from .stream_chunks import (RelayedText, has_content, kept_output_chars, output_too_long, says_something, spec_chunk,
+                            unreadable_chunk)
 
 if TYPE_CHECKING:
     from .chat import ChatService
@@ -142,6 +143,10 @@ class ChatStream:
         rl = svc.d.request_log
         self._text = RelayedText(keep_log=rl is not None and rl.content)   # counted as it passes (bounded)
         self._relayed = self._text.add
+        # /v1/responses keeps the whole output (its done events, response.completed and the stored
+        # response carry it): an upstream streaming on far past what the request allows is ended
+        self._allowed_tokens = call.req.max_tokens or attempt.model.output_cap
+        self._max_chars = kept_output_chars(self._allowed_tokens) if call.req.protocol == "responses" else None
         self._finished = False
         self._said = False              # a chunk of the read being framed said something (says_something)
         self._numbering = StreamNumbering()   # choices and tool calls numbered 0, 1, ... as OpenAI does
@@ -193,6 +198,8 @@ class ChatStream:
         try:
             if spec_chunk(chunk, None if own else self._numbering, self._relayed):
                 self._finished = True
+            if self._max_chars is not None and self._text.chars > self._max_chars and not own:
+                raise output_too_long(self.attempt.deployment.vendor.name, self._allowed_tokens)
             if not self._said:
                 self._said = says_something(chunk)
             return b"data: " + orjson.dumps(chunk) + b"\n\n"     # TypeError: nested too deep to write
