@@ -20,6 +20,10 @@ _CLIENT_GONE = (ConnectionResetError, ConnectionError)
 WRITE_NEVER_WAITS_BYTES = 32 * 1024       # below the transport's high-water mark (64 KiB): a write cannot pause
 
 
+class _ClientStalled(Exception):
+    """A write the client did not take within client_write_timeout_s (not any other timeout)."""
+
+
 async def authenticate(request: web.Request, *, x_api_key: bool = False) -> AuthContext:
     """`Authorization: Bearer <key>`, or (Anthropic clients) `x-api-key: <key>`."""
     header = request.headers.get("Authorization")
@@ -43,20 +47,23 @@ async def relay_stream(request: web.Request, reply: Reply, encode: Callable[[byt
     assert stream is not None
     write_timeout_s = request.app[RUNTIME].settings.client_write_timeout_s
 
-    async def write(data: bytes, *, eof: bool = False) -> None:
+    async def write(data: bytes, *, eof: bool = False, prepare: bool = False) -> None:
         transport = request.transport
-        if not eof and transport is not None and transport.get_write_buffer_size() + len(data) < WRITE_NEVER_WAITS_BYTES:
+        if not (eof or prepare) and transport is not None \
+                and transport.get_write_buffer_size() + len(data) < WRITE_NEVER_WAITS_BYTES:
             await resp.write(data)     # the socket buffer takes it: no deadline (and no timer) needed
             return
-        async with asyncio.timeout(write_timeout_s):
-            await (resp.write_eof(data) if eof else resp.write(data))
+        try:
+            async with asyncio.timeout(write_timeout_s):
+                await (resp.prepare(request) if prepare else resp.write_eof(data) if eof else resp.write(data))
+        except TimeoutError:
+            raise _ClientStalled() from None
 
     resp = web.StreamResponse(headers={**reply.headers, "Content-Type": "text/event-stream",
                                        "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
     pending: asyncio.Future | None = None
     try:
-        async with asyncio.timeout(write_timeout_s):
-            await resp.prepare(request)
+        await write(b"", prepare=True)
         it = stream.__aiter__()
         while True:
             if ping is None:
@@ -88,7 +95,7 @@ async def relay_stream(request: web.Request, reply: Reply, encode: Callable[[byt
         else:
             stream.abandon()
         return resp
-    except TimeoutError:
+    except _ClientStalled:
         log.warning("stream %s: the client stopped reading for %gs; closing it", stream.call.request_id,
                     write_timeout_s)
         abort(request)
