@@ -76,6 +76,12 @@ class RouterOneError(Exception):
             self.code = code
         self.headers: dict[str, str] = dict(headers or {})
 
+    @property
+    def metric_code(self) -> str:
+        """The error as a metric label value (routerone_requests{error_type}, ...upstream_errors{code},
+        ...rejections{reason}): one of Router One's own codes, a bounded set."""
+        return self.code or self.type
+
     def to_dict(self) -> dict:
         return {"error": {"message": self.message, "type": self.type,
                           "param": self.param, "code": self.code}}
@@ -202,6 +208,17 @@ class UpstreamBadRequest(UpstreamError):
     code = "upstream_invalid_request"
     default_message = "The upstream provider rejected the request"
     retryable = False
+
+    def __init__(self, message: str | None = None, *, upstream_code: str | None = None, **kw) -> None:
+        super().__init__(message, **kw)
+        self.upstream_code = upstream_code     # the upstream's own code, passed on to the client as `code`
+
+    @property
+    def metric_code(self) -> str:
+        """Never the upstream's code: any short word it likes, a label value (a series) per request."""
+        if self.upstream_code is not None and self.code == self.upstream_code:
+            return type(self).code or self.type
+        return super().metric_code
 
 
 class UpstreamAuthFailed(UpstreamError):

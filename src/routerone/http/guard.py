@@ -4,7 +4,7 @@
 |------------------------------|------------------------------------------------------------------|--------------------------------|
 | request head (slowloris)     | aiohttp closes a connection whose head is not complete this long after it opened or after its previous response (also the idle keep-alive time) | `client_header_timeout_s` |
 | request body                 | a deadline from the head's arrival: a read still waiting then fails with 408 and the connection closes | `client_body_timeout_s` |
-| response writes              | a non-streamed body, and each stream write (routes.py), under a deadline; past it the connection is closed | `client_write_timeout_s` |
+| response writes              | a non-streamed body, and each stream write (routes.py; relay.py for /v1/messages and /v1/responses), under a deadline; past it the connection is closed | `client_write_timeout_s` |
 | in-flight requests           | 503 `server_busy` + Retry-After beyond the cap (/healthz, /readyz, /metrics exempt) | `max_in_flight_requests` |
 | request bodies held at once  | a body of 1 MiB or more that would take the bytes held past the budget: 503 `server_busy` + Retry-After, before it is read (`BodyBudget`) | `max_body_bytes_in_flight` |
 | head size                    | request line and each header at most 16 KiB, at most 100 headers (aiohttp parser) | - |

@@ -17,11 +17,14 @@ POOL_IDLE_S = 60.0                # an idle pooled connection older than this is
 
 class Http1Pool:
     """Keep-alive connections per (host, port), no limit on their number (as the aiohttp pool it
-    stands beside, `limit=0`); an idle one past POOL_IDLE_S, or one the upstream closed, is dropped."""
+    stands beside, `limit=0`); an idle one past POOL_IDLE_S, or one the upstream closed, is dropped:
+    when a request reaches it, or by the sweep that runs while any are idle (the newest are reused
+    first, so a burst's others would otherwise stay open for ever on an upstream that keeps them)."""
 
     def __init__(self) -> None:
-        self._idle: dict[tuple, list[_Conn]] = {}
+        self._idle: dict[tuple, list[_Conn]] = {}      # oldest first
         self.lingering: set[_Conn] = set()      # waiting for their body's end (Http1Stream.close)
+        self._sweep: asyncio.TimerHandle | None = None
 
     async def open(self, url: str, headers, body: bytes, *, connect_s: float, idle_s: float) -> Http1Stream:
         """Send the request, wait for the response head. The caller bounds the whole wait (first byte).
@@ -89,8 +92,34 @@ class Http1Pool:
             conn.transport.resume_reading()
         conn.idle_since_s = conn.loop.time()
         self._idle.setdefault(key, []).append(conn)
+        if self._sweep is None:
+            self._sweep = conn.loop.call_later(POOL_IDLE_S, self._close_stale)
+
+    def _close_stale(self) -> None:
+        """Close the idle connections past POOL_IDLE_S (or closed by the upstream); again later while
+        any are left."""
+        self._sweep = None
+        loop = asyncio.get_running_loop()
+        now_s = loop.time()
+        for key, idle in list(self._idle.items()):
+            fresh = []
+            for conn in idle:
+                if conn.closed or conn.transport.is_closing() or now_s - conn.idle_since_s >= POOL_IDLE_S:
+                    conn.close()
+                else:
+                    fresh.append(conn)
+            if fresh:
+                self._idle[key] = fresh
+            else:
+                del self._idle[key]
+        if self._idle:
+            oldest_s = min(c.idle_since_s for idle in self._idle.values() for c in idle)
+            self._sweep = loop.call_at(oldest_s + POOL_IDLE_S, self._close_stale)
 
     def close(self) -> None:
+        if self._sweep is not None:
+            self._sweep.cancel()
+            self._sweep = None
         for conn in [*self.lingering, *(c for conns in self._idle.values() for c in conns)]:
             conn.close()
         self._idle.clear()

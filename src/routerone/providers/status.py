@@ -81,7 +81,8 @@ def error_for_status(status: int, message: str, *, provider: str, headers: Mappi
                                      f"asked for (check providers.{provider}.base_url and the model's upstream "
                                      f"name): {message}" if provider else text, **kw)
     if status in (400, 413, 422):
-        err = UpstreamBadRequest(text, code=upstream_code or "upstream_invalid_request", **kw)
+        err = UpstreamBadRequest(text, code=upstream_code or "upstream_invalid_request",
+                                  upstream_code=upstream_code, **kw)
         if status == 413:     # as Router One's own too-large body: 413 payload_too_large (Anthropic: request_too_large)
             err.status, err.code = 413, "payload_too_large"
         return err

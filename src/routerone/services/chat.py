@@ -234,7 +234,7 @@ class ChatService:
                     if exc.retryable:    # a 400 is about the request, not the deployment's health
                         self.d.health.record_failure(dep_id)
                     if self.d.metrics is not None:
-                        self.d.metrics.upstream_errors.labels(attempt.deployment.vendor.name, exc.code or "").inc()
+                        self.d.metrics.upstream_errors.labels(attempt.deployment.vendor.name, exc.metric_code).inc()
                     call.tried.append(f"{dep_id} ({exc.upstream_status or exc.code})")
                     if not exc.retryable:
                         raise
@@ -304,7 +304,8 @@ class ChatService:
         """Give back limiter slots (before the reply goes out, so a client's next request finds
         its concurrency slot free), then the metrics and the request log line. `record` is the
         usage row already handed to the settle; without one, a row is made and queued (the
-        UsageWriter). `completion_text` is read only when the operator turned `log_content` on."""
+        UsageWriter). `error_type` is a metric label: Router One's own code (`RouterOneError.metric_code`).
+        `completion_text` is read only when the operator turned `log_content` on."""
         tickets = [t for t in (call.ticket, call.dep_ticket) if t is not None]
         call.ticket = call.dep_ticket = None
         for ticket in tickets:
@@ -334,7 +335,7 @@ class ChatService:
         routerone_rejections by error code (and routerone_route_requests by route), and logged (see
         observability.logs.RequestLog)."""
         if self.d.metrics is not None:
-            self.d.metrics.rejections.labels(exc.code or exc.type).inc()
+            self.d.metrics.rejections.labels(exc.metric_code).inc()
             self.routes.inc(route, exc.status)
         rl = self.d.request_log
         if rl is not None and rl.wants(exc.status):
@@ -345,8 +346,9 @@ class ChatService:
         err = exc if isinstance(exc, RouterOneError) else None
         status, code = (err.status, err.code) if err else (500, type(exc).__name__)
         record = self.usage_record(call, None, None, status=status, error_type=code)
-        await self.d.billing.release(call.hold, record)
-        await self.finish(call, None, None, 0, status=status, error_type=code, record=record)
+        await self.d.billing.release(call.hold, record)      # the row keeps the code the client saw
+        await self.finish(call, None, None, 0, status=status, error_type=err.metric_code if err else code,
+                          record=record)
 
     def spawn(self, coro) -> None:
         task = asyncio.create_task(coro)

@@ -12,9 +12,12 @@ from ..providers.guarded import FINISH_REASONS, StreamNumbering, parts_text, spe
 from ..tokens import PIECE_CHARS, TokenCounter, load_tokenizer, tokenizer_loaded
 from ..wire.responses_reasoning import reasoning_texts
 
-__all__ = ["LOG_TEXT_CAP", "RelayedText", "has_content", "spec_chunk", "unreadable_chunk"]
+__all__ = ["LOG_TEXT_CAP", "RelayedText", "has_content", "spec_chunk", "unreadable_chunk",
+           "kept_output_chars", "output_too_long"]
 
 LOG_TEXT_CAP = 65_536        # characters of a streamed completion kept for the request log (log_content)
+KEPT_CHARS_PER_TOKEN = 32    # far above any tokenizer's ~4: only an upstream ignoring max_tokens gets there
+KEPT_SLACK_CHARS = 1 << 20   # plus reasoning that some servers do not count in max_tokens (DeepSeek's)
 _loading: list = []          # the tokenizer's background load, once started (see RelayedText.add)
 _TEXT_OR_NONE = (str, type(None))
 
@@ -118,13 +121,25 @@ def spec_chunk(chunk: dict, numbering: StreamNumbering | None,
     return finished, said
 
 
+def kept_output_chars(allowed_tokens: int) -> int:
+    """The most output characters a stream whose whole output is kept (/v1/responses) may relay."""
+    return KEPT_CHARS_PER_TOKEN * allowed_tokens + KEPT_SLACK_CHARS
+
+
+def output_too_long(provider: str, allowed_tokens: int) -> UpstreamUnavailable:
+    return UpstreamUnavailable(f"The upstream stream went on far past the {allowed_tokens} output tokens the "
+                               f"request allows ({kept_output_chars(allowed_tokens)} characters); it was ended",
+                               provider=provider, code="upstream_output_too_long")
+
+
 class RelayedText:
     """The output text relayed to the client: counted as it passes (bounded memory), and with
     `keep_log` its first LOG_TEXT_CAP characters kept for the request log."""
-    __slots__ = ("counter", "log_text", "_log_chars")
+    __slots__ = ("counter", "chars", "log_text", "_log_chars")
 
     def __init__(self, keep_log: bool) -> None:
         self.counter = TokenCounter()
+        self.chars = 0
         self.log_text: list[str] | None = [] if keep_log else None
         self._log_chars = 0
 
@@ -132,6 +147,7 @@ class RelayedText:
         """Count relayed output text (billed if the upstream's own count never comes); with `log`,
         keep it for the request log too (the answer's text, not reasoning)."""
         self.counter.add(text)
+        self.chars += len(text)
         if self.counter.pending_chars > PIECE_CHARS and not tokenizer_loaded() and not _loading:
             # a long stream will need the tokenizer to keep its count bounded: load it off the loop
             _loading.append(asyncio.get_running_loop().run_in_executor(None, load_tokenizer))

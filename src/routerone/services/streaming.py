@@ -36,7 +36,8 @@ from ..tokens import load_tokenizer, tokenizer_loaded
 from ..wire.types import Usage
 from .billing import usage_to_bill
 from .call import Call, Reply
-from .stream_chunks import RelayedText, has_content, spec_chunk, unreadable_chunk
+from .stream_chunks import (RelayedText, has_content, kept_output_chars, output_too_long, spec_chunk,
+                            unreadable_chunk)
 
 if TYPE_CHECKING:
     from .chat import ChatService
@@ -143,6 +144,10 @@ class ChatStream:
         rl = svc.d.request_log
         self._text = RelayedText(keep_log=rl is not None and rl.content)   # counted as it passes (bounded)
         self._relayed = self._text.add
+        # /v1/responses keeps the whole output (its done events, response.completed and the stored
+        # response carry it): an upstream streaming on far past what the request allows is ended
+        self._allowed_tokens = call.req.max_tokens or attempt.model.output_cap
+        self._max_chars = kept_output_chars(self._allowed_tokens) if call.req.protocol == "responses" else None
         self._finished = False
         self._said = False              # a chunk of the read being framed said something (spec_chunk)
         self._numbering = StreamNumbering()   # choices and tool calls numbered 0, 1, ... as OpenAI does
@@ -195,6 +200,8 @@ class ChatStream:
             finished, said = spec_chunk(chunk, None if own else self._numbering, self._relayed)
             if finished:
                 self._finished = True
+            if self._max_chars is not None and self._text.chars > self._max_chars and not own:
+                raise output_too_long(self.attempt.deployment.vendor.name, self._allowed_tokens)
             if said:
                 self._said = True
             return b"data: " + orjson.dumps(chunk) + b"\n\n"     # TypeError: nested too deep to write
@@ -371,7 +378,8 @@ class ChatStream:
         record = self.svc.usage_record(self.call, self.attempt, usage, status=status, error_type=code,
                                        ttft_ms=self.o.ttft_ms)
         s = await billing.settle(self.call.hold, self.attempt.model.price, usage, record)
-        await self.svc.finish(self.call, self.attempt, usage, s.charged_micros, status=status, error_type=code,
+        await self.svc.finish(self.call, self.attempt, usage, s.charged_micros, status=status,
+                              error_type=error.metric_code if error else code,
                               ttft_ms=self.o.ttft_ms, record=record,
                               completion_text=self._text.logged())
         return usage, s.charged_micros, s.pending
