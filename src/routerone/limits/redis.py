@@ -35,8 +35,8 @@ arriving while it is in flight wait for it under "closed" (at most `timeout_s`) 
 answer, go to Redis too; under "open" they are decided locally at once, as they would be anyway.
 So at most one call per process tries a Redis that is down, and the first requests after it
 returns are decided by it (before, a probe at most once a second: "closed" answered 503 for up to
-a second while Redis answered). The first success logs the recovery and Redis decides again. Tickets taken locally are
-released locally. If a release cannot reach Redis, its leases end by themselves after `lease_s` and
+a second while Redis answered). The first success logs the recovery and Redis decides again.
+Tickets taken locally are released locally. If a release cannot reach Redis, its leases end by themselves after `lease_s` and
 its unused tokens stay counted. If a reply is lost after the script ran, the slot is counted in
 Redis and the fallback decides too (over-counts, never under-counts); redis-py's one connection
 retry (which resends a whole batch) is safe because acquire, release and peek are idempotent.
