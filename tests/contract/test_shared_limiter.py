@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
+import subprocess
+import sys
 import uuid
 
 import pytest
@@ -240,7 +242,7 @@ def test_a_worker_killed_holding_the_lock_does_not_wedge_the_others(state):
 # -- the block truncated by another process of the same user (ops7) ---------------------------------
 _TRUNCATED_WORKER = r"""
 import asyncio, os, sys
-from routerone.limits import LimitRule, SharedLimiter, SharedLimiterState
+from routerone.limits import LimitRule, LimitTicket, SharedLimiter, SharedLimiterState
 state = SharedLimiterState(entries=1024)
 try:
     async def run():
@@ -256,8 +258,7 @@ try:
         decision = await limiter.acquire(rules, "after", 0)
         print("acquire", decision.allowed, decision.reason, flush=True)
         print("peek", await limiter.peek(rules), flush=True)
-        await limiter.release(decision.ticket or __import__("routerone.limits", fromlist=["LimitTicket"])
-                              .LimitTicket("after", tuple(rules), 0), 0)
+        await limiter.release(decision.ticket or LimitTicket("after", tuple(rules), 0), 0)
         print("released", flush=True)
         await limiter.close()
     asyncio.run(run())
@@ -272,8 +273,6 @@ def test_a_block_truncated_by_another_process_refuses_instead_of_killing_the_wor
     died. Now each operation checks the block's size (and its magic) under the lock first and refuses
     with limiter_unavailable. (A truncation inside that check's few microseconds still faults: only
     a sealed memfd would close that, see the module docstring.)"""
-    import subprocess
-    import sys
     out = subprocess.run([sys.executable, "-c", _TRUNCATED_WORKER, size], capture_output=True,
                          text=True, timeout=60, env={**os.environ})
     assert out.returncode == 0, (out.returncode, out.stderr[-2000:])

@@ -3,7 +3,9 @@ Redis cannot be reached, through a real network cut (tests/e2e/fault_proxy.py), 
 when it is back. The draining case is in test_drain.py (it needs a real SIGTERM)."""
 from __future__ import annotations
 
+import asyncio
 import json
+import sqlite3
 import sys
 import time
 import urllib.error
@@ -11,6 +13,7 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+import asyncpg
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -98,9 +101,6 @@ def test_readyz_follows_redis_only_under_the_closed_policy(gateway, policy):
 
 def _held_pg_lock(db_url: str, sql: str):
     """A second session that runs `sql` inside an open transaction; returns (loop, conn)."""
-    import asyncio
-
-    import asyncpg
     loop = asyncio.new_event_loop()
     conn = loop.run_until_complete(asyncpg.connect(db_url, timeout=5))
     loop.run_until_complete(conn.execute("BEGIN"))
@@ -131,7 +131,6 @@ def test_readyz_is_503_while_a_postgres_table_requests_need_is_locked(gateway, l
 
 
 def test_readyz_is_503_while_another_process_holds_the_sqlite_write_lock(gateway):
-    import sqlite3
     gw = gateway()
     gw.new_key()
     assert get(gw.url + "/readyz") == (200, {"status": "ready"})
