@@ -22,6 +22,7 @@ from routerone.routing.health import Health
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "e2e"))
 from fault_proxy import FaultProxy  # noqa: E402
+from redis_server import OwnRedis  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_sticky_contract import require_redis  # noqa: E402
@@ -190,3 +191,58 @@ async def test_workers_table_written_over_by_another_process_keeps_routing():
         await one.close()
         await two.close()
         state.unlink()
+
+
+LARGE_SET_MEMBERS = 200_000
+
+
+def _fill(client: redis.Redis, scores: range, prefix: str) -> None:
+    """`len(scores)` members `<prefix><i>` (another tenant's tag), 10,000 per ZADD, pipelined."""
+    pipe = client.pipeline(transaction=False)
+    batch: dict[str, float] = {}
+    for i, score in enumerate(scores):
+        batch[f"{prefix}{i}|000000000000"] = score
+        if len(batch) == 10_000:
+            pipe.zadd(COOLDOWN_KEY, batch)
+            batch = {}
+    if batch:
+        pipe.zadd(COOLDOWN_KEY, batch)
+    pipe.execute()
+
+
+async def test_a_huge_cooldown_set_neither_times_the_refresh_out_nor_hides_our_cooldown(caplog):
+    """`ro:cool:v1` filled by another tenant or a bug: 200k members still cooling (ending after
+    ours) and 200k long over. Before (ops7), the refresh read every live member (200k in one reply:
+    past its 250 ms timeout, so nothing was shared any more) and a publish removed every expired
+    one in one command. Now a refresh reads at most READ_MAX members (those ending soonest) and
+    each round trip prunes at most PRUNE_MAX expired ones, so each stays well inside the timeout
+    and the set still shrinks. On a redis-server of the test's own."""
+    from routerone.routing import cooldown_redis
+    with OwnRedis() as own:
+        client = redis.Redis.from_url(own.url)
+        base = f"http://up-{uuid.uuid4().hex[:8]}.invalid/v1"
+        now_ms = int(client.time()[0]) * 1000
+        _fill(client, range(now_ms + 600_000, now_ms + 600_000 + LARGE_SET_MEMBERS), "tenant/live-")
+        _fill(client, range(now_ms - 3_600_000, now_ms - 3_600_000 + LARGE_SET_MEMBERS), "tenant/over-")
+        writer, reader = RedisCooldownBoard(own.url, _vendors(base)), RedisCooldownBoard(own.url, _vendors(base))
+        hw, hr = (Health(cooldown_failures=1, cooldown_s=60, board=b) for b in (writer, reader))
+        try:
+            hw.record_failure(DEP)                         # publish: one round trip inside the timeout
+            await writer.flush()
+            assert writer.fallback_events == 0
+            loop = asyncio.get_running_loop()
+            with caplog.at_level(logging.WARNING, logger="routerone.routing"):
+                for _ in range(3):
+                    started = loop.time()
+                    await reader.refresh()                 # raises on a timed-out round trip
+                    assert loop.time() - started < 0.25
+            assert not hr.available(DEP)                   # our cooldown is seen through the flood
+            full = [r for r in caplog.records if "more than" in r.message]
+            assert len(full) == 1, caplog.records          # said once: only the soonest are read
+            over = client.zcount(COOLDOWN_KEY, "-inf", now_ms)
+            assert LARGE_SET_MEMBERS - 4 * cooldown_redis.PRUNE_MAX <= over < LARGE_SET_MEMBERS
+            assert client.zcount(COOLDOWN_KEY, f"({now_ms}", "+inf") == LARGE_SET_MEMBERS + 1
+        finally:
+            await writer.close()
+            await reader.close()
+            client.close()

@@ -13,6 +13,7 @@ import os
 import random
 import socket
 import sys
+import time
 import uuid
 from typing import Callable
 from urllib.parse import urlsplit
@@ -514,6 +515,51 @@ async def test_failure_policy_closed_denies_for_a_second(scope, caplog):
     assert (denied.allowed, denied.retry_after_s, denied.reason) == (False, 1.0, "limiter_unavailable")
     assert limiter.fallback_events == 2
     assert any("failure_policy=closed" in r.message for r in caplog.records)
+
+
+@pytest.mark.parametrize("policy", ["closed", "open"])
+async def test_an_outage_is_tried_by_one_call_at_a_time(scope, policy):
+    """During an outage any call may find out whether Redis is back, even with no spacing between
+    tries, and a burst still costs one round trip, not one per call (one probe in flight: the
+    others wait for it under "closed", decide locally under "open")."""
+    limiter = RedisLimiter(f"redis://127.0.0.1:{_closed_port()}/0", failure_policy=policy)
+    limiter.probe_interval_s = 0.0          # no spacing after a failed try: the one-at-a-time rule alone
+    rule = LimitRule(scope("key"), rpm=1000)
+    try:
+        assert (await _acquire(limiter, [rule])).allowed is (policy == "open")   # the outage begins
+        before = limiter.round_trips
+        burst = await asyncio.gather(*(_acquire(limiter, [rule]) for _ in range(20)))
+        assert limiter.round_trips - before == 1
+        assert {d.allowed for d in burst} == {policy == "open"}
+        if policy == "closed":
+            assert {d.reason for d in burst} == {"limiter_unavailable"}
+    finally:
+        await limiter.close()
+
+
+async def test_closed_policy_waits_for_a_hanging_probe_only_briefly(scope):
+    """A Redis that accepts connections but never answers: the probe takes its timeouts; the calls
+    waiting for it give up after `timeout_s` and get the policy's answer."""
+    async def swallow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while await reader.read(65536):
+            pass
+    server = await asyncio.start_server(swallow, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    limiter = RedisLimiter(f"redis://127.0.0.1:{port}/0", failure_policy="closed", timeout_s=0.4)
+    rule = LimitRule(scope("key"), rpm=1000)
+    try:
+        assert not (await _acquire(limiter, [rule])).allowed           # the outage begins
+        await asyncio.sleep(limiter.probe_interval_s * 2)
+        probe = asyncio.ensure_future(_acquire(limiter, [rule]))
+        await asyncio.sleep(0.02)                                       # the probe is in flight
+        started = time.monotonic()
+        waiting = await asyncio.gather(*(_acquire(limiter, [rule]) for _ in range(10)))
+        assert time.monotonic() - started < 0.6             # the probe itself takes ~0.8 s (2 tries)
+        assert {d.reason for d in waiting} == {"limiter_unavailable"}
+        assert not (await probe).allowed
+    finally:
+        await limiter.close()
+        server.close()
 
 
 class _Proxy:

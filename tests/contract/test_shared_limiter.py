@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
+import subprocess
+import sys
 import uuid
 
 import pytest
@@ -235,3 +237,43 @@ def test_a_worker_killed_holding_the_lock_does_not_wedge_the_others(state):
     finally:
         if victim.is_alive():
             victim.kill()
+
+
+# -- the block truncated by another process of the same user (ops7) ---------------------------------
+_TRUNCATED_WORKER = r"""
+import asyncio, os, sys
+from routerone.limits import LimitRule, LimitTicket, SharedLimiter, SharedLimiterState
+state = SharedLimiterState(entries=1024)
+try:
+    async def run():
+        limiter = SharedLimiter(state.handle)
+        rules = [LimitRule("key:truncated", rpm=100)]
+        assert (await limiter.acquire(rules, "before", 0)).allowed
+        fd = os.open("/dev/shm/" + state.handle.shm_name.lstrip("/"), os.O_RDWR)   # someone else's open
+        full = os.fstat(fd).st_size
+        os.ftruncate(fd, 0 if sys.argv[1] == "zeroed" else int(sys.argv[1]))
+        if sys.argv[1] == "zeroed":                    # and grown again: the size is right, the content gone
+            os.ftruncate(fd, full)
+        os.close(fd)
+        decision = await limiter.acquire(rules, "after", 0)
+        print("acquire", decision.allowed, decision.reason, flush=True)
+        print("peek", await limiter.peek(rules), flush=True)
+        await limiter.release(decision.ticket or LimitTicket("after", tuple(rules), 0), 0)
+        print("released", flush=True)
+        await limiter.close()
+    asyncio.run(run())
+finally:
+    state.unlink()
+"""
+
+
+@pytest.mark.parametrize("size", ["0", "4096", "zeroed"])
+def test_a_block_truncated_by_another_process_refuses_instead_of_killing_the_worker(size):
+    """Before (ops7), the next acquire touched pages past the file's new end: SIGBUS, the worker
+    died. Now each operation checks the block's size (and its magic) under the lock first and refuses
+    with limiter_unavailable. (A truncation inside that check's few microseconds still faults: only
+    a sealed memfd would close that, see the module docstring.)"""
+    out = subprocess.run([sys.executable, "-c", _TRUNCATED_WORKER, size], capture_output=True,
+                         text=True, timeout=60, env={**os.environ})
+    assert out.returncode == 0, (out.returncode, out.stderr[-2000:])
+    assert out.stdout.splitlines() == ["acquire False limiter_unavailable", "peek False", "released"], out

@@ -3,7 +3,9 @@ Redis cannot be reached, through a real network cut (tests/e2e/fault_proxy.py), 
 when it is back. The draining case is in test_drain.py (it needs a real SIGTERM)."""
 from __future__ import annotations
 
+import asyncio
 import json
+import sqlite3
 import sys
 import time
 import urllib.error
@@ -11,6 +13,7 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+import asyncpg
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -90,3 +93,58 @@ def test_readyz_follows_redis_only_under_the_closed_policy(gateway, policy):
             assert get(gw.url + "/readyz") == (200, {"status": "ready"})
     finally:
         proxy.stop()
+
+
+# -- a store that answers a ping but whose tables are locked (ops7) ----------------------------------
+# A request needs to write the store (reserve, settle, usage): while another session holds a lock
+# that blocks those writes, requests wait or fail, so the instance must not say it is ready.
+
+def _held_pg_lock(db_url: str, sql: str):
+    """A second session that runs `sql` inside an open transaction; returns (loop, conn)."""
+    loop = asyncio.new_event_loop()
+    conn = loop.run_until_complete(asyncpg.connect(db_url, timeout=5))
+    loop.run_until_complete(conn.execute("BEGIN"))
+    loop.run_until_complete(conn.execute(sql))
+    return loop, conn
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("lock", ["reservations IN ACCESS EXCLUSIVE MODE", "accounts IN EXCLUSIVE MODE"])
+def test_readyz_is_503_while_a_postgres_table_requests_need_is_locked(gateway, lock):
+    with pg_database() as db_url:
+        gw = gateway(database_url=db_url)
+        gw.new_key()                                               # the schema is there and works
+        assert get(gw.url + "/readyz") == (200, {"status": "ready"})
+        loop, conn = _held_pg_lock(db_url, f"LOCK TABLE {lock}")
+        try:
+            started = time.monotonic()
+            status, body = wait_status(gw.url + "/readyz", 503, timeout_s=5)
+            assert (status, body) == (503, {"status": "unready", "unreachable": {"database": "locked"}})
+            assert time.monotonic() - started < 4                  # bounded: the probe does not hang
+            assert get(gw.url + "/healthz") == (200, {"status": "ok"})
+        finally:
+            loop.run_until_complete(conn.execute("ROLLBACK"))
+            loop.run_until_complete(conn.close())
+            loop.close()
+        assert wait_status(gw.url + "/readyz", 200) == (200, {"status": "ready"})
+        gw.new_key()                                               # the probe left nothing held
+
+
+def test_readyz_is_503_while_another_process_holds_the_sqlite_write_lock(gateway):
+    gw = gateway()
+    gw.new_key()
+    assert get(gw.url + "/readyz") == (200, {"status": "ready"})
+    path = gw.settings.database_url.removeprefix("sqlite:///")
+    other = sqlite3.connect(path, isolation_level=None, timeout=5)
+    try:
+        other.execute("BEGIN IMMEDIATE")                           # another writer on the same file
+        started = time.monotonic()
+        status, body = wait_status(gw.url + "/readyz", 503, timeout_s=5)
+        assert (status, body) == (503, {"status": "unready", "unreachable": {"database": "locked"}})
+        assert time.monotonic() - started < 4
+        assert get(gw.url + "/healthz") == (200, {"status": "ok"})
+        other.execute("ROLLBACK")
+        assert wait_status(gw.url + "/readyz", 200) == (200, {"status": "ready"})
+        gw.new_key()
+    finally:
+        other.close()

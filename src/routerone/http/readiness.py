@@ -5,6 +5,13 @@
 policy, Redis does not answer a ping. The dependency check runs at most once per `cache_s` however
 many probes arrive (concurrent probes share it), so a probe is cheap.
 
+Readiness means "a request that needs the store would not wait on it": the store's ping asks for
+the locks the request path's writes take (it writes nothing) and waits at most PING_LOCK_WAIT_MS
+(250 ms), so another session holding a table lock (PostgreSQL `LOCK TABLE ... EXCLUSIVE`, a
+migration's ACCESS EXCLUSIVE, another SQLite writer) answers 503 `{"database": "locked"}`, and a
+database that does not answer within PING_TIMEOUT_S, 503 `{"database": "timeout"}`. Liveness
+(/healthz) never asks the store.
+
 `track` is a middleware that counts requests and streams in flight, for the drain's log line.
 """
 from __future__ import annotations
@@ -17,6 +24,7 @@ from aiohttp import web
 
 from ..limits.base import Limiter
 from ..store.base import Store
+from ..store.errors import StoreLocked
 from .render import json_response
 
 __all__ = ["Readiness", "READINESS", "add_readiness_routes"]
@@ -70,10 +78,17 @@ class Readiness:
         results = await asyncio.gather(*(asyncio.wait_for(c, PING_TIMEOUT_S) for c in checks.values()),
                                        return_exceptions=True)
         # the exception's type only: a driver's message may name hosts or users
-        self._problems = {name: ("timeout" if isinstance(r, asyncio.TimeoutError) else type(r).__name__)
-                          for name, r in zip(checks, results) if isinstance(r, BaseException)}
+        self._problems = {name: _reason(r) for name, r in zip(checks, results) if isinstance(r, BaseException)}
         self._checked_at = time.monotonic()
         return self._problems
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, asyncio.TimeoutError):
+        return "timeout"
+    if isinstance(exc, StoreLocked):
+        return "locked"
+    return type(exc).__name__
 
 
 _STREAMING = web.RequestKey("routerone_streaming", bool)

@@ -28,16 +28,22 @@ Failure policy, when Redis cannot be reached (connection refused, timeout, read-
 When a round trip fails, every call it carried gets the policy's answer (a failure that is not an
 outage, such as an error reply to the whole command, sends the batch back to run call by call). The first failure of an
 outage logs one warning on logger "routerone.limits"; each decision taken by the policy adds one to
-`fallback_events` (export it as a metric) and each outage to `outages`. During an outage Redis is
-retried at most once per `probe_interval_s` (by one call; calls queued meanwhile get the policy's
-answer); the first success logs the recovery and Redis decides again. Tickets taken locally are
-released locally. If a release cannot reach Redis, its leases end by themselves after `lease_s` and
+`fallback_events` (export it as a metric) and each outage to `outages`. During an outage the calls
+themselves find out when Redis is back: a call arriving with no probe in flight, and at least
+`probe_interval_s` (10 ms) after the last failed one, is the probe (it goes to Redis as usual). Calls
+arriving while it is in flight wait for it under "closed" (at most `timeout_s`) and, if it got an
+answer, go to Redis too; under "open" they are decided locally at once, as they would be anyway.
+So at most one call per process tries a Redis that is down, and the first requests after it
+returns are decided by it (before, a probe at most once a second: "closed" answered 503 for up to
+a second while Redis answered). The first success logs the recovery and Redis decides again.
+Tickets taken locally are released locally. If a release cannot reach Redis, its leases end by themselves after `lease_s` and
 its unused tokens stay counted. If a reply is lost after the script ran, the slot is counted in
 Redis and the fallback decides too (over-counts, never under-counts); redis-py's one connection
 retry (which resends a whole batch) is safe because acquire, release and peek are idempotent.
 """
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import time
@@ -74,7 +80,7 @@ log = logging.getLogger("routerone.limits")
 
 
 class RedisLimiter:
-    probe_interval_s = 1.0     # during an outage, how often one call tries Redis again
+    probe_interval_s = 0.01    # during an outage, after a failed probe: how long until the next
 
     def __init__(self, url: str, *, failure_policy: str = "open", fallback: Limiter | None = None,
                  window_s: float = 60.0, lease_s: float = 600.0, timeout_s: float = 0.25,
@@ -100,6 +106,8 @@ class RedisLimiter:
             self._send, max_batch=batch_size, max_in_flight=max_connections)
         self._down = False
         self._probe_at = 0.0
+        self._probe: asyncio.Future[None] | None = None     # the outage's probe in flight
+        self._probe_wait_s = timeout_s
         self._fallback_used = False
         self.fallback_events = 0
         self.outages = 0
@@ -149,17 +157,39 @@ class RedisLimiter:
     async def _run(self, op: str, rules: tuple[LimitRule, ...], rid: str,
                    tokens: int) -> list[int] | None:
         """One script call, sent with the other calls waiting for a round trip; None when Redis is
-        unreachable (or still in a known outage)."""
-        probe = self._down
-        if probe:
-            now = time.monotonic()
-            if now < self._probe_at:
+        unreachable (or still in a known outage; see the module docstring for who tries it)."""
+        call = (op, rules, rid, tokens, False)
+        if self._down:
+            probe = self._probe
+            if probe is None and time.monotonic() >= self._probe_at:
+                return await self._probe_with((op, rules, rid, tokens, True))
+            if probe is None or self._fallback is not None or not await self._answered(probe):
                 return None
-            self._probe_at = now + self.probe_interval_s      # this call is the probe
-        reply = await self._calls.submit((op, rules, rid, tokens, probe))
+        reply = await self._calls.submit(call)
         if isinstance(reply, Exception):
             raise reply
         return reply
+
+    async def _probe_with(self, call: _Call) -> list[int] | None:
+        """This call is the outage's probe: the others wait for it (`_answered`)."""
+        probe = self._probe = asyncio.get_running_loop().create_future()
+        self._probe_at = time.monotonic() + self.probe_interval_s
+        try:
+            reply = await self._calls.submit(call)
+        finally:
+            self._probe = None
+            probe.set_result(None)
+        if isinstance(reply, Exception):
+            raise reply
+        return reply
+
+    async def _answered(self, probe: asyncio.Future[None]) -> bool:
+        """Under "closed": wait (at most `timeout_s`) for the probe in flight; whether Redis is back."""
+        try:
+            await asyncio.wait_for(asyncio.shield(probe), self._probe_wait_s)
+        except asyncio.TimeoutError:
+            return False
+        return not self._down
 
     async def _send(self, batch: list[_Call]) -> list[list[int] | Exception | None]:
         """One batch's replies, in order: the script's, an error reply (that call's own), or None

@@ -26,6 +26,12 @@ refused the same way. A holder killed inside its few microseconds of writing can
 operation half-recorded (a count off by one request until its window passes); nothing is admitted
 unchecked.
 Digests are 64-bit BLAKE2b: two request ids (or scopes) sharing one is a 2^-64 event per pair.
+
+Another process of the same user may truncate the block (a file in /dev/shm): touching a page past
+its new end is a SIGBUS. Each operation first checks, under the lock, the block's size (fstat, ~1 us)
+and its magic, and refuses (limiter_unavailable, warned once) when either is wrong. A truncation
+landing between that check and the access (microseconds) still faults; closing that window needs a
+memfd sealed against shrinking (F_SEAL_SHRINK), handed to the spawned workers (not done).
 """
 from __future__ import annotations
 
@@ -46,6 +52,7 @@ __all__ = ["SharedLimiter", "SharedLimiterState", "LOCK_TIMEOUT_S", "new_lock_fi
 log = logging.getLogger("routerone.limits")
 
 LOCK_TIMEOUT_S = 1.0
+_DAMAGED = "its block in /dev/shm was truncated or overwritten by another process (restart the server)"
 _CONCURRENCY_RETRY_S = 1.0
 _MAGIC = 0x524F4C4D31   # "ROLM1"
 _LOG, _LEASE = 1, 2
@@ -152,6 +159,8 @@ class SharedLimiter:
             self._views.append(view)
             setattr(self, "_" + name, view)
         self._smask, self._bmask, self._nentries = n_scopes - 1, n_buckets - 1, entries
+        self._size = _layout(n_scopes, entries, n_buckets)[1]
+        self._fd: int = getattr(self._shm, "_fd", -1)     # POSIX SharedMemory keeps its descriptor
         self._scope_digests: dict[str, int] = {}
         self._warned = False
         self.fallback_events = 0
@@ -170,6 +179,8 @@ class SharedLimiter:
         if not self._lock.acquire(timeout=LOCK_TIMEOUT_S):
             return self._unavailable(rules, "its lock was not obtained within %.1f s" % LOCK_TIMEOUT_S)
         try:
+            if not self._intact():
+                return self._unavailable(rules, _DAMAGED)
             now = self._clock()
             slots = [self._swept(k, now) for k in keys]
             wait, denied, reason = self._check(rules, slots, rid, tokens, now)
@@ -195,6 +206,9 @@ class SharedLimiter:
             log.error("shared limiter: release skipped, the lock was not obtained (leases end on expiry)")
             return
         try:
+            if not self._intact():
+                self._unavailable(ticket.rules, _DAMAGED)
+                return
             for key in keys:
                 slot = self._find_scope(key)
                 e = self._find_entry(key, rid) if slot >= 0 else 0
@@ -217,6 +231,9 @@ class SharedLimiter:
         if not self._lock.acquire(timeout=LOCK_TIMEOUT_S):
             return False
         try:
+            if not self._intact():
+                self._unavailable(rules, _DAMAGED)
+                return False
             now = self._clock()
             slots = [self._swept(k, now) for k in keys]
             return self._check(rules, slots, 0, tokens, now)[1] is None
@@ -232,6 +249,18 @@ class SharedLimiter:
 
     async def ping(self) -> None:
         return None
+
+    def _intact(self) -> bool:
+        """Under the lock, before any access: the block still has its size and its magic. Another
+        process of the same user can truncate it (it is a file in /dev/shm, mode 0600); touching a
+        page past the file's new end would SIGBUS this worker."""
+        if self._fd >= 0:
+            try:
+                if os.fstat(self._fd).st_size < self._size:
+                    return False
+            except OSError:
+                return False
+        return self._header[_H_MAGIC] == _MAGIC
 
     # -- decisions (the same rules as memory.py; slot -1 is a scope with nothing logged) ----------
     def _check(self, rules, slots, rid: int, tokens: int, now: float) -> tuple[float, str | None, str | None]:

@@ -10,7 +10,9 @@ later end, or a member that is no deployment's, written by another program, is i
 
 Hot path: none. `until(dep_id)` reads a local dict. A background task refreshes that dict every
 `refresh_interval_s` (one round trip: a script that answers the members still cooling and their
-remaining milliseconds), so a cooldown started elsewhere is seen within that interval. Starting a
+remaining milliseconds), so a cooldown started elsewhere is seen within that interval. Each round
+trip's cost is bounded whatever fills the set (another tenant, a bug): at most READ_MAX live members
+read, at most PRUNE_MAX expired ones removed (see PRUNE_MAX). Starting a
 cooldown (`publish`) and ending one early on a success (`clear`) are one background round trip
 each, made only when health changes state, never per request.
 
@@ -41,33 +43,53 @@ __all__ = ["RedisCooldownBoard", "COOLDOWN_KEY"]
 COOLDOWN_KEY = "ro:cool:v1"
 log = logging.getLogger("routerone.routing")
 
+# Bounded cost however many members the set holds (another tenant, a bug): each call removes at
+# most PRUNE_MAX expired members (the lowest ranks) and at most PRUNE_MAX past the furthest end (the
+# highest), and a refresh reads at most READ_MAX live members, those ending soonest. Before, one
+# command removed every expired member and the refresh read every live one: 200k live members took
+# the refresh past its timeout, and nothing was shared any more.
+PRUNE_MAX = 2000
+READ_MAX = 4096
+_PRUNE = """
+local function prune(key, now, furthest)
+  local n = redis.call('ZCOUNT', key, '-inf', now)
+  if n > 0 then redis.call('ZREMRANGEBYRANK', key, 0, math.min(n, %d) - 1) end
+  n = redis.call('ZCOUNT', key, '(' .. furthest, '+inf')
+  if n > 0 then redis.call('ZREMRANGEBYRANK', key, -math.min(n, %d), -1) end
+end
+""" % (PRUNE_MAX, PRUNE_MAX)
 # KEYS[1] the set; ARGV: member, cooldown ms (<= ARGV[3]), ARGV[3] the furthest end from now. Keeps
-# the later end when one is already set; drops ends past the furthest (+inf broke the PEXPIREAT).
-_PUBLISH = """
+# the later end when one is already set; ignores ends past the furthest (+inf broke the PEXPIREAT),
+# so the key expires with the last cooldown in range.
+_PUBLISH = _PRUNE + """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '(' .. (now + tonumber(ARGV[3])), '+inf')
+local furthest = now + tonumber(ARGV[3])
+prune(KEYS[1], now, furthest)
 local ends = now + tonumber(ARGV[2])
 local cur = redis.call('ZSCORE', KEYS[1], ARGV[1])
-if (not cur) or tonumber(cur) < ends then redis.call('ZADD', KEYS[1], ends, ARGV[1]) end
-local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
-redis.call('PEXPIREAT', KEYS[1], math.floor(tonumber(last[2])) + 1000)
+if (not cur) or tonumber(cur) < ends or tonumber(cur) > furthest then
+  redis.call('ZADD', KEYS[1], ends, ARGV[1])
+end
+local last = redis.call('ZREVRANGEBYSCORE', KEYS[1], furthest, '(' .. now, 'WITHSCORES', 'LIMIT', 0, 1)
+if last[2] then redis.call('PEXPIREAT', KEYS[1], math.floor(tonumber(last[2])) + 1000) end
 return 1
 """
 # KEYS[1] the set, ARGV[1] the furthest end from now: {member, remaining ms, ...} of the cooldowns
-# not over yet
-_READ = """
+# not over yet (at most READ_MAX, those ending soonest); prunes as a publish does
+_READ = _PRUNE + """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local r = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, now + tonumber(ARGV[1]), 'WITHSCORES')
+local furthest = now + tonumber(ARGV[1])
+prune(KEYS[1], now, furthest)
+local r = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, furthest, 'WITHSCORES', 'LIMIT', 0, %d)
 local out = {}
 for i = 1, #r, 2 do
   out[#out + 1] = r[i]
   out[#out + 1] = math.floor(tonumber(r[i + 1]) - now)
 end
 return out
-"""
+""" % READ_MAX
 
 
 def address_tag(base_url: str) -> str:
@@ -93,6 +115,7 @@ class RedisCooldownBoard:
         self._cleared: dict[str, float] = {}       # dep id -> when its clear reached Redis (inf: not yet)
         self._refresher: asyncio.Task | None = None
         self._down = False
+        self._full_logged = False
         self.fallback_events = 0
         self.outages = 0
         self.refreshes = 0
@@ -149,6 +172,11 @@ class RedisCooldownBoard:
             vendor = vendors.get(dep_id.split("/", 1)[0])
             if vendor is not None and self._tag(vendor.base_url) == tag and self._cleared.get(dep_id, 0.0) < sent:
                 fresh[dep_id] = sent + int(reply[i + 1]) / 1000
+        if len(reply) >= 2 * READ_MAX and not self._full_logged:
+            self._full_logged = True
+            log.warning("Redis cooldown set %s holds more than %d cooldowns still running (another "
+                        "program writing into it?): only the %d ending soonest are read", COOLDOWN_KEY,
+                        READ_MAX, READ_MAX)
         self._cleared = {d: t for d, t in self._cleared.items() if t >= sent}
         if fresh != self.shared:                     # in place: Health holds this dict
             self.shared.clear()

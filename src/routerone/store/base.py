@@ -13,7 +13,14 @@ from typing import Final, Iterable, Protocol, Sequence
 
 __all__ = ["Account", "ApiKey", "Limits", "Reservation", "Settlement", "UsageRecord", "UsageQuery",
            "Store", "NewKey", "LedgerEntry", "AuditEntry", "StoredResponse", "UsageReject", "Unset", "UNSET",
-           "DuplicateAccountName", "account_name_key", "refuse_taken_name"]
+           "DuplicateAccountName", "account_name_key", "refuse_taken_name", "PING_LOCK_WAIT_MS",
+           "REQUEST_PATH_TABLES"]
+
+# `Store.ping`: how long it waits for the request path's write locks before calling the store
+# locked (a lock held for less, e.g. a quick migration, does not make an instance unready), and
+# the tables whose writes every billed request makes (reserve, settle, usage, the auth cache).
+PING_LOCK_WAIT_MS: Final = 250
+REQUEST_PATH_TABLES: Final = ("accounts", "api_keys", "auth_version", "ledger", "reservations", "usage")
 
 
 class Unset(enum.Enum):
@@ -272,7 +279,10 @@ class Store(Protocol):
 
     # health
     async def ping(self) -> None:
-        """One cheap round trip to the database (readiness); raises when it cannot be reached."""
+        """Readiness: one cheap round trip that also asks for the locks the request path's writes
+        take (without writing), waiting at most PING_LOCK_WAIT_MS for them. Raises `StoreLocked`
+        when another session holds a lock that blocks those writes, and the driver's error when
+        the database cannot be reached."""
 
     # stored Responses-API responses (previous_response_id), always scoped to one account
     async def put_response(self, r: "StoredResponse") -> None:

@@ -6,19 +6,26 @@ the request; it may succeed later: clients get 503 + Retry-After, settles are re
 
 `is_data_error(exc)`: the database refused a value (bad text, a number out of range, a constraint).
 Retrying the same values cannot help: the record is set aside (usage_rejects) and the rest goes on.
+
+`StoreLocked`: raised by `Store.ping` when the database answers but another session holds a lock
+that would make the request path's writes wait (readiness reports it as "locked").
 """
 from __future__ import annotations
 
 import asyncio
 import sqlite3
 
-__all__ = ["is_unavailable", "is_data_error"]
+__all__ = ["is_unavailable", "is_data_error", "StoreLocked"]
 
 # SQLSTATE classes: 08 connection exception, 53 insufficient resources, 57 operator intervention
 # (admin shutdown, cannot connect now), 58 system error; 22 data exception, 23 integrity violation.
 _UNAVAILABLE_CLASSES = ("08", "53", "57", "58")
 _DATA_CLASSES = ("22", "23")
 _SQLITE_UNAVAILABLE = ("locked", "busy", "unable to open", "disk i/o", "readonly", "database or disk is full")
+
+
+class StoreLocked(Exception):
+    """The tables the request path writes are locked by another session (see `Store.ping`)."""
 
 
 def _sqlstate(exc: BaseException) -> str:

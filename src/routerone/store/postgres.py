@@ -68,8 +68,10 @@ from . import postgres_sql as sql
 from . import rows
 from ..batching import Batcher
 from .bounds import check_adjustment, unspent_grant_micros, withdrawal_note, withdrew_all
-from .base import (Account, ApiKey, LedgerEntry, Limits, NewKey, Reservation, Settlement, UNSET, Unset,
-                   UsagePage, UsageQuery, UsageRecord, UsageReject, UsageTotals, refuse_taken_name)
+from .errors import StoreLocked
+from .base import (PING_LOCK_WAIT_MS, REQUEST_PATH_TABLES, Account, ApiKey, LedgerEntry, Limits, NewKey,
+                   Reservation, Settlement, UNSET, Unset, UsagePage, UsageQuery, UsageRecord, UsageReject,
+                   UsageTotals, refuse_taken_name)
 from .migrations import MIGRATIONS, migration_sql
 from .postgres_console import PostgresConsoleMixin
 from .postgres_records import PostgresRecordsMixin
@@ -463,7 +465,15 @@ class PostgresStore(PostgresConsoleMixin, PostgresRecordsMixin):
 
     # -- health ---------------------------------------------------------------------------------
     async def ping(self) -> None:
-        await (await self._db()).fetchval("SELECT 1")
+        """The locks an INSERT/UPDATE takes (ROW EXCLUSIVE, which traffic never blocks), asked for
+        in a transaction that writes nothing; another session's EXCLUSIVE / ACCESS EXCLUSIVE /
+        SHARE lock on a request-path table makes it fail after PING_LOCK_WAIT_MS."""
+        try:
+            async with self._tx() as db:
+                await db.execute(f"SET LOCAL lock_timeout = '{PING_LOCK_WAIT_MS}ms'; "
+                                 f"LOCK TABLE {', '.join(REQUEST_PATH_TABLES)} IN ROW EXCLUSIVE MODE")
+        except asyncpg.LockNotAvailableError:
+            raise StoreLocked("locked") from None
 
     # -- usage recorded with the charge (issue 11) ----------------------------------------------
     async def settle_recorded(self, request_id: str, cost_micros: int, record: UsageRecord) -> Settlement | None:

@@ -3,15 +3,17 @@ write path they run on are `sqlite_engine.SQLiteEngine` (WAL, group commit, writ
 loop when they cannot wait)."""
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import time
 from typing import Any, Sequence
 
 from . import rows
-from .base import (Account, ApiKey, AuditEntry, LedgerEntry, Limits, NewKey, Reservation, Settlement,
+from .base import (PING_LOCK_WAIT_MS, Account, ApiKey, AuditEntry, LedgerEntry, Limits, NewKey, Reservation, Settlement,
                    StoredResponse, UNSET, Unset, UsagePage, UsageQuery, UsageRecord, UsageReject, UsageTotals,
                    refuse_taken_name)
 from .bounds import check_adjustment, unspent_grant_micros, withdrawal_note, withdrew_all
+from .errors import StoreLocked
 from .migrations import MIGRATIONS, migration_sql
 from .sqlite_console import SQLiteConsoleMixin
 from .sqlite_engine import SQLiteEngine
@@ -280,7 +282,26 @@ class SQLiteStore(SQLiteEngine, SQLiteConsoleMixin):
 
     # -- health ---------------------------------------------------------------------------------
     async def ping(self) -> None:
-        await self._run(lambda db: db.execute("SELECT 1").fetchone())
+        """Takes the write lock and gives it back at once (BEGIN IMMEDIATE; ROLLBACK) on a
+        connection of its own, off the writer thread (which a held lock may be keeping busy), waiting
+        at most PING_LOCK_WAIT_MS: another process holding the lock makes it raise StoreLocked.
+        In memory there is no other process: a plain round trip on the thread."""
+        if not self._inline:
+            await self._run(lambda db: db.execute("SELECT 1").fetchone())
+            return
+        await asyncio.get_running_loop().run_in_executor(None, self._probe_write_lock)
+
+    def _probe_write_lock(self) -> None:
+        db = sqlite3.connect(self.path, isolation_level=None, timeout=PING_LOCK_WAIT_MS / 1000)
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("ROLLBACK")
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise StoreLocked("locked") from None
+            raise
+        finally:
+            db.close()
 
     async def put_response(self, r: StoredResponse) -> None:
         await self._tx(lambda db: db.execute(

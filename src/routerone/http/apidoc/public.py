@@ -148,11 +148,13 @@ SCHEMAS = {
 _readyz = operation(
     "Readiness", OPS_TAG, auth=None, errors=(), ok=ref("Readiness"), operation_id="readiness",
     description="200 `{\"status\": \"ready\"}` when the database (and, under the closed Redis failure policy, "
-                "Redis) answers a ping within a second; checks are shared and cached for one second. 503 "
-                "`{\"status\": \"draining\"}` from the moment a drain starts (SIGTERM), or `{\"status\": "
-                "\"unready\", \"unreachable\": {\"database\": \"timeout\"}}` naming each dependency that did "
-                "not answer and the kind of failure. Neither 503 is the error shape: a load balancer reads `status`.")
-_readyz["responses"]["503"] = {"description": "Not ready: draining, or a dependency is unreachable",
+                "Redis) answers a ping within a second, and no other session holds a lock that would make "
+                "requests' writes wait (the ping asks for those locks, writes nothing, and waits 250 ms); checks "
+                "are shared and cached for one second. 503 `{\"status\": \"draining\"}` from the moment a "
+                "drain starts (SIGTERM), or `{\"status\": \"unready\", \"unreachable\": {\"database\": "
+                "\"timeout\"}}` naming each dependency that did not answer and the kind of failure (`timeout`, "
+                "`locked`, or the error's type). Neither 503 is the error shape: a load balancer reads `status`.")
+_readyz["responses"]["503"] = {"description": "Not ready: draining, or a dependency is unreachable or locked",
                                "content": {"application/json": {"schema": ref("Readiness")}}}
 
 PATHS = {
