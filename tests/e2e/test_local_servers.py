@@ -1,0 +1,169 @@
+"""Router One in front of the self-hosted servers an OpenRouter/LiteLLM user points it at (Ollama,
+llama.cpp's llama-server, LM Studio, TGI, SGLang, LocalAI; vLLM has test_byom.py), configured as
+the README says (a `[providers.NAME]` table with the server's base_url), with the official `openai`
+and `anthropic` SDKs as clients. Each fake server answers as the real one does
+(routerone/testing/local_flavors.py cites what was read): its model ids, error bodies, usage only
+with include_usage or on the finish chunk, `timings`, empty ids, whole tool calls.
+
+Every answer must reach the client as OpenAI's (or Anthropic's) would, errors in the documented
+shape and status with the server's explanation, and every request billed once with the server's
+token counts."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import anthropic
+import openai
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from money_procs import settled_rows  # noqa: E402
+
+from routerone.settings import load_settings  # noqa: E402
+from routerone.testing.fake_local import ERROR_TEXT, FLAVORS, LocalServer  # noqa: E402
+from routerone.testing.harness import ADMIN_KEY, Gateway  # noqa: E402
+
+HI = [{"role": "user", "content": "Say hello to the local box."}]
+WEATHER = [{"type": "function", "function": {"name": "get_weather", "description": "Weather in a city",
+                                             "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
+                                                            "required": ["city"]}}}]
+
+
+@pytest.fixture(scope="module", params=sorted(FLAVORS))
+def server(request):
+    with LocalServer(request.param) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def gw(server, tmp_path_factory):
+    """The README's three lines: a provider table named by the operator, the server's base_url."""
+    tmp = tmp_path_factory.mktemp("local")
+    cfg = tmp / "router.toml"
+    cfg.write_text(f'[providers.box]\nbase_url = "{server.base_url}"\n')
+    settings = load_settings(str(cfg), env={}, database_url=f"sqlite:///{tmp}/gw.db", admin_key=ADMIN_KEY,
+                             usage_flush_interval_s=0.05)
+    with Gateway(settings) as g:
+        yield g
+
+
+def _model(server) -> str:
+    return server.flavor.models[0]
+
+
+def _tokens(row) -> tuple[int, int]:
+    return row.prompt_tokens, row.completion_tokens
+
+
+def _expected(server) -> tuple[int, int]:
+    return server.last_usage["prompt_tokens"], server.last_usage["completion_tokens"]
+
+
+def test_the_servers_models_are_listed_under_their_own_ids(server, gw, make_openai_client):
+    client = make_openai_client(gw)
+    listed = {m.id for m in client.models.list()}
+    assert set(server.flavor.models) <= listed
+    assert {f"box/{m}" for m in server.flavor.models} <= listed or set(server.flavor.models) <= listed
+
+
+def test_a_chat_answer_is_openai_s_and_billed_with_the_server_s_counts(server, gw, make_openai_client):
+    key, account = gw.new_key()
+    client = make_openai_client(gw, api_key=key)
+    reply = client.chat.completions.create(model=_model(server), messages=HI, max_tokens=5)
+    assert reply.id and reply.object == "chat.completion"
+    assert reply.choices[0].message.content and reply.choices[0].finish_reason == "length"
+    assert (reply.usage.prompt_tokens, reply.usage.completion_tokens) == _expected(server) == (reply.usage.prompt_tokens, 5)
+    [row] = settled_rows(gw, account, 1)
+    assert _tokens(row) == _expected(server) and row.status == 200
+
+
+@pytest.mark.parametrize("include_usage", [True, False])
+def test_a_stream_is_openai_s_and_billed_once_with_the_server_s_counts(server, gw, make_openai_client, include_usage):
+    key, account = gw.new_key()
+    client = make_openai_client(gw, api_key=key)
+    opts = {"stream_options": {"include_usage": True}} if include_usage else {}
+    chunks = list(client.chat.completions.create(model=_model(server), messages=HI, max_tokens=6, stream=True, **opts))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert len({c.id for c in chunks}) == 1 and chunks[0].id
+    finishes = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+    assert finishes == ["length"]
+    with_usage = [c for c in chunks if c.usage is not None]
+    if include_usage:     # one usage chunk, the last, with no choices (as OpenAI sends it)
+        assert with_usage == [chunks[-1]] and chunks[-1].choices == []
+        assert (chunks[-1].usage.prompt_tokens, chunks[-1].usage.completion_tokens) == _expected(server)
+    else:
+        assert with_usage == []
+    [row] = settled_rows(gw, account, 1)
+    assert row.completion_tokens == 6 and row.stream
+    if include_usage or server.flavor.usage_mode != "trailer":     # the server counted: its counts
+        assert _tokens(row) == _expected(server)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_tool_call_reaches_the_client_whole(server, gw, make_openai_client, stream):
+    key, account = gw.new_key()
+    client = make_openai_client(gw, api_key=key)
+    ask = [{"role": "user", "content": "Weather in Paris?"}]
+    if stream:
+        chunks = list(client.chat.completions.create(model=_model(server), messages=ask, tools=WEATHER, stream=True,
+                                                     stream_options={"include_usage": True}))
+        calls = [tc for c in chunks if c.choices for tc in c.choices[0].delta.tool_calls or []]
+        assert calls[0].id and calls[0].function.name == "get_weather"
+        assert "".join(tc.function.arguments or "" for tc in calls) == '{"city":"Paris"}'
+        assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["tool_calls"]
+    else:
+        reply = client.chat.completions.create(model=_model(server), messages=ask, tools=WEATHER)
+        [call] = reply.choices[0].message.tool_calls
+        assert call.id and call.function.name == "get_weather" and call.function.arguments == '{"city":"Paris"}'
+        assert reply.choices[0].finish_reason == "tool_calls"
+    [row] = settled_rows(gw, account, 1)
+    assert _tokens(row) == _expected(server)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_the_anthropic_sdk_on_messages_gets_anthropic_s_answer_and_is_billed_once(server, gw, stream):
+    key, account = gw.new_key()
+    client = anthropic.Anthropic(base_url=gw.url, api_key=key, max_retries=0, timeout=30)
+    if stream:
+        with client.messages.stream(model=_model(server), max_tokens=4, messages=HI) as s:
+            msg = s.get_final_message()
+    else:
+        msg = client.messages.create(model=_model(server), max_tokens=4, messages=HI)
+    assert msg.content[0].type == "text" and msg.content[0].text and msg.stop_reason == "max_tokens"
+    assert (msg.usage.input_tokens, msg.usage.output_tokens) == _expected(server) == (msg.usage.input_tokens, 4)
+    [row] = settled_rows(gw, account, 1)
+    assert _tokens(row) == _expected(server) and row.protocol == "messages"
+
+
+def test_an_error_inside_a_stream_is_an_error_for_the_client_and_bills_what_was_relayed(server, gw, make_openai_client):
+    """The error event comes after two content chunks: relayed before it (then the stream's error
+    event), or, when all of it arrived within the stream hold, a 502 before the stream; billed for
+    what the client received either way."""
+    key, account = gw.new_key()
+    client = make_openai_client(gw, api_key=key)
+    got = []
+    with pytest.raises(openai.APIError):
+        for c in client.chat.completions.create(model=_model(server), stream=True,
+                                                messages=[{"role": "user", "content": "[[stream_error:2]]"}]):
+            got.extend(c.choices[0].delta.content or "" for c in [c] if c.choices)
+    assert "".join(got) in ("Hello!", "")
+    [row] = settled_rows(gw, account, 1)
+    assert row.status == 502 and (row.completion_tokens >= 2 if got else row.cost_micros == 0)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_request_refused_inside_the_stream_is_the_400_the_unstreamed_one_is(server, gw, make_openai_client, stream):
+    """TGI answers a streamed request it will not take (input too long, ...) with a 200 whose first
+    event is `{"error": {"message", "http_status_code": 422}}`; llama.cpp and SGLang put the
+    status in the error's `code`. The client gets the 400 it gets unstreamed, not a 502."""
+    if stream and server.flavor.error_shape not in ("tgi", "llamacpp", "sglang"):
+        pytest.skip("this server sends no status inside its stream")
+    key, account = gw.new_key()
+    client = make_openai_client(gw, api_key=key)
+    ask = [{"role": "user", "content": "[[refuse_in_stream:400]]" if stream else "[[error:400]]"}]
+    with pytest.raises(openai.BadRequestError) as exc:
+        list(client.chat.completions.create(model=_model(server), messages=ask, stream=stream))
+    assert exc.value.status_code == 400 and ERROR_TEXT in exc.value.message
+    [row] = settled_rows(gw, account, 1)
+    assert row.status == 400 and row.cost_micros == 0
