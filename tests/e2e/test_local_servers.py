@@ -167,3 +167,16 @@ def test_a_request_refused_inside_the_stream_is_the_400_the_unstreamed_one_is(se
     assert exc.value.status_code == 400 and ERROR_TEXT in exc.value.message
     [row] = settled_rows(gw, account, 1)
     assert row.status == 400 and row.cost_micros == 0
+
+
+def test_max_completion_tokens_caps_the_answer_on_every_server(server, gw, make_openai_client):
+    """The openai SDK's `max_completion_tokens` (OpenAI's name since 2024): Ollama reads only
+    `max_tokens` (openai/openai.go ChatCompletionRequest) and answered at its natural length,
+    finish_reason "stop", more tokens than were asked for and reserved."""
+    key, account = gw.new_key()
+    client = make_openai_client(gw, api_key=key)
+    reply = client.chat.completions.create(model=_model(server), messages=HI, max_completion_tokens=3)
+    assert reply.usage.completion_tokens == 3 and reply.choices[0].finish_reason == "length"
+    assert server.requests[-1].get("max_tokens", server.requests[-1].get("max_completion_tokens")) == 3
+    [row] = settled_rows(gw, account, 1)
+    assert row.completion_tokens == 3

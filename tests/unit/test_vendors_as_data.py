@@ -49,3 +49,16 @@ def test_openai_passes_everything_through():
     _, body = build("openai")
     for k in ("max_completion_tokens", "seed", "logit_bias", "top_k"):
         assert body[k] == BODY[k]
+
+
+@pytest.mark.parametrize("conf, renamed", [({}, True), ({"api_key": "sk-box"}, True),
+                                           ({"prices": "openai", "api_key": "sk-proxy"}, False)])
+def test_an_operator_named_server_gets_the_cap_as_max_tokens_unless_it_is_a_priced_proxy(conf, renamed):
+    """Ollama reads only `max_tokens`; a proxy in front of OpenAI (`prices = "openai"`) keeps
+    `max_completion_tokens`, which OpenAI's reasoning models require."""
+    from routerone.providers.base import Deployment
+    settings = Settings(demo="off", providers={"box": ProviderSettings(base_url="http://box:11434/v1", **conf)})
+    vendor = load_catalog(settings).vendors["box"]
+    req = OpenAICompatAdapter().build_request(validate_body(dict(BODY)), Deployment("m", vendor, "m"), stream=False)
+    body = orjson.loads(req.body)
+    assert (body.get("max_tokens"), body.get("max_completion_tokens")) == ((5, None) if renamed else (None, 5))

@@ -35,6 +35,10 @@ _PROTOCOL_DEFAULTS: dict[str, dict[str, Any]] = {
     "azure": {"protocol": "openai", "auth": "api-key", "chat_path": "/openai/deployments/{model}/chat/completions",
               "query": {"api-version": "2024-10-21"}},
 }
+# an operator-named OpenAI-protocol provider with no `prices` (a self-hosted server, not a proxy in front
+# of a paid vendor) gets the cap as `max_tokens`, which every such server reads: Ollama reads only it
+# (ollama/ollama openai/openai.go ChatCompletionRequest) and ignored `max_completion_tokens`
+_SELF_HOSTED_RENAME = {"max_completion_tokens": "max_tokens"}
 _KNOWN_PROTOCOL = {"azure": "azure"}
 # whose prices an operator-named provider of this protocol charges, unless it says (`prices`)
 _PROTOCOL_PRICES = {"anthropic": "anthropic", "gemini": "google", "azure": "azure"}   # shipped vendor rows whose `protocol` setting is not their wire protocol
@@ -112,6 +116,8 @@ def _entry(name: str, raw: dict[str, Any] | None, conf: ProviderSettings, port: 
             raise SettingsError(f"providers.{name}.base_url: required for a provider that is not a known vendor "
                                 f"(known: {', '.join(sorted(n for n in shipped('vendors.toml') if n != 'demo'))})")
         raw = {**_PROTOCOL_DEFAULTS[conf.protocol or "openai"], "needs_key": False, "label": name}
+        if (conf.protocol or "openai") == "openai" and not conf.prices:
+            raw["rename"] = _SELF_HOSTED_RENAME
     elif conf.protocol is not None and conf.protocol != _KNOWN_PROTOCOL.get(name, raw["protocol"]):
         raw = {**raw, **_PROTOCOL_DEFAULTS[conf.protocol]}
     v = _vendor_from_row(name, raw)
