@@ -36,12 +36,24 @@ def server(request):
         yield srv
 
 
+def _embedders(server) -> list[str]:
+    """The server's embedding models (the fake answers /v1/embeddings for any; these are the ids
+    its list has for them, or its one model where the server runs in embedding mode)."""
+    if not server.flavor.embeddings:
+        return []
+    named = [m for m in server.flavor.models if "embed" in m]
+    return named or [server.flavor.models[0] + "-embed"]
+
+
 @pytest.fixture(scope="module")
 def gw(server, tmp_path_factory):
-    """The README's three lines: a provider table named by the operator, the server's base_url."""
+    """The README's lines: a provider table named by the operator, the server's base_url, and the
+    embedding models it serves (`embedding_models`), which its model list cannot tell apart."""
     tmp = tmp_path_factory.mktemp("local")
     cfg = tmp / "router.toml"
-    cfg.write_text(f'[providers.box]\nbase_url = "{server.base_url}"\n')
+    embedders = ", ".join(f'"{m}"' for m in _embedders(server))
+    cfg.write_text(f'[providers.box]\nbase_url = "{server.base_url}"\n'
+                   + (f"embedding_models = [{embedders}]\n" if embedders else ""))
     settings = load_settings(str(cfg), env={}, database_url=f"sqlite:///{tmp}/gw.db", admin_key=ADMIN_KEY,
                              usage_flush_interval_s=0.05)
     with Gateway(settings) as g:
@@ -49,7 +61,7 @@ def gw(server, tmp_path_factory):
 
 
 def _model(server) -> str:
-    return server.flavor.models[0]
+    return server.flavor.models[0]     # a chat model (embedding models are listed after)
 
 
 def _tokens(row) -> tuple[int, int]:
@@ -63,8 +75,8 @@ def _expected(server) -> tuple[int, int]:
 def test_the_servers_models_are_listed_under_their_own_ids(server, gw, make_openai_client):
     client = make_openai_client(gw)
     listed = {m.id for m in client.models.list()}
-    assert set(server.flavor.models) <= listed
-    assert {f"box/{m}" for m in server.flavor.models} <= listed or set(server.flavor.models) <= listed
+    chat = set(server.flavor.models) - set(_embedders(server))
+    assert chat <= listed and not listed & set(_embedders(server))
 
 
 def test_a_chat_answer_is_openai_s_and_billed_with_the_server_s_counts(server, gw, make_openai_client):
@@ -180,3 +192,25 @@ def test_max_completion_tokens_caps_the_answer_on_every_server(server, gw, make_
     assert server.requests[-1].get("max_tokens", server.requests[-1].get("max_completion_tokens")) == 3
     [row] = settled_rows(gw, account, 1)
     assert row.completion_tokens == 3
+
+
+def test_the_servers_embedding_models_answer_on_embeddings_and_never_chat(server, gw, make_openai_client):
+    """Ollama, LM Studio, llama.cpp (--embeddings), SGLang (--is-embedding) and LocalAI serve
+    /v1/embeddings; their model lists do not say which models embed. Named in `embedding_models`,
+    they are served on /v1/embeddings (billed with the server's count) and are not chat models
+    (`auto` never picks one; a chat request naming one is a 404, as for OpenAI's embedders)."""
+    if not _embedders(server):
+        pytest.skip("TGI has no /v1/embeddings (that is TEI)")
+    key, account = gw.new_key()
+    client = make_openai_client(gw, api_key=key)
+    model = _embedders(server)[0]
+    for name in (model, f"box/{model}"):
+        out = client.embeddings.create(model=name, input=["first text", "second text"])
+        assert [d.index for d in out.data] == [0, 1] and len(out.data[0].embedding) == 1536
+        assert out.usage.prompt_tokens == 4
+    assert server.requests[-1]["model"] == model
+    with pytest.raises(openai.NotFoundError):      # as OpenAI's embedders: not a chat model
+        client.chat.completions.create(model=model, messages=HI)
+    rows = settled_rows(gw, account, 2)
+    assert [(r.protocol, r.prompt_tokens, r.status) for r in rows] == [("embeddings", 4, 200)] * 2
+    assert model not in {m.id for m in client.models.list()}     # a chat model list, as for OpenAI's embedders

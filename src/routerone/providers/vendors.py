@@ -57,12 +57,16 @@ class ProviderEntry:
     rpm: int | None = None                # upstream caps for every deployment on this provider
     tpm: int | None = None
     enabled: bool = True                  # false: `enabled = false` turned it off (its key, if any, dropped)
+    embedding_models: tuple[str, ...] = ()   # served on /v1/embeddings (embedding_catalog), never as chat models
 
     @property
     def name(self) -> str:
         return self.vendor.name
 
     def wants(self, model: str) -> bool:
+        """A chat model this provider serves (of those it lists or the catalog knows)."""
+        if model in self.embedding_models:
+            return False
         return not self.patterns or any(fnmatch.fnmatchcase(model, p) for p in self.patterns)
 
     @property
@@ -135,11 +139,28 @@ def _entry(name: str, raw: dict[str, Any] | None, conf: ProviderSettings, port: 
     except ValueError as exc:
         raise SettingsError(str(exc)) from None
     prices_id = conf.prices or raw.get("prices") or (None if known else _PROTOCOL_PRICES.get(conf.protocol or ""))
+    _check_embedding_models(name, conf, v, known, price)
     return ProviderEntry(v, known, prices_id, bool(discover) and conf.enabled, conf.models, price,
                          conf.discovery_interval_s,
                          (conf.connect_timeout_s, conf.first_byte_timeout_s, conf.idle_timeout_s, conf.stream_timeout_s),
                          conf.rpm, conf.tpm,
-                         conf.enabled)
+                         conf.enabled, conf.embedding_models)
+
+
+def _check_embedding_models(name: str, conf: ProviderSettings, v: Vendor, known: bool, price: Price | None) -> None:
+    """`embedding_models` names a self-hosted server's embedders: an OpenAI-protocol provider the
+    operator named, with a price for them (keyless: 0; else `input_usd_per_mtok`)."""
+    if not conf.embedding_models:
+        return
+    where = f"providers.{name}.embedding_models"
+    if known or v.protocol != "openai" or "{model}" in v.chat_path:
+        raise SettingsError(f"{where}: only for a server you name that speaks the openai protocol (a known "
+                            "vendor's embedding models are built in)")
+    if price is None:
+        raise SettingsError(f"{where}: a provider with an API key needs input_usd_per_mtok to price them")
+    for m in conf.embedding_models:
+        if not m or not m.isprintable() or " " in m or "," in m or any(c in m for c in "*?["):
+            raise SettingsError(f"{where}: {m!r} is not a model name (exact names, no wildcards)")
 
 
 def build_providers(settings: Settings, port: int) -> tuple[dict[str, ProviderEntry], list[str]]:
