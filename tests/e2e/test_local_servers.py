@@ -15,6 +15,7 @@ from pathlib import Path
 
 import anthropic
 import openai
+import orjson
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -23,6 +24,7 @@ from money_procs import settled_rows  # noqa: E402
 from routerone.settings import load_settings  # noqa: E402
 from routerone.testing.fake_local import ERROR_TEXT, FLAVORS, LocalServer  # noqa: E402
 from routerone.testing.harness import ADMIN_KEY, Gateway  # noqa: E402
+from routerone.tokens import MESSAGE_OVERHEAD_TOKENS, count_message_tokens  # noqa: E402
 
 HI = [{"role": "user", "content": "Say hello to the local box."}]
 WEATHER = [{"type": "function", "function": {"name": "get_weather", "description": "Weather in a city",
@@ -68,8 +70,12 @@ def _tokens(row) -> tuple[int, int]:
     return row.prompt_tokens, row.completion_tokens
 
 
-def _expected(server) -> tuple[int, int]:
-    return server.last_usage["prompt_tokens"], server.last_usage["completion_tokens"]
+def _expected(server, *, counted: bool = False) -> tuple[int, int]:
+    """The server's counts; `counted`: Router One's own where the server sent none (a stream of
+    Ollama before 0.5.2): the prompt's o200k count (the fake's) plus OpenAI's per-message framing."""
+    prompt, completion = server.last_usage["prompt_tokens"], server.last_usage["completion_tokens"]
+    return (prompt + MESSAGE_OVERHEAD_TOKENS * len(server.requests[-1]["messages"]) + 3 if counted else prompt,
+            completion)
 
 
 def test_the_servers_models_are_listed_under_their_own_ids(server, gw, make_openai_client):
@@ -101,15 +107,15 @@ def test_a_stream_is_openai_s_and_billed_once_with_the_server_s_counts(server, g
     finishes = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
     assert finishes == ["length"]
     with_usage = [c for c in chunks if c.usage is not None]
+    counted = server.flavor.usage_mode == "none"     # the server sends none: Router One's own count
     if include_usage:     # one usage chunk, the last, with no choices (as OpenAI sends it)
         assert with_usage == [chunks[-1]] and chunks[-1].choices == []
-        assert (chunks[-1].usage.prompt_tokens, chunks[-1].usage.completion_tokens) == _expected(server)
+        assert (chunks[-1].usage.prompt_tokens, chunks[-1].usage.completion_tokens) == _expected(server, counted=counted)
     else:
         assert with_usage == []
     [row] = settled_rows(gw, account, 1)
     assert row.completion_tokens == 6 and row.stream
-    if include_usage or server.flavor.usage_mode != "trailer":     # the server counted: its counts
-        assert _tokens(row) == _expected(server)
+    assert _tokens(row) == _expected(server, counted=counted)
 
 
 @pytest.mark.parametrize("stream", [False, True])
@@ -130,7 +136,11 @@ def test_a_tool_call_reaches_the_client_whole(server, gw, make_openai_client, st
         assert call.id and call.function.name == "get_weather" and call.function.arguments == '{"city":"Paris"}'
         assert reply.choices[0].finish_reason == "tool_calls"
     [row] = settled_rows(gw, account, 1)
-    assert _tokens(row) == _expected(server)
+    if stream and server.flavor.usage_mode == "none":    # Router One's count, of the tool definitions too
+        prompt = ask[0]["content"] + "\n" + orjson.dumps(WEATHER).decode()
+        assert _tokens(row) == (count_message_tokens(prompt, 1), _expected(server)[1])
+    else:
+        assert _tokens(row) == _expected(server)
 
 
 @pytest.mark.parametrize("stream", [False, True])
@@ -143,9 +153,11 @@ def test_the_anthropic_sdk_on_messages_gets_anthropic_s_answer_and_is_billed_onc
     else:
         msg = client.messages.create(model=_model(server), max_tokens=4, messages=HI)
     assert msg.content[0].type == "text" and msg.content[0].text and msg.stop_reason == "max_tokens"
-    assert (msg.usage.input_tokens, msg.usage.output_tokens) == _expected(server) == (msg.usage.input_tokens, 4)
+    counted = stream and server.flavor.usage_mode == "none"
+    assert (msg.usage.input_tokens, msg.usage.output_tokens) == _expected(server, counted=counted)
+    assert msg.usage.output_tokens == 4
     [row] = settled_rows(gw, account, 1)
-    assert _tokens(row) == _expected(server) and row.protocol == "messages"
+    assert _tokens(row) == _expected(server, counted=counted) and row.protocol == "messages"
 
 
 def test_an_error_inside_a_stream_is_an_error_for_the_client_and_bills_what_was_relayed(server, gw, make_openai_client):

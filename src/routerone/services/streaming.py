@@ -340,12 +340,17 @@ class ChatStream:
             await asyncio.to_thread(load_tokenizer)
             if self._settled:
                 return Usage(), 0, False
+        prompt = self.call.prompt_tokens
+        if usage is None or usage.unreadable:     # Router One's own count of the prompt (before the mark, as above)
+            prompt = await self.call.counted_prompt_tokens()
+            if self._settled:
+                return Usage(), 0, False
         self._settled = True
         billing = self.svc.d.billing
         if usage is None:
-            usage = Usage(self.call.prompt_tokens, self._text.counter.total(), estimated=True)
+            usage = Usage(prompt, self._text.counter.total(), estimated=True)
         elif usage.unreadable:       # counts that are not numbers: Router One's own
-            usage = usage.filled_from(Usage(self.call.prompt_tokens, self._text.counter.total()))
+            usage = usage.filled_from(Usage(prompt, self._text.counter.total()))
         elif error is not None or client_closed:
             # the upstream's final count never came (Anthropic's message_start says 1): bill at
             # least what was relayed

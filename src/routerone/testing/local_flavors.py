@@ -5,7 +5,9 @@ Sources (read for session 16's local-server check):
 - Ollama: ollama/ollama `openai/openai.go` (ErrorResponse, ToChunk, ToUsage, ToListCompletion,
   ChatCompletionRequest: `max_tokens` only) and `middleware/openai.go` (ChatWriter: the usage chunk
   with `choices: []` only with stream_options.include_usage, then `data: [DONE]`; errors rewritten
-  by NewError to `{"error": {"message", "type", "param": null, "code": null}}`).
+  by NewError to `{"error": {"message", "type", "param": null, "code": null}}`). Before v0.5.2
+  (commit e28f2d49 "openai: return usage as final chunk for streams", Dec 2024) a stream had no
+  usage at all, whatever stream_options said.
 - llama.cpp `llama-server`: ggml-org/llama.cpp `tools/server/server-common.cpp`
   (format_error_response: `{"code": <int>, "message", "type"}` under "error", 400/401/404/500/501/503)
   and `tools/server/server-task.cpp` (to_json_oaicompat_chat[_stream]: `timings` on the reply and on
@@ -44,7 +46,7 @@ class Flavor:
     name: str
     models: tuple[str, ...]
     error_shape: str                 # ollama | llamacpp | tgi | sglang | lmstudio | localai
-    usage_mode: str = "trailer"      # trailer (only with include_usage) | finish_chunk | every_chunk | zeros
+    usage_mode: str = "trailer"      # trailer (only with include_usage) | finish_chunk | every_chunk | none
     timings: bool = False            # llama.cpp's `timings` object on the reply and the last chunk
     empty_id: bool = False           # TGI: `id: ""` on every chunk and reply
     null_usage_chunks: bool = False  # TGI: `"usage": null` on every chunk without usage
@@ -60,6 +62,8 @@ class Flavor:
 FLAVORS: dict[str, Flavor] = {f.name: f for f in (
     Flavor("ollama", ("llama3.2:latest", "qwen2.5:7b", "nomic-embed-text:latest"), "ollama",
            whole_tool_calls=True, role_every_chunk=True, max_completion_tokens=False, fingerprint="fp_ollama"),
+    Flavor("ollama-0.5.1", ("llama3.2:latest",), "ollama", usage_mode="none", whole_tool_calls=True,
+           role_every_chunk=True, max_completion_tokens=False, fingerprint="fp_ollama"),
     Flavor("llamacpp", ("/models/Qwen2.5-7B-Instruct-Q4_K_M.gguf",), "llamacpp", timings=True,
            fingerprint="b6097-9515c613"),
     Flavor("llamacpp-old", ("/models/Qwen2.5-7B-Instruct-Q4_K_M.gguf",), "llamacpp", usage_mode="finish_chunk",
