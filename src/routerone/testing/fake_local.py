@@ -150,7 +150,8 @@ class LocalServer(ThreadedServer):
             if f.timings:
                 trailer["timings"] = _timings(usage)
             await resp.write(b"data: " + orjson.dumps(trailer) + b"\n\n")
-        await resp.write(b"data: [DONE]\n\n")
+        if f.done:
+            await resp.write(b"data: [DONE]\n\n")
         return resp
 
     async def _stream_tools(self, resp, chunk, calls) -> None:

@@ -15,6 +15,8 @@ Sources (read for session 16's local-server check):
   the include_usage change (e.g. b6097, as quoted in g0t4/ask-openai.nvim
   `lua/ask-openai/rewrites/harmony/NOTES.md`) put `usage` and `timings` on the finish chunk itself,
   with its choices, always. `/v1/models` lists the model file's path as its id unless `--alias`.
+  ikawrakow/ik_llama.cpp (its fork) ended a stream without `data: [DONE]` unless started with
+  `--send-done` (issue #467, PR #470).
 - LM Studio: https://lmstudio.ai/docs/api/openai-api (the /v1 endpoints: models, chat/completions,
   embeddings, completions, responses); its ids are publisher/name (`qwen/qwen3-8b`) and embedding
   models are listed in /v1/models beside the LLMs.
@@ -54,6 +56,7 @@ class Flavor:
     role_every_chunk: bool = False   # Ollama: `role: "assistant"` in every delta
     max_completion_tokens: bool = True   # False: ignored (Ollama reads only max_tokens)
     embeddings: bool = True
+    done: bool = True                # False: the stream ends after its last chunk, no `data: [DONE]`
     validation_status: int = 400     # TGI: 422 for a request it will not take
     fingerprint: str = "fp_local"
     extra: dict = field(default_factory=dict)
@@ -68,6 +71,7 @@ FLAVORS: dict[str, Flavor] = {f.name: f for f in (
            fingerprint="b6097-9515c613"),
     Flavor("llamacpp-old", ("/models/Qwen2.5-7B-Instruct-Q4_K_M.gguf",), "llamacpp", usage_mode="finish_chunk",
            timings=True, fingerprint="b6097-9515c613"),
+    Flavor("ik-llamacpp", ("Qwen2.5-7B-Instruct-Q4_K_M",), "llamacpp", timings=True, done=False),
     Flavor("lmstudio", ("qwen/qwen3-8b", "text-embedding-nomic-embed-text-v1.5"), "lmstudio"),
     Flavor("tgi", ("meta-llama/Llama-3.1-8B-Instruct",), "tgi", empty_id=True, null_usage_chunks=True,
            embeddings=False, validation_status=422, fingerprint="3.3.4-sha-9f38d93"),
