@@ -226,3 +226,23 @@ def test_the_servers_embedding_models_answer_on_embeddings_and_never_chat(server
     rows = settled_rows(gw, account, 2)
     assert [(r.protocol, r.prompt_tokens, r.status) for r in rows] == [("embeddings", 4, 200)] * 2
     assert model not in {m.id for m in client.models.list()}     # a chat model list, as for OpenAI's embedders
+
+
+def test_the_ollama_template_refuses_what_ollama_would_silently_ignore(tmp_path, make_openai_client):
+    """`[providers.ollama]` (the shipped template): Ollama's ChatCompletionRequest has no `n` nor
+    `logit_bias` (ollama/ollama openai/openai.go), so n=2 answered one choice and a logit bias was
+    dropped without a word. Now a 400 unsupported_parameter naming it (n=1 and {} still pass)."""
+    with LocalServer("ollama") as srv:
+        cfg = tmp_path / "router.toml"
+        cfg.write_text(f'[providers.ollama]\nbase_url = "{srv.base_url}"\n')
+        settings = load_settings(str(cfg), env={}, database_url=f"sqlite:///{tmp_path}/gw.db", admin_key=ADMIN_KEY,
+                                 usage_flush_interval_s=0.05)
+        with Gateway(settings) as g:
+            client = make_openai_client(g)
+            for param, value in (("n", 2), ("logit_bias", {"1734": -100})):
+                with pytest.raises(openai.BadRequestError) as exc:
+                    client.chat.completions.create(model="llama3.2:latest", messages=HI, **{param: value})
+                assert exc.value.code == "unsupported_parameter" and exc.value.param == param
+            reply = client.chat.completions.create(model="llama3.2:latest", messages=HI, n=1, logit_bias={},
+                                                   max_completion_tokens=2)
+            assert reply.usage.completion_tokens == 2 and "n" not in srv.requests[-1]
