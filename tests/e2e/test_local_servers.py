@@ -246,3 +246,21 @@ def test_the_ollama_template_refuses_what_ollama_would_silently_ignore(tmp_path,
             reply = client.chat.completions.create(model="llama3.2:latest", messages=HI, n=1, logit_bias={},
                                                    max_completion_tokens=2)
             assert reply.usage.completion_tokens == 2 and "n" not in srv.requests[-1]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_tool_call_reaches_the_anthropic_sdk_as_a_tool_use(server, gw, stream):
+    key, account = gw.new_key()
+    client = anthropic.Anthropic(base_url=gw.url, api_key=key, max_retries=0, timeout=30)
+    tools = [{"name": "get_weather", "description": "Weather in a city",
+              "input_schema": WEATHER[0]["function"]["parameters"]}]
+    ask = [{"role": "user", "content": "Weather in Paris?"}]
+    if stream:
+        with client.messages.stream(model=_model(server), max_tokens=100, messages=ask, tools=tools) as s:
+            msg = s.get_final_message()
+    else:
+        msg = client.messages.create(model=_model(server), max_tokens=100, messages=ask, tools=tools)
+    [use] = [b for b in msg.content if b.type == "tool_use"]
+    assert use.id and use.name == "get_weather" and use.input == {"city": "Paris"} and msg.stop_reason == "tool_use"
+    [row] = settled_rows(gw, account, 1)
+    assert row.completion_tokens == _expected(server)[1] and row.protocol == "messages"
