@@ -264,3 +264,18 @@ def test_a_tool_call_reaches_the_anthropic_sdk_as_a_tool_use(server, gw, stream)
     assert use.id and use.name == "get_weather" and use.input == {"city": "Paris"} and msg.stop_reason == "tool_use"
     [row] = settled_rows(gw, account, 1)
     assert row.completion_tokens == _expected(server)[1] and row.protocol == "messages"
+
+
+def test_a_model_id_router_one_cannot_serve_is_named_in_the_log(tmp_path, make_openai_client, caplog):
+    """llama-server lists the model file's path as its id: started with -m "/models/My Model.gguf"
+    the id has a space, which no client or key allowlist can carry; it was left out without a word
+    (the box served nothing, every request a 404). Now a warning names it and the way out."""
+    with LocalServer("llamacpp", models=("/models/My Model.gguf",)) as srv:
+        cfg = tmp_path / "router.toml"
+        cfg.write_text(f'[providers.box]\nbase_url = "{srv.base_url}"\n')
+        settings = load_settings(str(cfg), env={}, database_url=f"sqlite:///{tmp_path}/gw.db", admin_key=ADMIN_KEY,
+                                 usage_flush_interval_s=0.05)
+        with caplog.at_level("WARNING", logger="routerone.discovery"), Gateway(settings) as g:
+            assert {m.id for m in make_openai_client(g).models.list()} == set()
+        said = [r.getMessage() for r in caplog.records if r.name == "routerone.discovery"]
+        assert any("'/models/My Model.gguf'" in m and "--alias" in m for m in said), said

@@ -54,7 +54,7 @@ def _parse(body: bytes, url: str) -> list[tuple[str, int | None]]:
         rows = doc["data"] if isinstance(doc, dict) else None
         if not isinstance(rows, list):
             raise TypeError
-        out, seen = [], set()
+        out, seen, unusable = [], set(), []
         for row in rows:
             mid = row.get("id") if isinstance(row, dict) else None
             # a usable id: text a client can send and a key allowlist can hold (no NUL, no spaces),
@@ -64,6 +64,12 @@ def _parse(body: bytes, url: str) -> list[tuple[str, int | None]]:
                 seen.add(mid)
                 ctx = row.get("max_model_len")
                 out.append((mid, ctx if isinstance(ctx, int) and not isinstance(ctx, bool) and ctx > 0 else None))
+            elif isinstance(mid, str) and mid and mid not in seen:
+                unusable.append(mid)
+        if unusable:     # left out without a word, a box could serve nothing (llama-server's id is its file's path)
+            log.warning("%s: %d model id(s) left out (a space, comma or control character, or over 256 characters: "
+                        "no client or key allowlist can name them): %s; rename the model on the server (llama-server: "
+                        "--alias NAME)", url, len(unusable), ", ".join(repr(m[:80]) for m in unusable[:5]))
         return out
     except (orjson.JSONDecodeError, TypeError, KeyError):
         raise DiscoveryError(f"{url}: not an OpenAI model list") from None

@@ -16,6 +16,7 @@ natural length (`[[words:N]]`, default 12).
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
 
@@ -37,8 +38,10 @@ def _json(body: dict, status: int = 200) -> web.Response:
 
 
 class LocalServer(ThreadedServer):
-    def __init__(self, flavor: str) -> None:
+    def __init__(self, flavor: str, *, models: tuple[str, ...] | None = None) -> None:
         self.flavor: Flavor = FLAVORS[flavor]
+        if models is not None:       # e.g. llama-server started with -m "/models/My Model.gguf"
+            self.flavor = dataclasses.replace(self.flavor, models=models)
         self.fake = _Fake(FakeOptions(natural_length=not self.flavor.max_completion_tokens))
         self.last_usage: dict | None = None
         super().__init__(self._app)
