@@ -234,7 +234,8 @@ def test_the_ollama_template_refuses_what_ollama_would_silently_ignore(tmp_path,
     dropped without a word. Now a 400 unsupported_parameter naming it (n=1 and {} still pass)."""
     with LocalServer("ollama") as srv:
         cfg = tmp_path / "router.toml"
-        cfg.write_text(f'[providers.ollama]\nbase_url = "{srv.base_url}"\n')
+        cfg.write_text(f'[providers.ollama]\nbase_url = "{srv.base_url}"\n'
+                       'embedding_models = ["nomic-embed-text:latest"]\n')
         settings = load_settings(str(cfg), env={}, database_url=f"sqlite:///{tmp_path}/gw.db", admin_key=ADMIN_KEY,
                                  usage_flush_interval_s=0.05)
         with Gateway(settings) as g:
@@ -246,6 +247,9 @@ def test_the_ollama_template_refuses_what_ollama_would_silently_ignore(tmp_path,
             reply = client.chat.completions.create(model="llama3.2:latest", messages=HI, n=1, logit_bias={},
                                                    max_completion_tokens=2)
             assert reply.usage.completion_tokens == 2 and "n" not in srv.requests[-1]
+            # the template takes embedding_models too (it had been refused as a known vendor's)
+            out = client.embeddings.create(model="ollama/nomic-embed-text:latest", input="x")
+            assert len(out.data) == 1 and srv.requests[-1]["model"] == "nomic-embed-text:latest"
 
 
 @pytest.mark.parametrize("stream", [False, True])

@@ -85,3 +85,10 @@ def test_a_servers_embedding_models_are_embedders_not_chat_models():
     for mid in ("nomic-embed-text:latest", "box/nomic-embed-text:latest"):
         assert emb[mid].configured and emb[mid].info.price.input_micros_per_mtok == 0
         assert emb[mid].info.deployments[0].upstream_model == "nomic-embed-text:latest"
+
+
+def test_a_known_paid_vendor_takes_no_embedding_models():
+    from routerone.settings import SettingsError
+    with pytest.raises(SettingsError, match="built in"):
+        load_catalog(Settings(demo="off", providers={"openai": ProviderSettings(
+            api_key="sk-x", embedding_models=("my-embedder",))}))

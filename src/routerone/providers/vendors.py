@@ -149,13 +149,14 @@ def _entry(name: str, raw: dict[str, Any] | None, conf: ProviderSettings, port: 
 
 def _check_embedding_models(name: str, conf: ProviderSettings, v: Vendor, known: bool, price: Price | None) -> None:
     """`embedding_models` names a self-hosted server's embedders: an OpenAI-protocol provider the
-    operator named, with a price for them (keyless: 0; else `input_usd_per_mtok`)."""
+    operator named or a keyless template (vllm, ollama), with a price for them (keyless: 0; else
+    `input_usd_per_mtok`)."""
     if not conf.embedding_models:
         return
     where = f"providers.{name}.embedding_models"
-    if known or v.protocol != "openai" or "{model}" in v.chat_path:
-        raise SettingsError(f"{where}: only for a server you name that speaks the openai protocol (a known "
-                            "vendor's embedding models are built in)")
+    if (known and name not in keyless_templates()) or v.protocol != "openai" or "{model}" in v.chat_path:
+        raise SettingsError(f"{where}: only for a self-hosted server (a provider you name that speaks the openai "
+                            "protocol, or the vllm / ollama template); a known vendor's embedding models are built in")
     if price is None:
         raise SettingsError(f"{where}: a provider with an API key needs input_usd_per_mtok to price them")
     for m in conf.embedding_models:
