@@ -47,7 +47,10 @@ def test_a_refusal_as_the_streams_first_event_is_a_400(name) -> None:
     assert exc.value.status == 400 and ("context" in exc.value.message or "4096" in exc.value.message)
 
 
-def test_an_error_after_output_is_a_failure_whatever_status_it_names() -> None:
+@pytest.mark.parametrize("name, says", [("tgi_failure_after_output_stream.sse", "CUDA out of memory"),
+                                        ("llamacpp_error_after_reasoning_stream.sse", "context size")])
+def test_an_error_after_output_is_a_failure_whatever_status_it_names(name, says) -> None:
+    """Output includes reasoning (llama.cpp's reasoning_content, vLLM's and Ollama's reasoning)."""
     with pytest.raises(UpstreamUnavailable) as exc:
-        _stream("tgi_failure_after_output_stream.sse")
-    assert exc.value.status == 502 and "CUDA out of memory" in exc.value.message
+        _stream(name)
+    assert exc.value.status == 502 and says in exc.value.message

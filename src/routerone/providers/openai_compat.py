@@ -116,7 +116,7 @@ class OpenAICompatStream:
             # output after the last usage report: that count was not the final one (an upstream that
             # reported once, early); Router One counts what was relayed (Usage.filled_from)
             self.usage.unreadable += ("completion_tokens",)
-        self.answered = self.answered or _has_output(chunk)
+        self.answered = self.answered or _has_output(chunk, reasoning=True)
         return [chunk]
 
 
@@ -135,10 +135,13 @@ def _ends_in_error(chunk: dict) -> bool:
     return any(ch.get("finish_reason") == "error" for ch in chunk["choices"] if isinstance(ch, dict))
 
 
-def _has_output(chunk: dict) -> bool:
+def _has_output(chunk: dict, *, reasoning: bool = False) -> bool:
+    """A content or tool-call delta; with `reasoning`, a reasoning one too (reasoning_content, or
+    vLLM's and Ollama's `reasoning`)."""
     for ch in chunk["choices"]:
-        d = ch.get("delta") or {}
-        if d.get("content") or d.get("tool_calls"):
+        d = ch.get("delta") if isinstance(ch, dict) else None
+        d = d if isinstance(d, dict) else {}
+        if d.get("content") or d.get("tool_calls") or (reasoning and (d.get("reasoning_content") or d.get("reasoning"))):
             return True
     return False
 
