@@ -283,3 +283,14 @@ def test_a_model_id_router_one_cannot_serve_is_named_in_the_log(tmp_path, make_o
             assert {m.id for m in make_openai_client(g).models.list()} == set()
         said = [r.getMessage() for r in caplog.records if r.name == "routerone.discovery"]
         assert any("'/models/My Model.gguf'" in m and "--alias" in m for m in said), said
+
+
+def test_a_request_the_server_refuses_is_anthropic_s_400_on_messages(server, gw):
+    key, account = gw.new_key()
+    client = anthropic.Anthropic(base_url=gw.url, api_key=key, max_retries=0, timeout=30)
+    with pytest.raises(anthropic.BadRequestError) as exc:
+        client.messages.create(model=_model(server), max_tokens=10, messages=[{"role": "user", "content": "[[error:400]]"}])
+    assert exc.value.status_code == 400 and exc.value.body["type"] == "error"
+    assert exc.value.body["error"]["type"] == "invalid_request_error" and ERROR_TEXT in exc.value.body["error"]["message"]
+    [row] = settled_rows(gw, account, 1)
+    assert row.status == 400 and row.cost_micros == 0
