@@ -3,6 +3,11 @@
 Each row becomes an `EmbeddingModel` around a `ModelInfo` (input price only, `context_window` =
 the per-input token limit) whose one deployment is on the row's provider; a model is served when
 that vendor is configured. Only OpenAI-compatible and Gemini vendors can serve embeddings.
+
+A self-hosted server's embedders (Ollama's `nomic-embed-text:latest`, LM Studio's, llama.cpp's
+`--embeddings`, SGLang's `--is-embedding`, LocalAI's) are its provider table's `embedding_models`:
+served as `<model>` (unless a configured model already has that name) and `<provider>/<model>`, at the
+provider's input price (keyless: 0); their length and per-input limit are the server's to enforce.
 """
 from __future__ import annotations
 
@@ -16,6 +21,9 @@ from .providers.base import Deployment
 from .providers.embeddings import EMBEDDING_PROTOCOLS
 
 __all__ = ["EmbeddingModel", "load_embedding_models"]
+
+SERVER_INPUT_TOKENS = 1_000_000     # a self-hosted embedder's per-input limit: the server's own to enforce
+SERVER_DIMENSIONS = 65_536          # `dimensions` passed on; the vectors are checked against what was asked
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,4 +50,21 @@ def load_embedding_models(catalog: Catalog) -> dict[str, EmbeddingModel]:
         info = ModelInfo(id=raw["id"], provider=vendor.name, context_window=int(raw["max_input_tokens"]),
                          max_output=0, price=price, deployments=(dep,), tools=False, json_schema=False)
         out[raw["id"]] = EmbeddingModel(info, int(raw["dimensions"]), bool(raw.get("custom_dimensions", False)))
+    _add_server_embedders(catalog, out)
     return out
+
+
+def _add_server_embedders(catalog: Catalog, out: dict[str, EmbeddingModel]) -> None:
+    for entry in catalog.providers.values():
+        if not entry.embedding_models or not entry.vendor.configured or entry.unknown_price is None:
+            continue
+        price = Price(input_micros_per_mtok=entry.unknown_price.input_micros_per_mtok)
+        for name in entry.embedding_models:
+            ids = [f"{entry.name}/{name}"]
+            if name not in out or not out[name].configured:     # a configured model of that name keeps it
+                ids.append(name)
+            for mid in ids:
+                info = ModelInfo(id=mid, provider=entry.name, context_window=SERVER_INPUT_TOKENS, max_output=0,
+                                 price=price, deployments=(Deployment(mid, entry.vendor, name),), tools=False,
+                                 json_schema=False)
+                out[mid] = EmbeddingModel(info, SERVER_DIMENSIONS, True)

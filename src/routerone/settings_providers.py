@@ -28,6 +28,8 @@ class ProviderSettings:
     enabled: bool = _f(True, "false: the provider and its models are off (even with a key in the environment)")
     models: tuple[str, ...] = _f(tuple, "models to serve: exact names or wildcards (`\"llama-*\"`); empty = all "
                                  "discovered (plus the catalog's for known vendors)")
+    embedding_models: tuple[str, ...] = _f(tuple, "models this server serves on `/v1/embeddings` (exact names; a model "
+                                           "list does not say which models embed): served there, not as chat models")
     discover: bool | None = _f(None, "ask the provider's `GET /models` for its models (default: on for "
                                "OpenAI-protocol providers that are not a known paid vendor)")
     discovery_interval_s: float = _f(300.0, "how often discovered model lists are refreshed")

@@ -25,7 +25,7 @@ from aiohttp import web
 sys.path.insert(0, str(Path(__file__).parent))
 from money_procs import settled_rows  # noqa: E402
 from routerone.settings import ProviderSettings, Settings  # noqa: E402
-from routerone.tokens import count_prompt_tokens, count_text_tokens  # noqa: E402
+from routerone.tokens import count_message_tokens, count_text_tokens  # noqa: E402
 from routerone.testing.harness import Gateway  # noqa: E402
 from routerone.testing.threaded import ThreadedServer  # noqa: E402
 
@@ -195,7 +195,8 @@ def test_implausible_anthropic_counts_are_billed_for_what_router_one_counted(gw,
     /v1/messages alike. ("absurd", 10**30 / 2**70, already came out this way before session 7.)"""
     key, account_id = gw.new_key()
     ask = _ask(name)
-    own = (count_prompt_tokens(ask[0]["content"], 1), count_text_tokens(TEXT))
+    own = (count_message_tokens(ask[0]["content"], 1),   # the prompt counted, not the hold's bytes bound
+            count_text_tokens(TEXT))
     client = openai.OpenAI(base_url=gw.base_url, api_key=key, max_retries=0, timeout=30)
     if stream:
         chunks = list(client.chat.completions.create(model=MODEL, stream=True, max_tokens=50, messages=ask,

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from money_procs import OUT_MICROS, SMALL, settled_rows, write_money_catalog  # noqa: E402
 
 from routerone.settings import ProviderSettings, Settings  # noqa: E402
-from routerone.tokens import count_prompt_tokens, count_text_tokens  # noqa: E402
+from routerone.tokens import count_message_tokens, count_text_tokens  # noqa: E402
 from routerone.testing.harness import Gateway  # noqa: E402
 from routerone.testing.threaded import ThreadedServer  # noqa: E402
 
@@ -926,7 +926,8 @@ def test_implausible_usage_counts_are_billed_for_what_router_one_counted(gw, nam
     else:
         reply = _client(gw, key).chat.completions.create(model=SMALL, max_tokens=100, messages=ask)
         relayed, usage = reply.choices[0].message.content, reply.usage
-    own = (count_prompt_tokens(ask[0]["content"], 1), count_text_tokens(relayed))
+    own = (count_message_tokens(ask[0]["content"], 1),   # the prompt counted, not the hold's bytes bound
+            count_text_tokens(relayed))
     assert relayed and own[1] > 0
     assert (usage.prompt_tokens, usage.completion_tokens) == own
     assert gw.runtime.chat.d.billing.usage_flagged - flagged == 1

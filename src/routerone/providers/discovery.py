@@ -207,7 +207,8 @@ class Discovery:
         if listing.refused:
             (log.debug if self.quiet else log.warning)(
                 "provider %s lists %d model id(s) no client could send (over %d characters, unprintable "
-                "characters, spaces or commas): left out; the first: %s", entry.name, listing.refused,
+                "characters, spaces or commas): left out; the first: %s; rename the model on the server "
+                "(llama-server: --alias NAME)", entry.name, listing.refused,
                 MAX_ID_CHARS, preview(listing.first_refused, entry.vendor.api_key))
         listed = listing.models
         models = await run_heavy(len(listed) * 64, _to_models, self.catalog, entry, listed)   # a long list: off the loop

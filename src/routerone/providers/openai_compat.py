@@ -64,12 +64,14 @@ def _url(dep: Deployment, path: str) -> str:
 
 
 class OpenAICompatStream:
-    __slots__ = ("usage", "done")
+    __slots__ = ("usage", "done", "provider", "answered")
     quiet = False        # its chunks are judged themselves (services/stream_chunks.spec_chunk)
 
-    def __init__(self) -> None:
+    def __init__(self, provider: str = "") -> None:
         self.usage: Usage | None = None
         self.done = False
+        self.provider = provider
+        self.answered = False      # a chunk with output was taken: an error now is a failure, not a refusal
 
     def feed(self, event: SSEEvent) -> list[dict]:
         return self.feed_data(event.data.encode())
@@ -93,6 +95,9 @@ class OpenAICompatStream:
             raise UpstreamUnavailable("upstream sent a malformed stream chunk")
         if chunk.get("error"):        # `"error": null` (or false, "", {}) says there is none, as the openai SDK reads it
             err = chunk["error"] if isinstance(chunk["error"], dict) else {"message": str(chunk["error"])}
+            status = None if self.answered else _stream_error_status(err)
+            if status is not None:    # the server's own verdict: a refusal before any output is the 400 it is unstreamed
+                raise error_for_status(status, str(err.get("message") or ""), provider=self.provider, headers={})
             raise UpstreamUnavailable(f"upstream stream error: {err.get('message', '')}".strip())
         usage = chunk.get("usage")
         reported = Usage.from_openai(usage) if usage else None     # None: absent, or not an object (5, [..], "x")
@@ -111,17 +116,32 @@ class OpenAICompatStream:
             # output after the last usage report: that count was not the final one (an upstream that
             # reported once, early); Router One counts what was relayed (Usage.filled_from)
             self.usage.unreadable += ("completion_tokens",)
+        self.answered = self.answered or _has_output(chunk, reasoning=True)
         return [chunk]
+
+
+def _stream_error_status(err: dict) -> int | None:
+    """The HTTP status an in-stream error event carries: TGI's `http_status_code` (422 for a request
+    it will not take: router/src/infer/mod.rs into_openai_event), llama.cpp's and SGLang's integer
+    `code` (server-common.cpp format_error_response; protocol.py ErrorResponse)."""
+    for name in ("http_status_code", "code"):
+        v = err.get(name)
+        if type(v) is int and 400 <= v < 600:
+            return v
+    return None
 
 
 def _ends_in_error(chunk: dict) -> bool:
     return any(ch.get("finish_reason") == "error" for ch in chunk["choices"] if isinstance(ch, dict))
 
 
-def _has_output(chunk: dict) -> bool:
+def _has_output(chunk: dict, *, reasoning: bool = False) -> bool:
+    """A content or tool-call delta; with `reasoning`, a reasoning one too (reasoning_content, or
+    vLLM's and Ollama's `reasoning`)."""
     for ch in chunk["choices"]:
-        d = ch.get("delta") or {}
-        if d.get("content") or d.get("tool_calls"):
+        d = ch.get("delta") if isinstance(ch, dict) else None
+        d = d if isinstance(d, dict) else {}
+        if d.get("content") or d.get("tool_calls") or (reasoning and (d.get("reasoning_content") or d.get("reasoning"))):
             return True
     return False
 
@@ -159,17 +179,21 @@ class OpenAICompatAdapter:
         return ProviderResult(resp, Usage.from_openai(resp.get("usage")))
 
     def stream_translator(self, req: ChatRequest, dep: Deployment) -> OpenAICompatStream:
-        return OpenAICompatStream()
+        return OpenAICompatStream(dep.vendor.name)
 
     def map_error(self, status: int, headers: Mapping[str, str], body: bytes,
                   dep: Deployment) -> UpstreamError:
         message, code = "", None
         try:
-            err = orjson.loads(body).get("error")
+            doc = orjson.loads(body)
+            err = doc.get("error")
             if isinstance(err, dict):
                 message, code = str(err.get("message") or ""), err.get("code")
-            elif isinstance(err, str):
+            elif isinstance(err, str):         # Ollama's native API, TGI (`error_type` beside it), LM Studio
                 message = err
+            elif doc.get("object") == "error" and isinstance(doc.get("message"), str):
+                # SGLang, older vLLM and FastChat: the error object itself, at the top level
+                message = doc["message"]
         except (orjson.JSONDecodeError, AttributeError):
             message = body[:200].decode("utf-8", "replace")
         return error_for_status(status, message, provider=dep.vendor.name, headers=headers,

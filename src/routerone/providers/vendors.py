@@ -35,6 +35,10 @@ _PROTOCOL_DEFAULTS: dict[str, dict[str, Any]] = {
     "azure": {"protocol": "openai", "auth": "api-key", "chat_path": "/openai/deployments/{model}/chat/completions",
               "query": {"api-version": "2024-10-21"}},
 }
+# an operator-named OpenAI-protocol provider with no `prices` (a self-hosted server, not a proxy in front
+# of a paid vendor) gets the cap as `max_tokens`, which every such server reads: Ollama reads only it
+# (ollama/ollama openai/openai.go ChatCompletionRequest) and ignored `max_completion_tokens`
+_SELF_HOSTED_RENAME = {"max_completion_tokens": "max_tokens"}
 _KNOWN_PROTOCOL = {"azure": "azure"}
 # whose prices an operator-named provider of this protocol charges, unless it says (`prices`)
 _PROTOCOL_PRICES = {"anthropic": "anthropic", "gemini": "google", "azure": "azure"}   # shipped vendor rows whose `protocol` setting is not their wire protocol
@@ -53,12 +57,16 @@ class ProviderEntry:
     rpm: int | None = None                # upstream caps for every deployment on this provider
     tpm: int | None = None
     enabled: bool = True                  # false: `enabled = false` turned it off (its key, if any, dropped)
+    embedding_models: tuple[str, ...] = ()   # served on /v1/embeddings (embedding_catalog), never as chat models
 
     @property
     def name(self) -> str:
         return self.vendor.name
 
     def wants(self, model: str) -> bool:
+        """A chat model this provider serves (of those it lists or the catalog knows)."""
+        if model in self.embedding_models:
+            return False
         return not self.patterns or any(fnmatch.fnmatchcase(model, p) for p in self.patterns)
 
     @property
@@ -112,6 +120,8 @@ def _entry(name: str, raw: dict[str, Any] | None, conf: ProviderSettings, port: 
             raise SettingsError(f"providers.{name}.base_url: required for a provider that is not a known vendor "
                                 f"(known: {', '.join(sorted(n for n in shipped('vendors.toml') if n != 'demo'))})")
         raw = {**_PROTOCOL_DEFAULTS[conf.protocol or "openai"], "needs_key": False, "label": name}
+        if (conf.protocol or "openai") == "openai" and not conf.prices:
+            raw["rename"] = _SELF_HOSTED_RENAME
     elif conf.protocol is not None and conf.protocol != _KNOWN_PROTOCOL.get(name, raw["protocol"]):
         raw = {**raw, **_PROTOCOL_DEFAULTS[conf.protocol]}
     v = _vendor_from_row(name, raw)
@@ -129,11 +139,29 @@ def _entry(name: str, raw: dict[str, Any] | None, conf: ProviderSettings, port: 
     except ValueError as exc:
         raise SettingsError(str(exc)) from None
     prices_id = conf.prices or raw.get("prices") or (None if known else _PROTOCOL_PRICES.get(conf.protocol or ""))
+    _check_embedding_models(name, conf, v, known, price)
     return ProviderEntry(v, known, prices_id, bool(discover) and conf.enabled, conf.models, price,
                          conf.discovery_interval_s,
                          (conf.connect_timeout_s, conf.first_byte_timeout_s, conf.idle_timeout_s, conf.stream_timeout_s),
                          conf.rpm, conf.tpm,
-                         conf.enabled)
+                         conf.enabled, conf.embedding_models)
+
+
+def _check_embedding_models(name: str, conf: ProviderSettings, v: Vendor, known: bool, price: Price | None) -> None:
+    """`embedding_models` names a self-hosted server's embedders: an OpenAI-protocol provider the
+    operator named or a keyless template (vllm, ollama), with a price for them (keyless: 0; else
+    `input_usd_per_mtok`)."""
+    if not conf.embedding_models:
+        return
+    where = f"providers.{name}.embedding_models"
+    if (known and name not in keyless_templates()) or v.protocol != "openai" or "{model}" in v.chat_path:
+        raise SettingsError(f"{where}: only for a self-hosted server (a provider you name that speaks the openai "
+                            "protocol, or the vllm / ollama template); a known vendor's embedding models are built in")
+    if price is None:
+        raise SettingsError(f"{where}: a provider with an API key needs input_usd_per_mtok to price them")
+    for m in conf.embedding_models:
+        if not m or not m.isprintable() or " " in m or "," in m or any(c in m for c in "*?["):
+            raise SettingsError(f"{where}: {m!r} is not a model name (exact names, no wildcards)")
 
 
 def build_providers(settings: Settings, port: int) -> tuple[dict[str, ProviderEntry], list[str]]:

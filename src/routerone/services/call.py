@@ -1,6 +1,7 @@
 """Values carried through one chat request, shared by the JSON and streaming paths."""
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -13,6 +14,8 @@ from ..routing.base import Attempt, Plan
 from ..routing.health import Health
 from ..routing.planner import Planner
 from ..settings import Settings
+from ..tokens import (EXACT_COUNT_MIN_BYTES, count_message_tokens, count_prompt_tokens, load_tokenizer,
+                      tokenizer_loaded)
 from ..wire.chat import ChatRequest
 from .auth import AuthContext, Authenticator
 from .billing import Billing, Hold
@@ -62,6 +65,20 @@ class Call:
     dep_ticket: LimitTicket | None = None        # the deployment cap this attempt holds
     tried: list[str] = field(default_factory=list)
     upstream_ms: float = 0.0
+
+    async def counted_prompt_tokens(self) -> int:
+        """Router One's own count of the prompt, billed when the upstream reports none: its o200k
+        count plus per-message framing (tokens.count_message_tokens). `prompt_tokens` is the
+        reservation's, which bounds a prompt under EXACT_COUNT_MIN_BYTES by its bytes (about 4x its
+        tokens): that bound was billed as the count."""
+        text = self.req.prompt_text()
+        if len(text) >= EXACT_COUNT_MIN_BYTES:      # at least as many bytes: counted exactly already
+            return self.prompt_tokens
+        n = len(self.req.messages)
+        images = max(0, self.prompt_tokens - count_prompt_tokens(text, n))     # as reserved
+        if not tokenizer_loaded():          # its first load (~1 s) never on the event loop
+            await asyncio.to_thread(load_tokenizer)
+        return count_message_tokens(text, n) + images
 
     def request_for(self, attempt: Attempt) -> ChatRequest:
         """The request as sent to this attempt: a model whose protocol needs an output limit

@@ -372,13 +372,13 @@ def _parse_and_count(raw: bytes | ChatRequest, parse: Callable[[bytes], ChatRequ
 
 
 async def _estimated_usage(call: Call, resp: dict) -> Usage:
-    """An upstream that reported no usage: the prompt as counted before the call, the completion
+    """An upstream that reported no usage: the prompt counted by Router One (Call.counted_prompt_tokens), the completion
     counted from the reply's text (content, reasoning_content or vLLM's reasoning, and tool-call
     arguments), as a stream's would be."""
     text = _output_text(resp)
     if text and not tokenizer_loaded():     # counting any text loads it: ~1 s the first time, not on the event loop
         await asyncio.get_running_loop().run_in_executor(None, load_tokenizer)
-    return Usage(call.prompt_tokens, count_text_tokens(text), estimated=True)
+    return Usage(await call.counted_prompt_tokens(), count_text_tokens(text), estimated=True)
 
 
 def _output_text(resp: dict) -> str:

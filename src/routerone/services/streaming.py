@@ -351,7 +351,8 @@ class ChatStream:
             nonlocal counted
             counted = True
             await self._tokenizer_loaded()
-            return Usage(self.call.prompt_tokens, self._text.counter.total(), estimated=True)
+            # the prompt as Router One counts it (Call.counted_prompt_tokens), not the reservation's bound
+            return Usage(await self.call.counted_prompt_tokens(), self._text.counter.total(), estimated=True)
         if error is not None or client_closed:
             await self._tokenizer_loaded()      # what was relayed is counted below whatever was reported
         usage = await usage_to_bill(self.o.translator.usage, prompt_tokens=self.call.prompt_tokens,
