@@ -220,19 +220,23 @@ async def _update_key(svc: AccountsService, args: argparse.Namespace) -> int:
 
 
 def _key_bounds(k: ApiKey) -> str:
-    """What a key may do, after `keys list`'s older columns (scripts read those by position)."""
+    """What a key may do and how `auto` routes for it, after `keys list`'s older columns (scripts read
+    those by position)."""
     lim = k.limits
     cap = "none" if k.spend_cap_micros is None else f"${k.spend_cap_micros / 1e6:.6f}"
     expires = "never" if k.expires_at is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(k.expires_at))
     rpm, tpm, concurrency = ("-" if n is None else n for n in (lim.rpm, lim.tpm, lim.concurrency))
     return (f"models={','.join(k.allowed_models) or 'any'} rpm={rpm} tpm={tpm} concurrency={concurrency} "
-            f"cap={cap} expires={expires}")
+            f"cap={cap} expires={expires} {_routing_columns(k)}")
 
 
 def _key_routing(k: ApiKey) -> str:
+    return f"key {k.id} name={_name_column(k.name)} {_routing_columns(k)}"
+
+
+def _routing_columns(k: ApiKey) -> str:
     wtp = "default" if k.willingness_to_pay is None else f"{k.willingness_to_pay:g}"
-    return (f"key {k.id} name={_name_column(k.name)} strategy={k.strategy or 'default'} "
-            f"willingness_to_pay={wtp}")
+    return f"strategy={k.strategy or 'default'} willingness_to_pay={wtp}"
 
 
 def _printable(text: str) -> str:

@@ -72,3 +72,18 @@ def test_every_subcommand_and_argument_has_a_help_line():
             if a.metavar and "MICROS" in str(a.metavar) and any("usd" in o for o in a.option_strings):
                 bare.append(f"{p.prog} {a.option_strings[0]}: metavar {a.metavar} for a USD amount")
     assert not bare, bare
+
+
+def test_keys_list_shows_each_keys_routing_after_the_other_columns(tmp_path, account):  # noqa: F811
+    """`keys create/update --strategy --willingness-to-pay` set a key's own `auto` routing, but `keys
+    list` did not show it: an operator could not see which keys route differently. Now the last two
+    columns (the ones before stay where scripts read them)."""
+    run(tmp_path, "keys", "create", "--account", account, *_db(tmp_path))
+    out = run(tmp_path, "keys", "create", "--account", account, "--strategy", "cost", *_db(tmp_path))
+    run(tmp_path, "keys", "update", out.stdout.split()[2], "--willingness-to-pay", "0.3", *_db(tmp_path))
+    out = run(tmp_path, "keys", "list", *_db(tmp_path))
+    assert out.returncode == 0, out.stderr
+    plain, routed = (line.split() for line in out.stdout.strip().splitlines())
+    assert plain[7:] == ["models=any", "rpm=-", "tpm=-", "concurrency=-", "cap=none", "expires=never",
+                         "strategy=default", "willingness_to_pay=default"], plain
+    assert routed[-2:] == ["strategy=cost", "willingness_to_pay=0.3"], routed
