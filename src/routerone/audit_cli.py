@@ -21,7 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--target", type=text, help='one object, e.g. "account:3" or "key:12"')
     p.add_argument("--actor", type=text, help='e.g. "admin-key:1", "cli", "console:ops@example.com"')
     p.add_argument("--action", type=text, help='e.g. "key.revoke", or a family such as "key."')
-    p.add_argument("--limit", type=int_between(1, 1000, "a limit"), default=50, metavar="1..1000")
+    p.add_argument("--limit", type=int_between(1, 1000, "a limit"), default=50, metavar="1..1000",
+                   help="entries to show (default 50)")
     p.add_argument("--before-id", dest="before_id", type=row_id, metavar="ID",
                    help="entries older than this id (the next page; printed on stderr when there is one)")
     p.set_defaults(func=cmd_audit)

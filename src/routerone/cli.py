@@ -46,9 +46,18 @@ DEMO_CREDIT_USD = "10"
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (and exit 2), not the whole usage text."""
 
-    def error(self, message: str) -> NoReturn:
-        sys.stderr.write(f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+    def error(self, message: str, prog: str | None = None) -> NoReturn:
+        prog = prog or self.prog
+        sys.stderr.write(f"{prog}: error: {message} (see {prog} --help)\n")
         raise SystemExit(2)
+
+    def parse_args(self, args=None, namespace=None):   # type: ignore[override]
+        """An unknown flag names the subcommand whose help lists the real ones (argparse reports it
+        from the top-level parser: `keys update --tpm 5` said `see routerone --help`)."""
+        ns, extras = self.parse_known_args(args, namespace)
+        if extras:
+            self.error(f"unrecognized arguments: {' '.join(extras)}", getattr(ns, "_prog", None))
+        return ns
 
 
 _USD_TEXT = re.compile(r"[0-9]+(\.[0-9]+)?")    # ASCII digits: not "١٠٠" or "1_0", which Decimal reads as 100 and 10
@@ -77,6 +86,7 @@ def _usd_above_zero(value: str) -> int:
 
 # the service's own bounds, checked here so that a mistake names the flag and exits 2 (usage error)
 _limit = int_between(1, MAX_INT32, "a limit; leave it out for none")
+_new_limit = int_between(1, MAX_INT32, "a limit")
 _name = text_of_length(0, 200, "a name")
 
 
@@ -103,19 +113,24 @@ def _with_accounts(args: argparse.Namespace, fn: Callable[[AccountsService], Awa
             return await fn(AccountsService(store, catalog=catalog))
         except InvalidRequest as exc:
             if exc.param == "allowed_models":
-                _say_models_flag(exc, failed)
+                _say_models_flag(exc, failed, read_config=bool(getattr(args, "config", None)
+                                                               or os.environ.get("ROUTERONE_CONFIG")))
             raise
         finally:
             await store.close()
     return asyncio.run(run())
 
 
-def _say_models_flag(exc: InvalidRequest, failed: dict[str, str]) -> None:
+def _say_models_flag(exc: InvalidRequest, failed: dict[str, str], *, read_config: bool) -> None:
     """The service's refusal of a key's allowlist, said with the flag (not the admin API's field) and,
-    when a provider's model list could not be read (the box is down), which one and why."""
+    when a provider's model list could not be read (the box is down), which one and why; with no
+    configuration file read, that the models of the providers `serve --config` names are unknown here."""
     exc.message = exc.message.replace("'allowed_models'", "--models", 1)
     if failed:
         exc.message += "; model discovery failed: " + "; ".join(f"provider {p}: {err}" for p, err in failed.items())
+    if not read_config:
+        exc.message += ("; no configuration was read: give this command the --config (or ROUTERONE_CONFIG) "
+                        "that serve runs with, so that its providers' models are known")
 
 
 # -- serve ----------------------------------------------------------------------------------------
@@ -182,7 +197,9 @@ def cmd_keys(args: argparse.Namespace) -> int:
 
 
 _KEY_UPDATE_FLAGS = {"name": "--name", "strategy": "--strategy", "willingness_to_pay": "--willingness-to-pay",
-                     "spend_cap_micros": "--spend-cap-usd", "expires_at": "--expires-at", "models": "--models"}
+                     "spend_cap_micros": "--spend-cap-usd", "expires_at": "--expires-at", "models": "--models",
+                     "rpm": "--rpm", "tpm": "--tpm", "concurrency": "--concurrency"}
+_LIMIT_NAMES = ("rpm", "tpm", "concurrency")
 
 
 async def _update_key(svc: AccountsService, args: argparse.Namespace) -> int:
@@ -193,26 +210,33 @@ async def _update_key(svc: AccountsService, args: argparse.Namespace) -> int:
         return 2
     if "models" in given:           # `--models none`: no allowlist, every model
         given["allowed_models"] = given.pop("models") or ()
-    k = await svc.update_key(args.id, **given)
+    limits = {n: given.pop(n) for n in _LIMIT_NAMES if n in given}     # `--rpm none`: no limit
+    k = await svc.update_key(args.id, limits=limits or None, **given)
     models = f" models={','.join(k.allowed_models) or 'any'}" if "allowed_models" in given else ""
-    print(_key_routing(k) + models)
+    shown = (" rpm={} tpm={} concurrency={}".format(*("-" if n is None else n for n in (
+        k.limits.rpm, k.limits.tpm, k.limits.concurrency))) if limits else "")
+    print(_key_routing(k) + models + shown)
     return 0
 
 
 def _key_bounds(k: ApiKey) -> str:
-    """What a key may do, after `keys list`'s older columns (scripts read those by position)."""
+    """What a key may do and how `auto` routes for it, after `keys list`'s older columns (scripts read
+    those by position)."""
     lim = k.limits
     cap = "none" if k.spend_cap_micros is None else f"${k.spend_cap_micros / 1e6:.6f}"
     expires = "never" if k.expires_at is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(k.expires_at))
     rpm, tpm, concurrency = ("-" if n is None else n for n in (lim.rpm, lim.tpm, lim.concurrency))
     return (f"models={','.join(k.allowed_models) or 'any'} rpm={rpm} tpm={tpm} concurrency={concurrency} "
-            f"cap={cap} expires={expires}")
+            f"cap={cap} expires={expires} {_routing_columns(k)}")
 
 
 def _key_routing(k: ApiKey) -> str:
+    return f"key {k.id} name={_name_column(k.name)} {_routing_columns(k)}"
+
+
+def _routing_columns(k: ApiKey) -> str:
     wtp = "default" if k.willingness_to_pay is None else f"{k.willingness_to_pay:g}"
-    return (f"key {k.id} name={_name_column(k.name)} strategy={k.strategy or 'default'} "
-            f"willingness_to_pay={wtp}")
+    return f"strategy={k.strategy or 'default'} willingness_to_pay={wtp}"
 
 
 def _printable(text: str) -> str:
@@ -337,6 +361,7 @@ def _everywhere(p: argparse.ArgumentParser) -> None:
         if isinstance(action, argparse._SubParsersAction):
             for child in action.choices.values():
                 _common(child, top=False)
+                child.set_defaults(_prog=child.prog)     # the deepest one parsed: whose --help to point at
                 _everywhere(child)
 
 
@@ -353,11 +378,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     k = sub.add_parser("keys", help="create, update, list or revoke API keys")
     ks = k.add_subparsers(dest="action", required=True, parser_class=_Parser)
-    kc = ks.add_parser("create")
-    kc.add_argument("--account", type=row_id, required=True)
-    kc.add_argument("--name", type=_name)
-    kc.add_argument("--admin", action="store_true")
-    kc.add_argument("--spend-cap-usd", type=_usd)
+    kc = ks.add_parser("create", help="create a key for an account; prints its secret once")
+    kc.add_argument("--account", type=row_id, required=True, help="account id (routerone accounts list)")
+    kc.add_argument("--name", type=_name, help="a label for the key (shown in keys list, the console, usage)")
+    kc.add_argument("--admin", action="store_true", help="an admin key: may call the admin API (/admin/...)")
+    kc.add_argument("--spend-cap-usd", type=_usd, metavar="USD",
+                    help="the most the key may ever spend, in USD (default: no cap)")
     kc.add_argument("--models", type=model_list, help="comma-separated allowlist, e.g. gpt-4o-mini,auto")
     kc.add_argument("--rpm", type=_limit, help="requests per minute")
     kc.add_argument("--tpm", type=_limit, help="tokens per minute")
@@ -370,10 +396,10 @@ def build_parser() -> argparse.ArgumentParser:
     kc.add_argument("--willingness-to-pay", dest="willingness_to_pay",
                     type=number_between(0, 1, "a willingness to pay"),
                     help="`auto`'s knob for this key, 0 (cheapest) .. 1 (strongest); default: the gateway's")
-    ku = ks.add_parser("update", help="change a key's name, strategy, willingness to pay, spend cap, expiry "
-                                      "or model allowlist (same secret)")
-    ku.add_argument("id", type=row_id)
-    ku.add_argument("--spend-cap-usd", dest="spend_cap_micros", default=UNSET, type=or_none(_usd),
+    ku = ks.add_parser("update", help="change a key's name, strategy, willingness to pay, limits, spend cap, "
+                                      "expiry or model allowlist (same secret)")
+    ku.add_argument("id", type=row_id, help="key id (routerone keys list)")
+    ku.add_argument("--spend-cap-usd", dest="spend_cap_micros", default=UNSET, type=or_none(_usd), metavar="USD",
                     help="the most the key may ever spend, in USD, or 'none' to remove the cap")
     ku.add_argument("--expires-at", dest="expires_at", default=UNSET,
                     type=or_none(number_between(0, MAX_EXPIRES_AT, "a unix time in seconds")),
@@ -381,30 +407,36 @@ def build_parser() -> argparse.ArgumentParser:
     ku.add_argument("--models", default=UNSET, type=or_none(model_list),
                     help="comma-separated allowlist (replaces the key's), e.g. gpt-4o-mini,auto; "
                          "'none': every model")
-    ku.add_argument("--name", type=_name, default=UNSET)
+    ku.add_argument("--name", type=_name, default=UNSET, help="a label for the key")
+    for flag, what in (("--rpm", "requests per minute"), ("--tpm", "tokens per minute"),
+                       ("--concurrency", "requests at once")):
+        ku.add_argument(flag, default=UNSET, type=or_none(_new_limit), help=f"{what}, or 'none': no limit")
     ku.add_argument("--strategy", default=UNSET, type=or_default(one_of(DEFAULT_STRATEGIES, "a routing strategy")),
                     help=f"routing strategy for `auto` ({', '.join(DEFAULT_STRATEGIES)}), or 'default'")
     ku.add_argument("--willingness-to-pay", dest="willingness_to_pay", default=UNSET,
                     type=or_default(number_between(0, 1, "a willingness to pay")),
                     help="`auto`'s knob for this key, 0 (cheapest) .. 1 (strongest), or 'default'")
-    kl = ks.add_parser("list")
-    kl.add_argument("--account", type=row_id)
-    kr = ks.add_parser("revoke")
-    kr.add_argument("id", type=row_id)
+    kl = ks.add_parser("list", help="list keys: id, prefix, account, state, spend, allowlist, limits, cap, expiry")
+    kl.add_argument("--account", type=row_id, help="only this account's keys")
+    kr = ks.add_parser("revoke", help="revoke a key (running gateways refuse it within about a second)")
+    kr.add_argument("id", type=row_id, help="key id (routerone keys list)")
     k.set_defaults(func=cmd_keys)
 
     a = sub.add_parser("accounts", help="create and list accounts, credit or debit balances")
     acs = a.add_subparsers(dest="action", required=True, parser_class=_Parser)
-    ac = acs.add_parser("create")
-    ac.add_argument("name", type=text_of_length(1, 200, "an account name"))
-    ac.add_argument("--balance-usd", type=_usd)
-    ac.add_argument("--markup-bps", type=int_between(0, MAX_MARKUP_BPS, "a markup in basis points"))
-    acs.add_parser("list")
-    for action in ("credit", "debit"):
-        x = acs.add_parser(action)
-        x.add_argument("id", type=row_id)
-        x.add_argument("amount_usd", type=_usd_above_zero)
-        x.add_argument("--note", type=text_of_length(0, 1000, "a note"))
+    ac = acs.add_parser("create", help="create an account (a prepaid balance that keys spend)")
+    ac.add_argument("name", type=text_of_length(1, 200, "an account name"), help="its name (unique, ignoring case)")
+    ac.add_argument("--balance-usd", type=_usd, metavar="USD", help="initial balance in USD (default 0)")
+    ac.add_argument("--markup-bps", type=int_between(0, MAX_MARKUP_BPS, "a markup in basis points"),
+                    help="charge this account the provider's price plus this markup, in basis points "
+                         "(100 = 1%%; default 0)")
+    acs.add_parser("list", help="list accounts with balance, reserved and spent")
+    for action, what in (("credit", "add USD to an account's balance (a top-up)"),
+                         ("debit", "take USD from an account's available balance")):
+        x = acs.add_parser(action, help=what)
+        x.add_argument("id", type=row_id, help="account id (routerone accounts list)")
+        x.add_argument("amount_usd", type=_usd_above_zero, help="USD, e.g. 2.50 (at most 6 decimals)")
+        x.add_argument("--note", type=text_of_length(0, 1000, "a note"), help="kept in the account's ledger")
     a.set_defaults(func=cmd_accounts)
 
     m = sub.add_parser("models", help="list the models this configuration serves")

@@ -57,10 +57,10 @@ def add_usage_parser(sub: argparse._SubParsersAction, func) -> None:
                    help="comma-separated: key, account, model, day (default: day,model)")
     u.add_argument("--since", type=_date, help="from this UTC date/time (inclusive)")
     u.add_argument("--until", type=_date, help="before this UTC date/time (exclusive)")
-    u.add_argument("--account", type=row_id)
-    u.add_argument("--key", type=row_id)
+    u.add_argument("--account", type=row_id, help="only this account id")
+    u.add_argument("--key", type=row_id, help="only this key id")
     u.add_argument("--model", type=text, help="routed model name")
-    u.add_argument("--format", choices=("table", "csv"), default="table")
+    u.add_argument("--format", choices=("table", "csv"), default="table", help="default: table")
     u.set_defaults(func=func)
 
 

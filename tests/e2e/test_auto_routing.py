@@ -274,3 +274,23 @@ def test_a_routing_header_repeated_with_different_values_is_a_400_naming_it(env,
         assert same.status_code == 200, same.text
     if header.startswith("x-routerone-w"):
         assert same.headers["x-routerone-model"] == STRONG
+
+
+@pytest.mark.parametrize("model, extra, param", [
+    ("auto", {"extra_headers": {"x-routerone-strategy": "fast"}}, "x-routerone-strategy"),
+    (CHEAP, {"extra_headers": {"x-routerone-strategy": "fast"}}, "x-routerone-strategy"),
+    (CHEAP, {"extra_body": {"route": "cheapest"}}, "route"),
+    (CHEAP, {"extra_body": {"route": {"strategy": "cheapest"}}}, "route"),
+], ids=["auto-header", "named-header", "named-route", "named-route-object"])
+def test_an_unknown_strategy_is_a_400_naming_where_it_was_sent(env, model, extra, param):
+    """A new user's typo: `x-routerone-strategy: fast` with `auto` was a 400 naming `route` (a body
+    field the client never sent); with a named model the typo, in the header or in `route`, was
+    accepted silently (a bad `x-routerone-willingness-to-pay` is a 400 there too)."""
+    gw, client = env
+    with pytest.raises(openai.BadRequestError) as exc:
+        client.chat.completions.create(model=model, messages=HI, **extra)
+    assert exc.value.body["param"] == param, exc.value.body
+    assert "Unknown routing strategy" in exc.value.body["message"] and "latency" in exc.value.body["message"]
+    ok = client.chat.completions.with_raw_response.create(model=CHEAP, messages=HI,
+                                                           extra_headers={"x-routerone-strategy": "cost"})
+    assert ok.parse().model == CHEAP

@@ -90,8 +90,9 @@ def test_keys_list_shows_allowlist_limits_spend_cap_and_expiry_after_the_old_col
     assert old[0] == "1" and old[2:6] == ["account=1", "role=user", "active", "spent=$0.000000"]
     assert old[6] == "name='ci'"
     assert limited.split()[7:] == ["models=demo-small,auto", "rpm=60", "tpm=1000", "concurrency=2",
-                                   "cap=$5.250000", "expires=2027-01-01T00:00:00Z"]
-    assert plain.split()[7:] == ["models=any", "rpm=-", "tpm=-", "concurrency=-", "cap=none", "expires=never"]
+                                   "cap=$5.250000", "expires=2027-01-01T00:00:00Z", "strategy=default",
+                                   "willingness_to_pay=default"]
+    assert plain.split()[7:13] == ["models=any", "rpm=-", "tpm=-", "concurrency=-", "cap=none", "expires=never"]
 
 
 def test_keys_list_keeps_a_name_with_spaces_in_one_column(tmp_path, capsys):
@@ -103,10 +104,10 @@ def test_keys_list_keeps_a_name_with_spaces_in_one_column(tmp_path, capsys):
     capsys.readouterr()
     assert main([*db, "keys", "list"]) == 0
     cols = capsys.readouterr().out.split()
-    assert len(cols) == 13 and cols[2:6] == ["account=1", "role=user", "active", "spent=$0.000000"], cols
+    assert len(cols) == 15 and cols[2:6] == ["account=1", "role=user", "active", "spent=$0.000000"], cols
     assert cols[6] == "name=\"ci\\x20key\\x20'two'\"", cols[6]
     assert ast.literal_eval(cols[6].removeprefix("name=")) == "ci key 'two'"
-    assert cols[7:] == ["models=any", "rpm=-", "tpm=-", "concurrency=-", "cap=none", "expires=never"]
+    assert cols[7:13] == ["models=any", "rpm=-", "tpm=-", "concurrency=-", "cap=none", "expires=never"]
 
 
 # -- 3. models with every provider down ----------------------------------------------------------

@@ -20,7 +20,7 @@ def register(sub, settings_from: Callable[[argparse.Namespace], object]) -> None
     p = sub.add_parser("console-user", help="create web console users (the first operator)")
     acts = p.add_subparsers(dest="action", required=True)
     c = acts.add_parser("create", help="create a console user; prints the initial password once")
-    c.add_argument("--email", type=text, required=True)
+    c.add_argument("--email", type=text, required=True, help="the sign-in name")
     c.add_argument("--operator", action="store_true", help="role operator (runs the gateway) instead of user")
     c.add_argument("--account", type=row_id, help="account id (default: the first account, made if none)")
     c.add_argument("--password-stdin", action="store_true", help="read the password from stdin instead of generating one")

@@ -189,13 +189,16 @@ async def providers(request: web.Request, c: Console, viewer: Viewer) -> web.Str
 
 def _vendor_status(v: Vendor, entry: ProviderEntry | None) -> str:
     """A keyless template (vllm, ollama) is off until named, not missing a key ("no credentials" said so);
-    one turned off with `enabled = false` is disabled, whether or not it has a key."""
+    one turned off with `enabled = false` is disabled, whether or not it has a key; the demo takes no
+    key either: it is off (a provider is configured, or demo = "off")."""
     if v.configured:
         return "configured"
     if entry is not None and not entry.enabled:
         return "disabled (enabled = false)"
     if v.name in keyless_templates():
         return f"keyless, off (add [providers.{v.name}])"
+    if v.name == "demo":          # needs no key: off because a provider is configured, or demo = "off"
+        return 'off (demo = "on" turns it on)'
     return "no credentials"
 
 

@@ -9,11 +9,11 @@ from typing import NamedTuple
 from multidict import CIMultiDictProxy
 
 from ..errors import InvalidRequest
+from ..routing.planner import STRATEGY_HEADER
 from ..routing.wtp import HEADER as WTP_HEADER
 
 __all__ = ["RoutingHeaders", "routing_headers", "STRATEGY_HEADER"]
 
-STRATEGY_HEADER = "x-routerone-strategy"
 
 
 class RoutingHeaders(NamedTuple):

@@ -24,7 +24,9 @@ from .base import Attempt, Plan, RouteContext, RoutingStrategy
 from .health import Health
 from .sticky import StickyMap, StickyStore, conversation_key
 
-__all__ = ["Planner", "Recall", "capability_problem"]
+__all__ = ["Planner", "Recall", "capability_problem", "STRATEGY_HEADER"]
+
+STRATEGY_HEADER = "x-routerone-strategy"      # a request's strategy, when its body has no `route`
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,12 +144,17 @@ class Planner:
         reason = "requested model" + (f", then fallbacks {', '.join(m.id for m in models[1:])}" if len(models) > 1 else "")
         return Plan(self._attempts(models), "explicit", reason, req.model, skipped)
 
+    def check_strategy(self, strategy: str | None, param: str) -> None:
+        """A strategy the client sent (`route` or STRATEGY_HEADER, `param`) is one of ours, whatever
+        the model: a typo was a silent no-op on a named model, as a bad willingness to pay is not."""
+        if strategy is not None and strategy not in self.strategies:
+            raise InvalidRequest(f"Unknown routing strategy '{strategy}' (known: {', '.join(sorted(self.strategies))})",
+                                 param=param)
+
     def _auto(self, req: ChatRequest, prompt_tokens: int, allowlist: Sequence[str], strategy: str,
               wtp: float, scope: str, recall: Recall | None = None) -> Plan:
-        impl = self.strategies.get(strategy)
-        if impl is None:
-            raise InvalidRequest(f"Unknown routing strategy '{strategy}' (known: {', '.join(sorted(self.strategies))})",
-                                 param="route")
+        self.check_strategy(strategy, "route")
+        impl = self.strategies[strategy]
         pool, skipped = [], []
         for m in self.catalog.available():
             allowed = self.catalog.permitted(allowlist, m)     # a `provider/model` entry: that provider's only

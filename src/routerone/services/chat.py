@@ -22,6 +22,7 @@ from ..offload import OFF_LOOP_BYTES, run_heavy
 from ..providers.adapters import adapter_for
 from ..providers.base import UpstreamRequest
 from ..routing.base import Attempt
+from ..routing.planner import STRATEGY_HEADER
 from ..routing.wtp import HEADER as WTP_HEADER, parse_willingness_to_pay
 from ..store.base import UsageRecord
 from ..tokens import count_prompt_tokens, count_text_tokens, load_tokenizer, needs_tokenizer, tokenizer_loaded
@@ -76,6 +77,7 @@ class ChatService:
             if wtp is None:
                 wtp = getattr(auth.key, "willingness_to_pay", None)
             planner = self.d.planner
+            planner.check_strategy(req.strategy or strategy_header, "route" if req.strategy else STRATEGY_HEADER)
             strategy = req.strategy or strategy_header or auth.key.strategy
             if body_bytes >= OFF_LOOP_BYTES and req.model == AUTO_MODEL:   # hash and featurise it off the loop
                 await run_heavy(body_bytes, planner.prepare, req, str(auth.key.id), strategy)

@@ -1,7 +1,9 @@
 """The operator's Providers page, in a real browser: a keyless vendor template (vllm, ollama: no key
 to give) was labelled "no credentials", as if a key were missing; it says "keyless" now, and how to
 turn it on, while a vendor that needs a key and has none still says "no credentials"; one with a key
-and `enabled = false` said "no credentials" too and says "disabled" now (session 13)."""
+and `enabled = false` said "no credentials" too and says "disabled" now (session 13). The built-in demo
+provider, off because a provider is configured, said "no credentials" (it takes none); it says it is off
+and how to turn it on (session 16)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -26,6 +28,7 @@ def test_keyless_templates_are_labelled_keyless_not_missing_credentials(console_
     for name in ("vllm", "ollama"):
         assert status[name] == f"keyless, off (add [providers.{name}])", status
     assert status["openai"] == "configured"
+    assert status["demo"] == 'off (demo = "on" turns it on)', status     # demo = "auto", openai configured
     needs_key = [s for n, s in status.items() if n not in ("vllm", "ollama", "openai", "demo")]
     assert needs_key and all(s in ("no credentials", "configured") for s in needs_key), status
 
@@ -44,5 +47,6 @@ def test_a_provider_with_a_key_and_enabled_false_says_disabled(tmp_path: Path, f
         assert status["anthropic"] == "disabled (enabled = false)", status
         assert status["mistral"] == "disabled (enabled = false)", status
         assert status["openai"] == "configured"
+        assert status["demo"] == 'off (demo = "on" turns it on)', status
         assert "sk-ant-off-0123456789" not in page.content()
         page.close()
