@@ -111,3 +111,15 @@ def reject_json(u: object) -> str:
     except TypeError:
         data = {"repr": repr(u)}
     return json.dumps(data, ensure_ascii=True, default=repr)
+
+
+def key_page_where(account_id: int | None, cursor_id: int | None, op: str, mark: str) -> tuple[str, tuple]:
+    """The WHERE of a page of keys: one account's (or all), past the cursor id (`op` ">" oldest
+    first, "<" newest first); `mark` is the driver's placeholder ("?" or "$" numbered)."""
+    conds, args = [], []
+    for cond, value in (("account_id =", account_id), (f"id {op}", cursor_id)):
+        if value is not None:
+            args.append(value)
+            conds.append(f"{cond} {mark if mark == '?' else mark + str(len(args))}")
+    return ("WHERE " + " AND ".join(conds) if conds else ""), tuple(args)
+
