@@ -64,3 +64,12 @@ async def test_key_named_finds_the_oldest_active_user_key_of_that_name(store: St
                                           role="admin"))
     assert (await store.key_named(account_id, "k200")).id == again.id
     assert (await store.key_named(account_id, "k7")).id == ids[7] != admin.id
+
+
+async def test_count_keys_counts_in_the_store_up_to_a_bound(store: Store) -> None:
+    account_id, other_id, ids = await _fill(store)
+    await store.revoke_key(ids[3])
+    assert await store.count_keys(account_id) == KEYS
+    assert await store.count_keys(account_id, active_only=True) == KEYS - 1
+    assert await store.count_keys(account_id, active_only=True, at_most=100) == 100
+    assert await store.count_keys(other_id, at_most=100) == KEYS // 50

@@ -242,6 +242,8 @@ class Store(Protocol):
         """Newest first, at most `limit`; with `before_id`, only keys older than that one (the next page)."""
     async def key_named(self, account_id: int, name: str) -> ApiKey | None:
         """The oldest active (not revoked) user-role key of this account with this name, if any."""
+    async def count_keys(self, account_id: int, *, active_only: bool = False, at_most: int | None = None) -> int:
+        """How many keys the account has (`active_only`: not revoked), counting at most `at_most`."""
     async def update_key(self, key_id: int, *, limits: Limits | None = None,
                          spend_cap_micros: int | None | Unset = UNSET, allowed_models: Sequence[str] | None = None,
                          expires_at: float | None | Unset = UNSET, name: str | None = None, strategy: str | None | Unset = UNSET,

@@ -312,6 +312,10 @@ class PostgresStore(PostgresConsoleMixin, PostgresRecordsMixin):
             f"SELECT {rows.KEY_COLS} FROM api_keys {where} ORDER BY id DESC LIMIT {int(limit)}", *args)
         return [rows.api_key(r) for r in rs]
 
+    async def count_keys(self, account_id: int, *, active_only: bool = False, at_most: int | None = None) -> int:
+        sql = rows.count_keys_sql(active_only, at_most).format(account="$1")
+        return int(await (await self._db()).fetchval(sql, account_id))
+
     async def key_named(self, account_id: int, name: str) -> ApiKey | None:
         r = await (await self._db()).fetchrow(
             f"SELECT {rows.KEY_COLS} FROM api_keys WHERE account_id = $1 AND name = $2 AND role = 'user' "

@@ -123,3 +123,9 @@ def key_page_where(account_id: int | None, cursor_id: int | None, op: str, mark:
             conds.append(f"{cond} {mark if mark == '?' else mark + str(len(args))}")
     return ("WHERE " + " AND ".join(conds) if conds else ""), tuple(args)
 
+
+
+def count_keys_sql(active_only: bool, at_most: int | None) -> str:
+    """Counts one account's keys (the placeholder is `{account}`), reading at most `at_most` rows."""
+    inner = "SELECT 1 FROM api_keys WHERE account_id = {account}" + (" AND revoked = 0" if active_only else "")
+    return f"SELECT COUNT(*) FROM ({inner}{'' if at_most is None else f' LIMIT {int(at_most)}'}) counted"

@@ -160,6 +160,10 @@ class SQLiteStore(SQLiteEngine, SQLiteConsoleMixin):
         return await self._run(lambda db: [rows.api_key(r) for r in db.execute(
             f"SELECT {rows.KEY_COLS} FROM api_keys {where} ORDER BY id DESC LIMIT {int(limit)}", args)])
 
+    async def count_keys(self, account_id: int, *, active_only: bool = False, at_most: int | None = None) -> int:
+        sql = rows.count_keys_sql(active_only, at_most).format(account="?")
+        return await self._run(lambda db: int(db.execute(sql, (account_id,)).fetchone()[0]))
+
     async def key_named(self, account_id: int, name: str) -> ApiKey | None:
         row = await self._run(lambda db: db.execute(
             f"SELECT {rows.KEY_COLS} FROM api_keys WHERE account_id = ? AND name = ? AND role = 'user' "
