@@ -87,6 +87,7 @@ def _usd_above_zero(value: str) -> int:
 # the service's own bounds, checked here so that a mistake names the flag and exits 2 (usage error)
 _limit = int_between(1, MAX_INT32, "a limit; leave it out for none")
 _new_limit = int_between(1, MAX_INT32, "a limit")
+KEYS_LIST_PAGE = 500           # `keys list` reads this many keys at a time, printing as it goes
 _name = text_of_length(0, 200, "a name")
 
 
@@ -184,10 +185,13 @@ def cmd_keys(args: argparse.Namespace) -> int:
         elif args.action == "update":
             return await _update_key(svc, args)
         elif args.action == "list":
-            for k in await svc.store.list_keys(args.account):
-                state = "revoked" if k.revoked else "active"
-                print(f"{k.id:>4}  {k.prefix:<20} account={k.account_id} role={k.role} {state} "
-                      f"spent=${k.spent_micros / 1e6:.6f} name={_name_column(k.name)} {_key_bounds(k)}")
+            after: int | None = None
+            while page := await svc.store.list_keys(args.account, KEYS_LIST_PAGE, after_id=after):
+                for k in page:
+                    state = "revoked" if k.revoked else "active"
+                    print(f"{k.id:>4}  {k.prefix:<20} account={k.account_id} role={k.role} {state} "
+                          f"spent=${k.spent_micros / 1e6:.6f} name={_name_column(k.name)} {_key_bounds(k)}")
+                after = page[-1].id
         else:
             ok = await svc.revoke_key(args.id)
             print("revoked" if ok else "already revoked")

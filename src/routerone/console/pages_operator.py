@@ -12,7 +12,7 @@ from ..providers.base import Vendor
 from ..providers.vendors import ProviderEntry, keyless_templates
 from . import forms, security
 from .pages_user import activity_context
-from .paging import keyset, name_matches, paginate, search_text, top_rows
+from .paging import PER_PAGE, keyset, name_matches, paginate, search_text, top_rows
 from .users import ROLES, Viewer
 from .web import BASE, Console, clip, page, path_int, render, see_other, usd
 
@@ -87,7 +87,8 @@ async def _account_page(request, c: Console, viewer: Viewer, account_id: int, *,
                         status: int = 200, new_user=None, new_password: str = ""):
     acc = await c.accounts.account(account_id)
     users, more_users = top_rows(await c.store.list_console_users(account_id))
-    keys, more_keys = top_rows((await c.store.list_keys(account_id))[::-1])       # the newest 50
+    keys = await c.store.recent_keys(account_id, PER_PAGE)                         # the newest 50
+    more_keys = await c.store.count_keys(account_id) - len(keys) if len(keys) == PER_PAGE else 0
     # the ledger and the audit entries 50 a page, newest first, each with its own Older link
     ledger = await keyset(request, "ledger_before", anchor="ledger",
                           fetch=lambda n, before: c.store.ledger(account_id, n, before_id=before))

@@ -16,7 +16,7 @@ from ..store.base import Limits, UsageLogQuery
 from ..wire.csv_cells import safe_row
 from . import forms
 from .activity import RANGES, build_activity, pick_range
-from .paging import PER_PAGE, paginate, search_text, top_rows
+from .paging import PER_PAGE, keyset, paginate, search_text, top_rows
 from .users import Viewer
 from .web import BASE, Console, clip, now, page, path_int, render, see_other, usd_decimal, when
 
@@ -27,6 +27,7 @@ LOG_PAGE = 50
 KEY_CHOICES = 50              # keys offered in the Logs page's key filter
 CSV_MAX_ROWS = 10_000
 PLAYGROUND_KEY_NAME = "Console playground"
+OVERVIEW_COUNT_MAX = 10_000  # the Overview counts active keys up to this ("10,000+")
 _HTTP_STATUS = re.compile(r"[1-5][0-9][0-9]")
 
 
@@ -37,9 +38,12 @@ async def _key_names(c: Console, account_id: int | None) -> dict[int, str]:
 @page()
 async def overview(request: web.Request, c: Console, viewer: Viewer) -> web.StreamResponse:
     acc = await c.accounts.account(viewer.account_id)
-    keys = [k for k in await c.store.list_keys(viewer.account_id) if not k.revoked and k.name != PLAYGROUND_KEY_NAME]
+    active = await c.store.count_keys(viewer.account_id, active_only=True, at_most=OVERVIEW_COUNT_MAX + 1)
+    if active <= OVERVIEW_COUNT_MAX and await c.store.key_named(viewer.account_id, PLAYGROUND_KEY_NAME):
+        active -= 1                                   # the playground's own key is not one of "your keys"
     base_url = f"{request.scheme}://{request.host}/v1"
-    return render(request, "overview.html", viewer=viewer, account=acc, keys=keys, base_url=base_url,
+    return render(request, "overview.html", viewer=viewer, account=acc, active_keys=active,
+                  active_keys_max=OVERVIEW_COUNT_MAX, base_url=base_url,
                   low=acc.available_micros < LOW_BALANCE_MICROS)
 
 
@@ -50,7 +54,7 @@ async def keys_get(request: web.Request, c: Console, viewer: Viewer) -> web.Stre
 
 async def _keys_page(request: web.Request, c: Console, viewer: Viewer, *, issued=None, error: str = "",
                      status: int = 200, form=None) -> web.Response:
-    keys = paginate(request, (await c.store.list_keys(viewer.account_id))[::-1])     # newest first
+    keys = await keyset(request, "before", lambda n, before: c.store.recent_keys(viewer.account_id, n, before_id=before))
     last_used = await c.store.key_last_used(viewer.account_id)
     models = [AUTO_MODEL] + [m.id for m in c.catalog.available()]
     return render(request, "keys.html", status=status, viewer=viewer, keys=keys, last_used=last_used,

@@ -1,7 +1,7 @@
 """Pages of a list for console tables: no page renders more than `per_page` rows, whatever the
-store holds (1,000 keys, 1,000 accounts). The lists are read whole from the store (an indexed scan
-of small rows, milliseconds at these sizes) and only the page is rendered, which is where the time
-and the bytes went (a 1,000-key Keys page was 830 KiB of HTML)."""
+store holds (1,000 keys, 1,000 accounts). `paginate` cuts a page out of a list read whole (accounts,
+users, models: the rendering was where the time and the bytes went, a 1,000-key Keys page was 830 KiB
+of HTML); `keyset` reads only the page (ledger, audit, and keys: a tenant makes as many as it likes)."""
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -31,9 +31,8 @@ MAX_TOKENS = 1024
 
 
 async def _playground_key(c: Console, account_id: int) -> ApiKey:
-    for k in await c.store.list_keys(account_id):
-        if k.name == PLAYGROUND_KEY_NAME and k.role == "user" and not k.revoked:
-            return k
+    if (key := await c.store.key_named(account_id, PLAYGROUND_KEY_NAME)) is not None:
+        return key
     issued = await c.accounts.create_key(account_id, name=PLAYGROUND_KEY_NAME)   # secret dropped here
     return issued.record
 

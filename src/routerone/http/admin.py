@@ -137,8 +137,11 @@ async def ledger(c: Call):
 
 # -- keys -------------------------------------------------------------------------------------
 async def list_keys(c: Call):
+    """Oldest first, `limit` a page; `next_after_id` (null on the last page) is the next page's `after_id`."""
     q = c.query(KeysQuery)
-    return {"data": [_key(k) for k in await c.rt.accounts.store.list_keys(q.account_id)]}
+    keys = await c.rt.accounts.store.list_keys(q.account_id, q.limit + 1, after_id=q.after_id)
+    more = len(keys) > q.limit
+    return {"data": [_key(k) for k in keys[:q.limit]], "next_after_id": keys[q.limit - 1].id if more else None}
 
 
 async def get_key(c: Call):

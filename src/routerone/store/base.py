@@ -234,7 +234,16 @@ class Store(Protocol):
     async def create_key(self, new: NewKey) -> ApiKey: ...
     async def key_by_hash(self, key_hash: str) -> ApiKey | None: ...
     async def get_key(self, key_id: int) -> ApiKey | None: ...
-    async def list_keys(self, account_id: int | None = None) -> list[ApiKey]: ...
+    async def list_keys(self, account_id: int | None = None, limit: int | None = None, *,
+                        after_id: int | None = None) -> list[ApiKey]:
+        """Oldest first (by id): one account's keys (None: every account's), at most `limit` (None:
+        all; never from a request handler), with `after_id` only keys newer than that one (the next page)."""
+    async def recent_keys(self, account_id: int | None, limit: int, *, before_id: int | None = None) -> list[ApiKey]:
+        """Newest first, at most `limit`; with `before_id`, only keys older than that one (the next page)."""
+    async def key_named(self, account_id: int, name: str) -> ApiKey | None:
+        """The oldest active (not revoked) user-role key of this account with this name, if any."""
+    async def count_keys(self, account_id: int, *, active_only: bool = False, at_most: int | None = None) -> int:
+        """How many keys the account has (`active_only`: not revoked), counting at most `at_most`."""
     async def update_key(self, key_id: int, *, limits: Limits | None = None,
                          spend_cap_micros: int | None | Unset = UNSET, allowed_models: Sequence[str] | None = None,
                          expires_at: float | None | Unset = UNSET, name: str | None = None, strategy: str | None | Unset = UNSET,

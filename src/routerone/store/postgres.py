@@ -299,10 +299,28 @@ class PostgresStore(PostgresConsoleMixin, PostgresRecordsMixin):
         r = await (await self._db()).fetchrow(f"SELECT {rows.KEY_COLS} FROM api_keys WHERE id = $1", key_id)
         return rows.api_key(r) if r else None
 
-    async def list_keys(self, account_id: int | None = None) -> list[ApiKey]:
-        where, args = ("WHERE account_id = $1", (account_id,)) if account_id is not None else ("", ())
-        rs = await (await self._db()).fetch(f"SELECT {rows.KEY_COLS} FROM api_keys {where} ORDER BY id", *args)
+    async def list_keys(self, account_id: int | None = None, limit: int | None = None, *,
+                        after_id: int | None = None) -> list[ApiKey]:
+        where, args = rows.key_page_where(account_id, after_id, ">", "$")
+        tail = "" if limit is None else f" LIMIT {int(limit)}"
+        rs = await (await self._db()).fetch(f"SELECT {rows.KEY_COLS} FROM api_keys {where} ORDER BY id{tail}", *args)
         return [rows.api_key(r) for r in rs]
+
+    async def recent_keys(self, account_id: int | None, limit: int, *, before_id: int | None = None) -> list[ApiKey]:
+        where, args = rows.key_page_where(account_id, before_id, "<", "$")
+        rs = await (await self._db()).fetch(
+            f"SELECT {rows.KEY_COLS} FROM api_keys {where} ORDER BY id DESC LIMIT {int(limit)}", *args)
+        return [rows.api_key(r) for r in rs]
+
+    async def count_keys(self, account_id: int, *, active_only: bool = False, at_most: int | None = None) -> int:
+        sql = rows.count_keys_sql(active_only, at_most).format(account="$1")
+        return int(await (await self._db()).fetchval(sql, account_id))
+
+    async def key_named(self, account_id: int, name: str) -> ApiKey | None:
+        r = await (await self._db()).fetchrow(
+            f"SELECT {rows.KEY_COLS} FROM api_keys WHERE account_id = $1 AND name = $2 AND role = 'user' "
+            "AND revoked = 0 ORDER BY id LIMIT 1", account_id, name)
+        return rows.api_key(r) if r else None
 
     async def update_key(self, key_id: int, *, limits: Limits | None = None,
                          spend_cap_micros: int | None | Unset = UNSET, allowed_models: Sequence[str] | None = None,

@@ -111,3 +111,21 @@ def reject_json(u: object) -> str:
     except TypeError:
         data = {"repr": repr(u)}
     return json.dumps(data, ensure_ascii=True, default=repr)
+
+
+def key_page_where(account_id: int | None, cursor_id: int | None, op: str, mark: str) -> tuple[str, tuple]:
+    """The WHERE of a page of keys: one account's (or all), past the cursor id (`op` ">" oldest
+    first, "<" newest first); `mark` is the driver's placeholder ("?" or "$" numbered)."""
+    conds, args = [], []
+    for cond, value in (("account_id =", account_id), (f"id {op}", cursor_id)):
+        if value is not None:
+            args.append(value)
+            conds.append(f"{cond} {mark if mark == '?' else mark + str(len(args))}")
+    return ("WHERE " + " AND ".join(conds) if conds else ""), tuple(args)
+
+
+
+def count_keys_sql(active_only: bool, at_most: int | None) -> str:
+    """Counts one account's keys (the placeholder is `{account}`), reading at most `at_most` rows."""
+    inner = "SELECT 1 FROM api_keys WHERE account_id = {account}" + (" AND revoked = 0" if active_only else "")
+    return f"SELECT COUNT(*) FROM ({inner}{'' if at_most is None else f' LIMIT {int(at_most)}'}) counted"

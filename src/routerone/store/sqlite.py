@@ -148,10 +148,27 @@ class SQLiteStore(SQLiteEngine, SQLiteConsoleMixin):
     async def get_key(self, key_id: int) -> ApiKey | None:
         return await self._run(lambda db: _key(db, "id = ?", key_id))
 
-    async def list_keys(self, account_id: int | None = None) -> list[ApiKey]:
-        where, args = ("WHERE account_id = ?", (account_id,)) if account_id is not None else ("", ())
+    async def list_keys(self, account_id: int | None = None, limit: int | None = None, *,
+                        after_id: int | None = None) -> list[ApiKey]:
+        where, args = rows.key_page_where(account_id, after_id, ">", "?")
         return await self._run(lambda db: [rows.api_key(r) for r in db.execute(
-            f"SELECT {rows.KEY_COLS} FROM api_keys {where} ORDER BY id", args)])
+            f"SELECT {rows.KEY_COLS} FROM api_keys {where} ORDER BY id" + ("" if limit is None else f" LIMIT {int(limit)}"),
+            args)])
+
+    async def recent_keys(self, account_id: int | None, limit: int, *, before_id: int | None = None) -> list[ApiKey]:
+        where, args = rows.key_page_where(account_id, before_id, "<", "?")
+        return await self._run(lambda db: [rows.api_key(r) for r in db.execute(
+            f"SELECT {rows.KEY_COLS} FROM api_keys {where} ORDER BY id DESC LIMIT {int(limit)}", args)])
+
+    async def count_keys(self, account_id: int, *, active_only: bool = False, at_most: int | None = None) -> int:
+        sql = rows.count_keys_sql(active_only, at_most).format(account="?")
+        return await self._run(lambda db: int(db.execute(sql, (account_id,)).fetchone()[0]))
+
+    async def key_named(self, account_id: int, name: str) -> ApiKey | None:
+        row = await self._run(lambda db: db.execute(
+            f"SELECT {rows.KEY_COLS} FROM api_keys WHERE account_id = ? AND name = ? AND role = 'user' "
+            "AND revoked = 0 ORDER BY id LIMIT 1", (account_id, name)).fetchone())
+        return rows.api_key(row) if row else None
 
     async def update_key(self, key_id: int, *, limits: Limits | None = None,
                          spend_cap_micros: int | None | Unset = UNSET, allowed_models: Sequence[str] | None = None,

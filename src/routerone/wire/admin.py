@@ -259,6 +259,8 @@ class ListQuery(_Strict):
 
 class KeysQuery(_Strict):
     account_id: Id | None = None
+    limit: Annotated[int, Field(ge=1, le=MAX_PAGE)] = 100
+    after_id: Id | None = Field(None, description="the previous page's next_after_id: keys newer than that one")
 
 
 class UsageQueryParams(_Strict):

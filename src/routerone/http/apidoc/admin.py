@@ -105,7 +105,11 @@ PATHS = {
         "An account's ledger, newest first", ok=_list("LedgerEntry"), errors=(400, 404), operation_id="getLedger",
         parameters=_ID + query_parameters(ListQuery))},
     "/admin/keys": {
-        "get": _op("List keys", ok=_list("AdminKey"), parameters=query_parameters(KeysQuery), operation_id="listKeys"),
+        "get": _op("List keys, oldest first", parameters=query_parameters(KeysQuery), operation_id="listKeys",
+                   description="A page of `limit` keys (100 by default). Page with `after_id` = the previous page's "
+                               "`next_after_id`, to the newest key (`next_after_id` null).",
+                   ok={"type": "object", "required": ["data", "next_after_id"], "properties": {
+                       "data": {"type": "array", "items": ref("AdminKey")}, "next_after_id": nullable(_INT)}}),
         "post": _op("Create a key", ok=_data(ref("IssuedKey")), errors=(400, 404), body=ref(KeyCreate.__name__),
                     operation_id="createKey", description="The reply's `key` is the secret, shown this once.")},
     "/admin/keys/{id}": {
