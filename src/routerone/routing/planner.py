@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 from ..catalog import AUTO_MODEL, Catalog, ModelInfo
-from ..errors import CapabilityMismatch, ContextLengthExceeded, InvalidRequest, ModelNotFound, PermissionDenied
+from ..errors import CapabilityMismatch, ContextLengthExceeded, InvalidRequest, ModelNotFound, PermissionDenied, echo
 from ..providers.base import Deployment
 from ..wire.chat import ChatRequest
 from .base import Attempt, Plan, RouteContext, RoutingStrategy
@@ -146,7 +146,7 @@ class Planner:
               wtp: float, scope: str, recall: Recall | None = None) -> Plan:
         impl = self.strategies.get(strategy)
         if impl is None:
-            raise InvalidRequest(f"Unknown routing strategy '{strategy}' (known: {', '.join(sorted(self.strategies))})",
+            raise InvalidRequest(f"Unknown routing strategy '{echo(strategy)}' (known: {', '.join(sorted(self.strategies))})",
                                  param="route")
         pool, skipped = [], []
         for m in self.catalog.available():
