@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from ..errors import NotFound, RouterOneError
+from ..errors import NotFound, RouterOneError, echo
 from ..services.auth import AuthContext
 from ..services.responses import ResponsesService
 from ..wire.responses_items import parse_items_query
@@ -100,7 +100,7 @@ async def not_supported(request: web.Request) -> web.Response:
     _, rid = request[REQUEST_IDS]
     try:
         await authenticate(request)
-        raise NotFound(f"POST {request.path} is not supported by Router One", code="not_supported")
+        raise NotFound(f"POST {echo(request.path)} is not supported by Router One", code="not_supported")
     except Exception as exc:  # noqa: BLE001
         return error_response(exc, rid)
 

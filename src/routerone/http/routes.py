@@ -9,7 +9,7 @@ import secrets
 from aiohttp import web
 from aiohttp.web_protocol import RequestPayloadError
 
-from ..errors import InvalidRequest, PayloadTooLarge, RouterOneError
+from ..errors import InvalidRequest, PayloadTooLarge, RouterOneError, echo
 from ..observability.metrics import CONTENT_TYPE_LATEST
 from ..offload import run_heavy
 from ..wire.chat import ChatRequest, json_values_bound, parse_chat_request, raise_if_too_complex
@@ -56,7 +56,7 @@ async def read_json_body(request: web.Request, max_json_values: int | None = Non
     wire.chat.json_values_bound) and refused as soon as it is over, before it is all read and long
     before it is parsed."""
     if request.content_type != "application/json":
-        raise InvalidRequest(f"Content-Type must be application/json, got '{request.content_type or 'none'}'",
+        raise InvalidRequest(f"Content-Type must be application/json, got '{echo(request.content_type) or 'none'}'",
                              code="invalid_content_type")
     limit_bytes = request.client_max_size
     declared = request.content_length       # refused before any of it is read (it was read up to the limit first)

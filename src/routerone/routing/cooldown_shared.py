@@ -110,7 +110,7 @@ class SharedCooldownBoard:
     def refresh(self) -> None:
         """Copy the live entries into the local dict if another write happened since the last copy."""
         t = self._table
-        if t.header[2] == self._seen or not t.locked():
+        if (t.intact() and t.header[2] == self._seen) or not t.locked():    # intact: the read can't SIGBUS
             return
         try:
             now, keys, ends = self._clock(), t.keys, t.times

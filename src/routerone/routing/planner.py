@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 from ..catalog import AUTO_MODEL, Catalog, ModelInfo
-from ..errors import CapabilityMismatch, ContextLengthExceeded, InvalidRequest, ModelNotFound, PermissionDenied
+from ..errors import CapabilityMismatch, ContextLengthExceeded, InvalidRequest, ModelNotFound, PermissionDenied, echo
 from ..providers.base import Deployment
 from ..wire.chat import ChatRequest
 from .base import Attempt, Plan, RouteContext, RoutingStrategy
@@ -148,7 +148,7 @@ class Planner:
         """A strategy the client sent (`route` or STRATEGY_HEADER, `param`) is one of ours, whatever
         the model: a typo was a silent no-op on a named model, as a bad willingness to pay is not."""
         if strategy is not None and strategy not in self.strategies:
-            raise InvalidRequest(f"Unknown routing strategy '{strategy}' (known: {', '.join(sorted(self.strategies))})",
+            raise InvalidRequest(f"Unknown routing strategy '{echo(strategy)}' (known: {', '.join(sorted(self.strategies))})",
                                  param=param)
 
     def _auto(self, req: ChatRequest, prompt_tokens: int, allowlist: Sequence[str], strategy: str,

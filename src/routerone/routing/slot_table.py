@@ -9,16 +9,23 @@ user's), then per slot a 64-bit key digest (0: a free slot), a float64 time (on 
 clock for every process), an int32 name length and `name_bytes` bytes of UTF-8 name. Operations run
 under the flock of limits/filelock.py (the kernel releases it when a holder dies); `set` writes the
 digest last, so a holder killed mid-write leaves at worst one entry nobody finds.
+
+The block is a file in /dev/shm (mode 0600) that another process of the same user can truncate:
+touching a page past its new end would SIGBUS the worker. So `locked` checks, under the lock, that
+the block still has its size (fstat) and its magic before the caller touches it, and answers False
+(the caller's fallback, as for a lock not obtained) when not, as limits/shared.py does. A truncation
+inside that check's microseconds still faults (only a sealed memfd would close that).
 """
 from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from dataclasses import dataclass
 from multiprocessing import shared_memory
 
 from ..limits.filelock import FileLock
-from ..limits.shared import _check_room, new_lock_file, unlink_block
+from ..limits.shared import _DAMAGED, _check_room, new_lock_file, unlink_block
 
 __all__ = ["SlotBlock", "SlotTable", "SlotHandle", "digest"]
 log = logging.getLogger("routerone.routing")
@@ -65,13 +72,14 @@ class SlotBlock:
 class SlotTable:
     """A worker's view of a `SlotBlock`: `keys`, `times`, `lengths` are memoryviews by slot, `header`
     the int64 header (the user's entries from index 2). `what` names the table in errors and in the
-    one warning a lock not obtained within `lock_timeout_s` logs (`if_unlocked`: what then happens);
-    such misses are counted in `lock_misses`."""
+    one warning a lock not obtained within `lock_timeout_s`, or a damaged block, logs (`if_unlocked`:
+    what then happens); such misses are counted in `lock_misses`."""
 
     def __init__(self, handle: SlotHandle, *, magic: int, header_ints: int, name_bytes: int, what: str,
                  if_unlocked: str, lock_timeout_s: float) -> None:
         self._shm = shared_memory.SharedMemory(name=handle.shm_name)
         self._lock = FileLock(handle.lock_path)
+        self._fd: int = getattr(self._shm, "_fd", -1)     # POSIX SharedMemory keeps its descriptor
         header = self._shm.buf[:header_ints * 8].cast("q")
         if header[0] != magic:
             header.release()
@@ -87,8 +95,9 @@ class SlotTable:
         self.times = buf[times:lengths].cast("d")
         self.lengths = buf[lengths:names].cast("i")
         self._names = buf[names:size]
+        self._size_bytes, self._magic = size, magic
         self._what, self._if_unlocked, self._lock_timeout_s = what, if_unlocked, lock_timeout_s
-        self._warned = False
+        self._warned: set[str] = set()
         self.lock_misses = 0
 
     def name(self, slot: int) -> str:
@@ -106,15 +115,32 @@ class SlotTable:
         self.keys[slot] = key
 
     def locked(self) -> bool:
-        """Take the lock (then `release` it); False, counted and logged once, if it is not obtained."""
-        if self._lock.acquire(timeout=self._lock_timeout_s):
-            return True
+        """Take the lock (then `release` it) on an intact block; False, counted and logged once per
+        cause, if the lock is not obtained or the block was truncated or overwritten."""
+        if not self._lock.acquire(timeout=self._lock_timeout_s):
+            self._miss("lock not obtained within %.2f s" % self._lock_timeout_s)
+            return False
+        if not self.intact():
+            self._lock.release()
+            self._miss(_DAMAGED)
+            return False
+        return True
+
+    def intact(self) -> bool:
+        """The block still has its size and its magic: safe to touch (see the module docstring)."""
+        if self._fd >= 0:
+            try:
+                if os.fstat(self._fd).st_size < self._size_bytes:
+                    return False
+            except OSError:
+                return False
+        return self.header[0] == self._magic
+
+    def _miss(self, why: str) -> None:
         self.lock_misses += 1
-        if not self._warned:
-            self._warned = True
-            log.warning("%s: lock not obtained within %.2f s; %s (logged once)",
-                        self._what, self._lock_timeout_s, self._if_unlocked)
-        return False
+        if why not in self._warned:
+            self._warned.add(why)
+            log.warning("%s: %s; %s (logged once)", self._what, why, self._if_unlocked)
 
     def release(self) -> None:
         self._lock.release()

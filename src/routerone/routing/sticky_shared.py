@@ -15,8 +15,9 @@ conversations drops its least recently used before the table is full). Per entry
 UTF-8 (a longer id is not pinned: such a conversation is decided afresh each turn).
 
 Operations run under the flock of limits/filelock.py (microseconds; the kernel releases it when a
-holder dies). A lock not obtained within `LOCK_TIMEOUT_S` answers "not known" (decided afresh),
-counted in `fallback_events` and logged once. A holder killed mid-write can leave one entry with a
+holder dies). A lock not obtained within `LOCK_TIMEOUT_S`, or a block another process truncated or
+overwrote (slot_table.py checks its size and magic under the lock), answers "not known" (decided
+afresh), counted in `fallback_events` and logged once. A holder killed mid-write can leave one entry with a
 torn model id: the planner finds no such model and decides afresh. Digests are 64-bit BLAKE2b:
 two live conversations sharing one is a 2^-64 event per pair.
 """

@@ -70,8 +70,7 @@ from ..batching import Batcher
 from .bounds import check_adjustment, unspent_grant_micros, withdrawal_note, withdrew_all
 from .errors import StoreLocked
 from .base import (PING_LOCK_WAIT_MS, REQUEST_PATH_TABLES, Account, ApiKey, LedgerEntry, Limits, NewKey,
-                   Reservation, Settlement, UNSET, Unset, UsagePage, UsageQuery, UsageRecord, UsageReject,
-                   UsageTotals, refuse_taken_name)
+                   Reservation, Settlement, UNSET, Unset, UsageRecord, refuse_taken_name)
 from .migrations import MIGRATIONS, migration_sql
 from .postgres_console import PostgresConsoleMixin
 from .postgres_records import PostgresRecordsMixin
@@ -82,7 +81,6 @@ __all__ = ["PostgresStore"]
 _ACCOUNT_NAME_LOCK = 21043   # create_account's transaction lock (21042: bootstrap_admin's), with the schema's hash
 _MIGRATE_LOCK = 0x5231  # "R1": first half of the advisory lock key; the second is the schema's hash
 _LOCK_ARGS = "$1, hashtext(COALESCE(current_schema(), ''))"
-_USAGE_COLUMNS = [c.strip() for c in rows.USAGE_COLS.split(",")]
 # Durability of the two hot-path transactions (module docstring, "Durability").
 RESERVE_SYNCHRONOUS_COMMIT = "off"
 SETTLE_FLUSH_BARRIER = True           # async COMMIT, then wait for the flush without holding locks
@@ -461,26 +459,6 @@ class PostgresStore(PostgresConsoleMixin, PostgresRecordsMixin):
         return await (await self._db()).fetchval(
             "SELECT COUNT(*) FROM reservations WHERE state = 'open'" + where, *args)
 
-    # -- usage ----------------------------------------------------------------------------------
-    async def insert_usage(self, records: Sequence[UsageRecord]) -> None:
-        if not records:
-            return
-        async with self._tx() as db:
-            await db.copy_records_to_table("usage", records=[rows.usage_tuple(u) for u in records],
-                                           columns=_USAGE_COLUMNS)
-
-    async def query_usage(self, q: UsageQuery) -> UsagePage:
-        if has_nul(q.model):
-            return UsagePage([], UsageTotals(0, 0, 0, 0))
-        where, args = _usage_filter(q)
-        async with self._tx() as db:  # one snapshot for the page and its totals
-            recs = await db.fetch(f"SELECT {rows.USAGE_COLS} FROM usage {where} "
-                                  f"ORDER BY created_at DESC LIMIT ${len(args) + 1}", *args, q.limit)
-            t = await db.fetchrow("SELECT COUNT(*), COALESCE(SUM(prompt_tokens), 0)::BIGINT, "
-                                  "COALESCE(SUM(completion_tokens), 0)::BIGINT, "
-                                  f"COALESCE(SUM(cost_micros), 0)::BIGINT FROM usage {where}", *args)
-        return UsagePage([rows.usage_record(r) for r in recs], UsageTotals(*t))
-
     # -- health ---------------------------------------------------------------------------------
     async def ping(self) -> None:
         """The locks an INSERT/UPDATE takes (ROW EXCLUSIVE, which traffic never blocks), asked for
@@ -498,14 +476,6 @@ class PostgresStore(PostgresConsoleMixin, PostgresRecordsMixin):
         """Batched with the plain settles (one routine, one transaction; see postgres_sql.py)."""
         return await self._flushed(await self._settles.submit((request_id, cost_micros, record)))
 
-    async def insert_usage_rejects(self, rejects: Sequence[UsageReject]) -> None:
-        if not rejects:
-            return
-        await (await self._db()).executemany(
-            "INSERT INTO usage_rejects (request_id, reason, record, created_at) VALUES ($1, $2, $3, $4)",
-            [(rows.clean_text(r.request_id), rows.clean_text(r.reason, rows.LONG_TEXT_CAP),
-              rows.clean_text(r.record, 1 << 20), r.created_at) for r in rejects])
-
 
 _NO_USAGE = (None,) * rows.USAGE_COL_COUNT   # placeholders for a settle without a usage row
 
@@ -522,14 +492,3 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
 
 async def _bump(db: asyncpg.Connection) -> None:
     await db.execute("UPDATE auth_version SET version = version + 1 WHERE id = 1")
-
-
-def _usage_filter(q: UsageQuery) -> tuple[str, tuple]:
-    conds, args = [], []
-    for col, val, op in (("account_id", q.account_id, "="), ("key_id", q.key_id, "="),
-                         ("routed_model", q.model, "="), ("created_at", q.since, ">="),
-                         ("created_at", q.until, "<")):
-        if val is not None:
-            args.append(val)
-            conds.append(f"{col} {op} ${len(args)}")
-    return ("WHERE " + " AND ".join(conds) if conds else ""), tuple(args)

@@ -1,23 +1,58 @@
-"""PostgresStore's records kept beside the money: the audit log and stored Responses API replies.
+"""PostgresStore's records kept beside the money: usage rows (those not written with their charge:
+`settle_recorded`, postgres.py), rejected usage rows, the audit log and stored Responses API replies.
 
-A mixin: it uses the store's pool (`_db`, postgres.py).
+A mixin: it uses the store's pool and transactions (`_db`, `_tx`, postgres.py).
 """
 from __future__ import annotations
 
 import time
-from typing import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Awaitable, Callable, Sequence
 
 import asyncpg
 
 from . import rows
-from .base import AuditEntry, StoredResponse
+from .base import AuditEntry, StoredResponse, UsagePage, UsageQuery, UsageRecord, UsageReject, UsageTotals
 from .text import has_nul, refuse_nul
 
 __all__ = ["PostgresRecordsMixin"]
 
+_USAGE_COLUMNS = [c.strip() for c in rows.USAGE_COLS.split(",")]
+
 
 class PostgresRecordsMixin:
     _db: Callable[[], Awaitable[asyncpg.Pool]]
+    _tx: Callable[[], AbstractAsyncContextManager[asyncpg.Connection]]
+
+    # -- usage ----------------------------------------------------------------------------------
+    async def insert_usage(self, records: Sequence[UsageRecord]) -> None:
+        if not records:
+            return
+        async with self._tx() as db:
+            await db.copy_records_to_table("usage", records=[rows.usage_tuple(u) for u in records],
+                                           columns=_USAGE_COLUMNS)
+
+    async def query_usage(self, q: UsageQuery) -> UsagePage:
+        if has_nul(q.model):
+            return UsagePage([], UsageTotals(0, 0, 0, 0))
+        where, args = _usage_filter(q)
+        async with self._tx() as db:  # one snapshot for the page and its totals
+            recs = await db.fetch(f"SELECT {rows.USAGE_COLS} FROM usage {where} "
+                                  f"ORDER BY created_at DESC LIMIT ${len(args) + 1}", *args, q.limit)
+            t = await db.fetchrow("SELECT COUNT(*), COALESCE(SUM(prompt_tokens), 0)::BIGINT, "
+                                  "COALESCE(SUM(completion_tokens), 0)::BIGINT, "
+                                  f"COALESCE(SUM(cost_micros), 0)::BIGINT FROM usage {where}", *args)
+        return UsagePage([rows.usage_record(r) for r in recs], UsageTotals(*t))
+
+    async def insert_usage_rejects(self, rejects: Sequence[UsageReject]) -> None:
+        if not rejects:
+            return
+        await (await self._db()).executemany(
+            "INSERT INTO usage_rejects (request_id, reason, record, created_at) VALUES ($1, $2, $3, $4)",
+            [(rows.clean_text(r.request_id), rows.clean_text(r.reason, rows.LONG_TEXT_CAP),
+              rows.clean_text(r.record, 1 << 20), r.created_at) for r in rejects])
+
+    # -- audit log and stored responses ---------------------------------------------------------
 
     async def record_audit(self, actor: str, action: str, target: str = "", detail: str = "") -> None:
         refuse_nul([("actor", actor), ("action", action), ("target", target), ("detail", detail)])
@@ -64,3 +99,14 @@ class PostgresRecordsMixin:
             "DELETE FROM responses WHERE id IN (SELECT id FROM responses WHERE created_at < $1 "
             "ORDER BY created_at LIMIT $2)", created_before, limit)
         return int(status.split()[-1])
+
+
+def _usage_filter(q: UsageQuery) -> tuple[str, tuple]:
+    conds, args = [], []
+    for col, val, op in (("account_id", q.account_id, "="), ("key_id", q.key_id, "="),
+                         ("routed_model", q.model, "="), ("created_at", q.since, ">="),
+                         ("created_at", q.until, "<")):
+        if val is not None:
+            args.append(val)
+            conds.append(f"{col} {op} ${len(args)}")
+    return ("WHERE " + " AND ".join(conds) if conds else ""), tuple(args)

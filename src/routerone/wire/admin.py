@@ -20,7 +20,7 @@ from typing import Annotated, Any, Literal, Mapping, TypeVar
 from pydantic import (BaseModel, ConfigDict, Field, PlainValidator, ValidationError, WithJsonSchema,
                       model_validator)
 
-from ..errors import InvalidRequest
+from ..errors import InvalidRequest, echo
 from ..store.bounds import MAX_AMOUNT_MICROS, MAX_BALANCE_MICROS, MAX_SPEND_CAP_MICROS
 from .decimal_text import ascii_decimal
 
@@ -307,7 +307,7 @@ def _raise(exc: ValidationError, where: str) -> None:
     if kind == "string_pattern_mismatch":
         msg = _PATTERN_MESSAGES.get(err.get("ctx", {}).get("pattern"), msg)
     if kind == "extra_forbidden":
-        raise InvalidRequest(f"Unknown {where} '{loc}'", param=loc, code="unknown_parameter") from None
+        raise InvalidRequest(f"Unknown {where} '{echo(loc)}'", param=echo(loc), code="unknown_parameter") from None
     if kind == "missing":
         raise InvalidRequest(f"'{loc}' is required", param=loc, code="missing_required_parameter") from None
     if kind == "model_type" or not loc:
@@ -372,7 +372,7 @@ def parse_query(model: type[M], query: Mapping[str, str]) -> M:
     for name in query:
         values = query.getall(name) if hasattr(query, "getall") else [query[name]]
         if len(values) > 1:
-            raise InvalidRequest(f"Query parameter '{name}' is given more than once", param=name)
+            raise InvalidRequest(f"Query parameter '{echo(name)}' is given more than once", param=echo(name))
         data[name] = _query_value(model, name, values[0])
     try:
         return model.model_validate(data)
