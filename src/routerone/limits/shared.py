@@ -52,6 +52,18 @@ __all__ = ["SharedLimiter", "SharedLimiterState", "LOCK_TIMEOUT_S", "new_lock_fi
 log = logging.getLogger("routerone.limits")
 
 LOCK_TIMEOUT_S = 1.0
+def block_intact(fd: int, size_bytes: int) -> bool:
+    """Whether a shared block's file still has its size (`fd` its descriptor; -1: not a file, always
+    whole). Another process of the same user can truncate it (a file in /dev/shm, mode 0600): touching
+    a page past the file's new end would SIGBUS this worker. The caller checks its magic next (zeroed)."""
+    if fd < 0:
+        return True
+    try:
+        return os.fstat(fd).st_size >= size_bytes
+    except OSError:
+        return False
+
+
 _DAMAGED = "its block in /dev/shm was truncated or overwritten by another process (restart the server)"
 _CONCURRENCY_RETRY_S = 1.0
 _MAGIC = 0x524F4C4D31   # "ROLM1"
@@ -251,16 +263,8 @@ class SharedLimiter:
         return None
 
     def _intact(self) -> bool:
-        """Under the lock, before any access: the block still has its size and its magic. Another
-        process of the same user can truncate it (it is a file in /dev/shm, mode 0600); touching a
-        page past the file's new end would SIGBUS this worker."""
-        if self._fd >= 0:
-            try:
-                if os.fstat(self._fd).st_size < self._size:
-                    return False
-            except OSError:
-                return False
-        return self._header[_H_MAGIC] == _MAGIC
+        """Under the lock, before any access (see block_intact)."""
+        return block_intact(self._fd, self._size) and self._header[_H_MAGIC] == _MAGIC
 
     # -- decisions (the same rules as memory.py; slot -1 is a scope with nothing logged) ----------
     def _check(self, rules, slots, rid: int, tokens: int, now: float) -> tuple[float, str | None, str | None]:

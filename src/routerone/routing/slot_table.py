@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from multiprocessing import shared_memory
 
 from ..limits.filelock import FileLock
-from ..limits.shared import _DAMAGED, _check_room, new_lock_file, unlink_block
+from ..limits.shared import _DAMAGED, _check_room, block_intact, new_lock_file, unlink_block
 
 __all__ = ["SlotBlock", "SlotTable", "SlotHandle", "digest"]
 log = logging.getLogger("routerone.routing")
@@ -128,13 +128,7 @@ class SlotTable:
 
     def intact(self) -> bool:
         """The block still has its size and its magic: safe to touch (see the module docstring)."""
-        if self._fd >= 0:
-            try:
-                if os.fstat(self._fd).st_size < self._size_bytes:
-                    return False
-            except OSError:
-                return False
-        return self.header[0] == self._magic
+        return block_intact(self._fd, self._size_bytes) and self.header[0] == self._magic
 
     def _miss(self, why: str) -> None:
         self.lock_misses += 1
