@@ -48,3 +48,30 @@ def test_broken_artefact_is_one_line_naming_the_file(tmp_path: Path, case: str) 
     assert "Traceback" not in p.stderr
     lines = [ln for ln in p.stderr.splitlines() if "ROUTERONE_ROUTER_MODEL" in ln]
     assert len(lines) == 1 and str(bad) in lines[0] and "not a router profile artefact" in lines[0], p.stderr
+
+
+def _eval(tmp: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY") and not k.startswith("ROUTERONE_")}
+    env["PYTHONPATH"] = str(SRC)
+    return subprocess.run([sys.executable, "-m", "routerone", "eval-routing", "--out", str(tmp / "o"), *args],
+                          capture_output=True, text=True, env=env, timeout=120, cwd=tmp)
+
+
+CSV_ROWS = "prompt,m1,m2\r\nhello,1,0\r\nworld,0,1\r\nfoo,1,1\r\nbar,0,0\r\n"
+
+
+def test_eval_csv_saved_with_a_bom_is_read(tmp_path: Path) -> None:
+    """A CSV saved by a spreadsheet (UTF-8 BOM, CRLF) was refused as having no `prompt` column."""
+    (tmp_path / "t.csv").write_bytes(b"\xef\xbb\xbf" + CSV_ROWS.encode())
+    p = _eval(tmp_path, "t.csv", "t.csv")
+    assert p.returncode == 0, p.stderr
+
+
+def test_prices_json_boolean_price_is_refused(tmp_path: Path) -> None:
+    """`true` as a price was read as 1 USD per 1M tokens."""
+    (tmp_path / "t.csv").write_text(CSV_ROWS)
+    (tmp_path / "p.json").write_text('{"m1": {"input_token_price_per_million": true, '
+                                     '"output_token_price_per_million": 1}}')
+    p = _eval(tmp_path, "--prices", "p.json", "t.csv", "t.csv")
+    assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1 and "p.json" in p.stderr and "m1" in p.stderr, p.stderr

@@ -92,7 +92,7 @@ def _number(cell: str) -> float | None:
 def load_table(path: str | Path) -> Table:
     csv.field_size_limit(sys.maxsize)
     try:
-        with open(path, newline="", encoding="utf-8") as fh:
+        with open(path, newline="", encoding="utf-8-sig") as fh:    # -sig: a spreadsheet's BOM
             rows = list(csv.DictReader(fh))
     except UnicodeDecodeError as exc:
         raise ValueError(f"{path}: not UTF-8 text (byte {exc.start}); save the CSV as UTF-8") from None
@@ -199,7 +199,10 @@ def load_prices(path: str | Path, models: list[str]) -> dict[str, tuple[float, f
     by_key = {}
     for name, p in raw.items():
         try:
-            price = (float(p["input_token_price_per_million"]), float(p["output_token_price_per_million"]))
+            given = (p["input_token_price_per_million"], p["output_token_price_per_million"])
+            if any(isinstance(x, bool) for x in given):     # float(true) is 1.0: a silently wrong price
+                raise TypeError
+            price = (float(given[0]), float(given[1]))
         except (TypeError, KeyError, ValueError):
             raise ValueError(f"{path}: {name!r} needs input_token_price_per_million and "
                              "output_token_price_per_million as numbers") from None
