@@ -75,3 +75,13 @@ def test_prices_json_boolean_price_is_refused(tmp_path: Path) -> None:
     p = _eval(tmp_path, "--prices", "p.json", "t.csv", "t.csv")
     assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr
     assert len(p.stderr.strip().splitlines()) == 1 and "p.json" in p.stderr and "m1" in p.stderr, p.stderr
+
+
+def test_eval_csv_with_a_million_columns_is_refused_in_time(tmp_path: Path) -> None:
+    """A CSV of 10^6 columns ran for minutes; now one line naming the file, promptly."""
+    n = 1_000_000
+    (tmp_path / "w.csv").write_text(",".join(["prompt"] + [f"m{i}" for i in range(n)]) + "\n"
+                                    + ",".join(["hi"] + ["1"] * n) + "\n")
+    p = _eval(tmp_path, "w.csv", "w.csv")
+    assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1 and "w.csv" in p.stderr and "columns" in p.stderr, p.stderr

@@ -89,11 +89,17 @@ def _number(cell: str) -> float | None:
         return None
 
 
+MAX_COLUMNS = 10_000       # a few per model; far more is not a routing CSV
+
+
 def load_table(path: str | Path) -> Table:
     csv.field_size_limit(sys.maxsize)
     try:
         with open(path, newline="", encoding="utf-8-sig") as fh:    # -sig: a spreadsheet's BOM
-            rows = list(csv.DictReader(fh))
+            reader = csv.DictReader(fh)
+            if len(reader.fieldnames or ()) > MAX_COLUMNS:    # 10^6 columns ran for minutes
+                raise ValueError(f"{path}: {len(reader.fieldnames)} columns, more than {MAX_COLUMNS}")
+            rows = list(reader)
     except UnicodeDecodeError as exc:
         raise ValueError(f"{path}: not UTF-8 text (byte {exc.start}); save the CSV as UTF-8") from None
     except csv.Error as exc:
