@@ -89,11 +89,17 @@ def _number(cell: str) -> float | None:
         return None
 
 
+MAX_COLUMNS = 10_000       # a few per model; far more is not a routing CSV
+
+
 def load_table(path: str | Path) -> Table:
     csv.field_size_limit(sys.maxsize)
     try:
-        with open(path, newline="", encoding="utf-8") as fh:
-            rows = list(csv.DictReader(fh))
+        with open(path, newline="", encoding="utf-8-sig") as fh:    # -sig: a spreadsheet's BOM
+            reader = csv.DictReader(fh)
+            if len(reader.fieldnames or ()) > MAX_COLUMNS:    # 10^6 columns ran for minutes
+                raise ValueError(f"{path}: {len(reader.fieldnames)} columns, more than {MAX_COLUMNS}")
+            rows = list(reader)
     except UnicodeDecodeError as exc:
         raise ValueError(f"{path}: not UTF-8 text (byte {exc.start}); save the CSV as UTF-8") from None
     except csv.Error as exc:
@@ -199,7 +205,10 @@ def load_prices(path: str | Path, models: list[str]) -> dict[str, tuple[float, f
     by_key = {}
     for name, p in raw.items():
         try:
-            price = (float(p["input_token_price_per_million"]), float(p["output_token_price_per_million"]))
+            given = (p["input_token_price_per_million"], p["output_token_price_per_million"])
+            if any(isinstance(x, bool) for x in given):     # float(true) is 1.0: a silently wrong price
+                raise TypeError
+            price = (float(given[0]), float(given[1]))
         except (TypeError, KeyError, ValueError):
             raise ValueError(f"{path}: {name!r} needs input_token_price_per_million and "
                              "output_token_price_per_million as numbers") from None

@@ -45,6 +45,7 @@ import numpy as np
 from ...nested_parse import NestedTooDeep, parse_json, parse_toml
 from ...settings import read_text_file
 from .leaderboard import OPEN_SOURCE, SOURCE as LEADERBOARD_SOURCE, Leaderboard, OpenBoard
+from .artefact_checks import check_arrays
 from .model import LinearScorer
 
 ARTEFACT_PATH = Path(__file__).with_name("router_model.npz")
@@ -198,15 +199,20 @@ class ProfileArtefact:
         if not zipfile.is_zipfile(path):     # else np.load's word for it is "contains pickled data"
             raise ValueError("not an .npz archive")
         with np.load(path, allow_pickle=False) as z:
-            if "format_version" not in z or int(z["format_version"]) not in READABLE_FORMATS:
+            if ("format_version" not in z or np.shape(z["format_version"]) != ()
+                    or int(z["format_version"]) not in READABLE_FORMATS):
                 raise ValueError(f"no format {' or '.join(map(str, READABLE_FORMATS))} artefact")
+            check_arrays(z)
+            meta = parse_json(str(z["meta"]))
+            if not isinstance(meta, dict):
+                raise ValueError("its meta is not a JSON object")
             scorer = LinearScorer(idf=z["idf"].astype(np.float64),
                                   coef_sparse=z["coef_sparse"].astype(np.float32),
                                   dense_mean=z["dense_mean"], dense_std=z["dense_std"],
                                   coef_dense=z["coef_dense"], bias=z["bias"], link="identity")
             return cls(scorer, [str(m) for m in z["models"]], z["embeddings"], z["output_tokens"],
                        z["prior_map"], float(z["prior_center"]), float(z["prior_scale"]),
-                       z["trait_mean"], parse_json(str(z["meta"])),
+                       z["trait_mean"], meta,
                        float(z["length_norm"]) if "length_norm" in z else 1.0, _verbosity(z, path))
 
 
