@@ -24,7 +24,7 @@ BROKEN = {
     "coef_sparse short": {"coef_sparse": lambda a: a[:10]},
     "dense_mean short": {"dense_mean": lambda a: a[:2]},
     "format_version array": {"format_version": lambda a: np.array([a, a])},
-    "prior_scale zero": {"prior_scale": lambda a: np.float64(0)},
+    "prior_scale negative": {"prior_scale": lambda a: np.float64(-1)},     # 0 is valid: no prior map
     "prior_scale inf": {"prior_scale": lambda a: np.float64(np.inf)},
     "length_norm nan": {"length_norm": lambda a: np.float64(np.nan)},
     "output_tokens negative": {"output_tokens": lambda a: -a},

@@ -14,7 +14,8 @@ SHAPES = {
     "prior_map": (2, "E"), "trait_mean": ("S",), "prior_center": (), "prior_scale": (),
     "length_norm": (),
 }
-POSITIVE = ("prior_scale", "length_norm", "output_tokens")
+POSITIVE = ("length_norm", "output_tokens")
+NOT_NEGATIVE = ("prior_scale",)      # 0: no trained model has a prior (fit_prior_map), the map is off
 
 
 def check_arrays(z) -> None:
@@ -40,5 +41,7 @@ def check_arrays(z) -> None:
             raise ValueError(f"its {name} array is not all finite (NaN or infinity)")
         if name in POSITIVE and not np.all(a > 0):
             raise ValueError(f"its {name} is not positive")
+        if name in NOT_NEGATIVE and not np.all(a >= 0):
+            raise ValueError(f"its {name} is negative")
     if dims["E"] - dims["S"] != (1 if int(z["format_version"]) == 2 else 0):
         raise ValueError(f"its embeddings are {dims['E']} wide for {dims['S']} scorer outputs")
